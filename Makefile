@@ -1,0 +1,51 @@
+# tierspayant — `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo serve test lint typecheck unit integration security bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the platform with its development tools
+
+demo: $(STAMP) ## Run the platform with demo data on the embedded default (SQLite) at http://127.0.0.1:8000
+	$(BIN)/tierspayant demo
+
+serve: $(STAMP) ## Serve the API and portals on the configured database, without creating data
+	$(BIN)/tierspayant serve
+
+lint: $(STAMP) ## ruff lint + format check, import-linter layer contracts
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP) ## mypy --strict on src, tests and bench
+	$(BIN)/mypy
+
+test: lint typecheck ## Everything CI checks: lint, types, and the whole test suite (SQLite, PostgreSQL, Redis, browser)
+	$(BIN)/pytest
+
+unit: $(STAMP) ## Domain and security unit tests only
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP) ## Integration tests on SQLite and PostgreSQL
+	$(BIN)/pytest tests/integration
+
+security: $(STAMP) ## The attack replay and the other security tests
+	$(BIN)/pytest tests/security
+
+bench: $(STAMP) ## Benchmarks with their same-run baselines (JSON lines)
+	$(BIN)/python bench/run_all.py
+
+clean: ## Remove the virtualenv and the local data directory
+	rm -rf $(VENV) var

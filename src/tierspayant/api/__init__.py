@@ -1,0 +1,1 @@
+"""The HTTP API: parse, authenticate, call one use case, render."""

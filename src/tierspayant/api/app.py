@@ -1,0 +1,184 @@
+"""The FastAPI application: routes are thin, every rule lives in a service."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Form, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tierspayant import __version__
+from tierspayant.api.errors import install_error_handlers
+from tierspayant.api.middleware import BodyLimitMiddleware
+from tierspayant.api.schemas import (
+    CalculationIn,
+    CalculationOut,
+    DomainRightOut,
+    EligibilityIn,
+    EligibilityOut,
+    ErrorOut,
+    TokenOut,
+)
+from tierspayant.domain.pricing import PricingLine
+from tierspayant.security.principal import Principal
+from tierspayant.services import providers
+from tierspayant.services.eligibility import RightsCheck, check_rights
+from tierspayant.services.errors import Unauthenticated
+from tierspayant.services.identification import CardData
+from tierspayant.services.platform import Platform
+from tierspayant.services.pricing import Calculation, calculate
+
+ERRORS = {
+    400: {"model": ErrorOut},
+    401: {"model": ErrorOut},
+    403: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+    429: {"model": ErrorOut},
+}
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """Build the API around one platform."""
+    app = FastAPI(
+        title="tierspayant",
+        version=__version__,
+        description=(
+            "Tiers payant operator API: rights checks (IDB) and calculations (CLC) for "
+            "health providers. Lookups need the data printed on the patient's card; answers "
+            "carry decisions and amounts, never identity data."
+        ),
+    )
+    app.state.platform = platform
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=platform.settings.max_body_bytes)
+
+    def current_principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthenticated("auth.missing_token", "a bearer access token is required")
+        with platform.engine.connect() as conn:
+            return providers.authenticate_token(platform, conn, credentials.credentials)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post(
+        "/v1/oauth/token",
+        tags=["authentication"],
+        response_model=TokenOut,
+        responses=ERRORS,
+        summary="OAuth2 client credentials grant for provider software",
+    )
+    def token(
+        request: Request,
+        grant_type: Annotated[str, Form()],
+        client_id: Annotated[str | None, Form(max_length=64)] = None,
+        client_secret: Annotated[str | None, Form(max_length=200)] = None,
+    ) -> TokenOut:
+        if grant_type != "client_credentials":
+            raise Unauthenticated("auth.unsupported_grant", "only client_credentials is supported")
+        basic = _basic_credentials(request.headers.get("authorization"))
+        if basic is not None:
+            client_id, client_secret = basic
+        if not client_id or not client_secret:
+            raise Unauthenticated("auth.invalid_client", "client_id and client_secret required")
+        granted = providers.grant_client_token(platform, client_id, client_secret)
+        return TokenOut(
+            access_token=granted.access_token,
+            token_type=granted.token_type,
+            expires_in=granted.expires_in,
+        )
+
+    @app.post(
+        "/v1/eligibility",
+        tags=["eligibility"],
+        response_model=EligibilityOut,
+        responses=ERRORS,
+        summary="Rights check from card data (IDB)",
+    )
+    def eligibility(
+        body: EligibilityIn, principal: Annotated[Principal, Depends(current_principal)]
+    ) -> EligibilityOut:
+        card = CardData(
+            amc_number=body.card.amc_number,
+            birth_date=body.card.birth_date,
+            nir=body.card.nir,
+            birth_rank=body.card.birth_rank,
+            member_number=body.card.member_number,
+        )
+        answer = check_rights(
+            platform, principal, RightsCheck(card, body.care_date, tuple(body.domains))
+        )
+        return EligibilityOut(
+            care_date=answer.care_date,
+            rights=[
+                DomainRightOut(
+                    domain=r.domain,
+                    covered=r.covered,
+                    tiers_payant=r.tiers_payant,
+                    coverage_code=r.coverage_code,
+                    valid_until=r.valid_until,
+                )
+                for r in answer.rights
+            ],
+        )
+
+    @app.post(
+        "/v1/calculations",
+        tags=["calculation"],
+        response_model=CalculationOut,
+        responses=ERRORS,
+        summary="Calculation of AMO, AMC and patient shares (CLC)",
+    )
+    def calculation(
+        body: CalculationIn, principal: Annotated[Principal, Depends(current_principal)]
+    ) -> CalculationOut:
+        card = CardData(
+            amc_number=body.card.amc_number,
+            birth_date=body.card.birth_date,
+            nir=body.card.nir,
+            birth_rank=body.card.birth_rank,
+            member_number=body.card.member_number,
+        )
+        lines = tuple(
+            PricingLine(
+                act_code=line.act_code,
+                domain=line.domain,
+                family=line.family,
+                quantity=line.quantity,
+                billed_cents=line.billed_cents,
+                br_cents=line.br_cents,
+                amo_rate_bp=line.amo_rate_bp,
+                exemption=line.exemption,
+                in_care_pathway=line.in_care_pathway,
+                rss_class=line.rss_class,
+                plv_cents=line.plv_cents,
+                psychiatry=line.psychiatry,
+            )
+            for line in body.lines
+        )
+        result = calculate(
+            platform, principal, Calculation(card, body.care_date, lines, body.maternity)
+        )
+        return CalculationOut.model_validate(result.as_dict())
+
+    return app
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:], validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthenticated("auth.invalid_client", "malformed basic credentials") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise Unauthenticated("auth.invalid_client", "malformed basic credentials")
+    return client_id, secret

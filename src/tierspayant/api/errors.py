@@ -1,0 +1,100 @@
+"""One error shape for every refusal: ``{"error": {"code", "message", "field"}}``."""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tierspayant.domain.errors import DomainError
+from tierspayant.security.ratelimit import RateLimitStoreDown
+from tierspayant.services.errors import ServiceError, TooManyRequests
+
+log = structlog.get_logger("tierspayant.api")
+
+
+def error_body(code: str, message: str, field: str | None = None, **extra: object) -> dict[str, object]:
+    body: dict[str, object] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return {"error": body}
+
+
+def _status_of(exc: DomainError) -> int:
+    if isinstance(exc, ServiceError):
+        return exc.status
+    return 422
+
+
+def _validation_code(error: dict[str, object]) -> str:
+    kind = str(error.get("type", ""))
+    if kind == "extra_forbidden":
+        return "request.unknown_field"
+    if kind == "missing":
+        return "request.missing_field"
+    if kind == "json_invalid":
+        return "request.malformed_json"
+    if kind.startswith(("date", "datetime")):
+        return "request.invalid_date"
+    return "request.invalid_value"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every failure to a 4xx with a stable code; a 500 only for a real bug."""
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        headers = {}
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after)
+        if exc.code.startswith("auth.invalid"):
+            headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.field), _status_of(exc), headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        first = errors[0] if errors else {"type": "value_error", "loc": (), "msg": "invalid"}
+        loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+        code = _validation_code(first)
+        status = 400 if code == "request.malformed_json" else 422
+        details = [
+            {
+                "code": _validation_code(e),
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or None,
+                "message": str(e.get("msg", "")),
+            }
+            for e in errors[:20]
+        ]
+        # Never echo the submitted values back: they may be identifiers.
+        return JSONResponse(
+            error_body(code, str(first.get("msg", "invalid request")), ".".join(loc) or None, details=details),
+            status,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "route.not_found", 405: "route.method_not_allowed", 413: "request.too_large"}
+        code = codes.get(exc.status_code, f"http.{exc.status_code}")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RateLimitStoreDown)
+    async def limits_down(_request: Request, _exc: RateLimitStoreDown) -> JSONResponse:
+        return JSONResponse(
+            error_body("limits.unavailable", "lookups are paused: the limit store is down"),
+            503,
+            headers={"Retry-After": "30"},
+        )
+
+    @app.exception_handler(json.JSONDecodeError)
+    async def bad_json(_request: Request, _exc: json.JSONDecodeError) -> JSONResponse:
+        return JSONResponse(error_body("request.malformed_json", "body is not valid JSON"), 400)

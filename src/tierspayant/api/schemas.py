@@ -1,0 +1,139 @@
+"""Request and response bodies. Unknown fields are refused; answers carry no identity data."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tierspayant.domain.care import CareDomain, Exemption
+from tierspayant.domain.pricing import RssClass
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+AmcNumber = Annotated[str, Field(min_length=8, max_length=10, pattern=r"^[0-9]+$")]
+Nir = Annotated[str, Field(min_length=15, max_length=21)]
+BirthRank = Annotated[int, Field(ge=1, le=9)]
+MemberNumber = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[0-9A-Za-z-]+$")]
+
+
+class CardIn(Strict):
+    """What the card shows: the insurer's number and the beneficiary's identifiers."""
+
+    amc_number: AmcNumber
+    birth_date: date
+    nir: Nir | None = None
+    birth_rank: BirthRank | None = None
+    member_number: MemberNumber | None = None
+
+
+class EligibilityIn(Strict):
+    card: CardIn
+    care_date: date
+    domains: Annotated[list[CareDomain], Field(min_length=1, max_length=13)]
+
+
+class DomainRightOut(BaseModel):
+    domain: CareDomain
+    covered: bool
+    tiers_payant: bool
+    coverage_code: str | None
+    valid_until: date | None
+
+
+class EligibilityOut(BaseModel):
+    care_date: date
+    rights: list[DomainRightOut]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+Cents = Annotated[int, Field(ge=0, le=100_000_000)]
+
+
+class LineIn(Strict):
+    """One line of a prospective invoice. Amounts are integer cents."""
+
+    act_code: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Z0-9.+-]+$")]
+    domain: CareDomain
+    family: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")]
+    quantity: Annotated[int, Field(ge=1, le=999)] = 1
+    billed_cents: Cents
+    br_cents: Cents
+    amo_rate_bp: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    exemption: Exemption = Exemption.NONE
+    in_care_pathway: bool = True
+    rss_class: RssClass | None = None
+    plv_cents: Cents | None = None
+    psychiatry: bool = False
+
+
+class CalculationIn(Strict):
+    card: CardIn
+    care_date: date
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=99)]
+    maternity: bool = False
+
+
+class LineOut(BaseModel):
+    act_code: str
+    domain: CareDomain
+    family: str
+    quantity: int
+    billed_cents: int
+    br_cents: int
+    amo_rate_bp: int
+    amo_base_cents: int
+    participation_cents: int
+    franchise_cents: int
+    amo_paid_cents: int
+    tm_cents: int
+    depassement_cents: int
+    amc_cents: int
+    patient_cents: int
+    rules: list[str]
+
+
+class TotalsOut(BaseModel):
+    billed_cents: int
+    br_cents: int
+    amo_base_cents: int
+    participation_cents: int
+    franchise_cents: int
+    amo_paid_cents: int
+    tm_cents: int
+    depassement_cents: int
+    amc_cents: int
+    patient_cents: int
+
+
+class CounterOut(BaseModel):
+    amount_cents: int
+    count: int
+
+
+class CalculationOut(BaseModel):
+    contract_code: str
+    care_date: date
+    lines: list[LineOut]
+    totals: TotalsOut
+    counter_consumption: dict[str, CounterOut]
+    renewals: dict[str, date]

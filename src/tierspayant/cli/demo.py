@@ -1,0 +1,74 @@
+"""``tierspayant demo``: create the demo data with progress bars and print how to use it."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tierspayant.config import Settings
+from tierspayant.services.demo import build_demo
+from tierspayant.services.platform import initialise
+
+
+def run_demo(
+    settings: Settings, beneficiaries: int, providers_count: int, seed: int, console: Console
+) -> None:
+    """Initialise the platform, create the data set, print accounts and a curl example."""
+    platform = initialise(settings)
+    try:
+        with Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(label: str, done: int, total: int) -> None:
+                if label not in tasks:
+                    tasks[label] = bar.add_task(label, total=total)
+                bar.update(tasks[label], completed=done, total=total)
+
+            summary = build_demo(
+                platform,
+                beneficiaries=beneficiaries,
+                providers_count=providers_count,
+                seed=seed,
+                workdir=settings.data_dir / "demo",
+                progress=progress,
+            )
+    finally:
+        platform.close()
+    if summary.already_there:
+        console.print("Demo data already present: a fresh client was issued.")
+    else:
+        console.print(
+            f"Created {len(summary.insurers)} insurers, {summary.beneficiaries} beneficiaries, "
+            f"{summary.providers} providers."
+        )
+    base = f"http://{settings.host}:{settings.port}"
+    card = {
+        "amc_number": summary.sample_card["amc_number"],
+        "nir": summary.sample_card["nir"],
+        "birth_rank": int(summary.sample_card["birth_rank"]),
+        "birth_date": summary.sample_card["birth_date"],
+    }
+    body = json.dumps({"card": card, "care_date": "TODAY", "domains": ["PHAR", "MED"]})
+    console.print(f"\nProvider software credentials (pharmacy {summary.provider_am_number}):")
+    console.print(f"  client_id={summary.client_id}\n  client_secret={summary.client_secret}\n")
+    console.print("Try it (synthetic card data):\n", style="bold")
+    console.print(
+        f"TOKEN=$(curl -s -d grant_type=client_credentials -d client_id={summary.client_id} "
+        f"-d client_secret={summary.client_secret} {base}/v1/oauth/token "
+        "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')",
+        soft_wrap=True,
+    )
+    console.print(
+        f"curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
+        f"-d '{body}' {base}/v1/eligibility".replace('"TODAY"', '"\'$(date +%F)\'"'),
+        soft_wrap=True,
+    )
+    console.print(f"\nOpenAPI documentation: {base}/docs\n")

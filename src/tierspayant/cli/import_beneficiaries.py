@@ -1,0 +1,147 @@
+"""``tierspayant import beneficiaries FILE --insurer AMC``: progress bar, summary, exit code.
+
+Exit status: 0 every line applied, 1 some lines rejected (listed in the error report),
+2 the import was refused (unknown insurer, no catalogue, unreadable header…) and nothing
+was applied.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from tierspayant.domain.errors import DomainError
+from tierspayant.services.enrolment import ImportMode, ImportSummary, import_beneficiaries
+from tierspayant.services.platform import Platform
+
+EXIT_OK = 0
+EXIT_REJECTED_LINES = 1
+EXIT_REFUSED = 2
+CLI_ACTOR = "operator:cli"
+
+
+def import_beneficiaries_command(
+    platform: Platform,
+    file: Path,
+    insurer: str,
+    mode: str,
+    file_date: date | None,
+    error_report: Path | None,
+    console: Console,
+) -> int:
+    """Run one import with a progress bar, print its summary, return the exit status."""
+    try:
+        import_mode = ImportMode(mode)
+    except ValueError:
+        console.print(
+            f"[red]refused[/red] {escape('[enrolment.mode]')} mode must be one of: {_modes()}"
+        )
+        return EXIT_REFUSED
+    if not file.is_file():
+        console.print(f"[red]refused[/red] {escape(f'[file.missing] no such file: {file}')}")
+        return EXIT_REFUSED
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task: list[TaskID] = []  # created on the first call: a refusal shows no bar at all
+
+    def advance(done: int, total: int) -> None:
+        if not task:
+            progress.start()
+            task.append(progress.add_task(f"importing {file.name}", total=max(total, 1)))
+        progress.update(task[0], completed=done, total=max(total, 1))
+
+    try:
+        summary = import_beneficiaries(
+            platform,
+            insurer,
+            file,
+            mode=import_mode,
+            file_date=file_date,
+            actor=CLI_ACTOR,
+            progress=advance,
+            error_report=error_report,
+        )
+    except DomainError as exc:
+        where = f" (field {exc.field})" if exc.field else ""
+        console.print(f"[red]refused[/red] {escape(f'[{exc.code}] {exc.message}{where}')}")
+        console.print("nothing was applied")
+        return EXIT_REFUSED
+    except OSError as exc:
+        console.print(f"[red]failed[/red] {escape(f'[file.io] reading {file}: {exc.strerror}')}")
+        console.print("nothing was applied")
+        return EXIT_REFUSED
+    finally:
+        progress.stop()
+    _print_summary(console, summary)
+    return EXIT_REJECTED_LINES if summary.rejected else EXIT_OK
+
+
+def _modes() -> str:
+    return ", ".join(m.value for m in ImportMode)
+
+
+def _print_summary(console: Console, summary: ImportSummary) -> None:
+    table = Table(title=f"Import run {summary.run_id}: insurer {summary.insurer}")
+    table.add_column("", style="bold")
+    table.add_column("count", justify="right")
+    rate = summary.lines / summary.duration if summary.duration > 0 else 0.0
+    for label, value in (
+        ("lines read", summary.lines),
+        ("inserted", summary.inserted),
+        ("updated", summary.updated),
+        ("unchanged", summary.unchanged),
+        ("terminated", summary.terminated),
+        ("rejected", summary.rejected),
+    ):
+        style = "red" if label == "rejected" and value else ""
+        table.add_row(label, f"[{style}]{value:,}[/{style}]" if style else f"{value:,}")
+    console.print(table)
+    console.print(
+        f"mode {summary.mode.value}, file date {summary.file_date}, "
+        f"{summary.duration:.1f} s ({rate:,.0f} lines/s)"
+    )
+    if not summary.rejected:
+        return
+    errors = Table(title="First rejected lines (identities masked)")
+    errors.add_column("line", justify="right")
+    errors.add_column("code")
+    errors.add_column("column")
+    errors.add_column("reason")
+    for error in summary.first_errors:
+        errors.add_row(
+            str(error.line_no),
+            escape(error.code),
+            escape(error.column or ""),
+            escape(error.message),
+        )
+    console.print(errors)
+    if summary.error_report is not None:
+        console.print(
+            f"all {summary.rejected:,} rejected lines: {escape(str(summary.error_report))}"
+        )
+    else:
+        console.print("pass --errors FILE to get every rejected line in a CSV report")

@@ -1,0 +1,273 @@
+"""``tierspayant``: administer the platform, import files, serve the API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from tierspayant.config import load_settings
+from tierspayant.domain.care import CareDomain
+from tierspayant.domain.errors import DomainError
+from tierspayant.services import audit_log, insurers, providers
+from tierspayant.services.platform import Platform, initialise, open_platform
+
+app = typer.Typer(no_args_is_help=True, help="tierspayant: tiers payant operator platform.")
+insurers_app = typer.Typer(no_args_is_help=True, help="Insurers (AMC) and their catalogues.")
+providers_app = typer.Typer(no_args_is_help=True, help="Providers, conventions.")
+tokens_app = typer.Typer(no_args_is_help=True, help="API credentials of provider software.")
+import_app = typer.Typer(no_args_is_help=True, help="Import files.")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
+app.add_typer(insurers_app, name="insurers")
+app.add_typer(providers_app, name="providers")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(import_app, name="import")
+app.add_typer(audit_app, name="audit")
+
+console = Console()
+err_console = Console(stderr=True)
+CLI_ACTOR = "operator:cli"
+
+
+@contextmanager
+def platform_ctx() -> Iterator[Platform]:
+    """Open the configured platform; turn every refusal into a message and exit 2."""
+    try:
+        platform = open_platform(load_settings())
+    except DomainError as exc:
+        err_console.print(f"[red]error[/red] [{exc.code}] {exc.message}")
+        raise typer.Exit(2) from None
+    try:
+        yield platform
+    except DomainError as exc:
+        where = f" (field {exc.field})" if exc.field else ""
+        err_console.print(f"[red]error[/red] [{exc.code}] {exc.message}{where}")
+        raise typer.Exit(2) from None
+    finally:
+        platform.close()
+
+
+@app.command()
+def init() -> None:
+    """Create the keyring (if absent) and the database schema. Safe to run again."""
+    settings = load_settings()
+    platform = initialise(settings)
+    platform.close()
+    console.print(f"database: {settings.database_url.split('@')[-1]}")
+    console.print(f"keyring:  {settings.keyring_path} (keep it outside the database backups)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+) -> None:
+    """Serve the API (and the portals) on the configured database."""
+    import uvicorn
+
+    from tierspayant.api.app import create_app
+
+    settings = load_settings()
+    with platform_ctx() as platform:
+        uvicorn.run(
+            create_app(platform),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="warning",
+            access_log=False,  # access logs would hold nothing useful and cost time
+        )
+
+
+@app.command()
+def demo(
+    beneficiaries: Annotated[int, typer.Option(help="How many beneficiaries")] = 100_000,
+    providers_count: Annotated[int, typer.Option("--providers", help="How many providers")] = 1_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data")] = 2024,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Create the data, do not serve")] = False,
+) -> None:
+    """Create demo data (3 insurers, beneficiaries, providers, a token) and serve."""
+    from tierspayant.cli.demo import run_demo
+
+    settings = load_settings()
+    run_demo(settings, beneficiaries, providers_count, seed, console)
+    if not no_serve:
+        serve(None, None)
+
+
+# --- insurers ---------------------------------------------------------------------------
+
+
+@insurers_app.command("add")
+def insurers_add(
+    amc: Annotated[str, typer.Option("--amc", help="AMC number printed on the cards")],
+    name: Annotated[str, typer.Option(help="Name of the insurer")],
+    kind: Annotated[str, typer.Option(help="mutuelle | prevoyance | assureur")] = "mutuelle",
+) -> None:
+    """Register an insurer and create its data keys."""
+    with platform_ctx() as platform:
+        insurer = insurers.add_insurer(platform, amc, name, kind, CLI_ACTOR)
+    console.print(f"insurer {insurer.amc_number} added ({insurer.name})")
+
+
+@insurers_app.command("list")
+def insurers_list() -> None:
+    """List the insurers."""
+    with platform_ctx() as platform:
+        table = Table("AMC", "name", "kind")
+        for insurer in insurers.list_insurers(platform):
+            table.add_row(insurer.amc_number, insurer.name, insurer.kind)
+    console.print(table)
+
+
+@insurers_app.command("catalogue")
+def insurers_catalogue(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON")],
+    insurer: Annotated[str, typer.Option("--insurer", help="AMC number")],
+) -> None:
+    """Upload a guarantee catalogue; refused with the rule it breaks if it is not valid."""
+    with platform_ctx() as platform:
+        document = load_document(file)
+        result = insurers.upload_catalogue(platform, insurer, document, CLI_ACTOR)
+    state = "unchanged" if result.unchanged else "stored"
+    console.print(
+        f"catalogue version {result.version} {state}: contracts {', '.join(result.contracts)}"
+    )
+
+
+def load_document(file: Path) -> dict[str, object]:
+    """Read a YAML or JSON document whose top level is a mapping."""
+    text = file.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise DomainError("file.syntax", f"{file.name} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise DomainError("file.structure", f"{file.name} must hold a mapping at its top level")
+    return data
+
+
+@import_app.command("beneficiaries")
+def import_beneficiaries(
+    file: Annotated[Path, typer.Argument(help="Beneficiary file, CSV ';'-separated")],
+    insurer: Annotated[str, typer.Option("--insurer", help="AMC number")],
+    mode: Annotated[str, typer.Option(help="full | incremental")] = "incremental",
+    file_date: Annotated[
+        str | None, typer.Option(help="Date of the file, YYYY-MM-DD (default: today)")
+    ] = None,
+    errors: Annotated[
+        Path | None, typer.Option("--errors", help="Where to write the error report (CSV)")
+    ] = None,
+) -> None:
+    """Import an insurer's beneficiary file: bad lines reported, good lines applied."""
+    from tierspayant.cli.import_beneficiaries import import_beneficiaries_command
+
+    try:
+        day = date.fromisoformat(file_date) if file_date else None
+    except ValueError:
+        err_console.print("[red]error[/red] [file_date.format] --file-date must be YYYY-MM-DD")
+        raise typer.Exit(2) from None
+    with platform_ctx() as platform:
+        status = import_beneficiaries_command(
+            platform, file, insurer, mode, day, errors, console
+        )
+    raise typer.Exit(status)
+
+
+# --- providers --------------------------------------------------------------------------
+
+
+@providers_app.command("add")
+def providers_add(
+    am_number: Annotated[str, typer.Option("--am", help="Billing number (numéro AM), 9 digits")],
+    category: Annotated[str, typer.Option(help="pharmacy, gp, specialist, dentist, …")],
+    name: Annotated[str, typer.Option(help="Name of the practice or establishment")],
+    rpps: Annotated[str | None, typer.Option(help="RPPS of the professional")] = None,
+    finess: Annotated[str | None, typer.Option(help="FINESS of the establishment")] = None,
+    siret: Annotated[str | None, typer.Option(help="SIRET of the company")] = None,
+    optam: Annotated[bool, typer.Option(help="Member of the OPTAM tariff options")] = False,
+    iban: Annotated[str | None, typer.Option(help="IBAN for payments (stored encrypted)")] = None,
+    bic: Annotated[str | None, typer.Option(help="BIC of the bank")] = None,
+) -> None:
+    """Register a provider."""
+    with platform_ctx() as platform:
+        provider = providers.add_provider(
+            platform,
+            providers.NewProvider(am_number, category, name, rpps, finess, siret, optam, iban, bic),
+            CLI_ACTOR,
+        )
+    console.print(f"provider {provider.am_number} added ({provider.category.value})")
+
+
+@providers_app.command("import")
+def providers_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV, ';'-separated")],
+) -> None:
+    """Import a provider registry file (see docs/formats/providers.md)."""
+    with platform_ctx() as platform:
+        summary = providers.import_providers(platform, file, CLI_ACTOR)
+    console.print(
+        f"{summary.lines} lines: {summary.inserted} added, {summary.unchanged} already known, "
+        f"{len(summary.rejected)} rejected"
+    )
+    for line, code, message in summary.rejected[:50]:
+        err_console.print(f"  line {line}: [{code}] {message}")
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+@providers_app.command("convention")
+def providers_convention(
+    am_number: Annotated[str, typer.Option("--am", help="Billing number of the provider")],
+    insurer: Annotated[str, typer.Option("--insurer", help="AMC number")],
+    domain: Annotated[list[CareDomain] | None, typer.Option(help="Care domains (default: the category's)")] = None,
+    valid_from: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today)")] = None,
+) -> None:
+    """Record a provider's convention with an insurer for some care domains."""
+    with platform_ctx() as platform:
+        start = date.fromisoformat(valid_from) if valid_from else platform.today()
+        chosen = providers.add_conventions(platform, am_number, insurer, domain, start, CLI_ACTOR)
+    console.print(f"convention with {insurer}: {', '.join(d.value for d in chosen)}")
+
+
+@tokens_app.command("issue")
+def tokens_issue(
+    provider: Annotated[str, typer.Option("--provider", help="Billing number (numéro AM)")],
+    label: Annotated[str, typer.Option(help="What software uses it")] = "provider software",
+) -> None:
+    """Create client credentials bound to a provider (the secret is shown once)."""
+    with platform_ctx() as platform:
+        creds = providers.issue_client(platform, provider, label, CLI_ACTOR)
+    console.print(f"client_id:     {creds.client_id}")
+    console.print(f"client_secret: {creds.client_secret}")
+    console.print("Exchange them at POST /v1/oauth/token (grant_type=client_credentials).")
+
+
+# --- audit ------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole hash chain; name the first broken position."""
+    with platform_ctx() as platform:
+        report = audit_log.verify(platform)
+    if report.ok:
+        console.print(f"audit chain intact: {report.checked} events")
+        return
+    err_console.print(
+        f"[red]audit chain broken[/red] at position {report.first_broken_seq}: {report.reason} "
+        f"({report.checked} events checked)"
+    )
+    raise typer.Exit(1)
+
+
+def run() -> None:
+    """Entry point of the ``tierspayant`` script."""
+    app()

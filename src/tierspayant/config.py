@@ -1,0 +1,82 @@
+"""Every setting, read from the environment in one place, with embedded defaults.
+
+Embedded default: a SQLite file and a local keyring file under ``./var``, in-process
+limits. Production: ``TIERSPAYANT_DATABASE_URL=postgresql+psycopg://…``,
+``TIERSPAYANT_REDIS_URL=redis://…`` and a key provider.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(source: Mapping[str, str], name: str, default: int) -> int:
+    raw = source.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings of one running platform (API, CLI or job)."""
+
+    data_dir: Path
+    database_url: str
+    keyring_path: Path
+    redis_url: str | None = None
+    access_token_ttl_seconds: int = 600
+    max_body_bytes: int = 256 * 1024
+    audit_db_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    rate_limits: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``env`` (default: the process environment)."""
+    source: Mapping[str, str] = os.environ if env is None else env
+    data_dir = Path(source.get("TIERSPAYANT_DATA_DIR", "var")).resolve()
+    database_url = source.get(
+        "TIERSPAYANT_DATABASE_URL", f"sqlite:///{data_dir / 'tierspayant.sqlite3'}"
+    )
+    keyring_path = Path(source.get("TIERSPAYANT_KEYRING", str(data_dir / "keyring.json")))
+    ttl = _int(source, "TIERSPAYANT_ACCESS_TOKEN_TTL", 600)
+    max_body = _int(source, "TIERSPAYANT_MAX_BODY_BYTES", 256 * 1024)
+    port = _int(source, "TIERSPAYANT_PORT", 8000)
+    rate_limits = _rules(source.get("TIERSPAYANT_RATE_LIMITS", ""))
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        keyring_path=keyring_path,
+        redis_url=source.get("TIERSPAYANT_REDIS_URL") or None,
+        access_token_ttl_seconds=ttl,
+        max_body_bytes=max_body,
+        host=source.get("TIERSPAYANT_HOST", "127.0.0.1"),
+        port=port,
+        rate_limits=rate_limits,
+    )
+
+
+def _rules(raw: str) -> dict[str, str]:
+    """Parse ``name=120/minute;other=10/second`` into a mapping."""
+    rules: dict[str, str] = {}
+    for part in raw.split(";"):
+        if not part.strip():
+            continue
+        name, sep, rule = part.partition("=")
+        if not sep or not name.strip() or not rule.strip():
+            raise SystemExit(f"TIERSPAYANT_RATE_LIMITS: expected name=rule, got {part!r}")
+        rules[name.strip()] = rule.strip()
+    return rules

@@ -1,0 +1,1 @@
+"""Pure rules of French complementary tiers payant: no I/O, no clock, no framework."""

@@ -1,0 +1,671 @@
+"""The guarantee model of a complementary insurer (AMC) and the contrat responsable checks.
+
+A :class:`Catalogue` holds an insurer's contracts. A :class:`Contract` says, per care
+domain, whether tiers payant applies and which coverage code the card prints, and lists
+:class:`Guarantee` rules keyed by care domain and act family (``"*"`` stands for every
+family of the domain that has no rule of its own).
+
+A guarantee combines, in this order:
+
+- ``rate_bp``: a percentage of the BR *including* the AMO share: 100 % BR pays the ticket
+  modérateur, 200 % BR also pays dépassements up to one more BR. Doctors' fees may have a
+  lower ``rate_non_optam_bp`` for doctors outside the OPTAM / OPTAM-CO options;
+- ``flat_cents``: a flat amount (forfait) per unit of quantity, added to the above;
+- ``actual_costs``: frais réels, everything the AMO leaves (exclusive of the two above);
+- ``ceilings``: amounts or counts per beneficiary and period (a per-year forfait is frais
+  réels or a percentage under an amount ceiling). A ceiling caps only what the guarantee
+  pays *above* the ticket modérateur, unless ``includes_tm``;
+- conditions: ages (they select among several rules of one family), a waiting period
+  (carence) and a renewal frequency (one pair of glasses per 24 months…).
+
+The 100 % Santé baskets are a contract-level promise (``hundred_percent_sante``): on a
+class A line the AMC pays the price, up to the legal limit, minus the AMO share.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+from types import MappingProxyType
+
+from tierspayant.domain.care import CareDomain
+from tierspayant.domain.eligibility import DomainTerms
+from tierspayant.domain.errors import CatalogueError
+from tierspayant.domain.money import format_euros
+from tierspayant.domain.reference import (
+    LENS_COMPLEXITIES,
+    FamilyRule,
+    ReferenceRules,
+    ReferenceTable,
+    lens_pair,
+)
+
+ANY_FAMILY = "*"
+MAX_RATE_BP = 100_000  # 1 000 % of the BR: beyond that a figure is a typo, not a contract
+_FAMILY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$")
+_COUNTER = re.compile(r"^[a-z][a-z0-9_.\-]{0,63}$")
+
+__all__ = [
+    "ANY_FAMILY",
+    "Catalogue",
+    "Ceiling",
+    "Contract",
+    "DomainTerms",
+    "Frequency",
+    "Guarantee",
+    "Period",
+    "add_months",
+    "counter_window",
+    "validate_contract",
+    "validate_responsable",
+]
+
+
+class Period(StrEnum):
+    """The window over which a ceiling counts."""
+
+    CALENDAR_YEAR = "calendar_year"
+    MONTHS_12 = "12_months"  # rolling, ending on the care date
+    MONTHS_24 = "24_months"
+    MONTHS_48 = "48_months"
+
+
+_PERIOD_MONTHS = {Period.MONTHS_12: 12, Period.MONTHS_24: 24, Period.MONTHS_48: 48}
+PERIOD_LABELS = {
+    Period.CALENDAR_YEAR: "annual",
+    Period.MONTHS_12: "12-month",
+    Period.MONTHS_24: "24-month",
+    Period.MONTHS_48: "48-month",
+}
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` moved by ``months`` calendar months, clamped to the end of shorter months."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    next_month = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    last_day = (next_month - timedelta(days=1)).day
+    return date(year, month, min(day.day, last_day))
+
+
+def counter_window(period: Period, care_date: date) -> tuple[date, date]:
+    """First and last day (inclusive) whose consumption counts against a ceiling.
+
+    The caller sums what the beneficiary consumed in this window and passes it to the
+    pricing engine in ``PricingRequest.counters``.
+    """
+    if period is Period.CALENDAR_YEAR:
+        return date(care_date.year, 1, 1), date(care_date.year, 12, 31)
+    start = add_months(care_date, -_PERIOD_MONTHS[period]) + timedelta(days=1)
+    return start, care_date
+
+
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    """A cap per beneficiary and period, on an amount, a number of units, or both.
+
+    Several guarantees may share a counter (one dental ceiling over prostheses and
+    implants). Unless ``includes_tm``, the ticket modérateur is paid outside the ceiling.
+    """
+
+    counter: str
+    period: Period
+    amount_cents: int | None = None
+    count: int | None = None
+    includes_tm: bool = False
+
+    def __post_init__(self) -> None:
+        if not _COUNTER.match(self.counter) or self.counter.startswith("amo."):
+            raise CatalogueError(
+                "catalogue.bad_counter",
+                "a counter key is lower case letters, digits, '_', '.', '-' "
+                "and may not start with 'amo.' (reserved)",
+                field="counter",
+            )
+        if self.amount_cents is None and self.count is None:
+            raise CatalogueError(
+                "catalogue.empty_ceiling", "a ceiling needs an amount, a count or both"
+            )
+        if self.amount_cents is not None and self.amount_cents < 0:
+            raise CatalogueError("catalogue.negative_amount", "negative amount", field="amount")
+        if self.count is not None and self.count < 1:
+            raise CatalogueError("catalogue.bad_count", "count must be at least 1", field="count")
+
+
+@dataclass(frozen=True, slots=True)
+class Frequency:
+    """At most one covered equipment per ``months`` (``months_young`` under ``young_age``)."""
+
+    key: str
+    months: int
+    months_young: int | None = None
+    young_age: int = 16
+
+    def __post_init__(self) -> None:
+        if not _COUNTER.match(self.key):
+            raise CatalogueError("catalogue.bad_counter", "bad frequency key", field="key")
+        if self.months < 1 or (self.months_young is not None and self.months_young < 1):
+            raise CatalogueError(
+                "catalogue.bad_frequency", "months must be at least 1", field="months"
+            )
+        if not 0 < self.young_age < 150:
+            raise CatalogueError("catalogue.bad_age", "bad young_age", field="young_age")
+
+    def months_for(self, age: int) -> int:
+        """The renewal period that applies at ``age``."""
+        if self.months_young is not None and age < self.young_age:
+            return self.months_young
+        return self.months
+
+    def next_allowed(self, last: date, age: int) -> date:
+        """First care date covered again after an equipment covered on ``last``."""
+        return add_months(last, self.months_for(age))
+
+
+@dataclass(frozen=True, slots=True)
+class Guarantee:
+    """One rule of a contract: what the AMC pays for a family of acts in a care domain."""
+
+    domain: CareDomain
+    family: str
+    rate_bp: int | None = None
+    rate_non_optam_bp: int | None = None
+    flat_cents: int | None = None
+    actual_costs: bool = False
+    ceilings: tuple[Ceiling, ...] = ()
+    waiting_days: int = 0
+    min_age: int | None = None
+    max_age: int | None = None
+    frequency: Frequency | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.family != ANY_FAMILY and not _FAMILY.match(self.family):
+            raise CatalogueError(
+                "catalogue.bad_family",
+                f"family {self.family!r} must be lower case letters, digits and '_', or '*'",
+                field="family",
+            )
+        if self.rate_bp is None and self.flat_cents is None and not self.actual_costs:
+            raise CatalogueError(
+                "catalogue.empty_guarantee",
+                "a guarantee needs a rate, a flat amount or actual_costs",
+            )
+        if self.actual_costs and (self.rate_bp is not None or self.flat_cents is not None):
+            raise CatalogueError(
+                "catalogue.conflicting_formula",
+                "actual_costs already pays everything: do not add a rate or a flat amount",
+                field="actual_costs",
+            )
+        for name, value in (("rate", self.rate_bp), ("rate_non_optam", self.rate_non_optam_bp)):
+            if value is not None and not 0 <= value <= MAX_RATE_BP:
+                raise CatalogueError(
+                    "catalogue.bad_rate", f"{name} must be between 0 and 1000 %", field=name
+                )
+        if self.rate_non_optam_bp is not None and self.rate_bp is None:
+            raise CatalogueError(
+                "catalogue.conflicting_formula",
+                "rate_non_optam needs a rate (the OPTAM level)",
+                field="rate_non_optam",
+            )
+        if self.flat_cents is not None and self.flat_cents < 0:
+            raise CatalogueError("catalogue.negative_amount", "negative amount", field="flat")
+        if self.waiting_days < 0:
+            raise CatalogueError(
+                "catalogue.bad_waiting_period", "waiting_days must be >= 0", field="waiting_days"
+            )
+        for name, age in (("min_age", self.min_age), ("max_age", self.max_age)):
+            if age is not None and not 0 <= age < 150:
+                raise CatalogueError("catalogue.bad_age", f"{name} out of range", field=name)
+        if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
+            raise CatalogueError("catalogue.bad_age", "min_age above max_age", field="min_age")
+
+    def applies_at(self, age: int) -> bool:
+        """Whether this rule is the one for a beneficiary of ``age`` (bounds inclusive)."""
+        return (self.min_age is None or age >= self.min_age) and (
+            self.max_age is None or age <= self.max_age
+        )
+
+    def rate_for(self, optam: bool) -> int | None:
+        """The percentage of BR that applies for an OPTAM member or not."""
+        if not optam and self.rate_non_optam_bp is not None:
+            return self.rate_non_optam_bp
+        return self.rate_bp
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """A contract (garantie) of an insurer, as members subscribe to it."""
+
+    code: str
+    label: str
+    responsable: bool
+    domains: Mapping[CareDomain, DomainTerms]
+    guarantees: tuple[Guarantee, ...]
+    hundred_percent_sante: bool = True
+    covers_participation: bool = False
+    covers_franchises: bool = False
+    covers_hors_parcours: bool = False
+    # (domain, family) -> the rules to try in order: the family's own, then the domain's "*".
+    _index: Mapping[tuple[CareDomain, str], tuple[Guarantee, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    _wildcards: Mapping[CareDomain, tuple[Guarantee, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if not _CODE.match(self.code):
+            raise CatalogueError(
+                "catalogue.bad_code",
+                "a contract code is 1 to 32 letters, digits, '_', '.', '-'",
+                field="code",
+            )
+        object.__setattr__(self, "domains", MappingProxyType(dict(self.domains)))
+        object.__setattr__(self, "guarantees", tuple(self.guarantees))
+        specific: dict[tuple[CareDomain, str], list[Guarantee]] = {}
+        wildcards: dict[CareDomain, list[Guarantee]] = {}
+        for i, guarantee in enumerate(self.guarantees):
+            if guarantee.domain not in self.domains:
+                raise CatalogueError(
+                    "catalogue.guarantee_domain_not_covered",
+                    f"guarantee {i} is for domain {guarantee.domain}, which the contract "
+                    "does not list under domains",
+                    field=f"guarantees[{i}].domain",
+                )
+            if guarantee.family == ANY_FAMILY:
+                wildcards.setdefault(guarantee.domain, []).append(guarantee)
+            else:
+                specific.setdefault((guarantee.domain, guarantee.family), []).append(guarantee)
+        frozen_wildcards = {d: tuple(g) for d, g in wildcards.items()}
+        index = {
+            key: tuple(rules) + frozen_wildcards.get(key[0], ()) for key, rules in specific.items()
+        }
+        object.__setattr__(self, "_index", MappingProxyType(index))
+        object.__setattr__(self, "_wildcards", MappingProxyType(frozen_wildcards))
+
+    def candidates(self, domain: CareDomain, family: str) -> tuple[Guarantee, ...]:
+        """The rules for ``family`` in ``domain``, most specific first."""
+        found = self._index.get((domain, family))
+        if found is None:
+            return self._wildcards.get(domain, ())
+        return found
+
+    def guarantee_for(self, domain: CareDomain, family: str, age: int) -> Guarantee | None:
+        """The rule that applies to ``family`` in ``domain`` at ``age``, if any."""
+        for guarantee in self.candidates(domain, family):
+            if guarantee.applies_at(age):
+                return guarantee
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    """The guarantee catalogue of one insurer, identified by its AMC number."""
+
+    insurer: str
+    version: str
+    contracts: tuple[Contract, ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "contracts", tuple(self.contracts))
+        seen: set[str] = set()
+        for i, contract in enumerate(self.contracts):
+            if contract.code in seen:
+                raise CatalogueError(
+                    "catalogue.duplicate_contract",
+                    f"contract code {contract.code!r} appears twice",
+                    field=f"contracts[{i}].code",
+                )
+            seen.add(contract.code)
+
+    def contract(self, code: str) -> Contract:
+        """The contract ``code``, or ``catalogue.unknown_contract``."""
+        for contract in self.contracts:
+            if contract.code == code:
+                return contract
+        raise CatalogueError(
+            "catalogue.unknown_contract", f"no contract {code!r} in this catalogue", field="code"
+        )
+
+
+# --- validation against the reference data ------------------------------------------------
+
+
+def validate_contract(contract: Contract, reference: ReferenceTable, on_date: date) -> None:
+    """Check a contract against the act families known on ``on_date`` (any contract)."""
+    rules = reference.on(on_date)
+    for i, guarantee in enumerate(contract.guarantees):
+        if guarantee.family == ANY_FAMILY:
+            continue
+        family = rules.families.get(guarantee.family)
+        where = f"guarantees[{i}].family"
+        if family is None:
+            raise CatalogueError(
+                "catalogue.unknown_family", f"unknown act family {guarantee.family!r}", field=where
+            )
+        if guarantee.domain not in family.domains:
+            allowed = ", ".join(sorted(family.domains))
+            raise CatalogueError(
+                "catalogue.family_domain_mismatch",
+                f"family {guarantee.family} is billed in {allowed}, not {guarantee.domain}",
+                field=where,
+            )
+        if guarantee.rate_non_optam_bp is not None and not family.doctor_fees:
+            raise CatalogueError(
+                "catalogue.conflicting_formula",
+                f"rate_non_optam only applies to doctors' fees, not to {guarantee.family}",
+                field=f"guarantees[{i}].rate_non_optam",
+            )
+
+
+def validate_responsable(contract: Contract, reference: ReferenceTable, on_date: date) -> None:
+    """Raise ``CatalogueError`` naming the first contrat responsable rule ``contract`` breaks.
+
+    Checks the figures in force on ``on_date``: no participation, franchise or hors
+    parcours cover; ticket modérateur covered in every domain; forfait journalier in full;
+    100 % Santé in full; OPTAM / non-OPTAM levels; optics and hearing aid caps and
+    renewal periods.
+    """
+    validate_contract(contract, reference, on_date)
+    rules = reference.on(on_date)
+    _check_flags(contract)
+    _check_ticket_moderateur(contract, rules)
+    _check_daily_charge(contract, rules)
+    _check_doctors(contract, rules)
+    _check_renewals(contract, rules)
+    # The caps are checked by pricing an expensive equipment with the engine itself, so
+    # the check and the computation cannot disagree. Imported here: pricing imports us.
+    from tierspayant.domain.pricing import max_equipment_cover
+
+    _check_optics(contract, rules, max_equipment_cover)
+    _check_hearing(contract, rules, max_equipment_cover)
+
+
+def _fail(code: str, message: str, field: str | None = None) -> CatalogueError:
+    return CatalogueError(f"catalogue.responsable.{code}", message, field=field)
+
+
+def _check_flags(contract: Contract) -> None:
+    if contract.covers_participation:
+        raise _fail(
+            "covers_participation",
+            "a contrat responsable may not cover the participation forfaitaire",
+            "covers_participation",
+        )
+    if contract.covers_franchises:
+        raise _fail(
+            "covers_franchises",
+            "a contrat responsable may not cover the franchises médicales",
+            "covers_franchises",
+        )
+    if contract.covers_hors_parcours:
+        raise _fail(
+            "covers_hors_parcours",
+            "a contrat responsable may not cover the extra ticket modérateur charged outside "
+            "the care pathway",
+            "covers_hors_parcours",
+        )
+    if not contract.hundred_percent_sante:
+        raise _fail(
+            "rss_not_full",
+            "a contrat responsable must cover the 100 % Santé baskets (optics class A, "
+            "dental 100 % Santé, hearing aids class I) in full",
+            "hundred_percent_sante",
+        )
+
+
+def _age_boundaries(guarantees: Iterable[Guarantee]) -> list[int]:
+    """Ages at which the rule in force may change: checking them checks every age."""
+    ages = {0}
+    for g in guarantees:
+        if g.min_age is not None:
+            ages.add(g.min_age)
+        if g.max_age is not None:
+            ages.add(g.max_age + 1)
+    return sorted(a for a in ages if a < 150)
+
+
+def _where(contract: Contract, guarantee: Guarantee) -> str:
+    return f"guarantees[{contract.guarantees.index(guarantee)}]"
+
+
+def _check_ticket_moderateur(contract: Contract, rules: ReferenceRules) -> None:
+    for domain in CareDomain:
+        families = [f for f in rules.families.values() if f.tm_required and domain in f.domains]
+        if not families:
+            continue
+        if domain not in contract.domains:
+            raise _fail(
+                "tm_not_covered",
+                f"care domain {domain} is missing: a contrat responsable must cover the "
+                f"ticket modérateur of {families[0].label} ({families[0].name})",
+                "domains",
+            )
+        for family in families:
+            candidates = contract.candidates(domain, family.name)
+            for age in _age_boundaries(candidates):
+                guarantee = next((g for g in candidates if g.applies_at(age)), None)
+                subject = f"{family.name} in {domain} at age {age}"
+                if guarantee is None:
+                    raise _fail(
+                        "tm_not_covered",
+                        f"no guarantee covers the ticket modérateur of {subject}",
+                        "guarantees",
+                    )
+                where = _where(contract, guarantee)
+                if not guarantee.actual_costs and (guarantee.rate_bp or 0) < 10_000:
+                    raise _fail(
+                        "tm_not_covered",
+                        f"{subject} is covered below 100 % of the BR: the ticket modérateur "
+                        "must be covered in full",
+                        f"{where}.rate",
+                    )
+                if (
+                    family.doctor_fees
+                    and guarantee.rate_non_optam_bp is not None
+                    and guarantee.rate_non_optam_bp < 10_000
+                ):
+                    raise _fail(
+                        "tm_not_covered",
+                        f"{subject} is covered below 100 % of the BR for non-OPTAM doctors",
+                        f"{where}.rate_non_optam",
+                    )
+                if family.equipment is None and any(c.includes_tm for c in guarantee.ceilings):
+                    raise _fail(
+                        "tm_not_covered",
+                        f"a ceiling of {subject} includes the ticket modérateur, which could "
+                        "leave it to the patient",
+                        f"{where}.ceilings",
+                    )
+
+
+def _check_daily_charge(contract: Contract, rules: ReferenceRules) -> None:
+    for family in rules.families.values():
+        if not family.daily_charge:
+            continue
+        for domain in family.domains:
+            candidates = contract.candidates(domain, family.name)
+            for age in _age_boundaries(candidates):
+                guarantee = next((g for g in candidates if g.applies_at(age)), None)
+                if guarantee is None:
+                    raise _fail(
+                        "hospital_daily_charge",
+                        f"the forfait journalier hospitalier ({family.name}) is not covered "
+                        f"at age {age}: a contrat responsable covers it in full, without "
+                        "time limit",
+                        "guarantees",
+                    )
+                where = _where(contract, guarantee)
+                full = guarantee.actual_costs or (guarantee.rate_bp or 0) >= 10_000
+                if not full or guarantee.ceilings or guarantee.frequency is not None:
+                    raise _fail(
+                        "hospital_daily_charge",
+                        "the forfait journalier hospitalier must be covered in full (100 % "
+                        "or actual costs) without ceiling, count or time limit",
+                        where,
+                    )
+
+
+def _doctor_rules(contract: Contract, rules: ReferenceRules) -> list[tuple[Guarantee, str]]:
+    """Guarantees that pay doctors' fees, with the family they pay it for."""
+    found: list[tuple[Guarantee, str]] = []
+    for guarantee in contract.guarantees:
+        if guarantee.family == ANY_FAMILY:
+            doctor = [
+                f.name
+                for f in rules.families.values()
+                if f.doctor_fees and guarantee.domain in f.domains
+            ]
+            if doctor:
+                found.append((guarantee, doctor[0]))
+        else:
+            family = rules.families.get(guarantee.family)
+            if family is not None and family.doctor_fees:
+                found.append((guarantee, family.name))
+    return found
+
+
+def _check_doctors(contract: Contract, rules: ReferenceRules) -> None:
+    for guarantee, family in _doctor_rules(contract, rules):
+        where = _where(contract, guarantee)
+        subject = f"{family} in {guarantee.domain}"
+        if guarantee.actual_costs or guarantee.flat_cents:
+            raise _fail(
+                "non_optam_above_100",
+                f"{subject}: actual costs or flat amounts on doctors' fees cannot keep "
+                "non-OPTAM dépassements within 100 % of the BR; use rate and rate_non_optam",
+                where,
+            )
+        optam = guarantee.rate_bp or 0
+        non_optam = guarantee.rate_for(optam=False) or 0
+        excess_optam = max(0, optam - 10_000)
+        excess_non = max(0, non_optam - 10_000)
+        if excess_non > rules.non_optam_max_excess_bp:
+            raise _fail(
+                "non_optam_above_100",
+                f"{subject}: dépassements of non-OPTAM doctors covered up to "
+                f"{_pct(excess_non)} of the BR, above the {_pct(rules.non_optam_max_excess_bp)}"
+                " limit",
+                f"{where}.rate_non_optam",
+            )
+        if excess_non > 0 and excess_optam - excess_non < rules.optam_min_gap_bp:
+            raise _fail(
+                "optam_gap",
+                f"{subject}: non-OPTAM level {_pct(non_optam)} must be at least "
+                f"{_pct(rules.optam_min_gap_bp)} of the BR below the OPTAM level "
+                f"{_pct(optam)}",
+                f"{where}.rate_non_optam",
+            )
+
+
+def _check_renewals(contract: Contract, rules: ReferenceRules) -> None:
+    for guarantee in contract.guarantees:
+        family = rules.families.get(guarantee.family)
+        if family is None or family.equipment is None:
+            continue
+        where = _where(contract, guarantee)
+        if family.equipment == "hearing_aid":
+            adult, young = rules.hearing_renewal_months, rules.hearing_renewal_months
+        else:
+            adult, young = rules.glasses_renewal_months, rules.glasses_renewal_months_young
+        frequency = guarantee.frequency
+        if frequency is None:
+            raise _fail(
+                "renewal_period",
+                f"{family.name}: a contrat responsable covers one equipment per {adult} months "
+                "at most; add a frequency",
+                f"{where}.frequency",
+            )
+        limit_age = rules.renewal_young_age
+        for age in sorted(
+            {0, frequency.young_age - 1, frequency.young_age, limit_age - 1, limit_age, 149}
+        ):
+            legal = young if age < limit_age else adult
+            if age >= 0 and frequency.months_for(age) < legal:
+                raise _fail(
+                    "renewal_period",
+                    f"{family.name}: one equipment every {frequency.months_for(age)} months "
+                    f"at age {age} is more frequent than the legal {legal} months",
+                    f"{where}.frequency",
+                )
+
+
+CoverFunction = Callable[[Contract, ReferenceRules, Sequence[str], int, bool], int]
+
+
+def _optics_families(rules: ReferenceRules) -> tuple[FamilyRule, dict[str, FamilyRule]]:
+    frame = next(f for f in rules.families.values() if f.equipment == "frame")
+    lenses = {
+        f.lens_complexity: f
+        for f in rules.families.values()
+        if f.equipment == "lens" and f.lens_complexity is not None
+    }
+    return frame, lenses
+
+
+def _check_optics(contract: Contract, rules: ReferenceRules, cover: CoverFunction) -> None:
+    if CareDomain.OPTI not in contract.domains:
+        return  # the ticket modérateur check already refused the contract
+    frame, lenses = _optics_families(rules)
+    for age in (30, 10):  # an adult and a child: rules may be selected by age
+        frame_cover = cover(contract, rules, [frame.name], age, False)
+        if frame_cover > rules.optics_frame_cap_cents:
+            raise _fail(
+                "frame_cap",
+                f"a class B frame is covered up to {format_euros(frame_cover)} at age {age}; "
+                "a contrat responsable covers at most "
+                f"{format_euros(rules.optics_frame_cap_cents)}",
+                "guarantees",
+            )
+        for i, first in enumerate(LENS_COMPLEXITIES):
+            for second in LENS_COMPLEXITIES[i:]:
+                cap = rules.optics_cap(first, second)
+                names = [frame.name, lenses[first].name, lenses[second].name]
+                total = cover(contract, rules, names, age, False)
+                pair = "/".join(lens_pair(first, second))
+                if total > cap.ceiling_cents:
+                    raise _fail(
+                        "optics_ceiling",
+                        f"a class B equipment with {pair} lenses is covered up to "
+                        f"{format_euros(total)} at age {age}, above the "
+                        f"{format_euros(cap.ceiling_cents)} ceiling",
+                        "guarantees",
+                    )
+                if total < cap.floor_cents:
+                    raise _fail(
+                        "optics_floor",
+                        f"a class B equipment with {pair} lenses is covered only up to "
+                        f"{format_euros(total)} at age {age}, below the "
+                        f"{format_euros(cap.floor_cents)} floor",
+                        "guarantees",
+                    )
+
+
+def _check_hearing(contract: Contract, rules: ReferenceRules, cover: CoverFunction) -> None:
+    if CareDomain.AUDI not in contract.domains:
+        return
+    for family in rules.families.values():
+        if family.equipment != "hearing_aid":
+            continue
+        for age in (30, 10):
+            total = cover(contract, rules, [family.name], age, True)
+            if total > rules.hearing_class_ii_cap_cents:
+                raise _fail(
+                    "hearing_ceiling",
+                    f"a class II hearing aid is covered up to {format_euros(total)} per ear "
+                    f"(AMO included) at age {age}, above the "
+                    f"{format_euros(rules.hearing_class_ii_cap_cents)} limit",
+                    "guarantees",
+                )
+
+
+def _pct(bp: int) -> str:
+    whole, part = divmod(bp, 100)
+    return f"{whole} %" if part == 0 else f"{whole},{part:02d}".rstrip("0") + " %"

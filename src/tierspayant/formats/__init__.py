@@ -1,0 +1,1 @@
+"""Readers and writers of files: streaming, memory does not grow with file size."""

@@ -1,0 +1,507 @@
+"""The beneficiary file an insurer sends: a documented CSV, read as a stream.
+
+UTF-8, ``;`` separator, one header row naming the columns (any order), one beneficiary
+per line. See ``docs/formats/beneficiaries.md`` for the columns, the modes and the error
+codes. The reader never holds more than one line: memory does not grow with the file.
+
+Each line comes out either as a validated, normalised :class:`BeneficiaryLine` or as a
+:class:`LineError` naming the line, the column and the reason. Messages never contain a
+NIR, a name or a birth date: an error report is sent back to the insurer and may be read
+by people who must not see identities.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import unicodedata
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+from operator import itemgetter
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, Final
+
+from tierspayant.domain.care import Quality, Sex
+from tierspayant.domain.errors import DomainError, InvalidIdentifier
+from tierspayant.domain.identifiers import Nir, parse_birth_rank, parse_nir
+
+if TYPE_CHECKING:
+    import _csv
+
+DELIMITER: Final = ";"
+REQUIRED_COLUMNS: Final = (
+    "member_number",
+    "nir",
+    "birth_rank",
+    "birth_date",
+    "last_name",
+    "first_name",
+    "sex",
+    "quality",
+    "contract",
+    "coverage_start",
+    "coverage_end",
+)
+OPTIONAL_COLUMNS: Final = ("css", "action")
+COLUMNS: Final = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+ERROR_REPORT_HEADER: Final = ("line", "code", "column", "message")
+
+_MAX_NAME = 80
+_MIN_BIRTH_YEAR = 1890
+_NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|[ '’.-])*")
+_SPACES = re.compile(r"\s+")
+_MEMBER_NUMBER = re.compile(r"[A-Z0-9][A-Z0-9./-]{0,29}")
+# Anything that looks like a NIR or a long number: masked in every report message.
+_LONG_NUMBER = re.compile(r"[0-9][0-9ABab]{9,}")
+_QUALITIES = {q.value: q for q in Quality}
+# A digest field separator that no validated field can contain (all reject control chars).
+_SEP = "\x1f"
+
+
+class ImportMode(StrEnum):
+    """How a file relates to what the platform already holds."""
+
+    FULL = "full"  # the file is the insurer's whole population on the file date
+    INCREMENTAL = "incremental"  # the file holds changes only
+
+
+class Action(StrEnum):
+    """What an incremental line asks for."""
+
+    ADD = "A"  # add, or update if the beneficiary exists
+    REMOVE = "R"  # end the coverage of an existing beneficiary
+
+
+class BeneficiaryFileError(DomainError):
+    """The file as a whole cannot be read (no header, unknown columns): nothing is applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class BeneficiaryLine:
+    """One valid line, normalised. Identity fields are hidden from ``repr``."""
+
+    line_no: int
+    member_number: str = field(repr=False)
+    nir: str = field(repr=False)  # 15 characters, key included
+    birth_rank: int
+    birth_date: date = field(repr=False)
+    last_name: str = field(repr=False)
+    first_name: str = field(repr=False)
+    sex: Sex
+    quality: Quality
+    contract: str
+    coverage_start: date
+    coverage_end: date | None
+    css: bool
+    action: Action
+
+    def canonical(self) -> bytes:
+        """Every stored field in one unambiguous byte string (input of the row digest).
+
+        The action is left out: a removal and an add that leave the same row are the same.
+        """
+        end = "" if self.coverage_end is None else self.coverage_end.isoformat()
+        return _SEP.join(
+            (
+                self.member_number,
+                self.nir,
+                str(self.birth_rank),
+                self.birth_date.isoformat(),
+                self.last_name,
+                self.first_name,
+                self.sex.value,
+                self.quality.value,
+                self.contract,
+                self.coverage_start.isoformat(),
+                end,
+                "1" if self.css else "0",
+            )
+        ).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """One rejected line: where, why, in which column. Never carries identity in clear.
+
+    ``nir`` and ``birth_rank`` are set when those two columns were valid, so that a full
+    import can keep (rather than terminate) the beneficiary of a line it had to reject.
+    """
+
+    line_no: int
+    code: str
+    message: str
+    column: str | None = None
+    nir: str | None = field(default=None, repr=False, compare=False)
+    birth_rank: int | None = field(default=None, repr=False, compare=False)
+
+    def public(self) -> LineError:
+        """The same error without the identity fields (for summaries and screens)."""
+        return LineError(self.line_no, self.code, mask_identifiers(self.message), self.column)
+
+
+def mask_identifiers(text: str) -> str:
+    """Replace anything shaped like a NIR or a long number by a mask."""
+    return _LONG_NUMBER.sub(lambda m: m.group()[:1] + "•" * (len(m.group()) - 1), text)
+
+
+def _normalise_name(value: str) -> str | None:
+    name = _SPACES.sub(" ", unicodedata.normalize("NFC", value)).strip()
+    if not name or len(name) > _MAX_NAME or not _NAME.fullmatch(name):
+        return None
+    return name
+
+
+def _parse_date(value: str) -> date | None:
+    # date.fromisoformat also takes "20240131" and week dates since 3.11: insist on the
+    # one documented shape.
+    if len(value) != 10 or value[4] != "-" or value[7] != "-":
+        return None
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.year >= _MIN_BIRTH_YEAR else None
+
+
+def _nir_birth_matches(nir: Nir, birth_date: date) -> bool:
+    """Year and month coded in the NIR agree with the birth date.
+
+    When the NIR codes an unknown month (20-42, 50-99) only the year is compared.
+    """
+    if nir.birth_year_2digits != birth_date.year % 100:
+        return False
+    return nir.birth_month is None or nir.birth_month == birth_date.month
+
+
+class _HashingFile(io.RawIOBase):
+    """A raw file that hashes (SHA-256) and counts every byte read through it."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb", buffering=0)
+        self.digest = hashlib.sha256()
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._file.readinto(buffer)
+        if count:
+            view = memoryview(buffer)[:count]
+            self.digest.update(view)
+            self.consumed += count
+        return count or 0
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class BeneficiaryReader:
+    """Streams the lines of a beneficiary file, validated; use as a context manager.
+
+    ``contracts`` are the contract codes of the insurer's catalogue. ``file_date`` is the
+    date the file describes: removal lines without an end date end the day before it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        contracts: Collection[str],
+        mode: ImportMode,
+        file_date: date,
+    ) -> None:
+        self.path = path
+        self.contracts = frozenset(contracts)
+        self.mode = mode
+        self.file_date = file_date
+        self.size = 0
+        self.columns: tuple[str, ...] = ()
+        self._raw: _HashingFile | None = None
+        self._text: io.TextIOWrapper | None = None
+        self._default_end = file_date - timedelta(days=1)
+
+    def __enter__(self) -> BeneficiaryReader:
+        self._raw = _HashingFile(self.path)
+        try:
+            self.size = self.path.stat().st_size
+            # "replace" keeps a bad byte from aborting the whole file: the line holding it
+            # is rejected instead (see _validate).
+            self._text = io.TextIOWrapper(
+                io.BufferedReader(self._raw, 1 << 16),
+                encoding="utf-8-sig",
+                errors="replace",
+                newline="",
+            )
+            self._csv = csv.reader(self._text, delimiter=DELIMITER, strict=False)
+            self._read_header()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self._text is not None:
+            self._text.close()
+            self._text = None
+        if self._raw is not None:
+            self._raw.close()
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes consumed so far (to within one read buffer): for a progress bar."""
+        return 0 if self._raw is None else min(self._raw.consumed, self.size)
+
+    def sha256(self) -> str:
+        """Hex SHA-256 of the bytes read so far: of the whole file once iterated."""
+        return hashlib.sha256().hexdigest() if self._raw is None else self._raw.digest.hexdigest()
+
+    def _read_header(self) -> None:
+        try:
+            header = next(self._csv)
+        except StopIteration:
+            raise BeneficiaryFileError(
+                "file.empty", "the file is empty: a header row is required"
+            ) from None
+        names = tuple(h.strip().lower() for h in header)
+        unknown = [n for n in names if n not in COLUMNS]
+        if unknown:
+            shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+            raise BeneficiaryFileError(
+                "file.header.unknown_column",
+                f"unknown column(s) in the header: {mask_identifiers(shown)}; "
+                f"expected the columns {', '.join(COLUMNS)}",
+            )
+        if len(set(names)) != len(names):
+            raise BeneficiaryFileError(
+                "file.header.duplicate_column", "a column appears twice in the header"
+            )
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
+        if missing:
+            raise BeneficiaryFileError(
+                "file.header.missing_column", f"missing column(s): {', '.join(missing)}"
+            )
+        self.columns = names
+        self._width = len(names)
+        # Absent optional columns read an empty cell appended at index ``width``.
+        self._pad = any(c not in names for c in OPTIONAL_COLUMNS)
+        indexes = [names.index(c) if c in names else self._width for c in COLUMNS]
+        self._pick = itemgetter(*indexes)
+
+    def __iter__(self) -> Iterator[BeneficiaryLine | LineError]:
+        reader = self._csv
+        width = self._width
+        pad = self._pad
+        pick = self._pick
+        validate = self._validate
+        previous = reader.line_num
+        for row in reader:
+            line_no = previous + 1
+            previous = reader.line_num
+            if len(row) != width:
+                if not any(cell.strip() for cell in row):
+                    continue  # blank line (a trailing one is common)
+                yield LineError(
+                    line_no,
+                    "line.columns",
+                    f"expected {width} columns separated by '{DELIMITER}', found {len(row)}",
+                )
+                continue
+            if pad:
+                row.append("")
+            yield validate(line_no, pick(row))
+
+    def _validate(self, line_no: int, cells: tuple[str, ...]) -> BeneficiaryLine | LineError:
+        (
+            member_raw,
+            nir_raw,
+            rank_raw,
+            birth_raw,
+            last_raw,
+            first_raw,
+            sex_raw,
+            quality_raw,
+            contract_raw,
+            start_raw,
+            end_raw,
+            css_raw,
+            action_raw,
+        ) = cells
+        # NIR and rank first: once they are known, a rejected line still names its
+        # beneficiary (internally) so that a full import does not terminate them.
+        try:
+            parsed_nir = parse_nir(nir_raw)
+        except InvalidIdentifier as exc:
+            return LineError(line_no, f"line.{exc.code}", exc.message, "nir")
+        nir = parsed_nir.value
+        try:
+            rank = parse_birth_rank(rank_raw)
+        except InvalidIdentifier as exc:
+            return LineError(line_no, f"line.{exc.code}", exc.message, "birth_rank")
+
+        def fail(code: str, message: str, column: str | None) -> LineError:
+            return LineError(line_no, code, message, column, nir, rank)
+
+        member_number = member_raw.strip().upper()
+        if not _MEMBER_NUMBER.fullmatch(member_number):
+            return fail(
+                "line.member_number",
+                "member number: 1 to 30 letters, digits, '.', '/' or '-'",
+                "member_number",
+            )
+        birth_date = _parse_date(birth_raw.strip())
+        if birth_date is None:
+            return fail("line.date", "birth date: expected a date YYYY-MM-DD", "birth_date")
+        if "\ufffd" in last_raw or "\ufffd" in first_raw:
+            return fail("line.encoding", "the line is not valid UTF-8", None)
+        last_name = _normalise_name(last_raw)
+        if last_name is None:
+            return fail("line.name", "last name: 1 to 80 letters, spaces, ' . -", "last_name")
+        first_name = _normalise_name(first_raw)
+        if first_name is None:
+            return fail("line.name", "first name: 1 to 80 letters, spaces, ' . -", "first_name")
+        sex_value = sex_raw.strip().upper()
+        if sex_value not in ("M", "F"):
+            return fail("line.sex", "sex: expected M or F", "sex")
+        sex = Sex(sex_value)
+        quality = _QUALITIES.get(quality_raw.strip().lower())
+        if quality is None:
+            return fail(
+                "line.quality", "quality: expected member, spouse, child or other", "quality"
+            )
+        contract = contract_raw.strip()
+        if contract not in self.contracts:
+            return fail(
+                "line.unknown_contract",
+                "contract: not a contract code of the insurer's current catalogue",
+                "contract",
+            )
+        coverage_start = _parse_date(start_raw.strip())
+        if coverage_start is None:
+            return fail("line.date", "coverage start: expected a date YYYY-MM-DD", "coverage_start")
+        end_value = end_raw.strip()
+        coverage_end: date | None = None
+        if end_value:
+            coverage_end = _parse_date(end_value)
+            if coverage_end is None:
+                return fail(
+                    "line.date",
+                    "coverage end: expected a date YYYY-MM-DD or nothing",
+                    "coverage_end",
+                )
+        css_value = css_raw.strip()
+        if css_value not in ("", "0", "1"):
+            return fail("line.css", "css: expected 0, 1 or nothing", "css")
+        action_value = action_raw.strip().upper() or Action.ADD.value
+        if action_value not in ("A", "R"):
+            return fail(
+                "line.action", "action: expected A (add/update), R (remove) or nothing", "action"
+            )
+        action = Action(action_value)
+        if action is Action.REMOVE:
+            if self.mode is ImportMode.FULL:
+                return fail(
+                    "line.action",
+                    "action R belongs to incremental files: a full file simply omits a "
+                    "beneficiary to end their coverage",
+                    "action",
+                )
+            if coverage_end is None:
+                coverage_end = max(self._default_end, coverage_start)
+        # Consistency between columns. Adults (member, spouse) carry their own NIR; a child
+        # may still be registered under a parent's, so theirs is not compared.
+        own_nir = quality is Quality.MEMBER or quality is Quality.SPOUSE
+        if own_nir and parsed_nir.sex is not sex:
+            return fail(
+                "line.nir_sex_mismatch", "the NIR's first digit does not match the sex", "sex"
+            )
+        if own_nir and not _nir_birth_matches(parsed_nir, birth_date):
+            return fail(
+                "line.nir_birth_mismatch",
+                "the year or month coded in the NIR does not match the birth date",
+                "birth_date",
+            )
+        if birth_date > self.file_date:
+            return fail("line.birth_future", "the birth date is after the file date", "birth_date")
+        if birth_date > coverage_start:
+            return fail(
+                "line.birth_after_coverage",
+                "coverage cannot start before the beneficiary's birth",
+                "coverage_start",
+            )
+        if coverage_end is not None and coverage_end < coverage_start:
+            return fail("line.coverage_order", "coverage ends before it starts", "coverage_end")
+        return BeneficiaryLine(
+            line_no=line_no,
+            member_number=member_number,
+            nir=nir,
+            birth_rank=rank,
+            birth_date=birth_date,
+            last_name=last_name,
+            first_name=first_name,
+            sex=sex,
+            quality=quality,
+            contract=contract,
+            coverage_start=coverage_start,
+            coverage_end=coverage_end,
+            css=css_value == "1",
+            action=action,
+        )
+
+
+class ErrorReportWriter:
+    """Writes rejected lines as CSV ``line;code;column;message``, identities masked.
+
+    With ``path=None`` it only counts. Use as a context manager.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.count = 0
+        self._file: IO[str] | None = None
+        self._writer: _csv.Writer | None = None
+
+    def __enter__(self) -> ErrorReportWriter:
+        if self.path is not None:
+            self._file = self.path.open("w", encoding="utf-8", newline="")
+            self._writer = csv.writer(self._file, delimiter=DELIMITER, lineterminator="\n")
+            self._writer.writerow(ERROR_REPORT_HEADER)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def write(self, error: LineError) -> None:
+        """Append one rejected line."""
+        self.count += 1
+        if self._writer is not None:
+            self._writer.writerow(
+                (error.line_no, error.code, error.column or "", mask_identifiers(error.message))
+            )
+
+    def close(self) -> None:
+        """Flush and close the report (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._writer = None

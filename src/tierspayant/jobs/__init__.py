@@ -1,0 +1,1 @@
+"""Scheduled and batch jobs (adjudication, payment and billing runs, checkpoints)."""

@@ -1,0 +1,405 @@
+"""Security alerts from the guard: record, log, notify, and suspend on a hard signal.
+
+One call, :func:`raise_alert`, does everything a signal requires, in the order that keeps
+the platform safe when something fails half-way:
+
+1. a hard signal marks the principal suspended in the guard counters first (no database
+   needed: the next lookup is refused within milliseconds);
+2. the alert row (``security_alerts``) and, for a hard signal, the suspension in the
+   database (status, every access token revoked, audit event) are written in the caller's
+   transaction;
+3. whatever happened to the database, the alert is logged and posted to the security
+   team's webhook, from a background thread with a 2 s timeout: a slow or dead receiver
+   never delays the suspension or the answer.
+
+Alerts carry counts, codes, the principal and the structure; never a NIR, a name, a birth
+date or a subject pseudonym.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+import structlog
+from sqlalchemy import Connection, Engine, select, update
+
+from tierspayant.config import Settings
+from tierspayant.security.guard import (
+    ActorKind,
+    Guard,
+    GuardPolicy,
+    GuardUnavailable,
+    Level,
+    LookupContext,
+    MemoryCounterStore,
+    RedisCounterStore,
+    Signal,
+)
+from tierspayant.security.principal import Principal, PrincipalKind
+from tierspayant.services.errors import Conflict, Forbidden, NotFound
+from tierspayant.store import audit
+from tierspayant.store.security_tables import GuardDailyHistory, security_alerts
+from tierspayant.store.tables import access_tokens, principals
+
+log = structlog.get_logger("tierspayant.alerts")
+
+GUARD_ACTOR = "system:guard"
+# Keys of ``Settings.extra`` read when ``Settings`` has no dedicated field (yet).
+WEBHOOK_SETTING = "alert_webhook_url"
+GUARD_POLICY_SETTING = "guard_policy"
+
+
+class AlertingPlatform(Protocol):
+    """What this module needs of :class:`tierspayant.services.platform.Platform`."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def guard(self) -> Guard: ...
+
+    @property
+    def alert_sink(self) -> AlertSink: ...
+
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert raised: its row id (None if the database write failed) and what was done."""
+
+    id: int | None
+    level: Level
+    code: str
+    suspended: bool
+
+
+class AlertSink:
+    """Delivers alerts to the security team's webhook (JSON POST), if one is configured."""
+
+    def __init__(
+        self, webhook_url: str | None, *, timeout_seconds: float = 2.0, background: bool = True
+    ) -> None:
+        self.webhook_url = webhook_url or None
+        self.timeout_seconds = timeout_seconds
+        self.background = background
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AlertSink:
+        """The sink configured by ``TIERSPAYANT_ALERT_WEBHOOK`` (through the settings)."""
+        return cls(_setting(settings, WEBHOOK_SETTING))
+
+    def deliver(self, payload: Mapping[str, object]) -> threading.Thread | None:
+        """Post ``payload``; in the background unless built with ``background=False``.
+
+        Returns the delivery thread (tests join it), or None when nothing runs behind.
+        """
+        if self.webhook_url is None:
+            return None
+        body = dict(payload)
+        if not self.background:
+            self._post(body)
+            return None
+        thread = threading.Thread(
+            target=self._post, args=(body,), name="alert-webhook", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def _post(self, body: dict[str, object]) -> None:
+        assert self.webhook_url is not None
+        try:
+            response = httpx.post(self.webhook_url, json=body, timeout=self.timeout_seconds)
+        except Exception as exc:  # noqa: BLE001 - a failed webhook is logged, never raised
+            # The URL may embed a token: log the failure type only.
+            log.warning("alert.webhook_failed", code=body.get("code"), error=type(exc).__name__)
+            return
+        if response.status_code >= 300:
+            log.warning(
+                "alert.webhook_rejected", code=body.get("code"), status=response.status_code
+            )
+
+
+def _setting(settings: Settings, name: str) -> str | None:
+    # A dedicated Settings field wins; until config.py has one, Settings.extra carries it.
+    value = getattr(settings, name, None) or settings.extra.get(name)
+    return str(value) if value else None
+
+
+def load_guard_policy(settings: Settings) -> GuardPolicy:
+    """The guard thresholds: defaults, overridden by ``TIERSPAYANT_GUARD_POLICY``.
+
+    The setting holds a JSON object, or the path of a JSON file.
+    """
+    raw = _setting(settings, GUARD_POLICY_SETTING)
+    if raw is None:
+        return GuardPolicy()
+    text = raw if raw.lstrip().startswith("{") else Path(raw).read_text(encoding="utf-8")
+    return GuardPolicy.from_json(text)
+
+
+def build_guard(settings: Settings, engine: Engine) -> Guard:
+    """The process's guard: Redis counters when ``TIERSPAYANT_REDIS_URL`` is set."""
+    counters = (
+        RedisCounterStore.from_url(settings.redis_url)
+        if settings.redis_url
+        else MemoryCounterStore()
+    )
+    return Guard(counters, load_guard_policy(settings), GuardDailyHistory(engine))
+
+
+def raise_alert(
+    platform: AlertingPlatform,
+    conn: Connection,
+    signal: Signal,
+    ctx: LookupContext | None = None,
+    *,
+    insurer: str | None = None,
+) -> AlertRecord:
+    """Record, log and post one signal; suspend its principal if the signal is hard.
+
+    ``insurer`` is the AMC number the lookup named, if any. Database writes happen in
+    ``conn``'s transaction; the webhook goes out even if they fail.
+    """
+    principal = signal.principal_id or (ctx.principal_id if ctx is not None else None)
+    must_suspend = signal.hard and principal is not None
+    if must_suspend:
+        assert principal is not None
+        try:
+            platform.guard.mark_suspended(principal)
+        except GuardUnavailable:
+            log.error("alert.guard_unavailable", code=signal.code, principal=principal)
+    alert_id: int | None = None
+    suspended = False
+    try:
+        alert_id = _insert_alert(conn, signal, principal, insurer)
+        if must_suspend:
+            assert principal is not None
+            kind = _principal_kind(ctx)
+            suspend_principal(
+                platform, conn, principal, f"{signal.code}: {signal.message}", kind=kind
+            )
+            suspended = True
+    finally:
+        _log_alert(signal, principal, insurer, alert_id, suspended)
+        platform.alert_sink.deliver(_payload(signal, principal, insurer, alert_id, suspended))
+    return AlertRecord(alert_id, signal.level, signal.code, suspended)
+
+
+def raise_alerts(
+    platform: AlertingPlatform,
+    signals: Sequence[Signal],
+    ctx: LookupContext | None = None,
+    *,
+    insurer: str | None = None,
+) -> list[AlertRecord]:
+    """Raise every signal in a transaction of its own (call it after the lookup's commit).
+
+    On SQLite, never call it while another write transaction of the process is open.
+    """
+    if not signals:
+        return []
+    with platform.engine.begin() as conn:
+        return [raise_alert(platform, conn, s, ctx, insurer=insurer) for s in signals]
+
+
+def _principal_kind(ctx: LookupContext | None) -> str | None:
+    if ctx is None:
+        return None
+    if ctx.kind is ActorKind.HUMAN:
+        return PrincipalKind.PROVIDER_USER.value
+    return PrincipalKind.PROVIDER_CLIENT.value
+
+
+def _insert_alert(
+    conn: Connection, signal: Signal, principal: str | None, insurer: str | None
+) -> int:
+    result = conn.execute(
+        security_alerts.insert().values(
+            at=signal.at,
+            level=signal.level.value,
+            code=signal.code,
+            principal=principal,
+            structure=signal.structure,
+            insurer=insurer,
+            message=signal.message[:300],
+            figures=json.dumps(dict(signal.figures), sort_keys=True, separators=(",", ":")),
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _payload(
+    signal: Signal,
+    principal: str | None,
+    insurer: str | None,
+    alert_id: int | None,
+    suspended: bool,
+) -> dict[str, object]:
+    return {
+        "type": "tierspayant.security_alert",
+        "alert_id": alert_id,
+        "at": signal.at.isoformat(),
+        "level": signal.level.value,
+        "code": signal.code,
+        "message": signal.message,
+        "principal": principal,
+        "structure": signal.structure,
+        "insurer": insurer,
+        "figures": dict(signal.figures),
+        "suspended": suspended,
+    }
+
+
+def _log_alert(
+    signal: Signal,
+    principal: str | None,
+    insurer: str | None,
+    alert_id: int | None,
+    suspended: bool,
+) -> None:
+    emit = log.error if signal.hard else log.warning
+    emit(
+        "security.alert",
+        alert_id=alert_id,
+        level=signal.level.value,
+        code=signal.code,
+        principal=principal,
+        structure=signal.structure,
+        insurer=insurer,
+        figures=dict(signal.figures),
+        suspended=suspended,
+    )
+
+
+def suspend_principal(
+    platform: AlertingPlatform,
+    conn: Connection,
+    principal_id: str,
+    reason: str,
+    *,
+    kind: str | None = None,
+) -> int:
+    """Suspend a principal at once: status, every live token revoked, counters, audit.
+
+    Idempotent. A principal missing from ``principals`` is inserted as suspended (with
+    ``kind``, else ``unknown``) so the suspension holds when it next authenticates.
+    Returns how many tokens were revoked.
+    """
+    now = platform.now()
+    reason = reason[:200]
+    previous = conn.execute(
+        select(principals.c.status).where(principals.c.id == principal_id)
+    ).scalar_one_or_none()
+    if previous is None:
+        conn.execute(
+            principals.insert().values(
+                id=principal_id,
+                kind=kind or "unknown",
+                status="suspended",
+                status_reason=reason,
+                status_changed_at=now,
+            )
+        )
+    elif previous != "suspended":
+        conn.execute(
+            update(principals)
+            .where(principals.c.id == principal_id)
+            .values(status="suspended", status_reason=reason, status_changed_at=now)
+        )
+    revoked = conn.execute(
+        update(access_tokens)
+        .where(access_tokens.c.principal == principal_id, access_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    ).rowcount
+    try:
+        platform.guard.mark_suspended(principal_id)
+    except GuardUnavailable:
+        # The database status and the revoked tokens still refuse the principal.
+        log.error("alert.guard_unavailable", action="suspend", principal=principal_id)
+    if previous != "suspended" or revoked:
+        audit.append(
+            conn,
+            at=now,
+            actor=GUARD_ACTOR,
+            action="principal.suspend",
+            decision="allow",
+            detail={"principal": principal_id, "reason": reason, "tokens_revoked": revoked},
+        )
+    return int(revoked)
+
+
+def reinstate_principal(
+    platform: AlertingPlatform,
+    principal_id: str,
+    approver_1: Principal,
+    approver_2: Principal,
+) -> None:
+    """Lift a suspension: two distinct operator staff members must approve it.
+
+    The principal's tokens stay revoked (it authenticates again); its guard counters of
+    pace and misses are forgotten, its structure's daily quotas are not.
+    """
+    for approver in (approver_1, approver_2):
+        if approver.kind is not PrincipalKind.OPERATOR_STAFF:
+            raise Forbidden("auth.forbidden", "only operator staff may reinstate a principal")
+    if approver_1.id == approver_2.id:
+        raise Forbidden(
+            "guard.second_approver_required", "a second, different operator must approve"
+        )
+    now = platform.now()
+    with platform.engine.begin() as conn:
+        status = conn.execute(
+            select(principals.c.status).where(principals.c.id == principal_id)
+        ).scalar_one_or_none()
+        if status is None:
+            raise NotFound("principal.not_found", "no such principal")
+        if status != "suspended":
+            raise Conflict("principal.not_suspended", "the principal is not suspended")
+        conn.execute(
+            update(principals)
+            .where(principals.c.id == principal_id)
+            .values(
+                status="active",
+                status_reason=f"reinstated by {approver_1.id} and {approver_2.id}"[:200],
+                status_changed_at=now,
+            )
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=approver_1.id,
+            action="principal.reinstate",
+            decision="allow",
+            detail={"principal": principal_id, "second_approver": approver_2.id},
+        )
+    # After the commit: if the counters cannot be cleared the principal stays refused
+    # (fail closed) and the operator retries.
+    platform.guard.clear_suspension(principal_id)
+
+
+def acknowledge_alert(platform: AlertingPlatform, alert_id: int, operator: Principal) -> None:
+    """Mark an alert as handled by an operator (security console)."""
+    if operator.kind is not PrincipalKind.OPERATOR_STAFF:
+        raise Forbidden("auth.forbidden", "only operator staff may acknowledge alerts")
+    with platform.engine.begin() as conn:
+        changed = conn.execute(
+            update(security_alerts)
+            .where(security_alerts.c.id == alert_id, security_alerts.c.acknowledged_at.is_(None))
+            .values(acknowledged_at=platform.now(), acknowledged_by=operator.id)
+        ).rowcount
+        if not changed:
+            exists = conn.execute(
+                select(security_alerts.c.id).where(security_alerts.c.id == alert_id)
+            ).first()
+            if exists is None:
+                raise NotFound("alert.not_found", "no such alert")

@@ -1,0 +1,250 @@
+"""Synthetic demo data: insurers with catalogues, beneficiaries, providers, a token.
+
+Everything here is invented (Faker fr_FR names, NIRs with valid keys but no real person).
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from stdnum import iban as stdnum_iban
+
+from tierspayant.domain.identifiers import luhn_check_digit
+from tierspayant.domain.providers import ProviderCategory
+from tierspayant.formats.synthetic import write_beneficiaries_csv
+from tierspayant.services import enrolment, insurers, providers
+from tierspayant.services.platform import Platform
+
+DEMO_ACTOR = "operator:demo"
+
+# Three fictional insurers, one of each kind, with the catalogue packaged for each.
+DEMO_INSURERS: tuple[tuple[str, str, str, str], ...] = (
+    ("12345678", "Mutuelle des Tilleuls", "mutuelle", "mutuelle_tilleuls.yaml"),
+    ("23456789", "Prévoyance du Rhône", "prevoyance", "prevoyance_rhone.yaml"),
+    ("34567890", "Assurances Armor Santé", "assureur", "armor_sante.yaml"),
+)
+
+# Share of each category among the demo providers: pharmacies are the largest flow.
+CATEGORY_MIX: tuple[tuple[ProviderCategory, int], ...] = (
+    (ProviderCategory.PHARMACY, 35),
+    (ProviderCategory.GP, 20),
+    (ProviderCategory.SPECIALIST, 10),
+    (ProviderCategory.NURSE, 7),
+    (ProviderCategory.PHYSIOTHERAPIST, 5),
+    (ProviderCategory.DENTIST, 5),
+    (ProviderCategory.LABORATORY, 4),
+    (ProviderCategory.OPTICIAN, 4),
+    (ProviderCategory.RADIOLOGY, 2),
+    (ProviderCategory.AUDIOLOGIST, 2),
+    (ProviderCategory.MIDWIFE, 2),
+    (ProviderCategory.AMBULANCE, 2),
+    (ProviderCategory.HEALTH_CENTRE, 1),
+    (ProviderCategory.HOSPITAL, 1),
+)
+# AM number profession digit by category (third digit of the billing number).
+AM_CATEGORY_DIGIT: dict[ProviderCategory, str] = {
+    ProviderCategory.GP: "1",
+    ProviderCategory.SPECIALIST: "1",
+    ProviderCategory.DENTIST: "1",
+    ProviderCategory.MIDWIFE: "1",
+    ProviderCategory.PHARMACY: "2",
+    ProviderCategory.LABORATORY: "2",
+    ProviderCategory.RADIOLOGY: "1",
+    ProviderCategory.NURSE: "6",
+    ProviderCategory.PHYSIOTHERAPIST: "6",
+    ProviderCategory.OPTICIAN: "4",
+    ProviderCategory.AUDIOLOGIST: "4",
+    ProviderCategory.AMBULANCE: "3",
+    ProviderCategory.HEALTH_CENTRE: "9",
+    ProviderCategory.HOSPITAL: "0",
+}
+ESTABLISHMENTS = frozenset(
+    {
+        ProviderCategory.PHARMACY,
+        ProviderCategory.LABORATORY,
+        ProviderCategory.HOSPITAL,
+        ProviderCategory.HEALTH_CENTRE,
+        ProviderCategory.RADIOLOGY,
+    }
+)
+DEPARTMENTS = ("75", "69", "13", "33", "31", "59", "44", "67", "35", "06", "2A", "34", "76")
+
+
+def demo_catalogue(filename: str) -> dict[str, object]:
+    """One of the packaged demo catalogues, as a mapping."""
+    text = resources.files("tierspayant.reference").joinpath("demo", filename).read_text("utf-8")
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def _digits(rng: random.Random, count: int) -> str:
+    return "".join(rng.choice("0123456789") for _ in range(count))
+
+
+def _luhn_number(body: str) -> str:
+    return body + luhn_check_digit(body)
+
+
+def _department_digits(department: str) -> str:
+    # Corsican départements are written 2A/2B; billing and FINESS numbers use 20.
+    return "20" if department in {"2A", "2B"} else department
+
+
+def _rib_key(bank: str, branch: str, account: str) -> str:
+    letters = {c: str((i % 9) + 1) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+    numeric = "".join(letters.get(c, c) for c in account)
+    return f"{97 - ((89 * int(bank) + 15 * int(branch) + 3 * int(numeric)) % 97):02d}"
+
+
+def demo_iban(rng: random.Random) -> str:
+    """A French IBAN with valid RIB key and IBAN check digits (no real account)."""
+    bank, branch, account = _digits(rng, 5), _digits(rng, 5), _digits(rng, 11)
+    bban = bank + branch + account + _rib_key(bank, branch, account)
+    return "FR" + stdnum_iban.calc_check_digits("FR00" + bban) + bban
+
+
+@dataclass
+class ProviderSpec:
+    am_number: str
+    category: ProviderCategory
+    name: str
+    rpps: str | None
+    finess: str | None
+    optam: bool
+    iban: str
+
+
+def demo_providers(count: int, seed: int) -> list[ProviderSpec]:
+    """``count`` invented providers with valid identifiers, in a realistic mix."""
+    from faker import Faker
+
+    rng = random.Random(seed)
+    fake = Faker("fr_FR")
+    fake.seed_instance(seed)
+    categories = [c for c, weight in CATEGORY_MIX for _ in range(weight)]
+    seen: set[str] = set()
+    specs: list[ProviderSpec] = []
+    while len(specs) < count:
+        category = rng.choice(categories)
+        department = rng.choice(DEPARTMENTS)
+        dept = _department_digits(department)
+        am = _luhn_number(dept + AM_CATEGORY_DIGIT[category] + _digits(rng, 5))
+        if am in seen:
+            continue
+        seen.add(am)
+        city = fake.city()
+        if category in ESTABLISHMENTS:
+            label = {
+                ProviderCategory.PHARMACY: "Pharmacie",
+                ProviderCategory.LABORATORY: "Laboratoire",
+                ProviderCategory.HOSPITAL: "Centre hospitalier",
+                ProviderCategory.HEALTH_CENTRE: "Centre de santé",
+                ProviderCategory.RADIOLOGY: "Cabinet de radiologie",
+            }[category]
+            name = f"{label} {fake.last_name()} – {city}"
+            finess = _luhn_number(dept + _digits(rng, 6))
+            rpps = None
+        else:
+            name = f"Dr {fake.first_name()} {fake.last_name()} – {city}"
+            finess = None
+            rpps = _luhn_number("1" + _digits(rng, 9))
+        optam = category in {ProviderCategory.SPECIALIST, ProviderCategory.GP} and rng.random() < 0.6
+        specs.append(ProviderSpec(am, category, name, rpps, finess, optam, demo_iban(rng)))
+    return specs
+
+
+def write_providers_csv(path: Path, specs: list[ProviderSpec]) -> None:
+    """Write providers in the documented registry format (docs/formats/providers.md)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        writer.writerow(providers.PROVIDER_CSV_COLUMNS)
+        for s in specs:
+            writer.writerow(
+                [s.am_number, s.category.value, s.name, s.rpps or "", s.finess or "", "",
+                 "1" if s.optam else "0", s.iban, ""]
+            )
+
+
+@dataclass
+class DemoSummary:
+    insurers: list[str] = field(default_factory=list)
+    beneficiaries: int = 0
+    providers: int = 0
+    client_id: str = ""
+    client_secret: str = ""
+    provider_am_number: str = ""
+    sample_card: dict[str, str] = field(default_factory=dict)
+    already_there: bool = False
+
+
+def build_demo(
+    platform: Platform,
+    *,
+    beneficiaries: int,
+    providers_count: int,
+    seed: int,
+    workdir: Path,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> DemoSummary:
+    """Create the demo data set once; on a second run only issue a fresh client."""
+    summary = DemoSummary()
+    existing = {i.amc_number for i in insurers.list_insurers(platform)}
+    workdir.mkdir(parents=True, exist_ok=True)
+    specs = demo_providers(providers_count, seed)
+    pharmacy = next(s for s in specs if s.category is ProviderCategory.PHARMACY)
+    if existing:
+        summary.already_there = True
+    else:
+        per_insurer = max(1, beneficiaries // len(DEMO_INSURERS))
+        for index, (amc, name, kind, catalogue_file) in enumerate(DEMO_INSURERS):
+            insurers.add_insurer(platform, amc, name, kind, DEMO_ACTOR)
+            catalogue = demo_catalogue(catalogue_file)
+            upload = insurers.upload_catalogue(platform, amc, catalogue, DEMO_ACTOR)
+            csv_path = workdir / f"beneficiaries_{amc}.csv"
+            write_beneficiaries_csv(
+                csv_path, per_insurer, seed=seed + index, contracts=list(upload.contracts),
+                start=date(platform.today().year, 1, 1),
+            )
+
+            def step(done: int, total: int, amc: str = amc) -> None:
+                if progress is not None:
+                    progress(f"beneficiaries {amc}", done, total)
+
+            result = enrolment.import_beneficiaries(
+                platform, amc, csv_path, mode="full", file_date=platform.today(),
+                actor=DEMO_ACTOR, progress=step,
+            )
+            summary.beneficiaries += result.inserted
+        providers_path = workdir / "providers.csv"
+        write_providers_csv(providers_path, specs)
+        imported = providers.import_providers(platform, providers_path, DEMO_ACTOR)
+        summary.providers = imported.inserted
+        for done, spec in enumerate(specs, start=1):
+            for amc, *_ in DEMO_INSURERS:
+                providers.add_conventions(
+                    platform, spec.am_number, amc, None, date(2024, 1, 1), DEMO_ACTOR
+                )
+            if progress is not None and done % 50 == 0:
+                progress("conventions", done, len(specs))
+    summary.insurers = [amc for amc, *_ in DEMO_INSURERS]
+    creds = providers.issue_client(platform, pharmacy.am_number, "demo pharmacy software", DEMO_ACTOR)
+    summary.client_id, summary.client_secret = creds.client_id, creds.client_secret
+    summary.provider_am_number = pharmacy.am_number
+    summary.sample_card = sample_card(workdir / f"beneficiaries_{DEMO_INSURERS[0][0]}.csv")
+    summary.sample_card["amc_number"] = DEMO_INSURERS[0][0]
+    return summary
+
+
+def sample_card(csv_path: Path) -> dict[str, str]:
+    """Card data of the first beneficiary of a generated file (synthetic, demo only)."""
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle, delimiter=";"))
+    return {"nir": row["nir"], "birth_rank": row["birth_rank"], "birth_date": row["birth_date"]}

@@ -1,0 +1,117 @@
+"""The rights check (IDB): card data in, per-domain decisions out, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Connection
+
+from tierspayant.domain.care import CareDomain
+from tierspayant.domain.eligibility import (
+    Coverage,
+    DomainRight,
+    check_care_date,
+    evaluate_rights,
+    no_rights,
+)
+from tierspayant.domain.errors import EligibilityError
+from tierspayant.security.principal import Principal, PrincipalKind
+from tierspayant.services.errors import Forbidden, TooManyRequests
+from tierspayant.services.identification import CardData, Identified, identify
+from tierspayant.services.platform import Platform
+from tierspayant.store import audit
+
+PROVIDER_KINDS = frozenset({PrincipalKind.PROVIDER_CLIENT, PrincipalKind.PROVIDER_USER})
+
+
+@dataclass(frozen=True, slots=True)
+class RightsCheck:
+    card: CardData
+    care_date: date
+    domains: tuple[CareDomain, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RightsAnswer:
+    care_date: date
+    rights: tuple[DomainRight, ...]
+
+
+def authorise_provider(platform: Platform, principal: Principal, action: str) -> None:
+    """Only providers query beneficiaries' rights; each call counts against their limits."""
+    if principal.kind not in PROVIDER_KINDS:
+        raise Forbidden("auth.forbidden", "only health providers may check rights")
+    for limiter, key in ((f"{action}.principal", principal.id),):
+        decision = platform.limits.hit(limiter, key)
+        if not decision.allowed:
+            raise TooManyRequests(
+                "limits.exceeded",
+                "too many requests for this account; try again later",
+                retry_after=decision.retry_after,
+            )
+    if principal.structure is not None and action == "eligibility":
+        decision = platform.limits.hit("eligibility.structure", principal.structure)
+        if not decision.allowed:
+            raise TooManyRequests(
+                "limits.exceeded",
+                "too many requests for this structure; try again later",
+                retry_after=decision.retry_after,
+            )
+
+
+def check_rights(platform: Platform, principal: Principal, request: RightsCheck) -> RightsAnswer:
+    """Authorise, guard, identify, evaluate, audit and commit one rights check."""
+    if not request.domains:
+        raise EligibilityError("eligibility.domains_missing", "ask for at least one care domain")
+    card = request.card.normalised()
+    check_care_date(request.care_date, platform.today())
+    authorise_provider(platform, principal, "eligibility")
+    with platform.engine.begin() as conn:
+        insurer, found = identify(platform, conn, card)
+        rights = _rights(platform, conn, found, request)
+        covered = any(r.covered for r in rights)
+        audit.append(
+            conn,
+            at=platform.now(),
+            actor=principal.id,
+            structure=principal.structure,
+            action="eligibility.check",
+            purpose="rights_check",
+            subject=found.subject if found else None,
+            insurer=insurer.amc_number,
+            decision="miss" if found is None else ("hit" if covered else "hit_not_covered"),
+            detail={
+                "care_date": request.care_date.isoformat(),
+                "domains": ",".join(d.value for d in request.domains),
+                "by": "nir" if card.nir else "member_number",
+            },
+        )
+    return RightsAnswer(request.care_date, rights)
+
+
+def _rights(
+    platform: Platform, conn: Connection, found: Identified | None, request: RightsCheck
+) -> tuple[DomainRight, ...]:
+    if found is None:
+        return no_rights(request.domains)
+    record = found.record
+    contract = platform.catalogues.contract(conn, found.insurer.id, record.contract_code)
+    if contract is None:
+        return no_rights(request.domains)
+    coverage = Coverage(record.contract_code, record.coverage_start, record.coverage_end)
+    return evaluate_rights(coverage, contract.domains, request.care_date, request.domains)
+
+
+def requested_domains(values: Sequence[str]) -> tuple[CareDomain, ...]:
+    """Parse care domain codes, refusing unknown ones with ``eligibility.domain``."""
+    domains = []
+    for value in values:
+        try:
+            domains.append(CareDomain(value))
+        except ValueError:
+            raise EligibilityError(
+                "eligibility.domain", f"unknown care domain {value!r}", field="domains"
+            ) from None
+    return tuple(domains)

@@ -1,0 +1,126 @@
+"""Finding a beneficiary from what the card shows: exact match on blind indexes only.
+
+There is no other way into the beneficiary table from a provider's request: no search, no
+partial match, no list. Unknown person, wrong birth date and wrong rank all give ``None``,
+after the same work (one decryption), so the caller cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+
+from sqlalchemy import Connection
+
+from tierspayant.domain.errors import EligibilityError
+from tierspayant.domain.identifiers import parse_amc_number, parse_birth_rank, parse_nir
+from tierspayant.security.audit import subject_pseudonym
+from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher
+from tierspayant.security.identity import member_index, nir_index, open_column
+from tierspayant.services.insurers import Insurer, get_insurer
+from tierspayant.services.platform import Platform
+from tierspayant.store.beneficiaries import (
+    BeneficiaryRecord,
+    find_by_member_index,
+    find_by_nir_index,
+)
+from tierspayant.store.keys import insurer_scope
+
+
+@dataclass(frozen=True, slots=True)
+class CardData:
+    """What the provider read from the patient's card (or typed from it)."""
+
+    amc_number: str
+    birth_date: date
+    nir: str | None = None
+    birth_rank: int | None = None
+    member_number: str | None = None
+
+    def normalised(self) -> CardData:
+        """Validate every identifier; raise a specific error for a malformed one."""
+        amc = parse_amc_number(self.amc_number)
+        nir = parse_nir(self.nir).value if self.nir else None
+        rank = parse_birth_rank(self.birth_rank) if self.birth_rank is not None else None
+        member = self.member_number.strip().upper() if self.member_number else None
+        if nir is None and not member:
+            raise EligibilityError(
+                "eligibility.identifiers_missing",
+                "send the NIR with the birth rank, or the member number",
+                field="nir",
+            )
+        if nir is not None and rank is None:
+            raise EligibilityError(
+                "eligibility.birth_rank_missing",
+                "the birth rank is required with the NIR",
+                field="birth_rank",
+            )
+        return CardData(amc, self.birth_date, nir, rank, member)
+
+
+@dataclass(frozen=True, slots=True)
+class Identified:
+    """A beneficiary matched by card data. ``subject`` is the audit pseudonym."""
+
+    insurer: Insurer
+    record: BeneficiaryRecord
+    birth_date: date
+    subject: str
+
+
+@lru_cache(maxsize=256)
+def _indexer(keys: DataKeys) -> BlindIndexer:
+    return BlindIndexer(keys)
+
+
+@lru_cache(maxsize=256)
+def _cipher(keys: DataKeys) -> FieldCipher:
+    return FieldCipher(keys)
+
+
+@lru_cache(maxsize=256)
+def _decoy(keys: DataKeys) -> bytes:
+    # Decrypted when nobody matches, so a miss costs what a hit costs.
+    return _cipher(keys).encrypt("1900-01-01", b"decoy")
+
+
+def identify(platform: Platform, conn: Connection, card: CardData) -> tuple[Insurer, Identified | None]:
+    """Find the one beneficiary that the card data designates, or None."""
+    insurer = get_insurer(conn, card.amc_number)
+    scope = insurer_scope(insurer.amc_number)
+    keys = platform.keys.active(conn, scope)
+    indexer = _indexer(keys)
+    candidates: list[BeneficiaryRecord]
+    if card.nir is not None and card.birth_rank is not None:
+        found = find_by_nir_index(conn, insurer.id, nir_index(indexer, card.nir, card.birth_rank))
+        candidates = [found] if found is not None else []
+    else:
+        assert card.member_number is not None
+        candidates = find_by_member_index(
+            conn, insurer.id, member_index(indexer, card.member_number, card.birth_date)
+        )
+        if card.birth_rank is not None:
+            candidates = [c for c in candidates if c.birth_rank == card.birth_rank]
+    if len(candidates) != 1:
+        # None, or twins without a rank to tell them apart: no answer either way.
+        _cipher(keys).decrypt(_decoy(keys), b"decoy")
+        return insurer, None
+    record = candidates[0]
+    row_keys = keys if record.key_version == keys.version else platform.keys.version(
+        conn, scope, record.key_version
+    )
+    birth = open_column(_cipher(row_keys), insurer.id, record.idx_nir, "birth_date", record.birth_date_ct)
+    if birth != card.birth_date.isoformat():
+        return insurer, None
+    pseudonym_key = platform.operator_keys().derive("audit.subject")
+    subject = subject_pseudonym(pseudonym_key, insurer.amc_number, str(record.id))
+    return insurer, Identified(insurer, record, card.birth_date, subject)
+
+
+def age_on(birth: date, day: date) -> int:
+    """Age in whole years on ``day``."""
+    years = day.year - birth.year
+    if (day.month, day.day) < (birth.month, birth.day):
+        years -= 1
+    return years

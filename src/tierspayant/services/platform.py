@@ -1,0 +1,123 @@
+"""The running platform: settings, database, keys, reference data, limits, clock.
+
+Every entry point (API, CLI, jobs) opens one :class:`Platform` and hands it to the use
+cases. Nothing here holds per-request state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from tierspayant.config import Settings
+from tierspayant.domain.reference import ReferenceTable
+from tierspayant.formats.reference import load_default_reference
+from tierspayant.security.crypto import DataKeys
+from tierspayant.security.keys import KeyProvider, LocalKeyring
+from tierspayant.security.ratelimit import RateLimits
+from tierspayant.services.errors import NotInitialised
+from tierspayant.store.db import is_initialised, make_engine, migrate
+from tierspayant.store.keys import OPERATOR_SCOPE, DataKeyCache
+
+if TYPE_CHECKING:
+    from tierspayant.services.insurers import CatalogueCache
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC. Tests pass their own clock to :class:`Platform`."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Platform:
+    """Shared resources of one process."""
+
+    settings: Settings
+    engine: Engine
+    key_provider: KeyProvider
+    clock: Callable[[], datetime] = utc_now
+    keys: DataKeyCache = field(init=False)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.keys = DataKeyCache(self.key_provider)
+
+    @cached_property
+    def reference(self) -> ReferenceTable:
+        """Dated regulatory figures (rates, participation, franchises, caps)."""
+        return load_default_reference()
+
+    @cached_property
+    def limits(self) -> RateLimits:
+        """Named rate limiters: Redis when ``TIERSPAYANT_REDIS_URL`` is set, else in-process."""
+        return RateLimits(self.settings.redis_url, self.settings.rate_limits)
+
+    @cached_property
+    def catalogues(self) -> CatalogueCache:
+        """Parsed guarantee catalogues, by insurer and version."""
+        from tierspayant.services.insurers import CatalogueCache
+
+        return CatalogueCache()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def today(self) -> date:
+        return self.clock().date()
+
+    def operator_keys(self) -> DataKeys:
+        """Operator-scope data keys (provider IBANs, audit pseudonyms)."""
+        cached = self.keys.cached_active(OPERATOR_SCOPE)
+        if cached is not None:
+            return cached
+        with self.engine.begin() as conn:
+            try:
+                return self.keys.active(conn, OPERATOR_SCOPE)
+            except LookupError:
+                return self.keys.create(conn, OPERATOR_SCOPE, self.now())
+
+    def close(self) -> None:
+        self.keys.forget()
+        self.engine.dispose()
+
+
+def initialise(settings: Settings) -> Platform:
+    """Create the keyring (if absent) and the schema; idempotent."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.keyring_path.exists():
+        provider = LocalKeyring.load(settings.keyring_path)
+    else:
+        provider = LocalKeyring.create(settings.keyring_path)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    platform = Platform(settings=settings, engine=engine, key_provider=provider)
+    platform.operator_keys()
+    return platform
+
+
+def open_platform(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Platform:
+    """Open an initialised platform, or explain what is missing."""
+    if not settings.keyring_path.exists():
+        raise NotInitialised(
+            "platform.no_keyring",
+            f"no keyring at {settings.keyring_path}: run `tierspayant init` first",
+        )
+    engine = make_engine(settings.database_url)
+    if not is_initialised(engine):
+        engine.dispose()
+        raise NotInitialised(
+            "platform.no_schema", "the database has no schema: run `tierspayant init` first"
+        )
+    migrate(engine)  # cheap when already at head; applies new revisions after an upgrade
+    return Platform(
+        settings=settings,
+        engine=engine,
+        key_provider=LocalKeyring.load(settings.keyring_path),
+        clock=clock,
+    )

@@ -1,0 +1,446 @@
+"""Providers (professionnels de santé): registry, conventions, API clients and tokens."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tierspayant.domain.care import CareDomain
+from tierspayant.domain.errors import DomainError
+from tierspayant.domain.identifiers import (
+    parse_am_number,
+    parse_bic,
+    parse_finess,
+    parse_iban,
+    parse_rpps,
+    parse_siret,
+)
+from tierspayant.domain.providers import ProviderCategory, default_domains
+from tierspayant.security import secrets
+from tierspayant.security.crypto import FieldCipher, row_aad
+from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
+from tierspayant.services.errors import Conflict, NotFound, ServiceError, Unauthenticated
+from tierspayant.services.insurers import get_insurer
+from tierspayant.services.platform import Platform
+from tierspayant.store import audit
+from tierspayant.store.keys import OPERATOR_SCOPE
+from tierspayant.store.tables import access_tokens, api_clients, conventions, principals, providers
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    id: int
+    am_number: str
+    category: ProviderCategory
+    name: str
+    optam: bool
+    finess: str | None
+    rpps: str | None
+    siret: str | None
+    status: str
+
+    @property
+    def structure(self) -> str:
+        """The number of the structure it acts for: FINESS, else SIRET, else AM number."""
+        return self.finess or self.siret or self.am_number
+
+
+@dataclass(frozen=True, slots=True)
+class NewProvider:
+    """A provider as declared, before validation."""
+
+    am_number: str
+    category: str
+    name: str
+    rpps: str | None = None
+    finess: str | None = None
+    siret: str | None = None
+    optam: bool = False
+    iban: str | None = None
+    bic: str | None = None
+
+
+def _category(value: str) -> ProviderCategory:
+    try:
+        return ProviderCategory(value)
+    except ValueError:
+        allowed = ", ".join(c.value for c in ProviderCategory)
+        raise ServiceError(
+            "provider.category", f"category must be one of {allowed}", field="category"
+        ) from None
+
+
+def _provider_values(platform: Platform, conn: Connection, new: NewProvider) -> dict[str, object]:
+    am = parse_am_number(new.am_number)
+    values: dict[str, object] = {
+        "am_number": am,
+        "category": _category(new.category).value,
+        "name": new.name.strip(),
+        "rpps": parse_rpps(new.rpps) if new.rpps else None,
+        "finess": parse_finess(new.finess) if new.finess else None,
+        "siret": parse_siret(new.siret) if new.siret else None,
+        "optam": new.optam,
+        "bic": parse_bic(new.bic) if new.bic else None,
+        "status": "active",
+    }
+    if not values["name"]:
+        raise ServiceError("provider.name", "name must not be empty", field="name")
+    if new.iban:
+        iban = parse_iban(new.iban)
+        keys = platform.keys.active(conn, OPERATOR_SCOPE)
+        values["iban_ct"] = FieldCipher(keys).encrypt(
+            iban, row_aad(0, "providers", am, "iban")
+        )
+        values["key_version"] = keys.version
+    return values
+
+
+def add_provider(platform: Platform, new: NewProvider, actor: str) -> Provider:
+    """Register one provider (identifiers checked, IBAN encrypted)."""
+    now = platform.now()
+    try:
+        with platform.engine.begin() as conn:
+            values = _provider_values(platform, conn, new)
+            provider_id = conn.execute(
+                providers.insert().values(created_at=now, **values).returning(providers.c.id)
+            ).scalar_one()
+            audit.append(
+                conn,
+                at=now,
+                actor=actor,
+                action="provider.add",
+                decision="allow",
+                structure=str(values["am_number"]),
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "provider.exists", "a provider with this AM number exists", field="am_number"
+        ) from exc
+    return get_provider(platform, str(values["am_number"]), _id=int(provider_id))
+
+
+def get_provider(platform: Platform, am_number: str, *, _id: int | None = None) -> Provider:
+    """The provider with this billing number, or NotFound ``provider.unknown``."""
+    with platform.engine.connect() as conn:
+        return provider_by_am(conn, am_number)
+
+
+def provider_by_am(conn: Connection, am_number: str) -> Provider:
+    row = conn.execute(select(providers).where(providers.c.am_number == am_number)).first()
+    if row is None:
+        raise NotFound("provider.unknown", "no provider has this AM number", field="am_number")
+    return _provider(row)
+
+
+def provider_by_id(conn: Connection, provider_id: int) -> Provider:
+    row = conn.execute(select(providers).where(providers.c.id == provider_id)).first()
+    if row is None:
+        raise NotFound("provider.unknown", "no such provider")
+    return _provider(row)
+
+
+def _provider(row: object) -> Provider:
+    return Provider(
+        id=int(row.id),  # type: ignore[attr-defined]
+        am_number=row.am_number,  # type: ignore[attr-defined]
+        category=ProviderCategory(row.category),  # type: ignore[attr-defined]
+        name=row.name,  # type: ignore[attr-defined]
+        optam=bool(row.optam),  # type: ignore[attr-defined]
+        finess=row.finess,  # type: ignore[attr-defined]
+        rpps=row.rpps,  # type: ignore[attr-defined]
+        siret=row.siret,  # type: ignore[attr-defined]
+        status=row.status,  # type: ignore[attr-defined]
+    )
+
+
+PROVIDER_CSV_COLUMNS = ("am_number", "category", "name", "rpps", "finess", "siret", "optam", "iban", "bic")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderImportSummary:
+    lines: int
+    inserted: int
+    unchanged: int
+    rejected: tuple[tuple[int, str, str], ...]  # (line, code, message)
+
+
+def import_providers(
+    platform: Platform,
+    path: Path,
+    actor: str,
+    progress: Callable[[int], None] | None = None,
+) -> ProviderImportSummary:
+    """Import a provider registry CSV (``;``-separated, header row); one transaction.
+
+    Providers already registered under the same AM number are left as they are.
+    """
+    now = platform.now()
+    inserted = unchanged = lines = 0
+    rejected: list[tuple[int, str, str]] = []
+    with path.open(newline="", encoding="utf-8") as handle, platform.engine.begin() as conn:
+        reader = csv.DictReader(handle, delimiter=";")
+        missing = set(PROVIDER_CSV_COLUMNS[:3]) - set(reader.fieldnames or ())
+        if missing:
+            raise ServiceError(
+                "provider_file.columns", f"missing columns: {', '.join(sorted(missing))}"
+            )
+        known = set(conn.execute(select(providers.c.am_number)).scalars())
+        batch: list[dict[str, object]] = []
+        for line_no, record in enumerate(reader, start=2):
+            lines += 1
+            try:
+                new = NewProvider(
+                    am_number=record["am_number"] or "",
+                    category=record["category"] or "",
+                    name=record["name"] or "",
+                    rpps=record.get("rpps") or None,
+                    finess=record.get("finess") or None,
+                    siret=record.get("siret") or None,
+                    optam=(record.get("optam") or "0").strip() in {"1", "true", "oui"},
+                    iban=record.get("iban") or None,
+                    bic=record.get("bic") or None,
+                )
+                values = _provider_values(platform, conn, new)
+            except DomainError as exc:
+                rejected.append((line_no, exc.code, exc.message))
+                continue
+            if values["am_number"] in known:
+                unchanged += 1
+                continue
+            known.add(str(values["am_number"]))
+            batch.append({"created_at": now, **values})
+            if len(batch) >= 2000:
+                _insert_providers(conn, batch)
+                inserted += len(batch)
+                batch.clear()
+            if progress is not None:
+                progress(lines)
+        if batch:
+            _insert_providers(conn, batch)
+            inserted += len(batch)
+        audit.append(
+            conn,
+            at=now,
+            actor=actor,
+            action="provider.import",
+            decision="allow",
+            detail={"lines": lines, "inserted": inserted, "rejected": len(rejected)},
+        )
+    return ProviderImportSummary(lines, inserted, unchanged, tuple(rejected))
+
+
+def _insert_providers(conn: Connection, batch: list[dict[str, object]]) -> None:
+    # Every row carries the same keys: optional columns are filled with None.
+    columns = {key for row in batch for key in row}
+    rows = [{column: row.get(column) for column in columns} for row in batch]
+    conn.execute(providers.insert(), rows)
+
+
+def add_conventions(
+    platform: Platform,
+    am_number: str,
+    amc_number: str,
+    domains: Iterable[CareDomain] | None,
+    valid_from: date,
+    actor: str,
+) -> tuple[CareDomain, ...]:
+    """Record that a provider signed the insurer's convention for some care domains."""
+    with platform.engine.begin() as conn:
+        provider = provider_by_am(conn, am_number)
+        insurer = get_insurer(conn, amc_number)
+        chosen = tuple(domains) if domains else tuple(sorted(default_domains(provider.category)))
+        existing = set(
+            conn.execute(
+                select(conventions.c.domain).where(
+                    conventions.c.insurer_id == insurer.id,
+                    conventions.c.provider_id == provider.id,
+                )
+            ).scalars()
+        )
+        rows = [
+            {
+                "insurer_id": insurer.id,
+                "provider_id": provider.id,
+                "domain": d.value,
+                "valid_from": valid_from,
+                "valid_to": None,
+            }
+            for d in chosen
+            if d.value not in existing
+        ]
+        if rows:
+            conn.execute(conventions.insert(), rows)
+        audit.append(
+            conn,
+            at=platform.now(),
+            actor=actor,
+            action="convention.add",
+            decision="allow",
+            structure=provider.am_number,
+            insurer=insurer.amc_number,
+            detail={"domains": ",".join(d.value for d in chosen)},
+        )
+    return chosen
+
+
+def has_convention(
+    conn: Connection, insurer_id: int, provider_id: int, domain: CareDomain, on: date
+) -> bool:
+    """Whether the provider is under the insurer's convention for ``domain`` on ``on``."""
+    row = conn.execute(
+        select(conventions.c.valid_from, conventions.c.valid_to).where(
+            conventions.c.insurer_id == insurer_id,
+            conventions.c.provider_id == provider_id,
+            conventions.c.domain == domain.value,
+        )
+    ).first()
+    return row is not None and row.valid_from <= on and (row.valid_to is None or on <= row.valid_to)
+
+
+# --- API clients of provider software (OAuth2 client credentials) --------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str
+    provider_am_number: str
+
+
+def client_principal_id(am_number: str, client_id: str) -> str:
+    return f"provider:{am_number}/client:{client_id}"
+
+
+def issue_client(platform: Platform, am_number: str, label: str, actor: str) -> ClientCredentials:
+    """Create API credentials bound to one provider; the secret is shown once, stored hashed."""
+    client_id, client_secret = secrets.new_client_credentials()
+    now = platform.now()
+    with platform.engine.begin() as conn:
+        provider = provider_by_am(conn, parse_am_number(am_number))
+        conn.execute(
+            api_clients.insert().values(
+                client_id=client_id,
+                provider_id=provider.id,
+                secret_digest=secrets.hash_secret(client_secret),
+                label=label or "provider software",
+                created_at=now,
+            )
+        )
+        principal_id = client_principal_id(provider.am_number, client_id)
+        conn.execute(
+            principals.insert().values(
+                id=principal_id, kind=PrincipalKind.PROVIDER_CLIENT.value, status="active"
+            )
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=actor,
+            action="client.issue",
+            decision="allow",
+            structure=provider.structure,
+            detail={"client_id": client_id},
+        )
+    return ClientCredentials(client_id, client_secret, provider.am_number)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    access_token: str
+    expires_in: int
+    token_type: str = "Bearer"
+
+
+def grant_client_token(platform: Platform, client_id: str, client_secret: str) -> AccessToken:
+    """Exchange client credentials for a short-lived access token (audited either way)."""
+    now = platform.now()
+    with platform.engine.begin() as conn:
+        row = conn.execute(
+            select(api_clients, providers.c.am_number, providers.c.finess, providers.c.siret)
+            .join(providers, providers.c.id == api_clients.c.provider_id)
+            .where(api_clients.c.client_id == client_id)
+        ).first()
+        valid = row is not None and secrets.verify_secret(client_secret, bytes(row.secret_digest))
+        principal_id = client_principal_id(row.am_number, client_id) if row else "unknown"
+        status = (
+            conn.execute(
+                select(principals.c.status).where(principals.c.id == principal_id)
+            ).scalar()
+            if row
+            else None
+        )
+        allowed = valid and row is not None and row.revoked_at is None and status == "active"
+        audit.append(
+            conn,
+            at=now,
+            actor=principal_id if row else f"client:{client_id[:64]}",
+            action="auth.token",
+            decision="allow" if allowed else "deny",
+            structure=(row.finess or row.siret or row.am_number) if row else None,
+        )
+        if not allowed or row is None:
+            # Commit the audit event, then refuse without saying which part was wrong.
+            conn.commit()
+            raise Unauthenticated("auth.invalid_client", "invalid client credentials")
+        token = secrets.new_access_token()
+        ttl = platform.settings.access_token_ttl_seconds
+        conn.execute(
+            access_tokens.insert().values(
+                token_digest=secrets.token_digest(token),
+                principal=principal_id,
+                client_id=client_id,
+                provider_id=row.provider_id,
+                issued_at=now,
+                expires_at=now + timedelta(seconds=ttl),
+            )
+        )
+    return AccessToken(token, ttl)
+
+
+def authenticate_token(platform: Platform, conn: Connection, token: str) -> Principal:
+    """The principal behind a bearer token, or Unauthenticated ``auth.invalid_token``."""
+    now = platform.now()
+    row = conn.execute(
+        select(
+            access_tokens.c.principal,
+            access_tokens.c.expires_at,
+            access_tokens.c.revoked_at,
+            access_tokens.c.provider_id,
+            principals.c.status,
+            providers.c.am_number,
+            providers.c.finess,
+            providers.c.siret,
+        )
+        .join(principals, principals.c.id == access_tokens.c.principal)
+        .outerjoin(providers, providers.c.id == access_tokens.c.provider_id)
+        .where(access_tokens.c.token_digest == secrets.token_digest(token))
+    ).first()
+    if row is None:
+        raise Unauthenticated("auth.invalid_token", "invalid or expired access token")
+    expires_at = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now.tzinfo)
+    if row.revoked_at is not None or expires_at <= now or row.status != "active":
+        raise Unauthenticated("auth.invalid_token", "invalid or expired access token")
+    return Principal(
+        id=row.principal,
+        kind=PrincipalKind.PROVIDER_CLIENT,
+        strength=AuthStrength.AAL2,
+        provider_id=row.provider_id,
+        provider_am_number=row.am_number,
+        structure=row.finess or row.siret or row.am_number,
+    )
+
+
+def revoke_principal_tokens(conn: Connection, principal_id: str, at: object) -> int:
+    """Revoke every live token of a principal; returns how many."""
+    result = conn.execute(
+        update(access_tokens)
+        .where(access_tokens.c.principal == principal_id, access_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+    return int(result.rowcount)

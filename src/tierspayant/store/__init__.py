@@ -1,0 +1,1 @@
+"""Storage: tables (SQLAlchemy Core), repositories, migrations, bulk paths."""

@@ -1,0 +1,127 @@
+"""The audit log in the database: append under a lock, read in order, verify.
+
+One writer at a time extends the chain: SQLite serialises writers by itself (the append
+runs inside the caller's write transaction); PostgreSQL takes a transaction-scoped advisory
+lock so several API workers interleave safely.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, RowMapping, func, select, text
+
+from tierspayant.security.audit import AuditEvent, next_event
+from tierspayant.store.tables import audit_events
+
+_AUDIT_LOCK_KEY = 727275
+DetailValue = str | int | bool | None
+
+
+def _row_to_event(row: RowMapping) -> AuditEvent:
+    at = row["at"]
+    assert isinstance(at, datetime)
+    if at.tzinfo is None:  # SQLite returns naive datetimes; we store UTC only
+        at = at.replace(tzinfo=UTC)
+    detail = json.loads(str(row["detail"]))
+    return AuditEvent(
+        seq=int(row["seq"]),
+        at=at,
+        actor=str(row["actor"]),
+        structure=row["structure"],
+        action=str(row["action"]),
+        purpose=row["purpose"],
+        subject=row["subject"],
+        insurer=row["insurer"],
+        decision=str(row["decision"]),
+        detail=detail,
+        prev_hash=bytes(row["prev_hash"]),
+        hash=bytes(row["hash"]),
+    )
+
+
+def last_event(conn: Connection) -> AuditEvent | None:
+    """The newest event of the chain, or None for an empty log."""
+    row = (
+        conn.execute(select(audit_events).order_by(audit_events.c.seq.desc()).limit(1))
+        .mappings()
+        .first()
+    )
+    return None if row is None else _row_to_event(row)
+
+
+def append(
+    conn: Connection,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    decision: str,
+    structure: str | None = None,
+    purpose: str | None = None,
+    subject: str | None = None,
+    insurer: str | None = None,
+    detail: Mapping[str, DetailValue] | None = None,
+) -> AuditEvent:
+    """Append one event inside the caller's transaction and return it."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+    event = next_event(
+        last_event(conn),
+        at=at,
+        actor=actor,
+        structure=structure,
+        action=action,
+        purpose=purpose,
+        subject=subject,
+        insurer=insurer,
+        decision=decision,
+        detail=dict(detail or {}),
+    )
+    conn.execute(audit_events.insert().values(**_event_values(event)))
+    return event
+
+
+def _event_values(event: AuditEvent) -> dict[str, object]:
+    return {
+        "seq": event.seq,
+        "at": event.at,
+        "actor": event.actor,
+        "structure": event.structure,
+        "action": event.action,
+        "purpose": event.purpose,
+        "subject": event.subject,
+        "insurer": event.insurer,
+        "decision": event.decision,
+        "detail": json.dumps(dict(event.detail), sort_keys=True, separators=(",", ":")),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def iter_events(conn: Connection, *, batch: int = 5000) -> Iterator[AuditEvent]:
+    """Every event in chain order, read in batches (memory does not grow with the log)."""
+    after = 0
+    while True:
+        rows = (
+            conn.execute(
+                select(audit_events)
+                .where(audit_events.c.seq > after)
+                .order_by(audit_events.c.seq)
+                .limit(batch)
+            )
+            .mappings()
+            .all()
+        )
+        if not rows:
+            return
+        for row in rows:
+            yield _row_to_event(row)
+        after = int(rows[-1]["seq"])
+
+
+def count_events(conn: Connection) -> int:
+    """How many events the log holds."""
+    return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())

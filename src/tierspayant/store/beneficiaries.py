@@ -1,0 +1,472 @@
+"""Beneficiaries in the database: the bulk import path and the lookups of the rights check.
+
+Import: rows already validated, encrypted and indexed by the caller are *staged* into a
+temporary table in chunks (``COPY`` on PostgreSQL, ``executemany`` on SQLite), then
+*merged* into ``beneficiaries`` with a handful of set-based statements, all inside the
+caller's transaction. Python never holds more than one chunk: memory stays flat however
+large the file.
+
+Nothing staged is in clear: the staging table holds the same ciphertexts and blind indexes
+as the final table.
+
+The SQL below is assembled from module constants only (table and column names, enum
+values); every value that comes from a caller or a file is a bound parameter or travels
+through COPY/executemany. Hence the ``noqa: S608`` marks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import IntEnum
+from typing import Any, Final
+
+from sqlalchemy import Connection, Date, DateTime, bindparam, func, select, text
+from sqlalchemy.engine import Row
+
+from tierspayant.store.tables import beneficiaries
+
+STAGE: Final = "stage_beneficiaries"
+KEEP: Final = "stage_beneficiaries_keep"
+CHUNK_ROWS: Final = 5000
+# Row digest of a row ended by a full import: matches no line, so the beneficiary's
+# line coming back in a later file updates (reinstates) the row.
+TERMINATED_DIGEST: Final = bytes(16)
+_ENROLMENT_LOCK: Final = 7_272_001  # PostgreSQL advisory lock class of imports
+
+# The order of the values of a staged row (see StagedRow).
+STAGE_COLUMNS: Final = (
+    "line_no",
+    "action",
+    "idx_nir",
+    "idx_member",
+    "idx_family",
+    "key_version",
+    "nir_ct",
+    "member_number_ct",
+    "birth_date_ct",
+    "last_name_ct",
+    "first_name_ct",
+    "birth_rank",
+    "sex",
+    "quality",
+    "birth_year",
+    "contract_code",
+    "coverage_start",
+    "coverage_end",
+    "css",
+    "row_digest",
+)
+# line_no, action ("A"/"R"), idx_nir, idx_member, idx_family, key_version, the five
+# ciphertexts, birth_rank, sex, quality, birth_year, contract_code, coverage_start and
+# coverage_end as ISO dates, css, row_digest.
+StagedRow = tuple[
+    int, str, bytes, bytes, bytes, int, bytes, bytes, bytes, bytes, bytes,
+    int, str, str, int, str, str, str | None, bool, bytes,
+]  # fmt: skip
+
+_COPY_TYPES: Final = [
+    "int4", "text", "bytea", "bytea", "bytea", "int4", "bytea", "bytea", "bytea", "bytea",
+    "bytea", "int2", "text", "text", "int2", "text", "text", "text", "bool", "bytea",
+]  # fmt: skip
+# Columns copied from the staging table into beneficiaries, as they are named in both.
+_DATA_COLUMNS: Final = STAGE_COLUMNS[2:]
+
+
+class StageState(IntEnum):
+    """What the merge decided for a staged line."""
+
+    NEW = 0
+    UNCHANGED = 1
+    CHANGED = 2
+    DUPLICATE = 3  # same NIR and rank as an earlier line of the file
+    UNKNOWN = 4  # removal of a beneficiary the platform does not hold
+
+
+@dataclass(frozen=True, slots=True)
+class BeneficiaryRecord:
+    """One row of ``beneficiaries``, as stored: identity fields are still ciphertext."""
+
+    insurer_id: int
+    id: int
+    idx_nir: bytes = field(repr=False)
+    idx_member: bytes = field(repr=False)
+    idx_family: bytes = field(repr=False)
+    key_version: int
+    nir_ct: bytes = field(repr=False)
+    member_number_ct: bytes = field(repr=False)
+    birth_date_ct: bytes = field(repr=False)
+    last_name_ct: bytes = field(repr=False)
+    first_name_ct: bytes = field(repr=False)
+    birth_rank: int
+    sex: str
+    quality: str
+    birth_year: int
+    contract_code: str
+    coverage_start: date
+    coverage_end: date | None
+    css: bool
+    is_canary: bool
+    row_digest: bytes = field(repr=False)
+    updated_at: datetime
+
+    def covered_on(self, day: date) -> bool:
+        """Whether the coverage period includes ``day``."""
+        return self.coverage_start <= day and (
+            self.coverage_end is None or day <= self.coverage_end
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MergeCounts:
+    """What one merge did."""
+
+    inserted: int
+    updated: int
+    unchanged: int
+    terminated: int
+    duplicates: int
+    unknown_removals: int
+
+
+def _record(row: Row[Any]) -> BeneficiaryRecord:
+    m = row._mapping
+    updated_at = m["updated_at"]
+    if updated_at.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC only
+        updated_at = updated_at.replace(tzinfo=UTC)
+    return BeneficiaryRecord(
+        insurer_id=int(m["insurer_id"]),
+        id=int(m["id"]),
+        idx_nir=bytes(m["idx_nir"]),
+        idx_member=bytes(m["idx_member"]),
+        idx_family=bytes(m["idx_family"]),
+        key_version=int(m["key_version"]),
+        nir_ct=bytes(m["nir_ct"]),
+        member_number_ct=bytes(m["member_number_ct"]),
+        birth_date_ct=bytes(m["birth_date_ct"]),
+        last_name_ct=bytes(m["last_name_ct"]),
+        first_name_ct=bytes(m["first_name_ct"]),
+        birth_rank=int(m["birth_rank"]),
+        sex=str(m["sex"]),
+        quality=str(m["quality"]),
+        birth_year=int(m["birth_year"]),
+        contract_code=str(m["contract_code"]),
+        coverage_start=m["coverage_start"],
+        coverage_end=m["coverage_end"],
+        css=bool(m["css"]),
+        is_canary=bool(m["is_canary"]),
+        row_digest=bytes(m["row_digest"]),
+        updated_at=updated_at,
+    )
+
+
+def find_by_nir_index(
+    conn: Connection, insurer_id: int, idx_nir: bytes
+) -> BeneficiaryRecord | None:
+    """The beneficiary of an insurer with this NIR + rank index, or None."""
+    row = conn.execute(
+        select(beneficiaries).where(
+            beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.idx_nir == idx_nir
+        )
+    ).first()
+    return None if row is None else _record(row)
+
+
+def find_by_member_index(
+    conn: Connection, insurer_id: int, idx_member: bytes
+) -> list[BeneficiaryRecord]:
+    """Beneficiaries of an insurer with this member number + birth date index (twins: two)."""
+    rows = conn.execute(
+        select(beneficiaries)
+        .where(beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.idx_member == idx_member)
+        .order_by(beneficiaries.c.birth_rank, beneficiaries.c.id)
+    ).all()
+    return [_record(r) for r in rows]
+
+
+def family_members(conn: Connection, insurer_id: int, idx_family: bytes) -> list[BeneficiaryRecord]:
+    """Every beneficiary sharing a member number (one family, one card), member first."""
+    rows = conn.execute(
+        select(beneficiaries)
+        .where(beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.idx_family == idx_family)
+        .order_by(beneficiaries.c.id)
+    ).all()
+    return [_record(r) for r in rows]
+
+
+def count_beneficiaries(conn: Connection, insurer_id: int) -> int:
+    """How many rows an insurer has (covered or not)."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(beneficiaries)
+            .where(beneficiaries.c.insurer_id == insurer_id)
+        ).scalar_one()
+    )
+
+
+# --- bulk import -------------------------------------------------------------------------
+
+
+@contextmanager
+def import_connection(conn: Connection) -> Iterator[Connection]:
+    """Prepare ``conn`` (not in a transaction yet) for an import, and restore it after.
+
+    SQLite keeps temporary tables in memory by default here (``temp_store=MEMORY``): the
+    staging table of a large file would then live in RAM. For the import it goes to a
+    temporary file instead, so memory stays flat with the file's size.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        conn.exec_driver_sql("PRAGMA temp_store=FILE")
+        conn.commit()
+    try:
+        yield conn
+    finally:
+        if sqlite:
+            if conn.in_transaction():
+                conn.rollback()
+            conn.exec_driver_sql("PRAGMA temp_store=MEMORY")
+            conn.commit()
+
+
+def lock_insurer(conn: Connection, insurer_id: int) -> None:
+    """Serialise imports of one insurer (PostgreSQL; SQLite has one writer anyway)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+            {"cls": _ENROLMENT_LOCK, "key": insurer_id},
+        )
+
+
+def create_staging(conn: Connection) -> None:
+    """Create the (empty) staging tables for one import, inside the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        # Dates travel as ISO text (the same staged tuple serves both engines); cast on merge.
+        conn.exec_driver_sql(
+            f"""CREATE TEMP TABLE {STAGE} (
+                line_no integer PRIMARY KEY, action text NOT NULL,
+                idx_nir bytea NOT NULL, idx_member bytea NOT NULL, idx_family bytea NOT NULL,
+                key_version integer NOT NULL,
+                nir_ct bytea NOT NULL, member_number_ct bytea NOT NULL,
+                birth_date_ct bytea NOT NULL, last_name_ct bytea NOT NULL,
+                first_name_ct bytea NOT NULL,
+                birth_rank smallint NOT NULL, sex text NOT NULL, quality text NOT NULL,
+                birth_year smallint NOT NULL, contract_code text NOT NULL,
+                coverage_start text NOT NULL, coverage_end text, css boolean NOT NULL,
+                row_digest bytea NOT NULL,
+                state smallint NOT NULL DEFAULT 0, existing_id bigint
+            ) ON COMMIT DROP"""
+        )
+        conn.exec_driver_sql(f"CREATE TEMP TABLE {KEEP} (idx_nir bytea NOT NULL) ON COMMIT DROP")
+        return
+    # SQLite: a pooled connection may still hold the tables of a run that failed.
+    drop_staging(conn)
+    conn.exec_driver_sql(
+        f"""CREATE TEMP TABLE {STAGE} (
+            line_no INTEGER PRIMARY KEY, action TEXT NOT NULL,
+            idx_nir BLOB NOT NULL, idx_member BLOB NOT NULL, idx_family BLOB NOT NULL,
+            key_version INTEGER NOT NULL,
+            nir_ct BLOB NOT NULL, member_number_ct BLOB NOT NULL, birth_date_ct BLOB NOT NULL,
+            last_name_ct BLOB NOT NULL, first_name_ct BLOB NOT NULL,
+            birth_rank INTEGER NOT NULL, sex TEXT NOT NULL, quality TEXT NOT NULL,
+            birth_year INTEGER NOT NULL, contract_code TEXT NOT NULL,
+            coverage_start TEXT NOT NULL, coverage_end TEXT, css INTEGER NOT NULL,
+            row_digest BLOB NOT NULL,
+            state INTEGER NOT NULL DEFAULT 0, existing_id INTEGER
+        )"""
+    )
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {KEEP} (idx_nir BLOB NOT NULL)")
+
+
+def drop_staging(conn: Connection) -> None:
+    """Drop the staging tables if they exist (SQLite; PostgreSQL drops them at commit)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{STAGE}")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{KEEP}")
+
+
+class Stager:
+    """Buffers staged rows and writes them a chunk at a time."""
+
+    def __init__(self, conn: Connection, *, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.conn = conn
+        self.chunk_rows = chunk_rows
+        self.staged = 0
+        self._rows: list[StagedRow] = []
+        self._keep: list[tuple[bytes]] = []
+        self._postgres = conn.dialect.name == "postgresql"
+        placeholders = ", ".join("?" for _ in STAGE_COLUMNS)
+        self._insert = f"INSERT INTO {STAGE} ({', '.join(STAGE_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
+        self._copy = f"COPY {STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+    def add(self, row: StagedRow) -> None:
+        """Stage one valid line."""
+        self._rows.append(row)
+        if len(self._rows) >= self.chunk_rows:
+            self.flush()
+
+    def keep(self, idx_nir: bytes) -> None:
+        """Name a beneficiary whose line was rejected: a full import must not end them."""
+        self._keep.append((idx_nir,))
+        if len(self._keep) >= self.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered."""
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        if self._rows:
+            if self._postgres:
+                with raw.cursor() as cursor, cursor.copy(self._copy) as copy:
+                    copy.set_types(_COPY_TYPES)
+                    for row in self._rows:
+                        copy.write_row(row)
+            else:
+                raw.executemany(self._insert, self._rows)
+            self.staged += len(self._rows)
+            self._rows.clear()
+        if self._keep:
+            marker = "%s" if self._postgres else "?"
+            sql = f"INSERT INTO {KEEP} (idx_nir) VALUES ({marker})"  # noqa: S608
+            if self._postgres:
+                with raw.cursor() as cursor:
+                    cursor.executemany(sql, self._keep)
+            else:
+                raw.executemany(sql, self._keep)
+            self._keep.clear()
+
+
+def _staged_value(column: str, postgres: bool, prefix: str = "") -> str:
+    """A staging column as the final table wants it (PostgreSQL stages dates as text)."""
+    ref = prefix + column
+    if postgres and column in ("coverage_start", "coverage_end"):
+        return f"CAST({ref} AS date)"
+    return ref
+
+
+def merge_staged(
+    conn: Connection,
+    *,
+    insurer_id: int,
+    terminate_before: date | None,
+    now: datetime,
+    on_rejected: Callable[[int, StageState], None],
+) -> MergeCounts:
+    """Apply the staged lines to ``beneficiaries`` (inside the caller's transaction).
+
+    Duplicates of a (NIR, rank) after its first line, and removals of unknown
+    beneficiaries, are passed to ``on_rejected(line_no, state)`` in line order and not
+    applied. New rows get ids ``max(id) + 1, + 2…`` in line order. With
+    ``terminate_before`` (full mode: the file date), the insurer's rows absent from the
+    file (and not canaries, and not named by a rejected line) end the day before.
+    """
+    postgres = conn.dialect.name == "postgresql"
+    conn.exec_driver_sql(f"CREATE INDEX ix_{STAGE}_nir ON {STAGE} (idx_nir, line_no)")
+    if postgres:
+        conn.exec_driver_sql(f"CREATE INDEX ix_{KEEP}_nir ON {KEEP} (idx_nir)")
+        conn.exec_driver_sql(f"ANALYZE {STAGE}")
+        conn.exec_driver_sql(f"ANALYZE {KEEP}")
+    else:
+        conn.exec_driver_sql(f"CREATE INDEX temp.ix_{KEEP}_nir ON {KEEP} (idx_nir)")
+    params = {"insurer": insurer_id}
+
+    conn.execute(
+        text(
+            f"UPDATE {STAGE} AS s SET state = {StageState.DUPLICATE:d} WHERE EXISTS "  # noqa: S608
+            f"(SELECT 1 FROM {STAGE} AS f WHERE f.idx_nir = s.idx_nir AND f.line_no < s.line_no)"
+        )
+    )
+    conn.execute(
+        text(
+            f"UPDATE {STAGE} AS s SET existing_id = b.id, state = CASE "  # noqa: S608
+            f"WHEN b.row_digest = s.row_digest THEN {StageState.UNCHANGED:d} "
+            f"ELSE {StageState.CHANGED:d} END "
+            f"FROM beneficiaries AS b WHERE b.insurer_id = :insurer "
+            f"AND b.idx_nir = s.idx_nir AND s.state = {StageState.NEW:d}"
+        ),
+        params,
+    )
+    conn.execute(
+        text(
+            f"UPDATE {STAGE} SET state = {StageState.UNKNOWN:d} "  # noqa: S608
+            f"WHERE state = {StageState.NEW:d} AND action = 'R'"
+        )
+    )
+    duplicates = unknown = 0
+    rejected = conn.execute(
+        text(
+            f"SELECT line_no, state FROM {STAGE} WHERE state IN "  # noqa: S608
+            f"({StageState.DUPLICATE:d}, {StageState.UNKNOWN:d}) ORDER BY line_no"
+        ).execution_options(yield_per=2000)
+    )
+    for line_no, state in rejected:
+        if state == StageState.DUPLICATE:
+            duplicates += 1
+        else:
+            unknown += 1
+        on_rejected(int(line_no), StageState(state))
+
+    unchanged = int(
+        conn.execute(
+            text(f"SELECT count(*) FROM {STAGE} WHERE state = {StageState.UNCHANGED:d}")  # noqa: S608
+        ).scalar_one()
+    )
+    base = int(
+        conn.execute(
+            select(func.coalesce(func.max(beneficiaries.c.id), 0)).where(
+                beneficiaries.c.insurer_id == insurer_id
+            )
+        ).scalar_one()
+    )
+    selected = ", ".join(_staged_value(c, postgres) for c in _DATA_COLUMNS)
+    now_param = bindparam("now", type_=DateTime(timezone=True))
+    inserted = conn.execute(
+        text(
+            f"INSERT INTO beneficiaries (insurer_id, id, {', '.join(_DATA_COLUMNS)}, "  # noqa: S608
+            f"is_canary, updated_at) "
+            f"SELECT :insurer, :base + ROW_NUMBER() OVER (ORDER BY line_no), {selected}, "
+            f"FALSE, :now FROM {STAGE} WHERE state = {StageState.NEW:d} ORDER BY line_no"
+        ).bindparams(now_param),
+        {**params, "base": base, "now": now},
+    ).rowcount
+    assignments = ", ".join(
+        f"{c} = {_staged_value(c, postgres, 's.')}" for c in _DATA_COLUMNS if c != "idx_nir"
+    )
+    updated = conn.execute(
+        text(
+            f"UPDATE beneficiaries AS b SET {assignments}, updated_at = :now "  # noqa: S608
+            f"FROM {STAGE} AS s WHERE s.state = {StageState.CHANGED:d} "
+            f"AND b.insurer_id = :insurer AND b.id = s.existing_id"
+        ).bindparams(now_param),
+        {**params, "now": now},
+    ).rowcount
+    terminated = 0
+    if terminate_before is not None:
+        terminated = conn.execute(
+            text(
+                "UPDATE beneficiaries SET coverage_end = :end, row_digest = :tombstone, "  # noqa: S608
+                "updated_at = :now WHERE insurer_id = :insurer AND is_canary = FALSE "
+                "AND (coverage_end IS NULL OR coverage_end > :end) "
+                f"AND NOT EXISTS (SELECT 1 FROM {STAGE} AS s "
+                "WHERE s.idx_nir = beneficiaries.idx_nir) "
+                f"AND NOT EXISTS (SELECT 1 FROM {KEEP} AS k "
+                "WHERE k.idx_nir = beneficiaries.idx_nir)"
+            ).bindparams(now_param, bindparam("end", type_=Date())),
+            {
+                **params,
+                "end": date.fromordinal(terminate_before.toordinal() - 1),
+                "tombstone": TERMINATED_DIGEST,
+                "now": now,
+            },
+        ).rowcount
+    return MergeCounts(
+        inserted=inserted,
+        updated=updated,
+        unchanged=unchanged,
+        terminated=terminated,
+        duplicates=duplicates,
+        unknown_removals=unknown,
+    )

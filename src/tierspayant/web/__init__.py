@@ -1,0 +1,1 @@
+"""The portals: server-rendered pages in French (Jinja2 + htmx)."""

@@ -1,0 +1,146 @@
+"""Platforms on a real database: SQLite (a temporary file) and PostgreSQL (a fresh database).
+
+The ``platform`` fixture runs each test once per engine. PostgreSQL tests get a database
+created for their module and dropped after it; when the server cannot be reached they are
+skipped, or fail if ``TIERSPAYANT_REQUIRE_SERVICES=1`` (CI).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from tierspayant.config import load_settings
+from tierspayant.services.platform import Platform, initialise
+from tierspayant.store.keys import insurer_scope
+from tierspayant.store.tables import catalogues, insurers
+
+POSTGRES_SERVER_URL = os.environ.get(
+    "TIERSPAYANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/"
+)
+ENGINES = ("sqlite", "postgres")
+
+
+def services_required() -> bool:
+    """CI sets TIERSPAYANT_REQUIRE_SERVICES=1: a missing server is then a failure."""
+    return os.environ.get("TIERSPAYANT_REQUIRE_SERVICES") == "1"
+
+
+def _admin_url() -> str:
+    return POSTGRES_SERVER_URL.rstrip("/") + "/postgres"
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """URL of a PostgreSQL database created for this test module, dropped after it."""
+    name = f"tp_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        message = f"PostgreSQL is not reachable at {POSTGRES_SERVER_URL}: {exc.orig}"
+        if services_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield POSTGRES_SERVER_URL.rstrip("/") + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def postgres_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data directory (hence one keyring) per PostgreSQL database: the operator's data
+    keys stored in that database are wrapped by this keyring."""
+    return tmp_path_factory.mktemp("pg-data")
+
+
+@pytest.fixture(params=[*ENGINES[:1], pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """The database engine a test runs on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def platform(
+    engine_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Platform]:
+    """An initialised platform on SQLite (fresh file) or PostgreSQL (module database)."""
+    if engine_name == "sqlite":
+        data_dir = tmp_path / "data"
+        url = f"sqlite:///{data_dir / 'tierspayant.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        data_dir = request.getfixturevalue("postgres_data_dir")
+    settings = load_settings(
+        {"TIERSPAYANT_DATA_DIR": str(data_dir), "TIERSPAYANT_DATABASE_URL": url}
+    )
+    built = initialise(settings)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SeededInsurer:
+    id: int
+    amc_number: str
+    contracts: tuple[str, ...]
+
+
+_amc_numbers = itertools.count(int(uuid.uuid4().int % 10**6) * 1000)
+
+
+@pytest.fixture
+def seed_insurer() -> Callable[..., SeededInsurer]:
+    """Creates an insurer with its data keys and, unless told not to, a catalogue naming
+    ``contracts`` (only the contract codes: enough for enrolment)."""
+
+    def make(
+        platform: Platform,
+        contracts: Sequence[str] = ("ESSENTIEL", "CONFORT"),
+        *,
+        with_catalogue: bool = True,
+    ) -> SeededInsurer:
+        amc = f"{next(_amc_numbers) % 10**9:09d}"
+        now = platform.now()
+        with platform.engine.begin() as conn:
+            insurer_id = conn.execute(
+                insurers.insert()
+                .values(amc_number=amc, name=f"Mutuelle {amc}", kind="mutuelle", created_at=now)
+                .returning(insurers.c.id)
+            ).scalar_one()
+            platform.keys.create(conn, insurer_scope(amc), now)
+            if with_catalogue:
+                document = json.dumps(
+                    {"insurer": amc, "contracts": [{"code": code} for code in contracts]},
+                    sort_keys=True,
+                    separators=(",", ":"),
+                )
+                conn.execute(
+                    catalogues.insert().values(
+                        insurer_id=insurer_id,
+                        version=1,
+                        document=document,
+                        digest="0" * 64,
+                        uploaded_at=now,
+                        uploaded_by="test",
+                    )
+                )
+        return SeededInsurer(int(insurer_id), amc, tuple(contracts))
+
+    return make

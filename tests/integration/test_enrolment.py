@@ -1,0 +1,568 @@
+"""Beneficiary import on SQLite and PostgreSQL: applied, reported, idempotent, atomic, sealed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from sqlalchemy import inspect, select, text, update
+from stdnum.fr import nir as stdnum_nir
+
+from tests.integration.conftest import SeededInsurer
+from tierspayant.cli.import_beneficiaries import import_beneficiaries_command
+from tierspayant.domain.identifiers import find_valid_nirs
+from tierspayant.formats.beneficiaries import BeneficiaryFileError, ImportMode
+from tierspayant.formats.synthetic import write_beneficiaries_csv
+from tierspayant.security.crypto import BlindIndexer, FieldCipher
+from tierspayant.security.identity import (
+    family_index,
+    member_index,
+    nir_index,
+    open_column,
+)
+from tierspayant.services.enrolment import ImportSummary, import_beneficiaries
+from tierspayant.services.errors import NotFound, ServiceError
+from tierspayant.services.platform import Platform
+from tierspayant.store import audit
+from tierspayant.store.beneficiaries import (
+    count_beneficiaries,
+    family_members,
+    find_by_member_index,
+    find_by_nir_index,
+)
+from tierspayant.store.keys import insurer_scope
+from tierspayant.store.tables import beneficiaries, import_runs
+
+HEADER = (
+    "member_number;nir;birth_rank;birth_date;last_name;first_name;sex;quality;contract;"
+    "coverage_start;coverage_end;css"
+)
+FILE_DATE = date(2025, 3, 1)
+ACTOR = "test:enrolment"
+
+SeedInsurer = Callable[..., SeededInsurer]
+
+
+def make_nir(sex: str, birth: date, order: int) -> str:
+    body = f"{'1' if sex == 'M' else '2'}{birth.year % 100:02d}{birth.month:02d}69381{order:03d}"
+    return body + stdnum_nir.calc_check_digits(body)
+
+
+def person(
+    order: int,
+    *,
+    member: str = "A00000001",
+    sex: str = "M",
+    birth: date = date(1980, 6, 15),
+    rank: int = 1,
+    last: str = "Delacroix",
+    first: str = "Etienne",
+    quality: str = "member",
+    contract: str = "ESSENTIEL",
+    start: str = "2024-01-01",
+    end: str = "",
+) -> str:
+    """One line of the file, for a person whose NIR differs by ``order``."""
+    nir = make_nir(sex, birth, order)
+    return (
+        f"{member};{nir};{rank};{birth.isoformat()};{last};{first};{sex};{quality};"
+        f"{contract};{start};{end};0"
+    )
+
+
+def write(tmp_path: Path, name: str, *lines: str, header: str = HEADER) -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join((header, *lines)) + "\n", encoding="utf-8")
+    return path
+
+
+def run(
+    platform: Platform,
+    insurer: SeededInsurer,
+    path: Path,
+    *,
+    mode: str = "full",
+    file_date: date = FILE_DATE,
+    report: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportSummary:
+    return import_beneficiaries(
+        platform,
+        insurer.amc_number,
+        path,
+        mode=mode,
+        file_date=file_date,
+        actor=ACTOR,
+        progress=progress,
+        error_report=report,
+    )
+
+
+def snapshot(platform: Platform, insurer_id: int) -> list[tuple[Any, ...]]:
+    """Every stored column of an insurer's beneficiaries, in id order."""
+    with platform.engine.connect() as conn:
+        rows = conn.execute(
+            select(beneficiaries)
+            .where(beneficiaries.c.insurer_id == insurer_id)
+            .order_by(beneficiaries.c.id)
+        ).all()
+    return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
+
+
+def report_rows(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.reader(handle, delimiter=";"))[1:]
+
+
+def counts(summary: ImportSummary) -> tuple[int, int, int, int, int, int]:
+    return (
+        summary.lines,
+        summary.inserted,
+        summary.updated,
+        summary.unchanged,
+        summary.terminated,
+        summary.rejected,
+    )
+
+
+def test_given_good_and_bad_lines_when_imported_then_good_applied_and_bad_reported(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    bad_key = person(2)[:23] + "XX" + person(2)[25:]  # NIR key replaced
+    path = write(
+        tmp_path,
+        "in.csv",
+        person(1),
+        bad_key,
+        person(3, quality="spouse", sex="F", first="Camille"),
+        person(4, contract="PLATINE"),
+        person(5, quality="child", birth=date(2015, 2, 1), first="Lucienne", sex="F"),
+    )
+    report = tmp_path / "errors.csv"
+    summary = run(platform, insurer, path, report=report)
+
+    assert counts(summary) == (5, 3, 0, 0, 0, 2)
+    rows = report_rows(report)
+    assert [(r[0], r[2]) for r in rows] == [("3", "nir"), ("5", "contract")]
+    assert rows[0][1].startswith("line.nir.")
+    assert rows[1][1] == "line.unknown_contract"
+    assert "Delacroix" not in report.read_text(encoding="utf-8")
+    assert [e.line_no for e in summary.first_errors] == [3, 5]
+    # Ids follow the line order.
+    stored = snapshot(platform, insurer.id)
+    assert [row[1] for row in stored] == [1, 2, 3]
+    assert [row[beneficiaries.c.keys().index("quality")] for row in stored] == [
+        "member",
+        "spouse",
+        "child",
+    ]
+    with platform.engine.connect() as conn:
+        run_row = conn.execute(select(import_runs)).one()
+        assert (run_row.status, run_row.inserted, run_row.rejected) == ("done", 3, 2)
+        event = audit.last_event(conn)
+    assert event is not None
+    assert (event.action, event.insurer, event.detail["inserted"]) == (
+        "enrolment.import",
+        insurer.amc_number,
+        3,
+    )
+
+
+def test_given_an_imported_file_when_run_again_then_nothing_changes(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    made = write_beneficiaries_csv(
+        tmp_path / "synthetic.csv",
+        600,
+        seed=5,
+        contracts=insurer.contracts,
+        bad_line_ratio=0.05,
+        start=FILE_DATE,
+    )
+    first = run(platform, insurer, made.path)
+    assert first.rejected == made.bad_lines
+    assert first.inserted == 600 - made.bad_lines
+    before = snapshot(platform, insurer.id)
+
+    second = run(platform, insurer, made.path)
+
+    assert counts(second) == (600, 0, 0, first.inserted, 0, made.bad_lines)
+    assert snapshot(platform, insurer.id) == before
+
+
+def test_given_an_incremental_file_then_only_changed_rows_are_rewritten(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    lines = [person(n, member=f"A{n:08d}") for n in range(1, 6)]
+    run(platform, insurer, write(tmp_path, "full.csv", *lines))
+    before = snapshot(platform, insurer.id)
+
+    changed = person(2, member="A00000002", contract="CONFORT")
+    newcomer = person(9, member="A00000009")
+    summary = run(
+        platform,
+        insurer,
+        write(tmp_path, "inc.csv", lines[0], changed, newcomer),
+        mode="incremental",
+    )
+
+    assert counts(summary) == (3, 1, 1, 1, 0, 0)
+    after = snapshot(platform, insurer.id)
+    assert len(after) == 6
+    assert [a == b for a, b in zip(before, after, strict=False)] == [True, False, True, True, True]
+    contract = beneficiaries.c.keys().index("contract_code")
+    assert after[1][contract] == "CONFORT"
+    assert after[5][1] == 6  # the newcomer takes the next id
+
+
+def test_given_removal_lines_then_known_ones_end_and_unknown_ones_are_rejected(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    run(platform, insurer, write(tmp_path, "full.csv", person(1), person(2)))
+    header = HEADER + ";action"
+    report = tmp_path / "errors.csv"
+    summary = run(
+        platform,
+        insurer,
+        write(tmp_path, "inc.csv", person(1) + ";R", person(7) + ";R", header=header),
+        mode="incremental",
+        report=report,
+    )
+    assert counts(summary) == (2, 0, 1, 0, 0, 1)
+    assert report_rows(report)[0][:3] == ["3", "line.unknown_beneficiary", "nir"]
+    end = beneficiaries.c.keys().index("coverage_end")
+    assert [row[end] for row in snapshot(platform, insurer.id)] == [
+        FILE_DATE - timedelta(days=1),
+        None,
+    ]
+
+
+def test_given_a_full_file_then_absent_rows_are_terminated_but_not_canaries_nor_rejected(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    everyone = [person(n, member=f"A{n:08d}") for n in range(1, 6)]
+    run(platform, insurer, write(tmp_path, "v1.csv", *everyone), file_date=date(2025, 1, 1))
+    with platform.engine.begin() as conn:  # row 5 plays a canary
+        conn.execute(
+            update(beneficiaries)
+            .where(beneficiaries.c.insurer_id == insurer.id, beneficiaries.c.id == 5)
+            .values(is_canary=True)
+        )
+    # Line 4 is kept but rejected (unknown contract): its beneficiary must stay covered.
+    rejected_four = person(4, member="A00000004", contract="PLATINE")
+    v2 = write(tmp_path, "v2.csv", everyone[0], everyone[1], rejected_four)
+
+    summary = run(platform, insurer, v2, file_date=FILE_DATE)
+
+    assert counts(summary) == (3, 0, 0, 2, 1, 1)
+    end = beneficiaries.c.keys().index("coverage_end")
+    ends = [row[end] for row in snapshot(platform, insurer.id)]
+    assert ends == [None, None, date(2025, 2, 28), None, None]
+    # Rerun: already ended, nothing to do.
+    assert run(platform, insurer, v2, file_date=FILE_DATE).terminated == 0
+    # Back in a later file: reinstated.
+    back = run(
+        platform, insurer, write(tmp_path, "v3.csv", *everyone[:4]), file_date=date(2025, 4, 1)
+    )
+    assert (back.updated, back.terminated) == (1, 0)
+    assert [row[end] for row in snapshot(platform, insurer.id)][2] is None
+
+
+def test_given_duplicate_nir_and_rank_then_every_later_occurrence_is_rejected(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    report = tmp_path / "errors.csv"
+    path = write(
+        tmp_path,
+        "dups.csv",
+        person(1),
+        person(2),
+        person(1, first="Etiennette"),
+        person(1),
+        person(1, rank=2),  # same NIR, another rank: a twin, not a duplicate
+    )
+    summary = run(platform, insurer, path, report=report)
+    assert counts(summary) == (5, 3, 0, 0, 0, 2)
+    assert [(r[0], r[1]) for r in report_rows(report)] == [
+        ("4", "line.duplicate"),
+        ("5", "line.duplicate"),
+    ]
+    first_name = open_first_names(platform, insurer)
+    assert first_name == ["Etienne", "Etienne", "Etienne"]
+
+
+def open_first_names(platform: Platform, insurer: SeededInsurer) -> list[str]:
+    with platform.engine.connect() as conn:
+        keys = platform.keys.active(conn, insurer_scope(insurer.amc_number))
+        rows = conn.execute(
+            select(beneficiaries.c.idx_nir, beneficiaries.c.first_name_ct)
+            .where(beneficiaries.c.insurer_id == insurer.id)
+            .order_by(beneficiaries.c.id)
+        ).all()
+    cipher = FieldCipher(keys)
+    return [
+        open_column(cipher, insurer.id, bytes(r.idx_nir), "first_name", bytes(r.first_name_ct))
+        for r in rows
+    ]
+
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize(("fail_at_call", "error"), [(2, Boom), (4, Boom), (4, KeyboardInterrupt)])
+def test_given_a_failure_during_the_run_then_the_table_is_exactly_as_before(
+    platform: Platform,
+    seed_insurer: SeedInsurer,
+    tmp_path: Path,
+    fail_at_call: int,
+    error: type[BaseException],
+) -> None:
+    insurer = seed_insurer(platform)
+    first = write_beneficiaries_csv(
+        tmp_path / "first.csv", 2500, seed=1, contracts=insurer.contracts, start=FILE_DATE
+    )
+    run(platform, insurer, first.path)
+    before = snapshot(platform, insurer.id)
+    second = write_beneficiaries_csv(
+        tmp_path / "second.csv", 2500, seed=2, contracts=insurer.contracts, start=FILE_DATE
+    )
+    calls: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        if len(calls) == fail_at_call:  # call 2: after 1,000 lines; call 4: after the merge
+            raise error("injected")
+
+    with pytest.raises(error):
+        run(platform, insurer, second.path, progress=progress)
+
+    assert snapshot(platform, insurer.id) == before
+    with platform.engine.connect() as conn:
+        statuses = (
+            conn.execute(
+                select(import_runs.c.status)
+                .where(import_runs.c.insurer_id == insurer.id)
+                .order_by(import_runs.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        event = audit.last_event(conn)
+    assert statuses == ["done", "failed"]
+    assert event is not None
+    assert event.decision == "error"
+    # The platform is still usable: the same file now goes through.
+    assert run(platform, insurer, second.path).inserted == 2500
+
+
+def test_given_an_unreadable_header_then_nothing_is_applied_and_the_run_is_failed(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    path = write(tmp_path, "bad.csv", person(1), header=HEADER.replace("quality", "qualite"))
+    with pytest.raises(BeneficiaryFileError) as caught:
+        run(platform, insurer, path)
+    assert caught.value.code == "file.header.unknown_column"
+    assert snapshot(platform, insurer.id) == []
+    with platform.engine.connect() as conn:
+        statuses = conn.execute(
+            select(import_runs.c.status).where(import_runs.c.insurer_id == insurer.id)
+        )
+        assert statuses.scalars().all() == ["failed"]
+
+
+def test_given_an_unknown_insurer_or_no_catalogue_then_refused(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "in.csv", person(1))
+    with pytest.raises(NotFound) as unknown:
+        import_beneficiaries(
+            platform, "999999999", path, mode="full", file_date=FILE_DATE, actor=ACTOR
+        )
+    assert unknown.value.code == "insurer.unknown"
+    bare = seed_insurer(platform, with_catalogue=False)
+    with pytest.raises(ServiceError) as no_catalogue:
+        run(platform, bare, path)
+    assert no_catalogue.value.code == "enrolment.no_catalogue"
+
+
+def test_given_an_import_then_lookups_by_index_find_and_decrypt_the_right_rows(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    twins = date(2016, 8, 9)
+    path = write(
+        tmp_path,
+        "family.csv",
+        person(1, member="F00000042", last="Lefebvre", first="Nathalie", sex="F"),
+        person(2, member="F00000042", last="Lefebvre", first="Romain", quality="spouse"),
+        person(3, member="F00000042", birth=twins, first="Jules", quality="child"),
+        person(4, member="F00000042", birth=twins, rank=2, first="Lina", sex="F", quality="child"),
+        person(5, member="F00000077", last="Garnier", first="Paul"),
+    )
+    assert run(platform, insurer, path).inserted == 5
+    with platform.engine.connect() as conn:
+        keys = platform.keys.active(conn, insurer_scope(insurer.amc_number))
+        indexer, cipher = BlindIndexer(keys), FieldCipher(keys)
+        nathalie_nir = make_nir("F", date(1980, 6, 15), 1)
+
+        found = find_by_nir_index(conn, insurer.id, nir_index(indexer, nathalie_nir, 1))
+        missing = find_by_nir_index(conn, insurer.id, nir_index(indexer, nathalie_nir, 2))
+        twins_found = find_by_member_index(
+            conn, insurer.id, member_index(indexer, "f00000042 ", twins)
+        )
+        family = family_members(conn, insurer.id, family_index(indexer, "F00000042"))
+
+    assert missing is None
+    assert found is not None
+    assert found.id == 1
+    assert found.covered_on(FILE_DATE)
+
+    def opened(column: str, blob: bytes) -> str:
+        assert found is not None
+        return open_column(cipher, insurer.id, found.idx_nir, column, blob)
+
+    assert opened("nir", found.nir_ct) == nathalie_nir
+    assert opened("last_name", found.last_name_ct) == "Lefebvre"
+    assert opened("first_name", found.first_name_ct) == "Nathalie"
+    assert opened("birth_date", found.birth_date_ct) == "1980-06-15"
+    assert opened("member_number", found.member_number_ct) == "F00000042"
+    assert [(r.id, r.birth_rank) for r in twins_found] == [(3, 1), (4, 2)]
+    assert [r.id for r in family] == [1, 2, 3, 4]
+    assert "Lefebvre" not in repr(found)
+
+
+def _database_text(platform: Platform) -> str:
+    """Every value of every table, bytes as Latin-1: what someone reading the data sees."""
+    chunks: list[str] = []
+    with platform.engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            result = conn.execute(text(f'SELECT * FROM "{table}"'))
+            for row in result:
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        chunks.append(bytes(value).decode("latin-1"))
+                    elif value is not None:
+                        chunks.append(str(value))
+    return "\n".join(chunks)
+
+
+def test_given_an_import_then_no_valid_nir_nor_name_is_in_the_database(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path, engine_name: str
+) -> None:
+    insurer = seed_insurer(platform)
+    made = write_beneficiaries_csv(
+        tmp_path / "scan.csv", 400, seed=9, contracts=insurer.contracts, start=FILE_DATE
+    )
+    assert run(platform, insurer, made.path).inserted == 400
+    with made.path.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter=";"))
+    names = {r["last_name"] for r in rows} | {r["first_name"] for r in rows}
+    long_names = {n for n in names if len(n) >= 7}
+    assert len(long_names) > 20
+    nirs = {r["nir"] for r in rows}
+    assert find_valid_nirs(" ".join(nirs))  # the scanner does find clear NIRs
+
+    values = _database_text(platform)
+    assert find_valid_nirs(values) == []
+    assert [n for n in long_names if n in values] == []
+    if engine_name == "sqlite":
+        platform.engine.dispose()
+        database = Path(platform.settings.database_url.split("///", 1)[1])
+        raw = b"".join(
+            p.read_bytes()
+            for p in (database, database.with_name(database.name + "-wal"))
+            if p.exists()
+        )
+        assert len(raw) > 100_000
+        assert find_valid_nirs(raw.decode("latin-1")) == []
+        assert [n for n in long_names if n.encode() in raw] == []
+
+
+def test_given_the_command_then_progress_summary_and_exit_status(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    path = write(tmp_path, "cli.csv", person(1), person(2, contract="PLATINE"))
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=False)
+    status = import_beneficiaries_command(
+        platform, path, insurer.amc_number, "full", FILE_DATE, tmp_path / "e.csv", console
+    )
+    assert status == 1
+    shown = out.getvalue()
+    assert "inserted" in shown
+    assert "rejected" in shown
+    assert "line.unknown_contract" in shown
+    assert (
+        import_beneficiaries_command(
+            platform, path, insurer.amc_number, "full", FILE_DATE, None, console
+        )
+        == 1
+    )
+    clean = write(tmp_path, "clean.csv", person(1))
+    assert (
+        import_beneficiaries_command(
+            platform, clean, insurer.amc_number, "incremental", FILE_DATE, None, console
+        )
+        == 0
+    )
+    assert (
+        import_beneficiaries_command(platform, clean, "999999999", "full", FILE_DATE, None, console)
+        == 2
+    )
+    assert "insurer.unknown" in out.getvalue()
+    assert (
+        import_beneficiaries_command(
+            platform, clean, insurer.amc_number, "sometimes", FILE_DATE, None, console
+        )
+        == 2
+    )
+
+
+def test_count_beneficiaries_counts_one_insurer_only(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    one, two = seed_insurer(platform), seed_insurer(platform)
+    run(platform, one, write(tmp_path, "a.csv", person(1), person(2)))
+    run(platform, two, write(tmp_path, "b.csv", person(1)))
+    with platform.engine.connect() as conn:
+        assert (count_beneficiaries(conn, one.id), count_beneficiaries(conn, two.id)) == (2, 1)
+    assert ImportMode("full") is ImportMode.FULL
+
+
+def test_given_other_writers_during_the_staging_then_the_import_still_commits(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    """The API keeps appending audit events while a file is read; on SQLite the import
+    must not hold a stale read snapshot that would make its merge fail."""
+    insurer = seed_insurer(platform)
+    made = write_beneficiaries_csv(
+        tmp_path / "busy.csv", 2500, seed=4, contracts=insurer.contracts, start=FILE_DATE
+    )
+
+    def progress(done: int, total: int) -> None:
+        with platform.engine.begin() as other:
+            audit.append(
+                other, at=platform.now(), actor="api:test", action="rights.check", decision="allow"
+            )
+
+    summary = run(platform, insurer, made.path, progress=progress)
+    assert summary.inserted == 2500
+    with platform.engine.connect() as conn:
+        event = audit.last_event(conn)
+    assert event is not None
+    assert event.action == "rights.check"  # the last progress call comes after the run's event
