@@ -12,6 +12,7 @@ import json
 import platform
 import random
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -24,7 +25,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "catalogues"
 CARE_DATE = date(2026, 3, 16)
 
 # (weight, line factory): pharmacy dominates the real flow, then doctors, labs, nurses.
-_MIX = [
+_MIX: list[tuple[int, Callable[[random.Random], PricingLine]]] = [
     (40, lambda r: PricingLine("PH7", CareDomain.PHAR, "drug_65", r.randint(1, 3), *_same(r, 2))),
     (8, lambda r: PricingLine("PH4", CareDomain.PHAR, "drug_30", 1, *_same(r, 1))),
     (4, lambda r: PricingLine("PH1", CareDomain.PHAR, "drug_100", 1, *_same(r, 3))),

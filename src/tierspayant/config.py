@@ -37,6 +37,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     rate_limits: dict[str, str] = field(default_factory=dict)
+    alert_webhook_url: str | None = None
+    guard_policy: str | None = None  # JSON object, or the path of a JSON file
+    guard_enabled: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -56,6 +59,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     max_body = _int(source, "TIERSPAYANT_MAX_BODY_BYTES", 256 * 1024)
     port = _int(source, "TIERSPAYANT_PORT", 8000)
     rate_limits = _rules(source.get("TIERSPAYANT_RATE_LIMITS", ""))
+    guard = source.get("TIERSPAYANT_GUARD", "on").strip().lower()
+    if guard not in {"on", "off"}:
+        raise SystemExit("TIERSPAYANT_GUARD must be 'on' or 'off'")
+    if guard == "off" and not database_url.startswith("sqlite"):
+        # Switching the guard off exists to measure its cost on a laptop; never in production.
+        raise SystemExit("TIERSPAYANT_GUARD=off is refused outside the embedded SQLite mode")
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -66,6 +75,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         host=source.get("TIERSPAYANT_HOST", "127.0.0.1"),
         port=port,
         rate_limits=rate_limits,
+        alert_webhook_url=source.get("TIERSPAYANT_ALERT_WEBHOOK") or None,
+        guard_policy=source.get("TIERSPAYANT_GUARD_POLICY") or None,
+        guard_enabled=guard == "on",
     )
 
 

@@ -17,9 +17,9 @@ from stdnum.fr import nir as stdnum_nir
 from tests.integration.conftest import SeededInsurer
 from tierspayant.cli.import_beneficiaries import import_beneficiaries_command
 from tierspayant.domain.identifiers import find_valid_nirs
-from tierspayant.formats.beneficiaries import BeneficiaryFileError, ImportMode
+from tierspayant.formats.beneficiaries import BeneficiaryFileError, ImportMode, LineValidator
 from tierspayant.formats.synthetic import write_beneficiaries_csv
-from tierspayant.security.crypto import BlindIndexer, FieldCipher
+from tierspayant.security.crypto import BlindIndexer, FieldCipher, new_data_keys
 from tierspayant.security.identity import (
     family_index,
     member_index,
@@ -27,9 +27,11 @@ from tierspayant.security.identity import (
     open_column,
 )
 from tierspayant.services.enrolment import ImportSummary, import_beneficiaries
+from tierspayant.services.enrolment_prepare import ParallelPreparer, WorkerError
 from tierspayant.services.errors import NotFound, ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
+from tierspayant.store import beneficiaries as store_beneficiaries
 from tierspayant.store.beneficiaries import (
     count_beneficiaries,
     family_members,
@@ -91,6 +93,7 @@ def run(
     file_date: date = FILE_DATE,
     report: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> ImportSummary:
     return import_beneficiaries(
         platform,
@@ -101,6 +104,7 @@ def run(
         actor=ACTOR,
         progress=progress,
         error_report=report,
+        workers=workers,
     )
 
 
@@ -322,13 +326,17 @@ class Boom(RuntimeError):
     pass
 
 
-@pytest.mark.parametrize(("fail_at_call", "error"), [(2, Boom), (4, Boom), (4, KeyboardInterrupt)])
+@pytest.mark.parametrize(
+    ("fail_at_call", "error", "workers"),
+    [(2, Boom, 0), (5, Boom, 0), (5, KeyboardInterrupt, 0), (3, KeyboardInterrupt, 1)],
+)
 def test_given_a_failure_during_the_run_then_the_table_is_exactly_as_before(
     platform: Platform,
     seed_insurer: SeedInsurer,
     tmp_path: Path,
     fail_at_call: int,
     error: type[BaseException],
+    workers: int,
 ) -> None:
     insurer = seed_insurer(platform)
     first = write_beneficiaries_csv(
@@ -343,11 +351,15 @@ def test_given_a_failure_during_the_run_then_the_table_is_exactly_as_before(
 
     def progress(done: int, total: int) -> None:
         calls.append((done, total))
-        if len(calls) == fail_at_call:  # call 2: after 1,000 lines; call 4: after the merge
+        # Calls: start, after lines 1000, 2000 and 2500, then after the merge (the 5th).
+        if len(calls) == fail_at_call:
             raise error("injected")
 
+    report = tmp_path / "errors.csv"
     with pytest.raises(error):
-        run(platform, insurer, second.path, progress=progress)
+        run(platform, insurer, second.path, progress=progress, workers=workers, report=report)
+
+    assert not report.exists()
 
     assert snapshot(platform, insurer.id) == before
     with platform.engine.connect() as conn:
@@ -384,6 +396,21 @@ def test_given_an_unreadable_header_then_nothing_is_applied_and_the_run_is_faile
         assert statuses.scalars().all() == ["failed"]
 
 
+def test_given_a_full_file_with_no_line_then_refused_and_nobody_is_terminated(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    run(platform, insurer, write(tmp_path, "v1.csv", person(1), person(2)))
+    before = snapshot(platform, insurer.id)
+    empty = tmp_path / "empty.csv"
+    empty.write_text(HEADER + "\n\n", encoding="utf-8")
+    with pytest.raises(ServiceError) as refused:
+        run(platform, insurer, empty)
+    assert refused.value.code == "enrolment.empty_full_file"
+    assert snapshot(platform, insurer.id) == before
+    assert run(platform, insurer, empty, mode="incremental").lines == 0
+
+
 def test_given_an_unknown_insurer_or_no_catalogue_then_refused(
     platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
 ) -> None:
@@ -393,6 +420,11 @@ def test_given_an_unknown_insurer_or_no_catalogue_then_refused(
             platform, "999999999", path, mode="full", file_date=FILE_DATE, actor=ACTOR
         )
     assert unknown.value.code == "insurer.unknown"
+    with pytest.raises(ServiceError) as bad_mode:
+        import_beneficiaries(
+            platform, "999999999", path, mode="partial", file_date=FILE_DATE, actor=ACTOR
+        )
+    assert bad_mode.value.code == "enrolment.mode"
     bare = seed_insurer(platform, with_catalogue=False)
     with pytest.raises(ServiceError) as no_catalogue:
         run(platform, bare, path)
@@ -541,7 +573,6 @@ def test_count_beneficiaries_counts_one_insurer_only(
     run(platform, two, write(tmp_path, "b.csv", person(1)))
     with platform.engine.connect() as conn:
         assert (count_beneficiaries(conn, one.id), count_beneficiaries(conn, two.id)) == (2, 1)
-    assert ImportMode("full") is ImportMode.FULL
 
 
 def test_given_other_writers_during_the_staging_then_the_import_still_commits(
@@ -554,7 +585,12 @@ def test_given_other_writers_during_the_staging_then_the_import_still_commits(
         tmp_path / "busy.csv", 2500, seed=4, contracts=insurer.contracts, start=FILE_DATE
     )
 
+    calls: list[int] = []
+
     def progress(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) > 4:  # the 5th and last call comes after the merge, under its locks
+            return
         with platform.engine.begin() as other:
             audit.append(
                 other, at=platform.now(), actor="api:test", action="rights.check", decision="allow"
@@ -562,7 +598,93 @@ def test_given_other_writers_during_the_staging_then_the_import_still_commits(
 
     summary = run(platform, insurer, made.path, progress=progress)
     assert summary.inserted == 2500
+    assert len(calls) == 5
     with platform.engine.connect() as conn:
         event = audit.last_event(conn)
     assert event is not None
-    assert event.action == "rights.check"  # the last progress call comes after the run's event
+    assert event.action == "enrolment.import"
+    assert event.seq >= 4
+
+
+def test_given_worker_processes_then_same_outcome_as_in_process(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    here, there = seed_insurer(platform), seed_insurer(platform)
+    made = write_beneficiaries_csv(
+        tmp_path / "w.csv",
+        3500,
+        seed=12,
+        contracts=here.contracts,
+        bad_line_ratio=0.03,
+        start=FILE_DATE,
+    )
+    in_process = run(platform, here, made.path, report=tmp_path / "here.csv", workers=0)
+    in_workers = run(platform, there, made.path, report=tmp_path / "there.csv", workers=2)
+
+    assert counts(in_workers) == counts(in_process)
+    assert in_process.rejected == made.bad_lines
+    assert (tmp_path / "here.csv").read_text() == (tmp_path / "there.csv").read_text()
+    assert open_first_names(platform, there) == open_first_names(platform, here)
+    # And the rerun through workers recognises every row.
+    again = run(platform, there, made.path, workers=2)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, in_process.inserted)
+
+
+def test_given_a_worker_that_dies_then_the_preparer_raises_worker_error() -> None:
+    validator = LineValidator(contracts={"ESSENTIEL"}, mode=ImportMode.FULL, file_date=FILE_DATE)
+    with ParallelPreparer(new_data_keys(1), 1, validator, 1) as pool:
+        worker = pool._workers[0]
+        worker.process.kill()
+        worker.process.wait()
+        with pytest.raises(WorkerError):
+            list(pool.map([[(2, ("",) * 13)]]))
+
+
+@pytest.mark.parametrize("merge_each_chunk", [True, False])
+def test_given_small_chunks_then_duplicates_ids_and_counts_hold_across_chunks(
+    platform: Platform,
+    seed_insurer: SeedInsurer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    merge_each_chunk: bool,
+) -> None:
+    monkeypatch.setattr(store_beneficiaries, "CHUNK_ROWS", 4)
+    dialects = {"sqlite", "postgresql"} if merge_each_chunk else set()
+    monkeypatch.setattr(store_beneficiaries, "MERGE_EACH_CHUNK_ON", frozenset(dialects))
+    insurer = seed_insurer(platform)
+    first = [person(n, member=f"A{n:08d}") for n in range(1, 11)]
+    run(platform, insurer, write(tmp_path, "v1.csv", *first[:6]))
+    # Lines 2-4 known (one changed), then new ones, with duplicates of a line in an
+    # earlier chunk (line 3 again on line 9) and within a chunk (line 10 on line 11).
+    # Rows 4 and 5 are absent: terminated.
+    lines = [
+        first[0],
+        first[1].replace("ESSENTIEL", "CONFORT"),
+        first[2],
+        first[6],
+        first[7],
+        person(20, contract="PLATINE"),  # rejected while reading
+        first[8],
+        first[1],
+        first[9],
+        first[9],
+        first[5],
+    ]
+    report = tmp_path / "errors.csv"
+    summary = run(platform, insurer, write(tmp_path, "v2.csv", *lines), report=report)
+
+    assert counts(summary) == (11, 4, 1, 3, 2, 3)
+    assert [(r[0], r[1]) for r in report_rows(report)] == [
+        ("7", "line.unknown_contract"),
+        ("9", "line.duplicate"),
+        ("11", "line.duplicate"),
+    ]
+    stored = snapshot(platform, insurer.id)
+    ids = [row[1] for row in stored]
+    assert ids == list(range(1, 11))
+    end = beneficiaries.c.keys().index("coverage_end")
+    ended = FILE_DATE - timedelta(days=1)
+    assert [row[end] for row in stored][3:6] == [ended, ended, None]
+    assert open_first_names(platform, insurer) == ["Etienne"] * 10
+    again = run(platform, insurer, write(tmp_path, "v2.csv", *lines))
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 8)

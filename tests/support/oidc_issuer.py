@@ -156,16 +156,15 @@ class TestIssuer:
         claims.update(login.extra_claims)
         return claims
 
-    def sign(
-        self, claims: dict[str, Any], *, key: RSAKey | None = None, alg: str = "RS256"
-    ) -> str:
+    def sign(self, claims: dict[str, Any], *, key: RSAKey | None = None, alg: str = "RS256") -> str:
         """Sign arbitrary claims as this issuer would (or with another ``key``)."""
         signer = key or self.key
         header = {"alg": alg, "kid": str(signer.kid)}
         return jwt.encode(header, claims, signer, algorithms=[alg])
 
-    def mint_id_token(self, *, nonce: str, **overrides: Any) -> str:
-        """An ID token for a default user, with any claim replaced (None removes it)."""
+    def mint_id_token(self, *, nonce: str | None, **overrides: Any) -> str:
+        """An ID token for a default user, with any claim replaced (None removes it; a
+        None ``nonce`` leaves the nonce out)."""
         login = PlannedLogin(
             sub="psc-user-1",
             rpps="10001234567",
@@ -215,7 +214,7 @@ def _new_key() -> RSAKey:
 
 def _handler(issuer: TestIssuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return  # keep test output quiet
 
         def _send_json(self, status: int, body: dict[str, Any]) -> None:

@@ -73,9 +73,7 @@ class SoftAuthenticator:
             + self.credential_id
             + self._cose_public_key()
         )
-        auth_data = (
-            rp_hash + self._flags(_FLAG_AT) + self.sign_count.to_bytes(4, "big") + attested
-        )
+        auth_data = rp_hash + self._flags(_FLAG_AT) + self.sign_count.to_bytes(4, "big") + attested
         attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
         return json.dumps(
             {

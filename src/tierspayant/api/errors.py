@@ -17,7 +17,9 @@ from tierspayant.services.errors import ServiceError, TooManyRequests
 log = structlog.get_logger("tierspayant.api")
 
 
-def error_body(code: str, message: str, field: str | None = None, **extra: object) -> dict[str, object]:
+def error_body(
+    code: str, message: str, field: str | None = None, **extra: object
+) -> dict[str, object]:
     body: dict[str, object] = {"code": code, "message": message}
     if field is not None:
         body["field"] = field
@@ -75,7 +77,12 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         # Never echo the submitted values back: they may be identifiers.
         return JSONResponse(
-            error_body(code, str(first.get("msg", "invalid request")), ".".join(loc) or None, details=details),
+            error_body(
+                code,
+                str(first.get("msg", "invalid request")),
+                ".".join(loc) or None,
+                details=details,
+            ),
             status,
         )
 
@@ -83,9 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "route.not_found", 405: "route.method_not_allowed", 413: "request.too_large"}
         code = codes.get(exc.status_code, f"http.{exc.status_code}")
-        return JSONResponse(
-            error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers
-        )
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RateLimitStoreDown)
     async def limits_down(_request: Request, _exc: RateLimitStoreDown) -> JSONResponse:

@@ -68,7 +68,12 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
-            {"error": {"code": "request.too_large", "message": f"body above {self.max_bytes} bytes"}}
+            {
+                "error": {
+                    "code": "request.too_large",
+                    "message": f"body above {self.max_bytes} bytes",
+                }
+            }
         ).encode()
         await send(
             {

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from tierspayant.config import Settings
 from tierspayant.services.demo import build_demo
@@ -25,7 +32,7 @@ def run_demo(
             TimeElapsedColumn(),
             console=console,
         ) as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def progress(label: str, done: int, total: int) -> None:
                 if label not in tasks:
@@ -68,7 +75,7 @@ def run_demo(
     )
     console.print(
         f"curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
-        f"-d '{body}' {base}/v1/eligibility".replace('"TODAY"', '"\'$(date +%F)\'"'),
+        f"-d '{body}' {base}/v1/eligibility".replace('"TODAY"', "\"'$(date +%F)'\""),
         soft_wrap=True,
     )
     console.print(f"\nOpenAPI documentation: {base}/docs\n")

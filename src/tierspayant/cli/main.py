@@ -91,7 +91,9 @@ def demo(
     beneficiaries: Annotated[int, typer.Option(help="How many beneficiaries")] = 100_000,
     providers_count: Annotated[int, typer.Option("--providers", help="How many providers")] = 1_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data")] = 2024,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Create the data, do not serve")] = False,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Create the data, do not serve")
+    ] = False,
 ) -> None:
     """Create demo data (3 insurers, beneficiaries, providers, a token) and serve."""
     from tierspayant.cli.demo import run_demo
@@ -175,9 +177,7 @@ def import_beneficiaries(
         err_console.print("[red]error[/red] [file_date.format] --file-date must be YYYY-MM-DD")
         raise typer.Exit(2) from None
     with platform_ctx() as platform:
-        status = import_beneficiaries_command(
-            platform, file, insurer, mode, day, errors, console
-        )
+        status = import_beneficiaries_command(platform, file, insurer, mode, day, errors, console)
     raise typer.Exit(status)
 
 
@@ -227,7 +227,9 @@ def providers_import(
 def providers_convention(
     am_number: Annotated[str, typer.Option("--am", help="Billing number of the provider")],
     insurer: Annotated[str, typer.Option("--insurer", help="AMC number")],
-    domain: Annotated[list[CareDomain] | None, typer.Option(help="Care domains (default: the category's)")] = None,
+    domain: Annotated[
+        list[CareDomain] | None, typer.Option(help="Care domains (default: the category's)")
+    ] = None,
     valid_from: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today)")] = None,
 ) -> None:
     """Record a provider's convention with an insurer for some care domains."""

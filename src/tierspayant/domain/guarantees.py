@@ -289,6 +289,23 @@ class Contract:
         object.__setattr__(self, "_index", MappingProxyType(index))
         object.__setattr__(self, "_wildcards", MappingProxyType(frozen_wildcards))
 
+    def __reduce__(self) -> tuple[type[Contract], tuple[object, ...]]:
+        # Read-only mapping proxies do not pickle: rebuild from plain values instead.
+        return (
+            Contract,
+            (
+                self.code,
+                self.label,
+                self.responsable,
+                dict(self.domains),
+                self.guarantees,
+                self.hundred_percent_sante,
+                self.covers_participation,
+                self.covers_franchises,
+                self.covers_hors_parcours,
+            ),
+        )
+
     def candidates(self, domain: CareDomain, family: str) -> tuple[Guarantee, ...]:
         """The rules for ``family`` in ``domain``, most specific first."""
         found = self._index.get((domain, family))

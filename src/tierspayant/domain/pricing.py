@@ -28,7 +28,7 @@ from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.errors import PricingError
 from tierspayant.domain.guarantees import PERIOD_LABELS, Contract, Guarantee
 from tierspayant.domain.money import apply_rate, format_euros
-from tierspayant.domain.reference import ReferenceRules, ReferenceTable, lens_pair
+from tierspayant.domain.reference import FamilyRule, ReferenceRules, ReferenceTable, lens_pair
 
 __all__ = [
     "AMO_COUNTERS",
@@ -41,6 +41,7 @@ __all__ = [
     "PricingRequest",
     "PricingResult",
     "RssClass",
+    "check_lines",
     "max_equipment_cover",
     "price",
     "price_with_rules",
@@ -73,6 +74,9 @@ class RssClass(StrEnum):
 
     A = "A"  # 100 % Santé basket: legal price limit, nothing left to the patient
     B = "B"  # free price
+
+
+_RSS_CLASSES = frozenset(RssClass)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,19 +285,9 @@ def price_with_rules(
     for index, line in enumerate(lines):
         family_name = line.family
         fam = families.get(family_name)
-        if fam is None:
-            raise PricingError(
-                "pricing.unknown_family",
-                f"unknown act family {family_name!r}",
-                field=f"lines[{index}].family",
-            )
+        if fam is None or line.domain not in fam.domains:
+            fam = _family(line, index, rules)  # raises the precise error
         domain = line.domain
-        if domain not in fam.domains:
-            raise PricingError(
-                "pricing.family_domain_mismatch",
-                f"family {family_name} is not billed in care domain {domain}",
-                field=f"lines[{index}].domain",
-            )
         if domain not in contract_domains:
             raise PricingError(
                 "pricing.domain_not_covered",
@@ -334,13 +328,8 @@ def price_with_rules(
         rate = line.amo_rate_bp
         if rate is None:
             rate = expected
-        elif not expected <= rate <= FULL_RATE:
-            raise PricingError(
-                "pricing.amounts_inconsistent",
-                f"AMO rate {_pct(rate)} is inconsistent: {_pct(expected)} to 100 % expected "
-                f"for {family_name}",
-                field=f"lines[{index}].amo_rate_bp",
-            )
+        else:
+            _check_rate(line, index, fam, rules)
         amo_base = apply_rate(br, rate)
         amo_note = f"AMO {_pct(rate)} of BR {_eur(br)} = {_eur(amo_base)}"
         if hors_parcours:
@@ -351,7 +340,7 @@ def price_with_rules(
 
         participation = franchise = 0
         line_spared = spared
-        if line_spared is None and (exemption is Exemption.MATERNITY or exemption is Exemption.CSS):
+        if line_spared is None and (exemption == Exemption.MATERNITY or exemption == Exemption.CSS):
             line_spared = str(exemption)
         if fam.participation:
             if line_spared is not None:
@@ -422,7 +411,7 @@ def price_with_rules(
                     )
         if not covered:
             pass
-        elif rss is RssClass.A and contract.hundred_percent_sante:
+        elif rss == RssClass.A and contract.hundred_percent_sante:
             amc = max(0, billed - amo_base)
             notes.append(
                 f"100 % Santé: AMC pays the price {_eur(billed)} (limit "
@@ -452,7 +441,7 @@ def price_with_rules(
                 cost_left,
                 notes,
             )
-            if legal and fam.equipment is not None and rss is not RssClass.A:
+            if legal and fam.equipment is not None and rss != RssClass.A:
                 if fam.equipment == "hearing_aid":
                     cap = max(0, rules.hearing_class_ii_cap_cents * quantity - amo_base)
                     if amc > cap:
@@ -469,7 +458,7 @@ def price_with_rules(
             if guarantee.ceilings:
                 tm_part = min(amc, max(0, br - reference_amo))
                 amc = _apply_ceilings(guarantee, amc, tm_part, quantity, counters, used, notes)
-            if optics is not None and fam.equipment is not None and rss is not RssClass.A:
+            if optics is not None and fam.equipment is not None and rss != RssClass.A:
                 optics.consume(fam.equipment, amc)
         if covered and guarantee is not None and guarantee.frequency is not None and amc > 0:
             renewals[guarantee.frequency.key] = care_date
@@ -533,16 +522,14 @@ def price_with_rules(
         total_dep,
         total_amc,
         total_billed - total_paid - total_amc,
-        MappingProxyType(consumption) if consumption else _EMPTY,
-        MappingProxyType(renewals) if renewals else _EMPTY_DATES,
+        consumption,
+        renewals,
     )
 
 
 _RESPONSABLE = "not covered: contrat responsable"
 _COVERED = "covered by the contract"
 _NOT_COVERED = "not covered by the contract"
-_EMPTY: Mapping[str, tuple[int, int]] = MappingProxyType({})
-_EMPTY_DATES: Mapping[str, date] = MappingProxyType({})
 
 
 def _formula(
@@ -613,7 +600,7 @@ class _OpticsCaps:
         complexities = [
             fam.lens_complexity
             for line in lines
-            if line.rss_class is not RssClass.A
+            if line.rss_class != RssClass.A
             and (fam := rules.families.get(line.family)) is not None
             and fam.lens_complexity is not None
         ]
@@ -645,6 +632,63 @@ class _OpticsCaps:
         self.equipment_left -= amc
 
 
+def check_lines(lines: Sequence[PricingLine], rules: ReferenceRules) -> None:
+    """Refuse lines that no contract and no beneficiary could make valid.
+
+    Everything here depends on the lines and the reference data only, so a caller can
+    check a request before looking anyone up: the errors cannot tell about a person.
+    """
+    if not lines:
+        raise PricingError(
+            "pricing.no_lines", "a calculation needs at least one line", field="lines"
+        )
+    for index, line in enumerate(lines):
+        family = _family(line, index, rules)
+        _check_amounts(line, index, family.rss, family.daily_charge, rules)
+        if line.amo_rate_bp is not None:
+            _check_rate(line, index, family, rules)
+
+
+def _family(line: PricingLine, index: int, rules: ReferenceRules) -> FamilyRule:
+    family = rules.families.get(line.family)
+    if family is None:
+        raise PricingError(
+            "pricing.unknown_family",
+            f"unknown act family {line.family!r}",
+            field=f"lines[{index}].family",
+        )
+    if line.domain not in family.domains:
+        raise PricingError(
+            "pricing.family_domain_mismatch",
+            f"family {line.family} is not billed in care domain {line.domain}",
+            field=f"lines[{index}].domain",
+        )
+    return family
+
+
+def _check_rate(line: PricingLine, index: int, family: FamilyRule, rules: ReferenceRules) -> None:
+    """A rate sent by the caller may be above the reference (local regimes), not below.
+
+    The lowest acceptable rate depends on the line only (not on the beneficiary's age),
+    so that this check reveals nothing about the person.
+    """
+    ordinary = rules.family_rates_bp[family.name]
+    if line.exemption in _FULL_RATE_EXEMPTIONS:
+        lowest = FULL_RATE
+    elif family.care_pathway and not line.in_care_pathway:
+        lowest = min(ordinary, rules.hors_parcours_rate_bp)
+    else:
+        lowest = ordinary
+    rate = line.amo_rate_bp
+    if rate is not None and not lowest <= rate <= FULL_RATE:
+        raise PricingError(
+            "pricing.amounts_inconsistent",
+            f"AMO rate {_pct(rate)} is inconsistent: {_pct(lowest)} to 100 % expected "
+            f"for {family.name}",
+            field=f"lines[{index}].amo_rate_bp",
+        )
+
+
 def _check_amounts(
     line: PricingLine, index: int, rss_family: bool, daily_charge: bool, rules: ReferenceRules
 ) -> None:
@@ -674,6 +718,12 @@ def _check_amounts(
         )
     rss = line.rss_class
     if rss is not None:
+        if rss not in _RSS_CLASSES:
+            raise PricingError(
+                "pricing.amounts_inconsistent",
+                "rss_class must be A (100 % Santé), B (free price) or absent",
+                field=f"{where}.rss_class",
+            )
         if not rss_family:
             raise PricingError(
                 "pricing.rss_not_applicable",

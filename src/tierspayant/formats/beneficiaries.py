@@ -54,11 +54,12 @@ ERROR_REPORT_HEADER: Final = ("line", "code", "column", "message")
 _MAX_NAME = 80
 _MIN_BIRTH_YEAR = 1890
 _NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|[ '’.-])*")
-_SPACES = re.compile(r"\s+")
 _MEMBER_NUMBER = re.compile(r"[A-Z0-9][A-Z0-9./-]{0,29}")
 # Anything that looks like a NIR or a long number: masked in every report message.
 _LONG_NUMBER = re.compile(r"[0-9][0-9ABab]{9,}")
 _QUALITIES = {q.value: q for q in Quality}
+_SEXES = {s.value: s for s in Sex}
+_FLAGS = {"": False, "0": False, "1": True}
 # A digest field separator that no validated field can contain (all reject control chars).
 _SEP = "\x1f"
 
@@ -75,6 +76,9 @@ class Action(StrEnum):
 
     ADD = "A"  # add, or update if the beneficiary exists
     REMOVE = "R"  # end the coverage of an existing beneficiary
+
+
+_ACTIONS = {"": Action.ADD, "A": Action.ADD, "R": Action.REMOVE}
 
 
 class BeneficiaryFileError(DomainError):
@@ -150,7 +154,9 @@ def mask_identifiers(text: str) -> str:
 
 
 def _normalise_name(value: str) -> str | None:
-    name = _SPACES.sub(" ", unicodedata.normalize("NFC", value)).strip()
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+    name = " ".join(value.split())
     if not name or len(name) > _MAX_NAME or not _NAME.fullmatch(name):
         return None
     return name
@@ -159,6 +165,7 @@ def _normalise_name(value: str) -> str | None:
 def _parse_date(value: str) -> date | None:
     # date.fromisoformat also takes "20240131" and week dates since 3.11: insist on the
     # one documented shape.
+    value = value.strip()
     if len(value) != 10 or value[4] != "-" or value[7] != "-":
         return None
     try:
@@ -202,11 +209,249 @@ class _HashingFile(io.RawIOBase):
         super().close()
 
 
+Cells = tuple[str, ...]  # the cells of one line, in the order of COLUMNS
+RawRecord = tuple[int, Cells]  # (line number, cells): read but not yet validated
+
+
+def _rejected(
+    line_no: int, nir: str, rank: int, code: str, message: str, column: str | None
+) -> LineError:
+    """A rejected line whose NIR and rank were valid (see LineError)."""
+    return LineError(line_no, code, message, column, nir, rank)
+
+
+class LineValidator:
+    """Validates and normalises the cells of one line.
+
+    ``contracts`` are the contract codes of the insurer's catalogue; ``file_date`` is the
+    date the file describes (removal lines without an end date end the day before it).
+    Holds no file: it can be sent to worker processes.
+    """
+
+    __slots__ = ("_default_end", "contracts", "file_date", "mode")
+
+    def __init__(self, *, contracts: Collection[str], mode: ImportMode, file_date: date) -> None:
+        self.contracts = frozenset(contracts)
+        self.mode = mode
+        self.file_date = file_date
+        self._default_end = file_date - timedelta(days=1)
+
+    def __call__(self, line_no: int, cells: Cells) -> BeneficiaryLine | LineError:
+        """The line, validated and normalised, or the first reason to reject it."""
+        (
+            member_raw,
+            nir_raw,
+            rank_raw,
+            birth_raw,
+            last_raw,
+            first_raw,
+            sex_raw,
+            quality_raw,
+            contract_raw,
+            start_raw,
+            end_raw,
+            css_raw,
+            action_raw,
+        ) = cells
+        # NIR and rank first: once they are known, a rejected line still names its
+        # beneficiary (internally) so that a full import does not terminate them.
+        try:
+            parsed_nir = parse_nir(nir_raw)
+        except InvalidIdentifier as exc:
+            return LineError(line_no, f"line.{exc.code}", exc.message, "nir")
+        nir = parsed_nir.value
+        try:
+            rank = parse_birth_rank(rank_raw)
+        except InvalidIdentifier as exc:
+            return LineError(line_no, f"line.{exc.code}", exc.message, "birth_rank")
+
+        member_number = member_raw.strip().upper()
+        if not _MEMBER_NUMBER.fullmatch(member_number):
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.member_number",
+                "member number: 1 to 30 letters, digits, '.', '/' or '-'",
+                "member_number",
+            )
+        birth_date = _parse_date(birth_raw)
+        if birth_date is None:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.date",
+                "birth date: expected a date YYYY-MM-DD",
+                "birth_date",
+            )
+        if "\ufffd" in last_raw or "\ufffd" in first_raw:
+            return _rejected(
+                line_no, nir, rank, "line.encoding", "the line is not valid UTF-8", None
+            )
+        last_name = _normalise_name(last_raw)
+        if last_name is None:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.name",
+                "last name: 1 to 80 letters, spaces, ' . -",
+                "last_name",
+            )
+        first_name = _normalise_name(first_raw)
+        if first_name is None:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.name",
+                "first name: 1 to 80 letters, spaces, ' . -",
+                "first_name",
+            )
+        sex = _SEXES.get(sex_raw.strip().upper())
+        if sex is None:
+            return _rejected(line_no, nir, rank, "line.sex", "sex: expected M or F", "sex")
+        quality = _QUALITIES.get(quality_raw.strip().lower())
+        if quality is None:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.quality",
+                "quality: expected member, spouse, child or other",
+                "quality",
+            )
+        contract = contract_raw.strip()
+        if contract not in self.contracts:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.unknown_contract",
+                "contract: not a contract code of the insurer's current catalogue",
+                "contract",
+            )
+        coverage_start = _parse_date(start_raw)
+        if coverage_start is None:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.date",
+                "coverage start: expected a date YYYY-MM-DD",
+                "coverage_start",
+            )
+        coverage_end: date | None = None
+        if end_raw and not end_raw.isspace():
+            coverage_end = _parse_date(end_raw)
+            if coverage_end is None:
+                return _rejected(
+                    line_no,
+                    nir,
+                    rank,
+                    "line.date",
+                    "coverage end: expected a date YYYY-MM-DD or nothing",
+                    "coverage_end",
+                )
+        css = _FLAGS.get(css_raw.strip())
+        if css is None:
+            return _rejected(line_no, nir, rank, "line.css", "css: expected 0, 1 or nothing", "css")
+        action = _ACTIONS.get(action_raw.strip().upper())
+        if action is None:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.action",
+                "action: expected A (add/update), R (remove) or nothing",
+                "action",
+            )
+        if action is Action.REMOVE:
+            if self.mode is ImportMode.FULL:
+                return _rejected(
+                    line_no,
+                    nir,
+                    rank,
+                    "line.action",
+                    "action R belongs to incremental files: a full file simply omits a "
+                    "beneficiary to end their coverage",
+                    "action",
+                )
+            if coverage_end is None:
+                coverage_end = max(self._default_end, coverage_start)
+        # Consistency between columns. Adults (member, spouse) carry their own NIR; a child
+        # may still be registered under a parent's, so theirs is not compared.
+        own_nir = quality is Quality.MEMBER or quality is Quality.SPOUSE
+        if own_nir and parsed_nir.sex is not sex:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.nir_sex_mismatch",
+                "the NIR's first digit does not match the sex",
+                "sex",
+            )
+        if own_nir and not _nir_birth_matches(parsed_nir, birth_date):
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.nir_birth_mismatch",
+                "the year or month coded in the NIR does not match the birth date",
+                "birth_date",
+            )
+        if birth_date > self.file_date:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.birth_future",
+                "the birth date is after the file date",
+                "birth_date",
+            )
+        if birth_date > coverage_start:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.birth_after_coverage",
+                "coverage cannot start before the beneficiary's birth",
+                "coverage_start",
+            )
+        if coverage_end is not None and coverage_end < coverage_start:
+            return _rejected(
+                line_no,
+                nir,
+                rank,
+                "line.coverage_order",
+                "coverage ends before it starts",
+                "coverage_end",
+            )
+        return BeneficiaryLine(
+            line_no,
+            member_number,
+            nir,
+            rank,
+            birth_date,
+            last_name,
+            first_name,
+            sex,
+            quality,
+            contract,
+            coverage_start,
+            coverage_end,
+            css,
+            action,
+        )
+
+
 class BeneficiaryReader:
     """Streams the lines of a beneficiary file, validated; use as a context manager.
 
-    ``contracts`` are the contract codes of the insurer's catalogue. ``file_date`` is the
-    date the file describes: removal lines without an end date end the day before it.
+    Iterating gives a :class:`BeneficiaryLine` or a :class:`LineError` per non-blank
+    line. :meth:`records` gives the cells unvalidated, for callers that validate
+    elsewhere (worker processes) with :attr:`validator`.
     """
 
     def __init__(
@@ -218,21 +463,18 @@ class BeneficiaryReader:
         file_date: date,
     ) -> None:
         self.path = path
-        self.contracts = frozenset(contracts)
-        self.mode = mode
-        self.file_date = file_date
+        self.validator = LineValidator(contracts=contracts, mode=mode, file_date=file_date)
         self.size = 0
         self.columns: tuple[str, ...] = ()
         self._raw: _HashingFile | None = None
         self._text: io.TextIOWrapper | None = None
-        self._default_end = file_date - timedelta(days=1)
 
     def __enter__(self) -> BeneficiaryReader:
         self._raw = _HashingFile(self.path)
         try:
             self.size = self.path.stat().st_size
             # "replace" keeps a bad byte from aborting the whole file: the line holding it
-            # is rejected instead (see _validate).
+            # is rejected instead (line.encoding).
             self._text = io.TextIOWrapper(
                 io.BufferedReader(self._raw, 1 << 16),
                 encoding="utf-8-sig",
@@ -303,12 +545,13 @@ class BeneficiaryReader:
         indexes = [names.index(c) if c in names else self._width for c in COLUMNS]
         self._pick = itemgetter(*indexes)
 
-    def __iter__(self) -> Iterator[BeneficiaryLine | LineError]:
+    def records(self) -> Iterator[RawRecord | LineError]:
+        """Each non-blank line as (line number, cells in COLUMNS order), unvalidated; a
+        line with the wrong number of fields comes out as a ``line.columns`` error."""
         reader = self._csv
         width = self._width
         pad = self._pad
         pick = self._pick
-        validate = self._validate
         previous = reader.line_num
         for row in reader:
             line_no = previous + 1
@@ -324,144 +567,12 @@ class BeneficiaryReader:
                 continue
             if pad:
                 row.append("")
-            yield validate(line_no, pick(row))
+            yield line_no, pick(row)
 
-    def _validate(self, line_no: int, cells: tuple[str, ...]) -> BeneficiaryLine | LineError:
-        (
-            member_raw,
-            nir_raw,
-            rank_raw,
-            birth_raw,
-            last_raw,
-            first_raw,
-            sex_raw,
-            quality_raw,
-            contract_raw,
-            start_raw,
-            end_raw,
-            css_raw,
-            action_raw,
-        ) = cells
-        # NIR and rank first: once they are known, a rejected line still names its
-        # beneficiary (internally) so that a full import does not terminate them.
-        try:
-            parsed_nir = parse_nir(nir_raw)
-        except InvalidIdentifier as exc:
-            return LineError(line_no, f"line.{exc.code}", exc.message, "nir")
-        nir = parsed_nir.value
-        try:
-            rank = parse_birth_rank(rank_raw)
-        except InvalidIdentifier as exc:
-            return LineError(line_no, f"line.{exc.code}", exc.message, "birth_rank")
-
-        def fail(code: str, message: str, column: str | None) -> LineError:
-            return LineError(line_no, code, message, column, nir, rank)
-
-        member_number = member_raw.strip().upper()
-        if not _MEMBER_NUMBER.fullmatch(member_number):
-            return fail(
-                "line.member_number",
-                "member number: 1 to 30 letters, digits, '.', '/' or '-'",
-                "member_number",
-            )
-        birth_date = _parse_date(birth_raw.strip())
-        if birth_date is None:
-            return fail("line.date", "birth date: expected a date YYYY-MM-DD", "birth_date")
-        if "\ufffd" in last_raw or "\ufffd" in first_raw:
-            return fail("line.encoding", "the line is not valid UTF-8", None)
-        last_name = _normalise_name(last_raw)
-        if last_name is None:
-            return fail("line.name", "last name: 1 to 80 letters, spaces, ' . -", "last_name")
-        first_name = _normalise_name(first_raw)
-        if first_name is None:
-            return fail("line.name", "first name: 1 to 80 letters, spaces, ' . -", "first_name")
-        sex_value = sex_raw.strip().upper()
-        if sex_value not in ("M", "F"):
-            return fail("line.sex", "sex: expected M or F", "sex")
-        sex = Sex(sex_value)
-        quality = _QUALITIES.get(quality_raw.strip().lower())
-        if quality is None:
-            return fail(
-                "line.quality", "quality: expected member, spouse, child or other", "quality"
-            )
-        contract = contract_raw.strip()
-        if contract not in self.contracts:
-            return fail(
-                "line.unknown_contract",
-                "contract: not a contract code of the insurer's current catalogue",
-                "contract",
-            )
-        coverage_start = _parse_date(start_raw.strip())
-        if coverage_start is None:
-            return fail("line.date", "coverage start: expected a date YYYY-MM-DD", "coverage_start")
-        end_value = end_raw.strip()
-        coverage_end: date | None = None
-        if end_value:
-            coverage_end = _parse_date(end_value)
-            if coverage_end is None:
-                return fail(
-                    "line.date",
-                    "coverage end: expected a date YYYY-MM-DD or nothing",
-                    "coverage_end",
-                )
-        css_value = css_raw.strip()
-        if css_value not in ("", "0", "1"):
-            return fail("line.css", "css: expected 0, 1 or nothing", "css")
-        action_value = action_raw.strip().upper() or Action.ADD.value
-        if action_value not in ("A", "R"):
-            return fail(
-                "line.action", "action: expected A (add/update), R (remove) or nothing", "action"
-            )
-        action = Action(action_value)
-        if action is Action.REMOVE:
-            if self.mode is ImportMode.FULL:
-                return fail(
-                    "line.action",
-                    "action R belongs to incremental files: a full file simply omits a "
-                    "beneficiary to end their coverage",
-                    "action",
-                )
-            if coverage_end is None:
-                coverage_end = max(self._default_end, coverage_start)
-        # Consistency between columns. Adults (member, spouse) carry their own NIR; a child
-        # may still be registered under a parent's, so theirs is not compared.
-        own_nir = quality is Quality.MEMBER or quality is Quality.SPOUSE
-        if own_nir and parsed_nir.sex is not sex:
-            return fail(
-                "line.nir_sex_mismatch", "the NIR's first digit does not match the sex", "sex"
-            )
-        if own_nir and not _nir_birth_matches(parsed_nir, birth_date):
-            return fail(
-                "line.nir_birth_mismatch",
-                "the year or month coded in the NIR does not match the birth date",
-                "birth_date",
-            )
-        if birth_date > self.file_date:
-            return fail("line.birth_future", "the birth date is after the file date", "birth_date")
-        if birth_date > coverage_start:
-            return fail(
-                "line.birth_after_coverage",
-                "coverage cannot start before the beneficiary's birth",
-                "coverage_start",
-            )
-        if coverage_end is not None and coverage_end < coverage_start:
-            return fail("line.coverage_order", "coverage ends before it starts", "coverage_end")
-        return BeneficiaryLine(
-            line_no=line_no,
-            member_number=member_number,
-            nir=nir,
-            birth_rank=rank,
-            birth_date=birth_date,
-            last_name=last_name,
-            first_name=first_name,
-            sex=sex,
-            quality=quality,
-            contract=contract,
-            coverage_start=coverage_start,
-            coverage_end=coverage_end,
-            css=css_value == "1",
-            action=action,
-        )
+    def __iter__(self) -> Iterator[BeneficiaryLine | LineError]:
+        validate = self.validator
+        for record in self.records():
+            yield record if isinstance(record, LineError) else validate(*record)
 
 
 class ErrorReportWriter:

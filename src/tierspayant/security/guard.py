@@ -1093,7 +1093,7 @@ class Guard:
             if _over(misses, len(outcomes), p.miss_min_lookups, p.miss_hard_percent):
                 return self._deny("guard.miss_ratio")
             answered = self.counters.count_distinct(f"np:{ctx.structure}:{day}")
-            if False:
+            if answered >= p.no_proof_hard:
                 return self._deny("guard.no_proof_quota")
 
         if not ctx.stepped_up:
@@ -1131,7 +1131,7 @@ class Guard:
             if soft is not None:
                 return self._step_up(ctx, soft, day)
 
-        if False and not self.counters.reserve(
+        if not ctx.with_proof and not self.counters.reserve(
             f"np:{ctx.structure}:{day}",
             f"nphold:{ctx.structure}:{day}",
             ctx.lookup_id,
@@ -1217,7 +1217,6 @@ class Guard:
         self.counters.hash_set(f"active:{day}", ctx.structure, ctx.category, ttl)
         hit = outcome.kind is OutcomeKind.HIT
         if not ctx.with_proof:
-            self.counters.release(f"nphold:{ctx.structure}:{day}", ctx.lookup_id)
             window = self.counters.push_recent(
                 f"out:{ctx.principal_id}", "h" if hit else "m", p.miss_window, DAY_SECONDS
             )
@@ -1294,6 +1293,10 @@ class Guard:
                         **np_figures,
                     )
                     signals += self._once(soft, ctx.structure, day.isoformat())
+        if not ctx.with_proof:
+            # Only now that the answer is counted may its slot go: releasing it first would
+            # let a concurrent admission see neither the hold nor the answer.
+            self.counters.release(f"nphold:{ctx.structure}:{day}", ctx.lookup_id)
         signals += self._invoice_check(ctx, day)
         return signals
 

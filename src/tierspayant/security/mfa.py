@@ -76,9 +76,9 @@ def new_totp_secret() -> str:
 
 def provisioning_uri(secret: str, account: str, issuer: str = "tierspayant") -> str:
     """The ``otpauth://`` URI an authenticator app reads from a QR code."""
-    uri: str = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD_SECONDS).provisioning_uri(
-        name=account, issuer_name=issuer
-    )
+    uri: str = pyotp.TOTP(
+        secret, digits=TOTP_DIGITS, interval=TOTP_PERIOD_SECONDS
+    ).provisioning_uri(name=account, issuer_name=issuer)
     return uri
 
 
@@ -87,9 +87,7 @@ def totp_step(now: datetime) -> int:
     return int(now.timestamp()) // TOTP_PERIOD_SECONDS
 
 
-def verify_totp(
-    secret: str, code: str, *, now: datetime, last_used_step: int | None
-) -> int | None:
+def verify_totp(secret: str, code: str, *, now: datetime, last_used_step: int | None) -> int | None:
     """The time step ``code`` belongs to, or None if it is wrong, stale or replayed.
 
     A code is accepted for the current step and one step either side, but never for a
@@ -149,9 +147,7 @@ def recovery_code_digest(code: str) -> bytes:
 def looks_like_recovery_code(code: str) -> bool:
     """Whether ``code`` has the shape of a recovery code (16 symbols of the alphabet)."""
     normalised = normalise_recovery_code(code)
-    return len(normalised) == _RECOVERY_LENGTH and all(
-        c in _RECOVERY_ALPHABET for c in normalised
-    )
+    return len(normalised) == _RECOVERY_LENGTH and all(c in _RECOVERY_ALPHABET for c in normalised)
 
 
 # --------------------------------------------------------------------------- WebAuthn

@@ -18,12 +18,11 @@ from limits.strategies import MovingWindowRateLimiter
 log = structlog.get_logger("tierspayant.ratelimit")
 
 DEFAULT_RULES: Mapping[str, str] = {
-    # Provider software at a busy pharmacy counter makes a few checks a minute; a bot
-    # makes hundreds. These are per principal / per structure and per minute.
-    "eligibility.principal": "120/minute",
-    "eligibility.structure": "600/minute",
-    "calculation.principal": "240/minute",
+    # Token requests per client id: software asks for a token every few minutes, a
+    # password-spraying bot thousands of times. (Lookups are limited by the guard.)
     "auth.client": "30/minute",
+    # Portal logins per login name, before the account lockout counts failures.
+    "auth.login": "20/minute",
 }
 
 
@@ -41,9 +40,10 @@ class RateLimits:
     """A set of named moving-window limiters sharing one storage."""
 
     def __init__(self, storage_uri: str | None, rules: Mapping[str, str] | None = None) -> None:
-        self.storage: Storage = (
-            MemoryStorage() if not storage_uri else storage_from_string(storage_uri)
-        )
+        storage = MemoryStorage() if not storage_uri else storage_from_string(storage_uri)
+        if not isinstance(storage, Storage):  # an async storage URI was given
+            raise ValueError(f"not a synchronous rate limit storage: {storage_uri}")
+        self.storage: Storage = storage
         self.limiter = MovingWindowRateLimiter(self.storage)
         merged = dict(DEFAULT_RULES)
         merged.update(rules or {})
@@ -54,7 +54,7 @@ class RateLimits:
         item = self.items[name]
         try:
             allowed = self.limiter.hit(item, name, key)
-        except Exception as exc:  # noqa: BLE001 - any store failure fails closed
+        except Exception as exc:  # any store failure fails closed
             log.error("ratelimit.store_error", limiter=name, error=type(exc).__name__)
             raise RateLimitStoreDown(name) from exc
         return Decision(allowed, 0 if allowed else item.get_expiry())

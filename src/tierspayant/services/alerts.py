@@ -63,7 +63,7 @@ class AlertingPlatform(Protocol):
     def engine(self) -> Engine: ...
 
     @property
-    def guard(self) -> Guard: ...
+    def guard(self) -> Guard | None: ...
 
     @property
     def alert_sink(self) -> AlertSink: ...
@@ -173,7 +173,8 @@ def raise_alert(
     if must_suspend:
         assert principal is not None
         try:
-            platform.guard.mark_suspended(principal)
+            if platform.guard is not None:
+                platform.guard.mark_suspended(principal)
         except GuardUnavailable:
             log.error("alert.guard_unavailable", code=signal.code, principal=principal)
     alert_id: int | None = None
@@ -322,7 +323,8 @@ def suspend_principal(
         .values(revoked_at=now)
     ).rowcount
     try:
-        platform.guard.mark_suspended(principal_id)
+        if platform.guard is not None:
+            platform.guard.mark_suspended(principal_id)
     except GuardUnavailable:
         # The database status and the revoked tokens still refuse the principal.
         log.error("alert.guard_unavailable", action="suspend", principal=principal_id)
@@ -384,7 +386,8 @@ def reinstate_principal(
         )
     # After the commit: if the counters cannot be cleared the principal stays refused
     # (fail closed) and the operator retries.
-    platform.guard.clear_suspension(principal_id)
+    if platform.guard is not None:
+        platform.guard.clear_suspension(principal_id)
 
 
 def acknowledge_alert(platform: AlertingPlatform, alert_id: int, operator: Principal) -> None:

@@ -156,7 +156,9 @@ def demo_providers(count: int, seed: int) -> list[ProviderSpec]:
             name = f"Dr {fake.first_name()} {fake.last_name()} – {city}"
             finess = None
             rpps = _luhn_number("1" + _digits(rng, 9))
-        optam = category in {ProviderCategory.SPECIALIST, ProviderCategory.GP} and rng.random() < 0.6
+        optam = (
+            category in {ProviderCategory.SPECIALIST, ProviderCategory.GP} and rng.random() < 0.6
+        )
         specs.append(ProviderSpec(am, category, name, rpps, finess, optam, demo_iban(rng)))
     return specs
 
@@ -168,8 +170,17 @@ def write_providers_csv(path: Path, specs: list[ProviderSpec]) -> None:
         writer.writerow(providers.PROVIDER_CSV_COLUMNS)
         for s in specs:
             writer.writerow(
-                [s.am_number, s.category.value, s.name, s.rpps or "", s.finess or "", "",
-                 "1" if s.optam else "0", s.iban, ""]
+                [
+                    s.am_number,
+                    s.category.value,
+                    s.name,
+                    s.rpps or "",
+                    s.finess or "",
+                    "",
+                    "1" if s.optam else "0",
+                    s.iban,
+                    "",
+                ]
             )
 
 
@@ -210,7 +221,10 @@ def build_demo(
             upload = insurers.upload_catalogue(platform, amc, catalogue, DEMO_ACTOR)
             csv_path = workdir / f"beneficiaries_{amc}.csv"
             write_beneficiaries_csv(
-                csv_path, per_insurer, seed=seed + index, contracts=list(upload.contracts),
+                csv_path,
+                per_insurer,
+                seed=seed + index,
+                contracts=list(upload.contracts),
                 start=date(platform.today().year, 1, 1),
             )
 
@@ -219,8 +233,13 @@ def build_demo(
                     progress(f"beneficiaries {amc}", done, total)
 
             result = enrolment.import_beneficiaries(
-                platform, amc, csv_path, mode="full", file_date=platform.today(),
-                actor=DEMO_ACTOR, progress=step,
+                platform,
+                amc,
+                csv_path,
+                mode="full",
+                file_date=platform.today(),
+                actor=DEMO_ACTOR,
+                progress=step,
             )
             summary.beneficiaries += result.inserted
         providers_path = workdir / "providers.csv"
@@ -235,7 +254,9 @@ def build_demo(
             if progress is not None and done % 50 == 0:
                 progress("conventions", done, len(specs))
     summary.insurers = [amc for amc, *_ in DEMO_INSURERS]
-    creds = providers.issue_client(platform, pharmacy.am_number, "demo pharmacy software", DEMO_ACTOR)
+    creds = providers.issue_client(
+        platform, pharmacy.am_number, "demo pharmacy software", DEMO_ACTOR
+    )
     summary.client_id, summary.client_secret = creds.client_id, creds.client_secret
     summary.provider_am_number = pharmacy.am_number
     summary.sample_card = sample_card(workdir / f"beneficiaries_{DEMO_INSURERS[0][0]}.csv")

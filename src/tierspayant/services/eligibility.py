@@ -17,13 +17,12 @@ from tierspayant.domain.eligibility import (
     no_rights,
 )
 from tierspayant.domain.errors import EligibilityError
-from tierspayant.security.principal import Principal, PrincipalKind
-from tierspayant.services.errors import Forbidden, TooManyRequests
-from tierspayant.services.identification import CardData, Identified, identify
+from tierspayant.security.principal import Principal
+from tierspayant.services.identification import CardData, Identified
+from tierspayant.services.insurers import Insurer
+from tierspayant.services.lookup import NO_PROOF, CardProof, guarded_lookup
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
-
-PROVIDER_KINDS = frozenset({PrincipalKind.PROVIDER_CLIENT, PrincipalKind.PROVIDER_USER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,37 +38,18 @@ class RightsAnswer:
     rights: tuple[DomainRight, ...]
 
 
-def authorise_provider(platform: Platform, principal: Principal, action: str) -> None:
-    """Only providers query beneficiaries' rights; each call counts against their limits."""
-    if principal.kind not in PROVIDER_KINDS:
-        raise Forbidden("auth.forbidden", "only health providers may check rights")
-    for limiter, key in ((f"{action}.principal", principal.id),):
-        decision = platform.limits.hit(limiter, key)
-        if not decision.allowed:
-            raise TooManyRequests(
-                "limits.exceeded",
-                "too many requests for this account; try again later",
-                retry_after=decision.retry_after,
-            )
-    if principal.structure is not None and action == "eligibility":
-        decision = platform.limits.hit("eligibility.structure", principal.structure)
-        if not decision.allowed:
-            raise TooManyRequests(
-                "limits.exceeded",
-                "too many requests for this structure; try again later",
-                retry_after=decision.retry_after,
-            )
-
-
-def check_rights(platform: Platform, principal: Principal, request: RightsCheck) -> RightsAnswer:
+def check_rights(
+    platform: Platform, principal: Principal, request: RightsCheck, proof: CardProof = NO_PROOF
+) -> RightsAnswer:
     """Authorise, guard, identify, evaluate, audit and commit one rights check."""
     if not request.domains:
         raise EligibilityError("eligibility.domains_missing", "ask for at least one care domain")
     card = request.card.normalised()
     check_care_date(request.care_date, platform.today())
-    authorise_provider(platform, principal, "eligibility")
-    with platform.engine.begin() as conn:
-        insurer, found = identify(platform, conn, card)
+
+    def answer(
+        conn: Connection, insurer: Insurer, found: Identified | None
+    ) -> tuple[DomainRight, ...]:
         rights = _rights(platform, conn, found, request)
         covered = any(r.covered for r in rights)
         audit.append(
@@ -86,8 +66,12 @@ def check_rights(platform: Platform, principal: Principal, request: RightsCheck)
                 "care_date": request.care_date.isoformat(),
                 "domains": ",".join(d.value for d in request.domains),
                 "by": "nir" if card.nir else "member_number",
+                "proof": proof.valid,
             },
         )
+        return rights
+
+    rights = guarded_lookup(platform, principal, card, proof, answer)
     return RightsAnswer(request.care_date, rights)
 
 

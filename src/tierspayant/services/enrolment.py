@@ -10,10 +10,11 @@ fields makes a rerun of the same file change nothing.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -23,20 +24,14 @@ from sqlalchemy import Connection, select, update
 
 from tierspayant.domain.errors import DomainError
 from tierspayant.formats.beneficiaries import (
-    BeneficiaryLine,
     BeneficiaryReader,
     ErrorReportWriter,
     ImportMode,
     LineError,
+    RawRecord,
 )
-from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher
-from tierspayant.security.identity import (
-    BeneficiaryIdentity,
-    family_index,
-    member_index,
-    nir_index,
-    seal_identity,
-)
+from tierspayant.security.crypto import DataKeys
+from tierspayant.services.enrolment_prepare import LinePreparer, ParallelPreparer, PreparedChunk
 from tierspayant.services.errors import NotFound, ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
@@ -47,8 +42,10 @@ from tierspayant.store.tables import catalogues, import_runs, insurers
 ACTION: Final = "enrolment.import"
 RUN_KIND: Final = "beneficiaries"
 FIRST_ERRORS: Final = 20  # rejected lines kept in the summary, for a screen
-PROGRESS_EVERY: Final = 1000  # lines between two progress calls
-_DIGEST_PURPOSE: Final = "enrolment.row_digest"
+PREPARE_LINES: Final = 1000  # lines per chunk handed to a preparer (and per progress call)
+# Below this size a file is prepared in-process: starting workers would cost more.
+PARALLEL_MIN_BYTES: Final = 4 * 2**20
+MAX_WORKERS: Final = 4
 _MERGE_MESSAGES: Final = {
     store.StageState.DUPLICATE: (
         "line.duplicate",
@@ -63,6 +60,7 @@ _MERGE_MESSAGES: Final = {
 }
 
 Progress = Callable[[int, int], None]
+Prepare = Callable[[Iterable[list[RawRecord | LineError]]], Iterator[PreparedChunk]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,25 +89,6 @@ class _Target:
     amc: str
     contracts: frozenset[str]
     keys: DataKeys
-
-
-class _RowDigest:
-    """Keyed digest of a line's normalised fields (HMAC-SHA256 truncated to 16 bytes).
-
-    Keyed because a plain hash of the fields would let anyone holding the database test
-    guesses of a person's identity against it. The key derives from the index key, which
-    survives a rotation of the encryption key: digests stay comparable across rotations.
-    """
-
-    __slots__ = ("_base",)
-
-    def __init__(self, keys: DataKeys) -> None:
-        self._base = hmac.new(keys.derive(_DIGEST_PURPOSE), digestmod=hashlib.sha256)
-
-    def __call__(self, line: BeneficiaryLine) -> bytes:
-        mac = self._base.copy()
-        mac.update(line.canonical())
-        return mac.digest()[:16]
 
 
 def _contract_codes(conn: Connection, insurer_id: int) -> frozenset[str] | None:
@@ -149,6 +128,43 @@ def _target(platform: Platform, amc_number: str) -> _Target:
     return _Target(int(insurer_id), amc, contracts, keys)
 
 
+def _chunks(reader: BeneficiaryReader) -> Iterator[list[RawRecord | LineError]]:
+    chunk: list[RawRecord | LineError] = []
+    for record in reader.records():
+        chunk.append(record)
+        if len(chunk) >= PREPARE_LINES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _worker_count(requested: int | None, size: int) -> int:
+    if requested is not None:
+        return max(requested, 0)
+    if size < PARALLEL_MIN_BYTES:
+        return 0
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
+@contextmanager
+def _preparer(target: _Target, reader: BeneficiaryReader, workers: int | None) -> Iterator[Prepare]:
+    """In-process preparation for small files, worker processes for large ones."""
+    count = _worker_count(workers, reader.size)
+    if count == 0:
+        local = LinePreparer(target.keys, target.insurer_id, reader.validator)
+
+        def prepare_here(
+            chunks: Iterable[list[RawRecord | LineError]],
+        ) -> Iterator[PreparedChunk]:
+            return map(local.prepare, chunks)
+
+        yield prepare_here
+        return
+    with ParallelPreparer(target.keys, target.insurer_id, reader.validator, count) as pool:
+        yield pool.map
+
+
 def _file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     try:
@@ -170,6 +186,7 @@ def import_beneficiaries(
     actor: str,
     progress: Progress | None = None,
     error_report: Path | None = None,
+    workers: int | None = None,
 ) -> ImportSummary:
     """Import a beneficiary file for one insurer, in one transaction.
 
@@ -177,11 +194,21 @@ def import_beneficiaries(
     the insurer's beneficiaries absent from it end the day before. ``"incremental"``: the
     file holds additions, changes and removals (``action`` R) only. Bad lines go to
     ``error_report`` (CSV) and are counted; good lines are applied. ``progress(done,
-    total)`` is called with bytes read and the file's size.
+    total)`` is called with bytes read and the file's size, every thousand lines and
+    once more after the merge, inside the transaction (it must not write to the database).
+    ``workers``: processes that validate and encrypt (default: none for files under
+    4 MiB, else one per CPU, at most four); 0 keeps everything in this process.
 
-    Refuses with ``insurer.unknown``, ``enrolment.no_catalogue`` or ``file.*`` (header).
+    Refuses with ``insurer.unknown``, ``enrolment.no_catalogue``, ``file.*`` (header) or
+    ``enrolment.empty_full_file``.
     """
-    import_mode = ImportMode(mode)
+    try:
+        import_mode = ImportMode(mode)
+    except ValueError:
+        modes = ", ".join(m.value for m in ImportMode)
+        raise ServiceError(
+            "enrolment.mode", f"mode must be one of: {modes}", field="mode"
+        ) from None
     day = file_date or platform.today()
     target = _target(platform, amc_number)
     started = platform.now()
@@ -191,12 +218,15 @@ def import_beneficiaries(
             with conn.begin():
                 summary = _run(
                     conn, platform, target, path, import_mode, day, actor, started,
-                    progress, error_report, clock,
+                    progress, error_report, clock, workers,
                 )  # fmt: skip
             store.drop_staging(conn)
             conn.commit()
     except BaseException as exc:
-        # The run's transaction is rolled back; record the attempt on its own.
+        # The run's transaction is rolled back; record the attempt on its own. A partial
+        # error report would describe lines that were not applied either: remove it.
+        if error_report is not None:
+            error_report.unlink(missing_ok=True)
         _record_failure(platform, target, path, import_mode, actor, started, exc)
         raise
     return summary
@@ -214,24 +244,20 @@ def _run(
     progress: Progress | None,
     error_report: Path | None,
     clock: float,
+    workers: int | None,
 ) -> ImportSummary:
     insurer_id = target.insurer_id
-    keys = target.keys
-    cipher = FieldCipher(keys)
-    indexer = BlindIndexer(keys)
-    digest = _RowDigest(keys)
-    version = keys.version
     first_errors: list[LineError] = []
     lines = 0
 
-    store.lock_insurer(conn, insurer_id)
-    store.create_staging(conn)
-    stager = store.Stager(conn)
+    now = platform.now()
+    importer = store.BeneficiaryImport(conn, insurer_id=insurer_id, now=now)
     with (
         BeneficiaryReader(
             path, contracts=target.contracts, mode=mode, file_date=file_date
         ) as reader,
         ErrorReportWriter(error_report) as report,
+        _preparer(target, reader, workers) as prepare,
     ):
 
         def reject(error: LineError) -> None:
@@ -241,68 +267,32 @@ def _run(
 
         if progress is not None:
             progress(0, reader.size)
-        for item in reader:
-            lines += 1
-            if progress is not None and lines % PROGRESS_EVERY == 0:
+        for prepared in prepare(_chunks(reader)):
+            lines += prepared.lines
+            for error in prepared.errors:
+                reject(error)
+            for idx_nir in prepared.keep:
+                importer.keep(idx_nir)
+            importer.add_many(prepared.rows)
+            if progress is not None:
                 progress(reader.bytes_read, reader.size)
-            if isinstance(item, LineError):
-                reject(item)
-                if item.nir is not None and item.birth_rank is not None:
-                    stager.keep(nir_index(indexer, item.nir, item.birth_rank))
-                continue
-            idx_nir = nir_index(indexer, item.nir, item.birth_rank)
-            sealed = seal_identity(
-                cipher,
-                insurer_id,
-                idx_nir,
-                BeneficiaryIdentity(
-                    nir=item.nir,
-                    member_number=item.member_number,
-                    birth_date=item.birth_date,
-                    last_name=item.last_name,
-                    first_name=item.first_name,
-                ),
+        if mode is ImportMode.FULL and lines == 0:
+            # A header alone would end the coverage of every beneficiary of the insurer.
+            raise ServiceError(
+                "enrolment.empty_full_file",
+                "a full file without any beneficiary line would end every coverage: "
+                "refused (send an incremental file to remove beneficiaries)",
             )
-            end = item.coverage_end
-            stager.add(
-                (
-                    item.line_no,
-                    item.action.value,
-                    idx_nir,
-                    member_index(indexer, item.member_number, item.birth_date),
-                    family_index(indexer, item.member_number),
-                    version,
-                    sealed["nir_ct"],
-                    sealed["member_number_ct"],
-                    sealed["birth_date_ct"],
-                    sealed["last_name_ct"],
-                    sealed["first_name_ct"],
-                    item.birth_rank,
-                    item.sex.value,
-                    item.quality.value,
-                    item.birth_date.year,
-                    item.contract,
-                    item.coverage_start.isoformat(),
-                    None if end is None else end.isoformat(),
-                    item.css,
-                    digest(item),
-                )
-            )
-        stager.flush()
+        importer.flush()
         file_digest = reader.sha256()
-
-        now = platform.now()
         run_id = _start_run(conn, insurer_id, mode, file_digest, started)
 
         def merge_rejected(line_no: int, state: store.StageState) -> None:
             code, message, column = _MERGE_MESSAGES[state]
             reject(LineError(line_no, code, message, column))
 
-        counts = store.merge_staged(
-            conn,
-            insurer_id=insurer_id,
+        counts = importer.finish(
             terminate_before=file_date if mode is ImportMode.FULL else None,
-            now=now,
             on_rejected=merge_rejected,
         )
         rejected = report.count

@@ -85,7 +85,9 @@ def _decoy(keys: DataKeys) -> bytes:
     return _cipher(keys).encrypt("1900-01-01", b"decoy")
 
 
-def identify(platform: Platform, conn: Connection, card: CardData) -> tuple[Insurer, Identified | None]:
+def identify(
+    platform: Platform, conn: Connection, card: CardData
+) -> tuple[Insurer, Identified | None]:
     """Find the one beneficiary that the card data designates, or None."""
     insurer = get_insurer(conn, card.amc_number)
     scope = insurer_scope(insurer.amc_number)
@@ -107,10 +109,14 @@ def identify(platform: Platform, conn: Connection, card: CardData) -> tuple[Insu
         _cipher(keys).decrypt(_decoy(keys), b"decoy")
         return insurer, None
     record = candidates[0]
-    row_keys = keys if record.key_version == keys.version else platform.keys.version(
-        conn, scope, record.key_version
+    row_keys = (
+        keys
+        if record.key_version == keys.version
+        else platform.keys.version(conn, scope, record.key_version)
     )
-    birth = open_column(_cipher(row_keys), insurer.id, record.idx_nir, "birth_date", record.birth_date_ct)
+    birth = open_column(
+        _cipher(row_keys), insurer.id, record.idx_nir, "birth_date", record.birth_date_ct
+    )
     if birth != card.birth_date.isoformat():
         return insurer, None
     pseudonym_key = platform.operator_keys().derive("audit.subject")

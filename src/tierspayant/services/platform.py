@@ -26,6 +26,8 @@ from tierspayant.store.db import is_initialised, make_engine, migrate
 from tierspayant.store.keys import OPERATOR_SCOPE, DataKeyCache
 
 if TYPE_CHECKING:
+    from tierspayant.security.guard import Guard
+    from tierspayant.services.alerts import AlertSink
     from tierspayant.services.insurers import CatalogueCache
 
 
@@ -57,6 +59,22 @@ class Platform:
     def limits(self) -> RateLimits:
         """Named rate limiters: Redis when ``TIERSPAYANT_REDIS_URL`` is set, else in-process."""
         return RateLimits(self.settings.redis_url, self.settings.rate_limits)
+
+    @cached_property
+    def guard(self) -> Guard | None:
+        """The exfiltration guard (None only when switched off to benchmark it)."""
+        if not self.settings.guard_enabled:
+            return None
+        from tierspayant.services.alerts import build_guard
+
+        return build_guard(self.settings, self.engine)
+
+    @cached_property
+    def alert_sink(self) -> AlertSink:
+        """Where security alerts go besides the database: structured log and webhook."""
+        from tierspayant.services.alerts import AlertSink
+
+        return AlertSink.from_settings(self.settings)
 
     @cached_property
     def catalogues(self) -> CatalogueCache:

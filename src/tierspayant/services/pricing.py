@@ -10,13 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from tierspayant.domain.errors import PricingError
-from tierspayant.domain.pricing import PricingLine, PricingRequest, PricingResult, check_lines, price
+from sqlalchemy import Connection
+
 from tierspayant.domain.eligibility import Coverage, check_care_date
+from tierspayant.domain.errors import PricingError
+from tierspayant.domain.pricing import (
+    PricingLine,
+    PricingRequest,
+    PricingResult,
+    check_lines,
+    price,
+)
 from tierspayant.security.principal import Principal
-from tierspayant.services.eligibility import authorise_provider
 from tierspayant.services.errors import ServiceError
-from tierspayant.services.identification import CardData, age_on, identify
+from tierspayant.services.identification import CardData, Identified, age_on
+from tierspayant.services.insurers import Insurer
+from tierspayant.services.lookup import NO_PROOF, CardProof, guarded_lookup
 from tierspayant.services.platform import Platform
 from tierspayant.services.providers import provider_by_id
 from tierspayant.store import audit
@@ -34,6 +43,7 @@ class Calculation:
 
 
 def no_rights() -> ServiceError:
+    """The single refusal for unknown, mismatched and uncovered beneficiaries."""
     return ServiceError(
         "calculation.no_rights",
         "no complementary rights for this card data on this date",
@@ -41,45 +51,18 @@ def no_rights() -> ServiceError:
     )
 
 
-def calculate(platform: Platform, principal: Principal, request: Calculation) -> PricingResult:
-    """Authorise, guard, check the lines, identify, price, audit and commit."""
+def calculate(
+    platform: Platform, principal: Principal, request: Calculation, proof: CardProof = NO_PROOF
+) -> PricingResult:
+    """Check the lines, then guard, identify, price, audit and commit."""
     card = request.card.normalised()
     check_care_date(request.care_date, platform.today())
-    rules = platform.reference.on(request.care_date)
-    check_lines(request.lines, rules)
-    authorise_provider(platform, principal, "calculation")
-    with platform.engine.begin() as conn:
-        insurer, found = identify(platform, conn, card)
-        result: PricingResult | None = None
-        record = found.record if found is not None else None
-        coverage = (
-            Coverage(record.contract_code, record.coverage_start, record.coverage_end)
-            if record is not None
-            else None
-        )
-        if found is not None and coverage is not None and coverage.covers(request.care_date):
-            contract = platform.catalogues.contract(conn, insurer.id, found.record.contract_code)
-            optam = False
-            if principal.provider_id is not None:
-                optam = provider_by_id(conn, principal.provider_id).optam
-            if contract is not None:
-                try:
-                    result = price(
-                        contract,
-                        PricingRequest(
-                            care_date=request.care_date,
-                            age=age_on(found.birth_date, request.care_date),
-                            coverage_start=found.record.coverage_start,
-                            lines=request.lines,
-                            optam=optam,
-                            maternity=request.maternity,
-                            css=found.record.css,
-                        ),
-                        platform.reference,
-                    )
-                except PricingError as exc:
-                    if exc.code not in PERSON_CODES:
-                        raise
+    check_lines(request.lines, platform.reference.on(request.care_date))
+
+    def answer(
+        conn: Connection, insurer: Insurer, found: Identified | None
+    ) -> PricingResult | None:
+        result = _price(platform, conn, principal, insurer, found, request)
         audit.append(
             conn,
             at=platform.now(),
@@ -90,8 +73,53 @@ def calculate(platform: Platform, principal: Principal, request: Calculation) ->
             subject=found.subject if found else None,
             insurer=insurer.amc_number,
             decision="miss" if found is None else ("hit" if result else "hit_not_covered"),
-            detail={"care_date": request.care_date.isoformat(), "lines": len(request.lines)},
+            detail={
+                "care_date": request.care_date.isoformat(),
+                "lines": len(request.lines),
+                "proof": proof.valid,
+            },
         )
+        return result
+
+    result = guarded_lookup(platform, principal, card, proof, answer)
     if result is None:
         raise no_rights()
     return result
+
+
+def _price(
+    platform: Platform,
+    conn: Connection,
+    principal: Principal,
+    insurer: Insurer,
+    found: Identified | None,
+    request: Calculation,
+) -> PricingResult | None:
+    if found is None:
+        return None
+    record = found.record
+    coverage = Coverage(record.contract_code, record.coverage_start, record.coverage_end)
+    if not coverage.covers(request.care_date):
+        return None
+    contract = platform.catalogues.contract(conn, insurer.id, record.contract_code)
+    if contract is None:
+        return None
+    optam = principal.provider_id is not None and provider_by_id(conn, principal.provider_id).optam
+    try:
+        return price(
+            contract,
+            PricingRequest(
+                care_date=request.care_date,
+                age=age_on(found.birth_date, request.care_date),
+                coverage_start=record.coverage_start,
+                lines=request.lines,
+                optam=optam,
+                maternity=request.maternity,
+                css=record.css,
+            ),
+            platform.reference,
+        )
+    except PricingError as exc:
+        if exc.code in PERSON_CODES:
+            return None
+        raise

@@ -25,7 +25,13 @@ from tierspayant.domain.providers import ProviderCategory, default_domains
 from tierspayant.security import secrets
 from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
-from tierspayant.services.errors import Conflict, NotFound, ServiceError, Unauthenticated
+from tierspayant.services.errors import (
+    Conflict,
+    NotFound,
+    ServiceError,
+    TooManyRequests,
+    Unauthenticated,
+)
 from tierspayant.services.insurers import get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
@@ -94,9 +100,7 @@ def _provider_values(platform: Platform, conn: Connection, new: NewProvider) -> 
     if new.iban:
         iban = parse_iban(new.iban)
         keys = platform.keys.active(conn, OPERATOR_SCOPE)
-        values["iban_ct"] = FieldCipher(keys).encrypt(
-            iban, row_aad(0, "providers", am, "iban")
-        )
+        values["iban_ct"] = FieldCipher(keys).encrypt(iban, row_aad(0, "providers", am, "iban"))
         values["key_version"] = keys.version
     return values
 
@@ -159,7 +163,17 @@ def _provider(row: object) -> Provider:
     )
 
 
-PROVIDER_CSV_COLUMNS = ("am_number", "category", "name", "rpps", "finess", "siret", "optam", "iban", "bic")
+PROVIDER_CSV_COLUMNS = (
+    "am_number",
+    "category",
+    "name",
+    "rpps",
+    "finess",
+    "siret",
+    "optam",
+    "iban",
+    "bic",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,11 +368,16 @@ def issue_client(platform: Platform, am_number: str, label: str, actor: str) -> 
 class AccessToken:
     access_token: str
     expires_in: int
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth2 token type, not a secret
 
 
 def grant_client_token(platform: Platform, client_id: str, client_secret: str) -> AccessToken:
     """Exchange client credentials for a short-lived access token (audited either way)."""
+    decision = platform.limits.hit("auth.client", client_id[:64])
+    if not decision.allowed:
+        raise TooManyRequests(
+            "limits.exceeded", "too many token requests", retry_after=decision.retry_after
+        )
     now = platform.now()
     with platform.engine.begin() as conn:
         row = conn.execute(
@@ -423,7 +442,9 @@ def authenticate_token(platform: Platform, conn: Connection, token: str) -> Prin
     ).first()
     if row is None:
         raise Unauthenticated("auth.invalid_token", "invalid or expired access token")
-    expires_at = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now.tzinfo)
+    expires_at = (
+        row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now.tzinfo)
+    )
     if row.revoked_at is not None or expires_at <= now or row.status != "active":
         raise Unauthenticated("auth.invalid_token", "invalid or expired access token")
     return Principal(

@@ -44,9 +44,7 @@ class DataKeyCache:
         ).scalar()
         version = 1 if current is None else int(current) + 1
         keys = new_data_keys(version)
-        conn.execute(
-            update(data_keys).where(data_keys.c.scope == scope).values(active=False)
-        )
+        conn.execute(update(data_keys).where(data_keys.c.scope == scope).values(active=False))
         conn.execute(
             data_keys.insert().values(
                 scope=scope,

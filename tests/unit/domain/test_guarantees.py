@@ -104,31 +104,244 @@ def test_example_catalogues_are_responsable_and_valid(path: Path, day: date) -> 
 
 # One contract per rule it breaks: (contract factory, expected code, words of the message).
 BROKEN: list[Any] = [
-    pytest.param(lambda: responsable(covers_participation=True), "covers_participation", "participation forfaitaire", id="covers-participation"),
-    pytest.param(lambda: responsable(covers_franchises=True), "covers_franchises", "franchises", id="covers-franchises"),
-    pytest.param(lambda: responsable(covers_hors_parcours=True), "covers_hors_parcours", "care pathway", id="covers-hors-parcours"),
-    pytest.param(lambda: responsable(hundred_percent_sante=False), "rss_not_full", "100 % Santé", id="rss-not-full"),
-    pytest.param(lambda: responsable([g for g in valid_guarantees() if g.domain is not D.TRAN], domains={d: t for d, t in ALL_DOMAINS.items() if d is not D.TRAN}), "tm_not_covered", "care domain TRAN is missing", id="tm-domain-missing"),
-    pytest.param(lambda: responsable([rate(D.PHAR, "drug_65", 90), *valid_guarantees()]), "tm_not_covered", "drug_65 in PHAR", id="tm-rate-below-100"),
-    pytest.param(lambda: responsable([rate(D.MED, "consultation", 150, 90), *valid_guarantees()]), "tm_not_covered", "non-OPTAM", id="tm-non-optam-below-100"),
-    pytest.param(lambda: responsable([rate(D.AUXM, "nursing", 100, ceilings=(Ceiling("aux", Period.CALENDAR_YEAR, amount_cents=50000, includes_tm=True),)), *valid_guarantees()]), "tm_not_covered", "includes the ticket modérateur", id="tm-capped-by-ceiling"),
-    pytest.param(lambda: responsable([rate(D.LABO, "lab_test", 100, min_age=18), *(g for g in valid_guarantees() if g.domain is not D.LABO)]), "tm_not_covered", "at age 0", id="tm-age-gap"),
-    pytest.param(lambda: responsable([rate(D.HOSP, "hospital_daily_charge", 50), *without("hospital_daily_charge")]), "hospital_daily_charge", "in full", id="daily-charge-partly"),
-    pytest.param(lambda: responsable([Guarantee(D.HOSP, "hospital_daily_charge", actual_costs=True, ceilings=(Ceiling("days", Period.CALENDAR_YEAR, count=30),)), *without("hospital_daily_charge")]), "hospital_daily_charge", "without ceiling", id="daily-charge-limited-to-30-days"),
-    pytest.param(lambda: responsable([rate(D.MED, "specialist", 300, 220), *without("specialist")]), "non_optam_above_100", "above the 100 % limit", id="non-optam-above-100"),
-    pytest.param(lambda: responsable([Guarantee(D.MED, "specialist", rate_bp=10_000, flat_cents=2000), *without("specialist")]), "non_optam_above_100", "flat amounts", id="flat-on-doctors-fees"),
-    pytest.param(lambda: responsable([rate(D.MED, "specialist", 200, 190), *without("specialist")]), "optam_gap", "at least 20 %", id="optam-gap-10-points"),
-    pytest.param(lambda: responsable([rate(D.RADIO, "*", 150), *(g for g in valid_guarantees() if g.domain is not D.RADIO)]), "optam_gap", "imaging in RADIO", id="optam-gap-forgotten-non-optam-level"),
-    pytest.param(lambda: responsable([rate(D.OPTI, "optics_frame", 100, flat_cents=3000), *without("optics_frame")]), "renewal_period", "add a frequency", id="renewal-missing"),
-    pytest.param(lambda: responsable([rate(D.OPTI, "optics_lens_simple", 100, flat_cents=1000, frequency=Frequency("glasses", 12)), *without("optics_lens_simple")]), "renewal_period", "every 12 months at age 16", id="renewal-adult-yearly"),
-    pytest.param(lambda: responsable([rate(D.OPTI, "optics_lens_simple", 100, flat_cents=1000, frequency=Frequency("glasses", 24, months_young=6)), *without("optics_lens_simple")]), "renewal_period", "every 6 months at age 0", id="renewal-child-half-yearly"),
-    pytest.param(lambda: responsable([rate(D.AUDI, "hearing_aid", 100, frequency=Frequency("hearing_aid", 24)), *without("hearing_aid")]), "renewal_period", "legal 48 months", id="renewal-hearing-2-years"),
-    pytest.param(lambda: responsable([*optics(frame=15000), *(g for g in valid_guarantees() if not g.family.startswith("optics"))]), "frame_cap", "at most 100,00 €", id="frame-above-100"),
-    pytest.param(lambda: responsable([*optics(simple=30000), *(g for g in valid_guarantees() if not g.family.startswith("optics"))]), "optics_ceiling", "simple/simple", id="equipment-above-420"),
-    pytest.param(lambda: responsable([*optics(frame=None, simple=None, complex=None), *(g for g in valid_guarantees() if not g.family.startswith("optics"))]), "optics_floor", "below the 50,00 € floor", id="equipment-below-50"),
-    pytest.param(lambda: responsable([*optics(complex=2000), *(g for g in valid_guarantees() if not g.family.startswith("optics"))]), "optics_floor", "simple/complex", id="equipment-below-125-mixed"),
-    pytest.param(lambda: responsable([rate(D.AUDI, "hearing_aid", 100, flat_cents=200_000, frequency=HEARING), *without("hearing_aid")]), "hearing_ceiling", "1\u202f700,00 €", id="hearing-above-1700"),
-]  # fmt: skip
+    pytest.param(
+        lambda: responsable(covers_participation=True),
+        "covers_participation",
+        "participation forfaitaire",
+        id="covers-participation",
+    ),
+    pytest.param(
+        lambda: responsable(covers_franchises=True),
+        "covers_franchises",
+        "franchises",
+        id="covers-franchises",
+    ),
+    pytest.param(
+        lambda: responsable(covers_hors_parcours=True),
+        "covers_hors_parcours",
+        "care pathway",
+        id="covers-hors-parcours",
+    ),
+    pytest.param(
+        lambda: responsable(hundred_percent_sante=False),
+        "rss_not_full",
+        "100 % Santé",
+        id="rss-not-full",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [g for g in valid_guarantees() if g.domain is not D.TRAN],
+            domains={d: t for d, t in ALL_DOMAINS.items() if d is not D.TRAN},
+        ),
+        "tm_not_covered",
+        "care domain TRAN is missing",
+        id="tm-domain-missing",
+    ),
+    pytest.param(
+        lambda: responsable([rate(D.PHAR, "drug_65", 90), *valid_guarantees()]),
+        "tm_not_covered",
+        "drug_65 in PHAR",
+        id="tm-rate-below-100",
+    ),
+    pytest.param(
+        lambda: responsable([rate(D.MED, "consultation", 150, 90), *valid_guarantees()]),
+        "tm_not_covered",
+        "non-OPTAM",
+        id="tm-non-optam-below-100",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                rate(
+                    D.AUXM,
+                    "nursing",
+                    100,
+                    ceilings=(
+                        Ceiling("aux", Period.CALENDAR_YEAR, amount_cents=50000, includes_tm=True),
+                    ),
+                ),
+                *valid_guarantees(),
+            ]
+        ),
+        "tm_not_covered",
+        "includes the ticket modérateur",
+        id="tm-capped-by-ceiling",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                rate(D.LABO, "lab_test", 100, min_age=18),
+                *(g for g in valid_guarantees() if g.domain is not D.LABO),
+            ]
+        ),
+        "tm_not_covered",
+        "at age 0",
+        id="tm-age-gap",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [rate(D.HOSP, "hospital_daily_charge", 50), *without("hospital_daily_charge")]
+        ),
+        "hospital_daily_charge",
+        "in full",
+        id="daily-charge-partly",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                Guarantee(
+                    D.HOSP,
+                    "hospital_daily_charge",
+                    actual_costs=True,
+                    ceilings=(Ceiling("days", Period.CALENDAR_YEAR, count=30),),
+                ),
+                *without("hospital_daily_charge"),
+            ]
+        ),
+        "hospital_daily_charge",
+        "without ceiling",
+        id="daily-charge-limited-to-30-days",
+    ),
+    pytest.param(
+        lambda: responsable([rate(D.MED, "specialist", 300, 220), *without("specialist")]),
+        "non_optam_above_100",
+        "above the 100 % limit",
+        id="non-optam-above-100",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                Guarantee(D.MED, "specialist", rate_bp=10_000, flat_cents=2000),
+                *without("specialist"),
+            ]
+        ),
+        "non_optam_above_100",
+        "flat amounts",
+        id="flat-on-doctors-fees",
+    ),
+    pytest.param(
+        lambda: responsable([rate(D.MED, "specialist", 200, 190), *without("specialist")]),
+        "optam_gap",
+        "at least 20 %",
+        id="optam-gap-10-points",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [rate(D.RADIO, "*", 150), *(g for g in valid_guarantees() if g.domain is not D.RADIO)]
+        ),
+        "optam_gap",
+        "imaging in RADIO",
+        id="optam-gap-forgotten-non-optam-level",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [rate(D.OPTI, "optics_frame", 100, flat_cents=3000), *without("optics_frame")]
+        ),
+        "renewal_period",
+        "add a frequency",
+        id="renewal-missing",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                rate(
+                    D.OPTI,
+                    "optics_lens_simple",
+                    100,
+                    flat_cents=1000,
+                    frequency=Frequency("glasses", 12),
+                ),
+                *without("optics_lens_simple"),
+            ]
+        ),
+        "renewal_period",
+        "every 12 months at age 16",
+        id="renewal-adult-yearly",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                rate(
+                    D.OPTI,
+                    "optics_lens_simple",
+                    100,
+                    flat_cents=1000,
+                    frequency=Frequency("glasses", 24, months_young=6),
+                ),
+                *without("optics_lens_simple"),
+            ]
+        ),
+        "renewal_period",
+        "every 6 months at age 0",
+        id="renewal-child-half-yearly",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                rate(D.AUDI, "hearing_aid", 100, frequency=Frequency("hearing_aid", 24)),
+                *without("hearing_aid"),
+            ]
+        ),
+        "renewal_period",
+        "legal 48 months",
+        id="renewal-hearing-2-years",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                *optics(frame=15000),
+                *(g for g in valid_guarantees() if not g.family.startswith("optics")),
+            ]
+        ),
+        "frame_cap",
+        "at most 100,00 €",
+        id="frame-above-100",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                *optics(simple=30000),
+                *(g for g in valid_guarantees() if not g.family.startswith("optics")),
+            ]
+        ),
+        "optics_ceiling",
+        "simple/simple",
+        id="equipment-above-420",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                *optics(frame=None, simple=None, complex=None),
+                *(g for g in valid_guarantees() if not g.family.startswith("optics")),
+            ]
+        ),
+        "optics_floor",
+        "below the 50,00 € floor",
+        id="equipment-below-50",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                *optics(complex=2000),
+                *(g for g in valid_guarantees() if not g.family.startswith("optics")),
+            ]
+        ),
+        "optics_floor",
+        "simple/complex",
+        id="equipment-below-125-mixed",
+    ),
+    pytest.param(
+        lambda: responsable(
+            [
+                rate(D.AUDI, "hearing_aid", 100, flat_cents=200_000, frequency=HEARING),
+                *without("hearing_aid"),
+            ]
+        ),
+        "hearing_ceiling",
+        "1\u202f700,00 €",
+        id="hearing-above-1700",
+    ),
+]
 
 
 @pytest.mark.parametrize(("make", "code", "words"), BROKEN)
@@ -202,24 +415,84 @@ def test_validate_contract_checks_families(guarantee: Guarantee, code: str) -> N
 @pytest.mark.parametrize(
     ("build", "code"),
     [
-        pytest.param(lambda: Guarantee(D.MED, "consultation"), "catalogue.empty_guarantee", id="no-formula"),
-        pytest.param(lambda: Guarantee(D.MED, "consultation", rate_bp=10_000, actual_costs=True), "catalogue.conflicting_formula", id="actual-and-rate"),
-        pytest.param(lambda: Guarantee(D.MED, "consultation", rate_non_optam_bp=10_000, flat_cents=1), "catalogue.conflicting_formula", id="non-optam-without-rate"),
-        pytest.param(lambda: Guarantee(D.MED, "consultation", rate_bp=-1), "catalogue.bad_rate", id="negative-rate"),
-        pytest.param(lambda: Guarantee(D.MED, "consultation", rate_bp=100_100), "catalogue.bad_rate", id="rate-above-1000"),
-        pytest.param(lambda: Guarantee(D.MED, "consultation", flat_cents=-5), "catalogue.negative_amount", id="negative-flat"),
-        pytest.param(lambda: Guarantee(D.MED, "Consultation", rate_bp=1), "catalogue.bad_family", id="family-upper-case"),
-        pytest.param(lambda: Guarantee(D.MED, "consultation", rate_bp=1, min_age=30, max_age=20), "catalogue.bad_age", id="ages-reversed"),
-        pytest.param(lambda: Guarantee(D.MED, "consultation", rate_bp=1, waiting_days=-1), "catalogue.bad_waiting_period", id="negative-waiting"),
-        pytest.param(lambda: Ceiling("amo.participation.year", Period.CALENDAR_YEAR, amount_cents=1), "catalogue.bad_counter", id="reserved-counter"),
-        pytest.param(lambda: Ceiling("dental", Period.CALENDAR_YEAR), "catalogue.empty_ceiling", id="empty-ceiling"),
-        pytest.param(lambda: Ceiling("dental", Period.CALENDAR_YEAR, count=0), "catalogue.bad_count", id="zero-count"),
+        pytest.param(
+            lambda: Guarantee(D.MED, "consultation"), "catalogue.empty_guarantee", id="no-formula"
+        ),
+        pytest.param(
+            lambda: Guarantee(D.MED, "consultation", rate_bp=10_000, actual_costs=True),
+            "catalogue.conflicting_formula",
+            id="actual-and-rate",
+        ),
+        pytest.param(
+            lambda: Guarantee(D.MED, "consultation", rate_non_optam_bp=10_000, flat_cents=1),
+            "catalogue.conflicting_formula",
+            id="non-optam-without-rate",
+        ),
+        pytest.param(
+            lambda: Guarantee(D.MED, "consultation", rate_bp=-1),
+            "catalogue.bad_rate",
+            id="negative-rate",
+        ),
+        pytest.param(
+            lambda: Guarantee(D.MED, "consultation", rate_bp=100_100),
+            "catalogue.bad_rate",
+            id="rate-above-1000",
+        ),
+        pytest.param(
+            lambda: Guarantee(D.MED, "consultation", flat_cents=-5),
+            "catalogue.negative_amount",
+            id="negative-flat",
+        ),
+        pytest.param(
+            lambda: Guarantee(D.MED, "Consultation", rate_bp=1),
+            "catalogue.bad_family",
+            id="family-upper-case",
+        ),
+        pytest.param(
+            lambda: Guarantee(D.MED, "consultation", rate_bp=1, min_age=30, max_age=20),
+            "catalogue.bad_age",
+            id="ages-reversed",
+        ),
+        pytest.param(
+            lambda: Guarantee(D.MED, "consultation", rate_bp=1, waiting_days=-1),
+            "catalogue.bad_waiting_period",
+            id="negative-waiting",
+        ),
+        pytest.param(
+            lambda: Ceiling("amo.participation.year", Period.CALENDAR_YEAR, amount_cents=1),
+            "catalogue.bad_counter",
+            id="reserved-counter",
+        ),
+        pytest.param(
+            lambda: Ceiling("dental", Period.CALENDAR_YEAR),
+            "catalogue.empty_ceiling",
+            id="empty-ceiling",
+        ),
+        pytest.param(
+            lambda: Ceiling("dental", Period.CALENDAR_YEAR, count=0),
+            "catalogue.bad_count",
+            id="zero-count",
+        ),
         pytest.param(lambda: Frequency("glasses", 0), "catalogue.bad_frequency", id="zero-months"),
-        pytest.param(lambda: Contract("BAD CODE", "x", False, ALL_DOMAINS, ()), "catalogue.bad_code", id="contract-code-with-space"),
-        pytest.param(lambda: Contract("C", "x", False, {D.PHAR: DomainTerms(True, "1")}, (rate(D.MED, "*", 100),)), "catalogue.guarantee_domain_not_covered", id="guarantee-outside-domains"),
-        pytest.param(lambda: Catalogue("75012345", "1", (responsable(), responsable())), "catalogue.duplicate_contract", id="duplicate-contract"),
+        pytest.param(
+            lambda: Contract("BAD CODE", "x", False, ALL_DOMAINS, ()),
+            "catalogue.bad_code",
+            id="contract-code-with-space",
+        ),
+        pytest.param(
+            lambda: Contract(
+                "C", "x", False, {D.PHAR: DomainTerms(True, "1")}, (rate(D.MED, "*", 100),)
+            ),
+            "catalogue.guarantee_domain_not_covered",
+            id="guarantee-outside-domains",
+        ),
+        pytest.param(
+            lambda: Catalogue("75012345", "1", (responsable(), responsable())),
+            "catalogue.duplicate_contract",
+            id="duplicate-contract",
+        ),
     ],
-)  # fmt: skip
+)
 def test_model_refuses_impossible_values(build: Callable[[], object], code: str) -> None:
     with pytest.raises(CatalogueError) as caught:
         build()

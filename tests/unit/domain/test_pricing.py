@@ -4,10 +4,11 @@ domains, errors, and properties that hold for any contract and any line."""
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +33,7 @@ from tierspayant.domain.pricing import (
     PricingRequest,
     PricingResult,
     RssClass,
+    check_lines,
     price,
 )
 from tierspayant.domain.reference import ReferenceDataError
@@ -177,100 +179,572 @@ def test_example_5_pharmacy_two_boxes_drug_65() -> None:
 
 CASES = [
     # PHAR
-    pytest.param(BASIC, [line(D.PHAR, "drug_65", 1000)], {}, [(550, 350, 100)], id="phar-drug65-one-box"),
+    pytest.param(
+        BASIC, [line(D.PHAR, "drug_65", 1000)], {}, [(550, 350, 100)], id="phar-drug65-one-box"
+    ),
     pytest.param(BASIC, [line(D.PHAR, "drug_30", 800)], {}, [(140, 560, 100)], id="phar-drug30"),
-    pytest.param(BASIC, [line(D.PHAR, "drug_15", 500)], {}, [(0, 425, 75)], id="phar-drug15-franchise-limited-to-amo-share"),
-    pytest.param(BASIC, [line(D.PHAR, "drug_100", 50000, exemption=Exemption.ALD)], {}, [(49900, 0, 100)], id="phar-drug100-ald"),
-    pytest.param(BASIC, [line(D.PHAR, "drug_65", 1000)], {"age": 10}, [(650, 350, 0)], id="phar-child-no-franchise"),
-    pytest.param(BASIC, [line(D.PHAR, "drug_65", 1000)], {"counters": {COUNTER_FRANCHISE_YEAR: (5000, 50)}}, [(650, 350, 0)], id="phar-franchise-annual-cap-reached"),
-    pytest.param(BASIC, [line(D.PHAR, "drug_65", 3000, q=3)], {"counters": {COUNTER_FRANCHISE_YEAR: (4950, 49)}}, [(1900, 1050, 50)], id="phar-franchise-annual-cap-partly-left"),
-    pytest.param(BASIC, [line(D.PHAR, "medical_device", 2500, 2000)], {}, [(1200, 800, 500)], id="phar-device-above-br"),
-    pytest.param(BASIC, [line(D.PHAR, "drug_65", 1000)], {"css": True}, [(650, 350, 0)], id="phar-css-no-franchise"),
-    pytest.param(BASIC, [line(D.PHAR, "drug_65", 1000)], {"care_date": date(2024, 3, 30)}, [(600, 350, 50)], id="phar-franchise-050-before-2024-03-31"),
-    pytest.param(contract(pct(D.PHAR, "drug_65", 100), wildcard=False), [line(D.PHAR, "drug_30", 800)], {}, [(140, 0, 660)], id="phar-no-guarantee-for-family"),
+    pytest.param(
+        BASIC,
+        [line(D.PHAR, "drug_15", 500)],
+        {},
+        [(0, 425, 75)],
+        id="phar-drug15-franchise-limited-to-amo-share",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.PHAR, "drug_100", 50000, exemption=Exemption.ALD)],
+        {},
+        [(49900, 0, 100)],
+        id="phar-drug100-ald",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.PHAR, "drug_65", 1000)],
+        {"age": 10},
+        [(650, 350, 0)],
+        id="phar-child-no-franchise",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.PHAR, "drug_65", 1000)],
+        {"counters": {COUNTER_FRANCHISE_YEAR: (5000, 50)}},
+        [(650, 350, 0)],
+        id="phar-franchise-annual-cap-reached",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.PHAR, "drug_65", 3000, q=3)],
+        {"counters": {COUNTER_FRANCHISE_YEAR: (4950, 49)}},
+        [(1900, 1050, 50)],
+        id="phar-franchise-annual-cap-partly-left",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.PHAR, "medical_device", 2500, 2000)],
+        {},
+        [(1200, 800, 500)],
+        id="phar-device-above-br",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.PHAR, "drug_65", 1000)],
+        {"css": True},
+        [(650, 350, 0)],
+        id="phar-css-no-franchise",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.PHAR, "drug_65", 1000)],
+        {"care_date": date(2024, 3, 30)},
+        [(600, 350, 50)],
+        id="phar-franchise-050-before-2024-03-31",
+    ),
+    pytest.param(
+        contract(pct(D.PHAR, "drug_65", 100), wildcard=False),
+        [line(D.PHAR, "drug_30", 800)],
+        {},
+        [(140, 0, 660)],
+        id="phar-no-guarantee-for-family",
+    ),
     # MED
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000, in_care_pathway=False)], {"age": 15}, [(2100, 900, 0)], id="med-under-16-no-hors-parcours-no-participation"),
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000)], {"care_date": date(2024, 5, 14)}, [(2000, 900, 100)], id="med-participation-1-euro-until-2024-05-14"),
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000)], {"care_date": date(2024, 5, 15)}, [(1900, 900, 200)], id="med-participation-2-euros-from-2024-05-15"),
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000)], {"counters": {COUNTER_PARTICIPATION_YEAR: (4900, 40)}}, [(2000, 900, 100)], id="med-participation-annual-cap-partly-used"),
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000)], {"counters": {COUNTER_PARTICIPATION_YEAR: (5000, 40)}}, [(2100, 900, 0)], id="med-participation-annual-cap-reached"),
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000)], {"counters": {COUNTER_PARTICIPATION_DAY: (800, 4)}}, [(2100, 900, 0)], id="med-participation-daily-cap-reached"),
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000, exemption=Exemption.ALD)], {}, [(2800, 0, 200)], id="med-ald-100-percent-participation-kept"),
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000)], {"maternity": True}, [(2100, 900, 0)], id="med-maternity-beneficiary-no-participation"),
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000, exemption=Exemption.MATERNITY)], {}, [(3000, 0, 0)], id="med-maternity-line-100-percent"),
-    pytest.param(contract(responsable=False, covers_participation=True), [line(D.MED, "consultation", 3000)], {}, [(1900, 1100, 0)], id="med-non-responsable-covers-participation"),
-    pytest.param(contract(responsable=False, covers_hors_parcours=True), [line(D.MED, "consultation", 3000, in_care_pathway=False)], {}, [(700, 2100, 200)], id="med-non-responsable-covers-hors-parcours"),
-    pytest.param(contract(pct(D.MED, "specialist", 150)), [line(D.MED, "specialist", 5000, 3000)], {}, [(1900, 2400, 700)], id="med-single-level-applies-to-non-optam"),
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000, amo_rate_bp=9000)], {}, [(2500, 300, 200)], id="med-caller-rate-90-alsace-moselle"),
-    pytest.param(contract(pct(D.MED, "technical_act", 300, 200)), [line(D.MED, "technical_act", 20000, 6990)], {"optam": True}, [(4693, 15107, 200)], id="med-technical-act-optam-300"),
-    pytest.param(contract(pct(D.MED, "technical_act", 300, 200)), [line(D.MED, "technical_act", 20000, 6990)], {}, [(4693, 9087, 6220)], id="med-technical-act-non-optam-200"),
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000, in_care_pathway=False)],
+        {"age": 15},
+        [(2100, 900, 0)],
+        id="med-under-16-no-hors-parcours-no-participation",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000)],
+        {"care_date": date(2024, 5, 14)},
+        [(2000, 900, 100)],
+        id="med-participation-1-euro-until-2024-05-14",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000)],
+        {"care_date": date(2024, 5, 15)},
+        [(1900, 900, 200)],
+        id="med-participation-2-euros-from-2024-05-15",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000)],
+        {"counters": {COUNTER_PARTICIPATION_YEAR: (4900, 40)}},
+        [(2000, 900, 100)],
+        id="med-participation-annual-cap-partly-used",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000)],
+        {"counters": {COUNTER_PARTICIPATION_YEAR: (5000, 40)}},
+        [(2100, 900, 0)],
+        id="med-participation-annual-cap-reached",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000)],
+        {"counters": {COUNTER_PARTICIPATION_DAY: (800, 4)}},
+        [(2100, 900, 0)],
+        id="med-participation-daily-cap-reached",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000, exemption=Exemption.ALD)],
+        {},
+        [(2800, 0, 200)],
+        id="med-ald-100-percent-participation-kept",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000)],
+        {"maternity": True},
+        [(2100, 900, 0)],
+        id="med-maternity-beneficiary-no-participation",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000, exemption=Exemption.MATERNITY)],
+        {},
+        [(3000, 0, 0)],
+        id="med-maternity-line-100-percent",
+    ),
+    pytest.param(
+        contract(responsable=False, covers_participation=True),
+        [line(D.MED, "consultation", 3000)],
+        {},
+        [(1900, 1100, 0)],
+        id="med-non-responsable-covers-participation",
+    ),
+    pytest.param(
+        contract(responsable=False, covers_hors_parcours=True),
+        [line(D.MED, "consultation", 3000, in_care_pathway=False)],
+        {},
+        [(700, 2100, 200)],
+        id="med-non-responsable-covers-hors-parcours",
+    ),
+    pytest.param(
+        contract(pct(D.MED, "specialist", 150)),
+        [line(D.MED, "specialist", 5000, 3000)],
+        {},
+        [(1900, 2400, 700)],
+        id="med-single-level-applies-to-non-optam",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000, amo_rate_bp=9000)],
+        {},
+        [(2500, 300, 200)],
+        id="med-caller-rate-90-alsace-moselle",
+    ),
+    pytest.param(
+        contract(pct(D.MED, "technical_act", 300, 200)),
+        [line(D.MED, "technical_act", 20000, 6990)],
+        {"optam": True},
+        [(4693, 15107, 200)],
+        id="med-technical-act-optam-300",
+    ),
+    pytest.param(
+        contract(pct(D.MED, "technical_act", 300, 200)),
+        [line(D.MED, "technical_act", 20000, 6990)],
+        {},
+        [(4693, 9087, 6220)],
+        id="med-technical-act-non-optam-200",
+    ),
     # LABO
     pytest.param(BASIC, [line(D.LABO, "lab_test", 2000)], {}, [(1000, 800, 200)], id="labo-test"),
-    pytest.param(BASIC, [line(D.LABO, "lab_test", 2000)], {"css": True}, [(1200, 800, 0)], id="labo-css-no-participation"),
+    pytest.param(
+        BASIC,
+        [line(D.LABO, "lab_test", 2000)],
+        {"css": True},
+        [(1200, 800, 0)],
+        id="labo-css-no-participation",
+    ),
     # RADIO
-    pytest.param(contract(pct(D.RADIO, "*", 300, 200)), [line(D.RADIO, "imaging", 8000, 2500)], {"optam": True}, [(1550, 5750, 700)], id="radio-optam-300"),
-    pytest.param(contract(pct(D.RADIO, "*", 300, 200)), [line(D.RADIO, "imaging", 8000, 2500)], {}, [(1550, 3250, 3200)], id="radio-non-optam-200"),
+    pytest.param(
+        contract(pct(D.RADIO, "*", 300, 200)),
+        [line(D.RADIO, "imaging", 8000, 2500)],
+        {"optam": True},
+        [(1550, 5750, 700)],
+        id="radio-optam-300",
+    ),
+    pytest.param(
+        contract(pct(D.RADIO, "*", 300, 200)),
+        [line(D.RADIO, "imaging", 8000, 2500)],
+        {},
+        [(1550, 3250, 3200)],
+        id="radio-non-optam-200",
+    ),
     # AUXM
-    pytest.param(BASIC, [line(D.AUXM, "nursing", 945, q=3)], {}, [(267, 378, 300)], id="auxm-nursing-three-acts"),
-    pytest.param(BASIC, [line(D.AUXM, "nursing", 945, q=3)], {"counters": {"amo.franchise.paramedical.day": (300, 3)}}, [(467, 378, 100)], id="auxm-nursing-franchise-daily-cap"),
-    pytest.param(BASIC, [line(D.AUXM, "physiotherapy", 1800, exemption=Exemption.ALD)], {}, [(1700, 0, 100)], id="auxm-physio-ald"),
-    pytest.param(contract(pct(D.AUXM, "physiotherapy", 100, flat_cents=500)), [line(D.AUXM, "physiotherapy", 2500, 1800)], {}, [(980, 1220, 300)], id="auxm-physio-percent-plus-flat"),
-    pytest.param(contract(OSTEO), [line(D.AUXM, "alternative_medicine", 6000, 0)], {"counters": {"alt": (6000, 2)}}, [(0, 3000, 3000)], id="auxm-osteopathy-count-left"),
-    pytest.param(contract(OSTEO), [line(D.AUXM, "alternative_medicine", 6000, 0)], {"counters": {"alt": (9000, 3)}}, [(0, 0, 6000)], id="auxm-osteopathy-count-exhausted"),
-    pytest.param(contract(OSTEO), [line(D.AUXM, "alternative_medicine", 12000, 0, q=2)], {"counters": {"alt": (6000, 2)}}, [(0, 3000, 9000)], id="auxm-osteopathy-two-sessions-one-left"),
-    pytest.param(contract(replace(OSTEO, waiting_days=90)), [line(D.AUXM, "alternative_medicine", 6000, 0)], {"coverage_start": date(2026, 1, 1)}, [(0, 0, 6000)], id="auxm-osteopathy-waiting-period"),
+    pytest.param(
+        BASIC,
+        [line(D.AUXM, "nursing", 945, q=3)],
+        {},
+        [(267, 378, 300)],
+        id="auxm-nursing-three-acts",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.AUXM, "nursing", 945, q=3)],
+        {"counters": {"amo.franchise.paramedical.day": (300, 3)}},
+        [(467, 378, 100)],
+        id="auxm-nursing-franchise-daily-cap",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.AUXM, "physiotherapy", 1800, exemption=Exemption.ALD)],
+        {},
+        [(1700, 0, 100)],
+        id="auxm-physio-ald",
+    ),
+    pytest.param(
+        contract(pct(D.AUXM, "physiotherapy", 100, flat_cents=500)),
+        [line(D.AUXM, "physiotherapy", 2500, 1800)],
+        {},
+        [(980, 1220, 300)],
+        id="auxm-physio-percent-plus-flat",
+    ),
+    pytest.param(
+        contract(OSTEO),
+        [line(D.AUXM, "alternative_medicine", 6000, 0)],
+        {"counters": {"alt": (6000, 2)}},
+        [(0, 3000, 3000)],
+        id="auxm-osteopathy-count-left",
+    ),
+    pytest.param(
+        contract(OSTEO),
+        [line(D.AUXM, "alternative_medicine", 6000, 0)],
+        {"counters": {"alt": (9000, 3)}},
+        [(0, 0, 6000)],
+        id="auxm-osteopathy-count-exhausted",
+    ),
+    pytest.param(
+        contract(OSTEO),
+        [line(D.AUXM, "alternative_medicine", 12000, 0, q=2)],
+        {"counters": {"alt": (6000, 2)}},
+        [(0, 3000, 9000)],
+        id="auxm-osteopathy-two-sessions-one-left",
+    ),
+    pytest.param(
+        contract(replace(OSTEO, waiting_days=90)),
+        [line(D.AUXM, "alternative_medicine", 6000, 0)],
+        {"coverage_start": date(2026, 1, 1)},
+        [(0, 0, 6000)],
+        id="auxm-osteopathy-waiting-period",
+    ),
     # SAGE
-    pytest.param(BASIC, [line(D.SAGE, "midwife", 2500)], {}, [(1750, 750, 0)], id="sage-midwife-no-participation"),
-    pytest.param(contract(pct(D.SAGE, "*", 150)), [line(D.SAGE, "midwife", 3500, 2500)], {}, [(1750, 1750, 0)], id="sage-midwife-150"),
+    pytest.param(
+        BASIC,
+        [line(D.SAGE, "midwife", 2500)],
+        {},
+        [(1750, 750, 0)],
+        id="sage-midwife-no-participation",
+    ),
+    pytest.param(
+        contract(pct(D.SAGE, "*", 150)),
+        [line(D.SAGE, "midwife", 3500, 2500)],
+        {},
+        [(1750, 1750, 0)],
+        id="sage-midwife-150",
+    ),
     # DENT
-    pytest.param(BASIC, [line(D.DENT, "dental_care", 2300)], {"care_date": date(2023, 9, 30), "coverage_start": date(2023, 1, 1)}, [(1610, 690, 0)], id="dent-care-70-until-2023-09-30"),
-    pytest.param(BASIC, [line(D.DENT, "dental_care", 2300)], {"care_date": date(2023, 10, 1), "coverage_start": date(2023, 1, 1)}, [(1380, 920, 0)], id="dent-care-60-from-2023-10-01"),
-    pytest.param(PROSTHESIS, [line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B)], {}, [(7200, 22800, 30000)], id="dent-crown-class-b-250"),
-    pytest.param(PROSTHESIS, [line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B)], {"counters": {"dental": (90000, 3)}}, [(7200, 14800, 38000)], id="dent-crown-ceiling-partly-consumed"),
-    pytest.param(PROSTHESIS, [line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B)], {"counters": {"dental": (100000, 5)}}, [(7200, 4800, 48000)], id="dent-crown-ceiling-exhausted-tm-still-paid"),
-    pytest.param(PROSTHESIS, [line(D.DENT, "dental_prosthesis", 50000, 12000, rss_class=A, plv_cents=50000)], {"counters": {"dental": (100000, 5)}}, [(7200, 42800, 0)], id="dent-crown-100-sante"),
-    pytest.param(contract(Guarantee(D.DENT, "dental_implant", flat_cents=15000, waiting_days=180)), [line(D.DENT, "dental_implant", 120000, 0)], {"coverage_start": date(2025, 1, 1)}, [(0, 15000, 105000)], id="dent-implant-flat-after-waiting"),
-    pytest.param(contract(pct(D.DENT, "orthodontics", 200, max_age=15)), [line(D.DENT, "orthodontics", 60000, 19350)], {"age": 12}, [(19350, 19350, 21300)], id="dent-orthodontics-child-rule"),
-    pytest.param(contract(pct(D.DENT, "orthodontics", 200, max_age=15)), [line(D.DENT, "orthodontics", 60000, 19350)], {"age": 16}, [(19350, 0, 40650)], id="dent-orthodontics-age-16-wildcard"),
+    pytest.param(
+        BASIC,
+        [line(D.DENT, "dental_care", 2300)],
+        {"care_date": date(2023, 9, 30), "coverage_start": date(2023, 1, 1)},
+        [(1610, 690, 0)],
+        id="dent-care-70-until-2023-09-30",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.DENT, "dental_care", 2300)],
+        {"care_date": date(2023, 10, 1), "coverage_start": date(2023, 1, 1)},
+        [(1380, 920, 0)],
+        id="dent-care-60-from-2023-10-01",
+    ),
+    pytest.param(
+        PROSTHESIS,
+        [line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B)],
+        {},
+        [(7200, 22800, 30000)],
+        id="dent-crown-class-b-250",
+    ),
+    pytest.param(
+        PROSTHESIS,
+        [line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B)],
+        {"counters": {"dental": (90000, 3)}},
+        [(7200, 14800, 38000)],
+        id="dent-crown-ceiling-partly-consumed",
+    ),
+    pytest.param(
+        PROSTHESIS,
+        [line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B)],
+        {"counters": {"dental": (100000, 5)}},
+        [(7200, 4800, 48000)],
+        id="dent-crown-ceiling-exhausted-tm-still-paid",
+    ),
+    pytest.param(
+        PROSTHESIS,
+        [line(D.DENT, "dental_prosthesis", 50000, 12000, rss_class=A, plv_cents=50000)],
+        {"counters": {"dental": (100000, 5)}},
+        [(7200, 42800, 0)],
+        id="dent-crown-100-sante",
+    ),
+    pytest.param(
+        contract(Guarantee(D.DENT, "dental_implant", flat_cents=15000, waiting_days=180)),
+        [line(D.DENT, "dental_implant", 120000, 0)],
+        {"coverage_start": date(2025, 1, 1)},
+        [(0, 15000, 105000)],
+        id="dent-implant-flat-after-waiting",
+    ),
+    pytest.param(
+        contract(pct(D.DENT, "orthodontics", 200, max_age=15)),
+        [line(D.DENT, "orthodontics", 60000, 19350)],
+        {"age": 12},
+        [(19350, 19350, 21300)],
+        id="dent-orthodontics-child-rule",
+    ),
+    pytest.param(
+        contract(pct(D.DENT, "orthodontics", 200, max_age=15)),
+        [line(D.DENT, "orthodontics", 60000, 19350)],
+        {"age": 16},
+        [(19350, 0, 40650)],
+        id="dent-orthodontics-age-16-wildcard",
+    ),
     # OPTI
-    pytest.param(OPTICS, [line(D.OPTI, "optics_frame", 12000, 5, rss_class=B), line(D.OPTI, "optics_lens_simple", 8000, 5, rss_class=B), line(D.OPTI, "optics_lens_simple", 8000, 5, rss_class=B)], {}, [(3, 3002, 8995), (3, 1002, 6995), (3, 1002, 6995)], id="opti-class-b-simple-equipment"),
-    pytest.param(OPTICS, [line(D.OPTI, "optics_frame", 12000, 5, rss_class=B)], {"last_equipment": {"glasses": date(2025, 6, 1)}}, [(3, 0, 11997)], id="opti-renewal-not-due"),
-    pytest.param(OPTICS, [line(D.OPTI, "optics_frame", 12000, 5, rss_class=B)], {"age": 10, "last_equipment": {"glasses": date(2025, 3, 1)}}, [(3, 3002, 8995)], id="opti-renewal-child-yearly"),
-    pytest.param(contract(pct(D.OPTI, "optics_frame", 100, flat_cents=15000)), [line(D.OPTI, "optics_frame", 20000, 5, rss_class=B)], {}, [(3, 10000, 9997)], id="opti-legal-frame-cap-100"),
-    pytest.param(contract(pct(D.OPTI, "optics_lens_simple", 100, flat_cents=30000)), [line(D.OPTI, "optics_frame", 10000, 5), line(D.OPTI, "optics_lens_simple", 40000, 5), line(D.OPTI, "optics_lens_simple", 40000, 5)], {}, [(3, 2, 9995), (3, 30002, 9995), (3, 11996, 28001)], id="opti-legal-equipment-ceiling-420"),
-    pytest.param(contract(pct(D.OPTI, "optics_lens_simple", 100, flat_cents=30000), responsable=False), [line(D.OPTI, "optics_frame", 10000, 5), line(D.OPTI, "optics_lens_simple", 40000, 5), line(D.OPTI, "optics_lens_simple", 40000, 5)], {}, [(3, 2, 9995), (3, 30002, 9995), (3, 30002, 9995)], id="opti-non-responsable-no-legal-cap"),
-    pytest.param(contract(Guarantee(D.OPTI, "contact_lens", actual_costs=True, ceilings=(Ceiling("contact", YEAR, amount_cents=10000),))), [line(D.OPTI, "contact_lens", 20000, 3948)], {"counters": {"contact": (6000, 1)}}, [(2369, 5579, 12052)], id="opti-contact-lens-annual-forfait-partly-used"),
-    pytest.param(contract(Guarantee(D.OPTI, "refractive_surgery", flat_cents=40000, ceilings=(Ceiling("lasik", Period.MONTHS_24, count=2),))), [line(D.OPTI, "refractive_surgery", 300000, 0, q=2)], {}, [(0, 80000, 220000)], id="opti-refractive-surgery-per-eye"),
-    pytest.param(OPTICS, [line(D.OPTI, "optics_lens_simple", 3200, 1900, rss_class=A, plv_cents=3200)], {"age": 8}, [(1140, 2060, 0)], id="opti-class-a-lens-child"),
+    pytest.param(
+        OPTICS,
+        [
+            line(D.OPTI, "optics_frame", 12000, 5, rss_class=B),
+            line(D.OPTI, "optics_lens_simple", 8000, 5, rss_class=B),
+            line(D.OPTI, "optics_lens_simple", 8000, 5, rss_class=B),
+        ],
+        {},
+        [(3, 3002, 8995), (3, 1002, 6995), (3, 1002, 6995)],
+        id="opti-class-b-simple-equipment",
+    ),
+    pytest.param(
+        OPTICS,
+        [line(D.OPTI, "optics_frame", 12000, 5, rss_class=B)],
+        {"last_equipment": {"glasses": date(2025, 6, 1)}},
+        [(3, 0, 11997)],
+        id="opti-renewal-not-due",
+    ),
+    pytest.param(
+        OPTICS,
+        [line(D.OPTI, "optics_frame", 12000, 5, rss_class=B)],
+        {"age": 10, "last_equipment": {"glasses": date(2025, 3, 1)}},
+        [(3, 3002, 8995)],
+        id="opti-renewal-child-yearly",
+    ),
+    pytest.param(
+        contract(pct(D.OPTI, "optics_frame", 100, flat_cents=15000)),
+        [line(D.OPTI, "optics_frame", 20000, 5, rss_class=B)],
+        {},
+        [(3, 10000, 9997)],
+        id="opti-legal-frame-cap-100",
+    ),
+    pytest.param(
+        contract(pct(D.OPTI, "optics_lens_simple", 100, flat_cents=30000)),
+        [
+            line(D.OPTI, "optics_frame", 10000, 5),
+            line(D.OPTI, "optics_lens_simple", 40000, 5),
+            line(D.OPTI, "optics_lens_simple", 40000, 5),
+        ],
+        {},
+        [(3, 2, 9995), (3, 30002, 9995), (3, 11996, 28001)],
+        id="opti-legal-equipment-ceiling-420",
+    ),
+    pytest.param(
+        contract(pct(D.OPTI, "optics_lens_simple", 100, flat_cents=30000), responsable=False),
+        [
+            line(D.OPTI, "optics_frame", 10000, 5),
+            line(D.OPTI, "optics_lens_simple", 40000, 5),
+            line(D.OPTI, "optics_lens_simple", 40000, 5),
+        ],
+        {},
+        [(3, 2, 9995), (3, 30002, 9995), (3, 30002, 9995)],
+        id="opti-non-responsable-no-legal-cap",
+    ),
+    pytest.param(
+        contract(
+            Guarantee(
+                D.OPTI,
+                "contact_lens",
+                actual_costs=True,
+                ceilings=(Ceiling("contact", YEAR, amount_cents=10000),),
+            )
+        ),
+        [line(D.OPTI, "contact_lens", 20000, 3948)],
+        {"counters": {"contact": (6000, 1)}},
+        [(2369, 5579, 12052)],
+        id="opti-contact-lens-annual-forfait-partly-used",
+    ),
+    pytest.param(
+        contract(
+            Guarantee(
+                D.OPTI,
+                "refractive_surgery",
+                flat_cents=40000,
+                ceilings=(Ceiling("lasik", Period.MONTHS_24, count=2),),
+            )
+        ),
+        [line(D.OPTI, "refractive_surgery", 300000, 0, q=2)],
+        {},
+        [(0, 80000, 220000)],
+        id="opti-refractive-surgery-per-eye",
+    ),
+    pytest.param(
+        OPTICS,
+        [line(D.OPTI, "optics_lens_simple", 3200, 1900, rss_class=A, plv_cents=3200)],
+        {"age": 8},
+        [(1140, 2060, 0)],
+        id="opti-class-a-lens-child",
+    ),
     # AUDI
-    pytest.param(BASIC, [line(D.AUDI, "hearing_aid", 95000, 40000, rss_class=A, plv_cents=95000)], {}, [(24000, 71000, 0)], id="audi-class-i-100-sante"),
-    pytest.param(contract(pct(D.AUDI, "hearing_aid", 100, flat_cents=30000, frequency=HEARING_FREQ)), [line(D.AUDI, "hearing_aid", 150000, 40000, rss_class=B)], {}, [(24000, 46000, 80000)], id="audi-class-ii-forfait"),
-    pytest.param(contract(pct(D.AUDI, "hearing_aid", 100, flat_cents=150000)), [line(D.AUDI, "hearing_aid", 250000, 40000, rss_class=B)], {}, [(24000, 146000, 80000)], id="audi-class-ii-legal-cap-1700-with-amo"),
-    pytest.param(contract(pct(D.AUDI, "hearing_aid", 100, flat_cents=30000, max_age=19), pct(D.AUDI, "hearing_aid", 100, flat_cents=100000, min_age=20)), [line(D.AUDI, "hearing_aid", 200000, 140000, rss_class=B)], {"age": 10}, [(84000, 86000, 30000)], id="audi-rule-chosen-by-age"),
-    pytest.param(contract(pct(D.AUDI, "hearing_aid", 100, flat_cents=30000, frequency=HEARING_FREQ)), [line(D.AUDI, "hearing_aid", 150000, 40000, rss_class=B)], {"last_equipment": {"hearing_aid": date(2023, 1, 1)}}, [(24000, 0, 126000)], id="audi-renewal-4-years"),
-    pytest.param(BASIC, [line(D.AUDI, "hearing_accessory", 3000)], {}, [(1800, 1200, 0)], id="audi-batteries"),
+    pytest.param(
+        BASIC,
+        [line(D.AUDI, "hearing_aid", 95000, 40000, rss_class=A, plv_cents=95000)],
+        {},
+        [(24000, 71000, 0)],
+        id="audi-class-i-100-sante",
+    ),
+    pytest.param(
+        contract(pct(D.AUDI, "hearing_aid", 100, flat_cents=30000, frequency=HEARING_FREQ)),
+        [line(D.AUDI, "hearing_aid", 150000, 40000, rss_class=B)],
+        {},
+        [(24000, 46000, 80000)],
+        id="audi-class-ii-forfait",
+    ),
+    pytest.param(
+        contract(pct(D.AUDI, "hearing_aid", 100, flat_cents=150000)),
+        [line(D.AUDI, "hearing_aid", 250000, 40000, rss_class=B)],
+        {},
+        [(24000, 146000, 80000)],
+        id="audi-class-ii-legal-cap-1700-with-amo",
+    ),
+    pytest.param(
+        contract(
+            pct(D.AUDI, "hearing_aid", 100, flat_cents=30000, max_age=19),
+            pct(D.AUDI, "hearing_aid", 100, flat_cents=100000, min_age=20),
+        ),
+        [line(D.AUDI, "hearing_aid", 200000, 140000, rss_class=B)],
+        {"age": 10},
+        [(84000, 86000, 30000)],
+        id="audi-rule-chosen-by-age",
+    ),
+    pytest.param(
+        contract(pct(D.AUDI, "hearing_aid", 100, flat_cents=30000, frequency=HEARING_FREQ)),
+        [line(D.AUDI, "hearing_aid", 150000, 40000, rss_class=B)],
+        {"last_equipment": {"hearing_aid": date(2023, 1, 1)}},
+        [(24000, 0, 126000)],
+        id="audi-renewal-4-years",
+    ),
+    pytest.param(
+        BASIC, [line(D.AUDI, "hearing_accessory", 3000)], {}, [(1800, 1200, 0)], id="audi-batteries"
+    ),
     # HOSP
-    pytest.param(contract(Guarantee(D.HOSP, "hospital_daily_charge", actual_costs=True)), [line(D.HOSP, "hospital_daily_charge", 6000, q=3)], {}, [(0, 6000, 0)], id="hosp-daily-charge-3-days"),
-    pytest.param(BASIC, [line(D.HOSP, "hospital_daily_charge", 15000, q=10, psychiatry=True)], {}, [(0, 15000, 0)], id="hosp-daily-charge-psychiatry-15"),
-    pytest.param(BASIC, [line(D.HOSP, "hospital_stay", 200000)], {}, [(160000, 40000, 0)], id="hosp-stay-80"),
-    pytest.param(contract(pct(D.HOSP, "hospital_fees", 300, 200)), [line(D.HOSP, "hospital_fees", 50000, 20000)], {"optam": True}, [(16000, 34000, 0)], id="hosp-fees-optam-300"),
-    pytest.param(contract(pct(D.HOSP, "hospital_fees", 300, 200)), [line(D.HOSP, "hospital_fees", 50000, 20000)], {}, [(16000, 24000, 10000)], id="hosp-fees-non-optam-200"),
-    pytest.param(contract(Guarantee(D.HOSP, "hospital_private_room", flat_cents=4000, ceilings=(Ceiling("room", YEAR, count=30),))), [line(D.HOSP, "hospital_private_room", 45000, 0, q=5)], {"counters": {"room": (112000, 28)}}, [(0, 8000, 37000)], id="hosp-private-room-two-days-left"),
+    pytest.param(
+        contract(Guarantee(D.HOSP, "hospital_daily_charge", actual_costs=True)),
+        [line(D.HOSP, "hospital_daily_charge", 6000, q=3)],
+        {},
+        [(0, 6000, 0)],
+        id="hosp-daily-charge-3-days",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.HOSP, "hospital_daily_charge", 15000, q=10, psychiatry=True)],
+        {},
+        [(0, 15000, 0)],
+        id="hosp-daily-charge-psychiatry-15",
+    ),
+    pytest.param(
+        BASIC, [line(D.HOSP, "hospital_stay", 200000)], {}, [(160000, 40000, 0)], id="hosp-stay-80"
+    ),
+    pytest.param(
+        contract(pct(D.HOSP, "hospital_fees", 300, 200)),
+        [line(D.HOSP, "hospital_fees", 50000, 20000)],
+        {"optam": True},
+        [(16000, 34000, 0)],
+        id="hosp-fees-optam-300",
+    ),
+    pytest.param(
+        contract(pct(D.HOSP, "hospital_fees", 300, 200)),
+        [line(D.HOSP, "hospital_fees", 50000, 20000)],
+        {},
+        [(16000, 24000, 10000)],
+        id="hosp-fees-non-optam-200",
+    ),
+    pytest.param(
+        contract(
+            Guarantee(
+                D.HOSP,
+                "hospital_private_room",
+                flat_cents=4000,
+                ceilings=(Ceiling("room", YEAR, count=30),),
+            )
+        ),
+        [line(D.HOSP, "hospital_private_room", 45000, 0, q=5)],
+        {"counters": {"room": (112000, 28)}},
+        [(0, 8000, 37000)],
+        id="hosp-private-room-two-days-left",
+    ),
     # TRAN
-    pytest.param(BASIC, [line(D.TRAN, "transport", 5000)], {}, [(2350, 2250, 400)], id="tran-ambulance"),
-    pytest.param(BASIC, [line(D.TRAN, "transport", 5000)], {"care_date": date(2024, 3, 30)}, [(2550, 2250, 200)], id="tran-franchise-2-before-2024-03-31"),
-    pytest.param(BASIC, [line(D.TRAN, "transport", 5000)], {"counters": {"amo.franchise.transport.day": (600, 2)}}, [(2550, 2250, 200)], id="tran-franchise-daily-cap"),
-    pytest.param(BASIC, [line(D.TRAN, "transport", 5000, exemption=Exemption.ALD)], {}, [(4600, 0, 400)], id="tran-ald"),
+    pytest.param(
+        BASIC, [line(D.TRAN, "transport", 5000)], {}, [(2350, 2250, 400)], id="tran-ambulance"
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.TRAN, "transport", 5000)],
+        {"care_date": date(2024, 3, 30)},
+        [(2550, 2250, 200)],
+        id="tran-franchise-2-before-2024-03-31",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.TRAN, "transport", 5000)],
+        {"counters": {"amo.franchise.transport.day": (600, 2)}},
+        [(2550, 2250, 200)],
+        id="tran-franchise-daily-cap",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.TRAN, "transport", 5000, exemption=Exemption.ALD)],
+        {},
+        [(4600, 0, 400)],
+        id="tran-ald",
+    ),
     # CSTE
     pytest.param(BASIC, [line(D.CSTE, "consultation", 3000)], {}, [(1900, 900, 200)], id="cste-gp"),
     pytest.param(BASIC, [line(D.CSTE, "nursing", 315)], {}, [(89, 126, 100)], id="cste-nursing"),
     # EXTE
-    pytest.param(BASIC, [line(D.EXTE, "specialist", 3000)], {}, [(1900, 900, 200)], id="exte-specialist"),
+    pytest.param(
+        BASIC, [line(D.EXTE, "specialist", 3000)], {}, [(1900, 900, 200)], id="exte-specialist"
+    ),
     pytest.param(BASIC, [line(D.EXTE, "lab_test", 1500)], {}, [(700, 600, 200)], id="exte-lab"),
     # several lines
-    pytest.param(BASIC, [line(D.MED, "consultation", 3000), line(D.MED, "consultation", 3000)], {"counters": {COUNTER_PARTICIPATION_YEAR: (4700, 30)}}, [(1900, 900, 200), (2000, 900, 100)], id="multi-participation-cap-across-lines"),
-    pytest.param(BASIC, [line(D.AUXM, "nursing", 315), line(D.AUXM, "nursing", 315), line(D.AUXM, "nursing", 315), line(D.AUXM, "nursing", 315), line(D.AUXM, "nursing", 315)], {}, [(89, 126, 100)] * 4 + [(189, 126, 0)], id="multi-paramedical-daily-cap-4"),
-]  # fmt: skip
+    pytest.param(
+        BASIC,
+        [line(D.MED, "consultation", 3000), line(D.MED, "consultation", 3000)],
+        {"counters": {COUNTER_PARTICIPATION_YEAR: (4700, 30)}},
+        [(1900, 900, 200), (2000, 900, 100)],
+        id="multi-participation-cap-across-lines",
+    ),
+    pytest.param(
+        BASIC,
+        [
+            line(D.AUXM, "nursing", 315),
+            line(D.AUXM, "nursing", 315),
+            line(D.AUXM, "nursing", 315),
+            line(D.AUXM, "nursing", 315),
+            line(D.AUXM, "nursing", 315),
+        ],
+        {},
+        [(89, 126, 100)] * 4 + [(189, 126, 0)],
+        id="multi-paramedical-daily-cap-4",
+    ),
+]
 
 
 @pytest.mark.parametrize(("c", "lines", "facts", "expected"), CASES)
@@ -289,7 +763,7 @@ def test_cases_across_domains(
 
 
 def test_at_least_sixty_cases_cover_all_thirteen_domains() -> None:
-    domains = {ln.domain for case in CASES for ln in case.values[1]}
+    domains = {ln.domain for case in CASES for ln in cast(list[PricingLine], case.values[1])}
     assert len(CASES) >= 60
     assert domains == set(CareDomain)
 
@@ -372,22 +846,112 @@ def test_totals_and_json_form() -> None:
 # --- errors ------------------------------------------------------------------------------
 
 ERRORS = [
-    pytest.param(line(D.MED, "homeopathy", 1000), {}, "pricing.unknown_family", "lines[0].family", id="unknown-family"),
-    pytest.param(line(D.OPTI, "drug_65", 1000), {}, "pricing.family_domain_mismatch", "lines[0].domain", id="family-in-wrong-domain"),
-    pytest.param(line(D.MED, "consultation", 3000, -1), {}, "pricing.amounts_inconsistent", "lines[0].br_cents", id="negative-br"),
-    pytest.param(line(D.MED, "consultation", -1, 0), {}, "pricing.amounts_inconsistent", "lines[0].billed_cents", id="negative-billed"),
-    pytest.param(line(D.MED, "consultation", 2000, 3000), {}, "pricing.amounts_inconsistent", "lines[0].billed_cents", id="billed-below-br"),
-    pytest.param(line(D.MED, "consultation", 3000, q=0), {}, "pricing.amounts_inconsistent", "lines[0].quantity", id="quantity-zero"),
-    pytest.param(line(D.MED, "consultation", 3000, amo_rate_bp=10_100), {}, "pricing.amounts_inconsistent", "lines[0].amo_rate_bp", id="amo-rate-above-100"),
-    pytest.param(line(D.MED, "consultation", 3000, amo_rate_bp=6000), {}, "pricing.amounts_inconsistent", "lines[0].amo_rate_bp", id="amo-rate-below-reference"),
-    pytest.param(line(D.MED, "consultation", 3000, amo_rate_bp=7000, exemption=Exemption.ALD), {}, "pricing.amounts_inconsistent", "lines[0].amo_rate_bp", id="amo-rate-below-100-under-ald"),
-    pytest.param(line(D.HOSP, "hospital_daily_charge", 5000, q=3), {}, "pricing.amounts_inconsistent", "lines[0].br_cents", id="daily-charge-not-20-per-day"),
-    pytest.param(line(D.OPTI, "optics_frame", 3000, 900, rss_class=A), {}, "pricing.amounts_inconsistent", "lines[0].plv_cents", id="class-a-without-price-limit"),
-    pytest.param(line(D.OPTI, "optics_frame", 3500, 900, rss_class=A, plv_cents=3000), {}, "pricing.above_legal_price", "lines[0].billed_cents", id="class-a-above-price-limit"),
-    pytest.param(line(D.MED, "consultation", 3000, rss_class=B), {}, "pricing.rss_not_applicable", "lines[0].rss_class", id="rss-class-on-consultation"),
-    pytest.param(line(D.MED, "consultation", 3000), {"age": -1}, "pricing.invalid_request", "age", id="negative-age"),
-    pytest.param(line(D.MED, "consultation", 3000), {"coverage_start": date(2026, 4, 1)}, "pricing.not_covered_yet", "care_date", id="care-before-coverage"),
-]  # fmt: skip
+    pytest.param(
+        line(D.MED, "homeopathy", 1000),
+        {},
+        "pricing.unknown_family",
+        "lines[0].family",
+        id="unknown-family",
+    ),
+    pytest.param(
+        line(D.OPTI, "drug_65", 1000),
+        {},
+        "pricing.family_domain_mismatch",
+        "lines[0].domain",
+        id="family-in-wrong-domain",
+    ),
+    pytest.param(
+        line(D.MED, "consultation", 3000, -1),
+        {},
+        "pricing.amounts_inconsistent",
+        "lines[0].br_cents",
+        id="negative-br",
+    ),
+    pytest.param(
+        line(D.MED, "consultation", -1, 0),
+        {},
+        "pricing.amounts_inconsistent",
+        "lines[0].billed_cents",
+        id="negative-billed",
+    ),
+    pytest.param(
+        line(D.MED, "consultation", 2000, 3000),
+        {},
+        "pricing.amounts_inconsistent",
+        "lines[0].billed_cents",
+        id="billed-below-br",
+    ),
+    pytest.param(
+        line(D.MED, "consultation", 3000, q=0),
+        {},
+        "pricing.amounts_inconsistent",
+        "lines[0].quantity",
+        id="quantity-zero",
+    ),
+    pytest.param(
+        line(D.MED, "consultation", 3000, amo_rate_bp=10_100),
+        {},
+        "pricing.amounts_inconsistent",
+        "lines[0].amo_rate_bp",
+        id="amo-rate-above-100",
+    ),
+    pytest.param(
+        line(D.MED, "consultation", 3000, amo_rate_bp=6000),
+        {},
+        "pricing.amounts_inconsistent",
+        "lines[0].amo_rate_bp",
+        id="amo-rate-below-reference",
+    ),
+    pytest.param(
+        line(D.MED, "consultation", 3000, amo_rate_bp=7000, exemption=Exemption.ALD),
+        {},
+        "pricing.amounts_inconsistent",
+        "lines[0].amo_rate_bp",
+        id="amo-rate-below-100-under-ald",
+    ),
+    pytest.param(
+        line(D.HOSP, "hospital_daily_charge", 5000, q=3),
+        {},
+        "pricing.amounts_inconsistent",
+        "lines[0].br_cents",
+        id="daily-charge-not-20-per-day",
+    ),
+    pytest.param(
+        line(D.OPTI, "optics_frame", 3000, 900, rss_class=A),
+        {},
+        "pricing.amounts_inconsistent",
+        "lines[0].plv_cents",
+        id="class-a-without-price-limit",
+    ),
+    pytest.param(
+        line(D.OPTI, "optics_frame", 3500, 900, rss_class=A, plv_cents=3000),
+        {},
+        "pricing.above_legal_price",
+        "lines[0].billed_cents",
+        id="class-a-above-price-limit",
+    ),
+    pytest.param(
+        line(D.MED, "consultation", 3000, rss_class=B),
+        {},
+        "pricing.rss_not_applicable",
+        "lines[0].rss_class",
+        id="rss-class-on-consultation",
+    ),
+    pytest.param(
+        line(D.MED, "consultation", 3000),
+        {"age": -1},
+        "pricing.invalid_request",
+        "age",
+        id="negative-age",
+    ),
+    pytest.param(
+        line(D.MED, "consultation", 3000),
+        {"coverage_start": date(2026, 4, 1)},
+        "pricing.not_covered_yet",
+        "care_date",
+        id="care-before-coverage",
+    ),
+]
 
 
 @pytest.mark.parametrize(("ln", "facts", "code", "where"), ERRORS)
@@ -558,7 +1122,16 @@ def lines(draw: st.DrawFn) -> PricingLine:
     )
 
 
-_COUNTER_KEYS = ["a", "b", "c", COUNTER_PARTICIPATION_YEAR, COUNTER_PARTICIPATION_DAY, COUNTER_FRANCHISE_YEAR, "amo.franchise.paramedical.day", "amo.franchise.transport.day"]  # fmt: skip
+_COUNTER_KEYS = [
+    "a",
+    "b",
+    "c",
+    COUNTER_PARTICIPATION_YEAR,
+    COUNTER_PARTICIPATION_DAY,
+    COUNTER_FRANCHISE_YEAR,
+    "amo.franchise.paramedical.day",
+    "amo.franchise.transport.day",
+]
 
 
 @st.composite
@@ -645,3 +1218,85 @@ def test_class_a_lines_leave_nothing_to_the_patient_under_a_responsable_contract
     for ln, r in zip(req.lines, result.lines, strict=True):
         if ln.rss_class is A:
             assert r.patient_cents == r.participation_cents + r.franchise_cents == 0
+
+
+@pytest.mark.parametrize(
+    ("ln", "optam", "expected"),
+    [
+        pytest.param(line(D.MED, "consultation", 3000), False, (1900, 900, 200), id="gp"),
+        pytest.param(line(D.MED, "specialist", 7000, 3000), True, (1900, 2400, 2700), id="optam"),
+        pytest.param(
+            line(D.MED, "specialist", 7000, 3000), False, (1900, 1800, 3300), id="non-optam"
+        ),
+        pytest.param(line(D.PHAR, "drug_65", 2000, q=2), False, (1100, 700, 200), id="drugs"),
+        pytest.param(
+            line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B),
+            False,
+            (7200, 22800, 30000),
+            id="crown",
+        ),
+    ],
+)
+def test_the_table_of_the_format_documentation(
+    ln: PricingLine, optam: bool, expected: tuple[int, int, int]
+) -> None:
+    # docs/formats/catalogue.md shows what the EQUILIBRE example pays: keep it true
+    equilibre = read_catalogue(EXAMPLES / "mutuelle-des-tilleuls.yaml").contract("EQUILIBRE")
+    r = price(equilibre, request(ln, optam=optam), REFERENCE).lines[0]
+    assert (r.amo_paid_cents, r.amc_cents, r.patient_cents) == expected
+
+
+def test_plain_strings_from_a_json_body_work_like_the_enums() -> None:
+    # Given the values an HTTP layer may pass without converting them to enums
+    loose: dict[str, Any] = {"rss_class": "A", "plv_cents": 3000}
+    frame = PricingLine("MON", cast(CareDomain, "OPTI"), "optics_frame", 1, 3000, 900, **loose)
+    maternity: dict[str, Any] = {"exemption": "maternity"}
+    gp = PricingLine("G", cast(CareDomain, "MED"), "consultation", 1, 3000, 3000, **maternity)
+    result = price(BASIC, request(frame, gp), REFERENCE)
+    assert (result.lines[0].amc_cents, result.lines[0].patient_cents) == (2460, 0)
+    # Then a maternity line is at 100 % and spared the participation
+    assert (result.lines[1].amo_paid_cents, result.lines[1].patient_cents) == (3000, 0)
+
+
+def test_unknown_rss_class_is_refused() -> None:
+    frame = line(D.OPTI, "optics_frame", 3000, 900, rss_class="C")
+    with pytest.raises(PricingError) as caught:
+        price(BASIC, request(frame), REFERENCE)
+    assert (caught.value.code, caught.value.field) == (
+        "pricing.amounts_inconsistent",
+        "lines[0].rss_class",
+    )
+
+
+def test_contracts_and_results_survive_pickling_for_worker_processes() -> None:
+    result = price(PROSTHESIS, request(line(D.DENT, "dental_prosthesis", 60000, 12000)), REFERENCE)
+    assert pickle.loads(pickle.dumps(PROSTHESIS)) == PROSTHESIS  # noqa: S301
+    assert pickle.loads(pickle.dumps(PROSTHESIS)).guarantee_for(D.DENT, "dental_care", 40)  # noqa: S301
+    assert pickle.loads(pickle.dumps(result)) == result  # noqa: S301
+
+
+LINE_ONLY_ERRORS = [p for p in ERRORS if p.values[1] == {}]
+
+
+@pytest.mark.parametrize(("ln", "facts", "code", "where"), LINE_ONLY_ERRORS)
+def test_check_lines_refuses_before_anyone_is_looked_up(
+    ln: PricingLine, facts: dict[str, Any], code: str, where: str
+) -> None:
+    with pytest.raises(PricingError) as caught:
+        check_lines([ln], REFERENCE.on(DAY))
+    assert (caught.value.code, caught.value.field) == (code, where)
+
+
+def test_check_lines_accepts_valid_lines_and_refuses_none() -> None:
+    check_lines(ONE_LINE_PER_DOMAIN, REFERENCE.on(DAY))
+    with pytest.raises(PricingError) as caught:
+        check_lines([], REFERENCE.on(DAY))
+    assert caught.value.code == "pricing.no_lines"
+
+
+def test_a_supplied_rate_is_judged_on_the_line_not_on_the_person() -> None:
+    # Given the AMO applied the hors parcours rate to a 15-year-old (it is the AMO's call)
+    gp = line(D.MED, "consultation", 3000, in_care_pathway=False, amo_rate_bp=3000)
+    # Then the engine takes the rate: an error here would reveal the person's age
+    result = price(BASIC, request(gp, age=15), REFERENCE)
+    assert result.lines[0].amo_base_cents == 900

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -537,6 +538,30 @@ def test_given_concurrent_admissions_then_held_slots_stop_the_21st(store: Counte
     assert len(admitted) == 20
     for i, c in enumerate(admitted):
         guard.observe(c, LookupOutcome.hit(subject(i)))
+    assert store.count_distinct(f"np:{PHARMACY}:2025-03-10") == 20
+
+
+def test_given_parallel_workers_then_no_more_than_20_answers_without_proof(
+    store: CounterStore,
+) -> None:
+    guard = Guard(store, GuardPolicy(principal_per_minute=10_000, structure_per_minute=10_000))
+    answered: list[str] = []
+    lock = threading.Lock()
+
+    def worker(w: int) -> None:
+        for i in range(15):
+            c = ctx(T0 + timedelta(seconds=i), principal=f"worker-{w}", stepped_up=True)
+            if guard.admit(c).allowed:
+                guard.observe(c, LookupOutcome.hit(subject(w * 100 + i)))
+                with lock:
+                    answered.append(c.lookup_id)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answered) == 20
     assert store.count_distinct(f"np:{PHARMACY}:2025-03-10") == 20
 
 

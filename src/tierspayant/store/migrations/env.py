@@ -5,6 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
+import tierspayant.store.accounts_tables
+import tierspayant.store.security_tables  # noqa: F401  (registers their tables)
 from tierspayant.store.tables import metadata
 
 config = context.config

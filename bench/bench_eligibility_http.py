@@ -1,0 +1,198 @@
+"""Rights check over HTTP (auth + audit on) against a bare Starlette route, same run.
+
+Usage: python bench/bench_eligibility_http.py [--beneficiaries N] [--requests N] [--rounds N]
+Prints one JSON line per measured round and a summary line with the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from bench.loadgen import LoadResult, build_request, run_load, wait_for_port
+from tierspayant.config import load_settings
+from tierspayant.services import providers
+from tierspayant.services.demo import DEMO_INSURERS, build_demo
+from tierspayant.services.platform import initialise
+
+ROOT = Path(__file__).resolve().parent.parent
+BIG = 10**9
+# The guard stays on (its cost is what we measure) with thresholds no run can reach:
+# a benchmark is one client making thousands of distinct lookups without card proof.
+GUARD_OFF_LIMITS = json.dumps(
+    {
+        "daily_caps": {"pharmacy": BIG},
+        "default_daily_cap": BIG,
+        "no_proof_soft": BIG,
+        "no_proof_hard": BIG,
+        "principal_per_minute": BIG,
+        "structure_per_minute": BIG,
+        "global_per_minute": BIG,
+    }
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def environment(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "TIERSPAYANT_DATA_DIR": str(data_dir),
+            "TIERSPAYANT_ACCESS_TOKEN_TTL": "36000",
+            "TIERSPAYANT_GUARD_POLICY": GUARD_OFF_LIMITS,
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def prepare(data_dir: Path, beneficiaries: int) -> tuple[str, list[dict[str, object]]]:
+    """Create the data set and a token; return the token and a list of card bodies."""
+    env = environment(data_dir)
+    settings = load_settings(env)
+    platform = initialise(settings)
+    summary = build_demo(
+        platform,
+        beneficiaries=beneficiaries,
+        providers_count=20,
+        seed=11,
+        workdir=data_dir / "demo",
+    )
+    token = providers.grant_client_token(
+        platform, summary.client_id, summary.client_secret
+    ).access_token
+    platform.close()
+    amc = DEMO_INSURERS[0][0]
+    bodies: list[dict[str, object]] = []
+    with (data_dir / "demo" / f"beneficiaries_{amc}.csv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter=";"):
+            bodies.append(
+                {
+                    "card": {
+                        "amc_number": amc,
+                        "nir": row["nir"],
+                        "birth_rank": int(row["birth_rank"]),
+                        "birth_date": row["birth_date"],
+                    },
+                    "care_date": date.today().isoformat(),
+                    "domains": ["PHAR", "MED"],
+                }
+            )
+            if len(bodies) >= 5000:
+                break
+    return token, bodies
+
+
+def serve(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "serve.py"), kind, str(port)], env=env
+    )
+    wait_for_port(port)
+    return process
+
+
+def measure(
+    label: str, port: int, make: Callable[[int], bytes], requests: int, rounds: int
+) -> list[LoadResult]:
+    run_load(port, make, requests=min(500, requests), seconds=10)  # warm-up
+    results = []
+    for index in range(rounds):
+        result = run_load(port, make, connections=8, requests=requests, seconds=30)
+        print(
+            json.dumps(
+                {"bench": "eligibility_http", "target": label, "round": index, **result.summary()}
+            )
+        )
+        results.append(result)
+    return results
+
+
+def best(results: list[LoadResult]) -> LoadResult:
+    return max(results, key=lambda r: r.rps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--beneficiaries", type=int, default=30_000)
+    parser.add_argument("--requests", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        token, bodies = prepare(data_dir, args.beneficiaries)
+        env = environment(data_dir)
+        bare_port, app_port, unguarded_port = free_port(), free_port(), free_port()
+        bare = serve("bare", bare_port, env)
+        app = serve("platform", app_port, env)
+        unguarded = serve("platform", unguarded_port, {**env, "TIERSPAYANT_GUARD": "off"})
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        payloads = [
+            build_request("POST", "/v1/eligibility", json.dumps(b).encode(), headers)
+            for b in bodies
+        ]
+        hello = build_request("GET", "/hello", b"", {})
+        try:
+            bare_results = measure(
+                "bare_starlette", bare_port, lambda _i: hello, args.requests, args.rounds
+            )
+            app_results = measure(
+                "rights_check",
+                app_port,
+                lambda i: payloads[i % len(payloads)],
+                args.requests,
+                args.rounds,
+            )
+            unguarded_results = measure(
+                "rights_check_guard_off",
+                unguarded_port,
+                lambda i: payloads[i % len(payloads)],
+                args.requests,
+                args.rounds,
+            )
+        finally:
+            for process in (bare, app, unguarded):
+                process.terminate()
+                process.wait(timeout=10)
+        base, target = best(bare_results), best(app_results)
+        unguarded_best = best(unguarded_results)
+        statuses = target.statuses
+        print(
+            json.dumps(
+                {
+                    "bench": "eligibility_http",
+                    "summary": True,
+                    "bare_rps": round(base.rps, 1),
+                    "rights_check_rps": round(target.rps, 1),
+                    "ratio": round(target.rps / base.rps, 3) if base.rps else None,
+                    "rights_check_p50_ms": round(target.percentile(50), 2),
+                    "rights_check_p99_ms": round(target.percentile(99), 2),
+                    "bare_p99_ms": round(base.percentile(99), 2),
+                    "statuses": statuses,
+                    "guard_off_rps": round(unguarded_best.rps, 1),
+                    "guard_overhead": round(1 - target.rps / unguarded_best.rps, 3)
+                    if unguarded_best.rps
+                    else None,
+                    "target_ratio": 0.5,
+                    "target_p99_ms": 50,
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

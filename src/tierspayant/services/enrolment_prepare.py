@@ -1,0 +1,313 @@
+"""The CPU-heavy half of enrolment: file lines into validated, sealed, indexed rows.
+
+Validation, five AES-GCM encryptions and four keyed HMACs per line cost more than the
+database does, so large files spread this work over worker processes. This module is
+kept apart from :mod:`tierspayant.services.enrolment` so that a worker imports only the
+format and the security primitives (no database stack) and starts in a fraction of a
+second.
+
+The data keys reach a worker through its start-up pipe (same host, same user) and live
+in its memory only, as in the parent's; workers exit when the import ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from types import TracebackType
+from typing import TYPE_CHECKING, Final
+
+from tierspayant.formats.beneficiaries import (
+    BeneficiaryLine,
+    LineError,
+    LineValidator,
+    RawRecord,
+)
+from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher
+from tierspayant.security.identity import (
+    BeneficiaryIdentity,
+    family_index,
+    member_index,
+    nir_index,
+    seal_identity,
+)
+
+if TYPE_CHECKING:
+    from tierspayant.store.beneficiaries import StagedRow
+
+DIGEST_PURPOSE: Final = "enrolment.row_digest"
+DIGEST_BYTES: Final = 16
+
+
+@dataclass(slots=True)
+class PreparedChunk:
+    """What one chunk of lines became."""
+
+    lines: int = 0
+    rows: list[StagedRow] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+    keep: list[bytes] = field(default_factory=list)  # idx_nir of rejected, identified lines
+
+
+class LinePreparer:
+    """Validates lines, then seals and indexes the good ones under one insurer's keys."""
+
+    __slots__ = ("_cipher", "_digest", "_indexer", "_insurer_id", "_validate", "_version")
+
+    def __init__(self, keys: DataKeys, insurer_id: int, validator: LineValidator) -> None:
+        self._cipher = FieldCipher(keys)
+        self._indexer = BlindIndexer(keys)
+        # The row digest is keyed (a plain hash of the fields would let anyone holding the
+        # database test guesses of an identity) by a key derived from the index key, which
+        # survives a rotation of the encryption key: digests stay comparable.
+        self._digest = hmac.new(keys.derive(DIGEST_PURPOSE), digestmod=hashlib.sha256)
+        self._insurer_id = insurer_id
+        self._validate = validator
+        self._version = keys.version
+
+    def row_digest(self, line: BeneficiaryLine) -> bytes:
+        """Keyed digest of every stored field of a line: equal digests, equal rows."""
+        mac = self._digest.copy()
+        mac.update(line.canonical())
+        return mac.digest()[:DIGEST_BYTES]
+
+    def prepare(self, records: Sequence[RawRecord | LineError]) -> PreparedChunk:
+        """Validate ``records``; seal and index the valid ones as staged rows."""
+        chunk = PreparedChunk(lines=len(records))
+        rows, errors, keep = chunk.rows, chunk.errors, chunk.keep
+        validate, indexer, cipher = self._validate, self._indexer, self._cipher
+        insurer_id, version = self._insurer_id, self._version
+        for record in records:
+            line = record if isinstance(record, LineError) else validate(*record)
+            if isinstance(line, LineError):
+                errors.append(line)
+                if line.nir is not None and line.birth_rank is not None:
+                    keep.append(nir_index(indexer, line.nir, line.birth_rank))
+                continue
+            idx_nir = nir_index(indexer, line.nir, line.birth_rank)
+            sealed = seal_identity(
+                cipher,
+                insurer_id,
+                idx_nir,
+                BeneficiaryIdentity(
+                    line.nir, line.member_number, line.birth_date, line.last_name, line.first_name
+                ),
+            )
+            end = line.coverage_end
+            rows.append(
+                (
+                    line.line_no,
+                    line.action.value,
+                    idx_nir,
+                    member_index(indexer, line.member_number, line.birth_date),
+                    family_index(indexer, line.member_number),
+                    version,
+                    sealed["nir_ct"],
+                    sealed["member_number_ct"],
+                    sealed["birth_date_ct"],
+                    sealed["last_name_ct"],
+                    sealed["first_name_ct"],
+                    line.birth_rank,
+                    line.sex.value,
+                    line.quality.value,
+                    line.birth_date.year,
+                    line.contract,
+                    line.coverage_start.isoformat(),
+                    None if end is None else end.isoformat(),
+                    line.css,
+                    self.row_digest(line),
+                )
+            )
+        return chunk
+
+
+# --- worker processes --------------------------------------------------------------------
+#
+# Workers are plain child interpreters running this module (``python -m``), fed through a
+# pair of pipes: unlike multiprocessing's "spawn", they never re-import the parent's main
+# script, and unlike "fork" they never inherit its threads, locks or database connections.
+# Messages are pickles framed by multiprocessing.connection; both ends are this program.
+
+_STOP: Final = None
+WORKER_TIMEOUT: Final = 10.0  # seconds a worker gets to exit once told to stop
+# Chunks queued per worker: enough to keep it busy while the parent waits on the database.
+PIPELINE_DEPTH: Final = 4
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed or died; the import is rolled back."""
+
+
+class _Worker:
+    """One worker process, and a thread that feeds it.
+
+    Sending happens on its own thread so that the parent never blocks on a full pipe
+    while the worker blocks on sending a result back: the parent only ever waits for
+    results, which always come.
+    """
+
+    def __init__(self, setup: tuple[DataKeys, int, LineValidator]) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        try:
+            # The command is this interpreter and this module: nothing from the caller.
+            self.process = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", __name__, str(to_child_r), str(from_child_w)],
+                pass_fds=(to_child_r, from_child_w),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self._send_channel = Connection(to_child_w, readable=False)
+        self._recv_channel = Connection(from_child_r, writable=False)
+        self._outbox: queue.Queue[list[RawRecord | LineError] | None] = queue.Queue()
+        self._sender = threading.Thread(
+            target=self._feed, args=(setup,), name=f"enrolment-feed-{self.process.pid}"
+        )
+        self._sender.start()
+
+    def _feed(self, setup: tuple[DataKeys, int, LineValidator]) -> None:
+        try:
+            self._send_channel.send(setup)
+            while (item := self._outbox.get()) is not _STOP:
+                self._send_channel.send(item)
+            self._send_channel.send(_STOP)
+        except OSError:
+            return  # the worker is gone: receive() reports it
+
+    def send(self, records: list[RawRecord | LineError]) -> None:
+        """Queue a chunk for the worker (never blocks)."""
+        self._outbox.put(records)
+
+    def receive(self) -> PreparedChunk:
+        """The worker's next result, in the order the chunks were sent."""
+        try:
+            answer = self._recv_channel.recv()
+        except (EOFError, OSError) as exc:
+            raise WorkerError(f"enrolment worker {self.process.pid} died") from exc
+        if isinstance(answer, PreparedChunk):
+            return answer
+        raise WorkerError(f"enrolment worker failed: {answer}")
+
+    def stop(self) -> None:
+        """Drop queued chunks, tell the worker to stop, and wait for it (or kill it)."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._outbox.get_nowait()
+        self._outbox.put(_STOP)
+        # Stop listening first: a worker still sending a result gets a broken pipe and
+        # exits, instead of waiting for a reader that is gone.
+        self._recv_channel.close()
+        try:
+            self.process.wait(WORKER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._sender.join(WORKER_TIMEOUT)
+        self._send_channel.close()
+
+
+class ParallelPreparer:
+    """Prepares chunks in worker processes, giving results back in submission order.
+
+    Each worker has at most PIPELINE_DEPTH chunks in flight, so memory does not grow
+    with the file. Use as a context manager: leaving it stops the workers, also on error
+    or interrupt.
+    """
+
+    def __init__(
+        self, keys: DataKeys, insurer_id: int, validator: LineValidator, workers: int
+    ) -> None:
+        self._workers: list[_Worker] = []
+        try:
+            for _ in range(max(workers, 1)):
+                self._workers.append(_Worker((keys, insurer_id, validator)))
+        except BaseException:
+            self._stop()
+            raise
+
+    def __enter__(self) -> ParallelPreparer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+        self._workers = []
+
+    def map(self, chunks: Iterable[list[RawRecord | LineError]]) -> Iterator[PreparedChunk]:
+        """Prepared chunks, in the order of ``chunks``."""
+        # ``in_flight`` names the worker of each outstanding chunk, oldest first; a worker
+        # handles its chunks in order, so results come back in the order sent.
+        in_flight: deque[_Worker] = deque()
+        source = iter(chunks)
+        for _ in range(PIPELINE_DEPTH):
+            for worker in self._workers:
+                chunk = next(source, None)
+                if chunk is None:
+                    break
+                worker.send(chunk)
+                in_flight.append(worker)
+        while in_flight:
+            worker = in_flight.popleft()
+            prepared = worker.receive()
+            chunk = next(source, None)
+            if chunk is not None:
+                worker.send(chunk)
+                in_flight.append(worker)
+            yield prepared
+
+
+def _serve(read_fd: int, write_fd: int) -> None:
+    """A worker's life: receive the keys, then prepare chunks until told to stop."""
+    # Ctrl-C reaches the whole process group: only the parent decides, and it rolls back.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    incoming = Connection(read_fd, writable=False)
+    outgoing = Connection(write_fd, readable=False)
+    keys, insurer_id, validator = incoming.recv()
+    preparer = LinePreparer(keys, insurer_id, validator)
+    while True:
+        try:
+            records = incoming.recv()
+        except EOFError:
+            return
+        if records is _STOP:
+            return
+        answer: PreparedChunk | str
+        try:
+            answer = preparer.prepare(records)
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which rolls back
+            answer = type(exc).__name__  # the type only: a message could quote a line
+        try:
+            outgoing.send(answer)
+        except OSError:
+            return  # the parent stopped listening: the import is over
+        if isinstance(answer, str):
+            return
+
+
+if __name__ == "__main__":
+    # Run the imported module's copy, not this ``__main__`` one: the chunks sent back must
+    # pickle as tierspayant.services.enrolment_prepare.PreparedChunk.
+    from tierspayant.services.enrolment_prepare import _serve as serve
+
+    serve(int(sys.argv[1]), int(sys.argv[2]))
