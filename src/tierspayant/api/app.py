@@ -6,10 +6,11 @@ import base64
 import binascii
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import FastAPI, Form, Request
 
 from tierspayant import __version__
+from tierspayant.api import claims_routes, member_routes, money_routes, security_routes
+from tierspayant.api.deps import Policy, ProviderPrincipal, policy
 from tierspayant.api.errors import install_error_handlers
 from tierspayant.api.middleware import BodyLimitMiddleware
 from tierspayant.api.schemas import (
@@ -22,13 +23,13 @@ from tierspayant.api.schemas import (
     TokenOut,
 )
 from tierspayant.domain.pricing import PricingLine
-from tierspayant.security.principal import Principal
 from tierspayant.services import providers
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import Unauthenticated
 from tierspayant.services.identification import CardData
 from tierspayant.services.platform import Platform
 from tierspayant.services.pricing import Calculation, calculate
+from tierspayant.web.portals import mount_portals
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut},
@@ -37,8 +38,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut},
     429: {"model": ErrorOut},
 }
-
-bearer = HTTPBearer(auto_error=False)
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -56,15 +55,7 @@ def create_app(platform: Platform) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=platform.settings.max_body_bytes)
 
-    def current_principal(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Principal:
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise Unauthenticated("auth.missing_token", "a bearer access token is required")
-        with platform.engine.connect() as conn:
-            return providers.authenticate_token(platform, conn, credentials.credentials)
-
-    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    @app.get("/healthz", tags=["operations"], summary="Liveness", **policy(Policy.PUBLIC))
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -74,6 +65,7 @@ def create_app(platform: Platform) -> FastAPI:
         response_model=TokenOut,
         responses=ERRORS,
         summary="OAuth2 client credentials grant for provider software",
+        **policy(Policy.PUBLIC),
     )
     def token(
         request: Request,
@@ -101,10 +93,9 @@ def create_app(platform: Platform) -> FastAPI:
         response_model=EligibilityOut,
         responses=ERRORS,
         summary="Rights check from card data (IDB)",
+        **policy(Policy.PROVIDER),
     )
-    def eligibility(
-        body: EligibilityIn, principal: Annotated[Principal, Depends(current_principal)]
-    ) -> EligibilityOut:
+    def eligibility(body: EligibilityIn, principal: ProviderPrincipal) -> EligibilityOut:
         card = CardData(
             amc_number=body.card.amc_number,
             birth_date=body.card.birth_date,
@@ -135,10 +126,9 @@ def create_app(platform: Platform) -> FastAPI:
         response_model=CalculationOut,
         responses=ERRORS,
         summary="Calculation of AMO, AMC and patient shares (CLC)",
+        **policy(Policy.PROVIDER),
     )
-    def calculation(
-        body: CalculationIn, principal: Annotated[Principal, Depends(current_principal)]
-    ) -> CalculationOut:
+    def calculation(body: CalculationIn, principal: ProviderPrincipal) -> CalculationOut:
         card = CardData(
             amc_number=body.card.amc_number,
             birth_date=body.card.birth_date,
@@ -168,6 +158,9 @@ def create_app(platform: Platform) -> FastAPI:
         )
         return CalculationOut.model_validate(result.as_dict())
 
+    for module in (claims_routes, money_routes, security_routes, member_routes):
+        app.include_router(module.router, responses=ERRORS)
+    mount_portals(app, platform)
     return app
 
 

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
 from tierspayant.config import load_settings
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.errors import DomainError
 from tierspayant.services import audit_log, insurers, providers
-from tierspayant.services.platform import Platform, initialise, open_platform
+from tierspayant.services.platform import initialise
 
 app = typer.Typer(no_args_is_help=True, help="tierspayant: tiers payant operator platform.")
 insurers_app = typer.Typer(no_args_is_help=True, help="Insurers (AMC) and their catalogues.")
@@ -32,27 +29,17 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
 
-console = Console()
-err_console = Console(stderr=True)
-CLI_ACTOR = "operator:cli"
+from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
+    claims_cmds,
+    incident_cmds,
+    money_cmds,
+    portal_cmds,
+    security_cmds,
+)
+from tierspayant.cli.common import CLI_ACTOR, console, err_console, platform_ctx  # noqa: E402
 
-
-@contextmanager
-def platform_ctx() -> Iterator[Platform]:
-    """Open the configured platform; turn every refusal into a message and exit 2."""
-    try:
-        platform = open_platform(load_settings())
-    except DomainError as exc:
-        err_console.print(f"[red]error[/red] [{exc.code}] {exc.message}")
-        raise typer.Exit(2) from None
-    try:
-        yield platform
-    except DomainError as exc:
-        where = f" (field {exc.field})" if exc.field else ""
-        err_console.print(f"[red]error[/red] [{exc.code}] {exc.message}{where}")
-        raise typer.Exit(2) from None
-    finally:
-        platform.close()
+for _module in (claims_cmds, money_cmds, security_cmds, incident_cmds, portal_cmds):
+    _module.register(app, import_app)
 
 
 @app.command()

@@ -33,3 +33,4 @@ class Principal:
     provider_am_number: str | None = None
     structure: str | None = None
     insurer_id: int | None = None
+    beneficiary_id: int | None = None  # members: the beneficiary they are (with insurer_id)

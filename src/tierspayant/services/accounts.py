@@ -1405,6 +1405,7 @@ def _build_principal(conn: Connection, row: Row[Any]) -> Principal:
         provider_am_number=provider_am,
         structure=structure,
         insurer_id=row.insurer_id,
+        beneficiary_id=row.beneficiary_id,
     )
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
-import tierspayant.store.accounts_tables
-import tierspayant.store.security_tables  # noqa: F401  (registers their tables)
-from tierspayant.store.tables import metadata
+from tierspayant.store.schema import metadata
 
 config = context.config
 target_metadata = metadata

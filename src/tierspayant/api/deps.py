@@ -1,0 +1,107 @@
+"""Who may call a route: every route declares exactly one policy.
+
+A route is declared with ``**policy(Policy.PROVIDER)`` (or another) in its decorator,
+which records ``x-policy`` in the OpenAPI document, and takes the matching dependency
+(:func:`provider`, :func:`insurer_staff`, :func:`operator_staff`, :func:`member`) to get
+its principal. ``tests/api/test_route_policies.py`` fails on a route without a policy,
+and calls every non-public route without credentials to see it refused.
+
+Bearer tokens are either provider software tokens (OAuth2 client credentials) or portal
+session tokens of staff and members (password + second factor).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tierspayant.security.principal import Principal, PrincipalKind
+from tierspayant.services import accounts, providers
+from tierspayant.services.errors import Forbidden, Unauthenticated
+from tierspayant.services.platform import Platform
+
+POLICY_KEY = "x-policy"
+
+
+class Policy(StrEnum):
+    PUBLIC = "public"  # no credentials (health, token endpoint, docs)
+    PROVIDER = "provider"  # provider software or a provider's portal user
+    INSURER_STAFF = "insurer_staff"  # staff of one insurer, its data only
+    OPERATOR_STAFF = "operator_staff"  # the operator's staff (security, support)
+    MEMBER = "member"  # an insured member, their own data only
+
+
+def policy(name: Policy) -> dict[str, Any]:
+    """Decorator keyword arguments recording a route's policy."""
+    return {"openapi_extra": {POLICY_KEY: name.value}}
+
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The principal behind the bearer token: provider token first, then portal session."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("auth.missing_token", "a bearer access token is required")
+    platform = get_platform(request)
+    token = credentials.credentials
+    try:
+        with platform.engine.connect() as conn:
+            return providers.authenticate_token(platform, conn, token)
+    except Unauthenticated:
+        pass
+    try:
+        return accounts.validate_session(platform, token).principal
+    except Unauthenticated:
+        raise Unauthenticated("auth.invalid_token", "invalid or expired access token") from None
+
+
+_PROVIDER_KINDS = frozenset({PrincipalKind.PROVIDER_CLIENT, PrincipalKind.PROVIDER_USER})
+
+
+def _require(principal: Principal, kinds: frozenset[PrincipalKind]) -> Principal:
+    if principal.kind not in kinds:
+        raise Forbidden("auth.wrong_principal", "this route is not open to this kind of account")
+    return principal
+
+
+def provider(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """A provider (software or portal user) acting for its structure."""
+    checked = _require(principal, _PROVIDER_KINDS)
+    if checked.provider_id is None:
+        raise Forbidden("auth.no_provider", "this account is not bound to a provider")
+    return checked
+
+
+def insurer_staff(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """Staff of one insurer; ``principal.insurer_id`` is the only insurer it may see."""
+    checked = _require(principal, frozenset({PrincipalKind.INSURER_STAFF}))
+    if checked.insurer_id is None:
+        raise Forbidden("auth.no_insurer", "this staff account is not bound to an insurer")
+    return checked
+
+
+def operator_staff(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    return _require(principal, frozenset({PrincipalKind.OPERATOR_STAFF}))
+
+
+def member(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    return _require(principal, frozenset({PrincipalKind.MEMBER}))
+
+
+ProviderPrincipal = Annotated[Principal, Depends(provider)]
+InsurerStaff = Annotated[Principal, Depends(insurer_staff)]
+OperatorStaff = Annotated[Principal, Depends(operator_staff)]
+MemberPrincipal = Annotated[Principal, Depends(member)]
+PlatformDep = Annotated[Platform, Depends(get_platform)]
