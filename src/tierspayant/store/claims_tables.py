@@ -1,7 +1,115 @@
-"""Tables of this part of the platform (registered on the shared metadata)."""
+"""Prior authorisations, invoices (claims) and their lines, with adjudication decisions.
+
+Insurer-owned: every primary key leads with ``insurer_id``. A claim is identified for
+its provider by ``(provider_id, invoice_number)``; a correction is a new version of the
+same claim (``version`` + 1), the earlier version is marked ``superseded``.
+
+Line ``status``: ``received`` → ``accepted`` | ``reduced`` | ``rejected`` (adjudication)
+→ later ``cancelled`` or ``undue`` (after payment; reversal and recovery in the ledger).
+Amounts are integer cents. Money actually paid to providers is tracked by the payment
+run's own tables (``ledger_tables``), never by updating these rows' amounts.
+"""
 
 from __future__ import annotations
 
-from tierspayant.store.tables import metadata
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
-__all__ = ["metadata"]
+from tierspayant.store.tables import BigId, metadata
+
+prior_authorisations = Table(
+    "prior_authorisations",
+    metadata,
+    Column("insurer_id", Integer, ForeignKey("insurers.id"), primary_key=True),
+    Column("id", BigId, primary_key=True, autoincrement=False),
+    Column("agreement_number", String(24), nullable=False, unique=True),
+    Column("provider_id", Integer, ForeignKey("providers.id"), nullable=False),
+    Column("beneficiary_id", BigInteger, nullable=False),
+    Column("request_key", String(80), nullable=False),  # the provider's idempotency key
+    Column("domain", String(5), nullable=False),
+    Column("care_date", Date, nullable=False),
+    Column("status", String(12), nullable=False),  # granted | refused | pending | expired
+    Column("reason_code", String(60), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("valid_until", Date, nullable=True),
+    Column("guaranteed_cents", BigInteger, nullable=False, default=0),
+    Column("lines", Text, nullable=False),  # JSON: quote lines with guaranteed amounts
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(120), nullable=True),
+    UniqueConstraint("provider_id", "request_key", name="uq_prior_authorisations_request"),
+    CheckConstraint("status IN ('granted', 'refused', 'pending', 'expired')", name="status"),
+)
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("insurer_id", Integer, ForeignKey("insurers.id"), primary_key=True),
+    Column("id", BigId, primary_key=True, autoincrement=False),
+    Column("provider_id", Integer, ForeignKey("providers.id"), nullable=False),
+    Column("invoice_number", String(40), nullable=False),
+    Column("version", SmallInteger, nullable=False, default=1),
+    Column("beneficiary_id", BigInteger, nullable=False),
+    Column("care_date", Date, nullable=False),
+    Column("agreement_number", String(24), nullable=True),
+    Column("request_digest", LargeBinary(32), nullable=False),  # idempotency: same body?
+    Column("status", String(12), nullable=False),  # received|adjudicated|superseded|cancelled
+    Column("source", String(12), nullable=False),  # api | file
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("adjudicated_at", DateTime(timezone=True), nullable=True),
+    Column("billed_cents", BigInteger, nullable=False),
+    Column("amc_requested_cents", BigInteger, nullable=False),
+    Column("amc_accepted_cents", BigInteger, nullable=False, default=0),
+    UniqueConstraint(
+        "provider_id", "invoice_number", "version", name="uq_claims_provider_invoice_version"
+    ),
+    Index("ix_claims_status", "insurer_id", "status"),
+    Index("ix_claims_beneficiary", "insurer_id", "beneficiary_id", "care_date"),
+)
+
+claim_lines = Table(
+    "claim_lines",
+    metadata,
+    Column("insurer_id", Integer, primary_key=True),
+    Column("claim_id", BigInteger, primary_key=True),
+    Column("line_no", SmallInteger, primary_key=True),
+    Column("act_code", String(13), nullable=False),
+    Column("domain", String(5), nullable=False),
+    Column("family", String(40), nullable=True),
+    Column("quantity", SmallInteger, nullable=False),
+    Column("care_date", Date, nullable=False),
+    Column("billed_cents", BigInteger, nullable=False),
+    Column("br_cents", BigInteger, nullable=False),
+    Column("amo_rate_bp", Integer, nullable=False),
+    Column("amo_paid_cents", BigInteger, nullable=False),
+    Column("amc_requested_cents", BigInteger, nullable=False),
+    Column("detail", Text, nullable=True),  # JSON: exemption, pathway, 100 % Santé class…
+    Column("status", String(12), nullable=False, default="received"),
+    Column("amc_accepted_cents", BigInteger, nullable=False, default=0),
+    Column("reason_code", String(60), nullable=True),
+    Column("rules", Text, nullable=True),  # JSON: rules applied, in plain words
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("duplicate_key", LargeBinary(16), nullable=True),  # keyed digest for duplicates
+    Column("is_counted", Boolean, nullable=False, default=False),  # ceilings consumed
+    CheckConstraint(
+        "status IN ('received', 'accepted', 'reduced', 'rejected', 'cancelled', 'undue')",
+        name="status",
+    ),
+    Index("ix_claim_lines_status", "insurer_id", "status"),
+    Index("ix_claim_lines_duplicate", "insurer_id", "duplicate_key"),
+)
