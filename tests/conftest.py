@@ -1,4 +1,4 @@
-"""Platforms on a real database: SQLite (a temporary file) and PostgreSQL (a fresh database).
+"""Shared fixtures: platforms on a real database, SQLite (a temporary file) and PostgreSQL.
 
 The ``platform`` fixture runs each test once per engine. PostgreSQL tests get a database
 created for their module and dropped after it; when the server cannot be reached they are
