@@ -26,10 +26,11 @@ DEMO_ACTOR = "operator:demo"
 
 # Three fictional insurers, one of each kind, with the catalogue packaged for each.
 DEMO_INSURERS: tuple[tuple[str, str, str, str], ...] = (
-    ("12345678", "Mutuelle des Tilleuls", "mutuelle", "mutuelle_tilleuls.yaml"),
-    ("23456789", "Prévoyance du Rhône", "prevoyance", "prevoyance_rhone.yaml"),
-    ("34567890", "Assurances Armor Santé", "assureur", "armor_sante.yaml"),
-)
+    ("75012345", "Mutuelle des Tilleuls", "mutuelle", "mutuelle-des-tilleuls.yaml"),
+    ("40456789", "Institution de Prévoyance BTP Solidaire", "prevoyance",
+     "prevoyance-btp-solidaire.yaml"),
+    ("33998877", "Azur Assurances Santé", "assureur", "azur-assurances-sante.yaml"),
+)  # fmt: skip
 
 # Share of each category among the demo providers: pharmacies are the largest flow.
 CATEGORY_MIX: tuple[tuple[ProviderCategory, int], ...] = (
@@ -79,7 +80,7 @@ DEPARTMENTS = ("75", "69", "13", "33", "31", "59", "44", "67", "35", "06", "2A",
 
 def demo_catalogue(filename: str) -> dict[str, object]:
     """One of the packaged demo catalogues, as a mapping."""
-    text = resources.files("tierspayant.reference").joinpath("demo", filename).read_text("utf-8")
+    text = resources.files("tierspayant.reference").joinpath(f"demo/{filename}").read_text("utf-8")
     data = yaml.safe_load(text)
     assert isinstance(data, dict)
     return data
