@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tierspayant.config import load_settings
 from tierspayant.domain.errors import DomainError
@@ -19,7 +20,7 @@ CLI_ACTOR = "operator:cli"
 
 def fail(code: str, message: str, status: int = 2) -> typer.Exit:
     """Print a coded error and return the exit to raise."""
-    err_console.print(f"[red]error[/red] [{code}] {message}")
+    err_console.print(f"[red]error[/red] {escape(f'[{code}] {message}')}")
     return typer.Exit(status)
 
 

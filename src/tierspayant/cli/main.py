@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from tierspayant.config import load_settings
@@ -205,7 +206,7 @@ def providers_import(
         f"{len(summary.rejected)} rejected"
     )
     for line, code, message in summary.rejected[:50]:
-        err_console.print(f"  line {line}: [{code}] {message}")
+        err_console.print(escape(f"  line {line}: [{code}] {message}"))
     if summary.rejected:
         raise typer.Exit(1)
 
@@ -221,7 +222,7 @@ def providers_convention(
 ) -> None:
     """Record a provider's convention with an insurer for some care domains."""
     with platform_ctx() as platform:
-        start = date.fromisoformat(valid_from) if valid_from else platform.today()
+        start = _parse_day(valid_from, "valid_from") if valid_from else platform.today()
         chosen = providers.add_conventions(platform, am_number, insurer, domain, start, CLI_ACTOR)
     console.print(f"convention with {insurer}: {', '.join(d.value for d in chosen)}")
 
@@ -255,6 +256,15 @@ def audit_verify() -> None:
         f"({report.checked} events checked)"
     )
     raise typer.Exit(1)
+
+
+def _parse_day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise DomainError(
+            f"{option}.format", f"--{option.replace('_', '-')} must be a date YYYY-MM-DD"
+        ) from None
 
 
 def run() -> None:

@@ -1,0 +1,105 @@
+"""The audit log on a real database: append-only for the application, and any tampering
+done behind its back (triggers dropped by someone with the owner's rights) is located."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, text, update
+from sqlalchemy.exc import DatabaseError
+
+from tierspayant.services import audit_log
+from tierspayant.services.platform import Platform
+from tierspayant.store import audit
+from tierspayant.store.tables import audit_events
+
+
+def _append(platform: Platform, count: int) -> None:
+    with platform.engine.begin() as conn:
+        for n in range(count):
+            audit.append(
+                conn,
+                at=platform.now(),
+                actor=f"provider_client:test-{n % 3}",
+                action="rights.check",
+                decision="allow",
+                structure="750012344",
+                purpose="rights",
+                subject=f"{n:064x}",
+                detail={"n": n},
+            )
+
+
+def _disable_protection(platform: Platform) -> None:
+    """What an attacker with the table owner's rights could do: remove the triggers."""
+    with platform.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+
+
+def test_given_events_then_the_chain_verifies(platform: Platform) -> None:
+    _append(platform, 25)
+    report = audit_log.verify(platform)
+    assert report.ok
+    assert report.checked >= 25
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        update(audit_events).where(audit_events.c.seq == 3).values(decision="deny"),
+        delete(audit_events).where(audit_events.c.seq == 3),
+        delete(audit_events),
+    ],
+    ids=["update", "delete-one", "delete-all"],
+)
+def test_given_the_application_connection_then_audit_rows_cannot_change(
+    platform: Platform, statement: object
+) -> None:
+    _append(platform, 5)
+    with pytest.raises(DatabaseError), platform.engine.begin() as conn:
+        conn.execute(statement)  # type: ignore[call-overload]
+    with platform.engine.connect() as conn:
+        assert audit.count_events(conn) >= 5
+    assert audit_log.verify(platform).ok
+
+
+def test_given_truncate_on_postgresql_then_it_is_refused(platform: Platform) -> None:
+    if platform.engine.dialect.name != "postgresql":
+        pytest.skip("TRUNCATE exists on PostgreSQL only")
+    _append(platform, 3)
+    with pytest.raises(DatabaseError), platform.engine.begin() as conn:
+        conn.execute(text("TRUNCATE audit_events"))
+
+
+def _seq_of_nth(platform: Platform, n: int) -> int:
+    with platform.engine.connect() as conn:
+        seqs = [e.seq for e in audit.iter_events(conn)]
+    return seqs[n]
+
+
+def test_given_an_edited_event_then_verify_names_its_position(platform: Platform) -> None:
+    _append(platform, 12)
+    target = _seq_of_nth(platform, 7)
+    _disable_protection(platform)
+    with platform.engine.begin() as conn:
+        conn.execute(
+            update(audit_events).where(audit_events.c.seq == target).values(decision="deny")
+        )
+    report = audit_log.verify(platform)
+    assert not report.ok
+    assert report.first_broken_seq == target
+
+
+def test_given_a_deleted_event_then_verify_names_the_gap(platform: Platform) -> None:
+    _append(platform, 12)
+    target = _seq_of_nth(platform, 5)
+    _disable_protection(platform)
+    with platform.engine.begin() as conn:
+        conn.execute(delete(audit_events).where(audit_events.c.seq == target))
+    report = audit_log.verify(platform)
+    assert not report.ok
+    assert report.first_broken_seq is not None
+    assert target <= report.first_broken_seq <= target + 1

@@ -1,0 +1,185 @@
+"""The ``tierspayant`` command line on a fresh data directory (SQLite, local keyring):
+each refusal is a coded message and a non-zero exit, and leaves stored data unchanged."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tierspayant.cli.main import app
+from tierspayant.formats.synthetic import write_beneficiaries_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOGUE = ROOT / "examples" / "catalogues" / "mutuelle-des-tilleuls.yaml"
+AMC = "75012345"
+PHARMACY_AM = "752234567"
+PHARMACY_FINESS = "750012346"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TIERSPAYANT_DATABASE_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    return runner
+
+
+def invoke(cli: CliRunner, *args: str) -> tuple[int, str]:
+    result = cli.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_given_init_twice_then_the_second_changes_nothing(cli: CliRunner) -> None:
+    code, out = invoke(cli, "init")
+    assert code == 0
+    assert "keyring" in out
+
+
+def test_given_an_insurer_and_its_catalogue_then_both_are_listed(cli: CliRunner) -> None:
+    assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "Mutuelle des Tilleuls")[0] == 0
+    code, out = invoke(cli, "insurers", "catalogue", str(CATALOGUE), "--insurer", AMC)
+    assert code == 0, out
+    assert "catalogue version 1 stored" in out
+    code, out = invoke(cli, "insurers", "catalogue", str(CATALOGUE), "--insurer", AMC)
+    assert "unchanged" in out
+    code, out = invoke(cli, "insurers", "list")
+    assert AMC in out
+
+
+def test_given_a_duplicate_or_bad_insurer_then_a_coded_refusal(cli: CliRunner) -> None:
+    assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "A")[0] == 0
+    code, out = invoke(cli, "insurers", "add", "--amc", AMC, "--name", "B")
+    assert code == 2
+    assert "[insurer." in out
+    code, out = invoke(cli, "insurers", "add", "--amc", "12AB", "--name", "C")
+    assert code == 2
+    assert "error" in out
+
+
+def test_given_a_catalogue_breaking_the_responsable_rules_then_refused_with_the_rule(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "Mutuelle")[0] == 0
+    document = yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))
+    document["contracts"][0]["covers_participation"] = True
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    code, out = invoke(cli, "insurers", "catalogue", str(bad), "--insurer", AMC)
+    assert code == 2
+    assert "catalogue.responsable.covers_participation" in out
+    _, listed = invoke(cli, "insurers", "list")
+    assert AMC in listed  # the insurer is intact, and no catalogue version was stored:
+    code, out = invoke(cli, "insurers", "catalogue", str(CATALOGUE), "--insurer", AMC)
+    assert "catalogue version 1 stored" in out
+
+
+def test_given_a_malformed_catalogue_file_then_a_syntax_error(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "Mutuelle")[0] == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("contracts: [unclosed", encoding="utf-8")
+    code, out = invoke(cli, "insurers", "catalogue", str(bad), "--insurer", AMC)
+    assert code == 2
+    assert "file.syntax" in out
+
+
+def test_given_a_provider_then_credentials_are_issued_once(cli: CliRunner) -> None:
+    code, out = invoke(
+        cli, "providers", "add", "--am", PHARMACY_AM, "--category", "pharmacy",
+        "--name", "Pharmacie des Lilas", "--finess", PHARMACY_FINESS,
+    )  # fmt: skip
+    assert code == 0, out
+    code, out = invoke(cli, "tokens", "issue", "--provider", PHARMACY_AM)
+    assert code == 0, out
+    assert "tpc_" in out
+    assert "tpcs_" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--am", "752234568", "--category", "pharmacy", "--name", "X"], "am"),
+        (["--am", PHARMACY_AM, "--category", "wizard", "--name", "X"], "provider.category"),
+        (
+            ["--am", PHARMACY_AM, "--category", "pharmacy", "--name", "X", "--iban", "FR76"],
+            "iban",
+        ),
+    ],
+    ids=["bad-am-key", "bad-category", "bad-iban"],
+)
+def test_given_a_bad_provider_then_a_coded_refusal(
+    cli: CliRunner, args: list[str], expected: str
+) -> None:
+    code, out = invoke(cli, "providers", "add", *args)
+    assert code == 2
+    assert f"[{expected}" in out
+
+
+def test_given_a_convention_with_a_bad_date_then_a_coded_refusal(cli: CliRunner) -> None:
+    assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "Mutuelle")[0] == 0
+    invoke(cli, "providers", "add", "--am", PHARMACY_AM, "--category", "pharmacy", "--name", "P")
+    code, out = invoke(
+        cli, "providers", "convention", "--am", PHARMACY_AM, "--insurer", AMC,
+        "--valid-from", "2026-02-30",
+    )  # fmt: skip
+    assert code == 2
+    assert "valid_from" in out
+    code, out = invoke(cli, "providers", "convention", "--am", PHARMACY_AM, "--insurer", AMC)
+    assert code == 0
+    assert "PHAR" in out
+
+
+def test_given_a_beneficiary_file_with_bad_lines_then_they_are_reported_and_rerun_is_idle(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "Mutuelle")[0] == 0
+    assert invoke(cli, "insurers", "catalogue", str(CATALOGUE), "--insurer", AMC)[0] == 0
+    made = write_beneficiaries_csv(
+        tmp_path / "b.csv",
+        400,
+        seed=3,
+        contracts=["ESSENTIEL", "EQUILIBRE"],
+        bad_line_ratio=0.05,
+        start=date(2026, 1, 1),
+    )
+    report = tmp_path / "errors.csv"
+    args = ["import", "beneficiaries", str(made.path), "--insurer", AMC, "--mode", "full"]
+    code, out = invoke(cli, *args, "--file-date", "2026-06-01", "--errors", str(report))
+    assert code == 1  # some lines were refused
+    lines = report.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == made.bad_lines + 1  # header + one line per refused line
+    code, again = invoke(cli, *args, "--file-date", "2026-06-01")
+    assert re.search(r"inserted\s+│\s+0 │", again), again
+    assert re.search(rf"unchanged\s+│\s+{400 - made.bad_lines} │", again), again
+    code, out = invoke(cli, "audit", "verify")
+    assert code == 0
+    assert "audit chain intact" in out
+
+
+def test_given_an_unknown_insurer_then_the_import_is_refused(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    made = write_beneficiaries_csv(tmp_path / "b.csv", 5, seed=1, contracts=["ESSENTIEL"])
+    code, out = invoke(cli, "import", "beneficiaries", str(made.path), "--insurer", "99999999")
+    assert code == 2
+    assert "[insurer.unknown]" in out
+
+
+def test_given_no_data_dir_then_commands_explain_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.delenv("TIERSPAYANT_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["insurers", "list"])
+    assert result.exit_code == 2
+    assert "init" in result.output
+    shutil.rmtree(tmp_path / "empty", ignore_errors=True)
