@@ -26,6 +26,7 @@ import os
 import re
 import struct
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
@@ -169,6 +170,18 @@ class FieldCipher:
         nonce = os.urandom(NONCE_BYTES)
         header = self._header
         return header + nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), header + aad)
+
+    def encrypt_many(self, items: Sequence[tuple[str, bytes]]) -> list[bytes]:
+        """:meth:`encrypt` each ``(plaintext, aad)``, drawing all nonces in one system call
+        (bulk imports seal five fields per row)."""
+        nonces = os.urandom(NONCE_BYTES * len(items))
+        header = self._header
+        seal = self._aead.encrypt
+        out = []
+        for n, (plaintext, aad) in enumerate(items):
+            nonce = nonces[n * NONCE_BYTES : (n + 1) * NONCE_BYTES]
+            out.append(header + nonce + seal(nonce, plaintext.encode("utf-8"), header + aad))
+        return out
 
     def decrypt(self, blob: bytes, aad: bytes) -> str:
         """Open a ciphertext made by :meth:`encrypt` with the same ``aad``."""

@@ -35,6 +35,11 @@ def column_aad(insurer_id: int, nir_idx: bytes, column: str) -> bytes:
     return row_aad(insurer_id, BENEFICIARIES, nir_idx.hex(), column)
 
 
+# Length-prefixed column names, as ``row_aad`` appends them.
+_COLUMN_SUFFIX = {c: len(c).to_bytes(2, "big") + c.encode("ascii") for c in SEALED_COLUMNS}
+_SEALED_KEYS = tuple(f"{c}_ct" for c in SEALED_COLUMNS)
+
+
 @dataclass(frozen=True, slots=True)
 class BeneficiaryIdentity:
     """Identity fields in clear: exists only in memory, only when a use case needs it."""
@@ -50,17 +55,19 @@ def seal_identity(
     cipher: FieldCipher, insurer_id: int, nir_idx: bytes, identity: BeneficiaryIdentity
 ) -> dict[str, bytes]:
     """Encrypt every identity field: returns ``{"nir_ct": …, "birth_date_ct": …, …}``."""
-    values = {
-        "nir": identity.nir,
-        "member_number": identity.member_number,
-        "birth_date": identity.birth_date.isoformat(),
-        "last_name": identity.last_name,
-        "first_name": identity.first_name,
-    }
-    return {
-        f"{column}_ct": cipher.encrypt(value, column_aad(insurer_id, nir_idx, column))
-        for column, value in values.items()
-    }
+    # The five associated data share the row's prefix: build it once (same bytes as
+    # ``column_aad``, which the lookup side uses; a test keeps the two equal).
+    prefix = row_aad(insurer_id, BENEFICIARIES, nir_idx.hex(), "")[:-2]
+    sealed = cipher.encrypt_many(
+        (
+            (identity.nir, prefix + _COLUMN_SUFFIX["nir"]),
+            (identity.member_number, prefix + _COLUMN_SUFFIX["member_number"]),
+            (identity.birth_date.isoformat(), prefix + _COLUMN_SUFFIX["birth_date"]),
+            (identity.last_name, prefix + _COLUMN_SUFFIX["last_name"]),
+            (identity.first_name, prefix + _COLUMN_SUFFIX["first_name"]),
+        )
+    )
+    return dict(zip(_SEALED_KEYS, sealed, strict=True))
 
 
 def open_column(
