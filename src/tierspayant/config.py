@@ -41,6 +41,12 @@ class Settings:
     guard_policy: str | None = None  # JSON object, or the path of a JSON file
     guard_enabled: bool = True
     extra: dict[str, str] = field(default_factory=dict)
+    # The operator's settlement account: debited by provider payments (pain.001), credited
+    # by insurers' fund calls (pain.008, under this SEPA creditor identifier). Demo values.
+    operator_name: str = "Tierspayant Operateur"
+    operator_iban: str = "FR7630006000011234567890189"
+    operator_bic: str = "AGRIFRPPXXX"
+    sepa_creditor_id: str = "FR81ZZZ534A21"
 
     @property
     def is_sqlite(self) -> bool:
@@ -78,6 +84,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alert_webhook_url=source.get("TIERSPAYANT_ALERT_WEBHOOK") or None,
         guard_policy=source.get("TIERSPAYANT_GUARD_POLICY") or None,
         guard_enabled=guard == "on",
+        operator_name=source.get("TIERSPAYANT_OPERATOR_NAME") or Settings.operator_name,
+        operator_iban=source.get("TIERSPAYANT_OPERATOR_IBAN") or Settings.operator_iban,
+        operator_bic=source.get("TIERSPAYANT_OPERATOR_BIC") or Settings.operator_bic,
+        sepa_creditor_id=source.get("TIERSPAYANT_SEPA_CREDITOR_ID") or Settings.sepa_creditor_id,
     )
 
 

@@ -25,8 +25,9 @@ from tierspayant.api.schemas import (
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.services import providers
 from tierspayant.services.eligibility import RightsCheck, check_rights
-from tierspayant.services.errors import Unauthenticated
+from tierspayant.services.errors import ServiceError, Unauthenticated
 from tierspayant.services.identification import CardData
+from tierspayant.services.lookup import NO_PROOF, CardProof
 from tierspayant.services.platform import Platform
 from tierspayant.services.pricing import Calculation, calculate
 from tierspayant.web.portals import mount_portals
@@ -74,7 +75,10 @@ def create_app(platform: Platform) -> FastAPI:
         client_secret: Annotated[str | None, Form(max_length=200)] = None,
     ) -> TokenOut:
         if grant_type != "client_credentials":
-            raise Unauthenticated("auth.unsupported_grant", "only client_credentials is supported")
+            # RFC 6749 §5.2: an unsupported grant type is a 400, not an authentication failure.
+            raise ServiceError(
+                "auth.unsupported_grant", "only client_credentials is supported", status=400
+            )
         basic = _basic_credentials(request.headers.get("authorization"))
         if basic is not None:
             client_id, client_secret = basic
@@ -104,7 +108,10 @@ def create_app(platform: Platform) -> FastAPI:
             member_number=body.card.member_number,
         )
         answer = check_rights(
-            platform, principal, RightsCheck(card, body.care_date, tuple(body.domains))
+            platform,
+            principal,
+            RightsCheck(card, body.care_date, tuple(body.domains)),
+            _proof(body.card_proof),
         )
         return EligibilityOut(
             care_date=answer.care_date,
@@ -154,7 +161,10 @@ def create_app(platform: Platform) -> FastAPI:
             for line in body.lines
         )
         result = calculate(
-            platform, principal, Calculation(card, body.care_date, lines, body.maternity)
+            platform,
+            principal,
+            Calculation(card, body.care_date, lines, body.maternity),
+            _proof(body.card_proof),
         )
         return CalculationOut.model_validate(result.as_dict())
 
@@ -162,6 +172,10 @@ def create_app(platform: Platform) -> FastAPI:
         app.include_router(module.router, responses=ERRORS)
     mount_portals(app, platform)
     return app
+
+
+def _proof(text: str | None) -> CardProof:
+    return NO_PROOF if text is None else CardProof(text)
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:

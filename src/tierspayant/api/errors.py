@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -46,6 +48,30 @@ def _validation_code(error: dict[str, object]) -> str:
     return "request.invalid_value"
 
 
+def _is_json(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _location(error: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(part) for part in error.get("loc", ()))
+
+
+def _wrong_media_type(request: Request, error: Mapping[str, Any]) -> bool:
+    """A JSON body sent under another content type: the framework never parsed it."""
+    return (
+        _location(error) == ("body",)
+        and error.get("type") == "model_attributes_type"
+        and not _is_json(request)
+    )
+
+
+def _field(error: Mapping[str, Any]) -> str | None:
+    if error.get("type") == "json_invalid":
+        return None  # its location is a character offset, not a field
+    return ".".join(part for part in _location(error) if part != "body") or None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to a 4xx with a stable code; a 500 only for a real bug."""
 
@@ -61,35 +87,35 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         first = errors[0] if errors else {"type": "value_error", "loc": (), "msg": "invalid"}
-        loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+        if _wrong_media_type(request, first):
+            return JSONResponse(
+                error_body("request.unsupported_media_type", "send the body as application/json"),
+                415,
+            )
         code = _validation_code(first)
         status = 400 if code == "request.malformed_json" else 422
         details = [
-            {
-                "code": _validation_code(e),
-                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or None,
-                "message": str(e.get("msg", "")),
-            }
+            {"code": _validation_code(e), "field": _field(e), "message": str(e.get("msg", ""))}
             for e in errors[:20]
         ]
         # Never echo the submitted values back: they may be identifiers.
         return JSONResponse(
             error_body(
-                code,
-                str(first.get("msg", "invalid request")),
-                ".".join(loc) or None,
-                details=details,
+                code, str(first.get("msg", "invalid request")), _field(first), details=details
             ),
             status,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "route.not_found", 405: "route.method_not_allowed", 413: "request.too_large"}
         code = codes.get(exc.status_code, f"http.{exc.status_code}")
+        if exc.status_code == 400:
+            # The framework could not parse the body (too deep, a huge number, bad UTF-8…).
+            code = "request.malformed_json" if _is_json(request) else "request.malformed_body"
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RateLimitStoreDown)

@@ -1,11 +1,245 @@
-"""Routes of this part of the API (included by ``api.app.create_app``).
+"""Money routes: remittance advice for providers, undue flags for insurer staff,
+statements for members.
 
 Every route declares its policy: ``**policy(Policy.…)`` and the matching dependency
-from :mod:`tierspayant.api.deps`.
+from :mod:`tierspayant.api.deps`. A provider asking for another provider's advice gets
+the same 404 as for an advice that does not exist.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import Field
+
+from tierspayant.api.deps import (
+    InsurerStaff,
+    MemberPrincipal,
+    PlatformDep,
+    Policy,
+    ProviderPrincipal,
+    policy,
+)
+from tierspayant.api.schemas import Strict
+from tierspayant.domain.payments import RemittanceHeader
+from tierspayant.formats.sepa import amount
+from tierspayant.services import overpayments, payments, statements
 
 router = APIRouter()
+
+AdviceId = Annotated[str, Path(min_length=3, max_length=24, pattern=r"^R[0-9]{8}-[0-9]{1,10}$")]
+ClaimId = Annotated[int, Path(ge=1, le=2**62)]
+LineNo = Annotated[int, Path(ge=1, le=999)]
+
+
+class RemittanceOut(Strict):
+    id: str
+    payment_date: date
+    provider_am_number: str
+    lines: int
+    accepted: str  # euros, "12.30"
+    undue_recovered: str
+    transferred: str
+    end_to_end_id: str
+
+
+class RemittanceLineOut(Strict):
+    amc_number: str
+    invoice_number: str
+    claim_id: int
+    line_no: int
+    care_date: date
+    act_code: str
+    domain: str
+    requested: str
+    paid: str
+    status: str
+    reason_code: str | None
+
+
+class RecoveredOut(Strict):
+    amc_number: str
+    invoice_number: str
+    claim_id: int
+    line_no: int
+    reason_code: str
+    recovered: str
+
+
+class RemittanceDetailOut(Strict):
+    remittance: RemittanceOut
+    lines: list[RemittanceLineOut]
+    undue_recovered: list[RecoveredOut]
+    offset: int
+    limit: int
+
+
+class RemittanceListOut(Strict):
+    remittances: list[RemittanceOut]
+
+
+class UndueIn(Strict):
+    reason_code: Annotated[str, Field(min_length=3, max_length=60, pattern=r"^[a-z][a-z0-9_.]+$")]
+
+
+class UndueOut(Strict):
+    claim_id: int
+    line_no: int
+    to_recover: str
+
+
+class StatementLineOut(Strict):
+    care_date: date
+    payment_date: date
+    domain: str
+    act_code: str
+    provider_category: str
+    billed: str
+    amo: str
+    amc: str
+    remainder: str
+    status: str
+
+
+class MemberStatementOut(Strict):
+    lines: list[StatementLineOut]
+
+
+def _signed(cents: int) -> str:
+    return ("-" if cents < 0 else "") + amount(abs(cents))
+
+
+def _remittance_out(header: RemittanceHeader) -> RemittanceOut:
+    return RemittanceOut(
+        id=header.remittance_id,
+        payment_date=header.payment_date,
+        provider_am_number=header.provider_am_number,
+        lines=header.lines,
+        accepted=amount(header.gross_cents),
+        undue_recovered=amount(header.recovered_cents),
+        transferred=amount(header.net_cents),
+        end_to_end_id=header.end_to_end_id,
+    )
+
+
+@router.get(
+    "/v1/remittances",
+    tags=["payments"],
+    response_model=RemittanceListOut,
+    summary="The provider's remittance advices, newest first",
+    **policy(Policy.PROVIDER),
+)
+def list_remittances(
+    principal: ProviderPrincipal,
+    platform: PlatformDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> RemittanceListOut:
+    found = payments.list_remittances(platform, principal, limit=limit)
+    return RemittanceListOut(remittances=[_remittance_out(h) for h in found])
+
+
+@router.get(
+    "/v1/remittances/{advice_id}",
+    tags=["payments"],
+    response_model=RemittanceDetailOut,
+    summary="One remittance advice: each line paid or rejected, undue amounts deducted",
+    **policy(Policy.PROVIDER),
+)
+def read_remittance(
+    advice_id: AdviceId,
+    principal: ProviderPrincipal,
+    platform: PlatformDep,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> RemittanceDetailOut:
+    advice = payments.get_remittance(platform, principal, advice_id, offset=offset, limit=limit)
+    return RemittanceDetailOut(
+        remittance=_remittance_out(advice.header),
+        lines=[
+            RemittanceLineOut(
+                amc_number=line.amc_number,
+                invoice_number=line.invoice_number,
+                claim_id=line.claim_id,
+                line_no=line.line_no,
+                care_date=line.care_date,
+                act_code=line.act_code,
+                domain=line.domain,
+                requested=amount(line.requested_cents),
+                paid=amount(line.paid_cents),
+                status=line.status,
+                reason_code=line.reason_code,
+            )
+            for line in advice.lines
+        ],
+        undue_recovered=[
+            RecoveredOut(
+                amc_number=r.amc_number,
+                invoice_number=r.invoice_number,
+                claim_id=r.claim_id,
+                line_no=r.line_no,
+                reason_code=r.reason_code,
+                recovered=amount(r.cents),
+            )
+            for r in advice.recovered
+        ],
+        offset=advice.offset,
+        limit=advice.limit,
+    )
+
+
+@router.post(
+    "/v1/claims/{claim_id}/lines/{line_no}/undue",
+    tags=["payments"],
+    response_model=UndueOut,
+    status_code=201,
+    summary="Insurer staff flag a paid line as undue: reversed, recovered on next payments",
+    **policy(Policy.INSURER_STAFF),
+)
+def flag_undue(
+    claim_id: ClaimId,
+    line_no: LineNo,
+    body: UndueIn,
+    principal: InsurerStaff,
+    platform: PlatformDep,
+    response: Response,
+) -> UndueOut:
+    flagged = overpayments.flag_undue(platform, principal, claim_id, line_no, body.reason_code)
+    if not flagged.created:
+        response.status_code = 200
+    return UndueOut(
+        claim_id=flagged.claim_id, line_no=flagged.line_no, to_recover=amount(flagged.cents)
+    )
+
+
+@router.get(
+    "/v1/members/me/statements",
+    tags=["members"],
+    response_model=MemberStatementOut,
+    summary="What was paid on the member's behalf: AMO, AMC and remainder, by care date",
+    **policy(Policy.MEMBER),
+)
+def member_statements(
+    principal: MemberPrincipal,
+    platform: PlatformDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> MemberStatementOut:
+    lines = statements.member_statement(platform, principal, limit=limit)
+    return MemberStatementOut(
+        lines=[
+            StatementLineOut(
+                care_date=line.care_date,
+                payment_date=line.payment_date,
+                domain=line.domain,
+                act_code=line.act_code,
+                provider_category=line.provider_category,
+                billed=amount(line.billed_cents),
+                amo=amount(line.amo_cents),
+                amc=amount(line.amc_cents),
+                remainder=_signed(line.remainder_cents),
+                status=line.status,
+            )
+            for line in lines
+        ]
+    )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.pricing import RssClass
@@ -17,8 +17,16 @@ class Strict(BaseModel):
 
 AmcNumber = Annotated[str, Field(min_length=8, max_length=10, pattern=r"^[0-9]+$")]
 Nir = Annotated[str, Field(min_length=15, max_length=21)]
-BirthRank = Annotated[int, Field(ge=1, le=9)]
+BirthRank = Annotated[int, Field(strict=True, ge=1, le=9)]
 MemberNumber = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[0-9A-Za-z-]+$")]
+# The text of the card's 2D code, as scanned: ``TP1:`` then base45 (which may end with a
+# space, hence no stripping). Format in docs/cards.md.
+CardProofText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=False, min_length=5, max_length=400, pattern=r"^TP1:[0-9A-Z $%*+./:-]+$"
+    ),
+]
 
 
 class CardIn(Strict):
@@ -35,6 +43,9 @@ class EligibilityIn(Strict):
     card: CardIn
     care_date: date
     domains: Annotated[list[CareDomain], Field(min_length=1, max_length=13)]
+    card_proof: CardProofText | None = Field(
+        default=None, description="the scanned 2D code of the card: normal quotas when valid"
+    )
 
 
 class DomainRightOut(BaseModel):
@@ -66,7 +77,9 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
-Cents = Annotated[int, Field(ge=0, le=100_000_000)]
+# Numbers and flags are strict: "3000" or 1 for true is a client bug to report, not to guess.
+Cents = Annotated[int, Field(strict=True, ge=0, le=100_000_000)]
+Flag = Annotated[bool, Field(strict=True)]
 
 
 class LineIn(Strict):
@@ -75,22 +88,25 @@ class LineIn(Strict):
     act_code: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Z0-9.+-]+$")]
     domain: CareDomain
     family: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")]
-    quantity: Annotated[int, Field(ge=1, le=999)] = 1
+    quantity: Annotated[int, Field(strict=True, ge=1, le=999)] = 1
     billed_cents: Cents
     br_cents: Cents
-    amo_rate_bp: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    amo_rate_bp: Annotated[int, Field(strict=True, ge=0, le=10_000)] | None = None
     exemption: Exemption = Exemption.NONE
-    in_care_pathway: bool = True
+    in_care_pathway: Flag = True
     rss_class: RssClass | None = None
     plv_cents: Cents | None = None
-    psychiatry: bool = False
+    psychiatry: Flag = False
 
 
 class CalculationIn(Strict):
     card: CardIn
     care_date: date
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=99)]
-    maternity: bool = False
+    maternity: Flag = False
+    card_proof: CardProofText | None = Field(
+        default=None, description="the scanned 2D code of the card: normal quotas when valid"
+    )
 
 
 class LineOut(BaseModel):
@@ -137,3 +153,18 @@ class CalculationOut(BaseModel):
     totals: TotalsOut
     counter_consumption: dict[str, CounterOut]
     renewals: dict[str, date]
+
+
+class CardKeyOut(BaseModel):
+    """A card-signing public key: provider software verifies 2D codes offline with it."""
+
+    amc_number: str
+    key_id: str
+    algorithm: str
+    public_key: str  # base64url of the 32-byte raw Ed25519 public key, no padding
+    active: bool
+    created_at: datetime
+
+
+class CardKeysOut(BaseModel):
+    keys: list[CardKeyOut]

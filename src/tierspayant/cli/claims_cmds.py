@@ -1,9 +1,130 @@
-"""Commands of this part of the platform, registered by ``cli.main``."""
+"""Claims on the command line: import a claim file, adjudicate, decide prior authorisations.
+
+- ``tierspayant import claims FILE --provider AM_NUMBER [--error-report F]``
+- ``tierspayant adjudicate [--insurer AMC]``
+- ``tierspayant prior-auth decide AGREEMENT --accept|--refuse --reason TEXT``
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx
+from tierspayant.services.adjudication import BatchResult, adjudicate_pending, pending_claims
+from tierspayant.services.claims import import_claims_file
+from tierspayant.services.prior_auth import decide_prior_auth
+
+prior_auth_app = typer.Typer(no_args_is_help=True, help="Prior authorisations (PEC).")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for raw in handle if raw.strip())
+
+
+def import_claims(
+    file: Annotated[Path, typer.Argument(help="claim file, JSON Lines (docs/formats/claims.md)")],
+    provider: Annotated[str, typer.Option("--provider", help="AM number of the sender")],
+    error_report: Annotated[
+        Path | None, typer.Option("--error-report", help="write refused lines here (CSV)")
+    ] = None,
+) -> None:
+    """Receive the invoices of a provider's claim file; bad lines are reported, not applied."""
+    if not file.is_file():
+        raise fail("file.missing", f"no such file: {file}")
+    with platform_ctx() as platform, _progress() as progress:
+        task = progress.add_task(f"claims {file.name}", total=max(_count_lines(file), 1))
+        summary = import_claims_file(
+            platform,
+            file,
+            provider,
+            error_report=error_report,
+            progress=lambda done: progress.update(task, completed=done),
+        )
+    table = Table(title="claim file")
+    for column in ("lines", "received", "already received", "refused"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(summary.lines),
+        str(summary.received),
+        str(summary.replayed),
+        str(len(summary.rejected)),
+    )
+    console.print(table)
+    for line_no, code, message in summary.rejected[:20]:
+        console.print(f"line {line_no}: {escape(f'[{code}] {message}')}")
+    if len(summary.rejected) > 20:
+        console.print(f"… {len(summary.rejected) - 20} more refused lines")
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+def adjudicate(
+    insurer: Annotated[
+        str | None, typer.Option("--insurer", help="only this insurer's claims (AMC number)")
+    ] = None,
+) -> None:
+    """Judge every received claim: accepted, reduced or rejected per line, posted to the ledger."""
+    with platform_ctx() as platform, _progress() as progress:
+        total = pending_claims(platform, insurer)
+        task = progress.add_task("adjudication", total=max(total, 1))
+        statuses: dict[str, int] = {}
+
+        def advance(batch: BatchResult) -> None:
+            progress.advance(task, batch.claims)
+            for status, count in batch.by_status.items():
+                statuses[status] = statuses.get(status, 0) + count
+
+        run = adjudicate_pending(platform, insurer_amc=insurer, progress=advance)
+    console.print(
+        f"{run.claims} claims, {run.lines} lines adjudicated; "
+        f"AMC accepted {run.accepted_cents / 100:.2f} €"
+    )
+    for status, count in sorted(statuses.items()):
+        console.print(f"  {status}: {count} lines")
+
+
+@prior_auth_app.command("decide")
+def decide(
+    agreement: Annotated[str, typer.Argument(help="agreement number")],
+    accept: Annotated[
+        bool | None, typer.Option("--accept/--refuse", help="grant or refuse the request")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="why (required to refuse)")] = "",
+) -> None:
+    """Decide a prior authorisation waiting for review."""
+    if accept is None:
+        raise fail("prior_auth.decision_required", "say --accept or --refuse")
+    with platform_ctx() as platform:
+        answer = decide_prior_auth(
+            platform, agreement.strip().upper(), accept=accept, reason=reason, actor=CLI_ACTOR
+        )
+    until = answer.valid_until.isoformat() if answer.valid_until else "-"
+    console.print(
+        f"agreement {answer.agreement_number}: {answer.status}, "
+        f"guaranteed {answer.guaranteed_cents / 100:.2f} €, valid until {until}"
+    )
 
 
 def register(app: typer.Typer, import_app: typer.Typer) -> None:
     """Add this module's commands to the ``tierspayant`` application."""
+    import_app.command("claims")(import_claims)
+    app.command("adjudicate")(adjudicate)
+    app.add_typer(prior_auth_app, name="prior-auth")

@@ -1,9 +1,159 @@
-"""Commands of this part of the platform, registered by ``cli.main``."""
+"""Money commands: ``pay``, ``bill``, ``ledger check``, ``overpayments flag``, ``mandates set``."""
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from tierspayant.cli.common import CLI_ACTOR, console, err_console, fail, platform_ctx
+from tierspayant.formats.sepa import amount
+from tierspayant.services import billing, ledger_check, overpayments, payments
+
+ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
+overpayments_app = typer.Typer(no_args_is_help=True, help="Undue amounts (indus).")
+mandates_app = typer.Typer(no_args_is_help=True, help="Insurers' SEPA direct debit mandates.")
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise fail("cli.date", f"{option} must be a date written YYYY-MM-DD") from None
+
+
+def pay(
+    when: Annotated[str, typer.Option("--date", help="Payment date, YYYY-MM-DD")],
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default <data_dir>/payments/<date>)")
+    ] = None,
+) -> None:
+    """Pay providers what adjudication accepted: pain.001 file and remittance advice."""
+    run_date = _day(when, "--date")
+    with platform_ctx() as platform, _progress() as progress:
+        task = progress.add_task("paiements: prestataires traités", total=None)
+        summary = payments.run_payments(
+            platform,
+            run_date,
+            out_dir=out,
+            actor=CLI_ACTOR,
+            progress=lambda point, n: (
+                progress.update(task, completed=n) if point == payments.COMMITTED else None
+            ),
+        )
+    console.print(
+        f"{summary.run_key}: {summary.providers} prestataires, {summary.transfers} virements, "
+        f"{amount(summary.net_cents)} EUR -> {escape(str(summary.out_dir))}"
+    )
+    if summary.waiting_for_iban:
+        err_console.print(
+            f"{len(summary.waiting_for_iban)} prestataires sans IBAN restent à payer: "
+            + ", ".join(summary.waiting_for_iban[:20])
+        )
+
+
+def bill(
+    period: Annotated[str, typer.Option(help="Billing period, YYYY-MM")],
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default <data_dir>/billing/<period>)")
+    ] = None,
+) -> None:
+    """Bill insurers for a closed month: statements, pain.008 fund calls, detail files."""
+    with platform_ctx() as platform, _progress() as progress:
+        task = progress.add_task("facturation: assureurs traités", total=None)
+        summary = billing.run_billing(
+            platform,
+            period,
+            out_dir=out,
+            actor=CLI_ACTOR,
+            progress=lambda _point, n: progress.update(task, completed=n),
+        )
+    console.print(
+        f"{summary.run_key}: {summary.insurers} assureurs, appels de fonds "
+        f"{amount(max(summary.due_cents, 0))} EUR au {summary.collection_date.isoformat()} "
+        f"-> {escape(str(summary.out_dir))}"
+    )
+    if summary.without_mandate:
+        err_console.print("sans mandat de prélèvement: " + ", ".join(summary.without_mandate))
+
+
+@ledger_app.command("check")
+def check() -> None:
+    """Prove the ledger balances and reconciles with claims, remittances and statements."""
+    with platform_ctx() as platform:
+        report = ledger_check.check_ledger(platform)
+    console.print(
+        f"{report.postings} écritures, {report.entries} lignes, "
+        f"{amount(report.total_cents)} EUR mouvementés"
+    )
+    if report.ok:
+        console.print("grand livre équilibré et rapproché au centime")
+        return
+    for problem in report.problems:
+        err_console.print(f"[red]error[/red] [ledger.unbalanced] {escape(problem)}")
+    for difference in report.differences:
+        err_console.print(f"[red]error[/red] [ledger.reconciliation] {escape(str(difference))}")
+    raise typer.Exit(1)
+
+
+@overpayments_app.command("flag")
+def flag(
+    amc: Annotated[str, typer.Option(help="AMC number of the insurer")],
+    claim: Annotated[int, typer.Option(help="Claim id")],
+    line: Annotated[int, typer.Option(help="Line number")],
+    reason: Annotated[str, typer.Option(help="Reason code, e.g. rights.ended")],
+) -> None:
+    """Declare a paid line undue: reversed now, recovered on the provider's next payments."""
+    with platform_ctx() as platform:
+        flagged = overpayments.flag_undue_as_operator(platform, amc, claim, line, reason, CLI_ACTOR)
+    state = "enregistré" if flagged.created else "déjà enregistré"
+    console.print(
+        f"indu {state}: demande {flagged.claim_id} ligne {flagged.line_no}, "
+        f"{amount(flagged.cents)} EUR à récupérer"
+    )
+
+
+@mandates_app.command("set")
+def set_mandate(
+    amc: Annotated[str, typer.Option(help="AMC number of the insurer")],
+    iban: Annotated[str, typer.Option(help="The insurer's IBAN (stored encrypted)")],
+    mandate: Annotated[str, typer.Option(help="Mandate reference (RUM)")],
+    signed: Annotated[str, typer.Option(help="Signature date, YYYY-MM-DD")],
+    bic: Annotated[str | None, typer.Option(help="The insurer's BIC")] = None,
+) -> None:
+    """Record the SEPA B2B mandate under which fund calls are debited."""
+    with platform_ctx() as platform:
+        billing.set_mandate(
+            platform,
+            amc,
+            iban=iban,
+            bic=bic,
+            mandate_id=mandate,
+            signed_on=_day(signed, "--signed"),
+            actor=CLI_ACTOR,
+        )
+    console.print(f"mandat {escape(mandate)} enregistré pour {escape(amc)}")
 
 
 def register(app: typer.Typer, import_app: typer.Typer) -> None:
     """Add this module's commands to the ``tierspayant`` application."""
+    app.command("pay")(pay)
+    app.command("bill")(bill)
+    app.add_typer(ledger_app, name="ledger")
+    app.add_typer(overpayments_app, name="overpayments")
+    app.add_typer(mandates_app, name="mandates")

@@ -1,9 +1,117 @@
-"""Commands of this part of the platform, registered by ``cli.main``."""
+"""``tierspayant cards …`` and ``tierspayant canaries …``, registered by ``cli.main``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from tierspayant.cli.common import CLI_ACTOR, console, platform_ctx
+from tierspayant.services import canaries, cards
+from tierspayant.services.platform import Platform
+
+cards_app = typer.Typer(help="Cartes de tiers payant : émission, révocation, clés de signature.")
+canaries_app = typer.Typer(help="Bénéficiaires leurres (canaris) : plantation, état.")
+
+Insurer = Annotated[str, typer.Option("--insurer", help="numéro AMC de l'organisme")]
+
+
+@cards_app.command("issue")
+def issue(
+    insurer: Insurer,
+    year: Annotated[int, typer.Option("--year", help="année de validité des cartes")],
+    out: Annotated[Path, typer.Option("--out", help="dossier des PDF")] = Path("cartes"),
+    member_number: Annotated[
+        str | None,
+        typer.Option("--member-number", help="une seule famille (carte perdue, par exemple)"),
+    ] = None,
+) -> None:
+    """Émettre une carte par famille (les cartes précédentes sont remplacées)."""
+    with platform_ctx() as platform:
+        if member_number is not None:
+            serial = cards.issue_family_card(platform, insurer, member_number, year, out, CLI_ACTOR)
+            console.print(f"carte émise : {serial} (dans {out})")
+            return
+        summary = _issue_all(platform, insurer, year, out)
+    console.print(
+        f"{summary.cards} cartes émises pour {summary.year} dans {summary.directory} ; "
+        f"{summary.superseded} remplacées, {summary.families_without_rights} familles "
+        f"sans droits cette année"
+    )
+
+
+def _issue_all(platform: Platform, insurer: str, year: int, out: Path) -> cards.IssueSummary:
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task("émission des cartes", total=None)
+    with progress:
+        return cards.issue_cards(
+            platform,
+            insurer,
+            year,
+            out,
+            CLI_ACTOR,
+            on_total=lambda total: progress.update(task, total=total),
+            on_family=lambda: progress.advance(task),
+        )
+
+
+@cards_app.command("revoke")
+def revoke(
+    insurer: Insurer,
+    serial: Annotated[str, typer.Option("--serial", help="numéro de la carte")],
+    reason: Annotated[str, typer.Option("--reason", help="motif (perte, vol, départ…)")],
+) -> None:
+    """Révoquer une carte : toute consultation avec son code sera refusée."""
+    with platform_ctx() as platform:
+        cards.revoke_card(platform, insurer, serial, reason, CLI_ACTOR)
+    console.print("carte révoquée")
+
+
+@cards_app.command("rotate-key")
+def rotate_key(insurer: Insurer) -> None:
+    """Nouvelle clé de signature des cartes (les cartes déjà émises restent valables)."""
+    with platform_ctx() as platform:
+        key_id = cards.rotate_signing_key(platform, insurer, CLI_ACTOR)
+    console.print(f"nouvelle clé de signature : {key_id}")
+
+
+@canaries_app.command("plant")
+def plant(
+    insurer: Insurer,
+    count: Annotated[
+        int | None, typer.Option("--count", help="nombre de canaris (défaut : inchangé, ou 10)")
+    ] = None,
+) -> None:
+    """Remplacer les canaris de l'organisme par de nouveaux."""
+    with platform_ctx() as platform:
+        summary = canaries.plant(platform, insurer, count, CLI_ACTOR)
+    console.print(f"{summary.planted} canaris plantés, {summary.removed} retirés")
+
+
+@canaries_app.command("status")
+def status() -> None:
+    """Nombre de canaris par organisme et date de plantation."""
+    with platform_ctx() as platform:
+        rows = canaries.status(platform)
+    table = Table("AMC", "canaris", "plantés le")
+    for row in rows:
+        planted = row.planted_at.strftime("%Y-%m-%d %H:%M") if row.planted_at else "-"
+        table.add_row(row.insurer, str(row.count), planted)
+    console.print(table)
 
 
 def register(app: typer.Typer, import_app: typer.Typer) -> None:
     """Add this module's commands to the ``tierspayant`` application."""
+    del import_app  # nothing to import here
+    app.add_typer(cards_app, name="cards")
+    app.add_typer(canaries_app, name="canaries")

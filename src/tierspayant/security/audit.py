@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import pairwise
 from types import MappingProxyType
 
 from cryptography.exceptions import InvalidSignature
@@ -236,6 +237,28 @@ class MerkleAccumulator:
             size, digest = left_size + size, _node_hash(left, digest)
         self._stack.append((size, digest))
         self.count += 1
+
+    def frontier(self) -> tuple[tuple[int, bytes], ...]:
+        """Roots of the complete subtrees so far, largest first: enough to resume later."""
+        return tuple(self._stack)
+
+    @classmethod
+    def resume(cls, frontier: Iterable[tuple[int, bytes]]) -> MerkleAccumulator:
+        """An accumulator continuing from a :meth:`frontier` (kept with a checkpoint).
+
+        The sizes must be distinct powers of two, largest first (the binary digits of the
+        leaf count); ValueError otherwise. Whether the frontier belongs to a given root is
+        for the caller to check (``resume(f).root() == checkpoint.merkle_root``).
+        """
+        stack = [(int(size), bytes(digest)) for size, digest in frontier]
+        sizes = [size for size, _ in stack]
+        descending = all(later < earlier for earlier, later in pairwise(sizes))
+        if not descending or any(size < 1 or size & (size - 1) for size in sizes):
+            raise ValueError("not a Merkle frontier")
+        accumulator = cls()
+        accumulator._stack = stack
+        accumulator.count = sum(sizes)
+        return accumulator
 
     def root(self) -> bytes:
         """The tree hash of the leaves added so far (SHA-256 of b"" when empty)."""

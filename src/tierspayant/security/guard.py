@@ -89,6 +89,7 @@ class ProofFault(StrEnum):
 
     FORGED = "forged"  # bad signature or unknown signing key
     REVOKED = "revoked"  # a genuine card that the insurer has revoked (lost, stolen, replaced)
+    MISMATCH = "mismatch"  # a genuine card presented for someone outside its family
 
 
 # Denials that a later retry may pass (HTTP 429 with Retry-After); every other denial is 403,

@@ -407,3 +407,30 @@ class LocalKeyring:
 def rewrap(provider: KeyProvider, wrapped: bytes, context: bytes) -> bytes:
     """Re-encrypt a wrapped key under the provider's active KEK (KEK rotation)."""
     return provider.wrap(provider.unwrap(wrapped, context), context)
+
+
+def create_secret_file(path: Path, secret: bytes) -> None:
+    """Store a new secret (e.g. the audit checkpoint signing key) in a 0600 file.
+
+    Refuses to overwrite: replacing a signing key would orphan every signature made with
+    it. Lives beside the keyring, outside the database, for the same reason.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_exclusive(path, base64.b64encode(secret) + b"\n")
+    except FileExistsError as exc:
+        raise KeyringError("keyring.exists", f"a secret already exists at {path}") from exc
+    _fsync_dir(path.parent)
+
+
+def read_secret_file(path: Path) -> bytes:
+    """Read a secret written by :func:`create_secret_file` (warns if the mode is too open)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise KeyringError("keyring.missing", f"no secret at {path}") from exc
+    _check_permissions(path)
+    try:
+        return base64.b64decode(raw.strip(), validate=True)
+    except binascii.Error as exc:
+        raise KeyringError("keyring.corrupt", f"secret file {path} is corrupt") from exc

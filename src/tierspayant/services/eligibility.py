@@ -66,7 +66,7 @@ def check_rights(
                 "care_date": request.care_date.isoformat(),
                 "domains": ",".join(d.value for d in request.domains),
                 "by": "nir" if card.nir else "member_number",
-                "proof": proof.valid,
+                "proof": proof.present,
             },
         )
         return rights

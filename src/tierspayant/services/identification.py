@@ -2,7 +2,12 @@
 
 There is no other way into the beneficiary table from a provider's request: no search, no
 partial match, no list. Unknown person, wrong birth date and wrong rank all give ``None``,
-after the same work (one decryption), so the caller cannot tell them apart.
+after the same work (one decryption, one canary check), so the caller cannot tell them
+apart.
+
+A row reached through its index is checked against the canary marks
+(:mod:`tierspayant.services.canaries`) whether or not the birth date then matches: nobody
+holds a canary's identifiers legitimately, so reaching its index is the signal.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from tierspayant.domain.identifiers import parse_amc_number, parse_birth_rank, p
 from tierspayant.security.audit import subject_pseudonym
 from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher
 from tierspayant.security.identity import member_index, nir_index, open_column
+from tierspayant.services.canaries import is_canary
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store.beneficiaries import (
@@ -61,12 +67,33 @@ class CardData:
 
 @dataclass(frozen=True, slots=True)
 class Identified:
-    """A beneficiary matched by card data. ``subject`` is the audit pseudonym."""
+    """A beneficiary matched by card data. ``subject`` is the audit pseudonym.
+
+    ``canary`` is True for a synthetic beneficiary: the caller must raise the alert
+    (:func:`tierspayant.services.canaries.canary_touched`, or the guard's canary outcome).
+    """
 
     insurer: Insurer
     record: BeneficiaryRecord
     birth_date: date
     subject: str
+    canary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """The full outcome of one identification.
+
+    ``found`` is what the caller may answer about; ``canary_subject`` is set when the
+    identifiers reached a canary's row, even if the birth date then did not match.
+    """
+
+    insurer: Insurer
+    found: Identified | None
+    canary_subject: str | None = None
+
+
+_DECOY_INDEX = bytes(16)  # checked against the canary marks on a miss: same work
 
 
 @lru_cache(maxsize=256)
@@ -89,6 +116,12 @@ def identify(
     platform: Platform, conn: Connection, card: CardData
 ) -> tuple[Insurer, Identified | None]:
     """Find the one beneficiary that the card data designates, or None."""
+    outcome = identify_detailed(platform, conn, card)
+    return outcome.insurer, outcome.found
+
+
+def identify_detailed(platform: Platform, conn: Connection, card: CardData) -> Identification:
+    """Like :func:`identify`, also saying whether a canary's row was reached."""
     insurer = get_insurer(conn, card.amc_number)
     scope = insurer_scope(insurer.amc_number)
     keys = platform.keys.active(conn, scope)
@@ -106,9 +139,11 @@ def identify(
             candidates = [c for c in candidates if c.birth_rank == card.birth_rank]
     if len(candidates) != 1:
         # None, or twins without a rank to tell them apart: no answer either way.
+        is_canary(platform, conn, insurer.id, 0, _DECOY_INDEX)
         _cipher(keys).decrypt(_decoy(keys), b"decoy")
-        return insurer, None
+        return Identification(insurer, None)
     record = candidates[0]
+    canary = record.is_canary or is_canary(platform, conn, insurer.id, record.id, record.idx_nir)
     row_keys = (
         keys
         if record.key_version == keys.version
@@ -117,11 +152,13 @@ def identify(
     birth = open_column(
         _cipher(row_keys), insurer.id, record.idx_nir, "birth_date", record.birth_date_ct
     )
-    if birth != card.birth_date.isoformat():
-        return insurer, None
     pseudonym_key = platform.operator_keys().derive("audit.subject")
     subject = subject_pseudonym(pseudonym_key, insurer.amc_number, str(record.id))
-    return insurer, Identified(insurer, record, card.birth_date, subject)
+    canary_subject = subject if canary else None
+    if birth != card.birth_date.isoformat():
+        return Identification(insurer, None, canary_subject)
+    identified = Identified(insurer, record, card.birth_date, subject, canary)
+    return Identification(insurer, identified, canary_subject)
 
 
 def age_on(birth: date, day: date) -> int:

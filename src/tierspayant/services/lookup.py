@@ -1,15 +1,21 @@
 """The one guarded path from a provider's request to a beneficiary's record.
 
 Rights checks and calculations both go through :func:`guarded_lookup`, in this order:
-authorise the principal, ask the guard *before* the lookup, identify the person by exact
-match, let the use case compute its answer and append its audit event in the same
-transaction, tell the guard what was found, then raise any alert after the commit.
+authorise the principal, check the scanned card proof if there is one, ask the guard
+*before* the lookup (with a valid proof: normal quotas; without: the small no-proof
+quota), identify the person by exact match, check that a proof's card belongs to that
+person's family, let the use case compute its answer and append its audit event in the
+same transaction, tell the guard what was found, then raise any alert after the commit.
+
+A refused proof (forged, revoked, superseded, expired, or another family's card) gets one
+answer whatever the reason, ``403 card.proof_invalid``, and goes to the guard as an
+attack signal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn, TypeVar
 
 from sqlalchemy import Connection, select
@@ -26,10 +32,12 @@ from tierspayant.security.guard import (
 )
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services.alerts import raise_alerts
+from tierspayant.services.cards import ProofRefused, VerifiedProof, check_proof, proof_covers
 from tierspayant.services.errors import Forbidden, ServiceError, TooManyRequests, Unauthenticated
-from tierspayant.services.identification import CardData, Identified, identify
+from tierspayant.services.identification import CardData, Identified, identify_detailed
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.platform import Platform
+from tierspayant.store import audit
 from tierspayant.store.tables import providers
 
 T = TypeVar("T")
@@ -38,17 +46,21 @@ PROVIDER_KINDS = frozenset({PrincipalKind.PROVIDER_CLIENT, PrincipalKind.PROVIDE
 
 @dataclass(frozen=True, slots=True)
 class CardProof:
-    """The outcome of checking the scanned 2D code, when the request carried one."""
+    """The scanned 2D code of the patient's card (``TP1:…``), when the request has one.
 
-    present: bool
-    fault: ProofFault | None = None
+    It is checked inside :func:`guarded_lookup`; a lookup that reaches its answer with a
+    proof present had it verified, since a refused proof ends the request first.
+    """
+
+    payload: str | None = field(default=None, repr=False)
 
     @property
-    def valid(self) -> bool:
-        return self.present and self.fault is None
+    def present(self) -> bool:
+        return self.payload is not None
 
 
-NO_PROOF = CardProof(present=False)
+NO_PROOF = CardProof()
+PROOF_REFUSED = ("card.proof_invalid", "this card cannot be accepted")
 
 
 def authorise_provider(principal: Principal) -> None:
@@ -92,34 +104,105 @@ def guarded_lookup(
     transaction; it must not raise for a person who is unknown or not covered.
     """
     authorise_provider(principal)
-    ctx = _context(platform, principal, proof)
-    if platform.guard is None:
-        return _lookup(platform, card, answer)[0]
-    if proof.fault is not None:
-        signals = platform.guard.reject_proof(ctx, proof.fault)
-        raise_alerts(platform, signals, ctx, insurer=card.amc_number)
-        raise Forbidden("eligibility.card_proof_refused", "this card cannot be accepted")
-    admission = platform.guard.admit(ctx)
+    verified = _verify(platform, principal, card, proof)
+    ctx = _context(platform, principal, verified is not None)
+    guard = platform.guard
+    if guard is None:
+        try:
+            return _lookup(platform, card, answer, verified)[0]
+        except ProofRefused as refused:
+            _refuse_proof(platform, principal, card, refused, ctx)
+    admission = guard.admit(ctx)
     raise_alerts(platform, admission.signals, ctx, insurer=card.amc_number)
     if not admission.allowed:
+        _audit_refusal(platform, principal, card, admission)
         refuse(admission)
     try:
-        result, insurer, signals = _lookup(platform, card, answer, ctx)
+        result, insurer, signals = _lookup(platform, card, answer, verified, ctx)
     except GuardUnavailable as exc:
         raise ServiceError(exc.code, "lookups are temporarily unavailable", status=503) from None
+    except ProofRefused as refused:
+        guard.abandon(ctx)
+        _refuse_proof(platform, principal, card, refused, ctx)
     except BaseException:
-        platform.guard.abandon(ctx)
+        guard.abandon(ctx)
         raise
     # After the commit: SQLite has one writer, and alerts write in their own transaction.
     raise_alerts(platform, signals, ctx, insurer=insurer.amc_number)
     return result
 
 
-def _context(platform: Platform, principal: Principal, proof: CardProof) -> LookupContext:
+def _audit_refusal(
+    platform: Platform, principal: Principal, card: CardData, admission: Admission
+) -> None:
+    """Every authorisation decision is audited, refusals of the guard included: the log
+    then shows the whole attempt, not only what was answered."""
+    with platform.engine.begin() as conn:
+        audit.append(
+            conn,
+            at=platform.now(),
+            actor=principal.id,
+            structure=principal.structure,
+            action="lookup.refused",
+            purpose="rights",
+            insurer=card.amc_number,
+            decision="deny" if admission.verdict is not Verdict.STEP_UP else "step_up",
+            detail={"code": admission.code},
+        )
+
+
+def _verify(
+    platform: Platform, principal: Principal, card: CardData, proof: CardProof
+) -> VerifiedProof | None:
+    """Check a card proof before the guard is asked (it sets which quota applies)."""
+    if proof.payload is None:
+        return None
+    try:
+        with platform.engine.connect() as conn:
+            return check_proof(platform, conn, proof.payload, card.amc_number)
+    except ProofRefused as refused:
+        _refuse_proof(platform, principal, card, refused, _context(platform, principal, False))
+
+
+def _refuse_proof(
+    platform: Platform,
+    principal: Principal,
+    card: CardData,
+    refused: ProofRefused,
+    ctx: LookupContext,
+) -> NoReturn:
+    """Audit the refusal, hand it to the guard as an attack signal, answer 403.
+
+    A proof that led to a canary also raises the canary signal. The caller learns
+    nothing of which check failed.
+    """
+    with platform.engine.begin() as conn:
+        audit.append(
+            conn,
+            at=platform.now(),
+            actor=principal.id,
+            structure=principal.structure,
+            action="card.proof_refused",
+            purpose="card_proof",
+            subject=refused.canary_subject,
+            insurer=card.amc_number,
+            decision="deny",
+            detail={"fault": refused.fault.value, "serial": refused.serial},
+        )
+    guard = platform.guard
+    if guard is not None:
+        signals = guard.reject_proof(ctx, refused.fault)
+        if refused.canary_subject is not None:
+            signals += guard.observe(ctx, LookupOutcome.canary(refused.canary_subject))
+        raise_alerts(platform, signals, ctx, insurer=card.amc_number)
+    raise Forbidden(*PROOF_REFUSED)
+
+
+def _context(platform: Platform, principal: Principal, with_proof: bool) -> LookupContext:
     return context_for(
         principal,
         category=provider_category(platform, principal),
-        with_proof=proof.valid,
+        with_proof=with_proof,
         at=platform.now(),
         stepped_up=principal.strength is AuthStrength.AAL3,
     )
@@ -129,17 +212,24 @@ def _lookup(
     platform: Platform,
     card: CardData,
     answer: Callable[[Connection, Insurer, Identified | None], T],
+    verified: VerifiedProof | None,
     ctx: LookupContext | None = None,
 ) -> tuple[T, Insurer, list[Signal]]:
     signals: list[Signal] = []
     with platform.engine.begin() as conn:
-        insurer, found = identify(platform, conn, card)
+        outcome_of = identify_detailed(platform, conn, card)
+        insurer, found = outcome_of.insurer, outcome_of.found
+        if verified is not None and (
+            found is None or not proof_covers(platform, conn, verified, insurer, found.record)
+        ):
+            # Unknown person or another family: the same refusal, nothing answered.
+            raise ProofRefused(ProofFault.MISMATCH, verified.serial, outcome_of.canary_subject)
         result = answer(conn, insurer, found)
         if ctx is not None and platform.guard is not None:
-            if found is None:
+            if outcome_of.canary_subject is not None:
+                outcome = LookupOutcome.canary(outcome_of.canary_subject)
+            elif found is None:
                 outcome = LookupOutcome.miss()
-            elif found.record.is_canary:
-                outcome = LookupOutcome.canary(found.subject)
             else:
                 outcome = LookupOutcome.hit(found.subject)
             signals = platform.guard.observe(ctx, outcome)

@@ -76,7 +76,7 @@ def calculate(
             detail={
                 "care_date": request.care_date.isoformat(),
                 "lines": len(request.lines),
-                "proof": proof.valid,
+                "proof": proof.present,
             },
         )
         return result

@@ -8,6 +8,13 @@ Line ``status``: ``received`` → ``accepted`` | ``reduced`` | ``rejected`` (adj
 → later ``cancelled`` or ``undue`` (after payment; reversal and recovery in the ledger).
 Amounts are integer cents. Money actually paid to providers is tracked by the payment
 run's own tables (``ledger_tables``), never by updating these rows' amounts.
+
+``beneficiary_id`` 0 on a claim means "the card data matched nobody": the claim is kept
+(so the provider gets the same kind of answer as for a person not covered) and rejected
+by adjudication with ``rights.none``. ``benefit_counters`` holds what each adjudicated
+claim consumed of the contract's ceilings and renewal periods, one row per (claim,
+counter, care date), so that a rolling window is a sum and a withdrawn claim gives back
+exactly what it took.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from tierspayant.store.tables import BigId, metadata
@@ -52,6 +60,7 @@ prior_authorisations = Table(
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("decided_by", String(120), nullable=True),
+    Column("request_digest", LargeBinary(32), nullable=True),  # same key, same body?
     UniqueConstraint("provider_id", "request_key", name="uq_prior_authorisations_request"),
     CheckConstraint("status IN ('granted', 'refused', 'pending', 'expired')", name="status"),
 )
@@ -75,11 +84,17 @@ claims = Table(
     Column("billed_cents", BigInteger, nullable=False),
     Column("amc_requested_cents", BigInteger, nullable=False),
     Column("amc_accepted_cents", BigInteger, nullable=False, default=0),
+    # Age in whole years on the care date, from the birth date the card data matched.
+    Column("beneficiary_age", SmallInteger, nullable=True),
+    Column("maternity", Boolean, nullable=False, default=False, server_default=false()),
+    Column("submitted_by", String(120), nullable=True),  # principal id, or file import
+    Column("reason_code", String(60), nullable=True),  # why superseded or cancelled
     UniqueConstraint(
         "provider_id", "invoice_number", "version", name="uq_claims_provider_invoice_version"
     ),
     Index("ix_claims_status", "insurer_id", "status"),
     Index("ix_claims_beneficiary", "insurer_id", "beneficiary_id", "care_date"),
+    Index("ix_claims_agreement", "agreement_number"),
 )
 
 claim_lines = Table(
@@ -106,10 +121,27 @@ claim_lines = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("duplicate_key", LargeBinary(16), nullable=True),  # keyed digest for duplicates
     Column("is_counted", Boolean, nullable=False, default=False),  # ceilings consumed
+    # Same beneficiary, act and date at any provider: finds near-duplicates.
+    Column("near_key", LargeBinary(16), nullable=True),
+    Column("amc_computed_cents", BigInteger, nullable=True),  # what the guarantee pays
     CheckConstraint(
         "status IN ('received', 'accepted', 'reduced', 'rejected', 'cancelled', 'undue')",
         name="status",
     ),
     Index("ix_claim_lines_status", "insurer_id", "status"),
     Index("ix_claim_lines_duplicate", "insurer_id", "duplicate_key"),
+    Index("ix_claim_lines_near", "insurer_id", "near_key"),
+)
+
+benefit_counters = Table(
+    "benefit_counters",
+    metadata,
+    Column("insurer_id", Integer, primary_key=True),
+    Column("beneficiary_id", BigInteger, primary_key=True),
+    Column("counter_key", String(70), primary_key=True),  # a ceiling, or renewal.<key>
+    Column("care_date", Date, primary_key=True),
+    Column("claim_id", BigInteger, primary_key=True),
+    Column("used_cents", BigInteger, nullable=False),
+    Column("used_units", Integer, nullable=False),
+    Index("ix_benefit_counters_claim", "insurer_id", "claim_id"),
 )

@@ -166,3 +166,23 @@ def check(conn: Connection) -> LedgerCheck:
         total_debit=int(totals[0]),
         total_credit=int(totals[1]),
     )
+
+
+def journal_totals(conn: Connection) -> dict[str, int]:
+    """Total moved (debit side) per journal, in cents."""
+    query = select(ledger_postings.c.journal, func.sum(ledger_postings.c.total_cents)).group_by(
+        ledger_postings.c.journal
+    )
+    return {str(j): int(t) for j, t in conn.execute(query)}
+
+
+def signed_journal_total(conn: Connection, journal: str, account_name: str) -> int:
+    """Debits minus credits of one account over one journal's postings."""
+    query = (
+        select(
+            func.coalesce(func.sum(ledger_entries.c.debit_cents - ledger_entries.c.credit_cents), 0)
+        )
+        .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id)
+        .where(ledger_postings.c.journal == journal, ledger_entries.c.account == account_name)
+    )
+    return int(conn.execute(query).scalar_one())

@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Table,
@@ -51,4 +52,121 @@ ledger_entries = Table(
         name="one_side",
     ),
     Index("ix_ledger_entries_account", "account"),
+)
+
+# --- runs, payments, overpayments and billing (migration 0005) --------------------------
+#
+# What the ledger cannot say by itself: which claim line a payment paid (so that no line
+# is ever paid twice: ``payment_lines`` has the line as its primary key), which undue
+# amount a payment recovered, and which period each insurer was billed for. None of these
+# rows is ever updated except the lease of a run, so a rerun finds exactly what the
+# interrupted run had committed.
+
+money_runs = Table(
+    "money_runs",
+    metadata,
+    Column("run_key", String(60), primary_key=True),  # pay:2026-11-30 | bill:2026-11
+    Column("kind", String(12), nullable=False),
+    Column("run_date", Date, nullable=False),  # payment date, or direct debit collection date
+    Column("period", String(7), nullable=True),  # billing runs: YYYY-MM
+    # Work adjudicated after the cutoff waits for the next run: reruns see the same work.
+    Column("cutoff", DateTime(timezone=True), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("lock_owner", String(120), nullable=True),
+    Column("lock_expires_at", DateTime(timezone=True), nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("kind IN ('payment', 'billing')", name="kind"),
+    CheckConstraint("status IN ('open', 'done')", name="status"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("run_key", String(60), primary_key=True),
+    Column("provider_id", Integer, primary_key=True),
+    Column("payment_date", Date, nullable=False),
+    Column("lines", Integer, nullable=False),  # lines remitted, paid or rejected
+    Column("gross_cents", BigInteger, nullable=False),  # accepted amounts of those lines
+    Column("recovered_cents", BigInteger, nullable=False),  # undue amounts deducted
+    Column("net_cents", BigInteger, nullable=False),  # the credit transfer
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(
+        "net_cents >= 0 AND recovered_cents >= 0 AND net_cents + recovered_cents = gross_cents",
+        name="netting",
+    ),
+    Index("ix_payments_provider", "provider_id", "payment_date"),
+)
+
+payment_lines = Table(
+    "payment_lines",
+    metadata,
+    Column("insurer_id", Integer, primary_key=True),
+    Column("claim_id", BigInteger, primary_key=True),
+    Column("line_no", SmallInteger, primary_key=True),
+    Column("run_key", String(60), nullable=False),
+    Column("provider_id", Integer, nullable=False),
+    Column("paid_cents", BigInteger, nullable=False),  # 0 for a rejected line (advised only)
+    Column("line_status", String(12), nullable=False),  # as remitted: accepted|reduced|rejected
+    Column("bill_period", String(7), nullable=False),  # the insurer's billing period
+    CheckConstraint("paid_cents >= 0", name="paid"),
+    Index("ix_payment_lines_run", "run_key", "provider_id"),
+    Index("ix_payment_lines_bill", "insurer_id", "bill_period"),
+)
+
+overpayments = Table(
+    "overpayments",
+    metadata,
+    Column("insurer_id", Integer, primary_key=True),
+    Column("claim_id", BigInteger, primary_key=True),
+    Column("line_no", SmallInteger, primary_key=True),
+    Column("provider_id", Integer, nullable=False),
+    Column("cents", BigInteger, nullable=False),
+    Column("reason_code", String(60), nullable=False),
+    Column("flagged_at", DateTime(timezone=True), nullable=False),
+    Column("flagged_by", String(120), nullable=False),
+    Column("bill_period", String(7), nullable=False),  # credited to the insurer then
+    CheckConstraint("cents > 0", name="cents"),
+    Index("ix_overpayments_provider", "provider_id", "flagged_at"),
+    Index("ix_overpayments_bill", "insurer_id", "bill_period"),
+)
+
+overpayment_recoveries = Table(
+    "overpayment_recoveries",
+    metadata,
+    Column("insurer_id", Integer, primary_key=True),
+    Column("claim_id", BigInteger, primary_key=True),
+    Column("line_no", SmallInteger, primary_key=True),
+    Column("run_key", String(60), primary_key=True),
+    Column("provider_id", Integer, nullable=False),
+    Column("cents", BigInteger, nullable=False),
+    CheckConstraint("cents > 0", name="cents"),
+    Index("ix_overpayment_recoveries_run", "run_key", "provider_id"),
+)
+
+billing_statements = Table(
+    "billing_statements",
+    metadata,
+    Column("insurer_id", Integer, primary_key=True),
+    Column("period", String(7), primary_key=True),
+    Column("run_key", String(60), nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("paid_cents", BigInteger, nullable=False),  # paid to providers on its behalf
+    Column("undue_cents", BigInteger, nullable=False),  # undue amounts credited back
+    Column("due_cents", BigInteger, nullable=False),  # paid - undue: the fund call
+    Column("collection_date", Date, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("due_cents = paid_cents - undue_cents", name="due"),
+)
+
+insurer_mandates = Table(
+    "insurer_mandates",
+    metadata,
+    Column("insurer_id", Integer, primary_key=True),
+    Column("mandate_id", String(35), nullable=False),  # SEPA direct debit mandate (RUM)
+    Column("signed_on", Date, nullable=False),
+    Column("iban_ct", LargeBinary, nullable=False),  # operator-scope key, like provider IBANs
+    Column("key_version", Integer, nullable=False),
+    Column("bic", String(11), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

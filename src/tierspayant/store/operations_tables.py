@@ -1,7 +1,80 @@
-"""Tables of this part of the platform (registered on the shared metadata)."""
+"""Tables of operations: exported audit checkpoints, break-glass grants, incident runs.
+
+These are operator records, not insurer data: no ``insurer_id`` leads their keys. None of
+them is trusted as evidence on its own — the signed checkpoint *files* are the anchor;
+``audit_checkpoints`` only remembers what was exported, for the console and the jobs.
+"""
 
 from __future__ import annotations
 
-from tierspayant.store.tables import metadata
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
 
-__all__ = ["metadata"]
+from tierspayant.store.tables import BigId, metadata
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("up_to_seq", BigInteger, nullable=False),
+    Column("last_hash", LargeBinary(32), nullable=False),
+    Column("merkle_root", LargeBinary(32), nullable=False),
+    Column("signed_at", DateTime(timezone=True), nullable=False),
+    Column("key_id", String(32), nullable=False),  # fingerprint of the verification key
+    Column("file_name", String(200), nullable=False),
+    Index("ix_audit_checkpoints_seq", "up_to_seq"),
+)
+
+# Operator access to personal data: requested with a reason, limited in time and scope;
+# bulk and export need a second operator's approval before they become usable.
+breakglass_grants = Table(
+    "breakglass_grants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("requester", String(120), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("scope", String(12), nullable=False),  # beneficiary | bulk | export
+    Column("insurer_id", Integer, ForeignKey("insurers.id"), nullable=True),
+    Column("beneficiary_id", BigId, nullable=True),
+    Column("status", String(12), nullable=False),  # pending | active | closed
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("approver", String(120), nullable=True),
+    Column("approved_at", DateTime(timezone=True), nullable=True),
+    Column("dpo_notice", String(300), nullable=True),  # where the DPO notice was written
+    CheckConstraint("scope IN ('beneficiary', 'bulk', 'export')", name="scope"),
+    CheckConstraint("status IN ('pending', 'active', 'closed')", name="status"),
+    CheckConstraint(
+        "scope <> 'beneficiary' OR (insurer_id IS NOT NULL AND beneficiary_id IS NOT NULL)",
+        name="one_beneficiary",
+    ),
+    Index("ix_breakglass_grants_status", "status", "expires_at"),
+)
+
+# Each incident command run: who scoped what, how much it found, what it wrote.
+incident_runs = Table(
+    "incident_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),  # scope | notices | revoke
+    Column("actor", String(120), nullable=False),
+    Column("criteria", Text, nullable=False),  # JSON: principal/structure and window
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("events_scanned", BigInteger, nullable=False),
+    Column("subjects", BigInteger, nullable=False),
+    Column("revealed", BigInteger, nullable=False),
+)
+
+__all__ = ["audit_checkpoints", "breakglass_grants", "incident_runs", "metadata"]

@@ -1,11 +1,103 @@
-"""The French portals (providers, insurers, members, security team), server-rendered."""
+"""The French portals (providers, insurers, members, security team), server-rendered.
+
+``mount_portals`` adds, under ``/portail``: the chooser, each portal's login and pages,
+the static files (stylesheet, htmx), the security headers, and the error pages. Every
+route declares its policy (``web.policy``), like the API's.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from importlib import resources
+from pathlib import Path
 
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import RedirectResponse, Response
+
+from tierspayant.domain.errors import DomainError
 from tierspayant.services.platform import Platform
+from tierspayant.web import insurer, login, member, provider, security_console
+from tierspayant.web.headers import PORTAL_PREFIX, PortalHeadersMiddleware
+from tierspayant.web.policy import WebPolicy, policy
+from tierspayant.web.render import french_message, is_htmx, render
+from tierspayant.web.session import CsrfRefused, LoginRequired, Portal, WrongPortal
+
+STATIC_URL = f"{PORTAL_PREFIX}/static"
+
+
+def _static_dir() -> Path:
+    return Path(str(resources.files("tierspayant.web").joinpath("static")))
+
+
+def _login_redirect(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    motif = "?motif=expiree" if exc.reason == "expired" else ""
+    target = f"{exc.portal.root}/connexion{motif}"
+    if is_htmx(request):
+        # htmx follows HX-Redirect with a full page load instead of swapping a fragment.
+        return Response(status_code=401, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+def _csrf_refused(request: Request, exc: Exception) -> Response:
+    return render(
+        request,
+        "error.html",
+        status_code=403,
+        message="Formulaire expiré ou invalide : rechargez la page.",
+    )
+
+
+def _wrong_portal(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, WrongPortal)
+    return render(
+        request,
+        "error.html",
+        portal=exc.portal,
+        status_code=403,
+        message="Votre compte n'a pas accès à cet espace.",
+    )
+
+
+def _install_error_pages(app: FastAPI) -> None:
+    app.add_exception_handler(LoginRequired, _login_redirect)
+    app.add_exception_handler(CsrfRefused, _csrf_refused)
+    app.add_exception_handler(WrongPortal, _wrong_portal)
+    api_handler = app.exception_handlers.get(DomainError)
+
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        # Portal pages answer a refusal with a French page; the API keeps its JSON.
+        if request.url.path.startswith(PORTAL_PREFIX) or api_handler is None:
+            assert isinstance(exc, DomainError)
+            status = getattr(exc, "status", 422)
+            return render(
+                request,
+                "error.html",
+                status_code=status,
+                message=french_message(exc),
+                code=exc.code,
+            )
+        answer = api_handler(request, exc)
+        return answer if isinstance(answer, Response) else await answer
+
+    app.add_exception_handler(DomainError, domain_error)
 
 
 def mount_portals(app: FastAPI, platform: Platform) -> None:
     """Add the portal routes and static files to ``app``."""
+    force_tls = platform.settings.extra.get("portal_tls") == "1"
+    app.add_middleware(PortalHeadersMiddleware, force_tls=force_tls)
+    app.mount(STATIC_URL, StaticFiles(directory=_static_dir()), name="portal_static")
+
+    @app.get(f"{PORTAL_PREFIX}/", **policy(WebPolicy.PUBLIC))
+    def chooser(request: Request) -> Response:
+        return render(request, "chooser.html", portals=list(Portal))
+
+    app.include_router(login.provider_router())
+    for portal in login.PASSWORD_PORTALS:
+        app.include_router(login.password_router(portal))
+    app.include_router(provider.router())
+    app.include_router(insurer.router())
+    app.include_router(member.router())
+    app.include_router(security_console.router())
+    _install_error_pages(app)

@@ -17,7 +17,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "claim_lines",
         sa.Column("insurer_id", sa.Integer(), nullable=False),
@@ -41,6 +40,8 @@ def upgrade() -> None:
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("duplicate_key", sa.LargeBinary(length=16), nullable=True),
         sa.Column("is_counted", sa.Boolean(), nullable=False),
+        sa.Column("near_key", sa.LargeBinary(length=16), nullable=True),
+        sa.Column("amc_computed_cents", sa.BigInteger(), nullable=True),
         sa.CheckConstraint(
             "status IN ('received', 'accepted', 'reduced', 'rejected', 'cancelled', 'undue')",
             name=op.f("ck_claim_lines_status"),
@@ -52,6 +53,7 @@ def upgrade() -> None:
             "ix_claim_lines_duplicate", ["insurer_id", "duplicate_key"], unique=False
         )
         batch_op.create_index("ix_claim_lines_status", ["insurer_id", "status"], unique=False)
+        batch_op.create_index("ix_claim_lines_near", ["insurer_id", "near_key"], unique=False)
 
     op.create_table(
         "claims",
@@ -76,6 +78,10 @@ def upgrade() -> None:
         sa.Column("billed_cents", sa.BigInteger(), nullable=False),
         sa.Column("amc_requested_cents", sa.BigInteger(), nullable=False),
         sa.Column("amc_accepted_cents", sa.BigInteger(), nullable=False),
+        sa.Column("beneficiary_age", sa.SmallInteger(), nullable=True),
+        sa.Column("maternity", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("submitted_by", sa.String(length=120), nullable=True),
+        sa.Column("reason_code", sa.String(length=60), nullable=True),
         sa.ForeignKeyConstraint(
             ["insurer_id"], ["insurers.id"], name=op.f("fk_claims_insurer_id_insurers")
         ),
@@ -92,6 +98,7 @@ def upgrade() -> None:
             "ix_claims_beneficiary", ["insurer_id", "beneficiary_id", "care_date"], unique=False
         )
         batch_op.create_index("ix_claims_status", ["insurer_id", "status"], unique=False)
+        batch_op.create_index("ix_claims_agreement", ["agreement_number"], unique=False)
 
     op.create_table(
         "prior_authorisations",
@@ -117,6 +124,7 @@ def upgrade() -> None:
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("decided_by", sa.String(length=120), nullable=True),
+        sa.Column("request_digest", sa.LargeBinary(length=32), nullable=True),
         sa.CheckConstraint(
             "status IN ('granted', 'refused', 'pending', 'expired')",
             name=op.f("ck_prior_authorisations_status"),
@@ -137,17 +145,43 @@ def upgrade() -> None:
         ),
         sa.UniqueConstraint("provider_id", "request_key", name="uq_prior_authorisations_request"),
     )
+    op.create_table(
+        "benefit_counters",
+        sa.Column("insurer_id", sa.Integer(), nullable=False),
+        sa.Column("beneficiary_id", sa.BigInteger(), nullable=False),
+        sa.Column("counter_key", sa.String(length=70), nullable=False),
+        sa.Column("care_date", sa.Date(), nullable=False),
+        sa.Column("claim_id", sa.BigInteger(), nullable=False),
+        sa.Column("used_cents", sa.BigInteger(), nullable=False),
+        sa.Column("used_units", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "insurer_id",
+            "beneficiary_id",
+            "counter_key",
+            "care_date",
+            "claim_id",
+            name=op.f("pk_benefit_counters"),
+        ),
+    )
+    with op.batch_alter_table("benefit_counters", schema=None) as batch_op:
+        batch_op.create_index("ix_benefit_counters_claim", ["insurer_id", "claim_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("benefit_counters", schema=None) as batch_op:
+        batch_op.drop_index("ix_benefit_counters_claim")
+
+    op.drop_table("benefit_counters")
 
     op.drop_table("prior_authorisations")
     with op.batch_alter_table("claims", schema=None) as batch_op:
+        batch_op.drop_index("ix_claims_agreement")
         batch_op.drop_index("ix_claims_status")
         batch_op.drop_index("ix_claims_beneficiary")
 
     op.drop_table("claims")
     with op.batch_alter_table("claim_lines", schema=None) as batch_op:
+        batch_op.drop_index("ix_claim_lines_near")
         batch_op.drop_index("ix_claim_lines_status")
         batch_op.drop_index("ix_claim_lines_duplicate")
 

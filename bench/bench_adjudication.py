@@ -1,0 +1,262 @@
+"""Benchmark of adjudication against a raw insert of the same decision rows, same run.
+
+Run: ``.venv/bin/python bench/bench_adjudication.py --lines 20000 [--engine both]``.
+
+Per engine, on a fresh database: an insurer with the example catalogue of the Mutuelle
+des Tilleuls, a synthetic population enrolled through the enrolment service, a few
+pharmacies under convention, and received claims of 1 to 4 drug lines each stored
+directly (not timed: intake is not what is measured). Then:
+
+- **adjudication**: ``services.adjudication.adjudicate_pending`` judges every claim (batch
+  reads, the pure rules and the pricing engine, ``executemany`` writes of decisions and
+  counters, one ledger posting per claim, one audit event per batch, commit per batch);
+- **baseline**: the decided line rows, read back, inserted as they are by one
+  ``executemany`` into a copy of ``claim_lines`` in the same database, in one transaction.
+
+``ratio`` = adjudication lines/s ÷ baseline lines/s (target ≥ 0.30). Prints one JSON line
+per engine: ``{"bench":"adjudication","engine":…,"lines":…,"lines_per_s":…,
+"baseline_lines_per_s":…,"ratio":…}`` plus details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import Column, MetaData, Table, create_engine, select, text
+
+from tierspayant.config import load_settings
+from tierspayant.domain.care import CareDomain
+from tierspayant.domain.claims import ClaimLine, duplicate_key, near_key
+from tierspayant.domain.money import apply_rate
+from tierspayant.formats.synthetic import write_beneficiaries_csv
+from tierspayant.services.adjudication import adjudicate_pending
+from tierspayant.services.enrolment import import_beneficiaries
+from tierspayant.services.insurers import add_insurer, upload_catalogue
+from tierspayant.services.platform import Platform, initialise
+from tierspayant.services.providers import NewProvider, add_conventions, add_provider
+from tierspayant.store import claims as store
+from tierspayant.store.claims_tables import claim_lines
+from tierspayant.store.keys import insurer_scope
+from tierspayant.store.tables import beneficiaries
+
+POSTGRES_SERVER = os.environ.get(
+    "TIERSPAYANT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/"
+)
+ROOT = Path(__file__).resolve().parents[1]
+CATALOGUE = ROOT / "examples" / "catalogues" / "mutuelle-des-tilleuls.yaml"
+AMC = "75012345"
+PHARMACIES = 4
+MONTH = date(2025, 10, 1)
+FAMILIES = (("drug_65", 6500), ("drug_30", 3000), ("drug_100", 10_000))
+
+
+def _am_number(seed: int) -> str:
+    """A valid numéro AM (département 75, pharmacy category 4, Luhn key)."""
+    body = f"754{seed:05d}"
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return body + str((10 - total % 10) % 10)
+
+
+def fresh(engine_name: str, workdir: Path) -> tuple[str, Path]:
+    data_dir = workdir / f"data-{uuid.uuid4().hex[:8]}"
+    data_dir.mkdir()
+    if engine_name == "sqlite":
+        return f"sqlite:///{data_dir / 'tierspayant.sqlite3'}", data_dir
+    name = f"bench_adj_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_SERVER.rstrip("/") + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return POSTGRES_SERVER.rstrip("/") + f"/{name}", data_dir
+
+
+def drop(url: str, data_dir: Path) -> None:
+    shutil.rmtree(data_dir, ignore_errors=True)
+    if url.startswith("postgresql"):
+        admin = create_engine(
+            POSTGRES_SERVER.rstrip("/") + "/postgres", isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def seed(platform: Platform, workdir: Path, people: int) -> tuple[int, list[int], list[int]]:
+    """Insurer, catalogue, population and pharmacies; returns ids."""
+    insurer = add_insurer(platform, AMC, "Mutuelle des Tilleuls", "mutuelle", "bench")
+    with platform.engine.begin() as conn:
+        platform.keys.active(conn, insurer_scope(AMC))
+    document = yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))
+    upload = upload_catalogue(platform, AMC, document, "bench")
+    path = workdir / "people.csv"
+    write_beneficiaries_csv(path, people, seed=7, contracts=upload.contracts, start=MONTH)
+    import_beneficiaries(platform, AMC, path, mode="full", file_date=MONTH, actor="bench")
+    providers = []
+    for n in range(PHARMACIES):
+        am = _am_number(n + 1)
+        provider = add_provider(platform, NewProvider(am, "pharmacy", f"Pharmacie {n}"), "bench")
+        add_conventions(platform, am, AMC, None, date(2020, 1, 1), "bench")
+        providers.append(provider.id)
+    with platform.engine.connect() as conn:
+        ids = [
+            int(i)
+            for i in conn.execute(
+                select(beneficiaries.c.id).where(
+                    beneficiaries.c.insurer_id == insurer.id,
+                    beneficiaries.c.coverage_start <= MONTH,
+                    beneficiaries.c.coverage_end.is_(None),
+                )
+            ).scalars()
+        ]
+    return insurer.id, providers, ids
+
+
+def store_claims(
+    platform: Platform, insurer_id: int, providers: list[int], people: list[int], lines: int
+) -> int:
+    """Received claims totalling ``lines`` drug lines, stored directly; returns claims."""
+    rng = random.Random(11)
+    now = platform.now()
+    made = claims_made = 0
+    next_id = 1
+    batch: list[store.NewClaim] = []
+    while made < lines:
+        count = min(rng.choice((1, 2, 2, 3, 4)), lines - made)
+        person = rng.choice(people)
+        provider = rng.choice(providers)
+        day = MONTH + timedelta(days=rng.randrange(28))
+        chosen = []
+        for _ in range(count):
+            family, rate = rng.choice(FAMILIES)
+            br = rng.randint(150, 3500)
+            amo = max(0, apply_rate(br, rate) - 100)
+            act = f"34009{rng.randint(10**7, 10**8 - 1)}"
+            chosen.append(
+                ClaimLine(
+                    act,
+                    CareDomain.PHAR,
+                    family,
+                    1,
+                    day,
+                    br,
+                    br,
+                    rate,
+                    amo,
+                    br - apply_rate(br, rate),
+                )
+            )
+        batch.append(
+            store.NewClaim(
+                insurer_id=insurer_id,
+                id=next_id,
+                provider_id=provider,
+                invoice_number=f"B{next_id:09d}",
+                version=1,
+                beneficiary_id=person,
+                beneficiary_age=40,
+                care_date=day,
+                agreement_number=None,
+                maternity=False,
+                request_digest=bytes(32),
+                source="file",
+                submitted_by="bench",
+                received_at=now,
+                lines=tuple(chosen),
+                duplicate_keys=tuple(
+                    duplicate_key(person, ln.act_code, day, provider) for ln in chosen
+                ),
+                near_keys=tuple(near_key(person, ln.act_code, day) for ln in chosen),
+            )
+        )
+        next_id += 1
+        made += count
+        claims_made += 1
+        if len(batch) >= 2000:
+            with platform.engine.begin() as conn:
+                store.insert_claims(conn, batch)
+            batch.clear()
+    if batch:
+        with platform.engine.begin() as conn:
+            store.insert_claims(conn, batch)
+    return claims_made
+
+
+def baseline(platform: Platform) -> tuple[int, float]:
+    """Insert the decided rows again, as they are, into a copy of ``claim_lines``."""
+    copy_meta = MetaData()
+    copy = Table(
+        "bench_claim_lines",
+        copy_meta,
+        *(Column(c.name, c.type, primary_key=c.primary_key) for c in claim_lines.columns),
+    )
+    with platform.engine.begin() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(claim_lines))]
+    copy_meta.create_all(platform.engine)
+    started = time.perf_counter()
+    with platform.engine.begin() as conn:
+        conn.execute(copy.insert(), rows)
+    return len(rows), time.perf_counter() - started
+
+
+def run(engine_name: str, lines: int, people: int) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-adj-"))
+    url, data_dir = fresh(engine_name, workdir)
+    try:
+        settings = load_settings(
+            {"TIERSPAYANT_DATA_DIR": str(data_dir), "TIERSPAYANT_DATABASE_URL": url}
+        )
+        platform = initialise(settings)
+        insurer_id, providers, ids = seed(platform, workdir, people)
+        claims_made = store_claims(platform, insurer_id, providers, ids, lines)
+        started = time.perf_counter()
+        done = adjudicate_pending(platform)
+        elapsed = time.perf_counter() - started
+        assert done.lines == lines, (done.lines, lines)
+        base_rows, base_elapsed = baseline(platform)
+        platform.close()
+        rate = lines / elapsed
+        base_rate = base_rows / base_elapsed
+        return {
+            "bench": "adjudication",
+            "engine": engine_name,
+            "lines": lines,
+            "lines_per_s": round(rate),
+            "baseline_lines_per_s": round(base_rate),
+            "ratio": round(rate / base_rate, 3),
+            "claims": claims_made,
+            "seconds": round(elapsed, 2),
+            "accepted_eur": round(done.accepted_cents / 100, 2),
+            "batches": done.batches,
+        }
+    finally:
+        drop(url, data_dir)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--lines", type=int, default=20_000, help="claim lines to adjudicate")
+    parser.add_argument("--engine", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--people", type=int, default=5_000, help="beneficiaries enrolled")
+    args = parser.parse_args()
+    engines = ("sqlite", "postgres") if args.engine == "both" else (args.engine,)
+    for engine_name in engines:
+        print(json.dumps(run(engine_name, args.lines, args.people)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

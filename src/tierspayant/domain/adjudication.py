@@ -1,0 +1,445 @@
+"""Adjudication of an invoice: each line accepted, reduced or rejected, with a reason code.
+
+Pure rules: the caller gathers the facts (coverage, contract, conventions, agreement,
+counters, lines already paid for) and records the decision. The order of the checks is
+part of the contract, since a line gets the code of the first rule it fails:
+
+1. rights at the care date (unknown person, before or after coverage: one code, so the
+   answer tells no more than a rights check), care date not in the future;
+2. the care domain in the contract;
+3. the act (family known, in that domain) and the amounts (AMO paid within BR × rate,
+   AMC asked within billed − AMO paid, the engine's own consistency checks);
+4. the provider's convention with the insurer for that domain on that date;
+5. the prior authorisation, where the act needs one: present, granted, for this person and
+   provider, valid on the date, not used by another invoice;
+6. duplicates: the same act, person and day already paid for (same provider: duplicate;
+   another provider: near-duplicate, also refused);
+7. the guarantee formula through the calculation engine, its ceilings and counters, and
+   the agreement's guaranteed amount: the AMC share asked is accepted if it is at most what
+   the contract pays, else reduced to it.
+
+Every reason code is listed in :data:`REASONS` and in ``docs/reason-codes.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from itertools import groupby
+
+from tierspayant.domain.care import CareDomain, Exemption
+from tierspayant.domain.claims import (
+    ACT_CODE,
+    UNKNOWN_BENEFICIARY,
+    ClaimLine,
+    LineStatus,
+    duplicate_key,
+    near_key,
+)
+from tierspayant.domain.eligibility import Coverage
+from tierspayant.domain.errors import PricingError
+from tierspayant.domain.guarantees import Contract, counter_window
+from tierspayant.domain.money import apply_rate
+from tierspayant.domain.pricing import AMO_COUNTERS, PricingRequest, check_lines, price_with_rules
+from tierspayant.domain.reference import ReferenceDataError, ReferenceTable
+
+# Act families that need the insurer's prior agreement (PEC): optical equipment, dental
+# prostheses, hearing aids, hospital stays.
+PRIOR_AUTH_FAMILIES = frozenset(
+    {
+        "optics_frame",
+        "optics_lens_simple",
+        "optics_lens_complex",
+        "optics_lens_very_complex",
+        "dental_prosthesis",
+        "hearing_aid",
+        "hospital_stay",
+    }
+)
+RENEWAL_PREFIX = "renewal."
+
+
+class Reason(StrEnum):
+    """Stable reason codes of line decisions (never renamed once published)."""
+
+    RIGHTS_NONE = "rights.none"
+    CARE_DATE_FUTURE = "claim.care_date_future"
+    DOMAIN_NOT_COVERED = "rights.domain_not_covered"
+    ACT_UNKNOWN = "act.unknown"
+    AMO_ABOVE_RATE = "amounts.amo_above_rate"
+    AMC_ABOVE_COST = "amounts.amc_above_cost"
+    AMOUNTS_INCONSISTENT = "amounts.inconsistent"
+    NO_CONVENTION = "provider.no_convention"
+    PRIOR_AUTH_MISSING = "prior_auth.missing"
+    PRIOR_AUTH_NOT_FOUND = "prior_auth.not_found"
+    PRIOR_AUTH_NOT_GRANTED = "prior_auth.not_granted"
+    PRIOR_AUTH_MISMATCH = "prior_auth.mismatch"
+    PRIOR_AUTH_EXPIRED = "prior_auth.expired"
+    PRIOR_AUTH_USED = "prior_auth.already_used"
+    PRIOR_AUTH_EXCEEDED = "prior_auth.exceeded"
+    DUPLICATE = "duplicate.same_provider"
+    NEAR_DUPLICATE = "duplicate.other_provider"
+    GUARANTEE_NONE = "guarantee.none"
+    WAITING_PERIOD = "guarantee.waiting_period"
+    RENEWAL_PERIOD = "guarantee.renewal_period"
+    CEILING_REACHED = "ceiling.reached"
+    ABOVE_GUARANTEE = "amount.above_guarantee"
+
+
+# What the provider reads next to a code (French: shown in portals and remittance advice).
+REASONS: Mapping[Reason, str] = {
+    Reason.RIGHTS_NONE: "Pas de droits complémentaires à la date des soins",
+    Reason.CARE_DATE_FUTURE: "Date des soins dans le futur",
+    Reason.DOMAIN_NOT_COVERED: "Domaine de soins non couvert par le contrat",
+    Reason.ACT_UNKNOWN: "Acte inconnu ou hors de ce domaine de soins",
+    Reason.AMO_ABOVE_RATE: "Part AMO supérieure à la base × taux",
+    Reason.AMC_ABOVE_COST: "Part AMC demandée supérieure au reste après AMO",
+    Reason.AMOUNTS_INCONSISTENT: "Montants incohérents",
+    Reason.NO_CONVENTION: "Professionnel hors convention pour ce domaine",
+    Reason.PRIOR_AUTH_MISSING: "Accord préalable requis et absent",
+    Reason.PRIOR_AUTH_NOT_FOUND: "Accord préalable inconnu",
+    Reason.PRIOR_AUTH_NOT_GRANTED: "Accord préalable non accordé",
+    Reason.PRIOR_AUTH_MISMATCH: "Accord préalable d'un autre bénéficiaire",
+    Reason.PRIOR_AUTH_EXPIRED: "Accord préalable expiré à la date des soins",
+    Reason.PRIOR_AUTH_USED: "Accord préalable déjà utilisé par une autre facture",
+    Reason.PRIOR_AUTH_EXCEEDED: "Montant limité à l'accord préalable",
+    Reason.DUPLICATE: "Doublon d'une facture déjà prise en charge",
+    Reason.NEAR_DUPLICATE: "Même acte, même jour, déjà pris en charge chez un autre professionnel",
+    Reason.GUARANTEE_NONE: "Pas de garantie pour cet acte",
+    Reason.WAITING_PERIOD: "Délai de carence en cours",
+    Reason.RENEWAL_PERIOD: "Renouvellement avant la période autorisée",
+    Reason.CEILING_REACHED: "Plafond de garantie atteint",
+    Reason.ABOVE_GUARANTEE: "Part AMC ramenée au montant de la garantie",
+}
+
+_ENGINE_REASONS = {
+    "pricing.unknown_family": Reason.ACT_UNKNOWN,
+    "pricing.family_domain_mismatch": Reason.ACT_UNKNOWN,
+    "pricing.domain_not_covered": Reason.DOMAIN_NOT_COVERED,
+    "pricing.not_covered_yet": Reason.RIGHTS_NONE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CounterUse:
+    """What one claim consumed of one counter on one care date."""
+
+    key: str
+    care_date: date
+    cents: int
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """A prior authorisation as adjudication needs it."""
+
+    number: str
+    status: str  # granted | refused | pending | expired
+    provider_id: int
+    beneficiary_id: int
+    valid_until: date | None
+    guaranteed_by_family: Mapping[str, int]  # family -> guaranteed AMC cents
+    used_by_other_claim: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFacts:
+    """Everything adjudication reads about one claim."""
+
+    provider_id: int
+    beneficiary_id: int
+    age: int | None
+    lines: tuple[ClaimLine, ...]
+    coverage: Coverage | None
+    contract: Contract | None
+    css: bool = False
+    maternity: bool = False
+    optam: bool = False
+    conventions: Mapping[CareDomain, tuple[date, date | None]] = field(default_factory=dict)
+    agreement_number: str | None = None
+    agreement: Agreement | None = None
+    history: tuple[CounterUse, ...] = ()  # earlier consumption of this beneficiary
+    # Keys of the lines already paid for (read only: the caller may share one set).
+    paid_exact: AbstractSet[bytes] = frozenset()  # duplicate keys
+    paid_near: AbstractSet[bytes] = frozenset()  # near keys
+    # Per line, its (duplicate, near) keys when the caller has them stored; else computed.
+    line_keys: tuple[tuple[bytes | None, bytes | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LineDecision:
+    status: LineStatus
+    accepted_cents: int
+    computed_cents: int | None
+    reason: Reason | None
+    rules: tuple[str, ...]
+
+    @property
+    def payable(self) -> bool:
+        return self.status in (LineStatus.ACCEPTED, LineStatus.REDUCED)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDecision:
+    lines: tuple[LineDecision, ...]
+    consumption: tuple[CounterUse, ...]
+
+    @property
+    def accepted_cents(self) -> int:
+        return sum(d.accepted_cents for d in self.lines)
+
+
+def reject(reason: Reason, *rules: str) -> LineDecision:
+    return LineDecision(LineStatus.REJECTED, 0, None, reason, (REASONS[reason], *rules))
+
+
+def adjudicate(facts: ClaimFacts, reference: ReferenceTable, today: date) -> ClaimDecision:
+    """Decide every line of one claim. Deterministic: same facts, same decision."""
+    decisions: dict[int, LineDecision] = {}
+    eligible: list[int] = []
+    for index, line in enumerate(facts.lines):
+        refusal = _precheck(facts, index, line, reference, today)
+        if refusal is None:
+            eligible.append(index)
+        else:
+            decisions[index] = refusal
+    consumption: list[CounterUse] = []
+    if eligible:
+        _judge_priced(facts, eligible, reference, decisions, consumption)
+    return ClaimDecision(tuple(decisions[i] for i in range(len(facts.lines))), tuple(consumption))
+
+
+def _precheck(
+    facts: ClaimFacts, index: int, line: ClaimLine, reference: ReferenceTable, today: date
+) -> LineDecision | None:
+    """Rules 1 to 6 for one line; None when the line goes on to pricing."""
+    coverage = facts.coverage
+    if (
+        facts.beneficiary_id == UNKNOWN_BENEFICIARY
+        or coverage is None
+        or facts.contract is None
+        or facts.age is None
+    ):
+        return reject(Reason.RIGHTS_NONE)
+    if line.care_date > today:
+        return reject(Reason.CARE_DATE_FUTURE, f"care date {line.care_date.isoformat()}")
+    if not coverage.covers(line.care_date):
+        return reject(Reason.RIGHTS_NONE)
+    if line.domain not in facts.contract.domains:
+        return reject(Reason.DOMAIN_NOT_COVERED, f"domain {line.domain}")
+    amounts = _amounts(line, reference)
+    if amounts is not None:
+        return amounts
+    convention = facts.conventions.get(line.domain)
+    if convention is None or not _within(line.care_date, *convention):
+        return reject(Reason.NO_CONVENTION, f"domain {line.domain}")
+    if line.family in PRIOR_AUTH_FAMILIES:
+        refusal = _prior_auth(facts, line)
+        if refusal is not None:
+            return refusal
+    exact, near = facts.line_keys[index] if facts.line_keys else (None, None)
+    if exact is None:
+        exact = duplicate_key(
+            facts.beneficiary_id, line.act_code, line.care_date, facts.provider_id
+        )
+    if near is None:
+        near = near_key(facts.beneficiary_id, line.act_code, line.care_date)
+    if exact in facts.paid_exact:
+        return reject(Reason.DUPLICATE, f"act {line.act_code} on {line.care_date.isoformat()}")
+    if near in facts.paid_near:
+        return reject(Reason.NEAR_DUPLICATE, f"act {line.act_code} on {line.care_date.isoformat()}")
+    return None
+
+
+def _within(day: date, first: date, last: date | None) -> bool:
+    return first <= day and (last is None or day <= last)
+
+
+def _amounts(line: ClaimLine, reference: ReferenceTable) -> LineDecision | None:
+    if not ACT_CODE.match(line.act_code):
+        return reject(Reason.ACT_UNKNOWN, f"act code {line.act_code!r}")
+    try:
+        rules = reference.on(line.care_date)
+    except ReferenceDataError:
+        return reject(Reason.AMOUNTS_INCONSISTENT, "no reference data on the care date")
+    family = rules.families.get(line.family)
+    if family is None or line.domain not in family.domains:
+        return reject(Reason.ACT_UNKNOWN, f"family {line.family} in domain {line.domain}")
+    amo_max = apply_rate(line.br_cents, line.amo_rate_bp)
+    if line.amo_paid_cents > amo_max:
+        return reject(
+            Reason.AMO_ABOVE_RATE,
+            f"AMO paid {line.amo_paid_cents} > BR {line.br_cents} × {line.amo_rate_bp} bp "
+            f"= {amo_max} cents",
+        )
+    cost_left = line.billed_cents - line.amo_paid_cents
+    if line.amc_requested_cents > cost_left:
+        return reject(
+            Reason.AMC_ABOVE_COST,
+            f"AMC asked {line.amc_requested_cents} > billed − AMO paid {cost_left} cents",
+        )
+    # The engine's full checks only when a cheap test says the line is unusual.
+    unusual = (
+        line.quantity < 1
+        or line.br_cents < 0
+        or line.billed_cents < line.br_cents
+        or line.rss_class is not None
+        or family.daily_charge
+        or line.exemption is not Exemption.NONE
+        or not line.in_care_pathway
+        or line.amo_rate_bp != rules.family_rates_bp[line.family]
+    )
+    if unusual:
+        try:
+            check_lines((line.pricing_line(),), rules)
+        except PricingError as exc:
+            return reject(Reason.AMOUNTS_INCONSISTENT, exc.message)
+    return None
+
+
+def _prior_auth(facts: ClaimFacts, line: ClaimLine) -> LineDecision | None:
+    agreement = facts.agreement
+    if facts.agreement_number is None:
+        return reject(Reason.PRIOR_AUTH_MISSING, f"family {line.family}")
+    if agreement is None or agreement.provider_id != facts.provider_id:
+        return reject(Reason.PRIOR_AUTH_NOT_FOUND, f"agreement {facts.agreement_number}")
+    if agreement.beneficiary_id != facts.beneficiary_id:
+        return reject(Reason.PRIOR_AUTH_MISMATCH, f"agreement {agreement.number}")
+    if agreement.status != "granted":
+        return reject(Reason.PRIOR_AUTH_NOT_GRANTED, f"agreement {agreement.number}")
+    if agreement.valid_until is not None and line.care_date > agreement.valid_until:
+        return reject(Reason.PRIOR_AUTH_EXPIRED, f"valid until {agreement.valid_until.isoformat()}")
+    if agreement.used_by_other_claim:
+        return reject(Reason.PRIOR_AUTH_USED, f"agreement {agreement.number}")
+    return None
+
+
+def counters_on(
+    contract: Contract, care_date: date, history: Iterable[CounterUse]
+) -> tuple[dict[str, tuple[int, int]], dict[str, date]]:
+    """Consumption in each ceiling's window, and the last covered equipment per key."""
+    windows: dict[str, tuple[date, date]] = {}
+    for guarantee in contract.guarantees:
+        for ceiling in guarantee.ceilings:
+            windows.setdefault(ceiling.counter, counter_window(ceiling.period, care_date))
+    counters: dict[str, tuple[int, int]] = {}
+    last: dict[str, date] = {}
+    for use in history:
+        if use.key.startswith(RENEWAL_PREFIX):
+            key = use.key[len(RENEWAL_PREFIX) :]
+            if use.care_date < care_date and (key not in last or last[key] < use.care_date):
+                last[key] = use.care_date
+            continue
+        window = windows.get(use.key)
+        if window is not None and window[0] <= use.care_date <= window[1]:
+            cents, units = counters.get(use.key, (0, 0))
+            counters[use.key] = (cents + use.cents, units + use.units)
+    return counters, last
+
+
+def _judge_priced(
+    facts: ClaimFacts,
+    eligible: Sequence[int],
+    reference: ReferenceTable,
+    decisions: dict[int, LineDecision],
+    consumption: list[CounterUse],
+) -> None:
+    """Rule 7: price the eligible lines, one engine call per care date."""
+    contract = facts.contract
+    coverage = facts.coverage
+    assert contract is not None
+    assert coverage is not None
+    assert facts.age is not None
+    history = list(facts.history)
+    pa_left = dict(facts.agreement.guaranteed_by_family) if facts.agreement else {}
+    by_date = sorted(eligible, key=lambda i: (facts.lines[i].care_date, i))
+    for care_date, group in groupby(by_date, key=lambda i: facts.lines[i].care_date):
+        indexes = list(group)
+        counters, last = counters_on(contract, care_date, history)
+        request = PricingRequest(
+            care_date=care_date,
+            age=facts.age,
+            coverage_start=coverage.start,
+            lines=tuple(facts.lines[i].pricing_line() for i in indexes),
+            optam=facts.optam,
+            maternity=facts.maternity,
+            css=facts.css,
+            counters=counters,
+            last_equipment=last,
+        )
+        try:
+            result = price_with_rules(contract, request, reference.on(care_date))
+        except PricingError as exc:
+            reason = _ENGINE_REASONS.get(exc.code, Reason.AMOUNTS_INCONSISTENT)
+            for i in indexes:
+                decisions[i] = reject(reason, exc.message)
+            continue
+        accepted_total = 0
+        for i, priced in zip(indexes, result.lines, strict=True):
+            line = facts.lines[i]
+            decision = _decide(line, priced.amc_cents, priced.rules, pa_left)
+            decisions[i] = decision
+            accepted_total += decision.accepted_cents
+        if accepted_total > 0:
+            uses = _consumed(result.counter_consumption, result.renewals, care_date, accepted_total)
+            consumption.extend(uses)
+            history.extend(uses)
+
+
+def _decide(
+    line: ClaimLine, engine_amc: int, notes: tuple[str, ...], pa_left: dict[str, int]
+) -> LineDecision:
+    computed = max(0, min(engine_amc, line.billed_cents - line.amo_paid_cents))
+    rules = list(notes)
+    capped_by_agreement = False
+    if line.family in PRIOR_AUTH_FAMILIES:
+        left = pa_left.get(line.family, 0)
+        if computed > left:
+            computed = left
+            capped_by_agreement = True
+            rules.append(f"limited to the agreement's guaranteed amount: {left} cents left")
+        pa_left[line.family] = left - min(computed, line.amc_requested_cents)
+    requested = line.amc_requested_cents
+    if requested <= computed:
+        if requested < computed:
+            rules.append(f"AMC asked {requested} cents, below the {computed} cents covered")
+        return LineDecision(LineStatus.ACCEPTED, requested, computed, None, tuple(rules))
+    reason = _shortfall_reason(notes, capped_by_agreement)
+    status = LineStatus.REDUCED if computed > 0 else LineStatus.REJECTED
+    return LineDecision(status, computed, computed, reason, (REASONS[reason], *rules))
+
+
+def _shortfall_reason(notes: Sequence[str], capped_by_agreement: bool) -> Reason:
+    """Why the contract pays less than asked, read from the engine's explanations."""
+    if capped_by_agreement:
+        return Reason.PRIOR_AUTH_EXCEEDED
+    for note in notes:
+        if note.startswith("waiting period"):
+            return Reason.WAITING_PERIOD
+        if note.startswith("renewal:"):
+            return Reason.RENEWAL_PERIOD
+        if note.startswith("no guarantee"):
+            return Reason.GUARANTEE_NONE
+        if note.startswith("capped by") and "ceiling" in note and "contrat responsable" not in note:
+            return Reason.CEILING_REACHED
+    return Reason.ABOVE_GUARANTEE
+
+
+def _consumed(
+    consumption: Mapping[str, tuple[int, int]],
+    renewals: Mapping[str, date],
+    care_date: date,
+    accepted_total: int,
+) -> list[CounterUse]:
+    """The contract counters an accepted group uses: never more than what was accepted."""
+    uses = [
+        CounterUse(key, care_date, min(cents, accepted_total), units)
+        for key, (cents, units) in sorted(consumption.items())
+        if key not in AMO_COUNTERS and not key.startswith("amo.")
+    ]
+    uses += [CounterUse(RENEWAL_PREFIX + key, day, 0, 1) for key, day in sorted(renewals.items())]
+    return uses

@@ -1,0 +1,242 @@
+"""Invoices (claims) as the provider sends them: lines, states, digests.
+
+A claim is identified for its provider by ``(provider, invoice_number)``. Sending the same
+body again must find the first answer, so a claim carries a digest of its content
+(:func:`submission_digest`); a different body under the same number is either a mistake
+(refused) or an explicit correction (a new version that replaces the old one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+from tierspayant.domain.care import CareDomain, Exemption
+from tierspayant.domain.errors import DomainError
+from tierspayant.domain.pricing import PricingLine, RssClass
+
+INVOICE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$")
+ACT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9.+-]{0,12}$")
+MAX_LINES = 99
+UNKNOWN_BENEFICIARY = 0  # the card data matched nobody (see claims_tables)
+
+
+class ClaimError(DomainError):
+    """An invoice is not well formed."""
+
+
+class ClaimStatus(StrEnum):
+    RECEIVED = "received"
+    ADJUDICATED = "adjudicated"
+    SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
+
+
+class LineStatus(StrEnum):
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    REDUCED = "reduced"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    UNDUE = "undue"
+
+
+PAYABLE_LINE_STATES = frozenset({LineStatus.ACCEPTED, LineStatus.REDUCED})
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLine:
+    """One invoiced act or product. Amounts are integer cents, the AMO rate in basis points."""
+
+    act_code: str
+    domain: CareDomain
+    family: str
+    quantity: int
+    care_date: date
+    br_cents: int
+    billed_cents: int
+    amo_rate_bp: int
+    amo_paid_cents: int
+    amc_requested_cents: int
+    exemption: Exemption = Exemption.NONE
+    in_care_pathway: bool = True
+    rss_class: RssClass | None = None
+    plv_cents: int | None = None
+    psychiatry: bool = False
+
+    def detail(self) -> dict[str, Any]:
+        """The pricing facts kept beside the amounts (stored as JSON)."""
+        return {
+            "exemption": self.exemption.value,
+            "in_care_pathway": self.in_care_pathway,
+            "rss_class": None if self.rss_class is None else self.rss_class.value,
+            "plv_cents": self.plv_cents,
+            "psychiatry": self.psychiatry,
+        }
+
+    def pricing_line(self) -> PricingLine:
+        """The line as the calculation engine reads it (with the rate the AMO applied)."""
+        return PricingLine(
+            act_code=self.act_code,
+            domain=self.domain,
+            family=self.family,
+            quantity=self.quantity,
+            billed_cents=self.billed_cents,
+            br_cents=self.br_cents,
+            amo_rate_bp=self.amo_rate_bp,
+            exemption=self.exemption,
+            in_care_pathway=self.in_care_pathway,
+            rss_class=self.rss_class,
+            plv_cents=self.plv_cents,
+            psychiatry=self.psychiatry,
+        )
+
+
+def line_from_detail(
+    *,
+    act_code: str,
+    domain: str,
+    family: str,
+    quantity: int,
+    care_date: date,
+    br_cents: int,
+    billed_cents: int,
+    amo_rate_bp: int,
+    amo_paid_cents: int,
+    amc_requested_cents: int,
+    detail: str | None,
+) -> ClaimLine:
+    """Rebuild a stored line (the inverse of :meth:`ClaimLine.detail`)."""
+    exemption, in_care_pathway, rss, plv, psychiatry = _parse_detail(detail)
+    return ClaimLine(
+        act_code=act_code,
+        domain=_DOMAINS.get(domain) or CareDomain(domain),
+        family=family,
+        quantity=quantity,
+        care_date=care_date,
+        br_cents=br_cents,
+        billed_cents=billed_cents,
+        amo_rate_bp=amo_rate_bp,
+        amo_paid_cents=amo_paid_cents,
+        amc_requested_cents=amc_requested_cents,
+        exemption=exemption,
+        in_care_pathway=in_care_pathway,
+        rss_class=rss,
+        plv_cents=plv,
+        psychiatry=psychiatry,
+    )
+
+
+_DOMAINS = {d.value: d for d in CareDomain}
+
+
+@lru_cache(maxsize=4096)
+def _parse_detail(
+    detail: str | None,
+) -> tuple[Exemption, bool, RssClass | None, int | None, bool]:
+    """Most lines share a handful of details: each text is parsed once."""
+    extra: dict[str, Any] = json.loads(detail) if detail else {}
+    rss = extra.get("rss_class")
+    plv = extra.get("plv_cents")
+    return (
+        Exemption(extra.get("exemption", Exemption.NONE.value)),
+        bool(extra.get("in_care_pathway", True)),
+        RssClass(rss) if rss else None,
+        None if plv is None else int(plv),
+        bool(extra.get("psychiatry", False)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimContent:
+    """What an invoice says, apart from who it is about (the card data)."""
+
+    invoice_number: str
+    care_date: date
+    lines: tuple[ClaimLine, ...]
+    agreement_number: str | None = None
+    maternity: bool = False
+
+    @property
+    def billed_cents(self) -> int:
+        return sum(line.billed_cents for line in self.lines)
+
+    @property
+    def amc_requested_cents(self) -> int:
+        return sum(line.amc_requested_cents for line in self.lines)
+
+
+def check_content(content: ClaimContent) -> None:
+    """Refuse an invoice that cannot be stored as one: numbering, size, signs, codes.
+
+    Whether the amounts are *consistent* (AMO paid within the rate, AMC within the cost)
+    is for adjudication to judge, line by line, with a reason code.
+    """
+    if not INVOICE_NUMBER.match(content.invoice_number):
+        raise ClaimError(
+            "claim.invoice_number",
+            "invoice number: 1 to 40 letters, digits, '.', '_', '/', '-'",
+            field="invoice_number",
+        )
+    if not 1 <= len(content.lines) <= MAX_LINES:
+        raise ClaimError("claim.lines", f"an invoice has 1 to {MAX_LINES} lines", field="lines")
+    for index, line in enumerate(content.lines):
+        where = f"lines[{index}]"
+        if not ACT_CODE.match(line.act_code):
+            raise ClaimError("claim.act_code", "malformed act code", field=f"{where}.act_code")
+        if line.quantity < 1:
+            raise ClaimError("claim.quantity", "quantity is at least 1", field=f"{where}.quantity")
+        amounts = (line.br_cents, line.billed_cents, line.amo_paid_cents, line.amc_requested_cents)
+        if min(amounts) < 0:
+            raise ClaimError("claim.negative", "amounts may not be negative", field=where)
+        if not 0 <= line.amo_rate_bp <= 10_000:
+            raise ClaimError(
+                "claim.amo_rate", "the AMO rate is 0 to 100 %", field=f"{where}.amo_rate_bp"
+            )
+
+
+def submission_digest(card: dict[str, Any], content: ClaimContent) -> bytes:
+    """SHA-256 of the canonical JSON of an invoice: equal bodies, equal digests."""
+    document = {
+        "card": card,
+        "invoice_number": content.invoice_number,
+        "care_date": content.care_date.isoformat(),
+        "agreement_number": content.agreement_number,
+        "maternity": content.maternity,
+        "lines": [
+            {
+                "act_code": line.act_code,
+                "domain": line.domain.value,
+                "family": line.family,
+                "quantity": line.quantity,
+                "care_date": line.care_date.isoformat(),
+                "br_cents": line.br_cents,
+                "billed_cents": line.billed_cents,
+                "amo_rate_bp": line.amo_rate_bp,
+                "amo_paid_cents": line.amo_paid_cents,
+                "amc_requested_cents": line.amc_requested_cents,
+                **line.detail(),
+            }
+            for line in content.lines
+        ],
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).digest()
+
+
+def duplicate_key(beneficiary_id: int, act_code: str, care_date: date, provider_id: int) -> bytes:
+    """Digest of what makes two lines the same care from the same provider."""
+    text = f"{beneficiary_id}|{act_code}|{care_date.isoformat()}|{provider_id}"
+    return hashlib.blake2b(text.encode(), digest_size=16, person=b"tp.dup").digest()
+
+
+def near_key(beneficiary_id: int, act_code: str, care_date: date) -> bytes:
+    """Digest of the same care for the same person on the same day, at any provider."""
+    text = f"{beneficiary_id}|{act_code}|{care_date.isoformat()}"
+    return hashlib.blake2b(text.encode(), digest_size=16, person=b"tp.near").digest()

@@ -1,0 +1,211 @@
+"""Rules of the money runs: netting undue amounts against payments, run keys, periods.
+
+Pure and deterministic: every identifier that ends up in a file (message id, end-to-end
+id, remittance id) is derived from the run key and the payee, never from a clock or a
+database sequence, so that a run interrupted and run again writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from tierspayant.domain.errors import DomainError
+
+_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+_REMITTANCE_ID = re.compile(r"R(\d{8})-(\d{1,10})")
+
+
+@dataclass(frozen=True, slots=True)
+class Netting:
+    """What one provider receives: accepted amounts minus undue amounts recovered."""
+
+    gross_cents: int
+    recovered_cents: int
+    net_cents: int
+
+
+def net_payment(gross_cents: int, open_undue_cents: int) -> Netting:
+    """Deduct open undue amounts from a payment, never below zero.
+
+    What cannot be recovered now stays open and is deducted from the next payments.
+    """
+    if gross_cents < 0:
+        raise DomainError("payments.negative_gross", "a payment cannot be negative")
+    recovered = min(max(open_undue_cents, 0), gross_cents)
+    return Netting(gross_cents, recovered, gross_cents - recovered)
+
+
+def allocate_recovery(
+    recovered_cents: int, open_items: Iterable[tuple[tuple[int, int, int], int]]
+) -> Iterator[tuple[tuple[int, int, int], int]]:
+    """Spread a recovered amount over open undue items, oldest first.
+
+    ``open_items`` yields (item key, open cents) in the order to settle them; the result
+    yields (item key, cents recovered on it) for the items touched.
+    """
+    left = recovered_cents
+    for key, open_cents in open_items:
+        if left <= 0:
+            return
+        taken = min(left, open_cents)
+        if taken > 0:
+            yield key, taken
+            left -= taken
+
+
+def period_of(day: date) -> str:
+    """The billing period (calendar month) a day belongs to, as ``YYYY-MM``."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def parse_period(text: str) -> tuple[date, date]:
+    """The first and last day of a ``YYYY-MM`` period."""
+    match = _PERIOD.fullmatch(text.strip())
+    if match is None:
+        raise DomainError("billing.period", "the period must be written YYYY-MM", field="period")
+    year, month = int(match[1]), int(match[2])
+    return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+
+
+def payment_run_key(run_date: date) -> str:
+    return f"pay:{run_date.isoformat()}"
+
+
+def billing_run_key(period: str) -> str:
+    parse_period(period)
+    return f"bill:{period}"
+
+
+def message_id(run_key: str) -> str:
+    """The SEPA message id of a run's file (≤ 35 characters, no clock involved)."""
+    return "TP-" + run_key.replace(":", "-").upper()
+
+
+def end_to_end_id(run_date: date, payee: str) -> str:
+    """The end-to-end reference the payee's bank statement shows (≤ 35 characters)."""
+    return f"TP{run_date:%Y%m%d}-{payee}"[:35]
+
+
+def remittance_id(run_date: date, provider_id: int) -> str:
+    """How a provider names one of its remittance advices."""
+    return f"R{run_date:%Y%m%d}-{provider_id}"
+
+
+def parse_remittance_id(text: str) -> tuple[date, int] | None:
+    """The payment date and provider of a remittance id, or None if it is not one."""
+    match = _REMITTANCE_ID.fullmatch(text)
+    if match is None:
+        return None
+    digits = match[1]
+    try:
+        day = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return None
+    return day, int(match[2])
+
+
+@dataclass(frozen=True, slots=True)
+class RemittanceLine:
+    """One invoice line on a remittance advice: paid, or rejected with its reason."""
+
+    amc_number: str
+    invoice_number: str
+    claim_id: int
+    line_no: int
+    care_date: date
+    act_code: str
+    domain: str
+    requested_cents: int
+    paid_cents: int
+    status: str
+    reason_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredUndue:
+    """An undue amount (indu) deducted from a payment."""
+
+    amc_number: str
+    invoice_number: str
+    claim_id: int
+    line_no: int
+    reason_code: str
+    cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemittanceHeader:
+    remittance_id: str
+    payment_date: date
+    provider_am_number: str
+    provider_name: str
+    gross_cents: int
+    recovered_cents: int
+    net_cents: int
+    lines: int
+    end_to_end_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One SEPA credit transfer (or direct debit) to write in a pain file."""
+
+    end_to_end_id: str
+    cents: int
+    name: str
+    iban: str
+    bic: str | None
+    remittance_info: str
+
+
+@dataclass(frozen=True, slots=True)
+class BankParty:
+    """The operator's own account: debited by transfers, credited by direct debits."""
+
+    name: str
+    iban: str
+    bic: str
+    creditor_id: str  # SEPA creditor identifier (ICS), for direct debits
+
+
+@dataclass(frozen=True, slots=True)
+class Mandate:
+    """The insurer's SEPA B2B direct debit mandate."""
+
+    mandate_id: str
+    signed_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class DetailLine:
+    """One row of the claim detail file an insurer loads for its members' statements.
+
+    ``beneficiary_id`` is the platform's internal id, which the insurer maps back to its
+    member; no NIR, name or birth date leaves in this file.
+    """
+
+    kind: str  # paid | undue
+    claim_id: int
+    line_no: int
+    invoice_number: str
+    provider_am_number: str
+    provider_category: str
+    beneficiary_id: int
+    domain: str
+    act_code: str
+    care_date: date
+    payment_date: date
+    billed_cents: int
+    amo_cents: int
+    amc_cents: int  # negative for an undue amount credited back
+
+    @property
+    def remainder_cents(self) -> int:
+        """What was left for the member (0 on an undue row: it only corrects the AMC part)."""
+        if self.kind != "paid":
+            return 0
+        return self.billed_cents - self.amo_cents - self.amc_cents

@@ -1,0 +1,278 @@
+"""Adjudication: received claims judged in bulk, line by line, with reason codes.
+
+Claims are taken in (insurer, id) order, in batches, each batch in one transaction: the
+facts of the whole batch are read with a handful of queries, every claim is judged by the
+pure rules of :mod:`tierspayant.domain.adjudication` (in order, so that a claim sees the
+counters and duplicates of the claims before it), then the decisions, the counters
+consumed and one ledger posting per claim (insurer receivable → provider payable, for
+the accepted AMC total) are written together. The same claims in the same state always
+get the same decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+
+from sqlalchemy import Connection
+
+from tierspayant.domain.adjudication import (
+    Agreement,
+    ClaimDecision,
+    ClaimFacts,
+    CounterUse,
+    Reason,
+    adjudicate,
+)
+from tierspayant.domain.care import CareDomain
+from tierspayant.domain.claims import ClaimStatus, LineStatus, duplicate_key, near_key
+from tierspayant.domain.eligibility import Coverage
+from tierspayant.domain.guarantees import Contract
+from tierspayant.domain.ledger import AccountKind, account, credit, debit, posting
+from tierspayant.services.claims import ADJUDICATION_JOURNAL, amc_number_of, reference
+from tierspayant.services.insurers import get_insurer
+from tierspayant.services.platform import Platform
+from tierspayant.store import audit
+from tierspayant.store import claims as store
+
+BATCH_CLAIMS = 1000
+ACTOR = "job:adjudication"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    claims: int
+    lines: int
+    accepted_cents: int
+    by_status: dict[str, int]
+
+
+@dataclass
+class AdjudicationRun:
+    """What a run did, summed over its batches."""
+
+    claims: int = 0
+    lines: int = 0
+    accepted_cents: int = 0
+    batches: int = 0
+
+    def add(self, batch: BatchResult) -> None:
+        self.claims += batch.claims
+        self.lines += batch.lines
+        self.accepted_cents += batch.accepted_cents
+        self.batches += 1
+
+
+def pending_claims(platform: Platform, insurer_amc: str | None = None) -> int:
+    """How many claims wait for adjudication (for progress bars)."""
+    with platform.engine.connect() as conn:
+        insurer_id = get_insurer(conn, insurer_amc).id if insurer_amc else None
+        return store.count_claims(conn, ClaimStatus.RECEIVED, insurer_id)
+
+
+def adjudicate_pending(
+    platform: Platform,
+    *,
+    insurer_amc: str | None = None,
+    batch_size: int = BATCH_CLAIMS,
+    progress: Callable[[BatchResult], None] | None = None,
+) -> AdjudicationRun:
+    """Judge every received claim (of one insurer, or all), batch after batch."""
+    insurer_id = None
+    if insurer_amc is not None:
+        with platform.engine.connect() as conn:
+            insurer_id = get_insurer(conn, insurer_amc).id
+    run = AdjudicationRun()
+    while True:
+        batch = adjudicate_batch(platform, insurer_id=insurer_id, limit=batch_size)
+        if batch.claims == 0:
+            return run
+        run.add(batch)
+        if progress is not None:
+            progress(batch)
+
+
+def adjudicate_batch(
+    platform: Platform, *, insurer_id: int | None = None, limit: int = BATCH_CLAIMS
+) -> BatchResult:
+    """Claim up to ``limit`` received claims, judge them and record it all, in one transaction."""
+    by_status: dict[str, int] = {}
+    total_lines = accepted = 0
+    with platform.engine.begin() as conn:
+        rows = store.claim_batch(conn, limit, insurer_id=insurer_id)
+        for insurer, group in groupby(rows, key=lambda r: r.insurer_id):
+            claims = list(group)
+            decided = _judge_insurer(platform, conn, insurer, claims)
+            for decision in decided:
+                total_lines += len(decision.lines)
+                accepted += decision.accepted_cents
+                for line in decision.lines:
+                    by_status[line.status.value] = by_status.get(line.status.value, 0) + 1
+    return BatchResult(len(rows), total_lines, accepted, by_status)
+
+
+def _judge_insurer(
+    platform: Platform, conn: Connection, insurer_id: int, claims: Sequence[store.ClaimRow]
+) -> list[ClaimDecision]:
+    """Judge one insurer's claims of the batch, in id order, and write the outcome."""
+    beneficiary_ids = {c.beneficiary_id for c in claims}
+    store.lock_beneficiaries(conn, insurer_id, beneficiary_ids)
+    claim_ids = [c.id for c in claims]
+    lines = store.lines_of(conn, insurer_id, claim_ids)
+    people = store.beneficiary_facts(conn, insurer_id, beneficiary_ids)
+    optam = store.provider_optam(conn, {c.provider_id for c in claims})
+    conventions = store.convention_periods(conn, insurer_id, {c.provider_id for c in claims})
+    history = store.counter_history(conn, insurer_id, beneficiary_ids)
+    days = [s.line.care_date for c in claims for s in lines[c.id]]
+    paid_exact, paid_near = store.paid_keys(conn, insurer_id, beneficiary_ids, min(days), max(days))
+    agreements = store.agreements(conn, {c.agreement_number for c in claims if c.agreement_number})
+    contracts: dict[str, Contract | None] = {}
+    today = platform.today()
+    now = platform.now()
+
+    outcomes: list[store.LineOutcome] = []
+    totals: dict[tuple[int, int], int] = {}
+    uses: list[tuple[int, int, int, CounterUse]] = []
+    decisions: list[ClaimDecision] = []
+    for claim in claims:
+        person = people.get(claim.beneficiary_id)
+        contract = None
+        if person is not None:
+            if person.contract_code not in contracts:
+                contracts[person.contract_code] = platform.catalogues.contract(
+                    conn, insurer_id, person.contract_code
+                )
+            contract = contracts[person.contract_code]
+        agreement = agreements.get(claim.agreement_number) if claim.agreement_number else None
+        facts = ClaimFacts(
+            provider_id=claim.provider_id,
+            beneficiary_id=claim.beneficiary_id if person is not None else 0,
+            age=_age(claim, person),
+            lines=tuple(s.line for s in lines[claim.id]),
+            coverage=None
+            if person is None
+            else Coverage(person.contract_code, person.coverage_start, person.coverage_end),
+            contract=contract,
+            css=person.css if person is not None else False,
+            maternity=claim.maternity,
+            optam=optam.get(claim.provider_id, False),
+            conventions={
+                CareDomain(domain): period
+                for domain, period in conventions.get(claim.provider_id, {}).items()
+            },
+            agreement_number=claim.agreement_number,
+            agreement=agreement,
+            history=tuple(history.get(claim.beneficiary_id, ())),
+            paid_exact=paid_exact,
+            paid_near=paid_near,
+            line_keys=tuple((s.duplicate_key, s.near_key) for s in lines[claim.id]),
+        )
+        decision = adjudicate(facts, platform.reference, today)
+        decisions.append(decision)
+        totals[(insurer_id, claim.id)] = decision.accepted_cents
+        for stored, line_decision in zip(lines[claim.id], decision.lines, strict=True):
+            outcomes.append(
+                store.LineOutcome(
+                    insurer_id=insurer_id,
+                    claim_id=claim.id,
+                    line_no=stored.line_no,
+                    status=line_decision.status.value,
+                    accepted_cents=line_decision.accepted_cents,
+                    computed_cents=line_decision.computed_cents,
+                    reason_code=None
+                    if line_decision.reason is None
+                    else line_decision.reason.value,
+                    rules=line_decision.rules,
+                    counted=line_decision.payable,
+                )
+            )
+            if line_decision.payable:
+                # Later claims of the batch see this one as already paid for.
+                line = stored.line
+                paid_near.add(
+                    stored.near_key or near_key(claim.beneficiary_id, line.act_code, line.care_date)
+                )
+                paid_exact.add(
+                    stored.duplicate_key
+                    or duplicate_key(
+                        claim.beneficiary_id, line.act_code, line.care_date, claim.provider_id
+                    )
+                )
+        for use in decision.consumption:
+            uses.append((insurer_id, claim.beneficiary_id, claim.id, use))
+            history.setdefault(claim.beneficiary_id, []).append(use)
+        if agreement is not None and decision.accepted_cents > 0:
+            agreements[agreement.number] = _used(agreement)
+    store.record_decisions(conn, outcomes, totals, uses, now)
+    _post(platform, conn, insurer_id, claims, decisions)
+    audit.append(
+        conn,
+        at=now,
+        actor=ACTOR,
+        action="claims.adjudicate",
+        decision="allow",
+        purpose="adjudication",
+        insurer=amc_number_of(conn, insurer_id),
+        detail={
+            "claims": len(claims),
+            "first": claims[0].id,
+            "last": claims[-1].id,
+            "lines": len(outcomes),
+            "rejected": sum(o.status == LineStatus.REJECTED.value for o in outcomes),
+        },
+    )
+    return decisions
+
+
+def _code(reason: Reason | None) -> str | None:
+    return None if reason is None else reason.value
+
+
+def _age(claim: store.ClaimRow, person: store.BeneficiaryFacts | None) -> int | None:
+    if claim.beneficiary_age is not None:
+        return claim.beneficiary_age
+    if person is None:
+        return None
+    return max(0, claim.care_date.year - person.birth_year)  # claims stored without an age
+
+
+def _used(agreement: Agreement) -> Agreement:
+    return Agreement(
+        agreement.number,
+        agreement.status,
+        agreement.provider_id,
+        agreement.beneficiary_id,
+        agreement.valid_until,
+        agreement.guaranteed_by_family,
+        used_by_other_claim=True,
+    )
+
+
+def _post(
+    platform: Platform,
+    conn: Connection,
+    insurer_id: int,
+    claims: Sequence[store.ClaimRow],
+    decisions: Sequence[ClaimDecision],
+) -> None:
+    """One posting per claim with an accepted amount: the insurer owes it, we owe the provider."""
+    amc = amc_number_of(conn, insurer_id)
+    receivable = account(AccountKind.INSURER_RECEIVABLE, amc)
+    now = platform.now()
+    today = platform.today()
+    postings = [
+        posting(
+            ADJUDICATION_JOURNAL,
+            reference(insurer_id, claim.id, claim.version),
+            today,
+            debit(receivable, decision.accepted_cents),
+            credit(
+                account(AccountKind.PROVIDER_PAYABLE, claim.provider_id), decision.accepted_cents
+            ),
+            memo=f"invoice {claim.invoice_number}",
+        )
+        for claim, decision in zip(claims, decisions, strict=True)
+        if decision.accepted_cents > 0
+    ]
+    store.post_bulk(conn, postings, at=now, insurer_id=insurer_id)

@@ -1,0 +1,353 @@
+"""Canaries: synthetic beneficiaries that no legitimate flow can reach.
+
+Each insurer's population holds a few invented people with valid-looking NIRs and no
+card. Nobody can present them at a counter, so a lookup of one means identifiers came
+from somewhere else (a leaked list, a scraper, a database copy), and a decryption or
+export of one means someone is reading rows they had no reason to read. Either raises an
+alert and suspends the principal.
+
+Canaries are written through the same code as an enrolment line (same validation, same
+encryption, same blind indexes, same keyed row digest) and carry ``is_canary = FALSE``:
+in ``beneficiaries`` they are indistinguishable from members. What makes them canaries is
+a row of ``canary_marks``: ``HMAC(operator key, insurer | id | NIR index)``, with the row
+id stored only encrypted under the operator's data key. Without the key-encryption key a
+database reader cannot tell which rows are canaries (``docs/canaries.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import structlog
+from faker import Faker
+from sqlalchemy import Connection, func, select
+
+from tierspayant.formats.beneficiaries import ImportMode, LineValidator
+from tierspayant.formats.synthetic import nir_key
+from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher, row_aad
+from tierspayant.security.guard import Level, Signal
+from tierspayant.security.identity import family_index, nir_index
+from tierspayant.services.alerts import raise_alert
+from tierspayant.services.enrolment_prepare import LinePreparer
+from tierspayant.services.errors import ServiceError
+from tierspayant.services.insurers import get_insurer
+from tierspayant.services.platform import Platform
+from tierspayant.store import audit
+from tierspayant.store import cards as store
+from tierspayant.store.beneficiaries import STAGE_COLUMNS, StagedRow
+from tierspayant.store.keys import insurer_scope
+from tierspayant.store.tables import beneficiaries, insurers
+
+log = structlog.get_logger("tierspayant.canaries")
+
+MARK_PURPOSE = "canary.mark"
+MARK_BYTES = 16
+DEFAULT_COUNT = 10
+MAX_COUNT = 1000
+# Actors that are local processes, not principals: an alert names them, nothing suspends.
+UNSUSPENDABLE_PREFIXES = ("system:", "operator:")
+_MARK_TABLE = "canary_marks"
+_METRO = tuple(f"{n:02d}" for n in range(1, 96) if n != 20)
+
+
+def canary_mark(
+    operator_keys: DataKeys, insurer_id: int, beneficiary_id: int, idx_nir: bytes
+) -> bytes:
+    """The keyed mark of one row: equal only for that row, unforgeable without the key."""
+    message = f"{insurer_id}|{beneficiary_id}|".encode("ascii") + idx_nir
+    key = operator_keys.derive(MARK_PURPOSE)
+    return hmac.new(key, message, hashlib.sha256).digest()[:MARK_BYTES]
+
+
+def is_canary(
+    platform: Platform, conn: Connection, insurer_id: int, beneficiary_id: int, idx_nir: bytes
+) -> bool:
+    """Whether one row is a canary: one keyed digest and one primary-key read."""
+    mark = canary_mark(platform.operator_keys(), insurer_id, beneficiary_id, idx_nir)
+    return bool(store.marked(conn, insurer_id, [mark]))
+
+
+def canary_ids(
+    platform: Platform, conn: Connection, insurer_id: int, rows: Iterable[tuple[int, bytes]]
+) -> set[int]:
+    """Which of the (id, NIR index) rows are canaries."""
+    keys = platform.operator_keys()
+    by_mark = {canary_mark(keys, insurer_id, i, idx): i for i, idx in rows}
+    return {by_mark[m] for m in store.marked(conn, insurer_id, by_mark)}
+
+
+# --------------------------------------------------------------------------- touching
+
+
+def canary_touched(
+    platform: Platform,
+    conn: Connection,
+    insurer_id: int,
+    beneficiary_ids: Sequence[int],
+    actor: str,
+    purpose: str,
+) -> list[int]:
+    """Call before decrypting or exporting rows: alert if any of them is a canary.
+
+    Returns the canaries among ``beneficiary_ids`` (the caller must not decrypt or export
+    them). When there are any, writes in ``conn``'s transaction a hard alert, an audit
+    event, and, if ``actor`` is a principal (not a local ``system:``/``operator:``
+    process), its suspension with every token revoked. The alert names counts and the
+    purpose only, never which rows.
+    """
+    rows = store.rows_by_id(conn, insurer_id, beneficiary_ids)
+    found = sorted(canary_ids(platform, conn, insurer_id, ((r.id, r.idx_nir) for r in rows)))
+    if not found:
+        return []
+    now = platform.now()
+    amc = _amc_of(conn, insurer_id)
+    suspendable = not actor.startswith(UNSUSPENDABLE_PREFIXES)
+    signal = Signal(
+        level=Level.HARD,
+        code="canary.touched",
+        message=f"canary rows reached by {actor} (purpose {purpose})",
+        at=now,
+        principal_id=actor if suspendable else None,
+        structure=None,
+        figures={"canaries": len(found), "purpose": purpose[:40]},
+    )
+    audit.append(
+        conn,
+        at=now,
+        actor=actor,
+        action="canary.touched",
+        purpose=purpose[:60],
+        insurer=amc,
+        decision="alert",
+        detail={"canaries": len(found)},
+    )
+    raise_alert(platform, conn, signal, insurer=amc)
+    return found
+
+
+def _amc_of(conn: Connection, insurer_id: int) -> str:
+    return str(
+        conn.execute(select(insurers.c.amc_number).where(insurers.c.id == insurer_id)).scalar_one()
+    )
+
+
+# --------------------------------------------------------------------------- planting
+
+
+@dataclass(frozen=True, slots=True)
+class PlantSummary:
+    insurer: str
+    removed: int
+    planted: int
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryStatus:
+    insurer: str
+    count: int
+    planted_at: datetime | None
+
+
+def plant(
+    platform: Platform,
+    amc_number: str,
+    count: int | None,
+    actor: str,
+    progress: Callable[[int], None] | None = None,
+) -> PlantSummary:
+    """Replace the insurer's canaries by fresh ones (``count``, default: as many as before,
+    or 10). One transaction: either the new set is in place, or the old one still is."""
+    now = platform.now()
+    with platform.engine.begin() as conn:
+        insurer = get_insurer(conn, amc_number)
+        previous = store.marks_of(conn, insurer.id)
+        wanted = count if count is not None else (len(previous) or DEFAULT_COUNT)
+        if not 1 <= wanted <= MAX_COUNT:
+            raise ServiceError(
+                "canary.count", f"count must be between 1 and {MAX_COUNT}", field="count"
+            )
+        removed = _remove(platform, conn, insurer.id, previous)
+        keys = platform.keys.active(conn, insurer_scope(insurer.amc_number))
+        maker = _CanaryMaker(conn, insurer.id, keys, platform.today())
+        operator = platform.operator_keys()
+        cipher = FieldCipher(operator)
+        for done in range(1, wanted + 1):
+            row, idx_nir = maker.row()
+            beneficiary_id = maker.insert(row, now)
+            mark = canary_mark(operator, insurer.id, beneficiary_id, idx_nir)
+            aad = row_aad(insurer.id, _MARK_TABLE, mark.hex(), "ref")
+            store.insert_mark(conn, insurer.id, mark, cipher.encrypt(str(beneficiary_id), aad), now)
+            if progress is not None:
+                progress(done)
+        audit.append(
+            conn,
+            at=now,
+            actor=actor,
+            action="canary.plant",
+            insurer=insurer.amc_number,
+            decision="allow",
+            detail={"removed": removed, "planted": wanted},
+        )
+    log.info("canary.planted", insurer=insurer.amc_number, removed=removed, planted=wanted)
+    return PlantSummary(insurer.amc_number, removed, wanted)
+
+
+def _remove(
+    platform: Platform,
+    conn: Connection,
+    insurer_id: int,
+    marks: Sequence[tuple[bytes, bytes, datetime]],
+) -> int:
+    """Delete the rows and marks of the insurer's current canaries."""
+    cipher = FieldCipher(platform.operator_keys())
+    ids = [
+        int(cipher.decrypt(ref, row_aad(insurer_id, _MARK_TABLE, mark.hex(), "ref")))
+        for mark, ref, _ in marks
+    ]
+    removed = store.delete_rows(conn, insurer_id, ids)
+    store.delete_marks(conn, insurer_id, (m for m, _, _ in marks))
+    return removed
+
+
+def status(platform: Platform) -> list[CanaryStatus]:
+    """How many canaries each insurer holds and when they were planted."""
+    with platform.engine.connect() as conn:
+        return [CanaryStatus(a, n, at) for a, n, at in store.canary_counts(conn)]
+
+
+class _CanaryMaker:
+    """Invents plausible people, shaped like the insurer's own members.
+
+    Randomness comes from the operating system: canaries must not be reproducible from a
+    seed. Contracts follow the insurer's mix of members; ``updated_at`` copies the latest
+    import's, so the rows do not stand out by date.
+    """
+
+    def __init__(self, conn: Connection, insurer_id: int, keys: DataKeys, today: date) -> None:
+        self.conn = conn
+        self.insurer_id = insurer_id
+        self.today = today
+        self.rng = secrets.SystemRandom()
+        self.fake = Faker("fr_FR")
+        self.fake.seed_instance(secrets.randbits(64))
+        self.indexer = BlindIndexer(keys)
+        contracts = self._contract_mix()
+        self.contracts = contracts
+        self.validator = LineValidator(
+            contracts={c for c, _ in contracts}, mode=ImportMode.INCREMENTAL, file_date=today
+        )
+        self.preparer = LinePreparer(keys, insurer_id, self.validator)
+        self.next_id = self._max_id() + 1
+        self.updated_at = self._latest_update()
+
+    def _contract_mix(self) -> list[tuple[str, int]]:
+        rows = self.conn.execute(
+            select(beneficiaries.c.contract_code, func.count())
+            .where(beneficiaries.c.insurer_id == self.insurer_id)
+            .group_by(beneficiaries.c.contract_code)
+        ).all()
+        if not rows:
+            raise ServiceError(
+                "canary.no_population",
+                "enrol the insurer's beneficiaries before planting canaries",
+            )
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    def _max_id(self) -> int:
+        return int(
+            self.conn.execute(
+                select(func.coalesce(func.max(beneficiaries.c.id), 0)).where(
+                    beneficiaries.c.insurer_id == self.insurer_id
+                )
+            ).scalar_one()
+        )
+
+    def _latest_update(self) -> datetime | None:
+        value = self.conn.execute(
+            select(func.max(beneficiaries.c.updated_at)).where(
+                beneficiaries.c.insurer_id == self.insurer_id
+            )
+        ).scalar()
+        return value if isinstance(value, datetime) else None
+
+    def _taken(self, column: str, value: bytes) -> bool:
+        return (
+            self.conn.execute(
+                select(beneficiaries.c.id).where(
+                    beneficiaries.c.insurer_id == self.insurer_id,
+                    beneficiaries.c[column] == value,
+                )
+            ).first()
+            is not None
+        )
+
+    def _nir(self, sex: str, birth: date) -> str:
+        dept = self.rng.choice(_METRO)
+        commune = self.rng.randint(1, 900)
+        order = self.rng.randint(1, 999)
+        body = f"{'1' if sex == 'M' else '2'}{birth.year % 100:02d}{birth.month:02d}"
+        body += f"{dept}{commune:03d}{order:03d}"
+        return body + nir_key(body)
+
+    def row(self) -> tuple[StagedRow, bytes]:
+        """One new canary as a staged row, with a NIR and member number nobody holds."""
+        rng = self.rng
+        while True:
+            sex = rng.choice("MF")
+            age_days = rng.randint(25 * 365, 80 * 365)
+            birth = self.today - timedelta(days=age_days)
+            nir = self._nir(sex, birth)
+            member = f"A{rng.randint(10**7, 10**8 - 1):08d}"
+            if self._taken("idx_nir", nir_index(self.indexer, nir, 1)):
+                continue
+            if self._taken("idx_family", family_index(self.indexer, member)):
+                continue
+            break
+        first = self.fake.first_name_male() if sex == "M" else self.fake.first_name_female()
+        codes = [c for c, _ in self.contracts]
+        contract = rng.choices(codes, weights=[n for _, n in self.contracts])[0]
+        start = (self.today - timedelta(days=rng.randint(200, 8 * 365))).replace(day=1)
+        cells = (
+            member,
+            nir,
+            "1",
+            birth.isoformat(),
+            self.fake.last_name(),
+            first,
+            sex,
+            "member",
+            contract,
+            max(start, birth).isoformat(),
+            "",
+            "0",
+            "",
+        )
+        chunk = self.preparer.prepare([(1, cells)])
+        if chunk.errors:
+            raise ServiceError("canary.invalid", chunk.errors[0].message)
+        staged = chunk.rows[0]
+        return staged, staged[2]
+
+    def insert(self, row: StagedRow, now: datetime) -> int:
+        """Insert the row as the next id of the insurer, exactly like an imported line."""
+        values: dict[str, object] = dict(zip(STAGE_COLUMNS[2:], row[2:], strict=True))
+        values["coverage_start"] = date.fromisoformat(str(values["coverage_start"]))
+        end = values["coverage_end"]
+        values["coverage_end"] = None if end is None else date.fromisoformat(str(end))
+        beneficiary_id = self.next_id
+        self.conn.execute(
+            beneficiaries.insert().values(
+                insurer_id=self.insurer_id,
+                id=beneficiary_id,
+                is_canary=False,
+                updated_at=self.updated_at or now,
+                **values,
+            )
+        )
+        self.next_id += 1
+        return beneficiary_id

@@ -1,0 +1,137 @@
+"""``tierspayant ledger check``: prove the ledger balances and agrees with the records.
+
+Three kinds of proof, each a sum compared with another sum, to the cent:
+
+- the ledger itself: every posting balances, the stored totals match the entries, the
+  whole ledger sums to zero;
+- claims: what the adjudication journal moved equals the accepted totals of the claims;
+- money runs: payments, recoveries, undue amounts and fund calls posted equal what the
+  remittances, undue records and statements say; what providers still owe as undue
+  equals the open undue amounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, func, select
+
+from tierspayant.domain.ledger import BANK
+from tierspayant.services.platform import Platform
+from tierspayant.store import ledger
+from tierspayant.store import payments as store
+from tierspayant.store.claims_tables import claims
+from tierspayant.store.ledger_tables import (
+    billing_statements,
+    overpayment_recoveries,
+    overpayments,
+    payment_lines,
+    payments,
+)
+
+ADJUDICATION_JOURNAL = "adjudication"
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    what: str
+    expected_cents: int
+    found_cents: int
+
+    def __str__(self) -> str:
+        gap = self.found_cents - self.expected_cents
+        return (
+            f"{self.what}: expected {self.expected_cents} cents, found {self.found_cents} "
+            f"(difference {gap:+d})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerReport:
+    postings: int
+    entries: int
+    total_cents: int
+    problems: tuple[str, ...]
+    differences: tuple[Difference, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.differences
+
+
+def check_ledger(platform: Platform) -> LedgerReport:
+    """Run every proof in one read transaction (a consistent snapshot on PostgreSQL)."""
+    with platform.engine.connect() as conn, conn.begin():
+        base = ledger.check(conn)
+        problems: list[str] = []
+        if base.unbalanced:
+            problems.append(f"postings that do not balance: {_ids(base.unbalanced)}")
+        if base.mismatched_totals:
+            problems.append(
+                f"postings whose total differs from entries: {_ids(base.mismatched_totals)}"
+            )
+        if base.total_debit != base.total_credit:
+            problems.append(
+                f"the ledger does not sum to zero: debits {base.total_debit}, "
+                f"credits {base.total_credit}"
+            )
+        differences = tuple(d for d in _reconciliations(conn) if d.expected_cents != d.found_cents)
+    return LedgerReport(base.postings, base.entries, base.total_debit, tuple(problems), differences)
+
+
+def _ids(ids: tuple[int, ...]) -> str:
+    shown = ", ".join(str(i) for i in ids[:20])
+    return shown + (f" … ({len(ids)} in all)" if len(ids) > 20 else "")
+
+
+def _sum(conn: Connection, column: ColumnElement[Any]) -> int:
+    return int(conn.execute(select(func.coalesce(func.sum(column), 0))).scalar_one())
+
+
+def _reconciliations(conn: Connection) -> list[Difference]:
+    journals = ledger.journal_totals(conn)
+    recovered = _sum(conn, payments.c.recovered_cents)
+    collected = ledger.signed_journal_total(conn, "billing", BANK)
+    return [
+        Difference(
+            "adjudication postings vs accepted totals of claims",
+            _sum(conn, claims.c.amc_accepted_cents),
+            journals.get(ADJUDICATION_JOURNAL, 0),
+        ),
+        Difference(
+            "paid lines vs remittance totals",
+            _sum(conn, payments.c.gross_cents),
+            _sum(conn, payment_lines.c.paid_cents),
+        ),
+        Difference(
+            "payment postings vs transfers of remittances",
+            _sum(conn, payments.c.net_cents),
+            journals.get("payment", 0),
+        ),
+        Difference(
+            "recovery postings vs undue deducted on remittances",
+            recovered,
+            journals.get("recovery", 0),
+        ),
+        Difference(
+            "undue recovered per item vs per remittance",
+            recovered,
+            _sum(conn, overpayment_recoveries.c.cents),
+        ),
+        Difference(
+            "undue postings vs undue records",
+            _sum(conn, overpayments.c.cents),
+            journals.get("undue", 0),
+        ),
+        Difference(
+            "undue owed by providers vs open undue records",
+            store.open_undue_total(conn),
+            sum(ledger.balances(conn, prefix="provider_overpaid:").values()),
+        ),
+        Difference(
+            "fund calls posted vs statements",
+            _sum(conn, billing_statements.c.due_cents),
+            collected,
+        ),
+    ]

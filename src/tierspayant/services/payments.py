@@ -1,0 +1,493 @@
+"""Provider payment run: adjudicated lines → one SEPA credit transfer per provider.
+
+A run is named by its payment date (``pay:2026-11-30``) and goes in two phases:
+
+1. **Remit**, one transaction per provider: copy its adjudicated lines not yet remitted
+   into ``payment_lines`` (the line is the primary key: never paid twice), deduct its open
+   undue amounts, post the recovery and the payment, record the payment. A crash loses at
+   most the provider in progress, whose transaction rolls back.
+2. **Files**, from the database alone: the pain.001 file and one remittance advice per
+   provider, each written to a temporary name and renamed, with no clock in them. A rerun
+   rewrites the same bytes.
+
+The run holds a lease in ``money_runs`` (renewed in every provider transaction) so that
+two workers never run it side by side; a lease whose holder died on this host, or that
+expired, is taken over by the next worker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from tierspayant.domain.ledger import BANK, AccountKind, account, credit, debit, posting
+from tierspayant.domain.payments import (
+    BankParty,
+    RecoveredUndue,
+    RemittanceHeader,
+    RemittanceLine,
+    Transfer,
+    allocate_recovery,
+    end_to_end_id,
+    message_id,
+    net_payment,
+    parse_remittance_id,
+    payment_run_key,
+    period_of,
+    remittance_id,
+)
+from tierspayant.formats.remittance import write_remittance
+from tierspayant.formats.sepa import write_credit_transfers
+from tierspayant.security.crypto import FieldCipher, row_aad
+from tierspayant.security.principal import Principal, PrincipalKind
+from tierspayant.services.errors import Conflict, Forbidden, NotFound
+from tierspayant.services.platform import Platform
+from tierspayant.store import audit, ledger
+from tierspayant.store import payments as store
+from tierspayant.store.keys import OPERATOR_SCOPE
+
+ACTOR = "job:payments"
+PAYMENT_JOURNAL = "payment"
+RECOVERY_JOURNAL = "recovery"
+LEASE = timedelta(minutes=5)
+
+# Progress points, reported to ``progress(point, n)``: what the command line shows, and
+# where the crash tests kill the process.
+REMITTED = "provider.remitted"  # inside the provider's transaction, before its commit
+COMMITTED = "provider.committed"
+TRANSFERS_WRITTEN = "file.transfers_written"  # written, not yet renamed
+REMITTANCE_WRITTEN = "file.remittance_written"
+FILES_DONE = "files.done"
+
+Progress = Callable[[str, int], None]
+_PROVIDER_KINDS = frozenset({PrincipalKind.PROVIDER_CLIENT, PrincipalKind.PROVIDER_USER})
+
+
+def quiet(_point: str, _n: int) -> None:
+    return None
+
+
+# --- leases -----------------------------------------------------------------------------
+
+
+def lease_owner() -> str:
+    """Who holds a lease: host, process and a random part (a pid can be reused)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _holder_gone(owner: str) -> bool:
+    """Whether the lease holder was a process of this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname()[:60] or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def acquire_run(
+    platform: Platform, *, run_key: str, kind: str, run_date: date, period: str | None
+) -> tuple[store.Run, str]:
+    """Create the run or take over its lease; Conflict ``run.locked`` if a live worker has it.
+
+    On PostgreSQL the run row is read ``FOR UPDATE SKIP LOCKED``: a worker that finds it
+    locked by another one backs off at once instead of waiting for it.
+    """
+    owner = lease_owner()
+    now = platform.now()
+    busy = Conflict("run.locked", f"the run {run_key} is being run by another worker")
+    try:
+        with platform.engine.begin() as conn:
+            run = store.find_run(conn, run_key, skip_locked=True)
+            if run is None:
+                if store.run_exists(conn, run_key):
+                    raise busy
+                run = store.create_run(
+                    conn,
+                    run_key=run_key,
+                    kind=kind,
+                    run_date=run_date,
+                    period=period,
+                    owner=owner,
+                    now=now,
+                    ttl=LEASE,
+                )
+                return run, owner
+            if run.lock_owner is not None and not _lease_lost(run, now):
+                raise busy
+            store.take_lease(conn, run_key, owner, now, LEASE)
+            return run, owner
+    except IntegrityError:
+        raise busy from None
+
+
+def _lease_lost(run: store.Run, now: datetime) -> bool:
+    expired = run.lock_expires_at is None or _aware(run.lock_expires_at) <= now
+    return expired or (run.lock_owner is not None and _holder_gone(run.lock_owner))
+
+
+def renew(platform: Platform, conn: Connection, run_key: str, owner: str) -> None:
+    """Extend the lease inside a unit of work; refuse the unit if another worker took it."""
+    if not store.renew_lease(conn, run_key, owner, platform.now(), LEASE):
+        raise Conflict("run.lease_lost", f"another worker took over the run {run_key}")
+
+
+def release_run(platform: Platform, run_key: str, owner: str, *, done: bool) -> None:
+    with platform.engine.begin() as conn:
+        store.release_lease(conn, run_key, owner, done_at=platform.now() if done else None)
+
+
+def bank_party(platform: Platform) -> BankParty:
+    settings = platform.settings
+    return BankParty(
+        settings.operator_name,
+        settings.operator_iban,
+        settings.operator_bic,
+        settings.sepa_creditor_id,
+    )
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRunSummary:
+    run_key: str
+    payment_date: date
+    providers: int
+    transfers: int
+    gross_cents: int
+    net_cents: int
+    out_dir: Path
+    files: tuple[Path, ...]
+    waiting_for_iban: tuple[str, ...]  # AM numbers of providers left unpaid: no IBAN
+
+
+def default_out_dir(platform: Platform, run_date: date) -> Path:
+    return platform.settings.data_dir / "payments" / run_date.isoformat()
+
+
+def run_payments(
+    platform: Platform,
+    run_date: date,
+    *,
+    out_dir: Path | None = None,
+    actor: str = ACTOR,
+    progress: Progress = quiet,
+) -> PaymentRunSummary:
+    """Pay every provider what adjudication accepted and no run paid yet; rerunnable."""
+    run_key = payment_run_key(run_date)
+    with platform.engine.connect() as conn:
+        if store.period_billed(conn, period_of(run_date)):
+            raise Conflict(
+                "payments.period_billed",
+                f"insurers were already billed for {period_of(run_date)}: pay at a later date",
+                field="date",
+            )
+    run, owner = acquire_run(
+        platform, run_key=run_key, kind="payment", run_date=run_date, period=None
+    )
+    done = False
+    try:
+        waiting: list[str] = []
+        if run.status != "done":
+            waiting = _remit_all(platform, run, owner, progress)
+        target = out_dir or default_out_dir(platform, run_date)
+        files = _write_files(platform, run_key, run_date, target, progress)
+        with platform.engine.begin() as conn:
+            counted, transfers, gross, net = store.run_totals(conn, run_key)
+            if run.status != "done":
+                renew(platform, conn, run_key, owner)
+                audit.append(
+                    conn,
+                    at=platform.now(),
+                    actor=actor,
+                    action="payments.run",
+                    decision="allow",
+                    detail={
+                        "run": run_key,
+                        "providers": counted,
+                        "transfers": transfers,
+                        "net_cents": net,
+                        "waiting_for_iban": len(waiting),
+                    },
+                )
+        done = True
+    finally:
+        release_run(platform, run_key, owner, done=done)
+    return PaymentRunSummary(
+        run_key, run_date, counted, transfers, gross, net, target, files, tuple(waiting)
+    )
+
+
+def _remit_all(platform: Platform, run: store.Run, owner: str, progress: Progress) -> list[str]:
+    cutoff = _aware(run.cutoff)
+    with platform.engine.connect() as conn:
+        provider_ids = store.providers_with_work(conn, cutoff)
+    waiting: list[str] = []
+    for n, provider_id in enumerate(provider_ids, start=1):
+        with platform.engine.begin() as conn:
+            renew(platform, conn, run.run_key, owner)
+            payee = store.payee(conn, provider_id)
+            if payee.iban_ct is None:
+                waiting.append(payee.am_number)
+                continue
+            if store.payment_exists(conn, run.run_key, provider_id):
+                continue  # paid earlier in this run; newer lines wait for the next run
+            _remit_provider(platform, conn, run, provider_id, cutoff)
+            progress(REMITTED, n)
+        progress(COMMITTED, n)
+    return waiting
+
+
+def _remit_provider(
+    platform: Platform, conn: Connection, run: store.Run, provider_id: int, cutoff: datetime
+) -> None:
+    lines, gross = store.remit_lines(
+        conn,
+        run_key=run.run_key,
+        provider_id=provider_id,
+        cutoff=cutoff,
+        bill_period=period_of(run.run_date),
+    )
+    if lines == 0:
+        return
+    open_items = store.open_undue(conn, provider_id, cutoff)
+    netting = net_payment(gross, sum(cents for _, cents in open_items))
+    allocations = list(allocate_recovery(netting.recovered_cents, open_items))
+    store.insert_recoveries(conn, run.run_key, provider_id, allocations)
+    payable = account(AccountKind.PROVIDER_PAYABLE, provider_id)
+    reference = f"{run.run_key}:{provider_id}"
+    now = platform.now()
+    if netting.recovered_cents:
+        ledger.post(
+            conn,
+            posting(
+                RECOVERY_JOURNAL,
+                reference,
+                run.run_date,
+                debit(payable, netting.recovered_cents),
+                credit(
+                    account(AccountKind.PROVIDER_OVERPAID, provider_id), netting.recovered_cents
+                ),
+                memo="undue amounts deducted from the payment",
+            ),
+            at=now,
+        )
+    if netting.net_cents:
+        ledger.post(
+            conn,
+            posting(
+                PAYMENT_JOURNAL,
+                reference,
+                run.run_date,
+                debit(payable, netting.net_cents),
+                credit(BANK, netting.net_cents),
+                memo="SEPA credit transfer",
+            ),
+            at=now,
+        )
+    store.insert_payment(
+        conn,
+        store.PaymentRow(
+            run.run_key,
+            provider_id,
+            run.run_date,
+            lines,
+            gross,
+            netting.recovered_cents,
+            netting.net_cents,
+        ),
+        now,
+    )
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def atomic_write(path: Path, write: Callable[[TextIO], None]) -> Path:
+    """Write to a temporary name, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    with part.open("w", encoding="utf-8", newline="") as handle:
+        write(handle)
+    os.replace(part, path)
+    return path
+
+
+def transfers_file(out_dir: Path, run_date: date) -> Path:
+    return out_dir / f"pain001-{run_date:%Y%m%d}.xml"
+
+
+def remittance_file(out_dir: Path, run_date: date, provider_id: int) -> Path:
+    return out_dir / "remittances" / f"{remittance_id(run_date, provider_id)}.csv"
+
+
+class _Ibans:
+    """Decrypts provider IBANs inside the run only (operator keys, by key version)."""
+
+    def __init__(self, platform: Platform, conn: Connection) -> None:
+        self._platform = platform
+        self._conn = conn
+        self._ciphers: dict[int, FieldCipher] = {}
+
+    def iban(self, payee: store.Payee) -> str:
+        if payee.iban_ct is None or payee.key_version is None:
+            raise Conflict("payments.no_iban", f"provider {payee.am_number} has no IBAN")
+        cipher = self._ciphers.get(payee.key_version)
+        if cipher is None:
+            keys = self._platform.keys.version(self._conn, OPERATOR_SCOPE, payee.key_version)
+            cipher = self._ciphers[payee.key_version] = FieldCipher(keys)
+        return cipher.decrypt(payee.iban_ct, row_aad(0, "providers", payee.am_number, "iban"))
+
+
+def _write_files(
+    platform: Platform, run_key: str, run_date: date, out_dir: Path, progress: Progress
+) -> tuple[Path, ...]:
+    written: list[Path] = []
+    with platform.engine.connect() as conn:
+        _, transfers, _, net = store.run_totals(conn, run_key)
+        if transfers:
+            ibans = _Ibans(platform, conn)
+
+            def credit_transfers(handle: TextIO) -> None:
+                write_credit_transfers(
+                    handle,
+                    message_id=message_id(run_key),
+                    created=run_date,
+                    debtor=bank_party(platform),
+                    execution_date=run_date,
+                    count=transfers,
+                    control_cents=net,
+                    transfers=_transfers(ibans, conn, run_key, run_date),
+                )
+                handle.flush()
+                progress(TRANSFERS_WRITTEN, transfers)
+
+            written.append(atomic_write(transfers_file(out_dir, run_date), credit_transfers))
+        with platform.engine.connect() as lines_conn:
+            for n, (payment, payee) in enumerate(
+                store.run_payees(conn, run_key, transfers_only=False), start=1
+            ):
+                written.append(_write_remittance(lines_conn, out_dir, payment, payee))
+                progress(REMITTANCE_WRITTEN, n)
+    progress(FILES_DONE, len(written))
+    return tuple(written)
+
+
+def _transfers(ibans: _Ibans, conn: Connection, run_key: str, run_date: date) -> Iterator[Transfer]:
+    with conn.engine.connect() as payees_conn:
+        for payment, payee in store.run_payees(payees_conn, run_key, transfers_only=True):
+            yield Transfer(
+                end_to_end_id=end_to_end_id(run_date, str(payee.provider_id)),
+                cents=payment.net_cents,
+                name=payee.name,
+                iban=ibans.iban(payee),
+                bic=payee.bic,
+                remittance_info="Tiers payant AMC avis "
+                + remittance_id(run_date, payee.provider_id),
+            )
+
+
+def remittance_header(payment: store.PaymentRow, payee: store.Payee) -> RemittanceHeader:
+    return RemittanceHeader(
+        remittance_id=remittance_id(payment.payment_date, payment.provider_id),
+        payment_date=payment.payment_date,
+        provider_am_number=payee.am_number,
+        provider_name=payee.name,
+        gross_cents=payment.gross_cents,
+        recovered_cents=payment.recovered_cents,
+        net_cents=payment.net_cents,
+        lines=payment.lines,
+        end_to_end_id=end_to_end_id(payment.payment_date, str(payment.provider_id))
+        if payment.net_cents
+        else "",
+    )
+
+
+def _write_remittance(
+    conn: Connection, out_dir: Path, payment: store.PaymentRow, payee: store.Payee
+) -> Path:
+    def write(handle: TextIO) -> None:
+        write_remittance(
+            handle,
+            remittance_header(payment, payee),
+            store.remittance_lines(conn, payment.run_key, payment.provider_id),
+            store.recovered_in(conn, payment.run_key, payment.provider_id),
+        )
+
+    return atomic_write(remittance_file(out_dir, payment.payment_date, payment.provider_id), write)
+
+
+# --- remittance advice for the provider (API) -------------------------------------------
+
+
+def _provider_id(principal: Principal) -> int:
+    if principal.kind not in _PROVIDER_KINDS or principal.provider_id is None:
+        raise Forbidden("auth.wrong_principal", "remittance advice is open to providers only")
+    return principal.provider_id
+
+
+def list_remittances(
+    platform: Platform, principal: Principal, *, limit: int = 50
+) -> list[RemittanceHeader]:
+    """The provider's own remittance advices, newest first."""
+    provider_id = _provider_id(principal)
+    with platform.engine.connect() as conn:
+        payee = store.payee(conn, provider_id)
+        rows = store.provider_payments(conn, provider_id, min(max(limit, 1), 200))
+        return [remittance_header(row, payee) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class RemittanceAdvice:
+    header: RemittanceHeader
+    lines: tuple[RemittanceLine, ...]
+    recovered: tuple[RecoveredUndue, ...]
+    offset: int
+    limit: int
+
+
+def get_remittance(
+    platform: Platform, principal: Principal, advice_id: str, *, offset: int = 0, limit: int = 500
+) -> RemittanceAdvice:
+    """One of the provider's advices, a page of lines at a time; another's is NotFound."""
+    provider_id = _provider_id(principal)
+    parsed = parse_remittance_id(advice_id)
+    missing = NotFound("remittance.unknown", "no such remittance advice")
+    if parsed is None or parsed[1] != provider_id:
+        raise missing
+    with platform.engine.connect() as conn:
+        row = store.provider_payment(conn, provider_id, parsed[0])
+        if row is None:
+            raise missing
+        page = min(max(limit, 1), 1000)
+        return RemittanceAdvice(
+            header=remittance_header(row, store.payee(conn, provider_id)),
+            lines=tuple(
+                store.remittance_lines(
+                    conn, row.run_key, provider_id, offset=max(offset, 0), limit=page
+                )
+            ),
+            recovered=tuple(store.recovered_in(conn, row.run_key, provider_id)),
+            offset=max(offset, 0),
+            limit=page,
+        )

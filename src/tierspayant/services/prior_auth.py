@@ -1,0 +1,410 @@
+"""Prior authorisation (PEC, demande de prise en charge): a quote in, an agreement out.
+
+For optics, dental prostheses, hearing aids and hospital stays the provider sends the
+quote before the care. The beneficiary is identified through the guarded lookup path (so
+a prior authorisation costs what a rights check costs under the guard, and is audited);
+the quote is priced by the calculation engine; the answer is an agreement number with the
+AMC amount guaranteed per line and a validity, a refusal with a coded reason, or
+``pending`` when a person at the insurer must look at it (large amounts, hospital stays).
+The later invoice names the agreement and may not exceed it (see adjudication).
+
+Unknown person, identifiers that do not match, and a person without rights all get the
+same refusal, ``rights.none``, like a rights check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from tierspayant.domain.adjudication import counters_on
+from tierspayant.domain.care import CareDomain
+from tierspayant.domain.claims import UNKNOWN_BENEFICIARY
+from tierspayant.domain.eligibility import Coverage, check_care_date
+from tierspayant.domain.errors import PricingError
+from tierspayant.domain.pricing import PricingLine, PricingRequest, check_lines, price
+from tierspayant.security.principal import Principal
+from tierspayant.services.errors import Conflict, NotFound, ServiceError
+from tierspayant.services.identification import CardData, Identified, age_on
+from tierspayant.services.insurers import Insurer
+from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
+from tierspayant.services.platform import Platform
+from tierspayant.services.providers import provider_by_id
+from tierspayant.store import audit
+from tierspayant.store import claims as store
+from tierspayant.store.claims_tables import prior_authorisations
+from tierspayant.store.tables import insurers
+
+PRIOR_AUTH_DOMAINS = frozenset({CareDomain.OPTI, CareDomain.DENT, CareDomain.AUDI, CareDomain.HOSP})
+REQUEST_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,79}$")
+
+
+@dataclass(frozen=True, slots=True)
+class PriorAuthPolicy:
+    """When a request waits for a person, and how long an agreement lasts.
+
+    Defaults: above 1 500 € guaranteed, or any hospital stay, a person decides; an
+    agreement is valid 12 weeks after the decision (optical and dental quotes usually
+    are valid 3 months).
+    """
+
+    review_above_cents: int = 150_000
+    review_domains: frozenset[CareDomain] = frozenset({CareDomain.HOSP})
+    validity_days: int = 84
+
+
+DEFAULT_POLICY = PriorAuthPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class PriorAuthRequest:
+    card: CardData
+    care_date: date
+    request_key: str
+    lines: tuple[PricingLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GuaranteedLine:
+    act_code: str
+    family: str
+    quantity: int
+    billed_cents: int
+    guaranteed_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class PriorAuthAnswer:
+    agreement_number: str
+    status: str  # granted | refused | pending | expired
+    domain: str
+    care_date: date
+    reason_code: str | None
+    reason: str | None
+    valid_until: date | None
+    guaranteed_cents: int
+    lines: tuple[GuaranteedLine, ...]
+
+
+def _digest(card: CardData, request: PriorAuthRequest) -> bytes:
+    document = {
+        "card": [card.amc_number, card.birth_date.isoformat(), card.nir, card.birth_rank],
+        "member": card.member_number,
+        "care_date": request.care_date.isoformat(),
+        "lines": [repr(line) for line in request.lines],
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _domain(lines: tuple[PricingLine, ...]) -> CareDomain:
+    domains = {line.domain for line in lines}
+    if len(domains) != 1:
+        raise ServiceError(
+            "prior_auth.one_domain", "a prior authorisation covers one care domain", field="lines"
+        )
+    domain = domains.pop()
+    if domain not in PRIOR_AUTH_DOMAINS:
+        raise ServiceError(
+            "prior_auth.domain",
+            "prior authorisation is for optics, dental, hearing aids and hospital stays",
+            field="lines",
+        )
+    return domain
+
+
+def request_prior_auth(
+    platform: Platform,
+    principal: Principal,
+    request: PriorAuthRequest,
+    proof: CardProof = NO_PROOF,
+    policy: PriorAuthPolicy = DEFAULT_POLICY,
+) -> tuple[PriorAuthAnswer, bool]:
+    """Check the quote, then guard, identify, price, decide, audit and commit.
+
+    Returns the answer and whether it is new (False: the same ``request_key`` had been
+    answered before; a different body under that key is ``prior_auth.key_reused``).
+    """
+    authorise_provider(principal)
+    assert principal.provider_id is not None
+    provider_id = principal.provider_id
+    if not REQUEST_KEY.match(request.request_key):
+        raise ServiceError(
+            "prior_auth.request_key", "request_key: 1 to 80 letters, digits, . _ : / -"
+        )
+    card = request.card.normalised()
+    check_care_date(request.care_date, platform.today())
+    check_lines(request.lines, platform.reference.on(request.care_date))
+    domain = _domain(request.lines)
+    digest = _digest(card, request)
+    with platform.engine.connect() as conn:
+        known = _by_key(conn, provider_id, request.request_key, digest)
+    if known is not None:
+        return known, False
+
+    def answer(
+        conn: Connection, insurer: Insurer, found: Identified | None
+    ) -> tuple[PriorAuthAnswer, bool]:
+        store.lock_allocation(conn)
+        again = _by_key(conn, provider_id, request.request_key, digest)
+        if again is not None:
+            return again, False
+        status, code, reason, lines = _assess(
+            platform, conn, insurer, found, request, policy, provider_id
+        )
+        total = sum(line.guaranteed_cents for line in lines)
+        now = platform.now()
+        agreement_id = store.next_agreement_id(conn)
+        number = f"PA{agreement_id:010d}{secrets.token_hex(3).upper()}"
+        valid_until = (
+            request.care_date + timedelta(days=policy.validity_days)
+            if status == "granted"
+            else None
+        )
+        conn.execute(
+            prior_authorisations.insert().values(
+                insurer_id=insurer.id,
+                id=agreement_id,
+                agreement_number=number,
+                provider_id=provider_id,
+                beneficiary_id=found.record.id if found else UNKNOWN_BENEFICIARY,
+                request_key=request.request_key,
+                request_digest=digest,
+                domain=domain.value,
+                care_date=request.care_date,
+                status=status,
+                reason_code=code,
+                reason=reason,
+                valid_until=valid_until,
+                guaranteed_cents=total,
+                lines=json.dumps([_line_json(line) for line in lines], sort_keys=True),
+                requested_at=now,
+                decided_at=None if status == "pending" else now,
+                decided_by=None if status == "pending" else "rules",
+            )
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=principal.id,
+            structure=principal.structure,
+            action="prior_auth.request",
+            purpose="prior_authorisation",
+            subject=found.subject if found else None,
+            insurer=insurer.amc_number,
+            decision="miss" if found is None else status,
+            detail={"agreement": number, "domain": domain.value, "lines": len(lines)},
+        )
+        return (
+            PriorAuthAnswer(
+                number,
+                status,
+                domain.value,
+                request.care_date,
+                code,
+                reason,
+                valid_until,
+                total,
+                tuple(lines),
+            ),
+            True,
+        )
+
+    return guarded_lookup(platform, principal, card, proof, answer)
+
+
+def _assess(
+    platform: Platform,
+    conn: Connection,
+    insurer: Insurer,
+    found: Identified | None,
+    request: PriorAuthRequest,
+    policy: PriorAuthPolicy,
+    provider_id: int,
+) -> tuple[str, str | None, str | None, list[GuaranteedLine]]:
+    """Status, reason code, reason and guaranteed lines of a request."""
+    zero = [
+        GuaranteedLine(ln.act_code, ln.family, ln.quantity, ln.billed_cents, 0)
+        for ln in request.lines
+    ]
+    refused_no_rights = ("refused", "rights.none", "Pas de droits complémentaires", zero)
+    if found is None:
+        return refused_no_rights
+    record = found.record
+    coverage = Coverage(record.contract_code, record.coverage_start, record.coverage_end)
+    contract = platform.catalogues.contract(conn, insurer.id, record.contract_code)
+    if contract is None or not coverage.covers(request.care_date):
+        return refused_no_rights
+    if request.lines[0].domain not in contract.domains:
+        return ("refused", "rights.domain_not_covered", "Domaine non couvert par le contrat", zero)
+    history = store.counter_history(conn, insurer.id, [record.id]).get(record.id, [])
+    counters, last = counters_on(contract, request.care_date, history)
+    optam = provider_by_id(conn, provider_id).optam
+    try:
+        result = price(
+            contract,
+            PricingRequest(
+                care_date=request.care_date,
+                age=age_on(found.birth_date, request.care_date),
+                coverage_start=record.coverage_start,
+                lines=request.lines,
+                optam=optam,
+                css=record.css,
+                counters=counters,
+                last_equipment=last,
+            ),
+            platform.reference,
+        )
+    except PricingError as exc:
+        if exc.code in ("pricing.not_covered_yet", "pricing.domain_not_covered"):
+            return refused_no_rights
+        return ("refused", "amounts.inconsistent", exc.message, zero)
+    lines = [
+        GuaranteedLine(ln.act_code, ln.family, ln.quantity, ln.billed_cents, ln.amc_cents)
+        for ln in result.lines
+    ]
+    if result.amc_cents == 0:
+        return ("refused", "guarantee.none", "Aucune prise en charge pour ce devis", lines)
+    review = request.lines[0].domain in policy.review_domains
+    if review or result.amc_cents > policy.review_above_cents:
+        return ("pending", None, None, lines)
+    return ("granted", None, None, lines)
+
+
+def _line_json(line: GuaranteedLine) -> dict[str, Any]:
+    return {
+        "act_code": line.act_code,
+        "family": line.family,
+        "quantity": line.quantity,
+        "billed_cents": line.billed_cents,
+        "guaranteed_cents": line.guaranteed_cents,
+    }
+
+
+def _answer(row: Any) -> PriorAuthAnswer:
+    return PriorAuthAnswer(
+        agreement_number=row.agreement_number,
+        status=row.status,
+        domain=row.domain,
+        care_date=row.care_date,
+        reason_code=row.reason_code,
+        reason=row.reason,
+        valid_until=row.valid_until,
+        guaranteed_cents=int(row.guaranteed_cents),
+        lines=tuple(
+            GuaranteedLine(
+                str(x["act_code"]),
+                str(x["family"]),
+                int(x["quantity"]),
+                int(x["billed_cents"]),
+                int(x["guaranteed_cents"]),
+            )
+            for x in json.loads(row.lines)
+        ),
+    )
+
+
+def _by_key(
+    conn: Connection, provider_id: int, request_key: str, digest: bytes
+) -> PriorAuthAnswer | None:
+    row = conn.execute(
+        select(prior_authorisations).where(
+            prior_authorisations.c.provider_id == provider_id,
+            prior_authorisations.c.request_key == request_key,
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_digest is not None and bytes(row.request_digest) != digest:
+        raise Conflict(
+            "prior_auth.key_reused",
+            "this request_key was already used for a different request",
+            field="request_key",
+        )
+    return _answer(row)
+
+
+def get_prior_auth(platform: Platform, principal: Principal, number: str) -> PriorAuthAnswer:
+    """An agreement, for the provider that asked for it only (others: the 404 of unknown)."""
+    authorise_provider(principal)
+    with platform.engine.connect() as conn:
+        row = _row(conn, number)
+        if row is None or row.provider_id != principal.provider_id:
+            raise NotFound("prior_auth.unknown", "no such agreement")
+        return _answer(row)
+
+
+def _row(conn: Connection, number: str) -> Any:
+    return conn.execute(
+        select(prior_authorisations).where(prior_authorisations.c.agreement_number == number)
+    ).first()
+
+
+def decide_prior_auth(
+    platform: Platform,
+    number: str,
+    *,
+    accept: bool,
+    reason: str,
+    actor: str,
+    insurer_id: int | None = None,
+    policy: PriorAuthPolicy = DEFAULT_POLICY,
+) -> PriorAuthAnswer:
+    """Accept or refuse a pending request (insurer staff: only their insurer's, else 404).
+
+    Deciding again the same way answers the same; the other way is ``prior_auth.decided``.
+    """
+    wanted = "granted" if accept else "refused"
+    reason = reason.strip()[:500]
+    if not accept and not reason:
+        raise ServiceError("prior_auth.reason_required", "say why the request is refused")
+    now = platform.now()
+    with platform.engine.begin() as conn:
+        row = _row(conn, number)
+        if row is None or (insurer_id is not None and row.insurer_id != insurer_id):
+            raise NotFound("prior_auth.unknown", "no such agreement")
+        if row.status != "pending":
+            if row.status == wanted and row.decided_by not in (None, "rules"):
+                return _answer(row)
+            raise Conflict("prior_auth.decided", f"this request is already {row.status}")
+        values: dict[str, Any] = {
+            "status": wanted,
+            "decided_at": now,
+            "decided_by": actor[:120],
+            "reason": reason or None,
+            "reason_code": None if accept else "prior_auth.refused_by_insurer",
+            "valid_until": platform.today() + timedelta(days=policy.validity_days)
+            if accept
+            else None,
+        }
+        if not accept:
+            values["guaranteed_cents"] = 0
+        conn.execute(
+            update(prior_authorisations)
+            .where(
+                prior_authorisations.c.insurer_id == row.insurer_id,
+                prior_authorisations.c.id == row.id,
+            )
+            .values(**values)
+        )
+        amc = conn.execute(
+            select(insurers.c.amc_number).where(insurers.c.id == row.insurer_id)
+        ).scalar_one()
+        audit.append(
+            conn,
+            at=now,
+            actor=actor,
+            action="prior_auth.decide",
+            decision=wanted,
+            insurer=str(amc),
+            detail={"agreement": number},
+        )
+        decided = _row(conn, number)
+        return _answer(decided)

@@ -1,0 +1,126 @@
+"""Member statements (décomptes): what was paid on a beneficiary's behalf, and when.
+
+A member sees, per care line paid by a payment run, the AMO share, the AMC share the
+operator paid the provider for their insurer, and what was left for them. A line found
+undue afterwards shows as such. Reading it is a read of beneficiary data: audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Connection, and_, select
+
+from tierspayant.security.principal import Principal, PrincipalKind
+from tierspayant.services.errors import Forbidden
+from tierspayant.services.platform import Platform
+from tierspayant.store import audit
+from tierspayant.store.claims_tables import claim_lines, claims
+from tierspayant.store.ledger_tables import money_runs, payment_lines
+from tierspayant.store.tables import providers
+
+MAX_LINES = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    care_date: date
+    payment_date: date
+    domain: str
+    act_code: str
+    provider_category: str
+    billed_cents: int
+    amo_cents: int
+    amc_cents: int
+    remainder_cents: int
+    status: str  # paid | undue | cancelled
+
+
+def member_statement(
+    platform: Platform, principal: Principal, *, limit: int = MAX_LINES
+) -> list[StatementLine]:
+    """The member's own paid lines, newest care first (their insurer, their beneficiary)."""
+    if (
+        principal.kind is not PrincipalKind.MEMBER
+        or principal.insurer_id is None
+        or principal.beneficiary_id is None
+    ):
+        raise Forbidden("auth.wrong_principal", "statements are open to members only")
+    with platform.engine.begin() as conn:
+        lines = beneficiary_lines(
+            conn, principal.insurer_id, principal.beneficiary_id, min(max(limit, 1), MAX_LINES)
+        )
+        audit.append(
+            conn,
+            at=platform.now(),
+            actor=principal.id,
+            action="member.statement",
+            decision="allow",
+            subject=f"beneficiary:{principal.insurer_id}:{principal.beneficiary_id}",
+            detail={"lines": len(lines)},
+        )
+    return lines
+
+
+def beneficiary_lines(
+    conn: Connection, insurer_id: int, beneficiary_id: int, limit: int
+) -> list[StatementLine]:
+    query = (
+        select(
+            claim_lines.c.care_date,
+            money_runs.c.run_date,
+            claim_lines.c.domain,
+            claim_lines.c.act_code,
+            providers.c.category,
+            claim_lines.c.billed_cents,
+            claim_lines.c.amo_paid_cents,
+            payment_lines.c.paid_cents,
+            claim_lines.c.status,
+        )
+        .select_from(
+            payment_lines.join(
+                claim_lines,
+                and_(
+                    claim_lines.c.insurer_id == payment_lines.c.insurer_id,
+                    claim_lines.c.claim_id == payment_lines.c.claim_id,
+                    claim_lines.c.line_no == payment_lines.c.line_no,
+                ),
+            )
+            .join(
+                claims,
+                and_(
+                    claims.c.insurer_id == payment_lines.c.insurer_id,
+                    claims.c.id == payment_lines.c.claim_id,
+                ),
+            )
+            .join(providers, providers.c.id == payment_lines.c.provider_id)
+            .join(money_runs, money_runs.c.run_key == payment_lines.c.run_key)
+        )
+        .where(
+            claims.c.insurer_id == insurer_id,
+            claims.c.beneficiary_id == beneficiary_id,
+            payment_lines.c.paid_cents > 0,
+        )
+        .order_by(claim_lines.c.care_date.desc(), payment_lines.c.claim_id, payment_lines.c.line_no)
+        .limit(limit)
+    )
+    result: list[StatementLine] = []
+    for r in conn.execute(query):
+        status = "paid" if r.status in ("accepted", "reduced") else str(r.status)
+        billed, amo, amc = int(r.billed_cents), int(r.amo_paid_cents), int(r.paid_cents)
+        result.append(
+            StatementLine(
+                care_date=r.care_date,
+                payment_date=r.run_date,
+                domain=r.domain,
+                act_code=r.act_code,
+                provider_category=r.category,
+                billed_cents=billed,
+                amo_cents=amo,
+                amc_cents=amc,
+                remainder_cents=billed - amo - amc,
+                status=status,
+            )
+        )
+    return result

@@ -1,0 +1,210 @@
+"""Insurer back office: catalogue upload with its validation report, beneficiary imports
+with a downloadable error report, the insurer's own alerts, and charts.
+
+Every query and every file is scoped by the staff member's insurer, taken from the
+session's principal, never from the form.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import FileResponse, Response
+
+from tierspayant.domain.errors import CatalogueError, DomainError
+from tierspayant.domain.guarantees import validate_responsable
+from tierspayant.formats.catalogue import parse_catalogue
+from tierspayant.services import enrolment, insurers
+from tierspayant.services.platform import Platform
+from tierspayant.web import charts, forms, queries
+from tierspayant.web.policy import policy
+from tierspayant.web.render import french_message, render
+from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
+
+PORTAL = Portal.INSURER
+RULE = policy(PORTAL.rule)
+Staff = Annotated[PortalSession, Depends(requires(PORTAL))]
+MAX_CATALOGUE_BYTES = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One line of a catalogue's validation report."""
+
+    contract: str
+    code: str
+    field: str | None
+    message: str
+
+
+def validation_report(platform: Platform, document: Any) -> list[Finding]:
+    """Every problem of a catalogue: the format's first, else one per contract that
+    breaks a contrat responsable rule (codes ``catalogue.*``)."""
+    try:
+        catalogue = parse_catalogue(document)
+    except CatalogueError as exc:
+        return [Finding("—", exc.code, exc.field, exc.message)]
+    findings = []
+    for contract in catalogue.contracts:
+        if not contract.responsable:
+            continue
+        try:
+            validate_responsable(contract, platform.reference, platform.today())
+        except CatalogueError as exc:
+            findings.append(Finding(contract.code, exc.code, exc.field, exc.message))
+    return findings
+
+
+def _staff_insurer(request: Request, session: PortalSession) -> tuple[int, str, str]:
+    insurer_id = session.info.principal.insurer_id
+    assert insurer_id is not None  # insurer staff accounts always carry their insurer
+    amc, name = queries.insurer_amc(platform_of(request), insurer_id)
+    return insurer_id, amc, name
+
+
+def _reports_dir(platform: Platform, insurer_id: int) -> Path:
+    folder = platform.settings.data_dir / "portal-reports" / str(insurer_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def router() -> APIRouter:
+    routes = APIRouter(prefix=PORTAL.root, dependencies=[Depends(csrf_protect)])
+
+    @routes.get("/", **RULE)
+    def home(request: Request, session: Staff) -> Response:
+        platform = platform_of(request)
+        insurer_id, amc, name = _staff_insurer(request, session)
+        stats = queries.insurer_lookup_stats(platform, amc)
+        history = queries.import_history(platform, insurer_id)
+        imports = [(run.started_at.strftime("%d/%m"), run.lines) for run in reversed(history[:14])]
+        return render(
+            request,
+            "insurer/home.html",
+            portal=PORTAL,
+            insurer_name=name,
+            stats=stats,
+            per_day=charts.column_chart("jour", "Vérifications de droits par jour", stats.per_day),
+            per_domain=charts.bar_chart(
+                "domaine",
+                "Vérifications de droits par domaine de soins",
+                [charts.Bar(d, n) for d, n in stats.per_domain],
+            ),
+            imports=charts.column_chart("imports", "Lignes importées par import", imports),
+            history=history,
+        )
+
+    @routes.get("/catalogue", **RULE)
+    def catalogue_form(request: Request, session: Staff) -> Response:
+        return render(request, "insurer/catalogue.html", portal=PORTAL)
+
+    @routes.post("/catalogue", **RULE)
+    def catalogue_upload(request: Request, session: Staff, form: Form) -> Response:
+        platform = platform_of(request)
+        _, amc, _ = _staff_insurer(request, session)
+        try:
+            upload = forms.upload(form, "file")
+            raw = upload.file.read(MAX_CATALOGUE_BYTES + 1)
+            if len(raw) > MAX_CATALOGUE_BYTES:
+                findings = [Finding("—", "portal.file_too_large", None, "file above 200 kB")]
+            else:
+                document = yaml.safe_load(raw.decode("utf-8"))
+                findings = validation_report(platform, document)
+        except (UnicodeDecodeError, yaml.YAMLError):
+            findings = [Finding("—", "catalogue.syntax", None, "not YAML or JSON text")]
+        except DomainError as exc:
+            return render(
+                request, "insurer/catalogue.html", portal=PORTAL, error=french_message(exc)
+            )
+        stored = None
+        if not findings:
+            try:
+                actor = session.info.principal.id
+                stored = insurers.upload_catalogue(platform, amc, document, actor)
+            except DomainError as exc:
+                findings = [Finding("—", exc.code, exc.field, exc.message)]
+        status = 422 if findings else 200
+        return render(
+            request,
+            "insurer/catalogue.html",
+            portal=PORTAL,
+            status_code=status,
+            findings=findings,
+            stored=stored,
+            checked=True,
+        )
+
+    @routes.get("/import", **RULE)
+    def import_form(request: Request, session: Staff) -> Response:
+        today = platform_of(request).today()
+        return render(request, "insurer/import.html", portal=PORTAL, today=today)
+
+    @routes.post("/import", **RULE)
+    def import_upload(request: Request, session: Staff, form: Form) -> Response:
+        platform = platform_of(request)
+        insurer_id, amc, _ = _staff_insurer(request, session)
+        report = _reports_dir(platform, insurer_id) / f"pending-{secrets.token_hex(8)}.csv"
+        try:
+            upload = forms.upload(form, "file")
+            mode = forms.text(form, "mode", max_length=12)
+            file_date = forms.day(form, "file_date", default=platform.today())
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "beneficiaires.csv"
+                path.write_bytes(upload.file.read())
+                summary = enrolment.import_beneficiaries(
+                    platform,
+                    amc,
+                    path,
+                    mode=mode,
+                    file_date=file_date,
+                    actor=session.info.principal.id,
+                    error_report=report,
+                )
+        except DomainError as exc:
+            report.unlink(missing_ok=True)
+            return render(
+                request,
+                "insurer/import.html",
+                portal=PORTAL,
+                status_code=422,
+                error=french_message(exc),
+                code=exc.code,
+                today=platform.today(),
+            )
+        report.rename(report.with_name(f"{summary.run_id}.csv"))
+        return render(
+            request, "insurer/import.html", portal=PORTAL, summary=summary, today=platform.today()
+        )
+
+    @routes.get("/import/{run_id}/erreurs.csv", **RULE)
+    def error_report(request: Request, session: Staff, run_id: int) -> Response:
+        insurer_id, _, _ = _staff_insurer(request, session)
+        path = _reports_dir(platform_of(request), insurer_id) / f"{run_id}.csv"
+        if not path.is_file():
+            return render(
+                request,
+                "error.html",
+                portal=PORTAL,
+                status_code=404,
+                message="Ce rapport n'existe pas.",
+            )
+        return FileResponse(
+            path, media_type="text/csv; charset=utf-8", filename=f"rejets-import-{run_id}.csv"
+        )
+
+    @routes.get("/alertes", **RULE)
+    def own_alerts(request: Request, session: Staff) -> Response:
+        _, amc, _ = _staff_insurer(request, session)
+        rows = queries.alerts(platform_of(request), insurer=amc)
+        return render(request, "insurer/alerts.html", portal=PORTAL, rows=rows)
+
+    return routes
+
+
+__all__ = ["Finding", "router", "validation_report"]

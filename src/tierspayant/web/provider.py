@@ -1,0 +1,235 @@
+"""Provider portal: rights check, calculation and the provider's conventions.
+
+The pages call the very services the API calls (``check_rights``, ``calculate``) with
+the session's principal, so the guard, the audit and the answer's contents are the same:
+a portal session gets what an API caller gets, no more. There is no search and no list
+of people: every lookup starts from the data on the patient's card.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from tierspayant.domain.care import CareDomain
+from tierspayant.domain.errors import DomainError
+from tierspayant.domain.pricing import PricingLine
+from tierspayant.services import claims, payments, prior_auth
+from tierspayant.services.eligibility import RightsCheck, check_rights
+from tierspayant.services.errors import ServiceError
+from tierspayant.services.identification import CardData
+from tierspayant.services.lookup import NO_PROOF, CardProof
+from tierspayant.services.pricing import Calculation, calculate
+from tierspayant.web import forms
+from tierspayant.web.policy import policy
+from tierspayant.web.queries import provider_conventions
+from tierspayant.web.render import french_message, is_htmx, render
+from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
+
+PORTAL = Portal.PROVIDER
+RULE = policy(PORTAL.rule)
+DOMAINS = tuple(d.value for d in CareDomain)
+MAX_PAYLOAD = 2000
+Provider = Annotated[PortalSession, Depends(requires(PORTAL))]
+
+
+def card_from(form: FormData) -> CardData:
+    """The card as typed (AMC number, birth date, NIR + rank or member number)."""
+    nir = forms.optional_text(form, "nir", max_length=21)
+    return CardData(
+        amc_number=forms.text(form, "amc_number", max_length=10),
+        birth_date=forms.day(form, "birth_date"),
+        nir=nir.replace(" ", "") if nir else None,
+        birth_rank=forms.optional_integer(form, "birth_rank", low=1, high=9),
+        member_number=forms.optional_text(form, "member_number", max_length=20),
+    )
+
+
+def line_from(form: FormData) -> PricingLine:
+    """One act of the calculation and prior authorisation forms."""
+    domains = forms.choices(form, "domain", frozenset(DOMAINS))
+    if not domains:
+        raise ServiceError("portal.form", "domain is required", field="domain")
+    return PricingLine(
+        act_code=forms.text(form, "act_code", max_length=16).upper(),
+        domain=CareDomain(domains[0]),
+        family=forms.text(form, "family", max_length=40).lower(),
+        quantity=forms.integer(form, "quantity", low=1, high=999, default=1),
+        billed_cents=forms.cents(form, "billed") or 0,
+        br_cents=forms.cents(form, "br") or 0,
+    )
+
+
+def proof_from(form: FormData) -> CardProof:
+    """The scanned 2D code, if the reader typed one (checked by the lookup itself).
+
+    Only line breaks a reader may append are removed: a space is a base45 character.
+    """
+    raw = form.get("card_payload")
+    payload = raw.strip("\r\n") if isinstance(raw, str) else ""
+    if len(payload) > MAX_PAYLOAD:
+        raise ServiceError("portal.form", "card_payload: too long", field="card_payload")
+    return CardProof(payload) if payload else NO_PROOF
+
+
+def _page_or_fragment(request: Request, page: str, fragment: str, **context: Any) -> Response:
+    template = fragment if is_htmx(request) else page
+    return render(request, template, portal=PORTAL, **context)
+
+
+def router() -> APIRouter:
+    routes = APIRouter(prefix=PORTAL.root, dependencies=[Depends(csrf_protect)])
+
+    @routes.get("/", **RULE)
+    def home(request: Request, session: Provider) -> Response:
+        return render(request, "provider/home.html", portal=PORTAL)
+
+    @routes.get("/droits", **RULE)
+    def rights_form(request: Request, session: Provider) -> Response:
+        today = platform_of(request).today()
+        return render(request, "provider/rights.html", portal=PORTAL, domains=DOMAINS, today=today)
+
+    @routes.post("/droits", **RULE)
+    def rights_check(request: Request, session: Provider, form: Form) -> Response:
+        platform = platform_of(request)
+        try:
+            domains = forms.choices(form, "domains", frozenset(DOMAINS)) or DOMAINS
+            check = RightsCheck(
+                card_from(form),
+                forms.day(form, "care_date", default=platform.today()),
+                tuple(CareDomain(d) for d in domains),
+            )
+            answer = check_rights(platform, session.info.principal, check, proof_from(form))
+        except DomainError as exc:
+            return _page_or_fragment(
+                request,
+                "provider/rights.html",
+                "provider/_rights_result.html",
+                error=french_message(exc),
+                code=exc.code,
+                domains=DOMAINS,
+                today=platform.today(),
+            )
+        return _page_or_fragment(
+            request,
+            "provider/rights.html",
+            "provider/_rights_result.html",
+            answer=answer,
+            domains=DOMAINS,
+            today=platform.today(),
+        )
+
+    @routes.get("/calcul", **RULE)
+    def calculation_form(request: Request, session: Provider) -> Response:
+        today = platform_of(request).today()
+        return render(request, "provider/calc.html", portal=PORTAL, domains=DOMAINS, today=today)
+
+    @routes.post("/calcul", **RULE)
+    def calculation(request: Request, session: Provider, form: Form) -> Response:
+        platform = platform_of(request)
+        try:
+            line = line_from(form)
+            request_ = Calculation(
+                card_from(form), forms.day(form, "care_date", default=platform.today()), (line,)
+            )
+            result = calculate(platform, session.info.principal, request_, proof_from(form))
+        except DomainError as exc:
+            error = french_message(exc)
+            return _page_or_fragment(
+                request,
+                "provider/calc.html",
+                "provider/_calc_result.html",
+                error=error,
+                domains=DOMAINS,
+                today=platform.today(),
+            )
+        return _page_or_fragment(
+            request,
+            "provider/calc.html",
+            "provider/_calc_result.html",
+            result=result,
+            domains=DOMAINS,
+            today=platform.today(),
+        )
+
+    @routes.get("/accords", **RULE)
+    def prior_auth_form(request: Request, session: Provider) -> Response:
+        today = platform_of(request).today()
+        return render(
+            request,
+            "provider/prior_auth.html",
+            portal=PORTAL,
+            domains=DOMAINS,
+            today=today,
+            request_key=secrets.token_urlsafe(16),
+        )
+
+    @routes.post("/accords", **RULE)
+    def prior_auth_request(request: Request, session: Provider, form: Form) -> Response:
+        platform = platform_of(request)
+        context: dict[str, Any] = {
+            "domains": DOMAINS,
+            "today": platform.today(),
+            "request_key": secrets.token_urlsafe(16),
+        }
+        try:
+            asked = prior_auth.PriorAuthRequest(
+                card_from(form),
+                forms.day(form, "care_date", default=platform.today()),
+                forms.text(form, "request_key", max_length=80),
+                (line_from(form),),
+            )
+            agreement, _ = prior_auth.request_prior_auth(
+                platform, session.info.principal, asked, proof_from(form)
+            )
+        except DomainError as exc:
+            return _page_or_fragment(
+                request,
+                "provider/prior_auth.html",
+                "provider/_agreement.html",
+                error=french_message(exc),
+                code=exc.code,
+                **context,
+            )
+        return _page_or_fragment(
+            request,
+            "provider/prior_auth.html",
+            "provider/_agreement.html",
+            agreement=agreement,
+            **context,
+        )
+
+    @routes.get("/suivi", **RULE)
+    def follow_up(
+        request: Request, session: Provider, accord: str = "", facture: str = ""
+    ) -> Response:
+        platform, principal = platform_of(request), session.info.principal
+        context: dict[str, Any] = {}
+        try:
+            if accord:
+                context["agreement"] = prior_auth.get_prior_auth(platform, principal, accord[:40])
+            elif facture.isdigit() and len(facture) < 19:
+                context["claim"] = claims.get_claim(platform, principal, int(facture))
+            elif facture:
+                context["error"] = "Numéro de facture inconnu."
+        except DomainError as exc:
+            context["error"] = french_message(exc)
+        return render(request, "provider/follow_up.html", portal=PORTAL, **context)
+
+    @routes.get("/paiements", **RULE)
+    def payments_list(request: Request, session: Provider) -> Response:
+        rows = payments.list_remittances(platform_of(request), session.info.principal)
+        return render(request, "provider/payments.html", portal=PORTAL, rows=rows)
+
+    @routes.get("/conventions", **RULE)
+    def conventions(request: Request, session: Provider) -> Response:
+        provider_id = session.info.principal.provider_id
+        platform = platform_of(request)
+        rows = [] if provider_id is None else provider_conventions(platform, provider_id)
+        return render(request, "provider/conventions.html", portal=PORTAL, rows=rows)
+
+    return routes

@@ -1,0 +1,184 @@
+"""Security console of the operator's staff: live alerts, suspended principals, audit chain,
+and each structure's lookups against its daily cap.
+
+Reinstating a suspended principal takes two different operators: the first one's request
+is an audit event (``principal.reinstate_request``), valid one hour and only since the
+suspension; a second operator confirms it and ``services.alerts.reinstate_principal``
+checks both again. Nothing here shows a beneficiary.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
+from tierspayant.services import accounts, alerts, audit_log, checkpoints, incident
+from tierspayant.services.errors import ServiceError
+from tierspayant.services.platform import Platform
+from tierspayant.store import audit
+from tierspayant.store.tables import principals
+from tierspayant.web import charts, forms, queries
+from tierspayant.web.policy import policy
+from tierspayant.web.render import PARIS, french_message, render
+from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
+
+PORTAL = Portal.SECURITY
+RULE = policy(PORTAL.rule)
+Operator = Annotated[PortalSession, Depends(requires(PORTAL))]
+POLL_SECONDS = 5
+
+
+def checkpoint_dir(platform: Platform) -> Path:
+    """Where the checkpoint job exports signed checkpoints (``audit_checkpoint_dir``)."""
+    configured = platform.settings.extra.get("audit_checkpoint_dir")
+    return Path(configured) if configured else platform.settings.data_dir / "checkpoints"
+
+
+def _moment(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=PARIS)
+
+
+def _requester(platform: Platform, principal_id: str) -> Principal | None:
+    """The operator who asked for a reinstatement, if still an active operator."""
+    with platform.engine.connect() as conn:
+        pending = queries.pending_request(conn, platform.now(), principal_id)
+        if pending is None:
+            return None
+        row = conn.execute(
+            select(principals.c.kind, principals.c.status).where(principals.c.id == pending)
+        ).first()
+    if row is None or row.kind != PrincipalKind.OPERATOR_STAFF or row.status != "active":
+        return None
+    return Principal(pending, PrincipalKind.OPERATOR_STAFF, AuthStrength.AAL2)
+
+
+def reinstate_step(platform: Platform, principal_id: str, operator: Principal) -> str:
+    """Record a first approval, or complete a second one; returns what happened, in French."""
+    first = _requester(platform, principal_id)
+    if first is None or first.id == operator.id:
+        if first is None:
+            with queries.write_transaction(platform) as conn:
+                audit.append(
+                    conn,
+                    at=platform.now(),
+                    actor=operator.id,
+                    action=queries.REINSTATE_REQUEST,
+                    decision="allow",
+                    detail={"principal": principal_id},
+                )
+        return "Demande enregistrée : un second opérateur doit la confirmer."
+    alerts.reinstate_principal(platform, principal_id, first, operator)
+    return "Accès rétabli (deux opérateurs ont approuvé)."
+
+
+def revoke(platform: Platform, principal_id: str, operator: Principal) -> None:
+    """Keep the principal suspended and end every session and token it holds now."""
+    now = platform.now()
+    with queries.write_transaction(platform) as conn:
+        alerts.suspend_principal(platform, conn, principal_id, f"revoked by {operator.id}")
+        sessions = accounts.revoke_principal_sessions(conn, principal_id, now)
+        audit.append(
+            conn,
+            at=now,
+            actor=operator.id,
+            action="principal.revoke",
+            decision="allow",
+            detail={"principal": principal_id, "sessions": sessions},
+        )
+
+
+def router() -> APIRouter:
+    routes = APIRouter(prefix=PORTAL.root, dependencies=[Depends(csrf_protect)])
+
+    def console(
+        request: Request,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        status_code: int = 200,
+    ) -> Response:
+        platform = platform_of(request)
+        figures = queries.structure_figures(platform)
+        chart = charts.bar_chart(
+            "plafonds",
+            "Bénéficiaires distincts consultés aujourd'hui par structure, et leur plafond",
+            [charts.Bar(f.structure, f.distinct, f.cap or None, f.soft or None) for f in figures],
+        )
+        return render(
+            request,
+            "security/home.html",
+            portal=PORTAL,
+            status_code=status_code,
+            alerts=queries.alerts(platform),
+            suspended=queries.suspended_principals(platform),
+            figures=figures,
+            chart=chart,
+            poll=POLL_SECONDS,
+            notice=notice,
+            error=error,
+        )
+
+    @routes.get("/", **RULE)
+    def home(request: Request, session: Operator) -> Response:
+        return console(request)
+
+    @routes.get("/alertes", **RULE)
+    def live_alerts(request: Request, session: Operator) -> Response:
+        rows = queries.alerts(platform_of(request))
+        return render(
+            request, "security/_alerts.html", portal=PORTAL, alerts=rows, poll=POLL_SECONDS
+        )
+
+    @routes.post("/alertes/{alert_id}/acquitter", **RULE)
+    def acknowledge(request: Request, session: Operator, alert_id: int) -> Response:
+        alerts.acknowledge_alert(platform_of(request), alert_id, session.info.principal)
+        return live_alerts(request, session)
+
+    @routes.get("/audit", **RULE)
+    def audit_status(request: Request, session: Operator) -> Response:
+        platform = platform_of(request)
+        report = audit_log.verify(platform)
+        exported = checkpoints.read_checkpoints(checkpoint_dir(platform))
+        last = exported[-1].checkpoint if exported else None
+        return render(
+            request, "security/_audit.html", portal=PORTAL, report=report, checkpoint=last
+        )
+
+    @routes.post("/incident", **RULE)
+    def incident_scope(request: Request, session: Operator, form: Form) -> Response:
+        platform = platform_of(request)
+        try:
+            criteria = incident.ScopeCriteria(
+                start=_moment(forms.day(form, "start")),
+                end=_moment(forms.day(form, "end")) + timedelta(days=1),
+                principal=forms.optional_text(form, "principal", max_length=120),
+                structure=forms.optional_text(form, "structure", max_length=20),
+            )
+            scope = incident.scope_incident(platform, criteria, session.info.principal.id)
+        except (ServiceError, ValueError) as exc:
+            message = french_message(exc) if isinstance(exc, ServiceError) else str(exc)
+            return render(request, "security/_incident.html", portal=PORTAL, error=message)
+        return render(request, "security/_incident.html", portal=PORTAL, scope=scope)
+
+    @routes.post("/principaux/revoquer", **RULE)
+    def revoke_principal(request: Request, session: Operator, form: Form) -> Response:
+        principal_id = forms.text(form, "principal", max_length=120)
+        revoke(platform_of(request), principal_id, session.info.principal)
+        return console(request, notice="Accès révoqués : sessions et jetons fermés.")
+
+    @routes.post("/principaux/retablir", **RULE)
+    def reinstate(request: Request, session: Operator, form: Form) -> Response:
+        principal_id = forms.text(form, "principal", max_length=120)
+        try:
+            notice = reinstate_step(platform_of(request), principal_id, session.info.principal)
+        except ServiceError as exc:
+            return console(request, error=french_message(exc), status_code=exc.status)
+        return console(request, notice=notice)
+
+    return routes

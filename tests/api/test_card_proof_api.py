@@ -1,0 +1,260 @@
+"""Card-bound lookups over HTTP: a valid 2D code unlocks normal quotas; any bad one is a 403
+with one body, an audit event and an attack signal; the signing keys are published."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import random
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.integration.test_cards import (
+    ACTOR,
+    Person,
+    World,
+    issue,
+    make_world,
+    provider_token,
+)
+from tierspayant.api.app import create_app
+from tierspayant.formats import card_pdf
+from tierspayant.formats.synthetic import nir_key
+from tierspayant.security import cardsig
+from tierspayant.services import cards
+from tierspayant.services.insurers import get_insurer
+from tierspayant.services.platform import Platform
+from tierspayant.store.security_tables import security_alerts
+from tierspayant.store.tables import audit_events, principals
+
+with warnings.catch_warnings():
+    # Starlette warns that it prefers httpx2 to httpx; the client works the same.
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+RNG = random.Random(1789)
+REFUSED = {"error": {"code": "card.proof_invalid", "message": "this card cannot be accepted"}}
+
+
+class Counter:
+    """One provider's software: a token, a principal id, and an HTTP client."""
+
+    def __init__(self, platform: Platform, client: TestClient) -> None:
+        self.platform = platform
+        self.client = client
+        token, self.principal = provider_token(platform, RNG)
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def check(self, world: World, person: Person, proof: str | None) -> Any:
+        body: dict[str, Any] = {
+            "card": {
+                "amc_number": world.amc,
+                "nir": person.nir,
+                "birth_rank": person.birth_rank,
+                "birth_date": person.birth_date,
+            },
+            "care_date": self.platform.today().isoformat(),
+            "domains": ["PHAR"],
+        }
+        if proof is not None:
+            body["card_proof"] = proof
+        return self.client.post("/v1/eligibility", json=body, headers=self.headers)
+
+    def calculate(self, world: World, person: Person, proof: str) -> Any:
+        body = {
+            "card": {
+                "amc_number": world.amc,
+                "nir": person.nir,
+                "birth_rank": person.birth_rank,
+                "birth_date": person.birth_date,
+            },
+            "care_date": self.platform.today().isoformat(),
+            "lines": [
+                {
+                    "act_code": "G",
+                    "domain": "MED",
+                    "family": "consultation",
+                    "billed_cents": 3000,
+                    "br_cents": 3000,
+                }
+            ],
+            "card_proof": proof,
+        }
+        return self.client.post("/v1/calculations", json=body, headers=self.headers)
+
+    def status(self) -> str:
+        with self.platform.engine.connect() as conn:
+            return str(
+                conn.execute(
+                    select(principals.c.status).where(principals.c.id == self.principal)
+                ).scalar_one()
+            )
+
+    def alerts(self) -> list[str]:
+        with self.platform.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(security_alerts.c.code).where(
+                        security_alerts.c.principal == self.principal
+                    )
+                ).scalars()
+            )
+
+
+def holders(world: World, printed: list[card_pdf.CardPrint]) -> list[tuple[Person, str]]:
+    """One printed beneficiary per card, with the card's QR text."""
+    pairs = []
+    for card in printed:
+        births = {b.birth_date.isoformat() for b in card.beneficiaries}
+        person = next(p for p in world.family(card.member_number) if p.birth_date in births)
+        pairs.append((person, card.qr_text))
+    return pairs
+
+
+@pytest.fixture
+def carded(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[World, list[tuple[Person, str]], TestClient]:
+    printed: list[card_pdf.CardPrint] = []
+    real = card_pdf.write_card
+
+    def spy(card: card_pdf.CardPrint, directory: Path) -> Path:
+        printed.append(card)
+        return real(card, directory)
+
+    monkeypatch.setattr(cards, "write_card", spy)
+    world = make_world(platform, tmp_path, count=45, seed=11)
+    issue(world, printed)
+    return world, holders(world, printed), TestClient(create_app(platform))
+
+
+def flip(text: str, byte: int) -> str:
+    raw = bytearray(cardsig.b45decode(text[4:]))
+    raw[byte] ^= 0x01
+    return "TP1:" + cardsig.b45encode(bytes(raw))
+
+
+def resign(platform: Platform, world: World, qr: str, *, serial: bytes | None = None) -> str:
+    """A payload signed with the insurer's real key but a secret (or serial) never issued:
+    what a thief of the signing key, but not of the cards, could make."""
+    payload = cardsig.peek(qr)
+    with platform.engine.begin() as conn:
+        _, key = cards._signing_key(platform, conn, get_insurer(conn, world.amc))
+    forged = dataclasses.replace(
+        payload, secret=bytes(16), serial=payload.serial if serial is None else serial
+    )
+    return cardsig.sign(forged, key)
+
+
+def test_given_valid_proofs_then_lookups_pass_the_no_proof_quota(
+    platform: Platform, carded: tuple[World, list[tuple[Person, str]], TestClient]
+) -> None:
+    world, pairs, client = carded
+    assert len(pairs) >= 12
+    with_proof, without = Counter(platform, client), Counter(platform, client)
+    answers = [with_proof.check(world, p, qr).status_code for p, qr in pairs[:12]]
+    assert answers == [200] * 12
+    plain = [without.check(world, p, None).status_code for p, _ in pairs[:12]]
+    assert plain[:10] == [200] * 10
+    assert plain[10] == 401  # step-up: the no-proof quota is small
+    with platform.engine.connect() as conn:
+        details = conn.execute(
+            select(audit_events.c.detail).where(
+                audit_events.c.actor == with_proof.principal,
+                audit_events.c.action == "eligibility.check",
+            )
+        ).scalars()
+        assert all(json.loads(d)["proof"] is True for d in details)
+    assert with_proof.status() == "active"
+
+
+def test_given_a_valid_proof_then_calculation_accepts_it(
+    platform: Platform, carded: tuple[World, list[tuple[Person, str]], TestClient]
+) -> None:
+    world, pairs, client = carded
+    person, qr = pairs[0]
+    response = Counter(platform, client).calculate(world, person, qr)
+    assert response.status_code in (200, 422)
+    assert response.json().get("error", {}).get("code") != "card.proof_invalid"
+
+
+def test_given_bad_proofs_then_one_403_body_an_audit_event_and_a_signal_each(
+    platform: Platform, carded: tuple[World, list[tuple[Person, str]], TestClient]
+) -> None:
+    world, pairs, client = carded
+    (alice, alice_qr), (bob, bob_qr), (carol, carol_qr) = pairs[:3]
+    cards.revoke_card(platform, world.amc, cardsig.peek(bob_qr).serial_text, "vol", ACTOR)
+    old_carol = carol_qr
+    cards.issue_family_card(
+        platform,
+        world.amc,
+        next(m for m in world.qr_by_member if world.qr_by_member[m] == carol_qr),
+        platform.today().year,
+        world.out,
+        ACTOR,
+    )
+    stranger = Person("Z", "1800175001001" + nir_key("1800175001001"), 1, "1980-01-01")
+    cases = {
+        "revoked": (bob, bob_qr, "guard.proof_revoked"),
+        "superseded": (carol, old_carol, "guard.proof_revoked"),
+        "forged_signature": (alice, flip(alice_qr, -1), "guard.proof_forged"),
+        "flipped_secret": (alice, flip(alice_qr, -70), "guard.proof_forged"),
+        "signed_wrong_secret": (alice, resign(platform, world, alice_qr), "guard.proof_forged"),
+        "signed_unknown_serial": (
+            alice,
+            resign(platform, world, alice_qr, serial=b"\x00" * 10),
+            "guard.proof_forged",
+        ),
+        "garbage": (alice, "TP1:ABCDEF", "guard.proof_forged"),
+        "other_family": (alice, pairs[3][1], "guard.proof_mismatch"),
+        "unknown_person": (stranger, alice_qr, "guard.proof_mismatch"),
+    }
+    for name, (person, proof, signal) in cases.items():
+        counter = Counter(platform, client)
+        response = counter.check(world, person, proof)
+        assert (name, response.status_code, response.json()) == (name, 403, REFUSED)
+        assert counter.alerts() == [signal], name
+        assert counter.status() == "suspended", name
+        with platform.engine.connect() as conn:
+            refused = conn.execute(
+                select(audit_events.c.decision).where(
+                    audit_events.c.actor == counter.principal,
+                    audit_events.c.action == "card.proof_refused",
+                )
+            ).scalars()
+            assert list(refused) == ["deny"], name
+    revoked_calc = Counter(platform, client).calculate(world, bob, bob_qr)
+    assert (revoked_calc.status_code, revoked_calc.json()) == (403, REFUSED)
+
+
+def test_given_a_malformed_proof_then_the_schema_refuses_it(
+    platform: Platform, carded: tuple[World, list[tuple[Person, str]], TestClient]
+) -> None:
+    world, pairs, client = carded
+    counter = Counter(platform, client)
+    response = counter.check(world, pairs[0][0], "tp1:lowercase")
+    assert response.status_code in (400, 422)
+    assert counter.status() == "active"
+
+
+def test_given_the_published_keys_then_provider_software_verifies_cards_offline(
+    platform: Platform, carded: tuple[World, list[tuple[Person, str]], TestClient]
+) -> None:
+    world, pairs, client = carded
+    assert client.get("/v1/card-keys").status_code == 401
+    counter = Counter(platform, client)
+    response = client.get("/v1/card-keys", headers=counter.headers)
+    assert response.status_code == 200
+    keys = {
+        (k["amc_number"], k["key_id"]): base64.urlsafe_b64decode(k["public_key"] + "==")
+        for k in response.json()["keys"]
+    }
+    assert all(k["algorithm"] == "Ed25519" for k in response.json()["keys"])
+    for _, qr in pairs:
+        peeked = cardsig.peek(qr)
+        assert cardsig.verify(qr, keys[(world.amc, peeked.key_id)]) == peeked

@@ -1,0 +1,209 @@
+"""A small insurer, provider and population for the claims, prior-authorisation and
+adjudication tests (real services, real database)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import SeededInsurer
+from tests.factories import make_am_number, make_nir
+from tierspayant.domain.care import CareDomain, Sex
+from tierspayant.domain.claims import ClaimContent, ClaimLine
+from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
+from tierspayant.services.claims import ClaimSubmission
+from tierspayant.services.enrolment import import_beneficiaries
+from tierspayant.services.identification import CardData
+from tierspayant.services.insurers import upload_catalogue
+from tierspayant.services.platform import Platform
+from tierspayant.services.providers import NewProvider, Provider, add_conventions, add_provider
+
+ACTOR = "test:claims"
+CARE_DAY = date(2026, 11, 2)  # a Monday before the test clock's today
+COVERAGE_START = date(2024, 1, 1)
+LATE_START = date(2026, 6, 1)  # coverage start of the fourth person
+NAMES = ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand")
+HEADER = (
+    "member_number;nir;birth_rank;birth_date;last_name;first_name;sex;quality;contract;"
+    "coverage_start;coverage_end;css"
+)
+
+
+def catalogue(amc: str) -> dict[str, Any]:
+    """BASE: 100 % BR in common domains, devices 50 € flat within 200 € a year, optics and
+    dental prostheses forfaits; no hearing aids (AUDI not covered)."""
+    terms = {"tiers_payant": True, "coverage_code": "100"}
+    return {
+        "format": "tierspayant-catalogue/1",
+        "insurer": amc,
+        "name": "Mutuelle de test",
+        "version": "1",
+        "contracts": [
+            {
+                "code": "BASE",
+                "label": "Base",
+                "responsable": False,
+                "domains": dict.fromkeys(("PHAR", "MED", "LABO", "DENT", "OPTI", "HOSP"), terms),
+                "guarantees": [
+                    {"domain": "PHAR", "family": "*", "rate": 100},
+                    {
+                        "domain": "PHAR",
+                        "family": "medical_device",
+                        "rate": 100,
+                        "flat": "50.00",
+                        "ceilings": [
+                            {"counter": "devices", "period": "calendar_year", "amount": "200.00"}
+                        ],
+                    },
+                    {"domain": "MED", "family": "*", "rate": 100},
+                    {"domain": "LABO", "family": "*", "rate": 100},
+                    {"domain": "DENT", "family": "*", "rate": 100},
+                    {"domain": "DENT", "family": "dental_prosthesis", "rate": 300},
+                    {"domain": "HOSP", "family": "*", "rate": 100},
+                    {"domain": "OPTI", "family": "optics_frame", "rate": 100, "flat": "60.00"},
+                    {
+                        "domain": "OPTI",
+                        "family": "optics_lens_simple",
+                        "rate": 100,
+                        "flat": "50.00",
+                    },
+                ],
+            }
+        ],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    card: CardData
+    birth: date
+
+
+@dataclass
+class World:
+    platform: Platform
+    insurer: SeededInsurer
+    provider: Provider
+    principal: Principal
+    people: list[Person]
+    others: dict[str, tuple[Provider, Principal]] = field(default_factory=dict)
+
+    def provider_principal(self, provider: Provider) -> Principal:
+        return principal_of(provider)
+
+    def add_provider(self, name: str, category: str = "pharmacy") -> tuple[Provider, Principal]:
+        made = _provider(self.platform, self.insurer.amc_number, category, len(self.others) + 7)
+        self.others[name] = made
+        return made
+
+
+def principal_of(provider: Provider) -> Principal:
+    return Principal(
+        id=f"provider:{provider.am_number}/client:test",
+        kind=PrincipalKind.PROVIDER_CLIENT,
+        strength=AuthStrength.AAL2,
+        provider_id=provider.id,
+        provider_am_number=provider.am_number,
+        structure=provider.structure,
+    )
+
+
+def _provider(
+    platform: Platform, amc: str, category: str, seed: int, domains: Sequence[CareDomain] = ()
+) -> tuple[Provider, Principal]:
+    rng = random.Random(seed * 7919 + int(amc))
+    provider = add_provider(
+        platform,
+        NewProvider(am_number=make_am_number(rng), category=category, name=f"PS {seed}"),
+        ACTOR,
+    )
+    chosen = tuple(domains) or tuple(CareDomain)
+    add_conventions(platform, provider.am_number, amc, chosen, date(2020, 1, 1), ACTOR)
+    return provider, principal_of(provider)
+
+
+def build_world(
+    platform: Platform,
+    seed_insurer: Callable[..., SeededInsurer],
+    tmp_path: Path,
+    *,
+    people: int = 4,
+    provider_domains: Sequence[CareDomain] = (),
+) -> World:
+    insurer = seed_insurer(platform, ("BASE",), with_catalogue=False)
+    upload_catalogue(platform, insurer.amc_number, catalogue(insurer.amc_number), ACTOR)
+    rng = random.Random(insurer.id)
+    rows = [HEADER]
+    persons = []
+    for n in range(people):
+        birth = date(1960 + 5 * n, 3, 10 + n)
+        start = LATE_START if n == 3 else COVERAGE_START
+        nir = make_nir(
+            rng,
+            sex=Sex.MALE if n % 2 else Sex.FEMALE,
+            year=birth.year,
+            month=birth.month,
+            department="75",
+        )
+        rows.append(
+            f"M{n:07d};{nir};1;{birth.isoformat()};{NAMES[n % len(NAMES)]};Camille;"
+            f"{'M' if n % 2 else 'F'};member;BASE;{start.isoformat()};;0"
+        )
+        persons.append(Person(CardData(insurer.amc_number, birth, nir, 1), birth))
+    path = tmp_path / f"people-{insurer.amc_number}.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    summary = import_beneficiaries(
+        platform, insurer.amc_number, path, mode="full", file_date=date(2025, 1, 1), actor=ACTOR
+    )
+    assert summary.rejected == 0, summary
+    provider, principal = _provider(platform, insurer.amc_number, "pharmacy", 1, provider_domains)
+    return World(platform, insurer, provider, principal, persons)
+
+
+def drug(
+    *,
+    act: str = "3400930000001",
+    br: int = 1000,
+    quantity: int = 1,
+    day: date = CARE_DAY,
+    amc: int | None = None,
+    amo_paid: int | None = None,
+) -> ClaimLine:
+    """A drug at 65 % (franchise 1 € a box deducted by the AMO)."""
+    amo = amo_paid if amo_paid is not None else br * 65 // 100 - 100 * quantity
+    return ClaimLine(
+        act_code=act,
+        domain=CareDomain.PHAR,
+        family="drug_65",
+        quantity=quantity,
+        care_date=day,
+        br_cents=br,
+        billed_cents=br,
+        amo_rate_bp=6500,
+        amo_paid_cents=amo,
+        amc_requested_cents=amc if amc is not None else br - br * 65 // 100,
+    )
+
+
+def submission(
+    person: Person,
+    invoice: str,
+    *lines: ClaimLine,
+    agreement: str | None = None,
+    correction: bool = False,
+) -> ClaimSubmission:
+    chosen = lines or (drug(),)
+    return ClaimSubmission(
+        card=person.card,
+        content=ClaimContent(
+            invoice_number=invoice,
+            care_date=min(line.care_date for line in chosen),
+            lines=tuple(chosen),
+            agreement_number=agreement,
+        ),
+        correction=correction,
+    )

@@ -1,0 +1,424 @@
+"""Adjudication on a real database: each rule's reason code, ceilings counted once,
+duplicates, prior authorisations, ledger postings, determinism, the worker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, func, select, update
+
+from tests.conftest import SeededInsurer
+from tests.integration.claims_world import (
+    CARE_DAY,
+    LATE_START,
+    World,
+    build_world,
+    drug,
+    submission,
+)
+from tierspayant.domain.care import CareDomain
+from tierspayant.domain.claims import ClaimLine
+from tierspayant.domain.ledger import AccountKind, account
+from tierspayant.domain.pricing import PricingLine
+from tierspayant.jobs.adjudication import AdjudicationWorker
+from tierspayant.services.adjudication import adjudicate_pending
+from tierspayant.services.claims import get_claim, submit_claim
+from tierspayant.services.platform import Platform
+from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
+from tierspayant.store import claims as store
+from tierspayant.store import ledger
+from tierspayant.store.claims_tables import benefit_counters, claim_lines, claims
+from tierspayant.store.ledger_tables import ledger_postings
+
+
+@pytest.fixture
+def world(platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path) -> World:
+    return build_world(platform, seed_insurer, tmp_path)
+
+
+def run(world: World) -> None:
+    adjudicate_pending(world.platform, insurer_amc=world.insurer.amc_number)
+
+
+def decisions(world: World, claim_id: int) -> list[tuple[str, int, str | None]]:
+    view = get_claim(world.platform, world.principal, claim_id)
+    return [(ln.status, ln.amc_accepted_cents, ln.reason_code) for ln in view.lines]
+
+
+def send(world: World, invoice: str, *lines: ClaimLine, person: int = 0, **kw: object) -> int:
+    sub = submission(world.people[person], invoice, *lines, **kw)  # type: ignore[arg-type]
+    return submit_claim(world.platform, world.principal, sub).claim_id
+
+
+def consultation(*, billed: int = 3000, amc: int = 900, amo_paid: int = 1900) -> ClaimLine:
+    """Example 1 of DOMAIN.md: GP 30 €, AMO 70 % − 2 € participation."""
+    return ClaimLine(
+        act_code="G",
+        domain=CareDomain.MED,
+        family="consultation",
+        quantity=1,
+        care_date=CARE_DAY,
+        br_cents=3000,
+        billed_cents=billed,
+        amo_rate_bp=7000,
+        amo_paid_cents=amo_paid,
+        amc_requested_cents=amc,
+    )
+
+
+def device(n: int, *, amc: int = 9000) -> ClaimLine:
+    """A medical device: BR 100 €, billed 200 €, AMO 60 %: TM 40 € + 50 € flat (ceiling)."""
+    return ClaimLine(
+        act_code=f"LPP{n:04d}",
+        domain=CareDomain.PHAR,
+        family="medical_device",
+        quantity=1,
+        care_date=CARE_DAY - timedelta(days=n),
+        br_cents=10000,
+        billed_cents=20000,
+        amo_rate_bp=6000,
+        amo_paid_cents=6000,
+        amc_requested_cents=amc,
+    )
+
+
+def test_worked_examples_are_accepted_at_the_computed_share(world: World) -> None:
+    gp = send(world, "W-1", consultation())
+    pharmacy = send(world, "W-2", drug(quantity=2, br=2000, amo_paid=1100, amc=700))
+    run(world)
+    assert decisions(world, gp) == [("accepted", 900, None)]
+    assert decisions(world, pharmacy) == [("accepted", 700, None)]
+
+
+def test_a_request_above_the_guarantee_is_reduced(world: World) -> None:
+    # Given a GP billing 35 € on a 30 € BR and asking the whole 16 € remainder
+    claim = send(world, "R-1", consultation(billed=3500, amc=1600))
+    run(world)
+    # Then a 100 % BR contract pays the ticket modérateur (9 €) only
+    assert decisions(world, claim) == [("reduced", 900, "amount.above_guarantee")]
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (drug(amo_paid=900), "amounts.amo_above_rate"),  # 9 € > 65 % of 10 €
+        (drug(amc=1000), "amounts.amc_above_cost"),  # 10 € > billed − AMO paid
+        (replace(drug(), family="drug_99"), "act.unknown"),
+        (replace(drug(), family="consultation"), "act.unknown"),  # not a pharmacy family
+        (replace(drug(amo_paid=50), amo_rate_bp=1000), "amounts.inconsistent"),
+    ],
+)
+def test_inconsistent_lines_are_rejected_and_touch_nothing(
+    world: World, line: ClaimLine, code: str
+) -> None:
+    claim = send(world, "I-1", line, drug(act="3400930000002"))
+    run(world)
+    result = decisions(world, claim)
+    assert result[0] == ("rejected", 0, code)
+    assert result[1][0] == "accepted"  # the other line of the invoice is judged on its own
+
+
+def test_care_in_the_future_is_rejected(world: World) -> None:
+    tomorrow = world.platform.today() + timedelta(days=1)
+    claim = send(world, "D-1", drug(day=tomorrow))
+    run(world)
+    assert decisions(world, claim) == [("rejected", 0, "claim.care_date_future")]
+
+
+def test_care_before_coverage_is_rejected_like_no_rights(world: World) -> None:
+    claim = send(world, "D-2", drug(day=LATE_START - timedelta(days=1)), person=3)
+    run(world)
+    assert decisions(world, claim) == [("rejected", 0, "rights.none")]
+
+
+def test_a_domain_outside_the_contract_is_rejected(world: World) -> None:
+    aid = ClaimLine(
+        "HA01", CareDomain.AUDI, "hearing_accessory", 1, CARE_DAY, 1000, 1000, 6000, 600, 400
+    )
+    claim = send(world, "C-1", aid)
+    run(world)
+    assert decisions(world, claim) == [("rejected", 0, "rights.domain_not_covered")]
+
+
+def test_a_provider_without_convention_for_the_domain_is_rejected(
+    platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
+) -> None:
+    world = build_world(platform, seed_insurer, tmp_path, provider_domains=(CareDomain.PHAR,))
+    claim = send(world, "N-1", consultation(), drug())
+    run(world)
+    assert decisions(world, claim) == [
+        ("rejected", 0, "provider.no_convention"),
+        ("accepted", 350, None),
+    ]
+
+
+def test_duplicates_of_the_same_and_of_another_provider(world: World) -> None:
+    first = send(world, "P-1", drug())
+    same = send(world, "P-2", drug())  # same act, person and day, another invoice number
+    _, other = world.add_provider("second pharmacy")
+    sub = submission(world.people[0], "Q-1", drug())
+    near = submit_claim(world.platform, other, sub).claim_id
+    run(world)
+    assert decisions(world, first) == [("accepted", 350, None)]
+    assert decisions(world, same) == [("rejected", 0, "duplicate.same_provider")]
+    view = get_claim(world.platform, other, near)
+    assert [(ln.status, ln.reason_code) for ln in view.lines] == [
+        ("rejected", "duplicate.other_provider")
+    ]
+    # A duplicate of a claim judged in an earlier run is refused too.
+    later = send(world, "P-3", drug())
+    run(world)
+    assert decisions(world, later) == [("rejected", 0, "duplicate.same_provider")]
+
+
+def test_an_annual_ceiling_is_consumed_once(world: World) -> None:
+    # 50 € flat within 200 € a year: four devices get it in full, the fifth only the TM.
+    ids = [send(world, f"K-{n}", device(n)) for n in range(1, 6)]
+    run(world)
+    results = [decisions(world, claim_id)[0] for claim_id in ids]
+    # Claims are judged in id order; the fifth is the most recent care but came last.
+    assert results[:4] == [("accepted", 9000, None)] * 4
+    assert results[4] == ("reduced", 4000, "ceiling.reached")
+    with world.platform.engine.connect() as conn:
+        used = conn.execute(
+            select(func.sum(benefit_counters.c.used_cents)).where(
+                benefit_counters.c.insurer_id == world.insurer.id,
+                benefit_counters.c.counter_key == "devices",
+            )
+        ).scalar_one()
+        counted = conn.execute(
+            select(func.count()).where(
+                claim_lines.c.insurer_id == world.insurer.id, claim_lines.c.is_counted.is_(True)
+            )
+        ).scalar_one()
+    assert used == 20000
+    assert counted == 5
+    # A rerun finds nothing to do and consumes nothing more.
+    run(world)
+    with world.platform.engine.connect() as conn:
+        again = conn.execute(
+            select(func.sum(benefit_counters.c.used_cents)).where(
+                benefit_counters.c.insurer_id == world.insurer.id
+            )
+        ).scalar_one()
+    assert again == 20000
+
+
+def test_cancelling_a_claim_gives_its_ceiling_back(world: World) -> None:
+    from tierspayant.services.claims import cancel_claim
+
+    ids = [send(world, f"G-{n}", device(n)) for n in range(1, 5)]
+    run(world)
+    cancel_claim(world.platform, world.principal, ids[0])
+    fifth = send(world, "G-5", device(5))
+    run(world)
+    assert decisions(world, fifth) == [("accepted", 9000, None)]
+
+
+def optics_quote() -> tuple[PricingLine, ...]:
+    frame = PricingLine("FRAME1", CareDomain.OPTI, "optics_frame", 1, 15000, 5)
+    lens = PricingLine("LENS1", CareDomain.OPTI, "optics_lens_simple", 2, 20000, 10)
+    return frame, lens
+
+
+def optics_claim(*, frame_amc: int, lens_amc: int) -> tuple[ClaimLine, ...]:
+    return (
+        ClaimLine(
+            "FRAME1", CareDomain.OPTI, "optics_frame", 1, CARE_DAY, 5, 15000, 6000, 3, frame_amc
+        ),
+        ClaimLine(
+            "LENS1",
+            CareDomain.OPTI,
+            "optics_lens_simple",
+            2,
+            CARE_DAY,
+            10,
+            20000,
+            6000,
+            6,
+            lens_amc,
+        ),
+    )
+
+
+def test_optics_need_a_respected_prior_authorisation(world: World) -> None:
+    answer, _ = request_prior_auth(
+        world.platform,
+        world.principal,
+        PriorAuthRequest(world.people[0].card, CARE_DAY, "quote-1", optics_quote()),
+    )
+    assert answer.status == "granted"
+    frame_ok, lens_ok = (line.guaranteed_cents for line in answer.lines)
+    assert (frame_ok, lens_ok) == (6002, 10004)  # TM + 60 € frame; TM + 2 × 50 € lenses
+    missing = send(world, "O-1", *optics_claim(frame_amc=6002, lens_amc=10004))
+    bound = send(
+        world,
+        "O-2",
+        *optics_claim(frame_amc=6002, lens_amc=10004),
+        agreement=answer.agreement_number,
+    )
+    reused = send(
+        world, "O-3", *optics_claim(frame_amc=10, lens_amc=10), agreement=answer.agreement_number
+    )
+    run(world)
+    assert decisions(world, missing) == [("rejected", 0, "prior_auth.missing")] * 2
+    assert decisions(world, bound) == [("accepted", 6002, None), ("accepted", 10004, None)]
+    assert decisions(world, reused) == [("rejected", 0, "prior_auth.already_used")] * 2
+
+
+def test_an_invoice_above_its_agreement_is_reduced_to_it(world: World) -> None:
+    quote = optics_quote()
+    cheap = replace(quote[0], billed_cents=4000)  # a 40 € frame: 39,97 € guaranteed
+    answer, _ = request_prior_auth(
+        world.platform,
+        world.principal,
+        PriorAuthRequest(world.people[1].card, CARE_DAY, "quote-2", (cheap,)),
+    )
+    other, _ = request_prior_auth(
+        world.platform,
+        world.principal,
+        PriorAuthRequest(world.people[2].card, CARE_DAY, "quote-3", (quote[0],)),
+    )
+    frame = optics_claim(frame_amc=6002, lens_amc=0)[0]
+    # The invoice's frame costs more than the quoted one: the contract would pay more.
+    dearer = replace(frame, billed_cents=15000, amc_requested_cents=6002)
+    over = send(world, "A-1", dearer, person=1, agreement=answer.agreement_number)
+    wrong_person = send(world, "A-2", frame, person=1, agreement=other.agreement_number)
+    old, _ = request_prior_auth(
+        world.platform,
+        world.principal,
+        PriorAuthRequest(world.people[1].card, date(2026, 6, 1), "quote-4", (quote[0],)),
+    )
+    assert old.valid_until is not None
+    assert old.valid_until < CARE_DAY
+    expired = send(world, "A-3", frame, person=1, agreement=old.agreement_number)
+    run(world)
+    assert decisions(world, over) == [("reduced", 3997, "prior_auth.exceeded")]
+    assert decisions(world, wrong_person) == [("rejected", 0, "prior_auth.mismatch")]
+    assert decisions(world, expired) == [("rejected", 0, "prior_auth.expired")]
+
+
+def test_one_posting_per_claim_with_an_accepted_amount(world: World) -> None:
+    paid = send(world, "L-1", drug())
+    nothing = send(world, "L-2", drug(amc=2000))  # rejected: nothing to post
+    run(world)
+    run(world)
+    with world.platform.engine.connect() as conn:
+        references = conn.execute(
+            select(ledger_postings.c.reference, ledger_postings.c.total_cents).where(
+                ledger_postings.c.journal == "adjudication",
+                ledger_postings.c.insurer_id == world.insurer.id,
+            )
+        ).all()
+        assert ledger.check(conn).ok
+        receivable = ledger.balance(
+            conn, account(AccountKind.INSURER_RECEIVABLE, world.insurer.amc_number)
+        )
+    assert references == [(f"claim:{world.insurer.id}:{paid}:v1", 350)]
+    assert receivable == 350
+    assert nothing != paid
+
+
+def snapshot(world: World) -> list[tuple[object, ...]]:
+    with world.platform.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                claim_lines.c.claim_id,
+                claim_lines.c.line_no,
+                claim_lines.c.status,
+                claim_lines.c.amc_accepted_cents,
+                claim_lines.c.reason_code,
+                claim_lines.c.rules,
+            )
+            .where(claim_lines.c.insurer_id == world.insurer.id)
+            .order_by(claim_lines.c.claim_id, claim_lines.c.line_no)
+        )
+        return [tuple(row) for row in rows]
+
+
+def test_the_same_claims_get_the_same_decisions(world: World) -> None:
+    for n in range(1, 6):
+        send(world, f"S-{n}", device(n), drug(act=f"34009300{n:05d}"), person=n % 3)
+    send(world, "S-6", drug(act="3400930000001"), person=1)
+    send(world, "S-7", drug(act="3400930000001"), person=1)  # duplicate of S-6
+    run(world)
+    first = snapshot(world)
+    assert len(first) == 12
+    # Put every claim back as received, forget the counters, and judge again.
+    with world.platform.engine.begin() as conn:
+        conn.execute(
+            update(claims).where(claims.c.insurer_id == world.insurer.id).values(status="received")
+        )
+        conn.execute(
+            update(claim_lines)
+            .where(claim_lines.c.insurer_id == world.insurer.id)
+            .values(status="received", amc_accepted_cents=0, reason_code=None, rules=None)
+        )
+        conn.execute(
+            delete(benefit_counters).where(benefit_counters.c.insurer_id == world.insurer.id)
+        )
+    run(world)
+    assert snapshot(world) == first
+
+
+def test_the_worker_adjudicates_in_the_background(world: World) -> None:
+    claim = send(world, "J-1", drug())
+    worker = AdjudicationWorker(world.platform, interval_seconds=0.05)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while get_claim(world.platform, world.principal, claim).status != "adjudicated":
+            assert time.monotonic() < deadline, "the worker did not adjudicate"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert worker.runs >= 1
+    assert decisions(world, claim) == [("accepted", 350, None)]
+
+
+def test_two_workers_never_take_the_same_claim(world: World, engine_name: str) -> None:
+    if engine_name != "postgres":
+        pytest.skip("FOR UPDATE SKIP LOCKED is PostgreSQL's; SQLite runs one worker")
+    for n in range(12):
+        send(world, f"T-{n}", drug(act=f"34009301{n:05d}"), person=n % 3)
+    engine = world.platform.engine
+    # Two open transactions are handed different claims.
+    with engine.connect() as a, engine.connect() as b, a.begin(), b.begin():
+        first = store.claim_batch(a, 5, insurer_id=world.insurer.id)
+        second = store.claim_batch(b, 5, insurer_id=world.insurer.id)
+        assert len(first) == len(second) == 5
+        assert not {c.id for c in first} & {c.id for c in second}
+    # Two workers running side by side judge every claim exactly once.
+    runs: list[int] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            done = adjudicate_pending(
+                world.platform, insurer_amc=world.insurer.amc_number, batch_size=2
+            )
+            runs.append(done.claims)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert sum(runs) == 12
+    with engine.connect() as conn:
+        postings = conn.execute(
+            select(func.count()).where(
+                ledger_postings.c.journal == "adjudication",
+                ledger_postings.c.insurer_id == world.insurer.id,
+            )
+        ).scalar_one()
+    assert postings == 12

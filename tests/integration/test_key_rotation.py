@@ -1,0 +1,188 @@
+"""KEK rewrap and data-key re-encryption: lookups work before, during and after; no secret
+leaks into the logs."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Select, select
+from structlog.testing import capture_logs
+
+from tests.integration.operations_support import Person, SeedInsurer, enrol
+from tierspayant.security.keys import LocalKeyring
+from tierspayant.services import key_rotation
+from tierspayant.services.breakglass import open_identity
+from tierspayant.services.identification import identify
+from tierspayant.services.insurers import Insurer
+from tierspayant.services.platform import Platform
+from tierspayant.store.beneficiaries import _record
+from tierspayant.store.keys import insurer_scope
+from tierspayant.store.tables import beneficiaries, data_keys
+
+ACTOR = "operator:cli"
+
+
+def _fresh(platform: Platform) -> Platform:
+    """Another process: new key cache, keyring read again from its file."""
+    return Platform(
+        settings=platform.settings,
+        engine=platform.engine,
+        key_provider=LocalKeyring.load(platform.settings.keyring_path),
+        clock=platform.clock,
+    )
+
+
+def _all_found(platform: Platform, amc: str, people: list[Person]) -> bool:
+    with platform.engine.connect() as conn:
+        for person in people:
+            _, found = identify(platform, conn, person.card(amc))
+            if found is None or found.record.id != person.line + 1:
+                return False
+    return True
+
+
+def _versions(platform: Platform, insurer_id: int) -> dict[int, int]:
+    with platform.engine.connect() as conn:
+        rows = conn.execute(
+            select(beneficiaries.c.key_version).where(beneficiaries.c.insurer_id == insurer_id)
+        ).scalars()
+        counts: dict[int, int] = {}
+        for version in rows:
+            counts[int(version)] = counts.get(int(version), 0) + 1
+    return counts
+
+
+def _names(platform: Platform, insurer_id: int, amc: str) -> dict[int, tuple[str, str, str]]:
+    with platform.engine.connect() as conn:
+        rows = conn.execute(
+            select(beneficiaries).where(beneficiaries.c.insurer_id == insurer_id)
+        ).all()
+        out = {}
+        for row in rows:
+            identity = open_identity(platform, conn, amc, _record(row), show_nir=True)
+            out[int(row.id)] = (identity.last_name, identity.first_name, identity.nir)
+    return out
+
+
+def _rows(insurer: Insurer) -> Select[Any]:
+    return select(beneficiaries).where(beneficiaries.c.insurer_id == insurer.id)
+
+
+@pytest.fixture
+def enrolled(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> tuple[Platform, Insurer, list[Person]]:
+    seeded, people = enrol(platform, seed_insurer, tmp_path, 40, seed=11)
+    return platform, Insurer(seeded.id, seeded.amc_number, "", "mutuelle"), people
+
+
+def test_given_a_kek_rotation_then_every_data_key_is_rewrapped_and_lookups_work(
+    enrolled: tuple[Platform, Insurer, list[Person]],
+) -> None:
+    platform, insurer, people = enrolled
+    old_kek = platform.key_provider.kek_id
+    done = key_rotation.rotate_kek(platform, ACTOR)
+    assert done.new_kek != old_kek
+    with platform.engine.connect() as conn:
+        keks = set(conn.execute(select(data_keys.c.kek_id)).scalars())
+    assert keks == {done.new_kek}
+    assert _all_found(_fresh(platform), insurer.amc_number, people)
+    retired = key_rotation.retire_unused_keks(platform, ACTOR)
+    assert old_kek in retired
+    reopened = _fresh(platform)
+    assert isinstance(reopened.key_provider, LocalKeyring)
+    assert reopened.key_provider.kek_ids == (done.new_kek,)
+    assert _all_found(reopened, insurer.amc_number, people)
+
+
+def test_given_a_data_rotation_then_lookups_work_before_during_and_after(
+    enrolled: tuple[Platform, Insurer, list[Person]],
+) -> None:
+    platform, insurer, people = enrolled
+    before = _names(platform, insurer.id, insurer.amc_number)
+    with platform.engine.connect() as conn:
+        old_rows = {r.id: r for r in conn.execute(_rows(insurer)).all()}
+    assert _all_found(platform, insurer.amc_number, people)
+    target = key_rotation.start_data_rotation(platform, insurer.amc_number, ACTOR)
+    assert target == 2
+    assert _all_found(_fresh(platform), insurer.amc_number, people)  # all rows still v1
+    done, last = key_rotation.reencrypt_batch(platform, insurer, target, 0, 15)
+    assert (done, last) == (15, 15)
+    assert _versions(platform, insurer.id) == {2: 15, 1: 25}  # mixed
+    assert _all_found(_fresh(platform), insurer.amc_number, people)
+    key_rotation.finish_data_rotation(platform, insurer, target, batch=7)
+    assert _versions(platform, insurer.id) == {2: 40}
+    reopened = _fresh(platform)
+    assert _all_found(reopened, insurer.amc_number, people)
+    assert _names(reopened, insurer.id, insurer.amc_number) == before
+    with platform.engine.connect() as conn:
+        for row in conn.execute(_rows(insurer)).all():
+            old = old_rows[row.id]
+            assert row.idx_nir == old.idx_nir  # the index key is kept: no re-indexing
+            assert row.nir_ct != old.nir_ct  # re-encrypted under the new key
+
+
+def test_given_lookups_running_while_rows_are_reencrypted_then_none_fails(
+    enrolled: tuple[Platform, Insurer, list[Person]],
+) -> None:
+    platform, insurer, people = enrolled
+    target = key_rotation.start_data_rotation(platform, insurer.amc_number, ACTOR)
+    failures: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            key_rotation.finish_data_rotation(_fresh(platform), insurer, target, batch=3)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
+            failures.append(exc)
+
+    worker = threading.Thread(target=migrate)
+    worker.start()
+    rounds = 0
+    while worker.is_alive() or rounds == 0:
+        assert _all_found(platform, insurer.amc_number, people)
+        rounds += 1
+    worker.join()
+    assert failures == []
+    assert _versions(platform, insurer.id) == {target: 40}
+
+
+def test_given_a_full_rotation_then_no_key_material_nor_identity_in_logs(
+    enrolled: tuple[Platform, Insurer, list[Person]], caplog: pytest.LogCaptureFixture
+) -> None:
+    platform, insurer, people = enrolled
+    caplog.set_level(logging.DEBUG)
+    with capture_logs() as structured:
+        key_rotation.rotate_kek(platform, ACTOR)
+        result = key_rotation.rotate_data(platform, insurer.amc_number, ACTOR, batch=8)
+        key_rotation.retire_unused_keks(platform, ACTOR)
+    assert result.reencrypted == 40
+    assert result.remaining == 0
+    text = repr(structured) + caplog.text
+    assert structured, "rotation logs what it did"
+    secrets: list[bytes] = []
+    with platform.engine.connect() as conn:
+        scope = insurer_scope(insurer.amc_number)
+        for version in (1, 2):
+            keys = platform.keys.version(conn, scope, version)
+            secrets += [keys.encryption_key, keys.index_key]
+    keyring = platform.key_provider
+    assert isinstance(keyring, LocalKeyring)
+    secrets += [kek.material for kek in keyring._keks.values()]
+    for secret in secrets:
+        for form in (secret.hex(), base64.b64encode(secret).decode(), repr(secret)):
+            assert form not in text
+    for person in people:
+        assert person.nir not in text
+        assert person.last_name not in text
+
+
+def test_given_an_unknown_insurer_when_rotating_then_refused(platform: Platform) -> None:
+    from tierspayant.services.errors import NotFound
+
+    with pytest.raises(NotFound):
+        key_rotation.rotate_data(platform, "999999999", ACTOR)

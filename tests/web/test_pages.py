@@ -1,0 +1,211 @@
+"""Portal pages over HTTP: provider, insurer and member journeys, and what pages reveal."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+
+from tests.web.portal_client import PortalClient
+from tests.web.world import AMC, CATALOGUE_FILE, PHARMACY_NAME, World, card_payload, reinstate
+from tierspayant.domain.identifiers import parse_nir
+from tierspayant.formats.synthetic import write_beneficiaries_csv
+from tierspayant.services.demo import demo_catalogue
+from tierspayant.store.tables import audit_events
+
+
+def _card_form(card: dict[str, str]) -> dict[str, str]:
+    return {
+        "amc_number": card["amc_number"],
+        "nir": card["nir"],
+        "birth_rank": card["birth_rank"],
+        "birth_date": card["birth_date"],
+    }
+
+
+def _events(world: World, action: str) -> list[Any]:
+    with world.platform.engine.connect() as conn:
+        return list(conn.execute(select(audit_events).where(audit_events.c.action == action)))
+
+
+def test_provider_checks_rights_from_typed_card_data(world: World) -> None:
+    client = PortalClient(world)
+    client.login_provider()
+    before = len(_events(world, "eligibility.check"))
+    page = client.get("/portail/prestataire/droits")
+    assert page.status_code == 200
+    # When the professional types the card and asks for pharmacy rights (htmx fragment)
+    answer = client.post(
+        "/portail/prestataire/droits",
+        {**_card_form(world.card), "domains": ["PHAR"]},
+        headers={"HX-Request": "true"},
+    )
+    # Then the fragment shows the decision, and neither the NIR nor any name
+    assert answer.status_code == 200
+    assert "<html" not in answer.text
+    assert "PHAR" in answer.text
+    assert "oui" in answer.text
+    assert world.card["nir"] not in answer.text
+    # And the check was audited as the professional's, like an API call
+    events = _events(world, "eligibility.check")
+    assert len(events) == before + 1
+    assert events[-1].actor.startswith(f"provider:{world.provider_am}/user:")
+    assert events[-1].structure == world.structure
+
+
+def test_unknown_and_mismatched_cards_look_the_same(world: World) -> None:
+    client = PortalClient(world)
+    client.login_provider()
+    wrong_birth = {**_card_form(world.card), "birth_date": "1901-01-01", "domains": ["PHAR"]}
+    first = client.post("/portail/prestataire/droits", wrong_birth)
+    second = client.post("/portail/prestataire/droits", wrong_birth)
+    assert first.status_code == second.status_code == 200
+    assert "non" in first.text
+
+
+def test_provider_calculation_and_conventions(world: World) -> None:
+    client = PortalClient(world)
+    client.login_provider()
+    result = client.post(
+        "/portail/prestataire/calcul",
+        {
+            **_card_form(world.other_cards[0]),
+            "act_code": "G",
+            "domain": "MED",
+            "family": "consultation",
+            "billed": "30,00",
+            "br": "30",
+        },
+    )
+    assert result.status_code == 200
+    assert "Reste à charge" in result.text or "Pas de droits" in result.text
+    conventions = client.get("/portail/prestataire/conventions")
+    assert "Mutuelle des Tilleuls" in conventions.text
+
+
+def test_insurer_uploads_a_catalogue_and_sees_the_report(world: World, tmp_path: Any) -> None:
+    client = PortalClient(world)
+    client.login("staff")
+    client.get("/portail/assureur/catalogue")
+    # Given a catalogue whose contracts break a contrat responsable rule
+    bad = demo_catalogue(CATALOGUE_FILE)
+    for contract in bad["contracts"]:  # type: ignore[attr-defined]
+        contract["covers_participation"] = True
+    refused = client.post(
+        "/portail/assureur/catalogue",
+        files={"file": ("catalogue.yaml", yaml.safe_dump(bad).encode(), "application/yaml")},
+    )
+    # Then the report names each contract and the rule, and nothing is stored
+    assert refused.status_code == 422
+    assert refused.text.count("catalogue.responsable.covers_participation") == 2
+    assert "Rien n'a été enregistré" in refused.text
+    # And the valid catalogue (unchanged) is accepted without a new version
+    good = yaml.safe_dump(demo_catalogue(CATALOGUE_FILE)).encode()
+    accepted = client.post("/portail/assureur/catalogue", files={"file": ("c.yaml", good)})
+    assert accepted.status_code == 200
+    assert "Catalogue valide" in accepted.text
+
+
+def test_insurer_catalogue_of_another_insurer_is_refused(world: World) -> None:
+    client = PortalClient(world)
+    client.login("staff")
+    other = demo_catalogue("azur-assurances-sante.yaml")
+    response = client.post(
+        "/portail/assureur/catalogue",
+        files={"file": ("c.json", json.dumps(other).encode(), "application/json")},
+    )
+    assert response.status_code == 422
+    assert "catalogue.insurer_mismatch" in response.text
+
+
+def test_insurer_imports_beneficiaries_and_downloads_rejects(world: World, tmp_path: Any) -> None:
+    client = PortalClient(world)
+    client.login("staff")
+    path = tmp_path / "mouvements.csv"
+    made = write_beneficiaries_csv(
+        path, 30, seed=99, contracts=["ESSENTIEL"], bad_line_ratio=0.2, start=date(2026, 1, 1)
+    )
+    client.get("/portail/assureur/import")
+    response = client.post(
+        "/portail/assureur/import",
+        {"mode": "incremental", "file_date": world.platform.today().isoformat()},
+        files={"file": ("mouvements.csv", path.read_bytes(), "text/csv")},
+    )
+    assert response.status_code == 200, response.text
+    assert "Lignes rejetées" in response.text
+    assert made.bad_lines > 0
+    link = "/portail/assureur/import/"
+    assert link in response.text
+    run = response.text.split(link, 1)[1].split("/", 1)[0]
+    report = client.get(f"/portail/assureur/import/{run}/erreurs.csv")
+    assert report.status_code == 200
+    assert report.text.startswith("line;code;column;message")
+    nirs = [line.split(";")[1] for line in path.read_text().splitlines()[1:] if ";" in line]
+    assert not [nir for nir in nirs if len(nir) >= 13 and nir in report.text]  # none in clear
+    home = client.get("/portail/assureur/")
+    assert "<svg" in home.text
+    assert "Historique des imports" in home.text
+
+
+def test_member_sees_who_checked_their_rights_and_nobody_else(world: World) -> None:
+    # Given the pharmacy checked the member's rights and another person's
+    pro = PortalClient(world)
+    pro.login_provider()
+    for card in (world.card, world.other_cards[0]):
+        pro.post("/portail/prestataire/droits", {**_card_form(card), "domains": ["PHAR"]})
+    member = PortalClient(world)
+    page = member.login("member")
+    # Then the member sees the pharmacy's name, and no NIR at all
+    assert page.status_code == 200
+    assert PHARMACY_NAME in page.text
+    assert world.card["nir"] not in page.text
+    assert world.other_cards[0]["nir"] not in page.text
+    checks = page.text.count("Vérification de droits")
+    own = [e for e in _events(world, "eligibility.check") if e.subject is not None]
+    subjects = {e.subject for e in own}
+    assert len(subjects) >= 2  # two people were checked
+    assert 1 <= checks < len(own)  # the member sees only theirs
+    # And reading the history was itself audited
+    assert _events(world, "member.consultations")
+
+
+def test_member_exports_own_data_with_nir_masked(world: World) -> None:
+    client = PortalClient(world)
+    client.login("member")
+    client.get("/portail/adherent/mes-donnees")
+    response = client.post("/portail/adherent/mes-donnees")
+    assert response.status_code == 200
+    assert "attachment" in response.headers["content-disposition"]
+    data = response.json()
+    nir = parse_nir(world.card["nir"])
+    assert data["mes_droits"]["nir"] == nir.masked()
+    assert world.card["nir"] not in response.text
+    assert data["mes_droits"]["date_de_naissance"] == world.card["birth_date"]
+    assert data["mes_droits"]["organisme"] == AMC
+    assert world.other_cards[0]["birth_date"] not in response.text or (
+        world.other_cards[0]["birth_date"] == world.card["birth_date"]
+    )
+    assert _events(world, "member.data_export")
+
+
+def test_rights_check_with_the_card_2d_code(world: World, tmp_path: Any) -> None:
+    client = PortalClient(world)
+    principal_id = client.login_provider()
+    payload = card_payload(world, tmp_path)
+    form = {**_card_form(world.card), "domains": ["PHAR"]}
+    # A genuine code of the patient's card is accepted, and the lookup is audited with it
+    accepted = client.post("/portail/prestataire/droits", {**form, "card_payload": payload})
+    assert accepted.status_code == 200
+    assert "Droits au" in accepted.text
+    assert json.loads(_events(world, "eligibility.check")[-1].detail)["proof"] is True
+    # A tampered code is refused, whatever is wrong with it
+    forged = payload[:-6] + ("AAAAAA" if not payload.endswith("AAAAAA") else "BBBBBB")
+    refused = client.post("/portail/prestataire/droits", {**form, "card_payload": forged})
+    assert "Cette carte ne peut pas être acceptée" in refused.text
+    # And a forged card is an attack signal: the professional's session ends at once
+    after = client.get("/portail/prestataire/droits", follow_redirects=False)
+    assert after.status_code == 303
+    reinstate(world, principal_id)

@@ -1,0 +1,244 @@
+"""A small seeded platform for the portal tests, the browser tests and the portal bench.
+
+One insurer with the packaged demo catalogue and a few synthetic beneficiaries, one
+pharmacy whose professional logs in by OpenID Connect, and one password + TOTP account
+per other portal (two operators: reinstatement needs a second approver). The clock is
+the wall clock plus an offset the tests move, so that a new TOTP step is available for
+each login without waiting 30 seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyotp
+
+from tests.factories import make_am_number, make_finess, make_rpps
+from tierspayant.config import load_settings
+from tierspayant.formats import card_pdf
+from tierspayant.formats.synthetic import write_beneficiaries_csv
+from tierspayant.security.oidc import OidcIdentity
+from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
+from tierspayant.services import accounts, alerts, cards, enrolment, insurers, providers
+from tierspayant.services.accounts import AccountKind
+from tierspayant.services.demo import DEMO_INSURERS, demo_catalogue
+from tierspayant.services.identification import CardData, identify
+from tierspayant.services.platform import Platform, initialise
+from tierspayant.services.portal_demo import demo_password, enrol_totp_now
+
+AMC, INSURER_NAME, INSURER_KIND, CATALOGUE_FILE = DEMO_INSURERS[0]
+PHARMACY_NAME = "Pharmacie du Marché – Lyon"
+
+
+class Clock:
+    """Wall clock plus an offset moved by hand."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Login:
+    login: str
+    password: str
+    secret: str
+    kind: AccountKind
+
+
+@dataclass
+class World:
+    platform: Platform
+    clock: Clock
+    insurer_id: int
+    card: dict[str, str]  # amc_number, nir, birth_rank, birth_date of the member
+    other_cards: list[dict[str, str]]
+    beneficiary_id: int
+    provider_am: str
+    provider_id: int
+    structure: str
+    rpps: str
+    logins: dict[str, Login] = field(default_factory=dict)
+
+    def code(self, name: str) -> str:
+        """A TOTP code of a fresh step (moves the clock 30 s)."""
+        self.clock.advance(30)
+        return pyotp.TOTP(self.logins[name].secret).at(self.clock())
+
+    def provider_session(self) -> accounts.Session:
+        """A professional's session as the OIDC callback opens it (the flow itself is
+        exercised in the browser tests against a real test issuer)."""
+        now = self.clock()
+        identity = OidcIdentity(
+            "https://psc.example", f"psc-{self.rpps}", self.rpps, "eidas2", ("pop",), now
+        )
+        return accounts.login_oidc(self.platform, identity)
+
+
+def _cards(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [
+            {
+                "amc_number": AMC,
+                "nir": row["nir"],
+                "birth_rank": row["birth_rank"],
+                "birth_date": row["birth_date"],
+                "member_number": row["member_number"],
+            }
+            for row in csv.DictReader(handle, delimiter=";")
+        ]
+
+
+def _beneficiary_id(platform: Platform, card: dict[str, str]) -> int:
+    data = CardData(
+        AMC, date.fromisoformat(card["birth_date"]), card["nir"], int(card["birth_rank"])
+    )
+    with platform.engine.connect() as conn:
+        _, found = identify(platform, conn, data.normalised())
+    assert found is not None
+    return found.record.id
+
+
+def _account(
+    world: World,
+    name: str,
+    kind: AccountKind,
+    login: str,
+    *,
+    insurer_id: int | None = None,
+    beneficiary_id: int | None = None,
+) -> None:
+    password = demo_password()
+    accounts.create_account(
+        world.platform,
+        kind,
+        login,
+        password,
+        actor="test",
+        insurer_id=insurer_id,
+        beneficiary_id=beneficiary_id,
+    )
+    secret = enrol_totp_now(world.platform, login, password).secret
+    world.logins[name] = Login(login, password, secret, kind)
+
+
+def card_payload(world: World, directory: Path) -> str:
+    """Issue the member's family card and return the text of its 2D code, as a reader
+    would type it (the PDF writer is watched to catch the text it prints)."""
+    printed: list[card_pdf.CardPrint] = []
+    real = card_pdf.write_card
+
+    def watch(card: card_pdf.CardPrint, folder: Path) -> Path:
+        printed.append(card)
+        return real(card, folder)
+
+    setattr(cards, "write_card", watch)  # noqa: B010 - the services module's own name
+    try:
+        year = world.platform.today().year
+        cards.issue_family_card(
+            world.platform, AMC, world.card["member_number"], year, directory, "test"
+        )
+    finally:
+        setattr(cards, "write_card", real)  # noqa: B010
+    return printed[-1].qr_text
+
+
+def build_world(
+    data_dir: Path,
+    *,
+    extra: dict[str, str] | None = None,
+    beneficiaries: int = 12,
+    members: int = 1,
+) -> World:
+    """Seed a fresh SQLite platform under ``data_dir``."""
+    settings = load_settings({"TIERSPAYANT_DATA_DIR": str(data_dir)})
+    settings = replace(settings, extra={**settings.extra, **(extra or {})})
+    platform = initialise(settings)
+    clock = Clock()
+    platform.clock = clock
+    insurer = insurers.add_insurer(platform, AMC, INSURER_NAME, INSURER_KIND, "test")
+    upload = insurers.upload_catalogue(platform, AMC, demo_catalogue(CATALOGUE_FILE), "test")
+    csv_path = data_dir / "beneficiaires.csv"
+    write_beneficiaries_csv(
+        csv_path,
+        beneficiaries,
+        seed=7,
+        contracts=list(upload.contracts),
+        start=date(platform.today().year, 1, 1),
+    )
+    enrolment.import_beneficiaries(
+        platform, AMC, csv_path, mode="full", file_date=platform.today(), actor="test"
+    )
+    rng = random.Random(5)
+    rpps = make_rpps(rng)
+    pharmacy = providers.add_provider(
+        platform,
+        providers.NewProvider(
+            make_am_number(rng, 2, department="69"),
+            "pharmacy",
+            PHARMACY_NAME,
+            rpps=rpps,
+            finess=make_finess(rng, department="69"),
+        ),
+        "test",
+    )
+    providers.add_conventions(platform, pharmacy.am_number, AMC, None, date(2024, 1, 1), "test")
+    accounts.create_account(
+        platform,
+        AccountKind.PROVIDER_USER,
+        None,
+        None,
+        actor="test",
+        provider_id=pharmacy.id,
+        rpps=rpps,
+    )
+    cards = _cards(csv_path)
+    world = World(
+        platform,
+        clock,
+        insurer.id,
+        cards[0],
+        cards[1:],
+        _beneficiary_id(platform, cards[0]),
+        pharmacy.am_number,
+        pharmacy.id,
+        pharmacy.structure,
+        rpps,
+    )
+    _account(
+        world, "staff", AccountKind.INSURER_STAFF, "gestion@tilleuls.example", insurer_id=insurer.id
+    )
+    _account(world, "operator1", AccountKind.OPERATOR_STAFF, "secu.un@operateur.example")
+    _account(world, "operator2", AccountKind.OPERATOR_STAFF, "secu.deux@operateur.example")
+    for index, card in enumerate(cards[:members]):
+        name = "member" if index == 0 else f"member{index}"
+        _account(
+            world,
+            name,
+            AccountKind.MEMBER,
+            f"{name}@adherent.example",
+            insurer_id=insurer.id,
+            beneficiary_id=_beneficiary_id(platform, card),
+        )
+    return world
+
+
+def reinstate(world: World, principal_id: str) -> None:
+    """Lift a suspension as two operators would, for the tests that follow."""
+    approvers = []
+    for name in ("operator1", "operator2"):
+        account = accounts.find_account(world.platform, world.logins[name].login)
+        assert account is not None
+        approvers.append(
+            Principal(account.principal_id, PrincipalKind.OPERATOR_STAFF, AuthStrength.AAL2)
+        )
+    alerts.reinstate_principal(world.platform, principal_id, approvers[0], approvers[1])
