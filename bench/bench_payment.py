@@ -69,7 +69,9 @@ def _luhn_am(seed: int) -> str:
 
 def _iban(rng: random.Random) -> str:
     """A French IBAN with a right RIB key and right check digits."""
-    bank, branch, number = (int("".join(rng.choice("0123456789") for _ in range(k))) for k in (5, 5, 11))
+    bank, branch, number = (
+        int("".join(rng.choice("0123456789") for _ in range(k))) for k in (5, 5, 11)
+    )
     key = 97 - (89 * bank + 15 * branch + 3 * number) % 97
     bban = f"{bank:05d}{branch:05d}{number:011d}{key:02d}"
     numeric = "".join(str(int(c, 36)) for c in bban + "FR00")

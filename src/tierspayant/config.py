@@ -88,7 +88,34 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         operator_iban=source.get("TIERSPAYANT_OPERATOR_IBAN") or Settings.operator_iban,
         operator_bic=source.get("TIERSPAYANT_OPERATOR_BIC") or Settings.operator_bic,
         sepa_creditor_id=source.get("TIERSPAYANT_SEPA_CREDITOR_ID") or Settings.sepa_creditor_id,
+        extra=_extra(source),
     )
+
+
+# Settings of single components (OIDC issuer, session limits, checkpoint directory…) read
+# from ``TIERSPAYANT_<NAME>`` into ``Settings.extra["<name>"]``; see docs/operations.md.
+EXTRA_KEYS = (
+    "oidc_issuer",
+    "oidc_client_id",
+    "oidc_client_secret",
+    "oidc_redirect_uri",
+    "portal_tls",
+    "audit_checkpoint_dir",
+    "checkpoint_interval_seconds",
+    "adjudication_interval_seconds",
+    "session_idle_seconds",
+    "session_absolute_seconds",
+    "max_failed_logins",
+    "lockout_seconds",
+)
+
+
+def _extra(source: Mapping[str, str]) -> dict[str, str]:
+    return {
+        key: source[f"TIERSPAYANT_{key.upper()}"]
+        for key in EXTRA_KEYS
+        if source.get(f"TIERSPAYANT_{key.upper()}")
+    }
 
 
 def _rules(raw: str) -> dict[str, str]:

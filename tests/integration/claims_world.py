@@ -6,12 +6,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import SeededInsurer
-from tests.factories import make_am_number, make_nir
+from tests.factories import make_am_number, make_french_iban, make_nir
 from tierspayant.domain.care import CareDomain, Sex
 from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
@@ -23,7 +23,8 @@ from tierspayant.services.platform import Platform
 from tierspayant.services.providers import NewProvider, Provider, add_conventions, add_provider
 
 ACTOR = "test:claims"
-CARE_DAY = date(2026, 11, 2)  # a Monday before the test clock's today
+NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)  # the platform's clock in these tests
+CARE_DAY = date(2026, 11, 2)  # a Monday four weeks before
 COVERAGE_START = date(2024, 1, 1)
 LATE_START = date(2026, 6, 1)  # coverage start of the fourth person
 NAMES = ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand")
@@ -118,12 +119,22 @@ def _provider(
     rng = random.Random(seed * 7919 + int(amc))
     provider = add_provider(
         platform,
-        NewProvider(am_number=make_am_number(rng), category=category, name=f"PS {seed}"),
+        NewProvider(
+            am_number=make_am_number(rng),
+            category=category,
+            name=f"PS {seed}",
+            iban=make_french_iban(rng),
+        ),
         ACTOR,
     )
     chosen = tuple(domains) or tuple(CareDomain)
     add_conventions(platform, provider.am_number, amc, chosen, date(2020, 1, 1), ACTOR)
     return provider, principal_of(provider)
+
+
+def fixed_clock() -> datetime:
+    """The tests' clock: dates of care stay within the two years a claim may go back."""
+    return NOW
 
 
 def build_world(
@@ -134,6 +145,7 @@ def build_world(
     people: int = 4,
     provider_domains: Sequence[CareDomain] = (),
 ) -> World:
+    platform.clock = fixed_clock
     insurer = seed_insurer(platform, ("BASE",), with_catalogue=False)
     upload_catalogue(platform, insurer.amc_number, catalogue(insurer.amc_number), ACTOR)
     rng = random.Random(insurer.id)

@@ -15,7 +15,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select, update
 
-from tests.integration.conftest import SeededInsurer
+from tests.conftest import SeededInsurer
 from tests.support.oidc_issuer import run_test_issuer
 from tests.support.webauthn_authenticator import SoftAuthenticator
 from tierspayant.security.audit import AuditEvent

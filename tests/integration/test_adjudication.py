@@ -3,6 +3,7 @@ duplicates, prior authorisations, ledger postings, determinism, the worker."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -28,13 +29,14 @@ from tierspayant.domain.ledger import AccountKind, account
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.jobs.adjudication import AdjudicationWorker
 from tierspayant.services.adjudication import adjudicate_pending
-from tierspayant.services.claims import get_claim, submit_claim
+from tierspayant.services.claims import cancel_claim, get_claim, submit_claim
 from tierspayant.services.platform import Platform
 from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
 from tierspayant.store import claims as store
 from tierspayant.store import ledger
 from tierspayant.store.claims_tables import benefit_counters, claim_lines, claims
 from tierspayant.store.ledger_tables import ledger_postings
+from tierspayant.store.tables import catalogues
 
 
 @pytest.fixture
@@ -211,8 +213,6 @@ def test_an_annual_ceiling_is_consumed_once(world: World) -> None:
 
 
 def test_cancelling_a_claim_gives_its_ceiling_back(world: World) -> None:
-    from tierspayant.services.claims import cancel_claim
-
     ids = [send(world, f"G-{n}", device(n)) for n in range(1, 5)]
     run(world)
     cancel_claim(world.platform, world.principal, ids[0])
@@ -422,3 +422,24 @@ def test_two_workers_never_take_the_same_claim(world: World, engine_name: str) -
             )
         ).scalar_one()
     assert postings == 12
+
+
+def test_a_claim_the_rules_cannot_judge_is_rejected_not_left_blocking(world: World) -> None:
+    claim = send(world, "U-1", drug())
+    # Given a catalogue version that no longer parses (a broken upload got through)
+    with world.platform.engine.begin() as conn:
+        conn.execute(
+            catalogues.insert().values(
+                insurer_id=world.insurer.id,
+                version=2,
+                document=json.dumps({"insurer": world.insurer.amc_number, "contracts": "x"}),
+                digest="1" * 64,
+                uploaded_at=world.platform.now(),
+                uploaded_by="test",
+            )
+        )
+    run(world)
+    assert decisions(world, claim) == [("rejected", 0, "claim.unprocessable")]
+    later = send(world, "U-2", drug(act="3400930000009"))
+    run(world)
+    assert decisions(world, later) == [("rejected", 0, "claim.unprocessable")]

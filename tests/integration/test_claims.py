@@ -30,9 +30,11 @@ from tierspayant.services.claims import (
     submit_claim,
 )
 from tierspayant.services.errors import Conflict, NotFound
+from tierspayant.services.payments import run_payments
 from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 from tierspayant.store.claims_tables import claim_lines, claims
+from tierspayant.store.payments import claim_is_paid
 from tierspayant.store.tables import audit_events
 
 
@@ -243,3 +245,29 @@ def test_a_claim_file_applies_good_lines_and_reports_bad_ones(world: World, tmp_
     run = adjudicate_pending(world.platform, insurer_amc=world.insurer.amc_number)
     assert run.claims == 7
     assert payable(world) == 7 * 350
+
+
+def test_a_correction_of_a_paid_claim_makes_the_paid_amount_undue(
+    world: World, tmp_path: Path
+) -> None:
+    first = submit_claim(world.platform, world.principal, submission(world.people[0], "F-12"))
+    adjudicate_pending(world.platform, insurer_amc=world.insurer.amc_number)
+    summary = run_payments(world.platform, world.platform.today(), out_dir=tmp_path / "pay")
+    assert world.provider.am_number not in summary.waiting_for_iban
+    with world.platform.engine.connect() as conn:
+        assert claim_is_paid(conn, world.insurer.id, first.claim_id)
+    with pytest.raises(Conflict) as paid:
+        cancel_claim(world.platform, world.principal, first.claim_id)
+    assert paid.value.code == "claim.already_paid"
+    fixed = submit_claim(
+        world.platform,
+        world.principal,
+        submission(world.people[0], "F-12", drug(br=2000), correction=True),
+    )
+    assert get_claim(world.platform, world.principal, first.claim_id).status == "superseded"
+    with world.platform.engine.connect() as conn:
+        overpaid = ledger.balance(conn, account(AccountKind.PROVIDER_OVERPAID, world.provider.id))
+        assert ledger.check(conn).ok
+    assert overpaid == 350  # the provider owes back what the first version was paid
+    adjudicate_pending(world.platform, insurer_amc=world.insurer.amc_number)
+    assert get_claim(world.platform, world.principal, fixed.claim_id).amc_accepted_cents == 700

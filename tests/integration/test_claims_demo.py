@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import SeededInsurer
 from tests.factories import make_am_number
+from tests.integration.claims_world import fixed_clock
 from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.services.demo_claims import build_demo_claims
 from tierspayant.services.enrolment import import_beneficiaries
@@ -28,6 +29,7 @@ CATEGORIES = ("pharmacy", "pharmacy", "gp", "laboratory", "optician", "dentist")
 def test_a_month_of_demo_claims(
     platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
 ) -> None:
+    platform.clock = fixed_clock
     insurer = seed_insurer(platform, with_catalogue=False)
     document = yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))
     document["insurer"] = insurer.amc_number
@@ -59,7 +61,7 @@ def test_a_month_of_demo_claims(
     received = demo()
     assert received >= 110  # a few optical or dental quotes may be refused
     with platform.engine.connect() as conn:
-        states = dict(
+        states: dict[str, int] = dict(
             conn.execute(
                 select(claim_lines.c.status, func.count())
                 .where(claim_lines.c.insurer_id == insurer.id)

@@ -14,7 +14,7 @@ from rich.console import Console
 from sqlalchemy import inspect, select, text, update
 from stdnum.fr import nir as stdnum_nir
 
-from tests.integration.conftest import SeededInsurer
+from tests.conftest import SeededInsurer
 from tierspayant.cli.import_beneficiaries import import_beneficiaries_command
 from tierspayant.domain.identifiers import find_valid_nirs
 from tierspayant.formats.beneficiaries import BeneficiaryFileError, ImportMode, LineValidator

@@ -156,6 +156,13 @@ def test_given_an_approved_grant_when_revealing_then_names_masked_nir_and_one_ev
     incident.write_scope(result, out)
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert len(out.read_text(encoding="utf-8").splitlines()) == len(read) + 1
+    letters = incident.draft_notices(incident.scope_document(result), tmp_path / "n").letters
+    first = records[0]
+    assert first.first_name is not None
+    assert first.last_name is not None
+    letter = next(p for p in letters if p.name == f"courrier-{first.beneficiary_id}.md")
+    assert f"{first.first_name} {first.last_name}," in letter.read_text(encoding="utf-8")
+    assert stat.S_IMODE(letter.stat().st_mode) == 0o600
 
 
 def test_given_show_nir_when_revealing_then_nir_in_clear_and_valid(

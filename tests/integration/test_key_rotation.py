@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import shutil
+import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +17,15 @@ from sqlalchemy import Select, select
 from structlog.testing import capture_logs
 
 from tests.integration.operations_support import Person, SeedInsurer, enrol
-from tierspayant.security.keys import LocalKeyring
+from tierspayant.config import load_settings
+from tierspayant.security.keys import LocalKeyring, Pkcs11Keyring, UnwrapError, wrapped_kek_id
 from tierspayant.services import key_rotation
 from tierspayant.services.breakglass import open_identity
 from tierspayant.services.identification import identify
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store.beneficiaries import _record
+from tierspayant.store.db import make_engine, migrate
 from tierspayant.store.keys import insurer_scope
 from tierspayant.store.tables import beneficiaries, data_keys
 
@@ -186,3 +191,91 @@ def test_given_an_unknown_insurer_when_rotating_then_refused(platform: Platform)
 
     with pytest.raises(NotFound):
         key_rotation.rotate_data(platform, "999999999", ACTOR)
+
+
+# --- KEKs in an HSM (PKCS#11, SoftHSM2) ------------------------------------------------------
+
+SOFTHSM_LIBRARIES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+)
+HSM_PIN = "4321"
+
+
+@pytest.fixture(scope="module")
+def hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pkcs11Keyring]:
+    """A SoftHSM2 token of its own (skipped where SoftHSM2 or python-pkcs11 is absent)."""
+    pytest.importorskip("pkcs11")
+    library = next((p for p in SOFTHSM_LIBRARIES if Path(p).exists()), None)
+    if library is None or shutil.which("softhsm2-util") is None:
+        pytest.skip("SoftHSM2 is not installed (Debian package softhsm2)")
+    directory = tmp_path_factory.mktemp("softhsm")
+    (directory / "tokens").mkdir()
+    config = directory / "softhsm2.conf"
+    config.write_text(
+        f"directories.tokendir = {directory / 'tokens'}\nobjectstore.backend = file\n"
+        "log.level = ERROR\n",
+        encoding="ascii",
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SOFTHSM2_CONF", str(config))
+        subprocess.run(
+            ["softhsm2-util", "--init-token", "--free", "--label", "tierspayant-test",
+             "--so-pin", "87654321", "--pin", HSM_PIN],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        keyring = Pkcs11Keyring(library, "tierspayant-test", HSM_PIN)
+        keyring.rotate()
+        yield keyring
+        keyring.close()
+
+
+def test_given_an_hsm_then_wrapping_binds_the_context_and_the_kek_stays_inside(
+    hsm: Pkcs11Keyring,
+) -> None:
+    secret = bytes(range(64))
+    blob = hsm.wrap(secret, b"tierspayant.dek.v1|12345678|1")
+    assert wrapped_kek_id(blob) == hsm.kek_id
+    assert hsm.unwrap(blob, b"tierspayant.dek.v1|12345678|1") == secret
+    with pytest.raises(UnwrapError) as other_context:
+        hsm.unwrap(blob, b"tierspayant.dek.v1|87654321|1")
+    assert other_context.value.code == "keyring.unwrap_failed"
+    tampered = blob[:-1] + bytes([blob[-1] ^ 1])
+    with pytest.raises(UnwrapError):
+        hsm.unwrap(tampered, b"tierspayant.dek.v1|12345678|1")
+    pkcs11 = pytest.importorskip("pkcs11")
+    kek = hsm._keys()[hsm.kek_id]
+    assert kek[pkcs11.Attribute.EXTRACTABLE] is False
+    with pytest.raises(pkcs11.PKCS11Error):
+        kek[pkcs11.Attribute.VALUE]  # sensitive: the HSM refuses to show it
+
+
+def test_given_an_hsm_platform_when_rotating_the_kek_then_lookups_work_throughout(
+    hsm: Pkcs11Keyring, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "hsm-data"
+    settings = load_settings(
+        {
+            "TIERSPAYANT_DATA_DIR": str(data_dir),
+            "TIERSPAYANT_DATABASE_URL": f"sqlite:///{data_dir / 'tierspayant.sqlite3'}",
+        }
+    )
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    platform = Platform(settings=settings, engine=engine, key_provider=hsm)
+    try:
+        seeded, people = enrol(platform, seed_insurer, tmp_path, 10, seed=3)
+        old_kek = hsm.kek_id
+        done = key_rotation.rotate_kek(platform, ACTOR)
+        assert done.new_kek == hsm.kek_id != old_kek
+        with engine.connect() as conn:
+            assert set(conn.execute(select(data_keys.c.kek_id)).scalars()) == {done.new_kek}
+        fresh = Platform(settings=settings, engine=engine, key_provider=hsm)
+        assert _all_found(fresh, seeded.amc_number, people)
+        assert old_kek in key_rotation.retire_unused_keks(platform, ACTOR)
+        assert old_kek not in hsm.kek_ids
+        again = Platform(settings=settings, engine=engine, key_provider=hsm)
+        assert _all_found(again, seeded.amc_number, people)
+    finally:
+        platform.close()

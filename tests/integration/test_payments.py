@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import sepaxml
 import xmlschema
+from typer.testing import CliRunner
 
 from tests.conftest import SeededInsurer
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, adjudicated_claim, make_provider
+from tierspayant.cli.main import app
 from tierspayant.domain.ledger import BANK, AccountKind, account
 from tierspayant.services import payments
 from tierspayant.services.errors import Conflict
@@ -175,3 +177,38 @@ def test_a_live_lease_keeps_a_second_worker_out(platform: Platform) -> None:
         platform, run_key=key, kind="payment", run_date=PAY_DAY, period=None
     )
     assert again != owner
+
+
+def test_the_pay_and_bill_commands(
+    platform: Platform,
+    seed_insurer: Callable[..., SeededInsurer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an adjudicated claim in a platform the command line opens (wall clock: the
+    # claim was adjudicated an hour ago, the payment date is today)
+    monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(platform.settings.data_dir))
+    monkeypatch.setenv("TIERSPAYANT_DATABASE_URL", platform.settings.database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    insurer = seed_insurer(platform)
+    provider = make_provider(platform, random.Random(6))
+    adjudicated_claim(
+        platform, insurer_id=insurer.id, amc_number=insurer.amc_number, provider_id=provider.id
+    )
+    today = platform.today()
+    runner = CliRunner()
+
+    paid = runner.invoke(app, ["pay", "--date", today.isoformat(), "--out", str(tmp_path)])
+    assert paid.exit_code == 0, paid.output
+    assert f"pay:{today.isoformat()}" in paid.output
+    assert (tmp_path / f"remittances/R{today:%Y%m%d}-{provider.id}.csv").exists()
+
+    bad_date = runner.invoke(app, ["pay", "--date", "30/11/2026"])
+    assert bad_date.exit_code == 2
+    assert "[cli.date]" in bad_date.output
+    bad_period = runner.invoke(app, ["bill", "--period", "2026-13"])
+    assert bad_period.exit_code == 2
+    assert "[billing.period]" in bad_period.output
+    still_open = runner.invoke(app, ["bill", "--period", f"{today:%Y-%m}"])
+    assert still_open.exit_code == 2
+    assert "[billing.period_open]" in still_open.output

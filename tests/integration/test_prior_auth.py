@@ -180,3 +180,14 @@ def test_requests_go_through_the_guard_and_the_audit_log(world: World) -> None:
     assert len(events) == 1
     assert events[0].decision == "granted"
     assert events[0].subject
+
+
+def test_a_granted_agreement_past_its_validity_reads_as_expired(world: World) -> None:
+    request = PriorAuthRequest(
+        world.people[0].card, CARE_DAY - timedelta(days=200), "q13", (FRAME,)
+    )
+    answer, _ = request_prior_auth(world.platform, world.principal, request)
+    assert answer.status == "granted"
+    shown = get_prior_auth(world.platform, world.principal, answer.agreement_number)
+    assert shown.status == "expired"
+    assert shown.valid_until == answer.valid_until

@@ -102,6 +102,7 @@ def test_insurer_uploads_a_catalogue_and_sees_the_report(world: World, tmp_path:
     assert refused.status_code == 422
     assert refused.text.count("catalogue.responsable.covers_participation") == 2
     assert "Rien n'a été enregistré" in refused.text
+    assert "ne doit pas rembourser la participation forfaitaire" in refused.text
     # And the valid catalogue (unchanged) is accepted without a new version
     good = yaml.safe_dump(demo_catalogue(CATALOGUE_FILE)).encode()
     accepted = client.post("/portail/assureur/catalogue", files={"file": ("c.yaml", good)})
@@ -209,3 +210,68 @@ def test_rights_check_with_the_card_2d_code(world: World, tmp_path: Any) -> None
     after = client.get("/portail/prestataire/droits", follow_redirects=False)
     assert after.status_code == 303
     reinstate(world, principal_id)
+
+
+def test_provider_asks_a_prior_authorisation_and_follows_it_up(world: World) -> None:
+    client = PortalClient(world)
+    client.login_provider()
+    page = client.get("/portail/prestataire/accords")
+    key = page.text.split('name="request_key" value="', 1)[1].split('"', 1)[0]
+    form = {
+        **_card_form(world.other_cards[1]),
+        "request_key": key,
+        "act_code": "FRAME1",
+        "domain": "OPTI",
+        "family": "optics_frame",
+        "billed": "150,00",
+        "br": "0,05",
+    }
+    first = client.post("/portail/prestataire/accords", form, headers={"HX-Request": "true"})
+    assert first.status_code == 200, first.text
+    assert "Accord n°" in first.text
+    number = first.text.split("Accord n° ", 1)[1].split("<", 1)[0].strip()
+    # The same form sent twice (same request key) gets the same agreement
+    again = client.post("/portail/prestataire/accords", form, headers={"HX-Request": "true"})
+    assert f"Accord n° {number}" in again.text
+    follow = client.get(f"/portail/prestataire/suivi?accord={number}")
+    assert f"Accord n° {number}" in follow.text
+    unknown = client.get("/portail/prestataire/suivi?facture=999999")
+    assert "Aucune facture de votre structure ne porte ce numéro" in unknown.text
+
+
+def test_insurer_decides_a_pending_prior_authorisation(world: World) -> None:
+    # Given a hospital stay asked by the provider: a person at the insurer must decide
+    pro = PortalClient(world)
+    pro.login_provider()
+    page = pro.get("/portail/prestataire/accords")
+    key = page.text.split('name="request_key" value="', 1)[1].split('"', 1)[0]
+    asked = pro.post(
+        "/portail/prestataire/accords",
+        {
+            **_card_form(world.other_cards[2]),
+            "request_key": key,
+            "act_code": "GHS0001",
+            "domain": "HOSP",
+            "family": "hospital_stay",
+            "billed": "3000",
+            "br": "3000",
+        },
+    )
+    assert "en attente" in asked.text
+    number = asked.text.split("Accord n° ", 1)[1].split("<", 1)[0].strip()
+    # When the insurer's staff refuses without a reason, then with one
+    staff = PortalClient(world)
+    staff.login("staff")
+    listing = staff.get("/portail/assureur/accords")
+    assert number in listing.text
+    assert PHARMACY_NAME in listing.text
+    assert world.other_cards[2]["nir"] not in listing.text
+    bare = staff.post(f"/portail/assureur/accords/{number}", {"decision": "refuser"})
+    assert "Indiquez le motif du refus" in bare.text
+    assert number in bare.text  # still pending
+    done = staff.post(
+        f"/portail/assureur/accords/{number}", {"decision": "refuser", "reason": "devis incomplet"}
+    )
+    # Then the agreement is refused and the provider sees it
+    assert f"Accord {number} : refusé" in done.text
+    assert "refusé" in pro.get(f"/portail/prestataire/suivi?accord={number}").text

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx
+from tierspayant.domain.money import format_euros
 from tierspayant.services.adjudication import BatchResult, adjudicate_pending, pending_claims
 from tierspayant.services.claims import import_claims_file
 from tierspayant.services.prior_auth import decide_prior_auth
@@ -50,7 +51,7 @@ def import_claims(
     if not file.is_file():
         raise fail("file.missing", f"no such file: {file}")
     with platform_ctx() as platform, _progress() as progress:
-        task = progress.add_task(f"claims {file.name}", total=max(_count_lines(file), 1))
+        task = progress.add_task(f"factures {file.name}", total=max(_count_lines(file), 1))
         summary = import_claims_file(
             platform,
             file,
@@ -58,8 +59,8 @@ def import_claims(
             error_report=error_report,
             progress=lambda done: progress.update(task, completed=done),
         )
-    table = Table(title="claim file")
-    for column in ("lines", "received", "already received", "refused"):
+    table = Table(title="fichier de factures")
+    for column in ("lignes", "reçues", "déjà reçues", "refusées"):
         table.add_column(column, justify="right")
     table.add_row(
         str(summary.lines),
@@ -69,9 +70,9 @@ def import_claims(
     )
     console.print(table)
     for line_no, code, message in summary.rejected[:20]:
-        console.print(f"line {line_no}: {escape(f'[{code}] {message}')}")
+        console.print(f"ligne {line_no} : {escape(f'[{code}] {message}')}")
     if len(summary.rejected) > 20:
-        console.print(f"… {len(summary.rejected) - 20} more refused lines")
+        console.print(f"… et {len(summary.rejected) - 20} autres lignes refusées")
     if summary.rejected:
         raise typer.Exit(1)
 
@@ -84,7 +85,7 @@ def adjudicate(
     """Judge every received claim: accepted, reduced or rejected per line, posted to the ledger."""
     with platform_ctx() as platform, _progress() as progress:
         total = pending_claims(platform, insurer)
-        task = progress.add_task("adjudication", total=max(total, 1))
+        task = progress.add_task("liquidation", total=max(total, 1))
         statuses: dict[str, int] = {}
 
         def advance(batch: BatchResult) -> None:
@@ -94,11 +95,11 @@ def adjudicate(
 
         run = adjudicate_pending(platform, insurer_amc=insurer, progress=advance)
     console.print(
-        f"{run.claims} claims, {run.lines} lines adjudicated; "
-        f"AMC accepted {run.accepted_cents / 100:.2f} €"
+        f"{run.claims} factures, {run.lines} lignes liquidées ; "
+        f"part AMC acceptée {format_euros(run.accepted_cents)}"
     )
     for status, count in sorted(statuses.items()):
-        console.print(f"  {status}: {count} lines")
+        console.print(f"  {status} : {count} lignes")
 
 
 @prior_auth_app.command("decide")
@@ -111,15 +112,15 @@ def decide(
 ) -> None:
     """Decide a prior authorisation waiting for review."""
     if accept is None:
-        raise fail("prior_auth.decision_required", "say --accept or --refuse")
+        raise fail("prior_auth.decision_required", "indiquez --accept ou --refuse")
     with platform_ctx() as platform:
         answer = decide_prior_auth(
             platform, agreement.strip().upper(), accept=accept, reason=reason, actor=CLI_ACTOR
         )
     until = answer.valid_until.isoformat() if answer.valid_until else "-"
     console.print(
-        f"agreement {answer.agreement_number}: {answer.status}, "
-        f"guaranteed {answer.guaranteed_cents / 100:.2f} €, valid until {until}"
+        f"accord {answer.agreement_number} : {answer.status}, "
+        f"garanti {format_euros(answer.guaranteed_cents)}, valable jusqu'au {until}"
     )
 
 

@@ -62,16 +62,35 @@ def serve(
     import uvicorn
 
     from tierspayant.api.app import create_app
+    from tierspayant.jobs.adjudication import AdjudicationWorker
+    from tierspayant.jobs.checkpoints import CheckpointWorker
 
     settings = load_settings()
+    extra = settings.extra
     with platform_ctx() as platform:
-        uvicorn.run(
-            create_app(platform),
-            host=host or settings.host,
-            port=port or settings.port,
-            log_level="warning",
-            access_log=False,  # access logs would hold nothing useful and cost time
+        # Background work of a serving platform: claims are adjudicated continuously and a
+        # signed checkpoint of the audit log is exported outside the database on schedule.
+        workers = (
+            AdjudicationWorker(platform, float(extra.get("adjudication_interval_seconds") or 10)),
+            CheckpointWorker(
+                platform,
+                Path(extra.get("audit_checkpoint_dir") or settings.data_dir / "checkpoints"),
+                float(extra.get("checkpoint_interval_seconds") or 300),
+            ),
         )
+        for worker in workers:
+            worker.start()
+        try:
+            uvicorn.run(
+                create_app(platform),
+                host=host or settings.host,
+                port=port or settings.port,
+                log_level="warning",
+                access_log=False,  # access logs would hold nothing useful and cost time
+            )
+        finally:
+            for worker in workers:
+                worker.stop()
 
 
 @app.command()

@@ -87,6 +87,7 @@ class Reason(StrEnum):
     RENEWAL_PERIOD = "guarantee.renewal_period"
     CEILING_REACHED = "ceiling.reached"
     ABOVE_GUARANTEE = "amount.above_guarantee"
+    UNPROCESSABLE = "claim.unprocessable"
 
 
 # What the provider reads next to a code (French: shown in portals and remittance advice).
@@ -113,6 +114,7 @@ REASONS: Mapping[Reason, str] = {
     Reason.RENEWAL_PERIOD: "Renouvellement avant la période autorisée",
     Reason.CEILING_REACHED: "Plafond de garantie atteint",
     Reason.ABOVE_GUARANTEE: "Part AMC ramenée au montant de la garantie",
+    Reason.UNPROCESSABLE: "Facture impossible à liquider en l'état : à renvoyer corrigée",
 }
 
 _ENGINE_REASONS = {

@@ -26,9 +26,9 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -434,3 +434,136 @@ def read_secret_file(path: Path) -> bytes:
         return base64.b64decode(raw.strip(), validate=True)
     except binascii.Error as exc:
         raise KeyringError("keyring.corrupt", f"secret file {path} is corrupt") from exc
+
+
+_HSM_STAMP = "%Y%m%dT%H%M%S.%f"
+
+
+def _hsm_label(now: datetime, newest: str | None) -> str:
+    """A KEK label that sorts after ``newest``: the active KEK is the greatest label."""
+    stamp = now.astimezone(UTC).replace(tzinfo=None)
+    if newest is not None:
+        try:
+            previous = datetime.strptime(newest[4:26], _HSM_STAMP)
+        except ValueError:
+            previous = None
+        if previous is not None and stamp <= previous:
+            stamp = previous + timedelta(microseconds=1)
+    return f"kek-{stamp.strftime(_HSM_STAMP)}Z-{secrets.token_hex(4)}"
+
+
+class Pkcs11Keyring:
+    """KEKs held inside an HSM through PKCS#11 (SoftHSM2 in tests): they never leave it.
+
+    Each KEK is a non-extractable, sensitive AES-256 key object of the token, labelled
+    ``kek-<UTC time to the microsecond>Z-<random>``, each label sorting after the previous
+    one; the active KEK is the greatest label. Wrapping and unwrapping run inside the HSM
+    (``CKM_AES_GCM``) and produce the same blob layout as :class:`LocalKeyring`, header
+    and context as associated data.
+    Needs the ``python-pkcs11`` package and the vendor's PKCS#11 library.
+    """
+
+    def __init__(self, library: str, token_label: str, pin: str) -> None:
+        import pkcs11  # type: ignore[import-not-found, unused-ignore]
+
+        self._pkcs11 = pkcs11
+        self._token = pkcs11.lib(library).get_token(token_label=token_label)
+        self._session = self._token.open(user_pin=pin, rw=True)
+        self._lock = threading.Lock()
+
+    def _keys(self) -> dict[str, Any]:
+        attribute, object_class = self._pkcs11.Attribute, self._pkcs11.ObjectClass
+        found: list[Any] = list(
+            self._session.get_objects({attribute.CLASS: object_class.SECRET_KEY})
+        )
+        labelled = {str(getattr(key, "label", "")): key for key in found}
+        return {label: key for label, key in labelled.items() if label.startswith("kek-")}
+
+    @property
+    def kek_ids(self) -> tuple[str, ...]:
+        """Ids (labels) of every KEK in the token, oldest first."""
+        with self._lock:
+            return tuple(sorted(self._keys()))
+
+    @property
+    def kek_id(self) -> str:
+        """Id of the active KEK (the newest)."""
+        ids = self.kek_ids
+        if not ids:
+            raise KeyringError("keyring.missing", "the HSM token holds no KEK: rotate first")
+        return ids[-1]
+
+    def rotate(self, *, now: datetime | None = None) -> str:
+        """Generate a new KEK inside the HSM; it becomes the active one."""
+        attribute = self._pkcs11.Attribute
+        with self._lock:
+            newest = max(self._keys(), default=None)
+            kek_id = _hsm_label(now or datetime.now(UTC), newest)
+            self._session.generate_key(
+                self._pkcs11.KeyType.AES,
+                KEK_BYTES * 8,
+                label=kek_id,
+                store=True,
+                template={
+                    attribute.SENSITIVE: True,
+                    attribute.EXTRACTABLE: False,
+                    attribute.ENCRYPT: True,
+                    attribute.DECRYPT: True,
+                },
+            )
+        return kek_id
+
+    def retire(self, kek_id: str) -> None:
+        """Destroy a KEK nothing is wrapped with any more (never the active one)."""
+        if kek_id == self.kek_id:
+            raise KeyringError("keyring.active_kek", "the active KEK cannot be retired")
+        with self._lock:
+            key = self._keys().get(kek_id)
+            if key is None:
+                raise KeyringError("keyring.unknown_kek", f"KEK {kek_id} is not in the token")
+            key.destroy()
+
+    def _gcm(self, nonce: bytes, aad: bytes) -> object:
+        return self._pkcs11.mechanisms.GCMParams(nonce, aad, _TAG_BYTES * 8)
+
+    def wrap(self, plaintext_key: bytes, context: bytes) -> bytes:
+        """Encrypt a data key inside the HSM under the active KEK, bound to ``context``."""
+        kek_id = self.kek_id
+        header = _header(kek_id)
+        nonce = os.urandom(NONCE_BYTES)
+        with self._lock:
+            key = self._keys()[kek_id]
+            sealed = key.encrypt(
+                plaintext_key,
+                mechanism=self._pkcs11.Mechanism.AES_GCM,
+                mechanism_param=self._gcm(nonce, header + context),
+            )
+        return header + nonce + bytes(sealed)
+
+    def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
+        """Decrypt, inside the HSM, a blob made by :meth:`wrap`."""
+        kek_id, header, nonce, ciphertext = _split_wrapped(wrapped)
+        with self._lock:
+            key = self._keys().get(kek_id)
+            if key is None:
+                raise UnwrapError("keyring.unknown_kek", f"KEK {kek_id} is not in the token")
+            try:
+                plain = key.decrypt(
+                    ciphertext,
+                    mechanism=self._pkcs11.Mechanism.AES_GCM,
+                    mechanism_param=self._gcm(nonce, header + context),
+                )
+            except self._pkcs11.PKCS11Error as exc:
+                raise UnwrapError(
+                    "keyring.unwrap_failed",
+                    "wrapped key does not authenticate (tampered, or wrong context)",
+                ) from exc
+        return bytes(plain)
+
+    def close(self) -> None:
+        """End the HSM session."""
+        with self._lock:
+            self._session.close()
+
+    def __repr__(self) -> str:
+        return f"Pkcs11Keyring(token={self._token.label!r})"

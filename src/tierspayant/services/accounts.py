@@ -1417,6 +1417,9 @@ def _session_invalid() -> Unauthenticated:
     return Unauthenticated("auth.session_invalid", "not logged in")
 
 
+SESSION_TOUCH_INTERVAL = timedelta(seconds=30)
+
+
 def validate_session(platform: Platform, token: str, now: datetime | None = None) -> SessionInfo:
     """The session behind a cookie token, touched (``last_seen_at``) when valid.
 
@@ -1454,11 +1457,14 @@ def validate_session(platform: Platform, token: str, now: datetime | None = None
                 )
                 failure = _session_expired() if expired else _session_invalid()
             else:
-                conn.execute(
-                    update(sessions)
-                    .where(sessions.c.token_digest == found.token_digest)
-                    .values(last_seen_at=moment)
-                )
+                if moment - last_seen >= SESSION_TOUCH_INTERVAL:
+                    # Touching on every request would make each page view a write; the
+                    # inactivity limit is minutes, so a 30 s granularity loses nothing.
+                    conn.execute(
+                        update(sessions)
+                        .where(sessions.c.token_digest == found.token_digest)
+                        .values(last_seen_at=moment)
+                    )
                 row = _load_account(conn, int(found.account_id))
                 info = SessionInfo(
                     account_id=int(found.account_id),

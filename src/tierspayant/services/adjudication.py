@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from itertools import groupby
 
+import structlog
 from sqlalchemy import Connection
 
 from tierspayant.domain.adjudication import (
@@ -24,10 +26,12 @@ from tierspayant.domain.adjudication import (
     CounterUse,
     Reason,
     adjudicate,
+    reject,
 )
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimStatus, LineStatus, duplicate_key, near_key
 from tierspayant.domain.eligibility import Coverage
+from tierspayant.domain.errors import DomainError
 from tierspayant.domain.guarantees import Contract
 from tierspayant.domain.ledger import AccountKind, account, credit, debit, posting
 from tierspayant.services.claims import ADJUDICATION_JOURNAL, amc_number_of, reference
@@ -35,6 +39,8 @@ from tierspayant.services.insurers import get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import claims as store
+
+log = structlog.get_logger(__name__)
 
 BATCH_CLAIMS = 1000
 ACTOR = "job:adjudication"
@@ -122,12 +128,17 @@ def _judge_insurer(
     lines = store.lines_of(conn, insurer_id, claim_ids)
     people = store.beneficiary_facts(conn, insurer_id, beneficiary_ids)
     optam = store.provider_optam(conn, {c.provider_id for c in claims})
-    conventions = store.convention_periods(conn, insurer_id, {c.provider_id for c in claims})
+    conventions = {
+        provider: {CareDomain(domain): period for domain, period in periods.items()}
+        for provider, periods in store.convention_periods(
+            conn, insurer_id, {c.provider_id for c in claims}
+        ).items()
+    }
     history = store.counter_history(conn, insurer_id, beneficiary_ids)
     days = [s.line.care_date for c in claims for s in lines[c.id]]
     paid_exact, paid_near = store.paid_keys(conn, insurer_id, beneficiary_ids, min(days), max(days))
     agreements = store.agreements(conn, {c.agreement_number for c in claims if c.agreement_number})
-    contracts: dict[str, Contract | None] = {}
+    contracts: dict[str, Contract | DomainError | None] = {}
     today = platform.today()
     now = platform.now()
 
@@ -140,8 +151,8 @@ def _judge_insurer(
         contract = None
         if person is not None:
             if person.contract_code not in contracts:
-                contracts[person.contract_code] = platform.catalogues.contract(
-                    conn, insurer_id, person.contract_code
+                contracts[person.contract_code] = _contract(
+                    platform, conn, insurer_id, person.contract_code
                 )
             contract = contracts[person.contract_code]
         agreement = agreements.get(claim.agreement_number) if claim.agreement_number else None
@@ -153,14 +164,11 @@ def _judge_insurer(
             coverage=None
             if person is None
             else Coverage(person.contract_code, person.coverage_start, person.coverage_end),
-            contract=contract,
+            contract=None if isinstance(contract, DomainError) else contract,
             css=person.css if person is not None else False,
             maternity=claim.maternity,
             optam=optam.get(claim.provider_id, False),
-            conventions={
-                CareDomain(domain): period
-                for domain, period in conventions.get(claim.provider_id, {}).items()
-            },
+            conventions=conventions.get(claim.provider_id, {}),
             agreement_number=claim.agreement_number,
             agreement=agreement,
             history=tuple(history.get(claim.beneficiary_id, ())),
@@ -168,7 +176,8 @@ def _judge_insurer(
             paid_near=paid_near,
             line_keys=tuple((s.duplicate_key, s.near_key) for s in lines[claim.id]),
         )
-        decision = adjudicate(facts, platform.reference, today)
+        broken = contract if isinstance(contract, DomainError) else None
+        decision = _judge_one(platform, facts, claim, today, broken)
         decisions.append(decision)
         totals[(insurer_id, claim.id)] = decision.accepted_cents
         for stored, line_decision in zip(lines[claim.id], decision.lines, strict=True):
@@ -223,6 +232,35 @@ def _judge_insurer(
         },
     )
     return decisions
+
+
+def _contract(
+    platform: Platform, conn: Connection, insurer_id: int, code: str
+) -> Contract | DomainError | None:
+    """The contract, or the error that keeps it from being read (judged per claim)."""
+    try:
+        return platform.catalogues.contract(conn, insurer_id, code)
+    except DomainError as exc:
+        return exc
+
+
+def _judge_one(
+    platform: Platform,
+    facts: ClaimFacts,
+    claim: store.ClaimRow,
+    today: date,
+    broken: DomainError | None = None,
+) -> ClaimDecision:
+    """The rules' decision; a claim they cannot judge is rejected, not left to block the
+    queue (it would be taken first by every batch)."""
+    try:
+        if broken is not None:
+            raise broken
+        return adjudicate(facts, platform.reference, today)
+    except DomainError as exc:
+        log.error("adjudication.unprocessable", claim=claim.id, code=exc.code, error=exc.message)
+        refusal = reject(Reason.UNPROCESSABLE, f"{exc.code}: {exc.message}")
+        return ClaimDecision(tuple(refusal for _ in facts.lines), ())
 
 
 def _code(reason: Reason | None) -> str | None:

@@ -15,7 +15,6 @@ rights check would.
 from __future__ import annotations
 
 import csv
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -45,10 +44,12 @@ from tierspayant.services.errors import Conflict, NotFound
 from tierspayant.services.identification import CardData, Identified, age_on, identify
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
+from tierspayant.services.overpayments import reverse_paid_claim
 from tierspayant.services.platform import Platform
 from tierspayant.services.providers import Provider, get_provider
 from tierspayant.store import audit, ledger
 from tierspayant.store import claims as store
+from tierspayant.store.payments import claim_is_paid
 from tierspayant.store.tables import insurers
 
 log = structlog.get_logger(__name__)
@@ -307,26 +308,15 @@ def _supersede(
 
 
 def _is_paid(conn: Connection, claim: store.ClaimRow) -> bool:
-    """Whether the payment run paid this claim (False while payments are not installed)."""
-    try:
-        module = importlib.import_module("tierspayant.store.payments")
-    except ImportError:
-        return False
-    check: Callable[[Connection, int, int], bool] | None = getattr(module, "claim_is_paid", None)
-    return check is not None and bool(check(conn, claim.insurer_id, claim.id))
+    """Whether a payment run paid this claim."""
+    return claim_is_paid(conn, claim.insurer_id, claim.id)
 
 
 def _reverse_payment(
     platform: Platform, conn: Connection, claim: store.ClaimRow, actor: str, reason_code: str
 ) -> None:
-    try:
-        module = importlib.import_module("tierspayant.services.overpayments")
-    except ImportError:
-        module = None
-    reverse = getattr(module, "reverse_paid_claim", None) if module is not None else None
-    if reverse is None:
-        raise Conflict("claim.already_paid", "this invoice was already paid and cannot be replaced")
-    reverse(
+    """The paid amount becomes an undue amount to recover (overpayment service)."""
+    reverse_paid_claim(
         platform,
         conn,
         insurer_id=claim.insurer_id,

@@ -29,6 +29,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 import structlog
 from sqlalchemy import Connection, RowMapping, func, select, update
@@ -41,7 +43,7 @@ from tierspayant.security.crypto import (
 )
 from tierspayant.security.identity import SEALED_COLUMNS, open_column
 from tierspayant.security.identity import column_aad as sealed_aad
-from tierspayant.security.keys import KeyProvider, LocalKeyring
+from tierspayant.security.keys import KeyProvider
 from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.services.platform import Platform
@@ -55,11 +57,23 @@ BATCH_ROWS = 1000
 Progress = Callable[[int], None]
 
 
-def _keyring(platform: Platform) -> LocalKeyring:
-    provider: KeyProvider = platform.key_provider
-    if not isinstance(provider, LocalKeyring):
+@runtime_checkable
+class RotatingKeyProvider(KeyProvider, Protocol):
+    """A key provider that can add and remove KEKs itself (local keyring, PKCS#11 HSM)."""
+
+    @property
+    def kek_ids(self) -> tuple[str, ...]: ...
+
+    def rotate(self, *, now: datetime | None = None) -> str: ...
+
+    def retire(self, kek_id: str) -> None: ...
+
+
+def _keyring(platform: Platform) -> RotatingKeyProvider:
+    provider = platform.key_provider
+    if not isinstance(provider, RotatingKeyProvider):
         raise ServiceError(
-            "keys.unsupported", "this key provider rotates its KEK itself (HSM): rewrap only"
+            "keys.unsupported", "this key provider cannot rotate its KEK here: rewrap only"
         )
     return provider
 

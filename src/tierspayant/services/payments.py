@@ -246,6 +246,7 @@ def _remit_all(platform: Platform, run: store.Run, owner: str, progress: Progres
     for n, provider_id in enumerate(provider_ids, start=1):
         with platform.engine.begin() as conn:
             renew(platform, conn, run.run_key, owner)
+            store.lock_provider(conn, provider_id)
             payee = store.payee(conn, provider_id)
             if payee.iban_ct is None:
                 waiting.append(payee.am_number)

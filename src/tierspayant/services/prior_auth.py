@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -338,7 +338,11 @@ def get_prior_auth(platform: Platform, principal: Principal, number: str) -> Pri
         row = _row(conn, number)
         if row is None or row.provider_id != principal.provider_id:
             raise NotFound("prior_auth.unknown", "no such agreement")
-        return _answer(row)
+        answer = _answer(row)
+    # A granted agreement past its validity reads as expired (nothing is rewritten).
+    if answer.status == "granted" and answer.valid_until and answer.valid_until < platform.today():
+        return replace(answer, status="expired")
+    return answer
 
 
 def _row(conn: Connection, number: str) -> Any:

@@ -68,6 +68,12 @@ def append(
     """Append one event inside the caller's transaction and return it."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
+    else:
+        # SQLite's driver runs a SELECT outside any transaction until the first write:
+        # the read of the last event below and the insert would not be atomic, and two
+        # writers could take the same ``seq``. A write statement that matches no row takes
+        # the database's write lock first (no trigger fires: there is no row).
+        conn.exec_driver_sql("UPDATE audit_events SET seq = seq WHERE 0")
     event = next_event(
         last_event(conn),
         at=at,

@@ -281,28 +281,33 @@ _LINE_COLUMNS = [
 
 
 def _stored_line(row: Row[Any]) -> StoredLine:
+    # Unpacked by position (the order of _LINE_COLUMNS): this runs once per line judged.
+    (
+        _claim_id, line_no, act_code, domain, family, quantity, care_date, br, billed, rate,
+        amo_paid, requested, detail, status, accepted, computed, reason_code, rules, dup, near,
+    ) = tuple(row)  # fmt: skip
     return StoredLine(
-        line_no=int(row.line_no),
+        line_no=line_no,
         line=line_from_detail(
-            act_code=row.act_code,
-            domain=row.domain,
-            family=row.family or "",
-            quantity=int(row.quantity),
-            care_date=row.care_date,
-            br_cents=int(row.br_cents),
-            billed_cents=int(row.billed_cents),
-            amo_rate_bp=int(row.amo_rate_bp),
-            amo_paid_cents=int(row.amo_paid_cents),
-            amc_requested_cents=int(row.amc_requested_cents),
-            detail=row.detail,
+            act_code=act_code,
+            domain=domain,
+            family=family or "",
+            quantity=quantity,
+            care_date=care_date,
+            br_cents=br,
+            billed_cents=billed,
+            amo_rate_bp=rate,
+            amo_paid_cents=amo_paid,
+            amc_requested_cents=requested,
+            detail=detail,
         ),
-        status=row.status,
-        amc_accepted_cents=int(row.amc_accepted_cents),
-        amc_computed_cents=None if row.amc_computed_cents is None else int(row.amc_computed_cents),
-        reason_code=row.reason_code,
-        rules=tuple(json.loads(row.rules)) if row.rules else (),
-        duplicate_key=None if row.duplicate_key is None else bytes(row.duplicate_key),
-        near_key=None if row.near_key is None else bytes(row.near_key),
+        status=status,
+        amc_accepted_cents=accepted,
+        amc_computed_cents=computed,
+        reason_code=reason_code,
+        rules=tuple(json.loads(rules)) if rules else (),
+        duplicate_key=None if dup is None else bytes(dup),
+        near_key=None if near is None else bytes(near),
     )
 
 
@@ -319,7 +324,7 @@ def lines_of(
         .order_by(claim_lines.c.claim_id, claim_lines.c.line_no)
     )
     for row in rows.all():
-        found[int(row.claim_id)].append(_stored_line(row))
+        found[row[0]].append(_stored_line(row))
     return found
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 
@@ -40,7 +41,9 @@ from tierspayant.store.ledger_tables import (
 from tierspayant.store.tables import insurers, providers
 
 PAYABLE = tuple(sorted(s.value for s in PAYABLE_LINE_STATES))
-REMITTED = (*PAYABLE, LineStatus.REJECTED.value)
+UNREMITTED = tuple(
+    s.value for s in (LineStatus.RECEIVED, LineStatus.CANCELLED, LineStatus.UNDUE)
+)
 LineKey = tuple[int, int, int]  # (insurer_id, claim_id, line_no)
 
 
@@ -51,7 +54,17 @@ def amc_number(conn: Connection, insurer_id: int) -> str:
 
 
 def claim_is_paid(conn: Connection, insurer_id: int, claim_id: int) -> bool:
-    """Whether a payment run paid (a positive amount on) any line of this claim."""
+    """Whether a payment run paid (a positive amount on) any line of this claim.
+
+    On PostgreSQL the claim row is locked first: a payment run remitting this claim holds
+    that lock until it commits, so the answer cannot change before the caller's commit.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            select(claims.c.id)
+            .where(claims.c.insurer_id == insurer_id, claims.c.id == claim_id)
+            .with_for_update()
+        )
     query = select(
         exists().where(
             payment_lines.c.insurer_id == insurer_id,
@@ -226,9 +239,27 @@ def _remittable(cutoff: datetime) -> tuple[object, ...]:
     return (
         claims.c.status == ClaimStatus.ADJUDICATED.value,
         or_(claims.c.adjudicated_at.is_(None), claims.c.adjudicated_at <= cutoff),
-        claim_lines.c.status.in_(REMITTED),
+        # "Decided and not withdrawn", said as NOT IN so that SQLite joins the lines by
+        # their primary key instead of scanning the (insurer, status) index per claim.
+        claim_lines.c.status.not_in(UNREMITTED),
         _not_remitted(),
     )
+
+
+_PROVIDER_LOCK = 7_272_050  # advisory lock class: one provider's payment
+
+
+def lock_provider(conn: Connection, provider_id: int) -> None:
+    """Serialise payments of one provider until the end of the transaction.
+
+    Two runs of different dates may pay the same provider at the same time; its open
+    undue amounts must be read and deducted by one of them at a time. SQLite has a
+    single writer already.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:k, :p)"), {"k": _PROVIDER_LOCK, "p": provider_id}
+        )
 
 
 def providers_with_work(conn: Connection, cutoff: datetime) -> list[int]:
@@ -262,6 +293,9 @@ def remit_lines(
         .select_from(_claim_join())  # type: ignore[arg-type]
         .where(claims.c.provider_id == provider_id, *_remittable(cutoff))  # type: ignore[arg-type]
     )
+    if conn.dialect.name == "postgresql":
+        # Claims being paid stay locked until the payment commits (see claim_is_paid).
+        chosen = chosen.with_for_update(of=claims)
     conn.execute(
         insert(payment_lines).from_select(
             [

@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, Response
 from tierspayant.domain.errors import CatalogueError, DomainError
 from tierspayant.domain.guarantees import validate_responsable
 from tierspayant.formats.catalogue import parse_catalogue
-from tierspayant.services import enrolment, insurers
+from tierspayant.services import enrolment, insurers, prior_auth
 from tierspayant.services.platform import Platform
 from tierspayant.web import charts, forms, queries
 from tierspayant.web.policy import policy
@@ -33,6 +33,32 @@ Staff = Annotated[PortalSession, Depends(requires(PORTAL))]
 MAX_CATALOGUE_BYTES = 200_000
 
 
+# The contrat responsable rules (code de la sécurité sociale, L871-1 and R871-1/2), in
+# the words an insurer's staff uses; the service's English message stays in the report.
+RULES_FR = {
+    "covers_participation": "ne doit pas rembourser la participation forfaitaire",
+    "covers_franchises": "ne doit pas rembourser les franchises médicales",
+    "covers_hors_parcours": "ne doit pas couvrir la majoration hors parcours de soins",
+    "rss_not_full": "doit couvrir intégralement le panier 100 % Santé",
+    "tm_not_covered": "doit couvrir le ticket modérateur",
+    "hospital_daily_charge": "doit couvrir le forfait journalier hospitalier sans limite",
+    "non_optam_above_100": (
+        "ne doit pas couvrir les dépassements non OPTAM au-delà de 100 % de la BR"
+    ),
+    "optam_gap": "doit mieux couvrir les dépassements OPTAM que les non OPTAM",
+    "renewal_period": "doit respecter les périodes de renouvellement des équipements",
+    "frame_cap": "doit respecter le plafond des montures",
+    "optics_ceiling": "doit respecter les plafonds de l'optique",
+    "optics_floor": "doit respecter les planchers de l'optique",
+    "hearing_ceiling": "doit respecter le plafond des aides auditives",
+}
+
+
+def rule_in_french(code: str) -> str | None:
+    """The French statement of a contrat responsable rule code, if it is one."""
+    return RULES_FR.get(code.rsplit(".", 1)[-1]) if ".responsable." in code else None
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One line of a catalogue's validation report."""
@@ -41,6 +67,10 @@ class Finding:
     code: str
     field: str | None
     message: str
+
+    @property
+    def rule(self) -> str | None:
+        return rule_in_french(self.code)
 
 
 def validation_report(platform: Platform, document: Any) -> list[Finding]:
@@ -196,6 +226,35 @@ def router() -> APIRouter:
             )
         return FileResponse(
             path, media_type="text/csv; charset=utf-8", filename=f"rejets-import-{run_id}.csv"
+        )
+
+    @routes.get("/accords", **RULE)
+    def agreements(request: Request, session: Staff) -> Response:
+        insurer_id, _, _ = _staff_insurer(request, session)
+        rows = queries.pending_agreements(platform_of(request), insurer_id)
+        return render(request, "insurer/agreements.html", portal=PORTAL, rows=rows)
+
+    @routes.post("/accords/{number}", **RULE)
+    def decide(request: Request, session: Staff, form: Form, number: str) -> Response:
+        platform = platform_of(request)
+        insurer_id, _, _ = _staff_insurer(request, session)
+        accept = forms.text(form, "decision", max_length=8) == "accepter"
+        try:
+            decided = prior_auth.decide_prior_auth(
+                platform,
+                number[:24],
+                accept=accept,
+                reason=forms.text(form, "reason", max_length=500, required=False),
+                actor=session.info.principal.id,
+                insurer_id=insurer_id,
+            )
+            notice = f"Accord {decided.agreement_number} : {'accordé' if accept else 'refusé'}."
+            error = None
+        except DomainError as exc:
+            notice, error = None, french_message(exc)
+        rows = queries.pending_agreements(platform, insurer_id)
+        return render(
+            request, "insurer/agreements.html", portal=PORTAL, rows=rows, notice=notice, error=error
         )
 
     @routes.get("/alertes", **RULE)

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from tierspayant.security.audit import subject_pseudonym
 from tierspayant.services.platform import Platform
+from tierspayant.store.claims_tables import prior_authorisations
 from tierspayant.store.security_tables import guard_daily, security_alerts
 from tierspayant.store.tables import (
     audit_events,
@@ -360,3 +361,40 @@ def structure_figures(platform: Platform) -> list[StructureDay]:
             return []
         rows = conn.execute(select(guard_daily).where(guard_daily.c.day == last)).all()
     return [StructureDay(r.structure, r.category, int(r.distinct_lookups), 0, 0) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAgreement:
+    number: str
+    provider: str
+    domain: str
+    care_date: date
+    guaranteed_cents: int
+    requested_at: datetime
+
+
+def pending_agreements(platform: Platform, insurer_id: int) -> list[PendingAgreement]:
+    """Prior authorisations of one insurer waiting for a person, oldest first (no
+    identity: the provider's name, the domain, the date and the amount)."""
+    query = (
+        select(
+            prior_authorisations.c.agreement_number,
+            providers.c.name,
+            prior_authorisations.c.domain,
+            prior_authorisations.c.care_date,
+            prior_authorisations.c.guaranteed_cents,
+            prior_authorisations.c.requested_at,
+        )
+        .join(providers, providers.c.id == prior_authorisations.c.provider_id)
+        .where(
+            prior_authorisations.c.insurer_id == insurer_id,
+            prior_authorisations.c.status == "pending",
+        )
+        .order_by(prior_authorisations.c.requested_at)
+        .limit(SCREEN_ROWS)
+    )
+    with platform.engine.connect() as conn:
+        return [
+            PendingAgreement(r[0], r[1], r[2], r[3], int(r[4]), aware(r[5]))
+            for r in conn.execute(query)
+        ]

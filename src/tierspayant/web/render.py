@@ -53,6 +53,11 @@ MESSAGES: dict[str, str] = {
     "guard.second_approver_required": "Un second opérateur, différent, doit confirmer.",
     "principal.not_suspended": "Ce compte n'est pas suspendu.",
     "enrolment.no_catalogue": "Déposez d'abord un catalogue de garanties.",
+    "claim.unknown": "Aucune facture de votre structure ne porte ce numéro.",
+    "prior_auth.unknown": "Aucun accord de votre structure ne porte ce numéro.",
+    "prior_auth.domain": "Ces soins ne relèvent pas d'un accord préalable.",
+    "prior_auth.reason_required": "Indiquez le motif du refus.",
+    "prior_auth.decided": "Cette demande a déjà été décidée.",
     "portal.file_missing": "Choisissez un fichier.",
     "portal.form": "Formulaire incomplet ou mal rempli.",
 }

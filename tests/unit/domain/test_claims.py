@@ -185,4 +185,4 @@ def test_a_file_is_read_line_by_line_with_numbered_errors(tmp_path: Path) -> Non
         (7, "file.type"),
         (8, "claim.invoice_number"),
     ]
-    assert read[-1] == replace(read[0], line_no=9)  # type: ignore[type-var]
+    assert read[-1] == replace(read[0], line_no=9)
