@@ -15,8 +15,10 @@ child process so that peak memory (``ru_maxrss``) is the measured part's alone:
   no ledger, no remittance advice, no IBAN decryption.
 
 Prints one JSON line per size: ``{"bench":"payment","engine":…,"lines":…,"seconds":…,
-"lines_per_s":…,"peak_rss_mb":…,"baseline_seconds":…,"baseline_peak_rss_mb":…,
-"ratio":…}`` (ratio = baseline seconds ÷ payment seconds). ``--scale`` runs ``--lines``
+"lines_per_s":…,"peak_rss_mb":…,"peak_growth_mb":…,"baseline_seconds":…,
+"baseline_peak_rss_mb":…,"ratio":…}`` (ratio = baseline seconds ÷ payment seconds;
+``peak_growth_mb`` = how far the measured part raised the peak above the process's peak
+after start-up and migration check). ``--scale`` runs ``--lines``
 and ten times as many, to show that memory stays flat.
 """
 
@@ -148,18 +150,29 @@ def seed(platform: Platform, lines: int, provider_count: int) -> None:
             )  # fmt: skip
 
 
+def _peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def child_payment(out: Path) -> dict[str, Any]:
     platform = open_platform(load_settings(), clock=lambda: CLOCK)
+    before = _peak_mb()
     started = time.perf_counter()
     summary = run_payments(platform, PAY_DAY, out_dir=out)
     seconds = time.perf_counter() - started
     platform.close()
-    return {"seconds": seconds, "net_cents": summary.net_cents, "transfers": summary.transfers}
+    return {
+        "seconds": seconds,
+        "net_cents": summary.net_cents,
+        "transfers": summary.transfers,
+        "peak_before_mb": before,
+    }
 
 
 def child_baseline(out: Path) -> dict[str, Any]:
     """Read the rows, sum per provider, write a pain.001: the floor for this work."""
     platform = open_platform(load_settings(), clock=lambda: CLOCK)
+    before = _peak_mb()
     started = time.perf_counter()
     query = (
         select(claims.c.provider_id, claim_lines.c.amc_accepted_cents)
@@ -203,7 +216,12 @@ def child_baseline(out: Path) -> dict[str, Any]:
         )
     seconds = time.perf_counter() - started
     platform.close()
-    return {"seconds": seconds, "net_cents": sum(c for _, c in totals), "transfers": len(totals)}
+    return {
+        "seconds": seconds,
+        "net_cents": sum(c for _, c in totals),
+        "transfers": len(totals),
+        "peak_before_mb": before,
+    }
 
 
 def run_child(kind: str, env: dict[str, str], out: Path) -> dict[str, Any]:
@@ -239,8 +257,10 @@ def measure(engine_name: str, lines: int, provider_count: int) -> dict[str, Any]
         "seconds": round(payment["seconds"], 3),
         "lines_per_s": round(lines / payment["seconds"]),
         "peak_rss_mb": payment["peak_rss_mb"],
+        "peak_growth_mb": round(payment["peak_rss_mb"] - payment["peak_before_mb"], 1),
         "baseline_seconds": round(baseline["seconds"], 3),
         "baseline_peak_rss_mb": baseline["peak_rss_mb"],
+        "baseline_peak_growth_mb": round(baseline["peak_rss_mb"] - baseline["peak_before_mb"], 1),
         "ratio": round(baseline["seconds"] / payment["seconds"], 3),
     }
 
@@ -256,8 +276,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         result = (child_payment if args.child == "payment" else child_baseline)(args.out)
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(json.dumps({**result, "peak_rss_mb": round(peak_kb / 1024, 1)}))
+        print(json.dumps({**result, "peak_rss_mb": _peak_mb()}))
         return
     sizes = [args.lines, args.lines * 10] if args.scale else [args.lines]
     for lines in sizes:

@@ -17,10 +17,16 @@ from rich.progress import (
 from tierspayant.config import Settings
 from tierspayant.services.demo import build_demo
 from tierspayant.services.platform import initialise
+from tierspayant.services.portal_demo import DemoAccount
 
 
 def run_demo(
-    settings: Settings, beneficiaries: int, providers_count: int, seed: int, console: Console
+    settings: Settings,
+    beneficiaries: int,
+    providers_count: int,
+    seed: int,
+    console: Console,
+    claims: int = 3_000,
 ) -> None:
     """Initialise the platform, create the data set, print accounts and a curl example."""
     platform = initialise(settings)
@@ -45,6 +51,7 @@ def run_demo(
                 providers_count=providers_count,
                 seed=seed,
                 workdir=settings.data_dir / "demo",
+                claims=claims,
                 progress=progress,
             )
     finally:
@@ -54,8 +61,10 @@ def run_demo(
     else:
         console.print(
             f"Created {len(summary.insurers)} insurers, {summary.beneficiaries} beneficiaries, "
-            f"{summary.providers} providers."
+            f"{summary.providers} providers, {summary.claims} invoices of "
+            f"{summary.claims_month:%m/%Y} (adjudicated), {summary.canaries} canaries."
         )
+        _print_accounts(console, summary.accounts, f"http://{settings.host}:{settings.port}")
     base = f"http://{settings.host}:{settings.port}"
     card = {
         "amc_number": summary.sample_card["amc_number"],
@@ -78,4 +87,25 @@ def run_demo(
         f"-d '{body}' {base}/v1/eligibility".replace('"TODAY"', "\"'$(date +%F)'\""),
         soft_wrap=True,
     )
-    console.print(f"\nOpenAPI documentation: {base}/docs\n")
+    console.print(f"\nOpenAPI documentation: {base}/docs")
+    console.print(f"Portals: {base}/portail/\n")
+
+
+def _print_accounts(console: Console, accounts: list[DemoAccount], base: str) -> None:
+    """The demo logins, once: passwords and TOTP secrets are not stored in clear."""
+    if not accounts:
+        return
+    console.print("\nDemo accounts (shown once):", style="bold")
+    for account in accounts:
+        console.print(f"  {base}{account.portal_path}", soft_wrap=True)
+        console.print(f"    identifiant : {account.login}", soft_wrap=True)
+        if account.password is None:
+            console.print("    connexion   : Pro Santé Connect (démo)")
+            continue
+        console.print(f"    mot de passe: {account.password}", soft_wrap=True)
+        if account.totp_secret:
+            console.print(
+                f'    code TOTP   : .venv/bin/python -c "import pyotp; '
+                f"print(pyotp.TOTP('{account.totp_secret}').now())\"",
+                soft_wrap=True,
+            )

@@ -98,6 +98,7 @@ def demo(
     beneficiaries: Annotated[int, typer.Option(help="How many beneficiaries")] = 100_000,
     providers_count: Annotated[int, typer.Option("--providers", help="How many providers")] = 1_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data")] = 2024,
+    claims: Annotated[int, typer.Option(help="How many invoices of last month")] = 3_000,
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Create the data, do not serve")
     ] = False,
@@ -106,7 +107,7 @@ def demo(
     from tierspayant.cli.demo import run_demo
 
     settings = load_settings()
-    run_demo(settings, beneficiaries, providers_count, seed, console)
+    run_demo(settings, beneficiaries, providers_count, seed, console, claims)
     if not no_serve:
         serve(None, None)
 

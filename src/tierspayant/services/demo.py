@@ -9,7 +9,7 @@ import csv
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -19,8 +19,10 @@ from stdnum import iban as stdnum_iban
 from tierspayant.domain.identifiers import luhn_check_digit
 from tierspayant.domain.providers import ProviderCategory
 from tierspayant.formats.synthetic import write_beneficiaries_csv
-from tierspayant.services import enrolment, insurers, providers
+from tierspayant.services import canaries, enrolment, insurers, providers
+from tierspayant.services.demo_claims import build_demo_claims
 from tierspayant.services.platform import Platform
+from tierspayant.services.portal_demo import DemoAccount, create_demo_accounts
 
 DEMO_ACTOR = "operator:demo"
 
@@ -194,6 +196,10 @@ class DemoSummary:
     client_secret: str = ""
     provider_am_number: str = ""
     sample_card: dict[str, str] = field(default_factory=dict)
+    claims: int = 0
+    claims_month: date | None = None
+    canaries: int = 0
+    accounts: list[DemoAccount] = field(default_factory=list)
     already_there: bool = False
 
 
@@ -204,6 +210,7 @@ def build_demo(
     providers_count: int,
     seed: int,
     workdir: Path,
+    claims: int = 3_000,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> DemoSummary:
     """Create the demo data set once; on a second run only issue a fresh client."""
@@ -254,6 +261,10 @@ def build_demo(
                 )
             if progress is not None and done % 50 == 0:
                 progress("conventions", done, len(specs))
+        _demo_money(platform, summary, specs, claims, seed, workdir, progress)
+        for amc, *_ in DEMO_INSURERS:
+            summary.canaries += canaries.plant(platform, amc, None, DEMO_ACTOR).planted
+        summary.accounts = create_demo_accounts(platform, insurer_amc=DEMO_INSURERS[0][0])
     summary.insurers = [amc for amc, *_ in DEMO_INSURERS]
     creds = providers.issue_client(
         platform, pharmacy.am_number, "demo pharmacy software", DEMO_ACTOR
@@ -263,6 +274,35 @@ def build_demo(
     summary.sample_card = sample_card(workdir / f"beneficiaries_{DEMO_INSURERS[0][0]}.csv")
     summary.sample_card["amc_number"] = DEMO_INSURERS[0][0]
     return summary
+
+
+def _demo_money(
+    platform: Platform,
+    summary: DemoSummary,
+    specs: list[ProviderSpec],
+    claims: int,
+    seed: int,
+    workdir: Path,
+    progress: Callable[[str, int, int], None] | None,
+) -> None:
+    """Last month's invoices from the demo providers, adjudicated (pharmacy heavy)."""
+    month = (platform.today().replace(day=1) - timedelta(days=1)).replace(day=1)
+    summary.claims_month = month
+    with platform.engine.connect() as conn:
+        provider_ids = [providers.provider_by_am(conn, s.am_number).id for s in specs]
+    per_insurer = claims // len(DEMO_INSURERS)
+    for index, (amc, *_) in enumerate(DEMO_INSURERS):
+        summary.claims += build_demo_claims(
+            platform,
+            beneficiaries_csv=workdir / f"beneficiaries_{amc}.csv",
+            insurer_amc=amc,
+            provider_ids=provider_ids,
+            month=month,
+            count=per_insurer,
+            seed=seed + index,
+        )
+        if progress is not None:
+            progress("claims", index + 1, len(DEMO_INSURERS))
 
 
 def sample_card(csv_path: Path) -> dict[str, str]:
