@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -105,11 +106,25 @@ def demo(
 ) -> None:
     """Create demo data (3 insurers, beneficiaries, providers, a token) and serve."""
     from tierspayant.cli.demo import run_demo
+    from tierspayant.services.demo import demo_providers
+    from tierspayant.web.demo_issuer import start_demo_issuer
 
     settings = load_settings()
     run_demo(settings, beneficiaries, providers_count, seed, console, claims)
-    if not no_serve:
+    if no_serve:
+        return
+    # Pro Santé Connect cannot be reached from a demo: a local issuer of the same protocol
+    # lets the demo professionals log in to the provider portal.
+    professionals = [(s.name, s.rpps) for s in demo_providers(providers_count, seed) if s.rpps]
+    issuer = start_demo_issuer("127.0.0.1", settings.port + 1, professionals[:5])
+    portal = f"http://127.0.0.1:{settings.port}/portail/prestataire/oidc/retour"
+    for key, value in issuer.settings_extra(portal).items():
+        os.environ[f"TIERSPAYANT_{key.upper()}"] = value
+    console.print(f"Demo Pro Santé Connect: {issuer.url} (for the provider portal)\n")
+    try:
         serve(None, None)
+    finally:
+        issuer.stop()
 
 
 # --- insurers ---------------------------------------------------------------------------
