@@ -64,6 +64,11 @@ def run_demo(
             f"{summary.providers} providers, {summary.claims} invoices of "
             f"{summary.claims_month:%m/%Y} (adjudicated), {summary.canaries} canaries."
         )
+        console.print(
+            f"Providers paid {summary.paid_cents / 100:,.2f} EUR (pain.001 and remittance "
+            f"advices under {settings.data_dir / 'payments'}); insurers billed "
+            f"{summary.billed_cents / 100:,.2f} EUR (under {settings.data_dir / 'billing'})."
+        )
         _print_accounts(console, summary.accounts, f"http://{settings.host}:{settings.port}")
     base = f"http://{settings.host}:{settings.port}"
     card = {

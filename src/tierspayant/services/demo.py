@@ -19,7 +19,7 @@ from stdnum import iban as stdnum_iban
 from tierspayant.domain.identifiers import luhn_check_digit
 from tierspayant.domain.providers import ProviderCategory
 from tierspayant.formats.synthetic import write_beneficiaries_csv
-from tierspayant.services import canaries, enrolment, insurers, providers
+from tierspayant.services import billing, canaries, enrolment, insurers, payments, providers
 from tierspayant.services.demo_claims import build_demo_claims
 from tierspayant.services.platform import Platform
 from tierspayant.services.portal_demo import DemoAccount, create_demo_accounts
@@ -199,6 +199,8 @@ class DemoSummary:
     claims: int = 0
     claims_month: date | None = None
     canaries: int = 0
+    paid_cents: int = 0
+    billed_cents: int = 0
     accounts: list[DemoAccount] = field(default_factory=list)
     already_there: bool = False
 
@@ -303,6 +305,23 @@ def _demo_money(
         )
         if progress is not None:
             progress("claims", index + 1, len(DEMO_INSURERS))
+    # Providers paid at the end of that month, then each insurer billed for it.
+    rng = random.Random(seed)
+    for amc, *_ in DEMO_INSURERS:
+        billing.set_mandate(
+            platform,
+            amc,
+            iban=demo_iban(rng),
+            bic="AGRIFRPPXXX",
+            mandate_id=f"TP-DEMO-{amc}",
+            signed_on=date(month.year, 1, 1),
+            actor=DEMO_ACTOR,
+        )
+    month_end = (month + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+    paid = payments.run_payments(platform, month_end, actor=DEMO_ACTOR)
+    summary.paid_cents = paid.net_cents
+    billed = billing.run_billing(platform, f"{month:%Y-%m}", actor=DEMO_ACTOR)
+    summary.billed_cents = billed.due_cents
 
 
 def sample_card(csv_path: Path) -> dict[str, str]:

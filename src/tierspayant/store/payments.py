@@ -296,6 +296,9 @@ def remit_lines(
     if conn.dialect.name == "postgresql":
         # Claims being paid stay locked until the payment commits (see claim_is_paid).
         chosen = chosen.with_for_update(of=claims)
+        # psycopg prepares a statement run five times, and PostgreSQL may then reuse a
+        # generic plan that ignores the provider: measured 30× slower. Plan each time.
+        conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     conn.execute(
         insert(payment_lines).from_select(
             [
