@@ -41,9 +41,7 @@ from tierspayant.store.ledger_tables import (
 from tierspayant.store.tables import insurers, providers
 
 PAYABLE = tuple(sorted(s.value for s in PAYABLE_LINE_STATES))
-UNREMITTED = tuple(
-    s.value for s in (LineStatus.RECEIVED, LineStatus.CANCELLED, LineStatus.UNDUE)
-)
+UNREMITTED = tuple(s.value for s in (LineStatus.RECEIVED, LineStatus.CANCELLED, LineStatus.UNDUE))
 LineKey = tuple[int, int, int]  # (insurer_id, claim_id, line_no)
 
 
