@@ -28,3 +28,12 @@ def test_given_a_migrated_database_then_migrating_again_changes_nothing(
     assert sorted(inspect(platform.engine).get_table_names()) == before
     assert "beneficiaries" in before
     assert "audit_events" in before
+
+
+def test_the_migrations_have_a_single_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from tierspayant.store.db import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert script.get_heads() == ["0008"]

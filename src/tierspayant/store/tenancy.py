@@ -32,6 +32,14 @@ TENANT_TABLES = (
     "claim_lines",
     "prior_authorisations",
     "canary_marks",
+    "benefit_counters",
+    "payment_lines",
+    "overpayments",
+    "overpayment_recoveries",
+    "billing_statements",
+    "insurer_mandates",
+    "cards",
+    "card_signing_keys",
 )
 # Shared tables the role may append to (everything else it may only read).
 APPEND_TABLES = ("audit_events", "security_alerts", "guard_daily")
