@@ -34,3 +34,4 @@ class Principal:
     structure: str | None = None
     insurer_id: int | None = None
     beneficiary_id: int | None = None  # members: the beneficiary they are (with insurer_id)
+    provider_category: str | None = None  # providers: profession (sets the guard's daily cap)

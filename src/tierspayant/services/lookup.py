@@ -73,6 +73,8 @@ def provider_category(platform: Platform, principal: Principal) -> str:
     """The profession of the principal's provider, which sets its default daily cap."""
     if principal.provider_id is None:
         return "unknown"
+    if principal.provider_category:
+        return principal.provider_category
     with platform.engine.connect() as conn:
         value = conn.execute(
             select(providers.c.category).where(providers.c.id == principal.provider_id)

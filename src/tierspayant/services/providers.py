@@ -435,6 +435,7 @@ def authenticate_token(platform: Platform, conn: Connection, token: str) -> Prin
             providers.c.am_number,
             providers.c.finess,
             providers.c.siret,
+            providers.c.category,
         )
         .join(principals, principals.c.id == access_tokens.c.principal)
         .outerjoin(providers, providers.c.id == access_tokens.c.provider_id)
@@ -454,6 +455,7 @@ def authenticate_token(platform: Platform, conn: Connection, token: str) -> Prin
         provider_id=row.provider_id,
         provider_am_number=row.am_number,
         structure=row.finess or row.siret or row.am_number,
+        provider_category=row.category,
     )
 
 

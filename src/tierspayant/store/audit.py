@@ -42,13 +42,15 @@ def _row_to_event(row: RowMapping) -> AuditEvent:
     )
 
 
+# Built once: every rights check appends an event, and constructing statements per call
+# costs more than running them.
+_LAST = select(audit_events).order_by(audit_events.c.seq.desc()).limit(1)
+_INSERT = audit_events.insert()
+
+
 def last_event(conn: Connection) -> AuditEvent | None:
     """The newest event of the chain, or None for an empty log."""
-    row = (
-        conn.execute(select(audit_events).order_by(audit_events.c.seq.desc()).limit(1))
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_LAST).mappings().first()
     return None if row is None else _row_to_event(row)
 
 
@@ -86,7 +88,7 @@ def append(
         decision=decision,
         detail=dict(detail or {}),
     )
-    conn.execute(audit_events.insert().values(**_event_values(event)))
+    conn.execute(_INSERT, _event_values(event))
     return event
 
 

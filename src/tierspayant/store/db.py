@@ -32,11 +32,10 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            connect_args={"check_same_thread": False},
-            poolclass=None if pool else NullPool,
-        )
+        # One connection per request thread (the server's pool has 40): a smaller pool
+        # would make requests wait for a connection rather than for the write lock.
+        sized = {"pool_size": 20, "max_overflow": 30} if pool else {"poolclass": NullPool}
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **sized)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
