@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, RowMapping, func, select, text
 
 from tierspayant.security.audit import AuditEvent, next_event
+from tierspayant.store.db import enter_write
 from tierspayant.store.tables import audit_events
 
 _AUDIT_LOCK_KEY = 727275
@@ -75,6 +76,7 @@ def append(
         # the read of the last event below and the insert would not be atomic, and two
         # writers could take the same ``seq``. A write statement that matches no row takes
         # the database's write lock first (no trigger fires: there is no row).
+        enter_write(conn)
         conn.exec_driver_sql("UPDATE audit_events SET seq = seq WHERE 0")
     event = next_event(
         last_event(conn),

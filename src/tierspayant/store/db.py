@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -37,10 +39,47 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
         sized = {"pool_size": 20, "max_overflow": 30} if pool else {"poolclass": NullPool}
         engine = create_engine(url, connect_args={"check_same_thread": False}, **sized)
         event.listen(engine, "connect", _sqlite_pragmas)
+        _install_write_gate(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+# --- SQLite: one writer at a time inside the process ---------------------------------
+#
+# SQLite has one write lock; a blocked writer sleeps in growing steps (busy timeout) and
+# wakes long after the lock is free. Writers of the same process instead queue on a
+# Python lock taken just before their first write and released when their transaction
+# ends, so the next one starts the moment the previous one commits.
+
+_GATE_KEY = "tierspayant.write_gate"
+_GATES: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+GATE_TIMEOUT_SECONDS = 10.0
+
+
+def enter_write(conn: Connection) -> None:
+    """Queue for the write lock of an SQLite database (no-op elsewhere, or if held)."""
+    gate = _GATES.get(conn.engine.pool)
+    if gate is None or conn.info.get(_GATE_KEY):
+        return
+    if not gate.acquire(timeout=GATE_TIMEOUT_SECONDS):
+        return  # fall back to SQLite's own busy wait rather than fail here
+    conn.info[_GATE_KEY] = gate
+
+
+def _install_write_gate(engine: Engine) -> None:
+    _GATES[engine.pool] = threading.Lock()
+
+    def release(info: dict[Any, Any]) -> None:
+        gate = info.pop(_GATE_KEY, None)
+        if gate is not None:
+            gate.release()
+
+    event.listen(engine, "commit", lambda conn: release(conn.info))
+    event.listen(engine, "rollback", lambda conn: release(conn.info))
+    event.listen(engine.pool, "reset", lambda _dbapi, record, *_: release(record.info))
+    event.listen(engine.pool, "invalidate", lambda _dbapi, record, *_: release(record.info))
 
 
 def alembic_config(url: str) -> Config:
