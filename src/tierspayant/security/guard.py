@@ -290,6 +290,7 @@ class GuardPolicy:
     calibration_min_days: int = 7
     calibration_percentile: int = 95
     calibration_factor_percent: int = 150
+    no_proof_watch: int = 2  # early warning to the security team, once a day per structure
     no_proof_soft: int = 10
     no_proof_hard: int = 20
     no_proof_hold_seconds: int = 30
@@ -328,6 +329,8 @@ class GuardPolicy:
                 raise ValueError(f"{name} must be between 1 and 100")
         if not 1 <= self.no_proof_soft <= self.no_proof_hard:
             raise ValueError("need 1 <= no_proof_soft <= no_proof_hard")
+        if self.no_proof_watch < 1:  # at or above no_proof_soft it never fires
+            raise ValueError("no_proof_watch must be at least 1")
         if self.miss_soft_percent > self.miss_hard_percent:
             raise ValueError("miss_soft_percent must not exceed miss_hard_percent")
         if self.miss_min_lookups > self.miss_window or self.miss_min_lookups < 1:
@@ -1294,6 +1297,19 @@ class Guard:
                         **np_figures,
                     )
                     signals += self._once(soft, ctx.structure, day.isoformat())
+                elif answered >= p.no_proof_watch:
+                    # Nothing is refused yet: the security team hears of a structure that
+                    # answers people without their card while a scraper at human pace has
+                    # read only a couple of them (the step-up comes at ``no_proof_soft``).
+                    watch = self._signal(
+                        ctx,
+                        Level.SOFT,
+                        "guard.no_proof_watch",
+                        "beneficiaries answered without card proof today",
+                        watch=p.no_proof_watch,
+                        **np_figures,
+                    )
+                    signals += self._once(watch, ctx.structure, day.isoformat())
         if not ctx.with_proof:
             # Only now that the answer is counted may its slot go: releasing it first would
             # let a concurrent admission see neither the hold nor the answer.

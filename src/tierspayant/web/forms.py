@@ -9,6 +9,8 @@ from starlette.datastructures import FormData, UploadFile
 
 from tierspayant.services.errors import ServiceError
 
+MAX_CENTS = 100_000_000  # the API's bound on one amount (1 M€)
+
 
 def _refuse(name: str, message: str) -> ServiceError:
     return ServiceError("portal.form", message, field=name)
@@ -58,18 +60,34 @@ def optional_integer(form: FormData, name: str, *, low: int, high: int) -> int |
     return integer(form, name, low=low, high=high)
 
 
-def cents(form: FormData, name: str, *, required: bool = True) -> int | None:
-    """Euros typed with a comma or a point (``12,50``) → integer cents, never a float."""
+def _hundredths(form: FormData, name: str, *, required: bool, code: str) -> int | None:
+    """A positive decimal typed with a comma or a point, times 100, without float."""
     value = text(form, name, max_length=12, required=required).replace(",", ".")
     if not value:
         return None
     try:
         amount = Decimal(value)
     except InvalidOperation:
-        raise _refuse(name, f"{name}: not an amount") from None
-    if amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise _refuse(name, f"{name}: a positive amount with at most two decimals")
+        raise ServiceError(code, f"{name}: not a number", field=name) from None
+    if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ServiceError(code, f"{name}: a positive number with at most two decimals", field=name)
     return int(amount * 100)
+
+
+def cents(form: FormData, name: str, *, required: bool = True) -> int | None:
+    """Euros typed with a comma or a point (``12,50``) → integer cents, never a float."""
+    value = _hundredths(form, name, required=required, code="portal.amount")
+    if value is not None and value > MAX_CENTS:
+        raise ServiceError("portal.amount", f"{name}: at most {MAX_CENTS} cents", field=name)
+    return value
+
+
+def basis_points(form: FormData, name: str) -> int:
+    """A rate typed in percent (``70`` or ``70,5``) → basis points, 0 to 10 000."""
+    value = _hundredths(form, name, required=True, code="portal.rate")
+    if value is None or value > 10_000:
+        raise ServiceError("portal.rate", f"{name}: a rate from 0 to 100", field=name)
+    return value
 
 
 def choices(form: FormData, name: str, allowed: frozenset[str]) -> tuple[str, ...]:

@@ -1,14 +1,17 @@
-"""Provider portal: rights check, calculation and the provider's conventions.
+"""Provider portal: rights check, calculation, invoices and the provider's conventions.
 
-The pages call the very services the API calls (``check_rights``, ``calculate``) with
-the session's principal, so the guard, the audit and the answer's contents are the same:
-a portal session gets what an API caller gets, no more. There is no search and no list
-of people: every lookup starts from the data on the patient's card.
+The pages call the very services the API calls (``check_rights``, ``calculate``,
+``submit_claim``) with the session's principal, so the guard, the audit, idempotency and
+the answer's contents are the same: a portal session gets what an API caller gets, no
+more. There is no search and no list of people: every lookup starts from the data on the
+patient's card.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,6 +19,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.services import claims, payments, prior_auth
@@ -34,6 +38,22 @@ PORTAL = Portal.PROVIDER
 RULE = policy(PORTAL.rule)
 DOMAINS = tuple(d.value for d in CareDomain)
 MAX_PAYLOAD = 2000
+MAX_INVOICE_LINES = 10
+STATUSES = {
+    "received": "reçue, en attente de traitement",
+    "adjudicated": "traitée",
+    "superseded": "remplacée par une correction",
+    "cancelled": "annulée",
+}
+# Where the claims service names a field, and the name of the form's input for it.
+SERVICE_FIELD = re.compile(r"^lines\[(\d+)\](?:\.([a-z_]+))?$")
+LINE_INPUTS = {"amo_rate_bp": "amo_rate", "billed_cents": "billed", "br_cents": "br"}
+# Inputs whose value is echoed back after a refusal: never the NIR nor the 2D code.
+ECHOED = re.compile(
+    r"^(invoice_number|amc_number|birth_date|birth_rank|member_number|care_date|"
+    r"agreement_number|(act_code|domain|family|quantity|br|billed|amo_rate|amo_paid|"
+    r"amc_requested)_\d{1,2})$"
+)
 Provider = Annotated[PortalSession, Depends(requires(PORTAL))]
 
 
@@ -74,6 +94,56 @@ def proof_from(form: FormData) -> CardProof:
     if len(payload) > MAX_PAYLOAD:
         raise ServiceError("portal.form", "card_payload: too long", field="card_payload")
     return CardProof(payload) if payload else NO_PROOF
+
+
+def invoice_line(form: FormData, row: int, care_date: date) -> ClaimLine:
+    """Row ``row`` (from 1) of the invoice form; amounts in euros, the AMO rate in %."""
+    domains = forms.choices(form, f"domain_{row}", frozenset(DOMAINS))
+    if not domains:
+        raise ServiceError("portal.form", "domain is required", field=f"domain_{row}")
+    return ClaimLine(
+        act_code=forms.text(form, f"act_code_{row}", max_length=13).upper(),
+        domain=CareDomain(domains[0]),
+        family=forms.text(form, f"family_{row}", max_length=40).lower(),
+        quantity=forms.integer(form, f"quantity_{row}", low=1, high=999, default=1),
+        care_date=care_date,
+        br_cents=forms.cents(form, f"br_{row}") or 0,
+        billed_cents=forms.cents(form, f"billed_{row}") or 0,
+        amo_rate_bp=forms.basis_points(form, f"amo_rate_{row}"),
+        amo_paid_cents=forms.cents(form, f"amo_paid_{row}") or 0,
+        amc_requested_cents=forms.cents(form, f"amc_requested_{row}") or 0,
+    )
+
+
+def invoice_from(form: FormData, care_date: date) -> claims.ClaimSubmission:
+    """The invoice as the API route builds it from a JSON body (``api/claims_routes.py``)."""
+    rows = forms.integer(form, "lignes", low=1, high=MAX_INVOICE_LINES, default=1)
+    return claims.ClaimSubmission(
+        card=card_from(form),
+        content=ClaimContent(
+            invoice_number=forms.text(form, "invoice_number", max_length=40),
+            care_date=care_date,
+            agreement_number=forms.optional_text(form, "agreement_number", max_length=24),
+            lines=tuple(invoice_line(form, row, care_date) for row in range(1, rows + 1)),
+        ),
+    )
+
+
+def input_of(field: str | None) -> str | None:
+    """The form input a refusal is about: ``lines[0].amo_rate_bp`` → ``amo_rate_1``."""
+    if field is None:
+        return None
+    found = SERVICE_FIELD.match(field)
+    if found is None:
+        return field.removeprefix("card.")
+    name = found[2] or "line"
+    return f"{LINE_INPUTS.get(name, name)}_{int(found[1]) + 1}"
+
+
+def line_count(raw: object) -> int:
+    """How many line rows the form shows (1 to 10; 1 for anything else)."""
+    text = raw if isinstance(raw, str) else ""
+    return min(int(text), MAX_INVOICE_LINES) if text.isdigit() and 0 < int(text) < 100 else 1
 
 
 def _page_or_fragment(request: Request, page: str, fragment: str, **context: Any) -> Response:
@@ -202,6 +272,46 @@ def router() -> APIRouter:
             agreement=agreement,
             **context,
         )
+
+    def invoice_page(request: Request, rows: int, **context: Any) -> Response:
+        return render(
+            request,
+            "provider/invoice.html",
+            portal=PORTAL,
+            domains=DOMAINS,
+            today=platform_of(request).today(),
+            rows=range(1, rows + 1),
+            row_count=rows,
+            max_rows=MAX_INVOICE_LINES,
+            statuses=STATUSES,
+            values=context.pop("values", {}),
+            **context,
+        )
+
+    @routes.get("/factures", **RULE)
+    def invoice_form(request: Request, session: Provider, lignes: str = "1") -> Response:
+        return invoice_page(request, line_count(lignes))
+
+    @routes.post("/factures", **RULE)
+    def invoice_submit(request: Request, session: Provider, form: Form) -> Response:
+        platform = platform_of(request)
+        rows = line_count(form.get("lignes"))
+        try:
+            submission = invoice_from(form, forms.day(form, "care_date"))
+            receipt = claims.submit_claim(
+                platform, session.info.principal, submission, source="api", proof=proof_from(form)
+            )
+        except DomainError as exc:
+            values = {k: v for k, v in form.items() if isinstance(v, str) and ECHOED.match(k)}
+            return invoice_page(
+                request,
+                rows,
+                error=french_message(exc),
+                code=exc.code,
+                field_error=input_of(exc.field),
+                values=values,
+            )
+        return invoice_page(request, rows, receipt=receipt)
 
     @routes.get("/suivi", **RULE)
     def follow_up(

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from tierspayant.security.audit import subject_pseudonym
 from tierspayant.services.platform import Platform
+from tierspayant.store.cards_tables import cards
 from tierspayant.store.claims_tables import prior_authorisations
 from tierspayant.store.security_tables import guard_daily, security_alerts
 from tierspayant.store.tables import (
@@ -398,3 +399,36 @@ def pending_agreements(platform: Platform, insurer_id: int) -> list[PendingAgree
             PendingAgreement(r[0], r[1], r[2], r[3], int(r[4]), aware(r[5]))
             for r in conn.execute(query)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyCard:
+    serial: str
+    status: str
+    valid_from: date
+    valid_until: date
+    issued_at: datetime
+
+
+def family_cards(conn: Connection, insurer_id: int, binding: bytes, year: int) -> list[FamilyCard]:
+    """The cards of one family (named by its keyed binding) for one year, newest first."""
+    rows = conn.execute(
+        select(
+            cards.c.serial,
+            cards.c.status,
+            cards.c.valid_from,
+            cards.c.valid_until,
+            cards.c.issued_at,
+        )
+        .where(
+            cards.c.insurer_id == insurer_id,
+            cards.c.family_binding == binding,
+            cards.c.year == year,
+        )
+        .order_by(cards.c.issued_at.desc())
+        .limit(SCREEN_ROWS)
+    ).all()
+    return [
+        FamilyCard(r.serial, r.status, r.valid_from, r.valid_until, aware(r.issued_at))
+        for r in rows
+    ]

@@ -60,6 +60,22 @@ MESSAGES: dict[str, str] = {
     "prior_auth.decided": "Cette demande a déjà été décidée.",
     "portal.file_missing": "Choisissez un fichier.",
     "portal.form": "Formulaire incomplet ou mal rempli.",
+    "portal.amount": "Montant invalide : un montant positif en euros, avec au plus deux "
+    "décimales (par exemple 12,50).",
+    "portal.rate": "Taux invalide : un pourcentage de 0 à 100 (par exemple 70).",
+    "claim.invoice_number": "Numéro de facture invalide : lettres, chiffres, « . _ / - », "
+    "40 caractères au plus.",
+    "claim.lines": "Une facture compte de 1 à 10 lignes.",
+    "claim.act_code": "Code d'acte mal formé.",
+    "claim.quantity": "La quantité est au moins 1.",
+    "claim.negative": "Les montants ne peuvent pas être négatifs.",
+    "claim.amo_rate": "Le taux AMO est compris entre 0 et 100 %.",
+    "claim.number_reused": "Ce numéro de facture a déjà servi pour une autre facture.",
+    "claim.cancelled": "Cette facture a été annulée.",
+    "claim.insurer_changed": "Une correction ne peut pas changer d'organisme.",
+    "eligibility.care_date_future": "La date des soins est trop loin dans le futur.",
+    "eligibility.care_date_past": "La date des soins remonte à plus de deux ans.",
+    "card.family_unknown": "Aucune carte ne peut être émise : pas de droits cette année.",
 }
 
 
