@@ -126,6 +126,10 @@ def test_a_bad_amount_is_refused_in_french_next_to_the_field(world: World) -> No
     )
     assert "Taux invalide" in rate.text
     assert 'id="amo_rate_1-erreur"' in rate.text
+    # A refusal about no input of the form is shown above it
+    too_many = client.post(INVOICES, _invoice(world.card, "WEB-0003", care_date=today, lignes="11"))
+    assert "Formulaire incomplet ou mal rempli." in too_many.text
+    assert "corrigez le champ signalé" not in too_many.text
     assert _claim_rows(world, "WEB-0003") == []
 
 

@@ -76,10 +76,19 @@ def _install_write_gate(engine: Engine) -> None:
         if gate is not None:
             gate.release()
 
-    event.listen(engine, "commit", lambda conn: release(conn.info))
-    event.listen(engine, "rollback", lambda conn: release(conn.info))
-    event.listen(engine.pool, "reset", lambda _dbapi, record, *_: release(record.info))
-    event.listen(engine.pool, "invalidate", lambda _dbapi, record, *_: release(record.info))
+    def on_end(conn: Connection) -> None:
+        release(conn.info)
+
+    def on_reset(_dbapi: Any, record: Any, _state: Any) -> None:
+        release(record.info)
+
+    def on_invalidate(_dbapi: Any, record: Any, _exception: Any) -> None:
+        release(record.info)
+
+    event.listen(engine, "commit", on_end)
+    event.listen(engine, "rollback", on_end)
+    event.listen(engine.pool, "reset", on_reset)
+    event.listen(engine.pool, "invalidate", on_invalidate)
 
 
 def alembic_config(url: str) -> Config:

@@ -54,6 +54,7 @@ ECHOED = re.compile(
     r"agreement_number|(act_code|domain|family|quantity|br|billed|amo_rate|amo_paid|"
     r"amc_requested)_\d{1,2})$"
 )
+NOT_ECHOED = re.compile(r"^(nir|card_payload|line_\d{1,2})$")
 Provider = Annotated[PortalSession, Depends(requires(PORTAL))]
 
 
@@ -130,14 +131,17 @@ def invoice_from(form: FormData, care_date: date) -> claims.ClaimSubmission:
 
 
 def input_of(field: str | None) -> str | None:
-    """The form input a refusal is about: ``lines[0].amo_rate_bp`` → ``amo_rate_1``."""
+    """The form input a refusal is about (``lines[0].amo_rate_bp`` → ``amo_rate_1``), or
+    None when the form has no such input: the message is then shown above the form."""
     if field is None:
         return None
     found = SERVICE_FIELD.match(field)
     if found is None:
-        return field.removeprefix("card.")
-    name = found[2] or "line"
-    return f"{LINE_INPUTS.get(name, name)}_{int(found[1]) + 1}"
+        name = field.removeprefix("card.")
+    else:
+        line_input = found[2] or "line"
+        name = f"{LINE_INPUTS.get(line_input, line_input)}_{int(found[1]) + 1}"
+    return name if ECHOED.match(name) or NOT_ECHOED.match(name) else None
 
 
 def line_count(raw: object) -> int:
