@@ -336,3 +336,66 @@ def test_given_the_cli_then_every_operations_command_runs_and_exits_cleanly(
     refused = runner.invoke(app, ["breakglass", "approve", "1", "--as", "operator:bob"])
     assert refused.exit_code == 2
     assert "breakglass.not_pending" in refused.output
+
+
+def test_given_a_canary_in_the_scope_when_revealing_then_it_stays_sealed_and_alerts(
+    attacked: tuple[Platform, str, str, list[int], int],
+) -> None:
+    """The attacker also read a canary: the responder sees it in the scope, its identity is
+    never decrypted, and touching it raises the canary alert."""
+    from tests.integration.test_cards import canary_people
+    from tierspayant.security.audit import subject_pseudonym
+    from tierspayant.services import canaries
+    from tierspayant.store.security_tables import security_alerts
+    from tierspayant.store.tables import insurers
+
+    platform, attacker, structure, read, _ = attacked
+    with platform.engine.connect() as conn:
+        row = conn.execute(select(insurers.c.amc_number, insurers.c.id)).one()
+    amc, insurer_id = str(row.amc_number), int(row.id)
+    canaries.plant(platform, amc, 2, RESPONDER)
+    planted = canary_people(platform, amc)
+    canary_id = canaries_ids(platform, insurer_id)[0]
+    key = platform.operator_keys().derive("audit.subject")
+    with platform.engine.begin() as conn:
+        audit.append(
+            conn,
+            at=NOW,
+            actor=attacker,
+            structure=structure,
+            action="rights.check",
+            purpose="rights",
+            subject=subject_pseudonym(key, amc, str(canary_id)),
+            insurer=amc,
+            decision="allow",
+        )
+    grant = breakglass.request_grant(
+        platform, RESPONDER, "incident INC-2025-07 scoping", GrantScope.EXPORT, 2
+    )
+    breakglass.approve_grant(platform, grant.id, "operator:bob")
+    result = incident.scope_incident(
+        platform, _window(principal=attacker), RESPONDER, incident.Reveal(grant.id)
+    )
+    records = {r.beneficiary_id: r for r in result.insurers[0].records}
+    assert len(records) == len(read) + 1
+    sealed = records[canary_id]
+    assert (sealed.last_name, sealed.first_name, sealed.nir) == (None, None, None)
+    assert all(r.last_name for i, r in records.items() if i != canary_id)
+    with platform.engine.connect() as conn:
+        codes = set(conn.execute(select(security_alerts.c.code)).scalars())
+    assert "canary.touched" in codes
+    document = json.dumps(incident.scope_document(result))
+    assert all(person.nir not in document for person in planted)
+
+
+def canaries_ids(platform: Platform, insurer_id: int) -> list[int]:
+    """The canaries' row ids, as only the operator key reveals them (test oracle)."""
+    from tierspayant.security.crypto import FieldCipher, row_aad
+    from tierspayant.store import cards as card_store
+
+    with platform.engine.connect() as conn:
+        operator = FieldCipher(platform.operator_keys())
+        return [
+            int(operator.decrypt(ref, row_aad(insurer_id, "canary_marks", mark.hex(), "ref")))
+            for mark, ref, _ in card_store.marks_of(conn, insurer_id)
+        ]

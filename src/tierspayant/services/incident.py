@@ -44,6 +44,7 @@ from tierspayant.services.breakglass import (
     open_identity,
     require_grant,
 )
+from tierspayant.services.canaries import canary_touched
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.services.platform import Platform
@@ -254,8 +255,12 @@ def _reveal(
     actor: str,
 ) -> None:
     now = platform.now()
+    # Canaries in the scope are reported (the attacker read them) but never decrypted:
+    # touching one raises the canary alert like any other decryption would.
+    ids = [r.beneficiary_id for r in records if r.beneficiary_id is not None]
+    canaries = set(canary_touched(platform, conn, insurer.id, ids, actor, "incident_reveal"))
     for record in records:
-        if record.beneficiary_id is None:
+        if record.beneficiary_id is None or record.beneficiary_id in canaries:
             continue
         row = load_record(conn, insurer.id, record.beneficiary_id)
         identity = open_identity(platform, conn, insurer.amc_number, row, show_nir=reveal.show_nir)

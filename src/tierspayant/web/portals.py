@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tierspayant.domain.errors import DomainError
 from tierspayant.services.platform import Platform
-from tierspayant.web import insurer, login, member, provider, security_console
+from tierspayant.web import insurer, insurer_backoffice, login, member, provider, security_console
 from tierspayant.web.headers import PORTAL_PREFIX, PortalHeadersMiddleware
 from tierspayant.web.policy import WebPolicy, policy
 from tierspayant.web.render import french_message, is_htmx, render
@@ -98,6 +98,7 @@ def mount_portals(app: FastAPI, platform: Platform) -> None:
         app.include_router(login.password_router(portal))
     app.include_router(provider.router())
     app.include_router(insurer.router())
+    app.include_router(insurer_backoffice.router())
     app.include_router(member.router())
     app.include_router(security_console.router())
     _install_error_pages(app)

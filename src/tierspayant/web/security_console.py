@@ -4,17 +4,24 @@ and each structure's lookups against its daily cap.
 Reinstating a suspended principal takes two different operators: the first one's request
 is an audit event (``principal.reinstate_request``), valid one hour and only since the
 suspension; a second operator confirms it and ``services.alerts.reinstate_principal``
-checks both again. Nothing here shows a beneficiary.
+checks both again. Nothing here shows a beneficiary: an incident's scope is counted on
+screen, and its downloads (CSV, notice drafts) carry internal ids and pseudonyms, never a
+name or a NIR (the named list stays a break-glass CLI step).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+import csv
+import io
+import tempfile
+import zipfile
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import select
+from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
@@ -32,6 +39,7 @@ PORTAL = Portal.SECURITY
 RULE = policy(PORTAL.rule)
 Operator = Annotated[PortalSession, Depends(requires(PORTAL))]
 POLL_SECONDS = 5
+INCIDENT_FIELDS = ("start", "end", "principal", "structure")
 
 
 def checkpoint_dir(platform: Platform) -> Path:
@@ -93,6 +101,104 @@ def revoke(platform: Platform, principal_id: str, operator: Principal) -> None:
         )
 
 
+SCOPE_CSV_COLUMNS = (
+    "amc_number",
+    "insurer",
+    "beneficiary_id",
+    "pseudonym",
+    "reads",
+    "first_read",
+    "last_read",
+)
+
+
+def scope_csv(scope: incident.IncidentScope) -> bytes:
+    """The people read, per insurer, as internal ids and pseudonyms only.
+
+    Written here rather than with ``incident.write_scope``: its columns include the
+    identity a break-glass reveal adds, which the portal never asks for.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";")
+    writer.writerow(SCOPE_CSV_COLUMNS)
+    for insurer in scope.insurers:
+        for record in insurer.records:
+            writer.writerow(
+                (
+                    insurer.amc_number,
+                    insurer.name,
+                    record.beneficiary_id if record.beneficiary_id is not None else "",
+                    record.pseudonym,
+                    record.reads,
+                    record.first_read.astimezone(UTC).isoformat(),
+                    record.last_read.astimezone(UTC).isoformat(),
+                )
+            )
+    return buffer.getvalue().encode("utf-8")
+
+
+def notice_zip(scope: incident.IncidentScope) -> bytes:
+    """The CNIL notification drafts and member letters of a scope, zipped.
+
+    The drafts are written by ``incident.draft_notices`` into a private temporary
+    folder that is gone when the archive is built; with no reveal, letters carry no name.
+    """
+    archive = io.BytesIO()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        written = incident.draft_notices(incident.scope_document(scope), root)
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for path in (*written.cnil, *written.letters):
+                bundle.write(path, path.relative_to(root).as_posix())
+    return archive.getvalue()
+
+
+def _criteria(form: FormData) -> incident.ScopeCriteria:
+    return incident.ScopeCriteria(
+        start=_moment(forms.day(form, "start")),
+        end=_moment(forms.day(form, "end")) + timedelta(days=1),
+        principal=forms.optional_text(form, "principal", max_length=120),
+        structure=forms.optional_text(form, "structure", max_length=20),
+    )
+
+
+def _asked(form: FormData) -> dict[str, str]:
+    """The criteria as typed, for the download forms under the result."""
+    return {name: str(form.get(name) or "")[:120] for name in INCIDENT_FIELDS}
+
+
+def _scope(request: Request, session: PortalSession, form: FormData) -> incident.IncidentScope:
+    """Scope without reveal: ids and pseudonyms, never names or NIR (audited by the service)."""
+    return incident.scope_incident(platform_of(request), _criteria(form), session.info.principal.id)
+
+
+def _why(exc: ServiceError | ValueError) -> str:
+    return french_message(exc) if isinstance(exc, ServiceError) else str(exc)
+
+
+def _refused(request: Request, exc: ServiceError | ValueError) -> Response:
+    return render(request, "error.html", portal=PORTAL, status_code=422, message=_why(exc))
+
+
+def _audit_download(request: Request, session: PortalSession, kind: str, people: int) -> None:
+    platform = platform_of(request)
+    with queries.write_transaction(platform) as conn:
+        audit.append(
+            conn,
+            at=platform.now(),
+            actor=session.info.principal.id,
+            action="incident.download",
+            purpose="incident_response",
+            decision="allow",
+            detail={"document": kind, "people": people},
+        )
+
+
+def _attachment(body: bytes, media_type: str, filename: str) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(body, media_type=media_type, headers=headers)
+
+
 def router() -> APIRouter:
     routes = APIRouter(prefix=PORTAL.root, dependencies=[Depends(csrf_protect)])
 
@@ -152,19 +258,35 @@ def router() -> APIRouter:
 
     @routes.post("/incident", **RULE)
     def incident_scope(request: Request, session: Operator, form: Form) -> Response:
-        platform = platform_of(request)
         try:
-            criteria = incident.ScopeCriteria(
-                start=_moment(forms.day(form, "start")),
-                end=_moment(forms.day(form, "end")) + timedelta(days=1),
-                principal=forms.optional_text(form, "principal", max_length=120),
-                structure=forms.optional_text(form, "structure", max_length=20),
-            )
-            scope = incident.scope_incident(platform, criteria, session.info.principal.id)
+            scope = _scope(request, session, form)
         except (ServiceError, ValueError) as exc:
-            message = french_message(exc) if isinstance(exc, ServiceError) else str(exc)
-            return render(request, "security/_incident.html", portal=PORTAL, error=message)
-        return render(request, "security/_incident.html", portal=PORTAL, scope=scope)
+            return render(request, "security/_incident.html", portal=PORTAL, error=_why(exc))
+        return render(
+            request,
+            "security/_incident.html",
+            portal=PORTAL,
+            scope=scope,
+            asked=_asked(form),
+        )
+
+    @routes.post("/incident/perimetre.csv", **RULE)
+    def incident_csv(request: Request, session: Operator, form: Form) -> Response:
+        try:
+            scope = _scope(request, session, form)
+        except (ServiceError, ValueError) as exc:
+            return _refused(request, exc)
+        _audit_download(request, session, "scope_csv", scope.people)
+        return _attachment(scope_csv(scope), "text/csv; charset=utf-8", "perimetre-incident.csv")
+
+    @routes.post("/incident/notifications.zip", **RULE)
+    def incident_notices(request: Request, session: Operator, form: Form) -> Response:
+        try:
+            scope = _scope(request, session, form)
+        except (ServiceError, ValueError) as exc:
+            return _refused(request, exc)
+        _audit_download(request, session, "notices_zip", scope.people)
+        return _attachment(notice_zip(scope), "application/zip", "notifications-incident.zip")
 
     @routes.post("/principaux/revoquer", **RULE)
     def revoke_principal(request: Request, session: Operator, form: Form) -> Response:

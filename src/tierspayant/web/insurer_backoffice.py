@@ -1,0 +1,113 @@
+"""Insurer back office, invoices and money: adjudicated invoice figures, and the monthly
+billing statements with the files the billing run wrote.
+
+The insurer is the session's, never the request's: a downloaded file's path is built from
+the staff member's own AMC number and a period checked against ``YYYY-MM``, so no name
+typed in a URL can reach another insurer's file or leave the billing folder.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import FileResponse, Response
+
+from tierspayant.services import billing
+from tierspayant.store import audit
+from tierspayant.web import backoffice_queries, charts, queries
+from tierspayant.web.policy import policy
+from tierspayant.web.render import MESSAGES, render
+from tierspayant.web.session import Portal, PortalSession, csrf_protect, platform_of, requires
+
+PORTAL = Portal.INSURER
+RULE = policy(PORTAL.rule)
+Staff = Annotated[PortalSession, Depends(requires(PORTAL))]
+PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+# What staff may download, by the name in the URL: (key of billing.statement_files,
+# media type, name given to the browser).
+DOCUMENTS = {
+    "releve.json": ("statement_json", "application/json", "releve-{amc}-{period}.json"),
+    "releve.csv": ("statement_csv", "text/csv; charset=utf-8", "releve-{amc}-{period}.csv"),
+    "detail.csv": ("detail", "text/csv; charset=utf-8", "detail-{amc}-{period}.csv"),
+    "pain008.xml": ("fund_call", "application/xml", "pain008-{amc}-{period}.xml"),
+}
+
+
+def reason_label(code: str) -> str:
+    """The French wording of a refusal reason when the portal has one, else its code."""
+    return MESSAGES.get(code, code)
+
+
+def _staff_insurer(request: Request, session: PortalSession) -> tuple[int, str]:
+    insurer_id = session.info.principal.insurer_id
+    assert insurer_id is not None  # insurer staff accounts always carry their insurer
+    amc, _ = queries.insurer_amc(platform_of(request), insurer_id)
+    return insurer_id, amc
+
+
+def _not_found(request: Request) -> Response:
+    return render(
+        request, "error.html", portal=PORTAL, status_code=404, message="Ce fichier n'existe pas."
+    )
+
+
+def router() -> APIRouter:
+    routes = APIRouter(prefix=PORTAL.root, dependencies=[Depends(csrf_protect)])
+
+    @routes.get("/factures", **RULE)
+    def invoices(request: Request, session: Staff) -> Response:
+        insurer_id, _ = _staff_insurer(request, session)
+        figures = backoffice_queries.invoice_figures(platform_of(request), insurer_id)
+        reasons = [charts.Bar(reason_label(r.code), r.lines) for r in figures.reasons]
+        return render(
+            request,
+            "insurer/invoices.html",
+            portal=PORTAL,
+            figures=figures,
+            reason_label=reason_label,
+            per_week=charts.column_chart(
+                "semaines", "Lignes de factures traitées par semaine", figures.lines_per_week()
+            ),
+            per_reason=charts.bar_chart("motifs", "Lignes rejetées ou réduites par motif", reasons),
+        )
+
+    @routes.get("/releves", **RULE)
+    def statements(request: Request, session: Staff) -> Response:
+        insurer_id, _ = _staff_insurer(request, session)
+        rows = backoffice_queries.statements(platform_of(request), insurer_id)
+        return render(
+            request, "insurer/statements.html", portal=PORTAL, rows=rows, documents=DOCUMENTS
+        )
+
+    @routes.get("/releves/{period}/{document}", **RULE)
+    def download(request: Request, session: Staff, period: str, document: str) -> Response:
+        platform = platform_of(request)
+        _, amc = _staff_insurer(request, session)
+        if not PERIOD.fullmatch(period) or document not in DOCUMENTS:
+            return _not_found(request)
+        key, media_type, filename = DOCUMENTS[document]
+        folder = billing.default_out_dir(platform, period)
+        path = billing.statement_files(folder, amc, period)[key]
+        if not path.is_file():
+            return _not_found(request)
+        with queries.write_transaction(platform) as conn:
+            audit.append(
+                conn,
+                at=platform.now(),
+                actor=session.info.principal.id,
+                action="billing.download",
+                decision="allow",
+                insurer=amc,
+                detail={"period": period, "document": document},
+            )
+        return FileResponse(
+            path, media_type=media_type, filename=filename.format(amc=amc, period=period)
+        )
+
+    return routes
+
+
+__all__ = ["DOCUMENTS", "reason_label", "router"]
