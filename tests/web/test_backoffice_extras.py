@@ -111,7 +111,10 @@ def test_invoice_figures_are_the_insurers_own(
     assert f"<td>{week}</td><td>PHAR</td><td>3</td><td>7,00\u00a0€</td>" in text
     assert f"<td>{week}</td><td>AUXM</td><td>1</td><td>0,00\u00a0€</td>" in text
     assert f"<td>{week}</td><td>MED</td><td>1</td><td>7,00\u00a0€</td>" in text
-    assert "<td><code>rights.none</code></td><td>2</td>" in text
+    assert (
+        "<td>Pas de droits complémentaires à la date des soins</td>"
+        "<td><code>rights.none</code></td><td>2</td>"
+    ) in text
     assert "<td><code>ceiling</code></td><td>1</td>" in text
     assert f"<td>{world.provider_am}</td><td>14,00\u00a0€</td>" in text
     assert stranger.name not in text

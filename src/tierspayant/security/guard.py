@@ -581,8 +581,17 @@ class MemoryCounterStore:
             for index, (key, limit) in enumerate(zip(keys, limits, strict=True)):
                 self._fresh(key)
                 events = self._zsets.setdefault(key, {})
-                for old in [m for m, at in events.items() if at <= now_ms - window_ms]:
-                    del events[old]
+                # Members are inserted in time order (dicts keep insertion order): drop
+                # expired ones from the front only, so a call costs what expired, not the
+                # window's size (a global window holds every lookup of the last minute).
+                # A member stamped slightly out of order by a concurrent thread leaves a
+                # little later, which errs on the strict side.
+                cutoff = now_ms - window_ms
+                while events:
+                    oldest = next(iter(events))
+                    if events[oldest] > cutoff:
+                        break
+                    del events[oldest]
                 if len(events) >= limit:
                     return index
             for key in keys:

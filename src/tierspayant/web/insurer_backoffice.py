@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response
 
+from tierspayant.domain.adjudication import REASONS, Reason
 from tierspayant.services import billing
 from tierspayant.store import audit
 from tierspayant.web import backoffice_queries, charts, queries
@@ -37,8 +38,11 @@ DOCUMENTS = {
 
 
 def reason_label(code: str) -> str:
-    """The French wording of a refusal reason when the portal has one, else its code."""
-    return MESSAGES.get(code, code)
+    """The French wording of a line's reason (what the provider reads too), else its code."""
+    try:
+        return REASONS[Reason(code)]
+    except ValueError:
+        return MESSAGES.get(code, code)
 
 
 def _staff_insurer(request: Request, session: PortalSession) -> tuple[int, str]:
