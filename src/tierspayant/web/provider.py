@@ -9,6 +9,7 @@ patient's card.
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
 from datetime import date
@@ -22,11 +23,14 @@ from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import PricingLine
+from tierspayant.formats.remittance import write_remittance
+from tierspayant.security.principal import Principal
 from tierspayant.services import claims, payments, prior_auth
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import CardData
 from tierspayant.services.lookup import NO_PROOF, CardProof
+from tierspayant.services.platform import Platform
 from tierspayant.services.pricing import Calculation, calculate
 from tierspayant.web import forms
 from tierspayant.web.policy import policy
@@ -39,6 +43,7 @@ RULE = policy(PORTAL.rule)
 DOMAINS = tuple(d.value for d in CareDomain)
 MAX_PAYLOAD = 2000
 MAX_INVOICE_LINES = 10
+ADVICE_PAGE = 1000  # the most lines get_remittance serves at once
 STATUSES = {
     "received": "reçue, en attente de traitement",
     "adjudicated": "traitée",
@@ -148,6 +153,26 @@ def line_count(raw: object) -> int:
     """How many line rows the form shows (1 to 10; 1 for anything else)."""
     text = raw if isinstance(raw, str) else ""
     return min(int(text), MAX_INVOICE_LINES) if text.isdigit() and 0 < int(text) < 100 else 1
+
+
+def remittance_advice_csv(platform: Platform, principal: Principal, advice_id: str) -> bytes:
+    """One of the provider's advices as the payment run writes it, every page of lines.
+
+    ``payments.get_remittance`` checks the advice is the principal's (another provider's
+    is NotFound, a 404) and serves lines a page at a time; they are gathered here.
+    """
+    first = payments.get_remittance(platform, principal, advice_id, limit=ADVICE_PAGE)
+    lines = list(first.lines)
+    while len(lines) < first.header.lines:
+        page = payments.get_remittance(
+            platform, principal, advice_id, offset=len(lines), limit=ADVICE_PAGE
+        )
+        if not page.lines:
+            break
+        lines.extend(page.lines)
+    out = io.StringIO()
+    write_remittance(out, first.header, lines, first.recovered)
+    return out.getvalue().encode("utf-8")
 
 
 def _page_or_fragment(request: Request, page: str, fragment: str, **context: Any) -> Response:
@@ -338,6 +363,13 @@ def router() -> APIRouter:
     def payments_list(request: Request, session: Provider) -> Response:
         rows = payments.list_remittances(platform_of(request), session.info.principal)
         return render(request, "provider/payments.html", portal=PORTAL, rows=rows)
+
+    @routes.get("/paiements/{advice_id}/avis.csv", **RULE)
+    def remittance_csv(request: Request, session: Provider, advice_id: str) -> Response:
+        body = remittance_advice_csv(platform_of(request), session.info.principal, advice_id)
+        # Only a well-formed id of the provider's own advice gets this far.
+        headers = {"Content-Disposition": f'attachment; filename="avis-{advice_id}.csv"'}
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
 
     @routes.get("/conventions", **RULE)
     def conventions(request: Request, session: Provider) -> Response:

@@ -213,6 +213,24 @@ def alerts(platform: Platform, *, insurer: str | None = None) -> list[AlertRow]:
         ]
 
 
+CANARY_ALERT_CODES = ("canary.touched", "guard.canary")
+
+
+def canary_alert_counts(platform: Platform) -> dict[str | None, int]:
+    """Canary alerts per insurer's AMC number (None: alerts that name no insurer).
+
+    Counts only: an alert's figures never say which rows were canaries, and neither does
+    this.
+    """
+    query = (
+        select(security_alerts.c.insurer, func.count())
+        .where(security_alerts.c.code.in_(CANARY_ALERT_CODES))
+        .group_by(security_alerts.c.insurer)
+    )
+    with platform.engine.connect() as conn:
+        return {r[0]: int(r[1]) for r in conn.execute(query)}
+
+
 @dataclass(frozen=True, slots=True)
 class Consultation:
     at: datetime

@@ -15,6 +15,7 @@ import csv
 import io
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +26,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
-from tierspayant.services import accounts, alerts, audit_log, checkpoints, incident
+from tierspayant.services import accounts, alerts, audit_log, canaries, checkpoints, incident
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
@@ -199,6 +200,31 @@ def _attachment(body: bytes, media_type: str, filename: str) -> Response:
     return Response(body, media_type=media_type, headers=headers)
 
 
+@dataclass(frozen=True, slots=True)
+class CanaryRow:
+    """One insurer's canaries as the console shows them: how many, when, alerts raised."""
+
+    amc_number: str
+    planted: int
+    planted_at: datetime | None
+    alerts: int
+
+
+def canary_rows(
+    planted: list[canaries.CanaryStatus], alert_counts: dict[str | None, int]
+) -> list[CanaryRow]:
+    """Join the planting status and the alert counts per AMC number (never which rows)."""
+    return [
+        CanaryRow(
+            s.insurer,
+            s.count,
+            queries.aware(s.planted_at) if s.planted_at is not None else None,
+            alert_counts.get(s.insurer, 0),
+        )
+        for s in planted
+    ]
+
+
 def router() -> APIRouter:
     routes = APIRouter(prefix=PORTAL.root, dependencies=[Depends(csrf_protect)])
 
@@ -254,6 +280,18 @@ def router() -> APIRouter:
         last = exported[-1].checkpoint if exported else None
         return render(
             request, "security/_audit.html", portal=PORTAL, report=report, checkpoint=last
+        )
+
+    @routes.get("/canaris", **RULE)
+    def canary_status(request: Request, session: Operator) -> Response:
+        platform = platform_of(request)
+        counts = queries.canary_alert_counts(platform)
+        return render(
+            request,
+            "security/canaries.html",
+            portal=PORTAL,
+            rows=canary_rows(canaries.status(platform), counts),
+            unattached=counts.get(None, 0),
         )
 
     @routes.post("/incident", **RULE)
