@@ -351,8 +351,17 @@ def test_given_a_canary_in_the_scope_when_revealing_then_it_stays_sealed_and_ale
 
     platform, attacker, structure, read, _ = attacked
     with platform.engine.connect() as conn:
-        row = conn.execute(select(insurers.c.amc_number, insurers.c.id)).one()
-    amc, insurer_id = str(row.amc_number), int(row.id)
+        # The insurer the attacker read (on PostgreSQL the module's database holds others).
+        amc = str(
+            conn.execute(
+                select(audit_events.c.insurer)
+                .where(audit_events.c.actor == attacker, audit_events.c.insurer.is_not(None))
+                .limit(1)
+            ).scalar_one()
+        )
+        insurer_id = int(
+            conn.execute(select(insurers.c.id).where(insurers.c.amc_number == amc)).scalar_one()
+        )
     canaries.plant(platform, amc, 2, RESPONDER)
     planted = canary_people(platform, amc)
     canary_id = canaries_ids(platform, insurer_id)[0]
