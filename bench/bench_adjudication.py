@@ -56,7 +56,7 @@ POSTGRES_SERVER = os.environ.get(
     "TIERSPAYANT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/"
 )
 ROOT = Path(__file__).resolve().parents[1]
-CATALOGUE = ROOT / "examples" / "catalogues" / "mutuelle-des-tilleuls.yaml"
+CATALOGUE = ROOT / "src" / "tierspayant" / "reference" / "demo" / "mutuelle-des-tilleuls.yaml"
 AMC = "75012345"
 PHARMACIES = 4
 MONTH = date(2025, 10, 1)

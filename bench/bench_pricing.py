@@ -21,7 +21,7 @@ from tierspayant.domain.pricing import PricingLine, PricingRequest, RssClass, pr
 from tierspayant.formats.catalogue import read_catalogue
 from tierspayant.formats.reference import load_default_reference
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "catalogues"
+EXAMPLES = Path(__file__).resolve().parent.parent / "src" / "tierspayant" / "reference" / "demo"
 CARE_DATE = date(2026, 3, 16)
 
 # (weight, line factory): pharmacy dominates the real flow, then doctors, labs, nurses.

@@ -1,6 +1,6 @@
 """A world of real data behind the real app, for HTTP tests (fixtures in ``conftest.py``).
 
-Two insurers with the example catalogues of ``examples/catalogues``, beneficiaries
+Two insurers with the example catalogues of ``src/tierspayant/reference/demo``, beneficiaries
 imported through the enrolment service from a synthetic file (so the tests hold the card
 data a provider would read: NIR, rank, birth date, member number), two providers of
 different structures (a pharmacy under its FINESS, an OPTAM GP under its SIRET) with API
@@ -50,7 +50,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[2]
-CATALOGUES = ROOT / "examples" / "catalogues"
+CATALOGUES = ROOT / "src" / "tierspayant" / "reference" / "demo"
 NOW = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Paris
 TODAY = NOW.date()
 FILE_DATE = date(2026, 1, 1)

@@ -22,7 +22,10 @@ from tierspayant.services.enrolment import import_beneficiaries
 from tierspayant.services.identification import CardData
 from tierspayant.services.platform import Platform
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples/catalogues/azur-assurances-sante.yaml"
+EXAMPLE = (
+    Path(__file__).resolve().parents[2]
+    / "src/tierspayant/reference/demo/azur-assurances-sante.yaml"
+)
 CONTRACT = "PREMIUM"
 FILE_DATE = date(2025, 1, 1)
 NOW = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)

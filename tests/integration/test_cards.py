@@ -47,7 +47,14 @@ from tierspayant.store.keys import insurer_scope
 from tierspayant.store.security_tables import security_alerts
 from tierspayant.store.tables import audit_events, insurers
 
-CATALOGUE = Path(__file__).parents[2] / "examples" / "catalogues" / "mutuelle-des-tilleuls.yaml"
+CATALOGUE = (
+    Path(__file__).parents[2]
+    / "src"
+    / "tierspayant"
+    / "reference"
+    / "demo"
+    / "mutuelle-des-tilleuls.yaml"
+)
 ACTOR = "operator:test"
 
 

@@ -22,7 +22,10 @@ from tierspayant.services.providers import NewProvider, add_conventions, add_pro
 from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.ledger import check
 
-CATALOGUE = Path(__file__).resolve().parents[2] / "examples/catalogues/mutuelle-des-tilleuls.yaml"
+CATALOGUE = (
+    Path(__file__).resolve().parents[2]
+    / "src/tierspayant/reference/demo/mutuelle-des-tilleuls.yaml"
+)
 CATEGORIES = ("pharmacy", "pharmacy", "gp", "laboratory", "optician", "dentist")
 
 

@@ -16,7 +16,7 @@ from tierspayant.cli.main import app
 from tierspayant.formats.synthetic import write_beneficiaries_csv
 
 ROOT = Path(__file__).resolve().parents[2]
-CATALOGUE = ROOT / "examples" / "catalogues" / "mutuelle-des-tilleuls.yaml"
+CATALOGUE = ROOT / "src" / "tierspayant" / "reference" / "demo" / "mutuelle-des-tilleuls.yaml"
 AMC = "75012345"
 PHARMACY_AM = "752234567"
 PHARMACY_FINESS = "750012346"

@@ -1386,16 +1386,17 @@ def _open_session(
 
 def _build_principal(conn: Connection, row: Row[Any]) -> Principal:
     kind = AccountKind(row.kind)
-    provider_am = structure = None
+    provider_am = structure = category = None
     if row.provider_id is not None:
         prov = conn.execute(
-            select(providers.c.am_number, providers.c.finess, providers.c.siret).where(
-                providers.c.id == row.provider_id
-            )
+            select(
+                providers.c.am_number, providers.c.finess, providers.c.siret, providers.c.category
+            ).where(providers.c.id == row.provider_id)
         ).first()
         if prov is not None:
             provider_am = prov.am_number
             structure = prov.finess or prov.siret or prov.am_number
+            category = prov.category
     return Principal(
         id=row.principal_id,
         kind=_principal_kind(kind),
@@ -1406,6 +1407,7 @@ def _build_principal(conn: Connection, row: Row[Any]) -> Principal:
         structure=structure,
         insurer_id=row.insurer_id,
         beneficiary_id=row.beneficiary_id,
+        provider_category=category,
     )
 
 

@@ -30,7 +30,11 @@ from tierspayant.formats.catalogue import (
     read_catalogue,
 )
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "examples" / "catalogues").glob("*.yaml"))
+EXAMPLES = sorted(
+    (Path(__file__).resolve().parents[3] / "src" / "tierspayant" / "reference" / "demo").glob(
+        "*.yaml"
+    )
+)
 D = CareDomain
 
 

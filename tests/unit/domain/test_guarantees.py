@@ -34,7 +34,7 @@ D = CareDomain
 ALL_DOMAINS = {d: DomainTerms(True, "100") for d in CareDomain}
 GLASSES = Frequency("glasses", 24, months_young=12)
 HEARING = Frequency("hearing_aid", 48)
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "catalogues"
+EXAMPLES = Path(__file__).resolve().parents[3] / "src" / "tierspayant" / "reference" / "demo"
 
 
 def rate(

@@ -44,7 +44,7 @@ REFERENCE = load_default_reference()
 DAY = date(2026, 3, 16)
 START = date(2024, 1, 1)
 ALL_DOMAINS = {d: DomainTerms(True, "100") for d in CareDomain}
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "catalogues"
+EXAMPLES = Path(__file__).resolve().parents[3] / "src" / "tierspayant" / "reference" / "demo"
 
 D = CareDomain
 A, B = RssClass.A, RssClass.B
