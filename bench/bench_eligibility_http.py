@@ -1,5 +1,10 @@
 """Rights check over HTTP (auth + audit on) against a bare Starlette route, same run.
 
+Four servers under the same uvicorn settings, measured one after the other by the same
+client: the bare Starlette hello route (the baseline of the ratio), a FastAPI route with
+the rights check's models and a bearer check but no work (the framework's floor), the
+platform, and the platform with its guard off (the guard's overhead).
+
 Usage: python bench/bench_eligibility_http.py [--beneficiaries N] [--requests N] [--rounds N]
 Prints one JSON line per measured round and a summary line with the ratio.
 """
@@ -137,7 +142,9 @@ def main() -> None:
         token, bodies = prepare(data_dir, args.beneficiaries)
         env = environment(data_dir)
         bare_port, app_port, unguarded_port = free_port(), free_port(), free_port()
+        floor_port = free_port()
         bare = serve("bare", bare_port, env)
+        floor = serve("floor", floor_port, env)
         app = serve("platform", app_port, env)
         unguarded = serve("platform", unguarded_port, {**env, "TIERSPAYANT_GUARD": "off"})
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -149,6 +156,13 @@ def main() -> None:
         try:
             bare_results = measure(
                 "bare_starlette", bare_port, lambda _i: hello, args.requests, args.rounds
+            )
+            floor_results = measure(
+                "fastapi_floor",
+                floor_port,
+                lambda i: payloads[i % len(payloads)],
+                args.requests,
+                args.rounds,
             )
             app_results = measure(
                 "rights_check",
@@ -165,11 +179,12 @@ def main() -> None:
                 args.rounds,
             )
         finally:
-            for process in (bare, app, unguarded):
+            for process in (bare, floor, app, unguarded):
                 process.terminate()
                 process.wait(timeout=10)
         base, target = best(bare_results), best(app_results)
         unguarded_best = best(unguarded_results)
+        floor_best = best(floor_results)
         statuses = target.statuses
         print(
             json.dumps(
@@ -182,6 +197,11 @@ def main() -> None:
                     "rights_check_p50_ms": round(target.percentile(50), 2),
                     "rights_check_p99_ms": round(target.percentile(99), 2),
                     "bare_p99_ms": round(base.percentile(99), 2),
+                    # The same models and a bearer check, no work: the framework's share.
+                    "fastapi_floor_rps": round(floor_best.rps, 1),
+                    "fastapi_floor_ratio": round(floor_best.rps / base.rps, 3)
+                    if base.rps
+                    else None,
                     "statuses": statuses,
                     "guard_off_rps": round(unguarded_best.rps, 1),
                     "guard_overhead": round(1 - target.rps / unguarded_best.rps, 3)

@@ -2,6 +2,8 @@
 
 ``python bench/serve.py bare PORT``: the bare Starlette baseline (a hello route).
 ``python bench/serve.py platform PORT``: the platform's API on the environment's settings.
+``python bench/serve.py floor PORT``: a FastAPI route with the rights check's request and
+response models and a bearer check, doing no work: what the framework alone costs.
 """
 
 from __future__ import annotations
@@ -23,10 +25,45 @@ def bare_app() -> Starlette:
     return Starlette(routes=[Route("/hello", hello, methods=["GET", "POST"])])
 
 
+def floor_app() -> object:
+    from typing import Annotated
+
+    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+    from tierspayant.api.schemas import DomainRightOut, EligibilityIn, EligibilityOut
+
+    app = FastAPI()
+    bearer = HTTPBearer(auto_error=False)
+
+    async def principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> str:
+        if credentials is None:
+            raise HTTPException(401)
+        return credentials.credentials
+
+    @app.post("/v1/eligibility", response_model=EligibilityOut)
+    async def eligibility(
+        body: EligibilityIn, _who: Annotated[str, Depends(principal)]
+    ) -> EligibilityOut:
+        rights = [
+            DomainRightOut(
+                domain=d, covered=False, tiers_payant=False, coverage_code=None, valid_until=None
+            )
+            for d in body.domains
+        ]
+        return EligibilityOut(care_date=body.care_date, rights=rights)
+
+    return app
+
+
 def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
     if kind == "bare":
         app: object = bare_app()
+    elif kind == "floor":
+        app = floor_app()
     else:
         from tierspayant.api.app import create_app
         from tierspayant.config import load_settings

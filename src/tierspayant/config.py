@@ -23,6 +23,13 @@ def _int(source: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from exc
 
 
+def _cache_seconds(source: Mapping[str, str]) -> int:
+    value = _int(source, "TIERSPAYANT_CACHE_SECONDS", 2)
+    if not 0 <= value <= 60:
+        raise SystemExit("setting TIERSPAYANT_CACHE_SECONDS must be between 0 and 60")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Settings of one running platform (API, CLI or job)."""
@@ -32,6 +39,9 @@ class Settings:
     keyring_path: Path
     redis_url: str | None = None
     access_token_ttl_seconds: int = 600
+    # How long this process may reuse a token's principal, an insurer or a catalogue
+    # version it read (services/caching.py); 0 reads them on every request.
+    cache_seconds: int = 2
     max_body_bytes: int = 256 * 1024
     audit_db_url: str | None = None
     host: str = "127.0.0.1"
@@ -77,6 +87,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keyring_path=keyring_path,
         redis_url=source.get("TIERSPAYANT_REDIS_URL") or None,
         access_token_ttl_seconds=ttl,
+        cache_seconds=_cache_seconds(source),
         max_body_bytes=max_body,
         host=source.get("TIERSPAYANT_HOST", "127.0.0.1"),
         port=port,
@@ -110,6 +121,9 @@ EXTRA_KEYS = (
     "session_absolute_seconds",
     "max_failed_logins",
     "lockout_seconds",
+    "prior_auth_review_above_cents",
+    "prior_auth_validity_days",
+    "operator_fee_per_line_cents",
 )
 
 

@@ -50,6 +50,7 @@ from tierspayant.services.alerts import (
     reinstate_principal,
     suspend_principal,
 )
+from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import Conflict, Forbidden, NotFound
 from tierspayant.store.db import make_engine
 from tierspayant.store.security_tables import (
@@ -142,6 +143,9 @@ class AlertPlatform:
     guard: Guard
     alert_sink: AlertSink
     clock: list[datetime] = field(default_factory=lambda: [NOW])
+    principals: TtlCache[bytes, tuple[Principal, datetime]] = field(
+        default_factory=lambda: TtlCache(60)
+    )
 
     def now(self) -> datetime:
         return self.clock[0]

@@ -81,6 +81,11 @@ def test_a_month_is_billed_to_the_cent(
     assert statement["paid"] == "17.50"
     assert statement["undue_credited"] == "3.50"
     assert statement["due"] == "14.00"
+    # (no fee configured: the platform default is 0, the fee line says so)
+    assert statement["net_paid"] == "14.00"
+    assert statement["operator_fees"] == {
+        "lines": 4, "per_line": "0.00", "amount": "0.00", "vat_included": False,
+    }  # fmt: skip
     assert statement["by_domain"] == {"MED": "7.00", "PHAR": "7.00"}
     assert statement["by_provider_category"] == {"gp": "10.50", "pharmacy": "3.50"}
     # and the detail file sums to it, one row per paid line and one per undue line

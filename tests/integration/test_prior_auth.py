@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from tests.conftest import SeededInsurer
 from tests.integration.claims_world import CARE_DAY, World, build_world
+from tierspayant.config import load_settings
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.security.guard import context_for
@@ -23,8 +24,10 @@ from tierspayant.services.prior_auth import (
     PriorAuthRequest,
     decide_prior_auth,
     get_prior_auth,
+    prior_auth_policy,
     request_prior_auth,
 )
+from tierspayant.store.claims_tables import prior_authorisations
 from tierspayant.store.tables import audit_events
 
 FRAME = PricingLine("FRAME1", CareDomain.OPTI, "optics_frame", 1, 15000, 5)
@@ -191,3 +194,70 @@ def test_a_granted_agreement_past_its_validity_reads_as_expired(world: World) ->
     shown = get_prior_auth(world.platform, world.principal, answer.agreement_number)
     assert shown.status == "expired"
     assert shown.valid_until == answer.valid_until
+
+
+def _configured(platform: Platform, **values: str) -> None:
+    """Give the platform the settings a process started with ``TIERSPAYANT_<NAME>`` gets."""
+    env = {
+        "TIERSPAYANT_DATA_DIR": str(platform.settings.data_dir),
+        "TIERSPAYANT_DATABASE_URL": platform.settings.database_url,
+        **{f"TIERSPAYANT_{name.upper()}": value for name, value in values.items()},
+    }
+    platform.settings = load_settings(env)
+
+
+def test_the_review_threshold_and_the_validity_come_from_the_settings(world: World) -> None:
+    crown, _ = request_prior_auth(world.platform, world.principal, ask(world, "q20", CROWN))
+    assert crown.status == "granted"
+    assert crown.valid_until == CARE_DAY + timedelta(days=84)
+    # Threshold just under what the crown guarantees: the same quote now waits for a person;
+    # a smaller one is still granted, valid for the configured number of days.
+    _configured(
+        world.platform,
+        prior_auth_review_above_cents=str(crown.guaranteed_cents - 1),
+        prior_auth_validity_days="30",
+    )
+    assert prior_auth_policy(world.platform.settings) == PriorAuthPolicy(
+        review_above_cents=crown.guaranteed_cents - 1, validity_days=30
+    )
+    waiting, _ = request_prior_auth(world.platform, world.principal, ask(world, "q21", CROWN))
+    assert (waiting.status, waiting.valid_until) == ("pending", None)
+    frame, _ = request_prior_auth(world.platform, world.principal, ask(world, "q22", FRAME))
+    assert frame.status == "granted"
+    assert frame.valid_until == CARE_DAY + timedelta(days=30)
+    decided = decide_prior_auth(
+        world.platform, waiting.agreement_number, accept=True, reason="", actor="staff:a"
+    )
+    assert decided.valid_until == world.platform.today() + timedelta(days=30)
+    # "Above" the threshold: a guarantee equal to it is granted without review.
+    _configured(world.platform, prior_auth_review_above_cents=str(crown.guaranteed_cents))
+    equal, _ = request_prior_auth(world.platform, world.principal, ask(world, "q23", CROWN))
+    assert equal.status == "granted"
+    assert equal.valid_until == CARE_DAY + timedelta(days=84)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("prior_auth_review_above_cents", "15OO00"),
+        ("prior_auth_review_above_cents", "-1"),
+        ("prior_auth_review_above_cents", "1500.00"),
+        ("prior_auth_validity_days", "0"),
+        ("prior_auth_validity_days", "367"),
+        ("prior_auth_validity_days", "trois mois"),
+    ],
+)
+def test_a_bad_policy_setting_is_refused_by_name_and_stores_nothing(
+    world: World, name: str, value: str
+) -> None:
+    _configured(world.platform, **{name: value})
+    with pytest.raises(ValueError, match=f"TIERSPAYANT_{name.upper()}") as bad:
+        prior_auth_policy(world.platform.settings)
+    assert repr(value) in str(bad.value)
+    with pytest.raises(ValueError, match=f"TIERSPAYANT_{name.upper()}"):
+        request_prior_auth(world.platform, world.principal, ask(world, "q24", FRAME))
+    with world.platform.engine.connect() as conn:
+        stored = conn.execute(
+            select(prior_authorisations.c.id).where(prior_authorisations.c.request_key == "q24")
+        ).all()
+    assert stored == []

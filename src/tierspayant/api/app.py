@@ -12,6 +12,7 @@ from tierspayant import __version__
 from tierspayant.api import claims_routes, member_routes, money_routes, security_routes
 from tierspayant.api.deps import Policy, ProviderPrincipal, policy
 from tierspayant.api.errors import install_error_handlers
+from tierspayant.api.lanes import in_lane
 from tierspayant.api.middleware import BodyLimitMiddleware
 from tierspayant.api.schemas import (
     CalculationIn,
@@ -23,6 +24,7 @@ from tierspayant.api.schemas import (
     TokenOut,
 )
 from tierspayant.domain.pricing import PricingLine
+from tierspayant.security.principal import Principal
 from tierspayant.services import providers
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import ServiceError, Unauthenticated
@@ -30,6 +32,7 @@ from tierspayant.services.identification import CardData
 from tierspayant.services.lookup import NO_PROOF, CardProof
 from tierspayant.services.platform import Platform
 from tierspayant.services.pricing import Calculation, calculate
+from tierspayant.services.prior_auth import prior_auth_policy
 from tierspayant.web.portals import mount_portals
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -53,6 +56,8 @@ def create_app(platform: Platform) -> FastAPI:
         ),
     )
     app.state.platform = platform
+    # A bad prior-authorisation setting stops the start here, not a request later.
+    prior_auth_policy(platform.settings)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=platform.settings.max_body_bytes)
 
@@ -99,7 +104,10 @@ def create_app(platform: Platform) -> FastAPI:
         summary="Rights check from card data (IDB)",
         **policy(Policy.PROVIDER),
     )
-    def eligibility(body: EligibilityIn, principal: ProviderPrincipal) -> EligibilityOut:
+    async def eligibility(body: EligibilityIn, principal: ProviderPrincipal) -> EligibilityOut:
+        return await in_lane(platform, _eligibility, body, principal)
+
+    def _eligibility(body: EligibilityIn, principal: Principal) -> EligibilityOut:
         card = CardData(
             amc_number=body.card.amc_number,
             birth_date=body.card.birth_date,
@@ -135,7 +143,10 @@ def create_app(platform: Platform) -> FastAPI:
         summary="Calculation of AMO, AMC and patient shares (CLC)",
         **policy(Policy.PROVIDER),
     )
-    def calculation(body: CalculationIn, principal: ProviderPrincipal) -> CalculationOut:
+    async def calculation(body: CalculationIn, principal: ProviderPrincipal) -> CalculationOut:
+        return await in_lane(platform, _calculation, body, principal)
+
+    def _calculation(body: CalculationIn, principal: Principal) -> CalculationOut:
         card = CardData(
             amc_number=body.card.amc_number,
             birth_date=body.card.birth_date,

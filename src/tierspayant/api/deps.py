@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tierspayant.security.principal import Principal, PrincipalKind
@@ -42,23 +43,33 @@ def policy(name: Policy) -> dict[str, Any]:
 bearer = HTTPBearer(auto_error=False)
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The principal behind the bearer token: provider token first, then portal session."""
+    """The principal behind the bearer token: provider token first, then portal session.
+
+    A provider token seen in the last few seconds is answered from the platform's cache
+    on the event loop; anything that needs the database runs in a worker thread.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("auth.missing_token", "a bearer access token is required")
-    platform = get_platform(request)
+    platform: Platform = request.app.state.platform
     token = credentials.credentials
+    cached = providers.cached_principal(platform, token)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(_authenticate, platform, token)
+
+
+def _authenticate(platform: Platform, token: str) -> Principal:
     try:
-        with platform.engine.connect() as conn:
-            return providers.authenticate_token(platform, conn, token)
+        return providers.authenticate_token_cached(platform, token)
     except Unauthenticated:
         pass
     try:
@@ -76,7 +87,7 @@ def _require(principal: Principal, kinds: frozenset[PrincipalKind]) -> Principal
     return principal
 
 
-def provider(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def provider(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """A provider (software or portal user) acting for its structure."""
     checked = _require(principal, _PROVIDER_KINDS)
     if checked.provider_id is None:
@@ -84,7 +95,7 @@ def provider(principal: Annotated[Principal, Depends(current_principal)]) -> Pri
     return checked
 
 
-def insurer_staff(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def insurer_staff(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """Staff of one insurer; ``principal.insurer_id`` is the only insurer it may see."""
     checked = _require(principal, frozenset({PrincipalKind.INSURER_STAFF}))
     if checked.insurer_id is None:
@@ -92,11 +103,11 @@ def insurer_staff(principal: Annotated[Principal, Depends(current_principal)]) -
     return checked
 
 
-def operator_staff(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def operator_staff(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     return _require(principal, frozenset({PrincipalKind.OPERATOR_STAFF}))
 
 
-def member(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def member(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     return _require(principal, frozenset({PrincipalKind.MEMBER}))
 
 

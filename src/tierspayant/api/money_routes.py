@@ -1,5 +1,5 @@
-"""Money routes: remittance advice for providers, undue flags for insurer staff,
-statements for members.
+"""Money routes: remittance advice for providers (JSON, or PDF to print), undue flags for
+insurer staff, statements for members.
 
 Every route declares its policy: ``**policy(Policy.…)`` and the matching dependency
 from :mod:`tierspayant.api.deps`. A provider asking for another provider's advice gets
@@ -186,6 +186,30 @@ def read_remittance(
         ],
         offset=advice.offset,
         limit=advice.limit,
+    )
+
+
+@router.get(
+    "/v1/remittances/{advice_id}/pdf",
+    tags=["payments"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The advice as a PDF document (French), every line",
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    summary="One remittance advice as a printable PDF (French)",
+    **policy(Policy.PROVIDER),
+)
+def read_remittance_pdf(
+    advice_id: AdviceId, principal: ProviderPrincipal, platform: PlatformDep
+) -> Response:
+    body = payments.download_remittance(platform, principal, advice_id, "pdf")
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="avis-{advice_id}.pdf"'},
     )
 
 

@@ -1,4 +1,5 @@
-"""Money commands: ``pay``, ``bill``, ``ledger check``, ``overpayments flag``, ``mandates set``."""
+"""Money commands: ``pay``, ``bill`` (and ``bill returns``), ``ledger check``,
+``overpayments flag``, ``mandates set``, ``fees set``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ from tierspayant.services import billing, ledger_check, overpayments, payments
 ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
 overpayments_app = typer.Typer(no_args_is_help=True, help="Undue amounts (indus).")
 mandates_app = typer.Typer(no_args_is_help=True, help="Insurers' SEPA direct debit mandates.")
+fees_app = typer.Typer(no_args_is_help=True, help="Operator management fees charged to insurers.")
+bill_app = typer.Typer(
+    invoke_without_command=True,
+    help="Bill insurers for a closed month (--period), or record returned fund calls.",
+)
 
 
 def _progress() -> Progress:
@@ -67,13 +73,21 @@ def pay(
         )
 
 
+@bill_app.callback()
 def bill(
-    period: Annotated[str, typer.Option(help="Billing period, YYYY-MM")],
+    ctx: typer.Context,
+    period: Annotated[str | None, typer.Option(help="Billing period, YYYY-MM")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Output directory (default <data_dir>/billing/<period>)")
     ] = None,
 ) -> None:
     """Bill insurers for a closed month: statements, pain.008 fund calls, detail files."""
+    if ctx.invoked_subcommand is not None:
+        if period is not None or out is not None:
+            raise fail("cli.usage", f"--period and --out do not apply to {ctx.invoked_subcommand}")
+        return
+    if period is None:
+        raise fail("cli.usage", "bill needs --period YYYY-MM (or a subcommand: returns)")
     with platform_ctx() as platform, _progress() as progress:
         task = progress.add_task("facturation: assureurs traités", total=None)
         summary = billing.run_billing(
@@ -90,6 +104,60 @@ def bill(
     )
     if summary.without_mandate:
         err_console.print("sans mandat de prélèvement: " + ", ".join(summary.without_mandate))
+
+
+@bill_app.command("returns")
+def returns(
+    report: Annotated[
+        Path, typer.Argument(help="pain.002.001.03 status report from the bank", dir_okay=False)
+    ],
+) -> None:
+    """Record the fund calls a pain.002 status report rejects (all or nothing, idempotent)."""
+    try:
+        data = report.read_bytes()
+    except OSError as exc:
+        raise fail("cli.file", f"cannot read {report}: {exc.strerror}") from None
+    with platform_ctx() as platform:
+        summary = billing.record_returns(platform, data, actor=CLI_ACTOR, source=report.name)
+    for problem in summary.errors:
+        err_console.print(
+            f"[red]error[/red] {escape(f'[{problem.code}] {problem.end_to_end_id}: ')}"
+            f"{escape(problem.message)}"
+        )
+    if summary.errors:
+        err_console.print(f"rapport {escape(summary.report_id)}: rien n'a été enregistré")
+        raise typer.Exit(1)
+    for call in summary.recorded:
+        console.print(
+            f"rejet enregistré: {call.amc_number} {call.period} {amount(call.cents)} EUR "
+            f"motif {escape(call.reason_code)}"
+        )
+    for call in summary.already:
+        console.print(
+            f"déjà enregistré: {call.amc_number} {call.period} motif {escape(call.reason_code)}"
+        )
+    if not summary.recorded:
+        console.print(f"rapport {escape(summary.report_id)}: aucun nouveau rejet, rien à faire")
+    else:
+        console.print(f"rapport {escape(summary.report_id)}: {len(summary.recorded)} rejets")
+
+
+@fees_app.command("set")
+def set_fee(
+    amc: Annotated[str, typer.Option(help="AMC number of the insurer")],
+    per_line_cents: Annotated[
+        int | None, typer.Option(help="Fee per paid line, in cents excluding VAT")
+    ] = None,
+    platform_default: Annotated[
+        bool, typer.Option("--platform-default", help="Use the platform's default rate again")
+    ] = False,
+) -> None:
+    """Set the management fee an insurer is charged per paid line, from the next billing."""
+    if (per_line_cents is None) == (not platform_default):
+        raise fail("cli.usage", "give either --per-line-cents N or --platform-default")
+    with platform_ctx() as platform:
+        rate = billing.set_insurer_fee(platform, amc, per_line_cents, actor=CLI_ACTOR)
+    console.print(f"frais de gestion de {escape(amc)}: {amount(rate)} EUR HT par ligne payée")
 
 
 @ledger_app.command("check")
@@ -153,7 +221,8 @@ def set_mandate(
 def register(app: typer.Typer, import_app: typer.Typer) -> None:
     """Add this module's commands to the ``tierspayant`` application."""
     app.command("pay")(pay)
-    app.command("bill")(bill)
+    app.add_typer(bill_app, name="bill")
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(overpayments_app, name="overpayments")
     app.add_typer(mandates_app, name="mandates")
+    app.add_typer(fees_app, name="fees")

@@ -2,7 +2,8 @@
 
 The statement (JSON, and the same totals as CSV) says what the operator paid on the
 insurer's behalf during the period, per care domain and per provider category, what it
-credits back (undue amounts found after payment) and what it calls by direct debit. The
+credits back (undue amounts found after payment), the operator's management fees (a
+rate per paid line, excluding VAT) and what it calls by direct debit. The
 detail file has one row per paid line (and one negative row per undue line) so that the
 insurer can produce its members' statements; it names beneficiaries by the platform's
 internal id only.
@@ -52,6 +53,13 @@ class Statement:
     mandate_id: str | None
     by_domain: Mapping[str, int]  # AMC cents net of undue, per care domain
     by_category: Mapping[str, int]  # per provider category
+    fee_per_line_cents: int = 0  # operator fee per paid line, excluding VAT
+    fee_cents: int = 0  # lines x fee_per_line_cents, included in due_cents
+
+    @property
+    def net_paid_cents(self) -> int:
+        """Paid on the insurer's behalf, net of undue amounts (the due before fees)."""
+        return self.paid_cents - self.undue_cents
 
 
 def write_statement_json(out: TextIO, statement: Statement) -> None:
@@ -62,6 +70,13 @@ def write_statement_json(out: TextIO, statement: Statement) -> None:
         "lines": statement.lines,
         "paid": amount(statement.paid_cents),
         "undue_credited": amount(statement.undue_cents),
+        "net_paid": _signed(statement.net_paid_cents),
+        "operator_fees": {
+            "lines": statement.lines,
+            "per_line": amount(statement.fee_per_line_cents),
+            "amount": amount(statement.fee_cents),
+            "vat_included": False,
+        },
         "due": _signed(statement.due_cents),
         "collection_date": statement.collection_date.isoformat(),
         "mandate_id": statement.mandate_id,
@@ -81,6 +96,9 @@ def write_statement_csv(out: TextIO, statement: Statement) -> None:
         writer.writerow(("categorie_ps", key, _signed(cents)))
     writer.writerow(("total", "paye", amount(statement.paid_cents)))
     writer.writerow(("total", "indus_credites", amount(statement.undue_cents)))
+    writer.writerow(("total", "net_soins", _signed(statement.net_paid_cents)))
+    basis = f"{statement.lines} x {amount(statement.fee_per_line_cents)} HT"
+    writer.writerow(("frais_gestion", basis, amount(statement.fee_cents)))
     writer.writerow(("total", "appel_de_fonds", _signed(statement.due_cents)))
 
 

@@ -141,8 +141,27 @@ class AuditEvent:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """What the next event needs of the newest one: its position and its hash."""
+
+    seq: int
+    hash: bytes
+
+
+def check_event_fields(
+    *, at: datetime, actor: str, action: str, decision: str, detail: Mapping[str, DetailValue]
+) -> None:
+    """Raise ValueError for fields :func:`next_event` would refuse (checked up front when
+    an event is queued for a batch, so one bad event cannot fail its neighbours)."""
+    _check_detail(detail)
+    _utc_text(at)
+    if not actor or not action or not decision:
+        raise ValueError("an audit event needs an actor, an action and a decision")
+
+
 def next_event(
-    prev: AuditEvent | None,
+    prev: AuditEvent | ChainHead | None,
     *,
     at: datetime,
     actor: str,

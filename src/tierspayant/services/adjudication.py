@@ -135,8 +135,9 @@ def _judge_insurer(
         ).items()
     }
     history = store.counter_history(conn, insurer_id, beneficiary_ids)
-    days = [s.line.care_date for c in claims for s in lines[c.id]]
-    paid_exact, paid_near = store.paid_keys(conn, insurer_id, beneficiary_ids, min(days), max(days))
+    paid_exact, paid_near = store.paid_keys(
+        conn, insurer_id, (s.near_key for c in claims for s in lines[c.id] if s.near_key)
+    )
     agreements = store.agreements(conn, {c.agreement_number for c in claims if c.agreement_number})
     contracts: dict[str, Contract | DomainError | None] = {}
     today = platform.today()

@@ -43,6 +43,7 @@ from tierspayant.security.guard import (
     Signal,
 )
 from tierspayant.security.principal import Principal, PrincipalKind
+from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import Conflict, Forbidden, NotFound
 from tierspayant.store import audit
 from tierspayant.store.security_tables import GuardDailyHistory, security_alerts
@@ -67,6 +68,9 @@ class AlertingPlatform(Protocol):
 
     @property
     def alert_sink(self) -> AlertSink: ...
+
+    @property
+    def principals(self) -> TtlCache[bytes, tuple[Principal, datetime]]: ...
 
     def now(self) -> datetime: ...
 
@@ -322,6 +326,8 @@ def suspend_principal(
         .where(access_tokens.c.principal == principal_id, access_tokens.c.revoked_at.is_(None))
         .values(revoked_at=now)
     ).rowcount
+    # Tokens this process cached must stop working now, not when the cache expires.
+    platform.principals.clear()
     try:
         if platform.guard is not None:
             platform.guard.mark_suspended(principal_id)

@@ -1,14 +1,18 @@
 """Insurer billing run: per insurer and month, a statement, a fund call, a detail file.
 
 The period's amount due is what the payment runs dated in that month paid on the
-insurer's behalf, minus the undue amounts found that month (credited back). The fund
-call is collected by SEPA B2B direct debit (pain.008) under the insurer's mandate.
+insurer's behalf, minus the undue amounts found that month (credited back), plus the
+operator's management fee: a rate per paid line, the insurer's own or the platform
+default (setting ``operator_fee_per_line_cents``), excluding VAT. The fund call is
+collected by SEPA B2B direct debit (pain.008) under the insurer's mandate.
 
-Ledger model (one step, documented in ``docs/money.md``): the direct debit is posted as
-collected on its collection date — debit ``bank:operator``, credit
-``insurer_receivable:<amc>`` — when the statement is issued. A returned direct debit would
-be posted as its mirror; a negative amount due (more undue than paid) is posted the other
-way round and refunded by transfer, outside this run.
+Ledger model (one step, documented in ``docs/money.md``): the fee is charged (journal
+``fees``: debit ``insurer_receivable:<amc>``, credit ``fees:operator``) and the direct
+debit is posted as collected on its collection date — debit ``bank:operator``, credit
+``insurer_receivable:<amc>`` — when the statement is issued. A direct debit the insurer's
+bank returns (``record_returns``, read from a pain.002 status report) is posted as its
+mirror (journal ``billing.return``); a negative amount due (more undue than paid) is
+posted the other way round and refunded by transfer, outside this run.
 
 Like the payment run: one transaction per insurer under the run's lease, then files
 written from the database alone, renamed into place, identical on a rerun.
@@ -25,7 +29,7 @@ from typing import TextIO
 from sqlalchemy import Connection
 
 from tierspayant.domain.identifiers import parse_bic, parse_iban
-from tierspayant.domain.ledger import BANK, AccountKind, account, credit, debit, posting
+from tierspayant.domain.ledger import BANK, FEES, AccountKind, account, credit, debit, posting
 from tierspayant.domain.payments import (
     Mandate,
     Transfer,
@@ -41,6 +45,11 @@ from tierspayant.formats.billing import (
     write_statement_json,
 )
 from tierspayant.formats.sepa import write_direct_debit
+from tierspayant.formats.sepa_status import (
+    StatusReport,
+    TransactionStatus,
+    parse_status_report,
+)
 from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.services.insurers import get_insurer
@@ -60,9 +69,19 @@ from tierspayant.store.keys import OPERATOR_SCOPE
 
 ACTOR = "job:billing"
 BILLING_JOURNAL = "billing"
+FEES_JOURNAL = "fees"
+RETURN_JOURNAL = "billing.return"
+FEE_SETTING = "operator_fee_per_line_cents"  # platform default, Settings.extra
+MAX_FEE_PER_LINE = 100_000  # 1,000 EUR a line: anything above is a typing error
 COLLECTION_DELAY = timedelta(days=10)  # after the period's end: the usual fund-call date
 NOTICE = timedelta(days=2)  # at least this far after the run (B2B pre-notification)
+# Progress points, reported to ``progress(point, n)`` with n the insurer's rank: what the
+# command line shows, and where the crash tests kill the process.
+POSTED = "insurer.posted"  # inside the insurer's transaction, before its commit
 STATEMENT_WRITTEN = "insurer.billed"
+FUND_CALL_WRITTEN = "file.fund_call_written"  # written, not yet renamed
+FILES_WRITTEN = "file.insurer_written"
+FILES_DONE = "files.done"
 _MANDATE_ID = re.compile(r"[A-Za-z0-9+?/:().,' -]{1,35}")
 
 
@@ -114,7 +133,7 @@ def run_billing(
         if run.status != "done":
             _bill_all(platform, run, owner, progress)
         target = out_dir or default_out_dir(platform, period)
-        files, without = _write_files(platform, period, run.run_date, target)
+        files, without = _write_files(platform, period, run.run_date, target, progress)
         with platform.engine.begin() as conn:
             statements = store.statements_of(conn, period)
             if run.status != "done":
@@ -152,6 +171,7 @@ def _bill_all(platform: Platform, run: store.Run, owner: str, progress: Progress
             renew(platform, conn, run.run_key, owner)
             if not store.statement_exists(conn, insurer_id, period):
                 _bill_insurer(platform, conn, run, insurer_id, period)
+                progress(POSTED, n)
         progress(STATEMENT_WRITTEN, n)
 
 
@@ -159,9 +179,25 @@ def _bill_insurer(
     platform: Platform, conn: Connection, run: store.Run, insurer_id: int, period: str
 ) -> None:
     lines, paid, undue = store.billed_totals(conn, insurer_id, period)
-    due = paid - undue
+    rate = fee_per_line(platform, conn, insurer_id)
+    fee = lines * rate
+    due = paid - undue + fee
     amc = store.amc_number(conn, insurer_id)
     receivable = account(AccountKind.INSURER_RECEIVABLE, amc)
+    if fee:
+        ledger.post(
+            conn,
+            posting(
+                FEES_JOURNAL,
+                fee_reference(period, insurer_id),
+                run.run_date,
+                debit(receivable, fee),
+                credit(FEES, fee),
+                memo=f"operator fees {period}: {lines} lines x {rate} cents",
+            ),
+            at=platform.now(),
+            insurer_id=insurer_id,
+        )
     if due:
         entries = (
             (debit(BANK, due), credit(receivable, due))
@@ -172,7 +208,7 @@ def _bill_insurer(
             conn,
             posting(
                 BILLING_JOURNAL,
-                f"{run.run_key}:{insurer_id}",
+                fund_call_reference(period, insurer_id),
                 run.run_date,
                 *entries,
                 memo=f"fund call {period}",
@@ -188,9 +224,76 @@ def _bill_insurer(
         lines=lines,
         paid_cents=paid,
         undue_cents=undue,
+        fee_per_line_cents=rate,
         collection_date=run.run_date,
         at=platform.now(),
     )
+
+
+def fund_call_reference(period: str, insurer_id: int) -> str:
+    """Reference of the fund call's posting (``billing``) and of its return."""
+    return f"{billing_run_key(period)}:{insurer_id}"
+
+
+def fee_reference(period: str, insurer_id: int) -> str:
+    return f"fee:{period}:{insurer_id}"
+
+
+def default_fee_per_line(platform: Platform) -> int:
+    """The platform's fee per paid line (``TIERSPAYANT_OPERATOR_FEE_PER_LINE_CENTS``, 0)."""
+    raw = platform.settings.extra.get(FEE_SETTING, "").strip()
+    if not raw:
+        return 0
+    try:
+        return _fee(int(raw))
+    except (ValueError, ServiceError):
+        raise ServiceError(
+            "billing.fee_setting",
+            f"TIERSPAYANT_{FEE_SETTING.upper()} must be whole cents from 0 to "
+            f"{MAX_FEE_PER_LINE}, got {raw!r}",
+        ) from None
+
+
+def fee_per_line(platform: Platform, conn: Connection, insurer_id: int) -> int:
+    """The rate an insurer is charged per paid line: its own, else the platform's."""
+    own = store.fee_of(conn, insurer_id)
+    return default_fee_per_line(platform) if own is None else own
+
+
+def _fee(cents: int) -> int:
+    if not 0 <= cents <= MAX_FEE_PER_LINE:
+        raise ServiceError(
+            "billing.fee_range",
+            f"a fee per line is whole cents from 0 to {MAX_FEE_PER_LINE}",
+            field="per_line_cents",
+        )
+    return cents
+
+
+def set_insurer_fee(
+    platform: Platform, amc_number: str, per_line_cents: int | None, *, actor: str
+) -> int:
+    """Set the insurer's fee per paid line (None: back to the platform default).
+
+    Applies to the periods billed from now on; issued statements keep their rate.
+    Returns the rate now in force for the insurer.
+    """
+    if per_line_cents is not None:
+        _fee(per_line_cents)
+    now = platform.now()
+    with platform.engine.begin() as conn:
+        insurer = get_insurer(conn, amc_number)
+        store.put_fee(conn, insurer.id, per_line_cents, at=now, actor=actor)
+        audit.append(
+            conn,
+            at=now,
+            actor=actor,
+            action="billing.fee_set",
+            decision="allow",
+            insurer=insurer.amc_number,
+            detail={"per_line_cents": per_line_cents},
+        )
+        return fee_per_line(platform, conn, insurer.id)
 
 
 def statement_files(out_dir: Path, amc: str, period: str) -> dict[str, Path]:
@@ -204,16 +307,21 @@ def statement_files(out_dir: Path, amc: str, period: str) -> dict[str, Path]:
 
 
 def _write_files(
-    platform: Platform, period: str, collection: date, out_dir: Path
+    platform: Platform, period: str, collection: date, out_dir: Path, progress: Progress = quiet
 ) -> tuple[tuple[Path, ...], tuple[str, ...]]:
     written: list[Path] = []
     without: list[str] = []
+    n = 0
     with platform.engine.connect() as conn:
-        for row in store.statements_of(conn, period):
-            paths, debited = _write_insurer_files(platform, conn, row, collection, out_dir)
+        for n, row in enumerate(store.statements_of(conn, period), start=1):
+            paths, debited = _write_insurer_files(
+                platform, conn, row, collection, out_dir, progress, n
+            )
             written.extend(paths)
             if row.due_cents > 0 and not debited:
                 without.append(row.amc_number)
+            progress(FILES_WRITTEN, n)
+    progress(FILES_DONE, n)
     return tuple(written), tuple(without)
 
 
@@ -223,6 +331,8 @@ def _write_insurer_files(
     row: store.StatementRow,
     collection: date,
     out_dir: Path,
+    progress: Progress = quiet,
+    n: int = 0,
 ) -> tuple[list[Path], bool]:
     """Statement (JSON, CSV), detail and, when something is due under a mandate, pain.008."""
     mandate = store.mandate_of(conn, row.insurer_id)
@@ -238,6 +348,8 @@ def _write_insurer_files(
         mandate_id=mandate.mandate_id if mandate else None,
         by_domain=store.billed_breakdown(conn, row.insurer_id, row.period, "domain"),
         by_category=store.billed_breakdown(conn, row.insurer_id, row.period, "category"),
+        fee_per_line_cents=row.fee_per_line_cents,
+        fee_cents=row.fee_cents,
     )
     paths = statement_files(out_dir, row.amc_number, row.period)
     written = [
@@ -259,6 +371,8 @@ def _write_insurer_files(
             mandate=Mandate(mandate.mandate_id, mandate.signed_on),
             debit=debit_line,
         )
+        handle.flush()
+        progress(FUND_CALL_WRITTEN, n)
 
     written.append(atomic_write(paths["fund_call"], fund_call))
     return written, True
@@ -267,11 +381,11 @@ def _write_insurer_files(
 def _write_detail(conn: Connection, path: Path, row: store.StatementRow) -> Path:
     def write(handle: TextIO) -> None:
         _, cents = write_detail(handle, store.detail_lines(conn, row.insurer_id, row.period))
-        if cents != row.due_cents:
+        if cents != row.due_cents - row.fee_cents:
             raise Conflict(
                 "billing.detail_mismatch",
                 f"the detail of {row.amc_number} sums to {cents} cents, the statement to "
-                f"{row.due_cents}",
+                f"{row.due_cents - row.fee_cents} before fees",
             )
 
     return atomic_write(path, write)
@@ -337,3 +451,174 @@ def set_mandate(
             insurer=insurer.amc_number,
             detail={"mandate": mandate_id},
         )
+
+
+# --- returned direct debits -------------------------------------------------------------
+
+_FUND_CALL_E2E = re.compile(r"TP(\d{8})-(.+)-(\d{4}-\d{2})")
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnedCall:
+    amc_number: str
+    period: str
+    end_to_end_id: str
+    cents: int
+    reason_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnProblem:
+    end_to_end_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnsSummary:
+    report_id: str
+    recorded: tuple[ReturnedCall, ...]  # posted by this call
+    already: tuple[ReturnedCall, ...]  # recorded before (the same report read again)
+    errors: tuple[ReturnProblem, ...]  # any error: nothing of the report was recorded
+    not_rejected: int  # transactions of the report with another status (accepted…)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def record_returns(
+    platform: Platform, data: bytes, *, actor: str = ACTOR, source: str = ""
+) -> ReturnsSummary:
+    """Record the fund calls a pain.002 status report rejects, all or nothing.
+
+    Each rejected collection gets the mirror of its fund call posting (journal
+    ``billing.return``: debit ``insurer_receivable:<amc>``, credit ``bank:operator``) and a
+    ``fund_call_returns`` row with the reason code. A fund call already returned is
+    reported, not posted again; an end-to-end id that names no fund call, or a return
+    whose amount differs, is an error and then nothing of the report is recorded.
+    """
+    report = parse_status_report(data)
+    rejected: dict[str, TransactionStatus] = {}
+    for tx in report.transactions:
+        if tx.rejected:
+            rejected.setdefault(tx.end_to_end_id, tx)
+    not_rejected = sum(1 for tx in report.transactions if not tx.rejected)
+    now = platform.now()
+    recorded: list[ReturnedCall] = []
+    already: list[ReturnedCall] = []
+    errors: list[ReturnProblem] = []
+    with platform.engine.begin() as conn:
+        found: list[tuple[store.StatementRow, TransactionStatus]] = []
+        for e2e, tx in sorted(rejected.items()):
+            match = _returned_statement(conn, tx)
+            if isinstance(match, ReturnProblem):
+                errors.append(match)
+                continue
+            previous = store.return_of(conn, match.insurer_id, match.period)
+            if previous is not None:
+                already.append(
+                    ReturnedCall(
+                        match.amc_number, match.period, e2e, previous.cents, previous.reason_code
+                    )
+                )
+            else:
+                found.append((match, tx))
+        if not errors:
+            for row, tx in found:
+                recorded.append(_post_return(platform, conn, row, tx, report, actor))
+        audit.append(
+            conn,
+            at=now,
+            actor=actor,
+            action="billing.returns",
+            decision="deny" if errors else "allow",
+            detail={
+                "report": report.message_id,
+                "source": source[:200] or None,
+                "recorded": len(recorded),
+                "already": len(already),
+                "errors": len(errors),
+            },
+        )
+    return ReturnsSummary(
+        report.message_id, tuple(recorded), tuple(already), tuple(errors), not_rejected
+    )
+
+
+def _returned_statement(
+    conn: Connection, tx: TransactionStatus
+) -> store.StatementRow | ReturnProblem:
+    """The statement whose fund call ``tx`` names, or why there is none."""
+    e2e = tx.end_to_end_id
+    parsed = _FUND_CALL_E2E.fullmatch(e2e)
+    row = None if parsed is None else store.statement_of(conn, parsed[2], parsed[3], lock=True)
+    if row is None or end_to_end_id(row.collection_date, f"{row.amc_number}-{row.period}") != e2e:
+        return ReturnProblem(e2e, "returns.unknown", "no fund call has this end-to-end id")
+    if row.due_cents <= 0:
+        return ReturnProblem(e2e, "returns.no_fund_call", "nothing was called for this period")
+    if tx.cents is not None and tx.cents != row.due_cents:
+        return ReturnProblem(
+            e2e,
+            "returns.amount_mismatch",
+            f"the report returns {tx.cents} cents, the fund call was {row.due_cents}",
+        )
+    return row
+
+
+def _post_return(
+    platform: Platform,
+    conn: Connection,
+    row: store.StatementRow,
+    tx: TransactionStatus,
+    report: StatusReport,
+    actor: str,
+) -> ReturnedCall:
+    assert tx.reason_code is not None  # the reader refuses a rejection without a reason
+    now = platform.now()
+    # The bank's date, read from the report: the same file posts the same movement.
+    value_date = max(report.created, row.collection_date)
+    receivable = account(AccountKind.INSURER_RECEIVABLE, row.amc_number)
+    ledger.post(
+        conn,
+        posting(
+            RETURN_JOURNAL,
+            fund_call_reference(row.period, row.insurer_id),
+            value_date,
+            debit(receivable, row.due_cents),
+            credit(BANK, row.due_cents),
+            memo=f"fund call {row.period} returned: {tx.reason_code}",
+        ),
+        at=now,
+        insurer_id=row.insurer_id,
+    )
+    store.insert_return(
+        conn,
+        store.ReturnRow(
+            insurer_id=row.insurer_id,
+            period=row.period,
+            end_to_end_id=tx.end_to_end_id,
+            cents=row.due_cents,
+            reason_code=tx.reason_code,
+            report_id=report.message_id[:35],
+            value_date=value_date,
+        ),
+        at=now,
+        actor=actor,
+    )
+    audit.append(
+        conn,
+        at=now,
+        actor=actor,
+        action="billing.return",
+        decision="allow",
+        insurer=row.amc_number,
+        detail={"period": row.period, "reason": tx.reason_code, "cents": row.due_cents},
+    )
+    return ReturnedCall(row.amc_number, row.period, tx.end_to_end_id, row.due_cents, tx.reason_code)
+
+
+def returned_fund_calls(platform: Platform, insurer_id: int) -> dict[str, store.ReturnRow]:
+    """An insurer's returned fund calls by period (for its statements page)."""
+    with platform.engine.connect() as conn:
+        return {r.period: r for r in store.returns_of(conn, insurer_id)}

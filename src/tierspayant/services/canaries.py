@@ -69,7 +69,13 @@ def is_canary(
 ) -> bool:
     """Whether one row is a canary: one keyed digest and one primary-key read."""
     mark = canary_mark(platform.operator_keys(), insurer_id, beneficiary_id, idx_nir)
-    return bool(store.marked(conn, insurer_id, [mark]))
+    marks = platform.canary_marks.get(insurer_id)
+    if marks is None:
+        # An insurer has tens of canaries: its whole set is one small read, kept for
+        # TIERSPAYANT_CACHE_SECONDS (planting in this process forgets it at once).
+        marks = frozenset(store.marks_set(conn, insurer_id))
+        platform.canary_marks.put(insurer_id, marks)
+    return mark in marks
 
 
 def canary_ids(
@@ -193,6 +199,7 @@ def plant(
             decision="allow",
             detail={"removed": removed, "planted": wanted},
         )
+    platform.canary_marks.discard(insurer.id)
     log.info("canary.planted", insurer=insurer.amc_number, removed=removed, planted=wanted)
     return PlantSummary(insurer.amc_number, removed, wanted)
 

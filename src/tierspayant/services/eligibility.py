@@ -20,7 +20,7 @@ from tierspayant.domain.errors import EligibilityError
 from tierspayant.security.principal import Principal
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
-from tierspayant.services.lookup import NO_PROOF, CardProof, guarded_lookup
+from tierspayant.services.lookup import NO_PROOF, CardProof, guarded_read
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 
@@ -49,11 +49,10 @@ def check_rights(
 
     def answer(
         conn: Connection, insurer: Insurer, found: Identified | None
-    ) -> tuple[DomainRight, ...]:
+    ) -> tuple[tuple[DomainRight, ...], audit.Entry]:
         rights = _rights(platform, conn, found, request)
         covered = any(r.covered for r in rights)
-        audit.append(
-            conn,
+        entry = audit.Entry(
             at=platform.now(),
             actor=principal.id,
             structure=principal.structure,
@@ -69,9 +68,9 @@ def check_rights(
                 "proof": proof.present,
             },
         )
-        return rights
+        return rights, entry
 
-    rights = guarded_lookup(platform, principal, card, proof, answer)
+    rights = guarded_read(platform, principal, card, proof, answer)
     return RightsAnswer(request.care_date, rights)
 
 

@@ -24,7 +24,7 @@ from tierspayant.security.audit import subject_pseudonym
 from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher
 from tierspayant.security.identity import member_index, nir_index, open_column
 from tierspayant.services.canaries import is_canary
-from tierspayant.services.insurers import Insurer, get_insurer
+from tierspayant.services.insurers import Insurer, cached_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store.beneficiaries import (
     BeneficiaryRecord,
@@ -122,7 +122,7 @@ def identify(
 
 def identify_detailed(platform: Platform, conn: Connection, card: CardData) -> Identification:
     """Like :func:`identify`, also saying whether a canary's row was reached."""
-    insurer = get_insurer(conn, card.amc_number)
+    insurer = cached_insurer(platform, conn, card.amc_number)
     scope = insurer_scope(insurer.amc_number)
     keys = platform.keys.active(conn, scope)
     indexer = _indexer(keys)

@@ -9,13 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from tierspayant.domain.errors import CatalogueError
 from tierspayant.domain.guarantees import Catalogue, Contract, validate_responsable
 from tierspayant.domain.identifiers import parse_amc_number
 from tierspayant.formats.catalogue import dump_catalogue, parse_catalogue
+from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
@@ -59,12 +60,27 @@ def add_insurer(platform: Platform, amc_number: str, name: str, kind: str, actor
     return Insurer(int(insurer_id), amc, name.strip(), kind)
 
 
+_BY_AMC = select(insurers).where(insurers.c.amc_number == bindparam("amc"))
+_LATEST_VERSION = select(func.max(catalogues.c.version)).where(
+    catalogues.c.insurer_id == bindparam("insurer_id")
+)
+
+
 def get_insurer(conn: Connection, amc_number: str) -> Insurer:
     """The insurer with this AMC number, or NotFound ``insurer.unknown``."""
-    row = conn.execute(select(insurers).where(insurers.c.amc_number == amc_number)).first()
+    row = conn.execute(_BY_AMC, {"amc": amc_number}).first()
     if row is None:
         raise NotFound("insurer.unknown", "no insurer has this AMC number", field="amc_number")
     return Insurer(int(row.id), row.amc_number, row.name, row.kind)
+
+
+def cached_insurer(platform: Platform, conn: Connection, amc_number: str) -> Insurer:
+    """:func:`get_insurer` through the platform's short-lived cache (hot paths)."""
+    insurer = platform.insurers.get(amc_number)
+    if insurer is None:
+        insurer = get_insurer(conn, amc_number)
+        platform.insurers.put(amc_number, insurer)
+    return insurer
 
 
 def list_insurers(platform: Platform) -> list[Insurer]:
@@ -135,21 +151,31 @@ def upload_catalogue(
             insurer=amc,
             detail={"version": version, "contracts": len(codes)},
         )
+    platform.catalogues.forget(insurer.id)
     return CatalogueUpload(amc, version, codes, unchanged=False)
 
 
 class CatalogueCache:
     """Parsed catalogues by (insurer, version): parsing happens once per process."""
 
-    def __init__(self) -> None:
+    def __init__(self, version_seconds: float = 0) -> None:
         self._parsed: dict[tuple[int, int], Catalogue] = {}
         self._lock = threading.Lock()
+        # The newest version number is read again after ``version_seconds`` (an upload
+        # by this process forgets it at once): see services/caching.py.
+        self._versions: TtlCache[int, int] = TtlCache(version_seconds, max_entries=1_000)
+
+    def forget(self, insurer_id: int) -> None:
+        """Read the newest version again on next use (after an upload)."""
+        self._versions.discard(insurer_id)
 
     def latest(self, conn: Connection, insurer_id: int) -> Catalogue | None:
         """The newest catalogue of an insurer, or None if it has none."""
-        version = conn.execute(
-            select(func.max(catalogues.c.version)).where(catalogues.c.insurer_id == insurer_id)
-        ).scalar()
+        version = self._versions.get(insurer_id)
+        if version is None:
+            version = conn.execute(_LATEST_VERSION, {"insurer_id": insurer_id}).scalar()
+            if version is not None:
+                self._versions.put(insurer_id, int(version))
         if version is None:
             return None
         key = (insurer_id, int(version))

@@ -5,9 +5,10 @@ Three kinds of proof, each a sum compared with another sum, to the cent:
 - the ledger itself: every posting balances, the stored totals match the entries, the
   whole ledger sums to zero;
 - claims: what the adjudication journal moved equals the accepted totals of the claims;
-- money runs: payments, recoveries, undue amounts and fund calls posted equal what the
-  remittances, undue records and statements say; what providers still owe as undue
-  equals the open undue amounts.
+- money runs: payments, recoveries, undue amounts, operator fees, fund calls and their
+  returns posted equal what the remittances, undue records, statements and recorded
+  returns say; what providers still owe as undue equals the open undue amounts; the bank
+  account holds exactly the fund calls collected, less returns and transfers.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
-from tierspayant.domain.ledger import BANK
+from tierspayant.domain.ledger import BANK, FEES
 from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 from tierspayant.store import payments as store
 from tierspayant.store.claims_tables import claims
 from tierspayant.store.ledger_tables import (
     billing_statements,
+    fund_call_returns,
     overpayment_recoveries,
     overpayments,
     payment_lines,
@@ -93,6 +95,10 @@ def _reconciliations(conn: Connection) -> list[Difference]:
     journals = ledger.journal_totals(conn)
     recovered = _sum(conn, payments.c.recovered_cents)
     collected = ledger.signed_journal_total(conn, "billing", BANK)
+    called = _sum(conn, billing_statements.c.due_cents)
+    fees = _sum(conn, billing_statements.c.fee_cents)
+    returned = _sum(conn, fund_call_returns.c.cents)
+    transferred = _sum(conn, payments.c.net_cents)
     return [
         Difference(
             "adjudication postings vs accepted totals of claims",
@@ -129,9 +135,36 @@ def _reconciliations(conn: Connection) -> list[Difference]:
             store.open_undue_total(conn),
             sum(ledger.balances(conn, prefix="provider_overpaid:").values()),
         ),
+        Difference("fund calls posted vs statements", called, collected),
+        Difference("fee postings vs operator fees of statements", fees, journals.get("fees", 0)),
         Difference(
-            "fund calls posted vs statements",
-            _sum(conn, billing_statements.c.due_cents),
-            collected,
+            "fees account vs operator fees of statements", fees, -ledger.balance(conn, FEES)
+        ),
+        Difference(
+            "returned fund call postings vs recorded returns",
+            returned,
+            -ledger.signed_journal_total(conn, "billing.return", BANK),
+        ),
+        Difference(
+            "recorded returns vs the fund calls they return",
+            _returned_calls(conn),
+            returned,
+        ),
+        Difference(
+            "bank account vs fund calls less returns and transfers",
+            called - returned - transferred,
+            ledger.balance(conn, BANK),
         ),
     ]
+
+
+def _returned_calls(conn: Connection) -> int:
+    """The amounts due of the statements whose fund call was returned."""
+    query = select(func.coalesce(func.sum(billing_statements.c.due_cents), 0)).select_from(
+        fund_call_returns.join(
+            billing_statements,
+            (billing_statements.c.insurer_id == fund_call_returns.c.insurer_id)
+            & (billing_statements.c.period == fund_call_returns.c.period),
+        )
+    )
+    return int(conn.execute(query).scalar_one())

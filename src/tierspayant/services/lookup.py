@@ -102,16 +102,53 @@ def guarded_lookup(
 ) -> T:
     """Run ``answer`` on the beneficiary the card designates, under the guard.
 
-    ``answer`` computes the response and appends the audit event inside the lookup's
-    transaction; it must not raise for a person who is unknown or not covered.
+    ``answer`` computes the response, writes what it writes and appends the audit event
+    inside the lookup's write transaction; it must not raise for a person who is unknown
+    or not covered.
     """
+
+    def in_transaction(
+        conn: Connection, insurer: Insurer, found: Identified | None
+    ) -> tuple[T, audit.Entry | None]:
+        return answer(conn, insurer, found), None
+
+    return _guarded(platform, principal, card, proof, in_transaction, write=True)
+
+
+def guarded_read(
+    platform: Platform,
+    principal: Principal,
+    card: CardData,
+    proof: CardProof,
+    answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry]],
+) -> T:
+    """:func:`guarded_lookup` for answers that only read (rights checks, calculations).
+
+    ``answer`` returns the response and the audit event that records it. The lookup
+    runs in a read-only transaction, so it never waits for the database's writer; the
+    event goes through the platform's group-commit writer
+    (:mod:`tierspayant.store.audit_writer`), and the response is returned only once its
+    event is committed.
+    """
+    return _guarded(platform, principal, card, proof, answer, write=False)
+
+
+def _guarded(
+    platform: Platform,
+    principal: Principal,
+    card: CardData,
+    proof: CardProof,
+    answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry | None]],
+    *,
+    write: bool,
+) -> T:
     authorise_provider(principal)
     verified = _verify(platform, principal, card, proof)
     ctx = _context(platform, principal, verified is not None)
     guard = platform.guard
     if guard is None:
         try:
-            return _lookup(platform, card, answer, verified)[0]
+            return _lookup(platform, card, answer, verified, write=write)[0]
         except ProofRefused as refused:
             _refuse_proof(platform, principal, card, refused, ctx)
     admission = guard.admit(ctx)
@@ -120,7 +157,7 @@ def guarded_lookup(
         _audit_refusal(platform, principal, card, admission)
         refuse(admission)
     try:
-        result, insurer, signals = _lookup(platform, card, answer, verified, ctx)
+        result, insurer, signals = _lookup(platform, card, answer, verified, ctx, write=write)
     except GuardUnavailable as exc:
         raise ServiceError(exc.code, "lookups are temporarily unavailable", status=503) from None
     except ProofRefused as refused:
@@ -213,12 +250,15 @@ def _context(platform: Platform, principal: Principal, with_proof: bool) -> Look
 def _lookup(
     platform: Platform,
     card: CardData,
-    answer: Callable[[Connection, Insurer, Identified | None], T],
+    answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry | None]],
     verified: VerifiedProof | None,
     ctx: LookupContext | None = None,
+    *,
+    write: bool,
 ) -> tuple[T, Insurer, list[Signal]]:
     signals: list[Signal] = []
-    with platform.engine.begin() as conn:
+    # A read-only lookup's transaction is rolled back when the connection closes.
+    with platform.engine.begin() if write else platform.engine.connect() as conn:
         outcome_of = identify_detailed(platform, conn, card)
         insurer, found = outcome_of.insurer, outcome_of.found
         if verified is not None and (
@@ -226,7 +266,7 @@ def _lookup(
         ):
             # Unknown person or another family: the same refusal, nothing answered.
             raise ProofRefused(ProofFault.MISMATCH, verified.serial, outcome_of.canary_subject)
-        result = answer(conn, insurer, found)
+        result, entry = answer(conn, insurer, found)
         if ctx is not None and platform.guard is not None:
             if outcome_of.canary_subject is not None:
                 outcome = LookupOutcome.canary(outcome_of.canary_subject)
@@ -235,4 +275,6 @@ def _lookup(
             else:
                 outcome = LookupOutcome.hit(found.subject)
             signals = platform.guard.observe(ctx, outcome)
+    if entry is not None:
+        platform.audit_writer.append(entry)
     return result, insurer, signals

@@ -17,6 +17,7 @@ expired, is taken over by the next worker.
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import uuid
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -46,10 +47,11 @@ from tierspayant.domain.payments import (
     remittance_id,
 )
 from tierspayant.formats.remittance import write_remittance
+from tierspayant.formats.remittance_pdf import render_remittance
 from tierspayant.formats.sepa import write_credit_transfers
 from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.security.principal import Principal, PrincipalKind
-from tierspayant.services.errors import Conflict, Forbidden, NotFound
+from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit, ledger
 from tierspayant.store import payments as store
@@ -69,6 +71,10 @@ REMITTANCE_WRITTEN = "file.remittance_written"
 FILES_DONE = "files.done"
 
 Progress = Callable[[str, int], None]
+# Audit actions of providers reading their remittance advice.
+REMITTANCE_LIST = "remittance.list"
+REMITTANCE_READ = "remittance.read"
+REMITTANCE_PURPOSE = "remittance"
 _PROVIDER_KINDS = frozenset({PrincipalKind.PROVIDER_CLIENT, PrincipalKind.PROVIDER_USER})
 
 
@@ -447,15 +453,39 @@ def _provider_id(principal: Principal) -> int:
     return principal.provider_id
 
 
+def _audit_remittance(
+    platform: Platform,
+    principal: Principal,
+    action: str,
+    decision: str,
+    detail: dict[str, str | int | bool | None],
+) -> None:
+    """One audit event per read of remittance data (refused reads included), committed
+    before anything is handed out."""
+    with platform.engine.begin() as conn:
+        audit.append(
+            conn,
+            at=platform.now(),
+            actor=principal.id,
+            structure=principal.structure,
+            action=action,
+            purpose=REMITTANCE_PURPOSE,
+            decision=decision,
+            detail=detail,
+        )
+
+
 def list_remittances(
     platform: Platform, principal: Principal, *, limit: int = 50
 ) -> list[RemittanceHeader]:
-    """The provider's own remittance advices, newest first."""
+    """The provider's own remittance advices, newest first (audited ``remittance.list``)."""
     provider_id = _provider_id(principal)
     with platform.engine.connect() as conn:
         payee = store.payee(conn, provider_id)
         rows = store.provider_payments(conn, provider_id, min(max(limit, 1), 200))
-        return [remittance_header(row, payee) for row in rows]
+        headers = [remittance_header(row, payee) for row in rows]
+    _audit_remittance(platform, principal, REMITTANCE_LIST, "allow", {"advices": len(headers)})
+    return headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,28 +497,95 @@ class RemittanceAdvice:
     limit: int
 
 
+def _owned_payment(
+    conn: Connection, principal: Principal, advice_id: str
+) -> store.PaymentRow | None:
+    """The payment behind one of the principal's advices, or None (unknown or another's)."""
+    provider_id = _provider_id(principal)
+    parsed = parse_remittance_id(advice_id)
+    if parsed is None or parsed[1] != provider_id:
+        return None
+    return store.provider_payment(conn, provider_id, parsed[0])
+
+
+def _refuse(platform: Platform, principal: Principal, advice_id: str, form: str) -> NoReturn:
+    """The same 404 for an unknown advice and another provider's, audited as refused."""
+    _audit_remittance(
+        platform, principal, REMITTANCE_READ, "deny", {"advice": advice_id, "format": form}
+    )
+    raise NotFound("remittance.unknown", "no such remittance advice")
+
+
 def get_remittance(
     platform: Platform, principal: Principal, advice_id: str, *, offset: int = 0, limit: int = 500
 ) -> RemittanceAdvice:
-    """One of the provider's advices, a page of lines at a time; another's is NotFound."""
-    provider_id = _provider_id(principal)
-    parsed = parse_remittance_id(advice_id)
-    missing = NotFound("remittance.unknown", "no such remittance advice")
-    if parsed is None or parsed[1] != provider_id:
-        raise missing
+    """One of the provider's advices, a page of lines at a time; another's is NotFound.
+
+    Each call is audited (``remittance.read``, format ``json``) with the page it served.
+    """
+    page = min(max(limit, 1), 1000)
     with platform.engine.connect() as conn:
-        row = store.provider_payment(conn, provider_id, parsed[0])
+        row = _owned_payment(conn, principal, advice_id)
         if row is None:
-            raise missing
-        page = min(max(limit, 1), 1000)
-        return RemittanceAdvice(
-            header=remittance_header(row, store.payee(conn, provider_id)),
+            _refuse(platform, principal, advice_id, "json")
+        advice = RemittanceAdvice(
+            header=remittance_header(row, store.payee(conn, row.provider_id)),
             lines=tuple(
                 store.remittance_lines(
-                    conn, row.run_key, provider_id, offset=max(offset, 0), limit=page
+                    conn, row.run_key, row.provider_id, offset=max(offset, 0), limit=page
                 )
             ),
-            recovered=tuple(store.recovered_in(conn, row.run_key, provider_id)),
+            recovered=tuple(store.recovered_in(conn, row.run_key, row.provider_id)),
             offset=max(offset, 0),
             limit=page,
         )
+    _audit_remittance(
+        platform,
+        principal,
+        REMITTANCE_READ,
+        "allow",
+        {
+            "advice": advice_id,
+            "format": "json",
+            "offset": advice.offset,
+            "lines": len(advice.lines),
+        },
+    )
+    return advice
+
+
+DOWNLOAD_FORMATS = ("csv", "pdf")
+
+
+def download_remittance(
+    platform: Platform, principal: Principal, advice_id: str, form: str
+) -> bytes:
+    """One of the provider's advices, every line, as a file: ``csv`` (UTF-8, the bytes the
+    payment run writes) or ``pdf`` (French, :mod:`tierspayant.formats.remittance_pdf`).
+
+    Another provider's advice is NotFound. Audited once (``remittance.read`` with the
+    format and the number of lines) before the file is handed out.
+    """
+    if form not in DOWNLOAD_FORMATS:
+        raise ServiceError("remittance.format", "a remittance advice is served as csv or pdf")
+    with platform.engine.connect() as conn:
+        row = _owned_payment(conn, principal, advice_id)
+        if row is None:
+            _refuse(platform, principal, advice_id, form)
+        header = remittance_header(row, store.payee(conn, row.provider_id))
+        lines = list(store.remittance_lines(conn, row.run_key, row.provider_id))
+        recovered = store.recovered_in(conn, row.run_key, row.provider_id)
+    _audit_remittance(
+        platform,
+        principal,
+        REMITTANCE_READ,
+        "allow",
+        {"advice": advice_id, "format": form, "offset": 0, "lines": len(lines)},
+    )
+    if form == "pdf":
+        return render_remittance(
+            header, lines, recovered, operator_name=platform.settings.operator_name
+        )
+    out = io.StringIO()
+    write_remittance(out, header, lines, recovered)
+    return out.getvalue().encode("utf-8")

@@ -21,14 +21,17 @@ from tierspayant.formats.reference import load_default_reference
 from tierspayant.security.crypto import DataKeys
 from tierspayant.security.keys import KeyProvider, LocalKeyring
 from tierspayant.security.ratelimit import RateLimits
+from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import NotInitialised
+from tierspayant.store.audit_writer import AuditWriter
 from tierspayant.store.db import is_initialised, make_engine, migrate
 from tierspayant.store.keys import OPERATOR_SCOPE, DataKeyCache
 
 if TYPE_CHECKING:
     from tierspayant.security.guard import Guard
+    from tierspayant.security.principal import Principal
     from tierspayant.services.alerts import AlertSink
-    from tierspayant.services.insurers import CatalogueCache
+    from tierspayant.services.insurers import CatalogueCache, Insurer
 
 
 def utc_now() -> datetime:
@@ -81,7 +84,27 @@ class Platform:
         """Parsed guarantee catalogues, by insurer and version."""
         from tierspayant.services.insurers import CatalogueCache
 
-        return CatalogueCache()
+        return CatalogueCache(self.settings.cache_seconds)
+
+    @cached_property
+    def audit_writer(self) -> AuditWriter:
+        """Appends the lookups' audit events in batches (group commit)."""
+        return AuditWriter(self.engine)
+
+    @cached_property
+    def principals(self) -> TtlCache[bytes, tuple[Principal, datetime]]:
+        """Provider token digest → (principal, token expiry), for a few seconds."""
+        return TtlCache(self.settings.cache_seconds)
+
+    @cached_property
+    def canary_marks(self) -> TtlCache[int, frozenset[bytes]]:
+        """Insurer id → its canary marks, for a few seconds."""
+        return TtlCache(self.settings.cache_seconds, max_entries=1_000)
+
+    @cached_property
+    def insurers(self) -> TtlCache[str, Insurer]:
+        """AMC number → insurer, for a few seconds."""
+        return TtlCache(self.settings.cache_seconds, max_entries=1_000)
 
     def now(self) -> datetime:
         return self.clock()
@@ -101,6 +124,8 @@ class Platform:
                 return self.keys.create(conn, OPERATOR_SCOPE, self.now())
 
     def close(self) -> None:
+        if "audit_writer" in self.__dict__:
+            self.audit_writer.close()
         self.keys.forget()
         self.engine.dispose()
 

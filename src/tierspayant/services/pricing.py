@@ -25,7 +25,7 @@ from tierspayant.security.principal import Principal
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import CardData, Identified, age_on
 from tierspayant.services.insurers import Insurer
-from tierspayant.services.lookup import NO_PROOF, CardProof, guarded_lookup
+from tierspayant.services.lookup import NO_PROOF, CardProof, guarded_read
 from tierspayant.services.platform import Platform
 from tierspayant.services.providers import provider_by_id
 from tierspayant.store import audit
@@ -61,10 +61,9 @@ def calculate(
 
     def answer(
         conn: Connection, insurer: Insurer, found: Identified | None
-    ) -> PricingResult | None:
+    ) -> tuple[PricingResult | None, audit.Entry]:
         result = _price(platform, conn, principal, insurer, found, request)
-        audit.append(
-            conn,
+        entry = audit.Entry(
             at=platform.now(),
             actor=principal.id,
             structure=principal.structure,
@@ -79,9 +78,9 @@ def calculate(
                 "proof": proof.present,
             },
         )
-        return result
+        return result, entry
 
-    result = guarded_lookup(platform, principal, card, proof, answer)
+    result = guarded_read(platform, principal, card, proof, answer)
     if result is None:
         raise no_rights()
     return result

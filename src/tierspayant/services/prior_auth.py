@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from tierspayant.config import Settings
 from tierspayant.domain.adjudication import counters_on
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import UNKNOWN_BENEFICIARY
@@ -44,6 +45,8 @@ from tierspayant.store.tables import insurers
 
 PRIOR_AUTH_DOMAINS = frozenset({CareDomain.OPTI, CareDomain.DENT, CareDomain.AUDI, CareDomain.HOSP})
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,79}$")
+MAX_REVIEW_ABOVE_CENTS = 100_000_000  # 1 000 000 €
+MAX_VALIDITY_DAYS = 366
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +62,54 @@ class PriorAuthPolicy:
     review_domains: frozenset[CareDomain] = frozenset({CareDomain.HOSP})
     validity_days: int = 84
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.review_above_cents <= MAX_REVIEW_ABOVE_CENTS:
+            raise ValueError(f"review_above_cents must be between 0 and {MAX_REVIEW_ABOVE_CENTS}")
+        if not 1 <= self.validity_days <= MAX_VALIDITY_DAYS:
+            raise ValueError(f"validity_days must be between 1 and {MAX_VALIDITY_DAYS}")
+
 
 DEFAULT_POLICY = PriorAuthPolicy()
+# Settings (``Settings.extra``, read from ``TIERSPAYANT_<NAME>``) overriding the defaults.
+REVIEW_ABOVE_SETTING = "prior_auth_review_above_cents"
+VALIDITY_SETTING = "prior_auth_validity_days"
+
+
+def _setting_int(settings: Settings, name: str, default: int, low: int, high: int) -> int:
+    raw = settings.extra.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ValueError(
+            f"setting TIERSPAYANT_{name.upper()} must be a whole number from {low} to {high},"
+            f" got {raw!r}"
+        )
+    return value
+
+
+def prior_auth_policy(settings: Settings) -> PriorAuthPolicy:
+    """The policy in force: the defaults, overridden by the settings.
+
+    Keys: ``prior_auth_review_above_cents`` (integer cents; a request guaranteeing more
+    waits for a person) and ``prior_auth_validity_days`` (days an agreement lasts). A value
+    that is not a whole number in range is a ``ValueError`` naming the variable.
+    """
+    return PriorAuthPolicy(
+        review_above_cents=_setting_int(
+            settings,
+            REVIEW_ABOVE_SETTING,
+            DEFAULT_POLICY.review_above_cents,
+            0,
+            MAX_REVIEW_ABOVE_CENTS,
+        ),
+        validity_days=_setting_int(
+            settings, VALIDITY_SETTING, DEFAULT_POLICY.validity_days, 1, MAX_VALIDITY_DAYS
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +174,16 @@ def request_prior_auth(
     principal: Principal,
     request: PriorAuthRequest,
     proof: CardProof = NO_PROOF,
-    policy: PriorAuthPolicy = DEFAULT_POLICY,
+    policy: PriorAuthPolicy | None = None,
 ) -> tuple[PriorAuthAnswer, bool]:
     """Check the quote, then guard, identify, price, decide, audit and commit.
 
     Returns the answer and whether it is new (False: the same ``request_key`` had been
     answered before; a different body under that key is ``prior_auth.key_reused``).
+    Without ``policy``, the one the platform's settings give.
     """
     authorise_provider(principal)
+    in_force = policy if policy is not None else prior_auth_policy(platform.settings)
     assert principal.provider_id is not None
     provider_id = principal.provider_id
     if not REQUEST_KEY.match(request.request_key):
@@ -157,14 +208,14 @@ def request_prior_auth(
         if again is not None:
             return again, False
         status, code, reason, lines = _assess(
-            platform, conn, insurer, found, request, policy, provider_id
+            platform, conn, insurer, found, request, in_force, provider_id
         )
         total = sum(line.guaranteed_cents for line in lines)
         now = platform.now()
         agreement_id = store.next_agreement_id(conn)
         number = f"PA{agreement_id:010d}{secrets.token_hex(3).upper()}"
         valid_until = (
-            request.care_date + timedelta(days=policy.validity_days)
+            request.care_date + timedelta(days=in_force.validity_days)
             if status == "granted"
             else None
         )
@@ -359,12 +410,14 @@ def decide_prior_auth(
     reason: str,
     actor: str,
     insurer_id: int | None = None,
-    policy: PriorAuthPolicy = DEFAULT_POLICY,
+    policy: PriorAuthPolicy | None = None,
 ) -> PriorAuthAnswer:
     """Accept or refuse a pending request (insurer staff: only their insurer's, else 404).
 
     Deciding again the same way answers the same; the other way is ``prior_auth.decided``.
+    An accepted request is valid ``validity_days`` of ``policy`` (default: the settings').
     """
+    in_force = policy if policy is not None else prior_auth_policy(platform.settings)
     wanted = "granted" if accept else "refused"
     reason = reason.strip()[:500]
     if not accept and not reason:
@@ -384,7 +437,7 @@ def decide_prior_auth(
             "decided_by": actor[:120],
             "reason": reason or None,
             "reason_code": None if accept else "prior_auth.refused_by_insurer",
-            "valid_until": platform.today() + timedelta(days=policy.validity_days)
+            "valid_until": platform.today() + timedelta(days=in_force.validity_days)
             if accept
             else None,
         }

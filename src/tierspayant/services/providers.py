@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tierspayant.domain.care import CareDomain
@@ -422,25 +422,64 @@ def grant_client_token(platform: Platform, client_id: str, client_secret: str) -
     return AccessToken(token, ttl)
 
 
+_TOKEN = (
+    select(
+        access_tokens.c.principal,
+        access_tokens.c.expires_at,
+        access_tokens.c.revoked_at,
+        access_tokens.c.provider_id,
+        principals.c.status,
+        providers.c.am_number,
+        providers.c.finess,
+        providers.c.siret,
+        providers.c.category,
+    )
+    .join(principals, principals.c.id == access_tokens.c.principal)
+    .outerjoin(providers, providers.c.id == access_tokens.c.provider_id)
+    .where(access_tokens.c.token_digest == bindparam("digest"))
+)
+
+
 def authenticate_token(platform: Platform, conn: Connection, token: str) -> Principal:
     """The principal behind a bearer token, or Unauthenticated ``auth.invalid_token``."""
+    return _authenticate(platform, conn, secrets.token_digest(token))[0]
+
+
+def authenticate_token_cached(platform: Platform, token: str) -> Principal:
+    """:func:`authenticate_token` through the platform's short-lived principal cache.
+
+    A token revoked or a principal suspended by this process is forgotten at once
+    (``suspend_principal`` clears the cache); by another process, within
+    ``TIERSPAYANT_CACHE_SECONDS``. Expiry is checked on every call.
+    """
+    cached = cached_principal(platform, token)
+    if cached is not None:
+        return cached
+    digest = secrets.token_digest(token)
+    with platform.engine.connect() as conn:
+        principal, expires_at = _authenticate(platform, conn, digest)
+    platform.principals.put(digest, (principal, expires_at))
+    return principal
+
+
+def cached_principal(platform: Platform, token: str) -> Principal | None:
+    """The principal of a provider token still in the cache and not expired, else None."""
+    digest = secrets.token_digest(token)
+    cached = platform.principals.get(digest)
+    if cached is None:
+        return None
+    principal, expires_at = cached
+    if expires_at > platform.now():
+        return principal
+    platform.principals.discard(digest)
+    return None
+
+
+def _authenticate(
+    platform: Platform, conn: Connection, digest: bytes
+) -> tuple[Principal, datetime]:
     now = platform.now()
-    row = conn.execute(
-        select(
-            access_tokens.c.principal,
-            access_tokens.c.expires_at,
-            access_tokens.c.revoked_at,
-            access_tokens.c.provider_id,
-            principals.c.status,
-            providers.c.am_number,
-            providers.c.finess,
-            providers.c.siret,
-            providers.c.category,
-        )
-        .join(principals, principals.c.id == access_tokens.c.principal)
-        .outerjoin(providers, providers.c.id == access_tokens.c.provider_id)
-        .where(access_tokens.c.token_digest == secrets.token_digest(token))
-    ).first()
+    row = conn.execute(_TOKEN, {"digest": digest}).first()
     if row is None:
         raise Unauthenticated("auth.invalid_token", "invalid or expired access token")
     expires_at = (
@@ -448,7 +487,7 @@ def authenticate_token(platform: Platform, conn: Connection, token: str) -> Prin
     )
     if row.revoked_at is not None or expires_at <= now or row.status != "active":
         raise Unauthenticated("auth.invalid_token", "invalid or expired access token")
-    return Principal(
+    principal = Principal(
         id=row.principal,
         kind=PrincipalKind.PROVIDER_CLIENT,
         strength=AuthStrength.AAL2,
@@ -457,6 +496,7 @@ def authenticate_token(platform: Platform, conn: Connection, token: str) -> Prin
         structure=row.finess or row.siret or row.am_number,
         provider_category=row.category,
     )
+    return principal, expires_at
 
 
 def revoke_principal_tokens(conn: Connection, principal_id: str, at: object) -> int:

@@ -8,12 +8,13 @@ lock so several API workers interleave safely.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, RowMapping, func, select, text
 
-from tierspayant.security.audit import AuditEvent, next_event
+from tierspayant.security.audit import AuditEvent, ChainHead, check_event_fields, next_event
 from tierspayant.store.db import enter_write
 from tierspayant.store.tables import audit_events
 
@@ -47,12 +48,44 @@ def _row_to_event(row: RowMapping) -> AuditEvent:
 # costs more than running them.
 _LAST = select(audit_events).order_by(audit_events.c.seq.desc()).limit(1)
 _INSERT = audit_events.insert()
+_HEAD = select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
+
+
+def chain_head(conn: Connection) -> ChainHead | None:
+    """Position and hash of the newest event (all an append needs), or None."""
+    row = conn.execute(_HEAD).first()
+    return None if row is None else ChainHead(int(row.seq), bytes(row.hash))
 
 
 def last_event(conn: Connection) -> AuditEvent | None:
     """The newest event of the chain, or None for an empty log."""
     row = conn.execute(_LAST).mappings().first()
     return None if row is None else _row_to_event(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An event to append: everything but its position and hashes."""
+
+    at: datetime
+    actor: str
+    action: str
+    decision: str
+    structure: str | None = None
+    purpose: str | None = None
+    subject: str | None = None
+    insurer: str | None = None
+    detail: Mapping[str, DetailValue] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise ValueError if the chain would refuse this entry."""
+        check_event_fields(
+            at=self.at,
+            actor=self.actor,
+            action=self.action,
+            decision=self.decision,
+            detail=self.detail,
+        )
 
 
 def append(
@@ -69,6 +102,13 @@ def append(
     detail: Mapping[str, DetailValue] | None = None,
 ) -> AuditEvent:
     """Append one event inside the caller's transaction and return it."""
+    entry = Entry(at, actor, action, decision, structure, purpose, subject, insurer, detail or {})
+    return append_entries(conn, [entry])[0]
+
+
+def append_entries(conn: Connection, entries: Sequence[Entry]) -> list[AuditEvent]:
+    """Append events in order inside the caller's transaction (one lock, one head read,
+    one multi-row insert) and return them."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_KEY})
     else:
@@ -78,20 +118,25 @@ def append(
         # the database's write lock first (no trigger fires: there is no row).
         enter_write(conn)
         conn.exec_driver_sql("UPDATE audit_events SET seq = seq WHERE 0")
-    event = next_event(
-        last_event(conn),
-        at=at,
-        actor=actor,
-        structure=structure,
-        action=action,
-        purpose=purpose,
-        subject=subject,
-        insurer=insurer,
-        decision=decision,
-        detail=dict(detail or {}),
-    )
-    conn.execute(_INSERT, _event_values(event))
-    return event
+    head: AuditEvent | ChainHead | None = chain_head(conn)
+    events = []
+    for entry in entries:
+        event = next_event(
+            head,
+            at=entry.at,
+            actor=entry.actor,
+            structure=entry.structure,
+            action=entry.action,
+            purpose=entry.purpose,
+            subject=entry.subject,
+            insurer=entry.insurer,
+            decision=entry.decision,
+            detail=dict(entry.detail),
+        )
+        events.append(event)
+        head = event
+    conn.execute(_INSERT, [_event_values(e) for e in events])
+    return events
 
 
 def _event_values(event: AuditEvent) -> dict[str, object]:

@@ -166,15 +166,18 @@ def _record(row: Row[Any]) -> BeneficiaryRecord:
     )
 
 
+# Built once: the rights check runs it on every request.
+_BY_NIR_INDEX = select(beneficiaries).where(
+    beneficiaries.c.insurer_id == bindparam("insurer_id"),
+    beneficiaries.c.idx_nir == bindparam("idx"),
+)
+
+
 def find_by_nir_index(
     conn: Connection, insurer_id: int, idx_nir: bytes
 ) -> BeneficiaryRecord | None:
     """The beneficiary of an insurer with this NIR + rank index, or None."""
-    row = conn.execute(
-        select(beneficiaries).where(
-            beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.idx_nir == idx_nir
-        )
-    ).first()
+    row = conn.execute(_BY_NIR_INDEX, {"insurer_id": insurer_id, "idx": idx_nir}).first()
     return None if row is None else _record(row)
 
 

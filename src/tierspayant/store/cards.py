@@ -6,7 +6,7 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from tierspayant.store.beneficiaries import BeneficiaryRecord, _record
 from tierspayant.store.cards_tables import canary_marks, card_signing_keys, cards
@@ -267,6 +267,14 @@ def marks_of(conn: Connection, insurer_id: int) -> list[tuple[bytes, bytes, date
         )
     ).all()
     return [(bytes(r.mark), bytes(r.ref_ct), r.planted_at) for r in rows]
+
+
+_MARKS_OF = select(canary_marks.c.mark).where(canary_marks.c.insurer_id == bindparam("insurer_id"))
+
+
+def marks_set(conn: Connection, insurer_id: int) -> set[bytes]:
+    """Every canary mark of the insurer (tens of 16-byte digests)."""
+    return {bytes(m) for m in conn.execute(_MARKS_OF, {"insurer_id": insurer_id}).scalars()}
 
 
 def marked(conn: Connection, insurer_id: int, marks: Iterable[bytes]) -> set[bytes]:

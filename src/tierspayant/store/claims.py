@@ -467,37 +467,40 @@ def counter_history(
 
 
 def paid_keys(
-    conn: Connection, insurer_id: int, beneficiary_ids: Iterable[int], first: date, last: date
+    conn: Connection, insurer_id: int, near_keys: Iterable[bytes]
 ) -> tuple[set[bytes], set[bytes]]:
-    """Duplicate and near keys of the lines already paid for to these beneficiaries, for
-    care between ``first`` and ``last``."""
-    wanted = sorted(set(beneficiary_ids))
+    """Duplicate and near keys of paid lines that share a near key with ``near_keys``.
+
+    A duplicate (same person, act, day and provider) always shares its near key (same
+    person, act and day), so one indexed lookup by near key finds both kinds, and the
+    cost follows the batch, not how many lines were paid before it.
+    """
+    wanted = sorted(set(near_keys))
     exact: set[bytes] = set()
     near: set[bytes] = set()
-    if not wanted:
-        return exact, near
-    rows = conn.execute(
-        select(claim_lines.c.near_key, claim_lines.c.duplicate_key)
-        .join(
-            claims,
-            (claims.c.insurer_id == claim_lines.c.insurer_id)
-            & (claims.c.id == claim_lines.c.claim_id),
+    for start in range(0, len(wanted), _KEYS_PER_QUERY):
+        rows = conn.execute(
+            select(claim_lines.c.near_key, claim_lines.c.duplicate_key)
+            .join(
+                claims,
+                (claims.c.insurer_id == claim_lines.c.insurer_id)
+                & (claims.c.id == claim_lines.c.claim_id),
+            )
+            .where(
+                claim_lines.c.insurer_id == insurer_id,
+                claim_lines.c.near_key.in_(wanted[start : start + _KEYS_PER_QUERY]),
+                claims.c.status == ClaimStatus.ADJUDICATED.value,
+                claim_lines.c.status.in_(_PAYABLE),
+            )
         )
-        .where(
-            claims.c.insurer_id == insurer_id,
-            claims.c.beneficiary_id.in_(wanted),
-            claims.c.status == ClaimStatus.ADJUDICATED.value,
-            claim_lines.c.care_date >= first,
-            claim_lines.c.care_date <= last,
-            claim_lines.c.status.in_(_PAYABLE),
-        )
-    )
-    for r in rows:
-        if r.near_key is not None:
+        for r in rows:
             near.add(bytes(r.near_key))
-        if r.duplicate_key is not None:
-            exact.add(bytes(r.duplicate_key))
+            if r.duplicate_key is not None:
+                exact.add(bytes(r.duplicate_key))
     return exact, near
+
+
+_KEYS_PER_QUERY = 500  # SQLite binds at most 32,766 parameters; stay far below
 
 
 def agreements(conn: Connection, numbers: Iterable[str]) -> dict[str, Agreement]:

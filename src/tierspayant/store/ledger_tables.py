@@ -153,10 +153,46 @@ billing_statements = Table(
     Column("lines", Integer, nullable=False),
     Column("paid_cents", BigInteger, nullable=False),  # paid to providers on its behalf
     Column("undue_cents", BigInteger, nullable=False),  # undue amounts credited back
-    Column("due_cents", BigInteger, nullable=False),  # paid - undue: the fund call
+    Column("due_cents", BigInteger, nullable=False),  # paid - undue + fee: the fund call
     Column("collection_date", Date, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    CheckConstraint("due_cents = paid_cents - undue_cents", name="due"),
+    # Operator fees (migration 0009): the rate in force when the statement was issued, and
+    # lines x rate, so that a rerun writes the same statement whatever the rate is today.
+    Column("fee_per_line_cents", BigInteger, nullable=False, server_default="0"),
+    Column("fee_cents", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("due_cents = paid_cents - undue_cents + fee_cents", name="due"),
+    CheckConstraint(
+        "fee_per_line_cents >= 0 AND fee_cents = lines * fee_per_line_cents", name="fee"
+    ),
+)
+
+# --- operator fees and returned direct debits (migration 0009) ----------------------------
+
+insurer_fees = Table(
+    "insurer_fees",
+    metadata,
+    Column("insurer_id", Integer, primary_key=True),
+    # The management fee charged per paid line; no row: the platform default applies.
+    Column("per_line_cents", BigInteger, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("set_by", String(120), nullable=False),
+    CheckConstraint("per_line_cents >= 0", name="per_line"),
+)
+
+fund_call_returns = Table(
+    "fund_call_returns",
+    metadata,
+    # One fund call per insurer and period, returned at most once.
+    Column("insurer_id", Integer, primary_key=True),
+    Column("period", String(7), primary_key=True),
+    Column("end_to_end_id", String(35), nullable=False),
+    Column("cents", BigInteger, nullable=False),  # the amount of the fund call, returned
+    Column("reason_code", String(35), nullable=False),  # ISO 20022 reason (AM04, MD01...)
+    Column("report_id", String(35), nullable=False),  # MsgId of the pain.002 that said so
+    Column("value_date", Date, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(120), nullable=False),
+    CheckConstraint("cents > 0", name="cents"),
 )
 
 insurer_mandates = Table(

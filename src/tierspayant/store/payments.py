@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Select,
     String,
     and_,
     case,
+    delete,
     exists,
     func,
     insert,
@@ -31,6 +34,8 @@ from tierspayant.domain.payments import DetailLine, RecoveredUndue, RemittanceLi
 from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.ledger_tables import (
     billing_statements,
+    fund_call_returns,
+    insurer_fees,
     insurer_mandates,
     money_runs,
     overpayment_recoveries,
@@ -801,9 +806,11 @@ def insert_statement(
     lines: int,
     paid_cents: int,
     undue_cents: int,
+    fee_per_line_cents: int,
     collection_date: date,
     at: datetime,
 ) -> None:
+    fee = lines * fee_per_line_cents
     conn.execute(
         billing_statements.insert().values(
             insurer_id=insurer_id,
@@ -812,7 +819,9 @@ def insert_statement(
             lines=lines,
             paid_cents=paid_cents,
             undue_cents=undue_cents,
-            due_cents=paid_cents - undue_cents,
+            fee_per_line_cents=fee_per_line_cents,
+            fee_cents=fee,
+            due_cents=paid_cents - undue_cents + fee,
             collection_date=collection_date,
             created_at=at,
         )
@@ -828,31 +837,140 @@ class StatementRow:
     lines: int
     paid_cents: int
     undue_cents: int
-    due_cents: int
+    due_cents: int  # paid - undue + fee: the fund call
     collection_date: date
+    fee_per_line_cents: int = 0
+    fee_cents: int = 0
+
+
+def _statements() -> Select[Any]:
+    return select(billing_statements, insurers.c.amc_number, insurers.c.name).join(
+        insurers, insurers.c.id == billing_statements.c.insurer_id
+    )
+
+
+def _statement(r: object) -> StatementRow:
+    return StatementRow(
+        insurer_id=int(r.insurer_id),  # type: ignore[attr-defined]
+        amc_number=r.amc_number,  # type: ignore[attr-defined]
+        insurer_name=r.name,  # type: ignore[attr-defined]
+        period=r.period,  # type: ignore[attr-defined]
+        lines=int(r.lines),  # type: ignore[attr-defined]
+        paid_cents=int(r.paid_cents),  # type: ignore[attr-defined]
+        undue_cents=int(r.undue_cents),  # type: ignore[attr-defined]
+        due_cents=int(r.due_cents),  # type: ignore[attr-defined]
+        collection_date=r.collection_date,  # type: ignore[attr-defined]
+        fee_per_line_cents=int(r.fee_per_line_cents),  # type: ignore[attr-defined]
+        fee_cents=int(r.fee_cents),  # type: ignore[attr-defined]
+    )
 
 
 def statements_of(conn: Connection, period: str) -> list[StatementRow]:
     rows = conn.execute(
-        select(billing_statements, insurers.c.amc_number, insurers.c.name)
-        .join(insurers, insurers.c.id == billing_statements.c.insurer_id)
+        _statements()
         .where(billing_statements.c.period == period)
         .order_by(billing_statements.c.insurer_id)
     )
-    return [
-        StatementRow(
-            insurer_id=int(r.insurer_id),
-            amc_number=r.amc_number,
-            insurer_name=r.name,
-            period=r.period,
-            lines=int(r.lines),
-            paid_cents=int(r.paid_cents),
-            undue_cents=int(r.undue_cents),
-            due_cents=int(r.due_cents),
-            collection_date=r.collection_date,
+    return [_statement(r) for r in rows]
+
+
+def statement_of(
+    conn: Connection, amc_number: str, period: str, *, lock: bool = False
+) -> StatementRow | None:
+    """One insurer's statement of a period, found by AMC number (a returned fund call).
+
+    With ``lock`` the row stays locked until the end of the transaction on PostgreSQL:
+    two readers of the same status report then record a return one after the other.
+    """
+    query = _statements().where(
+        insurers.c.amc_number == amc_number, billing_statements.c.period == period
+    )
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update(of=billing_statements)
+    row = conn.execute(query).first()
+    return None if row is None else _statement(row)
+
+
+# --- operator fees and returned fund calls ----------------------------------------------
+
+
+def fee_of(conn: Connection, insurer_id: int) -> int | None:
+    """The insurer's own fee per paid line, or None (the platform default applies)."""
+    value = conn.execute(
+        select(insurer_fees.c.per_line_cents).where(insurer_fees.c.insurer_id == insurer_id)
+    ).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+def put_fee(
+    conn: Connection, insurer_id: int, per_line_cents: int | None, *, at: datetime, actor: str
+) -> None:
+    """Set (or, with None, remove) the insurer's own fee per paid line."""
+    conn.execute(delete(insurer_fees).where(insurer_fees.c.insurer_id == insurer_id))
+    if per_line_cents is not None:
+        conn.execute(
+            insurer_fees.insert().values(
+                insurer_id=insurer_id, per_line_cents=per_line_cents, set_at=at, set_by=actor
+            )
         )
-        for r in rows
-    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnRow:
+    insurer_id: int
+    period: str
+    end_to_end_id: str
+    cents: int
+    reason_code: str
+    report_id: str
+    value_date: date
+
+
+def _return(r: object) -> ReturnRow:
+    return ReturnRow(
+        insurer_id=int(r.insurer_id),  # type: ignore[attr-defined]
+        period=r.period,  # type: ignore[attr-defined]
+        end_to_end_id=r.end_to_end_id,  # type: ignore[attr-defined]
+        cents=int(r.cents),  # type: ignore[attr-defined]
+        reason_code=r.reason_code,  # type: ignore[attr-defined]
+        report_id=r.report_id,  # type: ignore[attr-defined]
+        value_date=r.value_date,  # type: ignore[attr-defined]
+    )
+
+
+def return_of(conn: Connection, insurer_id: int, period: str) -> ReturnRow | None:
+    row = conn.execute(
+        select(fund_call_returns).where(
+            fund_call_returns.c.insurer_id == insurer_id, fund_call_returns.c.period == period
+        )
+    ).first()
+    return None if row is None else _return(row)
+
+
+def returns_of(conn: Connection, insurer_id: int) -> list[ReturnRow]:
+    """The insurer's returned fund calls, newest period first (a few per year at most)."""
+    rows = conn.execute(
+        select(fund_call_returns)
+        .where(fund_call_returns.c.insurer_id == insurer_id)
+        .order_by(fund_call_returns.c.period.desc())
+    )
+    return [_return(r) for r in rows]
+
+
+def insert_return(conn: Connection, row: ReturnRow, *, at: datetime, actor: str) -> None:
+    conn.execute(
+        fund_call_returns.insert().values(
+            insurer_id=row.insurer_id,
+            period=row.period,
+            end_to_end_id=row.end_to_end_id,
+            cents=row.cents,
+            reason_code=row.reason_code,
+            report_id=row.report_id,
+            value_date=row.value_date,
+            recorded_at=at,
+            recorded_by=actor,
+        )
+    )
 
 
 def detail_lines(conn: Connection, insurer_id: int, period: str) -> Iterator[DetailLine]:

@@ -38,6 +38,8 @@ TENANT_TABLES = (
     "overpayment_recoveries",
     "billing_statements",
     "insurer_mandates",
+    "insurer_fees",
+    "fund_call_returns",
     "cards",
     "card_signing_keys",
 )

@@ -82,8 +82,14 @@ def router() -> APIRouter:
     def statements(request: Request, session: Staff) -> Response:
         insurer_id, _ = _staff_insurer(request, session)
         rows = backoffice_queries.statements(platform_of(request), insurer_id)
+        returned = billing.returned_fund_calls(platform_of(request), insurer_id)
         return render(
-            request, "insurer/statements.html", portal=PORTAL, rows=rows, documents=DOCUMENTS
+            request,
+            "insurer/statements.html",
+            portal=PORTAL,
+            rows=rows,
+            documents=DOCUMENTS,
+            returned=returned,
         )
 
     @routes.get("/releves/{period}/{document}", **RULE)

@@ -9,7 +9,6 @@ patient's card.
 
 from __future__ import annotations
 
-import io
 import re
 import secrets
 from datetime import date
@@ -23,7 +22,6 @@ from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import PricingLine
-from tierspayant.formats.remittance import write_remittance
 from tierspayant.security.principal import Principal
 from tierspayant.services import claims, payments, prior_auth
 from tierspayant.services.eligibility import RightsCheck, check_rights
@@ -43,7 +41,6 @@ RULE = policy(PORTAL.rule)
 DOMAINS = tuple(d.value for d in CareDomain)
 MAX_PAYLOAD = 2000
 MAX_INVOICE_LINES = 10
-ADVICE_PAGE = 1000  # the most lines get_remittance serves at once
 STATUSES = {
     "received": "reçue, en attente de traitement",
     "adjudicated": "traitée",
@@ -156,23 +153,12 @@ def line_count(raw: object) -> int:
 
 
 def remittance_advice_csv(platform: Platform, principal: Principal, advice_id: str) -> bytes:
-    """One of the provider's advices as the payment run writes it, every page of lines.
+    """One of the provider's advices as the payment run writes it, every line.
 
-    ``payments.get_remittance`` checks the advice is the principal's (another provider's
-    is NotFound, a 404) and serves lines a page at a time; they are gathered here.
+    ``payments.download_remittance`` checks the advice is the principal's (another
+    provider's is NotFound, a 404) and audits the download.
     """
-    first = payments.get_remittance(platform, principal, advice_id, limit=ADVICE_PAGE)
-    lines = list(first.lines)
-    while len(lines) < first.header.lines:
-        page = payments.get_remittance(
-            platform, principal, advice_id, offset=len(lines), limit=ADVICE_PAGE
-        )
-        if not page.lines:
-            break
-        lines.extend(page.lines)
-    out = io.StringIO()
-    write_remittance(out, first.header, lines, first.recovered)
-    return out.getvalue().encode("utf-8")
+    return payments.download_remittance(platform, principal, advice_id, "csv")
 
 
 def _page_or_fragment(request: Request, page: str, fragment: str, **context: Any) -> Response:
@@ -370,6 +356,14 @@ def router() -> APIRouter:
         # Only a well-formed id of the provider's own advice gets this far.
         headers = {"Content-Disposition": f'attachment; filename="avis-{advice_id}.csv"'}
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+    @routes.get("/paiements/{advice_id}/avis.pdf", **RULE)
+    def remittance_pdf(request: Request, session: Provider, advice_id: str) -> Response:
+        body = payments.download_remittance(
+            platform_of(request), session.info.principal, advice_id, "pdf"
+        )
+        headers = {"Content-Disposition": f'attachment; filename="avis-{advice_id}.pdf"'}
+        return Response(body, media_type="application/pdf", headers=headers)
 
     @routes.get("/conventions", **RULE)
     def conventions(request: Request, session: Provider) -> Response:

@@ -1,0 +1,111 @@
+"""Group commit for the audit log: many requests' events, one transaction.
+
+Every rights check and calculation appends one event to the hash chain. Appended one
+transaction per request, the chain serialises the whole API on its lock (the SQLite
+writer, or PostgreSQL's advisory lock) and every request pays a lock, a head read, an
+insert and a commit. The writer instead takes whatever events are waiting, appends them
+in one transaction, and only then hands each caller its event: nobody gets an answer
+whose audit event is not durable, and a failed write fails every request of the batch.
+
+The lookup itself then reads in a read-only transaction, so lookups no longer queue for
+the writer at all. One writer thread per process; batches of up to ``max_batch`` events.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+
+import structlog
+from sqlalchemy import Engine
+
+from tierspayant.security.audit import AuditEvent
+from tierspayant.store.audit import Entry, append_entries
+
+log = structlog.get_logger(__name__)
+
+_STOP = object()
+
+
+class AuditWriterClosed(RuntimeError):
+    """The writer was closed: the event was not appended."""
+
+
+class AuditWriter:
+    """Appends queued :class:`Entry` objects in batches from one background thread."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Entry, Future[AuditEvent]] | object] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.batches = 0  # statistics, read by tests and benchmarks
+        self.events = 0
+
+    def submit(self, entry: Entry) -> Future[AuditEvent]:
+        """Queue one event; the future resolves once its batch is committed."""
+        entry.check()
+        future: Future[AuditEvent] = Future()
+        with self._lock:
+            if self._closed:
+                raise AuditWriterClosed("the audit writer is closed")
+            if self._thread is None:
+                # Started on first use, so a process that forks workers starts its own.
+                self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+                self._thread.start()
+            self._queue.put((entry, future))
+        return future
+
+    def append(self, entry: Entry, *, timeout: float = 30.0) -> AuditEvent:
+        """Queue one event and wait until it is committed; re-raises the batch's error."""
+        return self.submit(entry).result(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Append what is queued, then stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+            self._queue.put(_STOP)
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._write(batch)  # type: ignore[arg-type]
+            if stop:
+                return
+
+    def _write(self, batch: list[tuple[Entry, Future[AuditEvent]]]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                events = append_entries(conn, [entry for entry, _ in batch])
+        except BaseException as exc:  # noqa: BLE001 - every waiter learns of the failure
+            log.error("audit.batch_failed", events=len(batch), error=type(exc).__name__)
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        self.batches += 1
+        self.events += len(events)
+        for (_, future), event in zip(batch, events, strict=True):
+            future.set_result(event)

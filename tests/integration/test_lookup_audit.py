@@ -1,0 +1,201 @@
+"""Rights checks read, then wait for their audit event's group commit.
+
+What must hold: every answer has its event in the chain (many threads at once included);
+no answer leaves when its event cannot be written; the short-lived caches of the hot
+path never outlive what this process itself revoked or changed.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text, update
+
+from tests.integration.operations_support import (
+    NOW,
+    Person,
+    SeedInsurer,
+    enrol,
+    provider_principal,
+    rights_check,
+)
+from tierspayant.security.audit import verify_chain
+from tierspayant.services import providers
+from tierspayant.services.alerts import suspend_principal
+from tierspayant.services.errors import Unauthenticated
+from tierspayant.services.platform import Platform
+from tierspayant.store import audit
+from tierspayant.store.tables import access_tokens, audit_events
+
+
+def _events(platform: Platform, action: str) -> int:
+    with platform.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(audit_events)
+                .where(audit_events.c.action == action)
+            ).scalar_one()
+        )
+
+
+def _chain_ok(platform: Platform) -> bool:
+    with platform.engine.connect() as conn:
+        return verify_chain(audit.iter_events(conn)).ok
+
+
+@pytest.fixture
+def world(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> tuple[Platform, str, list[Person]]:
+    platform.clock = lambda: NOW
+    insurer, people = enrol(platform, seed_insurer, tmp_path, 40)
+    return platform, insurer.amc_number, people
+
+
+def test_given_sixteen_threads_checking_at_once_then_every_answer_has_its_event_in_the_chain(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    platform, amc, people = world
+    # One pharmacy per thread, five checks each: well inside the guard's no-proof quota.
+    principals = [provider_principal(platform, amc, seed) for seed in range(16)]
+    answers: list[bool] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(16)
+
+    def worker(n: int) -> None:
+        start.wait()
+        try:
+            for k in range(5):
+                person = people[(n * 5 + k) % len(people)]
+                answers.append(rights_check(platform, principals[n], person.card(amc)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert len(answers) == 80
+    covered = sum(answers)
+    assert covered > 40  # most of the synthetic population is covered on that day
+    assert _events(platform, "eligibility.check") == 80
+    assert platform.audit_writer.events == 80
+    with platform.engine.connect() as conn:
+        hits = conn.execute(
+            select(func.count())
+            .select_from(audit_events)
+            .where(audit_events.c.action == "eligibility.check", audit_events.c.decision == "hit")
+        ).scalar_one()
+    assert hits == covered  # each answer is recorded as what was answered
+    assert 1 <= platform.audit_writer.batches <= 80
+    assert _chain_ok(platform)
+
+
+def _break_audit(platform: Platform) -> None:
+    with platform.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text(
+                    "CREATE FUNCTION tp_test_audit_down() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'audit storage down'; END $$"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER tp_test_audit_down BEFORE INSERT ON audit_events "
+                    "FOR EACH ROW EXECUTE FUNCTION tp_test_audit_down()"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER tp_test_audit_down BEFORE INSERT ON audit_events "
+                    "BEGIN SELECT RAISE(ABORT, 'audit storage down'); END"
+                )
+            )
+
+
+def _repair_audit(platform: Platform) -> None:
+    with platform.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("DROP TRIGGER tp_test_audit_down ON audit_events"))
+            conn.execute(text("DROP FUNCTION tp_test_audit_down()"))
+        else:
+            conn.execute(text("DROP TRIGGER tp_test_audit_down"))
+
+
+def test_given_the_audit_log_cannot_be_written_then_no_answer_leaves(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    platform, amc, people = world
+    principal = provider_principal(platform, amc, 1)
+    assert rights_check(platform, principal, people[0].card(amc))
+    before = _events(platform, "eligibility.check")
+    _break_audit(platform)
+    try:
+        with pytest.raises(Exception, match="audit storage down"):
+            rights_check(platform, principal, people[1].card(amc))
+    finally:
+        _repair_audit(platform)
+    assert _events(platform, "eligibility.check") == before
+    assert rights_check(platform, principal, people[1].card(amc))
+    assert _events(platform, "eligibility.check") == before + 1
+    assert _chain_ok(platform)
+
+
+def _token(platform: Platform, amc: str) -> str:
+    principal = provider_principal(platform, amc, 9)
+    assert principal.provider_am_number is not None
+    issued = providers.issue_client(platform, principal.provider_am_number, "test", "test")
+    return providers.grant_client_token(
+        platform, issued.client_id, issued.client_secret
+    ).access_token
+
+
+def test_given_a_cached_token_when_this_process_suspends_its_principal_then_refused_at_once(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    platform, amc, _ = world
+    token = _token(platform, amc)
+    principal = providers.authenticate_token_cached(platform, token)
+    assert providers.cached_principal(platform, token) == principal
+    with platform.engine.begin() as conn:
+        suspend_principal(platform, conn, principal.id, "test")
+    assert providers.cached_principal(platform, token) is None
+    with pytest.raises(Unauthenticated):
+        providers.authenticate_token_cached(platform, token)
+
+
+def test_given_a_cached_token_when_it_expires_then_refused_even_from_the_cache(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    platform, amc, _ = world
+    token = _token(platform, amc)
+    providers.authenticate_token_cached(platform, token)
+    ttl = platform.settings.access_token_ttl_seconds
+    platform.clock = lambda: NOW + timedelta(seconds=ttl)
+    assert providers.cached_principal(platform, token) is None
+    with pytest.raises(Unauthenticated):
+        providers.authenticate_token_cached(platform, token)
+
+
+def test_given_a_token_revoked_by_another_process_then_refused_once_the_cache_lapses(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    platform, amc, _ = world
+    token = _token(platform, amc)
+    providers.authenticate_token_cached(platform, token)
+    with platform.engine.begin() as conn:  # what `tokens revoke` in a CLI process does
+        conn.execute(update(access_tokens).values(revoked_at=NOW))
+    assert providers.authenticate_token_cached(platform, token)  # within the cache time
+    platform.principals.clear()  # the cache time has passed
+    with pytest.raises(Unauthenticated):
+        providers.authenticate_token_cached(platform, token)
+    with platform.engine.connect() as conn, pytest.raises(Unauthenticated):
+        providers.authenticate_token(platform, conn, token)  # never cached: the database
