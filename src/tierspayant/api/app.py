@@ -12,7 +12,7 @@ from tierspayant import __version__
 from tierspayant.api import claims_routes, member_routes, money_routes, security_routes
 from tierspayant.api.deps import Policy, ProviderPrincipal, policy
 from tierspayant.api.errors import install_error_handlers
-from tierspayant.api.lanes import in_lane
+from tierspayant.api.lanes import run_lookup
 from tierspayant.api.middleware import BodyLimitMiddleware
 from tierspayant.api.schemas import (
     CalculationIn,
@@ -24,14 +24,13 @@ from tierspayant.api.schemas import (
     TokenOut,
 )
 from tierspayant.domain.pricing import PricingLine
-from tierspayant.security.principal import Principal
 from tierspayant.services import providers
-from tierspayant.services.eligibility import RightsCheck, check_rights
+from tierspayant.services.eligibility import RightsCheck, start_rights_check
 from tierspayant.services.errors import ServiceError, Unauthenticated
 from tierspayant.services.identification import CardData
 from tierspayant.services.lookup import NO_PROOF, CardProof
 from tierspayant.services.platform import Platform
-from tierspayant.services.pricing import Calculation, calculate
+from tierspayant.services.pricing import Calculation, start_calculation
 from tierspayant.services.prior_auth import prior_auth_policy
 from tierspayant.web.portals import mount_portals
 
@@ -105,9 +104,6 @@ def create_app(platform: Platform) -> FastAPI:
         **policy(Policy.PROVIDER),
     )
     async def eligibility(body: EligibilityIn, principal: ProviderPrincipal) -> EligibilityOut:
-        return await in_lane(platform, _eligibility, body, principal)
-
-    def _eligibility(body: EligibilityIn, principal: Principal) -> EligibilityOut:
         card = CardData(
             amc_number=body.card.amc_number,
             birth_date=body.card.birth_date,
@@ -115,11 +111,10 @@ def create_app(platform: Platform) -> FastAPI:
             birth_rank=body.card.birth_rank,
             member_number=body.card.member_number,
         )
-        answer = check_rights(
-            platform,
-            principal,
-            RightsCheck(card, body.care_date, tuple(body.domains)),
-            _proof(body.card_proof),
+        check = RightsCheck(card, body.care_date, tuple(body.domains))
+        proof = _proof(body.card_proof)
+        answer = await run_lookup(
+            platform, lambda: start_rights_check(platform, principal, check, proof)
         )
         return EligibilityOut(
             care_date=answer.care_date,
@@ -144,9 +139,6 @@ def create_app(platform: Platform) -> FastAPI:
         **policy(Policy.PROVIDER),
     )
     async def calculation(body: CalculationIn, principal: ProviderPrincipal) -> CalculationOut:
-        return await in_lane(platform, _calculation, body, principal)
-
-    def _calculation(body: CalculationIn, principal: Principal) -> CalculationOut:
         card = CardData(
             amc_number=body.card.amc_number,
             birth_date=body.card.birth_date,
@@ -171,11 +163,10 @@ def create_app(platform: Platform) -> FastAPI:
             )
             for line in body.lines
         )
-        result = calculate(
-            platform,
-            principal,
-            Calculation(card, body.care_date, lines, body.maternity),
-            _proof(body.card_proof),
+        request = Calculation(card, body.care_date, lines, body.maternity)
+        proof = _proof(body.card_proof)
+        result = await run_lookup(
+            platform, lambda: start_calculation(platform, principal, request, proof)
         )
         return CalculationOut.model_validate(result.as_dict())
 

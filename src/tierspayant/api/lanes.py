@@ -1,36 +1,54 @@
-"""Where the rights check and the calculation run: off the event loop, in a few threads.
+"""Where the rights check and the calculation run, and how they wait for their audit.
 
-Each check is a couple of short SQL reads around some Python, then a wait for its audit
-event's group commit (:mod:`tierspayant.store.audit_writer`). In the default thread pool
-(40 threads), concurrent checks made as many threads that each released the GIL for
-every statement and waited to get it back, and throughput fell under that contention
-(``bench/bench_eligibility_http.py``). A *lane* is a capacity limiter: enough threads for
-the writer to batch the events of concurrent checks, few enough not to fight over the
-GIL. Eight measured best on SQLite (two to eight tried) and is kept for PostgreSQL.
+A check is a couple of short reads and some Python, then its audit event's group commit
+(:mod:`tierspayant.store.audit_writer`); the answer leaves only after that commit. Two
+costs dominated once the SQL was trimmed, both measured with a sampling profiler under
+``bench/bench_eligibility_http.py``: threads fighting for the GIL, and handing work from
+one thread to another (each hand-off wakes a thread: in the default 40-thread pool a
+third of the server's time went to it).
+
+So the lookup (:func:`run_lookup`):
+
+- runs **on the event loop** when every part is in-process (SQLite on a local file and
+  in-process guard counters): each read takes tens of microseconds, less than a hand-off;
+- runs in a **lane** of eight threads otherwise (PostgreSQL, Redis), so that a network
+  round trip never stalls the loop;
+
+and then **awaits** its event's commit instead of blocking a thread on it, so many checks
+wait for the same batch while the loop serves the next requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
 
+from tierspayant.services.lookup import Deferred
 from tierspayant.services.platform import Platform
 
-P = ParamSpec("P")
 T = TypeVar("T")
-
+LANE_SIZE = 8
 _LANES: dict[int, CapacityLimiter] = {}
 
 
-LANE_SIZE = 8
+def runs_inline(platform: Platform) -> bool:
+    """Whether a lookup can run on the event loop: nothing it touches is remote."""
+    return platform.settings.is_sqlite and platform.settings.redis_url is None
 
 
-async def in_lane(platform: Platform, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run ``fn`` in this platform's lookup lane and return its result."""
-    limiter = _LANES.get(id(platform))
-    if limiter is None:
-        limiter = _LANES.setdefault(id(platform), CapacityLimiter(LANE_SIZE))
-    return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=limiter)
+async def run_lookup(platform: Platform, start: Callable[[], Deferred[T]]) -> T:
+    """Start a lookup (inline or in the lane), await its audit commit, settle it."""
+    if runs_inline(platform):
+        deferred = start()
+    else:
+        limiter = _LANES.get(id(platform))
+        if limiter is None:
+            limiter = _LANES.setdefault(id(platform), CapacityLimiter(LANE_SIZE))
+        deferred = await anyio.to_thread.run_sync(start, limiter=limiter)
+    if deferred.event is not None and not deferred.event.done():
+        await asyncio.wrap_future(deferred.event)
+    return deferred.settle()

@@ -20,7 +20,7 @@ from tierspayant.domain.errors import EligibilityError
 from tierspayant.security.principal import Principal
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
-from tierspayant.services.lookup import NO_PROOF, CardProof, guarded_read
+from tierspayant.services.lookup import NO_PROOF, CardProof, Deferred, guarded_read
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 
@@ -42,6 +42,14 @@ def check_rights(
     platform: Platform, principal: Principal, request: RightsCheck, proof: CardProof = NO_PROOF
 ) -> RightsAnswer:
     """Authorise, guard, identify, evaluate, audit and commit one rights check."""
+    return start_rights_check(platform, principal, request, proof).settle()
+
+
+def start_rights_check(
+    platform: Platform, principal: Principal, request: RightsCheck, proof: CardProof = NO_PROOF
+) -> Deferred[RightsAnswer]:
+    """:func:`check_rights` up to the audit event's group commit: the caller settles it
+    (an async caller awaits ``event`` first)."""
     if not request.domains:
         raise EligibilityError("eligibility.domains_missing", "ask for at least one care domain")
     card = request.card.normalised()
@@ -70,8 +78,8 @@ def check_rights(
         )
         return rights, entry
 
-    rights = guarded_read(platform, principal, card, proof, answer)
-    return RightsAnswer(request.care_date, rights)
+    deferred = guarded_read(platform, principal, card, proof, answer)
+    return deferred.then(lambda rights: RightsAnswer(request.care_date, rights))
 
 
 def _rights(

@@ -251,8 +251,8 @@ def _run(
     lines = 0
 
     now = platform.now()
-    importer = store.BeneficiaryImport(conn, insurer_id=insurer_id, now=now)
     with (
+        store.BeneficiaryImport(conn, insurer_id=insurer_id, now=now) as importer,
         BeneficiaryReader(
             path, contracts=target.contracts, mode=mode, file_date=file_date
         ) as reader,

@@ -15,11 +15,13 @@ attack signal.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import NoReturn, TypeVar
+from typing import Generic, NoReturn, TypeVar
 
 from sqlalchemy import Connection, select
 
+from tierspayant.security.audit import AuditEvent
 from tierspayant.security.guard import (
     Admission,
     GuardUnavailable,
@@ -41,6 +43,7 @@ from tierspayant.store import audit
 from tierspayant.store.tables import providers
 
 T = TypeVar("T")
+U = TypeVar("U")
 PROVIDER_KINDS = frozenset({PrincipalKind.PROVIDER_CLIENT, PrincipalKind.PROVIDER_USER})
 
 
@@ -93,6 +96,47 @@ def refuse(admission: Admission) -> NoReturn:
     raise Forbidden(admission.code, admission.message)
 
 
+@dataclass(slots=True)
+class Deferred(Generic[T]):
+    """An answer computed but not yet releasable: its audit event may still be on its way.
+
+    ``event`` is the group commit of the answer's audit event (None when the event was
+    written in the lookup's own transaction). :meth:`settle` — once ``event`` is done, or
+    blocking until it is — returns the answer, or raises the write's error after freeing
+    the guard's hold; it also raises the lookup's alerts, after the commit. An async
+    caller awaits ``event`` first, so no thread blocks while the batch commits.
+    """
+
+    _result: Callable[[], T]
+    event: Future[AuditEvent] | None
+    on_success: Callable[[], None]
+    on_failure: Callable[[], None]
+
+    def settle(self, timeout: float = 30.0) -> T:
+        if self.event is not None:
+            try:
+                self.event.result(timeout)
+            except BaseException:
+                self.on_failure()
+                raise
+        self.on_success()
+        return self._result()
+
+    def then(self, convert: Callable[[T], U]) -> Deferred[U]:
+        """The same answer, converted when settled: ``convert`` may raise (a refusal is
+        an answer too, so it must not leave before the event is committed either)."""
+        inner = self._result
+        return Deferred(lambda: convert(inner()), self.event, self.on_success, self.on_failure)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _value(result: T) -> Callable[[], T]:
+    return lambda: result
+
+
 def guarded_lookup(
     platform: Platform,
     principal: Principal,
@@ -112,7 +156,7 @@ def guarded_lookup(
     ) -> tuple[T, audit.Entry | None]:
         return answer(conn, insurer, found), None
 
-    return _guarded(platform, principal, card, proof, in_transaction, write=True)
+    return _guarded(platform, principal, card, proof, in_transaction, write=True).settle()
 
 
 def guarded_read(
@@ -121,14 +165,14 @@ def guarded_read(
     card: CardData,
     proof: CardProof,
     answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry]],
-) -> T:
+) -> Deferred[T]:
     """:func:`guarded_lookup` for answers that only read (rights checks, calculations).
 
     ``answer`` returns the response and the audit event that records it. The lookup
     runs in a read-only transaction, so it never waits for the database's writer; the
-    event goes through the platform's group-commit writer
-    (:mod:`tierspayant.store.audit_writer`), and the response is returned only once its
-    event is committed.
+    event goes to the platform's group-commit writer
+    (:mod:`tierspayant.store.audit_writer`). The caller gets a :class:`Deferred`: the
+    response may leave only through :meth:`Deferred.settle`, once its event is committed.
     """
     return _guarded(platform, principal, card, proof, answer, write=False)
 
@@ -141,23 +185,27 @@ def _guarded(
     answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry | None]],
     *,
     write: bool,
-) -> T:
+) -> Deferred[T]:
     authorise_provider(principal)
     verified = _verify(platform, principal, card, proof)
     ctx = _context(platform, principal, verified is not None)
     guard = platform.guard
     if guard is None:
         try:
-            return _lookup(platform, card, answer, verified, write=write)[0]
+            result, _, _, entry = _lookup(platform, card, answer, verified, write=write)
         except ProofRefused as refused:
             _refuse_proof(platform, principal, card, refused, ctx)
+        return Deferred(_value(result), _submit(platform, entry), _nothing, _nothing)
     admission = guard.admit(ctx)
     raise_alerts(platform, admission.signals, ctx, insurer=card.amc_number)
     if not admission.allowed:
         _audit_refusal(platform, principal, card, admission)
         refuse(admission)
     try:
-        result, insurer, signals = _lookup(platform, card, answer, verified, ctx, write=write)
+        result, insurer, signals, entry = _lookup(
+            platform, card, answer, verified, ctx, write=write
+        )
+        event = _submit(platform, entry)
     except GuardUnavailable as exc:
         raise ServiceError(exc.code, "lookups are temporarily unavailable", status=503) from None
     except ProofRefused as refused:
@@ -166,9 +214,16 @@ def _guarded(
     except BaseException:
         guard.abandon(ctx)
         raise
-    # After the commit: SQLite has one writer, and alerts write in their own transaction.
-    raise_alerts(platform, signals, ctx, insurer=insurer.amc_number)
-    return result
+
+    def after_commit() -> None:
+        # SQLite has one writer, and alerts write in their own transaction.
+        raise_alerts(platform, signals, ctx, insurer=insurer.amc_number)
+
+    return Deferred(_value(result), event, after_commit, lambda: guard.abandon(ctx))
+
+
+def _submit(platform: Platform, entry: audit.Entry | None) -> Future[AuditEvent] | None:
+    return None if entry is None else platform.audit_writer.submit(entry)
 
 
 def _audit_refusal(
@@ -255,7 +310,7 @@ def _lookup(
     ctx: LookupContext | None = None,
     *,
     write: bool,
-) -> tuple[T, Insurer, list[Signal]]:
+) -> tuple[T, Insurer, list[Signal], audit.Entry | None]:
     signals: list[Signal] = []
     # A read-only lookup's transaction is rolled back when the connection closes.
     with platform.engine.begin() if write else platform.engine.connect() as conn:
@@ -275,6 +330,4 @@ def _lookup(
             else:
                 outcome = LookupOutcome.hit(found.subject)
             signals = platform.guard.observe(ctx, outcome)
-    if entry is not None:
-        platform.audit_writer.append(entry)
-    return result, insurer, signals
+    return result, insurer, signals, entry

@@ -25,7 +25,7 @@ from tierspayant.security.principal import Principal
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import CardData, Identified, age_on
 from tierspayant.services.insurers import Insurer
-from tierspayant.services.lookup import NO_PROOF, CardProof, guarded_read
+from tierspayant.services.lookup import NO_PROOF, CardProof, Deferred, guarded_read
 from tierspayant.services.platform import Platform
 from tierspayant.services.providers import provider_by_id
 from tierspayant.store import audit
@@ -55,6 +55,13 @@ def calculate(
     platform: Platform, principal: Principal, request: Calculation, proof: CardProof = NO_PROOF
 ) -> PricingResult:
     """Check the lines, then guard, identify, price, audit and commit."""
+    return start_calculation(platform, principal, request, proof).settle()
+
+
+def start_calculation(
+    platform: Platform, principal: Principal, request: Calculation, proof: CardProof = NO_PROOF
+) -> Deferred[PricingResult]:
+    """:func:`calculate` up to the audit event's group commit (see ``Deferred``)."""
     card = request.card.normalised()
     check_care_date(request.care_date, platform.today())
     check_lines(request.lines, platform.reference.on(request.care_date))
@@ -80,7 +87,10 @@ def calculate(
         )
         return result, entry
 
-    result = guarded_read(platform, principal, card, proof, answer)
+    return guarded_read(platform, principal, card, proof, answer).then(_covered)
+
+
+def _covered(result: PricingResult | None) -> PricingResult:
     if result is None:
         raise no_rights()
     return result

@@ -10,6 +10,12 @@ flat however large the file.
 Nothing staged is in clear: the staging table holds the same ciphertexts and blind indexes
 as the final table.
 
+Staging (and, on PostgreSQL, merging) runs on a writer thread of the import, one chunk
+behind the caller: the database works on a chunk while the caller prepares the next one
+(the driver releases the GIL while it waits for the server). The thread uses the
+caller's connection only while the caller does not; at most one chunk waits for it, so
+memory stays flat.
+
 The SQL below is assembled from module constants only (table and column names, enum
 values); every value that comes from a caller or a file is a bound parameter or travels
 through COPY/executemany. Hence the ``noqa: S608`` marks.
@@ -17,11 +23,14 @@ through COPY/executemany. Hence the ``noqa: S608`` marks.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
+from types import TracebackType
 from typing import Any, Final
 
 from psycopg.types.string import BytesBinaryDumper
@@ -35,6 +44,8 @@ KEEP: Final = "stage_beneficiaries_keep"
 CHUNK_ROWS = 5000  # rows per COPY/executemany (and per merge, where merged as we go)
 # Dialects whose imports merge each chunk as it is staged (see BeneficiaryImport).
 MERGE_EACH_CHUNK_ON = frozenset({"postgresql"})
+# Dialects whose imports stage (and merge) on a writer thread (see BeneficiaryImport).
+WRITE_IN_BACKGROUND_ON = frozenset({"postgresql", "sqlite"})
 # Row digest of a row ended by a full import: matches no line, so the beneficiary's
 # line coming back in a later file updates (reinstates) the row.
 TERMINATED_DIGEST: Final = bytes(16)
@@ -295,21 +306,82 @@ def drop_staging(conn: Connection) -> None:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{KEEP}")
 
 
+class _ChunkWriter:
+    """A thread that writes handed-off chunks in order, one at a time.
+
+    :meth:`submit` blocks while a chunk is already waiting (so at most two chunks exist
+    besides the caller's: memory stays flat). The first error stops the writing; it is
+    raised in the caller by the next :meth:`submit` or :meth:`drain`.
+    """
+
+    def __init__(self, write: Callable[[list[StagedRow], list[tuple[bytes]]], None]) -> None:
+        self._write = write
+        self._queue: queue.Queue[tuple[list[StagedRow], list[tuple[bytes]]] | None] = (
+            queue.Queue(maxsize=1)
+        )
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._run, name="beneficiary-import-writer")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None and not self._abandoned:
+                    self._write(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, rows: list[StagedRow], keep: list[tuple[bytes]]) -> None:
+        """Queue a chunk (waits while the previous one has not been taken yet)."""
+        self._raise_error()
+        self._queue.put((rows, keep))
+
+    def drain(self) -> None:
+        """Wait until every submitted chunk is written; raise the writer's error if any."""
+        self._queue.join()
+        self._raise_error()
+
+    def close(self) -> None:
+        """Stop the thread: chunks not started yet are dropped (idempotent)."""
+        if not self._thread.is_alive():
+            return
+        self._abandoned = True
+        with suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+                self._queue.task_done()
+        self._queue.put(None)
+        self._thread.join()
+
+
 class BeneficiaryImport:
     """Stages one import's rows and merges them into ``beneficiaries``, in the caller's
-    transaction.
+    transaction. Use as a context manager: leaving it stops the writer thread, which
+    must happen before the transaction ends (also on error).
 
     Rows arrive in line order and are written a chunk at a time (``COPY`` on PostgreSQL,
-    ``executemany`` on SQLite). On PostgreSQL each chunk is also merged at once, so the
-    server works while the caller prepares the next lines; on SQLite the merge waits for
-    :meth:`finish`, because merging takes the database's single write lock and other
-    writers (the API's audit log) should not wait for the whole file.
+    ``executemany`` on SQLite), by a writer thread while the caller prepares the next
+    chunk. On PostgreSQL each chunk is also merged at once, so the server works while the
+    caller prepares the next lines; on SQLite the merge waits for :meth:`finish`, because
+    merging takes the database's single write lock and other writers (the API's audit
+    log) should not wait for the whole file.
 
     The merge, for a range of lines: a line whose (NIR, rank) index appeared on an earlier
     line is a duplicate; the others are matched with existing rows by that index and are
     new, changed (row digest differs) or unchanged; a removal of an unknown beneficiary is
     rejected; new rows get ids ``max(id) + 1, + 2…`` in line order; changed rows are
-    rewritten.
+    rewritten. When the insurer had no rows before the run, the matching is skipped: any
+    row found would come from an earlier line of the file, a duplicate already.
     """
 
     def __init__(
@@ -343,24 +415,58 @@ class BeneficiaryImport:
             self._index_staging()
         self._base = self._max_id() if self._merge_each_chunk else 0
         self.had_rows = self._base > 0 if self._merge_each_chunk else False
+        self._writer = (
+            _ChunkWriter(self._write) if conn.dialect.name in WRITE_IN_BACKGROUND_ON else None
+        )
+
+    def __enter__(self) -> BeneficiaryImport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the writer thread, dropping chunks not written yet (idempotent)."""
+        if self._writer is not None:
+            self._writer.close()
 
     def add_many(self, rows: list[StagedRow]) -> None:
         """Stage valid lines (in line order)."""
         self._rows.extend(rows)
         if len(self._rows) >= self.chunk_rows:
-            self.flush()
+            self._hand_off()
 
     def keep(self, idx_nir: bytes) -> None:
         """Name a beneficiary whose line was rejected: a full import must not end them."""
         self._keep.append((idx_nir,))
         if len(self._keep) >= self.chunk_rows:
-            self.flush()
+            self._hand_off()
 
     def flush(self) -> None:
-        """Write what is buffered (and merge it, on PostgreSQL)."""
+        """Write what is buffered (and merge it, on PostgreSQL), and wait until written."""
+        self._hand_off()
+        if self._writer is not None:
+            self._writer.drain()
+
+    def _hand_off(self) -> None:
+        rows, keep = self._rows, self._keep
+        if not rows and not keep:
+            return
+        self._rows, self._keep = [], []
+        if self._writer is None:
+            self._write(rows, keep)
+        else:
+            self._writer.submit(rows, keep)
+
+    def _write(self, rows: list[StagedRow], keep: list[tuple[bytes]]) -> None:
+        """Stage ``rows`` and ``keep`` (and merge the rows, on PostgreSQL)."""
         raw = self.conn.connection.driver_connection
         assert raw is not None
-        rows = self._rows
         if rows:
             first, last = rows[0][0], rows[-1][0]
             if self._postgres:
@@ -373,19 +479,17 @@ class BeneficiaryImport:
             else:
                 raw.executemany(self._insert, rows)
             self.staged += len(rows)
-            self._rows = []
             if self._first_line is None:
                 self._first_line = first
             if self._merge_each_chunk:
                 self._merge_lines(self._first_line, last)
                 self._first_line = None
-        if self._keep:
+        if keep:
             if self._postgres:
                 with raw.cursor() as cursor:
-                    cursor.executemany(self._keep_sql, self._keep)
+                    cursor.executemany(self._keep_sql, keep)
             else:
-                raw.executemany(self._keep_sql, self._keep)
-            self._keep = []
+                raw.executemany(self._keep_sql, keep)
 
     def finish(
         self,
@@ -401,6 +505,7 @@ class BeneficiaryImport:
         line) end the day before.
         """
         self.flush()
+        self.close()
         conn = self.conn
         if not self._merge_each_chunk:
             self._index_staging()
@@ -471,16 +576,19 @@ class BeneficiaryImport:
             ),
             lines,
         )
-        conn.execute(
-            text(
-                f"UPDATE {STAGE} AS s SET existing_id = b.id, state = CASE "  # noqa: S608
-                f"WHEN b.row_digest = s.row_digest THEN {StageState.UNCHANGED:d} "
-                f"ELSE {StageState.CHANGED:d} END "
-                "FROM beneficiaries AS b WHERE b.insurer_id = :insurer "
-                f"AND b.idx_nir = s.idx_nir AND s.state = {StageState.NEW:d} AND {in_range}"
-            ),
-            {**lines, "insurer": self.insurer_id},
-        )
+        if self.had_rows:
+            # Without rows before the run, a match could only be a row inserted from an
+            # earlier line of this file: that line is a duplicate, marked above.
+            conn.execute(
+                text(
+                    f"UPDATE {STAGE} AS s SET existing_id = b.id, state = CASE "  # noqa: S608
+                    f"WHEN b.row_digest = s.row_digest THEN {StageState.UNCHANGED:d} "
+                    f"ELSE {StageState.CHANGED:d} END "
+                    "FROM beneficiaries AS b WHERE b.insurer_id = :insurer "
+                    f"AND b.idx_nir = s.idx_nir AND s.state = {StageState.NEW:d} AND {in_range}"
+                ),
+                {**lines, "insurer": self.insurer_id},
+            )
         conn.execute(
             text(
                 f"UPDATE {STAGE} AS s SET state = {StageState.UNKNOWN:d} "  # noqa: S608
@@ -502,6 +610,8 @@ class BeneficiaryImport:
         ).rowcount
         self._base += inserted
         self._inserted += inserted
+        if not self.had_rows:
+            return  # nothing was matched: nothing changed
         assignments = ", ".join(
             f"{c} = {_staged_value(c, postgres, 's.')}" for c in _DATA_COLUMNS if c != "idx_nir"
         )

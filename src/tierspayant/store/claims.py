@@ -714,8 +714,13 @@ def _insert_postings(
         made = conn.exec_driver_sql(_POSTING_INSERT_PG, (insurer_id, at, *_columns(rows, 5))).all()
         by_key = {(str(r[1]), str(r[2])): int(r[0]) for r in made}
         return [by_key[(p.journal, p.reference)] for p in postings]
+    # RETURNING without ``sort_by_parameter_order``: SQLAlchemy then sends the rows as
+    # multi-row INSERTs (with it, SQLite gets one statement per row); ids are matched back
+    # by (journal, reference), unique by constraint.
     result = conn.execute(
-        ledger_postings.insert().returning(ledger_postings.c.id, sort_by_parameter_order=True),
+        ledger_postings.insert().returning(
+            ledger_postings.c.id, ledger_postings.c.journal, ledger_postings.c.reference
+        ),
         [
             {
                 "insurer_id": insurer_id,
@@ -729,7 +734,8 @@ def _insert_postings(
             for p in postings
         ],
     )
-    return [int(i) for i in result.scalars()]
+    by_key = {(str(r[1]), str(r[2])): int(r[0]) for r in result}
+    return [by_key[(p.journal, p.reference)] for p in postings]
 
 
 def post_bulk(
