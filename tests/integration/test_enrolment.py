@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
+import threading
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,7 +20,13 @@ from stdnum.fr import nir as stdnum_nir
 from tests.conftest import SeededInsurer
 from tierspayant.cli.import_beneficiaries import import_beneficiaries_command
 from tierspayant.domain.identifiers import find_valid_nirs
-from tierspayant.formats.beneficiaries import BeneficiaryFileError, ImportMode, LineValidator
+from tierspayant.formats.beneficiaries import (
+    BeneficiaryFileError,
+    BeneficiaryLine,
+    BeneficiaryReader,
+    ImportMode,
+    LineValidator,
+)
 from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.security.crypto import BlindIndexer, FieldCipher, new_data_keys
 from tierspayant.security.identity import (
@@ -26,8 +35,9 @@ from tierspayant.security.identity import (
     nir_index,
     open_column,
 )
+from tierspayant.services import enrolment
 from tierspayant.services.enrolment import ImportSummary, import_beneficiaries
-from tierspayant.services.enrolment_prepare import ParallelPreparer, WorkerError
+from tierspayant.services.enrolment_prepare import DIGEST_PURPOSE, ParallelPreparer, WorkerError
 from tierspayant.services.errors import NotFound, ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
@@ -688,3 +698,111 @@ def test_given_small_chunks_then_duplicates_ids_and_counts_hold_across_chunks(
     assert open_first_names(platform, insurer) == ["Etienne"] * 10
     again = run(platform, insurer, write(tmp_path, "v2.csv", *lines))
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 8)
+
+
+def test_given_an_import_then_each_row_is_what_the_line_by_line_definitions_give(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    """The bulk path (chunked sealing, fast NIR check, C-level HMAC states) stores exactly
+    the indexes, digests and plaintexts of the one-line-at-a-time definitions, so rows
+    written before it are recognised (a rerun changes nothing) and lookups find them."""
+    insurer = seed_insurer(platform)
+    made = write_beneficiaries_csv(
+        tmp_path / "ref.csv", 1500, seed=21, contracts=insurer.contracts,
+        bad_line_ratio=0.04, start=FILE_DATE,
+    )  # fmt: skip
+    summary = run(platform, insurer, made.path)
+    with BeneficiaryReader(
+        made.path, contracts=insurer.contracts, mode=ImportMode.FULL, file_date=FILE_DATE
+    ) as reader:
+        # The first line of each (NIR, rank) is applied; later ones are duplicates.
+        firsts: dict[tuple[str, int], BeneficiaryLine] = {}
+        for line in reader:
+            if isinstance(line, BeneficiaryLine):
+                firsts.setdefault((line.nir, line.birth_rank), line)
+    lines = list(firsts.values())
+    assert summary.inserted == len(lines) > 1400
+    with platform.engine.connect() as conn:
+        keys = platform.keys.active(conn, insurer_scope(insurer.amc_number))
+        stored = {
+            bytes(row.idx_nir): row
+            for row in conn.execute(
+                select(beneficiaries).where(beneficiaries.c.insurer_id == insurer.id)
+            )
+        }
+    indexer, cipher = BlindIndexer(keys), FieldCipher(keys)
+    digest_key = keys.derive(DIGEST_PURPOSE)
+    for line in lines:
+        idx = nir_index(indexer, line.nir, line.birth_rank)
+        row = stored[idx]
+        assert bytes(row.idx_member) == member_index(indexer, line.member_number, line.birth_date)
+        assert bytes(row.idx_family) == family_index(indexer, line.member_number)
+        expected_digest = hmac.new(digest_key, line.canonical(), hashlib.sha256).digest()[:16]
+        assert bytes(row.row_digest) == expected_digest
+        plain = {
+            "nir": line.nir,
+            "member_number": line.member_number,
+            "birth_date": line.birth_date.isoformat(),
+            "last_name": line.last_name,
+            "first_name": line.first_name,
+        }
+        for column, value in plain.items():
+            blob = bytes(getattr(row, f"{column}_ct"))
+            assert open_column(cipher, insurer.id, idx, column, blob) == value
+        assert (row.sex, row.quality, row.birth_year, row.contract_code, row.css) == (
+            line.sex.value, line.quality.value, line.birth_date.year, line.contract, line.css
+        )  # fmt: skip
+        assert (row.coverage_start, row.coverage_end) == (line.coverage_start, line.coverage_end)
+        assert (row.birth_rank, row.key_version) == (line.birth_rank, keys.version)
+
+
+def _writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "beneficiary-import-writer"]
+
+
+def test_given_the_database_write_of_a_chunk_fails_then_the_run_fails_and_nothing_changes(
+    platform: Platform,
+    seed_insurer: SeedInsurer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On PostgreSQL chunks are written by a writer thread: its failure must reach the
+    run, roll it back whole, and leave no thread behind."""
+    insurer = seed_insurer(platform)
+    first = write_beneficiaries_csv(
+        tmp_path / "first.csv", 900, seed=31, contracts=insurer.contracts, start=FILE_DATE
+    )
+    run(platform, insurer, first.path)
+    before = snapshot(platform, insurer.id)
+    second = write_beneficiaries_csv(
+        tmp_path / "second.csv", 2500, seed=32, contracts=insurer.contracts, start=FILE_DATE
+    )
+    # Chunks of 1,000 prepared lines, each handed to the writer at once: three writes.
+    monkeypatch.setattr(store_beneficiaries, "CHUNK_ROWS", 200)
+    original = store_beneficiaries.BeneficiaryImport._write
+    writes: list[int] = []
+
+    def failing_write(self: store_beneficiaries.BeneficiaryImport, *args: Any) -> None:
+        writes.append(len(args[0]))
+        if len(writes) == 2:
+            raise Boom("the database went away")
+        original(self, *args)
+
+    monkeypatch.setattr(store_beneficiaries.BeneficiaryImport, "_write", failing_write)
+    with pytest.raises(Boom):
+        run(platform, insurer, second.path, workers=0)
+    assert len(writes) == 2  # nothing written after the failure
+    assert _writer_threads() == []
+    assert snapshot(platform, insurer.id) == before
+    monkeypatch.setattr(store_beneficiaries.BeneficiaryImport, "_write", original)
+    assert run(platform, insurer, second.path).inserted == 2500
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(1, 0), (2, 0), (3, 1), (4, 2), (16, 4)])
+def test_given_a_large_file_then_workers_only_take_cpus_beyond_two(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, expected: int
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: cpus)
+    assert enrolment._worker_count(None, enrolment.PARALLEL_MIN_BYTES) == expected
+    assert enrolment._worker_count(None, enrolment.PARALLEL_MIN_BYTES - 1) == 0
+    assert enrolment._worker_count(3, 0) == 3

@@ -199,3 +199,27 @@ def test_given_a_token_revoked_by_another_process_then_refused_once_the_cache_la
         providers.authenticate_token_cached(platform, token)
     with platform.engine.connect() as conn, pytest.raises(Unauthenticated):
         providers.authenticate_token(platform, conn, token)  # never cached: the database
+
+
+def test_given_a_forked_child_then_its_events_are_written_by_its_own_writer(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    import os
+
+    platform, amc, people = world
+    if platform.engine.dialect.name != "sqlite":
+        pytest.skip("one engine is enough: the subject is the writer thread, not the database")
+    principal = provider_principal(platform, amc, 3)
+    assert rights_check(platform, principal, people[0].card(amc))  # parent's thread runs
+    platform.engine.dispose(close=False)  # the child must not share the parent's sockets
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child, which reports by exit status
+        ok = False
+        try:
+            ok = rights_check(platform, principal, people[1].card(amc))
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _events(platform, "eligibility.check") == 2
+    assert _chain_ok(platform)

@@ -77,6 +77,9 @@ def pending_claims(platform: Platform, insurer_amc: str | None = None) -> int:
         return store.count_claims(conn, ClaimStatus.RECEIVED, insurer_id)
 
 
+BULK_BACKLOG = 5_000  # received claims that make a run refresh the planner's statistics
+
+
 def adjudicate_pending(
     platform: Platform,
     *,
@@ -89,6 +92,12 @@ def adjudicate_pending(
     if insurer_amc is not None:
         with platform.engine.connect() as conn:
             insurer_id = get_insurer(conn, insurer_amc).id
+    with platform.engine.connect() as conn:
+        backlog = store.count_claims(conn, ClaimStatus.RECEIVED, insurer_id)
+    if backlog >= BULK_BACKLOG:
+        # A bulk arrival: plans of the batch queries must see the new rows.
+        with platform.engine.begin() as conn:
+            store.refresh_statistics(conn)
     run = AdjudicationRun()
     while True:
         batch = adjudicate_batch(platform, insurer_id=insurer_id, limit=batch_size)

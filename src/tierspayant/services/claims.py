@@ -458,6 +458,9 @@ class ClaimImportSummary:
     rejected: tuple[tuple[int, str, str], ...]  # (line, code, message)
 
 
+BULK_IMPORT = 5_000  # claims received by one file that make it refresh planner statistics
+
+
 def import_claims_file(
     platform: Platform,
     path: Path,
@@ -502,6 +505,9 @@ def import_claims_file(
             decision="allow",
             detail={"lines": lines, "received": received, "rejected": len(rejected)},
         )
+    if received >= BULK_IMPORT:
+        with platform.engine.begin() as conn:
+            store.refresh_statistics(conn)  # a bulk load: let the planner see it
     return ClaimImportSummary(lines, received, replayed, tuple(rejected))
 
 

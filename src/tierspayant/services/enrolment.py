@@ -46,6 +46,7 @@ PREPARE_LINES: Final = 1000  # lines per chunk handed to a preparer (and per pro
 # Below this size a file is prepared in-process: starting workers would cost more.
 PARALLEL_MIN_BYTES: Final = 4 * 2**20
 MAX_WORKERS: Final = 4
+RESERVED_CPUS: Final = 2  # left to this process and the database (see _worker_count)
 _MERGE_MESSAGES: Final = {
     store.StageState.DUPLICATE: (
         "line.duplicate",
@@ -144,7 +145,10 @@ def _worker_count(requested: int | None, size: int) -> int:
         return max(requested, 0)
     if size < PARALLEL_MIN_BYTES:
         return 0
-    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+    # Workers only pay when they have cores of their own: this process keeps one (it
+    # reads, copies and merges) and the database usually another. On two cores, workers
+    # competing with both made a 100,000-line import slower, not faster.
+    return max(0, min((os.cpu_count() or 1) - RESERVED_CPUS, MAX_WORKERS))
 
 
 @contextmanager
@@ -197,7 +201,7 @@ def import_beneficiaries(
     total)`` is called with bytes read and the file's size, every thousand lines and
     once more after the merge, inside the transaction (it must not write to the database).
     ``workers``: processes that validate and encrypt (default: none for files under
-    4 MiB, else one per CPU, at most four); 0 keeps everything in this process.
+    4 MiB, else one per CPU beyond two, at most four); 0 keeps everything in this process.
 
     Refuses with ``insurer.unknown``, ``enrolment.no_catalogue``, ``file.*`` (header) or
     ``enrolment.empty_full_file``.

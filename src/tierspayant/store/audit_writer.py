@@ -13,6 +13,7 @@ the writer at all. One writer thread per process; batches of up to ``max_batch``
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from concurrent.futures import Future
@@ -42,6 +43,7 @@ class AuditWriter:
             queue.SimpleQueue()
         )
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._closed = False
         self.batches = 0  # statistics, read by tests and benchmarks
@@ -54,8 +56,11 @@ class AuditWriter:
         with self._lock:
             if self._closed:
                 raise AuditWriterClosed("the audit writer is closed")
-            if self._thread is None:
-                # Started on first use, so a process that forks workers starts its own.
+            if self._thread is None or self._pid != os.getpid():
+                # Started on first use, and again in a forked child (threads do not
+                # survive a fork; the parent's queue may hold the parent's events).
+                self._queue = queue.SimpleQueue()
+                self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
                 self._thread.start()
             self._queue.put((entry, future))

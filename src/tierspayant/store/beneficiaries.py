@@ -45,7 +45,7 @@ CHUNK_ROWS = 5000  # rows per COPY/executemany (and per merge, where merged as w
 # Dialects whose imports merge each chunk as it is staged (see BeneficiaryImport).
 MERGE_EACH_CHUNK_ON = frozenset({"postgresql"})
 # Dialects whose imports stage (and merge) on a writer thread (see BeneficiaryImport).
-WRITE_IN_BACKGROUND_ON = frozenset({"postgresql", "sqlite"})
+WRITE_IN_BACKGROUND_ON = frozenset({"postgresql"})
 # Row digest of a row ended by a full import: matches no line, so the beneficiary's
 # line coming back in a later file updates (reinstates) the row.
 TERMINATED_DIGEST: Final = bytes(16)
@@ -316,8 +316,8 @@ class _ChunkWriter:
 
     def __init__(self, write: Callable[[list[StagedRow], list[tuple[bytes]]], None]) -> None:
         self._write = write
-        self._queue: queue.Queue[tuple[list[StagedRow], list[tuple[bytes]]] | None] = (
-            queue.Queue(maxsize=1)
+        self._queue: queue.Queue[tuple[list[StagedRow], list[tuple[bytes]]] | None] = queue.Queue(
+            maxsize=1
         )
         self._error: BaseException | None = None
         self._abandoned = False
@@ -402,6 +402,7 @@ class BeneficiaryImport:
         self._rows: list[StagedRow] = []
         self._keep: list[tuple[bytes]] = []
         self._first_line: int | None = None  # first line staged and not merged yet
+        self._removals = False  # whether a removal line was staged and not merged yet
         self._inserted = 0
         self._updated = 0
         columns = ", ".join(STAGE_COLUMNS)
@@ -481,6 +482,8 @@ class BeneficiaryImport:
             self.staged += len(rows)
             if self._first_line is None:
                 self._first_line = first
+            if not self._removals:
+                self._removals = any(row[1] == "R" for row in rows)
             if self._merge_each_chunk:
                 self._merge_lines(self._first_line, last)
                 self._first_line = None
@@ -589,13 +592,15 @@ class BeneficiaryImport:
                 ),
                 {**lines, "insurer": self.insurer_id},
             )
-        conn.execute(
-            text(
-                f"UPDATE {STAGE} AS s SET state = {StageState.UNKNOWN:d} "  # noqa: S608
-                f"WHERE {in_range} AND s.state = {StageState.NEW:d} AND s.action = 'R'"
-            ),
-            lines,
-        )
+        if self._removals:  # full files (and most incremental chunks) have none
+            conn.execute(
+                text(
+                    f"UPDATE {STAGE} AS s SET state = {StageState.UNKNOWN:d} "  # noqa: S608
+                    f"WHERE {in_range} AND s.state = {StageState.NEW:d} AND s.action = 'R'"
+                ),
+                lines,
+            )
+            self._removals = False
         now_param = bindparam("now", type_=DateTime(timezone=True))
         selected = ", ".join(_staged_value(c, postgres, "s.") for c in _DATA_COLUMNS)
         inserted = conn.execute(

@@ -22,7 +22,9 @@ from tierspayant.domain.identifiers import (
     is_french_iban,
     luhn_check_digit,
     luhn_is_valid,
+    nir_birth_year_month,
     nir_key,
+    nir_sex,
     parse_am_number,
     parse_amc_number,
     parse_bic,
@@ -30,6 +32,7 @@ from tierspayant.domain.identifiers import (
     parse_finess,
     parse_iban,
     parse_nir,
+    parse_nir_value,
     parse_rpps,
     parse_siren,
     parse_siret,
@@ -617,3 +620,77 @@ def test_given_8_to_10_digits_when_parsed_as_amc_number_then_kept(text: str, exp
 )
 def test_given_a_bad_amc_number_when_parsed_then_its_code(text: str, code: str) -> None:
     assert _code(lambda: parse_amc_number(text)) == code
+
+
+# --------------------------------------------------------------------------- NIR fast path
+
+
+def _outcome(parse: Callable[[str], str], value: str) -> tuple[str, str]:
+    """("ok", result) or ("error", code and message): what a parser made of ``value``."""
+    try:
+        return "ok", parse(value)
+    except InvalidIdentifier as exc:
+        return "error", f"{exc.code}|{exc.message}|{exc.field}"
+
+
+def _slow(value: str) -> str:
+    return parse_nir(value).value
+
+
+# NIR-shaped bodies: any sex digit, any month, any département including 00, 2A/2B in
+# either case, so that every rule is exercised on both sides of its boundary.
+_BODY13 = st.from_regex(r"[0-9]{5}(?:[0-9]{2}|2[ABab])[0-9]{6}", fullmatch=True)
+
+
+@st.composite
+def _nir_candidates(draw: st.DrawFn) -> str:
+    body = draw(_BODY13)
+    try:
+        key = nir_key(body)
+    except InvalidIdentifier:
+        key = draw(st.integers(0, 99))
+    # The right key most of the time, else a neighbour or any two digits.
+    key = draw(st.sampled_from([key, key, key, (key + 1) % 100, draw(st.integers(0, 99))]))
+    value = f"{body}{key:02d}"
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(value)))
+        extra = draw(st.sampled_from([" ", "\u00a0", "\t", "-", "٣", "Ⅻ"]))
+        value = value[:at] + extra + value[at:]
+    return value
+
+
+@PROPERTY
+@given(_nir_candidates())
+def test_given_a_nir_shaped_value_then_the_fast_parser_agrees_with_parse_nir(value: str) -> None:
+    assert _outcome(parse_nir_value, value) == _outcome(_slow, value)
+
+
+@PROPERTY
+@given(st.text(alphabet=string.digits + "ABab 2\u00a0\n٣", max_size=18) | st.text(max_size=18))
+def test_given_any_text_then_the_fast_parser_agrees_with_parse_nir(value: str) -> None:
+    assert _outcome(parse_nir_value, value) == _outcome(_slow, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_BODY13.filter(lambda body: body[5:7] != "00" and body[0] in "123478"))
+def test_given_a_valid_nir_then_the_fast_parser_accepts_it_and_reads_it_as_nir_does(
+    body: str,
+) -> None:
+    month = int(body[3:5])
+    if not (1 <= month <= 12 or 20 <= month <= 42 or 50 <= month <= 99):
+        body = body[:3] + "05" + body[5:]
+    value = _with_key(body.upper())
+    assert parse_nir_value(value) == value
+    nir = parse_nir(value)
+    assert nir_sex(value) is nir.sex
+    assert nir_birth_year_month(value) == (nir.birth_year_2digits, nir.birth_month)
+
+
+def test_given_boundary_nirs_then_the_fast_parser_agrees_with_parse_nir() -> None:
+    values = [HAND_NIR, HAND_NIR.lower(), " " + HAND_NIR, HAND_NIR[:-1] + "4", ""]
+    values += [_with_key(f"185{m:02d}75123456") for m in (0, 1, 12, 13, 19, 20, 42, 43, 49, 50, 99)]
+    values += [_with_key("1850500123456"), _with_key("253072A073004"), "253072a07300443"]
+    values += [_with_key(f"{sex}850575123456") for sex in "0123456789"]
+    values += ["253072A073004" + f"{97 - 2530720073004 % 97:02d}"]  # 2A keyed as if 20
+    for value in values:
+        assert _outcome(parse_nir_value, value) == _outcome(_slow, value), value

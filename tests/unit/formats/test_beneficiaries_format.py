@@ -21,6 +21,7 @@ from tierspayant.formats.beneficiaries import (
     ErrorReportWriter,
     ImportMode,
     LineError,
+    canonical_fields,
     mask_identifiers,
 )
 from tierspayant.formats.synthetic import write_beneficiaries_csv
@@ -400,3 +401,45 @@ def test_synthetic_generator_is_fast_enough_for_the_demo(tmp_path: Path) -> None
     write_beneficiaries_csv(tmp_path / "fast.csv", 20_000, seed=1, contracts=["ESSENTIEL"])
     # ≥ 20k rows/s is the target; allow a loaded CI machine a factor of two.
     assert time.perf_counter() - began < 2.0
+
+
+def test_given_a_line_then_its_canonical_bytes_are_pinned(tmp_path: Path) -> None:
+    """Row digests of rows already stored were computed over these exact bytes: if they
+    changed, the next file would rewrite every row instead of changing nothing."""
+    (line,) = read_all(write(tmp_path, GOOD.replace(";;0", ";2024-12-31;1")))
+    assert isinstance(line, BeneficiaryLine)
+    expected = "\x1f".join(
+        ["A00000001", JULIEN_NIR, "1", "1985-05-14", "Martin", "Julien", "M", "member",
+         "ESSENTIEL", "2024-01-01", "2024-12-31", "1"]
+    ).encode()  # fmt: skip
+    assert line.canonical() == canonical_fields(line.fields()) == expected
+    (open_ended,) = read_all(write(tmp_path, GOOD, name="open.csv"))
+    assert isinstance(open_ended, BeneficiaryLine)
+    assert open_ended.canonical().endswith(b"\x1f2024-01-01\x1f\x1f0")
+
+
+def test_given_a_file_with_bad_lines_then_check_and_the_validator_agree(tmp_path: Path) -> None:
+    made = write_beneficiaries_csv(
+        tmp_path / "mixed.csv", 600, seed=5, contracts=sorted(CONTRACTS), bad_line_ratio=0.2,
+        start=FILE_DATE,
+    )  # fmt: skip
+    with BeneficiaryReader(
+        made.path, contracts=CONTRACTS, mode=ImportMode.INCREMENTAL, file_date=FILE_DATE
+    ) as reader:
+        records = [r for r in reader.records() if not isinstance(r, LineError)]
+        validator = reader.validator
+    outcomes: Counter[str] = Counter()
+    for line_no, cells in records:
+        checked = validator.check(line_no, cells)
+        called = validator(line_no, cells)
+        if isinstance(checked, LineError):
+            outcomes["error"] += 1
+            assert called == checked
+            assert (called.nir, called.birth_rank) == (checked.nir, checked.birth_rank)
+        else:
+            outcomes["line"] += 1
+            assert isinstance(called, BeneficiaryLine)
+            assert called.fields() == checked
+            assert called.canonical() == canonical_fields(checked)
+    assert outcomes["error"] > 50
+    assert outcomes["line"] > 300

@@ -16,7 +16,9 @@ from tierspayant.security.crypto import (
     DataKeys,
     DecryptionError,
     FieldCipher,
+    KindIndexer,
     ciphertext_key_version,
+    hmac_sha256_state,
     new_data_keys,
     row_aad,
     unwrap_data_keys,
@@ -304,3 +306,48 @@ def test_given_data_keys_when_deriving_purpose_keys_then_stable_and_distinct() -
     audit = KEYS.derive("audit.subject")
     assert audit == DataKeys(2, bytes(32), KEYS.index_key).derive("audit.subject")
     assert audit not in (KEYS.index_key, KEYS.encryption_key, KEYS.derive("import.row_digest"))
+
+
+# --- bulk fast paths ------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.sampled_from(["nir_rank", "member_birth", "family", "name"]),
+    value=st.text(max_size=40) | st.text(alphabet=" \t\u00a0e\u0301\u00e9AZ09|-", max_size=12),
+)
+def test_given_any_value_then_the_kind_indexer_gives_the_blind_indexers_bytes(
+    kind: str, value: str
+) -> None:
+    assert KindIndexer(KEYS, kind).index(value) == BlindIndexer(KEYS).index(kind, value)
+
+
+def test_given_a_kind_indexer_then_it_is_keyed_and_separates_kinds() -> None:
+    assert KindIndexer(KEYS, "family").index("A1") != KindIndexer(KEYS, "famil").index("yA1")
+    assert KindIndexer(KEYS, "family").index("A1") != KindIndexer(new_data_keys(1), "family").index(
+        "A1"
+    )
+    with pytest.raises(ValueError, match="kind"):
+        KindIndexer(KEYS, "Family")
+
+
+@given(key=st.binary(min_size=1, max_size=80), messages=st.lists(st.binary(), max_size=4))
+def test_given_a_keyed_state_then_each_copy_gives_the_hmac_modules_digest(
+    key: bytes, messages: list[bytes]
+) -> None:
+    state = hmac_sha256_state(key)
+    for message in messages:
+        mac = state.copy()
+        mac.update(message)
+        assert mac.digest() == hmac.new(key, message, hashlib.sha256).digest()
+
+
+@given(items=st.lists(st.tuples(st.text(max_size=30), st.binary(max_size=40)), max_size=12))
+def test_given_many_fields_sealed_at_once_then_each_opens_alone_with_a_fresh_nonce(
+    items: list[tuple[str, bytes]],
+) -> None:
+    blobs = CIPHER.encrypt_many(items)
+    assert [CIPHER.decrypt(blob, aad) for blob, (_, aad) in zip(blobs, items, strict=True)] == [
+        text for text, _ in items
+    ]
+    assert len({blob[5:17] for blob in blobs}) == len(blobs)

@@ -12,7 +12,10 @@ from tierspayant.security.crypto import BlindIndexer, DecryptionError, FieldCiph
 from tierspayant.security.identity import (
     SEALED_COLUMNS,
     BeneficiaryIdentity,
+    BulkSealer,
     column_aad,
+    family_index,
+    member_index,
     nir_index,
     open_column,
     seal_identity,
@@ -73,3 +76,37 @@ def test_given_two_seals_of_the_same_identity_then_nonces_differ() -> None:
     blobs = list(one.values()) + list(two.values())
     assert len({b[5:17] for b in blobs}) == len(blobs)  # header: format byte + version
     assert all(one[k] != two[k] for k in one)
+
+
+_PEOPLE = st.lists(
+    st.tuples(
+        st.from_regex(r"[12][0-9]{4}(?:[0-9]{2}|2[AB])[0-9]{8}", fullmatch=True),
+        st.integers(min_value=1, max_value=9),
+        st.text(min_size=1, max_size=30),
+        st.dates(),
+        st.text(min_size=1, max_size=40),
+        st.text(min_size=1, max_size=40),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=60)
+@given(insurer_id=st.integers(min_value=1, max_value=10**9), people=_PEOPLE)
+def test_given_people_sealed_in_bulk_then_indexes_and_columns_match_the_one_by_one_path(
+    insurer_id: int, people: list[tuple[str, int, str, date, str, str]]
+) -> None:
+    sealed = BulkSealer(KEYS, insurer_id).seal_many(people)
+    assert len(sealed) == len(people)
+    for (nir, rank, member, birth, last, first), row in zip(people, sealed, strict=True):
+        idx = nir_index(INDEXER, nir, rank)
+        assert row[:3] == (idx, member_index(INDEXER, member, birth), family_index(INDEXER, member))
+        person = BeneficiaryIdentity(nir, member, birth, last, first)
+        for column, blob in zip(SEALED_COLUMNS, row[3:], strict=True):
+            # Same layout and associated data as seal_identity: the lookup side opens it.
+            assert open_column(CIPHER, insurer_id, idx, column, blob) == _plain(person)[column]
+            assert len(blob) == len(seal_identity(CIPHER, insurer_id, idx, person)[f"{column}_ct"])
+        with pytest.raises(DecryptionError):
+            open_column(CIPHER, insurer_id + 1, idx, "nir", row[3])
+    nonces = [blob[5:17] for row in sealed for blob in row[3:]]
+    assert len(set(nonces)) == len(nonces)
