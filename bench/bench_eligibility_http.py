@@ -19,9 +19,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 from bench.loadgen import LoadResult, build_request, run_load, wait_for_port
 from tierspayant.config import load_settings
@@ -30,6 +34,10 @@ from tierspayant.services.demo import DEMO_INSURERS, build_demo
 from tierspayant.services.platform import initialise
 
 ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_SERVER = os.environ.get(
+    "TIERSPAYANT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/"
+)
+REDIS_URL = os.environ.get("TIERSPAYANT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 BIG = 10**9
 # The guard stays on (its cost is what we measure) with thresholds no run can reach:
 # a benchmark is one client making thousands of distinct lookups without card proof.
@@ -66,9 +74,33 @@ def environment(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str
     return env
 
 
-def prepare(data_dir: Path, beneficiaries: int) -> tuple[str, list[dict[str, object]]]:
+@contextmanager
+def database(engine: str) -> Iterator[dict[str, str]]:
+    """Settings of the engine under test: SQLite in the data directory, or a fresh
+    PostgreSQL database (dropped afterwards) with the guard's counters in Redis."""
+    if engine == "sqlite":
+        yield {}
+        return
+    name = f"bench_http_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_SERVER.rstrip("/") + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield {
+            "TIERSPAYANT_DATABASE_URL": POSTGRES_SERVER.rstrip("/") + f"/{name}",
+            "TIERSPAYANT_REDIS_URL": REDIS_URL,
+        }
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def prepare(
+    data_dir: Path, beneficiaries: int, extra: dict[str, str] | None = None
+) -> tuple[str, list[dict[str, object]]]:
     """Create the data set and a token; return the token and a list of card bodies."""
-    env = environment(data_dir)
+    env = environment(data_dir, extra)
     settings = load_settings(env)
     platform = initialise(settings)
     summary = build_demo(
@@ -103,9 +135,10 @@ def prepare(data_dir: Path, beneficiaries: int) -> tuple[str, list[dict[str, obj
     return token, bodies
 
 
-def serve(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def serve(kind: str, port: int, env: dict[str, str], workers: int = 1) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "serve.py"), kind, str(port)], env=env
+        [sys.executable, str(ROOT / "bench" / "serve.py"), kind, str(port), str(workers)],
+        env=env,
     )
     wait_for_port(port)
     return process
@@ -136,17 +169,26 @@ def main() -> None:
     parser.add_argument("--beneficiaries", type=int, default=30_000)
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--engine",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: a fresh database on the local server, guard counters in Redis",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn processes per server")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, database(args.engine) as extra:
         data_dir = Path(tmp)
-        token, bodies = prepare(data_dir, args.beneficiaries)
-        env = environment(data_dir)
+        token, bodies = prepare(data_dir, args.beneficiaries, extra)
+        env = environment(data_dir, extra)
         bare_port, app_port, unguarded_port = free_port(), free_port(), free_port()
         floor_port = free_port()
-        bare = serve("bare", bare_port, env)
-        floor = serve("floor", floor_port, env)
-        app = serve("platform", app_port, env)
-        unguarded = serve("platform", unguarded_port, {**env, "TIERSPAYANT_GUARD": "off"})
+        bare = serve("bare", bare_port, env, args.workers)
+        floor = serve("floor", floor_port, env, args.workers)
+        app = serve("platform", app_port, env, args.workers)
+        unguarded = serve(
+            "platform", unguarded_port, {**env, "TIERSPAYANT_GUARD": "off"}, args.workers
+        )
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         payloads = [
             build_request("POST", "/v1/eligibility", json.dumps(b).encode(), headers)
@@ -191,6 +233,8 @@ def main() -> None:
                 {
                     "bench": "eligibility_http",
                     "summary": True,
+                    "engine": args.engine,
+                    "workers": args.workers,
                     "bare_rps": round(base.rps, 1),
                     "rights_check_rps": round(target.rps, 1),
                     "ratio": round(target.rps / base.rps, 3) if base.rps else None,
@@ -203,6 +247,11 @@ def main() -> None:
                     if base.rps
                     else None,
                     "statuses": statuses,
+                    # Every measured answer must be a 200, else the figures mean nothing.
+                    "valid": all(
+                        set(r.statuses) == {200}
+                        for r in (*floor_results, *app_results, *unguarded_results)
+                    ),
                     "guard_off_rps": round(unguarded_best.rps, 1),
                     "guard_overhead": round(1 - target.rps / unguarded_best.rps, 3)
                     if unguarded_best.rps

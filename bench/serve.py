@@ -4,17 +4,25 @@
 ``python bench/serve.py platform PORT``: the platform's API on the environment's settings.
 ``python bench/serve.py floor PORT``: a FastAPI route with the rights check's request and
 response models and a bearer check, doing no work: what the framework alone costs.
+
+A third argument sets the number of uvicorn worker processes (default 1); each worker
+builds its own application (and platform) after the fork.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import uvicorn
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tierspayant.api.schemas import DomainRightOut, EligibilityIn, EligibilityOut
 
 
 async def hello(_request: Request) -> JSONResponse:
@@ -25,52 +33,65 @@ def bare_app() -> Starlette:
     return Starlette(routes=[Route("/hello", hello, methods=["GET", "POST"])])
 
 
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def _floor_principal(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    if credentials is None:
+        raise HTTPException(401)
+    return credentials.credentials
+
+
+async def _floor_eligibility(
+    body: EligibilityIn, _who: Annotated[str, Depends(_floor_principal)]
+) -> EligibilityOut:
+    rights = [
+        DomainRightOut(
+            domain=d, covered=False, tiers_payant=False, coverage_code=None, valid_until=None
+        )
+        for d in body.domains
+    ]
+    return EligibilityOut(care_date=body.care_date, rights=rights)
+
+
 def floor_app() -> object:
-    from typing import Annotated
-
-    from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
-    from tierspayant.api.schemas import DomainRightOut, EligibilityIn, EligibilityOut
-
+    # Module-level functions: FastAPI resolves their (string) annotations in this module.
     app = FastAPI()
-    bearer = HTTPBearer(auto_error=False)
-
-    async def principal(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> str:
-        if credentials is None:
-            raise HTTPException(401)
-        return credentials.credentials
-
-    @app.post("/v1/eligibility", response_model=EligibilityOut)
-    async def eligibility(
-        body: EligibilityIn, _who: Annotated[str, Depends(principal)]
-    ) -> EligibilityOut:
-        rights = [
-            DomainRightOut(
-                domain=d, covered=False, tiers_payant=False, coverage_code=None, valid_until=None
-            )
-            for d in body.domains
-        ]
-        return EligibilityOut(care_date=body.care_date, rights=rights)
-
+    app.post("/v1/eligibility", response_model=EligibilityOut)(_floor_eligibility)
     return app
+
+
+def platform_app() -> object:
+    from tierspayant.api.app import create_app
+    from tierspayant.config import load_settings
+    from tierspayant.services.platform import open_platform
+
+    return create_app(open_platform(load_settings()))
+
+
+FACTORIES = {"bare": bare_app, "floor": floor_app, "platform": platform_app}
 
 
 def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
-    if kind == "bare":
-        app: object = bare_app()
-    elif kind == "floor":
-        app = floor_app()
+    workers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    if kind not in FACTORIES:
+        raise SystemExit(f"unknown application {kind!r}: one of {', '.join(FACTORIES)}")
+    if workers == 1:
+        app = FACTORIES[kind]()
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)  # type: ignore[arg-type]
     else:
-        from tierspayant.api.app import create_app
-        from tierspayant.config import load_settings
-        from tierspayant.services.platform import open_platform
-
-        app = create_app(open_platform(load_settings()))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)  # type: ignore[arg-type]
+        uvicorn.run(
+            f"bench.serve:{FACTORIES[kind].__name__}",
+            factory=True,
+            workers=workers,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
 
 
 if __name__ == "__main__":

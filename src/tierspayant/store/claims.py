@@ -89,26 +89,32 @@ class ClaimRow:
 
 
 def _claim(row: Row[Any]) -> ClaimRow:
+    # Unpacked by position (the order of _CLAIM_COLUMNS): this runs once per claim judged.
+    (
+        insurer_id, claim_id, provider_id, invoice_number, version, beneficiary_id, care_date,
+        agreement_number, digest, status, source, received_at, adjudicated_at, billed,
+        requested, accepted, age, maternity, reason_code,
+    ) = tuple(row)  # fmt: skip
     return ClaimRow(
-        insurer_id=int(row.insurer_id),
-        id=int(row.id),
-        provider_id=int(row.provider_id),
-        invoice_number=row.invoice_number,
-        version=int(row.version),
-        beneficiary_id=int(row.beneficiary_id),
-        care_date=row.care_date,
-        agreement_number=row.agreement_number,
-        request_digest=bytes(row.request_digest),
-        status=row.status,
-        source=row.source,
-        received_at=row.received_at,
-        adjudicated_at=row.adjudicated_at,
-        billed_cents=int(row.billed_cents),
-        amc_requested_cents=int(row.amc_requested_cents),
-        amc_accepted_cents=int(row.amc_accepted_cents),
-        beneficiary_age=None if row.beneficiary_age is None else int(row.beneficiary_age),
-        maternity=bool(row.maternity),
-        reason_code=row.reason_code,
+        insurer_id=int(insurer_id),
+        id=int(claim_id),
+        provider_id=int(provider_id),
+        invoice_number=invoice_number,
+        version=int(version),
+        beneficiary_id=int(beneficiary_id),
+        care_date=care_date,
+        agreement_number=agreement_number,
+        request_digest=bytes(digest),
+        status=status,
+        source=source,
+        received_at=received_at,
+        adjudicated_at=adjudicated_at,
+        billed_cents=int(billed),
+        amc_requested_cents=int(requested),
+        amc_accepted_cents=int(accepted),
+        beneficiary_age=None if age is None else int(age),
+        maternity=bool(maternity),
+        reason_code=reason_code,
     )
 
 
