@@ -186,8 +186,12 @@ def main() -> None:
         bare = serve("bare", bare_port, env, args.workers)
         floor = serve("floor", floor_port, env, args.workers)
         app = serve("platform", app_port, env, args.workers)
-        unguarded = serve(
-            "platform", unguarded_port, {**env, "TIERSPAYANT_GUARD": "off"}, args.workers
+        # The guard can be switched off only in the embedded mode (SQLite).
+        with_unguarded = args.engine == "sqlite"
+        unguarded = (
+            serve("platform", unguarded_port, {**env, "TIERSPAYANT_GUARD": "off"}, args.workers)
+            if with_unguarded
+            else None
         )
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         payloads = [
@@ -213,19 +217,24 @@ def main() -> None:
                 args.requests,
                 args.rounds,
             )
-            unguarded_results = measure(
-                "rights_check_guard_off",
-                unguarded_port,
-                lambda i: payloads[i % len(payloads)],
-                args.requests,
-                args.rounds,
+            unguarded_results = (
+                measure(
+                    "rights_check_guard_off",
+                    unguarded_port,
+                    lambda i: payloads[i % len(payloads)],
+                    args.requests,
+                    args.rounds,
+                )
+                if with_unguarded
+                else []
             )
         finally:
             for process in (bare, floor, app, unguarded):
-                process.terminate()
-                process.wait(timeout=10)
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=10)
         base, target = best(bare_results), best(app_results)
-        unguarded_best = best(unguarded_results)
+        unguarded_rps = best(unguarded_results).rps if unguarded_results else None
         floor_best = best(floor_results)
         statuses = target.statuses
         print(
@@ -252,9 +261,9 @@ def main() -> None:
                         set(r.statuses) == {200}
                         for r in (*floor_results, *app_results, *unguarded_results)
                     ),
-                    "guard_off_rps": round(unguarded_best.rps, 1),
-                    "guard_overhead": round(1 - target.rps / unguarded_best.rps, 3)
-                    if unguarded_best.rps
+                    "guard_off_rps": round(unguarded_rps, 1) if unguarded_rps else None,
+                    "guard_overhead": round(1 - target.rps / unguarded_rps, 3)
+                    if unguarded_rps
                     else None,
                     "target_ratio": 0.5,
                     "target_p99_ms": 50,
