@@ -8,7 +8,7 @@ path never outlive what this process itself revoked or changed.
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,12 +22,17 @@ from tests.integration.operations_support import (
     provider_principal,
     rights_check,
 )
+from tierspayant.domain.care import CareDomain
+from tierspayant.domain.pricing import PricingLine
 from tierspayant.security.audit import verify_chain
 from tierspayant.services import providers
 from tierspayant.services.alerts import suspend_principal
-from tierspayant.services.errors import Unauthenticated
+from tierspayant.services.errors import ServiceError, Unauthenticated
+from tierspayant.services.identification import CardData
 from tierspayant.services.platform import Platform
+from tierspayant.services.pricing import Calculation, calculate
 from tierspayant.store import audit
+from tierspayant.store.audit_writer import AuditWriter, AuditWriterClosed
 from tierspayant.store.tables import access_tokens, audit_events
 
 
@@ -222,4 +227,44 @@ def test_given_a_forked_child_then_its_events_are_written_by_its_own_writer(
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert _events(platform, "eligibility.check") == 2
+    assert _chain_ok(platform)
+
+
+def test_given_no_rights_and_an_audit_log_that_cannot_be_written_then_even_the_refusal_waits(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    """A calculation's "no rights" is an answer too: it must not leave before its event."""
+    platform, amc, people = world
+    principal = provider_principal(platform, amc, 4)
+    stranger = CardData(amc, people[0].birth, people[0].nir, people[0].rank + 1)
+    line = PricingLine("PH7", CareDomain.PHAR, "drug_65", 1, 1000, 1000)
+    request = Calculation(stranger, date(2025, 3, 10), (line,))
+    with pytest.raises(ServiceError, match="no complementary rights"):
+        calculate(platform, principal, request)
+    _break_audit(platform)
+    try:
+        with pytest.raises(Exception, match="audit storage down"):
+            calculate(platform, principal, request)
+    finally:
+        _repair_audit(platform)
+    assert _events(platform, "calculation") == 1
+
+
+def test_given_a_closed_writer_then_queued_events_are_written_and_new_ones_refused(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    platform, _, _ = world
+    writer = AuditWriter(platform.engine)
+    entries = [
+        audit.Entry(at=NOW, actor="test", action="writer.close", decision="allow", detail={"n": n})
+        for n in range(5)
+    ]
+    futures = [writer.submit(entry) for entry in entries]
+    writer.close()
+    assert [f.result(5).detail["n"] for f in futures] == [0, 1, 2, 3, 4]
+    with pytest.raises(AuditWriterClosed):
+        writer.submit(entries[0])
+    with pytest.raises(ValueError, match="actor"):
+        AuditWriter(platform.engine).submit(audit.Entry(at=NOW, actor="", action="x", decision="y"))
+    assert _events(platform, "writer.close") == 5
     assert _chain_ok(platform)

@@ -28,7 +28,12 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from tierspayant.domain.care import Quality, Sex
 from tierspayant.domain.errors import DomainError, InvalidIdentifier
-from tierspayant.domain.identifiers import Nir, parse_birth_rank, parse_nir
+from tierspayant.domain.identifiers import (
+    nir_birth_year_month,
+    nir_sex,
+    parse_birth_rank,
+    parse_nir_value,
+)
 
 if TYPE_CHECKING:
     import _csv
@@ -60,6 +65,8 @@ _LONG_NUMBER = re.compile(r"[0-9][0-9ABab]{9,}")
 _QUALITIES = {q.value: q for q in Quality}
 _SEXES = {s.value: s for s in Sex}
 _FLAGS = {"": False, "0": False, "1": True}
+# Birth ranks as nearly every file writes them; anything else goes to parse_birth_rank.
+_RANKS: Final = {str(rank): rank for rank in range(1, 10)}
 # A digest field separator that no validated field can contain (all reject control chars).
 _SEP = "\x1f"
 
@@ -104,28 +111,65 @@ class BeneficiaryLine:
     css: bool
     action: Action
 
+    def fields(self) -> LineFields:
+        """The line as the plain tuple :meth:`LineValidator.check` gives."""
+        return (
+            self.line_no,
+            self.member_number,
+            self.nir,
+            self.birth_rank,
+            self.birth_date,
+            self.last_name,
+            self.first_name,
+            self.sex,
+            self.quality,
+            self.contract,
+            self.coverage_start,
+            self.coverage_end,
+            self.css,
+            self.action,
+        )
+
     def canonical(self) -> bytes:
         """Every stored field in one unambiguous byte string (input of the row digest).
 
         The action is left out: a removal and an add that leave the same row are the same.
         """
-        end = "" if self.coverage_end is None else self.coverage_end.isoformat()
-        return _SEP.join(
-            (
-                self.member_number,
-                self.nir,
-                str(self.birth_rank),
-                self.birth_date.isoformat(),
-                self.last_name,
-                self.first_name,
-                self.sex.value,
-                self.quality.value,
-                self.contract,
-                self.coverage_start.isoformat(),
-                end,
-                "1" if self.css else "0",
-            )
-        ).encode("utf-8")
+        return canonical_fields(self.fields())
+
+
+# A valid line as a plain tuple, in the order of BeneficiaryLine's fields: line_no,
+# member_number, nir, birth_rank, birth_date, last_name, first_name, sex, quality,
+# contract, coverage_start, coverage_end, css, action. Bulk imports use it rather than
+# BeneficiaryLine, whose frozen construction costs more than the whole check of a line.
+LineFields = tuple[
+    int, str, str, int, date, str, str, Sex, Quality, str, date, date | None, bool, Action
+]
+
+
+def canonical_fields(fields: LineFields) -> bytes:
+    """:meth:`BeneficiaryLine.canonical` of a line given as :data:`LineFields`.
+
+    The bytes must never change: row digests of rows already stored are compared with
+    them, and a change would make every line of the next file look modified.
+    """
+    (_, member, nir, rank, birth, last, first, sex, quality, contract, start, end, css, _) = fields
+    return _SEP.join(
+        (
+            member,
+            nir,
+            str(rank),
+            birth.isoformat(),
+            last,
+            first,
+            sex._value_,  # the plain string, without the ``value`` property's cost
+            quality._value_,
+            contract,
+            start.isoformat(),
+            "" if end is None else end.isoformat(),
+            "1" if css else "0",
+        )
+    ).encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,14 +219,15 @@ def _parse_date(value: str) -> date | None:
     return parsed if parsed.year >= _MIN_BIRTH_YEAR else None
 
 
-def _nir_birth_matches(nir: Nir, birth_date: date) -> bool:
-    """Year and month coded in the NIR agree with the birth date.
+def _nir_birth_matches(nir: str, birth_date: date) -> bool:
+    """Year and month coded in the (valid, compact) NIR agree with the birth date.
 
     When the NIR codes an unknown month (20-42, 50-99) only the year is compared.
     """
-    if nir.birth_year_2digits != birth_date.year % 100:
+    year, month = nir_birth_year_month(nir)
+    if year != birth_date.year % 100:
         return False
-    return nir.birth_month is None or nir.birth_month == birth_date.month
+    return month is None or month == birth_date.month
 
 
 class _HashingFile(io.RawIOBase):
@@ -238,6 +283,13 @@ class LineValidator:
 
     def __call__(self, line_no: int, cells: Cells) -> BeneficiaryLine | LineError:
         """The line, validated and normalised, or the first reason to reject it."""
+        checked = self.check(line_no, cells)
+        if isinstance(checked, LineError):
+            return checked
+        return BeneficiaryLine(*checked)
+
+    def check(self, line_no: int, cells: Cells) -> LineFields | LineError:
+        """:meth:`__call__`, giving a valid line as a plain :data:`LineFields` tuple."""
         (
             member_raw,
             nir_raw,
@@ -256,14 +308,17 @@ class LineValidator:
         # NIR and rank first: once they are known, a rejected line still names its
         # beneficiary (internally) so that a full import does not terminate them.
         try:
-            parsed_nir = parse_nir(nir_raw)
+            nir = parse_nir_value(nir_raw)
         except InvalidIdentifier as exc:
             return LineError(line_no, f"line.{exc.code}", exc.message, "nir")
-        nir = parsed_nir.value
-        try:
-            rank = parse_birth_rank(rank_raw)
-        except InvalidIdentifier as exc:
-            return LineError(line_no, f"line.{exc.code}", exc.message, "birth_rank")
+        rank_or_none = _RANKS.get(rank_raw)
+        if rank_or_none is None:
+            try:
+                rank = parse_birth_rank(rank_raw)
+            except InvalidIdentifier as exc:
+                return LineError(line_no, f"line.{exc.code}", exc.message, "birth_rank")
+        else:
+            rank = rank_or_none
 
         member_number = member_raw.strip().upper()
         if not _MEMBER_NUMBER.fullmatch(member_number):
@@ -383,7 +438,7 @@ class LineValidator:
         # Consistency between columns. Adults (member, spouse) carry their own NIR; a child
         # may still be registered under a parent's, so theirs is not compared.
         own_nir = quality is Quality.MEMBER or quality is Quality.SPOUSE
-        if own_nir and parsed_nir.sex is not sex:
+        if own_nir and nir_sex(nir) is not sex:
             return _rejected(
                 line_no,
                 nir,
@@ -392,7 +447,7 @@ class LineValidator:
                 "the NIR's first digit does not match the sex",
                 "sex",
             )
-        if own_nir and not _nir_birth_matches(parsed_nir, birth_date):
+        if own_nir and not _nir_birth_matches(nir, birth_date):
             return _rejected(
                 line_no,
                 nir,
@@ -428,7 +483,7 @@ class LineValidator:
                 "coverage ends before it starts",
                 "coverage_end",
             )
-        return BeneficiaryLine(
+        return (
             line_no,
             member_number,
             nir,

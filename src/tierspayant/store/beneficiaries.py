@@ -10,11 +10,12 @@ flat however large the file.
 Nothing staged is in clear: the staging table holds the same ciphertexts and blind indexes
 as the final table.
 
-Staging (and, on PostgreSQL, merging) runs on a writer thread of the import, one chunk
-behind the caller: the database works on a chunk while the caller prepares the next one
-(the driver releases the GIL while it waits for the server). The thread uses the
-caller's connection only while the caller does not; at most one chunk waits for it, so
-memory stays flat.
+On PostgreSQL, staging and merging run on a writer thread of the import, one chunk behind
+the caller: the server works on a chunk while the caller prepares the next one (psycopg
+releases the GIL while it waits for the server). The thread uses the caller's connection
+only while the caller does not; at most one chunk waits for it, so memory stays flat. On
+SQLite, whose work happens inside this process and holds the GIL in between statements,
+a thread made the import slower: it writes in the caller's thread.
 
 The SQL below is assembled from module constants only (table and column names, enum
 values); every value that comes from a caller or a file is a bound parameter or travels
@@ -46,6 +47,7 @@ CHUNK_ROWS = 5000  # rows per COPY/executemany (and per merge, where merged as w
 MERGE_EACH_CHUNK_ON = frozenset({"postgresql"})
 # Dialects whose imports stage (and merge) on a writer thread (see BeneficiaryImport).
 WRITE_IN_BACKGROUND_ON = frozenset({"postgresql"})
+WRITER_QUEUE = 1  # chunks waiting for the writer thread (each holds CHUNK_ROWS rows)
 # Row digest of a row ended by a full import: matches no line, so the beneficiary's
 # line coming back in a later file updates (reinstates) the row.
 TERMINATED_DIGEST: Final = bytes(16)
@@ -317,7 +319,7 @@ class _ChunkWriter:
     def __init__(self, write: Callable[[list[StagedRow], list[tuple[bytes]]], None]) -> None:
         self._write = write
         self._queue: queue.Queue[tuple[list[StagedRow], list[tuple[bytes]]] | None] = queue.Queue(
-            maxsize=1
+            maxsize=WRITER_QUEUE
         )
         self._error: BaseException | None = None
         self._abandoned = False
@@ -370,11 +372,11 @@ class BeneficiaryImport:
     must happen before the transaction ends (also on error).
 
     Rows arrive in line order and are written a chunk at a time (``COPY`` on PostgreSQL,
-    ``executemany`` on SQLite), by a writer thread while the caller prepares the next
-    chunk. On PostgreSQL each chunk is also merged at once, so the server works while the
-    caller prepares the next lines; on SQLite the merge waits for :meth:`finish`, because
-    merging takes the database's single write lock and other writers (the API's audit
-    log) should not wait for the whole file.
+    ``executemany`` on SQLite). On PostgreSQL each chunk is also merged at once, by a
+    writer thread, so the server works while the caller prepares the next lines; on
+    SQLite the merge waits for :meth:`finish`, because merging takes the database's
+    single write lock and other writers (the API's audit log) should not wait for the
+    whole file.
 
     The merge, for a range of lines: a line whose (NIR, rank) index appeared on an earlier
     line is a duplicate; the others are matched with existing rows by that index and are
