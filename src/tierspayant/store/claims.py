@@ -499,6 +499,16 @@ def paid_keys(
     """
     wanted = sorted(set(near_keys))
     found: list[tuple[int, bytes, bytes | None]] = []
+    if is_postgres(conn) and wanted:
+        # One array parameter: the same statement text for every batch (parsed and
+        # planned once per connection), where an IN list of N keys is a new one.
+        rows_pg = conn.exec_driver_sql(_PAID_BY_NEAR_PG, (insurer_id, wanted)).all()
+        found = [
+            (int(claim_id), bytes(near_value), None if dup is None else bytes(dup))
+            for claim_id, near_value, dup, status in rows_pg
+            if status in _PAYABLE
+        ]
+        wanted = []
     for start in range(0, len(wanted), _KEYS_PER_QUERY):
         rows = conn.execute(
             select(
@@ -548,6 +558,10 @@ def paid_keys(
 
 
 _KEYS_PER_QUERY = 500  # SQLite binds at most 32,766 parameters; stay far below
+_PAID_BY_NEAR_PG = (
+    "SELECT claim_id, near_key, duplicate_key, status FROM claim_lines"
+    " WHERE insurer_id = %s AND near_key = ANY(%s::bytea[])"
+)
 
 
 def agreements(conn: Connection, numbers: Iterable[str]) -> dict[str, Agreement]:
