@@ -268,3 +268,27 @@ def test_given_a_closed_writer_then_queued_events_are_written_and_new_ones_refus
         AuditWriter(platform.engine).submit(audit.Entry(at=NOW, actor="", action="x", decision="y"))
     assert _events(platform, "writer.close") == 5
     assert _chain_ok(platform)
+
+
+def test_given_a_waiter_that_gave_up_then_its_event_is_written_and_the_writer_goes_on(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    """An async request cancelled while awaiting its event cancels the event's future."""
+    platform, _, _ = world
+    writer = AuditWriter(platform.engine)
+    try:
+        with platform.engine.begin() as conn:  # hold the chain so the first batch waits
+            audit.append(conn, at=NOW, actor="test", action="writer.hold", decision="allow")
+            first = writer.submit(
+                audit.Entry(at=NOW, actor="test", action="writer.cancel", decision="allow")
+            )
+            assert first.cancel()  # the waiter gives up before its batch is written
+        later = writer.submit(
+            audit.Entry(at=NOW, actor="test", action="writer.after", decision="allow")
+        )
+        assert later.result(10).action == "writer.after"
+    finally:
+        writer.close()
+    assert _events(platform, "writer.cancel") == 1
+    assert _events(platform, "writer.after") == 1
+    assert _chain_ok(platform)

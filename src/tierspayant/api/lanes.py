@@ -15,22 +15,27 @@ So the lookup (:func:`run_lookup`):
   round trip never stalls the loop;
 
 and then **awaits** its event's commit instead of blocking a thread on it, so many checks
-wait for the same batch while the loop serves the next requests.
+wait for the same batch while the loop serves the next requests. A request cancelled
+while it waits (server shutdown, say) does not cancel the lookup: its alerts are still
+raised once its event is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 import anyio.to_thread
+import structlog
 from anyio import CapacityLimiter
 
 from tierspayant.services.lookup import Deferred
 from tierspayant.services.platform import Platform
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 LANE_SIZE = 8
 _LANES: dict[int, CapacityLimiter] = {}
 
@@ -50,5 +55,24 @@ async def run_lookup(platform: Platform, start: Callable[[], Deferred[T]]) -> T:
             limiter = _LANES.setdefault(id(platform), CapacityLimiter(LANE_SIZE))
         deferred = await anyio.to_thread.run_sync(start, limiter=limiter)
     if deferred.event is not None and not deferred.event.done():
-        await asyncio.wrap_future(deferred.event)
+        waiting = asyncio.wrap_future(deferred.event)
+        try:
+            # Shielded: a cancelled request must not cancel the event's future, whose
+            # commit still decides what happens after the lookup.
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # The request is gone, not the lookup: once its event is committed, its
+            # alerts are raised (or the guard's hold freed) as if it had been answered.
+            waiting.add_done_callback(lambda _done: _settle_in_background(deferred))
+            raise
     return deferred.settle()
+
+
+def _settle_in_background(deferred: Deferred[T]) -> None:
+    def settle() -> None:
+        try:
+            deferred.settle()
+        except Exception as exc:  # noqa: BLE001 - nobody is left to answer; say it
+            log.warning("lookup.settle_failed", error=type(exc).__name__)
+
+    threading.Thread(target=settle, name="lookup-settle", daemon=True).start()

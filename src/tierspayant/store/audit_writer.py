@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 import structlog
 from sqlalchemy import Engine
@@ -102,15 +102,33 @@ class AuditWriter:
                 return
 
     def _write(self, batch: list[tuple[Entry, Future[AuditEvent]]]) -> None:
+        # A waiter may have given up (an async request cancelled while it awaited its
+        # event): its event is written all the same (the lookup did happen), and its
+        # future, already cancelled, is left alone. Nothing here may stop the thread.
         try:
             with self.engine.begin() as conn:
                 events = append_entries(conn, [entry for entry, _ in batch])
         except BaseException as exc:  # noqa: BLE001 - every waiter learns of the failure
             log.error("audit.batch_failed", events=len(batch), error=type(exc).__name__)
             for _, future in batch:
-                future.set_exception(exc)
+                _settle(future, error=exc)
             return
         self.batches += 1
         self.events += len(events)
         for (_, future), event in zip(batch, events, strict=True):
-            future.set_result(event)
+            _settle(future, event=event)
+
+
+def _settle(
+    future: Future[AuditEvent],
+    *,
+    event: AuditEvent | None = None,
+    error: BaseException | None = None,
+) -> None:
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(event)  # type: ignore[arg-type]
+    except InvalidStateError:  # cancelled by its waiter meanwhile
+        pass
