@@ -27,6 +27,8 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -45,7 +47,7 @@ from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.services.adjudication import adjudicate_pending
 from tierspayant.services.enrolment import import_beneficiaries
 from tierspayant.services.insurers import add_insurer, upload_catalogue
-from tierspayant.services.platform import Platform, initialise
+from tierspayant.services.platform import Platform, initialise, open_platform
 from tierspayant.services.providers import NewProvider, add_conventions, add_provider
 from tierspayant.store import claims as store
 from tierspayant.store.claims_tables import claim_lines
@@ -218,20 +220,58 @@ def baseline(platform: Platform, repeats: int = 3) -> tuple[int, float]:
     return len(rows), statistics.median(timings)
 
 
-def run(engine_name: str, lines: int, people: int) -> dict[str, Any]:
+def adjudicate_with_workers(settings_env: dict[str, str], workers: int) -> tuple[int, int, int]:
+    """Run ``workers`` adjudication processes on the same database until the backlog is
+    empty (PostgreSQL: they share it through ``FOR UPDATE SKIP LOCKED``); returns
+    (lines, accepted cents, batches) summed over the workers."""
+    env = {**os.environ, **settings_env, "PYTHONPATH": str(ROOT)}
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--child"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    lines = accepted = batches = 0
+    for child in children:
+        out, _ = child.communicate(timeout=3600)
+        if child.returncode != 0:
+            raise SystemExit(f"an adjudication worker failed ({child.returncode})")
+        done = json.loads(out.strip().splitlines()[-1])
+        lines += done["lines"]
+        accepted += done["accepted_cents"]
+        batches += done["batches"]
+    return lines, accepted, batches
+
+
+def child() -> None:
+    """One adjudication worker of :func:`adjudicate_with_workers`."""
+    platform = open_platform(load_settings())
+    done = adjudicate_pending(platform)
+    platform.close()
+    out = {"lines": done.lines, "accepted_cents": done.accepted_cents, "batches": done.batches}
+    print(json.dumps(out), flush=True)
+
+
+def run(engine_name: str, lines: int, people: int, workers: int = 1) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-adj-"))
     url, data_dir = fresh(engine_name, workdir)
     try:
-        settings = load_settings(
-            {"TIERSPAYANT_DATA_DIR": str(data_dir), "TIERSPAYANT_DATABASE_URL": url}
-        )
+        settings_env = {"TIERSPAYANT_DATA_DIR": str(data_dir), "TIERSPAYANT_DATABASE_URL": url}
+        settings = load_settings(settings_env)
         platform = initialise(settings)
         insurer_id, providers, ids = seed(platform, workdir, people)
         claims_made = store_claims(platform, insurer_id, providers, ids, lines)
         started = time.perf_counter()
-        done = adjudicate_pending(platform)
+        if workers == 1:
+            done = adjudicate_pending(platform)
+            judged, accepted_cents, batches = done.lines, done.accepted_cents, done.batches
+        else:
+            judged, accepted_cents, batches = adjudicate_with_workers(settings_env, workers)
         elapsed = time.perf_counter() - started
-        assert done.lines == lines, (done.lines, lines)
+        assert judged == lines, (judged, lines)
         base_rows, base_elapsed = baseline(platform)
         platform.close()
         rate = lines / elapsed
@@ -245,8 +285,9 @@ def run(engine_name: str, lines: int, people: int) -> dict[str, Any]:
             "ratio": round(rate / base_rate, 3),
             "claims": claims_made,
             "seconds": round(elapsed, 2),
-            "accepted_eur": round(done.accepted_cents / 100, 2),
-            "batches": done.batches,
+            "accepted_eur": round(accepted_cents / 100, 2),
+            "batches": batches,
+            "workers": workers,
         }
     finally:
         drop(url, data_dir)
@@ -258,10 +299,22 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=20_000, help="claim lines to adjudicate")
     parser.add_argument("--engine", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--people", type=int, default=5_000, help="beneficiaries enrolled")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="adjudication processes sharing the backlog (PostgreSQL only beyond 1)",
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child()
+        return
     engines = ("sqlite", "postgres") if args.engine == "both" else (args.engine,)
     for engine_name in engines:
-        print(json.dumps(run(engine_name, args.lines, args.people)), flush=True)
+        # SQLite has one writer: several workers would only queue for it.
+        workers = args.workers if engine_name == "postgres" else 1
+        print(json.dumps(run(engine_name, args.lines, args.people, workers)), flush=True)
 
 
 if __name__ == "__main__":
