@@ -9,7 +9,7 @@ from concurrent.futures import Future
 
 import pytest
 
-from tierspayant.api.lanes import run_lookup, runs_inline
+from tierspayant.api.lanes import LookupLane, runs_inline
 from tierspayant.security.audit import AuditEvent
 from tierspayant.services.lookup import Deferred
 from tierspayant.services.platform import Platform
@@ -26,7 +26,7 @@ def test_given_a_committed_event_then_the_answer_and_the_after_commit_work(
     done = threading.Event()
 
     async def scenario() -> str:
-        task = asyncio.ensure_future(run_lookup(platform, lambda: _deferred(event, done)))
+        task = asyncio.ensure_future(LookupLane(platform).run(lambda: _deferred(event, done)))
         await asyncio.sleep(0.05)
         assert not task.done()  # waits for the commit
         event.set_result(None)  # type: ignore[arg-type]  # the writer's answer
@@ -43,7 +43,7 @@ def test_given_a_request_cancelled_while_waiting_then_alerts_still_follow_the_co
     done = threading.Event()
 
     async def scenario() -> None:
-        task = asyncio.ensure_future(run_lookup(platform, lambda: _deferred(event, done)))
+        task = asyncio.ensure_future(LookupLane(platform).run(lambda: _deferred(event, done)))
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -18,7 +18,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,10 +26,17 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.factories import make_bic, make_french_iban
-from tests.integration.test_crash_safety import Twin, _database_urls, _files, _fresh_url
+from tests.integration.test_crash_safety import (
+    Twin,
+    _database_urls,
+    _files,
+    _fresh_url,
+    _staff,
+    kill_when_marked,
+    wait_for_marker,
+)
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, Line, adjudicated_claim, make_provider
 from tierspayant.config import load_settings
-from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services import billing, insurers, overpayments, payments
 from tierspayant.services.errors import Conflict
 from tierspayant.services.platform import Platform, initialise
@@ -66,12 +72,6 @@ def progress(reached, n):
 billing.run_billing(platform, period, out_dir=Path(out), progress=progress)
 print("done")
 """
-
-
-def _staff(insurer_id: int) -> Principal:
-    return Principal(
-        "staff:crash", PrincipalKind.INSURER_STAFF, AuthStrength.AAL2, insurer_id=insurer_id
-    )
 
 
 def _seed(platform: Platform) -> None:
@@ -150,22 +150,8 @@ def _run_child(twin: Twin, point: str, n: int, marker: Path, out: Path) -> subpr
     )  # fmt: skip
 
 
-def _wait_for(child: subprocess.Popen[bytes], marker: Path, point: str, n: int) -> None:
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        if child.poll() is not None or time.monotonic() > deadline:
-            child.kill()
-            _, err = child.communicate()
-            pytest.fail(f"the child never reached {point}:{n}: {err.decode()[-2000:]}")
-        time.sleep(0.05)
-
-
 def _kill_at(twin: Twin, point: str, n: int, marker: Path, out: Path) -> None:
-    child = _run_child(twin, point, n, marker, out)
-    _wait_for(child, marker, point, n)
-    child.send_signal(signal.SIGKILL)
-    child.communicate()
-    assert child.returncode == -signal.SIGKILL
+    kill_when_marked(_run_child(twin, point, n, marker, out), marker, f"{point}:{n}")
 
 
 def _money(platform: Platform) -> tuple[dict[str, int], int, list[money_store.StatementRow], int]:
@@ -231,7 +217,7 @@ def test_a_second_billing_worker_is_kept_out_while_the_first_lives(
     try:
         marker = tmp_path / "marker"
         child = _run_child(crashy, billing.STATEMENT_WRITTEN, 1, marker, tmp_path / "out")
-        _wait_for(child, marker, billing.STATEMENT_WRITTEN, 1)
+        wait_for_marker(child, marker, f"{billing.STATEMENT_WRITTEN}:1")
         with pytest.raises(Conflict) as locked:
             billing.run_billing(crashy.platform, PERIOD, out_dir=tmp_path / "other")
         assert locked.value.code == "run.locked"

@@ -165,14 +165,24 @@ def _run_child(twin: Twin, point: str, n: int, marker: Path, out: Path) -> subpr
 
 
 def _kill_at(twin: Twin, point: str, n: int, marker: Path, out: Path) -> None:
-    child = _run_child(twin, point, n, marker, out)
+    kill_when_marked(_run_child(twin, point, n, marker, out), marker, f"{point}:{n}")
+
+
+def wait_for_marker(child: subprocess.Popen[bytes], marker: Path, where: str) -> None:
+    """Wait until the child writes its marker (it then waits to be killed); fail with its
+    error output if it dies or stalls before."""
     deadline = time.monotonic() + 60
     while not marker.exists():
         if child.poll() is not None or time.monotonic() > deadline:
             child.kill()
             _, err = child.communicate()
-            pytest.fail(f"the child never reached {point}:{n}: {err.decode()[-2000:]}")
+            pytest.fail(f"the child never reached {where}: {err.decode()[-2000:]}")
         time.sleep(0.05)
+
+
+def kill_when_marked(child: subprocess.Popen[bytes], marker: Path, where: str) -> None:
+    """:func:`wait_for_marker`, then SIGKILL the child."""
+    wait_for_marker(child, marker, where)
     child.send_signal(signal.SIGKILL)
     child.communicate()
     assert child.returncode == -signal.SIGKILL
@@ -246,9 +256,7 @@ def test_a_second_worker_is_kept_out_while_the_first_lives(
     crashy = _twin(_fresh_url(clean, tmp_path), tmp_path / "data")
     try:
         child = _run_child(crashy, payments.COMMITTED, 1, tmp_path / "marker", tmp_path / "out")
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "marker").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_marker(child, tmp_path / "marker", f"{payments.COMMITTED}:1")
         with pytest.raises(Conflict) as locked:
             payments.run_payments(crashy.platform, PAY_DAY, out_dir=tmp_path / "other")
         assert locked.value.code == "run.locked"

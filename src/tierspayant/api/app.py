@@ -12,7 +12,7 @@ from tierspayant import __version__
 from tierspayant.api import claims_routes, member_routes, money_routes, security_routes
 from tierspayant.api.deps import Policy, ProviderPrincipal, policy
 from tierspayant.api.errors import install_error_handlers
-from tierspayant.api.lanes import run_lookup
+from tierspayant.api.lanes import LookupLane
 from tierspayant.api.middleware import BodyLimitMiddleware
 from tierspayant.api.schemas import (
     CalculationIn,
@@ -57,6 +57,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     # A bad prior-authorisation setting stops the start here, not a request later.
     prior_auth_policy(platform.settings)
+    lane = LookupLane(platform)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=platform.settings.max_body_bytes)
 
@@ -113,9 +114,7 @@ def create_app(platform: Platform) -> FastAPI:
         )
         check = RightsCheck(card, body.care_date, tuple(body.domains))
         proof = _proof(body.card_proof)
-        answer = await run_lookup(
-            platform, lambda: start_rights_check(platform, principal, check, proof)
-        )
+        answer = await lane.run(lambda: start_rights_check(platform, principal, check, proof))
         return EligibilityOut(
             care_date=answer.care_date,
             rights=[
@@ -165,9 +164,7 @@ def create_app(platform: Platform) -> FastAPI:
         )
         request = Calculation(card, body.care_date, lines, body.maternity)
         proof = _proof(body.card_proof)
-        result = await run_lookup(
-            platform, lambda: start_calculation(platform, principal, request, proof)
-        )
+        result = await lane.run(lambda: start_calculation(platform, principal, request, proof))
         return CalculationOut.model_validate(result.as_dict())
 
     for module in (claims_routes, money_routes, security_routes, member_routes):

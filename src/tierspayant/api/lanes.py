@@ -7,7 +7,7 @@ costs dominated once the SQL was trimmed, both measured with a sampling profiler
 one thread to another (each hand-off wakes a thread: in the default 40-thread pool a
 third of the server's time went to it).
 
-So the lookup (:func:`run_lookup`):
+So the lookup (:meth:`LookupLane.run`):
 
 - runs **on the event loop** when every part is in-process (SQLite on a local file and
   in-process guard counters): each read takes tens of microseconds, less than a hand-off;
@@ -37,7 +37,6 @@ from tierspayant.services.platform import Platform
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 LANE_SIZE = 8
-_LANES: dict[int, CapacityLimiter] = {}
 
 
 def runs_inline(platform: Platform) -> bool:
@@ -45,27 +44,32 @@ def runs_inline(platform: Platform) -> bool:
     return platform.settings.is_sqlite and platform.settings.redis_url is None
 
 
-async def run_lookup(platform: Platform, start: Callable[[], Deferred[T]]) -> T:
-    """Start a lookup (inline or in the lane), await its audit commit, settle it."""
-    if runs_inline(platform):
-        deferred = start()
-    else:
-        limiter = _LANES.get(id(platform))
-        if limiter is None:
-            limiter = _LANES.setdefault(id(platform), CapacityLimiter(LANE_SIZE))
-        deferred = await anyio.to_thread.run_sync(start, limiter=limiter)
-    if deferred.event is not None and not deferred.event.done():
-        waiting = asyncio.wrap_future(deferred.event)
-        try:
-            # Shielded: a cancelled request must not cancel the event's future, whose
-            # commit still decides what happens after the lookup.
-            await asyncio.shield(waiting)
-        except asyncio.CancelledError:
-            # The request is gone, not the lookup: once its event is committed, its
-            # alerts are raised (or the guard's hold freed) as if it had been answered.
-            waiting.add_done_callback(lambda _done: _settle_in_background(deferred))
-            raise
-    return deferred.settle()
+class LookupLane:
+    """Runs one application's lookups (see the module's docstring)."""
+
+    def __init__(self, platform: Platform, size: int = LANE_SIZE) -> None:
+        self.platform = platform
+        self.inline = runs_inline(platform)
+        self._limiter = CapacityLimiter(size)
+
+    async def run(self, start: Callable[[], Deferred[T]]) -> T:
+        """Start a lookup (inline or in the lane), await its audit commit, settle it."""
+        if self.inline:
+            deferred = start()
+        else:
+            deferred = await anyio.to_thread.run_sync(start, limiter=self._limiter)
+        if deferred.event is not None and not deferred.event.done():
+            waiting = asyncio.wrap_future(deferred.event)
+            try:
+                # Shielded: a cancelled request must not cancel the event's future, whose
+                # commit still decides what happens after the lookup.
+                await asyncio.shield(waiting)
+            except asyncio.CancelledError:
+                # The request is gone, not the lookup: once its event is committed, its
+                # alerts are raised (or the guard's hold freed) as if it had been answered.
+                waiting.add_done_callback(lambda _done: _settle_in_background(deferred))
+                raise
+        return deferred.settle()
 
 
 def _settle_in_background(deferred: Deferred[T]) -> None:

@@ -231,9 +231,8 @@ def _audit_refusal(
 ) -> None:
     """Every authorisation decision is audited, refusals of the guard included: the log
     then shows the whole attempt, not only what was answered."""
-    with platform.engine.begin() as conn:
-        audit.append(
-            conn,
+    platform.audit_writer.append(
+        audit.Entry(
             at=platform.now(),
             actor=principal.id,
             structure=principal.structure,
@@ -243,6 +242,7 @@ def _audit_refusal(
             decision="deny" if admission.verdict is not Verdict.STEP_UP else "step_up",
             detail={"code": admission.code},
         )
+    )
 
 
 def _verify(
@@ -270,9 +270,8 @@ def _refuse_proof(
     A proof that led to a canary also raises the canary signal. The caller learns
     nothing of which check failed.
     """
-    with platform.engine.begin() as conn:
-        audit.append(
-            conn,
+    platform.audit_writer.append(
+        audit.Entry(
             at=platform.now(),
             actor=principal.id,
             structure=principal.structure,
@@ -283,6 +282,7 @@ def _refuse_proof(
             decision="deny",
             detail={"fault": refused.fault.value, "serial": refused.serial},
         )
+    )
     guard = platform.guard
     if guard is not None:
         signals = guard.reject_proof(ctx, refused.fault)

@@ -462,9 +462,8 @@ def _audit_remittance(
 ) -> None:
     """One audit event per read of remittance data (refused reads included), committed
     before anything is handed out."""
-    with platform.engine.begin() as conn:
-        audit.append(
-            conn,
+    platform.audit_writer.append(
+        audit.Entry(
             at=platform.now(),
             actor=principal.id,
             structure=principal.structure,
@@ -473,6 +472,7 @@ def _audit_remittance(
             decision=decision,
             detail=detail,
         )
+    )
 
 
 def list_remittances(

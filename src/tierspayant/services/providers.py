@@ -452,10 +452,10 @@ def authenticate_token_cached(platform: Platform, token: str) -> Principal:
     (``suspend_principal`` clears the cache); by another process, within
     ``TIERSPAYANT_CACHE_SECONDS``. Expiry is checked on every call.
     """
-    cached = cached_principal(platform, token)
+    digest = secrets.token_digest(token)
+    cached = _from_cache(platform, digest)
     if cached is not None:
         return cached
-    digest = secrets.token_digest(token)
     with platform.engine.connect() as conn:
         principal, expires_at = _authenticate(platform, conn, digest)
     platform.principals.put(digest, (principal, expires_at))
@@ -464,7 +464,10 @@ def authenticate_token_cached(platform: Platform, token: str) -> Principal:
 
 def cached_principal(platform: Platform, token: str) -> Principal | None:
     """The principal of a provider token still in the cache and not expired, else None."""
-    digest = secrets.token_digest(token)
+    return _from_cache(platform, secrets.token_digest(token))
+
+
+def _from_cache(platform: Platform, digest: bytes) -> Principal | None:
     cached = platform.principals.get(digest)
     if cached is None:
         return None

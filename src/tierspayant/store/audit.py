@@ -44,8 +44,8 @@ def _row_to_event(row: RowMapping) -> AuditEvent:
     )
 
 
-# Built once: every rights check appends an event, and constructing statements per call
-# costs more than running them.
+# Built once: appends run for every audited request, and constructing statements per
+# call costs more than running them.
 _LAST = select(audit_events).order_by(audit_events.c.seq.desc()).limit(1)
 _INSERT = audit_events.insert()
 _HEAD = select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)

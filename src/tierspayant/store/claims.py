@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -486,6 +486,33 @@ def refresh_statistics(conn: Connection) -> bool:
     return True
 
 
+def _lines_by_near_key(
+    conn: Connection, insurer_id: int, wanted: Sequence[bytes]
+) -> Iterator[tuple[Any, ...]]:
+    """(claim id, near key, duplicate key, status) of the insurer's lines with these near
+    keys. Only the near-key index can serve it (the status is for the caller to check): a
+    plan through the (insurer, status) index would read every paid line."""
+    if not wanted:
+        return
+    if is_postgres(conn):
+        # One array parameter: the same statement text for every batch (parsed and
+        # planned once per connection), where an IN list of N keys is a new one.
+        yield from conn.exec_driver_sql(_PAID_BY_NEAR_PG, (insurer_id, list(wanted))).all()
+        return
+    for start in range(0, len(wanted), _KEYS_PER_QUERY):
+        yield from conn.execute(
+            select(
+                claim_lines.c.claim_id,
+                claim_lines.c.near_key,
+                claim_lines.c.duplicate_key,
+                claim_lines.c.status,
+            ).where(
+                claim_lines.c.insurer_id == insurer_id,
+                claim_lines.c.near_key.in_(wanted[start : start + _KEYS_PER_QUERY]),
+            )
+        ).all()
+
+
 def paid_keys(
     conn: Connection, insurer_id: int, near_keys: Iterable[bytes]
 ) -> tuple[set[bytes], set[bytes]]:
@@ -497,41 +524,13 @@ def paid_keys(
     first and their claims checked second, so no planner (PostgreSQL with statistics
     older than a bulk load, say) can start from every adjudicated claim instead.
     """
-    wanted = sorted(set(near_keys))
-    found: list[tuple[int, bytes, bytes | None]] = []
-    if is_postgres(conn) and wanted:
-        # One array parameter: the same statement text for every batch (parsed and
-        # planned once per connection), where an IN list of N keys is a new one.
-        rows_pg = conn.exec_driver_sql(_PAID_BY_NEAR_PG, (insurer_id, wanted)).all()
-        found = [
-            (int(claim_id), bytes(near_value), None if dup is None else bytes(dup))
-            for claim_id, near_value, dup, status in rows_pg
-            if status in _PAYABLE
-        ]
-        wanted = []
-    for start in range(0, len(wanted), _KEYS_PER_QUERY):
-        rows = conn.execute(
-            select(
-                claim_lines.c.claim_id,
-                claim_lines.c.near_key,
-                claim_lines.c.duplicate_key,
-                claim_lines.c.status,
-            ).where(
-                # Only the near-key index can serve this (the status is checked below):
-                # a plan through the (insurer, status) index would read every paid line.
-                claim_lines.c.insurer_id == insurer_id,
-                claim_lines.c.near_key.in_(wanted[start : start + _KEYS_PER_QUERY]),
-            )
+    found = [
+        (int(claim_id), bytes(near_value), None if dup is None else bytes(dup))
+        for claim_id, near_value, dup, status in _lines_by_near_key(
+            conn, insurer_id, sorted(set(near_keys))
         )
-        found += [
-            (
-                int(r.claim_id),
-                bytes(r.near_key),
-                None if r.duplicate_key is None else bytes(r.duplicate_key),
-            )
-            for r in rows
-            if r.status in _PAYABLE
-        ]
+        if status in _PAYABLE
+    ]
     exact: set[bytes] = set()
     near: set[bytes] = set()
     if not found:
