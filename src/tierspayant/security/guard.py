@@ -452,13 +452,147 @@ class HistoryProvider(Protocol):
 # --------------------------------------------------------------------------- counters
 
 
+@dataclass(frozen=True, slots=True)
+class AdmissionPlan:
+    """The counter work of one admission, done by :meth:`CounterStore.admission`.
+
+    In this order, atomically: stop if ``flag_key`` is set (the principal is suspended);
+    count ``member`` in the sliding windows as :meth:`CounterStore.hit_windows` does and
+    stop if one is full; if ``pace``, push ``pace_value`` onto ``pace_key`` as
+    :meth:`CounterStore.push_recent` does; read the size of ``seen_key``; if ``no_proof``,
+    read the list at ``outcomes_key`` and the size of ``answered_key``.
+    """
+
+    flag_key: str
+    window_keys: tuple[str, ...]
+    window_limits: tuple[int, ...]
+    now_ms: int
+    window_ms: int
+    member: str
+    pace: bool
+    pace_key: str
+    pace_value: str
+    pace_keep: int
+    pace_ttl_seconds: int
+    seen_key: str
+    no_proof: bool
+    outcomes_key: str
+    answered_key: str
+
+    def __post_init__(self) -> None:
+        if len(self.window_keys) != len(self.window_limits):
+            raise ValueError("one limit per window")
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionCounts:
+    """What :meth:`CounterStore.admission` found.
+
+    ``suspended``: it stopped at the flag (nothing else was done or read). ``full``: the
+    index of the first full window (nothing after it was done or read), or -1 when the
+    lookup was counted. The rest is read only when it got that far.
+    """
+
+    suspended: bool = False
+    full: int = -1
+    pace: tuple[str, ...] = ()
+    seen: int = 0
+    outcomes: tuple[str, ...] = ()
+    answered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationPlan:
+    """The counter work of one observed lookup, done by :meth:`CounterStore.observation`.
+
+    In this order, atomically: set field ``structure`` of hash ``active_key`` to
+    ``category``; if ``no_proof``, push ``outcome`` onto ``outcomes_key`` (kept to
+    ``outcomes_keep`` items); if ``subject`` is set (a hit), add it to ``seen_key`` and, if
+    ``no_proof``, to ``answered_key``; if ``no_proof``, release the hold ``token`` of
+    ``holds_key``; set the once-flag ``check_key`` and, the first time only, count
+    ``judged_seen_key`` and, if it holds at least ``min_looked`` members, its common
+    members with ``judged_invoiced_key``; last, tell which of ``once_keys`` are set.
+    Day-keyed sets and the hash get ``day_ttl_seconds``.
+    """
+
+    active_key: str
+    structure: str
+    category: str
+    day_ttl_seconds: int
+    no_proof: bool
+    outcomes_key: str
+    outcome: str
+    outcomes_keep: int
+    outcomes_ttl_seconds: int
+    subject: str | None
+    seen_key: str
+    answered_key: str
+    holds_key: str
+    token: str
+    check_key: str
+    check_ttl_seconds: int
+    judged_seen_key: str
+    judged_invoiced_key: str
+    min_looked: int
+    once_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationCounts:
+    """What :meth:`CounterStore.observation` found (zeros for the steps it skipped).
+
+    ``checked`` is True for the first check of the day (``check_key`` was set now);
+    ``invoiced`` is counted only when ``looked`` reaches the plan's ``min_looked``;
+    ``once_set`` has one entry per ``once_keys`` of the plan.
+    """
+
+    outcomes: tuple[str, ...] = ()
+    seen: int = 0
+    answered: int = 0
+    checked: bool = False
+    looked: int = 0
+    invoiced: int = 0
+    once_set: tuple[bool, ...] = ()
+
+
 class CounterStore(Protocol):
     """Atomic counters the guard needs; Redis and in-process implementations agree.
 
     Keys are logical (``seen:<structure>:<day>``); the store adds its prefix. Every write
     refreshes the key's time to live, which only collects garbage: no decision depends on
     a key expiring, decisions read the timestamps stored in the data.
+
+    :meth:`admission`, :meth:`observation`, :meth:`step_up` and :meth:`claim` bundle
+    the simple operations a guard phase needs into one atomic operation (one round trip
+    to Redis) with the same effects as the simple operations made one after the other.
     """
+
+    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
+        """Do the counter work of an admission (see :class:`AdmissionPlan`)."""
+        ...
+
+    def observation(self, plan: ObservationPlan) -> ObservationCounts:
+        """Do the counter work of an observed lookup (see :class:`ObservationPlan`)."""
+        ...
+
+    def step_up(
+        self,
+        counter_key: str,
+        counter_ttl_seconds: int,
+        limit: int,
+        flag_key: str,
+        once_key: str,
+        once_ttl_seconds: int,
+    ) -> tuple[int, bool]:
+        """Increment the counter; at ``limit`` or more set the flag (no expiry), below it
+        set ``once_key`` unless present. Return the count and whether ``once_key`` was set
+        by this call (always False at the limit)."""
+        ...
+
+    def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
+        """:meth:`set_once` on each key, then :meth:`set_flag` on ``flag_key`` (no expiry)
+        if given; return the :meth:`set_once` results."""
+        ...
 
     def hit_windows(
         self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
@@ -541,7 +675,9 @@ class CounterStore(Protocol):
 class MemoryCounterStore:
     """In-process counters for one machine; thread-safe, one lock for every operation.
 
-    Times to live run on the monotonic clock, like Redis's run on its own clock.
+    Times to live run on the monotonic clock, like Redis's run on its own clock. Each
+    public method takes the lock once and runs the unlocked helpers (``_op``); the
+    bundled operations run the same helpers in the same order, under one lock.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -573,69 +709,199 @@ class MemoryCounterStore:
         else:
             self._deadlines[key] = self._clock() + ttl_seconds
 
+    def _hit_windows(
+        self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
+    ) -> int:
+        for index, (key, limit) in enumerate(zip(keys, limits, strict=True)):
+            self._fresh(key)
+            events = self._zsets.setdefault(key, {})
+            # Members are inserted in time order (dicts keep insertion order): drop
+            # expired ones from the front only, so a call costs what expired, not the
+            # window's size (a global window holds every lookup of the last minute).
+            # A member stamped slightly out of order by a concurrent thread leaves a
+            # little later, which errs on the strict side.
+            cutoff = now_ms - window_ms
+            while events:
+                oldest = next(iter(events))
+                if events[oldest] > cutoff:
+                    break
+                del events[oldest]
+            if len(events) >= limit:
+                return index
+        for key in keys:
+            self._zsets[key][member] = now_ms
+            self._touch(key, window_ms // 1000 + 60)
+        return -1
+
+    def _push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
+        self._fresh(key)
+        items = self._lists.setdefault(key, [])
+        items.insert(0, value)
+        del items[keep:]
+        self._touch(key, ttl_seconds)
+        return list(items)
+
+    def _recent(self, key: str) -> list[str]:
+        self._fresh(key)
+        return list(self._lists.get(key, []))
+
+    def _add_distinct(self, key: str, member: str, ttl_seconds: int) -> int:
+        self._fresh(key)
+        members = self._sets.setdefault(key, set())
+        members.add(member)
+        self._touch(key, ttl_seconds)
+        return len(members)
+
+    def _count_distinct(self, key: str) -> int:
+        self._fresh(key)
+        return len(self._sets.get(key, ()))
+
+    def _count_common(self, key_a: str, key_b: str) -> int:
+        self._fresh(key_a)
+        self._fresh(key_b)
+        return len(self._sets.get(key_a, set()) & self._sets.get(key_b, set()))
+
+    def _release(self, holds_key: str, token: str) -> None:
+        self._fresh(holds_key)
+        self._zsets.get(holds_key, {}).pop(token, None)
+
+    def _set_flag(self, key: str, ttl_seconds: int | None) -> None:
+        self._fresh(key)
+        self._flags.add(key)
+        self._touch(key, ttl_seconds)
+
+    def _has_flag(self, key: str) -> bool:
+        self._fresh(key)
+        return key in self._flags
+
+    def _set_once(self, key: str, ttl_seconds: int) -> bool:
+        self._fresh(key)
+        if key in self._flags:
+            return False
+        self._flags.add(key)
+        self._touch(key, ttl_seconds)
+        return True
+
+    def _incr(self, key: str, ttl_seconds: int) -> int:
+        self._fresh(key)
+        value = self._ints.get(key, 0) + 1
+        self._ints[key] = value
+        self._touch(key, ttl_seconds)
+        return value
+
+    def _hash_set(self, key: str, name: str, value: str, ttl_seconds: int) -> None:
+        self._fresh(key)
+        self._hashes.setdefault(key, {})[name] = value
+        self._touch(key, ttl_seconds)
+
+    # The operations of the protocol.
+    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
+        """See :meth:`CounterStore.admission`."""
+        with self._lock:
+            if self._has_flag(plan.flag_key):
+                return AdmissionCounts(suspended=True)
+            full = self._hit_windows(
+                plan.window_keys, plan.window_limits, plan.now_ms, plan.window_ms, plan.member
+            )
+            if full >= 0:
+                return AdmissionCounts(full=full)
+            pace: list[str] = []
+            if plan.pace:
+                pace = self._push_recent(
+                    plan.pace_key, plan.pace_value, plan.pace_keep, plan.pace_ttl_seconds
+                )
+            seen = self._count_distinct(plan.seen_key)
+            outcomes: list[str] = []
+            answered = 0
+            if plan.no_proof:
+                outcomes = self._recent(plan.outcomes_key)
+                answered = self._count_distinct(plan.answered_key)
+            return AdmissionCounts(False, -1, tuple(pace), seen, tuple(outcomes), answered)
+
+    def observation(self, plan: ObservationPlan) -> ObservationCounts:
+        """See :meth:`CounterStore.observation`."""
+        ttl = plan.day_ttl_seconds
+        with self._lock:
+            self._hash_set(plan.active_key, plan.structure, plan.category, ttl)
+            outcomes: list[str] = []
+            if plan.no_proof:
+                outcomes = self._push_recent(
+                    plan.outcomes_key, plan.outcome, plan.outcomes_keep, plan.outcomes_ttl_seconds
+                )
+            seen = answered = 0
+            if plan.subject is not None:
+                seen = self._add_distinct(plan.seen_key, plan.subject, ttl)
+                if plan.no_proof:
+                    answered = self._add_distinct(plan.answered_key, plan.subject, ttl)
+            if plan.no_proof:
+                self._release(plan.holds_key, plan.token)
+            checked = self._set_once(plan.check_key, plan.check_ttl_seconds)
+            looked = invoiced = 0
+            if checked:
+                looked = self._count_distinct(plan.judged_seen_key)
+                if looked >= plan.min_looked:
+                    invoiced = self._count_common(plan.judged_seen_key, plan.judged_invoiced_key)
+            once_set = tuple(self._has_flag(k) for k in plan.once_keys)
+            return ObservationCounts(
+                tuple(outcomes), seen, answered, checked, looked, invoiced, once_set
+            )
+
+    def step_up(
+        self,
+        counter_key: str,
+        counter_ttl_seconds: int,
+        limit: int,
+        flag_key: str,
+        once_key: str,
+        once_ttl_seconds: int,
+    ) -> tuple[int, bool]:
+        """See :meth:`CounterStore.step_up`."""
+        with self._lock:
+            count = self._incr(counter_key, counter_ttl_seconds)
+            if count >= limit:
+                self._set_flag(flag_key, None)
+                return count, False
+            return count, self._set_once(once_key, once_ttl_seconds)
+
+    def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
+        """See :meth:`CounterStore.claim`."""
+        with self._lock:
+            first = [self._set_once(k, ttl_seconds) for k in once_keys]
+            if flag_key is not None:
+                self._set_flag(flag_key, None)
+            return first
+
     def hit_windows(
         self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
     ) -> int:
         """See :meth:`CounterStore.hit_windows`."""
         with self._lock:
-            for index, (key, limit) in enumerate(zip(keys, limits, strict=True)):
-                self._fresh(key)
-                events = self._zsets.setdefault(key, {})
-                # Members are inserted in time order (dicts keep insertion order): drop
-                # expired ones from the front only, so a call costs what expired, not the
-                # window's size (a global window holds every lookup of the last minute).
-                # A member stamped slightly out of order by a concurrent thread leaves a
-                # little later, which errs on the strict side.
-                cutoff = now_ms - window_ms
-                while events:
-                    oldest = next(iter(events))
-                    if events[oldest] > cutoff:
-                        break
-                    del events[oldest]
-                if len(events) >= limit:
-                    return index
-            for key in keys:
-                self._zsets[key][member] = now_ms
-                self._touch(key, window_ms // 1000 + 60)
-            return -1
+            return self._hit_windows(keys, limits, now_ms, window_ms, member)
 
     def push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
         """See :meth:`CounterStore.push_recent`."""
         with self._lock:
-            self._fresh(key)
-            items = self._lists.setdefault(key, [])
-            items.insert(0, value)
-            del items[keep:]
-            self._touch(key, ttl_seconds)
-            return list(items)
+            return self._push_recent(key, value, keep, ttl_seconds)
 
     def recent(self, key: str) -> list[str]:
         """See :meth:`CounterStore.recent`."""
         with self._lock:
-            self._fresh(key)
-            return list(self._lists.get(key, []))
+            return self._recent(key)
 
     def add_distinct(self, key: str, member: str, ttl_seconds: int) -> int:
         """See :meth:`CounterStore.add_distinct`."""
         with self._lock:
-            self._fresh(key)
-            members = self._sets.setdefault(key, set())
-            members.add(member)
-            self._touch(key, ttl_seconds)
-            return len(members)
+            return self._add_distinct(key, member, ttl_seconds)
 
     def count_distinct(self, key: str) -> int:
         """See :meth:`CounterStore.count_distinct`."""
         with self._lock:
-            self._fresh(key)
-            return len(self._sets.get(key, ()))
+            return self._count_distinct(key)
 
     def count_common(self, key_a: str, key_b: str) -> int:
         """See :meth:`CounterStore.count_common`."""
         with self._lock:
-            self._fresh(key_a)
-            self._fresh(key_b)
-            return len(self._sets.get(key_a, set()) & self._sets.get(key_b, set()))
+            return self._count_common(key_a, key_b)
 
     def reserve(
         self,
@@ -663,47 +929,32 @@ class MemoryCounterStore:
     def release(self, holds_key: str, token: str) -> None:
         """See :meth:`CounterStore.release`."""
         with self._lock:
-            self._fresh(holds_key)
-            self._zsets.get(holds_key, {}).pop(token, None)
+            self._release(holds_key, token)
 
     def set_flag(self, key: str, ttl_seconds: int | None) -> None:
         """See :meth:`CounterStore.set_flag`."""
         with self._lock:
-            self._fresh(key)
-            self._flags.add(key)
-            self._touch(key, ttl_seconds)
+            self._set_flag(key, ttl_seconds)
 
     def has_flag(self, key: str) -> bool:
         """See :meth:`CounterStore.has_flag`."""
         with self._lock:
-            self._fresh(key)
-            return key in self._flags
+            return self._has_flag(key)
 
     def set_once(self, key: str, ttl_seconds: int) -> bool:
         """See :meth:`CounterStore.set_once`."""
         with self._lock:
-            self._fresh(key)
-            if key in self._flags:
-                return False
-            self._flags.add(key)
-            self._touch(key, ttl_seconds)
-            return True
+            return self._set_once(key, ttl_seconds)
 
     def incr(self, key: str, ttl_seconds: int) -> int:
         """See :meth:`CounterStore.incr`."""
         with self._lock:
-            self._fresh(key)
-            value = self._ints.get(key, 0) + 1
-            self._ints[key] = value
-            self._touch(key, ttl_seconds)
-            return value
+            return self._incr(key, ttl_seconds)
 
     def hash_set(self, key: str, name: str, value: str, ttl_seconds: int) -> None:
         """See :meth:`CounterStore.hash_set`."""
         with self._lock:
-            self._fresh(key)
-            self._hashes.setdefault(key, {})[name] = value
-            self._touch(key, ttl_seconds)
+            self._hash_set(key, name, value, ttl_seconds)
 
     def hash_all(self, key: str) -> dict[str, str]:
         """See :meth:`CounterStore.hash_all`."""
@@ -719,7 +970,8 @@ class MemoryCounterStore:
 
 
 # Lua keeps each compound decision atomic on the Redis server: no other worker can slip a
-# lookup between the check and the count.
+# lookup between the check and the count. The bundled scripts (admission, observation,
+# step-up) issue the very commands of the simple operations they stand for, in order.
 _WINDOWS_LUA = """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -754,17 +1006,125 @@ _COMMON_LUA = """
 return #redis.call('SINTER', KEYS[1], KEYS[2])
 """
 
+# KEYS: flag, pace, seen, outcomes, answered, then the windows.
+# ARGV: now, window, member, window ttl, pace?, pace value, pace keep, pace ttl, no proof?,
+# then one limit per window.
+_ADMISSION_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {1, -1}
+end
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local windows = #KEYS - 5
+for i = 1, windows do
+  redis.call('ZREMRANGEBYSCORE', KEYS[5 + i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[5 + i]) >= tonumber(ARGV[9 + i]) then
+    return {0, i - 1}
+  end
+end
+for i = 1, windows do
+  redis.call('ZADD', KEYS[5 + i], now, ARGV[3])
+  redis.call('EXPIRE', KEYS[5 + i], tonumber(ARGV[4]))
+end
+local pace = {}
+if ARGV[5] == '1' then
+  redis.call('LPUSH', KEYS[2], ARGV[6])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[7]) - 1)
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
+  pace = redis.call('LRANGE', KEYS[2], 0, -1)
+end
+local seen = redis.call('SCARD', KEYS[3])
+local outcomes = {}
+local answered = 0
+if ARGV[9] == '1' then
+  outcomes = redis.call('LRANGE', KEYS[4], 0, -1)
+  answered = redis.call('SCARD', KEYS[5])
+end
+return {0, -1, pace, seen, outcomes, answered}
+"""
+
+# KEYS: active, outcomes, seen, answered, holds, check, judged seen, judged invoiced, then
+# the once keys. ARGV: structure, category, day ttl, no proof?, outcome, keep, outcomes
+# ttl, hit?, subject, token, check ttl, min looked.
+_OBSERVATION_LUA = """
+local ttl = tonumber(ARGV[3])
+local no_proof = ARGV[4] == '1'
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ttl)
+local outcomes = {}
+if no_proof then
+  redis.call('LPUSH', KEYS[2], ARGV[5])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+  outcomes = redis.call('LRANGE', KEYS[2], 0, -1)
+end
+local seen = 0
+local answered = 0
+if ARGV[8] == '1' then
+  redis.call('SADD', KEYS[3], ARGV[9])
+  redis.call('EXPIRE', KEYS[3], ttl)
+  seen = redis.call('SCARD', KEYS[3])
+  if no_proof then
+    redis.call('SADD', KEYS[4], ARGV[9])
+    redis.call('EXPIRE', KEYS[4], ttl)
+    answered = redis.call('SCARD', KEYS[4])
+  end
+end
+if no_proof then
+  redis.call('ZREM', KEYS[5], ARGV[10])
+end
+local checked = 0
+local looked = 0
+local invoiced = 0
+if redis.call('SET', KEYS[6], '1', 'EX', tonumber(ARGV[11]), 'NX') then
+  checked = 1
+  looked = redis.call('SCARD', KEYS[7])
+  if looked >= tonumber(ARGV[12]) then
+    invoiced = #redis.call('SINTER', KEYS[7], KEYS[8])
+  end
+end
+local once_set = {}
+for i = 9, #KEYS do
+  once_set[#once_set + 1] = redis.call('EXISTS', KEYS[i])
+end
+return {outcomes, seen, answered, checked, looked, invoiced, once_set}
+"""
+
+# KEYS: counter, flag, once. ARGV: counter ttl, limit, once ttl.
+_STEP_UP_LUA = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+if count >= tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], '1')
+  return {count, 0}
+end
+if redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[3]), 'NX') then
+  return {count, 1}
+end
+return {count, 0}
+"""
+
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _texts(values: object) -> tuple[str, ...]:
+    assert isinstance(values, list)
+    return tuple(_text(v) for v in values)
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
 class RedisCounterStore:
     """Counters shared by every worker through Redis (keys prefixed ``tp:guard:``).
 
-    Compound checks run as Lua scripts, simple ones as MULTI/EXEC pipelines, so each
-    operation is atomic. Any Redis error becomes :class:`CounterStoreUnavailable`. The
-    scripts touch several keys, so this needs one Redis (or a Sentinel pair), not a Cluster.
+    Compound checks, and the bundled operations of a guard phase, run as Lua scripts;
+    simple ones as MULTI/EXEC pipelines; so each operation is atomic and costs one round
+    trip. Any Redis error becomes :class:`CounterStoreUnavailable`. The scripts touch
+    several keys, so this needs one Redis (or a Sentinel pair), not a Cluster.
     """
 
     def __init__(self, client: redis.Redis, prefix: str = "tp:guard:") -> None:
@@ -773,6 +1133,9 @@ class RedisCounterStore:
         self._windows = client.register_script(_WINDOWS_LUA)
         self._reserve = client.register_script(_RESERVE_LUA)
         self._common = client.register_script(_COMMON_LUA)
+        self._admission = client.register_script(_ADMISSION_LUA)
+        self._observation = client.register_script(_OBSERVATION_LUA)
+        self._step_up = client.register_script(_STEP_UP_LUA)
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 0.5) -> RedisCounterStore:
@@ -800,6 +1163,108 @@ class RedisCounterStore:
             pipe = self._redis.pipeline(transaction=True)
             build(pipe)
             return pipe.execute()
+
+    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
+        """See :meth:`CounterStore.admission`."""
+        keys = [
+            plan.flag_key,
+            plan.pace_key,
+            plan.seen_key,
+            plan.outcomes_key,
+            plan.answered_key,
+            *plan.window_keys,
+        ]
+        args: list[str | int] = [
+            plan.now_ms,
+            plan.window_ms,
+            plan.member,
+            plan.window_ms // 1000 + 60,
+            _flag(plan.pace),
+            plan.pace_value,
+            plan.pace_keep,
+            plan.pace_ttl_seconds,
+            _flag(plan.no_proof),
+            *plan.window_limits,
+        ]
+        with self._errors("admission"):
+            raw = self._run(self._admission, [self._k(k) for k in keys], args)
+        if int(raw[0]) == 1:
+            return AdmissionCounts(suspended=True)
+        if int(raw[1]) >= 0:
+            return AdmissionCounts(full=int(raw[1]))
+        pace, seen, outcomes, answered = raw[2:]
+        return AdmissionCounts(False, -1, _texts(pace), int(seen), _texts(outcomes), int(answered))
+
+    def observation(self, plan: ObservationPlan) -> ObservationCounts:
+        """See :meth:`CounterStore.observation`."""
+        keys = [
+            plan.active_key,
+            plan.outcomes_key,
+            plan.seen_key,
+            plan.answered_key,
+            plan.holds_key,
+            plan.check_key,
+            plan.judged_seen_key,
+            plan.judged_invoiced_key,
+            *plan.once_keys,
+        ]
+        args: list[str | int] = [
+            plan.structure,
+            plan.category,
+            plan.day_ttl_seconds,
+            _flag(plan.no_proof),
+            plan.outcome,
+            plan.outcomes_keep,
+            plan.outcomes_ttl_seconds,
+            _flag(plan.subject is not None),
+            plan.subject or "",
+            plan.token,
+            plan.check_ttl_seconds,
+            plan.min_looked,
+        ]
+        with self._errors("observation"):
+            raw = self._run(self._observation, [self._k(k) for k in keys], args)
+        outcomes, seen, answered, checked, looked, invoiced, once_set = raw
+        return ObservationCounts(
+            _texts(outcomes),
+            int(seen),
+            int(answered),
+            int(checked) == 1,
+            int(looked),
+            int(invoiced),
+            tuple(int(v) > 0 for v in once_set),
+        )
+
+    def step_up(
+        self,
+        counter_key: str,
+        counter_ttl_seconds: int,
+        limit: int,
+        flag_key: str,
+        once_key: str,
+        once_ttl_seconds: int,
+    ) -> tuple[int, bool]:
+        """See :meth:`CounterStore.step_up`."""
+        keys = [self._k(counter_key), self._k(flag_key), self._k(once_key)]
+        with self._errors("step_up"):
+            count, first = self._run(
+                self._step_up, keys, [counter_ttl_seconds, limit, once_ttl_seconds]
+            )
+        return int(count), int(first) == 1
+
+    def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
+        """See :meth:`CounterStore.claim`."""
+        names = [self._k(k) for k in once_keys]
+        if not names and flag_key is None:
+            return []
+
+        def build(pipe: Any) -> None:
+            for name in names:
+                pipe.set(name, "1", ex=ttl_seconds, nx=True)
+            if flag_key is not None:
+                pipe.set(self._k(flag_key), "1")
+
+        return [bool(v) for v in self._multi("claim", build)[: len(names)]]
 
     def hit_windows(
         self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
@@ -925,6 +1390,14 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+_ONCE_TTL_SECONDS = 2 * DAY_SECONDS
+
+
+def _once_key(code: str, scope: str, bucket: str) -> str:
+    """The flag that lets a signal through once per (code, scope, bucket)."""
+    return f"once:{code}:{scope}:{bucket}"
+
+
 def median_interval_ms(stamps_ms: Sequence[int]) -> int:
     """Median gap between consecutive events (the lower middle for an even count)."""
     ordered = sorted(stamps_ms)
@@ -1000,7 +1473,7 @@ class Guard:
 
     def _once(self, signal: Signal, scope: str, bucket: str) -> list[Signal]:
         """The signal the first time for (code, scope, bucket), else nothing."""
-        if self.counters.set_once(f"once:{signal.code}:{scope}:{bucket}", 2 * DAY_SECONDS):
+        if self.counters.set_once(_once_key(signal.code, scope, bucket), _ONCE_TTL_SECONDS):
             return [signal]
         return []
 
@@ -1049,20 +1522,35 @@ class Guard:
             return self._deny(UNAVAILABLE, retry_after=30)
 
     def _admit(self, ctx: LookupContext) -> Admission:
+        # One bundled store operation reads and counts what every admission needs (one
+        # round trip to Redis); a decision that needs a write (a signal to deduplicate,
+        # a suspension, a step-up refusal, a no-proof hold) costs one more.
         p = self.policy
-        if self.counters.has_flag(f"susp:{ctx.principal_id}"):
-            return self._deny("guard.suspended")
         now_ms = _ms(ctx.at)
         day = self.day_of(ctx.at)
         hour = ctx.at.strftime("%Y%m%d%H")
-
-        full = self.counters.hit_windows(
-            ["rate:g", f"rate:p:{ctx.principal_id}", f"rate:s:{ctx.structure}"],
-            [p.global_per_minute, p.principal_per_minute, p.structure_per_minute],
-            now_ms,
-            _RATE_WINDOW_MS,
-            ctx.lookup_id,
+        counts = self.counters.admission(
+            AdmissionPlan(
+                flag_key=f"susp:{ctx.principal_id}",
+                window_keys=("rate:g", f"rate:p:{ctx.principal_id}", f"rate:s:{ctx.structure}"),
+                window_limits=(p.global_per_minute, p.principal_per_minute, p.structure_per_minute),
+                now_ms=now_ms,
+                window_ms=_RATE_WINDOW_MS,
+                member=ctx.lookup_id,
+                pace=ctx.kind is ActorKind.HUMAN,
+                pace_key=f"speed:{ctx.principal_id}",
+                pace_value=str(now_ms),
+                pace_keep=p.human_speed_lookups,
+                pace_ttl_seconds=3600,
+                seen_key=f"seen:{ctx.structure}:{day}",
+                no_proof=not ctx.with_proof,
+                outcomes_key=f"out:{ctx.principal_id}",
+                answered_key=f"np:{ctx.structure}:{day}",
+            )
         )
+        if counts.suspended:
+            return self._deny("guard.suspended")
+        full = counts.full
         if full >= 0:
             code, limit, scope = [
                 ("guard.global_rate", p.global_per_minute, "global"),
@@ -1075,9 +1563,7 @@ class Guard:
             return self._deny(code, *self._once(signal, scope, hour), retry_after=60)
 
         if ctx.kind is ActorKind.HUMAN:
-            stamps = self.counters.push_recent(
-                f"speed:{ctx.principal_id}", str(now_ms), p.human_speed_lookups, 3600
-            )
+            stamps = counts.pace
             if len(stamps) >= p.human_speed_lookups:
                 median = median_interval_ms([int(s) for s in stamps])
                 if median < p.human_speed_median_ms:
@@ -1094,18 +1580,18 @@ class Guard:
                     return self._deny("guard.human_speed", signal)
 
         caps = self.caps(ctx.structure, ctx.category, day)
-        seen = self.counters.count_distinct(f"seen:{ctx.structure}:{day}")
+        seen = counts.seen
         if seen >= caps.hard:
             return self._deny("guard.daily_cap")
 
         misses = answered = 0
-        outcomes: list[str] = []
+        outcomes: tuple[str, ...] = ()
         if not ctx.with_proof:
-            outcomes = self.counters.recent(f"out:{ctx.principal_id}")
+            outcomes = counts.outcomes
             misses = outcomes.count("m")
             if _over(misses, len(outcomes), p.miss_min_lookups, p.miss_hard_percent):
                 return self._deny("guard.miss_ratio")
-            answered = self.counters.count_distinct(f"np:{ctx.structure}:{day}")
+            answered = counts.answered
             if answered >= p.no_proof_hard:
                 return self._deny("guard.no_proof_quota")
 
@@ -1161,7 +1647,17 @@ class Guard:
         """Ask for step-up; a caller who keeps ignoring it is a bot and gets suspended."""
         p = self.policy
         hour = ctx.at.strftime("%Y%m%d%H")
-        refusals = self.counters.incr(f"stepup:{ctx.principal_id}:{hour}", 2 * 3600)
+        scope = ctx.principal_id if soft.code == "guard.miss_ratio_soft" else ctx.structure
+        # At the limit the store marks the principal suspended; below it, it deduplicates
+        # the soft signal: both in the same operation as the count.
+        refusals, first = self.counters.step_up(
+            f"stepup:{ctx.principal_id}:{hour}",
+            2 * 3600,
+            p.step_up_refusals_hard,
+            f"susp:{ctx.principal_id}",
+            _once_key(soft.code, scope, day.isoformat()),
+            _ONCE_TTL_SECONDS,
+        )
         if refusals >= p.step_up_refusals_hard:
             hard = self._signal(
                 ctx,
@@ -1171,10 +1667,8 @@ class Guard:
                 refusals=refusals,
                 after_soft=soft.code,
             )
-            self.counters.set_flag(f"susp:{ctx.principal_id}", None)
             return self._deny("guard.step_up_ignored", hard)
-        scope = ctx.principal_id if soft.code == "guard.miss_ratio_soft" else ctx.structure
-        signals = tuple(self._once(soft, scope, day.isoformat()))
+        signals = (soft,) if first else ()
         return Admission(Verdict.STEP_UP, soft.code, _STEP_UP_MESSAGE, 0, signals)
 
     def abandon(self, ctx: LookupContext) -> None:
@@ -1199,13 +1693,11 @@ class Guard:
         if outcome.kind is OutcomeKind.CANARY:
             return [self._canary(ctx)]
         try:
-            signals = self._observe(ctx, outcome)
+            # A HARD signal marks the principal suspended inside ``_observe``.
+            return self._observe(ctx, outcome)
         except CounterStoreUnavailable as exc:
             log.error("guard.store_unavailable", during="observe", error=exc.message)
             raise GuardUnavailable() from exc
-        if any(s.hard for s in signals):
-            self.mark_suspended(ctx.principal_id)
-        return signals
 
     def _canary(self, ctx: LookupContext) -> Signal:
         signal = self._signal(
@@ -1223,20 +1715,67 @@ class Guard:
         return signal
 
     def _observe(self, ctx: LookupContext, outcome: LookupOutcome) -> list[Signal]:
+        # One bundled store operation counts the outcome and reads what the decisions need
+        # (one round trip to Redis); a new signal to deduplicate or a suspension to mark
+        # costs one more.
         p = self.policy
         day = self.day_of(ctx.at)
-        ttl = p.day_set_ttl_seconds
-        signals: list[Signal] = []
-        self.counters.hash_set(f"active:{day}", ctx.structure, ctx.category, ttl)
+        bucket = day.isoformat()
+        no_proof = not ctx.with_proof
         hit = outcome.kind is OutcomeKind.HIT
-        if not ctx.with_proof:
-            window = self.counters.push_recent(
-                f"out:{ctx.principal_id}", "h" if hit else "m", p.miss_window, DAY_SECONDS
+        # The once-keys a soft signal of this lookup may need: the store tells which are
+        # already set, so only a signal not yet raised costs a write.
+        once_keys: list[str] = []
+        if no_proof:
+            once_keys.append(_once_key("guard.miss_ratio_soft", ctx.principal_id, bucket))
+        if hit:
+            once_keys.append(_once_key("guard.daily_cap_soft", ctx.structure, bucket))
+            if no_proof:
+                once_keys.append(_once_key("guard.no_proof_soft", ctx.structure, bucket))
+                once_keys.append(_once_key("guard.no_proof_watch", ctx.structure, bucket))
+        judged = day - timedelta(days=p.invoice_lag_days)
+        counts = self.counters.observation(
+            ObservationPlan(
+                active_key=f"active:{day}",
+                structure=ctx.structure,
+                category=ctx.category,
+                day_ttl_seconds=p.day_set_ttl_seconds,
+                no_proof=no_proof,
+                outcomes_key=f"out:{ctx.principal_id}",
+                outcome="h" if hit else "m",
+                outcomes_keep=p.miss_window,
+                outcomes_ttl_seconds=DAY_SECONDS,
+                subject=outcome.subject if hit else None,
+                seen_key=f"seen:{ctx.structure}:{day}",
+                answered_key=f"np:{ctx.structure}:{day}",
+                # Only once the answer is counted may its slot go: releasing it first would
+                # let a concurrent admission see neither the hold nor the answer.
+                holds_key=f"nphold:{ctx.structure}:{day}",
+                token=ctx.lookup_id,
+                # Once a day per structure, an earlier day's lookups against its invoices.
+                check_key=f"invchk:{ctx.structure}:{day}",
+                check_ttl_seconds=2 * DAY_SECONDS,
+                judged_seen_key=f"seen:{ctx.structure}:{judged}",
+                judged_invoiced_key=f"inv:{ctx.structure}:{judged}",
+                min_looked=p.invoice_min_lookups,
+                once_keys=tuple(once_keys),
             )
+        )
+        already = dict(zip(once_keys, counts.once_set, strict=True))
+        # In order: a signal, or a soft one raised only if its once-key is claimed now.
+        raised: list[Signal | tuple[Signal, str]] = []
+
+        def once(signal: Signal, scope: str) -> None:
+            key = _once_key(signal.code, scope, bucket)
+            if not already[key]:
+                raised.append((signal, key))
+
+        if no_proof:
+            window = counts.outcomes
             misses = window.count("m")
             figures: dict[str, int | str] = {"misses": misses, "lookups": len(window)}
             if _over(misses, len(window), p.miss_min_lookups, p.miss_hard_percent):
-                signals.append(
+                raised.append(
                     self._signal(
                         ctx,
                         Level.HARD,
@@ -1255,14 +1794,13 @@ class Guard:
                     soft_percent=p.miss_soft_percent,
                     **figures,
                 )
-                signals += self._once(soft, ctx.principal_id, day.isoformat())
+                once(soft, ctx.principal_id)
         if hit:
-            assert outcome.subject is not None
             caps = self.caps(ctx.structure, ctx.category, day)
-            seen = self.counters.add_distinct(f"seen:{ctx.structure}:{day}", outcome.subject, ttl)
+            seen = counts.seen
             cap_figures: dict[str, int | str] = {"distinct": seen, "cap": caps.hard}
             if seen >= caps.hard:
-                signals.append(
+                raised.append(
                     self._signal(
                         ctx,
                         Level.HARD,
@@ -1280,14 +1818,12 @@ class Guard:
                     soft=caps.soft,
                     **cap_figures,
                 )
-                signals += self._once(soft, ctx.structure, day.isoformat())
-            if not ctx.with_proof:
-                answered = self.counters.add_distinct(
-                    f"np:{ctx.structure}:{day}", outcome.subject, ttl
-                )
+                once(soft, ctx.structure)
+            if no_proof:
+                answered = counts.answered
                 np_figures: dict[str, int | str] = {"answered": answered, "hard": p.no_proof_hard}
                 if answered >= p.no_proof_hard:
-                    signals.append(
+                    raised.append(
                         self._signal(
                             ctx,
                             Level.HARD,
@@ -1305,7 +1841,7 @@ class Guard:
                         soft=p.no_proof_soft,
                         **np_figures,
                     )
-                    signals += self._once(soft, ctx.structure, day.isoformat())
+                    once(soft, ctx.structure)
                 elif answered >= p.no_proof_watch:
                     # Nothing is refused yet: the security team hears of a structure that
                     # answers people without their card while a scraper at human pace has
@@ -1318,44 +1854,48 @@ class Guard:
                         watch=p.no_proof_watch,
                         **np_figures,
                     )
-                    signals += self._once(watch, ctx.structure, day.isoformat())
-        if not ctx.with_proof:
-            # Only now that the answer is counted may its slot go: releasing it first would
-            # let a concurrent admission see neither the hold nor the answer.
-            self.counters.release(f"nphold:{ctx.structure}:{day}", ctx.lookup_id)
-        signals += self._invoice_check(ctx, day)
+                    once(watch, ctx.structure)
+        invoice = self._invoice_signal(ctx, judged, counts)
+        if invoice is not None:
+            raised.append(invoice)
+        # Claim the once-keys, and mark the principal suspended on a HARD signal, at once.
+        claims = [item[1] for item in raised if isinstance(item, tuple)]
+        hard = any(isinstance(item, Signal) and item.hard for item in raised)
+        flag_key = f"susp:{ctx.principal_id}" if hard else None
+        first = self.counters.claim(claims, _ONCE_TTL_SECONDS, flag_key)
+        claimed = dict(zip(claims, first, strict=True))
+        signals: list[Signal] = []
+        for item in raised:
+            if isinstance(item, Signal):
+                signals.append(item)
+            elif claimed[item[1]]:
+                signals.append(item[0])
         return signals
 
-    def _invoice_check(self, ctx: LookupContext, day: date) -> list[Signal]:
-        """Once a day per structure, compare an earlier day's lookups with its invoices.
+    def _invoice_signal(
+        self, ctx: LookupContext, judged: date, counts: ObservationCounts
+    ) -> Signal | None:
+        """The share of ``judged``'s lookups that were invoiced, if this is the day's check.
 
         Invoices arrive late (batches, teletransmission delays), so the day judged is
         ``invoice_lag_days`` back, never today.
         """
         p = self.policy
-        if not self.counters.set_once(f"invchk:{ctx.structure}:{day}", 2 * DAY_SECONDS):
-            return []
-        judged = day - timedelta(days=p.invoice_lag_days)
-        looked = self.counters.count_distinct(f"seen:{ctx.structure}:{judged}")
-        if looked < p.invoice_min_lookups:
-            return []
-        invoiced = self.counters.count_common(
-            f"seen:{ctx.structure}:{judged}", f"inv:{ctx.structure}:{judged}"
-        )
+        if not counts.checked or counts.looked < p.invoice_min_lookups:
+            return None
+        looked, invoiced = counts.looked, counts.invoiced
         if invoiced * 100 >= p.invoice_min_percent * looked:
-            return []
-        return [
-            self._signal(
-                ctx,
-                Level.SOFT,
-                "guard.invoice_ratio",
-                "few of the beneficiaries looked up were invoiced",
-                day=judged.isoformat(),
-                looked_up=looked,
-                invoiced=invoiced,
-                min_percent=p.invoice_min_percent,
-            )
-        ]
+            return None
+        return self._signal(
+            ctx,
+            Level.SOFT,
+            "guard.invoice_ratio",
+            "few of the beneficiaries looked up were invoiced",
+            day=judged.isoformat(),
+            looked_up=looked,
+            invoiced=invoiced,
+            min_percent=p.invoice_min_percent,
+        )
 
     def reject_proof(self, ctx: LookupContext, fault: ProofFault) -> list[Signal]:
         """A forged or revoked card proof was presented: refuse it and raise the signal.
