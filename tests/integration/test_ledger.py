@@ -15,10 +15,20 @@ from typer.testing import CliRunner
 from tests.conftest import SeededInsurer
 from tests.money_support import REDUCED, adjudicated_claim, make_provider
 from tierspayant.cli.main import app
-from tierspayant.domain.ledger import BANK, AccountKind, account, credit, debit, posting
+from tierspayant.domain.ledger import (
+    BANK,
+    AccountKind,
+    LedgerError,
+    Posting,
+    account,
+    credit,
+    debit,
+    posting,
+)
 from tierspayant.services import payments
 from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
+from tierspayant.store.claims import post_bulk
 from tierspayant.store.ledger_tables import ledger_entries, ledger_postings
 
 NOW = datetime(2026, 9, 7, 9, tzinfo=UTC)
@@ -121,3 +131,46 @@ def test_ledger_check_names_every_difference(
     assert "adjudication postings vs accepted totals of claims" in result.output
     assert "(difference +123)" in result.output
     assert "payment postings vs transfers of remittances" in result.output
+
+
+def _bulk(n: int, amount: int = 1234) -> list[Posting]:
+    payable = account(AccountKind.PROVIDER_PAYABLE, 9)
+    receivable = account(AccountKind.INSURER_RECEIVABLE, "75012345")
+    return [
+        posting(
+            "adjudication",
+            f"bulk-test:{n}:{i}",
+            date(2026, 9, 7),
+            debit(receivable, amount + i),
+            credit(payable, amount + i),
+            memo=f"invoice {i}",
+        )
+        for i in range(3)
+    ]
+
+
+def test_bulk_postings_are_idempotent_and_refuse_a_reused_reference(platform: Platform) -> None:
+    first = _bulk(1)
+    with platform.engine.begin() as conn:
+        assert post_bulk(conn, first, at=NOW, insurer_id=1) == 3
+        # A second call in the same transaction stages its own rows only.
+        assert post_bulk(conn, _bulk(2), at=NOW, insurer_id=1) == 3
+    with platform.engine.begin() as conn:
+        # The same postings again: nothing new, nothing doubled.
+        assert post_bulk(conn, [*first, *_bulk(3)], at=NOW, insurer_id=1) == 3
+        for p in [*first, *_bulk(2), *_bulk(3)]:
+            (stored,) = conn.execute(
+                ledger_postings.select().where(ledger_postings.c.reference == p.reference)
+            ).all()
+            assert ledger.entries_of(conn, int(stored.id)) == p.entries
+            assert stored.total_cents == p.total_debit
+    with pytest.raises(LedgerError) as reused, platform.engine.begin() as conn:
+        post_bulk(conn, _bulk(1, amount=999), at=NOW, insurer_id=1)
+    assert reused.value.code == "ledger.reference_reused"
+    with pytest.raises(LedgerError) as twice, platform.engine.begin() as conn:
+        post_bulk(conn, [*_bulk(4), _bulk(4)[0]], at=NOW, insurer_id=1)
+    assert twice.value.code == "ledger.reference_reused"
+    with platform.engine.connect() as conn:
+        # The refused calls left nothing behind.
+        refs = {r.reference for r in conn.execute(ledger_postings.select())}
+        assert not any(ref.startswith("bulk-test:4:") for ref in refs)

@@ -113,23 +113,19 @@ def line_from_detail(
     detail: str | None,
 ) -> ClaimLine:
     """Rebuild a stored line (the inverse of :meth:`ClaimLine.detail`)."""
-    exemption, in_care_pathway, rss, plv, psychiatry = _parse_detail(detail)
+    # Positional, in the field order of ClaimLine: this runs once per stored line read.
     return ClaimLine(
-        act_code=act_code,
-        domain=_DOMAINS.get(domain) or CareDomain(domain),
-        family=family,
-        quantity=quantity,
-        care_date=care_date,
-        br_cents=br_cents,
-        billed_cents=billed_cents,
-        amo_rate_bp=amo_rate_bp,
-        amo_paid_cents=amo_paid_cents,
-        amc_requested_cents=amc_requested_cents,
-        exemption=exemption,
-        in_care_pathway=in_care_pathway,
-        rss_class=rss,
-        plv_cents=plv,
-        psychiatry=psychiatry,
+        act_code,
+        _DOMAINS.get(domain) or CareDomain(domain),
+        family,
+        quantity,
+        care_date,
+        br_cents,
+        billed_cents,
+        amo_rate_bp,
+        amo_paid_cents,
+        amc_requested_cents,
+        *_parse_detail(detail),
     )
 
 

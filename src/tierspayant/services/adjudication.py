@@ -193,17 +193,15 @@ def _judge_insurer(
         for stored, line_decision in zip(lines[claim.id], decision.lines, strict=True):
             outcomes.append(
                 store.LineOutcome(
-                    insurer_id=insurer_id,
-                    claim_id=claim.id,
-                    line_no=stored.line_no,
-                    status=line_decision.status.value,
-                    accepted_cents=line_decision.accepted_cents,
-                    computed_cents=line_decision.computed_cents,
-                    reason_code=None
-                    if line_decision.reason is None
-                    else line_decision.reason.value,
-                    rules=line_decision.rules,
-                    counted=line_decision.payable,
+                    insurer_id,
+                    claim.id,
+                    stored.line_no,
+                    line_decision.status.value,
+                    line_decision.accepted_cents,
+                    line_decision.computed_cents,
+                    None if line_decision.reason is None else line_decision.reason.value,
+                    store.rules_json(line_decision.rules),
+                    line_decision.payable,
                 )
             )
             if line_decision.payable:

@@ -1,8 +1,9 @@
 """Claims, their lines, prior authorisations and benefit counters in the database.
 
-Reads for adjudication are made per batch (one query per kind of fact, ``IN`` lists), and
-decisions are written with ``executemany``: the cost per line stays a few microseconds of
-SQL whatever the batch size. On PostgreSQL a batch is claimed with
+Reads for adjudication are made per batch (one query per kind of fact, ``IN`` lists or
+array literals), and decisions are written with ``executemany`` (SQLite) or ``COPY`` into
+staging tables and one set-based statement (PostgreSQL): the cost per line stays a few
+microseconds of SQL whatever the batch size. On PostgreSQL a batch is claimed with
 ``SELECT … FOR UPDATE SKIP LOCKED`` so that several workers never take the same claim, and
 each worker then takes a transaction-scoped advisory lock per beneficiary of its batch (in
 a fixed order, so two workers cannot deadlock), because ceilings and duplicates span the
@@ -16,10 +17,9 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import Connection, delete, func, select, text, update
-from sqlalchemy.engine import Row
 
 from tierspayant.domain.adjudication import Agreement, CounterUse
 from tierspayant.domain.claims import (
@@ -38,7 +38,7 @@ from tierspayant.store.claims_tables import (
     prior_authorisations,
 )
 from tierspayant.store.ledger_tables import ledger_postings
-from tierspayant.store.tables import beneficiaries, conventions, providers
+from tierspayant.store.tables import conventions, providers
 
 _ID_LOCK: Final = 7_272_004  # advisory lock class: claim and agreement id allocation
 _BENEFICIARY_LOCK: Final = 7_272_005  # advisory lock class: one beneficiary's counters
@@ -88,34 +88,19 @@ class ClaimRow:
     reason_code: str | None
 
 
-def _claim(row: Row[Any]) -> ClaimRow:
-    # Unpacked by position (the order of _CLAIM_COLUMNS): this runs once per claim judged.
+def _claim(row: Sequence[Any]) -> ClaimRow:
+    # By position (the order of _CLAIM_COLUMNS, which is ClaimRow's): this runs once per
+    # claim judged. Both drivers give ints for the integer columns and bytes for the digest.
     (
         insurer_id, claim_id, provider_id, invoice_number, version, beneficiary_id, care_date,
         agreement_number, digest, status, source, received_at, adjudicated_at, billed,
         requested, accepted, age, maternity, reason_code,
-    ) = tuple(row)  # fmt: skip
+    ) = row  # fmt: skip
     return ClaimRow(
-        insurer_id=int(insurer_id),
-        id=int(claim_id),
-        provider_id=int(provider_id),
-        invoice_number=invoice_number,
-        version=int(version),
-        beneficiary_id=int(beneficiary_id),
-        care_date=care_date,
-        agreement_number=agreement_number,
-        request_digest=bytes(digest),
-        status=status,
-        source=source,
-        received_at=received_at,
-        adjudicated_at=adjudicated_at,
-        billed_cents=int(billed),
-        amc_requested_cents=int(requested),
-        amc_accepted_cents=int(accepted),
-        beneficiary_age=None if age is None else int(age),
-        maternity=bool(maternity),
-        reason_code=reason_code,
-    )
+        insurer_id, claim_id, provider_id, invoice_number, version, beneficiary_id, care_date,
+        agreement_number, digest, status, source, received_at, adjudicated_at, billed,
+        requested, accepted, age, bool(maternity), reason_code,
+    )  # fmt: skip
 
 
 _CLAIM_COLUMNS = [
@@ -139,6 +124,9 @@ _CLAIM_COLUMNS = [
     claims.c.maternity,
     claims.c.reason_code,
 ]
+
+
+_CLAIM_SELECT = ", ".join(c.name for c in _CLAIM_COLUMNS)
 
 
 def latest_version(conn: Connection, provider_id: int, invoice_number: str) -> ClaimRow | None:
@@ -286,20 +274,24 @@ _LINE_COLUMNS = [
 ]
 
 
-def _stored_line(row: Row[Any]) -> StoredLine:
-    # Unpacked by position (the order of _LINE_COLUMNS): this runs once per line judged.
+_LINE_SELECT = ", ".join(c.name for c in _LINE_COLUMNS)
+
+
+def _stored_line(row: Sequence[Any]) -> StoredLine:
+    # Unpacked by position (the order of _LINE_COLUMNS), and the objects made with
+    # positional arguments: this runs once per line judged.
     (
         _claim_id, line_no, act_code, domain, family, quantity, care_date, br, billed, rate,
         amo_paid, requested, detail, status, accepted, computed, reason_code, rules, dup, near,
-    ) = tuple(row)  # fmt: skip
+    ) = row  # fmt: skip
     return StoredLine(
-        line_no=line_no,
-        line=line_from_detail(
+        line_no,
+        line_from_detail(
             act_code=act_code,
             domain=domain,
             family=family or "",
             quantity=quantity,
-            care_date=care_date,
+            care_date=care_date if type(care_date) is date else date.fromisoformat(care_date),
             br_cents=br,
             billed_cents=billed,
             amo_rate_bp=rate,
@@ -307,14 +299,59 @@ def _stored_line(row: Row[Any]) -> StoredLine:
             amc_requested_cents=requested,
             detail=detail,
         ),
-        status=status,
-        amc_accepted_cents=accepted,
-        amc_computed_cents=computed,
-        reason_code=reason_code,
-        rules=tuple(json.loads(rules)) if rules else (),
-        duplicate_key=None if dup is None else bytes(dup),
-        near_key=None if near is None else bytes(near),
+        status,
+        accepted,
+        computed,
+        reason_code,
+        tuple(json.loads(rules)) if rules else (),
+        dup if dup is None or type(dup) is bytes else bytes(dup),
+        near if near is None or type(near) is bytes else bytes(near),
     )
+
+
+# Batch reads of adjudication go through the driver's cursor: per batch they fetch
+# thousands of rows by an ``IN`` list of up to a thousand ids, and SQLAlchemy's expansion
+# of such a list and its row objects cost more than the database's work (measured: about
+# a fifth of a run's CPU). Dates come back as ISO text from SQLite, as dates from psycopg.
+
+
+def _ids_in(conn: Connection, column: str, ids: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+    """``column`` among ``ids``: one array parameter on PostgreSQL (one statement text
+    for every batch), an ``IN`` list on SQLite."""
+    if is_postgres(conn):
+        return f"{column} = ANY(%s::bigint[])", (_int_array(ids),)
+    return f"{column} IN ({', '.join('?' * len(ids))})", tuple(ids)
+
+
+# Array parameters written as PostgreSQL array literals (text the server parses): the
+# driver's list dumper encodes element by element in Python, about ten times slower.
+def _int_array(values: Iterable[int]) -> str:
+    return "{" + ",".join(map(str, map(int, values))) + "}"
+
+
+def _bytea_array(values: Iterable[bytes]) -> str:
+    # Each element is bytea's hex input, its backslash escaped for the array syntax.
+    return "{" + ",".join("\\\\x" + value.hex() for value in values) + "}"
+
+
+def _fetch(conn: Connection, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (written with ``%s`` marks, turned into ``?`` for SQLite) on this
+    transaction's connection, as the driver returns them."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql if is_postgres(conn) else sql.replace("%s", "?"), parameters)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+_IDS_PER_QUERY = 900  # values per IN list: SQLite binds at most 32,766 parameters
 
 
 def lines_of(
@@ -322,15 +359,16 @@ def lines_of(
 ) -> dict[int, list[StoredLine]]:
     """Lines of some claims of one insurer, in line order, by claim id."""
     found: dict[int, list[StoredLine]] = {claim_id: [] for claim_id in claim_ids}
-    if not claim_ids:
-        return found
-    rows = conn.execute(
-        select(*_LINE_COLUMNS)
-        .where(claim_lines.c.insurer_id == insurer_id, claim_lines.c.claim_id.in_(claim_ids))
-        .order_by(claim_lines.c.claim_id, claim_lines.c.line_no)
-    )
-    for row in rows.all():
-        found[row[0]].append(_stored_line(row))
+    for start in range(0, len(claim_ids), _IDS_PER_QUERY):
+        among, values = _ids_in(conn, "claim_id", claim_ids[start : start + _IDS_PER_QUERY])
+        rows = _fetch(
+            conn,
+            f"SELECT {_LINE_SELECT} FROM claim_lines WHERE insurer_id = %s AND {among}"  # noqa: S608
+            " ORDER BY claim_id, line_no",
+            (insurer_id, *values),
+        )
+        for row in rows:
+            found[row[0]].append(_stored_line(row))
     return found
 
 
@@ -365,13 +403,33 @@ def claim_batch(conn: Connection, limit: int, *, insurer_id: int | None = None) 
     On PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED``: a concurrent worker gets
     the next claims instead of waiting, and never the same ones.
     """
-    query = select(*_CLAIM_COLUMNS).where(claims.c.status == ClaimStatus.RECEIVED.value)
-    if insurer_id is not None:
-        query = query.where(claims.c.insurer_id == insurer_id)
-    query = query.order_by(claims.c.insurer_id, claims.c.id).limit(limit)
+    where = "status = %s" if insurer_id is None else "status = %s AND insurer_id = %s"
+    sql = (
+        f"SELECT {_CLAIM_SELECT} FROM claims WHERE {where}"  # noqa: S608
+        " ORDER BY insurer_id, id LIMIT %s"
+    )
     if is_postgres(conn):
-        query = query.with_for_update(skip_locked=True)
-    return [_claim(row) for row in conn.execute(query)]
+        sql += " FOR UPDATE SKIP LOCKED"
+    parameters = (ClaimStatus.RECEIVED.value, *(() if insurer_id is None else (insurer_id,)), limit)
+    rows = _fetch(conn, sql, parameters)
+    # What SQLAlchemy would make of each column (SQLite: text dates and times, 0/1 flags).
+    processors = [
+        (n, p)
+        for n, p in enumerate(
+            c.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
+            for c in _CLAIM_COLUMNS
+        )
+        if p is not None
+    ]
+    if processors:
+        processed = []
+        for row in rows:
+            values = list(row)
+            for n, process in processors:
+                values[n] = process(values[n])
+            processed.append(values)
+        return [_claim(values) for values in processed]
+    return [_claim(row) for row in rows]
 
 
 def lock_beneficiaries(conn: Connection, insurer_id: int, beneficiary_ids: Iterable[int]) -> None:
@@ -400,24 +458,24 @@ def beneficiary_facts(
     conn: Connection, insurer_id: int, ids: Iterable[int]
 ) -> dict[int, BeneficiaryFacts]:
     wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    rows = conn.execute(
-        select(
-            beneficiaries.c.id,
-            beneficiaries.c.contract_code,
-            beneficiaries.c.coverage_start,
-            beneficiaries.c.coverage_end,
-            beneficiaries.c.css,
-            beneficiaries.c.birth_year,
-        ).where(beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id.in_(wanted))
-    )
-    return {
-        int(r.id): BeneficiaryFacts(
-            r.contract_code, r.coverage_start, r.coverage_end, bool(r.css), int(r.birth_year)
+    found: dict[int, BeneficiaryFacts] = {}
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        among, values = _ids_in(conn, "id", wanted[start : start + _IDS_PER_QUERY])
+        rows = _fetch(
+            conn,
+            "SELECT id, contract_code, coverage_start, coverage_end, css, birth_year"  # noqa: S608
+            f" FROM beneficiaries WHERE insurer_id = %s AND {among}",
+            (insurer_id, *values),
         )
-        for r in rows
-    }
+        for beneficiary_id, contract, first, last, css, birth_year in rows:
+            found[int(beneficiary_id)] = BeneficiaryFacts(
+                contract,
+                _day(first),
+                None if last is None else _day(last),
+                bool(css),
+                int(birth_year),
+            )
+    return found
 
 
 def provider_optam(conn: Connection, ids: Iterable[int]) -> dict[int, bool]:
@@ -450,25 +508,17 @@ def counter_history(
 ) -> dict[int, list[CounterUse]]:
     wanted = sorted(set(beneficiary_ids))
     found: dict[int, list[CounterUse]] = {b: [] for b in wanted}
-    if not wanted:
-        return found
-    rows = conn.execute(
-        select(benefit_counters)
-        .where(
-            benefit_counters.c.insurer_id == insurer_id,
-            benefit_counters.c.beneficiary_id.in_(wanted),
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        among, values = _ids_in(conn, "beneficiary_id", wanted[start : start + _IDS_PER_QUERY])
+        rows = _fetch(
+            conn,
+            "SELECT beneficiary_id, counter_key, care_date, used_cents, used_units"  # noqa: S608
+            f" FROM benefit_counters WHERE insurer_id = %s AND {among}"
+            " ORDER BY beneficiary_id, care_date, counter_key, claim_id",
+            (insurer_id, *values),
         )
-        .order_by(
-            benefit_counters.c.beneficiary_id,
-            benefit_counters.c.care_date,
-            benefit_counters.c.counter_key,
-            benefit_counters.c.claim_id,
-        )
-    )
-    for r in rows:
-        found[int(r.beneficiary_id)].append(
-            CounterUse(r.counter_key, r.care_date, int(r.used_cents), int(r.used_units))
-        )
+        for beneficiary_id, key, care_date, cents, units in rows:
+            found[beneficiary_id].append(CounterUse(key, _day(care_date), int(cents), int(units)))
     return found
 
 
@@ -497,20 +547,16 @@ def _lines_by_near_key(
     if is_postgres(conn):
         # One array parameter: the same statement text for every batch (parsed and
         # planned once per connection), where an IN list of N keys is a new one.
-        yield from conn.exec_driver_sql(_PAID_BY_NEAR_PG, (insurer_id, list(wanted))).all()
+        yield from _fetch(conn, _PAID_BY_NEAR_PG, (insurer_id, _bytea_array(wanted)))
         return
-    for start in range(0, len(wanted), _KEYS_PER_QUERY):
-        yield from conn.execute(
-            select(
-                claim_lines.c.claim_id,
-                claim_lines.c.near_key,
-                claim_lines.c.duplicate_key,
-                claim_lines.c.status,
-            ).where(
-                claim_lines.c.insurer_id == insurer_id,
-                claim_lines.c.near_key.in_(wanted[start : start + _KEYS_PER_QUERY]),
-            )
-        ).all()
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        chunk = wanted[start : start + _IDS_PER_QUERY]
+        yield from _fetch(
+            conn,
+            "SELECT claim_id, near_key, duplicate_key, status FROM claim_lines"  # noqa: S608
+            f" WHERE insurer_id = %s AND near_key IN ({', '.join('?' * len(chunk))})",
+            (insurer_id, *chunk),
+        )
 
 
 def paid_keys(
@@ -537,16 +583,16 @@ def paid_keys(
         return exact, near
     candidates = sorted({claim_id for claim_id, _, _ in found})
     adjudicated: set[int] = set()
-    for start in range(0, len(candidates), _KEYS_PER_QUERY):
+    for start in range(0, len(candidates), _IDS_PER_QUERY):
+        among, values = _ids_in(conn, "id", candidates[start : start + _IDS_PER_QUERY])
         adjudicated.update(
-            int(i)
-            for i in conn.execute(
-                select(claims.c.id).where(
-                    claims.c.insurer_id == insurer_id,
-                    claims.c.id.in_(candidates[start : start + _KEYS_PER_QUERY]),
-                    claims.c.status == ClaimStatus.ADJUDICATED.value,
-                )
-            ).scalars()
+            int(row[0])
+            for row in _fetch(
+                conn,
+                f"SELECT id FROM claims WHERE insurer_id = %s AND {among}"  # noqa: S608
+                " AND status = %s",
+                (insurer_id, *values, ClaimStatus.ADJUDICATED.value),
+            )
         )
     for claim_id, near_value, duplicate in found:
         if claim_id in adjudicated:
@@ -556,7 +602,6 @@ def paid_keys(
     return exact, near
 
 
-_KEYS_PER_QUERY = 500  # SQLite binds at most 32,766 parameters; stay far below
 _PAID_BY_NEAR_PG = (
     "SELECT claim_id, near_key, duplicate_key, status FROM claim_lines"
     " WHERE insurer_id = %s AND near_key = ANY(%s::bytea[])"
@@ -602,8 +647,10 @@ def agreements(conn: Connection, numbers: Iterable[str]) -> dict[str, Agreement]
 # --- adjudication: writing decisions ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LineOutcome:
+class LineOutcome(NamedTuple):
+    """A line's decision, in the column order of the PostgreSQL staging table (a tuple:
+    one is made per line judged, and it is copied as it is)."""
+
     insurer_id: int
     claim_id: int
     line_no: int
@@ -611,61 +658,115 @@ class LineOutcome:
     accepted_cents: int
     computed_cents: int | None
     reason_code: str | None
-    rules: tuple[str, ...]
+    rules_json: str  # the rules applied, as :func:`rules_json` writes them
     counted: bool
 
 
-# Decisions are written through the driver's own executemany: SQLAlchemy's per-row
-# parameter processing would cost more than the database's work here.
+rules_json = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per line
+
+
+# Decisions are written through the driver's own executemany (SQLite) or COPY
+# (PostgreSQL): SQLAlchemy's per-row parameter processing would cost more than the
+# database's work here.
 _LINE_UPDATE = (
-    "UPDATE claim_lines SET status = {p}, amc_accepted_cents = {p}, amc_computed_cents = {p},"
-    " reason_code = {p}, rules = {p}, decided_at = {p}, is_counted = {p}"
-    " WHERE insurer_id = {p} AND claim_id = {p} AND line_no = {p}"
+    "UPDATE claim_lines SET status = ?, amc_accepted_cents = ?, amc_computed_cents = ?,"
+    " reason_code = ?, rules = ?, decided_at = ?, is_counted = ?"
+    " WHERE insurer_id = ? AND claim_id = ? AND line_no = ?"
 )
 _ENTRY_INSERT = (
     "INSERT INTO ledger_entries (posting_id, line_no, account, debit_cents, credit_cents)"
-    " VALUES ({p}, {p}, {p}, {p}, {p})"
+    " VALUES (?, ?, ?, ?, ?)"
 )
 _CLAIM_UPDATE = (
-    "UPDATE claims SET status = {p}, adjudicated_at = {p}, amc_accepted_cents = {p}"
-    " WHERE insurer_id = {p} AND id = {p}"
+    "UPDATE claims SET status = ?, adjudicated_at = ?, amc_accepted_cents = ?"
+    " WHERE insurer_id = ? AND id = ?"
 )
 
 
-# On PostgreSQL the same writes go as one statement over arrays (one round trip).
+# On PostgreSQL the rows are copied (binary COPY, encoded by the driver's C code) into
+# transaction-scoped staging tables, and each write is then one statement from them: the
+# array parameters this replaced were encoded element by element in Python.
+_STAGES_PG: Final = {
+    "adjudication_lines_stage": "insurer_id int, claim_id bigint, line_no smallint,"
+    " status text, accepted bigint, computed bigint, reason text, rules text, counted bool",
+    "adjudication_claims_stage": "insurer_id int, id bigint, total bigint",
+    "ledger_postings_stage": "n int, journal text, reference text, value_date date,"
+    " memo text, total bigint",
+}
+_LINES_STAGE_COPY = (
+    "COPY adjudication_lines_stage (insurer_id, claim_id, line_no, status, accepted, computed,"
+    " reason, rules, counted) FROM STDIN (FORMAT BINARY)"
+)
+_LINES_STAGE_TYPES: Final = [
+    "int4", "int8", "int2", "text", "int8", "int8", "text", "text", "bool",
+]  # fmt: skip
 _LINE_UPDATE_PG = (
     "UPDATE claim_lines AS l SET status = v.status, amc_accepted_cents = v.accepted,"
     " amc_computed_cents = v.computed, reason_code = v.reason, rules = v.rules,"
-    " decided_at = %s, is_counted = v.counted"
-    " FROM unnest(%s::int[], %s::bigint[], %s::smallint[], %s::text[], %s::bigint[],"
-    " %s::bigint[], %s::text[], %s::text[], %s::bool[])"
-    " AS v(insurer_id, claim_id, line_no, status, accepted, computed, reason, rules, counted)"
+    " decided_at = %s, is_counted = v.counted FROM adjudication_lines_stage AS v"
     " WHERE l.insurer_id = v.insurer_id AND l.claim_id = v.claim_id AND l.line_no = v.line_no"
+    " AND l.claim_id BETWEEN %s AND %s"
+)
+_CLAIMS_STAGE_COPY = (
+    "COPY adjudication_claims_stage (insurer_id, id, total) FROM STDIN (FORMAT BINARY)"
 )
 _CLAIM_UPDATE_PG = (
     "UPDATE claims AS c SET status = %s, adjudicated_at = %s, amc_accepted_cents = v.total"
-    " FROM unnest(%s::int[], %s::bigint[], %s::bigint[]) AS v(insurer_id, id, total)"
-    " WHERE c.insurer_id = v.insurer_id AND c.id = v.id"
+    " FROM adjudication_claims_stage AS v WHERE c.insurer_id = v.insurer_id AND c.id = v.id"
+    " AND c.id BETWEEN %s AND %s"
 )
-_ENTRY_INSERT_PG = (
-    "INSERT INTO ledger_entries (posting_id, line_no, account, debit_cents, credit_cents)"
-    " SELECT * FROM unnest(%s::bigint[], %s::smallint[], %s::text[], %s::bigint[], %s::bigint[])"
+# The staging table has no statistics: without the bounds of the batch's claim ids, the
+# planner hashes the whole target table for each batch (measured: a sequential scan of
+# claim_lines per batch, growing with the table); with them it reads the batch's range
+# of the primary key.
+_COUNTERS_COPY = (
+    "COPY benefit_counters (insurer_id, beneficiary_id, counter_key, care_date, claim_id,"
+    " used_cents, used_units) FROM STDIN (FORMAT BINARY)"
 )
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows turned into one list per column (the arrays of the statements above)."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
-
-
-def _driver_sql(conn: Connection, template: str) -> str:
-    return template.format(p="?" if conn.dialect.paramstyle == "qmark" else "%s")
+_COUNTERS_TYPES: Final = ["int4", "int8", "text", "date", "int8", "int8", "int4"]
+_COUNTERS_INSERT = (
+    "INSERT INTO benefit_counters (insurer_id, beneficiary_id, counter_key, care_date,"
+    " claim_id, used_cents, used_units) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_ENTRIES_COPY = (
+    "COPY ledger_entries (posting_id, line_no, account, debit_cents, credit_cents)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+_ENTRIES_TYPES: Final = ["int8", "int2", "text", "int8", "int8"]
 
 
 def _bound(conn: Connection, column: Any, value: Any) -> Any:
     """``value`` as the column's type hands it to the driver (dates on SQLite are text)."""
     process = column.type.bind_processor(conn.dialect)
-    return process(value) if process is not None else value
+    if process is not None:
+        return process(value)
+    if isinstance(value, datetime) and not is_postgres(conn):
+        # What sqlite3's default adapter would store, made once instead of once per row.
+        return value.isoformat(" ")
+    return value
+
+
+def _stage(conn: Connection, name: str) -> None:
+    """Make this session's staging table ``name`` exist and be empty (PostgreSQL).
+
+    It lives as long as the database session and is emptied at each commit; emptied here
+    too, as one transaction may stage several times (one batch, several insurers).
+    """
+    columns = _STAGES_PG[name]  # fixed names and columns, not input
+    create = f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns}) ON COMMIT DELETE ROWS"
+    conn.exec_driver_sql(f"{create}; DELETE FROM {name}")  # noqa: S608
+
+
+def _copy_in(
+    conn: Connection, statement: str, types: Sequence[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """``COPY … FROM STDIN (FORMAT BINARY)`` of ``rows`` on this transaction (PostgreSQL)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
 
 
 def record_decisions(
@@ -676,56 +777,62 @@ def record_decisions(
     at: datetime,
 ) -> None:
     """Write line decisions, claim totals and counter uses ``(insurer, beneficiary, claim,
-    use)`` with one ``executemany`` each."""
-    decided_at = _bound(conn, claim_lines.c.decided_at, at)
+    use)``: one ``executemany`` each on SQLite, one COPY and one statement on PostgreSQL."""
     adjudicated = ClaimStatus.ADJUDICATED.value
-    line_rows = [
-        (
-            o.insurer_id,
-            o.claim_id,
-            o.line_no,
-            o.status,
-            o.accepted_cents,
-            o.computed_cents,
-            o.reason_code,
-            json.dumps(o.rules, ensure_ascii=False),
-            o.counted,
-        )
-        for o in lines
-    ]
-    claim_rows = [(i, c, total) for (i, c), total in totals.items()]
+    merged = _merge_uses(uses)
     if is_postgres(conn):
-        if line_rows:
-            conn.exec_driver_sql(_LINE_UPDATE_PG, (decided_at, *_columns(line_rows, 9)))
-        if claim_rows:
-            conn.exec_driver_sql(
-                _CLAIM_UPDATE_PG, (adjudicated, decided_at, *_columns(claim_rows, 3))
+        if lines:
+            _stage(conn, "adjudication_lines_stage")
+            _copy_in(conn, _LINES_STAGE_COPY, _LINES_STAGE_TYPES, lines)
+            ids = [o.claim_id for o in lines]
+            conn.exec_driver_sql(_LINE_UPDATE_PG, (at, min(ids), max(ids)))
+        if totals:
+            _stage(conn, "adjudication_claims_stage")
+            _copy_in(
+                conn,
+                _CLAIMS_STAGE_COPY,
+                ["int4", "int8", "int8"],
+                ((i, c, total) for (i, c), total in totals.items()),
             )
-    else:
-        if line_rows:
-            conn.exec_driver_sql(
-                _driver_sql(conn, _LINE_UPDATE),
-                [(*row[3:8], decided_at, row[8], *row[:3]) for row in line_rows],
+            ids = [c for _, c in totals]
+            conn.exec_driver_sql(_CLAIM_UPDATE_PG, (adjudicated, at, min(ids), max(ids)))
+        if merged:
+            _copy_in(
+                conn,
+                _COUNTERS_COPY,
+                _COUNTERS_TYPES,
+                (
+                    (i, b, use.key, use.care_date, c, use.cents, use.units)
+                    for i, b, c, use in merged
+                ),
             )
-        if claim_rows:
-            conn.exec_driver_sql(
-                _driver_sql(conn, _CLAIM_UPDATE),
-                [(adjudicated, decided_at, total, i, c) for i, c, total in claim_rows],
-            )
-    if uses:
-        conn.execute(
-            benefit_counters.insert(),
+        return
+    decided_at = _bound(conn, claim_lines.c.decided_at, at)
+    if lines:
+        conn.exec_driver_sql(
+            _LINE_UPDATE,
+            [(o[3], o[4], o[5], o[6], o[7], decided_at, o[8], o[0], o[1], o[2]) for o in lines],
+        )
+    if totals:
+        conn.exec_driver_sql(
+            _CLAIM_UPDATE,
+            [(adjudicated, decided_at, total, i, c) for (i, c), total in totals.items()],
+        )
+    if merged:
+        day = benefit_counters.c.care_date.type.bind_processor(conn.dialect)
+        conn.exec_driver_sql(
+            _COUNTERS_INSERT,
             [
-                {
-                    "insurer_id": insurer_id,
-                    "beneficiary_id": beneficiary_id,
-                    "counter_key": use.key,
-                    "care_date": use.care_date,
-                    "claim_id": claim_id,
-                    "used_cents": use.cents,
-                    "used_units": use.units,
-                }
-                for insurer_id, beneficiary_id, claim_id, use in _merge_uses(uses)
+                (
+                    i,
+                    b,
+                    use.key,
+                    use.care_date if day is None else day(use.care_date),
+                    c,
+                    use.cents,
+                    use.units,
+                )
+                for i, b, c, use in merged
             ],
         )
 
@@ -755,47 +862,68 @@ def count_claims(conn: Connection, status: ClaimStatus, insurer_id: int | None =
     return int(conn.execute(query).scalar_one())
 
 
+_POSTINGS_STAGE_COPY = (
+    "COPY ledger_postings_stage (n, journal, reference, value_date, memo, total)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+_POSTINGS_STAGE_TYPES: Final = ["int4", "text", "text", "date", "text", "int8"]
+# Rows that conflict with a posting already made are skipped, not returned: the caller
+# compares them with what exists. ``n`` maps the ids back to the postings.
 _POSTING_INSERT_PG = (
     "INSERT INTO ledger_postings"
     " (insurer_id, journal, reference, value_date, posted_at, memo, total_cents)"
-    " SELECT %s, v.journal, v.reference, v.value_date, %s, v.memo, v.total"
-    " FROM unnest(%s::text[], %s::text[], %s::date[], %s::text[], %s::bigint[])"
-    " AS v(journal, reference, value_date, memo, total)"
-    " RETURNING id, journal, reference"
+    " SELECT %s, journal, reference, value_date, %s, memo, total"
+    " FROM ledger_postings_stage ORDER BY n"
+    " ON CONFLICT (journal, reference) DO NOTHING RETURNING id, journal, reference"
 )
+_POSTING_COLUMNS = "insurer_id, journal, reference, value_date, posted_at, memo, total_cents"
+_POSTINGS_PER_STATEMENT = 1000  # 7 parameters each: far below SQLite's 32,766
 
 
 def _insert_postings(
     conn: Connection, postings: Sequence[Posting], at: datetime, insurer_id: int
-) -> list[int]:
-    """Insert posting headers; their ids in the order of ``postings``."""
+) -> dict[tuple[str, str], int]:
+    """Insert the posting headers not made yet, in one statement (PostgreSQL) or one per
+    thousand (SQLite); the ids of those inserted, by (journal, reference)."""
     if is_postgres(conn):
-        rows = [(p.journal, p.reference, p.value_date, p.memo, p.total_debit) for p in postings]
-        made = conn.exec_driver_sql(_POSTING_INSERT_PG, (insurer_id, at, *_columns(rows, 5))).all()
-        by_key = {(str(r[1]), str(r[2])): int(r[0]) for r in made}
-        return [by_key[(p.journal, p.reference)] for p in postings]
-    # RETURNING without ``sort_by_parameter_order``: SQLAlchemy then sends the rows as
-    # multi-row INSERTs (with it, SQLite gets one statement per row); ids are matched back
-    # by (journal, reference), unique by constraint.
-    result = conn.execute(
-        ledger_postings.insert().returning(
-            ledger_postings.c.id, ledger_postings.c.journal, ledger_postings.c.reference
-        ),
-        [
-            {
-                "insurer_id": insurer_id,
-                "journal": p.journal,
-                "reference": p.reference,
-                "value_date": p.value_date,
-                "posted_at": at,
-                "memo": p.memo,
-                "total_cents": p.total_debit,
-            }
-            for p in postings
-        ],
-    )
-    by_key = {(str(r[1]), str(r[2])): int(r[0]) for r in result}
-    return [by_key[(p.journal, p.reference)] for p in postings]
+        _stage(conn, "ledger_postings_stage")
+        _copy_in(
+            conn,
+            _POSTINGS_STAGE_COPY,
+            _POSTINGS_STAGE_TYPES,
+            (
+                (n, p.journal, p.reference, p.value_date, p.memo, p.total_debit)
+                for n, p in enumerate(postings)
+            ),
+        )
+        made = conn.exec_driver_sql(_POSTING_INSERT_PG, (insurer_id, at)).all()
+        return {(str(r[1]), str(r[2])): int(r[0]) for r in made}
+    day = ledger_postings.c.value_date.type.bind_processor(conn.dialect)
+    posted_at = _bound(conn, ledger_postings.c.posted_at, at)
+    inserted: dict[tuple[str, str], int] = {}
+    for start in range(0, len(postings), _POSTINGS_PER_STATEMENT):
+        chunk = postings[start : start + _POSTINGS_PER_STATEMENT]
+        values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
+        statement = (
+            f"INSERT INTO ledger_postings ({_POSTING_COLUMNS}) VALUES {values}"  # noqa: S608
+            " ON CONFLICT (journal, reference) DO NOTHING RETURNING id, journal, reference"
+        )
+        parameters = tuple(
+            value
+            for p in chunk
+            for value in (
+                insurer_id,
+                p.journal,
+                p.reference,
+                p.value_date if day is None else day(p.value_date),
+                posted_at,
+                p.memo,
+                p.total_debit,
+            )
+        )
+        for r in conn.exec_driver_sql(statement, parameters).all():
+            inserted[(str(r[1]), str(r[2]))] = int(r[0])
+    return inserted
 
 
 def post_bulk(
@@ -805,43 +933,43 @@ def post_bulk(
     were new.
 
     Same rules: idempotent by ``(journal, reference)``, and a reference already posted
-    with other entries is ``ledger.reference_reused``. One query finds those already
-    posted, one ``executemany`` (with ``RETURNING``) inserts the rest, one their entries.
+    with other entries is ``ledger.reference_reused``. The headers are inserted skipping
+    those that exist (``ON CONFLICT DO NOTHING``), so no query looks for them first; only
+    the skipped ones, if any, are compared with what is stored.
     """
     if not postings:
         return 0
-    keys = {(p.journal, p.reference) for p in postings}
-    existing = {
-        (str(r.journal), str(r.reference)): int(r.id)
-        for r in conn.execute(
-            select(
-                ledger_postings.c.id, ledger_postings.c.journal, ledger_postings.c.reference
-            ).where(
-                ledger_postings.c.journal.in_(sorted({j for j, _ in keys})),
-                ledger_postings.c.reference.in_(sorted({r for _, r in keys})),
-            )
-        )
-    }
-    fresh: list[Posting] = []
+    seen: set[tuple[str, str]] = set()
     for p in postings:
-        posted = existing.get((p.journal, p.reference))
-        if posted is None:
-            fresh.append(p)
-        elif ledger.entries_of(conn, posted) != p.entries:
+        key = (p.journal, p.reference)
+        if key in seen:
             raise LedgerError(
-                "ledger.reference_reused",
-                f"posting {p.journal}/{p.reference} exists with other entries",
+                "ledger.reference_reused", f"posting {p.journal}/{p.reference} given twice"
             )
-    if not fresh:
-        return 0
-    ids = _insert_postings(conn, fresh, at, insurer_id)
+        seen.add(key)
+    inserted = _insert_postings(conn, postings, at, insurer_id)
+    for p in postings:
+        if (p.journal, p.reference) not in inserted:
+            posted = conn.execute(
+                select(ledger_postings.c.id).where(
+                    ledger_postings.c.journal == p.journal,
+                    ledger_postings.c.reference == p.reference,
+                )
+            ).scalar_one()
+            if ledger.entries_of(conn, int(posted)) != p.entries:
+                raise LedgerError(
+                    "ledger.reference_reused",
+                    f"posting {p.journal}/{p.reference} exists with other entries",
+                )
     entries = [
-        (int(posting_id), n, e.account, e.debit, e.credit)
-        for posting_id, p in zip(ids, fresh, strict=True)
+        (inserted[(p.journal, p.reference)], n, e.account, e.debit, e.credit)
+        for p in postings
+        if (p.journal, p.reference) in inserted
         for n, e in enumerate(p.entries, start=1)
     ]
-    if is_postgres(conn):
-        conn.exec_driver_sql(_ENTRY_INSERT_PG, tuple(_columns(entries, 5)))
-    else:
-        conn.exec_driver_sql(_driver_sql(conn, _ENTRY_INSERT), entries)
-    return len(fresh)
+    if entries:
+        if is_postgres(conn):
+            _copy_in(conn, _ENTRIES_COPY, _ENTRIES_TYPES, entries)
+        else:
+            conn.exec_driver_sql(_ENTRY_INSERT, entries)
+    return len(inserted)
