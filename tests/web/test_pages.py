@@ -275,3 +275,14 @@ def test_insurer_decides_a_pending_prior_authorisation(world: World) -> None:
     # Then the agreement is refused and the provider sees it
     assert f"Accord {number} : refusé" in done.text
     assert "refusé" in pro.get(f"/portail/prestataire/suivi?accord={number}").text
+
+
+def test_the_prior_authorisation_form_key_is_always_one_the_service_accepts() -> None:
+    # A key drawn with token_urlsafe starts with "-" or "_" once in 32 draws: the form
+    # then failed with prior_auth.request_key. 2,000 draws would all but surely meet one.
+    from tierspayant.services.prior_auth import REQUEST_KEY
+    from tierspayant.web.provider import new_request_key
+
+    keys = {new_request_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    assert all(REQUEST_KEY.match(key) for key in keys)

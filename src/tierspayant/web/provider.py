@@ -36,6 +36,14 @@ from tierspayant.web.queries import provider_conventions
 from tierspayant.web.render import french_message, is_htmx, render
 from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
 
+
+def new_request_key() -> str:
+    """The idempotency key a prior-authorisation form carries: hex, so that it always has
+    the form the service accepts (``token_urlsafe`` may start with ``-`` or ``_``, which it
+    refuses: about one form in thirty failed)."""
+    return secrets.token_hex(16)
+
+
 PORTAL = Portal.PROVIDER
 RULE = policy(PORTAL.rule)
 DOMAINS = tuple(d.value for d in CareDomain)
@@ -250,7 +258,7 @@ def router() -> APIRouter:
             portal=PORTAL,
             domains=DOMAINS,
             today=today,
-            request_key=secrets.token_urlsafe(16),
+            request_key=new_request_key(),
         )
 
     @routes.post("/accords", **RULE)
@@ -259,7 +267,7 @@ def router() -> APIRouter:
         context: dict[str, Any] = {
             "domains": DOMAINS,
             "today": platform.today(),
-            "request_key": secrets.token_urlsafe(16),
+            "request_key": new_request_key(),
         }
         try:
             asked = prior_auth.PriorAuthRequest(
