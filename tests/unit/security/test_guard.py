@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +23,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.factories import make_finess
+from tests.support.services import reachable_redis
 from tierspayant.security.guard import (
     DEFAULT_DAILY_CAPS,
     ActorKind,
@@ -63,15 +63,7 @@ StoreFactory = Callable[[], CounterStore]
 
 def _redis_client() -> redis.Redis:
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        message = f"Redis is not reachable at {REDIS_URL}: {exc}"
-        if os.environ.get("TIERSPAYANT_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return client
+    return reachable_redis(client, REDIS_URL)
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

@@ -10,7 +10,6 @@ step must agree. On Redis the two stores share database 15 under two key prefixe
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.support.services import reachable_redis
 from tierspayant.security.guard import (
     AdmissionCounts,
     AdmissionPlan,
@@ -257,15 +257,7 @@ def scenarios(draw: st.DrawFn) -> list[tuple[int, Op]]:
 
 def _redis_client() -> redis.Redis:
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        message = f"Redis is not reachable at {REDIS_URL}: {exc}"
-        if os.environ.get("TIERSPAYANT_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return client
+    return reachable_redis(client, REDIS_URL)
 
 
 class Pair:

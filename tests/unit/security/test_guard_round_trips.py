@@ -9,7 +9,6 @@ proof took 6 round trips to admit and 7 to observe.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ import pytest
 import redis
 from redis.connection import Connection
 
+from tests.support.services import reachable_redis
 from tierspayant.security.guard import (
     ActorKind,
     Guard,
@@ -64,14 +64,7 @@ def client() -> Iterator[redis.Redis]:
         connection_class=CountingConnection,
     )
     client = redis.Redis(connection_pool=pool)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        message = f"Redis is not reachable on 127.0.0.1:6379: {exc}"
-        if os.environ.get("TIERSPAYANT_REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    reachable_redis(client, "127.0.0.1:6379")
     client.flushdb()
     try:
         yield client
