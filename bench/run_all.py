@@ -29,7 +29,10 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         ["--rows", "100000", "--rows", "1000000", "--tracemalloc"],
         ["--rows", "20000"],
     ),
-    "bench_adjudication": (["--lines", "1000000", "--rounds", "1"], ["--lines", "20000"]),
+    "bench_adjudication": (
+        ["--lines", "1000000", "--people", "20000", "--rounds", "3"],
+        ["--lines", "20000"],
+    ),
     "bench_payment": (["--lines", "1000000"], ["--lines", "20000"]),
     "bench_incident": ([], []),
     "bench_portal": ([], []),

@@ -52,6 +52,7 @@ class BatchResult:
     lines: int
     accepted_cents: int
     by_status: dict[str, int]
+    last: tuple[int, int] | None = None  # (insurer, id) of the last claim taken
 
 
 @dataclass
@@ -99,23 +100,35 @@ def adjudicate_pending(
         with platform.engine.begin() as conn:
             store.refresh_statistics(conn)
     run = AdjudicationRun()
+    after: tuple[int, int] | None = None
     while True:
-        batch = adjudicate_batch(platform, insurer_id=insurer_id, limit=batch_size)
+        batch = adjudicate_batch(platform, insurer_id=insurer_id, limit=batch_size, after=after)
         if batch.claims == 0:
-            return run
+            if after is None:
+                return run
+            # Past the last claim taken, nothing: look once more from the start, for
+            # claims another worker held and gave back, or that arrived with a lower id.
+            after = None
+            continue
+        after = batch.last
         run.add(batch)
         if progress is not None:
             progress(batch)
 
 
 def adjudicate_batch(
-    platform: Platform, *, insurer_id: int | None = None, limit: int = BATCH_CLAIMS
+    platform: Platform,
+    *,
+    insurer_id: int | None = None,
+    limit: int = BATCH_CLAIMS,
+    after: tuple[int, int] | None = None,
 ) -> BatchResult:
-    """Claim up to ``limit`` received claims, judge them and record it all, in one transaction."""
+    """Claim up to ``limit`` received claims (past the (insurer, id) key ``after``, if
+    given), judge them and record it all, in one transaction."""
     by_status: dict[str, int] = {}
     total_lines = accepted = 0
     with platform.engine.begin() as conn:
-        rows = store.claim_batch(conn, limit, insurer_id=insurer_id)
+        rows = store.claim_batch(conn, limit, insurer_id=insurer_id, after=after)
         for insurer, group in groupby(rows, key=lambda r: r.insurer_id):
             claims = list(group)
             decided = _judge_insurer(platform, conn, insurer, claims)
@@ -124,7 +137,8 @@ def adjudicate_batch(
                 accepted += decision.accepted_cents
                 for line in decision.lines:
                     by_status[line.status.value] = by_status.get(line.status.value, 0) + 1
-    return BatchResult(len(rows), total_lines, accepted, by_status)
+    last = (rows[-1].insurer_id, rows[-1].id) if rows else None
+    return BatchResult(len(rows), total_lines, accepted, by_status, last)
 
 
 def _judge_insurer(

@@ -397,21 +397,20 @@ def withdraw(
 # --- adjudication: claiming work and reading facts in bulk -----------------------------
 
 
-def claim_batch(conn: Connection, limit: int, *, insurer_id: int | None = None) -> list[ClaimRow]:
-    """Up to ``limit`` received claims in (insurer, id) order, locked for this transaction.
+def claim_batch(
+    conn: Connection,
+    limit: int,
+    *,
+    insurer_id: int | None = None,
+    after: tuple[int, int] | None = None,
+) -> list[ClaimRow]:
+    """Up to ``limit`` received claims in (insurer, id) order, locked for this transaction;
+    with ``after`` (an (insurer, id) key), only claims past it.
 
     On PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED``: a concurrent worker gets
     the next claims instead of waiting, and never the same ones.
     """
-    where = "status = %s" if insurer_id is None else "status = %s AND insurer_id = %s"
-    sql = (
-        f"SELECT {_CLAIM_SELECT} FROM claims WHERE {where}"  # noqa: S608
-        " ORDER BY insurer_id, id LIMIT %s"
-    )
-    if is_postgres(conn):
-        sql += " FOR UPDATE SKIP LOCKED"
-    parameters = (ClaimStatus.RECEIVED.value, *(() if insurer_id is None else (insurer_id,)), limit)
-    rows = _fetch(conn, sql, parameters)
+    rows = _fetch(conn, *queue_query(conn, limit, insurer_id, after))
     # What SQLAlchemy would make of each column (SQLite: text dates and times, 0/1 flags).
     processors = [
         (n, p)
@@ -430,6 +429,39 @@ def claim_batch(conn: Connection, limit: int, *, insurer_id: int | None = None) 
             processed.append(values)
         return [_claim(values) for values in processed]
     return [_claim(row) for row in rows]
+
+
+def queue_query(
+    conn: Connection,
+    limit: int,
+    insurer_id: int | None = None,
+    after: tuple[int, int] | None = None,
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement (``%s`` marks) and parameters that take the next received claims.
+
+    Served by ``ix_claims_queue`` (status, insurer, id) in order, without a sort (checked
+    on both engines by ``tests/integration/test_adjudication.py``). ``after`` starts the
+    index range past the claims a run has taken already: on PostgreSQL a judged claim
+    leaves a dead entry under ``received`` until the table is vacuumed, and a scan from
+    the start of the range steps over all of them (measured: 19 ms per batch at the start
+    of a 400,000-line run, 49 ms 150 batches later).
+    """
+    conditions = ["status = %s"]
+    parameters: list[Any] = [ClaimStatus.RECEIVED.value]
+    if insurer_id is not None:
+        conditions.append("insurer_id = %s")
+        parameters.append(insurer_id)
+    if after is not None:
+        conditions.append("(insurer_id, id) > (%s, %s)")
+        parameters.extend(after)
+    sql = (
+        f"SELECT {_CLAIM_SELECT} FROM claims WHERE {' AND '.join(conditions)}"  # noqa: S608
+        " ORDER BY insurer_id, id LIMIT %s"
+    )
+    if is_postgres(conn):
+        sql += " FOR UPDATE SKIP LOCKED"
+    parameters.append(limit)
+    return sql, tuple(parameters)
 
 
 def lock_beneficiaries(conn: Connection, insurer_id: int, beneficiary_ids: Iterable[int]) -> None:

@@ -92,7 +92,10 @@ claims = Table(
     UniqueConstraint(
         "provider_id", "invoice_number", "version", name="uq_claims_provider_invoice_version"
     ),
-    Index("ix_claims_status", "insurer_id", "status"),
+    # The adjudication queue: received claims in (insurer, id) order, read from the index
+    # alone. Led by the status, so that a batch does not step over the claims already
+    # judged (with (insurer, status) SQLite walked the primary key and filtered).
+    Index("ix_claims_queue", "status", "insurer_id", "id"),
     Index("ix_claims_beneficiary", "insurer_id", "beneficiary_id", "care_date"),
     Index("ix_claims_agreement", "agreement_number"),
 )
