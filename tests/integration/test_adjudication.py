@@ -477,13 +477,17 @@ def test_a_claim_the_rules_cannot_judge_is_rejected_not_left_blocking(world: Wor
 
 
 @pytest.mark.parametrize("one_insurer", [False, True])
-def test_the_queue_is_read_in_order_from_its_index(world: World, one_insurer: bool) -> None:
+@pytest.mark.parametrize("past_a_claim", [False, True])
+def test_the_queue_is_read_in_order_from_its_index(
+    world: World, one_insurer: bool, past_a_claim: bool
+) -> None:
     """The next received claims come from ``ix_claims_queue`` in order, without a sort and
     without stepping over the claims already judged (the old (insurer, status) index let
     SQLite walk the primary key: each batch cost grew with the claims judged before it)."""
     insurer_id = world.insurer.id if one_insurer else None
+    after = (world.insurer.id, 1000) if past_a_claim else None
     with world.platform.engine.begin() as conn:
-        sql, parameters = store.queue_query(conn, 1000, insurer_id)
+        sql, parameters = store.queue_query(conn, 1000, insurer_id, after)
         raw = conn.connection.driver_connection
         assert raw is not None
         cursor = raw.cursor()
@@ -498,3 +502,8 @@ def test_the_queue_is_read_in_order_from_its_index(world: World, one_insurer: bo
     assert "ix_claims_queue" in plan, plan
     assert "Sort" not in plan, plan
     assert "TEMP B-TREE" not in plan, plan
+
+
+def test_a_run_over_one_insurer_goes_on_only_after_one_of_its_claims(world: World) -> None:
+    with world.platform.engine.begin() as conn, pytest.raises(ValueError, match="one insurer"):
+        store.queue_query(conn, 10, world.insurer.id, (world.insurer.id + 1, 5))

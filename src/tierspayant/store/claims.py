@@ -451,7 +451,13 @@ def queue_query(
     if insurer_id is not None:
         conditions.append("insurer_id = %s")
         parameters.append(insurer_id)
-    if after is not None:
+        if after is not None:
+            if after[0] != insurer_id:
+                raise ValueError("a run over one insurer's claims goes on after one of them")
+            # Not the row comparison: with the insurer fixed SQLite would sort by id.
+            conditions.append("id > %s")
+            parameters.append(after[1])
+    elif after is not None:
         conditions.append("(insurer_id, id) > (%s, %s)")
         parameters.extend(after)
     sql = (
