@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from tests.conftest import SeededInsurer
 from tests.integration.claims_world import (
@@ -487,21 +487,38 @@ def test_the_queue_is_read_in_order_from_its_index(
     insurer_id = world.insurer.id if one_insurer else None
     after = (world.insurer.id, 1000) if past_a_claim else None
     with world.platform.engine.begin() as conn:
-        sql, parameters = store.queue_query(conn, 1000, insurer_id, after)
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        cursor = raw.cursor()
+        plan = _plan(conn, *store.queue_query(conn, 1000, insurer_id, after))
+    assert "ix_claims_queue" in plan, plan
+    assert "Sort" not in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+def _plan(conn: Connection, sql: str, parameters: Sequence[object] = ()) -> str:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
         if conn.dialect.name == "postgresql":
             # A test database is tiny: without this the planner rightly prefers a scan.
             cursor.execute("SET LOCAL enable_seqscan = off")
             cursor.execute("EXPLAIN " + sql, parameters)
         else:
             cursor.execute("EXPLAIN QUERY PLAN " + sql.replace("%s", "?"), parameters)
-        plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
+        return "\n".join(str(row[-1]) for row in cursor.fetchall())
+    finally:
         cursor.close()
-    assert "ix_claims_queue" in plan, plan
-    assert "Sort" not in plan, plan
-    assert "TEMP B-TREE" not in plan, plan
+
+
+def test_queries_of_judged_claims_never_go_through_the_queue_index(world: World) -> None:
+    """The queue index holds received claims only: a full (status, insurer, id) index
+    drew SQLite's per-provider payment query into a scan of every adjudicated claim."""
+    query = select(claims.c.id).where(
+        claims.c.provider_id == world.provider.id, claims.c.status == "adjudicated"
+    )
+    with world.platform.engine.begin() as conn:
+        sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = _plan(conn, sql)
+    assert "ix_claims_queue" not in plan, plan
 
 
 def test_a_run_over_one_insurer_goes_on_only_after_one_of_its_claims(world: World) -> None:

@@ -36,6 +36,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 from tierspayant.store.tables import BigId, metadata
@@ -65,6 +66,10 @@ prior_authorisations = Table(
     CheckConstraint("status IN ('granted', 'refused', 'pending', 'expired')", name="status"),
 )
 
+# Written as a literal, in the index and in the queries it serves: SQLite uses a partial
+# index only for a query whose WHERE states the same condition, not a bound parameter.
+QUEUE_CONDITION = "status = 'received'"
+
 claims = Table(
     "claims",
     metadata,
@@ -92,10 +97,18 @@ claims = Table(
     UniqueConstraint(
         "provider_id", "invoice_number", "version", name="uq_claims_provider_invoice_version"
     ),
-    # The adjudication queue: received claims in (insurer, id) order, read from the index
-    # alone. Led by the status, so that a batch does not step over the claims already
-    # judged (with (insurer, status) SQLite walked the primary key and filtered).
-    Index("ix_claims_queue", "status", "insurer_id", "id"),
+    # The adjudication queue: the received claims only, in (insurer, id) order. Partial,
+    # so that a batch does not step over the claims already judged (with the former
+    # (insurer, status) index SQLite walked the primary key and filtered), and so that no
+    # query of adjudicated claims is ever planned through it (a full (status, insurer,
+    # id) index drew SQLite's per-provider payment query away from the provider index).
+    Index(
+        "ix_claims_queue",
+        "insurer_id",
+        "id",
+        sqlite_where=text(QUEUE_CONDITION),
+        postgresql_where=text(QUEUE_CONDITION),
+    ),
     Index("ix_claims_beneficiary", "insurer_id", "beneficiary_id", "care_date"),
     Index("ix_claims_agreement", "agreement_number"),
 )
