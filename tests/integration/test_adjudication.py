@@ -28,7 +28,7 @@ from tierspayant.domain.claims import ClaimLine
 from tierspayant.domain.ledger import AccountKind, account
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.jobs.adjudication import AdjudicationWorker
-from tierspayant.services.adjudication import adjudicate_pending
+from tierspayant.services.adjudication import adjudicate_pending, pending_claims
 from tierspayant.services.claims import cancel_claim, get_claim, submit_claim
 from tierspayant.services.platform import Platform
 from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
@@ -524,3 +524,14 @@ def test_queries_of_judged_claims_never_go_through_the_queue_index(world: World)
 def test_a_run_over_one_insurer_goes_on_only_after_one_of_its_claims(world: World) -> None:
     with world.platform.engine.begin() as conn, pytest.raises(ValueError, match="one insurer"):
         store.queue_query(conn, 10, world.insurer.id, (world.insurer.id + 1, 5))
+
+
+def test_the_backlog_counts_received_claims_only(world: World) -> None:
+    for n in range(3):
+        send(world, f"P-{n}", drug(act=f"34009303{n:05d}"), person=n)
+    amc = world.insurer.amc_number
+    assert pending_claims(world.platform) == pending_claims(world.platform, amc) == 3
+    run(world)
+    assert pending_claims(world.platform, amc) == 0
+    send(world, "P-9", drug(act="3400930399999"))
+    assert pending_claims(world.platform, amc) == 1

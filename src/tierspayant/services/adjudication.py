@@ -29,7 +29,7 @@ from tierspayant.domain.adjudication import (
     reject,
 )
 from tierspayant.domain.care import CareDomain
-from tierspayant.domain.claims import ClaimStatus, LineStatus, duplicate_key, near_key
+from tierspayant.domain.claims import LineStatus, duplicate_key, near_key
 from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.guarantees import Contract
@@ -75,7 +75,7 @@ def pending_claims(platform: Platform, insurer_amc: str | None = None) -> int:
     """How many claims wait for adjudication (for progress bars)."""
     with platform.engine.connect() as conn:
         insurer_id = get_insurer(conn, insurer_amc).id if insurer_amc else None
-        return store.count_claims(conn, ClaimStatus.RECEIVED, insurer_id)
+        return store.count_received(conn, insurer_id)
 
 
 BULK_BACKLOG = 5_000  # received claims that make a run refresh the planner's statistics
@@ -94,7 +94,7 @@ def adjudicate_pending(
         with platform.engine.connect() as conn:
             insurer_id = get_insurer(conn, insurer_amc).id
     with platform.engine.connect() as conn:
-        backlog = store.count_claims(conn, ClaimStatus.RECEIVED, insurer_id)
+        backlog = store.count_received(conn, insurer_id)
     if backlog >= BULK_BACKLOG:
         # A bulk arrival: plans of the batch queries must see the new rows.
         with platform.engine.begin() as conn:

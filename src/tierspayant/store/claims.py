@@ -894,8 +894,9 @@ def _merge_uses(
     return [(k[0], k[1], k[2], use) for k, use in merged.items()]
 
 
-def count_claims(conn: Connection, status: ClaimStatus, insurer_id: int | None = None) -> int:
-    query = select(func.count()).select_from(claims).where(claims.c.status == status.value)
+def count_received(conn: Connection, insurer_id: int | None = None) -> int:
+    """Claims waiting for adjudication, counted from the queue index alone."""
+    query = select(func.count()).select_from(claims).where(text(QUEUE_CONDITION))
     if insurer_id is not None:
         query = query.where(claims.c.insurer_id == insurer_id)
     return int(conn.execute(query).scalar_one())

@@ -39,6 +39,7 @@ from sqlalchemy import (
     text,
 )
 
+from tierspayant.domain.claims import ClaimStatus
 from tierspayant.store.tables import BigId, metadata
 
 prior_authorisations = Table(
@@ -68,7 +69,7 @@ prior_authorisations = Table(
 
 # Written as a literal, in the index and in the queries it serves: SQLite uses a partial
 # index only for a query whose WHERE states the same condition, not a bound parameter.
-QUEUE_CONDITION = "status = 'received'"
+QUEUE_CONDITION = f"status = '{ClaimStatus.RECEIVED.value}'"
 
 claims = Table(
     "claims",
