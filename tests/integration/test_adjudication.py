@@ -28,7 +28,7 @@ from tierspayant.domain.claims import ClaimLine
 from tierspayant.domain.ledger import AccountKind, account
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.jobs.adjudication import AdjudicationWorker
-from tierspayant.services.adjudication import adjudicate_pending, pending_claims
+from tierspayant.services.adjudication import BatchResult, adjudicate_pending, pending_claims
 from tierspayant.services.claims import cancel_claim, get_claim, submit_claim
 from tierspayant.services.platform import Platform
 from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
@@ -436,10 +436,10 @@ def test_claims_given_back_behind_the_run_are_still_judged(world: World, engine_
     holding = holder.begin()
     held = store.claim_batch(holder, 2, insurer_id=world.insurer.id)
     assert len(held) == 2
-    batches: list[int] = []
+    batches: list[BatchResult] = []
 
-    def give_back(batch: object) -> None:
-        batches.append(1)
+    def give_back(batch: BatchResult) -> None:
+        batches.append(batch)
         if holding.is_active:
             holding.rollback()  # the other worker gives its two claims back
 
