@@ -65,12 +65,14 @@ def serve(
     from tierspayant.api.app import create_app
     from tierspayant.jobs.adjudication import AdjudicationWorker
     from tierspayant.jobs.checkpoints import CheckpointWorker
+    from tierspayant.jobs.guard_figures import GuardFiguresWorker
 
     settings = load_settings()
     extra = settings.extra
     with platform_ctx() as platform:
         # Background work of a serving platform: claims are adjudicated continuously and a
-        # signed checkpoint of the audit log is exported outside the database on schedule.
+        # signed checkpoint of the audit log is exported outside the database on schedule, and
+        # each night the guard's figures of the day before are recorded for its calibration.
         workers = (
             AdjudicationWorker(platform, float(extra.get("adjudication_interval_seconds") or 10)),
             CheckpointWorker(
@@ -78,6 +80,7 @@ def serve(
                 Path(extra.get("audit_checkpoint_dir") or settings.data_dir / "checkpoints"),
                 float(extra.get("checkpoint_interval_seconds") or 300),
             ),
+            GuardFiguresWorker(platform),
         )
         for worker in workers:
             worker.start()

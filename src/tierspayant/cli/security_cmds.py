@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,11 +11,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 
 from tierspayant.cli.common import CLI_ACTOR, console, platform_ctx
-from tierspayant.services import canaries, cards
+from tierspayant.services import canaries, cards, guard_figures
 from tierspayant.services.platform import Platform
 
 cards_app = typer.Typer(help="Cartes de tiers payant : émission, révocation, clés de signature.")
 canaries_app = typer.Typer(help="Bénéficiaires leurres (canaris) : plantation, état.")
+guard_app = typer.Typer(
+    no_args_is_help=True, help="Garde-fou des consultations : chiffres quotidiens par structure."
+)
 
 Insurer = Annotated[str, typer.Option("--insurer", help="numéro AMC de l'organisme")]
 
@@ -110,8 +114,28 @@ def status() -> None:
     console.print(table)
 
 
+@guard_app.command("daily-figures")
+def daily_figures(
+    day: Annotated[
+        datetime | None,
+        typer.Option("--day", formats=["%Y-%m-%d"], help="jour à enregistrer (par défaut : hier)"),
+    ] = None,
+) -> None:
+    """Enregistrer les chiffres d'un jour (personnes consultées, personnes facturées) de
+    chaque structure, que la calibration des plafonds et la console de sécurité lisent.
+    Le service le fait chaque nuit ; sans effet de bord si le jour est déjà enregistré."""
+    with platform_ctx() as platform:
+        wanted = day.date() if day is not None else guard_figures.last_complete_day(platform)
+        done = guard_figures.record_daily_figures(platform, wanted)
+    console.print(
+        f"{done.day.isoformat()} : {done.structures} structures enregistrées, "
+        f"{done.distinct_lookups} personnes consultées au total"
+    )
+
+
 def register(app: typer.Typer, import_app: typer.Typer) -> None:
     """Add this module's commands to the ``tierspayant`` application."""
     del import_app  # nothing to import here
     app.add_typer(cards_app, name="cards")
     app.add_typer(canaries_app, name="canaries")
+    app.add_typer(guard_app, name="guard")

@@ -42,6 +42,12 @@ class TooManyRequests(ServiceError):
         self.retry_after = retry_after
 
 
+class Unavailable(ServiceError):
+    """A component the use case needs is down or switched off (retry later)."""
+
+    status = 503
+
+
 class NotInitialised(ServiceError):
     """The platform has no database schema or no keyring yet (run ``tierspayant init``)."""
 
