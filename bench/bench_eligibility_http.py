@@ -108,7 +108,7 @@ def prepare(
         beneficiaries=beneficiaries,
         providers_count=20,
         seed=11,
-        workdir=data_dir / "demo",
+        files_dir=data_dir / "demo",
     )
     token = providers.grant_client_token(
         platform, summary.client_id, summary.client_secret

@@ -50,7 +50,6 @@ def run_demo(
                 beneficiaries=beneficiaries,
                 providers_count=providers_count,
                 seed=seed,
-                workdir=settings.data_dir / "demo",
                 claims=claims,
                 progress=progress,
             )

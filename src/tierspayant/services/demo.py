@@ -5,8 +5,10 @@ Everything here is invented (Faker fr_FR names, NIRs with valid keys but no real
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import random
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -211,14 +213,38 @@ def build_demo(
     beneficiaries: int,
     providers_count: int,
     seed: int,
-    workdir: Path,
+    files_dir: Path | None = None,
     claims: int = 3_000,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> DemoSummary:
-    """Create the demo data set once; on a second run only issue a fresh client."""
+    """Create the demo data set once; on a second run only issue a fresh client.
+
+    The generated import files (synthetic identities in clear, as an insurer would send
+    them) go to ``files_dir`` when a caller needs them afterwards (benchmarks); by default
+    to a temporary directory deleted once they are imported, so the data directory holds
+    no identity in clear."""
+    with contextlib.ExitStack() as stack:
+        if files_dir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tp-demo-")))
+        else:
+            workdir = files_dir
+            workdir.mkdir(parents=True, exist_ok=True)
+        return _build_demo(
+            platform, beneficiaries, providers_count, seed, workdir, claims, progress
+        )
+
+
+def _build_demo(
+    platform: Platform,
+    beneficiaries: int,
+    providers_count: int,
+    seed: int,
+    workdir: Path,
+    claims: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> DemoSummary:
     summary = DemoSummary()
     existing = {i.amc_number for i in insurers.list_insurers(platform)}
-    workdir.mkdir(parents=True, exist_ok=True)
     specs = demo_providers(providers_count, seed)
     pharmacy = next(s for s in specs if s.category is ProviderCategory.PHARMACY)
     if existing:
@@ -273,8 +299,7 @@ def build_demo(
     )
     summary.client_id, summary.client_secret = creds.client_id, creds.client_secret
     summary.provider_am_number = pharmacy.am_number
-    summary.sample_card = sample_card(workdir / f"beneficiaries_{DEMO_INSURERS[0][0]}.csv")
-    summary.sample_card["amc_number"] = DEMO_INSURERS[0][0]
+    summary.sample_card = _sample_card(platform, seed, workdir)
     return summary
 
 
@@ -324,8 +349,26 @@ def _demo_money(
     summary.billed_cents = billed.due_cents
 
 
-def sample_card(csv_path: Path) -> dict[str, str]:
-    """Card data of the first beneficiary of a generated file (synthetic, demo only)."""
-    with csv_path.open(newline="", encoding="utf-8") as handle:
-        row = next(csv.DictReader(handle, delimiter=";"))
-    return {"nir": row["nir"], "birth_rank": row["birth_rank"], "birth_date": row["birth_date"]}
+def _sample_card(platform: Platform, seed: int, workdir: Path) -> dict[str, str]:
+    """Card data of the first beneficiary of the first demo insurer (synthetic). The
+    generator is sequential, so its first line for the same seed, contracts and start is
+    the first line of the imported file: it is made again rather than kept on disk."""
+    amc, _, _, catalogue_file = DEMO_INSURERS[0]
+    listed = demo_catalogue(catalogue_file)["contracts"]
+    assert isinstance(listed, list)
+    contracts = [str(contract["code"]) for contract in listed]
+    path = workdir / "sample-card.csv"
+    write_beneficiaries_csv(
+        path, 1, seed=seed, contracts=contracts, start=date(platform.today().year, 1, 1)
+    )
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            row = next(csv.DictReader(handle, delimiter=";"))
+    finally:
+        path.unlink()
+    return {
+        "amc_number": amc,
+        "nir": row["nir"],
+        "birth_rank": row["birth_rank"],
+        "birth_date": row["birth_date"],
+    }
