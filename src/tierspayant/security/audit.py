@@ -42,6 +42,14 @@ _MAX_DETAIL_TEXT = 200
 _CHECKPOINT_DOMAIN = b"tierspayant.audit.checkpoint.v1\x00"
 _PSEUDONYM_DOMAIN = b"tierspayant.audit.subject.v1\x00"
 
+DISCLOSED = "disclosed"
+"""Detail key that every event written by an answer about a person carries (a bool):
+True when the answer told the caller something it would not have told about an unknown
+person, i.e. it differed from the single "miss" answer (rights, a calculation, an
+agreement or a refusal that depends on the contract, an invoice received for them). The
+incident scope lists exactly the subjects of the events where it is True. The key is
+covered by the event's hash like the rest of the detail."""
+
 
 class VerifyFailure(StrEnum):
     """Why a chain failed verification (stable codes)."""

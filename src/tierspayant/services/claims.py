@@ -38,6 +38,7 @@ from tierspayant.domain.errors import DomainError
 from tierspayant.domain.identifiers import parse_am_number
 from tierspayant.domain.ledger import AccountKind, account, credit, debit, posting
 from tierspayant.formats.claims import ClaimRecord, LineError, read_claims
+from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.guard import GuardUnavailable, context_for
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services.errors import Conflict, NotFound
@@ -288,6 +289,10 @@ def _store(
             "version": version,
             "lines": len(content.lines),
             "source": source,
+            # The receipt reads the same for anyone, but the claim it opens is judged on the
+            # person's contract and shown to the provider: an invoice for someone
+            # identified is a disclosure (one for nobody is rejected as ``rights.none``).
+            DISCLOSED: found is not None,
         },
     )
     receipt = ClaimReceipt(

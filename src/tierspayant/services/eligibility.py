@@ -17,6 +17,7 @@ from tierspayant.domain.eligibility import (
     no_rights,
 )
 from tierspayant.domain.errors import EligibilityError
+from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.principal import Principal
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
@@ -60,6 +61,8 @@ def start_rights_check(
     ) -> tuple[tuple[DomainRight, ...], audit.Entry]:
         rights = _rights(platform, conn, found, request)
         covered = any(r.covered for r in rights)
+        # What the caller learnt: anything but the answer an unknown person gets.
+        disclosed = found is not None and rights != no_rights(request.domains)
         entry = audit.Entry(
             at=platform.now(),
             actor=principal.id,
@@ -74,6 +77,7 @@ def start_rights_check(
                 "domains": ",".join(d.value for d in request.domains),
                 "by": "nir" if card.nir else "member_number",
                 "proof": proof.present,
+                DISCLOSED: disclosed,
             },
         )
         return rights, entry

@@ -4,10 +4,16 @@
 exactly which beneficiaries were disclosed, per insurer. Events name people only by a
 keyed pseudonym of (insurer, internal id); scoping maps pseudonyms back by recomputing
 them over the insurer's internal ids — one HMAC per id, no identity involved — so the
-log itself never holds anything identifying. An event counts as a disclosure when it
-names a subject and its decision is not one of :data:`NON_DISCLOSING` (misses, refusals
-and "not covered" answers, which the caller cannot tell from a miss). Unknown decisions
-count as disclosures: over-notifying is the safe side.
+log itself never holds anything identifying.
+
+Which events disclosed is read from the events themselves, never guessed from a list of
+decisions that a new one would escape: every answer about a person (rights check,
+calculation, prior authorisation, invoice receipt, card-proof refusal) records
+``detail["disclosed"]`` (:data:`tierspayant.security.audit.DISCLOSED`), True when the
+answer differed from the one an unknown person gets. Events written before that field
+existed are classified by :data:`LEGACY_ANSWERS` (a refused prior authorisation by the
+reason code stored with its agreement). Any other event naming a subject counts unless
+its decision is a refusal (:data:`REFUSALS`): over-notifying is the safe side.
 
 **Reveal.** Names and NIR are decrypted only with ``reveal``, for a responder holding an
 approved bulk/export break-glass grant; each revealed person is one audit event; the NIR
@@ -27,15 +33,16 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from tierspayant.security.audit import subject_pseudonym
+from tierspayant.security.audit import DISCLOSED, subject_pseudonym
 from tierspayant.services.accounts import revoke_principal_sessions
 from tierspayant.services.alerts import suspend_principal
 from tierspayant.services.breakglass import (
@@ -49,13 +56,34 @@ from tierspayant.services.errors import ServiceError
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
+from tierspayant.store.claims_tables import prior_authorisations
 from tierspayant.store.operations_tables import incident_runs
 from tierspayant.store.tables import audit_events, beneficiaries
 
-# Decisions after which the caller learnt nothing about the subject.
-NON_DISCLOSING = frozenset(
-    {"miss", "hit_not_covered", "deny", "denied", "refused", "blocked", "error", "pending"}
+# Events from before answers recorded ``disclosed``: what each (action, decision) told
+# the caller. None: a refused prior authorisation, disclosing unless its reason was
+# ``rights.none`` (the unknown person's answer), read from the agreement.
+LEGACY_ANSWERS: Mapping[tuple[str, str], bool | None] = MappingProxyType(
+    {
+        ("eligibility.check", "hit"): True,
+        ("eligibility.check", "hit_not_covered"): False,
+        ("eligibility.check", "miss"): False,
+        ("calculation", "hit"): True,
+        ("calculation", "hit_not_covered"): False,
+        ("calculation", "miss"): False,
+        ("prior_auth.request", "granted"): True,
+        ("prior_auth.request", "pending"): True,
+        ("prior_auth.request", "refused"): None,
+        ("prior_auth.request", "miss"): False,
+        ("claim.receive", "hit"): True,
+        ("claim.receive", "miss"): False,
+        ("card.proof_refused", "deny"): False,
+    }
 )
+# Decisions of events that are not answers about a person (no ``disclosed`` field, not a
+# legacy answer) after which nothing was handed over.
+REFUSALS = frozenset({"deny", "denied", "blocked", "error", "step_up"})
+NO_RIGHTS_REASON = "rights.none"
 PSEUDONYM_PURPOSE = "audit.subject"
 _RESOLVE_BATCH = 20_000
 
@@ -192,7 +220,12 @@ def _disclosures(
         else audit_events.c.structure == criteria.structure
     )
     query = select(
-        audit_events.c.insurer, audit_events.c.subject, audit_events.c.at, audit_events.c.decision
+        audit_events.c.insurer,
+        audit_events.c.subject,
+        audit_events.c.at,
+        audit_events.c.action,
+        audit_events.c.decision,
+        audit_events.c.detail,
     ).where(
         who,
         audit_events.c.at >= criteria.start,
@@ -200,19 +233,74 @@ def _disclosures(
     )
     scanned = 0
     found: dict[str, dict[str, ScopedRecord]] = {}
-    for insurer, subject, at, decision in conn.execute(query.execution_options(yield_per=10_000)):
+    # Legacy refused prior authorisations, settled by their agreements' reason codes.
+    undecided: list[tuple[str, str, datetime, str | None]] = []
+    rows = conn.execute(query.execution_options(yield_per=10_000))
+    for insurer, subject, at, action, decision, detail in rows:
         scanned += 1
-        if subject is None or insurer is None or decision in NON_DISCLOSING:
+        if subject is None or insurer is None:
             continue
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        record = found.setdefault(insurer, {}).get(subject)
-        if record is None:
-            found[insurer][subject] = ScopedRecord(insurer, subject, 1, at, at)
-        else:
-            record.reads += 1
-            record.first_read = min(record.first_read, at)
-            record.last_read = max(record.last_read, at)
+        verdict, agreement = _verdict(action, decision, detail)
+        if verdict is None:
+            undecided.append((insurer, subject, at, agreement))
+        elif verdict:
+            _count(found, insurer, subject, at)
+    reasons = _reasons(conn, {a for *_, a in undecided if a is not None})
+    for insurer, subject, at, agreement in undecided:
+        # An agreement no longer held: counted (the safe side).
+        if agreement is None or reasons.get(agreement) != NO_RIGHTS_REASON:
+            _count(found, insurer, subject, at)
     return scanned, found
+
+
+def _verdict(action: str, decision: str, detail: str) -> tuple[bool | None, str | None]:
+    """Whether an event naming a subject disclosed it: (True/False, None), or (None,
+    agreement number) when the legacy agreement's reason code decides."""
+    fields = _detail(detail) if DISCLOSED in detail else {}
+    recorded = fields.get(DISCLOSED)
+    if isinstance(recorded, bool):
+        return recorded, None
+    if (action, decision) in LEGACY_ANSWERS:
+        legacy = LEGACY_ANSWERS[(action, decision)]
+        if legacy is not None:
+            return legacy, None
+        agreement = _detail(detail).get("agreement")
+        return None, agreement if isinstance(agreement, str) else None
+    return decision not in REFUSALS, None
+
+
+def _detail(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _count(
+    found: dict[str, dict[str, ScopedRecord]], insurer: str, subject: str, at: datetime
+) -> None:
+    record = found.setdefault(insurer, {}).get(subject)
+    if record is None:
+        found[insurer][subject] = ScopedRecord(insurer, subject, 1, at, at)
+    else:
+        record.reads += 1
+        record.first_read = min(record.first_read, at)
+        record.last_read = max(record.last_read, at)
+
+
+def _reasons(conn: Connection, agreements: set[str]) -> dict[str, str | None]:
+    """Reason codes of agreements, by number (those still held)."""
+    reasons: dict[str, str | None] = {}
+    numbers = sorted(agreements)
+    for start in range(0, len(numbers), 1000):
+        chunk = numbers[start : start + 1000]
+        query = select(
+            prior_authorisations.c.agreement_number, prior_authorisations.c.reason_code
+        ).where(prior_authorisations.c.agreement_number.in_(chunk))
+        reasons.update({str(number): code for number, code in conn.execute(query)})
+    return reasons
 
 
 def _resolve(

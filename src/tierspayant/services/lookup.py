@@ -21,7 +21,7 @@ from typing import Generic, NoReturn, TypeVar
 
 from sqlalchemy import Connection, select
 
-from tierspayant.security.audit import AuditEvent
+from tierspayant.security.audit import DISCLOSED, AuditEvent
 from tierspayant.security.guard import (
     Admission,
     GuardUnavailable,
@@ -280,7 +280,9 @@ def _refuse_proof(
             subject=refused.canary_subject,
             insurer=card.amc_number,
             decision="deny",
-            detail={"fault": refused.fault.value, "serial": refused.serial},
+            # The same 403 whoever the card designates: a canary named here was touched,
+            # not disclosed.
+            detail={"fault": refused.fault.value, "serial": refused.serial, DISCLOSED: False},
         )
     )
     guard = platform.guard
@@ -322,6 +324,9 @@ def _lookup(
             # Unknown person or another family: the same refusal, nothing answered.
             raise ProofRefused(ProofFault.MISMATCH, verified.serial, outcome_of.canary_subject)
         result, entry = answer(conn, insurer, found)
+        if entry is not None and entry.subject is not None and DISCLOSED not in entry.detail:
+            # The incident scope reads this field; an answer without it would be guessed.
+            raise ValueError(f"{entry.action}: an answer about a person must say if it disclosed")
         if ctx is not None and platform.guard is not None:
             if outcome_of.canary_subject is not None:
                 outcome = LookupOutcome.canary(outcome_of.canary_subject)

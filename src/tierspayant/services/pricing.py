@@ -21,6 +21,7 @@ from tierspayant.domain.pricing import (
     check_lines,
     price,
 )
+from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.principal import Principal
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import CardData, Identified, age_on
@@ -83,6 +84,8 @@ def start_calculation(
                 "care_date": request.care_date.isoformat(),
                 "lines": len(request.lines),
                 "proof": proof.present,
+                # Anything but ``calculation.no_rights``, the answer of an unknown person.
+                DISCLOSED: result is not None,
             },
         )
         return result, entry

@@ -31,6 +31,7 @@ from tierspayant.domain.claims import UNKNOWN_BENEFICIARY
 from tierspayant.domain.eligibility import Coverage, check_care_date
 from tierspayant.domain.errors import PricingError
 from tierspayant.domain.pricing import PricingLine, PricingRequest, check_lines, price
+from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.principal import Principal
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.services.identification import CardData, Identified, age_on
@@ -207,9 +208,10 @@ def request_prior_auth(
         again = _by_key(conn, provider_id, request.request_key, digest)
         if again is not None:
             return again, False
-        status, code, reason, lines = _assess(
-            platform, conn, insurer, found, request, in_force, provider_id
-        )
+        assessed = _assess(platform, conn, insurer, found, request, in_force, provider_id)
+        status, code, reason, lines = assessed
+        # Every outcome but the refusal an unknown person gets tells about the person.
+        disclosed = found is not None and assessed != _refused_no_rights(request)
         total = sum(line.guaranteed_cents for line in lines)
         now = platform.now()
         agreement_id = store.next_agreement_id(conn)
@@ -251,7 +253,13 @@ def request_prior_auth(
             subject=found.subject if found else None,
             insurer=insurer.amc_number,
             decision="miss" if found is None else status,
-            detail={"agreement": number, "domain": domain.value, "lines": len(lines)},
+            detail={
+                "agreement": number,
+                "domain": domain.value,
+                "lines": len(lines),
+                "reason": code,
+                DISCLOSED: disclosed,
+            },
         )
         return (
             PriorAuthAnswer(
@@ -271,6 +279,22 @@ def request_prior_auth(
     return guarded_lookup(platform, principal, card, proof, answer)
 
 
+Assessment = tuple[str, str | None, str | None, list[GuaranteedLine]]
+
+
+def _zero(request: PriorAuthRequest) -> list[GuaranteedLine]:
+    return [
+        GuaranteedLine(ln.act_code, ln.family, ln.quantity, ln.billed_cents, 0)
+        for ln in request.lines
+    ]
+
+
+def _refused_no_rights(request: PriorAuthRequest) -> Assessment:
+    """The answer of an unknown, mismatched or uncovered person: the only one that
+    discloses nothing about who was asked about."""
+    return ("refused", "rights.none", "Pas de droits complémentaires", _zero(request))
+
+
 def _assess(
     platform: Platform,
     conn: Connection,
@@ -279,13 +303,10 @@ def _assess(
     request: PriorAuthRequest,
     policy: PriorAuthPolicy,
     provider_id: int,
-) -> tuple[str, str | None, str | None, list[GuaranteedLine]]:
+) -> Assessment:
     """Status, reason code, reason and guaranteed lines of a request."""
-    zero = [
-        GuaranteedLine(ln.act_code, ln.family, ln.quantity, ln.billed_cents, 0)
-        for ln in request.lines
-    ]
-    refused_no_rights = ("refused", "rights.none", "Pas de droits complémentaires", zero)
+    zero = _zero(request)
+    refused_no_rights = _refused_no_rights(request)
     if found is None:
         return refused_no_rights
     record = found.record
