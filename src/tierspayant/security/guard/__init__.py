@@ -23,8 +23,9 @@ When the counter store fails, the guard fails *closed*: :meth:`Guard.admit` deni
 outage of Redis never opens the door to an uncounted scrape.
 
 The package's modules import one another in one direction: ``values`` (what the guard
-and its callers exchange) <- ``policy`` (thresholds, calibration) <- ``counters`` (store
-protocol, bundled-operation plans, in-process store) <- ``redis_store`` <- ``core`` (the
+and its callers exchange) <- ``policy`` (thresholds' values, calibration) <- ``thresholds``
+(the table of signals and :func:`~thresholds.grade`) and ``counters`` (store protocol,
+bundled-operation plans, in-process store) <- ``redis_store`` <- ``core`` (the
 :class:`Guard`). Import from the package: every public name is here.
 """
 

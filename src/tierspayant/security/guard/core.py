@@ -12,12 +12,26 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from tierspayant.security.guard.counters import (
+    AdmissionCounts,
     AdmissionPlan,
     CounterStore,
     ObservationCounts,
     ObservationPlan,
 )
 from tierspayant.security.guard.policy import GuardPolicy, HistoryProvider, calibrate
+from tierspayant.security.guard.thresholds import (
+    THRESHOLDS,
+    Counter,
+    Grade,
+    Judged,
+    Scope,
+    Threshold,
+    enough,
+    grade,
+    limit,
+    row_of,
+    signal_figures,
+)
 from tierspayant.security.guard.values import (
     DAY_SECONDS,
     UNAVAILABLE,
@@ -76,6 +90,58 @@ _CALLER_MESSAGES = {
 }
 _STEP_UP_MESSAGE = "renew your authentication (CPS card or e-CPS) to continue"
 
+# Views of the threshold table, computed once. The rates in the order of the admission's
+# windows (global, principal, structure); the rows the admission gates on, in the table's
+# order; the rows an observation judges, per (hit, without proof), those judged on every
+# outcome first.
+_RATES = tuple(
+    row_of(c) for c in (Counter.RATE_GLOBAL, Counter.RATE_PRINCIPAL, Counter.RATE_STRUCTURE)
+)
+_PACE = row_of(Counter.PACE)
+_STEP_UPS = row_of(Counter.STEP_UPS)
+_INVOICED = row_of(Counter.INVOICED)
+_GATED = tuple(r for r in THRESHOLDS if r.judged in (Judged.OUTCOME, Judged.HIT))
+
+
+def _observed(hit: bool, no_proof: bool) -> tuple[Threshold, ...]:
+    rows = [
+        r
+        for r in _GATED
+        if (no_proof or not r.no_proof_only) and (hit or r.judged is Judged.OUTCOME)
+    ]
+    return tuple(sorted(rows, key=lambda r: r.judged is Judged.HIT))
+
+
+# Indexed by 2 * hit + without proof.
+_OBSERVED = tuple(_observed(hit, no_proof) for hit in (False, True) for no_proof in (False, True))
+
+
+def _value(counter: Counter, counts: AdmissionCounts | ObservationCounts) -> int:
+    """The reading of a counter that both bundles read (see :class:`Counter`)."""
+    if counter is Counter.DISTINCT:
+        return counts.seen
+    if counter is Counter.NO_PROOF:
+        return counts.answered
+    if counter is Counter.MISSES:
+        return counts.outcomes.count("m")
+    raise ValueError(f"no reading of {counter}")
+
+
+def _volume(counter: Counter, counts: AdmissionCounts | ObservationCounts) -> int:
+    return len(counts.outcomes) if counter is Counter.MISSES else 0
+
+
+def _scope_of(scope: Scope, ctx: LookupContext) -> str:
+    if scope is Scope.PRINCIPAL:
+        return ctx.principal_id
+    return ctx.structure if scope is Scope.STRUCTURE else "global"
+
+
+def _limit_of(threshold: Threshold, policy: GuardPolicy) -> int:
+    ref = threshold.hard if threshold.min_volume is None else threshold.min_volume
+    assert ref is not None
+    return limit(ref, policy)
+
 
 class Guard:
     """Admission and observation of rights-check lookups (see the module docstring)."""
@@ -92,6 +158,10 @@ class Guard:
         self._zone = ZoneInfo(self.policy.timezone)
         self._caps: dict[tuple[str, str, date], Caps] = {}
         self._caps_lock = threading.Lock()
+        # The limits the counter store applies itself, resolved once.
+        self._rate_limits = tuple(_limit_of(r, self.policy) for r in _RATES)
+        self._step_up_limit = _limit_of(_STEP_UPS, self.policy)
+        self._invoice_min_looked = _limit_of(_INVOICED, self.policy)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -183,12 +253,11 @@ class Guard:
         p = self.policy
         now_ms = _ms(ctx.at)
         day = self.day_of(ctx.at)
-        hour = ctx.at.strftime("%Y%m%d%H")
         counts = self.counters.admission(
             AdmissionPlan(
                 flag_key=f"susp:{ctx.principal_id}",
                 window_keys=("rate:g", f"rate:p:{ctx.principal_id}", f"rate:s:{ctx.structure}"),
-                window_limits=(p.global_per_minute, p.principal_per_minute, p.structure_per_minute),
+                window_limits=self._rate_limits,
                 now_ms=now_ms,
                 window_ms=_RATE_WINDOW_MS,
                 member=ctx.lookup_id,
@@ -205,85 +274,43 @@ class Guard:
         )
         if counts.suspended:
             return self._deny("guard.suspended")
-        full = counts.full
-        if full >= 0:
-            code, limit, scope = [
-                ("guard.global_rate", p.global_per_minute, "global"),
-                ("guard.rate", p.principal_per_minute, ctx.principal_id),
-                ("guard.structure_rate", p.structure_per_minute, ctx.structure),
-            ][full]
-            signal = self._signal(
-                ctx, Level.SOFT, code, "rate limit reached", per_minute=limit, scope=scope
-            )
-            return self._deny(code, *self._once(signal, scope, hour), retry_after=60)
+        if counts.full >= 0:
+            # The store judged the rate rows, in the table's order, against their limits.
+            rate = _RATES[counts.full]
+            scope = _scope_of(rate.scope, ctx)
+            signal = self._raise(ctx, rate, Grade.HARD, 0, 0, None, scope=scope)
+            hour = ctx.at.strftime("%Y%m%d%H")
+            return self._deny(rate.code, *self._once(signal, scope, hour), retry_after=60)
 
-        if ctx.kind is ActorKind.HUMAN:
-            stamps = counts.pace
-            if len(stamps) >= p.human_speed_lookups:
-                median = median_interval_ms([int(s) for s in stamps])
-                if median < p.human_speed_median_ms:
-                    signal = self._signal(
-                        ctx,
-                        Level.HARD,
-                        "guard.human_speed",
-                        "portal lookups faster than a person can type",
-                        lookups=len(stamps),
-                        median_interval_ms=median,
-                        threshold_ms=p.human_speed_median_ms,
-                    )
-                    self.counters.set_flag(f"susp:{ctx.principal_id}", None)
-                    return self._deny("guard.human_speed", signal)
+        # Only portal users' lookups are paced: software's pace list is empty, below any
+        # minimum volume.
+        stamps = counts.pace
+        if enough(_PACE, len(stamps), p):
+            median = median_interval_ms([int(s) for s in stamps])
+            if grade(_PACE, median, len(stamps), p) is Grade.HARD:
+                signal = self._raise(ctx, _PACE, Grade.HARD, median, len(stamps), None)
+                self.counters.set_flag(f"susp:{ctx.principal_id}", None)
+                return self._deny(_PACE.code, signal)
 
-        caps = self.caps(ctx.structure, ctx.category, day)
-        seen = counts.seen
-        if seen >= caps.hard:
-            return self._deny("guard.daily_cap")
-
-        misses = answered = 0
-        outcomes: tuple[str, ...] = ()
-        if not ctx.with_proof:
-            outcomes = counts.outcomes
-            misses = outcomes.count("m")
-            if _over(misses, len(outcomes), p.miss_min_lookups, p.miss_hard_percent):
-                return self._deny("guard.miss_ratio")
-            answered = counts.answered
-            if answered >= p.no_proof_hard:
-                return self._deny("guard.no_proof_quota")
-
-        if not ctx.stepped_up:
-            soft: Signal | None = None
-            if seen >= caps.soft:
-                soft = self._signal(
-                    ctx,
-                    Level.SOFT,
-                    "guard.daily_cap_soft",
-                    "structure near its daily cap of distinct beneficiaries",
-                    distinct=seen,
-                    soft=caps.soft,
-                    cap=caps.hard,
-                )
-            elif _over(misses, len(outcomes), p.miss_min_lookups, p.miss_soft_percent):
-                soft = self._signal(
-                    ctx,
-                    Level.SOFT,
-                    "guard.miss_ratio_soft",
-                    "many unmatched lookups without card proof",
-                    misses=misses,
-                    lookups=len(outcomes),
-                    soft_percent=p.miss_soft_percent,
-                )
-            elif not ctx.with_proof and answered >= p.no_proof_soft:
-                soft = self._signal(
-                    ctx,
-                    Level.SOFT,
-                    "guard.no_proof_soft",
-                    "structure near its quota of lookups without card proof",
-                    answered=answered,
-                    soft=p.no_proof_soft,
-                    hard=p.no_proof_hard,
-                )
-            if soft is not None:
-                return self._step_up(ctx, soft, day)
+        # Rows judged at observation: their hard level refuses, their soft level asks for
+        # step-up (the first in the table's order), unless the caller stepped up.
+        caps: Caps | None = None
+        soft: Threshold | None = None
+        soft_value = soft_volume = 0
+        for row in _GATED:
+            if row.no_proof_only and ctx.with_proof:
+                continue
+            if row.uses_caps and caps is None:
+                caps = self.caps(ctx.structure, ctx.category, day)
+            value, volume = _value(row.counter, counts), _volume(row.counter, counts)
+            level = grade(row, value, volume, p, caps)
+            if level is Grade.HARD:
+                return self._deny(row.code)
+            if level is Grade.SOFT and soft is None:
+                soft, soft_value, soft_volume = row, value, volume
+        if soft is not None and not ctx.stepped_up:
+            signal = self._raise(ctx, soft, Grade.SOFT, soft_value, soft_volume, caps)
+            return self._step_up(ctx, signal, _scope_of(soft.scope, ctx), day)
 
         if not ctx.with_proof and not self.counters.reserve(
             f"np:{ctx.structure}:{day}",
@@ -298,31 +325,23 @@ class Guard:
             return self._deny("guard.no_proof_quota", retry_after=p.no_proof_hold_seconds)
         return Admission(Verdict.ALLOW, "guard.ok", "")
 
-    def _step_up(self, ctx: LookupContext, soft: Signal, day: date) -> Admission:
+    def _step_up(self, ctx: LookupContext, soft: Signal, scope: str, day: date) -> Admission:
         """Ask for step-up; a caller who keeps ignoring it is a bot and gets suspended."""
         p = self.policy
         hour = ctx.at.strftime("%Y%m%d%H")
-        scope = ctx.principal_id if soft.code == "guard.miss_ratio_soft" else ctx.structure
         # At the limit the store marks the principal suspended; below it, it deduplicates
         # the soft signal: both in the same operation as the count.
         refusals, first = self.counters.step_up(
             f"stepup:{ctx.principal_id}:{hour}",
             2 * 3600,
-            p.step_up_refusals_hard,
+            self._step_up_limit,
             f"susp:{ctx.principal_id}",
             _once_key(soft.code, scope, day.isoformat()),
             _ONCE_TTL_SECONDS,
         )
-        if refusals >= p.step_up_refusals_hard:
-            hard = self._signal(
-                ctx,
-                Level.HARD,
-                "guard.step_up_ignored",
-                "step-up requests ignored; lookups kept coming",
-                refusals=refusals,
-                after_soft=soft.code,
-            )
-            return self._deny("guard.step_up_ignored", hard)
+        if grade(_STEP_UPS, refusals, 0, p) is Grade.HARD:
+            hard = self._raise(ctx, _STEP_UPS, Grade.HARD, refusals, 0, None, after_soft=soft.code)
+            return self._deny(_STEP_UPS.code, hard)
         signals = (soft,) if first else ()
         return Admission(Verdict.STEP_UP, soft.code, _STEP_UP_MESSAGE, 0, signals)
 
@@ -378,16 +397,17 @@ class Guard:
         bucket = day.isoformat()
         no_proof = not ctx.with_proof
         hit = outcome.kind is OutcomeKind.HIT
-        # The once-keys a soft signal of this lookup may need: the store tells which are
-        # already set, so only a signal not yet raised costs a write.
+        # The rows this outcome may move, and the once-keys their soft and watch signals
+        # may need: the store tells which are already set, so only a signal not yet raised
+        # costs a write.
+        rows = _OBSERVED[2 * hit + no_proof]
         once_keys: list[str] = []
-        if no_proof:
-            once_keys.append(_once_key("guard.miss_ratio_soft", ctx.principal_id, bucket))
-        if hit:
-            once_keys.append(_once_key("guard.daily_cap_soft", ctx.structure, bucket))
-            if no_proof:
-                once_keys.append(_once_key("guard.no_proof_soft", ctx.structure, bucket))
-                once_keys.append(_once_key("guard.no_proof_watch", ctx.structure, bucket))
+        for row in rows:
+            scope = _scope_of(row.scope, ctx)
+            if row.soft_code:
+                once_keys.append(_once_key(row.soft_code, scope, bucket))
+            if row.watch_code:
+                once_keys.append(_once_key(row.watch_code, scope, bucket))
         judged = day - timedelta(days=p.invoice_lag_days)
         counts = self.counters.observation(
             ObservationPlan(
@@ -412,107 +432,37 @@ class Guard:
                 check_ttl_seconds=2 * DAY_SECONDS,
                 judged_seen_key=f"seen:{ctx.structure}:{judged}",
                 judged_invoiced_key=f"inv:{ctx.structure}:{judged}",
-                min_looked=p.invoice_min_lookups,
+                min_looked=self._invoice_min_looked,
                 once_keys=tuple(once_keys),
             )
         )
         already = dict(zip(once_keys, counts.once_set, strict=True))
         # In order: a signal, or a soft one raised only if its once-key is claimed now.
         raised: list[Signal | tuple[Signal, str]] = []
-
-        def once(signal: Signal, scope: str) -> None:
-            key = _once_key(signal.code, scope, bucket)
+        caps: Caps | None = None
+        for row in rows:
+            if row.uses_caps and caps is None:
+                caps = self.caps(ctx.structure, ctx.category, day)
+            value, volume = _value(row.counter, counts), _volume(row.counter, counts)
+            level = grade(row, value, volume, p, caps)
+            if level is Grade.NONE:
+                continue
+            signal = self._raise(ctx, row, level, value, volume, caps)
+            if level is Grade.HARD:
+                raised.append(signal)
+                continue
+            key = _once_key(signal.code, _scope_of(row.scope, ctx), bucket)
             if not already[key]:
                 raised.append((signal, key))
-
-        if no_proof:
-            window = counts.outcomes
-            misses = window.count("m")
-            figures: dict[str, int | str] = {"misses": misses, "lookups": len(window)}
-            if _over(misses, len(window), p.miss_min_lookups, p.miss_hard_percent):
+        if counts.checked:
+            # Once a day per structure (the store's check key): no once-key needed.
+            level = grade(_INVOICED, counts.invoiced, counts.looked, p)
+            if level is not Grade.NONE:
                 raised.append(
-                    self._signal(
-                        ctx,
-                        Level.HARD,
-                        "guard.miss_ratio",
-                        "most lookups without card proof match nobody (enumeration)",
-                        hard_percent=p.miss_hard_percent,
-                        **figures,
+                    self._raise(
+                        ctx, _INVOICED, level, counts.invoiced, counts.looked, None, day=str(judged)
                     )
                 )
-            elif _over(misses, len(window), p.miss_min_lookups, p.miss_soft_percent):
-                soft = self._signal(
-                    ctx,
-                    Level.SOFT,
-                    "guard.miss_ratio_soft",
-                    "many unmatched lookups without card proof",
-                    soft_percent=p.miss_soft_percent,
-                    **figures,
-                )
-                once(soft, ctx.principal_id)
-        if hit:
-            caps = self.caps(ctx.structure, ctx.category, day)
-            seen = counts.seen
-            cap_figures: dict[str, int | str] = {"distinct": seen, "cap": caps.hard}
-            if seen >= caps.hard:
-                raised.append(
-                    self._signal(
-                        ctx,
-                        Level.HARD,
-                        "guard.daily_cap",
-                        "structure reached its daily cap of distinct beneficiaries",
-                        **cap_figures,
-                    )
-                )
-            elif seen >= caps.soft:
-                soft = self._signal(
-                    ctx,
-                    Level.SOFT,
-                    "guard.daily_cap_soft",
-                    "structure near its daily cap of distinct beneficiaries",
-                    soft=caps.soft,
-                    **cap_figures,
-                )
-                once(soft, ctx.structure)
-            if no_proof:
-                answered = counts.answered
-                np_figures: dict[str, int | str] = {"answered": answered, "hard": p.no_proof_hard}
-                if answered >= p.no_proof_hard:
-                    raised.append(
-                        self._signal(
-                            ctx,
-                            Level.HARD,
-                            "guard.no_proof_quota",
-                            "quota of beneficiaries answered without card proof used up",
-                            **np_figures,
-                        )
-                    )
-                elif answered >= p.no_proof_soft:
-                    soft = self._signal(
-                        ctx,
-                        Level.SOFT,
-                        "guard.no_proof_soft",
-                        "structure near its quota of lookups without card proof",
-                        soft=p.no_proof_soft,
-                        **np_figures,
-                    )
-                    once(soft, ctx.structure)
-                elif answered >= p.no_proof_watch:
-                    # Nothing is refused yet: the security team hears of a structure that
-                    # answers people without their card while a scraper at human pace has
-                    # read only a couple of them (the step-up comes at ``no_proof_soft``).
-                    watch = self._signal(
-                        ctx,
-                        Level.SOFT,
-                        "guard.no_proof_watch",
-                        "beneficiaries answered without card proof today",
-                        watch=p.no_proof_watch,
-                        **np_figures,
-                    )
-                    once(watch, ctx.structure)
-        invoice = self._invoice_signal(ctx, judged, counts)
-        if invoice is not None:
-            raised.append(invoice)
         # Claim the once-keys, and mark the principal suspended on a HARD signal, at once.
         claims = [item[1] for item in raised if isinstance(item, tuple)]
         hard = any(isinstance(item, Signal) and item.hard for item in raised)
@@ -527,29 +477,27 @@ class Guard:
                 signals.append(item[0])
         return signals
 
-    def _invoice_signal(
-        self, ctx: LookupContext, judged: date, counts: ObservationCounts
-    ) -> Signal | None:
-        """The share of ``judged``'s lookups that were invoiced, if this is the day's check.
-
-        Invoices arrive late (batches, teletransmission delays), so the day judged is
-        ``invoice_lag_days`` back, never today.
-        """
-        p = self.policy
-        if not counts.checked or counts.looked < p.invoice_min_lookups:
-            return None
-        looked, invoiced = counts.looked, counts.invoiced
-        if invoiced * 100 >= p.invoice_min_percent * looked:
-            return None
-        return self._signal(
-            ctx,
-            Level.SOFT,
-            "guard.invoice_ratio",
-            "few of the beneficiaries looked up were invoiced",
-            day=judged.isoformat(),
-            looked_up=looked,
-            invoiced=invoiced,
-            min_percent=p.invoice_min_percent,
+    def _raise(
+        self,
+        ctx: LookupContext,
+        row: Threshold,
+        level: Grade,
+        value: int,
+        volume: int,
+        caps: Caps | None,
+        **extra: int | str,
+    ) -> Signal:
+        """The signal of ``row`` at ``level``, with its figures (counts and thresholds)."""
+        figures = signal_figures(row, level, value, volume, self.policy, caps)
+        figures.update(extra)
+        return Signal(
+            row.level(level),
+            row.signal_code(level),
+            row.signal_message(level),
+            ctx.at,
+            ctx.principal_id,
+            ctx.structure,
+            figures,
         )
 
     def reject_proof(self, ctx: LookupContext, fault: ProofFault) -> list[Signal]:
@@ -599,8 +547,3 @@ class Guard:
             return figures
         except CounterStoreUnavailable as exc:
             raise GuardUnavailable() from exc
-
-
-def _over(part: int, whole: int, min_whole: int, percent: int) -> bool:
-    """``part / whole > percent %`` once ``whole`` reaches ``min_whole`` (integer maths)."""
-    return whole >= min_whole and part * 100 > percent * whole
