@@ -1,0 +1,549 @@
+"""The guard itself: admission before a lookup, observation after it (see the package)."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from tierspayant.security.guard.counters import (
+    AdmissionCounts,
+    AdmissionPlan,
+    CounterStore,
+    ObservationCounts,
+    ObservationPlan,
+)
+from tierspayant.security.guard.policy import GuardPolicy, HistoryProvider, calibrate
+from tierspayant.security.guard.thresholds import (
+    THRESHOLDS,
+    Counter,
+    Grade,
+    Judged,
+    Scope,
+    Threshold,
+    enough,
+    grade,
+    limit,
+    row_of,
+    signal_figures,
+)
+from tierspayant.security.guard.values import (
+    DAY_SECONDS,
+    UNAVAILABLE,
+    ActorKind,
+    Admission,
+    Caps,
+    CounterStoreUnavailable,
+    DailyFigures,
+    GuardUnavailable,
+    Level,
+    LookupContext,
+    LookupOutcome,
+    OutcomeKind,
+    ProofFault,
+    Signal,
+    Verdict,
+)
+
+log = structlog.get_logger("tierspayant.guard")
+
+_RATE_WINDOW_MS = 60_000
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+_ONCE_TTL_SECONDS = 2 * DAY_SECONDS
+
+
+def _once_key(code: str, scope: str, bucket: str) -> str:
+    """The flag that lets a signal through once per (code, scope, bucket)."""
+    return f"once:{code}:{scope}:{bucket}"
+
+
+def median_interval_ms(stamps_ms: Sequence[int]) -> int:
+    """Median gap between consecutive events (the lower middle for an even count)."""
+    ordered = sorted(stamps_ms)
+    gaps = [b - a for a, b in itertools.pairwise(ordered)]
+    if not gaps:
+        raise ValueError("need at least two events")
+    return int(statistics.median_low(gaps))
+
+
+_CALLER_MESSAGES = {
+    "guard.suspended": "this account is suspended; contact the operator's support",
+    "guard.rate": "too many lookups from this account; slow down",
+    "guard.structure_rate": "too many lookups from this structure; slow down",
+    "guard.global_rate": "the service is saturated; try again shortly",
+    "guard.human_speed": "lookups faster than a person can type; account suspended",
+    "guard.daily_cap": "daily lookup limit of this structure reached",
+    "guard.miss_ratio": "too many unmatched lookups; account suspended",
+    "guard.no_proof_quota": "scan the patient's card: lookups without card proof are used up",
+    "guard.step_up_ignored": "authentication was not renewed; account suspended",
+    UNAVAILABLE: "the rights check is temporarily unavailable",
+}
+_STEP_UP_MESSAGE = "renew your authentication (CPS card or e-CPS) to continue"
+
+# Views of the threshold table, computed once. The rates in the order of the admission's
+# windows (global, principal, structure); the rows the admission gates on, in the table's
+# order; the rows an observation judges, per (hit, without proof), those judged on every
+# outcome first.
+_RATES = tuple(
+    row_of(c) for c in (Counter.RATE_GLOBAL, Counter.RATE_PRINCIPAL, Counter.RATE_STRUCTURE)
+)
+_PACE = row_of(Counter.PACE)
+_STEP_UPS = row_of(Counter.STEP_UPS)
+_INVOICED = row_of(Counter.INVOICED)
+_GATED = tuple(r for r in THRESHOLDS if r.judged in (Judged.OUTCOME, Judged.HIT))
+
+
+def _observed(hit: bool, no_proof: bool) -> tuple[Threshold, ...]:
+    rows = [
+        r
+        for r in _GATED
+        if (no_proof or not r.no_proof_only) and (hit or r.judged is Judged.OUTCOME)
+    ]
+    return tuple(sorted(rows, key=lambda r: r.judged is Judged.HIT))
+
+
+# Indexed by 2 * hit + without proof.
+_OBSERVED = tuple(_observed(hit, no_proof) for hit in (False, True) for no_proof in (False, True))
+
+
+def _value(counter: Counter, counts: AdmissionCounts | ObservationCounts) -> int:
+    """The reading of a counter that both bundles read (see :class:`Counter`)."""
+    if counter is Counter.DISTINCT:
+        return counts.seen
+    if counter is Counter.NO_PROOF:
+        return counts.answered
+    if counter is Counter.MISSES:
+        return counts.outcomes.count("m")
+    raise ValueError(f"no reading of {counter}")
+
+
+def _volume(counter: Counter, counts: AdmissionCounts | ObservationCounts) -> int:
+    return len(counts.outcomes) if counter is Counter.MISSES else 0
+
+
+def _scope_of(scope: Scope, ctx: LookupContext) -> str:
+    if scope is Scope.PRINCIPAL:
+        return ctx.principal_id
+    return ctx.structure if scope is Scope.STRUCTURE else "global"
+
+
+def _limit_of(threshold: Threshold, policy: GuardPolicy) -> int:
+    ref = threshold.hard if threshold.min_volume is None else threshold.min_volume
+    assert ref is not None
+    return limit(ref, policy)
+
+
+class Guard:
+    """Admission and observation of rights-check lookups (see the module docstring)."""
+
+    def __init__(
+        self,
+        counters: CounterStore,
+        policy: GuardPolicy | None = None,
+        history: HistoryProvider | None = None,
+    ) -> None:
+        self.counters = counters
+        self.policy = policy or GuardPolicy()
+        self.history = history
+        self._zone = ZoneInfo(self.policy.timezone)
+        self._caps: dict[tuple[str, str, date], Caps] = {}
+        self._caps_lock = threading.Lock()
+        # The limits the counter store applies itself, resolved once.
+        self._rate_limits = tuple(_limit_of(r, self.policy) for r in _RATES)
+        self._step_up_limit = _limit_of(_STEP_UPS, self.policy)
+        self._invoice_min_looked = _limit_of(_INVOICED, self.policy)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def day_of(self, at: datetime) -> date:
+        """The local (French) calendar day of an instant: daily quotas reset at midnight."""
+        return at.astimezone(self._zone).date()
+
+    def caps(self, structure: str, category: str, day: date) -> Caps:
+        """The structure's cap for ``day``, calibrated on history; cached per day."""
+        key = (structure, category, day)
+        with self._caps_lock:
+            cached = self._caps.get(key)
+        if cached is not None:
+            return cached
+        history: Sequence[int] = ()
+        if self.history is not None:
+            try:
+                history = self.history.daily_distinct(structure, day, self.policy.calibration_days)
+            except Exception as exc:  # noqa: BLE001 - any history failure: profession default
+                # The default is never above a calibrated cap, so failing here fails safe.
+                log.warning("guard.history_unavailable", error=type(exc).__name__)
+                return calibrate(self.policy, category, ())
+        caps = calibrate(self.policy, category, history)
+        with self._caps_lock:
+            if len(self._caps) > 50_000:
+                self._caps.clear()
+            self._caps[key] = caps
+        return caps
+
+    def _signal(
+        self, ctx: LookupContext, level: Level, code: str, message: str, **figures: int | str
+    ) -> Signal:
+        return Signal(level, code, message, ctx.at, ctx.principal_id, ctx.structure, figures)
+
+    def _once(self, signal: Signal, scope: str, bucket: str) -> list[Signal]:
+        """The signal the first time for (code, scope, bucket), else nothing."""
+        if self.counters.set_once(_once_key(signal.code, scope, bucket), _ONCE_TTL_SECONDS):
+            return [signal]
+        return []
+
+    def _deny(self, code: str, *signals: Signal, retry_after: int = 0) -> Admission:
+        return Admission(Verdict.DENY, code, _CALLER_MESSAGES[code], retry_after, signals)
+
+    # -- suspension -------------------------------------------------------------------
+
+    def suspended(self, principal_id: str) -> bool:
+        """Whether the principal is marked suspended in the counters (fast path).
+
+        Raises :class:`GuardUnavailable` if the store cannot say: treat it as suspended.
+        """
+        try:
+            return self.counters.has_flag(f"susp:{principal_id}")
+        except CounterStoreUnavailable as exc:
+            raise GuardUnavailable() from exc
+
+    def mark_suspended(self, principal_id: str) -> None:
+        """Refuse every further lookup of the principal until :meth:`clear_suspension`."""
+        try:
+            self.counters.set_flag(f"susp:{principal_id}", None)
+        except CounterStoreUnavailable as exc:
+            raise GuardUnavailable() from exc
+
+    def clear_suspension(self, principal_id: str) -> None:
+        """Lift the mark and forget the principal's recent pace and misses (reinstatement)."""
+        keys = (f"susp:{principal_id}", f"speed:{principal_id}", f"out:{principal_id}")
+        try:
+            self.counters.delete(*keys)
+        except CounterStoreUnavailable as exc:
+            raise GuardUnavailable() from exc
+
+    # -- before the lookup ------------------------------------------------------------
+
+    def admit(self, ctx: LookupContext) -> Admission:
+        """Decide whether this lookup may run: ALLOW, STEP_UP (soft limit) or DENY.
+
+        An ALLOW without card proof holds one slot of the structure's no-proof quota until
+        :meth:`observe` (or :meth:`abandon`) is called with the same context.
+        """
+        try:
+            return self._admit(ctx)
+        except CounterStoreUnavailable as exc:
+            log.error("guard.store_unavailable", during="admit", error=exc.message)
+            return self._deny(UNAVAILABLE, retry_after=30)
+
+    def _admit(self, ctx: LookupContext) -> Admission:
+        # One bundled store operation reads and counts what every admission needs (one
+        # round trip to Redis); a decision that needs a write (a signal to deduplicate,
+        # a suspension, a step-up refusal, a no-proof hold) costs one more.
+        p = self.policy
+        now_ms = _ms(ctx.at)
+        day = self.day_of(ctx.at)
+        counts = self.counters.admission(
+            AdmissionPlan(
+                flag_key=f"susp:{ctx.principal_id}",
+                window_keys=("rate:g", f"rate:p:{ctx.principal_id}", f"rate:s:{ctx.structure}"),
+                window_limits=self._rate_limits,
+                now_ms=now_ms,
+                window_ms=_RATE_WINDOW_MS,
+                member=ctx.lookup_id,
+                pace=ctx.kind is ActorKind.HUMAN,
+                pace_key=f"speed:{ctx.principal_id}",
+                pace_value=str(now_ms),
+                pace_keep=p.human_speed_lookups,
+                pace_ttl_seconds=3600,
+                seen_key=f"seen:{ctx.structure}:{day}",
+                no_proof=not ctx.with_proof,
+                outcomes_key=f"out:{ctx.principal_id}",
+                answered_key=f"np:{ctx.structure}:{day}",
+            )
+        )
+        if counts.suspended:
+            return self._deny("guard.suspended")
+        if counts.full >= 0:
+            # The store judged the rate rows, in the table's order, against their limits.
+            rate = _RATES[counts.full]
+            scope = _scope_of(rate.scope, ctx)
+            signal = self._raise(ctx, rate, Grade.HARD, 0, 0, None, scope=scope)
+            hour = ctx.at.strftime("%Y%m%d%H")
+            return self._deny(rate.code, *self._once(signal, scope, hour), retry_after=60)
+
+        # Only portal users' lookups are paced: software's pace list is empty, below any
+        # minimum volume.
+        stamps = counts.pace
+        if enough(_PACE, len(stamps), p):
+            median = median_interval_ms([int(s) for s in stamps])
+            if grade(_PACE, median, len(stamps), p) is Grade.HARD:
+                signal = self._raise(ctx, _PACE, Grade.HARD, median, len(stamps), None)
+                self.counters.set_flag(f"susp:{ctx.principal_id}", None)
+                return self._deny(_PACE.code, signal)
+
+        # Rows judged at observation: their hard level refuses, their soft level asks for
+        # step-up (the first in the table's order), unless the caller stepped up.
+        caps: Caps | None = None
+        soft: Threshold | None = None
+        soft_value = soft_volume = 0
+        for row in _GATED:
+            if row.no_proof_only and ctx.with_proof:
+                continue
+            if row.uses_caps and caps is None:
+                caps = self.caps(ctx.structure, ctx.category, day)
+            value, volume = _value(row.counter, counts), _volume(row.counter, counts)
+            level = grade(row, value, volume, p, caps)
+            if level is Grade.HARD:
+                return self._deny(row.code)
+            if level is Grade.SOFT and soft is None:
+                soft, soft_value, soft_volume = row, value, volume
+        if soft is not None and not ctx.stepped_up:
+            signal = self._raise(ctx, soft, Grade.SOFT, soft_value, soft_volume, caps)
+            return self._step_up(ctx, signal, _scope_of(soft.scope, ctx), day)
+
+        if not ctx.with_proof and not self.counters.reserve(
+            f"np:{ctx.structure}:{day}",
+            f"nphold:{ctx.structure}:{day}",
+            ctx.lookup_id,
+            p.no_proof_hard,
+            now_ms,
+            p.no_proof_hold_seconds * 1000,
+            p.day_set_ttl_seconds,
+        ):
+            # The remaining slots are held by lookups still running.
+            return self._deny("guard.no_proof_quota", retry_after=p.no_proof_hold_seconds)
+        return Admission(Verdict.ALLOW, "guard.ok", "")
+
+    def _step_up(self, ctx: LookupContext, soft: Signal, scope: str, day: date) -> Admission:
+        """Ask for step-up; a caller who keeps ignoring it is a bot and gets suspended."""
+        p = self.policy
+        hour = ctx.at.strftime("%Y%m%d%H")
+        # At the limit the store marks the principal suspended; below it, it deduplicates
+        # the soft signal: both in the same operation as the count.
+        refusals, first = self.counters.step_up(
+            f"stepup:{ctx.principal_id}:{hour}",
+            2 * 3600,
+            self._step_up_limit,
+            f"susp:{ctx.principal_id}",
+            _once_key(soft.code, scope, day.isoformat()),
+            _ONCE_TTL_SECONDS,
+        )
+        if grade(_STEP_UPS, refusals, 0, p) is Grade.HARD:
+            hard = self._raise(ctx, _STEP_UPS, Grade.HARD, refusals, 0, None, after_soft=soft.code)
+            return self._deny(_STEP_UPS.code, hard)
+        signals = (soft,) if first else ()
+        return Admission(Verdict.STEP_UP, soft.code, _STEP_UP_MESSAGE, 0, signals)
+
+    def abandon(self, ctx: LookupContext) -> None:
+        """The admitted lookup failed before an outcome: free its no-proof slot."""
+        if ctx.with_proof:
+            return
+        try:
+            day = self.day_of(ctx.at)
+            self.counters.release(f"nphold:{ctx.structure}:{day}", ctx.lookup_id)
+        except CounterStoreUnavailable:
+            log.warning("guard.store_unavailable", during="abandon")  # the hold lapses
+
+    # -- after the lookup -------------------------------------------------------------
+
+    def observe(self, ctx: LookupContext, outcome: LookupOutcome) -> list[Signal]:
+        """Count the outcome of an admitted lookup; return the signals it raises.
+
+        A HARD signal also marks the principal suspended in the counters at once. Raises
+        :class:`GuardUnavailable` if the counters fail (do not return the answer then),
+        except for a canary, whose signal is returned whatever the store does.
+        """
+        if outcome.kind is OutcomeKind.CANARY:
+            return [self._canary(ctx)]
+        try:
+            # A HARD signal marks the principal suspended inside ``_observe``.
+            return self._observe(ctx, outcome)
+        except CounterStoreUnavailable as exc:
+            log.error("guard.store_unavailable", during="observe", error=exc.message)
+            raise GuardUnavailable() from exc
+
+    def _canary(self, ctx: LookupContext) -> Signal:
+        signal = self._signal(
+            ctx, Level.HARD, "guard.canary", "a canary beneficiary was looked up", canary=1
+        )
+        try:
+            self.counters.set_flag(f"susp:{ctx.principal_id}", None)
+            if not ctx.with_proof:
+                self.counters.release(
+                    f"nphold:{ctx.structure}:{self.day_of(ctx.at)}", ctx.lookup_id
+                )
+        except CounterStoreUnavailable:
+            # The service still suspends the principal in the database from this signal.
+            log.error("guard.store_unavailable", during="canary")
+        return signal
+
+    def _observe(self, ctx: LookupContext, outcome: LookupOutcome) -> list[Signal]:
+        # One bundled store operation counts the outcome and reads what the decisions need
+        # (one round trip to Redis); a new signal to deduplicate or a suspension to mark
+        # costs one more.
+        p = self.policy
+        day = self.day_of(ctx.at)
+        bucket = day.isoformat()
+        no_proof = not ctx.with_proof
+        hit = outcome.kind is OutcomeKind.HIT
+        # The rows this outcome may move, and the once-keys their soft and watch signals
+        # may need: the store tells which are already set, so only a signal not yet raised
+        # costs a write.
+        rows = _OBSERVED[2 * hit + no_proof]
+        once_keys: list[str] = []
+        for row in rows:
+            scope = _scope_of(row.scope, ctx)
+            if row.soft_code:
+                once_keys.append(_once_key(row.soft_code, scope, bucket))
+            if row.watch_code:
+                once_keys.append(_once_key(row.watch_code, scope, bucket))
+        judged = day - timedelta(days=p.invoice_lag_days)
+        counts = self.counters.observation(
+            ObservationPlan(
+                active_key=f"active:{day}",
+                structure=ctx.structure,
+                category=ctx.category,
+                day_ttl_seconds=p.day_set_ttl_seconds,
+                no_proof=no_proof,
+                outcomes_key=f"out:{ctx.principal_id}",
+                outcome="h" if hit else "m",
+                outcomes_keep=p.miss_window,
+                outcomes_ttl_seconds=DAY_SECONDS,
+                subject=outcome.subject if hit else None,
+                seen_key=f"seen:{ctx.structure}:{day}",
+                answered_key=f"np:{ctx.structure}:{day}",
+                # Only once the answer is counted may its slot go: releasing it first would
+                # let a concurrent admission see neither the hold nor the answer.
+                holds_key=f"nphold:{ctx.structure}:{day}",
+                token=ctx.lookup_id,
+                # Once a day per structure, an earlier day's lookups against its invoices.
+                check_key=f"invchk:{ctx.structure}:{day}",
+                check_ttl_seconds=2 * DAY_SECONDS,
+                judged_seen_key=f"seen:{ctx.structure}:{judged}",
+                judged_invoiced_key=f"inv:{ctx.structure}:{judged}",
+                min_looked=self._invoice_min_looked,
+                once_keys=tuple(once_keys),
+            )
+        )
+        already = dict(zip(once_keys, counts.once_set, strict=True))
+        # In order: a signal, or a soft one raised only if its once-key is claimed now.
+        raised: list[Signal | tuple[Signal, str]] = []
+        caps: Caps | None = None
+        for row in rows:
+            if row.uses_caps and caps is None:
+                caps = self.caps(ctx.structure, ctx.category, day)
+            value, volume = _value(row.counter, counts), _volume(row.counter, counts)
+            level = grade(row, value, volume, p, caps)
+            if level is Grade.NONE:
+                continue
+            signal = self._raise(ctx, row, level, value, volume, caps)
+            if level is Grade.HARD:
+                raised.append(signal)
+                continue
+            key = _once_key(signal.code, _scope_of(row.scope, ctx), bucket)
+            if not already[key]:
+                raised.append((signal, key))
+        if counts.checked:
+            # Once a day per structure (the store's check key): no once-key needed.
+            level = grade(_INVOICED, counts.invoiced, counts.looked, p)
+            if level is not Grade.NONE:
+                raised.append(
+                    self._raise(
+                        ctx, _INVOICED, level, counts.invoiced, counts.looked, None, day=str(judged)
+                    )
+                )
+        # Claim the once-keys, and mark the principal suspended on a HARD signal, at once.
+        claims = [item[1] for item in raised if isinstance(item, tuple)]
+        hard = any(isinstance(item, Signal) and item.hard for item in raised)
+        flag_key = f"susp:{ctx.principal_id}" if hard else None
+        first = self.counters.claim(claims, _ONCE_TTL_SECONDS, flag_key)
+        claimed = dict(zip(claims, first, strict=True))
+        signals: list[Signal] = []
+        for item in raised:
+            if isinstance(item, Signal):
+                signals.append(item)
+            elif claimed[item[1]]:
+                signals.append(item[0])
+        return signals
+
+    def _raise(
+        self,
+        ctx: LookupContext,
+        row: Threshold,
+        level: Grade,
+        value: int,
+        volume: int,
+        caps: Caps | None,
+        **extra: int | str,
+    ) -> Signal:
+        """The signal of ``row`` at ``level``, with its figures (counts and thresholds)."""
+        figures = signal_figures(row, level, value, volume, self.policy, caps)
+        figures.update(extra)
+        return Signal(
+            row.level(level),
+            row.signal_code(level),
+            row.signal_message(level),
+            ctx.at,
+            ctx.principal_id,
+            ctx.structure,
+            figures,
+        )
+
+    def reject_proof(self, ctx: LookupContext, fault: ProofFault) -> list[Signal]:
+        """A forged or revoked card proof was presented: refuse it and raise the signal.
+
+        The caller refuses the lookup (403) and handles the signal like any other. The
+        signal is returned even if the counter store is down.
+        """
+        level = Level.HARD if fault is ProofFault.FORGED else self.policy.revoked_proof_level
+        signal = self._signal(
+            ctx, level, f"guard.proof_{fault.value}", f"card proof {fault.value}", proof=fault.value
+        )
+        if signal.hard:
+            try:
+                self.counters.set_flag(f"susp:{ctx.principal_id}", None)
+            except CounterStoreUnavailable:
+                log.error("guard.store_unavailable", during="reject_proof")
+        return [signal]
+
+    # -- invoices and history ---------------------------------------------------------
+
+    def record_invoice(self, structure: str, subject: str, day: date) -> None:
+        """An invoice for ``subject`` with care on ``day`` came from ``structure``."""
+        try:
+            self.counters.add_distinct(
+                f"inv:{structure}:{day}", subject, self.policy.day_set_ttl_seconds
+            )
+        except CounterStoreUnavailable as exc:
+            raise GuardUnavailable() from exc
+
+    def day_summary(self, day: date) -> list[DailyFigures]:
+        """Figures of every structure active on ``day`` (for the nightly ``guard_daily`` job)."""
+        try:
+            active = self.counters.hash_all(f"active:{day}")
+            figures = []
+            for structure, category in sorted(active.items()):
+                seen_key, inv_key = f"seen:{structure}:{day}", f"inv:{structure}:{day}"
+                figures.append(
+                    DailyFigures(
+                        structure,
+                        category,
+                        day,
+                        self.counters.count_distinct(seen_key),
+                        self.counters.count_common(seen_key, inv_key),
+                    )
+                )
+            return figures
+        except CounterStoreUnavailable as exc:
+            raise GuardUnavailable() from exc

@@ -1,0 +1,528 @@
+"""The guard's counters: the plans of its bundled operations, the store protocol, and the
+in-process store (one machine). The Redis store, in ``redis_store``, agrees with both.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionPlan:
+    """The counter work of one admission, done by :meth:`CounterStore.admission`.
+
+    In this order, atomically: stop if ``flag_key`` is set (the principal is suspended);
+    count ``member`` in the sliding windows as :meth:`CounterStore.hit_windows` does and
+    stop if one is full; if ``pace``, push ``pace_value`` onto ``pace_key`` as
+    :meth:`CounterStore.push_recent` does; read the size of ``seen_key``; if ``no_proof``,
+    read the list at ``outcomes_key`` and the size of ``answered_key``.
+    """
+
+    flag_key: str
+    window_keys: tuple[str, ...]
+    window_limits: tuple[int, ...]
+    now_ms: int
+    window_ms: int
+    member: str
+    pace: bool
+    pace_key: str
+    pace_value: str
+    pace_keep: int
+    pace_ttl_seconds: int
+    seen_key: str
+    no_proof: bool
+    outcomes_key: str
+    answered_key: str
+
+    def __post_init__(self) -> None:
+        if len(self.window_keys) != len(self.window_limits):
+            raise ValueError("one limit per window")
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionCounts:
+    """What :meth:`CounterStore.admission` found.
+
+    ``suspended``: it stopped at the flag (nothing else was done or read). ``full``: the
+    index of the first full window (nothing after it was done or read), or -1 when the
+    lookup was counted. The rest is read only when it got that far.
+    """
+
+    suspended: bool = False
+    full: int = -1
+    pace: tuple[str, ...] = ()
+    seen: int = 0
+    outcomes: tuple[str, ...] = ()
+    answered: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationPlan:
+    """The counter work of one observed lookup, done by :meth:`CounterStore.observation`.
+
+    In this order, atomically: set field ``structure`` of hash ``active_key`` to
+    ``category``; if ``no_proof``, push ``outcome`` onto ``outcomes_key`` (kept to
+    ``outcomes_keep`` items); if ``subject`` is set (a hit), add it to ``seen_key`` and, if
+    ``no_proof``, to ``answered_key``; if ``no_proof``, release the hold ``token`` of
+    ``holds_key``; set the once-flag ``check_key`` and, the first time only, count
+    ``judged_seen_key`` and, if it holds at least ``min_looked`` members, its common
+    members with ``judged_invoiced_key``; last, tell which of ``once_keys`` are set.
+    Day-keyed sets and the hash get ``day_ttl_seconds``.
+    """
+
+    active_key: str
+    structure: str
+    category: str
+    day_ttl_seconds: int
+    no_proof: bool
+    outcomes_key: str
+    outcome: str
+    outcomes_keep: int
+    outcomes_ttl_seconds: int
+    subject: str | None
+    seen_key: str
+    answered_key: str
+    holds_key: str
+    token: str
+    check_key: str
+    check_ttl_seconds: int
+    judged_seen_key: str
+    judged_invoiced_key: str
+    min_looked: int
+    once_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationCounts:
+    """What :meth:`CounterStore.observation` found (zeros for the steps it skipped).
+
+    ``checked`` is True for the first check of the day (``check_key`` was set now);
+    ``invoiced`` is counted only when ``looked`` reaches the plan's ``min_looked``;
+    ``once_set`` has one entry per ``once_keys`` of the plan.
+    """
+
+    outcomes: tuple[str, ...] = ()
+    seen: int = 0
+    answered: int = 0
+    checked: bool = False
+    looked: int = 0
+    invoiced: int = 0
+    once_set: tuple[bool, ...] = ()
+
+
+class CounterStore(Protocol):
+    """Atomic counters the guard needs; Redis and in-process implementations agree.
+
+    Keys are logical (``seen:<structure>:<day>``); the store adds its prefix. Every write
+    refreshes the key's time to live, which only collects garbage: no decision depends on
+    a key expiring, decisions read the timestamps stored in the data.
+
+    :meth:`admission`, :meth:`observation`, :meth:`step_up` and :meth:`claim` bundle
+    the simple operations a guard phase needs into one atomic operation (one round trip
+    to Redis) with the same effects as the simple operations made one after the other.
+    """
+
+    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
+        """Do the counter work of an admission (see :class:`AdmissionPlan`)."""
+        ...
+
+    def observation(self, plan: ObservationPlan) -> ObservationCounts:
+        """Do the counter work of an observed lookup (see :class:`ObservationPlan`)."""
+        ...
+
+    def step_up(
+        self,
+        counter_key: str,
+        counter_ttl_seconds: int,
+        limit: int,
+        flag_key: str,
+        once_key: str,
+        once_ttl_seconds: int,
+    ) -> tuple[int, bool]:
+        """Increment the counter; at ``limit`` or more set the flag (no expiry), below it
+        set ``once_key`` unless present. Return the count and whether ``once_key`` was set
+        by this call (always False at the limit)."""
+        ...
+
+    def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
+        """:meth:`set_once` on each key, then :meth:`set_flag` on ``flag_key`` (no expiry)
+        if given; return the :meth:`set_once` results."""
+        ...
+
+    def hit_windows(
+        self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
+    ) -> int:
+        """Count ``member`` in every sliding window if none is full, else count nothing.
+
+        Return the index of the first full window, or -1 when the event was counted.
+        """
+        ...
+
+    def push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
+        """Prepend ``value`` to a list capped at ``keep`` items; return it, newest first."""
+        ...
+
+    def recent(self, key: str) -> list[str]:
+        """The list at ``key``, newest first (empty if absent)."""
+        ...
+
+    def add_distinct(self, key: str, member: str, ttl_seconds: int) -> int:
+        """Add ``member`` to the set at ``key``; return the set's size."""
+        ...
+
+    def count_distinct(self, key: str) -> int:
+        """Size of the set at ``key``."""
+        ...
+
+    def count_common(self, key_a: str, key_b: str) -> int:
+        """Size of the intersection of two sets."""
+        ...
+
+    def reserve(
+        self,
+        quota_key: str,
+        holds_key: str,
+        token: str,
+        limit: int,
+        now_ms: int,
+        hold_ms: int,
+        ttl_seconds: int,
+    ) -> bool:
+        """Hold one slot of a quota if size(quota set) + live holds < ``limit``.
+
+        A hold lapses ``hold_ms`` after ``now_ms`` if never released.
+        """
+        ...
+
+    def release(self, holds_key: str, token: str) -> None:
+        """Drop a hold (the lookup finished, either way)."""
+        ...
+
+    def set_flag(self, key: str, ttl_seconds: int | None) -> None:
+        """Set a flag; ``None`` keeps it until deleted."""
+        ...
+
+    def has_flag(self, key: str) -> bool:
+        """Whether the flag (or any key) exists."""
+        ...
+
+    def set_once(self, key: str, ttl_seconds: int) -> bool:
+        """Set a flag unless present; True the first time only (deduplication)."""
+        ...
+
+    def incr(self, key: str, ttl_seconds: int) -> int:
+        """Increment a counter and return its new value."""
+        ...
+
+    def hash_set(self, key: str, name: str, value: str, ttl_seconds: int) -> None:
+        """Set one field of a hash."""
+        ...
+
+    def hash_all(self, key: str) -> dict[str, str]:
+        """Every field of a hash."""
+        ...
+
+    def delete(self, *keys: str) -> None:
+        """Remove keys (absent keys are ignored)."""
+        ...
+
+
+class MemoryCounterStore:
+    """In-process counters for one machine; thread-safe, one lock for every operation.
+
+    Times to live run on the monotonic clock, like Redis's run on its own clock. Each
+    public method takes the lock once and runs the unlocked helpers (``_op``); the
+    bundled operations run the same helpers in the same order, under one lock.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._zsets: dict[str, dict[str, int]] = {}
+        self._lists: dict[str, list[str]] = {}
+        self._sets: dict[str, set[str]] = {}
+        self._hashes: dict[str, dict[str, str]] = {}
+        self._ints: dict[str, int] = {}
+        self._flags: set[str] = set()
+        self._deadlines: dict[str, float] = {}
+
+    # Every helper below runs with the lock held.
+    def _drop(self, key: str) -> None:
+        for table in (self._zsets, self._lists, self._sets, self._hashes, self._ints):
+            table.pop(key, None)
+        self._flags.discard(key)
+        self._deadlines.pop(key, None)
+
+    def _fresh(self, key: str) -> None:
+        deadline = self._deadlines.get(key)
+        if deadline is not None and self._clock() >= deadline:
+            self._drop(key)
+
+    def _touch(self, key: str, ttl_seconds: int | None) -> None:
+        if ttl_seconds is None:
+            self._deadlines.pop(key, None)
+        else:
+            self._deadlines[key] = self._clock() + ttl_seconds
+
+    def _hit_windows(
+        self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
+    ) -> int:
+        for index, (key, limit) in enumerate(zip(keys, limits, strict=True)):
+            self._fresh(key)
+            events = self._zsets.setdefault(key, {})
+            # Members are inserted in time order (dicts keep insertion order): drop
+            # expired ones from the front only, so a call costs what expired, not the
+            # window's size (a global window holds every lookup of the last minute).
+            # A member stamped slightly out of order by a concurrent thread leaves a
+            # little later, which errs on the strict side.
+            cutoff = now_ms - window_ms
+            while events:
+                oldest = next(iter(events))
+                if events[oldest] > cutoff:
+                    break
+                del events[oldest]
+            if len(events) >= limit:
+                return index
+        for key in keys:
+            self._zsets[key][member] = now_ms
+            self._touch(key, window_ms // 1000 + 60)
+        return -1
+
+    def _push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
+        self._fresh(key)
+        items = self._lists.setdefault(key, [])
+        items.insert(0, value)
+        del items[keep:]
+        self._touch(key, ttl_seconds)
+        return list(items)
+
+    def _recent(self, key: str) -> list[str]:
+        self._fresh(key)
+        return list(self._lists.get(key, []))
+
+    def _add_distinct(self, key: str, member: str, ttl_seconds: int) -> int:
+        self._fresh(key)
+        members = self._sets.setdefault(key, set())
+        members.add(member)
+        self._touch(key, ttl_seconds)
+        return len(members)
+
+    def _count_distinct(self, key: str) -> int:
+        self._fresh(key)
+        return len(self._sets.get(key, ()))
+
+    def _count_common(self, key_a: str, key_b: str) -> int:
+        self._fresh(key_a)
+        self._fresh(key_b)
+        return len(self._sets.get(key_a, set()) & self._sets.get(key_b, set()))
+
+    def _release(self, holds_key: str, token: str) -> None:
+        self._fresh(holds_key)
+        self._zsets.get(holds_key, {}).pop(token, None)
+
+    def _set_flag(self, key: str, ttl_seconds: int | None) -> None:
+        self._fresh(key)
+        self._flags.add(key)
+        self._touch(key, ttl_seconds)
+
+    def _has_flag(self, key: str) -> bool:
+        self._fresh(key)
+        return key in self._flags
+
+    def _set_once(self, key: str, ttl_seconds: int) -> bool:
+        self._fresh(key)
+        if key in self._flags:
+            return False
+        self._flags.add(key)
+        self._touch(key, ttl_seconds)
+        return True
+
+    def _incr(self, key: str, ttl_seconds: int) -> int:
+        self._fresh(key)
+        value = self._ints.get(key, 0) + 1
+        self._ints[key] = value
+        self._touch(key, ttl_seconds)
+        return value
+
+    def _hash_set(self, key: str, name: str, value: str, ttl_seconds: int) -> None:
+        self._fresh(key)
+        self._hashes.setdefault(key, {})[name] = value
+        self._touch(key, ttl_seconds)
+
+    # The operations of the protocol.
+    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
+        """See :meth:`CounterStore.admission`."""
+        with self._lock:
+            if self._has_flag(plan.flag_key):
+                return AdmissionCounts(suspended=True)
+            full = self._hit_windows(
+                plan.window_keys, plan.window_limits, plan.now_ms, plan.window_ms, plan.member
+            )
+            if full >= 0:
+                return AdmissionCounts(full=full)
+            pace: list[str] = []
+            if plan.pace:
+                pace = self._push_recent(
+                    plan.pace_key, plan.pace_value, plan.pace_keep, plan.pace_ttl_seconds
+                )
+            seen = self._count_distinct(plan.seen_key)
+            outcomes: list[str] = []
+            answered = 0
+            if plan.no_proof:
+                outcomes = self._recent(plan.outcomes_key)
+                answered = self._count_distinct(plan.answered_key)
+            return AdmissionCounts(False, -1, tuple(pace), seen, tuple(outcomes), answered)
+
+    def observation(self, plan: ObservationPlan) -> ObservationCounts:
+        """See :meth:`CounterStore.observation`."""
+        ttl = plan.day_ttl_seconds
+        with self._lock:
+            self._hash_set(plan.active_key, plan.structure, plan.category, ttl)
+            outcomes: list[str] = []
+            if plan.no_proof:
+                outcomes = self._push_recent(
+                    plan.outcomes_key, plan.outcome, plan.outcomes_keep, plan.outcomes_ttl_seconds
+                )
+            seen = answered = 0
+            if plan.subject is not None:
+                seen = self._add_distinct(plan.seen_key, plan.subject, ttl)
+                if plan.no_proof:
+                    answered = self._add_distinct(plan.answered_key, plan.subject, ttl)
+            if plan.no_proof:
+                self._release(plan.holds_key, plan.token)
+            checked = self._set_once(plan.check_key, plan.check_ttl_seconds)
+            looked = invoiced = 0
+            if checked:
+                looked = self._count_distinct(plan.judged_seen_key)
+                if looked >= plan.min_looked:
+                    invoiced = self._count_common(plan.judged_seen_key, plan.judged_invoiced_key)
+            once_set = tuple(self._has_flag(k) for k in plan.once_keys)
+            return ObservationCounts(
+                tuple(outcomes), seen, answered, checked, looked, invoiced, once_set
+            )
+
+    def step_up(
+        self,
+        counter_key: str,
+        counter_ttl_seconds: int,
+        limit: int,
+        flag_key: str,
+        once_key: str,
+        once_ttl_seconds: int,
+    ) -> tuple[int, bool]:
+        """See :meth:`CounterStore.step_up`."""
+        with self._lock:
+            count = self._incr(counter_key, counter_ttl_seconds)
+            if count >= limit:
+                self._set_flag(flag_key, None)
+                return count, False
+            return count, self._set_once(once_key, once_ttl_seconds)
+
+    def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
+        """See :meth:`CounterStore.claim`."""
+        with self._lock:
+            first = [self._set_once(k, ttl_seconds) for k in once_keys]
+            if flag_key is not None:
+                self._set_flag(flag_key, None)
+            return first
+
+    def hit_windows(
+        self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
+    ) -> int:
+        """See :meth:`CounterStore.hit_windows`."""
+        with self._lock:
+            return self._hit_windows(keys, limits, now_ms, window_ms, member)
+
+    def push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
+        """See :meth:`CounterStore.push_recent`."""
+        with self._lock:
+            return self._push_recent(key, value, keep, ttl_seconds)
+
+    def recent(self, key: str) -> list[str]:
+        """See :meth:`CounterStore.recent`."""
+        with self._lock:
+            return self._recent(key)
+
+    def add_distinct(self, key: str, member: str, ttl_seconds: int) -> int:
+        """See :meth:`CounterStore.add_distinct`."""
+        with self._lock:
+            return self._add_distinct(key, member, ttl_seconds)
+
+    def count_distinct(self, key: str) -> int:
+        """See :meth:`CounterStore.count_distinct`."""
+        with self._lock:
+            return self._count_distinct(key)
+
+    def count_common(self, key_a: str, key_b: str) -> int:
+        """See :meth:`CounterStore.count_common`."""
+        with self._lock:
+            return self._count_common(key_a, key_b)
+
+    def reserve(
+        self,
+        quota_key: str,
+        holds_key: str,
+        token: str,
+        limit: int,
+        now_ms: int,
+        hold_ms: int,
+        ttl_seconds: int,
+    ) -> bool:
+        """See :meth:`CounterStore.reserve`."""
+        with self._lock:
+            self._fresh(quota_key)
+            self._fresh(holds_key)
+            holds = self._zsets.setdefault(holds_key, {})
+            for old in [t for t, until in holds.items() if until <= now_ms]:
+                del holds[old]
+            if len(self._sets.get(quota_key, ())) + len(holds) >= limit:
+                return False
+            holds[token] = now_ms + hold_ms
+            self._touch(holds_key, ttl_seconds)
+            return True
+
+    def release(self, holds_key: str, token: str) -> None:
+        """See :meth:`CounterStore.release`."""
+        with self._lock:
+            self._release(holds_key, token)
+
+    def set_flag(self, key: str, ttl_seconds: int | None) -> None:
+        """See :meth:`CounterStore.set_flag`."""
+        with self._lock:
+            self._set_flag(key, ttl_seconds)
+
+    def has_flag(self, key: str) -> bool:
+        """See :meth:`CounterStore.has_flag`."""
+        with self._lock:
+            return self._has_flag(key)
+
+    def set_once(self, key: str, ttl_seconds: int) -> bool:
+        """See :meth:`CounterStore.set_once`."""
+        with self._lock:
+            return self._set_once(key, ttl_seconds)
+
+    def incr(self, key: str, ttl_seconds: int) -> int:
+        """See :meth:`CounterStore.incr`."""
+        with self._lock:
+            return self._incr(key, ttl_seconds)
+
+    def hash_set(self, key: str, name: str, value: str, ttl_seconds: int) -> None:
+        """See :meth:`CounterStore.hash_set`."""
+        with self._lock:
+            self._hash_set(key, name, value, ttl_seconds)
+
+    def hash_all(self, key: str) -> dict[str, str]:
+        """See :meth:`CounterStore.hash_all`."""
+        with self._lock:
+            self._fresh(key)
+            return dict(self._hashes.get(key, {}))
+
+    def delete(self, *keys: str) -> None:
+        """See :meth:`CounterStore.delete`."""
+        with self._lock:
+            for key in keys:
+                self._drop(key)

@@ -1,0 +1,431 @@
+"""The guard's counters in Redis: Lua scripts for the compound and bundled operations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from tierspayant.security.guard.counters import (
+    AdmissionCounts,
+    AdmissionPlan,
+    ObservationCounts,
+    ObservationPlan,
+)
+from tierspayant.security.guard.values import CounterStoreUnavailable
+
+# Lua keeps each compound decision atomic on the Redis server: no other worker can slip a
+# lookup between the check and the count. The bundled scripts (admission, observation,
+# step-up) issue the very commands of the simple operations they stand for, in order.
+_WINDOWS_LUA = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local member = ARGV[3]
+local ttl = tonumber(ARGV[4])
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[4 + i]) then
+    return i - 1
+  end
+end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now, member)
+  redis.call('EXPIRE', KEYS[i], ttl)
+end
+return -1
+"""
+
+_RESERVE_LUA = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local used = redis.call('SCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+if used >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+return 1
+"""
+
+_COMMON_LUA = """
+return #redis.call('SINTER', KEYS[1], KEYS[2])
+"""
+
+# KEYS: flag, pace, seen, outcomes, answered, then the windows.
+# ARGV: now, window, member, window ttl, pace?, pace value, pace keep, pace ttl, no proof?,
+# then one limit per window.
+_ADMISSION_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {1, -1}
+end
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local windows = #KEYS - 5
+for i = 1, windows do
+  redis.call('ZREMRANGEBYSCORE', KEYS[5 + i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[5 + i]) >= tonumber(ARGV[9 + i]) then
+    return {0, i - 1}
+  end
+end
+for i = 1, windows do
+  redis.call('ZADD', KEYS[5 + i], now, ARGV[3])
+  redis.call('EXPIRE', KEYS[5 + i], tonumber(ARGV[4]))
+end
+local pace = {}
+if ARGV[5] == '1' then
+  redis.call('LPUSH', KEYS[2], ARGV[6])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[7]) - 1)
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
+  pace = redis.call('LRANGE', KEYS[2], 0, -1)
+end
+local seen = redis.call('SCARD', KEYS[3])
+local outcomes = {}
+local answered = 0
+if ARGV[9] == '1' then
+  outcomes = redis.call('LRANGE', KEYS[4], 0, -1)
+  answered = redis.call('SCARD', KEYS[5])
+end
+return {0, -1, pace, seen, outcomes, answered}
+"""
+
+# KEYS: active, outcomes, seen, answered, holds, check, judged seen, judged invoiced, then
+# the once keys. ARGV: structure, category, day ttl, no proof?, outcome, keep, outcomes
+# ttl, hit?, subject, token, check ttl, min looked.
+_OBSERVATION_LUA = """
+local ttl = tonumber(ARGV[3])
+local no_proof = ARGV[4] == '1'
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ttl)
+local outcomes = {}
+if no_proof then
+  redis.call('LPUSH', KEYS[2], ARGV[5])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+  outcomes = redis.call('LRANGE', KEYS[2], 0, -1)
+end
+local seen = 0
+local answered = 0
+if ARGV[8] == '1' then
+  redis.call('SADD', KEYS[3], ARGV[9])
+  redis.call('EXPIRE', KEYS[3], ttl)
+  seen = redis.call('SCARD', KEYS[3])
+  if no_proof then
+    redis.call('SADD', KEYS[4], ARGV[9])
+    redis.call('EXPIRE', KEYS[4], ttl)
+    answered = redis.call('SCARD', KEYS[4])
+  end
+end
+if no_proof then
+  redis.call('ZREM', KEYS[5], ARGV[10])
+end
+local checked = 0
+local looked = 0
+local invoiced = 0
+if redis.call('SET', KEYS[6], '1', 'EX', tonumber(ARGV[11]), 'NX') then
+  checked = 1
+  looked = redis.call('SCARD', KEYS[7])
+  if looked >= tonumber(ARGV[12]) then
+    invoiced = #redis.call('SINTER', KEYS[7], KEYS[8])
+  end
+end
+local once_set = {}
+for i = 9, #KEYS do
+  once_set[#once_set + 1] = redis.call('EXISTS', KEYS[i])
+end
+return {outcomes, seen, answered, checked, looked, invoiced, once_set}
+"""
+
+# KEYS: counter, flag, once. ARGV: counter ttl, limit, once ttl.
+_STEP_UP_LUA = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+if count >= tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], '1')
+  return {count, 0}
+end
+if redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[3]), 'NX') then
+  return {count, 1}
+end
+return {count, 0}
+"""
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _texts(values: object) -> tuple[str, ...]:
+    assert isinstance(values, list)
+    return tuple(_text(v) for v in values)
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+class RedisCounterStore:
+    """Counters shared by every worker through Redis (keys prefixed ``tp:guard:``).
+
+    Compound checks, and the bundled operations of a guard phase, run as Lua scripts;
+    simple ones as MULTI/EXEC pipelines; so each operation is atomic and costs one round
+    trip. Any Redis error becomes :class:`CounterStoreUnavailable`. The scripts touch
+    several keys, so this needs one Redis (or a Sentinel pair), not a Cluster.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str = "tp:guard:") -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._windows = client.register_script(_WINDOWS_LUA)
+        self._reserve = client.register_script(_RESERVE_LUA)
+        self._common = client.register_script(_COMMON_LUA)
+        self._admission = client.register_script(_ADMISSION_LUA)
+        self._observation = client.register_script(_OBSERVATION_LUA)
+        self._step_up = client.register_script(_STEP_UP_LUA)
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout_seconds: float = 0.5) -> RedisCounterStore:
+        """Connect with short timeouts: a slow Redis must fail fast (closed), not hang."""
+        client = redis.Redis.from_url(
+            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+        )
+        return cls(client)
+
+    def _k(self, key: str) -> str:
+        return self._prefix + key
+
+    @contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise CounterStoreUnavailable(operation) from exc
+
+    def _run(self, script: Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        return script(keys=list(keys), args=list(args))
+
+    def _multi(self, operation: str, build: Callable[[Any], None]) -> list[Any]:
+        with self._errors(operation):
+            pipe = self._redis.pipeline(transaction=True)
+            build(pipe)
+            return pipe.execute()
+
+    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
+        """See :meth:`CounterStore.admission`."""
+        keys = [
+            plan.flag_key,
+            plan.pace_key,
+            plan.seen_key,
+            plan.outcomes_key,
+            plan.answered_key,
+            *plan.window_keys,
+        ]
+        args: list[str | int] = [
+            plan.now_ms,
+            plan.window_ms,
+            plan.member,
+            plan.window_ms // 1000 + 60,
+            _flag(plan.pace),
+            plan.pace_value,
+            plan.pace_keep,
+            plan.pace_ttl_seconds,
+            _flag(plan.no_proof),
+            *plan.window_limits,
+        ]
+        with self._errors("admission"):
+            raw = self._run(self._admission, [self._k(k) for k in keys], args)
+        if int(raw[0]) == 1:
+            return AdmissionCounts(suspended=True)
+        if int(raw[1]) >= 0:
+            return AdmissionCounts(full=int(raw[1]))
+        pace, seen, outcomes, answered = raw[2:]
+        return AdmissionCounts(False, -1, _texts(pace), int(seen), _texts(outcomes), int(answered))
+
+    def observation(self, plan: ObservationPlan) -> ObservationCounts:
+        """See :meth:`CounterStore.observation`."""
+        keys = [
+            plan.active_key,
+            plan.outcomes_key,
+            plan.seen_key,
+            plan.answered_key,
+            plan.holds_key,
+            plan.check_key,
+            plan.judged_seen_key,
+            plan.judged_invoiced_key,
+            *plan.once_keys,
+        ]
+        args: list[str | int] = [
+            plan.structure,
+            plan.category,
+            plan.day_ttl_seconds,
+            _flag(plan.no_proof),
+            plan.outcome,
+            plan.outcomes_keep,
+            plan.outcomes_ttl_seconds,
+            _flag(plan.subject is not None),
+            plan.subject or "",
+            plan.token,
+            plan.check_ttl_seconds,
+            plan.min_looked,
+        ]
+        with self._errors("observation"):
+            raw = self._run(self._observation, [self._k(k) for k in keys], args)
+        outcomes, seen, answered, checked, looked, invoiced, once_set = raw
+        return ObservationCounts(
+            _texts(outcomes),
+            int(seen),
+            int(answered),
+            int(checked) == 1,
+            int(looked),
+            int(invoiced),
+            tuple(int(v) > 0 for v in once_set),
+        )
+
+    def step_up(
+        self,
+        counter_key: str,
+        counter_ttl_seconds: int,
+        limit: int,
+        flag_key: str,
+        once_key: str,
+        once_ttl_seconds: int,
+    ) -> tuple[int, bool]:
+        """See :meth:`CounterStore.step_up`."""
+        keys = [self._k(counter_key), self._k(flag_key), self._k(once_key)]
+        with self._errors("step_up"):
+            count, first = self._run(
+                self._step_up, keys, [counter_ttl_seconds, limit, once_ttl_seconds]
+            )
+        return int(count), int(first) == 1
+
+    def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
+        """See :meth:`CounterStore.claim`."""
+        names = [self._k(k) for k in once_keys]
+        if not names and flag_key is None:
+            return []
+
+        def build(pipe: Any) -> None:
+            for name in names:
+                pipe.set(name, "1", ex=ttl_seconds, nx=True)
+            if flag_key is not None:
+                pipe.set(self._k(flag_key), "1")
+
+        return [bool(v) for v in self._multi("claim", build)[: len(names)]]
+
+    def hit_windows(
+        self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
+    ) -> int:
+        """See :meth:`CounterStore.hit_windows`."""
+        if len(keys) != len(limits):
+            raise ValueError("one limit per window")
+        with self._errors("hit_windows"):
+            args: list[str | int] = [now_ms, window_ms, member, window_ms // 1000 + 60, *limits]
+            return int(self._run(self._windows, [self._k(k) for k in keys], args))
+
+    def push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
+        """See :meth:`CounterStore.push_recent`."""
+        k = self._k(key)
+
+        def build(pipe: Any) -> None:
+            pipe.lpush(k, value)
+            pipe.ltrim(k, 0, keep - 1)
+            pipe.expire(k, ttl_seconds)
+            pipe.lrange(k, 0, -1)
+
+        return [_text(v) for v in self._multi("push_recent", build)[-1]]
+
+    def recent(self, key: str) -> list[str]:
+        """See :meth:`CounterStore.recent`."""
+        k = self._k(key)
+        return [_text(v) for v in self._multi("recent", lambda p: p.lrange(k, 0, -1))[0]]
+
+    def add_distinct(self, key: str, member: str, ttl_seconds: int) -> int:
+        """See :meth:`CounterStore.add_distinct`."""
+        k = self._k(key)
+
+        def build(pipe: Any) -> None:
+            pipe.sadd(k, member)
+            pipe.expire(k, ttl_seconds)
+            pipe.scard(k)
+
+        return int(self._multi("add_distinct", build)[-1])
+
+    def count_distinct(self, key: str) -> int:
+        """See :meth:`CounterStore.count_distinct`."""
+        k = self._k(key)
+        return int(self._multi("count_distinct", lambda p: p.scard(k))[0])
+
+    def count_common(self, key_a: str, key_b: str) -> int:
+        """See :meth:`CounterStore.count_common`."""
+        with self._errors("count_common"):
+            return int(self._run(self._common, [self._k(key_a), self._k(key_b)], []))
+
+    def reserve(
+        self,
+        quota_key: str,
+        holds_key: str,
+        token: str,
+        limit: int,
+        now_ms: int,
+        hold_ms: int,
+        ttl_seconds: int,
+    ) -> bool:
+        """See :meth:`CounterStore.reserve`."""
+        with self._errors("reserve"):
+            keys = [self._k(quota_key), self._k(holds_key)]
+            args: list[str | int] = [now_ms, token, limit, hold_ms, ttl_seconds]
+            return int(self._run(self._reserve, keys, args)) == 1
+
+    def release(self, holds_key: str, token: str) -> None:
+        """See :meth:`CounterStore.release`."""
+        k = self._k(holds_key)
+        self._multi("release", lambda p: p.zrem(k, token))
+
+    def set_flag(self, key: str, ttl_seconds: int | None) -> None:
+        """See :meth:`CounterStore.set_flag`."""
+        k = self._k(key)
+        self._multi("set_flag", lambda p: p.set(k, "1", ex=ttl_seconds))
+
+    def has_flag(self, key: str) -> bool:
+        """See :meth:`CounterStore.has_flag`."""
+        k = self._k(key)
+        return int(self._multi("has_flag", lambda p: p.exists(k))[0]) > 0
+
+    def set_once(self, key: str, ttl_seconds: int) -> bool:
+        """See :meth:`CounterStore.set_once`."""
+        k = self._k(key)
+        return bool(self._multi("set_once", lambda p: p.set(k, "1", ex=ttl_seconds, nx=True))[0])
+
+    def incr(self, key: str, ttl_seconds: int) -> int:
+        """See :meth:`CounterStore.incr`."""
+        k = self._k(key)
+
+        def build(pipe: Any) -> None:
+            pipe.incr(k)
+            pipe.expire(k, ttl_seconds)
+
+        return int(self._multi("incr", build)[0])
+
+    def hash_set(self, key: str, name: str, value: str, ttl_seconds: int) -> None:
+        """See :meth:`CounterStore.hash_set`."""
+        k = self._k(key)
+
+        def build(pipe: Any) -> None:
+            pipe.hset(k, name, value)
+            pipe.expire(k, ttl_seconds)
+
+        self._multi("hash_set", build)
+
+    def hash_all(self, key: str) -> dict[str, str]:
+        """See :meth:`CounterStore.hash_all`."""
+        k = self._k(key)
+        raw = self._multi("hash_all", lambda p: p.hgetall(k))[0]
+        return {_text(name): _text(value) for name, value in raw.items()}
+
+    def delete(self, *keys: str) -> None:
+        """See :meth:`CounterStore.delete`."""
+        if keys:
+            names = [self._k(k) for k in keys]
+            self._multi("delete", lambda p: p.delete(*names))
