@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 from datetime import date
 from typing import Any
 
 import yaml
 from sqlalchemy import select
 
+from tests.factories import make_nir
 from tests.web.portal_client import PortalClient
 from tests.web.world import AMC, CATALOGUE_FILE, PHARMACY_NAME, World, card_payload, reinstate
 from tierspayant.domain.identifiers import parse_nir
@@ -59,11 +62,29 @@ def test_provider_checks_rights_from_typed_card_data(world: World) -> None:
 def test_unknown_and_mismatched_cards_look_the_same(world: World) -> None:
     client = PortalClient(world)
     client.login_provider()
-    wrong_birth = {**_card_form(world.card), "birth_date": "1901-01-01", "domains": ["PHAR"]}
-    first = client.post("/portail/prestataire/droits", wrong_birth)
-    second = client.post("/portail/prestataire/droits", wrong_birth)
-    assert first.status_code == second.status_code == 200
-    assert "non" in first.text
+    known = _card_form(world.card)
+    unknown = {**known, "nir": make_nir(random.Random(59), year=int(known["birth_date"][:4]))}
+    assert parse_nir(unknown["nir"]) != parse_nir(known["nir"])
+    answers = []
+    # Given a NIR nobody has, the member's NIR with another birth date or another rank,
+    # and the member's own card
+    for card in (
+        unknown,
+        {**known, "birth_date": "1901-01-01"},
+        {**known, "birth_rank": "9"},
+        known,
+    ):
+        answer = client.post(
+            "/portail/prestataire/droits",
+            {**card, "domains": ["PHAR"]},
+            headers={"HX-Request": "true"},
+        )
+        assert answer.status_code == 200
+        answers.append(answer.text)
+    # Then the three kinds of "no" are the same bytes, and the member is answered covered
+    assert answers[0] == answers[1] == answers[2]
+    assert "<td>PHAR</td><td>non</td>" in answers[0]
+    assert "<td>PHAR</td><td>oui</td>" in answers[3]
 
 
 def test_provider_calculation_and_conventions(world: World) -> None:
@@ -80,8 +101,17 @@ def test_provider_calculation_and_conventions(world: World) -> None:
             "br": "30",
         },
     )
+    # A GP consultation of 30 € at a base of 30 €: AMO 70 % = 21 € less the 2 € flat
+    # participation = 19 €; AMC the ticket modérateur 30 % = 9 € (a contrat responsable
+    # does not repay the participation); the patient keeps the 2 €.
     assert result.status_code == 200
-    assert "Reste à charge" in result.text or "Pas de droits" in result.text
+    figures = re.findall(r"<th scope=\"row\">([^<]+)</th><td>([^<]+)</td>", result.text)
+    assert figures == [
+        ("Montant facturé", "30,00\u00a0€"),
+        ("Assurance maladie obligatoire (AMO)", "19,00\u00a0€"),
+        ("Complémentaire (AMC)", "9,00\u00a0€"),
+        ("Reste à charge du patient", "2,00\u00a0€"),
+    ]
     conventions = client.get("/portail/prestataire/conventions")
     assert "Mutuelle des Tilleuls" in conventions.text
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -69,7 +70,11 @@ def test_credit_transfers_validate_against_pain_001(payees: list[tuple[int, bool
         out, message_id="TP-PAY-2026-11-30", created=DAY, debtor=OPERATOR, execution_date=DAY,
         count=len(transfers), control_cents=sum(t.cents for t in transfers), transfers=transfers,
     )  # fmt: skip
-    schema("pain.001.001.03").validate(out.getvalue())
+    document = out.getvalue()
+    assert list(schema("pain.001.001.03").iter_errors(document)) == []
+    # and every transfer is there with its amount, in euros with two decimals
+    amounts = re.findall(r'<InstdAmt Ccy="EUR">([0-9.]+)</InstdAmt>', document)
+    assert amounts == [f"{cents // 100}.{cents % 100:02d}" for cents, _ in payees]
 
 
 def test_announced_totals_must_match_what_is_written() -> None:

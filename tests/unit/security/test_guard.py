@@ -208,22 +208,27 @@ def test_given_json_when_loaded_then_level_and_timezone_are_parsed() -> None:
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "says"),
     [
-        {"no_proof_hrad": 20},  # typo in a key
-        {"daily_caps": {"pharmacie": 10}},  # unknown category
-        {"daily_caps": {"pharmacy": 0}},
-        {"no_proof_soft": 30, "no_proof_hard": 20},
-        {"miss_soft_percent": 60, "miss_hard_percent": 50},
-        {"soft_percent": 0},
-        {"principal_per_minute": "many"},
-        {"principal_per_minute": True},
-        {"timezone": "Mars/Olympus"},
-        {"miss_min_lookups": 40},
+        ({"no_proof_hrad": 20}, r"unknown guard settings \['no_proof_hrad'\]"),  # a typo
+        ({"daily_caps": {"pharmacie": 10}}, r"unknown provider categories \['pharmacie'\]"),
+        ({"daily_caps": {"pharmacy": 0}}, "every cap must be a positive integer"),
+        ({"no_proof_soft": 30, "no_proof_hard": 20}, "need 1 <= no_proof_soft <= no_proof_hard"),
+        (
+            {"miss_soft_percent": 60, "miss_hard_percent": 50},
+            "miss_soft_percent must not exceed miss_hard_percent",
+        ),
+        ({"soft_percent": 0}, "soft_percent must be between 1 and 100"),
+        ({"principal_per_minute": "many"}, "principal_per_minute must be an integer, got 'many'"),
+        ({"principal_per_minute": True}, "principal_per_minute must be an integer, got True"),
+        ({"timezone": "Mars/Olympus"}, "unknown timezone 'Mars/Olympus'"),
+        ({"miss_min_lookups": 40}, "need 1 <= miss_min_lookups <= miss_window"),
     ],
 )
-def test_given_bad_settings_when_loaded_then_refused(overrides: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match=r"."):
+def test_given_bad_settings_when_loaded_then_refused_with_what_is_wrong(
+    overrides: dict[str, object], says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):
         GuardPolicy.from_mapping(overrides)
 
 
