@@ -33,7 +33,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, or_, select, update
+from sqlalchemy import Connection
 
 from tierspayant.config import Settings
 from tierspayant.security import mfa
@@ -57,16 +57,10 @@ from tierspayant.services.errors import (
     Unauthenticated,
 )
 from tierspayant.services.platform import Platform
+from tierspayant.store import accounts as repo
 from tierspayant.store import audit
-from tierspayant.store.accounts_tables import (
-    accounts,
-    login_challenges,
-    recovery_codes,
-    sessions,
-    webauthn_credentials,
-)
+from tierspayant.store.accounts import AccountRow, ChallengeRow
 from tierspayant.store.keys import OPERATOR_SCOPE
-from tierspayant.store.tables import beneficiaries, insurers, principals, providers
 
 # NIST SP 800-63B 5.2.2 allows at most 100 consecutive failures; the CNIL and the France
 # Travail sanction (2026) point to far fewer. Ten is the ceiling the design sets.
@@ -225,13 +219,6 @@ def normalise_login(login: str) -> str:
     return unicodedata.normalize("NFKC", login).strip().lower()
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 def _csrf_token(secret: bytes) -> str:
     return base64.urlsafe_b64encode(secret).rstrip(b"=").decode("ascii")
 
@@ -258,9 +245,9 @@ def _principal_kind(kind: AccountKind) -> PrincipalKind:
     return PrincipalKind(kind.value)
 
 
-def _account(row: Row[Any]) -> Account:
+def _account(row: AccountRow) -> Account:
     return Account(
-        id=int(row.id),
+        id=row.id,
         kind=AccountKind(row.kind),
         login=row.login,
         principal_id=row.principal_id,
@@ -270,28 +257,28 @@ def _account(row: Row[Any]) -> Account:
         beneficiary_id=row.beneficiary_id,
         rpps=row.rpps,
         has_totp=row.totp_confirmed_at is not None,
-        failed_logins=int(row.failed_logins),
-        locked_until=_aware(row.locked_until),
+        failed_logins=row.failed_logins,
+        locked_until=row.locked_until,
     )
 
 
-def _principal_id(conn: Connection, kind: AccountKind, account_id: int, row: Row[Any]) -> str:
+def _principal_id(conn: Connection, kind: AccountKind, row: AccountRow) -> str:
     if kind is AccountKind.OPERATOR_STAFF:
-        return f"operator/staff:{account_id}"
+        return f"operator/staff:{row.id}"
     if kind is AccountKind.PROVIDER_USER:
-        am = conn.execute(
-            select(providers.c.am_number).where(providers.c.id == row.provider_id)
-        ).scalar_one()
-        return f"provider:{am}/user:{account_id}"
-    amc = conn.execute(
-        select(insurers.c.amc_number).where(insurers.c.id == row.insurer_id)
-    ).scalar_one()
+        assert row.provider_id is not None
+        provider = repo.provider_identity(conn, row.provider_id)
+        assert provider is not None
+        return f"provider:{provider.am_number}/user:{row.id}"
+    assert row.insurer_id is not None
+    amc = repo.insurer_amc_number(conn, row.insurer_id)
+    assert amc is not None
     role = "staff" if kind is AccountKind.INSURER_STAFF else "member"
-    return f"insurer:{amc}/{role}:{account_id}"
+    return f"insurer:{amc}/{role}:{row.id}"
 
 
-def _load_account(conn: Connection, account_id: int) -> Row[Any]:
-    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+def _load_account(conn: Connection, account_id: int) -> AccountRow:
+    row = repo.account_by_id(conn, account_id)
     if row is None:
         raise NotFound("account.unknown", "no such account")
     return row
@@ -306,51 +293,32 @@ def get_account(platform: Platform, account_id: int) -> Account:
 def find_account(platform: Platform, login: str) -> Account | None:
     """The account with this login, if any (administration use, not for login forms)."""
     with platform.engine.connect() as conn:
-        row = conn.execute(
-            select(accounts).where(accounts.c.login == normalise_login(login))
-        ).first()
+        row = repo.account_by_login(conn, normalise_login(login))
     return None if row is None else _account(row)
 
 
 def _principal_status(conn: Connection, principal_id: str) -> str | None:
-    return conn.execute(select(principals.c.status).where(principals.c.id == principal_id)).scalar()
+    return repo.principal_status(conn, principal_id)
 
 
-def _methods(conn: Connection, row: Row[Any]) -> tuple[Factor, ...]:
+def _methods(conn: Connection, row: AccountRow) -> tuple[Factor, ...]:
     methods: list[Factor] = []
     if row.totp_confirmed_at is not None:
         methods.append(Factor.TOTP)
-    keys = conn.execute(
-        select(func.count())
-        .select_from(webauthn_credentials)
-        .where(webauthn_credentials.c.account_id == row.id)
-    ).scalar_one()
-    if keys:
+    if repo.webauthn_credential_count(conn, row.id):
         methods.append(Factor.WEBAUTHN)
-    if methods:
-        unused = conn.execute(
-            select(func.count())
-            .select_from(recovery_codes)
-            .where(recovery_codes.c.account_id == row.id, recovery_codes.c.used_at.is_(None))
-        ).scalar_one()
-        if unused:
-            methods.append(Factor.RECOVERY)
+    if methods and repo.unused_recovery_code_count(conn, row.id):
+        methods.append(Factor.RECOVERY)
     return tuple(methods)
 
 
-def _audit_scope(conn: Connection, row: Row[Any]) -> dict[str, str | None]:
+def _audit_scope(conn: Connection, row: AccountRow) -> dict[str, str | None]:
     """``structure`` and ``insurer`` of the audit events of an account."""
     insurer = structure = None
     if row.insurer_id is not None:
-        insurer = conn.execute(
-            select(insurers.c.amc_number).where(insurers.c.id == row.insurer_id)
-        ).scalar()
+        insurer = repo.insurer_amc_number(conn, row.insurer_id)
     if row.provider_id is not None:
-        prov = conn.execute(
-            select(providers.c.am_number, providers.c.finess, providers.c.siret).where(
-                providers.c.id == row.provider_id
-            )
-        ).first()
+        prov = repo.provider_identity(conn, row.provider_id)
         if prov is not None:
             structure = prov.finess or prov.siret or prov.am_number
     return {"insurer": insurer, "structure": structure}
@@ -363,7 +331,7 @@ def _audit(
     actor: str,
     action: str,
     allowed: bool,
-    row: Row[Any] | None = None,
+    row: AccountRow | None = None,
     **detail: str | int | bool | None,
 ) -> None:
     scope = _audit_scope(conn, row) if row is not None else {"insurer": None, "structure": None}
@@ -380,7 +348,7 @@ def _audit(
 
 
 def _login_event(
-    conn: Connection, now: datetime, row: Row[Any], **detail: str | int | bool | None
+    conn: Connection, now: datetime, row: AccountRow, **detail: str | int | bool | None
 ) -> None:
     """Audit one authentication step of a known account (action ``auth.login``)."""
     allowed = bool(detail.pop("allowed"))
@@ -453,35 +421,18 @@ def create_account(
         raise ServiceError("account.beneficiary", "a member account needs its beneficiary")
     now = platform.now()
     with platform.engine.begin() as conn:
-        if (
-            clean_login is not None
-            and conn.execute(select(accounts.c.id).where(accounts.c.login == clean_login)).first()
-        ):
+        if clean_login is not None and repo.login_taken(conn, clean_login):
             raise Conflict("account.exists", "an account with this login exists", field="login")
-        if (
-            rpps is not None
-            and conn.execute(select(accounts.c.id).where(accounts.c.rpps == rpps)).first()
-        ):
+        if rpps is not None and repo.rpps_taken(conn, rpps):
             raise Conflict("account.exists", "an account with this RPPS exists", field="rpps")
-        if (
-            insurer_id is not None
-            and not conn.execute(select(insurers.c.id).where(insurers.c.id == insurer_id)).first()
-        ):
+        if insurer_id is not None and not repo.insurer_exists(conn, insurer_id):
             raise NotFound("account.insurer", "no such insurer", field="insurer")
-        if (
-            provider_id is not None
-            and not conn.execute(
-                select(providers.c.id).where(providers.c.id == provider_id)
-            ).first()
-        ):
+        if provider_id is not None and not repo.provider_exists(conn, provider_id):
             raise NotFound("account.provider", "no such provider", field="provider")
-        if (
-            account_kind is AccountKind.MEMBER
-            and not conn.execute(
-                select(beneficiaries.c.id).where(
-                    beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id == beneficiary_id
-                )
-            ).first()
+        if account_kind is AccountKind.MEMBER and (
+            insurer_id is None
+            or beneficiary_id is None
+            or not repo.beneficiary_exists(conn, insurer_id, beneficiary_id)
         ):
             raise NotFound("account.beneficiary", "no such beneficiary", field="beneficiary")
         row = _insert_account(
@@ -508,32 +459,23 @@ def create_account(
     return _account(row)
 
 
-def _insert_account(conn: Connection, now: datetime, **values: Any) -> Row[Any]:
+def _insert_account(conn: Connection, now: datetime, **values: Any) -> AccountRow:
     kind: AccountKind = values["kind"]
     placeholder = "pending:" + pysecrets.token_hex(16)  # the id is known only after insert
-    account_id = conn.execute(
-        accounts.insert()
-        .values(
-            principal_id=placeholder,
-            failed_logins=0,
-            status="active",
-            created_at=now,
-            password_changed_at=now if values.get("password_hash") else None,
-            **{**values, "kind": kind.value},
-        )
-        .returning(accounts.c.id)
-    ).scalar_one()
-    row = _load_account(conn, int(account_id))
-    principal_id = _principal_id(conn, kind, int(account_id), row)
-    conn.execute(
-        update(accounts).where(accounts.c.id == account_id).values(principal_id=principal_id)
+    account_id = repo.insert_account(
+        conn,
+        principal_id=placeholder,
+        failed_logins=0,
+        status="active",
+        created_at=now,
+        password_changed_at=now if values.get("password_hash") else None,
+        **{**values, "kind": kind.value},
     )
-    conn.execute(
-        principals.insert().values(
-            id=principal_id, kind=_principal_kind(kind).value, status="active"
-        )
-    )
-    return _load_account(conn, int(account_id))
+    row = _load_account(conn, account_id)
+    principal_id = _principal_id(conn, kind, row)
+    repo.set_principal_id(conn, account_id, principal_id)
+    repo.insert_principal(conn, principal_id, _principal_kind(kind).value)
+    return _load_account(conn, account_id)
 
 
 def disable_account(platform: Platform, account_id: int, *, actor: str) -> int:
@@ -541,7 +483,7 @@ def disable_account(platform: Platform, account_id: int, *, actor: str) -> int:
     now = platform.now()
     with platform.engine.begin() as conn:
         row = _load_account(conn, account_id)
-        conn.execute(update(accounts).where(accounts.c.id == account_id).values(status="disabled"))
+        repo.set_status(conn, account_id, "disabled")
         revoked = _revoke_account_sessions(conn, account_id, now)
         _audit(
             conn,
@@ -560,20 +502,17 @@ def disable_account(platform: Platform, account_id: int, *, actor: str) -> int:
 
 
 def _fail_counts(
-    conn: Connection, row: Row[Any], now: datetime, policy: AuthPolicy
+    conn: Connection, row: AccountRow, now: datetime, policy: AuthPolicy
 ) -> tuple[int, datetime | None]:
     """Count one failure; lock when the count reaches the maximum. Returns both."""
-    failures = int(row.failed_logins) + 1
+    failures = row.failed_logins + 1
     locked_until = now + policy.lockout if failures >= policy.max_failed_logins else None
-    values: dict[str, Any] = {"failed_logins": accounts.c.failed_logins + 1}
-    if locked_until is not None:
-        values["locked_until"] = locked_until
-    conn.execute(update(accounts).where(accounts.c.id == row.id).values(**values))
+    repo.count_failure(conn, row.id, locked_until)
     return failures, locked_until
 
 
-def _locked(row: Row[Any], now: datetime) -> datetime | None:
-    until = _aware(row.locked_until)
+def _locked(row: AccountRow, now: datetime) -> datetime | None:
+    until = row.locked_until
     return until if until is not None and until > now else None
 
 
@@ -606,9 +545,7 @@ def begin_login(
     failure: ServiceError | None = None
     challenge: LoginChallenge | None = None
     with platform.engine.begin() as conn:
-        row = conn.execute(
-            select(accounts).where(accounts.c.login == normalise_login(login))
-        ).first()
+        row = repo.account_by_login(conn, normalise_login(login))
         if row is None or row.password_hash is None:
             verify_password(_dummy_hash(), password)
             reason = "unknown_login" if row is None else "no_password"
@@ -631,7 +568,7 @@ def begin_login(
         elif not verify_password(row.password_hash, password) or row.status != "active":
             if row.status != "active":
                 reason = "disabled"
-                failures, locked_until = int(row.failed_logins), None
+                failures, locked_until = row.failed_logins, None
             else:
                 reason = "bad_password"
                 failures, locked_until = _fail_counts(conn, row, now, policy)
@@ -657,11 +594,7 @@ def begin_login(
             )
         else:
             if needs_rehash(row.password_hash):
-                conn.execute(
-                    update(accounts)
-                    .where(accounts.c.id == row.id)
-                    .values(password_hash=hash_password(password))
-                )
+                repo.set_password_hash(conn, row.id, hash_password(password))
             challenge = _new_challenge(conn, row, now, policy, ip)
             _login_event(
                 conn,
@@ -679,19 +612,12 @@ def begin_login(
 
 
 def _new_challenge(
-    conn: Connection, row: Row[Any], now: datetime, policy: AuthPolicy, ip: str | None
+    conn: Connection, row: AccountRow, now: datetime, policy: AuthPolicy, ip: str | None
 ) -> LoginChallenge:
     challenge_id = pysecrets.token_urlsafe(32)
     expires_at = now + policy.challenge_ttl
-    conn.execute(
-        login_challenges.insert().values(
-            id_digest=token_digest(challenge_id),
-            account_id=row.id,
-            created_at=now,
-            expires_at=expires_at,
-            attempts=0,
-            ip=ip,
-        )
+    repo.insert_challenge(
+        conn, token_digest(challenge_id), row.id, created_at=now, expires_at=expires_at, ip=ip
     )
     methods = _methods(conn, row)
     return LoginChallenge(challenge_id, expires_at, methods, must_enrol=not methods)
@@ -699,20 +625,17 @@ def _new_challenge(
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
-    challenge: Row[Any]
-    account: Row[Any]
+    challenge: ChallengeRow
+    account: AccountRow
 
 
 def _pending(conn: Connection, challenge_id: str, now: datetime) -> _Pending | None:
-    challenge = conn.execute(
-        select(login_challenges).where(login_challenges.c.id_digest == token_digest(challenge_id))
-    ).first()
+    challenge = repo.challenge_by_digest(conn, token_digest(challenge_id))
     if challenge is None or challenge.consumed_at is not None:
         return None
-    expires_at = _aware(challenge.expires_at)
-    if expires_at is None or expires_at <= now:
+    if challenge.expires_at <= now:
         return None
-    account = _load_account(conn, int(challenge.account_id))
+    account = _load_account(conn, challenge.account_id)
     return _Pending(challenge, account)
 
 
@@ -722,69 +645,48 @@ def _invalid_challenge() -> Unauthenticated:
     )
 
 
-def _consume(conn: Connection, challenge: Row[Any], now: datetime) -> None:
-    conn.execute(
-        update(login_challenges)
-        .where(login_challenges.c.id_digest == challenge.id_digest)
-        .values(consumed_at=now)
-    )
+def _consume(conn: Connection, challenge: ChallengeRow, now: datetime) -> None:
+    repo.consume_challenge(conn, challenge.id_digest, now)
 
 
 # --------------------------------------------------------------------------- second factor
 
 
-def _totp_secret(platform: Platform, conn: Connection, row: Row[Any]) -> str | None:
+def _totp_secret(platform: Platform, conn: Connection, row: AccountRow) -> str | None:
     if row.totp_secret_ct is None or row.totp_key_version is None:
         return None
-    keys = platform.keys.version(conn, OPERATOR_SCOPE, int(row.totp_key_version))
-    return FieldCipher(keys).decrypt(bytes(row.totp_secret_ct), _totp_aad(int(row.id)))
+    keys = platform.keys.version(conn, OPERATOR_SCOPE, row.totp_key_version)
+    return FieldCipher(keys).decrypt(row.totp_secret_ct, _totp_aad(row.id))
 
 
 def _check_totp(
-    platform: Platform, conn: Connection, row: Row[Any], code: str, now: datetime
+    platform: Platform, conn: Connection, row: AccountRow, code: str, now: datetime
 ) -> str | None:
     """None when the code is accepted (and its step recorded), else the refusal reason."""
     if row.totp_confirmed_at is None:
         return "totp_not_enrolled"
     secret = _totp_secret(platform, conn, row)
     assert secret is not None
-    last = None if row.totp_last_step is None else int(row.totp_last_step)
-    step = mfa.verify_totp(secret, code, now=now, last_used_step=last)
+    step = mfa.verify_totp(secret, code, now=now, last_used_step=row.totp_last_step)
     if step is None:
         # Tell the audit log a replay apart from a wrong code.
         any_step = mfa.verify_totp(secret, code, now=now, last_used_step=None)
         return "totp_replay" if any_step is not None else "totp_wrong"
     # Conditional update: two concurrent logins with the same code cannot both pass.
-    done = conn.execute(
-        update(accounts)
-        .where(
-            accounts.c.id == row.id,
-            or_(accounts.c.totp_last_step.is_(None), accounts.c.totp_last_step < step),
-        )
-        .values(totp_last_step=step)
-    ).rowcount
-    return None if done == 1 else "totp_replay"
+    return None if repo.advance_totp_step(conn, row.id, step) else "totp_replay"
 
 
-def _check_recovery(conn: Connection, row: Row[Any], code: str, now: datetime) -> str | None:
+def _check_recovery(conn: Connection, row: AccountRow, code: str, now: datetime) -> str | None:
     if not mfa.looks_like_recovery_code(code):
         return "recovery_wrong"
-    used = conn.execute(
-        update(recovery_codes)
-        .where(
-            recovery_codes.c.account_id == row.id,
-            recovery_codes.c.digest == mfa.recovery_code_digest(code),
-            recovery_codes.c.used_at.is_(None),
-        )
-        .values(used_at=now)
-    ).rowcount
-    return None if used == 1 else "recovery_wrong"
+    used = repo.use_recovery_code(conn, row.id, mfa.recovery_code_digest(code), now)
+    return None if used else "recovery_wrong"
 
 
 def _check_webauthn(
     conn: Connection,
-    row: Row[Any],
-    challenge: Row[Any],
+    row: AccountRow,
+    challenge: ChallengeRow,
     response_json: str,
     rp: mfa.WebAuthnRelyingParty,
     now: datetime,
@@ -795,33 +697,21 @@ def _check_webauthn(
         credential_id = mfa.webauthn_response_credential_id(response_json)
     except mfa.MfaError:
         return "webauthn_malformed"
-    credential = conn.execute(
-        select(webauthn_credentials).where(
-            webauthn_credentials.c.credential_id == credential_id,
-            webauthn_credentials.c.account_id == row.id,
-        )
-    ).first()
+    credential = repo.webauthn_credential(conn, row.id, credential_id)
     if credential is None:
         return "webauthn_unknown_key"
     try:
         new_count = mfa.verify_webauthn_authentication(
             rp,
             response_json=response_json,
-            expected_challenge=bytes(challenge.webauthn_challenge),
-            public_key=bytes(credential.public_key),
-            stored_sign_count=int(credential.sign_count),
+            expected_challenge=challenge.webauthn_challenge,
+            public_key=credential.public_key,
+            stored_sign_count=credential.sign_count,
         )
     except mfa.MfaError as exc:
         return exc.code.replace(".", "_")
-    done = conn.execute(
-        update(webauthn_credentials)
-        .where(
-            webauthn_credentials.c.credential_id == credential_id,
-            webauthn_credentials.c.sign_count == credential.sign_count,
-        )
-        .values(sign_count=new_count, last_used_at=now)
-    ).rowcount
-    return None if done == 1 else "webauthn_sign_count"
+    done = repo.advance_sign_count(conn, credential_id, credential.sign_count, new_count, now)
+    return None if done else "webauthn_sign_count"
 
 
 def begin_webauthn(platform: Platform, challenge_id: str, rp: mfa.WebAuthnRelyingParty) -> str:
@@ -831,22 +721,11 @@ def begin_webauthn(platform: Platform, challenge_id: str, rp: mfa.WebAuthnRelyin
         pending = _pending(conn, challenge_id, now)
         if pending is None:
             raise _invalid_challenge()
-        ids = tuple(
-            bytes(c)
-            for c in conn.execute(
-                select(webauthn_credentials.c.credential_id).where(
-                    webauthn_credentials.c.account_id == pending.account.id
-                )
-            ).scalars()
-        )
+        ids = repo.webauthn_credential_ids(conn, pending.account.id)
         if not ids:
             raise ServiceError("auth.no_security_key", "this account has no security key")
         ceremony = mfa.webauthn_authentication_options(rp, allow_credential_ids=ids)
-        conn.execute(
-            update(login_challenges)
-            .where(login_challenges.c.id_digest == pending.challenge.id_digest)
-            .values(webauthn_challenge=ceremony.challenge)
-        )
+        repo.set_webauthn_challenge(conn, pending.challenge.id_digest, ceremony.challenge)
     return ceremony.options_json
 
 
@@ -952,33 +831,27 @@ def complete_mfa(
 
 def _mfa_failure(
     conn: Connection,
-    row: Row[Any],
-    challenge: Row[Any],
+    row: AccountRow,
+    challenge: ChallengeRow,
     reason: str,
     now: datetime,
     policy: AuthPolicy,
 ) -> tuple[ServiceError, int]:
     if reason == "locked":
         _consume(conn, challenge, now)
-        return _invalid_credentials(), int(row.failed_logins)
+        return _invalid_credentials(), row.failed_logins
     if reason == "not_enrolled":
         return (
             Forbidden("auth.mfa_enrolment_required", "enrol a second factor first"),
-            int(row.failed_logins),
+            row.failed_logins,
         )
     if reason in {"suspended", "disabled"}:
         _consume(conn, challenge, now)
-        return Forbidden("auth.suspended", "this account is suspended"), int(row.failed_logins)
+        return Forbidden("auth.suspended", "this account is suspended"), row.failed_logins
     failures, locked_until = _fail_counts(conn, row, now, policy)
-    attempts = int(challenge.attempts) + 1
-    values: dict[str, Any] = {"attempts": attempts}
-    if attempts >= policy.challenge_attempts or locked_until is not None:
-        values["consumed_at"] = now
-    conn.execute(
-        update(login_challenges)
-        .where(login_challenges.c.id_digest == challenge.id_digest)
-        .values(**values)
-    )
+    attempts = challenge.attempts + 1
+    spent = attempts >= policy.challenge_attempts or locked_until is not None
+    repo.count_challenge_attempt(conn, challenge.id_digest, attempts, now if spent else None)
     if locked_until is not None:
         return _locked_error(locked_until, now), failures
     return Unauthenticated("auth.mfa_failed", "the second factor was not accepted"), failures
@@ -1013,16 +886,8 @@ def enrol_totp(
     with platform.engine.begin() as conn:
         row = _enrolment_row(conn, challenge_id, now).account
         secret = mfa.new_totp_secret()
-        conn.execute(
-            update(accounts)
-            .where(accounts.c.id == row.id)
-            .values(
-                totp_secret_ct=FieldCipher(keys).encrypt(secret, _totp_aad(int(row.id))),
-                totp_key_version=keys.version,
-                totp_confirmed_at=None,
-                totp_last_step=None,
-            )
-        )
+        sealed = FieldCipher(keys).encrypt(secret, _totp_aad(row.id))
+        repo.store_totp_secret(conn, row.id, sealed, keys.version)
     return TotpEnrolment(
         secret, mfa.provisioning_uri(secret, row.login or row.principal_id, issuer)
     )
@@ -1059,11 +924,7 @@ def confirm_totp(
                 ip=ip,
             )
         else:
-            conn.execute(
-                update(accounts)
-                .where(accounts.c.id == row.id)
-                .values(totp_confirmed_at=now, totp_last_step=step)
-            )
+            repo.confirm_totp(conn, row.id, now, step)
             result = _finish_enrolment(
                 conn, platform, row, pending.challenge, now, policy, factor=Factor.TOTP, ip=ip
             )
@@ -1084,17 +945,11 @@ def begin_webauthn_enrolment(
         handle = row.webauthn_user_handle
         if handle is None:
             handle = os.urandom(32)
-            conn.execute(
-                update(accounts).where(accounts.c.id == row.id).values(webauthn_user_handle=handle)
-            )
+            repo.set_webauthn_user_handle(conn, row.id, handle)
         ceremony = mfa.webauthn_registration_options(
-            rp, user_handle=bytes(handle), user_name=row.login or row.principal_id
+            rp, user_handle=handle, user_name=row.login or row.principal_id
         )
-        conn.execute(
-            update(login_challenges)
-            .where(login_challenges.c.id_digest == pending.challenge.id_digest)
-            .values(webauthn_challenge=ceremony.challenge)
-        )
+        repo.set_webauthn_challenge(conn, pending.challenge.id_digest, ceremony.challenge)
     return ceremony.options_json
 
 
@@ -1121,7 +976,7 @@ def finish_webauthn_enrolment(
                 credential = mfa.verify_webauthn_registration(
                     rp,
                     response_json=response_json,
-                    expected_challenge=bytes(challenge.webauthn_challenge),
+                    expected_challenge=challenge.webauthn_challenge,
                 )
             except mfa.MfaError:
                 credential = None
@@ -1141,15 +996,14 @@ def finish_webauthn_enrolment(
                 ip=ip,
             )
         else:
-            conn.execute(
-                webauthn_credentials.insert().values(
-                    credential_id=credential.credential_id,
-                    account_id=row.id,
-                    public_key=credential.public_key,
-                    sign_count=credential.sign_count,
-                    label=(label or "security key")[:100],
-                    created_at=now,
-                )
+            repo.insert_webauthn_credential(
+                conn,
+                row.id,
+                credential_id=credential.credential_id,
+                public_key=credential.public_key,
+                sign_count=credential.sign_count,
+                label=(label or "security key")[:100],
+                at=now,
             )
             result = _finish_enrolment(
                 conn, platform, row, challenge, now, policy, factor=Factor.WEBAUTHN, ip=ip
@@ -1163,15 +1017,15 @@ def finish_webauthn_enrolment(
 def _finish_enrolment(
     conn: Connection,
     platform: Platform,
-    row: Row[Any],
-    challenge: Row[Any],
+    row: AccountRow,
+    challenge: ChallengeRow,
     now: datetime,
     policy: AuthPolicy,
     *,
     factor: Factor,
     ip: str | None,
 ) -> Enrolled:
-    codes = _replace_recovery_codes(conn, int(row.id), now)
+    codes = _replace_recovery_codes(conn, row.id, now)
     _consume(conn, challenge, now)
     session = _open_session(
         conn, platform, row, now, policy, method=f"password+{factor}", mfa_at=now, ip=ip
@@ -1192,14 +1046,7 @@ def _finish_enrolment(
 
 def _replace_recovery_codes(conn: Connection, account_id: int, now: datetime) -> list[str]:
     codes = mfa.new_recovery_codes()
-    conn.execute(recovery_codes.delete().where(recovery_codes.c.account_id == account_id))
-    conn.execute(
-        recovery_codes.insert(),
-        [
-            {"account_id": account_id, "digest": mfa.recovery_code_digest(c), "created_at": now}
-            for c in codes
-        ],
-    )
+    repo.replace_recovery_codes(conn, account_id, (mfa.recovery_code_digest(c) for c in codes), now)
     return codes
 
 
@@ -1242,17 +1089,9 @@ def login_oidc(platform: Platform, identity: OidcIdentity, *, ip: str | None = N
     failure: ServiceError | None = None
     session: Session | None = None
     with platform.engine.begin() as conn:
-        row = conn.execute(
-            select(accounts).where(
-                accounts.c.rpps == identity.rpps, accounts.c.kind == AccountKind.PROVIDER_USER
-            )
-        ).first()
+        row = repo.provider_user_by_rpps(conn, identity.rpps)
         if row is None:
-            candidates = conn.execute(
-                select(providers.c.id).where(
-                    providers.c.rpps == identity.rpps, providers.c.status == "active"
-                )
-            ).all()
+            candidates = repo.active_provider_ids_by_rpps(conn, identity.rpps)
             if len(candidates) == 1:
                 row = _insert_account(
                     conn,
@@ -1260,7 +1099,7 @@ def login_oidc(platform: Platform, identity: OidcIdentity, *, ip: str | None = N
                     kind=AccountKind.PROVIDER_USER,
                     login=None,
                     password_hash=None,
-                    provider_id=int(candidates[0].id),
+                    provider_id=candidates[0],
                     rpps=identity.rpps,
                     oidc_subject=identity.sub,
                 )
@@ -1293,11 +1132,7 @@ def login_oidc(platform: Platform, identity: OidcIdentity, *, ip: str | None = N
             _login_event(conn, now, row, allowed=False, step="oidc", reason="suspended", ip=ip)
             failure = Forbidden("auth.suspended", "this account is suspended")
         else:
-            conn.execute(
-                update(accounts)
-                .where(accounts.c.id == row.id)
-                .values(oidc_subject=identity.sub, last_login_at=now, failed_logins=0)
-            )
+            repo.record_oidc_login(conn, row.id, identity.sub, now)
             session = _open_session(
                 conn, platform, row, now, policy, method="oidc", mfa_at=identity.auth_time, ip=ip
             )
@@ -1343,7 +1178,7 @@ def record_oidc_failure(platform: Platform, error: OidcError, *, ip: str | None 
 def _open_session(
     conn: Connection,
     platform: Platform,
-    row: Row[Any],
+    row: AccountRow,
     now: datetime,
     policy: AuthPolicy,
     *,
@@ -1354,29 +1189,23 @@ def _open_session(
     token = new_access_token()
     csrf_secret = os.urandom(32)
     expires_at = now + policy.session_absolute
-    conn.execute(
-        sessions.insert().values(
-            token_digest=token_digest(token),
-            account_id=row.id,
-            principal_id=row.principal_id,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=expires_at,
-            mfa_at=mfa_at,
-            csrf_secret=csrf_secret,
-            method=method,
-            ip=ip,
-        )
+    repo.insert_session(
+        conn,
+        token_digest(token),
+        row.id,
+        row.principal_id,
+        at=now,
+        expires_at=expires_at,
+        mfa_at=mfa_at,
+        csrf_secret=csrf_secret,
+        method=method,
+        ip=ip,
     )
-    conn.execute(
-        update(accounts)
-        .where(accounts.c.id == row.id)
-        .values(failed_logins=0, locked_until=None, last_login_at=now)
-    )
+    repo.record_login(conn, row.id, now)
     return Session(
         token=token,
         csrf_token=_csrf_token(csrf_secret),
-        account_id=int(row.id),
+        account_id=row.id,
         principal=_build_principal(conn, row),
         created_at=now,
         expires_at=expires_at,
@@ -1384,15 +1213,11 @@ def _open_session(
     )
 
 
-def _build_principal(conn: Connection, row: Row[Any]) -> Principal:
+def _build_principal(conn: Connection, row: AccountRow) -> Principal:
     kind = AccountKind(row.kind)
     provider_am = structure = category = None
     if row.provider_id is not None:
-        prov = conn.execute(
-            select(
-                providers.c.am_number, providers.c.finess, providers.c.siret, providers.c.category
-            ).where(providers.c.id == row.provider_id)
-        ).first()
+        prov = repo.provider_identity(conn, row.provider_id)
         if prov is not None:
             provider_am = prov.am_number
             structure = prov.finess or prov.siret or prov.am_number
@@ -1434,49 +1259,35 @@ def validate_session(platform: Platform, token: str, now: datetime | None = None
     failure: ServiceError | None = None
     info: SessionInfo | None = None
     with platform.engine.begin() as conn:
-        found = conn.execute(
-            select(sessions, accounts.c.status.label("account_status"))
-            .join(accounts, accounts.c.id == sessions.c.account_id)
-            .where(sessions.c.token_digest == token_digest(token))
-        ).first()
+        found = repo.session_by_digest(conn, token_digest(token))
         if found is None or found.revoked_at is not None:
             failure = _session_invalid()
         else:
-            last_seen = _aware(found.last_seen_at)
-            expires_at = _aware(found.expires_at)
-            assert last_seen is not None
-            assert expires_at is not None
+            last_seen = found.last_seen_at
+            expires_at = found.expires_at
             expired = moment >= expires_at or moment - last_seen >= policy.session_idle
             inactive = (
                 found.account_status != "active"
                 or _principal_status(conn, found.principal_id) != "active"
             )
             if expired or inactive:
-                conn.execute(
-                    update(sessions)
-                    .where(sessions.c.token_digest == found.token_digest)
-                    .values(revoked_at=moment)
-                )
+                repo.revoke_session(conn, found.token_digest, moment)
                 failure = _session_expired() if expired else _session_invalid()
             else:
                 if moment - last_seen >= SESSION_TOUCH_INTERVAL:
                     # Touching on every request would make each page view a write; the
                     # inactivity limit is minutes, so a 30 s granularity loses nothing.
-                    conn.execute(
-                        update(sessions)
-                        .where(sessions.c.token_digest == found.token_digest)
-                        .values(last_seen_at=moment)
-                    )
-                row = _load_account(conn, int(found.account_id))
+                    repo.touch_session(conn, found.token_digest, moment)
+                row = _load_account(conn, found.account_id)
                 info = SessionInfo(
-                    account_id=int(found.account_id),
+                    account_id=found.account_id,
                     account_kind=AccountKind(row.kind),
                     principal=_build_principal(conn, row),
-                    csrf_token=_csrf_token(bytes(found.csrf_secret)),
-                    created_at=_aware(found.created_at) or moment,
+                    csrf_token=_csrf_token(found.csrf_secret),
+                    created_at=found.created_at,
                     last_seen_at=moment,
                     expires_at=expires_at,
-                    mfa_at=_aware(found.mfa_at),
+                    mfa_at=found.mfa_at,
                     beneficiary_id=row.beneficiary_id,
                 )
     if failure is not None:
@@ -1509,17 +1320,13 @@ def step_up(
             assert recovery_code is not None
             reason = _check_recovery(conn, row, recovery_code, now)
         if reason is None:
-            conn.execute(
-                update(sessions)
-                .where(sessions.c.token_digest == token_digest(token))
-                .values(mfa_at=now)
-            )
-            conn.execute(update(accounts).where(accounts.c.id == row.id).values(failed_logins=0))
+            repo.set_session_mfa(conn, token_digest(token), now)
+            repo.reset_failures(conn, row.id)
         else:
             _, locked_until = _fail_counts(conn, row, now, policy)
             if locked_until is not None:
                 # Locked in the middle of a session: end every session of the account.
-                _revoke_account_sessions(conn, int(row.id), now)
+                _revoke_account_sessions(conn, row.id, now)
                 failure = _locked_error(locked_until, now)
             else:
                 failure = Unauthenticated("auth.mfa_failed", "the second factor was not accepted")
@@ -1540,32 +1347,19 @@ def step_up(
 
 
 def _revoke_account_sessions(conn: Connection, account_id: int, at: datetime) -> int:
-    return int(
-        conn.execute(
-            update(sessions)
-            .where(sessions.c.account_id == account_id, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=at)
-        ).rowcount
-    )
+    return repo.revoke_account_sessions(conn, account_id, at)
 
 
 def logout(platform: Platform, token: str) -> None:
     """End one session (idempotent; an unknown token is ignored)."""
     now = platform.now()
     with platform.engine.begin() as conn:
-        found = conn.execute(
-            select(sessions.c.account_id, sessions.c.principal_id, sessions.c.revoked_at).where(
-                sessions.c.token_digest == token_digest(token)
-            )
-        ).first()
+        digest = token_digest(token)
+        found = repo.session_by_digest(conn, digest)
         if found is None or found.revoked_at is not None:
             return
-        conn.execute(
-            update(sessions)
-            .where(sessions.c.token_digest == token_digest(token))
-            .values(revoked_at=now)
-        )
-        row = _load_account(conn, int(found.account_id))
+        repo.revoke_session(conn, digest, now)
+        row = _load_account(conn, found.account_id)
         _audit(conn, at=now, actor=found.principal_id, action="auth.logout", allowed=True, row=row)
 
 
@@ -1592,14 +1386,7 @@ def revoke_principal_sessions(
 ) -> int:
     """Revoke every open session of a principal inside the caller's transaction (used by
     the guard when it suspends a principal); returns how many."""
-    moment = at or datetime.now(UTC)
-    return int(
-        conn.execute(
-            update(sessions)
-            .where(sessions.c.principal_id == principal_id, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=moment)
-        ).rowcount
-    )
+    return repo.revoke_principal_sessions(conn, principal_id, at or datetime.now(UTC))
 
 
 def unlock_account(platform: Platform, account_id: int, *, actor: str) -> None:
@@ -1607,11 +1394,7 @@ def unlock_account(platform: Platform, account_id: int, *, actor: str) -> None:
     now = platform.now()
     with platform.engine.begin() as conn:
         row = _load_account(conn, account_id)
-        conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id)
-            .values(failed_logins=0, locked_until=None)
-        )
+        repo.clear_lockout(conn, account_id)
         _audit(
             conn,
             at=now,
