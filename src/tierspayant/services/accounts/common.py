@@ -120,7 +120,7 @@ class LoginChallenge:
 
     ``challenge_id`` is a secret: keep it in an HttpOnly cookie (or a hidden field of the
     next form) and pass it back. ``must_enrol`` means the account has no second factor yet
-    and must enrol one (TOTP or WebAuthn) before any session is opened.
+    and must set one up (TOTP or WebAuthn) before any session is opened.
     """
 
     challenge_id: str

@@ -35,11 +35,11 @@ from tierspayant.store import accounts as repo
 from tierspayant.store.accounts import AccountRow, ChallengeRow
 
 
-def _enrolment_row(conn: Connection, challenge_id: str, now: datetime) -> _Pending:
+def _setup_pending(conn: Connection, challenge_id: str, now: datetime) -> _Pending:
     pending = _pending(conn, challenge_id, now)
     if pending is None:
         raise _invalid_challenge()
-    # Only an account without any second factor may enrol with a password alone:
+    # Only an account without any second factor may set one up with a password alone:
     # otherwise a stolen password would let the thief replace the victim's factor.
     if _methods(conn, pending.account):
         raise Forbidden(
@@ -51,7 +51,7 @@ def _enrolment_row(conn: Connection, challenge_id: str, now: datetime) -> _Pendi
 def enrol_totp(
     platform: Platform, challenge_id: str, *, issuer: str = "tierspayant"
 ) -> TotpEnrolment:
-    """Start TOTP enrolment in a login whose challenge said ``must_enrol``.
+    """Start setting up TOTP in a login whose challenge said ``must_enrol``.
 
     Returns the secret and its ``otpauth://`` URI (show as a QR code once); the secret is
     stored encrypted and is not usable until :func:`confirm_totp`.
@@ -59,7 +59,7 @@ def enrol_totp(
     now = platform.now()
     keys = platform.operator_keys()
     with platform.engine.begin() as conn:
-        row = _enrolment_row(conn, challenge_id, now).account
+        row = _setup_pending(conn, challenge_id, now).account
         secret = mfa.new_totp_secret()
         sealed = FieldCipher(keys).encrypt(secret, _totp_aad(row.id))
         repo.store_totp_secret(conn, row.id, sealed, keys.version)
@@ -71,13 +71,13 @@ def enrol_totp(
 def confirm_totp(
     platform: Platform, challenge_id: str, code: str, *, ip: str | None = None
 ) -> Enrolled:
-    """Finish TOTP enrolment with a first code: opens the session, issues recovery codes."""
+    """Finish setting up TOTP with a first code: opens the session, issues recovery codes."""
     policy = auth_policy(platform.settings)
     now = platform.now()
     failure: ServiceError | None = None
     result: Enrolled | None = None
     with platform.engine.begin() as conn:
-        pending = _enrolment_row(conn, challenge_id, now)
+        pending = _setup_pending(conn, challenge_id, now)
         row = pending.account
         secret = _totp_secret(platform, conn, row)
         step = (
@@ -100,7 +100,7 @@ def confirm_totp(
             )
         else:
             repo.confirm_totp(conn, row.id, now, step)
-            result = _finish_enrolment(
+            result = _finish_setup(
                 conn, platform, row, pending.challenge, now, policy, factor=Factor.TOTP, ip=ip
             )
     if failure is not None:
@@ -112,10 +112,10 @@ def confirm_totp(
 def begin_webauthn_enrolment(
     platform: Platform, challenge_id: str, rp: mfa.WebAuthnRelyingParty
 ) -> str:
-    """Options (JSON) for ``navigator.credentials.create()`` during enrolment."""
+    """Options (JSON) for ``navigator.credentials.create()`` while setting up a key."""
     now = platform.now()
     with platform.engine.begin() as conn:
-        pending = _enrolment_row(conn, challenge_id, now)
+        pending = _setup_pending(conn, challenge_id, now)
         row = pending.account
         handle = row.webauthn_user_handle
         if handle is None:
@@ -143,7 +143,7 @@ def finish_webauthn_enrolment(
     failure: ServiceError | None = None
     result: Enrolled | None = None
     with platform.engine.begin() as conn:
-        pending = _enrolment_row(conn, challenge_id, now)
+        pending = _setup_pending(conn, challenge_id, now)
         row, challenge = pending.account, pending.challenge
         credential: mfa.RegisteredCredential | None = None
         if challenge.webauthn_challenge is not None:
@@ -180,7 +180,7 @@ def finish_webauthn_enrolment(
                 label=(label or "security key")[:100],
                 at=now,
             )
-            result = _finish_enrolment(
+            result = _finish_setup(
                 conn, platform, row, challenge, now, policy, factor=Factor.WEBAUTHN, ip=ip
             )
     if failure is not None:
@@ -189,7 +189,7 @@ def finish_webauthn_enrolment(
     return result
 
 
-def _finish_enrolment(
+def _finish_setup(
     conn: Connection,
     platform: Platform,
     row: AccountRow,
