@@ -10,6 +10,7 @@ from sqlalchemy import select
 from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx
 from tierspayant.services import accounts, portal_demo
 from tierspayant.services.accounts import AccountKind
+from tierspayant.services.errors import ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store.tables import insurers, providers
 
@@ -91,6 +92,72 @@ def create(
         enrolment = portal_demo.enrol_totp_now(platform, login, password)
     console.print("clé TOTP (affichée une seule fois) :", enrolment.secret, markup=False)
     console.print("URI :", enrolment.uri, markup=False)
+
+
+@accounts_app.command("unlock")
+def unlock(
+    login: Annotated[str, typer.Option("--login", help="identifiant (adresse e-mail)")],
+) -> None:
+    """Déverrouiller un compte du personnel ou d'un adhérent bloqué après trop d'échecs de
+    connexion (à faire après avoir vérifié qui le demande) ; l'opération est tracée."""
+    with platform_ctx() as platform:
+        account = accounts.find_account(platform, login)
+        if account is None:
+            raise fail("account.unknown", "aucun compte ne porte cet identifiant")
+        locked = account.locked_until is not None and account.locked_until > platform.now()
+        accounts.unlock_account(platform, account.id, actor=CLI_ACTOR)
+    state = "était verrouillé" if locked else "n'était pas verrouillé"
+    console.print(
+        f"compte déverrouillé : {account.principal_id} ({state}, "
+        f"{account.failed_logins} échec(s) effacé(s))",
+        markup=False,
+    )
+
+
+# Refusals of the login that precedes a renewal of recovery codes, in French.
+_LOGIN_REFUSALS = {
+    "auth.locked": "trop d'échecs : le compte est bloqué pour quelques minutes",
+    "auth.suspended": "ce compte est suspendu",
+    "auth.mfa_enrolment_required": "ce compte n'a pas encore de second facteur : "
+    "connectez-vous d'abord au portail pour en configurer un",
+}
+
+
+@accounts_app.command("recovery-codes")
+def recovery_codes(
+    login: Annotated[str, typer.Option("--login", help="votre identifiant (adresse e-mail)")],
+) -> None:
+    """Remplacer vos codes de secours : connexion complète (mot de passe puis code de
+    l'application ou code de secours), puis affichage unique des dix nouveaux codes ; les
+    anciens ne fonctionnent plus."""
+    password = typer.prompt("Mot de passe", hide_input=True)
+    with platform_ctx() as platform:
+        try:
+            challenge = accounts.begin_login(platform, login, password)
+            if challenge.must_enrol:
+                code = "auth.mfa_enrolment_required"
+                raise fail(code, _LOGIN_REFUSALS[code])
+            code = typer.prompt(
+                "Code à 6 chiffres de votre application, ou code de secours", hide_input=True
+            ).replace(" ", "")
+            recovery = "-" in code
+            session = accounts.complete_mfa(
+                platform,
+                challenge.challenge_id,
+                totp_code=None if recovery else code,
+                recovery_code=code if recovery else None,
+            )
+        except ServiceError as exc:
+            message = _LOGIN_REFUSALS.get(exc.code, "identifiant, mot de passe ou code refusé")
+            raise fail(exc.code, message) from None
+        try:
+            codes = accounts.regenerate_recovery_codes(platform, session.token)
+        finally:
+            accounts.logout(platform, session.token)
+    console.print("Nouveaux codes de secours (affichés une seule fois, chacun sert une fois) :")
+    for item in codes:
+        console.print(f"  {item}", markup=False)
+    console.print("Les anciens codes de secours ne fonctionnent plus.")
 
 
 @accounts_app.command("demo")
