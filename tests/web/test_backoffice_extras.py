@@ -22,9 +22,9 @@ from tierspayant.services import accounts, billing, insurers
 from tierspayant.services.accounts import AccountKind
 from tierspayant.services.demo import DEMO_INSURERS
 from tierspayant.services.portal_demo import demo_password, enrol_totp_now
+from tierspayant.services.portal_views import invoice_figures
 from tierspayant.store.ledger_tables import billing_statements
 from tierspayant.store.tables import audit_events
-from tierspayant.web.backoffice_queries import invoice_figures
 
 OTHER_AMC, OTHER_NAME, OTHER_KIND, _ = DEMO_INSURERS[1]
 PERIOD = "2026-10"

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
 from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx
-from tierspayant.services import accounts, portal_demo
+from tierspayant.services import accounts, directory, portal_demo
 from tierspayant.services.accounts import AccountKind
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.platform import Platform
-from tierspayant.store.tables import insurers, providers
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Comptes des portails (personnes).")
 
@@ -27,23 +25,19 @@ KINDS = {
 def _insurer_id(platform: Platform, amc: str | None) -> int | None:
     if amc is None:
         return None
-    with platform.engine.connect() as conn:
-        found = conn.execute(select(insurers.c.id).where(insurers.c.amc_number == amc)).scalar()
+    found = directory.insurer_id_of(platform, amc)
     if found is None:
         raise fail("insurer.unknown", f"no insurer has the AMC number {amc}")
-    return int(found)
+    return found
 
 
 def _provider_id(platform: Platform, am_number: str | None) -> int | None:
     if am_number is None:
         return None
-    with platform.engine.connect() as conn:
-        found = conn.execute(
-            select(providers.c.id).where(providers.c.am_number == am_number)
-        ).scalar()
+    found = directory.provider_id_of(platform, am_number)
     if found is None:
         raise fail("provider.unknown", f"no provider has the AM number {am_number}")
-    return int(found)
+    return found
 
 
 @accounts_app.command("create")

@@ -12,11 +12,10 @@ from __future__ import annotations
 import threading
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
-from tierspayant.domain.errors import DomainError
 from tierspayant.services.adjudication import AdjudicationRun, adjudicate_pending
 from tierspayant.services.platform import Platform
+from tierspayant.services.run_failures import RUN_FAILURES
 
 log = structlog.get_logger("tierspayant.jobs.adjudication")
 
@@ -40,7 +39,7 @@ class AdjudicationWorker:
         """Judge everything pending now; None if the run failed (logged)."""
         try:
             run = adjudicate_pending(self.platform, batch_size=self.batch_size)
-        except (DomainError, SQLAlchemyError) as exc:
+        except RUN_FAILURES as exc:
             code = getattr(exc, "code", type(exc).__name__)
             log.error("adjudication.failed", code=code, error=str(exc))
             return None

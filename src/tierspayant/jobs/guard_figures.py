@@ -14,15 +14,14 @@ import threading
 from datetime import date
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
-from tierspayant.domain.errors import DomainError
 from tierspayant.services.guard_figures import (
     RecordedDay,
     last_complete_day,
     record_daily_figures,
 )
 from tierspayant.services.platform import Platform
+from tierspayant.services.run_failures import RUN_FAILURES
 
 log = structlog.get_logger("tierspayant.jobs.guard_figures")
 
@@ -49,7 +48,7 @@ class GuardFiguresWorker:
             if day == self.recorded:
                 return None
             done = record_daily_figures(self.platform, day)
-        except (DomainError, SQLAlchemyError) as exc:
+        except RUN_FAILURES as exc:
             log.error("guard.daily_figures_failed", code=getattr(exc, "code", type(exc).__name__))
             return None
         self.recorded = done.day

@@ -20,9 +20,9 @@ from starlette.responses import FileResponse, Response
 from tierspayant.domain.errors import CatalogueError, DomainError
 from tierspayant.domain.guarantees import validate_responsable
 from tierspayant.formats.catalogue import parse_catalogue
-from tierspayant.services import enrolment, insurers, prior_auth
+from tierspayant.services import enrolment, insurers, portal_views, prior_auth
 from tierspayant.services.platform import Platform
-from tierspayant.web import charts, forms, queries
+from tierspayant.web import charts, forms
 from tierspayant.web.policy import policy
 from tierspayant.web.render import french_message, render
 from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
@@ -94,7 +94,7 @@ def validation_report(platform: Platform, document: Any) -> list[Finding]:
 def _staff_insurer(request: Request, session: PortalSession) -> tuple[int, str, str]:
     insurer_id = session.info.principal.insurer_id
     assert insurer_id is not None  # insurer staff accounts always carry their insurer
-    amc, name = queries.insurer_amc(platform_of(request), insurer_id)
+    amc, name = portal_views.insurer_amc(platform_of(request), insurer_id)
     return insurer_id, amc, name
 
 
@@ -111,8 +111,8 @@ def router() -> APIRouter:
     def home(request: Request, session: Staff) -> Response:
         platform = platform_of(request)
         insurer_id, amc, name = _staff_insurer(request, session)
-        stats = queries.insurer_lookup_stats(platform, amc)
-        history = queries.import_history(platform, insurer_id)
+        stats = portal_views.insurer_lookup_stats(platform, amc)
+        history = portal_views.import_history(platform, insurer_id)
         imports = [(run.started_at.strftime("%d/%m"), run.lines) for run in reversed(history[:14])]
         return render(
             request,
@@ -231,7 +231,7 @@ def router() -> APIRouter:
     @routes.get("/accords", **RULE)
     def agreements(request: Request, session: Staff) -> Response:
         insurer_id, _, _ = _staff_insurer(request, session)
-        rows = queries.pending_agreements(platform_of(request), insurer_id)
+        rows = portal_views.pending_agreements(platform_of(request), insurer_id)
         return render(request, "insurer/agreements.html", portal=PORTAL, rows=rows)
 
     @routes.post("/accords/{number}", **RULE)
@@ -252,7 +252,7 @@ def router() -> APIRouter:
             error = None
         except DomainError as exc:
             notice, error = None, french_message(exc)
-        rows = queries.pending_agreements(platform, insurer_id)
+        rows = portal_views.pending_agreements(platform, insurer_id)
         return render(
             request, "insurer/agreements.html", portal=PORTAL, rows=rows, notice=notice, error=error
         )
@@ -260,7 +260,7 @@ def router() -> APIRouter:
     @routes.get("/alertes", **RULE)
     def own_alerts(request: Request, session: Staff) -> Response:
         _, amc, _ = _staff_insurer(request, session)
-        rows = queries.alerts(platform_of(request), insurer=amc)
+        rows = portal_views.alerts(platform_of(request), insurer=amc)
         return render(request, "insurer/alerts.html", portal=PORTAL, rows=rows)
 
     return routes

@@ -15,9 +15,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response
 
 from tierspayant.domain.adjudication import REASONS, Reason
-from tierspayant.services import billing
-from tierspayant.store import audit
-from tierspayant.web import backoffice_queries, charts, queries
+from tierspayant.services import billing, portal_actions, portal_views
+from tierspayant.web import charts
 from tierspayant.web.policy import policy
 from tierspayant.web.render import MESSAGES, render
 from tierspayant.web.session import Portal, PortalSession, csrf_protect, platform_of, requires
@@ -48,7 +47,7 @@ def reason_label(code: str) -> str:
 def _staff_insurer(request: Request, session: PortalSession) -> tuple[int, str]:
     insurer_id = session.info.principal.insurer_id
     assert insurer_id is not None  # insurer staff accounts always carry their insurer
-    amc, _ = queries.insurer_amc(platform_of(request), insurer_id)
+    amc, _ = portal_views.insurer_amc(platform_of(request), insurer_id)
     return insurer_id, amc
 
 
@@ -64,7 +63,7 @@ def router() -> APIRouter:
     @routes.get("/factures", **RULE)
     def invoices(request: Request, session: Staff) -> Response:
         insurer_id, _ = _staff_insurer(request, session)
-        figures = backoffice_queries.invoice_figures(platform_of(request), insurer_id)
+        figures = portal_views.invoice_figures(platform_of(request), insurer_id)
         reasons = [charts.Bar(reason_label(r.code), r.lines) for r in figures.reasons]
         return render(
             request,
@@ -81,7 +80,7 @@ def router() -> APIRouter:
     @routes.get("/releves", **RULE)
     def statements(request: Request, session: Staff) -> Response:
         insurer_id, _ = _staff_insurer(request, session)
-        rows = backoffice_queries.statements(platform_of(request), insurer_id)
+        rows = portal_views.statements(platform_of(request), insurer_id)
         returned = billing.returned_fund_calls(platform_of(request), insurer_id)
         return render(
             request,
@@ -103,16 +102,9 @@ def router() -> APIRouter:
         path = billing.statement_files(folder, amc, period)[key]
         if not path.is_file():
             return _not_found(request)
-        with queries.write_transaction(platform) as conn:
-            audit.append(
-                conn,
-                at=platform.now(),
-                actor=session.info.principal.id,
-                action="billing.download",
-                decision="allow",
-                insurer=amc,
-                detail={"period": period, "document": document},
-            )
+        portal_actions.record_billing_download(
+            platform, session.info.principal.id, amc, period, document
+        )
         return FileResponse(
             path, media_type=media_type, filename=filename.format(amc=amc, period=period)
         )

@@ -9,31 +9,21 @@ beneficiary alone (no parameter names a family). A card's secret is never stored
 PDF cannot be printed again: downloading issues a fresh card for the family through
 ``services.cards.issue_family_card`` (audited there as ``card.issue``), which replaces
 the earlier one, exactly as the printed card says.
+
+The reads, their authorisation, decryption and audit events are
+``services.member_portal``'s; this module parses, calls and renders.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 from starlette.responses import Response
 
 from tierspayant.domain.errors import DomainError
-from tierspayant.domain.identifiers import parse_nir
-from tierspayant.security.crypto import FieldCipher
-from tierspayant.security.identity import open_column
-from tierspayant.services import cards, statements
-from tierspayant.services.platform import Platform
-from tierspayant.store import audit
-from tierspayant.store.beneficiaries import BeneficiaryRecord, find_by_nir_index
-from tierspayant.store.keys import insurer_scope
-from tierspayant.store.tables import beneficiaries
-from tierspayant.web import queries
+from tierspayant.services import member_portal, statements
 from tierspayant.web.policy import policy
 from tierspayant.web.render import french_message, render
 from tierspayant.web.session import Portal, PortalSession, csrf_protect, platform_of, requires
@@ -52,121 +42,36 @@ ACTIONS = {
 CARD_STATUSES = {"active": "valide", "revoked": "révoquée", "superseded": "remplacée"}
 
 
-@dataclass(frozen=True, slots=True)
-class OwnRecord:
-    """The member's beneficiary row and the cipher that opens its columns."""
-
-    amc: str
-    record: BeneficiaryRecord
-    cipher: FieldCipher
-
-    def clear(self, column: str) -> str:
-        blob = getattr(self.record, f"{column}_ct")
-        return open_column(self.cipher, self.record.insurer_id, self.record.idx_nir, column, blob)
-
-
-def _subject(platform: Platform, session: PortalSession) -> tuple[str, int, str]:
-    principal = session.info.principal
-    assert principal.insurer_id is not None
-    assert principal.beneficiary_id is not None
-    amc, _ = queries.insurer_amc(platform, principal.insurer_id)
-    pseudonym = queries.member_pseudonym(platform, amc, principal.beneficiary_id)
-    return amc, principal.beneficiary_id, pseudonym
-
-
-def _own_history(
-    platform: Platform, session: PortalSession, action: str
-) -> list[queries.Consultation]:
-    """The member's history, read and audited in one transaction."""
-    amc, _, subject = _subject(platform, session)
-    with queries.write_transaction(platform) as conn:
-        rows = queries.consultations(conn, subject)
-        audit.append(
-            conn,
-            at=platform.now(),
-            actor=session.info.principal.id,
-            action=action,
-            purpose="data_subject_access",
-            subject=subject,
-            insurer=amc,
-            decision="allow",
-        )
-    return rows
-
-
-def _own_row(platform: Platform, session: PortalSession) -> OwnRecord:
-    """The session's own beneficiary: the only row a member page ever opens."""
-    amc, beneficiary_id, _ = _subject(platform, session)
-    insurer_id = session.info.principal.insurer_id
-    assert insurer_id is not None
-    with platform.engine.connect() as conn:
-        idx = conn.execute(
-            select(beneficiaries.c.idx_nir).where(
-                beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id == beneficiary_id
-            )
-        ).scalar_one()
-        record = find_by_nir_index(conn, insurer_id, bytes(idx))
-        assert record is not None
-        cipher = FieldCipher(platform.keys.version(conn, insurer_scope(amc), record.key_version))
-    return OwnRecord(amc, record, cipher)
-
-
-def _own_record(platform: Platform, session: PortalSession) -> dict[str, Any]:
-    """The member's own identity and coverage, decrypted for them only (NIR masked)."""
-    own = _own_row(platform, session)
-    record = own.record
+def _export_document(generated_at: str, export: member_portal.MemberExport) -> dict[str, Any]:
+    """The JSON document of a data-protection request (French keys, NIR masked)."""
+    record = export.record
     return {
-        "organisme": own.amc,
-        "nir": parse_nir(own.clear("nir")).masked(),
-        "rang_de_naissance": record.birth_rank,
-        "numero_adherent": own.clear("member_number"),
-        "nom": own.clear("last_name"),
-        "prenom": own.clear("first_name"),
-        "date_de_naissance": own.clear("birth_date"),
-        "contrat": record.contract_code,
-        "debut_de_couverture": record.coverage_start.isoformat(),
-        "fin_de_couverture": record.coverage_end.isoformat() if record.coverage_end else None,
-        "complementaire_sante_solidaire": record.css,
+        "genere_le": generated_at,
+        "mes_droits": {
+            "organisme": record.insurer,
+            "nir": record.nir_masked,
+            "rang_de_naissance": record.birth_rank,
+            "numero_adherent": record.member_number,
+            "nom": record.last_name,
+            "prenom": record.first_name,
+            "date_de_naissance": record.birth_date,
+            "contrat": record.contract,
+            "debut_de_couverture": record.coverage_start.isoformat(),
+            "fin_de_couverture": record.coverage_end.isoformat() if record.coverage_end else None,
+            "complementaire_sante_solidaire": record.css,
+        },
+        "consultations": [
+            {
+                "date": row.at.isoformat(),
+                "par": row.who,
+                "structure": row.structure,
+                "action": ACTIONS.get(row.action, row.action),
+                "finalite": row.purpose,
+                "decision": row.decision,
+            }
+            for row in export.history
+        ],
     }
-
-
-def _own_cards(platform: Platform, session: PortalSession) -> list[queries.FamilyCard]:
-    """The cards of the member's family this year, read and audited in one transaction."""
-    own = _own_row(platform, session)
-    _, _, subject = _subject(platform, session)
-    with queries.write_transaction(platform) as conn:
-        keys = platform.keys.active(conn, insurer_scope(own.amc))
-        binding = cards.family_binding(keys, own.record.idx_family)
-        rows = queries.family_cards(conn, own.record.insurer_id, binding, platform.today().year)
-        audit.append(
-            conn,
-            at=platform.now(),
-            actor=session.info.principal.id,
-            action="member.cards",
-            purpose="data_subject_access",
-            subject=subject,
-            insurer=own.amc,
-            decision="allow",
-        )
-    return rows
-
-
-def _new_card_pdf(platform: Platform, session: PortalSession) -> tuple[int, bytes]:
-    """Issue the member's family card for this year and return (year, PDF bytes)."""
-    own = _own_row(platform, session)
-    year = platform.today().year
-    with tempfile.TemporaryDirectory(prefix="tp-card-") as folder:
-        directory = Path(folder)
-        cards.issue_family_card(
-            platform,
-            own.amc,
-            own.clear("member_number"),
-            year,
-            directory,
-            session.info.principal.id,
-        )
-        (pdf,) = directory.glob("*.pdf")
-        return year, pdf.read_bytes()
 
 
 def router() -> APIRouter:
@@ -174,7 +79,7 @@ def router() -> APIRouter:
 
     @routes.get("/", **RULE)
     def home(request: Request, session: Member) -> Response:
-        rows = _own_history(platform_of(request), session, "member.consultations")
+        rows = member_portal.consultations(platform_of(request), session.info.principal)
         return render(request, "member/home.html", portal=PORTAL, rows=rows, actions=ACTIONS)
 
     @routes.get("/remboursements", **RULE)
@@ -183,7 +88,7 @@ def router() -> APIRouter:
         return render(request, "member/statement.html", portal=PORTAL, lines=lines)
 
     def card_page(request: Request, session: Member, **context: Any) -> Response:
-        rows = _own_cards(platform_of(request), session)
+        rows = member_portal.own_cards(platform_of(request), session.info.principal)
         return render(
             request,
             "member/card.html",
@@ -201,14 +106,16 @@ def router() -> APIRouter:
     @routes.post("/carte", **RULE)
     def card_download(request: Request, session: Member) -> Response:
         try:
-            year, pdf = _new_card_pdf(platform_of(request), session)
+            card = member_portal.new_card_pdf(platform_of(request), session.info.principal)
         except DomainError as exc:
             return card_page(request, session, error=french_message(exc), code=exc.code)
         return Response(
-            pdf,
+            card.pdf,
             media_type="application/pdf",
             headers={
-                "content-disposition": (f'attachment; filename="carte-tiers-payant-{year}.pdf"'),
+                "content-disposition": (
+                    f'attachment; filename="carte-tiers-payant-{card.year}.pdf"'
+                ),
                 "cache-control": "no-store",
             },
         )
@@ -220,22 +127,9 @@ def router() -> APIRouter:
     @routes.post("/mes-donnees", **RULE)
     def export(request: Request, session: Member) -> Response:
         platform = platform_of(request)
-        history = _own_history(platform, session, "member.data_export")
-        document = {
-            "genere_le": platform.now().isoformat(),
-            "mes_droits": _own_record(platform, session),
-            "consultations": [
-                {
-                    "date": row.at.isoformat(),
-                    "par": row.who,
-                    "structure": row.structure,
-                    "action": ACTIONS.get(row.action, row.action),
-                    "finalite": row.purpose,
-                    "decision": row.decision,
-                }
-                for row in history
-            ],
-        }
+        generated_at = platform.now().isoformat()
+        answer = member_portal.data_export(platform, session.info.principal)
+        document = _export_document(generated_at, answer)
         body = json.dumps(document, ensure_ascii=False, indent=2)
         return Response(
             body,

@@ -23,7 +23,7 @@ from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.security.principal import Principal
-from tierspayant.services import claims, payments, prior_auth
+from tierspayant.services import claims, payments, portal_views, prior_auth
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import CardData
@@ -32,7 +32,6 @@ from tierspayant.services.platform import Platform
 from tierspayant.services.pricing import Calculation, calculate
 from tierspayant.web import forms
 from tierspayant.web.policy import policy
-from tierspayant.web.queries import provider_conventions
 from tierspayant.web.render import french_message, is_htmx, render
 from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
 
@@ -377,7 +376,9 @@ def router() -> APIRouter:
     def conventions(request: Request, session: Provider) -> Response:
         provider_id = session.info.principal.provider_id
         platform = platform_of(request)
-        rows = [] if provider_id is None else provider_conventions(platform, provider_id)
+        rows = (
+            [] if provider_id is None else portal_views.provider_conventions(platform, provider_id)
+        )
         return render(request, "provider/conventions.html", portal=PORTAL, rows=rows)
 
     return routes

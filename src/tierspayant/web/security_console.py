@@ -21,17 +21,22 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
-from tierspayant.services import accounts, alerts, audit_log, canaries, checkpoints, incident
+from tierspayant.security.principal import Principal
+from tierspayant.services import (
+    alerts,
+    audit_log,
+    canaries,
+    checkpoints,
+    incident,
+    portal_actions,
+    portal_views,
+)
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.platform import Platform
-from tierspayant.store import audit
-from tierspayant.store.tables import principals
-from tierspayant.web import charts, forms, queries
+from tierspayant.web import charts, forms
 from tierspayant.web.policy import policy
 from tierspayant.web.render import PARIS, french_message, render
 from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
@@ -53,53 +58,17 @@ def _moment(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=PARIS)
 
 
-def _requester(platform: Platform, principal_id: str) -> Principal | None:
-    """The operator who asked for a reinstatement, if still an active operator."""
-    with platform.engine.connect() as conn:
-        pending = queries.pending_request(conn, platform.now(), principal_id)
-        if pending is None:
-            return None
-        row = conn.execute(
-            select(principals.c.kind, principals.c.status).where(principals.c.id == pending)
-        ).first()
-    if row is None or row.kind != PrincipalKind.OPERATOR_STAFF or row.status != "active":
-        return None
-    return Principal(pending, PrincipalKind.OPERATOR_STAFF, AuthStrength.AAL2)
+REINSTATE_NOTICES = {
+    portal_actions.ReinstateStep.REQUESTED: (
+        "Demande enregistrée : un second opérateur doit la confirmer."
+    ),
+    portal_actions.ReinstateStep.REINSTATED: "Accès rétabli (deux opérateurs ont approuvé).",
+}
 
 
 def reinstate_step(platform: Platform, principal_id: str, operator: Principal) -> str:
     """Record a first approval, or complete a second one; returns what happened, in French."""
-    first = _requester(platform, principal_id)
-    if first is None or first.id == operator.id:
-        if first is None:
-            with queries.write_transaction(platform) as conn:
-                audit.append(
-                    conn,
-                    at=platform.now(),
-                    actor=operator.id,
-                    action=queries.REINSTATE_REQUEST,
-                    decision="allow",
-                    detail={"principal": principal_id},
-                )
-        return "Demande enregistrée : un second opérateur doit la confirmer."
-    alerts.reinstate_principal(platform, principal_id, first, operator)
-    return "Accès rétabli (deux opérateurs ont approuvé)."
-
-
-def revoke(platform: Platform, principal_id: str, operator: Principal) -> None:
-    """Keep the principal suspended and end every session and token it holds now."""
-    now = platform.now()
-    with queries.write_transaction(platform) as conn:
-        alerts.suspend_principal(platform, conn, principal_id, f"revoked by {operator.id}")
-        sessions = accounts.revoke_principal_sessions(conn, principal_id, now)
-        audit.append(
-            conn,
-            at=now,
-            actor=operator.id,
-            action="principal.revoke",
-            decision="allow",
-            detail={"principal": principal_id, "sessions": sessions},
-        )
+    return REINSTATE_NOTICES[portal_actions.reinstate_step(platform, principal_id, operator)]
 
 
 SCOPE_CSV_COLUMNS = (
@@ -182,17 +151,9 @@ def _refused(request: Request, exc: ServiceError | ValueError) -> Response:
 
 
 def _audit_download(request: Request, session: PortalSession, kind: str, people: int) -> None:
-    platform = platform_of(request)
-    with queries.write_transaction(platform) as conn:
-        audit.append(
-            conn,
-            at=platform.now(),
-            actor=session.info.principal.id,
-            action="incident.download",
-            purpose="incident_response",
-            decision="allow",
-            detail={"document": kind, "people": people},
-        )
+    portal_actions.record_incident_download(
+        platform_of(request), session.info.principal.id, kind, people
+    )
 
 
 def _attachment(body: bytes, media_type: str, filename: str) -> Response:
@@ -218,7 +179,7 @@ def canary_rows(
         CanaryRow(
             s.insurer,
             s.count,
-            queries.aware(s.planted_at) if s.planted_at is not None else None,
+            portal_views.aware(s.planted_at) if s.planted_at is not None else None,
             alert_counts.get(s.insurer, 0),
         )
         for s in planted
@@ -236,7 +197,7 @@ def router() -> APIRouter:
         status_code: int = 200,
     ) -> Response:
         platform = platform_of(request)
-        figures = queries.structure_figures(platform)
+        figures = portal_views.structure_figures(platform)
         chart = charts.bar_chart(
             "plafonds",
             "Bénéficiaires distincts consultés aujourd'hui par structure, et leur plafond",
@@ -247,8 +208,8 @@ def router() -> APIRouter:
             "security/home.html",
             portal=PORTAL,
             status_code=status_code,
-            alerts=queries.alerts(platform),
-            suspended=queries.suspended_principals(platform),
+            alerts=portal_views.alerts(platform),
+            suspended=portal_views.suspended_principals(platform),
             figures=figures,
             chart=chart,
             poll=POLL_SECONDS,
@@ -262,7 +223,7 @@ def router() -> APIRouter:
 
     @routes.get("/alertes", **RULE)
     def live_alerts(request: Request, session: Operator) -> Response:
-        rows = queries.alerts(platform_of(request))
+        rows = portal_views.alerts(platform_of(request))
         return render(
             request, "security/_alerts.html", portal=PORTAL, alerts=rows, poll=POLL_SECONDS
         )
@@ -285,7 +246,7 @@ def router() -> APIRouter:
     @routes.get("/canaris", **RULE)
     def canary_status(request: Request, session: Operator) -> Response:
         platform = platform_of(request)
-        counts = queries.canary_alert_counts(platform)
+        counts = portal_views.canary_alert_counts(platform)
         return render(
             request,
             "security/canaries.html",
@@ -329,7 +290,7 @@ def router() -> APIRouter:
     @routes.post("/principaux/revoquer", **RULE)
     def revoke_principal(request: Request, session: Operator, form: Form) -> Response:
         principal_id = forms.text(form, "principal", max_length=120)
-        revoke(platform_of(request), principal_id, session.info.principal)
+        portal_actions.revoke(platform_of(request), principal_id, session.info.principal)
         return console(request, notice="Accès révoqués : sessions et jetons fermés.")
 
     @routes.post("/principaux/retablir", **RULE)

@@ -11,10 +11,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Connection, and_, func, select
 
 from tierspayant.domain.claims import LineStatus
-from tierspayant.services.platform import Platform
 from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.ledger_tables import billing_statements
 from tierspayant.store.tables import providers
@@ -76,10 +75,9 @@ def _decided_lines(insurer_id: int, since: date) -> list[ColumnElement[bool]]:
     ]
 
 
-def invoice_figures(platform: Platform, insurer_id: int) -> InvoiceFigures:
+def invoice_figures(conn: Connection, insurer_id: int, today: date) -> InvoiceFigures:
     """Lines and AMC amounts per week and care domain, refusal reasons, top providers,
-    over the last ``WEEKS`` ISO weeks of care dates."""
-    today = platform.today()
+    over the last ``WEEKS`` ISO weeks of care dates up to ``today``."""
     monday = today - timedelta(days=today.weekday()) - timedelta(weeks=WEEKS - 1)
     weeks = [iso_week(monday + timedelta(weeks=n)) for n in range(WEEKS)]
     same_claim = and_(
@@ -110,17 +108,16 @@ def invoice_figures(platform: Platform, insurer_id: int) -> InvoiceFigures:
         .limit(TOP_PROVIDERS)
     )
     cells: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    with platform.engine.connect() as conn:
-        # A day's rows are folded into its ISO week here: SQLite and PostgreSQL name
-        # weeks differently, and there are at most 56 days × a dozen domains.
-        for care_date, domain, count, cents in conn.execute(per_day):
-            cell = cells[(iso_week(care_date), str(domain))]
-            cell[0] += int(count)
-            cell[1] += int(cents)
-        reason_rows = [ReasonCount(str(code), int(n)) for code, n in conn.execute(reasons)]
-        top_rows = [
-            ProviderTotal(str(name), str(am), int(total)) for name, am, total in conn.execute(top)
-        ]
+    # A day's rows are folded into its ISO week here: SQLite and PostgreSQL name
+    # weeks differently, and there are at most 56 days × a dozen domains.
+    for care_date, domain, count, cents in conn.execute(per_day):
+        cell = cells[(iso_week(care_date), str(domain))]
+        cell[0] += int(count)
+        cell[1] += int(cents)
+    reason_rows = [ReasonCount(str(code), int(n)) for code, n in conn.execute(reasons)]
+    top_rows = [
+        ProviderTotal(str(name), str(am), int(total)) for name, am, total in conn.execute(top)
+    ]
     per_week = [
         WeekDomain(week, domain, lines, cents)
         for (week, domain), (lines, cents) in sorted(cells.items())
@@ -138,7 +135,7 @@ class StatementRow:
     collection_date: date
 
 
-def statements(platform: Platform, insurer_id: int) -> list[StatementRow]:
+def statements(conn: Connection, insurer_id: int) -> list[StatementRow]:
     """The insurer's monthly billing statements, newest first (at most three years)."""
     query = (
         select(
@@ -153,15 +150,14 @@ def statements(platform: Platform, insurer_id: int) -> list[StatementRow]:
         .order_by(billing_statements.c.period.desc())
         .limit(36)
     )
-    with platform.engine.connect() as conn:
-        return [
-            StatementRow(
-                str(r.period),
-                int(r.lines),
-                int(r.paid_cents),
-                int(r.undue_cents),
-                int(r.due_cents),
-                r.collection_date,
-            )
-            for r in conn.execute(query)
-        ]
+    return [
+        StatementRow(
+            str(r.period),
+            int(r.lines),
+            int(r.paid_cents),
+            int(r.undue_cents),
+            int(r.due_cents),
+            r.collection_date,
+        )
+        for r in conn.execute(query)
+    ]

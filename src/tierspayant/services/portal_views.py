@@ -1,0 +1,124 @@
+"""The portals' screens that only read: each function opens a connection, runs a read
+model of ``store.read_models`` scoped by the caller's own tenant, and returns its frozen
+dataclasses. Nothing here returns identity; the member's own data, which is identity and
+is audited, goes through ``services.member_portal``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tierspayant.services.platform import Platform
+from tierspayant.store.read_models import aware, backoffice, directory, insurer, provider, security
+from tierspayant.store.read_models.backoffice import InvoiceFigures, StatementRow
+from tierspayant.store.read_models.insurer import ImportRow, LookupStats, PendingAgreement
+from tierspayant.store.read_models.provider import ConventionRow
+from tierspayant.store.read_models.security import AlertRow, StructureDay, SuspendedRow
+
+LOOKUP_DAYS = 14
+TOP_STRUCTURES = 20
+
+__all__ = [
+    "AlertRow",
+    "ConventionRow",
+    "ImportRow",
+    "InvoiceFigures",
+    "LookupStats",
+    "PendingAgreement",
+    "StatementRow",
+    "StructureDay",
+    "SuspendedRow",
+    "alerts",
+    "aware",
+    "canary_alert_counts",
+    "import_history",
+    "insurer_amc",
+    "insurer_lookup_stats",
+    "invoice_figures",
+    "pending_agreements",
+    "provider_conventions",
+    "statements",
+    "structure_figures",
+    "suspended_principals",
+]
+
+
+def provider_conventions(platform: Platform, provider_id: int) -> list[ConventionRow]:
+    """The tiers payant agreements of one provider (its own only)."""
+    with platform.engine.connect() as conn:
+        return provider.provider_conventions(conn, provider_id)
+
+
+def insurer_amc(platform: Platform, insurer_id: int) -> tuple[str, str]:
+    """AMC number and name of an insurer."""
+    with platform.engine.connect() as conn:
+        return directory.insurer_amc(conn, insurer_id)
+
+
+def insurer_lookup_stats(platform: Platform, amc: str, days: int = LOOKUP_DAYS) -> LookupStats:
+    """Rights checks on the insurer's members per day and per care domain (audit log)."""
+    since = platform.now() - timedelta(days=days)
+    with platform.engine.connect() as conn:
+        return insurer.lookup_stats(conn, amc, platform.today(), since, days)
+
+
+def import_history(platform: Platform, insurer_id: int) -> list[ImportRow]:
+    """The insurer's latest beneficiary imports, newest first."""
+    with platform.engine.connect() as conn:
+        return insurer.import_history(conn, insurer_id)
+
+
+def pending_agreements(platform: Platform, insurer_id: int) -> list[PendingAgreement]:
+    """Prior authorisations of one insurer waiting for a person, oldest first."""
+    with platform.engine.connect() as conn:
+        return insurer.pending_agreements(conn, insurer_id)
+
+
+def invoice_figures(platform: Platform, insurer_id: int) -> InvoiceFigures:
+    """The insurer's adjudicated lines per week and domain, refusal reasons, top
+    providers, over the last weeks of care dates."""
+    with platform.engine.connect() as conn:
+        return backoffice.invoice_figures(conn, insurer_id, platform.today())
+
+
+def statements(platform: Platform, insurer_id: int) -> list[StatementRow]:
+    """The insurer's monthly billing statements, newest first (at most three years)."""
+    with platform.engine.connect() as conn:
+        return backoffice.statements(conn, insurer_id)
+
+
+def alerts(platform: Platform, *, insurer: str | None = None) -> list[AlertRow]:
+    """Latest security alerts; an insurer sees only those naming it."""
+    with platform.engine.connect() as conn:
+        return security.alerts(conn, insurer=insurer)
+
+
+def canary_alert_counts(platform: Platform) -> dict[str | None, int]:
+    """Canary alerts per insurer's AMC number (None: alerts that name no insurer)."""
+    with platform.engine.connect() as conn:
+        return security.canary_alert_counts(conn)
+
+
+def suspended_principals(platform: Platform) -> list[SuspendedRow]:
+    """Suspended principals, with any pending reinstatement request."""
+    with platform.engine.connect() as conn:
+        return security.suspended_principals(conn, platform.now())
+
+
+def structure_figures(platform: Platform) -> list[StructureDay]:
+    """Today's distinct beneficiaries per structure against its cap (live guard counters),
+    or the last recorded day when the guard is off."""
+    guard = platform.guard
+    if guard is not None:
+        day = guard.day_of(platform.now())
+        figures = []
+        for item in guard.day_summary(day):
+            caps = guard.caps(item.structure, item.category, day)
+            figures.append(
+                StructureDay(
+                    item.structure, item.category, item.distinct_lookups, caps.soft, caps.hard
+                )
+            )
+        return sorted(figures, key=lambda f: -f.distinct / max(f.cap, 1))[:TOP_STRUCTURES]
+    with platform.engine.connect() as conn:
+        return security.last_recorded_day(conn)
