@@ -20,6 +20,7 @@ from tierspayant.security.audit import subject_pseudonym
 from tierspayant.services.platform import Platform
 from tierspayant.store.cards_tables import cards
 from tierspayant.store.claims_tables import prior_authorisations
+from tierspayant.store.db import begin_write
 from tierspayant.store.security_tables import guard_daily, security_alerts
 from tierspayant.store.tables import (
     audit_events,
@@ -42,21 +43,13 @@ def write_transaction(platform: Platform) -> Iterator[Connection]:
 
     On SQLite the driver opens a transaction only at the first write, so the read of the
     audit chain's last event inside ``audit.append`` could see a state another writer is
-    about to change, and two appends would take the same ``seq``. ``BEGIN IMMEDIATE``
-    takes the lock first. PostgreSQL needs nothing: the append takes an advisory lock.
+    about to change, and two appends would take the same ``seq``. ``db.begin_write``
+    takes the process's write gate, then SQLite's lock (``BEGIN IMMEDIATE``), the one
+    order of every writer. PostgreSQL needs nothing: the append takes an advisory lock.
     """
-    with platform.engine.connect() as conn:
-        if conn.dialect.name != "sqlite":
-            with conn.begin():
-                yield conn
-            return
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
+    with platform.engine.begin() as conn:
+        begin_write(conn)
+        yield conn
 
 
 def aware(moment: datetime) -> datetime:
