@@ -12,6 +12,7 @@ and waited for SQLite's lock, stalled for the busy timeout and answered 500.
 from __future__ import annotations
 
 import socket
+import sqlite3
 import statistics
 import threading
 import time
@@ -34,10 +35,13 @@ from tests.api.world import (
     World,
     build_world,
     close_world,
+    error_code,
     staff_session,
 )
 from tierspayant.api.app import create_app
+from tierspayant.store import db
 from tierspayant.store.claims_tables import claims
+from tierspayant.store.tables import insurers
 
 THREADS = 6
 ROUNDS = 4  # per thread; each round sends the eight requests of ``_round``
@@ -120,9 +124,7 @@ def _answer_is_proper(response: httpx.Response) -> bool:
     return isinstance(body, dict) and isinstance(body.get("error", {}).get("code"), str)
 
 
-def _timed(
-    tally: Tally, kind: str, send: Callable[[], httpx.Response]
-) -> httpx.Response | None:
+def _timed(tally: Tally, kind: str, send: Callable[[], httpx.Response]) -> httpx.Response | None:
     started = time.perf_counter()
     try:
         response = send()
@@ -176,9 +178,8 @@ def _round(
     _claim(served, http, tally, person)
     check()
     quote = frame_quote(people[1], f"q-{uuid.uuid4().hex[:10]}")
-    _timed(
-        tally, "prior_auth", lambda: http.post("/v1/prior-authorisations", json=quote, headers=provider)
-    )
+    path = "/v1/prior-authorisations"
+    _timed(tally, "prior_auth", lambda: http.post(path, json=quote, headers=provider))
     check()
     stay = _timed(
         tally,
@@ -227,7 +228,7 @@ def _stored(served: Served, invoices: dict[str, int]) -> list[tuple[str, int]]:
 
 def _people(world: World) -> list[Person]:
     first, second = world.amc_numbers
-    return [world.covered(first), world.covered(second), world.covered(first), world.covered(second)]
+    return [world.covered(amc) for amc in (first, second, first, second)]
 
 
 def test_given_mixed_writers_and_readers_at_once_then_no_server_error_and_no_stall(
@@ -293,3 +294,42 @@ def test_given_invoices_sent_at_once_then_each_gets_its_own_id(served: Served) -
     with served.world.platform.engine.connect() as conn:
         after = conn.execute(select(func.count()).select_from(claims)).scalar_one()
     assert after - before == sent
+
+
+def test_given_the_gate_held_past_its_timeout_then_a_write_answers_503_busy(
+    sqlite_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = sqlite_world
+    body = claim_body(world.covered(), f"BUSY-{uuid.uuid4().hex[:12]}")
+    monkeypatch.setattr(db, "GATE_TIMEOUT_SECONDS", 0.3)
+    with world.platform.engine.begin() as conn:  # an in-process writer holds the gate
+        conn.execute(insurers.update().where(insurers.c.id == -1).values(name="x"))
+        busy = world.client.post("/v1/claims", json=body, headers=world.pharmacy.headers)
+    assert busy.status_code == 503, busy.text
+    assert error_code(busy) == "database.busy"
+    assert busy.headers["Retry-After"] == "1"
+    done = world.client.post("/v1/claims", json=body, headers=world.pharmacy.headers)
+    assert done.status_code == 201, done.text  # nothing of the refused attempt remained
+
+
+def test_given_another_process_holding_sqlite_then_a_write_answers_503_busy(
+    sqlite_world: World,
+) -> None:
+    world = sqlite_world
+    body = claim_body(world.covered(), f"LOCKED-{uuid.uuid4().hex[:12]}")
+    path = world.platform.engine.url.database
+    assert path is not None
+    other = sqlite3.connect(path, isolation_level=None)  # not through the engine: no gate
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        started = time.perf_counter()
+        locked = world.client.post("/v1/claims", json=body, headers=world.pharmacy.headers)
+        waited = time.perf_counter() - started
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert locked.status_code == 503, locked.text
+    assert error_code(locked) == "database.busy"
+    assert waited >= 5  # it waited for SQLite's busy timeout, then gave up
+    done = world.client.post("/v1/claims", json=body, headers=world.pharmacy.headers)
+    assert done.status_code == 201, done.text
