@@ -22,6 +22,7 @@ from tierspayant.security.audit import verify_chain
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit, claims
 from tierspayant.store.audit_writer import AuditWriter
+from tierspayant.store.claims_tables import claims as claims_table
 from tierspayant.store.tables import audit_events, insurers, providers
 
 AT = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
@@ -115,7 +116,7 @@ def test_the_next_id_follows_the_greatest_of_every_insurer(
         assert claims.next_claim_id(conn) == 1
         provider = _provider(conn)
         for insurer_id, claim_id in ((first.id, 7), (second.id, 41), (first.id, 12)):
-            conn.execute(claims.claims.insert().values(_claim(insurer_id, claim_id, provider)))
+            conn.execute(claims_table.insert().values(_claim(insurer_id, claim_id, provider)))
         assert claims.next_claim_id(conn) == 42
 
 
