@@ -10,11 +10,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tierspayant.domain.errors import DomainError
 from tierspayant.security.ratelimit import RateLimitStoreDown
 from tierspayant.services.errors import ServiceError, TooManyRequests
+from tierspayant.store.db import DatabaseBusy
 
 log = structlog.get_logger("tierspayant.api")
 
@@ -72,6 +74,14 @@ def _field(error: Mapping[str, Any]) -> str | None:
     return ".".join(part for part in _location(error) if part != "body") or None
 
 
+def _busy() -> JSONResponse:
+    return JSONResponse(
+        error_body("database.busy", "the database is busy with other writes; try again"),
+        503,
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to a 4xx with a stable code; a 500 only for a real bug."""
 
@@ -125,6 +135,17 @@ def install_error_handlers(app: FastAPI) -> None:
             503,
             headers={"Retry-After": "30"},
         )
+
+    @app.exception_handler(DatabaseBusy)
+    async def database_busy(_request: Request, _exc: DatabaseBusy) -> JSONResponse:
+        return _busy()
+
+    @app.exception_handler(OperationalError)
+    async def database_error(_request: Request, exc: OperationalError) -> JSONResponse:
+        # SQLite's busy timeout ran out: another process held the file's write lock.
+        if "database is locked" in str(exc.orig):
+            return _busy()
+        raise exc  # anything else is a fault: the server's 500
 
     @app.exception_handler(json.JSONDecodeError)
     async def bad_json(_request: Request, _exc: json.JSONDecodeError) -> JSONResponse:

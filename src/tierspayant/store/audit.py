@@ -1,8 +1,9 @@
 """The audit log in the database: append under a lock, read in order, verify.
 
-One writer at a time extends the chain: SQLite serialises writers by itself (the append
-runs inside the caller's write transaction); PostgreSQL takes a transaction-scoped advisory
-lock so several API workers interleave safely.
+One writer at a time extends the chain: on SQLite the append takes the process's write
+gate, then the database's lock, before it reads the head (``store/db.py``; a transaction
+that wrote before holds both already); PostgreSQL takes a transaction-scoped advisory lock
+so several API workers interleave safely.
 """
 
 from __future__ import annotations

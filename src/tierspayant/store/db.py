@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import weakref
 from pathlib import Path
 from typing import Any
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = structlog.get_logger(__name__)
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -50,31 +53,86 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
 #
 # SQLite has one write lock; a blocked writer sleeps in growing steps (busy timeout) and
 # wakes long after the lock is free. Writers of the same process instead queue on a
-# Python lock taken just before their first write and released when their transaction
-# ends, so the next one starts the moment the previous one commits.
+# Python lock, the *write gate*, and release it when their transaction ends, so the next
+# one starts the moment the previous one commits.
+#
+# Every writer takes the two locks in one order: the gate first, then SQLite's lock. A
+# listener takes the gate before any statement that takes SQLite's lock (INSERT, UPDATE,
+# DELETE, REPLACE, BEGIN IMMEDIATE/EXCLUSIVE; the driver opens its transaction at the
+# first of them), so no transaction can hold SQLite's lock while it waits for the gate.
+# Two orders deadlocked in effect: a claim wrote first, then its audit append waited for
+# the gate, held by the audit writer, which waited for SQLite's lock until the busy
+# timeout ("database is locked", answered 500 to every rights check of its batch).
+# A transaction that reads what it is about to write (the next id, the chain's head)
+# calls :func:`begin_write` before that read.
 
 _GATE_KEY = "tierspayant.write_gate"
-_GATES: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
 GATE_TIMEOUT_SECONDS = 10.0
+_TAKES_WRITE_LOCK = re.compile(
+    r"\s*(?:INSERT|UPDATE|DELETE|REPLACE|BEGIN\s+(?:IMMEDIATE|EXCLUSIVE))\b", re.IGNORECASE
+).match
+
+
+class DatabaseBusy(RuntimeError):
+    """The write gate stayed taken past :data:`GATE_TIMEOUT_SECONDS` (answered 503)."""
+
+
+class _Gate:
+    __slots__ = ("lock", "owner")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.owner: int | None = None  # the thread that holds it
+
+
+_GATES: weakref.WeakKeyDictionary[Any, _Gate] = weakref.WeakKeyDictionary()
 
 
 def enter_write(conn: Connection) -> None:
-    """Queue for the write lock of an SQLite database (no-op elsewhere, or if held)."""
+    """Queue for the write gate of an SQLite database (no-op elsewhere, or if held).
+
+    A thread that already holds the gate through another connection does not wait for
+    itself: SQLite's own lock decides for that nested writer, as it did before the gate.
+    """
     gate = _GATES.get(conn.engine.pool)
     if gate is None or conn.info.get(_GATE_KEY):
         return
-    if not gate.acquire(timeout=GATE_TIMEOUT_SECONDS):
-        return  # fall back to SQLite's own busy wait rather than fail here
+    me = threading.get_ident()
+    if gate.owner == me:
+        log.warning("db.nested_writer")  # none known: the test suites see none
+        return
+    if not gate.lock.acquire(timeout=GATE_TIMEOUT_SECONDS):
+        # Going on to SQLite's lock without the gate would hold it against its holder.
+        raise DatabaseBusy("the database is busy with other writes; try again")
+    gate.owner = me
     conn.info[_GATE_KEY] = gate
 
 
+def begin_write(conn: Connection) -> None:
+    """Hold the database's write lock from now to the end of the transaction.
+
+    For a transaction that reads what it then writes (max(id) + 1, say): on SQLite the
+    driver opens a transaction only at the first write, so such a read would see a state
+    another writer is about to change. This takes the gate, then SQLite's lock (``BEGIN
+    IMMEDIATE``, unless the transaction has already written, hence holds both). Nothing on
+    PostgreSQL: callers take the advisory lock of what they allocate.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    enter_write(conn)
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _install_write_gate(engine: Engine) -> None:
-    _GATES[engine.pool] = threading.Lock()
+    _GATES[engine.pool] = _Gate()
 
     def release(info: dict[Any, Any]) -> None:
         gate = info.pop(_GATE_KEY, None)
         if gate is not None:
-            gate.release()
+            gate.owner = None
+            gate.lock.release()
 
     def on_end(conn: Connection) -> None:
         release(conn.info)
@@ -85,6 +143,11 @@ def _install_write_gate(engine: Engine) -> None:
     def on_invalidate(_dbapi: Any, record: Any, _exception: Any) -> None:
         release(record.info)
 
+    def before_write(conn: Connection, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if _TAKES_WRITE_LOCK(statement) is not None:
+            enter_write(conn)
+
+    event.listen(engine, "before_cursor_execute", before_write)
     event.listen(engine, "commit", on_end)
     event.listen(engine, "rollback", on_end)
     event.listen(engine.pool, "reset", on_reset)

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
 
+from tierspayant.store.db import begin_write
+
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
@@ -14,18 +16,11 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
     On SQLite the driver opens a transaction only at the first write, so the reads a
     caller makes before appending an audit event (a member's history, a pending request)
-    could see a state another writer is about to change. ``BEGIN IMMEDIATE`` takes the
-    lock first. PostgreSQL needs nothing: the append takes an advisory lock.
+    could see a state another writer is about to change, and two appends would take the
+    same ``seq``. ``db.begin_write`` takes the process's write gate, then SQLite's lock
+    (``BEGIN IMMEDIATE``), the one order of every writer. PostgreSQL needs nothing: the
+    append takes an advisory lock.
     """
-    with engine.connect() as conn:
-        if conn.dialect.name != "sqlite":
-            with conn.begin():
-                yield conn
-            return
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
+    with engine.begin() as conn:
+        begin_write(conn)
+        yield conn
