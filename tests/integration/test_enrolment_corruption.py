@@ -271,6 +271,9 @@ def test_given_the_share_setting_then_it_decides_when_to_ask(
     with pytest.raises(ServiceError) as bad:
         run(platform, insurer, v2)
     assert bad.value.code == "enrolment.termination_setting"
+    with pytest.raises(ServiceError) as negative:
+        run(platform, insurer, v2, confirm=-1)
+    assert negative.value.code == "enrolment.confirm_terminations"
 
 
 def test_given_the_command_then_a_french_refusal_names_the_count_and_the_option(
