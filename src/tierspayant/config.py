@@ -124,6 +124,7 @@ EXTRA_KEYS = (
     "prior_auth_review_above_cents",
     "prior_auth_validity_days",
     "operator_fee_per_line_cents",
+    "enrolment_confirm_terminations_above_bp",
 )
 
 

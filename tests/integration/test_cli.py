@@ -183,3 +183,29 @@ def test_given_no_data_dir_then_commands_explain_what_to_run(
     assert result.exit_code == 2
     assert "init" in result.output
     shutil.rmtree(tmp_path / "empty", ignore_errors=True)
+
+
+def test_given_a_full_file_ending_many_coverages_then_the_command_asks_for_the_count(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "Mutuelle")[0] == 0
+    assert invoke(cli, "insurers", "catalogue", str(CATALOGUE), "--insurer", AMC)[0] == 0
+    made = write_beneficiaries_csv(
+        tmp_path / "b.csv", 200, seed=4, contracts=["ESSENTIEL"], start=date(2026, 1, 1)
+    )
+    full = ["import", "beneficiaries", "--insurer", AMC, "--mode", "full"]
+    day = ["--file-date", "2026-06-01"]
+    assert invoke(cli, *full, str(made.path), *day)[0] == 0
+    # The same file without its last 20 lines: 20 of 200 would end, over 2 %.
+    cut = tmp_path / "cut.csv"
+    cut.write_text("".join(made.path.read_text().splitlines(keepends=True)[:-20]))
+
+    code, out = invoke(cli, *full, str(cut), *day)
+    assert code == 2
+    assert "mettrait fin à la couverture de 20 bénéficiaires sur 200" in out
+    assert "relancez avec --confirm-terminations 20" in out
+    code, out = invoke(cli, *full, str(cut), *day, "--confirm-terminations", "-1")
+    assert code == 2  # refused by the option itself
+    code, out = invoke(cli, *full, str(cut), *day, "--confirm-terminations", "20")
+    assert code == 0, out
+    assert re.search(r"terminated\s+│\s+20 │", out), out

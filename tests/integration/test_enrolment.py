@@ -104,6 +104,7 @@ def run(
     report: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    confirm: int | None = None,
 ) -> ImportSummary:
     return import_beneficiaries(
         platform,
@@ -115,6 +116,7 @@ def run(
         progress=progress,
         error_report=report,
         workers=workers,
+        confirm_terminations=confirm,
     )
 
 
@@ -127,6 +129,12 @@ def snapshot(platform: Platform, insurer_id: int) -> list[tuple[Any, ...]]:
             .order_by(beneficiaries.c.id)
         ).all()
     return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
+
+
+def covered_on(rows: list[tuple[Any, ...]], day: date) -> int:
+    """How many of these stored rows are still covered on ``day`` (or start later)."""
+    end = beneficiaries.c.keys().index("coverage_end")
+    return sum(1 for row in rows if row[end] is None or row[end] >= day)
 
 
 def report_rows(path: Path) -> list[list[str]]:
@@ -277,7 +285,7 @@ def test_given_a_full_file_then_absent_rows_are_terminated_but_not_canaries_nor_
     rejected_four = person(4, member="A00000004", contract="PLATINE")
     v2 = write(tmp_path, "v2.csv", everyone[0], everyone[1], rejected_four)
 
-    summary = run(platform, insurer, v2, file_date=FILE_DATE)
+    summary = run(platform, insurer, v2, file_date=FILE_DATE, confirm=1)  # 1 of 4: confirmed
 
     assert counts(summary) == (3, 0, 0, 2, 1, 1)
     end = beneficiaries.c.keys().index("coverage_end")
@@ -366,8 +374,18 @@ def test_given_a_failure_during_the_run_then_the_table_is_exactly_as_before(
             raise error("injected")
 
     report = tmp_path / "errors.csv"
+    # The second file is another population: it ends everyone of the first, confirmed.
+    everyone = covered_on(before, FILE_DATE)
     with pytest.raises(error):
-        run(platform, insurer, second.path, progress=progress, workers=workers, report=report)
+        run(
+            platform,
+            insurer,
+            second.path,
+            progress=progress,
+            workers=workers,
+            report=report,
+            confirm=everyone,
+        )
 
     assert not report.exists()
 
@@ -387,7 +405,7 @@ def test_given_a_failure_during_the_run_then_the_table_is_exactly_as_before(
     assert event is not None
     assert event.decision == "error"
     # The platform is still usable: the same file now goes through.
-    assert run(platform, insurer, second.path).inserted == 2500
+    assert run(platform, insurer, second.path, confirm=everyone).inserted == 2500
 
 
 def test_given_an_unreadable_header_then_nothing_is_applied_and_the_run_is_failed(
@@ -681,7 +699,7 @@ def test_given_small_chunks_then_duplicates_ids_and_counts_hold_across_chunks(
         first[5],
     ]
     report = tmp_path / "errors.csv"
-    summary = run(platform, insurer, write(tmp_path, "v2.csv", *lines), report=report)
+    summary = run(platform, insurer, write(tmp_path, "v2.csv", *lines), report=report, confirm=2)
 
     assert counts(summary) == (11, 4, 1, 3, 2, 3)
     assert [(r[0], r[1]) for r in report_rows(report)] == [
@@ -795,7 +813,9 @@ def test_given_the_database_write_of_a_chunk_fails_then_the_run_fails_and_nothin
     assert _writer_threads() == []
     assert snapshot(platform, insurer.id) == before
     monkeypatch.setattr(store_beneficiaries.BeneficiaryImport, "_write", original)
-    assert run(platform, insurer, second.path).inserted == 2500
+    assert run(platform, insurer, second.path, confirm=covered_on(before, FILE_DATE)).inserted == (
+        2500
+    )
 
 
 @pytest.mark.parametrize(("cpus", "expected"), [(1, 0), (2, 0), (3, 1), (4, 2), (16, 4)])

@@ -1,8 +1,8 @@
 """``tierspayant import beneficiaries FILE --insurer AMC``: progress bar, summary, exit code.
 
 Exit status: 0 every line applied, 1 some lines rejected (listed in the error report),
-2 the import was refused (unknown insurer, no catalogue, unreadable header…) and nothing
-was applied.
+2 the import was refused (unknown insurer, no catalogue, unreadable header, terminations
+to confirm…) and nothing was applied.
 """
 
 from __future__ import annotations
@@ -26,7 +26,12 @@ from rich.progress import (
 from rich.table import Table
 
 from tierspayant.domain.errors import DomainError
-from tierspayant.services.enrolment import ImportMode, ImportSummary, import_beneficiaries
+from tierspayant.services.enrolment import (
+    ImportMode,
+    ImportSummary,
+    TerminationsNotConfirmed,
+    import_beneficiaries,
+)
 from tierspayant.services.platform import Platform
 
 EXIT_OK = 0
@@ -43,6 +48,7 @@ def import_beneficiaries_command(
     file_date: date | None,
     error_report: Path | None,
     console: Console,
+    confirm_terminations: int | None = None,
 ) -> int:
     """Run one import with a progress bar, print its summary, return the exit status."""
     try:
@@ -84,7 +90,14 @@ def import_beneficiaries_command(
             actor=CLI_ACTOR,
             progress=advance,
             error_report=error_report,
+            confirm_terminations=confirm_terminations,
         )
+    except TerminationsNotConfirmed as exc:
+        console.print(
+            f"[red]refusé[/red] {escape(f'[{exc.code}] {terminations_in_french(exc)}')}",
+            soft_wrap=True,  # the option to copy stays on one line
+        )
+        return EXIT_REFUSED
     except DomainError as exc:
         where = f" (field {exc.field})" if exc.field else ""
         console.print(f"[red]refused[/red] {escape(f'[{exc.code}] {exc.message}{where}')}")
@@ -98,6 +111,38 @@ def import_beneficiaries_command(
         progress.stop()
     _print_summary(console, summary)
     return EXIT_REJECTED_LINES if summary.rejected else EXIT_OK
+
+
+def terminations_in_french(exc: TerminationsNotConfirmed) -> str:
+    """What the operator reads when a full import's terminations need their confirmation."""
+    if exc.confirmed is None:
+        share = exc.terminations / exc.covered if exc.covered else 1.0
+        found = (
+            "ce fichier complet mettrait fin à la couverture de "
+            f"{_beneficiaries(exc.terminations)} sur {_number(exc.covered)} "
+            f"({_percent(share)}), au-delà du seuil de {_percent(exc.threshold_bp / 10_000)}"
+        )
+    else:
+        found = (
+            "ce fichier mettrait fin à la couverture de "
+            f"{_beneficiaries(exc.terminations)}, et non de {_number(exc.confirmed)}"
+        )
+    return (
+        f"{found}. Rien n'a été appliqué. Vérifiez le fichier ; si ces radiations sont "
+        f"voulues, relancez avec --confirm-terminations {exc.terminations}"
+    )
+
+
+def _beneficiaries(count: int) -> str:
+    return f"{_number(count)} bénéficiaire{'s' if count > 1 else ''}"
+
+
+def _number(value: int) -> str:
+    return f"{value:,}".replace(",", "\u202f")
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.2f}".rstrip("0").rstrip(".").replace(".", ",") + "\u00a0%"
 
 
 def _modes() -> str:

@@ -193,6 +193,15 @@ def import_beneficiaries(
     errors: Annotated[
         Path | None, typer.Option("--errors", help="Where to write the error report (CSV)")
     ] = None,
+    confirm_terminations: Annotated[
+        int | None,
+        typer.Option(
+            "--confirm-terminations",
+            min=0,
+            help="Full mode: the number of terminations announced by a refused run, to "
+            "confirm them (refused if the file gives another number)",
+        ),
+    ] = None,
 ) -> None:
     """Import an insurer's beneficiary file: bad lines reported, good lines applied."""
     from tierspayant.cli.import_beneficiaries import import_beneficiaries_command
@@ -203,7 +212,9 @@ def import_beneficiaries(
         err_console.print("[red]error[/red] [file_date.format] --file-date must be YYYY-MM-DD")
         raise typer.Exit(2) from None
     with platform_ctx() as platform:
-        status = import_beneficiaries_command(platform, file, insurer, mode, day, errors, console)
+        status = import_beneficiaries_command(
+            platform, file, insurer, mode, day, errors, console, confirm_terminations
+        )
     raise typer.Exit(status)
 
 

@@ -2,7 +2,12 @@
 
 UTF-8, ``;`` separator, one header row naming the columns (any order), one beneficiary
 per line. See ``docs/formats/beneficiaries.md`` for the columns, the modes and the error
-codes. The reader never holds more than one line: memory does not grow with the file.
+codes. The reader never holds more than one line, and at most a bounded part of a very
+long one: memory does not grow with the file.
+
+One physical line is one record, whatever its quotes: a quoted field left open at the end
+of its line is a rejected line, never a field that runs on and swallows the lines after
+it (in a full file, the beneficiaries of swallowed lines would have been terminated).
 
 Each line comes out either as a validated, normalised :class:`BeneficiaryLine` or as a
 :class:`LineError` naming the line, the column and the reason. Messages never contain a
@@ -69,6 +74,19 @@ _FLAGS = {"": False, "0": False, "1": True}
 _RANKS: Final = {str(rank): rank for rank in range(1, 10)}
 # A digest field separator that no validated field can contain (all reject control chars).
 _SEP = "\x1f"
+# No valid field comes near this length; a longer one is refused (line.field_too_large).
+MAX_FIELD_CHARS: Final = 1024
+# Lines are read at most this many characters at a time; a longer line is read in pieces
+# and only its first _LONG_LINE_KEEP characters, compacted, are parsed (see _Lines).
+# Together they stay within the csv module's default field limit (131,072 characters).
+_PIECE: Final = 1 << 16
+_LONG_LINE_KEEP: Final = 1 << 16
+# A run of ordinary characters (not a separator, quote or line end) long enough to be an
+# oversized field: compacted to MAX_FIELD_CHARS + 1 characters, still oversized.
+_LONG_RUN = re.compile(f'[^{DELIMITER}"\r\n]{{{MAX_FIELD_CHARS + 2},}}')
+# Flags of the line a record came from (see _Lines).
+_UNCLOSED: Final = 1  # a quoted field was still open at the end of the line
+_LONG: Final = 2  # the line is longer than MAX_FIELD_CHARS: a field may be oversized
 
 
 class ImportMode(StrEnum):
@@ -252,6 +270,90 @@ class _HashingFile(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
+
+
+def _shorten_run(match: re.Match[str]) -> str:
+    return match.group()[: MAX_FIELD_CHARS + 1]
+
+
+class _Lines:
+    """The file's physical lines, as the csv reader pulls them: one record per line.
+
+    The csv module lets a quoted field run on over line ends, so one stray ``"`` joins
+    the following lines into a single field. The reader asks for another line only when
+    a quoted field is still open at the end of the current one (:attr:`in_record` is
+    then still set: the consumer clears it after each record). It is then handed a
+    closing quote instead of the next line: the record ends on its own line, flagged
+    ``_UNCLOSED``, and the next line starts a record of its own.
+
+    A line longer than ``_PIECE`` characters is read in pieces, and a run of more than
+    MAX_FIELD_CHARS + 1 ordinary characters is cut to that length (still too long to be
+    valid); only the first ``_LONG_LINE_KEEP`` characters so compacted are kept. Memory
+    stays flat with a line's length, no field reaches the csv module's limit, and the
+    cells before (and, if short enough, after) an oversized field are still read.
+    """
+
+    __slots__ = ("_pushed", "_readline", "flags", "in_record", "line_no")
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self._readline = text.readline
+        self._pushed: str | None = None
+        self.line_no = 0  # of the line the current record comes from
+        self.flags = 0
+        self.in_record = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.in_record:
+            # The csv reader wants more of a record begun on this line: close it here.
+            self.in_record = False
+            self.flags |= _UNCLOSED
+            return '"'
+        if self._pushed is None:
+            line = self._readline(_PIECE)
+        else:
+            line, self._pushed = self._pushed, None
+        if not line:
+            raise StopIteration
+        self.line_no += 1
+        self.in_record = True
+        if len(line) > MAX_FIELD_CHARS:
+            self.flags = _LONG
+            if len(line) == _PIECE:
+                return self._long_line(line)
+        else:
+            self.flags = 0
+        return line
+
+    def _long_line(self, piece: str) -> str:
+        """A line of ``_PIECE`` characters or more: read to its end, compacted, bounded."""
+        kept = [_LONG_RUN.sub(_shorten_run, piece)]
+        size = len(kept[0])
+        while len(piece) == _PIECE and piece[-1] != "\n":
+            if piece[-1] == "\r":
+                # A line ending in a bare CR, or a CRLF that the piece size cut in two.
+                after = self._readline(_PIECE)
+                if after != "\n":
+                    self._pushed = after or None
+                break
+            piece = self._readline(_PIECE)
+            if size < _LONG_LINE_KEEP:
+                part = _LONG_RUN.sub(_shorten_run, piece)
+                kept.append(part)
+                size += len(part)
+        return "".join(kept)
+
+
+def _identity(nir_raw: str, rank_raw: str) -> tuple[str, int] | None:
+    """The NIR and birth rank of a line, if both can be read."""
+    try:
+        nir = parse_nir_value(nir_raw)
+        rank = _RANKS.get(rank_raw) or parse_birth_rank(rank_raw)
+    except InvalidIdentifier:
+        return None
+    return nir, rank
 
 
 Cells = tuple[str, ...]  # the cells of one line, in the order of COLUMNS
@@ -536,7 +638,8 @@ class BeneficiaryReader:
                 errors="replace",
                 newline="",
             )
-            self._csv = csv.reader(self._text, delimiter=DELIMITER, strict=False)
+            self._lines = _Lines(self._text)
+            self._csv = csv.reader(self._lines, delimiter=DELIMITER, strict=False)
             self._read_header()
         except BaseException:
             self.close()
@@ -575,6 +678,11 @@ class BeneficiaryReader:
             raise BeneficiaryFileError(
                 "file.empty", "the file is empty: a header row is required"
             ) from None
+        self._lines.in_record = False
+        if self._lines.flags & _UNCLOSED:
+            raise BeneficiaryFileError(
+                "file.header.quote", "the header row has a quoted name left open"
+            )
         names = tuple(h.strip().lower() for h in header)
         unknown = [n for n in names if n not in COLUMNS]
         if unknown:
@@ -599,30 +707,91 @@ class BeneficiaryReader:
         self._pad = any(c not in names for c in OPTIONAL_COLUMNS)
         indexes = [names.index(c) if c in names else self._width for c in COLUMNS]
         self._pick = itemgetter(*indexes)
+        self._nir_at = names.index("nir")
+        self._rank_at = names.index("birth_rank")
 
     def records(self) -> Iterator[RawRecord | LineError]:
-        """Each non-blank line as (line number, cells in COLUMNS order), unvalidated; a
-        line with the wrong number of fields comes out as a ``line.columns`` error."""
+        """Each non-blank line as (line number, cells in COLUMNS order), unvalidated.
+
+        A line that cannot be cut into the header's cells comes out as a
+        :class:`LineError` (``line.quote``, ``line.field_too_large``, ``line.columns``,
+        ``line.unreadable``), carrying the NIR and rank when those cells can be read.
+        """
         reader = self._csv
+        lines = self._lines
         width = self._width
         pad = self._pad
         pick = self._pick
-        previous = reader.line_num
-        for row in reader:
-            line_no = previous + 1
-            previous = reader.line_num
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # Only if the process lowered csv.field_size_limit below _LONG_LINE_KEEP.
+                lines.in_record = False
+                yield LineError(
+                    lines.line_no, "line.unreadable", f"the line cannot be read as CSV: {exc}"
+                )
+                continue
+            lines.in_record = False
+            if lines.flags:
+                fault = self._fault(lines.line_no, row, lines.flags)
+                if fault is not None:
+                    yield fault
+                    continue
             if len(row) != width:
                 if not any(cell.strip() for cell in row):
                     continue  # blank line (a trailing one is common)
-                yield LineError(
-                    line_no,
+                yield self._line_error(
+                    lines.line_no,
+                    row,
                     "line.columns",
                     f"expected {width} columns separated by '{DELIMITER}', found {len(row)}",
+                    None,
                 )
                 continue
             if pad:
                 row.append("")
-            yield line_no, pick(row)
+            yield lines.line_no, pick(row)
+
+    def _fault(self, line_no: int, row: list[str], flags: int) -> LineError | None:
+        """The error of a line flagged while read (oversized field, open quote), if any."""
+        if flags & _LONG:
+            for index, cell in enumerate(row):
+                if len(cell) > MAX_FIELD_CHARS:
+                    return self._line_error(
+                        line_no,
+                        row,
+                        "line.field_too_large",
+                        f"a field of more than {MAX_FIELD_CHARS:,} characters",
+                        self._column_at(index),
+                    )
+        if flags & _UNCLOSED:
+            return self._line_error(
+                line_no,
+                row,
+                "line.quote",
+                "a quoted field is not closed on its line (a stray '\"'?): "
+                "one line holds one beneficiary",
+                self._column_at(len(row) - 1),
+            )
+        return None
+
+    def _column_at(self, index: int) -> str | None:
+        return self.columns[index] if 0 <= index < self._width else None
+
+    def _line_error(
+        self, line_no: int, row: list[str], code: str, message: str, column: str | None
+    ) -> LineError:
+        """A line rejected before validation, naming its beneficiary if NIR and rank read."""
+        nir_at, rank_at = self._nir_at, self._rank_at
+        if nir_at < len(row) and rank_at < len(row):
+            # A cell cut short (the line's last) fails these checks: it names nobody.
+            identity = _identity(row[nir_at], row[rank_at])
+            if identity is not None:
+                return LineError(line_no, code, message, column, *identity)
+        return LineError(line_no, code, message, column)
 
     def __iter__(self) -> Iterator[BeneficiaryLine | LineError]:
         validate = self.validator

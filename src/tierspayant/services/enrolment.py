@@ -32,7 +32,7 @@ from tierspayant.formats.beneficiaries import (
 )
 from tierspayant.security.crypto import DataKeys
 from tierspayant.services.enrolment_prepare import LinePreparer, ParallelPreparer, PreparedChunk
-from tierspayant.services.errors import NotFound, ServiceError
+from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import beneficiaries as store
@@ -60,6 +60,13 @@ _MERGE_MESSAGES: Final = {
     ),
 }
 
+# A full import ending more than this share of the insurer's covered beneficiaries (basis
+# points of those it could end) is refused unless its count is confirmed: a truncated or
+# mangled file must not end coverage wholesale. Setting: TIERSPAYANT_<NAME upper case>.
+TERMINATION_SETTING: Final = "enrolment_confirm_terminations_above_bp"
+DEFAULT_CONFIRM_TERMINATIONS_ABOVE_BP: Final = 200  # 2 %
+_BASIS: Final = 10_000
+
 Progress = Callable[[int, int], None]
 Prepare = Callable[[Iterable[list[RawRecord | LineError]]], Iterator[PreparedChunk]]
 
@@ -82,6 +89,78 @@ class ImportSummary:
     file_digest: str
     error_report: Path | None
     first_errors: tuple[LineError, ...]
+
+
+class TerminationsNotConfirmed(Conflict):
+    """A full import would end more coverage than allowed without a confirmation, or the
+    count confirmed is not the count the file gives. Nothing was applied.
+
+    ``terminations``: how many beneficiaries the file would terminate; ``covered``: how
+    many it could (the insurer's covered base); ``confirmed``: the count confirmed, if any.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        terminations: int,
+        covered: int,
+        threshold_bp: int,
+        confirmed: int | None,
+    ) -> None:
+        super().__init__(code, message, field="confirm_terminations")
+        self.terminations = terminations
+        self.covered = covered
+        self.threshold_bp = threshold_bp
+        self.confirmed = confirmed
+
+
+def confirm_terminations_above_bp(platform: Platform) -> int:
+    """The share (basis points) above which a full import's terminations need a
+    confirmation: ``TIERSPAYANT_ENROLMENT_CONFIRM_TERMINATIONS_ABOVE_BP``, default 200."""
+    raw = platform.settings.extra.get(TERMINATION_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_CONFIRM_TERMINATIONS_ABOVE_BP
+    value = int(raw) if raw.isdigit() else -1
+    if not 0 <= value <= _BASIS:
+        raise ServiceError(
+            "enrolment.termination_setting",
+            f"TIERSPAYANT_{TERMINATION_SETTING.upper()} must be a whole number of basis "
+            f"points from 0 to {_BASIS}, got {raw!r}",
+        )
+    return value
+
+
+def _approve_terminations(
+    terminations: int, covered: int, threshold_bp: int, confirmed: int | None
+) -> None:
+    """Refuse the run unless its terminations are within the share or confirmed exactly."""
+    if confirmed is not None:
+        if confirmed == terminations:
+            return
+        code = "enrolment.terminations_mismatch"
+        message = (
+            f"the file would terminate {terminations} beneficiaries, not the {confirmed} "
+            "confirmed: nothing was applied"
+        )
+    elif terminations * _BASIS > covered * threshold_bp:
+        code = "enrolment.terminations_unconfirmed"
+        message = (
+            f"the file would terminate {terminations} of the insurer's {covered} covered "
+            f"beneficiaries, more than {threshold_bp / 100:g} %: nothing was applied; "
+            f"check the file, or confirm with confirm_terminations={terminations}"
+        )
+    else:
+        return
+    raise TerminationsNotConfirmed(
+        code,
+        message,
+        terminations=terminations,
+        covered=covered,
+        threshold_bp=threshold_bp,
+        confirmed=confirmed,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +270,7 @@ def import_beneficiaries(
     progress: Progress | None = None,
     error_report: Path | None = None,
     workers: int | None = None,
+    confirm_terminations: int | None = None,
 ) -> ImportSummary:
     """Import a beneficiary file for one insurer, in one transaction.
 
@@ -203,8 +283,14 @@ def import_beneficiaries(
     ``workers``: processes that validate and encrypt (default: none for files under
     4 MiB, else one per CPU beyond two, at most four); 0 keeps everything in this process.
 
-    Refuses with ``insurer.unknown``, ``enrolment.no_catalogue``, ``file.*`` (header) or
-    ``enrolment.empty_full_file``.
+    A full import that would terminate more than the share set by
+    :func:`confirm_terminations_above_bp` of the insurer's covered beneficiaries is refused
+    (:class:`TerminationsNotConfirmed`, ``enrolment.terminations_unconfirmed``) unless
+    ``confirm_terminations`` is that count; a ``confirm_terminations`` that differs from
+    the count the run gives refuses it too (``enrolment.terminations_mismatch``).
+
+    Refuses with ``insurer.unknown``, ``enrolment.no_catalogue``, ``file.*`` (header),
+    ``enrolment.empty_full_file`` or those two.
     """
     try:
         import_mode = ImportMode(mode)
@@ -213,7 +299,14 @@ def import_beneficiaries(
         raise ServiceError(
             "enrolment.mode", f"mode must be one of: {modes}", field="mode"
         ) from None
+    if confirm_terminations is not None and confirm_terminations < 0:
+        raise ServiceError(
+            "enrolment.confirm_terminations",
+            "the count of terminations confirmed is a whole number, 0 or more",
+            field="confirm_terminations",
+        )
     day = file_date or platform.today()
+    threshold_bp = confirm_terminations_above_bp(platform)
     target = _target(platform, amc_number)
     started = platform.now()
     clock = time.perf_counter()
@@ -223,6 +316,7 @@ def import_beneficiaries(
                 summary = _run(
                     conn, platform, target, path, import_mode, day, actor, started,
                     progress, error_report, clock, workers,
+                    (threshold_bp, confirm_terminations),
                 )  # fmt: skip
             store.drop_staging(conn)
             conn.commit()
@@ -249,10 +343,12 @@ def _run(
     error_report: Path | None,
     clock: float,
     workers: int | None,
+    termination_rule: tuple[int, int | None],
 ) -> ImportSummary:
     insurer_id = target.insurer_id
     first_errors: list[LineError] = []
     lines = 0
+    threshold_bp, confirmed = termination_rule
 
     now = platform.now()
     with (
@@ -268,6 +364,12 @@ def _run(
             report.write(error)
             if len(first_errors) < FIRST_ERRORS:
                 first_errors.append(error.public())
+
+        # Counted before anything is staged: on PostgreSQL, staging merges as it goes.
+        covered = importer.count_terminable(file_date) if mode is ImportMode.FULL else 0
+
+        def approve(terminations: int) -> None:
+            _approve_terminations(terminations, covered, threshold_bp, confirmed)
 
         if progress is not None:
             progress(0, reader.size)
@@ -298,6 +400,7 @@ def _run(
         counts = importer.finish(
             terminate_before=file_date if mode is ImportMode.FULL else None,
             on_rejected=merge_rejected,
+            approve_terminations=approve,
         )
         rejected = report.count
     summary = ImportSummary(
@@ -348,6 +451,7 @@ def _run(
             "unchanged": summary.unchanged,
             "terminated": summary.terminated,
             "rejected": summary.rejected,
+            **({} if confirmed is None else {"terminations_confirmed": confirmed}),
         },
     )
     if progress is not None:
@@ -388,6 +492,9 @@ def _record_failure(
 ) -> None:
     """Record a failed run in a transaction of its own (the run's own was rolled back)."""
     reason = exc.code if isinstance(exc, DomainError) else type(exc).__name__
+    detail: dict[str, audit.DetailValue] = {"mode": mode.value, "reason": reason}
+    if isinstance(exc, TerminationsNotConfirmed):
+        detail.update(terminations=exc.terminations, covered=exc.covered)
     now = platform.now()
     try:
         with platform.engine.begin() as conn:
@@ -411,10 +518,17 @@ def _record_failure(
                 action=ACTION,
                 decision="error",
                 insurer=target.amc,
-                detail={"run": int(run_id), "mode": mode.value, "reason": reason},
+                detail={"run": int(run_id), **detail},
             )
     except Exception:  # noqa: BLE001 - the original failure matters more than its record
         return
 
 
-__all__ = ["ImportMode", "ImportSummary", "LineError", "import_beneficiaries"]
+__all__ = [
+    "ImportMode",
+    "ImportSummary",
+    "LineError",
+    "TerminationsNotConfirmed",
+    "confirm_terminations_above_bp",
+    "import_beneficiaries",
+]

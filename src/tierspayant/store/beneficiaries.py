@@ -496,18 +496,33 @@ class BeneficiaryImport:
             else:
                 raw.executemany(self._keep_sql, keep)
 
+    def count_terminable(self, terminate_before: date) -> int:
+        """The insurer's rows that a full import on ``terminate_before`` could end: not
+        canaries, and covered past the day before. Call it before staging anything."""
+        return int(
+            self.conn.execute(
+                text(
+                    f"SELECT count(*) FROM beneficiaries WHERE {_TERMINABLE}"  # noqa: S608
+                ).bindparams(bindparam("end", type_=Date())),
+                {"insurer": self.insurer_id, "end": terminate_before - timedelta(days=1)},
+            ).scalar_one()
+        )
+
     def finish(
         self,
         *,
         terminate_before: date | None,
         on_rejected: Callable[[int, StageState], None],
+        approve_terminations: Callable[[int], None] | None = None,
     ) -> MergeCounts:
         """Merge what is left, report rejected lines, end absent rows (full mode).
 
         Duplicates and removals of unknown beneficiaries go to ``on_rejected(line_no,
         state)`` in line order. With ``terminate_before`` (full mode: the file date), the
         insurer's rows absent from the file (and not canaries, and not named by a rejected
-        line) end the day before.
+        line) end the day before. ``approve_terminations(count)`` is called with how many
+        that is (0 without ``terminate_before``) before any row is ended (on SQLite,
+        before any row is written at all): raising there undoes the run.
         """
         self.flush()
         self.close()
@@ -516,12 +531,18 @@ class BeneficiaryImport:
             self._index_staging()
             self._base = self._max_id()
             self.had_rows = self._base > 0
-            last = conn.execute(text(f"SELECT max(line_no) FROM {STAGE}")).scalar()  # noqa: S608
-            if last is not None:
-                self._merge_lines(1, int(last))
         conn.exec_driver_sql(
             f"CREATE INDEX {'' if self._postgres else 'temp.'}ix_{KEEP}_nir ON {KEEP} (idx_nir)"
         )
+        end = None if terminate_before is None else terminate_before - timedelta(days=1)
+        if approve_terminations is not None:
+            # Merging cannot change this count: every row it inserts or rewrites is staged,
+            # and staged rows are never absent.
+            approve_terminations(0 if end is None or not self.had_rows else self._absent(end))
+        if not self._merge_each_chunk:
+            last = conn.execute(text(f"SELECT max(line_no) FROM {STAGE}")).scalar()  # noqa: S608
+            if last is not None:
+                self._merge_lines(1, int(last))
         duplicates = unknown = 0
         rejected = conn.execute(
             text(
@@ -541,8 +562,8 @@ class BeneficiaryImport:
             ).scalar_one()
         )
         terminated = 0
-        if terminate_before is not None and self.had_rows:
-            terminated = self._terminate_absent(terminate_before - timedelta(days=1))
+        if end is not None and self.had_rows:
+            terminated = self._terminate_absent(end)
         return MergeCounts(
             inserted=self._inserted,
             updated=self._updated,
@@ -631,17 +652,23 @@ class BeneficiaryImport:
             {**lines, "insurer": self.insurer_id, "now": self.now},
         ).rowcount
 
+    def _absent(self, end: date) -> int:
+        """How many rows :meth:`_terminate_absent` would end."""
+        return int(
+            self.conn.execute(
+                text(
+                    f"SELECT count(*) FROM beneficiaries WHERE {_TERMINABLE} AND {_ABSENT}"  # noqa: S608
+                ).bindparams(bindparam("end", type_=Date())),
+                {"insurer": self.insurer_id, "end": end},
+            ).scalar_one()
+        )
+
     def _terminate_absent(self, end: date) -> int:
         return int(
             self.conn.execute(
                 text(
                     "UPDATE beneficiaries SET coverage_end = :end, row_digest = :tombstone, "  # noqa: S608
-                    "updated_at = :now WHERE insurer_id = :insurer AND is_canary = FALSE "
-                    "AND (coverage_end IS NULL OR coverage_end > :end) "
-                    f"AND NOT EXISTS (SELECT 1 FROM {STAGE} AS s "
-                    "WHERE s.idx_nir = beneficiaries.idx_nir) "
-                    f"AND NOT EXISTS (SELECT 1 FROM {KEEP} AS k "
-                    "WHERE k.idx_nir = beneficiaries.idx_nir)"
+                    f"updated_at = :now WHERE {_TERMINABLE} AND {_ABSENT}"
                 ).bindparams(
                     bindparam("now", type_=DateTime(timezone=True)), bindparam("end", type_=Date())
                 ),
@@ -653,6 +680,17 @@ class BeneficiaryImport:
                 },
             ).rowcount
         )
+
+
+# The rows a full import may end on ``:end`` (the day before the file date), and those of
+# them that the file does not name, neither by a staged line nor by a rejected one.
+_TERMINABLE: Final = (
+    "insurer_id = :insurer AND is_canary = FALSE AND (coverage_end IS NULL OR coverage_end > :end)"
+)
+_ABSENT: Final = (
+    f"NOT EXISTS (SELECT 1 FROM {STAGE} AS s WHERE s.idx_nir = beneficiaries.idx_nir) "  # noqa: S608
+    f"AND NOT EXISTS (SELECT 1 FROM {KEEP} AS k WHERE k.idx_nir = beneficiaries.idx_nir)"
+)
 
 
 def _fast_bytea(cursor: Any) -> None:

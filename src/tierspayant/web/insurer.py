@@ -54,6 +54,22 @@ RULES_FR = {
 }
 
 
+def _terminations_in_french(exc: enrolment.TerminationsNotConfirmed) -> str:
+    count = exc.terminations
+    people = f"{count} bénéficiaire{'s' if count > 1 else ''}"
+    if exc.confirmed is None:
+        found = (
+            f"Ce fichier complet mettrait fin à la couverture de {people} sur "
+            f"{exc.covered} couverts, au-delà du seuil de {exc.threshold_bp / 100:g} %."
+        )
+    else:
+        found = f"Ce fichier mettrait fin à la couverture de {people}, et non de {exc.confirmed}."
+    return (
+        f"{found} Rien n'a été appliqué. Vérifiez le fichier ; si ces radiations sont "
+        "voulues, déposez-le à nouveau en les confirmant ci-dessous."
+    )
+
+
 def rule_in_french(code: str) -> str | None:
     """The French statement of a contrat responsable rule code, if it is one."""
     return RULES_FR.get(code.rsplit(".", 1)[-1]) if ".responsable." in code else None
@@ -180,10 +196,14 @@ def router() -> APIRouter:
         platform = platform_of(request)
         insurer_id, amc, _ = _staff_insurer(request, session)
         report = _reports_dir(platform, insurer_id) / f"pending-{secrets.token_hex(8)}.csv"
+        mode, file_date = "incremental", platform.today()
         try:
             upload = forms.upload(form, "file")
             mode = forms.text(form, "mode", max_length=12)
             file_date = forms.day(form, "file_date", default=platform.today())
+            confirmed = forms.optional_integer(
+                form, "confirm_terminations", low=0, high=999_999_999
+            )
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / "beneficiaires.csv"
                 path.write_bytes(upload.file.read())
@@ -195,7 +215,24 @@ def router() -> APIRouter:
                     file_date=file_date,
                     actor=session.info.principal.id,
                     error_report=report,
+                    confirm_terminations=confirmed,
                 )
+        except enrolment.TerminationsNotConfirmed as exc:
+            # Nothing was applied. The file is not kept (it holds identities in clear): the
+            # confirmation step asks for it again, with the count the run announced.
+            report.unlink(missing_ok=True)
+            return render(
+                request,
+                "insurer/import.html",
+                portal=PORTAL,
+                status_code=409,
+                error=_terminations_in_french(exc),
+                code=exc.code,
+                pending=exc,
+                mode=mode,
+                file_date=file_date,
+                today=platform.today(),
+            )
         except DomainError as exc:
             report.unlink(missing_ok=True)
             return render(

@@ -251,6 +251,213 @@ def test_given_invalid_utf8_in_a_name_then_only_that_line_is_rejected(tmp_path: 
     assert isinstance(second, BeneficiaryLine)
 
 
+# --- one physical line, one record --------------------------------------------------------
+
+
+def people(count: int) -> list[str]:
+    """``count`` valid lines of different men born in 1985 (NIR order 100, 101…)."""
+    return [
+        with_field("nir", make_nir("M", date(1985, 5, 14), order=100 + n)) for n in range(count)
+    ]
+
+
+def identity(item: BeneficiaryLine | LineError) -> tuple[str | None, int | None]:
+    return item.nir, item.birth_rank
+
+
+def test_given_a_stray_quote_then_only_its_line_is_rejected_and_the_next_ones_are_read(
+    tmp_path: Path,
+) -> None:
+    # Given line 4 whose last name opens a quote that nothing closes
+    lines = people(8)
+    lines[2] = with_field("last_name", '"Julien', lines[2])
+    # When read
+    items = read_all(write(tmp_path, *lines))
+    # Then line 4 alone is rejected, naming the column and (internally) its beneficiary;
+    # the five lines after it are read as lines of their own
+    assert len(items) == 8
+    error = items[2]
+    assert isinstance(error, LineError)
+    assert (error.line_no, error.code, error.column) == (4, "line.quote", "last_name")
+    assert identity(error) == (make_nir("M", date(1985, 5, 14), order=102), 1)
+    assert [item.line_no for item in items if isinstance(item, BeneficiaryLine)] == [
+        2, 3, 5, 6, 7, 8, 9
+    ]  # fmt: skip
+
+
+def test_given_a_quote_closed_lines_later_then_each_line_stands_alone(tmp_path: Path) -> None:
+    # Given a quote opened on line 3 and closed on line 6: CSV would make one field of it
+    lines = people(6)
+    lines[1] = with_field("last_name", '"Martin', lines[1])
+    lines[4] = with_field("first_name", 'Julien"', lines[4])
+    items = read_all(write(tmp_path, *lines))
+    # Then lines 3 and 6 are rejected, lines 4 and 5 between them are applied
+    assert [(item.line_no, type(item).__name__) for item in items] == [
+        (2, "BeneficiaryLine"),
+        (3, "LineError"),
+        (4, "BeneficiaryLine"),
+        (5, "BeneficiaryLine"),
+        (6, "LineError"),
+        (7, "BeneficiaryLine"),
+    ]
+    assert [item.code for item in items if isinstance(item, LineError)] == [
+        "line.quote",
+        "line.name",  # a quote inside a name is only a wrong character
+    ]
+
+
+def test_given_quoted_fields_on_one_line_then_they_are_read(tmp_path: Path) -> None:
+    line = with_field("last_name", '"Le Goff"', with_field("contract", '"ESSENTIEL"'))
+    (item,) = read_all(write(tmp_path, line))
+    assert isinstance(item, BeneficiaryLine)
+    assert (item.last_name, item.contract) == ("Le Goff", "ESSENTIEL")
+
+
+def test_given_a_quote_left_open_on_the_last_line_then_that_line_is_rejected(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "b.csv"
+    path.write_text(f"{HEADER}\n{GOOD}\n{with_field('css', chr(34) + '0')}", encoding="utf-8")
+    first, last = read_all(path)
+    assert isinstance(first, BeneficiaryLine)
+    assert isinstance(last, LineError)
+    assert (last.line_no, last.code, last.column) == (3, "line.quote", "css")
+
+
+@pytest.mark.parametrize(
+    ("cut", "identified"),
+    [
+        (3, True),  # member number, NIR and rank are still there
+        (11, True),  # only the last cell is missing
+        (2, False),  # the rank is missing
+    ],
+)
+def test_given_a_line_cut_short_then_line_columns_names_whom_it_can(
+    tmp_path: Path, cut: int, identified: bool
+) -> None:
+    error = only_error(write(tmp_path, ";".join(GOOD.split(";")[:cut])))
+    assert (error.code, error.line_no) == ("line.columns", 2)
+    assert identity(error) == ((JULIEN_NIR, 1) if identified else (None, None))
+
+
+def test_given_a_line_cut_inside_the_nir_then_nobody_is_named(tmp_path: Path) -> None:
+    error = only_error(write(tmp_path, GOOD[: GOOD.index(JULIEN_NIR) + 10]))
+    assert error.code == "line.columns"
+    assert identity(error) == (None, None)
+
+
+@pytest.mark.parametrize(("at", "identified"), [(5, True), (13, True), (1, False)])
+def test_given_an_extra_cell_then_line_columns_names_the_beneficiary_if_it_can(
+    tmp_path: Path, at: int, identified: bool
+) -> None:
+    # An extra cell after the rank leaves NIR and rank where the header says; before the
+    # NIR it shifts them and the line names nobody.
+    cells = GOOD.split(";")
+    cells.insert(at, "surplus")
+    error = only_error(write(tmp_path, ";".join(cells)))
+    assert error.code == "line.columns"
+    assert identity(error) == ((JULIEN_NIR, 1) if identified else (None, None))
+
+
+@pytest.mark.parametrize("size", [1025, 140_000, 3_000_000])
+@pytest.mark.parametrize("column", ["member_number", "first_name", "css"])
+def test_given_an_oversized_field_then_a_coded_error_and_the_next_line_is_read(
+    tmp_path: Path, size: int, column: str
+) -> None:
+    # Given a field over the limit (the csv module alone stops at 128 KiB with an error)
+    path = write(tmp_path, with_field(column, "x" * size), GOOD)
+    # When read
+    error, after = read_all(path)
+    # Then the line is rejected with its column, still naming its beneficiary
+    assert isinstance(error, LineError)
+    assert (error.line_no, error.code, error.column) == (2, "line.field_too_large", column)
+    assert identity(error) == (JULIEN_NIR, 1)
+    assert isinstance(after, BeneficiaryLine)
+    assert after.line_no == 3
+
+
+def test_given_a_field_at_the_limit_then_it_is_an_ordinary_bad_value(tmp_path: Path) -> None:
+    error = only_error(write(tmp_path, with_field("last_name", "x" * 1024)))
+    assert (error.code, error.column) == ("line.name", "last_name")
+
+
+def test_given_an_oversized_nir_then_nobody_is_named(tmp_path: Path) -> None:
+    error = only_error(write(tmp_path, with_field("nir", "1" * 200_000)))
+    assert (error.code, error.column) == ("line.field_too_large", "nir")
+    assert identity(error) == (None, None)
+
+
+def test_given_a_huge_line_then_memory_stays_flat(tmp_path: Path) -> None:
+    import tracemalloc
+
+    # A 16 MB line: read in pieces, only its beginning kept.
+    path = write(tmp_path, with_field("last_name", "x" * 16_000_000), GOOD)
+    tracemalloc.start()
+    try:
+        error, after = read_all(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(error, LineError)
+    assert error.code == "line.field_too_large"
+    assert isinstance(after, BeneficiaryLine)
+    assert peak < 2_000_000
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\r"])
+def test_given_a_long_line_whose_end_falls_on_a_piece_boundary_then_lines_stay_counted(
+    tmp_path: Path, ending: str
+) -> None:
+    # Lines are read 65,536 characters at a time: make the line's CR its last character,
+    # so that a CRLF is cut in two (or a bare CR ends the line) exactly there.
+    long_line = with_field("last_name", "x" * (65_535 - len(with_field("last_name", ""))))
+    assert len(long_line) == 65_535
+    path = tmp_path / "b.csv"
+    path.write_bytes((HEADER + ending + long_line + ending + GOOD + ending).encode())
+    error, after = read_all(path)
+    assert isinstance(error, LineError)
+    assert (error.line_no, error.code) == (2, "line.field_too_large")
+    assert isinstance(after, BeneficiaryLine)
+    assert after.line_no == 3
+
+
+def test_given_a_csv_error_then_the_line_is_rejected_and_reading_goes_on(tmp_path: Path) -> None:
+    # Only a process that lowered the csv module's field limit can get here.
+    path = write(tmp_path, with_field("first_name", "x" * 300), GOOD)
+    previous = csv.field_size_limit(200)
+    try:
+        error, after = read_all(path)
+    finally:
+        csv.field_size_limit(previous)
+    assert isinstance(error, LineError)
+    assert (error.line_no, error.code) == (2, "line.unreadable")
+    assert isinstance(after, BeneficiaryLine)
+    assert after.line_no == 3
+
+
+def test_given_invalid_utf8_in_another_column_then_the_beneficiary_is_named(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "latin1.csv"
+    bad = with_field("contract", "ESSENTIEL\xa0").encode("latin-1")
+    path.write_bytes(HEADER.encode() + b"\n" + bad + b"\n" + GOOD.encode() + b"\n")
+    first, second = read_all(path)
+    assert isinstance(first, LineError)
+    assert (first.line_no, first.column) == (2, "contract")
+    assert identity(first) == (JULIEN_NIR, 1)
+    assert isinstance(second, BeneficiaryLine)
+
+
+def test_given_a_header_with_an_open_quote_then_the_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD, header=HEADER.replace("last_name", '"last_name'))
+    with (
+        pytest.raises(BeneficiaryFileError) as caught,
+        BeneficiaryReader(path, contracts=CONTRACTS, mode=ImportMode.FULL, file_date=FILE_DATE),
+    ):
+        pass
+    assert caught.value.code == "file.header.quote"
+
+
 # --- the file as a whole ----------------------------------------------------------------
 
 
