@@ -51,6 +51,14 @@ class DomainRight:
     valid_until: date | None
 
 
+def age_on(birth: date, day: date) -> int:
+    """Age in whole years on ``day`` (born 29 February: a year older on 1 March)."""
+    years = day.year - birth.year
+    if (day.month, day.day) < (birth.month, birth.day):
+        years -= 1
+    return years
+
+
 def check_care_date(care_date: date, today: date) -> None:
     """Refuse a care date too far in the past or the future, with a specific code."""
     if care_date > today + timedelta(days=MAX_FUTURE_DAYS):

@@ -33,7 +33,7 @@ from tierspayant.domain.claims import (
     near_key,
     submission_digest,
 )
-from tierspayant.domain.eligibility import check_care_date
+from tierspayant.domain.eligibility import age_on, check_care_date
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.identifiers import parse_am_number
 from tierspayant.domain.ledger import AccountKind, account, credit, debit, posting
@@ -41,7 +41,7 @@ from tierspayant.formats.claims import ClaimRecord, LineError, read_claims
 from tierspayant.security.guard import GuardUnavailable, context_for
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services.errors import Conflict, NotFound
-from tierspayant.services.identification import CardData, Identified, age_on, identify
+from tierspayant.services.identification import CardData, Identified, identify
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
 from tierspayant.services.overpayments import reverse_paid_claim

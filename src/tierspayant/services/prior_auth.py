@@ -28,12 +28,12 @@ from tierspayant.config import Settings
 from tierspayant.domain.adjudication import counters_on
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import UNKNOWN_BENEFICIARY
-from tierspayant.domain.eligibility import Coverage, check_care_date
+from tierspayant.domain.eligibility import Coverage, age_on, check_care_date
 from tierspayant.domain.errors import PricingError
 from tierspayant.domain.pricing import PricingLine, PricingRequest, check_lines, price
 from tierspayant.security.principal import Principal
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
-from tierspayant.services.identification import CardData, Identified, age_on
+from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
 from tierspayant.services.platform import Platform
