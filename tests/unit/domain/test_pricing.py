@@ -449,19 +449,45 @@ CASES = [
         id="sage-midwife-150",
     ),
     # DENT
-    pytest.param(
-        BASIC,
-        [line(D.DENT, "dental_care", 2300)],
-        {"care_date": date(2023, 9, 30), "coverage_start": date(2023, 1, 1)},
-        [(1610, 690, 0)],
-        id="dent-care-70-until-2023-09-30",
-    ),
+    # Dental care: 70 % until 14 October 2023, 60 % from the 15th (the arrêté published
+    # on the 14th, not 1 October as first announced). BR 23,00: AMO 16,10 then 13,80.
     pytest.param(
         BASIC,
         [line(D.DENT, "dental_care", 2300)],
         {"care_date": date(2023, 10, 1), "coverage_start": date(2023, 1, 1)},
+        [(1610, 690, 0)],
+        id="dent-care-still-70-on-2023-10-01",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.DENT, "dental_care", 2300)],
+        {"care_date": date(2023, 10, 14), "coverage_start": date(2023, 1, 1)},
+        [(1610, 690, 0)],
+        id="dent-care-70-until-2023-10-14",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.DENT, "dental_care", 2300)],
+        {"care_date": date(2023, 10, 15), "coverage_start": date(2023, 1, 1)},
         [(1380, 920, 0)],
-        id="dent-care-60-from-2023-10-01",
+        id="dent-care-60-from-2023-10-15",
+    ),
+    # A crown billed 600,00 on a BR of 120,00 under 250 % BR: the AMC pays
+    # min(600, 300) − AMO. On 14 October 2023 AMO 70 % = 84,00, AMC 216,00; from the 15th
+    # AMO 60 % = 72,00, AMC 228,00; the patient pays 300,00 either way.
+    pytest.param(
+        PROSTHESIS,
+        [line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B)],
+        {"care_date": date(2023, 10, 14), "coverage_start": date(2023, 1, 1)},
+        [(8400, 21600, 30000)],
+        id="dent-crown-70-until-2023-10-14",
+    ),
+    pytest.param(
+        PROSTHESIS,
+        [line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B)],
+        {"care_date": date(2023, 10, 15), "coverage_start": date(2023, 1, 1)},
+        [(7200, 22800, 30000)],
+        id="dent-crown-60-from-2023-10-15",
     ),
     pytest.param(
         PROSTHESIS,
