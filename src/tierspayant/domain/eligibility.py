@@ -13,7 +13,9 @@ from datetime import date, timedelta
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.errors import EligibilityError
 
-# How far from today a care date may be: claims are time-barred after two years, and a
+# How far from today a care date may be: claims on a complementary insurer are
+# time-barred after two years (Code de la mutualité L.221-11, Code des assurances
+# L.114-1, Code de la sécurité sociale L.932-13 for institutions de prévoyance), and a
 # check may be made for an appointment within the month.
 MAX_PAST_DAYS = 2 * 366
 MAX_FUTURE_DAYS = 31
