@@ -72,17 +72,13 @@ class ContractShares:
 
     __slots__ = (
         "age",
-        "care_date",
         "contract",
-        "counters",
-        "coverage_start",
         "extra_tm_paid",
-        "last_equipment",
         "legal",
-        "lines",
         "optam",
         "optics",
         "renewals",
+        "request",
         "rules",
         "used",
     )
@@ -91,13 +87,9 @@ class ContractShares:
         self, contract: Contract, request: PricingRequest, rules: ReferenceRules, legal_caps: bool
     ) -> None:
         self.contract = contract
+        self.request = request  # its rarer facts are read on the lines that need them
         self.rules = rules
-        self.lines = request.lines
         self.age = request.age
-        self.care_date = request.care_date
-        self.coverage_start = request.coverage_start
-        self.last_equipment = request.last_equipment
-        self.counters = request.counters
         self.optam = request.optam
         self.extra_tm_paid = contract.covers_hors_parcours and not contract.responsable
         self.legal = legal_caps and contract.responsable
@@ -117,8 +109,17 @@ class ContractShares:
         """What the contract pays on ``line``, the rules applied added to ``notes``."""
         age = self.age
         guarantee = self.contract.guarantee_for(line.domain, line.family, age)
-        covered = guarantee is None or conditions_met(
-            guarantee, self.care_date, self.coverage_start, self.last_equipment, age, notes
+        covered = (
+            guarantee is None
+            or (not guarantee.waiting_days and guarantee.frequency is None)
+            or conditions_met(
+                guarantee,
+                self.request.care_date,
+                self.request.coverage_start,
+                self.request.last_equipment,
+                age,
+                notes,
+            )
         )
         amc = 0
         if not covered:
@@ -132,7 +133,7 @@ class ContractShares:
                 guarantee, line, fam, amo_base, ordinary_rate, hors_parcours, notes
             )
         if covered and guarantee is not None and guarantee.frequency is not None and amc > 0:
-            self.renewals[guarantee.frequency.key] = self.care_date
+            self.renewals[guarantee.frequency.key] = self.request.care_date
         return amc
 
     def _guarantee(
@@ -178,11 +179,13 @@ class ContractShares:
                 amc = hearing_aid_cap(self.rules, quantity, amo_base, amc, notes)
             else:
                 if self.optics is None:
-                    self.optics = OpticsCaps.for_invoice(self.lines, self.rules)
+                    self.optics = OpticsCaps.for_invoice(self.request.lines, self.rules)
                 amc = self.optics.cap(equipment, amc, notes)
         if guarantee.ceilings:
             tm_part = min(amc, max(0, br - reference_amo))
-            amc = apply_ceilings(guarantee, amc, tm_part, quantity, self.counters, self.used, notes)
+            amc = apply_ceilings(
+                guarantee, amc, tm_part, quantity, self.request.counters, self.used, notes
+            )
         if equipment is not None and self.optics is not None:
             self.optics.consume(equipment, amc)
         return amc

@@ -8,8 +8,6 @@ is left of them running over the lines of the invoice.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from tierspayant.domain.care import Exemption
 from tierspayant.domain.guarantees import Contract
 from tierspayant.domain.money import apply_rate
@@ -29,15 +27,6 @@ from tierspayant.domain.pricing.model import (
 from tierspayant.domain.reference import FamilyRule, ReferenceRules
 
 
-class AmoShare(NamedTuple):
-    """The AMO rate applied to a line, its ordinary rate, and the base it gives."""
-
-    rate: int
-    ordinary: int  # the family's rate in the care pathway, without exemption
-    base: int
-    hors_parcours: bool
-
-
 def amo_share(
     line: PricingLine,
     index: int,
@@ -45,8 +34,13 @@ def amo_share(
     rules: ReferenceRules,
     age: int,
     notes: list[str],
-) -> AmoShare:
-    """The AMO rate and base of ``line`` for a beneficiary of ``age``, explained in ``notes``."""
+) -> tuple[int, int, int, bool]:
+    """The AMO rate, ordinary rate, base and hors parcours flag of ``line`` at ``age``.
+
+    The ordinary rate is the family's in the care pathway without exemption (what a
+    contrat responsable reckons with outside the pathway). A plain tuple: the engine
+    makes one per line, and a named tuple costs several times as much to build.
+    """
     ordinary = rules.family_rates_bp[line.family]
     exemption = line.exemption
     hp_rate = rules.hors_parcours_rate_bp
@@ -76,7 +70,7 @@ def amo_share(
     elif rate != ordinary and exemption in FULL_RATE_EXEMPTIONS:
         note += f" (exemption {exemption}: 100 %)"
     notes.append(note)
-    return AmoShare(rate, ordinary, base, hors_parcours)
+    return rate, ordinary, base, hors_parcours
 
 
 def _fate(contract: Contract, covered: bool) -> str:

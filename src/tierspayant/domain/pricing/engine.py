@@ -51,8 +51,7 @@ def price_with_rules(
         notes: list[str] = []
 
         # 1. AMO: rate, base, deductions.
-        amo = amo_share(line, index, fam, rules, age, notes)
-        amo_base = amo.base
+        rate, ordinary, amo_base, hors_parcours = amo_share(line, index, fam, rules, age, notes)
         if fam.participation or fam.franchise is not None:
             participation, franchise = deductions.deduct(line, fam, amo_base, notes)
         else:
@@ -60,7 +59,7 @@ def price_with_rules(
         amo_paid = amo_base - participation - franchise
 
         # 2. AMC: the guarantee, its conditions, its formula, its ceilings, the legal caps.
-        amc = shares.of_line(line, fam, amo_base, amo.ordinary, amo.hors_parcours, notes)
+        amc = shares.of_line(line, fam, amo_base, ordinary, hors_parcours, notes)
         if covers_part:
             amc += participation
         if covers_fr:
@@ -86,7 +85,7 @@ def price_with_rules(
                 line.quantity,
                 billed,
                 br,
-                amo.rate,
+                rate,
                 amo_base,
                 participation,
                 franchise,
