@@ -44,6 +44,7 @@ from tierspayant.domain.errors import PricingError
 from tierspayant.domain.guarantees import Contract, counter_window
 from tierspayant.domain.money import apply_rate
 from tierspayant.domain.pricing import AMO_COUNTERS, PricingRequest, check_lines, price_with_rules
+from tierspayant.domain.prior_auth import PriorAuthStatus
 from tierspayant.domain.reference import ReferenceDataError, ReferenceTable
 
 # Act families that need the insurer's prior agreement (PEC): optical equipment, dental
@@ -311,7 +312,7 @@ def _prior_auth(facts: ClaimFacts, line: ClaimLine) -> LineDecision | None:
         return reject(Reason.PRIOR_AUTH_NOT_FOUND, f"agreement {facts.agreement_number}")
     if agreement.beneficiary_id != facts.beneficiary_id:
         return reject(Reason.PRIOR_AUTH_MISMATCH, f"agreement {agreement.number}")
-    if agreement.status != "granted":
+    if agreement.status != PriorAuthStatus.GRANTED:
         return reject(Reason.PRIOR_AUTH_NOT_GRANTED, f"agreement {agreement.number}")
     if agreement.valid_until is not None and line.care_date > agreement.valid_until:
         return reject(Reason.PRIOR_AUTH_EXPIRED, f"valid until {agreement.valid_until.isoformat()}")

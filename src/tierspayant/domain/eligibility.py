@@ -13,7 +13,9 @@ from datetime import date, timedelta
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.errors import EligibilityError
 
-# How far from today a care date may be: claims are time-barred after two years, and a
+# How far from today a care date may be: claims on a complementary insurer are
+# time-barred after two years (Code de la mutualité L.221-11, Code des assurances
+# L.114-1, Code de la sécurité sociale L.932-13 for institutions de prévoyance), and a
 # check may be made for an appointment within the month.
 MAX_PAST_DAYS = 2 * 366
 MAX_FUTURE_DAYS = 31
@@ -49,6 +51,14 @@ class DomainRight:
     tiers_payant: bool
     coverage_code: str | None
     valid_until: date | None
+
+
+def age_on(birth: date, day: date) -> int:
+    """Age in whole years on ``day`` (born 29 February: a year older on 1 March)."""
+    years = day.year - birth.year
+    if (day.month, day.day) < (birth.month, birth.day):
+        years -= 1
+    return years
 
 
 def check_care_date(care_date: date, today: date) -> None:

@@ -19,6 +19,7 @@ from itertools import groupby
 import structlog
 from sqlalchemy import Connection
 
+from tierspayant.domain import accounting
 from tierspayant.domain.adjudication import (
     Agreement,
     ClaimDecision,
@@ -33,8 +34,7 @@ from tierspayant.domain.claims import LineStatus, duplicate_key, near_key
 from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.guarantees import Contract
-from tierspayant.domain.ledger import AccountKind, account, credit, debit, posting
-from tierspayant.services.claims import ADJUDICATION_JOURNAL, amc_number_of, reference
+from tierspayant.services.claims import amc_number_of
 from tierspayant.services.insurers import get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
@@ -318,19 +318,18 @@ def _post(
 ) -> None:
     """One posting per claim with an accepted amount: the insurer owes it, we owe the provider."""
     amc = amc_number_of(conn, insurer_id)
-    receivable = account(AccountKind.INSURER_RECEIVABLE, amc)
     now = platform.now()
     today = platform.today()
     postings = [
-        posting(
-            ADJUDICATION_JOURNAL,
-            reference(insurer_id, claim.id, claim.version),
+        accounting.adjudication(
+            insurer_id,
+            claim.id,
+            claim.version,
+            amc,
+            claim.provider_id,
+            decision.accepted_cents,
             today,
-            debit(receivable, decision.accepted_cents),
-            credit(
-                account(AccountKind.PROVIDER_PAYABLE, claim.provider_id), decision.accepted_cents
-            ),
-            memo=f"invoice {claim.invoice_number}",
+            claim.invoice_number,
         )
         for claim, decision in zip(claims, decisions, strict=True)
         if decision.accepted_cents > 0

@@ -28,8 +28,8 @@ from typing import TextIO
 
 from sqlalchemy import Connection
 
+from tierspayant.domain import accounting
 from tierspayant.domain.identifiers import parse_bic, parse_iban
-from tierspayant.domain.ledger import BANK, FEES, AccountKind, account, credit, debit, posting
 from tierspayant.domain.payments import (
     Mandate,
     Transfer,
@@ -68,9 +68,6 @@ from tierspayant.store import payments as store
 from tierspayant.store.keys import OPERATOR_SCOPE
 
 ACTOR = "job:billing"
-BILLING_JOURNAL = "billing"
-FEES_JOURNAL = "fees"
-RETURN_JOURNAL = "billing.return"
 FEE_SETTING = "operator_fee_per_line_cents"  # platform default, Settings.extra
 MAX_FEE_PER_LINE = 100_000  # 1,000 EUR a line: anything above is a typing error
 COLLECTION_DELAY = timedelta(days=10)  # after the period's end: the usual fund-call date
@@ -183,36 +180,17 @@ def _bill_insurer(
     fee = lines * rate
     due = paid - undue + fee
     amc = store.amc_number(conn, insurer_id)
-    receivable = account(AccountKind.INSURER_RECEIVABLE, amc)
     if fee:
         ledger.post(
             conn,
-            posting(
-                FEES_JOURNAL,
-                fee_reference(period, insurer_id),
-                run.run_date,
-                debit(receivable, fee),
-                credit(FEES, fee),
-                memo=f"operator fees {period}: {lines} lines x {rate} cents",
-            ),
+            accounting.fees(period, insurer_id, amc, fee, run.run_date, lines, rate),
             at=platform.now(),
             insurer_id=insurer_id,
         )
     if due:
-        entries = (
-            (debit(BANK, due), credit(receivable, due))
-            if due > 0
-            else (debit(receivable, -due), credit(BANK, -due))
-        )
         ledger.post(
             conn,
-            posting(
-                BILLING_JOURNAL,
-                fund_call_reference(period, insurer_id),
-                run.run_date,
-                *entries,
-                memo=f"fund call {period}",
-            ),
+            accounting.fund_call(period, insurer_id, amc, due, run.run_date),
             at=platform.now(),
             insurer_id=insurer_id,
         )
@@ -228,15 +206,6 @@ def _bill_insurer(
         collection_date=run.run_date,
         at=platform.now(),
     )
-
-
-def fund_call_reference(period: str, insurer_id: int) -> str:
-    """Reference of the fund call's posting (``billing``) and of its return."""
-    return f"{billing_run_key(period)}:{insurer_id}"
-
-
-def fee_reference(period: str, insurer_id: int) -> str:
-    return f"fee:{period}:{insurer_id}"
 
 
 def default_fee_per_line(platform: Platform) -> int:
@@ -578,16 +547,10 @@ def _post_return(
     now = platform.now()
     # The bank's date, read from the report: the same file posts the same movement.
     value_date = max(report.created, row.collection_date)
-    receivable = account(AccountKind.INSURER_RECEIVABLE, row.amc_number)
     ledger.post(
         conn,
-        posting(
-            RETURN_JOURNAL,
-            fund_call_reference(row.period, row.insurer_id),
-            value_date,
-            debit(receivable, row.due_cents),
-            credit(BANK, row.due_cents),
-            memo=f"fund call {row.period} returned: {tx.reason_code}",
+        accounting.fund_call_return(
+            row.period, row.insurer_id, row.amc_number, row.due_cents, value_date, tx.reason_code
         ),
         at=now,
         insurer_id=row.insurer_id,

@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, select
 
+from tierspayant.domain import accounting
 from tierspayant.domain.claims import (
     UNKNOWN_BENEFICIARY,
     ClaimContent,
@@ -33,16 +34,15 @@ from tierspayant.domain.claims import (
     near_key,
     submission_digest,
 )
-from tierspayant.domain.eligibility import check_care_date
+from tierspayant.domain.eligibility import age_on, check_care_date
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.identifiers import parse_am_number
-from tierspayant.domain.ledger import AccountKind, account, credit, debit, posting
 from tierspayant.formats.claims import ClaimRecord, LineError, read_claims
 from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.guard import GuardUnavailable, context_for
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services.errors import Conflict, NotFound
-from tierspayant.services.identification import CardData, Identified, age_on, identify
+from tierspayant.services.identification import CardData, Identified, identify
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
 from tierspayant.services.overpayments import reverse_paid_claim
@@ -54,9 +54,6 @@ from tierspayant.store.payments import claim_is_paid
 from tierspayant.store.tables import insurers
 
 log = structlog.get_logger(__name__)
-
-ADJUDICATION_JOURNAL = "adjudication"
-REVERSAL_JOURNAL = "adjudication.reversal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +105,6 @@ class ClaimView:
     amc_accepted_cents: int
     reason_code: str | None
     lines: tuple[LineView, ...]
-
-
-def reference(insurer_id: int, claim_id: int, version: int) -> str:
-    """The ledger reference of a claim's adjudication (and of its reversal)."""
-    return f"claim:{insurer_id}:{claim_id}:v{version}"
 
 
 def file_principal(provider: Provider) -> Principal:
@@ -335,17 +327,17 @@ def _reverse_adjudication(platform: Platform, conn: Connection, claim: store.Cla
     """Post the mirror of an adjudication posting (nothing if there was none)."""
     if claim.status != ClaimStatus.ADJUDICATED or claim.amc_accepted_cents == 0:
         return
-    amc = amc_number_of(conn, claim.insurer_id)
-    cents = claim.amc_accepted_cents
     ledger.post(
         conn,
-        posting(
-            REVERSAL_JOURNAL,
-            reference(claim.insurer_id, claim.id, claim.version),
+        accounting.adjudication_reversal(
+            claim.insurer_id,
+            claim.id,
+            claim.version,
+            amc_number_of(conn, claim.insurer_id),
+            claim.provider_id,
+            claim.amc_accepted_cents,
             platform.today(),
-            debit(account(AccountKind.PROVIDER_PAYABLE, claim.provider_id), cents),
-            credit(account(AccountKind.INSURER_RECEIVABLE, amc), cents),
-            memo=f"invoice {claim.invoice_number} withdrawn",
+            claim.invoice_number,
         ),
         at=platform.now(),
         insurer_id=claim.insurer_id,

@@ -159,11 +159,3 @@ def identify_detailed(platform: Platform, conn: Connection, card: CardData) -> I
         return Identification(insurer, None, canary_subject)
     identified = Identified(insurer, record, card.birth_date, subject, canary)
     return Identification(insurer, identified, canary_subject)
-
-
-def age_on(birth: date, day: date) -> int:
-    """Age in whole years on ``day``."""
-    years = day.year - birth.year
-    if (day.month, day.day) < (birth.month, birth.day):
-        years -= 1
-    return years

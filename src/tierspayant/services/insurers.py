@@ -13,8 +13,9 @@ from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from tierspayant.domain.errors import CatalogueError
-from tierspayant.domain.guarantees import Catalogue, Contract, validate_responsable
+from tierspayant.domain.guarantees import Catalogue, Contract
 from tierspayant.domain.identifiers import parse_amc_number
+from tierspayant.domain.responsable import validate_responsable
 from tierspayant.formats.catalogue import dump_catalogue, parse_catalogue
 from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import Conflict, NotFound, ServiceError

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, select
 
+from tierspayant.domain.accounting import Journal
 from tierspayant.domain.ledger import BANK, FEES
 from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
@@ -31,8 +32,6 @@ from tierspayant.store.ledger_tables import (
     payment_lines,
     payments,
 )
-
-ADJUDICATION_JOURNAL = "adjudication"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +93,7 @@ def _sum(conn: Connection, column: ColumnElement[Any]) -> int:
 def _reconciliations(conn: Connection) -> list[Difference]:
     journals = ledger.journal_totals(conn)
     recovered = _sum(conn, payments.c.recovered_cents)
-    collected = ledger.signed_journal_total(conn, "billing", BANK)
+    collected = ledger.signed_journal_total(conn, Journal.BILLING.value, BANK)
     called = _sum(conn, billing_statements.c.due_cents)
     fees = _sum(conn, billing_statements.c.fee_cents)
     returned = _sum(conn, fund_call_returns.c.cents)
@@ -103,7 +102,7 @@ def _reconciliations(conn: Connection) -> list[Difference]:
         Difference(
             "adjudication postings vs accepted totals of claims",
             _sum(conn, claims.c.amc_accepted_cents),
-            journals.get(ADJUDICATION_JOURNAL, 0),
+            journals.get(Journal.ADJUDICATION.value, 0),
         ),
         Difference(
             "paid lines vs remittance totals",
@@ -113,12 +112,12 @@ def _reconciliations(conn: Connection) -> list[Difference]:
         Difference(
             "payment postings vs transfers of remittances",
             _sum(conn, payments.c.net_cents),
-            journals.get("payment", 0),
+            journals.get(Journal.PAYMENT.value, 0),
         ),
         Difference(
             "recovery postings vs undue deducted on remittances",
             recovered,
-            journals.get("recovery", 0),
+            journals.get(Journal.RECOVERY.value, 0),
         ),
         Difference(
             "undue recovered per item vs per remittance",
@@ -128,7 +127,7 @@ def _reconciliations(conn: Connection) -> list[Difference]:
         Difference(
             "undue postings vs undue records",
             _sum(conn, overpayments.c.cents),
-            journals.get("undue", 0),
+            journals.get(Journal.UNDUE.value, 0),
         ),
         Difference(
             "undue owed by providers vs open undue records",
@@ -136,14 +135,16 @@ def _reconciliations(conn: Connection) -> list[Difference]:
             sum(ledger.balances(conn, prefix="provider_overpaid:").values()),
         ),
         Difference("fund calls posted vs statements", called, collected),
-        Difference("fee postings vs operator fees of statements", fees, journals.get("fees", 0)),
+        Difference(
+            "fee postings vs operator fees of statements", fees, journals.get(Journal.FEES.value, 0)
+        ),
         Difference(
             "fees account vs operator fees of statements", fees, -ledger.balance(conn, FEES)
         ),
         Difference(
             "returned fund call postings vs recorded returns",
             returned,
-            -ledger.signed_journal_total(conn, "billing.return", BANK),
+            -ledger.signed_journal_total(conn, Journal.BILLING_RETURN.value, BANK),
         ),
         Difference(
             "recorded returns vs the fund calls they return",

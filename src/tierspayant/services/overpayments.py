@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from tierspayant.domain.ledger import AccountKind, account, credit, debit, posting
+from tierspayant.domain import accounting
 from tierspayant.domain.payments import period_of
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError
@@ -23,7 +23,6 @@ from tierspayant.store import audit, ledger
 from tierspayant.store import payments as store
 from tierspayant.store.claims_tables import claim_lines, claims
 
-UNDUE_JOURNAL = "undue"
 _REASON = re.compile(r"[a-z][a-z0-9_.]{2,59}")
 
 
@@ -74,13 +73,15 @@ def _reverse_line(
     )
     ledger.post(
         conn,
-        posting(
-            UNDUE_JOURNAL,
-            f"undue:{insurer_id}:{claim_id}:{line.line_no}",
+        accounting.undue(
+            insurer_id,
+            claim_id,
+            line.line_no,
+            amc,
+            line.provider_id,
+            line.paid_cents,
             today,
-            debit(account(AccountKind.PROVIDER_OVERPAID, line.provider_id), line.paid_cents),
-            credit(account(AccountKind.INSURER_RECEIVABLE, amc), line.paid_cents),
-            memo=reason_code,
+            reason_code,
         ),
         at=now,
         insurer_id=insurer_id,

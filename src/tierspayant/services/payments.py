@@ -30,7 +30,7 @@ from typing import NoReturn, TextIO
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from tierspayant.domain.ledger import BANK, AccountKind, account, credit, debit, posting
+from tierspayant.domain import accounting
 from tierspayant.domain.payments import (
     BankParty,
     RecoveredUndue,
@@ -58,8 +58,6 @@ from tierspayant.store import payments as store
 from tierspayant.store.keys import OPERATOR_SCOPE
 
 ACTOR = "job:payments"
-PAYMENT_JOURNAL = "payment"
-RECOVERY_JOURNAL = "recovery"
 LEASE = timedelta(minutes=5)
 
 # Progress points, reported to ``progress(point, n)``: what the command line shows, and
@@ -281,35 +279,17 @@ def _remit_provider(
     netting = net_payment(gross, sum(cents for _, cents in open_items))
     allocations = list(allocate_recovery(netting.recovered_cents, open_items))
     store.insert_recoveries(conn, run.run_key, provider_id, allocations)
-    payable = account(AccountKind.PROVIDER_PAYABLE, provider_id)
-    reference = f"{run.run_key}:{provider_id}"
     now = platform.now()
     if netting.recovered_cents:
         ledger.post(
             conn,
-            posting(
-                RECOVERY_JOURNAL,
-                reference,
-                run.run_date,
-                debit(payable, netting.recovered_cents),
-                credit(
-                    account(AccountKind.PROVIDER_OVERPAID, provider_id), netting.recovered_cents
-                ),
-                memo="undue amounts deducted from the payment",
-            ),
+            accounting.recovery(run.run_key, provider_id, run.run_date, netting.recovered_cents),
             at=now,
         )
     if netting.net_cents:
         ledger.post(
             conn,
-            posting(
-                PAYMENT_JOURNAL,
-                reference,
-                run.run_date,
-                debit(payable, netting.net_cents),
-                credit(BANK, netting.net_cents),
-                memo="SEPA credit transfer",
-            ),
+            accounting.payment(run.run_key, provider_id, run.run_date, netting.net_cents),
             at=now,
         )
     store.insert_payment(

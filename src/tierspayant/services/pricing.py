@@ -12,7 +12,7 @@ from datetime import date
 
 from sqlalchemy import Connection
 
-from tierspayant.domain.eligibility import Coverage, check_care_date
+from tierspayant.domain.eligibility import Coverage, age_on, check_care_date
 from tierspayant.domain.errors import PricingError
 from tierspayant.domain.pricing import (
     PricingLine,
@@ -24,7 +24,7 @@ from tierspayant.domain.pricing import (
 from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.principal import Principal
 from tierspayant.services.errors import ServiceError
-from tierspayant.services.identification import CardData, Identified, age_on
+from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, Deferred, guarded_read
 from tierspayant.services.platform import Platform

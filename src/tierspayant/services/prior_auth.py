@@ -28,13 +28,25 @@ from tierspayant.config import Settings
 from tierspayant.domain.adjudication import counters_on
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import UNKNOWN_BENEFICIARY
-from tierspayant.domain.eligibility import Coverage, check_care_date
-from tierspayant.domain.errors import PricingError
-from tierspayant.domain.pricing import PricingLine, PricingRequest, check_lines, price
+from tierspayant.domain.eligibility import Coverage, age_on, check_care_date
+from tierspayant.domain.pricing import PricingLine, PricingRequest, check_lines
+from tierspayant.domain.prior_auth import (
+    DEFAULT_POLICY,
+    MAX_REVIEW_ABOVE_CENTS,
+    MAX_VALIDITY_DAYS,
+    PRIOR_AUTH_DOMAINS,
+    GuaranteedLine,
+    PriorAuthDecision,
+    PriorAuthPolicy,
+    PriorAuthStatus,
+    decide,
+    no_rights,
+    refusal_before_pricing,
+)
 from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.principal import Principal
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
-from tierspayant.services.identification import CardData, Identified, age_on
+from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
 from tierspayant.services.platform import Platform
@@ -44,33 +56,7 @@ from tierspayant.store import claims as store
 from tierspayant.store.claims_tables import prior_authorisations
 from tierspayant.store.tables import insurers
 
-PRIOR_AUTH_DOMAINS = frozenset({CareDomain.OPTI, CareDomain.DENT, CareDomain.AUDI, CareDomain.HOSP})
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,79}$")
-MAX_REVIEW_ABOVE_CENTS = 100_000_000  # 1 000 000 €
-MAX_VALIDITY_DAYS = 366
-
-
-@dataclass(frozen=True, slots=True)
-class PriorAuthPolicy:
-    """When a request waits for a person, and how long an agreement lasts.
-
-    Defaults: above 1 500 € guaranteed, or any hospital stay, a person decides; an
-    agreement is valid 12 weeks after the decision (optical and dental quotes usually
-    are valid 3 months).
-    """
-
-    review_above_cents: int = 150_000
-    review_domains: frozenset[CareDomain] = frozenset({CareDomain.HOSP})
-    validity_days: int = 84
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.review_above_cents <= MAX_REVIEW_ABOVE_CENTS:
-            raise ValueError(f"review_above_cents must be between 0 and {MAX_REVIEW_ABOVE_CENTS}")
-        if not 1 <= self.validity_days <= MAX_VALIDITY_DAYS:
-            raise ValueError(f"validity_days must be between 1 and {MAX_VALIDITY_DAYS}")
-
-
-DEFAULT_POLICY = PriorAuthPolicy()
 # Settings (``Settings.extra``, read from ``TIERSPAYANT_<NAME>``) overriding the defaults.
 REVIEW_ABOVE_SETTING = "prior_auth_review_above_cents"
 VALIDITY_SETTING = "prior_auth_validity_days"
@@ -122,18 +108,9 @@ class PriorAuthRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class GuaranteedLine:
-    act_code: str
-    family: str
-    quantity: int
-    billed_cents: int
-    guaranteed_cents: int
-
-
-@dataclass(frozen=True, slots=True)
 class PriorAuthAnswer:
     agreement_number: str
-    status: str  # granted | refused | pending | expired
+    status: PriorAuthStatus
     domain: str
     care_date: date
     reason_code: str | None
@@ -208,17 +185,17 @@ def request_prior_auth(
         again = _by_key(conn, provider_id, request.request_key, digest)
         if again is not None:
             return again, False
-        assessed = _assess(platform, conn, insurer, found, request, in_force, provider_id)
-        status, code, reason, lines = assessed
+        decision = _assess(platform, conn, insurer, found, request, in_force, provider_id)
+        status, lines = decision.status, decision.lines
         # Every outcome but the refusal an unknown person gets tells about the person.
-        disclosed = found is not None and assessed != _refused_no_rights(request)
+        disclosed = found is not None and decision != no_rights(request.lines)
         total = sum(line.guaranteed_cents for line in lines)
         now = platform.now()
         agreement_id = store.next_agreement_id(conn)
         number = f"PA{agreement_id:010d}{secrets.token_hex(3).upper()}"
         valid_until = (
             request.care_date + timedelta(days=in_force.validity_days)
-            if status == "granted"
+            if status == PriorAuthStatus.GRANTED
             else None
         )
         conn.execute(
@@ -232,15 +209,15 @@ def request_prior_auth(
                 request_digest=digest,
                 domain=domain.value,
                 care_date=request.care_date,
-                status=status,
-                reason_code=code,
-                reason=reason,
+                status=status.value,
+                reason_code=decision.reason_code,
+                reason=decision.reason,
                 valid_until=valid_until,
                 guaranteed_cents=total,
                 lines=json.dumps([_line_json(line) for line in lines], sort_keys=True),
                 requested_at=now,
-                decided_at=None if status == "pending" else now,
-                decided_by=None if status == "pending" else "rules",
+                decided_at=None if status == PriorAuthStatus.PENDING else now,
+                decided_by=None if status == PriorAuthStatus.PENDING else "rules",
             )
         )
         audit.append(
@@ -252,12 +229,12 @@ def request_prior_auth(
             purpose="prior_authorisation",
             subject=found.subject if found else None,
             insurer=insurer.amc_number,
-            decision="miss" if found is None else status,
+            decision="miss" if found is None else status.value,
             detail={
                 "agreement": number,
                 "domain": domain.value,
                 "lines": len(lines),
-                "reason": code,
+                "reason": decision.reason_code,
                 DISCLOSED: disclosed,
             },
         )
@@ -267,32 +244,16 @@ def request_prior_auth(
                 status,
                 domain.value,
                 request.care_date,
-                code,
-                reason,
+                decision.reason_code,
+                decision.reason,
                 valid_until,
                 total,
-                tuple(lines),
+                lines,
             ),
             True,
         )
 
     return guarded_lookup(platform, principal, card, proof, answer)
-
-
-Assessment = tuple[str, str | None, str | None, list[GuaranteedLine]]
-
-
-def _zero(request: PriorAuthRequest) -> list[GuaranteedLine]:
-    return [
-        GuaranteedLine(ln.act_code, ln.family, ln.quantity, ln.billed_cents, 0)
-        for ln in request.lines
-    ]
-
-
-def _refused_no_rights(request: PriorAuthRequest) -> Assessment:
-    """The answer of an unknown, mismatched or uncovered person: the only one that
-    discloses nothing about who was asked about."""
-    return ("refused", "rights.none", "Pas de droits complémentaires", _zero(request))
 
 
 def _assess(
@@ -303,51 +264,31 @@ def _assess(
     request: PriorAuthRequest,
     policy: PriorAuthPolicy,
     provider_id: int,
-) -> Assessment:
-    """Status, reason code, reason and guaranteed lines of a request."""
-    zero = _zero(request)
-    refused_no_rights = _refused_no_rights(request)
+) -> PriorAuthDecision:
+    """Read the facts the decision needs, then let the domain decide."""
     if found is None:
-        return refused_no_rights
+        return no_rights(request.lines)
     record = found.record
     coverage = Coverage(record.contract_code, record.coverage_start, record.coverage_end)
     contract = platform.catalogues.contract(conn, insurer.id, record.contract_code)
-    if contract is None or not coverage.covers(request.care_date):
-        return refused_no_rights
-    if request.lines[0].domain not in contract.domains:
-        return ("refused", "rights.domain_not_covered", "Domaine non couvert par le contrat", zero)
+    refusal = refusal_before_pricing(request.lines, contract, coverage, request.care_date)
+    if refusal is not None:
+        return refusal
+    assert contract is not None  # refusal_before_pricing refuses a missing contract
     history = store.counter_history(conn, insurer.id, [record.id]).get(record.id, [])
     counters, last = counters_on(contract, request.care_date, history)
     optam = provider_by_id(conn, provider_id).optam
-    try:
-        result = price(
-            contract,
-            PricingRequest(
-                care_date=request.care_date,
-                age=age_on(found.birth_date, request.care_date),
-                coverage_start=record.coverage_start,
-                lines=request.lines,
-                optam=optam,
-                css=record.css,
-                counters=counters,
-                last_equipment=last,
-            ),
-            platform.reference,
-        )
-    except PricingError as exc:
-        if exc.code in ("pricing.not_covered_yet", "pricing.domain_not_covered"):
-            return refused_no_rights
-        return ("refused", "amounts.inconsistent", exc.message, zero)
-    lines = [
-        GuaranteedLine(ln.act_code, ln.family, ln.quantity, ln.billed_cents, ln.amc_cents)
-        for ln in result.lines
-    ]
-    if result.amc_cents == 0:
-        return ("refused", "guarantee.none", "Aucune prise en charge pour ce devis", lines)
-    review = request.lines[0].domain in policy.review_domains
-    if review or result.amc_cents > policy.review_above_cents:
-        return ("pending", None, None, lines)
-    return ("granted", None, None, lines)
+    quote = PricingRequest(
+        care_date=request.care_date,
+        age=age_on(found.birth_date, request.care_date),
+        coverage_start=record.coverage_start,
+        lines=request.lines,
+        optam=optam,
+        css=record.css,
+        counters=counters,
+        last_equipment=last,
+    )
+    return decide(contract, quote, platform.reference, policy)
 
 
 def _line_json(line: GuaranteedLine) -> dict[str, Any]:
@@ -363,7 +304,7 @@ def _line_json(line: GuaranteedLine) -> dict[str, Any]:
 def _answer(row: Any) -> PriorAuthAnswer:
     return PriorAuthAnswer(
         agreement_number=row.agreement_number,
-        status=row.status,
+        status=PriorAuthStatus(row.status),
         domain=row.domain,
         care_date=row.care_date,
         reason_code=row.reason_code,
@@ -412,8 +353,9 @@ def get_prior_auth(platform: Platform, principal: Principal, number: str) -> Pri
             raise NotFound("prior_auth.unknown", "no such agreement")
         answer = _answer(row)
     # A granted agreement past its validity reads as expired (nothing is rewritten).
-    if answer.status == "granted" and answer.valid_until and answer.valid_until < platform.today():
-        return replace(answer, status="expired")
+    granted = answer.status == PriorAuthStatus.GRANTED
+    if granted and answer.valid_until and answer.valid_until < platform.today():
+        return replace(answer, status=PriorAuthStatus.EXPIRED)
     return answer
 
 
@@ -439,7 +381,7 @@ def decide_prior_auth(
     An accepted request is valid ``validity_days`` of ``policy`` (default: the settings').
     """
     in_force = policy if policy is not None else prior_auth_policy(platform.settings)
-    wanted = "granted" if accept else "refused"
+    wanted = PriorAuthStatus.GRANTED if accept else PriorAuthStatus.REFUSED
     reason = reason.strip()[:500]
     if not accept and not reason:
         raise ServiceError("prior_auth.reason_required", "say why the request is refused")
@@ -448,12 +390,12 @@ def decide_prior_auth(
         row = _row(conn, number)
         if row is None or (insurer_id is not None and row.insurer_id != insurer_id):
             raise NotFound("prior_auth.unknown", "no such agreement")
-        if row.status != "pending":
+        if row.status != PriorAuthStatus.PENDING:
             if row.status == wanted and row.decided_by not in (None, "rules"):
                 return _answer(row)
             raise Conflict("prior_auth.decided", f"this request is already {row.status}")
         values: dict[str, Any] = {
-            "status": wanted,
+            "status": wanted.value,
             "decided_at": now,
             "decided_by": actor[:120],
             "reason": reason or None,
@@ -480,7 +422,7 @@ def decide_prior_auth(
             at=now,
             actor=actor,
             action="prior_auth.decide",
-            decision=wanted,
+            decision=wanted.value,
             insurer=str(amc),
             detail={"agreement": number},
         )

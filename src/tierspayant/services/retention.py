@@ -2,9 +2,11 @@
 
 Default period: **2 years after the end of coverage** (:data:`DEFAULT_RETENTION_DAYS`).
 Why two years: a provider may bill care given while the person was covered up to two
-years later (the two-year limitation of claims for health benefits, art. L.332-1 of the
-Code de la sécurité sociale and art. L.221-11 of the Code de la mutualité), and each of
-those late invoices needs the rights check and the adjudication to find the record.
+years later (actions arising from a complementary health contract are time-barred after
+two years: art. L.221-11 of the Code de la mutualité for mutuelles, L.114-1 of the Code
+des assurances for insurance companies, L.932-13 of the Code de la sécurité sociale for
+institutions de prévoyance), and each of those late invoices needs the rights check and
+the adjudication to find the record.
 After that the platform, which acts as the insurer's processor, has no use for it; the
 insurer keeps its own archives. Every extra year kept would add former members to the
 people exposed by a breach (the 2024 lesson). The period is configurable

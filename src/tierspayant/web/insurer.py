@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response
 
 from tierspayant.domain.errors import CatalogueError, DomainError
-from tierspayant.domain.guarantees import validate_responsable
+from tierspayant.domain.responsable import validate_responsable
 from tierspayant.formats.catalogue import parse_catalogue
 from tierspayant.services import enrolment, insurers, portal_views, prior_auth
 from tierspayant.services.platform import Platform

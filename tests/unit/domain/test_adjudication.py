@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -264,6 +265,12 @@ def pharmacy_lines(draw: st.DrawFn) -> ClaimLine:
     )
 
 
+def _half_up(cents: int, rate_bp: int) -> int:
+    """``cents`` × ``rate_bp`` / 10 000, rounded half up, through Decimal (an oracle)."""
+    exact = Decimal(cents) * Decimal(rate_bp) / Decimal(10_000)
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(pharmacy_lines(), min_size=1, max_size=6))
 def test_any_claim_respects_the_money_invariants(lines: list[ClaimLine]) -> None:
@@ -273,10 +280,21 @@ def test_any_claim_respects_the_money_invariants(lines: list[ClaimLine]) -> None
         accepted = judged_line.accepted_cents
         assert 0 <= accepted <= line.amc_requested_cents
         if judged_line.payable:
-            # The patient's remainder is never negative: AMO + AMC + patient = billed.
-            patient = line.billed_cents - line.amo_paid_cents - accepted
-            assert patient >= 0
-            assert line.amo_paid_cents + accepted + patient == line.billed_cents
+            # The patient's remainder, from the line's own figures, is never negative.
+            assert line.billed_cents - line.amo_paid_cents - accepted >= 0
+            # What CONTRACT covers, worked out apart from the engine. A payable line was
+            # priced at its own rate (an ALD line below 100 % is refused before pricing):
+            # AMO base = BR × rate rounded half up, ticket modérateur = BR − AMO base.
+            amo_base = _half_up(line.br_cents, line.amo_rate_bp)
+            tm = line.br_cents - amo_base
+            if line.family == "medical_device":
+                # 100 % BR + 50,00 € a unit, within what the AMO left; the annual
+                # ceiling can only lower it.
+                most = min(tm + 5_000 * line.quantity, line.billed_cents - amo_base)
+                assert accepted <= most
+            else:
+                # Drugs: 100 % BR pays the ticket modérateur; asking less is paid as asked.
+                assert accepted == min(line.amc_requested_cents, tm)
         if judged_line.status is REJECTED:
             assert accepted == 0
             assert judged_line.reason is not None

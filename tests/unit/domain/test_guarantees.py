@@ -23,8 +23,8 @@ from tierspayant.domain.guarantees import (
     add_months,
     counter_window,
     validate_contract,
-    validate_responsable,
 )
+from tierspayant.domain.responsable import validate_responsable
 from tierspayant.formats.catalogue import read_catalogue
 from tierspayant.formats.reference import load_default_reference
 

@@ -7,6 +7,7 @@ import json
 import pickle
 from dataclasses import replace
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,7 +25,6 @@ from tierspayant.domain.guarantees import (
     Guarantee,
     Period,
 )
-from tierspayant.domain.money import apply_rate
 from tierspayant.domain.pricing import (
     COUNTER_FRANCHISE_YEAR,
     COUNTER_PARTICIPATION_DAY,
@@ -449,19 +449,45 @@ CASES = [
         id="sage-midwife-150",
     ),
     # DENT
-    pytest.param(
-        BASIC,
-        [line(D.DENT, "dental_care", 2300)],
-        {"care_date": date(2023, 9, 30), "coverage_start": date(2023, 1, 1)},
-        [(1610, 690, 0)],
-        id="dent-care-70-until-2023-09-30",
-    ),
+    # Dental care: 70 % until 14 October 2023, 60 % from the 15th (the arrêté published
+    # on the 14th, not 1 October as first announced). BR 23,00: AMO 16,10 then 13,80.
     pytest.param(
         BASIC,
         [line(D.DENT, "dental_care", 2300)],
         {"care_date": date(2023, 10, 1), "coverage_start": date(2023, 1, 1)},
+        [(1610, 690, 0)],
+        id="dent-care-still-70-on-2023-10-01",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.DENT, "dental_care", 2300)],
+        {"care_date": date(2023, 10, 14), "coverage_start": date(2023, 1, 1)},
+        [(1610, 690, 0)],
+        id="dent-care-70-until-2023-10-14",
+    ),
+    pytest.param(
+        BASIC,
+        [line(D.DENT, "dental_care", 2300)],
+        {"care_date": date(2023, 10, 15), "coverage_start": date(2023, 1, 1)},
         [(1380, 920, 0)],
-        id="dent-care-60-from-2023-10-01",
+        id="dent-care-60-from-2023-10-15",
+    ),
+    # A crown billed 600,00 on a BR of 120,00 under 250 % BR: the AMC pays
+    # min(600, 300) − AMO. On 14 October 2023 AMO 70 % = 84,00, AMC 216,00; from the 15th
+    # AMO 60 % = 72,00, AMC 228,00; the patient pays 300,00 either way.
+    pytest.param(
+        PROSTHESIS,
+        [line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B)],
+        {"care_date": date(2023, 10, 14), "coverage_start": date(2023, 1, 1)},
+        [(8400, 21600, 30000)],
+        id="dent-crown-70-until-2023-10-14",
+    ),
+    pytest.param(
+        PROSTHESIS,
+        [line(D.DENT, "dental_prosthesis", 60000, 12000, rss_class=B)],
+        {"care_date": date(2023, 10, 15), "coverage_start": date(2023, 1, 1)},
+        [(7200, 22800, 30000)],
+        id="dent-crown-60-from-2023-10-15",
     ),
     pytest.param(
         PROSTHESIS,
@@ -755,11 +781,12 @@ def test_cases_across_domains(
     expected: list[tuple[int, int, int]],
 ) -> None:
     # Given a contract, beneficiary facts and the lines of an invoice
-    result = price(c, request(*lines, **facts), REFERENCE)
+    req = request(*lines, **facts)
+    result = price(c, req, REFERENCE)
     # Then each line has the AMO paid, AMC and patient shares worked out by hand
     got = [(r.amo_paid_cents, r.amc_cents, r.patient_cents) for r in result.lines]
     assert got == expected
-    _check_invariants(c, result)
+    _check_invariants(c, req, result)
 
 
 def test_at_least_sixty_cases_cover_all_thirteen_domains() -> None:
@@ -1011,8 +1038,9 @@ ONE_LINE_PER_DOMAIN = (
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
 def test_example_catalogues_price_a_line_in_every_domain(path: Path) -> None:
     for c in read_catalogue(path).contracts:
-        result = price(c, request(*ONE_LINE_PER_DOMAIN), REFERENCE)
-        _check_invariants(c, result)
+        req = request(*ONE_LINE_PER_DOMAIN)
+        result = price(c, req, REFERENCE)
+        _check_invariants(c, req, result)
         # The forfait journalier is always paid in full by a contrat responsable
         assert result.lines[8].patient_cents == 0
 
@@ -1159,28 +1187,79 @@ def requests(draw: st.DrawFn) -> PricingRequest:
     )
 
 
-def _check_invariants(c: Contract, result: PricingResult) -> None:
-    for r in result.lines:
-        # Every cent is paid by someone, exactly once
-        assert r.amc_cents + r.amo_paid_cents + r.patient_cents == r.billed_cents
-        assert r.amo_paid_cents == r.amo_base_cents - r.participation_cents - r.franchise_cents
-        # Never negative, never more than the cost
-        assert 0 <= r.amc_cents <= r.billed_cents - r.amo_paid_cents
-        assert r.amo_paid_cents >= 0
-        assert r.amo_base_cents == apply_rate(r.br_cents, r.amo_rate_bp)
+def _half_up(cents: int, rate_bp: int) -> int:
+    """``cents`` × ``rate_bp`` / 10 000, rounded half up, through Decimal (an oracle)."""
+    exact = Decimal(cents) * Decimal(rate_bp) / Decimal(10_000)
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+_FULL_RATE = {Exemption.ALD, Exemption.MATERNITY, Exemption.WORK_ACCIDENT}
+_SPARED = {Exemption.MATERNITY, Exemption.CSS}
+
+
+def _amo_rate(line: PricingLine, req: PricingRequest) -> int:
+    """The AMO rate of ``line`` as the regulation states it (DOMAIN.md), apart from the engine."""
+    rules = REFERENCE.on(req.care_date)
+    if line.amo_rate_bp is not None:
+        return line.amo_rate_bp
+    if line.exemption in _FULL_RATE:
+        return 10_000
+    ordinary = rules.family_rates_bp[line.family]
+    hors_parcours = (
+        rules.families[line.family].care_pathway
+        and not line.in_care_pathway
+        and req.age >= rules.care_pathway_min_age
+    )
+    # Outside the pathway the patient never gets *more* than the ordinary rate.
+    return min(ordinary, rules.hors_parcours_rate_bp) if hors_parcours else ordinary
+
+
+def _check_invariants(c: Contract, req: PricingRequest, result: PricingResult) -> None:
+    """Check each line against figures worked out from the request, not read from the result."""
+    rules = REFERENCE.on(req.care_date)
+    spared = req.age < rules.exemption_age or req.maternity or req.css
+    assert len(result.lines) == len(req.lines)
+    for line, r in zip(req.lines, result.lines, strict=True):
+        # The line comes back as sent, in its place
+        assert (r.act_code, r.family, r.quantity) == (line.act_code, line.family, line.quantity)
+        assert (r.billed_cents, r.br_cents) == (line.billed_cents, line.br_cents)
+        # AMO base = the regulation's rate × BR, rounded half up; TM and dépassement follow
+        rate = _amo_rate(line, req)
+        base = _half_up(line.br_cents, rate)
+        assert (r.amo_rate_bp, r.amo_base_cents) == (rate, base)
+        assert r.tm_cents == line.br_cents - base
+        assert r.depassement_cents == line.billed_cents - line.br_cents
+        # Deductions: at most the unit amount per unit, none for whoever is spared them
+        family = rules.families[line.family]
+        exempt = spared or line.exemption in _SPARED
+        most_part = 0 if exempt or not family.participation else rules.participation_cents
+        kind = family.franchise
+        most_fr = 0 if exempt or kind is None else rules.franchise_cents[kind]
+        assert 0 <= r.participation_cents <= most_part * line.quantity
+        assert 0 <= r.franchise_cents <= most_fr * line.quantity
+        # AMO paid: that base less the deductions, never negative
+        amo_paid = base - r.participation_cents - r.franchise_cents
+        assert r.amo_paid_cents == amo_paid
+        assert amo_paid >= 0
+        # AMC: never negative, never more than the cost the AMO left
+        assert 0 <= r.amc_cents <= line.billed_cents - amo_paid
+        # Patient: what the line was billed, less what the AMO and the AMC pay
+        assert r.patient_cents == line.billed_cents - amo_paid - r.amc_cents
         if c.responsable:
             # Participation and franchises are never covered by a contrat responsable
             assert r.patient_cents >= r.participation_cents + r.franchise_cents
-    assert result.amc_cents == sum(r.amc_cents for r in result.lines)
-    assert result.patient_cents == sum(r.patient_cents for r in result.lines)
-    assert result.billed_cents == result.amc_cents + result.amo_paid_cents + result.patient_cents
+    # Totals: what was sent, and the sums of the lines
+    assert result.billed_cents == sum(line.billed_cents for line in req.lines)
+    assert result.br_cents == sum(line.br_cents for line in req.lines)
+    for name in ("amo_base_cents", "amo_paid_cents", "amc_cents", "patient_cents"):
+        assert getattr(result, name) == sum(getattr(r, name) for r in result.lines), name
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(c=contracts(), req=requests())
 def test_invariants_hold_for_any_contract_and_lines(c: Contract, req: PricingRequest) -> None:
     result = price(c, req, REFERENCE)
-    _check_invariants(c, result)
+    _check_invariants(c, req, result)
     rules = REFERENCE.on(req.care_date)
     # The AMO's annual caps hold, counting what was already deducted
     before_part = req.counters.get(COUNTER_PARTICIPATION_YEAR, (0, 0))[0]

@@ -77,7 +77,25 @@ def test_amo_rates_by_family() -> None:
     )
     assert rates["hospital_stay"] == 8000
     assert rates["transport"] == 5500
-    assert REFERENCE.on(date(2023, 9, 30)).family_rates_bp["dental_care"] == 7000
+
+
+@pytest.mark.parametrize(
+    ("day", "rate_bp"),
+    [(date(2023, 10, 1), 7000), (date(2023, 10, 14), 7000), (date(2023, 10, 15), 6000)],
+)
+def test_dental_rates_fell_to_60_percent_on_15_october_2023(day: date, rate_bp: int) -> None:
+    # The arrêté published on 14 October 2023 raised the ticket modérateur of the acts
+    # mostly performed by dentists, care and prostheses alike, from 30 % to 40 %.
+    rates = REFERENCE.on(day).family_rates_bp
+    assert (rates["dental_care"], rates["dental_prosthesis"]) == (rate_bp, rate_bp)
+
+
+def test_doctors_acts_kept_70_percent_over_the_dental_change() -> None:
+    # Acts mostly performed by doctors (stomatology, oral surgery, imaging) are priced
+    # under the doctors' families, untouched by the dental change.
+    for day in (date(2023, 10, 14), date(2023, 10, 15)):
+        rates = REFERENCE.on(day).family_rates_bp
+        assert (rates["technical_act"], rates["imaging"]) == (7000, 7000)
 
 
 def test_optics_caps_by_lens_complexity() -> None:

@@ -1,0 +1,189 @@
+"""The accounting entries of each event: its journal, its reference, its balanced entries.
+
+Every movement of money the platform books is built here, once, as a :class:`Posting` of
+:mod:`tierspayant.domain.ledger`; services write what these functions return. A posting is
+identified by ``(journal, reference)``, so the references are built here too: posting the
+same event again must give the same key. The table of journals is in ``docs/money.md``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+from tierspayant.domain.ledger import (
+    BANK,
+    FEES,
+    AccountKind,
+    Posting,
+    account,
+    credit,
+    debit,
+    posting,
+)
+from tierspayant.domain.payments import billing_run_key
+
+
+class Journal(StrEnum):
+    """The journals of the ledger (the values are stored with every posting)."""
+
+    ADJUDICATION = "adjudication"  # a claim accepted: the insurer owes, we owe the provider
+    ADJUDICATION_REVERSAL = "adjudication.reversal"  # an unpaid claim withdrawn
+    PAYMENT = "payment"  # credit transfer to a provider
+    RECOVERY = "recovery"  # undue amounts deducted from a payment
+    UNDUE = "undue"  # a paid line found undue
+    FEES = "fees"  # operator fees charged to an insurer
+    BILLING = "billing"  # fund call collected from an insurer
+    BILLING_RETURN = "billing.return"  # fund call returned by the insurer's bank
+
+
+def claim_reference(insurer_id: int, claim_id: int, version: int) -> str:
+    """The ledger reference of a claim's adjudication (and of its reversal)."""
+    return f"claim:{insurer_id}:{claim_id}:v{version}"
+
+
+def payment_reference(run_key: str, provider_id: int) -> str:
+    """The reference of a provider's payment and recovery in a payment run."""
+    return f"{run_key}:{provider_id}"
+
+
+def fee_reference(period: str, insurer_id: int) -> str:
+    """The reference of an insurer's operator fees for a billing period."""
+    return f"fee:{period}:{insurer_id}"
+
+
+def fund_call_reference(period: str, insurer_id: int) -> str:
+    """Reference of the fund call's posting (``billing``) and of its return."""
+    return f"{billing_run_key(period)}:{insurer_id}"
+
+
+def adjudication(
+    insurer_id: int,
+    claim_id: int,
+    version: int,
+    amc: str,
+    provider_id: int,
+    cents: int,
+    day: date,
+    invoice_number: str,
+) -> Posting:
+    """A claim accepted for ``cents``: the insurer ``amc`` owes them, we owe the provider."""
+    return posting(
+        Journal.ADJUDICATION.value,
+        claim_reference(insurer_id, claim_id, version),
+        day,
+        debit(account(AccountKind.INSURER_RECEIVABLE, amc), cents),
+        credit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
+        memo=f"invoice {invoice_number}",
+    )
+
+
+def adjudication_reversal(
+    insurer_id: int,
+    claim_id: int,
+    version: int,
+    amc: str,
+    provider_id: int,
+    cents: int,
+    day: date,
+    invoice_number: str,
+) -> Posting:
+    """The mirror of :func:`adjudication`, for an unpaid claim withdrawn."""
+    return posting(
+        Journal.ADJUDICATION_REVERSAL.value,
+        claim_reference(insurer_id, claim_id, version),
+        day,
+        debit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
+        credit(account(AccountKind.INSURER_RECEIVABLE, amc), cents),
+        memo=f"invoice {invoice_number} withdrawn",
+    )
+
+
+def recovery(run_key: str, provider_id: int, day: date, cents: int) -> Posting:
+    """Undue amounts the provider owed, deducted from what we owe it in a payment run."""
+    return posting(
+        Journal.RECOVERY.value,
+        payment_reference(run_key, provider_id),
+        day,
+        debit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
+        credit(account(AccountKind.PROVIDER_OVERPAID, provider_id), cents),
+        memo="undue amounts deducted from the payment",
+    )
+
+
+def payment(run_key: str, provider_id: int, day: date, cents: int) -> Posting:
+    """The net credit transfer to a provider in a payment run."""
+    return posting(
+        Journal.PAYMENT.value,
+        payment_reference(run_key, provider_id),
+        day,
+        debit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
+        credit(BANK, cents),
+        memo="SEPA credit transfer",
+    )
+
+
+def undue(
+    insurer_id: int,
+    claim_id: int,
+    line_no: int,
+    amc: str,
+    provider_id: int,
+    cents: int,
+    day: date,
+    reason_code: str,
+) -> Posting:
+    """A paid line found undue: the provider owes it back, the insurer no longer owes it."""
+    return posting(
+        Journal.UNDUE.value,
+        f"undue:{insurer_id}:{claim_id}:{line_no}",
+        day,
+        debit(account(AccountKind.PROVIDER_OVERPAID, provider_id), cents),
+        credit(account(AccountKind.INSURER_RECEIVABLE, amc), cents),
+        memo=reason_code,
+    )
+
+
+def fees(
+    period: str, insurer_id: int, amc: str, cents: int, day: date, lines: int, rate: int
+) -> Posting:
+    """The operator fees of a billing period charged to the insurer ``amc``."""
+    return posting(
+        Journal.FEES.value,
+        fee_reference(period, insurer_id),
+        day,
+        debit(account(AccountKind.INSURER_RECEIVABLE, amc), cents),
+        credit(FEES, cents),
+        memo=f"operator fees {period}: {lines} lines x {rate} cents",
+    )
+
+
+def fund_call(period: str, insurer_id: int, amc: str, due: int, day: date) -> Posting:
+    """The fund call collected from an insurer; a negative amount due is the other way round."""
+    receivable = account(AccountKind.INSURER_RECEIVABLE, amc)
+    entries = (
+        (debit(BANK, due), credit(receivable, due))
+        if due > 0
+        else (debit(receivable, -due), credit(BANK, -due))
+    )
+    return posting(
+        Journal.BILLING.value,
+        fund_call_reference(period, insurer_id),
+        day,
+        *entries,
+        memo=f"fund call {period}",
+    )
+
+
+def fund_call_return(
+    period: str, insurer_id: int, amc: str, cents: int, day: date, reason_code: str
+) -> Posting:
+    """The mirror of a collected fund call that the insurer's bank returned."""
+    return posting(
+        Journal.BILLING_RETURN.value,
+        fund_call_reference(period, insurer_id),
+        day,
+        debit(account(AccountKind.INSURER_RECEIVABLE, amc), cents),
+        credit(BANK, cents),
+        memo=f"fund call {period} returned: {reason_code}",
+    )
