@@ -10,13 +10,12 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tierspayant.domain.errors import DomainError
 from tierspayant.security.ratelimit import RateLimitStoreDown
 from tierspayant.services.errors import ServiceError, TooManyRequests
-from tierspayant.store.db import DatabaseBusy
+from tierspayant.services.run_failures import DATABASE_ERRORS, is_busy
 
 log = structlog.get_logger("tierspayant.api")
 
@@ -136,16 +135,13 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "30"},
         )
 
-    @app.exception_handler(DatabaseBusy)
-    async def database_busy(_request: Request, _exc: DatabaseBusy) -> JSONResponse:
-        return _busy()
-
-    @app.exception_handler(OperationalError)
-    async def database_error(_request: Request, exc: OperationalError) -> JSONResponse:
-        # SQLite's busy timeout ran out: another process held the file's write lock.
-        if "database is locked" in str(exc.orig):
+    async def database_error(_request: Request, exc: Exception) -> JSONResponse:
+        if is_busy(exc):
             return _busy()
         raise exc  # anything else is a fault: the server's 500
+
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, database_error)
 
     @app.exception_handler(json.JSONDecodeError)
     async def bad_json(_request: Request, _exc: json.JSONDecodeError) -> JSONResponse:
