@@ -32,9 +32,7 @@ def principal_status(conn: Connection, principal_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
-def set_status(
-    conn: Connection, principal_id: str, status: str, reason: str, at: datetime
-) -> None:
+def set_status(conn: Connection, principal_id: str, status: str, reason: str, at: datetime) -> None:
     """Change a principal's status, saying why and when."""
     conn.execute(
         update(principals)
