@@ -11,7 +11,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from tierspayant.store.beneficiaries import BeneficiaryRecord, _record
+from tierspayant.store.beneficiaries import BeneficiaryRecord, record_from_row
 from tierspayant.store.cards_tables import canary_marks, card_signing_keys, cards
 from tierspayant.store.tables import beneficiaries, insurers
 
@@ -227,7 +227,7 @@ def families(conn: Connection, insurer_id: int) -> Generator[list[BeneficiaryRec
     current: list[BeneficiaryRecord] = []
     try:
         for row in rows:
-            record = _record(row)
+            record = record_from_row(row)
             if current and current[0].idx_family != record.idx_family:
                 yield current
                 current = []
@@ -327,7 +327,7 @@ def rows_by_id(conn: Connection, insurer_id: int, ids: Iterable[int]) -> list[Be
             beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id.in_(wanted)
         )
     ).all()
-    return [_record(r) for r in rows]
+    return [record_from_row(r) for r in rows]
 
 
 def delete_rows(conn: Connection, insurer_id: int, ids: Iterable[int]) -> int:
