@@ -24,7 +24,7 @@ from tierspayant.services.breakglass import open_identity
 from tierspayant.services.identification import identify
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.platform import Platform
-from tierspayant.store.beneficiaries import _record
+from tierspayant.store.beneficiaries import record_from_row
 from tierspayant.store.db import make_engine, migrate
 from tierspayant.store.keys import insurer_scope
 from tierspayant.store.tables import beneficiaries, data_keys
@@ -69,7 +69,7 @@ def _names(platform: Platform, insurer_id: int, amc: str) -> dict[int, tuple[str
         ).all()
         out = {}
         for row in rows:
-            identity = open_identity(platform, conn, amc, _record(row), show_nir=True)
+            identity = open_identity(platform, conn, amc, record_from_row(row), show_nir=True)
             out[int(row.id)] = (identity.last_name, identity.first_name, identity.nir)
     return out
 

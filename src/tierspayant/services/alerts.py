@@ -28,7 +28,7 @@ from typing import Protocol
 
 import httpx
 import structlog
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine
 
 from tierspayant.config import Settings
 from tierspayant.security.guard import (
@@ -45,9 +45,9 @@ from tierspayant.security.guard import (
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import Conflict, Forbidden, NotFound
-from tierspayant.store import audit
-from tierspayant.store.security_tables import GuardDailyHistory, security_alerts
-from tierspayant.store.tables import access_tokens, principals
+from tierspayant.store import alerts as store
+from tierspayant.store import audit, principals, tokens
+from tierspayant.store.alerts import GuardDailyHistory
 
 log = structlog.get_logger("tierspayant.alerts")
 
@@ -226,21 +226,17 @@ def _principal_kind(ctx: LookupContext | None) -> str | None:
 def _insert_alert(
     conn: Connection, signal: Signal, principal: str | None, insurer: str | None
 ) -> int:
-    result = conn.execute(
-        security_alerts.insert().values(
-            at=signal.at,
-            level=signal.level.value,
-            code=signal.code,
-            principal=principal,
-            structure=signal.structure,
-            insurer=insurer,
-            message=signal.message[:300],
-            figures=json.dumps(dict(signal.figures), sort_keys=True, separators=(",", ":")),
-        )
+    return store.insert_alert(
+        conn,
+        at=signal.at,
+        level=signal.level.value,
+        code=signal.code,
+        principal=principal,
+        structure=signal.structure,
+        insurer=insurer,
+        message=signal.message[:300],
+        figures=json.dumps(dict(signal.figures), sort_keys=True, separators=(",", ":")),
     )
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
 
 
 def _payload(
@@ -302,30 +298,14 @@ def suspend_principal(
     """
     now = platform.now()
     reason = reason[:200]
-    previous = conn.execute(
-        select(principals.c.status).where(principals.c.id == principal_id)
-    ).scalar_one_or_none()
+    previous = principals.principal_status(conn, principal_id)
     if previous is None:
-        conn.execute(
-            principals.insert().values(
-                id=principal_id,
-                kind=kind or "unknown",
-                status="suspended",
-                status_reason=reason,
-                status_changed_at=now,
-            )
+        principals.insert_principal(
+            conn, principal_id, kind or "unknown", "suspended", reason=reason, changed_at=now
         )
     elif previous != "suspended":
-        conn.execute(
-            update(principals)
-            .where(principals.c.id == principal_id)
-            .values(status="suspended", status_reason=reason, status_changed_at=now)
-        )
-    revoked = conn.execute(
-        update(access_tokens)
-        .where(access_tokens.c.principal == principal_id, access_tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    ).rowcount
+        principals.set_status(conn, principal_id, "suspended", reason, now)
+    revoked = tokens.revoke_tokens(conn, principal_id, now)
     # Tokens this process cached must stop working now, not when the cache expires.
     platform.principals.clear()
     try:
@@ -343,7 +323,7 @@ def suspend_principal(
             decision="allow",
             detail={"principal": principal_id, "reason": reason, "tokens_revoked": revoked},
         )
-    return int(revoked)
+    return revoked
 
 
 def reinstate_principal(
@@ -366,21 +346,17 @@ def reinstate_principal(
         )
     now = platform.now()
     with platform.engine.begin() as conn:
-        status = conn.execute(
-            select(principals.c.status).where(principals.c.id == principal_id)
-        ).scalar_one_or_none()
+        status = principals.principal_status(conn, principal_id)
         if status is None:
             raise NotFound("principal.not_found", "no such principal")
         if status != "suspended":
             raise Conflict("principal.not_suspended", "the principal is not suspended")
-        conn.execute(
-            update(principals)
-            .where(principals.c.id == principal_id)
-            .values(
-                status="active",
-                status_reason=f"reinstated by {approver_1.id} and {approver_2.id}"[:200],
-                status_changed_at=now,
-            )
+        principals.set_status(
+            conn,
+            principal_id,
+            "active",
+            f"reinstated by {approver_1.id} and {approver_2.id}"[:200],
+            now,
         )
         audit.append(
             conn,
@@ -401,14 +377,6 @@ def acknowledge_alert(platform: AlertingPlatform, alert_id: int, operator: Princ
     if operator.kind is not PrincipalKind.OPERATOR_STAFF:
         raise Forbidden("auth.forbidden", "only operator staff may acknowledge alerts")
     with platform.engine.begin() as conn:
-        changed = conn.execute(
-            update(security_alerts)
-            .where(security_alerts.c.id == alert_id, security_alerts.c.acknowledged_at.is_(None))
-            .values(acknowledged_at=platform.now(), acknowledged_by=operator.id)
-        ).rowcount
-        if not changed:
-            exists = conn.execute(
-                select(security_alerts.c.id).where(security_alerts.c.id == alert_id)
-            ).first()
-            if exists is None:
-                raise NotFound("alert.not_found", "no such alert")
+        changed = store.acknowledge(conn, alert_id, platform.now(), operator.id)
+        if not changed and not store.alert_exists(conn, alert_id):
+            raise NotFound("alert.not_found", "no such alert")

@@ -14,12 +14,11 @@ when it becomes usable, so the DPO learns of each access without asking.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection
 
 from tierspayant.domain.identifiers import parse_nir
 from tierspayant.security.audit import subject_pseudonym
@@ -29,10 +28,10 @@ from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceEr
 from tierspayant.services.insurers import get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
-from tierspayant.store.beneficiaries import BeneficiaryRecord, _record
+from tierspayant.store import breakglass as store
+from tierspayant.store.beneficiaries import BeneficiaryRecord, beneficiary_exists, record_by_id
+from tierspayant.store.insurers import amc_number_of
 from tierspayant.store.keys import insurer_scope
-from tierspayant.store.operations_tables import breakglass_grants
-from tierspayant.store.tables import beneficiaries, insurers
 
 log = structlog.get_logger("tierspayant.breakglass")
 
@@ -80,28 +79,24 @@ class RevealedIdentity:
     nir: str
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _grant(row: Row[Any]) -> Grant:
+def _grant(row: store.GrantRow) -> Grant:
     return Grant(
-        id=int(row.id),
-        requester=str(row.requester),
-        reason=str(row.reason),
+        id=row.id,
+        requester=row.requester,
+        reason=row.reason,
         scope=GrantScope(row.scope),
         insurer_id=row.insurer_id,
         beneficiary_id=row.beneficiary_id,
-        status=str(row.status),
-        requested_at=_aware(row.requested_at),
-        expires_at=_aware(row.expires_at),
+        status=row.status,
+        requested_at=row.requested_at,
+        expires_at=row.expires_at,
         approver=row.approver,
         dpo_notice=row.dpo_notice,
     )
 
 
 def _load(conn: Connection, grant_id: int) -> Grant:
-    row = conn.execute(select(breakglass_grants).where(breakglass_grants.c.id == grant_id)).first()
+    row = store.grant_by_id(conn, grant_id)
     if row is None:
         raise NotFound("breakglass.not_found", f"no break-glass grant {grant_id}")
     return _grant(row)
@@ -140,27 +135,20 @@ def request_grant(
         if scope is GrantScope.BENEFICIARY:
             _check_beneficiary(conn, insurer_id, beneficiary_id)
         status = "pending" if scope.needs_second_approver else "active"
-        grant_id = conn.execute(
-            breakglass_grants.insert()
-            .values(
-                requester=actor,
-                reason=reason.strip(),
-                scope=scope.value,
-                insurer_id=insurer_id,
-                beneficiary_id=beneficiary_id,
-                status=status,
-                requested_at=now,
-                expires_at=now + timedelta(hours=hours),
-            )
-            .returning(breakglass_grants.c.id)
-        ).scalar_one()
-        grant = _load(conn, int(grant_id))
-        notice = _notify_dpo(platform, conn, grant, "request")
-        conn.execute(
-            update(breakglass_grants)
-            .where(breakglass_grants.c.id == grant.id)
-            .values(dpo_notice=notice)
+        grant_id = store.insert_grant(
+            conn,
+            requester=actor,
+            reason=reason.strip(),
+            scope=scope.value,
+            insurer_id=insurer_id,
+            beneficiary_id=beneficiary_id,
+            status=status,
+            requested_at=now,
+            expires_at=now + timedelta(hours=hours),
         )
+        grant = _load(conn, grant_id)
+        notice = _notify_dpo(platform, conn, grant, "request")
+        store.set_dpo_notice(conn, grant.id, notice)
         audit.append(
             conn,
             at=now,
@@ -182,12 +170,7 @@ def _check_beneficiary(
         raise ServiceError(
             "breakglass.target", "a one-beneficiary grant names the insurer and the beneficiary"
         )
-    found = conn.execute(
-        select(beneficiaries.c.id).where(
-            beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id == beneficiary_id
-        )
-    ).first()
-    if found is None:
+    if not beneficiary_exists(conn, insurer_id, beneficiary_id):
         raise NotFound("breakglass.target", "no such beneficiary for this insurer")
 
 
@@ -207,11 +190,7 @@ def approve_grant(platform: Platform, grant_id: int, approver: str) -> Grant:
                 "breakglass.second_approver_required",
                 "a second operator, not the requester, must approve",
             )
-        conn.execute(
-            update(breakglass_grants)
-            .where(breakglass_grants.c.id == grant_id, breakglass_grants.c.status == "pending")
-            .values(status="active", approver=approver, approved_at=now)
-        )
+        store.activate(conn, grant_id, approver, now)
         grant = _load(conn, grant_id)
         _notify_dpo(platform, conn, grant, "approval")
         audit.append(
@@ -232,11 +211,7 @@ def close_grant(platform: Platform, grant_id: int, actor: str) -> Grant:
     with platform.engine.begin() as conn:
         grant = _load(conn, grant_id)
         if grant.status != "closed":
-            conn.execute(
-                update(breakglass_grants)
-                .where(breakglass_grants.c.id == grant_id)
-                .values(status="closed")
-            )
+            store.close(conn, grant_id)
             audit.append(
                 conn,
                 at=now,
@@ -253,8 +228,7 @@ def list_grants(platform: Platform, *, usable_only: bool = False) -> list[Grant]
     """Grants, newest first (``usable_only``: those that open data right now)."""
     now = platform.now()
     with platform.engine.connect() as conn:
-        rows = conn.execute(select(breakglass_grants).order_by(breakglass_grants.c.id.desc()))
-        grants = [_grant(row) for row in rows]
+        grants = [_grant(row) for row in store.all_grants(conn)]
     return [g for g in grants if g.usable_at(now)] if usable_only else grants
 
 
@@ -266,7 +240,7 @@ def require_grant(
     scopes: frozenset[GrantScope],
 ) -> Grant:
     """The grant ``actor`` holds, if usable now for one of ``scopes``; else Forbidden."""
-    row = conn.execute(select(breakglass_grants).where(breakglass_grants.c.id == grant_id)).first()
+    row = store.grant_by_id(conn, grant_id)
     grant = None if row is None else _grant(row)
     if (
         grant is None
@@ -288,7 +262,7 @@ def reveal_beneficiary(platform: Platform, grant_id: int, actor: str) -> Reveale
         grant = require_grant(conn, grant_id, actor, now, frozenset({GrantScope.BENEFICIARY}))
         assert grant.insurer_id is not None
         assert grant.beneficiary_id is not None
-        amc = _amc(conn, grant.insurer_id)
+        amc = amc_number_of(conn, grant.insurer_id)
         record = load_record(conn, grant.insurer_id, grant.beneficiary_id)
         identity = open_identity(platform, conn, amc, record, show_nir=False)
         audit.append(
@@ -305,22 +279,12 @@ def reveal_beneficiary(platform: Platform, grant_id: int, actor: str) -> Reveale
         return identity
 
 
-def _amc(conn: Connection, insurer_id: int) -> str:
-    return str(
-        conn.execute(select(insurers.c.amc_number).where(insurers.c.id == insurer_id)).scalar_one()
-    )
-
-
 def load_record(conn: Connection, insurer_id: int, beneficiary_id: int) -> BeneficiaryRecord:
     """One beneficiary row, still sealed."""
-    row = conn.execute(
-        select(beneficiaries).where(
-            beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id == beneficiary_id
-        )
-    ).first()
-    if row is None:
+    record = record_by_id(conn, insurer_id, beneficiary_id)
+    if record is None:
         raise NotFound("beneficiary.not_found", "no such beneficiary")
-    return _record(row)
+    return record
 
 
 def open_identity(
@@ -345,7 +309,7 @@ def _subject(platform: Platform, conn: Connection, grant: Grant) -> str | None:
     if grant.insurer_id is None or grant.beneficiary_id is None:
         return None
     key = platform.operator_keys().derive("audit.subject")
-    return subject_pseudonym(key, _amc(conn, grant.insurer_id), str(grant.beneficiary_id))
+    return subject_pseudonym(key, amc_number_of(conn, grant.insurer_id), str(grant.beneficiary_id))
 
 
 def _notify_dpo(platform: Platform, conn: Connection, grant: Grant, step: str) -> str:
@@ -354,7 +318,7 @@ def _notify_dpo(platform: Platform, conn: Connection, grant: Grant, step: str) -
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"breakglass-{grant.id:06d}.md"
     target = (
-        f"un bénéficiaire (assureur {_amc(conn, grant.insurer_id)}, identifiant interne "
+        f"un bénéficiaire (assureur {amc_number_of(conn, grant.insurer_id)}, identifiant interne "
         f"{grant.beneficiary_id})"
         if grant.scope is GrantScope.BENEFICIARY and grant.insurer_id is not None
         else f"accès {'en masse' if grant.scope is GrantScope.BULK else 'par export'}"

@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 
 import structlog
 from faker import Faker
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from tierspayant.formats.beneficiaries import ImportMode, LineValidator
 from tierspayant.formats.synthetic import nir_key
@@ -40,8 +40,8 @@ from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import cards as store
 from tierspayant.store.beneficiaries import STAGE_COLUMNS, StagedRow
+from tierspayant.store.insurers import amc_number_of
 from tierspayant.store.keys import insurer_scope
-from tierspayant.store.tables import beneficiaries, insurers
 
 log = structlog.get_logger("tierspayant.canaries")
 
@@ -111,7 +111,7 @@ def canary_touched(
     if not found:
         return []
     now = platform.now()
-    amc = _amc_of(conn, insurer_id)
+    amc = amc_number_of(conn, insurer_id)
     suspendable = not actor.startswith(UNSUSPENDABLE_PREFIXES)
     signal = Signal(
         level=Level.HARD,
@@ -134,12 +134,6 @@ def canary_touched(
     )
     raise_alert(platform, conn, signal, insurer=amc)
     return found
-
-
-def _amc_of(conn: Connection, insurer_id: int) -> str:
-    return str(
-        conn.execute(select(insurers.c.amc_number).where(insurers.c.id == insurer_id)).scalar_one()
-    )
 
 
 # --------------------------------------------------------------------------- planting
@@ -253,45 +247,22 @@ class _CanaryMaker:
         self.updated_at = self._latest_update()
 
     def _contract_mix(self) -> list[tuple[str, int]]:
-        rows = self.conn.execute(
-            select(beneficiaries.c.contract_code, func.count())
-            .where(beneficiaries.c.insurer_id == self.insurer_id)
-            .group_by(beneficiaries.c.contract_code)
-        ).all()
+        rows = store.contract_mix(self.conn, self.insurer_id)
         if not rows:
             raise ServiceError(
                 "canary.no_population",
                 "enrol the insurer's beneficiaries before planting canaries",
             )
-        return [(str(r[0]), int(r[1])) for r in rows]
+        return rows
 
     def _max_id(self) -> int:
-        return int(
-            self.conn.execute(
-                select(func.coalesce(func.max(beneficiaries.c.id), 0)).where(
-                    beneficiaries.c.insurer_id == self.insurer_id
-                )
-            ).scalar_one()
-        )
+        return store.max_beneficiary_id(self.conn, self.insurer_id)
 
     def _latest_update(self) -> datetime | None:
-        value = self.conn.execute(
-            select(func.max(beneficiaries.c.updated_at)).where(
-                beneficiaries.c.insurer_id == self.insurer_id
-            )
-        ).scalar()
-        return value if isinstance(value, datetime) else None
+        return store.latest_update(self.conn, self.insurer_id)
 
     def _taken(self, column: str, value: bytes) -> bool:
-        return (
-            self.conn.execute(
-                select(beneficiaries.c.id).where(
-                    beneficiaries.c.insurer_id == self.insurer_id,
-                    beneficiaries.c[column] == value,
-                )
-            ).first()
-            is not None
-        )
+        return store.index_taken(self.conn, self.insurer_id, column, value)
 
     def _nir(self, sex: str, birth: date) -> str:
         dept = self.rng.choice(_METRO)
@@ -347,14 +318,15 @@ class _CanaryMaker:
         end = values["coverage_end"]
         values["coverage_end"] = None if end is None else date.fromisoformat(str(end))
         beneficiary_id = self.next_id
-        self.conn.execute(
-            beneficiaries.insert().values(
-                insurer_id=self.insurer_id,
-                id=beneficiary_id,
-                is_canary=False,
-                updated_at=self.updated_at or now,
+        store.insert_beneficiary(
+            self.conn,
+            {
+                "insurer_id": self.insurer_id,
+                "id": beneficiary_id,
+                "is_canary": False,
+                "updated_at": self.updated_at or now,
                 **values,
-            )
+            },
         )
         self.next_id += 1
         return beneficiary_id

@@ -20,12 +20,12 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from tierspayant.config import Settings
 from tierspayant.security.audit import (
@@ -48,9 +48,7 @@ from tierspayant.security.keys import create_secret_file, read_secret_file
 from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
-from tierspayant.store.audit import _row_to_event
-from tierspayant.store.operations_tables import audit_checkpoints
-from tierspayant.store.tables import audit_events
+from tierspayant.store.checkpoints import insert_checkpoint
 
 FILE_FORMAT = "tierspayant.audit-checkpoint.v1"
 SIGNING_KEY_FILE = "audit-checkpoint.key"
@@ -178,15 +176,14 @@ def write_checkpoint(platform: Platform, out_dir: Path) -> CheckpointFile | None
     }
     _write_once(path, json.dumps(document, indent=2) + "\n")
     with platform.engine.begin() as conn:
-        conn.execute(
-            audit_checkpoints.insert().values(
-                up_to_seq=checkpoint.up_to_seq,
-                last_hash=checkpoint.last_hash,
-                merkle_root=checkpoint.merkle_root,
-                signed_at=checkpoint.at,
-                key_id=key_id(public_key),
-                file_name=path.name,
-            )
+        insert_checkpoint(
+            conn,
+            up_to_seq=checkpoint.up_to_seq,
+            last_hash=checkpoint.last_hash,
+            merkle_root=checkpoint.merkle_root,
+            signed_at=checkpoint.at,
+            key_id=key_id(public_key),
+            file_name=path.name,
         )
     return CheckpointFile(path, checkpoint, signature, key_id(public_key), frontier)
 
@@ -218,7 +215,7 @@ def _resume(latest: CheckpointFile | None) -> _Tip:
 def _extend(conn: Connection, tip: _Tip, latest: CheckpointFile | None) -> _Tip:
     """Follow the chain from ``tip`` to the newest event; Conflict at the first break."""
     expected, previous = tip.seq + 1, tip.last_hash
-    for event in _events_after(conn, tip.seq):
+    for event in audit.iter_events(conn, after=tip.seq):
         if (
             event.seq != expected
             or not hmac.compare_digest(event.prev_hash, previous)
@@ -231,24 +228,6 @@ def _extend(conn: Connection, tip: _Tip, latest: CheckpointFile | None) -> _Tip:
     if audit.count_events(conn) != expected - 1:
         raise _broken(conn, latest)  # an event missing (or added) below the tip
     return _Tip(expected - 1, previous, tip.merkle)
-
-
-def _events_after(conn: Connection, after: int, batch: int = 5000) -> Iterator[AuditEvent]:
-    while True:
-        rows = (
-            conn.execute(
-                select(audit_events)
-                .where(audit_events.c.seq > after)
-                .order_by(audit_events.c.seq)
-                .limit(batch)
-            )
-            .mappings()
-            .all()
-        )
-        if not rows:
-            return
-        yield from (_row_to_event(row) for row in rows)
-        after = int(rows[-1]["seq"])
 
 
 def _broken(conn: Connection, latest: CheckpointFile | None) -> Conflict:

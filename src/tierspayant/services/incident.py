@@ -40,7 +40,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from tierspayant.security.audit import DISCLOSED, subject_pseudonym
 from tierspayant.services.accounts import revoke_principal_sessions
@@ -56,9 +56,8 @@ from tierspayant.services.errors import ServiceError
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
-from tierspayant.store.claims_tables import prior_authorisations
-from tierspayant.store.operations_tables import incident_runs
-from tierspayant.store.tables import audit_events, beneficiaries
+from tierspayant.store import incidents as store
+from tierspayant.store.beneficiaries import ids_after
 
 # Events from before answers recorded ``disclosed``: what each (action, decision) told
 # the caller. None: a refused prior authorisation, disclosing unless its reason was
@@ -214,28 +213,13 @@ def _disclosures(
     conn: Connection, criteria: ScopeCriteria
 ) -> tuple[int, dict[str, dict[str, ScopedRecord]]]:
     """Events of the window that disclosed someone, grouped by insurer and pseudonym."""
-    who = (
-        audit_events.c.actor == criteria.principal
-        if criteria.principal is not None
-        else audit_events.c.structure == criteria.structure
-    )
-    query = select(
-        audit_events.c.insurer,
-        audit_events.c.subject,
-        audit_events.c.at,
-        audit_events.c.action,
-        audit_events.c.decision,
-        audit_events.c.detail,
-    ).where(
-        who,
-        audit_events.c.at >= criteria.start,
-        audit_events.c.at < criteria.end,
-    )
     scanned = 0
     found: dict[str, dict[str, ScopedRecord]] = {}
     # Legacy refused prior authorisations, settled by their agreements' reason codes.
     undecided: list[tuple[str, str, datetime, str | None]] = []
-    rows = conn.execute(query.execution_options(yield_per=10_000))
+    rows = audit.events_in_window(
+        conn, criteria.start, criteria.end, actor=criteria.principal, structure=criteria.structure
+    )
     for insurer, subject, at, action, decision, detail in rows:
         scanned += 1
         if subject is None or insurer is None:
@@ -246,7 +230,7 @@ def _disclosures(
             undecided.append((insurer, subject, at, agreement))
         elif verdict:
             _count(found, insurer, subject, at)
-    reasons = _reasons(conn, {a for *_, a in undecided if a is not None})
+    reasons = store.agreement_reasons(conn, {a for *_, a in undecided if a is not None})
     for insurer, subject, at, agreement in undecided:
         # An agreement no longer held: counted (the safe side).
         if agreement is None or reasons.get(agreement) != NO_RIGHTS_REASON:
@@ -290,19 +274,6 @@ def _count(
         record.last_read = max(record.last_read, at)
 
 
-def _reasons(conn: Connection, agreements: set[str]) -> dict[str, str | None]:
-    """Reason codes of agreements, by number (those still held)."""
-    reasons: dict[str, str | None] = {}
-    numbers = sorted(agreements)
-    for start in range(0, len(numbers), 1000):
-        chunk = numbers[start : start + 1000]
-        query = select(
-            prior_authorisations.c.agreement_number, prior_authorisations.c.reason_code
-        ).where(prior_authorisations.c.agreement_number.in_(chunk))
-        reasons.update({str(number): code for number, code in conn.execute(query)})
-    return reasons
-
-
 def _resolve(
     conn: Connection, key: bytes, insurer: Insurer, wanted: dict[str, ScopedRecord]
 ) -> list[ScopedRecord]:
@@ -321,13 +292,7 @@ def _resolve(
 def _ids(conn: Connection, insurer_id: int) -> Iterator[int]:
     after = 0
     while True:
-        batch = conn.execute(
-            select(beneficiaries.c.id)
-            .where(beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id > after)
-            .order_by(beneficiaries.c.id)
-            .limit(_RESOLVE_BATCH)
-        ).scalars()
-        ids = [int(i) for i in batch]
+        ids = ids_after(conn, insurer_id, after, _RESOLVE_BATCH)
         if not ids:
             return
         yield from ids
@@ -371,17 +336,16 @@ def _reveal(
 
 
 def _record_run(conn: Connection, result: IncidentScope, actor: str, revealed: int) -> None:
-    conn.execute(
-        incident_runs.insert().values(
-            kind="scope",
-            actor=actor[:120],
-            criteria=json.dumps(result.criteria.describe(), sort_keys=True),
-            started_at=result.generated_at,
-            finished_at=result.generated_at,
-            events_scanned=result.events_scanned,
-            subjects=result.people,
-            revealed=revealed,
-        )
+    store.insert_run(
+        conn,
+        kind="scope",
+        actor=actor[:120],
+        criteria=json.dumps(result.criteria.describe(), sort_keys=True),
+        started_at=result.generated_at,
+        finished_at=result.generated_at,
+        events_scanned=result.events_scanned,
+        subjects=result.people,
+        revealed=revealed,
     )
 
 

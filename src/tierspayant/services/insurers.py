@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from tierspayant.domain.errors import CatalogueError
@@ -21,18 +21,11 @@ from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
+from tierspayant.store import insurers as store
+from tierspayant.store.insurers import Insurer as Insurer
 from tierspayant.store.keys import insurer_scope
-from tierspayant.store.tables import catalogues, insurers
 
 INSURER_KINDS = ("mutuelle", "prevoyance", "assureur")
-
-
-@dataclass(frozen=True, slots=True)
-class Insurer:
-    id: int
-    amc_number: str
-    name: str
-    kind: str
 
 
 def add_insurer(platform: Platform, amc_number: str, name: str, kind: str, actor: str) -> Insurer:
@@ -47,32 +40,22 @@ def add_insurer(platform: Platform, amc_number: str, name: str, kind: str, actor
     now = platform.now()
     try:
         with platform.engine.begin() as conn:
-            insurer_id = conn.execute(
-                insurers.insert()
-                .values(amc_number=amc, name=name.strip(), kind=kind, created_at=now)
-                .returning(insurers.c.id)
-            ).scalar_one()
+            insurer_id = store.insert_insurer(conn, amc, name.strip(), kind, now)
             platform.keys.create(conn, insurer_scope(amc), now)
             audit.append(
                 conn, at=now, actor=actor, action="insurer.add", decision="allow", insurer=amc
             )
     except IntegrityError as exc:
         raise Conflict("insurer.exists", f"an insurer with AMC number {amc} exists") from exc
-    return Insurer(int(insurer_id), amc, name.strip(), kind)
-
-
-_BY_AMC = select(insurers).where(insurers.c.amc_number == bindparam("amc"))
-_LATEST_VERSION = select(func.max(catalogues.c.version)).where(
-    catalogues.c.insurer_id == bindparam("insurer_id")
-)
+    return Insurer(insurer_id, amc, name.strip(), kind)
 
 
 def get_insurer(conn: Connection, amc_number: str) -> Insurer:
     """The insurer with this AMC number, or NotFound ``insurer.unknown``."""
-    row = conn.execute(_BY_AMC, {"amc": amc_number}).first()
-    if row is None:
+    insurer = store.insurer_by_amc(conn, amc_number)
+    if insurer is None:
         raise NotFound("insurer.unknown", "no insurer has this AMC number", field="amc_number")
-    return Insurer(int(row.id), row.amc_number, row.name, row.kind)
+    return insurer
 
 
 def cached_insurer(platform: Platform, conn: Connection, amc_number: str) -> Insurer:
@@ -87,8 +70,7 @@ def cached_insurer(platform: Platform, conn: Connection, amc_number: str) -> Ins
 def list_insurers(platform: Platform) -> list[Insurer]:
     """Every insurer, by AMC number."""
     with platform.engine.connect() as conn:
-        rows = conn.execute(select(insurers).order_by(insurers.c.amc_number)).all()
-    return [Insurer(int(r.id), r.amc_number, r.name, r.kind) for r in rows]
+        return store.all_insurers(conn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,25 +105,19 @@ def upload_catalogue(
     now = platform.now()
     with platform.engine.begin() as conn:
         insurer = get_insurer(conn, amc)
-        latest = conn.execute(
-            select(catalogues.c.version, catalogues.c.digest)
-            .where(catalogues.c.insurer_id == insurer.id)
-            .order_by(catalogues.c.version.desc())
-            .limit(1)
-        ).first()
+        latest = store.latest_catalogue(conn, insurer.id)
         codes = tuple(c.code for c in catalogue.contracts)
         if latest is not None and latest.digest == digest:
-            return CatalogueUpload(amc, int(latest.version), codes, unchanged=True)
-        version = 1 if latest is None else int(latest.version) + 1
-        conn.execute(
-            catalogues.insert().values(
-                insurer_id=insurer.id,
-                version=version,
-                document=canonical,
-                digest=digest,
-                uploaded_at=now,
-                uploaded_by=actor,
-            )
+            return CatalogueUpload(amc, latest.version, codes, unchanged=True)
+        version = 1 if latest is None else latest.version + 1
+        store.insert_catalogue(
+            conn,
+            insurer_id=insurer.id,
+            version=version,
+            document=canonical,
+            digest=digest,
+            uploaded_at=now,
+            uploaded_by=actor,
         )
         audit.append(
             conn,
@@ -174,20 +150,16 @@ class CatalogueCache:
         """The newest catalogue of an insurer, or None if it has none."""
         version = self._versions.get(insurer_id)
         if version is None:
-            version = conn.execute(_LATEST_VERSION, {"insurer_id": insurer_id}).scalar()
+            version = store.latest_catalogue_version(conn, insurer_id)
             if version is not None:
-                self._versions.put(insurer_id, int(version))
+                self._versions.put(insurer_id, version)
         if version is None:
             return None
-        key = (insurer_id, int(version))
+        key = (insurer_id, version)
         cached = self._parsed.get(key)
         if cached is not None:
             return cached
-        document = conn.execute(
-            select(catalogues.c.document).where(
-                catalogues.c.insurer_id == insurer_id, catalogues.c.version == version
-            )
-        ).scalar_one()
+        document = store.catalogue_document(conn, insurer_id, version)
         parsed = parse_catalogue(json.loads(document))
         with self._lock:
             self._parsed[key] = parsed

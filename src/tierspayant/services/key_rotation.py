@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import structlog
-from sqlalchemy import Connection, RowMapping, func, select, update
+from sqlalchemy import Connection
 
 from tierspayant.security.crypto import (
     FieldCipher,
@@ -48,8 +48,10 @@ from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
+from tierspayant.store import beneficiaries as store_beneficiaries
+from tierspayant.store import keys as store_keys
+from tierspayant.store.beneficiaries import BeneficiaryRecord
 from tierspayant.store.keys import insurer_scope
-from tierspayant.store.tables import beneficiaries, data_keys
 
 log = structlog.get_logger("tierspayant.keys")
 
@@ -102,20 +104,15 @@ def rewrap_all(platform: Platform, actor: str) -> int:
     """Rewrap every data key not yet under the active KEK (idempotent; resumes a crash)."""
     provider = platform.key_provider
     with platform.engine.begin() as conn:
-        rows = conn.execute(
-            select(data_keys.c.scope, data_keys.c.version, data_keys.c.wrapped).where(
-                data_keys.c.kek_id != provider.kek_id
-            )
-        ).all()
-        for scope, version, wrapped in rows:
-            keys = unwrap_data_keys(provider, _label(scope), int(version), bytes(wrapped))
-            conn.execute(
-                update(data_keys)
-                .where(data_keys.c.scope == scope, data_keys.c.version == version)
-                .values(
-                    wrapped=wrap_data_keys(provider, _label(scope), keys),
-                    kek_id=provider.kek_id,
-                )
+        rows = store_keys.wrapped_not_under(conn, provider.kek_id)
+        for row in rows:
+            keys = unwrap_data_keys(provider, _label(row.scope), row.version, row.wrapped)
+            store_keys.rewrap(
+                conn,
+                row.scope,
+                row.version,
+                wrap_data_keys(provider, _label(row.scope), keys),
+                provider.kek_id,
             )
         audit.append(
             conn,
@@ -132,7 +129,7 @@ def retire_unused_keks(platform: Platform, actor: str) -> tuple[str, ...]:
     """Remove from the keyring every inactive KEK that no data key refers to any more."""
     keyring = _keyring(platform)
     with platform.engine.begin() as conn:
-        used = set(conn.execute(select(data_keys.c.kek_id).distinct()).scalars())
+        used = store_keys.kek_ids_in_use(conn)
         retired = tuple(k for k in keyring.kek_ids if k != keyring.kek_id and k not in used)
         for kek in retired:
             keyring.retire(kek)
@@ -167,16 +164,13 @@ def start_data_rotation(platform: Platform, amc: str, actor: str) -> int:
         current = platform.keys.active(conn, scope)
         version = _max_version(conn, scope) + 1
         keys = new_data_keys(version, index_key=current.index_key)
-        conn.execute(update(data_keys).where(data_keys.c.scope == scope).values(active=False))
-        conn.execute(
-            data_keys.insert().values(
-                scope=scope,
-                version=version,
-                kek_id=platform.key_provider.kek_id,
-                wrapped=wrap_data_keys(platform.key_provider, _label(scope), keys),
-                active=True,
-                created_at=now,
-            )
+        store_keys.add_active_version(
+            conn,
+            scope,
+            version,
+            platform.key_provider.kek_id,
+            wrap_data_keys(platform.key_provider, _label(scope), keys),
+            now,
         )
         audit.append(
             conn,
@@ -195,12 +189,10 @@ def start_data_rotation(platform: Platform, amc: str, actor: str) -> int:
 
 
 def _max_version(conn: Connection, scope: str) -> int:
-    value = conn.execute(
-        select(func.max(data_keys.c.version)).where(data_keys.c.scope == scope)
-    ).scalar()
+    value = store_keys.max_version(conn, scope)
     if value is None:
         raise Conflict("keys.no_data_keys", "this insurer has no data keys yet")
-    return int(value)
+    return value
 
 
 def reencrypt_batch(
@@ -217,42 +209,25 @@ def reencrypt_batch(
     with platform.engine.begin() as conn:
         new_keys = platform.keys.version(conn, scope, target)
         new_cipher = FieldCipher(new_keys)
-        rows = conn.execute(
-            select(beneficiaries)
-            .where(
-                beneficiaries.c.insurer_id == insurer.id,
-                beneficiaries.c.id > after,
-                beneficiaries.c.key_version != target,
-            )
-            .order_by(beneficiaries.c.id)
-            .limit(limit)
-        ).all()
+        rows = store_beneficiaries.records_behind(conn, insurer.id, target, after, limit)
         ciphers: dict[int, FieldCipher] = {}
         for row in rows:
-            version = int(row.key_version)
+            version = row.key_version
             if version not in ciphers:
                 ciphers[version] = FieldCipher(platform.keys.version(conn, scope, version))
-            values = _reseal(ciphers[version], new_cipher, insurer.id, row._mapping)
-            done += conn.execute(
-                update(beneficiaries)
-                .where(
-                    beneficiaries.c.insurer_id == insurer.id,
-                    beneficiaries.c.id == row.id,
-                    beneficiaries.c.key_version == version,
-                )
-                .values(key_version=target, **values)
-            ).rowcount
-            last = int(row.id)
+            values = _reseal(ciphers[version], new_cipher, insurer.id, row)
+            done += store_beneficiaries.reseal(conn, insurer.id, row.id, version, target, values)
+            last = row.id
     return done, last
 
 
 def _reseal(
-    old: FieldCipher, new: FieldCipher, insurer_id: int, row: RowMapping
+    old: FieldCipher, new: FieldCipher, insurer_id: int, row: BeneficiaryRecord
 ) -> dict[str, bytes]:
-    idx_nir = bytes(row["idx_nir"])
+    idx_nir = row.idx_nir
     values = {}
     for column in SEALED_COLUMNS:
-        blob = bytes(row[f"{column}_ct"])
+        blob: bytes = getattr(row, f"{column}_ct")
         plain = open_column(old, insurer_id, idx_nir, column, blob)
         values[f"{column}_ct"] = new.encrypt(plain, sealed_aad(insurer_id, idx_nir, column))
     return values
@@ -261,16 +236,7 @@ def _reseal(
 def count_behind(platform: Platform, insurer: Insurer, target: int) -> int:
     """Rows of the insurer not yet under data-key version ``target``."""
     with platform.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(beneficiaries)
-                .where(
-                    beneficiaries.c.insurer_id == insurer.id,
-                    beneficiaries.c.key_version != target,
-                )
-            ).scalar_one()
-        )
+        return store_beneficiaries.count_behind(conn, insurer.id, target)
 
 
 def rotate_data(

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Generic, NoReturn, TypeVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from tierspayant.security.audit import DISCLOSED, AuditEvent
 from tierspayant.security.guard import (
@@ -40,7 +40,7 @@ from tierspayant.services.identification import CardData, Identified, identify_d
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
-from tierspayant.store.tables import providers
+from tierspayant.store.providers import category_of
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -79,10 +79,8 @@ def provider_category(platform: Platform, principal: Principal) -> str:
     if principal.provider_category:
         return principal.provider_category
     with platform.engine.connect() as conn:
-        value = conn.execute(
-            select(providers.c.category).where(providers.c.id == principal.provider_id)
-        ).scalar_one_or_none()
-    return str(value) if value else "unknown"
+        value = category_of(conn, principal.provider_id)
+    return value or "unknown"
 
 
 def refuse(admission: Admission) -> NoReturn:

@@ -12,13 +12,14 @@ import secrets
 from dataclasses import dataclass
 
 import pyotp
-from sqlalchemy import select
 
 from tierspayant.services import accounts
 from tierspayant.services.accounts import AccountKind, TotpEnrolment
 from tierspayant.services.errors import Conflict, NotFound
 from tierspayant.services.platform import Platform
-from tierspayant.store.tables import beneficiaries, insurers, providers
+from tierspayant.store.beneficiaries import first_member_id
+from tierspayant.store.insurers import first_insurer
+from tierspayant.store.providers import first_active_with_rpps
 
 DEMO_ACTOR = "operator:demo"
 PORTAL_PATHS = {
@@ -83,36 +84,22 @@ def _staff(
 
 
 def _first_insurer(platform: Platform, amc: str | None) -> tuple[int, str]:
-    query = select(insurers.c.id, insurers.c.amc_number).order_by(insurers.c.amc_number)
-    if amc is not None:
-        query = query.where(insurers.c.amc_number == amc)
     with platform.engine.connect() as conn:
-        row = conn.execute(query.limit(1)).first()
-    if row is None:
+        found = first_insurer(conn, amc)
+    if found is None:
         raise NotFound("insurer.unknown", "no insurer to attach demo accounts to")
-    return int(row.id), str(row.amc_number)
+    return found
 
 
 def _demo_beneficiary(platform: Platform, insurer_id: int) -> int | None:
     # Demo set-up only: the first real (non-canary) beneficiary becomes the demo member.
     with platform.engine.connect() as conn:
-        value = conn.execute(
-            select(beneficiaries.c.id)
-            .where(beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.is_canary.is_(False))
-            .order_by(beneficiaries.c.id)
-            .limit(1)
-        ).scalar()
-    return None if value is None else int(value)
+        return first_member_id(conn, insurer_id)
 
 
 def _demo_professional(platform: Platform) -> DemoAccount | None:
     with platform.engine.connect() as conn:
-        row = conn.execute(
-            select(providers.c.id, providers.c.rpps)
-            .where(providers.c.rpps.is_not(None), providers.c.status == "active")
-            .order_by(providers.c.id)
-            .limit(1)
-        ).first()
+        row = first_active_with_rpps(conn)
     if row is None:
         return None
     account = accounts.create_account(
@@ -121,8 +108,8 @@ def _demo_professional(platform: Platform) -> DemoAccount | None:
         None,
         None,
         actor=DEMO_ACTOR,
-        provider_id=int(row.id),
-        rpps=str(row.rpps),
+        provider_id=row.id,
+        rpps=row.rpps,
     )
     kind = AccountKind.PROVIDER_USER
     return DemoAccount(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from tierspayant.domain.care import CareDomain
@@ -34,27 +34,10 @@ from tierspayant.services.errors import (
 )
 from tierspayant.services.insurers import get_insurer
 from tierspayant.services.platform import Platform
-from tierspayant.store import audit
+from tierspayant.store import audit, principals, tokens
+from tierspayant.store import providers as store
 from tierspayant.store.keys import OPERATOR_SCOPE
-from tierspayant.store.tables import access_tokens, api_clients, conventions, principals, providers
-
-
-@dataclass(frozen=True, slots=True)
-class Provider:
-    id: int
-    am_number: str
-    category: ProviderCategory
-    name: str
-    optam: bool
-    finess: str | None
-    rpps: str | None
-    siret: str | None
-    status: str
-
-    @property
-    def structure(self) -> str:
-        """The number of the structure it acts for: FINESS, else SIRET, else AM number."""
-        return self.finess or self.siret or self.am_number
+from tierspayant.store.providers import Provider as Provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +94,7 @@ def add_provider(platform: Platform, new: NewProvider, actor: str) -> Provider:
     try:
         with platform.engine.begin() as conn:
             values = _provider_values(platform, conn, new)
-            provider_id = conn.execute(
-                providers.insert().values(created_at=now, **values).returning(providers.c.id)
-            ).scalar_one()
+            provider_id = store.insert_provider(conn, values, now)
             audit.append(
                 conn,
                 at=now,
@@ -136,31 +117,19 @@ def get_provider(platform: Platform, am_number: str, *, _id: int | None = None) 
 
 
 def provider_by_am(conn: Connection, am_number: str) -> Provider:
-    row = conn.execute(select(providers).where(providers.c.am_number == am_number)).first()
-    if row is None:
+    """The provider with this billing number, or NotFound ``provider.unknown``."""
+    provider = store.provider_by_am(conn, am_number)
+    if provider is None:
         raise NotFound("provider.unknown", "no provider has this AM number", field="am_number")
-    return _provider(row)
+    return provider
 
 
 def provider_by_id(conn: Connection, provider_id: int) -> Provider:
-    row = conn.execute(select(providers).where(providers.c.id == provider_id)).first()
-    if row is None:
+    """The provider with this id, or NotFound ``provider.unknown``."""
+    provider = store.provider_by_id(conn, provider_id)
+    if provider is None:
         raise NotFound("provider.unknown", "no such provider")
-    return _provider(row)
-
-
-def _provider(row: object) -> Provider:
-    return Provider(
-        id=int(row.id),  # type: ignore[attr-defined]
-        am_number=row.am_number,  # type: ignore[attr-defined]
-        category=ProviderCategory(row.category),  # type: ignore[attr-defined]
-        name=row.name,  # type: ignore[attr-defined]
-        optam=bool(row.optam),  # type: ignore[attr-defined]
-        finess=row.finess,  # type: ignore[attr-defined]
-        rpps=row.rpps,  # type: ignore[attr-defined]
-        siret=row.siret,  # type: ignore[attr-defined]
-        status=row.status,  # type: ignore[attr-defined]
-    )
+    return provider
 
 
 PROVIDER_CSV_COLUMNS = (
@@ -204,7 +173,7 @@ def import_providers(
             raise ServiceError(
                 "provider_file.columns", f"missing columns: {', '.join(sorted(missing))}"
             )
-        known = set(conn.execute(select(providers.c.am_number)).scalars())
+        known = store.am_numbers(conn)
         batch: list[dict[str, object]] = []
         for line_no, record in enumerate(reader, start=2):
             lines += 1
@@ -253,7 +222,7 @@ def _insert_providers(conn: Connection, batch: list[dict[str, object]]) -> None:
     # Every row carries the same keys: optional columns are filled with None.
     columns = {key for row in batch for key in row}
     rows = [{column: row.get(column) for column in columns} for row in batch]
-    conn.execute(providers.insert(), rows)
+    store.insert_providers(conn, rows)
 
 
 def add_conventions(
@@ -269,14 +238,7 @@ def add_conventions(
         provider = provider_by_am(conn, am_number)
         insurer = get_insurer(conn, amc_number)
         chosen = tuple(domains) if domains else tuple(sorted(default_domains(provider.category)))
-        existing = set(
-            conn.execute(
-                select(conventions.c.domain).where(
-                    conventions.c.insurer_id == insurer.id,
-                    conventions.c.provider_id == provider.id,
-                )
-            ).scalars()
-        )
+        existing = store.convention_domains(conn, insurer.id, provider.id)
         rows = [
             {
                 "insurer_id": insurer.id,
@@ -289,7 +251,7 @@ def add_conventions(
             if d.value not in existing
         ]
         if rows:
-            conn.execute(conventions.insert(), rows)
+            store.insert_conventions(conn, rows)
         audit.append(
             conn,
             at=platform.now(),
@@ -307,14 +269,11 @@ def has_convention(
     conn: Connection, insurer_id: int, provider_id: int, domain: CareDomain, on: date
 ) -> bool:
     """Whether the provider is under the insurer's convention for ``domain`` on ``on``."""
-    row = conn.execute(
-        select(conventions.c.valid_from, conventions.c.valid_to).where(
-            conventions.c.insurer_id == insurer_id,
-            conventions.c.provider_id == provider_id,
-            conventions.c.domain == domain.value,
-        )
-    ).first()
-    return row is not None and row.valid_from <= on and (row.valid_to is None or on <= row.valid_to)
+    period = store.convention_period(conn, insurer_id, provider_id, domain.value)
+    if period is None:
+        return False
+    valid_from, valid_to = period
+    return valid_from <= on and (valid_to is None or on <= valid_to)
 
 
 # --- API clients of provider software (OAuth2 client credentials) --------------------
@@ -337,21 +296,16 @@ def issue_client(platform: Platform, am_number: str, label: str, actor: str) -> 
     now = platform.now()
     with platform.engine.begin() as conn:
         provider = provider_by_am(conn, parse_am_number(am_number))
-        conn.execute(
-            api_clients.insert().values(
-                client_id=client_id,
-                provider_id=provider.id,
-                secret_digest=secrets.hash_secret(client_secret),
-                label=label or "provider software",
-                created_at=now,
-            )
+        tokens.insert_client(
+            conn,
+            client_id=client_id,
+            provider_id=provider.id,
+            secret_digest=secrets.hash_secret(client_secret),
+            label=label or "provider software",
+            created_at=now,
         )
         principal_id = client_principal_id(provider.am_number, client_id)
-        conn.execute(
-            principals.insert().values(
-                id=principal_id, kind=PrincipalKind.PROVIDER_CLIENT.value, status="active"
-            )
-        )
+        principals.insert_principal(conn, principal_id, PrincipalKind.PROVIDER_CLIENT.value)
         audit.append(
             conn,
             at=now,
@@ -380,20 +334,10 @@ def grant_client_token(platform: Platform, client_id: str, client_secret: str) -
         )
     now = platform.now()
     with platform.engine.begin() as conn:
-        row = conn.execute(
-            select(api_clients, providers.c.am_number, providers.c.finess, providers.c.siret)
-            .join(providers, providers.c.id == api_clients.c.provider_id)
-            .where(api_clients.c.client_id == client_id)
-        ).first()
-        valid = row is not None and secrets.verify_secret(client_secret, bytes(row.secret_digest))
+        row = tokens.client_by_id(conn, client_id)
+        valid = row is not None and secrets.verify_secret(client_secret, row.secret_digest)
         principal_id = client_principal_id(row.am_number, client_id) if row else "unknown"
-        status = (
-            conn.execute(
-                select(principals.c.status).where(principals.c.id == principal_id)
-            ).scalar()
-            if row
-            else None
-        )
+        status = principals.principal_status(conn, principal_id) if row else None
         allowed = valid and row is not None and row.revoked_at is None and status == "active"
         audit.append(
             conn,
@@ -409,35 +353,16 @@ def grant_client_token(platform: Platform, client_id: str, client_secret: str) -
             raise Unauthenticated("auth.invalid_client", "invalid client credentials")
         token = secrets.new_access_token()
         ttl = platform.settings.access_token_ttl_seconds
-        conn.execute(
-            access_tokens.insert().values(
-                token_digest=secrets.token_digest(token),
-                principal=principal_id,
-                client_id=client_id,
-                provider_id=row.provider_id,
-                issued_at=now,
-                expires_at=now + timedelta(seconds=ttl),
-            )
+        tokens.insert_token(
+            conn,
+            token_digest=secrets.token_digest(token),
+            principal=principal_id,
+            client_id=client_id,
+            provider_id=row.provider_id,
+            issued_at=now,
+            expires_at=now + timedelta(seconds=ttl),
         )
     return AccessToken(token, ttl)
-
-
-_TOKEN = (
-    select(
-        access_tokens.c.principal,
-        access_tokens.c.expires_at,
-        access_tokens.c.revoked_at,
-        access_tokens.c.provider_id,
-        principals.c.status,
-        providers.c.am_number,
-        providers.c.finess,
-        providers.c.siret,
-        providers.c.category,
-    )
-    .join(principals, principals.c.id == access_tokens.c.principal)
-    .outerjoin(providers, providers.c.id == access_tokens.c.provider_id)
-    .where(access_tokens.c.token_digest == bindparam("digest"))
-)
 
 
 def authenticate_token(platform: Platform, conn: Connection, token: str) -> Principal:
@@ -482,7 +407,7 @@ def _authenticate(
     platform: Platform, conn: Connection, digest: bytes
 ) -> tuple[Principal, datetime]:
     now = platform.now()
-    row = conn.execute(_TOKEN, {"digest": digest}).first()
+    row = tokens.token_by_digest(conn, digest)
     if row is None:
         raise Unauthenticated("auth.invalid_token", "invalid or expired access token")
     expires_at = (
@@ -504,9 +429,4 @@ def _authenticate(
 
 def revoke_principal_tokens(conn: Connection, principal_id: str, at: object) -> int:
     """Revoke every live token of a principal; returns how many."""
-    result = conn.execute(
-        update(access_tokens)
-        .where(access_tokens.c.principal == principal_id, access_tokens.c.revoked_at.is_(None))
-        .values(revoked_at=at)
-    )
-    return int(result.rowcount)
+    return tokens.revoke_tokens(conn, principal_id, at)

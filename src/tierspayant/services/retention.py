@@ -25,19 +25,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 import structlog
-from sqlalchemy import ColumnElement, Connection, and_, delete, exists, func, or_, select
 
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
-from tierspayant.store.claims_tables import claims
-from tierspayant.store.tables import beneficiaries, insurers
+from tierspayant.store import retention as store
+from tierspayant.store.insurers import insurer_numbers
 
 log = structlog.get_logger("tierspayant.retention")
 
 DEFAULT_RETENTION_DAYS = 730
 MIN_RETENTION_DAYS = 90  # below this, late invoices for recent care would find nobody
-_DELETE_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,27 +61,6 @@ class PurgeReport:
         return sum(i.held for i in self.insurers)
 
 
-def _open_claim(cutoff: datetime) -> ColumnElement[bool]:
-    """A claim about the beneficiary that may still lead to a payment or a recovery."""
-    return exists().where(
-        claims.c.insurer_id == beneficiaries.c.insurer_id,
-        claims.c.beneficiary_id == beneficiaries.c.id,
-        or_(
-            claims.c.status == "received",
-            and_(claims.c.status == "adjudicated", claims.c.adjudicated_at >= cutoff),
-        ),
-    )
-
-
-def _expired(insurer_id: int, cutoff: datetime) -> ColumnElement[bool]:
-    return and_(
-        beneficiaries.c.insurer_id == insurer_id,
-        beneficiaries.c.is_canary.is_(False),
-        beneficiaries.c.coverage_end.is_not(None),
-        beneficiaries.c.coverage_end < cutoff.date(),
-    )
-
-
 def purge(
     platform: Platform,
     actor: str,
@@ -100,8 +77,7 @@ def purge(
         )
     cutoff = datetime.combine(platform.today() - timedelta(days=retention_days), time(), UTC)
     with platform.engine.connect() as conn:
-        owners = conn.execute(select(insurers.c.id, insurers.c.amc_number).order_by(insurers.c.id))
-        listed = [(int(i), str(a)) for i, a in owners]
+        listed = insurer_numbers(conn)
     results = tuple(
         _purge_insurer(platform, actor, insurer_id, amc, cutoff, retention_days, dry_run)
         for insurer_id, amc in listed
@@ -121,11 +97,11 @@ def _purge_insurer(
     dry_run: bool,
 ) -> InsurerPurge:
     with platform.engine.begin() as conn:
-        expired = _count(conn, _expired(insurer_id, cutoff))
-        held = _count(conn, and_(_expired(insurer_id, cutoff), _open_claim(cutoff)))
+        expired = store.count_expired(conn, insurer_id, cutoff)
+        held = store.count_held(conn, insurer_id, cutoff)
         if dry_run or expired == held:
             return InsurerPurge(amc, expired, held, 0)
-        purged = _delete(conn, insurer_id, cutoff)
+        purged = store.delete_expired(conn, insurer_id, cutoff)
         audit.append(
             conn,
             at=platform.now(),
@@ -142,28 +118,3 @@ def _purge_insurer(
             },
         )
         return InsurerPurge(amc, expired, held, purged)
-
-
-def _count(conn: Connection, condition: ColumnElement[bool]) -> int:
-    return int(
-        conn.execute(select(func.count()).select_from(beneficiaries).where(condition)).scalar_one()
-    )
-
-
-def _delete(conn: Connection, insurer_id: int, cutoff: datetime) -> int:
-    purged = 0
-    while True:
-        ids = list(
-            conn.execute(
-                select(beneficiaries.c.id)
-                .where(_expired(insurer_id, cutoff), ~_open_claim(cutoff))
-                .limit(_DELETE_BATCH)
-            ).scalars()
-        )
-        if not ids:
-            return purged
-        purged += conn.execute(
-            delete(beneficiaries).where(
-                beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id.in_(ids)
-            )
-        ).rowcount

@@ -10,15 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection
 
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Forbidden
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
-from tierspayant.store.claims_tables import claim_lines, claims
-from tierspayant.store.ledger_tables import money_runs, payment_lines
-from tierspayant.store.tables import providers
+from tierspayant.store.statements import paid_lines
 
 MAX_LINES = 500
 
@@ -66,56 +64,18 @@ def member_statement(
 def beneficiary_lines(
     conn: Connection, insurer_id: int, beneficiary_id: int, limit: int
 ) -> list[StatementLine]:
-    query = (
-        select(
-            claim_lines.c.care_date,
-            money_runs.c.run_date,
-            claim_lines.c.domain,
-            claim_lines.c.act_code,
-            providers.c.category,
-            claim_lines.c.billed_cents,
-            claim_lines.c.amo_paid_cents,
-            payment_lines.c.paid_cents,
-            claim_lines.c.status,
-        )
-        .select_from(
-            payment_lines.join(
-                claim_lines,
-                and_(
-                    claim_lines.c.insurer_id == payment_lines.c.insurer_id,
-                    claim_lines.c.claim_id == payment_lines.c.claim_id,
-                    claim_lines.c.line_no == payment_lines.c.line_no,
-                ),
-            )
-            .join(
-                claims,
-                and_(
-                    claims.c.insurer_id == payment_lines.c.insurer_id,
-                    claims.c.id == payment_lines.c.claim_id,
-                ),
-            )
-            .join(providers, providers.c.id == payment_lines.c.provider_id)
-            .join(money_runs, money_runs.c.run_key == payment_lines.c.run_key)
-        )
-        .where(
-            claims.c.insurer_id == insurer_id,
-            claims.c.beneficiary_id == beneficiary_id,
-            payment_lines.c.paid_cents > 0,
-        )
-        .order_by(claim_lines.c.care_date.desc(), payment_lines.c.claim_id, payment_lines.c.line_no)
-        .limit(limit)
-    )
+    """Up to ``limit`` paid lines of one beneficiary, newest care first, as statement lines."""
     result: list[StatementLine] = []
-    for r in conn.execute(query):
-        status = "paid" if r.status in ("accepted", "reduced") else str(r.status)
-        billed, amo, amc = int(r.billed_cents), int(r.amo_paid_cents), int(r.paid_cents)
+    for r in paid_lines(conn, insurer_id, beneficiary_id, limit):
+        status = "paid" if r.status in ("accepted", "reduced") else r.status
+        billed, amo, amc = r.billed_cents, r.amo_paid_cents, r.paid_cents
         result.append(
             StatementLine(
                 care_date=r.care_date,
                 payment_date=r.run_date,
                 domain=r.domain,
                 act_code=r.act_code,
-                provider_category=r.category,
+                provider_category=r.provider_category,
                 billed_cents=billed,
                 amo_cents=amo,
                 amc_cents=amc,

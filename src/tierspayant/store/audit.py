@@ -157,9 +157,9 @@ def _event_values(event: AuditEvent) -> dict[str, object]:
     }
 
 
-def iter_events(conn: Connection, *, batch: int = 5000) -> Iterator[AuditEvent]:
-    """Every event in chain order, read in batches (memory does not grow with the log)."""
-    after = 0
+def iter_events(conn: Connection, *, after: int = 0, batch: int = 5000) -> Iterator[AuditEvent]:
+    """Every event past position ``after`` in chain order, read in batches (memory does
+    not grow with the log)."""
     while True:
         rows = (
             conn.execute(
@@ -181,3 +181,37 @@ def iter_events(conn: Connection, *, batch: int = 5000) -> Iterator[AuditEvent]:
 def count_events(conn: Connection) -> int:
     """How many events the log holds."""
     return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
+
+
+# (insurer, subject, at, action, decision, detail) of one event.
+EventOutline = tuple[str | None, str | None, datetime, str, str, str]
+
+
+def events_in_window(
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    actor: str | None = None,
+    structure: str | None = None,
+) -> Iterator[EventOutline]:
+    """Outlines of the events of ``actor`` (else of ``structure``) within [start, end),
+    streamed from the server (the window may hold millions of events)."""
+    who = (
+        audit_events.c.actor == actor
+        if actor is not None
+        else audit_events.c.structure == structure
+    )
+    query = select(
+        audit_events.c.insurer,
+        audit_events.c.subject,
+        audit_events.c.at,
+        audit_events.c.action,
+        audit_events.c.decision,
+        audit_events.c.detail,
+    ).where(
+        who,
+        audit_events.c.at >= start,
+        audit_events.c.at < end,
+    )
+    yield from conn.execute(query.execution_options(yield_per=10_000))

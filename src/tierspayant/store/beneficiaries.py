@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from psycopg.types.string import BytesBinaryDumper
-from sqlalchemy import Connection, Date, DateTime, bindparam, func, select, text
+from sqlalchemy import Connection, Date, DateTime, bindparam, func, select, text, update
 from sqlalchemy.engine import Row
 
 from tierspayant.store.tables import beneficiaries
@@ -148,7 +148,8 @@ class MergeCounts:
     unknown_removals: int
 
 
-def _record(row: Row[Any]) -> BeneficiaryRecord:
+def record_from_row(row: Row[Any]) -> BeneficiaryRecord:
+    """The record of a row selected with every column of ``beneficiaries``."""
     m = row._mapping
     updated_at = m["updated_at"]
     if updated_at.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC only
@@ -191,7 +192,7 @@ def find_by_nir_index(
 ) -> BeneficiaryRecord | None:
     """The beneficiary of an insurer with this NIR + rank index, or None."""
     row = conn.execute(_BY_NIR_INDEX, {"insurer_id": insurer_id, "idx": idx_nir}).first()
-    return None if row is None else _record(row)
+    return None if row is None else record_from_row(row)
 
 
 def find_by_member_index(
@@ -203,7 +204,7 @@ def find_by_member_index(
         .where(beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.idx_member == idx_member)
         .order_by(beneficiaries.c.birth_rank, beneficiaries.c.id)
     ).all()
-    return [_record(r) for r in rows]
+    return [record_from_row(r) for r in rows]
 
 
 def family_members(conn: Connection, insurer_id: int, idx_family: bytes) -> list[BeneficiaryRecord]:
@@ -213,7 +214,7 @@ def family_members(conn: Connection, insurer_id: int, idx_family: bytes) -> list
         .where(beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.idx_family == idx_family)
         .order_by(beneficiaries.c.id)
     ).all()
-    return [_record(r) for r in rows]
+    return [record_from_row(r) for r in rows]
 
 
 def count_beneficiaries(conn: Connection, insurer_id: int) -> int:
@@ -223,6 +224,106 @@ def count_beneficiaries(conn: Connection, insurer_id: int) -> int:
             select(func.count())
             .select_from(beneficiaries)
             .where(beneficiaries.c.insurer_id == insurer_id)
+        ).scalar_one()
+    )
+
+
+def record_by_id(
+    conn: Connection, insurer_id: int, beneficiary_id: int
+) -> BeneficiaryRecord | None:
+    """One beneficiary row of an insurer, still sealed, or None."""
+    row = conn.execute(
+        select(beneficiaries).where(
+            beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id == beneficiary_id
+        )
+    ).first()
+    return None if row is None else record_from_row(row)
+
+
+def beneficiary_exists(conn: Connection, insurer_id: int, beneficiary_id: int) -> bool:
+    """Whether the insurer has a beneficiary with this internal id."""
+    found = conn.execute(
+        select(beneficiaries.c.id).where(
+            beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id == beneficiary_id
+        )
+    ).first()
+    return found is not None
+
+
+def ids_after(conn: Connection, insurer_id: int, after: int, limit: int) -> list[int]:
+    """Up to ``limit`` ids of the insurer's beneficiaries above ``after``, in order."""
+    batch = conn.execute(
+        select(beneficiaries.c.id)
+        .where(beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id > after)
+        .order_by(beneficiaries.c.id)
+        .limit(limit)
+    ).scalars()
+    return [int(i) for i in batch]
+
+
+def first_member_id(conn: Connection, insurer_id: int) -> int | None:
+    """The lowest id among the insurer's beneficiaries that are not canaries, or None."""
+    value = conn.execute(
+        select(beneficiaries.c.id)
+        .where(beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.is_canary.is_(False))
+        .order_by(beneficiaries.c.id)
+        .limit(1)
+    ).scalar()
+    return None if value is None else int(value)
+
+
+# --- data-key rotation -------------------------------------------------------------------
+
+
+def records_behind(
+    conn: Connection, insurer_id: int, version: int, after: int, limit: int
+) -> list[BeneficiaryRecord]:
+    """Up to ``limit`` rows with id > ``after`` not sealed under data-key ``version``."""
+    rows = conn.execute(
+        select(beneficiaries)
+        .where(
+            beneficiaries.c.insurer_id == insurer_id,
+            beneficiaries.c.id > after,
+            beneficiaries.c.key_version != version,
+        )
+        .order_by(beneficiaries.c.id)
+        .limit(limit)
+    ).all()
+    return [record_from_row(r) for r in rows]
+
+
+def reseal(
+    conn: Connection,
+    insurer_id: int,
+    beneficiary_id: int,
+    from_version: int,
+    to_version: int,
+    sealed: Mapping[str, bytes],
+) -> int:
+    """Replace a row's ciphertexts if it is still at ``from_version``; rows changed (0/1)."""
+    return int(
+        conn.execute(
+            update(beneficiaries)
+            .where(
+                beneficiaries.c.insurer_id == insurer_id,
+                beneficiaries.c.id == beneficiary_id,
+                beneficiaries.c.key_version == from_version,
+            )
+            .values(key_version=to_version, **sealed)
+        ).rowcount
+    )
+
+
+def count_behind(conn: Connection, insurer_id: int, version: int) -> int:
+    """Rows of the insurer not sealed under data-key ``version``."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(beneficiaries)
+            .where(
+                beneficiaries.c.insurer_id == insurer_id,
+                beneficiaries.c.key_version != version,
+            )
         ).scalar_one()
     )
 

@@ -1,14 +1,17 @@
-"""Queries on cards, card-signing keys and canary marks. No cryptography here."""
+"""Queries on cards, card-signing keys, canary marks and the rows canaries are planted in.
+
+No cryptography here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from tierspayant.store.beneficiaries import BeneficiaryRecord, _record
+from tierspayant.store.beneficiaries import BeneficiaryRecord, record_from_row
 from tierspayant.store.cards_tables import canary_marks, card_signing_keys, cards
 from tierspayant.store.tables import beneficiaries, insurers
 
@@ -224,7 +227,7 @@ def families(conn: Connection, insurer_id: int) -> Generator[list[BeneficiaryRec
     current: list[BeneficiaryRecord] = []
     try:
         for row in rows:
-            record = _record(row)
+            record = record_from_row(row)
             if current and current[0].idx_family != record.idx_family:
                 yield current
                 current = []
@@ -324,7 +327,7 @@ def rows_by_id(conn: Connection, insurer_id: int, ids: Iterable[int]) -> list[Be
             beneficiaries.c.insurer_id == insurer_id, beneficiaries.c.id.in_(wanted)
         )
     ).all()
-    return [_record(r) for r in rows]
+    return [record_from_row(r) for r in rows]
 
 
 def delete_rows(conn: Connection, insurer_id: int, ids: Iterable[int]) -> int:
@@ -338,3 +341,53 @@ def delete_rows(conn: Connection, insurer_id: int, ids: Iterable[int]) -> int:
             )
         ).rowcount
     )
+
+
+# --- the population canaries are shaped after --------------------------------------------
+
+
+def contract_mix(conn: Connection, insurer_id: int) -> list[tuple[str, int]]:
+    """(contract code, beneficiaries) of every contract the insurer's rows hold."""
+    rows = conn.execute(
+        select(beneficiaries.c.contract_code, func.count())
+        .where(beneficiaries.c.insurer_id == insurer_id)
+        .group_by(beneficiaries.c.contract_code)
+    ).all()
+    return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def max_beneficiary_id(conn: Connection, insurer_id: int) -> int:
+    """The highest beneficiary id of the insurer, 0 if it has none."""
+    return int(
+        conn.execute(
+            select(func.coalesce(func.max(beneficiaries.c.id), 0)).where(
+                beneficiaries.c.insurer_id == insurer_id
+            )
+        ).scalar_one()
+    )
+
+
+def latest_update(conn: Connection, insurer_id: int) -> datetime | None:
+    """When the insurer's rows were last written (the newest ``updated_at``), or None."""
+    value = conn.execute(
+        select(func.max(beneficiaries.c.updated_at)).where(beneficiaries.c.insurer_id == insurer_id)
+    ).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def index_taken(conn: Connection, insurer_id: int, column: str, value: bytes) -> bool:
+    """Whether a row of the insurer has ``value`` in the blind-index ``column``."""
+    return (
+        conn.execute(
+            select(beneficiaries.c.id).where(
+                beneficiaries.c.insurer_id == insurer_id,
+                beneficiaries.c[column] == value,
+            )
+        ).first()
+        is not None
+    )
+
+
+def insert_beneficiary(conn: Connection, values: Mapping[str, object]) -> None:
+    """Insert one beneficiary row (``values``: every column, already sealed and indexed)."""
+    conn.execute(beneficiaries.insert().values(**values))

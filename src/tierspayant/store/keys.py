@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from tierspayant.security.crypto import DataKeys, new_data_keys, unwrap_data_keys, wrap_data_keys
 from tierspayant.security.keys import KeyProvider
@@ -44,16 +45,13 @@ class DataKeyCache:
         ).scalar()
         version = 1 if current is None else int(current) + 1
         keys = new_data_keys(version)
-        conn.execute(update(data_keys).where(data_keys.c.scope == scope).values(active=False))
-        conn.execute(
-            data_keys.insert().values(
-                scope=scope,
-                version=version,
-                kek_id=self.provider.kek_id,
-                wrapped=wrap_data_keys(self.provider, _scope_label(scope), keys),
-                active=True,
-                created_at=now,
-            )
+        add_active_version(
+            conn,
+            scope,
+            version,
+            self.provider.kek_id,
+            wrap_data_keys(self.provider, _scope_label(scope), keys),
+            now,
         )
         with self._lock:
             self._by_version[(scope, version)] = keys
@@ -107,3 +105,64 @@ class DataKeyCache:
         with self._lock:
             self._by_version[(scope, version)] = keys
         return keys
+
+
+# --- rotation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKeys:
+    """One stored version of a scope's data keys, still wrapped."""
+
+    scope: str
+    version: int
+    wrapped: bytes = field(repr=False)
+
+
+def wrapped_not_under(conn: Connection, kek_id: str) -> list[WrappedKeys]:
+    """Every stored data-key version wrapped by another KEK than ``kek_id``."""
+    rows = conn.execute(
+        select(data_keys.c.scope, data_keys.c.version, data_keys.c.wrapped).where(
+            data_keys.c.kek_id != kek_id
+        )
+    ).all()
+    return [WrappedKeys(str(s), int(v), bytes(w)) for s, v, w in rows]
+
+
+def rewrap(conn: Connection, scope: str, version: int, wrapped: bytes, kek_id: str) -> None:
+    """Store a data-key version wrapped again, under ``kek_id``."""
+    conn.execute(
+        update(data_keys)
+        .where(data_keys.c.scope == scope, data_keys.c.version == version)
+        .values(wrapped=wrapped, kek_id=kek_id)
+    )
+
+
+def kek_ids_in_use(conn: Connection) -> set[str]:
+    """The KEKs that wrap at least one stored data key."""
+    return set(conn.execute(select(data_keys.c.kek_id).distinct()).scalars())
+
+
+def max_version(conn: Connection, scope: str) -> int | None:
+    """The newest data-key version of ``scope``, or None if it has none."""
+    value = conn.execute(
+        select(func.max(data_keys.c.version)).where(data_keys.c.scope == scope)
+    ).scalar()
+    return None if value is None else int(value)
+
+
+def add_active_version(
+    conn: Connection, scope: str, version: int, kek_id: str, wrapped: bytes, now: datetime
+) -> None:
+    """Store a new version of ``scope``'s data keys as the only active one."""
+    conn.execute(update(data_keys).where(data_keys.c.scope == scope).values(active=False))
+    conn.execute(
+        data_keys.insert().values(
+            scope=scope,
+            version=version,
+            kek_id=kek_id,
+            wrapped=wrapped,
+            active=True,
+            created_at=now,
+        )
+    )
