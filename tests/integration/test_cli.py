@@ -209,3 +209,36 @@ def test_given_a_full_file_ending_many_coverages_then_the_command_asks_for_the_c
     code, out = invoke(cli, *full, str(cut), *day, "--confirm-terminations", "20")
     assert code == 0, out
     assert re.search(r"terminated\s+│\s+20 │", out), out
+
+
+def test_given_a_one_beneficiary_grant_then_reveal_prints_the_masked_identity(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "Mutuelle")[0] == 0
+    assert invoke(cli, "insurers", "catalogue", str(CATALOGUE), "--insurer", AMC)[0] == 0
+    made = write_beneficiaries_csv(
+        tmp_path / "b.csv", 3, seed=8, contracts=["ESSENTIEL"], start=date(2026, 1, 1)
+    )
+    args = ["import", "beneficiaries", str(made.path), "--insurer", AMC, "--mode", "full"]
+    assert invoke(cli, *args)[0] == 0
+    with made.path.open(encoding="utf-8") as handle:
+        first = handle.read().splitlines()[1].split(";")
+    header = made.path.read_text(encoding="utf-8").splitlines()[0].split(";")
+    person = dict(zip(header, first, strict=True))
+    code, out = invoke(
+        cli, "breakglass", "request", "--as", "operator:alice",
+        "--reason", "ticket 4711: member asks", "--scope", "beneficiary",
+        "--insurer", AMC, "--beneficiary", "1", "--hours", "1",
+    )  # fmt: skip
+    assert code == 0, out
+    grant = re.search(r"grant (\d+)", out)
+    assert grant is not None, out
+    # Another operator cannot use it; its holder sees the name and a masked NIR
+    code, out = invoke(cli, "breakglass", "reveal", grant.group(1), "--as", "operator:bob")
+    assert code == 2
+    assert person["last_name"] not in out
+    code, out = invoke(cli, "breakglass", "reveal", grant.group(1), "--as", "operator:alice")
+    assert code == 0, out
+    assert f"{person['last_name']} {person['first_name']}" in out
+    assert person["nir"] not in out
+    assert "** ** *** *** **" in out

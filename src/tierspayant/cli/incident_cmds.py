@@ -223,6 +223,18 @@ def breakglass_close(
     console.print(f"grant {grant.id} {grant.status}")
 
 
+@breakglass_app.command("reveal")
+def breakglass_reveal(
+    grant_id: Annotated[int, typer.Argument(help="Numéro de l'accès (portée : un bénéficiaire)")],
+    actor: OperatorOption,
+) -> None:
+    """Ouvrir l'identité du bénéficiaire qu'un accès d'urgence désigne (NIR masqué ;
+    lecture tracée au journal d'audit)."""
+    with platform_ctx() as platform:
+        identity = breakglass.reveal_beneficiary(platform, grant_id, actor)
+    console.print(f"{identity.last_name} {identity.first_name} — NIR {identity.nir}")
+
+
 @breakglass_app.command("list")
 def breakglass_list(
     usable: Annotated[bool, typer.Option(help="Only grants usable now")] = False,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 BASIS_POINTS_PER_UNIT = 10_000  # 100 % = 10 000 basis points
 
@@ -31,11 +31,6 @@ def euros_to_cents(value: str | int | Decimal) -> int:
     if cents != cents.to_integral_value():
         raise ValueError(f"amount {value!r} has more than two decimals")
     return int(cents)
-
-
-def cents_to_euros(cents: int) -> Decimal:
-    """Convert cents to a Decimal amount in euros with two decimals."""
-    return (Decimal(cents) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def format_euros(cents: int) -> str:

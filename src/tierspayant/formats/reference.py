@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 from tierspayant.domain.reference import ReferenceTable, parse_reference
 
@@ -16,8 +15,3 @@ def load_default_reference() -> ReferenceTable:
     """The reference table shipped with the package (parsed once per process)."""
     text = resources.files("tierspayant").joinpath(*PACKAGED_RULES).read_text(encoding="utf-8")
     return parse_reference(text)
-
-
-def load_reference(path: Path) -> ReferenceTable:
-    """A reference table from a JSON file of the same format (tests, what-if runs)."""
-    return parse_reference(path.read_text(encoding="utf-8"))

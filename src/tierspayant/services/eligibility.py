@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -97,16 +96,3 @@ def _rights(
         return no_rights(request.domains)
     coverage = Coverage(record.contract_code, record.coverage_start, record.coverage_end)
     return evaluate_rights(coverage, contract.domains, request.care_date, request.domains)
-
-
-def requested_domains(values: Sequence[str]) -> tuple[CareDomain, ...]:
-    """Parse care domain codes, refusing unknown ones with ``eligibility.domain``."""
-    domains = []
-    for value in values:
-        try:
-            domains.append(CareDomain(value))
-        except ValueError:
-            raise EligibilityError(
-                "eligibility.domain", f"unknown care domain {value!r}", field="domains"
-            ) from None
-    return tuple(domains)

@@ -425,8 +425,3 @@ def _authenticate(
         provider_category=row.category,
     )
     return principal, expires_at
-
-
-def revoke_principal_tokens(conn: Connection, principal_id: str, at: object) -> int:
-    """Revoke every live token of a principal; returns how many."""
-    return tokens.revoke_tokens(conn, principal_id, at)
