@@ -10,6 +10,7 @@ from sqlalchemy import Connection, func, select
 
 from tierspayant.domain.ledger import Entry, LedgerError, Posting
 from tierspayant.store.ledger_tables import ledger_entries, ledger_postings
+from tierspayant.store.tables import insurers
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +187,9 @@ def signed_journal_total(conn: Connection, journal: str, account_name: str) -> i
         .where(ledger_postings.c.journal == journal, ledger_entries.c.account == account_name)
     )
     return int(conn.execute(query).scalar_one())
+
+
+def amc_number(conn: Connection, insurer_id: int) -> str:
+    """The AMC number that names an insurer's ledger accounts."""
+    query = select(insurers.c.amc_number).where(insurers.c.id == insurer_id)
+    return str(conn.execute(query).scalar_one())
