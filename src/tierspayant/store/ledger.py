@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
@@ -69,13 +69,6 @@ def post(
         ],
     )
     return Posted(int(posting_id), True)
-
-
-def post_many(
-    conn: Connection, postings: Iterable[Posting], *, at: datetime, insurer_id: int | None = None
-) -> int:
-    """Post each of ``postings``; return how many were new."""
-    return sum(post(conn, p, at=at, insurer_id=insurer_id).created for p in postings)
 
 
 def entries_of(conn: Connection, posting_id: int) -> tuple[Entry, ...]:
