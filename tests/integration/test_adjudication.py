@@ -32,7 +32,7 @@ from tierspayant.services.adjudication import BatchResult, adjudicate_pending, p
 from tierspayant.services.claims import cancel_claim, get_claim, submit_claim
 from tierspayant.services.platform import Platform
 from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
-from tierspayant.store import claims as store
+from tierspayant.store import adjudication as store
 from tierspayant.store import ledger
 from tierspayant.store.claims_tables import benefit_counters, claim_lines, claims
 from tierspayant.store.ledger_tables import ledger_postings

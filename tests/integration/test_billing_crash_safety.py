@@ -40,8 +40,8 @@ from tierspayant.config import load_settings
 from tierspayant.services import billing, insurers, overpayments, payments
 from tierspayant.services.errors import Conflict
 from tierspayant.services.platform import Platform, initialise
+from tierspayant.store import billing as money_store
 from tierspayant.store import ledger
-from tierspayant.store import payments as money_store
 from tierspayant.store.tables import audit_events
 
 PERIOD = "2026-05"

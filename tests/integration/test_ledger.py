@@ -28,7 +28,7 @@ from tierspayant.domain.ledger import (
 from tierspayant.services import payments
 from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
-from tierspayant.store.claims import post_bulk
+from tierspayant.store.ledger import post_bulk
 from tierspayant.store.ledger_tables import ledger_entries, ledger_postings
 
 NOW = datetime(2026, 9, 7, 9, tzinfo=UTC)

@@ -37,8 +37,9 @@ from tierspayant.domain.guarantees import Contract
 from tierspayant.services.claims import amc_number_of
 from tierspayant.services.insurers import get_insurer
 from tierspayant.services.platform import Platform
-from tierspayant.store import audit
-from tierspayant.store import claims as store
+from tierspayant.store import adjudication as store
+from tierspayant.store import audit, ledger
+from tierspayant.store.claims import ClaimRow, lines_of, refresh_statistics
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +99,7 @@ def adjudicate_pending(
     if backlog >= BULK_BACKLOG:
         # A bulk arrival: plans of the batch queries must see the new rows.
         with platform.engine.begin() as conn:
-            store.refresh_statistics(conn)
+            refresh_statistics(conn)
     run = AdjudicationRun()
     after: tuple[int, int] | None = None
     while True:
@@ -142,13 +143,13 @@ def adjudicate_batch(
 
 
 def _judge_insurer(
-    platform: Platform, conn: Connection, insurer_id: int, claims: Sequence[store.ClaimRow]
+    platform: Platform, conn: Connection, insurer_id: int, claims: Sequence[ClaimRow]
 ) -> list[ClaimDecision]:
     """Judge one insurer's claims of the batch, in id order, and write the outcome."""
     beneficiary_ids = {c.beneficiary_id for c in claims}
     store.lock_beneficiaries(conn, insurer_id, beneficiary_ids)
     claim_ids = [c.id for c in claims]
-    lines = store.lines_of(conn, insurer_id, claim_ids)
+    lines = lines_of(conn, insurer_id, claim_ids)
     people = store.beneficiary_facts(conn, insurer_id, beneficiary_ids)
     optam = store.provider_optam(conn, {c.provider_id for c in claims})
     conventions = {
@@ -269,7 +270,7 @@ def _contract(
 def _judge_one(
     platform: Platform,
     facts: ClaimFacts,
-    claim: store.ClaimRow,
+    claim: ClaimRow,
     today: date,
     broken: DomainError | None = None,
 ) -> ClaimDecision:
@@ -289,7 +290,7 @@ def _code(reason: Reason | None) -> str | None:
     return None if reason is None else reason.value
 
 
-def _age(claim: store.ClaimRow, person: store.BeneficiaryFacts | None) -> int | None:
+def _age(claim: ClaimRow, person: store.BeneficiaryFacts | None) -> int | None:
     if claim.beneficiary_age is not None:
         return claim.beneficiary_age
     if person is None:
@@ -313,7 +314,7 @@ def _post(
     platform: Platform,
     conn: Connection,
     insurer_id: int,
-    claims: Sequence[store.ClaimRow],
+    claims: Sequence[ClaimRow],
     decisions: Sequence[ClaimDecision],
 ) -> None:
     """One posting per claim with an accepted amount: the insurer owes it, we owe the provider."""
@@ -334,4 +335,4 @@ def _post(
         for claim, decision in zip(claims, decisions, strict=True)
         if decision.accepted_cents > 0
     ]
-    store.post_bulk(conn, postings, at=now, insurer_id=insurer_id)
+    ledger.post_bulk(conn, postings, at=now, insurer_id=insurer_id)

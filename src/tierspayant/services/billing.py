@@ -63,8 +63,8 @@ from tierspayant.services.payments import (
     renew,
 )
 from tierspayant.services.platform import Platform
-from tierspayant.store import audit, ledger
-from tierspayant.store import payments as store
+from tierspayant.store import audit, ledger, runs
+from tierspayant.store import billing as store
 from tierspayant.store.keys import OPERATOR_SCOPE
 
 ACTOR = "job:billing"
@@ -115,7 +115,7 @@ def run_billing(
         )
     run_key = billing_run_key(period)
     with platform.engine.connect() as conn:
-        running = store.open_payment_runs(conn, first, last)
+        running = runs.open_payment_runs(conn, first, last)
     if running:
         raise Conflict(
             "billing.payments_running",
@@ -158,7 +158,7 @@ def run_billing(
     )
 
 
-def _bill_all(platform: Platform, run: store.Run, owner: str, progress: Progress) -> None:
+def _bill_all(platform: Platform, run: runs.Run, owner: str, progress: Progress) -> None:
     period = run.period
     assert period is not None
     with platform.engine.connect() as conn:
@@ -173,13 +173,13 @@ def _bill_all(platform: Platform, run: store.Run, owner: str, progress: Progress
 
 
 def _bill_insurer(
-    platform: Platform, conn: Connection, run: store.Run, insurer_id: int, period: str
+    platform: Platform, conn: Connection, run: runs.Run, insurer_id: int, period: str
 ) -> None:
     lines, paid, undue = store.billed_totals(conn, insurer_id, period)
     rate = fee_per_line(platform, conn, insurer_id)
     fee = lines * rate
     due = paid - undue + fee
-    amc = store.amc_number(conn, insurer_id)
+    amc = ledger.amc_number(conn, insurer_id)
     if fee:
         ledger.post(
             conn,

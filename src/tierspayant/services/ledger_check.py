@@ -22,7 +22,7 @@ from tierspayant.domain.accounting import Journal
 from tierspayant.domain.ledger import BANK, FEES
 from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
-from tierspayant.store import payments as store
+from tierspayant.store import overpayments as store
 from tierspayant.store.claims_tables import claims
 from tierspayant.store.ledger_tables import (
     billing_statements,

@@ -20,8 +20,9 @@ from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceEr
 from tierspayant.services.insurers import get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit, ledger
-from tierspayant.store import payments as store
+from tierspayant.store import overpayments as store
 from tierspayant.store.claims_tables import claim_lines, claims
+from tierspayant.store.payments import PaidLine, paid_lines
 
 _REASON = re.compile(r"[a-z][a-z0-9_.]{2,59}")
 
@@ -39,9 +40,9 @@ def reverse_paid_claim(
 
     Returns the cents to recover from the provider for this claim (the same on a repeat).
     """
-    amc = store.amc_number(conn, insurer_id)
+    amc = ledger.amc_number(conn, insurer_id)
     total = 0
-    for line in store.paid_lines(conn, insurer_id, claim_id):
+    for line in paid_lines(conn, insurer_id, claim_id):
         total += _reverse_line(platform, conn, insurer_id, amc, claim_id, line, reason_code, actor)
     return total
 
@@ -52,7 +53,7 @@ def _reverse_line(
     insurer_id: int,
     amc: str,
     claim_id: int,
-    line: store.PaidLine,
+    line: PaidLine,
     reason_code: str,
     actor: str,
 ) -> int:
@@ -173,13 +174,13 @@ def _flag(
     existing = store.overpayment_cents(conn, insurer_id, claim_id, line_no)
     if existing is not None:
         return UndueLine(claim_id, line_no, int(existing), created=False)
-    paid = store.paid_lines(conn, insurer_id, claim_id, line_no)
+    paid = paid_lines(conn, insurer_id, claim_id, line_no)
     if not paid:
         raise Conflict(
             "overpayment.not_paid",
             "this line has not been paid: correct or cancel the invoice instead",
             field="line_no",
         )
-    amc = store.amc_number(conn, insurer_id)
+    amc = ledger.amc_number(conn, insurer_id)
     cents = _reverse_line(platform, conn, insurer_id, amc, claim_id, paid[0], reason_code, actor)
     return UndueLine(claim_id, line_no, cents, created=True)

@@ -53,7 +53,7 @@ from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError
 from tierspayant.services.platform import Platform
-from tierspayant.store import audit, ledger
+from tierspayant.store import audit, ledger, overpayments, runs
 from tierspayant.store import payments as store
 from tierspayant.store.keys import OPERATOR_SCOPE
 
@@ -109,7 +109,7 @@ def _holder_gone(owner: str) -> bool:
 
 def acquire_run(
     platform: Platform, *, run_key: str, kind: str, run_date: date, period: str | None
-) -> tuple[store.Run, str]:
+) -> tuple[runs.Run, str]:
     """Create the run or take over its lease; Conflict ``run.locked`` if a live worker has it.
 
     On PostgreSQL the run row is read ``FOR UPDATE SKIP LOCKED``: a worker that finds it
@@ -120,11 +120,11 @@ def acquire_run(
     busy = Conflict("run.locked", f"the run {run_key} is being run by another worker")
     try:
         with platform.engine.begin() as conn:
-            run = store.find_run(conn, run_key, skip_locked=True)
+            run = runs.find_run(conn, run_key, skip_locked=True)
             if run is None:
-                if store.run_exists(conn, run_key):
+                if runs.run_exists(conn, run_key):
                     raise busy
-                run = store.create_run(
+                run = runs.create_run(
                     conn,
                     run_key=run_key,
                     kind=kind,
@@ -137,26 +137,26 @@ def acquire_run(
                 return run, owner
             if run.lock_owner is not None and not _lease_lost(run, now):
                 raise busy
-            store.take_lease(conn, run_key, owner, now, LEASE)
+            runs.take_lease(conn, run_key, owner, now, LEASE)
             return run, owner
     except IntegrityError:
         raise busy from None
 
 
-def _lease_lost(run: store.Run, now: datetime) -> bool:
+def _lease_lost(run: runs.Run, now: datetime) -> bool:
     expired = run.lock_expires_at is None or _aware(run.lock_expires_at) <= now
     return expired or (run.lock_owner is not None and _holder_gone(run.lock_owner))
 
 
 def renew(platform: Platform, conn: Connection, run_key: str, owner: str) -> None:
     """Extend the lease inside a unit of work; refuse the unit if another worker took it."""
-    if not store.renew_lease(conn, run_key, owner, platform.now(), LEASE):
+    if not runs.renew_lease(conn, run_key, owner, platform.now(), LEASE):
         raise Conflict("run.lease_lost", f"another worker took over the run {run_key}")
 
 
 def release_run(platform: Platform, run_key: str, owner: str, *, done: bool) -> None:
     with platform.engine.begin() as conn:
-        store.release_lease(conn, run_key, owner, done_at=platform.now() if done else None)
+        runs.release_lease(conn, run_key, owner, done_at=platform.now() if done else None)
 
 
 def bank_party(platform: Platform) -> BankParty:
@@ -200,7 +200,7 @@ def run_payments(
     """Pay every provider what adjudication accepted and no run paid yet; rerunnable."""
     run_key = payment_run_key(run_date)
     with platform.engine.connect() as conn:
-        if store.period_billed(conn, period_of(run_date)):
+        if runs.period_billed(conn, period_of(run_date)):
             raise Conflict(
                 "payments.period_billed",
                 f"insurers were already billed for {period_of(run_date)}: pay at a later date",
@@ -242,7 +242,7 @@ def run_payments(
     )
 
 
-def _remit_all(platform: Platform, run: store.Run, owner: str, progress: Progress) -> list[str]:
+def _remit_all(platform: Platform, run: runs.Run, owner: str, progress: Progress) -> list[str]:
     cutoff = _aware(run.cutoff)
     with platform.engine.connect() as conn:
         provider_ids = store.providers_with_work(conn, cutoff)
@@ -264,7 +264,7 @@ def _remit_all(platform: Platform, run: store.Run, owner: str, progress: Progres
 
 
 def _remit_provider(
-    platform: Platform, conn: Connection, run: store.Run, provider_id: int, cutoff: datetime
+    platform: Platform, conn: Connection, run: runs.Run, provider_id: int, cutoff: datetime
 ) -> None:
     lines, gross = store.remit_lines(
         conn,
@@ -275,10 +275,10 @@ def _remit_provider(
     )
     if lines == 0:
         return
-    open_items = store.open_undue(conn, provider_id, cutoff)
+    open_items = overpayments.open_undue(conn, provider_id, cutoff)
     netting = net_payment(gross, sum(cents for _, cents in open_items))
     allocations = list(allocate_recovery(netting.recovered_cents, open_items))
-    store.insert_recoveries(conn, run.run_key, provider_id, allocations)
+    overpayments.insert_recoveries(conn, run.run_key, provider_id, allocations)
     now = platform.now()
     if netting.recovered_cents:
         ledger.post(

@@ -53,6 +53,7 @@ from tierspayant.services.platform import Platform
 from tierspayant.services.providers import provider_by_id
 from tierspayant.store import audit
 from tierspayant.store import claims as store
+from tierspayant.store.adjudication import counter_history
 from tierspayant.store.claims_tables import prior_authorisations
 from tierspayant.store.tables import insurers
 
@@ -275,7 +276,7 @@ def _assess(
     if refusal is not None:
         return refusal
     assert contract is not None  # refusal_before_pricing refuses a missing contract
-    history = store.counter_history(conn, insurer.id, [record.id]).get(record.id, [])
+    history = counter_history(conn, insurer.id, [record.id]).get(record.id, [])
     counters, last = counters_on(contract, request.care_date, history)
     optam = provider_by_id(conn, provider_id).optam
     quote = PricingRequest(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Final
 
 from sqlalchemy import Connection, func, select
 
 from tierspayant.domain.ledger import Entry, LedgerError, Posting
+from tierspayant.store.bulk import bound, copy_in, is_postgres, stage
 from tierspayant.store.ledger_tables import ledger_entries, ledger_postings
+from tierspayant.store.tables import insurers
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +69,6 @@ def post(
         ],
     )
     return Posted(int(posting_id), True)
-
-
-def post_many(
-    conn: Connection, postings: Iterable[Posting], *, at: datetime, insurer_id: int | None = None
-) -> int:
-    """Post each of ``postings``; return how many were new."""
-    return sum(post(conn, p, at=at, insurer_id=insurer_id).created for p in postings)
 
 
 def entries_of(conn: Connection, posting_id: int) -> tuple[Entry, ...]:
@@ -186,3 +182,137 @@ def signed_journal_total(conn: Connection, journal: str, account_name: str) -> i
         .where(ledger_postings.c.journal == journal, ledger_entries.c.account == account_name)
     )
     return int(conn.execute(query).scalar_one())
+
+
+def amc_number(conn: Connection, insurer_id: int) -> str:
+    """The AMC number that names an insurer's ledger accounts."""
+    query = select(insurers.c.amc_number).where(insurers.c.id == insurer_id)
+    return str(conn.execute(query).scalar_one())
+
+
+# Bulk postings (adjudication: one posting per claim judged) are written through the
+# driver's own executemany (SQLite) or COPY (PostgreSQL), as the decisions are.
+_ENTRY_INSERT = (
+    "INSERT INTO ledger_entries (posting_id, line_no, account, debit_cents, credit_cents)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_ENTRIES_COPY = (
+    "COPY ledger_entries (posting_id, line_no, account, debit_cents, credit_cents)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+_ENTRIES_TYPES: Final = ["int8", "int2", "text", "int8", "int8"]
+_POSTINGS_STAGE: Final = (
+    "ledger_postings_stage",
+    "n int, journal text, reference text, value_date date, memo text, total bigint",
+)
+_POSTINGS_STAGE_COPY = (
+    "COPY ledger_postings_stage (n, journal, reference, value_date, memo, total)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+_POSTINGS_STAGE_TYPES: Final = ["int4", "text", "text", "date", "text", "int8"]
+# Rows that conflict with a posting already made are skipped, not returned: the caller
+# compares them with what exists. ``n`` maps the ids back to the postings.
+_POSTING_INSERT_PG = (
+    "INSERT INTO ledger_postings"
+    " (insurer_id, journal, reference, value_date, posted_at, memo, total_cents)"
+    " SELECT %s, journal, reference, value_date, %s, memo, total"
+    " FROM ledger_postings_stage ORDER BY n"
+    " ON CONFLICT (journal, reference) DO NOTHING RETURNING id, journal, reference"
+)
+_POSTING_COLUMNS = "insurer_id, journal, reference, value_date, posted_at, memo, total_cents"
+_POSTINGS_PER_STATEMENT = 1000  # 7 parameters each: far below SQLite's 32,766
+
+
+def _insert_postings(
+    conn: Connection, postings: Sequence[Posting], at: datetime, insurer_id: int
+) -> dict[tuple[str, str], int]:
+    """Insert the posting headers not made yet, in one statement (PostgreSQL) or one per
+    thousand (SQLite); the ids of those inserted, by (journal, reference)."""
+    if is_postgres(conn):
+        stage(conn, *_POSTINGS_STAGE)
+        copy_in(
+            conn,
+            _POSTINGS_STAGE_COPY,
+            _POSTINGS_STAGE_TYPES,
+            (
+                (n, p.journal, p.reference, p.value_date, p.memo, p.total_debit)
+                for n, p in enumerate(postings)
+            ),
+        )
+        made = conn.exec_driver_sql(_POSTING_INSERT_PG, (insurer_id, at)).all()
+        return {(str(r[1]), str(r[2])): int(r[0]) for r in made}
+    day = ledger_postings.c.value_date.type.bind_processor(conn.dialect)
+    posted_at = bound(conn, ledger_postings.c.posted_at, at)
+    inserted: dict[tuple[str, str], int] = {}
+    for start in range(0, len(postings), _POSTINGS_PER_STATEMENT):
+        chunk = postings[start : start + _POSTINGS_PER_STATEMENT]
+        values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
+        statement = (
+            f"INSERT INTO ledger_postings ({_POSTING_COLUMNS}) VALUES {values}"  # noqa: S608
+            " ON CONFLICT (journal, reference) DO NOTHING RETURNING id, journal, reference"
+        )
+        parameters = tuple(
+            value
+            for p in chunk
+            for value in (
+                insurer_id,
+                p.journal,
+                p.reference,
+                p.value_date if day is None else day(p.value_date),
+                posted_at,
+                p.memo,
+                p.total_debit,
+            )
+        )
+        for r in conn.exec_driver_sql(statement, parameters).all():
+            inserted[(str(r[1]), str(r[2]))] = int(r[0])
+    return inserted
+
+
+def post_bulk(
+    conn: Connection, postings: Sequence[Posting], *, at: datetime, insurer_id: int
+) -> int:
+    """:func:`tierspayant.store.ledger.post` for many postings at once; returns how many
+    were new.
+
+    Same rules: idempotent by ``(journal, reference)``, and a reference already posted
+    with other entries is ``ledger.reference_reused``. The headers are inserted skipping
+    those that exist (``ON CONFLICT DO NOTHING``), so no query looks for them first; only
+    the skipped ones, if any, are compared with what is stored.
+    """
+    if not postings:
+        return 0
+    seen: set[tuple[str, str]] = set()
+    for p in postings:
+        key = (p.journal, p.reference)
+        if key in seen:
+            raise LedgerError(
+                "ledger.reference_reused", f"posting {p.journal}/{p.reference} given twice"
+            )
+        seen.add(key)
+    inserted = _insert_postings(conn, postings, at, insurer_id)
+    for p in postings:
+        if (p.journal, p.reference) not in inserted:
+            posted = conn.execute(
+                select(ledger_postings.c.id).where(
+                    ledger_postings.c.journal == p.journal,
+                    ledger_postings.c.reference == p.reference,
+                )
+            ).scalar_one()
+            if entries_of(conn, int(posted)) != p.entries:
+                raise LedgerError(
+                    "ledger.reference_reused",
+                    f"posting {p.journal}/{p.reference} exists with other entries",
+                )
+    entries = [
+        (inserted[(p.journal, p.reference)], n, e.account, e.debit, e.credit)
+        for p in postings
+        if (p.journal, p.reference) in inserted
+        for n, e in enumerate(p.entries, start=1)
+    ]
+    if entries:
+        if is_postgres(conn):
+            copy_in(conn, _ENTRIES_COPY, _ENTRIES_TYPES, entries)
+        else:
+            conn.exec_driver_sql(_ENTRY_INSERT, entries)
+    return len(inserted)
