@@ -31,7 +31,6 @@ from tierspayant.services.identification import CardData
 from tierspayant.services.lookup import NO_PROOF, CardProof
 from tierspayant.services.platform import Platform
 from tierspayant.services.pricing import Calculation, start_calculation
-from tierspayant.services.prior_auth import prior_auth_policy
 from tierspayant.web.portals import mount_portals
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -55,8 +54,6 @@ def create_app(platform: Platform) -> FastAPI:
         ),
     )
     app.state.platform = platform
-    # A bad prior-authorisation setting stops the start here, not a request later.
-    prior_auth_policy(platform.settings)
     lane = LookupLane(platform)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=platform.settings.max_body_bytes)
