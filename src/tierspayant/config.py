@@ -3,14 +3,50 @@
 Embedded default: a SQLite file and a local keyring file under ``./var``, in-process
 limits. Production: ``TIERSPAYANT_DATABASE_URL=postgresql+psycopg://…``,
 ``TIERSPAYANT_REDIS_URL=redis://…`` and a key provider.
+
+Settings of single components are typed groups (:class:`OidcSettings`,
+:class:`SessionSettings`, :class:`JobSettings`, :class:`PriorAuthSettings`,
+:class:`BillingSettings`, :class:`EnrolmentSettings`), parsed and checked by
+:func:`load_settings`: a bad value stops the start with a :class:`SettingError` naming
+its variable, never a request later. Each field is read from ``TIERSPAYANT_<NAME>``; see
+docs/operations.md.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from tierspayant.domain.prior_auth import DEFAULT_POLICY as PRIOR_AUTH_DEFAULTS
+from tierspayant.domain.prior_auth import MAX_REVIEW_ABOVE_CENTS, MAX_VALIDITY_DAYS
+
+PREFIX = "TIERSPAYANT_"
+# NIST SP 800-63B 5.2.2 allows at most 100 consecutive failures; the CNIL and the France
+# Travail sanction (2026) point to far fewer. Ten is the ceiling the design sets.
+MAX_FAILED_LOGINS_CEILING = 10
+MAX_OPERATOR_FEE_PER_LINE_CENTS = 100_000  # 1,000 EUR a line: anything above is a typo
+BASIS_POINTS = 10_000  # 100 %
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class SettingError(SystemExit):
+    """A setting that cannot be used: the process does not start. ``variable`` names it."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"setting {variable} {message}")
+        self.variable = variable
+
+
+def _raw(source: Mapping[str, str], name: str) -> str | None:
+    """The stripped value of ``TIERSPAYANT_<NAME>``; None when unset or empty."""
+    raw = source.get(PREFIX + name.upper())
+    return raw.strip() or None if raw is not None else None
 
 
 def _int(source: Mapping[str, str], name: str, default: int) -> int:
@@ -20,14 +56,131 @@ def _int(source: Mapping[str, str], name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise SystemExit(f"setting {name} must be an integer, got {raw!r}") from exc
+        raise SettingError(name, f"must be an integer, got {raw!r}") from exc
+
+
+def _whole(source: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A whole number from ``low`` to ``high`` (digits only: no sign, decimals or units)."""
+    raw = _raw(source, name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise SettingError(
+            PREFIX + name.upper(), f"must be a whole number from {low} to {high}, got {raw!r}"
+        )
+    return int(raw)
+
+
+def _seconds(source: Mapping[str, str], name: str, default: float) -> float:
+    """A positive, finite number of seconds (decimals allowed)."""
+    raw = _raw(source, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise SettingError(
+            PREFIX + name.upper(), f"must be a positive number of seconds, got {raw!r}"
+        )
+    return value
+
+
+def _flag(source: Mapping[str, str], name: str) -> bool:
+    raw = _raw(source, name)
+    if raw is None:
+        return False
+    if raw.lower() not in _TRUE | _FALSE:
+        raise SettingError(PREFIX + name.upper(), f"must be 1 or 0 (true/false), got {raw!r}")
+    return raw.lower() in _TRUE
+
+
+def _required(source: Mapping[str, str], name: str) -> str:
+    raw = _raw(source, name)
+    if raw is None:
+        raise SettingError(PREFIX + name.upper(), "is required when TIERSPAYANT_OIDC_ISSUER is set")
+    return raw
+
+
+def _url(source: Mapping[str, str], name: str, *, https: bool) -> str:
+    """An absolute http(s) URL; with ``https``, plain http only on the local machine."""
+    variable = PREFIX + name.upper()
+    raw = _required(source, name)
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise SettingError(variable, f"must be an absolute http(s) URL, got {raw!r}")
+    if https and parts.scheme != "https" and parts.hostname not in _LOCAL_HOSTS:
+        raise SettingError(variable, f"must use https (plain http only on localhost), got {raw!r}")
+    return raw
 
 
 def _cache_seconds(source: Mapping[str, str]) -> int:
     value = _int(source, "TIERSPAYANT_CACHE_SECONDS", 2)
     if not 0 <= value <= 60:
-        raise SystemExit("setting TIERSPAYANT_CACHE_SECONDS must be between 0 and 60")
+        raise SettingError("TIERSPAYANT_CACHE_SECONDS", "must be between 0 and 60")
     return value
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """The professionals' OpenID provider (Pro Santé Connect) for the provider portal."""
+
+    issuer: str  # TIERSPAYANT_OIDC_ISSUER: without it, no OIDC login is offered
+    client_id: str  # TIERSPAYANT_OIDC_CLIENT_ID
+    client_secret: str = field(repr=False)  # TIERSPAYANT_OIDC_CLIENT_SECRET
+    redirect_uri: str = ""  # TIERSPAYANT_OIDC_REDIRECT_URI
+    required_acr: frozenset[str] = frozenset({"eidas2", "eidas3"})  # space-separated
+    allowed_amr: frozenset[str] = frozenset()  # space-separated; empty: any
+    max_age_seconds: int = 600  # TIERSPAYANT_OIDC_MAX_AGE
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Limits of portal logins and sessions (defaults from the security design)."""
+
+    idle_seconds: int = 15 * 60  # TIERSPAYANT_SESSION_IDLE_SECONDS
+    absolute_seconds: int = 8 * 3600  # TIERSPAYANT_SESSION_ABSOLUTE_SECONDS
+    max_failed_logins: int = 10  # TIERSPAYANT_MAX_FAILED_LOGINS
+    lockout_seconds: int = 15 * 60  # TIERSPAYANT_LOCKOUT_SECONDS
+    # TIERSPAYANT_PORTAL_TLS: treat every portal request as TLS (cookie names, HSTS)
+    portal_tls: bool = False
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The background work of ``tierspayant serve``."""
+
+    adjudication_interval_seconds: float = 10.0
+    checkpoint_interval_seconds: float = 300.0
+    # TIERSPAYANT_AUDIT_CHECKPOINT_DIR; None: ``<data dir>/checkpoints``
+    audit_checkpoint_dir: Path | None = None
+
+    def checkpoint_dir(self, data_dir: Path) -> Path:
+        """Where signed audit checkpoints are exported."""
+        return self.audit_checkpoint_dir or data_dir / "checkpoints"
+
+
+@dataclass(frozen=True)
+class PriorAuthSettings:
+    """When a prior-authorisation request waits for a person, how long an agreement lasts."""
+
+    review_above_cents: int = PRIOR_AUTH_DEFAULTS.review_above_cents
+    validity_days: int = PRIOR_AUTH_DEFAULTS.validity_days
+
+
+@dataclass(frozen=True)
+class BillingSettings:
+    """The platform's default operator fee, for insurers without their own rate."""
+
+    operator_fee_per_line_cents: int = 0
+
+
+@dataclass(frozen=True)
+class EnrolmentSettings:
+    """The share of covered beneficiaries a full import may end without a confirmation."""
+
+    confirm_terminations_above_bp: int = 200  # 2 %
 
 
 @dataclass(frozen=True)
@@ -50,13 +203,18 @@ class Settings:
     alert_webhook_url: str | None = None
     guard_policy: str | None = None  # JSON object, or the path of a JSON file
     guard_enabled: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
     # The operator's settlement account: debited by provider payments (pain.001), credited
     # by insurers' fund calls (pain.008, under this SEPA creditor identifier). Demo values.
     operator_name: str = "Tierspayant Operateur"
     operator_iban: str = "FR7630006000011234567890189"
     operator_bic: str = "AGRIFRPPXXX"
     sepa_creditor_id: str = "FR81ZZZ534A21"
+    oidc: OidcSettings | None = None  # None: the provider portal has no login
+    sessions: SessionSettings = SessionSettings()
+    jobs: JobSettings = JobSettings()
+    prior_auth: PriorAuthSettings = PriorAuthSettings()
+    billing: BillingSettings = BillingSettings()
+    enrolment: EnrolmentSettings = EnrolmentSettings()
 
     @property
     def is_sqlite(self) -> bool:
@@ -64,7 +222,10 @@ class Settings:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings from ``env`` (default: the process environment)."""
+    """Read the settings from ``env`` (default: the process environment).
+
+    Raises :class:`SettingError` (a ``SystemExit`` naming the variable) on a bad value.
+    """
     source: Mapping[str, str] = os.environ if env is None else env
     data_dir = Path(source.get("TIERSPAYANT_DATA_DIR", "var")).resolve()
     database_url = source.get(
@@ -77,7 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     rate_limits = _rules(source.get("TIERSPAYANT_RATE_LIMITS", ""))
     guard = source.get("TIERSPAYANT_GUARD", "on").strip().lower()
     if guard not in {"on", "off"}:
-        raise SystemExit("TIERSPAYANT_GUARD must be 'on' or 'off'")
+        raise SettingError("TIERSPAYANT_GUARD", "must be 'on' or 'off'")
     if guard == "off" and not database_url.startswith("sqlite"):
         # Switching the guard off exists to measure its cost on a laptop; never in production.
         raise SystemExit("TIERSPAYANT_GUARD=off is refused outside the embedded SQLite mode")
@@ -99,41 +260,102 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         operator_iban=source.get("TIERSPAYANT_OPERATOR_IBAN") or Settings.operator_iban,
         operator_bic=source.get("TIERSPAYANT_OPERATOR_BIC") or Settings.operator_bic,
         sepa_creditor_id=source.get("TIERSPAYANT_SEPA_CREDITOR_ID") or Settings.sepa_creditor_id,
-        extra=_extra(source),
+        oidc=_oidc(source),
+        sessions=_sessions(source),
+        jobs=_jobs(source),
+        prior_auth=_prior_auth(source),
+        billing=BillingSettings(
+            operator_fee_per_line_cents=_whole(
+                source, "operator_fee_per_line_cents", 0, 0, MAX_OPERATOR_FEE_PER_LINE_CENTS
+            )
+        ),
+        enrolment=EnrolmentSettings(
+            confirm_terminations_above_bp=_whole(
+                source,
+                "enrolment_confirm_terminations_above_bp",
+                EnrolmentSettings.confirm_terminations_above_bp,
+                0,
+                BASIS_POINTS,
+            )
+        ),
     )
 
 
-# Settings of single components (OIDC issuer, session limits, checkpoint directory…) read
-# from ``TIERSPAYANT_<NAME>`` into ``Settings.extra["<name>"]``; see docs/operations.md.
-EXTRA_KEYS = (
-    "oidc_issuer",
-    "oidc_client_id",
-    "oidc_client_secret",
-    "oidc_redirect_uri",
-    "oidc_required_acr",
-    "oidc_allowed_amr",
-    "oidc_max_age",
-    "portal_tls",
-    "audit_checkpoint_dir",
-    "checkpoint_interval_seconds",
-    "adjudication_interval_seconds",
-    "session_idle_seconds",
-    "session_absolute_seconds",
-    "max_failed_logins",
-    "lockout_seconds",
-    "prior_auth_review_above_cents",
-    "prior_auth_validity_days",
-    "operator_fee_per_line_cents",
-    "enrolment_confirm_terminations_above_bp",
-)
+def _oidc(source: Mapping[str, str]) -> OidcSettings | None:
+    names = ("client_id", "client_secret", "redirect_uri", "required_acr", "allowed_amr")
+    if _raw(source, "oidc_issuer") is None:
+        for name in (*names, "max_age"):
+            if _raw(source, f"oidc_{name}") is not None:
+                # Half a configuration is a mistake: it would silently offer no login.
+                raise SettingError(
+                    f"{PREFIX}OIDC_{name.upper()}", "is set but TIERSPAYANT_OIDC_ISSUER is not"
+                )
+        return None
+    client_id = _required(source, "oidc_client_id")
+    secret = _required(source, "oidc_client_secret")
+    required_acr = frozenset((_raw(source, "oidc_required_acr") or "eidas2 eidas3").split())
+    return OidcSettings(
+        issuer=_url(source, "oidc_issuer", https=True),
+        client_id=client_id,
+        client_secret=secret,
+        redirect_uri=_url(source, "oidc_redirect_uri", https=False),
+        required_acr=required_acr,
+        allowed_amr=frozenset((_raw(source, "oidc_allowed_amr") or "").split()),
+        max_age_seconds=_whole(source, "oidc_max_age", 600, 1, 86_400),
+    )
 
 
-def _extra(source: Mapping[str, str]) -> dict[str, str]:
-    return {
-        key: source[f"TIERSPAYANT_{key.upper()}"]
-        for key in EXTRA_KEYS
-        if source.get(f"TIERSPAYANT_{key.upper()}")
-    }
+def _sessions(source: Mapping[str, str]) -> SessionSettings:
+    default = SessionSettings()
+    day = 86_400
+    sessions = SessionSettings(
+        idle_seconds=_whole(source, "session_idle_seconds", default.idle_seconds, 1, day),
+        absolute_seconds=_whole(
+            source, "session_absolute_seconds", default.absolute_seconds, 1, 7 * day
+        ),
+        max_failed_logins=_whole(
+            source, "max_failed_logins", default.max_failed_logins, 1, MAX_FAILED_LOGINS_CEILING
+        ),
+        lockout_seconds=_whole(source, "lockout_seconds", default.lockout_seconds, 1, 7 * day),
+        portal_tls=_flag(source, "portal_tls"),
+    )
+    if sessions.absolute_seconds < sessions.idle_seconds:
+        raise SettingError(
+            "TIERSPAYANT_SESSION_ABSOLUTE_SECONDS",
+            f"must be at least TIERSPAYANT_SESSION_IDLE_SECONDS ({sessions.idle_seconds}),"
+            f" got {sessions.absolute_seconds}",
+        )
+    return sessions
+
+
+def _jobs(source: Mapping[str, str]) -> JobSettings:
+    default = JobSettings()
+    directory = _raw(source, "audit_checkpoint_dir")
+    return JobSettings(
+        adjudication_interval_seconds=_seconds(
+            source, "adjudication_interval_seconds", default.adjudication_interval_seconds
+        ),
+        checkpoint_interval_seconds=_seconds(
+            source, "checkpoint_interval_seconds", default.checkpoint_interval_seconds
+        ),
+        audit_checkpoint_dir=Path(directory) if directory else None,
+    )
+
+
+def _prior_auth(source: Mapping[str, str]) -> PriorAuthSettings:
+    default = PriorAuthSettings()
+    return PriorAuthSettings(
+        review_above_cents=_whole(
+            source,
+            "prior_auth_review_above_cents",
+            default.review_above_cents,
+            0,
+            MAX_REVIEW_ABOVE_CENTS,
+        ),
+        validity_days=_whole(
+            source, "prior_auth_validity_days", default.validity_days, 1, MAX_VALIDITY_DAYS
+        ),
+    )
 
 
 def _rules(raw: str) -> dict[str, str]:
@@ -144,6 +366,8 @@ def _rules(raw: str) -> dict[str, str]:
             continue
         name, sep, rule = part.partition("=")
         if not sep or not name.strip() or not rule.strip():
-            raise SystemExit(f"TIERSPAYANT_RATE_LIMITS: expected name=rule, got {part!r}")
+            raise SettingError(
+                "TIERSPAYANT_RATE_LIMITS", f"must list name=rule pairs, got {part!r}"
+            )
         rules[name.strip()] = rule.strip()
     return rules

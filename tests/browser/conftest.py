@@ -43,14 +43,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with run_test_issuer() as issuer:
-        extra = {
-            "oidc_issuer": issuer.url,
-            "oidc_client_id": CLIENT_ID,
-            "oidc_client_secret": CLIENT_SECRET,
-            "oidc_redirect_uri": f"{url}/portail/prestataire/oidc/retour",
-            "oidc_allowed_amr": "pop mfa",
+        env = {
+            "TIERSPAYANT_OIDC_ISSUER": issuer.url,
+            "TIERSPAYANT_OIDC_CLIENT_ID": CLIENT_ID,
+            "TIERSPAYANT_OIDC_CLIENT_SECRET": CLIENT_SECRET,
+            "TIERSPAYANT_OIDC_REDIRECT_URI": f"{url}/portail/prestataire/oidc/retour",
+            "TIERSPAYANT_OIDC_ALLOWED_AMR": "pop mfa",
         }
-        world = build_world(tmp_path_factory.mktemp("browser"), extra=extra, members=1)
+        world = build_world(tmp_path_factory.mktemp("browser"), env=env, members=1)
         config = uvicorn.Config(
             create_app(world.platform), host="127.0.0.1", port=port, log_level="warning"
         )

@@ -489,18 +489,14 @@ def test_settings_choose_the_policy_the_webhook_and_the_counters(
         tmp_path,
         "sqlite://",
         tmp_path / "keyring.json",
-        extra={
-            "guard_policy": '{"no_proof_soft": 3, "no_proof_hard": 6}',
-            "alert_webhook_url": "https://soc.example.org/hook",
-        },
+        guard_policy='{"no_proof_soft": 3, "no_proof_hard": 6}',
+        alert_webhook_url="https://soc.example.org/hook",
     )
     assert load_guard_policy(inline).no_proof_hard == 6
     assert AlertSink.from_settings(inline).webhook_url == "https://soc.example.org/hook"
     policy_file = tmp_path / "guard.json"
     policy_file.write_text('{"daily_caps": {"optician": 15}}', encoding="utf-8")
-    from_file = Settings(
-        tmp_path, "sqlite://", tmp_path / "k.json", extra={"guard_policy": str(policy_file)}
-    )
+    from_file = Settings(tmp_path, "sqlite://", tmp_path / "k.json", guard_policy=str(policy_file))
     guard = build_guard(from_file, engine)
     assert guard.policy.daily_caps["optician"] == 15
     assert isinstance(guard.counters, MemoryCounterStore)

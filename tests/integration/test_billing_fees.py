@@ -7,6 +7,7 @@ import csv
 import json
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.conftest import SeededInsurer
 from tests.factories import make_bic, make_french_iban
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, adjudicated_claim, make_provider
 from tierspayant.cli.main import app
+from tierspayant.config import BillingSettings
 from tierspayant.domain.ledger import FEES, AccountKind, account
 from tierspayant.services import billing, ledger_check, payments
 from tierspayant.services.errors import ServiceError
@@ -50,6 +52,13 @@ def _balance(platform: Platform, name: str) -> int:
         return ledger.balance(conn, name)
 
 
+def _default_fee(platform: Platform, cents: int) -> None:
+    """Give the platform ``TIERSPAYANT_OPERATOR_FEE_PER_LINE_CENTS=cents``."""
+    platform.settings = replace(
+        platform.settings, billing=BillingSettings(operator_fee_per_line_cents=cents)
+    )
+
+
 def _receivable(insurer: SeededInsurer) -> str:
     return account(AccountKind.INSURER_RECEIVABLE, insurer.amc_number)
 
@@ -59,7 +68,7 @@ def test_fees_are_charged_per_paid_line_and_called_with_the_fund_call(
 ) -> None:
     # Given a platform default of 0.25 per line, an insurer with its own rate of 0.40
     # (and a mandate) and one on the default (without a mandate)
-    platform.settings.extra[billing.FEE_SETTING] = "25"
+    _default_fee(platform, 25)
     platform.clock = at(date(2026, 4, 10))
     own, default = seed_insurer(platform), seed_insurer(platform)
     assert billing.set_insurer_fee(platform, own.amc_number, 40, actor="test") == 40
@@ -133,7 +142,7 @@ def test_a_fee_is_set_within_range_audited_and_can_go_back_to_the_default(
     platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
 ) -> None:
     insurer = seed_insurer(platform)
-    platform.settings.extra[billing.FEE_SETTING] = "15"
+    _default_fee(platform, 15)
     for bad in (-1, billing.MAX_FEE_PER_LINE + 1):
         with pytest.raises(ServiceError) as refused:
             billing.set_insurer_fee(platform, insurer.amc_number, bad, actor="test")
@@ -149,7 +158,8 @@ def test_a_fee_is_set_within_range_audited_and_can_go_back_to_the_default(
         ).scalar_one()
     assert events == 2
 
-    # A platform default that is not whole cents stops the billing run before anything
+    # The month is billed at the platform default (a default that is not whole cents never
+    # gets this far: load_settings refuses it, tests/unit/test_config.py)
     platform.clock = at(date(2026, 3, 10))
     provider = make_provider(platform, random.Random(32))
     adjudicated_claim(
@@ -157,16 +167,6 @@ def test_a_fee_is_set_within_range_audited_and_can_go_back_to_the_default(
     )
     payments.run_payments(platform, date(2026, 3, 10), out_dir=tmp_path / "pay")
     platform.clock = at(date(2026, 4, 2))
-    platform.settings.extra[billing.FEE_SETTING] = "0.15"
-    with pytest.raises(ServiceError) as bad_setting:
-        billing.run_billing(platform, "2026-03", out_dir=tmp_path / "bill")
-    assert bad_setting.value.code == "billing.fee_setting"
-    with platform.engine.connect() as conn:
-        assert not conn.execute(
-            select(func.count()).where(billing_statements.c.period == "2026-03")
-        ).scalar_one()
-    # and once corrected, the month is billed at that rate
-    platform.settings.extra[billing.FEE_SETTING] = "15"
     billing.run_billing(platform, "2026-03", out_dir=tmp_path / "bill")
     files = billing.statement_files(tmp_path / "bill", insurer.amc_number, "2026-03")
     statement = json.loads(files["statement_json"].read_text(encoding="utf-8"))

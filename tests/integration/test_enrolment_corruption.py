@@ -31,10 +31,11 @@ from tests.integration.test_enrolment import (
     snapshot,
 )
 from tierspayant.cli.import_beneficiaries import EXIT_OK, EXIT_REFUSED, import_beneficiaries_command
+from tierspayant.config import EnrolmentSettings
 from tierspayant.domain.errors import InvalidIdentifier
 from tierspayant.domain.identifiers import parse_birth_rank, parse_nir_value
 from tierspayant.formats.synthetic import write_beneficiaries_csv
-from tierspayant.services.enrolment import TERMINATION_SETTING, TerminationsNotConfirmed
+from tierspayant.services.enrolment import TerminationsNotConfirmed
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
@@ -256,21 +257,17 @@ def test_given_the_share_setting_then_it_decides_when_to_ask(
     insurer = seed_insurer(platform)
     run(platform, insurer, _hundred(tmp_path, "v1.csv", range(1, 101)))
     v2 = _hundred(tmp_path, "v2.csv", range(1, 91))  # ends 10 of 100
-    extra = {**platform.settings.extra, TERMINATION_SETTING: "1000"}  # 10 %
-    monkeypatch.setattr(platform, "settings", replace(platform.settings, extra=extra))
+
+    def share(bp: int) -> None:
+        enrolment = EnrolmentSettings(confirm_terminations_above_bp=bp)
+        monkeypatch.setattr(platform, "settings", replace(platform.settings, enrolment=enrolment))
+
+    share(1000)  # 10 %
     assert run(platform, insurer, v2).terminated == 10
     run(platform, insurer, _hundred(tmp_path, "v1.csv", range(1, 101)))  # everyone back
-    monkeypatch.setattr(
-        platform, "settings", replace(platform.settings, extra={**extra, TERMINATION_SETTING: "0"})
-    )
+    share(0)
     with pytest.raises(TerminationsNotConfirmed):  # 0: every termination is confirmed
         run(platform, insurer, _hundred(tmp_path, "v3.csv", range(1, 100)))
-    monkeypatch.setattr(
-        platform, "settings", replace(platform.settings, extra={**extra, TERMINATION_SETTING: "2%"})
-    )
-    with pytest.raises(ServiceError) as bad:
-        run(platform, insurer, v2)
-    assert bad.value.code == "enrolment.termination_setting"
     with pytest.raises(ServiceError) as negative:
         run(platform, insurer, v2, confirm=-1)
     assert negative.value.code == "enrolment.confirm_terminations"

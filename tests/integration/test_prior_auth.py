@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from tests.conftest import SeededInsurer
 from tests.integration.claims_world import CARE_DAY, World, build_world
-from tierspayant.config import load_settings
+from tierspayant.config import SettingError, load_settings
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.domain.prior_auth import PriorAuthPolicy
@@ -27,7 +27,6 @@ from tierspayant.services.prior_auth import (
     prior_auth_policy,
     request_prior_auth,
 )
-from tierspayant.store.claims_tables import prior_authorisations
 from tierspayant.store.tables import audit_events
 
 FRAME = PricingLine("FRAME1", CareDomain.OPTI, "optics_frame", 1, 15000, 5)
@@ -236,28 +235,8 @@ def test_the_review_threshold_and_the_validity_come_from_the_settings(world: Wor
     assert equal.valid_until == CARE_DAY + timedelta(days=84)
 
 
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("prior_auth_review_above_cents", "15OO00"),
-        ("prior_auth_review_above_cents", "-1"),
-        ("prior_auth_review_above_cents", "1500.00"),
-        ("prior_auth_validity_days", "0"),
-        ("prior_auth_validity_days", "367"),
-        ("prior_auth_validity_days", "trois mois"),
-    ],
-)
-def test_a_bad_policy_setting_is_refused_by_name_and_stores_nothing(
-    world: World, name: str, value: str
-) -> None:
-    _configured(world.platform, **{name: value})
-    with pytest.raises(ValueError, match=f"TIERSPAYANT_{name.upper()}") as bad:
-        prior_auth_policy(world.platform.settings)
-    assert repr(value) in str(bad.value)
-    with pytest.raises(ValueError, match=f"TIERSPAYANT_{name.upper()}"):
-        request_prior_auth(world.platform, world.principal, ask(world, "q24", FRAME))
-    with world.platform.engine.connect() as conn:
-        stored = conn.execute(
-            select(prior_authorisations.c.id).where(prior_authorisations.c.request_key == "q24")
-        ).all()
-    assert stored == []
+def test_a_bad_policy_setting_stops_the_start() -> None:
+    # Each bad value and its message: tests/unit/test_config.py
+    with pytest.raises(SettingError) as bad:
+        load_settings({"TIERSPAYANT_PRIOR_AUTH_VALIDITY_DAYS": "trois mois"})
+    assert bad.value.variable == "TIERSPAYANT_PRIOR_AUTH_VALIDITY_DAYS"

@@ -17,6 +17,7 @@ import pytest
 from tests.factories import make_am_number, make_rpps
 from tests.web.world import World, build_world
 from tierspayant.api.app import create_app
+from tierspayant.config import load_settings
 from tierspayant.services import accounts, providers
 from tierspayant.web.demo_issuer import DemoIssuer, start_demo_issuer
 
@@ -48,8 +49,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         "127.0.0.1", 0, [(DOCTOR, doctor_rpps), ("Mme Inconnue du registre", stranger_rpps)]
     )
     try:
-        extra = issuer.settings_extra(REDIRECT)
-        world = build_world(tmp_path_factory.mktemp("demo_issuer"), extra=extra, members=0)
+        env = issuer.environment(REDIRECT)
+        world = build_world(tmp_path_factory.mktemp("demo_issuer"), env=env, members=0)
         doctor = providers.add_provider(
             world.platform,
             providers.NewProvider(
@@ -179,21 +180,17 @@ def test_given_an_unregistered_redirect_uri_then_no_page(demo: Demo, http: httpx
     assert refused.json() == {"error": "invalid_request"}
 
 
-def test_given_settings_extra_then_they_name_this_issuer_and_its_client(demo: Demo) -> None:
-    extra = demo.issuer.settings_extra(REDIRECT)
-    assert extra["oidc_issuer"] == demo.issuer.url
-    assert extra["oidc_client_id"] == "tierspayant-demo"
-    assert len(extra["oidc_client_secret"]) >= 32
-    assert extra["oidc_redirect_uri"] == REDIRECT
-    assert set(extra) <= {
-        "oidc_issuer",
-        "oidc_client_id",
-        "oidc_client_secret",
-        "oidc_redirect_uri",
-        "oidc_required_acr",
-        "oidc_allowed_amr",
-        "oidc_max_age",
-    }
+def test_given_its_environment_then_the_settings_name_this_issuer_and_its_client(
+    demo: Demo,
+) -> None:
+    env = demo.issuer.environment(REDIRECT)
+    assert {name for name in env if not name.startswith("TIERSPAYANT_OIDC_")} == set()
+    oidc = load_settings(env).oidc
+    assert oidc is not None
+    assert oidc.issuer == demo.issuer.url
+    assert oidc.client_id == "tierspayant-demo"
+    assert len(oidc.client_secret) >= 32
+    assert oidc.redirect_uri == REDIRECT
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -155,13 +155,12 @@ def card_payload(world: World, directory: Path) -> str:
 def build_world(
     data_dir: Path,
     *,
-    extra: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
     beneficiaries: int = 12,
     members: int = 1,
 ) -> World:
-    """Seed a fresh SQLite platform under ``data_dir``."""
-    settings = load_settings({"TIERSPAYANT_DATA_DIR": str(data_dir)})
-    settings = replace(settings, extra={**settings.extra, **(extra or {})})
+    """Seed a fresh SQLite platform under ``data_dir``, with ``env``'s settings besides."""
+    settings = load_settings({"TIERSPAYANT_DATA_DIR": str(data_dir), **(env or {})})
     platform = initialise(settings)
     clock = Clock()
     platform.clock = clock

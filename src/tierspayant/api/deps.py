@@ -19,6 +19,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tierspayant.api.lanes import LookupLane
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services import accounts, providers
 from tierspayant.services.errors import Forbidden, Unauthenticated
@@ -46,6 +47,12 @@ bearer = HTTPBearer(auto_error=False)
 async def get_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
+
+
+async def get_lane(request: Request) -> LookupLane:
+    """The application's lane for rights checks and calculations (``api/lanes.py``)."""
+    lane: LookupLane = request.app.state.lookup_lane
+    return lane
 
 
 async def current_principal(
@@ -116,3 +123,4 @@ InsurerStaff = Annotated[Principal, Depends(insurer_staff)]
 OperatorStaff = Annotated[Principal, Depends(operator_staff)]
 MemberPrincipal = Annotated[Principal, Depends(member)]
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+LaneDep = Annotated[LookupLane, Depends(get_lane)]

@@ -8,7 +8,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tierspayant.domain.care import CareDomain, Exemption
-from tierspayant.domain.pricing import RssClass
+from tierspayant.domain.pricing import PricingLine, RssClass
+from tierspayant.services.identification import CardData
+from tierspayant.services.lookup import NO_PROOF, CardProof
 
 
 class Strict(BaseModel):
@@ -168,3 +170,37 @@ class CardKeyOut(BaseModel):
 
 class CardKeysOut(BaseModel):
     keys: list[CardKeyOut]
+
+
+def card_data(card: CardIn) -> CardData:
+    """The services' view of a card in a request body."""
+    return CardData(
+        amc_number=card.amc_number,
+        birth_date=card.birth_date,
+        nir=card.nir,
+        birth_rank=card.birth_rank,
+        member_number=card.member_number,
+    )
+
+
+def card_proof(text: str | None) -> CardProof:
+    """The scanned 2D code, or the absence of one."""
+    return NO_PROOF if text is None else CardProof(text)
+
+
+def pricing_line(line: LineIn) -> PricingLine:
+    """The domain's view of a line in a request body."""
+    return PricingLine(
+        act_code=line.act_code,
+        domain=line.domain,
+        family=line.family,
+        quantity=line.quantity,
+        billed_cents=line.billed_cents,
+        br_cents=line.br_cents,
+        amo_rate_bp=line.amo_rate_bp,
+        exemption=line.exemption,
+        in_care_pathway=line.in_care_pathway,
+        rss_class=line.rss_class,
+        plv_cents=line.plv_cents,
+        psychiatry=line.psychiatry,
+    )

@@ -68,17 +68,17 @@ def serve(
     from tierspayant.jobs.guard_figures import GuardFiguresWorker
 
     settings = load_settings()
-    extra = settings.extra
+    jobs = settings.jobs
     with platform_ctx() as platform:
         # Background work of a serving platform: claims are adjudicated continuously and a
         # signed checkpoint of the audit log is exported outside the database on schedule, and
         # each night the guard's figures of the day before are recorded for its calibration.
         workers = (
-            AdjudicationWorker(platform, float(extra.get("adjudication_interval_seconds") or 10)),
+            AdjudicationWorker(platform, jobs.adjudication_interval_seconds),
             CheckpointWorker(
                 platform,
-                Path(extra.get("audit_checkpoint_dir") or settings.data_dir / "checkpoints"),
-                float(extra.get("checkpoint_interval_seconds") or 300),
+                jobs.checkpoint_dir(settings.data_dir),
+                jobs.checkpoint_interval_seconds,
             ),
             GuardFiguresWorker(platform),
         )
@@ -121,8 +121,7 @@ def demo(
     professionals = [(s.name, s.rpps) for s in demo_providers(providers_count, seed) if s.rpps]
     issuer = start_demo_issuer("127.0.0.1", settings.port + 1, professionals[:5])
     portal = f"http://127.0.0.1:{settings.port}/portail/prestataire/oidc/retour"
-    for key, value in issuer.settings_extra(portal).items():
-        os.environ[f"TIERSPAYANT_{key.upper()}"] = value
+    os.environ.update(issuer.environment(portal))
     console.print(f"Demo Pro Santé Connect: {issuer.url} (for the provider portal)\n")
     try:
         serve(None, None)

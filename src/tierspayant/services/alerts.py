@@ -52,7 +52,7 @@ from tierspayant.store.alerts import GuardDailyHistory
 log = structlog.get_logger("tierspayant.alerts")
 
 GUARD_ACTOR = "system:guard"
-# Keys of ``Settings.extra`` read when ``Settings`` has no dedicated field (yet).
+# Fields of ``Settings`` read by this module.
 WEBHOOK_SETTING = "alert_webhook_url"
 GUARD_POLICY_SETTING = "guard_policy"
 
@@ -132,8 +132,7 @@ class AlertSink:
 
 
 def _setting(settings: Settings, name: str) -> str | None:
-    # A dedicated Settings field wins; until config.py has one, Settings.extra carries it.
-    value = getattr(settings, name, None) or settings.extra.get(name)
+    value = getattr(settings, name, None)
     return str(value) if value else None
 
 

@@ -28,6 +28,7 @@ from typing import TextIO
 
 from sqlalchemy import Connection
 
+from tierspayant.config import MAX_OPERATOR_FEE_PER_LINE_CENTS
 from tierspayant.domain import accounting
 from tierspayant.domain.identifiers import parse_bic, parse_iban
 from tierspayant.domain.payments import (
@@ -68,8 +69,7 @@ from tierspayant.store import billing as store
 from tierspayant.store.keys import OPERATOR_SCOPE
 
 ACTOR = "job:billing"
-FEE_SETTING = "operator_fee_per_line_cents"  # platform default, Settings.extra
-MAX_FEE_PER_LINE = 100_000  # 1,000 EUR a line: anything above is a typing error
+MAX_FEE_PER_LINE = MAX_OPERATOR_FEE_PER_LINE_CENTS  # the platform default's bound too
 COLLECTION_DELAY = timedelta(days=10)  # after the period's end: the usual fund-call date
 NOTICE = timedelta(days=2)  # at least this far after the run (B2B pre-notification)
 # Progress points, reported to ``progress(point, n)`` with n the insurer's rank: what the
@@ -210,17 +210,7 @@ def _bill_insurer(
 
 def default_fee_per_line(platform: Platform) -> int:
     """The platform's fee per paid line (``TIERSPAYANT_OPERATOR_FEE_PER_LINE_CENTS``, 0)."""
-    raw = platform.settings.extra.get(FEE_SETTING, "").strip()
-    if not raw:
-        return 0
-    try:
-        return _fee(int(raw))
-    except (ValueError, ServiceError):
-        raise ServiceError(
-            "billing.fee_setting",
-            f"TIERSPAYANT_{FEE_SETTING.upper()} must be whole cents from 0 to "
-            f"{MAX_FEE_PER_LINE}, got {raw!r}",
-        ) from None
+    return platform.settings.billing.operator_fee_per_line_cents
 
 
 def fee_per_line(platform: Platform, conn: Connection, insurer_id: int) -> int:

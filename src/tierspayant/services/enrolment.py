@@ -22,6 +22,7 @@ from typing import Final
 
 from sqlalchemy import Connection, select, update
 
+from tierspayant.config import BASIS_POINTS
 from tierspayant.domain.errors import DomainError
 from tierspayant.formats.beneficiaries import (
     BeneficiaryReader,
@@ -62,10 +63,8 @@ _MERGE_MESSAGES: Final = {
 
 # A full import ending more than this share of the insurer's covered beneficiaries (basis
 # points of those it could end) is refused unless its count is confirmed: a truncated or
-# mangled file must not end coverage wholesale. Setting: TIERSPAYANT_<NAME upper case>.
-TERMINATION_SETTING: Final = "enrolment_confirm_terminations_above_bp"
-DEFAULT_CONFIRM_TERMINATIONS_ABOVE_BP: Final = 200  # 2 %
-_BASIS: Final = 10_000
+# mangled file must not end coverage wholesale. Setting: Settings.enrolment.
+_BASIS: Final = BASIS_POINTS
 
 Progress = Callable[[int, int], None]
 Prepare = Callable[[Iterable[list[RawRecord | LineError]]], Iterator[PreparedChunk]]
@@ -118,18 +117,9 @@ class TerminationsNotConfirmed(Conflict):
 
 def confirm_terminations_above_bp(platform: Platform) -> int:
     """The share (basis points) above which a full import's terminations need a
-    confirmation: ``TIERSPAYANT_ENROLMENT_CONFIRM_TERMINATIONS_ABOVE_BP``, default 200."""
-    raw = platform.settings.extra.get(TERMINATION_SETTING, "").strip()
-    if not raw:
-        return DEFAULT_CONFIRM_TERMINATIONS_ABOVE_BP
-    value = int(raw) if raw.isdigit() else -1
-    if not 0 <= value <= _BASIS:
-        raise ServiceError(
-            "enrolment.termination_setting",
-            f"TIERSPAYANT_{TERMINATION_SETTING.upper()} must be a whole number of basis "
-            f"points from 0 to {_BASIS}, got {raw!r}",
-        )
-    return value
+    confirmation: ``TIERSPAYANT_ENROLMENT_CONFIRM_TERMINATIONS_ABOVE_BP`` (checked at
+    start-up), default 200."""
+    return platform.settings.enrolment.confirm_terminations_above_bp
 
 
 def _approve_terminations(

@@ -31,9 +31,6 @@ from tierspayant.domain.claims import UNKNOWN_BENEFICIARY
 from tierspayant.domain.eligibility import Coverage, age_on, check_care_date
 from tierspayant.domain.pricing import PricingLine, PricingRequest, check_lines
 from tierspayant.domain.prior_auth import (
-    DEFAULT_POLICY,
-    MAX_REVIEW_ABOVE_CENTS,
-    MAX_VALIDITY_DAYS,
     PRIOR_AUTH_DOMAINS,
     GuaranteedLine,
     PriorAuthDecision,
@@ -58,45 +55,14 @@ from tierspayant.store.claims_tables import prior_authorisations
 from tierspayant.store.tables import insurers
 
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,79}$")
-# Settings (``Settings.extra``, read from ``TIERSPAYANT_<NAME>``) overriding the defaults.
-REVIEW_ABOVE_SETTING = "prior_auth_review_above_cents"
-VALIDITY_SETTING = "prior_auth_validity_days"
-
-
-def _setting_int(settings: Settings, name: str, default: int, low: int, high: int) -> int:
-    raw = settings.extra.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise ValueError(
-            f"setting TIERSPAYANT_{name.upper()} must be a whole number from {low} to {high},"
-            f" got {raw!r}"
-        )
-    return value
 
 
 def prior_auth_policy(settings: Settings) -> PriorAuthPolicy:
-    """The policy in force: the defaults, overridden by the settings.
-
-    Keys: ``prior_auth_review_above_cents`` (integer cents; a request guaranteeing more
-    waits for a person) and ``prior_auth_validity_days`` (days an agreement lasts). A value
-    that is not a whole number in range is a ``ValueError`` naming the variable.
-    """
+    """The policy in force: ``settings.prior_auth`` (``TIERSPAYANT_PRIOR_AUTH_*``, checked
+    at start-up; the defaults are the domain's)."""
     return PriorAuthPolicy(
-        review_above_cents=_setting_int(
-            settings,
-            REVIEW_ABOVE_SETTING,
-            DEFAULT_POLICY.review_above_cents,
-            0,
-            MAX_REVIEW_ABOVE_CENTS,
-        ),
-        validity_days=_setting_int(
-            settings, VALIDITY_SETTING, DEFAULT_POLICY.validity_days, 1, MAX_VALIDITY_DAYS
-        ),
+        review_above_cents=settings.prior_auth.review_above_cents,
+        validity_days=settings.prior_auth.validity_days,
     )
 
 

@@ -22,7 +22,7 @@ issuer refuses, so the platform's side of the flow runs for real.
   strict Content-Security-Policy.
 
     issuer = start_demo_issuer("127.0.0.1", 8001, [("Dr Anne Martin", "10001234567")])
-    settings = replace(settings, extra={**settings.extra, **issuer.settings_extra(
+    settings = load_settings({**os.environ, **issuer.environment(
         "http://127.0.0.1:8000/portail/prestataire/oidc/retour")})
     ...
     issuer.stop()
@@ -120,7 +120,7 @@ class DemoIssuer:
     client_id: str = DEMO_CLIENT_ID
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     professionals: tuple[tuple[str, str], ...] = ()  # (name, RPPS), shown on the page
-    # Redirect URIs the client registered (settings_extra adds them); empty accepts any,
+    # Redirect URIs the client registered (environment adds them); empty accepts any,
     # which only the tests rely on.
     redirect_uris: set[str] = field(default_factory=set)
     token_ttl_seconds: int = 300
@@ -175,19 +175,19 @@ class DemoIssuer:
 
     # ----------------------------------------------------------------- relying party side
 
-    def settings_extra(self, redirect_uri: str) -> dict[str, str]:
-        """The ``oidc_*`` keys of ``Settings.extra`` for a platform logging in here; also
-        registers ``redirect_uri`` as a redirect URI of the client."""
+    def environment(self, redirect_uri: str) -> dict[str, str]:
+        """The ``TIERSPAYANT_OIDC_*`` variables of a platform logging in here (read by
+        ``load_settings``); also registers ``redirect_uri`` as a redirect URI of the client."""
         with self.lock:
             self.redirect_uris.add(redirect_uri)
         return {
-            "oidc_issuer": self.url,
-            "oidc_client_id": self.client_id,
-            "oidc_client_secret": self.client_secret,
-            "oidc_redirect_uri": redirect_uri,
-            "oidc_required_acr": "eidas2 eidas3",
-            "oidc_allowed_amr": " ".join(DEMO_AMR),
-            "oidc_max_age": "600",
+            "TIERSPAYANT_OIDC_ISSUER": self.url,
+            "TIERSPAYANT_OIDC_CLIENT_ID": self.client_id,
+            "TIERSPAYANT_OIDC_CLIENT_SECRET": self.client_secret,
+            "TIERSPAYANT_OIDC_REDIRECT_URI": redirect_uri,
+            "TIERSPAYANT_OIDC_REQUIRED_ACR": "eidas2 eidas3",
+            "TIERSPAYANT_OIDC_ALLOWED_AMR": " ".join(DEMO_AMR),
+            "TIERSPAYANT_OIDC_MAX_AGE": "600",
         }
 
     def config(

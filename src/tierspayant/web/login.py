@@ -3,8 +3,7 @@
 Staff and members: password, then a TOTP code (or a recovery code); an account without a
 second factor enrols one first. Health professionals: OpenID Connect (Pro Santé Connect)
 only, as the security design requires; the issuer is configured through
-``Settings.extra`` (``oidc_issuer``, ``oidc_client_id``, ``oidc_client_secret``,
-``oidc_redirect_uri``, ``oidc_required_acr``, ``oidc_allowed_amr``, ``oidc_max_age``).
+``Settings.oidc`` (``TIERSPAYANT_OIDC_*``, see docs/operations.md).
 """
 
 from __future__ import annotations
@@ -193,18 +192,18 @@ def _logout_routes(router: APIRouter, portal: Portal) -> None:
 
 
 def oidc_config(settings: Settings) -> OidcConfig | None:
-    """The professionals' issuer from ``Settings.extra``, or None when not configured."""
-    extra = settings.extra
-    if not extra.get("oidc_issuer"):
+    """The professionals' issuer from ``Settings.oidc``, or None when not configured."""
+    oidc = settings.oidc
+    if oidc is None:
         return None
     return OidcConfig(
-        issuer=extra["oidc_issuer"],
-        client_id=extra["oidc_client_id"],
-        client_secret=extra["oidc_client_secret"],
-        redirect_uri=extra["oidc_redirect_uri"],
-        required_acr=frozenset(extra.get("oidc_required_acr", "eidas2 eidas3").split()),
-        allowed_amr=frozenset(extra.get("oidc_allowed_amr", "").split()),
-        max_auth_age_seconds=int(extra.get("oidc_max_age", "600")),
+        issuer=oidc.issuer,
+        client_id=oidc.client_id,
+        client_secret=oidc.client_secret,
+        redirect_uri=oidc.redirect_uri,
+        required_acr=oidc.required_acr,
+        allowed_amr=oidc.allowed_amr,
+        max_auth_age_seconds=oidc.max_age_seconds,
     )
 
 

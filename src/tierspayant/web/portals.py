@@ -85,7 +85,7 @@ def _install_error_pages(app: FastAPI) -> None:
 
 def mount_portals(app: FastAPI, platform: Platform) -> None:
     """Add the portal routes and static files to ``app``."""
-    force_tls = platform.settings.extra.get("portal_tls") == "1"
+    force_tls = platform.settings.sessions.portal_tls
     app.add_middleware(PortalHeadersMiddleware, force_tls=force_tls)
     app.mount(STATIC_URL, StaticFiles(directory=_static_dir()), name="portal_static")
 

@@ -126,7 +126,7 @@ def invoice_line(form: FormData, row: int, care_date: date) -> ClaimLine:
 
 
 def invoice_from(form: FormData, care_date: date) -> claims.ClaimSubmission:
-    """The invoice as the API route builds it from a JSON body (``api/claims_routes.py``)."""
+    """The invoice as the API route builds it from a JSON body (``api/routes/claims.py``)."""
     rows = forms.integer(form, "lignes", low=1, high=MAX_INVOICE_LINES, default=1)
     return claims.ClaimSubmission(
         card=card_from(form),

@@ -50,8 +50,7 @@ INCIDENT_FIELDS = ("start", "end", "principal", "structure")
 
 def checkpoint_dir(platform: Platform) -> Path:
     """Where the checkpoint job exports signed checkpoints (``audit_checkpoint_dir``)."""
-    configured = platform.settings.extra.get("audit_checkpoint_dir")
-    return Path(configured) if configured else platform.settings.data_dir / "checkpoints"
+    return platform.settings.jobs.checkpoint_dir(platform.settings.data_dir)
 
 
 def _moment(day: date) -> datetime:

@@ -109,7 +109,7 @@ def platform_of(request: Request) -> Platform:
 
 
 def tls(request: Request) -> bool:
-    return is_tls(request.scope, platform_of(request).settings.extra.get("portal_tls") == "1")
+    return is_tls(request.scope, platform_of(request).settings.sessions.portal_tls)
 
 
 def cookie_name(request: Request, base: str) -> str:

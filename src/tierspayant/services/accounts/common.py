@@ -17,6 +17,7 @@ from functools import cache
 
 from sqlalchemy import Connection
 
+from tierspayant.config import MAX_FAILED_LOGINS_CEILING as MAX_FAILED_LOGINS_CEILING
 from tierspayant.config import Settings
 from tierspayant.security.crypto import row_aad
 from tierspayant.security.principal import Principal, PrincipalKind
@@ -33,9 +34,6 @@ from tierspayant.store import accounts as repo
 from tierspayant.store import audit
 from tierspayant.store.accounts import AccountRow
 
-# NIST SP 800-63B 5.2.2 allows at most 100 consecutive failures; the CNIL and the France
-# Travail sanction (2026) point to far fewer. Ten is the ceiling the design sets.
-MAX_FAILED_LOGINS_CEILING = 10
 _LOGIN = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}")
 _AUDIT_LOGIN_PURPOSE = "audit.login"
 
@@ -76,23 +74,13 @@ class AuthPolicy:
 
 
 def auth_policy(settings: Settings) -> AuthPolicy:
-    """The policy, with overrides from ``settings.extra`` (values in seconds).
-
-    Keys: ``session_idle_seconds``, ``session_absolute_seconds``, ``lockout_seconds``,
-    ``max_failed_logins``.
-    """
-    extra = settings.extra
-    default = AuthPolicy()
-
-    def seconds(name: str, fallback: timedelta) -> timedelta:
-        raw = extra.get(name)
-        return fallback if not raw else timedelta(seconds=int(raw))
-
+    """The policy, with the limits of ``settings.sessions`` (checked at start-up)."""
+    limits = settings.sessions
     return AuthPolicy(
-        max_failed_logins=int(extra.get("max_failed_logins") or default.max_failed_logins),
-        lockout=seconds("lockout_seconds", default.lockout),
-        session_idle=seconds("session_idle_seconds", default.session_idle),
-        session_absolute=seconds("session_absolute_seconds", default.session_absolute),
+        max_failed_logins=limits.max_failed_logins,
+        lockout=timedelta(seconds=limits.lockout_seconds),
+        session_idle=timedelta(seconds=limits.idle_seconds),
+        session_absolute=timedelta(seconds=limits.absolute_seconds),
     )
 
 

@@ -1,5 +1,4 @@
-"""Money routes: remittance advice for providers (JSON, or PDF to print), undue flags for
-insurer staff, statements for members.
+"""Payments: remittance advice for providers (JSON, or PDF to print).
 
 Every route declares its policy: ``**policy(Policy.…)`` and the matching dependency
 from :mod:`tierspayant.api.deps`. A provider asking for another provider's advice gets
@@ -12,26 +11,16 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import Field
 
-from tierspayant.api.deps import (
-    InsurerStaff,
-    MemberPrincipal,
-    PlatformDep,
-    Policy,
-    ProviderPrincipal,
-    policy,
-)
+from tierspayant.api.deps import PlatformDep, Policy, ProviderPrincipal, policy
 from tierspayant.api.schemas import Strict
 from tierspayant.domain.payments import RemittanceHeader
 from tierspayant.formats.sepa import amount
-from tierspayant.services import overpayments, payments, statements
+from tierspayant.services import payments
 
 router = APIRouter()
 
 AdviceId = Annotated[str, Path(min_length=3, max_length=24, pattern=r"^R[0-9]{8}-[0-9]{1,10}$")]
-ClaimId = Annotated[int, Path(ge=1, le=2**62)]
-LineNo = Annotated[int, Path(ge=1, le=999)]
 
 
 class RemittanceOut(Strict):
@@ -78,37 +67,6 @@ class RemittanceDetailOut(Strict):
 
 class RemittanceListOut(Strict):
     remittances: list[RemittanceOut]
-
-
-class UndueIn(Strict):
-    reason_code: Annotated[str, Field(min_length=3, max_length=60, pattern=r"^[a-z][a-z0-9_.]+$")]
-
-
-class UndueOut(Strict):
-    claim_id: int
-    line_no: int
-    to_recover: str
-
-
-class StatementLineOut(Strict):
-    care_date: date
-    payment_date: date
-    domain: str
-    act_code: str
-    provider_category: str
-    billed: str
-    amo: str
-    amc: str
-    remainder: str
-    status: str
-
-
-class MemberStatementOut(Strict):
-    lines: list[StatementLineOut]
-
-
-def _signed(cents: int) -> str:
-    return ("-" if cents < 0 else "") + amount(abs(cents))
 
 
 def _remittance_out(header: RemittanceHeader) -> RemittanceOut:
@@ -210,60 +168,4 @@ def read_remittance_pdf(
         body,
         media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="avis-{advice_id}.pdf"'},
-    )
-
-
-@router.post(
-    "/v1/claims/{claim_id}/lines/{line_no}/undue",
-    tags=["payments"],
-    response_model=UndueOut,
-    status_code=201,
-    summary="Insurer staff flag a paid line as undue: reversed, recovered on next payments",
-    **policy(Policy.INSURER_STAFF),
-)
-def flag_undue(
-    claim_id: ClaimId,
-    line_no: LineNo,
-    body: UndueIn,
-    principal: InsurerStaff,
-    platform: PlatformDep,
-    response: Response,
-) -> UndueOut:
-    flagged = overpayments.flag_undue(platform, principal, claim_id, line_no, body.reason_code)
-    if not flagged.created:
-        response.status_code = 200
-    return UndueOut(
-        claim_id=flagged.claim_id, line_no=flagged.line_no, to_recover=amount(flagged.cents)
-    )
-
-
-@router.get(
-    "/v1/members/me/statements",
-    tags=["members"],
-    response_model=MemberStatementOut,
-    summary="What was paid on the member's behalf: AMO, AMC and remainder, by care date",
-    **policy(Policy.MEMBER),
-)
-def member_statements(
-    principal: MemberPrincipal,
-    platform: PlatformDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 200,
-) -> MemberStatementOut:
-    lines = statements.member_statement(platform, principal, limit=limit)
-    return MemberStatementOut(
-        lines=[
-            StatementLineOut(
-                care_date=line.care_date,
-                payment_date=line.payment_date,
-                domain=line.domain,
-                act_code=line.act_code,
-                provider_category=line.provider_category,
-                billed=amount(line.billed_cents),
-                amo=amount(line.amo_cents),
-                amc=amount(line.amc_cents),
-                remainder=_signed(line.remainder_cents),
-                status=line.status,
-            )
-            for line in lines
-        ]
     )

@@ -1,8 +1,8 @@
-"""Prior authorisations and invoices (claims): receive, look up, cancel, decide.
+"""Claims (invoices, "factures" on screen): receive, look up, cancel.
 
 Every route declares its policy: ``**policy(Policy.…)`` and the matching dependency
-from :mod:`tierspayant.api.deps`. A provider sees only its own agreements and claims:
-anyone else's answer the same 404 as an unknown number.
+from :mod:`tierspayant.api.deps`. A provider sees only its own claims: anyone else's
+answer the same 404 as an unknown number.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
-from tierspayant.api.deps import InsurerStaff, PlatformDep, Policy, ProviderPrincipal, policy
-from tierspayant.api.schemas import CardIn, Cents, LineIn, Strict
+from tierspayant.api.deps import PlatformDep, Policy, ProviderPrincipal, policy
+from tierspayant.api.schemas import CardIn, Cents, Strict, card_data
 from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.claims import ClaimContent, ClaimLine
-from tierspayant.domain.pricing import PricingLine, RssClass
+from tierspayant.domain.pricing import RssClass
 from tierspayant.services.claims import (
     ClaimSubmission,
     ClaimView,
@@ -25,167 +25,10 @@ from tierspayant.services.claims import (
     get_claim,
     submit_claim,
 )
-from tierspayant.services.identification import CardData
-from tierspayant.services.prior_auth import (
-    PriorAuthAnswer,
-    PriorAuthRequest,
-    decide_prior_auth,
-    get_prior_auth,
-    request_prior_auth,
-)
 
 router = APIRouter()
 
-AgreementNumber = Annotated[str, Path(min_length=1, max_length=24, pattern=r"^[A-Z0-9]+$")]
 ClaimId = Annotated[int, Path(ge=1, le=2**62)]
-
-
-def _card(card: CardIn) -> CardData:
-    return CardData(
-        amc_number=card.amc_number,
-        birth_date=card.birth_date,
-        nir=card.nir,
-        birth_rank=card.birth_rank,
-        member_number=card.member_number,
-    )
-
-
-# --- prior authorisation --------------------------------------------------------------
-
-
-class PriorAuthIn(Strict):
-    card: CardIn
-    care_date: date
-    request_key: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:/-]+$")]
-    lines: Annotated[list[LineIn], Field(min_length=1, max_length=20)]
-
-
-class GuaranteedLineOut(BaseModel):
-    act_code: str
-    family: str
-    quantity: int
-    billed_cents: int
-    guaranteed_cents: int
-
-
-class PriorAuthOut(BaseModel):
-    agreement_number: str
-    status: str
-    domain: str
-    care_date: date
-    reason_code: str | None
-    reason: str | None
-    valid_until: date | None
-    guaranteed_cents: int
-    lines: list[GuaranteedLineOut]
-
-
-class DecisionIn(Strict):
-    accept: bool
-    reason: Annotated[str, Field(max_length=500)] = ""
-
-
-def _prior_auth_out(answer: PriorAuthAnswer) -> PriorAuthOut:
-    return PriorAuthOut(
-        agreement_number=answer.agreement_number,
-        status=answer.status,
-        domain=answer.domain,
-        care_date=answer.care_date,
-        reason_code=answer.reason_code,
-        reason=answer.reason,
-        valid_until=answer.valid_until,
-        guaranteed_cents=answer.guaranteed_cents,
-        lines=[
-            GuaranteedLineOut(
-                act_code=line.act_code,
-                family=line.family,
-                quantity=line.quantity,
-                billed_cents=line.billed_cents,
-                guaranteed_cents=line.guaranteed_cents,
-            )
-            for line in answer.lines
-        ],
-    )
-
-
-def _pricing_line(line: LineIn) -> PricingLine:
-    return PricingLine(
-        act_code=line.act_code,
-        domain=line.domain,
-        family=line.family,
-        quantity=line.quantity,
-        billed_cents=line.billed_cents,
-        br_cents=line.br_cents,
-        amo_rate_bp=line.amo_rate_bp,
-        exemption=line.exemption,
-        in_care_pathway=line.in_care_pathway,
-        rss_class=line.rss_class,
-        plv_cents=line.plv_cents,
-        psychiatry=line.psychiatry,
-    )
-
-
-@router.post(
-    "/v1/prior-authorisations",
-    tags=["prior_auth"],
-    response_model=PriorAuthOut,
-    status_code=201,
-    summary="Prior authorisation request (PEC): agreement, refusal or pending",
-    **policy(Policy.PROVIDER),
-)
-def post_prior_authorisation(
-    body: PriorAuthIn, principal: ProviderPrincipal, platform: PlatformDep, response: Response
-) -> PriorAuthOut:
-    answer, created = request_prior_auth(
-        platform,
-        principal,
-        PriorAuthRequest(
-            card=_card(body.card),
-            care_date=body.care_date,
-            request_key=body.request_key,
-            lines=tuple(_pricing_line(line) for line in body.lines),
-        ),
-    )
-    if not created:
-        response.status_code = 200
-    return _prior_auth_out(answer)
-
-
-@router.get(
-    "/v1/prior-authorisations/{agreement}",
-    tags=["prior_auth"],
-    response_model=PriorAuthOut,
-    summary="An agreement, for the provider that asked for it",
-    **policy(Policy.PROVIDER),
-)
-def read_prior_authorisation(
-    agreement: AgreementNumber, principal: ProviderPrincipal, platform: PlatformDep
-) -> PriorAuthOut:
-    return _prior_auth_out(get_prior_auth(platform, principal, agreement))
-
-
-@router.post(
-    "/v1/prior-authorisations/{agreement}/decision",
-    tags=["prior_auth"],
-    response_model=PriorAuthOut,
-    summary="Insurer staff accept or refuse a pending request",
-    **policy(Policy.INSURER_STAFF),
-)
-def decide_prior_authorisation(
-    agreement: AgreementNumber, body: DecisionIn, principal: InsurerStaff, platform: PlatformDep
-) -> PriorAuthOut:
-    answer = decide_prior_auth(
-        platform,
-        agreement,
-        accept=body.accept,
-        reason=body.reason,
-        actor=principal.id,
-        insurer_id=principal.insurer_id,
-    )
-    return _prior_auth_out(answer)
-
-
-# --- claims ------------------------------------------------------------------------------
 
 
 class ClaimLineIn(Strict):
@@ -265,7 +108,7 @@ class CancellationIn(Strict):
 def claim_submission(body: ClaimIn) -> ClaimSubmission:
     """The service's view of a request body."""
     return ClaimSubmission(
-        card=_card(body.card),
+        card=card_data(body.card),
         content=ClaimContent(
             invoice_number=body.invoice_number,
             care_date=body.care_date,

@@ -1,4 +1,4 @@
-"""Routes of this part of the API (included by ``api.app.create_app``).
+"""Cards: the public keys that sign the cards' 2D codes.
 
 Every route declares its policy: ``**policy(Policy.…)`` and the matching dependency
 from :mod:`tierspayant.api.deps`.

@@ -1,0 +1,52 @@
+"""Eligibility: the rights check from card data (IDB, "droits" on screen).
+
+Every route declares its policy: ``**policy(Policy.…)`` and the matching dependency
+from :mod:`tierspayant.api.deps`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from tierspayant.api.deps import LaneDep, PlatformDep, Policy, ProviderPrincipal, policy
+from tierspayant.api.schemas import (
+    DomainRightOut,
+    EligibilityIn,
+    EligibilityOut,
+    card_data,
+    card_proof,
+)
+from tierspayant.services.eligibility import RightsCheck, start_rights_check
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/eligibility",
+    tags=["eligibility"],
+    response_model=EligibilityOut,
+    summary="Rights check from card data (IDB)",
+    **policy(Policy.PROVIDER),
+)
+async def eligibility(
+    body: EligibilityIn, principal: ProviderPrincipal, platform: PlatformDep, lane: LaneDep
+) -> Response:
+    check = RightsCheck(card_data(body.card), body.care_date, tuple(body.domains))
+    proof = card_proof(body.card_proof)
+    answer = await lane.run(lambda: start_rights_check(platform, principal, check, proof))
+    out = EligibilityOut(
+        care_date=answer.care_date,
+        rights=[
+            DomainRightOut(
+                domain=r.domain,
+                covered=r.covered,
+                tiers_payant=r.tiers_payant,
+                coverage_code=r.coverage_code,
+                valid_until=r.valid_until,
+            )
+            for r in answer.rights
+        ],
+    )
+    # Serialised here, already valid: the framework would validate the model again
+    # against ``response_model`` (kept for the OpenAPI document) on the hot path.
+    return Response(out.model_dump_json(), media_type="application/json")
