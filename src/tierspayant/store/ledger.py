@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, func, select
 
+from tierspayant.domain.codes import LedgerCode
 from tierspayant.domain.ledger import Entry, LedgerError, Posting
 from tierspayant.store.ledger_tables import ledger_entries, ledger_postings
 
@@ -35,7 +36,7 @@ def post(
     if existing is not None:
         if entries_of(conn, int(existing)) != posting.entries:
             raise LedgerError(
-                "ledger.reference_reused",
+                LedgerCode.REFERENCE_REUSED,
                 f"posting {posting.journal}/{posting.reference} exists with other entries",
             )
         return Posted(int(existing), False)
