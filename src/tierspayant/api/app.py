@@ -81,9 +81,7 @@ def create_app(platform: Platform) -> FastAPI:
     ) -> TokenOut:
         if grant_type != "client_credentials":
             # RFC 6749 §5.2: an unsupported grant type is a 400, not an authentication failure.
-            raise ServiceError(
-                "auth.unsupported_grant", "only client_credentials is supported", status=400
-            )
+            raise ServiceError("auth.unsupported_grant", "only client_credentials is supported")
         basic = _basic_credentials(request.headers.get("authorization"))
         if basic is not None:
             client_id, client_secret = basic
