@@ -97,7 +97,7 @@ def test_given_an_unknown_login_then_unlock_refuses_in_french(
 ) -> None:
     before = len(_actions(platform, "account.unlock"))
     result = runner.invoke(app, ["accounts", "unlock", "--login", "personne@nulle.example"])
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # not found
     assert "[account.unknown] aucun compte ne porte cet identifiant" in result.output
     assert len(_actions(platform, "account.unlock")) == before
 

@@ -249,5 +249,5 @@ def test_the_fees_command(
     assert negative.exit_code == 2
     assert "[billing.fee_range]" in negative.output
     unknown = runner.invoke(app, ["fees", "set", "--amc", "000000000", "--per-line-cents", "5"])
-    assert unknown.exit_code == 2
+    assert unknown.exit_code == 3  # not found
     assert "[insurer.unknown]" in unknown.output

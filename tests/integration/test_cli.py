@@ -57,7 +57,7 @@ def test_given_an_insurer_and_its_catalogue_then_both_are_listed(cli: CliRunner)
 def test_given_a_duplicate_or_bad_insurer_then_a_coded_refusal(cli: CliRunner) -> None:
     assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "A")[0] == 0
     code, out = invoke(cli, "insurers", "add", "--amc", AMC, "--name", "B")
-    assert code == 2
+    assert code == 4  # conflict: the insurer exists
     assert "[insurer." in out
     code, out = invoke(cli, "insurers", "add", "--amc", "12AB", "--name", "C")
     assert code == 2
@@ -180,7 +180,7 @@ def test_given_no_data_dir_then_commands_explain_what_to_run(
     monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(tmp_path / "empty"))
     monkeypatch.delenv("TIERSPAYANT_DATABASE_URL", raising=False)
     result = CliRunner().invoke(app, ["insurers", "list"])
-    assert result.exit_code == 2
+    assert result.exit_code == 6  # not initialised
     assert "init" in result.output
     shutil.rmtree(tmp_path / "empty", ignore_errors=True)
 

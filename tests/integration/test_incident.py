@@ -334,7 +334,7 @@ def test_given_the_cli_then_every_operations_command_runs_and_exits_cleanly(
         assert result.exit_code == 0, (command, result.output)
     assert len(incident.load_scope_document(scope_file)["insurers"][0]["records"]) == len(read)
     refused = runner.invoke(app, ["breakglass", "approve", "1", "--as", "operator:bob"])
-    assert refused.exit_code == 2
+    assert refused.exit_code == 4  # conflict: not waiting for approval
     assert "breakglass.not_pending" in refused.output
 
 

@@ -20,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tierspayant.api.lanes import LookupLane
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services import accounts, providers
 from tierspayant.services.errors import Forbidden, Unauthenticated
@@ -65,7 +66,7 @@ async def current_principal(
     on the event loop; anything that needs the database runs in a worker thread.
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("auth.missing_token", "a bearer access token is required")
+        raise Unauthenticated(AuthCode.MISSING_TOKEN, "a bearer access token is required")
     platform: Platform = request.app.state.platform
     token = credentials.credentials
     cached = providers.cached_principal(platform, token)
@@ -82,7 +83,7 @@ def _authenticate(platform: Platform, token: str) -> Principal:
     try:
         return accounts.validate_session(platform, token).principal
     except Unauthenticated:
-        raise Unauthenticated("auth.invalid_token", "invalid or expired access token") from None
+        raise Unauthenticated(AuthCode.INVALID_TOKEN, "invalid or expired access token") from None
 
 
 _PROVIDER_KINDS = frozenset({PrincipalKind.PROVIDER_CLIENT, PrincipalKind.PROVIDER_USER})
@@ -90,7 +91,7 @@ _PROVIDER_KINDS = frozenset({PrincipalKind.PROVIDER_CLIENT, PrincipalKind.PROVID
 
 def _require(principal: Principal, kinds: frozenset[PrincipalKind]) -> Principal:
     if principal.kind not in kinds:
-        raise Forbidden("auth.wrong_principal", "this route is not open to this kind of account")
+        raise Forbidden(AuthCode.WRONG_PRINCIPAL, "this route is not open to this kind of account")
     return principal
 
 
@@ -98,7 +99,7 @@ async def provider(principal: Annotated[Principal, Depends(current_principal)]) 
     """A provider (software or portal user) acting for its structure."""
     checked = _require(principal, _PROVIDER_KINDS)
     if checked.provider_id is None:
-        raise Forbidden("auth.no_provider", "this account is not bound to a provider")
+        raise Forbidden(AuthCode.NO_PROVIDER, "this account is not bound to a provider")
     return checked
 
 
@@ -106,7 +107,7 @@ async def insurer_staff(principal: Annotated[Principal, Depends(current_principa
     """Staff of one insurer; ``principal.insurer_id`` is the only insurer it may see."""
     checked = _require(principal, frozenset({PrincipalKind.INSURER_STAFF}))
     if checked.insurer_id is None:
-        raise Forbidden("auth.no_insurer", "this staff account is not bound to an insurer")
+        raise Forbidden(AuthCode.NO_INSURER, "this staff account is not bound to an insurer")
     return checked
 
 

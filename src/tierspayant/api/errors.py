@@ -12,9 +12,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tierspayant.domain.codes import GuardCode, PlatformCode, RequestCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.security.ratelimit import RateLimitStoreDown
-from tierspayant.services.errors import ServiceError, TooManyRequests
+from tierspayant.services.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    NotInitialised,
+    ServiceError,
+    TooManyRequests,
+    Unauthenticated,
+    Unavailable,
+    Unprocessable,
+)
 from tierspayant.services.run_failures import DATABASE_ERRORS, is_busy
 
 log = structlog.get_logger("tierspayant.api")
@@ -30,23 +41,38 @@ def error_body(
     return {"error": body}
 
 
-def _status_of(exc: DomainError) -> int:
-    if isinstance(exc, ServiceError):
-        return exc.status
-    return 422
+HTTP_STATUS: dict[type[DomainError], int] = {
+    DomainError: 422,  # a rule of the domain refused a value (malformed NIR, bad catalogue…)
+    ServiceError: 400,
+    Unprocessable: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    TooManyRequests: 429,
+    Unavailable: 503,
+    NotInitialised: 503,
+}
+"""The HTTP status of each kind of refusal: the one place the API decides it. A class not
+listed answers the status of its nearest listed ancestor."""
+
+
+def http_status(exc: DomainError) -> int:
+    """The status the API answers ``exc`` with (see :data:`HTTP_STATUS`)."""
+    return next(HTTP_STATUS[kind] for kind in type(exc).__mro__ if kind in HTTP_STATUS)
 
 
 def _validation_code(error: dict[str, object]) -> str:
     kind = str(error.get("type", ""))
     if kind == "extra_forbidden":
-        return "request.unknown_field"
+        return RequestCode.UNKNOWN_FIELD
     if kind == "missing":
-        return "request.missing_field"
+        return RequestCode.MISSING_FIELD
     if kind == "json_invalid":
-        return "request.malformed_json"
+        return RequestCode.MALFORMED_JSON
     if kind.startswith(("date", "datetime")):
-        return "request.invalid_date"
-    return "request.invalid_value"
+        return RequestCode.INVALID_DATE
+    return RequestCode.INVALID_VALUE
 
 
 def _is_json(request: Request) -> bool:
@@ -75,7 +101,7 @@ def _field(error: Mapping[str, Any]) -> str | None:
 
 def _busy() -> JSONResponse:
     return JSONResponse(
-        error_body("database.busy", "the database is busy with other writes; try again"),
+        error_body(PlatformCode.DATABASE_BUSY, "the database is busy with other writes; try again"),
         503,
         headers={"Retry-After": "1"},
     )
@@ -83,6 +109,8 @@ def _busy() -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to a 4xx with a stable code; a 500 only for a real bug."""
+    # The portals mounted on this app answer their refusal pages with the same statuses.
+    app.state.http_status = http_status
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
@@ -92,7 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.code.startswith("auth.invalid"):
             headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return JSONResponse(
-            error_body(exc.code, exc.message, exc.field), _status_of(exc), headers=headers
+            error_body(exc.code, exc.message, exc.field), http_status(exc), headers=headers
         )
 
     @app.exception_handler(RequestValidationError)
@@ -101,11 +129,11 @@ def install_error_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {"type": "value_error", "loc": (), "msg": "invalid"}
         if _wrong_media_type(request, first):
             return JSONResponse(
-                error_body("request.unsupported_media_type", "send the body as application/json"),
+                error_body(RequestCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json"),
                 415,
             )
         code = _validation_code(first)
-        status = 400 if code == "request.malformed_json" else 422
+        status = 400 if code == RequestCode.MALFORMED_JSON else 422
         details = [
             {"code": _validation_code(e), "field": _field(e), "message": str(e.get("msg", ""))}
             for e in errors[:20]
@@ -120,17 +148,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "route.not_found", 405: "route.method_not_allowed", 413: "request.too_large"}
+        codes = {
+            404: RequestCode.ROUTE_NOT_FOUND,
+            405: RequestCode.ROUTE_METHOD_NOT_ALLOWED,
+            413: RequestCode.TOO_LARGE,
+        }
         code = codes.get(exc.status_code, f"http.{exc.status_code}")
         if exc.status_code == 400:
             # The framework could not parse the body (too deep, a huge number, bad UTF-8…).
-            code = "request.malformed_json" if _is_json(request) else "request.malformed_body"
+            code = RequestCode.MALFORMED_JSON if _is_json(request) else RequestCode.MALFORMED_BODY
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RateLimitStoreDown)
     async def limits_down(_request: Request, _exc: RateLimitStoreDown) -> JSONResponse:
         return JSONResponse(
-            error_body("limits.unavailable", "lookups are paused: the limit store is down"),
+            error_body(GuardCode.LIMITS_UNAVAILABLE, "lookups are paused: the limit store is down"),
             503,
             headers={"Retry-After": "30"},
         )
@@ -145,4 +177,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(json.JSONDecodeError)
     async def bad_json(_request: Request, _exc: json.JSONDecodeError) -> JSONResponse:
-        return JSONResponse(error_body("request.malformed_json", "body is not valid JSON"), 400)
+        return JSONResponse(error_body(RequestCode.MALFORMED_JSON, "body is not valid JSON"), 400)

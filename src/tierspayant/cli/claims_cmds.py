@@ -16,9 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx
+from tierspayant.domain.codes import EnrolmentCode, PriorAuthCode
 from tierspayant.domain.money import format_euros
 from tierspayant.services.adjudication import BatchResult, adjudicate_pending, pending_claims
 from tierspayant.services.claims import import_claims_file
+from tierspayant.services.errors import ServiceError
 from tierspayant.services.prior_auth import decide_prior_auth
 
 prior_auth_app = typer.Typer(no_args_is_help=True, help="Prior authorisations (PEC).")
@@ -49,7 +51,7 @@ def import_claims(
 ) -> None:
     """Receive the invoices of a provider's claim file; bad lines are reported, not applied."""
     if not file.is_file():
-        raise fail("file.missing", f"no such file: {file}")
+        raise fail(ServiceError(EnrolmentCode.FILE_MISSING, f"no such file: {file}"))
     with platform_ctx() as platform, _progress() as progress:
         task = progress.add_task(f"factures {file.name}", total=max(_count_lines(file), 1))
         summary = import_claims_file(
@@ -112,7 +114,7 @@ def decide(
 ) -> None:
     """Decide a prior authorisation waiting for review."""
     if accept is None:
-        raise fail("prior_auth.decision_required", "indiquez --accept ou --refuse")
+        raise fail(ServiceError(PriorAuthCode.DECISION_REQUIRED, "indiquez --accept ou --refuse"))
     with platform_ctx() as platform:
         answer = decide_prior_auth(
             platform, agreement.strip().upper(), accept=accept, reason=reason, actor=CLI_ACTOR

@@ -12,7 +12,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from tierspayant.cli.common import CLI_ACTOR, console, err_console, fail, platform_ctx
+from tierspayant.domain.codes import IncidentCode
 from tierspayant.services import breakglass, checkpoints, incident, key_rotation, retention
+from tierspayant.services.errors import ServiceError
 
 incident_app = typer.Typer(no_args_is_help=True, help="Scope a breach and draft its notices.")
 keys_app = typer.Typer(no_args_is_help=True, help="Rotate key-encryption and data keys.")
@@ -41,7 +43,9 @@ def _moment(text: str, option: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise fail("incident.window", f"{option} must be an ISO date or date-time") from None
+        raise fail(
+            ServiceError(IncidentCode.WINDOW, f"{option} must be an ISO date or date-time")
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -64,7 +68,11 @@ def incident_scope(
 ) -> None:
     """List exactly which beneficiaries were read, per insurer, from the audit log."""
     if reveal and grant is None:
-        raise fail("breakglass.no_grant", "--reveal needs --grant (an approved grant)")
+        raise fail(
+            ServiceError(
+                IncidentCode.BREAKGLASS_NO_GRANT, "--reveal needs --grant (an approved grant)"
+            )
+        )
     with platform_ctx() as platform:
         criteria = incident.ScopeCriteria(
             _moment(start, "--from"), _moment(end, "--to"), principal, structure

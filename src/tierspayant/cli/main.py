@@ -15,6 +15,7 @@ from rich.table import Table
 
 from tierspayant.config import load_settings
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.codes import EnrolmentCode, RequestCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.services import audit_log, insurers, providers
 from tierspayant.services.platform import initialise
@@ -175,9 +176,13 @@ def load_document(file: Path) -> dict[str, object]:
     try:
         data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise DomainError("file.syntax", f"{file.name} is not valid YAML/JSON: {exc}") from None
+        raise DomainError(
+            EnrolmentCode.FILE_SYNTAX, f"{file.name} is not valid YAML/JSON: {exc}"
+        ) from None
     if not isinstance(data, dict):
-        raise DomainError("file.structure", f"{file.name} must hold a mapping at its top level")
+        raise DomainError(
+            EnrolmentCode.FILE_STRUCTURE, f"{file.name} must hold a mapping at its top level"
+        )
     return data
 
 
@@ -311,7 +316,8 @@ def _parse_day(value: str, option: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise DomainError(
-            f"{option}.format", f"--{option.replace('_', '-')} must be a date YYYY-MM-DD"
+            RequestCode(f"{option}.format"),
+            f"--{option.replace('_', '-')} must be a date YYYY-MM-DD",
         ) from None
 
 

@@ -12,8 +12,10 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from tierspayant.cli.common import CLI_ACTOR, console, err_console, fail, platform_ctx
+from tierspayant.domain.codes import RequestCode
 from tierspayant.formats.sepa import amount
 from tierspayant.services import billing, ledger_check, overpayments, payments
+from tierspayant.services.errors import ServiceError
 
 ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
 overpayments_app = typer.Typer(no_args_is_help=True, help="Undue amounts (indus).")
@@ -40,7 +42,9 @@ def _day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise fail("cli.date", f"{option} must be a date written YYYY-MM-DD") from None
+        raise fail(
+            ServiceError(RequestCode.CLI_DATE, f"{option} must be a date written YYYY-MM-DD")
+        ) from None
 
 
 def pay(
@@ -84,10 +88,19 @@ def bill(
     """Bill insurers for a closed month: statements, pain.008 fund calls, detail files."""
     if ctx.invoked_subcommand is not None:
         if period is not None or out is not None:
-            raise fail("cli.usage", f"--period and --out do not apply to {ctx.invoked_subcommand}")
+            raise fail(
+                ServiceError(
+                    RequestCode.CLI_USAGE,
+                    f"--period and --out do not apply to {ctx.invoked_subcommand}",
+                )
+            )
         return
     if period is None:
-        raise fail("cli.usage", "bill needs --period YYYY-MM (or a subcommand: returns)")
+        raise fail(
+            ServiceError(
+                RequestCode.CLI_USAGE, "bill needs --period YYYY-MM (or a subcommand: returns)"
+            )
+        )
     with platform_ctx() as platform, _progress() as progress:
         task = progress.add_task("facturation: assureurs traités", total=None)
         summary = billing.run_billing(
@@ -116,7 +129,9 @@ def returns(
     try:
         data = report.read_bytes()
     except OSError as exc:
-        raise fail("cli.file", f"cannot read {report}: {exc.strerror}") from None
+        raise fail(
+            ServiceError(RequestCode.CLI_FILE, f"cannot read {report}: {exc.strerror}")
+        ) from None
     with platform_ctx() as platform:
         summary = billing.record_returns(platform, data, actor=CLI_ACTOR, source=report.name)
     for problem in summary.errors:
@@ -154,7 +169,11 @@ def set_fee(
 ) -> None:
     """Set the management fee an insurer is charged per paid line, from the next billing."""
     if (per_line_cents is None) == (not platform_default):
-        raise fail("cli.usage", "give either --per-line-cents N or --platform-default")
+        raise fail(
+            ServiceError(
+                RequestCode.CLI_USAGE, "give either --per-line-cents N or --platform-default"
+            )
+        )
     with platform_ctx() as platform:
         rate = billing.set_insurer_fee(platform, amc, per_line_cents, actor=CLI_ACTOR)
     console.print(f"frais de gestion de {escape(amc)}: {amount(rate)} EUR HT par ligne payée")

@@ -7,9 +7,10 @@ from typing import Annotated
 import typer
 
 from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx
+from tierspayant.domain.codes import AuthCode, DirectoryCode
 from tierspayant.services import accounts, directory, portal_demo
 from tierspayant.services.accounts import AccountKind
-from tierspayant.services.errors import ServiceError
+from tierspayant.services.errors import Forbidden, NotFound, ServiceError
 from tierspayant.services.platform import Platform
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Comptes des portails (personnes).")
@@ -27,7 +28,7 @@ def _insurer_id(platform: Platform, amc: str | None) -> int | None:
         return None
     found = directory.insurer_id_of(platform, amc)
     if found is None:
-        raise fail("insurer.unknown", f"no insurer has the AMC number {amc}")
+        raise fail(NotFound(DirectoryCode.INSURER_UNKNOWN, f"no insurer has the AMC number {amc}"))
     return found
 
 
@@ -36,7 +37,9 @@ def _provider_id(platform: Platform, am_number: str | None) -> int | None:
         return None
     found = directory.provider_id_of(platform, am_number)
     if found is None:
-        raise fail("provider.unknown", f"no provider has the AM number {am_number}")
+        raise fail(
+            NotFound(DirectoryCode.PROVIDER_UNKNOWN, f"no provider has the AM number {am_number}")
+        )
     return found
 
 
@@ -59,12 +62,12 @@ def create(
     """Créer un compte ; pour le personnel et les adhérents, affiche une seule fois la clé
     TOTP (et son URI otpauth) à saisir dans une application d'authentification."""
     if kind not in KINDS:
-        raise fail("account.kind", f"kind must be one of {', '.join(KINDS)}")
+        raise fail(ServiceError(AuthCode.ACCOUNT_KIND, f"kind must be one of {', '.join(KINDS)}"))
     account_kind = KINDS[kind]
     password: str | None = None
     if account_kind is not AccountKind.PROVIDER_USER:
         if login is None:
-            raise fail("account.login", "--login is required")
+            raise fail(ServiceError(AuthCode.ACCOUNT_LOGIN, "--login is required"))
         password = typer.prompt("Mot de passe", hide_input=True, confirmation_prompt=True)
     with platform_ctx() as platform:
         account = accounts.create_account(
@@ -97,7 +100,7 @@ def unlock(
     with platform_ctx() as platform:
         account = accounts.find_account(platform, login)
         if account is None:
-            raise fail("account.unknown", "aucun compte ne porte cet identifiant")
+            raise fail(NotFound(AuthCode.ACCOUNT_UNKNOWN, "aucun compte ne porte cet identifiant"))
         locked = account.locked_until is not None and account.locked_until > platform.now()
         accounts.unlock_account(platform, account.id, actor=CLI_ACTOR)
     state = "était verrouillé" if locked else "n'était pas verrouillé"
@@ -109,10 +112,10 @@ def unlock(
 
 
 # Refusals of the login that precedes a renewal of recovery codes, in French.
-_LOGIN_REFUSALS = {
-    "auth.locked": "trop d'échecs : le compte est bloqué pour quelques minutes",
-    "auth.suspended": "ce compte est suspendu",
-    "auth.mfa_enrolment_required": "ce compte n'a pas encore de second facteur : "
+_LOGIN_REFUSALS: dict[str, str] = {
+    AuthCode.LOCKED: "trop d'échecs : le compte est bloqué pour quelques minutes",
+    AuthCode.SUSPENDED: "ce compte est suspendu",
+    AuthCode.MFA_ENROLMENT_REQUIRED: "ce compte n'a pas encore de second facteur : "
     "connectez-vous d'abord au portail pour en configurer un",
 }
 
@@ -129,8 +132,8 @@ def recovery_codes(
         try:
             challenge = accounts.begin_login(platform, login, password)
             if challenge.must_enrol:
-                code = "auth.mfa_enrolment_required"
-                raise fail(code, _LOGIN_REFUSALS[code])
+                code = AuthCode.MFA_ENROLMENT_REQUIRED
+                raise fail(Forbidden(code, _LOGIN_REFUSALS[code]))
             code = typer.prompt(
                 "Code à 6 chiffres de votre application, ou code de secours", hide_input=True
             ).replace(" ", "")
@@ -143,7 +146,7 @@ def recovery_codes(
             )
         except ServiceError as exc:
             message = _LOGIN_REFUSALS.get(exc.code, "identifiant, mot de passe ou code refusé")
-            raise fail(exc.code, message) from None
+            raise fail(exc, message) from None
         try:
             codes = accounts.regenerate_recovery_codes(platform, session.token)
         finally:

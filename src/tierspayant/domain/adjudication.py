@@ -39,6 +39,7 @@ from tierspayant.domain.claims import (
     duplicate_key,
     near_key,
 )
+from tierspayant.domain.codes import CalculationCode
 from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.errors import PricingError
 from tierspayant.domain.guarantees import Contract, counter_window
@@ -118,11 +119,11 @@ REASONS: Mapping[Reason, str] = {
     Reason.UNPROCESSABLE: "Facture impossible à liquider en l'état : à renvoyer corrigée",
 }
 
-_ENGINE_REASONS = {
-    "pricing.unknown_family": Reason.ACT_UNKNOWN,
-    "pricing.family_domain_mismatch": Reason.ACT_UNKNOWN,
-    "pricing.domain_not_covered": Reason.DOMAIN_NOT_COVERED,
-    "pricing.not_covered_yet": Reason.RIGHTS_NONE,
+_ENGINE_REASONS: dict[str, Reason] = {
+    CalculationCode.UNKNOWN_FAMILY: Reason.ACT_UNKNOWN,
+    CalculationCode.FAMILY_DOMAIN_MISMATCH: Reason.ACT_UNKNOWN,
+    CalculationCode.DOMAIN_NOT_COVERED: Reason.DOMAIN_NOT_COVERED,
+    CalculationCode.NOT_COVERED_YET: Reason.RIGHTS_NONE,
 }
 
 

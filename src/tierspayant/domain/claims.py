@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from tierspayant.domain.care import CareDomain, Exemption
+from tierspayant.domain.codes import ClaimCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import PricingLine, RssClass
 
@@ -176,24 +177,26 @@ def check_content(content: ClaimContent) -> None:
     """
     if not INVOICE_NUMBER.match(content.invoice_number):
         raise ClaimError(
-            "claim.invoice_number",
+            ClaimCode.INVOICE_NUMBER,
             "invoice number: 1 to 40 letters, digits, '.', '_', '/', '-'",
             field="invoice_number",
         )
     if not 1 <= len(content.lines) <= MAX_LINES:
-        raise ClaimError("claim.lines", f"an invoice has 1 to {MAX_LINES} lines", field="lines")
+        raise ClaimError(ClaimCode.LINES, f"an invoice has 1 to {MAX_LINES} lines", field="lines")
     for index, line in enumerate(content.lines):
         where = f"lines[{index}]"
         if not ACT_CODE.match(line.act_code):
-            raise ClaimError("claim.act_code", "malformed act code", field=f"{where}.act_code")
+            raise ClaimError(ClaimCode.ACT_CODE, "malformed act code", field=f"{where}.act_code")
         if line.quantity < 1:
-            raise ClaimError("claim.quantity", "quantity is at least 1", field=f"{where}.quantity")
+            raise ClaimError(
+                ClaimCode.QUANTITY, "quantity is at least 1", field=f"{where}.quantity"
+            )
         amounts = (line.br_cents, line.billed_cents, line.amo_paid_cents, line.amc_requested_cents)
         if min(amounts) < 0:
-            raise ClaimError("claim.negative", "amounts may not be negative", field=where)
+            raise ClaimError(ClaimCode.NEGATIVE, "amounts may not be negative", field=where)
         if not 0 <= line.amo_rate_bp <= 10_000:
             raise ClaimError(
-                "claim.amo_rate", "the AMO rate is 0 to 100 %", field=f"{where}.amo_rate_bp"
+                ClaimCode.AMO_RATE, "the AMO rate is 0 to 100 %", field=f"{where}.amo_rate_bp"
             )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.codes import EligibilityCode
 from tierspayant.domain.errors import EligibilityError
 
 # How far from today a care date may be: claims on a complementary insurer are
@@ -65,13 +66,13 @@ def check_care_date(care_date: date, today: date) -> None:
     """Refuse a care date too far in the past or the future, with a specific code."""
     if care_date > today + timedelta(days=MAX_FUTURE_DAYS):
         raise EligibilityError(
-            "eligibility.care_date_future",
+            EligibilityCode.CARE_DATE_FUTURE,
             f"care date is more than {MAX_FUTURE_DAYS} days ahead",
             field="care_date",
         )
     if care_date < today - timedelta(days=MAX_PAST_DAYS):
         raise EligibilityError(
-            "eligibility.care_date_past",
+            EligibilityCode.CARE_DATE_PAST,
             "care date is more than two years ago",
             field="care_date",
         )

@@ -32,6 +32,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.codes import CatalogueCode
 from tierspayant.domain.eligibility import DomainTerms
 from tierspayant.domain.errors import CatalogueError
 from tierspayant.domain.reference import (
@@ -116,19 +117,19 @@ class Ceiling:
     def __post_init__(self) -> None:
         if not _COUNTER.match(self.counter) or self.counter.startswith("amo."):
             raise CatalogueError(
-                "catalogue.bad_counter",
+                CatalogueCode.BAD_COUNTER,
                 "a counter key is lower case letters, digits, '_', '.', '-' "
                 "and may not start with 'amo.' (reserved)",
                 field="counter",
             )
         if self.amount_cents is None and self.count is None:
             raise CatalogueError(
-                "catalogue.empty_ceiling", "a ceiling needs an amount, a count or both"
+                CatalogueCode.EMPTY_CEILING, "a ceiling needs an amount, a count or both"
             )
         if self.amount_cents is not None and self.amount_cents < 0:
-            raise CatalogueError("catalogue.negative_amount", "negative amount", field="amount")
+            raise CatalogueError(CatalogueCode.NEGATIVE_AMOUNT, "negative amount", field="amount")
         if self.count is not None and self.count < 1:
-            raise CatalogueError("catalogue.bad_count", "count must be at least 1", field="count")
+            raise CatalogueError(CatalogueCode.BAD_COUNT, "count must be at least 1", field="count")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +143,13 @@ class Frequency:
 
     def __post_init__(self) -> None:
         if not _COUNTER.match(self.key):
-            raise CatalogueError("catalogue.bad_counter", "bad frequency key", field="key")
+            raise CatalogueError(CatalogueCode.BAD_COUNTER, "bad frequency key", field="key")
         if self.months < 1 or (self.months_young is not None and self.months_young < 1):
             raise CatalogueError(
-                "catalogue.bad_frequency", "months must be at least 1", field="months"
+                CatalogueCode.BAD_FREQUENCY, "months must be at least 1", field="months"
             )
         if not 0 < self.young_age < 150:
-            raise CatalogueError("catalogue.bad_age", "bad young_age", field="young_age")
+            raise CatalogueError(CatalogueCode.BAD_AGE, "bad young_age", field="young_age")
 
     def months_for(self, age: int) -> int:
         """The renewal period that applies at ``age``."""
@@ -181,43 +182,43 @@ class Guarantee:
     def __post_init__(self) -> None:
         if self.family != ANY_FAMILY and not _FAMILY.match(self.family):
             raise CatalogueError(
-                "catalogue.bad_family",
+                CatalogueCode.BAD_FAMILY,
                 f"family {self.family!r} must be lower case letters, digits and '_', or '*'",
                 field="family",
             )
         if self.rate_bp is None and self.flat_cents is None and not self.actual_costs:
             raise CatalogueError(
-                "catalogue.empty_guarantee",
+                CatalogueCode.EMPTY_GUARANTEE,
                 "a guarantee needs a rate, a flat amount or actual_costs",
             )
         if self.actual_costs and (self.rate_bp is not None or self.flat_cents is not None):
             raise CatalogueError(
-                "catalogue.conflicting_formula",
+                CatalogueCode.CONFLICTING_FORMULA,
                 "actual_costs already pays everything: do not add a rate or a flat amount",
                 field="actual_costs",
             )
         for name, value in (("rate", self.rate_bp), ("rate_non_optam", self.rate_non_optam_bp)):
             if value is not None and not 0 <= value <= MAX_RATE_BP:
                 raise CatalogueError(
-                    "catalogue.bad_rate", f"{name} must be between 0 and 1000 %", field=name
+                    CatalogueCode.BAD_RATE, f"{name} must be between 0 and 1000 %", field=name
                 )
         if self.rate_non_optam_bp is not None and self.rate_bp is None:
             raise CatalogueError(
-                "catalogue.conflicting_formula",
+                CatalogueCode.CONFLICTING_FORMULA,
                 "rate_non_optam needs a rate (the OPTAM level)",
                 field="rate_non_optam",
             )
         if self.flat_cents is not None and self.flat_cents < 0:
-            raise CatalogueError("catalogue.negative_amount", "negative amount", field="flat")
+            raise CatalogueError(CatalogueCode.NEGATIVE_AMOUNT, "negative amount", field="flat")
         if self.waiting_days < 0:
             raise CatalogueError(
-                "catalogue.bad_waiting_period", "waiting_days must be >= 0", field="waiting_days"
+                CatalogueCode.BAD_WAITING_PERIOD, "waiting_days must be >= 0", field="waiting_days"
             )
         for name, age in (("min_age", self.min_age), ("max_age", self.max_age)):
             if age is not None and not 0 <= age < 150:
-                raise CatalogueError("catalogue.bad_age", f"{name} out of range", field=name)
+                raise CatalogueError(CatalogueCode.BAD_AGE, f"{name} out of range", field=name)
         if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
-            raise CatalogueError("catalogue.bad_age", "min_age above max_age", field="min_age")
+            raise CatalogueError(CatalogueCode.BAD_AGE, "min_age above max_age", field="min_age")
 
     def applies_at(self, age: int) -> bool:
         """Whether this rule is the one for a beneficiary of ``age`` (bounds inclusive)."""
@@ -256,7 +257,7 @@ class Contract:
     def __post_init__(self) -> None:
         if not _CODE.match(self.code):
             raise CatalogueError(
-                "catalogue.bad_code",
+                CatalogueCode.BAD_CODE,
                 "a contract code is 1 to 32 letters, digits, '_', '.', '-'",
                 field="code",
             )
@@ -267,7 +268,7 @@ class Contract:
         for i, guarantee in enumerate(self.guarantees):
             if guarantee.domain not in self.domains:
                 raise CatalogueError(
-                    "catalogue.guarantee_domain_not_covered",
+                    CatalogueCode.GUARANTEE_DOMAIN_NOT_COVERED,
                     f"guarantee {i} is for domain {guarantee.domain}, which the contract "
                     "does not list under domains",
                     field=f"guarantees[{i}].domain",
@@ -330,7 +331,7 @@ class Catalogue:
         for i, contract in enumerate(self.contracts):
             if contract.code in seen:
                 raise CatalogueError(
-                    "catalogue.duplicate_contract",
+                    CatalogueCode.DUPLICATE_CONTRACT,
                     f"contract code {contract.code!r} appears twice",
                     field=f"contracts[{i}].code",
                 )
@@ -342,7 +343,7 @@ class Catalogue:
             if contract.code == code:
                 return contract
         raise CatalogueError(
-            "catalogue.unknown_contract", f"no contract {code!r} in this catalogue", field="code"
+            CatalogueCode.UNKNOWN_CONTRACT, f"no contract {code!r} in this catalogue", field="code"
         )
 
 
@@ -359,18 +360,20 @@ def validate_contract(contract: Contract, reference: ReferenceTable, on_date: da
         where = f"guarantees[{i}].family"
         if family is None:
             raise CatalogueError(
-                "catalogue.unknown_family", f"unknown act family {guarantee.family!r}", field=where
+                CatalogueCode.UNKNOWN_FAMILY,
+                f"unknown act family {guarantee.family!r}",
+                field=where,
             )
         if guarantee.domain not in family.domains:
             allowed = ", ".join(sorted(family.domains))
             raise CatalogueError(
-                "catalogue.family_domain_mismatch",
+                CatalogueCode.FAMILY_DOMAIN_MISMATCH,
                 f"family {guarantee.family} is billed in {allowed}, not {guarantee.domain}",
                 field=where,
             )
         if guarantee.rate_non_optam_bp is not None and not family.doctor_fees:
             raise CatalogueError(
-                "catalogue.conflicting_formula",
+                CatalogueCode.CONFLICTING_FORMULA,
                 f"rate_non_optam only applies to doctors' fees, not to {guarantee.family}",
                 field=f"guarantees[{i}].rate_non_optam",
             )

@@ -43,6 +43,7 @@ from stdnum.fr import siren as stdnum_siren
 from stdnum.fr import siret as stdnum_siret
 
 from tierspayant.domain.care import Sex
+from tierspayant.domain.codes import IdentifierCode
 from tierspayant.domain.errors import InvalidIdentifier
 
 __all__ = [
@@ -154,32 +155,40 @@ def nir_key(body13: str) -> int:
     """
     body = _compact(body13)
     if len(body) != 13:
-        raise InvalidIdentifier("nir.length", "the body of a NIR has 13 characters", field="nir")
+        raise InvalidIdentifier(
+            IdentifierCode.NIR_LENGTH, "the body of a NIR has 13 characters", field="nir"
+        )
     if not _nir_format_ok(body):
         raise InvalidIdentifier(
-            "nir.format",
+            IdentifierCode.NIR_FORMAT,
             "a NIR is made of digits, with 2A or 2B allowed as the département",
             field="nir",
         )
     return 97 - _nir_body_number(body) % 97
 
 
-def _nir_problem(value: str) -> tuple[str, str] | None:
+def _nir_problem(value: str) -> tuple[IdentifierCode, str] | None:
     """The (code, message) of the first rule a compact NIR breaks, or None when valid."""
     if not value:
-        return "nir.empty", "the NIR is empty"
+        return IdentifierCode.NIR_EMPTY, "the NIR is empty"
     if len(value) != NIR_LENGTH:
-        return "nir.length", f"a NIR has 15 characters (13 and a 2-digit key), not {len(value)}"
+        return (
+            IdentifierCode.NIR_LENGTH,
+            f"a NIR has 15 characters (13 and a 2-digit key), not {len(value)}",
+        )
     if not _nir_format_ok(value):
-        return "nir.format", "a NIR is made of digits, with 2A or 2B allowed as the département"
+        return (
+            IdentifierCode.NIR_FORMAT,
+            "a NIR is made of digits, with 2A or 2B allowed as the département",
+        )
     if value[0] not in _NIR_SEX_DIGITS:
-        return "nir.sex", "the first digit of a NIR (sex) must be 1, 2, 3, 4, 7 or 8"
+        return IdentifierCode.NIR_SEX, "the first digit of a NIR (sex) must be 1, 2, 3, 4, 7 or 8"
     if not _nir_month_ok(int(value[3:5])):
-        return "nir.month", "the month of a NIR must be 01-12, 20-42 or 50-99"
+        return IdentifierCode.NIR_MONTH, "the month of a NIR must be 01-12, 20-42 or 50-99"
     if value[5:7] == "00":
-        return "nir.department", "the département of a NIR cannot be 00"
+        return IdentifierCode.NIR_DEPARTMENT, "the département of a NIR cannot be 00"
     if int(value[13:]) != 97 - _nir_body_number(value[:13]) % 97:
-        return "nir.key", "the key of the NIR does not match its 13 first characters"
+        return IdentifierCode.NIR_KEY, "the key of the NIR does not match its 13 first characters"
     return None
 
 
@@ -339,17 +348,19 @@ def parse_birth_rank(value: int | str) -> int:
     """
     if isinstance(value, bool):
         raise InvalidIdentifier(
-            "birth_rank.format", "the birth rank is a whole number", field="birth_rank"
+            IdentifierCode.BIRTH_RANK_FORMAT, "the birth rank is a whole number", field="birth_rank"
         )
     if isinstance(value, str):
         text = value.strip()
         if not text:
             raise InvalidIdentifier(
-                "birth_rank.empty", "the birth rank is empty", field="birth_rank"
+                IdentifierCode.BIRTH_RANK_EMPTY, "the birth rank is empty", field="birth_rank"
             )
         if not _is_digits(text):
             raise InvalidIdentifier(
-                "birth_rank.format", "the birth rank is a whole number", field="birth_rank"
+                IdentifierCode.BIRTH_RANK_FORMAT,
+                "the birth rank is a whole number",
+                field="birth_rank",
             )
         # A long string cannot be in range; do not convert it (int() of huge text is slow).
         rank = int(text) if len(text) <= 2 else BIRTH_RANK_MAX + 1
@@ -357,7 +368,9 @@ def parse_birth_rank(value: int | str) -> int:
         rank = value
     if not BIRTH_RANK_MIN <= rank <= BIRTH_RANK_MAX:
         raise InvalidIdentifier(
-            "birth_rank.range", "the birth rank must be between 1 and 9", field="birth_rank"
+            IdentifierCode.BIRTH_RANK_RANGE,
+            "the birth rank must be between 1 and 9",
+            field="birth_rank",
         )
     return rank
 
@@ -367,10 +380,14 @@ def parse_birth_rank(value: int | str) -> int:
 
 def _require_length(value: str, kind: str, label: str, length: int) -> None:
     if not value:
-        raise InvalidIdentifier(f"{kind}.empty", f"the {label} is empty", field=kind)
+        raise InvalidIdentifier(
+            IdentifierCode(f"{kind}.empty"), f"the {label} is empty", field=kind
+        )
     if len(value) != length:
         raise InvalidIdentifier(
-            f"{kind}.length", f"a {label} has {length} characters, not {len(value)}", field=kind
+            IdentifierCode(f"{kind}.length"),
+            f"a {label} has {length} characters, not {len(value)}",
+            field=kind,
         )
 
 
@@ -382,10 +399,14 @@ def parse_rpps(value: str) -> str:
     number = _compact(value)
     _require_length(number, "rpps", "RPPS number", 11)
     if not _is_digits(number):
-        raise InvalidIdentifier("rpps.format", "an RPPS number is made of digits", field="rpps")
+        raise InvalidIdentifier(
+            IdentifierCode.RPPS_FORMAT, "an RPPS number is made of digits", field="rpps"
+        )
     if not luhn_is_valid(number):
         raise InvalidIdentifier(
-            "rpps.check_digit", "the check digit of the RPPS number is wrong", field="rpps"
+            IdentifierCode.RPPS_CHECK_DIGIT,
+            "the check digit of the RPPS number is wrong",
+            field="rpps",
         )
     return number
 
@@ -397,19 +418,23 @@ def _department_prefixed(value: str, kind: str, label: str, length: int) -> str:
     department = number[:2]
     if not (_is_digits(department) or department in _CORSICA) or not _is_digits(number[2:]):
         raise InvalidIdentifier(
-            f"{kind}.format",
+            IdentifierCode(f"{kind}.format"),
             f"a {label} is made of digits, with 2A or 2B allowed as the département",
             field=kind,
         )
     if department == "00":
         raise InvalidIdentifier(
-            f"{kind}.department", f"the département of a {label} cannot be 00", field=kind
+            IdentifierCode(f"{kind}.department"),
+            f"the département of a {label} cannot be 00",
+            field=kind,
         )
     # 2A and 2B count as 20 in the check digit (see the module docstring).
     digits = ("20" if department in _CORSICA else department) + number[2:]
     if not luhn_is_valid(digits):
         raise InvalidIdentifier(
-            f"{kind}.check_digit", f"the check digit of the {label} is wrong", field=kind
+            IdentifierCode(f"{kind}.check_digit"),
+            f"the check digit of the {label} is wrong",
+            field=kind,
         )
     return number
 
@@ -442,14 +467,18 @@ def _digits_with_stdnum(
     number = _compact(value)
     _require_length(number, kind, label, length)
     if not _is_digits(number):
-        raise InvalidIdentifier(f"{kind}.format", f"a {label} is made of digits", field=kind)
+        raise InvalidIdentifier(
+            IdentifierCode(f"{kind}.format"), f"a {label} is made of digits", field=kind
+        )
     try:
         validate(number)
     except ValidationError:
         # Length and characters were checked above: only the check digit is left (for
         # SIRET, the Luhn of the SIRET or of its SIREN, or La Poste's digit-sum rule).
         raise InvalidIdentifier(
-            f"{kind}.check_digit", f"the check digit of the {label} is wrong", field=kind
+            IdentifierCode(f"{kind}.check_digit"),
+            f"the check digit of the {label} is wrong",
+            field=kind,
         ) from None
     return number
 
@@ -514,19 +543,21 @@ def parse_iban(value: str) -> str:
     """
     number = _compact(value)
     if not number:
-        raise InvalidIdentifier("iban.empty", "the IBAN is empty", field="iban")
+        raise InvalidIdentifier(IdentifierCode.IBAN_EMPTY, "the IBAN is empty", field="iban")
     if not _IBAN_HEAD.fullmatch(number):
         raise InvalidIdentifier(
-            "iban.format",
+            IdentifierCode.IBAN_FORMAT,
             "an IBAN is a country code, 2 check digits, then letters and digits",
             field="iban",
         )
     expected = _iban_length(number[:2])
     if expected is None:
-        raise InvalidIdentifier("iban.country", "unknown IBAN country code", field="iban")
+        raise InvalidIdentifier(
+            IdentifierCode.IBAN_COUNTRY, "unknown IBAN country code", field="iban"
+        )
     if len(number) != expected:
         raise InvalidIdentifier(
-            "iban.length",
+            IdentifierCode.IBAN_LENGTH,
             f"an IBAN of this country has {expected} characters, not {len(number)}",
             field="iban",
         )
@@ -534,17 +565,17 @@ def parse_iban(value: str) -> str:
         stdnum_iban.validate(number)
     except InvalidChecksum:
         raise InvalidIdentifier(
-            "iban.checksum", "the check digits of the IBAN are wrong", field="iban"
+            IdentifierCode.IBAN_CHECKSUM, "the check digits of the IBAN are wrong", field="iban"
         ) from None
     except ValidationError:
         raise InvalidIdentifier(
-            "iban.format", "the account part of the IBAN is malformed", field="iban"
+            IdentifierCode.IBAN_FORMAT, "the account part of the IBAN is malformed", field="iban"
         ) from None
     if number[:2] in _RIB_COUNTRIES:
         bank, branch, account, key = number[4:9], number[9:14], number[14:25], number[25:]
         if french_rib_key(bank, branch, account) != key:
             raise InvalidIdentifier(
-                "iban.rib_key", "the RIB key inside the IBAN is wrong", field="iban"
+                IdentifierCode.IBAN_RIB_KEY, "the RIB key inside the IBAN is wrong", field="iban"
             )
     return number
 
@@ -556,18 +587,22 @@ def parse_bic(value: str) -> str:
     """
     number = _compact(value)
     if not number:
-        raise InvalidIdentifier("bic.empty", "the BIC is empty", field="bic")
+        raise InvalidIdentifier(IdentifierCode.BIC_EMPTY, "the BIC is empty", field="bic")
     try:
         stdnum_bic.validate(number)
     except InvalidLength:
         raise InvalidIdentifier(
-            "bic.length", f"a BIC has 8 or 11 characters, not {len(number)}", field="bic"
+            IdentifierCode.BIC_LENGTH,
+            f"a BIC has 8 or 11 characters, not {len(number)}",
+            field="bic",
         ) from None
     except InvalidComponent:
-        raise InvalidIdentifier("bic.country", "unknown BIC country code", field="bic") from None
+        raise InvalidIdentifier(
+            IdentifierCode.BIC_COUNTRY, "unknown BIC country code", field="bic"
+        ) from None
     except (InvalidFormat, ValidationError):
         raise InvalidIdentifier(
-            "bic.format",
+            IdentifierCode.BIC_FORMAT,
             "a BIC is 4 letters (bank), 2 letters (country), 2 letters or digits "
             "(location) and an optional 3 (branch)",
             field="bic",
@@ -593,15 +628,17 @@ def parse_amc_number(value: str) -> str:
     """
     number = _compact(value)
     if not number:
-        raise InvalidIdentifier("amc_number.empty", "the AMC number is empty", field="amc_number")
+        raise InvalidIdentifier(
+            IdentifierCode.AMC_NUMBER_EMPTY, "the AMC number is empty", field="amc_number"
+        )
     if not AMC_NUMBER_MIN_LENGTH <= len(number) <= AMC_NUMBER_MAX_LENGTH:
         raise InvalidIdentifier(
-            "amc_number.length",
+            IdentifierCode.AMC_NUMBER_LENGTH,
             f"an AMC number has 8 to 10 digits, not {len(number)} characters",
             field="amc_number",
         )
     if not _is_digits(number):
         raise InvalidIdentifier(
-            "amc_number.format", "an AMC number is made of digits", field="amc_number"
+            IdentifierCode.AMC_NUMBER_FORMAT, "an AMC number is made of digits", field="amc_number"
         )
     return number

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from tierspayant.domain.codes import LedgerCode
 from tierspayant.domain.errors import DomainError
 
 
@@ -39,7 +40,7 @@ def account(kind: AccountKind, owner: str | int) -> str:
     """The account name of ``kind`` for ``owner`` (an AMC number, a provider id, ``operator``)."""
     text = str(owner)
     if not text or ":" in text:
-        raise LedgerError("ledger.bad_account", f"invalid account owner {owner!r}")
+        raise LedgerError(LedgerCode.BAD_ACCOUNT, f"invalid account owner {owner!r}")
     return f"{kind.value}:{text}"
 
 
@@ -47,11 +48,11 @@ def parse_account(name: str) -> tuple[AccountKind, str]:
     """Split an account name into its kind and owner."""
     kind, sep, owner = name.partition(":")
     if not sep or not owner:
-        raise LedgerError("ledger.bad_account", f"invalid account name {name!r}")
+        raise LedgerError(LedgerCode.BAD_ACCOUNT, f"invalid account name {name!r}")
     try:
         return AccountKind(kind), owner
     except ValueError:
-        raise LedgerError("ledger.bad_account", f"unknown account kind {kind!r}") from None
+        raise LedgerError(LedgerCode.BAD_ACCOUNT, f"unknown account kind {kind!r}") from None
 
 
 BANK = account(AccountKind.BANK, "operator")
@@ -70,12 +71,12 @@ class Entry:
         parse_account(self.account)
         for value in (self.debit, self.credit):
             if type(value) is not int:
-                raise LedgerError("ledger.not_cents", "amounts are integer cents")
+                raise LedgerError(LedgerCode.NOT_CENTS, "amounts are integer cents")
             if value < 0:
-                raise LedgerError("ledger.negative", "an entry amount cannot be negative")
+                raise LedgerError(LedgerCode.NEGATIVE, "an entry amount cannot be negative")
         if (self.debit == 0) == (self.credit == 0):
             raise LedgerError(
-                "ledger.one_side", "an entry is either a debit or a credit, and not zero"
+                LedgerCode.ONE_SIDE, "an entry is either a debit or a credit, and not zero"
             )
 
 
@@ -103,12 +104,12 @@ class Posting:
 
     def __post_init__(self) -> None:
         if not self.journal or not self.reference:
-            raise LedgerError("ledger.no_reference", "a posting needs a journal and a reference")
+            raise LedgerError(LedgerCode.NO_REFERENCE, "a posting needs a journal and a reference")
         if len(self.entries) < 2:
-            raise LedgerError("ledger.too_few_entries", "a posting has at least two entries")
+            raise LedgerError(LedgerCode.TOO_FEW_ENTRIES, "a posting has at least two entries")
         if self.total_debit != self.total_credit:
             raise LedgerError(
-                "ledger.unbalanced",
+                LedgerCode.UNBALANCED,
                 f"posting {self.journal}/{self.reference} does not balance: "
                 f"debits {self.total_debit} ≠ credits {self.total_credit} cents",
             )

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
+from tierspayant.domain.codes import BillingCode, PaymentCode
 from tierspayant.domain.errors import DomainError
 
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
@@ -34,7 +35,7 @@ def net_payment(gross_cents: int, open_undue_cents: int) -> Netting:
     What cannot be recovered now stays open and is deducted from the next payments.
     """
     if gross_cents < 0:
-        raise DomainError("payments.negative_gross", "a payment cannot be negative")
+        raise DomainError(PaymentCode.NEGATIVE_GROSS, "a payment cannot be negative")
     recovered = min(max(open_undue_cents, 0), gross_cents)
     return Netting(gross_cents, recovered, gross_cents - recovered)
 
@@ -66,7 +67,7 @@ def parse_period(text: str) -> tuple[date, date]:
     """The first and last day of a ``YYYY-MM`` period."""
     match = _PERIOD.fullmatch(text.strip())
     if match is None:
-        raise DomainError("billing.period", "the period must be written YYYY-MM", field="period")
+        raise DomainError(BillingCode.PERIOD, "the period must be written YYYY-MM", field="period")
     year, month = int(match[1]), int(match[2])
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 

@@ -17,6 +17,7 @@ from datetime import date
 from enum import StrEnum
 
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.codes import CalculationCode
 from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.errors import PricingError
 from tierspayant.domain.guarantees import Contract
@@ -127,7 +128,7 @@ def decide(
     try:
         result = price(contract, request, reference)
     except PricingError as exc:
-        if exc.code in ("pricing.not_covered_yet", "pricing.domain_not_covered"):
+        if exc.code in (CalculationCode.NOT_COVERED_YET, CalculationCode.DOMAIN_NOT_COVERED):
             return no_rights(lines)
         return PriorAuthDecision(
             PriorAuthStatus.REFUSED, "amounts.inconsistent", exc.message, _nothing_guaranteed(lines)

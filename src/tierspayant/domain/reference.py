@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.codes import ReferenceCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.money import euros_to_cents, percent
 
@@ -188,7 +189,7 @@ class ReferenceTable:
             if rules is not None and (rules.valid_to is None or day <= rules.valid_to):
                 return rules
         raise ReferenceDataError(
-            "reference.not_in_force",
+            ReferenceCode.NOT_IN_FORCE,
             f"no reference figures are in force on {day.isoformat()}",
             field="care_date",
         )
@@ -199,7 +200,7 @@ class ReferenceTable:
         for start, rules in zip(self.starts, self.snapshots, strict=True):
             if rules is not None:
                 return start
-        raise ReferenceDataError("reference.empty", "the reference table is empty")
+        raise ReferenceDataError(ReferenceCode.EMPTY, "the reference table is empty")
 
 
 def parse_reference(document: str | Mapping[str, Any]) -> ReferenceTable:
@@ -208,13 +209,13 @@ def parse_reference(document: str | Mapping[str, Any]) -> ReferenceTable:
         try:
             document = json.loads(document)
         except json.JSONDecodeError as exc:
-            raise ReferenceDataError("reference.malformed", f"not JSON: {exc}") from exc
+            raise ReferenceDataError(ReferenceCode.MALFORMED, f"not JSON: {exc}") from exc
     if not isinstance(document, Mapping):
-        raise ReferenceDataError("reference.malformed", "the document must be an object")
+        raise ReferenceDataError(ReferenceCode.MALFORMED, "the document must be an object")
     _check_keys(document, {"format", "note", "families", "amo_rates", "parameters"}, "")
     if document.get("format") != REFERENCE_FORMAT:
         raise ReferenceDataError(
-            "reference.malformed", f"format must be {REFERENCE_FORMAT!r}", field="format"
+            ReferenceCode.MALFORMED, f"format must be {REFERENCE_FORMAT!r}", field="format"
         )
     rates = _parse_series_group(document.get("amo_rates"), "amo_rates", lambda _: "percent")
     families = _parse_families(document.get("families"), rates)
@@ -240,7 +241,7 @@ def _parameter_kind(name: str) -> str:
     kind = _PARAMETER_KINDS.get(name)
     if kind is None:
         raise ReferenceDataError(
-            "reference.malformed", f"unknown parameter {name!r}", field=f"parameters.{name}"
+            ReferenceCode.MALFORMED, f"unknown parameter {name!r}", field=f"parameters.{name}"
         )
     return kind
 
@@ -249,7 +250,7 @@ def _check_keys(obj: Mapping[str, Any], allowed: set[str] | frozenset[str], wher
     unknown = sorted(set(obj) - set(allowed))
     if unknown:
         raise ReferenceDataError(
-            "reference.malformed", f"unknown key {unknown[0]!r}", field=f"{where}{unknown[0]}"
+            ReferenceCode.MALFORMED, f"unknown key {unknown[0]!r}", field=f"{where}{unknown[0]}"
         )
 
 
@@ -260,14 +261,14 @@ def _parse_series_group(
     required: Mapping[str, str] | None = None,
 ) -> dict[str, tuple[_Period, ...]]:
     if not isinstance(group, Mapping) or not group:
-        raise ReferenceDataError("reference.malformed", f"{where} must be an object", field=where)
+        raise ReferenceDataError(ReferenceCode.MALFORMED, f"{where} must be an object", field=where)
     parsed: dict[str, tuple[_Period, ...]] = {}
     for name, periods in group.items():
         parsed[name] = _parse_periods(periods, f"{where}.{name}", kind_of(name))
     for name in required or {}:
         if name not in parsed:
             raise ReferenceDataError(
-                "reference.malformed", f"missing parameter {name!r}", field=f"{where}.{name}"
+                ReferenceCode.MALFORMED, f"missing parameter {name!r}", field=f"{where}.{name}"
             )
     return parsed
 
@@ -275,18 +276,18 @@ def _parse_series_group(
 def _parse_periods(periods: Any, where: str, kind: str) -> tuple[_Period, ...]:
     if not isinstance(periods, list) or not periods:
         raise ReferenceDataError(
-            "reference.malformed", "expected a non-empty list of dated values", field=where
+            ReferenceCode.MALFORMED, "expected a non-empty list of dated values", field=where
         )
     out: list[_Period] = []
     for i, raw in enumerate(periods):
         at = f"{where}[{i}]"
         if not isinstance(raw, Mapping):
-            raise ReferenceDataError("reference.malformed", "expected an object", field=at)
+            raise ReferenceDataError(ReferenceCode.MALFORMED, "expected an object", field=at)
         _check_keys(raw, _PERIOD_KEYS, f"{at}.")
         source = raw.get("source")
         if not isinstance(source, str) or not source.strip():
             raise ReferenceDataError(
-                "reference.malformed", "every value needs a source note", field=f"{at}.source"
+                ReferenceCode.MALFORMED, "every value needs a source note", field=f"{at}.source"
             )
         valid_from = _parse_date(raw.get("valid_from"), f"{at}.valid_from")
         valid_to = None
@@ -294,17 +295,17 @@ def _parse_periods(periods: Any, where: str, kind: str) -> tuple[_Period, ...]:
             valid_to = _parse_date(raw["valid_to"], f"{at}.valid_to")
         if valid_to is not None and valid_to < valid_from:
             raise ReferenceDataError(
-                "reference.malformed", "valid_to is before valid_from", field=f"{at}.valid_to"
+                ReferenceCode.MALFORMED, "valid_to is before valid_from", field=f"{at}.valid_to"
             )
         if "value" not in raw:
-            raise ReferenceDataError("reference.malformed", "missing value", field=f"{at}.value")
+            raise ReferenceDataError(ReferenceCode.MALFORMED, "missing value", field=f"{at}.value")
         value = _parse_value(raw["value"], kind, f"{at}.value")
         out.append(_Period(valid_from, valid_to, value, source.strip()))
     out.sort(key=lambda p: p.valid_from)
     for before, after in itertools.pairwise(out):
         if before.valid_to is None or before.valid_to >= after.valid_from:
             raise ReferenceDataError(
-                "reference.malformed",
+                ReferenceCode.MALFORMED,
                 f"periods overlap around {after.valid_from.isoformat()}",
                 field=where,
             )
@@ -313,11 +314,11 @@ def _parse_periods(periods: Any, where: str, kind: str) -> tuple[_Period, ...]:
 
 def _parse_date(value: Any, where: str) -> date:
     if not isinstance(value, str):
-        raise ReferenceDataError("reference.malformed", "expected an ISO date", field=where)
+        raise ReferenceDataError(ReferenceCode.MALFORMED, "expected an ISO date", field=where)
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
-        raise ReferenceDataError("reference.malformed", str(exc), field=where) from exc
+        raise ReferenceDataError(ReferenceCode.MALFORMED, str(exc), field=where) from exc
 
 
 def _parse_value(value: Any, kind: str, where: str) -> Any:
@@ -342,7 +343,7 @@ def _parse_value(value: Any, kind: str, where: str) -> Any:
             return value
         return _parse_optics_caps(value)
     except (ValueError, ArithmeticError) as exc:
-        raise ReferenceDataError("reference.malformed", str(exc), field=where) from exc
+        raise ReferenceDataError(ReferenceCode.MALFORMED, str(exc), field=where) from exc
 
 
 def _parse_optics_caps(value: Any) -> Mapping[tuple[str, str], OpticsCap]:
@@ -370,15 +371,15 @@ def _parse_families(
 ) -> Mapping[str, FamilyRule]:
     if not isinstance(group, Mapping) or not group:
         raise ReferenceDataError(
-            "reference.malformed", "families must be an object", field="families"
+            ReferenceCode.MALFORMED, "families must be an object", field="families"
         )
     families: dict[str, FamilyRule] = {}
     for name, raw in group.items():
         at = f"families.{name}"
         if not isinstance(name, str) or not _NAME.match(name):
-            raise ReferenceDataError("reference.malformed", "bad family name", field=at)
+            raise ReferenceDataError(ReferenceCode.MALFORMED, "bad family name", field=at)
         if not isinstance(raw, Mapping):
-            raise ReferenceDataError("reference.malformed", "expected an object", field=at)
+            raise ReferenceDataError(ReferenceCode.MALFORMED, "expected an object", field=at)
         _check_keys(raw, _FAMILY_KEYS, f"{at}.")
         try:
             domains = frozenset(CareDomain(d) for d in raw["domains"])
@@ -398,24 +399,26 @@ def _parse_families(
                 daily_charge=_flag(raw, "daily_charge"),
             )
         except (KeyError, ValueError, TypeError) as exc:
-            raise ReferenceDataError("reference.malformed", f"bad family: {exc}", field=at) from exc
+            raise ReferenceDataError(
+                ReferenceCode.MALFORMED, f"bad family: {exc}", field=at
+            ) from exc
         if not domains:
-            raise ReferenceDataError("reference.malformed", "no domains", field=f"{at}.domains")
+            raise ReferenceDataError(ReferenceCode.MALFORMED, "no domains", field=f"{at}.domains")
         if rule.rate_key not in rates:
             raise ReferenceDataError(
-                "reference.malformed", "unknown AMO rate", field=f"{at}.amo_rate"
+                ReferenceCode.MALFORMED, "unknown AMO rate", field=f"{at}.amo_rate"
             )
         if rule.franchise is not None and rule.franchise not in FRANCHISE_KINDS:
             raise ReferenceDataError(
-                "reference.malformed", "unknown franchise kind", field=f"{at}.franchise"
+                ReferenceCode.MALFORMED, "unknown franchise kind", field=f"{at}.franchise"
             )
         if rule.equipment is not None and rule.equipment not in EQUIPMENT_KINDS:
             raise ReferenceDataError(
-                "reference.malformed", "unknown equipment kind", field=f"{at}.equipment"
+                ReferenceCode.MALFORMED, "unknown equipment kind", field=f"{at}.equipment"
             )
         if (rule.equipment == "lens") != (rule.lens_complexity in LENS_COMPLEXITIES):
             raise ReferenceDataError(
-                "reference.malformed",
+                ReferenceCode.MALFORMED,
                 "lenses, and only lenses, need a lens_complexity",
                 field=f"{at}.lens_complexity",
             )

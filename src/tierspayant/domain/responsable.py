@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.codes import CatalogueCode
 from tierspayant.domain.errors import CatalogueError
 from tierspayant.domain.guarantees import (
     ANY_FAMILY,
@@ -52,33 +53,33 @@ def validate_responsable(contract: Contract, reference: ReferenceTable, on_date:
     _check_hearing(contract, rules)
 
 
-def _fail(code: str, message: str, field: str | None = None) -> CatalogueError:
-    return CatalogueError(f"catalogue.responsable.{code}", message, field=field)
+def _fail(code: CatalogueCode, message: str, field: str | None = None) -> CatalogueError:
+    return CatalogueError(code, message, field=field)
 
 
 def _check_flags(contract: Contract) -> None:
     if contract.covers_participation:
         raise _fail(
-            "covers_participation",
+            CatalogueCode.RESPONSABLE_COVERS_PARTICIPATION,
             "a contrat responsable may not cover the participation forfaitaire",
             "covers_participation",
         )
     if contract.covers_franchises:
         raise _fail(
-            "covers_franchises",
+            CatalogueCode.RESPONSABLE_COVERS_FRANCHISES,
             "a contrat responsable may not cover the franchises médicales",
             "covers_franchises",
         )
     if contract.covers_hors_parcours:
         raise _fail(
-            "covers_hors_parcours",
+            CatalogueCode.RESPONSABLE_COVERS_HORS_PARCOURS,
             "a contrat responsable may not cover the extra ticket modérateur charged outside "
             "the care pathway",
             "covers_hors_parcours",
         )
     if not contract.hundred_percent_sante:
         raise _fail(
-            "rss_not_full",
+            CatalogueCode.RESPONSABLE_RSS_NOT_FULL,
             "a contrat responsable must cover the 100 % Santé baskets (optics class A, "
             "dental 100 % Santé, hearing aids class I) in full",
             "hundred_percent_sante",
@@ -107,7 +108,7 @@ def _check_ticket_moderateur(contract: Contract, rules: ReferenceRules) -> None:
             continue
         if domain not in contract.domains:
             raise _fail(
-                "tm_not_covered",
+                CatalogueCode.RESPONSABLE_TM_NOT_COVERED,
                 f"care domain {domain} is missing: a contrat responsable must cover the "
                 f"ticket modérateur of {families[0].label} ({families[0].name})",
                 "domains",
@@ -119,14 +120,14 @@ def _check_ticket_moderateur(contract: Contract, rules: ReferenceRules) -> None:
                 subject = f"{family.name} in {domain} at age {age}"
                 if guarantee is None:
                     raise _fail(
-                        "tm_not_covered",
+                        CatalogueCode.RESPONSABLE_TM_NOT_COVERED,
                         f"no guarantee covers the ticket modérateur of {subject}",
                         "guarantees",
                     )
                 where = _where(contract, guarantee)
                 if not guarantee.actual_costs and (guarantee.rate_bp or 0) < 10_000:
                     raise _fail(
-                        "tm_not_covered",
+                        CatalogueCode.RESPONSABLE_TM_NOT_COVERED,
                         f"{subject} is covered below 100 % of the BR: the ticket modérateur "
                         "must be covered in full",
                         f"{where}.rate",
@@ -137,13 +138,13 @@ def _check_ticket_moderateur(contract: Contract, rules: ReferenceRules) -> None:
                     and guarantee.rate_non_optam_bp < 10_000
                 ):
                     raise _fail(
-                        "tm_not_covered",
+                        CatalogueCode.RESPONSABLE_TM_NOT_COVERED,
                         f"{subject} is covered below 100 % of the BR for non-OPTAM doctors",
                         f"{where}.rate_non_optam",
                     )
                 if family.equipment is None and any(c.includes_tm for c in guarantee.ceilings):
                     raise _fail(
-                        "tm_not_covered",
+                        CatalogueCode.RESPONSABLE_TM_NOT_COVERED,
                         f"a ceiling of {subject} includes the ticket modérateur, which could "
                         "leave it to the patient",
                         f"{where}.ceilings",
@@ -160,7 +161,7 @@ def _check_daily_charge(contract: Contract, rules: ReferenceRules) -> None:
                 guarantee = next((g for g in candidates if g.applies_at(age)), None)
                 if guarantee is None:
                     raise _fail(
-                        "hospital_daily_charge",
+                        CatalogueCode.RESPONSABLE_HOSPITAL_DAILY_CHARGE,
                         f"the forfait journalier hospitalier ({family.name}) is not covered "
                         f"at age {age}: a contrat responsable covers it in full, without "
                         "time limit",
@@ -170,7 +171,7 @@ def _check_daily_charge(contract: Contract, rules: ReferenceRules) -> None:
                 full = guarantee.actual_costs or (guarantee.rate_bp or 0) >= 10_000
                 if not full or guarantee.ceilings or guarantee.frequency is not None:
                     raise _fail(
-                        "hospital_daily_charge",
+                        CatalogueCode.RESPONSABLE_HOSPITAL_DAILY_CHARGE,
                         "the forfait journalier hospitalier must be covered in full (100 % "
                         "or actual costs) without ceiling, count or time limit",
                         where,
@@ -202,7 +203,7 @@ def _check_doctors(contract: Contract, rules: ReferenceRules) -> None:
         subject = f"{family} in {guarantee.domain}"
         if guarantee.actual_costs or guarantee.flat_cents:
             raise _fail(
-                "non_optam_above_100",
+                CatalogueCode.RESPONSABLE_NON_OPTAM_ABOVE_100,
                 f"{subject}: actual costs or flat amounts on doctors' fees cannot keep "
                 "non-OPTAM dépassements within 100 % of the BR; use rate and rate_non_optam",
                 where,
@@ -213,7 +214,7 @@ def _check_doctors(contract: Contract, rules: ReferenceRules) -> None:
         excess_non = max(0, non_optam - 10_000)
         if excess_non > rules.non_optam_max_excess_bp:
             raise _fail(
-                "non_optam_above_100",
+                CatalogueCode.RESPONSABLE_NON_OPTAM_ABOVE_100,
                 f"{subject}: dépassements of non-OPTAM doctors covered up to "
                 f"{_pct(excess_non)} of the BR, above the {_pct(rules.non_optam_max_excess_bp)}"
                 " limit",
@@ -221,7 +222,7 @@ def _check_doctors(contract: Contract, rules: ReferenceRules) -> None:
             )
         if excess_non > 0 and excess_optam - excess_non < rules.optam_min_gap_bp:
             raise _fail(
-                "optam_gap",
+                CatalogueCode.RESPONSABLE_OPTAM_GAP,
                 f"{subject}: non-OPTAM level {_pct(non_optam)} must be at least "
                 f"{_pct(rules.optam_min_gap_bp)} of the BR below the OPTAM level "
                 f"{_pct(optam)}",
@@ -242,7 +243,7 @@ def _check_renewals(contract: Contract, rules: ReferenceRules) -> None:
         frequency = guarantee.frequency
         if frequency is None:
             raise _fail(
-                "renewal_period",
+                CatalogueCode.RESPONSABLE_RENEWAL_PERIOD,
                 f"{family.name}: a contrat responsable covers one equipment per {adult} months "
                 "at most; add a frequency",
                 f"{where}.frequency",
@@ -254,7 +255,7 @@ def _check_renewals(contract: Contract, rules: ReferenceRules) -> None:
             legal = young if age < limit_age else adult
             if age >= 0 and frequency.months_for(age) < legal:
                 raise _fail(
-                    "renewal_period",
+                    CatalogueCode.RESPONSABLE_RENEWAL_PERIOD,
                     f"{family.name}: one equipment every {frequency.months_for(age)} months "
                     f"at age {age} is more frequent than the legal {legal} months",
                     f"{where}.frequency",
@@ -279,7 +280,7 @@ def _check_optics(contract: Contract, rules: ReferenceRules) -> None:
         frame_cover = max_equipment_cover(contract, rules, [frame.name], age, False)
         if frame_cover > rules.optics_frame_cap_cents:
             raise _fail(
-                "frame_cap",
+                CatalogueCode.RESPONSABLE_FRAME_CAP,
                 f"a class B frame is covered up to {format_euros(frame_cover)} at age {age}; "
                 "a contrat responsable covers at most "
                 f"{format_euros(rules.optics_frame_cap_cents)}",
@@ -293,7 +294,7 @@ def _check_optics(contract: Contract, rules: ReferenceRules) -> None:
                 pair = "/".join(lens_pair(first, second))
                 if total > cap.ceiling_cents:
                     raise _fail(
-                        "optics_ceiling",
+                        CatalogueCode.RESPONSABLE_OPTICS_CEILING,
                         f"a class B equipment with {pair} lenses is covered up to "
                         f"{format_euros(total)} at age {age}, above the "
                         f"{format_euros(cap.ceiling_cents)} ceiling",
@@ -301,7 +302,7 @@ def _check_optics(contract: Contract, rules: ReferenceRules) -> None:
                     )
                 if total < cap.floor_cents:
                     raise _fail(
-                        "optics_floor",
+                        CatalogueCode.RESPONSABLE_OPTICS_FLOOR,
                         f"a class B equipment with {pair} lenses is covered only up to "
                         f"{format_euros(total)} at age {age}, below the "
                         f"{format_euros(cap.floor_cents)} floor",
@@ -319,7 +320,7 @@ def _check_hearing(contract: Contract, rules: ReferenceRules) -> None:
             total = max_equipment_cover(contract, rules, [family.name], age, True)
             if total > rules.hearing_class_ii_cap_cents:
                 raise _fail(
-                    "hearing_ceiling",
+                    CatalogueCode.RESPONSABLE_HEARING_CEILING,
                     f"a class II hearing aid is covered up to {format_euros(total)} per ear "
                     f"(AMO included) at age {age}, above the "
                     f"{format_euros(rules.hearing_class_ii_cap_cents)} limit",

@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from tierspayant.domain.care import Quality, Sex
+from tierspayant.domain.codes import EnrolmentCode
 from tierspayant.domain.errors import DomainError, InvalidIdentifier
 from tierspayant.domain.identifiers import (
     nir_birth_year_month,
@@ -428,7 +429,7 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.member_number",
+                EnrolmentCode.LINE_MEMBER_NUMBER,
                 "member number: 1 to 30 letters, digits, '.', '/' or '-'",
                 "member_number",
             )
@@ -438,13 +439,13 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.date",
+                EnrolmentCode.LINE_DATE,
                 "birth date: expected a date YYYY-MM-DD",
                 "birth_date",
             )
         if "\ufffd" in last_raw or "\ufffd" in first_raw:
             return _rejected(
-                line_no, nir, rank, "line.encoding", "the line is not valid UTF-8", None
+                line_no, nir, rank, EnrolmentCode.LINE_ENCODING, "the line is not valid UTF-8", None
             )
         last_name = _normalise_name(last_raw)
         if last_name is None:
@@ -452,7 +453,7 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.name",
+                EnrolmentCode.LINE_NAME,
                 "last name: 1 to 80 letters, spaces, ' . -",
                 "last_name",
             )
@@ -462,20 +463,22 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.name",
+                EnrolmentCode.LINE_NAME,
                 "first name: 1 to 80 letters, spaces, ' . -",
                 "first_name",
             )
         sex = _SEXES.get(sex_raw.strip().upper())
         if sex is None:
-            return _rejected(line_no, nir, rank, "line.sex", "sex: expected M or F", "sex")
+            return _rejected(
+                line_no, nir, rank, EnrolmentCode.LINE_SEX, "sex: expected M or F", "sex"
+            )
         quality = _QUALITIES.get(quality_raw.strip().lower())
         if quality is None:
             return _rejected(
                 line_no,
                 nir,
                 rank,
-                "line.quality",
+                EnrolmentCode.LINE_QUALITY,
                 "quality: expected member, spouse, child or other",
                 "quality",
             )
@@ -485,7 +488,7 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.unknown_contract",
+                EnrolmentCode.LINE_UNKNOWN_CONTRACT,
                 "contract: not a contract code of the insurer's current catalogue",
                 "contract",
             )
@@ -495,7 +498,7 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.date",
+                EnrolmentCode.LINE_DATE,
                 "coverage start: expected a date YYYY-MM-DD",
                 "coverage_start",
             )
@@ -507,20 +510,22 @@ class LineValidator:
                     line_no,
                     nir,
                     rank,
-                    "line.date",
+                    EnrolmentCode.LINE_DATE,
                     "coverage end: expected a date YYYY-MM-DD or nothing",
                     "coverage_end",
                 )
         css = _FLAGS.get(css_raw.strip())
         if css is None:
-            return _rejected(line_no, nir, rank, "line.css", "css: expected 0, 1 or nothing", "css")
+            return _rejected(
+                line_no, nir, rank, EnrolmentCode.LINE_CSS, "css: expected 0, 1 or nothing", "css"
+            )
         action = _ACTIONS.get(action_raw.strip().upper())
         if action is None:
             return _rejected(
                 line_no,
                 nir,
                 rank,
-                "line.action",
+                EnrolmentCode.LINE_ACTION,
                 "action: expected A (add/update), R (remove) or nothing",
                 "action",
             )
@@ -530,7 +535,7 @@ class LineValidator:
                     line_no,
                     nir,
                     rank,
-                    "line.action",
+                    EnrolmentCode.LINE_ACTION,
                     "action R belongs to incremental files: a full file simply omits a "
                     "beneficiary to end their coverage",
                     "action",
@@ -545,7 +550,7 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.nir_sex_mismatch",
+                EnrolmentCode.LINE_NIR_SEX_MISMATCH,
                 "the NIR's first digit does not match the sex",
                 "sex",
             )
@@ -554,7 +559,7 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.nir_birth_mismatch",
+                EnrolmentCode.LINE_NIR_BIRTH_MISMATCH,
                 "the year or month coded in the NIR does not match the birth date",
                 "birth_date",
             )
@@ -563,7 +568,7 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.birth_future",
+                EnrolmentCode.LINE_BIRTH_FUTURE,
                 "the birth date is after the file date",
                 "birth_date",
             )
@@ -572,7 +577,7 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.birth_after_coverage",
+                EnrolmentCode.LINE_BIRTH_AFTER_COVERAGE,
                 "coverage cannot start before the beneficiary's birth",
                 "coverage_start",
             )
@@ -581,7 +586,7 @@ class LineValidator:
                 line_no,
                 nir,
                 rank,
-                "line.coverage_order",
+                EnrolmentCode.LINE_COVERAGE_ORDER,
                 "coverage ends before it starts",
                 "coverage_end",
             )
@@ -676,30 +681,30 @@ class BeneficiaryReader:
             header = next(self._csv)
         except StopIteration:
             raise BeneficiaryFileError(
-                "file.empty", "the file is empty: a header row is required"
+                EnrolmentCode.FILE_EMPTY, "the file is empty: a header row is required"
             ) from None
         self._lines.in_record = False
         if self._lines.flags & _UNCLOSED:
             raise BeneficiaryFileError(
-                "file.header.quote", "the header row has a quoted name left open"
+                EnrolmentCode.FILE_HEADER_QUOTE, "the header row has a quoted name left open"
             )
         names = tuple(h.strip().lower() for h in header)
         unknown = [n for n in names if n not in COLUMNS]
         if unknown:
             shown = ", ".join(repr(n[:40]) for n in unknown[:5])
             raise BeneficiaryFileError(
-                "file.header.unknown_column",
+                EnrolmentCode.FILE_HEADER_UNKNOWN_COLUMN,
                 f"unknown column(s) in the header: {mask_identifiers(shown)}; "
                 f"expected the columns {', '.join(COLUMNS)}",
             )
         if len(set(names)) != len(names):
             raise BeneficiaryFileError(
-                "file.header.duplicate_column", "a column appears twice in the header"
+                EnrolmentCode.FILE_HEADER_DUPLICATE_COLUMN, "a column appears twice in the header"
             )
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
             raise BeneficiaryFileError(
-                "file.header.missing_column", f"missing column(s): {', '.join(missing)}"
+                EnrolmentCode.FILE_HEADER_MISSING_COLUMN, f"missing column(s): {', '.join(missing)}"
             )
         self.columns = names
         self._width = len(names)
@@ -731,7 +736,9 @@ class BeneficiaryReader:
                 # Only if the process lowered csv.field_size_limit below _LONG_LINE_KEEP.
                 lines.in_record = False
                 yield LineError(
-                    lines.line_no, "line.unreadable", f"the line cannot be read as CSV: {exc}"
+                    lines.line_no,
+                    EnrolmentCode.LINE_UNREADABLE,
+                    f"the line cannot be read as CSV: {exc}",
                 )
                 continue
             lines.in_record = False
@@ -746,7 +753,7 @@ class BeneficiaryReader:
                 yield self._line_error(
                     lines.line_no,
                     row,
-                    "line.columns",
+                    EnrolmentCode.LINE_COLUMNS,
                     f"expected {width} columns separated by '{DELIMITER}', found {len(row)}",
                     None,
                 )
@@ -763,7 +770,7 @@ class BeneficiaryReader:
                     return self._line_error(
                         line_no,
                         row,
-                        "line.field_too_large",
+                        EnrolmentCode.LINE_FIELD_TOO_LARGE,
                         f"a field of more than {MAX_FIELD_CHARS:,} characters",
                         self._column_at(index),
                     )
@@ -771,7 +778,7 @@ class BeneficiaryReader:
             return self._line_error(
                 line_no,
                 row,
-                "line.quote",
+                EnrolmentCode.LINE_QUOTE,
                 "a quoted field is not closed on its line (a stray '\"'?): "
                 "one line holds one beneficiary",
                 self._column_at(len(row) - 1),

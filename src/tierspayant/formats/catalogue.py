@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.codes import CatalogueCode
 from tierspayant.domain.errors import CatalogueError
 from tierspayant.domain.guarantees import (
     Catalogue,
@@ -92,20 +93,20 @@ def parse_catalogue(document: Mapping[str, Any] | str) -> Catalogue:
             document = yaml.safe_load(document)
         except yaml.YAMLError as exc:
             raise CatalogueError(
-                "catalogue.malformed", f"not valid YAML or JSON: {exc}".splitlines()[0]
+                CatalogueCode.MALFORMED, f"not valid YAML or JSON: {exc}".splitlines()[0]
             ) from exc
     root = _Object(document, "", _ROOT_KEYS)
     fmt = root.optional_text("format")
     if fmt is not None and fmt != CATALOGUE_FORMAT:
         raise CatalogueError(
-            "catalogue.unsupported_format",
+            CatalogueCode.UNSUPPORTED_FORMAT,
             f"format {fmt!r} is not {CATALOGUE_FORMAT!r}",
             field="format",
         )
     insurer = root.text("insurer")
     if not _AMC_NUMBER.match(insurer):
         raise CatalogueError(
-            "catalogue.bad_insurer",
+            CatalogueCode.BAD_INSURER,
             "insurer must be the AMC number: 6 to 10 digits, quoted",
             field="insurer",
         )
@@ -116,7 +117,7 @@ def parse_catalogue(document: Mapping[str, Any] | str) -> Catalogue:
         for at, raw in root.items_of("contracts", required=True)
     )
     if not contracts:
-        raise CatalogueError("catalogue.no_contracts", "a catalogue needs a contract")
+        raise CatalogueError(CatalogueCode.NO_CONTRACTS, "a catalogue needs a contract")
     return _build(Catalogue, "", insurer=insurer, version=version, contracts=contracts, name=name)
 
 
@@ -135,7 +136,7 @@ def _contract(obj: _Object) -> Contract:
         )
         if not _COVERAGE_CODE.match(domains[domain].coverage_code):
             raise CatalogueError(
-                "catalogue.bad_coverage_code",
+                CatalogueCode.BAD_COVERAGE_CODE,
                 "a coverage code is 1 to 16 letters, digits, spaces or % + - _ .",
                 field=f"{obj.at}domains.{key}.coverage_code",
             )
@@ -181,7 +182,7 @@ def _guarantee(obj: _Object) -> Guarantee:
         except ValueError:
             allowed = ", ".join(p.value for p in Period)
             raise CatalogueError(
-                "catalogue.bad_period",
+                CatalogueCode.BAD_PERIOD,
                 f"period must be one of {allowed}",
                 field=f"{ceiling.at}period",
             ) from None
@@ -231,7 +232,7 @@ def _domain(value: str, where: str) -> CareDomain:
         return CareDomain(value)
     except ValueError:
         raise CatalogueError(
-            "catalogue.unknown_domain",
+            CatalogueCode.UNKNOWN_DOMAIN,
             f"unknown care domain {value!r}: one of {', '.join(d.value for d in CareDomain)}",
             field=where,
         ) from None
@@ -243,18 +244,18 @@ class _Object:
     def __init__(self, raw: Any, at: str, allowed: frozenset[str]) -> None:
         if not isinstance(raw, Mapping):
             raise CatalogueError(
-                "catalogue.wrong_type", "expected an object", field=at.rstrip(".") or None
+                CatalogueCode.WRONG_TYPE, "expected an object", field=at.rstrip(".") or None
             )
         for key in raw:
             if not isinstance(key, str):
                 raise CatalogueError(
-                    "catalogue.wrong_type", f"key {key!r} is not text", field=at or None
+                    CatalogueCode.WRONG_TYPE, f"key {key!r} is not text", field=at or None
                 )
         # A misspelt key must not be silently ignored: refuse it before anything else.
         unknown = sorted(set(raw) - allowed)
         if unknown:
             raise CatalogueError(
-                "catalogue.unknown_key", f"unknown key {unknown[0]!r}", field=f"{at}{unknown[0]}"
+                CatalogueCode.UNKNOWN_KEY, f"unknown key {unknown[0]!r}", field=f"{at}{unknown[0]}"
             )
         self._raw: Mapping[str, Any] = raw
         self.at = at
@@ -269,13 +270,13 @@ class _Object:
         value = self._raw.get(key)
         if value is None:
             raise CatalogueError(
-                "catalogue.missing_key", f"{key} is required", field=f"{self.at}{key}"
+                CatalogueCode.MISSING_KEY, f"{key} is required", field=f"{self.at}{key}"
             )
         return value
 
     def _wrong(self, key: str, expected: str) -> CatalogueError:
         return CatalogueError(
-            "catalogue.wrong_type", f"{key} must be {expected}", field=f"{self.at}{key}"
+            CatalogueCode.WRONG_TYPE, f"{key} must be {expected}", field=f"{self.at}{key}"
         )
 
     def text(self, key: str) -> str:
@@ -310,7 +311,7 @@ class _Object:
             raise self._wrong(key, "a whole number")
         if value < 0:
             raise CatalogueError(
-                "catalogue.negative_number", f"{key} may not be negative", field=f"{self.at}{key}"
+                CatalogueCode.NEGATIVE_NUMBER, f"{key} may not be negative", field=f"{self.at}{key}"
             )
         return value
 
@@ -329,11 +330,11 @@ class _Object:
             raise self._wrong(key, what)
         if number < 0:
             raise CatalogueError(
-                "catalogue.negative_amount", f"{key} may not be negative", field=f"{self.at}{key}"
+                CatalogueCode.NEGATIVE_AMOUNT, f"{key} may not be negative", field=f"{self.at}{key}"
             )
         if number != number.quantize(Decimal("0.01")):
             raise CatalogueError(
-                "catalogue.too_many_decimals",
+                CatalogueCode.TOO_MANY_DECIMALS,
                 f"{key} has more than two decimals",
                 field=f"{self.at}{key}",
             )
@@ -346,7 +347,7 @@ class _Object:
         cents = int(number * 100)
         if cents > _MAX_AMOUNT_CENTS:
             raise CatalogueError(
-                "catalogue.amount_too_large",
+                CatalogueCode.AMOUNT_TOO_LARGE,
                 f"{key} is implausibly large",
                 field=f"{self.at}{key}",
             )

@@ -16,6 +16,7 @@ from typing import Any
 
 from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.claims import ClaimContent, ClaimLine, check_content
+from tierspayant.domain.codes import EnrolmentCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import RssClass
 
@@ -91,7 +92,9 @@ def read_claims(path: Path) -> Iterator[ClaimRecord | LineError]:
             if not raw.strip():
                 continue
             if len(raw) > MAX_LINE_BYTES:
-                yield LineError(line_no, "file.line_too_long", "line longer than 256 KiB")
+                yield LineError(
+                    line_no, EnrolmentCode.FILE_LINE_TOO_LONG, "line longer than 256 KiB"
+                )
                 continue
             try:
                 yield parse_claim(line_no, raw)
@@ -105,12 +108,14 @@ def parse_claim(line_no: int, raw: bytes | str) -> ClaimRecord:
     try:
         document = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ClaimFileError("file.json", "not a JSON object") from None
+        raise ClaimFileError(EnrolmentCode.FILE_JSON, "not a JSON object") from None
     obj = _object(document, "", _TOP)
     card = _object(obj.get("card"), "card", _CARD)
     lines = obj.get("lines")
     if not isinstance(lines, list) or not lines:
-        raise ClaimFileError("file.lines", "lines must be a non-empty list", field="lines")
+        raise ClaimFileError(
+            EnrolmentCode.FILE_LINES, "lines must be a non-empty list", field="lines"
+        )
     content = ClaimContent(
         invoice_number=_text(obj, "invoice_number", "", required=True) or "",
         care_date=_date(obj, "care_date", ""),
@@ -124,7 +129,9 @@ def parse_claim(line_no: int, raw: bytes | str) -> ClaimRecord:
     check_content(content)
     rank = card.get("birth_rank")
     if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool)):
-        raise ClaimFileError("file.type", "birth_rank must be an integer", field="card.birth_rank")
+        raise ClaimFileError(
+            EnrolmentCode.FILE_TYPE, "birth_rank must be an integer", field="card.birth_rank"
+        )
     return ClaimRecord(
         line_no=line_no,
         card=FileCard(
@@ -141,11 +148,15 @@ def parse_claim(line_no: int, raw: bytes | str) -> ClaimRecord:
 
 def _object(value: Any, where: str, allowed: frozenset[str]) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise ClaimFileError("file.type", f"{where or 'the line'} must be an object", field=where)
+        raise ClaimFileError(
+            EnrolmentCode.FILE_TYPE, f"{where or 'the line'} must be an object", field=where
+        )
     unknown = sorted(set(value) - allowed)
     if unknown:
         raise ClaimFileError(
-            "file.unknown_field", f"unknown field {unknown[0]!r}", field=f"{where}.{unknown[0]}"
+            EnrolmentCode.FILE_UNKNOWN_FIELD,
+            f"unknown field {unknown[0]!r}",
+            field=f"{where}.{unknown[0]}",
         )
     return value
 
@@ -154,28 +165,36 @@ def _text(obj: Mapping[str, Any], key: str, where: str, *, required: bool = Fals
     value = obj.get(key)
     if value is None:
         if required:
-            raise ClaimFileError("file.missing", f"{key} is required", field=where + key)
+            raise ClaimFileError(
+                EnrolmentCode.FILE_MISSING, f"{key} is required", field=where + key
+            )
         return None
     if not isinstance(value, str) or len(value) > 40:
-        raise ClaimFileError("file.type", f"{key} must be a short string", field=where + key)
+        raise ClaimFileError(
+            EnrolmentCode.FILE_TYPE, f"{key} must be a short string", field=where + key
+        )
     return value.strip()
 
 
 def _date(obj: Mapping[str, Any], key: str, where: str) -> date:
     value = obj.get(key)
     if not isinstance(value, str):
-        raise ClaimFileError("file.missing", f"{key} is required (YYYY-MM-DD)", field=where + key)
+        raise ClaimFileError(
+            EnrolmentCode.FILE_MISSING, f"{key} is required (YYYY-MM-DD)", field=where + key
+        )
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ClaimFileError("file.date", f"{key} is not a date", field=where + key) from None
+        raise ClaimFileError(
+            EnrolmentCode.FILE_DATE, f"{key} is not a date", field=where + key
+        ) from None
 
 
 def _int(obj: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int:
     value = obj.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10**9:
         raise ClaimFileError(
-            "file.type", f"{key} must be a non-negative integer", field=f"{where}.{key}"
+            EnrolmentCode.FILE_TYPE, f"{key} must be a non-negative integer", field=f"{where}.{key}"
         )
     return value
 
@@ -183,7 +202,9 @@ def _int(obj: Mapping[str, Any], key: str, where: str, default: int | None = Non
 def _flag(obj: Mapping[str, Any], key: str, where: str, *, default: bool) -> bool:
     value = obj.get(key, default)
     if not isinstance(value, bool):
-        raise ClaimFileError("file.type", f"{key} must be true or false", field=where + key)
+        raise ClaimFileError(
+            EnrolmentCode.FILE_TYPE, f"{key} must be true or false", field=where + key
+        )
     return value
 
 
@@ -195,7 +216,7 @@ def _line(obj: Mapping[str, Any], where: str) -> ClaimLine:
         rss = RssClass(rss_raw) if rss_raw is not None else None
     except ValueError:
         raise ClaimFileError(
-            "file.code", "unknown domain, exemption or rss_class", field=where
+            EnrolmentCode.FILE_CODE, "unknown domain, exemption or rss_class", field=where
         ) from None
     plv = obj.get("plv_cents")
     return ClaimLine(

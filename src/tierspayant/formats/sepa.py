@@ -16,6 +16,7 @@ from datetime import date
 from typing import TextIO
 from xml.sax.saxutils import escape
 
+from tierspayant.domain.codes import PaymentCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.payments import BankParty, Mandate, Transfer
 
@@ -35,7 +36,7 @@ def sepa_text(value: str, limit: int) -> str:
 def amount(cents: int) -> str:
     """Cents as the decimal amount a pain file carries (``12.30``)."""
     if cents < 0:
-        raise DomainError("sepa.negative", "a SEPA amount cannot be negative")
+        raise DomainError(PaymentCode.SEPA_NEGATIVE, "a SEPA amount cannot be negative")
     return f"{cents // 100}.{cents % 100:02d}"
 
 
@@ -52,7 +53,7 @@ def _agent(bic: str | None) -> str:
 def _check(count: int, cents: int, expected_count: int, expected_cents: int) -> None:
     if (count, cents) != (expected_count, expected_cents):
         raise DomainError(
-            "sepa.totals",
+            PaymentCode.SEPA_TOTALS,
             f"the file announced {expected_count} transactions for {expected_cents} cents "
             f"but holds {count} for {cents}",
         )

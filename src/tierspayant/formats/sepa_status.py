@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from xml.etree import ElementTree as ET
 
+from tierspayant.domain.codes import PaymentCode
 from tierspayant.domain.errors import DomainError
 
 PAIN_002 = "urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"
@@ -56,33 +57,40 @@ def parse_status_report(data: bytes) -> StatusReport:
     """Parse a pain.002.001.03 document; raises ``StatusReportError`` with a code."""
     if len(data) > MAX_BYTES:
         raise StatusReportError(
-            "returns.too_large", f"a status report is at most {MAX_BYTES} bytes"
+            PaymentCode.RETURNS_TOO_LARGE, f"a status report is at most {MAX_BYTES} bytes"
         )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise StatusReportError("returns.encoding", "a status report is UTF-8 XML") from None
+        raise StatusReportError(
+            PaymentCode.RETURNS_ENCODING, "a status report is UTF-8 XML"
+        ) from None
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise StatusReportError("returns.doctype", "a status report has no DOCTYPE or entities")
+        raise StatusReportError(
+            PaymentCode.RETURNS_DOCTYPE, "a status report has no DOCTYPE or entities"
+        )
     if text.startswith("<?xml"):
         text = text.split("?>", 1)[-1]  # the declaration may name an encoding: already decoded
     try:
         root = ET.fromstring(text)  # noqa: S314 - no DOCTYPE, so no entity to expand
     except ET.ParseError as exc:
-        raise StatusReportError("returns.xml", f"not well-formed XML: {exc}") from None
+        raise StatusReportError(PaymentCode.RETURNS_XML, f"not well-formed XML: {exc}") from None
     report = root.find("p:CstmrPmtStsRpt", _NS)
     if root.tag != f"{{{PAIN_002}}}Document" or report is None:
         raise StatusReportError(
-            "returns.format", f"expected a Document/CstmrPmtStsRpt in namespace {PAIN_002}"
+            PaymentCode.RETURNS_FORMAT,
+            f"expected a Document/CstmrPmtStsRpt in namespace {PAIN_002}",
         )
     created = _required(report, "p:GrpHdr/p:CreDtTm")
     try:
         created_on = date.fromisoformat(created[:10])
     except ValueError:
-        raise StatusReportError("returns.format", f"bad GrpHdr/CreDtTm {created!r}") from None
+        raise StatusReportError(
+            PaymentCode.RETURNS_FORMAT, f"bad GrpHdr/CreDtTm {created!r}"
+        ) from None
     group = report.find("p:OrgnlGrpInfAndSts", _NS)
     if group is None:
-        raise StatusReportError("returns.format", "missing OrgnlGrpInfAndSts")
+        raise StatusReportError(PaymentCode.RETURNS_FORMAT, "missing OrgnlGrpInfAndSts")
     group_reason = _reason(group)
     transactions: list[TransactionStatus] = []
     for block in report.findall("p:OrgnlPmtInfAndSts", _NS):
@@ -91,7 +99,7 @@ def parse_status_report(data: bytes) -> StatusReport:
             transactions.append(_transaction(tx, block_reason))
     if not transactions and _text(group, "p:GrpSts") == REJECTED:
         raise StatusReportError(
-            "returns.group_only",
+            PaymentCode.RETURNS_GROUP_ONLY,
             "the whole message is rejected without transaction statuses: record the "
             "return from the bank's notice of each collection",
         )
@@ -107,15 +115,17 @@ def _transaction(tx: ET.Element, inherited_reason: str | None) -> TransactionSta
     end_to_end = _required(tx, "p:OrgnlEndToEndId")
     status = _text(tx, "p:TxSts")
     if status is None:
-        raise StatusReportError("returns.format", f"no TxSts for {end_to_end}")
+        raise StatusReportError(PaymentCode.RETURNS_FORMAT, f"no TxSts for {end_to_end}")
     reason = _reason(tx) or inherited_reason
     if status == REJECTED and reason is None:
-        raise StatusReportError("returns.no_reason", f"the rejection of {end_to_end} has no reason")
+        raise StatusReportError(
+            PaymentCode.RETURNS_NO_REASON, f"the rejection of {end_to_end} has no reason"
+        )
     raw_amount = _text(tx, "p:OrgnlTxRef/p:Amt/p:InstdAmt")
     cents = None
     if raw_amount is not None:
         if not _AMOUNT.fullmatch(raw_amount):
-            raise StatusReportError("returns.amount", f"bad amount {raw_amount!r}")
+            raise StatusReportError(PaymentCode.RETURNS_AMOUNT, f"bad amount {raw_amount!r}")
         units, _, decimals = raw_amount.partition(".")
         cents = int(units) * 100 + int(decimals.ljust(2, "0") or "0")
     return TransactionStatus(end_to_end, status, reason, cents)
@@ -139,5 +149,5 @@ def _text(element: ET.Element, path: str) -> str | None:
 def _required(element: ET.Element, path: str) -> str:
     value = _text(element, path)
     if value is None:
-        raise StatusReportError("returns.format", f"missing {path.replace('p:', '')}")
+        raise StatusReportError(PaymentCode.RETURNS_FORMAT, f"missing {path.replace('p:', '')}")
     return value

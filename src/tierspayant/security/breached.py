@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from functools import cache
 from importlib import resources
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.domain.errors import DomainError
 
 MIN_LENGTH = 12
@@ -133,13 +134,13 @@ def check_password_policy(password: str, *, context_words: Sequence[str] = ()) -
     length = len(unicodedata.normalize("NFKC", password))
     if length < MIN_LENGTH:
         raise PasswordPolicyError(
-            "password.too_short",
+            AuthCode.PASSWORD_TOO_SHORT,
             f"the password must have at least {MIN_LENGTH} characters",
             field="password",
         )
     if length > MAX_LENGTH:
         raise PasswordPolicyError(
-            "password.too_long",
+            AuthCode.PASSWORD_TOO_LONG,
             f"the password must have at most {MAX_LENGTH} characters",
             field="password",
         )
@@ -148,13 +149,13 @@ def check_password_policy(password: str, *, context_words: Sequence[str] = ()) -
     for token in _identity_tokens(context_words):
         if any(token in candidate for candidate in candidates):
             raise PasswordPolicyError(
-                "password.contains_identity",
+                AuthCode.PASSWORD_CONTAINS_IDENTITY,
                 "the password must not contain your name, login or the service's name",
                 field="password",
             )
     if is_common(password):
         raise PasswordPolicyError(
-            "password.common",
+            AuthCode.PASSWORD_COMMON,
             "this password is too common or too easy to guess; choose another one, for "
             "example a sentence of several unrelated words",
             field="password",

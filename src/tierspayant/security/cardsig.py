@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from tierspayant.domain.codes import CardCode
 from tierspayant.security import SecurityError
 
 VERSION = 0x01
@@ -54,7 +55,7 @@ class CardProofError(SecurityError):
     """The 2D code is malformed or its signature does not verify."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("card.proof_invalid", message)
+        super().__init__(CardCode.PROOF_INVALID, message)
 
 
 # --------------------------------------------------------------------------- base45

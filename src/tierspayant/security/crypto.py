@@ -34,6 +34,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tierspayant.domain.codes import PlatformCode
 from tierspayant.security import SecurityError
 from tierspayant.security.keys import KeyProvider, UnwrapError, derive_key
 
@@ -123,7 +124,9 @@ def unwrap_data_keys(
     """
     plain = provider.unwrap(blob, _wrap_context(insurer_amc, version))
     if len(plain) != 2 * DATA_KEY_BYTES:
-        raise UnwrapError("keyring.bad_blob", "unwrapped data keys have the wrong length")
+        raise UnwrapError(
+            PlatformCode.KEYRING_BAD_BLOB, "unwrapped data keys have the wrong length"
+        )
     return DataKeys(version, plain[:DATA_KEY_BYTES], plain[DATA_KEY_BYTES:])
 
 
@@ -155,7 +158,7 @@ def row_aad(insurer_id: int, table: str, row_key: str, column: str) -> bytes:
 def ciphertext_key_version(blob: bytes) -> int:
     """The data-key version a field ciphertext was made with (to pick the keys)."""
     if len(blob) < _MIN_BLOB or blob[0] != FIELD_FORMAT:
-        raise DecryptionError("crypto.bad_ciphertext", "not a field ciphertext")
+        raise DecryptionError(PlatformCode.CRYPTO_BAD_CIPHERTEXT, "not a field ciphertext")
     version: int = _HEADER.unpack_from(blob)[1]
     return version
 
@@ -198,11 +201,11 @@ class FieldCipher:
     def decrypt(self, blob: bytes, aad: bytes) -> str:
         """Open a ciphertext made by :meth:`encrypt` with the same ``aad``."""
         if len(blob) < _MIN_BLOB or blob[0] != FIELD_FORMAT:
-            raise DecryptionError("crypto.bad_ciphertext", "not a field ciphertext")
+            raise DecryptionError(PlatformCode.CRYPTO_BAD_CIPHERTEXT, "not a field ciphertext")
         header = blob[:_HEADER_BYTES]
         if header != self._header:
             raise DecryptionError(
-                "crypto.key_version_mismatch",
+                PlatformCode.CRYPTO_KEY_VERSION_MISMATCH,
                 f"ciphertext is under data-key version {ciphertext_key_version(blob)}, "
                 f"this cipher holds version {self.version}",
             )
@@ -212,7 +215,7 @@ class FieldCipher:
         except InvalidTag as exc:
             # Deliberately vague: tampering and a wrong row/column look the same.
             raise DecryptionError(
-                "crypto.decrypt_failed", "ciphertext does not authenticate"
+                PlatformCode.CRYPTO_DECRYPT_FAILED, "ciphertext does not authenticate"
             ) from exc
         return plain.decode("utf-8")
 

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from tierspayant.domain.codes import PlatformCode
 from tierspayant.security import SecurityError
 
 if sys.platform != "win32":
@@ -111,15 +112,17 @@ def _header(kek_id: str) -> bytes:
 def _split_wrapped(wrapped: bytes) -> tuple[str, bytes, bytes, bytes]:
     """(kek_id, header, nonce, ciphertext) of a wrapped blob, or UnwrapError."""
     if len(wrapped) < 2 or wrapped[0] != WRAP_FORMAT:
-        raise UnwrapError("keyring.bad_blob", "wrapped key has an unknown format")
+        raise UnwrapError(PlatformCode.KEYRING_BAD_BLOB, "wrapped key has an unknown format")
     id_len = wrapped[1]
     header_len = 2 + id_len
     if id_len == 0 or len(wrapped) < header_len + NONCE_BYTES + _TAG_BYTES:
-        raise UnwrapError("keyring.bad_blob", "wrapped key is truncated")
+        raise UnwrapError(PlatformCode.KEYRING_BAD_BLOB, "wrapped key is truncated")
     try:
         kek_id = wrapped[2:header_len].decode("ascii")
     except UnicodeDecodeError as exc:
-        raise UnwrapError("keyring.bad_blob", "wrapped key has a malformed KEK id") from exc
+        raise UnwrapError(
+            PlatformCode.KEYRING_BAD_BLOB, "wrapped key has a malformed KEK id"
+        ) from exc
     nonce = wrapped[header_len : header_len + NONCE_BYTES]
     return kek_id, wrapped[:header_len], nonce, wrapped[header_len + NONCE_BYTES :]
 
@@ -169,7 +172,7 @@ def _serialise(keks: Mapping[str, _Kek], active: str) -> bytes:
 
 
 def _corrupt(path: Path, why: str) -> KeyringError:
-    return KeyringError("keyring.corrupt", f"keyring {path} is corrupt: {why}")
+    return KeyringError(PlatformCode.KEYRING_CORRUPT, f"keyring {path} is corrupt: {why}")
 
 
 def _parse(path: Path, raw: bytes) -> tuple[dict[str, _Kek], str]:
@@ -307,7 +310,7 @@ class LocalKeyring:
             _write_exclusive(path, _serialise(keks, kek.id))
         except FileExistsError as exc:
             raise KeyringError(
-                "keyring.exists",
+                PlatformCode.KEYRING_EXISTS,
                 f"a keyring already exists at {path}; refusing to overwrite it "
                 "(that would make every wrapped data key unreadable)",
             ) from exc
@@ -320,9 +323,11 @@ class LocalKeyring:
         try:
             raw = path.read_bytes()
         except FileNotFoundError as exc:
-            raise KeyringError("keyring.missing", f"no keyring at {path}") from exc
+            raise KeyringError(PlatformCode.KEYRING_MISSING, f"no keyring at {path}") from exc
         except IsADirectoryError as exc:
-            raise KeyringError("keyring.corrupt", f"keyring {path} is a directory") from exc
+            raise KeyringError(
+                PlatformCode.KEYRING_CORRUPT, f"keyring {path} is a directory"
+            ) from exc
         _check_permissions(path)
         keks, active = _parse(path, raw)
         return cls(path, keks, active)
@@ -354,12 +359,14 @@ class LocalKeyring:
             self._reload()
             kek = self._keks.get(kek_id)
         if kek is None:
-            raise UnwrapError("keyring.unknown_kek", f"KEK {kek_id} is not in the keyring")
+            raise UnwrapError(
+                PlatformCode.KEYRING_UNKNOWN_KEK, f"KEK {kek_id} is not in the keyring"
+            )
         try:
             return kek.aead.decrypt(nonce, ciphertext, header + context)
         except InvalidTag as exc:
             raise UnwrapError(
-                "keyring.unwrap_failed",
+                PlatformCode.KEYRING_UNWRAP_FAILED,
                 "wrapped key does not authenticate (tampered, or wrong context)",
             ) from exc
 
@@ -384,9 +391,13 @@ class LocalKeyring:
         with self._lock, _file_lock(self.path):
             keks, active = _parse(self.path, self.path.read_bytes())
             if kek_id == active:
-                raise KeyringError("keyring.active_kek", "the active KEK cannot be retired")
+                raise KeyringError(
+                    PlatformCode.KEYRING_ACTIVE_KEK, "the active KEK cannot be retired"
+                )
             if kek_id not in keks:
-                raise KeyringError("keyring.unknown_kek", f"KEK {kek_id} is not in the keyring")
+                raise KeyringError(
+                    PlatformCode.KEYRING_UNKNOWN_KEK, f"KEK {kek_id} is not in the keyring"
+                )
             del keks[kek_id]
             _replace_atomically(self.path, _serialise(keks, active))
             self._keks, self._active = keks, active
@@ -419,7 +430,9 @@ def create_secret_file(path: Path, secret: bytes) -> None:
     try:
         _write_exclusive(path, base64.b64encode(secret) + b"\n")
     except FileExistsError as exc:
-        raise KeyringError("keyring.exists", f"a secret already exists at {path}") from exc
+        raise KeyringError(
+            PlatformCode.KEYRING_EXISTS, f"a secret already exists at {path}"
+        ) from exc
     _fsync_dir(path.parent)
 
 
@@ -428,12 +441,12 @@ def read_secret_file(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
-        raise KeyringError("keyring.missing", f"no secret at {path}") from exc
+        raise KeyringError(PlatformCode.KEYRING_MISSING, f"no secret at {path}") from exc
     _check_permissions(path)
     try:
         return base64.b64decode(raw.strip(), validate=True)
     except binascii.Error as exc:
-        raise KeyringError("keyring.corrupt", f"secret file {path} is corrupt") from exc
+        raise KeyringError(PlatformCode.KEYRING_CORRUPT, f"secret file {path} is corrupt") from exc
 
 
 _HSM_STAMP = "%Y%m%dT%H%M%S.%f"
@@ -490,7 +503,9 @@ class Pkcs11Keyring:
         """Id of the active KEK (the newest)."""
         ids = self.kek_ids
         if not ids:
-            raise KeyringError("keyring.missing", "the HSM token holds no KEK: rotate first")
+            raise KeyringError(
+                PlatformCode.KEYRING_MISSING, "the HSM token holds no KEK: rotate first"
+            )
         return ids[-1]
 
     def rotate(self, *, now: datetime | None = None) -> str:
@@ -516,11 +531,13 @@ class Pkcs11Keyring:
     def retire(self, kek_id: str) -> None:
         """Destroy a KEK nothing is wrapped with any more (never the active one)."""
         if kek_id == self.kek_id:
-            raise KeyringError("keyring.active_kek", "the active KEK cannot be retired")
+            raise KeyringError(PlatformCode.KEYRING_ACTIVE_KEK, "the active KEK cannot be retired")
         with self._lock:
             key = self._keys().get(kek_id)
             if key is None:
-                raise KeyringError("keyring.unknown_kek", f"KEK {kek_id} is not in the token")
+                raise KeyringError(
+                    PlatformCode.KEYRING_UNKNOWN_KEK, f"KEK {kek_id} is not in the token"
+                )
             key.destroy()
 
     def _gcm(self, nonce: bytes, aad: bytes) -> object:
@@ -546,7 +563,9 @@ class Pkcs11Keyring:
         with self._lock:
             key = self._keys().get(kek_id)
             if key is None:
-                raise UnwrapError("keyring.unknown_kek", f"KEK {kek_id} is not in the token")
+                raise UnwrapError(
+                    PlatformCode.KEYRING_UNKNOWN_KEK, f"KEK {kek_id} is not in the token"
+                )
             try:
                 plain = key.decrypt(
                     ciphertext,
@@ -555,7 +574,7 @@ class Pkcs11Keyring:
                 )
             except self._pkcs11.PKCS11Error as exc:
                 raise UnwrapError(
-                    "keyring.unwrap_failed",
+                    PlatformCode.KEYRING_UNWRAP_FAILED,
                     "wrapped key does not authenticate (tampered, or wrong context)",
                 ) from exc
         return bytes(plain)

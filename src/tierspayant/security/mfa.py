@@ -42,6 +42,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security import SecurityError
 
 TOTP_DIGITS = 6
@@ -224,7 +225,9 @@ def verify_webauthn_registration(
             require_user_verification=rp.require_user_verification,
         )
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
-        raise MfaError("webauthn.registration", "the security key registration failed") from exc
+        raise MfaError(
+            AuthCode.WEBAUTHN_REGISTRATION, "the security key registration failed"
+        ) from exc
     return RegisteredCredential(
         credential_id=verified.credential_id,
         public_key=verified.credential_public_key,
@@ -251,7 +254,7 @@ def webauthn_response_credential_id(response_json: str) -> bytes:
     try:
         return parse_authentication_credential_json(response_json).raw_id
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
-        raise MfaError("webauthn.authentication", "malformed security key answer") from exc
+        raise MfaError(AuthCode.WEBAUTHN_AUTHENTICATION, "malformed security key answer") from exc
 
 
 def check_sign_count(stored: int, received: int) -> int:
@@ -263,7 +266,7 @@ def check_sign_count(stored: int, received: int) -> int:
     """
     if (received > 0 or stored > 0) and received <= stored:
         raise MfaError(
-            "webauthn.sign_count",
+            AuthCode.WEBAUTHN_SIGN_COUNT,
             "the security key's counter went backwards: it may have been cloned",
         )
     return received
@@ -294,7 +297,7 @@ def verify_webauthn_authentication(
             require_user_verification=rp.require_user_verification,
         )
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
-        raise MfaError("webauthn.authentication", "the security key check failed") from exc
+        raise MfaError(AuthCode.WEBAUTHN_AUTHENTICATION, "the security key check failed") from exc
     return check_sign_count(stored_sign_count, verified.new_sign_count)
 
 

@@ -44,6 +44,7 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError, MissingKeyError
 from joserfc.jwk import KeySet
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.domain.errors import DomainError
 
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256")
@@ -185,7 +186,7 @@ class OidcClient:
 
     # ----------------------------------------------------------------- metadata
 
-    def _get_json(self, url: str, code: str) -> dict[str, Any]:
+    def _get_json(self, url: str, code: AuthCode) -> dict[str, Any]:
         try:
             response = self._http.get(url, headers={"Accept": "application/json"})
             response.raise_for_status()
@@ -203,14 +204,14 @@ class OidcClient:
             if self._discovery is not None and fresh:
                 return self._discovery
         url = self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document = self._get_json(url, "oidc.discovery")
+        document = self._get_json(url, AuthCode.OIDC_DISCOVERY)
         # The document must name the issuer we configured (OpenID Connect Discovery 4.3):
         # otherwise one provider could pass itself off as another (mix-up attack).
         if document.get("issuer") != self.config.issuer:
-            raise OidcError("oidc.discovery", "the discovery document names another issuer")
+            raise OidcError(AuthCode.OIDC_DISCOVERY, "the discovery document names another issuer")
         for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not isinstance(document.get(key), str):
-                raise OidcError("oidc.discovery", f"the discovery document has no {key}")
+                raise OidcError(AuthCode.OIDC_DISCOVERY, f"the discovery document has no {key}")
         with self._lock:
             self._discovery = document
             self._discovery_at = time.monotonic()
@@ -222,11 +223,11 @@ class OidcClient:
         too_soon = time.monotonic() - fetched_at < self.JWKS_REFRESH_MIN_SECONDS
         if keys is not None and (not refresh or too_soon):
             return keys
-        document = self._get_json(str(self.discovery()["jwks_uri"]), "oidc.jwks")
+        document = self._get_json(str(self.discovery()["jwks_uri"]), AuthCode.OIDC_JWKS)
         try:
             keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
         except (JoseError, ValueError, KeyError, TypeError) as exc:
-            raise OidcError("oidc.jwks", "the issuer's key set is malformed") from exc
+            raise OidcError(AuthCode.OIDC_JWKS, "the issuer's key set is malformed") from exc
         with self._lock:
             self._keys = keys
             self._keys_at = time.monotonic()
@@ -281,9 +282,11 @@ class OidcClient:
             response.raise_for_status()
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise OidcError("oidc.token", "the issuer refused the authorization code") from exc
+            raise OidcError(
+                AuthCode.OIDC_TOKEN, "the issuer refused the authorization code"
+            ) from exc
         if not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
-            raise OidcError("oidc.token", "the token response has no ID token")
+            raise OidcError(AuthCode.OIDC_TOKEN, "the token response has no ID token")
         expires_in = body.get("expires_in")
         return OidcTokens(
             id_token=body["id_token"],
@@ -296,7 +299,7 @@ class OidcClient:
         """The userinfo claims (JSON), for issuers that put the RPPS only there."""
         endpoint = self.discovery().get("userinfo_endpoint")
         if not isinstance(endpoint, str):
-            raise OidcError("oidc.userinfo", "the issuer has no userinfo endpoint")
+            raise OidcError(AuthCode.OIDC_USERINFO, "the issuer has no userinfo endpoint")
         try:
             response = self._http.get(
                 endpoint,
@@ -305,9 +308,9 @@ class OidcClient:
             response.raise_for_status()
             claims = response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise OidcError("oidc.userinfo", "could not read the userinfo claims") from exc
+            raise OidcError(AuthCode.OIDC_USERINFO, "could not read the userinfo claims") from exc
         if not isinstance(claims, dict):
-            raise OidcError("oidc.userinfo", "the userinfo answer is not a JSON object")
+            raise OidcError(AuthCode.OIDC_USERINFO, "the userinfo answer is not a JSON object")
         return claims
 
     def complete_login(
@@ -319,7 +322,7 @@ class OidcClient:
         try:
             return self.validate_id_token(tokens.id_token, nonce, now)
         except OidcError as exc:
-            if exc.code != "oidc.rpps" or tokens.access_token is None:
+            if exc.code != AuthCode.OIDC_RPPS or tokens.access_token is None:
                 raise
         return self.validate_id_token(
             tokens.id_token, nonce, now, userinfo=self.userinfo(tokens.access_token)
@@ -334,12 +337,16 @@ class OidcClient:
                 token = jwt.decode(id_token, self._key_set(refresh=refresh), algorithms=algorithms)
             except (InvalidKeyIdError, MissingKeyError) as exc:
                 if refresh:
-                    raise OidcError("oidc.signature", "the ID token's key is unknown") from exc
+                    raise OidcError(
+                        AuthCode.OIDC_SIGNATURE, "the ID token's key is unknown"
+                    ) from exc
                 continue
             except (JoseError, ValueError, TypeError) as exc:
-                raise OidcError("oidc.signature", "the ID token does not verify") from exc
+                raise OidcError(AuthCode.OIDC_SIGNATURE, "the ID token does not verify") from exc
             return dict(token.claims)
-        raise OidcError("oidc.signature", "the ID token's key is unknown")  # pragma: no cover
+        raise OidcError(
+            AuthCode.OIDC_SIGNATURE, "the ID token's key is unknown"
+        )  # pragma: no cover
 
     def validate_id_token(
         self,
@@ -377,49 +384,49 @@ def validate_claims(
     leeway = config.leeway_seconds
     at = int(now.timestamp())
     if claims.get("iss") != config.issuer:
-        raise OidcError("oidc.issuer", "the ID token comes from another issuer")
+        raise OidcError(AuthCode.OIDC_ISSUER, "the ID token comes from another issuer")
     audience = claims.get("aud")
     audiences = [audience] if isinstance(audience, str) else audience
     if not isinstance(audiences, list) or config.client_id not in audiences:
-        raise OidcError("oidc.audience", "the ID token is not meant for this service")
+        raise OidcError(AuthCode.OIDC_AUDIENCE, "the ID token is not meant for this service")
     azp = claims.get("azp")
     if (len(audiences) > 1 or azp is not None) and azp != config.client_id:
-        raise OidcError("oidc.audience", "the ID token was issued to another client")
+        raise OidcError(AuthCode.OIDC_AUDIENCE, "the ID token was issued to another client")
     exp = _numeric(claims, "exp")
     if exp is None or at > exp + leeway:
-        raise OidcError("oidc.expired", "the ID token has expired")
+        raise OidcError(AuthCode.OIDC_EXPIRED, "the ID token has expired")
     for name in ("iat", "nbf"):
         moment = _numeric(claims, name)
         if moment is not None and moment > at + leeway:
-            raise OidcError("oidc.expired", f"the ID token's {name} is in the future")
+            raise OidcError(AuthCode.OIDC_EXPIRED, f"the ID token's {name} is in the future")
     token_nonce = claims.get("nonce")
     if not isinstance(token_nonce, str) or not hmac.compare_digest(
         token_nonce.encode(), nonce.encode()
     ):
-        raise OidcError("oidc.nonce", "the ID token belongs to another login attempt")
+        raise OidcError(AuthCode.OIDC_NONCE, "the ID token belongs to another login attempt")
     acr = claims.get("acr")
     if not isinstance(acr, str) or acr not in config.required_acr:
-        raise OidcError("oidc.acr", "the login did not reach the required assurance level")
+        raise OidcError(AuthCode.OIDC_ACR, "the login did not reach the required assurance level")
     amr = claims.get("amr")
     if isinstance(amr, str):
         amr = [amr]
     if not isinstance(amr, list) or not all(isinstance(m, str) for m in amr):
-        raise OidcError("oidc.amr", "the ID token does not say how the user authenticated")
+        raise OidcError(AuthCode.OIDC_AMR, "the ID token does not say how the user authenticated")
     if config.allowed_amr and not set(amr) & config.allowed_amr:
-        raise OidcError("oidc.amr", "the authentication method is not accepted")
+        raise OidcError(AuthCode.OIDC_AMR, "the authentication method is not accepted")
     auth_time = _numeric(claims, "auth_time")
     if auth_time is None:
-        raise OidcError("oidc.auth_time", "the ID token has no auth_time")
+        raise OidcError(AuthCode.OIDC_AUTH_TIME, "the ID token has no auth_time")
     if auth_time > at + leeway or at - auth_time > config.max_auth_age_seconds + leeway:
-        raise OidcError("oidc.auth_time", "the authentication is too old; log in again")
+        raise OidcError(AuthCode.OIDC_AUTH_TIME, "the authentication is too old; log in again")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
-        raise OidcError("oidc.subject", "the ID token has no subject")
+        raise OidcError(AuthCode.OIDC_SUBJECT, "the ID token has no subject")
     rpps = _find_rpps(config, claims)
     if rpps is None and userinfo is not None and userinfo.get("sub") == sub:
         rpps = _find_rpps(config, userinfo)
     if rpps is None:
-        raise OidcError("oidc.rpps", "the identity carries no RPPS number")
+        raise OidcError(AuthCode.OIDC_RPPS, "the identity carries no RPPS number")
     return OidcIdentity(
         issuer=config.issuer,
         sub=sub,

@@ -31,6 +31,7 @@ import structlog
 from sqlalchemy import Connection, Engine
 
 from tierspayant.config import Settings
+from tierspayant.domain.codes import AuthCode, GuardCode, IncidentCode
 from tierspayant.security.guard import (
     ActorKind,
     Guard,
@@ -338,18 +339,18 @@ def reinstate_principal(
     """
     for approver in (approver_1, approver_2):
         if approver.kind is not PrincipalKind.OPERATOR_STAFF:
-            raise Forbidden("auth.forbidden", "only operator staff may reinstate a principal")
+            raise Forbidden(AuthCode.FORBIDDEN, "only operator staff may reinstate a principal")
     if approver_1.id == approver_2.id:
         raise Forbidden(
-            "guard.second_approver_required", "a second, different operator must approve"
+            GuardCode.SECOND_APPROVER_REQUIRED, "a second, different operator must approve"
         )
     now = platform.now()
     with platform.engine.begin() as conn:
         status = principals.principal_status(conn, principal_id)
         if status is None:
-            raise NotFound("principal.not_found", "no such principal")
+            raise NotFound(IncidentCode.PRINCIPAL_NOT_FOUND, "no such principal")
         if status != "suspended":
-            raise Conflict("principal.not_suspended", "the principal is not suspended")
+            raise Conflict(IncidentCode.PRINCIPAL_NOT_SUSPENDED, "the principal is not suspended")
         principals.set_status(
             conn,
             principal_id,
@@ -374,8 +375,8 @@ def reinstate_principal(
 def acknowledge_alert(platform: AlertingPlatform, alert_id: int, operator: Principal) -> None:
     """Mark an alert as handled by an operator (security console)."""
     if operator.kind is not PrincipalKind.OPERATOR_STAFF:
-        raise Forbidden("auth.forbidden", "only operator staff may acknowledge alerts")
+        raise Forbidden(AuthCode.FORBIDDEN, "only operator staff may acknowledge alerts")
     with platform.engine.begin() as conn:
         changed = store.acknowledge(conn, alert_id, platform.now(), operator.id)
         if not changed and not store.alert_exists(conn, alert_id):
-            raise NotFound("alert.not_found", "no such alert")
+            raise NotFound(IncidentCode.ALERT_NOT_FOUND, "no such alert")

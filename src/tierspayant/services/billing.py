@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 
 from tierspayant.config import MAX_OPERATOR_FEE_PER_LINE_CENTS
 from tierspayant.domain import accounting
+from tierspayant.domain.codes import BillingCode
 from tierspayant.domain.identifiers import parse_bic, parse_iban
 from tierspayant.domain.payments import (
     Mandate,
@@ -111,14 +112,14 @@ def run_billing(
     today = platform.today()
     if today <= last:
         raise ServiceError(
-            "billing.period_open", f"{period} is not over: bill it from {last + timedelta(1)}"
+            BillingCode.PERIOD_OPEN, f"{period} is not over: bill it from {last + timedelta(1)}"
         )
     run_key = billing_run_key(period)
     with platform.engine.connect() as conn:
         running = runs.open_payment_runs(conn, first, last)
     if running:
         raise Conflict(
-            "billing.payments_running",
+            BillingCode.PAYMENTS_RUNNING,
             f"payment runs of {period} have not finished: {', '.join(running)}",
         )
     collection = max(last + COLLECTION_DELAY, today + NOTICE)
@@ -222,7 +223,7 @@ def fee_per_line(platform: Platform, conn: Connection, insurer_id: int) -> int:
 def _fee(cents: int) -> int:
     if not 0 <= cents <= MAX_FEE_PER_LINE:
         raise ServiceError(
-            "billing.fee_range",
+            BillingCode.FEE_RANGE,
             f"a fee per line is whole cents from 0 to {MAX_FEE_PER_LINE}",
             field="per_line_cents",
         )
@@ -342,7 +343,7 @@ def _write_detail(conn: Connection, path: Path, row: store.StatementRow) -> Path
         _, cents = write_detail(handle, store.detail_lines(conn, row.insurer_id, row.period))
         if cents != row.due_cents - row.fee_cents:
             raise Conflict(
-                "billing.detail_mismatch",
+                BillingCode.DETAIL_MISMATCH,
                 f"the detail of {row.amc_number} sums to {cents} cents, the statement to "
                 f"{row.due_cents - row.fee_cents} before fees",
             )
@@ -380,7 +381,9 @@ def set_mandate(
     """Record the insurer's SEPA B2B mandate; the IBAN is stored encrypted."""
     if not _MANDATE_ID.fullmatch(mandate_id):
         raise ServiceError(
-            "mandate.id", "a mandate reference is 1 to 35 SEPA characters", field="mandate_id"
+            BillingCode.MANDATE_ID,
+            "a mandate reference is 1 to 35 SEPA characters",
+            field="mandate_id",
         )
     clean_iban = parse_iban(iban)
     clean_bic = parse_bic(bic) if bic else None

@@ -20,6 +20,7 @@ from enum import StrEnum
 import structlog
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import AuthCode, DirectoryCode, IncidentCode
 from tierspayant.domain.identifiers import parse_nir
 from tierspayant.security.audit import subject_pseudonym
 from tierspayant.security.crypto import FieldCipher
@@ -98,22 +99,22 @@ def _grant(row: store.GrantRow) -> Grant:
 def _load(conn: Connection, grant_id: int) -> Grant:
     row = store.grant_by_id(conn, grant_id)
     if row is None:
-        raise NotFound("breakglass.not_found", f"no break-glass grant {grant_id}")
+        raise NotFound(IncidentCode.BREAKGLASS_NOT_FOUND, f"no break-glass grant {grant_id}")
     return _grant(row)
 
 
 def _check_request(actor: str, reason: str, hours: int) -> None:
     if not actor.startswith("operator:") or len(actor) > 120:
-        raise Forbidden("auth.forbidden", "only operator staff (operator:NAME) may break glass")
+        raise Forbidden(AuthCode.FORBIDDEN, "only operator staff (operator:NAME) may break glass")
     if not MIN_REASON <= len(reason.strip()) <= 500:
         raise ServiceError(
-            "breakglass.reason",
+            IncidentCode.BREAKGLASS_REASON,
             f"state the reason in {MIN_REASON} to 500 characters (ticket, case, request)",
             field="reason",
         )
     if not 1 <= hours <= MAX_HOURS:
         raise ServiceError(
-            "breakglass.duration", f"a grant lasts 1 to {MAX_HOURS} hours", field="hours"
+            IncidentCode.BREAKGLASS_DURATION, f"a grant lasts 1 to {MAX_HOURS} hours", field="hours"
         )
 
 
@@ -168,26 +169,31 @@ def _check_beneficiary(
 ) -> None:
     if insurer_id is None or beneficiary_id is None:
         raise ServiceError(
-            "breakglass.target", "a one-beneficiary grant names the insurer and the beneficiary"
+            IncidentCode.BREAKGLASS_TARGET,
+            "a one-beneficiary grant names the insurer and the beneficiary",
         )
     if not beneficiary_exists(conn, insurer_id, beneficiary_id):
-        raise NotFound("breakglass.target", "no such beneficiary for this insurer")
+        raise NotFound(IncidentCode.BREAKGLASS_TARGET, "no such beneficiary for this insurer")
 
 
 def approve_grant(platform: Platform, grant_id: int, approver: str) -> Grant:
     """Second approval of a bulk or export grant, by an operator other than the requester."""
     if not approver.startswith("operator:"):
-        raise Forbidden("auth.forbidden", "only operator staff may approve a grant")
+        raise Forbidden(AuthCode.FORBIDDEN, "only operator staff may approve a grant")
     now = platform.now()
     with platform.engine.begin() as conn:
         grant = _load(conn, grant_id)
         if grant.status != "pending":
-            raise Conflict("breakglass.not_pending", "this grant is not waiting for approval")
+            raise Conflict(
+                IncidentCode.BREAKGLASS_NOT_PENDING, "this grant is not waiting for approval"
+            )
         if grant.expires_at <= now:
-            raise Conflict("breakglass.expired", "this grant expired before its approval")
+            raise Conflict(
+                IncidentCode.BREAKGLASS_EXPIRED, "this grant expired before its approval"
+            )
         if approver == grant.requester:
             raise Forbidden(
-                "breakglass.second_approver_required",
+                IncidentCode.BREAKGLASS_SECOND_APPROVER_REQUIRED,
                 "a second operator, not the requester, must approve",
             )
         store.activate(conn, grant_id, approver, now)
@@ -249,7 +255,7 @@ def require_grant(
         or not grant.usable_at(now)
     ):
         raise Forbidden(
-            "breakglass.no_grant",
+            IncidentCode.BREAKGLASS_NO_GRANT,
             "no usable break-glass grant: request one (and have it approved for bulk access)",
         )
     return grant
@@ -283,7 +289,7 @@ def load_record(conn: Connection, insurer_id: int, beneficiary_id: int) -> Benef
     """One beneficiary row, still sealed."""
     record = record_by_id(conn, insurer_id, beneficiary_id)
     if record is None:
-        raise NotFound("beneficiary.not_found", "no such beneficiary")
+        raise NotFound(DirectoryCode.BENEFICIARY_NOT_FOUND, "no such beneficiary")
     return record
 
 

@@ -27,6 +27,7 @@ import structlog
 from faker import Faker
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import GuardCode
 from tierspayant.formats.beneficiaries import ImportMode, LineValidator
 from tierspayant.formats.synthetic import nir_key
 from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher, row_aad
@@ -169,7 +170,7 @@ def plant(
         wanted = count if count is not None else (len(previous) or DEFAULT_COUNT)
         if not 1 <= wanted <= MAX_COUNT:
             raise ServiceError(
-                "canary.count", f"count must be between 1 and {MAX_COUNT}", field="count"
+                GuardCode.CANARY_COUNT, f"count must be between 1 and {MAX_COUNT}", field="count"
             )
         removed = _remove(platform, conn, insurer.id, previous)
         keys = platform.keys.active(conn, insurer_scope(insurer.amc_number))
@@ -250,7 +251,7 @@ class _CanaryMaker:
         rows = store.contract_mix(self.conn, self.insurer_id)
         if not rows:
             raise ServiceError(
-                "canary.no_population",
+                GuardCode.CANARY_NO_POPULATION,
                 "enrol the insurer's beneficiaries before planting canaries",
             )
         return rows
@@ -307,7 +308,7 @@ class _CanaryMaker:
         )
         chunk = self.preparer.prepare([(1, cells)])
         if chunk.errors:
-            raise ServiceError("canary.invalid", chunk.errors[0].message)
+            raise ServiceError(GuardCode.CANARY_INVALID, chunk.errors[0].message)
         staged = chunk.rows[0]
         return staged, staged[2]
 

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection
 
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.codes import CardCode
 from tierspayant.formats.card_pdf import (
     CardPrint,
     PrintedBeneficiary,
@@ -41,7 +42,7 @@ from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher
 from tierspayant.security.guard import ProofFault
 from tierspayant.security.identity import family_index, open_column
 from tierspayant.services.canaries import canary_mark, canary_touched
-from tierspayant.services.errors import NotFound, ServiceError
+from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
@@ -306,7 +307,7 @@ def _check_year(platform: Platform, year: int) -> None:
     today = platform.today()
     if not today.year - 1 <= year <= today.year + 1:
         raise ServiceError(
-            "card.year", "cards are issued for last year, this year or next year", field="year"
+            CardCode.YEAR, "cards are issued for last year, this year or next year", field="year"
         )
 
 
@@ -401,7 +402,9 @@ def issue_family_card(
             members = issuer.covered([m for m in family if m.id not in touched])
             serial = issuer.issue(members, actor) if members and not touched else None
         if serial is None:
-            raise NotFound("card.family_unknown", "no family with rights this year has this number")
+            raise NotFound(
+                CardCode.FAMILY_UNKNOWN, "no family with rights this year has this number"
+            )
         _publish(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -416,20 +419,20 @@ def revoke_card(platform: Platform, amc_number: str, serial: str, reason: str, a
     """Revoke an active card (lost, stolen, member left). Lookups with it are refused."""
     reason = reason.strip()
     if not 3 <= len(reason) <= 200:
-        raise ServiceError("card.reason", "give a reason of 3 to 200 characters", field="reason")
+        raise ServiceError(CardCode.REASON, "give a reason of 3 to 200 characters", field="reason")
     try:
         normalised = cardsig.serial_text(cardsig.serial_bytes(serial))
     except CardProofError:
         raise ServiceError(
-            "card.serial", "a card serial is 16 base32 characters", field="serial"
+            CardCode.SERIAL, "a card serial is 16 base32 characters", field="serial"
         ) from None
     with platform.engine.begin() as conn:
         insurer = get_insurer(conn, amc_number)
         card = store.card_by_serial(conn, insurer.id, normalised)
         if card is None:
-            raise NotFound("card.unknown", "this insurer has no card with this serial")
+            raise NotFound(CardCode.UNKNOWN, "this insurer has no card with this serial")
         if not store.revoke_card(conn, insurer.id, normalised, reason, platform.now()):
-            raise ServiceError("card.not_active", f"the card is already {card.status}", status=409)
+            raise Conflict(CardCode.NOT_ACTIVE, f"the card is already {card.status}")
         audit.append(
             conn,
             at=platform.now(),

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import Connection, Engine
 
 from tierspayant.config import Settings
+from tierspayant.domain.codes import PlatformCode
 from tierspayant.security.audit import (
     GENESIS,
     AuditEvent,
@@ -69,7 +70,9 @@ def load_signing_key(settings: Settings, *, create: bool = False) -> Ed25519Priv
     try:
         return load_private_key(raw)
     except ValueError as exc:
-        raise ServiceError("checkpoint.bad_key", f"{path} is not an Ed25519 key") from exc
+        raise ServiceError(
+            PlatformCode.CHECKPOINT_BAD_KEY, f"{path} is not an Ed25519 key"
+        ) from exc
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -82,7 +85,9 @@ def load_public_key_file(path: Path) -> Ed25519PublicKey:
     try:
         return load_public_key(bytes.fromhex(path.read_text(encoding="ascii").strip()))
     except (OSError, ValueError) as exc:
-        raise ServiceError("checkpoint.bad_public_key", f"{path}: not an Ed25519 key") from exc
+        raise ServiceError(
+            PlatformCode.CHECKPOINT_BAD_PUBLIC_KEY, f"{path}: not an Ed25519 key"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +119,9 @@ def read_checkpoint_file(path: Path) -> CheckpointFile:
             frontier=_frontier(document.get("frontier")),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ServiceError("checkpoint.malformed", f"{path.name} is not a checkpoint") from exc
+        raise ServiceError(
+            PlatformCode.CHECKPOINT_MALFORMED, f"{path.name} is not a checkpoint"
+        ) from exc
 
 
 def _frontier(raw: object) -> tuple[tuple[int, bytes], ...] | None:
@@ -135,7 +142,7 @@ def _write_once(path: Path, content: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError as exc:
-        raise Conflict("checkpoint.exists", f"{path.name} already exists") from exc
+        raise Conflict(PlatformCode.CHECKPOINT_EXISTS, f"{path.name} already exists") from exc
     try:
         os.write(fd, content.encode("utf-8"))
         os.fsync(fd)
@@ -241,7 +248,9 @@ def _broken(conn: Connection, latest: CheckpointFile | None) -> Conflict:
         if not report.ok
         else "a position before the newest checkpoint"
     )
-    return Conflict("audit.chain_broken", f"audit log broken at {where}: no checkpoint signed")
+    return Conflict(
+        PlatformCode.AUDIT_CHAIN_BROKEN, f"audit log broken at {where}: no checkpoint signed"
+    )
 
 
 def _signed_by(file: CheckpointFile, public_key: Ed25519PublicKey) -> bool:

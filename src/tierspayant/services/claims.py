@@ -34,6 +34,7 @@ from tierspayant.domain.claims import (
     near_key,
     submission_digest,
 )
+from tierspayant.domain.codes import ClaimCode
 from tierspayant.domain.eligibility import age_on, check_care_date
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.identifiers import parse_am_number
@@ -187,13 +188,13 @@ def _replay(
         return _receipt(latest, created=False)
     if not submission.correction:
         raise Conflict(
-            "claim.number_reused",
+            ClaimCode.NUMBER_REUSED,
             "this invoice number was already used for a different invoice; "
             'send "correction": true to replace it',
             field="invoice_number",
         )
     if latest.status == ClaimStatus.CANCELLED:
-        raise Conflict("claim.cancelled", "this invoice was cancelled", field="invoice_number")
+        raise Conflict(ClaimCode.CANCELLED, "this invoice was cancelled", field="invoice_number")
     return None
 
 
@@ -224,7 +225,7 @@ def _store(
             return replay, None
         if latest.insurer_id != insurer.id:
             raise Conflict(
-                "claim.insurer_changed",
+                ClaimCode.INSURER_CHANGED,
                 "a correction cannot move an invoice to another insurer; cancel it instead",
                 field="card.amc_number",
             )
@@ -370,7 +371,7 @@ def _owned(conn: Connection, principal: Principal, claim_id: int) -> store.Claim
     authorise_provider(principal)
     row = store.claim_by_id(conn, claim_id)
     if row is None or row.provider_id != principal.provider_id:
-        raise NotFound("claim.unknown", "no such claim")
+        raise NotFound(ClaimCode.UNKNOWN, "no such claim")
     return row
 
 
@@ -425,9 +426,9 @@ def cancel_claim(
         if row.status == ClaimStatus.CANCELLED:
             return _view(conn, row)
         if row.status == ClaimStatus.SUPERSEDED:
-            raise Conflict("claim.superseded", "a newer version of this invoice exists")
+            raise Conflict(ClaimCode.SUPERSEDED, "a newer version of this invoice exists")
         if row.status == ClaimStatus.ADJUDICATED and _is_paid(conn, row):
-            raise Conflict("claim.already_paid", "this invoice was already paid")
+            raise Conflict(ClaimCode.ALREADY_PAID, "this invoice was already paid")
         _reverse_adjudication(platform, conn, row)
         store.withdraw(
             conn, row, ClaimStatus.CANCELLED, f"claim.cancelled.{reason}"[:60], platform.now()

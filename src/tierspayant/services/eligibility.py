@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import Connection
 
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.codes import EligibilityCode
 from tierspayant.domain.eligibility import (
     Coverage,
     DomainRight,
@@ -51,7 +52,7 @@ def start_rights_check(
     """:func:`check_rights` up to the audit event's group commit: the caller settles it
     (an async caller awaits ``event`` first)."""
     if not request.domains:
-        raise EligibilityError("eligibility.domains_missing", "ask for at least one care domain")
+        raise EligibilityError(EligibilityCode.DOMAINS_MISSING, "ask for at least one care domain")
     card = request.card.normalised()
     check_care_date(request.care_date, platform.today())
 

@@ -23,6 +23,7 @@ from typing import Final
 from sqlalchemy import Connection, select, update
 
 from tierspayant.config import BASIS_POINTS
+from tierspayant.domain.codes import DirectoryCode, EnrolmentCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.formats.beneficiaries import (
     BeneficiaryReader,
@@ -50,12 +51,12 @@ MAX_WORKERS: Final = 4
 RESERVED_CPUS: Final = 2  # left to this process and the database (see _worker_count)
 _MERGE_MESSAGES: Final = {
     store.StageState.DUPLICATE: (
-        "line.duplicate",
+        EnrolmentCode.LINE_DUPLICATE,
         "the same NIR and birth rank appear on an earlier line; only the first is applied",
         "nir",
     ),
     store.StageState.UNKNOWN: (
-        "line.unknown_beneficiary",
+        EnrolmentCode.LINE_UNKNOWN_BENEFICIARY,
         "removal of a beneficiary the platform does not hold for this insurer",
         "nir",
     ),
@@ -129,13 +130,13 @@ def _approve_terminations(
     if confirmed is not None:
         if confirmed == terminations:
             return
-        code = "enrolment.terminations_mismatch"
+        code = EnrolmentCode.TERMINATIONS_MISMATCH
         message = (
             f"the file would terminate {terminations} beneficiaries, not the {confirmed} "
             "confirmed: nothing was applied"
         )
     elif terminations * _BASIS > covered * threshold_bp:
-        code = "enrolment.terminations_unconfirmed"
+        code = EnrolmentCode.TERMINATIONS_UNCONFIRMED
         message = (
             f"the file would terminate {terminations} of the insurer's {covered} covered "
             f"beneficiaries, more than {threshold_bp / 100:g} %: nothing was applied; "
@@ -181,11 +182,13 @@ def _target(platform: Platform, amc_number: str) -> _Target:
             select(insurers.c.id).where(insurers.c.amc_number == amc)
         ).scalar()
         if insurer_id is None:
-            raise NotFound("insurer.unknown", "no insurer has this AMC number", field="insurer")
+            raise NotFound(
+                DirectoryCode.INSURER_UNKNOWN, "no insurer has this AMC number", field="insurer"
+            )
         contracts = _contract_codes(conn, int(insurer_id))
         if contracts is None:
             raise ServiceError(
-                "enrolment.no_catalogue",
+                EnrolmentCode.NO_CATALOGUE,
                 "the insurer has no guarantee catalogue yet: upload one before its members",
                 field="insurer",
             )
@@ -193,7 +196,7 @@ def _target(platform: Platform, amc_number: str) -> _Target:
             keys = platform.keys.active(conn, insurer_scope(amc))
         except LookupError:
             raise ServiceError(
-                "enrolment.no_keys", "the insurer has no data keys", field="insurer"
+                EnrolmentCode.NO_KEYS, "the insurer has no data keys", field="insurer"
             ) from None
     return _Target(int(insurer_id), amc, contracts, keys)
 
@@ -287,11 +290,11 @@ def import_beneficiaries(
     except ValueError:
         modes = ", ".join(m.value for m in ImportMode)
         raise ServiceError(
-            "enrolment.mode", f"mode must be one of: {modes}", field="mode"
+            EnrolmentCode.MODE, f"mode must be one of: {modes}", field="mode"
         ) from None
     if confirm_terminations is not None and confirm_terminations < 0:
         raise ServiceError(
-            "enrolment.confirm_terminations",
+            EnrolmentCode.CONFIRM_TERMINATIONS,
             "the count of terminations confirmed is a whole number, 0 or more",
             field="confirm_terminations",
         )
@@ -375,7 +378,7 @@ def _run(
         if mode is ImportMode.FULL and lines == 0:
             # A header alone would end the coverage of every beneficiary of the insurer.
             raise ServiceError(
-                "enrolment.empty_full_file",
+                EnrolmentCode.EMPTY_FULL_FILE,
                 "a full file without any beneficiary line would end every coverage: "
                 "refused (send an incremental file to remove beneficiaries)",
             )

@@ -1,4 +1,10 @@
-"""Errors of the use cases, each with a stable code and the HTTP status it maps to."""
+"""Errors of the use cases: each class names a kind of failure, each carries a stable code.
+
+The class says what went wrong for the caller (not found, conflict, refused…), never how
+an entry point answers it: ``api/errors.py`` maps each class to an HTTP status and
+``cli/common.py`` to an exit status, each in one table. Codes are the members of the
+registries in :mod:`tierspayant.domain.codes`.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +12,34 @@ from tierspayant.domain.errors import DomainError
 
 
 class ServiceError(DomainError):
-    """A use case refused the request. ``status`` is the HTTP status the API answers."""
+    """A use case refused the request as given (a bad or missing value, a wrong option)."""
 
-    status: int = 400
-
-    def __init__(
-        self, code: str, message: str, *, field: str | None = None, status: int | None = None
-    ) -> None:
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
         super().__init__(code, message, field=field)
-        if status is not None:
-            self.status = status
+
+
+class Unprocessable(ServiceError):
+    """The request is well formed but the facts do not allow an answer (no rights…)."""
 
 
 class NotFound(ServiceError):
-    status = 404
+    """The thing named does not exist, or not for this caller."""
 
 
 class Conflict(ServiceError):
-    status = 409
+    """The request contradicts the current state (already done, reused key, running)."""
 
 
 class Unauthenticated(ServiceError):
-    status = 401
+    """The caller is not (or no longer) identified well enough."""
 
 
 class Forbidden(ServiceError):
-    status = 403
+    """The caller is identified but may not do this."""
 
 
 class TooManyRequests(ServiceError):
-    status = 429
+    """The caller went over a limit; ``retry_after`` seconds later it may pass."""
 
     def __init__(self, code: str, message: str, *, retry_after: int = 60) -> None:
         super().__init__(code, message)
@@ -45,10 +49,6 @@ class TooManyRequests(ServiceError):
 class Unavailable(ServiceError):
     """A component the use case needs is down or switched off (retry later)."""
 
-    status = 503
-
 
 class NotInitialised(ServiceError):
     """The platform has no database schema or no keyring yet (run ``tierspayant init``)."""
-
-    status = 503

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard import GuardUnavailable
 from tierspayant.services.errors import Unavailable
 from tierspayant.services.platform import Platform
@@ -20,7 +21,7 @@ from tierspayant.store.security_tables import save_daily
 
 
 def _guard_off() -> Unavailable:
-    return Unavailable("guard.disabled", "le garde-fou est désactivé : il ne compte rien")
+    return Unavailable(GuardCode.DISABLED, "le garde-fou est désactivé : il ne compte rien")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import EligibilityCode
 from tierspayant.domain.errors import EligibilityError
 from tierspayant.domain.identifiers import parse_amc_number, parse_birth_rank, parse_nir
 from tierspayant.security.audit import subject_pseudonym
@@ -52,13 +53,13 @@ class CardData:
         member = self.member_number.strip().upper() if self.member_number else None
         if nir is None and not member:
             raise EligibilityError(
-                "eligibility.identifiers_missing",
+                EligibilityCode.IDENTIFIERS_MISSING,
                 "send the NIR with the birth rank, or the member number",
                 field="nir",
             )
         if nir is not None and rank is None:
             raise EligibilityError(
-                "eligibility.birth_rank_missing",
+                EligibilityCode.BIRTH_RANK_MISSING,
                 "the birth rank is required with the NIR",
                 field="birth_rank",
             )

@@ -42,6 +42,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import IncidentCode
 from tierspayant.security.audit import DISCLOSED, subject_pseudonym
 from tierspayant.services.accounts import revoke_principal_sessions
 from tierspayant.services.alerts import suspend_principal
@@ -98,11 +99,11 @@ class ScopeCriteria:
 
     def __post_init__(self) -> None:
         if (self.principal is None) == (self.structure is None):
-            raise ServiceError("incident.criteria", "give either a principal or a structure")
+            raise ServiceError(IncidentCode.CRITERIA, "give either a principal or a structure")
         if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ServiceError("incident.window", "the window needs time zones (UTC)")
+            raise ServiceError(IncidentCode.WINDOW, "the window needs time zones (UTC)")
         if self.end <= self.start:
-            raise ServiceError("incident.window", "the window must end after it starts")
+            raise ServiceError(IncidentCode.WINDOW, "the window must end after it starts")
 
     def describe(self) -> dict[str, str | None]:
         return {
@@ -428,7 +429,7 @@ class Revocation:
 def revoke(platform: Platform, principal_id: str, actor: str, reason: str) -> Revocation:
     """Suspend ``principal_id``, revoke every token and end every session, in one commit."""
     if not principal_id or len(principal_id) > 120:
-        raise ServiceError("incident.principal", "name the principal to revoke")
+        raise ServiceError(IncidentCode.PRINCIPAL, "name the principal to revoke")
     now = platform.now()
     with platform.engine.begin() as conn:
         tokens = suspend_principal(platform, conn, principal_id, reason or "incident response")
@@ -474,9 +475,9 @@ def load_scope_document(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ServiceError("incident.scope_file", f"{path.name} is not a scope file") from exc
+        raise ServiceError(IncidentCode.SCOPE_FILE, f"{path.name} is not a scope file") from exc
     if not isinstance(document, dict) or document.get("format") != "tierspayant.incident-scope.v1":
-        raise ServiceError("incident.scope_file", f"{path.name} is not a JSON scope file")
+        raise ServiceError(IncidentCode.SCOPE_FILE, f"{path.name} is not a JSON scope file")
     return document
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from tierspayant.domain.codes import CatalogueCode, DirectoryCode
 from tierspayant.domain.errors import CatalogueError
 from tierspayant.domain.guarantees import Catalogue, Contract
 from tierspayant.domain.identifiers import parse_amc_number
@@ -33,10 +34,12 @@ def add_insurer(platform: Platform, amc_number: str, name: str, kind: str, actor
     amc = parse_amc_number(amc_number)
     if kind not in INSURER_KINDS:
         raise ServiceError(
-            "insurer.kind", f"kind must be one of {', '.join(INSURER_KINDS)}", field="kind"
+            DirectoryCode.INSURER_KIND,
+            f"kind must be one of {', '.join(INSURER_KINDS)}",
+            field="kind",
         )
     if not name.strip():
-        raise ServiceError("insurer.name", "name must not be empty", field="name")
+        raise ServiceError(DirectoryCode.INSURER_NAME, "name must not be empty", field="name")
     now = platform.now()
     try:
         with platform.engine.begin() as conn:
@@ -46,7 +49,9 @@ def add_insurer(platform: Platform, amc_number: str, name: str, kind: str, actor
                 conn, at=now, actor=actor, action="insurer.add", decision="allow", insurer=amc
             )
     except IntegrityError as exc:
-        raise Conflict("insurer.exists", f"an insurer with AMC number {amc} exists") from exc
+        raise Conflict(
+            DirectoryCode.INSURER_EXISTS, f"an insurer with AMC number {amc} exists"
+        ) from exc
     return Insurer(insurer_id, amc, name.strip(), kind)
 
 
@@ -54,7 +59,9 @@ def get_insurer(conn: Connection, amc_number: str) -> Insurer:
     """The insurer with this AMC number, or NotFound ``insurer.unknown``."""
     insurer = store.insurer_by_amc(conn, amc_number)
     if insurer is None:
-        raise NotFound("insurer.unknown", "no insurer has this AMC number", field="amc_number")
+        raise NotFound(
+            DirectoryCode.INSURER_UNKNOWN, "no insurer has this AMC number", field="amc_number"
+        )
     return insurer
 
 
@@ -92,7 +99,7 @@ def upload_catalogue(
     amc = parse_amc_number(amc_number)
     if catalogue.insurer != amc:
         raise CatalogueError(
-            "catalogue.insurer_mismatch",
+            CatalogueCode.INSURER_MISMATCH,
             f"the catalogue is for insurer {catalogue.insurer}, not {amc}",
             field="insurer",
         )

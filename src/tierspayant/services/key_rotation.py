@@ -35,6 +35,7 @@ from typing import Protocol, runtime_checkable
 import structlog
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import PlatformCode
 from tierspayant.security.crypto import (
     FieldCipher,
     new_data_keys,
@@ -75,7 +76,8 @@ def _keyring(platform: Platform) -> RotatingKeyProvider:
     provider = platform.key_provider
     if not isinstance(provider, RotatingKeyProvider):
         raise ServiceError(
-            "keys.unsupported", "this key provider cannot rotate its KEK here: rewrap only"
+            PlatformCode.KEYS_UNSUPPORTED,
+            "this key provider cannot rotate its KEK here: rewrap only",
         )
     return provider
 
@@ -191,7 +193,7 @@ def start_data_rotation(platform: Platform, amc: str, actor: str) -> int:
 def _max_version(conn: Connection, scope: str) -> int:
     value = store_keys.max_version(conn, scope)
     if value is None:
-        raise Conflict("keys.no_data_keys", "this insurer has no data keys yet")
+        raise Conflict(PlatformCode.KEYS_NO_DATA_KEYS, "this insurer has no data keys yet")
     return value
 
 

@@ -21,6 +21,7 @@ from typing import Generic, NoReturn, TypeVar
 
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import AuthCode, CardCode, GuardCode
 from tierspayant.security.audit import DISCLOSED, AuditEvent
 from tierspayant.security.guard import (
     Admission,
@@ -35,7 +36,12 @@ from tierspayant.security.guard import (
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services.alerts import raise_alerts
 from tierspayant.services.cards import ProofRefused, VerifiedProof, check_proof, proof_covers
-from tierspayant.services.errors import Forbidden, ServiceError, TooManyRequests, Unauthenticated
+from tierspayant.services.errors import (
+    Forbidden,
+    TooManyRequests,
+    Unauthenticated,
+    Unavailable,
+)
 from tierspayant.services.identification import CardData, Identified, identify_detailed
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.platform import Platform
@@ -63,13 +69,13 @@ class CardProof:
 
 
 NO_PROOF = CardProof()
-PROOF_REFUSED = ("card.proof_invalid", "this card cannot be accepted")
+PROOF_REFUSED = (CardCode.PROOF_INVALID, "this card cannot be accepted")
 
 
 def authorise_provider(principal: Principal) -> None:
     """Only health providers look beneficiaries up."""
     if principal.kind not in PROVIDER_KINDS:
-        raise Forbidden("auth.forbidden", "only health providers may look up beneficiaries")
+        raise Forbidden(AuthCode.FORBIDDEN, "only health providers may look up beneficiaries")
 
 
 def provider_category(platform: Platform, principal: Principal) -> str:
@@ -86,9 +92,9 @@ def provider_category(platform: Platform, principal: Principal) -> str:
 def refuse(admission: Admission) -> NoReturn:
     """Turn a guard refusal into the error the caller sees."""
     if admission.verdict is Verdict.STEP_UP:
-        raise Unauthenticated("auth.step_up_required", admission.message)
-    if admission.code == "guard.unavailable":
-        raise ServiceError(admission.code, admission.message, status=503)
+        raise Unauthenticated(AuthCode.STEP_UP_REQUIRED, admission.message)
+    if admission.code == GuardCode.UNAVAILABLE:
+        raise Unavailable(admission.code, admission.message)
     if admission.throttled:
         raise TooManyRequests(admission.code, admission.message, retry_after=admission.retry_after)
     raise Forbidden(admission.code, admission.message)
@@ -205,7 +211,7 @@ def _guarded(
         )
         event = _submit(platform, entry)
     except GuardUnavailable as exc:
-        raise ServiceError(exc.code, "lookups are temporarily unavailable", status=503) from None
+        raise Unavailable(exc.code, "lookups are temporarily unavailable") from None
     except ProofRefused as refused:
         guard.abandon(ctx)
         _refuse_proof(platform, principal, card, refused, ctx)

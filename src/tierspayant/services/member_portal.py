@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.domain.identifiers import parse_nir
 from tierspayant.security.audit import subject_pseudonym
 from tierspayant.security.crypto import FieldCipher
@@ -114,7 +115,7 @@ def _subject(platform: Platform, principal: Principal) -> _Subject:
         or principal.insurer_id is None
         or principal.beneficiary_id is None
     ):
-        raise Forbidden("auth.wrong_principal", "the member portal is open to members only")
+        raise Forbidden(AuthCode.WRONG_PRINCIPAL, "the member portal is open to members only")
     with platform.engine.connect() as conn:
         amc, _ = directory.insurer_amc(conn, principal.insurer_id)
     # The audit subject of a beneficiary, as ``services.identification`` computes it.

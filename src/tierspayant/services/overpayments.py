@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from tierspayant.domain import accounting
+from tierspayant.domain.codes import AuthCode, ClaimCode, PaymentCode
 from tierspayant.domain.payments import period_of
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError
@@ -115,7 +116,7 @@ class UndueLine:
 def _check_reason(reason_code: str) -> str:
     if not _REASON.fullmatch(reason_code):
         raise ServiceError(
-            "overpayment.reason",
+            PaymentCode.OVERPAYMENT_REASON,
             "the reason code is 3 to 60 lowercase letters, digits, dots or underscores",
             field="reason_code",
         )
@@ -127,7 +128,7 @@ def flag_undue(
 ) -> UndueLine:
     """Insurer staff declare a paid line undue: reversed now, recovered on next payments."""
     if principal.kind is not PrincipalKind.INSURER_STAFF or principal.insurer_id is None:
-        raise Forbidden("auth.wrong_principal", "only the insurer's staff flag undue amounts")
+        raise Forbidden(AuthCode.WRONG_PRINCIPAL, "only the insurer's staff flag undue amounts")
     with platform.engine.begin() as conn:
         return _flag(
             platform, conn, principal.insurer_id, claim_id, line_no, reason_code, principal.id
@@ -170,14 +171,14 @@ def _flag(
     ).first()
     if known is None:
         # Another insurer's claim gets the same answer as a claim that does not exist.
-        raise NotFound("claim.unknown", "no such claim line", field="line_no")
+        raise NotFound(ClaimCode.UNKNOWN, "no such claim line", field="line_no")
     existing = store.overpayment_cents(conn, insurer_id, claim_id, line_no)
     if existing is not None:
         return UndueLine(claim_id, line_no, int(existing), created=False)
     paid = paid_lines(conn, insurer_id, claim_id, line_no)
     if not paid:
         raise Conflict(
-            "overpayment.not_paid",
+            PaymentCode.OVERPAYMENT_NOT_PAID,
             "this line has not been paid: correct or cancel the invoice instead",
             field="line_no",
         )

@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from tierspayant.domain import accounting
+from tierspayant.domain.codes import AuthCode, PaymentCode
 from tierspayant.domain.payments import (
     BankParty,
     RecoveredUndue,
@@ -117,7 +118,7 @@ def acquire_run(
     """
     owner = lease_owner()
     now = platform.now()
-    busy = Conflict("run.locked", f"the run {run_key} is being run by another worker")
+    busy = Conflict(PaymentCode.RUN_LOCKED, f"the run {run_key} is being run by another worker")
     try:
         with platform.engine.begin() as conn:
             run = runs.find_run(conn, run_key, skip_locked=True)
@@ -151,7 +152,7 @@ def _lease_lost(run: runs.Run, now: datetime) -> bool:
 def renew(platform: Platform, conn: Connection, run_key: str, owner: str) -> None:
     """Extend the lease inside a unit of work; refuse the unit if another worker took it."""
     if not runs.renew_lease(conn, run_key, owner, platform.now(), LEASE):
-        raise Conflict("run.lease_lost", f"another worker took over the run {run_key}")
+        raise Conflict(PaymentCode.RUN_LEASE_LOST, f"another worker took over the run {run_key}")
 
 
 def release_run(platform: Platform, run_key: str, owner: str, *, done: bool) -> None:
@@ -202,7 +203,7 @@ def run_payments(
     with platform.engine.connect() as conn:
         if runs.period_billed(conn, period_of(run_date)):
             raise Conflict(
-                "payments.period_billed",
+                PaymentCode.PERIOD_BILLED,
                 f"insurers were already billed for {period_of(run_date)}: pay at a later date",
                 field="date",
             )
@@ -338,7 +339,7 @@ class _Ibans:
 
     def iban(self, payee: store.Payee) -> str:
         if payee.iban_ct is None or payee.key_version is None:
-            raise Conflict("payments.no_iban", f"provider {payee.am_number} has no IBAN")
+            raise Conflict(PaymentCode.NO_IBAN, f"provider {payee.am_number} has no IBAN")
         cipher = self._ciphers.get(payee.key_version)
         if cipher is None:
             keys = self._platform.keys.version(self._conn, OPERATOR_SCOPE, payee.key_version)
@@ -429,7 +430,7 @@ def _write_remittance(
 
 def _provider_id(principal: Principal) -> int:
     if principal.kind not in _PROVIDER_KINDS or principal.provider_id is None:
-        raise Forbidden("auth.wrong_principal", "remittance advice is open to providers only")
+        raise Forbidden(AuthCode.WRONG_PRINCIPAL, "remittance advice is open to providers only")
     return principal.provider_id
 
 
@@ -493,7 +494,7 @@ def _refuse(platform: Platform, principal: Principal, advice_id: str, form: str)
     _audit_remittance(
         platform, principal, REMITTANCE_READ, "deny", {"advice": advice_id, "format": form}
     )
-    raise NotFound("remittance.unknown", "no such remittance advice")
+    raise NotFound(PaymentCode.REMITTANCE_UNKNOWN, "no such remittance advice")
 
 
 def get_remittance(
@@ -547,7 +548,9 @@ def download_remittance(
     format and the number of lines) before the file is handed out.
     """
     if form not in DOWNLOAD_FORMATS:
-        raise ServiceError("remittance.format", "a remittance advice is served as csv or pdf")
+        raise ServiceError(
+            PaymentCode.REMITTANCE_FORMAT, "a remittance advice is served as csv or pdf"
+        )
     with platform.engine.connect() as conn:
         row = _owned_payment(conn, principal, advice_id)
         if row is None:

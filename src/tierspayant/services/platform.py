@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from tierspayant.config import Settings
+from tierspayant.domain.codes import PlatformCode
 from tierspayant.domain.reference import ReferenceTable
 from tierspayant.formats.reference import load_default_reference
 from tierspayant.security.crypto import DataKeys
@@ -148,14 +149,14 @@ def open_platform(settings: Settings, clock: Callable[[], datetime] = utc_now) -
     """Open an initialised platform, or explain what is missing."""
     if not settings.keyring_path.exists():
         raise NotInitialised(
-            "platform.no_keyring",
+            PlatformCode.NO_KEYRING,
             f"no keyring at {settings.keyring_path}: run `tierspayant init` first",
         )
     engine = make_engine(settings.database_url)
     if not is_initialised(engine):
         engine.dispose()
         raise NotInitialised(
-            "platform.no_schema", "the database has no schema: run `tierspayant init` first"
+            PlatformCode.NO_SCHEMA, "the database has no schema: run `tierspayant init` first"
         )
     migrate(engine)  # cheap when already at head; applies new revisions after an upgrade
     return Platform(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pyotp
 
+from tierspayant.domain.codes import DirectoryCode
 from tierspayant.services import accounts
 from tierspayant.services.accounts import AccountKind, TotpEnrolment
 from tierspayant.services.errors import Conflict, NotFound
@@ -87,7 +88,7 @@ def _first_insurer(platform: Platform, amc: str | None) -> tuple[int, str]:
     with platform.engine.connect() as conn:
         found = first_insurer(conn, amc)
     if found is None:
-        raise NotFound("insurer.unknown", "no insurer to attach demo accounts to")
+        raise NotFound(DirectoryCode.INSURER_UNKNOWN, "no insurer to attach demo accounts to")
     return found
 
 

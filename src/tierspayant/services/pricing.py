@@ -12,6 +12,7 @@ from datetime import date
 
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import CalculationCode
 from tierspayant.domain.eligibility import Coverage, age_on, check_care_date
 from tierspayant.domain.errors import PricingError
 from tierspayant.domain.pricing import (
@@ -23,7 +24,7 @@ from tierspayant.domain.pricing import (
 )
 from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.principal import Principal
-from tierspayant.services.errors import ServiceError
+from tierspayant.services.errors import Unprocessable
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, Deferred, guarded_read
@@ -32,7 +33,7 @@ from tierspayant.services.providers import provider_by_id
 from tierspayant.store import audit
 
 # Engine refusals that depend on the person, not on the lines: all look like "no rights".
-PERSON_CODES = frozenset({"pricing.not_covered_yet", "pricing.domain_not_covered"})
+PERSON_CODES = frozenset({CalculationCode.NOT_COVERED_YET, CalculationCode.DOMAIN_NOT_COVERED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +44,11 @@ class Calculation:
     maternity: bool = False
 
 
-def no_rights() -> ServiceError:
+def no_rights() -> Unprocessable:
     """The single refusal for unknown, mismatched and uncovered beneficiaries."""
-    return ServiceError(
-        "calculation.no_rights",
+    return Unprocessable(
+        CalculationCode.CALCULATION_NO_RIGHTS,
         "no complementary rights for this card data on this date",
-        status=422,
     )
 
 

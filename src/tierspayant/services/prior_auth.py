@@ -28,6 +28,7 @@ from tierspayant.config import Settings
 from tierspayant.domain.adjudication import counters_on
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import UNKNOWN_BENEFICIARY
+from tierspayant.domain.codes import PriorAuthCode
 from tierspayant.domain.eligibility import Coverage, age_on, check_care_date
 from tierspayant.domain.pricing import PricingLine, PricingRequest, check_lines
 from tierspayant.domain.prior_auth import (
@@ -102,12 +103,12 @@ def _domain(lines: tuple[PricingLine, ...]) -> CareDomain:
     domains = {line.domain for line in lines}
     if len(domains) != 1:
         raise ServiceError(
-            "prior_auth.one_domain", "a prior authorisation covers one care domain", field="lines"
+            PriorAuthCode.ONE_DOMAIN, "a prior authorisation covers one care domain", field="lines"
         )
     domain = domains.pop()
     if domain not in PRIOR_AUTH_DOMAINS:
         raise ServiceError(
-            "prior_auth.domain",
+            PriorAuthCode.DOMAIN,
             "prior authorisation is for optics, dental, hearing aids and hospital stays",
             field="lines",
         )
@@ -133,7 +134,7 @@ def request_prior_auth(
     provider_id = principal.provider_id
     if not REQUEST_KEY.match(request.request_key):
         raise ServiceError(
-            "prior_auth.request_key", "request_key: 1 to 80 letters, digits, . _ : / -"
+            PriorAuthCode.REQUEST_KEY, "request_key: 1 to 80 letters, digits, . _ : / -"
         )
     card = request.card.normalised()
     check_care_date(request.care_date, platform.today())
@@ -304,7 +305,7 @@ def _by_key(
         return None
     if row.request_digest is not None and bytes(row.request_digest) != digest:
         raise Conflict(
-            "prior_auth.key_reused",
+            PriorAuthCode.KEY_REUSED,
             "this request_key was already used for a different request",
             field="request_key",
         )
@@ -317,7 +318,7 @@ def get_prior_auth(platform: Platform, principal: Principal, number: str) -> Pri
     with platform.engine.connect() as conn:
         row = _row(conn, number)
         if row is None or row.provider_id != principal.provider_id:
-            raise NotFound("prior_auth.unknown", "no such agreement")
+            raise NotFound(PriorAuthCode.UNKNOWN, "no such agreement")
         answer = _answer(row)
     # A granted agreement past its validity reads as expired (nothing is rewritten).
     granted = answer.status == PriorAuthStatus.GRANTED
@@ -351,16 +352,16 @@ def decide_prior_auth(
     wanted = PriorAuthStatus.GRANTED if accept else PriorAuthStatus.REFUSED
     reason = reason.strip()[:500]
     if not accept and not reason:
-        raise ServiceError("prior_auth.reason_required", "say why the request is refused")
+        raise ServiceError(PriorAuthCode.REASON_REQUIRED, "say why the request is refused")
     now = platform.now()
     with platform.engine.begin() as conn:
         row = _row(conn, number)
         if row is None or (insurer_id is not None and row.insurer_id != insurer_id):
-            raise NotFound("prior_auth.unknown", "no such agreement")
+            raise NotFound(PriorAuthCode.UNKNOWN, "no such agreement")
         if row.status != PriorAuthStatus.PENDING:
             if row.status == wanted and row.decided_by not in (None, "rules"):
                 return _answer(row)
-            raise Conflict("prior_auth.decided", f"this request is already {row.status}")
+            raise Conflict(PriorAuthCode.DECIDED, f"this request is already {row.status}")
         values: dict[str, Any] = {
             "status": wanted.value,
             "decided_at": now,

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.codes import AuthCode, DirectoryCode, GuardCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.identifiers import (
     parse_am_number,
@@ -61,7 +62,7 @@ def _category(value: str) -> ProviderCategory:
     except ValueError:
         allowed = ", ".join(c.value for c in ProviderCategory)
         raise ServiceError(
-            "provider.category", f"category must be one of {allowed}", field="category"
+            DirectoryCode.PROVIDER_CATEGORY, f"category must be one of {allowed}", field="category"
         ) from None
 
 
@@ -79,7 +80,7 @@ def _provider_values(platform: Platform, conn: Connection, new: NewProvider) -> 
         "status": "active",
     }
     if not values["name"]:
-        raise ServiceError("provider.name", "name must not be empty", field="name")
+        raise ServiceError(DirectoryCode.PROVIDER_NAME, "name must not be empty", field="name")
     if new.iban:
         iban = parse_iban(new.iban)
         keys = platform.keys.active(conn, OPERATOR_SCOPE)
@@ -105,7 +106,9 @@ def add_provider(platform: Platform, new: NewProvider, actor: str) -> Provider:
             )
     except IntegrityError as exc:
         raise Conflict(
-            "provider.exists", "a provider with this AM number exists", field="am_number"
+            DirectoryCode.PROVIDER_EXISTS,
+            "a provider with this AM number exists",
+            field="am_number",
         ) from exc
     return get_provider(platform, str(values["am_number"]), _id=int(provider_id))
 
@@ -120,7 +123,9 @@ def provider_by_am(conn: Connection, am_number: str) -> Provider:
     """The provider with this billing number, or NotFound ``provider.unknown``."""
     provider = store.provider_by_am(conn, am_number)
     if provider is None:
-        raise NotFound("provider.unknown", "no provider has this AM number", field="am_number")
+        raise NotFound(
+            DirectoryCode.PROVIDER_UNKNOWN, "no provider has this AM number", field="am_number"
+        )
     return provider
 
 
@@ -128,7 +133,7 @@ def provider_by_id(conn: Connection, provider_id: int) -> Provider:
     """The provider with this id, or NotFound ``provider.unknown``."""
     provider = store.provider_by_id(conn, provider_id)
     if provider is None:
-        raise NotFound("provider.unknown", "no such provider")
+        raise NotFound(DirectoryCode.PROVIDER_UNKNOWN, "no such provider")
     return provider
 
 
@@ -171,7 +176,8 @@ def import_providers(
         missing = set(PROVIDER_CSV_COLUMNS[:3]) - set(reader.fieldnames or ())
         if missing:
             raise ServiceError(
-                "provider_file.columns", f"missing columns: {', '.join(sorted(missing))}"
+                DirectoryCode.PROVIDER_FILE_COLUMNS,
+                f"missing columns: {', '.join(sorted(missing))}",
             )
         known = store.am_numbers(conn)
         batch: list[dict[str, object]] = []
@@ -330,7 +336,7 @@ def grant_client_token(platform: Platform, client_id: str, client_secret: str) -
     decision = platform.limits.hit("auth.client", client_id[:64])
     if not decision.allowed:
         raise TooManyRequests(
-            "limits.exceeded", "too many token requests", retry_after=decision.retry_after
+            GuardCode.LIMITS_EXCEEDED, "too many token requests", retry_after=decision.retry_after
         )
     now = platform.now()
     with platform.engine.begin() as conn:
@@ -350,7 +356,7 @@ def grant_client_token(platform: Platform, client_id: str, client_secret: str) -
         if not allowed or row is None:
             # Commit the audit event, then refuse without saying which part was wrong.
             conn.commit()
-            raise Unauthenticated("auth.invalid_client", "invalid client credentials")
+            raise Unauthenticated(AuthCode.INVALID_CLIENT, "invalid client credentials")
         token = secrets.new_access_token()
         ttl = platform.settings.access_token_ttl_seconds
         tokens.insert_token(
@@ -409,12 +415,12 @@ def _authenticate(
     now = platform.now()
     row = tokens.token_by_digest(conn, digest)
     if row is None:
-        raise Unauthenticated("auth.invalid_token", "invalid or expired access token")
+        raise Unauthenticated(AuthCode.INVALID_TOKEN, "invalid or expired access token")
     expires_at = (
         row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=now.tzinfo)
     )
     if row.revoked_at is not None or expires_at <= now or row.status != "active":
-        raise Unauthenticated("auth.invalid_token", "invalid or expired access token")
+        raise Unauthenticated(AuthCode.INVALID_TOKEN, "invalid or expired access token")
     principal = Principal(
         id=row.principal,
         kind=PrincipalKind.PROVIDER_CLIENT,

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import structlog
 
+from tierspayant.domain.codes import PlatformCode
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
@@ -71,7 +72,7 @@ def purge(
     """Delete (or with ``dry_run`` only count) beneficiaries past retention."""
     if retention_days < MIN_RETENTION_DAYS:
         raise ServiceError(
-            "retention.too_short",
+            PlatformCode.RETENTION_TOO_SHORT,
             f"retention must be at least {MIN_RETENTION_DAYS} days",
             field="retention_days",
         )

@@ -12,6 +12,7 @@ from datetime import date
 
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Forbidden
 from tierspayant.services.platform import Platform
@@ -44,7 +45,7 @@ def member_statement(
         or principal.insurer_id is None
         or principal.beneficiary_id is None
     ):
-        raise Forbidden("auth.wrong_principal", "statements are open to members only")
+        raise Forbidden(AuthCode.WRONG_PRINCIPAL, "statements are open to members only")
     with platform.engine.begin() as conn:
         lines = beneficiary_lines(
             conn, principal.insurer_id, principal.beneficiary_id, min(max(limit, 1), MAX_LINES)

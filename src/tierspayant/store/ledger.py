@@ -9,6 +9,7 @@ from typing import Final
 
 from sqlalchemy import Connection, func, select
 
+from tierspayant.domain.codes import LedgerCode
 from tierspayant.domain.ledger import Entry, LedgerError, Posting
 from tierspayant.store.bulk import bound, copy_in, is_postgres, stage
 from tierspayant.store.ledger_tables import ledger_entries, ledger_postings
@@ -38,7 +39,7 @@ def post(
     if existing is not None:
         if entries_of(conn, int(existing)) != posting.entries:
             raise LedgerError(
-                "ledger.reference_reused",
+                LedgerCode.REFERENCE_REUSED,
                 f"posting {posting.journal}/{posting.reference} exists with other entries",
             )
         return Posted(int(existing), False)
@@ -287,7 +288,7 @@ def post_bulk(
         key = (p.journal, p.reference)
         if key in seen:
             raise LedgerError(
-                "ledger.reference_reused", f"posting {p.journal}/{p.reference} given twice"
+                LedgerCode.REFERENCE_REUSED, f"posting {p.journal}/{p.reference} given twice"
             )
         seen.add(key)
     inserted = _insert_postings(conn, postings, at, insurer_id)
@@ -301,7 +302,7 @@ def post_bulk(
             ).scalar_one()
             if entries_of(conn, int(posted)) != p.entries:
                 raise LedgerError(
-                    "ledger.reference_reused",
+                    LedgerCode.REFERENCE_REUSED,
                     f"posting {p.journal}/{p.reference} exists with other entries",
                 )
     entries = [

@@ -7,13 +7,14 @@ from decimal import Decimal, InvalidOperation
 
 from starlette.datastructures import FormData, UploadFile
 
+from tierspayant.domain.codes import RequestCode
 from tierspayant.services.errors import ServiceError
 
 MAX_CENTS = 100_000_000  # the API's bound on one amount (1 M€)
 
 
 def _refuse(name: str, message: str) -> ServiceError:
-    return ServiceError("portal.form", message, field=name)
+    return ServiceError(RequestCode.PORTAL_FORM, message, field=name)
 
 
 def text(form: FormData, name: str, *, max_length: int = 200, required: bool = True) -> str:
@@ -60,7 +61,7 @@ def optional_integer(form: FormData, name: str, *, low: int, high: int) -> int |
     return integer(form, name, low=low, high=high)
 
 
-def _hundredths(form: FormData, name: str, *, required: bool, code: str) -> int | None:
+def _hundredths(form: FormData, name: str, *, required: bool, code: RequestCode) -> int | None:
     """A positive decimal typed with a comma or a point, times 100, without float."""
     value = text(form, name, max_length=12, required=required).replace(",", ".")
     if not value:
@@ -76,17 +77,19 @@ def _hundredths(form: FormData, name: str, *, required: bool, code: str) -> int 
 
 def cents(form: FormData, name: str, *, required: bool = True) -> int | None:
     """Euros typed with a comma or a point (``12,50``) → integer cents, never a float."""
-    value = _hundredths(form, name, required=required, code="portal.amount")
+    value = _hundredths(form, name, required=required, code=RequestCode.PORTAL_AMOUNT)
     if value is not None and value > MAX_CENTS:
-        raise ServiceError("portal.amount", f"{name}: at most {MAX_CENTS} cents", field=name)
+        raise ServiceError(
+            RequestCode.PORTAL_AMOUNT, f"{name}: at most {MAX_CENTS} cents", field=name
+        )
     return value
 
 
 def basis_points(form: FormData, name: str) -> int:
     """A rate typed in percent (``70`` or ``70,5``) → basis points, 0 to 10 000."""
-    value = _hundredths(form, name, required=True, code="portal.rate")
+    value = _hundredths(form, name, required=True, code=RequestCode.PORTAL_RATE)
     if value is None or value > 10_000:
-        raise ServiceError("portal.rate", f"{name}: a rate from 0 to 100", field=name)
+        raise ServiceError(RequestCode.PORTAL_RATE, f"{name}: a rate from 0 to 100", field=name)
     return value
 
 
@@ -101,7 +104,7 @@ def choices(form: FormData, name: str, allowed: frozenset[str]) -> tuple[str, ..
 def upload(form: FormData, name: str) -> UploadFile:
     value = form.get(name)
     if not isinstance(value, UploadFile) or not value.filename:
-        raise ServiceError("portal.file_missing", "choose a file", field=name)
+        raise ServiceError(RequestCode.PORTAL_FILE_MISSING, "choose a file", field=name)
     return value
 
 

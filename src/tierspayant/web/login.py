@@ -14,6 +14,7 @@ from markupsafe import Markup
 from starlette.responses import RedirectResponse, Response
 
 from tierspayant.config import Settings
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security.oidc import OidcClient, OidcConfig, OidcError, state_matches
 from tierspayant.services import accounts
 from tierspayant.services.errors import ServiceError
@@ -90,7 +91,7 @@ def password_router(portal: Portal) -> APIRouter:
                 ip=_ip(request),
             )
         except ServiceError as exc:
-            status = 429 if exc.code == "auth.locked" else 401
+            status = 429 if exc.code == AuthCode.LOCKED else 401
             error = french_message(exc)
             return render(request, "login.html", portal=portal, status_code=status, error=error)
         step = "enrolement" if challenge.must_enrol else "code"
@@ -118,7 +119,7 @@ def password_router(portal: Portal) -> APIRouter:
                 ip=_ip(request),
             )
         except ServiceError as exc:
-            again = exc.code == "auth.mfa_failed"
+            again = exc.code == AuthCode.MFA_FAILED
             page = "mfa.html" if again else "login.html"
             return render(request, page, portal=portal, status_code=401, error=french_message(exc))
         refused = _wrong_kind(request, portal, session)

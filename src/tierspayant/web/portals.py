@@ -19,7 +19,7 @@ from tierspayant.services.platform import Platform
 from tierspayant.web import insurer, insurer_backoffice, login, member, provider, security_console
 from tierspayant.web.headers import PORTAL_PREFIX, PortalHeadersMiddleware
 from tierspayant.web.policy import WebPolicy, policy
-from tierspayant.web.render import french_message, is_htmx, render
+from tierspayant.web.render import french_message, is_htmx, refusal_status, render
 from tierspayant.web.session import CsrfRefused, LoginRequired, Portal, WrongPortal
 
 STATIC_URL = f"{PORTAL_PREFIX}/static"
@@ -69,7 +69,7 @@ def _install_error_pages(app: FastAPI) -> None:
         # Portal pages answer a refusal with a French page; the API keeps its JSON.
         if request.url.path.startswith(PORTAL_PREFIX) or api_handler is None:
             assert isinstance(exc, DomainError)
-            status = getattr(exc, "status", 422)
+            status = refusal_status(request, exc)
             return render(
                 request,
                 "error.html",

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimContent, ClaimLine
+from tierspayant.domain.codes import RequestCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.security.principal import Principal
@@ -83,7 +84,7 @@ def line_from(form: FormData) -> PricingLine:
     """One act of the calculation and prior authorisation forms."""
     domains = forms.choices(form, "domain", frozenset(DOMAINS))
     if not domains:
-        raise ServiceError("portal.form", "domain is required", field="domain")
+        raise ServiceError(RequestCode.PORTAL_FORM, "domain is required", field="domain")
     return PricingLine(
         act_code=forms.text(form, "act_code", max_length=16).upper(),
         domain=CareDomain(domains[0]),
@@ -102,7 +103,7 @@ def proof_from(form: FormData) -> CardProof:
     raw = form.get("card_payload")
     payload = raw.strip("\r\n") if isinstance(raw, str) else ""
     if len(payload) > MAX_PAYLOAD:
-        raise ServiceError("portal.form", "card_payload: too long", field="card_payload")
+        raise ServiceError(RequestCode.PORTAL_FORM, "card_payload: too long", field="card_payload")
     return CardProof(payload) if payload else NO_PROOF
 
 
@@ -110,7 +111,7 @@ def invoice_line(form: FormData, row: int, care_date: date) -> ClaimLine:
     """Row ``row`` (from 1) of the invoice form; amounts in euros, the AMO rate in %."""
     domains = forms.choices(form, f"domain_{row}", frozenset(DOMAINS))
     if not domains:
-        raise ServiceError("portal.form", "domain is required", field=f"domain_{row}")
+        raise ServiceError(RequestCode.PORTAL_FORM, "domain is required", field=f"domain_{row}")
     return ClaimLine(
         act_code=forms.text(form, f"act_code_{row}", max_length=13).upper(),
         domain=CareDomain(domains[0]),

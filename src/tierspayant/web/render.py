@@ -11,6 +11,19 @@ from fastapi import Request
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from tierspayant.domain.codes import (
+    AuthCode,
+    CalculationCode,
+    CardCode,
+    ClaimCode,
+    DirectoryCode,
+    EligibilityCode,
+    EnrolmentCode,
+    GuardCode,
+    IncidentCode,
+    PriorAuthCode,
+    RequestCode,
+)
 from tierspayant.domain.errors import DomainError
 from tierspayant.services.errors import ServiceError
 from tierspayant.web.session import (
@@ -26,57 +39,69 @@ PARIS = ZoneInfo("Europe/Paris")
 
 # What a person can do about a refusal, in French; the code stays visible for support.
 MESSAGES: dict[str, str] = {
-    "auth.invalid_credentials": "Identifiant ou mot de passe incorrect.",
-    "auth.mfa_failed": "Code de vérification refusé.",
-    "auth.invalid_challenge": "Cette tentative de connexion a expiré : recommencez.",
-    "auth.locked": "Trop d'échecs : le compte est bloqué pour quelques minutes.",
-    "auth.suspended": "Ce compte est suspendu. Contactez votre administrateur.",
-    "auth.session_expired": "Votre session a expiré : reconnectez-vous.",
-    "auth.step_up_required": (
+    AuthCode.INVALID_CREDENTIALS: "Identifiant ou mot de passe incorrect.",
+    AuthCode.MFA_FAILED: "Code de vérification refusé.",
+    AuthCode.INVALID_CHALLENGE: "Cette tentative de connexion a expiré : recommencez.",
+    AuthCode.LOCKED: "Trop d'échecs : le compte est bloqué pour quelques minutes.",
+    AuthCode.SUSPENDED: "Ce compte est suspendu. Contactez votre administrateur.",
+    AuthCode.SESSION_EXPIRED: "Votre session a expiré : reconnectez-vous.",
+    AuthCode.STEP_UP_REQUIRED: (
         "Vérification renforcée demandée : reconnectez-vous pour confirmer votre identité."
     ),
-    "auth.unknown_professional": "Aucun professionnel enregistré ne correspond à cette identité.",
-    "eligibility.identifiers_missing": "Indiquez le NIR avec le rang de naissance, ou le numéro "
+    AuthCode.UNKNOWN_PROFESSIONAL: "Aucun professionnel enregistré ne correspond à cette identité.",
+    EligibilityCode.IDENTIFIERS_MISSING: "Indiquez le NIR avec le rang de naissance, ou le numéro "
     "d'adhérent.",
-    "eligibility.birth_rank_missing": "Le rang de naissance est requis avec le NIR.",
-    "eligibility.domains_missing": "Choisissez au moins un domaine de soins.",
-    "card.proof_invalid": "Cette carte ne peut pas être acceptée.",
-    "insurer.unknown": "Aucun organisme ne porte ce numéro AMC.",
-    "calculation.no_rights": "Pas de droits complémentaires pour ces données à cette date.",
-    "guard.suspended": "Votre accès est suspendu par mesure de sécurité.",
-    "guard.human_speed": "Consultations trop rapides : votre accès est suspendu.",
-    "guard.step_up_ignored": "Vérifications ignorées : votre accès est suspendu.",
-    "guard.no_proof_quota": "Quota de consultations sans carte atteint pour aujourd'hui.",
-    "guard.daily_cap": "Plafond quotidien de consultations atteint.",
-    "guard.miss_ratio": "Trop de consultations sans correspondance : accès refusé.",
-    "guard.rate": "Trop de consultations par minute : patientez.",
-    "guard.second_approver_required": "Un second opérateur, différent, doit confirmer.",
-    "principal.not_suspended": "Ce compte n'est pas suspendu.",
-    "enrolment.no_catalogue": "Déposez d'abord un catalogue de garanties.",
-    "claim.unknown": "Aucune facture de votre structure ne porte ce numéro.",
-    "prior_auth.unknown": "Aucun accord de votre structure ne porte ce numéro.",
-    "prior_auth.domain": "Ces soins ne relèvent pas d'un accord préalable.",
-    "prior_auth.reason_required": "Indiquez le motif du refus.",
-    "prior_auth.decided": "Cette demande a déjà été décidée.",
-    "portal.file_missing": "Choisissez un fichier.",
-    "portal.form": "Formulaire incomplet ou mal rempli.",
-    "portal.amount": "Montant invalide : un montant positif en euros, avec au plus deux "
+    EligibilityCode.BIRTH_RANK_MISSING: "Le rang de naissance est requis avec le NIR.",
+    EligibilityCode.DOMAINS_MISSING: "Choisissez au moins un domaine de soins.",
+    CardCode.PROOF_INVALID: "Cette carte ne peut pas être acceptée.",
+    DirectoryCode.INSURER_UNKNOWN: "Aucun organisme ne porte ce numéro AMC.",
+    CalculationCode.CALCULATION_NO_RIGHTS: (
+        "Pas de droits complémentaires pour ces données à cette date."
+    ),
+    GuardCode.SUSPENDED: "Votre accès est suspendu par mesure de sécurité.",
+    GuardCode.HUMAN_SPEED: "Consultations trop rapides : votre accès est suspendu.",
+    GuardCode.STEP_UP_IGNORED: "Vérifications ignorées : votre accès est suspendu.",
+    GuardCode.NO_PROOF_QUOTA: "Quota de consultations sans carte atteint pour aujourd'hui.",
+    GuardCode.DAILY_CAP: "Plafond quotidien de consultations atteint.",
+    GuardCode.MISS_RATIO: "Trop de consultations sans correspondance : accès refusé.",
+    GuardCode.RATE: "Trop de consultations par minute : patientez.",
+    GuardCode.SECOND_APPROVER_REQUIRED: "Un second opérateur, différent, doit confirmer.",
+    IncidentCode.PRINCIPAL_NOT_SUSPENDED: "Ce compte n'est pas suspendu.",
+    EnrolmentCode.NO_CATALOGUE: "Déposez d'abord un catalogue de garanties.",
+    ClaimCode.UNKNOWN: "Aucune facture de votre structure ne porte ce numéro.",
+    PriorAuthCode.UNKNOWN: "Aucun accord de votre structure ne porte ce numéro.",
+    PriorAuthCode.DOMAIN: "Ces soins ne relèvent pas d'un accord préalable.",
+    PriorAuthCode.REASON_REQUIRED: "Indiquez le motif du refus.",
+    PriorAuthCode.DECIDED: "Cette demande a déjà été décidée.",
+    RequestCode.PORTAL_FILE_MISSING: "Choisissez un fichier.",
+    RequestCode.PORTAL_FORM: "Formulaire incomplet ou mal rempli.",
+    RequestCode.PORTAL_AMOUNT: "Montant invalide : un montant positif en euros, avec au plus deux "
     "décimales (par exemple 12,50).",
-    "portal.rate": "Taux invalide : un pourcentage de 0 à 100 (par exemple 70).",
-    "claim.invoice_number": "Numéro de facture invalide : lettres, chiffres, « . _ / - », "
+    RequestCode.PORTAL_RATE: "Taux invalide : un pourcentage de 0 à 100 (par exemple 70).",
+    ClaimCode.INVOICE_NUMBER: "Numéro de facture invalide : lettres, chiffres, « . _ / - », "
     "40 caractères au plus.",
-    "claim.lines": "Une facture compte de 1 à 10 lignes.",
-    "claim.act_code": "Code d'acte mal formé.",
-    "claim.quantity": "La quantité est au moins 1.",
-    "claim.negative": "Les montants ne peuvent pas être négatifs.",
-    "claim.amo_rate": "Le taux AMO est compris entre 0 et 100 %.",
-    "claim.number_reused": "Ce numéro de facture a déjà servi pour une autre facture.",
-    "claim.cancelled": "Cette facture a été annulée.",
-    "claim.insurer_changed": "Une correction ne peut pas changer d'organisme.",
-    "eligibility.care_date_future": "La date des soins est trop loin dans le futur.",
-    "eligibility.care_date_past": "La date des soins remonte à plus de deux ans.",
-    "card.family_unknown": "Aucune carte ne peut être émise : pas de droits cette année.",
+    ClaimCode.LINES: "Une facture compte de 1 à 10 lignes.",
+    ClaimCode.ACT_CODE: "Code d'acte mal formé.",
+    ClaimCode.QUANTITY: "La quantité est au moins 1.",
+    ClaimCode.NEGATIVE: "Les montants ne peuvent pas être négatifs.",
+    ClaimCode.AMO_RATE: "Le taux AMO est compris entre 0 et 100 %.",
+    ClaimCode.NUMBER_REUSED: "Ce numéro de facture a déjà servi pour une autre facture.",
+    ClaimCode.CANCELLED: "Cette facture a été annulée.",
+    ClaimCode.INSURER_CHANGED: "Une correction ne peut pas changer d'organisme.",
+    EligibilityCode.CARE_DATE_FUTURE: "La date des soins est trop loin dans le futur.",
+    EligibilityCode.CARE_DATE_PAST: "La date des soins remonte à plus de deux ans.",
+    CardCode.FAMILY_UNKNOWN: "Aucune carte ne peut être émise : pas de droits cette année.",
 }
+
+
+def refusal_status(request: Request, error: DomainError) -> int:
+    """The HTTP status of a refusal page: the API's, from its one table.
+
+    The portals sit below the API and do not import it; the API hands its mapping to the
+    application it builds (``api.errors.install_error_handlers``). Without it, 422.
+    """
+    status_of = getattr(request.app.state, "http_status", None)
+    return 422 if status_of is None else int(status_of(error))
 
 
 def french_message(error: ServiceError | DomainError) -> str:

@@ -38,7 +38,7 @@ from tierspayant.services.errors import ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.web import charts, forms
 from tierspayant.web.policy import policy
-from tierspayant.web.render import PARIS, french_message, render
+from tierspayant.web.render import PARIS, french_message, refusal_status, render
 from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
 
 PORTAL = Portal.SECURITY
@@ -298,7 +298,9 @@ def router() -> APIRouter:
         try:
             notice = reinstate_step(platform_of(request), principal_id, session.info.principal)
         except ServiceError as exc:
-            return console(request, error=french_message(exc), status_code=exc.status)
+            return console(
+                request, error=french_message(exc), status_code=refusal_status(request, exc)
+            )
         return console(request, notice=notice)
 
     return routes

@@ -27,6 +27,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security.principal import PrincipalKind
 from tierspayant.services import accounts
 from tierspayant.services.accounts import SessionInfo
@@ -180,7 +181,7 @@ def current_session(request: Request) -> SessionInfo | None:
             info = accounts.validate_session(platform_of(request), token)
         except Unauthenticated as exc:
             request.state.session_error = (
-                "expired" if exc.code == "auth.session_expired" else "invalid"
+                "expired" if exc.code == AuthCode.SESSION_EXPIRED else "invalid"
             )
     request.state.session_info = info
     request.state.session_token = token

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Request
 
 from tierspayant.api.deps import PlatformDep, Policy, policy
 from tierspayant.api.schemas import TokenOut
+from tierspayant.domain.codes import AuthCode
 from tierspayant.services import providers
 from tierspayant.services.errors import ServiceError, Unauthenticated
 
@@ -36,14 +37,12 @@ def token(
 ) -> TokenOut:
     if grant_type != "client_credentials":
         # RFC 6749 §5.2: an unsupported grant type is a 400, not an authentication failure.
-        raise ServiceError(
-            "auth.unsupported_grant", "only client_credentials is supported", status=400
-        )
+        raise ServiceError(AuthCode.UNSUPPORTED_GRANT, "only client_credentials is supported")
     basic = _basic_credentials(request.headers.get("authorization"))
     if basic is not None:
         client_id, client_secret = basic
     if not client_id or not client_secret:
-        raise Unauthenticated("auth.invalid_client", "client_id and client_secret required")
+        raise Unauthenticated(AuthCode.INVALID_CLIENT, "client_id and client_secret required")
     granted = providers.grant_client_token(platform, client_id, client_secret)
     return TokenOut(
         access_token=granted.access_token,
@@ -58,8 +57,8 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(header[6:], validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise Unauthenticated("auth.invalid_client", "malformed basic credentials") from None
+        raise Unauthenticated(AuthCode.INVALID_CLIENT, "malformed basic credentials") from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:
-        raise Unauthenticated("auth.invalid_client", "malformed basic credentials")
+        raise Unauthenticated(AuthCode.INVALID_CLIENT, "malformed basic credentials")
     return client_id, secret

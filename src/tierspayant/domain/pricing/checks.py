@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tierspayant.domain.codes import CalculationCode
 from tierspayant.domain.errors import PricingError
 from tierspayant.domain.guarantees import Contract
 from tierspayant.domain.pricing.explain import eur, pct
@@ -26,13 +27,15 @@ def check_request(request: PricingRequest) -> None:
     """Refuse a request without lines, with an impossible age, or before the coverage."""
     if not request.lines:
         raise PricingError(
-            "pricing.no_lines", "a calculation needs at least one line", field="lines"
+            CalculationCode.NO_LINES, "a calculation needs at least one line", field="lines"
         )
     if not 0 <= request.age < 150:
-        raise PricingError("pricing.invalid_request", "age must be between 0 and 149", field="age")
+        raise PricingError(
+            CalculationCode.INVALID_REQUEST, "age must be between 0 and 149", field="age"
+        )
     if request.care_date < request.coverage_start:
         raise PricingError(
-            "pricing.not_covered_yet",
+            CalculationCode.NOT_COVERED_YET,
             f"the coverage starts on {request.coverage_start.isoformat()}, after the care date",
             field="care_date",
         )
@@ -47,7 +50,7 @@ def line_family(
         fam = family_of(line, index, rules)  # raises the precise error
     if line.domain not in contract.domains:
         raise PricingError(
-            "pricing.domain_not_covered",
+            CalculationCode.DOMAIN_NOT_COVERED,
             f"contract {contract.code} does not cover care domain {line.domain}",
             field=f"lines[{index}].domain",
         )
@@ -72,7 +75,7 @@ def check_lines(lines: Sequence[PricingLine], rules: ReferenceRules) -> None:
     """
     if not lines:
         raise PricingError(
-            "pricing.no_lines", "a calculation needs at least one line", field="lines"
+            CalculationCode.NO_LINES, "a calculation needs at least one line", field="lines"
         )
     for index, line in enumerate(lines):
         family = family_of(line, index, rules)
@@ -86,13 +89,13 @@ def family_of(line: PricingLine, index: int, rules: ReferenceRules) -> FamilyRul
     family = rules.families.get(line.family)
     if family is None:
         raise PricingError(
-            "pricing.unknown_family",
+            CalculationCode.UNKNOWN_FAMILY,
             f"unknown act family {line.family!r}",
             field=f"lines[{index}].family",
         )
     if line.domain not in family.domains:
         raise PricingError(
-            "pricing.family_domain_mismatch",
+            CalculationCode.FAMILY_DOMAIN_MISMATCH,
             f"family {line.family} is not billed in care domain {line.domain}",
             field=f"lines[{index}].domain",
         )
@@ -115,7 +118,7 @@ def check_rate(line: PricingLine, index: int, family: FamilyRule, rules: Referen
     rate = line.amo_rate_bp
     if rate is not None and not lowest <= rate <= FULL_RATE:
         raise PricingError(
-            "pricing.amounts_inconsistent",
+            CalculationCode.AMOUNTS_INCONSISTENT,
             f"AMO rate {pct(rate)} is inconsistent: {pct(lowest)} to 100 % expected "
             f"for {family.name}",
             field=f"lines[{index}].amo_rate_bp",
@@ -129,23 +132,25 @@ def check_amounts(
     where = f"lines[{index}]"
     if line.quantity < 1:
         raise PricingError(
-            "pricing.amounts_inconsistent", "quantity must be at least 1", field=f"{where}.quantity"
+            CalculationCode.AMOUNTS_INCONSISTENT,
+            "quantity must be at least 1",
+            field=f"{where}.quantity",
         )
     if line.br_cents < 0 or line.billed_cents < 0:
         raise PricingError(
-            "pricing.amounts_inconsistent",
+            CalculationCode.AMOUNTS_INCONSISTENT,
             "amounts may not be negative",
             field=f"{where}.br_cents" if line.br_cents < 0 else f"{where}.billed_cents",
         )
     if line.billed_cents < line.br_cents:
         raise PricingError(
-            "pricing.amounts_inconsistent",
+            CalculationCode.AMOUNTS_INCONSISTENT,
             "billed is below the BR: send the price charged as the BR",
             field=f"{where}.billed_cents",
         )
     if line.amo_rate_bp is not None and not 0 <= line.amo_rate_bp <= FULL_RATE:
         raise PricingError(
-            "pricing.amounts_inconsistent",
+            CalculationCode.AMOUNTS_INCONSISTENT,
             "the AMO rate must be between 0 and 100 %",
             field=f"{where}.amo_rate_bp",
         )
@@ -153,13 +158,13 @@ def check_amounts(
     if rss is not None:
         if rss not in RSS_CLASSES:
             raise PricingError(
-                "pricing.amounts_inconsistent",
+                CalculationCode.AMOUNTS_INCONSISTENT,
                 "rss_class must be A (100 % Santé), B (free price) or absent",
                 field=f"{where}.rss_class",
             )
         if not rss_family:
             raise PricingError(
-                "pricing.rss_not_applicable",
+                CalculationCode.RSS_NOT_APPLICABLE,
                 f"family {line.family} has no 100 % Santé class",
                 field=f"{where}.rss_class",
             )
@@ -167,13 +172,13 @@ def check_amounts(
             plv = line.plv_cents
             if plv is None or plv < 0:
                 raise PricingError(
-                    "pricing.amounts_inconsistent",
+                    CalculationCode.AMOUNTS_INCONSISTENT,
                     "a 100 % Santé (class A) line needs its legal price limit",
                     field=f"{where}.plv_cents",
                 )
             if line.billed_cents > plv:
                 raise PricingError(
-                    "pricing.above_legal_price",
+                    CalculationCode.ABOVE_LEGAL_PRICE,
                     f"billed {eur(line.billed_cents)} above the 100 % Santé price limit {eur(plv)}",
                     field=f"{where}.billed_cents",
                 )
@@ -185,7 +190,7 @@ def check_amounts(
         )
         if line.br_cents != unit * line.quantity or line.billed_cents != line.br_cents:
             raise PricingError(
-                "pricing.amounts_inconsistent",
+                CalculationCode.AMOUNTS_INCONSISTENT,
                 f"the forfait journalier is {eur(unit)} per day: expected "
                 f"{eur(unit * line.quantity)} for {line.quantity} day(s)",
                 field=f"{where}.br_cents",

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard.counters import (
     AdmissionCounts,
     AdmissionPlan,
@@ -76,16 +77,16 @@ def median_interval_ms(stamps_ms: Sequence[int]) -> int:
     return int(statistics.median_low(gaps))
 
 
-_CALLER_MESSAGES = {
-    "guard.suspended": "this account is suspended; contact the operator's support",
-    "guard.rate": "too many lookups from this account; slow down",
-    "guard.structure_rate": "too many lookups from this structure; slow down",
-    "guard.global_rate": "the service is saturated; try again shortly",
-    "guard.human_speed": "lookups faster than a person can type; account suspended",
-    "guard.daily_cap": "daily lookup limit of this structure reached",
-    "guard.miss_ratio": "too many unmatched lookups; account suspended",
-    "guard.no_proof_quota": "scan the patient's card: lookups without card proof are used up",
-    "guard.step_up_ignored": "authentication was not renewed; account suspended",
+_CALLER_MESSAGES: dict[str, str] = {
+    GuardCode.SUSPENDED: "this account is suspended; contact the operator's support",
+    GuardCode.RATE: "too many lookups from this account; slow down",
+    GuardCode.STRUCTURE_RATE: "too many lookups from this structure; slow down",
+    GuardCode.GLOBAL_RATE: "the service is saturated; try again shortly",
+    GuardCode.HUMAN_SPEED: "lookups faster than a person can type; account suspended",
+    GuardCode.DAILY_CAP: "daily lookup limit of this structure reached",
+    GuardCode.MISS_RATIO: "too many unmatched lookups; account suspended",
+    GuardCode.NO_PROOF_QUOTA: "scan the patient's card: lookups without card proof are used up",
+    GuardCode.STEP_UP_IGNORED: "authentication was not renewed; account suspended",
     UNAVAILABLE: "the rights check is temporarily unavailable",
 }
 _STEP_UP_MESSAGE = "renew your authentication (CPS card or e-CPS) to continue"
@@ -273,7 +274,7 @@ class Guard:
             )
         )
         if counts.suspended:
-            return self._deny("guard.suspended")
+            return self._deny(GuardCode.SUSPENDED)
         if counts.full >= 0:
             # The store judged the rate rows, in the table's order, against their limits.
             rate = _RATES[counts.full]
@@ -322,7 +323,7 @@ class Guard:
             p.day_set_ttl_seconds,
         ):
             # The remaining slots are held by lookups still running.
-            return self._deny("guard.no_proof_quota", retry_after=p.no_proof_hold_seconds)
+            return self._deny(GuardCode.NO_PROOF_QUOTA, retry_after=p.no_proof_hold_seconds)
         return Admission(Verdict.ALLOW, "guard.ok", "")
 
     def _step_up(self, ctx: LookupContext, soft: Signal, scope: str, day: date) -> Admission:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from enum import IntEnum, StrEnum
 
+from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard.policy import GuardPolicy
 from tierspayant.security.guard.values import Caps, Level
 
@@ -162,7 +163,7 @@ _POLICY_INTS = frozenset(
 # first soft row asks for step-up; the rates' order is the order of the store's windows.
 THRESHOLDS: tuple[Threshold, ...] = (
     Threshold(
-        "guard.global_rate",
+        GuardCode.GLOBAL_RATE,
         Counter.RATE_GLOBAL,
         Comparison.AT_LEAST,
         Judged.ADMISSION,
@@ -173,7 +174,7 @@ THRESHOLDS: tuple[Threshold, ...] = (
         hard_figure="per_minute",
     ),
     Threshold(
-        "guard.rate",
+        GuardCode.RATE,
         Counter.RATE_PRINCIPAL,
         Comparison.AT_LEAST,
         Judged.ADMISSION,
@@ -184,7 +185,7 @@ THRESHOLDS: tuple[Threshold, ...] = (
         hard_figure="per_minute",
     ),
     Threshold(
-        "guard.structure_rate",
+        GuardCode.STRUCTURE_RATE,
         Counter.RATE_STRUCTURE,
         Comparison.AT_LEAST,
         Judged.ADMISSION,
@@ -195,7 +196,7 @@ THRESHOLDS: tuple[Threshold, ...] = (
         hard_figure="per_minute",
     ),
     Threshold(
-        "guard.human_speed",
+        GuardCode.HUMAN_SPEED,
         Counter.PACE,
         Comparison.BELOW,
         Judged.ADMISSION,
@@ -208,7 +209,7 @@ THRESHOLDS: tuple[Threshold, ...] = (
         hard_figure="threshold_ms",
     ),
     Threshold(
-        "guard.daily_cap",
+        GuardCode.DAILY_CAP,
         Counter.DISTINCT,
         Comparison.AT_LEAST,
         Judged.HIT,
@@ -224,7 +225,7 @@ THRESHOLDS: tuple[Threshold, ...] = (
         hard_in_every_signal=True,
     ),
     Threshold(
-        "guard.miss_ratio",
+        GuardCode.MISS_RATIO,
         Counter.MISSES,
         Comparison.SHARE_ABOVE,
         Judged.OUTCOME,
@@ -242,7 +243,7 @@ THRESHOLDS: tuple[Threshold, ...] = (
         soft_figure="soft_percent",
     ),
     Threshold(
-        "guard.no_proof_quota",
+        GuardCode.NO_PROOF_QUOTA,
         Counter.NO_PROOF,
         Comparison.AT_LEAST,
         Judged.HIT,
@@ -283,7 +284,7 @@ THRESHOLDS: tuple[Threshold, ...] = (
         watch_figure="min_percent",
     ),
     Threshold(
-        "guard.step_up_ignored",
+        GuardCode.STEP_UP_IGNORED,
         Counter.STEP_UPS,
         Comparison.AT_LEAST,
         Judged.STEP_UP,

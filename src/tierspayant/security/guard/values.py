@@ -13,6 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from types import MappingProxyType
 
+from tierspayant.domain.codes import GuardCode
 from tierspayant.security import SecurityError
 from tierspayant.security.principal import Principal, PrincipalKind
 
@@ -55,8 +56,8 @@ class ProofFault(StrEnum):
 
 # Denials that a later retry may pass (HTTP 429 with Retry-After); every other denial is 403,
 # except ``guard.unavailable`` (503).
-THROTTLE_CODES = frozenset({"guard.rate", "guard.structure_rate", "guard.global_rate"})
-UNAVAILABLE = "guard.unavailable"
+THROTTLE_CODES = frozenset({GuardCode.RATE, GuardCode.STRUCTURE_RATE, GuardCode.GLOBAL_RATE})
+UNAVAILABLE = GuardCode.UNAVAILABLE
 
 
 class GuardUnavailable(SecurityError):

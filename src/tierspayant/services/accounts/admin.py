@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security.breached import check_password_policy
 from tierspayant.security.secrets import (
     hash_password,
@@ -105,50 +106,60 @@ def create_account(
     try:
         account_kind = AccountKind(kind)
     except ValueError:
-        raise ServiceError("account.kind", "unknown account kind", field="kind") from None
+        raise ServiceError(AuthCode.ACCOUNT_KIND, "unknown account kind", field="kind") from None
     clean_login = normalise_login(login) if login else None
     if clean_login is not None and not _LOGIN.fullmatch(clean_login):
-        raise ServiceError("account.login", "the login must be an e-mail address", field="login")
+        raise ServiceError(
+            AuthCode.ACCOUNT_LOGIN, "the login must be an e-mail address", field="login"
+        )
     password_hash: str | None = None
     if account_kind is AccountKind.PROVIDER_USER:
         if password is not None:
             raise ServiceError(
-                "account.password_not_allowed",
+                AuthCode.ACCOUNT_PASSWORD_NOT_ALLOWED,
                 "health professionals log in with Pro Santé Connect, not a password",
                 field="password",
             )
         if provider_id is None or rpps is None or not re.fullmatch(r"\d{11}", rpps):
             raise ServiceError(
-                "account.provider", "a provider user needs a provider and an 11-digit RPPS"
+                AuthCode.ACCOUNT_PROVIDER, "a provider user needs a provider and an 11-digit RPPS"
             )
     else:
         if clean_login is None:
-            raise ServiceError("account.login", "a login is required", field="login")
+            raise ServiceError(AuthCode.ACCOUNT_LOGIN, "a login is required", field="login")
         if password is None:
-            raise ServiceError("account.password", "a password is required", field="password")
+            raise ServiceError(
+                AuthCode.ACCOUNT_PASSWORD, "a password is required", field="password"
+            )
         words = [clean_login, *(display_name or "").split(), "tierspayant", *context_words]
         check_password_policy(password, context_words=words)
         password_hash = hash_password(password)
     if account_kind is AccountKind.INSURER_STAFF and insurer_id is None:
-        raise ServiceError("account.insurer", "insurer staff need an insurer", field="insurer")
+        raise ServiceError(
+            AuthCode.ACCOUNT_INSURER, "insurer staff need an insurer", field="insurer"
+        )
     if account_kind is AccountKind.MEMBER and (insurer_id is None or beneficiary_id is None):
-        raise ServiceError("account.beneficiary", "a member account needs its beneficiary")
+        raise ServiceError(AuthCode.ACCOUNT_BENEFICIARY, "a member account needs its beneficiary")
     now = platform.now()
     with platform.engine.begin() as conn:
         if clean_login is not None and repo.login_taken(conn, clean_login):
-            raise Conflict("account.exists", "an account with this login exists", field="login")
+            raise Conflict(
+                AuthCode.ACCOUNT_EXISTS, "an account with this login exists", field="login"
+            )
         if rpps is not None and repo.rpps_taken(conn, rpps):
-            raise Conflict("account.exists", "an account with this RPPS exists", field="rpps")
+            raise Conflict(
+                AuthCode.ACCOUNT_EXISTS, "an account with this RPPS exists", field="rpps"
+            )
         if insurer_id is not None and not repo.insurer_exists(conn, insurer_id):
-            raise NotFound("account.insurer", "no such insurer", field="insurer")
+            raise NotFound(AuthCode.ACCOUNT_INSURER, "no such insurer", field="insurer")
         if provider_id is not None and not repo.provider_exists(conn, provider_id):
-            raise NotFound("account.provider", "no such provider", field="provider")
+            raise NotFound(AuthCode.ACCOUNT_PROVIDER, "no such provider", field="provider")
         if account_kind is AccountKind.MEMBER and (
             insurer_id is None
             or beneficiary_id is None
             or not repo.beneficiary_exists(conn, insurer_id, beneficiary_id)
         ):
-            raise NotFound("account.beneficiary", "no such beneficiary", field="beneficiary")
+            raise NotFound(AuthCode.ACCOUNT_BENEFICIARY, "no such beneficiary", field="beneficiary")
         row = _insert_account(
             conn,
             now,

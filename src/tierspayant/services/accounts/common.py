@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 
 from tierspayant.config import MAX_FAILED_LOGINS_CEILING as MAX_FAILED_LOGINS_CEILING
 from tierspayant.config import Settings
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security.crypto import row_aad
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.security.secrets import (
@@ -201,7 +202,7 @@ def _principal_kind(kind: AccountKind) -> PrincipalKind:
 def _load_account(conn: Connection, account_id: int) -> AccountRow:
     row = repo.account_by_id(conn, account_id)
     if row is None:
-        raise NotFound("account.unknown", "no such account")
+        raise NotFound(AuthCode.ACCOUNT_UNKNOWN, "no such account")
     return row
 
 
@@ -289,11 +290,11 @@ def _locked(row: AccountRow, now: datetime) -> datetime | None:
 def _locked_error(until: datetime, now: datetime) -> TooManyRequests:
     wait = max(1, int((until - now).total_seconds()))
     return TooManyRequests(
-        "auth.locked",
+        AuthCode.LOCKED,
         "too many failed attempts: this account is locked for a while",
         retry_after=wait,
     )
 
 
 def _invalid_credentials() -> Unauthenticated:
-    return Unauthenticated("auth.invalid_credentials", "invalid login or password")
+    return Unauthenticated(AuthCode.INVALID_CREDENTIALS, "invalid login or password")

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security.secrets import (
     hash_password,
     needs_rehash,
@@ -103,7 +104,7 @@ def begin_login(
         elif _principal_status(conn, row.principal_id) != "active":
             _login_event(conn, now, row, allowed=False, step="password", reason="suspended", ip=ip)
             failure = Forbidden(
-                "auth.suspended", "this account is suspended; contact your administrator"
+                AuthCode.SUSPENDED, "this account is suspended; contact your administrator"
             )
         else:
             if needs_rehash(row.password_hash):
@@ -154,7 +155,7 @@ def _pending(conn: Connection, challenge_id: str, now: datetime) -> _Pending | N
 
 def _invalid_challenge() -> Unauthenticated:
     return Unauthenticated(
-        "auth.invalid_challenge", "this login attempt has expired; please log in again"
+        AuthCode.INVALID_CHALLENGE, "this login attempt has expired; please log in again"
     )
 
 

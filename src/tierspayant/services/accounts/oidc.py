@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security.oidc import OidcError, OidcIdentity
 from tierspayant.services.accounts.admin import _insert_account
 from tierspayant.services.accounts.common import (
@@ -73,12 +74,12 @@ def login_oidc(platform: Platform, identity: OidcIdentity, *, ip: str | None = N
                 ip=ip,
             )
             failure = Forbidden(
-                "auth.unknown_professional",
+                AuthCode.UNKNOWN_PROFESSIONAL,
                 "no provider registered with us matches this professional identity",
             )
         elif row.status != "active" or _principal_status(conn, row.principal_id) != "active":
             _login_event(conn, now, row, allowed=False, step="oidc", reason="suspended", ip=ip)
-            failure = Forbidden("auth.suspended", "this account is suspended")
+            failure = Forbidden(AuthCode.SUSPENDED, "this account is suspended")
         else:
             repo.record_oidc_login(conn, row.id, identity.sub, now)
             session = _open_session(

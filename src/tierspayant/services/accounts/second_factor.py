@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security import mfa
 from tierspayant.security.crypto import FieldCipher
 from tierspayant.security.secrets import (
@@ -118,7 +119,7 @@ def begin_webauthn(platform: Platform, challenge_id: str, rp: mfa.WebAuthnRelyin
             raise _invalid_challenge()
         ids = repo.webauthn_credential_ids(conn, pending.account.id)
         if not ids:
-            raise ServiceError("auth.no_security_key", "this account has no security key")
+            raise ServiceError(AuthCode.NO_SECURITY_KEY, "this account has no security key")
         ceremony = mfa.webauthn_authentication_options(rp, allow_credential_ids=ids)
         repo.set_webauthn_challenge(conn, pending.challenge.id_digest, ceremony.challenge)
     return ceremony.options_json
@@ -144,9 +145,9 @@ def complete_mfa(
     """
     given = [v for v in (totp_code, recovery_code, webauthn_response) if v is not None]
     if len(given) != 1:
-        raise ServiceError("auth.mfa_method", "give exactly one second factor")
+        raise ServiceError(AuthCode.MFA_METHOD, "give exactly one second factor")
     if webauthn_response is not None and rp is None:
-        raise ServiceError("auth.mfa_method", "WebAuthn needs the relying party settings")
+        raise ServiceError(AuthCode.MFA_METHOD, "WebAuthn needs the relying party settings")
     policy = auth_policy(platform.settings)
     now = platform.now()
     failure: ServiceError | None = None
@@ -237,19 +238,19 @@ def _mfa_failure(
         return _invalid_credentials(), row.failed_logins
     if reason == "not_enrolled":
         return (
-            Forbidden("auth.mfa_enrolment_required", "enrol a second factor first"),
+            Forbidden(AuthCode.MFA_ENROLMENT_REQUIRED, "enrol a second factor first"),
             row.failed_logins,
         )
     if reason in {"suspended", "disabled"}:
         _consume(conn, challenge, now)
-        return Forbidden("auth.suspended", "this account is suspended"), row.failed_logins
+        return Forbidden(AuthCode.SUSPENDED, "this account is suspended"), row.failed_logins
     failures, locked_until = _fail_counts(conn, row, now, policy)
     attempts = challenge.attempts + 1
     spent = attempts >= policy.challenge_attempts or locked_until is not None
     repo.count_challenge_attempt(conn, challenge.id_digest, attempts, now if spent else None)
     if locked_until is not None:
         return _locked_error(locked_until, now), failures
-    return Unauthenticated("auth.mfa_failed", "the second factor was not accepted"), failures
+    return Unauthenticated(AuthCode.MFA_FAILED, "the second factor was not accepted"), failures
 
 
 def step_up(
@@ -263,7 +264,7 @@ def step_up(
     """Confirm the second factor again inside a session (the guard's soft limit asks for
     it); refreshes ``mfa_at``. Failures count towards the lockout like at login."""
     if (totp_code is None) == (recovery_code is None):
-        raise ServiceError("auth.mfa_method", "give exactly one second factor")
+        raise ServiceError(AuthCode.MFA_METHOD, "give exactly one second factor")
     info = validate_session(platform, token)
     policy = auth_policy(platform.settings)
     now = platform.now()
@@ -285,7 +286,7 @@ def step_up(
                 _revoke_account_sessions(conn, row.id, now)
                 failure = _locked_error(locked_until, now)
             else:
-                failure = Unauthenticated("auth.mfa_failed", "the second factor was not accepted")
+                failure = Unauthenticated(AuthCode.MFA_FAILED, "the second factor was not accepted")
         _audit(
             conn,
             at=now,

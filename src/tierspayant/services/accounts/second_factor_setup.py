@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security import mfa
 from tierspayant.security.crypto import FieldCipher
 from tierspayant.services.accounts.common import (
@@ -43,7 +44,7 @@ def _setup_pending(conn: Connection, challenge_id: str, now: datetime) -> _Pendi
     # otherwise a stolen password would let the thief replace the victim's factor.
     if _methods(conn, pending.account):
         raise Forbidden(
-            "auth.already_enrolled", "a second factor is already enrolled on this account"
+            AuthCode.ALREADY_ENROLLED, "a second factor is already enrolled on this account"
         )
     return pending
 
@@ -233,7 +234,7 @@ def regenerate_recovery_codes(platform: Platform, token: str) -> tuple[str, ...]
     info = validate_session(platform, token)
     now = platform.now()
     if info.mfa_at is None or now - info.mfa_at > policy.session_idle:
-        raise Forbidden("auth.step_up_required", "confirm your second factor first")
+        raise Forbidden(AuthCode.STEP_UP_REQUIRED, "confirm your second factor first")
     with platform.engine.begin() as conn:
         codes = _replace_recovery_codes(conn, info.account_id, now)
         row = _load_account(conn, info.account_id)

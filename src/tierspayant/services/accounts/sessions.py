@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
+from tierspayant.domain.codes import AuthCode
 from tierspayant.security.principal import AuthStrength, Principal
 from tierspayant.security.secrets import (
     new_access_token,
@@ -96,11 +97,11 @@ def _build_principal(conn: Connection, row: AccountRow) -> Principal:
 
 
 def _session_expired() -> Unauthenticated:
-    return Unauthenticated("auth.session_expired", "your session has expired; log in again")
+    return Unauthenticated(AuthCode.SESSION_EXPIRED, "your session has expired; log in again")
 
 
 def _session_invalid() -> Unauthenticated:
-    return Unauthenticated("auth.session_invalid", "not logged in")
+    return Unauthenticated(AuthCode.SESSION_INVALID, "not logged in")
 
 
 SESSION_TOUCH_INTERVAL = timedelta(seconds=30)
