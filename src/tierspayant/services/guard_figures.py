@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from tierspayant.security.guard import GuardUnavailable
 from tierspayant.services.errors import Unavailable
 from tierspayant.services.platform import Platform
-from tierspayant.store.security_tables import save_daily
+from tierspayant.store.guard_figures import save_daily
 
 
 def _guard_off() -> Unavailable:
