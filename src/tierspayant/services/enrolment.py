@@ -35,7 +35,7 @@ from tierspayant.services.enrolment_prepare import LinePreparer, ParallelPrepare
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
-from tierspayant.store import beneficiaries as store
+from tierspayant.store import beneficiary_import as store
 from tierspayant.store import enrolment as runs
 from tierspayant.store.insurers import insurer_id_by_amc, latest_catalogue_document
 from tierspayant.store.keys import insurer_scope
