@@ -53,12 +53,8 @@ from tierspayant.services.alerts import (
 from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import Conflict, Forbidden, NotFound
 from tierspayant.store.db import make_engine
-from tierspayant.store.security_tables import (
-    GuardDailyHistory,
-    guard_daily,
-    save_daily,
-    security_alerts,
-)
+from tierspayant.store.guard_figures import GuardDailyHistory, save_daily
+from tierspayant.store.security_tables import guard_daily, security_alerts
 from tierspayant.store.tables import access_tokens, audit_events, metadata, principals
 
 RNG = random.Random(33_000_000)

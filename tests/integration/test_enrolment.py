@@ -40,8 +40,7 @@ from tierspayant.services.enrolment import ImportSummary, import_beneficiaries
 from tierspayant.services.enrolment_prepare import DIGEST_PURPOSE, ParallelPreparer, WorkerError
 from tierspayant.services.errors import NotFound, ServiceError
 from tierspayant.services.platform import Platform
-from tierspayant.store import audit
-from tierspayant.store import beneficiaries as store_beneficiaries
+from tierspayant.store import audit, beneficiary_import
 from tierspayant.store.beneficiaries import (
     count_beneficiaries,
     family_members,
@@ -676,9 +675,9 @@ def test_given_small_chunks_then_duplicates_ids_and_counts_hold_across_chunks(
     monkeypatch: pytest.MonkeyPatch,
     merge_each_chunk: bool,
 ) -> None:
-    monkeypatch.setattr(store_beneficiaries, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(beneficiary_import, "CHUNK_ROWS", 4)
     dialects = {"sqlite", "postgresql"} if merge_each_chunk else set()
-    monkeypatch.setattr(store_beneficiaries, "MERGE_EACH_CHUNK_ON", frozenset(dialects))
+    monkeypatch.setattr(beneficiary_import, "MERGE_EACH_CHUNK_ON", frozenset(dialects))
     insurer = seed_insurer(platform)
     first = [person(n, member=f"A{n:08d}") for n in range(1, 11)]
     run(platform, insurer, write(tmp_path, "v1.csv", *first[:6]))
@@ -796,23 +795,23 @@ def test_given_the_database_write_of_a_chunk_fails_then_the_run_fails_and_nothin
         tmp_path / "second.csv", 2500, seed=32, contracts=insurer.contracts, start=FILE_DATE
     )
     # Chunks of 1,000 prepared lines, each handed to the writer at once: three writes.
-    monkeypatch.setattr(store_beneficiaries, "CHUNK_ROWS", 200)
-    original = store_beneficiaries.BeneficiaryImport._write
+    monkeypatch.setattr(beneficiary_import, "CHUNK_ROWS", 200)
+    original = beneficiary_import.BeneficiaryImport._write
     writes: list[int] = []
 
-    def failing_write(self: store_beneficiaries.BeneficiaryImport, *args: Any) -> None:
+    def failing_write(self: beneficiary_import.BeneficiaryImport, *args: Any) -> None:
         writes.append(len(args[0]))
         if len(writes) == 2:
             raise Boom("the database went away")
         original(self, *args)
 
-    monkeypatch.setattr(store_beneficiaries.BeneficiaryImport, "_write", failing_write)
+    monkeypatch.setattr(beneficiary_import.BeneficiaryImport, "_write", failing_write)
     with pytest.raises(Boom):
         run(platform, insurer, second.path, workers=0)
     assert len(writes) == 2  # nothing written after the failure
     assert _writer_threads() == []
     assert snapshot(platform, insurer.id) == before
-    monkeypatch.setattr(store_beneficiaries.BeneficiaryImport, "_write", original)
+    monkeypatch.setattr(beneficiary_import.BeneficiaryImport, "_write", original)
     assert run(platform, insurer, second.path, confirm=covered_on(before, FILE_DATE)).inserted == (
         2500
     )

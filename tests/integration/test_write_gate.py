@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select
 from tests.conftest import SeededInsurer
 from tierspayant.security.audit import verify_chain
 from tierspayant.services.platform import Platform
-from tierspayant.store import audit, claims
+from tierspayant.store import audit, claims, prior_auth
 from tierspayant.store.audit_writer import AuditWriter
 from tierspayant.store.claims_tables import claims as claims_table
 from tierspayant.store.tables import audit_events, insurers, providers
@@ -96,7 +96,7 @@ def test_the_next_id_probes_each_insurers_key_instead_of_reading_it_whole(
 ) -> None:
     """It runs under the write lock: max(id) over (insurer_id, id) read the whole key,
     108 ms at a million claims on SQLite, while every other writer waited."""
-    query = claims._NEXT_CLAIM_ID if table == "claims" else claims._NEXT_AGREEMENT_ID
+    query = claims._NEXT_CLAIM_ID if table == "claims" else prior_auth._NEXT_AGREEMENT_ID
     with platform.engine.begin() as conn:
         sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
         plan = _plan(conn, sql)

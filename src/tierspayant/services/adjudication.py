@@ -34,12 +34,12 @@ from tierspayant.domain.claims import LineStatus, duplicate_key, near_key
 from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.guarantees import Contract
-from tierspayant.services.claims import amc_number_of
 from tierspayant.services.insurers import get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import adjudication as store
 from tierspayant.store import audit, ledger
 from tierspayant.store.claims import ClaimRow, lines_of, refresh_statistics
+from tierspayant.store.insurers import amc_number_of
 
 log = structlog.get_logger(__name__)
 

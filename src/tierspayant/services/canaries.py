@@ -40,7 +40,7 @@ from tierspayant.services.insurers import get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import cards as store
-from tierspayant.store.beneficiaries import STAGE_COLUMNS, StagedRow
+from tierspayant.store.beneficiary_import import STAGE_COLUMNS, StagedRow
 from tierspayant.store.insurers import amc_number_of
 from tierspayant.store.keys import insurer_scope
 

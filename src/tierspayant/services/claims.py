@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from tierspayant.domain import accounting
 from tierspayant.domain.claims import (
@@ -51,8 +51,8 @@ from tierspayant.services.platform import Platform
 from tierspayant.services.providers import Provider, get_provider
 from tierspayant.store import audit, ledger
 from tierspayant.store import claims as store
+from tierspayant.store.insurers import amc_number_of
 from tierspayant.store.payments import claim_is_paid
-from tierspayant.store.tables import insurers
 
 log = structlog.get_logger(__name__)
 
@@ -342,12 +342,6 @@ def _reverse_adjudication(platform: Platform, conn: Connection, claim: store.Cla
         ),
         at=platform.now(),
         insurer_id=claim.insurer_id,
-    )
-
-
-def amc_number_of(conn: Connection, insurer_id: int) -> str:
-    return str(
-        conn.execute(select(insurers.c.amc_number).where(insurers.c.id == insurer_id)).scalar_one()
     )
 
 

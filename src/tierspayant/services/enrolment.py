@@ -20,7 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from tierspayant.config import BASIS_POINTS
 from tierspayant.domain.codes import DirectoryCode, EnrolmentCode
@@ -37,9 +37,10 @@ from tierspayant.services.enrolment_prepare import LinePreparer, ParallelPrepare
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit
-from tierspayant.store import beneficiaries as store
+from tierspayant.store import beneficiary_import as store
+from tierspayant.store import enrolment as runs
+from tierspayant.store.insurers import insurer_id_by_amc, latest_catalogue_document
 from tierspayant.store.keys import insurer_scope
-from tierspayant.store.tables import catalogues, import_runs, insurers
 
 ACTION: Final = "enrolment.import"
 RUN_KIND: Final = "beneficiaries"
@@ -163,12 +164,7 @@ class _Target:
 
 
 def _contract_codes(conn: Connection, insurer_id: int) -> frozenset[str] | None:
-    document = conn.execute(
-        select(catalogues.c.document)
-        .where(catalogues.c.insurer_id == insurer_id)
-        .order_by(catalogues.c.version.desc())
-        .limit(1)
-    ).scalar()
+    document = latest_catalogue_document(conn, insurer_id)
     if document is None:
         return None
     parsed = json.loads(document)
@@ -178,9 +174,7 @@ def _contract_codes(conn: Connection, insurer_id: int) -> frozenset[str] | None:
 def _target(platform: Platform, amc_number: str) -> _Target:
     amc = amc_number.strip()
     with platform.engine.connect() as conn:
-        insurer_id = conn.execute(
-            select(insurers.c.id).where(insurers.c.amc_number == amc)
-        ).scalar()
+        insurer_id = insurer_id_by_amc(conn, amc)
         if insurer_id is None:
             raise NotFound(
                 DirectoryCode.INSURER_UNKNOWN, "no insurer has this AMC number", field="insurer"
@@ -412,19 +406,16 @@ def _run(
         error_report=error_report,
         first_errors=tuple(first_errors),
     )
-    conn.execute(
-        update(import_runs)
-        .where(import_runs.c.id == run_id)
-        .values(
-            finished_at=platform.now(),
-            lines=summary.lines,
-            inserted=summary.inserted,
-            updated=summary.updated,
-            unchanged=summary.unchanged,
-            terminated=summary.terminated,
-            rejected=summary.rejected,
-            status="done",
-        )
+    runs.finish_run(
+        conn,
+        run_id,
+        finished_at=platform.now(),
+        lines=summary.lines,
+        inserted=summary.inserted,
+        updated=summary.updated,
+        unchanged=summary.unchanged,
+        terminated=summary.terminated,
+        rejected=summary.rejected,
     )
     audit.append(
         conn,
@@ -458,20 +449,7 @@ def _start_run(
 ) -> int:
     # On SQLite this is the run's first write to the main database: it takes the write
     # lock before the merge reads anything, so no concurrent commit can invalidate it.
-    return int(
-        conn.execute(
-            import_runs.insert()
-            .values(
-                insurer_id=insurer_id,
-                kind=RUN_KIND,
-                mode=mode.value,
-                file_digest=file_digest,
-                started_at=started,
-                status="running",
-            )
-            .returning(import_runs.c.id)
-        ).scalar_one()
-    )
+    return runs.start_run(conn, insurer_id, RUN_KIND, mode.value, file_digest, started)
 
 
 def _record_failure(
@@ -491,19 +469,9 @@ def _record_failure(
     now = platform.now()
     try:
         with platform.engine.begin() as conn:
-            run_id = conn.execute(
-                import_runs.insert()
-                .values(
-                    insurer_id=target.insurer_id,
-                    kind=RUN_KIND,
-                    mode=mode.value,
-                    file_digest=_file_digest(path),
-                    started_at=started,
-                    finished_at=now,
-                    status="failed",
-                )
-                .returning(import_runs.c.id)
-            ).scalar_one()
+            run_id = runs.record_failed_run(
+                conn, target.insurer_id, RUN_KIND, mode.value, _file_digest(path), started, now
+            )
             audit.append(
                 conn,
                 at=now,

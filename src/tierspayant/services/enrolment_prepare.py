@@ -38,7 +38,7 @@ from tierspayant.security.crypto import BlindIndexer, DataKeys, hmac_sha256_stat
 from tierspayant.security.identity import BulkSealer, nir_index
 
 if TYPE_CHECKING:
-    from tierspayant.store.beneficiaries import StagedRow
+    from tierspayant.store.beneficiary_import import StagedRow
 
 DIGEST_PURPOSE: Final = "enrolment.row_digest"
 DIGEST_BYTES: Final = 16

@@ -17,7 +17,7 @@ from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard import GuardUnavailable
 from tierspayant.services.errors import Unavailable
 from tierspayant.services.platform import Platform
-from tierspayant.store.security_tables import save_daily
+from tierspayant.store.guard_figures import save_daily
 
 
 def _guard_off() -> Unavailable:

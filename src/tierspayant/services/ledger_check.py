@@ -14,24 +14,14 @@ Three kinds of proof, each a sum compared with another sum, to the cent:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import Connection
 
 from tierspayant.domain.accounting import Journal
 from tierspayant.domain.ledger import BANK, FEES
 from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 from tierspayant.store import overpayments as store
-from tierspayant.store.claims_tables import claims
-from tierspayant.store.ledger_tables import (
-    billing_statements,
-    fund_call_returns,
-    overpayment_recoveries,
-    overpayments,
-    payment_lines,
-    payments,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,32 +76,29 @@ def _ids(ids: tuple[int, ...]) -> str:
     return shown + (f" … ({len(ids)} in all)" if len(ids) > 20 else "")
 
 
-def _sum(conn: Connection, column: ColumnElement[Any]) -> int:
-    return int(conn.execute(select(func.coalesce(func.sum(column), 0))).scalar_one())
-
-
 def _reconciliations(conn: Connection) -> list[Difference]:
     journals = ledger.journal_totals(conn)
-    recovered = _sum(conn, payments.c.recovered_cents)
+    totals = ledger.record_totals(conn)
+    recovered = totals.recovered_cents
     collected = ledger.signed_journal_total(conn, Journal.BILLING.value, BANK)
-    called = _sum(conn, billing_statements.c.due_cents)
-    fees = _sum(conn, billing_statements.c.fee_cents)
-    returned = _sum(conn, fund_call_returns.c.cents)
-    transferred = _sum(conn, payments.c.net_cents)
+    called = totals.called_cents
+    fees = totals.fee_cents
+    returned = totals.returned_cents
+    transferred = totals.remitted_net_cents
     return [
         Difference(
             "adjudication postings vs accepted totals of claims",
-            _sum(conn, claims.c.amc_accepted_cents),
+            totals.claims_accepted_cents,
             journals.get(Journal.ADJUDICATION.value, 0),
         ),
         Difference(
             "paid lines vs remittance totals",
-            _sum(conn, payments.c.gross_cents),
-            _sum(conn, payment_lines.c.paid_cents),
+            totals.remitted_gross_cents,
+            totals.paid_line_cents,
         ),
         Difference(
             "payment postings vs transfers of remittances",
-            _sum(conn, payments.c.net_cents),
+            transferred,
             journals.get(Journal.PAYMENT.value, 0),
         ),
         Difference(
@@ -122,11 +109,11 @@ def _reconciliations(conn: Connection) -> list[Difference]:
         Difference(
             "undue recovered per item vs per remittance",
             recovered,
-            _sum(conn, overpayment_recoveries.c.cents),
+            totals.undue_recovered_cents,
         ),
         Difference(
             "undue postings vs undue records",
-            _sum(conn, overpayments.c.cents),
+            totals.undue_cents,
             journals.get(Journal.UNDUE.value, 0),
         ),
         Difference(
@@ -148,7 +135,7 @@ def _reconciliations(conn: Connection) -> list[Difference]:
         ),
         Difference(
             "recorded returns vs the fund calls they return",
-            _returned_calls(conn),
+            totals.returned_calls_cents,
             returned,
         ),
         Difference(
@@ -157,15 +144,3 @@ def _reconciliations(conn: Connection) -> list[Difference]:
             ledger.balance(conn, BANK),
         ),
     ]
-
-
-def _returned_calls(conn: Connection) -> int:
-    """The amounts due of the statements whose fund call was returned."""
-    query = select(func.coalesce(func.sum(billing_statements.c.due_cents), 0)).select_from(
-        fund_call_returns.join(
-            billing_statements,
-            (billing_statements.c.insurer_id == fund_call_returns.c.insurer_id)
-            & (billing_statements.c.period == fund_call_returns.c.period),
-        )
-    )
-    return int(conn.execute(query).scalar_one())

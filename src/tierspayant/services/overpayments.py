@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from tierspayant.domain import accounting
 from tierspayant.domain.codes import AuthCode, ClaimCode, PaymentCode
@@ -22,7 +22,6 @@ from tierspayant.services.insurers import get_insurer
 from tierspayant.services.platform import Platform
 from tierspayant.store import audit, ledger
 from tierspayant.store import overpayments as store
-from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.payments import PaidLine, paid_lines
 
 _REASON = re.compile(r"[a-z][a-z0-9_.]{2,59}")
@@ -154,22 +153,7 @@ def _flag(
     actor: str,
 ) -> UndueLine:
     _check_reason(reason_code)
-    known = conn.execute(
-        select(claim_lines.c.status)
-        .select_from(
-            claim_lines.join(
-                claims,
-                (claims.c.insurer_id == claim_lines.c.insurer_id)
-                & (claims.c.id == claim_lines.c.claim_id),
-            )
-        )
-        .where(
-            claim_lines.c.insurer_id == insurer_id,
-            claim_lines.c.claim_id == claim_id,
-            claim_lines.c.line_no == line_no,
-        )
-    ).first()
-    if known is None:
+    if not store.claim_line_exists(conn, insurer_id, claim_id, line_no):
         # Another insurer's claim gets the same answer as a claim that does not exist.
         raise NotFound(ClaimCode.UNKNOWN, "no such claim line", field="line_no")
     existing = store.overpayment_cents(conn, insurer_id, claim_id, line_no)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from tierspayant.config import Settings
 from tierspayant.domain.adjudication import counters_on
@@ -50,10 +50,11 @@ from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider,
 from tierspayant.services.platform import Platform
 from tierspayant.services.providers import provider_by_id
 from tierspayant.store import audit
-from tierspayant.store import claims as store
+from tierspayant.store import prior_auth as store
 from tierspayant.store.adjudication import counter_history
-from tierspayant.store.claims_tables import prior_authorisations
-from tierspayant.store.tables import insurers
+from tierspayant.store.claims import lock_allocation
+from tierspayant.store.insurers import amc_number_of
+from tierspayant.store.prior_auth import AgreementRow
 
 REQUEST_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,79}$")
 
@@ -149,7 +150,7 @@ def request_prior_auth(
     def answer(
         conn: Connection, insurer: Insurer, found: Identified | None
     ) -> tuple[PriorAuthAnswer, bool]:
-        store.lock_allocation(conn)
+        lock_allocation(conn)
         again = _by_key(conn, provider_id, request.request_key, digest)
         if again is not None:
             return again, False
@@ -166,8 +167,9 @@ def request_prior_auth(
             if status == PriorAuthStatus.GRANTED
             else None
         )
-        conn.execute(
-            prior_authorisations.insert().values(
+        store.insert_agreement(
+            conn,
+            AgreementRow(
                 insurer_id=insurer.id,
                 id=agreement_id,
                 agreement_number=number,
@@ -186,7 +188,7 @@ def request_prior_auth(
                 requested_at=now,
                 decided_at=None if status == PriorAuthStatus.PENDING else now,
                 decided_by=None if status == PriorAuthStatus.PENDING else "rules",
-            )
+            ),
         )
         audit.append(
             conn,
@@ -269,7 +271,7 @@ def _line_json(line: GuaranteedLine) -> dict[str, Any]:
     }
 
 
-def _answer(row: Any) -> PriorAuthAnswer:
+def _answer(row: AgreementRow) -> PriorAuthAnswer:
     return PriorAuthAnswer(
         agreement_number=row.agreement_number,
         status=PriorAuthStatus(row.status),
@@ -295,12 +297,7 @@ def _answer(row: Any) -> PriorAuthAnswer:
 def _by_key(
     conn: Connection, provider_id: int, request_key: str, digest: bytes
 ) -> PriorAuthAnswer | None:
-    row = conn.execute(
-        select(prior_authorisations).where(
-            prior_authorisations.c.provider_id == provider_id,
-            prior_authorisations.c.request_key == request_key,
-        )
-    ).first()
+    row = store.agreement_by_request_key(conn, provider_id, request_key)
     if row is None:
         return None
     if row.request_digest is not None and bytes(row.request_digest) != digest:
@@ -327,10 +324,8 @@ def get_prior_auth(platform: Platform, principal: Principal, number: str) -> Pri
     return answer
 
 
-def _row(conn: Connection, number: str) -> Any:
-    return conn.execute(
-        select(prior_authorisations).where(prior_authorisations.c.agreement_number == number)
-    ).first()
+def _row(conn: Connection, number: str) -> AgreementRow | None:
+    return store.agreement_by_number(conn, number)
 
 
 def decide_prior_auth(
@@ -362,29 +357,21 @@ def decide_prior_auth(
             if row.status == wanted and row.decided_by not in (None, "rules"):
                 return _answer(row)
             raise Conflict(PriorAuthCode.DECIDED, f"this request is already {row.status}")
-        values: dict[str, Any] = {
-            "status": wanted.value,
-            "decided_at": now,
-            "decided_by": actor[:120],
-            "reason": reason or None,
-            "reason_code": None if accept else "prior_auth.refused_by_insurer",
-            "valid_until": platform.today() + timedelta(days=in_force.validity_days)
+        store.record_decision(
+            conn,
+            row.insurer_id,
+            row.id,
+            status=wanted.value,
+            decided_at=now,
+            decided_by=actor[:120],
+            reason=reason or None,
+            reason_code=None if accept else "prior_auth.refused_by_insurer",
+            valid_until=platform.today() + timedelta(days=in_force.validity_days)
             if accept
             else None,
-        }
-        if not accept:
-            values["guaranteed_cents"] = 0
-        conn.execute(
-            update(prior_authorisations)
-            .where(
-                prior_authorisations.c.insurer_id == row.insurer_id,
-                prior_authorisations.c.id == row.id,
-            )
-            .values(**values)
+            guaranteed_cents=None if accept else 0,
         )
-        amc = conn.execute(
-            select(insurers.c.amc_number).where(insurers.c.id == row.insurer_id)
-        ).scalar_one()
+        amc = amc_number_of(conn, row.insurer_id)
         audit.append(
             conn,
             at=now,
@@ -395,4 +382,5 @@ def decide_prior_auth(
             detail={"agreement": number},
         )
         decided = _row(conn, number)
+        assert decided is not None  # updated above, in this transaction
         return _answer(decided)

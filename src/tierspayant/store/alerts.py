@@ -10,7 +10,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select, update
 
-from tierspayant.store.security_tables import GuardDailyHistory, security_alerts
+from tierspayant.store.guard_figures import GuardDailyHistory
+from tierspayant.store.security_tables import security_alerts
 
 __all__ = ["GuardDailyHistory", "acknowledge", "alert_exists", "insert_alert"]
 

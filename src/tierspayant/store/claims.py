@@ -3,7 +3,8 @@ which makes a resubmission idempotent), their lines, withdrawal, and the claim a
 rows the rest of the store reads.
 
 Adjudication's queue, batch reads and decision writes are in ``store/adjudication.py``;
-the driver-level helpers both use in ``store/bulk.py``.
+the driver-level helpers both use in ``store/bulk.py``; prior authorisation rows (whose ids
+are allocated under the same lock) in ``store/prior_auth.py``.
 """
 
 from __future__ import annotations
@@ -18,12 +19,7 @@ from sqlalchemy import Connection, Select, Table, delete, func, select, text, up
 
 from tierspayant.domain.claims import ClaimLine, ClaimStatus, LineStatus, line_from_detail
 from tierspayant.store.bulk import IDS_PER_QUERY, fetch, ids_in, is_postgres
-from tierspayant.store.claims_tables import (
-    benefit_counters,
-    claim_lines,
-    claims,
-    prior_authorisations,
-)
+from tierspayant.store.claims_tables import benefit_counters, claim_lines, claims
 from tierspayant.store.db import begin_write
 from tierspayant.store.tables import insurers
 
@@ -44,7 +40,8 @@ def lock_allocation(conn: Connection) -> None:
         begin_write(conn)
 
 
-def _next_id(table: Table) -> Select[int]:
+def next_id_query(table: Table) -> Select[int]:
+    """The next id of ``table``, keyed (insurer_id, id): run it under :func:`lock_allocation`."""
     # max(id) over an (insurer_id, id) key reads the whole key (108 ms at a million claims
     # on SQLite, under the write lock); the greatest id of each insurer is one probe of it.
     per_insurer = (
@@ -56,8 +53,7 @@ def _next_id(table: Table) -> Select[int]:
     return select(func.coalesce(func.max(per_insurer), 0) + 1).select_from(insurers)
 
 
-_NEXT_CLAIM_ID = _next_id(claims)
-_NEXT_AGREEMENT_ID = _next_id(prior_authorisations)
+_NEXT_CLAIM_ID = next_id_query(claims)
 
 
 def next_claim_id(conn: Connection) -> int:
@@ -65,11 +61,6 @@ def next_claim_id(conn: Connection) -> int:
 
     Only under :func:`lock_allocation`, taken earlier in the same transaction."""
     return int(conn.execute(_NEXT_CLAIM_ID).scalar_one())
-
-
-def next_agreement_id(conn: Connection) -> int:
-    """The next prior authorisation id, under :func:`lock_allocation` as well."""
-    return int(conn.execute(_NEXT_AGREEMENT_ID).scalar_one())
 
 
 @dataclass(frozen=True, slots=True)

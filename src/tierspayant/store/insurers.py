@@ -65,6 +65,14 @@ def first_insurer(conn: Connection, amc_number: str | None = None) -> tuple[int,
     return None if row is None else (int(row.id), str(row.amc_number))
 
 
+def insurer_id_by_amc(conn: Connection, amc_number: str) -> int | None:
+    """The id of the insurer with this AMC number, or None."""
+    insurer_id = conn.execute(
+        select(insurers.c.id).where(insurers.c.amc_number == amc_number)
+    ).scalar()
+    return None if insurer_id is None else int(insurer_id)
+
+
 def amc_number_of(conn: Connection, insurer_id: int) -> str:
     """The AMC number of the insurer ``insurer_id`` (which must exist)."""
     return str(
@@ -90,6 +98,17 @@ def latest_catalogue(conn: Connection, insurer_id: int) -> CatalogueVersion | No
         .limit(1)
     ).first()
     return None if row is None else CatalogueVersion(int(row.version), str(row.digest))
+
+
+def latest_catalogue_document(conn: Connection, insurer_id: int) -> str | None:
+    """The canonical JSON of the insurer's newest catalogue, or None if it has none."""
+    document = conn.execute(
+        select(catalogues.c.document)
+        .where(catalogues.c.insurer_id == insurer_id)
+        .order_by(catalogues.c.version.desc())
+        .limit(1)
+    ).scalar()
+    return None if document is None else str(document)
 
 
 def insert_catalogue(

@@ -5,14 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from tierspayant.domain.codes import LedgerCode
 from tierspayant.domain.ledger import Entry, LedgerError, Posting
 from tierspayant.store.bulk import bound, copy_in, is_postgres, stage
-from tierspayant.store.ledger_tables import ledger_entries, ledger_postings
+from tierspayant.store.claims_tables import claims
+from tierspayant.store.ledger_tables import (
+    billing_statements,
+    fund_call_returns,
+    ledger_entries,
+    ledger_postings,
+    overpayment_recoveries,
+    overpayments,
+    payment_lines,
+    payments,
+)
 from tierspayant.store.tables import insurers
 
 
@@ -183,6 +193,56 @@ def signed_journal_total(conn: Connection, journal: str, account_name: str) -> i
         .where(ledger_postings.c.journal == journal, ledger_entries.c.account == account_name)
     )
     return int(conn.execute(query).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTotals:
+    """What the records other than the ledger say, summed, for ``ledger check``."""
+
+    claims_accepted_cents: int  # accepted AMC totals of claims
+    remitted_gross_cents: int  # remittances, before deductions
+    remitted_net_cents: int  # remittances, as transferred
+    recovered_cents: int  # undue deducted on remittances
+    paid_line_cents: int  # paid lines of remittances
+    undue_cents: int  # undue records
+    undue_recovered_cents: int  # undue recovered, per item
+    called_cents: int  # fund calls of statements
+    fee_cents: int  # operator fees of statements
+    returned_cents: int  # recorded returns of fund calls
+    returned_calls_cents: int  # amounts due of the statements whose fund call was returned
+
+
+def _sum(conn: Connection, column: ColumnElement[Any]) -> int:
+    return int(conn.execute(select(func.coalesce(func.sum(column), 0))).scalar_one())
+
+
+def _returned_calls(conn: Connection) -> int:
+    """The amounts due of the statements whose fund call was returned."""
+    query = select(func.coalesce(func.sum(billing_statements.c.due_cents), 0)).select_from(
+        fund_call_returns.join(
+            billing_statements,
+            (billing_statements.c.insurer_id == fund_call_returns.c.insurer_id)
+            & (billing_statements.c.period == fund_call_returns.c.period),
+        )
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def record_totals(conn: Connection) -> RecordTotals:
+    """The sums of the claims, remittances, undue records and statements, one query each."""
+    return RecordTotals(
+        claims_accepted_cents=_sum(conn, claims.c.amc_accepted_cents),
+        remitted_gross_cents=_sum(conn, payments.c.gross_cents),
+        remitted_net_cents=_sum(conn, payments.c.net_cents),
+        recovered_cents=_sum(conn, payments.c.recovered_cents),
+        paid_line_cents=_sum(conn, payment_lines.c.paid_cents),
+        undue_cents=_sum(conn, overpayments.c.cents),
+        undue_recovered_cents=_sum(conn, overpayment_recoveries.c.cents),
+        called_cents=_sum(conn, billing_statements.c.due_cents),
+        fee_cents=_sum(conn, billing_statements.c.fee_cents),
+        returned_cents=_sum(conn, fund_call_returns.c.cents),
+        returned_calls_cents=_returned_calls(conn),
+    )
 
 
 def amc_number(conn: Connection, insurer_id: int) -> str:

@@ -9,11 +9,31 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, func, select, update
 
 from tierspayant.domain.claims import LineStatus
-from tierspayant.store.claims_tables import claim_lines
+from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.ledger_tables import overpayment_recoveries, overpayments
 from tierspayant.store.payments import PaidLine
 
 LineKey = tuple[int, int, int]  # (insurer_id, claim_id, line_no)
+
+
+def claim_line_exists(conn: Connection, insurer_id: int, claim_id: int, line_no: int) -> bool:
+    """Whether the insurer's claim ``claim_id`` has a line ``line_no``."""
+    known = conn.execute(
+        select(claim_lines.c.status)
+        .select_from(
+            claim_lines.join(
+                claims,
+                (claims.c.insurer_id == claim_lines.c.insurer_id)
+                & (claims.c.id == claim_lines.c.claim_id),
+            )
+        )
+        .where(
+            claim_lines.c.insurer_id == insurer_id,
+            claim_lines.c.claim_id == claim_id,
+            claim_lines.c.line_no == line_no,
+        )
+    ).first()
+    return known is not None
 
 
 def overpayment_cents(conn: Connection, insurer_id: int, claim_id: int, line_no: int) -> int | None:

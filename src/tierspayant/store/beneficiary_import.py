@@ -1,0 +1,594 @@
+"""Beneficiaries in the database: the bulk import path.
+
+Import (:class:`BeneficiaryImport`): rows already validated, encrypted and indexed by the
+caller are *staged* into a temporary table in chunks (``COPY`` on PostgreSQL,
+``executemany`` on SQLite) and *merged* into ``beneficiaries`` with a handful of
+set-based statements (chunk by chunk on PostgreSQL, once at the end on SQLite), all
+inside the caller's transaction. Python never holds more than one chunk: memory stays
+flat however large the file.
+
+Nothing staged is in clear: the staging table holds the same ciphertexts and blind indexes
+as the final table.
+
+On PostgreSQL, staging and merging run on a writer thread of the import, one chunk behind
+the caller: the server works on a chunk while the caller prepares the next one (psycopg
+releases the GIL while it waits for the server). The thread uses the caller's connection
+only while the caller does not; at most one chunk waits for it, so memory stays flat. On
+SQLite, whose work happens inside this process and holds the GIL in between statements,
+a thread made the import slower: it writes in the caller's thread.
+
+The SQL below is assembled from module constants only (table and column names, enum
+values); every value that comes from a caller or a file is a bound parameter or travels
+through COPY/executemany. Hence the ``noqa: S608`` marks.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import IntEnum
+from types import TracebackType
+from typing import Any, Final
+
+from psycopg.types.string import BytesBinaryDumper
+from sqlalchemy import Connection, Date, DateTime, bindparam, func, select, text
+
+from tierspayant.store.tables import beneficiaries
+
+STAGE: Final = "stage_beneficiaries"
+KEEP: Final = "stage_beneficiaries_keep"
+CHUNK_ROWS = 5000  # rows per COPY/executemany (and per merge, where merged as we go)
+# Dialects whose imports merge each chunk as it is staged (see BeneficiaryImport).
+MERGE_EACH_CHUNK_ON = frozenset({"postgresql"})
+# Dialects whose imports stage (and merge) on a writer thread (see BeneficiaryImport).
+WRITE_IN_BACKGROUND_ON = frozenset({"postgresql"})
+WRITER_QUEUE = 1  # chunks waiting for the writer thread (each holds CHUNK_ROWS rows)
+# Row digest of a row ended by a full import: matches no line, so the beneficiary's
+# line coming back in a later file updates (reinstates) the row.
+TERMINATED_DIGEST: Final = bytes(16)
+_ENROLMENT_LOCK: Final = 7_272_001  # PostgreSQL advisory lock class of imports
+
+# The order of the values of a staged row (see StagedRow).
+STAGE_COLUMNS: Final = (
+    "line_no",
+    "action",
+    "idx_nir",
+    "idx_member",
+    "idx_family",
+    "key_version",
+    "nir_ct",
+    "member_number_ct",
+    "birth_date_ct",
+    "last_name_ct",
+    "first_name_ct",
+    "birth_rank",
+    "sex",
+    "quality",
+    "birth_year",
+    "contract_code",
+    "coverage_start",
+    "coverage_end",
+    "css",
+    "row_digest",
+)
+# line_no, action ("A"/"R"), idx_nir, idx_member, idx_family, key_version, the five
+# ciphertexts, birth_rank, sex, quality, birth_year, contract_code, coverage_start and
+# coverage_end as ISO dates, css, row_digest.
+StagedRow = tuple[
+    int, str, bytes, bytes, bytes, int, bytes, bytes, bytes, bytes, bytes,
+    int, str, str, int, str, str, str | None, bool, bytes,
+]  # fmt: skip
+
+_COPY_TYPES: Final = [
+    "int4", "text", "bytea", "bytea", "bytea", "int4", "bytea", "bytea", "bytea", "bytea",
+    "bytea", "int2", "text", "text", "int2", "text", "text", "text", "bool", "bytea",
+]  # fmt: skip
+# Columns copied from the staging table into beneficiaries, as they are named in both.
+_DATA_COLUMNS: Final = STAGE_COLUMNS[2:]
+
+
+class StageState(IntEnum):
+    """What the merge decided for a staged line."""
+
+    NEW = 0
+    UNCHANGED = 1
+    CHANGED = 2
+    DUPLICATE = 3  # same NIR and rank as an earlier line of the file
+    UNKNOWN = 4  # removal of a beneficiary the platform does not hold
+
+
+@dataclass(frozen=True, slots=True)
+class MergeCounts:
+    """What one merge did."""
+
+    inserted: int
+    updated: int
+    unchanged: int
+    terminated: int
+    duplicates: int
+    unknown_removals: int
+
+
+@contextmanager
+def import_connection(conn: Connection) -> Iterator[Connection]:
+    """Prepare ``conn`` (not in a transaction yet) for an import, and restore it after.
+
+    SQLite keeps temporary tables in memory by default here (``temp_store=MEMORY``): the
+    staging table of a large file would then live in RAM. For the import it goes to a
+    temporary file instead, so memory stays flat with the file's size.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        conn.exec_driver_sql("PRAGMA temp_store=FILE")
+        conn.commit()
+    try:
+        yield conn
+    finally:
+        if sqlite:
+            if conn.in_transaction():
+                conn.rollback()
+            conn.exec_driver_sql("PRAGMA temp_store=MEMORY")
+            conn.commit()
+
+
+def lock_insurer(conn: Connection, insurer_id: int) -> None:
+    """Serialise imports of one insurer (PostgreSQL; SQLite has one writer anyway)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+            {"cls": _ENROLMENT_LOCK, "key": insurer_id},
+        )
+
+
+def create_staging(conn: Connection) -> None:
+    """Create the (empty) staging tables for one import, inside the caller's transaction."""
+    if conn.dialect.name == "postgresql":
+        # Dates travel as ISO text (the same staged tuple serves both engines); cast on merge.
+        conn.exec_driver_sql(
+            f"""CREATE TEMP TABLE {STAGE} (
+                line_no integer PRIMARY KEY, action text NOT NULL,
+                idx_nir bytea NOT NULL, idx_member bytea NOT NULL, idx_family bytea NOT NULL,
+                key_version integer NOT NULL,
+                nir_ct bytea NOT NULL, member_number_ct bytea NOT NULL,
+                birth_date_ct bytea NOT NULL, last_name_ct bytea NOT NULL,
+                first_name_ct bytea NOT NULL,
+                birth_rank smallint NOT NULL, sex text NOT NULL, quality text NOT NULL,
+                birth_year smallint NOT NULL, contract_code text NOT NULL,
+                coverage_start text NOT NULL, coverage_end text, css boolean NOT NULL,
+                row_digest bytea NOT NULL,
+                state smallint NOT NULL DEFAULT 0, existing_id bigint
+            ) ON COMMIT DROP"""
+        )
+        conn.exec_driver_sql(f"CREATE TEMP TABLE {KEEP} (idx_nir bytea NOT NULL) ON COMMIT DROP")
+        return
+    # SQLite: a pooled connection may still hold the tables of a run that failed.
+    drop_staging(conn)
+    conn.exec_driver_sql(
+        f"""CREATE TEMP TABLE {STAGE} (
+            line_no INTEGER PRIMARY KEY, action TEXT NOT NULL,
+            idx_nir BLOB NOT NULL, idx_member BLOB NOT NULL, idx_family BLOB NOT NULL,
+            key_version INTEGER NOT NULL,
+            nir_ct BLOB NOT NULL, member_number_ct BLOB NOT NULL, birth_date_ct BLOB NOT NULL,
+            last_name_ct BLOB NOT NULL, first_name_ct BLOB NOT NULL,
+            birth_rank INTEGER NOT NULL, sex TEXT NOT NULL, quality TEXT NOT NULL,
+            birth_year INTEGER NOT NULL, contract_code TEXT NOT NULL,
+            coverage_start TEXT NOT NULL, coverage_end TEXT, css INTEGER NOT NULL,
+            row_digest BLOB NOT NULL,
+            state INTEGER NOT NULL DEFAULT 0, existing_id INTEGER
+        )"""
+    )
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {KEEP} (idx_nir BLOB NOT NULL)")
+
+
+def drop_staging(conn: Connection) -> None:
+    """Drop the staging tables if they exist (SQLite; PostgreSQL drops them at commit)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{STAGE}")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{KEEP}")
+
+
+class _ChunkWriter:
+    """A thread that writes handed-off chunks in order, one at a time.
+
+    :meth:`submit` blocks while a chunk is already waiting (so at most two chunks exist
+    besides the caller's: memory stays flat). The first error stops the writing; it is
+    raised in the caller by the next :meth:`submit` or :meth:`drain`.
+    """
+
+    def __init__(self, write: Callable[[list[StagedRow], list[tuple[bytes]]], None]) -> None:
+        self._write = write
+        self._queue: queue.Queue[tuple[list[StagedRow], list[tuple[bytes]]] | None] = queue.Queue(
+            maxsize=WRITER_QUEUE
+        )
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._run, name="beneficiary-import-writer")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None and not self._abandoned:
+                    self._write(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                self._error = exc
+            finally:
+                self._queue.task_done()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def submit(self, rows: list[StagedRow], keep: list[tuple[bytes]]) -> None:
+        """Queue a chunk (waits while the previous one has not been taken yet)."""
+        self._raise_error()
+        self._queue.put((rows, keep))
+
+    def drain(self) -> None:
+        """Wait until every submitted chunk is written; raise the writer's error if any."""
+        self._queue.join()
+        self._raise_error()
+
+    def close(self) -> None:
+        """Stop the thread: chunks not started yet are dropped (idempotent)."""
+        if not self._thread.is_alive():
+            return
+        self._abandoned = True
+        with suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+                self._queue.task_done()
+        self._queue.put(None)
+        self._thread.join()
+
+
+class BeneficiaryImport:
+    """Stages one import's rows and merges them into ``beneficiaries``, in the caller's
+    transaction. Use as a context manager: leaving it stops the writer thread, which
+    must happen before the transaction ends (also on error).
+
+    Rows arrive in line order and are written a chunk at a time (``COPY`` on PostgreSQL,
+    ``executemany`` on SQLite). On PostgreSQL each chunk is also merged at once, by a
+    writer thread, so the server works while the caller prepares the next lines; on
+    SQLite the merge waits for :meth:`finish`, because merging takes the database's
+    single write lock and other writers (the API's audit log) should not wait for the
+    whole file.
+
+    The merge, for a range of lines: a line whose (NIR, rank) index appeared on an earlier
+    line is a duplicate; the others are matched with existing rows by that index and are
+    new, changed (row digest differs) or unchanged; a removal of an unknown beneficiary is
+    rejected; new rows get ids ``max(id) + 1, + 2…`` in line order; changed rows are
+    rewritten. When the insurer had no rows before the run, the matching is skipped: any
+    row found would come from an earlier line of the file, a duplicate already.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        insurer_id: int,
+        now: datetime,
+        chunk_rows: int | None = None,
+    ) -> None:
+        self.conn = conn
+        self.insurer_id = insurer_id
+        self.now = now
+        self.chunk_rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
+        self.staged = 0
+        self._postgres = conn.dialect.name == "postgresql"
+        self._merge_each_chunk = conn.dialect.name in MERGE_EACH_CHUNK_ON
+        self._rows: list[StagedRow] = []
+        self._keep: list[tuple[bytes]] = []
+        self._first_line: int | None = None  # first line staged and not merged yet
+        self._removals = False  # whether a removal line was staged and not merged yet
+        self._inserted = 0
+        self._updated = 0
+        columns = ", ".join(STAGE_COLUMNS)
+        marks = ", ".join("?" for _ in STAGE_COLUMNS)
+        self._insert = f"INSERT INTO {STAGE} ({columns}) VALUES ({marks})"  # noqa: S608
+        self._copy = f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT BINARY)"
+        self._keep_sql = f"INSERT INTO {KEEP} (idx_nir) VALUES ({'%s' if self._postgres else '?'})"  # noqa: S608
+        lock_insurer(conn, insurer_id)
+        create_staging(conn)
+        if self._merge_each_chunk:
+            self._index_staging()
+        self._base = self._max_id() if self._merge_each_chunk else 0
+        self.had_rows = self._base > 0 if self._merge_each_chunk else False
+        self._writer = (
+            _ChunkWriter(self._write) if conn.dialect.name in WRITE_IN_BACKGROUND_ON else None
+        )
+
+    def __enter__(self) -> BeneficiaryImport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the writer thread, dropping chunks not written yet (idempotent)."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def add_many(self, rows: list[StagedRow]) -> None:
+        """Stage valid lines (in line order)."""
+        self._rows.extend(rows)
+        if len(self._rows) >= self.chunk_rows:
+            self._hand_off()
+
+    def keep(self, idx_nir: bytes) -> None:
+        """Name a beneficiary whose line was rejected: a full import must not end them."""
+        self._keep.append((idx_nir,))
+        if len(self._keep) >= self.chunk_rows:
+            self._hand_off()
+
+    def flush(self) -> None:
+        """Write what is buffered (and merge it, on PostgreSQL), and wait until written."""
+        self._hand_off()
+        if self._writer is not None:
+            self._writer.drain()
+
+    def _hand_off(self) -> None:
+        rows, keep = self._rows, self._keep
+        if not rows and not keep:
+            return
+        self._rows, self._keep = [], []
+        if self._writer is None:
+            self._write(rows, keep)
+        else:
+            self._writer.submit(rows, keep)
+
+    def _write(self, rows: list[StagedRow], keep: list[tuple[bytes]]) -> None:
+        """Stage ``rows`` and ``keep`` (and merge the rows, on PostgreSQL)."""
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        if rows:
+            first, last = rows[0][0], rows[-1][0]
+            if self._postgres:
+                with raw.cursor() as cursor:
+                    _fast_bytea(cursor)
+                    with cursor.copy(self._copy) as copy:
+                        copy.set_types(_COPY_TYPES)
+                        for row in rows:
+                            copy.write_row(row)
+            else:
+                raw.executemany(self._insert, rows)
+            self.staged += len(rows)
+            if self._first_line is None:
+                self._first_line = first
+            if not self._removals:
+                self._removals = any(row[1] == "R" for row in rows)
+            if self._merge_each_chunk:
+                self._merge_lines(self._first_line, last)
+                self._first_line = None
+        if keep:
+            if self._postgres:
+                with raw.cursor() as cursor:
+                    cursor.executemany(self._keep_sql, keep)
+            else:
+                raw.executemany(self._keep_sql, keep)
+
+    def count_terminable(self, terminate_before: date) -> int:
+        """The insurer's rows that a full import on ``terminate_before`` could end: not
+        canaries, and covered past the day before. Call it before staging anything."""
+        return int(
+            self.conn.execute(
+                text(
+                    f"SELECT count(*) FROM beneficiaries WHERE {_TERMINABLE}"  # noqa: S608
+                ).bindparams(bindparam("end", type_=Date())),
+                {"insurer": self.insurer_id, "end": terminate_before - timedelta(days=1)},
+            ).scalar_one()
+        )
+
+    def finish(
+        self,
+        *,
+        terminate_before: date | None,
+        on_rejected: Callable[[int, StageState], None],
+        approve_terminations: Callable[[int], None] | None = None,
+    ) -> MergeCounts:
+        """Merge what is left, report rejected lines, end absent rows (full mode).
+
+        Duplicates and removals of unknown beneficiaries go to ``on_rejected(line_no,
+        state)`` in line order. With ``terminate_before`` (full mode: the file date), the
+        insurer's rows absent from the file (and not canaries, and not named by a rejected
+        line) end the day before. ``approve_terminations(count)`` is called with how many
+        that is (0 without ``terminate_before``) before any row is ended (on SQLite,
+        before any row is written at all): raising there undoes the run.
+        """
+        self.flush()
+        self.close()
+        conn = self.conn
+        if not self._merge_each_chunk:
+            self._index_staging()
+            self._base = self._max_id()
+            self.had_rows = self._base > 0
+        conn.exec_driver_sql(
+            f"CREATE INDEX {'' if self._postgres else 'temp.'}ix_{KEEP}_nir ON {KEEP} (idx_nir)"
+        )
+        end = None if terminate_before is None else terminate_before - timedelta(days=1)
+        if approve_terminations is not None:
+            # Merging cannot change this count: every row it inserts or rewrites is staged,
+            # and staged rows are never absent.
+            approve_terminations(0 if end is None or not self.had_rows else self._absent(end))
+        if not self._merge_each_chunk:
+            last = conn.execute(text(f"SELECT max(line_no) FROM {STAGE}")).scalar()  # noqa: S608
+            if last is not None:
+                self._merge_lines(1, int(last))
+        duplicates = unknown = 0
+        rejected = conn.execute(
+            text(
+                f"SELECT line_no, state FROM {STAGE} WHERE state IN "  # noqa: S608
+                f"({StageState.DUPLICATE:d}, {StageState.UNKNOWN:d}) ORDER BY line_no"
+            ).execution_options(yield_per=2000)
+        )
+        for line_no, state in rejected:
+            if state == StageState.DUPLICATE:
+                duplicates += 1
+            else:
+                unknown += 1
+            on_rejected(int(line_no), StageState(state))
+        unchanged = int(
+            conn.execute(
+                text(f"SELECT count(*) FROM {STAGE} WHERE state = {StageState.UNCHANGED:d}")  # noqa: S608
+            ).scalar_one()
+        )
+        terminated = 0
+        if end is not None and self.had_rows:
+            terminated = self._terminate_absent(end)
+        return MergeCounts(
+            inserted=self._inserted,
+            updated=self._updated,
+            unchanged=unchanged,
+            terminated=terminated,
+            duplicates=duplicates,
+            unknown_removals=unknown,
+        )
+
+    def _index_staging(self) -> None:
+        # Duplicates and the full-mode anti-join look lines up by index.
+        self.conn.exec_driver_sql(
+            f"CREATE INDEX {'' if self._postgres else 'temp.'}ix_{STAGE}_nir "
+            f"ON {STAGE} (idx_nir, line_no)"
+        )
+
+    def _max_id(self) -> int:
+        return int(
+            self.conn.execute(
+                select(func.coalesce(func.max(beneficiaries.c.id), 0)).where(
+                    beneficiaries.c.insurer_id == self.insurer_id
+                )
+            ).scalar_one()
+        )
+
+    def _merge_lines(self, first: int, last: int) -> None:
+        """Classify and apply the staged lines ``first``..``last``."""
+        conn, postgres = self.conn, self._postgres
+        lines = {"first": first, "last": last}
+        in_range = "s.line_no BETWEEN :first AND :last"
+        conn.execute(
+            text(
+                f"UPDATE {STAGE} AS s SET state = {StageState.DUPLICATE:d} "  # noqa: S608
+                f"WHERE {in_range} AND EXISTS (SELECT 1 FROM {STAGE} AS f "
+                "WHERE f.idx_nir = s.idx_nir AND f.line_no < s.line_no)"
+            ),
+            lines,
+        )
+        if self.had_rows:
+            # Without rows before the run, a match could only be a row inserted from an
+            # earlier line of this file: that line is a duplicate, marked above.
+            conn.execute(
+                text(
+                    f"UPDATE {STAGE} AS s SET existing_id = b.id, state = CASE "  # noqa: S608
+                    f"WHEN b.row_digest = s.row_digest THEN {StageState.UNCHANGED:d} "
+                    f"ELSE {StageState.CHANGED:d} END "
+                    "FROM beneficiaries AS b WHERE b.insurer_id = :insurer "
+                    f"AND b.idx_nir = s.idx_nir AND s.state = {StageState.NEW:d} AND {in_range}"
+                ),
+                {**lines, "insurer": self.insurer_id},
+            )
+        if self._removals:  # full files (and most incremental chunks) have none
+            conn.execute(
+                text(
+                    f"UPDATE {STAGE} AS s SET state = {StageState.UNKNOWN:d} "  # noqa: S608
+                    f"WHERE {in_range} AND s.state = {StageState.NEW:d} AND s.action = 'R'"
+                ),
+                lines,
+            )
+            self._removals = False
+        now_param = bindparam("now", type_=DateTime(timezone=True))
+        selected = ", ".join(_staged_value(c, postgres, "s.") for c in _DATA_COLUMNS)
+        inserted = conn.execute(
+            text(
+                f"INSERT INTO beneficiaries (insurer_id, id, {', '.join(_DATA_COLUMNS)}, "  # noqa: S608
+                "is_canary, updated_at) "
+                f"SELECT :insurer, :base + ROW_NUMBER() OVER (ORDER BY s.line_no), {selected}, "
+                f"FALSE, :now FROM {STAGE} AS s WHERE s.state = {StageState.NEW:d} "
+                f"AND {in_range} ORDER BY s.line_no"
+            ).bindparams(now_param),
+            {**lines, "insurer": self.insurer_id, "base": self._base, "now": self.now},
+        ).rowcount
+        self._base += inserted
+        self._inserted += inserted
+        if not self.had_rows:
+            return  # nothing was matched: nothing changed
+        assignments = ", ".join(
+            f"{c} = {_staged_value(c, postgres, 's.')}" for c in _DATA_COLUMNS if c != "idx_nir"
+        )
+        self._updated += conn.execute(
+            text(
+                f"UPDATE beneficiaries AS b SET {assignments}, updated_at = :now "  # noqa: S608
+                f"FROM {STAGE} AS s WHERE s.state = {StageState.CHANGED:d} AND {in_range} "
+                "AND b.insurer_id = :insurer AND b.id = s.existing_id"
+            ).bindparams(now_param),
+            {**lines, "insurer": self.insurer_id, "now": self.now},
+        ).rowcount
+
+    def _absent(self, end: date) -> int:
+        """How many rows :meth:`_terminate_absent` would end."""
+        return int(
+            self.conn.execute(
+                text(
+                    f"SELECT count(*) FROM beneficiaries WHERE {_TERMINABLE} AND {_ABSENT}"  # noqa: S608
+                ).bindparams(bindparam("end", type_=Date())),
+                {"insurer": self.insurer_id, "end": end},
+            ).scalar_one()
+        )
+
+    def _terminate_absent(self, end: date) -> int:
+        return int(
+            self.conn.execute(
+                text(
+                    "UPDATE beneficiaries SET coverage_end = :end, row_digest = :tombstone, "  # noqa: S608
+                    f"updated_at = :now WHERE {_TERMINABLE} AND {_ABSENT}"
+                ).bindparams(
+                    bindparam("now", type_=DateTime(timezone=True)), bindparam("end", type_=Date())
+                ),
+                {
+                    "insurer": self.insurer_id,
+                    "end": end,
+                    "tombstone": TERMINATED_DIGEST,
+                    "now": self.now,
+                },
+            ).rowcount
+        )
+
+
+# The rows a full import may end on ``:end`` (the day before the file date), and those of
+# them that the file does not name, neither by a staged line nor by a rejected one.
+_TERMINABLE: Final = (
+    "insurer_id = :insurer AND is_canary = FALSE AND (coverage_end IS NULL OR coverage_end > :end)"
+)
+_ABSENT: Final = (
+    f"NOT EXISTS (SELECT 1 FROM {STAGE} AS s WHERE s.idx_nir = beneficiaries.idx_nir) "  # noqa: S608
+    f"AND NOT EXISTS (SELECT 1 FROM {KEEP} AS k WHERE k.idx_nir = beneficiaries.idx_nir)"
+)
+
+
+def _fast_bytea(cursor: Any) -> None:
+    """Dump ``bytes`` as bytea with psycopg's plain (C) dumper on this cursor.
+
+    psycopg registers, for the bytea type as named in ``set_types``, a DB-API dumper
+    that also accepts ``Binary`` wrappers; that isinstance check in Python costs about
+    2 µs per row of nine bytea columns. Only plain ``bytes`` are staged here.
+    """
+    cursor.adapters.register_dumper(None, BytesBinaryDumper)
+
+
+def _staged_value(column: str, postgres: bool, prefix: str = "") -> str:
+    """A staging column as the final table wants it (PostgreSQL stages dates as text)."""
+    ref = prefix + column
+    if postgres and column in ("coverage_start", "coverage_end"):
+        return f"CAST({ref} AS date)"
+    return ref
