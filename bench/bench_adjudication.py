@@ -48,15 +48,15 @@ from typing import Any
 import yaml
 from sqlalchemy import Column, MetaData, Table, create_engine, select, text
 
+from tierspayant.app.platform import Platform, initialise, open_platform
 from tierspayant.config import load_settings
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimLine, duplicate_key, near_key
 from tierspayant.domain.money import apply_rate
-from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.services.adjudication import adjudicate_pending
 from tierspayant.services.enrolment import import_beneficiaries
 from tierspayant.services.insurers import add_insurer, upload_catalogue
-from tierspayant.services.platform import Platform, initialise, open_platform
 from tierspayant.services.providers import NewProvider, add_conventions, add_provider
 from tierspayant.store import claims as store
 from tierspayant.store.claims_tables import claim_lines

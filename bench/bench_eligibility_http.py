@@ -28,10 +28,10 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench.loadgen import LoadResult, build_request, run_load, wait_for_port
+from tierspayant.app.platform import initialise
 from tierspayant.config import load_settings
+from tierspayant.demo.builder import DEMO_INSURERS, build_demo
 from tierspayant.services import providers
-from tierspayant.services.demo import DEMO_INSURERS, build_demo
-from tierspayant.services.platform import initialise
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_SERVER = os.environ.get(

@@ -49,10 +49,10 @@ from typing import Any
 from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy import create_engine, text
 
+from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
-from tierspayant.formats.synthetic import write_beneficiaries_csv
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.services.enrolment import import_beneficiaries
-from tierspayant.services.platform import Platform, initialise
 from tierspayant.store.keys import insurer_scope
 from tierspayant.store.tables import catalogues, insurers
 

@@ -31,10 +31,10 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
+from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
 from tierspayant.security.audit import AuditEvent, next_event, subject_pseudonym
 from tierspayant.services import checkpoints, incident
-from tierspayant.services.platform import Platform, initialise
 from tierspayant.store import audit
 from tierspayant.store.keys import insurer_scope
 from tierspayant.store.tables import audit_events, beneficiaries, insurers

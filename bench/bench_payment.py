@@ -41,12 +41,12 @@ from typing import Any
 
 from sqlalchemy import and_, create_engine, select, text
 
+from tierspayant.app.platform import Platform, initialise, open_platform
 from tierspayant.config import load_settings
 from tierspayant.domain.payments import BankParty, Transfer
 from tierspayant.formats.sepa import write_credit_transfers
 from tierspayant.services.insurers import add_insurer
 from tierspayant.services.payments import run_payments
-from tierspayant.services.platform import Platform, initialise, open_platform
 from tierspayant.services.providers import NewProvider, add_provider
 from tierspayant.store.claims_tables import claim_lines, claims
 

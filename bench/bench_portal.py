@@ -25,14 +25,14 @@ from sqlalchemy import select
 
 from bench.bench_eligibility_http import environment, free_port, serve
 from bench.loadgen import LoadResult, build_request, run_load
+from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
-from tierspayant.formats.synthetic import write_beneficiaries_csv
+from tierspayant.demo.accounts import demo_password
+from tierspayant.demo.builder import DEMO_INSURERS, demo_catalogue, demo_providers
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.security.oidc import OidcIdentity
 from tierspayant.services import accounts, enrolment, insurers, providers
 from tierspayant.services.accounts import AccountKind
-from tierspayant.services.demo import DEMO_INSURERS, demo_catalogue, demo_providers
-from tierspayant.services.platform import Platform, initialise
-from tierspayant.services.portal_demo import demo_password
 from tierspayant.store.tables import beneficiaries as table
 
 PAGES: dict[str, tuple[AccountKind, str]] = {

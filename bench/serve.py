@@ -65,8 +65,8 @@ def floor_app() -> object:
 
 def platform_app() -> object:
     from tierspayant.api.app import create_app
+    from tierspayant.app.platform import open_platform
     from tierspayant.config import load_settings
-    from tierspayant.services.platform import open_platform
 
     return create_app(open_platform(load_settings()))
 

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
-from tierspayant.services.platform import Platform, initialise
 from tierspayant.store.keys import insurer_scope
 from tierspayant.store.tables import catalogues, insurers
 

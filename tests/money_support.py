@@ -17,9 +17,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Connection, func, select
 
 from tests.factories import make_am_number, make_bic, make_french_iban
+from tierspayant.app.platform import Platform
 from tierspayant.domain.ledger import AccountKind, account, credit, debit, posting
 from tierspayant.services.errors import Conflict
-from tierspayant.services.platform import Platform
 from tierspayant.services.providers import NewProvider, Provider, add_provider
 from tierspayant.store import ledger
 from tierspayant.store.claims_tables import claim_lines, claims

@@ -193,7 +193,7 @@ class Settings:
     redis_url: str | None = None
     access_token_ttl_seconds: int = 600
     # How long this process may reuse a token's principal, an insurer or a catalogue
-    # version it read (services/caching.py); 0 reads them on every request.
+    # version it read (app/caching.py); 0 reads them on every request.
     cache_seconds: int = 2
     max_body_bytes: int = 256 * 1024
     audit_db_url: str | None = None

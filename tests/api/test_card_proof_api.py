@@ -23,12 +23,12 @@ from tests.integration.test_cards import (
     provider_token,
 )
 from tierspayant.api.app import create_app
+from tierspayant.app.platform import Platform
+from tierspayant.demo.synthetic import nir_key
 from tierspayant.formats import card_pdf
-from tierspayant.formats.synthetic import nir_key
 from tierspayant.security import cardsig
 from tierspayant.services import cards
 from tierspayant.services.insurers import get_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store.security_tables import security_alerts
 from tierspayant.store.tables import audit_events, principals
 

@@ -10,9 +10,9 @@ from concurrent.futures import Future
 import pytest
 
 from tierspayant.api.lanes import LookupLane, runs_inline
+from tierspayant.app.platform import Platform
 from tierspayant.security.audit import AuditEvent
 from tierspayant.services.lookup import Deferred
-from tierspayant.services.platform import Platform
 
 
 def _deferred(event: Future[AuditEvent], done: threading.Event) -> Deferred[str]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tierspayant.api.app import create_app
 from tierspayant.api.deps import POLICY_KEY
+from tierspayant.app.platform import initialise
 from tierspayant.config import load_settings
-from tierspayant.services.platform import initialise
 
 OPERATIONS = (
     ("GET", "/healthz", "healthz_healthz_get"),

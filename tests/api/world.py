@@ -35,12 +35,12 @@ from sqlalchemy import Connection
 
 from tests.factories import make_am_number, make_finess, make_rpps, make_siret
 from tierspayant.api.app import create_app
+from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
-from tierspayant.formats.synthetic import write_beneficiaries_csv
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.security.crypto import BlindIndexer
 from tierspayant.security.identity import nir_index
 from tierspayant.services import accounts, enrolment, insurers, providers
-from tierspayant.services.platform import Platform, initialise
 from tierspayant.store.beneficiaries import find_by_nir_index
 from tierspayant.store.keys import insurer_scope
 

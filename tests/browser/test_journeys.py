@@ -22,7 +22,7 @@ from playwright.sync_api import (
 
 from tests.browser.conftest import ARTIFACTS, Site
 from tests.web.world import CATALOGUE_FILE, PHARMACY_NAME
-from tierspayant.services.demo import demo_catalogue
+from tierspayant.demo.builder import demo_catalogue
 
 pytestmark = pytest.mark.browser
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from tests.conftest import SeededInsurer
 from tests.factories import make_am_number, make_french_iban, make_nir
+from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain, Sex
 from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
@@ -19,7 +20,6 @@ from tierspayant.services.claims import ClaimSubmission
 from tierspayant.services.enrolment import import_beneficiaries
 from tierspayant.services.identification import CardData
 from tierspayant.services.insurers import upload_catalogue
-from tierspayant.services.platform import Platform
 from tierspayant.services.providers import NewProvider, Provider, add_conventions, add_provider
 
 ACTOR = "test:claims"

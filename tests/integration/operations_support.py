@@ -13,14 +13,14 @@ import yaml
 
 from tests.conftest import SeededInsurer
 from tests.factories import make_am_number, make_finess
+from tierspayant.app.platform import Platform
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.care import CareDomain
-from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services import insurers, providers
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.enrolment import import_beneficiaries
 from tierspayant.services.identification import CardData
-from tierspayant.services.platform import Platform
 
 EXAMPLE = (
     Path(__file__).resolve().parents[2]

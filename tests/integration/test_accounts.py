@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from tests.conftest import SeededInsurer
 from tests.support.oidc_issuer import run_test_issuer
 from tests.support.webauthn_authenticator import SoftAuthenticator
+from tierspayant.app.platform import Platform
 from tierspayant.security.audit import AuditEvent
 from tierspayant.security.breached import PasswordPolicyError
 from tierspayant.security.mfa import WebAuthnRelyingParty
@@ -32,7 +33,6 @@ from tierspayant.services.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.accounts_tables import accounts, sessions
 from tierspayant.store.tables import audit_events, metadata, principals, providers

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tests.conftest import SeededInsurer
+from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
 from tierspayant.services import accounts
 from tierspayant.services.errors import ServiceError, TooManyRequests, Unauthenticated
-from tierspayant.services.platform import Platform
 from tierspayant.store.tables import audit_events, metadata
 
 PASSWORD = "cheval bleu mardi pluie"

@@ -23,6 +23,7 @@ from tests.integration.claims_world import (
     drug,
     submission,
 )
+from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimLine
 from tierspayant.domain.ledger import AccountKind, account
@@ -30,7 +31,6 @@ from tierspayant.domain.pricing import PricingLine
 from tierspayant.jobs.adjudication import AdjudicationWorker
 from tierspayant.services.adjudication import BatchResult, adjudicate_pending, pending_claims
 from tierspayant.services.claims import cancel_claim, get_claim, submit_claim
-from tierspayant.services.platform import Platform
 from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
 from tierspayant.store import adjudication as store
 from tierspayant.store import ledger

@@ -27,6 +27,8 @@ from stdnum.fr import nir as stdnum_nir
 from structlog.testing import capture_logs
 
 from tests.factories import make_finess, make_nir
+from tierspayant.app.alerting import AlertSink, build_guard, load_guard_policy
+from tierspayant.app.caching import TtlCache
 from tierspayant.config import Settings
 from tierspayant.security.guard import (
     ActorKind,
@@ -41,16 +43,12 @@ from tierspayant.security.guard import (
 )
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services.alerts import (
-    AlertSink,
     acknowledge_alert,
-    build_guard,
-    load_guard_policy,
     raise_alert,
     raise_alerts,
     reinstate_principal,
     suspend_principal,
 )
-from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import Conflict, Forbidden, NotFound
 from tierspayant.store.db import make_engine
 from tierspayant.store.guard_figures import GuardDailyHistory, save_daily

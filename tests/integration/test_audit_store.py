@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import delete, text, update
 from sqlalchemy.exc import DatabaseError
 
+from tierspayant.app.platform import Platform
 from tierspayant.services import audit_log
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.tables import audit_events
 

@@ -17,10 +17,10 @@ import xmlschema
 from tests.conftest import SeededInsurer
 from tests.factories import make_bic, make_french_iban
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, adjudicated_claim, make_provider
+from tierspayant.app.platform import Platform
 from tierspayant.domain.ledger import BANK, AccountKind, account
 from tierspayant.services import billing, ledger_check, overpayments, payments
 from tierspayant.services.errors import Conflict, ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 
 from .test_overpayments import staff

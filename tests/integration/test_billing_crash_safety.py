@@ -36,10 +36,10 @@ from tests.integration.test_crash_safety import (
     wait_for_marker,
 )
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, Line, adjudicated_claim, make_provider
+from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
 from tierspayant.services import billing, insurers, overpayments, payments
 from tierspayant.services.errors import Conflict
-from tierspayant.services.platform import Platform, initialise
 from tierspayant.store import billing as money_store
 from tierspayant.store import ledger
 from tierspayant.store.tables import audit_events
@@ -58,7 +58,7 @@ from datetime import datetime
 from pathlib import Path
 from tierspayant.config import load_settings
 from tierspayant.services import billing
-from tierspayant.services.platform import open_platform
+from tierspayant.app.platform import open_platform
 
 point, wanted, marker, out, period, clock = sys.argv[1:]
 now = datetime.fromisoformat(clock)

@@ -21,12 +21,12 @@ from typer.testing import CliRunner
 from tests.conftest import SeededInsurer
 from tests.factories import make_bic, make_french_iban
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, adjudicated_claim, make_provider
+from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
 from tierspayant.config import BillingSettings
 from tierspayant.domain.ledger import FEES, AccountKind, account
 from tierspayant.services import billing, ledger_check, payments
 from tierspayant.services.errors import ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 from tierspayant.store.ledger_tables import billing_statements
 from tierspayant.store.tables import audit_events

@@ -18,10 +18,10 @@ from tests.conftest import SeededInsurer
 from tests.factories import make_bic, make_french_iban
 from tests.money_support import ACCEPTED, REDUCED, adjudicated_claim, make_provider
 from tests.pain002_support import Tx, status_report
+from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
 from tierspayant.domain.ledger import BANK, AccountKind, account
 from tierspayant.services import billing, ledger_check, payments
-from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 from tierspayant.store.ledger_tables import fund_call_returns
 from tierspayant.store.tables import audit_events

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from tests.integration.operations_support import NOW, Person, SeedInsurer, enrol
+from tierspayant.app.platform import Platform
 from tierspayant.services import breakglass
 from tierspayant.services.breakglass import GrantScope
 from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store.tables import audit_events
 
 ALICE = "operator:alice"

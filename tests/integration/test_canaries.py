@@ -21,10 +21,10 @@ from tests.integration.test_cards import (
     unique_amc,
 )
 from tierspayant.api.app import create_app
+from tierspayant.app.platform import Platform
 from tierspayant.services import canaries
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.insurers import add_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store.cards_tables import canary_marks
 from tierspayant.store.security_tables import security_alerts
 from tierspayant.store.tables import access_tokens, beneficiaries, principals

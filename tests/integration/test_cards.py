@@ -22,10 +22,11 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from tests.factories import make_am_number, make_finess
+from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.formats import card_pdf
 from tierspayant.formats.beneficiaries import ImportMode
-from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.security import cardsig
 from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.security.identity import open_column
@@ -33,7 +34,6 @@ from tierspayant.services import canaries, cards
 from tierspayant.services.enrolment import import_beneficiaries
 from tierspayant.services.errors import NotFound, ServiceError
 from tierspayant.services.insurers import add_insurer, upload_catalogue
-from tierspayant.services.platform import Platform
 from tierspayant.services.providers import (
     NewProvider,
     add_provider,

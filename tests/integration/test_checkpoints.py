@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import Engine, delete, select, text, update
 from structlog.testing import capture_logs
 
+from tierspayant.app.platform import Platform
 from tierspayant.jobs.checkpoints import CheckpointWorker
 from tierspayant.security.audit import next_event
 from tierspayant.services import checkpoints
 from tierspayant.services.errors import Conflict
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.db import make_engine
 from tierspayant.store.operations_tables import audit_checkpoints

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from tierspayant.services.platform import Platform
+from tierspayant.app.platform import Platform
 from tierspayant.store import claims as store
 
 

@@ -19,6 +19,7 @@ from tests.integration.claims_world import (
     drug,
     submission,
 )
+from tierspayant.app.platform import Platform
 from tierspayant.domain.ledger import AccountKind, account
 from tierspayant.formats.claims import ClaimRecord, FileCard, claim_json
 from tierspayant.security.guard import context_for
@@ -31,7 +32,6 @@ from tierspayant.services.claims import (
 )
 from tierspayant.services.errors import Conflict, NotFound
 from tierspayant.services.payments import run_payments
-from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.payments import claim_is_paid

@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from tests.conftest import SeededInsurer
 from tests.integration.claims_world import build_world, drug, submission
+from tierspayant.app.platform import Platform, utc_now
 from tierspayant.cli.main import app
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.formats.claims import ClaimRecord, FileCard, claim_json
 from tierspayant.services.claims import get_claim
-from tierspayant.services.platform import Platform, utc_now
 from tierspayant.services.prior_auth import PriorAuthRequest, get_prior_auth, request_prior_auth
 from tierspayant.store.claims import latest_version
 

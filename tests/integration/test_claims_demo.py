@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from tests.conftest import SeededInsurer
 from tests.factories import make_am_number
 from tests.integration.claims_world import fixed_clock
-from tierspayant.formats.synthetic import write_beneficiaries_csv
-from tierspayant.services.demo_claims import build_demo_claims
+from tierspayant.app.platform import Platform
+from tierspayant.demo.claims import build_demo_claims
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.services.enrolment import import_beneficiaries
 from tierspayant.services.insurers import upload_catalogue
-from tierspayant.services.platform import Platform
 from tierspayant.services.providers import NewProvider, add_conventions, add_provider
 from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.ledger import check

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tierspayant.cli.main import app
-from tierspayant.formats.synthetic import write_beneficiaries_csv
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "src" / "tierspayant" / "reference" / "demo" / "mutuelle-des-tilleuls.yaml"

@@ -28,11 +28,11 @@ from sqlalchemy import create_engine, func, select, text
 
 from tests.conftest import POSTGRES_SERVER_URL, services_required
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, Line, adjudicated_claim, make_provider
+from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services import insurers, overpayments, payments
 from tierspayant.services.errors import Conflict
-from tierspayant.services.platform import Platform, initialise
 from tierspayant.store import ledger
 from tierspayant.store.ledger_tables import payment_lines
 
@@ -48,7 +48,7 @@ from datetime import date, datetime
 from pathlib import Path
 from tierspayant.config import load_settings
 from tierspayant.services import payments
-from tierspayant.services.platform import open_platform
+from tierspayant.app.platform import open_platform
 
 point, wanted, marker, out, day, clock = sys.argv[1:]
 now = datetime.fromisoformat(clock)

@@ -18,7 +18,9 @@ from sqlalchemy import inspect, select, text, update
 from stdnum.fr import nir as stdnum_nir
 
 from tests.conftest import SeededInsurer
+from tierspayant.app.platform import Platform
 from tierspayant.cli.import_beneficiaries import import_beneficiaries_command
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.identifiers import find_valid_nirs
 from tierspayant.formats.beneficiaries import (
     BeneficiaryFileError,
@@ -27,7 +29,6 @@ from tierspayant.formats.beneficiaries import (
     ImportMode,
     LineValidator,
 )
-from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.security.crypto import BlindIndexer, FieldCipher, new_data_keys
 from tierspayant.security.identity import (
     family_index,
@@ -39,7 +40,6 @@ from tierspayant.services import enrolment
 from tierspayant.services.enrolment import ImportSummary, import_beneficiaries
 from tierspayant.services.enrolment_prepare import DIGEST_PURPOSE, ParallelPreparer, WorkerError
 from tierspayant.services.errors import NotFound, ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit, beneficiary_import
 from tierspayant.store.beneficiaries import (
     count_beneficiaries,

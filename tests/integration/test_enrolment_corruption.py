@@ -30,14 +30,14 @@ from tests.integration.test_enrolment import (
     run,
     snapshot,
 )
+from tierspayant.app.platform import Platform
 from tierspayant.cli.import_beneficiaries import EXIT_OK, EXIT_REFUSED, import_beneficiaries_command
 from tierspayant.config import EnrolmentSettings
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.errors import InvalidIdentifier
 from tierspayant.domain.identifiers import parse_birth_rank, parse_nir_value
-from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.services.enrolment import TerminationsNotConfirmed
 from tierspayant.services.errors import ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.tables import beneficiaries, import_runs
 

@@ -14,13 +14,13 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tests.support.services import reachable_redis
+from tierspayant.app.platform import Platform, initialise
 from tierspayant.cli.main import app
 from tierspayant.config import load_settings
 from tierspayant.jobs.guard_figures import GuardFiguresWorker
 from tierspayant.security.guard import ActorKind, Guard, LookupContext, LookupOutcome
 from tierspayant.services import guard_figures
 from tierspayant.services.errors import Unavailable
-from tierspayant.services.platform import Platform, initialise
 from tierspayant.store.security_tables import guard_daily
 
 PHARMACY = "750712184"

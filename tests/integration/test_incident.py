@@ -17,12 +17,12 @@ from tests.integration.operations_support import (
     provider_principal,
     rights_check,
 )
+from tierspayant.app.platform import Platform
 from tierspayant.domain.identifiers import parse_nir
 from tierspayant.services import breakglass, incident
 from tierspayant.services.breakglass import GrantScope
 from tierspayant.services.errors import Forbidden, ServiceError
 from tierspayant.services.identification import CardData
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.accounts_tables import accounts, sessions
 from tierspayant.store.operations_tables import incident_runs

@@ -30,6 +30,7 @@ from tests.integration.claims_world import (
     drug,
     submission,
 )
+from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.security.audit import DISCLOSED, subject_pseudonym, verify_chain
@@ -39,7 +40,6 @@ from tierspayant.services.claims import file_principal, submit_claim
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import CardData, identify
-from tierspayant.services.platform import Platform
 from tierspayant.services.pricing import Calculation, calculate
 from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
 from tierspayant.store import audit

@@ -17,13 +17,13 @@ from sqlalchemy import Select, select
 from structlog.testing import capture_logs
 
 from tests.integration.operations_support import Person, SeedInsurer, enrol
+from tierspayant.app.platform import Platform
 from tierspayant.config import load_settings
 from tierspayant.security.keys import LocalKeyring, Pkcs11Keyring, UnwrapError, wrapped_kek_id
 from tierspayant.services import key_rotation
 from tierspayant.services.breakglass import open_identity
 from tierspayant.services.identification import identify
 from tierspayant.services.insurers import Insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store.beneficiaries import record_from_row
 from tierspayant.store.db import make_engine, migrate
 from tierspayant.store.keys import insurer_scope

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import SeededInsurer
 from tests.money_support import REDUCED, adjudicated_claim, make_provider
+from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
 from tierspayant.domain.ledger import (
     BANK,
@@ -26,7 +27,6 @@ from tierspayant.domain.ledger import (
     posting,
 )
 from tierspayant.services import payments
-from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 from tierspayant.store.ledger import post_bulk
 from tierspayant.store.ledger_tables import ledger_entries, ledger_postings

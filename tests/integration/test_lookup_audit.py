@@ -22,6 +22,7 @@ from tests.integration.operations_support import (
     provider_principal,
     rights_check,
 )
+from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.security.audit import verify_chain
@@ -29,7 +30,6 @@ from tierspayant.services import providers
 from tierspayant.services.alerts import suspend_principal
 from tierspayant.services.errors import ServiceError, Unauthenticated
 from tierspayant.services.identification import CardData
-from tierspayant.services.platform import Platform
 from tierspayant.services.pricing import Calculation, calculate
 from tierspayant.store import audit
 from tierspayant.store.audit_writer import AuditWriter, AuditWriterClosed

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.integration.test_cards import ACTOR, Person, World, make_world
+from tierspayant.app.platform import Platform
 from tierspayant.security.audit import subject_pseudonym
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services import cards, member_portal
 from tierspayant.services.errors import Forbidden
 from tierspayant.services.identification import CardData, identify
-from tierspayant.services.platform import Platform
 from tierspayant.store.cards_tables import cards as cards_table
 from tierspayant.store.tables import audit_events
 

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from tierspayant.services.platform import Platform
+from tierspayant.app.platform import Platform
 from tierspayant.store.db import migrate
 from tierspayant.store.schema import metadata
 

@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from tests.conftest import SeededInsurer
 from tests.money_support import ACCEPTED, REDUCED, Line, adjudicated_claim, make_provider
+from tierspayant.app.platform import Platform
 from tierspayant.domain.ledger import AccountKind, account
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services import overpayments, payments
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 from tierspayant.store.claims_tables import claim_lines
 

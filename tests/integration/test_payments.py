@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from tests.conftest import SeededInsurer
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, adjudicated_claim, make_provider
+from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
 from tierspayant.domain.ledger import BANK, AccountKind, account
 from tierspayant.services import payments
 from tierspayant.services.errors import Conflict
-from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 from tierspayant.store import payments as store
 from tierspayant.store.payments import claim_is_paid

@@ -13,13 +13,13 @@ from sqlalchemy import select
 
 from tests.conftest import SeededInsurer
 from tests.integration.claims_world import CARE_DAY, World, build_world
+from tierspayant.app.platform import Platform
 from tierspayant.config import SettingError, load_settings
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.domain.prior_auth import PriorAuthPolicy
 from tierspayant.security.guard import context_for
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.services.prior_auth import (
     PriorAuthRequest,
     decide_prior_auth,

@@ -29,12 +29,12 @@ from tests.money_support import (
 )
 from tests.pdf_support import pdf_text
 from tierspayant.api.app import create_app
+from tierspayant.app.platform import Platform
 from tierspayant.domain.adjudication import REASONS, Reason
 from tierspayant.domain.payments import RemittanceHeader
 from tierspayant.formats.remittance_pdf import french_amount
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services import insurers, overpayments, payments, providers
-from tierspayant.services.platform import Platform
 from tierspayant.store.tables import audit_events
 
 with warnings.catch_warnings():

@@ -15,10 +15,10 @@ from tests.integration.operations_support import (
     enrol,
     provider_principal,
 )
+from tierspayant.app.platform import Platform
 from tierspayant.services import retention
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import identify
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.claims_tables import claims
 from tierspayant.store.tables import beneficiaries

@@ -21,8 +21,8 @@ from tests.integration.operations_support import (
     enrol,
     provider_principal,
 )
+from tierspayant.app.platform import Platform
 from tierspayant.services.identification import identify
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.claims_tables import claims
 from tierspayant.store.schema import metadata

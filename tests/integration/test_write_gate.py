@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import Connection, select
 
 from tests.conftest import SeededInsurer
+from tierspayant.app.platform import Platform
 from tierspayant.security.audit import verify_chain
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit, claims, prior_auth
 from tierspayant.store.audit_writer import AuditWriter
 from tierspayant.store.claims_tables import claims as claims_table

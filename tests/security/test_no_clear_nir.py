@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import inspect
 
 from tests.api.world import FILE_DATE, TODAY, World, build_world, close_world
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.identifiers import find_valid_nirs
-from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.services import enrolment
 
 LOOKUPS = 60

@@ -1,4 +1,4 @@
-"""The local OpenID provider of the tests: the demo issuer of ``web/demo_issuer.py``
+"""The local OpenID provider of the tests: the demo issuer of ``demo/issuer.py``
 (one implementation), with the tests' client credentials and no login page.
 
 It runs on 127.0.0.1 (random port) and signs ID tokens with an RS256 key generated at
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tierspayant.web.demo_issuer import DemoIssuer, PlannedLogin
+from tierspayant.demo.issuer import DemoIssuer, PlannedLogin
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "PlannedLogin", "TestIssuer", "run_test_issuer"]
 

@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, Line, adjudicated_claim, make_provider
 from tests.web.portal_client import PortalClient
 from tests.web.world import AMC, World
+from tierspayant.demo.accounts import demo_password
+from tierspayant.demo.builder import DEMO_INSURERS
 from tierspayant.services import accounts, billing, insurers
-from tierspayant.services.accounts import AccountKind
-from tierspayant.services.demo import DEMO_INSURERS
-from tierspayant.services.portal_demo import demo_password, enrol_totp_now
+from tierspayant.services.accounts import AccountKind, enrol_totp_now
 from tierspayant.services.portal_views import invoice_figures
 from tierspayant.store.ledger_tables import billing_statements
 from tierspayant.store.tables import audit_events

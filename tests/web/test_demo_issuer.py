@@ -18,8 +18,8 @@ from tests.factories import make_am_number, make_rpps
 from tests.web.world import World, build_world
 from tierspayant.api.app import create_app
 from tierspayant.config import load_settings
+from tierspayant.demo.issuer import DemoIssuer, start_demo_issuer
 from tierspayant.services import accounts, providers
-from tierspayant.web.demo_issuer import DemoIssuer, start_demo_issuer
 
 with warnings.catch_warnings():
     # Starlette warns that it prefers httpx2 to httpx; the client works the same.

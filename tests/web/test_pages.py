@@ -14,9 +14,9 @@ from sqlalchemy import select
 from tests.factories import make_nir
 from tests.web.portal_client import PortalClient
 from tests.web.world import AMC, CATALOGUE_FILE, PHARMACY_NAME, World, card_payload, reinstate
+from tierspayant.demo.builder import demo_catalogue
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.identifiers import parse_nir
-from tierspayant.formats.synthetic import write_beneficiaries_csv
-from tierspayant.services.demo import demo_catalogue
 from tierspayant.store.tables import audit_events
 
 

@@ -1,4 +1,4 @@
-"""``tierspayant accounts create|demo`` and ``services.portal_demo``."""
+"""``tierspayant accounts create|demo`` and ``demo.accounts``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from tests.web.world import AMC, World
 from tierspayant.cli.main import app
-from tierspayant.services import accounts, portal_demo
+from tierspayant.demo import accounts as portal_demo
+from tierspayant.services import accounts
 
 
 @pytest.fixture

@@ -18,17 +18,17 @@ from pathlib import Path
 import pyotp
 
 from tests.factories import make_am_number, make_finess, make_rpps
+from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
+from tierspayant.demo.accounts import demo_password
+from tierspayant.demo.builder import DEMO_INSURERS, demo_catalogue
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.formats import card_pdf
-from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.security.oidc import OidcIdentity
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services import accounts, alerts, cards, enrolment, insurers, providers
-from tierspayant.services.accounts import AccountKind
-from tierspayant.services.demo import DEMO_INSURERS, demo_catalogue
+from tierspayant.services.accounts import AccountKind, enrol_totp_now
 from tierspayant.services.identification import CardData, identify
-from tierspayant.services.platform import Platform, initialise
-from tierspayant.services.portal_demo import demo_password, enrol_totp_now
 
 AMC, INSURER_NAME, INSURER_KIND, CATALOGUE_FILE = DEMO_INSURERS[0]
 PHARMACY_NAME = "Pharmacie du Marché – Lyon"

@@ -9,7 +9,7 @@ from tierspayant.api.errors import install_error_handlers
 from tierspayant.api.lanes import LookupLane
 from tierspayant.api.middleware import BodyLimitMiddleware
 from tierspayant.api.routes import include_routes
-from tierspayant.services.platform import Platform
+from tierspayant.app.platform import Platform
 from tierspayant.web.portals import mount_portals
 
 

@@ -20,11 +20,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tierspayant.api.lanes import LookupLane
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services import accounts, providers
 from tierspayant.services.errors import Forbidden, Unauthenticated
-from tierspayant.services.platform import Platform
 
 POLICY_KEY = "x-policy"
 

@@ -31,8 +31,8 @@ import anyio.to_thread
 import structlog
 from anyio import CapacityLimiter
 
+from tierspayant.app.platform import Platform
 from tierspayant.services.lookup import Deferred
-from tierspayant.services.platform import Platform
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)

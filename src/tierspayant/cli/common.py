@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tierspayant.app.platform import Platform, open_platform
 from tierspayant.config import load_settings
 from tierspayant.domain.errors import DomainError
 from tierspayant.services.errors import (
@@ -22,7 +23,6 @@ from tierspayant.services.errors import (
     Unavailable,
     Unprocessable,
 )
-from tierspayant.services.platform import Platform, open_platform
 
 console = Console()
 err_console = Console(stderr=True)

@@ -14,10 +14,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from tierspayant.app.platform import initialise
 from tierspayant.config import Settings
-from tierspayant.services.demo import build_demo
-from tierspayant.services.platform import initialise
-from tierspayant.services.portal_demo import DemoAccount
+from tierspayant.demo.accounts import DemoAccount
+from tierspayant.demo.builder import build_demo
 
 
 def run_demo(

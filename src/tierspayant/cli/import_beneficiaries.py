@@ -25,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.errors import DomainError
 from tierspayant.services.enrolment import (
     ImportMode,
@@ -32,7 +33,6 @@ from tierspayant.services.enrolment import (
     TerminationsNotConfirmed,
     import_beneficiaries,
 )
-from tierspayant.services.platform import Platform
 
 EXIT_OK = 0
 EXIT_REJECTED_LINES = 1

@@ -13,12 +13,12 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
+from tierspayant.app.platform import initialise
 from tierspayant.config import load_settings
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import EnrolmentCode, RequestCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.services import audit_log, insurers, providers
-from tierspayant.services.platform import initialise
 
 app = typer.Typer(no_args_is_help=True, help="tierspayant: tiers payant operator platform.")
 insurers_app = typer.Typer(no_args_is_help=True, help="Insurers (AMC) and their catalogues.")
@@ -110,8 +110,8 @@ def demo(
 ) -> None:
     """Create demo data (3 insurers, beneficiaries, providers, a token) and serve."""
     from tierspayant.cli.demo import run_demo
-    from tierspayant.services.demo import demo_providers
-    from tierspayant.web.demo_issuer import start_demo_issuer
+    from tierspayant.demo.builder import demo_providers
+    from tierspayant.demo.issuer import start_demo_issuer
 
     settings = load_settings()
     run_demo(settings, beneficiaries, providers_count, seed, console, claims)

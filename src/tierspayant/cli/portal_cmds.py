@@ -6,12 +6,13 @@ from typing import Annotated
 
 import typer
 
+from tierspayant.app.platform import Platform
 from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx
+from tierspayant.demo import accounts as demo_accounts
 from tierspayant.domain.codes import AuthCode, DirectoryCode
-from tierspayant.services import accounts, directory, portal_demo
+from tierspayant.services import accounts, directory
 from tierspayant.services.accounts import AccountKind
 from tierspayant.services.errors import Forbidden, NotFound, ServiceError
-from tierspayant.services.platform import Platform
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Comptes des portails (personnes).")
 
@@ -86,7 +87,7 @@ def create(
         if password is None or login is None:
             console.print("connexion par Pro Santé Connect (OpenID Connect), sans mot de passe")
             return
-        enrolment = portal_demo.enrol_totp_now(platform, login, password)
+        enrolment = accounts.enrol_totp_now(platform, login, password)
     console.print("clé TOTP (affichée une seule fois) :", enrolment.secret, markup=False)
     console.print("URI :", enrolment.uri, markup=False)
 
@@ -163,7 +164,7 @@ def demo(
 ) -> None:
     """Créer les comptes de démonstration des quatre portails et afficher leurs accès."""
     with platform_ctx() as platform:
-        made = portal_demo.create_demo_accounts(platform, insurer_amc=insurer)
+        made = demo_accounts.create_demo_accounts(platform, insurer_amc=insurer)
     for item in made:
         # Plain lines, never a table: a narrow terminal must not cut a secret.
         console.print(item.portal_path, markup=False)

@@ -10,9 +10,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from tierspayant.app.platform import Platform
 from tierspayant.cli.common import CLI_ACTOR, console, platform_ctx
 from tierspayant.services import canaries, cards, guard_figures
-from tierspayant.services.platform import Platform
 
 cards_app = typer.Typer(help="Cartes de tiers payant : émission, révocation, clés de signature.")
 canaries_app = typer.Typer(help="Bénéficiaires leurres (canaris) : plantation, état.")

@@ -13,8 +13,8 @@ import threading
 
 import structlog
 
+from tierspayant.app.platform import Platform
 from tierspayant.services.adjudication import AdjudicationRun, adjudicate_pending
-from tierspayant.services.platform import Platform
 from tierspayant.services.run_failures import RUN_FAILURES
 
 log = structlog.get_logger("tierspayant.jobs.adjudication")

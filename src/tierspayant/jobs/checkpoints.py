@@ -12,9 +12,9 @@ from pathlib import Path
 
 import structlog
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.errors import DomainError
 from tierspayant.services.checkpoints import CheckpointFile, write_checkpoint
-from tierspayant.services.platform import Platform
 
 log = structlog.get_logger("tierspayant.jobs.checkpoints")
 

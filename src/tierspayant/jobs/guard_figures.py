@@ -15,12 +15,12 @@ from datetime import date
 
 import structlog
 
+from tierspayant.app.platform import Platform
 from tierspayant.services.guard_figures import (
     RecordedDay,
     last_complete_day,
     record_daily_figures,
 )
-from tierspayant.services.platform import Platform
 from tierspayant.services.run_failures import RUN_FAILURES
 
 log = structlog.get_logger("tierspayant.jobs.guard_figures")

@@ -19,6 +19,7 @@ from itertools import groupby
 import structlog
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
 from tierspayant.domain.adjudication import (
     Agreement,
@@ -35,7 +36,6 @@ from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.guarantees import Contract
 from tierspayant.services.insurers import get_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store import adjudication as store
 from tierspayant.store import audit, ledger
 from tierspayant.store.claims import ClaimRow, lines_of, refresh_statistics

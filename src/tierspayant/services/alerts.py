@@ -19,47 +19,37 @@ date or a subject pseudonym.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol
 
-import httpx
 import structlog
 from sqlalchemy import Connection, Engine
 
-from tierspayant.config import Settings
+from tierspayant.app.alerting import AlertSink
+from tierspayant.app.caching import TtlCache
 from tierspayant.domain.codes import AuthCode, GuardCode, IncidentCode
 from tierspayant.security.guard import (
     ActorKind,
     Guard,
-    GuardPolicy,
     GuardUnavailable,
     Level,
     LookupContext,
-    MemoryCounterStore,
-    RedisCounterStore,
     Signal,
 )
 from tierspayant.security.principal import Principal, PrincipalKind
-from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import Conflict, Forbidden, NotFound
 from tierspayant.store import alerts as store
 from tierspayant.store import audit, principals, tokens
-from tierspayant.store.alerts import GuardDailyHistory
 
 log = structlog.get_logger("tierspayant.alerts")
 
 GUARD_ACTOR = "system:guard"
-# Fields of ``Settings`` read by this module.
-WEBHOOK_SETTING = "alert_webhook_url"
-GUARD_POLICY_SETTING = "guard_policy"
 
 
 class AlertingPlatform(Protocol):
-    """What this module needs of :class:`tierspayant.services.platform.Platform`."""
+    """What this module needs of :class:`tierspayant.app.platform.Platform`."""
 
     @property
     def engine(self) -> Engine: ...
@@ -84,79 +74,6 @@ class AlertRecord:
     level: Level
     code: str
     suspended: bool
-
-
-class AlertSink:
-    """Delivers alerts to the security team's webhook (JSON POST), if one is configured."""
-
-    def __init__(
-        self, webhook_url: str | None, *, timeout_seconds: float = 2.0, background: bool = True
-    ) -> None:
-        self.webhook_url = webhook_url or None
-        self.timeout_seconds = timeout_seconds
-        self.background = background
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AlertSink:
-        """The sink configured by ``TIERSPAYANT_ALERT_WEBHOOK`` (through the settings)."""
-        return cls(_setting(settings, WEBHOOK_SETTING))
-
-    def deliver(self, payload: Mapping[str, object]) -> threading.Thread | None:
-        """Post ``payload``; in the background unless built with ``background=False``.
-
-        Returns the delivery thread (tests join it), or None when nothing runs behind.
-        """
-        if self.webhook_url is None:
-            return None
-        body = dict(payload)
-        if not self.background:
-            self._post(body)
-            return None
-        thread = threading.Thread(
-            target=self._post, args=(body,), name="alert-webhook", daemon=True
-        )
-        thread.start()
-        return thread
-
-    def _post(self, body: dict[str, object]) -> None:
-        assert self.webhook_url is not None
-        try:
-            response = httpx.post(self.webhook_url, json=body, timeout=self.timeout_seconds)
-        except Exception as exc:  # noqa: BLE001 - a failed webhook is logged, never raised
-            # The URL may embed a token: log the failure type only.
-            log.warning("alert.webhook_failed", code=body.get("code"), error=type(exc).__name__)
-            return
-        if response.status_code >= 300:
-            log.warning(
-                "alert.webhook_rejected", code=body.get("code"), status=response.status_code
-            )
-
-
-def _setting(settings: Settings, name: str) -> str | None:
-    value = getattr(settings, name, None)
-    return str(value) if value else None
-
-
-def load_guard_policy(settings: Settings) -> GuardPolicy:
-    """The guard thresholds: defaults, overridden by ``TIERSPAYANT_GUARD_POLICY``.
-
-    The setting holds a JSON object, or the path of a JSON file.
-    """
-    raw = _setting(settings, GUARD_POLICY_SETTING)
-    if raw is None:
-        return GuardPolicy()
-    text = raw if raw.lstrip().startswith("{") else Path(raw).read_text(encoding="utf-8")
-    return GuardPolicy.from_json(text)
-
-
-def build_guard(settings: Settings, engine: Engine) -> Guard:
-    """The process's guard: Redis counters when ``TIERSPAYANT_REDIS_URL`` is set."""
-    counters = (
-        RedisCounterStore.from_url(settings.redis_url)
-        if settings.redis_url
-        else MemoryCounterStore()
-    )
-    return Guard(counters, load_guard_policy(settings), GuardDailyHistory(engine))
 
 
 def raise_alert(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tierspayant.app.platform import Platform
 from tierspayant.security.audit import VerifyReport, verify_chain
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 
 

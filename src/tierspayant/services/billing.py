@@ -28,6 +28,7 @@ from typing import TextIO
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.config import MAX_OPERATOR_FEE_PER_LINE_CENTS
 from tierspayant.domain import accounting
 from tierspayant.domain.codes import BillingCode
@@ -64,7 +65,6 @@ from tierspayant.services.payments import (
     release_run,
     renew,
 )
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit, ledger, runs
 from tierspayant.store import billing as store
 from tierspayant.store.keys import OPERATOR_SCOPE

@@ -20,6 +20,7 @@ from enum import StrEnum
 import structlog
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode, DirectoryCode, IncidentCode
 from tierspayant.domain.identifiers import parse_nir
 from tierspayant.security.audit import subject_pseudonym
@@ -27,7 +28,6 @@ from tierspayant.security.crypto import FieldCipher
 from tierspayant.security.identity import open_column
 from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError
 from tierspayant.services.insurers import get_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import breakglass as store
 from tierspayant.store.beneficiaries import BeneficiaryRecord, beneficiary_exists, record_by_id

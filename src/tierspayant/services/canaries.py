@@ -27,9 +27,10 @@ import structlog
 from faker import Faker
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import GuardCode
+from tierspayant.domain.identifiers import nir_key
 from tierspayant.formats.beneficiaries import ImportMode, LineValidator
-from tierspayant.formats.synthetic import nir_key
 from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher, row_aad
 from tierspayant.security.guard import Level, Signal
 from tierspayant.security.identity import family_index, nir_index
@@ -37,7 +38,6 @@ from tierspayant.services.alerts import raise_alert
 from tierspayant.services.enrolment_prepare import LinePreparer
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.insurers import get_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import cards as store
 from tierspayant.store.beneficiary_import import STAGE_COLUMNS, StagedRow
@@ -271,7 +271,7 @@ class _CanaryMaker:
         order = self.rng.randint(1, 999)
         body = f"{'1' if sex == 'M' else '2'}{birth.year % 100:02d}{birth.month:02d}"
         body += f"{dept}{commune:03d}{order:03d}"
-        return body + nir_key(body)
+        return f"{body}{nir_key(body):02d}"
 
     def row(self) -> tuple[StagedRow, bytes]:
         """One new canary as a staged row, with a NIR and member number nobody holds."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import CardCode
 from tierspayant.formats.card_pdf import (
@@ -44,7 +45,6 @@ from tierspayant.security.identity import family_index, open_column
 from tierspayant.services.canaries import canary_mark, canary_touched
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.services.insurers import Insurer, get_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import cards as store
 from tierspayant.store.beneficiaries import BeneficiaryRecord, family_members

@@ -27,6 +27,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, Engine
 
+from tierspayant.app.platform import Platform
 from tierspayant.config import Settings
 from tierspayant.domain.codes import PlatformCode
 from tierspayant.security.audit import (
@@ -47,7 +48,6 @@ from tierspayant.security.audit import (
 )
 from tierspayant.security.keys import create_secret_file, read_secret_file
 from tierspayant.services.errors import Conflict, ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.checkpoints import insert_checkpoint
 

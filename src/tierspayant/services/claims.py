@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
 from tierspayant.domain.claims import (
     UNKNOWN_BENEFICIARY,
@@ -47,7 +48,6 @@ from tierspayant.services.identification import CardData, Identified, identify
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
 from tierspayant.services.overpayments import reverse_paid_claim
-from tierspayant.services.platform import Platform
 from tierspayant.services.providers import Provider, get_provider
 from tierspayant.store import audit, ledger
 from tierspayant.store import claims as store

@@ -7,6 +7,7 @@ from datetime import date
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import EligibilityCode
 from tierspayant.domain.eligibility import (
@@ -22,7 +23,6 @@ from tierspayant.security.principal import Principal
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, Deferred, guarded_read
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 
 

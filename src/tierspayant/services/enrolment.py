@@ -22,6 +22,7 @@ from typing import Final
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.config import BASIS_POINTS
 from tierspayant.domain.codes import DirectoryCode, EnrolmentCode
 from tierspayant.domain.errors import DomainError
@@ -35,7 +36,6 @@ from tierspayant.formats.beneficiaries import (
 from tierspayant.security.crypto import DataKeys
 from tierspayant.services.enrolment_prepare import LinePreparer, ParallelPreparer, PreparedChunk
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import beneficiary_import as store
 from tierspayant.store import enrolment as runs

@@ -8,6 +8,7 @@ registries in :mod:`tierspayant.domain.codes`.
 
 from __future__ import annotations
 
+from tierspayant.app.platform import NotInitialised as NotInitialised
 from tierspayant.domain.errors import DomainError
 
 
@@ -48,7 +49,3 @@ class TooManyRequests(ServiceError):
 
 class Unavailable(ServiceError):
     """A component the use case needs is down or switched off (retry later)."""
-
-
-class NotInitialised(ServiceError):
-    """The platform has no database schema or no keyring yet (run ``tierspayant init``)."""

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard import GuardUnavailable
 from tierspayant.services.errors import Unavailable
-from tierspayant.services.platform import Platform
 from tierspayant.store.guard_figures import save_daily
 
 

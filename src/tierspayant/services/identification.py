@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import EligibilityCode
 from tierspayant.domain.errors import EligibilityError
 from tierspayant.domain.identifiers import parse_amc_number, parse_birth_rank, parse_nir
@@ -26,7 +27,6 @@ from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher
 from tierspayant.security.identity import member_index, nir_index, open_column
 from tierspayant.services.canaries import is_canary
 from tierspayant.services.insurers import Insurer, cached_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store.beneficiaries import (
     BeneficiaryRecord,
     find_by_member_index,

@@ -42,6 +42,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import IncidentCode
 from tierspayant.security.audit import DISCLOSED, subject_pseudonym
 from tierspayant.services.accounts import revoke_principal_sessions
@@ -55,7 +56,6 @@ from tierspayant.services.breakglass import (
 from tierspayant.services.canaries import canary_touched
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.insurers import Insurer, get_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import incidents as store
 from tierspayant.store.beneficiaries import ids_after

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,15 +11,13 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import CatalogueCode, DirectoryCode
 from tierspayant.domain.errors import CatalogueError
-from tierspayant.domain.guarantees import Catalogue, Contract
 from tierspayant.domain.identifiers import parse_amc_number
 from tierspayant.domain.responsable import validate_responsable
 from tierspayant.formats.catalogue import dump_catalogue, parse_catalogue
-from tierspayant.services.caching import TtlCache
 from tierspayant.services.errors import Conflict, NotFound, ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import insurers as store
 from tierspayant.store.insurers import Insurer as Insurer
@@ -137,47 +134,3 @@ def upload_catalogue(
         )
     platform.catalogues.forget(insurer.id)
     return CatalogueUpload(amc, version, codes, unchanged=False)
-
-
-class CatalogueCache:
-    """Parsed catalogues by (insurer, version): parsing happens once per process."""
-
-    def __init__(self, version_seconds: float = 0) -> None:
-        self._parsed: dict[tuple[int, int], Catalogue] = {}
-        self._lock = threading.Lock()
-        # The newest version number is read again after ``version_seconds`` (an upload
-        # by this process forgets it at once): see services/caching.py.
-        self._versions: TtlCache[int, int] = TtlCache(version_seconds, max_entries=1_000)
-
-    def forget(self, insurer_id: int) -> None:
-        """Read the newest version again on next use (after an upload)."""
-        self._versions.discard(insurer_id)
-
-    def latest(self, conn: Connection, insurer_id: int) -> Catalogue | None:
-        """The newest catalogue of an insurer, or None if it has none."""
-        version = self._versions.get(insurer_id)
-        if version is None:
-            version = store.latest_catalogue_version(conn, insurer_id)
-            if version is not None:
-                self._versions.put(insurer_id, version)
-        if version is None:
-            return None
-        key = (insurer_id, version)
-        cached = self._parsed.get(key)
-        if cached is not None:
-            return cached
-        document = store.catalogue_document(conn, insurer_id, version)
-        parsed = parse_catalogue(json.loads(document))
-        with self._lock:
-            self._parsed[key] = parsed
-        return parsed
-
-    def contract(self, conn: Connection, insurer_id: int, code: str) -> Contract | None:
-        """The contract ``code`` in the newest catalogue of an insurer."""
-        catalogue = self.latest(conn, insurer_id)
-        if catalogue is None:
-            return None
-        for contract in catalogue.contracts:
-            if contract.code == code:
-                return contract
-        return None

@@ -35,6 +35,7 @@ from typing import Protocol, runtime_checkable
 import structlog
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import PlatformCode
 from tierspayant.security.crypto import (
     FieldCipher,
@@ -47,7 +48,6 @@ from tierspayant.security.identity import column_aad as sealed_aad
 from tierspayant.security.keys import KeyProvider
 from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.services.insurers import Insurer, get_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import beneficiaries as store_beneficiaries
 from tierspayant.store import keys as store_keys

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.accounting import Journal
 from tierspayant.domain.ledger import BANK, FEES
-from tierspayant.services.platform import Platform
 from tierspayant.store import ledger
 from tierspayant.store import overpayments as store
 

@@ -21,6 +21,7 @@ from typing import Generic, NoReturn, TypeVar
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode, CardCode, GuardCode
 from tierspayant.security.audit import DISCLOSED, AuditEvent
 from tierspayant.security.guard import (
@@ -44,7 +45,6 @@ from tierspayant.services.errors import (
 )
 from tierspayant.services.identification import CardData, Identified, identify_detailed
 from tierspayant.services.insurers import Insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.providers import category_of
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.domain.identifiers import parse_nir
 from tierspayant.security.audit import subject_pseudonym
@@ -25,7 +26,6 @@ from tierspayant.security.identity import open_column
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services import cards
 from tierspayant.services.errors import Forbidden
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.beneficiaries import BeneficiaryRecord, find_by_nir_index
 from tierspayant.store.keys import insurer_scope

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
 from tierspayant.domain.codes import AuthCode, ClaimCode, PaymentCode
 from tierspayant.domain.payments import period_of
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError
 from tierspayant.services.insurers import get_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit, ledger
 from tierspayant.store import overpayments as store
 from tierspayant.store.payments import PaidLine, paid_lines

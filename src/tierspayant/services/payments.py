@@ -30,6 +30,7 @@ from typing import NoReturn, TextIO
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
 from tierspayant.domain.codes import AuthCode, PaymentCode
 from tierspayant.domain.payments import (
@@ -53,7 +54,6 @@ from tierspayant.formats.sepa import write_credit_transfers
 from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit, ledger, overpayments, runs
 from tierspayant.store import payments as store
 from tierspayant.store.keys import OPERATOR_SCOPE

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from tierspayant.app.platform import Platform
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services import accounts, alerts
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.read_models import security
 from tierspayant.store.transactions import write_transaction

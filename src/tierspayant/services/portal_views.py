@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tierspayant.services.platform import Platform
+from tierspayant.app.platform import Platform
 from tierspayant.store.read_models import aware, backoffice, directory, insurer, provider, security
 from tierspayant.store.read_models.backoffice import InvoiceFigures, StatementRow
 from tierspayant.store.read_models.insurer import ImportRow, LookupStats, PendingAgreement

@@ -12,6 +12,7 @@ from datetime import date
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import CalculationCode
 from tierspayant.domain.eligibility import Coverage, age_on, check_care_date
 from tierspayant.domain.errors import PricingError
@@ -28,7 +29,6 @@ from tierspayant.services.errors import Unprocessable
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, Deferred, guarded_read
-from tierspayant.services.platform import Platform
 from tierspayant.services.providers import provider_by_id
 from tierspayant.store import audit
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.config import Settings
 from tierspayant.domain.adjudication import counters_on
 from tierspayant.domain.care import CareDomain
@@ -47,7 +48,6 @@ from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
-from tierspayant.services.platform import Platform
 from tierspayant.services.providers import provider_by_id
 from tierspayant.store import audit
 from tierspayant.store import prior_auth as store

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import AuthCode, DirectoryCode, GuardCode
 from tierspayant.domain.errors import DomainError
@@ -34,7 +35,6 @@ from tierspayant.services.errors import (
     Unauthenticated,
 )
 from tierspayant.services.insurers import get_insurer
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit, principals, tokens
 from tierspayant.store import providers as store
 from tierspayant.store.keys import OPERATOR_SCOPE

@@ -26,9 +26,9 @@ from datetime import UTC, datetime, time, timedelta
 
 import structlog
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import PlatformCode
 from tierspayant.services.errors import ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store import retention as store
 from tierspayant.store.insurers import insurer_numbers

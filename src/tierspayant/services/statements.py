@@ -12,10 +12,10 @@ from datetime import date
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Forbidden
-from tierspayant.services.platform import Platform
 from tierspayant.store import audit
 from tierspayant.store.statements import paid_lines
 

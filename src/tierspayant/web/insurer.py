@@ -17,11 +17,11 @@ import yaml
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.errors import CatalogueError, DomainError
 from tierspayant.domain.responsable import validate_responsable
 from tierspayant.formats.catalogue import parse_catalogue
 from tierspayant.services import enrolment, insurers, portal_views, prior_auth
-from tierspayant.services.platform import Platform
 from tierspayant.web import charts, forms
 from tierspayant.web.policy import policy
 from tierspayant.web.render import french_message, render

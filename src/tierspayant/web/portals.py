@@ -14,8 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.errors import DomainError
-from tierspayant.services.platform import Platform
 from tierspayant.web import insurer, insurer_backoffice, login, member, provider, security_console
 from tierspayant.web.headers import PORTAL_PREFIX, PortalHeadersMiddleware
 from tierspayant.web.policy import WebPolicy, policy

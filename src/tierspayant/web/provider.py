@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.domain.codes import RequestCode
@@ -29,7 +30,6 @@ from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import CardData
 from tierspayant.services.lookup import NO_PROOF, CardProof
-from tierspayant.services.platform import Platform
 from tierspayant.services.pricing import Calculation, calculate
 from tierspayant.web import forms
 from tierspayant.web.policy import policy

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from tierspayant.app.platform import Platform
 from tierspayant.security.principal import Principal
 from tierspayant.services import (
     alerts,
@@ -35,7 +36,6 @@ from tierspayant.services import (
     portal_views,
 )
 from tierspayant.services.errors import ServiceError
-from tierspayant.services.platform import Platform
 from tierspayant.web import charts, forms
 from tierspayant.web.policy import policy
 from tierspayant.web.render import PARIS, french_message, refusal_status, render

@@ -27,12 +27,12 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.security.principal import PrincipalKind
 from tierspayant.services import accounts
 from tierspayant.services.accounts import SessionInfo
 from tierspayant.services.errors import Unauthenticated
-from tierspayant.services.platform import Platform
 from tierspayant.web.headers import is_tls
 from tierspayant.web.policy import WebPolicy
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from stdnum.fr import nir as stdnum_nir
 
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.care import Quality, Sex
 from tierspayant.domain.identifiers import parse_nir
 from tierspayant.formats.beneficiaries import (
@@ -24,7 +25,6 @@ from tierspayant.formats.beneficiaries import (
     canonical_fields,
     mask_identifiers,
 )
-from tierspayant.formats.synthetic import write_beneficiaries_csv
 
 HEADER = (
     "member_number;nir;birth_rank;birth_date;last_name;first_name;sex;quality;contract;"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tierspayant.services.caching import TtlCache
+from tierspayant.app.caching import TtlCache
 
 
 class Clock:

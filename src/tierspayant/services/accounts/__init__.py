@@ -53,6 +53,7 @@ from tierspayant.services.accounts.second_factor_setup import (
     begin_webauthn_enrolment,
     confirm_totp,
     enrol_totp,
+    enrol_totp_now,
     finish_webauthn_enrolment,
     regenerate_recovery_codes,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "create_account",
     "disable_account",
     "enrol_totp",
+    "enrol_totp_now",
     "find_account",
     "finish_webauthn_enrolment",
     "get_account",

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.security.breached import check_password_policy
 from tierspayant.security.secrets import (
@@ -31,7 +32,6 @@ from tierspayant.services.errors import (
     NotFound,
     ServiceError,
 )
-from tierspayant.services.platform import Platform
 from tierspayant.store import accounts as repo
 from tierspayant.store.accounts import AccountRow
 

@@ -17,6 +17,7 @@ from functools import cache
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.config import MAX_FAILED_LOGINS_CEILING as MAX_FAILED_LOGINS_CEILING
 from tierspayant.config import Settings
 from tierspayant.domain.codes import AuthCode
@@ -30,7 +31,6 @@ from tierspayant.services.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from tierspayant.services.platform import Platform
 from tierspayant.store import accounts as repo
 from tierspayant.store import audit
 from tierspayant.store.accounts import AccountRow

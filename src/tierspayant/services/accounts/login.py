@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.security.secrets import (
     hash_password,
@@ -38,7 +39,6 @@ from tierspayant.services.errors import (
     ServiceError,
     Unauthenticated,
 )
-from tierspayant.services.platform import Platform
 from tierspayant.store import accounts as repo
 from tierspayant.store.accounts import AccountRow, ChallengeRow
 

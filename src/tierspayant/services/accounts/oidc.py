@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.security.oidc import OidcError, OidcIdentity
 from tierspayant.services.accounts.admin import _insert_account
@@ -21,7 +22,6 @@ from tierspayant.services.errors import (
     Forbidden,
     ServiceError,
 )
-from tierspayant.services.platform import Platform
 from tierspayant.store import accounts as repo
 
 

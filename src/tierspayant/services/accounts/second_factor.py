@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.security import mfa
 from tierspayant.security.crypto import FieldCipher
@@ -42,7 +43,6 @@ from tierspayant.services.errors import (
     ServiceError,
     Unauthenticated,
 )
-from tierspayant.services.platform import Platform
 from tierspayant.store import accounts as repo
 from tierspayant.store.accounts import AccountRow, ChallengeRow
 from tierspayant.store.keys import OPERATOR_SCOPE

@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
+import pyotp
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.security import mfa
 from tierspayant.security.crypto import FieldCipher
@@ -24,14 +26,19 @@ from tierspayant.services.accounts.common import (
     _totp_aad,
     auth_policy,
 )
-from tierspayant.services.accounts.login import _consume, _invalid_challenge, _Pending, _pending
+from tierspayant.services.accounts.login import (
+    _consume,
+    _invalid_challenge,
+    _Pending,
+    _pending,
+    begin_login,
+)
 from tierspayant.services.accounts.second_factor import _mfa_failure, _totp_secret
-from tierspayant.services.accounts.sessions import _open_session, validate_session
+from tierspayant.services.accounts.sessions import _open_session, logout, validate_session
 from tierspayant.services.errors import (
     Forbidden,
     ServiceError,
 )
-from tierspayant.services.platform import Platform
 from tierspayant.store import accounts as repo
 from tierspayant.store.accounts import AccountRow, ChallengeRow
 
@@ -247,3 +254,15 @@ def regenerate_recovery_codes(platform: Platform, token: str) -> tuple[str, ...]
             row=row,
         )
     return tuple(codes)
+
+
+def enrol_totp_now(platform: Platform, login: str, password: str) -> TotpEnrolment:
+    """Enrol a TOTP secret for an account that has none, confirming it with a code
+    computed here, and close the session this opens. For the demo and the command line,
+    where the administrator hands the secret over; people enrol in the portal."""
+    challenge = begin_login(platform, login, password)
+    enrolment = enrol_totp(platform, challenge.challenge_id)
+    code = pyotp.TOTP(enrolment.secret).at(platform.now())
+    enrolled = confirm_totp(platform, challenge.challenge_id, code)
+    logout(platform, enrolled.session.token)
+    return enrolment

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.security.principal import AuthStrength, Principal
 from tierspayant.security.secrets import (
@@ -30,7 +31,6 @@ from tierspayant.services.errors import (
     ServiceError,
     Unauthenticated,
 )
-from tierspayant.services.platform import Platform
 from tierspayant.store import accounts as repo
 from tierspayant.store.accounts import AccountRow
 

@@ -11,28 +11,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from tierspayant.app.alerting import AlertSink, build_guard
+from tierspayant.app.caching import TtlCache
+from tierspayant.app.catalogues import CatalogueCache
 from tierspayant.config import Settings
 from tierspayant.domain.codes import PlatformCode
+from tierspayant.domain.errors import DomainError
 from tierspayant.domain.reference import ReferenceTable
 from tierspayant.formats.reference import load_default_reference
 from tierspayant.security.crypto import DataKeys
+from tierspayant.security.guard import Guard
 from tierspayant.security.keys import KeyProvider, LocalKeyring
+from tierspayant.security.principal import Principal
 from tierspayant.security.ratelimit import RateLimits
-from tierspayant.services.caching import TtlCache
-from tierspayant.services.errors import NotInitialised
 from tierspayant.store.audit_writer import AuditWriter
 from tierspayant.store.db import is_initialised, make_engine, migrate
+from tierspayant.store.insurers import Insurer
 from tierspayant.store.keys import OPERATOR_SCOPE, DataKeyCache
 
-if TYPE_CHECKING:
-    from tierspayant.security.guard import Guard
-    from tierspayant.security.principal import Principal
-    from tierspayant.services.alerts import AlertSink
-    from tierspayant.services.insurers import CatalogueCache, Insurer
+
+class NotInitialised(DomainError):
+    """The platform has no database schema or no keyring yet (run ``tierspayant init``).
+
+    The platform's own failure, raised before any use case runs; ``services.errors``
+    names it beside the use cases' errors, and the API and the CLI map it like them."""
 
 
 def utc_now() -> datetime:
@@ -69,22 +74,16 @@ class Platform:
         """The exfiltration guard (None only when switched off to benchmark it)."""
         if not self.settings.guard_enabled:
             return None
-        from tierspayant.services.alerts import build_guard
-
         return build_guard(self.settings, self.engine)
 
     @cached_property
     def alert_sink(self) -> AlertSink:
         """Where security alerts go besides the database: structured log and webhook."""
-        from tierspayant.services.alerts import AlertSink
-
         return AlertSink.from_settings(self.settings)
 
     @cached_property
     def catalogues(self) -> CatalogueCache:
         """Parsed guarantee catalogues, by insurer and version."""
-        from tierspayant.services.insurers import CatalogueCache
-
         return CatalogueCache(self.settings.cache_seconds)
 
     @cached_property

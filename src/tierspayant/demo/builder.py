@@ -18,13 +18,13 @@ from pathlib import Path
 import yaml
 from stdnum import iban as stdnum_iban
 
+from tierspayant.app.platform import Platform
+from tierspayant.demo.accounts import DemoAccount, create_demo_accounts
+from tierspayant.demo.claims import build_demo_claims
+from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.identifiers import luhn_check_digit
 from tierspayant.domain.providers import ProviderCategory
-from tierspayant.formats.synthetic import write_beneficiaries_csv
 from tierspayant.services import billing, canaries, enrolment, insurers, payments, providers
-from tierspayant.services.demo_claims import build_demo_claims
-from tierspayant.services.platform import Platform
-from tierspayant.services.portal_demo import DemoAccount, create_demo_accounts
 
 DEMO_ACTOR = "operator:demo"
 

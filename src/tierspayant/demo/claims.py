@@ -3,7 +3,7 @@
 Mostly pharmacy invoices (the largest flow: drugs at 65, 30 and 100 %), then GP
 consultations and lab tests, and a few optical and dental invoices that first ask for a
 prior authorisation and then bill what it guaranteed. The beneficiaries are those of a
-file made by :func:`tierspayant.formats.synthetic.write_beneficiaries_csv`. Invoices are
+file made by :func:`tierspayant.demo.synthetic.write_beneficiaries_csv`. Invoices are
 numbered from the seed, so running the demo twice sends the same invoices, which the
 service recognises.
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.domain.errors import DomainError
@@ -29,7 +30,6 @@ from tierspayant.security.principal import Principal
 from tierspayant.services.adjudication import adjudicate_pending
 from tierspayant.services.claims import ClaimSubmission, file_principal, submit_claim
 from tierspayant.services.identification import CardData
-from tierspayant.services.platform import Platform
 from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
 from tierspayant.services.providers import Provider, provider_by_id
 

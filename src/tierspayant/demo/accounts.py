@@ -11,16 +11,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-import pyotp
-
+from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import DirectoryCode
-from tierspayant.services import accounts
-from tierspayant.services.accounts import AccountKind, TotpEnrolment
+from tierspayant.services import accounts, directory
+from tierspayant.services.accounts import AccountKind
 from tierspayant.services.errors import Conflict, NotFound
-from tierspayant.services.platform import Platform
-from tierspayant.store.beneficiaries import first_member_id
-from tierspayant.store.insurers import first_insurer
-from tierspayant.store.providers import first_active_with_rpps
 
 DEMO_ACTOR = "operator:demo"
 PORTAL_PATHS = {
@@ -48,18 +43,6 @@ def demo_password() -> str:
     return "-".join(secrets.token_urlsafe(6) for _ in range(4))
 
 
-def enrol_totp_now(platform: Platform, login: str, password: str) -> TotpEnrolment:
-    """Enrol a TOTP secret for an account that has none, confirming it with a code
-    computed here, and close the session this opens. For the demo and the command line,
-    where the administrator hands the secret over; people enrol in the portal."""
-    challenge = accounts.begin_login(platform, login, password)
-    enrolment = accounts.enrol_totp(platform, challenge.challenge_id)
-    code = pyotp.TOTP(enrolment.secret).at(platform.now())
-    enrolled = accounts.confirm_totp(platform, challenge.challenge_id, code)
-    accounts.logout(platform, enrolled.session.token)
-    return enrolment
-
-
 def _staff(
     platform: Platform,
     kind: AccountKind,
@@ -78,15 +61,14 @@ def _staff(
         insurer_id=insurer_id,
         beneficiary_id=beneficiary_id,
     )
-    enrolment = enrol_totp_now(platform, login, password)
+    enrolment = accounts.enrol_totp_now(platform, login, password)
     return DemoAccount(
         kind, PORTAL_PATHS[kind], login, password, enrolment.secret, account.principal_id
     )
 
 
 def _first_insurer(platform: Platform, amc: str | None) -> tuple[int, str]:
-    with platform.engine.connect() as conn:
-        found = first_insurer(conn, amc)
+    found = directory.first_insurer(platform, amc)
     if found is None:
         raise NotFound(DirectoryCode.INSURER_UNKNOWN, "no insurer to attach demo accounts to")
     return found
@@ -94,13 +76,11 @@ def _first_insurer(platform: Platform, amc: str | None) -> tuple[int, str]:
 
 def _demo_beneficiary(platform: Platform, insurer_id: int) -> int | None:
     # Demo set-up only: the first real (non-canary) beneficiary becomes the demo member.
-    with platform.engine.connect() as conn:
-        return first_member_id(conn, insurer_id)
+    return directory.first_member_id(platform, insurer_id)
 
 
 def _demo_professional(platform: Platform) -> DemoAccount | None:
-    with platform.engine.connect() as conn:
-        row = first_active_with_rpps(conn)
+    row = directory.first_professional(platform)
     if row is None:
         return None
     account = accounts.create_account(
