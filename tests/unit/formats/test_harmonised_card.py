@@ -78,7 +78,8 @@ def signed_text(card: h.HarmonisedCard) -> tuple[str, str, bytes]:
 def scan(text: str) -> str:
     """Draw the DataMatrix of ``text`` and read it back with zxing."""
     found = zxingcpp.read_barcodes(
-        datamatrix_image(text, module_pixels=3), formats=zxingcpp.BarcodeFormat.DataMatrix
+        datamatrix_image(text, module_pixels=3),
+        formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.DataMatrix),
     )
     assert len(found) == 1
     return found[0].text
@@ -202,4 +203,3 @@ def test_given_invalid_fields_then_the_card_refuses_them() -> None:
         h.BeneficiaryRights(1, date(1990, 1, 1), (h.Right(CareDomain.MED, True, "1"),) * 2)
     with pytest.raises(ValueError, match="proof"):
         h.encode(good, "TP1:abc", "X" * 96)
-
