@@ -305,6 +305,6 @@ def test_given_scanned_codes_then_decode_answers_fields_and_proof_status_only(
         assert response.status_code == 422, misread
         assert response.json()["error"]["code"] == "card.misread"
         assert misread not in json.dumps(response.json())
-    assert decode("é" * 1201).status_code == 422
+    assert decode("é" * 2001).status_code == 422
     assert counter.status() == "active"
     assert counter.alerts() == []

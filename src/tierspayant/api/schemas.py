@@ -180,7 +180,7 @@ class CardDecodeIn(Strict):
     """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-    payload: Annotated[str, Field(min_length=1, max_length=1200)]
+    payload: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 class RightOut(BaseModel):

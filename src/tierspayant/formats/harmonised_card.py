@@ -32,11 +32,12 @@ from tierspayant.domain.errors import DomainError
 PREFIX = "TPH1"
 SEPARATOR = "|"
 PROOF_PREFIX = "TP1:"
-MAX_TEXT = 1200  # the longest text accepted (a family of 9 with every domain is under 1000)
+MAX_TEXT = 2000  # the longest text made or accepted (one DataMatrix holds it; see docs)
 MAX_BENEFICIARIES = 12  # a large family on one card; birth ranks stay 1 to 9
 SIGNATURE_CHARS = 96  # base45 of a 64-byte Ed25519 signature
 TIERS_PAYANT = "="  # DOMAIN=CODE: tiers payant applies, with this coverage code
 NO_TIERS_PAYANT = "#"  # DOMAIN#CODE: covered, paid back to the member (no tiers payant)
+SAME_RIGHTS = "*"  # a row's rights when they are the previous row's (one contract per family)
 
 _B45_TEXT = r"[0-9A-Z $%*+\-./:]"
 _AMC = re.compile(r"[0-9]{8,10}")
@@ -137,11 +138,15 @@ def _day(value: date) -> str:
     return value.strftime("%Y%m%d")
 
 
-def _rights_text(person: BeneficiaryRights) -> str:
-    rights = ",".join(
-        f"{r.domain.value}{TIERS_PAYANT if r.tiers_payant else NO_TIERS_PAYANT}{r.coverage_code}"
-        for r in person.rights
-    )
+def _rights_text(person: BeneficiaryRights, previous: BeneficiaryRights | None) -> str:
+    if previous is not None and person.rights == previous.rights:
+        rights = SAME_RIGHTS
+    else:
+        rights = ",".join(
+            f"{r.domain.value}{TIERS_PAYANT if r.tiers_payant else NO_TIERS_PAYANT}"
+            f"{r.coverage_code}"
+            for r in person.rights
+        )
     return f"{person.rank}.{_day(person.birth_date)}:{rights}"
 
 
@@ -157,7 +162,10 @@ def fields_text(card: HarmonisedCard) -> str:
             _day(card.valid_from),
             _day(card.valid_until),
             "R" if card.responsable else "N",
-            ";".join(_rights_text(p) for p in card.beneficiaries),
+            ";".join(
+                _rights_text(p, card.beneficiaries[i - 1] if i else None)
+                for i, p in enumerate(card.beneficiaries)
+            ),
         )
     )
 
@@ -166,16 +174,23 @@ def signed_part(card: HarmonisedCard, proof: str) -> str:
     """What the card key signs: the fields, the proof, and the separator after it."""
     if not _PROOF.fullmatch(proof):
         raise ValueError("the proof must be the TP1: text of security/cardsig.py")
-    return f"{fields_text(card)}{SEPARATOR}{proof}{SEPARATOR}"
+    text = f"{fields_text(card)}{SEPARATOR}{proof}{SEPARATOR}"
+    if len(text) + SIGNATURE_CHARS > MAX_TEXT:
+        raise ValueError(f"a card code holds at most {MAX_TEXT} characters")
+    return text
 
 
 def encode(card: HarmonisedCard, proof: str | None = None, signature: str | None = None) -> str:
     """The DataMatrix text: the fields, then the proof and its signature when given."""
     if proof is None and signature is None:
-        return fields_text(card)
-    if proof is None or signature is None or not _SIGNATURE.fullmatch(signature):
+        text = fields_text(card)
+    elif proof is None or signature is None or not _SIGNATURE.fullmatch(signature):
         raise ValueError("a proof goes with the base45 signature of the text before it")
-    return signed_part(card, proof) + signature
+    else:
+        text = signed_part(card, proof) + signature
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"a card code holds at most {MAX_TEXT} characters")
+    return text
 
 
 def _parse_day(text: str, name: str) -> date:
@@ -197,11 +212,16 @@ def _parse_right(text: str) -> Right:
         raise Misread("unknown care domain or bad coverage code") from None
 
 
-def _parse_beneficiary(text: str) -> BeneficiaryRights:
+def _parse_beneficiary(text: str, previous: BeneficiaryRights | None) -> BeneficiaryRights:
     match = _BENEFICIARY.fullmatch(text)
     if match is None:
         raise Misread("a beneficiary is RANK.YYYYMMDD:RIGHTS")
-    rights = tuple(_parse_right(r) for r in match[3].split(",")) if match[3] else ()
+    if match[3] == SAME_RIGHTS:
+        if previous is None:
+            raise Misread("the first beneficiary's rights cannot be the previous row's")
+        rights = previous.rights
+    else:
+        rights = tuple(_parse_right(r) for r in match[3].split(",")) if match[3] else ()
     try:
         return BeneficiaryRights(int(match[1]), _parse_day(match[2], "birth date"), rights)
     except ValueError:
@@ -218,7 +238,10 @@ def decode(text: str) -> ScannedCard:
     parts = text.split(SEPARATOR)
     if len(parts) not in (9, 11):
         raise Misread("a harmonised card code has 9 fields, or 11 with its proof")
-    beneficiaries = tuple(_parse_beneficiary(b) for b in parts[8].split(";"))
+    rows: list[BeneficiaryRights] = []
+    for row in parts[8].split(";"):
+        rows.append(_parse_beneficiary(row, rows[-1] if rows else None))
+    beneficiaries = tuple(rows)
     try:
         card = HarmonisedCard(
             amc_number=parts[1],

@@ -130,6 +130,22 @@ def test_given_the_example_then_the_text_is_the_documented_one() -> None:
     )
 
 
+def test_given_rows_with_the_same_rights_then_they_are_written_once() -> None:
+    first = example().beneficiaries[0]
+    twins = (
+        first,
+        h.BeneficiaryRights(1, date(2012, 6, 1), first.rights),
+        h.BeneficiaryRights(2, date(2012, 6, 1), first.rights),
+        h.BeneficiaryRights(1, date(2015, 3, 9), ()),
+    )
+    card = dataclasses.replace(example(), beneficiaries=twins)
+    text = h.fields_text(card)
+    assert text.endswith("OPTI#OPT1;1.20120601:*;2.20120601:*;1.20150309:")
+    assert h.decode(text).card == card
+    with pytest.raises(h.Misread):
+        h.decode(text.replace("1.19790416:PHAR=PH100,OPTI#OPT1", "1.19790416:*"))
+
+
 def azerty(text: str) -> str:
     """What a reader set up for QWERTY types into a computer set up for AZERTY."""
     swaps = str.maketrans(
@@ -170,7 +186,7 @@ def test_given_mistyped_or_truncated_scans_then_each_is_a_misread() -> None:
         "unknown domain": text.replace("PHAR=", "PHRA="),
         "bad mark": text.replace("|R|", "|X|"),
         "empty": "",
-        "too long": text + "0" * 1200,
+        "too long": text + "0" * 2000,
         "proof mistyped": text.replace(proof, proof.replace("TP1:", "TP&M")),
     }
     for name, bad in misreads.items():
