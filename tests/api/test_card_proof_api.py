@@ -258,3 +258,53 @@ def test_given_the_published_keys_then_provider_software_verifies_cards_offline(
     for _, qr in pairs:
         peeked = cardsig.peek(qr)
         assert cardsig.verify(qr, keys[(world.amc, peeked.key_id)]) == peeked
+
+
+def test_given_scanned_codes_then_decode_answers_fields_and_proof_status_only(
+    platform: Platform,
+    carded: tuple[World, list[tuple[Person, str]], TestClient],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    world, _, client = carded
+    printed: list[card_pdf.CardPrint] = []
+    real = card_pdf.write_card
+
+    def spy(card: card_pdf.CardPrint, directory: Path) -> Path:
+        printed.append(card)
+        return real(card, directory)
+
+    monkeypatch.setattr(cards, "write_card", spy)
+    member = next(iter(world.qr_by_member))
+    cards.issue_family_card(
+        platform, world.amc, member, platform.today().year, tmp_path / "one", ACTOR
+    )
+    card = printed[0]
+    assert client.post("/v1/cards/decode", json={"payload": card.qr_text}).status_code == 401
+    counter = Counter(platform, client)
+
+    def decode(text: str) -> Any:
+        return client.post("/v1/cards/decode", json={"payload": text}, headers=counter.headers)
+
+    answer = decode(card.datamatrix_text)
+    assert answer.status_code == 200, answer.json()
+    body = answer.json()
+    assert (body["proof"], body["serial"]) == ("valid", card.serial)
+    assert body["card"]["member_number"] == member
+    assert body["card"]["responsable"] is True
+    assert body["card"]["beneficiaries"][0]["rights"][0]["domain"] == "PHAR"
+    qr = decode(card.qr_text).json()
+    assert (qr["proof"], qr["card"], qr["serial"]) == ("valid", None, card.serial)
+    # A revoked card decodes the same: decode tells nothing a lookup would.
+    cards.revoke_card(platform, world.amc, card.serial, "perte", ACTOR)
+    assert decode(card.datamatrix_text).json() == body
+    forged = decode(card.datamatrix_text.replace("|R|", "|N|", 1))
+    assert (forged.status_code, forged.json()["proof"]) == (200, "invalid")
+    for misread in ("TP&MQBCDEF%%GHIJ", card.datamatrix_text[:-3], "TP1:ABCDEF", "x"):
+        response = decode(misread)
+        assert response.status_code == 422, misread
+        assert response.json()["error"]["code"] == "card.misread"
+        assert misread not in json.dumps(response.json())
+    assert decode("é" * 2001).status_code == 422
+    assert counter.status() == "active"
+    assert counter.alerts() == []

@@ -45,6 +45,7 @@ OPERATIONS = (
     ),
     ("GET", "/v1/members/me/statements", "member_statements_v1_members_me_statements_get"),
     ("GET", "/v1/card-keys", "card_keys_v1_card_keys_get"),
+    ("POST", "/v1/cards/decode", "decode_card_v1_cards_decode_post"),
 )
 
 

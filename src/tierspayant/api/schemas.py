@@ -172,6 +172,52 @@ class CardKeysOut(BaseModel):
     keys: list[CardKeyOut]
 
 
+class CardDecodeIn(Strict):
+    """The text a reader typed from a card's DataMatrix (``TPH1|…``) or QR code (``TP1:…``).
+
+    Not stripped: base45 may end with a space. Its grammar is checked by the service, so
+    that a misread gets its own code (``card.misread``) rather than a schema error.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    payload: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class RightOut(BaseModel):
+    domain: CareDomain
+    tiers_payant: bool
+    coverage_code: str
+
+
+class BeneficiaryRightsOut(BaseModel):
+    rank: int
+    birth_date: date
+    rights: list[RightOut]
+
+
+class HarmonisedCardOut(BaseModel):
+    """The standard box and rights as printed on the card (layout ``TPH1``)."""
+
+    layout: str
+    amc_number: str
+    convention_type: str
+    routing_criterion: str
+    member_number: str
+    valid_from: date
+    valid_until: date
+    responsable: bool
+    beneficiaries: list[BeneficiaryRightsOut]
+
+
+class CardDecodeOut(BaseModel):
+    """``proof``: ``valid``, ``invalid`` or ``absent``; ``card`` is null for a QR code."""
+
+    proof: str
+    serial: str | None
+    key_id: str | None
+    card: HarmonisedCardOut | None
+
+
 def card_data(card: CardIn) -> CardData:
     """The services' view of a card in a request body."""
     return CardData(

@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from tierspayant.app.platform import Platform
-from tierspayant.cli.common import CLI_ACTOR, console, platform_ctx
+from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx
+from tierspayant.domain.codes import CardCode
 from tierspayant.services import canaries, cards, guard_figures
+from tierspayant.services.errors import ServiceError
 
 cards_app = typer.Typer(help="Cartes de tiers payant : émission, révocation, clés de signature.")
 canaries_app = typer.Typer(help="Bénéficiaires leurres (canaris) : plantation, état.")
@@ -87,6 +90,68 @@ def rotate_key(insurer: Insurer) -> None:
     with platform_ctx() as platform:
         key_id = cards.rotate_signing_key(platform, insurer, CLI_ACTOR)
     console.print(f"nouvelle clé de signature : {key_id}")
+
+
+_PROOF_LABELS = {
+    cards.ProofStatus.VALID: "valide (signature de l'organisme vérifiée avec sa clé publiée)",
+    cards.ProofStatus.INVALID: "INVALIDE : signature fausse ou clé inconnue, carte à refuser",
+    cards.ProofStatus.ABSENT: "absente (code sans preuve signée)",
+}
+
+
+@cards_app.command("decode")
+def decode(
+    payload: Annotated[str, typer.Argument(help="texte lu dans le DataMatrix ou le QR code")],
+) -> None:
+    """Décoder le code d'une carte (DataMatrix TPH1 ou QR TP1) et vérifier sa signature.
+
+    Ne consulte ni l'état de la carte ni son titulaire : seulement ce que le code porte.
+    """
+    with platform_ctx() as platform:
+        try:
+            decoded = cards.decode_scan(platform, payload, CLI_ACTOR)
+        except ServiceError as exc:
+            if exc.code != CardCode.MISREAD:
+                raise
+            raise fail(
+                exc,
+                "code mal lu : texte tronqué, ou lecteur réglé sur une autre disposition de "
+                "clavier (AZERTY/QWERTY). Scannez la carte à nouveau.",
+            ) from None
+    table = Table("champ", "valeur", show_header=False)
+    fields = decoded.fields
+    if fields is not None:
+        responsable = "oui (R)" if fields.responsable else "non"
+        rows = [
+            ("Numéro AMC", fields.amc_number),
+            ("Type de convention", fields.convention_type or "(non renseigné)"),
+            ("Critère secondaire de routage", fields.routing_criterion or "(non renseigné)"),
+            ("Numéro d'adhérent", fields.member_number),
+            (
+                "Période de validité",
+                f"du {fields.valid_from:%d/%m/%Y} au {fields.valid_until:%d/%m/%Y}",
+            ),
+            ("Contrat responsable", responsable),
+        ]
+        for person in fields.beneficiaries:
+            rights = ", ".join(
+                f"{r.domain.value} {r.coverage_code}" + ("" if r.tiers_payant else " (sans TP)")
+                for r in person.rights
+            )
+            rows.append(
+                (
+                    f"Bénéficiaire rang {person.rank}",
+                    f"né(e) le {person.birth_date:%d/%m/%Y} : {rights or 'aucun droit'}",
+                )
+            )
+        for label, value in rows:
+            table.add_row(label, escape(value))
+    if decoded.serial is not None:
+        table.add_row("Numéro de carte", decoded.serial)
+    table.add_row("Preuve signée", _PROOF_LABELS[decoded.proof])
+    console.print(table)
+    if decoded.proof is cards.ProofStatus.INVALID:
+        raise typer.Exit(1)
 
 
 @canaries_app.command("plant")

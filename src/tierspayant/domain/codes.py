@@ -241,6 +241,7 @@ class CardCode(ErrorCode):
     SERIAL = "card.serial"
     UNKNOWN = "card.unknown"
     NOT_ACTIVE = "card.not_active"
+    MISREAD = "card.misread"
 
 
 class PaymentCode(ErrorCode):

@@ -39,6 +39,9 @@ from tierspayant.security import SecurityError
 VERSION = 0x01
 PREFIX = "TP1:"
 DOMAIN = b"tierspayant.card.v1\x00"  # signed before the payload: no cross-protocol reuse
+# Signed before the harmonised card's DataMatrix text (formats/harmonised_card.py): the
+# same key signs both, and neither signature can pass for the other.
+HARMONISED_DOMAIN = b"tierspayant.card.harmonised.v1\x00"
 KEY_ID_BYTES = 8
 SERIAL_BYTES = 10
 BINDING_BYTES = 16
@@ -266,3 +269,25 @@ def verify(text: str, public_raw: bytes) -> CardPayload:
 def peek(text: str) -> CardPayload:
     """The payload's fields, unverified: to choose the public key to verify it with."""
     return decode(text)[0]
+
+
+def sign_harmonised(text: str, key: Ed25519PrivateKey) -> str:
+    """The base45 signature (96 characters) of a harmonised card's DataMatrix text.
+
+    ``text`` is everything the DataMatrix carries before the signature, the ``TP1:``
+    proof included, so the printed fields cannot be changed without the card key.
+    """
+    return b45encode(key.sign(HARMONISED_DOMAIN + text.encode("ascii")))
+
+
+def verify_harmonised(text: str, signature: str, public_raw: bytes) -> None:
+    """Raise :class:`CardProofError` unless ``signature`` signs ``text`` with this key."""
+    raw = b45decode(signature)
+    if len(raw) != SIGNATURE_BYTES:
+        raise CardProofError("the card code's signature has the wrong length")
+    try:
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(
+            raw, HARMONISED_DOMAIN + text.encode("ascii")
+        )
+    except (InvalidSignature, UnicodeEncodeError):
+        raise CardProofError("the card code's signature does not verify") from None

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -29,6 +30,7 @@ from sqlalchemy import Connection
 from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import CardCode
+from tierspayant.formats import harmonised_card as harmonised
 from tierspayant.formats.card_pdf import (
     CardPrint,
     PrintedBeneficiary,
@@ -43,7 +45,7 @@ from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher
 from tierspayant.security.guard import ProofFault
 from tierspayant.security.identity import family_index, open_column
 from tierspayant.services.canaries import canary_mark, canary_touched
-from tierspayant.services.errors import Conflict, NotFound, ServiceError
+from tierspayant.services.errors import Conflict, NotFound, ServiceError, Unprocessable
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.store import audit
 from tierspayant.store import cards as store
@@ -229,6 +231,47 @@ class _Issuer:
             )
         return tuple(printed)
 
+    def _harmonised(
+        self,
+        members: Sequence[BeneficiaryRecord],
+        people: Sequence[PrintedBeneficiary],
+        contracts: Sequence[PrintedContract],
+        member_number: str,
+        valid: tuple[date, date],
+    ) -> harmonised.HarmonisedCard:
+        """The standard box and each member's rights (from the member's own contract).
+
+        The card shows "R" only when every contract on it is a contrat responsable.
+        Type de convention and CSR are not recorded per insurer yet: printed empty (the
+        harmonised layout keeps their labels even when empty).
+        """
+        by_code = {c.code: c for c in contracts}
+        responsable = True
+        for code in by_code:
+            contract = self.platform.catalogues.contract(self.conn, self.insurer.id, code)
+            responsable = responsable and contract is not None and contract.responsable
+        rows = tuple(
+            harmonised.BeneficiaryRights(
+                rank=member.birth_rank,
+                birth_date=person.birth_date,
+                rights=tuple(
+                    harmonised.Right(CareDomain(d.domain), d.tiers_payant, d.coverage_code)
+                    for d in by_code[member.contract_code].domains
+                ),
+            )
+            for member, person in zip(members, people, strict=True)
+        )
+        return harmonised.HarmonisedCard(
+            amc_number=self.insurer.amc_number,
+            convention_type="",
+            routing_criterion="",
+            member_number=member_number,
+            valid_from=valid[0],
+            valid_until=valid[1],
+            responsable=responsable,
+            beneficiaries=rows,
+        )
+
     def issue(self, members: Sequence[BeneficiaryRecord], actor: str) -> str:
         """Issue the card of one family (canaries already excluded); return its serial."""
         first = members[0]
@@ -275,17 +318,24 @@ class _Issuer:
             )
             for m in members
         )
+        member_number = self._open(first, "member_number")
+        contracts = self._contracts(members)
+        box = self._harmonised(members, people, contracts, member_number, (valid_from, valid_until))
+        proof = cardsig.sign(payload, self.signer)
+        signed = harmonised.signed_part(box, proof)
         write_card(
             CardPrint(
                 insurer_name=self.insurer.name,
                 amc_number=self.insurer.amc_number,
-                member_number=self._open(first, "member_number"),
+                member_number=member_number,
                 serial=serial,
                 valid_from=valid_from,
                 valid_until=valid_until,
                 beneficiaries=people,
-                contracts=self._contracts(members),
-                qr_text=cardsig.sign(payload, self.signer),
+                contracts=contracts,
+                qr_text=proof,
+                harmonised=box,
+                datamatrix_text=signed + cardsig.sign_harmonised(signed, self.signer),
             ),
             self.directory,
         )
@@ -495,3 +545,107 @@ def proof_covers(
         return False
     keys = platform.keys.active(conn, insurer_scope(insurer.amc_number))
     return hmac.compare_digest(family_binding(keys, record.idx_family), proof.family_binding)
+
+
+# --------------------------------------------------------------------------- decode
+
+
+class ProofStatus(StrEnum):
+    """What a scanned code says of its own signature, checked with the published keys."""
+
+    VALID = "valid"  # signed by a published key of the AMC it names, fields included
+    INVALID = "invalid"  # well formed, but the signature or the key does not check out
+    ABSENT = "absent"  # a harmonised code printed without the signed proof
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedCard:
+    """A scanned card code, decoded: its printed fields (if any) and its proof's status.
+
+    Holds only what the scanned text carries: no lookup, no card status.
+    """
+
+    proof: ProofStatus
+    fields: harmonised.HarmonisedCard | None = None
+    serial: str | None = None
+    key_id: str | None = None
+
+
+def _misread(message: str) -> Unprocessable:
+    return Unprocessable(CardCode.MISREAD, message)
+
+
+def decode_scan(platform: Platform, text: str, actor: str) -> DecodedCard:
+    """Decode the text of a card's DataMatrix (``TPH1|…``) or QR code (``TP1:…``).
+
+    Does exactly what provider software can do offline with ``GET /v1/card-keys``: parse,
+    then verify the signatures with the published keys. It never reads the card's status
+    or secret, so it tells nothing about whether the card is revoked or whose it is: that
+    is the lookup's job, under the guard. A text that does not parse is a misread
+    (``card.misread``, nothing audited: not an attack signal); a well-formed code whose
+    signature fails is audited (``card.decode_refused``) for the security team.
+    """
+    scanned: harmonised.ScannedCard | None = None
+    proof_text: str | None = text
+    if not text.startswith(cardsig.PREFIX):
+        try:
+            scanned = harmonised.decode(text)
+        except harmonised.Misread as exc:
+            raise _misread(exc.message) from None
+        proof_text = scanned.proof
+    fields = None if scanned is None else scanned.card
+    if proof_text is None:
+        return DecodedCard(ProofStatus.ABSENT, fields)
+    try:
+        payload = cardsig.peek(proof_text)
+    except CardProofError as exc:
+        raise _misread(exc.message) from None
+    serial = payload.serial_text
+    if _proof_verifies(platform, payload, proof_text, scanned):
+        return DecodedCard(ProofStatus.VALID, fields, serial, payload.key_id)
+    platform.audit_writer.append(
+        audit.Entry(
+            at=platform.now(),
+            actor=actor,
+            action="card.decode_refused",
+            purpose="card_proof",
+            insurer=payload.amc_number,
+            decision="deny",
+            detail={"fault": ProofFault.FORGED.value, "serial": serial},
+        )
+    )
+    return DecodedCard(ProofStatus.INVALID, fields, serial, payload.key_id)
+
+
+def _proof_verifies(
+    platform: Platform,
+    payload: cardsig.CardPayload,
+    proof_text: str,
+    scanned: harmonised.ScannedCard | None,
+) -> bool:
+    """The proof's signature, the fields' signature, and the fields agree with the proof."""
+    key = next(
+        (
+            k
+            for k in public_keys(platform)
+            if k.amc_number == payload.amc_number and k.key_id == payload.key_id
+        ),
+        None,
+    )
+    if key is None:
+        return False
+    try:
+        cardsig.verify(proof_text, key.public_key)
+        if scanned is not None:
+            signature = scanned.signature or ""
+            cardsig.verify_harmonised(scanned.signed_text, signature, key.public_key)
+    except CardProofError:
+        return False
+    if scanned is None:
+        return True
+    fields = scanned.card
+    return (fields.amc_number, fields.valid_from, fields.valid_until) == (
+        payload.amc_number,
+        payload.valid_from,
+        payload.valid_until,
+    )

@@ -102,3 +102,24 @@ def test_given_a_printed_serial_then_dashes_and_case_do_not_matter() -> None:
     assert cardsig.serial_bytes(spaced) == serial
     with pytest.raises(CardProofError):
         cardsig.serial_bytes("ABC")
+
+
+def test_given_a_harmonised_text_then_only_its_own_signature_and_key_verify_it() -> None:
+    text = "TPH1|750123456|||0012345678|20260101|20261231|R|1.19790416:PHAR=PH100|TP1:AB|"
+    signature = cardsig.sign_harmonised(text, KEY)
+    assert len(signature) == 96  # 64 bytes of Ed25519 in base45
+    cardsig.verify_harmonised(text, signature, PUBLIC)
+    other = cardsig.public_bytes(cardsig.new_signing_key())
+    refused = [
+        (text.replace("0012345678", "0012345679"), signature, PUBLIC),
+        (text, signature, other),
+        (text, signature[:-3], PUBLIC),
+        (text + "é", signature, PUBLIC),
+    ]
+    for bad_text, bad_signature, key in refused:
+        with pytest.raises(CardProofError):
+            cardsig.verify_harmonised(bad_text, bad_signature, key)
+    # Domain separation: the same bytes signed as a card proof never pass as harmonised.
+    proof_signature = cardsig.b45encode(KEY.sign(cardsig.DOMAIN + text.encode("ascii")))
+    with pytest.raises(CardProofError):
+        cardsig.verify_harmonised(text, proof_signature, PUBLIC)

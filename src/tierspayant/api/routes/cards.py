@@ -1,4 +1,4 @@
-"""Cards: the public keys that sign the cards' 2D codes.
+"""Cards: the public keys that sign the cards' 2D codes, and decoding a scanned code.
 
 Every route declares its policy: ``**policy(Policy.…)`` and the matching dependency
 from :mod:`tierspayant.api.deps`.
@@ -11,7 +11,16 @@ import base64
 from fastapi import APIRouter
 
 from tierspayant.api.deps import PlatformDep, Policy, ProviderPrincipal, policy
-from tierspayant.api.schemas import CardKeyOut, CardKeysOut
+from tierspayant.api.schemas import (
+    BeneficiaryRightsOut,
+    CardDecodeIn,
+    CardDecodeOut,
+    CardKeyOut,
+    CardKeysOut,
+    HarmonisedCardOut,
+    RightOut,
+)
+from tierspayant.formats import harmonised_card
 from tierspayant.services import cards
 
 router = APIRouter()
@@ -39,4 +48,55 @@ def card_keys(principal: ProviderPrincipal, platform: PlatformDep) -> CardKeysOu
             )
             for k in cards.public_keys(platform)
         ]
+    )
+
+
+@router.post(
+    "/v1/cards/decode",
+    tags=["cards"],
+    response_model=CardDecodeOut,
+    summary="Decode a scanned card code (DataMatrix or QR) and check its signature",
+    **policy(Policy.PROVIDER),
+)
+def decode_card(
+    body: CardDecodeIn, principal: ProviderPrincipal, platform: PlatformDep
+) -> CardDecodeOut:
+    """What provider software can do offline with the published keys (``docs/cards.md``).
+
+    The answer holds only what the scanned text carries, and whether its signature checks
+    out: nothing about the card's status or holder, so it is no lookup and no oracle.
+    """
+    decoded = cards.decode_scan(platform, body.payload, principal.id)
+    fields = decoded.fields
+    return CardDecodeOut(
+        proof=decoded.proof.value,
+        serial=decoded.serial,
+        key_id=decoded.key_id,
+        card=None
+        if fields is None
+        else HarmonisedCardOut(
+            layout=harmonised_card.PREFIX,
+            amc_number=fields.amc_number,
+            convention_type=fields.convention_type,
+            routing_criterion=fields.routing_criterion,
+            member_number=fields.member_number,
+            valid_from=fields.valid_from,
+            valid_until=fields.valid_until,
+            responsable=fields.responsable,
+            beneficiaries=[
+                BeneficiaryRightsOut(
+                    rank=b.rank,
+                    birth_date=b.birth_date,
+                    rights=[
+                        RightOut(
+                            domain=r.domain,
+                            tiers_payant=r.tiers_payant,
+                            coverage_code=r.coverage_code,
+                        )
+                        for r in b.rights
+                    ],
+                )
+                for b in fields.beneficiaries
+            ],
+        ),
     )
