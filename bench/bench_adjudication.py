@@ -288,7 +288,7 @@ def adjudicate_with_workers(settings_env: dict[str, str], workers: int) -> tuple
     """Run ``workers`` adjudication processes on the same database until the backlog is
     empty (PostgreSQL: they share it through ``FOR UPDATE SKIP LOCKED``); returns
     (lines, accepted cents, batches) summed over the workers."""
-    env = {**os.environ, **settings_env, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **settings_env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
     children = [
         subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--child"],

@@ -67,7 +67,7 @@ def environment(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str
             "TIERSPAYANT_DATA_DIR": str(data_dir),
             "TIERSPAYANT_ACCESS_TOKEN_TTL": "36000",
             "TIERSPAYANT_GUARD_POLICY": GUARD_OFF_LIMITS,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}",
         }
     )
     env.update(extra or {})

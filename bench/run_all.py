@@ -47,7 +47,7 @@ def main() -> int:
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     out = results / f"{dt.date.today().isoformat()}.jsonl"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'src'}")
     failed = []
     for name, (full, quick) in BENCHMARKS.items():
         script = ROOT / "bench" / f"{name}.py"
