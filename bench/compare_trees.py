@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # enough for a few rounds in about twenty minutes.
 SUITE: dict[str, list[str]] = {
     "bench_pricing": ["--lines", "100000", "--repeat", "3"],
-    "bench_eligibility_http": ["--beneficiaries", "6000", "--requests", "3000", "--rounds", "3"],
+    "bench_eligibility_http": ["--beneficiaries", "3000", "--requests", "2000", "--rounds", "3"],
     "bench_import": ["--rows", "50000", "--engine", "both"],
     "bench_adjudication": ["--lines", "50000", "--engine", "both", "--rounds", "1"],
     "bench_payment": ["--lines", "50000", "--providers", "500"],
