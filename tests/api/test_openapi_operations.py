@@ -46,6 +46,28 @@ OPERATIONS = (
     ("GET", "/v1/members/me/statements", "member_statements_v1_members_me_statements_get"),
     ("GET", "/v1/card-keys", "card_keys_v1_card_keys_get"),
     ("POST", "/v1/cards/decode", "decode_card_v1_cards_decode_post"),
+    # The FHIR R4 interface (docs/fhir.md), after every /v1 route.
+    ("GET", "/fhir/metadata", "metadata_fhir_metadata_get"),
+    (
+        "POST",
+        "/fhir/CoverageEligibilityRequest",
+        "coverage_eligibility_fhir_CoverageEligibilityRequest_post",
+    ),
+    ("POST", "/fhir/Claim/$submit", "claim_submit_fhir_Claim__submit_post"),
+    (
+        "GET",
+        "/fhir/PaymentReconciliation/{advice_id}",
+        "payment_reconciliation_fhir_PaymentReconciliation__advice_id__get",
+    ),
+    ("GET", "/fhir/ExplanationOfBenefit", "explanation_of_benefit_fhir_ExplanationOfBenefit_get"),
+    ("GET", "/fhir/{resource_type}", "search_fhir__resource_type__get"),
+    ("POST", "/fhir/{resource_type}", "create_unsupported_fhir__resource_type__post"),
+    ("POST", "/fhir/{resource_type}/_search", "search_by_post_fhir__resource_type___search_post"),
+    (
+        "GET",
+        "/fhir/{resource_type}/{logical_id}",
+        "read_unsupported_fhir__resource_type___logical_id__get",
+    ),
 )
 
 
