@@ -293,6 +293,7 @@ def test_given_scanned_codes_then_decode_answers_fields_and_proof_status_only(
     assert body["card"]["member_number"] == member
     assert body["card"]["responsable"] is True
     assert body["card"]["beneficiaries"][0]["rights"][0]["domain"] == "PHAR"
+    assert "birth_date" not in json.dumps(body)  # identity is not restated
     qr = decode(card.qr_text).json()
     assert (qr["proof"], qr["card"], qr["serial"]) == ("valid", None, card.serial)
     # A revoked card decodes the same: decode tells nothing a lookup would.

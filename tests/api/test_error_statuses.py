@@ -14,7 +14,14 @@ from fastapi.testclient import TestClient
 
 from tierspayant.api.errors import HTTP_STATUS, http_status, install_error_handlers
 from tierspayant.domain.codes import ClaimCode
-from tierspayant.domain.errors import DomainError, InvalidIdentifier
+from tierspayant.domain.errors import (
+    DomainError,
+    FhirInvalid,
+    FhirNotAllowed,
+    FhirRefused,
+    FhirUnreadable,
+    InvalidIdentifier,
+)
 from tierspayant.services import errors
 from tierspayant.services.enrolment import TerminationsNotConfirmed
 
@@ -29,6 +36,11 @@ PUBLISHED = {
     errors.TooManyRequests: 429,
     errors.Unavailable: 503,
     errors.NotInitialised: 503,
+    # The FHIR interface (docs/fhir.md): refusals answered as OperationOutcomes.
+    FhirUnreadable: 400,
+    FhirInvalid: 422,
+    FhirRefused: 403,
+    FhirNotAllowed: 405,
 }
 
 

@@ -46,6 +46,20 @@ OPERATIONS = (
     ("GET", "/v1/members/me/statements", "member_statements_v1_members_me_statements_get"),
     ("GET", "/v1/card-keys", "card_keys_v1_card_keys_get"),
     ("POST", "/v1/cards/decode", "decode_card_v1_cards_decode_post"),
+    # The FHIR R4 interface (docs/fhir.md), after every /v1 route.
+    ("GET", "/fhir/metadata", "metadata_fhir_metadata_get"),
+    (
+        "POST",
+        "/fhir/CoverageEligibilityRequest",
+        "coverage_eligibility_fhir_CoverageEligibilityRequest_post",
+    ),
+    ("POST", "/fhir/Claim/$submit", "claim_submit_fhir_Claim__submit_post"),
+    (
+        "GET",
+        "/fhir/PaymentReconciliation/{advice_id}",
+        "payment_reconciliation_fhir_PaymentReconciliation__advice_id__get",
+    ),
+    ("GET", "/fhir/ExplanationOfBenefit", "explanation_of_benefit_fhir_ExplanationOfBenefit_get"),
 )
 
 

@@ -206,3 +206,28 @@ def test_every_read_of_remittance_data_is_audited_once(paid: Paid) -> None:
         ("allow", {"advice": paid.advice_id, "format": "pdf", "offset": 0, "lines": 3}),
     ]
     assert {actor for actor, _, _ in (listed, *read)} == {read[0][0]}
+
+
+def test_the_advice_reads_as_a_fhir_payment_reconciliation_for_its_owner_only(
+    paid: Paid,
+) -> None:
+    from tests.api.fhir_support import outcome_code, parsed
+
+    path = f"/fhir/PaymentReconciliation/{paid.advice_id}"
+    response = paid.client.get(path, headers=paid.owner)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    parsed(body)
+    v1 = paid.client.get(f"/v1/remittances/{paid.advice_id}", headers=paid.owner).json()
+    assert body["id"] == paid.advice_id
+    assert body["paymentAmount"]["value"] == float(v1["remittance"]["transferred"])
+    payments_ = [d for d in body["detail"] if d["type"]["coding"][0]["code"] == "payment"]
+    adjustments = [d for d in body["detail"] if d["type"]["coding"][0]["code"] == "adjustment"]
+    assert len(payments_) == len(v1["lines"])
+    assert len(adjustments) == len(v1["undue_recovered"]) >= 1
+    # Another provider gets the answer of an advice that does not exist.
+    other = paid.client.get(path, headers=paid.other)
+    unknown = paid.client.get("/fhir/PaymentReconciliation/R20260505-999999", headers=paid.owner)
+    assert other.status_code == unknown.status_code == 404
+    assert outcome_code(other) == outcome_code(unknown)
+    assert other.content == unknown.content

@@ -1,4 +1,8 @@
-"""One error shape for every refusal: ``{"error": {"code", "message", "field"}}``."""
+"""One error shape for every refusal: ``{"error": {"code", "message", "field"}}``.
+
+Under ``/fhir`` the same refusal, with the same status and code, is an OperationOutcome
+(the code in ``issue.details.coding``): :func:`_answer` chooses the shape by path.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tierspayant.api.fhir import is_fhir_path
 from tierspayant.domain.codes import GuardCode, PlatformCode, RequestCode
-from tierspayant.domain.errors import DomainError
+from tierspayant.domain.errors import (
+    DomainError,
+    FhirInvalid,
+    FhirNotAllowed,
+    FhirRefused,
+    FhirUnreadable,
+)
+from tierspayant.formats.fhir.write import MEDIA_TYPE as FHIR_MEDIA_TYPE
+from tierspayant.formats.fhir.write import operation_outcome
 from tierspayant.security.ratelimit import RateLimitStoreDown
 from tierspayant.services.errors import (
     Conflict,
@@ -52,6 +65,10 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     TooManyRequests: 429,
     Unavailable: 503,
     NotInitialised: 503,
+    FhirUnreadable: 400,
+    FhirInvalid: 422,
+    FhirRefused: 403,
+    FhirNotAllowed: 405,
 }
 """The HTTP status of each kind of refusal: the one place the API decides it. A class not
 listed answers the status of its nearest listed ancestor."""
@@ -99,10 +116,32 @@ def _field(error: Mapping[str, Any]) -> str | None:
     return ".".join(part for part in _location(error) if part != "body") or None
 
 
-def _busy() -> JSONResponse:
-    return JSONResponse(
-        error_body(PlatformCode.DATABASE_BUSY, "the database is busy with other writes; try again"),
+def _answer(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: object,
+) -> JSONResponse:
+    """The refusal in the shape of the route: ``{"error": …}``, or an OperationOutcome."""
+    if is_fhir_path(request.url.path):
+        return JSONResponse(
+            operation_outcome(code, message, status, field),
+            status,
+            headers=headers,
+            media_type=FHIR_MEDIA_TYPE,
+        )
+    return JSONResponse(error_body(code, message, field, **extra), status, headers=headers)
+
+
+def _busy(request: Request) -> JSONResponse:
+    return _answer(
+        request,
         503,
+        PlatformCode.DATABASE_BUSY,
+        "the database is busy with other writes; try again",
         headers={"Retry-After": "1"},
     )
 
@@ -113,24 +152,24 @@ def install_error_handlers(app: FastAPI) -> None:
     app.state.http_status = http_status
 
     @app.exception_handler(DomainError)
-    async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
         headers = {}
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
         if exc.code.startswith("auth.invalid"):
             headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.field), http_status(exc), headers=headers
-        )
+        return _answer(request, http_status(exc), exc.code, exc.message, exc.field, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
         first = errors[0] if errors else {"type": "value_error", "loc": (), "msg": "invalid"}
         if _wrong_media_type(request, first):
-            return JSONResponse(
-                error_body(RequestCode.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json"),
+            return _answer(
+                request,
                 415,
+                RequestCode.UNSUPPORTED_MEDIA_TYPE,
+                "send the body as application/json",
             )
         code = _validation_code(first)
         status = 400 if code == RequestCode.MALFORMED_JSON else 422
@@ -139,12 +178,8 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in errors[:20]
         ]
         # Never echo the submitted values back: they may be identifiers.
-        return JSONResponse(
-            error_body(
-                code, str(first.get("msg", "invalid request")), _field(first), details=details
-            ),
-            status,
-        )
+        message = str(first.get("msg", "invalid request"))
+        return _answer(request, status, code, message, _field(first), details=details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -157,24 +192,26 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400:
             # The framework could not parse the body (too deep, a huge number, bad UTF-8…).
             code = RequestCode.MALFORMED_JSON if _is_json(request) else RequestCode.MALFORMED_BODY
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
+        return _answer(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RateLimitStoreDown)
-    async def limits_down(_request: Request, _exc: RateLimitStoreDown) -> JSONResponse:
-        return JSONResponse(
-            error_body(GuardCode.LIMITS_UNAVAILABLE, "lookups are paused: the limit store is down"),
+    async def limits_down(request: Request, _exc: RateLimitStoreDown) -> JSONResponse:
+        return _answer(
+            request,
             503,
+            GuardCode.LIMITS_UNAVAILABLE,
+            "lookups are paused: the limit store is down",
             headers={"Retry-After": "30"},
         )
 
-    async def database_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
         if is_busy(exc):
-            return _busy()
+            return _busy(request)
         raise exc  # anything else is a fault: the server's 500
 
     for kind in DATABASE_ERRORS:
         app.add_exception_handler(kind, database_error)
 
     @app.exception_handler(json.JSONDecodeError)
-    async def bad_json(_request: Request, _exc: json.JSONDecodeError) -> JSONResponse:
-        return JSONResponse(error_body(RequestCode.MALFORMED_JSON, "body is not valid JSON"), 400)
+    async def bad_json(request: Request, _exc: json.JSONDecodeError) -> JSONResponse:
+        return _answer(request, 400, RequestCode.MALFORMED_JSON, "body is not valid JSON")

@@ -190,8 +190,11 @@ class RightOut(BaseModel):
 
 
 class BeneficiaryRightsOut(BaseModel):
+    """One beneficiary's rights as printed, in the card's order. The birth date printed
+    beside them is not restated: a provider's answers never describe a person, even one
+    whose card the caller holds (software that needs it reads the code itself)."""
+
     rank: int
-    birth_date: date
     rights: list[RightOut]
 
 

@@ -454,6 +454,18 @@ class RequestCode(ErrorCode):
     VALID_FROM_FORMAT = "valid_from.format"
 
 
+class FhirCode(ErrorCode):
+    """The FHIR R4 interface (``/fhir``): resources it cannot read, interactions it refuses."""
+
+    MALFORMED = "fhir.malformed"
+    INVALID = "fhir.invalid"
+    WRONG_RESOURCE_TYPE = "fhir.wrong_resource_type"
+    UNKNOWN_RESOURCE_TYPE = "fhir.unknown_resource_type"
+    UNSUPPORTED_USE = "fhir.unsupported_use"
+    SEARCH_REFUSED = "fhir.search_refused"
+    INTERACTION_UNSUPPORTED = "fhir.interaction_unsupported"
+
+
 REGISTRIES: tuple[type[ErrorCode], ...] = (
     IdentifierCode,
     EligibilityCode,
@@ -473,5 +485,6 @@ REGISTRIES: tuple[type[ErrorCode], ...] = (
     DirectoryCode,
     PlatformCode,
     RequestCode,
+    FhirCode,
 )
 """Every registry, in the order of ``docs/error-codes.md``."""

@@ -37,3 +37,19 @@ class PricingError(DomainError):
 
 class EligibilityError(DomainError):
     """A rights-check request is not well formed."""
+
+
+class FhirUnreadable(DomainError):
+    """A body sent to the FHIR interface is not a FHIR resource (not JSON, not an object)."""
+
+
+class FhirInvalid(DomainError):
+    """A FHIR resource the interface cannot act on: wrong type, missing or unknown element."""
+
+
+class FhirRefused(DomainError):
+    """A FHIR interaction the interface does not offer: searches, unknown resource types."""
+
+
+class FhirNotAllowed(DomainError):
+    """A FHIR interaction on a resource type the interface lists, but not this interaction."""

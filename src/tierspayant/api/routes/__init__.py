@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from tierspayant.api.fhir import routes as fhir
 from tierspayant.api.routes import (
     calculation,
     cards,
@@ -49,3 +50,5 @@ def include_routes(app: FastAPI) -> None:
     app.include_router(operations.router)
     for module in CAPABILITIES:
         app.include_router(module.router, responses=ERRORS)
+    # The FHIR interface last: its catch-all refusals must not shadow a route above.
+    app.include_router(fhir.router)

@@ -86,7 +86,6 @@ def decode_card(
             beneficiaries=[
                 BeneficiaryRightsOut(
                     rank=b.rank,
-                    birth_date=b.birth_date,
                     rights=[
                         RightOut(
                             domain=r.domain,

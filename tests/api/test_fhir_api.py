@@ -1,0 +1,384 @@
+"""The FHIR R4 interface: the same decisions, guard and audit as /v1, every answer a valid
+R4 resource, every refusal an OperationOutcome with our stable code, no search at all."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.api.fhir_support import (
+    FHIR,
+    claim,
+    eligibility_request,
+    no_identity,
+    outcome_code,
+    parsed,
+    rights_of,
+)
+from tests.api.test_eligibility_api import ALL_DOMAINS, _unknown_nir
+from tests.api.world import (
+    RELAXED_GUARD,
+    TODAY,
+    World,
+    build_world,
+    close_world,
+    staff_session,
+)
+from tierspayant.formats.fhir import systems
+from tierspayant.formats.fhir.capability import RESOURCES
+from tierspayant.store.tables import audit_events
+
+CARE_DAY = TODAY - timedelta(days=3)
+
+
+def fhir_check(world: World, card: dict[str, object], domains: list[str]) -> Any:
+    return world.client.post(
+        "/fhir/CoverageEligibilityRequest",
+        content=json.dumps(eligibility_request(card, domains)),
+        headers={**world.pharmacy.headers, "Content-Type": FHIR},
+    )
+
+
+def v1_check(world: World, card: dict[str, object], domains: list[str]) -> Any:
+    body = {"card": card, "care_date": TODAY.isoformat(), "domains": domains}
+    return world.client.post("/v1/eligibility", json=body, headers=world.pharmacy.headers)
+
+
+def submit(world: World, resource: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    return world.client.post(
+        "/fhir/Claim/$submit",
+        content=json.dumps(resource),
+        headers={**(headers or world.pharmacy.headers), "Content-Type": FHIR},
+    )
+
+
+def test_the_capability_statement_is_r4_and_lists_what_is_offered(world: World) -> None:
+    response = world.client.get("/fhir/metadata")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(FHIR)
+    body = response.json()
+    parsed(body)
+    assert body["fhirVersion"] == "4.0.1"
+    offered = {r["type"]: r for r in body["rest"][0]["resource"]}
+    assert set(offered) == set(RESOURCES)
+    assert offered["Claim"]["operation"][0]["name"] == "submit"
+
+
+def test_a_rights_check_through_fhir_decides_as_v1_for_every_contract(world: World) -> None:
+    for amc in world.amc_numbers:
+        for contract in sorted({p.contract for p in world.people[amc]}):
+            person = world.covered(amc, contract)
+            fhir = fhir_check(world, person.card(), ALL_DOMAINS)
+            assert fhir.status_code == 200, fhir.text
+            assert fhir.headers["content-type"].startswith(FHIR)
+            body = fhir.json()
+            parsed(body)
+            v1 = v1_check(world, person.card(), ALL_DOMAINS).json()
+            assert rights_of(body) == v1["rights"]
+            assert body["outcome"] == "complete"
+            assert body["insurance"][0]["inforce"] is any(r["covered"] for r in v1["rights"])
+            no_identity(person, fhir.text)
+
+
+def test_unknown_mismatched_and_not_covered_give_the_same_fhir_bytes(world: World) -> None:
+    person = world.covered()
+    cards = {
+        "unknown NIR": person.card(nir=_unknown_nir(world)),
+        "wrong birth date": person.card(birth_date=date(1901, 1, 1).isoformat()),
+        "wrong birth rank": person.card(birth_rank=person.birth_rank + 1),
+        "coverage ended": world.not_covered().card(amc_number=person.amc_number),
+        "insured elsewhere": world.covered(world.amc_numbers[1]).card(amc_number=person.amc_number),
+    }
+    answers = {}
+    for label, card in cards.items():
+        response = fhir_check(world, card, ["PHAR", "MED"])
+        assert response.status_code == 200, (label, response.text)
+        answers[label] = (response.content, dict(response.headers))
+    assert len({content for content, _ in answers.values()}) == 1, answers
+    assert len({tuple(sorted(h.items())) for _, h in answers.values()}) == 1
+    body = json.loads(next(iter(answers.values()))[0])
+    parsed(body)
+    assert all(item["excluded"] for item in body["insurance"][0]["item"])
+
+
+def _last_audit(world: World) -> dict[str, object]:
+    with world.platform.engine.connect() as conn:
+        row = conn.execute(select(audit_events).order_by(audit_events.c.seq.desc()).limit(1)).one()
+    return {k: row._mapping[k] for k in ("actor", "structure", "action", "purpose", "subject",
+                                         "insurer", "decision", "detail")}  # fmt: skip
+
+
+def test_a_fhir_rights_check_writes_the_audit_event_of_v1(world: World) -> None:
+    for person_card in (world.covered().card(), world.covered().card(nir=_unknown_nir(world))):
+        assert v1_check(world, person_card, ["PHAR"]).status_code == 200
+        by_v1 = _last_audit(world)
+        assert fhir_check(world, person_card, ["PHAR"]).status_code == 200
+        assert _last_audit(world) == by_v1
+        assert by_v1["action"] == "eligibility.check"
+
+
+@pytest.fixture(scope="module")
+def tight_world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """A world whose guard lets each principal make four lookups a minute."""
+    built = build_world(
+        "sqlite", request, tmp_path_factory, count=40,
+        guard={**RELAXED_GUARD, "principal_per_minute": 4},
+    )  # fmt: skip
+    try:
+        yield built
+    finally:
+        close_world(built)
+
+
+def test_fhir_and_v1_lookups_count_in_the_same_guard(tight_world: World) -> None:
+    world = tight_world
+    guard = world.platform.guard
+    assert guard is not None
+    day = guard.day_of(world.clock.now)
+    people = [p for p in world.people[world.amc_numbers[0]] if p.covered_on(TODAY)][:3]
+
+    def distinct() -> int:
+        figures = {f.structure: f for f in guard.day_summary(day)}
+        return figures[world.pharmacy.structure].distinct_lookups
+
+    assert v1_check(world, people[0].card(), ["PHAR"]).status_code == 200
+    assert fhir_check(world, people[1].card(), ["PHAR"]).status_code == 200
+    assert distinct() == 2
+    assert fhir_check(world, people[0].card(), ["PHAR"]).status_code == 200
+    assert distinct() == 2  # the same person, whatever the door
+    assert v1_check(world, people[2].card(), ["PHAR"]).status_code == 200
+    # Four lookups in the minute, two through each door: the fifth is refused, in FHIR.
+    refused = fhir_check(world, people[1].card(), ["PHAR"])
+    assert refused.status_code == 429
+    assert outcome_code(refused) == "guard.rate"
+    assert "Retry-After" in refused.headers
+    assert v1_check(world, people[1].card(), ["PHAR"]).status_code == 429
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "fhir.malformed"),
+        (b"[1, 2]", 400, "fhir.malformed"),
+        (b'{"resourceType": "Patient"}', 422, "fhir.wrong_resource_type"),
+        (b'{"resourceType": "CoverageEligibilityRequest"}', 422, "fhir.invalid"),
+    ],
+)
+def test_a_malformed_resource_is_an_operation_outcome(
+    sqlite_world: World, body: bytes, status: int, code: str
+) -> None:
+    response = sqlite_world.client.post(
+        "/fhir/CoverageEligibilityRequest",
+        content=body,
+        headers={**sqlite_world.pharmacy.headers, "Content-Type": FHIR},
+    )
+    assert response.status_code == status
+    assert outcome_code(response) == code
+
+
+def test_unknown_elements_and_bad_values_are_refused_without_echo(sqlite_world: World) -> None:
+    world = sqlite_world
+    person = world.covered()
+    cases: list[tuple[str, Any]] = []
+    extra = eligibility_request(person.card(), ["PHAR"])
+    extra["secretField"] = person.nir
+    cases.append(("unknown element", extra))
+    bad_domain = eligibility_request(person.card(), ["PHAR"])
+    bad_domain["item"][0]["category"]["coding"][0]["code"] = "NOPE"
+    cases.append(("unknown domain", bad_domain))
+    wrong_status = eligibility_request(person.card(), ["PHAR"])
+    wrong_status["status"] = "draft"
+    cases.append(("draft", wrong_status))
+    no_rank = eligibility_request(person.card(), ["PHAR"])
+    del no_rank["contained"][0]["identifier"][0]["extension"]
+    cases.append(("no birth rank", no_rank))
+    for label, resource in cases:
+        response = world.client.post(
+            "/fhir/CoverageEligibilityRequest", json=resource, headers=world.pharmacy.headers
+        )
+        assert response.status_code == 422, label
+        assert outcome_code(response) == "fhir.invalid", label
+        no_identity(person, response.text)
+    # A rule of the domain (the NIR's key) keeps its own code, as in /v1.
+    bad_key = person.card(nir=person.nir[:13] + ("00" if person.nir[13:] != "00" else "01"))
+    response = fhir_check(world, bad_key, ["PHAR"])
+    assert response.status_code == 422
+    assert outcome_code(response) == "nir.key"
+
+
+def test_a_claim_with_another_use_is_refused(sqlite_world: World) -> None:
+    world = sqlite_world
+    resource = claim("exploration", world.covered().card(), CARE_DAY, [_drug_line()])
+    response = submit(world, resource)
+    assert response.status_code == 422
+    assert outcome_code(response) == "fhir.unsupported_use"
+
+
+@pytest.mark.parametrize("kind", [*RESOURCES, "Patient", "Coverage"])
+def test_every_search_is_refused_whoever_asks(sqlite_world: World, kind: str) -> None:
+    world = sqlite_world
+    member = staff_session(world, "member", beneficiary=world.covered())
+    callers = {
+        "anonymous": {},
+        "provider": world.pharmacy.headers,
+        "member": {"Authorization": f"Bearer {member}"},
+    }
+    for who, headers in callers.items():
+        for method, path in (
+            ("GET", f"/fhir/{kind}?identifier=279042854094418"),
+            ("GET", f"/fhir/{kind}?name=DUPONT&birthdate=1979-04-16"),
+            ("POST", f"/fhir/{kind}/_search"),
+        ):
+            response = world.client.request(method, path, headers=headers)
+            assert response.status_code in (401, 403, 405), (who, method, path)
+            code = outcome_code(response)
+            if who != "anonymous" or kind not in RESOURCES:
+                assert response.status_code == 403, (who, method, path, code)
+            assert code in {"fhir.search_refused", "auth.wrong_principal",
+                            "auth.missing_token"}, (who, path, code)  # fmt: skip
+
+
+def test_an_unknown_resource_type_and_an_unoffered_read_are_refused(sqlite_world: World) -> None:
+    world = sqlite_world
+    unknown = world.client.get("/fhir/Spaceship", headers=world.pharmacy.headers)
+    assert unknown.status_code == 404
+    assert outcome_code(unknown) == "fhir.unknown_resource_type"
+    read = world.client.get("/fhir/Patient/1", headers=world.pharmacy.headers)
+    assert read.status_code == 405
+    assert outcome_code(read) == "fhir.interaction_unsupported"
+    advice = "/fhir/PaymentReconciliation/R20260101-1"
+    no_such = world.client.get(advice, headers=world.pharmacy.headers)
+    assert no_such.status_code == 404
+    assert outcome_code(no_such) == "remittance.unknown"
+    anonymous = world.client.post("/fhir/CoverageEligibilityRequest", json={})
+    assert anonymous.status_code == 401
+    assert outcome_code(anonymous) == "auth.missing_token"
+
+
+def _drug_line(**changes: object) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "act_code": "3400930000001",
+        "domain": "PHAR",
+        "family": "drug_65",
+        "quantity": 1,
+        "care_date": CARE_DAY.isoformat(),
+        "br_cents": 1000,
+        "billed_cents": 1000,
+        "amo_rate_bp": 6500,
+        "amo_paid_cents": 550,
+        "amc_requested_cents": 350,
+    }
+    line.update(changes)
+    return line
+
+
+def _amounts(adjudication: list[dict[str, Any]]) -> dict[str, int]:
+    return {
+        a["category"]["coding"][0]["code"]: round(a["amount"]["value"] * 100)
+        for a in adjudication
+        if "amount" in a
+    }
+
+
+def test_a_predetermination_prices_as_the_v1_calculation(world: World) -> None:
+    person = world.covered()
+    line = {k: v for k, v in _drug_line().items() if k not in
+            ("care_date", "amo_paid_cents", "amc_requested_cents")}  # fmt: skip
+    v1 = world.client.post(
+        "/v1/calculations",
+        json={"card": person.card(), "care_date": CARE_DAY.isoformat(), "lines": [line]},
+        headers=world.pharmacy.headers,
+    )
+    assert v1.status_code == 200, v1.text
+    response = submit(world, claim("predetermination", person.card(), CARE_DAY, [line]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    parsed(body)
+    assert body["use"] == "predetermination"
+    assert body["outcome"] == "complete"
+    expected = v1.json()["lines"][0]
+    got = _amounts(body["item"][0]["adjudication"])
+    assert got["submitted"] == expected["billed_cents"]
+    assert got["eligible"] == expected["br_cents"]
+    assert got["amo"] == expected["amo_paid_cents"]
+    assert got["benefit"] == expected["amc_cents"]
+    assert got["patient"] == expected["patient_cents"]
+    assert '"value":10.00' in response.text  # decimals written exactly
+    no_identity(person, response.text)
+    # No rights: the same refusal as /v1, as an OperationOutcome.
+    nobody = submit(world, claim("predetermination", world.not_covered().card(), CARE_DAY, [line]))
+    assert nobody.status_code == 422
+    assert outcome_code(nobody) == "calculation.no_rights"
+
+
+def test_a_preauthorization_gives_the_agreement_in_pre_auth_ref(world: World) -> None:
+    person = world.covered()
+    frame = {"act_code": "FRAME1", "domain": "OPTI", "family": "optics_frame",
+             "billed_cents": 15000, "br_cents": 5}  # fmt: skip
+    key = (systems.REQUEST_KEY, f"q-{uuid.uuid4().hex[:8]}")
+    resource = claim("preauthorization", person.card(), CARE_DAY, [frame], key)
+    first = submit(world, resource)
+    assert first.status_code == 201, first.text
+    body = first.json()
+    parsed(body)
+    assert body["use"] == "preauthorization"
+    agreement = body["preAuthRef"]
+    v1 = world.client.get(f"/v1/prior-authorisations/{agreement}", headers=world.pharmacy.headers)
+    assert v1.status_code == 200
+    answer = v1.json()
+    assert body["outcome"] == ("queued" if answer["status"] == "pending" else "complete")
+    if answer["status"] == "granted":
+        assert body["preAuthPeriod"]["start"] == CARE_DAY.isoformat()
+    assert _amounts(body["total"])["benefit"] == answer["guaranteed_cents"]
+    again = submit(world, resource)
+    assert again.status_code == 200
+    assert again.json()["preAuthRef"] == agreement
+    no_identity(person, first.text)
+
+
+def test_an_invoice_is_received_and_queued(world: World) -> None:
+    person = world.covered()
+    invoice = (systems.INVOICE_NUMBER, f"FHIR-{uuid.uuid4().hex[:10]}")
+    resource = claim("claim", person.card(), CARE_DAY, [_drug_line()], invoice)
+    first = submit(world, resource)
+    assert first.status_code == 201, first.text
+    body = first.json()
+    parsed(body)
+    assert body["outcome"] == "queued"
+    claim_id = next(i["value"] for i in body["identifier"] if i["system"] == systems.CLAIM_ID)
+    shown = world.client.get(f"/v1/claims/{claim_id}", headers=world.pharmacy.headers)
+    assert shown.status_code == 200
+    assert shown.json()["invoice_number"] == invoice[1]
+    assert submit(world, resource).status_code == 200  # idempotent on the invoice number
+    other = world.client.get(f"/v1/claims/{claim_id}", headers=world.gp.headers)
+    assert other.status_code == 404
+    # Without the line's AMO and AMC amounts an invoice is refused, nothing written.
+    bare = {k: v for k, v in _drug_line().items() if k not in ("amo_paid_cents",
+            "amc_requested_cents")}  # fmt: skip
+    missing = claim("claim", person.card(), CARE_DAY, [bare], (systems.INVOICE_NUMBER, "FHIR-X1"))
+    refused = submit(world, missing)
+    assert refused.status_code == 422
+    assert outcome_code(refused) == "fhir.invalid"
+
+
+def test_a_member_reads_their_own_statement_and_a_provider_cannot(sqlite_world: World) -> None:
+    world = sqlite_world
+    member = staff_session(world, "member", beneficiary=world.covered())
+    response = world.client.get(
+        "/fhir/ExplanationOfBenefit", headers={"Authorization": f"Bearer {member}"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    parsed(body)
+    assert body["type"] == "searchset"
+    refused = world.client.get("/fhir/ExplanationOfBenefit", headers=world.pharmacy.headers)
+    assert refused.status_code == 403
+    assert outcome_code(refused) == "auth.wrong_principal"
