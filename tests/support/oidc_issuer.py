@@ -1,4 +1,4 @@
-"""The local OpenID provider of the tests: the demo issuer of ``demo/issuer.py``
+"""The local OpenID provider of the tests: the demo issuer of ``demo/issuer/``
 (one implementation), with the tests' client credentials and no login page.
 
 It runs on 127.0.0.1 (random port) and signs ID tokens with an RS256 key generated at

@@ -1,40 +1,14 @@
-"""A local OpenID provider standing in for Pro Santé Connect in the demo and the tests.
+"""The running demo issuer: its state, keys and protocol logic, and its HTTP handler.
 
-DEMO ONLY. It never checks a CPS or e-CPS card: whoever reaches its login page picks a
-professional from a list and is vouched for at the ``eidas2`` level. Its RS256 signing
-key and client secret are generated at start and live only in memory. Never point a
-production platform at it.
-
-It serves what the platform's relying party (``security.oidc.OidcClient``) uses:
-discovery, JWKS, ``/authorize``, ``/token`` (client_secret_basic, single-use code bound
-to its redirect URI, PKCE S256) and ``/userinfo``. The token endpoint refuses what a real
-issuer refuses, so the platform's side of the flow runs for real.
-
-``/authorize`` answers in one of two ways:
-
-- a login queued with :meth:`DemoIssuer.next_login` (the tests): straight back to the
-  relying party with a code, no page;
-- otherwise a French page listing the demo professionals (name and RPPS), one button
-  each. The page carries a single-use ticket bound server-side to the authorization
-  request (redirect URI, ``state``, ``nonce``, PKCE challenge) and the ``state`` in
-  hidden fields; the POST must bring both back before a code is issued, so a form
-  cannot be forged or replayed. Output is HTML-escaped, the page has no script and a
-  strict Content-Security-Policy.
-
-    issuer = start_demo_issuer("127.0.0.1", 8001, [("Dr Anne Martin", "10001234567")])
-    settings = load_settings({**os.environ, **issuer.environment(
-        "http://127.0.0.1:8000/portail/prestataire/oidc/retour")})
-    ...
-    issuer.stop()
+The two stay together: :meth:`DemoIssuer.start` builds the handler, and the handler
+calls the issuer's methods.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
-import re
 import secrets
 import threading
 import time
@@ -42,7 +16,6 @@ from collections import deque
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
-from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -50,64 +23,26 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from tierspayant.demo.issuer.flow import (
+    DEMO_ACR,
+    DEMO_AMR,
+    DEMO_CLIENT_ID,
+    MAX_FORM_BYTES,
+    MAX_PENDING,
+    TICKET_SECONDS,
+    PlannedLogin,
+    _Authorization,
+    _checked_professionals,
+    _Grant,
+    _is_web_url,
+    _login,
+    _new_key,
+    _Pending,
+    _Refused,
+    _s256,
+)
+from tierspayant.demo.issuer.pages import _PAGE_HEADERS, _STYLE, _csp, error_page, login_page
 from tierspayant.security.oidc import OidcConfig
-
-DEMO_CLIENT_ID = "tierspayant-demo"
-# What a login through the page asserts: the level of an e-CPS login at Pro Santé Connect.
-DEMO_ACR = "eidas2"
-DEMO_AMR = ("pop", "mfa")
-TICKET_SECONDS = 600
-MAX_PENDING = 256  # login pages shown but not yet answered; the oldest are forgotten
-MAX_FORM_BYTES = 4096
-_RPPS = re.compile(r"\d{11}")
-
-
-@dataclass
-class PlannedLogin:
-    """Who logs in at an ``/authorize``, and how the issuer says they did."""
-
-    sub: str
-    rpps: str | None
-    acr: str
-    amr: list[str]
-    auth_time: int
-    rpps_claim: str
-    rpps_in_userinfo_only: bool
-    extra_claims: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class _Authorization:
-    """A validated authorization request, waiting for its user."""
-
-    redirect_uri: str
-    state: str | None
-    nonce: str | None
-    code_challenge: str | None
-
-
-@dataclass
-class _Grant:
-    login: PlannedLogin
-    authorization: _Authorization
-    used: bool = False
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """A login page shown: the request it answers, kept here rather than in the form."""
-
-    authorization: _Authorization
-    shown_at: float
-
-
-class _Refused(Exception):
-    """An OAuth error to answer with (``error`` code, HTTP status)."""
-
-    def __init__(self, error: str, status: int = 400) -> None:
-        super().__init__(error)
-        self.error = error
-        self.status = status
 
 
 @dataclass
@@ -434,43 +369,6 @@ def start_demo_issuer(host: str, port: int, professionals: Sequence[tuple[str, s
     return DemoIssuer.start(host, port, professionals)
 
 
-def _checked_professionals(professionals: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    seen: set[str] = set()
-    for name, rpps in professionals:
-        if not name.strip() or not _RPPS.fullmatch(rpps) or rpps in seen:
-            raise ValueError(f"demo professional needs a name and a new 11-digit RPPS: {rpps!r}")
-        seen.add(rpps)
-    return tuple((name, rpps) for name, rpps in professionals)
-
-
-def _login(sub: str, rpps: str) -> PlannedLogin:
-    """A professional logging in now, at the level an e-CPS login reaches."""
-    return PlannedLogin(
-        sub=sub,
-        rpps=rpps,
-        acr=DEMO_ACR,
-        amr=list(DEMO_AMR),
-        auth_time=int(time.time()),
-        rpps_claim="SubjectNameID",
-        rpps_in_userinfo_only=False,
-        extra_claims={},
-    )
-
-
-def _new_key() -> RSAKey:
-    return RSAKey.generate_key(2048, auto_kid=True)
-
-
-def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def _is_web_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in {"http", "https"} and bool(parts.netloc) and not parts.fragment
-
-
 def _content_length(header: str | None) -> int:
     try:
         return int(header or "0")
@@ -481,85 +379,6 @@ def _content_length(header: str | None) -> int:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-# --------------------------------------------------------------------------- pages
-
-_STYLE = """\
-body { margin: 0 auto; max-width: 42rem; padding: 1.5rem;
-       font: 16px/1.5 system-ui, sans-serif; color: #1b1b1b; }
-h1 { font-size: 1.5rem; }
-.warning { border-left: 4px solid #8a4b00; padding: .5rem 1rem; background: #fff4e5; }
-ul { list-style: none; padding: 0; }
-button { display: block; width: 100%; margin: .5rem 0; padding: .75rem 1rem; font: inherit;
-         text-align: left; color: #fff; background: #0b4f9c; border: 0; border-radius: 4px;
-         cursor: pointer; }
-button:focus-visible { outline: 3px solid #1b1b1b; outline-offset: 2px; }
-.rpps { display: block; font-size: .875rem; }
-"""
-
-_WARNING = (
-    "Ceci n'est pas Pro Santé Connect : c'est un fournisseur d'identité de démonstration. "
-    "Aucune carte CPS ni e-CPS n'est vérifiée ; sa clé de signature est générée au "
-    "démarrage et disparaît à l'arrêt. Ne l'utilisez jamais en production."
-)
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="fr">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{escape(title)}</title>\n"
-        '<link rel="stylesheet" href="/demo.css">\n</head>\n'
-        f"<body>\n<main>\n{body}</main>\n</body>\n</html>\n"
-    )
-
-
-def login_page(issuer: DemoIssuer, ticket: str, state: str | None) -> str:
-    """The professional chooser: one submit button per demo professional."""
-    hidden = f'<input type="hidden" name="ticket" value="{escape(ticket)}">\n'
-    if state is not None:
-        hidden += f'<input type="hidden" name="state" value="{escape(state)}">\n'
-    buttons = "".join(
-        f'<li><button type="submit" name="rpps" value="{escape(rpps)}">'
-        f'<span class="name">{escape(name)}</span> '
-        f'<span class="rpps">RPPS {escape(rpps)}</span></button></li>\n'
-        for name, rpps in issuer.professionals
-    )
-    return _page(
-        "Pro Santé Connect — démonstration",
-        "<h1>Pro Santé Connect — environnement de démonstration</h1>\n"
-        f'<p class="warning" role="note">{escape(_WARNING)}</p>\n'
-        "<p>Choisissez le professionnel de santé sous l'identité duquel vous connecter au "
-        f"service <strong>{escape(issuer.client_id)}</strong> (niveau eIDAS substantiel, "
-        "comme avec une e-CPS).</p>\n"
-        '<form method="post" action="/authorize">\n'
-        f"{hidden}<ul>\n{buttons}</ul>\n</form>\n",
-    )
-
-
-def error_page() -> str:
-    return _page(
-        "Connexion impossible",
-        "<h1>Connexion impossible</h1>\n"
-        "<p>Cette demande de connexion est invalide ou a expiré. Recommencez depuis le "
-        "portail des professionnels.</p>\n",
-    )
-
-
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-def _csp(form_action: str) -> str:
-    return (
-        "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-        f"form-action {form_action}"
-    )
 
 
 # --------------------------------------------------------------------------- HTTP

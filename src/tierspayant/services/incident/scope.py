@@ -1,4 +1,4 @@
-"""Incident response: who was read, the notices to draft, and cutting an account off.
+"""Who was read: the scope of an incident, from the audit log, and its reveal.
 
 **Scope.** Given a principal (or a structure) and a time window, the audit log says
 exactly which beneficiaries were disclosed, per insurer. Events name people only by a
@@ -18,25 +18,15 @@ its decision is a refusal (:data:`REFUSALS`): over-notifying is the safe side.
 **Reveal.** Names and NIR are decrypted only with ``reveal``, for a responder holding an
 approved bulk/export break-glass grant; each revealed person is one audit event; the NIR
 stays masked unless explicitly asked for.
-
-**Notices.** Drafts, in French, of the notification to the CNIL (GDPR art. 33) and one
-letter per affected person (art. 34), to be completed and sent by the insurer (the
-controller; the operator is its processor).
-
-**Revoke.** Suspend a principal, revoke its tokens and end its portal sessions at once.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -45,8 +35,6 @@ from sqlalchemy import Connection
 from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import IncidentCode
 from tierspayant.security.audit import DISCLOSED, subject_pseudonym
-from tierspayant.services.accounts import revoke_principal_sessions
-from tierspayant.services.alerts import suspend_principal
 from tierspayant.services.breakglass import (
     GrantScope,
     load_record,
@@ -348,257 +336,3 @@ def _record_run(conn: Connection, result: IncidentScope, actor: str, revealed: i
         subjects=result.people,
         revealed=revealed,
     )
-
-
-# --- output files ------------------------------------------------------------------------
-
-CSV_COLUMNS = (
-    "insurer",
-    "beneficiary_id",
-    "pseudonym",
-    "reads",
-    "first_read",
-    "last_read",
-    "last_name",
-    "first_name",
-    "nir",
-)
-
-
-def _row(record: ScopedRecord) -> dict[str, Any]:
-    values = asdict(record)
-    values["first_read"] = record.first_read.astimezone(UTC).isoformat()
-    values["last_read"] = record.last_read.astimezone(UTC).isoformat()
-    return values
-
-
-def scope_document(result: IncidentScope) -> dict[str, Any]:
-    """The scope as a JSON-ready document (what ``incident notices`` reads back)."""
-    return {
-        "format": "tierspayant.incident-scope.v1",
-        "criteria": result.criteria.describe(),
-        "generated_at": result.generated_at.astimezone(UTC).isoformat(),
-        "events_scanned": result.events_scanned,
-        "people": result.people,
-        "insurers": [
-            {
-                "amc_number": s.amc_number,
-                "name": s.name,
-                "people": s.people,
-                "reads": s.reads,
-                "unresolved": s.unresolved,
-                "records": [_row(r) for r in s.records],
-            }
-            for s in result.insurers
-        ],
-    }
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read: scopes and letters may name people."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-
-
-def write_scope(result: IncidentScope, path: Path) -> None:
-    """Write the scope as JSON (``.json``) or CSV (any other suffix), mode 0600."""
-    if path.suffix == ".json":
-        document = json.dumps(scope_document(result), indent=2, ensure_ascii=False)
-        _write_private(path, document + "\n")
-        return
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, delimiter=";")
-    writer.writeheader()
-    for scope in result.insurers:
-        for record in scope.records:
-            writer.writerow(_row(record))
-    _write_private(path, buffer.getvalue())
-
-
-# --- revocation --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Revocation:
-    principal: str
-    tokens: int
-    sessions: int
-
-
-def revoke(platform: Platform, principal_id: str, actor: str, reason: str) -> Revocation:
-    """Suspend ``principal_id``, revoke every token and end every session, in one commit."""
-    if not principal_id or len(principal_id) > 120:
-        raise ServiceError(IncidentCode.PRINCIPAL, "name the principal to revoke")
-    now = platform.now()
-    with platform.engine.begin() as conn:
-        tokens = suspend_principal(platform, conn, principal_id, reason or "incident response")
-        sessions = revoke_principal_sessions(conn, principal_id, now)
-        audit.append(
-            conn,
-            at=now,
-            actor=actor,
-            action="incident.revoke",
-            purpose="incident_response",
-            decision="allow",
-            detail={"principal": principal_id, "tokens": tokens, "sessions": sessions},
-        )
-    return Revocation(principal_id, tokens, sessions)
-
-
-# --- notices (GDPR articles 33 and 34) ---------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class NoticeContext:
-    """What the drafts cannot find in the log: whom to contact and what was done."""
-
-    dpo_contact: str = "[nom et coordonnées du délégué à la protection des données]"
-    measures_taken: tuple[str, ...] = (
-        "suspension immédiate du compte en cause et révocation de tous ses jetons et sessions",
-        "identification, à partir du journal d'audit signé, des seules personnes consultées",
-    )
-    measures_proposed: tuple[str, ...] = (
-        "réinitialisation des moyens d'authentification du professionnel concerné",
-        "surveillance renforcée des consultations de la structure pendant 90 jours",
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class NoticeFiles:
-    cnil: tuple[Path, ...]
-    letters: tuple[Path, ...]
-
-
-def load_scope_document(path: Path) -> dict[str, Any]:
-    """Read a scope written by :func:`write_scope` as JSON."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ServiceError(IncidentCode.SCOPE_FILE, f"{path.name} is not a scope file") from exc
-    if not isinstance(document, dict) or document.get("format") != "tierspayant.incident-scope.v1":
-        raise ServiceError(IncidentCode.SCOPE_FILE, f"{path.name} is not a JSON scope file")
-    return document
-
-
-def draft_notices(
-    document: dict[str, Any], out_dir: Path, context: NoticeContext | None = None
-) -> NoticeFiles:
-    """Write one CNIL notification draft per insurer and one letter per affected person."""
-    context = context or NoticeContext()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cnil: list[Path] = []
-    letters: list[Path] = []
-    for insurer in document["insurers"]:
-        amc = str(insurer["amc_number"])
-        path = out_dir / f"notification-cnil-{amc}.md"
-        _write_private(path, _cnil_notice(document, insurer, context))
-        cnil.append(path)
-        letter_dir = out_dir / f"courriers-{amc}"
-        letter_dir.mkdir(exist_ok=True)
-        for record in insurer["records"]:
-            if record["beneficiary_id"] is None:
-                continue  # purged since: the insurer's archive, not us, can reach them
-            letter = letter_dir / f"courrier-{record['beneficiary_id']}.md"
-            _write_private(letter, _member_letter(document, insurer, record, context))
-            letters.append(letter)
-    return NoticeFiles(tuple(cnil), tuple(letters))
-
-
-def _french_date(text: str) -> str:
-    return datetime.fromisoformat(text).astimezone(UTC).strftime("%d/%m/%Y à %H:%M UTC")
-
-
-def _who(criteria: dict[str, Any]) -> str:
-    if criteria.get("principal"):
-        return f"le compte d'accès « {criteria['principal']} »"
-    return f"la structure de soins {criteria['structure']}"
-
-
-def _bullets(items: tuple[str, ...]) -> str:
-    return "\n".join(f"- {item}" for item in items)
-
-
-def _cnil_notice(document: dict[str, Any], insurer: dict[str, Any], context: NoticeContext) -> str:
-    criteria = document["criteria"]
-    window = f"du {_french_date(criteria['from'])} au {_french_date(criteria['to'])}"
-    return f"""# Notification de violation de données personnelles (RGPD, article 33)
-
-Projet établi par l'opérateur de tiers payant (sous-traitant) pour {insurer["name"]}
-(AMC {insurer["amc_number"]}), responsable du traitement. À compléter et à transmettre
-à la CNIL dans les 72 heures suivant la prise de connaissance de la violation.
-
-## Nature de la violation
-
-Violation de confidentialité : consultations de droits effectuées par {_who(criteria)}
-{window}, au moyen d'identifiants valides dont l'usage par un tiers est suspecté.
-Périmètre établi le {_french_date(document["generated_at"])} à partir du journal d'audit
-chaîné et signé ({document["events_scanned"]} événements examinés).
-
-## Catégories et nombre approximatif de personnes concernées
-
-- Catégorie : bénéficiaires de contrats de complémentaire santé de l'organisme.
-- Nombre de personnes concernées : {insurer["people"]}
-  (dont {insurer["unresolved"]} dont la fiche a depuis été supprimée).
-
-## Catégories et nombre approximatif d'enregistrements concernés
-
-- Nombre de consultations ayant donné une réponse : {insurer["reads"]}.
-- Données communiquées : ouverture des droits et niveau de prise en charge à une date
-  de soins. Les réponses ne contiennent ni NIR, ni nom, ni date de naissance, ni
-  adresse : l'auteur disposait déjà des identifiants saisis.
-
-## Coordonnées du délégué à la protection des données
-
-{context.dpo_contact}
-
-## Conséquences probables
-
-Confirmation, pour chaque personne, de son affiliation à l'organisme et de ses garanties,
-qui peut servir à des tentatives d'hameçonnage ciblé ou d'usurpation d'identité.
-
-## Mesures prises
-
-{_bullets(context.measures_taken)}
-
-## Mesures proposées pour atténuer les conséquences
-
-{_bullets(context.measures_proposed)}
-"""
-
-
-def _member_letter(
-    document: dict[str, Any],
-    insurer: dict[str, Any],
-    record: dict[str, Any],
-    context: NoticeContext,
-) -> str:
-    names = " ".join(p for p in (record.get("first_name"), record.get("last_name")) if p)
-    greeting = f"{names}," if names else "Madame, Monsieur,"
-    reference = record["beneficiary_id"] or record["pseudonym"]
-    return f"""# Information sur une violation de vos données personnelles (RGPD, article 34)
-
-{insurer["name"]} — référence du dossier : {insurer["amc_number"]}-{reference}
-
-{greeting}
-
-Nous vous informons qu'entre le {_french_date(record["first_read"])} et le
-{_french_date(record["last_read"])}, des informations relatives à vos droits de
-complémentaire santé ont été consultées {record["reads"]} fois par un tiers qui utilisait
-les identifiants d'un professionnel de santé. Ont été communiqués : l'existence de votre
-contrat et votre niveau de prise en charge. Votre numéro de sécurité sociale, votre nom,
-votre date de naissance et votre adresse n'ont pas été transmis par notre service.
-
-Conséquences possibles : vous pourriez recevoir des messages ou appels frauduleux se
-réclamant de votre complémentaire santé ou de l'Assurance maladie. Nous ne vous
-demanderons jamais vos codes, mots de passe ou coordonnées bancaires par courriel,
-SMS ou téléphone.
-
-Mesures prises :
-
-{_bullets(context.measures_taken)}
-
-Pour toute question ou pour exercer vos droits, vous pouvez contacter notre délégué à la
-protection des données : {context.dpo_contact}. Vous pouvez également adresser une
-réclamation à la CNIL (www.cnil.fr).
-"""

@@ -1,0 +1,280 @@
+"""The beneficiary file read as a stream of validated lines, and the report of rejected ones."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Collection, Iterator
+from datetime import date
+from operator import itemgetter
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING
+
+from tierspayant.domain.codes import EnrolmentCode
+from tierspayant.formats.beneficiaries.lines import (
+    _LONG,
+    _UNCLOSED,
+    MAX_FIELD_CHARS,
+    _HashingFile,
+    _Lines,
+)
+from tierspayant.formats.beneficiaries.model import (
+    COLUMNS,
+    DELIMITER,
+    ERROR_REPORT_HEADER,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    BeneficiaryFileError,
+    BeneficiaryLine,
+    ImportMode,
+    LineError,
+    RawRecord,
+    mask_identifiers,
+)
+from tierspayant.formats.beneficiaries.validation import LineValidator, _identity
+
+if TYPE_CHECKING:
+    import _csv
+
+
+class BeneficiaryReader:
+    """Streams the lines of a beneficiary file, validated; use as a context manager.
+
+    Iterating gives a :class:`BeneficiaryLine` or a :class:`LineError` per non-blank
+    line. :meth:`records` gives the cells unvalidated, for callers that validate
+    elsewhere (worker processes) with :attr:`validator`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        contracts: Collection[str],
+        mode: ImportMode,
+        file_date: date,
+    ) -> None:
+        self.path = path
+        self.validator = LineValidator(contracts=contracts, mode=mode, file_date=file_date)
+        self.size = 0
+        self.columns: tuple[str, ...] = ()
+        self._raw: _HashingFile | None = None
+        self._text: io.TextIOWrapper | None = None
+
+    def __enter__(self) -> BeneficiaryReader:
+        self._raw = _HashingFile(self.path)
+        try:
+            self.size = self.path.stat().st_size
+            # "replace" keeps a bad byte from aborting the whole file: the line holding it
+            # is rejected instead (line.encoding).
+            self._text = io.TextIOWrapper(
+                io.BufferedReader(self._raw, 1 << 16),
+                encoding="utf-8-sig",
+                errors="replace",
+                newline="",
+            )
+            self._lines = _Lines(self._text)
+            self._csv = csv.reader(self._lines, delimiter=DELIMITER, strict=False)
+            self._read_header()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self._text is not None:
+            self._text.close()
+            self._text = None
+        if self._raw is not None:
+            self._raw.close()
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes consumed so far (to within one read buffer): for a progress bar."""
+        return 0 if self._raw is None else min(self._raw.consumed, self.size)
+
+    def sha256(self) -> str:
+        """Hex SHA-256 of the bytes read so far: of the whole file once iterated."""
+        return hashlib.sha256().hexdigest() if self._raw is None else self._raw.digest.hexdigest()
+
+    def _read_header(self) -> None:
+        try:
+            header = next(self._csv)
+        except StopIteration:
+            raise BeneficiaryFileError(
+                EnrolmentCode.FILE_EMPTY, "the file is empty: a header row is required"
+            ) from None
+        self._lines.in_record = False
+        if self._lines.flags & _UNCLOSED:
+            raise BeneficiaryFileError(
+                EnrolmentCode.FILE_HEADER_QUOTE, "the header row has a quoted name left open"
+            )
+        names = tuple(h.strip().lower() for h in header)
+        unknown = [n for n in names if n not in COLUMNS]
+        if unknown:
+            shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+            raise BeneficiaryFileError(
+                EnrolmentCode.FILE_HEADER_UNKNOWN_COLUMN,
+                f"unknown column(s) in the header: {mask_identifiers(shown)}; "
+                f"expected the columns {', '.join(COLUMNS)}",
+            )
+        if len(set(names)) != len(names):
+            raise BeneficiaryFileError(
+                EnrolmentCode.FILE_HEADER_DUPLICATE_COLUMN, "a column appears twice in the header"
+            )
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
+        if missing:
+            raise BeneficiaryFileError(
+                EnrolmentCode.FILE_HEADER_MISSING_COLUMN, f"missing column(s): {', '.join(missing)}"
+            )
+        self.columns = names
+        self._width = len(names)
+        # Absent optional columns read an empty cell appended at index ``width``.
+        self._pad = any(c not in names for c in OPTIONAL_COLUMNS)
+        indexes = [names.index(c) if c in names else self._width for c in COLUMNS]
+        self._pick = itemgetter(*indexes)
+        self._nir_at = names.index("nir")
+        self._rank_at = names.index("birth_rank")
+
+    def records(self) -> Iterator[RawRecord | LineError]:
+        """Each non-blank line as (line number, cells in COLUMNS order), unvalidated.
+
+        A line that cannot be cut into the header's cells comes out as a
+        :class:`LineError` (``line.quote``, ``line.field_too_large``, ``line.columns``,
+        ``line.unreadable``), carrying the NIR and rank when those cells can be read.
+        """
+        reader = self._csv
+        lines = self._lines
+        width = self._width
+        pad = self._pad
+        pick = self._pick
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # Only if the process lowered csv.field_size_limit below _LONG_LINE_KEEP.
+                lines.in_record = False
+                yield LineError(
+                    lines.line_no,
+                    EnrolmentCode.LINE_UNREADABLE,
+                    f"the line cannot be read as CSV: {exc}",
+                )
+                continue
+            lines.in_record = False
+            if lines.flags:
+                fault = self._fault(lines.line_no, row, lines.flags)
+                if fault is not None:
+                    yield fault
+                    continue
+            if len(row) != width:
+                if not any(cell.strip() for cell in row):
+                    continue  # blank line (a trailing one is common)
+                yield self._line_error(
+                    lines.line_no,
+                    row,
+                    EnrolmentCode.LINE_COLUMNS,
+                    f"expected {width} columns separated by '{DELIMITER}', found {len(row)}",
+                    None,
+                )
+                continue
+            if pad:
+                row.append("")
+            yield lines.line_no, pick(row)
+
+    def _fault(self, line_no: int, row: list[str], flags: int) -> LineError | None:
+        """The error of a line flagged while read (oversized field, open quote), if any."""
+        if flags & _LONG:
+            for index, cell in enumerate(row):
+                if len(cell) > MAX_FIELD_CHARS:
+                    return self._line_error(
+                        line_no,
+                        row,
+                        EnrolmentCode.LINE_FIELD_TOO_LARGE,
+                        f"a field of more than {MAX_FIELD_CHARS:,} characters",
+                        self._column_at(index),
+                    )
+        if flags & _UNCLOSED:
+            return self._line_error(
+                line_no,
+                row,
+                EnrolmentCode.LINE_QUOTE,
+                "a quoted field is not closed on its line (a stray '\"'?): "
+                "one line holds one beneficiary",
+                self._column_at(len(row) - 1),
+            )
+        return None
+
+    def _column_at(self, index: int) -> str | None:
+        return self.columns[index] if 0 <= index < self._width else None
+
+    def _line_error(
+        self, line_no: int, row: list[str], code: str, message: str, column: str | None
+    ) -> LineError:
+        """A line rejected before validation, naming its beneficiary if NIR and rank read."""
+        nir_at, rank_at = self._nir_at, self._rank_at
+        if nir_at < len(row) and rank_at < len(row):
+            # A cell cut short (the line's last) fails these checks: it names nobody.
+            identity = _identity(row[nir_at], row[rank_at])
+            if identity is not None:
+                return LineError(line_no, code, message, column, *identity)
+        return LineError(line_no, code, message, column)
+
+    def __iter__(self) -> Iterator[BeneficiaryLine | LineError]:
+        validate = self.validator
+        for record in self.records():
+            yield record if isinstance(record, LineError) else validate(*record)
+
+
+class ErrorReportWriter:
+    """Writes rejected lines as CSV ``line;code;column;message``, identities masked.
+
+    With ``path=None`` it only counts. Use as a context manager.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.count = 0
+        self._file: IO[str] | None = None
+        self._writer: _csv.Writer | None = None
+
+    def __enter__(self) -> ErrorReportWriter:
+        if self.path is not None:
+            self._file = self.path.open("w", encoding="utf-8", newline="")
+            self._writer = csv.writer(self._file, delimiter=DELIMITER, lineterminator="\n")
+            self._writer.writerow(ERROR_REPORT_HEADER)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def write(self, error: LineError) -> None:
+        """Append one rejected line."""
+        self.count += 1
+        if self._writer is not None:
+            self._writer.writerow(
+                (error.line_no, error.code, error.column or "", mask_identifiers(error.message))
+            )
+
+    def close(self) -> None:
+        """Flush and close the report (idempotent)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._writer = None
