@@ -1,5 +1,7 @@
-"""Card-bound lookups over HTTP: a valid 2D code unlocks normal quotas; any bad one is a 403
-with one body, an audit event and an attack signal; the signing keys are published."""
+"""Card-bound lookups over HTTP: a valid 2D code unlocks normal quotas; a well-formed but
+bad one is a 403 with one body, an audit event and an attack signal; a scan that does not
+parse is a misread (422, counted with the misses, never a signal); the signing keys are
+published."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.integration.test_cards import (
@@ -22,6 +26,7 @@ from tests.integration.test_cards import (
     make_world,
     provider_token,
 )
+from tests.support.misreads import layout_swaps, misread_of
 from tierspayant.api.app import create_app
 from tierspayant.app.platform import Platform
 from tierspayant.demo.synthetic import nir_key
@@ -39,6 +44,7 @@ with warnings.catch_warnings():
 
 RNG = random.Random(1789)
 REFUSED = {"error": {"code": "card.proof_invalid", "message": "this card cannot be accepted"}}
+MISREAD = "card.misread"
 
 
 class Counter:
@@ -210,7 +216,11 @@ def test_given_bad_proofs_then_one_403_body_an_audit_event_and_a_signal_each(
             resign(platform, world, alice_qr, serial=b"\x00" * 10),
             "guard.proof_forged",
         ),
-        "garbage": (alice, "TP1:ABCDEF", "guard.proof_forged"),
+        "signed_with_another_key": (
+            alice,
+            cardsig.sign(cardsig.peek(alice_qr), cardsig.new_signing_key()),
+            "guard.proof_forged",
+        ),
         "other_family": (alice, pairs[3][1], "guard.proof_mismatch"),
         "unknown_person": (stranger, alice_qr, "guard.proof_mismatch"),
     }
@@ -232,14 +242,75 @@ def test_given_bad_proofs_then_one_403_body_an_audit_event_and_a_signal_each(
     assert (revoked_calc.status_code, revoked_calc.json()) == (403, REFUSED)
 
 
-def test_given_a_malformed_proof_then_the_schema_refuses_it(
-    platform: Platform, carded: tuple[World, list[tuple[Person, str]], TestClient]
+def misread_events(platform: Platform, principal: str) -> list[str]:
+    with platform.engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(audit_events.c.detail).where(
+                    audit_events.c.actor == principal,
+                    audit_events.c.action == "card.proof_misread",
+                )
+            ).scalars()
+        )
+
+
+@settings(
+    max_examples=4,
+    deadline=None,
+    phases=(Phase.explicit, Phase.generate),  # each example is ~80 requests: no shrinking
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_given_misreads_in_a_row_then_422_each_and_never_a_signal_nor_a_suspension(
+    platform: Platform,
+    carded: tuple[World, list[tuple[Person, str]], TestClient],
+    data: st.DataObject,
 ) -> None:
     world, pairs, client = carded
     counter = Counter(platform, client)
-    response = counter.check(world, pairs[0][0], "tp1:lowercase")
-    assert response.status_code in (400, 422)
+    person, qr = pairs[0]
+    # Given misreads of real cards: cut short, typed on the other keyboard layout, garbage
+    texts = ["TP&MQBCDEF%%GHIJ", "tp1:lowercase", "TP1:ABCDEF", *layout_swaps(qr)]
+    texts += [data.draw(misread_of(p_qr)) for _, p_qr in pairs[:36]]
+    for text in texts:
+        # When each is sent as the card proof of a rights check, then of a calculation
+        for response in (
+            counter.check(world, person, text),
+            counter.calculate(world, person, text),
+        ):
+            # Then a misread: 422, its own code, the text not echoed back
+            assert response.status_code == 422, text
+            assert response.json()["error"]["code"] == MISREAD, text
+            assert len(text) < 8 or text not in response.text
+    # And the account is untouched, no signal at all, each misread audited
     assert counter.status() == "active"
+    assert counter.alerts() == []
+    assert len(misread_events(platform, counter.principal)) == 2 * len(texts)
+    # And the real card, scanned right, is answered with normal quotas
+    assert counter.check(world, person, qr).status_code == 200
+
+
+def test_given_misreads_then_they_count_with_the_misses_before_a_lookup_without_card(
+    platform: Platform, carded: tuple[World, list[tuple[Person, str]], TestClient]
+) -> None:
+    world, pairs, client = carded
+    (person, qr), (other, _) = pairs[:2]
+    swapped = layout_swaps(qr)[0]
+    # Given 9 misreads in a row: a typed lookup is answered as usual
+    patient = Counter(platform, client)
+    for _ in range(9):
+        assert patient.check(world, person, swapped).status_code == 422
+    assert patient.check(world, other, None).status_code == 200
+    # Given 10 misreads (more than 30 % of at least 10): a lookup without card asks step-up
+    counter = Counter(platform, client)
+    for _ in range(10):
+        assert counter.check(world, person, swapped).status_code == 422
+    asked = counter.check(world, other, None)
+    assert (asked.status_code, asked.json()["error"]["code"]) == (401, "auth.step_up_required")
+    # But the card scanned right still passes, and nobody is suspended
+    assert counter.check(world, person, qr).status_code == 200
+    assert counter.status() == patient.status() == "active"
+    assert counter.alerts() == ["guard.misread_ratio_soft"]
 
 
 def test_given_the_published_keys_then_provider_software_verifies_cards_offline(

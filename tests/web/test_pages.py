@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import html
 import json
 import random
 import re
 from datetime import date
 from typing import Any
 
+import pytest
 import yaml
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.factories import make_nir
+from tests.support.misreads import layout_swaps, misread_of
 from tests.web.portal_client import PortalClient
 from tests.web.world import AMC, CATALOGUE_FILE, PHARMACY_NAME, World, card_payload, reinstate
 from tierspayant.demo.builder import demo_catalogue
 from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.identifiers import parse_nir
+from tierspayant.store.security_tables import security_alerts
 from tierspayant.store.tables import audit_events
 
 
@@ -240,6 +246,62 @@ def test_rights_check_with_the_card_2d_code(world: World, tmp_path: Any) -> None
     after = client.get("/portail/prestataire/droits", follow_redirects=False)
     assert after.status_code == 303
     reinstate(world, principal_id)
+
+
+def alerts_of(world: World, principal_id: str) -> list[str]:
+    with world.platform.engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(security_alerts.c.code).where(security_alerts.c.principal == principal_id)
+            ).scalars()
+        )
+
+
+MISREAD_FR = (
+    "Code mal lu : vérifiez la disposition du clavier du lecteur (AZERTY/QWERTY) et "
+    "scannez à nouveau."
+)
+
+
+@settings(max_examples=1, deadline=None, phases=(Phase.explicit, Phase.generate))
+@given(data=st.data())
+def test_misread_scans_in_the_rights_page_ask_for_a_new_scan_and_never_suspend(
+    world: World, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    client = PortalClient(world)
+    principal_id = client.login_provider()
+    payload = card_payload(world, tmp_path_factory.mktemp("misread"))
+    form = {**_card_form(world.card), "domains": ["PHAR"], "member_number": "M-123"}
+    before = alerts_of(world, principal_id)
+    # Given a reader on the wrong keyboard layout, scans cut short, garbage: 25 in a row
+    misreads = ["TP&MQBCDEF%%GHIJ", *layout_swaps(payload)]
+    misreads += [data.draw(misread_of(payload)) for _ in range(22)]
+    for i, text in enumerate(misreads):
+        htmx = {"HX-Request": "true"} if i % 2 else {}
+        page = client.post(
+            "/portail/prestataire/droits", {**form, "card_payload": text}, headers=htmx
+        )
+        # Then each says, in French, to check the layout and scan again
+        assert page.status_code == 200
+        assert html.unescape(page.text).count(MISREAD_FR) == 1, text
+        assert "card.misread" in page.text
+        assert "ne peut pas être acceptée" not in page.text
+        if not htmx:
+            # And a full page keeps the form as typed (never the NIR)
+            assert f'value="{world.card["amc_number"]}"' in page.text
+            assert 'value="M-123"' in page.text
+            assert 'value="PHAR" checked' in page.text
+            assert world.card["nir"] not in page.text
+    # And the session goes on: no suspension, no alert; the card scanned right is answered
+    assert client.get("/portail/prestataire/droits", follow_redirects=False).status_code == 200
+    accepted = client.post("/portail/prestataire/droits", {**form, "card_payload": payload})
+    assert "Droits au" in accepted.text
+    assert alerts_of(world, principal_id) == before
+    assert len(_events(world, "card.proof_misread")) >= len(misreads)
+    guard = world.platform.guard
+    assert guard is not None
+    assert not guard.suspended(principal_id)
+    guard.clear_suspension(principal_id)  # forget the misreads: the module's world is shared
 
 
 def test_provider_asks_a_prior_authorisation_and_follows_it_up(world: World) -> None:

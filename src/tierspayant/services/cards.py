@@ -500,15 +500,18 @@ def revoke_card(platform: Platform, amc_number: str, serial: str, reason: str, a
 def check_proof(platform: Platform, conn: Connection, text: str, amc_number: str) -> VerifiedProof:
     """Every check of a scanned card that does not need the beneficiary.
 
-    Raises :class:`ProofRefused`: ``FORGED`` for anything only a forger produces (bad
-    structure, unknown or retired key, bad signature, unknown serial, wrong secret),
-    ``REVOKED`` for a genuine card that no longer counts (revoked, superseded, expired or
-    not yet valid), ``MISMATCH`` for a genuine card of another insurer.
+    Raises :class:`ProofRefused`: ``MISREAD`` for a text that is not a card code at all
+    (wrong prefix, a character outside base45, an impossible length, cut short, fields
+    out of range: a reader on another keyboard layout, a partial scan; nothing signed, so
+    no attack signal), ``FORGED`` for a well-formed code only a forger produces (unknown
+    or retired key, bad signature, unknown serial, wrong secret), ``REVOKED`` for a
+    genuine card that no longer counts (revoked, superseded, expired or not yet valid),
+    ``MISMATCH`` for a genuine card of another insurer.
     """
     try:
         payload = cardsig.peek(text)
     except CardProofError:
-        raise ProofRefused(ProofFault.FORGED) from None
+        raise ProofRefused(ProofFault.MISREAD) from None
     serial = payload.serial_text
     if payload.amc_number != amc_number:
         raise ProofRefused(ProofFault.MISMATCH, serial)

@@ -9,7 +9,9 @@ same transaction, tell the guard what was found, then raise any alert after the 
 
 A refused proof (forged, revoked, superseded, expired, or another family's card) gets one
 answer whatever the reason, ``403 card.proof_invalid``, and goes to the guard as an
-attack signal.
+attack signal. A scanned text that is not a card code at all (a misread: cut short, or
+typed by a reader on another keyboard layout) is not: ``422 card.misread`` asks for a
+new scan, and the guard only counts it with the misses (``docs/guard.md``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from tierspayant.services.errors import (
     TooManyRequests,
     Unauthenticated,
     Unavailable,
+    Unprocessable,
 )
 from tierspayant.services.identification import CardData, Identified, identify_detailed
 from tierspayant.services.insurers import Insurer
@@ -70,6 +73,10 @@ class CardProof:
 
 NO_PROOF = CardProof()
 PROOF_REFUSED = (CardCode.PROOF_INVALID, "this card cannot be accepted")
+PROOF_MISREAD = (
+    CardCode.MISREAD,
+    "the scanned code is not a card code (cut short, or another keyboard layout): scan again",
+)
 
 
 def authorise_provider(principal: Principal) -> None:
@@ -259,7 +266,37 @@ def _verify(
         with platform.engine.connect() as conn:
             return check_proof(platform, conn, proof.payload, card.amc_number)
     except ProofRefused as refused:
-        _refuse_proof(platform, principal, card, refused, _context(platform, principal, False))
+        ctx = _context(platform, principal, False)
+        if refused.fault is ProofFault.MISREAD:
+            _misread(platform, principal, card, ctx)
+        _refuse_proof(platform, principal, card, refused, ctx)
+
+
+def _misread(
+    platform: Platform, principal: Principal, card: CardData, ctx: LookupContext
+) -> NoReturn:
+    """Audit the misread, let the guard count it with the misses, answer 422: no signal.
+
+    Nothing was signed, so nothing was forged: a reader on the wrong keyboard layout
+    must not cost a professional the account. The count keeps a scraper from hiding
+    its misses among misreads (``guard.misread_ratio``).
+    """
+    platform.audit_writer.append(
+        audit.Entry(
+            at=platform.now(),
+            actor=principal.id,
+            structure=principal.structure,
+            action="card.proof_misread",
+            purpose="card_proof",
+            insurer=card.amc_number,
+            decision="deny",
+            detail={"fault": ProofFault.MISREAD.value, DISCLOSED: False},
+        )
+    )
+    guard = platform.guard
+    if guard is not None:
+        guard.reject_proof(ctx, ProofFault.MISREAD)
+    raise Unprocessable(*PROOF_MISREAD)
 
 
 def _refuse_proof(

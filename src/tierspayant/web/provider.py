@@ -140,6 +140,11 @@ def invoice_from(form: FormData, care_date: date) -> claims.ClaimSubmission:
     )
 
 
+def echoed(form: FormData) -> dict[str, str]:
+    """The fields a refused form may show again as typed (``ECHOED``: never the NIR)."""
+    return {k: v for k, v in form.items() if isinstance(v, str) and ECHOED.match(k)}
+
+
 def input_of(field: str | None) -> str | None:
     """The form input a refusal is about (``lines[0].amo_rate_bp`` → ``amo_rate_1``), or
     None when the form has no such input: the message is then shown above the form."""
@@ -198,6 +203,8 @@ def router() -> APIRouter:
             )
             answer = check_rights(platform, session.info.principal, check, proof_from(form))
         except DomainError as exc:
+            # htmx swaps only the result, so the form stays as typed; a full page is
+            # refilled (not the NIR, never echoed, nor the code to scan again).
             return _page_or_fragment(
                 request,
                 "provider/rights.html",
@@ -206,6 +213,8 @@ def router() -> APIRouter:
                 code=exc.code,
                 domains=DOMAINS,
                 today=platform.today(),
+                values=echoed(form),
+                checked=tuple(v for v in form.getlist("domains") if v in DOMAINS),
             )
         return _page_or_fragment(
             request,
@@ -325,7 +334,7 @@ def router() -> APIRouter:
                 platform, session.info.principal, submission, source="api", proof=proof_from(form)
             )
         except DomainError as exc:
-            values = {k: v for k, v in form.items() if isinstance(v, str) and ECHOED.match(k)}
+            values = echoed(form)
             return invoice_page(
                 request,
                 rows,

@@ -54,6 +54,8 @@ MESSAGES: dict[str, str] = {
     EligibilityCode.BIRTH_RANK_MISSING: "Le rang de naissance est requis avec le NIR.",
     EligibilityCode.DOMAINS_MISSING: "Choisissez au moins un domaine de soins.",
     CardCode.PROOF_INVALID: "Cette carte ne peut pas être acceptée.",
+    CardCode.MISREAD: "Code mal lu : vérifiez la disposition du clavier du lecteur "
+    "(AZERTY/QWERTY) et scannez à nouveau.",
     DirectoryCode.INSURER_UNKNOWN: "Aucun organisme ne porte ce numéro AMC.",
     CalculationCode.CALCULATION_NO_RIGHTS: (
         "Pas de droits complémentaires pour ces données à cette date."

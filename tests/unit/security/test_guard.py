@@ -481,6 +481,117 @@ def test_given_a_third_of_misses_then_step_up_is_asked(store: CounterStore) -> N
     assert guard.admit(ctx(T0 + timedelta(minutes=12), with_proof=True)).allowed
 
 
+# --------------------------------------------------------------------------- misreads
+
+
+def misread(guard: Guard, at: datetime, principal: str = "client:lgo-pharma-1") -> None:
+    """A scanned card proof that did not parse: counted, and never a signal."""
+    assert guard.reject_proof(ctx(at, principal=principal), ProofFault.MISREAD) == []
+
+
+def test_given_any_number_of_misreads_in_a_row_then_never_a_signal_nor_a_suspension(
+    store: CounterStore,
+) -> None:
+    guard = Guard(store)
+    # Given 9 misreads in a row: the next lookup without card is answered as usual
+    for i in range(9):
+        misread(guard, T0 + timedelta(seconds=i))
+    c = ctx(T0 + timedelta(seconds=10))
+    assert guard.admit(c).allowed
+    assert guard.observe(c, LookupOutcome.hit(subject(1))) == [
+        # 9 misreads in 10 entries: the security team hears of it, once a day
+        Signal(
+            Level.SOFT,
+            "guard.misread_ratio_soft",
+            "many misreads and unmatched lookups without card proof",
+            c.at,
+            c.principal_id,
+            PHARMACY,
+            {"misses_and_misreads": 9, "lookups_and_misreads": 10, "soft_percent": 30},
+        )
+    ]
+    # Given many more, for hours: the next lookup without card asks for step-up, no more
+    for i in range(500):
+        misread(guard, T0 + timedelta(seconds=20 + 5 * i))
+    later = T0 + timedelta(hours=1)
+    asked = guard.admit(ctx(later))
+    assert (asked.verdict, asked.code) == (Verdict.STEP_UP, "guard.misread_ratio_soft")
+    stepped = ctx(later, stepped_up=True)
+    assert guard.admit(stepped).allowed
+    assert all(not s.hard for s in guard.observe(stepped, LookupOutcome.hit(subject(2))))
+    # And a card scanned right goes through; nobody is suspended
+    assert guard.admit(ctx(later, with_proof=True)).allowed
+    assert not guard.suspended("client:lgo-pharma-1")
+
+
+def test_given_misses_and_misreads_mixed_then_step_up_at_the_miss_soft_share(
+    store: CounterStore,
+) -> None:
+    guard = Guard(store)
+    # Given 2 misses and 6 hits (25 %: below the 30 % soft share) and 2 misreads
+    outcomes = ["m", "h", "h", "r", "h", "m", "h", "r", "h", "h"]
+    for i, kind in enumerate(outcomes):
+        at = T0 + timedelta(minutes=i)
+        if kind == "r":
+            misread(guard, at)
+            continue
+        c = ctx(at)
+        assert guard.admit(c).allowed
+        guard.observe(c, LookupOutcome.miss() if kind == "m" else LookupOutcome.hit(subject(i)))
+    # Then misses and misreads make 40 % of 10: the rule fires, at its documented share
+    admission = guard.admit(ctx(T0 + timedelta(minutes=11)))
+    assert (admission.verdict, admission.code) == (Verdict.STEP_UP, "guard.misread_ratio_soft")
+
+
+def test_given_a_scraper_hiding_misses_among_misreads_then_it_is_suspended(
+    store: CounterStore,
+) -> None:
+    # A bot enumerating NIRs (1 in 4 matches) that sends a garbage scan after each lookup
+    guard = Guard(store)
+    run = Run()
+    for i in range(2000):
+        at = T0 + timedelta(seconds=2 * i)
+        misread(guard, at + timedelta(seconds=1))
+        c = ctx(at)
+        admission = guard.admit(c)
+        run.admissions.append(admission)
+        run.signals += admission.signals
+        if admission.code == "guard.suspended":
+            break
+        if admission.allowed:
+            found = i % 4 == 0
+            run.signals += guard.observe(
+                c, LookupOutcome.hit(subject(i)) if found else LookupOutcome.miss()
+            )
+            run.answers += found
+    # It cannot step up: the real misses suspend it, misreads or not
+    assert run.suspended
+    assert run.codes(Level.HARD) in (["guard.miss_ratio"], ["guard.step_up_ignored"])
+    assert run.answers <= 3
+
+
+@pytest.mark.parametrize(("misses", "suspended"), [(6, True), (2, False)])
+def test_given_misreads_then_real_misses_are_neither_diluted_nor_added_to(
+    store: CounterStore, misses: int, suspended: bool
+) -> None:
+    guard = Guard(store)
+    # Given 9 lookups (too few to judge), then 20 misreads
+    for i in range(9):
+        c = ctx(T0 + timedelta(minutes=i))
+        assert guard.admit(c).allowed
+        guard.observe(c, LookupOutcome.miss() if i < misses - 1 else LookupOutcome.hit(subject(i)))
+    for i in range(20):
+        misread(guard, T0 + timedelta(minutes=10, seconds=i))
+    # When a 10th lookup (stepped up: the misreads asked for it) misses
+    c = ctx(T0 + timedelta(minutes=20), stepped_up=True)
+    assert guard.admit(c).allowed
+    signals = guard.observe(c, LookupOutcome.miss())
+    # Then the suspension rule reads the 10 lookups alone: 6 misses suspend, 20 misreads
+    # in the window notwithstanding; 2 misses do not, 20 misreads notwithstanding
+    assert [s.code for s in signals if s.hard] == (["guard.miss_ratio"] if suspended else [])
+    assert guard.suspended("client:lgo-pharma-1") is suspended
+
+
 # --------------------------------------------------------------------------- no-proof quota
 
 

@@ -131,7 +131,8 @@ policies = st.builds(
     st.integers(0, 20),
     st.integers(0, 100),
 )
-outcome_lists = st.lists(st.sampled_from("hm"), max_size=30).map(tuple)
+# Hits, misses and misreads (scans that did not parse), newest first.
+outcome_lists = st.lists(st.sampled_from("hmr"), max_size=30).map(tuple)
 
 
 def context(*, with_proof: bool, stepped_up: bool = False) -> LookupContext:
@@ -142,6 +143,14 @@ def context(*, with_proof: bool, stepped_up: bool = False) -> LookupContext:
 
 def over(part: int, whole: int, min_whole: int, percent: int) -> bool:
     return whole >= min_whole and part * 100 > percent * whole
+
+
+def shares(outcomes: tuple[str, ...]) -> tuple[int, int, int, int]:
+    """Misses among lookups (misreads are not lookups); misses and misreads among all,
+    counted only when there is a misread."""
+    misses, misreads = outcomes.count("m"), outcomes.count("r")
+    mixed = misses + misreads if misreads else 0
+    return misses, len(outcomes) - misreads, mixed, len(outcomes)
 
 
 @settings(max_examples=400, deadline=None)
@@ -166,7 +175,7 @@ def test_admission_decides_as_the_documented_rules(
     guard = Guard(cast(CounterStore, store), policy)
     cap = policy.daily_caps["gp"]
     soft = max(1, -(-cap * policy.soft_percent // 100))  # soft_percent of the cap, rounded up
-    misses, lookups = outcomes.count("m"), len(outcomes)
+    misses, lookups, mixed, entries = shares(outcomes)
     p = policy
     no_proof = not with_proof
     # Then, worked out by hand: hard limits first (in the documented order), then soft ones
@@ -184,6 +193,12 @@ def test_admission_decides_as_the_documented_rules(
         and over(misses, lookups, p.miss_min_lookups, p.miss_soft_percent)
     ):
         expected = (Verdict.STEP_UP, "guard.miss_ratio_soft")
+    elif (
+        not stepped_up
+        and no_proof
+        and over(mixed, entries, p.miss_min_lookups, p.miss_soft_percent)
+    ):
+        expected = (Verdict.STEP_UP, "guard.misread_ratio_soft")
     elif not stepped_up and no_proof and answered >= p.no_proof_soft:
         expected = (Verdict.STEP_UP, "guard.no_proof_soft")
     else:
@@ -225,7 +240,7 @@ def test_observation_signals_as_the_documented_rules(
     p = policy
     cap = p.daily_caps["gp"]
     soft = max(1, -(-cap * p.soft_percent // 100))
-    misses, lookups = outcomes.count("m"), len(outcomes)
+    misses, lookups, mixed, entries = shares(outcomes)
     no_proof = not with_proof
     # Then, worked out by hand, in the order the signals come out
     expected: list[str] = []
@@ -234,6 +249,9 @@ def test_observation_signals_as_the_documented_rules(
             expected.append("guard.miss_ratio")
         elif over(misses, lookups, p.miss_min_lookups, p.miss_soft_percent):
             expected.append("guard.miss_ratio_soft")
+        # Misreads never suspend: the mixed share has a soft level only
+        if over(mixed, entries, p.miss_min_lookups, p.miss_soft_percent):
+            expected.append("guard.misread_ratio_soft")
     if hit:
         if seen >= cap:
             expected.append("guard.daily_cap")

@@ -54,6 +54,8 @@ from tierspayant.security.guard.values import (
 log = structlog.get_logger("tierspayant.guard")
 
 _RATE_WINDOW_MS = 60_000
+# The principal's outcome list: a hit, a miss, or a scanned code that did not parse.
+_HIT, _MISS, _MISREAD = "h", "m", "r"
 
 
 def _ms(at: datetime) -> int:
@@ -124,12 +126,18 @@ def _value(counter: Counter, counts: AdmissionCounts | ObservationCounts) -> int
     if counter is Counter.NO_PROOF:
         return counts.answered
     if counter is Counter.MISSES:
-        return counts.outcomes.count("m")
+        return counts.outcomes.count(_MISS)
+    if counter is Counter.MISREADS:
+        misreads = counts.outcomes.count(_MISREAD)
+        return misreads + counts.outcomes.count(_MISS) if misreads else 0
     raise ValueError(f"no reading of {counter}")
 
 
 def _volume(counter: Counter, counts: AdmissionCounts | ObservationCounts) -> int:
-    return len(counts.outcomes) if counter is Counter.MISSES else 0
+    """The volume a share is taken of: misreads are not lookups, and do not dilute misses."""
+    if counter is Counter.MISSES:
+        return len(counts.outcomes) - counts.outcomes.count(_MISREAD)
+    return len(counts.outcomes) if counter is Counter.MISREADS else 0
 
 
 def _scope_of(scope: Scope, ctx: LookupContext) -> str:
@@ -418,7 +426,7 @@ class Guard:
                 day_ttl_seconds=p.day_set_ttl_seconds,
                 no_proof=no_proof,
                 outcomes_key=f"out:{ctx.principal_id}",
-                outcome="h" if hit else "m",
+                outcome=_HIT if hit else _MISS,
                 outcomes_keep=p.miss_window,
                 outcomes_ttl_seconds=DAY_SECONDS,
                 subject=outcome.subject if hit else None,
@@ -506,7 +514,19 @@ class Guard:
 
         The caller refuses the lookup (403) and handles the signal like any other. The
         signal is returned even if the counter store is down.
+
+        A misread (a scan that does not parse) raises nothing and suspends nobody: it is
+        counted in the principal's outcome list, where the ``guard.misread_ratio`` row
+        reads it with the misses at the next lookups without card proof.
         """
+        if fault is ProofFault.MISREAD:
+            try:
+                self.counters.push_recent(
+                    f"out:{ctx.principal_id}", _MISREAD, self.policy.miss_window, DAY_SECONDS
+                )
+            except CounterStoreUnavailable:
+                log.error("guard.store_unavailable", during="misread")
+            return []
         level = Level.HARD if fault is ProofFault.FORGED else self.policy.revoked_proof_level
         signal = self._signal(
             ctx, level, f"guard.proof_{fault.value}", f"card proof {fault.value}", proof=fault.value

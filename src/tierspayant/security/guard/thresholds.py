@@ -38,6 +38,10 @@ class Counter(StrEnum):
     STEP_UPS = "step-up requests ignored this hour, principal"
     DISTINCT = "distinct beneficiaries answered today, structure"
     MISSES = "misses among the principal's last no-proof lookups [lookups]"
+    MISREADS = (
+        "misses and misreads among the principal's last no-proof lookups and misreads,"
+        " if one is a misread [lookups and misreads]"
+    )
     NO_PROOF = "distinct beneficiaries answered without card proof today, structure"
     INVOICED = "invoiced among the beneficiaries looked up on the judged day [looked up]"
 
@@ -240,6 +244,26 @@ THRESHOLDS: tuple[Threshold, ...] = (
         value_figure="misses",
         volume_figure="lookups",
         hard_figure="hard_percent",
+        soft_figure="soft_percent",
+    ),
+    Threshold(
+        # A scanned code that does not parse joins the principal's outcome list as a
+        # misread: never a suspension (no hard level), but a window of misses and
+        # misreads past the soft share asks for step-up, which a scraper cannot give.
+        "guard.misread_ratio",
+        Counter.MISREADS,
+        Comparison.SHARE_ABOVE,
+        Judged.OUTCOME,
+        Scope.PRINCIPAL,
+        hard=None,
+        message="",
+        soft="miss_soft_percent",
+        soft_code="guard.misread_ratio_soft",
+        soft_message="many misreads and unmatched lookups without card proof",
+        min_volume="miss_min_lookups",
+        no_proof_only=True,
+        value_figure="misses_and_misreads",
+        volume_figure="lookups_and_misreads",
         soft_figure="soft_percent",
     ),
     Threshold(

@@ -52,6 +52,9 @@ class ProofFault(StrEnum):
     FORGED = "forged"  # bad signature or unknown signing key
     REVOKED = "revoked"  # a genuine card that the insurer has revoked (lost, stolen, replaced)
     MISMATCH = "mismatch"  # a genuine card presented for someone outside its family
+    # Not a card code at all (cut short, typed on another keyboard layout): nothing was
+    # signed, so no attack signal; counted with the misses (``docs/guard.md``).
+    MISREAD = "misread"
 
 
 # Denials that a later retry may pass (HTTP 429 with Retry-After); every other denial is 403,
