@@ -70,7 +70,10 @@ def test_given_covered_beneficiaries_of_each_insurer_then_every_domain_as_in_the
             person = world.covered(amc, contract)
             response = check(world, person.card(), ALL_DOMAINS)
             assert response.status_code == 200, response.text
-            assert response.json() == {
+            body = response.json()
+            # A covered answer binds: it carries an engagement number (rights kind).
+            assert body.pop("engagement_number").startswith("ENG1-R-")
+            assert body == {
                 "care_date": TODAY.isoformat(),
                 "rights": expected_rights(person, ALL_DOMAINS),
             }
@@ -160,6 +163,15 @@ def test_given_unknown_mismatched_or_not_covered_then_the_answers_are_byte_equal
          "valid_until": None}
         for d in ("PHAR", "MED")
     ]  # fmt: skip
+    # The very bytes the "no rights" answer had before engagement numbers existed: no
+    # engagement field at all, not even null.
+    assert reference.content == (
+        b'{"care_date":"' + TODAY.isoformat().encode() + b'","rights":['
+        b'{"domain":"PHAR","covered":false,"tiers_payant":false,"coverage_code":null,'
+        b'"valid_until":null},'
+        b'{"domain":"MED","covered":false,"tiers_payant":false,"coverage_code":null,'
+        b'"valid_until":null}]}'
+    )
     for why, answer in answers.items():
         assert (answer.status_code, answer.content) == (200, reference.content), why
         assert answer.headers["content-length"] == reference.headers["content-length"], why

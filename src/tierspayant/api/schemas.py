@@ -60,6 +60,11 @@ class DomainRightOut(BaseModel):
 class EligibilityOut(BaseModel):
     care_date: date
     rights: list[DomainRightOut]
+    engagement_number: str | None = Field(
+        default=None,
+        description="the engagement number (ENG1-R-…) when a domain is answered covered: "
+        "the invoice carries it; absent from every other answer",
+    )
 
 
 class TokenOut(BaseModel):

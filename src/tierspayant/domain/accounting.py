@@ -35,6 +35,11 @@ class Journal(StrEnum):
     FEES = "fees"  # operator fees charged to an insurer
     BILLING = "billing"  # fund call collected from an insurer
     BILLING_RETURN = "billing.return"  # fund call returned by the insurer's bank
+    # Lines paid on an engagement after the rights ended: a memorandum in the insurer's
+    # books (the adjudication posting already charges its receivable), and its mirror
+    # when the claim is withdrawn.
+    ENGAGEMENT = "engagement"
+    ENGAGEMENT_REVERSAL = "engagement.reversal"
 
 
 def claim_reference(insurer_id: int, claim_id: int, version: int) -> str:
@@ -96,6 +101,41 @@ def adjudication_reversal(
         debit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
         credit(account(AccountKind.INSURER_RECEIVABLE, amc), cents),
         memo=f"invoice {invoice_number} withdrawn",
+    )
+
+
+def engagement_reference(insurer_id: int, claim_id: int, version: int) -> str:
+    """The reference of the engagements a claim's adjudication honoured (and their mirror)."""
+    return f"engagement:{insurer_id}:{claim_id}:v{version}"
+
+
+def engagement_honoured(
+    insurer_id: int, claim_id: int, version: int, amc: str, cents: int, day: date
+) -> Posting:
+    """AMC shares of a claim paid on engagements: booked to the insurer's account of
+    engagements honoured, against its contra account (the receivable is charged by
+    :func:`adjudication` already)."""
+    return posting(
+        Journal.ENGAGEMENT.value,
+        engagement_reference(insurer_id, claim_id, version),
+        day,
+        debit(account(AccountKind.INSURER_ENGAGED, amc), cents),
+        credit(account(AccountKind.ENGAGEMENT_CONTRA, amc), cents),
+        memo=f"claim {claim_id}: engagements honoured",
+    )
+
+
+def engagement_reversal(
+    insurer_id: int, claim_id: int, version: int, amc: str, cents: int, day: date
+) -> Posting:
+    """The mirror of :func:`engagement_honoured`, for a claim withdrawn before payment."""
+    return posting(
+        Journal.ENGAGEMENT_REVERSAL.value,
+        engagement_reference(insurer_id, claim_id, version),
+        day,
+        debit(account(AccountKind.ENGAGEMENT_CONTRA, amc), cents),
+        credit(account(AccountKind.INSURER_ENGAGED, amc), cents),
+        memo=f"claim {claim_id} withdrawn: engagements no longer honoured",
     )
 
 

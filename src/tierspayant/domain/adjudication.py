@@ -18,6 +18,13 @@ part of the contract, since a line gets the code of the first rule it fails:
    the agreement's guaranteed amount: the AMC share asked is accepted if it is at most what
    the contract pays, else reduced to it.
 
+Then the engagement, when the invoice carries one (``domain/engagements.py``): a line
+refused for lack of rights (rule 1 or 2) whose care domain the engagement binds, for this
+insurer, provider, beneficiary and care date, is judged again by rules 1 to 7 on the
+contract the engagement names, as in force at the check; paid so, it is *engaged*. A
+line refused for lack of rights under an engagement that does not apply carries the
+engagement's reason instead (``engagement.not_yours``, ``engagement.expired``).
+
 Every reason code is listed in :data:`REASONS` and in ``docs/reason-codes.md``.
 """
 
@@ -41,6 +48,7 @@ from tierspayant.domain.claims import (
 )
 from tierspayant.domain.codes import CalculationCode
 from tierspayant.domain.eligibility import Coverage
+from tierspayant.domain.engagements import EngagementFault, RightsEngagement
 from tierspayant.domain.errors import PricingError
 from tierspayant.domain.guarantees import Contract, counter_window
 from tierspayant.domain.money import apply_rate
@@ -90,6 +98,8 @@ class Reason(StrEnum):
     CEILING_REACHED = "ceiling.reached"
     ABOVE_GUARANTEE = "amount.above_guarantee"
     UNPROCESSABLE = "claim.unprocessable"
+    ENGAGEMENT_NOT_YOURS = "engagement.not_yours"
+    ENGAGEMENT_EXPIRED = "engagement.expired"
 
 
 # What the provider reads next to a code (French: shown in portals and remittance advice).
@@ -117,6 +127,21 @@ REASONS: Mapping[Reason, str] = {
     Reason.CEILING_REACHED: "Plafond de garantie atteint",
     Reason.ABOVE_GUARANTEE: "Part AMC ramenée au montant de la garantie",
     Reason.UNPROCESSABLE: "Facture impossible à liquider en l'état : à renvoyer corrigée",
+    Reason.ENGAGEMENT_NOT_YOURS: (
+        "Pas de droits à la date des soins, et l'engagement porté par la facture "
+        "concerne un autre professionnel ou un autre bénéficiaire"
+    ),
+    Reason.ENGAGEMENT_EXPIRED: (
+        "Pas de droits à la date des soins, et l'engagement porté par la facture "
+        "ne vaut pas pour cette date de soins"
+    ),
+}
+
+# Refusals for lack of rights: the ones an engagement lifts.
+RIGHTS_REASONS = frozenset({Reason.RIGHTS_NONE, Reason.DOMAIN_NOT_COVERED})
+_FAULT_REASONS: Mapping[EngagementFault, Reason] = {
+    EngagementFault.NOT_YOURS: Reason.ENGAGEMENT_NOT_YOURS,
+    EngagementFault.EXPIRED: Reason.ENGAGEMENT_EXPIRED,
 }
 
 _ENGINE_REASONS: dict[str, Reason] = {
@@ -172,6 +197,11 @@ class ClaimFacts:
     paid_near: AbstractSet[bytes] = frozenset()  # near keys
     # Per line, its (duplicate, near) keys when the caller has them stored; else computed.
     line_keys: tuple[tuple[bytes | None, bytes | None], ...] = ()
+    # The engagement the invoice carries, opened, and the contract it names (None when
+    # that contract is no longer in the catalogue).
+    insurer_id: int = 0
+    engagement: RightsEngagement | None = None
+    engaged_contract: Contract | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +211,7 @@ class LineDecision:
     computed_cents: int | None
     reason: Reason | None
     rules: tuple[str, ...]
+    engaged: bool = False  # paid on an engagement, rights having ended since the check
 
     @property
     def payable(self) -> bool:
@@ -203,6 +234,83 @@ def reject(reason: Reason, *rules: str) -> LineDecision:
 
 def adjudicate(facts: ClaimFacts, reference: ReferenceTable, today: date) -> ClaimDecision:
     """Decide every line of one claim. Deterministic: same facts, same decision."""
+    decision = _adjudicate(facts, reference, today)
+    if facts.engagement is None:
+        return decision
+    return _honour(facts, facts.engagement, decision, reference, today)
+
+
+def _honour(
+    facts: ClaimFacts,
+    engagement: RightsEngagement,
+    decision: ClaimDecision,
+    reference: ReferenceTable,
+    today: date,
+) -> ClaimDecision:
+    """Lines refused for lack of rights, judged again on the engagement when it applies."""
+    lines = list(decision.lines)
+    candidates: list[int] = []
+    for index, line_decision in enumerate(lines):
+        if line_decision.reason not in RIGHTS_REASONS:
+            continue
+        line = facts.lines[index]
+        fault = (
+            EngagementFault.NOT_YOURS  # nobody matched: the same answer as someone else
+            if facts.beneficiary_id == UNKNOWN_BENEFICIARY
+            else engagement.fault(
+                insurer_id=facts.insurer_id,
+                provider_id=facts.provider_id,
+                beneficiary_id=facts.beneficiary_id,
+                care_date=line.care_date,
+            )
+        )
+        if fault is not None:
+            lines[index] = reject(_FAULT_REASONS[fault])
+        elif engagement.covers(line.domain) and facts.engaged_contract is not None:
+            candidates.append(index)
+    if not candidates:
+        return ClaimDecision(tuple(lines), decision.consumption)
+    engaged = ClaimFacts(
+        provider_id=facts.provider_id,
+        beneficiary_id=facts.beneficiary_id,
+        age=facts.age,
+        lines=tuple(facts.lines[i] for i in candidates),
+        coverage=Coverage(
+            engagement.contract_code, engagement.coverage_start, engagement.valid_until
+        ),
+        contract=facts.engaged_contract,
+        css=facts.css,
+        maternity=facts.maternity,
+        optam=facts.optam,
+        conventions=facts.conventions,
+        agreement_number=facts.agreement_number,
+        agreement=facts.agreement,
+        history=facts.history + decision.consumption,
+        paid_exact=facts.paid_exact,
+        paid_near=facts.paid_near,
+        line_keys=tuple(facts.line_keys[i] for i in candidates) if facts.line_keys else (),
+        insurer_id=facts.insurer_id,
+    )
+    again = _adjudicate(engaged, reference, today)
+    note = (
+        f"engagement of {engagement.care_date.isoformat()} honoured "
+        f"on contract {engagement.contract_code}"
+    )
+    for index, line_decision in zip(candidates, again.lines, strict=True):
+        if line_decision.payable:
+            line_decision = LineDecision(
+                line_decision.status,
+                line_decision.accepted_cents,
+                line_decision.computed_cents,
+                line_decision.reason,
+                (*line_decision.rules, note),
+                engaged=True,
+            )
+        lines[index] = line_decision
+    return ClaimDecision(tuple(lines), decision.consumption + again.consumption)
+
+
+def _adjudicate(facts: ClaimFacts, reference: ReferenceTable, today: date) -> ClaimDecision:
     decisions: dict[int, LineDecision] = {}
     eligible: list[int] = []
     for index, line in enumerate(facts.lines):

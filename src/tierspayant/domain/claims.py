@@ -159,6 +159,7 @@ class ClaimContent:
     lines: tuple[ClaimLine, ...]
     agreement_number: str | None = None
     maternity: bool = False
+    engagement_number: str | None = None  # from a rights check (domain/engagements.py)
 
     @property
     def billed_cents(self) -> int:
@@ -225,6 +226,9 @@ def submission_digest(card: dict[str, Any], content: ClaimContent) -> bytes:
             for line in content.lines
         ],
     }
+    if content.engagement_number is not None:
+        # Only when present: digests of invoices without one are unchanged.
+        document["engagement_number"] = content.engagement_number
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).digest()
 

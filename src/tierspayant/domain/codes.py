@@ -184,6 +184,12 @@ class ClaimCode(ErrorCode):
     UNKNOWN = "claim.unknown"
 
 
+class EngagementCode(ErrorCode):
+    """Engagement numbers (engagements de prise en charge) carried by invoices."""
+
+    INVALID = "engagement.invalid"
+
+
 class EnrolmentCode(ErrorCode):
     """Enrolment: beneficiary files, claim files, lines."""
 
@@ -474,6 +480,7 @@ REGISTRIES: tuple[type[ErrorCode], ...] = (
     ReferenceCode,
     PriorAuthCode,
     ClaimCode,
+    EngagementCode,
     EnrolmentCode,
     CardCode,
     PaymentCode,

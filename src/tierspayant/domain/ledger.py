@@ -8,6 +8,10 @@ Accounts are named ``<kind>:<owner>`` so that one chart serves every insurer and
 - ``bank:operator``              the operator's settlement account
 - ``fees:operator``              the operator's management fees
 - ``insurer_funds:<amc>``        funds an insurer advanced, not yet applied
+- ``insurer_engaged:<amc>``      engagements honoured: AMC shares paid on the operator's
+                                 engagement after the insurer ended the rights (memorandum)
+- ``engagement_contra:<amc>``    its counterpart: a memorandum pair, like the French chart's
+                                 class 8 (engagements), so the receivable is not counted twice
 
 A debit increases asset accounts (receivables, bank) and decreases liabilities (payables);
 the ledger does not care: it only demands that every posting balances.
@@ -34,6 +38,8 @@ class AccountKind(StrEnum):
     BANK = "bank"
     FEES = "fees"
     INSURER_FUNDS = "insurer_funds"
+    INSURER_ENGAGED = "insurer_engaged"
+    ENGAGEMENT_CONTRA = "engagement_contra"
 
 
 def account(kind: AccountKind, owner: str | int) -> str:

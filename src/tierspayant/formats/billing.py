@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TextIO
 
+from tierspayant.domain.engagements import HonouredLine
 from tierspayant.domain.payments import DetailLine
 from tierspayant.formats.sepa import amount
 
@@ -55,6 +56,9 @@ class Statement:
     by_category: Mapping[str, int]  # per provider category
     fee_per_line_cents: int = 0  # operator fee per paid line, excluding VAT
     fee_cents: int = 0  # lines x fee_per_line_cents, included in due_cents
+    # Paid lines of the period that were paid on an engagement (rights ended after the
+    # check): included in paid_cents, listed apart because the insurer bears them.
+    engagements: tuple[HonouredLine, ...] = ()
 
     @property
     def net_paid_cents(self) -> int:
@@ -82,6 +86,22 @@ def write_statement_json(out: TextIO, statement: Statement) -> None:
         "mandate_id": statement.mandate_id,
         "by_domain": {k: _signed(v) for k, v in sorted(statement.by_domain.items())},
         "by_provider_category": {k: _signed(v) for k, v in sorted(statement.by_category.items())},
+        "engagements_honoured": {
+            "amount": amount(sum(e.cents for e in statement.engagements)),
+            "lines": [
+                {
+                    "claim": e.claim_id,
+                    "line": e.line_no,
+                    "invoice": e.invoice_number,
+                    "provider_am_number": e.provider_am_number,
+                    "care_date": e.care_date.isoformat(),
+                    "domain": e.domain,
+                    "contract": e.contract_code,
+                    "amount": amount(e.cents),
+                }
+                for e in statement.engagements
+            ],
+        },
     }
     json.dump(document, out, indent=2, sort_keys=True, ensure_ascii=False)
     out.write("\n")
@@ -97,6 +117,11 @@ def write_statement_csv(out: TextIO, statement: Statement) -> None:
     writer.writerow(("total", "paye", amount(statement.paid_cents)))
     writer.writerow(("total", "indus_credites", amount(statement.undue_cents)))
     writer.writerow(("total", "net_soins", _signed(statement.net_paid_cents)))
+    for e in statement.engagements:
+        key = f"{e.claim_id}/{e.line_no} {e.invoice_number} {e.provider_am_number} {e.care_date}"
+        writer.writerow(("engagement_honore", key, amount(e.cents)))
+    engaged = sum(e.cents for e in statement.engagements)
+    writer.writerow(("total", "engagements_honores", amount(engaged)))
     basis = f"{statement.lines} x {amount(statement.fee_per_line_cents)} HT"
     writer.writerow(("frais_gestion", basis, amount(statement.fee_cents)))
     writer.writerow(("total", "appel_de_fonds", _signed(statement.due_cents)))

@@ -23,7 +23,16 @@ from tierspayant.domain.pricing import RssClass
 FORMAT = "tierspayant-claims/1"
 MAX_LINE_BYTES = 256 * 1024  # an invoice of 99 lines is far below this
 _TOP = frozenset(
-    {"invoice_number", "card", "care_date", "agreement_number", "maternity", "correction", "lines"}
+    {
+        "invoice_number",
+        "card",
+        "care_date",
+        "agreement_number",
+        "engagement_number",
+        "maternity",
+        "correction",
+        "lines",
+    }
 )
 _CARD = frozenset({"amc_number", "birth_date", "nir", "birth_rank", "member_number"})
 _LINE = frozenset(
@@ -120,6 +129,7 @@ def parse_claim(line_no: int, raw: bytes | str) -> ClaimRecord:
         invoice_number=_text(obj, "invoice_number", "", required=True) or "",
         care_date=_date(obj, "care_date", ""),
         agreement_number=_text(obj, "agreement_number", ""),
+        engagement_number=_text(obj, "engagement_number", "", longest=160),
         maternity=_flag(obj, "maternity", "", default=False),
         lines=tuple(
             _line(_object(item, f"lines[{i}]", _LINE), f"lines[{i}]")
@@ -161,7 +171,9 @@ def _object(value: Any, where: str, allowed: frozenset[str]) -> Mapping[str, Any
     return value
 
 
-def _text(obj: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
+def _text(
+    obj: Mapping[str, Any], key: str, where: str, *, required: bool = False, longest: int = 40
+) -> str | None:
     value = obj.get(key)
     if value is None:
         if required:
@@ -169,7 +181,7 @@ def _text(obj: Mapping[str, Any], key: str, where: str, *, required: bool = Fals
                 EnrolmentCode.FILE_MISSING, f"{key} is required", field=where + key
             )
         return None
-    if not isinstance(value, str) or len(value) > 40:
+    if not isinstance(value, str) or len(value) > longest:
         raise ClaimFileError(
             EnrolmentCode.FILE_TYPE, f"{key} must be a short string", field=where + key
         )
@@ -275,6 +287,8 @@ def claim_json(record: ClaimRecord) -> str:
     }
     if content.agreement_number:
         document["agreement_number"] = content.agreement_number
+    if content.engagement_number:
+        document["engagement_number"] = content.engagement_number
     if content.maternity:
         document["maternity"] = True
     if record.correction:

@@ -31,14 +31,22 @@ from tierspayant.domain.adjudication import (
     reject,
 )
 from tierspayant.domain.care import CareDomain
-from tierspayant.domain.claims import LineStatus, duplicate_key, near_key
+from tierspayant.domain.claims import ClaimLine, LineStatus, duplicate_key, near_key
 from tierspayant.domain.eligibility import Coverage
+from tierspayant.domain.engagements import RightsEngagement
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.guarantees import Contract
+from tierspayant.services.engagements import opened_or_none
 from tierspayant.services.insurers import get_insurer
 from tierspayant.store import adjudication as store
 from tierspayant.store import audit, ledger
-from tierspayant.store.claims import ClaimRow, lines_of, refresh_statistics
+from tierspayant.store.claims import (
+    ClaimRow,
+    EngagedLine,
+    insert_engaged_lines,
+    lines_of,
+    refresh_statistics,
+)
 from tierspayant.store.insurers import amc_number_of
 
 log = structlog.get_logger(__name__)
@@ -168,6 +176,7 @@ def _judge_insurer(
     now = platform.now()
 
     outcomes: list[store.LineOutcome] = []
+    engaged: list[EngagedLine] = []
     totals: dict[tuple[int, int], int] = {}
     uses: list[tuple[int, int, int, CounterUse]] = []
     decisions: list[ClaimDecision] = []
@@ -181,6 +190,14 @@ def _judge_insurer(
                 )
             contract = contracts[person.contract_code]
         agreement = agreements.get(claim.agreement_number) if claim.agreement_number else None
+        engagement = opened_or_none(platform, conn, claim.engagement_number)
+        engaged_contract = None
+        if engagement is not None:
+            code = engagement.contract_code
+            if code not in contracts:
+                contracts[code] = _contract(platform, conn, insurer_id, code)
+            found_contract = contracts[code]
+            engaged_contract = None if isinstance(found_contract, DomainError) else found_contract
         facts = ClaimFacts(
             provider_id=claim.provider_id,
             beneficiary_id=claim.beneficiary_id if person is not None else 0,
@@ -200,6 +217,9 @@ def _judge_insurer(
             paid_exact=paid_exact,
             paid_near=paid_near,
             line_keys=tuple((s.duplicate_key, s.near_key) for s in lines[claim.id]),
+            insurer_id=insurer_id,
+            engagement=engagement,
+            engaged_contract=engaged_contract,
         )
         broken = contract if isinstance(contract, DomainError) else None
         decision = _judge_one(platform, facts, claim, today, broken)
@@ -219,6 +239,12 @@ def _judge_insurer(
                     line_decision.payable,
                 )
             )
+            if line_decision.engaged and engagement is not None:
+                engaged.append(
+                    _engaged_line(
+                        claim, stored.line_no, stored.line, engagement, line_decision.accepted_cents
+                    )
+                )
             if line_decision.payable:
                 # Later claims of the batch see this one as already paid for.
                 line = stored.line
@@ -237,7 +263,8 @@ def _judge_insurer(
         if agreement is not None and decision.accepted_cents > 0:
             agreements[agreement.number] = _used(agreement)
     store.record_decisions(conn, outcomes, totals, uses, now)
-    _post(platform, conn, insurer_id, claims, decisions)
+    insert_engaged_lines(conn, engaged, now)
+    _post(platform, conn, insurer_id, claims, decisions, engaged)
     audit.append(
         conn,
         at=now,
@@ -310,14 +337,31 @@ def _used(agreement: Agreement) -> Agreement:
     )
 
 
+def _engaged_line(
+    claim: ClaimRow, line_no: int, line: ClaimLine, engagement: RightsEngagement, cents: int
+) -> EngagedLine:
+    return EngagedLine(
+        insurer_id=claim.insurer_id,
+        claim_id=claim.id,
+        line_no=line_no,
+        provider_id=claim.provider_id,
+        care_date=line.care_date,
+        domain=line.domain.value,
+        contract_code=engagement.contract_code,
+        cents=cents,
+    )
+
+
 def _post(
     platform: Platform,
     conn: Connection,
     insurer_id: int,
     claims: Sequence[ClaimRow],
     decisions: Sequence[ClaimDecision],
+    engaged: Sequence[EngagedLine] = (),
 ) -> None:
-    """One posting per claim with an accepted amount: the insurer owes it, we owe the provider."""
+    """One posting per claim with an accepted amount: the insurer owes it, we owe the provider;
+    and one per claim with lines paid on engagements, to the insurer's engagements account."""
     amc = amc_number_of(conn, insurer_id)
     now = platform.now()
     today = platform.today()
@@ -334,5 +378,15 @@ def _post(
         )
         for claim, decision in zip(claims, decisions, strict=True)
         if decision.accepted_cents > 0
+    ]
+    honoured: dict[ClaimRow, int] = {}
+    by_id = {claim.id: claim for claim in claims}
+    for line in engaged:
+        claim = by_id[line.claim_id]
+        honoured[claim] = honoured.get(claim, 0) + line.cents
+    postings += [
+        accounting.engagement_honoured(insurer_id, claim.id, claim.version, amc, cents, today)
+        for claim, cents in honoured.items()
+        if cents > 0
     ]
     ledger.post_bulk(conn, postings, at=now, insurer_id=insurer_id)

@@ -310,6 +310,7 @@ def _write_insurer_files(
         by_category=store.billed_breakdown(conn, row.insurer_id, row.period, "category"),
         fee_per_line_cents=row.fee_per_line_cents,
         fee_cents=row.fee_cents,
+        engagements=tuple(store.honoured_paid(conn, row.insurer_id, row.period)),
     )
     paths = statement_files(out_dir, row.amc_number, row.period)
     written = [

@@ -43,6 +43,7 @@ from tierspayant.formats.claims import ClaimRecord, LineError, read_claims
 from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.guard import GuardUnavailable, context_for
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
+from tierspayant.services.engagements import check_at_intake
 from tierspayant.services.errors import Conflict, NotFound
 from tierspayant.services.identification import CardData, Identified, identify
 from tierspayant.services.insurers import Insurer
@@ -143,6 +144,9 @@ def submit_claim(
     check_care_date(content.care_date, platform.today())
     digest = submission_digest(_card_fields(card), content)
     with platform.engine.connect() as conn:
+        if content.engagement_number is not None:
+            # Before the lookup: a refused number costs no quota and reads nobody.
+            check_at_intake(platform, conn, content.engagement_number, principal.provider_id)
         known = _replay(conn, principal.provider_id, content.invoice_number, digest, submission)
     if known is not None:
         return known
@@ -248,6 +252,7 @@ def _store(
                 care_date=content.care_date,
                 agreement_number=content.agreement_number,
                 maternity=content.maternity,
+                engagement_number=content.engagement_number,
                 request_digest=digest,
                 source=source,
                 submitted_by=principal.id[:120],
@@ -300,6 +305,7 @@ def _supersede(
     """Withdraw the earlier version of a corrected invoice, and undo its money effects."""
     if old.status == ClaimStatus.ADJUDICATED and _is_paid(conn, old):
         _reverse_payment(platform, conn, old, actor, "claim.corrected")
+        _reverse_engagements(platform, conn, old)
     else:
         _reverse_adjudication(platform, conn, old)
     store.withdraw(conn, old, ClaimStatus.SUPERSEDED, "claim.corrected", now)
@@ -328,6 +334,7 @@ def _reverse_adjudication(platform: Platform, conn: Connection, claim: store.Cla
     """Post the mirror of an adjudication posting (nothing if there was none)."""
     if claim.status != ClaimStatus.ADJUDICATED or claim.amc_accepted_cents == 0:
         return
+    _reverse_engagements(platform, conn, claim)
     ledger.post(
         conn,
         accounting.adjudication_reversal(
@@ -339,6 +346,27 @@ def _reverse_adjudication(platform: Platform, conn: Connection, claim: store.Cla
             claim.amc_accepted_cents,
             platform.today(),
             claim.invoice_number,
+        ),
+        at=platform.now(),
+        insurer_id=claim.insurer_id,
+    )
+
+
+def _reverse_engagements(platform: Platform, conn: Connection, claim: store.ClaimRow) -> None:
+    """Post the mirror of the engagements the claim's adjudication honoured, if any
+    (before :func:`store.withdraw` marks its engaged lines withdrawn)."""
+    cents = store.engaged_cents(conn, claim.insurer_id, claim.id)
+    if cents == 0:
+        return
+    ledger.post(
+        conn,
+        accounting.engagement_reversal(
+            claim.insurer_id,
+            claim.id,
+            claim.version,
+            amc_number_of(conn, claim.insurer_id),
+            cents,
+            platform.today(),
         ),
         at=platform.now(),
         insurer_id=claim.insurer_id,

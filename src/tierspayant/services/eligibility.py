@@ -17,9 +17,11 @@ from tierspayant.domain.eligibility import (
     evaluate_rights,
     no_rights,
 )
+from tierspayant.domain.engagements import rights_engagement
 from tierspayant.domain.errors import EligibilityError
 from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.principal import Principal
+from tierspayant.services.engagements import seal_rights
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, Deferred, guarded_read
@@ -37,6 +39,9 @@ class RightsCheck:
 class RightsAnswer:
     care_date: date
     rights: tuple[DomainRight, ...]
+    # Present only when a domain is answered covered: an unknown or uncovered person's
+    # answer is the same value as before engagements existed.
+    engagement_number: str | None = None
 
 
 def check_rights(
@@ -58,7 +63,7 @@ def start_rights_check(
 
     def answer(
         conn: Connection, insurer: Insurer, found: Identified | None
-    ) -> tuple[tuple[DomainRight, ...], audit.Entry]:
+    ) -> tuple[tuple[tuple[DomainRight, ...], str | None], audit.Entry]:
         rights = _rights(platform, conn, found, request)
         covered = any(r.covered for r in rights)
         # What the caller learnt: anything but the answer an unknown person gets.
@@ -80,10 +85,33 @@ def start_rights_check(
                 DISCLOSED: disclosed,
             },
         )
-        return rights, entry
+        return (rights, _engagement(platform, principal, insurer, found, request, rights)), entry
 
     deferred = guarded_read(platform, principal, card, proof, answer)
-    return deferred.then(lambda rights: RightsAnswer(request.care_date, rights))
+    return deferred.then(lambda result: RightsAnswer(request.care_date, *result))
+
+
+def _engagement(
+    platform: Platform,
+    principal: Principal,
+    insurer: Insurer,
+    found: Identified | None,
+    request: RightsCheck,
+    rights: tuple[DomainRight, ...],
+) -> str | None:
+    """The engagement number of a covered answer: sealed in memory, nothing written."""
+    if found is None or principal.provider_id is None:
+        return None
+    engagement = rights_engagement(
+        insurer_id=insurer.id,
+        provider_id=principal.provider_id,
+        beneficiary_id=found.record.id,
+        care_date=request.care_date,
+        coverage_start=found.record.coverage_start,
+        contract_code=found.record.contract_code,
+        rights=rights,
+    )
+    return None if engagement is None else seal_rights(platform, engagement)
 
 
 def _rights(

@@ -5,6 +5,8 @@ Three kinds of proof, each a sum compared with another sum, to the cent:
 - the ledger itself: every posting balances, the stored totals match the entries, the
   whole ledger sums to zero;
 - claims: what the adjudication journal moved equals the accepted totals of the claims;
+  what the engagement journal booked (and its reversals) equals the lines paid on
+  engagements (and those of withdrawn claims);
 - money runs: payments, recoveries, undue amounts, operator fees, fund calls and their
   returns posted equal what the remittances, undue records, statements and recorded
   returns say; what providers still owe as undue equals the open undue amounts; the bank
@@ -22,6 +24,7 @@ from tierspayant.domain.accounting import Journal
 from tierspayant.domain.ledger import BANK, FEES
 from tierspayant.store import ledger
 from tierspayant.store import overpayments as store
+from tierspayant.store.claims import engaged_totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,18 @@ def _reconciliations(conn: Connection) -> list[Difference]:
     fees = totals.fee_cents
     returned = totals.returned_cents
     transferred = totals.remitted_net_cents
+    engaged, engaged_withdrawn = engaged_totals(conn)
     return [
+        Difference(
+            "engagement postings vs lines paid on engagements",
+            engaged,
+            journals.get(Journal.ENGAGEMENT.value, 0),
+        ),
+        Difference(
+            "engagement reversals vs engaged lines of withdrawn claims",
+            engaged_withdrawn,
+            journals.get(Journal.ENGAGEMENT_REVERSAL.value, 0),
+        ),
         Difference(
             "adjudication postings vs accepted totals of claims",
             totals.claims_accepted_cents,

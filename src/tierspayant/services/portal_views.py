@@ -11,7 +11,12 @@ from datetime import timedelta
 from tierspayant.app.platform import Platform
 from tierspayant.store.read_models import aware, backoffice, directory, insurer, provider, security
 from tierspayant.store.read_models.backoffice import InvoiceFigures, StatementRow
-from tierspayant.store.read_models.insurer import ImportRow, LookupStats, PendingAgreement
+from tierspayant.store.read_models.insurer import (
+    HonouredEngagement,
+    ImportRow,
+    LookupStats,
+    PendingAgreement,
+)
 from tierspayant.store.read_models.provider import ConventionRow
 from tierspayant.store.read_models.security import AlertRow, StructureDay, SuspendedRow
 
@@ -21,6 +26,7 @@ TOP_STRUCTURES = 20
 __all__ = [
     "AlertRow",
     "ConventionRow",
+    "HonouredEngagement",
     "ImportRow",
     "InvoiceFigures",
     "LookupStats",
@@ -31,6 +37,7 @@ __all__ = [
     "alerts",
     "aware",
     "canary_alert_counts",
+    "honoured_engagements",
     "import_history",
     "insurer_amc",
     "insurer_lookup_stats",
@@ -72,6 +79,12 @@ def pending_agreements(platform: Platform, insurer_id: int) -> list[PendingAgree
     """Prior authorisations of one insurer waiting for a person, oldest first."""
     with platform.engine.connect() as conn:
         return insurer.pending_agreements(conn, insurer_id)
+
+
+def honoured_engagements(platform: Platform, insurer_id: int) -> list[HonouredEngagement]:
+    """Lines of the insurer paid on the operator's engagement after it ended the rights."""
+    with platform.engine.connect() as conn:
+        return insurer.honoured_engagements(conn, insurer_id)
 
 
 def invoice_figures(platform: Platform, insurer_id: int) -> InvoiceFigures:

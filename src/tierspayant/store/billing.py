@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, delete, exists, func, select, update
 
+from tierspayant.domain.engagements import HonouredLine
 from tierspayant.domain.payments import DetailLine
-from tierspayant.store.claims_tables import claim_lines, claims
+from tierspayant.store.claims_tables import claim_lines, claims, engaged_lines
 from tierspayant.store.ledger_tables import (
     billing_statements,
     fund_call_returns,
@@ -82,6 +83,49 @@ def billed_totals(conn: Connection, insurer_id: int, period: str) -> tuple[int, 
         )
     ).scalar_one()
     return int(paid[0]), int(paid[1]), int(undue)
+
+
+def honoured_paid(conn: Connection, insurer_id: int, period: str) -> list[HonouredLine]:
+    """The lines paid in a period that adjudication paid on an engagement."""
+    query = (
+        select(
+            engaged_lines.c.claim_id,
+            engaged_lines.c.line_no,
+            claims.c.invoice_number,
+            providers.c.am_number,
+            engaged_lines.c.care_date,
+            engaged_lines.c.domain,
+            engaged_lines.c.contract_code,
+            payment_lines.c.paid_cents,
+        )
+        .select_from(
+            payment_lines.join(
+                engaged_lines,
+                and_(
+                    engaged_lines.c.insurer_id == payment_lines.c.insurer_id,
+                    engaged_lines.c.claim_id == payment_lines.c.claim_id,
+                    engaged_lines.c.line_no == payment_lines.c.line_no,
+                ),
+            )
+            .join(claims, _claim_of(payment_lines))  # type: ignore[arg-type]
+            .join(providers, providers.c.id == payment_lines.c.provider_id)
+        )
+        .where(*_paid_in(insurer_id, period))  # type: ignore[arg-type]
+        .order_by(payment_lines.c.claim_id, payment_lines.c.line_no)
+    )
+    return [
+        HonouredLine(
+            int(r.claim_id),
+            int(r.line_no),
+            r.invoice_number,
+            r.am_number,
+            r.care_date,
+            r.domain,
+            r.contract_code,
+            int(r.paid_cents),
+        )
+        for r in conn.execute(query)
+    ]
 
 
 def billed_breakdown(conn: Connection, insurer_id: int, period: str, key: str) -> dict[str, int]:

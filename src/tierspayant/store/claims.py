@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Select, Table, delete, func, select, text, up
 
 from tierspayant.domain.claims import ClaimLine, ClaimStatus, LineStatus, line_from_detail
 from tierspayant.store.bulk import IDS_PER_QUERY, fetch, ids_in, is_postgres
-from tierspayant.store.claims_tables import benefit_counters, claim_lines, claims
+from tierspayant.store.claims_tables import benefit_counters, claim_lines, claims, engaged_lines
 from tierspayant.store.db import begin_write
 from tierspayant.store.tables import insurers
 
@@ -84,6 +84,7 @@ class ClaimRow:
     beneficiary_age: int | None
     maternity: bool
     reason_code: str | None
+    engagement_number: str | None = None
 
 
 def claim_row(row: Sequence[Any]) -> ClaimRow:
@@ -92,12 +93,12 @@ def claim_row(row: Sequence[Any]) -> ClaimRow:
     (
         insurer_id, claim_id, provider_id, invoice_number, version, beneficiary_id, care_date,
         agreement_number, digest, status, source, received_at, adjudicated_at, billed,
-        requested, accepted, age, maternity, reason_code,
+        requested, accepted, age, maternity, reason_code, engagement_number,
     ) = row  # fmt: skip
     return ClaimRow(
         insurer_id, claim_id, provider_id, invoice_number, version, beneficiary_id, care_date,
         agreement_number, digest, status, source, received_at, adjudicated_at, billed,
-        requested, accepted, age, bool(maternity), reason_code,
+        requested, accepted, age, bool(maternity), reason_code, engagement_number,
     )  # fmt: skip
 
 
@@ -121,6 +122,7 @@ CLAIM_COLUMNS = [
     claims.c.beneficiary_age,
     claims.c.maternity,
     claims.c.reason_code,
+    claims.c.engagement_number,
 ]
 
 
@@ -162,6 +164,7 @@ class NewClaim:
     lines: tuple[ClaimLine, ...]
     duplicate_keys: tuple[bytes | None, ...]
     near_keys: tuple[bytes | None, ...]
+    engagement_number: str | None = None
 
 
 def insert_claims(conn: Connection, new: Sequence[NewClaim]) -> None:
@@ -192,6 +195,7 @@ def insert_claims(conn: Connection, new: Sequence[NewClaim]) -> None:
                 "amc_requested_cents": sum(line.amc_requested_cents for line in c.lines),
                 "amc_accepted_cents": 0,
                 "reason_code": None,
+                "engagement_number": c.engagement_number,
             }
             for c in new
         ],
@@ -345,6 +349,72 @@ def withdraw(
             benefit_counters.c.claim_id == claim.id,
         )
     )
+    conn.execute(
+        update(engaged_lines)
+        .where(engaged_lines.c.insurer_id == claim.insurer_id, engaged_lines.c.claim_id == claim.id)
+        .values(withdrawn=True)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EngagedLine:
+    """A line paid on an engagement (``engaged_lines``)."""
+
+    insurer_id: int
+    claim_id: int
+    line_no: int
+    provider_id: int
+    care_date: date
+    domain: str
+    contract_code: str
+    cents: int
+
+
+def insert_engaged_lines(conn: Connection, rows: Sequence[EngagedLine], at: datetime) -> None:
+    """Record the lines an adjudication paid on engagements (with its decisions)."""
+    if not rows:
+        return
+    conn.execute(
+        engaged_lines.insert(),
+        [
+            {
+                "insurer_id": r.insurer_id,
+                "claim_id": r.claim_id,
+                "line_no": r.line_no,
+                "provider_id": r.provider_id,
+                "care_date": r.care_date,
+                "domain": r.domain,
+                "contract_code": r.contract_code,
+                "cents": r.cents,
+                "decided_at": at,
+                "withdrawn": False,
+            }
+            for r in rows
+        ],
+    )
+
+
+def engaged_cents(conn: Connection, insurer_id: int, claim_id: int) -> int:
+    """What a claim's adjudication paid on engagements, unless the claim was withdrawn."""
+    query = select(func.coalesce(func.sum(engaged_lines.c.cents), 0)).where(
+        engaged_lines.c.insurer_id == insurer_id,
+        engaged_lines.c.claim_id == claim_id,
+        engaged_lines.c.withdrawn.is_(False),
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def engaged_totals(conn: Connection) -> tuple[int, int]:
+    """(every line paid on an engagement, those of withdrawn claims), in cents."""
+    row = conn.execute(
+        select(
+            func.coalesce(func.sum(engaged_lines.c.cents), 0),
+            func.coalesce(
+                func.sum(engaged_lines.c.cents).filter(engaged_lines.c.withdrawn.is_(True)), 0
+            ),
+        )
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def refresh_statistics(conn: Connection) -> bool:

@@ -95,6 +95,9 @@ claims = Table(
     Column("maternity", Boolean, nullable=False, default=False, server_default=false()),
     Column("submitted_by", String(120), nullable=True),  # principal id, or file import
     Column("reason_code", String(60), nullable=True),  # why superseded or cancelled
+    # The engagement number of the rights check the invoice carries (sealed, opened
+    # again by adjudication; checked at intake).
+    Column("engagement_number", String(160), nullable=True),
     UniqueConstraint(
         "provider_id", "invoice_number", "version", name="uq_claims_provider_invoice_version"
     ),
@@ -148,6 +151,26 @@ claim_lines = Table(
     Index("ix_claim_lines_status", "insurer_id", "status"),
     Index("ix_claim_lines_duplicate", "insurer_id", "duplicate_key"),
     Index("ix_claim_lines_near", "insurer_id", "near_key"),
+)
+
+# Lines paid on an engagement after the person's rights were ended retroactively (or the
+# contract changed): what the insurer bears by the operator's word. One row per honoured
+# line, written with the adjudication decision; kept when the claim is withdrawn
+# (``withdrawn`` then says so, and the ledger has the mirror posting).
+engaged_lines = Table(
+    "engaged_lines",
+    metadata,
+    Column("insurer_id", Integer, primary_key=True),
+    Column("claim_id", BigInteger, primary_key=True),
+    Column("line_no", SmallInteger, primary_key=True),
+    Column("provider_id", Integer, nullable=False),
+    Column("care_date", Date, nullable=False),
+    Column("domain", String(5), nullable=False),
+    Column("contract_code", String(40), nullable=False),  # the contract engaged
+    Column("cents", BigInteger, nullable=False),  # the AMC amount honoured
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("withdrawn", Boolean, nullable=False, default=False, server_default=false()),
+    Index("ix_engaged_lines_date", "insurer_id", "decided_at"),
 )
 
 benefit_counters = Table(

@@ -33,6 +33,7 @@ TENANT_TABLES = (
     "prior_authorisations",
     "canary_marks",
     "benefit_counters",
+    "engaged_lines",
     "payment_lines",
     "overpayments",
     "overpayment_recoveries",

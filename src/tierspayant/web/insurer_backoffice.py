@@ -77,6 +77,12 @@ def router() -> APIRouter:
             per_reason=charts.bar_chart("motifs", "Lignes rejetées ou réduites par motif", reasons),
         )
 
+    @routes.get("/engagements", **RULE)
+    def engagements(request: Request, session: Staff) -> Response:
+        insurer_id, _ = _staff_insurer(request, session)
+        rows = portal_views.honoured_engagements(platform_of(request), insurer_id)
+        return render(request, "insurer/engagements.html", portal=PORTAL, rows=rows)
+
     @routes.get("/releves", **RULE)
     def statements(request: Request, session: Staff) -> Response:
         insurer_id, _ = _staff_insurer(request, session)

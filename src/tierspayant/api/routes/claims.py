@@ -58,6 +58,9 @@ class ClaimIn(Strict):
     card: CardIn
     care_date: date
     agreement_number: Annotated[str, Field(min_length=1, max_length=24)] | None = None
+    engagement_number: Annotated[str, Field(min_length=1, max_length=160)] | None = Field(
+        default=None, description="the engagement number of the rights check (ENG1-R-…)"
+    )
     maternity: bool = False
     correction: bool = False
     lines: Annotated[list[ClaimLineIn], Field(min_length=1, max_length=99)]
@@ -113,6 +116,7 @@ def claim_submission(body: ClaimIn) -> ClaimSubmission:
             invoice_number=body.invoice_number,
             care_date=body.care_date,
             agreement_number=body.agreement_number,
+            engagement_number=body.engagement_number,
             maternity=body.maternity,
             lines=tuple(
                 ClaimLine(

@@ -46,7 +46,10 @@ async def eligibility(
             )
             for r in answer.rights
         ],
+        engagement_number=answer.engagement_number,
     )
     # Serialised here, already valid: the framework would validate the model again
-    # against ``response_model`` (kept for the OpenAPI document) on the hot path.
-    return Response(out.model_dump_json(), media_type="application/json")
+    # against ``response_model`` (kept for the OpenAPI document) on the hot path. Without
+    # an engagement the field is left out, so "no rights" stays the one answer it was.
+    excluded = None if answer.engagement_number else {"engagement_number"}
+    return Response(out.model_dump_json(exclude=excluded), media_type="application/json")

@@ -1,5 +1,6 @@
 """Read models of the insurer portal: rights checks on its members, its imports, the prior
-authorisations waiting for a person. Each query filters on the insurer first."""
+authorisations waiting for a person, the engagements honoured. Each query filters on the
+insurer first."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, select
 
-from tierspayant.store.claims_tables import prior_authorisations
+from tierspayant.store.claims_tables import claims, engaged_lines, prior_authorisations
 from tierspayant.store.read_models import SCREEN_ROWS, aware
 from tierspayant.store.tables import audit_events, import_runs, providers
 
@@ -124,5 +125,47 @@ def pending_agreements(conn: Connection, insurer_id: int) -> list[PendingAgreeme
     )
     return [
         PendingAgreement(r[0], r[1], r[2], r[3], int(r[4]), aware(r[5]))
+        for r in conn.execute(query)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class HonouredEngagement:
+    claim_id: int
+    invoice_number: str
+    provider: str
+    care_date: date
+    domain: str
+    contract_code: str
+    cents: int
+    decided_at: datetime
+
+
+def honoured_engagements(conn: Connection, insurer_id: int) -> list[HonouredEngagement]:
+    """Lines of one insurer paid on an engagement after it ended the rights, newest first
+    (no identity: the claim, the provider's name, the date, the domain and the amount)."""
+    query = (
+        select(
+            engaged_lines.c.claim_id,
+            claims.c.invoice_number,
+            providers.c.name,
+            engaged_lines.c.care_date,
+            engaged_lines.c.domain,
+            engaged_lines.c.contract_code,
+            engaged_lines.c.cents,
+            engaged_lines.c.decided_at,
+        )
+        .join(
+            claims,
+            (claims.c.insurer_id == engaged_lines.c.insurer_id)
+            & (claims.c.id == engaged_lines.c.claim_id),
+        )
+        .join(providers, providers.c.id == engaged_lines.c.provider_id)
+        .where(engaged_lines.c.insurer_id == insurer_id, engaged_lines.c.withdrawn.is_(False))
+        .order_by(engaged_lines.c.decided_at.desc(), engaged_lines.c.claim_id.desc())
+        .limit(SCREEN_ROWS)
+    )
+    return [
+        HonouredEngagement(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6]), aware(r[7]))
         for r in conn.execute(query)
     ]
