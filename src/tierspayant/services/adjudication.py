@@ -25,7 +25,6 @@ from tierspayant.domain.adjudication import (
     Agreement,
     ClaimDecision,
     ClaimFacts,
-    CounterUse,
     Reason,
     adjudicate,
     reject,
@@ -34,6 +33,7 @@ from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import LineStatus, duplicate_key, near_key
 from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.errors import DomainError
+from tierspayant.domain.facts import CounterUse
 from tierspayant.domain.guarantees import Contract
 from tierspayant.services.insurers import get_insurer
 from tierspayant.store import adjudication as store
