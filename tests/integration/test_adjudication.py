@@ -163,7 +163,12 @@ def test_a_provider_without_convention_for_the_domain_is_refused_at_intake(
         # Then the same coded refusal at once, whoever the card designates, and nothing stored
         assert (refused.value.code, refused.value.field) == ("claim.no_convention", "lines")
     with platform.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(claims)).scalar_one() == 0
+        assert (
+            conn.execute(
+                select(func.count()).where(claims.c.insurer_id == world.insurer.id)
+            ).scalar_one()
+            == 0
+        )
     # The drug alone is received; adjudication keeps its own check (see the domain tests).
     send(world, "N-3", drug())
     run(world)
@@ -177,7 +182,12 @@ def test_an_amc_share_above_the_cost_is_refused_at_intake(world: World) -> None:
         "lines[1].amc_requested_cents",
     )
     with world.platform.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(claims)).scalar_one() == 0
+        assert (
+            conn.execute(
+                select(func.count()).where(claims.c.insurer_id == world.insurer.id)
+            ).scalar_one()
+            == 0
+        )
 
 
 def test_duplicates_of_the_same_and_of_another_provider(world: World) -> None:
