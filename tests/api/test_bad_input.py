@@ -47,7 +47,8 @@ def calculation_body(world: World, **line: object) -> dict[str, Any]:
 
 
 def send(world: World, path: str, content: bytes, content_type: str | None = JSON) -> Any:
-    headers = dict(world.pharmacy.headers)
+    # Calculations price a GP's consultation: the GP is under the MED convention.
+    headers = dict((world.gp if path == "/v1/calculations" else world.pharmacy).headers)
     if content_type is not None:
         headers["content-type"] = content_type
     return world.client.post(path, content=content, headers=headers)

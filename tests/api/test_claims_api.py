@@ -73,7 +73,11 @@ def test_a_reused_number_is_a_conflict_unless_a_correction(world: World) -> None
     assert world.client.post("/v1/claims", json=body, headers=world.pharmacy.headers).is_success
     changed = {
         **body,
-        "lines": [drug_line(br_cents=2000, amo_paid_cents=1200, amc_requested_cents=700)],
+        "lines": [
+            drug_line(
+                br_cents=2000, billed_cents=2000, amo_paid_cents=1200, amc_requested_cents=700
+            )
+        ],
     }
     clash = world.client.post("/v1/claims", json=changed, headers=world.pharmacy.headers)
     assert clash.status_code == 409
@@ -143,16 +147,17 @@ def frame_quote(person: Person, key: str) -> dict[str, Any]:
 def test_a_prior_authorisation_round_trip(world: World) -> None:
     person = world.covered()
     body = frame_quote(person, f"q-{uuid.uuid4().hex[:8]}")
-    first = world.client.post("/v1/prior-authorisations", json=body, headers=world.pharmacy.headers)
+    optician = world.account("optician")
+    first = world.client.post("/v1/prior-authorisations", json=body, headers=optician.headers)
     assert first.status_code == 201, first.text
     answer = first.json()
     assert answer["status"] in {"granted", "refused", "pending"}
     no_identity(world, person, first.text)
-    again = world.client.post("/v1/prior-authorisations", json=body, headers=world.pharmacy.headers)
+    again = world.client.post("/v1/prior-authorisations", json=body, headers=optician.headers)
     assert again.status_code == 200
     assert again.json() == answer
     path = f"/v1/prior-authorisations/{answer['agreement_number']}"
-    assert world.client.get(path, headers=world.pharmacy.headers).json() == answer
+    assert world.client.get(path, headers=optician.headers).json() == answer
     hidden = world.client.get(path, headers=world.gp.headers)
     assert hidden.status_code == 404
     assert error_code(hidden) == "prior_auth.unknown"
@@ -174,10 +179,11 @@ def test_insurer_staff_decide_a_pending_stay(world: World) -> None:
             }
         ],
     }
-    asked = world.client.post("/v1/prior-authorisations", json=stay, headers=world.pharmacy.headers)
+    hospital = world.account("hospital").headers
+    asked = world.client.post("/v1/prior-authorisations", json=stay, headers=hospital)
     assert asked.json()["status"] == "pending", asked.text
     path = f"/v1/prior-authorisations/{asked.json()['agreement_number']}/decision"
-    as_provider = world.client.post(path, json={"accept": True}, headers=world.pharmacy.headers)
+    as_provider = world.client.post(path, json={"accept": True}, headers=hospital)
     assert as_provider.status_code == 403
     other_amc = next(amc for amc in world.amc_numbers if amc != person.amc_number)
     stranger = staff_session(world, "insurer_staff", amc=other_amc)

@@ -166,6 +166,22 @@ class World:
     pharmacy: ProviderAccount
     gp: ProviderAccount
     files: list[Path] = field(default_factory=list)
+    accounts: dict[str, ProviderAccount] = field(default_factory=dict)
+
+    def account(self, category: str) -> ProviderAccount:
+        """A provider of ``category`` (not OPTAM) under each insurer's convention for the
+        domains it usually bills in, made on first use."""
+        if category not in self.accounts:
+            rng = random.Random(f"{self.engine_name}:{category}")
+            self.accounts[category] = add_provider_account(
+                self.platform,
+                self.client,
+                rng,
+                category=category,
+                siret=make_siret(rng),
+                amcs=self.amc_numbers,
+            )
+        return self.accounts[category]
 
     @property
     def amc_numbers(self) -> tuple[str, ...]:

@@ -144,10 +144,11 @@ def build_world(
     *,
     people: int = 4,
     provider_domains: Sequence[CareDomain] = (),
+    catalogue_of: Callable[[str], dict[str, Any]] = catalogue,
 ) -> World:
     platform.clock = fixed_clock
     insurer = seed_insurer(platform, ("BASE",), with_catalogue=False)
-    upload_catalogue(platform, insurer.amc_number, catalogue(insurer.amc_number), ACTOR)
+    upload_catalogue(platform, insurer.amc_number, catalogue_of(insurer.amc_number), ACTOR)
     rng = random.Random(insurer.id)
     rows = [HEADER]
     persons = []

@@ -25,12 +25,13 @@ from tests.integration.claims_world import (
 )
 from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
-from tierspayant.domain.claims import ClaimLine
+from tierspayant.domain.claims import ClaimError, ClaimLine
 from tierspayant.domain.ledger import AccountKind, account
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.jobs.adjudication import AdjudicationWorker
 from tierspayant.services.adjudication import BatchResult, adjudicate_pending, pending_claims
 from tierspayant.services.claims import cancel_claim, get_claim, submit_claim
+from tierspayant.services.errors import Unprocessable
 from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
 from tierspayant.store import adjudication as store
 from tierspayant.store import ledger
@@ -109,8 +110,7 @@ def test_a_request_above_the_guarantee_is_reduced(world: World) -> None:
 @pytest.mark.parametrize(
     ("line", "code"),
     [
-        (drug(amo_paid=900), "amounts.amo_above_rate"),  # 9 € > 65 % of 10 €
-        (drug(amc=1000), "amounts.amc_above_cost"),  # 10 € > billed − AMO paid
+        (drug(amo_paid=900, amc=100), "amounts.amo_above_rate"),  # 9 € > 65 % of 10 €
         (replace(drug(), family="drug_99"), "act.unknown"),
         (replace(drug(), family="consultation"), "act.unknown"),  # not a pharmacy family
         (replace(drug(amo_paid=50), amo_rate_bp=1000), "amounts.inconsistent"),
@@ -148,16 +148,46 @@ def test_a_domain_outside_the_contract_is_rejected(world: World) -> None:
     assert decisions(world, claim) == [("rejected", 0, "rights.domain_not_covered")]
 
 
-def test_a_provider_without_convention_for_the_domain_is_rejected(
+def test_a_provider_without_convention_for_the_domain_is_refused_at_intake(
     platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
 ) -> None:
+    # Given a pharmacy under the PHAR convention only
     world = build_world(platform, seed_insurer, tmp_path, provider_domains=(CareDomain.PHAR,))
-    claim = send(world, "N-1", consultation(), drug())
+    # When it sends a consultation beside a drug, for a known or an unknown person
+    stranger = replace(world.people[0], card=replace(world.people[0].card, birth_rank=3))
+    for invoice, person in (("N-1", world.people[0]), ("N-2", stranger)):
+        with pytest.raises(Unprocessable) as refused:
+            submit_claim(
+                platform, world.principal, submission(person, invoice, consultation(), drug())
+            )
+        # Then the same coded refusal at once, whoever the card designates, and nothing stored
+        assert (refused.value.code, refused.value.field) == ("claim.no_convention", "lines")
+    with platform.engine.connect() as conn:
+        assert (
+            conn.execute(
+                select(func.count()).where(claims.c.insurer_id == world.insurer.id)
+            ).scalar_one()
+            == 0
+        )
+    # The drug alone is received; adjudication keeps its own check (see the domain tests).
+    send(world, "N-3", drug())
     run(world)
-    assert decisions(world, claim) == [
-        ("rejected", 0, "provider.no_convention"),
-        ("accepted", 350, None),
-    ]
+
+
+def test_an_amc_share_above_the_cost_is_refused_at_intake(world: World) -> None:
+    with pytest.raises(ClaimError) as refused:
+        send(world, "A-1", drug(act="3400930000002"), drug(amc=1000))  # 10 € > billed − AMO
+    assert (refused.value.code, refused.value.field) == (
+        "claim.amc_above_cost",
+        "lines[1].amc_requested_cents",
+    )
+    with world.platform.engine.connect() as conn:
+        assert (
+            conn.execute(
+                select(func.count()).where(claims.c.insurer_id == world.insurer.id)
+            ).scalar_one()
+            == 0
+        )
 
 
 def test_duplicates_of_the_same_and_of_another_provider(world: World) -> None:
@@ -306,7 +336,7 @@ def test_an_invoice_above_its_agreement_is_reduced_to_it(world: World) -> None:
 
 def test_one_posting_per_claim_with_an_accepted_amount(world: World) -> None:
     paid = send(world, "L-1", drug())
-    nothing = send(world, "L-2", drug(amc=2000))  # rejected: nothing to post
+    nothing = send(world, "L-2", drug(amo_paid=900, amc=100))  # rejected: nothing to post
     run(world)
     run(world)
     with world.platform.engine.connect() as conn:

@@ -1,12 +1,15 @@
 """Adjudication of an invoice: each line accepted, reduced or rejected, with a reason code.
 
 Pure rules: the caller gathers the facts (coverage, contract, conventions, agreement,
-counters, lines already paid for) and records the decision. The order of the checks is
+counters, lines already paid for) and records the decision. The facts that price a line
+are applied through :mod:`tierspayant.domain.facts`, as at the counter (calculation,
+prior authorisation), so that both price the same lines the same way. The order of the checks is
 part of the contract, since a line gets the code of the first rule it fails:
 
 1. rights at the care date (unknown person, before or after coverage: one code, so the
    answer tells no more than a rights check), care date not in the future;
-2. the care domain in the contract;
+2. the care domain in the contract, with tiers payant (without it the insurer pays the
+   member, not the provider: ``rights.none``, as for no rights);
 3. the act (family known, in that domain) and the amounts (AMO paid within BR × rate,
    AMC asked within billed − AMO paid, the engine's own consistency checks);
 4. the provider's convention with the insurer for that domain on that date;
@@ -30,7 +33,7 @@ Every reason code is listed in :data:`REASONS` and in ``docs/reason-codes.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date
@@ -50,9 +53,17 @@ from tierspayant.domain.codes import CalculationCode
 from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.engagements import EngagementFault, RightsEngagement
 from tierspayant.domain.errors import PricingError
-from tierspayant.domain.guarantees import Contract, counter_window
+from tierspayant.domain.facts import (
+    RENEWAL_PREFIX,
+    CounterUse,
+    PricingFacts,
+    pricing_request,
+    under_convention,
+    with_tiers_payant,
+)
+from tierspayant.domain.guarantees import Contract
 from tierspayant.domain.money import apply_rate
-from tierspayant.domain.pricing import AMO_COUNTERS, PricingRequest, check_lines, price_with_rules
+from tierspayant.domain.pricing import AMO_COUNTERS, check_lines, price_with_rules
 from tierspayant.domain.prior_auth import PriorAuthStatus
 from tierspayant.domain.reference import ReferenceDataError, ReferenceTable
 
@@ -69,7 +80,6 @@ PRIOR_AUTH_FAMILIES = frozenset(
         "hospital_stay",
     }
 )
-RENEWAL_PREFIX = "renewal."
 
 
 class Reason(StrEnum):
@@ -150,16 +160,6 @@ _ENGINE_REASONS: dict[str, Reason] = {
     CalculationCode.DOMAIN_NOT_COVERED: Reason.DOMAIN_NOT_COVERED,
     CalculationCode.NOT_COVERED_YET: Reason.RIGHTS_NONE,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class CounterUse:
-    """What one claim consumed of one counter on one care date."""
-
-    key: str
-    care_date: date
-    cents: int
-    units: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,11 +343,13 @@ def _precheck(
         return reject(Reason.RIGHTS_NONE)
     if line.domain not in facts.contract.domains:
         return reject(Reason.DOMAIN_NOT_COVERED, f"domain {line.domain}")
+    if not with_tiers_payant(facts.contract, line.domain):
+        # The insurer pays the member, not the provider: as for no rights at all.
+        return reject(Reason.RIGHTS_NONE)
     amounts = _amounts(line, reference)
     if amounts is not None:
         return amounts
-    convention = facts.conventions.get(line.domain)
-    if convention is None or not _within(line.care_date, *convention):
+    if not under_convention(facts.conventions, line.domain, line.care_date):
         return reject(Reason.NO_CONVENTION, f"domain {line.domain}")
     if line.family in PRIOR_AUTH_FAMILIES:
         refusal = _prior_auth(facts, line)
@@ -365,10 +367,6 @@ def _precheck(
     if near in facts.paid_near:
         return reject(Reason.NEAR_DUPLICATE, f"act {line.act_code} on {line.care_date.isoformat()}")
     return None
-
-
-def _within(day: date, first: date, last: date | None) -> bool:
-    return first <= day and (last is None or day <= last)
 
 
 def _amounts(line: ClaimLine, reference: ReferenceTable) -> LineDecision | None:
@@ -430,29 +428,6 @@ def _prior_auth(facts: ClaimFacts, line: ClaimLine) -> LineDecision | None:
     return None
 
 
-def counters_on(
-    contract: Contract, care_date: date, history: Iterable[CounterUse]
-) -> tuple[dict[str, tuple[int, int]], dict[str, date]]:
-    """Consumption in each ceiling's window, and the last covered equipment per key."""
-    windows: dict[str, tuple[date, date]] = {}
-    for guarantee in contract.guarantees:
-        for ceiling in guarantee.ceilings:
-            windows.setdefault(ceiling.counter, counter_window(ceiling.period, care_date))
-    counters: dict[str, tuple[int, int]] = {}
-    last: dict[str, date] = {}
-    for use in history:
-        if use.key.startswith(RENEWAL_PREFIX):
-            key = use.key[len(RENEWAL_PREFIX) :]
-            if use.care_date < care_date and (key not in last or last[key] < use.care_date):
-                last[key] = use.care_date
-            continue
-        window = windows.get(use.key)
-        if window is not None and window[0] <= use.care_date <= window[1]:
-            cents, units = counters.get(use.key, (0, 0))
-            counters[use.key] = (cents + use.cents, units + use.units)
-    return counters, last
-
-
 def _judge_priced(
     facts: ClaimFacts,
     eligible: Sequence[int],
@@ -466,22 +441,17 @@ def _judge_priced(
     assert contract is not None
     assert coverage is not None
     assert facts.age is not None
+    pricing = PricingFacts(
+        contract, coverage, facts.age, facts.css, facts.optam, facts.conventions, facts.history
+    )
     history = list(facts.history)
     pa_left = dict(facts.agreement.guaranteed_by_family) if facts.agreement else {}
     by_date = sorted(eligible, key=lambda i: (facts.lines[i].care_date, i))
     for care_date, group in groupby(by_date, key=lambda i: facts.lines[i].care_date):
         indexes = list(group)
-        counters, last = counters_on(contract, care_date, history)
-        request = PricingRequest(
-            care_date=care_date,
-            age=facts.age,
-            coverage_start=coverage.start,
-            lines=tuple(facts.lines[i].pricing_line() for i in indexes),
-            optam=facts.optam,
-            maternity=facts.maternity,
-            css=facts.css,
-            counters=counters,
-            last_equipment=last,
+        lines = tuple(facts.lines[i].pricing_line() for i in indexes)
+        request = pricing_request(
+            pricing, care_date, lines, maternity=facts.maternity, history=history
         )
         try:
             result = price_with_rules(contract, request, reference.on(care_date))

@@ -173,8 +173,10 @@ class ClaimContent:
 def check_content(content: ClaimContent) -> None:
     """Refuse an invoice that cannot be stored as one: numbering, size, signs, codes.
 
-    Whether the amounts are *consistent* (AMO paid within the rate, AMC within the cost)
-    is for adjudication to judge, line by line, with a reason code.
+    An AMC share asked above what the AMO left (billed − AMO paid) is refused here, at
+    once: no contract can pay it. Whether the other amounts are *consistent* (AMO paid
+    within the rate, the engine's checks) is for adjudication to judge, line by line, with
+    a reason code (adjudication checks the cost again, as a second line of defence).
     """
     if not INVOICE_NUMBER.match(content.invoice_number):
         raise ClaimError(
@@ -198,6 +200,13 @@ def check_content(content: ClaimContent) -> None:
         if not 0 <= line.amo_rate_bp <= 10_000:
             raise ClaimError(
                 ClaimCode.AMO_RATE, "the AMO rate is 0 to 100 %", field=f"{where}.amo_rate_bp"
+            )
+        cost_left = line.billed_cents - line.amo_paid_cents
+        if line.amc_requested_cents > cost_left:
+            raise ClaimError(
+                ClaimCode.AMC_ABOVE_COST,
+                f"AMC asked {line.amc_requested_cents} cents > billed − AMO paid {cost_left} cents",
+                field=f"{where}.amc_requested_cents",
             )
 
 

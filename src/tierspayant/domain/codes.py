@@ -86,6 +86,7 @@ class CalculationCode(ErrorCode):
     """Calculation (CLC) and pricing."""
 
     CALCULATION_NO_RIGHTS = "calculation.no_rights"
+    NO_CONVENTION = "calculation.no_convention"
     INVALID_REQUEST = "pricing.invalid_request"
     NO_LINES = "pricing.no_lines"
     NOT_COVERED_YET = "pricing.not_covered_yet"
@@ -165,6 +166,7 @@ class PriorAuthCode(ErrorCode):
     REASON_REQUIRED = "prior_auth.reason_required"
     DECIDED = "prior_auth.decided"
     DECISION_REQUIRED = "prior_auth.decision_required"
+    NO_CONVENTION = "prior_auth.no_convention"
 
 
 class ClaimCode(ErrorCode):
@@ -176,6 +178,8 @@ class ClaimCode(ErrorCode):
     QUANTITY = "claim.quantity"
     NEGATIVE = "claim.negative"
     AMO_RATE = "claim.amo_rate"
+    AMC_ABOVE_COST = "claim.amc_above_cost"
+    NO_CONVENTION = "claim.no_convention"
     NUMBER_REUSED = "claim.number_reused"
     CANCELLED = "claim.cancelled"
     INSURER_CHANGED = "claim.insurer_changed"

@@ -1,12 +1,12 @@
 """Prior authorisation (PEC) decisions: a priced quote in, a status and guaranteed amounts out.
 
 For optics, dental prostheses, hearing aids and hospital stays. A request is refused
-without rights (unknown person, no contract, outside the coverage: one refusal,
-``rights.none``, that tells none of them apart), when the contract lacks the care domain,
-when the quote's amounts are inconsistent, or when the contract pays nothing; it waits for
-a person (``pending``) for the domains and amounts the policy names; otherwise it is
-granted. The service reads the facts, calls :func:`refusal_before_pricing` and then
-:func:`decide`, and stores what they return.
+without rights (unknown person, no contract, outside the coverage, a domain without tiers
+payant: one refusal, ``rights.none``, that tells none of them apart), when the contract
+lacks the care domain, when the quote's amounts are inconsistent, or when the contract
+pays nothing; it waits for a person (``pending``) for the domains and amounts the policy
+names; otherwise it is granted. The service reads the facts, calls
+:func:`refusal_before_pricing` and then :func:`decide`, and stores what they return.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import CalculationCode
 from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.errors import PricingError
+from tierspayant.domain.facts import Refusal, refusal
 from tierspayant.domain.guarantees import Contract
 from tierspayant.domain.pricing import PricingLine, PricingRequest, price
 from tierspayant.domain.reference import ReferenceTable
@@ -103,17 +104,20 @@ def refusal_before_pricing(
 ) -> PriorAuthDecision | None:
     """The refusal a request gets before its quote is priced, or None to go on pricing.
 
-    ``contract`` is None when the beneficiary's contract is not in the catalogue.
+    ``contract`` is None when the beneficiary's contract is not in the catalogue. The
+    facts are judged by :func:`tierspayant.domain.facts.refusal`, as for a calculation
+    and an invoice: a domain without tiers payant is refused as no rights.
     """
-    if contract is None or not coverage.covers(care_date):
-        return no_rights(lines)
-    if lines[0].domain not in contract.domains:
+    found = refusal(contract, coverage, (line.domain for line in lines), care_date)
+    if found is Refusal.DOMAIN_NOT_COVERED:
         return PriorAuthDecision(
             PriorAuthStatus.REFUSED,
             "rights.domain_not_covered",
             "Domaine non couvert par le contrat",
             _nothing_guaranteed(lines),
         )
+    if found is not None:
+        return no_rights(lines)
     return None
 
 

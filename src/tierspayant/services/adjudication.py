@@ -25,7 +25,6 @@ from tierspayant.domain.adjudication import (
     Agreement,
     ClaimDecision,
     ClaimFacts,
-    CounterUse,
     Reason,
     adjudicate,
     reject,
@@ -35,6 +34,7 @@ from tierspayant.domain.claims import ClaimLine, LineStatus, duplicate_key, near
 from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.engagements import RightsEngagement
 from tierspayant.domain.errors import DomainError
+from tierspayant.domain.facts import CounterUse
 from tierspayant.domain.guarantees import Contract
 from tierspayant.services.engagements import opened_or_none
 from tierspayant.services.insurers import get_insurer

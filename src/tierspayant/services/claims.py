@@ -9,7 +9,10 @@ stand out.
 
 A claim whose card data match nobody is stored all the same, for ``beneficiary_id`` 0,
 and rejected by adjudication with ``rights.none``: the answer then tells no more than a
-rights check would.
+rights check would. What can be refused whoever the card designates is refused at once,
+with a code, and nothing is stored: a line whose AMC share asked exceeds what the AMO left
+(``claim.amc_above_cost``), a domain outside the provider's conventions with the insurer
+on the line's date (``claim.no_convention``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from tierspayant.services.identification import CardData, Identified, identify
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
 from tierspayant.services.overpayments import reverse_paid_claim
+from tierspayant.services.pricing_facts import provider_under_convention
 from tierspayant.services.providers import Provider, get_provider
 from tierspayant.store import audit, ledger
 from tierspayant.store import claims as store
@@ -219,6 +223,14 @@ def _store(
     """Store the claim (superseding the earlier version of a correction) and audit it."""
     assert principal.provider_id is not None
     content = submission.content
+    # Refused at once, whoever the card designates: adjudication would reject every line.
+    provider_under_convention(
+        conn,
+        insurer.id,
+        principal.provider_id,
+        ((line.domain, line.care_date) for line in content.lines),
+        ClaimCode.NO_CONVENTION,
+    )
     now = platform.now()
     store.lock_allocation(conn)
     # Checked again under the lock: a concurrent identical request may have won.

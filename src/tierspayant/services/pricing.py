@@ -1,8 +1,16 @@
 """The calculation (CLC): the AMO, AMC and patient shares of a prospective invoice.
 
 Lines are checked before anyone is looked up, and every answer about the person is the
-same (``calculation.no_rights``) whether they are unknown, mismatched or not covered, so a
-calculation cannot be used to learn more than a rights check.
+same (``calculation.no_rights``) whether they are unknown, mismatched, not covered or
+covered without tiers payant for a domain of the lines, so a calculation cannot be used
+to learn more than a rights check. A professional without the insurer's convention for a
+domain of the lines is refused (``calculation.no_convention``) whoever the card designates.
+
+The calculation reads the facts adjudication reads (the person's counters and ceilings
+consumed by earlier accepted invoices, the last covered equipment, the waiting period,
+the conventions, the tiers payant flags) and applies them through
+:mod:`tierspayant.domain.facts`, as adjudication does: the invoice that repeats the
+calculation's lines the same day is accepted for the amount calculated.
 """
 
 from __future__ import annotations
@@ -14,23 +22,19 @@ from sqlalchemy import Connection
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import CalculationCode
-from tierspayant.domain.eligibility import Coverage, age_on, check_care_date
+from tierspayant.domain.eligibility import check_care_date
 from tierspayant.domain.errors import PricingError
-from tierspayant.domain.pricing import (
-    PricingLine,
-    PricingRequest,
-    PricingResult,
-    check_lines,
-    price,
-)
+from tierspayant.domain.facts import pricing_request
+from tierspayant.domain.pricing import PricingLine, PricingResult, check_lines, price
 from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.principal import Principal
 from tierspayant.services.errors import Unprocessable
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, Deferred, guarded_read
-from tierspayant.services.providers import provider_by_id
+from tierspayant.services.pricing_facts import person_facts, provider_under_convention
 from tierspayant.store import audit
+from tierspayant.store.adjudication import ProviderTerms
 
 # Engine refusals that depend on the person, not on the lines: all look like "no rights".
 PERSON_CODES = frozenset({CalculationCode.NOT_COVERED_YET, CalculationCode.DOMAIN_NOT_COVERED})
@@ -70,7 +74,15 @@ def start_calculation(
     def answer(
         conn: Connection, insurer: Insurer, found: Identified | None
     ) -> tuple[PricingResult | None, audit.Entry]:
-        result = _price(platform, conn, principal, insurer, found, request)
+        # The provider's convention first: its refusal does not depend on the person.
+        terms = provider_under_convention(
+            conn,
+            insurer.id,
+            principal.provider_id,
+            ((line.domain, request.care_date) for line in request.lines),
+            CalculationCode.NO_CONVENTION,
+        )
+        result = _price(platform, conn, insurer, found, request, terms)
         entry = audit.Entry(
             at=platform.now(),
             actor=principal.id,
@@ -102,33 +114,22 @@ def _covered(result: PricingResult | None) -> PricingResult:
 def _price(
     platform: Platform,
     conn: Connection,
-    principal: Principal,
     insurer: Insurer,
     found: Identified | None,
     request: Calculation,
+    terms: ProviderTerms,
 ) -> PricingResult | None:
     if found is None:
         return None
-    record = found.record
-    coverage = Coverage(record.contract_code, record.coverage_start, record.coverage_end)
-    if not coverage.covers(request.care_date):
+    facts = person_facts(platform, conn, insurer, found, request.care_date, terms)
+    if facts is None:
         return None
-    contract = platform.catalogues.contract(conn, insurer.id, record.contract_code)
-    if contract is None:
+    if facts.refusal((line.domain for line in request.lines), request.care_date) is not None:
         return None
-    optam = principal.provider_id is not None and provider_by_id(conn, principal.provider_id).optam
     try:
         return price(
-            contract,
-            PricingRequest(
-                care_date=request.care_date,
-                age=age_on(found.birth_date, request.care_date),
-                coverage_start=record.coverage_start,
-                lines=request.lines,
-                optam=optam,
-                maternity=request.maternity,
-                css=record.css,
-            ),
+            facts.contract,
+            pricing_request(facts, request.care_date, request.lines, maternity=request.maternity),
             platform.reference,
         )
     except PricingError as exc:

@@ -26,12 +26,12 @@ from sqlalchemy import Connection
 
 from tierspayant.app.platform import Platform
 from tierspayant.config import Settings
-from tierspayant.domain.adjudication import counters_on
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import UNKNOWN_BENEFICIARY
 from tierspayant.domain.codes import PriorAuthCode
-from tierspayant.domain.eligibility import Coverage, age_on, check_care_date
-from tierspayant.domain.pricing import PricingLine, PricingRequest, check_lines
+from tierspayant.domain.eligibility import Coverage, check_care_date
+from tierspayant.domain.facts import pricing_request
+from tierspayant.domain.pricing import PricingLine, check_lines
 from tierspayant.domain.prior_auth import (
     PRIOR_AUTH_DOMAINS,
     GuaranteedLine,
@@ -48,10 +48,9 @@ from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
-from tierspayant.services.providers import provider_by_id
+from tierspayant.services.pricing_facts import person_facts, provider_under_convention
 from tierspayant.store import audit
 from tierspayant.store import prior_auth as store
-from tierspayant.store.adjudication import counter_history
 from tierspayant.store.claims import lock_allocation
 from tierspayant.store.insurers import amc_number_of
 from tierspayant.store.prior_auth import AgreementRow
@@ -235,7 +234,18 @@ def _assess(
     policy: PriorAuthPolicy,
     provider_id: int,
 ) -> PriorAuthDecision:
-    """Read the facts the decision needs, then let the domain decide."""
+    """Read the facts the decision needs, then let the domain decide.
+
+    The provider's convention for the domain is checked before the person: a refusal
+    (``prior_auth.no_convention``, nothing stored) that tells nothing about them.
+    """
+    terms = provider_under_convention(
+        conn,
+        insurer.id,
+        provider_id,
+        ((line.domain, request.care_date) for line in request.lines),
+        PriorAuthCode.NO_CONVENTION,
+    )
     if found is None:
         return no_rights(request.lines)
     record = found.record
@@ -244,21 +254,10 @@ def _assess(
     refusal = refusal_before_pricing(request.lines, contract, coverage, request.care_date)
     if refusal is not None:
         return refusal
-    assert contract is not None  # refusal_before_pricing refuses a missing contract
-    history = counter_history(conn, insurer.id, [record.id]).get(record.id, [])
-    counters, last = counters_on(contract, request.care_date, history)
-    optam = provider_by_id(conn, provider_id).optam
-    quote = PricingRequest(
-        care_date=request.care_date,
-        age=age_on(found.birth_date, request.care_date),
-        coverage_start=record.coverage_start,
-        lines=request.lines,
-        optam=optam,
-        css=record.css,
-        counters=counters,
-        last_equipment=last,
-    )
-    return decide(contract, quote, platform.reference, policy)
+    facts = person_facts(platform, conn, insurer, found, request.care_date, terms)
+    assert facts is not None  # refusal_before_pricing refuses no coverage and no contract
+    quote = pricing_request(facts, request.care_date, request.lines)
+    return decide(facts.contract, quote, platform.reference, policy)
 
 
 def _line_json(line: GuaranteedLine) -> dict[str, Any]:

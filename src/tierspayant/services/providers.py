@@ -271,17 +271,6 @@ def add_conventions(
     return chosen
 
 
-def has_convention(
-    conn: Connection, insurer_id: int, provider_id: int, domain: CareDomain, on: date
-) -> bool:
-    """Whether the provider is under the insurer's convention for ``domain`` on ``on``."""
-    period = store.convention_period(conn, insurer_id, provider_id, domain.value)
-    if period is None:
-        return False
-    valid_from, valid_to = period
-    return valid_from <= on and (valid_to is None or on <= valid_to)
-
-
 # --- API clients of provider software (OAuth2 client credentials) --------------------
 
 

@@ -23,8 +23,12 @@ from typing import Any, Final, NamedTuple
 
 from sqlalchemy import Connection, func, select, text
 
-from tierspayant.domain.adjudication import Agreement, CounterUse
+from tierspayant.domain.adjudication import Agreement
+from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import PAYABLE_LINE_STATES, ClaimStatus
+from tierspayant.domain.eligibility import Coverage
+from tierspayant.domain.facts import ConventionPeriod, CounterUse, PricingFacts
+from tierspayant.domain.guarantees import Contract
 from tierspayant.store.bulk import (
     IDS_PER_QUERY,
     as_date,
@@ -213,6 +217,47 @@ def counter_history(
                 CounterUse(key, as_date(care_date), int(cents), int(units))
             )
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderTerms:
+    """A provider's OPTAM option and its conventions with one insurer."""
+
+    optam: bool
+    conventions: Mapping[CareDomain, ConventionPeriod]
+
+
+def provider_terms(conn: Connection, insurer_id: int, provider_id: int) -> ProviderTerms:
+    """:func:`provider_optam` and :func:`convention_periods` for one provider (the
+    counter's read; adjudication reads the same for a whole batch)."""
+    optam = provider_optam(conn, [provider_id]).get(provider_id, False)
+    periods = convention_periods(conn, insurer_id, [provider_id]).get(provider_id, {})
+    return ProviderTerms(optam, {CareDomain(d): period for d, period in periods.items()})
+
+
+def pricing_facts(
+    conn: Connection,
+    insurer_id: int,
+    beneficiary_id: int,
+    *,
+    contract: Contract,
+    coverage: Coverage,
+    age: int,
+    css: bool,
+    provider: ProviderTerms,
+) -> PricingFacts:
+    """The facts one person's pricing reads at the counter: the same type, and the same
+    counter history (:func:`counter_history`), as adjudication's batch reads give it."""
+    history = counter_history(conn, insurer_id, [beneficiary_id]).get(beneficiary_id, [])
+    return PricingFacts(
+        contract=contract,
+        coverage=coverage,
+        age=age,
+        css=css,
+        optam=provider.optam,
+        conventions=provider.conventions,
+        history=tuple(history),
+    )
 
 
 def _lines_by_near_key(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -125,17 +125,3 @@ def convention_domains(conn: Connection, insurer_id: int, provider_id: int) -> s
 def insert_conventions(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
     """Insert conventions (insurer_id, provider_id, domain, valid_from, valid_to)."""
     conn.execute(conventions.insert(), rows)
-
-
-def convention_period(
-    conn: Connection, insurer_id: int, provider_id: int, domain: str
-) -> tuple[date, date | None] | None:
-    """(valid_from, valid_to) of one convention, or None if the provider has none."""
-    row = conn.execute(
-        select(conventions.c.valid_from, conventions.c.valid_to).where(
-            conventions.c.insurer_id == insurer_id,
-            conventions.c.provider_id == provider_id,
-            conventions.c.domain == domain,
-        )
-    ).first()
-    return None if row is None else (row.valid_from, row.valid_to)

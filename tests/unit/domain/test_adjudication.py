@@ -15,14 +15,13 @@ from tierspayant.domain.adjudication import (
     REASONS,
     Agreement,
     ClaimFacts,
-    CounterUse,
     Reason,
     adjudicate,
-    counters_on,
 )
 from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.claims import ClaimLine, LineStatus, duplicate_key, near_key
 from tierspayant.domain.eligibility import Coverage, DomainTerms
+from tierspayant.domain.facts import CounterUse, counters_on
 from tierspayant.domain.guarantees import Ceiling, Contract, Guarantee, Period
 from tierspayant.formats.reference import load_default_reference
 
@@ -44,6 +43,7 @@ CONTRACT = Contract(
         *(Guarantee(d, "*", rate_bp=10_000) for d in (D.PHAR, D.MED, D.LABO, D.DENT)),
     ),
 )
+NO_TP = DomainTerms(False, "100")  # listed, without tiers payant
 ALL_CONVENTIONS = {d: (date(2020, 1, 1), None) for d in CareDomain}
 
 
@@ -111,6 +111,11 @@ def test_worked_examples() -> None:
         ({"coverage": None}, Reason.RIGHTS_NONE),
         ({"coverage": Coverage("BASE", START, DAY - timedelta(days=1))}, Reason.RIGHTS_NONE),
         ({"coverage": Coverage("BASE", DAY + timedelta(days=1), None)}, Reason.RIGHTS_NONE),
+        # A domain without tiers payant: the insurer pays the member, as for no rights.
+        (
+            {"contract": replace(CONTRACT, domains={**CONTRACT.domains, D.PHAR: NO_TP})},
+            Reason.RIGHTS_NONE,
+        ),
         ({"conventions": {}}, Reason.NO_CONVENTION),
         ({"conventions": {D.PHAR: (DAY + timedelta(days=1), None)}}, Reason.NO_CONVENTION),
         ({"paid_exact": frozenset({duplicate_key(42, "3400930000001", DAY, 7)})}, Reason.DUPLICATE),

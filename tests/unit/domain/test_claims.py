@@ -133,6 +133,16 @@ lines = st.builds(
     rss_class=st.sampled_from([None, RssClass.A, RssClass.B]),
     plv_cents=st.one_of(st.none(), st.integers(0, 10**6)),
     psychiatry=st.booleans(),
+).map(
+    # A well-formed line asks at most what the AMO left (else ``claim.amc_above_cost``).
+    lambda line: replace(
+        line,
+        amo_paid_cents=min(line.amo_paid_cents, line.billed_cents),
+        amc_requested_cents=min(
+            line.amc_requested_cents,
+            line.billed_cents - min(line.amo_paid_cents, line.billed_cents),
+        ),
+    )
 )
 
 
