@@ -7,12 +7,12 @@ without declaring its dates (no route of ``/v1`` is deprecated today: no alias e
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 from email.utils import parsedate_to_datetime
 
 import pytest
 from fastapi import APIRouter, FastAPI
-from fastapi.testclient import TestClient
 
 from tests.api.world import World
 from tierspayant.api.deps import Policy, policy
@@ -20,6 +20,11 @@ from tierspayant.api.errors import install_error_handlers
 from tierspayant.api.versioning import DEPRECATION_KEY, Deprecation, DeprecationHeadersMiddleware
 from tierspayant.domain.codes import AuthCode
 from tierspayant.services.errors import Forbidden
+
+with warnings.catch_warnings():
+    # Starlette prefers httpx2 to httpx; the client works the same.
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 OLD = Deprecation(since=date(2026, 3, 1), sunset=date(2027, 3, 1), successor="/v1/new")
 
