@@ -32,6 +32,7 @@ from tests.api.world import (
 )
 from tierspayant.formats.fhir import systems
 from tierspayant.formats.fhir.capability import RESOURCES
+from tierspayant.services.engagements import open_rights
 from tierspayant.store.tables import audit_events
 
 CARE_DAY = TODAY - timedelta(days=3)
@@ -83,6 +84,18 @@ def test_a_rights_check_through_fhir_decides_as_v1_for_every_contract(world: Wor
             assert rights_of(body) == v1["rights"]
             assert body["outcome"] == "complete"
             assert body["insurance"][0]["inforce"] is any(r["covered"] for r in v1["rights"])
+            # The rights engagement: in the top-level preAuthRef exactly when /v1 gives one,
+            # and it opens to the same engagement (the numbers differ: each is sealed anew).
+            assert ("preAuthRef" in body) is ("engagement_number" in v1)
+            if "preAuthRef" in body:
+                assert body["preAuthRef"].startswith("ENG1-R-")
+                with world.platform.engine.connect() as conn:
+                    by_fhir = open_rights(world.platform, conn, body["preAuthRef"])
+                    by_v1 = open_rights(world.platform, conn, v1["engagement_number"])
+                assert by_fhir == by_v1
+                assert {d.value for d in by_fhir.domains} == {
+                    r["domain"] for r in v1["rights"] if r["covered"]
+                }
             no_identity(person, fhir.text)
 
 
@@ -105,6 +118,9 @@ def test_unknown_mismatched_and_not_covered_give_the_same_fhir_bytes(world: Worl
     body = json.loads(next(iter(answers.values()))[0])
     parsed(body)
     assert all(item["excluded"] for item in body["insurance"][0]["item"])
+    assert "preAuthRef" not in body  # no engagement without rights
+    covered = fhir_check(world, person.card(), ["PHAR", "MED"]).json()
+    assert covered["preAuthRef"].startswith("ENG1-R-")
 
 
 def _last_audit(world: World) -> dict[str, object]:

@@ -93,6 +93,7 @@ async def coverage_eligibility(
             amc_number=ask.card.amc_number,
             purposes=("benefits",),
             created=platform.now(),
+            engagement_number=answer.engagement_number,
         )
     )
 

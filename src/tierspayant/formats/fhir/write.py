@@ -95,8 +95,14 @@ def eligibility_response(
     amc_number: str,
     purposes: Iterable[str],
     created: datetime,
+    engagement_number: str | None = None,
 ) -> Json:
-    """The rights-check answer: one ``insurance`` whose items are the requested domains."""
+    """The rights-check answer: one ``insurance`` whose items are the requested domains.
+
+    ``engagement_number`` (a covered answer only) goes to the top-level ``preAuthRef``,
+    the one element of R4's CoverageEligibilityResponse for the insurer's reference; an
+    answer without it is byte for byte the answer an unknown person gets.
+    """
     covered = any(r.covered for r in rights)
     items: list[Json] = []
     valid_until: date | None = None
@@ -123,7 +129,7 @@ def eligibility_response(
     if valid_until is not None:
         insurance["benefitPeriod"] = {"end": valid_until.isoformat()}
     insurance["item"] = items
-    return {
+    response: Json = {
         "resourceType": "CoverageEligibilityResponse",
         "status": "active",
         "purpose": sorted(set(purposes)),
@@ -136,6 +142,9 @@ def eligibility_response(
         "insurer": _insurer(amc_number),
         "insurance": [insurance],
     }
+    if engagement_number is not None:
+        response["preAuthRef"] = engagement_number
+    return response
 
 
 def _adjudication(category: str, cents: int, *, ours: bool = False) -> Json:
