@@ -31,6 +31,8 @@ from tierspayant.formats.fhir import systems
 
 R = TypeVar("R", bound=Resource)
 USES = ("predetermination", "preauthorization", "claim")
+# The QR code's proof, or the harmonised DataMatrix that embeds it (services/cards.py).
+PROOF_PREFIXES = ("TP1:", "TPH1|")
 _MAX_CENTS = 100_000_000
 # The same bounds as the /v1 bodies (api/schemas.py, api/routes/*.py).
 AMC = re.compile(r"[0-9]{8,10}")
@@ -174,8 +176,9 @@ def _card_proof(resource: Any) -> str | None:
     ext = _extensions(resource).get(systems.CARD_PROOF)
     if ext is None:
         return None
-    _require(isinstance(ext.valueString, str) and ext.valueString.startswith("TP1:"),
-             "la preuve de carte est le texte du code 2D (TP1:…)", "extension")  # fmt: skip
+    _require(isinstance(ext.valueString, str) and ext.valueString.startswith(PROOF_PREFIXES),
+             "la preuve de carte est le texte du code 2D (TP1:… ou TPH1|…)",
+             "extension")  # fmt: skip
     return str(ext.valueString)
 
 
