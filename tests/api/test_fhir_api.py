@@ -4,6 +4,7 @@ R4 resource, every refusal an OperationOutcome with our stable code, no search a
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -30,7 +31,7 @@ from tests.api.world import (
     close_world,
     staff_session,
 )
-from tierspayant.formats.fhir import systems
+from tierspayant.formats.fhir import lean, systems
 from tierspayant.formats.fhir.capability import RESOURCES
 from tierspayant.services.engagements import open_rights
 from tierspayant.store.tables import audit_events
@@ -121,6 +122,36 @@ def test_unknown_mismatched_and_not_covered_give_the_same_fhir_bytes(world: Worl
     assert "preAuthRef" not in body  # no engagement without rights
     covered = fhir_check(world, person.card(), ["PHAR", "MED"]).json()
     assert covered["preAuthRef"].startswith("ENG1-R-")
+
+
+def test_the_lean_and_the_model_readings_answer_the_same_bytes(
+    sqlite_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = sqlite_world
+    person = world.covered()
+    cards = [person.card(), world.not_covered().card(), person.card(nir=_unknown_nir(world))]
+    documents = [eligibility_request(card, ["PHAR", "OPTI"]) for card in cards]
+    documents.append(json.loads(json.dumps(documents[0])))
+    documents[-1]["contained"][0]["birthDate"] = "1979-02-30"
+
+    def answers() -> list[bytes]:
+        got = []
+        for document in documents:
+            response = world.client.post(
+                "/fhir/CoverageEligibilityRequest",
+                content=json.dumps(document),
+                headers={**world.pharmacy.headers, "Content-Type": FHIR},
+            )
+            # Each engagement number is sealed anew: compare everything else.
+            got.append(re.sub(rb'"preAuthRef":"[^"]+"', b'"preAuthRef":"*"', response.content))
+        return got
+
+    assert lean.eligibility_request(eligibility_request(person.card(), ["PHAR"])) is not None
+    by_lean = answers()
+    assert b'"preAuthRef":"*"' in by_lean[0]
+    assert b"fhir.invalid" in by_lean[3]
+    monkeypatch.setattr(lean, "eligibility_request", lambda document: None)
+    assert answers() == by_lean
 
 
 def _last_audit(world: World) -> dict[str, object]:
