@@ -175,7 +175,7 @@ def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 def _damage(rng: random.Random, document: dict[str, Any]) -> dict[str, Any]:
     damaged = copy.deepcopy(document)
     path = rng.choice(_paths(damaged)[1:])
-    parent = damaged
+    parent: Any = damaged
     for step in path[:-1]:
         parent = parent[step]
     action = rng.randrange(3)
