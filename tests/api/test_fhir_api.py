@@ -269,7 +269,7 @@ def test_a_claim_with_another_use_is_refused(sqlite_world: World) -> None:
     assert outcome_code(response) == "fhir.unsupported_use"
 
 
-@pytest.mark.parametrize("kind", [*RESOURCES, "Patient", "Coverage"])
+@pytest.mark.parametrize("kind", sorted({*RESOURCES, "Patient", "Coverage"}))
 def test_every_search_is_refused_whoever_asks(sqlite_world: World, kind: str) -> None:
     world = sqlite_world
     member = staff_session(world, "member", beneficiary=world.covered())
@@ -429,3 +429,42 @@ def test_a_member_reads_their_own_statement_and_a_provider_cannot(sqlite_world: 
     refused = world.client.get("/fhir/ExplanationOfBenefit", headers=world.pharmacy.headers)
     assert refused.status_code == 403
     assert outcome_code(refused) == "auth.wrong_principal"
+
+
+def test_a_member_reads_their_own_coverage_and_nobody_else_can(sqlite_world: World) -> None:
+    world = sqlite_world
+    people = [world.covered(), world.not_covered()]
+    for person in people:
+        member = staff_session(world, "member", beneficiary=person)
+        response = world.client.get("/fhir/Coverage", headers={"Authorization": f"Bearer {member}"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        parsed(body)
+        assert (body["type"], body["total"]) == ("searchset", 1)
+        coverage = body["entry"][0]["resource"]
+        assert coverage["resourceType"] == "Coverage"
+        assert coverage["payor"][0]["identifier"]["value"] == person.amc_number
+        assert coverage["class"][0]["value"] == person.contract
+        assert coverage["period"]["start"] == person.coverage_start.isoformat()
+        end = person.coverage_end.isoformat() if person.coverage_end else None
+        assert coverage["period"].get("end") == end
+        no_identity(person, response.text)
+        with world.platform.engine.connect() as conn:
+            action = conn.execute(
+                select(audit_events.c.action, audit_events.c.actor)
+                .order_by(audit_events.c.seq.desc())
+                .limit(1)
+            ).one()
+        assert action.action == "member.coverage"
+        # Any parameter is a search: refused, even for the member's own coverage.
+        searched = world.client.get(
+            f"/fhir/Coverage?identifier={person.nir}",
+            headers={"Authorization": f"Bearer {member}"},
+        )
+        assert (searched.status_code, outcome_code(searched)) == (403, "fhir.search_refused")
+    provider = world.client.get("/fhir/Coverage", headers=world.pharmacy.headers)
+    assert (provider.status_code, outcome_code(provider)) == (403, "auth.wrong_principal")
+    anonymous = world.client.get("/fhir/Coverage")
+    assert (anonymous.status_code, outcome_code(anonymous)) == (401, "auth.missing_token")
+    read = world.client.get("/fhir/Coverage/contrat", headers=world.pharmacy.headers)
+    assert (read.status_code, outcome_code(read)) == (405, "fhir.interaction_unsupported")

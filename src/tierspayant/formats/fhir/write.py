@@ -442,6 +442,33 @@ def explanation_of_benefit(line: StatementLineLike, n: int, *, created: datetime
     }
 
 
+def member_coverage(*, amc_number: str, contract: str, start: date, end: date | None) -> Json:
+    """The signed-in member's own contract coverage: the insurer, the contract, the period.
+
+    No identifier of the person (no NIR, no member number): the beneficiary is "vous".
+    ``status`` is the resource's (R4: active unless withdrawn); an ended coverage shows
+    by its ``period.end``.
+    """
+    period: Json = {"start": start.isoformat()}
+    if end is not None:
+        period["end"] = end.isoformat()
+    return {
+        "resourceType": "Coverage",
+        "id": "contrat",
+        "status": "active",
+        "beneficiary": {"display": "vous"},
+        "period": period,
+        "payor": [_insurer(amc_number)],
+        "class": [
+            {
+                "type": _coding(systems.COVERAGE_CLASS, "plan"),
+                "value": contract,
+                "name": "contrat",
+            }
+        ],
+    }
+
+
 def searchset(resources: Sequence[Json]) -> Json:
     return {
         "resourceType": "Bundle",
