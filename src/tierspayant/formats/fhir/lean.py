@@ -10,9 +10,9 @@ the R4B model gives (``tests/unit/formats/test_fhir_lean.py`` compares both).
 
 How "the same values" is kept: the primitives are ``fhir_core``'s own types (the ones
 the R4B models use: the same patterns and conversions); every object forbids the
-elements it does not list, and every list has at least one entry; a ``null`` anywhere
-steps aside. Anything else FHIR allows (``meta``, ``identifier``, ``provider``, other
-extension values…) is left to the R4B model, not ignored unchecked.
+elements it does not list, and every list has at least one entry; a body with
+``null`` anywhere steps aside. Anything else FHIR allows (``meta``, ``identifier``,
+``provider``, other extension values…) is left to the R4B model, not ignored unchecked.
 """
 
 from __future__ import annotations
@@ -28,20 +28,13 @@ from fhir_core.types import (
     StringType,
     UriType,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 _SOME = Field(min_length=1)  # a JSON array has at least one entry in FHIR
 
 
 class _Lean(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_null(cls, data: Any) -> Any:
-        if isinstance(data, dict) and any(value is None for value in data.values()):
-            raise ValueError("null: left to the R4B model")
-        return data
 
 
 class RankExtension(_Lean):
@@ -101,8 +94,13 @@ class CoverageEligibilityRequest(_Lean):
     item: Annotated[tuple[Item, ...], _SOME] | None = None
 
 
-def eligibility_request(document: dict[str, Any]) -> CoverageEligibilityRequest | None:
-    """The lean reading of ``document``, or None: then the R4B model must read it."""
+def eligibility_request(body: bytes, document: dict[str, Any]) -> CoverageEligibilityRequest | None:
+    """The lean reading of ``document`` (parsed from ``body``), or None: then the R4B
+    model must read it. A body with ``null`` anywhere (FHIR JSON has none; even inside a
+    text) is left to the model: one scan of the bytes instead of a check of every
+    object, since an optional element here would take a ``null`` as absent."""
+    if b"null" in body:
+        return None
     try:
         return CoverageEligibilityRequest.model_validate(document)
     except (ValidationError, ValueError, TypeError, RecursionError):

@@ -245,7 +245,7 @@ def rights_ask(body: bytes) -> RightsAsk:
     leave aside is read by the R4B model, so the answer is :func:`rights_ask_by_model`'s.
     """
     document = _document(body, "CoverageEligibilityRequest")
-    request = lean.eligibility_request(document)
+    request = lean.eligibility_request(body, document)
     return _rights_ask(
         request if request is not None else _validated(document, CoverageEligibilityRequest)
     )

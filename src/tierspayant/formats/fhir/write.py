@@ -32,6 +32,8 @@ _NUMBER_TEXT = re.compile(r'"\\u0001(-?[0-9]+\.[0-9]+)"')
 def dumps(resource: Mapping[str, Any]) -> bytes:
     """Compact JSON; decimals (amounts, rates) written exactly, never through a float."""
     text = json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+    if "\\u0001" not in text:  # no decimal (a rights answer): nothing to rewrite
+        return text.encode()
     return _NUMBER_TEXT.sub(r"\1", text).encode()
 
 
