@@ -1,10 +1,11 @@
 """Request resources in, plain values out: a ``CoverageEligibilityRequest`` or a ``Claim``.
 
 The body is parsed by the R4B model of ``fhir.resources`` (structure, cardinalities,
-datatypes), then the elements the platform needs are read and checked here (value sets
-the models leave open: ``status``, ``purpose``, ``use``; the identifier systems and
-extensions of :mod:`.systems`). A failure names the element, never its value: values may
-be identifiers.
+datatypes; a rights check first tries the lean models of :mod:`.lean`, which give the
+same values or step aside), then the elements the platform needs are read and checked
+here (value sets the models leave open: ``status``, ``purpose``, ``use``; the identifier
+systems and extensions of :mod:`.systems`). A failure names the element, never its
+value: values may be identifiers.
 """
 
 from __future__ import annotations
