@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from tests.api.fhir_support import FHIR, eligibility_request
 from tests.integration.test_cards import (
     ACTOR,
     Person,
@@ -31,6 +32,8 @@ from tierspayant.api.app import create_app
 from tierspayant.app.platform import Platform
 from tierspayant.demo.synthetic import nir_key
 from tierspayant.formats import card_pdf
+from tierspayant.formats import harmonised_card as harmonised
+from tierspayant.formats.fhir import systems
 from tierspayant.security import cardsig
 from tierspayant.services import cards
 from tierspayant.services.insurers import get_insurer
@@ -123,9 +126,9 @@ def holders(world: World, printed: list[card_pdf.CardPrint]) -> list[tuple[Perso
 
 
 @pytest.fixture
-def carded(
+def printed_cards(
     platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[World, list[tuple[Person, str]], TestClient]:
+) -> tuple[World, list[card_pdf.CardPrint], TestClient]:
     printed: list[card_pdf.CardPrint] = []
     real = card_pdf.write_card
 
@@ -136,7 +139,15 @@ def carded(
     monkeypatch.setattr(cards, "write_card", spy)
     world = make_world(platform, tmp_path, count=45, seed=11)
     issue(world, printed)
-    return world, holders(world, printed), TestClient(create_app(platform))
+    return world, printed, TestClient(create_app(platform))
+
+
+@pytest.fixture
+def carded(
+    printed_cards: tuple[World, list[card_pdf.CardPrint], TestClient],
+) -> tuple[World, list[tuple[Person, str]], TestClient]:
+    world, printed, client = printed_cards
+    return world, holders(world, printed), client
 
 
 def flip(text: str, byte: int) -> str:
@@ -380,3 +391,69 @@ def test_given_scanned_codes_then_decode_answers_fields_and_proof_status_only(
     assert decode("é" * 2001).status_code == 422
     assert counter.status() == "active"
     assert counter.alerts() == []
+
+
+def fhir_check(counter: Counter, world: World, person: Person, proof: str) -> Any:
+    card = {"amc_number": world.amc, "nir": person.nir, "birth_rank": person.birth_rank,
+            "birth_date": person.birth_date}  # fmt: skip
+    resource = eligibility_request(card, ["PHAR"], counter.platform.today())
+    resource["extension"] = [{"url": systems.CARD_PROOF, "valueString": proof}]
+    return counter.client.post(
+        "/fhir/CoverageEligibilityRequest",
+        content=json.dumps(resource),
+        headers={**counter.headers, "Content-Type": FHIR},
+    )
+
+
+def test_given_the_harmonised_datamatrix_as_card_proof_then_one_scan_does(
+    platform: Platform, printed_cards: tuple[World, list[card_pdf.CardPrint], TestClient]
+) -> None:
+    world, printed, client = printed_cards
+    (alice, _), _ = holders(world, printed[:2])
+    alice_dm, bob_dm = printed[0].datamatrix_text, printed[1].datamatrix_text
+    assert alice_dm.startswith("TPH1|")
+    assert printed[0].qr_text in alice_dm
+    # Given the whole DataMatrix text sent as the card proof, through /v1 and FHIR
+    counter = Counter(platform, client)
+    assert counter.check(world, alice, alice_dm).status_code == 200
+    assert counter.calculate(world, alice, alice_dm).json().get("error", {}).get("code") != (
+        "card.proof_invalid"
+    )
+    by_fhir = fhir_check(counter, world, alice, alice_dm)
+    assert by_fhir.status_code == 200, by_fhir.text
+    # Then it counts as a verified proof, and nothing is held against the account
+    with platform.engine.connect() as conn:
+        details = conn.execute(
+            select(audit_events.c.detail).where(
+                audit_events.c.actor == counter.principal,
+                audit_events.c.action == "eligibility.check",
+            )
+        ).scalars()
+        assert [json.loads(d)["proof"] for d in details] == [True, True]
+    assert (counter.status(), counter.alerts()) == ("active", [])
+    # Given DataMatrix texts that do not parse, or carry no proof: misreads, never a signal
+    bare = harmonised.fields_text(harmonised.decode(alice_dm).card)
+    for text in (alice_dm[:-3], alice_dm.replace("|R|", "|X|", 1), bare, "TPH1|x"):
+        for response in (
+            counter.check(world, alice, text),
+            fhir_check(counter, world, alice, text),
+        ):
+            assert response.status_code == 422, text
+            assert MISREAD in response.text, text
+    assert (counter.status(), counter.alerts()) == ("active", [])
+    # Given well-formed DataMatrix texts that a forger made: one 403, a signal, suspension
+    proof = printed[0].qr_text
+    cases = {
+        "box altered": (alice, alice_dm.replace("|R|", "|N|", 1), "guard.proof_forged"),
+        "embedded proof altered": (alice, alice_dm.replace(proof, flip(proof, -1)),
+                                   "guard.proof_forged"),
+        "box of another card": (alice, bob_dm.replace(printed[1].qr_text, proof),
+                                "guard.proof_forged"),
+        "another family's card": (alice, bob_dm, "guard.proof_mismatch"),
+    }  # fmt: skip
+    for name, (person, text, signal) in cases.items():
+        counter = Counter(platform, client)
+        response = counter.check(world, person, text)
+        assert (name, response.status_code, response.json()) == (name, 403, REFUSED)
+        assert counter.alerts() == [signal], name
+        assert counter.status() == "suspended", name

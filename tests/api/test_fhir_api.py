@@ -4,6 +4,7 @@ R4 resource, every refusal an OperationOutcome with our stable code, no search a
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -30,8 +31,9 @@ from tests.api.world import (
     close_world,
     staff_session,
 )
-from tierspayant.formats.fhir import systems
+from tierspayant.formats.fhir import lean, systems
 from tierspayant.formats.fhir.capability import RESOURCES
+from tierspayant.services.engagements import open_rights
 from tierspayant.store.tables import audit_events
 
 CARE_DAY = TODAY - timedelta(days=3)
@@ -83,6 +85,18 @@ def test_a_rights_check_through_fhir_decides_as_v1_for_every_contract(world: Wor
             assert rights_of(body) == v1["rights"]
             assert body["outcome"] == "complete"
             assert body["insurance"][0]["inforce"] is any(r["covered"] for r in v1["rights"])
+            # The rights engagement: in the top-level preAuthRef exactly when /v1 gives one,
+            # and it opens to the same engagement (the numbers differ: each is sealed anew).
+            assert ("preAuthRef" in body) is ("engagement_number" in v1)
+            if "preAuthRef" in body:
+                assert body["preAuthRef"].startswith("ENG1-R-")
+                with world.platform.engine.connect() as conn:
+                    by_fhir = open_rights(world.platform, conn, body["preAuthRef"])
+                    by_v1 = open_rights(world.platform, conn, v1["engagement_number"])
+                assert by_fhir == by_v1
+                assert {d.value for d in by_fhir.domains} == {
+                    r["domain"] for r in v1["rights"] if r["covered"]
+                }
             no_identity(person, fhir.text)
 
 
@@ -105,6 +119,39 @@ def test_unknown_mismatched_and_not_covered_give_the_same_fhir_bytes(world: Worl
     body = json.loads(next(iter(answers.values()))[0])
     parsed(body)
     assert all(item["excluded"] for item in body["insurance"][0]["item"])
+    assert "preAuthRef" not in body  # no engagement without rights
+    covered = fhir_check(world, person.card(), ["PHAR", "MED"]).json()
+    assert covered["preAuthRef"].startswith("ENG1-R-")
+
+
+def test_the_lean_and_the_model_readings_answer_the_same_bytes(
+    sqlite_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = sqlite_world
+    person = world.covered()
+    cards = [person.card(), world.not_covered().card(), person.card(nir=_unknown_nir(world))]
+    documents = [eligibility_request(card, ["PHAR", "OPTI"]) for card in cards]
+    documents.append(json.loads(json.dumps(documents[0])))
+    documents[-1]["contained"][0]["birthDate"] = "1979-02-30"
+
+    def answers() -> list[bytes]:
+        got = []
+        for document in documents:
+            response = world.client.post(
+                "/fhir/CoverageEligibilityRequest",
+                content=json.dumps(document),
+                headers={**world.pharmacy.headers, "Content-Type": FHIR},
+            )
+            # Each engagement number is sealed anew: compare everything else.
+            got.append(re.sub(rb'"preAuthRef":"[^"]+"', b'"preAuthRef":"*"', response.content))
+        return got
+
+    assert lean.eligibility_request(json.dumps(documents[0]).encode(), documents[0]) is not None
+    by_lean = answers()
+    assert b'"preAuthRef":"*"' in by_lean[0]
+    assert b"fhir.invalid" in by_lean[3]
+    monkeypatch.setattr(lean, "eligibility_request", lambda body, document: None)
+    assert answers() == by_lean
 
 
 def _last_audit(world: World) -> dict[str, object]:
@@ -222,7 +269,7 @@ def test_a_claim_with_another_use_is_refused(sqlite_world: World) -> None:
     assert outcome_code(response) == "fhir.unsupported_use"
 
 
-@pytest.mark.parametrize("kind", [*RESOURCES, "Patient", "Coverage"])
+@pytest.mark.parametrize("kind", sorted({*RESOURCES, "Patient", "Coverage"}))
 def test_every_search_is_refused_whoever_asks(sqlite_world: World, kind: str) -> None:
     world = sqlite_world
     member = staff_session(world, "member", beneficiary=world.covered())
@@ -382,3 +429,42 @@ def test_a_member_reads_their_own_statement_and_a_provider_cannot(sqlite_world: 
     refused = world.client.get("/fhir/ExplanationOfBenefit", headers=world.pharmacy.headers)
     assert refused.status_code == 403
     assert outcome_code(refused) == "auth.wrong_principal"
+
+
+def test_a_member_reads_their_own_coverage_and_nobody_else_can(sqlite_world: World) -> None:
+    world = sqlite_world
+    people = [world.covered(), world.not_covered()]
+    for person in people:
+        member = staff_session(world, "member", beneficiary=person)
+        response = world.client.get("/fhir/Coverage", headers={"Authorization": f"Bearer {member}"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        parsed(body)
+        assert (body["type"], body["total"]) == ("searchset", 1)
+        coverage = body["entry"][0]["resource"]
+        assert coverage["resourceType"] == "Coverage"
+        assert coverage["payor"][0]["identifier"]["value"] == person.amc_number
+        assert coverage["class"][0]["value"] == person.contract
+        assert coverage["period"]["start"] == person.coverage_start.isoformat()
+        end = person.coverage_end.isoformat() if person.coverage_end else None
+        assert coverage["period"].get("end") == end
+        no_identity(person, response.text)
+        with world.platform.engine.connect() as conn:
+            action = conn.execute(
+                select(audit_events.c.action, audit_events.c.actor)
+                .order_by(audit_events.c.seq.desc())
+                .limit(1)
+            ).one()
+        assert action.action == "member.coverage"
+        # Any parameter is a search: refused, even for the member's own coverage.
+        searched = world.client.get(
+            f"/fhir/Coverage?identifier={person.nir}",
+            headers={"Authorization": f"Bearer {member}"},
+        )
+        assert (searched.status_code, outcome_code(searched)) == (403, "fhir.search_refused")
+    provider = world.client.get("/fhir/Coverage", headers=world.pharmacy.headers)
+    assert (provider.status_code, outcome_code(provider)) == (403, "auth.wrong_principal")
+    anonymous = world.client.get("/fhir/Coverage")
+    assert (anonymous.status_code, outcome_code(anonymous)) == (401, "auth.missing_token")
+    read = world.client.get("/fhir/Coverage/contrat", headers=world.pharmacy.headers)
+    assert (read.status_code, outcome_code(read)) == (405, "fhir.interaction_unsupported")

@@ -60,6 +60,7 @@ OPERATIONS = (
         "payment_reconciliation_fhir_PaymentReconciliation__advice_id__get",
     ),
     ("GET", "/fhir/ExplanationOfBenefit", "explanation_of_benefit_fhir_ExplanationOfBenefit_get"),
+    ("GET", "/fhir/Coverage", "coverage_fhir_Coverage_get"),
 )
 
 

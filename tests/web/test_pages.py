@@ -18,7 +18,15 @@ from sqlalchemy import select
 from tests.factories import make_nir
 from tests.support.misreads import layout_swaps, misread_of
 from tests.web.portal_client import PortalClient
-from tests.web.world import AMC, CATALOGUE_FILE, PHARMACY_NAME, World, card_payload, reinstate
+from tests.web.world import (
+    AMC,
+    CATALOGUE_FILE,
+    PHARMACY_NAME,
+    World,
+    card_codes,
+    card_payload,
+    reinstate,
+)
 from tierspayant.demo.builder import demo_catalogue
 from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.care import CareDomain
@@ -313,6 +321,37 @@ def test_misread_scans_in_the_rights_page_ask_for_a_new_scan_and_never_suspend(
     assert guard is not None
     assert not guard.suspended(principal_id)
     guard.clear_suspension(principal_id)  # forget the misreads: the module's world is shared
+
+
+def test_the_harmonised_datamatrix_scanned_in_the_rights_page_is_the_card_proof(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    client = PortalClient(world)
+    principal_id = client.login_provider()
+    _, datamatrix = card_codes(world, tmp_path_factory.mktemp("datamatrix"))
+    form = {**_card_form(world.card), "domains": ["PHAR"]}
+    before = alerts_of(world, principal_id)
+    try:
+        # Given the DataMatrix scanned whole: answered as a card-proven lookup
+        accepted = client.post("/portail/prestataire/droits", {**form, "card_payload": datamatrix})
+        assert "Droits au" in accepted.text
+        last = _events(world, "eligibility.check")[-1]
+        assert json.loads(last.detail)["proof"] is True
+        # Given it cut short: a misread, asked to scan again, no alert
+        cut = client.post("/portail/prestataire/droits", {**form, "card_payload": datamatrix[:-3]})
+        assert html.unescape(cut.text).count(MISREAD_FR) == 1
+        assert alerts_of(world, principal_id) == before
+        # Given its box altered: the card cannot be accepted, a forged proof
+        forged = client.post(
+            "/portail/prestataire/droits",
+            {**form, "card_payload": datamatrix.replace("|R|", "|N|", 1)},
+        )
+        assert "ne peut pas être acceptée" in html.unescape(forged.text)
+        assert alerts_of(world, principal_id) == [*before, "guard.proof_forged"]
+        after = client.get("/portail/prestataire/droits", follow_redirects=False)
+        assert after.status_code == 303  # suspended, as for a forged QR code
+    finally:
+        reinstate(world, principal_id)  # the module's world is shared
 
 
 def test_provider_asks_a_prior_authorisation_and_follows_it_up(world: World) -> None:

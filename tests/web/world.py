@@ -97,6 +97,11 @@ def _account(
 def card_payload(world: World, directory: Path) -> str:
     """Issue the member's family card and return the text of its 2D code, as a reader
     would type it (the PDF writer is watched to catch the text it prints)."""
+    return card_codes(world, directory)[0]
+
+
+def card_codes(world: World, directory: Path) -> tuple[str, str]:
+    """Issue the member's family card: the texts of its QR code and of its DataMatrix."""
     printed: list[card_pdf.CardPrint] = []
     real = card_pdf.write_card
 
@@ -112,7 +117,7 @@ def card_payload(world: World, directory: Path) -> str:
         )
     finally:
         setattr(cards, "write_card", real)  # noqa: B010
-    return printed[-1].qr_text
+    return printed[-1].qr_text, printed[-1].datamatrix_text
 
 
 def build_world(

@@ -513,7 +513,16 @@ def check_proof(platform: Platform, conn: Connection, text: str, amc_number: str
     or retired key, bad signature, unknown serial, wrong secret), ``REVOKED`` for a
     genuine card that no longer counts (revoked, superseded, expired or not yet valid),
     ``MISMATCH`` for a genuine card of another insurer.
+
+    ``text`` is the QR code's ``TP1:`` proof or the harmonised DataMatrix (``TPH1|…``),
+    whose embedded ``TP1:`` proof is then the one checked, after the DataMatrix's own
+    signature (same key) and the box's agreement with the proof: one scan of either code
+    does. A DataMatrix that does not parse, or printed without its proof, is a misread;
+    one whose own signature or box fails is forged, like a ``TP1:`` whose signature fails.
     """
+    scanned = _scanned_datamatrix(text)
+    if scanned is not None:
+        text = scanned.proof or ""
     try:
         payload = cardsig.peek(text)
     except CardProofError:
@@ -527,8 +536,12 @@ def check_proof(platform: Platform, conn: Connection, text: str, amc_number: str
         raise ProofRefused(ProofFault.FORGED, serial)
     try:
         cardsig.verify(text, key.public_key)
+        if scanned is not None:
+            cardsig.verify_harmonised(scanned.signed_text, scanned.signature or "", key.public_key)
     except CardProofError:
         raise ProofRefused(ProofFault.FORGED, serial) from None
+    if scanned is not None and not _box_agrees(scanned.card, payload):
+        raise ProofRefused(ProofFault.FORGED, serial)
     card = store.card_by_serial(conn, insurer.id, serial)
     if (
         card is None
@@ -540,6 +553,31 @@ def check_proof(platform: Platform, conn: Connection, text: str, amc_number: str
     if card.status != "active" or not card.valid_from <= today <= card.valid_until:
         raise ProofRefused(ProofFault.REVOKED, serial)
     return VerifiedProof(insurer.id, serial, card.family_binding)
+
+
+def _scanned_datamatrix(text: str) -> harmonised.ScannedCard | None:
+    """The decoded DataMatrix when ``text`` is one (``TPH1|``), else None (a QR text).
+
+    :class:`ProofRefused` ``MISREAD`` when it does not parse or carries no proof.
+    """
+    if not text.startswith(harmonised.PREFIX + harmonised.SEPARATOR):
+        return None
+    try:
+        scanned = harmonised.decode(text)
+    except harmonised.Misread:
+        raise ProofRefused(ProofFault.MISREAD) from None
+    if scanned.proof is None:
+        raise ProofRefused(ProofFault.MISREAD)
+    return scanned
+
+
+def _box_agrees(fields: harmonised.HarmonisedCard, payload: cardsig.CardPayload) -> bool:
+    """The printed box says what the signed proof says (AMC number, validity)."""
+    return (fields.amc_number, fields.valid_from, fields.valid_until) == (
+        payload.amc_number,
+        payload.valid_from,
+        payload.valid_until,
+    )
 
 
 def proof_covers(
@@ -650,11 +688,4 @@ def _proof_verifies(
             cardsig.verify_harmonised(scanned.signed_text, signature, key.public_key)
     except CardProofError:
         return False
-    if scanned is None:
-        return True
-    fields = scanned.card
-    return (fields.amc_number, fields.valid_from, fields.valid_until) == (
-        payload.amc_number,
-        payload.valid_from,
-        payload.valid_until,
-    )
+    return scanned is None or _box_agrees(scanned.card, payload)

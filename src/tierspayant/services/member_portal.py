@@ -37,20 +37,24 @@ PURPOSE = "data_subject_access"
 CONSULTATIONS = "member.consultations"
 DATA_EXPORT = "member.data_export"
 CARDS = "member.cards"
+COVERAGE = "member.coverage"
 
 __all__ = [
     "CARDS",
     "CONSULTATIONS",
+    "COVERAGE",
     "DATA_EXPORT",
     "Consultation",
     "FamilyCard",
     "MemberExport",
     "MemberRecord",
     "NewCard",
+    "OwnCoverage",
     "consultations",
     "data_export",
     "new_card_pdf",
     "own_cards",
+    "own_coverage",
 ]
 
 
@@ -69,6 +73,16 @@ class MemberRecord:
     coverage_start: date
     coverage_end: date | None
     css: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OwnCoverage:
+    """The member's own contract coverage: no identity at all."""
+
+    insurer: str  # AMC number
+    contract: str
+    coverage_start: date
+    coverage_end: date | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +194,26 @@ def data_export(platform: Platform, principal: Principal) -> MemberExport:
             coverage_end=record.coverage_end,
             css=record.css,
         ),
+    )
+
+
+def own_coverage(platform: Platform, principal: Principal) -> OwnCoverage:
+    """The member's own contract and its period (audited as ``member.coverage``)."""
+    subject = _subject(platform, principal)
+    record = _own_row(platform, subject).record
+    with write_transaction(platform.engine) as conn:
+        audit.append(
+            conn,
+            at=platform.now(),
+            actor=subject.actor,
+            action=COVERAGE,
+            purpose=PURPOSE,
+            subject=subject.pseudonym,
+            insurer=subject.amc,
+            decision="allow",
+        )
+    return OwnCoverage(
+        subject.amc, record.contract_code, record.coverage_start, record.coverage_end
     )
 
 

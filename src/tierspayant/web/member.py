@@ -37,6 +37,7 @@ ACTIONS = {
     "member.consultations": "Consultation de cet historique",
     "member.data_export": "Export de vos données",
     "member.cards": "Consultation de votre carte",
+    "member.coverage": "Consultation de votre contrat (FHIR)",
     "card.issue": "Émission de votre carte de tiers payant",
 }
 CARD_STATUSES = {"active": "valide", "revoked": "révoquée", "superseded": "remplacée"}

@@ -31,7 +31,7 @@ from tierspayant.domain.pricing import PricingLine
 from tierspayant.formats.fhir import read, write
 from tierspayant.formats.fhir.capability import RESOURCES, capability_statement
 from tierspayant.security.principal import Principal
-from tierspayant.services import payments, statements
+from tierspayant.services import member_portal, payments, statements
 from tierspayant.services.claims import ClaimSubmission, submit_claim
 from tierspayant.services.eligibility import RightsCheck, start_rights_check
 from tierspayant.services.errors import NotFound
@@ -93,6 +93,7 @@ async def coverage_eligibility(
             amc_number=ask.card.amc_number,
             purposes=("benefits",),
             created=platform.now(),
+            engagement_number=answer.engagement_number,
         )
     )
 
@@ -257,6 +258,24 @@ def explanation_of_benefit(
             [write.explanation_of_benefit(line, n, created=now) for n, line in enumerate(lines)]
         )
     )
+
+
+@router.get(
+    "/Coverage",
+    summary="The signed-in member's own contract coverage, as a Coverage",
+    **policy(Policy.MEMBER),
+)
+def coverage(request: Request, principal: MemberPrincipal, platform: PlatformDep) -> Response:
+    if request.query_params:
+        raise _search_refused()
+    own = member_portal.own_coverage(platform, principal)
+    resource = write.member_coverage(
+        amc_number=own.insurer,
+        contract=own.contract,
+        start=own.coverage_start,
+        end=own.coverage_end,
+    )
+    return _fhir(write.searchset([resource]))
 
 
 # Everything else: refused, the same for every caller (see the module's docstring).

@@ -19,8 +19,10 @@ RESOURCES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "Claim": ((), ("submit",), "provider"),
     "PaymentReconciliation": (("read",), (), "provider"),
     "ExplanationOfBenefit": (("search-type",), (), "member"),
+    "Coverage": (("search-type",), (), "member"),
 }
-"""``search-type`` on ExplanationOfBenefit is the member's own list, without parameters."""
+"""``search-type`` on ExplanationOfBenefit and Coverage is the member's own, without
+parameters."""
 
 DOCUMENTATION = {
     "CoverageEligibilityRequest": "Contrôle des droits (IDB) : "
@@ -30,6 +32,7 @@ DOCUMENTATION = {
     "PaymentReconciliation": "Avis de paiement du professionnel, par son identifiant.",
     "ExplanationOfBenefit": "Relevé de l'assuré connecté : ses propres lignes payées, "
     "sans paramètre de recherche.",
+    "Coverage": "Contrat de l'assuré connecté : le sien seulement, sans paramètre de recherche.",
 }
 
 

@@ -1,10 +1,11 @@
 """Request resources in, plain values out: a ``CoverageEligibilityRequest`` or a ``Claim``.
 
 The body is parsed by the R4B model of ``fhir.resources`` (structure, cardinalities,
-datatypes), then the elements the platform needs are read and checked here (value sets
-the models leave open: ``status``, ``purpose``, ``use``; the identifier systems and
-extensions of :mod:`.systems`). A failure names the element, never its value: values may
-be identifiers.
+datatypes; a rights check first tries the lean models of :mod:`.lean`, which give the
+same values or step aside), then the elements the platform needs are read and checked
+here (value sets the models leave open: ``status``, ``purpose``, ``use``; the identifier
+systems and extensions of :mod:`.systems`). A failure names the element, never its
+value: values may be identifiers.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.codes import FhirCode
 from tierspayant.domain.errors import FhirInvalid, FhirUnreadable
 from tierspayant.domain.pricing import RssClass
-from tierspayant.formats.fhir import systems
+from tierspayant.formats.fhir import lean, systems
 
 R = TypeVar("R", bound=Resource)
 USES = ("predetermination", "preauthorization", "claim")
+# The QR code's proof, or the harmonised DataMatrix that embeds it (services/cards.py).
+PROOF_PREFIXES = ("TP1:", "TPH1|")
 _MAX_CENTS = 100_000_000
 # The same bounds as the /v1 bodies (api/schemas.py, api/routes/*.py).
 AMC = re.compile(r"[0-9]{8,10}")
@@ -99,21 +102,29 @@ def invalid(message: str, element: str | None = None) -> FhirInvalid:
     return FhirInvalid(FhirCode.INVALID, message, field=element)
 
 
-def load(body: bytes, model: type[R]) -> R:
-    """Parse ``body`` as a resource of ``model``'s type (R4B), or refuse it."""
+def _document(body: bytes, expected: str) -> dict[str, Any]:
+    """The JSON object of ``body``, of resource type ``expected``, or a refusal."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
         raise FhirUnreadable(FhirCode.MALFORMED, "le corps n'est pas du JSON") from None
     if not isinstance(document, dict):
         raise FhirUnreadable(FhirCode.MALFORMED, "le corps n'est pas une ressource FHIR")
-    expected = model.get_resource_type()
     if document.get("resourceType") != expected:
         raise FhirInvalid(
             FhirCode.WRONG_RESOURCE_TYPE,
             f"une ressource {expected} est attendue",
             field="resourceType",
         )
+    return document
+
+
+def load(body: bytes, model: type[R]) -> R:
+    """Parse ``body`` as a resource of ``model``'s type (R4B), or refuse it."""
+    return _validated(_document(body, model.get_resource_type()), model)
+
+
+def _validated(document: dict[str, Any], model: type[R]) -> R:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -121,7 +132,9 @@ def load(body: bytes, model: type[R]) -> R:
         where = ".".join(str(part) for part in first.get("loc", ())) or None
         kind = "élément inconnu" if first.get("type") == "extra_forbidden" else "élément invalide"
         raise invalid(f"{kind} selon FHIR R4", where) from None
-    except (ValueError, TypeError, RecursionError):
+    except (ValueError, TypeError, LookupError, RecursionError):
+        # LookupError: fhir.resources looks a contained resource's type up in a table (an
+        # unknown type was a KeyError, answered 500).
         raise invalid("ressource invalide selon FHIR R4") from None
 
 
@@ -174,17 +187,18 @@ def _card_proof(resource: Any) -> str | None:
     ext = _extensions(resource).get(systems.CARD_PROOF)
     if ext is None:
         return None
-    _require(isinstance(ext.valueString, str) and ext.valueString.startswith("TP1:"),
-             "la preuve de carte est le texte du code 2D (TP1:…)", "extension")  # fmt: skip
+    _require(isinstance(ext.valueString, str) and ext.valueString.startswith(PROOF_PREFIXES),
+             "la preuve de carte est le texte du code 2D (TP1:… ou TPH1|…)",
+             "extension")  # fmt: skip
     return str(ext.valueString)
 
 
-def _patient(resource: Any) -> Patient:
+def _patient(resource: Any) -> Patient | lean.Patient:
     reference = getattr(resource.patient, "reference", None)
     if not isinstance(reference, str) or not reference.startswith("#"):
         raise invalid("le patient est une ressource Patient contenue (#id)", "patient.reference")
     for contained in resource.contained or ():
-        if isinstance(contained, Patient) and contained.id == reference[1:]:
+        if isinstance(contained, Patient | lean.Patient) and contained.id == reference[1:]:
             return contained
     raise invalid("le patient référencé n'est pas contenu", "patient.reference")
 
@@ -226,8 +240,24 @@ def _domain(concept: Any, element: str) -> CareDomain:
 
 
 def rights_ask(body: bytes) -> RightsAsk:
-    """A ``CoverageEligibilityRequest`` (purpose ``benefits`` or ``validation``)."""
-    request = load(body, CoverageEligibilityRequest)
+    """A ``CoverageEligibilityRequest`` (purpose ``benefits`` or ``validation``).
+
+    The hot path: the lean models of :mod:`.lean` read the usual request; whatever they
+    leave aside is read by the R4B model, so the answer is :func:`rights_ask_by_model`'s.
+    """
+    document = _document(body, "CoverageEligibilityRequest")
+    request = lean.eligibility_request(body, document)
+    return _rights_ask(
+        request if request is not None else _validated(document, CoverageEligibilityRequest)
+    )
+
+
+def rights_ask_by_model(body: bytes) -> RightsAsk:
+    """:func:`rights_ask` through the R4B model only (the reference the tests compare)."""
+    return _rights_ask(load(body, CoverageEligibilityRequest))
+
+
+def _rights_ask(request: Any) -> RightsAsk:
     _require(request.status == "active", "status doit valoir active", "status")
     purposes = set(request.purpose or ())
     _require(bool(purposes) and purposes <= {"benefits", "validation"},

@@ -36,6 +36,7 @@ BENEFIT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/benefit-type"
 CLAIM_TYPE: Final = "http://terminology.hl7.org/CodeSystem/claim-type"
 PROCESS_PRIORITY: Final = "http://terminology.hl7.org/CodeSystem/processpriority"
 PAYMENT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/payment-type"
+COVERAGE_CLASS: Final = "http://terminology.hl7.org/CodeSystem/coverage-class"
 
 # Extensions
 EXT: Final = f"{BASE}:ext"

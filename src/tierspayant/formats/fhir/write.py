@@ -32,6 +32,8 @@ _NUMBER_TEXT = re.compile(r'"\\u0001(-?[0-9]+\.[0-9]+)"')
 def dumps(resource: Mapping[str, Any]) -> bytes:
     """Compact JSON; decimals (amounts, rates) written exactly, never through a float."""
     text = json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+    if "\\u0001" not in text:  # no decimal (a rights answer): nothing to rewrite
+        return text.encode()
     return _NUMBER_TEXT.sub(r"\1", text).encode()
 
 
@@ -95,8 +97,14 @@ def eligibility_response(
     amc_number: str,
     purposes: Iterable[str],
     created: datetime,
+    engagement_number: str | None = None,
 ) -> Json:
-    """The rights-check answer: one ``insurance`` whose items are the requested domains."""
+    """The rights-check answer: one ``insurance`` whose items are the requested domains.
+
+    ``engagement_number`` (a covered answer only) goes to the top-level ``preAuthRef``,
+    the one element of R4's CoverageEligibilityResponse for the insurer's reference; an
+    answer without it is byte for byte the answer an unknown person gets.
+    """
     covered = any(r.covered for r in rights)
     items: list[Json] = []
     valid_until: date | None = None
@@ -123,7 +131,7 @@ def eligibility_response(
     if valid_until is not None:
         insurance["benefitPeriod"] = {"end": valid_until.isoformat()}
     insurance["item"] = items
-    return {
+    response: Json = {
         "resourceType": "CoverageEligibilityResponse",
         "status": "active",
         "purpose": sorted(set(purposes)),
@@ -136,6 +144,9 @@ def eligibility_response(
         "insurer": _insurer(amc_number),
         "insurance": [insurance],
     }
+    if engagement_number is not None:
+        response["preAuthRef"] = engagement_number
+    return response
 
 
 def _adjudication(category: str, cents: int, *, ours: bool = False) -> Json:
@@ -430,6 +441,33 @@ def explanation_of_benefit(line: StatementLineLike, n: int, *, created: datetime
             }
         ],
         "payment": {"date": line.payment_date.isoformat(), "amount": _money(line.amc_cents)},
+    }
+
+
+def member_coverage(*, amc_number: str, contract: str, start: date, end: date | None) -> Json:
+    """The signed-in member's own contract coverage: the insurer, the contract, the period.
+
+    No identifier of the person (no NIR, no member number): the beneficiary is "vous".
+    ``status`` is the resource's (R4: active unless withdrawn); an ended coverage shows
+    by its ``period.end``.
+    """
+    period: Json = {"start": start.isoformat()}
+    if end is not None:
+        period["end"] = end.isoformat()
+    return {
+        "resourceType": "Coverage",
+        "id": "contrat",
+        "status": "active",
+        "beneficiary": {"display": "vous"},
+        "period": period,
+        "payor": [_insurer(amc_number)],
+        "class": [
+            {
+                "type": _coding(systems.COVERAGE_CLASS, "plan"),
+                "value": contract,
+                "name": "contrat",
+            }
+        ],
     }
 
 
