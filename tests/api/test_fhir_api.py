@@ -372,20 +372,21 @@ def test_a_preauthorization_gives_the_agreement_in_pre_auth_ref(world: World) ->
              "billed_cents": 15000, "br_cents": 5}  # fmt: skip
     key = (systems.REQUEST_KEY, f"q-{uuid.uuid4().hex[:8]}")
     resource = claim("preauthorization", person.card(), CARE_DAY, [frame], key)
-    first = submit(world, resource)
+    optician = world.account("optician").headers  # under convention for optics
+    first = submit(world, resource, optician)
     assert first.status_code == 201, first.text
     body = first.json()
     parsed(body)
     assert body["use"] == "preauthorization"
     agreement = body["preAuthRef"]
-    v1 = world.client.get(f"/v1/prior-authorisations/{agreement}", headers=world.pharmacy.headers)
+    v1 = world.client.get(f"/v1/prior-authorisations/{agreement}", headers=optician)
     assert v1.status_code == 200
     answer = v1.json()
     assert body["outcome"] == ("queued" if answer["status"] == "pending" else "complete")
     if answer["status"] == "granted":
         assert body["preAuthPeriod"]["start"] == CARE_DAY.isoformat()
     assert _amounts(body["total"])["benefit"] == answer["guaranteed_cents"]
-    again = submit(world, resource)
+    again = submit(world, resource, optician)
     assert again.status_code == 200
     assert again.json()["preAuthRef"] == agreement
     no_identity(person, first.text)
