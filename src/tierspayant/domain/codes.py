@@ -87,6 +87,7 @@ class CalculationCode(ErrorCode):
 
     CALCULATION_NO_RIGHTS = "calculation.no_rights"
     NO_CONVENTION = "calculation.no_convention"
+    TOO_MANY_OPEN = "calculation.too_many_open"
     INVALID_REQUEST = "pricing.invalid_request"
     NO_LINES = "pricing.no_lines"
     NOT_COVERED_YET = "pricing.not_covered_yet"
@@ -192,6 +193,7 @@ class EngagementCode(ErrorCode):
     """Engagement numbers (engagements de prise en charge) carried by invoices."""
 
     INVALID = "engagement.invalid"
+    NOT_FOUND = "engagement.not_found"
 
 
 class EnrolmentCode(ErrorCode):

@@ -188,6 +188,19 @@ def guarded_read(
     return _guarded(platform, principal, card, proof, answer, write=False)
 
 
+def guarded_answer(
+    platform: Platform,
+    principal: Principal,
+    card: CardData,
+    proof: CardProof,
+    answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry]],
+) -> Deferred[T]:
+    """:func:`guarded_read` for answers that also write (a calculation's engagement on
+    amounts): ``answer`` runs in a write transaction, its audit event goes to the
+    group-commit writer once that transaction is committed."""
+    return _guarded(platform, principal, card, proof, answer, write=True)
+
+
 def _guarded(
     platform: Platform,
     principal: Principal,

@@ -9,7 +9,7 @@ telling anything about whom the card designates.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 from sqlalchemy import Connection
@@ -18,11 +18,12 @@ from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import ErrorCode
 from tierspayant.domain.eligibility import Coverage, age_on
-from tierspayant.domain.facts import PricingFacts, without_convention
+from tierspayant.domain.facts import CounterUse, PricingFacts, held_by, without_convention
 from tierspayant.services.errors import Unprocessable
 from tierspayant.services.identification import Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.store import adjudication as store
+from tierspayant.store import reservations
 from tierspayant.store.adjudication import ProviderTerms
 
 NO_PROVIDER = ProviderTerms(optam=False, conventions={})
@@ -58,9 +59,13 @@ def person_facts(
     found: Identified,
     care_date: date,
     provider: ProviderTerms,
+    reserved: Sequence[CounterUse] | None = None,
 ) -> PricingFacts | None:
     """The person's pricing facts on ``care_date``; None when they have no rights then
-    (outside the coverage, or a contract missing from the catalogue)."""
+    (outside the coverage, or a contract missing from the catalogue).
+
+    ``reserved``: what open engagements on amounts hold of the ceilings; None reads them
+    all (a prior authorisation); the calculation passes them, its own retry excepted."""
     record = found.record
     coverage = Coverage(record.contract_code, record.coverage_start, record.coverage_end)
     if not coverage.covers(care_date):
@@ -68,6 +73,9 @@ def person_facts(
     contract = platform.catalogues.contract(conn, insurer.id, record.contract_code)
     if contract is None:
         return None
+    if reserved is None:
+        held = reservations.open_reservations(conn, insurer.id, [record.id], platform.today())
+        reserved = held_by(((r.id, r.uses) for r in held[record.id]), None)
     return store.pricing_facts(
         conn,
         insurer.id,
@@ -77,4 +85,5 @@ def person_facts(
         age=age_on(found.birth_date, care_date),
         css=record.css,
         provider=provider,
+        reserved=tuple(reserved),
     )
