@@ -16,11 +16,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, func, select
 
-from tests.factories import make_am_number, make_bic, make_french_iban
+from tests.support.world import add_provider
 from tierspayant.app.platform import Platform
 from tierspayant.domain.ledger import AccountKind, account, credit, debit, posting
-from tierspayant.services.errors import Conflict
-from tierspayant.services.providers import NewProvider, Provider, add_provider
+from tierspayant.services.providers import Provider
 from tierspayant.store import ledger
 from tierspayant.store.claims_tables import claim_lines, claims
 
@@ -51,26 +50,9 @@ REJECTED = Line(
 def make_provider(
     platform: Platform, rng: random.Random, *, category: str = "pharmacy", iban: bool = True
 ) -> Provider:
-    """A provider with an IBAN (encrypted by the provider service) unless told not to.
-
-    PostgreSQL tests share a database per module: a number already taken draws another.
-    """
-    for _ in range(20):
-        try:
-            return add_provider(
-                platform,
-                NewProvider(
-                    am_number=make_am_number(rng, 5 if category == "pharmacy" else 1),
-                    category=category,
-                    name=f"Pharmacie Éloïse {rng.randrange(10**6)}",
-                    iban=make_french_iban(rng) if iban else None,
-                    bic=make_bic(rng) if iban else None,
-                ),
-                ACTOR,
-            )
-        except Conflict:
-            continue
-    raise AssertionError("no free AM number")
+    """A provider with an IBAN (encrypted by the provider service) unless told not to."""
+    name = f"Pharmacie Éloïse {rng.randrange(10**6)}"
+    return add_provider(platform, rng, category, name=name, iban=iban, actor=ACTOR)
 
 
 def _next_claim_id(conn: Connection) -> int:

@@ -169,6 +169,9 @@ def _round(
     """One of each kind of request, writers and readers interleaved."""
     world = served.world
     provider = world.pharmacy.headers
+    # Prior authorisations come from professionals under convention for their domain.
+    optician = world.account("optician").headers
+    hospital = world.account("hospital").headers
     person = people[0]
     rights = {"card": person.card(), "care_date": TODAY.isoformat(), "domains": ["PHAR", "MED"]}
 
@@ -179,12 +182,12 @@ def _round(
     check()
     quote = frame_quote(people[1], f"q-{uuid.uuid4().hex[:10]}")
     path = "/v1/prior-authorisations"
-    _timed(tally, "prior_auth", lambda: http.post(path, json=quote, headers=provider))
+    _timed(tally, "prior_auth", lambda: http.post(path, json=quote, headers=optician))
     check()
     stay = _timed(
         tally,
         "stay",
-        lambda: http.post("/v1/prior-authorisations", json=_stay(people[2]), headers=provider),
+        lambda: http.post("/v1/prior-authorisations", json=_stay(people[2]), headers=hospital),
     )
     _claim(served, http, tally, people[3])
     _timed(tally, "member_page", lambda: member.get("/portail/adherent/"))
@@ -236,6 +239,8 @@ def test_given_mixed_writers_and_readers_at_once_then_no_server_error_and_no_sta
 ) -> None:
     tally = Tally()
     people = _people(served.world)
+    for category in ("optician", "hospital"):  # made once, before the threads share them
+        served.world.account(category)
 
     def work(_index: int) -> None:
         with (
@@ -261,6 +266,7 @@ def test_given_mixed_writers_and_readers_at_once_then_no_server_error_and_no_sta
     )
     assert tally.faults == []
     assert kinds["claim"] == THREADS * ROUNDS * 2
+    assert statuses.get(422, 0) == 0  # no quote refused for a missing convention
     assert kinds["decision"] == THREADS * ROUNDS  # every stay was answered, and decided
     stored = _stored(served, tally.invoices)
     assert sorted(stored) == sorted(tally.invoices.items())  # each once, under its receipt id

@@ -17,32 +17,27 @@ default policy.
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import secrets
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import pyotp
 import pytest
-import yaml
 from sqlalchemy import Connection
 
-from tests.factories import make_am_number, make_finess, make_rpps, make_siret
+from tests.factories import make_finess, make_siret
+from tests.support import world as core
+from tests.support.world import CATALOGUES as CATALOGUES  # re-exported
+from tests.support.world import Person as Person  # re-exported
+from tests.support.world import beneficiary_id
 from tierspayant.api.app import create_app
-from tierspayant.app.platform import Platform, initialise
-from tierspayant.config import load_settings
-from tierspayant.demo.synthetic import write_beneficiaries_csv
-from tierspayant.security.crypto import BlindIndexer
-from tierspayant.security.identity import nir_index
-from tierspayant.services import accounts, enrolment, insurers, providers
-from tierspayant.store.beneficiaries import find_by_nir_index
-from tierspayant.store.keys import insurer_scope
+from tierspayant.app.platform import Platform
+from tierspayant.services import insurers, providers
 
 with warnings.catch_warnings():
     # Starlette warns that it prefers httpx2 to httpx; the client works the same.
@@ -50,7 +45,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[2]
-CATALOGUES = ROOT / "src" / "tierspayant" / "reference" / "demo"
 NOW = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Paris
 TODAY = NOW.date()
 FILE_DATE = date(2026, 1, 1)
@@ -73,62 +67,11 @@ RELAXED_LIMITS = "auth.client=100000/minute"
 ENGINE_PARAMS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-class Clock:
-    """The platform's clock, moved by hand."""
+class Clock(core.Clock):
+    """The platform's clock, moved by hand; on :data:`NOW` until a test moves it."""
 
     def __init__(self, start: datetime = NOW) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """One beneficiary as the synthetic file has it (identity the card shows, and more)."""
-
-    amc_number: str
-    member_number: str
-    nir: str
-    birth_rank: int
-    birth_date: date
-    last_name: str
-    first_name: str
-    contract: str
-    coverage_start: date
-    coverage_end: date | None
-    css: bool
-
-    def covered_on(self, day: date) -> bool:
-        return self.coverage_start <= day and (
-            self.coverage_end is None or day <= self.coverage_end
-        )
-
-    def card(self, **changes: object) -> dict[str, object]:
-        """The card block of a request, by NIR and rank, with ``changes`` applied."""
-        card: dict[str, object] = {
-            "amc_number": self.amc_number,
-            "birth_date": self.birth_date.isoformat(),
-            "nir": self.nir,
-            "birth_rank": self.birth_rank,
-        }
-        card.update(changes)
-        return card
-
-    def identity_strings(self) -> tuple[str, ...]:
-        """What must never appear in an answer about this person."""
-        return (
-            self.nir,
-            self.nir[:13],
-            self.birth_date.isoformat(),
-            self.birth_date.strftime("%d/%m/%Y"),
-            self.last_name,
-            self.first_name,
-        )
+        super().__init__(start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,24 +170,7 @@ def request_token(client: TestClient, client_id: str, client_secret: str) -> str
 
 
 def read_people(path: Path, amc: str) -> tuple[Person, ...]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter=";"))
-    return tuple(
-        Person(
-            amc_number=amc,
-            member_number=row["member_number"],
-            nir=row["nir"],
-            birth_rank=int(row["birth_rank"]),
-            birth_date=date.fromisoformat(row["birth_date"]),
-            last_name=row["last_name"],
-            first_name=row["first_name"],
-            contract=row["contract"],
-            coverage_start=date.fromisoformat(row["coverage_start"]),
-            coverage_end=date.fromisoformat(row["coverage_end"]) if row["coverage_end"] else None,
-            css=row["css"] == "1",
-        )
-        for row in rows
-    )
+    return core.read_people(path, amc)
 
 
 def open_platform_for(
@@ -262,13 +188,11 @@ def open_platform_for(
     else:
         url = request.getfixturevalue("postgres_url")
         data_dir = request.getfixturevalue("postgres_data_dir")
-    env = {"TIERSPAYANT_DATA_DIR": str(data_dir), "TIERSPAYANT_DATABASE_URL": url}
+    env = {}
     if guard is not None:
         env["TIERSPAYANT_GUARD_POLICY"] = json.dumps(guard)
         env["TIERSPAYANT_RATE_LIMITS"] = RELAXED_LIMITS
-    platform = initialise(load_settings(env))
-    platform.clock = clock
-    return platform, data_dir
+    return core.open_platform(data_dir, url=url, env=env, clock=clock), data_dir
 
 
 def build_world(
@@ -289,20 +213,13 @@ def build_world(
     people: dict[str, tuple[Person, ...]] = {}
     files: list[Path] = []
     for index, name in enumerate(INSURER_FILES):
-        document = yaml.safe_load((CATALOGUES / name).read_text(encoding="utf-8"))
-        amc = str(document["insurer"])
-        insurers.add_insurer(platform, amc, str(document["name"]), "mutuelle", ACTOR)
-        upload = insurers.upload_catalogue(platform, amc, document, ACTOR)
+        insurer = core.add_insurer(platform, CATALOGUES / name, actor=ACTOR)
+        amc = insurer.amc_number
         path = files_dir / f"beneficiaries-{amc}.csv"
-        write_beneficiaries_csv(
-            path, count, seed=seed + index, contracts=upload.contracts, start=FILE_DATE
+        people[amc] = core.enrol(
+            platform, amc, count, seed + index, insurer.contracts, FILE_DATE, path=path, actor=ACTOR
         )
-        summary = enrolment.import_beneficiaries(
-            platform, amc, path, mode="full", file_date=FILE_DATE, actor=ACTOR, workers=0
-        )
-        assert summary.rejected == 0
         files.append(path)
-        people[amc] = read_people(path, amc)
     client = TestClient(create_app(platform), raise_server_exceptions=False)
     rng = random.Random(seed)
     pharmacy = add_provider_account(
@@ -326,31 +243,19 @@ def add_provider_account(
     optam: bool = False,
 ) -> ProviderAccount:
     """Register a provider under every insurer's convention and get it a token."""
-    am = make_am_number(rng, 5 if category == "pharmacy" else 1)
-    rpps = make_rpps(rng)
-    provider = providers.add_provider(
-        platform,
-        providers.NewProvider(
-            am_number=am,
-            category=category,
-            name=f"Test {category}",
-            rpps=rpps,
-            finess=finess,
-            siret=siret,
-            optam=optam,
-        ),
-        ACTOR,
-    )
-    for amc in amcs:
-        providers.add_conventions(platform, am, amc, None, date(2025, 1, 1), ACTOR)
-    credentials = providers.issue_client(platform, am, "logiciel de test", ACTOR)
+    provider = core.add_provider(
+        platform, rng, category, amcs=amcs, rpps=True, finess=finess or False,
+        siret=siret or False, optam=optam, actor=ACTOR,
+    )  # fmt: skip
+    assert provider.rpps is not None
+    credentials = providers.issue_client(platform, provider.am_number, "logiciel de test", ACTOR)
     token = request_token(client, credentials.client_id, credentials.client_secret)
     return ProviderAccount(
         am_number=provider.am_number,
         category=category,
         structure=provider.structure,
         optam=optam,
-        rpps=rpps,
+        rpps=provider.rpps,
         client_id=credentials.client_id,
         client_secret=credentials.client_secret,
         token=token,
@@ -388,28 +293,18 @@ def staff_session(
     """
     platform = world.platform
     insurer_id: int | None = None
-    beneficiary_id: int | None = None
+    member_id: int | None = None
     with platform.engine.connect() as conn:
         if amc is not None or beneficiary is not None:
             insurer_id = insurers.get_insurer(conn, amc or beneficiary.amc_number).id  # type: ignore[union-attr]
         if beneficiary is not None:
-            beneficiary_id = _beneficiary_id(platform, conn, beneficiary)
+            member_id = beneficiary_id(platform, beneficiary, conn)
     login = f"{kind}.{secrets.token_hex(4)}@exemple.fr"
-    accounts.create_account(
+    return core.add_account(
         platform, kind, login, STAFF_PASSWORD, actor=ACTOR,
-        insurer_id=insurer_id, beneficiary_id=beneficiary_id,
+        insurer_id=insurer_id, beneficiary_id=member_id, session=True,
     )  # fmt: skip
-    challenge = accounts.begin_login(platform, login, STAFF_PASSWORD)
-    enrolment = accounts.enrol_totp(platform, challenge.challenge_id)
-    code = pyotp.TOTP(enrolment.secret).at(world.clock.now)
-    done = accounts.confirm_totp(platform, challenge.challenge_id, str(code))
-    return done.session.token
 
 
 def _beneficiary_id(platform: Platform, conn: Connection, person: Person) -> int:
-    insurer = insurers.get_insurer(conn, person.amc_number)
-    keys = platform.keys.active(conn, insurer_scope(person.amc_number))
-    index = nir_index(BlindIndexer(keys), person.nir, person.birth_rank)
-    record = find_by_nir_index(conn, insurer.id, index)
-    assert record is not None
-    return int(record.id)
+    return beneficiary_id(platform, person, conn)

@@ -16,6 +16,7 @@ from tests.browser.conftest import Site
 from tests.browser.test_journeys import Tab
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.pricing import PricingLine
+from tierspayant.services import providers
 from tierspayant.services.identification import CardData
 from tierspayant.services.prior_auth import PriorAuthRequest, get_prior_auth, request_prior_auth
 
@@ -33,8 +34,14 @@ def tabs(browser: Browser, site: Site) -> Iterator[list[Tab]]:
 
 
 def _pending_stay(site: Site) -> str:
-    """A hospital stay quote sent by the world's pharmacy session: a person must decide."""
+    """A hospital stay quote sent by the world's provider session: a person must decide.
+    The counter refuses a professional without the insurer's convention for the domain, so
+    the world's structure first signs it for hospital stays."""
     world = site.world
+    amc = world.card["amc_number"]
+    providers.add_conventions(
+        world.platform, world.provider_am, amc, [CareDomain.HOSP], date(2024, 1, 1), "test"
+    )
     principal = world.provider_session().principal
     card = CardData(
         amc_number=world.card["amc_number"],

@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import SeededInsurer
-from tests.factories import make_am_number, make_french_iban, make_nir
+from tests.factories import make_nir
+from tests.support import world as core
 from tierspayant.app.platform import Platform
+from tierspayant.demo.synthetic import HEADER as COLUMNS
 from tierspayant.domain.care import CareDomain, Sex
 from tierspayant.domain.claims import ClaimContent, ClaimLine
-from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
+from tierspayant.security.principal import Principal
 from tierspayant.services.claims import ClaimSubmission
-from tierspayant.services.enrolment import import_beneficiaries
 from tierspayant.services.identification import CardData
 from tierspayant.services.insurers import upload_catalogue
-from tierspayant.services.providers import NewProvider, Provider, add_conventions, add_provider
+from tierspayant.services.providers import Provider
 
 ACTOR = "test:claims"
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)  # the platform's clock in these tests
@@ -28,10 +29,7 @@ CARE_DAY = date(2026, 11, 2)  # a Monday four weeks before
 COVERAGE_START = date(2024, 1, 1)
 LATE_START = date(2026, 6, 1)  # coverage start of the fourth person
 NAMES = ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand")
-HEADER = (
-    "member_number;nir;birth_rank;birth_date;last_name;first_name;sex;quality;contract;"
-    "coverage_start;coverage_end;css"
-)
+HEADER = ";".join(COLUMNS)
 
 
 def catalogue(amc: str) -> dict[str, Any]:
@@ -103,32 +101,17 @@ class World:
 
 
 def principal_of(provider: Provider) -> Principal:
-    return Principal(
-        id=f"provider:{provider.am_number}/client:test",
-        kind=PrincipalKind.PROVIDER_CLIENT,
-        strength=AuthStrength.AAL2,
-        provider_id=provider.id,
-        provider_am_number=provider.am_number,
-        structure=provider.structure,
-    )
+    return core.provider_principal(provider)
 
 
 def _provider(
     platform: Platform, amc: str, category: str, seed: int, domains: Sequence[CareDomain] = ()
 ) -> tuple[Provider, Principal]:
-    rng = random.Random(seed * 7919 + int(amc))
-    provider = add_provider(
-        platform,
-        NewProvider(
-            am_number=make_am_number(rng),
-            category=category,
-            name=f"PS {seed}",
-            iban=make_french_iban(rng),
-        ),
-        ACTOR,
-    )
-    chosen = tuple(domains) or tuple(CareDomain)
-    add_conventions(platform, provider.am_number, amc, chosen, date(2020, 1, 1), ACTOR)
+    provider = core.add_provider(
+        platform, random.Random(seed * 7919 + int(amc)), category, name=f"PS {seed}",
+        amcs=(amc,), domains=tuple(domains) or tuple(CareDomain), since=date(2020, 1, 1),
+        iban=True, actor=ACTOR,
+    )  # fmt: skip
     return provider, principal_of(provider)
 
 
@@ -150,29 +133,24 @@ def build_world(
     insurer = seed_insurer(platform, ("BASE",), with_catalogue=False)
     upload_catalogue(platform, insurer.amc_number, catalogue_of(insurer.amc_number), ACTOR)
     rng = random.Random(insurer.id)
-    rows = [HEADER]
-    persons = []
+    rows = []
     for n in range(people):
         birth = date(1960 + 5 * n, 3, 10 + n)
-        start = LATE_START if n == 3 else COVERAGE_START
-        nir = make_nir(
-            rng,
-            sex=Sex.MALE if n % 2 else Sex.FEMALE,
-            year=birth.year,
-            month=birth.month,
-            department="75",
-        )
-        rows.append(
-            f"M{n:07d};{nir};1;{birth.isoformat()};{NAMES[n % len(NAMES)]};Camille;"
-            f"{'M' if n % 2 else 'F'};member;BASE;{start.isoformat()};;0"
-        )
-        persons.append(Person(CardData(insurer.amc_number, birth, nir, 1), birth))
-    path = tmp_path / f"people-{insurer.amc_number}.csv"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    summary = import_beneficiaries(
-        platform, insurer.amc_number, path, mode="full", file_date=date(2025, 1, 1), actor=ACTOR
+        sex = Sex.MALE if n % 2 else Sex.FEMALE
+        nir = make_nir(rng, sex=sex, year=birth.year, month=birth.month, department="75")
+        values = (
+            f"M{n:07d}", nir, "1", birth.isoformat(), NAMES[n % len(NAMES)], "Camille",
+            "M" if n % 2 else "F", "member", "BASE",
+            (LATE_START if n == 3 else COVERAGE_START).isoformat(), "", "0",
+        )  # fmt: skip
+        rows.append(dict(zip(COLUMNS, values, strict=True)))
+    path = core.write_rows(tmp_path / f"people-{insurer.amc_number}.csv", rows)
+    core.import_file(
+        platform, insurer.amc_number, path, file_date=date(2025, 1, 1), actor=ACTOR, workers=None
     )
-    assert summary.rejected == 0, summary
+    persons = [
+        Person(p.card_data(), p.birth_date) for p in core.read_people(path, insurer.amc_number)
+    ]
     provider, principal = _provider(platform, insurer.amc_number, "pharmacy", 1, provider_domains)
     return World(platform, insurer, provider, principal, persons)
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from tests.conftest import SeededInsurer
 from tests.support.oidc_issuer import run_test_issuer
 from tests.support.webauthn_authenticator import SoftAuthenticator
+from tests.support.world import Clock
 from tierspayant.app.platform import Platform
 from tierspayant.security.audit import AuditEvent
 from tierspayant.security.breached import PasswordPolicyError
@@ -40,20 +41,6 @@ from tierspayant.store.tables import audit_events, metadata, principals, provide
 PASSWORD = "cheval bleu mardi pluie"
 START = datetime(2026, 3, 2, 9, 0, 10, tzinfo=UTC)
 RP = WebAuthnRelyingParty(rp_id="localhost", rp_name="tierspayant", origin="http://localhost:8000")
-
-
-class Clock:
-    """The platform's clock, moved by hand."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @pytest.fixture

@@ -13,12 +13,20 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 import zxingcpp
 from pypdf import PdfReader
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from tests.integration.test_cards import World, capture_cards, issue, make_world
+from tests.integration.test_cards import (
+    ACTOR,
+    CATALOGUE,
+    World,
+    capture_cards,
+    issue,
+    make_world,
+)
 from tests.unit.formats.test_harmonised_card import azerty
 from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
@@ -28,6 +36,7 @@ from tierspayant.security import cardsig
 from tierspayant.services import cards
 from tierspayant.services.cards import ProofStatus
 from tierspayant.services.errors import Unprocessable
+from tierspayant.services.insurers import upload_catalogue
 from tierspayant.store.tables import audit_events
 
 __all__ = ["capture_cards"]  # the fixture, shared with the cards tests
@@ -78,6 +87,8 @@ def test_given_issued_cards_then_each_datamatrix_carries_the_family_and_a_valid_
         rows = {(b.rank, b.birth_date.isoformat()) for b in fields.beneficiaries}
         assert rows <= family
         assert fields.responsable  # the example catalogue's contracts are all responsables
+        # The routing fields come from the catalogue's card block.
+        assert (fields.convention_type, fields.routing_criterion) == ("TM1", "0042")
         assert all(b.rights for b in fields.beneficiaries)
         # The DataMatrix ends with the very proof the QR code carries.
         assert h.decode(card.datamatrix_text).proof == card.qr_text
@@ -105,11 +116,34 @@ def test_given_a_card_pdf_then_its_text_has_the_box_and_its_image_the_datamatrix
         assert label in text, label
     for value in (card.amc_number, card.member_number, card.serial, "PH100"):
         assert value in text, value
+    # Each routing value on the line of its label, from the catalogue's card block.
+    assert "Type de convention TM1" in text
+    assert "Critère second. de routage (CSR) 0042" in text
     first = card.beneficiaries[0]
     assert first.birth_date.strftime("%d/%m/%Y") in text
     images = [i.image for i in PdfReader(io.BytesIO(pdf)).pages[0].images]
     read = {b.text for img in images for b in zxingcpp.read_barcodes(img)}
     assert read == {card.datamatrix_text, card.qr_text}
+
+
+def test_given_an_insurer_without_a_card_block_then_its_cards_print_the_fields_empty(
+    platform: Platform, tmp_path: Path, capture_cards: list[card_pdf.CardPrint], actor: str
+) -> None:
+    world = make_world(platform, tmp_path, count=4, seed=9)
+    document = yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))
+    document["insurer"] = world.amc
+    document["version"] = "2026.2"
+    del document["card"]
+    upload_catalogue(platform, world.amc, document, ACTOR)
+    issue(world, capture_cards)
+    assert capture_cards
+    for card in capture_cards:
+        assert (card.harmonised.convention_type, card.harmonised.routing_criterion) == ("", "")
+        assert f"|{world.amc}|||" in card.datamatrix_text
+        decoded = cards.decode_scan(platform, card.datamatrix_text, actor)
+        assert decoded.proof is ProofStatus.VALID
+        assert decoded.fields is not None
+        assert decoded.fields.routing_criterion == ""
 
 
 def test_given_tampered_or_foreign_codes_then_invalid_and_audited_not_misread(

@@ -21,7 +21,9 @@ from tests.web.portal_client import PortalClient
 from tests.web.world import AMC, CATALOGUE_FILE, PHARMACY_NAME, World, card_payload, reinstate
 from tierspayant.demo.builder import demo_catalogue
 from tierspayant.demo.synthetic import write_beneficiaries_csv
+from tierspayant.domain.care import CareDomain
 from tierspayant.domain.identifiers import parse_nir
+from tierspayant.services import providers
 from tierspayant.store.security_tables import security_alerts
 from tierspayant.store.tables import audit_events
 
@@ -33,6 +35,14 @@ def _card_form(card: dict[str, str]) -> dict[str, str]:
         "birth_rank": card["birth_rank"],
         "birth_date": card["birth_date"],
     }
+
+
+def _sign(world: World, *domains: CareDomain) -> None:
+    """The world's structure signs the insurer's convention for ``domains`` too: the counter
+    refuses a professional without it (a pharmacy signs only pharmacy domains at first)."""
+    providers.add_conventions(
+        world.platform, world.provider_am, AMC, domains, date(2024, 1, 1), "test"
+    )
 
 
 def _events(world: World, action: str) -> list[Any]:
@@ -94,6 +104,7 @@ def test_unknown_and_mismatched_cards_look_the_same(world: World) -> None:
 
 
 def test_provider_calculation_and_conventions(world: World) -> None:
+    _sign(world, CareDomain.MED)
     client = PortalClient(world)
     client.login_provider()
     result = client.post(
@@ -305,6 +316,7 @@ def test_misread_scans_in_the_rights_page_ask_for_a_new_scan_and_never_suspend(
 
 
 def test_provider_asks_a_prior_authorisation_and_follows_it_up(world: World) -> None:
+    _sign(world, CareDomain.OPTI)
     client = PortalClient(world)
     client.login_provider()
     page = client.get("/portail/prestataire/accords")
@@ -332,6 +344,7 @@ def test_provider_asks_a_prior_authorisation_and_follows_it_up(world: World) -> 
 
 
 def test_insurer_decides_a_pending_prior_authorisation(world: World) -> None:
+    _sign(world, CareDomain.HOSP)
     # Given a hospital stay asked by the provider: a person at the insurer must decide
     pro = PortalClient(world)
     pro.login_provider()

@@ -9,42 +9,28 @@ each login without waiting 30 seconds.
 
 from __future__ import annotations
 
-import csv
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import pyotp
 
-from tests.factories import make_am_number, make_finess, make_rpps
-from tierspayant.app.platform import Platform, initialise
-from tierspayant.config import load_settings
+from tests.support import world as core
+from tierspayant.app.platform import Platform
 from tierspayant.demo.accounts import demo_password
 from tierspayant.demo.builder import DEMO_INSURERS, demo_catalogue
-from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.formats import card_pdf
 from tierspayant.security.oidc import OidcIdentity
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
-from tierspayant.services import accounts, alerts, cards, enrolment, insurers, providers
-from tierspayant.services.accounts import AccountKind, enrol_totp_now
-from tierspayant.services.identification import CardData, identify
+from tierspayant.services import accounts, alerts, cards
+from tierspayant.services.accounts import AccountKind
+from tierspayant.services.identification import CardData
 
 AMC, INSURER_NAME, INSURER_KIND, CATALOGUE_FILE = DEMO_INSURERS[0]
 PHARMACY_NAME = "Pharmacie du Marché – Lyon"
 
-
-class Clock:
-    """Wall clock plus an offset moved by hand."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
+Clock = core.WallClock  # wall clock plus an offset moved by hand
 
 
 @dataclass(frozen=True)
@@ -84,28 +70,11 @@ class World:
         return accounts.login_oidc(self.platform, identity)
 
 
-def _cards(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [
-            {
-                "amc_number": AMC,
-                "nir": row["nir"],
-                "birth_rank": row["birth_rank"],
-                "birth_date": row["birth_date"],
-                "member_number": row["member_number"],
-            }
-            for row in csv.DictReader(handle, delimiter=";")
-        ]
-
-
 def _beneficiary_id(platform: Platform, card: dict[str, str]) -> int:
     data = CardData(
         AMC, date.fromisoformat(card["birth_date"]), card["nir"], int(card["birth_rank"])
     )
-    with platform.engine.connect() as conn:
-        _, found = identify(platform, conn, data.normalised())
-    assert found is not None
-    return found.record.id
+    return core.beneficiary_id(platform, data)
 
 
 def _account(
@@ -118,16 +87,10 @@ def _account(
     beneficiary_id: int | None = None,
 ) -> None:
     password = demo_password()
-    accounts.create_account(
-        world.platform,
-        kind,
-        login,
-        password,
-        actor="test",
-        insurer_id=insurer_id,
-        beneficiary_id=beneficiary_id,
-    )
-    secret = enrol_totp_now(world.platform, login, password).secret
+    secret = core.add_account(
+        world.platform, kind, login, password, actor="test",
+        insurer_id=insurer_id, beneficiary_id=beneficiary_id,
+    )  # fmt: skip
     world.logins[name] = Login(login, password, secret, kind)
 
 
@@ -160,37 +123,20 @@ def build_world(
     members: int = 1,
 ) -> World:
     """Seed a fresh SQLite platform under ``data_dir``, with ``env``'s settings besides."""
-    settings = load_settings({"TIERSPAYANT_DATA_DIR": str(data_dir), **(env or {})})
-    platform = initialise(settings)
     clock = Clock()
-    platform.clock = clock
-    insurer = insurers.add_insurer(platform, AMC, INSURER_NAME, INSURER_KIND, "test")
-    upload = insurers.upload_catalogue(platform, AMC, demo_catalogue(CATALOGUE_FILE), "test")
-    csv_path = data_dir / "beneficiaires.csv"
-    write_beneficiaries_csv(
-        csv_path,
-        beneficiaries,
-        seed=7,
-        contracts=list(upload.contracts),
-        start=date(platform.today().year, 1, 1),
+    platform = core.open_platform(data_dir, env=env, clock=clock)
+    insurer = core.add_insurer(
+        platform, demo_catalogue(CATALOGUE_FILE), name=INSURER_NAME, kind=INSURER_KIND
     )
-    enrolment.import_beneficiaries(
-        platform, AMC, csv_path, mode="full", file_date=platform.today(), actor="test"
-    )
-    rng = random.Random(5)
-    rpps = make_rpps(rng)
-    pharmacy = providers.add_provider(
-        platform,
-        providers.NewProvider(
-            make_am_number(rng, 2, department="69"),
-            "pharmacy",
-            PHARMACY_NAME,
-            rpps=rpps,
-            finess=make_finess(rng, department="69"),
-        ),
-        "test",
-    )
-    providers.add_conventions(platform, pharmacy.am_number, AMC, None, date(2024, 1, 1), "test")
+    people = core.enrol(
+        platform, AMC, beneficiaries, 7, insurer.contracts, date(platform.today().year, 1, 1),
+        path=data_dir / "beneficiaires.csv", file_date=platform.today(), workers=None,
+    )  # fmt: skip
+    pharmacy = core.add_provider(
+        platform, random.Random(5), "pharmacy", name=PHARMACY_NAME, amcs=(AMC,),
+        since=date(2024, 1, 1), department="69", rpps=True, finess=True,
+    )  # fmt: skip
+    assert pharmacy.rpps is not None
     accounts.create_account(
         platform,
         AccountKind.PROVIDER_USER,
@@ -198,27 +144,26 @@ def build_world(
         None,
         actor="test",
         provider_id=pharmacy.id,
-        rpps=rpps,
+        rpps=pharmacy.rpps,
     )
-    cards = _cards(csv_path)
     world = World(
         platform,
         clock,
         insurer.id,
-        cards[0],
-        cards[1:],
-        _beneficiary_id(platform, cards[0]),
+        people[0].card_fields(),
+        [person.card_fields() for person in people[1:]],
+        core.beneficiary_id(platform, people[0]),
         pharmacy.am_number,
         pharmacy.id,
         pharmacy.structure,
-        rpps,
+        pharmacy.rpps,
     )
     _account(
         world, "staff", AccountKind.INSURER_STAFF, "gestion@tilleuls.example", insurer_id=insurer.id
     )
     _account(world, "operator1", AccountKind.OPERATOR_STAFF, "secu.un@operateur.example")
     _account(world, "operator2", AccountKind.OPERATOR_STAFF, "secu.deux@operateur.example")
-    for index, card in enumerate(cards[:members]):
+    for index, person in enumerate(people[:members]):
         name = "member" if index == 0 else f"member{index}"
         _account(
             world,
@@ -226,7 +171,7 @@ def build_world(
             AccountKind.MEMBER,
             f"{name}@adherent.example",
             insurer_id=insurer.id,
-            beneficiary_id=_beneficiary_id(platform, card),
+            beneficiary_id=core.beneficiary_id(platform, person),
         )
     return world
 

@@ -9,6 +9,7 @@ from tierspayant.api.errors import install_error_handlers
 from tierspayant.api.lanes import LookupLane
 from tierspayant.api.middleware import BodyLimitMiddleware
 from tierspayant.api.routes import include_routes
+from tierspayant.api.versioning import DeprecationHeadersMiddleware
 from tierspayant.app.platform import Platform
 from tierspayant.web.portals import mount_portals
 
@@ -28,6 +29,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.lookup_lane = LookupLane(platform)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=platform.settings.max_body_bytes)
+    app.add_middleware(DeprecationHeadersMiddleware)
     include_routes(app)
     mount_portals(app, platform)
     return app

@@ -20,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tierspayant.api.lanes import LookupLane
+from tierspayant.api.versioning import Deprecation, deprecation_kwargs
 from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode
 from tierspayant.security.principal import Principal, PrincipalKind
@@ -37,9 +38,15 @@ class Policy(StrEnum):
     MEMBER = "member"  # an insured member, their own data only
 
 
-def policy(name: Policy) -> dict[str, Any]:
-    """Decorator keyword arguments recording a route's policy."""
-    return {"openapi_extra": {POLICY_KEY: name.value}}
+def policy(name: Policy, *, deprecation: Deprecation | None = None) -> dict[str, Any]:
+    """Decorator keyword arguments recording a route's policy, and its deprecation if any
+    (``api/versioning.py``: ``deprecated`` in the OpenAPI document, and response headers)."""
+    kwargs: dict[str, Any] = {"openapi_extra": {POLICY_KEY: name.value}}
+    if deprecation is not None:
+        extra = deprecation_kwargs(deprecation)
+        kwargs["deprecated"] = extra["deprecated"]
+        kwargs["openapi_extra"].update(extra["openapi_extra"])
+    return kwargs
 
 
 bearer = HTTPBearer(auto_error=False)

@@ -130,6 +130,29 @@ def demo(
         issuer.stop()
 
 
+@app.command()
+def sandbox(
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Write the data set (JSON) to this file, outside the data directory"),
+    ] = None,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Create the data, do not serve")
+    ] = False,
+) -> None:
+    """Create the fixed sandbox for provider software makers (docs/sandbox.md) and serve."""
+    from tierspayant.cli.sandbox import ExportInsideDataDir, run_sandbox
+
+    settings = load_settings()
+    try:
+        run_sandbox(settings, console, export)
+    except ExportInsideDataDir as exc:
+        err_console.print(f"error [sandbox.export] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if not no_serve:
+        serve(None, None)
+
+
 # --- insurers ---------------------------------------------------------------------------
 
 

@@ -244,7 +244,10 @@ def _build_demo(
     progress: Callable[[str, int, int], None] | None,
 ) -> DemoSummary:
     summary = DemoSummary()
-    existing = {i.amc_number for i in insurers.list_insurers(platform)}
+    # Its own insurers only: the sandbox (demo/sandbox.py) may share the database.
+    existing = {i.amc_number for i in insurers.list_insurers(platform)} & {
+        amc for amc, *_ in DEMO_INSURERS
+    }
     specs = demo_providers(providers_count, seed)
     pharmacy = next(s for s in specs if s.category is ProviderCategory.PHARMACY)
     if existing:

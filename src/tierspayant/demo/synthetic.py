@@ -122,6 +122,13 @@ class _NirMaker:
         return body + nir_key(body)
 
 
+def synthetic_nirs(seed: int, people: Sequence[tuple[str, date]]) -> list[str]:
+    """Distinct valid NIRs for ``people`` (sex ``M``/``F``, birth date), the same for the
+    same seed: made by the generator of the files, so they name nobody real."""
+    maker = _NirMaker(random.Random(seed))
+    return [maker.make(sex, birth) for sex, birth in people]
+
+
 def _pools(seed: int) -> tuple[list[str], list[str], list[str]]:
     fake = Faker("fr_FR")
     fake.seed_instance(seed)

@@ -108,6 +108,7 @@ class CatalogueCode(ErrorCode):
     INSURER_MISMATCH = "catalogue.insurer_mismatch"
     NO_CONTRACTS = "catalogue.no_contracts"
     BAD_COVERAGE_CODE = "catalogue.bad_coverage_code"
+    BAD_CARD_ROUTING = "catalogue.bad_card_routing"
     BAD_PERIOD = "catalogue.bad_period"
     UNKNOWN_DOMAIN = "catalogue.unknown_domain"
     WRONG_TYPE = "catalogue.wrong_type"

@@ -44,6 +44,10 @@ MAX_RATE_BP = 100_000  # 1 000 % of the BR: beyond that a figure is a typo, not 
 _FAMILY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$")
 _COUNTER = re.compile(r"^[a-z][a-z0-9_.\-]{0,63}$")
+# What the harmonised card prints in its standard box (docs/cards.md): the type de
+# convention is a short code, the critère secondaire de routage (CSR) digits.
+_CONVENTION_TYPE = re.compile(r"^[A-Z0-9]{1,4}$")
+_ROUTING_CRITERION = re.compile(r"^[0-9]{1,10}$")
 
 __all__ = [
     "ANY_FAMILY",
@@ -317,13 +321,49 @@ class Contract:
 
 
 @dataclass(frozen=True, slots=True)
+class CardRouting:
+    """The insurer's routing fields printed on its cards (standard box of the harmonised card).
+
+    ``convention_type``: the type de convention, 1 to 4 capital letters or digits;
+    ``routing_criterion``: the critère secondaire de routage (CSR), 1 to 10 digits.
+    Either may be empty (printed empty) but not both: then the block is left out.
+    """
+
+    convention_type: str = ""
+    routing_criterion: str = ""
+
+    def __post_init__(self) -> None:
+        if self.convention_type and not _CONVENTION_TYPE.match(self.convention_type):
+            raise CatalogueError(
+                CatalogueCode.BAD_CARD_ROUTING,
+                "a type de convention is 1 to 4 capital letters or digits",
+                field="convention_type",
+            )
+        if self.routing_criterion and not _ROUTING_CRITERION.match(self.routing_criterion):
+            raise CatalogueError(
+                CatalogueCode.BAD_CARD_ROUTING,
+                "a critère secondaire de routage (CSR) is 1 to 10 digits",
+                field="routing_criterion",
+            )
+        if not (self.convention_type or self.routing_criterion):
+            raise CatalogueError(
+                CatalogueCode.BAD_CARD_ROUTING,
+                "a card block gives convention_type, routing_criterion or both",
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Catalogue:
-    """The guarantee catalogue of one insurer, identified by its AMC number."""
+    """The guarantee catalogue of one insurer, identified by its AMC number.
+
+    ``card``: the routing fields its cards print, when the insurer declares them.
+    """
 
     insurer: str
     version: str
     contracts: tuple[Contract, ...]
     name: str = ""
+    card: CardRouting | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contracts", tuple(self.contracts))

@@ -22,6 +22,7 @@ from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import CatalogueCode
 from tierspayant.domain.errors import CatalogueError
 from tierspayant.domain.guarantees import (
+    CardRouting,
     Catalogue,
     Ceiling,
     Contract,
@@ -37,7 +38,8 @@ _COVERAGE_CODE = re.compile(r"^[A-Za-z0-9 %+\-_.]{1,16}$")
 _MAX_AMOUNT_CENTS = 10**9  # ten million euros: beyond, a typo
 _T = TypeVar("_T")
 
-_ROOT_KEYS = frozenset({"format", "insurer", "name", "version", "contracts"})
+_ROOT_KEYS = frozenset({"format", "insurer", "name", "version", "card", "contracts"})
+_CARD_KEYS = frozenset({"convention_type", "routing_criterion"})
 _CONTRACT_KEYS = frozenset(
     {
         "code",
@@ -118,7 +120,18 @@ def parse_catalogue(document: Mapping[str, Any] | str) -> Catalogue:
     )
     if not contracts:
         raise CatalogueError(CatalogueCode.NO_CONTRACTS, "a catalogue needs a contract")
-    return _build(Catalogue, "", insurer=insurer, version=version, contracts=contracts, name=name)
+    card = None
+    if root.has("card"):
+        block = _Object(root.raw("card"), "card.", _CARD_KEYS)
+        card = _build(
+            CardRouting,
+            block.at,
+            convention_type=block.optional_code("convention_type") or "",
+            routing_criterion=block.optional_code("routing_criterion") or "",
+        )
+    return _build(
+        Catalogue, "", insurer=insurer, version=version, contracts=contracts, name=name, card=card
+    )
 
 
 def _contract(obj: _Object) -> Contract:
@@ -286,6 +299,16 @@ class _Object:
         value = self._raw.get(key)
         return None if value is None else self._text(key, value)
 
+    def optional_code(self, key: str) -> str | None:
+        """Text, or digits written as a YAML number by mistake (``routing_criterion: 1``
+        would lose leading zeros: it must be quoted)."""
+        value = self._raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise self._wrong(key, 'quoted text such as "01" (leading zeros count)')
+        return self._text(key, value)
+
     def _text(self, key: str, value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self._wrong(key, "non-empty text")
@@ -390,6 +413,13 @@ def dump_catalogue(catalogue: Catalogue) -> dict[str, Any]:
     if catalogue.name:
         out["name"] = catalogue.name
     out["version"] = catalogue.version
+    if catalogue.card is not None:
+        card: dict[str, str] = {}
+        if catalogue.card.convention_type:
+            card["convention_type"] = catalogue.card.convention_type
+        if catalogue.card.routing_criterion:
+            card["routing_criterion"] = catalogue.card.routing_criterion
+        out["card"] = card
     out["contracts"] = [_dump_contract(c) for c in catalogue.contracts]
     return out
 

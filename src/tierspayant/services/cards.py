@@ -190,6 +190,11 @@ class _Issuer:
         self.canary_marks = {m for m, _, _ in store.marks_of(conn, insurer.id)}
         self.ciphers: dict[int, FieldCipher] = {}
         self.superseded = 0
+        # The insurer's routing fields, from its newest catalogue (empty if undeclared).
+        catalogue = platform.catalogues.latest(conn, insurer.id)
+        routing = None if catalogue is None else catalogue.card
+        self.convention_type = "" if routing is None else routing.convention_type
+        self.routing_criterion = "" if routing is None else routing.routing_criterion
 
     def is_canary(self, record: BeneficiaryRecord) -> bool:
         mark = canary_mark(self.operator, self.insurer.id, record.id, record.idx_nir)
@@ -242,8 +247,9 @@ class _Issuer:
         """The standard box and each member's rights (from the member's own contract).
 
         The card shows "R" only when every contract on it is a contrat responsable.
-        Type de convention and CSR are not recorded per insurer yet: printed empty (the
-        harmonised layout keeps their labels even when empty).
+        Type de convention and CSR come from the ``card`` block of the insurer's newest
+        catalogue; an insurer that declares none gets them printed empty (the harmonised
+        layout keeps their labels even when empty).
         """
         by_code = {c.code: c for c in contracts}
         responsable = True
@@ -263,8 +269,8 @@ class _Issuer:
         )
         return harmonised.HarmonisedCard(
             amc_number=self.insurer.amc_number,
-            convention_type="",
-            routing_criterion="",
+            convention_type=self.convention_type,
+            routing_criterion=self.routing_criterion,
             member_number=member_number,
             valid_from=valid[0],
             valid_until=valid[1],

@@ -484,3 +484,40 @@ def catalogues(draw: st.DrawFn) -> Catalogue:
 def test_any_catalogue_round_trips(catalogue: Catalogue) -> None:
     assert parse_catalogue(dump_catalogue(catalogue)) == catalogue
     assert parse_catalogue(dump_catalogue_yaml(catalogue)) == catalogue
+
+
+def test_a_card_block_gives_the_routing_fields_and_round_trips() -> None:
+    document = minimal()
+    document["card"] = {"convention_type": "TM1", "routing_criterion": "0042"}
+    catalogue = parse_catalogue(document)
+    assert catalogue.card is not None
+    assert (catalogue.card.convention_type, catalogue.card.routing_criterion) == ("TM1", "0042")
+    assert dump_catalogue(catalogue)["card"] == document["card"]
+    assert parse_catalogue(dump_catalogue(catalogue)) == catalogue
+    document["card"] = {"routing_criterion": "7"}
+    only_csr = parse_catalogue(document).card
+    assert only_csr is not None
+    assert only_csr.convention_type == ""
+    assert parse_catalogue(minimal()).card is None
+    assert "card" not in dump_catalogue(parse_catalogue(minimal()))
+
+
+@pytest.mark.parametrize(
+    ("card", "code", "field"),
+    [
+        ({"convention_type": "tm1"}, "catalogue.bad_card_routing", "card.convention_type"),
+        ({"convention_type": "ABCDE"}, "catalogue.bad_card_routing", "card.convention_type"),
+        ({"routing_criterion": "12A"}, "catalogue.bad_card_routing", "card.routing_criterion"),
+        ({"routing_criterion": "1" * 11}, "catalogue.bad_card_routing", "card.routing_criterion"),
+        ({"routing_criterion": 42}, "catalogue.wrong_type", "card.routing_criterion"),
+        ({}, "catalogue.bad_card_routing", "card"),
+        ({"csr": "1"}, "catalogue.unknown_key", "card.csr"),
+        ("TM1", "catalogue.wrong_type", "card"),
+    ],
+)
+def test_a_malformed_card_block_is_refused_where_it_is(card: Any, code: str, field: str) -> None:
+    document = minimal()
+    document["card"] = card
+    with pytest.raises(CatalogueError) as caught:
+        parse_catalogue(document)
+    assert (caught.value.code, caught.value.field) == (code, field)
