@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.claims_world import NOW, World
-from tests.integration.test_counter_binds import device, drug, invoice_of
+from tests.integration.test_counter_binds import crown, device, drug, invoice_of
 from tests.integration.test_counter_binds import platform as platform
 from tests.integration.test_counter_binds import world as world
 from tests.integration.test_engagements import end_coverage_retroactively
@@ -26,6 +26,7 @@ from tierspayant.services.claims import ClaimSubmission, get_claim, submit_claim
 from tierspayant.services.engagements import cancel_amount, provider_engagements
 from tierspayant.services.errors import NotFound, Unprocessable
 from tierspayant.services.pricing import Calculation, calculate
+from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
 
 TODAY = NOW.date()
 CEILING = 20_000  # devices: 200 € a calendar year, 50 € flat per device
@@ -171,3 +172,30 @@ def test_the_invoice_with_the_engagement_consumes_it_and_is_paid_after_rights_en
     adjudicate_pending(platform, insurer_amc=world.insurer.amc_number)
     reasons = {ln.reason_code for ln in get_claim(platform, principal, second.claim_id).lines}
     assert reasons == {"engagement.cancelled"}
+
+
+def test_the_agreement_for_the_calculated_lines_is_not_cut_by_their_own_engagement(
+    world: World,
+) -> None:
+    platform, card = world.platform, world.people[5].card
+    lines = (crown(f"HBL{next(_acts):06d}", 45_000),)  # dental: 500 € a year, actual costs
+    result = calc(world, 5, lines)
+    assert result.amc_cents > 0
+    # When the same professional asks the agreement for the very lines calculated
+    key = f"amt-pa-{next(_acts)}"
+    answer, _ = request_prior_auth(
+        platform, world.principal, PriorAuthRequest(card, TODAY, key, lines)
+    )
+    # Then it guarantees what the calculation promised (its reservation is its own)
+    assert [ln.guaranteed_cents for ln in answer.lines] == [ln.amc_cents for ln in result.lines]
+    # while other lines, or another professional, still find that amount reserved
+    others = (crown(f"HBL{next(_acts):06d}", 45_000),)
+    mine, _ = request_prior_auth(
+        platform, world.principal, PriorAuthRequest(card, TODAY, f"{key}-b", others)
+    )
+    _, other = world.add_provider("dentist", "dentist")
+    theirs, _ = request_prior_auth(platform, other, PriorAuthRequest(card, TODAY, key, lines))
+    left = 50_000 - result.counter_consumption["dental"][0]
+    assert 0 < left < result.amc_cents
+    assert [ln.guaranteed_cents for ln in mine.lines] == [left]
+    assert [ln.guaranteed_cents for ln in theirs.lines] == [left]

@@ -335,3 +335,27 @@ def open_in(
 ) -> list[Reservation]:
     """The reservations still open on ``today`` that cover ``domain``."""
     return [r for r in reservations if r.open_on(today) and domain in r.domains]
+
+
+def carried_by(
+    reservations: Iterable[Reservation],
+    provider_id: int,
+    care_date: date,
+    lines: Iterable[tuple[str, CareDomain]],
+) -> Reservation | None:
+    """The open engagement on amounts a later step of the same care matches: the same
+    professional's, for the same care date and the same lines (act code and domain, in any
+    order), the newest if several. A prior authorisation of those lines does not count
+    what that engagement reserved against itself (it asks for the very amounts the
+    calculation promised); every other reservation still counts, so no two engagements
+    promise the same ceiling."""
+    wanted = sorted((act, domain.value) for act, domain in lines)
+    found: Reservation | None = None
+    for r in reservations:
+        if (
+            r.provider_id == provider_id
+            and r.care_date == care_date
+            and sorted((x.act_code, x.domain.value) for x in r.lines) == wanted
+        ):
+            found = r
+    return found

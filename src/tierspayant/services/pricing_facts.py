@@ -18,12 +18,11 @@ from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import ErrorCode
 from tierspayant.domain.eligibility import Coverage, age_on
-from tierspayant.domain.facts import CounterUse, PricingFacts, held_by, without_convention
+from tierspayant.domain.facts import CounterUse, PricingFacts, without_convention
 from tierspayant.services.errors import Unprocessable
 from tierspayant.services.identification import Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.store import adjudication as store
-from tierspayant.store import reservations
 from tierspayant.store.adjudication import ProviderTerms
 
 NO_PROVIDER = ProviderTerms(optam=False, conventions={})
@@ -59,13 +58,14 @@ def person_facts(
     found: Identified,
     care_date: date,
     provider: ProviderTerms,
-    reserved: Sequence[CounterUse] | None = None,
+    reserved: Sequence[CounterUse],
 ) -> PricingFacts | None:
     """The person's pricing facts on ``care_date``; None when they have no rights then
     (outside the coverage, or a contract missing from the catalogue).
 
-    ``reserved``: what open engagements on amounts hold of the ceilings; None reads them
-    all (a prior authorisation); the calculation passes them, its own retry excepted."""
+    ``reserved``: what open engagements on amounts hold of the ceilings (read by the caller),
+    the engagement the request carries or repeats excepted
+    (:func:`tierspayant.domain.engagements.carried_by`, a calculation's retry)."""
     record = found.record
     coverage = Coverage(record.contract_code, record.coverage_start, record.coverage_end)
     if not coverage.covers(care_date):
@@ -73,9 +73,6 @@ def person_facts(
     contract = platform.catalogues.contract(conn, insurer.id, record.contract_code)
     if contract is None:
         return None
-    if reserved is None:
-        held = reservations.open_reservations(conn, insurer.id, [record.id], platform.today())
-        reserved = held_by(((r.id, r.uses) for r in held[record.id]), None)
     return store.pricing_facts(
         conn,
         insurer.id,
