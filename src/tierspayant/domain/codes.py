@@ -373,6 +373,7 @@ class GuardCode(ErrorCode):
     MISS_RATIO = "guard.miss_ratio"
     NO_PROOF_QUOTA = "guard.no_proof_quota"
     STEP_UP_IGNORED = "guard.step_up_ignored"
+    RESERVATIONS = "guard.reservations"
     UNAVAILABLE = "guard.unavailable"
     DISABLED = "guard.disabled"
     SECOND_APPROVER_REQUIRED = "guard.second_approver_required"

@@ -348,6 +348,18 @@ def _refuse_proof(
     raise Forbidden(*PROOF_REFUSED)
 
 
+def reservation_context(platform: Platform, principal: Principal) -> LookupContext:
+    """The guard's view of a calculation that may reserve (its category is not read: the
+    reservations row reads no calibrated cap)."""
+    return context_for(
+        principal,
+        category="",
+        with_proof=True,
+        at=platform.now(),
+        stepped_up=principal.strength is AuthStrength.AAL3,
+    )
+
+
 def _context(platform: Platform, principal: Principal, with_proof: bool) -> LookupContext:
     return context_for(
         principal,

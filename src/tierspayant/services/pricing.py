@@ -43,12 +43,21 @@ from tierspayant.domain.errors import PricingError
 from tierspayant.domain.facts import CounterUse, held_by, pricing_request
 from tierspayant.domain.pricing import PricingLine, PricingResult, check_lines, price
 from tierspayant.security.audit import DISCLOSED
+from tierspayant.security.guard import Admission, LookupContext, Verdict
 from tierspayant.security.principal import Principal
+from tierspayant.services.alerts import raise_alerts
 from tierspayant.services.engagements import seal_amount
 from tierspayant.services.errors import Unprocessable
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
-from tierspayant.services.lookup import NO_PROOF, CardProof, Deferred, guarded_answer
+from tierspayant.services.lookup import (
+    NO_PROOF,
+    CardProof,
+    Deferred,
+    guarded_answer,
+    refuse,
+    reservation_context,
+)
 from tierspayant.services.pricing_facts import person_facts, provider_under_convention
 from tierspayant.store import audit, reservations
 from tierspayant.store.adjudication import ProviderTerms, lock_beneficiaries
@@ -105,7 +114,7 @@ def start_calculation(
 
     def answer(
         conn: Connection, insurer: Insurer, found: Identified | None
-    ) -> tuple[PricingResult | CalculationCode | None, audit.Entry]:
+    ) -> tuple[PricingResult | CalculationCode | Admission | None, audit.Entry]:
         # The provider's convention first: its refusal does not depend on the person.
         terms = provider_under_convention(
             conn,
@@ -114,7 +123,11 @@ def start_calculation(
             ((line.domain, request.care_date) for line in request.lines),
             CalculationCode.NO_CONVENTION,
         )
-        result = _price(platform, conn, principal, insurer, found, request, terms)
+        judged = _judge_reservations(platform, conn, ctx)
+        if judged is not None:
+            # Before the person is priced: the refusal tells nothing about them.
+            return judged, _refused_entry(platform, principal, insurer, found, judged)
+        result = _price(platform, conn, principal, ctx.structure, insurer, found, request, terms)
         entry = audit.Entry(
             at=platform.now(),
             actor=principal.id,
@@ -134,7 +147,50 @@ def start_calculation(
         )
         return result, entry
 
-    return guarded_answer(platform, principal, card, proof, answer).then(_covered)
+    def covered(result: PricingResult | CalculationCode | Admission | None) -> PricingResult:
+        if isinstance(result, Admission):
+            # After the commit (SQLite has one writer): a hard signal suspends.
+            raise_alerts(platform, result.signals, ctx, insurer=card.amc_number)
+            refuse(result)
+        return _covered(result)
+
+    ctx = reservation_context(platform, principal)
+    return guarded_answer(platform, principal, card, proof, answer).then(covered)
+
+
+def _judge_reservations(
+    platform: Platform, conn: Connection, ctx: LookupContext
+) -> Admission | None:
+    """The guard's row over the engagements on amounts the structure created today, at
+    every calculation of a professional (each may create one): None lets it go on."""
+    guard = platform.guard
+    if guard is None:
+        return None
+    since = guard.day_start(ctx.at)
+    admission = guard.judge_reservation(
+        ctx, reservations.created_by_structure(conn, ctx.structure, since)
+    )
+    return None if admission.allowed else admission
+
+
+def _refused_entry(
+    platform: Platform,
+    principal: Principal,
+    insurer: Insurer,
+    found: Identified | None,
+    admission: Admission,
+) -> audit.Entry:
+    return audit.Entry(
+        at=platform.now(),
+        actor=principal.id,
+        structure=principal.structure,
+        action="calculation",
+        purpose="calculation",
+        subject=found.subject if found else None,
+        insurer=insurer.amc_number,
+        decision="deny" if admission.verdict is not Verdict.STEP_UP else "step_up",
+        detail={"code": admission.code, DISCLOSED: False},
+    )
 
 
 def _covered(result: PricingResult | CalculationCode | None) -> PricingResult:
@@ -157,6 +213,7 @@ def _price(
     platform: Platform,
     conn: Connection,
     principal: Principal,
+    structure: str,
     insurer: Insurer,
     found: Identified | None,
     request: Calculation,
@@ -206,7 +263,7 @@ def _price(
         insurer_id=insurer.id,
         id=again.id if again is not None else secrets.randbits(62) + 1,
         provider_id=principal.provider_id,
-        structure=principal.structure or "",
+        structure=structure,  # the guard's key: counted by the reservations row
         beneficiary_id=person,
         domains=domains,
         care_date=request.care_date,

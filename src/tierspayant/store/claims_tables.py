@@ -201,6 +201,7 @@ amount_reservations = Table(
     Column("cancelled_at", DateTime(timezone=True), nullable=True),
     Column("consumed_claim_id", BigInteger, nullable=True),
     Index("ix_amount_reservations_person", "insurer_id", "beneficiary_id", "valid_until"),
+    Index("ix_amount_reservations_structure", "structure", "created_at"),
 )
 
 benefit_counters = Table(

@@ -48,6 +48,13 @@ def upgrade() -> None:
         ["insurer_id", "beneficiary_id", "valid_until"],
         unique=False,
     )
+    # The guard counts what a structure created today at every calculation.
+    op.create_index(
+        "ix_amount_reservations_structure",
+        "amount_reservations",
+        ["structure", "created_at"],
+        unique=False,
+    )
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         for statement in rls_statements(sa.inspect(bind).get_table_names()):
@@ -65,5 +72,6 @@ def downgrade() -> None:
     ).scalar_one()
     if held:
         raise RuntimeError(f"{held} amount engagements may still be open: not downgrading")
+    op.drop_index("ix_amount_reservations_structure", table_name="amount_reservations")
     op.drop_index("ix_amount_reservations_person", table_name="amount_reservations")
     op.drop_table("amount_reservations")
