@@ -1,16 +1,23 @@
 """Calculations per second through the service (facts read), against the pure engine.
 
-Run: ``.venv/bin/python bench/bench_calculation.py [--calculations N] [--history 20]``.
+Run: ``.venv/bin/python bench/bench_calculation.py [--calculations N] [--history 20]
+[--rounds 10]``.
 
 On a fresh SQLite database: the Tilleuls catalogue, a small population, a pharmacy under
 convention, and one person with ``--history`` invoices already adjudicated (so that the
 calculation reads a real counter history). Then, in the same run:
 
-- **service**: ``services.pricing.calculate`` for that person (lines checked, guarded
-  lookup, identification, conventions, contract, counter history, engine, audit event);
+- **reserving**: ``services.pricing.calculate`` of new lines each time, over the
+  population: everything below plus the engagement on amounts it writes (the person's
+  lock, their open reservations read, the guard's count of the structure's reservations
+  today, one ``amount_reservations`` row inserted);
+- **service**: the same calculation repeated for that person (lines checked, guarded
+  lookup, identification, conventions, contract, counter history, engine, audit event;
+  its engagement found again and its amounts rewritten, the retry of a lost answer);
 - **engine**: ``domain.pricing.price`` on the request the service builds, alone.
 
-Prints one JSON line: both rates and their ratio.
+The three are interleaved in ``--rounds`` rounds, so that the machine's load weighs on
+each alike. Prints one JSON line: the rates, their ratios and the load average.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -50,6 +58,8 @@ RELAXED_GUARD = {
     "structure_per_minute": 10_000_000,
     "global_per_minute": 10_000_000,
     "daily_caps": {"pharmacy": 10_000_000},
+    "reservations_soft": 10_000_000,
+    "reservations_hard": 10_000_000,
 }
 LINES = (
     PricingLine("3400930000001", CareDomain.PHAR, "drug_65", 2, 2000, 2000),
@@ -61,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calculations", type=int, default=1000)
     parser.add_argument("--history", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-calc-"))
     url, data_dir = fresh("sqlite", workdir)
@@ -70,14 +81,18 @@ def main() -> None:
             "TIERSPAYANT_DATABASE_URL": url,
             # One person calculated again and again: the guard would (rightly) stop it.
             "TIERSPAYANT_GUARD_POLICY": json.dumps(RELAXED_GUARD),
+            # Many new engagements per person (the reserving calculations).
+            "TIERSPAYANT_ENGAGEMENT_MAX_OPEN": "50",
         }
         platform = initialise(load_settings(env))
         insurer_id, providers, ids = seed(platform, workdir, 200)
         with (workdir / "people.csv").open(encoding="utf-8") as source:
-            row = next(r for r in csv.DictReader(source, delimiter=";") if not r["coverage_end"])
-        card = CardData(
-            AMC, date.fromisoformat(row["birth_date"]), row["nir"], int(row["birth_rank"])
-        )
+            rows = [r for r in csv.DictReader(source, delimiter=";") if not r["coverage_end"]]
+        cards = [
+            CardData(AMC, date.fromisoformat(r["birth_date"]), r["nir"], int(r["birth_rank"]))
+            for r in rows
+        ]
+        row, card = rows[0], cards[0]
         with platform.engine.connect() as conn:
             found = provider_by_id(conn, providers[0])
             assert found is not None
@@ -102,10 +117,6 @@ def main() -> None:
         adjudicate_pending(platform, insurer_amc=AMC)
         request = Calculation(card, today, LINES)
         calculate(platform, principal, request)  # warm caches
-        started = time.perf_counter()
-        for _ in range(args.calculations):
-            calculate(platform, principal, request)
-        service_s = time.perf_counter() - started
         # The engine alone, on the request the service builds from the same facts.
         with platform.engine.connect() as conn:
             histories = facts_store.counter_history(conn, insurer_id, ids)
@@ -115,23 +126,47 @@ def main() -> None:
         coverage = Coverage(contract.code, date.fromisoformat(row["coverage_start"]), None)
         facts = PricingFacts(contract, coverage, 40, history=tuple(history))
         engine_request = pricing_request(facts, today, LINES)
-        repeat = args.calculations * 20
-        started = time.perf_counter()
-        for _ in range(repeat):
-            price(contract, engine_request, platform.reference)
-        engine_s = time.perf_counter() - started
+        per_round = max(1, args.calculations // args.rounds)
+        reserving_s = service_s = engine_s = 0.0
+        serial = 0
+        for _ in range(args.rounds):
+            started = time.perf_counter()
+            for _ in range(per_round):
+                # New lines, so a new engagement (not the retry of an earlier one).
+                serial += 1
+                lines = (
+                    PricingLine(f"3400931{serial:06d}", CareDomain.PHAR, "drug_65", 1, 900, 900),
+                )
+                calculate(
+                    platform, principal, Calculation(cards[serial % len(cards)], today, lines)
+                )
+            reserving_s += time.perf_counter() - started
+            started = time.perf_counter()
+            for _ in range(per_round):
+                calculate(platform, principal, request)
+            service_s += time.perf_counter() - started
+            started = time.perf_counter()
+            for _ in range(per_round * 20):
+                price(contract, engine_request, platform.reference)
+            engine_s += time.perf_counter() - started
         platform.close()
-        service_rate = args.calculations / service_s
-        engine_rate = repeat / engine_s
+        done = per_round * args.rounds
+        reserving_rate = done / reserving_s
+        service_rate = done / service_s
+        engine_rate = done * 20 / engine_s
         print(
             json.dumps(
                 {
                     "bench": "calculation",
                     "engine": "sqlite",
                     "history_invoices": args.history,
+                    "rounds": args.rounds,
+                    "reserving_calculations_per_s": round(reserving_rate, 1),
                     "service_calculations_per_s": round(service_rate, 1),
                     "engine_calculations_per_s": round(engine_rate, 1),
+                    "engine_over_reserving": round(engine_rate / reserving_rate, 1),
                     "engine_over_service": round(engine_rate / service_rate, 1),
+                    "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
                 }
             )
         )

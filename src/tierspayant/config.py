@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tierspayant.domain.engagements import AMOUNT_DEFAULTS, MAX_AMOUNT_DAYS, MAX_OPEN_LIMIT
 from tierspayant.domain.prior_auth import DEFAULT_POLICY as PRIOR_AUTH_DEFAULTS
 from tierspayant.domain.prior_auth import MAX_REVIEW_ABOVE_CENTS, MAX_VALIDITY_DAYS
 
@@ -170,6 +171,16 @@ class PriorAuthSettings:
 
 
 @dataclass(frozen=True)
+class EngagementSettings:
+    """Engagements on amounts (calculations): validity in days after the care date, per
+    kind of care, and how many may be open at once per person and care domain."""
+
+    equipment_days: int = AMOUNT_DEFAULTS.equipment_days  # optics, dental, hearing
+    other_days: int = AMOUNT_DEFAULTS.other_days  # pharmacy, consultations…: the care day
+    max_open: int = AMOUNT_DEFAULTS.max_open
+
+
+@dataclass(frozen=True)
 class BillingSettings:
     """The platform's default operator fee, for insurers without their own rate."""
 
@@ -213,6 +224,7 @@ class Settings:
     sessions: SessionSettings = SessionSettings()
     jobs: JobSettings = JobSettings()
     prior_auth: PriorAuthSettings = PriorAuthSettings()
+    engagements: EngagementSettings = EngagementSettings()
     billing: BillingSettings = BillingSettings()
     enrolment: EnrolmentSettings = EnrolmentSettings()
 
@@ -264,6 +276,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sessions=_sessions(source),
         jobs=_jobs(source),
         prior_auth=_prior_auth(source),
+        engagements=_engagements(source),
         billing=BillingSettings(
             operator_fee_per_line_cents=_whole(
                 source, "operator_fee_per_line_cents", 0, 0, MAX_OPERATOR_FEE_PER_LINE_CENTS
@@ -355,6 +368,17 @@ def _prior_auth(source: Mapping[str, str]) -> PriorAuthSettings:
         validity_days=_whole(
             source, "prior_auth_validity_days", default.validity_days, 1, MAX_VALIDITY_DAYS
         ),
+    )
+
+
+def _engagements(source: Mapping[str, str]) -> EngagementSettings:
+    default = EngagementSettings()
+    return EngagementSettings(
+        equipment_days=_whole(
+            source, "engagement_equipment_days", default.equipment_days, 0, MAX_AMOUNT_DAYS
+        ),
+        other_days=_whole(source, "engagement_other_days", default.other_days, 0, MAX_AMOUNT_DAYS),
+        max_open=_whole(source, "engagement_max_open", default.max_open, 1, MAX_OPEN_LIMIT),
     )
 
 

@@ -135,6 +135,10 @@ def test_given_worked_cases_then_exact_cents_equal_to_the_engine(
     assert totals["amo_paid_cents"] + totals["amc_cents"] + totals["patient_cents"] == sum(
         int(str(raw["billed_cents"])) for raw in lines
     )
+    # The engine's figures, and the engagement on amounts the answer carries
+    assert body.pop("engagement_number").startswith("ENG1-C-")
+    assert body.pop("engagement_valid_until") >= TODAY.isoformat()
+    body |= {"engagement_number": None, "engagement_valid_until": None}
     assert body == engine_figures(person, account.optam, *(
         {**raw, "quantity": raw.get("quantity", 1)} for raw in lines
     ))  # fmt: skip

@@ -190,7 +190,15 @@ def at_the_counter_then_invoiced(
         # The agreement guarantees what the calculation says (the same facts, one engine).
         assert [ln.guaranteed_cents for ln in answer.lines] == [ln.amc_cents for ln in result.lines]
         agreement = answer.agreement_number
-    content = ClaimContent(f"FX-{next(_invoices)}", day, invoice_of(result, day, lines), agreement)
+    # The invoice carries the calculation's engagement on amounts, so that what it reserved
+    # is its own (an invoice without it would see the reservation as consumed).
+    content = ClaimContent(
+        f"FX-{next(_invoices)}",
+        day,
+        invoice_of(result, day, lines),
+        agreement,
+        engagement_number=result.engagement_number,
+    )
     receipt = submit_claim(platform, principal, ClaimSubmission(person.card, content))
     adjudicate_pending(platform, insurer_amc=world.insurer.amc_number)
     view = get_claim(platform, principal, receipt.claim_id)

@@ -430,3 +430,54 @@ def test_the_prior_authorisation_form_key_is_always_one_the_service_accepts() ->
     keys = {new_request_key() for _ in range(2000)}
     assert len(keys) == 2000
     assert all(REQUEST_KEY.match(key) for key in keys)
+
+
+def _engagements(client: PortalClient) -> list[str]:
+    page = client.get("/portail/prestataire/engagements")
+    assert page.status_code == 200
+    return re.findall(r"<code>(ENG1-C-[^<]+)</code>", page.text)
+
+
+def test_provider_lists_its_open_engagements_and_cancels_one(world: World) -> None:
+    _sign(world, CareDomain.MED)
+    client = PortalClient(world)
+    client.login_provider()
+    before = _engagements(client)  # the module's world: other tests calculate too
+    form = {
+        **_card_form(world.other_cards[2]),
+        "act_code": "G",
+        "domain": "MED",
+        "family": "consultation",
+        "billed": "30,00",
+        "br": "30",
+    }
+    assert client.post("/portail/prestataire/calcul", form).status_code == 200
+    # The calculation's engagement is listed, newest first: number, domain, dates, amount
+    page = client.get("/portail/prestataire/engagements")
+    numbers = re.findall(r"<code>(ENG1-C-[^<]+)</code>", page.text)
+    assert len(numbers) == len(before) + 1
+    number = numbers[0]
+    row = page.text.split(number, 1)[1].split("</tr>", 1)[0]
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert cells[0] == "MED"
+    assert cells[-1] == "9,00\u00a0€"
+    assert f'name="number" value="{number}"' in row
+    assert 'hx-post="/portail/prestataire/engagements/annuler"' in row
+    # When the professional cancels it (htmx swaps the list only)
+    done = client.post(
+        "/portail/prestataire/engagements/annuler",
+        {"number": number},
+        headers={"HX-Request": "true"},
+    )
+    assert done.status_code == 200
+    assert "<h1>" not in done.text
+    assert "Engagement annulé" in done.text
+    assert number not in done.text
+    # Then it is gone, and a made-up number is refused in French
+    assert _engagements(client) == before
+    made_up = client.post(
+        "/portail/prestataire/engagements/annuler",
+        {"number": "ENG1-C-AAAA"},
+        headers={"HX-Request": "true"},
+    )
+    assert "Engagement introuvable" in made_up.text

@@ -159,6 +159,10 @@ class CalculationOut(BaseModel):
     totals: TotalsOut
     counter_consumption: dict[str, CounterOut]
     renewals: dict[str, date]
+    # The engagement on amounts (ENG1-C-…): the AMC amount reserved for the invoice that
+    # carries this number, until ``engagement_valid_until``.
+    engagement_number: str | None = None
+    engagement_valid_until: date | None = None
 
 
 class CardKeyOut(BaseModel):

@@ -26,7 +26,10 @@ refused for lack of rights (rule 1 or 2) whose care domain the engagement binds,
 insurer, provider, beneficiary and care date, is judged again by rules 1 to 7 on the
 contract the engagement names, as in force at the check; paid so, it is *engaged*. A
 line refused for lack of rights under an engagement that does not apply carries the
-engagement's reason instead (``engagement.not_yours``, ``engagement.expired``).
+engagement's reason instead (``engagement.not_yours``, ``engagement.expired``, and for an
+engagement on amounts cancelled or consumed by another invoice ``engagement.cancelled``).
+An engagement on amounts also engages the rights of its domains over its validity; the
+ceilings it reserved are not counted against the invoice that consumes it.
 
 Every reason code is listed in :data:`REASONS` and in ``docs/reason-codes.md``.
 """
@@ -110,6 +113,7 @@ class Reason(StrEnum):
     UNPROCESSABLE = "claim.unprocessable"
     ENGAGEMENT_NOT_YOURS = "engagement.not_yours"
     ENGAGEMENT_EXPIRED = "engagement.expired"
+    ENGAGEMENT_CANCELLED = "engagement.cancelled"
 
 
 # What the provider reads next to a code (French: shown in portals and remittance advice).
@@ -145,6 +149,10 @@ REASONS: Mapping[Reason, str] = {
         "Pas de droits à la date des soins, et l'engagement porté par la facture "
         "ne vaut pas pour cette date de soins"
     ),
+    Reason.ENGAGEMENT_CANCELLED: (
+        "Pas de droits à la date des soins, et l'engagement sur montants porté par la "
+        "facture a été annulé ou déjà utilisé par une autre facture"
+    ),
 }
 
 # Refusals for lack of rights: the ones an engagement lifts.
@@ -152,6 +160,7 @@ RIGHTS_REASONS = frozenset({Reason.RIGHTS_NONE, Reason.DOMAIN_NOT_COVERED})
 _FAULT_REASONS: Mapping[EngagementFault, Reason] = {
     EngagementFault.NOT_YOURS: Reason.ENGAGEMENT_NOT_YOURS,
     EngagementFault.EXPIRED: Reason.ENGAGEMENT_EXPIRED,
+    EngagementFault.CANCELLED: Reason.ENGAGEMENT_CANCELLED,
 }
 
 _ENGINE_REASONS: dict[str, Reason] = {
@@ -192,6 +201,7 @@ class ClaimFacts:
     agreement_number: str | None = None
     agreement: Agreement | None = None
     history: tuple[CounterUse, ...] = ()  # earlier consumption of this beneficiary
+    reserved: tuple[CounterUse, ...] = ()  # held by open engagements on amounts (not its own)
     # Keys of the lines already paid for (read only: the caller may share one set).
     paid_exact: AbstractSet[bytes] = frozenset()  # duplicate keys
     paid_near: AbstractSet[bytes] = frozenset()  # near keys
@@ -202,6 +212,8 @@ class ClaimFacts:
     insurer_id: int = 0
     engagement: RightsEngagement | None = None
     engaged_contract: Contract | None = None
+    # An engagement on amounts cancelled or consumed by another invoice (read from its row).
+    engagement_fault: EngagementFault | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +275,7 @@ def _honour(
                 beneficiary_id=facts.beneficiary_id,
                 care_date=line.care_date,
             )
+            or facts.engagement_fault
         )
         if fault is not None:
             lines[index] = reject(_FAULT_REASONS[fault])
@@ -286,6 +299,7 @@ def _honour(
         agreement_number=facts.agreement_number,
         agreement=facts.agreement,
         history=facts.history + decision.consumption,
+        reserved=facts.reserved,
         paid_exact=facts.paid_exact,
         paid_near=facts.paid_near,
         line_keys=tuple(facts.line_keys[i] for i in candidates) if facts.line_keys else (),
@@ -442,7 +456,14 @@ def _judge_priced(
     assert coverage is not None
     assert facts.age is not None
     pricing = PricingFacts(
-        contract, coverage, facts.age, facts.css, facts.optam, facts.conventions, facts.history
+        contract,
+        coverage,
+        facts.age,
+        facts.css,
+        facts.optam,
+        facts.conventions,
+        facts.history,
+        facts.reserved,
     )
     history = list(facts.history)
     pa_left = dict(facts.agreement.guaranteed_by_family) if facts.agreement else {}

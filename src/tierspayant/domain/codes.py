@@ -87,6 +87,7 @@ class CalculationCode(ErrorCode):
 
     CALCULATION_NO_RIGHTS = "calculation.no_rights"
     NO_CONVENTION = "calculation.no_convention"
+    TOO_MANY_OPEN = "calculation.too_many_open"
     INVALID_REQUEST = "pricing.invalid_request"
     NO_LINES = "pricing.no_lines"
     NOT_COVERED_YET = "pricing.not_covered_yet"
@@ -193,6 +194,7 @@ class EngagementCode(ErrorCode):
     """Engagement numbers (engagements de prise en charge) carried by invoices."""
 
     INVALID = "engagement.invalid"
+    NOT_FOUND = "engagement.not_found"
 
 
 class EnrolmentCode(ErrorCode):
@@ -371,6 +373,7 @@ class GuardCode(ErrorCode):
     MISS_RATIO = "guard.miss_ratio"
     NO_PROOF_QUOTA = "guard.no_proof_quota"
     STEP_UP_IGNORED = "guard.step_up_ignored"
+    RESERVATIONS = "guard.reservations"
     UNAVAILABLE = "guard.unavailable"
     DISABLED = "guard.disabled"
     SECOND_APPROVER_REQUIRED = "guard.second_approver_required"

@@ -7,9 +7,10 @@ the coverage retroactively later. The number is self-verifying (sealed by
 :mod:`tierspayant.security.engagement`): the rights check writes nothing.
 
 This module holds the value, its byte layout (the sealed plaintext) and the rule that
-says whether an engagement applies to an invoice. Kinds: ``R`` rights (built now);
-``C`` calculation (amount engagements with ceiling reservations, later) will share the
-format with its own body.
+says whether an engagement applies to an invoice. Kinds: ``R`` rights, and
+``C`` calculation: an engagement on amounts, stored as a *reservation* of the AMC amount
+against the person's ceilings (``amount_reservations``), whose number seals the row's key
+(plaintext: insurer id (4) | reservation id (8) | provider id (4) | beneficiary id (8)).
 
 Plaintext of a rights engagement (integers big-endian, dates as days since 2000-01-01)::
 
@@ -33,6 +34,7 @@ from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import EngagementCode
 from tierspayant.domain.eligibility import DomainRight
 from tierspayant.domain.errors import DomainError
+from tierspayant.domain.facts import CounterUse
 
 EPOCH = date(2000, 1, 1)
 # Domains in a fixed bit order: a new domain is appended, never inserted.
@@ -59,7 +61,7 @@ class EngagementKind(StrEnum):
     """What an engagement binds: rights now, a calculated amount later."""
 
     RIGHTS = "R"
-    CALCULATION = "C"  # reserved: amount engagements (not issued yet)
+    CALCULATION = "C"  # amounts: a stored reservation against the person's ceilings
 
 
 class EngagementFault(StrEnum):
@@ -67,6 +69,7 @@ class EngagementFault(StrEnum):
 
     NOT_YOURS = "not_yours"  # another professional, beneficiary or insurer
     EXPIRED = "expired"  # the care date is outside its validity
+    CANCELLED = "cancelled"  # an amount engagement cancelled, or consumed by another invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,3 +217,145 @@ def unpack_rights(plain: bytes) -> RightsEngagement:
         tiers_payant=tiers_payant,
         contract_code=code.decode("ascii"),
     )
+
+
+# --- Engagements on amounts (kind C) ---------------------------------------------------
+
+_CALC = struct.Struct(">IQIQ")
+# Care domains of equipment, whose invoice follows the calculation by days or weeks.
+EQUIPMENT_DOMAINS = frozenset({CareDomain.OPTI, CareDomain.DENT, CareDomain.AUDI})
+MAX_AMOUNT_DAYS = 366
+MAX_OPEN_LIMIT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class AmountPolicy:
+    """Validity (days after the care date) and the open reservations allowed per person
+    and care domain."""
+
+    equipment_days: int = 30
+    other_days: int = 0  # the care day itself
+    max_open: int = 3
+
+    def valid_until(self, care_date: date, domains: Iterable[CareDomain]) -> date:
+        """The last day an engagement for ``domains`` holds: the longest of their validities."""
+        days = max(
+            self.equipment_days if d in EQUIPMENT_DOMAINS else self.other_days for d in domains
+        )
+        return care_date + timedelta(days=days)
+
+
+AMOUNT_DEFAULTS = AmountPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class AmountKey:
+    """What a calculation engagement number seals: the reservation's key and its owners."""
+
+    insurer_id: int
+    reservation_id: int
+    provider_id: int
+    beneficiary_id: int
+
+
+def pack_amount(key: AmountKey) -> bytes:
+    return _CALC.pack(key.insurer_id, key.reservation_id, key.provider_id, key.beneficiary_id)
+
+
+def unpack_amount(plain: bytes) -> AmountKey:
+    if len(plain) != _CALC.size:
+        raise invalid()
+    return AmountKey(*_CALC.unpack(plain))
+
+
+@dataclass(frozen=True, slots=True)
+class EngagedAmount:
+    """One line of a calculation engagement: its act, domain and engaged AMC amount."""
+
+    act_code: str
+    domain: CareDomain
+    cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """An engagement on amounts as stored: what it reserves of the person's counters
+    (``uses``, dated on the care date) until it is consumed, cancelled or expired."""
+
+    insurer_id: int
+    id: int
+    provider_id: int
+    structure: str
+    beneficiary_id: int
+    domains: frozenset[CareDomain]
+    care_date: date
+    valid_until: date
+    contract_code: str
+    coverage_start: date
+    amc_cents: int
+    uses: tuple[CounterUse, ...]
+    lines: tuple[EngagedAmount, ...]
+    cancelled: bool = False
+    consumed_by: int | None = None
+    digest: bytes = b""  # of the calculation's request: a retry finds its engagement
+
+    @property
+    def key(self) -> AmountKey:
+        return AmountKey(self.insurer_id, self.id, self.provider_id, self.beneficiary_id)
+
+    def open_on(self, today: date) -> bool:
+        """Whether it still reserves: neither cancelled nor consumed, and not past its
+        validity (computed when read: an expired reservation needs no job to free it)."""
+        return not self.cancelled and self.consumed_by is None and today <= self.valid_until
+
+    def fault_for(self, claim_id: int) -> EngagementFault | None:
+        """CANCELLED when an invoice cannot consume it any more (the rest is judged as for
+        a rights engagement, by :meth:`RightsEngagement.fault`)."""
+        if self.cancelled or (self.consumed_by is not None and self.consumed_by != claim_id):
+            return EngagementFault.CANCELLED
+        return None
+
+    def as_rights(self) -> RightsEngagement:
+        """The rights it engages too: its domains, on its contract, over its validity."""
+        return RightsEngagement(
+            insurer_id=self.insurer_id,
+            provider_id=self.provider_id,
+            beneficiary_id=self.beneficiary_id,
+            care_date=self.care_date,
+            valid_until=self.valid_until,
+            coverage_start=self.coverage_start,
+            domains=self.domains,
+            tiers_payant=self.domains,
+            contract_code=self.contract_code,
+        )
+
+
+def open_in(
+    reservations: Iterable[Reservation], domain: CareDomain, today: date
+) -> list[Reservation]:
+    """The reservations still open on ``today`` that cover ``domain``."""
+    return [r for r in reservations if r.open_on(today) and domain in r.domains]
+
+
+def carried_by(
+    reservations: Iterable[Reservation],
+    provider_id: int,
+    care_date: date,
+    lines: Iterable[tuple[str, CareDomain]],
+) -> Reservation | None:
+    """The open engagement on amounts a later step of the same care matches: the same
+    professional's, for the same care date and the same lines (act code and domain, in any
+    order), the newest if several. A prior authorisation of those lines does not count
+    what that engagement reserved against itself (it asks for the very amounts the
+    calculation promised); every other reservation still counts, so no two engagements
+    promise the same ceiling."""
+    wanted = sorted((act, domain.value) for act, domain in lines)
+    found: Reservation | None = None
+    for r in reservations:
+        if (
+            r.provider_id == provider_id
+            and r.care_date == care_date
+            and sorted((x.act_code, x.domain.value) for x in r.lines) == wanted
+        ):
+            found = r
+    return found

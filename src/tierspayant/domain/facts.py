@@ -63,6 +63,10 @@ class PricingFacts:
     optam: bool = False
     conventions: Mapping[CareDomain, ConventionPeriod] = field(default_factory=dict)
     history: Sequence[CounterUse] = ()  # earlier consumption, in care-date order
+    # What open engagements on amounts of this person hold of the ceilings (the one being
+    # consumed excepted): counted as consumed, so no two engagements promise the same
+    # ceiling. Their renewal keys are not counted (the equipment is not delivered yet).
+    reserved: Sequence[CounterUse] = ()
 
     def refusal(self, domains: Iterable[CareDomain], day: date) -> Refusal | None:
         """:func:`refusal` for these facts."""
@@ -124,9 +128,13 @@ def without_convention(
 
 
 def counters_on(
-    contract: Contract, care_date: date, history: Iterable[CounterUse]
+    contract: Contract,
+    care_date: date,
+    history: Iterable[CounterUse],
+    reserved: Iterable[CounterUse] = (),
 ) -> tuple[dict[str, tuple[int, int]], dict[str, date]]:
-    """Consumption in each ceiling's window, and the last covered equipment per key."""
+    """Consumption in each ceiling's window (reservations included), and the last covered
+    equipment per key (consumption only)."""
     windows: dict[str, tuple[date, date]] = {}
     for guarantee in contract.guarantees:
         for ceiling in guarantee.ceilings:
@@ -143,7 +151,20 @@ def counters_on(
         if window is not None and window[0] <= use.care_date <= window[1]:
             cents, units = counters.get(use.key, (0, 0))
             counters[use.key] = (cents + use.cents, units + use.units)
+    for use in reserved:
+        window = windows.get(use.key)
+        if window is not None and window[0] <= use.care_date <= window[1]:
+            cents, units = counters.get(use.key, (0, 0))
+            counters[use.key] = (cents + use.cents, units + use.units)
     return counters, last
+
+
+def held_by(
+    reservations: Iterable[tuple[int, Sequence[CounterUse]]], but: int | None
+) -> tuple[CounterUse, ...]:
+    """The counter uses reserved by ``(id, uses)`` pairs, except those of reservation ``but``
+    (the one an invoice consumes, or a calculation replaces)."""
+    return tuple(use for rid, uses in reservations if rid != but for use in uses)
 
 
 def pricing_request(
@@ -160,7 +181,7 @@ def pricing_request(
     add (adjudication: the earlier care dates of the same invoice).
     """
     counters, last = counters_on(
-        facts.contract, care_date, facts.history if history is None else history
+        facts.contract, care_date, facts.history if history is None else history, facts.reserved
     )
     return PricingRequest(
         care_date=care_date,

@@ -32,14 +32,19 @@ from tierspayant.domain.adjudication import (
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimLine, LineStatus, duplicate_key, near_key
 from tierspayant.domain.eligibility import Coverage
-from tierspayant.domain.engagements import RightsEngagement
+from tierspayant.domain.engagements import (
+    AmountKey,
+    EngagementFault,
+    Reservation,
+    RightsEngagement,
+)
 from tierspayant.domain.errors import DomainError
-from tierspayant.domain.facts import CounterUse
+from tierspayant.domain.facts import CounterUse, held_by
 from tierspayant.domain.guarantees import Contract
-from tierspayant.services.engagements import opened_or_none
+from tierspayant.services.engagements import opened_any
 from tierspayant.services.insurers import get_insurer
 from tierspayant.store import adjudication as store
-from tierspayant.store import audit, ledger
+from tierspayant.store import audit, ledger, reservations
 from tierspayant.store.claims import (
     ClaimRow,
     EngagedLine,
@@ -167,6 +172,9 @@ def _judge_insurer(
         ).items()
     }
     history = store.counter_history(conn, insurer_id, beneficiary_ids)
+    # Open engagements on amounts: held against every invoice but the one consuming it.
+    held = reservations.open_reservations(conn, insurer_id, beneficiary_ids, platform.today())
+    consumed: list[tuple[int, int]] = []
     paid_exact, paid_near = store.paid_keys(
         conn, insurer_id, (s.near_key for c in claims for s in lines[c.id] if s.near_key)
     )
@@ -190,7 +198,17 @@ def _judge_insurer(
                 )
             contract = contracts[person.contract_code]
         agreement = agreements.get(claim.agreement_number) if claim.agreement_number else None
-        engagement = opened_or_none(platform, conn, claim.engagement_number)
+        opened = opened_any(platform, conn, claim.engagement_number)
+        engagement: RightsEngagement | None = None
+        own: Reservation | None = None
+        fault: EngagementFault | None = None
+        if isinstance(opened, AmountKey):
+            own = _reservation_of(conn, insurer_id, opened, held)
+            if own is not None:
+                engagement = own.as_rights()
+                fault = own.fault_for(claim.id)
+        else:
+            engagement = opened
         engaged_contract = None
         if engagement is not None:
             code = engagement.contract_code
@@ -214,12 +232,17 @@ def _judge_insurer(
             agreement_number=claim.agreement_number,
             agreement=agreement,
             history=tuple(history.get(claim.beneficiary_id, ())),
+            reserved=held_by(
+                ((r.id, r.uses) for r in held.get(claim.beneficiary_id, ())),
+                None if own is None or fault is not None else own.id,
+            ),
             paid_exact=paid_exact,
             paid_near=paid_near,
             line_keys=tuple((s.duplicate_key, s.near_key) for s in lines[claim.id]),
             insurer_id=insurer_id,
             engagement=engagement,
             engaged_contract=engaged_contract,
+            engagement_fault=fault,
         )
         broken = contract if isinstance(contract, DomainError) else None
         decision = _judge_one(platform, facts, claim, today, broken)
@@ -262,7 +285,19 @@ def _judge_insurer(
             history.setdefault(claim.beneficiary_id, []).append(use)
         if agreement is not None and decision.accepted_cents > 0:
             agreements[agreement.number] = _used(agreement)
+        if (
+            own is not None
+            and fault is None
+            and own.beneficiary_id == claim.beneficiary_id
+            and own.provider_id == claim.provider_id
+            and decision.accepted_cents > 0
+        ):
+            # Consumed: what it reserved is now the invoice's consumption.
+            consumed.append((own.id, claim.id))
+            mine = held.get(claim.beneficiary_id, [])
+            held[claim.beneficiary_id] = [r for r in mine if r.id != own.id]
     store.record_decisions(conn, outcomes, totals, uses, now)
+    reservations.consume(conn, insurer_id, consumed)
     insert_engaged_lines(conn, engaged, now)
     _post(platform, conn, insurer_id, claims, decisions, engaged)
     audit.append(
@@ -282,6 +317,19 @@ def _judge_insurer(
         },
     )
     return decisions
+
+
+def _reservation_of(
+    conn: Connection, insurer_id: int, key: AmountKey, held: dict[int, list[Reservation]]
+) -> Reservation | None:
+    """The reservation an amount number names (None: another insurer's, or no such row:
+    the invoice is then judged as without an engagement)."""
+    if key.insurer_id != insurer_id:
+        return None
+    for r in held.get(key.beneficiary_id, ()):
+        if r.id == key.reservation_id:
+            return r
+    return reservations.get(conn, insurer_id, key.reservation_id)  # closed: read it
 
 
 def _contract(

@@ -188,6 +188,19 @@ def guarded_read(
     return _guarded(platform, principal, card, proof, answer, write=False)
 
 
+def guarded_answer(
+    platform: Platform,
+    principal: Principal,
+    card: CardData,
+    proof: CardProof,
+    answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry]],
+) -> Deferred[T]:
+    """:func:`guarded_read` for answers that also write (a calculation's engagement on
+    amounts): ``answer`` runs in a write transaction, its audit event goes to the
+    group-commit writer once that transaction is committed."""
+    return _guarded(platform, principal, card, proof, answer, write=True)
+
+
 def _guarded(
     platform: Platform,
     principal: Principal,
@@ -333,6 +346,18 @@ def _refuse_proof(
             signals += guard.observe(ctx, LookupOutcome.canary(refused.canary_subject))
         raise_alerts(platform, signals, ctx, insurer=card.amc_number)
     raise Forbidden(*PROOF_REFUSED)
+
+
+def reservation_context(platform: Platform, principal: Principal) -> LookupContext:
+    """The guard's view of a calculation that may reserve (its category is not read: the
+    reservations row reads no calibrated cap)."""
+    return context_for(
+        principal,
+        category="",
+        with_proof=True,
+        at=platform.now(),
+        stepped_up=principal.strength is AuthStrength.AAL3,
+    )
 
 
 def _context(platform: Platform, principal: Principal, with_proof: bool) -> LookupContext:

@@ -11,11 +11,21 @@ consumed by earlier accepted invoices, the last covered equipment, the waiting p
 the conventions, the tiers payant flags) and applies them through
 :mod:`tierspayant.domain.facts`, as adjudication does: the invoice that repeats the
 calculation's lines the same day is accepted for the amount calculated.
+
+A covered answer carries an *engagement on amounts* (``ENG1-C-…``, see ``docs/money.md``):
+the AMC amount it quotes is reserved against the person's ceilings (a row of
+``amount_reservations``) until the invoice that carries the number consumes it, its
+professional cancels it, or its validity ends. Every pricing of the same person reads
+the open reservations as consumed (``PricingFacts.reserved``), so two engagements never
+promise the same ceiling. The same calculation repeated by the same professional while
+its engagement is open answers the same number (the retry of a lost answer).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import secrets
+from dataclasses import dataclass, replace
 from datetime import date
 
 from sqlalchemy import Connection
@@ -23,18 +33,35 @@ from sqlalchemy import Connection
 from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import CalculationCode
 from tierspayant.domain.eligibility import check_care_date
+from tierspayant.domain.engagements import (
+    AmountPolicy,
+    EngagedAmount,
+    Reservation,
+    open_in,
+)
 from tierspayant.domain.errors import PricingError
-from tierspayant.domain.facts import pricing_request
+from tierspayant.domain.facts import CounterUse, held_by, pricing_request
 from tierspayant.domain.pricing import PricingLine, PricingResult, check_lines, price
 from tierspayant.security.audit import DISCLOSED
+from tierspayant.security.guard import Admission, LookupContext, Verdict
 from tierspayant.security.principal import Principal
+from tierspayant.services.alerts import raise_alerts
+from tierspayant.services.engagements import seal_amount
 from tierspayant.services.errors import Unprocessable
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
-from tierspayant.services.lookup import NO_PROOF, CardProof, Deferred, guarded_read
+from tierspayant.services.lookup import (
+    NO_PROOF,
+    CardProof,
+    Deferred,
+    guarded_answer,
+    refuse,
+    reservation_context,
+)
 from tierspayant.services.pricing_facts import person_facts, provider_under_convention
-from tierspayant.store import audit
-from tierspayant.store.adjudication import ProviderTerms
+from tierspayant.store import audit, reservations
+from tierspayant.store.adjudication import ProviderTerms, lock_beneficiaries
+from tierspayant.store.db import begin_write
 
 # Engine refusals that depend on the person, not on the lines: all look like "no rights".
 PERSON_CODES = frozenset({CalculationCode.NOT_COVERED_YET, CalculationCode.DOMAIN_NOT_COVERED})
@@ -46,6 +73,20 @@ class Calculation:
     care_date: date
     lines: tuple[PricingLine, ...]
     maternity: bool = False
+
+
+def amount_policy(platform: Platform) -> AmountPolicy:
+    """The engagement policy in force (``settings.engagements``, ``TIERSPAYANT_ENGAGEMENT_*``)."""
+    settings = platform.settings.engagements
+    return AmountPolicy(settings.equipment_days, settings.other_days, settings.max_open)
+
+
+def too_many_open() -> Unprocessable:
+    """The professional already holds the most open engagements allowed for this person."""
+    return Unprocessable(
+        CalculationCode.TOO_MANY_OPEN,
+        "too many open engagements for this person and care domain: cancel one or invoice",
+    )
 
 
 def no_rights() -> Unprocessable:
@@ -73,7 +114,7 @@ def start_calculation(
 
     def answer(
         conn: Connection, insurer: Insurer, found: Identified | None
-    ) -> tuple[PricingResult | None, audit.Entry]:
+    ) -> tuple[PricingResult | CalculationCode | Admission | None, audit.Entry]:
         # The provider's convention first: its refusal does not depend on the person.
         terms = provider_under_convention(
             conn,
@@ -82,7 +123,11 @@ def start_calculation(
             ((line.domain, request.care_date) for line in request.lines),
             CalculationCode.NO_CONVENTION,
         )
-        result = _price(platform, conn, insurer, found, request, terms)
+        judged = _judge_reservations(platform, conn, ctx)
+        if judged is not None:
+            # Before the person is priced: the refusal tells nothing about them.
+            return judged, _refused_entry(platform, principal, insurer, found, judged)
+        result = _price(platform, conn, principal, ctx.structure, insurer, found, request, terms)
         entry = audit.Entry(
             at=platform.now(),
             actor=principal.id,
@@ -102,32 +147,99 @@ def start_calculation(
         )
         return result, entry
 
-    return guarded_read(platform, principal, card, proof, answer).then(_covered)
+    def covered(result: PricingResult | CalculationCode | Admission | None) -> PricingResult:
+        if isinstance(result, Admission):
+            # After the commit (SQLite has one writer): a hard signal suspends.
+            raise_alerts(platform, result.signals, ctx, insurer=card.amc_number)
+            refuse(result)
+        return _covered(result)
+
+    ctx = reservation_context(platform, principal)
+    return guarded_answer(platform, principal, card, proof, answer).then(covered)
 
 
-def _covered(result: PricingResult | None) -> PricingResult:
+def _judge_reservations(
+    platform: Platform, conn: Connection, ctx: LookupContext
+) -> Admission | None:
+    """The guard's row over the engagements on amounts the structure created today, at
+    every calculation of a professional (each may create one): None lets it go on."""
+    guard = platform.guard
+    if guard is None:
+        return None
+    since = guard.day_start(ctx.at)
+    admission = guard.judge_reservation(
+        ctx, reservations.created_by_structure(conn, ctx.structure, since)
+    )
+    return None if admission.allowed else admission
+
+
+def _refused_entry(
+    platform: Platform,
+    principal: Principal,
+    insurer: Insurer,
+    found: Identified | None,
+    admission: Admission,
+) -> audit.Entry:
+    return audit.Entry(
+        at=platform.now(),
+        actor=principal.id,
+        structure=principal.structure,
+        action="calculation",
+        purpose="calculation",
+        subject=found.subject if found else None,
+        insurer=insurer.amc_number,
+        decision="deny" if admission.verdict is not Verdict.STEP_UP else "step_up",
+        detail={"code": admission.code, DISCLOSED: False},
+    )
+
+
+def _covered(result: PricingResult | CalculationCode | None) -> PricingResult:
     if result is None:
         raise no_rights()
+    if result is CalculationCode.TOO_MANY_OPEN:
+        raise too_many_open()
+    assert isinstance(result, PricingResult)
     return result
+
+
+def request_digest(provider_id: int, request: Calculation) -> bytes:
+    """What makes two calculations the same for an engagement: professional, care date,
+    maternity and lines (the card is the beneficiary, compared by id)."""
+    text = repr((provider_id, request.care_date.isoformat(), request.maternity, request.lines))
+    return hashlib.sha256(text.encode()).digest()
 
 
 def _price(
     platform: Platform,
     conn: Connection,
+    principal: Principal,
+    structure: str,
     insurer: Insurer,
     found: Identified | None,
     request: Calculation,
     terms: ProviderTerms,
-) -> PricingResult | None:
-    if found is None:
+) -> PricingResult | CalculationCode | None:
+    if found is None or principal.provider_id is None:
         return None
-    facts = person_facts(platform, conn, insurer, found, request.care_date, terms)
+    person = found.record.id
+    # Read what this transaction then writes: one calculation (or adjudication) of the
+    # person at a time, so that two never reserve the same ceiling.
+    lock_beneficiaries(conn, insurer.id, [person])
+    begin_write(conn)
+    today = platform.today()
+    held = reservations.open_reservations(conn, insurer.id, [person], today)[person]
+    digest = request_digest(principal.provider_id, request)
+    again = next(
+        (r for r in held if r.digest == digest and r.provider_id == principal.provider_id), None
+    )
+    reserved = held_by(((r.id, r.uses) for r in held), None if again is None else again.id)
+    facts = person_facts(platform, conn, insurer, found, request.care_date, terms, reserved)
     if facts is None:
         return None
     if facts.refusal((line.domain for line in request.lines), request.care_date) is not None:
         return None
     try:
-        return price(
+        result = price(
             facts.contract,
             pricing_request(facts, request.care_date, request.lines, maternity=request.maternity),
             platform.reference,
@@ -136,3 +248,45 @@ def _price(
         if exc.code in PERSON_CODES:
             return None
         raise
+    policy = amount_policy(platform)
+    domains = frozenset(line.domain for line in request.lines)
+    if again is None:
+        for domain in sorted(domains):
+            full = open_in(held, domain, today)
+            if len(full) >= policy.max_open:
+                # Distinct only to whoever holds one of them: it already knows the person
+                # is covered. Anyone else gets the answer of no rights (docs/money.md).
+                if any(r.provider_id == principal.provider_id for r in full):
+                    return CalculationCode.TOO_MANY_OPEN
+                return None
+    reservation = Reservation(
+        insurer_id=insurer.id,
+        id=again.id if again is not None else secrets.randbits(62) + 1,
+        provider_id=principal.provider_id,
+        structure=structure,  # the guard's key: counted by the reservations row
+        beneficiary_id=person,
+        domains=domains,
+        care_date=request.care_date,
+        valid_until=policy.valid_until(request.care_date, domains),
+        contract_code=facts.contract.code,
+        coverage_start=facts.coverage.start,
+        amc_cents=result.amc_cents,
+        uses=tuple(
+            CounterUse(key, request.care_date, cents, units)
+            for key, (cents, units) in sorted(result.counter_consumption.items())
+        ),
+        lines=tuple(
+            EngagedAmount(line.act_code, line.domain, priced.amc_cents)
+            for line, priced in zip(request.lines, result.lines, strict=True)
+        ),
+        digest=digest,
+    )
+    if again is None:
+        reservations.insert_reservation(conn, reservation, platform.now())
+    else:
+        reservations.replace_amounts(conn, reservation)
+    return replace(
+        result,
+        engagement_number=seal_amount(platform, reservation.key),
+        engagement_valid_until=reservation.valid_until,
+    )

@@ -9,7 +9,7 @@ telling anything about whom the card designates.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 from sqlalchemy import Connection
@@ -18,7 +18,7 @@ from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import ErrorCode
 from tierspayant.domain.eligibility import Coverage, age_on
-from tierspayant.domain.facts import PricingFacts, without_convention
+from tierspayant.domain.facts import CounterUse, PricingFacts, without_convention
 from tierspayant.services.errors import Unprocessable
 from tierspayant.services.identification import Identified
 from tierspayant.services.insurers import Insurer
@@ -58,9 +58,14 @@ def person_facts(
     found: Identified,
     care_date: date,
     provider: ProviderTerms,
+    reserved: Sequence[CounterUse],
 ) -> PricingFacts | None:
     """The person's pricing facts on ``care_date``; None when they have no rights then
-    (outside the coverage, or a contract missing from the catalogue)."""
+    (outside the coverage, or a contract missing from the catalogue).
+
+    ``reserved``: what open engagements on amounts hold of the ceilings (read by the caller),
+    the engagement the request carries or repeats excepted
+    (:func:`tierspayant.domain.engagements.carried_by`, a calculation's retry)."""
     record = found.record
     coverage = Coverage(record.contract_code, record.coverage_start, record.coverage_end)
     if not coverage.covers(care_date):
@@ -77,4 +82,5 @@ def person_facts(
         age=age_on(found.birth_date, care_date),
         css=record.css,
         provider=provider,
+        reserved=tuple(reserved),
     )

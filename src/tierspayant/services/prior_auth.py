@@ -30,7 +30,8 @@ from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import UNKNOWN_BENEFICIARY
 from tierspayant.domain.codes import PriorAuthCode
 from tierspayant.domain.eligibility import Coverage, check_care_date
-from tierspayant.domain.facts import pricing_request
+from tierspayant.domain.engagements import carried_by
+from tierspayant.domain.facts import held_by, pricing_request
 from tierspayant.domain.pricing import PricingLine, check_lines
 from tierspayant.domain.prior_auth import (
     PRIOR_AUTH_DOMAINS,
@@ -49,7 +50,7 @@ from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider, guarded_lookup
 from tierspayant.services.pricing_facts import person_facts, provider_under_convention
-from tierspayant.store import audit
+from tierspayant.store import audit, reservations
 from tierspayant.store import prior_auth as store
 from tierspayant.store.claims import lock_allocation
 from tierspayant.store.insurers import amc_number_of
@@ -254,7 +255,15 @@ def _assess(
     refusal = refusal_before_pricing(request.lines, contract, coverage, request.care_date)
     if refusal is not None:
         return refusal
-    facts = person_facts(platform, conn, insurer, found, request.care_date, terms)
+    # Open engagements on amounts count as consumed, but for the one of this professional
+    # for these very lines: the agreement then guarantees what the calculation promised.
+    held = reservations.open_reservations(conn, insurer.id, [record.id], platform.today())
+    mine = held[record.id]
+    own = carried_by(
+        mine, provider_id, request.care_date, ((ln.act_code, ln.domain) for ln in request.lines)
+    )
+    reserved = held_by(((r.id, r.uses) for r in mine), None if own is None else own.id)
+    facts = person_facts(platform, conn, insurer, found, request.care_date, terms, reserved)
     assert facts is not None  # refusal_before_pricing refuses no coverage and no contract
     quote = pricing_request(facts, request.care_date, request.lines)
     return decide(facts.contract, quote, platform.reference, policy)

@@ -245,6 +245,7 @@ def pricing_facts(
     age: int,
     css: bool,
     provider: ProviderTerms,
+    reserved: tuple[CounterUse, ...] = (),
 ) -> PricingFacts:
     """The facts one person's pricing reads at the counter: the same type, and the same
     counter history (:func:`counter_history`), as adjudication's batch reads give it."""
@@ -257,6 +258,7 @@ def pricing_facts(
         optam=provider.optam,
         conventions=provider.conventions,
         history=tuple(history),
+        reserved=reserved,
     )
 
 

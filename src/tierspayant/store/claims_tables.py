@@ -173,6 +173,37 @@ engaged_lines = Table(
     Index("ix_engaged_lines_date", "insurer_id", "decided_at"),
 )
 
+# Engagements on amounts (kind ``C``): what a calculation promised, reserved against the
+# person's ceilings until it is consumed by the invoice, cancelled, or past its validity
+# (an expired row simply no longer counts: no job). ``uses`` is the JSON list of the
+# counters the calculation would consume, ``[[key, cents, units], ...]``, ``lines`` the
+# engaged AMC amount per line, ``[[act code, domain, cents], ...]``. ``id`` is random
+# (the number seals it), ``digest`` the hash of the calculation's request, so that a
+# retried calculation answers the same engagement.
+amount_reservations = Table(
+    "amount_reservations",
+    metadata,
+    Column("insurer_id", Integer, primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("provider_id", Integer, nullable=False),
+    Column("structure", String(64), nullable=False),
+    Column("beneficiary_id", BigInteger, nullable=False),
+    Column("domains", String(64), nullable=False),  # comma-separated care domains
+    Column("care_date", Date, nullable=False),
+    Column("valid_until", Date, nullable=False),
+    Column("contract_code", String(40), nullable=False),
+    Column("coverage_start", Date, nullable=False),
+    Column("amc_cents", BigInteger, nullable=False),
+    Column("uses", Text, nullable=False),
+    Column("lines", Text, nullable=False),
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("cancelled_at", DateTime(timezone=True), nullable=True),
+    Column("consumed_claim_id", BigInteger, nullable=True),
+    Index("ix_amount_reservations_person", "insurer_id", "beneficiary_id", "valid_until"),
+    Index("ix_amount_reservations_structure", "structure", "created_at"),
+)
+
 benefit_counters = Table(
     "benefit_counters",
     metadata,

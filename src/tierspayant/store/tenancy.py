@@ -34,6 +34,7 @@ TENANT_TABLES = (
     "canary_marks",
     "benefit_counters",
     "engaged_lines",
+    "amount_reservations",
     "payment_lines",
     "overpayments",
     "overpayment_recoveries",

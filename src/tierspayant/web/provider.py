@@ -1,4 +1,5 @@
-"""Provider portal: rights check, calculation, invoices and the provider's conventions.
+"""Provider portal: rights check, calculation, invoices, the professional's open
+engagements on amounts (with cancellation) and the provider's conventions.
 
 The pages call the very services the API calls (``check_rights``, ``calculate``,
 ``submit_claim``) with the session's principal, so the guard, the audit, idempotency and
@@ -25,7 +26,7 @@ from tierspayant.domain.codes import RequestCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.security.principal import Principal
-from tierspayant.services import claims, payments, portal_views, prior_auth
+from tierspayant.services import claims, engagements, payments, portal_views, prior_auth
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import CardData
@@ -381,6 +382,31 @@ def router() -> APIRouter:
         )
         headers = {"Content-Disposition": f'attachment; filename="avis-{advice_id}.pdf"'}
         return Response(body, media_type="application/pdf", headers=headers)
+
+    def engagements_page(request: Request, session: Provider, **context: Any) -> Response:
+        rows = engagements.provider_engagements(platform_of(request), session.info.principal)
+        return _page_or_fragment(
+            request,
+            "provider/engagements.html",
+            "provider/_engagements_list.html",
+            rows=rows,
+            **context,
+        )
+
+    @routes.get("/engagements", **RULE)
+    def engagements_list(request: Request, session: Provider) -> Response:
+        return engagements_page(request, session)
+
+    @routes.post("/engagements/annuler", **RULE)
+    def engagement_cancel(request: Request, session: Provider, form: Form) -> Response:
+        number = str(form.get("number") or "").strip()[:200]
+        try:
+            engagements.cancel_amount(platform_of(request), session.info.principal, number)
+        except ServiceError as exc:
+            return engagements_page(request, session, error=french_message(exc))
+        return engagements_page(
+            request, session, notice="Engagement annulé : les montants réservés sont libérés."
+        )
 
     @routes.get("/conventions", **RULE)
     def conventions(request: Request, session: Provider) -> Response:

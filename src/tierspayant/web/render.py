@@ -18,6 +18,7 @@ from tierspayant.domain.codes import (
     ClaimCode,
     DirectoryCode,
     EligibilityCode,
+    EngagementCode,
     EnrolmentCode,
     GuardCode,
     IncidentCode,
@@ -40,6 +41,7 @@ PARIS = ZoneInfo("Europe/Paris")
 # What a person can do about a refusal, in French; the code stays visible for support.
 MESSAGES: dict[str, str] = {
     AuthCode.INVALID_CREDENTIALS: "Identifiant ou mot de passe incorrect.",
+    EngagementCode.NOT_FOUND: "Engagement introuvable.",
     AuthCode.MFA_FAILED: "Code de vérification refusé.",
     AuthCode.INVALID_CHALLENGE: "Cette tentative de connexion a expiré : recommencez.",
     AuthCode.LOCKED: "Trop d'échecs : le compte est bloqué pour quelques minutes.",

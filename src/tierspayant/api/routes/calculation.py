@@ -7,16 +7,21 @@ from :mod:`tierspayant.api.deps`.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
 
 from tierspayant.api.deps import LaneDep, PlatformDep, Policy, ProviderPrincipal, policy
 from tierspayant.api.schemas import (
     CalculationIn,
     CalculationOut,
+    ErrorOut,
     card_data,
     card_proof,
     pricing_line,
 )
+from tierspayant.security.engagement import MAX_TEXT
+from tierspayant.services.engagements import cancel_amount
 from tierspayant.services.pricing import Calculation, start_calculation
 
 router = APIRouter()
@@ -37,3 +42,22 @@ async def calculation(
     proof = card_proof(body.card_proof)
     result = await lane.run(lambda: start_calculation(platform, principal, request, proof))
     return CalculationOut.model_validate(result.as_dict())
+
+
+@router.delete(
+    "/v1/engagements/{number}",
+    tags=["calculation"],
+    status_code=204,
+    summary="Cancel an engagement on amounts (annulation): frees what it reserved",
+    responses={404: {"model": ErrorOut}},
+    **policy(Policy.PROVIDER),
+)
+def cancel_engagement(
+    number: Annotated[str, Path(max_length=MAX_TEXT)],
+    principal: ProviderPrincipal,
+    platform: PlatformDep,
+) -> Response:
+    """Idempotent: cancelling again answers the same. Unknown, malformed, rights numbers
+    and another professional's numbers get one 404 code (``engagement.not_found``)."""
+    cancel_amount(platform, principal, number)
+    return Response(status_code=204)

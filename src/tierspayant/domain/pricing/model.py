@@ -143,10 +143,18 @@ class PricingResult:
     patient_cents: int
     counter_consumption: Mapping[str, tuple[int, int]]
     renewals: Mapping[str, date]  # frequency key -> care date, for covered equipment
+    # The engagement on amounts a calculation answer carries (``ENG1-C-…``), and its last
+    # day; None from the engine itself (the calculation service sets them).
+    engagement_number: str | None = None
+    engagement_valid_until: date | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (amounts in cents, dates in ISO format)."""
         return {
+            "engagement_number": self.engagement_number,
+            "engagement_valid_until": None
+            if self.engagement_valid_until is None
+            else self.engagement_valid_until.isoformat(),
             "contract_code": self.contract_code,
             "care_date": self.care_date.isoformat(),
             "lines": [line.as_dict() for line in self.lines],

@@ -89,6 +89,7 @@ _CALLER_MESSAGES: dict[str, str] = {
     GuardCode.MISS_RATIO: "too many unmatched lookups; account suspended",
     GuardCode.NO_PROOF_QUOTA: "scan the patient's card: lookups without card proof are used up",
     GuardCode.STEP_UP_IGNORED: "authentication was not renewed; account suspended",
+    GuardCode.RESERVATIONS: "too many engagements on amounts today; account suspended",
     UNAVAILABLE: "the rights check is temporarily unavailable",
 }
 _STEP_UP_MESSAGE = "renew your authentication (CPS card or e-CPS) to continue"
@@ -103,6 +104,7 @@ _RATES = tuple(
 _PACE = row_of(Counter.PACE)
 _STEP_UPS = row_of(Counter.STEP_UPS)
 _INVOICED = row_of(Counter.INVOICED)
+_RESERVATIONS = row_of(Counter.RESERVATIONS)
 _GATED = tuple(r for r in THRESHOLDS if r.judged in (Judged.OUTCOME, Judged.HIT))
 
 
@@ -353,6 +355,31 @@ class Guard:
             return self._deny(_STEP_UPS.code, hard)
         signals = (soft,) if first else ()
         return Admission(Verdict.STEP_UP, soft.code, _STEP_UP_MESSAGE, 0, signals)
+
+    # -- engagements on amounts -------------------------------------------------------
+
+    def day_start(self, at: datetime) -> datetime:
+        """Midnight (local, French) of the day of ``at``: when daily counts start."""
+        return datetime.combine(self.day_of(at), datetime.min.time(), self._zone)
+
+    def judge_reservation(self, ctx: LookupContext, created: int) -> Admission:
+        """A calculation would create an engagement on amounts; the structure created
+        ``created`` since :meth:`day_start`. Hard: suspend at once and refuse; soft: ask
+        for step-up (unless the caller stepped up), as at admission."""
+        try:
+            level = grade(_RESERVATIONS, created, 0, self.policy)
+            if level is Grade.HARD:
+                signal = self._raise(ctx, _RESERVATIONS, Grade.HARD, created, 0, None)
+                self.counters.set_flag(f"susp:{ctx.principal_id}", None)
+                return self._deny(_RESERVATIONS.code, signal)
+            if level is Grade.SOFT and not ctx.stepped_up:
+                signal = self._raise(ctx, _RESERVATIONS, Grade.SOFT, created, 0, None)
+                scope = _scope_of(_RESERVATIONS.scope, ctx)
+                return self._step_up(ctx, signal, scope, self.day_of(ctx.at))
+        except CounterStoreUnavailable as exc:
+            log.error("guard.store_unavailable", during="reservation", error=exc.message)
+            return self._deny(UNAVAILABLE, retry_after=30)
+        return Admission(Verdict.ALLOW, "guard.ok", "")
 
     def abandon(self, ctx: LookupContext) -> None:
         """The admitted lookup failed before an outcome: free its no-proof slot."""

@@ -71,6 +71,9 @@ class GuardPolicy:
     structure_per_minute: int = 300
     global_per_minute: int = 30_000
     step_up_refusals_hard: int = 10
+    # Engagements on amounts a structure creates per day (calculations that reserve).
+    reservations_soft: int = 250
+    reservations_hard: int = 1000
     revoked_proof_level: Level = Level.HARD
     timezone: str = "Europe/Paris"
 
@@ -95,6 +98,8 @@ class GuardPolicy:
             raise ValueError("need 1 <= no_proof_soft <= no_proof_hard")
         if self.no_proof_watch < 1:  # at or above no_proof_soft it never fires
             raise ValueError("no_proof_watch must be at least 1")
+        if not 1 <= self.reservations_soft <= self.reservations_hard:
+            raise ValueError("need 1 <= reservations_soft <= reservations_hard")
         if self.miss_soft_percent > self.miss_hard_percent:
             raise ValueError("miss_soft_percent must not exceed miss_hard_percent")
         if self.miss_min_lookups > self.miss_window or self.miss_min_lookups < 1:

@@ -44,6 +44,7 @@ class Counter(StrEnum):
     )
     NO_PROOF = "distinct beneficiaries answered without card proof today, structure"
     INVOICED = "invoiced among the beneficiaries looked up on the judged day [looked up]"
+    RESERVATIONS = "engagements on amounts created today, structure"
 
 
 class Comparison(StrEnum):
@@ -63,6 +64,8 @@ class Judged(StrEnum):
     OUTCOME = "observe, every no-proof outcome"  # then admit refuses (hard) or steps up (soft)
     HIT = "observe, every hit"  # then admit refuses (hard) or steps up (soft)
     DAILY = "observe, once a day per structure"
+    # Before the person is priced, so the answer tells nothing about them.
+    RESERVATION = "at every calculation (each may reserve)"
 
 
 class Action(StrEnum):
@@ -316,6 +319,24 @@ THRESHOLDS: tuple[Threshold, ...] = (
         hard="step_up_refusals_hard",
         message="step-up requests ignored; lookups kept coming",
         value_figure="refusals",
+    ),
+    Threshold(
+        # Each open engagement on amounts holds part of a person's ceilings: a phished
+        # account calculating for many people would lock what they may be paid elsewhere.
+        GuardCode.RESERVATIONS,
+        Counter.RESERVATIONS,
+        Comparison.AT_LEAST,
+        Judged.RESERVATION,
+        Scope.STRUCTURE,
+        hard="reservations_hard",
+        message="structure created too many engagements on amounts today",
+        soft="reservations_soft",
+        soft_code="guard.reservations_soft",
+        soft_message="structure creating many engagements on amounts today",
+        value_figure="created",
+        hard_figure="hard",
+        soft_figure="soft",
+        hard_in_every_signal=True,
     ),
 )
 
