@@ -33,8 +33,8 @@ from tierspayant.cli.main import app
 from tierspayant.formats import card_pdf
 from tierspayant.formats import harmonised_card as h
 from tierspayant.security import cardsig
-from tierspayant.services import cards
-from tierspayant.services.cards import ProofStatus
+from tierspayant.services import card_scans
+from tierspayant.services.card_scans import ProofStatus
 from tierspayant.services.errors import Unprocessable
 from tierspayant.services.insurers import upload_catalogue
 from tierspayant.store.tables import audit_events
@@ -76,7 +76,7 @@ def test_given_issued_cards_then_each_datamatrix_carries_the_family_and_a_valid_
 ) -> None:
     world, printed = issued
     for card in printed:
-        decoded = cards.decode_scan(platform, card.datamatrix_text, actor)
+        decoded = card_scans.decode_scan(platform, card.datamatrix_text, actor)
         assert decoded.proof is ProofStatus.VALID
         assert decoded.serial == card.serial
         fields = decoded.fields
@@ -92,7 +92,7 @@ def test_given_issued_cards_then_each_datamatrix_carries_the_family_and_a_valid_
         assert all(b.rights for b in fields.beneficiaries)
         # The DataMatrix ends with the very proof the QR code carries.
         assert h.decode(card.datamatrix_text).proof == card.qr_text
-        qr = cards.decode_scan(platform, card.qr_text, actor)
+        qr = card_scans.decode_scan(platform, card.qr_text, actor)
         assert (qr.proof, qr.fields, qr.serial) == (ProofStatus.VALID, None, card.serial)
     assert refusals(platform, actor) == []
 
@@ -140,7 +140,7 @@ def test_given_an_insurer_without_a_card_block_then_its_cards_print_the_fields_e
     for card in capture_cards:
         assert (card.harmonised.convention_type, card.harmonised.routing_criterion) == ("", "")
         assert f"|{world.amc}|||" in card.datamatrix_text
-        decoded = cards.decode_scan(platform, card.datamatrix_text, actor)
+        decoded = card_scans.decode_scan(platform, card.datamatrix_text, actor)
         assert decoded.proof is ProofStatus.VALID
         assert decoded.fields is not None
         assert decoded.fields.routing_criterion == ""
@@ -161,7 +161,7 @@ def test_given_tampered_or_foreign_codes_then_invalid_and_audited_not_misread(
     swapped = h.signed_part(scanned.card, foreign_proof)
     swapped += cardsig.sign_harmonised(swapped, stranger)
     for bad in (tampered, resigned, swapped):
-        decoded = cards.decode_scan(platform, bad, actor)
+        decoded = card_scans.decode_scan(platform, bad, actor)
         assert decoded.proof is ProofStatus.INVALID
     assert refusals(platform, actor) == ["deny"] * 3
 
@@ -179,11 +179,11 @@ def test_given_misreads_then_a_coded_misread_and_nothing_audited(
         "TP1:ABCDEF",
     ):
         with pytest.raises(Unprocessable) as caught:
-            cards.decode_scan(platform, bad, actor)
+            card_scans.decode_scan(platform, bad, actor)
         assert caught.value.code == "card.misread"
     assert refusals(platform, actor) == []
     without_proof = h.fields_text(card.harmonised)
-    decoded = cards.decode_scan(platform, without_proof, actor)
+    decoded = card_scans.decode_scan(platform, without_proof, actor)
     assert (decoded.proof, decoded.fields) == (ProofStatus.ABSENT, card.harmonised)
 
 

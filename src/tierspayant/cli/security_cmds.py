@@ -14,7 +14,7 @@ from rich.table import Table
 from tierspayant.app.platform import Platform
 from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx
 from tierspayant.domain.codes import CardCode
-from tierspayant.services import canaries, cards, guard_figures
+from tierspayant.services import canaries, card_scans, cards, guard_figures
 from tierspayant.services.errors import ServiceError
 
 cards_app = typer.Typer(help="Cartes de tiers payant : émission, révocation, clés de signature.")
@@ -93,9 +93,9 @@ def rotate_key(insurer: Insurer) -> None:
 
 
 _PROOF_LABELS = {
-    cards.ProofStatus.VALID: "valide (signature de l'organisme vérifiée avec sa clé publiée)",
-    cards.ProofStatus.INVALID: "INVALIDE : signature fausse ou clé inconnue, carte à refuser",
-    cards.ProofStatus.ABSENT: "absente (code sans preuve signée)",
+    card_scans.ProofStatus.VALID: "valide (signature de l'organisme vérifiée avec sa clé publiée)",
+    card_scans.ProofStatus.INVALID: "INVALIDE : signature fausse ou clé inconnue, carte à refuser",
+    card_scans.ProofStatus.ABSENT: "absente (code sans preuve signée)",
 }
 
 
@@ -109,7 +109,7 @@ def decode(
     """
     with platform_ctx() as platform:
         try:
-            decoded = cards.decode_scan(platform, payload, CLI_ACTOR)
+            decoded = card_scans.decode_scan(platform, payload, CLI_ACTOR)
         except ServiceError as exc:
             if exc.code != CardCode.MISREAD:
                 raise
@@ -150,7 +150,7 @@ def decode(
         table.add_row("Numéro de carte", decoded.serial)
     table.add_row("Preuve signée", _PROOF_LABELS[decoded.proof])
     console.print(table)
-    if decoded.proof is cards.ProofStatus.INVALID:
+    if decoded.proof is card_scans.ProofStatus.INVALID:
         raise typer.Exit(1)
 
 

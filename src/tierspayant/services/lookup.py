@@ -38,7 +38,7 @@ from tierspayant.security.guard import (
 )
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services.alerts import raise_alerts
-from tierspayant.services.cards import ProofRefused, VerifiedProof, check_proof, proof_covers
+from tierspayant.services.card_scans import ProofRefused, VerifiedProof, check_proof, proof_covers
 from tierspayant.services.errors import (
     Forbidden,
     TooManyRequests,

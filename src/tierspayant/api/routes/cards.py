@@ -21,7 +21,7 @@ from tierspayant.api.schemas import (
     RightOut,
 )
 from tierspayant.formats import harmonised_card
-from tierspayant.services import cards
+from tierspayant.services import card_scans, cards
 
 router = APIRouter()
 
@@ -66,7 +66,7 @@ def decode_card(
     The answer holds only what the scanned text carries, and whether its signature checks
     out: nothing about the card's status or holder, so it is no lookup and no oracle.
     """
-    decoded = cards.decode_scan(platform, body.payload, principal.id)
+    decoded = card_scans.decode_scan(platform, body.payload, principal.id)
     fields = decoded.fields
     return CardDecodeOut(
         proof=decoded.proof.value,
