@@ -17,6 +17,7 @@ OPERATIONS = (
     ("POST", "/v1/oauth/token", "token_v1_oauth_token_post"),
     ("POST", "/v1/eligibility", "eligibility_v1_eligibility_post"),
     ("POST", "/v1/calculations", "calculation_v1_calculations_post"),
+    ("DELETE", "/v1/engagements/{number}", "cancel_engagement_v1_engagements__number__delete"),
     ("POST", "/v1/prior-authorisations", "post_prior_authorisation_v1_prior_authorisations_post"),
     (
         "GET",
