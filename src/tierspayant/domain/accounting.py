@@ -19,6 +19,7 @@ from tierspayant.domain.ledger import (
     account,
     credit,
     debit,
+    mirrored,
     posting,
 )
 from tierspayant.domain.payments import billing_run_key
@@ -94,13 +95,11 @@ def adjudication_reversal(
     invoice_number: str,
 ) -> Posting:
     """The mirror of :func:`adjudication`, for an unpaid claim withdrawn."""
-    return posting(
-        Journal.ADJUDICATION_REVERSAL.value,
-        claim_reference(insurer_id, claim_id, version),
-        day,
-        debit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
-        credit(account(AccountKind.INSURER_RECEIVABLE, amc), cents),
-        memo=f"invoice {invoice_number} withdrawn",
+    accepted = adjudication(
+        insurer_id, claim_id, version, amc, provider_id, cents, day, invoice_number
+    )
+    return mirrored(
+        accepted, Journal.ADJUDICATION_REVERSAL.value, f"invoice {invoice_number} withdrawn"
     )
 
 
@@ -129,13 +128,11 @@ def engagement_reversal(
     insurer_id: int, claim_id: int, version: int, amc: str, cents: int, day: date
 ) -> Posting:
     """The mirror of :func:`engagement_honoured`, for a claim withdrawn before payment."""
-    return posting(
+    honoured = engagement_honoured(insurer_id, claim_id, version, amc, cents, day)
+    return mirrored(
+        honoured,
         Journal.ENGAGEMENT_REVERSAL.value,
-        engagement_reference(insurer_id, claim_id, version),
-        day,
-        debit(account(AccountKind.ENGAGEMENT_CONTRA, amc), cents),
-        credit(account(AccountKind.INSURER_ENGAGED, amc), cents),
-        memo=f"claim {claim_id} withdrawn: engagements no longer honoured",
+        f"claim {claim_id} withdrawn: engagements no longer honoured",
     )
 
 

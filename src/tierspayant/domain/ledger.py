@@ -134,3 +134,17 @@ def posting(
 ) -> Posting:
     """Build a posting, dropping nothing: zero-amount movements must not be posted at all."""
     return Posting(journal, reference, value_date, tuple(entries), memo)
+
+
+def mirrored(original: Posting, journal: str, memo: str) -> Posting:
+    """The posting that undoes ``original``: every debit becomes a credit of the same
+    account and amount, and the reverse, under its own journal (same reference). The
+    entries come in reverse order, so a two-entry mirror lists its debit first, as the
+    stored reversals written before this helper do (a re-posting compares entries)."""
+    return Posting(
+        journal,
+        original.reference,
+        original.value_date,
+        tuple(Entry(e.account, debit=e.credit, credit=e.debit) for e in reversed(original.entries)),
+        memo,
+    )

@@ -18,6 +18,7 @@ from tierspayant.domain.ledger import (
     account,
     credit,
     debit,
+    mirrored,
     parse_account,
     posting,
 )
@@ -96,3 +97,24 @@ def test_any_sequence_of_valid_postings_keeps_the_ledger_at_zero(postings: list[
         for entry in p.entries:
             balances[entry.account] = balances.get(entry.account, 0) + entry.debit - entry.credit
     assert sum(balances.values()) == 0
+
+
+@given(st.lists(st.integers(1, 10**9), min_size=1, max_size=5))
+def test_a_mirrored_posting_cancels_the_original_account_by_account(amounts: list[int]) -> None:
+    # Given a balanced posting spreading a total over several provider accounts
+    entries = [debit("insurer_receivable:123456789", sum(amounts))]
+    entries += [credit(f"provider_payable:{n}", cents) for n, cents in enumerate(amounts, 1)]
+    original = posting("adjudication", "claim:1:1:v1", date(2026, 3, 16), *entries)
+    # When it is mirrored
+    undone = mirrored(original, "adjudication.reversal", "withdrawn")
+    # Then it balances, keeps the reference, and each account's net over both is zero
+    assert (undone.journal, undone.reference, undone.memo) == (
+        "adjudication.reversal",
+        "claim:1:1:v1",
+        "withdrawn",
+    )
+    assert sum(e.debit for e in undone.entries) == sum(e.credit for e in undone.entries)
+    net: dict[str, int] = {}
+    for entry in (*original.entries, *undone.entries):
+        net[entry.account] = net.get(entry.account, 0) + entry.debit - entry.credit
+    assert set(net.values()) == {0}
