@@ -32,6 +32,7 @@ from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.identifiers import parse_nir
 from tierspayant.services import providers
+from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.security_tables import security_alerts
 from tierspayant.store.tables import audit_events
 
@@ -481,3 +482,74 @@ def test_provider_lists_its_open_engagements_and_cancels_one(world: World) -> No
         headers={"HX-Request": "true"},
     )
     assert "Engagement introuvable" in made_up.text
+
+
+def test_provider_invoices_a_calculation_in_one_step(world: World) -> None:
+    _sign(world, CareDomain.MED)
+    client = PortalClient(world)
+    client.login_provider()
+    card = _card_form(world.other_cards[3])
+    calculated = client.post(
+        "/portail/prestataire/calcul",
+        {
+            **card,
+            "act_code": "G",
+            "domain": "MED",
+            "family": "consultation",
+            "billed": "30,00",
+            "br": "30",
+        },
+    )
+    assert calculated.status_code == 200
+    engagement = re.search(r"<code>(ENG1-C-[^<]+)</code>", calculated.text)
+    assert engagement is not None
+    assert "Facturer ce calcul" in calculated.text
+    # The button's form: the act as calculated, a pre-filled invoice number, no NIR
+    button = calculated.text.split('action="/portail/prestataire/calcul/facture"', 1)[1]
+    button = button.split("</form>", 1)[0]
+    assert card["nir"] not in button
+    hidden = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', button))
+    assert hidden["engagement_number"] == engagement.group(1)
+    assert hidden["billed"] == "30,00"
+    assert hidden["invoice_number"].startswith("PORTAIL-")
+    # When the professional clicks « Facturer ce calcul » (the card comes from the form)
+    sent = client.post(
+        "/portail/prestataire/calcul/facture",
+        {**card, **hidden},
+        headers={"HX-Request": "true"},
+    )
+    # Then the invoice is received with its number, its status and a link to follow it
+    assert sent.status_code == 200, sent.text
+    assert "Facture reçue." in sent.text
+    assert hidden["invoice_number"] in sent.text
+    assert "reçue, en attente de traitement" in sent.text
+    claim_id = re.search(r"Identifiant de la facture</th><td>(\d+)<", sent.text)
+    assert claim_id is not None
+    assert f'href="/portail/prestataire/suivi?facture={claim_id.group(1)}"' in sent.text
+    # And it carries the engagement and the calculated figures: AMO 70 % paying 19 €,
+    # AMC requested the 9 € calculated
+    with world.platform.engine.connect() as conn:
+        claim = conn.execute(
+            select(claims).where(claims.c.invoice_number == hidden["invoice_number"])
+        ).one()
+        lines = list(conn.execute(select(claim_lines).where(claim_lines.c.claim_id == claim.id)))
+    assert claim.engagement_number == engagement.group(1)
+    assert (claim.billed_cents, claim.amc_requested_cents) == (3000, 900)
+    assert [
+        (x.act_code, x.amo_rate_bp, x.amo_paid_cents, x.amc_requested_cents) for x in lines
+    ] == [("G", 7000, 1900, 900)]
+    # A second click is the same invoice, not another one
+    again = client.post(
+        "/portail/prestataire/calcul/facture", {**card, **hidden}, headers={"HX-Request": "true"}
+    )
+    assert "avait déjà été reçue" in again.text
+    # A changed amount is not what was calculated: refused, nothing invoiced
+    changed = {**hidden, "billed": "31,00", "invoice_number": "PORTAIL-AUTRE"}
+    refused = client.post(
+        "/portail/prestataire/calcul/facture", {**card, **changed}, headers={"HX-Request": "true"}
+    )
+    assert "calculez à nouveau" in refused.text
+    with world.platform.engine.connect() as conn:
+        assert not list(
+            conn.execute(select(claims).where(claims.c.invoice_number == "PORTAIL-AUTRE"))
+        )

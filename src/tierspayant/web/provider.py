@@ -24,7 +24,7 @@ from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.domain.codes import RequestCode
 from tierspayant.domain.errors import DomainError
-from tierspayant.domain.pricing import PricingLine
+from tierspayant.domain.pricing import PricingLine, PricingResult
 from tierspayant.security.principal import Principal
 from tierspayant.services import claims, engagements, payments, portal_views, prior_auth
 from tierspayant.services.eligibility import RightsCheck, check_rights
@@ -93,6 +93,37 @@ def line_from(form: FormData) -> PricingLine:
         quantity=forms.integer(form, "quantity", low=1, high=999, default=1),
         billed_cents=forms.cents(form, "billed") or 0,
         br_cents=forms.cents(form, "br") or 0,
+    )
+
+
+def new_invoice_number(day: date) -> str:
+    """The number of an invoice made from a calculation (``PORTAIL-20260301-1a2b3c4d``):
+    pre-filled, so that sending the same form again is a replay, not a second invoice."""
+    return f"PORTAIL-{day:%Y%m%d}-{secrets.token_hex(4)}"
+
+
+def invoice_of(result: PricingResult, invoice_number: str) -> ClaimContent:
+    """The invoice of a calculation: its lines, the AMO figures it computed, the AMC it
+    calculated as the amount requested, and its engagement on amounts."""
+    return ClaimContent(
+        invoice_number=invoice_number,
+        care_date=result.care_date,
+        engagement_number=result.engagement_number,
+        lines=tuple(
+            ClaimLine(
+                act_code=line.act_code,
+                domain=line.domain,
+                family=line.family,
+                quantity=line.quantity,
+                care_date=result.care_date,
+                br_cents=line.br_cents,
+                billed_cents=line.billed_cents,
+                amo_rate_bp=line.amo_rate_bp,
+                amo_paid_cents=line.amo_paid_cents,
+                amc_requested_cents=line.amc_cents,
+            )
+            for line in result.lines
+        ),
     )
 
 
@@ -255,8 +286,51 @@ def router() -> APIRouter:
             "provider/calc.html",
             "provider/_calc_result.html",
             result=result,
+            invoice_number=new_invoice_number(platform.today()),
             domains=DOMAINS,
             today=platform.today(),
+        )
+
+    @routes.post("/calcul/facture", **RULE)
+    def calculation_invoice(request: Request, session: Provider, form: Form) -> Response:
+        """« Facturer ce calcul »: the calculation is made again from the same card and
+        line (the same professional's repeat answers the same engagement), and the invoice
+        carries its figures; nothing the browser sends is taken as an amount."""
+        platform, principal = platform_of(request), session.info.principal
+        context: dict[str, Any] = {"domains": DOMAINS, "today": platform.today()}
+        try:
+            engaged = forms.text(form, "engagement_number", max_length=160)
+            invoice_number = forms.text(form, "invoice_number", max_length=40)
+            asked = Calculation(
+                card_from(form),
+                forms.day(form, "care_date", default=platform.today()),
+                (line_from(form),),
+            )
+            proof = proof_from(form)
+            result = calculate(platform, principal, asked, proof)
+            if result.engagement_number != engaged:
+                context["error"] = (
+                    "Ce calcul n'est plus celui qui a été affiché : calculez à nouveau "
+                    "avant de facturer."
+                )
+                return _page_or_fragment(
+                    request, "provider/calc.html", "provider/_calc_result.html", **context
+                )
+            submission = claims.ClaimSubmission(asked.card, invoice_of(result, invoice_number))
+            receipt = claims.submit_claim(platform, principal, submission, proof=proof)
+        except DomainError as exc:
+            context["error"] = french_message(exc)
+            return _page_or_fragment(
+                request, "provider/calc.html", "provider/_calc_result.html", **context
+            )
+        return _page_or_fragment(
+            request,
+            "provider/calc.html",
+            "provider/_calc_result.html",
+            receipt=receipt,
+            engagement_number=engaged,
+            statuses=STATUSES,
+            **context,
         )
 
     @routes.get("/accords", **RULE)
