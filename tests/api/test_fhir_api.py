@@ -34,6 +34,7 @@ from tests.api.world import (
 from tierspayant.formats.fhir import lean, systems
 from tierspayant.formats.fhir.capability import RESOURCES
 from tierspayant.services.engagements import open_rights
+from tierspayant.store.claims_tables import claims
 from tierspayant.store.tables import audit_events
 
 CARE_DAY = TODAY - timedelta(days=3)
@@ -415,6 +416,36 @@ def test_an_invoice_is_received_and_queued(world: World) -> None:
     refused = submit(world, missing)
     assert refused.status_code == 422
     assert outcome_code(refused) == "fhir.invalid"
+
+
+def test_an_invoice_carries_the_engagement_in_pre_auth_ref(world: World) -> None:
+    person = world.covered()
+    rights = v1_check(world, person.card(), ["PHAR"]).json()
+    number = rights["engagement_number"]
+    assert number.startswith("ENG1-R-")
+    invoice = f"FHIR-{uuid.uuid4().hex[:10]}"
+    resource = claim(
+        "claim", person.card(), CARE_DAY, [_drug_line()], (systems.INVOICE_NUMBER, invoice)
+    )
+    # The first engagement number of insurance.preAuthRef is the invoice's
+    resource["insurance"][0]["preAuthRef"] = [number, "ENG1-R-AAAA"]
+    parsed(resource)
+    sent = submit(world, resource)
+    assert sent.status_code == 201, sent.text
+    with world.platform.engine.connect() as conn:
+        stored = conn.execute(
+            select(claims.c.engagement_number).where(claims.c.invoice_number == invoice)
+        ).scalar_one()
+    assert stored == number
+    # A made-up number is refused as /v1 refuses it, and nothing is written
+    other = f"FHIR-{uuid.uuid4().hex[:10]}"
+    bad = claim("claim", person.card(), CARE_DAY, [_drug_line()], (systems.INVOICE_NUMBER, other))
+    bad["insurance"][0]["preAuthRef"] = ["ENG1-R-AAAA"]
+    refused = submit(world, bad)
+    assert refused.status_code == 422, refused.text
+    assert outcome_code(refused) == "engagement.invalid"
+    with world.platform.engine.connect() as conn:
+        assert conn.execute(select(claims.c.id).where(claims.c.invoice_number == other)).all() == []
 
 
 def test_a_member_reads_their_own_statement_and_a_provider_cannot(sqlite_world: World) -> None:

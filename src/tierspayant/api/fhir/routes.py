@@ -209,6 +209,7 @@ def _invoice(
         agreement_number=ask.agreement_number,
         maternity=ask.maternity,
         lines=lines,
+        engagement_number=ask.engagement_number,
     )
     receipt = submit_claim(platform, principal, ClaimSubmission(card=card, content=content))
     resource = write.claim_receipt_response(

@@ -42,6 +42,10 @@ MEMBER = re.compile(r"[0-9A-Za-z-]{1,20}")
 INVOICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,39}")
 REQUEST_KEY = re.compile(r"[A-Za-z0-9._:/-]{1,80}")
 AGREEMENT = re.compile(r"[A-Z0-9]{1,24}")
+# An engagement number, its length only: intake opens it (a bad one is
+# ``engagement.invalid``, as on /v1).
+ENGAGEMENT_PREFIX = "ENG1-"
+ENGAGEMENT = re.compile(r"ENG1-\S{1,155}")
 ACT = re.compile(r"[A-Z0-9][A-Z0-9.+-]{0,12}")
 FAMILY = re.compile(r"[a-z0-9_]{1,40}")
 
@@ -96,6 +100,9 @@ class ClaimAsk:
     maternity: bool
     card_proof: str | None
     items: tuple[Item, ...]
+    # The first engagement number (``ENG1-R-…`` or ``ENG1-C-…``) among the
+    # ``insurance.preAuthRef``: checked by intake as the ``engagement_number`` of /v1.
+    engagement_number: str | None = None
 
 
 def invalid(message: str, element: str | None = None) -> FhirInvalid:
@@ -352,10 +359,13 @@ def claim_ask(body: bytes) -> ClaimAsk:
     care_date: date = start.date() if isinstance(start, datetime) else start
     items: Sequence[ClaimItem] = claim.item or ()
     _require(0 < len(items) <= 99, "de 1 à 99 lignes (item)", "item")
-    agreement = None
+    agreement = engagement = None
     for insurance in claim.insurance or ():
         for ref in insurance.preAuthRef or ():
-            agreement = _text(ref, AGREEMENT, "insurance.preAuthRef")
+            if str(ref).startswith(ENGAGEMENT_PREFIX):
+                engagement = engagement or _text(ref, ENGAGEMENT, "insurance.preAuthRef")
+            else:
+                agreement = _text(ref, AGREEMENT, "insurance.preAuthRef")
     identifier = _own_identifier(
         claim.identifier or (),
         systems.INVOICE_NUMBER if claim.use == "claim" else systems.REQUEST_KEY,
@@ -371,4 +381,5 @@ def claim_ask(body: bytes) -> ClaimAsk:
         maternity=_flag(_extensions(claim), systems.MATERNITY),
         card_proof=_card_proof(claim),
         items=tuple(_item(item, n, care_date) for n, item in enumerate(items)),
+        engagement_number=engagement,
     )
