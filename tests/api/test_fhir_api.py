@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from fhir.resources.R4B.task import Task
 from sqlalchemy import select
 
 from tests.api.fhir_support import (
@@ -500,3 +501,126 @@ def test_a_member_reads_their_own_coverage_and_nobody_else_can(sqlite_world: Wor
     assert (anonymous.status_code, outcome_code(anonymous)) == (401, "auth.missing_token")
     read = world.client.get("/fhir/Coverage/contrat", headers=world.pharmacy.headers)
     assert (read.status_code, outcome_code(read)) == (405, "fhir.interaction_unsupported")
+
+
+def cancellation_task(number: str, **changes: Any) -> dict[str, Any]:
+    """The Task of docs/fhir.md that cancels the engagement ``number``."""
+    task: dict[str, Any] = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "code": {"coding": [{"system": systems.TASK_CODE, "code": "cancel"}]},
+        "focus": {"identifier": {"system": systems.ENGAGEMENT, "value": number}},
+    }
+    task.update(changes)
+    Task.model_validate(task)  # what a client sends is a valid R4 Task
+    return task
+
+
+def send_task(world: World, task: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    return world.client.post(
+        "/fhir/Task",
+        content=json.dumps(task),
+        headers={**(headers or world.pharmacy.headers), "Content-Type": FHIR},
+    )
+
+
+def _amount_engagement(world: World) -> str:
+    line = {k: v for k, v in _drug_line().items() if k not in
+            ("care_date", "amo_paid_cents", "amc_requested_cents")}  # fmt: skip
+    body = {"card": world.covered().card(), "care_date": CARE_DAY.isoformat(), "lines": [line]}
+    answer = world.client.post("/v1/calculations", json=body, headers=world.pharmacy.headers)
+    assert answer.status_code == 200, answer.text
+    number = answer.json()["engagement_number"]
+    assert isinstance(number, str)
+    assert number.startswith("ENG1-C-")
+    return number
+
+
+def _cancel_audits(world: World) -> list[Any]:
+    with world.platform.engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_events.c.detail)
+            .where(audit_events.c.action == "engagement.cancel")
+            .order_by(audit_events.c.seq)
+        ).all()
+    return [json.loads(r.detail) if isinstance(r.detail, str) else r.detail for r in rows]
+
+
+def test_a_task_cancels_an_engagement_as_the_v1_delete(world: World) -> None:
+    number = _amount_engagement(world)
+    before = len(_cancel_audits(world))
+    first = send_task(world, cancellation_task(number))
+    assert first.status_code == 201, first.text
+    assert first.headers["content-type"].startswith(FHIR)
+    done = Task.model_validate(first.json())
+    assert done.status == "completed"
+    assert done.intent == "order"
+    assert done.focus is not None
+    assert done.focus.identifier is not None
+    assert done.focus.identifier.value == number
+    # Idempotent: the same answer again, and the service saw both (the second one "again")
+    again = send_task(world, cancellation_task(number))
+    assert again.status_code == 201
+    assert again.content == first.content
+    details = _cancel_audits(world)[before:]
+    assert [d["again"] for d in details] == [False, True]
+    # /v1 agrees that it is the same, cancelled engagement
+    deleted = world.client.delete(f"/v1/engagements/{number}", headers=world.pharmacy.headers)
+    assert deleted.status_code == 204
+
+
+def test_a_task_on_a_number_that_is_not_ours_to_cancel_is_not_found(world: World) -> None:
+    number = _amount_engagement(world)
+    rights = v1_check(world, world.covered().card(), ["PHAR"]).json()["engagement_number"]
+    assert rights.startswith("ENG1-R-")
+    for what, headers in ((number, world.gp.headers), (rights, None),
+                          ("ENG1-C-AAAA", None), ("pas-un-numero", None)):  # fmt: skip
+        refused = send_task(world, cancellation_task(what), headers)
+        assert refused.status_code == 404, (what, refused.text)
+        assert outcome_code(refused) == "engagement.not_found"
+        v1 = world.client.delete(f"/v1/engagements/{what}", headers=headers or
+                                 world.pharmacy.headers)  # fmt: skip
+        assert v1.status_code == 404
+        assert v1.json()["error"]["code"] == "engagement.not_found"
+    # The other professional's attempt left the engagement open: its owner cancels it once
+    before = len(_cancel_audits(world))
+    assert send_task(world, cancellation_task(number)).status_code == 201
+    assert [d["again"] for d in _cancel_audits(world)[before:]] == [False]
+
+
+def test_a_task_of_another_kind_or_shape_is_refused(sqlite_world: World) -> None:
+    world = sqlite_world
+    number = "ENG1-C-AAAA"
+    other_system = {"identifier": {"system": systems.INVOICE_NUMBER, "value": number}}
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        (cancellation_task(number, code={"coding": [{"system": systems.TASK_CODE,
+                                                      "code": "abort"}]}),
+         422, "fhir.unsupported_task"),
+        (cancellation_task(number, code={"coding": [{"system": "urn:x", "code": "cancel"}]}),
+         422, "fhir.unsupported_task"),
+        (cancellation_task(number, intent="proposal"), 422, "fhir.invalid"),
+        (cancellation_task(number, status="completed"), 422, "fhir.invalid"),
+        (cancellation_task(number, focus=other_system), 422, "fhir.invalid"),
+        (cancellation_task(number, focus={"reference": "Claim/1"}), 422, "fhir.invalid"),
+        ({**cancellation_task(number), "focus": None}, 422, "fhir.invalid"),
+        ({**cancellation_task(number), "spaceship": True}, 422, "fhir.invalid"),
+        ({**cancellation_task(number), "resourceType": "Claim"}, 422, "fhir.wrong_resource_type"),
+    ]  # fmt: skip
+    del cases[-1][0]["focus"]  # a Claim body: refused by its type before anything else
+    for task, status, code in cases:
+        refused = send_task(world, task)
+        assert refused.status_code == status, (task, refused.text)
+        assert outcome_code(refused) == code
+        assert number not in refused.text  # values are never echoed
+    missing = {k: v for k, v in cancellation_task(number).items() if k != "focus"}
+    assert outcome_code(send_task(world, missing)) == "fhir.invalid"
+    unreadable = world.client.post("/fhir/Task", content=b"[", headers={
+        **world.pharmacy.headers, "Content-Type": FHIR})  # fmt: skip
+    assert unreadable.status_code == 400
+    assert outcome_code(unreadable) == "fhir.malformed"
+    anonymous = world.client.post("/fhir/Task", content=json.dumps(cancellation_task(number)))
+    assert anonymous.status_code == 401
+    assert outcome_code(anonymous) == "auth.missing_token"
+    member_or_read = world.client.get("/fhir/Task/1", headers=world.pharmacy.headers)
+    assert member_or_read.status_code == 405

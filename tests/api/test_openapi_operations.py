@@ -62,6 +62,7 @@ OPERATIONS = (
     ),
     ("GET", "/fhir/ExplanationOfBenefit", "explanation_of_benefit_fhir_ExplanationOfBenefit_get"),
     ("GET", "/fhir/Coverage", "coverage_fhir_Coverage_get"),
+    ("POST", "/fhir/Task", "task_create_fhir_Task_post"),
 )
 
 

@@ -476,6 +476,7 @@ class FhirCode(ErrorCode):
     WRONG_RESOURCE_TYPE = "fhir.wrong_resource_type"
     UNKNOWN_RESOURCE_TYPE = "fhir.unknown_resource_type"
     UNSUPPORTED_USE = "fhir.unsupported_use"
+    UNSUPPORTED_TASK = "fhir.unsupported_task"
     SEARCH_REFUSED = "fhir.search_refused"
     INTERACTION_UNSUPPORTED = "fhir.interaction_unsupported"
 

@@ -34,6 +34,7 @@ from tierspayant.security.principal import Principal
 from tierspayant.services import member_portal, payments, statements
 from tierspayant.services.claims import ClaimSubmission, submit_claim
 from tierspayant.services.eligibility import RightsCheck, start_rights_check
+from tierspayant.services.engagements import cancel_amount
 from tierspayant.services.errors import NotFound
 from tierspayant.services.identification import CardData
 from tierspayant.services.lookup import NO_PROOF, CardProof
@@ -277,6 +278,22 @@ def coverage(request: Request, principal: MemberPrincipal, platform: PlatformDep
         end=own.coverage_end,
     )
     return _fhir(write.searchset([resource]))
+
+
+@router.post(
+    "/Task",
+    status_code=201,
+    summary="Cancel an engagement on amounts, as a Task (code cancel)",
+    **policy(Policy.PROVIDER),
+)
+async def task_create(
+    request: Request, principal: ProviderPrincipal, platform: PlatformDep
+) -> Response:
+    """The service of ``DELETE /v1/engagements/{number}``: idempotent, and every number it
+    cannot cancel (unknown, rights kind, another professional's) is ``engagement.not_found``."""
+    number = read.cancellation(await request.body())
+    await run_in_threadpool(cancel_amount, platform, principal, number)
+    return _fhir(write.task_cancelled(number), 201)
 
 
 # Everything else: refused, the same for every caller (see the module's docstring).

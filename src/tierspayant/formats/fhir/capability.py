@@ -20,6 +20,7 @@ RESOURCES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "PaymentReconciliation": (("read",), (), "provider"),
     "ExplanationOfBenefit": (("search-type",), (), "member"),
     "Coverage": (("search-type",), (), "member"),
+    "Task": (("create",), (), "provider"),
 }
 """``search-type`` on ExplanationOfBenefit and Coverage is the member's own, without
 parameters."""
@@ -33,6 +34,8 @@ DOCUMENTATION = {
     "ExplanationOfBenefit": "Relevé de l'assuré connecté : ses propres lignes payées, "
     "sans paramètre de recherche.",
     "Coverage": "Contrat de l'assuré connecté : le sien seulement, sans paramètre de recherche.",
+    "Task": "code = cancel : annulation d'un engagement sur montants (focus.identifier = "
+    "son numéro) ; réponse Task status = completed.",
 }
 
 

@@ -1,4 +1,5 @@
-"""Request resources in, plain values out: a ``CoverageEligibilityRequest`` or a ``Claim``.
+"""Request resources in, plain values out: a ``CoverageEligibilityRequest``, a ``Claim`` or
+a ``Task`` (cancellation of an engagement).
 
 The body is parsed by the R4B model of ``fhir.resources`` (structure, cardinalities,
 datatypes; a rights check first tries the lean models of :mod:`.lean`, which give the
@@ -22,6 +23,7 @@ from fhir.resources.R4B.claim import Claim, ClaimItem
 from fhir.resources.R4B.coverageeligibilityrequest import CoverageEligibilityRequest
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.resource import Resource
+from fhir.resources.R4B.task import Task
 from pydantic import ValidationError
 
 from tierspayant.domain.care import CareDomain, Exemption
@@ -46,6 +48,10 @@ AGREEMENT = re.compile(r"[A-Z0-9]{1,24}")
 # ``engagement.invalid``, as on /v1).
 ENGAGEMENT_PREFIX = "ENG1-"
 ENGAGEMENT = re.compile(r"ENG1-\S{1,155}")
+# A number to cancel, its length only: the service answers every number it cannot cancel
+# (malformed, forged, another kind) with one 404, as DELETE /v1/engagements/{number}.
+ENGAGEMENT_TO_CANCEL = re.compile(r"\S{1,160}")
+CANCEL = "cancel"
 ACT = re.compile(r"[A-Z0-9][A-Z0-9.+-]{0,12}")
 FAMILY = re.compile(r"[a-z0-9_]{1,40}")
 
@@ -383,3 +389,21 @@ def claim_ask(body: bytes) -> ClaimAsk:
         items=tuple(_item(item, n, care_date) for n, item in enumerate(items)),
         engagement_number=engagement,
     )
+
+
+def cancellation(body: bytes) -> str:
+    """A ``Task`` asking to cancel an engagement: ``code`` = ``cancel`` (FHIR's task-code),
+    ``intent`` = ``order``, ``status`` = ``requested``; the number in ``focus.identifier``
+    (system :data:`systems.ENGAGEMENT`)."""
+    task = load(body, Task)
+    codings = (task.code.coding if task.code is not None else None) or ()
+    if not any(c.system == systems.TASK_CODE and c.code == CANCEL for c in codings):
+        raise FhirInvalid(
+            FhirCode.UNSUPPORTED_TASK,
+            f"code : {CANCEL} ({systems.TASK_CODE}) seulement",
+            field="code",
+        )
+    _require(task.intent == "order", "intent doit valoir order", "intent")
+    _require(task.status == "requested", "status doit valoir requested", "status")
+    number = _identifier(task.focus, systems.ENGAGEMENT, "focus.identifier")
+    return _text(number, ENGAGEMENT_TO_CANCEL, "focus.identifier")

@@ -24,6 +24,7 @@ INVOICE_NUMBER: Final = f"{BASE}:sid:invoice-number"
 REQUEST_KEY: Final = f"{BASE}:sid:prior-auth-request-key"
 REMITTANCE: Final = f"{BASE}:sid:remittance"
 CLAIM_ID: Final = f"{BASE}:sid:claim"
+ENGAGEMENT: Final = f"{BASE}:sid:engagement"  # ENG1-R-… or ENG1-C-… (Task.focus)
 
 # Code systems
 CARE_DOMAIN: Final = f"{BASE}:cs:care-domain"  # PHAR, MED… (the card's columns)
@@ -37,6 +38,7 @@ CLAIM_TYPE: Final = "http://terminology.hl7.org/CodeSystem/claim-type"
 PROCESS_PRIORITY: Final = "http://terminology.hl7.org/CodeSystem/processpriority"
 PAYMENT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/payment-type"
 COVERAGE_CLASS: Final = "http://terminology.hl7.org/CodeSystem/coverage-class"
+TASK_CODE: Final = "http://hl7.org/fhir/CodeSystem/task-code"  # FHIR's own: cancel…
 
 # Extensions
 EXT: Final = f"{BASE}:ext"

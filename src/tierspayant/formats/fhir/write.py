@@ -478,3 +478,15 @@ def searchset(resources: Sequence[Json]) -> Json:
         "total": len(resources),
         "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
     }
+
+
+def task_cancelled(number: str) -> Json:
+    """The answer to a cancellation Task: the same Task, done. It depends on the number
+    only, so a cancellation sent again answers the same bytes."""
+    return {
+        "resourceType": "Task",
+        "status": "completed",
+        "intent": "order",
+        "code": _coding(systems.TASK_CODE, "cancel"),
+        "focus": {"identifier": {"system": systems.ENGAGEMENT, "value": number}},
+    }
