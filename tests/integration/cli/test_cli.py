@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tierspayant.cli.main import app
 from tierspayant.demo.synthetic import write_beneficiaries_csv
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CATALOGUE = ROOT / "src" / "tierspayant" / "reference" / "demo" / "mutuelle-des-tilleuls.yaml"
 AMC = "75012345"
 PHARMACY_AM = "752234567"

@@ -23,7 +23,7 @@ from tierspayant.security.guard import core as guard_core
 from tierspayant.security.guard.values import THROTTLE_CODES, UNAVAILABLE
 from tierspayant.web.render import MESSAGES
 
-PAGE = Path(__file__).parents[2] / "docs" / "error-codes.md"
+PAGE = Path(__file__).parents[3] / "docs" / "error-codes.md"
 ROW = re.compile(
     r"^\| `(?P<code>[a-z0-9_.]+)` \| (?P<http>[^|]+) \| (?P<cli>[^|]+) \|[^|]+\|(?P<fr>[^|]+)\|$"
 )
