@@ -624,3 +624,98 @@ def test_a_task_of_another_kind_or_shape_is_refused(sqlite_world: World) -> None
     assert outcome_code(anonymous) == "auth.missing_token"
     member_or_read = world.client.get("/fhir/Task/1", headers=world.pharmacy.headers)
     assert member_or_read.status_code == 405
+
+
+def _with_identifiers(request: dict[str, Any], identifiers: list[dict[str, Any]]) -> dict[str, Any]:
+    request["contained"][0]["identifier"] = identifiers
+    return request
+
+
+def _nir_identifier(system: str, nir: str, rank: int | None) -> dict[str, Any]:
+    identifier: dict[str, Any] = {"system": system, "value": nir}
+    if rank is not None:
+        identifier["extension"] = [{"url": systems.BIRTH_RANK, "valuePositiveInt": rank}]
+    return identifier
+
+
+def test_the_patients_own_ins_finds_the_insured_person_and_is_never_written_back(
+    world: World,
+) -> None:
+    person = world.covered()
+    card = person.card()
+    by_card = fhir_check(world, card, ["PHAR", "MED"])
+    request = _with_identifiers(
+        eligibility_request(card, ["PHAR", "MED"]),
+        [_nir_identifier(systems.INS_NIR, person.nir, person.birth_rank)],
+    )
+    by_ins = world.client.post(
+        "/fhir/CoverageEligibilityRequest",
+        content=json.dumps(request),
+        headers={**world.pharmacy.headers, "Content-Type": FHIR},
+    )
+    assert by_ins.status_code == 200, by_ins.text
+    parsed(by_ins.json())
+    assert rights_of(by_ins.json()) == rights_of(by_card.json())
+    assert any(r["covered"] for r in rights_of(by_ins.json()))
+    assert by_ins.json()["preAuthRef"].startswith("ENG1-R-")
+    assert systems.INS_NIR not in by_ins.text  # read, never written in an answer
+    no_identity(person, by_ins.text)
+
+
+def test_the_card_nir_prevails_over_an_ins_that_no_card_carries(world: World) -> None:
+    """A child's or a spouse's own INS is not the card's NIR: sent beside the card's NIR,
+    it changes nothing; sent alone, it finds nobody, and the answer is the one of any
+    unknown person."""
+    person = world.covered()
+    card = person.card()
+    other_ins = _unknown_nir(world)
+    both = _with_identifiers(
+        eligibility_request(card, ["PHAR"]),
+        [
+            _nir_identifier(systems.NIR_CARD, person.nir, person.birth_rank),
+            _nir_identifier(systems.INS_NIR, other_ins, 1),
+        ],
+    )
+    headers = {**world.pharmacy.headers, "Content-Type": FHIR}
+    answer = world.client.post("/fhir/CoverageEligibilityRequest", content=json.dumps(both),
+                                headers=headers)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert rights_of(answer.json()) == rights_of(fhir_check(world, card, ["PHAR"]).json())
+    assert all(r["covered"] for r in rights_of(answer.json()))
+
+    alone = _with_identifiers(
+        eligibility_request(card, ["PHAR"]), [_nir_identifier(systems.INS_NIR, other_ins, 1)]
+    )
+    unknown = world.client.post("/fhir/CoverageEligibilityRequest", content=json.dumps(alone),
+                                headers=headers)  # fmt: skip
+    reference = fhir_check(world, person.card(nir=_unknown_nir(world)), ["PHAR"])
+    assert unknown.status_code == 200
+    assert unknown.content == reference.content
+
+
+@pytest.mark.parametrize(
+    "identifiers",
+    [
+        pytest.param([("ins", 1), ("ins", 1)], id="two INS"),
+        pytest.param([("ins", None)], id="INS without birth rank"),
+        pytest.param([("nir", 1), ("nir", 1)], id="two card NIRs"),
+    ],
+)
+def test_ambiguous_or_incomplete_nir_identifiers_are_refused(
+    sqlite_world: World, identifiers: list[tuple[str, int | None]]
+) -> None:
+    world = sqlite_world
+    person = world.covered()
+    system = {"ins": systems.INS_NIR, "nir": systems.NIR_CARD}
+    request = _with_identifiers(
+        eligibility_request(person.card(), ["PHAR"]),
+        [_nir_identifier(system[kind], person.nir, rank) for kind, rank in identifiers],
+    )
+    response = world.client.post(
+        "/fhir/CoverageEligibilityRequest",
+        content=json.dumps(request),
+        headers={**world.pharmacy.headers, "Content-Type": FHIR},
+    )
+    assert response.status_code == 422, response.text
+    assert outcome_code(response) == "fhir.invalid"
+    no_identity(person, response.text)

@@ -161,7 +161,9 @@ def of_provider(conn: Connection, provider_id: int, today: date) -> list[Reserva
 
 
 def created_by_structure(conn: Connection, structure: str, since: datetime) -> int:
-    """Reservations a structure created since ``since`` (cancelled ones included)."""
+    """Reservations a structure created since ``since`` (cancelled ones included), with
+    every insurer: the guard's row is per structure, so this count must never run inside
+    ``tenancy.insurer_scope`` (row-level security would narrow it to one insurer)."""
     return int(
         conn.execute(
             select(func.count())

@@ -226,18 +226,27 @@ def _card(resource: Any) -> Card:
         AMC,
         "insurer.identifier",
     )
-    nir: str | None = None
-    rank: int | None = None
+    # The card's NIR identifies the beneficiary (insured NIR + birth rank). The patient's
+    # own INS is read only when no card NIR came: for the insured person it is the same
+    # number; for a child or a spouse it is another one, which no card carries, so it
+    # never overrides the card.
+    by_system: dict[str, tuple[str, int]] = {}
     member: str | None = None
     for ident in patient.identifier or ():
         if ident.system in (systems.NIR_CARD, systems.INS_NIR) and ident.value:
+            if ident.system in by_system:
+                raise invalid("un seul identifiant par système", "Patient.identifier")
             rank_ext = _extensions(ident).get(systems.BIRTH_RANK)
             if rank_ext is None or rank_ext.valuePositiveInt is None:
                 raise invalid("le rang de naissance accompagne le NIR", "Patient.identifier")
-            nir = _text(ident.value, NIR, "Patient.identifier")
-            rank = int(rank_ext.valuePositiveInt)
+            by_system[ident.system] = (
+                _text(ident.value, NIR, "Patient.identifier"),
+                int(rank_ext.valuePositiveInt),
+            )
         elif ident.system == systems.MEMBER_NUMBER and ident.value:
             member = _text(ident.value, MEMBER, "Patient.identifier")
+    chosen = by_system.get(systems.NIR_CARD) or by_system.get(systems.INS_NIR)
+    nir, rank = (chosen[0], chosen[1]) if chosen is not None else (None, None)
     _require(nir is not None or member is not None,
              "le NIR et le rang, ou le numéro d'adhérent, sont attendus",
              "Patient.identifier")  # fmt: skip
