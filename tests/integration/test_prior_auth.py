@@ -240,3 +240,59 @@ def test_a_bad_policy_setting_stops_the_start() -> None:
     with pytest.raises(SettingError) as bad:
         load_settings({"TIERSPAYANT_PRIOR_AUTH_VALIDITY_DAYS": "trois mois"})
     assert bad.value.variable == "TIERSPAYANT_PRIOR_AUTH_VALIDITY_DAYS"
+
+
+def test_two_staff_deciding_at_once_cannot_both_decide(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both read the request pending before either writes (a barrier holds them there):
+    one decision lands, the other answers as if it had read it (a conflict the other way),
+    and only one decision is audited."""
+    import threading
+
+    from tierspayant.services import prior_auth as service
+
+    stay, _ = request_prior_auth(world.platform, world.principal, ask(world, "q-race", STAY))
+    barrier = threading.Barrier(2, timeout=10)
+    first_read: set[int] = set()
+    read = service.store.agreement_by_number
+
+    def read_then_wait(conn: object, number: str) -> object:
+        row = read(conn, number)  # type: ignore[arg-type]
+        if threading.get_ident() not in first_read:
+            first_read.add(threading.get_ident())
+            barrier.wait()
+        return row
+
+    monkeypatch.setattr(service.store, "agreement_by_number", read_then_wait)
+    outcomes: dict[str, object] = {}
+
+    def decide(accept: bool) -> None:
+        try:
+            outcomes[str(accept)] = decide_prior_auth(
+                world.platform,
+                stay.agreement_number,
+                accept=accept,
+                reason="décision",
+                actor=f"staff:{accept}",
+            )
+        except Conflict as conflict:
+            outcomes[str(accept)] = conflict.code
+
+    threads = [threading.Thread(target=decide, args=(flag,)) for flag in (True, False)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    monkeypatch.undo()
+    assert sorted(map(str, outcomes.values())).count("prior_auth.decided") == 1, outcomes
+    winner = next(a for a in outcomes.values() if not isinstance(a, str))
+    assert get_prior_auth(world.platform, world.principal, stay.agreement_number) == winner
+    with world.platform.engine.connect() as conn:
+        decisions = conn.execute(
+            select(audit_events.c.decision).where(
+                audit_events.c.action == "prior_auth.decide",
+                audit_events.c.actor.in_(["staff:True", "staff:False"]),
+            )
+        ).all()
+    assert len(decisions) == 1

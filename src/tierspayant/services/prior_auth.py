@@ -336,6 +336,13 @@ def _row(conn: Connection, number: str) -> AgreementRow | None:
     return store.agreement_by_number(conn, number)
 
 
+def _already_decided(row: AgreementRow, wanted: PriorAuthStatus) -> PriorAuthAnswer:
+    """Deciding again the same way answers the same; the other way is a conflict."""
+    if row.status == wanted and row.decided_by not in (None, "rules"):
+        return _answer(row)
+    raise Conflict(PriorAuthCode.DECIDED, f"this request is already {row.status}")
+
+
 def decide_prior_auth(
     platform: Platform,
     number: str,
@@ -362,10 +369,8 @@ def decide_prior_auth(
         if row is None or (insurer_id is not None and row.insurer_id != insurer_id):
             raise NotFound(PriorAuthCode.UNKNOWN, "no such agreement")
         if row.status != PriorAuthStatus.PENDING:
-            if row.status == wanted and row.decided_by not in (None, "rules"):
-                return _answer(row)
-            raise Conflict(PriorAuthCode.DECIDED, f"this request is already {row.status}")
-        store.record_decision(
+            return _already_decided(row, wanted)
+        if not store.record_decision(
             conn,
             row.insurer_id,
             row.id,
@@ -378,17 +383,26 @@ def decide_prior_auth(
             if accept
             else None,
             guaranteed_cents=None if accept else 0,
-        )
-        amc = amc_number_of(conn, row.insurer_id)
-        audit.append(
-            conn,
-            at=now,
-            actor=actor,
-            action="prior_auth.decide",
-            decision=wanted.value,
-            insurer=str(amc),
-            detail={"agreement": number},
-        )
-        decided = _row(conn, number)
-        assert decided is not None  # updated above, in this transaction
-        return _answer(decided)
+        ):
+            # Another decision landed between the read and this write (nothing written
+            # here): answer as if it had been read first, after this transaction.
+            decided = None
+        else:
+            amc = amc_number_of(conn, row.insurer_id)
+            audit.append(
+                conn,
+                at=now,
+                actor=actor,
+                action="prior_auth.decide",
+                decision=wanted.value,
+                insurer=str(amc),
+                detail={"agreement": number},
+            )
+            decided = _row(conn, number)
+            assert decided is not None  # updated above, in this transaction
+    if decided is None:
+        with platform.engine.connect() as conn:
+            decided = _row(conn, number)
+        assert decided is not None  # agreements are never deleted
+        return _already_decided(decided, wanted)
+    return _answer(decided)

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from tierspayant.domain.prior_auth import PriorAuthStatus
 from tierspayant.store.claims import next_id_query
 from tierspayant.store.claims_tables import prior_authorisations
 
@@ -92,8 +93,11 @@ def record_decision(
     reason_code: str | None,
     valid_until: date | None,
     guaranteed_cents: int | None = None,
-) -> None:
-    """Write a person's decision on a pending request (``guaranteed_cents`` None: unchanged)."""
+) -> bool:
+    """Write a person's decision on a request still pending (``guaranteed_cents`` None:
+    unchanged). False if it is no longer pending: another decision came first (the
+    condition is checked by the update itself, so two staff deciding at once cannot both
+    write)."""
     values: dict[str, Any] = {
         "status": status,
         "decided_at": decided_at,
@@ -104,11 +108,13 @@ def record_decision(
     }
     if guaranteed_cents is not None:
         values["guaranteed_cents"] = guaranteed_cents
-    conn.execute(
+    done = conn.execute(
         update(prior_authorisations)
         .where(
             prior_authorisations.c.insurer_id == insurer_id,
             prior_authorisations.c.id == agreement_id,
+            prior_authorisations.c.status == PriorAuthStatus.PENDING.value,
         )
         .values(**values)
     )
+    return done.rowcount == 1
