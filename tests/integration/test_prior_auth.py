@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from tests.conftest import SeededInsurer
 from tests.integration.claims_world import CARE_DAY, World, build_world
@@ -27,6 +27,7 @@ from tierspayant.services.prior_auth import (
     prior_auth_policy,
     request_prior_auth,
 )
+from tierspayant.store.prior_auth import AgreementRow
 from tierspayant.store.tables import audit_events
 
 FRAME = PricingLine("FRAME1", CareDomain.OPTI, "optics_frame", 1, 15000, 5)
@@ -250,21 +251,21 @@ def test_two_staff_deciding_at_once_cannot_both_decide(
     and only one decision is audited."""
     import threading
 
-    from tierspayant.services import prior_auth as service
+    from tierspayant.store import prior_auth as agreements
 
     stay, _ = request_prior_auth(world.platform, world.principal, ask(world, "q-race", STAY))
     barrier = threading.Barrier(2, timeout=10)
     first_read: set[int] = set()
-    read = service.store.agreement_by_number
+    read = agreements.agreement_by_number
 
-    def read_then_wait(conn: object, number: str) -> object:
-        row = read(conn, number)  # type: ignore[arg-type]
+    def read_then_wait(conn: Connection, number: str) -> AgreementRow | None:
+        row = read(conn, number)
         if threading.get_ident() not in first_read:
             first_read.add(threading.get_ident())
             barrier.wait()
         return row
 
-    monkeypatch.setattr(service.store, "agreement_by_number", read_then_wait)
+    monkeypatch.setattr(agreements, "agreement_by_number", read_then_wait)
     outcomes: dict[str, object] = {}
 
     def decide(accept: bool) -> None:
