@@ -344,3 +344,29 @@ def test_the_scope_is_the_set_of_people_answered_whatever_the_mix(
     principal = fresh(world)
     answered = {_act(world, principal, route, kind, who) for route, kind, who in requests}
     assert scoped_ids(world, principal) == answered - {None}
+
+
+def test_a_calculation_refused_for_a_found_person_is_audited_as_disclosing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine refusal reached only once the person is found and covered (the lines'
+    own checks run before anyone is looked up; the beneficiary file's rules leave no
+    real case today, so the engine is made to refuse): the refusal tells the caller the
+    card matched, so it is recorded as disclosing and the person is in the scope."""
+    from tierspayant.domain.codes import CalculationCode
+    from tierspayant.domain.errors import PricingError
+    from tierspayant.services import pricing
+
+    def refusing(*_args: object, **_kwargs: object) -> None:
+        raise PricingError(CalculationCode.INVALID_REQUEST, "age must be between 0 and 149")
+
+    monkeypatch.setattr(pricing, "price", refusing)
+    principal = fresh(world)
+    with pytest.raises(PricingError) as refused:
+        calculate(world.platform, principal, Calculation(world.people[0].card, CARE_DAY, (DRUG,)))
+    assert refused.value.code is CalculationCode.INVALID_REQUEST
+    assert not calc(world, principal, stranger(world))  # unknown: no rights, not disclosing
+    with world.platform.engine.connect() as conn:
+        events = [e for e in audit.iter_events(conn) if e.actor == principal.id]
+    assert [(e.decision, e.detail[DISCLOSED]) for e in events] == [("hit", True), ("miss", False)]
+    assert scoped_ids(world, principal) == {id_of(world, 0)}

@@ -114,7 +114,7 @@ def start_calculation(
 
     def answer(
         conn: Connection, insurer: Insurer, found: Identified | None
-    ) -> tuple[PricingResult | CalculationCode | Admission | None, audit.Entry]:
+    ) -> tuple[PricingResult | CalculationCode | PricingError | Admission | None, audit.Entry]:
         # The provider's convention first: its refusal does not depend on the person.
         terms = provider_under_convention(
             conn,
@@ -143,11 +143,16 @@ def start_calculation(
                 "proof": proof.present,
                 # Anything but ``calculation.no_rights``, the answer of an unknown person.
                 DISCLOSED: result is not None,
+                **({"refused": result.code} if isinstance(result, PricingError) else {}),
             },
         )
         return result, entry
 
-    def covered(result: PricingResult | CalculationCode | Admission | None) -> PricingResult:
+    def covered(
+        result: PricingResult | CalculationCode | PricingError | Admission | None,
+    ) -> PricingResult:
+        if isinstance(result, PricingError):
+            raise result
         if isinstance(result, Admission):
             # After the commit (SQLite has one writer): a hard signal suspends.
             raise_alerts(platform, result.signals, ctx, insurer=card.amc_number)
@@ -218,7 +223,7 @@ def _price(
     found: Identified | None,
     request: Calculation,
     terms: ProviderTerms,
-) -> PricingResult | CalculationCode | None:
+) -> PricingResult | CalculationCode | PricingError | None:
     if found is None or principal.provider_id is None:
         return None
     person = found.record.id
@@ -247,7 +252,9 @@ def _price(
     except PricingError as exc:
         if exc.code in PERSON_CODES:
             return None
-        raise
+        # Reached only for a person found and covered: the refusal discloses that much,
+        # so it is answered after its audit event, like any answer about the person.
+        return exc
     policy = amount_policy(platform)
     domains = frozenset(line.domain for line in request.lines)
     if again is None:
