@@ -370,3 +370,31 @@ def test_a_calculation_refused_for_a_found_person_is_audited_as_disclosing(
         events = [e for e in audit.iter_events(conn) if e.actor == principal.id]
     assert [(e.decision, e.detail[DISCLOSED]) for e in events] == [("hit", True), ("miss", False)]
     assert scoped_ids(world, principal) == {id_of(world, 0)}
+
+
+def test_a_prior_authorisation_retried_by_another_account_is_audited_for_it(
+    world: World,
+) -> None:
+    """Two accounts of one professional send the same request under the same key: the
+    second gets the stored answer, and that answer is recorded for the second account
+    too, so scoping either account finds the person; the retry of an unknown person's
+    request stays a miss."""
+    first = fresh(world)
+    second = replace(first, id=f"{first.id}-second")
+    known = PriorAuthRequest(world.people[0].card, CARE_DAY, "retry-known", (FRAME,))
+    unknown = PriorAuthRequest(stranger(world), CARE_DAY, "retry-unknown", (FRAME,))
+    for request in (known, unknown):
+        answer, created = request_prior_auth(world.platform, first, request)
+        again, created_again = request_prior_auth(world.platform, second, request)
+        assert created
+        assert not created_again
+        assert again == answer
+    assert scoped_ids(world, first) == {id_of(world, 0)}
+    assert scoped_ids(world, second) == {id_of(world, 0)}
+    with world.platform.engine.connect() as conn:
+        replays = [
+            (e.decision, e.detail[DISCLOSED])
+            for e in audit.iter_events(conn)
+            if e.actor == second.id
+        ]
+    assert replays == [("replay", True), ("miss", False)]

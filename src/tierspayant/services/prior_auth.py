@@ -142,10 +142,6 @@ def request_prior_auth(
     check_lines(request.lines, platform.reference.on(request.care_date))
     domain = _domain(request.lines)
     digest = _digest(card, request)
-    with platform.engine.connect() as conn:
-        known = _by_key(conn, provider_id, request.request_key, digest)
-    if known is not None:
-        return known, False
 
     def answer(
         conn: Connection, insurer: Insurer, found: Identified | None
@@ -153,6 +149,9 @@ def request_prior_auth(
         lock_allocation(conn)
         again = _by_key(conn, provider_id, request.request_key, digest)
         if again is not None:
+            # A retry (perhaps by another account of the same professional) is an answer
+            # about the person like the first: guarded above, and audited here.
+            _audit_replay(conn, platform, principal, insurer, found, again)
             return again, False
         decision = _assess(platform, conn, insurer, found, request, in_force, provider_id)
         status, lines = decision.status, decision.lines
@@ -224,6 +223,34 @@ def request_prior_auth(
         )
 
     return guarded_lookup(platform, principal, card, proof, answer)
+
+
+def _audit_replay(
+    conn: Connection,
+    platform: Platform,
+    principal: Principal,
+    insurer: Insurer,
+    found: Identified | None,
+    stored: PriorAuthAnswer,
+) -> None:
+    unknown = stored.status == PriorAuthStatus.REFUSED and stored.reason_code == "rights.none"
+    audit.append(
+        conn,
+        at=platform.now(),
+        actor=principal.id,
+        structure=principal.structure,
+        action="prior_auth.request",
+        purpose="prior_authorisation",
+        subject=found.subject if found else None,
+        insurer=insurer.amc_number,
+        decision="miss" if found is None else "replay",
+        detail={
+            "agreement": stored.agreement_number,
+            "domain": stored.domain,
+            "replay": True,
+            DISCLOSED: found is not None and not unknown,
+        },
+    )
 
 
 def _assess(
