@@ -107,10 +107,11 @@ def test_invoice_figures_are_the_insurers_own(
     # Then the figures are ours: 5 lines in 3 domains, 14 € accepted, 3 refusals
     assert page.status_code == 200
     text = page.text
-    week = f"{today.isocalendar()[0]}-W{today.isocalendar()[1]:02d}"
-    assert f"<td>{week}</td><td>PHAR</td><td>3</td><td>7,00\u00a0€</td>" in text
-    assert f"<td>{week}</td><td>AUXM</td><td>1</td><td>0,00\u00a0€</td>" in text
-    assert f"<td>{week}</td><td>MED</td><td>1</td><td>7,00\u00a0€</td>" in text
+    week = f"semaine {today.isocalendar()[1]} ({today.isocalendar()[0]})"
+    assert f"<td>{week}</td><td>Pharmacie</td><td>3</td><td>7,00\u00a0€</td>" in text
+    assert f"<td>{week}</td><td>Auxiliaires médicaux</td><td>1</td><td>0,00\u00a0€</td>" in text
+    assert f"<td>{week}</td><td>Médecins</td><td>1</td><td>7,00\u00a0€</td>" in text
+    assert "W" + f"{today.isocalendar()[1]:02d}" not in text  # no ISO week left for people
     assert (
         "<td>Pas de droits complémentaires à la date des soins</td>"
         "<td><code>rights.none</code></td><td>2</td>"

@@ -74,7 +74,7 @@ def test_provider_checks_rights_from_typed_card_data(world: World) -> None:
     # Then the fragment shows the decision, and neither the NIR nor any name
     assert answer.status_code == 200
     assert "<html" not in answer.text
-    assert "PHAR" in answer.text
+    assert "<td>Pharmacie</td>" in answer.text
     assert "oui" in answer.text
     assert world.card["nir"] not in answer.text
     # And the check was audited as the professional's, like an API call
@@ -108,8 +108,10 @@ def test_unknown_and_mismatched_cards_look_the_same(world: World) -> None:
         answers.append(answer.text)
     # Then the three kinds of "no" are the same bytes, and the member is answered covered
     assert answers[0] == answers[1] == answers[2]
-    assert "<td>PHAR</td><td>non</td>" in answers[0]
-    assert "<td>PHAR</td><td>oui</td>" in answers[3]
+    assert "<td>Pharmacie</td><td>non</td>" in answers[0]
+    assert "Aucun droit complémentaire pour ces données de carte" in answers[0]
+    assert "<td>Pharmacie</td><td>oui</td>" in answers[3]
+    assert "Aucun droit complémentaire" not in answers[3]
 
 
 def test_provider_calculation_and_conventions(world: World) -> None:

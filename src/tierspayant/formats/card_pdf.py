@@ -27,24 +27,11 @@ import zxingcpp
 from fpdf import FPDF
 from PIL import Image
 
+from tierspayant.domain import labels
 from tierspayant.formats.harmonised_card import HarmonisedCard
 
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "’": "'", "‘": "'", "–": "-", "—": "-"})
-DOMAIN_LABELS = {
-    "PHAR": "Pharmacie",
-    "MED": "Médecins",
-    "LABO": "Laboratoires",
-    "RADIO": "Radiologie",
-    "AUXM": "Auxiliaires médicaux",
-    "DENT": "Dentaire",
-    "OPTI": "Optique",
-    "AUDI": "Audioprothèses",
-    "HOSP": "Hospitalisation",
-    "SAGE": "Sages-femmes",
-    "TRAN": "Transport",
-    "CSTE": "Centres de santé",
-    "EXTE": "Soins externes",
-}
+DOMAIN_LABELS = {str(domain): text for domain, text in labels.DOMAINS.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,11 @@ DOCUMENTS = {
 }
 
 
+def short_week(week: str) -> str:
+    """``2026-W07`` as a chart's column label: ``sem. 7``."""
+    return f"sem. {week.partition('-W')[2].lstrip('0')}"
+
+
 def reason_label(code: str) -> str:
     """The French wording of a line's reason (what the provider reads too), else its code."""
     try:
@@ -72,7 +77,9 @@ def router() -> APIRouter:
             figures=figures,
             reason_label=reason_label,
             per_week=charts.column_chart(
-                "semaines", "Lignes de factures traitées par semaine", figures.lines_per_week()
+                "semaines",
+                "Lignes de factures traitées par semaine",
+                [(short_week(week), n) for week, n in figures.lines_per_week()],
             ),
             per_reason=charts.bar_chart("motifs", "Lignes rejetées ou réduites par motif", reasons),
         )

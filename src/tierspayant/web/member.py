@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from tierspayant.domain import labels
 from tierspayant.domain.errors import DomainError
 from tierspayant.services import member_portal, statements
 from tierspayant.web.policy import policy
@@ -32,15 +33,13 @@ PORTAL = Portal.MEMBER
 RULE = policy(PORTAL.rule)
 Member = Annotated[PortalSession, Depends(requires(PORTAL))]
 ACTIONS = {
-    "eligibility.check": "Vérification de droits",
+    **labels.OPERATIONS,
+    # How the member reads what a professional did about them.
     "calculation": "Simulation de prise en charge",
-    "member.consultations": "Consultation de cet historique",
-    "member.data_export": "Export de vos données",
-    "member.cards": "Consultation de votre carte",
     "member.coverage": "Consultation de votre contrat (FHIR)",
     "card.issue": "Émission de votre carte de tiers payant",
 }
-CARD_STATUSES = {"active": "valide", "revoked": "révoquée", "superseded": "remplacée"}
+CARD_STATUSES = labels.CARD_STATUSES
 
 
 def _export_document(generated_at: str, export: member_portal.MemberExport) -> dict[str, Any]:

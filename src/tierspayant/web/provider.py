@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from tierspayant.app.platform import Platform
+from tierspayant.domain import labels
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.domain.codes import RequestCode
@@ -50,12 +51,7 @@ RULE = policy(PORTAL.rule)
 DOMAINS = tuple(d.value for d in CareDomain)
 MAX_PAYLOAD = 2000
 MAX_INVOICE_LINES = 10
-STATUSES = {
-    "received": "reçue, en attente de traitement",
-    "adjudicated": "traitée",
-    "superseded": "remplacée par une correction",
-    "cancelled": "annulée",
-}
+STATUSES = labels.CLAIM_STATUSES
 # Where the claims service names a field, and the name of the form's input for it.
 SERVICE_FIELD = re.compile(r"^lines\[(\d+)\](?:\.([a-z_]+))?$")
 LINE_INPUTS = {"amo_rate_bp": "amo_rate", "billed_cents": "billed", "br_cents": "br"}

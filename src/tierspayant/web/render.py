@@ -11,6 +11,7 @@ from fastapi import Request
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from tierspayant.domain import labels
 from tierspayant.domain.codes import (
     AuthCode,
     CalculationCode,
@@ -137,6 +138,12 @@ def french_date(day: date | None) -> str:
     return "—" if day is None else day.strftime("%d/%m/%Y")
 
 
+def french_week(week: str) -> str:
+    """An ISO week (``2026-W44``) as a French reader writes it: ``semaine 44 (2026)``."""
+    year, _, number = week.partition("-W")
+    return f"semaine {int(number)} ({year})" if number.isdigit() else week
+
+
 @cache
 def environment() -> Environment:
     env = Environment(
@@ -148,6 +155,10 @@ def environment() -> Environment:
     env.filters["euros"] = euros
     env.filters["local_time"] = local_time
     env.filters["french_date"] = french_date
+    env.filters["french_week"] = french_week
+    # French labels of codes (domain/labels.py): {{ r.domain | label("domain") }}.
+    env.filters["label"] = lambda code, kind: labels.label(kind, code)
+    env.filters["labelled"] = lambda code, kind: labels.labelled(kind, code)
     return env
 
 

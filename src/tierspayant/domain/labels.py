@@ -1,0 +1,275 @@
+"""French labels of the platform's codes: one table for every place a person reads them.
+
+Portals, PDFs, CSV exports, notices and the command line show a code through
+:func:`label` (or :func:`labelled`, the label with its code), never raw. Machine formats
+(SEPA, FHIR, the API, batch files) keep their codes. ``tests/unit/domain/test_labels.py``
+checks that every value of the code enumerations, every act family of the reference rules,
+every alert the guard can raise and every audited operation has its label, so a new code
+cannot reach a screen without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+from tierspayant.domain.adjudication import REASONS
+from tierspayant.domain.care import CareDomain
+
+
+class Kind(StrEnum):
+    """The families of codes that have labels."""
+
+    DOMAIN = "domain"
+    FAMILY = "family"
+    CLAIM_STATUS = "claim_status"
+    LINE_STATUS = "line_status"
+    PRIOR_AUTH_STATUS = "prior_auth_status"
+    CARD_STATUS = "card_status"
+    IMPORT_STATUS = "import_status"
+    IMPORT_MODE = "import_mode"
+    REASON = "reason"
+    ALERT = "alert"
+    OPERATION = "operation"
+    PRINCIPAL_KIND = "principal_kind"
+
+
+DOMAINS: Final[Mapping[str, str]] = {
+    CareDomain.PHAR: "Pharmacie",
+    CareDomain.MED: "Médecins",
+    CareDomain.LABO: "Laboratoires",
+    CareDomain.RADIO: "Radiologie",
+    CareDomain.AUXM: "Auxiliaires médicaux",
+    CareDomain.DENT: "Dentaire",
+    CareDomain.OPTI: "Optique",
+    CareDomain.AUDI: "Audioprothèses",
+    CareDomain.HOSP: "Hospitalisation",
+    CareDomain.SAGE: "Sages-femmes",
+    CareDomain.TRAN: "Transport",
+    CareDomain.CSTE: "Centres de santé",
+    CareDomain.EXTE: "Soins externes",
+}
+
+# The act families of the reference rules (reference/rules.json, ``families``).
+FAMILIES: Final[Mapping[str, str]] = {
+    "consultation": "Consultation de médecin",
+    "specialist": "Consultation de spécialiste",
+    "technical_act": "Acte technique",
+    "imaging": "Imagerie",
+    "lab_test": "Analyse de biologie",
+    "nursing": "Soins infirmiers",
+    "physiotherapy": "Kinésithérapie",
+    "speech_therapy": "Orthophonie",
+    "alternative_medicine": "Médecine douce",
+    "midwife": "Acte de sage-femme",
+    "dental_care": "Soins dentaires",
+    "dental_prosthesis": "Prothèse dentaire",
+    "orthodontics": "Orthodontie",
+    "dental_implant": "Implant dentaire",
+    "optics_frame": "Monture",
+    "optics_lens_simple": "Verre simple",
+    "optics_lens_complex": "Verre complexe",
+    "optics_lens_very_complex": "Verre très complexe",
+    "contact_lens": "Lentilles de contact",
+    "refractive_surgery": "Chirurgie réfractive",
+    "hearing_aid": "Aide auditive",
+    "hearing_accessory": "Accessoire d'aide auditive",
+    "drug_100": "Médicament remboursé à 100 %",
+    "drug_65": "Médicament remboursé à 65 %",
+    "drug_30": "Médicament remboursé à 30 %",
+    "drug_15": "Médicament remboursé à 15 %",
+    "medical_device": "Dispositif médical",
+    "hospital_stay": "Séjour hospitalier",
+    "hospital_fees": "Honoraires à l'hôpital",
+    "hospital_daily_charge": "Forfait journalier hospitalier",
+    "hospital_private_room": "Chambre particulière",
+    "transport": "Transport sanitaire",
+}
+
+CLAIM_STATUSES: Final[Mapping[str, str]] = {
+    "received": "reçue, en attente de traitement",
+    "adjudicated": "traitée",
+    "superseded": "remplacée par une correction",
+    "cancelled": "annulée",
+}
+
+LINE_STATUSES: Final[Mapping[str, str]] = {
+    "received": "reçue",
+    "accepted": "acceptée",
+    "reduced": "réduite",
+    "rejected": "rejetée",
+    "paid": "payée",
+    "undue": "indue",
+    "cancelled": "annulée",
+}
+
+PRIOR_AUTH_STATUSES: Final[Mapping[str, str]] = {
+    "pending": "en attente de décision",
+    "granted": "accordée",
+    "refused": "refusée",
+    "expired": "expirée",
+}
+
+CARD_STATUSES: Final[Mapping[str, str]] = {
+    "active": "valide",
+    "revoked": "révoquée",
+    "superseded": "remplacée",
+}
+
+IMPORT_STATUSES: Final[Mapping[str, str]] = {
+    "running": "en cours",
+    "done": "terminé",
+    "failed": "échoué",
+    "refused": "refusé",
+    "interrupted": "interrompu",
+}
+
+IMPORT_MODES: Final[Mapping[str, str]] = {
+    "full": "complet",
+    "incremental": "différentiel",
+}
+
+ALERTS: Final[Mapping[str, str]] = {
+    "guard.suspended": "Compte suspendu",
+    "guard.rate": "Trop de consultations par minute (compte)",
+    "guard.structure_rate": "Trop de consultations par minute (structure)",
+    "guard.global_rate": "Trop de consultations par minute (plateforme)",
+    "guard.human_speed": "Consultations plus rapides qu'un humain",
+    "guard.daily_cap": "Plafond quotidien de bénéficiaires atteint",
+    "guard.daily_cap_soft": "Seuil quotidien de bénéficiaires approché",
+    "guard.miss_ratio": "Trop de recherches sans résultat",
+    "guard.miss_ratio_soft": "Part élevée de recherches sans résultat",
+    "guard.misread_ratio": "Trop de lectures de carte illisibles",
+    "guard.misread_ratio_soft": "Part élevée de lectures de carte illisibles",
+    "guard.no_proof_quota": "Quota de consultations sans carte atteint",
+    "guard.no_proof_soft": "Seuil de consultations sans carte approché",
+    "guard.no_proof_watch": "Consultations sans carte à surveiller",
+    "guard.invoice_ratio": "Consultations rarement suivies d'une facture",
+    "guard.step_up_ignored": "Demandes de réauthentification ignorées",
+    "guard.reservations": "Trop d'engagements sur montants dans la journée",
+    "guard.reservations_soft": "Nombre élevé d'engagements sur montants dans la journée",
+    "guard.canary": "Bénéficiaire leurre consulté",
+    "guard.proof_forged": "Carte falsifiée présentée",
+    "guard.proof_revoked": "Carte révoquée présentée",
+    "guard.proof_mismatch": "Carte présentée pour une personne hors de la famille",
+    "guard.proof_misread": "Carte illisible",
+    "guard.unavailable": "Compteurs de sécurité indisponibles",
+    "guard.store_unavailable": "Compteurs de sécurité indisponibles",
+    "guard.history_unavailable": "Historique de la structure indisponible",
+    "canary.touched": "Bénéficiaire leurre consulté",
+}
+
+OPERATIONS: Final[Mapping[str, str]] = {
+    "eligibility.check": "Vérification de droits",
+    "calculation": "Calcul de prise en charge",
+    "prior_auth.request": "Demande d'accord préalable",
+    "prior_auth.decide": "Décision sur un accord préalable",
+    "claim.receive": "Réception d'une facture",
+    "claim.cancel": "Annulation d'une facture",
+    "claims.import": "Import d'un lot de factures",
+    "claims.adjudicate": "Traitement des factures",
+    "engagement.cancel": "Annulation d'un engagement",
+    "lookup.refused": "Consultation refusée",
+    "card.issue": "Émission d'une carte de tiers payant",
+    "card.revoke": "Révocation d'une carte",
+    "card.decode_refused": "Lecture de carte refusée",
+    "card.proof_refused": "Carte refusée",
+    "card.proof_misread": "Carte illisible",
+    "card.key_rotate": "Changement de clé de signature des cartes",
+    "member.statement": "Consultation d'un relevé",
+    "member.consultations": "Consultation de l'historique",
+    "member.data_export": "Export des données personnelles",
+    "member.cards": "Consultation des cartes",
+    "member.coverage": "Consultation du contrat",
+    "auth.login": "Connexion",
+    "auth.logout": "Déconnexion",
+    "auth.logout_everywhere": "Déconnexion de toutes les sessions",
+    "auth.step_up": "Réauthentification",
+    "auth.token": "Jeton d'accès délivré",
+    "payments.run": "Paiement des professionnels",
+    "billing.run": "Appel de fonds des organismes",
+    "billing.return": "Rejet de prélèvement",
+    "billing.returns": "Import de rejets de prélèvement",
+    "billing.download": "Téléchargement d'un relevé",
+    "billing.fee_set": "Tarif de gestion fixé",
+    "overpayment.flag": "Indu signalé",
+    "incident.scope": "Périmètre d'incident calculé",
+    "incident.reveal": "Identités d'un incident révélées",
+    "incident.download": "Fichier d'incident téléchargé",
+    "incident.revoke": "Révocation après incident",
+    "breakglass.request": "Demande d'accès exceptionnel",
+    "breakglass.approve": "Accès exceptionnel approuvé",
+    "breakglass.reveal": "Accès exceptionnel utilisé",
+    "breakglass.close": "Accès exceptionnel clos",
+    "principal.suspend": "Compte suspendu",
+    "principal.reinstate": "Compte rétabli",
+    "principal.revoke": "Accès révoqués",
+    "suspend": "Compte suspendu",
+    "canary.plant": "Bénéficiaires leurres posés",
+    "canary.touched": "Bénéficiaire leurre consulté",
+    "catalogue.upload": "Catalogue de garanties chargé",
+    "convention.add": "Convention ajoutée",
+    "provider.add": "Professionnel ajouté",
+    "provider.import": "Import de professionnels",
+    "insurer.add": "Organisme ajouté",
+    "mandate.set": "Mandat de prélèvement enregistré",
+    "client.issue": "Accès logiciel délivré",
+    "account.create": "Compte créé",
+    "account.disable": "Compte désactivé",
+    "account.unlock": "Compte déverrouillé",
+    "account.mfa_enrol": "Second facteur enregistré",
+    "account.recovery_codes": "Codes de secours renouvelés",
+    "keys.rotate_data": "Changement de clé de données",
+    "keys.rewrap": "Clés de données rechiffrées",
+    "keys.retire_kek": "Ancienne clé maîtresse retirée",
+    "retention.purge": "Purge des données échues",
+}
+
+PRINCIPAL_KINDS: Final[Mapping[str, str]] = {
+    "provider_client": "logiciel de professionnel",
+    "provider_user": "professionnel (portail)",
+    "insurer_staff": "personnel d'organisme",
+    "operator_staff": "personnel de l'opérateur",
+    "member": "adhérent",
+}
+
+_TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
+    {
+        Kind.DOMAIN: DOMAINS,
+        Kind.FAMILY: FAMILIES,
+        Kind.CLAIM_STATUS: CLAIM_STATUSES,
+        Kind.LINE_STATUS: LINE_STATUSES,
+        Kind.PRIOR_AUTH_STATUS: PRIOR_AUTH_STATUSES,
+        Kind.CARD_STATUS: CARD_STATUSES,
+        Kind.IMPORT_STATUS: IMPORT_STATUSES,
+        Kind.IMPORT_MODE: IMPORT_MODES,
+        Kind.REASON: {
+            **{str(code): text for code, text in REASONS.items()},
+            "prior_auth.refused_by_insurer": "Refusé par l'organisme complémentaire",
+        },
+        Kind.ALERT: ALERTS,
+        Kind.OPERATION: OPERATIONS,
+        Kind.PRINCIPAL_KIND: PRINCIPAL_KINDS,
+    }
+)
+
+
+def label(kind: Kind | str, code: object) -> str:
+    """The French label of ``code``, or the code itself if the table has none (so an
+    unforeseen value still shows, and the tests catch the missing label)."""
+    text = str(code.value if isinstance(code, StrEnum) else code)
+    return _TABLES[Kind(kind)].get(text, text)
+
+
+def labelled(kind: Kind | str, code: object) -> str:
+    """The label followed by its code, for screens where staff need both."""
+    text = str(code.value if isinstance(code, StrEnum) else code)
+    name = label(kind, text)
+    return text if name == text else f"{name} ({text})"
+
+
+def table(kind: Kind | str) -> Mapping[str, str]:
+    """Every label of one kind (lists in forms, legends of charts)."""
+    return _TABLES[Kind(kind)]
