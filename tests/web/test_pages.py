@@ -357,6 +357,35 @@ def test_the_harmonised_datamatrix_scanned_in_the_rights_page_is_the_card_proof(
         reinstate(world, principal_id)  # the module's world is shared
 
 
+def test_the_scan_alone_fills_the_card_fields_without_a_script(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A browser without the page's script sends only the scanned DataMatrix and the
+    patient it names (a family card lists several: birth date and rank, as the script's
+    choice would give): the server fills the AMC number and the member number from it,
+    and the lookup is card-proven."""
+    client = PortalClient(world)
+    principal_id = client.login_provider()
+    _, datamatrix = card_codes(world, tmp_path_factory.mktemp("scan-only"))
+    form = {
+        "card_payload": datamatrix + "\r\n",  # the reader's Enter
+        "birth_rank": str(world.card["birth_rank"]),
+        "birth_date": world.card["birth_date"],
+        "domains": ["PHAR"],
+    }
+    page = client.post("/portail/prestataire/droits", form, headers={"HX-Request": "true"})
+    assert page.status_code == 200, page.text
+    assert "<td>Pharmacie</td><td>oui</td>" in page.text
+    last = _events(world, "eligibility.check")[-1]
+    assert json.loads(last.detail)["proof"] is True
+    # A code that does not parse fills nothing: the form's own errors answer
+    garbled = client.post("/portail/prestataire/droits", {**form, "card_payload": "TPH1|x"})
+    assert "<td>Pharmacie</td><td>oui</td>" not in garbled.text
+    guard = world.platform.guard
+    assert guard is not None
+    guard.clear_suspension(principal_id)  # forget this pace: the module's world is shared
+
+
 def test_provider_asks_a_prior_authorisation_and_follows_it_up(world: World) -> None:
     _sign(world, CareDomain.OPTI)
     client = PortalClient(world)

@@ -26,6 +26,7 @@ from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.domain.codes import RequestCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import PricingLine, PricingResult
+from tierspayant.formats import harmonised_card
 from tierspayant.security.principal import Principal
 from tierspayant.services import claims, engagements, payments, portal_views, prior_auth
 from tierspayant.services.eligibility import RightsCheck, check_rights
@@ -65,8 +66,40 @@ NOT_ECHOED = re.compile(r"^(nir|card_payload|line_\d{1,2})$")
 Provider = Annotated[PortalSession, Depends(requires(PORTAL))]
 
 
+def with_scan(form: FormData) -> FormData:
+    """The form with what a scanned harmonised DataMatrix (``TPH1``) gives for the fields
+    left empty: AMC number, member number, and the patient's birth date and rank when the
+    card names one beneficiary (or one of that rank). The page's script does the same in
+    the browser; this serves a browser without it. The code's signatures are checked by
+    the lookup itself, like any card proof."""
+    raw = form.get("card_payload")
+    payload = raw.strip() if isinstance(raw, str) else ""
+    if not payload.startswith("TPH1|"):
+        return form
+    try:
+        card = harmonised_card.decode(payload).card
+    except harmonised_card.Misread:
+        return form  # answered as a misread by the lookup
+    filled: dict[str, str] = {}
+    if not form.get("amc_number"):
+        filled["amc_number"] = card.amc_number
+    if not form.get("member_number") and not form.get("nir"):
+        filled["member_number"] = card.member_number
+    if not form.get("birth_date"):
+        rank = form.get("birth_rank")
+        rows = [b for b in card.beneficiaries if not rank or str(b.rank) == rank]
+        if len(rows) == 1:
+            filled["birth_date"] = rows[0].birth_date.isoformat()
+            filled["birth_rank"] = str(rows[0].rank)
+    if not filled:
+        return form
+    kept = [(k, v) for k, v in form.multi_items() if k not in filled]
+    return FormData([*kept, *filled.items()])
+
+
 def card_from(form: FormData) -> CardData:
-    """The card as typed (AMC number, birth date, NIR + rank or member number)."""
+    """The card as typed or scanned (AMC number, birth date, NIR + rank or member number)."""
+    form = with_scan(form)
     nir = forms.optional_text(form, "nir", max_length=21)
     return CardData(
         amc_number=forms.text(form, "amc_number", max_length=10),

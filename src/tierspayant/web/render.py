@@ -159,6 +159,7 @@ def environment() -> Environment:
     # French labels of codes (domain/labels.py): {{ r.domain | label("domain") }}.
     env.filters["label"] = lambda code, kind: labels.label(kind, code)
     env.filters["labelled"] = lambda code, kind: labels.labelled(kind, code)
+    env.globals["families"] = labels.FAMILIES  # the act families, for the forms' lists
     return env
 
 
