@@ -262,6 +262,15 @@ def test_a_period_billed_or_before_the_last_billed_is_refused(
             backdate_reason="late run for November",
         )
     assert closed.value.code == "payments.period_billed"
+    # nor October, before it, with no statement of its own in this test
+    with pytest.raises(Conflict) as before_billed:
+        payments.run_payments(
+            platform,
+            date(2026, 10, 30),
+            out_dir=tmp_path / "late",
+            backdate_reason="late run for October",
+        )
+    assert before_billed.value.code == "payments.period_billed"
     assert written(platform) == before
 
 

@@ -85,11 +85,15 @@ def test_bill_refuses_an_open_a_billed_and_an_earlier_period_in_french(
     assert billed.exit_code == 0, billed.output
     runs = _runs(platform)
 
-    # When the month under way in Paris, October again and September are asked
+    # When the month under way in Paris, October again and September are billed, and a
+    # day of October paid
     month = f"{paris_day(platform.now()):%Y-%m}"
     still_open = runner.invoke(app, ["bill", "--period", month])
     again = runner.invoke(app, ["bill", "--period", "2020-10"])
     earlier = runner.invoke(app, ["bill", "--period", "2020-09"])
+    late_pay = runner.invoke(
+        app, ["pay", "--date", "2020-10-16", "--backdate-reason", "a late run of October"]
+    )
 
     # Then each is refused in French with its code and status, and no run is started
     assert still_open.exit_code == 2, still_open.output
@@ -98,4 +102,7 @@ def test_bill_refuses_an_open_a_billed_and_an_earlier_period_in_french(
     assert "[billing.period_billed] la période 2020-10 est déjà facturée" in again.output
     assert earlier.exit_code == 4, earlier.output
     assert "[billing.period_order] une période postérieure à 2020-09" in earlier.output
+    assert late_pay.exit_code == 4, late_pay.output
+    assert "[payments.period_billed] la période 2020-10 est déjà facturée" in late_pay.output
+    assert _runs(platform) == runs
     assert _runs(platform) == runs

@@ -71,8 +71,8 @@ def _pay_refusal(run_date: date, today: date) -> Callable[[str], str | None]:
         PaymentCode.DATE_PAST: f"le {run_date} est passé (nous sommes le {today}, heure de "
         'Paris) : une date passée exige --backdate-reason "motif"',
         PaymentCode.BACKDATE_REASON: "le motif de rétrodatation fait de 10 à 200 caractères",
-        PaymentCode.PERIOD_BILLED: f"la période {run_date:%Y-%m} est déjà facturée : "
-        "choisissez une date ultérieure",
+        PaymentCode.PERIOD_BILLED: f"la période {run_date:%Y-%m} est déjà facturée (ou un "
+        "mois suivant) : choisissez une date ultérieure",
     }
     return lambda code: sentences.get(code)
 

@@ -264,7 +264,8 @@ def run_payments(
         if runs.period_billed(conn, period_of(run_date)):
             raise Conflict(
                 PaymentCode.PERIOD_BILLED,
-                f"insurers were already billed for {period_of(run_date)}: pay at a later date",
+                f"insurers were already billed for {period_of(run_date)} or a later month: "
+                "pay at a later date",
                 field="date",
             )
 

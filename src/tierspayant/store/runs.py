@@ -124,8 +124,12 @@ def open_payment_runs(conn: Connection, first: date, last: date) -> list[str]:
 
 
 def period_billed(conn: Connection, period: str) -> bool:
-    query = select(exists().where(billing_statements.c.period == period))
-    return bool(conn.execute(query).scalar())
+    """Whether the period is closed to payments: a billing run started for it or for a
+    later period (billing goes in order, so an earlier month is never billed again), or
+    it has statements (issued before runs were recorded)."""
+    later_run = exists().where(money_runs.c.kind == "billing", money_runs.c.period >= period)
+    statements = exists().where(billing_statements.c.period == period)
+    return bool(conn.execute(select(later_run | statements)).scalar())
 
 
 def run_status(conn: Connection, run_key: str) -> str | None:
