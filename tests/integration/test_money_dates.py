@@ -155,6 +155,11 @@ def test_a_past_payment_date_needs_an_audited_reason(
     # And running the started run again is not a second override
     payments.run_payments(platform, date(2026, 10, 15), out_dir=tmp_path / "b")
     assert written(platform).backdates == after.backdates
+    # and a reason given for a date that is not past (Monday 7 December) overrides nothing
+    payments.run_payments(
+        platform, date(2026, 12, 7), out_dir=tmp_path / "c", backdate_reason="nothing to override"
+    )
+    assert written(platform).backdates == after.backdates
 
 
 def test_today_is_the_day_in_paris(

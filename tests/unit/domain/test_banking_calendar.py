@@ -241,10 +241,16 @@ def test_the_previous_business_day(day: date) -> None:
     assert all(not is_business_day(before + timedelta(k)) for k in range(1, (day - before).days))
 
 
-@given(days, st.integers(min_value=0, max_value=40), days, st.integers(min_value=0, max_value=20))
+@given(
+    days,
+    st.integers(min_value=0, max_value=40),
+    st.integers(min_value=-10, max_value=120),  # the run's day, from the period's end
+    st.integers(min_value=0, max_value=20),
+)
 def test_a_collection_date_keeps_every_rule(
-    period_end: date, delay: int, submitted: date, notice: int
+    period_end: date, delay: int, run_after: int, notice: int
 ) -> None:
+    submitted = period_end + timedelta(days=run_after)
     due = collection_date(
         period_end, delay_days=delay, submitted_on=submitted, notice_business_days=notice
     )
