@@ -18,12 +18,21 @@ from sqlalchemy import Connection, func, select
 
 from tests.support.world import add_provider
 from tierspayant.app.platform import Platform
+from tierspayant.domain.banking_calendar import following_business_day, paris_day
 from tierspayant.domain.ledger import AccountKind, account, credit, debit, posting
 from tierspayant.services.providers import Provider
 from tierspayant.store import ledger
 from tierspayant.store.claims_tables import claim_lines, claims
 
 ACTOR = "test:money"
+
+
+def next_pay_day(platform: Platform) -> date:
+    """Today in Paris if it is a TARGET2 business day, else the next one: the earliest date
+    a payment run accepts without a backdating reason (for tests on the wall clock)."""
+    return following_business_day(paris_day(platform.now()))
+
+
 ADJUDICATED_AT = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)
 
 

@@ -36,6 +36,9 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
+MAX_NOTICE_BUSINESS_DAYS = 30  # a fund call's notice: six weeks at most
+
+
 class SettingError(SystemExit):
     """A setting that cannot be used: the process does not start. ``variable`` names it."""
 
@@ -182,9 +185,12 @@ class EngagementSettings:
 
 @dataclass(frozen=True)
 class BillingSettings:
-    """The platform's default operator fee, for insurers without their own rate."""
+    """The platform's default operator fee, for insurers without their own rate, and the
+    debtor's notice of a fund call in TARGET2 business days (agreed in the insurer's
+    contract; DOMAIN.md: 14 calendar days unless agreed shorter)."""
 
     operator_fee_per_line_cents: int = 0
+    notice_business_days: int = 2
 
 
 @dataclass(frozen=True)
@@ -280,7 +286,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         billing=BillingSettings(
             operator_fee_per_line_cents=_whole(
                 source, "operator_fee_per_line_cents", 0, 0, MAX_OPERATOR_FEE_PER_LINE_CENTS
-            )
+            ),
+            notice_business_days=_whole(
+                source,
+                "billing_notice_business_days",
+                BillingSettings.notice_business_days,
+                1,
+                MAX_NOTICE_BUSINESS_DAYS,
+            ),
         ),
         enrolment=EnrolmentSettings(
             confirm_terminations_above_bp=_whole(

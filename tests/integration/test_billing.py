@@ -105,13 +105,20 @@ def test_a_month_is_billed_to_the_cent(
     assert summary.insurers >= 1
     assert ledger_check.check_ledger(platform).ok
 
-    # And a rerun writes the same bytes and moves nothing
+    # And billing June again is refused: nothing written, nothing moved
     before = {p: p.read_bytes() for p in summary.files}
-    billing.run_billing(platform, "2026-06", out_dir=tmp_path / "bill")
+    with pytest.raises(Conflict) as twice:
+        billing.run_billing(platform, "2026-06", out_dir=tmp_path / "bill")
+    assert twice.value.code == "billing.period_billed"
     assert {p: p.read_bytes() for p in summary.files} == before
     with platform.engine.connect() as conn:
         assert ledger.balance(conn, receivable) == 700
-    # and paying at a date of the billed month is refused
+    # and paying at a date of the billed month is refused, even with a backdating reason
     with pytest.raises(Conflict) as billed:
-        payments.run_payments(platform, date(2026, 6, 30), out_dir=tmp_path / "pay")
+        payments.run_payments(
+            platform,
+            date(2026, 6, 30),
+            out_dir=tmp_path / "pay",
+            backdate_reason="missed run of 30 June",
+        )
     assert billed.value.code == "payments.period_billed"

@@ -26,7 +26,7 @@ from tierspayant.cli.main import app
 from tierspayant.config import BillingSettings
 from tierspayant.domain.ledger import FEES, AccountKind, account
 from tierspayant.services import billing, ledger_check, payments
-from tierspayant.services.errors import ServiceError
+from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.store import ledger
 from tierspayant.store.ledger_tables import billing_statements
 from tierspayant.store.tables import audit_events
@@ -128,11 +128,13 @@ def test_fees_are_charged_per_paid_line_and_called_with_the_fund_call(
     assert _balance(platform, _receivable(default)) == 0
     assert ledger_check.check_ledger(platform).ok
 
-    # And a rerun, even after the rate changed, writes the same bytes and posts nothing
+    # And billing April again, after the rate changed, is refused: same bytes, no posting
     billing.set_insurer_fee(platform, own.amc_number, 99, actor="test")
     before = {p: p.read_bytes() for p in summary.files}
     postings = _postings(platform)
-    billing.run_billing(platform, "2026-04", out_dir=tmp_path / "bill")
+    with pytest.raises(Conflict) as twice:
+        billing.run_billing(platform, "2026-04", out_dir=tmp_path / "bill")
+    assert twice.value.code == "billing.period_billed"
     assert {p: p.read_bytes() for p in summary.files} == before
     assert _postings(platform) == postings
     assert ledger_check.check_ledger(platform).ok
@@ -160,15 +162,16 @@ def test_a_fee_is_set_within_range_audited_and_can_go_back_to_the_default(
 
     # The month is billed at the platform default (a default that is not whole cents never
     # gets this far: load_settings refuses it, tests/unit/test_config.py)
-    platform.clock = at(date(2026, 3, 10))
+    # (May: months are billed in order, and the module's PostgreSQL database has April)
+    platform.clock = at(date(2026, 5, 11))
     provider = make_provider(platform, random.Random(32))
     adjudicated_claim(
         platform, insurer_id=insurer.id, amc_number=insurer.amc_number, provider_id=provider.id
     )
-    payments.run_payments(platform, date(2026, 3, 10), out_dir=tmp_path / "pay")
-    platform.clock = at(date(2026, 4, 2))
-    billing.run_billing(platform, "2026-03", out_dir=tmp_path / "bill")
-    files = billing.statement_files(tmp_path / "bill", insurer.amc_number, "2026-03")
+    payments.run_payments(platform, date(2026, 5, 11), out_dir=tmp_path / "pay")
+    platform.clock = at(date(2026, 6, 2))
+    billing.run_billing(platform, "2026-05", out_dir=tmp_path / "bill")
+    files = billing.statement_files(tmp_path / "bill", insurer.amc_number, "2026-05")
     statement = json.loads(files["statement_json"].read_text(encoding="utf-8"))
     assert statement["operator_fees"]["per_line"] == "0.15"
     assert statement["due"] == "3.65"
@@ -178,8 +181,8 @@ def test_a_fee_is_set_within_range_audited_and_can_go_back_to_the_default(
 def test_the_ledger_check_sees_fees_that_were_not_posted(
     platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
 ) -> None:
-    # Given a month billed with fees
-    platform.clock = at(date(2026, 2, 10))
+    # Given a month billed with fees (June: after April and May, billed above)
+    platform.clock = at(date(2026, 6, 10))
     insurer = seed_insurer(platform)
     billing.set_insurer_fee(platform, insurer.amc_number, 30, actor="test")
     provider = make_provider(platform, random.Random(33))
@@ -187,12 +190,12 @@ def test_the_ledger_check_sees_fees_that_were_not_posted(
         platform, insurer_id=insurer.id, amc_number=insurer.amc_number, provider_id=provider.id,
         lines=(ACCEPTED, ACCEPTED),
     )  # fmt: skip
-    payments.run_payments(platform, date(2026, 2, 10), out_dir=tmp_path / "pay")
-    platform.clock = at(date(2026, 3, 3))
-    billing.run_billing(platform, "2026-02", out_dir=tmp_path / "bill")
+    payments.run_payments(platform, date(2026, 6, 10), out_dir=tmp_path / "pay")
+    platform.clock = at(date(2026, 7, 3))
+    billing.run_billing(platform, "2026-06", out_dir=tmp_path / "bill")
     assert ledger_check.check_ledger(platform).ok
     key = (billing_statements.c.insurer_id == insurer.id) & (
-        billing_statements.c.period == "2026-02"
+        billing_statements.c.period == "2026-06"
     )
 
     def restate(per_line: int) -> None:

@@ -22,6 +22,7 @@ from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
 from tierspayant.domain.ledger import BANK, AccountKind, account
 from tierspayant.services import billing, ledger_check, payments
+from tierspayant.services.errors import Conflict
 from tierspayant.store import ledger
 from tierspayant.store.ledger_tables import fund_call_returns
 from tierspayant.store.tables import audit_events
@@ -162,8 +163,10 @@ def test_a_rejected_fund_call_is_posted_back_once(
     assert _events(platform, "billing.return") == returns_events
     assert _balance(platform, receivable) == rejected.cents
     assert ledger_check.check_ledger(platform).ok
-    # and rebilling June moves nothing either
-    billing.run_billing(platform, "2026-06", out_dir=tmp_path / "bill")
+    # and billing June again is refused and moves nothing either
+    with pytest.raises(Conflict) as again_billed:
+        billing.run_billing(platform, "2026-06", out_dir=tmp_path / "bill")
+    assert again_billed.value.code == "billing.period_billed"
     assert _postings(platform) == postings
 
 
@@ -173,17 +176,18 @@ def test_an_unknown_end_to_end_id_records_nothing_of_the_report(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given May billed, and a report rejecting a real fund call, one that never existed
-    # and one with a collection date that is not the fund call's
-    (call,) = _bill_month(platform, seed_insurer, tmp_path, 5, insurers=1)
+    # Given July billed (after June, in the module's PostgreSQL database), and a report
+    # rejecting a real fund call, one that never existed and one with a collection date
+    # that is not the fund call's
+    (call,) = _bill_month(platform, seed_insurer, tmp_path, 7, insurers=1)
     amc = call.insurer.amc_number
     unknown = f"TP20260610-{amc}-2026-04"
-    wrong_date = call.end_to_end_id.replace("TP202606", "TP202605")
+    wrong_date = call.end_to_end_id.replace("TP202608", "TP202607")
     report = tmp_path / "pain002.xml"
     report.write_bytes(
         status_report(
             [Tx(call.end_to_end_id, reason="MD01"), Tx(unknown), Tx(wrong_date)],
-            message_id="STS-MAY-1",
+            message_id="STS-JULY-1",
         )
     )
     postings, denied = _postings(platform), _events(platform, "billing.returns", "deny")
@@ -215,7 +219,7 @@ def test_an_unknown_end_to_end_id_records_nothing_of_the_report(
         platform, status_report([Tx(call.end_to_end_id, reason="MD01")]), actor="test"
     )
     assert alone.ok
-    assert [(r.period, r.reason_code) for r in alone.recorded] == [("2026-05", "MD01")]
+    assert [(r.period, r.reason_code) for r in alone.recorded] == [("2026-07", "MD01")]
     with platform.engine.connect() as conn:
         rows = conn.execute(
             select(func.count()).where(fund_call_returns.c.insurer_id == call.insurer.id)

@@ -19,6 +19,7 @@ from tests.integration.claims_world import (
     drug,
     submission,
 )
+from tests.money_support import next_pay_day
 from tierspayant.app.platform import Platform
 from tierspayant.domain.ledger import AccountKind, account
 from tierspayant.formats.claims import ClaimRecord, FileCard, claim_json
@@ -252,7 +253,7 @@ def test_a_correction_of_a_paid_claim_makes_the_paid_amount_undue(
 ) -> None:
     first = submit_claim(world.platform, world.principal, submission(world.people[0], "F-12"))
     adjudicate_pending(world.platform, insurer_amc=world.insurer.amc_number)
-    summary = run_payments(world.platform, world.platform.today(), out_dir=tmp_path / "pay")
+    summary = run_payments(world.platform, next_pay_day(world.platform), out_dir=tmp_path / "pay")
     assert world.provider.am_number not in summary.waiting_for_iban
     with world.platform.engine.connect() as conn:
         assert claim_is_paid(conn, world.insurer.id, first.claim_id)

@@ -17,6 +17,7 @@ from tests.conftest import SeededInsurer
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, adjudicated_claim, make_provider
 from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
+from tierspayant.domain.banking_calendar import following_business_day, paris_day
 from tierspayant.domain.ledger import BANK, AccountKind, account
 from tierspayant.services import payments
 from tierspayant.services.errors import Conflict
@@ -116,7 +117,7 @@ def test_a_rerun_pays_nothing_twice_and_rewrites_the_same_files(
 
     # When the same run runs again, and a later run runs with nothing new
     again = payments.run_payments(platform, day, out_dir=tmp_path / "b")
-    later = payments.run_payments(platform, date(2026, 11, 28), out_dir=tmp_path / "c")
+    later = payments.run_payments(platform, date(2026, 12, 1), out_dir=tmp_path / "c")
 
     # Then no money moves again, and the files are the same bytes
     with platform.engine.connect() as conn:
@@ -186,7 +187,8 @@ def test_the_pay_and_bill_commands(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given an adjudicated claim in a platform the command line opens (wall clock: the
-    # claim was adjudicated an hour ago, the payment date is today)
+    # claim was adjudicated an hour ago, the payment date is today or, on a weekend or a
+    # TARGET2 holiday, the next business day)
     monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(platform.settings.data_dir))
     monkeypatch.setenv("TIERSPAYANT_DATABASE_URL", platform.settings.database_url)
     monkeypatch.setenv("COLUMNS", "200")
@@ -195,7 +197,7 @@ def test_the_pay_and_bill_commands(
     adjudicated_claim(
         platform, insurer_id=insurer.id, amc_number=insurer.amc_number, provider_id=provider.id
     )
-    today = platform.today()
+    today = following_business_day(paris_day(platform.now()))
     runner = CliRunner()
 
     paid = runner.invoke(app, ["pay", "--date", today.isoformat(), "--out", str(tmp_path)])

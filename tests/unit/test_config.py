@@ -81,6 +81,7 @@ def test_given_empty_values_then_the_defaults_apply(tmp_path: Path) -> None:
         ("PRIOR_AUTH_REVIEW_ABOVE_CENTS", "0", lambda s: s.prior_auth.review_above_cents, 0),
         ("PRIOR_AUTH_VALIDITY_DAYS", " 30 ", lambda s: s.prior_auth.validity_days, 30),
         ("OPERATOR_FEE_PER_LINE_CENTS", "15", lambda s: s.billing.operator_fee_per_line_cents, 15),
+        ("BILLING_NOTICE_BUSINESS_DAYS", "10", lambda s: s.billing.notice_business_days, 10),
         (
             "ENROLMENT_CONFIRM_TERMINATIONS_ABOVE_BP",
             "10000",
@@ -160,6 +161,8 @@ BAD = [
         "must be a whole number from 1 to 366, got 'trois mois'",
     ),
     ("OPERATOR_FEE_PER_LINE_CENTS", "0.15", "must be a whole number from 0 to 100000, got '0.15'"),
+    ("BILLING_NOTICE_BUSINESS_DAYS", "0", "must be a whole number from 1 to 30, got '0'"),
+    ("BILLING_NOTICE_BUSINESS_DAYS", "14j", "must be a whole number from 1 to 30, got '14j'"),
     (
         "OPERATOR_FEE_PER_LINE_CENTS",
         "100001",

@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 from tests.factories import make_am_number, make_bic, make_french_iban, make_rpps
-from tests.money_support import ACCEPTED, REJECTED, adjudicated_claim
+from tests.money_support import ACCEPTED, REJECTED, adjudicated_claim, next_pay_day
 from tests.web.portal_client import PortalClient
 from tests.web.world import AMC, World
 from tierspayant.security.guard import Level, Signal
@@ -94,7 +94,7 @@ def _paid_provider(world: World, tmp_path: Path) -> tuple[PortalClient, str]:
         lines=(ACCEPTED, REJECTED),
         beneficiary_id=world.beneficiary_id,
     )
-    payments.run_payments(world.platform, world.platform.today(), out_dir=tmp_path)
+    payments.run_payments(world.platform, next_pay_day(world.platform), out_dir=tmp_path)
     identity = OidcIdentity(
         "https://psc.example", f"psc-{rpps}", rpps, "eidas2", ("pop",), world.clock()
     )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +14,9 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from tierspayant.cli.common import CLI_ACTOR, console, err_console, fail, platform_ctx
-from tierspayant.domain.codes import RequestCode
+from tierspayant.domain.banking_calendar import following_business_day, paris_day
+from tierspayant.domain.codes import BillingCode, PaymentCode, RequestCode
+from tierspayant.domain.errors import DomainError
 from tierspayant.formats.sepa import amount
 from tierspayant.services import billing, ledger_check, overpayments, payments
 from tierspayant.services.errors import ServiceError
@@ -47,25 +51,73 @@ def _day(text: str, option: str) -> date:
         ) from None
 
 
+@contextmanager
+def _in_french(french: Callable[[str], str | None]) -> Iterator[None]:
+    """Print a refusal whose code ``french`` knows as its French sentence, with the code
+    and the exit status of its class; other refusals go on as they are."""
+    try:
+        yield
+    except DomainError as exc:
+        sentence = french(exc.code)
+        if sentence is None:
+            raise
+        raise fail(exc, sentence) from None
+
+
+def _pay_refusal(run_date: date, today: date) -> Callable[[str], str | None]:
+    sentences: dict[str, str] = {
+        PaymentCode.NOT_BUSINESS_DAY: f"le {run_date} n'est pas un jour ouvré TARGET2 : "
+        f"prochain jour ouvré le {following_business_day(run_date)}",
+        PaymentCode.DATE_PAST: f"le {run_date} est passé (nous sommes le {today}, heure de "
+        'Paris) : une date passée exige --backdate-reason "motif"',
+        PaymentCode.BACKDATE_REASON: "le motif de rétrodatation fait de 10 à 200 caractères",
+        PaymentCode.PERIOD_BILLED: f"la période {run_date:%Y-%m} est déjà facturée (ou un "
+        "mois suivant) : choisissez une date ultérieure",
+    }
+    return lambda code: sentences.get(code)
+
+
+def _bill_refusal(period: str) -> Callable[[str], str | None]:
+    sentences: dict[str, str] = {
+        BillingCode.PERIOD_OPEN: f"la période {period} n'est pas terminée (heure de Paris)",
+        BillingCode.PERIOD_BILLED: f"la période {period} est déjà facturée",
+        BillingCode.PERIOD_ORDER: f"une période postérieure à {period} est déjà facturée",
+    }
+    return lambda code: sentences.get(code)
+
+
 def pay(
     when: Annotated[str, typer.Option("--date", help="Payment date, YYYY-MM-DD")],
     out: Annotated[
         Path | None, typer.Option(help="Output directory (default <data_dir>/payments/<date>)")
     ] = None,
+    backdate_reason: Annotated[
+        str | None,
+        typer.Option(
+            help="Why a past date is paid (10 to 200 characters), recorded in the audit log"
+        ),
+    ] = None,
 ) -> None:
-    """Pay providers what adjudication accepted: pain.001 file and remittance advice."""
+    """Pay providers what adjudication accepted: pain.001 file and remittance advice.
+
+    The date must be a TARGET2 business day, today or later (Paris time); a past date
+    only with --backdate-reason.
+    """
     run_date = _day(when, "--date")
     with platform_ctx() as platform, _progress() as progress:
         task = progress.add_task("paiements: prestataires traités", total=None)
-        summary = payments.run_payments(
-            platform,
-            run_date,
-            out_dir=out,
-            actor=CLI_ACTOR,
-            progress=lambda point, n: (
-                progress.update(task, completed=n) if point == payments.COMMITTED else None
-            ),
-        )
+        refusal = _pay_refusal(run_date, paris_day(platform.now()))
+        with _in_french(refusal):
+            summary = payments.run_payments(
+                platform,
+                run_date,
+                out_dir=out,
+                actor=CLI_ACTOR,
+                backdate_reason=backdate_reason,
+                progress=lambda point, n: (
+                    progress.update(task, completed=n) if point == payments.COMMITTED else None
+                ),
+            )
     console.print(
         f"{summary.run_key}: {summary.providers} prestataires, {summary.transfers} virements, "
         f"{amount(summary.net_cents)} EUR -> {escape(str(summary.out_dir))}"
@@ -101,7 +153,7 @@ def bill(
                 RequestCode.CLI_USAGE, "bill needs --period YYYY-MM (or a subcommand: returns)"
             )
         )
-    with platform_ctx() as platform, _progress() as progress:
+    with platform_ctx() as platform, _progress() as progress, _in_french(_bill_refusal(period)):
         task = progress.add_task("facturation: assureurs traités", total=None)
         summary = billing.run_billing(
             platform,

@@ -22,6 +22,7 @@ from tierspayant.app.platform import Platform
 from tierspayant.demo.accounts import DemoAccount, create_demo_accounts
 from tierspayant.demo.claims import build_demo_claims
 from tierspayant.demo.synthetic import write_beneficiaries_csv
+from tierspayant.domain.banking_calendar import previous_business_day
 from tierspayant.domain.identifiers import luhn_check_digit
 from tierspayant.domain.providers import ProviderCategory
 from tierspayant.services import billing, canaries, enrolment, insurers, payments, providers
@@ -345,8 +346,14 @@ def _demo_money(
             signed_on=date(month.year, 1, 1),
             actor=DEMO_ACTOR,
         )
-    month_end = (month + timedelta(days=31)).replace(day=1) - timedelta(days=1)
-    paid = payments.run_payments(platform, month_end, actor=DEMO_ACTOR)
+    # The month's last TARGET2 business day: past by now, hence the audited reason.
+    pay_day = previous_business_day((month + timedelta(days=31)).replace(day=1))
+    paid = payments.run_payments(
+        platform,
+        pay_day,
+        actor=DEMO_ACTOR,
+        backdate_reason="demo data set: last month paid on its last business day",
+    )
     summary.paid_cents = paid.net_cents
     billed = billing.run_billing(platform, f"{month:%Y-%m}", actor=DEMO_ACTOR)
     summary.billed_cents = billed.due_cents

@@ -262,6 +262,9 @@ class PaymentCode(ErrorCode):
 
     NEGATIVE_GROSS = "payments.negative_gross"
     PERIOD_BILLED = "payments.period_billed"
+    NOT_BUSINESS_DAY = "payments.not_business_day"
+    DATE_PAST = "payments.date_past"
+    BACKDATE_REASON = "payments.backdate_reason"
     NO_IBAN = "payments.no_iban"
     RUN_LOCKED = "run.locked"
     RUN_LEASE_LOST = "run.lease_lost"
@@ -286,6 +289,8 @@ class BillingCode(ErrorCode):
 
     PERIOD = "billing.period"
     PERIOD_OPEN = "billing.period_open"
+    PERIOD_BILLED = "billing.period_billed"
+    PERIOD_ORDER = "billing.period_order"
     PAYMENTS_RUNNING = "billing.payments_running"
     FEE_RANGE = "billing.fee_range"
     DETAIL_MISMATCH = "billing.detail_mismatch"

@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 from tierspayant.app.platform import Platform
 from tierspayant.config import MAX_OPERATOR_FEE_PER_LINE_CENTS
 from tierspayant.domain import accounting
+from tierspayant.domain.banking_calendar import collection_date, paris_day
 from tierspayant.domain.codes import BillingCode
 from tierspayant.domain.identifiers import parse_bic, parse_iban
 from tierspayant.domain.payments import (
@@ -71,8 +72,7 @@ from tierspayant.store.keys import OPERATOR_SCOPE
 
 ACTOR = "job:billing"
 MAX_FEE_PER_LINE = MAX_OPERATOR_FEE_PER_LINE_CENTS  # the platform default's bound too
-COLLECTION_DELAY = timedelta(days=10)  # after the period's end: the usual fund-call date
-NOTICE = timedelta(days=2)  # at least this far after the run (B2B pre-notification)
+COLLECTION_DELAY_DAYS = 10  # after the period's end: the usual fund-call date
 # Progress points, reported to ``progress(point, n)`` with n the insurer's rank: what the
 # command line shows, and where the crash tests kill the process.
 POSTED = "insurer.posted"  # inside the insurer's transaction, before its commit
@@ -107,22 +107,46 @@ def run_billing(
     actor: str = ACTOR,
     progress: Progress = quiet,
 ) -> BillingRunSummary:
-    """Bill every insurer for a closed month; rerunnable, never bills a month twice."""
+    """Bill every insurer for a closed month, months in order, each once.
+
+    Refused: a month not over in Paris (``billing.period_open``), a month whose run has
+    finished (``billing.period_billed``), a month before the latest one billed
+    (``billing.period_order``), a month with payment runs still open. A run that did not
+    finish (a crash) is taken up again. The collection date is a TARGET2 business day
+    (:func:`~tierspayant.domain.banking_calendar.collection_date`).
+    """
     first, last = parse_period(period)
-    today = platform.today()
+    today = paris_day(platform.now())
     if today <= last:
         raise ServiceError(
-            BillingCode.PERIOD_OPEN, f"{period} is not over: bill it from {last + timedelta(1)}"
+            BillingCode.PERIOD_OPEN,
+            f"{period} is not over: bill it from {last + timedelta(1)}",
+            field="period",
         )
     run_key = billing_run_key(period)
     with platform.engine.connect() as conn:
+        status = runs.run_status(conn, run_key)
+        latest = runs.last_billing_period(conn)
         running = runs.open_payment_runs(conn, first, last)
+    if status == "done":
+        raise Conflict(BillingCode.PERIOD_BILLED, f"{period} is already billed", field="period")
+    if status is None and latest is not None and latest > period:
+        raise Conflict(
+            BillingCode.PERIOD_ORDER,
+            f"{latest} is already billed: {period} comes before it",
+            field="period",
+        )
     if running:
         raise Conflict(
             BillingCode.PAYMENTS_RUNNING,
             f"payment runs of {period} have not finished: {', '.join(running)}",
         )
-    collection = max(last + COLLECTION_DELAY, today + NOTICE)
+    collection = collection_date(
+        last,
+        delay_days=COLLECTION_DELAY_DAYS,
+        submitted_on=today,
+        notice_business_days=platform.settings.billing.notice_business_days,
+    )
     run, owner = acquire_run(
         platform, run_key=run_key, kind="billing", run_date=collection, period=period
     )

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
+from tierspayant.domain.banking_calendar import following_business_day, is_business_day, paris_day
 from tierspayant.domain.codes import AuthCode, PaymentCode
 from tierspayant.domain.payments import (
     BankParty,
@@ -53,7 +54,7 @@ from tierspayant.formats.remittance_pdf import render_remittance
 from tierspayant.formats.sepa import write_credit_transfers
 from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.security.principal import Principal, PrincipalKind
-from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError
+from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError, Unprocessable
 from tierspayant.store import audit, ledger, overpayments, runs
 from tierspayant.store import payments as store
 from tierspayant.store.keys import OPERATOR_SCOPE
@@ -109,9 +110,18 @@ def _holder_gone(owner: str) -> bool:
 
 
 def acquire_run(
-    platform: Platform, *, run_key: str, kind: str, run_date: date, period: str | None
+    platform: Platform,
+    *,
+    run_key: str,
+    kind: str,
+    run_date: date,
+    period: str | None,
+    on_create: Callable[[Connection], None] | None = None,
 ) -> tuple[runs.Run, str]:
     """Create the run or take over its lease; Conflict ``run.locked`` if a live worker has it.
+
+    ``on_create`` runs in the transaction that creates the run (an override's audit
+    event: recorded if and only if the run starts).
 
     On PostgreSQL the run row is read ``FOR UPDATE SKIP LOCKED``: a worker that finds it
     locked by another one backs off at once instead of waiting for it.
@@ -135,6 +145,8 @@ def acquire_run(
                     now=now,
                     ttl=LEASE,
                 )
+                if on_create is not None:
+                    on_create(conn)
                 return run, owner
             if run.lock_owner is not None and not _lease_lost(run, now):
                 raise busy
@@ -190,6 +202,44 @@ def default_out_dir(platform: Platform, run_date: date) -> Path:
     return platform.settings.data_dir / "payments" / run_date.isoformat()
 
 
+BACKDATE_REASON_LENGTH = (10, 200)
+
+
+def check_payment_date(run_date: date, today: date, backdate_reason: str | None) -> str | None:
+    """Refuse an execution date the bank would not take, or a past one without a reason.
+
+    ``today`` is the day in Paris. The date must be a TARGET2 business day (never
+    adjusted: the operator asked for this one); a date before today needs a backdating
+    reason of 10 to 200 characters, returned cleaned for the audit event (None when the
+    date is not past: nothing to override).
+    """
+    if not is_business_day(run_date):
+        raise Unprocessable(
+            PaymentCode.NOT_BUSINESS_DAY,
+            f"{run_date} is not a TARGET2 business day: the next one is "
+            f"{following_business_day(run_date)}",
+            field="date",
+        )
+    if run_date >= today:
+        return None
+    if backdate_reason is None:
+        raise Unprocessable(
+            PaymentCode.DATE_PAST,
+            f"{run_date} is before today ({today}, Paris): give a backdating reason to pay "
+            "at a past date",
+            field="date",
+        )
+    reason = " ".join(backdate_reason.split())
+    low, high = BACKDATE_REASON_LENGTH
+    if not low <= len(reason) <= high:
+        raise ServiceError(
+            PaymentCode.BACKDATE_REASON,
+            f"a backdating reason is {low} to {high} characters",
+            field="backdate_reason",
+        )
+    return reason
+
+
 def run_payments(
     platform: Platform,
     run_date: date,
@@ -197,18 +247,52 @@ def run_payments(
     out_dir: Path | None = None,
     actor: str = ACTOR,
     progress: Progress = quiet,
+    backdate_reason: str | None = None,
 ) -> PaymentRunSummary:
-    """Pay every provider what adjudication accepted and no run paid yet; rerunnable."""
+    """Pay every provider what adjudication accepted and no run paid yet; rerunnable.
+
+    A new run's date is checked by :func:`check_payment_date` (a backdated run is audited
+    as ``payments.backdate`` in the transaction that starts it); a run already started is
+    finished at its own date, whatever the day.
+    """
     run_key = payment_run_key(run_date)
+    reason: str | None = None
     with platform.engine.connect() as conn:
+        started = runs.run_exists(conn, run_key)
+        if not started:
+            reason = check_payment_date(run_date, paris_day(platform.now()), backdate_reason)
         if runs.period_billed(conn, period_of(run_date)):
             raise Conflict(
                 PaymentCode.PERIOD_BILLED,
-                f"insurers were already billed for {period_of(run_date)}: pay at a later date",
+                f"insurers were already billed for {period_of(run_date)} or a later month: "
+                "pay at a later date",
                 field="date",
             )
+
+    def audit_backdate(conn: Connection) -> None:
+        if reason is None:
+            return
+        audit.append(
+            conn,
+            at=platform.now(),
+            actor=actor,
+            action="payments.backdate",
+            decision="allow",
+            detail={
+                "run": run_key,
+                "date": run_date.isoformat(),
+                "today": paris_day(platform.now()).isoformat(),
+                "reason": reason,
+            },
+        )
+
     run, owner = acquire_run(
-        platform, run_key=run_key, kind="payment", run_date=run_date, period=None
+        platform,
+        run_key=run_key,
+        kind="payment",
+        run_date=run_date,
+        period=None,
+        on_create=audit_backdate,
     )
     done = False
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, exists, select, update
+from sqlalchemy import Connection, exists, func, select, update
 
 from tierspayant.store.ledger_tables import billing_statements, money_runs
 
@@ -124,5 +124,23 @@ def open_payment_runs(conn: Connection, first: date, last: date) -> list[str]:
 
 
 def period_billed(conn: Connection, period: str) -> bool:
-    query = select(exists().where(billing_statements.c.period == period))
-    return bool(conn.execute(query).scalar())
+    """Whether the period is closed to payments: a billing run started for it or for a
+    later period (billing goes in order, so an earlier month is never billed again), or
+    it has statements (issued before runs were recorded)."""
+    later_run = exists().where(money_runs.c.kind == "billing", money_runs.c.period >= period)
+    statements = exists().where(billing_statements.c.period == period)
+    return bool(conn.execute(select(later_run | statements)).scalar())
+
+
+def run_status(conn: Connection, run_key: str) -> str | None:
+    """The run's status (``open``, ``done``), or None if it never started; no row lock."""
+    query = select(money_runs.c.status).where(money_runs.c.run_key == run_key)
+    found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
+def last_billing_period(conn: Connection) -> str | None:
+    """The latest period a billing run started for (finished or not), or None."""
+    query = select(func.max(money_runs.c.period)).where(money_runs.c.kind == "billing")
+    found = conn.execute(query).scalar()
+    return None if found is None else str(found)
