@@ -24,7 +24,7 @@ from tests.integration.test_cards import Person, World, issue, make_world
 from tierspayant.api.app import create_app
 from tierspayant.app.platform import Platform, open_platform
 from tierspayant.demo.synthetic import nir_key
-from tierspayant.domain.containment import SwitchState
+from tierspayant.domain.containment import PROPOSAL_VALIDITY, SwitchState
 from tierspayant.formats import card_pdf
 from tierspayant.formats.fhir import systems
 from tierspayant.services import cards, containment
@@ -224,7 +224,7 @@ def test_a_proposal_lapses_after_an_hour(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proposed = containment.propose(platform, ALICE, "platform", "off", "suspected breach")
-    later = platform.now() + containment.PROPOSAL_VALIDITY + containment.PROPOSAL_VALIDITY / 60
+    later = platform.now() + PROPOSAL_VALIDITY + PROPOSAL_VALIDITY / 60
     monkeypatch.setattr(platform, "now", lambda: later)
     with pytest.raises(Conflict) as lapsed:
         containment.approve(platform, BOB, proposed.id)
