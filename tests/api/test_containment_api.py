@@ -12,6 +12,7 @@ import json
 import time
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,29 @@ def test_given_a_switch_made_by_another_process_then_it_is_enforced_within_a_sec
         other.close()
     print(f"propagation to another platform object: {delay:.2f} s")
     assert delay <= containment.REFRESH_SECONDS + 0.5
+
+
+def test_given_an_expiry_then_the_switch_ends_by_itself(
+    platform: Platform,
+    carded: tuple[World, list[tuple[Person, str]], TestClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world, pairs, client = carded
+    counter = Counter(platform, client)
+    person, _ = pairs[0]
+    # Given the platform off for one hour
+    proposed = containment.propose(
+        platform, ALICE, "platform", "off", "night shift, no one", hours=1
+    )
+    containment.approve(platform, BOB, proposed.id)
+    assert counter.check(world, person, None).status_code == 503
+    # When the hour is over (the switch list is cached, its expiry compared at each lookup)
+    later = platform.now() + timedelta(hours=1, seconds=1)
+    monkeypatch.setattr(platform, "now", lambda: later)
+    # Then lookups are answered again, and the status says it is no longer in force
+    assert counter.check(world, person, None).status_code != 503
+    view = next(v for v in containment.status(platform) if v.switch.id == proposed.id)
+    assert not view.in_force
 
 
 def test_refusals_of_the_steps_have_their_codes(platform: Platform) -> None:
