@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from tests.api.fhir_support import FHIR, eligibility_request, outcome_code
-from tests.api.test_card_proof_api import Counter, holders
+from tests.api.test_card_proof_api import Counter, flip, holders
 from tests.integration.test_cards import Person, World, issue, make_world
 from tierspayant.api.app import create_app
 from tierspayant.app.platform import Platform, open_platform
@@ -30,6 +31,7 @@ from tierspayant.formats import card_pdf
 from tierspayant.formats.fhir import systems
 from tierspayant.services import cards, containment
 from tierspayant.services.errors import Conflict, Forbidden, NotFound
+from tierspayant.store import containment as store
 from tierspayant.store.tables import audit_events
 
 with warnings.catch_warnings():
@@ -123,6 +125,12 @@ def test_given_card_proof_only_then_card_holders_are_served_and_others_refused_a
     assert {r.status_code for r in refusals} == {403}
     assert {r.text for r in refusals} == {refusals[0].text}
     assert refusals[0].json()["error"]["code"] == "containment.card_proof_required"
+    # And a code that is not the patient's card reaches the usual verification, no answer
+    misread = counter.check(world, alice, "TP1:" + "A" * 12)
+    assert misread.json()["error"]["code"] == "card.misread"
+    forger = Counter(platform, client)
+    forged = forger.check(world, alice, flip(alice_qr, 40))
+    assert forged.json()["error"]["code"] == "card.proof_invalid"
     by_fhir = fhir_check(counter, world, bob, None)
     assert by_fhir.status_code == 403
     assert outcome_code(by_fhir) == "containment.card_proof_required"
@@ -239,6 +247,10 @@ def test_refusals_of_the_steps_have_their_codes(platform: Platform) -> None:
     with pytest.raises(Conflict) as twice:
         containment.approve(platform, CAROL, proposed.id)
     assert twice.value.code == "containment.not_waiting"
+    # And the database itself refuses a switch approved by its proposer
+    second = containment.propose(platform, ALICE, "route:claims", "off", "claims flood seen")
+    with pytest.raises(IntegrityError), platform.engine.begin() as conn:
+        store.approve(conn, second.id, ALICE, platform.now())
     shown = {view.switch.id: view for view in containment.status(platform)}
     assert shown[proposed.id].in_force
     assert shown[proposed.id].switch.approver == BOB
