@@ -34,6 +34,7 @@ app.add_typer(audit_app, name="audit")
 
 from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
     claims_cmds,
+    containment_cmds,
     incident_cmds,
     money_cmds,
     portal_cmds,
@@ -41,7 +42,14 @@ from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
 )
 from tierspayant.cli.common import CLI_ACTOR, console, err_console, platform_ctx  # noqa: E402
 
-for _module in (claims_cmds, money_cmds, security_cmds, incident_cmds, portal_cmds):
+for _module in (
+    claims_cmds,
+    money_cmds,
+    security_cmds,
+    incident_cmds,
+    portal_cmds,
+    containment_cmds,
+):
     _module.register(app, import_app)
 
 

@@ -486,6 +486,23 @@ class FhirCode(ErrorCode):
     INTERACTION_UNSUPPORTED = "fhir.interaction_unsupported"
 
 
+class ContainmentCode(ErrorCode):
+    """Containment switches: card-proof-only mode or off, for a scope, two operators."""
+
+    CARD_PROOF_REQUIRED = "containment.card_proof_required"
+    OFF = "containment.off"
+    SCOPE = "containment.scope"
+    MODE = "containment.mode"
+    REASON = "containment.reason"
+    DURATION = "containment.duration"
+    NOT_FOUND = "containment.not_found"
+    NOT_WAITING = "containment.not_waiting"
+    NOT_IN_FORCE = "containment.not_in_force"
+    PROPOSAL_LAPSED = "containment.proposal_lapsed"
+    SECOND_OPERATOR_REQUIRED = "containment.second_operator_required"
+    OPERATOR_ONLY = "containment.operator_only"
+
+
 REGISTRIES: tuple[type[ErrorCode], ...] = (
     IdentifierCode,
     EligibilityCode,
@@ -507,5 +524,6 @@ REGISTRIES: tuple[type[ErrorCode], ...] = (
     PlatformCode,
     RequestCode,
     FhirCode,
+    ContainmentCode,
 )
 """Every registry, in the order of ``docs/error-codes.md``."""

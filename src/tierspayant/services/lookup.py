@@ -37,6 +37,7 @@ from tierspayant.security.guard import (
     context_for,
 )
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
+from tierspayant.services import containment
 from tierspayant.services.alerts import raise_alerts
 from tierspayant.services.card_scans import ProofRefused, VerifiedProof, check_proof, proof_covers
 from tierspayant.services.errors import (
@@ -211,6 +212,7 @@ def _guarded(
     write: bool,
 ) -> Deferred[T]:
     authorise_provider(principal)
+    containment.enforce(platform, principal, card.amc_number, answer, with_proof=proof.present)
     verified = _verify(platform, principal, card, proof)
     ctx = _context(platform, principal, verified is not None)
     guard = platform.guard

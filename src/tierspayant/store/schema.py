@@ -10,6 +10,7 @@ from tierspayant.store import (  # noqa: F401  (each import registers its tables
     accounts_tables,
     cards_tables,
     claims_tables,
+    containment_tables,
     ledger_tables,
     operations_tables,
     security_tables,

@@ -16,7 +16,15 @@ from starlette.responses import RedirectResponse, Response
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain.errors import DomainError
-from tierspayant.web import insurer, insurer_backoffice, login, member, provider, security_console
+from tierspayant.web import (
+    containment,
+    insurer,
+    insurer_backoffice,
+    login,
+    member,
+    provider,
+    security_console,
+)
 from tierspayant.web.headers import PORTAL_PREFIX, PortalHeadersMiddleware
 from tierspayant.web.policy import WebPolicy, policy
 from tierspayant.web.render import french_message, is_htmx, refusal_status, render
@@ -101,4 +109,5 @@ def mount_portals(app: FastAPI, platform: Platform) -> None:
     app.include_router(insurer_backoffice.router())
     app.include_router(member.router())
     app.include_router(security_console.router())
+    app.include_router(containment.router())
     _install_error_pages(app)

@@ -26,6 +26,7 @@ from tierspayant.domain.codes import (
     PriorAuthCode,
     RequestCode,
 )
+from tierspayant.domain.containment import REFUSALS_FR
 from tierspayant.domain.errors import DomainError
 from tierspayant.services.errors import ServiceError
 from tierspayant.web.session import (
@@ -96,6 +97,7 @@ MESSAGES: dict[str, str] = {
     EligibilityCode.CARE_DATE_FUTURE: "La date des soins est trop loin dans le futur.",
     EligibilityCode.CARE_DATE_PAST: "La date des soins remonte à plus de deux ans.",
     CardCode.FAMILY_UNKNOWN: "Aucune carte ne peut être émise : pas de droits cette année.",
+    **REFUSALS_FR,
 }
 
 
