@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tierspayant.domain.amount_limits import DEFAULT_CEILINGS, AmountCeiling
+from tierspayant.domain.care import CareDomain
 from tierspayant.domain.engagements import AMOUNT_DEFAULTS, MAX_AMOUNT_DAYS, MAX_OPEN_LIMIT
 from tierspayant.domain.prior_auth import DEFAULT_POLICY as PRIOR_AUTH_DEFAULTS
 from tierspayant.domain.prior_auth import MAX_REVIEW_ABOVE_CENTS, MAX_VALIDITY_DAYS
@@ -233,6 +235,10 @@ class Settings:
     engagements: EngagementSettings = EngagementSettings()
     billing: BillingSettings = BillingSettings()
     enrolment: EnrolmentSettings = EnrolmentSettings()
+    # Ceilings of invoice amounts by care domain (domain/amount_limits.py, docs/money.md).
+    amount_ceilings: Mapping[CareDomain, AmountCeiling] = field(
+        default_factory=lambda: dict(DEFAULT_CEILINGS)
+    )
 
     @property
     def is_sqlite(self) -> bool:
@@ -295,6 +301,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 MAX_NOTICE_BUSINESS_DAYS,
             ),
         ),
+        amount_ceilings=_amount_ceilings(source),
         enrolment=EnrolmentSettings(
             confirm_terminations_above_bp=_whole(
                 source,
@@ -393,6 +400,31 @@ def _engagements(source: Mapping[str, str]) -> EngagementSettings:
         other_days=_whole(source, "engagement_other_days", default.other_days, 0, MAX_AMOUNT_DAYS),
         max_open=_whole(source, "engagement_max_open", default.max_open, 1, MAX_OPEN_LIMIT),
     )
+
+
+def _amount_ceilings(source: Mapping[str, str]) -> dict[CareDomain, AmountCeiling]:
+    """``PHAR=3000000/10000000;HOSP=…``: line/invoice ceilings in cents, over the defaults."""
+    name = PREFIX + "AMOUNT_CEILINGS"
+    ceilings = dict(DEFAULT_CEILINGS)
+    for part in (_raw(source, "amount_ceilings") or "").split(";"):
+        if not part.strip():
+            continue
+        domain_text, _, values = part.partition("=")
+        line_text, _, invoice_text = values.partition("/")
+        try:
+            domain = CareDomain(domain_text.strip().upper())
+        except ValueError:
+            raise SettingError(name, f"names an unknown care domain {domain_text!r}") from None
+        texts = (line_text.strip(), invoice_text.strip())
+        if not all(t.isascii() and t.isdigit() for t in texts):
+            raise SettingError(
+                name, f"must list DOMAIN=line_cents/invoice_cents pairs, got {part.strip()!r}"
+            )
+        try:
+            ceilings[domain] = AmountCeiling(int(texts[0]), int(texts[1]))
+        except ValueError as exc:
+            raise SettingError(name, f"{domain.value}: {exc}") from None
+    return ceilings
 
 
 def _rules(raw: str) -> dict[str, str]:

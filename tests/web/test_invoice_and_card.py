@@ -133,6 +133,25 @@ def test_a_bad_amount_is_refused_in_french_next_to_the_field(world: World) -> No
     assert _claim_rows(world, "WEB-0003") == []
 
 
+def test_an_amount_above_its_domain_ceiling_is_refused_in_french_at_the_field(
+    world: World,
+) -> None:
+    client = _provider(world)
+    today = world.platform.today().isoformat()
+    # Given a pharmacy line billed 40 000,00 EUR (the PHAR line ceiling is 30 000 EUR)
+    form = _invoice(world.card, "WEB-0004", care_date=today, billed_1="40000,00")
+    # When the professional sends it
+    refused = client.post(INVOICES, form)
+    # Then the ceiling's French sentence is shown next to the billed amount, nothing stored
+    assert refused.status_code == 200
+    assert "Montant de ligne au-dessus du plafond de son domaine de soins." in refused.text
+    assert 'id="billed_1-erreur"' in refused.text
+    # and an AMO amount above it is shown at its own input
+    amo = client.post(INVOICES, {**form, "billed_1": "10,00", "amo_paid_1": "40000,00"})
+    assert 'id="amo_paid_1-erreur"' in amo.text
+    assert _claim_rows(world, "WEB-0004") == []
+
+
 def test_an_invoice_without_the_csrf_token_is_refused(world: World) -> None:
     client = _provider(world)
     form = _invoice(world.card, "WEB-0004", care_date=world.platform.today().isoformat())

@@ -11,12 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from tierspayant.domain.amount_limits import (
+    AMOUNT_FIELDS,
+    DEFAULT_CEILINGS,
+    AmountCeiling,
+    euros_text,
+    invoice_breach,
+    line_breach,
+)
 from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.codes import ClaimCode
 from tierspayant.domain.errors import DomainError
@@ -25,6 +34,7 @@ from tierspayant.domain.pricing import PricingLine, RssClass
 INVOICE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$")
 ACT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9.+-]{0,12}$")
 MAX_LINES = 99
+MAX_QUANTITY = 999
 UNKNOWN_BENEFICIARY = 0  # the card data matched nobody (see claims_tables)
 
 
@@ -170,44 +180,86 @@ class ClaimContent:
         return sum(line.amc_requested_cents for line in self.lines)
 
 
-def check_content(content: ClaimContent) -> None:
-    """Refuse an invoice that cannot be stored as one: numbering, size, signs, codes.
+def check_content(
+    content: ClaimContent, ceilings: Mapping[CareDomain, AmountCeiling] = DEFAULT_CEILINGS
+) -> None:
+    """Refuse an invoice that cannot be stored as one: numbering, size, signs, codes, ceilings.
 
-    An AMC share asked above what the AMO left (billed − AMO paid) is refused here, at
-    once: no contract can pay it. Whether the other amounts are *consistent* (AMO paid
-    within the rate, the engine's checks) is for adjudication to judge, line by line, with
-    a reason code (adjudication checks the cost again, as a second line of defence).
+    Each refusal names the field and the rule it broke. An AMC share asked above what the
+    AMO left (billed − AMO paid) is refused here, at once: no contract can pay it. So is an
+    amount above its care domain's ceiling (``ceilings``, :mod:`domain.amount_limits`), per
+    line and per invoice. Whether the other amounts are *consistent* (AMO paid within the
+    rate, the engine's checks) is for adjudication to judge, line by line, with a reason
+    code (adjudication checks the cost again, as a second line of defence).
     """
     if not INVOICE_NUMBER.match(content.invoice_number):
         raise ClaimError(
             ClaimCode.INVOICE_NUMBER,
-            "invoice number: 1 to 40 letters, digits, '.', '_', '/', '-'",
+            "invoice_number: 1 to 40 letters, digits, '.', '_', '/', '-', starting with a "
+            "letter or digit",
             field="invoice_number",
         )
     if not 1 <= len(content.lines) <= MAX_LINES:
-        raise ClaimError(ClaimCode.LINES, f"an invoice has 1 to {MAX_LINES} lines", field="lines")
+        raise ClaimError(
+            ClaimCode.LINES, f"lines: an invoice has 1 to {MAX_LINES} lines", field="lines"
+        )
     for index, line in enumerate(content.lines):
-        where = f"lines[{index}]"
-        if not ACT_CODE.match(line.act_code):
-            raise ClaimError(ClaimCode.ACT_CODE, "malformed act code", field=f"{where}.act_code")
-        if line.quantity < 1:
+        _check_line(index, line, ceilings)
+    breach = invoice_breach([(line.domain, line.billed_cents) for line in content.lines], ceilings)
+    if breach is not None:
+        raise ClaimError(
+            ClaimCode.INVOICE_CEILING,
+            f"lines: the {breach.domain.value} lines of this invoice bill "
+            f"{euros_text(breach.cents)}, above the invoice ceiling of "
+            f"{euros_text(breach.ceiling_cents)} for {breach.domain.value}",
+            field=breach.field,
+        )
+
+
+def _check_line(index: int, line: ClaimLine, ceilings: Mapping[CareDomain, AmountCeiling]) -> None:
+    where = f"lines[{index}]"
+    if not ACT_CODE.match(line.act_code):
+        raise ClaimError(
+            ClaimCode.ACT_CODE,
+            f"{where}.act_code: 1 to 13 capital letters, digits, '.', '+', '-'",
+            field=f"{where}.act_code",
+        )
+    if not 1 <= line.quantity <= MAX_QUANTITY:
+        raise ClaimError(
+            ClaimCode.QUANTITY,
+            f"{where}.quantity: from 1 to {MAX_QUANTITY}",
+            field=f"{where}.quantity",
+        )
+    amounts = {name: getattr(line, name) for name in AMOUNT_FIELDS}
+    for name, value in amounts.items():
+        if value is not None and value < 0:
             raise ClaimError(
-                ClaimCode.QUANTITY, "quantity is at least 1", field=f"{where}.quantity"
+                ClaimCode.NEGATIVE,
+                f"{where}.{name}: an amount in cents may not be negative",
+                field=f"{where}.{name}",
             )
-        amounts = (line.br_cents, line.billed_cents, line.amo_paid_cents, line.amc_requested_cents)
-        if min(amounts) < 0:
-            raise ClaimError(ClaimCode.NEGATIVE, "amounts may not be negative", field=where)
-        if not 0 <= line.amo_rate_bp <= 10_000:
-            raise ClaimError(
-                ClaimCode.AMO_RATE, "the AMO rate is 0 to 100 %", field=f"{where}.amo_rate_bp"
-            )
-        cost_left = line.billed_cents - line.amo_paid_cents
-        if line.amc_requested_cents > cost_left:
-            raise ClaimError(
-                ClaimCode.AMC_ABOVE_COST,
-                f"AMC asked {line.amc_requested_cents} cents > billed − AMO paid {cost_left} cents",
-                field=f"{where}.amc_requested_cents",
-            )
+    if not 0 <= line.amo_rate_bp <= 10_000:
+        raise ClaimError(
+            ClaimCode.AMO_RATE,
+            f"{where}.amo_rate_bp: the AMO rate is 0 to 10000 basis points (0 to 100 %)",
+            field=f"{where}.amo_rate_bp",
+        )
+    breach = line_breach(index, line.domain, amounts, ceilings)
+    if breach is not None:
+        raise ClaimError(
+            ClaimCode.LINE_CEILING,
+            f"{breach.field}: {euros_text(breach.cents)} is above the ceiling of a "
+            f"{line.domain.value} line, {euros_text(breach.ceiling_cents)}",
+            field=breach.field,
+        )
+    cost_left = line.billed_cents - line.amo_paid_cents
+    if line.amc_requested_cents > cost_left:
+        raise ClaimError(
+            ClaimCode.AMC_ABOVE_COST,
+            f"{where}.amc_requested_cents: AMC asked {line.amc_requested_cents} cents > "
+            f"billed − AMO paid {cost_left} cents",
+            field=f"{where}.amc_requested_cents",
+        )
 
 
 def submission_digest(card: dict[str, Any], content: ClaimContent) -> bytes:

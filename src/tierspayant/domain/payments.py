@@ -10,9 +10,10 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
+from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS, split_cents
 from tierspayant.domain.codes import BillingCode, PaymentCode
 from tierspayant.domain.errors import DomainError
 
@@ -210,3 +211,63 @@ class DetailLine:
         if self.kind != "paid":
             return 0
         return self.billed_cents - self.amo_cents - self.amc_cents
+
+
+MAX_TRANSFER_PARTS = 999  # a part number has 1 to 3 digits in its end-to-end id
+
+
+def split_transfer(transfer: Transfer, maximum: int = EPC_MAX_TRANSFER_CENTS) -> list[Transfer]:
+    """One payment as the SEPA transfers that carry it, each at most ``maximum`` cents.
+
+    A payment within the EPC maximum is one transfer, unchanged. Above it, the parts
+    (:func:`split_cents`, as even as possible) sum to the payment exactly, and each part's
+    end-to-end id is the payment's followed by ``-<part>`` (``TP20261130-42-1``,
+    ``TP20261130-42-2``): unique in the file, and traced back to the payment by
+    :func:`transfer_part`. Each remittance information says which part of how many it is.
+    """
+    amounts = split_cents(transfer.cents, maximum)
+    if len(amounts) == 1:
+        return [transfer]
+    if len(amounts) > MAX_TRANSFER_PARTS:
+        raise DomainError(
+            PaymentCode.SEPA_AMOUNT,
+            f"a payment of {transfer.cents} cents would take more than {MAX_TRANSFER_PARTS} "
+            "transfers",
+            field="net_cents",
+        )
+    parts: list[Transfer] = []
+    for number, cents in enumerate(amounts, start=1):
+        suffix = f"-{number}"
+        note = f" virement {number}/{len(amounts)}"
+        parts.append(
+            replace(
+                transfer,
+                end_to_end_id=transfer.end_to_end_id[: 35 - len(suffix)] + suffix,
+                cents=cents,
+                remittance_info=transfer.remittance_info[: 140 - len(note)] + note,
+            )
+        )
+    return parts
+
+
+def transfer_parts(net_cents: int, maximum: int = EPC_MAX_TRANSFER_CENTS) -> int:
+    """How many transfers carry a payment of ``net_cents`` (0 for nothing to pay)."""
+    return 0 if net_cents <= 0 else len(split_cents(net_cents, maximum))
+
+
+_PART = re.compile(r"(.+)-([1-9][0-9]{0,2})")
+
+
+def transfer_part(e2e_id: str, payment_e2e_ids: Iterable[str]) -> tuple[str, int] | None:
+    """The payment an end-to-end id belongs to, with its part number (0: not split).
+
+    ``payment_e2e_ids`` are the candidate payments' own ids (:func:`end_to_end_id`); a
+    returned part ``TP20261130-42-2`` is found as ``("TP20261130-42", 2)``.
+    """
+    known = set(payment_e2e_ids)
+    if e2e_id in known:
+        return e2e_id, 0
+    match = _PART.fullmatch(e2e_id)
+    if match is not None and match[1] in known:
+        return match[1], int(match[2])
+    return None

@@ -11,15 +11,18 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from tierspayant.domain.amount_limits import DEFAULT_CEILINGS, AmountCeiling
 from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.claims import ClaimContent, ClaimLine, check_content
 from tierspayant.domain.codes import EnrolmentCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import RssClass
 
+_E = TypeVar("_E", bound=StrEnum)
 FORMAT = "tierspayant-claims/1"
 MAX_LINE_BYTES = 256 * 1024  # an invoice of 99 lines is far below this
 _TOP = frozenset(
@@ -94,8 +97,13 @@ class LineError:
     message: str
 
 
-def read_claims(path: Path) -> Iterator[ClaimRecord | LineError]:
-    """Each non-blank line of ``path`` as an invoice or as the error that refuses it."""
+def read_claims(
+    path: Path, ceilings: Mapping[CareDomain, AmountCeiling] = DEFAULT_CEILINGS
+) -> Iterator[ClaimRecord | LineError]:
+    """Each non-blank line of ``path`` as an invoice or as the error that refuses it.
+
+    Every error names the field and the rule; amounts are held to ``ceilings``.
+    """
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -106,18 +114,35 @@ def read_claims(path: Path) -> Iterator[ClaimRecord | LineError]:
                 )
                 continue
             try:
-                yield parse_claim(line_no, raw)
+                yield parse_claim(line_no, raw, ceilings)
             except DomainError as exc:
-                where = f" ({exc.field})" if exc.field else ""
+                named = exc.field is None or exc.message.startswith(exc.field)
+                where = "" if named else f" ({exc.field})"
                 yield LineError(line_no, exc.code, exc.message + where)
 
 
-def parse_claim(line_no: int, raw: bytes | str) -> ClaimRecord:
+def parse_claim(
+    line_no: int,
+    raw: bytes | str,
+    ceilings: Mapping[CareDomain, AmountCeiling] = DEFAULT_CEILINGS,
+) -> ClaimRecord:
     """One JSON object as an invoice, or :class:`ClaimFileError` (or a domain error)."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ClaimFileError(
+                EnrolmentCode.LINE_ENCODING,
+                f"the line is not UTF-8 text (invalid byte at offset {exc.start})",
+            ) from None
     try:
         document = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ClaimFileError(EnrolmentCode.FILE_JSON, "not a JSON object") from None
+    except json.JSONDecodeError as exc:
+        raise ClaimFileError(
+            EnrolmentCode.FILE_JSON, f"the line is not valid JSON: {exc.msg} at column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise ClaimFileError(EnrolmentCode.FILE_JSON, "the line nests JSON too deeply") from None
     obj = _object(document, "", _TOP)
     card = _object(obj.get("card"), "card", _CARD)
     lines = obj.get("lines")
@@ -136,7 +161,7 @@ def parse_claim(line_no: int, raw: bytes | str) -> ClaimRecord:
             for i, item in enumerate(lines)
         ),
     )
-    check_content(content)
+    check_content(content, ceilings)
     rank = card.get("birth_rank")
     if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool)):
         raise ClaimFileError(
@@ -159,7 +184,9 @@ def parse_claim(line_no: int, raw: bytes | str) -> ClaimRecord:
 def _object(value: Any, where: str, allowed: frozenset[str]) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise ClaimFileError(
-            EnrolmentCode.FILE_TYPE, f"{where or 'the line'} must be an object", field=where
+            EnrolmentCode.FILE_TYPE,
+            f"{where or 'the line'} must be a JSON object",
+            field=where or None,
         )
     unknown = sorted(set(value) - allowed)
     if unknown:
@@ -178,12 +205,14 @@ def _text(
     if value is None:
         if required:
             raise ClaimFileError(
-                EnrolmentCode.FILE_MISSING, f"{key} is required", field=where + key
+                EnrolmentCode.FILE_MISSING, f"{where}{key} is required", field=where + key
             )
         return None
     if not isinstance(value, str) or len(value) > longest:
         raise ClaimFileError(
-            EnrolmentCode.FILE_TYPE, f"{key} must be a short string", field=where + key
+            EnrolmentCode.FILE_TYPE,
+            f"{where}{key} must be a string of at most {longest} characters",
+            field=where + key,
         )
     return value.strip()
 
@@ -192,21 +221,33 @@ def _date(obj: Mapping[str, Any], key: str, where: str) -> date:
     value = obj.get(key)
     if not isinstance(value, str):
         raise ClaimFileError(
-            EnrolmentCode.FILE_MISSING, f"{key} is required (YYYY-MM-DD)", field=where + key
+            EnrolmentCode.FILE_MISSING,
+            f"{where}{key} is required, a date written YYYY-MM-DD",
+            field=where + key,
         )
     try:
         return date.fromisoformat(value)
     except ValueError:
         raise ClaimFileError(
-            EnrolmentCode.FILE_DATE, f"{key} is not a date", field=where + key
+            EnrolmentCode.FILE_DATE,
+            f"{where}{key} is not a date written YYYY-MM-DD",
+            field=where + key,
         ) from None
 
 
 def _int(obj: Mapping[str, Any], key: str, where: str, default: int | None = None) -> int:
+    """A whole number; its sign and size are the domain's rules (``check_content``), which
+    name the rule broken (``claim.negative``, ``claim.line_ceiling``, ``claim.quantity``…)."""
     value = obj.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10**9:
+    if value is None:
         raise ClaimFileError(
-            EnrolmentCode.FILE_TYPE, f"{key} must be a non-negative integer", field=f"{where}.{key}"
+            EnrolmentCode.FILE_MISSING, f"{where}.{key} is required", field=f"{where}.{key}"
+        )
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ClaimFileError(
+            EnrolmentCode.FILE_TYPE,
+            f"{where}.{key} must be a whole number (amounts in cents, no decimals or quotes)",
+            field=f"{where}.{key}",
         )
     return value
 
@@ -215,21 +256,26 @@ def _flag(obj: Mapping[str, Any], key: str, where: str, *, default: bool) -> boo
     value = obj.get(key, default)
     if not isinstance(value, bool):
         raise ClaimFileError(
-            EnrolmentCode.FILE_TYPE, f"{key} must be true or false", field=where + key
+            EnrolmentCode.FILE_TYPE, f"{where}{key} must be true or false", field=where + key
         )
     return value
 
 
-def _line(obj: Mapping[str, Any], where: str) -> ClaimLine:
+def _code(kind: type[_E], value: Any, field: str) -> _E:
     try:
-        domain = CareDomain(str(obj.get("domain")))
-        exemption = Exemption(obj.get("exemption", Exemption.NONE.value))
-        rss_raw = obj.get("rss_class")
-        rss = RssClass(rss_raw) if rss_raw is not None else None
+        return kind(value)
     except ValueError:
+        allowed = ", ".join(member.value for member in kind)
         raise ClaimFileError(
-            EnrolmentCode.FILE_CODE, "unknown domain, exemption or rss_class", field=where
+            EnrolmentCode.FILE_CODE, f"{field} must be one of {allowed}", field=field
         ) from None
+
+
+def _line(obj: Mapping[str, Any], where: str) -> ClaimLine:
+    domain = _code(CareDomain, obj.get("domain"), f"{where}.domain")
+    exemption = _code(Exemption, obj.get("exemption", Exemption.NONE.value), f"{where}.exemption")
+    rss_raw = obj.get("rss_class")
+    rss = None if rss_raw is None else _code(RssClass, rss_raw, f"{where}.rss_class")
     plv = obj.get("plv_cents")
     return ClaimLine(
         act_code=_text(obj, "act_code", where + ".", required=True) or "",

@@ -144,7 +144,7 @@ def submit_claim(
     assert principal.provider_id is not None
     card = submission.card.normalised()
     content = submission.content
-    check_content(content)
+    check_content(content, platform.settings.amount_ceilings)
     check_care_date(content.care_date, platform.today())
     digest = submission_digest(_card_fields(card), content)
     with platform.engine.connect() as conn:
@@ -510,7 +510,7 @@ def import_claims_file(
     principal = file_principal(provider)
     lines = received = replayed = 0
     rejected: list[tuple[int, str, str]] = []
-    for item in read_claims(path):
+    for item in read_claims(path, platform.settings.amount_ceilings):
         lines += 1
         if isinstance(item, LineError):
             rejected.append((item.line_no, item.code, item.message))

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
+from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS
 from tierspayant.domain.banking_calendar import following_business_day, is_business_day, paris_day
 from tierspayant.domain.codes import AuthCode, PaymentCode
 from tierspayant.domain.payments import (
@@ -48,6 +49,7 @@ from tierspayant.domain.payments import (
     payment_run_key,
     period_of,
     remittance_id,
+    split_transfer,
 )
 from tierspayant.formats.remittance import write_remittance
 from tierspayant.formats.remittance_pdf import render_remittance
@@ -248,12 +250,15 @@ def run_payments(
     actor: str = ACTOR,
     progress: Progress = quiet,
     backdate_reason: str | None = None,
+    max_transfer_cents: int = EPC_MAX_TRANSFER_CENTS,
 ) -> PaymentRunSummary:
     """Pay every provider what adjudication accepted and no run paid yet; rerunnable.
 
     A new run's date is checked by :func:`check_payment_date` (a backdated run is audited
     as ``payments.backdate`` in the transaction that starts it); a run already started is
-    finished at its own date, whatever the day.
+    finished at its own date, whatever the day. A provider's payment above
+    ``max_transfer_cents`` (the EPC maximum of one SEPA transfer; lower only in tests) is
+    booked once and written as several transfers.
     """
     run_key = payment_run_key(run_date)
     reason: str | None = None
@@ -300,7 +305,7 @@ def run_payments(
         if run.status != "done":
             waiting = _remit_all(platform, run, owner, progress)
         target = out_dir or default_out_dir(platform, run_date)
-        files = _write_files(platform, run_key, run_date, target, progress)
+        files = _write_files(platform, run_key, run_date, target, progress, max_transfer_cents)
         with platform.engine.begin() as conn:
             counted, transfers, gross, net = store.run_totals(conn, run_key)
             if run.status != "done":
@@ -432,12 +437,18 @@ class _Ibans:
 
 
 def _write_files(
-    platform: Platform, run_key: str, run_date: date, out_dir: Path, progress: Progress
+    platform: Platform,
+    run_key: str,
+    run_date: date,
+    out_dir: Path,
+    progress: Progress,
+    max_transfer_cents: int,
 ) -> tuple[Path, ...]:
     written: list[Path] = []
     with platform.engine.connect() as conn:
         _, transfers, _, net = store.run_totals(conn, run_key)
         if transfers:
+            parts = store.run_transfer_count(conn, run_key, max_transfer_cents)
             ibans = _Ibans(platform, conn)
 
             def credit_transfers(handle: TextIO) -> None:
@@ -447,9 +458,9 @@ def _write_files(
                     created=run_date,
                     debtor=bank_party(platform),
                     execution_date=run_date,
-                    count=transfers,
+                    count=parts,
                     control_cents=net,
-                    transfers=_transfers(ibans, conn, run_key, run_date),
+                    transfers=_transfers(ibans, conn, run_key, run_date, max_transfer_cents),
                 )
                 handle.flush()
                 progress(TRANSFERS_WRITTEN, transfers)
@@ -465,10 +476,12 @@ def _write_files(
     return tuple(written)
 
 
-def _transfers(ibans: _Ibans, conn: Connection, run_key: str, run_date: date) -> Iterator[Transfer]:
+def _transfers(
+    ibans: _Ibans, conn: Connection, run_key: str, run_date: date, max_transfer_cents: int
+) -> Iterator[Transfer]:
     with conn.engine.connect() as payees_conn:
         for payment, payee in store.run_payees(payees_conn, run_key, transfers_only=True):
-            yield Transfer(
+            payment_transfer = Transfer(
                 end_to_end_id=end_to_end_id(run_date, str(payee.provider_id)),
                 cents=payment.net_cents,
                 name=payee.name,
@@ -477,6 +490,7 @@ def _transfers(ibans: _Ibans, conn: Connection, run_key: str, run_date: date) ->
                 remittance_info="Tiers payant AMC avis "
                 + remittance_id(run_date, payee.provider_id),
             )
+            yield from split_transfer(payment_transfer, max_transfer_cents)
 
 
 def remittance_header(payment: store.PaymentRow, payee: store.Payee) -> RemittanceHeader:

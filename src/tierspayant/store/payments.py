@@ -261,6 +261,18 @@ def run_totals(conn: Connection, run_key: str) -> tuple[int, int, int, int]:
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
+def run_transfer_count(conn: Connection, run_key: str, maximum: int) -> int:
+    """How many SEPA transfers carry a run: one per paid provider, more for a payment
+    above ``maximum`` (split in parts of at most ``maximum``: ``(net - 1) // maximum + 1``)."""
+    parts = (payments.c.net_cents - 1) // maximum + 1
+    row = conn.execute(
+        select(func.coalesce(func.sum(parts), 0)).where(
+            payments.c.run_key == run_key, payments.c.net_cents > 0
+        )
+    ).one()
+    return int(row[0])
+
+
 def provider_payment(conn: Connection, provider_id: int, payment_date: date) -> PaymentRow | None:
     row = conn.execute(
         select(payments).where(

@@ -55,7 +55,13 @@ MAX_INVOICE_LINES = 10
 STATUSES = labels.CLAIM_STATUSES
 # Where the claims service names a field, and the name of the form's input for it.
 SERVICE_FIELD = re.compile(r"^lines\[(\d+)\](?:\.([a-z_]+))?$")
-LINE_INPUTS = {"amo_rate_bp": "amo_rate", "billed_cents": "billed", "br_cents": "br"}
+LINE_INPUTS = {
+    "amo_rate_bp": "amo_rate",
+    "billed_cents": "billed",
+    "br_cents": "br",
+    "amo_paid_cents": "amo_paid",
+    "amc_requested_cents": "amc_requested",
+}
 # Inputs whose value is echoed back after a refusal: never the NIR nor the 2D code.
 ECHOED = re.compile(
     r"^(invoice_number|amc_number|birth_date|birth_rank|member_number|care_date|"

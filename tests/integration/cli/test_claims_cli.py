@@ -80,3 +80,65 @@ def test_the_claims_commands(
     assert code == 0, out
     assert "granted" in out
     assert get_prior_auth(platform, world.principal, answer.agreement_number).status == "granted"
+
+
+def test_a_claim_file_is_held_to_the_configured_ceilings_and_names_each_rule(
+    platform: Platform,
+    seed_insurer: Callable[..., SeededInsurer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an operator who lowered the pharmacy line ceiling to 50.00 EUR
+    world = build_world(platform, seed_insurer, tmp_path)
+    platform.clock = utc_now
+    day = platform.today() - timedelta(days=3)
+    monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(platform.settings.data_dir))
+    monkeypatch.setenv("TIERSPAYANT_DATABASE_URL", platform.settings.database_url)
+    monkeypatch.setenv("TIERSPAYANT_AMOUNT_CEILINGS", "PHAR=5000/20000")
+    monkeypatch.setenv("COLUMNS", "300")
+    person = world.people[0]
+    card = FileCard(person.card.amc_number, person.birth, person.card.nir, 1, None)
+
+    def line(number: str, br: int) -> str:
+        content = submission(person, number, drug(day=day, br=br)).content
+        return claim_json(ClaimRecord(1, card, content, False))
+
+    # and a file: a 40.00 EUR box (read), a 60.00 EUR one (above the configured ceiling),
+    # the 10^10 cents, a negative amount, a line that is not UTF-8
+    negative = line("CLI-C4", 1000).replace('"amc_requested_cents":', '"amc_requested_cents":-')
+    path = tmp_path / "claims.jsonl"
+    path.write_bytes(
+        "\n".join(
+            [line("CLI-C1", 4000), line("CLI-C2", 6000), line("CLI-C3", 10**10), negative]
+        ).encode()
+        + b"\n"
+        + line("CLI-C5", 1000).replace("CLI-C5", "CLI-C\u00e9").encode("latin-1")
+        + b"\n"
+    )
+    report = tmp_path / "errors.csv"
+
+    # When the file is imported
+    result = CliRunner().invoke(
+        app,
+        ["import", "claims", str(path), "--provider", world.provider.am_number,
+         "--error-report", str(report)],
+    )  # fmt: skip
+
+    # Then four lines are refused, each with the code and the field of its rule
+    assert result.exit_code == 1, result.output
+    rows = report.read_text(encoding="utf-8").splitlines()
+    assert [r.split(";")[:2] for r in rows[1:]] == [
+        ["2", "claim.line_ceiling"],
+        ["3", "claim.line_ceiling"],
+        ["4", "claim.negative"],
+        ["5", "line.encoding"],
+    ]
+    out = result.output
+    assert "lines[0].br_cents: 60.00 EUR is above the ceiling of a PHAR line, 50.00 EUR" in out
+    assert "lines[0].br_cents: 100000000.00 EUR is above the ceiling" in out
+    assert "lines[0].amc_requested_cents: an amount in cents may not be negative" in out
+    assert "the line is not UTF-8 text" in out
+    # and the one within the ceiling was received
+    with platform.engine.connect() as conn:
+        assert latest_version(conn, world.provider.id, "CLI-C1") is not None
+        assert latest_version(conn, world.provider.id, "CLI-C2") is None

@@ -40,6 +40,15 @@ def test_given_rfc9285_examples_then_base45_matches_both_ways(raw: bytes, text: 
     assert cardsig.b45decode(text) == raw
 
 
+@pytest.mark.parametrize("text", ["BB8\n", "BB8 \n", "bb8", "BB", "GGW", "BB8\r"])
+def test_given_a_trailing_newline_then_base45_refuses_it(text: str) -> None:
+    # A text our encoder would not produce is refused, with a coded reason: the reasons
+    # the codec is ours and not the base45 package's (docs/decisions/0001), which strips
+    # a trailing newline and raises a bare ValueError.
+    with pytest.raises(CardProofError):
+        cardsig.b45decode(text)
+
+
 @given(st.binary(max_size=300))
 def test_given_any_bytes_then_base45_round_trips(raw: bytes) -> None:
     assert cardsig.b45decode(cardsig.b45encode(raw)) == raw
