@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import typer
 
 from tierspayant.cli.common import EXIT_CODES, exit_code, fail, platform_ctx
 from tierspayant.domain.codes import DirectoryCode
 from tierspayant.domain.errors import DomainError, InvalidIdentifier
-from tierspayant.services import errors
+from tierspayant.services import errors, run_failures
 
 DOCUMENTED = {  # docs/operations.md, "Exit statuses"
     DomainError: 2,
@@ -21,12 +24,24 @@ DOCUMENTED = {  # docs/operations.md, "Exit statuses"
     errors.Unavailable: 5,
     errors.TooManyRequests: 5,
     errors.NotInitialised: 6,
+    run_failures.DatabaseUnavailable: 7,
+    run_failures.RedisUnavailable: 8,
 }
+OPERATIONS = Path(__file__).parents[3] / "docs" / "operations.md"
 
 
 def test_the_table_is_the_documented_statuses() -> None:
     assert EXIT_CODES == DOCUMENTED
     assert exit_code(InvalidIdentifier(DirectoryCode.INSURER_UNKNOWN, "x")) == 2
+
+
+def test_every_status_of_the_table_has_its_row_in_operations_md() -> None:
+    # Given the "Exit statuses" table of docs/operations.md
+    text = OPERATIONS.read_text(encoding="utf-8")
+    section = text[text.index("## Exit statuses") :].split("\n## ", 1)[0]
+    rows = {int(m[1]) for m in re.finditer(r"^\| (\d+) \|", section, re.MULTILINE)}
+    # Then each status a refusal exits with is explained there, and nothing more but 0 and 1
+    assert rows == set(EXIT_CODES.values()) | {0, 1}
 
 
 @pytest.mark.parametrize(("cls", "status"), list(DOCUMENTED.items()))
