@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from tests.conftest import SeededInsurer
@@ -29,7 +30,8 @@ from tierspayant.cli.common import LOG_NAME
 from tierspayant.cli.main import app
 from tierspayant.cli.money_cmds import pay_report
 from tierspayant.demo.synthetic import write_beneficiaries_csv
-from tierspayant.services import enrolment, payments
+from tierspayant.domain.payments import payment_run_key
+from tierspayant.services import enrolment, payments, run_failures
 from tierspayant.services.errors import Conflict
 from tierspayant.store import audit, runs
 from tierspayant.store.beneficiaries import count_beneficiaries
@@ -183,6 +185,54 @@ def test_a_database_dropping_an_import_mid_run_is_one_coded_line_and_a_failed_re
         decisions = _import_events(conn, rows[0].id)
         assert count_beneficiaries(conn, insurer.id) == 0
     assert decisions == ["start", "error"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("engine_name", ["postgres"], indirect=True)
+def test_a_payment_run_whose_session_is_terminated_mid_run_frees_its_lease_and_resumes(
+    platform: Platform,
+    seed_insurer: Callable[..., SeededInsurer],
+    terminate_on: Callable[[str], list[int]],
+    tmp_path: Path,
+) -> None:
+    # Given three providers to pay, and the server terminating the run's session when it
+    # records the second payment
+    day = date(2026, 11, 9)  # a date of its own (one PostgreSQL database per module)
+    platform.clock = at(datetime(2026, 11, 9, 9, tzinfo=UTC))
+    insurer = seed_insurer(platform)
+    rng = random.Random(14)
+    for _ in range(3):
+        provider = make_provider(platform, rng)
+        adjudicated_claim(
+            platform, insurer_id=insurer.id, amc_number=insurer.amc_number,
+            provider_id=provider.id,
+        )  # fmt: skip
+    seen: list[int] = []
+
+    def count(point: str, n: int) -> None:
+        if point == payments.COMMITTED:
+            seen.append(n)
+            if n == 1:
+                armed.append(terminate_on("INSERT INTO payments "))
+
+    armed: list[list[int]] = []
+    # When the run meets it
+    with pytest.raises(OperationalError) as lost:
+        payments.run_payments(platform, day, out_dir=tmp_path, progress=count)
+    # Then the failure is the lost session, which reads as database.unavailable
+    refusal = run_failures.as_refusal(lost.value)
+    assert refusal is not None
+    assert refusal.code == "database.unavailable"
+    assert seen == [1]
+    assert armed[0], "the session was never terminated"
+    # And the lease was released on the way out (the server still answers): no wait
+    with platform.engine.connect() as conn:
+        run = runs.read_run(conn, payment_run_key(day))
+    assert run is not None
+    assert (run.status, run.lock_owner) == ("open", None)
+    # And the rerun resumes at once, pays the two others, and says so
+    resumed = payments.run_payments(platform, day, out_dir=tmp_path)
+    assert (resumed.resumed, resumed.new_payments, resumed.providers) == (True, 2, 3)
 
 
 def test_a_redis_on_a_closed_port_is_one_coded_line_exit_8(

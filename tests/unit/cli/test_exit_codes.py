@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 import typer
+from sqlalchemy.exc import OperationalError
 
 from tierspayant.cli.common import EXIT_CODES, exit_code, fail, platform_ctx
-from tierspayant.domain.codes import DirectoryCode
+from tierspayant.domain.codes import DirectoryCode, GuardCode, PaymentCode
 from tierspayant.domain.errors import DomainError, InvalidIdentifier
 from tierspayant.services import errors, run_failures
 
@@ -68,3 +71,59 @@ def test_platform_context_turns_a_refusal_into_its_exit_status(
         pass
     # Then it exits 6: not initialised
     assert exited.value.exit_code == 6
+
+
+def _raised(make: Callable[[], None]) -> BaseException:
+    try:
+        make()
+    except Exception as exc:  # noqa: BLE001 - the exception is the value under test
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def _lost_connection() -> OperationalError:
+    return OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+
+def test_a_refusal_caused_by_a_lost_redis_reads_as_redis_unavailable() -> None:
+    # Given a service refusal raised from Redis's connection error
+    def guard() -> None:
+        try:
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1")
+        except redis.ConnectionError as exc:
+            raise errors.Unavailable(GuardCode.UNAVAILABLE, "counters unreadable") from exc
+
+    refusal = run_failures.as_refusal(_raised(guard))
+    # Then the command line tells the component, with exit 8
+    assert refusal is not None
+    assert refusal.code == "redis.unavailable"
+    assert exit_code(refusal) == 8
+
+
+def test_a_failed_clean_up_after_a_lost_connection_still_reads_as_the_lost_database() -> None:
+    # Given a run whose clean-up fails while the first failure is handled
+    def run() -> None:
+        try:
+            raise _lost_connection()
+        finally:
+            raise RuntimeError("release failed")
+
+    refusal = run_failures.as_refusal(_raised(run))
+    assert refusal is not None
+    assert refusal.code == "database.unavailable"
+    assert exit_code(refusal) == 7
+
+
+def test_a_refusal_raised_while_handling_a_database_error_keeps_its_own_meaning() -> None:
+    # Given a service that met a database error, handled it, and refused on purpose
+    def service() -> None:
+        try:
+            raise _lost_connection()
+        except OperationalError:
+            raise errors.Conflict(PaymentCode.RUN_LOCKED, "held") from None
+
+    refusal = run_failures.as_refusal(_raised(service))
+    assert refusal is not None
+    assert refusal.code == "run.locked"
+    # And an error that is neither a refusal nor a lost component is a bug: no refusal
+    assert run_failures.as_refusal(_raised(lambda: [][1])) is None
