@@ -630,7 +630,7 @@ def test_a_beneficiary_import_killed_at_a_random_point_leaves_its_record_and_is_
     assert [(r.id, r.status) for r in rows] == [(summary.run_id, "done"), (run_id, "interrupted")]
 
 
-def test_the_import_runs_command_marks_a_dead_run_interrupted(
+def test_the_import_command_says_the_previous_run_was_interrupted_and_import_runs_shows_it(
     platform: Platform,
     cli_env: dict[str, str],
     seed_insurer: Callable[..., SeededInsurer],
@@ -655,13 +655,35 @@ def test_the_import_runs_command_marks_a_dead_run_interrupted(
         assert time.monotonic() < deadline, child.communicate()
         time.sleep(0.05)
     _kill(child)
-    # When the operator lists the insurer's imports
-    result = CliRunner().invoke(app, ["import", "runs", "--insurer", insurer.amc_number])
-    # Then the killed run is shown interrupted
-    assert result.exit_code == 0, result.output
-    assert "interrompu" in result.output
     with platform.engine.connect() as conn:
-        status = conn.execute(
-            select(import_runs.c.status).where(import_runs.c.insurer_id == insurer.id)
+        killed = conn.execute(
+            select(import_runs.c.id).where(import_runs.c.insurer_id == insurer.id)
         ).scalar_one()
-    assert status == "interrupted"
+    # When the operator runs the import again, then lists the insurer's imports
+    again = CliRunner().invoke(
+        app,
+        ["import", "beneficiaries", str(made.path), "--insurer", insurer.amc_number,
+         "--mode", "full", "--file-date", FILE_DATE.isoformat()],
+    )  # fmt: skip
+    listed = CliRunner().invoke(app, ["import", "runs", "--insurer", insurer.amc_number])
+    # Then the import says the killed run was interrupted, and the list shows it so
+    assert again.exit_code == 0, again.output
+    assert f"l'import n° {killed} (full, démarré le " in again.output
+    assert "a été interrompu avant sa fin: rien n'en a été appliqué" in again.output
+    assert listed.exit_code == 0, listed.output
+    shown = {
+        cells[1]: cells[4]
+        for cells in (line.split("│") for line in listed.output.splitlines())
+        if len(cells) > 4 and cells[1].strip().isdigit()
+    }
+    assert {k.strip(): v.strip() for k, v in shown.items()} == {
+        str(killed): "interrompu",
+        str(killed + 1): "terminé",
+    }
+    with platform.engine.connect() as conn:
+        statuses = conn.execute(
+            select(import_runs.c.status)
+            .where(import_runs.c.insurer_id == insurer.id)
+            .order_by(import_runs.c.id)
+        ).scalars()
+        assert list(statuses) == ["interrupted", "done"]
