@@ -167,7 +167,10 @@ def reap_interrupted(
         for row in conn.execute(query.order_by(import_runs.c.id))
         if _holder_gone(conn, lock_dir, int(row.id))
     ]
-    if found:
+    if not found:
+        return []
+    # Only the runs still running when marked: one that ended meanwhile keeps its status.
+    marked = set(
         conn.execute(
             update(import_runs)
             .where(
@@ -175,8 +178,10 @@ def reap_interrupted(
                 import_runs.c.status == "running",
             )
             .values(status="interrupted", finished_at=at)
-        )
-    return found
+            .returning(import_runs.c.id)
+        ).scalars()
+    )
+    return [run for run in found if run.id in marked]
 
 
 def mark_merging(conn: Connection, run_id: int, file_digest: str) -> None:
