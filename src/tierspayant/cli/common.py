@@ -1,13 +1,20 @@
-"""What every command module shares: the consoles and the platform context."""
+"""What every command module shares: the consoles, the platform context, and the one place
+that turns a failure into a coded line and an exit status (:class:`FailureGroup`)."""
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from tierspayant.app.platform import Platform, open_platform
 from tierspayant.config import load_settings
@@ -23,6 +30,7 @@ from tierspayant.services.errors import (
     Unavailable,
     Unprocessable,
 )
+from tierspayant.services.run_failures import DatabaseUnavailable, RedisUnavailable, as_refusal
 
 console = Console()
 err_console = Console(stderr=True)
@@ -40,6 +48,8 @@ EXIT_CODES: dict[type[DomainError], int] = {
     Unavailable: 5,  # try again later
     TooManyRequests: 5,
     NotInitialised: 6,  # run ``tierspayant init`` first
+    DatabaseUnavailable: 7,  # the database is down or dropped the connection: rerun later
+    RedisUnavailable: 8,  # Redis is down: rerun later
 }
 """The exit status of each kind of refusal (documented in docs/operations.md). A class not
 listed exits with the status of its nearest listed ancestor; 1 is left to the checks that
@@ -56,20 +66,85 @@ def fail(error: DomainError, message: str | None = None) -> typer.Exit:
     return the exit to raise, with the status of the error's class."""
     text = error.message if message is None else message
     where = f" (field {error.field})" if error.field else ""
-    err_console.print(f"[red]error[/red] {escape(f'[{error.code}] {text}{where}')}")
+    err_console.print(f"[red]error[/red] {escape(f'[{error.code}] {text}{where}')}", soft_wrap=True)
     return typer.Exit(exit_code(error))
+
+
+DEBUG_ENV = "TIERSPAYANT_DEBUG"
+LOG_NAME = "cli-errors.log"
+
+
+def debugging() -> bool:
+    """Whether failures show their traceback (``tierspayant --debug …`` sets it)."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _log_traceback(exc: BaseException) -> Path | None:
+    """Append the traceback to ``<data_dir>/logs/cli-errors.log``; the file, or None."""
+    try:
+        path = load_settings().data_dir / "logs" / LOG_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"--- {datetime.now(UTC).isoformat()} pid {os.getpid()}\n")
+            log.write("".join(traceback.format_exception(exc)))
+    except Exception:  # noqa: BLE001 - the log is a help; the coded line is the answer
+        return None
+    return path
+
+
+def failure_exit(exc: BaseException) -> typer.Exit | None:
+    """The exit for a command's failure, its coded line printed; None for a bug.
+
+    A refusal prints ``error [code] message``; a lost database, a lost Redis or a run
+    held by another worker reads as its coded refusal (:func:`as_refusal`), the traceback
+    going to the log file, not to the screen.
+    """
+    error = as_refusal(exc)
+    if error is None:
+        return None
+    if error is not exc:
+        logged = _log_traceback(exc)
+        message = error.message + (f" (détail : {logged})" if logged else "")
+        return fail(error, message)
+    return fail(error)
+
+
+class FailureGroup(TyperGroup):
+    """The root command: every subcommand runs inside :meth:`invoke`, so a failure of any of
+    them ends here as one coded line and its exit status (a traceback with ``--debug``)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # noqa: BLE001 - sorted by _exit_or_reraise: bugs go on
+            raise _exit_or_reraise(exc) from None
 
 
 @contextmanager
 def platform_ctx() -> Iterator[Platform]:
-    """Open the configured platform; turn every refusal into a message and its exit status."""
+    """Open the configured platform; turn every refusal, and a lost database or Redis, into
+    its coded line and exit status (:func:`failure_exit`)."""
     try:
         platform = open_platform(load_settings())
-    except DomainError as exc:
-        raise fail(exc) from None
+    except Exception as exc:  # noqa: BLE001 - sorted by _exit_or_reraise: bugs go on
+        raise _exit_or_reraise(exc) from None
     try:
         yield platform
-    except DomainError as exc:
-        raise fail(exc) from None
+    except Exception as exc:  # noqa: BLE001 - sorted by _exit_or_reraise: bugs go on
+        raise _exit_or_reraise(exc) from None
     finally:
-        platform.close()
+        with suppress(Exception):  # closing a lost connection: the failure is told above
+            platform.close()
+
+
+def _exit_or_reraise(exc: Exception) -> typer.Exit:
+    """The coded exit for ``exc``; ``exc`` itself raised again for an exit, a usage error,
+    a bug, or anything under ``--debug`` but a refusal."""
+    if isinstance(exc, typer.Exit | typer.Abort) or (
+        debugging() and not isinstance(exc, DomainError)
+    ):
+        raise exc
+    exit_ = failure_exit(exc)
+    if exit_ is None:
+        raise exc
+    return exit_

@@ -7,7 +7,7 @@ to confirm…) and nothing was applied.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 from rich.console import Console
@@ -30,6 +30,7 @@ from tierspayant.domain.errors import DomainError
 from tierspayant.services.enrolment import (
     ImportMode,
     ImportSummary,
+    InterruptedRun,
     TerminationsNotConfirmed,
     import_beneficiaries,
 )
@@ -109,8 +110,19 @@ def import_beneficiaries_command(
         return EXIT_REFUSED
     finally:
         progress.stop()
+    for run in summary.interrupted_before:
+        console.print(escape(interrupted_in_french(run)), soft_wrap=True)
     _print_summary(console, summary)
     return EXIT_REJECTED_LINES if summary.rejected else EXIT_OK
+
+
+def interrupted_in_french(run: InterruptedRun) -> str:
+    """The line naming an earlier import found interrupted (its process died)."""
+    started = run.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"l'import n° {run.id} ({run.mode}, démarré le {started}) a été interrompu avant sa "
+        "fin: rien n'en a été appliqué"
+    )
 
 
 def terminations_in_french(exc: TerminationsNotConfirmed) -> str:

@@ -14,13 +14,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from tierspayant.app.platform import initialise
+from tierspayant.cli.common import DEBUG_ENV, FailureGroup
 from tierspayant.config import load_settings
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import EnrolmentCode, RequestCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.services import audit_log, insurers, providers
 
-app = typer.Typer(no_args_is_help=True, help="tierspayant: tiers payant operator platform.")
+app = typer.Typer(
+    cls=FailureGroup, no_args_is_help=True, help="tierspayant: tiers payant operator platform."
+)
 insurers_app = typer.Typer(no_args_is_help=True, help="Insurers (AMC) and their catalogues.")
 providers_app = typer.Typer(no_args_is_help=True, help="Providers, conventions.")
 tokens_app = typer.Typer(no_args_is_help=True, help="API credentials of provider software.")
@@ -51,6 +54,22 @@ for _module in (
     containment_cmds,
 ):
     _module.register(app, import_app)
+
+
+@app.callback()
+def main(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the traceback of a failure (otherwise one coded line, the traceback "
+            "in <data_dir>/logs/cli-errors.log)",
+        ),
+    ] = False,
+) -> None:
+    """tierspayant: tiers payant operator platform."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 @app.command()
@@ -251,6 +270,37 @@ def import_beneficiaries(
             platform, file, insurer, mode, day, errors, console, confirm_terminations
         )
     raise typer.Exit(status)
+
+
+@import_app.command("runs")
+def import_runs(
+    insurer: Annotated[str, typer.Option("--insurer", help="AMC number")],
+) -> None:
+    """The insurer's latest beneficiary imports and their status; a run whose process died
+    is marked interrupted."""
+    from tierspayant.services import enrolment
+
+    labels = {
+        "running": "en cours",
+        "done": "terminé",
+        "failed": "échoué",
+        "interrupted": "interrompu",
+    }
+    with platform_ctx() as platform:
+        rows = enrolment.import_runs(platform, insurer, CLI_ACTOR)
+    table = Table("import", "démarré", "mode", "état", "lignes", "ajoutés", "modifiés", "fins")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.started_at.strftime("%Y-%m-%d %H:%M UTC"),
+            row.mode,
+            labels.get(row.status, row.status),
+            str(row.lines),
+            str(row.inserted),
+            str(row.updated),
+            str(row.terminated),
+        )
+    console.print(table)
 
 
 # --- providers --------------------------------------------------------------------------

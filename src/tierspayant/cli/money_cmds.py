@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Annotated
 
@@ -118,15 +118,55 @@ def pay(
                     progress.update(task, completed=n) if point == payments.COMMITTED else None
                 ),
             )
-    console.print(
-        f"{summary.run_key}: {summary.providers} prestataires, {summary.transfers} virements, "
-        f"{amount(summary.net_cents)} EUR -> {escape(str(summary.out_dir))}"
-    )
+    for line in pay_report(summary):
+        console.print(escape(line), soft_wrap=True)
     if summary.waiting_for_iban:
         err_console.print(
             f"{len(summary.waiting_for_iban)} prestataires sans IBAN restent à payer: "
             + ", ".join(summary.waiting_for_iban[:20])
         )
+
+
+def pay_report(summary: payments.PaymentRunSummary) -> list[str]:
+    """What this execution of ``pay`` did: paid, resumed, or nothing new (and why)."""
+    files = f"-> {summary.out_dir}"
+    total = (
+        f"{summary.providers} prestataires, {summary.transfers} virements, "
+        f"{amount(summary.net_cents)} EUR"
+    )
+    cutoff = (
+        summary.cutoff.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if summary.cutoff else "?"
+    )
+    if summary.already_done:
+        lines = [
+            f"{summary.run_key}: rien de nouveau à payer: l'exécution du "
+            f"{summary.payment_date.isoformat()} est close (clôture {cutoff}; {total} déjà "
+            f"émis, fichiers réécrits à l'identique {files})",
+            "un seul fichier de virements par date d'exécution: ce qui a été adjudiqué après "
+            "la clôture est payé à la prochaine date d'exécution",
+        ]
+    elif summary.resumed and summary.new_payments == 0:
+        lines = [
+            f"{summary.run_key}: reprise d'une exécution interrompue: rien de nouveau à payer "
+            f"cette fois; au total {total} {files}"
+        ]
+    elif summary.resumed:
+        lines = [
+            f"{summary.run_key}: reprise d'une exécution interrompue: cette fois "
+            f"{summary.new_payments} prestataires, {summary.new_transfers} virements, "
+            f"{amount(summary.new_net_cents)} EUR; au total {total} {files}"
+        ]
+    elif summary.providers == 0:
+        lines = [f"{summary.run_key}: rien de nouveau à payer {files}"]
+    else:
+        lines = [f"{summary.run_key}: {total} {files}"]
+    if summary.unpaid_providers:
+        lines.append(
+            f"{summary.unpaid_providers} prestataires ont des lignes adjudiquées non payées "
+            f"par cette exécution (adjudiquées après la clôture {cutoff}, ou sans IBAN): "
+            "prochaine date d'exécution"
+        )
+    return lines
 
 
 @bill_app.callback()

@@ -437,6 +437,8 @@ class PlatformCode(ErrorCode):
     NO_SCHEMA = "platform.no_schema"
     NO_KEYRING = "platform.no_keyring"
     DATABASE_BUSY = "database.busy"
+    DATABASE_UNAVAILABLE = "database.unavailable"
+    REDIS_UNAVAILABLE = "redis.unavailable"
     KEYRING_MISSING = "keyring.missing"
     KEYRING_EXISTS = "keyring.exists"
     KEYRING_CORRUPT = "keyring.corrupt"

@@ -5,16 +5,24 @@ under the insurer's active data keys and staged; the staged lines are then merge
 ``beneficiaries`` in SQL. The whole run is one transaction: an I/O error, a crash or an
 interrupt leaves the table exactly as it was. A keyed digest of each line's normalised
 fields makes a rerun of the same file change nothing.
+
+Every run leaves its record in ``import_runs`` and its audit events, killed or not: the
+record is written ``running`` with an ``enrolment.import`` event (decision ``start``) by a
+transaction of its own before any work, then finished ``done`` (or marked ``failed``) by
+the run. A run whose process died is found by the next import of the insurer (or by
+:func:`interrupted_runs`), marked ``interrupted`` with an event of its own, and named in
+that import's summary (``interrupted_before``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -39,11 +47,18 @@ from tierspayant.services.errors import Conflict, NotFound, ServiceError
 from tierspayant.store import audit
 from tierspayant.store import beneficiary_import as store
 from tierspayant.store import enrolment as runs
-from tierspayant.store.insurers import insurer_id_by_amc, latest_catalogue_document
+from tierspayant.store.insurers import (
+    amc_number_of,
+    insurer_id_by_amc,
+    latest_catalogue_document,
+)
 from tierspayant.store.keys import insurer_scope
+from tierspayant.store.read_models.insurer import ImportRow, import_history
 
 ACTION: Final = "enrolment.import"
 RUN_KIND: Final = "beneficiaries"
+InterruptedRun = runs.InterruptedRun
+WATCH_ACTOR: Final = "job:enrolment"  # who marks a dead run interrupted when a page lists it
 FIRST_ERRORS: Final = 20  # rejected lines kept in the summary, for a screen
 PREPARE_LINES: Final = 1000  # lines per chunk handed to a preparer (and per progress call)
 # Below this size a file is prepared in-process: starting workers would cost more.
@@ -90,6 +105,8 @@ class ImportSummary:
     file_digest: str
     error_report: Path | None
     first_errors: tuple[LineError, ...]
+    # Earlier runs of this insurer found interrupted (their process died) by this one.
+    interrupted_before: tuple[runs.InterruptedRun, ...] = ()
 
 
 class TerminationsNotConfirmed(Conflict):
@@ -297,11 +314,14 @@ def import_beneficiaries(
     target = _target(platform, amc_number)
     started = platform.now()
     clock = time.perf_counter()
+    interrupted = _reap(platform, target.insurer_id, target.amc, actor)
+    lock = runs.RunLock(platform.engine, _lock_dir(platform))
+    run_id = _open_run(platform, lock, target, path, import_mode, actor, started)
     try:
         with platform.engine.connect() as conn, store.import_connection(conn):
             with conn.begin():
                 summary = _run(
-                    conn, platform, target, path, import_mode, day, actor, started,
+                    conn, platform, target, path, import_mode, day, actor, run_id,
                     progress, error_report, clock, workers,
                     (threshold_bp, confirm_terminations),
                 )  # fmt: skip
@@ -312,9 +332,11 @@ def import_beneficiaries(
         # error report would describe lines that were not applied either: remove it.
         if error_report is not None:
             error_report.unlink(missing_ok=True)
-        _record_failure(platform, target, path, import_mode, actor, started, exc)
+        _record_failure(platform, target, run_id, import_mode, actor, exc)
         raise
-    return summary
+    finally:
+        _close_quietly(lock)
+    return dataclasses.replace(summary, interrupted_before=tuple(interrupted))
 
 
 def _run(
@@ -325,7 +347,7 @@ def _run(
     mode: ImportMode,
     file_date: date,
     actor: str,
-    started: datetime,
+    run_id: int,
     progress: Progress | None,
     error_report: Path | None,
     clock: float,
@@ -378,7 +400,9 @@ def _run(
             )
         importer.flush()
         file_digest = reader.sha256()
-        run_id = _start_run(conn, insurer_id, mode, file_digest, started)
+        # On SQLite this is the run's first write to the main database: it takes the write
+        # lock before the merge reads anything, so no concurrent commit can invalidate it.
+        runs.mark_merging(conn, run_id, file_digest)
 
         def merge_rejected(line_no: int, state: store.StageState) -> None:
             code, message, column = _MERGE_MESSAGES[state]
@@ -444,24 +468,98 @@ def _run(
     return summary
 
 
-def _start_run(
-    conn: Connection, insurer_id: int, mode: ImportMode, file_digest: str, started: datetime
-) -> int:
-    # On SQLite this is the run's first write to the main database: it takes the write
-    # lock before the merge reads anything, so no concurrent commit can invalidate it.
-    return runs.start_run(conn, insurer_id, RUN_KIND, mode.value, file_digest, started)
+def _lock_dir(platform: Platform) -> Path:
+    return platform.settings.data_dir / "locks"
 
 
-def _record_failure(
+def _open_run(
     platform: Platform,
+    lock: runs.RunLock,
     target: _Target,
     path: Path,
     mode: ImportMode,
     actor: str,
     started: datetime,
+) -> int:
+    """Write the run's ``running`` record and its ``start`` event, before any work."""
+
+    def audit_start(conn: Connection, run_id: int) -> None:
+        audit.append(
+            conn,
+            at=started,
+            actor=actor,
+            action=ACTION,
+            decision="start",
+            insurer=target.amc,
+            detail={"run": run_id, "mode": mode.value, "pid": os.getpid()},
+        )
+
+    return lock.open_run(
+        insurer_id=target.insurer_id,
+        kind=RUN_KIND,
+        mode=mode.value,
+        file_digest=_file_digest(path),
+        started=started,
+        also=audit_start,
+    )
+
+
+def _close_quietly(lock: runs.RunLock) -> None:
+    with suppress(Exception):  # the database went away: its session lock went with it
+        lock.close()
+
+
+def _reap(
+    platform: Platform, insurer_id: int | None, amc: str | None, actor: str
+) -> list[runs.InterruptedRun]:
+    """Mark interrupted the runs whose process died, one audit event each."""
+    now = platform.now()
+    with platform.engine.begin() as conn:
+        found = runs.reap_interrupted(conn, insurer_id, _lock_dir(platform), now)
+        for run in found:
+            audit.append(
+                conn,
+                at=now,
+                actor=actor,
+                action=ACTION,
+                decision="error",
+                insurer=amc or amc_number_of(conn, run.insurer_id),
+                detail={"run": run.id, "mode": run.mode, "reason": "interrupted"},
+            )
+    return found
+
+
+def interrupted_runs(
+    platform: Platform, actor: str, insurer_id: int | None = None
+) -> list[runs.InterruptedRun]:
+    """Find the import runs (of one insurer, or of all) whose process died, mark them
+    ``interrupted`` (with an audit event each) and return them; live runs are left alone."""
+    return _reap(platform, insurer_id, None, actor)
+
+
+def import_runs(platform: Platform, amc_number: str, actor: str) -> list[ImportRow]:
+    """The insurer's latest beneficiary imports, newest first, each with its status
+    (``running``, ``done``, ``failed``, ``interrupted``: a dead run is marked first)."""
+    with platform.engine.connect() as conn:
+        insurer_id = insurer_id_by_amc(conn, amc_number.strip())
+    if insurer_id is None:
+        raise NotFound(
+            DirectoryCode.INSURER_UNKNOWN, "no insurer has this AMC number", field="insurer"
+        )
+    _reap(platform, int(insurer_id), amc_number.strip(), actor)
+    with platform.engine.connect() as conn:
+        return import_history(conn, int(insurer_id))
+
+
+def _record_failure(
+    platform: Platform,
+    target: _Target,
+    run_id: int,
+    mode: ImportMode,
+    actor: str,
     exc: BaseException,
 ) -> None:
-    """Record a failed run in a transaction of its own (the run's own was rolled back)."""
+    """Mark the run failed in a transaction of its own (the run's own was rolled back)."""
     reason = exc.code if isinstance(exc, DomainError) else type(exc).__name__
     detail: dict[str, audit.DetailValue] = {"mode": mode.value, "reason": reason}
     if isinstance(exc, TerminationsNotConfirmed):
@@ -469,9 +567,7 @@ def _record_failure(
     now = platform.now()
     try:
         with platform.engine.begin() as conn:
-            run_id = runs.record_failed_run(
-                conn, target.insurer_id, RUN_KIND, mode.value, _file_digest(path), started, now
-            )
+            runs.mark_failed(conn, run_id, now)
             audit.append(
                 conn,
                 at=now,
@@ -479,7 +575,7 @@ def _record_failure(
                 action=ACTION,
                 decision="error",
                 insurer=target.amc,
-                detail={"run": int(run_id), **detail},
+                detail={"run": run_id, **detail},
             )
     except Exception:  # noqa: BLE001 - the original failure matters more than its record
         return
@@ -488,8 +584,11 @@ def _record_failure(
 __all__ = [
     "ImportMode",
     "ImportSummary",
+    "InterruptedRun",
     "LineError",
     "TerminationsNotConfirmed",
     "confirm_terminations_above_bp",
     "import_beneficiaries",
+    "import_runs",
+    "interrupted_runs",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tierspayant.app.platform import Platform
+from tierspayant.services import enrolment
 from tierspayant.store.read_models import aware, backoffice, directory, insurer, provider, security
 from tierspayant.store.read_models.backoffice import InvoiceFigures, StatementRow
 from tierspayant.store.read_models.insurer import (
@@ -70,7 +71,9 @@ def insurer_lookup_stats(platform: Platform, amc: str, days: int = LOOKUP_DAYS) 
 
 
 def import_history(platform: Platform, insurer_id: int) -> list[ImportRow]:
-    """The insurer's latest beneficiary imports, newest first."""
+    """The insurer's latest beneficiary imports, newest first; a run whose process died is
+    marked ``interrupted`` first, so the page never shows a dead run as running."""
+    enrolment.interrupted_runs(platform, enrolment.WATCH_ACTOR, insurer_id)
     with platform.engine.connect() as conn:
         return insurer.import_history(conn, insurer_id)
 

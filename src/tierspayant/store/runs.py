@@ -49,6 +49,12 @@ def find_run(conn: Connection, run_key: str, *, skip_locked: bool = False) -> Ru
     return None if row is None else _run(row)
 
 
+def read_run(conn: Connection, run_key: str) -> Run | None:
+    """The run as last committed, without any row lock."""
+    row = conn.execute(select(money_runs).where(money_runs.c.run_key == run_key)).first()
+    return None if row is None else _run(row)
+
+
 def run_exists(conn: Connection, run_key: str) -> bool:
     query = select(exists().where(money_runs.c.run_key == run_key))
     return bool(conn.execute(query).scalar())
