@@ -511,10 +511,10 @@ def test_a_resumed_run_says_what_it_paid_this_time(
 
     with pytest.raises(Interrupt):
         payments.run_payments(
-            platform, date(2026, 11, 16), out_dir=tmp_path, progress=stop_after_first
+            platform, date(2026, 11, 30), out_dir=tmp_path, progress=stop_after_first
         )
     # When it is run again
-    resumed = payments.run_payments(platform, date(2026, 11, 16), out_dir=tmp_path)
+    resumed = payments.run_payments(platform, date(2026, 11, 30), out_dir=tmp_path)
     # Then it says it resumed, and what it paid this time apart from the total
     assert (resumed.resumed, resumed.already_done) == (True, False)
     assert (resumed.new_payments, resumed.providers) == (2, 3)
