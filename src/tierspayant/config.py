@@ -185,6 +185,9 @@ class BillingSettings:
     """The platform's default operator fee, for insurers without their own rate."""
 
     operator_fee_per_line_cents: int = 0
+    # Business days between the verification of a provider's new bank details and the
+    # first transfer to them (TIERSPAYANT_BANK_CHANGE_COOLING_OFF_DAYS).
+    bank_change_cooling_off_days: int = 3
 
 
 @dataclass(frozen=True)
@@ -280,7 +283,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         billing=BillingSettings(
             operator_fee_per_line_cents=_whole(
                 source, "operator_fee_per_line_cents", 0, 0, MAX_OPERATOR_FEE_PER_LINE_CENTS
-            )
+            ),
+            bank_change_cooling_off_days=_whole(
+                source,
+                "bank_change_cooling_off_days",
+                BillingSettings.bank_change_cooling_off_days,
+                0,
+                30,
+            ),
         ),
         enrolment=EnrolmentSettings(
             confirm_terminations_above_bp=_whole(

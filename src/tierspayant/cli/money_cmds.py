@@ -122,10 +122,15 @@ def bill(
 @bill_app.command("returns")
 def returns(
     report: Annotated[
-        Path, typer.Argument(help="pain.002.001.03 status report from the bank", dir_okay=False)
+        Path,
+        typer.Argument(
+            help="The bank's pain.002.001.03 status report or camt.054 notification",
+            dir_okay=False,
+        ),
     ],
 ) -> None:
-    """Record the fund calls a pain.002 status report rejects (all or nothing, idempotent)."""
+    """Record the fund calls and the provider transfers a bank file returns (all or
+    nothing, idempotent): pain.002 rejects or camt.054 returns."""
     try:
         data = report.read_bytes()
     except OSError as exc:
@@ -151,7 +156,22 @@ def returns(
         console.print(
             f"déjà enregistré: {call.amc_number} {call.period} motif {escape(call.reason_code)}"
         )
-    if not summary.recorded:
+    for transfer in summary.transfers:
+        console.print(
+            f"virement retourné enregistré: {escape(transfer.end_to_end_id)} "
+            f"{amount(transfer.cents)} EUR motif {escape(transfer.reason_code)}"
+        )
+    for transfer in summary.transfers_already:
+        console.print(
+            f"déjà enregistré: {escape(transfer.end_to_end_id)} "
+            f"motif {escape(transfer.reason_code)}"
+        )
+    if summary.transfers:
+        console.print(
+            f"{len(summary.transfers)} virements retournés: les professionnels concernés "
+            "seront payés après le changement de leurs coordonnées bancaires"
+        )
+    if not summary.recorded and not summary.transfers:
         console.print(f"rapport {escape(summary.report_id)}: aucun nouveau rejet, rien à faire")
     else:
         console.print(f"rapport {escape(summary.report_id)}: {len(summary.recorded)} rejets")
