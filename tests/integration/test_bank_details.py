@@ -21,7 +21,7 @@ from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services import bank_details, payments
-from tierspayant.services.errors import Conflict, Forbidden
+from tierspayant.services.errors import Conflict, Forbidden, ServiceError
 from tierspayant.services.providers import Provider
 from tierspayant.store.security_tables import security_alerts
 from tierspayant.store.tables import audit_events
@@ -47,6 +47,14 @@ def staff(name: str, kind: PrincipalKind = PrincipalKind.OPERATOR_STAFF) -> Prin
     return Principal(id=f"staff:{name}", kind=kind, strength=AuthStrength.AAL2, insurer_id=None)
 
 
+def _claims_of(platform: Platform, insurer: SeededInsurer, provider: Provider) -> Callable[[], int]:
+    """Adjudicates one more claim of the provider for the insurer (an hour before now)."""
+    return lambda: adjudicated_claim(
+        platform, insurer_id=insurer.id, amc_number=insurer.amc_number,
+        provider_id=provider.id, lines=(ACCEPTED,),
+    )  # fmt: skip
+
+
 def _ibans(path: Path) -> list[str]:
     return re.findall(r"<CdtrAcct><Id><IBAN>([^<]+)</IBAN>", path.read_text(encoding="utf-8"))
 
@@ -65,8 +73,8 @@ def test_an_attacker_changing_the_iban_gets_no_transfer_and_raises_an_alert(
     platform.clock = at(date(2026, 11, 2))
     insurer = seed_insurer(platform)
     provider = make_provider(platform, random.Random(41))
-    claim = {"insurer_id": insurer.id, "amc_number": insurer.amc_number, "provider_id": provider.id}
-    adjudicated_claim(platform, **claim, lines=(ACCEPTED,))
+    claim = _claims_of(platform, insurer, provider)
+    claim()
     verified_iban = _registered_iban(platform, provider, date(2026, 11, 2), tmp_path / "p0")
 
     # When an attacker who phished the provider's login asks for their own IBAN
@@ -100,10 +108,10 @@ def test_an_attacker_changing_the_iban_gets_no_transfer_and_raises_an_alert(
     assert pending.value.code == "bank_details.pending"
 
     # When payment runs pay the provider over the next two weeks, no one verifying
-    files = []
+    files: list[Path] = []
     for day in (date(2026, 11, 3), date(2026, 11, 9), date(2026, 11, 16)):
         platform.clock = at(day)
-        adjudicated_claim(platform, **claim, lines=(ACCEPTED,))
+        claim()
         summary = payments.run_payments(platform, day, out_dir=tmp_path / day.isoformat())
         assert summary.held_for_bank_details == ()
         files.extend(summary.files)
@@ -132,8 +140,8 @@ def test_a_change_is_verified_by_someone_else_and_applies_after_the_cooling_off(
     platform.clock = at(date(2026, 12, 4))
     insurer = seed_insurer(platform)
     provider = make_provider(platform, random.Random(42))
-    claim = {"insurer_id": insurer.id, "amc_number": insurer.amc_number, "provider_id": provider.id}
-    adjudicated_claim(platform, **claim, lines=(ACCEPTED,))
+    claim = _claims_of(platform, insurer, provider)
+    claim()
     old_iban = _registered_iban(platform, provider, date(2026, 12, 4), tmp_path / "p0")
     new_iban = make_french_iban(random.Random(43))
     alice = staff("alice")
@@ -147,9 +155,9 @@ def test_a_change_is_verified_by_someone_else_and_applies_after_the_cooling_off(
     # refused first
     assert same.value.code == "bank_details.same_person"
     bruno = staff("bruno", PrincipalKind.INSURER_STAFF)
-    with pytest.raises(Exception) as method:
+    with pytest.raises(ServiceError) as method:
         bank_details.verify_change(platform, bruno, change.id, "email")
-    assert getattr(method.value, "code", None) == "bank_details.method"
+    assert method.value.code == "bank_details.method"
     verified = bank_details.verify_change(platform, bruno, change.id, "second_person")
 
     # And the first transfer to it is three business days later: Wednesday 9 December
@@ -157,7 +165,7 @@ def test_a_change_is_verified_by_someone_else_and_applies_after_the_cooling_off(
     paid: dict[date, list[str]] = {}
     for day in (date(2026, 12, 7), date(2026, 12, 8), date(2026, 12, 9), date(2026, 12, 10)):
         platform.clock = at(day)
-        adjudicated_claim(platform, **claim, lines=(ACCEPTED,))
+        claim()
         summary = payments.run_payments(platform, day, out_dir=tmp_path / day.isoformat())
         paid[day] = [i for p in summary.files if p.name.startswith("pain") for i in _ibans(p)]
         expected_held = (provider.am_number,) if day < verified.effective_on else ()
