@@ -225,7 +225,11 @@ def provider_view(platform: Platform, principal: Principal) -> BankDetailsView:
 
 
 def pending_changes(platform: Platform, principal: Principal) -> list[BankChange]:
-    """Changes waiting for a verification (staff)."""
+    """Changes waiting for a verification: every one for operator staff, those of the
+    providers under a convention with their insurer for insurer staff."""
     _staff(principal)
+    scope = principal.insurer_id if principal.kind is PrincipalKind.INSURER_STAFF else None
     with platform.engine.connect() as conn:
-        return store.pending_changes(conn)
+        if principal.kind is PrincipalKind.INSURER_STAFF and scope is None:
+            return []
+        return store.pending_changes(conn, insurer_id=scope)

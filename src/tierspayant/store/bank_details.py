@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, exists, func, select, text, update
 
 from tierspayant.store.bank_tables import provider_bank_changes
-from tierspayant.store.tables import providers
+from tierspayant.store.tables import conventions, providers
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +109,20 @@ def changes_of(conn: Connection, provider_id: int, limit: int = 20) -> list[Bank
     return [_change(r) for r in rows]
 
 
-def pending_changes(conn: Connection, limit: int = 200) -> list[BankChange]:
-    """Changes waiting for a verification, every provider, oldest first."""
-    rows = conn.execute(
-        select(provider_bank_changes)
-        .where(provider_bank_changes.c.status == "pending")
-        .order_by(provider_bank_changes.c.id)
-        .limit(limit)
-    )
+def pending_changes(
+    conn: Connection, *, insurer_id: int | None = None, limit: int = 200
+) -> list[BankChange]:
+    """Changes waiting for a verification, oldest first: of every provider, or of the
+    providers under a convention with ``insurer_id``."""
+    query = select(provider_bank_changes).where(provider_bank_changes.c.status == "pending")
+    if insurer_id is not None:
+        query = query.where(
+            exists().where(
+                conventions.c.insurer_id == insurer_id,
+                conventions.c.provider_id == provider_bank_changes.c.provider_id,
+            )
+        )
+    rows = conn.execute(query.order_by(provider_bank_changes.c.id).limit(limit))
     return [_change(r) for r in rows]
 
 
