@@ -452,8 +452,18 @@ class ReturnsSummary:
         return not self.errors
 
 
+# Progress points of ``record_returns`` (where the crash tests kill it).
+RETURN_POSTED = "return.posted"  # inside the file's transaction, after the n-th return
+RETURNS_COMMITTED = "returns.committed"
+
+
 def record_returns(
-    platform: Platform, data: bytes, *, actor: str = ACTOR, source: str = ""
+    platform: Platform,
+    data: bytes,
+    *,
+    actor: str = ACTOR,
+    source: str = "",
+    progress: Progress = quiet,
 ) -> ReturnsSummary:
     """Record what a bank file returns, all or nothing: fund calls and provider transfers.
 
@@ -510,12 +520,14 @@ def record_returns(
         if not errors:
             for row, tx in found:
                 recorded.append(_post_return(platform, conn, row, tx, report, actor))
+                progress(RETURN_POSTED, len(recorded))
             for transfer, tx in sent:
                 transfers.append(
                     payment_returns.post_transfer_return(
                         platform, conn, transfer, tx, report, actor
                     )
                 )
+                progress(RETURN_POSTED, len(recorded) + len(transfers))
         audit.append(
             conn,
             at=now,
@@ -532,6 +544,7 @@ def record_returns(
                 "errors": len(errors),
             },
         )
+    progress(RETURNS_COMMITTED, len(recorded) + len(transfers))
     return ReturnsSummary(
         report.message_id,
         tuple(recorded),
