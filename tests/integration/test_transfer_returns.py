@@ -233,7 +233,10 @@ def test_a_pain002_reject_is_recorded_and_unknown_ids_refuse_the_whole_file(
 
     # Then the unknown id is named with its code, and nothing of the file is recorded
     assert refused.exit_code == 1
-    assert f"[returns.unknown_transfer] {unknown}" in refused.output
+    assert (
+        f"[returns.unknown_transfer] {unknown}: aucun virement à un professionnel ne porte "
+        "cette référence" in refused.output
+    )
     assert "rien n'a été enregistré" in refused.output
     assert _postings(platform) == postings
 
@@ -242,7 +245,7 @@ def test_a_pain002_reject_is_recorded_and_unknown_ids_refuse_the_whole_file(
     wrong.write_bytes(status_report([Tx(e2e, reason="AC01", amount="10.49")], message_id="S2"))
     mismatch = runner.invoke(app, ["bill", "returns", str(wrong)])
     assert mismatch.exit_code == 1
-    assert f"[returns.transfer_amount] {e2e}" in mismatch.output
+    assert f"[returns.transfer_amount] {e2e}: le montant retourné diffère" in mismatch.output
 
     # When the right report comes
     good = tmp_path / "good.xml"

@@ -130,6 +130,17 @@ def bill(
         err_console.print("sans mandat de prélèvement: " + ", ".join(summary.without_mandate))
 
 
+# What the operator reads for each problem of a bank file (the service's message, in
+# English, goes to the audit and the logs).
+RETURN_PROBLEMS_FR = {
+    "returns.unknown": "aucun appel de fonds ne porte cette référence",
+    "returns.no_fund_call": "rien n'a été appelé pour cette période",
+    "returns.amount_mismatch": "le montant rejeté diffère de l'appel de fonds",
+    "returns.unknown_transfer": "aucun virement à un professionnel ne porte cette référence",
+    "returns.transfer_amount": "le montant retourné diffère du virement",
+}
+
+
 @bill_app.command("returns")
 def returns(
     report: Annotated[
@@ -153,7 +164,7 @@ def returns(
     for problem in summary.errors:
         err_console.print(
             f"[red]error[/red] {escape(f'[{problem.code}] {problem.end_to_end_id}: ')}"
-            f"{escape(problem.message)}"
+            f"{escape(RETURN_PROBLEMS_FR.get(problem.code, problem.message))}"
         )
     if summary.errors:
         err_console.print(f"rapport {escape(summary.report_id)}: rien n'a été enregistré")
