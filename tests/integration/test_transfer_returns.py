@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -275,3 +276,40 @@ def test_a_file_of_another_kind_is_refused_with_its_code(
     # Then it is refused with its code, exit 2
     assert result.exit_code == 2
     assert "[returns.kind]" in result.output
+
+
+def test_two_operators_reading_the_same_file_at_once_record_it_once(
+    platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
+) -> None:
+    # Given a paid provider and the bank's camt.054 returning its transfer
+    day = date(2026, 9, 7)
+    _, provider, e2e, _ = _paid_once(platform, seed_insurer, tmp_path, 33, day)
+    data = notification([Returned(e2e, "10.50")], message_id="CAMT-TWICE")
+    payable = account(AccountKind.PROVIDER_PAYABLE, provider.id)
+    before = _balance(platform, payable)
+    barrier = threading.Barrier(2)
+    results: list[billing.ReturnsSummary] = []
+    failures: list[BaseException] = []
+
+    def record() -> None:
+        barrier.wait()
+        try:
+            results.append(billing.record_returns(platform, data))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    # When two operators record it at the same moment
+    workers = [threading.Thread(target=record) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    # Then one records it, the other finds it recorded, and the provider is owed it once
+    assert failures == []
+    assert sorted((len(r.transfers), len(r.transfers_already)) for r in results) == [
+        (0, 1),
+        (1, 0),
+    ]
+    assert _balance(platform, payable) == before - 1050
+    assert ledger_check.check_ledger(platform).ok

@@ -35,6 +35,7 @@ from tierspayant.store import bank_details as store
 from tierspayant.store import providers as providers_store
 from tierspayant.store.bank_details import BankChange
 from tierspayant.store.keys import OPERATOR_SCOPE
+from tierspayant.store.transactions import write_transaction
 
 ALERT_CODE = "bank_details.change_requested"
 _PROVIDER_KINDS = frozenset({PrincipalKind.PROVIDER_CLIENT, PrincipalKind.PROVIDER_USER})
@@ -72,7 +73,7 @@ def request_change(
     compact = parse_iban(iban)
     bic_value = parse_bic(bic) if bic else None
     now = platform.now()
-    with platform.engine.begin() as conn:
+    with write_transaction(platform.engine) as conn:
         provider = providers_store.provider_by_am(conn, am)
         if provider is None:
             raise NotFound(DirectoryCode.PROVIDER_UNKNOWN, "no such provider", field="am_number")

@@ -67,6 +67,7 @@ from tierspayant.store import audit, ledger, runs
 from tierspayant.store import billing as store
 from tierspayant.store.keys import OPERATOR_SCOPE
 from tierspayant.store.payment_returns import SentTransfer
+from tierspayant.store.transactions import write_transaction
 
 ACTOR = "job:billing"
 MAX_FEE_PER_LINE = MAX_OPERATOR_FEE_PER_LINE_CENTS  # the platform default's bound too
@@ -489,18 +490,22 @@ def record_returns(
     errors: list[ReturnProblem] = []
     transfers: list[payment_returns.ReturnedTransfer] = []
     transfers_already: list[payment_returns.ReturnedTransfer] = []
-    with platform.engine.begin() as conn:
+    # The write lock from the first read (SQLite; PostgreSQL locks the rows it reads):
+    # two operators reading the same file at once record it once.
+    with write_transaction(platform.engine) as conn:
         found: list[tuple[store.StatementRow, TransactionStatus]] = []
         sent: list[tuple[SentTransfer, TransactionStatus]] = []
         for e2e, tx in sorted(rejected.items()):
             if payment_returns.is_transfer_id(e2e):
-                previous_transfer = payment_returns.already_returned(conn, e2e)
-                if previous_transfer is not None:
-                    transfers_already.append(previous_transfer)
-                    continue
+                # The payment row is locked first (PostgreSQL): two operators reading the
+                # same file record it once, the second finding the first's return.
                 transfer = payment_returns.match_transfer(conn, tx)
                 if isinstance(transfer, payment_returns.TransferProblem):
                     errors.append(ReturnProblem(e2e, transfer.code, transfer.message))
+                    continue
+                previous_transfer = payment_returns.already_returned(conn, e2e)
+                if previous_transfer is not None:
+                    transfers_already.append(previous_transfer)
                 else:
                     sent.append((transfer, tx))
                 continue
