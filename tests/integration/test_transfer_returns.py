@@ -193,6 +193,12 @@ def test_a_returned_transfer_is_owed_again_held_then_paid_to_the_new_account(
     # Then one transfer to the new account carries the returned 10.50 and the new 3.50
     [(amount_paid, iban)] = _transfers(paid.files[0]).values()
     assert (amount_paid, iban) == ("14.00", new_iban)
+    [advice] = [p for p in paid.files if p.suffix == ".csv"]
+    rows = advice.read_text(encoding="utf-8").splitlines()
+    assert rows[-2:] == [
+        "virements_retournes_payes;10.50",
+        f"virement;14.00;TP20261119-{provider.id}",
+    ]
     assert iban != old_iban
     assert _balance(platform, payable) == payable_before
     [repaid] = payment_returns.provider_returns(platform, user)

@@ -464,6 +464,7 @@ def remittance_header(payment: store.PaymentRow, payee: store.Payee) -> Remittan
         end_to_end_id=end_to_end_id(payment.payment_date, str(payment.provider_id))
         if payment.transfer_cents
         else "",
+        reissued_cents=payment.reissued_cents,
     )
 
 
