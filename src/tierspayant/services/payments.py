@@ -269,14 +269,18 @@ def _remit_all(
             if store.payment_exists(conn, run.run_key, provider_id):
                 continue  # paid earlier in this run; newer lines wait for the next run
             now = platform.now()
-            # Verified bank details whose cooling-off ended by the payment date replace
-            # the provider's account now, in this transaction, before anything is paid.
-            bank_store.apply_due(conn, provider_id, run.run_date, now)
+            changing, returned = bank_store.payment_flags(conn, provider_id)
+            if changing:
+                # Verified bank details whose cooling-off ended by the payment date replace
+                # the provider's account now, in this transaction, before anything is paid.
+                bank_store.apply_due(conn, provider_id, run.run_date, now)
             payee = store.payee(conn, provider_id)
             if payee.iban_ct is None:
                 waiting.append(payee.am_number)
                 continue
-            reissue = _payable_returns(conn, provider_id, run.run_date)
+            reissue = (
+                _payable_returns(conn, provider_id, run.run_date) if changing or returned else []
+            )
             if reissue is None:
                 held.append(payee.am_number)
                 continue

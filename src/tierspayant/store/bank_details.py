@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, exists, func, select, text, update
 
-from tierspayant.store.bank_tables import provider_bank_changes
+from tierspayant.store.bank_tables import provider_bank_changes, provider_transfer_returns
 from tierspayant.store.tables import conventions, providers
 
 
@@ -230,3 +230,21 @@ def lock_provider_changes(conn: Connection, provider_id: int) -> None:
             text("SELECT pg_advisory_xact_lock(:k, :p)"),
             {"k": _BANK_CHANGE_LOCK, "p": provider_id},
         )
+
+
+def payment_flags(conn: Connection, provider_id: int) -> tuple[bool, bool]:
+    """(a verified change not yet applied, a returned transfer not yet paid again) for
+    the provider, in one query: the payment run looks further only when one is set."""
+    row = conn.execute(
+        select(
+            exists().where(
+                provider_bank_changes.c.provider_id == provider_id,
+                provider_bank_changes.c.status == "verified",
+            ),
+            exists().where(
+                provider_transfer_returns.c.provider_id == provider_id,
+                provider_transfer_returns.c.reissue_run_key.is_(None),
+            ),
+        )
+    ).one()
+    return bool(row[0]), bool(row[1])
