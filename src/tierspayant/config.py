@@ -193,6 +193,9 @@ class BillingSettings:
 
     operator_fee_per_line_cents: int = 0
     notice_business_days: int = 2
+    # Business days between the verification of a provider's new bank details and the
+    # first transfer to them (TIERSPAYANT_BANK_CHANGE_COOLING_OFF_DAYS).
+    bank_change_cooling_off_days: int = 3
 
 
 @dataclass(frozen=True)
@@ -299,6 +302,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 BillingSettings.notice_business_days,
                 1,
                 MAX_NOTICE_BUSINESS_DAYS,
+            ),
+            bank_change_cooling_off_days=_whole(
+                source,
+                "bank_change_cooling_off_days",
+                BillingSettings.bank_change_cooling_off_days,
+                0,
+                30,
             ),
         ),
         amount_ceilings=_amount_ceilings(source),

@@ -83,6 +83,12 @@ def test_given_empty_values_then_the_defaults_apply(tmp_path: Path) -> None:
         ("OPERATOR_FEE_PER_LINE_CENTS", "15", lambda s: s.billing.operator_fee_per_line_cents, 15),
         ("BILLING_NOTICE_BUSINESS_DAYS", "10", lambda s: s.billing.notice_business_days, 10),
         (
+            "BANK_CHANGE_COOLING_OFF_DAYS",
+            "5",
+            lambda s: s.billing.bank_change_cooling_off_days,
+            5,
+        ),
+        (
             "ENROLMENT_CONFIRM_TERMINATIONS_ABOVE_BP",
             "10000",
             lambda s: s.enrolment.confirm_terminations_above_bp,
@@ -168,6 +174,7 @@ BAD = [
         "100001",
         "must be a whole number from 0 to 100000, got '100001'",
     ),
+    ("BANK_CHANGE_COOLING_OFF_DAYS", "31", "must be a whole number from 0 to 30, got '31'"),
     (
         "ENROLMENT_CONFIRM_TERMINATIONS_ABOVE_BP",
         "2%",

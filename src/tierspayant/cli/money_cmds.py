@@ -1,4 +1,4 @@
-"""Money commands: ``pay``, ``bill`` (and ``bill returns``), ``ledger check``,
+"""Money commands: ``pay``, ``bill`` (and ``bill returns``), ``bank``, ``ledger check``,
 ``overpayments flag``, ``mandates set``, ``fees set``."""
 
 from __future__ import annotations
@@ -18,13 +18,18 @@ from tierspayant.domain.banking_calendar import following_business_day, paris_da
 from tierspayant.domain.codes import BillingCode, PaymentCode, RequestCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.formats.sepa import amount
-from tierspayant.services import billing, ledger_check, overpayments, payments
+from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
+from tierspayant.services import bank_details, billing, ledger_check, overpayments, payments
 from tierspayant.services.errors import ServiceError
 
 ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
 overpayments_app = typer.Typer(no_args_is_help=True, help="Undue amounts (indus).")
 mandates_app = typer.Typer(no_args_is_help=True, help="Insurers' SEPA direct debit mandates.")
 fees_app = typer.Typer(no_args_is_help=True, help="Operator management fees charged to insurers.")
+bank_app = typer.Typer(
+    no_args_is_help=True,
+    help="Providers' bank details changes: asked, verified by another person, applied.",
+)
 bill_app = typer.Typer(
     invoke_without_command=True,
     help="Bill insurers for a closed month (--period), or record returned fund calls.",
@@ -125,6 +130,12 @@ def pay(
             f"{len(summary.waiting_for_iban)} prestataires sans IBAN restent à payer: "
             + ", ".join(summary.waiting_for_iban[:20])
         )
+    if summary.held_for_bank_details:
+        err_console.print(
+            f"{len(summary.held_for_bank_details)} prestataires en attente de coordonnées "
+            "bancaires (virement retourné ou changement en délai de sécurité): "
+            + ", ".join(summary.held_for_bank_details[:20])
+        )
 
 
 def pay_report(summary: payments.PaymentRunSummary) -> list[str]:
@@ -211,13 +222,29 @@ def bill(
         err_console.print("sans mandat de prélèvement: " + ", ".join(summary.without_mandate))
 
 
+# What the operator reads for each problem of a bank file (the service's message, in
+# English, goes to the audit and the logs).
+RETURN_PROBLEMS_FR = {
+    "returns.unknown": "aucun appel de fonds ne porte cette référence",
+    "returns.no_fund_call": "rien n'a été appelé pour cette période",
+    "returns.amount_mismatch": "le montant rejeté diffère de l'appel de fonds",
+    "returns.unknown_transfer": "aucun virement à un professionnel ne porte cette référence",
+    "returns.transfer_amount": "le montant retourné diffère du virement",
+}
+
+
 @bill_app.command("returns")
 def returns(
     report: Annotated[
-        Path, typer.Argument(help="pain.002.001.03 status report from the bank", dir_okay=False)
+        Path,
+        typer.Argument(
+            help="The bank's pain.002.001.03 status report or camt.054 notification",
+            dir_okay=False,
+        ),
     ],
 ) -> None:
-    """Record the fund calls a pain.002 status report rejects (all or nothing, idempotent)."""
+    """Record the fund calls and the provider transfers a bank file returns (all or
+    nothing, idempotent): pain.002 rejects or camt.054 returns."""
     try:
         data = report.read_bytes()
     except OSError as exc:
@@ -229,7 +256,7 @@ def returns(
     for problem in summary.errors:
         err_console.print(
             f"[red]error[/red] {escape(f'[{problem.code}] {problem.end_to_end_id}: ')}"
-            f"{escape(problem.message)}"
+            f"{escape(RETURN_PROBLEMS_FR.get(problem.code, problem.message))}"
         )
     if summary.errors:
         err_console.print(f"rapport {escape(summary.report_id)}: rien n'a été enregistré")
@@ -243,7 +270,22 @@ def returns(
         console.print(
             f"déjà enregistré: {call.amc_number} {call.period} motif {escape(call.reason_code)}"
         )
-    if not summary.recorded:
+    for transfer in summary.transfers:
+        console.print(
+            f"virement retourné enregistré: {escape(transfer.end_to_end_id)} "
+            f"{amount(transfer.cents)} EUR motif {escape(transfer.reason_code)}"
+        )
+    for transfer in summary.transfers_already:
+        console.print(
+            f"déjà enregistré: {escape(transfer.end_to_end_id)} "
+            f"motif {escape(transfer.reason_code)}"
+        )
+    if summary.transfers:
+        console.print(
+            f"{len(summary.transfers)} virements retournés: les professionnels concernés "
+            "seront payés après le changement de leurs coordonnées bancaires"
+        )
+    if not summary.recorded and not summary.transfers:
         console.print(f"rapport {escape(summary.report_id)}: aucun nouveau rejet, rien à faire")
     else:
         console.print(f"rapport {escape(summary.report_id)}: {len(summary.recorded)} rejets")
@@ -329,9 +371,81 @@ def set_mandate(
     console.print(f"mandat {escape(mandate)} enregistré pour {escape(amc)}")
 
 
+def _staff(name: str) -> Principal:
+    """The operator staff member acting at this console, as named with ``--by``."""
+    return Principal(
+        id=f"operator:{name.strip()[:60]}",
+        kind=PrincipalKind.OPERATOR_STAFF,
+        strength=AuthStrength.AAL2,
+    )
+
+
+_BY = typer.Option("--by", help="Your staff login (the verifier must not be the requester)")
+
+
+@bank_app.command("request")
+def bank_request(
+    am: Annotated[str, typer.Option(help="AM number of the provider")],
+    iban: Annotated[str, typer.Option(help="The new IBAN (stored encrypted)")],
+    by: Annotated[str, _BY],
+    bic: Annotated[str | None, typer.Option(help="The new BIC")] = None,
+) -> None:
+    """Record a provider's request for new bank details (nothing is paid to them yet)."""
+    with platform_ctx() as platform:
+        change = bank_details.request_change(platform, _staff(by), iban, bic, am_number=am)
+    console.print(
+        f"changement {change.id} demandé pour {escape(am)} (IBAN …{escape(change.iban_tail)}): "
+        "à vérifier par une autre personne"
+    )
+
+
+@bank_app.command("verify")
+def bank_verify(
+    change: Annotated[int, typer.Option(help="The change's number")],
+    method: Annotated[
+        str, typer.Option(help="second_person (bank proof checked) or provider_contact")
+    ],
+    by: Annotated[str, _BY],
+) -> None:
+    """Verify a pending change; it applies after the cooling-off period."""
+    with platform_ctx() as platform:
+        verified = bank_details.verify_change(platform, _staff(by), change, method)
+    assert verified.effective_on is not None
+    console.print(
+        f"changement {verified.id} vérifié: premiers virements à partir du "
+        f"{verified.effective_on.isoformat()}"
+    )
+
+
+@bank_app.command("refuse")
+def bank_refuse(
+    change: Annotated[int, typer.Option(help="The change's number")],
+    by: Annotated[str, _BY],
+) -> None:
+    """Refuse a change: nothing is ever paid to it."""
+    with platform_ctx() as platform:
+        refused = bank_details.refuse_change(platform, _staff(by), change)
+    console.print(f"changement {refused.id} refusé")
+
+
+@bank_app.command("pending")
+def bank_pending(by: Annotated[str, _BY]) -> None:
+    """List the changes waiting for a verification."""
+    with platform_ctx() as platform:
+        changes = bank_details.pending_changes(platform, _staff(by))
+    for item in changes:
+        console.print(
+            f"{item.id}: prestataire {item.provider_id} IBAN …{escape(item.iban_tail)} "
+            f"demandé par {escape(item.requested_by)} le {item.requested_at:%Y-%m-%d %H:%M}"
+        )
+    if not changes:
+        console.print("aucun changement en attente")
+
+
 def register(app: typer.Typer, import_app: typer.Typer) -> None:
     """Add this module's commands to the ``tierspayant`` application."""
     app.command("pay")(pay)
+    app.add_typer(bank_app, name="bank")
     app.add_typer(bill_app, name="bill")
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(overpayments_app, name="overpayments")

@@ -36,6 +36,8 @@ class Journal(StrEnum):
     FEES = "fees"  # operator fees charged to an insurer
     BILLING = "billing"  # fund call collected from an insurer
     BILLING_RETURN = "billing.return"  # fund call returned by the insurer's bank
+    TRANSFER_RETURN = "payment.return"  # a credit transfer to a provider came back
+    TRANSFER_REISSUE = "payment.reissue"  # a returned transfer paid again, to new details
     # Lines paid on an engagement after the rights ended: a memorandum in the insurer's
     # books (the adjudication posting already charges its receivable), and its mirror
     # when the claim is withdrawn.
@@ -223,4 +225,36 @@ def fund_call_return(
         debit(account(AccountKind.INSURER_RECEIVABLE, amc), cents),
         credit(BANK, cents),
         memo=f"fund call {period} returned: {reason_code}",
+    )
+
+
+def transfer_return_reference(end_to_end_id: str) -> str:
+    """The reference of a returned credit transfer (its end-to-end id is unique)."""
+    return f"return:{end_to_end_id}"
+
+
+def transfer_return(
+    end_to_end_id: str, provider_id: int, cents: int, day: date, reason_code: str
+) -> Posting:
+    """A credit transfer to a provider that its bank returned: the money is back in our
+    account and we owe the provider again (the mirror of the ``payment`` posting)."""
+    return posting(
+        Journal.TRANSFER_RETURN.value,
+        transfer_return_reference(end_to_end_id),
+        day,
+        debit(BANK, cents),
+        credit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
+        memo=f"credit transfer {end_to_end_id} returned: {reason_code}",
+    )
+
+
+def transfer_reissue(run_key: str, provider_id: int, day: date, cents: int) -> Posting:
+    """Returned transfers paid again in a payment run, to the provider's new details."""
+    return posting(
+        Journal.TRANSFER_REISSUE.value,
+        payment_reference(run_key, provider_id),
+        day,
+        debit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
+        credit(BANK, cents),
+        memo="returned credit transfers paid again",
     )

@@ -280,6 +280,9 @@ class PaymentCode(ErrorCode):
     RETURNS_GROUP_ONLY = "returns.group_only"
     RETURNS_NO_REASON = "returns.no_reason"
     RETURNS_AMOUNT = "returns.amount"
+    RETURNS_KIND = "returns.kind"
+    RETURNS_UNKNOWN_TRANSFER = "returns.unknown_transfer"
+    RETURNS_TRANSFER_AMOUNT = "returns.transfer_amount"
     SEPA_NEGATIVE = "sepa.negative"
     SEPA_TOTALS = "sepa.totals"
     SEPA_AMOUNT = "sepa.amount"
@@ -429,6 +432,12 @@ class DirectoryCode(ErrorCode):
     PROVIDER_UNKNOWN = "provider.unknown"
     PROVIDER_FILE_COLUMNS = "provider_file.columns"
     BENEFICIARY_NOT_FOUND = "beneficiary.not_found"
+    BANK_CHANGE_PENDING = "bank_details.pending"
+    BANK_CHANGE_SAME_PERSON = "bank_details.same_person"
+    BANK_CHANGE_VERIFIER = "bank_details.verifier"
+    BANK_CHANGE_UNKNOWN = "bank_details.unknown"
+    BANK_CHANGE_CLOSED = "bank_details.closed"
+    BANK_CHANGE_METHOD = "bank_details.method"
 
 
 class PlatformCode(ErrorCode):

@@ -150,6 +150,12 @@ class RemittanceHeader:
     net_cents: int
     lines: int
     end_to_end_id: str
+    reissued_cents: int = 0  # returned transfers paid again with this one
+
+    @property
+    def transfer_cents(self) -> int:
+        """What the credit transfer carried: the net payment and returned transfers."""
+        return self.net_cents + self.reissued_cents
 
 
 @dataclass(frozen=True, slots=True)

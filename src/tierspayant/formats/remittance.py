@@ -78,4 +78,6 @@ def write_remittance(
     writer.writerow(("total_lignes", header.lines))
     writer.writerow(("total_accepte", amount(header.gross_cents)))
     writer.writerow(("total_indus_deduits", amount(header.recovered_cents)))
-    writer.writerow(("virement", amount(header.net_cents), header.end_to_end_id))
+    if header.reissued_cents:
+        writer.writerow(("virements_retournes_payes", amount(header.reissued_cents)))
+    writer.writerow(("virement", amount(header.transfer_cents), header.end_to_end_id))

@@ -100,11 +100,17 @@ def _facts(pdf: FPDF, facts: Iterable[tuple[str, str]]) -> None:
 
 
 def _totals(header: RemittanceHeader) -> tuple[tuple[str, str], ...]:
+    returned = (
+        (("Virements retournés payés", f"{french_amount(header.reissued_cents)} EUR"),)
+        if header.reissued_cents
+        else ()
+    )
     return (
         ("Lignes de facture", str(header.lines)),
         ("Total accepté", f"{french_amount(header.gross_cents)} EUR"),
         ("Indus déduits", f"{french_amount(header.recovered_cents)} EUR"),
-        ("Montant viré", f"{french_amount(header.net_cents)} EUR"),
+        *returned,
+        ("Montant viré", f"{french_amount(header.transfer_cents)} EUR"),
     )
 
 

@@ -53,8 +53,8 @@ class StatusReport:
     transactions: tuple[TransactionStatus, ...]
 
 
-def parse_status_report(data: bytes) -> StatusReport:
-    """Parse a pain.002.001.03 document; raises ``StatusReportError`` with a code."""
+def read_bank_xml(data: bytes) -> ET.Element:
+    """The root element of a bank's XML file (size, encoding and DOCTYPE checked first)."""
     if len(data) > MAX_BYTES:
         raise StatusReportError(
             PaymentCode.RETURNS_TOO_LARGE, f"a status report is at most {MAX_BYTES} bytes"
@@ -72,9 +72,18 @@ def parse_status_report(data: bytes) -> StatusReport:
     if text.startswith("<?xml"):
         text = text.split("?>", 1)[-1]  # the declaration may name an encoding: already decoded
     try:
-        root = ET.fromstring(text)  # noqa: S314 - no DOCTYPE, so no entity to expand
+        return ET.fromstring(text)  # noqa: S314 - no DOCTYPE, so no entity to expand
     except ET.ParseError as exc:
         raise StatusReportError(PaymentCode.RETURNS_XML, f"not well-formed XML: {exc}") from None
+
+
+def parse_status_report(data: bytes) -> StatusReport:
+    """Parse a pain.002.001.03 document; raises ``StatusReportError`` with a code."""
+    return status_report_of(read_bank_xml(data))
+
+
+def status_report_of(root: ET.Element) -> StatusReport:
+    """The status report of a parsed pain.002.001.03 document."""
     report = root.find("p:CstmrPmtStsRpt", _NS)
     if root.tag != f"{{{PAIN_002}}}Document" or report is None:
         raise StatusReportError(
@@ -129,6 +138,14 @@ def _transaction(tx: ET.Element, inherited_reason: str | None) -> TransactionSta
         units, _, decimals = raw_amount.partition(".")
         cents = int(units) * 100 + int(decimals.ljust(2, "0") or "0")
     return TransactionStatus(end_to_end, status, reason, cents)
+
+
+def parse_amount(raw: str) -> int:
+    """Cents of an ISO 20022 decimal amount (``123.4`` → 12340); ``returns.amount`` else."""
+    if not _AMOUNT.fullmatch(raw):
+        raise StatusReportError(PaymentCode.RETURNS_AMOUNT, f"bad amount {raw!r}")
+    units, _, decimals = raw.partition(".")
+    return int(units) * 100 + int(decimals.ljust(2, "0") or "0")
 
 
 def _reason(element: ET.Element) -> str | None:

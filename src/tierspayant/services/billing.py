@@ -48,13 +48,11 @@ from tierspayant.formats.billing import (
     write_statement_csv,
     write_statement_json,
 )
+from tierspayant.formats.camt054 import parse_returns_file
 from tierspayant.formats.sepa import write_direct_debit
-from tierspayant.formats.sepa_status import (
-    StatusReport,
-    TransactionStatus,
-    parse_status_report,
-)
+from tierspayant.formats.sepa_status import StatusReport, TransactionStatus
 from tierspayant.security.crypto import FieldCipher, row_aad
+from tierspayant.services import payment_returns
 from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.services.insurers import get_insurer
 from tierspayant.services.payments import (
@@ -69,6 +67,8 @@ from tierspayant.services.payments import (
 from tierspayant.store import audit, ledger, runs
 from tierspayant.store import billing as store
 from tierspayant.store.keys import OPERATOR_SCOPE
+from tierspayant.store.payment_returns import SentTransfer
+from tierspayant.store.transactions import write_transaction
 
 ACTOR = "job:billing"
 MAX_FEE_PER_LINE = MAX_OPERATOR_FEE_PER_LINE_CENTS  # the platform default's bound too
@@ -468,24 +468,41 @@ class ReturnsSummary:
     already: tuple[ReturnedCall, ...]  # recorded before (the same report read again)
     errors: tuple[ReturnProblem, ...]  # any error: nothing of the report was recorded
     not_rejected: int  # transactions of the report with another status (accepted…)
+    # Credit transfers to providers the report returns (services/payment_returns.py).
+    transfers: tuple[payment_returns.ReturnedTransfer, ...] = ()
+    transfers_already: tuple[payment_returns.ReturnedTransfer, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
 
-def record_returns(
-    platform: Platform, data: bytes, *, actor: str = ACTOR, source: str = ""
-) -> ReturnsSummary:
-    """Record the fund calls a pain.002 status report rejects, all or nothing.
+# Progress points of ``record_returns`` (where the crash tests kill it).
+RETURN_POSTED = "return.posted"  # inside the file's transaction, after the n-th return
+RETURNS_COMMITTED = "returns.committed"
 
-    Each rejected collection gets the mirror of its fund call posting (journal
-    ``billing.return``: debit ``insurer_receivable:<amc>``, credit ``bank:operator``) and a
-    ``fund_call_returns`` row with the reason code. A fund call already returned is
-    reported, not posted again; an end-to-end id that names no fund call, or a return
-    whose amount differs, is an error and then nothing of the report is recorded.
+
+def record_returns(
+    platform: Platform,
+    data: bytes,
+    *,
+    actor: str = ACTOR,
+    source: str = "",
+    progress: Progress = quiet,
+) -> ReturnsSummary:
+    """Record what a bank file returns, all or nothing: fund calls and provider transfers.
+
+    The file is a pain.002 status report (``RJCT`` transactions) or a camt.054
+    notification (transactions with return information). A rejected fund call gets the
+    mirror of its posting (journal ``billing.return``: debit ``insurer_receivable:<amc>``,
+    credit ``bank:operator``) and a ``fund_call_returns`` row with the reason code; a
+    returned credit transfer to a provider is recorded by
+    :func:`tierspayant.services.payment_returns.post_transfer_return`. Anything already
+    returned is reported, not posted again; an end-to-end id that names nothing we sent,
+    or a return whose amount differs, is an error and then nothing of the file is
+    recorded.
     """
-    report = parse_status_report(data)
+    report = parse_returns_file(data)
     rejected: dict[str, TransactionStatus] = {}
     for tx in report.transactions:
         if tx.rejected:
@@ -495,9 +512,27 @@ def record_returns(
     recorded: list[ReturnedCall] = []
     already: list[ReturnedCall] = []
     errors: list[ReturnProblem] = []
-    with platform.engine.begin() as conn:
+    transfers: list[payment_returns.ReturnedTransfer] = []
+    transfers_already: list[payment_returns.ReturnedTransfer] = []
+    # The write lock from the first read (SQLite; PostgreSQL locks the rows it reads):
+    # two operators reading the same file at once record it once.
+    with write_transaction(platform.engine) as conn:
         found: list[tuple[store.StatementRow, TransactionStatus]] = []
+        sent: list[tuple[SentTransfer, TransactionStatus]] = []
         for e2e, tx in sorted(rejected.items()):
+            if payment_returns.is_transfer_id(e2e):
+                # The payment row is locked first (PostgreSQL): two operators reading the
+                # same file record it once, the second finding the first's return.
+                transfer = payment_returns.match_transfer(conn, tx)
+                if isinstance(transfer, payment_returns.TransferProblem):
+                    errors.append(ReturnProblem(e2e, transfer.code, transfer.message))
+                    continue
+                previous_transfer = payment_returns.already_returned(conn, e2e)
+                if previous_transfer is not None:
+                    transfers_already.append(previous_transfer)
+                else:
+                    sent.append((transfer, tx))
+                continue
             match = _returned_statement(conn, tx)
             if isinstance(match, ReturnProblem):
                 errors.append(match)
@@ -514,6 +549,14 @@ def record_returns(
         if not errors:
             for row, tx in found:
                 recorded.append(_post_return(platform, conn, row, tx, report, actor))
+                progress(RETURN_POSTED, len(recorded))
+            for transfer, tx in sent:
+                transfers.append(
+                    payment_returns.post_transfer_return(
+                        platform, conn, transfer, tx, report, actor
+                    )
+                )
+                progress(RETURN_POSTED, len(recorded) + len(transfers))
         audit.append(
             conn,
             at=now,
@@ -525,11 +568,20 @@ def record_returns(
                 "source": source[:200] or None,
                 "recorded": len(recorded),
                 "already": len(already),
+                "transfers": len(transfers),
+                "transfers_already": len(transfers_already),
                 "errors": len(errors),
             },
         )
+    progress(RETURNS_COMMITTED, len(recorded) + len(transfers))
     return ReturnsSummary(
-        report.message_id, tuple(recorded), tuple(already), tuple(errors), not_rejected
+        report.message_id,
+        tuple(recorded),
+        tuple(already),
+        tuple(errors),
+        not_rejected,
+        tuple(transfers),
+        tuple(transfers_already),
     )
 
 

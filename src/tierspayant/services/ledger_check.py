@@ -9,8 +9,10 @@ Three kinds of proof, each a sum compared with another sum, to the cent:
   engagements (and those of withdrawn claims);
 - money runs: payments, recoveries, undue amounts, operator fees, fund calls and their
   returns posted equal what the remittances, undue records, statements and recorded
-  returns say; what providers still owe as undue equals the open undue amounts; the bank
-  account holds exactly the fund calls collected, less returns and transfers.
+  returns say; returned transfers to providers and those paid again equal their records;
+  what providers still owe as undue equals the open undue amounts; the bank account
+  holds exactly the fund calls collected, less returns and transfers, plus the transfers
+  that came back and were not paid again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tierspayant.domain.accounting import Journal
 from tierspayant.domain.ledger import BANK, FEES
 from tierspayant.store import ledger
 from tierspayant.store import overpayments as store
+from tierspayant.store import payment_returns as transfer_returns
 from tierspayant.store.claims import engaged_totals
 
 
@@ -89,6 +92,7 @@ def _reconciliations(conn: Connection) -> list[Difference]:
     returned = totals.returned_cents
     transferred = totals.remitted_net_cents
     engaged, engaged_withdrawn = engaged_totals(conn)
+    transfers_back = transfer_returns.totals(conn)
     return [
         Difference(
             "engagement postings vs lines paid on engagements",
@@ -153,8 +157,27 @@ def _reconciliations(conn: Connection) -> list[Difference]:
             returned,
         ),
         Difference(
+            "returned transfer postings vs recorded transfer returns",
+            transfers_back.returned_cents,
+            journals.get(Journal.TRANSFER_RETURN.value, 0),
+        ),
+        Difference(
+            "reissue postings vs returned transfers paid again in payments",
+            transfers_back.payments_reissued_cents,
+            journals.get(Journal.TRANSFER_REISSUE.value, 0),
+        ),
+        Difference(
+            "returned transfers marked paid again vs payments",
+            transfers_back.payments_reissued_cents,
+            transfers_back.reissued_cents,
+        ),
+        Difference(
             "bank account vs fund calls less returns and transfers",
-            called - returned - transferred,
+            called
+            - returned
+            - transferred
+            + transfers_back.returned_cents
+            - transfers_back.payments_reissued_cents,
             ledger.balance(conn, BANK),
         ),
     ]

@@ -65,6 +65,8 @@ from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError, Unprocessable
 from tierspayant.store import audit, ledger, overpayments, runs
+from tierspayant.store import bank_details as bank_store
+from tierspayant.store import payment_returns as returns_store
 from tierspayant.store import payments as store
 from tierspayant.store.keys import OPERATOR_SCOPE
 
@@ -325,6 +327,9 @@ class PaymentRunSummary:
     # Providers with adjudicated lines still unpaid once this execution ended: adjudicated
     # after the cutoff, or no IBAN. A later payment date pays them.
     unpaid_providers: int = 0
+    # Left unpaid for their bank details: new ones in their cooling-off period, or a
+    # transfer returned from the account they still have (see docs/money.md).
+    held_for_bank_details: tuple[str, ...] = ()
 
 
 def default_out_dir(platform: Platform, run_date: date) -> Path:
@@ -431,8 +436,9 @@ def run_payments(
         with platform.engine.connect() as conn:
             before = store.run_totals(conn, run_key)
         waiting: list[str] = []
+        held: list[str] = []
         if run.status != "done":
-            waiting = _remit_all(platform, run, owner, progress)
+            waiting, held = _remit_all(platform, run, owner, progress)
         target = out_dir or default_out_dir(platform, run_date)
         files = _write_files(platform, run_key, run_date, target, progress, max_transfer_cents)
         with platform.engine.begin() as conn:
@@ -451,6 +457,7 @@ def run_payments(
                         "transfers": transfers,
                         "net_cents": net,
                         "waiting_for_iban": len(waiting),
+                        "held_for_bank_details": len(held),
                     },
                 )
         with platform.engine.connect() as conn:
@@ -468,6 +475,7 @@ def run_payments(
         target,
         files,
         tuple(waiting),
+        tuple(held),
         resumed=before[0] > 0 or run.status == "done",
         already_done=run.status == "done",
         new_payments=counted - before[0],
@@ -478,29 +486,73 @@ def run_payments(
     )
 
 
-def _remit_all(platform: Platform, run: runs.Run, owner: str, progress: Progress) -> list[str]:
+def _remit_all(
+    platform: Platform, run: runs.Run, owner: str, progress: Progress
+) -> tuple[list[str], list[str]]:
     cutoff = _aware(run.cutoff)
     with platform.engine.connect() as conn:
-        provider_ids = store.providers_with_work(conn, cutoff)
+        provider_ids = sorted(
+            set(store.providers_with_work(conn, cutoff))
+            | set(returns_store.providers_with_open_returns(conn))
+        )
     waiting: list[str] = []
+    held: list[str] = []
     for n, provider_id in enumerate(provider_ids, start=1):
         with platform.engine.begin() as conn:
             renew(platform, conn, run.run_key, owner)
             store.lock_provider(conn, provider_id)
+            if store.payment_exists(conn, run.run_key, provider_id):
+                continue  # paid earlier in this run; newer lines wait for the next run
+            now = platform.now()
+            changing, returned = bank_store.payment_flags(conn, provider_id)
+            if changing:
+                # Verified bank details whose cooling-off ended by the payment date replace
+                # the provider's account now, in this transaction, before anything is paid.
+                bank_store.apply_due(conn, provider_id, run.run_date, now)
             payee = store.payee(conn, provider_id)
             if payee.iban_ct is None:
                 waiting.append(payee.am_number)
                 continue
-            if store.payment_exists(conn, run.run_key, provider_id):
-                continue  # paid earlier in this run; newer lines wait for the next run
-            _remit_provider(platform, conn, run, provider_id, cutoff)
+            reissue = (
+                _payable_returns(conn, provider_id, run.run_date) if changing or returned else []
+            )
+            if reissue is None:
+                held.append(payee.am_number)
+                continue
+            _remit_provider(platform, conn, run, provider_id, cutoff, reissue, now)
             progress(REMITTED, n)
         progress(COMMITTED, n)
-    return waiting
+    return waiting, held
+
+
+def _payable_returns(
+    conn: Connection, provider_id: int, run_date: date
+) -> list[returns_store.TransferReturn] | None:
+    """The provider's returned transfers to pay again now, or None to hold its payment.
+
+    Held while verified new bank details wait for the end of their cooling-off period
+    (the account on file may be the closed one), or while a returned transfer went to
+    the account the provider still has (paying there would come back again).
+    """
+    if bank_store.cooling_off(conn, provider_id, run_date) is not None:
+        return None
+    open_returns = returns_store.open_returns(conn, provider_id)
+    if not open_returns:
+        return []
+    current = bank_store.account_version(conn, provider_id)
+    if any(r.account_version == current for r in open_returns):
+        return None
+    return open_returns
 
 
 def _remit_provider(
-    platform: Platform, conn: Connection, run: runs.Run, provider_id: int, cutoff: datetime
+    platform: Platform,
+    conn: Connection,
+    run: runs.Run,
+    provider_id: int,
+    cutoff: datetime,
+    reissue: list[returns_store.TransferReturn],
+    now: datetime,
 ) -> None:
     lines, gross = store.remit_lines(
         conn,
@@ -509,13 +561,13 @@ def _remit_provider(
         cutoff=cutoff,
         bill_period=period_of(run.run_date),
     )
-    if lines == 0:
+    reissued = sum(r.cents for r in reissue)
+    if lines == 0 and reissued == 0:
         return
     open_items = overpayments.open_undue(conn, provider_id, cutoff)
     netting = net_payment(gross, sum(cents for _, cents in open_items))
     allocations = list(allocate_recovery(netting.recovered_cents, open_items))
     overpayments.insert_recoveries(conn, run.run_key, provider_id, allocations)
-    now = platform.now()
     if netting.recovered_cents:
         ledger.post(
             conn,
@@ -528,6 +580,13 @@ def _remit_provider(
             accounting.payment(run.run_key, provider_id, run.run_date, netting.net_cents),
             at=now,
         )
+    if reissued:
+        ledger.post(
+            conn,
+            accounting.transfer_reissue(run.run_key, provider_id, run.run_date, reissued),
+            at=now,
+        )
+        returns_store.mark_reissued(conn, [r.end_to_end_id for r in reissue], run.run_key)
     store.insert_payment(
         conn,
         store.PaymentRow(
@@ -538,6 +597,7 @@ def _remit_provider(
             gross,
             netting.recovered_cents,
             netting.net_cents,
+            reissued,
         ),
         now,
     )
@@ -629,7 +689,7 @@ def _transfers(
         for payment, payee in store.run_payees(payees_conn, run_key, transfers_only=True):
             payment_transfer = Transfer(
                 end_to_end_id=end_to_end_id(run_date, str(payee.provider_id)),
-                cents=payment.net_cents,
+                cents=payment.transfer_cents,
                 name=payee.name,
                 iban=ibans.iban(payee),
                 bic=payee.bic,
@@ -650,8 +710,9 @@ def remittance_header(payment: store.PaymentRow, payee: store.Payee) -> Remittan
         net_cents=payment.net_cents,
         lines=payment.lines,
         end_to_end_id=end_to_end_id(payment.payment_date, str(payment.provider_id))
-        if payment.net_cents
+        if payment.transfer_cents
         else "",
+        reissued_cents=payment.reissued_cents,
     )
 
 

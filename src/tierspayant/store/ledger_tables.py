@@ -91,10 +91,14 @@ payments = Table(
     Column("recovered_cents", BigInteger, nullable=False),  # undue amounts deducted
     Column("net_cents", BigInteger, nullable=False),  # the credit transfer
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Returned transfers paid again with this payment (migration 0013): the credit
+    # transfer is net_cents + reissued_cents.
+    Column("reissued_cents", BigInteger, nullable=False, server_default="0"),
     CheckConstraint(
         "net_cents >= 0 AND recovered_cents >= 0 AND net_cents + recovered_cents = gross_cents",
         name="netting",
     ),
+    CheckConstraint("reissued_cents >= 0", name="reissued"),
     Index("ix_payments_provider", "provider_id", "payment_date"),
 )
 

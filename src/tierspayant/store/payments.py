@@ -212,6 +212,12 @@ class PaymentRow:
     gross_cents: int
     recovered_cents: int
     net_cents: int
+    reissued_cents: int = 0  # returned transfers paid again with this one
+
+    @property
+    def transfer_cents(self) -> int:
+        """The credit transfer: the net payment and the returned transfers paid again."""
+        return self.net_cents + self.reissued_cents
 
 
 def _payment(row: object) -> PaymentRow:
@@ -223,6 +229,7 @@ def _payment(row: object) -> PaymentRow:
         gross_cents=int(row.gross_cents),  # type: ignore[attr-defined]
         recovered_cents=int(row.recovered_cents),  # type: ignore[attr-defined]
         net_cents=int(row.net_cents),  # type: ignore[attr-defined]
+        reissued_cents=int(row.reissued_cents),  # type: ignore[attr-defined]
     )
 
 
@@ -236,6 +243,7 @@ def insert_payment(conn: Connection, row: PaymentRow, at: datetime) -> None:
             gross_cents=row.gross_cents,
             recovered_cents=row.recovered_cents,
             net_cents=row.net_cents,
+            reissued_cents=row.reissued_cents,
             created_at=at,
         )
     )
@@ -249,13 +257,17 @@ def run_payments(conn: Connection, run_key: str) -> Iterator[PaymentRow]:
 
 
 def run_totals(conn: Connection, run_key: str) -> tuple[int, int, int, int]:
-    """(payments, transfers, gross cents, net cents) of a run."""
+    """(payments, transfers, gross cents, transferred cents) of a run.
+
+    A transfer carries the net payment and the returned transfers paid again with it.
+    """
+    transfer = payments.c.net_cents + payments.c.reissued_cents
     row = conn.execute(
         select(
             func.count(),
-            func.coalesce(func.sum(case((payments.c.net_cents > 0, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((transfer > 0, 1), else_=0)), 0),
             func.coalesce(func.sum(payments.c.gross_cents), 0),
-            func.coalesce(func.sum(payments.c.net_cents), 0),
+            func.coalesce(func.sum(transfer), 0),
         ).where(payments.c.run_key == run_key)
     ).one()
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
@@ -460,6 +472,6 @@ def run_payees(
         .order_by(payments.c.provider_id)
     )
     if transfers_only:
-        query = query.where(payments.c.net_cents > 0)
+        query = query.where(payments.c.net_cents + payments.c.reissued_cents > 0)
     for row in conn.execution_options(yield_per=2000).execute(query):
         yield _payment(row), _payee(row)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tierspayant.store import (  # noqa: F401  (each import registers its tables)
     accounts_tables,
+    bank_tables,
     cards_tables,
     claims_tables,
     containment_tables,

@@ -9,17 +9,24 @@ typed in a URL can reach another insurer's file or leave the billing folder.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response
 
 from tierspayant.domain.adjudication import REASONS, Reason
-from tierspayant.services import billing, portal_actions, portal_views
+from tierspayant.domain.errors import DomainError
+from tierspayant.services import (
+    bank_details,
+    billing,
+    payment_returns,
+    portal_actions,
+    portal_views,
+)
 from tierspayant.web import charts
 from tierspayant.web.policy import policy
-from tierspayant.web.render import MESSAGES, render
-from tierspayant.web.session import Portal, PortalSession, csrf_protect, platform_of, requires
+from tierspayant.web.render import MESSAGES, french_message, render
+from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
 
 PORTAL = Portal.INSURER
 RULE = policy(PORTAL.rule)
@@ -95,6 +102,7 @@ def router() -> APIRouter:
         insurer_id, _ = _staff_insurer(request, session)
         rows = portal_views.statements(platform_of(request), insurer_id)
         returned = billing.returned_fund_calls(platform_of(request), insurer_id)
+        transfers = payment_returns.insurer_returns(platform_of(request), insurer_id)
         return render(
             request,
             "insurer/statements.html",
@@ -102,7 +110,39 @@ def router() -> APIRouter:
             rows=rows,
             documents=DOCUMENTS,
             returned=returned,
+            transfers=transfers,
         )
+
+    def bank_page(request: Request, session: Staff, **context: Any) -> Response:
+        changes = bank_details.pending_changes(platform_of(request), session.info.principal)
+        return render(
+            request, "insurer/bank_details.html", portal=PORTAL, changes=changes, **context
+        )
+
+    @routes.get("/coordonnees-bancaires", **RULE)
+    def bank_changes(request: Request, session: Staff) -> Response:
+        return bank_page(request, session)
+
+    @routes.post("/coordonnees-bancaires/{change_id}", **RULE)
+    def bank_decide(request: Request, session: Staff, form: Form, change_id: int) -> Response:
+        platform, principal = platform_of(request), session.info.principal
+        visible = {c.id for c in bank_details.pending_changes(platform, principal)}
+        if change_id not in visible:
+            return _not_found(request)
+        try:
+            if form.get("decision") == "refuse":
+                bank_details.refuse_change(platform, principal, change_id)
+                notice = f"Changement {change_id} refusé : rien ne sera versé sur ce compte."
+            else:
+                method = str(form.get("method") or "")[:20]
+                done = bank_details.verify_change(platform, principal, change_id, method)
+                notice = (
+                    f"Changement {change_id} vérifié : premiers virements à partir du "
+                    f"{done.effective_on:%d/%m/%Y}."
+                )
+        except DomainError as exc:
+            return bank_page(request, session, error=french_message(exc), code=exc.code)
+        return bank_page(request, session, notice=notice)
 
     @routes.get("/releves/{period}/{document}", **RULE)
     def download(request: Request, session: Staff, period: str, document: str) -> Response:

@@ -28,7 +28,15 @@ from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import PricingLine, PricingResult
 from tierspayant.formats import harmonised_card
 from tierspayant.security.principal import Principal
-from tierspayant.services import claims, engagements, payments, portal_views, prior_auth
+from tierspayant.services import (
+    bank_details,
+    claims,
+    engagements,
+    payment_returns,
+    payments,
+    portal_views,
+    prior_auth,
+)
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import CardData
@@ -474,8 +482,45 @@ def router() -> APIRouter:
 
     @routes.get("/paiements", **RULE)
     def payments_list(request: Request, session: Provider) -> Response:
-        rows = payments.list_remittances(platform_of(request), session.info.principal)
-        return render(request, "provider/payments.html", portal=PORTAL, rows=rows)
+        platform, principal = platform_of(request), session.info.principal
+        rows = payments.list_remittances(platform, principal)
+        returned = payment_returns.provider_returns(platform, principal)
+        return render(
+            request, "provider/payments.html", portal=PORTAL, rows=rows, returned=returned
+        )
+
+    def bank_page(request: Request, session: Provider, **context: Any) -> Response:
+        platform = platform_of(request)
+        view = bank_details.provider_view(platform, session.info.principal)
+        return render(
+            request,
+            "provider/bank_details.html",
+            portal=PORTAL,
+            view=view,
+            cooling_off_days=platform.settings.billing.bank_change_cooling_off_days,
+            **context,
+        )
+
+    @routes.get("/coordonnees-bancaires", **RULE)
+    def bank_form(request: Request, session: Provider) -> Response:
+        return bank_page(request, session)
+
+    @routes.post("/coordonnees-bancaires", **RULE)
+    def bank_request(request: Request, session: Provider, form: Form) -> Response:
+        iban = str(form.get("iban") or "")[:60]
+        bic = str(form.get("bic") or "").strip()[:11] or None
+        try:
+            bank_details.request_change(platform_of(request), session.info.principal, iban, bic)
+        except DomainError as exc:
+            return bank_page(request, session, error=french_message(exc), code=exc.code)
+        return bank_page(
+            request,
+            session,
+            notice=(
+                "Demande enregistrée. Vos virements restent versés sur le compte actuel "
+                "jusqu'à sa vérification par une autre personne et la fin du délai de sécurité."
+            ),
+        )
 
     @routes.get("/paiements/{advice_id}/avis.csv", **RULE)
     def remittance_csv(request: Request, session: Provider, advice_id: str) -> Response:

@@ -100,6 +100,14 @@ MESSAGES: dict[str, str] = {
     EligibilityCode.CARE_DATE_PAST: "La date des soins remonte à plus de deux ans.",
     CardCode.FAMILY_UNKNOWN: "Aucune carte ne peut être émise : pas de droits cette année.",
     **REFUSALS_FR,
+    DirectoryCode.BANK_CHANGE_PENDING: (
+        "Un changement de coordonnées bancaires attend déjà sa vérification."
+    ),
+    DirectoryCode.BANK_CHANGE_SAME_PERSON: (
+        "La personne qui a demandé le changement ne peut pas le vérifier."
+    ),
+    DirectoryCode.BANK_CHANGE_CLOSED: "Ce changement n'attend plus de vérification.",
+    DirectoryCode.BANK_CHANGE_METHOD: "Vérification : second_person ou provider_contact.",
 }
 
 

@@ -77,7 +77,7 @@ def _remittance_out(header: RemittanceHeader) -> RemittanceOut:
         lines=header.lines,
         accepted=amount(header.gross_cents),
         undue_recovered=amount(header.recovered_cents),
-        transferred=amount(header.net_cents),
+        transferred=amount(header.transfer_cents),
         end_to_end_id=header.end_to_end_id,
     )
 

@@ -1,0 +1,321 @@
+"""Returned credit transfers to providers: recorded once from the bank's camt.054 or
+pain.002, the provider owed again, its payments held until its bank details change, then
+paid again to the new account and never to the returned one."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from tests.camt054_support import Returned, notification
+from tests.conftest import SeededInsurer
+from tests.factories import make_french_iban
+from tests.money_support import ACCEPTED, REDUCED, adjudicated_claim, make_provider
+from tests.pain002_support import Tx, status_report
+from tierspayant.app.platform import Platform
+from tierspayant.cli.main import app
+from tierspayant.domain.ledger import BANK, AccountKind, account
+from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
+from tierspayant.services import bank_details, billing, ledger_check, payment_returns, payments
+from tierspayant.services.providers import Provider
+from tierspayant.store import ledger
+from tierspayant.store.bank_tables import provider_transfer_returns
+from tierspayant.store.tables import audit_events
+
+FIRST_RUN = date(2026, 11, 10)
+
+
+def at(day: date, hour: int = 9) -> Callable[[], datetime]:
+    return lambda: datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def provider_user(provider: Provider, name: str = "dr") -> Principal:
+    return Principal(
+        id=f"psc:{name}-{provider.id}",
+        kind=PrincipalKind.PROVIDER_USER,
+        strength=AuthStrength.AAL2,
+        provider_id=provider.id,
+        provider_am_number=provider.am_number,
+        structure=provider.am_number,
+    )
+
+
+def operator(name: str) -> Principal:
+    return Principal(
+        id=f"operator:{name}", kind=PrincipalKind.OPERATOR_STAFF, strength=AuthStrength.AAL2
+    )
+
+
+def _balance(platform: Platform, name: str) -> int:
+    with platform.engine.connect() as conn:
+        return ledger.balance(conn, name)
+
+
+def _postings(platform: Platform) -> int:
+    with platform.engine.connect() as conn:
+        return ledger.check(conn).postings
+
+
+def _events(platform: Platform, action: str) -> int:
+    with platform.engine.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).where(audit_events.c.action == action)).scalar_one()
+        )
+
+
+def _transfers(path: Path) -> dict[str, tuple[str, str]]:
+    """End-to-end id → (amount, IBAN) of each transfer of a pain.001 file."""
+    text = path.read_text(encoding="utf-8")
+    found = re.findall(
+        r"<EndToEndId>([^<]+)</EndToEndId>.*?<InstdAmt Ccy=\"EUR\">([^<]+)</InstdAmt>"
+        r".*?<CdtrAcct><Id><IBAN>([^<]+)</IBAN>",
+        text,
+        flags=re.S,
+    )
+    return {e2e: (amount, iban) for e2e, amount, iban in found}
+
+
+def _cli(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(platform.settings.data_dir))
+    monkeypatch.setenv("TIERSPAYANT_DATABASE_URL", platform.settings.database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    return CliRunner()
+
+
+def _paid_once(
+    platform: Platform,
+    seed_insurer: Callable[..., SeededInsurer],
+    tmp_path: Path,
+    seed: int,
+    day: date = FIRST_RUN,
+) -> tuple[SeededInsurer, Provider, str, Path]:
+    """A provider paid 10.50 EUR on ``day``: the insurer, provider, e2e id, pain.001.
+
+    Each test pays on a day of its own: PostgreSQL tests share a database per module.
+    """
+    platform.clock = at(day)
+    insurer = seed_insurer(platform)
+    provider = make_provider(platform, random.Random(seed))
+    adjudicated_claim(
+        platform, insurer_id=insurer.id, amc_number=insurer.amc_number,
+        provider_id=provider.id, lines=(ACCEPTED, REDUCED),
+    )  # fmt: skip
+    summary = payments.run_payments(platform, day, out_dir=tmp_path / "pay1")
+    e2e = f"TP{day:%Y%m%d}-{provider.id}"
+    pain001 = summary.files[0]
+    assert _transfers(pain001)[e2e][0] == "10.50"
+    return insurer, provider, e2e, pain001
+
+
+def test_a_returned_transfer_is_owed_again_held_then_paid_to_the_new_account(
+    platform: Platform,
+    seed_insurer: Callable[..., SeededInsurer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a provider paid 10.50 EUR, and the bank's camt.054 a few days later: the
+    # transfer came back (AC04, account closed), among ordinary credits
+    insurer, provider, e2e, pain001 = _paid_once(platform, seed_insurer, tmp_path, 31)
+    old_iban = _transfers(pain001)[e2e][1]
+    payable = account(AccountKind.PROVIDER_PAYABLE, provider.id)
+    bank_before, payable_before = _balance(platform, BANK), _balance(platform, payable)
+    camt = tmp_path / "camt054.xml"
+    camt.write_bytes(notification([Returned(e2e, "10.50")], other_entries=2))
+    platform.clock = at(date(2026, 11, 13))
+    runner = _cli(platform, monkeypatch)
+
+    # When the operator records it
+    first = runner.invoke(app, ["bill", "returns", str(camt)])
+
+    # Then the money is back in our account and we owe the provider again
+    assert first.exit_code == 0, first.output
+    assert f"virement retourné enregistré: {e2e} 10.50 EUR motif AC04" in first.output
+    assert _balance(platform, BANK) == bank_before + 1050
+    assert _balance(platform, payable) == payable_before - 1050  # a credit: owed to them
+    assert ledger_check.check_ledger(platform).ok
+    postings = _postings(platform)
+
+    # When the same file is read again
+    again = runner.invoke(app, ["bill", "returns", str(camt)])
+
+    # Then nothing changes, and it says so
+    assert again.exit_code == 0, again.output
+    assert f"déjà enregistré: {e2e}" in again.output
+    assert _postings(platform) == postings
+    with platform.engine.connect() as conn:
+        recorded = select(func.count()).where(provider_transfer_returns.c.end_to_end_id == e2e)
+        assert conn.execute(recorded).scalar_one() == 1
+
+    # And the provider and the insurer see it
+    user = provider_user(provider)
+    [seen] = payment_returns.provider_returns(platform, user)
+    assert (seen.end_to_end_id, seen.cents, seen.status) == (e2e, 1050, "waiting_for_new_details")
+    assert [r.end_to_end_id for r in payment_returns.insurer_returns(platform, insurer.id)] == [e2e]
+
+    # When a new claim is adjudicated and paid while the account is still the returned one
+    platform.clock = at(date(2026, 11, 16))
+    adjudicated_claim(
+        platform, insurer_id=insurer.id, amc_number=insurer.amc_number,
+        provider_id=provider.id, lines=(ACCEPTED,),
+    )  # fmt: skip
+    held = payments.run_payments(platform, date(2026, 11, 16), out_dir=tmp_path / "pay2")
+
+    # Then nothing is sent to the returned account: the provider is held
+    assert held.held_for_bank_details == (provider.am_number,)
+    assert held.transfers == 0
+
+    # When the provider gives new details, and operator staff verify them by phone
+    new_iban = make_french_iban(random.Random(99))
+    change = bank_details.request_change(platform, user, new_iban)
+    verified = bank_details.verify_change(
+        platform, operator("alice"), change.id, "provider_contact"
+    )
+
+    # Then they apply three business days later (Monday → Thursday), not before
+    assert verified.effective_on == date(2026, 11, 19)
+    platform.clock = at(date(2026, 11, 18))
+    cooling = payments.run_payments(platform, date(2026, 11, 18), out_dir=tmp_path / "pay3")
+    assert cooling.held_for_bank_details == (provider.am_number,)
+    assert cooling.transfers == 0
+
+    # When the run of the day the new details apply pays
+    platform.clock = at(date(2026, 11, 19))
+    paid = payments.run_payments(platform, date(2026, 11, 19), out_dir=tmp_path / "pay4")
+
+    # Then one transfer to the new account carries the returned 10.50 and the new 3.50
+    [(amount_paid, iban)] = _transfers(paid.files[0]).values()
+    assert (amount_paid, iban) == ("14.00", new_iban)
+    [advice] = [p for p in paid.files if p.suffix == ".csv"]
+    rows = advice.read_text(encoding="utf-8").splitlines()
+    assert rows[-2:] == [
+        "virements_retournes_payes;10.50",
+        f"virement;14.00;TP20261119-{provider.id}",
+    ]
+    assert iban != old_iban
+    assert _balance(platform, payable) == payable_before
+    [repaid] = payment_returns.provider_returns(platform, user)
+    assert (repaid.status, repaid.repaid_in) == ("repaid", "2026-11-19")
+    report = ledger_check.check_ledger(platform)
+    assert report.ok, report
+
+    # And a rerun of that run pays nothing twice and writes the same transfer file
+    before = paid.files[0].read_bytes()
+    rerun = payments.run_payments(platform, date(2026, 11, 19), out_dir=tmp_path / "pay4")
+    assert rerun.files[0].read_bytes() == before
+    assert ledger_check.check_ledger(platform).ok
+
+
+def test_a_pain002_reject_is_recorded_and_unknown_ids_refuse_the_whole_file(
+    platform: Platform,
+    seed_insurer: Callable[..., SeededInsurer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a provider paid, and a pain.002 that rejects its transfer and names another
+    # transfer we never sent
+    day = date(2026, 10, 6)
+    _, provider, e2e, _ = _paid_once(platform, seed_insurer, tmp_path, 32, day)
+    unknown = f"TP{day:%Y%m%d}-{provider.id + 1000}"
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(
+        status_report(
+            [Tx(e2e, reason="AC01", amount="10.50"), Tx(unknown, reason="AC01")],
+            message_id="STS-PAY-1", original_message_id="TP-PAY-2026-10-06",
+        )
+    )  # fmt: skip
+    postings = _postings(platform)
+    events_before = _events(platform, "payments.return")
+    runner = _cli(platform, monkeypatch)
+
+    # When the operator records it
+    refused = runner.invoke(app, ["bill", "returns", str(bad)])
+
+    # Then the unknown id is named with its code, and nothing of the file is recorded
+    assert refused.exit_code == 1
+    assert (
+        f"[returns.unknown_transfer] {unknown}: aucun virement à un professionnel ne porte "
+        "cette référence" in refused.output
+    )
+    assert "rien n'a été enregistré" in refused.output
+    assert _postings(platform) == postings
+
+    # When the amount differs from the transfer
+    wrong = tmp_path / "wrong.xml"
+    wrong.write_bytes(status_report([Tx(e2e, reason="AC01", amount="10.49")], message_id="S2"))
+    mismatch = runner.invoke(app, ["bill", "returns", str(wrong)])
+    assert mismatch.exit_code == 1
+    assert f"[returns.transfer_amount] {e2e}: le montant retourné diffère" in mismatch.output
+
+    # When the right report comes
+    good = tmp_path / "good.xml"
+    good.write_bytes(status_report([Tx(e2e, reason="AC01", amount="10.50")], message_id="S3"))
+    summary = billing.record_returns(platform, good.read_bytes(), source="good.xml")
+
+    # Then the transfer is recorded as returned, once
+    assert [(t.end_to_end_id, t.cents, t.reason_code) for t in summary.transfers] == [
+        (e2e, 1050, "AC01")
+    ]
+    assert ledger_check.check_ledger(platform).ok
+    assert _events(platform, "payments.return") == events_before + 1
+
+
+def test_a_file_of_another_kind_is_refused_with_its_code(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a camt.053 statement (not a notification)
+    path = tmp_path / "camt053.xml"
+    path.write_text(
+        '<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">'
+        "<BkToCstmrStmt/></Document>",
+        encoding="utf-8",
+    )
+    # When it is given to bill returns
+    result = _cli(platform, monkeypatch).invoke(app, ["bill", "returns", str(path)])
+    # Then it is refused with its code, exit 2
+    assert result.exit_code == 2
+    assert "[returns.kind]" in result.output
+
+
+def test_two_operators_reading_the_same_file_at_once_record_it_once(
+    platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
+) -> None:
+    # Given a paid provider and the bank's camt.054 returning its transfer
+    day = date(2026, 9, 7)
+    _, provider, e2e, _ = _paid_once(platform, seed_insurer, tmp_path, 33, day)
+    data = notification([Returned(e2e, "10.50")], message_id="CAMT-TWICE")
+    payable = account(AccountKind.PROVIDER_PAYABLE, provider.id)
+    before = _balance(platform, payable)
+    barrier = threading.Barrier(2)
+    results: list[billing.ReturnsSummary] = []
+    failures: list[BaseException] = []
+
+    def record() -> None:
+        barrier.wait()
+        try:
+            results.append(billing.record_returns(platform, data))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    # When two operators record it at the same moment
+    workers = [threading.Thread(target=record) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+
+    # Then one records it, the other finds it recorded, and the provider is owed it once
+    assert failures == []
+    assert sorted((len(r.transfers), len(r.transfers_already)) for r in results) == [
+        (0, 1),
+        (1, 0),
+    ]
+    assert _balance(platform, payable) == before - 1050
+    assert ledger_check.check_ledger(platform).ok
