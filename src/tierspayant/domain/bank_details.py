@@ -8,8 +8,10 @@ verified before (see ``docs/money.md``).
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from enum import StrEnum
+
+from tierspayant.domain.banking_calendar import add_business_days
 
 
 class VerificationMethod(StrEnum):
@@ -19,24 +21,10 @@ class VerificationMethod(StrEnum):
     PROVIDER_CONTACT = "provider_contact"  # confirmed by the provider's known contact
 
 
-def add_business_days(start: date, days: int) -> date:
-    """``days`` working days (Monday to Friday) after ``start``.
-
-    Bank holidays are not skipped here: a cooling-off period that ends on one only
-    delays the first transfer to the next payment run.
-    """
-    day = start
-    left = days
-    while left > 0:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            left -= 1
-    return day
-
-
 def first_payment_day(verified_on: date, cooling_off_days: int) -> date:
-    """The first payment date that may pay new details verified on ``verified_on``."""
-    return add_business_days(verified_on, cooling_off_days)
+    """The first payment date that may pay new details verified on ``verified_on``:
+    ``cooling_off_days`` TARGET2 business days later (the day itself with none)."""
+    return verified_on if cooling_off_days < 1 else add_business_days(verified_on, cooling_off_days)
 
 
 def iban_tail(iban: str) -> str:

@@ -475,7 +475,6 @@ def run_payments(
         target,
         files,
         tuple(waiting),
-        tuple(held),
         resumed=before[0] > 0 or run.status == "done",
         already_done=run.status == "done",
         new_payments=counted - before[0],
@@ -483,6 +482,7 @@ def run_payments(
         new_net_cents=net - before[3],
         cutoff=_aware(run.cutoff),
         unpaid_providers=unpaid,
+        held_for_bank_details=tuple(held),
     )
 
 

@@ -1,4 +1,4 @@
-"""Provider bank details changes and returned credit transfers (migration 0013).
+"""Provider bank details changes and returned credit transfers (migration 0014).
 
 ``provider_bank_changes`` holds every request to change a provider's bank account, from
 the request to its verification by a second person and the end of its cooling-off

@@ -91,7 +91,7 @@ payments = Table(
     Column("recovered_cents", BigInteger, nullable=False),  # undue amounts deducted
     Column("net_cents", BigInteger, nullable=False),  # the credit transfer
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # Returned transfers paid again with this payment (migration 0013): the credit
+    # Returned transfers paid again with this payment (migration 0014): the credit
     # transfer is net_cents + reissued_cents.
     Column("reissued_cents", BigInteger, nullable=False, server_default="0"),
     CheckConstraint(
