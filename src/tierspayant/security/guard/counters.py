@@ -461,7 +461,6 @@ class MemoryCounterStore:
                 events.update(merged)
                 self._touch(key, ttl)
             for key, (items, ttl) in snapshot.lists.items():
-                self._drop(key)
                 self._lists[key] = list(items)
                 self._touch(key, ttl)
             for key, (fields_, ttl) in snapshot.hashes.items():
@@ -469,7 +468,6 @@ class MemoryCounterStore:
                 self._hashes.setdefault(key, {}).update(fields_)
                 self._touch(key, ttl)
             for key, (value, ttl) in snapshot.counters.items():
-                self._drop(key)
                 self._ints[key] = value
                 self._touch(key, ttl)
             for key, flag_ttl in snapshot.flags.items():

@@ -202,6 +202,11 @@ def snapshot_of(
     hour = now.astimezone(UTC).strftime("%Y%m%d%H")
     minute_ago = now - timedelta(milliseconds=_RATE_WINDOW_MS)
 
+    midnights = [
+        (datetime.combine(first_day + timedelta(days=n), datetime.min.time(), zone), d)
+        for n in range((today - first_day).days + 1)
+        for d in (first_day + timedelta(days=n),)
+    ]
     seen: dict[str, set[str]] = defaultdict(set)
     answered: dict[str, set[str]] = defaultdict(set)
     active: dict[date, dict[str, str]] = defaultdict(dict)
@@ -252,9 +257,10 @@ def snapshot_of(
             continue
         if not event.with_proof:
             outcomes[p].append((event.at, _HIT if event.kind is PastKind.HIT else _MISS))
-        day = event.at.astimezone(zone).date()
-        if event.structure is None or day < first_day:
+        if event.structure is None or event.at < midnights[0][0]:
             continue
+        # The local day, from the midnights of the window (no time zone maths per event).
+        day = next(d for start, d in reversed(midnights) if event.at >= start)
         active[day].setdefault(event.structure, "unknown")
         if event.kind is PastKind.HIT and event.subject is not None:
             seen[f"seen:{event.structure}:{day}"].add(event.subject)
