@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,17 @@ from tests.api.world import RELAXED_GUARD
 from tests.conftest import SeededInsurer
 from tests.integration.claims_world import NOW, World, build_world
 from tests.support.own_redis import OwnRedis
+from tests.unit.security.test_guard_restore import state
 from tierspayant.app.platform import Platform, initialise, open_platform
 from tierspayant.config import Settings, load_settings
 from tierspayant.domain.care import CareDomain
-from tierspayant.domain.codes import GuardCode
-from tierspayant.security.guard import GuardPolicy, history_start
+from tierspayant.domain.codes import AuthCode, GuardCode
+from tierspayant.security.guard import GuardPolicy, MemoryCounterStore, Restorer, history_start
 from tierspayant.security.principal import AuthStrength, Principal
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import ServiceError
+from tierspayant.services.lookup import CardProof
+from tierspayant.store.lookup_history import AuditLookupHistory
 from tierspayant.store.security_tables import security_alerts
 
 CAP, PEOPLE, RESTART_BEFORE = 8, 12, 7
@@ -224,3 +228,40 @@ def test_the_rebuild_reads_from_the_judged_day_on() -> None:
     start = history_start(policy, NOW)
     assert start.isoformat() == "2026-11-27T00:00:00+01:00"
     assert (NOW - start).days >= 1
+
+
+def test_the_counters_rebuilt_from_the_database_equal_the_live_ones(
+    engine_name: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    seed_insurer: Callable[..., SeededInsurer],
+) -> None:
+    """Through the real services and the real audit log: a miss, a misread scan, hits,
+    then step-up requests past the soft cap (the principal is not stepped up); the
+    counters rebuilt from the database equal the guard's own, key by key."""
+    platform = initialise(_settings(engine_name, tmp_path, request))
+    try:
+        world, _ = _world(platform, seed_insurer, tmp_path)
+        principal = world.principal
+        nobody = replace(world.people[0].card, birth_date=date(1999, 1, 1))
+        check = RightsCheck(nobody, NOW.date(), (CareDomain.PHAR,))
+        assert check_rights(platform, principal, check) is not None  # a miss, same answer
+        with pytest.raises(ServiceError) as misread:
+            check_rights(platform, principal, check, CardProof("TP1:cut-sh"))
+        assert misread.value.code == "card.misread"
+        answers = [_lookup(platform, principal, world, person) for person in range(9)]
+        assert answers == ["ok"] * 7 + [AuthCode.STEP_UP_REQUIRED] * 2
+        guard = platform.guard
+        assert guard is not None
+        live = guard.counters.store  # type: ignore[attr-defined]
+        rebuilt = MemoryCounterStore()
+        restorer = Restorer(
+            rebuilt, AuditLookupHistory(platform.engine), guard.policy, platform.now
+        )
+        report = restorer.rebuild()
+        # 9 answers or step-ups, the miss, the misread; the early warning, the soft alert.
+        assert report.events == 9 + 1 + 1 + 2
+        assert state(rebuilt, platform.now()) == state(live, platform.now())
+        assert rebuilt.count_distinct(f"seen:{world.provider.structure}:{NOW.date()}") == 7
+    finally:
+        platform.close()

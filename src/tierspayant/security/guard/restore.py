@@ -314,7 +314,7 @@ class Restorer:
         clock: Callable[[], datetime],
         *,
         wait_seconds: float = 10.0,
-        lock_seconds: int = 300,
+        lock_seconds: int = 120,
     ) -> None:
         self.store = store
         self.history = history
