@@ -327,8 +327,12 @@ class Restorer:
 
     def ensure(self) -> None:
         """Make sure the counters are whole (see the class)."""
-        # Threads of one process queue here: one asks the store, the others find it done.
-        with self._local:
+        deadline = time.monotonic() + self.wait_seconds
+        # Threads of one process queue here, within the same deadline: one asks the
+        # store, the others find it done (or give up when the first is still waiting).
+        if not self._local.acquire(timeout=self.wait_seconds):
+            raise CounterStoreUnavailable("counters being rebuilt")
+        try:
             if self.store.has_flag(EPOCH_KEY):
                 return
             if self.store.set_once(LOCK_KEY, self.lock_seconds):
@@ -338,11 +342,12 @@ class Restorer:
                 finally:
                     self.store.delete(LOCK_KEY)
                 return
-            deadline = time.monotonic() + self.wait_seconds
             while time.monotonic() < deadline:
                 time.sleep(0.05)
                 if self.store.has_flag(EPOCH_KEY):
                     return
+        finally:
+            self._local.release()
         raise CounterStoreUnavailable("counters being rebuilt")
 
     def rebuild(self) -> RestoreReport:
