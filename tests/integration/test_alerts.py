@@ -39,6 +39,7 @@ from tierspayant.security.guard import (
     LookupContext,
     LookupOutcome,
     MemoryCounterStore,
+    RestoringCounterStore,
     Signal,
 )
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
@@ -493,5 +494,7 @@ def test_settings_choose_the_policy_the_webhook_and_the_counters(
     from_file = Settings(tmp_path, "sqlite://", tmp_path / "k.json", guard_policy=str(policy_file))
     guard = build_guard(from_file, engine)
     assert guard.policy.daily_caps["optician"] == 15
-    assert isinstance(guard.counters, MemoryCounterStore)
+    # In memory, rebuilt from the audit log at the first lookup of the process.
+    assert isinstance(guard.counters, RestoringCounterStore)
+    assert isinstance(guard.counters.store, MemoryCounterStore)
     assert isinstance(guard.history, GuardDailyHistory)

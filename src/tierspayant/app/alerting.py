@@ -1,8 +1,9 @@
 """Wiring of the guard and of the alerts' delivery from the settings.
 
 :func:`build_guard` gives a process its exfiltration guard (counters in Redis when
-``TIERSPAYANT_REDIS_URL`` is set, in memory otherwise; thresholds from
-``TIERSPAYANT_GUARD_POLICY``; calibration history from ``guard_daily``), and
+``TIERSPAYANT_REDIS_URL`` is set, in memory otherwise, rebuilt from the audit log when
+they come back empty; thresholds from ``TIERSPAYANT_GUARD_POLICY``; calibration history
+from ``guard_daily``), and
 :class:`AlertSink` posts security alerts to the team's webhook. The platform builds both
 once; the use cases of ``services/alerts.py`` raise alerts through them.
 """
@@ -10,7 +11,8 @@ once; the use cases of ``services/alerts.py`` raise alerts through them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,14 +20,27 @@ import structlog
 from sqlalchemy import Engine
 
 from tierspayant.config import Settings
-from tierspayant.security.guard import Guard, GuardPolicy, MemoryCounterStore, RedisCounterStore
+from tierspayant.security.guard import (
+    CounterStore,
+    Guard,
+    GuardPolicy,
+    MemoryCounterStore,
+    RedisCounterStore,
+    Restorer,
+    RestoringCounterStore,
+)
 from tierspayant.store.guard_figures import GuardDailyHistory
+from tierspayant.store.lookup_history import AuditLookupHistory
 
 log = structlog.get_logger("tierspayant.alerts")
 
 # Fields of ``Settings`` read by this module.
 WEBHOOK_SETTING = "alert_webhook_url"
 GUARD_POLICY_SETTING = "guard_policy"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class AlertSink:
@@ -91,11 +106,19 @@ def load_guard_policy(settings: Settings) -> GuardPolicy:
     return GuardPolicy.from_json(text)
 
 
-def build_guard(settings: Settings, engine: Engine) -> Guard:
-    """The process's guard: Redis counters when ``TIERSPAYANT_REDIS_URL`` is set."""
-    counters = (
+def build_guard(
+    settings: Settings, engine: Engine, clock: Callable[[], datetime] = _utc_now
+) -> Guard:
+    """The process's guard: Redis counters when ``TIERSPAYANT_REDIS_URL`` is set.
+
+    Either store starts without its epoch (a new process, a Redis restarted empty): the
+    first lookup then rebuilds the counters from the audit log (``docs/guard.md``).
+    """
+    store: CounterStore = (
         RedisCounterStore.from_url(settings.redis_url)
         if settings.redis_url
         else MemoryCounterStore()
     )
-    return Guard(counters, load_guard_policy(settings), GuardDailyHistory(engine))
+    policy = load_guard_policy(settings)
+    restorer = Restorer(store, AuditLookupHistory(engine), policy, clock)
+    return Guard(RestoringCounterStore(store, restorer), policy, GuardDailyHistory(engine))

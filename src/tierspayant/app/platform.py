@@ -74,7 +74,7 @@ class Platform:
         """The exfiltration guard (None only when switched off to benchmark it)."""
         if not self.settings.guard_enabled:
             return None
-        return build_guard(self.settings, self.engine)
+        return build_guard(self.settings, self.engine, self.now)
 
     @cached_property
     def alert_sink(self) -> AlertSink:

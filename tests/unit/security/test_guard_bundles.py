@@ -37,7 +37,7 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 BUNDLED, STEPWISE = "tp:guard:", "tp:guard-steps:"
 
 # Key pools, one per kind of value (the guard never mixes kinds under one key).
-FLAGS = ["susp:a", "susp:b", "once:x", "once:y", "invchk:s"]
+FLAGS = ["susp:a", "susp:b", "once:x", "once:y", "invchk:s", "epoch"]
 WINDOWS = ["rate:g", "rate:p:a", "rate:s:s"]
 HOLDS = ["nphold:s", "nphold:t"]
 LISTS = ["speed:a", "out:a", "out:b"]
@@ -52,6 +52,8 @@ TOKENS = ["t1", "t2", "t3"]
 
 
 def admission_by_steps(store: CounterStore, plan: AdmissionPlan) -> AdmissionCounts:
+    if plan.epoch_key is not None and not store.has_flag(plan.epoch_key):
+        return AdmissionCounts(empty=True)
     if store.has_flag(plan.flag_key):
         return AdmissionCounts(suspended=True)
     full = store.hit_windows(
@@ -74,6 +76,8 @@ def admission_by_steps(store: CounterStore, plan: AdmissionPlan) -> AdmissionCou
 
 
 def observation_by_steps(store: CounterStore, plan: ObservationPlan) -> ObservationCounts:
+    if plan.epoch_key is not None and not store.has_flag(plan.epoch_key):
+        return ObservationCounts(empty=True)
     ttl = plan.day_ttl_seconds
     store.hash_set(plan.active_key, plan.structure, plan.category, ttl)
     outcomes: list[str] = []
@@ -154,6 +158,8 @@ def admissions(draw: st.DrawFn, now_ms: int) -> Op:
         no_proof=draw(st.booleans()),
         outcomes_key=draw(st.sampled_from(LISTS)),
         answered_key=draw(st.sampled_from(SETS)),
+        # The epoch (a flag the setups set and delete): without it, nothing is done.
+        epoch_key=draw(st.none() | st.just("epoch")),
     )
     return Op("admission", lambda s: s.admission(plan), lambda s: admission_by_steps(s, plan))
 
@@ -181,6 +187,7 @@ def observations(draw: st.DrawFn) -> Op:
         judged_invoiced_key=draw(st.sampled_from(SETS)),
         min_looked=draw(st.integers(min_value=0, max_value=3)),
         once_keys=tuple(draw(st.lists(st.sampled_from(FLAGS), max_size=4, unique=True))),
+        epoch_key=draw(st.none() | st.just("epoch")),
     )
     return Op("observation", lambda s: s.observation(plan), lambda s: observation_by_steps(s, plan))
 

@@ -20,19 +20,23 @@ What it enforces (thresholds in :class:`GuardPolicy`, explained in ``docs/guard.
 
 When the counter store fails, the guard fails *closed*: :meth:`Guard.admit` denies with
 ``guard.unavailable`` and :meth:`Guard.observe` raises :class:`GuardUnavailable`, so an
-outage of Redis never opens the door to an uncounted scrape.
+outage of Redis never opens the door to an uncounted scrape; when it comes back empty,
+:class:`RestoringCounterStore` rebuilds the counters from the audit log before any
+lookup is counted again.
 
 The package's modules import one another in one direction: ``values`` (what the guard
 and its callers exchange) <- ``policy`` (thresholds' values, calibration) <- ``thresholds``
 (the table of signals and :func:`~thresholds.grade`) and ``counters`` (store protocol,
 bundled-operation plans, in-process store) <- ``redis_store`` <- ``core`` (the
-:class:`Guard`). Import from the package: every public name is here.
+:class:`Guard`) and ``restore`` (counters rebuilt from the audit log when their store
+comes back empty). Import from the package: every public name is here.
 """
 
 from tierspayant.security.guard.core import Guard, median_interval_ms
 from tierspayant.security.guard.counters import (
     AdmissionCounts,
     AdmissionPlan,
+    CounterSnapshot,
     CounterStore,
     MemoryCounterStore,
     ObservationCounts,
@@ -46,6 +50,17 @@ from tierspayant.security.guard.policy import (
     percentile_nearest_rank,
 )
 from tierspayant.security.guard.redis_store import RedisCounterStore
+from tierspayant.security.guard.restore import (
+    EPOCH_KEY,
+    LookupHistory,
+    PastEvent,
+    PastKind,
+    Restorer,
+    RestoreReport,
+    RestoringCounterStore,
+    history_start,
+    snapshot_of,
+)
 from tierspayant.security.guard.values import (
     DAY_SECONDS,
     THROTTLE_CODES,
@@ -69,6 +84,7 @@ from tierspayant.security.guard.values import (
 __all__ = [
     "DAY_SECONDS",
     "DEFAULT_DAILY_CAPS",
+    "EPOCH_KEY",
     "THROTTLE_CODES",
     "UNAVAILABLE",
     "ActorKind",
@@ -76,6 +92,7 @@ __all__ = [
     "AdmissionCounts",
     "AdmissionPlan",
     "Caps",
+    "CounterSnapshot",
     "CounterStore",
     "CounterStoreUnavailable",
     "DailyFigures",
@@ -85,17 +102,25 @@ __all__ = [
     "HistoryProvider",
     "Level",
     "LookupContext",
+    "LookupHistory",
     "LookupOutcome",
     "MemoryCounterStore",
     "ObservationCounts",
     "ObservationPlan",
     "OutcomeKind",
+    "PastEvent",
+    "PastKind",
     "ProofFault",
     "RedisCounterStore",
+    "RestoreReport",
+    "Restorer",
+    "RestoringCounterStore",
     "Signal",
     "Verdict",
     "calibrate",
     "context_for",
+    "history_start",
     "median_interval_ms",
     "percentile_nearest_rank",
+    "snapshot_of",
 ]

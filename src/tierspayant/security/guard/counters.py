@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -15,11 +15,13 @@ from typing import Protocol
 class AdmissionPlan:
     """The counter work of one admission, done by :meth:`CounterStore.admission`.
 
-    In this order, atomically: stop if ``flag_key`` is set (the principal is suspended);
-    count ``member`` in the sliding windows as :meth:`CounterStore.hit_windows` does and
-    stop if one is full; if ``pace``, push ``pace_value`` onto ``pace_key`` as
-    :meth:`CounterStore.push_recent` does; read the size of ``seen_key``; if ``no_proof``,
-    read the list at ``outcomes_key`` and the size of ``answered_key``.
+    In this order, atomically: stop if ``epoch_key`` is given and absent (the store came
+    back empty and its counters are not rebuilt yet); stop if ``flag_key`` is set (the
+    principal is suspended); count ``member`` in the sliding windows as
+    :meth:`CounterStore.hit_windows` does and stop if one is full; if ``pace``, push
+    ``pace_value`` onto ``pace_key`` as :meth:`CounterStore.push_recent` does; read the
+    size of ``seen_key``; if ``no_proof``, read the list at ``outcomes_key`` and the size
+    of ``answered_key``.
     """
 
     flag_key: str
@@ -37,6 +39,7 @@ class AdmissionPlan:
     no_proof: bool
     outcomes_key: str
     answered_key: str
+    epoch_key: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.window_keys) != len(self.window_limits):
@@ -47,9 +50,10 @@ class AdmissionPlan:
 class AdmissionCounts:
     """What :meth:`CounterStore.admission` found.
 
-    ``suspended``: it stopped at the flag (nothing else was done or read). ``full``: the
-    index of the first full window (nothing after it was done or read), or -1 when the
-    lookup was counted. The rest is read only when it got that far.
+    ``empty``: it stopped at the missing epoch (nothing was done or read). ``suspended``:
+    it stopped at the flag (nothing else was done or read). ``full``: the index of the
+    first full window (nothing after it was done or read), or -1 when the lookup was
+    counted. The rest is read only when it got that far.
     """
 
     suspended: bool = False
@@ -58,13 +62,15 @@ class AdmissionCounts:
     seen: int = 0
     outcomes: tuple[str, ...] = ()
     answered: int = 0
+    empty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ObservationPlan:
     """The counter work of one observed lookup, done by :meth:`CounterStore.observation`.
 
-    In this order, atomically: set field ``structure`` of hash ``active_key`` to
+    In this order, atomically: stop if ``epoch_key`` is given and absent (nothing done);
+    set field ``structure`` of hash ``active_key`` to
     ``category``; if ``no_proof``, push ``outcome`` onto ``outcomes_key`` (kept to
     ``outcomes_keep`` items); if ``subject`` is set (a hit), add it to ``seen_key`` and, if
     ``no_proof``, to ``answered_key``; if ``no_proof``, release the hold ``token`` of
@@ -94,6 +100,7 @@ class ObservationPlan:
     judged_invoiced_key: str
     min_looked: int
     once_keys: tuple[str, ...] = ()
+    epoch_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +109,8 @@ class ObservationCounts:
 
     ``checked`` is True for the first check of the day (``check_key`` was set now);
     ``invoiced`` is counted only when ``looked`` reaches the plan's ``min_looked``;
-    ``once_set`` has one entry per ``once_keys`` of the plan.
+    ``once_set`` has one entry per ``once_keys`` of the plan. ``empty``: it stopped at the
+    missing epoch.
     """
 
     outcomes: tuple[str, ...] = ()
@@ -112,6 +120,28 @@ class ObservationCounts:
     looked: int = 0
     invoiced: int = 0
     once_set: tuple[bool, ...] = ()
+    empty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CounterSnapshot:
+    """Counters rebuilt from the audit log, written at once by :meth:`CounterStore.restore`.
+
+    Each mapping goes from a logical key to its value and its time to live (seconds;
+    ``None``: no expiry). Sets and hashes are merged into what the key holds, windows get
+    their members added, lists and counters replace it (nothing writes them while the
+    store has no epoch: every admission stops there). ``epoch`` is written last, as the
+    flag ``epoch_key``: the mark that the counters are whole.
+    """
+
+    epoch_key: str
+    epoch: str
+    sets: Mapping[str, tuple[frozenset[str], int]] = field(default_factory=dict)
+    windows: Mapping[str, tuple[Mapping[str, int], int]] = field(default_factory=dict)
+    lists: Mapping[str, tuple[tuple[str, ...], int]] = field(default_factory=dict)
+    hashes: Mapping[str, tuple[Mapping[str, str], int]] = field(default_factory=dict)
+    counters: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    flags: Mapping[str, int | None] = field(default_factory=dict)
 
 
 class CounterStore(Protocol):
@@ -132,6 +162,12 @@ class CounterStore(Protocol):
 
     def observation(self, plan: ObservationPlan) -> ObservationCounts:
         """Do the counter work of an observed lookup (see :class:`ObservationPlan`)."""
+        ...
+
+    def restore(self, snapshot: CounterSnapshot) -> None:
+        """Write a rebuilt snapshot and its epoch in one atomic operation (see
+        :class:`CounterSnapshot`): a reader sees the counters without the epoch, or all
+        of them with it."""
         ...
 
     def step_up(
@@ -357,6 +393,8 @@ class MemoryCounterStore:
     def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
         """See :meth:`CounterStore.admission`."""
         with self._lock:
+            if plan.epoch_key is not None and not self._has_flag(plan.epoch_key):
+                return AdmissionCounts(empty=True)
             if self._has_flag(plan.flag_key):
                 return AdmissionCounts(suspended=True)
             full = self._hit_windows(
@@ -381,6 +419,8 @@ class MemoryCounterStore:
         """See :meth:`CounterStore.observation`."""
         ttl = plan.day_ttl_seconds
         with self._lock:
+            if plan.epoch_key is not None and not self._has_flag(plan.epoch_key):
+                return ObservationCounts(empty=True)
             self._hash_set(plan.active_key, plan.structure, plan.category, ttl)
             outcomes: list[str] = []
             if plan.no_proof:
@@ -404,6 +444,35 @@ class MemoryCounterStore:
             return ObservationCounts(
                 tuple(outcomes), seen, answered, checked, looked, invoiced, once_set
             )
+
+    def restore(self, snapshot: CounterSnapshot) -> None:
+        """See :meth:`CounterStore.restore`."""
+        with self._lock:
+            for key, (members, ttl) in snapshot.sets.items():
+                self._fresh(key)
+                self._sets.setdefault(key, set()).update(members)
+                self._touch(key, ttl)
+            for key, (scored, ttl) in snapshot.windows.items():
+                self._fresh(key)
+                events = self._zsets.setdefault(key, {})
+                # Keep the window in time order: the trimming reads it from the front.
+                merged = sorted({**events, **scored}.items(), key=lambda item: item[1])
+                events.clear()
+                events.update(merged)
+                self._touch(key, ttl)
+            for key, (items, ttl) in snapshot.lists.items():
+                self._lists[key] = list(items)
+                self._touch(key, ttl)
+            for key, (fields_, ttl) in snapshot.hashes.items():
+                self._fresh(key)
+                self._hashes.setdefault(key, {}).update(fields_)
+                self._touch(key, ttl)
+            for key, (value, ttl) in snapshot.counters.items():
+                self._ints[key] = value
+                self._touch(key, ttl)
+            for key, flag_ttl in snapshot.flags.items():
+                self._set_flag(key, flag_ttl)
+            self._set_flag(snapshot.epoch_key, None)
 
     def step_up(
         self,

@@ -12,6 +12,7 @@ from redis.commands.core import Script
 from tierspayant.security.guard.counters import (
     AdmissionCounts,
     AdmissionPlan,
+    CounterSnapshot,
     ObservationCounts,
     ObservationPlan,
 )
@@ -54,25 +55,28 @@ _COMMON_LUA = """
 return #redis.call('SINTER', KEYS[1], KEYS[2])
 """
 
-# KEYS: flag, pace, seen, outcomes, answered, then the windows.
+# KEYS: flag, pace, seen, outcomes, answered, epoch, then the windows.
 # ARGV: now, window, member, window ttl, pace?, pace value, pace keep, pace ttl, no proof?,
-# then one limit per window.
+# epoch?, then one limit per window.
 _ADMISSION_LUA = """
+if ARGV[10] == '1' and redis.call('EXISTS', KEYS[6]) == 0 then
+  return {2, -1}
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {1, -1}
 end
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local windows = #KEYS - 5
+local windows = #KEYS - 6
 for i = 1, windows do
-  redis.call('ZREMRANGEBYSCORE', KEYS[5 + i], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[5 + i]) >= tonumber(ARGV[9 + i]) then
+  redis.call('ZREMRANGEBYSCORE', KEYS[6 + i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[6 + i]) >= tonumber(ARGV[10 + i]) then
     return {0, i - 1}
   end
 end
 for i = 1, windows do
-  redis.call('ZADD', KEYS[5 + i], now, ARGV[3])
-  redis.call('EXPIRE', KEYS[5 + i], tonumber(ARGV[4]))
+  redis.call('ZADD', KEYS[6 + i], now, ARGV[3])
+  redis.call('EXPIRE', KEYS[6 + i], tonumber(ARGV[4]))
 end
 local pace = {}
 if ARGV[5] == '1' then
@@ -91,10 +95,13 @@ end
 return {0, -1, pace, seen, outcomes, answered}
 """
 
-# KEYS: active, outcomes, seen, answered, holds, check, judged seen, judged invoiced, then
-# the once keys. ARGV: structure, category, day ttl, no proof?, outcome, keep, outcomes
-# ttl, hit?, subject, token, check ttl, min looked.
+# KEYS: active, outcomes, seen, answered, holds, check, judged seen, judged invoiced,
+# epoch, then the once keys. ARGV: structure, category, day ttl, no proof?, outcome, keep,
+# outcomes ttl, hit?, subject, token, check ttl, min looked, epoch?.
 _OBSERVATION_LUA = """
+if ARGV[13] == '1' and redis.call('EXISTS', KEYS[9]) == 0 then
+  return {}
+end
 local ttl = tonumber(ARGV[3])
 local no_proof = ARGV[4] == '1'
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -132,7 +139,7 @@ if redis.call('SET', KEYS[6], '1', 'EX', tonumber(ARGV[11]), 'NX') then
   end
 end
 local once_set = {}
-for i = 9, #KEYS do
+for i = 10, #KEYS do
   once_set[#once_set + 1] = redis.call('EXISTS', KEYS[i])
 end
 return {outcomes, seen, answered, checked, looked, invoiced, once_set}
@@ -164,6 +171,11 @@ def _texts(values: object) -> tuple[str, ...]:
 
 def _flag(value: bool) -> str:
     return "1" if value else "0"
+
+
+def _chunks(members: Sequence[str], size: int = 10_000) -> Iterator[Sequence[str]]:
+    for start in range(0, len(members), size):
+        yield members[start : start + size]
 
 
 class RedisCounterStore:
@@ -220,6 +232,7 @@ class RedisCounterStore:
             plan.seen_key,
             plan.outcomes_key,
             plan.answered_key,
+            plan.epoch_key or "epoch",
             *plan.window_keys,
         ]
         args: list[str | int] = [
@@ -232,10 +245,13 @@ class RedisCounterStore:
             plan.pace_keep,
             plan.pace_ttl_seconds,
             _flag(plan.no_proof),
+            _flag(plan.epoch_key is not None),
             *plan.window_limits,
         ]
         with self._errors("admission"):
             raw = self._run(self._admission, [self._k(k) for k in keys], args)
+        if int(raw[0]) == 2:
+            return AdmissionCounts(empty=True)
         if int(raw[0]) == 1:
             return AdmissionCounts(suspended=True)
         if int(raw[1]) >= 0:
@@ -254,6 +270,7 @@ class RedisCounterStore:
             plan.check_key,
             plan.judged_seen_key,
             plan.judged_invoiced_key,
+            plan.epoch_key or "epoch",
             *plan.once_keys,
         ]
         args: list[str | int] = [
@@ -269,9 +286,12 @@ class RedisCounterStore:
             plan.token,
             plan.check_ttl_seconds,
             plan.min_looked,
+            _flag(plan.epoch_key is not None),
         ]
         with self._errors("observation"):
             raw = self._run(self._observation, [self._k(k) for k in keys], args)
+        if not raw:
+            return ObservationCounts(empty=True)
         outcomes, seen, answered, checked, looked, invoiced, once_set = raw
         return ObservationCounts(
             _texts(outcomes),
@@ -282,6 +302,39 @@ class RedisCounterStore:
             int(invoiced),
             tuple(int(v) > 0 for v in once_set),
         )
+
+    def restore(self, snapshot: CounterSnapshot) -> None:
+        """See :meth:`CounterStore.restore`: one MULTI/EXEC transaction, epoch last."""
+
+        def build(pipe: Any) -> None:
+            for key, (members, ttl) in snapshot.sets.items():
+                k = self._k(key)
+                for chunk in _chunks(sorted(members)):
+                    pipe.sadd(k, *chunk)
+                pipe.expire(k, ttl)
+            for key, (scored, ttl) in snapshot.windows.items():
+                k = self._k(key)
+                if scored:
+                    pipe.zadd(k, dict(scored))
+                pipe.expire(k, ttl)
+            for key, (items, ttl) in snapshot.lists.items():
+                k = self._k(key)
+                pipe.delete(k)
+                if items:
+                    pipe.rpush(k, *items)
+                pipe.expire(k, ttl)
+            for key, (fields, ttl) in snapshot.hashes.items():
+                k = self._k(key)
+                if fields:
+                    pipe.hset(k, mapping=dict(fields))
+                pipe.expire(k, ttl)
+            for key, (value, ttl) in snapshot.counters.items():
+                pipe.set(self._k(key), value, ex=ttl)
+            for key, flag_ttl in snapshot.flags.items():
+                pipe.set(self._k(key), "1", ex=flag_ttl)
+            pipe.set(self._k(snapshot.epoch_key), snapshot.epoch)
+
+        self._multi("restore", build)
 
     def step_up(
         self,

@@ -1,0 +1,524 @@
+"""Counters that survive their store: rebuilt from the audit log when it comes back empty.
+
+Redis without persistence (CI, many deployments) restarts empty, and an in-process store
+starts empty with its process; either way the day's quotas would start again from zero.
+So the counters carry an *epoch*: a key written, last, by the rebuild. Every admission and
+every observation checks it inside its own atomic operation (the Lua script on Redis);
+without it they stop before counting anything, and :class:`RestoringCounterStore` rebuilds
+the counters from what the audit log recorded (:class:`LookupHistory`), then runs them
+again. One process rebuilds (a lock key in the store); the others wait for the epoch, or
+fail closed (``guard.unavailable``): no lookup ever runs uncounted.
+
+What is rebuilt, from which events, is :func:`snapshot_of` (``docs/guard.md``, "Fail
+closed"). The keys it writes are the guard's (``core``): a test replays random lookups
+through the guard and checks that the rebuilt counters equal the live ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol, TypeVar
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from tierspayant.domain.codes import GuardCode
+from tierspayant.security.guard.counters import (
+    AdmissionCounts,
+    AdmissionPlan,
+    CounterSnapshot,
+    CounterStore,
+    ObservationCounts,
+    ObservationPlan,
+)
+from tierspayant.security.guard.policy import GuardPolicy
+from tierspayant.security.guard.thresholds import THRESHOLDS, Action, Scope
+from tierspayant.security.guard.values import DAY_SECONDS, UNAVAILABLE, CounterStoreUnavailable
+
+log = structlog.get_logger("tierspayant.guard")
+
+EPOCH_KEY = "epoch"
+LOCK_KEY = "restore:lock"
+
+# Mirrors of the guard's own constants (``core``): the equivalence test keeps them equal.
+_RATE_WINDOW_MS = 60_000
+_RATE_TTL_SECONDS = _RATE_WINDOW_MS // 1000 + 60
+_PACE_TTL_SECONDS = 3600
+_STEP_UP_TTL_SECONDS = 2 * 3600
+_CHECK_TTL_SECONDS = 2 * DAY_SECONDS
+_HIT, _MISS, _MISREAD = "h", "m", "r"
+# Refusals that stop an admission before it is counted in the rate windows and the pace.
+_BEFORE_COUNTING = frozenset(
+    {
+        GuardCode.SUSPENDED,
+        GuardCode.RATE,
+        GuardCode.STRUCTURE_RATE,
+        GuardCode.GLOBAL_RATE,
+        UNAVAILABLE,
+    }
+)
+
+
+# Signals deduplicated by a once-key (``core._once_key``): code -> (scope, per hour?).
+_ONCE_SIGNALS: dict[str, tuple[Scope, bool]] = {}
+for _row in THRESHOLDS:
+    for _code in (_row.soft_code, _row.watch_code):
+        if _code:
+            _ONCE_SIGNALS[_code] = (_row.scope, False)
+    if _row.action is Action.THROTTLE:
+        _ONCE_SIGNALS[_row.code] = (_row.scope, True)
+_ONCE_TTL_SECONDS = 2 * DAY_SECONDS
+
+
+class PastKind(StrEnum):
+    """What an audit event tells the guard."""
+
+    HIT = "hit"  # an answered lookup that found its person
+    MISS = "miss"  # an answered lookup that found nobody
+    REFUSED = "refused"  # the guard refused an admission (``code`` says why)
+    STEP_UP = "step_up"  # the guard asked for step-up instead of admitting
+    MISREAD = "misread"  # a scanned code that did not parse
+    REINSTATED = "reinstated"  # the principal was reinstated: its pace and misses forgotten
+    ALERT = "alert"  # a signal was raised (``code``): soft and rate signals go out once
+
+
+@dataclass(frozen=True, slots=True)
+class PastEvent:
+    """One audit event as the guard counted it. ``structure`` as the guard names it
+    (None when the log has none: structure-wide counters then skip the event)."""
+
+    at: datetime
+    kind: PastKind
+    principal_id: str
+    structure: str | None = None
+    subject: str | None = None
+    with_proof: bool = False
+    human: bool = False
+    code: str = ""
+    # A refusal or step-up after the lookup was answered (a calculation's engagements
+    # on amounts): its admission is the answer's own, already counted.
+    after_answer: bool = False
+
+
+class LookupHistory(Protocol):
+    """What the audit log recorded, in the order it recorded it (the store implements it)."""
+
+    def past_events(self, since: datetime) -> Iterable[PastEvent]:
+        """The events from ``since`` on, in log order."""
+        ...
+
+    def suspended_principals(self) -> Iterable[str]:
+        """Principals suspended in the database (they stay suspended in the counters)."""
+        ...
+
+    def past_alerts(self, since: datetime) -> Iterable[PastEvent]:
+        """The signals recorded from ``since`` on (kind ``ALERT``)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreReport:
+    """What a rebuild read and wrote, and how long it took."""
+
+    events: int
+    keys: int
+    suspended: int
+    read_seconds: float
+    write_seconds: float
+
+
+def history_start(policy: GuardPolicy, now: datetime) -> datetime:
+    """The first instant a rebuild reads: local midnight ``invoice_lag_days`` back (the
+    day the invoice ratio judges), or the last hour and day if earlier."""
+    zone = ZoneInfo(policy.timezone)
+    first_day = now.astimezone(zone).date() - timedelta(days=policy.invoice_lag_days)
+    midnight = datetime.combine(first_day, datetime.min.time(), zone)
+    return min(midnight, now - timedelta(seconds=DAY_SECONDS))
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _chained(stamps: Sequence[datetime], now: datetime, ttl_seconds: int) -> int:
+    """How many of the newest items of a list whose every push refreshed a ``ttl_seconds``
+    expiry are still there at ``now`` (``stamps`` newest first): the list lapsed at the
+    first gap longer than its time to live."""
+    last = now
+    for index, at in enumerate(stamps):
+        if (last - at).total_seconds() >= ttl_seconds:
+            return index
+        last = at
+    return len(stamps)
+
+
+def _once_key(event: PastEvent, zone: ZoneInfo) -> str | None:
+    """The once-key a recorded signal claimed, if its code has one."""
+    found = _ONCE_SIGNALS.get(event.code)
+    if found is None:
+        return None
+    scope, hourly = found
+    if scope is Scope.GLOBAL:
+        who: str | None = "global"
+    else:
+        who = event.principal_id if scope is Scope.PRINCIPAL else event.structure
+    if not who:
+        return None
+    if hourly:
+        bucket = event.at.astimezone(UTC).strftime("%Y%m%d%H")
+    else:
+        bucket = event.at.astimezone(zone).date().isoformat()
+    return f"once:{event.code}:{who}:{bucket}"
+
+
+def snapshot_of(
+    events: Iterable[PastEvent],
+    suspended: Iterable[str],
+    policy: GuardPolicy,
+    now: datetime,
+    epoch: str,
+) -> CounterSnapshot:
+    """The counters the guard would hold at ``now`` after ``events`` (read from
+    :func:`history_start` on), with every principal of ``suspended`` flagged.
+
+    Rebuilt: per structure and day, the distinct people answered and those answered
+    without card proof, the active structures and their daily invoice check; per
+    principal, its last no-proof outcomes and misreads, its portal pace, its step-up
+    requests of the hour; the rate windows of the last minute; the suspensions; the
+    once-keys of the soft, watch and rate signals already raised (``ALERT`` events), so
+    none goes out twice.
+    """
+    zone = ZoneInfo(policy.timezone)
+    today = now.astimezone(zone).date()
+    first_day = today - timedelta(days=policy.invoice_lag_days)
+    day_ttl = policy.day_set_ttl_seconds
+    hour = now.astimezone(UTC).strftime("%Y%m%d%H")
+    minute_ago = now - timedelta(milliseconds=_RATE_WINDOW_MS)
+
+    midnights = [
+        (datetime.combine(first_day + timedelta(days=n), datetime.min.time(), zone), d)
+        for n in range((today - first_day).days + 1)
+        for d in (first_day + timedelta(days=n),)
+    ]
+    seen: dict[str, set[str]] = defaultdict(set)
+    answered: dict[str, set[str]] = defaultdict(set)
+    active: dict[date, dict[str, str]] = defaultdict(dict)
+    outcomes: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    pace: dict[str, list[datetime]] = defaultdict(list)
+    step_ups: dict[str, int] = defaultdict(int)
+    windows: dict[str, dict[str, int]] = defaultdict(dict)
+    once: dict[str, int | None] = {}
+    count = 0
+    for event in events:
+        count += 1
+        if event.at > now:
+            continue
+        p = event.principal_id
+        if event.kind is PastKind.ALERT:
+            key = _once_key(event, zone)
+            if key is not None:
+                once[key] = _ONCE_TTL_SECONDS
+            continue
+        if event.kind is PastKind.REINSTATED:
+            outcomes.pop(p, None)
+            pace.pop(p, None)
+            continue
+        if event.kind is PastKind.MISREAD:
+            outcomes[p].append((event.at, _MISREAD))
+            continue
+        counted = event.kind in (PastKind.HIT, PastKind.MISS) or (
+            event.kind in (PastKind.REFUSED, PastKind.STEP_UP)
+            and event.code not in _BEFORE_COUNTING
+            and not event.after_answer
+        )
+        if counted:
+            if event.human:
+                pace[p].append(event.at)
+            if event.at > minute_ago:
+                member, stamp = f"rebuilt:{count}", _ms(event.at)
+                windows["rate:g"][member] = stamp
+                windows[f"rate:p:{p}"][member] = stamp
+                if event.structure is not None:
+                    windows[f"rate:s:{event.structure}"][member] = stamp
+        if event.kind is PastKind.STEP_UP or (
+            event.kind is PastKind.REFUSED and event.code == GuardCode.STEP_UP_IGNORED
+        ):
+            if event.at.astimezone(UTC).strftime("%Y%m%d%H") == hour:
+                step_ups[p] += 1
+            continue
+        if event.kind not in (PastKind.HIT, PastKind.MISS):
+            continue
+        if not event.with_proof:
+            outcomes[p].append((event.at, _HIT if event.kind is PastKind.HIT else _MISS))
+        if event.structure is None or event.at < midnights[0][0]:
+            continue
+        # The local day, from the midnights of the window (no time zone maths per event).
+        day = next(d for start, d in reversed(midnights) if event.at >= start)
+        active[day].setdefault(event.structure, "unknown")
+        if event.kind is PastKind.HIT and event.subject is not None:
+            seen[f"seen:{event.structure}:{day}"].add(event.subject)
+            if not event.with_proof:
+                answered[f"np:{event.structure}:{day}"].add(event.subject)
+
+    sets = {key: (frozenset(members), day_ttl) for key, members in seen.items()}
+    sets.update({key: (frozenset(members), day_ttl) for key, members in answered.items()})
+    lists: dict[str, tuple[tuple[str, ...], int]] = {}
+    for p, items in outcomes.items():
+        newest = items[::-1][: policy.miss_window]
+        kept = _chained([at for at, _ in newest], now, DAY_SECONDS)
+        if kept:
+            lists[f"out:{p}"] = (tuple(value for _, value in newest[:kept]), DAY_SECONDS)
+    for p, stamps in pace.items():
+        newest_stamps = stamps[::-1][: policy.human_speed_lookups]
+        kept = _chained(newest_stamps, now, _PACE_TTL_SECONDS)
+        if kept:
+            values = tuple(str(_ms(at)) for at in newest_stamps[:kept])
+            lists[f"speed:{p}"] = (values, _PACE_TTL_SECONDS)
+    flags: dict[str, int | None] = dict(once)
+    flags.update({f"susp:{p}": None for p in suspended})
+    for day, structures in active.items():
+        for structure in structures:
+            flags[f"invchk:{structure}:{day}"] = _CHECK_TTL_SECONDS
+    return CounterSnapshot(
+        epoch_key=EPOCH_KEY,
+        epoch=epoch,
+        sets=sets,
+        windows={key: (scored, _RATE_TTL_SECONDS) for key, scored in windows.items()},
+        lists=lists,
+        hashes={f"active:{day}": (fields, day_ttl) for day, fields in active.items()},
+        counters={f"stepup:{p}:{hour}": (n, _STEP_UP_TTL_SECONDS) for p, n in step_ups.items()},
+        flags=flags,
+    )
+
+
+class Restorer:
+    """Rebuilds a store's counters from the audit log, once across every process.
+
+    :meth:`ensure` returns when the store has its epoch: rebuilt here if this process
+    takes the store's lock key, else by whoever holds it, waited for up to
+    ``wait_seconds``; past that it raises :class:`CounterStoreUnavailable` (503).
+    """
+
+    def __init__(
+        self,
+        store: CounterStore,
+        history: LookupHistory,
+        policy: GuardPolicy,
+        clock: Callable[[], datetime],
+        *,
+        wait_seconds: float = 10.0,
+        lock_seconds: int = 120,
+    ) -> None:
+        self.store = store
+        self.history = history
+        self.policy = policy
+        self.clock = clock
+        self.wait_seconds = wait_seconds
+        self.lock_seconds = lock_seconds
+        self.last: RestoreReport | None = None
+        self._local = threading.Lock()
+
+    def ensure(self) -> None:
+        """Make sure the counters are whole (see the class)."""
+        deadline = time.monotonic() + self.wait_seconds
+        # Threads of one process queue here, within the same deadline: one asks the
+        # store, the others find it done (or give up when the first is still waiting).
+        if not self._local.acquire(timeout=self.wait_seconds):
+            raise CounterStoreUnavailable("counters being rebuilt")
+        try:
+            if self.store.has_flag(EPOCH_KEY):
+                return
+            if self.store.set_once(LOCK_KEY, self.lock_seconds):
+                try:
+                    if not self.store.has_flag(EPOCH_KEY):
+                        self.rebuild()
+                finally:
+                    self.store.delete(LOCK_KEY)
+                return
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+                if self.store.has_flag(EPOCH_KEY):
+                    return
+        finally:
+            self._local.release()
+        raise CounterStoreUnavailable("counters being rebuilt")
+
+    def rebuild(self) -> RestoreReport:
+        """Read the audit log and write the counters it implies, with a new epoch."""
+        started = time.perf_counter()
+        now = self.clock()
+        since = history_start(self.policy, now)
+        events = list(self.history.past_events(since))
+        events += self.history.past_alerts(since)
+        suspended = list(self.history.suspended_principals())
+        epoch = f"{now.isoformat()}/{uuid.uuid4().hex[:8]}"
+        snapshot = snapshot_of(events, suspended, self.policy, now, epoch)
+        read = time.perf_counter()
+        self.store.restore(snapshot)
+        written = time.perf_counter()
+        keys = sum(
+            len(part)
+            for part in (
+                snapshot.sets,
+                snapshot.windows,
+                snapshot.lists,
+                snapshot.hashes,
+                snapshot.counters,
+                snapshot.flags,
+            )
+        )
+        report = RestoreReport(len(events), keys, len(suspended), read - started, written - read)
+        self.last = report
+        log.warning(
+            "guard.counters_rebuilt",
+            events=report.events,
+            keys=report.keys,
+            suspended=report.suspended,
+            read_ms=round(report.read_seconds * 1000),
+            write_ms=round(report.write_seconds * 1000),
+        )
+        return report
+
+
+class RestoringCounterStore:
+    """A :class:`CounterStore` whose admissions and observations require the epoch, and
+    which rebuilds the counters through its :class:`Restorer` when it is missing.
+
+    An admission that finds no epoch has counted nothing: it runs again once the counters
+    are rebuilt. So does an observation (a lookup admitted before the restart, answered
+    after it): its audit event is not in the log yet, so the rebuilt counters lack it and
+    it is counted then. Every other operation goes straight to the store.
+    """
+
+    def __init__(self, store: CounterStore, restorer: Restorer) -> None:
+        self.store = store
+        self.restorer = restorer
+
+    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
+        """See :meth:`CounterStore.admission`; requires the epoch."""
+        checked = _with_epoch(plan)
+        counts = self.store.admission(checked)
+        if counts.empty:
+            self.restorer.ensure()
+            counts = self.store.admission(checked)
+            if counts.empty:  # emptied again meanwhile: give up, closed
+                raise CounterStoreUnavailable("admission")
+        return counts
+
+    def observation(self, plan: ObservationPlan) -> ObservationCounts:
+        """See :meth:`CounterStore.observation`; requires the epoch."""
+        checked = _with_epoch(plan)
+        counts = self.store.observation(checked)
+        if counts.empty:
+            self.restorer.ensure()
+            counts = self.store.observation(checked)
+            if counts.empty:
+                raise CounterStoreUnavailable("observation")
+        return counts
+
+    def restore(self, snapshot: CounterSnapshot) -> None:
+        """See :meth:`CounterStore.restore`."""
+        self.store.restore(snapshot)
+
+    def step_up(
+        self,
+        counter_key: str,
+        counter_ttl_seconds: int,
+        limit: int,
+        flag_key: str,
+        once_key: str,
+        once_ttl_seconds: int,
+    ) -> tuple[int, bool]:
+        """See :meth:`CounterStore.step_up`."""
+        return self.store.step_up(
+            counter_key, counter_ttl_seconds, limit, flag_key, once_key, once_ttl_seconds
+        )
+
+    def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
+        """See :meth:`CounterStore.claim`."""
+        return self.store.claim(once_keys, ttl_seconds, flag_key)
+
+    def hit_windows(
+        self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
+    ) -> int:
+        """See :meth:`CounterStore.hit_windows`."""
+        return self.store.hit_windows(keys, limits, now_ms, window_ms, member)
+
+    def push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
+        """See :meth:`CounterStore.push_recent`."""
+        return self.store.push_recent(key, value, keep, ttl_seconds)
+
+    def recent(self, key: str) -> list[str]:
+        """See :meth:`CounterStore.recent`."""
+        return self.store.recent(key)
+
+    def add_distinct(self, key: str, member: str, ttl_seconds: int) -> int:
+        """See :meth:`CounterStore.add_distinct`."""
+        return self.store.add_distinct(key, member, ttl_seconds)
+
+    def count_distinct(self, key: str) -> int:
+        """See :meth:`CounterStore.count_distinct`."""
+        return self.store.count_distinct(key)
+
+    def count_common(self, key_a: str, key_b: str) -> int:
+        """See :meth:`CounterStore.count_common`."""
+        return self.store.count_common(key_a, key_b)
+
+    def reserve(
+        self,
+        quota_key: str,
+        holds_key: str,
+        token: str,
+        limit: int,
+        now_ms: int,
+        hold_ms: int,
+        ttl_seconds: int,
+    ) -> bool:
+        """See :meth:`CounterStore.reserve`."""
+        return self.store.reserve(quota_key, holds_key, token, limit, now_ms, hold_ms, ttl_seconds)
+
+    def release(self, holds_key: str, token: str) -> None:
+        """See :meth:`CounterStore.release`."""
+        self.store.release(holds_key, token)
+
+    def set_flag(self, key: str, ttl_seconds: int | None) -> None:
+        """See :meth:`CounterStore.set_flag`."""
+        self.store.set_flag(key, ttl_seconds)
+
+    def has_flag(self, key: str) -> bool:
+        """See :meth:`CounterStore.has_flag`."""
+        return self.store.has_flag(key)
+
+    def set_once(self, key: str, ttl_seconds: int) -> bool:
+        """See :meth:`CounterStore.set_once`."""
+        return self.store.set_once(key, ttl_seconds)
+
+    def incr(self, key: str, ttl_seconds: int) -> int:
+        """See :meth:`CounterStore.incr`."""
+        return self.store.incr(key, ttl_seconds)
+
+    def hash_set(self, key: str, name: str, value: str, ttl_seconds: int) -> None:
+        """See :meth:`CounterStore.hash_set`."""
+        self.store.hash_set(key, name, value, ttl_seconds)
+
+    def hash_all(self, key: str) -> dict[str, str]:
+        """See :meth:`CounterStore.hash_all`."""
+        return self.store.hash_all(key)
+
+    def delete(self, *keys: str) -> None:
+        """See :meth:`CounterStore.delete`."""
+        self.store.delete(*keys)
+
+
+_Plan = TypeVar("_Plan", AdmissionPlan, ObservationPlan)
+
+
+def _with_epoch(plan: _Plan) -> _Plan:
+    return plan if plan.epoch_key == EPOCH_KEY else replace(plan, epoch_key=EPOCH_KEY)

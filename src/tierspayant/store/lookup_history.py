@@ -1,0 +1,179 @@
+"""The guard's past, read back from the audit log: what it counted, to rebuild its counters.
+
+:class:`AuditLookupHistory` is the guard's
+:class:`~tierspayant.security.guard.LookupHistory`: the answered lookups (rights checks,
+calculations, prior authorisations, invoices received through the API), the guard's
+refusals and step-up requests, misread scans and reinstatements of a recent window, the
+signals recorded in ``security_alerts`` over it, and the principals suspended in the
+database. The log has no index on time alone, so the
+window's first position is found by bisecting the chain (``at`` grows with ``seq``, give
+or take the seconds an event waits for its group commit), then read from there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, func, select
+
+from tierspayant.domain.codes import GuardCode
+from tierspayant.security.guard import PastEvent, PastKind
+from tierspayant.security.principal import PrincipalKind
+from tierspayant.store.security_tables import security_alerts
+from tierspayant.store.tables import audit_events, principals
+
+# The actions of answers that went through the guard (``services.lookup``): each one was
+# observed as a hit (a subject) or a miss. An invoice from an operator's file did not.
+LOOKUP_ACTIONS = frozenset(
+    {"eligibility.check", "calculation", "prior_auth.request", "claim.receive"}
+)
+REFUSAL_ACTION = "lookup.refused"
+MISREAD_ACTION = "card.proof_misread"
+REINSTATE_ACTION = "principal.reinstate"
+_ACTIONS = LOOKUP_ACTIONS | {REFUSAL_ACTION, MISREAD_ACTION, REINSTATE_ACTION}
+# Events are stamped when built, then appended by the group-commit writer: the chain's
+# order may lag the stamps by that much, far less than this margin.
+BISECT_MARGIN = timedelta(hours=1)
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def first_seq_since(conn: Connection, since: datetime, margin: timedelta = BISECT_MARGIN) -> int:
+    """A chain position at or before the first event stamped ``since`` or later (0 when
+    the log is empty): bisection over ``seq``, ``margin`` earlier for safety."""
+    bounds = conn.execute(select(func.min(audit_events.c.seq), func.max(audit_events.c.seq))).one()
+    if bounds[0] is None:
+        return 0
+    target = _utc(since - margin)
+    lo, hi = int(bounds[0]), int(bounds[1]) + 1
+    # Invariant: every event before ``lo`` is stamped before ``target``; ``hi`` is past
+    # the end or stamped at or after it.
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute(
+            select(audit_events.c.seq, audit_events.c.at)
+            .where(audit_events.c.seq >= mid)
+            .order_by(audit_events.c.seq)
+            .limit(1)
+        ).first()
+        if row is None or _utc(row[1]) >= target:
+            hi = mid
+        else:
+            lo = int(row[0]) + 1
+    return lo
+
+
+def _event(
+    at: datetime,
+    actor: str,
+    structure: str | None,
+    action: str,
+    subject: str | None,
+    decision: str,
+    detail_text: str,
+    kind: str | None,
+) -> Iterator[PastEvent]:
+    detail = json.loads(detail_text)
+    at = _utc(at)
+    human = kind == PrincipalKind.PROVIDER_USER.value
+    if action == MISREAD_ACTION:
+        yield PastEvent(at, PastKind.MISREAD, actor, structure, human=human)
+        return
+    if action == REINSTATE_ACTION:
+        reinstated = detail.get("principal")
+        if isinstance(reinstated, str):
+            yield PastEvent(at, PastKind.REINSTATED, reinstated)
+        return
+    code = str(detail.get("code", ""))
+    if action == REFUSAL_ACTION:
+        refused = PastKind.STEP_UP if decision == "step_up" else PastKind.REFUSED
+        yield PastEvent(at, refused, actor, structure, human=human, code=code)
+        return
+    if detail.get("source") == "file":
+        return
+    # An answer without the flag (an invoice, a calculation refused for its reservations)
+    # counts as one without card proof: the stricter reading.
+    with_proof = detail.get("proof") is True
+    hit = PastKind.HIT if subject is not None else PastKind.MISS
+    yield PastEvent(at, hit, actor, structure, subject, with_proof, human)
+    if decision == "step_up":
+        yield PastEvent(at, PastKind.STEP_UP, actor, code=code, after_answer=True)
+    elif decision == "deny" and code == GuardCode.STEP_UP_IGNORED:
+        yield PastEvent(at, PastKind.REFUSED, actor, code=code, after_answer=True)
+
+
+def past_events(conn: Connection, since: datetime) -> Iterator[PastEvent]:
+    """The guard's events stamped ``since`` or later, in chain order, streamed."""
+    start = first_seq_since(conn, since)
+    query = (
+        select(
+            audit_events.c.at,
+            audit_events.c.actor,
+            audit_events.c.structure,
+            audit_events.c.action,
+            audit_events.c.subject,
+            audit_events.c.decision,
+            audit_events.c.detail,
+            principals.c.kind,
+        )
+        .select_from(audit_events.outerjoin(principals, principals.c.id == audit_events.c.actor))
+        .where(
+            audit_events.c.seq >= start,
+            audit_events.c.at >= _utc(since),
+            audit_events.c.action.in_(sorted(_ACTIONS)),
+        )
+        .order_by(audit_events.c.seq)
+    )
+    for row in conn.execute(query.execution_options(yield_per=10_000)):
+        yield from _event(*row)
+
+
+def suspended_principals(conn: Connection) -> list[str]:
+    """Every principal whose status is ``suspended``."""
+    return list(
+        conn.execute(select(principals.c.id).where(principals.c.status == "suspended")).scalars()
+    )
+
+
+def past_alerts(conn: Connection, since: datetime) -> list[PastEvent]:
+    """The signals recorded from ``since`` on, as ``ALERT`` events."""
+    rows = conn.execute(
+        select(
+            security_alerts.c.at,
+            security_alerts.c.principal,
+            security_alerts.c.structure,
+            security_alerts.c.code,
+        )
+        .where(security_alerts.c.at >= _utc(since))
+        .order_by(security_alerts.c.id)
+    )
+    return [
+        PastEvent(_utc(at), PastKind.ALERT, principal or "", structure, code=code)
+        for at, principal, structure, code in rows
+    ]
+
+
+class AuditLookupHistory:
+    """The guard's :class:`~tierspayant.security.guard.LookupHistory` over the audit log."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def past_events(self, since: datetime) -> Iterator[PastEvent]:
+        """See :meth:`LookupHistory.past_events`: one read transaction."""
+        with self.engine.connect() as conn:
+            yield from past_events(conn, since)
+
+    def suspended_principals(self) -> list[str]:
+        """See :meth:`LookupHistory.suspended_principals`."""
+        with self.engine.connect() as conn:
+            return suspended_principals(conn)
+
+    def past_alerts(self, since: datetime) -> list[PastEvent]:
+        """See :meth:`LookupHistory.past_alerts`."""
+        with self.engine.connect() as conn:
+            return past_alerts(conn, since)

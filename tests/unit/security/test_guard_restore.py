@@ -1,0 +1,334 @@
+"""Counters rebuilt from the audit log equal the counters the guard kept (issue 13, point 4).
+
+The property: run any sequence of lookups through the guard, recording what the audit log
+would (the answers, the guard's refusals and step-ups, misreads, the signals raised, the
+suspensions); rebuild the counters from that record alone; every counter a decision reads
+is then what the live guard holds. Then, on a Redis the test starts itself: a lookup
+admitted before an empty restart is counted after it, processes rebuild once between
+them, and while another process rebuilds a lookup waits or fails closed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.own_redis import OwnRedis
+from tierspayant.domain.codes import GuardCode
+from tierspayant.security.guard import (
+    EPOCH_KEY,
+    ActorKind,
+    Guard,
+    GuardPolicy,
+    LookupContext,
+    LookupOutcome,
+    MemoryCounterStore,
+    PastEvent,
+    PastKind,
+    ProofFault,
+    RedisCounterStore,
+    Restorer,
+    RestoringCounterStore,
+    Signal,
+    Verdict,
+    snapshot_of,
+)
+
+POLICY = GuardPolicy(
+    daily_caps={"pharmacy": 6},
+    no_proof_watch=1,
+    no_proof_soft=3,
+    no_proof_hard=5,
+    miss_window=5,
+    miss_min_lookups=3,
+    human_speed_lookups=3,
+    human_speed_median_ms=2000,
+    step_up_refusals_hard=3,
+    principal_per_minute=4,
+    structure_per_minute=6,
+    global_per_minute=8,
+)
+# (principal, structure, human?)
+PRINCIPALS = (("p:a", "750000001", True), ("p:b", "750000001", False), ("p:c", "750000002", False))
+START = datetime(2025, 3, 10, 20, 0, tzinfo=UTC)  # 21:00 in Paris: runs cross midnight
+EARLIER = START - timedelta(hours=1)  # the same day, out of the rate windows
+
+
+@dataclass
+class Run:
+    """The guard's live counters beside what the audit log records."""
+
+    now: datetime = START
+    events: list[PastEvent] = field(default_factory=list)
+    suspended: set[str] = field(default_factory=set)
+    lookups: int = 0
+
+    def clock(self) -> float:
+        return self.now.timestamp()
+
+    def record(self, signals: list[Signal] | tuple[Signal, ...], principal: str) -> None:
+        # As services.alerts does: every signal is a row, a hard one suspends in the DB.
+        for signal in signals:
+            self.events.append(
+                PastEvent(signal.at, PastKind.ALERT, principal, signal.structure, code=signal.code)
+            )
+            if signal.hard:
+                self.suspended.add(principal)
+
+
+def step(guard: Guard, run: Run, action: tuple[int, int, int | None, bool, bool, int]) -> None:
+    who, gap_ms, person, with_proof, misread, stepped = action
+    run.now += timedelta(milliseconds=gap_ms)
+    principal, structure, human = PRINCIPALS[who]
+    run.lookups += 1
+    ctx = LookupContext(
+        principal,
+        ActorKind.HUMAN if human else ActorKind.SOFTWARE,
+        structure,
+        "pharmacy",
+        with_proof,
+        run.now,
+        stepped_up=stepped == 1,
+        lookup_id=f"l{run.lookups}",
+    )
+    if misread:
+        run.record(guard.reject_proof(ctx, ProofFault.MISREAD), principal)
+        run.events.append(PastEvent(run.now, PastKind.MISREAD, principal, structure))
+        return
+    admission = guard.admit(ctx)
+    run.record(admission.signals, principal)
+    if not admission.allowed:
+        kind = PastKind.STEP_UP if admission.verdict is Verdict.STEP_UP else PastKind.REFUSED
+        run.events.append(
+            PastEvent(run.now, kind, principal, structure, human=human, code=admission.code)
+        )
+        return
+    subject = None if person is None else f"s{person}"
+    outcome = LookupOutcome.miss() if subject is None else LookupOutcome.hit(subject)
+    run.record(guard.observe(ctx, outcome), principal)
+    kind = PastKind.MISS if subject is None else PastKind.HIT
+    run.events.append(PastEvent(run.now, kind, principal, structure, subject, with_proof, human))
+
+
+def state(store: MemoryCounterStore, now: datetime) -> dict[str, Any]:
+    """Every live counter a decision reads, as plain values."""
+    hour = now.strftime("%Y%m%d%H")
+    minute_ago = int(now.timestamp() * 1000) - 60_000
+    out: dict[str, Any] = {}
+    with store._lock:
+        keys = set(store._sets) | set(store._lists) | set(store._hashes) | set(store._ints)
+        keys |= set(store._flags) | set(store._zsets)
+        for key in sorted(keys):
+            store._fresh(key)
+            if key.startswith(("nphold:", "inv:")) or key == EPOCH_KEY:
+                continue  # holds lapse; invoices are not in this run
+            if key.startswith("stepup:") and not key.endswith(hour):
+                continue  # an earlier hour's count is read by nobody
+            if key in store._sets:
+                out[key] = sorted(store._sets[key])
+            elif key in store._lists:
+                out[key] = list(store._lists[key])
+            elif key in store._hashes:
+                out[key] = sorted(store._hashes[key])  # the structures; categories aside
+            elif key in store._ints:
+                out[key] = store._ints[key]
+            elif key in store._flags:
+                out[key] = True
+            elif key in store._zsets:
+                scores = sorted(v for v in store._zsets[key].values() if v > minute_ago)
+                if scores:
+                    out[key] = scores
+    return out
+
+
+actions = st.lists(
+    st.tuples(
+        st.integers(0, len(PRINCIPALS) - 1),
+        st.sampled_from([0, 500, 1500, 3000, 20_000, 600_000, 3_000_000]),
+        st.one_of(st.none(), st.integers(0, 9)),
+        st.booleans(),
+        st.integers(0, 9).map(lambda n: n == 0),
+        st.integers(0, 3),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions)
+def test_for_any_lookups_the_rebuilt_counters_equal_the_live_ones(
+    plan: list[tuple[int, int, int | None, bool, bool, int]],
+) -> None:
+    run = Run()
+    live = MemoryCounterStore(clock=run.clock)
+    guard = Guard(live, POLICY)
+    for action in plan:
+        step(guard, run, action)
+    rebuilt = MemoryCounterStore(clock=run.clock)
+    rebuilt.restore(snapshot_of(run.events, run.suspended, POLICY, run.now, "e1"))
+    assert rebuilt.has_flag(EPOCH_KEY)
+    assert state(rebuilt, run.now) == state(live, run.now)
+
+
+def test_a_rebuild_reads_only_what_is_recorded_and_marks_the_epoch_last() -> None:
+    """Given hits of two structures and a suspension, the snapshot counts each person
+    once per structure and day, the no-proof ones apart, and writes the epoch."""
+    at = START
+    events = [
+        PastEvent(at, PastKind.HIT, "p:b", "750000001", "s1", with_proof=False),
+        PastEvent(at, PastKind.HIT, "p:b", "750000001", "s1", with_proof=True),
+        PastEvent(at, PastKind.HIT, "p:b", "750000001", "s2", with_proof=True),
+        PastEvent(at, PastKind.HIT, "p:c", "750000002", "s1", with_proof=True),
+        PastEvent(at, PastKind.MISS, "p:c", "750000002", with_proof=False),
+        # A future event (a clock ahead) counts for nothing.
+        PastEvent(at + timedelta(hours=1), PastKind.HIT, "p:c", "750000002", "s9"),
+    ]
+    snapshot = snapshot_of(events, ["p:z"], POLICY, at, "e2")
+    assert snapshot.sets["seen:750000001:2025-03-10"][0] == {"s1", "s2"}
+    assert snapshot.sets["np:750000001:2025-03-10"][0] == {"s1"}
+    assert snapshot.sets["seen:750000002:2025-03-10"][0] == {"s1"}
+    assert snapshot.lists["out:p:c"][0] == ("m",)
+    assert snapshot.flags["susp:p:z"] is None
+    store = MemoryCounterStore()
+    assert not store.has_flag(EPOCH_KEY)
+    store.restore(snapshot)
+    assert store.has_flag(EPOCH_KEY)
+    assert store.count_distinct("seen:750000001:2025-03-10") == 2
+
+
+# --------------------------------------------------------------------- on a Redis of our own
+
+
+@dataclass
+class ListHistory:
+    """The audit log's record as a list (the store's reader is tested on a database in
+    ``tests/integration/test_guard_restart.py``); ``delay`` makes a rebuild slow."""
+
+    events: list[PastEvent]
+    suspended: list[str] = field(default_factory=list)
+    delay: float = 0.0
+    reads: int = 0
+
+    def past_events(self, since: datetime) -> Iterator[PastEvent]:
+        self.reads += 1
+        time.sleep(self.delay)
+        return iter([e for e in self.events if e.at >= since])
+
+    def suspended_principals(self) -> list[str]:
+        return list(self.suspended)
+
+    def past_alerts(self, since: datetime) -> list[PastEvent]:
+        return []
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def _guard(server: OwnRedis, history: ListHistory, now: datetime, **kw: Any) -> Guard:
+    store = RedisCounterStore.from_url(server.url, timeout_seconds=2)
+    restorer = Restorer(store, history, POLICY, lambda: now, **kw)
+    return Guard(RestoringCounterStore(store, restorer), POLICY)
+
+
+def _ctx(at: datetime, lookup_id: str, structure: str = "750000002") -> LookupContext:
+    return LookupContext(
+        "p:c", ActorKind.SOFTWARE, structure, "pharmacy", True, at, lookup_id=lookup_id
+    )
+
+
+@pytest.mark.redis
+def test_given_a_lookup_admitted_before_an_empty_restart_then_it_is_counted_after(
+    own_redis: OwnRedis,
+) -> None:
+    own_redis.flush()
+    at = START
+    answered = [
+        PastEvent(EARLIER, PastKind.HIT, "p:c", "750000002", f"s{n}", True) for n in range(4)
+    ]
+    history = ListHistory(list(answered))
+    guard = _guard(own_redis, history, at)
+    assert guard.admit(_ctx(at, "l1")).allowed  # first use: rebuilt from the 4 answers
+    assert history.reads == 1
+    own_redis.restart()
+    guard.observe(_ctx(at, "l1"), LookupOutcome.hit("s4"))
+    # Rebuilt again (the 4 answers), then this one counted: 5, not 1.
+    assert history.reads == 2
+    assert guard.counters.count_distinct("seen:750000002:2025-03-10") == 5
+
+
+@pytest.mark.redis
+def test_given_two_processes_after_an_empty_restart_then_one_rebuilds_and_both_see_it(
+    own_redis: OwnRedis,
+) -> None:
+    own_redis.flush()
+    at = START
+    answered = [
+        PastEvent(EARLIER, PastKind.HIT, "p:c", "750000002", f"s{n}", True) for n in range(6)
+    ]
+    histories = [ListHistory(list(answered), delay=0.5) for _ in range(2)]
+    guards = [_guard(own_redis, h, at) for h in histories]
+    verdicts: list[str] = []
+
+    def lookup(guard: Guard, n: int) -> None:
+        verdicts.append(guard.admit(_ctx(at, f"x{n}")).code)
+
+    threads = [threading.Thread(target=lookup, args=(g, n)) for n, g in enumerate(guards)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 6 distinct people of a cap of 6: both refused, by the rebuilt count; one rebuild.
+    assert verdicts == [GuardCode.DAILY_CAP, GuardCode.DAILY_CAP]
+    assert sorted(h.reads for h in histories) == [0, 1]
+
+
+@pytest.mark.redis
+def test_given_another_process_rebuilding_too_long_then_lookups_fail_closed_uncounted(
+    own_redis: OwnRedis,
+) -> None:
+    own_redis.flush()
+    client = own_redis.client()
+    try:
+        client.set("tp:guard:restore:lock", "someone else", ex=60)
+        guard = _guard(own_redis, ListHistory([]), START, wait_seconds=0.3)
+        started = time.monotonic()
+        admission = guard.admit(_ctx(START, "w1"))
+        assert admission.code == GuardCode.UNAVAILABLE
+        assert not admission.allowed
+        assert time.monotonic() - started >= 0.3
+        # Nothing counted: only the other process's lock is there.
+        keys = [k.decode() for k in cast(list[bytes], client.keys("*"))]
+        assert keys == ["tp:guard:restore:lock"]
+        client.delete("tp:guard:restore:lock")
+        assert guard.admit(_ctx(START, "w2")).allowed
+    finally:
+        client.close()
+
+
+def test_the_memory_store_starts_without_its_epoch(tmp_path: Path) -> None:
+    """A new process's in-process counters are empty: its first lookup rebuilds them."""
+    history = ListHistory(
+        [PastEvent(EARLIER, PastKind.HIT, "p:c", "750000002", f"s{n}", True) for n in range(6)]
+    )
+    store = MemoryCounterStore()
+    restorer = Restorer(store, history, POLICY, lambda: START)
+    guard = Guard(RestoringCounterStore(store, restorer), POLICY)
+    assert guard.admit(_ctx(START, "m1")).code == GuardCode.DAILY_CAP
+    assert history.reads == 1
+    assert restorer.last is not None
+    assert restorer.last.events == 6
