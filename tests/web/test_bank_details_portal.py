@@ -12,6 +12,7 @@ from tests.factories import make_french_iban
 from tests.money_support import ACCEPTED, adjudicated_claim
 from tests.web.portal_client import PortalClient
 from tests.web.world import World
+from tierspayant.domain.banking_calendar import following_business_day
 from tierspayant.services import billing, payments
 
 
@@ -63,7 +64,7 @@ def test_a_new_account_is_asked_verified_paid_and_its_return_shown(world: World)
         platform, insurer_id=world.insurer_id, amc_number=world.card["amc_number"],
         provider_id=world.provider_id, lines=(ACCEPTED,),
     )  # fmt: skip
-    day = platform.today()
+    day = following_business_day(platform.today())  # a TARGET2 day, never past
     summary = payments.run_payments(platform, day)
     assert iban in summary.files[0].read_text(encoding="utf-8")
     e2e = f"TP{day:%Y%m%d}-{world.provider_id}"
