@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Generic, NoReturn, TypeVar
 
 from sqlalchemy import Connection
@@ -176,6 +177,8 @@ def guarded_read(
     card: CardData,
     proof: CardProof,
     answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry]],
+    *,
+    care_date: date | None = None,
 ) -> Deferred[T]:
     """:func:`guarded_lookup` for answers that only read (rights checks, calculations).
 
@@ -185,7 +188,7 @@ def guarded_read(
     (:mod:`tierspayant.store.audit_writer`). The caller gets a :class:`Deferred`: the
     response may leave only through :meth:`Deferred.settle`, once its event is committed.
     """
-    return _guarded(platform, principal, card, proof, answer, write=False)
+    return _guarded(platform, principal, card, proof, answer, write=False, care_date=care_date)
 
 
 def guarded_answer(
@@ -194,11 +197,13 @@ def guarded_answer(
     card: CardData,
     proof: CardProof,
     answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry]],
+    *,
+    care_date: date | None = None,
 ) -> Deferred[T]:
     """:func:`guarded_read` for answers that also write (a calculation's engagement on
     amounts): ``answer`` runs in a write transaction, its audit event goes to the
     group-commit writer once that transaction is committed."""
-    return _guarded(platform, principal, card, proof, answer, write=True)
+    return _guarded(platform, principal, card, proof, answer, write=True, care_date=care_date)
 
 
 def _guarded(
@@ -209,10 +214,11 @@ def _guarded(
     answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry | None]],
     *,
     write: bool,
+    care_date: date | None = None,
 ) -> Deferred[T]:
     authorise_provider(principal)
     verified = _verify(platform, principal, card, proof)
-    ctx = _context(platform, principal, verified is not None)
+    ctx = _context(platform, principal, verified is not None, care_date)
     guard = platform.guard
     if guard is None:
         try:
@@ -360,13 +366,18 @@ def reservation_context(platform: Platform, principal: Principal) -> LookupConte
     )
 
 
-def _context(platform: Platform, principal: Principal, with_proof: bool) -> LookupContext:
+def _context(
+    platform: Platform, principal: Principal, with_proof: bool, care_date: date | None = None
+) -> LookupContext:
+    # A step-up satisfied within its validity (``services.accounts.step_up``) is read by
+    # the guard itself; an AAL3 session is strong on its own.
     return context_for(
         principal,
         category=provider_category(platform, principal),
         with_proof=with_proof,
         at=platform.now(),
         stepped_up=principal.strength is AuthStrength.AAL3,
+        care_date=care_date,
     )
 
 

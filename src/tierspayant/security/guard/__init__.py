@@ -37,6 +37,8 @@ from tierspayant.security.guard.counters import (
     MemoryCounterStore,
     ObservationCounts,
     ObservationPlan,
+    UnbilledCounts,
+    UnbilledPlan,
 )
 from tierspayant.security.guard.policy import (
     DEFAULT_DAILY_CAPS,
@@ -93,6 +95,8 @@ __all__ = [
     "ProofFault",
     "RedisCounterStore",
     "Signal",
+    "UnbilledCounts",
+    "UnbilledPlan",
     "Verdict",
     "calibrate",
     "context_for",
