@@ -347,12 +347,20 @@ class Guard:
             if level is Grade.SOFT and soft is None:
                 soft, soft_value, soft_volume = row, value, volume
         held = False
+        # Whether soft limits are waived (read only when one is crossed).
+        stepped: bool | None = True if ctx.stepped_up else None
+        if soft is not None and stepped is None:
+            stepped = self.step_up_active(ctx.principal_id, ctx.at)
         if not ctx.with_proof:
             # Scrapers never bill: sliding windows, judged before every lookup without
-            # proof; their hard levels are never waived by a step-up.
+            # proof; their hard levels are never waived by a step-up. No slot is held
+            # when the lookup will be asked for a step-up anyway.
             if caps is None:
                 caps = self.caps(ctx.structure, ctx.category, day)
-            counts_ub = self.counters.unbilled(self._unbilled_plan(ctx, caps))
+            plan = self._unbilled_plan(ctx, caps)
+            if soft is not None and not stepped:
+                plan = dataclasses.replace(plan, reserve=False)
+            counts_ub = self.counters.unbilled(plan)
             held = counts_ub.reserved
             readings = (
                 (_UNBILLED_P, counts_ub.overdue[0]),
@@ -373,10 +381,9 @@ class Guard:
                     return self._deny(row.code, *once, retry_after=3600)
                 if level is Grade.SOFT and soft is None:
                     soft, soft_value, soft_volume = row, value, 0
-        # A step-up recorded by a fresh strong login is read only when one is asked.
-        if soft is not None and not (
-            ctx.stepped_up or self.step_up_active(ctx.principal_id, ctx.at)
-        ):
+        if soft is not None and stepped is None:
+            stepped = self.step_up_active(ctx.principal_id, ctx.at)
+        if soft is not None and not stepped:
             if held:
                 self._release_unbilled(ctx)
             signal = self._raise(ctx, soft, Grade.SOFT, soft_value, soft_volume, caps)
@@ -454,9 +461,12 @@ class Guard:
         is then only a login."""
         until = at + timedelta(seconds=self.policy.step_up_valid_seconds)
         try:
-            if not self.counters.hash_all(f"stepask:{principal_id}"):
+            # The step-ups asked and not yet satisfied (newest first): one in the last day
+            # is what this login answers; satisfied, they were not ignored.
+            asked = self.counters.recent(f"stepupw:{principal_id}")
+            if not asked or int(asked[0]) <= _ms(at) - DAY_SECONDS * 1000:
                 return None
-            self.counters.delete(f"stepask:{principal_id}")
+            self.counters.delete(f"stepupw:{principal_id}")
             self.counters.hash_set(
                 f"stepok:{principal_id}",
                 "until",
@@ -506,8 +516,6 @@ class Guard:
             )
             self.counters.set_flag(f"susp:{ctx.principal_id}", None)
             return self._deny(_STEP_UPS_WINDOW.code, hard)
-        # What a fresh strong login may now satisfy (``record_step_up``).
-        self.counters.hash_set(f"stepask:{ctx.principal_id}", "at", str(now_ms), DAY_SECONDS)
         signals = (soft,) if first else ()
         return Admission(Verdict.STEP_UP, soft.code, _STEP_UP_MESSAGE, 0, signals)
 
