@@ -21,6 +21,7 @@ from tierspayant.jobs.guard_figures import GuardFiguresWorker
 from tierspayant.security.guard import ActorKind, Guard, LookupContext, LookupOutcome
 from tierspayant.services import guard_figures
 from tierspayant.services.errors import Unavailable
+from tierspayant.store.guard_figures import GuardDailyHistory
 from tierspayant.store.security_tables import guard_daily
 
 PHARMACY = "750712184"
@@ -165,6 +166,6 @@ def test_late_invoices_count_when_the_day_is_recorded_again(platform: Platform) 
     # Then recording Wednesday records Monday again, late invoices included, and the
     # calibration of the allowances without card proof reads them
     assert [r[3:] for r in rows(platform, monday.date()) if r[0] == structure] == [(10, 6)]
-    history = guard.history
-    assert history is not None
+    history = GuardDailyHistory(platform.engine)
     assert list(history.daily_invoiced(structure, monday.date() + timedelta(days=3), 28)) == [6]
+    assert isinstance(guard.history, GuardDailyHistory)  # what the platform's guard reads
