@@ -23,13 +23,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+import redis
+
+from tests.support.services import reachable_redis
 from tierspayant.security.guard import (
     ActorKind,
+    CounterStore,
     Guard,
     GuardPolicy,
     LookupContext,
     LookupOutcome,
     MemoryCounterStore,
+    RedisCounterStore,
     Signal,
     Verdict,
 )
@@ -78,10 +84,11 @@ class History:
         return self._read(structure, before, days, 1)
 
 
-def new_guard() -> tuple[Guard, Clock, History]:
+def new_guard(store: CounterStore | None = None) -> tuple[Guard, Clock, History]:
     clock = Clock()
     history = History()
-    return Guard(MemoryCounterStore(clock.seconds), POLICY, history), clock, history
+    counters = store if store is not None else MemoryCounterStore(clock.seconds)
+    return Guard(counters, POLICY, history), clock, history
 
 
 @dataclass
@@ -201,11 +208,12 @@ def run_scraper(
     ignores_step_up: bool = False,
     stepped_up: bool = False,
     started: time = time(23, 40),
+    store: CounterStore | None = None,
 ) -> Scrape:
     """A scraper of one fresh pharmacy account, around the clock for a year: a new real
     person at each lookup, without card proof. At a step-up it stops until the next local
     midnight (unless it ignores it and goes on); refused, it retries an hour later."""
-    guard, clock, _ = new_guard()
+    guard, clock, _ = new_guard(store)
     out = Scrape()
     begin = datetime.combine(START, started, PARIS)
     clock.now = begin
@@ -284,3 +292,38 @@ def test_patient_scrapers_are_suspended_within_the_stated_bound() -> None:
     # The first no-proof lookups alert at once; a bot is stopped within the day's quota.
     assert len(runs["bot speed (1 s, ignores step-up)"].answered) <= POLICY.no_proof_soft
     assert runs["30 s pace, step-up satisfied"].codes[-1] == "guard.no_proof_quota"
+
+
+@pytest.mark.redis
+def test_on_redis_the_patient_scraper_is_suspended_within_the_bound_too() -> None:
+    url = "redis://127.0.0.1:6379/12"
+    client = reachable_redis(
+        redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2), url
+    )
+    client.flushdb()
+    try:
+        runs = {
+            "bot speed": run_scraper(
+                timedelta(seconds=1),
+                kind=ActorKind.SOFTWARE,
+                ignores_step_up=True,
+                store=RedisCounterStore(client, prefix="tp:scraper-bot:"),
+            ),
+            "30 s pace": run_scraper(
+                timedelta(seconds=30),
+                kind=ActorKind.HUMAN,
+                store=RedisCounterStore(client, prefix="tp:scraper-30s:"),
+            ),
+        }
+    finally:
+        client.flushdb()
+        client.close()
+    print()
+    for name, run in runs.items():
+        print("redis, " + _report(name, run))
+    # The same figures as in process: the decisions read the times stored in the data
+    assert len(runs["bot speed"].answered) == 10
+    assert len(runs["30 s pace"].answered) == 69
+    for run in runs.values():
+        assert run.suspended is not None
+        assert len(run.answered) <= BOUND
