@@ -14,8 +14,10 @@ from sqlalchemy import select
 
 from tests.web.portal_client import PortalClient
 from tests.web.world import World, build_world
+from tierspayant.security.guard import ActorKind, LookupContext, LookupOutcome, Verdict
 from tierspayant.security.oidc import OidcIdentity
 from tierspayant.services import accounts
+from tierspayant.services.errors import ServiceError
 from tierspayant.store.tables import audit_events
 
 POLICY = {"no_proof_watch": 1, "no_proof_soft": 2, "no_proof_hard": 4}
@@ -99,3 +101,36 @@ def test_a_fresh_strong_login_satisfies_the_step_up_and_hard_limits_still_hold(
     # The step-up lasts 15 minutes (the guard's view)
     assert guard.step_up_active(principal, world.clock())
     assert not guard.step_up_active(principal, world.clock() + timedelta(minutes=16))
+
+
+def test_a_totp_code_re_entered_satisfies_a_step_up_of_a_local_account(world: World) -> None:
+    # Given a password + TOTP account logged in, and the guard asking it for a step-up
+    login = world.logins["staff"]
+    platform = world.platform
+    challenge = accounts.begin_login(platform, login.login, login.password)
+    session = accounts.complete_mfa(platform, challenge.challenge_id, totp_code=world.code("staff"))
+    principal = session.principal.id
+    guard = platform.guard
+    assert guard is not None
+    now = world.clock()
+    for i in range(3):
+        ctx = LookupContext(
+            principal, ActorKind.HUMAN, "990000001", "pharmacy", False, now + timedelta(seconds=i)
+        )
+        if guard.admit(ctx).allowed:
+            guard.observe(ctx, LookupOutcome.hit(f"totp-person-{i}"))
+    assert (
+        guard.admit(
+            LookupContext(principal, ActorKind.HUMAN, "990000001", "pharmacy", False, now)
+        ).verdict
+        is Verdict.STEP_UP
+    )
+    # When it re-enters a TOTP code (a wrong one first: refused, nothing waived)
+    with pytest.raises(ServiceError):
+        accounts.step_up(platform, session.token, totp_code="000000")
+    assert not guard.step_up_active(principal, world.clock())
+    accounts.step_up(platform, session.token, totp_code=world.code("staff"))
+    # Then the soft limit is waived, and the satisfied step-up is audited
+    assert guard.step_up_active(principal, world.clock())
+    satisfied = [d for a, d in _actions(world, principal) if a == "guard.step_up_satisfied"]
+    assert [d["factor"] for d in satisfied] == ["totp"]
