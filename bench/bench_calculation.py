@@ -52,6 +52,9 @@ from tierspayant.store.providers import provider_by_id
 RELAXED_GUARD = {
     "no_proof_soft": 1_000_000,
     "no_proof_hard": 1_000_000,
+    "unbilled_pending": 1_000_000,
+    "unbilled_soft": 1_000_000,
+    "unbilled_hard": 1_000_000,
     "miss_soft_percent": 100,
     "miss_hard_percent": 100,
     "principal_per_minute": 10_000_000,

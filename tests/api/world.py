@@ -55,6 +55,9 @@ INSURER_FILES = ("mutuelle-des-tilleuls.yaml", "azur-assurances-sante.yaml")
 RELAXED_GUARD: Mapping[str, object] = {
     "no_proof_soft": 100_000,
     "no_proof_hard": 100_000,
+    "unbilled_pending": 100_000,
+    "unbilled_soft": 100_000,
+    "unbilled_hard": 100_000,
     "miss_soft_percent": 100,
     "miss_hard_percent": 100,
     "principal_per_minute": 1_000_000,

@@ -21,6 +21,7 @@ from tierspayant.jobs.guard_figures import GuardFiguresWorker
 from tierspayant.security.guard import ActorKind, Guard, LookupContext, LookupOutcome
 from tierspayant.services import guard_figures
 from tierspayant.services.errors import Unavailable
+from tierspayant.store.guard_figures import GuardDailyHistory
 from tierspayant.store.security_tables import guard_daily
 
 PHARMACY = "750712184"
@@ -145,3 +146,26 @@ def test_the_command_records_what_the_serving_processes_counted(
     finally:
         client.flushdb()
         client.close()
+
+
+def test_late_invoices_count_when_the_day_is_recorded_again(platform: Platform) -> None:
+    # Given a structure of its own (the PostgreSQL database is shared by the module)
+    structure = "750799999"
+    monday = MONDAY + timedelta(days=14)
+    platform.clock = lambda: monday
+    guard = platform.guard
+    assert guard is not None
+    look_up(guard, structure, "pharmacy", monday, range(200, 210))
+    guard.record_invoice(structure, pseudonym(200), monday.date())
+    guard_figures.record_daily_figures(platform, monday.date())
+    assert rows(platform, monday.date())[-1][3:] == (10, 1)
+    # When five more invoices for Monday's care arrive on Wednesday
+    for i in range(201, 206):
+        guard.record_invoice(structure, pseudonym(i), monday.date())
+    guard_figures.record_daily_figures(platform, monday.date() + timedelta(days=2))
+    # Then recording Wednesday records Monday again, late invoices included, and the
+    # calibration of the allowances without card proof reads them
+    assert [r[3:] for r in rows(platform, monday.date()) if r[0] == structure] == [(10, 6)]
+    history = GuardDailyHistory(platform.engine)
+    assert list(history.daily_invoiced(structure, monday.date() + timedelta(days=3), 28)) == [6]
+    assert isinstance(guard.history, GuardDailyHistory)  # what the platform's guard reads

@@ -388,6 +388,8 @@ class GuardCode(ErrorCode):
     MISS_RATIO = "guard.miss_ratio"
     NO_PROOF_QUOTA = "guard.no_proof_quota"
     STEP_UP_IGNORED = "guard.step_up_ignored"
+    UNBILLED = "guard.unbilled"
+    UNBILLED_PENDING = "guard.unbilled_pending"
     RESERVATIONS = "guard.reservations"
     UNAVAILABLE = "guard.unavailable"
     DISABLED = "guard.disabled"

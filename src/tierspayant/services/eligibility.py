@@ -87,7 +87,7 @@ def start_rights_check(
         )
         return (rights, _engagement(platform, principal, insurer, found, request, rights)), entry
 
-    deferred = guarded_read(platform, principal, card, proof, answer)
+    deferred = guarded_read(platform, principal, card, proof, answer, care_date=request.care_date)
     return deferred.then(lambda result: RightsAnswer(request.care_date, *result))
 
 

@@ -49,9 +49,13 @@ def record_daily_figures(platform: Platform, day: date) -> RecordedDay:
         raise _guard_off()
     try:
         figures = guard.day_summary(day)
+        # Invoices lag: the day ``invoice_lag_days`` earlier is recorded again while its
+        # sets are still held, so its count of people invoiced includes late invoices
+        # (the calibration of the allowances without card proof reads it).
+        late = guard.day_summary(day - timedelta(days=guard.policy.invoice_lag_days))
     except GuardUnavailable as exc:
         raise Unavailable(exc.code, "the guard's counter store cannot be read") from exc
     with platform.engine.begin() as conn:
-        for one in figures:
+        for one in (*late, *figures):
             save_daily(conn, one)
     return RecordedDay(day, len(figures), sum(f.distinct_lookups for f in figures))

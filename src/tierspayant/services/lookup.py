@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Generic, NoReturn, TypeVar
 
 from sqlalchemy import Connection
@@ -177,6 +178,8 @@ def guarded_read(
     card: CardData,
     proof: CardProof,
     answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry]],
+    *,
+    care_date: date | None = None,
 ) -> Deferred[T]:
     """:func:`guarded_lookup` for answers that only read (rights checks, calculations).
 
@@ -186,7 +189,7 @@ def guarded_read(
     (:mod:`tierspayant.store.audit_writer`). The caller gets a :class:`Deferred`: the
     response may leave only through :meth:`Deferred.settle`, once its event is committed.
     """
-    return _guarded(platform, principal, card, proof, answer, write=False)
+    return _guarded(platform, principal, card, proof, answer, write=False, care_date=care_date)
 
 
 def guarded_answer(
@@ -195,11 +198,13 @@ def guarded_answer(
     card: CardData,
     proof: CardProof,
     answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry]],
+    *,
+    care_date: date | None = None,
 ) -> Deferred[T]:
     """:func:`guarded_read` for answers that also write (a calculation's engagement on
     amounts): ``answer`` runs in a write transaction, its audit event goes to the
     group-commit writer once that transaction is committed."""
-    return _guarded(platform, principal, card, proof, answer, write=True)
+    return _guarded(platform, principal, card, proof, answer, write=True, care_date=care_date)
 
 
 def _guarded(
@@ -210,11 +215,12 @@ def _guarded(
     answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry | None]],
     *,
     write: bool,
+    care_date: date | None = None,
 ) -> Deferred[T]:
     authorise_provider(principal)
     containment.enforce(platform, principal, card.amc_number, answer, with_proof=proof.present)
     verified = _verify(platform, principal, card, proof)
-    ctx = _context(platform, principal, verified is not None)
+    ctx = _context(platform, principal, verified is not None, care_date)
     guard = platform.guard
     if guard is None:
         try:
@@ -362,13 +368,18 @@ def reservation_context(platform: Platform, principal: Principal) -> LookupConte
     )
 
 
-def _context(platform: Platform, principal: Principal, with_proof: bool) -> LookupContext:
+def _context(
+    platform: Platform, principal: Principal, with_proof: bool, care_date: date | None = None
+) -> LookupContext:
+    # A step-up satisfied within its validity (``services.accounts.step_up``) is read by
+    # the guard itself; an AAL3 session is strong on its own.
     return context_for(
         principal,
         category=provider_category(platform, principal),
         with_proof=with_proof,
         at=platform.now(),
         stepped_up=principal.strength is AuthStrength.AAL3,
+        care_date=care_date,
     )
 
 

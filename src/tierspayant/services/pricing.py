@@ -160,7 +160,9 @@ def start_calculation(
         return _covered(result)
 
     ctx = reservation_context(platform, principal)
-    return guarded_answer(platform, principal, card, proof, answer).then(covered)
+    return guarded_answer(
+        platform, principal, card, proof, answer, care_date=request.care_date
+    ).then(covered)
 
 
 def _judge_reservations(

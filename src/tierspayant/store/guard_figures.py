@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, select, update
 
 from tierspayant.security.guard import DailyFigures
 from tierspayant.store.security_tables import guard_daily
@@ -39,8 +39,17 @@ class GuardDailyHistory:
 
     def daily_distinct(self, structure: str, before: date, days: int) -> Sequence[int]:
         """Distinct beneficiaries per recorded day in the ``days`` days before ``before``."""
+        return self._daily(guard_daily.c.distinct_lookups, structure, before, days)
+
+    def daily_invoiced(self, structure: str, before: date, days: int) -> Sequence[int]:
+        """Of those, the people the structure invoiced, per recorded day (same days)."""
+        return self._daily(guard_daily.c.distinct_invoiced, structure, before, days)
+
+    def _daily(
+        self, column: ColumnElement[int], structure: str, before: date, days: int
+    ) -> Sequence[int]:
         query = (
-            select(guard_daily.c.distinct_lookups)
+            select(column)
             .where(
                 guard_daily.c.structure == structure,
                 guard_daily.c.day >= before - timedelta(days=days),

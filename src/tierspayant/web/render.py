@@ -68,6 +68,13 @@ MESSAGES: dict[str, str] = {
     GuardCode.HUMAN_SPEED: "Consultations trop rapides : votre accès est suspendu.",
     GuardCode.STEP_UP_IGNORED: "Vérifications ignorées : votre accès est suspendu.",
     GuardCode.NO_PROOF_QUOTA: "Quota de consultations sans carte atteint pour aujourd'hui.",
+    GuardCode.UNBILLED: (
+        "Trop de patients consultés sans carte n'ont jamais été facturés : "
+        "votre accès est suspendu."
+    ),
+    GuardCode.UNBILLED_PENDING: (
+        "Trop de patients consultés sans carte attendent encore leur facture : scannez la carte."
+    ),
     GuardCode.DAILY_CAP: "Plafond quotidien de consultations atteint.",
     GuardCode.MISS_RATIO: "Trop de consultations sans correspondance : accès refusé.",
     GuardCode.RATE: "Trop de consultations par minute : patientez.",

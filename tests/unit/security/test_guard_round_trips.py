@@ -114,10 +114,12 @@ def test_a_check_with_card_proof_costs_one_round_trip_per_phase(client: redis.Re
         assert trips == Trips(admit=1, observe=1)
 
 
-def test_a_check_without_proof_costs_two_to_admit_and_one_to_observe(
+def test_a_check_without_proof_costs_three_to_admit_and_two_to_observe(
     client: redis.Redis,
 ) -> None:
-    # The second round trip of the admission holds the no-proof slot.
+    # The second round trip of the admission updates the never-invoiced windows and holds
+    # their slot, the third holds the daily no-proof slot; the observation's second adds
+    # the person to the never-invoiced windows and frees the hold.
     guard = Guard(RedisCounterStore(client), GuardPolicy(no_proof_watch=5))
     _warm(guard)
     for kind in (ActorKind.SOFTWARE, ActorKind.HUMAN):
@@ -127,9 +129,9 @@ def test_a_check_without_proof_costs_two_to_admit_and_one_to_observe(
         )
         assert admission.allowed
         assert signals == []
-        assert trips == Trips(admit=2, observe=1), kind
+        assert trips == Trips(admit=3, observe=2), kind
         miss, _ = _check(guard, _ctx(1, principal=principal, kind=kind), LookupOutcome.miss())
-        assert miss == Trips(admit=2, observe=1), kind
+        assert miss == Trips(admit=3, observe=2), kind
 
 
 def test_a_signal_costs_one_more_round_trip_the_first_time_only(client: redis.Redis) -> None:
@@ -138,25 +140,27 @@ def test_a_signal_costs_one_more_round_trip_the_first_time_only(client: redis.Re
     guard = Guard(RedisCounterStore(client), GuardPolicy(no_proof_watch=2))
     _warm(guard)
     first, _ = _check(guard, _ctx(0), LookupOutcome.hit("s0"))
-    assert first == Trips(admit=2, observe=1)
+    assert first == Trips(admit=3, observe=2)
     watch, (_, signals) = _check(guard, _ctx(1), LookupOutcome.hit("s1"))
     assert [s.code for s in signals] == ["guard.no_proof_watch"]
-    assert watch == Trips(admit=2, observe=2)
+    assert watch == Trips(admit=3, observe=3)
     for i in range(2, 5):
         later, (_, signals) = _check(guard, _ctx(i), LookupOutcome.hit(f"s{i}"))
         assert signals == []
-        assert later == Trips(admit=2, observe=1)
+        assert later == Trips(admit=3, observe=2)
 
 
 def test_refusals_cost_one_or_two_round_trips(client: redis.Redis) -> None:
     guard = Guard(RedisCounterStore(client), GuardPolicy(no_proof_soft=1, no_proof_hard=3))
     _warm(guard)
     first, _ = _check(guard, _ctx(0), LookupOutcome.hit("s0"))
-    assert first == Trips(admit=2, observe=2)  # the soft signal, once
-    # Step-up asked: the refusal is counted and its signal deduplicated in one more.
+    assert first == Trips(admit=3, observe=3)  # the soft signal, once
+    # Step-up asked: whether a satisfied step-up holds (one), the never-invoiced windows
+    # (one, nothing held), the refusal counted per day with its signal deduplicated (one)
+    # and over 30 days (one).
     step_up, (admission, _) = _check(guard, _ctx(1), LookupOutcome.hit("s1"))
     assert admission.verdict is Verdict.STEP_UP
-    assert step_up == Trips(admit=2, observe=0)
+    assert step_up == Trips(admit=5, observe=0)
     # A HARD signal: the suspension is marked with the signal's bookkeeping, in one more.
     for i in range(2, 4):
         trips, (admission, signals) = _check(
@@ -164,7 +168,8 @@ def test_refusals_cost_one_or_two_round_trips(client: redis.Redis) -> None:
         )
         assert admission.allowed
     assert [(s.level, s.code) for s in signals] == [(Level.HARD, "guard.no_proof_quota")]
-    assert trips == Trips(admit=2, observe=2)
+    # Stepped up by the caller: no read of a recorded step-up, the slots are held.
+    assert trips == Trips(admit=3, observe=3)
     assert guard.suspended("client:lgo-1")
     suspended, (admission, _) = _check(guard, _ctx(5), LookupOutcome.hit("s5"))
     assert admission.code == "guard.suspended"

@@ -30,6 +30,8 @@ from tierspayant.security.guard import (
     LookupOutcome,
     ObservationCounts,
     ObservationPlan,
+    UnbilledCounts,
+    UnbilledPlan,
     Verdict,
 )
 from tierspayant.security.guard.thresholds import (
@@ -57,6 +59,21 @@ class StubStore:
     admission_counts: AdmissionCounts = field(default_factory=AdmissionCounts)
     observation_counts: ObservationCounts = field(default_factory=ObservationCounts)
     flags: list[str] = field(default_factory=list)
+    # Overdue people of the principal and of the structure, and people awaiting an invoice.
+    unbilled_counts: tuple[int, int, int] = (0, 0, 0)
+
+    def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
+        overdue_p, overdue_s, pending = self.unbilled_counts
+        return UnbilledCounts((pending, pending), (overdue_p, overdue_s), True)
+
+    def unbilled_answer(self, *args: object) -> None:
+        return None
+
+    def hash_all(self, key: str) -> dict[str, str]:
+        return {}
+
+    def push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
+        return [value]
 
     def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
         return self.admission_counts
@@ -161,6 +178,7 @@ def shares(outcomes: tuple[str, ...]) -> tuple[int, int, int, int]:
     answered=st.integers(0, 25),
     with_proof=st.booleans(),
     stepped_up=st.booleans(),
+    unbilled=st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(0, 40)),
 )
 def test_admission_decides_as_the_documented_rules(
     policy: GuardPolicy,
@@ -169,9 +187,15 @@ def test_admission_decides_as_the_documented_rules(
     answered: int,
     with_proof: bool,
     stepped_up: bool,
+    unbilled: tuple[int, int, int],
 ) -> None:
     # Given counts as the store would read them
-    store = StubStore(AdmissionCounts(seen=seen, outcomes=outcomes, answered=answered))
+    store = StubStore(
+        AdmissionCounts(seen=seen, outcomes=outcomes, answered=answered),
+        unbilled_counts=unbilled,
+    )
+    overdue_p, overdue_s, pending = unbilled
+    suspended = False
     guard = Guard(cast(CounterStore, store), policy)
     cap = policy.daily_caps["gp"]
     soft = max(1, -(-cap * policy.soft_percent // 100))  # soft_percent of the cap, rounded up
@@ -185,6 +209,13 @@ def test_admission_decides_as_the_documented_rules(
         expected = (Verdict.DENY, "guard.miss_ratio")
     elif no_proof and answered >= p.no_proof_hard:
         expected = (Verdict.DENY, "guard.no_proof_quota")
+    # People answered without proof and never invoiced (more than 50): suspension; too
+    # many awaiting an invoice (uncalibrated: 30): refusal; neither is waived by a step-up
+    elif no_proof and max(overdue_p, overdue_s) >= 51:
+        expected = (Verdict.DENY, "guard.unbilled")
+        suspended = overdue_p >= 51  # the structure's own figure refuses only
+    elif no_proof and pending >= p.unbilled_pending:
+        expected = (Verdict.DENY, "guard.unbilled_pending")
     elif not stepped_up and seen >= soft:
         expected = (Verdict.STEP_UP, "guard.daily_cap_soft")
     elif (
@@ -201,12 +232,15 @@ def test_admission_decides_as_the_documented_rules(
         expected = (Verdict.STEP_UP, "guard.misread_ratio_soft")
     elif not stepped_up and no_proof and answered >= p.no_proof_soft:
         expected = (Verdict.STEP_UP, "guard.no_proof_soft")
+    elif not stepped_up and no_proof and max(overdue_p, overdue_s) >= 40:
+        expected = (Verdict.STEP_UP, "guard.unbilled_soft")
     else:
         expected = (Verdict.ALLOW, "guard.ok")
     # When the guard admits the lookup
     admission = guard.admit(context(with_proof=with_proof, stepped_up=stepped_up))
     assert (admission.verdict, admission.code) == expected
-    assert store.flags == []  # refusing at admission never suspends by itself
+    # Refusing at admission never suspends by itself, except for the never-billed bound
+    assert store.flags == (["susp:psc:alice"] if suspended else [])
 
 
 @settings(max_examples=400, deadline=None)

@@ -41,6 +41,8 @@ from tierspayant.security.guard.counters import (
     MemoryCounterStore,
     ObservationCounts,
     ObservationPlan,
+    UnbilledCounts,
+    UnbilledPlan,
 )
 from tierspayant.security.guard.policy import (
     DEFAULT_DAILY_CAPS,
@@ -116,6 +118,8 @@ __all__ = [
     "Restorer",
     "RestoringCounterStore",
     "Signal",
+    "UnbilledCounts",
+    "UnbilledPlan",
     "Verdict",
     "calibrate",
     "context_for",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import statistics
 import threading
@@ -18,10 +19,17 @@ from tierspayant.security.guard.counters import (
     CounterStore,
     ObservationCounts,
     ObservationPlan,
+    UnbilledPlan,
 )
-from tierspayant.security.guard.policy import GuardPolicy, HistoryProvider, calibrate
+from tierspayant.security.guard.policy import (
+    GuardPolicy,
+    HistoryProvider,
+    InvoicedHistory,
+    calibrate,
+)
 from tierspayant.security.guard.thresholds import (
     THRESHOLDS,
+    Action,
     Counter,
     Grade,
     Judged,
@@ -90,6 +98,10 @@ _CALLER_MESSAGES: dict[str, str] = {
     GuardCode.NO_PROOF_QUOTA: "scan the patient's card: lookups without card proof are used up",
     GuardCode.STEP_UP_IGNORED: "authentication was not renewed; account suspended",
     GuardCode.RESERVATIONS: "too many engagements on amounts today; account suspended",
+    GuardCode.UNBILLED: "people looked up without card proof were never invoiced; account"
+    " suspended",
+    GuardCode.UNBILLED_PENDING: "scan the patient's card: too many people looked up without"
+    " card proof await an invoice",
     UNAVAILABLE: "the rights check is temporarily unavailable",
 }
 _STEP_UP_MESSAGE = "renew your authentication (CPS card or e-CPS) to continue"
@@ -103,8 +115,12 @@ _RATES = tuple(
 )
 _PACE = row_of(Counter.PACE)
 _STEP_UPS = row_of(Counter.STEP_UPS)
+_STEP_UPS_WINDOW = row_of(Counter.STEP_UPS_WINDOW)
 _INVOICED = row_of(Counter.INVOICED)
 _RESERVATIONS = row_of(Counter.RESERVATIONS)
+_UNBILLED_P = row_of(Counter.UNBILLED_PRINCIPAL)
+_UNBILLED_S = row_of(Counter.UNBILLED_STRUCTURE)
+_PENDING = row_of(Counter.PENDING)
 _GATED = tuple(r for r in THRESHOLDS if r.judged in (Judged.OUTCOME, Judged.HIT))
 
 
@@ -188,14 +204,18 @@ class Guard:
         if cached is not None:
             return cached
         history: Sequence[int] = ()
+        invoiced: Sequence[int] = ()
         if self.history is not None:
+            days = self.policy.calibration_days
             try:
-                history = self.history.daily_distinct(structure, day, self.policy.calibration_days)
+                history = self.history.daily_distinct(structure, day, days)
+                if isinstance(self.history, InvoicedHistory):
+                    invoiced = self.history.daily_invoiced(structure, day, days)
             except Exception as exc:  # noqa: BLE001 - any history failure: profession default
                 # The default is never above a calibrated cap, so failing here fails safe.
                 log.warning("guard.history_unavailable", error=type(exc).__name__)
                 return calibrate(self.policy, category, ())
-        caps = calibrate(self.policy, category, history)
+        caps = calibrate(self.policy, category, history, invoiced)
         with self._caps_lock:
             if len(self._caps) > 50_000:
                 self._caps.clear()
@@ -237,7 +257,14 @@ class Guard:
 
     def clear_suspension(self, principal_id: str) -> None:
         """Lift the mark and forget the principal's recent pace and misses (reinstatement)."""
-        keys = (f"susp:{principal_id}", f"speed:{principal_id}", f"out:{principal_id}")
+        keys = (
+            f"susp:{principal_id}",
+            f"speed:{principal_id}",
+            f"out:{principal_id}",
+            f"stepupw:{principal_id}",
+            f"ubp:p:{principal_id}",
+            f"ubo:p:{principal_id}",
+        )
         try:
             self.counters.delete(*keys)
         except CounterStoreUnavailable as exc:
@@ -319,32 +346,152 @@ class Guard:
                 return self._deny(row.code)
             if level is Grade.SOFT and soft is None:
                 soft, soft_value, soft_volume = row, value, volume
-        if soft is not None and not ctx.stepped_up:
+        held = False
+        # Whether soft limits are waived (read only when one is crossed).
+        stepped: bool | None = True if ctx.stepped_up else None
+        if soft is not None and stepped is None:
+            stepped = self.step_up_active(ctx.principal_id, ctx.at)
+        if not ctx.with_proof:
+            # Scrapers never bill: sliding windows, judged before every lookup without
+            # proof; their hard levels are never waived by a step-up. No slot is held
+            # when the lookup will be asked for a step-up anyway.
+            if caps is None:
+                caps = self.caps(ctx.structure, ctx.category, day)
+            plan = self._unbilled_plan(ctx, caps)
+            if soft is not None and not stepped:
+                plan = dataclasses.replace(plan, reserve=False)
+            counts_ub = self.counters.unbilled(plan)
+            held = counts_ub.reserved
+            readings = (
+                (_UNBILLED_P, counts_ub.overdue[0]),
+                (_UNBILLED_S, counts_ub.overdue[1]),
+                (_PENDING, max(counts_ub.pending)),
+            )
+            for row, value in readings:
+                level = grade(row, value, 0, p, caps)
+                if level is Grade.HARD:
+                    if held:
+                        self._release_unbilled(ctx)
+                    signal = self._raise(ctx, row, Grade.HARD, value, 0, caps)
+                    if row.action is Action.SUSPEND:
+                        self.counters.set_flag(f"susp:{ctx.principal_id}", None)
+                        return self._deny(row.code, signal)
+                    bucket = day.isoformat()
+                    once = self._once(signal, _scope_of(row.scope, ctx), bucket)
+                    return self._deny(row.code, *once, retry_after=3600)
+                if level is Grade.SOFT and soft is None:
+                    soft, soft_value, soft_volume = row, value, 0
+        if soft is not None and stepped is None:
+            stepped = self.step_up_active(ctx.principal_id, ctx.at)
+        if soft is not None and not stepped:
+            if held:
+                self._release_unbilled(ctx)
             signal = self._raise(ctx, soft, Grade.SOFT, soft_value, soft_volume, caps)
             return self._step_up(ctx, signal, _scope_of(soft.scope, ctx), day)
 
-        if not ctx.with_proof and not self.counters.reserve(
-            f"np:{ctx.structure}:{day}",
-            f"nphold:{ctx.structure}:{day}",
-            ctx.lookup_id,
-            p.no_proof_hard,
-            now_ms,
-            p.no_proof_hold_seconds * 1000,
-            p.day_set_ttl_seconds,
-        ):
-            # The remaining slots are held by lookups still running.
-            return self._deny(GuardCode.NO_PROOF_QUOTA, retry_after=p.no_proof_hold_seconds)
+        if not ctx.with_proof:
+            assert caps is not None
+            if not self.counters.reserve(
+                f"np:{ctx.structure}:{day}",
+                f"nphold:{ctx.structure}:{day}",
+                ctx.lookup_id,
+                caps.no_proof_hard,
+                now_ms,
+                p.no_proof_hold_seconds * 1000,
+                p.day_set_ttl_seconds,
+            ):
+                # The remaining slots are held by lookups still running.
+                self._release_unbilled(ctx)
+                return self._deny(GuardCode.NO_PROOF_QUOTA, retry_after=p.no_proof_hold_seconds)
         return Admission(Verdict.ALLOW, "guard.ok", "")
+
+    # -- people answered without proof and never invoiced ----------------------------
+
+    def _unbilled_scopes(self, ctx: LookupContext) -> tuple[str, str]:
+        return (f"p:{ctx.principal_id}", f"s:{ctx.structure}")
+
+    @property
+    def _unbilled_ttl(self) -> int:
+        p = self.policy
+        return (p.unbilled_window_days + p.invoice_grace_days + 1) * DAY_SECONDS
+
+    def _unbilled_plan(self, ctx: LookupContext, caps: Caps) -> UnbilledPlan:
+        p = self.policy
+        return UnbilledPlan(
+            scopes=self._unbilled_scopes(ctx),
+            bill_key=f"ubb:{ctx.structure}",
+            now_ms=_ms(ctx.at),
+            grace_ms=p.invoice_grace_days * DAY_SECONDS * 1000,
+            window_ms=p.unbilled_window_days * DAY_SECONDS * 1000,
+            slack_ms=DAY_SECONDS * 1000,
+            overdue_limit=p.unbilled_hard,
+            pending_limit=caps.pending,
+            token=ctx.lookup_id,
+            hold_ms=p.no_proof_hold_seconds * 1000,
+            ttl_seconds=self._unbilled_ttl,
+        )
+
+    def _release_unbilled(self, ctx: LookupContext, subject: str | None = None) -> None:
+        self.counters.unbilled_answer(
+            self._unbilled_scopes(ctx),
+            ctx.lookup_id,
+            subject,
+            f"uby:{ctx.structure}",
+            _ms(ctx.at),
+            self._unbilled_ttl,
+        )
+
+    def unbilled(self, ctx: LookupContext) -> tuple[int, int, int]:
+        """(people awaiting an invoice, overdue for the principal, overdue for the
+        structure) as the next lookup without proof would see them; holds nothing."""
+        try:
+            caps = self.caps(ctx.structure, ctx.category, self.day_of(ctx.at))
+            plan = self._unbilled_plan(ctx, caps)
+            counts = self.counters.unbilled(dataclasses.replace(plan, reserve=False))
+        except CounterStoreUnavailable as exc:
+            raise GuardUnavailable() from exc
+        return max(counts.pending), counts.overdue[0], counts.overdue[1]
+
+    # -- step-up ----------------------------------------------------------------------
+
+    def record_step_up(self, principal_id: str, at: datetime) -> datetime | None:
+        """A fresh strong authentication of the principal (TOTP re-entered, e-CPS/CPS)
+        after the guard asked for one: soft limits are waived until the returned instant;
+        hard limits never are. None when no step-up was asked (in the last day): a login
+        is then only a login."""
+        until = at + timedelta(seconds=self.policy.step_up_valid_seconds)
+        try:
+            # The step-ups asked and not yet satisfied (newest first): one in the last day
+            # is what this login answers; satisfied, they were not ignored.
+            asked = self.counters.recent(f"stepupw:{principal_id}")
+            if not asked or int(asked[0]) <= _ms(at) - DAY_SECONDS * 1000:
+                return None
+            self.counters.delete(f"stepupw:{principal_id}")
+            self.counters.hash_set(
+                f"stepok:{principal_id}",
+                "until",
+                str(_ms(until)),
+                self.policy.step_up_valid_seconds + 60,
+            )
+        except CounterStoreUnavailable as exc:
+            raise GuardUnavailable() from exc
+        return until
+
+    def step_up_active(self, principal_id: str, at: datetime) -> bool:
+        """Whether a step-up recorded by :meth:`record_step_up` still holds at ``at``."""
+        until = self.counters.hash_all(f"stepok:{principal_id}").get("until")
+        return until is not None and _ms(at) < int(until)
 
     def _step_up(self, ctx: LookupContext, soft: Signal, scope: str, day: date) -> Admission:
         """Ask for step-up; a caller who keeps ignoring it is a bot and gets suspended."""
         p = self.policy
-        hour = ctx.at.strftime("%Y%m%d%H")
-        # At the limit the store marks the principal suspended; below it, it deduplicates
-        # the soft signal: both in the same operation as the count.
+        # Counted per local day: a caller who stops at the first step-up of each hour
+        # must not be tolerated nine times an hour. At the limit the store marks the
+        # principal suspended; below it, it deduplicates the soft signal: both in the same
+        # operation as the count.
         refusals, first = self.counters.step_up(
-            f"stepup:{ctx.principal_id}:{hour}",
-            2 * 3600,
+            f"stepup:{ctx.principal_id}:{day}",
+            2 * DAY_SECONDS,
             self._step_up_limit,
             f"susp:{ctx.principal_id}",
             _once_key(soft.code, scope, day.isoformat()),
@@ -353,6 +500,22 @@ class Guard:
         if grade(_STEP_UPS, refusals, 0, p) is Grade.HARD:
             hard = self._raise(ctx, _STEP_UPS, Grade.HARD, refusals, 0, None, after_soft=soft.code)
             return self._deny(_STEP_UPS.code, hard)
+        # The same refusals over a sliding window: no day boundary resets them.
+        now_ms = _ms(ctx.at)
+        window_ms = p.step_up_refusals_window_days * DAY_SECONDS * 1000
+        stamps = self.counters.push_recent(
+            f"stepupw:{ctx.principal_id}",
+            str(now_ms),
+            p.step_up_refusals_window_hard,
+            p.step_up_refusals_window_days * DAY_SECONDS,
+        )
+        recent = sum(1 for s in stamps if int(s) > now_ms - window_ms)
+        if grade(_STEP_UPS_WINDOW, recent, 0, p) is Grade.HARD:
+            hard = self._raise(
+                ctx, _STEP_UPS_WINDOW, Grade.HARD, recent, 0, None, after_soft=soft.code
+            )
+            self.counters.set_flag(f"susp:{ctx.principal_id}", None)
+            return self._deny(_STEP_UPS_WINDOW.code, hard)
         signals = (soft,) if first else ()
         return Admission(Verdict.STEP_UP, soft.code, _STEP_UP_MESSAGE, 0, signals)
 
@@ -388,6 +551,7 @@ class Guard:
         try:
             day = self.day_of(ctx.at)
             self.counters.release(f"nphold:{ctx.structure}:{day}", ctx.lookup_id)
+            self._release_unbilled(ctx)
         except CounterStoreUnavailable:
             log.warning("guard.store_unavailable", during="abandon")  # the hold lapses
 
@@ -419,6 +583,7 @@ class Guard:
                 self.counters.release(
                     f"nphold:{ctx.structure}:{self.day_of(ctx.at)}", ctx.lookup_id
                 )
+                self._release_unbilled(ctx)
         except CounterStoreUnavailable:
             # The service still suspends the principal in the database from this signal.
             log.error("guard.store_unavailable", during="canary")
@@ -433,6 +598,15 @@ class Guard:
         bucket = day.isoformat()
         no_proof = not ctx.with_proof
         hit = outcome.kind is OutcomeKind.HIT
+        subject = outcome.subject if hit else None
+        if subject is not None and ctx.care_date is not None:
+            # Beyond the first dates asked for one person in a day, each date is a further
+            # person: re-asking with many dates would map the end of coverage for free.
+            dates = self.counters.add_distinct(
+                f"cd:{ctx.structure}:{day}:{subject}", ctx.care_date.isoformat(), 2 * DAY_SECONDS
+            )
+            if dates > p.care_dates_free:
+                subject = f"{subject}@{ctx.care_date.isoformat()}"
         # The rows this outcome may move, and the once-keys their soft and watch signals
         # may need: the store tells which are already set, so only a signal not yet raised
         # costs a write.
@@ -456,7 +630,7 @@ class Guard:
                 outcome=_HIT if hit else _MISS,
                 outcomes_keep=p.miss_window,
                 outcomes_ttl_seconds=DAY_SECONDS,
-                subject=outcome.subject if hit else None,
+                subject=subject,
                 seen_key=f"seen:{ctx.structure}:{day}",
                 answered_key=f"np:{ctx.structure}:{day}",
                 # Only once the answer is counted may its slot go: releasing it first would
@@ -472,6 +646,9 @@ class Guard:
                 once_keys=tuple(once_keys),
             )
         )
+        if no_proof:
+            # Counted after the answer, then the hold goes (as for the daily quota).
+            self._release_unbilled(ctx, subject)
         already = dict(zip(once_keys, counts.once_set, strict=True))
         # In order: a signal, or a soft one raised only if its once-key is claimed now.
         raised: list[Signal | tuple[Signal, str]] = []
@@ -569,9 +746,19 @@ class Guard:
 
     def record_invoice(self, structure: str, subject: str, day: date) -> None:
         """An invoice for ``subject`` with care on ``day`` came from ``structure``."""
+        care_ms = _ms(datetime.combine(day, datetime.min.time(), self._zone))
         try:
             self.counters.add_distinct(
                 f"inv:{structure}:{day}", subject, self.policy.day_set_ttl_seconds
+            )
+            self.counters.unbilled_invoice(
+                f"s:{structure}",
+                f"ubb:{structure}",
+                f"uby:{structure}",
+                subject,
+                care_ms,
+                DAY_SECONDS * 1000,
+                self._unbilled_ttl,
             )
         except CounterStoreUnavailable as exc:
             raise GuardUnavailable() from exc

@@ -144,6 +144,46 @@ class CounterSnapshot:
     flags: Mapping[str, int | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class UnbilledPlan:
+    """The sliding-window bookkeeping of people answered without card proof and not
+    invoiced, done by :meth:`CounterStore.unbilled` before a lookup without proof.
+
+    For each scope in ``scopes`` (``p:<principal>``, ``s:<structure>``), atomically: drop
+    lapsed holds of ``ubh:<scope>``; take the people of ``ubp:<scope>`` (pending: answered
+    at the score, in ms) answered at or before ``now_ms - grace_ms``: drop those that
+    ``bill_key`` shows invoiced for care on or after their answer minus ``slack_ms``,
+    move the others to ``ubo:<scope>`` (overdue, same score); drop overdue people answered
+    at or before ``now_ms - window_ms``. Then, if ``reserve`` and in every scope the
+    overdue count is below ``overdue_limit`` and pending people plus holds below
+    ``pending_limit``, hold ``token`` in every scope until ``now_ms + hold_ms``. Every
+    key written gets ``ttl_seconds``.
+    """
+
+    scopes: tuple[str, ...]
+    bill_key: str
+    now_ms: int
+    grace_ms: int
+    window_ms: int
+    slack_ms: int
+    overdue_limit: int
+    pending_limit: int
+    token: str
+    hold_ms: int
+    ttl_seconds: int
+    reserve: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UnbilledCounts:
+    """Per scope of the plan, before the hold: pending people plus live holds, overdue
+    people; and whether the hold was taken."""
+
+    pending: tuple[int, ...]
+    overdue: tuple[int, ...]
+    reserved: bool
+
+
 class CounterStore(Protocol):
     """Atomic counters the guard needs; Redis and in-process implementations agree.
 
@@ -187,6 +227,41 @@ class CounterStore(Protocol):
     def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
         """:meth:`set_once` on each key, then :meth:`set_flag` on ``flag_key`` (no expiry)
         if given; return the :meth:`set_once` results."""
+        ...
+
+    def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
+        """Bring the pending and overdue people of each scope up to date, count them, and
+        hold a slot if allowed (see :class:`UnbilledPlan`)."""
+        ...
+
+    def unbilled_answer(
+        self,
+        scopes: Sequence[str],
+        token: str,
+        subject: str | None,
+        by_key: str,
+        now_ms: int,
+        ttl_seconds: int,
+    ) -> None:
+        """Release ``token``'s holds in every scope; if ``subject`` (a hit), add it to the
+        pending people of every scope where it is neither pending nor overdue (score
+        ``now_ms``), and note in hash ``by_key`` that the first scope answered it."""
+        ...
+
+    def unbilled_invoice(
+        self,
+        structure_scope: str,
+        bill_key: str,
+        by_key: str,
+        subject: str,
+        care_ms: int,
+        slack_ms: int,
+        ttl_seconds: int,
+    ) -> None:
+        """Record an invoice (keep the latest care time per subject in ``bill_key``) and
+        remove ``subject`` from the pending and overdue people of the structure's scope
+        and of the scope ``by_key`` names, where answered no later than ``care_ms +
+        slack_ms``."""
         ...
 
     def hit_windows(
@@ -490,6 +565,100 @@ class MemoryCounterStore:
                 self._set_flag(flag_key, None)
                 return count, False
             return count, self._set_once(once_key, once_ttl_seconds)
+
+    def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
+        """See :meth:`CounterStore.unbilled`."""
+        ttl = plan.ttl_seconds
+        with self._lock:
+            self._fresh(plan.bill_key)
+            bill = self._zsets.get(plan.bill_key, {})
+            pending: list[int] = []
+            overdue: list[int] = []
+            for scope in plan.scopes:
+                holds_key, pend_key, over_key = f"ubh:{scope}", f"ubp:{scope}", f"ubo:{scope}"
+                for key in (holds_key, pend_key, over_key):
+                    self._fresh(key)
+                holds = self._zsets.setdefault(holds_key, {})
+                for old in [t for t, until in holds.items() if until <= plan.now_ms]:
+                    del holds[old]
+                pend = self._zsets.setdefault(pend_key, {})
+                over = self._zsets.setdefault(over_key, {})
+                due = plan.now_ms - plan.grace_ms
+                for subject, answered in sorted(pend.items(), key=lambda kv: kv[1]):
+                    if answered > due:
+                        break
+                    del pend[subject]
+                    if bill.get(subject, -1) < answered - plan.slack_ms:
+                        over[subject] = answered
+                gone = plan.now_ms - plan.window_ms
+                for subject in [s for s, answered in over.items() if answered <= gone]:
+                    del over[subject]
+                pending.append(len(pend) + len(holds))
+                overdue.append(len(over))
+            reserved = (
+                plan.reserve
+                and all(o < plan.overdue_limit for o in overdue)
+                and all(n < plan.pending_limit for n in pending)
+            )
+            if reserved:
+                for scope in plan.scopes:
+                    self._zsets[f"ubh:{scope}"][plan.token] = plan.now_ms + plan.hold_ms
+                    self._touch(f"ubh:{scope}", ttl)
+            for scope in plan.scopes:
+                self._touch(f"ubp:{scope}", ttl)
+                self._touch(f"ubo:{scope}", ttl)
+            return UnbilledCounts(tuple(pending), tuple(overdue), reserved)
+
+    def unbilled_answer(
+        self,
+        scopes: Sequence[str],
+        token: str,
+        subject: str | None,
+        by_key: str,
+        now_ms: int,
+        ttl_seconds: int,
+    ) -> None:
+        """See :meth:`CounterStore.unbilled_answer`."""
+        with self._lock:
+            for scope in scopes:
+                self._release(f"ubh:{scope}", token)
+                if subject is None:
+                    continue
+                pend_key, over_key = f"ubp:{scope}", f"ubo:{scope}"
+                self._fresh(pend_key)
+                self._fresh(over_key)
+                pend = self._zsets.setdefault(pend_key, {})
+                if subject not in pend and subject not in self._zsets.get(over_key, {}):
+                    pend[subject] = now_ms
+                self._touch(pend_key, ttl_seconds)
+            if subject is not None and scopes:
+                self._hash_set(by_key, subject, scopes[0], ttl_seconds)
+
+    def unbilled_invoice(
+        self,
+        structure_scope: str,
+        bill_key: str,
+        by_key: str,
+        subject: str,
+        care_ms: int,
+        slack_ms: int,
+        ttl_seconds: int,
+    ) -> None:
+        """See :meth:`CounterStore.unbilled_invoice`."""
+        with self._lock:
+            self._fresh(bill_key)
+            bill = self._zsets.setdefault(bill_key, {})
+            bill[subject] = max(bill.get(subject, care_ms), care_ms)
+            self._touch(bill_key, ttl_seconds)
+            self._fresh(by_key)
+            scopes = {structure_scope, self._hashes.get(by_key, {}).get(subject, structure_scope)}
+            for scope in scopes:
+                for key in (f"ubp:{scope}", f"ubo:{scope}"):
+                    self._fresh(key)
+                    members = self._zsets.get(key, {})
+                    answered = members.get(subject)
+                    if answered is not None and answered <= care_ms + slack_ms:
+                        del members[subject]
 
     def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
         """See :meth:`CounterStore.claim`."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tierspayant.domain.providers import ProviderCategory
@@ -70,7 +70,26 @@ class GuardPolicy:
     principal_per_minute: int = 60
     structure_per_minute: int = 300
     global_per_minute: int = 30_000
-    step_up_refusals_hard: int = 10
+    step_up_refusals_hard: int = 10  # per local day
+    # And over a sliding window: a caller who stops at the first step-up of each day.
+    step_up_refusals_window_hard: int = 20
+    step_up_refusals_window_days: int = 30
+    # Scrapers never bill: people answered without card proof and not invoiced by the
+    # structure within ``invoice_grace_days``, over a sliding ``unbilled_window_days``, per
+    # principal and per structure. Soft asks for step-up; hard (more than 50) suspends.
+    unbilled_window_days: int = 30
+    invoice_grace_days: int = 7
+    unbilled_soft: int = 40
+    unbilled_hard: int = 51
+    # People answered without card proof still inside their grace and not yet invoiced:
+    # at this many further lookups without proof are refused (no suspension; a hard limit,
+    # never waived by a step-up). Calibrated per structure (see ``calibrate``).
+    unbilled_pending: int = 30
+    calibration_no_proof_percent: int = 50
+    # A satisfied step-up (fresh strong login) waives soft limits this long.
+    step_up_valid_seconds: int = 900
+    # Care dates asked for one person in one day before each further one counts as a person.
+    care_dates_free: int = 2
     # Engagements on amounts a structure creates per day (calculations that reserve).
     reservations_soft: int = 250
     reservations_hard: int = 1000
@@ -100,6 +119,10 @@ class GuardPolicy:
             raise ValueError("no_proof_watch must be at least 1")
         if not 1 <= self.reservations_soft <= self.reservations_hard:
             raise ValueError("need 1 <= reservations_soft <= reservations_hard")
+        if not 1 <= self.unbilled_soft <= self.unbilled_hard:
+            raise ValueError("need 1 <= unbilled_soft <= unbilled_hard")
+        if self.unbilled_window_days <= self.invoice_grace_days:
+            raise ValueError("unbilled_window_days must exceed invoice_grace_days")
         if self.miss_soft_percent > self.miss_hard_percent:
             raise ValueError("miss_soft_percent must not exceed miss_hard_percent")
         if self.miss_min_lookups > self.miss_window or self.miss_min_lookups < 1:
@@ -114,6 +137,11 @@ class GuardPolicy:
             "step_up_refusals_hard",
             "no_proof_hold_seconds",
             "calibration_days",
+            "unbilled_pending",
+            "invoice_grace_days",
+            "step_up_valid_seconds",
+            "step_up_refusals_window_hard",
+            "step_up_refusals_window_days",
         )
         for name in positive:
             if getattr(self, name) < 1:
@@ -195,11 +223,19 @@ def percentile_nearest_rank(values: Sequence[int], percent: int) -> int:
     return ordered[rank - 1]
 
 
-def calibrate(policy: GuardPolicy, category: str, history: Sequence[int]) -> Caps:
+def calibrate(
+    policy: GuardPolicy,
+    category: str,
+    history: Sequence[int],
+    invoiced: Sequence[int] = (),
+) -> Caps:
     """Cap = max(profession default, factor × p95 of the structure's own daily counts).
 
     History counts only once it covers ``calibration_min_days`` days: a few busy days must
-    not let a new account raise its own ceiling.
+    not let a new account raise its own ceiling. ``invoiced`` (the same days' counts of
+    people looked up and then invoiced) sets the structure's allowance without card proof:
+    ``calibration_no_proof_percent`` of factor × their p95, never below the defaults
+    (``no_proof_hard`` a day, ``unbilled_pending`` awaiting an invoice).
     """
     cap = policy.default_cap(category)
     recent = list(history)[-policy.calibration_days :]
@@ -207,7 +243,26 @@ def calibrate(policy: GuardPolicy, category: str, history: Sequence[int]) -> Cap
     if calibrated:
         p = percentile_nearest_rank(recent, policy.calibration_percentile)
         cap = max(cap, -(-p * policy.calibration_factor_percent // 100))
-    return Caps(soft=policy.soft_of(cap), hard=cap, calibrated=calibrated)
+    no_proof, pending = policy.no_proof_hard, policy.unbilled_pending
+    billed = list(invoiced)[-policy.calibration_days :]
+    if len(billed) >= max(1, policy.calibration_min_days):
+        p = percentile_nearest_rank(billed, policy.calibration_percentile)
+        allowance = -(
+            -p * policy.calibration_factor_percent * policy.calibration_no_proof_percent // 10_000
+        )
+        no_proof, pending = max(no_proof, allowance), max(pending, allowance)
+    soft = policy.no_proof_soft if no_proof == policy.no_proof_hard else policy.soft_of(no_proof)
+    return Caps(
+        soft=policy.soft_of(cap),
+        hard=cap,
+        calibrated=calibrated,
+        no_proof_soft=min(soft, no_proof),
+        no_proof_hard=no_proof,
+        pending=pending,
+        # A structure whose invoices earned a larger allowance answers people without our
+        # card every day: the early warning is for the others (at the soft level, never).
+        no_proof_watch=policy.no_proof_watch if no_proof == policy.no_proof_hard else no_proof,
+    )
 
 
 class HistoryProvider(Protocol):
@@ -215,4 +270,14 @@ class HistoryProvider(Protocol):
 
     def daily_distinct(self, structure: str, before: date, days: int) -> Sequence[int]:
         """Counts of the ``days`` days before ``before`` that have a record."""
+        ...
+
+
+@runtime_checkable
+class InvoicedHistory(Protocol):
+    """A :class:`HistoryProvider` that also knows the people each day invoiced (optional:
+    without it, the allowances without card proof keep their defaults)."""
+
+    def daily_invoiced(self, structure: str, before: date, days: int) -> Sequence[int]:
+        """The same days' counts of people looked up and then invoiced by the structure."""
         ...

@@ -15,6 +15,8 @@ from tierspayant.security.guard.counters import (
     CounterSnapshot,
     ObservationCounts,
     ObservationPlan,
+    UnbilledCounts,
+    UnbilledPlan,
 )
 from tierspayant.security.guard.values import CounterStoreUnavailable
 
@@ -160,6 +162,94 @@ return {count, 0}
 """
 
 
+# KEYS: bill, then (holds, pending, overdue) per scope. ARGV: now, grace, window, slack,
+# overdue limit, pending limit, token, hold, ttl, reserve?
+_UNBILLED_LUA = """
+local now = tonumber(ARGV[1])
+local due = now - tonumber(ARGV[2])
+local gone = now - tonumber(ARGV[3])
+local slack = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[9])
+local scopes = (#KEYS - 1) / 3
+local pending, overdue = {}, {}
+local ok = ARGV[10] == '1'
+for i = 1, scopes do
+  local holds, pend, over = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+  redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
+  local expired = redis.call('ZRANGEBYSCORE', pend, '-inf', due, 'WITHSCORES')
+  for j = 1, #expired, 2 do
+    local subject, answered = expired[j], tonumber(expired[j + 1])
+    redis.call('ZREM', pend, subject)
+    local billed = redis.call('ZSCORE', KEYS[1], subject)
+    if (not billed) or tonumber(billed) < answered - slack then
+      redis.call('ZADD', over, answered, subject)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', over, '-inf', gone)
+  pending[i] = redis.call('ZCARD', pend) + redis.call('ZCARD', holds)
+  overdue[i] = redis.call('ZCARD', over)
+  if overdue[i] >= tonumber(ARGV[5]) or pending[i] >= tonumber(ARGV[6]) then
+    ok = false
+  end
+  redis.call('EXPIRE', pend, ttl)
+  redis.call('EXPIRE', over, ttl)
+end
+if ok then
+  for i = 1, scopes do
+    redis.call('ZADD', KEYS[3 * i - 1], now + tonumber(ARGV[8]), ARGV[7])
+    redis.call('EXPIRE', KEYS[3 * i - 1], ttl)
+  end
+end
+return {pending, overdue, ok and 1 or 0}
+"""
+
+# KEYS: by, then (holds, pending, overdue) per scope. ARGV: token, hit?, subject, now, ttl,
+# the first scope's name.
+_UNBILLED_ANSWER_LUA = """
+local scopes = (#KEYS - 1) / 3
+for i = 1, scopes do
+  local holds, pend, over = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+  redis.call('ZREM', holds, ARGV[1])
+  if ARGV[2] == '1' then
+    if not redis.call('ZSCORE', pend, ARGV[3]) and not redis.call('ZSCORE', over, ARGV[3]) then
+      redis.call('ZADD', pend, tonumber(ARGV[4]), ARGV[3])
+    end
+    redis.call('EXPIRE', pend, tonumber(ARGV[5]))
+  end
+end
+if ARGV[2] == '1' and scopes > 0 then
+  redis.call('HSET', KEYS[1], ARGV[3], ARGV[6])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+end
+return 1
+"""
+
+# KEYS: bill, by. ARGV: subject, care, slack, ttl, structure scope, prefix.
+_UNBILLED_INVOICE_LUA = """
+local subject, care = ARGV[1], tonumber(ARGV[2])
+local old = redis.call('ZSCORE', KEYS[1], subject)
+if (not old) or tonumber(old) < care then
+  redis.call('ZADD', KEYS[1], care, subject)
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+local scopes = {ARGV[5]}
+local by = redis.call('HGET', KEYS[2], subject)
+if by and by ~= ARGV[5] then
+  scopes[2] = by
+end
+for _, scope in ipairs(scopes) do
+  for _, kind in ipairs({'ubp:', 'ubo:'}) do
+    local key = ARGV[6] .. kind .. scope
+    local answered = redis.call('ZSCORE', key, subject)
+    if answered and tonumber(answered) <= care + tonumber(ARGV[3]) then
+      redis.call('ZREM', key, subject)
+    end
+  end
+end
+return 1
+"""
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -196,6 +286,9 @@ class RedisCounterStore:
         self._admission = client.register_script(_ADMISSION_LUA)
         self._observation = client.register_script(_OBSERVATION_LUA)
         self._step_up = client.register_script(_STEP_UP_LUA)
+        self._unbilled = client.register_script(_UNBILLED_LUA)
+        self._unbilled_answer = client.register_script(_UNBILLED_ANSWER_LUA)
+        self._unbilled_invoice = client.register_script(_UNBILLED_INVOICE_LUA)
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 0.5) -> RedisCounterStore:
@@ -352,6 +445,65 @@ class RedisCounterStore:
                 self._step_up, keys, [counter_ttl_seconds, limit, once_ttl_seconds]
             )
         return int(count), int(first) == 1
+
+    def _scope_keys(self, scopes: Sequence[str]) -> list[str]:
+        return [self._k(f"{kind}:{scope}") for scope in scopes for kind in ("ubh", "ubp", "ubo")]
+
+    def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
+        """See :meth:`CounterStore.unbilled`."""
+        keys = [self._k(plan.bill_key), *self._scope_keys(plan.scopes)]
+        args: list[str | int] = [
+            plan.now_ms,
+            plan.grace_ms,
+            plan.window_ms,
+            plan.slack_ms,
+            plan.overdue_limit,
+            plan.pending_limit,
+            plan.token,
+            plan.hold_ms,
+            plan.ttl_seconds,
+            _flag(plan.reserve),
+        ]
+        with self._errors("unbilled"):
+            pending, overdue, reserved = self._run(self._unbilled, keys, args)
+        return UnbilledCounts(
+            tuple(int(v) for v in pending), tuple(int(v) for v in overdue), int(reserved) == 1
+        )
+
+    def unbilled_answer(
+        self,
+        scopes: Sequence[str],
+        token: str,
+        subject: str | None,
+        by_key: str,
+        now_ms: int,
+        ttl_seconds: int,
+    ) -> None:
+        """See :meth:`CounterStore.unbilled_answer`."""
+        keys = [self._k(by_key), *self._scope_keys(scopes)]
+        first = scopes[0] if scopes else ""
+        args: list[str | int] = [token, _flag(subject is not None), subject or "", now_ms]
+        args += [ttl_seconds, first]
+        with self._errors("unbilled_answer"):
+            self._run(self._unbilled_answer, keys, args)
+
+    def unbilled_invoice(
+        self,
+        structure_scope: str,
+        bill_key: str,
+        by_key: str,
+        subject: str,
+        care_ms: int,
+        slack_ms: int,
+        ttl_seconds: int,
+    ) -> None:
+        """See :meth:`CounterStore.unbilled_invoice` (the scopes' keys are built in the
+        script from the prefix: one Redis, not a Cluster)."""
+        keys = [self._k(bill_key), self._k(by_key)]
+        args: list[str | int] = [subject, care_ms, slack_ms, ttl_seconds, structure_scope]
+        args.append(self._prefix)
+        with self._errors("unbilled_invoice"):
+            self._run(self._unbilled_invoice, keys, args)
 
     def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
         """See :meth:`CounterStore.claim`."""

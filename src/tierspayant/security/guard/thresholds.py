@@ -26,6 +26,20 @@ from tierspayant.security.guard.values import Caps, Level
 # The structure's calibrated daily cap (:class:`Caps`), in place of a policy field.
 CAP_SOFT = "cap.soft"
 CAP_HARD = "cap.hard"
+# Its calibrated allowances without card proof: the daily quota, and the people who may
+# await an invoice at once.
+CAP_NO_PROOF_SOFT = "cap.no_proof_soft"
+CAP_NO_PROOF_HARD = "cap.no_proof_hard"
+CAP_PENDING = "cap.pending"
+CAP_NO_PROOF_WATCH = "cap.no_proof_watch"
+_CAPS = (
+    CAP_SOFT,
+    CAP_HARD,
+    CAP_NO_PROOF_WATCH,
+    CAP_NO_PROOF_SOFT,
+    CAP_NO_PROOF_HARD,
+    CAP_PENDING,
+)
 
 
 class Counter(StrEnum):
@@ -35,7 +49,8 @@ class Counter(StrEnum):
     RATE_PRINCIPAL = "lookups per minute, principal"
     RATE_STRUCTURE = "lookups per minute, structure"
     PACE = "median interval (ms) of a portal user's last lookups [lookups]"
-    STEP_UPS = "step-up requests ignored this hour, principal"
+    STEP_UPS = "step-up requests ignored today, principal"
+    STEP_UPS_WINDOW = "step-up requests ignored in the last 30 days, principal"
     DISTINCT = "distinct beneficiaries answered today, structure"
     MISSES = "misses among the principal's last no-proof lookups [lookups]"
     MISREADS = (
@@ -43,6 +58,18 @@ class Counter(StrEnum):
         " if one is a misread [lookups and misreads]"
     )
     NO_PROOF = "distinct beneficiaries answered without card proof today, structure"
+    UNBILLED_PRINCIPAL = (
+        "people answered without card proof in the last 30 days and not invoiced by the"
+        " structure within 7 days, principal"
+    )
+    UNBILLED_STRUCTURE = (
+        "people answered without card proof in the last 30 days and not invoiced by the"
+        " structure within 7 days, structure"
+    )
+    PENDING = (
+        "people answered without card proof in the last 7 days, not invoiced yet, plus"
+        " lookups in flight, principal or structure"
+    )
     INVOICED = "invoiced among the beneficiaries looked up on the judged day [looked up]"
     RESERVATIONS = "engagements on amounts created today, structure"
 
@@ -64,6 +91,8 @@ class Judged(StrEnum):
     OUTCOME = "observe, every no-proof outcome"  # then admit refuses (hard) or steps up (soft)
     HIT = "observe, every hit"  # then admit refuses (hard) or steps up (soft)
     DAILY = "observe, once a day per structure"
+    # Before a lookup without card proof, on sliding windows (no calendar reset).
+    UNBILLED = "admit, without card proof"
     # Before the person is priced, so the answer tells nothing about them.
     RESERVATION = "at every calculation (each may reserve)"
 
@@ -73,6 +102,7 @@ class Action(StrEnum):
 
     SUSPEND = "suspend"
     THROTTLE = "429, soft alert once an hour"
+    REFUSE = "403 until invoices come or answers age, no suspension"
 
 
 class Scope(StrEnum):
@@ -132,10 +162,10 @@ class Threshold:
         levels = tuple((g, ref) for g, ref in named if ref is not None)
         refs = [ref for _, ref in levels] + [r for r in (self.min_volume,) if r is not None]
         object.__setattr__(self, "levels", levels)
-        object.__setattr__(self, "uses_caps", any(r in (CAP_SOFT, CAP_HARD) for r in refs))
+        object.__setattr__(self, "uses_caps", any(r in _CAPS for r in refs))
         if not levels:
             raise ValueError(f"{self.code}: a row needs at least one threshold")
-        unknown = [r for r in refs if r not in _POLICY_INTS and r not in (CAP_SOFT, CAP_HARD)]
+        unknown = [r for r in refs if r not in _POLICY_INTS and r not in _CAPS]
         if unknown:
             raise ValueError(f"{self.code}: unknown thresholds {unknown}")
         if self.soft is not None and not (self.soft_code and self.soft_message):
@@ -275,14 +305,14 @@ THRESHOLDS: tuple[Threshold, ...] = (
         Comparison.AT_LEAST,
         Judged.HIT,
         Scope.STRUCTURE,
-        hard="no_proof_hard",
+        hard=CAP_NO_PROOF_HARD,
         message="quota of beneficiaries answered without card proof used up",
-        soft="no_proof_soft",
+        soft=CAP_NO_PROOF_SOFT,
         soft_code="guard.no_proof_soft",
         soft_message="structure near its quota of lookups without card proof",
         # Nothing is refused yet: the security team hears of a structure that answers
         # people without their card while a scraper at human pace has read only a couple.
-        watch="no_proof_watch",
+        watch=CAP_NO_PROOF_WATCH,
         watch_code="guard.no_proof_watch",
         watch_message="beneficiaries answered without card proof today",
         no_proof_only=True,
@@ -311,6 +341,60 @@ THRESHOLDS: tuple[Threshold, ...] = (
         watch_figure="min_percent",
     ),
     Threshold(
+        # Scrapers never bill: the people a principal obtained without card proof and its
+        # structure never invoiced, over a sliding window, whatever the pace.
+        GuardCode.UNBILLED,
+        Counter.UNBILLED_PRINCIPAL,
+        Comparison.AT_LEAST,
+        Judged.UNBILLED,
+        Scope.PRINCIPAL,
+        hard="unbilled_hard",
+        message="people answered without card proof were never invoiced",
+        soft="unbilled_soft",
+        soft_code="guard.unbilled_soft",
+        soft_message="people answered without card proof are not invoiced",
+        no_proof_only=True,
+        value_figure="unbilled",
+        hard_figure="hard",
+        soft_figure="soft",
+        hard_in_every_signal=True,
+    ),
+    Threshold(
+        # The structure's own figure refuses (its principals may be reinstated, the
+        # structure's history stays): scraping through many accounts is bounded too.
+        GuardCode.UNBILLED,
+        Counter.UNBILLED_STRUCTURE,
+        Comparison.AT_LEAST,
+        Judged.UNBILLED,
+        Scope.STRUCTURE,
+        hard="unbilled_hard",
+        action=Action.REFUSE,
+        message="people answered without card proof were never invoiced",
+        soft="unbilled_soft",
+        soft_code="guard.unbilled_soft",
+        soft_message="people answered without card proof are not invoiced",
+        no_proof_only=True,
+        value_figure="unbilled",
+        hard_figure="hard",
+        soft_figure="soft",
+        hard_in_every_signal=True,
+    ),
+    Threshold(
+        # The invoice grace is no free window: the people still awaiting an invoice are
+        # bounded too, and a step-up never lifts it.
+        GuardCode.UNBILLED_PENDING,
+        Counter.PENDING,
+        Comparison.AT_LEAST,
+        Judged.UNBILLED,
+        Scope.STRUCTURE,
+        hard=CAP_PENDING,
+        message="too many people answered without card proof await an invoice",
+        action=Action.REFUSE,
+        no_proof_only=True,
+        value_figure="pending",
+        hard_figure="limit",
+    ),
+    Threshold(
         GuardCode.STEP_UP_IGNORED,
         Counter.STEP_UPS,
         Comparison.AT_LEAST,
@@ -318,6 +402,16 @@ THRESHOLDS: tuple[Threshold, ...] = (
         Scope.PRINCIPAL,
         hard="step_up_refusals_hard",
         message="step-up requests ignored; lookups kept coming",
+        value_figure="refusals",
+    ),
+    Threshold(
+        GuardCode.STEP_UP_IGNORED,
+        Counter.STEP_UPS_WINDOW,
+        Comparison.AT_LEAST,
+        Judged.STEP_UP,
+        Scope.PRINCIPAL,
+        hard="step_up_refusals_window_hard",
+        message="step-up requests ignored day after day; lookups kept coming",
         value_figure="refusals",
     ),
     Threshold(
@@ -351,10 +445,17 @@ def row_of(counter: Counter) -> Threshold:
 
 def limit(ref: str, policy: GuardPolicy, caps: Caps | None = None) -> int:
     """The value of a threshold name under ``policy`` (and the structure's ``caps``)."""
-    if ref in (CAP_HARD, CAP_SOFT):
+    if ref in _CAPS:
         if caps is None:
             raise ValueError(f"{ref} needs the structure's caps")
-        return caps.hard if ref == CAP_HARD else caps.soft
+        return {
+            CAP_HARD: caps.hard,
+            CAP_SOFT: caps.soft,
+            CAP_NO_PROOF_SOFT: caps.no_proof_soft,
+            CAP_NO_PROOF_HARD: caps.no_proof_hard,
+            CAP_PENDING: caps.pending,
+            CAP_NO_PROOF_WATCH: caps.no_proof_watch,
+        }[ref]
     value: int = getattr(policy, ref)
     return value
 

@@ -142,6 +142,9 @@ class LookupContext:
     at: datetime
     stepped_up: bool = False
     lookup_id: str = field(default_factory=_new_lookup_id)
+    # The care date asked about, when the request names one: beyond the second date asked
+    # for one person in a day, each date counts as a further person.
+    care_date: date | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None or self.at.utcoffset() is None:
@@ -157,6 +160,7 @@ def context_for(
     with_proof: bool,
     at: datetime,
     stepped_up: bool = False,
+    care_date: date | None = None,
 ) -> LookupContext:
     """Build the guard's view of a lookup by an authenticated provider principal."""
     kind = ActorKind.HUMAN if principal.kind is PrincipalKind.PROVIDER_USER else ActorKind.SOFTWARE
@@ -165,7 +169,9 @@ def context_for(
     structure = principal.structure or principal.provider_am_number
     if not structure:
         structure = "p:" + hashlib.sha256(principal.id.encode()).hexdigest()[:16]
-    return LookupContext(principal.id, kind, structure, category, with_proof, at, stepped_up)
+    return LookupContext(
+        principal.id, kind, structure, category, with_proof, at, stepped_up, care_date=care_date
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +200,20 @@ class LookupOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Caps:
-    """Daily cap of distinct beneficiaries of one structure: step-up at ``soft``."""
+    """Daily cap of distinct beneficiaries of one structure: step-up at ``soft``.
+
+    ``no_proof_soft``/``no_proof_hard``: its daily quota of people answered without card
+    proof; ``pending``: how many such people may await an invoice at once (both
+    calibrated on what the structure invoices, see :func:`~policy.calibrate`).
+    """
 
     soft: int
     hard: int
     calibrated: bool
+    no_proof_soft: int = 10
+    no_proof_hard: int = 20
+    pending: int = 30
+    no_proof_watch: int = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from tierspayant.services.accounts.common import (
     auth_policy,
 )
 from tierspayant.services.accounts.sessions import _open_session
+from tierspayant.services.accounts.step_up import satisfy_guard_step_up, strong_and_fresh
 from tierspayant.services.errors import (
     Forbidden,
     ServiceError,
@@ -95,6 +96,12 @@ def login_oidc(platform: Platform, identity: OidcIdentity, *, ip: str | None = N
                 amr=" ".join(identity.amr),
                 ip=ip,
             )
+            if strong_and_fresh(identity.amr, identity.auth_time, now):
+                # A fresh CPS/e-CPS login satisfies a step-up the guard asked for.
+                satisfy_guard_step_up(
+                    platform, conn, row, now, factor="oidc", acr=identity.acr,
+                    amr=" ".join(identity.amr),
+                )  # fmt: skip
     if failure is not None:
         raise failure
     assert session is not None

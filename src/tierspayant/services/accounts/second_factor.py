@@ -38,6 +38,7 @@ from tierspayant.services.accounts.sessions import (
     _revoke_account_sessions,
     validate_session,
 )
+from tierspayant.services.accounts.step_up import satisfy_guard_step_up
 from tierspayant.services.errors import (
     Forbidden,
     ServiceError,
@@ -279,6 +280,9 @@ def step_up(
         if reason is None:
             repo.set_session_mfa(conn, token_digest(token), now)
             repo.reset_failures(conn, row.id)
+            if totp_code is not None:
+                # A TOTP code re-entered satisfies a step-up the guard asked for.
+                satisfy_guard_step_up(platform, conn, row, now, factor="totp")
         else:
             _, locked_until = _fail_counts(conn, row, now, policy)
             if locked_until is not None:
