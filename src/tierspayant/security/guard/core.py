@@ -497,10 +497,9 @@ class Guard:
             _once_key(soft.code, scope, day.isoformat()),
             _ONCE_TTL_SECONDS,
         )
-        if grade(_STEP_UPS, refusals, 0, p) is Grade.HARD:
-            hard = self._raise(ctx, _STEP_UPS, Grade.HARD, refusals, 0, None, after_soft=soft.code)
-            return self._deny(_STEP_UPS.code, hard)
-        # The same refusals over a sliding window: no day boundary resets them.
+        # The same refusals over a sliding window: no day boundary resets them. Every
+        # ignored step-up is in it, the one that trips the daily limit too (so that the
+        # window rebuilt from the audit log after a restart is the live one).
         now_ms = _ms(ctx.at)
         window_ms = p.step_up_refusals_window_days * DAY_SECONDS * 1000
         stamps = self.counters.push_recent(
@@ -509,6 +508,9 @@ class Guard:
             p.step_up_refusals_window_hard,
             p.step_up_refusals_window_days * DAY_SECONDS,
         )
+        if grade(_STEP_UPS, refusals, 0, p) is Grade.HARD:
+            hard = self._raise(ctx, _STEP_UPS, Grade.HARD, refusals, 0, None, after_soft=soft.code)
+            return self._deny(_STEP_UPS.code, hard)
         recent = sum(1 for s in stamps if int(s) > now_ms - window_ms)
         if grade(_STEP_UPS_WINDOW, recent, 0, p) is Grade.HARD:
             hard = self._raise(

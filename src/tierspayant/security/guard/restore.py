@@ -37,6 +37,8 @@ from tierspayant.security.guard.counters import (
     CounterStore,
     ObservationCounts,
     ObservationPlan,
+    UnbilledCounts,
+    UnbilledPlan,
 )
 from tierspayant.security.guard.policy import GuardPolicy
 from tierspayant.security.guard.thresholds import THRESHOLDS, Action, Scope
@@ -51,7 +53,6 @@ LOCK_KEY = "restore:lock"
 _RATE_WINDOW_MS = 60_000
 _RATE_TTL_SECONDS = _RATE_WINDOW_MS // 1000 + 60
 _PACE_TTL_SECONDS = 3600
-_STEP_UP_TTL_SECONDS = 2 * 3600
 _CHECK_TTL_SECONDS = 2 * DAY_SECONDS
 _HIT, _MISS, _MISREAD = "h", "m", "r"
 # Refusals that stop an admission before it is counted in the rate windows and the pace.
@@ -178,6 +179,14 @@ def _once_key(event: PastEvent, zone: ZoneInfo) -> str | None:
     return f"once:{event.code}:{who}:{bucket}"
 
 
+# Counters an empty restart does not rebuild (docs/guard.md, "After a restart"): the
+# per-person care dates asked today (``cd:``, the audit events keep no care date for
+# every route), the 30-day sets of people answered without proof and not yet invoiced
+# (``ub*:``: they need 30 days of events and the invoices), a satisfied step-up
+# (``stepok:``: the person logs in strongly again). The tests compare every other key.
+NOT_REBUILT = ("cd:", "ubp:", "ubo:", "ubh:", "ubb:", "uby:", "stepok:")
+
+
 def snapshot_of(
     events: Iterable[PastEvent],
     suspended: Iterable[str],
@@ -191,7 +200,8 @@ def snapshot_of(
     Rebuilt: per structure and day, the distinct people answered and those answered
     without card proof, the active structures and their daily invoice check; per
     principal, its last no-proof outcomes and misreads, its portal pace, its step-up
-    requests of the hour; the rate windows of the last minute; the suspensions; the
+    requests of the local day and of the sliding window; the rate windows of the last
+    minute; the suspensions; the
     once-keys of the soft, watch and rate signals already raised (``ALERT`` events), so
     none goes out twice.
     """
@@ -199,7 +209,6 @@ def snapshot_of(
     today = now.astimezone(zone).date()
     first_day = today - timedelta(days=policy.invoice_lag_days)
     day_ttl = policy.day_set_ttl_seconds
-    hour = now.astimezone(UTC).strftime("%Y%m%d%H")
     minute_ago = now - timedelta(milliseconds=_RATE_WINDOW_MS)
 
     midnights = [
@@ -213,6 +222,7 @@ def snapshot_of(
     outcomes: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     pace: dict[str, list[datetime]] = defaultdict(list)
     step_ups: dict[str, int] = defaultdict(int)
+    step_up_stamps: dict[str, list[datetime]] = defaultdict(list)
     windows: dict[str, dict[str, int]] = defaultdict(dict)
     once: dict[str, int | None] = {}
     count = 0
@@ -250,8 +260,10 @@ def snapshot_of(
         if event.kind is PastKind.STEP_UP or (
             event.kind is PastKind.REFUSED and event.code == GuardCode.STEP_UP_IGNORED
         ):
-            if event.at.astimezone(UTC).strftime("%Y%m%d%H") == hour:
+            # Counted per local day (core._step_up), and in the sliding window's list.
+            if event.at.astimezone(zone).date() == today:
                 step_ups[p] += 1
+            step_up_stamps[p].append(event.at)
             continue
         if event.kind not in (PastKind.HIT, PastKind.MISS):
             continue
@@ -281,6 +293,12 @@ def snapshot_of(
         if kept:
             values = tuple(str(_ms(at)) for at in newest_stamps[:kept])
             lists[f"speed:{p}"] = (values, _PACE_TTL_SECONDS)
+    window_s = policy.step_up_refusals_window_days * DAY_SECONDS
+    for p, stamps in step_up_stamps.items():
+        recent = [at for at in stamps[::-1] if at > now - timedelta(seconds=window_s)]
+        if recent:
+            values = tuple(str(_ms(at)) for at in recent[: policy.step_up_refusals_window_hard])
+            lists[f"stepupw:{p}"] = (values, window_s)
     flags: dict[str, int | None] = dict(once)
     flags.update({f"susp:{p}": None for p in suspended})
     for day, structures in active.items():
@@ -293,7 +311,7 @@ def snapshot_of(
         windows={key: (scored, _RATE_TTL_SECONDS) for key, scored in windows.items()},
         lists=lists,
         hashes={f"active:{day}": (fields, day_ttl) for day, fields in active.items()},
-        counters={f"stepup:{p}:{hour}": (n, _STEP_UP_TTL_SECONDS) for p, n in step_ups.items()},
+        counters={f"stepup:{p}:{today}": (n, 2 * DAY_SECONDS) for p, n in step_ups.items()},
         flags=flags,
     )
 
@@ -444,6 +462,38 @@ class RestoringCounterStore:
     def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
         """See :meth:`CounterStore.claim`."""
         return self.store.claim(once_keys, ttl_seconds, flag_key)
+
+    def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
+        """See :meth:`CounterStore.unbilled`. The 30-day sets of people not yet invoiced
+        are not rebuilt after an empty restart (docs/guard.md, "After a restart")."""
+        return self.store.unbilled(plan)
+
+    def unbilled_answer(
+        self,
+        scopes: Sequence[str],
+        token: str,
+        subject: str | None,
+        by_key: str,
+        now_ms: int,
+        ttl_seconds: int,
+    ) -> None:
+        """See :meth:`CounterStore.unbilled_answer`."""
+        self.store.unbilled_answer(scopes, token, subject, by_key, now_ms, ttl_seconds)
+
+    def unbilled_invoice(
+        self,
+        structure_scope: str,
+        bill_key: str,
+        by_key: str,
+        subject: str,
+        care_ms: int,
+        slack_ms: int,
+        ttl_seconds: int,
+    ) -> None:
+        """See :meth:`CounterStore.unbilled_invoice`."""
+        self.store.unbilled_invoice(
+            structure_scope, bill_key, by_key, subject, care_ms, slack_ms, ttl_seconds
+        )
 
     def hit_windows(
         self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
