@@ -123,6 +123,12 @@ def _cache_seconds(source: Mapping[str, str]) -> int:
     return value
 
 
+# The amr values (RFC 8176) of a strong login: proof of possession of a key ("pop"), a
+# hardware key ("hwk"), a smart card ("sc": the CPS card), multi-factor ("mfa": e-CPS).
+# A token whose amr names none of them (a password, an SMS code, a PIN alone) is refused.
+DEFAULT_OIDC_AMR: frozenset[str] = frozenset({"pop", "hwk", "sc", "mfa"})
+
+
 @dataclass(frozen=True)
 class OidcSettings:
     """The professionals' OpenID provider (Pro Santé Connect) for the provider portal."""
@@ -132,7 +138,8 @@ class OidcSettings:
     client_secret: str = field(repr=False)  # TIERSPAYANT_OIDC_CLIENT_SECRET
     redirect_uri: str = ""  # TIERSPAYANT_OIDC_REDIRECT_URI
     required_acr: frozenset[str] = frozenset({"eidas2", "eidas3"})  # space-separated
-    allowed_amr: frozenset[str] = frozenset()  # space-separated; empty: any
+    # TIERSPAYANT_OIDC_ALLOWED_AMR, space-separated; unset or empty: DEFAULT_OIDC_AMR
+    allowed_amr: frozenset[str] = DEFAULT_OIDC_AMR
     max_age_seconds: int = 600  # TIERSPAYANT_OIDC_MAX_AGE
 
 
@@ -313,7 +320,7 @@ def _oidc(source: Mapping[str, str]) -> OidcSettings | None:
         client_secret=secret,
         redirect_uri=_url(source, "oidc_redirect_uri", https=False),
         required_acr=required_acr,
-        allowed_amr=frozenset((_raw(source, "oidc_allowed_amr") or "").split()),
+        allowed_amr=frozenset((_raw(source, "oidc_allowed_amr") or "").split()) or DEFAULT_OIDC_AMR,
         max_age_seconds=_whole(source, "oidc_max_age", 600, 1, 86_400),
     )
 
