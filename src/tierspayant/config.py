@@ -214,6 +214,13 @@ class Settings:
     # version it read (app/caching.py); 0 reads them on every request.
     cache_seconds: int = 2
     max_body_bytes: int = 256 * 1024
+    # TIERSPAYANT_MAX_HEADER_BYTES: one request header (name and value);
+    # TIERSPAYANT_MAX_HEADERS_BYTES: all of them. Above either: 431.
+    max_header_bytes: int = 8 * 1024
+    max_headers_bytes: int = 16 * 1024
+    # TIERSPAYANT_API_DOCS=1 serves the OpenAPI document at /openapi.json (off by default:
+    # production leaves it off). There is no documentation UI: it would load scripts.
+    api_docs: bool = False
     audit_db_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -269,6 +276,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         access_token_ttl_seconds=ttl,
         cache_seconds=_cache_seconds(source),
         max_body_bytes=max_body,
+        max_header_bytes=_whole(source, "max_header_bytes", 8 * 1024, 1024, 1024 * 1024),
+        max_headers_bytes=_whole(source, "max_headers_bytes", 16 * 1024, 1024, 1024 * 1024),
+        api_docs=_flag(source, "api_docs"),
         host=source.get("TIERSPAYANT_HOST", "127.0.0.1"),
         port=port,
         rate_limits=rate_limits,
