@@ -263,11 +263,12 @@ _CHECKS: tuple[Callable[[str], bool], ...] = (_luhn_valid, _mod97_valid)
 class _MemberNumbers:
     """Member numbers shaped like the insurer's own: learnt from a sample of real ones.
 
-    A canary's number takes the format (letters, digits, separators, length) of a real
-    member's, and at each position a character that real numbers of that format have
-    there, with their frequencies: a fixed prefix stays fixed, a year stays a plausible
-    year. When every sampled number of a format passes a check-digit rule (Luhn, or a
-    mod-97 key), the canary's passes it too.
+    A canary's number is a real member's number (the template) whose trailing run of
+    digits is drawn anew: what comes before it (a letter prefix, a year and a slash, an
+    agency code) is a real one, and each new digit is one that real numbers of the same
+    format have at that position, with their frequencies (leading zeros stay as common).
+    A number of digits only keeps its template's first two. When every sampled number of
+    a format passes a check-digit rule (Luhn, or a mod-97 key), the canary's passes too.
     """
 
     def __init__(self, numbers: Sequence[str], rng: secrets.SystemRandom) -> None:
@@ -285,19 +286,31 @@ class _MemberNumbers:
                 if len(group) >= 20 and all(len(d) > 3 and check(d) for d in digit_groups)
             )
 
+    @staticmethod
+    def _kept(template: str) -> int:
+        """How many leading characters of the template a canary keeps."""
+        tail = len(template)
+        while tail > 0 and template[tail - 1].isdigit():
+            tail -= 1
+        if tail == len(template):  # no trailing digit: the last character is drawn
+            return tail - 1
+        return tail if tail > 0 else min(2, len(template) - 1)
+
     def draw(self, loose: bool = False) -> str:
         """A number of a sampled format; ``loose`` (when the sample's combinations are all
-        taken, as in a small population) draws any digit where the format has a digit."""
+        taken, as in a small population) draws any digit in the trailing run."""
         template = self.rng.choice(self.numbers)
         group = self.by_shape[_shape(template)]
         checks = self.checks[_shape(template)]
+        kept = self._kept(template)
         for _ in range(10_000):
-            number = "".join(
+            tail = "".join(
                 self.rng.choice("0123456789")
                 if loose and template[position].isdigit()
                 else self.rng.choice(group)[position]
-                for position in range(len(template))
+                for position in range(kept, len(template))
             )
+            number = template[:kept] + tail
             digits = "".join(c for c in number if c.isdigit())
             if all(check(digits) for check in checks):
                 return number
@@ -311,8 +324,9 @@ class _CanaryMaker:
     never written anywhere): a canary takes a real member's format of member number
     (:class:`_MemberNumbers`), the birth year and month, sex, NIR département and commune
     of birth, birth rank, quality, contract, coverage period and CSS flag of one sampled
-    member, a last name of another, and a first name of a third of the same sex born
-    within a few years. Only the NIR's order number (and so its key) and the day of birth
+    member (quality ``member``: a canary heads a family of one, as single members do), a
+    last name of another member, and a first name of a third of the same sex born within
+    a few years. Only the NIR's order number (and so its key) and the day of birth
     are drawn at random. Randomness comes from the operating system: canaries must not be
     reproducible from a seed. ``updated_at`` copies the latest import's, so the rows do
     not stand out by date.
@@ -424,11 +438,11 @@ class _CanaryMaker:
     def _first_name(self, sex: str, born: date) -> str:
         close = [
             m.first_name
-            for m in self.sample
+            for m in self.templates
             if m.record.sex == sex and abs(m.birth_date.year - born.year) <= 5
         ]
-        pool = close or [m.first_name for m in self.sample if m.record.sex == sex]
-        return self.rng.choice(pool or [m.first_name for m in self.sample])
+        pool = close or [m.first_name for m in self.templates if m.record.sex == sex]
+        return self.rng.choice(pool or [m.first_name for m in self.templates])
 
     def row(self) -> tuple[StagedRow, bytes]:
         """One new canary as a staged row, with a NIR and member number nobody holds."""
@@ -453,7 +467,7 @@ class _CanaryMaker:
             nir,
             str(rank),
             birth.isoformat(),
-            rng.choice(self.sample).last_name,
+            rng.choice(self.templates).last_name,
             self._first_name(record.sex, birth),
             record.sex,
             record.quality,
