@@ -13,6 +13,7 @@ canaries by any one feature does no better than chance on the other half.
 from __future__ import annotations
 
 import csv
+import json
 import random
 import re
 from collections import Counter
@@ -35,7 +36,7 @@ from tierspayant.services.insurers import add_insurer, upload_catalogue
 from tierspayant.store import cards as card_store
 from tierspayant.store.beneficiaries import record_from_row
 from tierspayant.store.keys import insurer_scope
-from tierspayant.store.tables import beneficiaries
+from tierspayant.store.tables import audit_events, beneficiaries
 
 POPULATION = 160
 CANARIES = 40
@@ -188,3 +189,18 @@ def test_no_format_rule_tells_canaries_from_members(
         assert unseen == [], (pattern, feature, unseen)
         # And a rule on the feature picks canaries no better than chance
         assert _rule_accuracy(feature, real, planted) < 0.8, (pattern, feature)
+
+
+def test_planting_audits_how_many_real_rows_it_read(platform: Platform, tmp_path: Path) -> None:
+    # Given an insurer of 160 people, when canaries are planted
+    amc, _ = _insurer(platform, tmp_path, "prefix")
+    canaries.plant(platform, amc, 5, ACTOR)
+    # Then the plant's audit event says how many real rows were decrypted to shape them
+    with platform.engine.connect() as conn:
+        detail = conn.execute(
+            select(audit_events.c.detail).where(
+                audit_events.c.action == "canary.plant", audit_events.c.insurer == amc
+            )
+        ).scalar_one()
+    parsed = json.loads(detail) if isinstance(detail, str) else detail
+    assert parsed == {"removed": 0, "planted": 5, "sampled": POPULATION}

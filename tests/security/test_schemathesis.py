@@ -197,6 +197,7 @@ def test_schema_fuzzing_finds_no_5xx_no_anonymous_access_no_cross_tenant_read(
     # The document itself: the app serves none by default (TIERSPAYANT_API_DOCS).
     schema = schemathesis.openapi.from_dict(fuzz_world.client.app.openapi())  # type: ignore[attr-defined]
     schema.app = fuzz_world.client.app
+    schema.location = "/openapi.json"
     tenants_ = tenants(fuzz_world)
     tally = Tally()
     operations = []

@@ -191,7 +191,8 @@ def plant(
             action="canary.plant",
             insurer=insurer.amc_number,
             decision="allow",
-            detail={"removed": removed, "planted": wanted},
+            # How many real rows were decrypted (in memory) to shape the canaries after.
+            detail={"removed": removed, "planted": wanted, "sampled": len(maker.sample)},
         )
     platform.canary_marks.discard(insurer.id)
     log.info("canary.planted", insurer=insurer.amc_number, removed=removed, planted=wanted)
