@@ -128,6 +128,12 @@ def _cache_seconds(source: Mapping[str, str]) -> int:
     return value
 
 
+# The amr values (RFC 8176) of a strong login: proof of possession of a key ("pop"), a
+# hardware key ("hwk"), a smart card ("sc": the CPS card), multi-factor ("mfa": e-CPS).
+# A token whose amr names none of them (a password, an SMS code, a PIN alone) is refused.
+DEFAULT_OIDC_AMR: frozenset[str] = frozenset({"pop", "hwk", "sc", "mfa"})
+
+
 @dataclass(frozen=True)
 class OidcSettings:
     """The professionals' OpenID provider (Pro Santé Connect) for the provider portal."""
@@ -137,7 +143,8 @@ class OidcSettings:
     client_secret: str = field(repr=False)  # TIERSPAYANT_OIDC_CLIENT_SECRET
     redirect_uri: str = ""  # TIERSPAYANT_OIDC_REDIRECT_URI
     required_acr: frozenset[str] = frozenset({"eidas2", "eidas3"})  # space-separated
-    allowed_amr: frozenset[str] = frozenset()  # space-separated; empty: any
+    # TIERSPAYANT_OIDC_ALLOWED_AMR, space-separated; unset or empty: DEFAULT_OIDC_AMR
+    allowed_amr: frozenset[str] = DEFAULT_OIDC_AMR
     max_age_seconds: int = 600  # TIERSPAYANT_OIDC_MAX_AGE
 
 
@@ -218,6 +225,13 @@ class Settings:
     # version it read (app/caching.py); 0 reads them on every request.
     cache_seconds: int = 2
     max_body_bytes: int = 256 * 1024
+    # TIERSPAYANT_MAX_HEADER_BYTES: one request header (name and value);
+    # TIERSPAYANT_MAX_HEADERS_BYTES: all of them. Above either: 431.
+    max_header_bytes: int = 8 * 1024
+    max_headers_bytes: int = 16 * 1024
+    # TIERSPAYANT_API_DOCS=1 serves the OpenAPI document at /openapi.json (off by default:
+    # production leaves it off). There is no documentation UI: it would load scripts.
+    api_docs: bool = False
     audit_db_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -277,6 +291,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         access_token_ttl_seconds=ttl,
         cache_seconds=_cache_seconds(source),
         max_body_bytes=max_body,
+        max_header_bytes=_whole(source, "max_header_bytes", 8 * 1024, 1024, 1024 * 1024),
+        max_headers_bytes=_whole(source, "max_headers_bytes", 16 * 1024, 1024, 1024 * 1024),
+        api_docs=_flag(source, "api_docs"),
         host=source.get("TIERSPAYANT_HOST", "127.0.0.1"),
         port=port,
         rate_limits=rate_limits,
@@ -343,7 +360,7 @@ def _oidc(source: Mapping[str, str]) -> OidcSettings | None:
         client_secret=secret,
         redirect_uri=_url(source, "oidc_redirect_uri", https=False),
         required_acr=required_acr,
-        allowed_amr=frozenset((_raw(source, "oidc_allowed_amr") or "").split()),
+        allowed_amr=frozenset((_raw(source, "oidc_allowed_amr") or "").split()) or DEFAULT_OIDC_AMR,
         max_age_seconds=_whole(source, "oidc_max_age", 600, 1, 86_400),
     )
 

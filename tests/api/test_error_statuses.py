@@ -22,6 +22,7 @@ from tierspayant.domain.errors import (
     FhirUnreadable,
     InvalidIdentifier,
 )
+from tierspayant.formats.strict_json import DuplicateJsonKey
 from tierspayant.services import errors
 from tierspayant.services.enrolment import TerminationsNotConfirmed
 
@@ -41,6 +42,8 @@ PUBLISHED = {
     FhirInvalid: 422,
     FhirRefused: 403,
     FhirNotAllowed: 405,
+    # A request body naming a JSON key twice (formats/strict_json.py).
+    DuplicateJsonKey: 400,
 }
 
 

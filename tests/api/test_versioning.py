@@ -112,7 +112,7 @@ def test_a_deprecation_shorter_than_the_policy_or_a_bad_successor_is_refused(
 def test_given_the_real_app_then_no_route_is_deprecated_without_its_dates(
     sqlite_world: World,
 ) -> None:
-    document = sqlite_world.client.get("/openapi.json").json()
+    document = sqlite_world.client.app.openapi()  # type: ignore[attr-defined]
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if operation.get("deprecated"):

@@ -124,7 +124,7 @@ def test_given_an_issuer_then_the_oidc_settings_are_read(tmp_path: Path) -> None
     assert defaults is not None
     assert (defaults.required_acr, defaults.allowed_amr, defaults.max_age_seconds) == (
         frozenset({"eidas2", "eidas3"}),
-        frozenset(),
+        frozenset({"pop", "hwk", "sc", "mfa"}),
         600,
     )
     local = _load(tmp_path, **{**OIDC, "TIERSPAYANT_OIDC_ISSUER": "http://127.0.0.1:8001"}).oidc

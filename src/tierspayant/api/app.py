@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from tierspayant import __version__
 from tierspayant.api.errors import install_error_handlers
 from tierspayant.api.lanes import LookupLane
-from tierspayant.api.middleware import BodyLimitMiddleware
+from tierspayant.api.middleware import RequestLimitsMiddleware
 from tierspayant.api.routes import include_routes
 from tierspayant.api.versioning import DeprecationHeadersMiddleware
 from tierspayant.app.platform import Platform
@@ -15,7 +15,12 @@ from tierspayant.web.portals import mount_portals
 
 
 def create_app(platform: Platform) -> FastAPI:
-    """Build the API around one platform."""
+    """Build the API around one platform.
+
+    No documentation UI (its pages load third-party scripts); the OpenAPI document only
+    when ``TIERSPAYANT_API_DOCS`` is on.
+    """
+    settings = platform.settings
     app = FastAPI(
         title="tierspayant",
         version=__version__,
@@ -24,12 +29,22 @@ def create_app(platform: Platform) -> FastAPI:
             "health providers. Lookups need the data printed on the patient's card; answers "
             "carry decisions and amounts, never identity data."
         ),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
     )
     app.state.platform = platform
     app.state.lookup_lane = LookupLane(platform)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=platform.settings.max_body_bytes)
     app.add_middleware(DeprecationHeadersMiddleware)
     include_routes(app)
     mount_portals(app, platform)
+    # Added last, so outermost: oversized headers are refused before anything else runs.
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers_bytes=settings.max_headers_bytes,
+        force_tls=settings.sessions.portal_tls,
+    )
     return app

@@ -27,6 +27,7 @@ from tierspayant.domain.errors import (
 )
 from tierspayant.formats.fhir.write import MEDIA_TYPE as FHIR_MEDIA_TYPE
 from tierspayant.formats.fhir.write import operation_outcome
+from tierspayant.formats.strict_json import DuplicateJsonKey
 from tierspayant.security.ratelimit import RateLimitStoreDown
 from tierspayant.services.errors import (
     Conflict,
@@ -66,6 +67,7 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     Unavailable: 503,
     NotInitialised: 503,
     FhirUnreadable: 400,
+    DuplicateJsonKey: 400,
     FhirInvalid: 422,
     FhirRefused: 403,
     FhirNotAllowed: 405,

@@ -91,7 +91,7 @@ def run_demo(
         f"-d '{body}' {base}/v1/eligibility".replace('"TODAY"', "\"'$(date +%F)'\""),
         soft_wrap=True,
     )
-    console.print(f"\nOpenAPI documentation: {base}/docs")
+    console.print(f"\nDocument OpenAPI (avec TIERSPAYANT_API_DOCS=1) : {base}/openapi.json")
     console.print(f"Portals: {base}/portail/\n")
 
 

@@ -477,6 +477,8 @@ class RequestCode(ErrorCode):
     MALFORMED_BODY = "request.malformed_body"
     UNSUPPORTED_MEDIA_TYPE = "request.unsupported_media_type"
     TOO_LARGE = "request.too_large"
+    HEADER_TOO_LARGE = "request.header_too_large"
+    DUPLICATE_KEY = "request.duplicate_key"
     UNKNOWN_FIELD = "request.unknown_field"
     MISSING_FIELD = "request.missing_field"
     INVALID_DATE = "request.invalid_date"
@@ -497,6 +499,7 @@ class FhirCode(ErrorCode):
     """The FHIR R4 interface (``/fhir``): resources it cannot read, interactions it refuses."""
 
     MALFORMED = "fhir.malformed"
+    DUPLICATE_KEY = "fhir.duplicate_key"
     INVALID = "fhir.invalid"
     WRONG_RESOURCE_TYPE = "fhir.wrong_resource_type"
     UNKNOWN_RESOURCE_TYPE = "fhir.unknown_resource_type"

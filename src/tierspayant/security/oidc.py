@@ -13,7 +13,7 @@ oidc.audience   our client ID is not in ``aud`` (or ``azp`` names another client
 oidc.expired    ``exp`` is past (or ``iat``/``nbf`` in the future), with a small leeway
 oidc.nonce      ``nonce`` differs from the one bound to the user's browser
 oidc.acr        ``acr`` missing or not among the required values
-oidc.amr        ``amr`` missing or without any allowed method
+oidc.amr        ``amr`` missing or without any allowed method (always checked)
 oidc.auth_time  ``auth_time`` missing, in the future, or older than the allowed age
 oidc.subject    ``sub`` missing
 oidc.rpps       no RPPS number in the configured claims
@@ -89,6 +89,9 @@ class OidcConfig:
             raise ValueError("the OIDC issuer must use https (plain http only on localhost)")
         if not self.required_acr:
             raise ValueError("required_acr must name at least one accepted acr value")
+        if not self.allowed_amr:
+            # No "accept any method": amr=["pwd"] would open a session (ASVS 6.8.4).
+            raise ValueError("allowed_amr must name at least one accepted amr value")
         if self.max_auth_age_seconds <= 0:
             raise ValueError("max_auth_age_seconds must be positive")
         if "none" in {a.lower() for a in self.algorithms} or any(
@@ -412,7 +415,7 @@ def validate_claims(
         amr = [amr]
     if not isinstance(amr, list) or not all(isinstance(m, str) for m in amr):
         raise OidcError(AuthCode.OIDC_AMR, "the ID token does not say how the user authenticated")
-    if config.allowed_amr and not set(amr) & config.allowed_amr:
+    if not set(amr) & config.allowed_amr:
         raise OidcError(AuthCode.OIDC_AMR, "the authentication method is not accepted")
     auth_time = _numeric(claims, "auth_time")
     if auth_time is None:

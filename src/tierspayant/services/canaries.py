@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import structlog
-from faker import Faker
 from sqlalchemy import Connection
 
 from tierspayant.app.platform import Platform
@@ -33,13 +32,14 @@ from tierspayant.domain.identifiers import nir_key
 from tierspayant.formats.beneficiaries import ImportMode, LineValidator
 from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher, row_aad
 from tierspayant.security.guard import Level, Signal
-from tierspayant.security.identity import family_index, nir_index
+from tierspayant.security.identity import family_index, nir_index, open_column
 from tierspayant.services.alerts import raise_alert
 from tierspayant.services.enrolment_prepare import LinePreparer
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.insurers import get_insurer
 from tierspayant.store import audit
 from tierspayant.store import cards as store
+from tierspayant.store.beneficiaries import BeneficiaryRecord
 from tierspayant.store.beneficiary_import import STAGE_COLUMNS, StagedRow
 from tierspayant.store.insurers import amc_number_of
 from tierspayant.store.keys import insurer_scope
@@ -53,7 +53,6 @@ MAX_COUNT = 1000
 # Actors that are local processes, not principals: an alert names them, nothing suspends.
 UNSUSPENDABLE_PREFIXES = ("system:", "operator:")
 _MARK_TABLE = "canary_marks"
-_METRO = tuple(f"{n:02d}" for n in range(1, 96) if n != 20)
 
 
 def canary_mark(
@@ -174,7 +173,7 @@ def plant(
             )
         removed = _remove(platform, conn, insurer.id, previous)
         keys = platform.keys.active(conn, insurer_scope(insurer.amc_number))
-        maker = _CanaryMaker(conn, insurer.id, keys, platform.today())
+        maker = _CanaryMaker(platform, conn, insurer.id, keys, platform.today())
         operator = platform.operator_keys()
         cipher = FieldCipher(operator)
         for done in range(1, wanted + 1):
@@ -192,7 +191,8 @@ def plant(
             action="canary.plant",
             insurer=insurer.amc_number,
             decision="allow",
-            detail={"removed": removed, "planted": wanted},
+            # How many real rows were decrypted (in memory) to shape the canaries after.
+            detail={"removed": removed, "planted": wanted, "sampled": len(maker.sample)},
         )
     platform.canary_marks.discard(insurer.id)
     log.info("canary.planted", insurer=insurer.amc_number, removed=removed, planted=wanted)
@@ -222,21 +222,124 @@ def status(platform: Platform) -> list[CanaryStatus]:
         return [CanaryStatus(a, n, at) for a, n, at in store.canary_counts(conn)]
 
 
+SAMPLE_SIZE = 400
+_SAMPLE_TRIES = 6
+
+
+@dataclass(frozen=True, slots=True)
+class _Sampled:
+    """One real member of the insurer, decrypted in memory to shape canaries after."""
+
+    member_number: str
+    nir: str
+    birth_date: date
+    last_name: str
+    first_name: str
+    record: BeneficiaryRecord
+
+
+def _shape(value: str) -> str:
+    """The format of a value: each letter ``A``, each digit ``9``, other characters kept."""
+    return "".join("A" if c.isalpha() else "9" if c.isdigit() else c for c in value)
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _mod97_valid(digits: str) -> bool:
+    """The NIR-style key: the last two digits are 97 minus the rest modulo 97."""
+    return len(digits) > 3 and int(digits[-2:]) == 97 - int(digits[:-2]) % 97
+
+
+_CHECKS: tuple[Callable[[str], bool], ...] = (_luhn_valid, _mod97_valid)
+
+
+class _MemberNumbers:
+    """Member numbers shaped like the insurer's own: learnt from a sample of real ones.
+
+    A canary's number is a real member's number (the template) whose trailing run of
+    digits is drawn anew: what comes before it (a letter prefix, a year and a slash, an
+    agency code) is a real one, and each new digit is one that real numbers of the same
+    format have at that position, with their frequencies (leading zeros stay as common).
+    A number of digits only keeps its template's first two. When every sampled number of
+    a format passes a check-digit rule (Luhn, or a mod-97 key), the canary's passes too.
+    """
+
+    def __init__(self, numbers: Sequence[str], rng: secrets.SystemRandom) -> None:
+        self.rng = rng
+        self.by_shape: dict[str, list[str]] = {}
+        for number in numbers:
+            self.by_shape.setdefault(_shape(number), []).append(number)
+        self.numbers = list(numbers)
+        self.checks: dict[str, tuple[Callable[[str], bool], ...]] = {}
+        for shape, group in self.by_shape.items():
+            digit_groups = ["".join(c for c in n if c.isdigit()) for n in group]
+            self.checks[shape] = tuple(
+                check
+                for check in _CHECKS
+                if len(group) >= 20 and all(len(d) > 3 and check(d) for d in digit_groups)
+            )
+
+    @staticmethod
+    def _kept(template: str) -> int:
+        """How many leading characters of the template a canary keeps."""
+        tail = len(template)
+        while tail > 0 and template[tail - 1].isdigit():
+            tail -= 1
+        if tail == len(template):  # no trailing digit: the last character is drawn
+            return tail - 1
+        return tail if tail > 0 else min(2, len(template) - 1)
+
+    def draw(self, loose: bool = False) -> str:
+        """A number of a sampled format; ``loose`` (when the sample's combinations are all
+        taken, as in a small population) draws any digit in the trailing run."""
+        template = self.rng.choice(self.numbers)
+        group = self.by_shape[_shape(template)]
+        checks = self.checks[_shape(template)]
+        kept = self._kept(template)
+        for _ in range(10_000):
+            tail = "".join(
+                self.rng.choice("0123456789")
+                if loose and template[position].isdigit()
+                else self.rng.choice(group)[position]
+                for position in range(kept, len(template))
+            )
+            number = template[:kept] + tail
+            digits = "".join(c for c in number if c.isdigit())
+            if all(check(digits) for check in checks):
+                return number
+        return template  # unreachable in practice; a taken number is refused by the caller
+
+
 class _CanaryMaker:
     """Invents plausible people, shaped like the insurer's own members.
 
-    Randomness comes from the operating system: canaries must not be reproducible from a
-    seed. Contracts follow the insurer's mix of members; ``updated_at`` copies the latest
-    import's, so the rows do not stand out by date.
+    Every field follows a sample of the insurer's real members (decrypted in memory,
+    never written anywhere): a canary takes a real member's format of member number
+    (:class:`_MemberNumbers`), the birth year and month, sex, NIR département and commune
+    of birth, birth rank, quality, contract, coverage period and CSS flag of one sampled
+    member (quality ``member``: a canary heads a family of one, as single members do), a
+    last name of another member, and a first name of a third of the same sex born within
+    a few years. Only the NIR's order number (and so its key) and the day of birth
+    are drawn at random. Randomness comes from the operating system: canaries must not be
+    reproducible from a seed. ``updated_at`` copies the latest import's, so the rows do
+    not stand out by date.
     """
 
-    def __init__(self, conn: Connection, insurer_id: int, keys: DataKeys, today: date) -> None:
+    def __init__(
+        self, platform: Platform, conn: Connection, insurer_id: int, keys: DataKeys, today: date
+    ) -> None:
         self.conn = conn
         self.insurer_id = insurer_id
         self.today = today
         self.rng = secrets.SystemRandom()
-        self.fake = Faker("fr_FR")
-        self.fake.seed_instance(secrets.randbits(64))
         self.indexer = BlindIndexer(keys)
         contracts = self._contract_mix()
         self.contracts = contracts
@@ -246,6 +349,11 @@ class _CanaryMaker:
         self.preparer = LinePreparer(keys, insurer_id, self.validator)
         self.next_id = self._max_id() + 1
         self.updated_at = self._latest_update()
+        self.sample = self._sample(platform, keys)
+        templates = [m for m in self.sample if m.record.quality == "member"]
+        # A canary heads a family of its own: its template is a member (assuré principal).
+        self.templates = templates or self.sample
+        self.member_numbers = _MemberNumbers([m.member_number for m in self.templates], self.rng)
 
     def _contract_mix(self) -> list[tuple[str, int]]:
         rows = store.contract_mix(self.conn, self.insurer_id)
@@ -262,48 +370,112 @@ class _CanaryMaker:
     def _latest_update(self) -> datetime | None:
         return store.latest_update(self.conn, self.insurer_id)
 
+    def _sample(self, platform: Platform, keys: DataKeys) -> list[_Sampled]:
+        """Up to SAMPLE_SIZE real rows of the insurer, drawn at random ids, decrypted."""
+        top = self.next_id - 1
+        records: dict[int, BeneficiaryRecord] = {}
+        if top <= 2 * SAMPLE_SIZE:
+            records = {
+                r.id: r for r in store.rows_by_id(self.conn, self.insurer_id, range(1, top + 1))
+            }
+        else:
+            for _ in range(_SAMPLE_TRIES):
+                ids = {self.rng.randint(1, top) for _ in range(SAMPLE_SIZE)}
+                for record in store.rows_by_id(self.conn, self.insurer_id, ids - set(records)):
+                    records[record.id] = record
+                if len(records) >= SAMPLE_SIZE:
+                    break
+        scope = insurer_scope(amc_number_of(self.conn, self.insurer_id))
+        ciphers: dict[int, FieldCipher] = {keys.version: FieldCipher(keys)}
+        sampled: list[_Sampled] = []
+        for record in records.values():
+            if record.key_version not in ciphers:
+                older = platform.keys.version(self.conn, scope, record.key_version)
+                ciphers[record.key_version] = FieldCipher(older)
+            cipher = ciphers[record.key_version]
+
+            def clear(
+                column: str,
+                blob: bytes,
+                r: BeneficiaryRecord = record,
+                c: FieldCipher = cipher,
+            ) -> str:
+                return open_column(c, self.insurer_id, r.idx_nir, column, blob)
+
+            sampled.append(
+                _Sampled(
+                    member_number=clear("member_number", record.member_number_ct),
+                    nir=clear("nir", record.nir_ct),
+                    birth_date=date.fromisoformat(clear("birth_date", record.birth_date_ct)),
+                    last_name=clear("last_name", record.last_name_ct),
+                    first_name=clear("first_name", record.first_name_ct),
+                    record=record,
+                )
+            )
+        if not sampled:
+            raise ServiceError(
+                GuardCode.CANARY_NO_POPULATION,
+                "enrol the insurer's beneficiaries before planting canaries",
+            )
+        return sampled
+
     def _taken(self, column: str, value: bytes) -> bool:
         return store.index_taken(self.conn, self.insurer_id, column, value)
 
-    def _nir(self, sex: str, birth: date) -> str:
-        dept = self.rng.choice(_METRO)
-        commune = self.rng.randint(1, 900)
-        order = self.rng.randint(1, 999)
-        body = f"{'1' if sex == 'M' else '2'}{birth.year % 100:02d}{birth.month:02d}"
-        body += f"{dept}{commune:03d}{order:03d}"
+    def _nir(self, template: str) -> str:
+        """A NIR with the template's sex, year and month, département and commune of birth
+        (characters 1 to 10), and a random order number."""
+        body = f"{template[:10]}{self.rng.randint(1, 999):03d}"
         return f"{body}{nir_key(body):02d}"
+
+    def _birth(self, template: date) -> date:
+        """The template's year and month, a random day of that month."""
+        first = template.replace(day=1)
+        following = (first + timedelta(days=32)).replace(day=1)
+        day = self.rng.randint(1, (following - timedelta(days=1)).day)
+        birth = first.replace(day=day)
+        return birth if birth <= self.today else template
+
+    def _first_name(self, sex: str, born: date) -> str:
+        close = [
+            m.first_name
+            for m in self.templates
+            if m.record.sex == sex and abs(m.birth_date.year - born.year) <= 5
+        ]
+        pool = close or [m.first_name for m in self.templates if m.record.sex == sex]
+        return self.rng.choice(pool or [m.first_name for m in self.templates])
 
     def row(self) -> tuple[StagedRow, bytes]:
         """One new canary as a staged row, with a NIR and member number nobody holds."""
         rng = self.rng
+        tries = 0
         while True:
-            sex = rng.choice("MF")
-            age_days = rng.randint(25 * 365, 80 * 365)
-            birth = self.today - timedelta(days=age_days)
-            nir = self._nir(sex, birth)
-            member = f"A{rng.randint(10**7, 10**8 - 1):08d}"
-            if self._taken("idx_nir", nir_index(self.indexer, nir, 1)):
+            tries += 1
+            template = rng.choice(self.templates)
+            nir = self._nir(template.nir)
+            rank = template.record.birth_rank
+            member = self.member_numbers.draw(loose=tries > 50)
+            if self._taken("idx_nir", nir_index(self.indexer, nir, rank)):
                 continue
             if self._taken("idx_family", family_index(self.indexer, member)):
                 continue
             break
-        first = self.fake.first_name_male() if sex == "M" else self.fake.first_name_female()
-        codes = [c for c, _ in self.contracts]
-        contract = rng.choices(codes, weights=[n for _, n in self.contracts])[0]
-        start = (self.today - timedelta(days=rng.randint(200, 8 * 365))).replace(day=1)
+        record = template.record
+        birth = self._birth(template.birth_date)
+        end = record.coverage_end
         cells = (
             member,
             nir,
-            "1",
+            str(rank),
             birth.isoformat(),
-            self.fake.last_name(),
-            first,
-            sex,
-            "member",
-            contract,
-            max(start, birth).isoformat(),
-            "",
-            "0",
+            rng.choice(self.templates).last_name,
+            self._first_name(record.sex, birth),
+            record.sex,
+            record.quality,
+            record.contract_code,
+            record.coverage_start.isoformat(),
+            "" if end is None else end.isoformat(),
+            "1" if record.css else "0",
             "",
         )
         chunk = self.preparer.prepare([(1, cells)])

@@ -2,8 +2,11 @@
 
 There is no other way into the beneficiary table from a provider's request: no search, no
 partial match, no list. Unknown person, wrong birth date and wrong rank all give ``None``,
-after the same work (one decryption, one canary check), so the caller cannot tell them
-apart.
+after the same work, so the caller cannot tell them apart by the time it takes: when no
+row matches, a decoy row of the insurer goes through every step a matched row goes
+through (record built from its columns, canary mark, birth-date decryption under the
+row's associated data, audit pseudonym), and one index query runs either way.
+``bench/bench_identification.py`` measures both.
 
 A row reached through its index is checked against the canary marks
 (:mod:`tierspayant.services.canaries`) whether or not the birth date then matches: nobody
@@ -12,9 +15,12 @@ holds a canary's identifiers legitimately, so reaching its index is the signal.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -24,13 +30,14 @@ from tierspayant.domain.errors import EligibilityError
 from tierspayant.domain.identifiers import parse_amc_number, parse_birth_rank, parse_nir
 from tierspayant.security.audit import subject_pseudonym
 from tierspayant.security.crypto import BlindIndexer, DataKeys, FieldCipher
-from tierspayant.security.identity import member_index, nir_index, open_column
+from tierspayant.security.identity import column_aad, member_index, nir_index, open_column
 from tierspayant.services.canaries import is_canary
 from tierspayant.services.insurers import Insurer, cached_insurer
 from tierspayant.store.beneficiaries import (
     BeneficiaryRecord,
     find_by_member_index,
-    find_by_nir_index,
+    find_by_nir_index_padded,
+    record_from_row,
 )
 from tierspayant.store.keys import insurer_scope
 
@@ -94,9 +101,6 @@ class Identification:
     canary_subject: str | None = None
 
 
-_DECOY_INDEX = bytes(16)  # checked against the canary marks on a miss: same work
-
-
 @lru_cache(maxsize=256)
 def _indexer(keys: DataKeys) -> BlindIndexer:
     return BlindIndexer(keys)
@@ -107,10 +111,53 @@ def _cipher(keys: DataKeys) -> FieldCipher:
     return FieldCipher(keys)
 
 
+class _DecoyRow:
+    """The columns of a decoy beneficiary, read like a selected row (``row._mapping``)."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping: Mapping[str, Any]) -> None:
+        self._mapping = mapping
+
+
+# Decrypted on a miss like a matched row's birth date; a miss answers None before any
+# comparison, so its value never matters.
+_DECOY_BIRTH = "1899-12-31"
+
+
 @lru_cache(maxsize=256)
-def _decoy(keys: DataKeys) -> bytes:
-    # Decrypted when nobody matches, so a miss costs what a hit costs.
-    return _cipher(keys).encrypt("1900-01-01", b"decoy")
+def _decoy(keys: DataKeys, insurer_id: int) -> _DecoyRow:
+    """A row of the insurer that no card designates: id 0 (real ids start at 1), a random
+    NIR index, its birth date sealed like a real row's, under the insurer's active key."""
+    idx_nir = secrets.token_bytes(16)
+    cipher = _cipher(keys)
+    sealed = cipher.encrypt(_DECOY_BIRTH, column_aad(insurer_id, idx_nir, "birth_date"))
+    return _DecoyRow(
+        {
+            "insurer_id": insurer_id,
+            "id": 0,
+            "idx_nir": idx_nir,
+            "idx_member": secrets.token_bytes(16),
+            "idx_family": secrets.token_bytes(16),
+            "key_version": keys.version,
+            "nir_ct": sealed,
+            "member_number_ct": sealed,
+            "birth_date_ct": sealed,
+            "last_name_ct": sealed,
+            "first_name_ct": sealed,
+            "birth_rank": 1,
+            "sex": "F",
+            "quality": "member",
+            "birth_year": 1899,
+            "contract_code": "",
+            "coverage_start": date(1900, 1, 1),
+            "coverage_end": None,
+            "css": False,
+            "is_canary": False,
+            "row_digest": secrets.token_bytes(32),
+            "updated_at": datetime(1900, 1, 1, tzinfo=UTC),
+        }
+    )
 
 
 def identify(
@@ -128,9 +175,12 @@ def identify_detailed(platform: Platform, conn: Connection, card: CardData) -> I
     keys = platform.keys.active(conn, scope)
     indexer = _indexer(keys)
     candidates: list[BeneficiaryRecord]
+    pad: BeneficiaryRecord | None = None
     if card.nir is not None and card.birth_rank is not None:
-        found = find_by_nir_index(conn, insurer.id, nir_index(indexer, card.nir, card.birth_rank))
-        candidates = [found] if found is not None else []
+        index = nir_index(indexer, card.nir, card.birth_rank)
+        found, matched = find_by_nir_index_padded(conn, insurer.id, index)
+        candidates = [found] if found is not None and matched else []
+        pad = None if matched else found
     else:
         assert card.member_number is not None
         candidates = find_by_member_index(
@@ -138,12 +188,15 @@ def identify_detailed(platform: Platform, conn: Connection, card: CardData) -> I
         )
         if card.birth_rank is not None:
             candidates = [c for c in candidates if c.birth_rank == card.birth_rank]
-    if len(candidates) != 1:
-        # None, or twins without a rank to tell them apart: no answer either way.
-        is_canary(platform, conn, insurer.id, 0, _DECOY_INDEX)
-        _cipher(keys).decrypt(_decoy(keys), b"decoy")
-        return Identification(insurer, None)
-    record = candidates[0]
+    # None, or twins without a rank to tell them apart: no answer either way, after the
+    # same steps on another row (the pad the query read, else the decoy) as on a match.
+    matched = len(candidates) == 1
+    if matched:
+        record = candidates[0]
+    elif pad is not None:
+        record = pad
+    else:
+        record = record_from_row(_decoy(keys, insurer.id))  # type: ignore[arg-type]
     canary = record.is_canary or is_canary(platform, conn, insurer.id, record.id, record.idx_nir)
     row_keys = (
         keys
@@ -155,6 +208,8 @@ def identify_detailed(platform: Platform, conn: Connection, card: CardData) -> I
     )
     pseudonym_key = platform.operator_keys().derive("audit.subject")
     subject = subject_pseudonym(pseudonym_key, insurer.amc_number, str(record.id))
+    if not matched:
+        return Identification(insurer, None)
     canary_subject = subject if canary else None
     if birth != card.birth_date.isoformat():
         return Identification(insurer, None, canary_subject)

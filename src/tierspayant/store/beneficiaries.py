@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, literal, select, union_all, update
 from sqlalchemy.engine import Row
 
 from tierspayant.store.tables import beneficiaries
@@ -96,6 +96,42 @@ def find_by_nir_index(
     """The beneficiary of an insurer with this NIR + rank index, or None."""
     row = conn.execute(_BY_NIR_INDEX, {"insurer_id": insurer_id, "idx": idx_nir}).first()
     return None if row is None else record_from_row(row)
+
+
+# The rights check's lookup: the row with this index, else the insurer's first row (a
+# "pad"), in one statement that always runs both branches (ORDER BY over the union), so a
+# miss reads and decodes a row like a hit does (services/identification.py).
+_MATCH = literal(0).label("branch")
+_PAD = literal(1).label("branch")
+_BY_NIR_INDEX_PADDED = (
+    union_all(
+        select(beneficiaries, _MATCH).where(
+            beneficiaries.c.insurer_id == bindparam("insurer_id"),
+            beneficiaries.c.idx_nir == bindparam("idx"),
+        ),
+        select(beneficiaries, _PAD).where(
+            beneficiaries.c.insurer_id == bindparam("insurer_id"),
+            beneficiaries.c.id
+            == select(func.min(beneficiaries.c.id))
+            .where(beneficiaries.c.insurer_id == bindparam("insurer_id"))
+            .scalar_subquery(),
+        ),
+    )
+    .order_by("branch")
+    .limit(1)
+)
+
+
+def find_by_nir_index_padded(
+    conn: Connection, insurer_id: int, idx_nir: bytes
+) -> tuple[BeneficiaryRecord | None, bool]:
+    """(the row with this NIR + rank index, True), or on a miss (the insurer's first row,
+    False), or (None, False) for an insurer without rows. Hit and miss run the same
+    statement and decode one row each: the pad is never an answer, only equal work."""
+    row = conn.execute(_BY_NIR_INDEX_PADDED, {"insurer_id": insurer_id, "idx": idx_nir}).first()
+    if row is None:
+        return None, False
+    return record_from_row(row), row._mapping["branch"] == 0
 
 
 def find_by_member_index(

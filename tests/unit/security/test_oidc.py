@@ -16,6 +16,7 @@ import pytest
 from joserfc.jwk import RSAKey
 
 from tests.support.oidc_issuer import PlannedLogin, TestIssuer, run_test_issuer
+from tierspayant.config import load_settings
 from tierspayant.security.oidc import (
     OidcClient,
     OidcConfig,
@@ -24,6 +25,7 @@ from tierspayant.security.oidc import (
     extract_rpps,
     state_matches,
 )
+from tierspayant.web.login import oidc_config
 
 REDIRECT = "http://127.0.0.1:8000/auth/callback"
 
@@ -216,6 +218,37 @@ def test_given_amr_not_allowed_then_refused(
     assert _refusal(client, token) == "oidc.amr"
 
 
+@pytest.mark.parametrize(
+    ("amr", "refused"),
+    [
+        (["pwd"], True),
+        (["otp", "sms"], True),
+        (["pin"], True),
+        (["pop"], False),
+        (["sc", "pin"], False),
+        (["mfa", "swk"], False),
+        (["hwk"], False),
+    ],
+)
+def test_given_default_settings_then_amr_checked(
+    issuer: TestIssuer, amr: list[str], refused: bool
+) -> None:
+    """Given the settings without TIERSPAYANT_OIDC_ALLOWED_AMR (the default a deployment
+    gets), when the ID token says how the user logged in, then a password, a one-time code
+    or a PIN alone is refused and a card, a key or multi-factor is accepted."""
+    env = issuer.environment(REDIRECT)
+    del env["TIERSPAYANT_OIDC_ALLOWED_AMR"]
+    config = oidc_config(load_settings({**env, "TIERSPAYANT_DATA_DIR": "/nonexistent"}))
+    assert config is not None
+    with httpx.Client(timeout=5) as http:
+        default_client = OidcClient(config, http)
+        token = issuer.mint_id_token(nonce="n-1", amr=amr)
+        if refused:
+            assert _refusal(default_client, token) == "oidc.amr"
+        else:
+            assert default_client.validate_id_token(token, "n-1", _now()).amr == tuple(amr)
+
+
 def test_given_amr_with_one_allowed_method_then_accepted(
     issuer: TestIssuer, client: OidcClient
 ) -> None:
@@ -394,6 +427,7 @@ def test_extract_rpps(value: object, expected: str | None) -> None:
     [
         ({"issuer": "http://idp.example.fr"}, "https"),
         ({"required_acr": set()}, "required_acr"),
+        ({"allowed_amr": set()}, "allowed_amr"),
         ({"max_auth_age_seconds": 0}, "positive"),
         ({"algorithms": ("RS256", "HS256")}, "asymmetric"),
         ({"algorithms": ("none",)}, "asymmetric"),
@@ -407,7 +441,7 @@ def test_given_unsafe_configuration_then_refused(overrides: dict[str, Any], mess
         "redirect_uri": "https://portail.example.fr/auth/callback",
         "required_acr": {"eidas1"},
         "max_auth_age_seconds": 300,
-        "allowed_amr": set(),
+        "allowed_amr": {"pop"},
     }
     with pytest.raises(ValueError, match=message):
         OidcConfig(**{**base, **overrides})
@@ -421,7 +455,7 @@ def test_given_config_then_secret_not_in_repr() -> None:
         redirect_uri="https://portail.example.fr/cb",
         required_acr={"eidas1"},
         max_auth_age_seconds=300,
-        allowed_amr=set(),
+        allowed_amr={"pop"},
     )
     assert "very-secret" not in repr(config)
     assert config.required_acr == frozenset({"eidas1"})

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from tierspayant.api.deps import LaneDep, PlatformDep, Policy, ProviderPrincipal, policy
+from tierspayant.api.json_body import StrictJsonRoute
 from tierspayant.api.schemas import (
     CalculationIn,
     CalculationOut,
@@ -24,7 +25,7 @@ from tierspayant.security.engagement import MAX_TEXT
 from tierspayant.services.engagements import cancel_amount
 from tierspayant.services.pricing import Calculation, start_calculation
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.post(

@@ -11,6 +11,7 @@ import base64
 from fastapi import APIRouter
 
 from tierspayant.api.deps import PlatformDep, Policy, ProviderPrincipal, policy
+from tierspayant.api.json_body import StrictJsonRoute
 from tierspayant.api.schemas import (
     BeneficiaryRightsOut,
     CardDecodeIn,
@@ -23,7 +24,7 @@ from tierspayant.api.schemas import (
 from tierspayant.formats import harmonised_card
 from tierspayant.services import card_scans, cards
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.get(

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from tierspayant.api.deps import PlatformDep, Policy, ProviderPrincipal, policy
+from tierspayant.api.json_body import StrictJsonRoute
 from tierspayant.api.schemas import CardIn, Cents, Strict, card_data
 from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.claims import ClaimContent, ClaimLine
@@ -26,7 +27,7 @@ from tierspayant.services.claims import (
     submit_claim,
 )
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 ClaimId = Annotated[int, Path(ge=1, le=2**62)]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tierspayant.api.deps import LaneDep, PlatformDep, Policy, ProviderPrincipal, policy
+from tierspayant.api.json_body import StrictJsonRoute
 from tierspayant.api.schemas import (
     DomainRightOut,
     EligibilityIn,
@@ -18,7 +19,7 @@ from tierspayant.api.schemas import (
 )
 from tierspayant.services.eligibility import RightsCheck, start_rights_check
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.post(

@@ -9,8 +9,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tierspayant.api.deps import Policy, policy
+from tierspayant.api.json_body import StrictJsonRoute
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.get("/healthz", tags=["operations"], summary="Liveness", **policy(Policy.PUBLIC))

@@ -12,11 +12,12 @@ from fastapi import APIRouter, Path, Response
 from pydantic import Field
 
 from tierspayant.api.deps import InsurerStaff, PlatformDep, Policy, policy
+from tierspayant.api.json_body import StrictJsonRoute
 from tierspayant.api.schemas import Strict
 from tierspayant.formats.sepa import amount
 from tierspayant.services import overpayments
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 ClaimId = Annotated[int, Path(ge=1, le=2**62)]
 LineNo = Annotated[int, Path(ge=1, le=999)]

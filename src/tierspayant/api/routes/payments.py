@@ -13,12 +13,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from tierspayant.api.deps import PlatformDep, Policy, ProviderPrincipal, policy
+from tierspayant.api.json_body import StrictJsonRoute
 from tierspayant.api.schemas import Strict
 from tierspayant.domain.payments import RemittanceHeader
 from tierspayant.formats.sepa import amount
 from tierspayant.services import payments
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 AdviceId = Annotated[str, Path(min_length=3, max_length=24, pattern=r"^R[0-9]{8}-[0-9]{1,10}$")]
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from tierspayant.api.deps import InsurerStaff, PlatformDep, Policy, ProviderPrincipal, policy
+from tierspayant.api.json_body import StrictJsonRoute
 from tierspayant.api.schemas import CardIn, LineIn, Strict, card_data, pricing_line
 from tierspayant.services.prior_auth import (
     PriorAuthAnswer,
@@ -23,7 +24,7 @@ from tierspayant.services.prior_auth import (
     request_prior_auth,
 )
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 AgreementNumber = Annotated[str, Path(min_length=1, max_length=24, pattern=r"^[A-Z0-9]+$")]
 

@@ -12,11 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tierspayant.api.deps import MemberPrincipal, PlatformDep, Policy, policy
+from tierspayant.api.json_body import StrictJsonRoute
 from tierspayant.api.schemas import Strict
 from tierspayant.formats.sepa import amount
 from tierspayant.services import statements
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 class StatementLineOut(Strict):

@@ -13,12 +13,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 
 from tierspayant.api.deps import PlatformDep, Policy, policy
+from tierspayant.api.json_body import StrictJsonRoute
 from tierspayant.api.schemas import TokenOut
 from tierspayant.domain.codes import AuthCode
 from tierspayant.services import providers
 from tierspayant.services.errors import ServiceError, Unauthenticated
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 @router.post(

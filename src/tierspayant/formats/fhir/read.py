@@ -11,7 +11,6 @@ value: values may be identifiers.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,9 @@ from tierspayant.domain.care import CareDomain, Exemption
 from tierspayant.domain.codes import FhirCode
 from tierspayant.domain.errors import FhirInvalid, FhirUnreadable
 from tierspayant.domain.pricing import RssClass
+from tierspayant.formats import strict_json
 from tierspayant.formats.fhir import lean, systems
+from tierspayant.formats.strict_json import DuplicateJsonKey
 
 R = TypeVar("R", bound=Resource)
 USES = ("predetermination", "preauthorization", "claim")
@@ -118,7 +119,9 @@ def invalid(message: str, element: str | None = None) -> FhirInvalid:
 def _document(body: bytes, expected: str) -> dict[str, Any]:
     """The JSON object of ``body``, of resource type ``expected``, or a refusal."""
     try:
-        document = json.loads(body)
+        document = strict_json.loads(body)
+    except DuplicateJsonKey:
+        raise FhirUnreadable(FhirCode.DUPLICATE_KEY, "un objet JSON répète une clé") from None
     except (ValueError, RecursionError):
         raise FhirUnreadable(FhirCode.MALFORMED, "le corps n'est pas du JSON") from None
     if not isinstance(document, dict):

@@ -83,6 +83,7 @@ _ISSUE_TYPES = {
     405: "not-supported",
     409: "conflict",
     413: "too-costly",
+    431: "too-costly",
     415: "not-supported",
     422: "invalid",
     429: "throttled",

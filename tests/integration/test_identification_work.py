@@ -1,0 +1,103 @@
+"""Identification does the same work for an unknown person as for a known one.
+
+Given a world of enrolled members on SQLite and PostgreSQL, when the service identifies a
+known card, the same card with a wrong birth date, and a valid NIR nobody holds, then each
+runs the same number of SQL statements, decryptions, blind-index HMACs, canary marks and
+checks, and audit pseudonyms. (The time it takes is measured by
+``bench/bench_identification.py``, not asserted here.)
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from tests.api.world import ENGINE_PARAMS, World, build_world, close_world
+from tests.factories import make_nir
+from tierspayant.security import crypto
+from tierspayant.services import canaries, identification
+from tierspayant.services.identification import CardData, identify_detailed
+
+
+@pytest.fixture(scope="module", params=ENGINE_PARAMS)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    built = build_world(str(request.param), request, tmp_path_factory, count=40)
+    try:
+        yield built
+    finally:
+        close_world(built)
+
+
+def _spy(
+    monkeypatch: pytest.MonkeyPatch, counts: Counter[str], owner: Any, name: str, label: str
+) -> None:
+    real: Callable[..., Any] = getattr(owner, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        counts[label] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+
+
+def _work(
+    world: World, card: CardData, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Counter[str], bool]:
+    counts: Counter[str] = Counter()
+    with monkeypatch.context() as patch:
+        _spy(patch, counts, crypto.FieldCipher, "decrypt", "decrypt")
+        _spy(patch, counts, crypto.BlindIndexer, "index", "blind_index")
+        _spy(patch, counts, identification, "is_canary", "canary_check")
+        _spy(patch, counts, canaries, "canary_mark", "canary_mark")
+        _spy(patch, counts, identification, "subject_pseudonym", "pseudonym")
+
+        def statement(*_args: Any) -> None:
+            counts["statements"] += 1
+
+        engine = world.platform.engine
+        event.listen(engine, "before_cursor_execute", statement)
+        try:
+            with engine.connect() as conn:
+                found = identify_detailed(world.platform, conn, card).found is not None
+        finally:
+            event.remove(engine, "before_cursor_execute", statement)
+    return counts, found
+
+
+def test_unknown_wrong_birth_date_and_known_do_the_same_work(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a known person, the same card with a wrong birth date, and a NIR nobody holds
+    person = next(iter(world.people.values()))[5]
+    known = person.card_data()
+    wrong = replace(known, birth_date=known.birth_date - timedelta(days=1))
+    unknown = replace(known, nir=make_nir(random.Random(11), year=1971, month=6))
+    with world.platform.engine.connect() as conn:  # warm the caches (insurer, keys, marks)
+        for card in (known, wrong, unknown):
+            identify_detailed(world.platform, conn, card)
+    # When each is identified
+    work = {
+        name: _work(world, card, monkeypatch)
+        for name, card in (("known", known), ("wrong", wrong), ("unknown", unknown))
+    }
+    # Then only the known one is found
+    assert {name: found for name, (_, found) in work.items()} == {
+        "known": True,
+        "wrong": False,
+        "unknown": False,
+    }
+    # And all three did the same work, step for step
+    reference = work["known"][0]
+    assert (reference["decrypt"], reference["canary_check"], reference["pseudonym"]) == (1, 1, 1)
+    assert reference["statements"] >= 1
+    for name in ("wrong", "unknown"):
+        assert work[name][0] == reference, name
