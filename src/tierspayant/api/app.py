@@ -8,6 +8,7 @@ from tierspayant import __version__
 from tierspayant.api.errors import install_error_handlers
 from tierspayant.api.lanes import LookupLane
 from tierspayant.api.middleware import BodyLimitMiddleware
+from tierspayant.api.request_id import RequestIdMiddleware
 from tierspayant.api.routes import include_routes
 from tierspayant.api.versioning import DeprecationHeadersMiddleware
 from tierspayant.app.platform import Platform
@@ -30,6 +31,8 @@ def create_app(platform: Platform) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=platform.settings.max_body_bytes)
     app.add_middleware(DeprecationHeadersMiddleware)
+    # Outermost: every answer (a 413 or an error included) carries the request id.
+    app.add_middleware(RequestIdMiddleware)
     include_routes(app)
     mount_portals(app, platform)
     return app
