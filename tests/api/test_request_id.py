@@ -117,3 +117,21 @@ def test_any_accepted_id_is_short_printable_ascii(raw: bytes) -> None:
         assert 1 <= len(accepted) <= MAX_LENGTH
         assert all(c.isalnum() or c in "._:-" for c in accepted)
         assert accepted.isascii()
+
+
+def test_given_an_x_request_id_on_a_calculation_then_in_its_audit_event(
+    sqlite_world: World,
+) -> None:
+    from tests.api.test_calculation_api import TILLEULS, adult, line
+
+    person = adult(sqlite_world, TILLEULS, "EQUILIBRE")
+    body = {
+        "card": person.card(),
+        "care_date": TODAY.isoformat(),
+        "lines": [line("MED", "consultation", 3000, 3000)],
+    }
+    headers = {**sqlite_world.gp.headers, "X-Request-Id": "calc:2026-12-06.42"}
+    answer = sqlite_world.client.post("/v1/calculations", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    events = _events_with(sqlite_world, "calc:2026-12-06.42")
+    assert [e.actor for e in events] == [sqlite_world.gp.principal_id]
