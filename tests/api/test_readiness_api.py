@@ -12,9 +12,12 @@ from alembic import command
 from fastapi.testclient import TestClient
 
 from tests.conftest import services_required
+from tests.integration.test_key_rotation import hsm  # noqa: F401 - the SoftHSM2 fixture
 from tierspayant.api.app import create_app
 from tierspayant.app.platform import Platform
-from tierspayant.store.db import alembic_config
+from tierspayant.config import load_settings
+from tierspayant.security.keys import Pkcs11Keyring
+from tierspayant.store.db import alembic_config, make_engine, migrate
 from tierspayant.store.health import head_revisions, ping_redis
 
 BASE_CHECKS = {"database", "migrations", "keys", "audit_writer"}
@@ -136,3 +139,36 @@ def test_given_a_closed_audit_writer_then_503_naming_it(
         **dict.fromkeys(BASE_CHECKS, "ok"),
         "audit_writer": "failed",
     }
+
+
+def test_given_keks_in_an_hsm_then_keys_ok_while_it_unwraps_and_failed_once_it_cannot(
+    hsm: Pkcs11Keyring,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+) -> None:
+    """The HSM is asked as it is (no file to read again): ready while its KEK unwraps the
+    database's data keys; once that KEK is gone (retired by hand), ``keys`` fails."""
+    data_dir = tmp_path / "hsm-data"
+    settings = load_settings(
+        {
+            "TIERSPAYANT_DATA_DIR": str(data_dir),
+            "TIERSPAYANT_DATABASE_URL": f"sqlite:///{data_dir / 'tierspayant.sqlite3'}",
+        }
+    )
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    platform = Platform(settings=settings, engine=engine, key_provider=hsm)
+    try:
+        platform.operator_keys()
+        with TestClient(create_app(platform)) as client:
+            assert client.get("/readyz").json()["checks"]["keys"] == "ok"
+            wrapping = hsm.kek_id
+            hsm.rotate()
+            hsm.retire(wrapping)
+            answer = client.get("/readyz")
+            assert answer.status_code == 503
+            assert answer.json()["checks"] == {
+                **dict.fromkeys(BASE_CHECKS, "ok"),
+                "keys": "failed",
+            }
+    finally:
+        platform.close()
