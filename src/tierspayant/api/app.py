@@ -8,6 +8,7 @@ from tierspayant import __version__
 from tierspayant.api.errors import install_error_handlers
 from tierspayant.api.lanes import LookupLane
 from tierspayant.api.middleware import RequestLimitsMiddleware
+from tierspayant.api.request_id import RequestIdMiddleware
 from tierspayant.api.routes import include_routes
 from tierspayant.api.versioning import DeprecationHeadersMiddleware
 from tierspayant.app.platform import Platform
@@ -37,6 +38,8 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.lookup_lane = LookupLane(platform)
     install_error_handlers(app)
     app.add_middleware(DeprecationHeadersMiddleware)
+    # Outermost: every answer (a 413 or an error included) carries the request id.
+    app.add_middleware(RequestIdMiddleware)
     include_routes(app)
     mount_portals(app, platform)
     # Added last, so outermost: oversized headers are refused before anything else runs.

@@ -132,7 +132,7 @@ class Platform:
 
 def initialise(settings: Settings) -> Platform:
     """Create the keyring (if absent) and the schema; idempotent."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if settings.keyring_path.exists():
         provider = LocalKeyring.load(settings.keyring_path)
     else:

@@ -13,6 +13,7 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
+from tierspayant.app.observability import configure_logging
 from tierspayant.app.platform import initialise
 from tierspayant.cli.common import DEBUG_ENV, FailureGroup
 from tierspayant.config import load_settings
@@ -38,6 +39,7 @@ app.add_typer(audit_app, name="audit")
 from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
     claims_cmds,
     containment_cmds,
+    doctor_cmds,
     incident_cmds,
     money_cmds,
     portal_cmds,
@@ -52,6 +54,7 @@ for _module in (
     incident_cmds,
     portal_cmds,
     containment_cmds,
+    doctor_cmds,
 ):
     _module.register(app, import_app)
 
@@ -95,6 +98,7 @@ def serve(
     from tierspayant.jobs.checkpoints import CheckpointWorker
     from tierspayant.jobs.guard_figures import GuardFiguresWorker
 
+    configure_logging()  # one JSON object a line on standard error, with the request id
     settings = load_settings()
     jobs = settings.jobs
     with platform_ctx() as platform:

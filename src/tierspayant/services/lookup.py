@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Generic, NoReturn, TypeVar
 
 from sqlalchemy import Connection
 
+from tierspayant.app.observability import REQUEST_ID_DETAIL, current_request_id
 from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import AuthCode, CardCode, GuardCode
 from tierspayant.security.audit import DISCLOSED, AuditEvent
@@ -254,8 +255,21 @@ def _guarded(
     return Deferred(_value(result), event, after_commit, lambda: guard.abandon(ctx))
 
 
+def _tagged(entry: audit.Entry) -> audit.Entry:
+    """``entry`` with the id of the HTTP request it serves in its detail (if any), so
+    that an audit event leads to the log lines of its request."""
+    request_id = current_request_id()
+    if request_id is None:
+        return entry
+    return replace(entry, detail={**entry.detail, REQUEST_ID_DETAIL: request_id})
+
+
 def _submit(platform: Platform, entry: audit.Entry | None) -> Future[AuditEvent] | None:
-    return None if entry is None else platform.audit_writer.submit(entry)
+    return None if entry is None else platform.audit_writer.submit(_tagged(entry))
+
+
+def _append(platform: Platform, entry: audit.Entry) -> None:
+    platform.audit_writer.append(_tagged(entry))
 
 
 def _audit_refusal(
@@ -263,7 +277,8 @@ def _audit_refusal(
 ) -> None:
     """Every authorisation decision is audited, refusals of the guard included: the log
     then shows the whole attempt, not only what was answered."""
-    platform.audit_writer.append(
+    _append(
+        platform,
         audit.Entry(
             at=platform.now(),
             actor=principal.id,
@@ -273,7 +288,7 @@ def _audit_refusal(
             insurer=card.amc_number,
             decision="deny" if admission.verdict is not Verdict.STEP_UP else "step_up",
             detail={"code": admission.code},
-        )
+        ),
     )
 
 
@@ -302,7 +317,8 @@ def _misread(
     must not cost a professional the account. The count keeps a scraper from hiding
     its misses among misreads (``guard.misread_ratio``).
     """
-    platform.audit_writer.append(
+    _append(
+        platform,
         audit.Entry(
             at=platform.now(),
             actor=principal.id,
@@ -312,7 +328,7 @@ def _misread(
             insurer=card.amc_number,
             decision="deny",
             detail={"fault": ProofFault.MISREAD.value, DISCLOSED: False},
-        )
+        ),
     )
     guard = platform.guard
     if guard is not None:
@@ -332,7 +348,8 @@ def _refuse_proof(
     A proof that led to a canary also raises the canary signal. The caller learns
     nothing of which check failed.
     """
-    platform.audit_writer.append(
+    _append(
+        platform,
         audit.Entry(
             at=platform.now(),
             actor=principal.id,
@@ -345,7 +362,7 @@ def _refuse_proof(
             # The same 403 whoever the card designates: a canary named here was touched,
             # not disclosed.
             detail={"fault": refused.fault.value, "serial": refused.serial, DISCLOSED: False},
-        )
+        ),
     )
     guard = platform.guard
     if guard is not None:

@@ -70,6 +70,17 @@ class AuditWriter:
         """Queue one event and wait until it is committed; re-raises the batch's error."""
         return self.submit(entry).result(timeout)
 
+    def alive(self) -> bool:
+        """Whether the writer can take events: not closed, and its thread (once started
+        in this process) still running. Read by the readiness check."""
+        with self._lock:
+            if self._closed:
+                return False
+            thread = self._thread
+            if thread is None or self._pid != os.getpid():
+                return True  # started on the next event
+            return thread.is_alive()
+
     def close(self, timeout: float = 10.0) -> None:
         """Append what is queued, then stop the thread."""
         with self._lock:
