@@ -4,17 +4,21 @@ Saturday 26th) to the first business day of January 2027 (Friday 1st a holiday).
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from tests.conftest import SeededInsurer
 from tests.money_support import ACCEPTED, adjudicated_claim, make_provider
 from tierspayant.app.platform import Platform
+from tierspayant.cli.main import app
 from tierspayant.jobs.scheduler import Scheduler
 from tierspayant.services.delays import delay_report, invoice_delays
 from tierspayant.services.scheduling import done_jobs
@@ -32,7 +36,10 @@ def _days(first: date, last: date) -> list[date]:
 
 
 def test_a_month_of_jobs_runs_each_job_once_on_its_days(
-    platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
+    platform: Platform,
+    seed_insurer: Callable[..., SeededInsurer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     moment = [START]
     platform.clock = lambda: moment[0]
@@ -108,3 +115,22 @@ def test_a_month_of_jobs_runs_each_job_once_on_its_days(
     assert report.overall.worst == 1
     assert set(report.by_insurer) == {insurer.amc_number}
     assert report.by_provider[provider.am_number].invoices == report.overall.invoices
+
+    # The same figures from the command line, in French, and as JSON lines.
+    monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(platform.settings.data_dir))
+    monkeypatch.setenv("TIERSPAYANT_DATABASE_URL", platform.settings.database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    shown = CliRunner().invoke(app, ["report", "delays"])
+    assert shown.exit_code == 0, shown.output
+    assert "Délai de paiement" in shown.output
+    assert f"professionnel {provider.am_number}" in shown.output
+    lines = CliRunner().invoke(app, ["report", "delays", "--json", "--depuis", "2027-01-04"])
+    assert lines.exit_code == 0, lines.output
+    rows = [json.loads(line) for line in lines.output.splitlines()]
+    assert [row["groupe"] for row in rows] == ["ensemble", "assureur", "professionnel"]
+    # Paid on 4 and 5 January: the claims of 31 Dec evening to 5 Jan before the cut-off.
+    january = [d for d in delays.values() if d.executed_on >= date(2027, 1, 4)]
+    assert rows[0]["invoices"] == len(january)
+    bad = CliRunner().invoke(app, ["report", "delays", "--depuis", "hier"])
+    assert bad.exit_code == 2
+    assert "date AAAA-MM-JJ attendue" in bad.output
