@@ -36,7 +36,7 @@ def claim(
         .where(
             scheduled_jobs.c.job_key == job_key,
             scheduled_jobs.c.status == "running",
-            scheduled_jobs.c.lock_expires_at < now,
+            scheduled_jobs.c.lock_expires_at <= now,
         )
         .values(lock_owner=owner, lock_expires_at=now + ttl, started_at=now)
     )
