@@ -67,3 +67,22 @@ def test_two_schedulers_ticking_at_once_run_the_day_once(
     delays = invoice_delays(platform)
     assert [d.business_days for d in delays] == [0, 0, 0]
     assert {d.executed_on for d in delays} == {date(2026, 11, 9)}
+
+
+def test_a_failed_job_is_given_back_and_retried_at_the_next_tick(
+    platform: Platform, tmp_path: Path
+) -> None:
+    now = [datetime(2026, 11, 14, 3, 0, tzinfo=UTC)]  # Saturday 04:00 in Paris
+    platform.clock = lambda: now[0]
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the checkpoint directory should be")
+    scheduler = Scheduler(platform, checkpoint_dir=blocked)
+    first = scheduler.tick()
+    assert first.failed == ["checkpoint:2026-11-14"]
+    assert first.ran == ["guard_figures:2026-11-14"]  # the other job is not held back
+    blocked.unlink()
+    now[0] += timedelta(seconds=5)
+    second = Scheduler(platform, checkpoint_dir=blocked).tick()  # another process retries
+    assert second.ran == ["checkpoint:2026-11-14"]
+    assert list(blocked.glob("checkpoint-*.json"))
+    assert scheduler.tick().ran == []  # done: never again
