@@ -16,6 +16,7 @@ from tests.money_support import adjudicated_claim, make_provider
 from tierspayant.app.platform import Platform
 from tierspayant.jobs.scheduler import Scheduler
 from tierspayant.services.delays import invoice_delays
+from tierspayant.services.scheduling import JOB_LEASE, claim_job
 from tierspayant.store.tables import audit_events
 
 
@@ -86,3 +87,18 @@ def test_a_failed_job_is_given_back_and_retried_at_the_next_tick(
     assert second.ran == ["checkpoint:2026-11-14"]
     assert list(blocked.glob("checkpoint-*.json"))
     assert scheduler.tick().ran == []  # done: never again
+
+
+def test_the_lease_of_a_dead_scheduler_is_taken_over_after_it_expires(
+    platform: Platform, tmp_path: Path
+) -> None:
+    now = [datetime(2026, 11, 21, 3, 0, tzinfo=UTC)]  # Saturday 04:00 in Paris
+    platform.clock = lambda: now[0]
+    # A scheduler that claimed the night's checkpoint, then died before finishing it.
+    assert claim_job(platform, "checkpoint:2026-11-21", "checkpoint", "host:1:dead")
+    live = Scheduler(platform, checkpoint_dir=tmp_path / "cp")
+    assert live.tick().ran == ["guard_figures:2026-11-21"]  # the checkpoint is held
+    now[0] += JOB_LEASE - timedelta(seconds=1)
+    assert live.tick().ran == []
+    now[0] += timedelta(seconds=1)
+    assert live.tick().ran == ["checkpoint:2026-11-21"]
