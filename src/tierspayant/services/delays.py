@@ -13,7 +13,10 @@ from datetime import date
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain.banking_calendar import paris_day
+from tierspayant.domain.codes import AuthCode
 from tierspayant.domain.delays import DelaySummary, business_days_between
+from tierspayant.security.principal import Principal
+from tierspayant.services.errors import Forbidden
 from tierspayant.store.read_models import delays as store
 
 
@@ -35,10 +38,12 @@ class DelayReport:
     by_provider: dict[str, DelaySummary]  # AM number → summary
 
 
-def invoice_delays(platform: Platform, *, since: date | None = None) -> list[InvoiceDelay]:
-    """The delay of every paid invoice (executed on or after ``since``)."""
+def invoice_delays(
+    platform: Platform, *, since: date | None = None, provider_id: int | None = None
+) -> list[InvoiceDelay]:
+    """The delay of every paid invoice (executed on or after ``since``; of one provider)."""
     with platform.engine.connect() as conn:
-        rows = store.paid_invoices(conn, since=since)
+        rows = store.paid_invoices(conn, since=since, provider_id=provider_id)
     out = []
     for row in rows:
         received = paris_day(row.received_at)
@@ -68,3 +73,12 @@ def delay_report(platform: Platform, *, since: date | None = None) -> DelayRepor
         {k: DelaySummary.of(v) for k, v in sorted(insurers.items())},
         {k: DelaySummary.of(v) for k, v in sorted(providers.items())},
     )
+
+
+def provider_delay(platform: Platform, principal: Principal) -> DelaySummary | None:
+    """The delay of the acting provider's own paid invoices (provider portal), None when
+    none was paid; Forbidden for any other principal."""
+    if principal.provider_id is None:
+        raise Forbidden(AuthCode.WRONG_PRINCIPAL, "payment delays are open to providers only")
+    delays = invoice_delays(platform, provider_id=principal.provider_id)
+    return DelaySummary.of([d.business_days for d in delays]) if delays else None

@@ -28,7 +28,7 @@ from tierspayant.domain.errors import DomainError
 from tierspayant.domain.pricing import PricingLine, PricingResult
 from tierspayant.formats import harmonised_card
 from tierspayant.security.principal import Principal
-from tierspayant.services import claims, engagements, payments, portal_views, prior_auth
+from tierspayant.services import claims, delays, engagements, payments, portal_views, prior_auth
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.identification import CardData
@@ -474,8 +474,10 @@ def router() -> APIRouter:
 
     @routes.get("/paiements", **RULE)
     def payments_list(request: Request, session: Provider) -> Response:
-        rows = payments.list_remittances(platform_of(request), session.info.principal)
-        return render(request, "provider/payments.html", portal=PORTAL, rows=rows)
+        platform = platform_of(request)
+        rows = payments.list_remittances(platform, session.info.principal)
+        delay = delays.provider_delay(platform, session.info.principal)
+        return render(request, "provider/payments.html", portal=PORTAL, rows=rows, delay=delay)
 
     @routes.get("/paiements/{advice_id}/avis.csv", **RULE)
     def remittance_csv(request: Request, session: Provider, advice_id: str) -> Response:
