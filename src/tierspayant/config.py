@@ -18,6 +18,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -168,6 +169,12 @@ class JobSettings:
     checkpoint_interval_seconds: float = 300.0
     # TIERSPAYANT_AUDIT_CHECKPOINT_DIR; None: ``<data dir>/checkpoints``
     audit_checkpoint_dir: Path | None = None
+    # The scheduler of ``serve`` (docs/operations.md): TIERSPAYANT_SCHEDULER=0 leaves the
+    # payment and billing runs to systemd timers or an operator.
+    scheduler: bool = True
+    payment_cutoff: time = time(16, 0)  # TIERSPAYANT_PAYMENT_CUTOFF, HH:MM in Paris
+    nightly_at: time = time(2, 0)  # TIERSPAYANT_NIGHTLY_AT, HH:MM in Paris
+    scheduler_tick_seconds: float = 5.0  # TIERSPAYANT_SCHEDULER_TICK_SECONDS
 
     def checkpoint_dir(self, data_dir: Path) -> Path:
         """Where signed audit checkpoints are exported."""
@@ -399,7 +406,25 @@ def _jobs(source: Mapping[str, str]) -> JobSettings:
             source, "checkpoint_interval_seconds", default.checkpoint_interval_seconds
         ),
         audit_checkpoint_dir=Path(directory) if directory else None,
+        scheduler=_flag(source, "scheduler") if _raw(source, "scheduler") else default.scheduler,
+        payment_cutoff=_clock_time(source, "payment_cutoff", default.payment_cutoff),
+        nightly_at=_clock_time(source, "nightly_at", default.nightly_at),
+        scheduler_tick_seconds=_seconds(
+            source, "scheduler_tick_seconds", default.scheduler_tick_seconds
+        ),
     )
+
+
+def _clock_time(source: Mapping[str, str], name: str, default: time) -> time:
+    """A time of day written HH:MM (24-hour clock, Paris time where it is used)."""
+    raw = _raw(source, name)
+    if raw is None:
+        return default
+    hours, sep, minutes = raw.partition(":")
+    digits = sep and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()
+    if digits and int(hours) < 24 and int(minutes) < 60:
+        return time(int(hours), int(minutes))
+    raise SettingError(PREFIX + name.upper(), f"must be a time HH:MM, got {raw!r}")
 
 
 def _prior_auth(source: Mapping[str, str]) -> PriorAuthSettings:

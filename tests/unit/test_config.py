@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -235,3 +236,26 @@ def test_given_a_bad_oidc_value_then_the_start_is_refused_naming_it(
         _load(tmp_path, **{**OIDC, f"TIERSPAYANT_{variable}": value})
     assert str(refused.value) == f"setting TIERSPAYANT_{variable} {message}"
     assert refused.value.variable == f"TIERSPAYANT_{variable}"
+
+
+def test_the_scheduler_settings(tmp_path: Path) -> None:
+    base = {"TIERSPAYANT_DATA_DIR": str(tmp_path)}
+    default = load_settings(base).jobs
+    assert default.scheduler is True
+    assert (default.payment_cutoff, default.nightly_at) == (time(16, 0), time(2, 0))
+    jobs = load_settings(
+        {
+            **base,
+            "TIERSPAYANT_SCHEDULER": "0",
+            "TIERSPAYANT_PAYMENT_CUTOFF": "15:45",
+            "TIERSPAYANT_NIGHTLY_AT": "01:05",
+        }
+    ).jobs
+    assert (jobs.scheduler, jobs.payment_cutoff, jobs.nightly_at) == (
+        False,
+        time(15, 45),
+        time(1, 5),
+    )
+    for bad in ("16h", "24:00", "9:5", "12:60"):
+        with pytest.raises(SettingError, match="TIERSPAYANT_PAYMENT_CUTOFF"):
+            load_settings({**base, "TIERSPAYANT_PAYMENT_CUTOFF": bad})

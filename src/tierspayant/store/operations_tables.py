@@ -77,4 +77,21 @@ incident_runs = Table(
     Column("revealed", BigInteger, nullable=False),
 )
 
-__all__ = ["audit_checkpoints", "breakglass_grants", "incident_runs", "metadata"]
+__all__ = ["audit_checkpoints", "breakglass_grants", "incident_runs", "metadata", "scheduled_jobs"]
+
+# The scheduler's jobs (``jobs/scheduler.py``): one row per job and day (or period), held
+# by a lease while it runs, ``done`` once it finished, so that several ``serve`` processes
+# never run the same job twice. The money runs keep their own leases in ``money_runs``.
+scheduled_jobs = Table(
+    "scheduled_jobs",
+    metadata,
+    Column("job_key", String(60), primary_key=True),  # payment:2026-12-07 | billing:2026-11
+    Column("job", String(20), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("lock_owner", String(120), nullable=True),
+    Column("lock_expires_at", DateTime(timezone=True), nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("outcome", String(200), nullable=True),
+    CheckConstraint("status IN ('running', 'done')", name="status"),
+)

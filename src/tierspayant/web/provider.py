@@ -31,6 +31,7 @@ from tierspayant.security.principal import Principal
 from tierspayant.services import (
     bank_details,
     claims,
+    delays,
     engagements,
     payment_returns,
     payments,
@@ -485,8 +486,14 @@ def router() -> APIRouter:
         platform, principal = platform_of(request), session.info.principal
         rows = payments.list_remittances(platform, principal)
         returned = payment_returns.provider_returns(platform, principal)
+        delay = delays.provider_delay(platform, principal)
         return render(
-            request, "provider/payments.html", portal=PORTAL, rows=rows, returned=returned
+            request,
+            "provider/payments.html",
+            portal=PORTAL,
+            rows=rows,
+            returned=returned,
+            delay=delay,
         )
 
     def bank_page(request: Request, session: Provider, **context: Any) -> Response:

@@ -1,0 +1,84 @@
+"""Payment delays per invoice, per provider and per insurer (``tierspayant report delays``).
+
+The delay is read from the claims and the payments (``store/read_models/delays.py``) and
+counted in TARGET2 business days from the Paris day the invoice was received
+(:func:`~tierspayant.domain.delays.business_days_between`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+
+from tierspayant.app.platform import Platform
+from tierspayant.domain.banking_calendar import paris_day
+from tierspayant.domain.codes import AuthCode
+from tierspayant.domain.delays import DelaySummary, business_days_between
+from tierspayant.security.principal import Principal
+from tierspayant.services.errors import Forbidden
+from tierspayant.store.read_models import delays as store
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceDelay:
+    insurer_id: int
+    amc_number: str
+    claim_id: int
+    provider_am: str
+    received_on: date  # Paris day
+    executed_on: date
+    business_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class DelayReport:
+    overall: DelaySummary | None
+    by_insurer: dict[str, DelaySummary]  # AMC number → summary
+    by_provider: dict[str, DelaySummary]  # AM number → summary
+
+
+def invoice_delays(
+    platform: Platform, *, since: date | None = None, provider_id: int | None = None
+) -> list[InvoiceDelay]:
+    """The delay of every paid invoice (executed on or after ``since``; of one provider)."""
+    with platform.engine.connect() as conn:
+        rows = store.paid_invoices(conn, since=since, provider_id=provider_id)
+    out = []
+    for row in rows:
+        received = paris_day(row.received_at)
+        out.append(
+            InvoiceDelay(
+                row.insurer_id,
+                row.amc_number,
+                row.claim_id,
+                row.provider_am,
+                received,
+                row.executed_on,
+                business_days_between(received, row.executed_on),
+            )
+        )
+    return out
+
+
+def delay_report(platform: Platform, *, since: date | None = None) -> DelayReport:
+    delays = invoice_delays(platform, since=since)
+    insurers: dict[str, list[int]] = defaultdict(list)
+    providers: dict[str, list[int]] = defaultdict(list)
+    for item in delays:
+        insurers[item.amc_number].append(item.business_days)
+        providers[item.provider_am].append(item.business_days)
+    return DelayReport(
+        DelaySummary.of([d.business_days for d in delays]) if delays else None,
+        {k: DelaySummary.of(v) for k, v in sorted(insurers.items())},
+        {k: DelaySummary.of(v) for k, v in sorted(providers.items())},
+    )
+
+
+def provider_delay(platform: Platform, principal: Principal) -> DelaySummary | None:
+    """The delay of the acting provider's own paid invoices (provider portal), None when
+    none was paid; Forbidden for any other principal."""
+    if principal.provider_id is None:
+        raise Forbidden(AuthCode.WRONG_PRINCIPAL, "payment delays are open to providers only")
+    delays = invoice_delays(platform, provider_id=principal.provider_id)
+    return DelaySummary.of([d.business_days for d in delays]) if delays else None

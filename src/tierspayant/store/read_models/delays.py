@@ -1,0 +1,84 @@
+"""Payment delays: for each paid invoice, when it was received and the execution date of
+the transfer that paid it (the earliest, if its lines were paid by several runs).
+
+A read model over ``claims``, ``payment_lines`` and ``payments``: nothing is stored twice,
+and a delay can never disagree with the payment it describes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Connection, func, select
+
+from tierspayant.store.claims_tables import claims
+from tierspayant.store.ledger_tables import payment_lines, payments
+from tierspayant.store.tables import insurers, providers
+
+
+@dataclass(frozen=True, slots=True)
+class PaidInvoice:
+    insurer_id: int
+    amc_number: str
+    claim_id: int
+    provider_id: int
+    provider_am: str
+    received_at: datetime
+    executed_on: date
+
+
+def paid_invoices(
+    conn: Connection, *, since: date | None = None, provider_id: int | None = None
+) -> list[PaidInvoice]:
+    """Every invoice with at least one line paid (paid cents above 0), and its first
+    execution date; ``since``: executed on or after that day; ``provider_id``: that
+    provider's invoices only."""
+    executed = func.min(payments.c.payment_date).label("executed_on")
+    query = (
+        select(
+            claims.c.insurer_id,
+            insurers.c.amc_number,
+            claims.c.id,
+            claims.c.provider_id,
+            providers.c.am_number,
+            claims.c.received_at,
+            executed,
+        )
+        .select_from(
+            claims.join(
+                payment_lines,
+                (payment_lines.c.insurer_id == claims.c.insurer_id)
+                & (payment_lines.c.claim_id == claims.c.id),
+            )
+            .join(
+                payments,
+                (payments.c.run_key == payment_lines.c.run_key)
+                & (payments.c.provider_id == payment_lines.c.provider_id),
+            )
+            .join(insurers, insurers.c.id == claims.c.insurer_id)
+            .join(providers, providers.c.id == claims.c.provider_id)
+        )
+        .where(payment_lines.c.paid_cents > 0)
+        .group_by(
+            claims.c.insurer_id,
+            insurers.c.amc_number,
+            claims.c.id,
+            claims.c.provider_id,
+            providers.c.am_number,
+            claims.c.received_at,
+        )
+        .order_by(claims.c.insurer_id, claims.c.id)
+    )
+    if since is not None:
+        query = query.having(executed >= since)
+    if provider_id is not None:
+        query = query.where(claims.c.provider_id == provider_id)
+    # SQLite returns the stored UTC instants without their zone.
+    return [
+        PaidInvoice(r[0], r[1], r[2], r[3], r[4], _utc(r[5]), r[6]) for r in conn.execute(query)
+    ]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
