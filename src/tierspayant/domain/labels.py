@@ -203,6 +203,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "containment.lift_propose": "Levée de confinement proposée",
     "containment.lift": "Confinement levé",
     "billing.run": "Appel de fonds des organismes",
+    "scheduler.job": "Tâche planifiée exécutée",
     "billing.return": "Rejet de prélèvement",
     "billing.returns": "Import de rejets de prélèvement",
     "billing.download": "Téléchargement d'un relevé",
