@@ -322,3 +322,28 @@ def test_given_a_broken_chain_when_the_worker_runs_then_it_logs_and_keeps_going(
         assert worker.run_once() is None
     assert logs[-1]["event"] == "audit.checkpoint_failed"
     assert logs[-1]["code"] == "audit.chain_broken"
+
+
+def test_an_event_committed_while_a_checkpoint_reads_is_not_a_break(
+    logged: tuple[Platform, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log is live: an event another writer commits after the checkpoint has read the
+    chain (before it counts) is left to the next checkpoint, not reported as a break."""
+    platform, out = logged
+    read = audit.iter_events
+
+    def read_then_another_writer_commits(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        yield from read(*args, **kwargs)  # type: ignore[arg-type]
+        _append(platform, 1)  # committed on its own connection, after the last row read
+
+    monkeypatch.setattr(audit, "iter_events", read_then_another_writer_commits)
+    with platform.engine.connect() as conn:
+        before = audit.count_events(conn)
+    signed = checkpoints.write_checkpoint(platform, out)
+    assert signed is not None
+    assert signed.checkpoint.up_to_seq == before  # the tip it read, not the newer event
+    monkeypatch.undo()
+    following = checkpoints.write_checkpoint(platform, out)
+    assert following is not None
+    assert following.checkpoint.up_to_seq == before + 1
+    assert checkpoints.verify(platform, out).ok

@@ -232,7 +232,9 @@ def _extend(conn: Connection, tip: _Tip, latest: CheckpointFile | None) -> _Tip:
         tip.merkle.add(event.hash)
         previous = event.hash
         expected += 1
-    if audit.count_events(conn) != expected - 1:
+    # Counted up to the tip read: events appended since (the log is live) are not a
+    # break, an event missing below the tip is.
+    if audit.count_events(conn, up_to_seq=expected - 1) != expected - 1:
         raise _broken(conn, latest)  # an event missing (or added) below the tip
     return _Tip(expected - 1, previous, tip.merkle)
 

@@ -178,9 +178,13 @@ def iter_events(conn: Connection, *, after: int = 0, batch: int = 5000) -> Itera
         after = int(rows[-1]["seq"])
 
 
-def count_events(conn: Connection) -> int:
-    """How many events the log holds."""
-    return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
+def count_events(conn: Connection, up_to_seq: int | None = None) -> int:
+    """How many events the log holds (those numbered up to ``up_to_seq`` if given: a
+    count that events appended meanwhile cannot change)."""
+    query = select(func.count()).select_from(audit_events)
+    if up_to_seq is not None:
+        query = query.where(audit_events.c.seq <= up_to_seq)
+    return int(conn.execute(query).scalar_one())
 
 
 # (insurer, subject, at, action, decision, detail) of one event.
