@@ -42,6 +42,7 @@ from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
     money_cmds,
     portal_cmds,
     security_cmds,
+    takeover_cmds,
 )
 from tierspayant.cli.common import CLI_ACTOR, console, err_console, platform_ctx  # noqa: E402
 
@@ -52,6 +53,7 @@ for _module in (
     incident_cmds,
     portal_cmds,
     containment_cmds,
+    takeover_cmds,
 ):
     _module.register(app, import_app)
 
