@@ -26,15 +26,20 @@ from tests.integration.test_counter_binds import (
     crown,
     facts_catalogue,
     frame,
+    invoice_of,
 )
 from tierspayant.app.platform import Platform, initialise
 from tierspayant.cli.main import app
 from tierspayant.config import load_settings
+from tierspayant.domain.claims import ClaimContent
 from tierspayant.domain.facts import CounterUse
+from tierspayant.services.adjudication import adjudicate_pending
+from tierspayant.services.claims import ClaimSubmission, get_claim, submit_claim
 from tierspayant.services.identification import identify
+from tierspayant.services.pricing import Calculation, calculate
 from tierspayant.services.takeover import TakeoverRefused, import_takeover
 from tierspayant.store.adjudication import counter_history
-from tierspayant.store.claims_tables import benefit_counters
+from tierspayant.store.claims_tables import benefit_counters, prior_authorisations
 from tierspayant.store.tables import audit_events
 
 
@@ -236,6 +241,92 @@ def test_bad_lines_are_refused_with_their_codes_and_nothing_is_imported(
         ("deny", {"file_digest": takeover_events(world)[0][1]["file_digest"], "lines": 14,
                   "refused": 13}),
     ]  # fmt: skip
+
+
+AGREEMENT_HEADER = f"{HEADER};agreement;provider;valid_until"
+
+
+def invoiced(world: World, n: int, invoice: str, agreement: str | None) -> tuple[int, str]:
+    """A crown billed 522 € (the contract pays 450 €) invoiced today under ``agreement``:
+    the AMC amount accepted and the line's reason code."""
+    lines = (crown(f"HB{invoice}", 52_200),)
+    person = world.people[n]
+    result = calculate(world.platform, world.principal, Calculation(person.card, TODAY, lines))
+    assert result.amc_cents == 45_000
+    content = ClaimContent(
+        invoice, TODAY, invoice_of(result, TODAY, lines), agreement,
+        engagement_number=result.engagement_number,
+    )  # fmt: skip
+    receipt = submit_claim(world.platform, world.principal, ClaimSubmission(person.card, content))
+    adjudicate_pending(world.platform, insurer_amc=world.insurer.amc_number)
+    view = get_claim(world.platform, world.principal, receipt.claim_id)
+    return view.lines[0].amc_accepted_cents, str(view.lines[0].reason_code)
+
+
+def test_an_imported_open_agreement_is_honoured_by_an_invoice(world: World, tmp_path: Path) -> None:
+    # Given an open agreement of the former insurer: 300 € guaranteed for a crown at this
+    # dentist, valid 40 more days
+    am = world.provider.am_number
+    until = (TODAY + timedelta(days=40)).isoformat()
+    quoted = (TODAY - timedelta(days=20)).isoformat()
+    number = f"ANC-{world.insurer.amc_number}-42"  # agreement numbers are platform-wide
+    line = (
+        f"agreement;{nir_of(world, 0)};1;dental_prosthesis;{quoted};30000;1;{number};{am};{until}"
+    )
+    path = write(tmp_path, line, header=AGREEMENT_HEADER)
+    summary = import_takeover(world.platform, world.insurer.amc_number, path, ACTOR)
+    assert summary.agreements == 1
+    # The same file again records nothing more
+    assert import_takeover(world.platform, world.insurer.amc_number, path, ACTOR).agreements == 0
+    with world.platform.engine.connect() as conn:
+        stored = conn.execute(
+            select(prior_authorisations.c.status, prior_authorisations.c.guaranteed_cents).where(
+                prior_authorisations.c.agreement_number == number
+            )
+        ).all()
+    assert [tuple(r) for r in stored] == [("granted", 30_000)]
+    # When the dentist invoices a crown under that number: accepted up to the 300 €
+    # guaranteed (the contract alone would pay 450 €)
+    accepted, _ = invoiced(world, 0, "TK-1", number)
+    assert accepted == 30_000
+    # while without an agreement, or under a number never imported, nothing is paid
+    assert invoiced(world, 1, "TK-2", None)[0] == 0
+    assert invoiced(world, 2, "TK-3", number + "X") == (0, "prior_auth.not_found")
+
+
+def test_agreement_lines_are_checked(world: World, tmp_path: Path) -> None:
+    am = world.provider.am_number
+    nir = nir_of(world, 0)
+    until = (TODAY + timedelta(days=40)).isoformat()
+    a = f"A{world.insurer.amc_number}-"  # agreement numbers are platform-wide
+    first = write(
+        tmp_path,
+        f"agreement;{nir};1;dental_prosthesis;2026-11-01;30000;1;{a}7;{am};{until}",
+        header=AGREEMENT_HEADER,
+    )
+    import_takeover(world.platform, world.insurer.amc_number, first, ACTOR)
+    path = write(
+        tmp_path,
+        f"agreement;{nir};1;dental_prosthesis;2026-11-01;35000;1;{a}7;{am};{until}",  # 2
+        f"agreement;{nir};1;dental_prosthesis;2026-11-01;30000;1;{a}8;999999999;{until}",  # 3
+        f"agreement;{nir};1;dental_prosthesis;2026-11-01;30000;1;{a}9;{am};2026-11-20",  # 4
+        f"agreement;{nir};1;optics_frame;2026-11-01;30000;1;{a}10;{am};{until}",  # 5
+        f"agreement;{nir};1;dental_prosthesis;2026-11-01;30000;1;AN C;{am};{until}",  # 6
+        f"agreement;{nir};1;dental_prosthesis;2026-11-01;0;1;{a}11;{am};{until}",  # 7
+        f"agreement;{nir};1;dental_prosthesis;2026-11-01;100;1;{a}12;{am};{until}",  # 8
+        f"agreement;{nir};1;dental_prosthesis;2026-11-02;100;1;{a}12;{am};{until}",  # 9
+        header=AGREEMENT_HEADER,
+    )
+    with pytest.raises(TakeoverRefused) as refused:
+        import_takeover(world.platform, world.insurer.amc_number, path, ACTOR)
+    assert [(e.line_no, e.code, e.column) for e in refused.value.errors] == [
+        (2, "line.agreement", "agreement"),  # already imported with another amount
+        (3, "line.provider", "provider"),  # no such professional
+        (4, "line.date", "valid_until"),  # no longer open
+        (6, "line.agreement", "agreement"),  # malformed number
+        (7, "line.amount", "amount_cents"),  # nothing guaranteed
+        (9, "line.duplicate", "agreement"),  # the number of line 8
+    ]  # line 5 is valid: optics frames take agreements too
 
 
 # A random valid file: per person, counters (dental, devices) and equipment (glasses) on

@@ -1,5 +1,5 @@
-"""``tierspayant import takeover FILE --insurer AMC``: the counters of an insurer taken
-over mid-year (docs/formats/takeover.md).
+"""``tierspayant import takeover FILE --insurer AMC``: the counters and open agreements of
+an insurer taken over mid-year (docs/formats/takeover.md).
 
 Exit status: 0 the file was applied (or changed nothing: the same file again); 2 the file
 was refused and nothing was applied (refused lines listed, and written to ``--errors``;
@@ -45,8 +45,8 @@ def import_takeover_command(
         typer.Option("--errors", help="où écrire le rapport des lignes refusées (CSV)"),
     ] = None,
 ) -> None:
-    """Importer les compteurs consommés et les dernières dates d'équipement d'un assureur
-    repris en cours d'année : tout le fichier ou rien."""
+    """Importer les compteurs consommés, les dernières dates d'équipement et les accords
+    ouverts d'un assureur repris en cours d'année : tout le fichier ou rien."""
     if not file.is_file():
         raise fail(ServiceError(EnrolmentCode.FILE_MISSING, f"fichier introuvable : {file}"))
     with platform_ctx() as platform:
@@ -67,11 +67,16 @@ def import_takeover_command(
                 _write_report(errors, refused.errors)
             raise fail(refused) from None
     table = Table(title="reprise d'assureur")
-    for column in ("lignes", "bénéficiaires", "modifiés"):
+    for column in ("lignes", "bénéficiaires", "modifiés", "accords"):
         table.add_column(column, justify="right")
-    table.add_row(str(summary.lines), str(summary.beneficiaries), str(summary.changed))
+    table.add_row(
+        str(summary.lines),
+        str(summary.beneficiaries),
+        str(summary.changed),
+        str(summary.agreements),
+    )
     console.print(table)
-    if summary.changed == 0:
+    if summary.changed == 0 and summary.agreements == 0:
         console.print("rien de nouveau : ce fichier était déjà importé")
 
 

@@ -250,6 +250,8 @@ class EnrolmentCode(ErrorCode):
     LINE_COUNTER = "line.counter"
     LINE_AMOUNT = "line.amount"
     LINE_UNITS = "line.units"
+    LINE_AGREEMENT = "line.agreement"
+    LINE_PROVIDER = "line.provider"
 
 
 class CardCode(ErrorCode):

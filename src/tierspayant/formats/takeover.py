@@ -1,10 +1,10 @@
 """The takeover file: what an insurer's members consumed before it moved to the platform.
 
 An insurer taken over mid-year sends, once, the annual ceilings and counters its members
-have already consumed, and the dates of their last covered equipment (renewal periods),
-so that the first calculation for them is right. UTF-8, ``;`` separator, one header row
-naming the columns (any order), **one physical line per record**. See
-``docs/formats/takeover.md``.
+have already consumed, the dates of their last covered equipment (renewal periods) and
+the prior authorisations (agreements) still open, so that the first calculation for them
+is right. UTF-8, ``;`` separator, one header row naming the columns (any order), **one
+physical line per record**. See ``docs/formats/takeover.md``.
 
 Each line comes out either as a validated :class:`TakeoverLine` or as a
 :class:`TakeoverLineError` naming the line, the column, the code and the value (never the
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,9 +28,13 @@ from typing import Final
 from tierspayant.domain.codes import EnrolmentCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.identifiers.nir import parse_birth_rank, parse_nir_value
+from tierspayant.domain.identifiers.professionals import parse_am_number
 
 DELIMITER: Final = ";"
 COLUMNS: Final = ("record", "nir", "birth_rank", "key", "date", "amount_cents", "units")
+# Needed by agreement lines only: a file without agreements may leave them out.
+AGREEMENT_COLUMNS: Final = ("agreement", "provider", "valid_until")
+_AGREEMENT_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,23}")
 IDENTITY_COLUMNS: Final = frozenset({"nir", "birth_rank"})
 MAX_LINE_CHARS: Final = 1024  # no valid line comes near it
 MAX_AMOUNT_CENTS: Final = 100_000_000  # 1 000 000 €: no annual ceiling is above
@@ -43,6 +48,7 @@ class RecordKind(StrEnum):
 
     COUNTER = "counter"  # consumption of a ceiling's counter on a date
     EQUIPMENT = "equipment"  # the last covered equipment of a renewal frequency
+    AGREEMENT = "agreement"  # an open prior authorisation granted by the former insurer
 
 
 class TakeoverFileError(DomainError):
@@ -51,8 +57,10 @@ class TakeoverFileError(DomainError):
 
 @dataclass(frozen=True, slots=True)
 class TakeoverLine:
-    """One valid line. ``key`` is a ceiling's counter (``counter``) or a renewal
-    frequency's key (``equipment``)."""
+    """One valid line. ``key`` is a ceiling's counter (``counter``), a renewal
+    frequency's key (``equipment``) or the care family an agreement guarantees
+    (``agreement``: ``amount_cents`` guaranteed, ``units`` the quantity, ``day`` the care
+    date of the quote)."""
 
     line_no: int
     kind: RecordKind
@@ -62,6 +70,9 @@ class TakeoverLine:
     day: date
     amount_cents: int
     units: int
+    agreement: str | None = None
+    provider: str | None = None  # the AM number of the professional it was granted to
+    valid_until: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +154,7 @@ def _header(raw: bytes) -> list[str]:
             EnrolmentCode.LINE_ENCODING, "l'en-tête n'est pas en UTF-8", field="file"
         ) from None
     for name in names:
-        if name not in COLUMNS:
+        if name not in COLUMNS and name not in AGREEMENT_COLUMNS:
             raise TakeoverFileError(
                 EnrolmentCode.FILE_HEADER_UNKNOWN_COLUMN,
                 f"colonne inconnue dans l'en-tête : {name[:40]!r}",
@@ -198,7 +209,7 @@ def _validate(line_no: int, v: dict[str, str], today: date) -> TakeoverLine | Ta
         return _error(
             line_no,
             EnrolmentCode.LINE_KIND,
-            "type attendu : counter ou equipment",
+            "type attendu : counter, equipment ou agreement",
             "record",
             v["record"],
         )
@@ -255,6 +266,10 @@ def _validate(line_no: int, v: dict[str, str], today: date) -> TakeoverLine | Ta
             "amount_cents",
             v["amount_cents"],
         )
+    if kind is RecordKind.AGREEMENT:
+        return _agreement(
+            line_no, v, today, TakeoverLine(line_no, kind, nir, rank, key, day, amount, units)
+        )
     if kind is RecordKind.COUNTER and amount == 0 and units == 0:
         return _error(
             line_no,
@@ -273,3 +288,65 @@ def _whole(text: str, top: int) -> int | None:
         return None
     value = int(text)
     return value if value <= top else None
+
+
+def _agreement(
+    line_no: int, v: dict[str, str], today: date, line: TakeoverLine
+) -> TakeoverLine | TakeoverLineError:
+    """An agreement line: its number, professional and validity, a guaranteed amount."""
+    number = v.get("agreement", "")
+    if not _AGREEMENT_NUMBER.fullmatch(number):
+        return _error(
+            line_no,
+            EnrolmentCode.LINE_AGREEMENT,
+            "numéro d'accord attendu : 1 à 24 lettres, chiffres, . / _ -",
+            "agreement",
+            number,
+        )
+    given = v.get("provider", "")
+    try:
+        provider = parse_am_number(given)
+    except DomainError:
+        return _error(
+            line_no,
+            EnrolmentCode.LINE_PROVIDER,
+            "numéro AM du professionnel mal formé",
+            "provider",
+            given,
+        )
+    text = v.get("valid_until", "")
+    try:
+        until = date.fromisoformat(text)
+    except ValueError:
+        return _error(
+            line_no, EnrolmentCode.LINE_DATE, "date AAAA-MM-JJ attendue", "valid_until", text
+        )
+    if until < today or until < line.day:
+        return _error(
+            line_no,
+            EnrolmentCode.LINE_DATE,
+            "accord échu : seuls les accords ouverts se reprennent",
+            "valid_until",
+            text,
+        )
+    if line.amount_cents == 0:
+        return _error(
+            line_no,
+            EnrolmentCode.LINE_AMOUNT,
+            "un accord garantit un montant",
+            "amount_cents",
+            v["amount_cents"],
+        )
+    return TakeoverLine(
+        line_no,
+        line.kind,
+        line.nir,
+        line.birth_rank,
+        line.key,
+        line.day,
+        line.amount_cents,
+        max(line.units, 1),
+        number,
+        provider,
+        until,
+    )

@@ -3,6 +3,7 @@
 What its members already consumed of their ceilings and counters, and the dates of their
 last covered equipment, become counter history (``store/takeover.py``), read by every
 calculation, prior authorisation and adjudication like the history of accepted invoices.
+Its open agreements become granted prior authorisations, honoured by adjudication.
 
 All or nothing per file: every line is checked first (its own values, then the
 beneficiary in the insurer's base, the key in the beneficiary's contract, duplicates);
@@ -14,9 +15,10 @@ digest, never an identity).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Final
 
@@ -26,6 +28,7 @@ from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import DirectoryCode, EnrolmentCode
 from tierspayant.domain.facts import RENEWAL_PREFIX
 from tierspayant.domain.guarantees import Contract
+from tierspayant.domain.prior_auth import PRIOR_AUTH_DOMAINS, PriorAuthStatus
 from tierspayant.formats.takeover import (
     RecordKind,
     TakeoverLine,
@@ -36,13 +39,17 @@ from tierspayant.formats.takeover import (
 from tierspayant.security.crypto import BlindIndexer
 from tierspayant.security.identity import nir_index
 from tierspayant.services.errors import NotFound, ServiceError
-from tierspayant.store import audit
+from tierspayant.store import audit, prior_auth
 from tierspayant.store import takeover as store
 from tierspayant.store.beneficiaries import find_by_nir_index
+from tierspayant.store.claims import lock_allocation
 from tierspayant.store.insurers import insurer_id_by_amc
 from tierspayant.store.keys import insurer_scope
+from tierspayant.store.prior_auth import AgreementRow
+from tierspayant.store.providers import provider_by_am
 
 ACTION: Final = "takeover.import"
+REQUEST_KEY_PREFIX: Final = "takeover:"  # the request key of an imported agreement
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,7 @@ class TakeoverSummary:
     beneficiaries: int  # named by the file
     changed: int  # whose imported counters the file changed
     digest: str
+    agreements: int = 0  # open agreements newly recorded
 
 
 class TakeoverRefused(ServiceError):
@@ -61,7 +69,9 @@ class TakeoverRefused(ServiceError):
     def __init__(self, errors: list[TakeoverLineError]) -> None:
         super().__init__(
             EnrolmentCode.TAKEOVER_REFUSED,
-            f"{len(errors)} ligne(s) refusée(s) : rien n'a été importé",
+            f"{len(errors)} ligne(s) refusée(s) : rien n'a été importé ("
+            + ", ".join(f"ligne {e.line_no} {e.code}" for e in errors[:3])
+            + (", …)" if len(errors) > 3 else ")"),
             field="file",
         )
         self.errors = errors
@@ -70,7 +80,72 @@ class TakeoverRefused(ServiceError):
 def _keys_of(contract: Contract) -> dict[RecordKind, frozenset[str]]:
     counters = {c.counter for g in contract.guarantees for c in g.ceilings}
     renewals = {g.frequency.key for g in contract.guarantees if g.frequency is not None}
-    return {RecordKind.COUNTER: frozenset(counters), RecordKind.EQUIPMENT: frozenset(renewals)}
+    families = {g.family for g in contract.guarantees if g.domain in PRIOR_AUTH_DOMAINS}
+    return {
+        RecordKind.COUNTER: frozenset(counters),
+        RecordKind.EQUIPMENT: frozenset(renewals),
+        RecordKind.AGREEMENT: frozenset(families - {"*"}),
+    }
+
+
+def _domain_of(contract: Contract, family: str) -> str:
+    return next(
+        g.domain.value
+        for g in contract.guarantees
+        if g.family == family and g.domain in PRIOR_AUTH_DOMAINS
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Agreement:
+    """An agreement line, checked: what its row will hold."""
+
+    number: str
+    provider_id: int
+    beneficiary_id: int
+    domain: str
+    care_date: date
+    valid_until: date
+    guaranteed_cents: int
+    lines: str  # JSON, as prior authorisations store their lines
+
+    def same_as(self, row: AgreementRow) -> bool:
+        return (
+            row.request_key == REQUEST_KEY_PREFIX + self.number
+            and (row.provider_id, row.beneficiary_id, row.domain, row.care_date)
+            == (self.provider_id, self.beneficiary_id, self.domain, self.care_date)
+            and (row.valid_until, int(row.guaranteed_cents), row.lines)
+            == (self.valid_until, self.guaranteed_cents, self.lines)
+        )
+
+
+def _agreement_of(
+    line: TakeoverLine, provider_id: int, beneficiary_id: int, domain: str
+) -> _Agreement:
+    assert line.agreement is not None
+    assert line.valid_until is not None
+    lines = json.dumps(
+        [
+            {
+                "act_code": "REPRISE",
+                "family": line.key,
+                "quantity": line.units,
+                "billed_cents": line.amount_cents,
+                "guaranteed_cents": line.amount_cents,
+            }
+        ],
+        sort_keys=True,
+    )
+    return _Agreement(
+        line.agreement,
+        provider_id,
+        beneficiary_id,
+        domain,
+        line.day,
+        line.valid_until,
+        line.amount_cents,
+        lines,
+    )
 
 
 def _use(line: TakeoverLine) -> store.ImportedUse:
@@ -97,7 +172,8 @@ def import_takeover(
             raise NotFound(
                 DirectoryCode.INSURER_UNKNOWN, "aucun assureur n'a ce numéro AMC", field="insurer"
             )
-        wanted, errors, lines = _check(platform, conn, int(insurer_id), amc, path, day)
+        lock_allocation(conn)  # agreement ids, and one takeover at a time
+        wanted, agreements, errors, lines = _check(platform, conn, int(insurer_id), amc, path, day)
         if errors:
             audit.append(
                 conn,
@@ -113,6 +189,8 @@ def import_takeover(
             changed = {b: uses for b, uses in wanted.items() if before[b] != uses}
             if changed:
                 store.replace_imported(conn, int(insurer_id), changed)
+            for agreement in agreements:
+                _record(conn, int(insurer_id), agreement, now, actor)
             audit.append(
                 conn,
                 at=now,
@@ -125,22 +203,52 @@ def import_takeover(
                     "lines": lines,
                     "beneficiaries": len(wanted),
                     "changed": len(changed),
+                    "agreements": len(agreements),
                 },
             )
     # The refusal's audit event is committed with the transaction above, then raised.
     if errors:
         raise TakeoverRefused(errors)
-    return TakeoverSummary(lines, len(wanted), len(changed), digest)
+    return TakeoverSummary(lines, len(wanted), len(changed), digest, len(agreements))
+
+
+def _record(conn: Connection, insurer_id: int, a: _Agreement, now: datetime, actor: str) -> None:
+    prior_auth.insert_agreement(
+        conn,
+        AgreementRow(
+            insurer_id=insurer_id,
+            id=prior_auth.next_agreement_id(conn),
+            agreement_number=a.number,
+            provider_id=a.provider_id,
+            beneficiary_id=a.beneficiary_id,
+            request_key=REQUEST_KEY_PREFIX + a.number,
+            domain=a.domain,
+            care_date=a.care_date,
+            status=PriorAuthStatus.GRANTED.value,
+            reason_code=None,
+            reason=None,
+            valid_until=a.valid_until,
+            guaranteed_cents=a.guaranteed_cents,
+            lines=a.lines,
+            requested_at=now,
+            decided_at=now,
+            decided_by=actor,
+            request_digest=None,
+        ),
+    )
 
 
 def _check(
     platform: Platform, conn: Connection, insurer_id: int, amc: str, path: Path, day: date
-) -> tuple[dict[int, frozenset[store.ImportedUse]], list[TakeoverLineError], int]:
-    """The rows each named beneficiary must end with, the refused lines, the line count."""
+) -> tuple[dict[int, frozenset[store.ImportedUse]], list[_Agreement], list[TakeoverLineError], int]:
+    """The rows each named beneficiary must end with, the agreements to record (those not
+    recorded yet), the refused lines, the line count."""
     indexer = BlindIndexer(platform.keys.active(conn, insurer_scope(amc)))
     contracts: dict[str, dict[RecordKind, frozenset[str]] | None] = {}
     wanted: dict[int, set[store.ImportedUse]] = defaultdict(set)
     seen: dict[tuple[int, RecordKind, str, date], int] = {}
+    numbers: dict[str, int] = {}
+    agreements: list[_Agreement] = []
     errors: list[TakeoverLineError] = []
     lines = 0
     for item in read_takeover(path, day):
@@ -166,7 +274,11 @@ def _check(
             contracts[code] = None if contract is None else _keys_of(contract)
         keys = contracts[code]
         if keys is None or item.key not in keys[item.kind]:
-            what = "plafond" if item.kind is RecordKind.COUNTER else "fréquence de renouvellement"
+            what = {
+                RecordKind.COUNTER: "plafond",
+                RecordKind.EQUIPMENT: "fréquence de renouvellement",
+                RecordKind.AGREEMENT: "garantie soumise à accord",
+            }[item.kind]
             errors.append(
                 TakeoverLineError(
                     item.line_no,
@@ -176,6 +288,50 @@ def _check(
                     item.key,
                 )
             )
+            continue
+        if item.kind is RecordKind.AGREEMENT:
+            assert item.agreement is not None
+            assert item.provider is not None
+            provider = provider_by_am(conn, item.provider)
+            if provider is None:
+                errors.append(
+                    TakeoverLineError(
+                        item.line_no,
+                        EnrolmentCode.LINE_PROVIDER,
+                        "aucun professionnel n'a ce numéro AM",
+                        "provider",
+                        item.provider,
+                    )
+                )
+                continue
+            if item.agreement in numbers:
+                errors.append(
+                    TakeoverLineError(
+                        item.line_no,
+                        EnrolmentCode.LINE_DUPLICATE,
+                        f"même numéro d'accord qu'à la ligne {numbers[item.agreement]}",
+                        "agreement",
+                        item.agreement,
+                    )
+                )
+                continue
+            numbers[item.agreement] = item.line_no
+            contract = platform.catalogues.contract(conn, insurer_id, code)
+            assert contract is not None  # its keys were found above
+            agreement = _agreement_of(item, provider.id, record.id, _domain_of(contract, item.key))
+            existing = prior_auth.agreement_by_number(conn, item.agreement)
+            if existing is None:
+                agreements.append(agreement)
+            elif existing.insurer_id != insurer_id or not agreement.same_as(existing):
+                errors.append(
+                    TakeoverLineError(
+                        item.line_no,
+                        EnrolmentCode.LINE_AGREEMENT,
+                        "ce numéro d'accord existe déjà avec d'autres valeurs",
+                        "agreement",
+                        item.agreement,
+                    )
+                )
             continue
         slot = (record.id, item.kind, item.key, item.day)
         if slot in seen:
@@ -191,4 +347,4 @@ def _check(
             continue
         seen[slot] = item.line_no
         wanted[record.id].add(_use(item))
-    return {b: frozenset(u) for b, u in wanted.items()}, errors, lines
+    return {b: frozenset(u) for b, u in wanted.items()}, agreements, errors, lines
