@@ -243,6 +243,33 @@ def test_bad_lines_are_refused_with_their_codes_and_nothing_is_imported(
     ]  # fmt: skip
 
 
+def test_a_beneficiary_designated_by_member_number_and_birth_date(
+    world: World, tmp_path: Path
+) -> None:
+    # Given lines without NIR: member number (any case) with birth date and rank
+    birth = world.people[4].birth.isoformat()
+    path = write(
+        tmp_path,
+        f"counter;;1;devices;2026-02-10;12000;2;m0000004;{birth}",
+        f"counter;;1;devices;2026-02-11;100;1;M0000005;{birth}",  # 3: not person 5's birth
+        header=f"{HEADER};member_number;birth_date",
+    )
+    with pytest.raises(TakeoverRefused) as refused:
+        import_takeover(world.platform, world.insurer.amc_number, path, ACTOR)
+    assert [(e.line_no, e.code, e.column) for e in refused.value.errors] == [
+        (3, "line.unknown_beneficiary", "member_number")
+    ]
+    path = write(
+        tmp_path,
+        f"counter;;1;devices;2026-02-10;12000;2;m0000004;{birth}",
+        header=f"{HEADER};member_number;birth_date",
+    )
+    import_takeover(world.platform, world.insurer.amc_number, path, ACTOR)
+    with world.platform.engine.connect() as conn:
+        history = counter_history(conn, world.insurer.id, [beneficiary_id(world, 4)])
+    assert history[beneficiary_id(world, 4)] == [CounterUse("devices", date(2026, 2, 10), 12000, 2)]
+
+
 AGREEMENT_HEADER = f"{HEADER};agreement;provider;valid_until"
 
 

@@ -19,7 +19,7 @@ import csv
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -35,7 +35,10 @@ COLUMNS: Final = ("record", "nir", "birth_rank", "key", "date", "amount_cents", 
 # Needed by agreement lines only: a file without agreements may leave them out.
 AGREEMENT_COLUMNS: Final = ("agreement", "provider", "valid_until")
 _AGREEMENT_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,23}")
-IDENTITY_COLUMNS: Final = frozenset({"nir", "birth_rank"})
+# In place of the NIR: the member number with the birth date (optional columns).
+MEMBER_COLUMNS: Final = ("member_number", "birth_date")
+IDENTITY_COLUMNS: Final = frozenset({"nir", "birth_rank", *MEMBER_COLUMNS})
+_MEMBER_NUMBER = re.compile(r"[A-Z0-9./-]{1,30}")
 MAX_LINE_CHARS: Final = 1024  # no valid line comes near it
 MAX_AMOUNT_CENTS: Final = 100_000_000  # 1 000 000 €: no annual ceiling is above
 MAX_UNITS: Final = 999
@@ -64,7 +67,7 @@ class TakeoverLine:
 
     line_no: int
     kind: RecordKind
-    nir: str = field(repr=False)
+    nir: str | None = field(repr=False)  # None: designated by member number and birth date
     birth_rank: int = field(repr=False)
     key: str
     day: date
@@ -73,6 +76,8 @@ class TakeoverLine:
     agreement: str | None = None
     provider: str | None = None  # the AM number of the professional it was granted to
     valid_until: date | None = None
+    member_number: str | None = field(default=None, repr=False)
+    birth_date: date | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +159,7 @@ def _header(raw: bytes) -> list[str]:
             EnrolmentCode.LINE_ENCODING, "l'en-tête n'est pas en UTF-8", field="file"
         ) from None
     for name in names:
-        if name not in COLUMNS and name not in AGREEMENT_COLUMNS:
+        if name not in (*COLUMNS, *AGREEMENT_COLUMNS, *MEMBER_COLUMNS):
             raise TakeoverFileError(
                 EnrolmentCode.FILE_HEADER_UNKNOWN_COLUMN,
                 f"colonne inconnue dans l'en-tête : {name[:40]!r}",
@@ -213,10 +218,34 @@ def _validate(line_no: int, v: dict[str, str], today: date) -> TakeoverLine | Ta
             "record",
             v["record"],
         )
-    try:
-        nir = parse_nir_value(v["nir"])
-    except DomainError as exc:
-        return _error(line_no, f"line.{exc.code}", "NIR invalide", "nir", v["nir"])
+    member = v.get("member_number", "").upper()
+    nir: str | None = None
+    birth: date | None = None
+    if v["nir"] == "" and member:
+        if not _MEMBER_NUMBER.fullmatch(member):
+            return _error(
+                line_no,
+                EnrolmentCode.LINE_MEMBER_NUMBER,
+                "numéro d'adhérent mal formé",
+                "member_number",
+                member,
+            )
+        try:
+            birth = date.fromisoformat(v.get("birth_date", ""))
+        except ValueError:
+            return _error(
+                line_no,
+                EnrolmentCode.LINE_DATE,
+                "date de naissance AAAA-MM-JJ attendue",
+                "birth_date",
+                v.get("birth_date", ""),
+            )
+    else:
+        member = ""
+        try:
+            nir = parse_nir_value(v["nir"])
+        except DomainError as exc:
+            return _error(line_no, f"line.{exc.code}", "NIR invalide", "nir", v["nir"])
     try:
         rank = parse_birth_rank(v["birth_rank"])
     except DomainError as exc:
@@ -268,7 +297,21 @@ def _validate(line_no: int, v: dict[str, str], today: date) -> TakeoverLine | Ta
         )
     if kind is RecordKind.AGREEMENT:
         return _agreement(
-            line_no, v, today, TakeoverLine(line_no, kind, nir, rank, key, day, amount, units)
+            line_no,
+            v,
+            today,
+            TakeoverLine(
+                line_no,
+                kind,
+                nir,
+                rank,
+                key,
+                day,
+                amount,
+                units,
+                member_number=member or None,
+                birth_date=birth,
+            ),
         )
     if kind is RecordKind.COUNTER and amount == 0 and units == 0:
         return _error(
@@ -278,7 +321,18 @@ def _validate(line_no: int, v: dict[str, str], today: date) -> TakeoverLine | Ta
             "amount_cents",
             v["amount_cents"],
         )
-    return TakeoverLine(line_no, kind, nir, rank, key, day, amount, units)
+    return TakeoverLine(
+        line_no,
+        kind,
+        nir,
+        rank,
+        key,
+        day,
+        amount,
+        units,
+        member_number=member or None,
+        birth_date=birth,
+    )
 
 
 def _whole(text: str, top: int) -> int | None:
@@ -337,16 +391,6 @@ def _agreement(
             "amount_cents",
             v["amount_cents"],
         )
-    return TakeoverLine(
-        line_no,
-        line.kind,
-        line.nir,
-        line.birth_rank,
-        line.key,
-        line.day,
-        line.amount_cents,
-        max(line.units, 1),
-        number,
-        provider,
-        until,
+    return replace(
+        line, units=max(line.units, 1), agreement=number, provider=provider, valid_until=until
     )

@@ -37,11 +37,15 @@ from tierspayant.formats.takeover import (
     read_takeover,
 )
 from tierspayant.security.crypto import BlindIndexer
-from tierspayant.security.identity import nir_index
+from tierspayant.security.identity import member_index, nir_index
 from tierspayant.services.errors import NotFound, ServiceError
 from tierspayant.store import audit, prior_auth
 from tierspayant.store import takeover as store
-from tierspayant.store.beneficiaries import find_by_nir_index
+from tierspayant.store.beneficiaries import (
+    BeneficiaryRecord,
+    find_by_member_index,
+    find_by_nir_index,
+)
 from tierspayant.store.claims import lock_allocation
 from tierspayant.store.insurers import insurer_id_by_amc
 from tierspayant.store.keys import insurer_scope
@@ -238,6 +242,25 @@ def _record(conn: Connection, insurer_id: int, a: _Agreement, now: datetime, act
     )
 
 
+def _designated(
+    conn: Connection, insurer_id: int, indexer: BlindIndexer, line: TakeoverLine
+) -> BeneficiaryRecord | None:
+    """The one beneficiary of the line's NIR and rank, or of its member number, birth date
+    and rank; None for nobody (or twins the line cannot tell apart)."""
+    if line.nir is not None:
+        return find_by_nir_index(conn, insurer_id, nir_index(indexer, line.nir, line.birth_rank))
+    assert line.member_number is not None
+    assert line.birth_date is not None
+    found = [
+        c
+        for c in find_by_member_index(
+            conn, insurer_id, member_index(indexer, line.member_number, line.birth_date)
+        )
+        if c.birth_rank == line.birth_rank
+    ]
+    return found[0] if len(found) == 1 else None
+
+
 def _check(
     platform: Platform, conn: Connection, insurer_id: int, amc: str, path: Path, day: date
 ) -> tuple[dict[int, frozenset[store.ImportedUse]], list[_Agreement], list[TakeoverLineError], int]:
@@ -256,14 +279,14 @@ def _check(
         if isinstance(item, TakeoverLineError):
             errors.append(item)
             continue
-        record = find_by_nir_index(conn, insurer_id, nir_index(indexer, item.nir, item.birth_rank))
+        record = _designated(conn, insurer_id, indexer, item)
         if record is None:
             errors.append(
                 TakeoverLineError(
                     item.line_no,
                     EnrolmentCode.LINE_UNKNOWN_BENEFICIARY,
-                    "aucun bénéficiaire de l'assureur n'a ce NIR et ce rang",
-                    "nir",
+                    "aucun bénéficiaire de l'assureur n'a ces identifiants",
+                    "nir" if item.nir is not None else "member_number",
                     "•" * 15,
                 )
             )
