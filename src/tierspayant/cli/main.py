@@ -45,6 +45,7 @@ from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
     portal_cmds,
     report_cmds,
     security_cmds,
+    takeover_cmds,
 )
 from tierspayant.cli.common import CLI_ACTOR, console, err_console, platform_ctx  # noqa: E402
 
@@ -57,6 +58,7 @@ for _module in (
     containment_cmds,
     doctor_cmds,
     report_cmds,
+    takeover_cmds,
 ):
     _module.register(app, import_app)
 

@@ -244,6 +244,14 @@ class EnrolmentCode(ErrorCode):
     LINE_UNKNOWN_CONTRACT = "line.unknown_contract"
     LINE_DUPLICATE = "line.duplicate"
     LINE_UNKNOWN_BENEFICIARY = "line.unknown_beneficiary"
+    # The takeover file (docs/formats/takeover.md).
+    TAKEOVER_REFUSED = "takeover.refused"
+    LINE_KIND = "line.kind"
+    LINE_COUNTER = "line.counter"
+    LINE_AMOUNT = "line.amount"
+    LINE_UNITS = "line.units"
+    LINE_AGREEMENT = "line.agreement"
+    LINE_PROVIDER = "line.provider"
 
 
 class CardCode(ErrorCode):
