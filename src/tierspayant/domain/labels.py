@@ -227,6 +227,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "convention.add": "Convention ajoutée",
     "provider.add": "Professionnel ajouté",
     "provider.import": "Import de professionnels",
+    "takeover.import": "Reprise des consommations d'un organisme",
     "insurer.add": "Organisme ajouté",
     "mandate.set": "Mandat de prélèvement enregistré",
     "client.issue": "Accès logiciel délivré",
