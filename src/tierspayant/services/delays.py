@@ -39,11 +39,18 @@ class DelayReport:
 
 
 def invoice_delays(
-    platform: Platform, *, since: date | None = None, provider_id: int | None = None
+    platform: Platform,
+    *,
+    since: date | None = None,
+    provider_id: int | None = None,
+    insurer_id: int | None = None,
 ) -> list[InvoiceDelay]:
-    """The delay of every paid invoice (executed on or after ``since``; of one provider)."""
+    """The delay of every paid invoice (executed on or after ``since``; of one provider;
+    of one insurer)."""
     with platform.engine.connect() as conn:
-        rows = store.paid_invoices(conn, since=since, provider_id=provider_id)
+        rows = store.paid_invoices(
+            conn, since=since, provider_id=provider_id, insurer_id=insurer_id
+        )
     out = []
     for row in rows:
         received = paris_day(row.received_at)
@@ -82,3 +89,18 @@ def provider_delay(platform: Platform, principal: Principal) -> DelaySummary | N
         raise Forbidden(AuthCode.WRONG_PRINCIPAL, "payment delays are open to providers only")
     delays = invoice_delays(platform, provider_id=principal.provider_id)
     return DelaySummary.of([d.business_days for d in delays]) if delays else None
+
+
+def insurer_delays(platform: Platform, insurer_id: int) -> DelayReport:
+    """The delay of one insurer's paid invoices, overall and per provider (insurer
+    portal: the staff's own insurer only, the caller checks it)."""
+    delays = invoice_delays(platform, insurer_id=insurer_id)
+    providers: dict[str, list[int]] = defaultdict(list)
+    for item in delays:
+        providers[item.provider_am].append(item.business_days)
+    overall = DelaySummary.of([d.business_days for d in delays]) if delays else None
+    return DelayReport(
+        overall,
+        {delays[0].amc_number: overall} if delays and overall else {},
+        {k: DelaySummary.of(v) for k, v in sorted(providers.items())},
+    )

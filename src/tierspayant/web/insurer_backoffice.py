@@ -19,6 +19,7 @@ from tierspayant.domain.errors import DomainError
 from tierspayant.services import (
     bank_details,
     billing,
+    delays,
     payment_returns,
     portal_actions,
     portal_views,
@@ -111,6 +112,7 @@ def router() -> APIRouter:
             documents=DOCUMENTS,
             returned=returned,
             transfers=transfers,
+            delays=delays.insurer_delays(platform_of(request), insurer_id),
         )
 
     def bank_page(request: Request, session: Staff, **context: Any) -> Response:

@@ -29,11 +29,15 @@ class PaidInvoice:
 
 
 def paid_invoices(
-    conn: Connection, *, since: date | None = None, provider_id: int | None = None
+    conn: Connection,
+    *,
+    since: date | None = None,
+    provider_id: int | None = None,
+    insurer_id: int | None = None,
 ) -> list[PaidInvoice]:
     """Every invoice with at least one line paid (paid cents above 0), and its first
     execution date; ``since``: executed on or after that day; ``provider_id``: that
-    provider's invoices only."""
+    provider's invoices only; ``insurer_id``: that insurer's invoices only."""
     executed = func.min(payments.c.payment_date).label("executed_on")
     query = (
         select(
@@ -74,6 +78,8 @@ def paid_invoices(
         query = query.having(executed >= since)
     if provider_id is not None:
         query = query.where(claims.c.provider_id == provider_id)
+    if insurer_id is not None:
+        query = query.where(claims.c.insurer_id == insurer_id)
     # SQLite returns the stored UTC instants without their zone.
     return [
         PaidInvoice(r[0], r[1], r[2], r[3], r[4], _utc(r[5]), r[6]) for r in conn.execute(query)
