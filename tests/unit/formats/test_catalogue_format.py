@@ -21,6 +21,7 @@ from tierspayant.domain.guarantees import (
     DomainTerms,
     Frequency,
     Guarantee,
+    InsurerContact,
     Period,
 )
 from tierspayant.formats.catalogue import (
@@ -474,8 +475,25 @@ def catalogues(draw: st.DrawFn) -> Catalogue:
                 covers_hors_parcours=draw(st.booleans()),
             )
         )
+    contact = draw(
+        st.one_of(
+            st.none(),
+            st.tuples(
+                st.sampled_from(["", "Service adhérents", "Relation « santé »"]),
+                st.sampled_from(["", "01 99 00 12 34", "+33 (0)1 99.00.12.34"]),
+                st.sampled_from(["", "a@b.example"]),
+                st.sampled_from(["", "1 rue de la Paix, 75002 Paris"]),
+            )
+            .filter(any)
+            .map(lambda fields: InsurerContact(*fields)),
+        )
+    )
     return Catalogue(
-        draw(st.from_regex(r"[0-9]{8,9}", fullmatch=True)), "v1", tuple(contracts), name="X"
+        draw(st.from_regex(r"[0-9]{8,9}", fullmatch=True)),
+        "v1",
+        tuple(contracts),
+        name="X",
+        contact=contact,
     )
 
 
