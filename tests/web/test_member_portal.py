@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 
 from tests.money_support import ACCEPTED, REDUCED, adjudicated_claim, make_provider, next_pay_day
 from tests.web.portal_client import PortalClient
-from tests.web.world import AMC, World, build_world
-from tierspayant.services import payments
+from tests.web.world import AMC, CATALOGUE_FILE, INSURER_NAME, World, build_world
+from tierspayant.demo.builder import demo_catalogue
+from tierspayant.services import insurers, payments
 from tierspayant.store.beneficiaries import family_members, find_by_nir_index
 from tierspayant.store.claims_tables import benefit_counters
 from tierspayant.store.read_models.member import family_paid_lines, nir_index
@@ -244,3 +245,28 @@ def test_the_portal_is_closed_to_everyone_but_members(family: Family) -> None:
     assert staff.get(GUARANTEES, follow_redirects=False).status_code in (302, 303, 403)
     anonymous = PortalClient(family.world)
     assert anonymous.get(GUARANTEES, follow_redirects=False).status_code in (302, 303, 401)
+
+
+def test_a_new_catalogue_applies_at_once_and_without_contact_the_insurer_is_named(
+    family: Family,
+) -> None:
+    """Runs last in this module: it uploads a new catalogue version for the insurer."""
+    # Given the insurer uploads a new edition: a new contract label, no contact block
+    document = demo_catalogue(CATALOGUE_FILE)
+    del document["contact"]
+    document["version"] = "2026.9"
+    contracts = document["contracts"]
+    assert isinstance(contracts, list)
+    for contract in contracts:
+        if contract["code"] == "EQUILIBRE":
+            contract["label"] = "Équilibre 2026 — 150 % BR"
+    insurers.upload_catalogue(family.world.platform, AMC, document, "test")
+
+    # Then the guarantees page reads the edition in force
+    text = _text(_member(family).get(GUARANTEES).text)
+    assert "Votre contrat : Équilibre 2026 — 150 % BR (code EQUILIBRE)" in text
+    assert "édition 2026.9" in text
+    # and the contact falls back to the insurer's registered name, saying where to look
+    assert f"Contacter votre organisme complémentaire {INSURER_NAME}" in text
+    assert "Téléphone" not in text
+    assert "elles figurent sur votre carte de tiers payant et sur votre contrat" in text
