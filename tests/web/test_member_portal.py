@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from html import unescape
 
@@ -84,7 +84,7 @@ def family(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Family]:
         made = [make_provider(platform, rng) for _ in range(3)]
         year = platform.today().year
         for provider, person, lines in (
-            (made[0], world.beneficiary_id, (ACCEPTED,)),
+            (made[0], world.beneficiary_id, (replace(ACCEPTED, family="drug_65"),)),
             (made[1], relative, (REDUCED,)),
             (made[2], stranger, (ACCEPTED, ACCEPTED)),
         ):
@@ -208,6 +208,7 @@ def test_the_statement_names_the_practitioner_and_the_family_member(family: Fami
     assert theirs
     assert "(vous)" not in theirs
     assert "Pharmacie" in text
+    assert "Médicament remboursé à 65 % (PH7)" in text  # the act, in French with its code
     assert "Payé" in text
     assert _audits(family, "member.statement") == before + 1
 

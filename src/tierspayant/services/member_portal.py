@@ -204,6 +204,7 @@ class FamilyStatementLine:
     payment_date: date
     domain: str
     act_code: str
+    family: str | None
     provider_name: str
     provider_category: str
     billed_cents: int
@@ -525,6 +526,7 @@ def family_statement(
             payment_date=line.run_date,
             domain=line.domain,
             act_code=line.act_code,
+            family=line.family,
             provider_name=line.provider_name,
             provider_category=line.provider_category,
             billed_cents=line.billed_cents,

@@ -136,6 +136,7 @@ class FamilyPaidLine:
     run_date: date
     domain: str
     act_code: str
+    family: str | None  # the act family, when the invoice gave it
     provider_name: str
     provider_category: str
     billed_cents: int
@@ -158,6 +159,7 @@ def family_paid_lines(
             money_runs.c.run_date,
             claim_lines.c.domain,
             claim_lines.c.act_code,
+            claim_lines.c.family,
             providers.c.name,
             providers.c.category,
             claim_lines.c.billed_cents,
@@ -199,6 +201,7 @@ def family_paid_lines(
             run_date=r.run_date,
             domain=r.domain,
             act_code=r.act_code,
+            family=r.family,
             provider_name=r.name,
             provider_category=r.category,
             billed_cents=int(r.billed_cents),
