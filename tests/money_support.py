@@ -47,6 +47,7 @@ class Line:
     accepted: int = 350
     status: str = "accepted"
     reason: str | None = None
+    family: str | None = None  # the act family, when a test reads it back
 
 
 ACCEPTED = Line()
@@ -138,6 +139,7 @@ def insert_adjudicated(
                 "line_no": n,
                 "act_code": line.act_code,
                 "domain": line.domain,
+                "family": line.family,
                 "quantity": 1,
                 "care_date": care_date,
                 "billed_cents": line.billed,

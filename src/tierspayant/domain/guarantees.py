@@ -48,6 +48,9 @@ _COUNTER = re.compile(r"^[a-z][a-z0-9_.\-]{0,63}$")
 # convention is a short code, the critère secondaire de routage (CSR) digits.
 _CONVENTION_TYPE = re.compile(r"^[A-Z0-9]{1,4}$")
 _ROUTING_CRITERION = re.compile(r"^[0-9]{1,10}$")
+# The insurer's contact for members: a plain e-mail form and a dialable phone number.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^[0-9+][0-9 .()\-]{3,24}$")
 
 __all__ = [
     "ANY_FAMILY",
@@ -57,6 +60,7 @@ __all__ = [
     "DomainTerms",
     "Frequency",
     "Guarantee",
+    "InsurerContact",
     "Period",
     "add_months",
     "counter_window",
@@ -353,6 +357,35 @@ class CardRouting:
 
 
 @dataclass(frozen=True, slots=True)
+class InsurerContact:
+    """How a member reaches their insurer, as the insurer publishes it (shown to members
+    wherever a page tells them to contact their insurer). Every field is optional text;
+    at least one must be given."""
+
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+    address: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.name or self.phone or self.email or self.address):
+            raise CatalogueError(
+                CatalogueCode.MISSING_KEY,
+                "a contact block gives a name, phone, email or address",
+            )
+        if self.email and not _EMAIL.match(self.email):
+            raise CatalogueError(
+                CatalogueCode.WRONG_TYPE, "email must be an e-mail address", field="email"
+            )
+        if self.phone and not _PHONE.match(self.phone):
+            raise CatalogueError(
+                CatalogueCode.WRONG_TYPE,
+                "phone must be digits, spaces, '+', '.', '-' or parentheses",
+                field="phone",
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Catalogue:
     """The guarantee catalogue of one insurer, identified by its AMC number.
 
@@ -364,6 +397,7 @@ class Catalogue:
     contracts: tuple[Contract, ...]
     name: str = ""
     card: CardRouting | None = None
+    contact: InsurerContact | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contracts", tuple(self.contracts))

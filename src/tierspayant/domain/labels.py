@@ -34,6 +34,7 @@ class Kind(StrEnum):
     ALERT = "alert"
     OPERATION = "operation"
     PRINCIPAL_KIND = "principal_kind"
+    CEILING_PERIOD = "ceiling_period"
 
 
 DOMAINS: Final[Mapping[str, str]] = {
@@ -186,6 +187,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "member.data_export": "Export des données personnelles",
     "member.cards": "Consultation des cartes",
     "member.coverage": "Consultation du contrat",
+    "member.guarantees": "Consultation des garanties",
     "auth.login": "Connexion",
     "auth.logout": "Déconnexion",
     "auth.logout_everywhere": "Déconnexion de toutes les sessions",
@@ -250,6 +252,15 @@ PRINCIPAL_KINDS: Final[Mapping[str, str]] = {
     "member": "adhérent",
 }
 
+# The windows of a contract's ceilings (domain.guarantees.Period), as the member's
+# guarantees page writes them after an amount: "1 000,00 € par année civile".
+CEILING_PERIODS: Final[Mapping[str, str]] = {
+    "calendar_year": "par année civile",
+    "12_months": "sur 12 mois glissants",
+    "24_months": "sur 24 mois glissants",
+    "48_months": "sur 48 mois glissants",
+}
+
 _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
     {
         Kind.DOMAIN: DOMAINS,
@@ -267,6 +278,7 @@ _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
         Kind.ALERT: ALERTS,
         Kind.OPERATION: OPERATIONS,
         Kind.PRINCIPAL_KIND: PRINCIPAL_KINDS,
+        Kind.CEILING_PERIOD: CEILING_PERIODS,
     }
 )
 

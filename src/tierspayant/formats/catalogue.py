@@ -29,6 +29,7 @@ from tierspayant.domain.guarantees import (
     DomainTerms,
     Frequency,
     Guarantee,
+    InsurerContact,
     Period,
 )
 
@@ -38,8 +39,9 @@ _COVERAGE_CODE = re.compile(r"^[A-Za-z0-9 %+\-_.]{1,16}$")
 _MAX_AMOUNT_CENTS = 10**9  # ten million euros: beyond, a typo
 _T = TypeVar("_T")
 
-_ROOT_KEYS = frozenset({"format", "insurer", "name", "version", "card", "contracts"})
+_ROOT_KEYS = frozenset({"format", "insurer", "name", "version", "card", "contact", "contracts"})
 _CARD_KEYS = frozenset({"convention_type", "routing_criterion"})
+_CONTACT_KEYS = frozenset({"name", "phone", "email", "address"})
 _CONTRACT_KEYS = frozenset(
     {
         "code",
@@ -129,8 +131,23 @@ def parse_catalogue(document: Mapping[str, Any] | str) -> Catalogue:
             convention_type=block.optional_code("convention_type") or "",
             routing_criterion=block.optional_code("routing_criterion") or "",
         )
+    contact = None
+    if root.has("contact"):
+        block = _Object(root.raw("contact"), "contact.", _CONTACT_KEYS)
+        contact = _build(
+            InsurerContact,
+            block.at,
+            **{key: block.optional_text(key) or "" for key in sorted(_CONTACT_KEYS)},
+        )
     return _build(
-        Catalogue, "", insurer=insurer, version=version, contracts=contracts, name=name, card=card
+        Catalogue,
+        "",
+        insurer=insurer,
+        version=version,
+        contracts=contracts,
+        name=name,
+        card=card,
+        contact=contact,
     )
 
 
@@ -420,6 +437,18 @@ def dump_catalogue(catalogue: Catalogue) -> dict[str, Any]:
         if catalogue.card.routing_criterion:
             card["routing_criterion"] = catalogue.card.routing_criterion
         out["card"] = card
+    if catalogue.contact is not None:
+        contact = catalogue.contact
+        out["contact"] = {
+            key: value
+            for key, value in (
+                ("name", contact.name),
+                ("phone", contact.phone),
+                ("email", contact.email),
+                ("address", contact.address),
+            )
+            if value
+        }
     out["contracts"] = [_dump_contract(c) for c in catalogue.contracts]
     return out
 

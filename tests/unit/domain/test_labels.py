@@ -13,12 +13,14 @@ from tierspayant.domain import labels
 from tierspayant.domain.adjudication import Reason
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimStatus, LineStatus
+from tierspayant.domain.guarantees import Period
 from tierspayant.domain.labels import Kind, label, labelled
 from tierspayant.domain.prior_auth import PriorAuthStatus
 from tierspayant.formats.beneficiaries.model import ImportMode
 from tierspayant.security.guard.thresholds import THRESHOLDS
 from tierspayant.security.guard.values import ProofFault
 from tierspayant.security.principal import PrincipalKind
+from tierspayant.services import member_portal
 
 SRC = Path(labels.__file__).resolve().parents[1]
 RULES = SRC / "reference" / "rules.json"
@@ -34,6 +36,7 @@ RULES = SRC / "reference" / "rules.json"
         (Kind.REASON, Reason),
         (Kind.IMPORT_MODE, ImportMode),
         (Kind.PRINCIPAL_KIND, PrincipalKind),
+        (Kind.CEILING_PERIOD, Period),
     ],
 )
 def test_every_value_of_a_code_enumeration_has_a_label(kind: Kind, enum: type[StrEnum]) -> None:
@@ -60,6 +63,14 @@ def test_every_audited_operation_has_a_label() -> None:
         found |= set(re.findall(r'\baction="([a-z_.]+)"', path.read_text(encoding="utf-8")))
     assert len(found) > 40  # the scan sees the audit appends
     found |= {"containment.approve", "containment.lift"}  # chosen in a conditional
+    found |= {  # the member portal's reads, written through named constants
+        member_portal.CONSULTATIONS,
+        member_portal.DATA_EXPORT,
+        member_portal.CARDS,
+        member_portal.COVERAGE,
+        member_portal.GUARANTEES,
+        member_portal.STATEMENT,
+    }
     assert found - set(labels.OPERATIONS) == set()
 
 

@@ -21,6 +21,7 @@ from tierspayant.domain.guarantees import (
     DomainTerms,
     Frequency,
     Guarantee,
+    InsurerContact,
     Period,
 )
 from tierspayant.formats.catalogue import (
@@ -474,8 +475,25 @@ def catalogues(draw: st.DrawFn) -> Catalogue:
                 covers_hors_parcours=draw(st.booleans()),
             )
         )
+    contact = draw(
+        st.one_of(
+            st.none(),
+            st.tuples(
+                st.sampled_from(["", "Service adhérents", "Relation « santé »"]),
+                st.sampled_from(["", "01 99 00 12 34", "+33 (0)1 99.00.12.34"]),
+                st.sampled_from(["", "a@b.example"]),
+                st.sampled_from(["", "1 rue de la Paix, 75002 Paris"]),
+            )
+            .filter(any)
+            .map(lambda fields: InsurerContact(*fields)),
+        )
+    )
     return Catalogue(
-        draw(st.from_regex(r"[0-9]{8,9}", fullmatch=True)), "v1", tuple(contracts), name="X"
+        draw(st.from_regex(r"[0-9]{8,9}", fullmatch=True)),
+        "v1",
+        tuple(contracts),
+        name="X",
+        contact=contact,
     )
 
 
@@ -518,6 +536,51 @@ def test_a_card_block_gives_the_routing_fields_and_round_trips() -> None:
 def test_a_malformed_card_block_is_refused_where_it_is(card: Any, code: str, field: str) -> None:
     document = minimal()
     document["card"] = card
+    with pytest.raises(CatalogueError) as caught:
+        parse_catalogue(document)
+    assert (caught.value.code, caught.value.field) == (code, field)
+
+
+def test_a_contact_block_gives_the_insurers_contact_and_round_trips() -> None:
+    document = minimal()
+    document["contact"] = {
+        "name": "Service adhérents",
+        "phone": "+33 1 99 00 12 34",
+        "email": "adherents@mutuelle.example",
+        "address": "12 rue des Tilleuls, 75012 Paris",
+    }
+    catalogue = parse_catalogue(document)
+    assert catalogue.contact is not None
+    assert catalogue.contact.phone == "+33 1 99 00 12 34"
+    assert catalogue.contact.address == "12 rue des Tilleuls, 75012 Paris"
+    assert dump_catalogue(catalogue)["contact"] == document["contact"]
+
+    document["contact"] = {"phone": "01 99 00 12 34"}  # any one field is enough
+    only_phone = parse_catalogue(document).contact
+    assert only_phone is not None
+    assert (only_phone.name, only_phone.phone) == ("", "01 99 00 12 34")
+    assert dump_catalogue(parse_catalogue(document))["contact"] == {"phone": "01 99 00 12 34"}
+    assert parse_catalogue(minimal()).contact is None
+    assert "contact" not in dump_catalogue(parse_catalogue(minimal()))
+
+
+@pytest.mark.parametrize(
+    ("contact", "code", "field"),
+    [
+        ({"email": "adherents.mutuelle.example"}, "catalogue.wrong_type", "contact.email"),
+        ({"phone": "appelez-nous"}, "catalogue.wrong_type", "contact.phone"),
+        ({"phone": 199001234}, "catalogue.wrong_type", "contact.phone"),
+        ({"name": "  "}, "catalogue.wrong_type", "contact.name"),
+        ({}, "catalogue.missing_key", "contact"),
+        ({"fax": "01 99 00 12 35"}, "catalogue.unknown_key", "contact.fax"),
+        ("01 99 00 12 34", "catalogue.wrong_type", "contact"),
+    ],
+)
+def test_a_malformed_contact_block_is_refused_where_it_is(
+    contact: Any, code: str, field: str
+) -> None:
+    document = minimal()
+    document["contact"] = contact
     with pytest.raises(CatalogueError) as caught:
         parse_catalogue(document)
     assert (caught.value.code, caught.value.field) == (code, field)

@@ -1,16 +1,20 @@
-"""Read models of the member portal: the accesses to one subject, one family's cards, and
-the index naming the member's own beneficiary row. The caller (``services.member_portal``)
-decides whose subject, family and row these are; nothing here takes them from a request.
+"""Read models of the member portal: the accesses to one subject, one family's cards
+and paid lines, and the index naming the member's own beneficiary row. The caller
+(``services.member_portal``) decides whose subject, family and row these are; nothing
+here takes them from a request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, and_, or_, select
 
 from tierspayant.store.cards_tables import cards
+from tierspayant.store.claims_tables import claim_lines, claims
+from tierspayant.store.ledger_tables import money_runs, payment_lines
 from tierspayant.store.read_models import SCREEN_ROWS, aware
 from tierspayant.store.tables import audit_events, beneficiaries, providers
 
@@ -118,4 +122,92 @@ def family_cards(conn: Connection, insurer_id: int, binding: bytes, year: int) -
     return [
         FamilyCard(r.serial, r.status, r.valid_from, r.valid_until, aware(r.issued_at))
         for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyPaidLine:
+    """One care line a payment run paid for a beneficiary of the family, with the name of
+    the professional's structure as the directory holds it (never the person's identity:
+    the caller names the beneficiary from ``beneficiary_id``)."""
+
+    beneficiary_id: int
+    care_date: date
+    run_date: date
+    domain: str
+    act_code: str
+    family: str | None  # the act family, when the invoice gave it
+    provider_name: str
+    provider_category: str
+    billed_cents: int
+    amo_paid_cents: int
+    paid_cents: int
+    status: str  # the line's, as stored
+
+
+def family_paid_lines(
+    conn: Connection, insurer_id: int, beneficiary_ids: Sequence[int], limit: int
+) -> list[FamilyPaidLine]:
+    """Up to ``limit`` lines paid for ``beneficiary_ids`` (one family, chosen by the
+    caller) with ``insurer_id``, newest care first."""
+    if not beneficiary_ids:
+        return []
+    query = (
+        select(
+            claims.c.beneficiary_id,
+            claim_lines.c.care_date,
+            money_runs.c.run_date,
+            claim_lines.c.domain,
+            claim_lines.c.act_code,
+            claim_lines.c.family,
+            providers.c.name,
+            providers.c.category,
+            claim_lines.c.billed_cents,
+            claim_lines.c.amo_paid_cents,
+            payment_lines.c.paid_cents,
+            claim_lines.c.status,
+        )
+        .select_from(
+            payment_lines.join(
+                claim_lines,
+                and_(
+                    claim_lines.c.insurer_id == payment_lines.c.insurer_id,
+                    claim_lines.c.claim_id == payment_lines.c.claim_id,
+                    claim_lines.c.line_no == payment_lines.c.line_no,
+                ),
+            )
+            .join(
+                claims,
+                and_(
+                    claims.c.insurer_id == payment_lines.c.insurer_id,
+                    claims.c.id == payment_lines.c.claim_id,
+                ),
+            )
+            .join(providers, providers.c.id == payment_lines.c.provider_id)
+            .join(money_runs, money_runs.c.run_key == payment_lines.c.run_key)
+        )
+        .where(
+            claims.c.insurer_id == insurer_id,
+            claims.c.beneficiary_id.in_(sorted(set(beneficiary_ids))),
+            payment_lines.c.paid_cents > 0,
+        )
+        .order_by(claim_lines.c.care_date.desc(), payment_lines.c.claim_id, payment_lines.c.line_no)
+        .limit(limit)
+    )
+    return [
+        FamilyPaidLine(
+            beneficiary_id=int(r.beneficiary_id),
+            care_date=r.care_date,
+            run_date=r.run_date,
+            domain=r.domain,
+            act_code=r.act_code,
+            family=r.family,
+            provider_name=r.name,
+            provider_category=r.category,
+            billed_cents=int(r.billed_cents),
+            amo_paid_cents=int(r.amo_paid_cents),
+            paid_cents=int(r.paid_cents),
+            status=str(r.status),
+        )
+        for r in conn.execute(query)
     ]
