@@ -274,12 +274,15 @@ def run_totals(conn: Connection, run_key: str) -> tuple[int, int, int, int]:
 
 
 def run_transfer_count(conn: Connection, run_key: str, maximum: int) -> int:
-    """How many SEPA transfers carry a run: one per paid provider, more for a payment
-    above ``maximum`` (split in parts of at most ``maximum``: ``(net - 1) // maximum + 1``)."""
-    parts = (payments.c.net_cents - 1) // maximum + 1
+    """How many SEPA transfers carry a run: one per paid provider, more for a transfer
+    above ``maximum`` (split in parts of at most ``maximum``: ``(amount - 1) // maximum +
+    1``). A transfer carries the net payment and the returned transfers paid again with
+    it (as :func:`run_totals` counts it)."""
+    transfer = payments.c.net_cents + payments.c.reissued_cents
+    parts = (transfer - 1) // maximum + 1
     row = conn.execute(
         select(func.coalesce(func.sum(parts), 0)).where(
-            payments.c.run_key == run_key, payments.c.net_cents > 0
+            payments.c.run_key == run_key, transfer > 0
         )
     ).one()
     return int(row[0])
