@@ -495,7 +495,8 @@ def test_a_resumed_run_says_what_it_paid_this_time(
     platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
 ) -> None:
     # Given three providers to pay, and a run that stops after the first one committed
-    platform.clock = at(datetime(2026, 11, 30, 9, tzinfo=UTC))
+    # A date of its own (one PostgreSQL database per module: PAY_DAY is other tests')
+    platform.clock = at(datetime(2026, 11, 26, 9, tzinfo=UTC))
     insurer = seed_insurer(platform)
     rng = random.Random(13)
     for _ in range(3):
@@ -511,10 +512,10 @@ def test_a_resumed_run_says_what_it_paid_this_time(
 
     with pytest.raises(Interrupt):
         payments.run_payments(
-            platform, date(2026, 11, 30), out_dir=tmp_path, progress=stop_after_first
+            platform, date(2026, 11, 26), out_dir=tmp_path, progress=stop_after_first
         )
     # When it is run again
-    resumed = payments.run_payments(platform, date(2026, 11, 30), out_dir=tmp_path)
+    resumed = payments.run_payments(platform, date(2026, 11, 26), out_dir=tmp_path)
     # Then it says it resumed, and what it paid this time apart from the total
     assert (resumed.resumed, resumed.already_done) == (True, False)
     assert (resumed.new_payments, resumed.providers) == (2, 3)
