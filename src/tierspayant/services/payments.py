@@ -37,6 +37,7 @@ import structlog
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from tierspayant import metrics
 from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
 from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS
@@ -374,6 +375,7 @@ def check_payment_date(run_date: date, today: date, backdate_reason: str | None)
     return reason
 
 
+@metrics.PAYMENT_RUN_SECONDS.time()
 def run_payments(
     platform: Platform,
     run_date: date,

@@ -1,0 +1,56 @@
+"""Request metrics: a pure ASGI middleware counting every HTTP answer.
+
+Labels: the method (known verbs only), the matched route's *template* (``/v1/claims/{claim_id}``,
+never the path: no identifier ends up in a label), ``unmatched`` when no route matched,
+and the status class. Latency is measured from the request's arrival at this middleware
+to the end of its response body.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tierspayant import metrics
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered, or ``unmatched``."""
+    route: Any = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(path, str):
+        return UNMATCHED
+    return str(scope.get("root_path", "")) + path
+
+
+class RequestMetricsMiddleware:
+    """Counts and times every HTTP request by method, route template and status class."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # an exception before the answer started is a server error
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            labels = (method, route_template(scope), metrics.status_class(status))
+            metrics.HTTP_REQUESTS.labels(*labels).inc()
+            metrics.HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
