@@ -94,6 +94,14 @@ def test_requests_are_counted_by_route_template_and_status_class(scraped: World)
     claim = world.client.get("/v1/claims/987654321", headers=world.pharmacy.headers)
     assert claim.status_code == 404
     assert world.client.get("/no-such-path/987654321").status_code == 404
+    # A portal page with an identifier in its path (refused without a session), and the
+    # portals' static files under their mount point.
+    advice = world.client.get(
+        "/portail/prestataire/paiements/987654321/avis.csv", follow_redirects=False
+    )
+    assert advice.status_code in (302, 303, 401)
+    assert world.client.get("/portail/static/htmx.min.js").status_code == 200
+    assert world.client.get("/portail/static/x987654321.js").status_code == 404
     after = scrape(world)
 
     def delta(name: str, **labels: str) -> float:
@@ -116,6 +124,15 @@ def test_requests_are_counted_by_route_template_and_status_class(scraped: World)
         == 1
     )
     assert delta("tierspayant_http_requests_total", method="GET", route="unmatched", status="4xx")
+    portal = "/portail/prestataire/paiements/{advice_id}/avis.csv"
+    assert (
+        delta("tierspayant_http_requests_total", method="GET", route=portal, status="3xx")
+        + (delta("tierspayant_http_requests_total", method="GET", route=portal, status="4xx"))
+        == 1
+    )
+    static = {"method": "GET", "route": "/portail/static/{path}"}
+    assert delta("tierspayant_http_requests_total", **static, status="2xx") == 1
+    assert delta("tierspayant_http_requests_total", **static, status="4xx") == 1
     assert "987654321" not in after
     # The guard admitted the three lookups; each lookup's audit event went through the
     # group-commit writer, which has nothing left pending once the answers are out.

@@ -1,7 +1,8 @@
 """Request metrics: a pure ASGI middleware counting every HTTP answer.
 
 Labels: the method (known verbs only), the matched route's *template* (``/v1/claims/{claim_id}``,
-never the path: no identifier ends up in a label), ``unmatched`` when no route matched,
+never the path: no identifier ends up in a label), ``<mount>/{path}`` under a mounted
+application, ``unmatched`` when no route matched,
 and the status class. Latency is measured from the request's arrival at this middleware
 to the end of its response body.
 """
@@ -23,9 +24,11 @@ def route_template(scope: Scope) -> str:
     """The template of the route that answered, or ``unmatched``."""
     route: Any = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not isinstance(path, str):
-        return UNMATCHED
-    return str(scope.get("root_path", "")) + path
+    root = str(scope.get("root_path", ""))
+    if isinstance(path, str):
+        return root + path
+    # A mounted application (the portals' static files) routes below its mount point.
+    return f"{root}/{{path}}" if root else UNMATCHED
 
 
 class RequestMetricsMiddleware:
