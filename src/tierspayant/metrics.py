@@ -121,6 +121,13 @@ PAYMENT_RUN_SECONDS: Final = Histogram(
     buckets=_RUN_BUCKETS,
     registry=REGISTRY,
 )
+INVOICE_TO_TRANSFER_DAYS: Final = Histogram(
+    "tierspayant_invoice_to_transfer_business_days",
+    "Delay from an invoice's receipt (Paris day) to its transfer's execution date, in "
+    "TARGET2 business days, observed once per invoice by the run that paid it.",
+    buckets=(0, 1, 2, 3, 5, 7, 10, 15, 20, 30),
+    registry=REGISTRY,
+)
 IMPORT_ROWS: Final = Counter(
     "tierspayant_import_rows",
     "Lines read from beneficiary files.",

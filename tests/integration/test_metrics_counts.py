@@ -1,6 +1,6 @@
 """The use cases count what operations watch, on SQLite and PostgreSQL: adjudication
-backlog and lines, payment run duration, imported and rejected lines, canary touches and
-the hard alerts they raise."""
+backlog and lines, payment run duration and invoice delays, imported and rejected lines,
+canary touches and the hard alerts they raise."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_adjudication_sets_the_backlog_and_counts_the_lines(
     assert value("tierspayant_adjudicated_lines_total") == lines + 3
 
 
-def test_a_payment_run_is_timed(
+def test_a_payment_run_is_timed_and_observes_each_paid_invoice_delay_once(
     platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
 ) -> None:
     day = date(2026, 11, 26)  # a day no other test pays on (PostgreSQL keeps runs)
@@ -64,10 +64,16 @@ def test_a_payment_run_is_timed(
     )
     runs = value("tierspayant_payment_run_seconds_count")
     seconds = value("tierspayant_payment_run_seconds_sum")
+    paid = value("tierspayant_invoice_to_transfer_business_days_count")
     summary = payments.run_payments(platform, day, out_dir=tmp_path)
     assert summary.providers == 1
     assert value("tierspayant_payment_run_seconds_count") == runs + 1
     assert value("tierspayant_payment_run_seconds_sum") > seconds
+    # The one invoice's delay is observed once: a rerun of the same run pays nothing.
+    assert value("tierspayant_invoice_to_transfer_business_days_count") == paid + 1
+    payments.run_payments(platform, day, out_dir=tmp_path)
+    assert value("tierspayant_payment_run_seconds_count") == runs + 2
+    assert value("tierspayant_invoice_to_transfer_business_days_count") == paid + 1
 
 
 def test_an_import_counts_its_lines_and_rejects(
