@@ -94,6 +94,18 @@ def _seconds(source: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+METRICS_TOKEN_MIN_CHARS = 32
+
+
+def _metrics_token(source: Mapping[str, str]) -> str | None:
+    raw = _raw(source, "metrics_token")
+    if raw is not None and len(raw) < METRICS_TOKEN_MIN_CHARS:
+        raise SettingError(
+            PREFIX + "METRICS_TOKEN", f"must have at least {METRICS_TOKEN_MIN_CHARS} characters"
+        )
+    return raw
+
+
 def _flag(source: Mapping[str, str], name: str) -> bool:
     raw = _raw(source, name)
     if raw is None:
@@ -239,6 +251,9 @@ class Settings:
     # TIERSPAYANT_API_DOCS=1 serves the OpenAPI document at /openapi.json (off by default:
     # production leaves it off). There is no documentation UI: it would load scripts.
     api_docs: bool = False
+    # TIERSPAYANT_METRICS_TOKEN: the bearer token Prometheus presents on /metrics (at least
+    # 32 characters). Unset: /metrics answers 404, as an unknown path.
+    metrics_token: str | None = None
     audit_db_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -301,6 +316,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_header_bytes=_whole(source, "max_header_bytes", 8 * 1024, 1024, 1024 * 1024),
         max_headers_bytes=_whole(source, "max_headers_bytes", 16 * 1024, 1024, 1024 * 1024),
         api_docs=_flag(source, "api_docs"),
+        metrics_token=_metrics_token(source),
         host=source.get("TIERSPAYANT_HOST", "127.0.0.1"),
         port=port,
         rate_limits=rate_limits,

@@ -15,6 +15,7 @@ from tierspayant.config import load_settings
 OPERATIONS = (
     ("GET", "/healthz", "healthz_healthz_get"),
     ("GET", "/readyz", "readyz_readyz_get"),
+    ("GET", "/metrics", "metrics_exposition_metrics_get"),
     ("POST", "/v1/oauth/token", "token_v1_oauth_token_post"),
     ("POST", "/v1/eligibility", "eligibility_v1_eligibility_post"),
     ("POST", "/v1/calculations", "calculation_v1_calculations_post"),

@@ -3,16 +3,20 @@
 Walks ``app.routes`` (API and portal alike, as they are added): each route carries an
 ``x-policy`` (``api/deps.py``, ``web/policy.py``) except FastAPI's documentation routes
 and static mounts; every non-public route refuses a caller without credentials or with a
-garbage token, and a provider's token on a route of another kind of account.
+garbage token, and a provider's token on a route of another kind of account. The world
+has a metrics token here, so ``/metrics`` is walked as a private route (without one it
+answers 404: tests/api/test_metrics_api.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -23,6 +27,19 @@ from tierspayant.api.deps import POLICY_KEY, Policy
 DOC_PATHS = frozenset({"/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PORTAL_PREFIX = "/portail"
+METRICS_TOKEN = "route-policy-test-metrics-token-0123456789"
+
+
+@pytest.fixture
+def sqlite_world(sqlite_world: World) -> Iterator[World]:
+    """The API world with ``TIERSPAYANT_METRICS_TOKEN`` set."""
+    platform = sqlite_world.platform
+    before = platform.settings
+    platform.settings = dataclasses.replace(before, metrics_token=METRICS_TOKEN)
+    try:
+        yield sqlite_world
+    finally:
+        platform.settings = before
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +143,9 @@ def test_a_provider_token_is_refused_on_routes_of_other_accounts(sqlite_world: W
             continue
         for method in sorted(endpoint.methods - {"HEAD", "OPTIONS"}):
             response = _call(world, method, endpoint.concrete_path, world.pharmacy.headers)
-            if response.status_code != 403:
+            # The metrics scraper is no account: any other token is unauthenticated there.
+            expected = 401 if endpoint.policy == Policy.METRICS_SCRAPER else 403
+            if response.status_code != expected:
                 problems.append(f"{method} {endpoint.path} → {response.status_code}")
     assert problems == []
 

@@ -117,6 +117,8 @@ def test_given_the_real_app_then_no_route_is_deprecated_without_its_dates(
         for method, operation in operations.items():
             if operation.get("deprecated"):
                 assert DEPRECATION_KEY in operation, f"{method} {path}"
-            assert path.startswith(("/v1/", "/fhir/", "/healthz", "/readyz", "/portail")), path
+            assert path.startswith(
+                ("/v1/", "/fhir/", "/healthz", "/readyz", "/metrics", "/portail")
+            ), path
     answer = sqlite_world.client.get("/healthz")
     assert "deprecation" not in answer.headers

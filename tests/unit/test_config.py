@@ -134,6 +134,7 @@ def test_given_an_issuer_then_the_oidc_settings_are_read(tmp_path: Path) -> None
 
 
 BAD = [
+    ("METRICS_TOKEN", "short", "must have at least 32 characters"),
     ("SESSION_IDLE_SECONDS", "15m", "must be a whole number from 1 to 86400, got '15m'"),
     ("SESSION_IDLE_SECONDS", "0", "must be a whole number from 1 to 86400, got '0'"),
     ("SESSION_ABSOLUTE_SECONDS", "-1", "must be a whole number from 1 to 604800, got '-1'"),

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from tierspayant import __version__
 from tierspayant.api.errors import install_error_handlers
 from tierspayant.api.lanes import LookupLane
+from tierspayant.api.metrics import RequestMetricsMiddleware
 from tierspayant.api.middleware import RequestLimitsMiddleware
 from tierspayant.api.request_id import RequestIdMiddleware
 from tierspayant.api.routes import include_routes
@@ -38,6 +39,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.lookup_lane = LookupLane(platform)
     install_error_handlers(app)
     app.add_middleware(DeprecationHeadersMiddleware)
+    app.add_middleware(RequestMetricsMiddleware)  # inside the limits: their refusals not timed
     # Outermost: every answer (a 413 or an error included) carries the request id.
     app.add_middleware(RequestIdMiddleware)
     include_routes(app)

@@ -3,7 +3,8 @@
 A route is declared with ``**policy(Policy.PROVIDER)`` (or another) in its decorator,
 which records ``x-policy`` in the OpenAPI document, and takes the matching dependency
 (:func:`provider`, :func:`insurer_staff`, :func:`operator_staff`, :func:`member`) to get
-its principal. ``tests/api/test_route_policies.py`` fails on a route without a policy,
+its principal; ``/metrics`` takes :func:`metrics_scraper` (a token of its own, no
+principal). ``tests/api/test_route_policies.py`` fails on a route without a policy,
 and calls every non-public route without credentials to see it refused.
 
 Bearer tokens are either provider software tokens (OAuth2 client credentials) or portal
@@ -12,12 +13,14 @@ session tokens of staff and members (password + second factor).
 
 from __future__ import annotations
 
+import hmac
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tierspayant.api.lanes import LookupLane
 from tierspayant.api.versioning import Deprecation, deprecation_kwargs
@@ -36,6 +39,7 @@ class Policy(StrEnum):
     INSURER_STAFF = "insurer_staff"  # staff of one insurer, its data only
     OPERATOR_STAFF = "operator_staff"  # the operator's staff (security, support)
     MEMBER = "member"  # an insured member, their own data only
+    METRICS_SCRAPER = "metrics_scraper"  # Prometheus, with TIERSPAYANT_METRICS_TOKEN
 
 
 def policy(name: Policy, *, deprecation: Deprecation | None = None) -> dict[str, Any]:
@@ -124,6 +128,21 @@ async def operator_staff(principal: Annotated[Principal, Depends(current_princip
 
 async def member(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     return _require(principal, frozenset({PrincipalKind.MEMBER}))
+
+
+async def metrics_scraper(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """The scraper of ``/metrics``: the bearer token of ``TIERSPAYANT_METRICS_TOKEN``,
+    compared in constant time. No token configured: 404, as an unknown path."""
+    expected = request.app.state.platform.settings.metrics_token
+    if expected is None:
+        raise StarletteHTTPException(404)
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated(AuthCode.MISSING_TOKEN, "a bearer access token is required")
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise Unauthenticated(AuthCode.INVALID_TOKEN, "invalid metrics token")
 
 
 ProviderPrincipal = Annotated[Principal, Depends(provider)]

@@ -34,6 +34,7 @@ from typing import Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tierspayant import metrics
 from tierspayant.domain.codes import PlatformCode
 from tierspayant.security import SecurityError
 from tierspayant.security.keys import KeyProvider, UnwrapError, derive_key
@@ -111,7 +112,11 @@ def wrap_data_keys(provider: KeyProvider, insurer_amc: str, keys: DataKeys) -> b
     ``insurer_amc`` is the scope label: an insurer's AMC number, or ``"operator"``.
     """
     context = _wrap_context(insurer_amc, keys.version)
-    return provider.wrap(keys.encryption_key + keys.index_key, context)
+    try:
+        return provider.wrap(keys.encryption_key + keys.index_key, context)
+    except Exception:
+        metrics.KEY_PROVIDER_ERRORS.labels("wrap").inc()
+        raise
 
 
 def unwrap_data_keys(
@@ -122,7 +127,11 @@ def unwrap_data_keys(
     Raises :class:`~tierspayant.security.keys.UnwrapError` if the blob was made for
     another insurer or version, or was altered.
     """
-    plain = provider.unwrap(blob, _wrap_context(insurer_amc, version))
+    try:
+        plain = provider.unwrap(blob, _wrap_context(insurer_amc, version))
+    except Exception:
+        metrics.KEY_PROVIDER_ERRORS.labels("unwrap").inc()
+        raise
     if len(plain) != 2 * DATA_KEY_BYTES:
         raise UnwrapError(
             PlatformCode.KEYRING_BAD_BLOB, "unwrapped data keys have the wrong length"

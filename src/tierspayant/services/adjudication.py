@@ -19,6 +19,7 @@ from itertools import groupby
 import structlog
 from sqlalchemy import Connection
 
+from tierspayant import metrics
 from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
 from tierspayant.domain.adjudication import (
@@ -109,6 +110,8 @@ def adjudicate_pending(
             insurer_id = get_insurer(conn, insurer_amc).id
     with platform.engine.connect() as conn:
         backlog = store.count_received(conn, insurer_id)
+    if insurer_id is None:
+        metrics.ADJUDICATION_BACKLOG.set(backlog)
     if backlog >= BULK_BACKLOG:
         # A bulk arrival: plans of the batch queries must see the new rows.
         with platform.engine.begin() as conn:
@@ -151,6 +154,7 @@ def adjudicate_batch(
                 accepted += decision.accepted_cents
                 for line in decision.lines:
                     by_status[line.status.value] = by_status.get(line.status.value, 0) + 1
+    metrics.ADJUDICATED_LINES.inc(total_lines)
     last = (rows[-1].insurer_id, rows[-1].id) if rows else None
     return BatchResult(len(rows), total_lines, accepted, by_status, last)
 

@@ -27,6 +27,7 @@ from typing import Protocol
 import structlog
 from sqlalchemy import Connection, Engine
 
+from tierspayant import metrics
 from tierspayant.app.alerting import AlertSink
 from tierspayant.app.caching import TtlCache
 from tierspayant.domain.codes import AuthCode, GuardCode, IncidentCode
@@ -89,6 +90,7 @@ def raise_alert(
     ``insurer`` is the AMC number the lookup named, if any. Database writes happen in
     ``conn``'s transaction; the webhook goes out even if they fail.
     """
+    metrics.ALERTS_RAISED.labels(signal.code, signal.level.value).inc()
     principal = signal.principal_id or (ctx.principal_id if ctx is not None else None)
     must_suspend = signal.hard and principal is not None
     if must_suspend:

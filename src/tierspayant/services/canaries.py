@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 import structlog
 from sqlalchemy import Connection
 
+from tierspayant import metrics
 from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import GuardCode
 from tierspayant.domain.identifiers import nir_key
@@ -110,6 +111,7 @@ def canary_touched(
     found = sorted(canary_ids(platform, conn, insurer_id, ((r.id, r.idx_nir) for r in rows)))
     if not found:
         return []
+    metrics.CANARY_TOUCHES.labels("rows").inc()
     now = platform.now()
     amc = amc_number_of(conn, insurer_id)
     suspendable = not actor.startswith(UNSUSPENDABLE_PREFIXES)

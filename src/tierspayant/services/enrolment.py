@@ -30,6 +30,7 @@ from typing import Final
 
 from sqlalchemy import Connection
 
+from tierspayant import metrics
 from tierspayant.app.platform import Platform
 from tierspayant.config import BASIS_POINTS
 from tierspayant.domain.codes import DirectoryCode, EnrolmentCode
@@ -430,6 +431,8 @@ def _run(
         error_report=error_report,
         first_errors=tuple(first_errors),
     )
+    metrics.IMPORT_ROWS.inc(summary.lines)
+    metrics.IMPORT_REJECTS.inc(summary.rejected)
     runs.finish_run(
         conn,
         run_id,

@@ -37,6 +37,7 @@ import structlog
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from tierspayant import metrics
 from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
 from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS
@@ -63,6 +64,7 @@ from tierspayant.formats.remittance_pdf import render_remittance
 from tierspayant.formats.sepa import write_credit_transfers
 from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.security.principal import Principal, PrincipalKind
+from tierspayant.services.delays import invoice_delays
 from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError, Unprocessable
 from tierspayant.store import audit, ledger, overpayments, runs
 from tierspayant.store import bank_details as bank_store
@@ -374,6 +376,7 @@ def check_payment_date(run_date: date, today: date, backdate_reason: str | None)
     return reason
 
 
+@metrics.PAYMENT_RUN_SECONDS.time()
 def run_payments(
     platform: Platform,
     run_date: date,
@@ -465,6 +468,9 @@ def run_payments(
         done = True
     finally:
         release_run(platform, run_key, owner, done=done)
+    if counted > before[0]:  # this call paid invoices: their delays, once
+        for paid in invoice_delays(platform, since=run_date):
+            metrics.INVOICE_TO_TRANSFER_DAYS.observe(paid.business_days)
     return PaymentRunSummary(
         run_key,
         run_date,

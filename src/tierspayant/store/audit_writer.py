@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from concurrent.futures import Future, InvalidStateError
 
 import structlog
 from sqlalchemy import Engine
 
+from tierspayant import metrics
 from tierspayant.security.audit import AuditEvent
 from tierspayant.store.audit import Entry, append_entries
 
@@ -64,6 +66,7 @@ class AuditWriter:
                 self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
                 self._thread.start()
             self._queue.put((entry, future))
+        metrics.AUDIT_PENDING.inc()
         return future
 
     def append(self, entry: Entry, *, timeout: float = 30.0) -> AuditEvent:
@@ -116,14 +119,19 @@ class AuditWriter:
         # A waiter may have given up (an async request cancelled while it awaited its
         # event): its event is written all the same (the lookup did happen), and its
         # future, already cancelled, is left alone. Nothing here may stop the thread.
+        started = time.perf_counter()
+        metrics.AUDIT_PENDING.dec(len(batch))
         try:
             with self.engine.begin() as conn:
                 events = append_entries(conn, [entry for entry, _ in batch])
         except BaseException as exc:  # noqa: BLE001 - every waiter learns of the failure
             log.error("audit.batch_failed", events=len(batch), error=type(exc).__name__)
+            metrics.AUDIT_FAILED.inc(len(batch))
             for _, future in batch:
                 _settle(future, error=exc)
             return
+        metrics.AUDIT_BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.AUDIT_BATCH_SIZE.observe(len(events))
         self.batches += 1
         self.events += len(events)
         for (_, future), event in zip(batch, events, strict=True):

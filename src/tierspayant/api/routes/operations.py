@@ -1,4 +1,4 @@
-"""Operations: liveness and readiness.
+"""Operations: liveness, readiness and the Prometheus metrics.
 
 Every route declares its policy: ``**policy(Policy.…)`` and the matching dependency
 from :mod:`tierspayant.api.deps`.
@@ -6,10 +6,11 @@ from :mod:`tierspayant.api.deps`.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
 
-from tierspayant.api.deps import PlatformDep, Policy, policy
+from tierspayant import metrics
+from tierspayant.api.deps import PlatformDep, Policy, metrics_scraper, policy
 from tierspayant.api.json_body import StrictJsonRoute
 from tierspayant.services.readiness import readiness
 
@@ -42,3 +43,21 @@ def readyz(platform: PlatformDep) -> JSONResponse:
         },
         status_code=200 if state.ready else 503,
     )
+
+
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics",
+    description=(
+        "The text exposition of the process's metrics (every worker's, summed, when "
+        "PROMETHEUS_MULTIPROC_DIR is set). Bearer token of TIERSPAYANT_METRICS_TOKEN only; "
+        "404 when none is configured. Labels carry no personal data."
+    ),
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+    dependencies=[Depends(metrics_scraper)],
+    **policy(Policy.METRICS_SCRAPER),
+)
+def metrics_exposition() -> Response:
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from tierspayant import metrics
 from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard.counters import (
     AdmissionCounts,
@@ -279,10 +280,12 @@ class Guard:
         :meth:`observe` (or :meth:`abandon`) is called with the same context.
         """
         try:
-            return self._admit(ctx)
+            admission = self._admit(ctx)
         except CounterStoreUnavailable as exc:
             log.error("guard.store_unavailable", during="admit", error=exc.message)
-            return self._deny(UNAVAILABLE, retry_after=30)
+            admission = self._deny(UNAVAILABLE, retry_after=30)
+        metrics.GUARD_DECISIONS.labels(admission.verdict.value, admission.code).inc()
+        return admission
 
     def _admit(self, ctx: LookupContext) -> Admission:
         # One bundled store operation reads and counts what every admission needs (one
@@ -576,6 +579,7 @@ class Guard:
             raise GuardUnavailable() from exc
 
     def _canary(self, ctx: LookupContext) -> Signal:
+        metrics.CANARY_TOUCHES.labels("lookup").inc()
         signal = self._signal(
             ctx, Level.HARD, "guard.canary", "a canary beneficiary was looked up", canary=1
         )

@@ -1,0 +1,177 @@
+"""The process's Prometheus metrics: one registry, the metric objects, the exposition.
+
+Every metric is declared here, once, and nowhere else; the modules that count import this
+module and call one method (``inc``, ``observe``, ``set``). The module sits beside
+``config`` at the package's root because the layers that count are low (the guard in
+``security``, the audit writer in ``store``) as well as high (services, the API).
+
+Labels are closed sets only: a route *template*, a status class, a guard or alert code, a
+verdict, a level, a key-provider operation. No label ever carries a person's identifier,
+a principal id, an insurer number or a raw path (docs/operations.md, "Metrics").
+
+Several server processes (``uvicorn --workers N``): set ``PROMETHEUS_MULTIPROC_DIR`` to an
+empty directory writable by every worker before they start; each process then writes its
+samples to files there and :func:`exposition` sums them (prometheus-client's
+multiprocess mode). Without it, each process counts in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+
+# Registry the metrics are declared in. In multiprocess mode the values go to files and
+# the exposition reads them through a fresh registry (see :func:`exposition`).
+REGISTRY: Final = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+_RUN_BUCKETS: Final = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+_BATCH_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
+
+# -- HTTP -----------------------------------------------------------------------------
+HTTP_REQUESTS: Final = Counter(
+    "tierspayant_http_requests",
+    "HTTP requests answered, by method, route template and status class.",
+    ("method", "route", "status"),
+    registry=REGISTRY,
+)
+HTTP_LATENCY: Final = Histogram(
+    "tierspayant_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method, route template and status class.",
+    ("method", "route", "status"),
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+# -- the guard, alerts, canaries -----------------------------------------------------
+GUARD_DECISIONS: Final = Counter(
+    "tierspayant_guard_decisions",
+    "Admissions decided by the guard, by verdict (allow, step_up, deny) and signal code.",
+    ("verdict", "code"),
+    registry=REGISTRY,
+)
+ALERTS_RAISED: Final = Counter(
+    "tierspayant_alerts_raised",
+    "Security alerts raised, by signal code and level (soft, hard).",
+    ("code", "level"),
+    registry=REGISTRY,
+)
+CANARY_TOUCHES: Final = Counter(
+    "tierspayant_canary_touches",
+    "Canary beneficiaries reached: by a lookup, or by rows about to be decrypted or exported.",
+    ("path",),
+    registry=REGISTRY,
+)
+
+# -- audit writer ----------------------------------------------------------------------
+AUDIT_BATCH_SIZE: Final = Histogram(
+    "tierspayant_audit_writer_batch_events",
+    "Events committed by the group-commit audit writer in one batch.",
+    buckets=_BATCH_BUCKETS,
+    registry=REGISTRY,
+)
+AUDIT_BATCH_SECONDS: Final = Histogram(
+    "tierspayant_audit_writer_batch_seconds",
+    "Time the audit writer took to commit one batch.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+AUDIT_PENDING: Final = Gauge(
+    "tierspayant_audit_writer_pending_events",
+    "Audit events queued and not committed yet (the writer's lag, in events).",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
+)
+AUDIT_FAILED: Final = Counter(
+    "tierspayant_audit_writer_failed_events",
+    "Audit events whose batch failed to commit (their requests failed).",
+    registry=REGISTRY,
+)
+
+# -- claims, payments, imports -----------------------------------------------------------
+ADJUDICATION_BACKLOG: Final = Gauge(
+    "tierspayant_adjudication_backlog_claims",
+    "Received claims waiting for adjudication, when a run last looked.",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+ADJUDICATED_LINES: Final = Counter(
+    "tierspayant_adjudicated_lines",
+    "Claim lines adjudicated.",
+    registry=REGISTRY,
+)
+PAYMENT_RUN_SECONDS: Final = Histogram(
+    "tierspayant_payment_run_seconds",
+    "Duration of a payment run (finished or failed).",
+    buckets=_RUN_BUCKETS,
+    registry=REGISTRY,
+)
+INVOICE_TO_TRANSFER_DAYS: Final = Histogram(
+    "tierspayant_invoice_to_transfer_business_days",
+    "Delay from an invoice's receipt (Paris day) to its transfer's execution date, in "
+    "TARGET2 business days, observed once per invoice by the run that paid it.",
+    buckets=(0, 1, 2, 3, 5, 7, 10, 15, 20, 30),
+    registry=REGISTRY,
+)
+IMPORT_ROWS: Final = Counter(
+    "tierspayant_import_rows",
+    "Lines read from beneficiary files.",
+    registry=REGISTRY,
+)
+IMPORT_REJECTS: Final = Counter(
+    "tierspayant_import_rejects",
+    "Lines of beneficiary files rejected.",
+    registry=REGISTRY,
+)
+
+# -- keys ------------------------------------------------------------------------------
+KEY_PROVIDER_ERRORS: Final = Counter(
+    "tierspayant_key_provider_errors",
+    "Failures of the key provider (keyring file or HSM), by operation (wrap, unwrap).",
+    ("operation",),
+    registry=REGISTRY,
+)
+
+
+def status_class(status: int) -> str:
+    """``2xx``, ``4xx``…: the outcome label of an HTTP answer."""
+    return f"{status // 100}xx"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of multiprocess mode, or None when each process counts alone."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def exposition() -> bytes:
+    """The text exposition of every metric (summed over the processes in multiprocess
+    mode)."""
+    directory = multiprocess_dir()
+    if directory is None:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop the live gauges of a worker that exited (multiprocess mode; call it from the
+    server's child-exit hook)."""
+    directory = multiprocess_dir()
+    if directory is not None:
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
