@@ -281,9 +281,7 @@ def run_transfer_count(conn: Connection, run_key: str, maximum: int) -> int:
     transfer = payments.c.net_cents + payments.c.reissued_cents
     parts = (transfer - 1) // maximum + 1
     row = conn.execute(
-        select(func.coalesce(func.sum(parts), 0)).where(
-            payments.c.run_key == run_key, transfer > 0
-        )
+        select(func.coalesce(func.sum(parts), 0)).where(payments.c.run_key == run_key, transfer > 0)
     ).one()
     return int(row[0])
 
