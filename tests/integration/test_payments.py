@@ -19,7 +19,7 @@ from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
 from tierspayant.domain.banking_calendar import following_business_day, paris_day
 from tierspayant.domain.ledger import BANK, AccountKind, account
-from tierspayant.services import payments
+from tierspayant.services import payments, run_leases
 from tierspayant.services.errors import Conflict
 from tierspayant.store import ledger
 from tierspayant.store import payments as store
@@ -167,14 +167,14 @@ def test_a_provider_without_iban_waits(
 def test_a_live_lease_keeps_a_second_worker_out(platform: Platform) -> None:
     platform.clock = at(PAY_DAY)
     key = "pay:lease-test"
-    _, owner = payments.acquire_run(
+    _, owner = run_leases.acquire_run(
         platform, run_key=key, kind="payment", run_date=PAY_DAY, period=None
     )
     with pytest.raises(Conflict) as refused:
-        payments.acquire_run(platform, run_key=key, kind="payment", run_date=PAY_DAY, period=None)
+        run_leases.acquire_run(platform, run_key=key, kind="payment", run_date=PAY_DAY, period=None)
     assert refused.value.code == "run.locked"
-    payments.release_run(platform, key, owner, done=False)
-    _, again = payments.acquire_run(
+    run_leases.release_run(platform, key, owner, done=False)
+    _, again = run_leases.acquire_run(
         platform, run_key=key, kind="payment", run_date=PAY_DAY, period=None
     )
     assert again != owner

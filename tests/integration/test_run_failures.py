@@ -31,7 +31,7 @@ from tierspayant.cli.main import app
 from tierspayant.cli.money_cmds import pay_report
 from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.payments import payment_run_key
-from tierspayant.services import enrolment, payments, run_failures
+from tierspayant.services import enrolment, payments, run_failures, run_leases
 from tierspayant.services.errors import Conflict
 from tierspayant.store import audit, runs
 from tierspayant.store.beneficiaries import count_beneficiaries
@@ -257,11 +257,11 @@ from datetime import date
 from pathlib import Path
 from tierspayant.app.platform import open_platform
 from tierspayant.config import load_settings
-from tierspayant.services import payments
+from tierspayant.services import payments, run_leases
 
 day = date.fromisoformat(sys.argv[3])
 platform = open_platform(load_settings())
-payments.acquire_run(
+run_leases.acquire_run(
     platform, run_key=payments.payment_run_key(day), kind="payment", run_date=day, period=None
 )
 Path(os.environ["MARKER"]).write_text("held")
@@ -367,7 +367,7 @@ def _foreign_lease(platform: Platform, run_key: str, now: datetime) -> None:
             period=None,
             owner="batch-2.example:4242:0badcafe:tierspayant pay --date 2026-11-30",
             now=now,
-            ttl=payments.LEASE,
+            ttl=run_leases.LEASE,
         )
 
 
@@ -381,16 +381,16 @@ def test_a_lease_of_another_host_is_taken_over_once_its_heartbeat_is_older_than_
     # When a worker asks for the run 30 s later: refused, naming that host and command
     platform.clock = at(nine + timedelta(seconds=30))
     with pytest.raises(Conflict) as refused:
-        payments.acquire_run(platform, run_key=key, kind="payment", run_date=PAY_DAY, period=None)
+        run_leases.acquire_run(platform, run_key=key, kind="payment", run_date=PAY_DAY, period=None)
     assert "hôte batch-2.example, processus 4242" in refused.value.message
     assert "« tierspayant pay --date 2026-11-30 »" in refused.value.message
     assert "jusqu'au 2026-11-30 09:01:00 UTC" in refused.value.message
     # Then, once the heartbeat is older than the lease (61 s), the run is taken over
-    platform.clock = at(nine + payments.LEASE + timedelta(seconds=1))
-    _, owner = payments.acquire_run(
+    platform.clock = at(nine + run_leases.LEASE + timedelta(seconds=1))
+    _, owner = run_leases.acquire_run(
         platform, run_key=key, kind="payment", run_date=PAY_DAY, period=None
     )
-    payments.release_run(platform, key, owner, done=False)
+    run_leases.release_run(platform, key, owner, done=False)
     assert owner.startswith(f"{socket.gethostname()[:50]}:{os.getpid()}:")
 
 
@@ -398,18 +398,18 @@ def test_a_live_holder_keeps_its_lease_by_its_heartbeat_however_long_its_work(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a run held by this process, its heartbeat quickened for the test
-    monkeypatch.setattr(payments, "HEARTBEAT", 0.05)
+    monkeypatch.setattr(run_leases, "HEARTBEAT", 0.05)
     nine = datetime(2026, 11, 30, 9, tzinfo=UTC)
     platform.clock = at(nine)
     key = "pay:heartbeat"
-    _, owner = payments.acquire_run(
+    _, owner = run_leases.acquire_run(
         platform, run_key=key, kind="payment", run_date=PAY_DAY, period=None
     )
     try:
         # When its work lasts past the lease's first end (the clock moves 50 s, then 100 s)
         for seconds in (50, 100):
             platform.clock = at(nine + timedelta(seconds=seconds))
-            wanted = nine + timedelta(seconds=seconds) + payments.LEASE
+            wanted = nine + timedelta(seconds=seconds) + run_leases.LEASE
             deadline = time.monotonic() + 10
             while _lease_end(platform, key) < wanted:
                 assert time.monotonic() < deadline, "the heartbeat did not renew the lease"
@@ -423,11 +423,11 @@ def test_a_live_holder_keeps_its_lease_by_its_heartbeat_however_long_its_work(
                 .values(lock_owner="batch-2.example:1:00000000:x")
             )
         with pytest.raises(Conflict):
-            payments.acquire_run(
+            run_leases.acquire_run(
                 platform, run_key=key, kind="payment", run_date=PAY_DAY, period=None
             )
     finally:
-        payments.release_run(platform, key, owner, done=False)
+        run_leases.release_run(platform, key, owner, done=False)
 
 
 def _lease_end(platform: Platform, run_key: str) -> datetime:

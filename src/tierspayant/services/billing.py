@@ -55,15 +55,8 @@ from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.services import payment_returns
 from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.services.insurers import get_insurer
-from tierspayant.services.payments import (
-    Progress,
-    acquire_run,
-    atomic_write,
-    bank_party,
-    quiet,
-    release_run,
-    renew,
-)
+from tierspayant.services.payments import Progress, atomic_write, bank_party, quiet
+from tierspayant.services.run_leases import acquire_run, release_run, renew
 from tierspayant.store import audit, ledger, runs
 from tierspayant.store import billing as store
 from tierspayant.store.keys import OPERATOR_SCOPE

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tierspayant.app.platform import Platform
-from tierspayant.services.payments import lease_owner
+from tierspayant.services.run_leases import lease_owner
 from tierspayant.store import audit
 from tierspayant.store import scheduled_jobs as store
 from tierspayant.store.scheduled_jobs import ScheduledJob
