@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, Join, and_, select
 
 from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.ledger_tables import money_runs, payment_lines
@@ -27,6 +27,30 @@ class PaidLine:
     status: str
 
 
+def paid_lines_source() -> Join:
+    """Paid lines with their claim line, claim, provider and run: what a statement reads
+    (the member's own here, their family's in ``read_models/member.py``)."""
+    return (
+        payment_lines.join(
+            claim_lines,
+            and_(
+                claim_lines.c.insurer_id == payment_lines.c.insurer_id,
+                claim_lines.c.claim_id == payment_lines.c.claim_id,
+                claim_lines.c.line_no == payment_lines.c.line_no,
+            ),
+        )
+        .join(
+            claims,
+            and_(
+                claims.c.insurer_id == payment_lines.c.insurer_id,
+                claims.c.id == payment_lines.c.claim_id,
+            ),
+        )
+        .join(providers, providers.c.id == payment_lines.c.provider_id)
+        .join(money_runs, money_runs.c.run_key == payment_lines.c.run_key)
+    )
+
+
 def paid_lines(
     conn: Connection, insurer_id: int, beneficiary_id: int, limit: int
 ) -> list[PaidLine]:
@@ -43,25 +67,7 @@ def paid_lines(
             payment_lines.c.paid_cents,
             claim_lines.c.status,
         )
-        .select_from(
-            payment_lines.join(
-                claim_lines,
-                and_(
-                    claim_lines.c.insurer_id == payment_lines.c.insurer_id,
-                    claim_lines.c.claim_id == payment_lines.c.claim_id,
-                    claim_lines.c.line_no == payment_lines.c.line_no,
-                ),
-            )
-            .join(
-                claims,
-                and_(
-                    claims.c.insurer_id == payment_lines.c.insurer_id,
-                    claims.c.id == payment_lines.c.claim_id,
-                ),
-            )
-            .join(providers, providers.c.id == payment_lines.c.provider_id)
-            .join(money_runs, money_runs.c.run_key == payment_lines.c.run_key)
-        )
+        .select_from(paid_lines_source())
         .where(
             claims.c.insurer_id == insurer_id,
             claims.c.beneficiary_id == beneficiary_id,

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, or_, select
 
 from tierspayant.store.cards_tables import cards
 from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.ledger_tables import money_runs, payment_lines
 from tierspayant.store.read_models import SCREEN_ROWS, aware
+from tierspayant.store.statements import paid_lines_source
 from tierspayant.store.tables import audit_events, beneficiaries, providers
 
 HISTORY_ROWS = 200
@@ -167,25 +168,7 @@ def family_paid_lines(
             payment_lines.c.paid_cents,
             claim_lines.c.status,
         )
-        .select_from(
-            payment_lines.join(
-                claim_lines,
-                and_(
-                    claim_lines.c.insurer_id == payment_lines.c.insurer_id,
-                    claim_lines.c.claim_id == payment_lines.c.claim_id,
-                    claim_lines.c.line_no == payment_lines.c.line_no,
-                ),
-            )
-            .join(
-                claims,
-                and_(
-                    claims.c.insurer_id == payment_lines.c.insurer_id,
-                    claims.c.id == payment_lines.c.claim_id,
-                ),
-            )
-            .join(providers, providers.c.id == payment_lines.c.provider_id)
-            .join(money_runs, money_runs.c.run_key == payment_lines.c.run_key)
-        )
+        .select_from(paid_lines_source())
         .where(
             claims.c.insurer_id == insurer_id,
             claims.c.beneficiary_id.in_(sorted(set(beneficiary_ids))),
