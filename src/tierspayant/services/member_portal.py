@@ -272,16 +272,7 @@ def _history(platform: Platform, subject: _Subject, action: str) -> list[Consult
     """The member's history, read and audited in one transaction."""
     with write_transaction(platform.engine) as conn:
         rows = member.consultations(conn, subject.pseudonym)
-        audit.append(
-            conn,
-            at=platform.now(),
-            actor=subject.actor,
-            action=action,
-            purpose=PURPOSE,
-            subject=subject.pseudonym,
-            insurer=subject.amc,
-            decision="allow",
-        )
+        _audit_read(conn, platform, subject, action)
     return rows
 
 
@@ -320,16 +311,7 @@ def own_coverage(platform: Platform, principal: Principal) -> OwnCoverage:
     subject = _subject(platform, principal)
     record = _own_row(platform, subject).record
     with write_transaction(platform.engine) as conn:
-        audit.append(
-            conn,
-            at=platform.now(),
-            actor=subject.actor,
-            action=COVERAGE,
-            purpose=PURPOSE,
-            subject=subject.pseudonym,
-            insurer=subject.amc,
-            decision="allow",
-        )
+        _audit_read(conn, platform, subject, COVERAGE)
     return OwnCoverage(
         subject.amc, record.contract_code, record.coverage_start, record.coverage_end
     )
@@ -344,16 +326,7 @@ def own_cards(platform: Platform, principal: Principal) -> list[FamilyCard]:
         keys = platform.keys.active(conn, insurer_scope(subject.amc))
         binding = cards.family_binding(keys, own.record.idx_family)
         rows = member.family_cards(conn, own.record.insurer_id, binding, platform.today().year)
-        audit.append(
-            conn,
-            at=platform.now(),
-            actor=subject.actor,
-            action=CARDS,
-            purpose=PURPOSE,
-            subject=subject.pseudonym,
-            insurer=subject.amc,
-            decision="allow",
-        )
+        _audit_read(conn, platform, subject, CARDS)
     return rows
 
 
