@@ -22,12 +22,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Final
 
+import structlog
 from sqlalchemy import Connection
 
 from tierspayant import metrics
@@ -55,6 +56,8 @@ from tierspayant.store.insurers import (
 )
 from tierspayant.store.keys import insurer_scope
 from tierspayant.store.read_models.insurer import ImportRow, import_history
+
+log = structlog.get_logger(__name__)
 
 ACTION: Final = "enrolment.import"
 RUN_KIND: Final = "beneficiaries"
@@ -508,8 +511,12 @@ def _open_run(
 
 
 def _close_quietly(lock: runs.RunLock) -> None:
-    with suppress(Exception):  # the database went away: its session lock went with it
+    """Let the run's lock go; if the database went away, its session lock went with it,
+    and the import's own failure is what the caller reports (this one is logged)."""
+    try:
         lock.close()
+    except Exception as exc:  # noqa: BLE001 - secondary to the import's own outcome
+        log.warning("enrolment.run_lock_close_failed", error=type(exc).__name__)
 
 
 def _reap(
