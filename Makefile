@@ -3,12 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# axe-core for the portals' accessibility sweep, pinned by tools/a11y/package-lock.json
+A11Y := tools/a11y
+AXE := $(A11Y)/node_modules/axe-core/axe.min.js
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve test lint typecheck unit integration security bench clean
+.PHONY: help install demo serve test lint typecheck unit integration security a11y a11y-deps bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +20,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the platform with its development tools
+
+# npm keeps the tarball's old file times: touched, so that make sees it newer than the lock.
+$(AXE): $(A11Y)/package-lock.json
+	cd $(A11Y) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
+a11y-deps: $(AXE) ## Install axe-core (pinned in tools/a11y) for the accessibility sweep
 
 demo: $(STAMP) ## Run the platform with demo data on the embedded default (SQLite) at http://127.0.0.1:8000
 	$(BIN)/tierspayant demo
@@ -32,7 +42,7 @@ lint: $(STAMP) ## ruff lint + format check, import-linter layer contracts
 typecheck: $(STAMP) ## mypy --strict on src, tests and bench
 	$(BIN)/mypy
 
-test: lint typecheck ## Everything CI checks: lint, types, and the whole test suite (SQLite, PostgreSQL, Redis, browser)
+test: lint typecheck $(AXE) ## Everything CI checks: lint, types, and the whole test suite (SQLite, PostgreSQL, Redis, browser)
 	$(BIN)/pytest
 
 unit: $(STAMP) ## Domain and security unit tests only
@@ -44,8 +54,11 @@ integration: $(STAMP) ## Integration tests on SQLite and PostgreSQL
 security: $(STAMP) ## The attack replay and the other security tests
 	$(BIN)/pytest tests/security
 
+a11y: $(STAMP) $(AXE) ## Accessibility sweep of every portal page in all its states (axe-core in Chromium)
+	TIERSPAYANT_A11Y_FULL=1 $(BIN)/pytest -p no:randomly tests/browser/test_accessibility.py
+
 bench: $(STAMP) ## Benchmarks with their same-run baselines (JSON lines)
 	$(BIN)/python bench/run_all.py
 
-clean: ## Remove the virtualenv and the local data directory
-	rm -rf $(VENV) var
+clean: ## Remove the virtualenv, the local data directory and axe-core's node_modules
+	rm -rf $(VENV) var $(A11Y)/node_modules

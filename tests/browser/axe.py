@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from playwright.sync_api import Page
 
+from tests.browser import keyboard
 from tests.conftest import services_required
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,7 @@ class Checked:
     route: str  # the route's path as declared (with its {parameters})
     state: str  # in French words: "formulaire vide", "erreurs", "résultat"…
     violations: tuple[Violation, ...]
+    review: tuple[str, ...] = ()  # rules axe could not decide ("incomplete"): by hand
 
     @property
     def blocking(self) -> tuple[Violation, ...]:
@@ -117,7 +119,11 @@ class Sweep:
         if not self.page.evaluate("() => typeof window.axe === 'object'"):
             self.page.add_script_tag(path=str(self.script))
         raw = self.page.evaluate(RUN, list(TAGS))
-        result = Checked(route, state, _violations(raw["violations"]))
+        found = list(_violations(raw["violations"]))
+        if faults := keyboard.unfocusable_stops(self.page):
+            found.append(Violation(keyboard.RULE, "serious", keyboard.HELP, tuple(faults)))
+        review = tuple(sorted({str(item["id"]) for item in raw["incomplete"]}))
+        result = Checked(route, state, tuple(found), review)
         self.checked.append(result)
         return result
 
@@ -147,7 +153,9 @@ def portal_get_routes(app: FastAPI) -> dict[str, str]:
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         path = str(context.path)
-        if isinstance(route, APIRoute) and "GET" in route.methods and path.startswith("/portail"):
+        get = isinstance(route, APIRoute) and "GET" in (route.methods or ())
+        if get and path.startswith("/portail"):
+            assert isinstance(route, APIRoute)
             extra = route.openapi_extra or {}
             found[path] = str(extra.get("x-policy"))
     return found
@@ -163,6 +171,7 @@ def counts(checked: Iterable[Checked]) -> Iterator[dict[str, Any]]:
             "state": c.state,
             "impacts": {i: impacts[i] for i in IMPACTS if impacts[i]},
             "rules": dict(sorted(rules.items())),
+            "needs_review": list(c.review),
         }
 
 

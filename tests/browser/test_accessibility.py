@@ -533,22 +533,27 @@ def test_portal_pages_have_no_serious_accessibility_violation(
 
 
 def test_the_sweep_reports_what_axe_finds(sweep_of: Callable[[str], Sweep]) -> None:
-    # Given the chooser page with an unlabelled field and grey-on-grey text added
+    # Given the chooser page with an unlabelled field, grey-on-grey text and a link whose
+    # focus is not shown added
     sweep = sweep_of("controle")
     page = sweep.go("/portail/")
     page.evaluate(
         """() => {
         const main = document.querySelector('main');
         main.insertAdjacentHTML('beforeend',
-          '<input id="a11y-no-label"><p id="a11y-faint">texte illisible</p>');
+          '<input id="a11y-no-label"><p id="a11y-faint">texte illisible</p>'
+          + '<p><a id="a11y-no-focus" href="#contenu">focus invisible</a></p>');
         const faint = document.getElementById('a11y-faint');
         faint.style.color = '#bbb'; faint.style.background = '#ccc';
+        const hidden = document.getElementById('a11y-no-focus').style;
+        hidden.outline = 'none'; hidden.boxShadow = 'none';
     }"""
     )
     # When it is checked
     checked = sweep.check("/portail/", "champ sans étiquette")
-    # Then both violations are serious or critical, named with their target
+    # Then the three are serious or critical violations, named with their target
     found = {(v.rule, v.targets) for v in checked.blocking}
     assert ("label", ("#a11y-no-label",)) in found
     assert ("color-contrast", ("#a11y-faint",)) in found
+    assert ("tp-focus-visible", ("#a11y-no-focus",)) in found
     assert "#a11y-no-label" in sweep.failures()

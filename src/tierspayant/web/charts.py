@@ -1,7 +1,7 @@
 """Charts drawn on the server as SVG: no script, no chart library, readable without CSS.
 
-Each chart is an ``<svg role="img">`` with a title and a description; the pages also show
-the same figures in a table for screen readers and for copying.
+Each chart is an ``<svg role="img">`` with a title and a description (its figures in
+words, :func:`describe`); the pages also show the same figures in a table for copying.
 """
 
 from __future__ import annotations
@@ -25,12 +25,35 @@ class Bar:
     warn: int | None = None  # above it, the bar is drawn in the warning colour
 
 
-def _frame(chart_id: str, title: str, height: int, body: list[str]) -> Markup:
+def describe(bars: Sequence[tuple[str, int] | Bar]) -> str:
+    """The chart's figures in words, its ``<desc>`` (read by screen readers: an
+    ``role="img"`` hides the drawing's texts): each label with its value, and the marks
+    the drawing shows by colour or position (alert threshold reached, cap)."""
+    if not bars:
+        return "Aucune donnée."
+    parts = []
+    for bar in bars:
+        if isinstance(bar, Bar):
+            text = f"{bar.label} : {bar.value}"
+            if bar.warn is not None and bar.value >= bar.warn:
+                text += " (seuil d'alerte atteint)"
+            if bar.limit:
+                text += f" (plafond {bar.limit})"
+        else:
+            text = f"{bar[0]} : {bar[1]}"
+        parts.append(text)
+    return " ; ".join(parts) + "."
+
+
+def _frame(chart_id: str, title: str, height: int, body: list[str], desc: str = "") -> Markup:
+    described = f' aria-describedby="{chart_id}-d"' if desc else ""
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-        f'viewBox="0 0 {WIDTH} {height}" aria-labelledby="{chart_id}-t">'
+        f'viewBox="0 0 {WIDTH} {height}" aria-labelledby="{chart_id}-t"{described}>'
         f'<title id="{chart_id}-t">{escape(title)}</title>'
     )
+    if desc:
+        head += f'<desc id="{chart_id}-d">{escape(desc)}</desc>'
     return Markup(head + "".join(body) + "</svg>")  # noqa: S704 - every value escaped above
 
 
@@ -38,7 +61,7 @@ def column_chart(chart_id: str, title: str, bars: Sequence[tuple[str, int]]) -> 
     """Vertical bars, one per label (days), with the value above each bar."""
     height, top, bottom = 220, 20, 30
     if not bars:
-        return _frame(chart_id, title, 40, [NO_DATA])
+        return _frame(chart_id, title, 40, [NO_DATA], describe(bars))
     peak = max(max(v for _, v in bars), 1)
     slot = (WIDTH - 20) / len(bars)
     body: list[str] = [
@@ -60,7 +83,7 @@ def column_chart(chart_id: str, title: str, bars: Sequence[tuple[str, int]]) -> 
             f'<text x="{centre:.1f}" y="{height - bottom + 16}" class="chart-label">'
             f"{escape(label)}</text>"
         )
-    return _frame(chart_id, title, height, body)
+    return _frame(chart_id, title, height, body, describe(bars))
 
 
 def bar_chart(chart_id: str, title: str, bars: Sequence[Bar]) -> Markup:
@@ -68,7 +91,7 @@ def bar_chart(chart_id: str, title: str, bars: Sequence[Bar]) -> Markup:
     row = 26
     height = max(len(bars), 1) * row + 10
     if not bars:
-        return _frame(chart_id, title, 40, [NO_DATA])
+        return _frame(chart_id, title, 40, [NO_DATA], describe(bars))
     peak = max(max(max(b.value, b.limit or 0) for b in bars), 1)
     span = WIDTH - LABEL_WIDTH - 60
     body: list[str] = []
@@ -90,4 +113,4 @@ def bar_chart(chart_id: str, title: str, bars: Sequence[Bar]) -> Markup:
                 f'<line x1="{x:.1f}" y1="{y - 2}" x2="{x:.1f}" y2="{y + row - 6}" '
                 'class="chart-limit"/>'
             )
-    return _frame(chart_id, title, height, body)
+    return _frame(chart_id, title, height, body, describe(bars))
