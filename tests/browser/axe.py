@@ -33,11 +33,11 @@ from tests.conftest import services_required
 ROOT = Path(__file__).resolve().parents[2]
 AXE_DIR = ROOT / "tools" / "a11y"
 AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
-# The success criteria of WCAG 2.0 and 2.1, levels A and AA.
+# The success criteria of WCAG 2.0 and 2.1, levels A and AA (TIERSPAYANT_A11Y_TAGS=…,
+# e.g. with best-practice, widens them for a look around).
 TAGS = tuple(os.environ.get("TIERSPAYANT_A11Y_TAGS", "wcag2a,wcag2aa,wcag21a,wcag21aa").split(","))
 BLOCKING = frozenset({"serious", "critical"})
 IMPACTS = ("critical", "serious", "moderate", "minor")
-PORTAL_PREFIX = "/portail/"
 # The whole sweep (every state of every page) when set to 1; CI runs the main states.
 FULL = os.environ.get("TIERSPAYANT_A11Y_FULL") == "1"
 

@@ -74,12 +74,21 @@ OWNER = {
 
 
 @dataclass(frozen=True)
+class Paid:
+    """A second professional's RPPS and id, and the claims paid to them."""
+
+    rpps: str
+    provider_id: int
+    claim_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Seeded:
     """What the sweeps' pages show besides the world: results to display, not to test."""
 
     payload: str  # the text of the member's card QR code
     datamatrix: str  # the text of its DataMatrix (a family card: the patient is chosen)
-    paid_rpps: str  # a second professional's RPPS, with an IBAN and a payment received
+    paid: Paid  # a second professional, with an IBAN and a payment received
     agreement: str  # a prior authorisation waiting for the insurer's decision
     enrol: dict[str, tuple[str, str]]  # portal slug -> login, password of an account to enrol
 
@@ -114,9 +123,9 @@ def _card(fields: dict[str, str]) -> CardData:
     )
 
 
-def _paid_professional(site: Site, out: Path) -> str:
+def _paid_professional(site: Site, out: Path) -> Paid:
     """A second pharmacy, with an IBAN and an account, paid for two of the member's claims
-    (the world's own pharmacy has no IBAN: nothing is ever paid to it). Its RPPS."""
+    (the world's own pharmacy has no IBAN: nothing is ever paid to it)."""
     world = site.world
     platform = world.platform
     paid = core.add_provider(
@@ -129,13 +138,15 @@ def _paid_professional(site: Site, out: Path) -> str:
         provider_id=paid.id, rpps=paid.rpps,
     )  # fmt: skip
     year = platform.today().year
+    claim_ids = []
     for line, day in ((ACCEPTED, 2), (REDUCED, 3)):
-        adjudicated_claim(
+        claim_id = adjudicated_claim(
             platform, insurer_id=world.insurer_id, amc_number=AMC, provider_id=paid.id,
             beneficiary_id=world.beneficiary_id, lines=(line,), care_date=date(year, 1, day),
         )  # fmt: skip
+        claim_ids.append(claim_id)
     payments.run_payments(platform, next_pay_day(platform), out_dir=out)
-    return paid.rpps
+    return Paid(paid.rpps, paid.id, tuple(claim_ids))
 
 
 @pytest.fixture(scope="module")
@@ -157,13 +168,13 @@ def seeded(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     asked = PriorAuthRequest(_card(world.card), today, "a11y-stay-1", (STAY,))
     agreement, _ = request_prior_auth(platform, principal, asked)
     bank_details.request_change(platform, principal, make_french_iban(random.Random(11)))
-    paid_rpps = _paid_professional(site, out)
+    paid = _paid_professional(site, out)
     with platform.engine.begin() as conn:
         alerts.suspend_principal(
             platform, conn, "client:a11y-scraper", "guard.bot_speed", kind=PROVIDER_CLIENT
         )
     enrol = {slug: _enrollable(site, slug) for slug in PASSWORD_PORTALS}
-    return Seeded(payload, datamatrix, paid_rpps, agreement.agreement_number, enrol)
+    return Seeded(payload, datamatrix, paid, agreement.agreement_number, enrol)
 
 
 # --------------------------------------------------------------------------- logins
@@ -330,7 +341,7 @@ def sweep_provider(sweep: Sweep, site: Site, seeded: Seeded) -> None:
     sweep.visit("/portail/prestataire/paiements", "aucun paiement")
     # Another professional, paid by a run: the payments and their advices
     page.context.clear_cookies()
-    _provider_login(sweep, site, seeded.paid_rpps)
+    _provider_login(sweep, site, seeded.paid.rpps)
     sweep.visit("/portail/prestataire/paiements", "virements reçus")
     expect(page.get_by_role("link", name="Télécharger (PDF)").first).to_be_visible()
 
@@ -418,7 +429,7 @@ def sweep_security(sweep: Sweep, site: Site, seeded: Seeded) -> None:
     page = sweep.page
     _password_login(sweep, site, "operator1", "securite")
     sweep.visit("/portail/securite/", "console")
-    expect(page.get_by_role("table", name="Principaux suspendus")).to_be_visible()
+    expect(page.get_by_role("button", name="Révoquer sessions et jetons").first).to_be_visible()
     # The fragments htmx loads into the console: the alerts (polled) and the audit chain
     expect(page.locator("#alertes table")).to_be_visible()
     sweep.check("/portail/securite/alertes", "alertes en direct", host="/portail/securite/")
