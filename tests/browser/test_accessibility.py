@@ -15,6 +15,7 @@ go to ``tests/browser/artifacts/accessibility.json``. See docs/portals.md.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from tierspayant.api.app import create_app
 from tierspayant.demo.accounts import demo_password
 from tierspayant.demo.builder import demo_catalogue
 from tierspayant.domain.care import CareDomain
+from tierspayant.domain.containment import ScopeKind
 from tierspayant.security.principal import PrincipalKind
 from tierspayant.services import accounts, alerts, bank_details, payments, providers
 from tierspayant.services.accounts import AccountKind
@@ -440,12 +442,12 @@ def sweep_security(sweep: Sweep, site: Site, seeded: Seeded) -> None:
     page.get_by_label("Du").fill(today)
     page.get_by_label("Au (inclus)").fill(today)
     page.get_by_role("button", name="Calculer le périmètre").click()
-    expect(page.locator("#perimetre").get_by_role("alert")).to_be_visible()
-    sweep.check("/portail/securite/", "périmètre refusé")
+    expect(page.get_by_role("alert").first).to_be_visible()
+    sweep.check("/portail/securite/", "périmètre refusé", host=_at(page, INCIDENT))
     page.get_by_label("ou structure").fill(site.world.structure)
     page.get_by_role("button", name="Calculer le périmètre").click()
-    expect(page.locator("#perimetre").get_by_role("status")).to_be_visible()
-    sweep.check("/portail/securite/", "périmètre calculé")
+    expect(page.get_by_role("status").filter(has_text="personne(s) lue(s)")).to_be_visible()
+    sweep.check("/portail/securite/", "périmètre calculé", host=_at(page, INCIDENT))
     sweep.visit("/portail/securite/canaris", "liste")
     # Containment: the list, a refused proposal, a proposal waiting for a second operator
     sweep.visit("/portail/securite/confinement", "liste")
@@ -459,12 +461,19 @@ def sweep_security(sweep: Sweep, site: Site, seeded: Seeded) -> None:
 
 
 PROPOSED = "/portail/securite/confinement/proposer"
+INCIDENT = "/portail/securite/incident"
+
+
+def _at(page: Page, posted: str) -> str:
+    """The console's path, or ``posted`` when the incident form was posted as a page
+    rather than swapped in by htmx."""
+    return posted if page.url.split("#")[0].endswith(posted) else "/portail/securite/"
 
 
 def _propose(page: Page, insurer: str) -> None:
-    page.get_by_label("Périmètre").select_option(label="Un organisme (numéro AMC)")
+    page.get_by_label("Périmètre").select_option(ScopeKind.INSURER.value)
     page.get_by_label("Valeur").fill(insurer)
-    page.get_by_label("Motif", exact=True).fill("Essai d'accessibilité de la console")
+    page.get_by_label(re.compile(r"^Motif(?! de la levée)")).fill("Essai d'accessibilité")
     page.get_by_role("button", name="Proposer", exact=True).click()
 
 
