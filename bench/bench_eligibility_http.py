@@ -25,13 +25,13 @@ import http.client
 import json
 import os
 import random
-import statistics
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -171,7 +171,9 @@ def serve(kind: str, port: int, env: dict[str, str], workers: int = 1) -> subpro
     return process
 
 
-def misses(hits: list[dict[str, object]], share_percent: int, seed: int = 97) -> list[dict[str, object]]:
+def misses(
+    hits: list[dict[str, object]], share_percent: int, seed: int = 97
+) -> list[dict[str, object]]:
     """Cards of nobody: valid NIRs of the hits' birth dates and sexes, drawn with another
     seed (so not in the base), with the same AMC number, rank and birth date."""
     count = len(hits) * share_percent // max(1, 100 - share_percent)
@@ -253,15 +255,21 @@ def main() -> None:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         encoded = [json.dumps(b).encode() for b in bodies]
         script = WrkScript("/v1/eligibility", encoded, headers, needle='"rights"')
-        ports = {"bare_starlette": free_port(), "fastapi_floor": free_port(), "rights_check": free_port()}
+        ports = {
+            "bare_starlette": free_port(),
+            "fastapi_floor": free_port(),
+            "rights_check": free_port(),
+        }
         kinds = {"bare_starlette": "bare", "fastapi_floor": "floor", "rights_check": "platform"}
-        servers = {label: serve(kinds[label], port, env, args.workers) for label, port in ports.items()}
+        servers = {
+            label: serve(kinds[label], port, env, args.workers) for label, port in ports.items()
+        }
         results: dict[str, list[WrkResult]] = {label: [] for label in ports}
         checks: list[dict[str, int]] = []
         ratios: list[float] = []
         floor_ratios: list[float] = []
         try:
-            for label, port in ports.items():  # warm-up, not counted
+            for port in ports.values():  # warm-up, not counted
                 script.run(port, seconds=2, connections=args.connections)
             order = list(ports)
             rng = random.Random(3)
@@ -294,7 +302,7 @@ def main() -> None:
             script.close()
 
         def med(label: str, attr: str) -> float:
-            return round(statistics.median(getattr(r, attr) for r in results[label]), 2)
+            return round(float(statistics.median(getattr(r, attr) for r in results[label])), 2)
 
         print(
             json.dumps(

@@ -135,16 +135,16 @@ class WrkScript:
             _SCRIPT.format(
                 method=_lua_string(method),
                 path=_lua_string(path),
-                headers=", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items()),
+                headers=", ".join(
+                    f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items()
+                ),
                 bodies=",\n".join(_lua_string(b.decode()) for b in bodies),
                 needle=_lua_string(needle),
             ),
             encoding="utf-8",
         )
 
-    def run(
-        self, port: int, seconds: int, connections: int = 8, threads: int = 2
-    ) -> WrkResult:
+    def run(self, port: int, seconds: int, connections: int = 8, threads: int = 2) -> WrkResult:
         completed = subprocess.run(
             [
                 WRK,
