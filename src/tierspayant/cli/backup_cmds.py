@@ -21,7 +21,7 @@ from tierspayant.config import load_settings
 from tierspayant.domain.codes import PlatformCode
 from tierspayant.services import backup_drill, backup_restore, key_backup
 from tierspayant.services.backup_restore import DEFAULT_PG_BIN, BackupRepository
-from tierspayant.services.errors import ServiceError
+from tierspayant.services.errors import NotInitialised, ServiceError
 
 PASSPHRASE_ENV = "TIERSPAYANT_BACKUP_PASSPHRASE"  # noqa: S105 - a variable name
 CHECKS_FAILED = 1  # like ``ledger check`` and ``audit verify``: the drill found something
@@ -290,6 +290,6 @@ def sqlite_backup(
         )
     source = Path(settings.database_url.split("///", 1)[-1])
     if not source.exists():
-        raise fail(ServiceError(PlatformCode.NO_SCHEMA, f"aucune base SQLite à {source}"))
+        raise fail(NotInitialised(PlatformCode.NO_SCHEMA, f"aucune base SQLite à {source}"))
     copied = backup_restore.backup_sqlite(source, out)
     console.print(f"copie de {source} écrite dans {out} ({copied / 1_000_000:.1f} Mo)")

@@ -125,7 +125,7 @@ def backup_info(repo: BackupRepository, *, timeout: float = 60) -> BackupInfo:
 def _own_directory(path: Path, run_as: str | None) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     if any(path.iterdir()):
-        raise DrillFailed(
+        raise Conflict(
             PlatformCode.BACKUP_EXISTS, f"{path} is not empty: the drill restores into a new one"
         )
     path.chmod(0o700)
