@@ -46,7 +46,7 @@ from tierspayant.services.backup_restore import (
     wait_promoted,
 )
 from tierspayant.services.eligibility import RightsCheck, check_rights
-from tierspayant.services.errors import NotFound
+from tierspayant.services.errors import Conflict, NotFound
 from tierspayant.services.identification import CardData
 
 DRILL_CLIENT = "backup-drill"
@@ -156,6 +156,12 @@ def run_drill(plan: DrillPlan, *, clock: Callable[[], datetime] | None = None) -
     ``plan.keep`` (also when a step fails)."""
     now = clock or (lambda: datetime.now(UTC))
     reference = plan.target or plan.incident_at or now()
+    if plan.scratch_dir.exists() and any(plan.scratch_dir.iterdir()):
+        # Never a directory in use: the drill deletes what it restored there at the end.
+        raise Conflict(
+            PlatformCode.BACKUP_EXISTS,
+            f"{plan.scratch_dir} is not empty: the drill restores into a new directory",
+        )
     info = backup_info(plan.repository)
     cluster_dir = plan.scratch_dir / "pgdata"
     try:

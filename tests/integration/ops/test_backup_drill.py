@@ -326,3 +326,21 @@ def test_a_wrong_passphrase_stops_the_drill_before_any_restore(lab: Lab) -> None
     assert "phrase secrète incorrecte" in done.output
     assert not (scratch / "pgdata").exists()
     assert not (scratch / "keys").exists()
+
+
+def test_a_scratch_directory_in_use_is_refused_and_left_alone(lab: Lab) -> None:
+    # Given a scratch directory that already holds something (another drill kept running)
+    scratch = _own(lab.root / "scratch-busy")
+    (scratch / "pgdata").mkdir()
+    kept = scratch / "pgdata" / "PG_VERSION"
+    kept.write_text("15\n")
+    args = [
+        "backup", "drill", "--pgbackrest-config", str(lab.config), "--stanza", STANZA,
+        "--scratch", str(scratch), "--port", str(_free_port()), "--keys", str(lab.key_export),
+        "--passphrase-file", str(lab.passphrase_file), "--pg-bin", str(PG_BIN),
+    ]  # fmt: skip
+    done = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    # Then it is refused (conflict) and nothing in it is touched
+    assert done.exit_code == 4, done.output
+    assert "backup.exists" in done.output
+    assert kept.read_text() == "15\n"
