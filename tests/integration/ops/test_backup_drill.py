@@ -49,6 +49,8 @@ DATABASE = "tierspayant"
 PASSPHRASE = "exercice de restauration 2026"
 RUN_AS = "postgres" if os.geteuid() == 0 else None
 
+pytestmark = pytest.mark.slow  # a cluster, a backup, a data set and several restores
+
 
 def _tools_missing() -> list[str]:
     missing = [] if shutil.which("pgbackrest") else ["pgbackrest"]
