@@ -37,6 +37,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
 
 from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
+    backup_cmds,
     claims_cmds,
     containment_cmds,
     doctor_cmds,
@@ -59,6 +60,7 @@ for _module in (
     doctor_cmds,
     report_cmds,
     takeover_cmds,
+    backup_cmds,  # after incident_cmds: it adds ``keys export|import`` to its group
 ):
     _module.register(app, import_app)
 

@@ -241,6 +241,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "keys.rotate_data": "Changement de clé de données",
     "keys.rewrap": "Clés de données rechiffrées",
     "keys.retire_kek": "Ancienne clé maîtresse retirée",
+    "keys.export": "Clés exportées pour la sauvegarde (chiffrées par phrase secrète)",
     "retention.purge": "Purge des données échues",
 }
 
