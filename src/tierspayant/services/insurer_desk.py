@@ -232,14 +232,13 @@ def search(
     return found
 
 
-_FILTER_NAMES = ("invoice", "provider", "provider_id", "from", "to", "status", "domain", "reason")
+_FILTER_NAMES = ("invoice", "provider", "from", "to", "status", "domain", "reason")
 
 
 def _filter_values(filters: ClaimFilters) -> tuple[object, ...]:
     return (
         filters.invoice,
         filters.provider,
-        filters.provider_id,
         filters.care_from,
         filters.care_to,
         filters.status,

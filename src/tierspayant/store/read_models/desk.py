@@ -141,7 +141,6 @@ class ClaimFilters:
 
     invoice: str | None = None  # the provider's invoice number, exactly
     provider: str | None = None  # an AM or FINESS number (9 digits), else part of a name
-    provider_id: int | None = None  # a provider of the figures (chart, provider page)
     care_from: date | None = None
     care_to: date | None = None
     status: str | None = None  # the claim's status
@@ -154,7 +153,6 @@ class ClaimFilters:
             for value in (
                 self.invoice,
                 self.provider,
-                self.provider_id,
                 self.care_from,
                 self.care_to,
                 self.status,
@@ -214,8 +212,6 @@ def search_query(
     where: list[ColumnElement[bool]] = [c.insurer_id == insurer_id]
     if filters.invoice is not None:
         where.append(c.invoice_number == filters.invoice)
-    if filters.provider_id is not None:
-        where.append(c.provider_id == filters.provider_id)
     if filters.provider is not None:
         if len(provider_ids) == 1:
             where.append(c.provider_id == provider_ids[0])
