@@ -126,10 +126,12 @@ def build_world(
     env: dict[str, str] | None = None,
     beneficiaries: int = 12,
     members: int = 1,
+    url: str | None = None,
 ) -> World:
-    """Seed a fresh SQLite platform under ``data_dir``, with ``env``'s settings besides."""
+    """Seed a fresh platform under ``data_dir`` (SQLite, or the empty database ``url``
+    names), with ``env``'s settings besides."""
     clock = Clock()
-    platform = core.open_platform(data_dir, env=env, clock=clock)
+    platform = core.open_platform(data_dir, url=url, env=env, clock=clock)
     insurer = core.add_insurer(
         platform, demo_catalogue(CATALOGUE_FILE), name=INSURER_NAME, kind=INSURER_KIND
     )

@@ -35,6 +35,7 @@ class Kind(StrEnum):
     OPERATION = "operation"
     PRINCIPAL_KIND = "principal_kind"
     CEILING_PERIOD = "ceiling_period"
+    PROVIDER_CATEGORY = "provider_category"
 
 
 DOMAINS: Final[Mapping[str, str]] = {
@@ -231,6 +232,9 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "provider.import": "Import de professionnels",
     "takeover.import": "Reprise des consommations d'un organisme",
     "insurer.add": "Organisme ajouté",
+    "insurer.prior_auth_read": "Accord préalable consulté par l'organisme",
+    "insurer.claim_search": "Recherche de factures par l'organisme",
+    "insurer.claim_read": "Facture consultée par l'organisme",
     "mandate.set": "Mandat de prélèvement enregistré",
     "client.issue": "Accès logiciel délivré",
     "account.create": "Compte créé",
@@ -262,6 +266,24 @@ CEILING_PERIODS: Final[Mapping[str, str]] = {
     "48_months": "sur 48 mois glissants",
 }
 
+# The kinds of providers of the directory (domain.providers.ProviderCategory).
+PROVIDER_CATEGORIES: Final[Mapping[str, str]] = {
+    "pharmacy": "Pharmacie",
+    "gp": "Médecin généraliste",
+    "specialist": "Médecin spécialiste",
+    "dentist": "Chirurgien-dentiste",
+    "laboratory": "Laboratoire d'analyses",
+    "radiology": "Cabinet de radiologie",
+    "optician": "Opticien",
+    "audiologist": "Audioprothésiste",
+    "nurse": "Infirmier",
+    "physiotherapist": "Masseur-kinésithérapeute",
+    "midwife": "Sage-femme",
+    "ambulance": "Transport sanitaire",
+    "health_centre": "Centre de santé",
+    "hospital": "Établissement de santé",
+}
+
 _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
     {
         Kind.DOMAIN: DOMAINS,
@@ -280,6 +302,7 @@ _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
         Kind.OPERATION: OPERATIONS,
         Kind.PRINCIPAL_KIND: PRINCIPAL_KINDS,
         Kind.CEILING_PERIOD: CEILING_PERIODS,
+        Kind.PROVIDER_CATEGORY: PROVIDER_CATEGORIES,
     }
 )
 

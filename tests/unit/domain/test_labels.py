@@ -16,6 +16,7 @@ from tierspayant.domain.claims import ClaimStatus, LineStatus
 from tierspayant.domain.guarantees import Period
 from tierspayant.domain.labels import Kind, label, labelled
 from tierspayant.domain.prior_auth import PriorAuthStatus
+from tierspayant.domain.providers import ProviderCategory
 from tierspayant.formats.beneficiaries.model import ImportMode
 from tierspayant.security.guard.thresholds import THRESHOLDS
 from tierspayant.security.guard.values import ProofFault
@@ -37,6 +38,7 @@ RULES = SRC / "reference" / "rules.json"
         (Kind.IMPORT_MODE, ImportMode),
         (Kind.PRINCIPAL_KIND, PrincipalKind),
         (Kind.CEILING_PERIOD, Period),
+        (Kind.PROVIDER_CATEGORY, ProviderCategory),
     ],
 )
 def test_every_value_of_a_code_enumeration_has_a_label(kind: Kind, enum: type[StrEnum]) -> None:
