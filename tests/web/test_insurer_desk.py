@@ -113,7 +113,7 @@ class Officer:
         self.csrf = ""
 
     def get(self, path: str) -> httpx.Response:
-        response = self.client.get(f"{ROOT}{path}", headers={"cookie": self.cookie})
+        response: httpx.Response = self.client.get(f"{ROOT}{path}", headers={"cookie": self.cookie})
         if "csrf_token" in response.text:
             self.csrf = csrf_of(response.text)
         return response
@@ -121,11 +121,12 @@ class Officer:
     def flag(self, **fields: str) -> httpx.Response:
         if not self.csrf:
             self.get("/indus")
-        return self.client.post(
+        response: httpx.Response = self.client.post(
             f"{ROOT}/indus",
             data={"csrf_token": self.csrf, **fields},
             headers={"cookie": self.cookie},
         )
+        return response
 
 
 def text_of(response: httpx.Response) -> str:

@@ -96,12 +96,13 @@ def value_at(document: Any, path: str | None) -> tuple[bool, Any]:
     """(found, value) of the decoded document at a JSON path such as ``contracts[0].code``."""
     node = document
     for step in _steps(path or ""):
-        if (isinstance(step, int) and isinstance(node, list) and 0 <= step < len(node)) or (
-            isinstance(step, str) and isinstance(node, Mapping) and step in node
-        ):
-            node = node[step]
+        if isinstance(step, int):
+            found = isinstance(node, list) and 0 <= step < len(node)
         else:
+            found = isinstance(node, Mapping) and step in node
+        if not found:
             return False, None
+        node = node[step]
     return True, node
 
 
