@@ -281,3 +281,15 @@ def test_the_other_insurer_reads_its_own_catalogue(desk: Desk) -> None:
     assert "Contrat PREMIUM" in text
     assert "Édition « 2026.02 » — Azur Assurances Santé" in text
     assert "ESSENTIEL" not in text
+
+
+def test_a_claims_page_can_link_to_the_form_filled_in(desk: Desk) -> None:
+    officer = Officer(desk, desk.amc[0])
+    before = _overpaid(desk, desk.second)
+    page = officer.get(f"/indus?facture={desk.to_flag[1]}&ligne=1")
+    assert page.status_code == 200
+    assert f'name="invoice_number" maxlength="40" value="{desk.to_flag[1]}"' in page.text
+    assert 'name="line_no" inputmode="numeric" maxlength="2" value="1"' in page.text
+    assert _overpaid(desk, desk.second) == before  # a GET flags nothing
+    hostile = officer.get('/indus?facture="><script>x</script>')
+    assert "<script>x</script>" not in hostile.text

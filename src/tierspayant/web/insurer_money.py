@@ -79,7 +79,14 @@ def router() -> APIRouter:
 
     @routes.get("/indus", **RULE)
     def undue(request: Request, session: Staff) -> Response:
-        return page(request, session)
+        # A claim's page links here with its invoice and line to fill the form in:
+        # ``/indus?facture=F123&ligne=2`` (shown back, nothing flagged before the POST).
+        query = request.query_params
+        values = {
+            "invoice_number": query.get("facture", "")[:40],
+            "line_no": query.get("ligne", "")[:2],
+        }
+        return page(request, session, values=values)
 
     @routes.post("/indus", **RULE)
     def flag(request: Request, session: Staff, form: Form) -> Response:
