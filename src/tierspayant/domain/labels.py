@@ -274,7 +274,7 @@ UNDUE_REASONS: Final[Mapping[str, str]] = {
     "claim.corrected": "Facture corrigée après paiement",
 }
 
-# Where the recovery of an undue amount stands (services.insurer_desk.UndueState).
+# Where the recovery of an undue amount stands (services.insurer_money.UndueState).
 UNDUE_STATES: Final[Mapping[str, str]] = {
     "to_recover": "à recouvrer",
     "partial": "recouvré partiellement",

@@ -22,7 +22,7 @@ from tierspayant.domain.responsable import validate_responsable
 from tierspayant.formats import catalogue_errors
 from tierspayant.formats.beneficiaries import BeneficiaryFileError, explain, explain_file
 from tierspayant.formats.catalogue import load_text, parse_catalogue
-from tierspayant.services import enrolment, insurer_desk, insurers, portal_views, prior_auth
+from tierspayant.services import enrolment, insurer_money, insurers, portal_views, prior_auth
 from tierspayant.web import charts, forms
 from tierspayant.web.member import contract_domains, family_name, rule_terms
 from tierspayant.web.policy import policy
@@ -178,7 +178,7 @@ def router() -> APIRouter:
             "insurer/catalogue.html",
             portal=PORTAL,
             status_code=status_code,
-            in_force=insurer_desk.catalogue_in_force(platform_of(request), insurer_id),
+            in_force=insurer_money.catalogue_in_force(platform_of(request), insurer_id),
             contract_domains=contract_domains,
             family_name=family_name,
             rule_terms=rule_terms,

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from tierspayant.domain import labels
 from tierspayant.domain.codes import ClaimCode, PaymentCode, RequestCode
 from tierspayant.domain.errors import DomainError
-from tierspayant.services import insurer_desk
+from tierspayant.services import insurer_money
 from tierspayant.web import forms
 from tierspayant.web.policy import policy
 from tierspayant.web.render import french_message, refusal_status, render
@@ -65,7 +65,7 @@ def router() -> APIRouter:
     ) -> Response:
         insurer_id = session.info.principal.insurer_id
         assert insurer_id is not None  # insurer staff accounts always carry their insurer
-        book = insurer_desk.undue_book(platform_of(request), insurer_id)
+        book = insurer_money.undue_book(platform_of(request), insurer_id)
         context.setdefault("values", {})
         return render(
             request,
@@ -73,7 +73,7 @@ def router() -> APIRouter:
             portal=PORTAL,
             status_code=status_code,
             book=book,
-            reasons=[(c, labels.UNDUE_REASONS[c]) for c in insurer_desk.SELECTABLE_REASONS],
+            reasons=[(c, labels.UNDUE_REASONS[c]) for c in insurer_money.SELECTABLE_REASONS],
             **context,
         )
 
@@ -96,7 +96,7 @@ def router() -> APIRouter:
             line_no = forms.integer(form, "line_no", low=1, high=99)
             reason = forms.text(form, "reason_code", max_length=60, required=False)
             provider = forms.optional_text(form, "provider", max_length=11)
-            done = insurer_desk.flag_undue_by_invoice(
+            done = insurer_money.flag_undue_by_invoice(
                 platform_of(request), session.info.principal, invoice, line_no, reason, provider
             )
         except DomainError as exc:

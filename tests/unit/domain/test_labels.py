@@ -21,7 +21,7 @@ from tierspayant.security.guard.thresholds import THRESHOLDS
 from tierspayant.security.guard.values import ProofFault
 from tierspayant.security.principal import PrincipalKind
 from tierspayant.services import member_portal
-from tierspayant.services.insurer_desk import SELECTABLE_REASONS, UndueState
+from tierspayant.services.insurer_money import SELECTABLE_REASONS, UndueState
 
 SRC = Path(labels.__file__).resolve().parents[1]
 RULES = SRC / "reference" / "rules.json"
