@@ -300,6 +300,7 @@ class PaymentCode(ErrorCode):
     SEPA_DATE = "sepa.date"
     OVERPAYMENT_REASON = "overpayment.reason"
     OVERPAYMENT_NOT_PAID = "overpayment.not_paid"
+    OVERPAYMENT_INVOICE_AMBIGUOUS = "overpayment.invoice_ambiguous"
 
 
 class BillingCode(ErrorCode):

@@ -36,6 +36,8 @@ class Kind(StrEnum):
     PRINCIPAL_KIND = "principal_kind"
     CEILING_PERIOD = "ceiling_period"
     PROVIDER_CATEGORY = "provider_category"
+    UNDUE_REASON = "undue_reason"
+    UNDUE_STATE = "undue_state"
 
 
 DOMAINS: Final[Mapping[str, str]] = {
@@ -282,6 +284,22 @@ PROVIDER_CATEGORIES: Final[Mapping[str, str]] = {
     "ambulance": "Transport sanitaire",
     "health_centre": "Centre de santé",
     "hospital": "Établissement de santé",
+# Why a paid line was declared undue (overpayments.reason_code). The claims officer picks
+# one of the first ones in the portal; a correction of a paid invoice writes the last.
+UNDUE_REASONS: Final[Mapping[str, str]] = {
+    "rights.ended": "Droits fermés à la date des soins",
+    "care.not_given": "Soins non réalisés",
+    "claim.duplicate": "Facture déjà payée (doublon)",
+    "amount.wrong": "Montant pris en charge erroné",
+    "beneficiary.wrong": "Bénéficiaire erroné",
+    "claim.corrected": "Facture corrigée après paiement",
+}
+
+# Where the recovery of an undue amount stands (services.insurer_money.UndueState).
+UNDUE_STATES: Final[Mapping[str, str]] = {
+    "to_recover": "à recouvrer",
+    "partial": "recouvré partiellement",
+    "recovered": "recouvré",
 }
 
 _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
@@ -303,6 +321,8 @@ _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
         Kind.PRINCIPAL_KIND: PRINCIPAL_KINDS,
         Kind.CEILING_PERIOD: CEILING_PERIODS,
         Kind.PROVIDER_CATEGORY: PROVIDER_CATEGORIES,
+        Kind.UNDUE_REASON: UNDUE_REASONS,
+        Kind.UNDUE_STATE: UNDUE_STATES,
     }
 )
 

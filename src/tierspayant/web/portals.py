@@ -21,6 +21,7 @@ from tierspayant.web import (
     insurer,
     insurer_backoffice,
     insurer_desk,
+    insurer_money,
     login,
     member,
     provider,
@@ -109,6 +110,7 @@ def mount_portals(app: FastAPI, platform: Platform) -> None:
     app.include_router(insurer.router())
     app.include_router(insurer_backoffice.router())
     app.include_router(insurer_desk.router())
+    app.include_router(insurer_money.router())
     app.include_router(member.router())
     app.include_router(security_console.router())
     app.include_router(containment.router())
