@@ -34,6 +34,9 @@ class Kind(StrEnum):
     ALERT = "alert"
     OPERATION = "operation"
     PRINCIPAL_KIND = "principal_kind"
+    PROVIDER_CATEGORY = "provider_category"
+    CONTAINMENT_SCOPE = "containment_scope"
+    CONTAINMENT_ROUTE = "containment_route"
     CEILING_PERIOD = "ceiling_period"
 
 
@@ -221,6 +224,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "breakglass.close": "Accès exceptionnel clos",
     "principal.suspend": "Compte suspendu",
     "principal.reinstate": "Compte rétabli",
+    "principal.reinstate_request": "Rétablissement demandé (premier opérateur)",
     "principal.revoke": "Accès révoqués",
     "suspend": "Compte suspendu",
     "canary.plant": "Bénéficiaires leurres posés",
@@ -250,6 +254,48 @@ PRINCIPAL_KINDS: Final[Mapping[str, str]] = {
     "insurer_staff": "personnel d'organisme",
     "operator_staff": "personnel de l'opérateur",
     "member": "adhérent",
+    # Principals that are not accounts (store.read_models.principal_names).
+    "provider": "professionnel",
+    "provider_file": "dépôt de fichiers du professionnel",
+    "system": "contrôles automatiques de la plateforme",
+    "unknown_client": "logiciel non reconnu",
+    "unknown": "compte inconnu",
+}
+
+# Categories of professionals (domain.providers.ProviderCategory): the guard's caps and
+# containment switches are set per category.
+PROVIDER_CATEGORIES: Final[Mapping[str, str]] = {
+    "pharmacy": "pharmacie",
+    "gp": "médecin généraliste",
+    "specialist": "médecin spécialiste",
+    "dentist": "chirurgien-dentiste",
+    "laboratory": "laboratoire de biologie",
+    "radiology": "cabinet de radiologie",
+    "optician": "opticien",
+    "audiologist": "audioprothésiste",
+    "nurse": "infirmier",
+    "physiotherapist": "masseur-kinésithérapeute",
+    "midwife": "sage-femme",
+    "ambulance": "transport sanitaire",
+    "health_centre": "centre de santé",
+    "hospital": "établissement hospitalier",
+}
+
+# What a containment switch covers (domain.containment.ScopeKind).
+CONTAINMENT_SCOPES: Final[Mapping[str, str]] = {
+    "platform": "toute la plateforme",
+    "insurer": "un organisme (numéro AMC)",
+    "structure": "une structure (FINESS, SIRET ou numéro AM)",
+    "category": "une catégorie de professionnels",
+    "route": "un type de consultation",
+}
+
+# The routes a containment switch may cover (domain.containment.Route).
+CONTAINMENT_ROUTES: Final[Mapping[str, str]] = {
+    "eligibility": "vérifications de droits",
+    "calculation": "calculs de prise en charge",
+    "prior_auth": "demandes d'accord préalable",
+    "claims": "factures",
 }
 
 # The windows of a contract's ceilings (domain.guarantees.Period), as the member's
@@ -278,6 +324,9 @@ _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
         Kind.ALERT: ALERTS,
         Kind.OPERATION: OPERATIONS,
         Kind.PRINCIPAL_KIND: PRINCIPAL_KINDS,
+        Kind.PROVIDER_CATEGORY: PROVIDER_CATEGORIES,
+        Kind.CONTAINMENT_SCOPE: CONTAINMENT_SCOPES,
+        Kind.CONTAINMENT_ROUTE: CONTAINMENT_ROUTES,
         Kind.CEILING_PERIOD: CEILING_PERIODS,
     }
 )
