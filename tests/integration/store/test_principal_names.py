@@ -50,7 +50,9 @@ def test_principals_are_named_with_their_structure_in_four_queries(
         platform, rng, "pharmacy", name=f"Pharmacie des Lilas {tag}", finess=True, rpps=True
     )
     doctor = core.add_provider(platform, rng, "gp", name=f"Cabinet Martin {tag}", rpps=True)
-    assert pharmacy.rpps is not None and doctor.rpps is not None and pharmacy.finess
+    assert pharmacy.rpps is not None
+    assert doctor.rpps is not None
+    assert pharmacy.finess
     pharmacist = accounts.create_account(
         platform, AccountKind.PROVIDER_USER, None, None, actor="test",
         provider_id=pharmacy.id, rpps=pharmacy.rpps, display_name="Marie Dupont",
@@ -125,9 +127,7 @@ def test_structure_numbers_are_named_by_the_number_the_guard_keys_on(
 ) -> None:
     rng = random.Random(uuid.uuid4().int)
     tag = uuid.uuid4().hex[:6]
-    lab = core.add_provider(
-        platform, rng, "laboratory", name=f"Labo {tag}", siret=True, rpps=True
-    )
+    lab = core.add_provider(platform, rng, "laboratory", name=f"Labo {tag}", siret=True, rpps=True)
     nurse = core.add_provider(platform, rng, "nurse", name=f"Infirmière {tag}", rpps=True)
     assert lab.siret is not None
     with platform.engine.connect() as conn:

@@ -13,9 +13,11 @@ from tierspayant.domain import labels
 from tierspayant.domain.adjudication import Reason
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimStatus, LineStatus
+from tierspayant.domain.containment import Route, ScopeKind
 from tierspayant.domain.guarantees import Period
 from tierspayant.domain.labels import Kind, label, labelled
 from tierspayant.domain.prior_auth import PriorAuthStatus
+from tierspayant.domain.providers import ProviderCategory
 from tierspayant.formats.beneficiaries.model import ImportMode
 from tierspayant.security.guard.thresholds import THRESHOLDS
 from tierspayant.security.guard.values import ProofFault
@@ -37,6 +39,9 @@ RULES = SRC / "reference" / "rules.json"
         (Kind.IMPORT_MODE, ImportMode),
         (Kind.PRINCIPAL_KIND, PrincipalKind),
         (Kind.CEILING_PERIOD, Period),
+        (Kind.PROVIDER_CATEGORY, ProviderCategory),
+        (Kind.CONTAINMENT_SCOPE, ScopeKind),
+        (Kind.CONTAINMENT_ROUTE, Route),
     ],
 )
 def test_every_value_of_a_code_enumeration_has_a_label(kind: Kind, enum: type[StrEnum]) -> None:

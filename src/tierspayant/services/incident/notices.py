@@ -149,9 +149,11 @@ def _measure(measure: dict[str, Any], generated_at: str, *, named: bool) -> str:
     """One measure as a sentence; ``named`` False (letters to members) leaves out who
     the account and the operators are."""
     when = f"le {_french_date(measure['at'])}"
+    kind = measure["kind"]
+    if kind == "containment":
+        return _containment(measure, when, generated_at, named=named)
     account = f"du compte « {measure['name']} »" if named else "du compte d'accès en cause"
     by = f" (par : {measure['by_name']}" if named else ""
-    kind = measure["kind"]
     if kind == "suspension":
         tail = f"{by}{_reason(measure)})" if named else ""
         return f"{when} : suspension {account}{tail}"
@@ -168,6 +170,10 @@ def _measure(measure: dict[str, Any], generated_at: str, *, named: bool) -> str:
             else ""
         )
         return f"{when} : rétablissement {account}{tail}"
+    return f"{when} : {kind}"
+
+
+def _containment(measure: dict[str, Any], when: str, generated_at: str, *, named: bool) -> str:
     mode = ContainmentMode(measure["mode"]).label
     approvers = (
         f" (proposé par : {measure['by_name']} ; approuvé par : {measure['second_name']})"
