@@ -18,7 +18,7 @@ WIDTH = 720
 ROW = 30
 LABEL_WIDTH = 260
 VALUE_WIDTH = 150
-LABEL_CHARS = 40
+LABEL_CHARS = 32
 SCALE_TOP = 120  # percent of the cap the axis reaches; longer bars are clipped there
 
 
@@ -30,6 +30,7 @@ class CapBar:
     value: int
     cap: int = 0
     soft: int = 0
+    title: str = ""  # the full text, shown on hover (the label may be cut)
 
 
 def _short(text: str) -> str:
@@ -73,7 +74,7 @@ def cap_chart(chart_id: str, title: str, bars: Sequence[CapBar]) -> Markup:
         length = share(bar.value, bar)
         warn = (bar.soft > 0 and bar.value >= bar.soft) or (bar.cap > 0 and bar.value >= bar.cap)
         body.append(
-            f"<g><title>{escape(bar.label)} : {escape(_figure(bar))}</title>"
+            f"<g><title>{escape(bar.title or bar.label)} : {escape(_figure(bar))}</title>"
             f'<text x="{LABEL_WIDTH - 8}" y="{y + 15}" class="chart-label chart-left">'
             f"{escape(_short(bar.label))}</text>"
             f'<rect x="{LABEL_WIDTH}" y="{y}" width="{max(length, 1):.1f}" height="{ROW - 10}" '
