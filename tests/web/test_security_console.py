@@ -237,7 +237,7 @@ def test_an_empty_incident_form_gets_a_french_message_next_to_each_field(
     assert both.status_code == 400
     assert "<html" not in both.text
     text = _text(both.text)
-    assert "FINESS ou n° AM (9 chiffres), ou SIRET (14 chiffres)." in text
+    assert "FINESS ou n° AM (9 caractères), ou SIRET (14 chiffres)." in text
     assert "La date de fin doit être le jour de début ou après. (incident.window)" in text
     assert 'value="provider:123456789/user:1"' in both.text
     assert 'value="03/03/2026"' in both.text

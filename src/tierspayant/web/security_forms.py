@@ -24,7 +24,8 @@ from tierspayant.web import forms
 from tierspayant.web.render import french_message
 
 PRINCIPAL_MAX = 120
-STRUCTURE_DIGITS = (9, 14)  # FINESS or AM number; SIRET
+# FINESS or AM number (9 characters, 2A/2B in Corsica), or SIRET (14 digits).
+STRUCTURE_NUMBER = re.compile(r"[0-9][0-9AB][0-9]{7}|[0-9]{14}")
 # Principal ids as the platform writes them: provider:AM/user:ID, insurer:AMC/staff:ID,
 # operator/staff:ID, provider:AM/client:ID, operator:NAME (command line), system:NAME.
 PRINCIPAL_ID = re.compile(r"^(?:provider|insurer|operator|system|client)[:/][^\s]+$")
@@ -127,11 +128,11 @@ def incident_ask(form: FormData) -> tuple[IncidentAsk | None, Problems]:
     structure = _bounded(form, "structure", 20, problems)
     if principal is not None and (why := principal_problem(principal)):
         problems.add("principal", IncidentCode.PRINCIPAL, why)
-    if structure is not None and not (structure.isdigit() and len(structure) in STRUCTURE_DIGITS):
+    if structure is not None and not STRUCTURE_NUMBER.fullmatch(structure):
         problems.add(
             "structure",
             RequestCode.PORTAL_FORM,
-            "Numéro de structure : FINESS ou n° AM (9 chiffres), ou SIRET (14 chiffres).",
+            "Numéro de structure : FINESS ou n° AM (9 caractères), ou SIRET (14 chiffres).",
         )
     if principal is None and structure is None and not problems:
         problems.add(

@@ -16,7 +16,8 @@ from tests.conftest import SeededInsurer
 from tests.support import world as core
 from tierspayant.app.platform import Platform
 from tierspayant.domain.structures import NumberKind
-from tierspayant.services import accounts, providers
+from tierspayant.security.guard import Level, Signal
+from tierspayant.services import accounts, alerts, providers
 from tierspayant.services.accounts import AccountKind
 from tierspayant.store.read_models.principal_names import (
     insurer_refs,
@@ -139,3 +140,36 @@ def test_structure_numbers_are_named_by_the_number_the_guard_keys_on(
     assert found["000000000"].name is None  # held by no provider: the number alone
     assert found["000000000"].text == "FINESS 000000000"
     assert insurers["999999999"].text == "AMC 999999999"
+
+
+def test_an_alert_text_names_the_professional_and_the_structure_in_french(
+    platform: Platform, seed_insurer: Callable[..., SeededInsurer]
+) -> None:
+    insurer = seed_insurer(platform)
+    rng = random.Random(uuid.uuid4().int)
+    tag = uuid.uuid4().hex[:6]
+    pharmacy = core.add_provider(
+        platform, rng, "pharmacy", name=f"Pharmacie du Port {tag}", finess=True, rpps=True
+    )
+    assert pharmacy.rpps is not None
+    account = accounts.create_account(
+        platform, AccountKind.PROVIDER_USER, None, None, actor="test",
+        provider_id=pharmacy.id, rpps=pharmacy.rpps, display_name="Luc Girard",
+    )  # fmt: skip
+    signal = Signal(
+        level=Level.HARD,
+        code="guard.human_speed",
+        message="portal lookups faster than a person can type",
+        at=platform.now(),
+        principal_id=account.principal_id,
+        structure=pharmacy.structure,
+        figures={},
+    )
+    with platform.engine.connect() as conn:
+        text = alerts.alert_text(conn, signal, account.principal_id, insurer.amc_number, True)
+    assert text == (
+        "Consultations plus rapides qu'un humain — compte : Luc Girard, professionnel "
+        f"(portail) — Pharmacie du Port {tag} (FINESS {pharmacy.finess}) "
+        f"({account.principal_id}) — organisme : Mutuelle {insurer.amc_number} "
+        f"(AMC {insurer.amc_number}) — compte suspendu"
+    )

@@ -72,7 +72,7 @@ def subject(conn: Connection, principal: str | None, structure: str | None) -> S
     if principal is not None:
         named = resolve_principals(conn, [principal])[principal]
         am = principal.split("/", 1)[0].removeprefix("provider:")
-        providers = store.structure_providers(conn, am) if am.isdigit() else []
+        providers = store.structure_providers(conn, am) if am else []
         providers = [p for p in providers if p[0] == am]
         return Subject(
             principal,

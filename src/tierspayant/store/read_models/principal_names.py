@@ -26,10 +26,11 @@ from tierspayant.domain.structures import (
 from tierspayant.store.accounts_tables import accounts
 from tierspayant.store.tables import api_clients, insurers, providers
 
-_ACCOUNT = re.compile(r"^(?:provider:\d+|insurer:\d+|operator)/(user|staff|member):(\d{1,12})$")
-_CLIENT = re.compile(r"^provider:(\d+)/client:(.+)$")
-_PROVIDER = re.compile(r"^provider:(\d+)(?:/.*)?$")
-_INSURER = re.compile(r"^insurer:(\d+)/")
+# AM numbers are digits but for Corsica (2A, 2B); the numbers are matched as written.
+_ACCOUNT = re.compile(r"^(?:provider:[^/]+|insurer:[^/]+|operator)/(user|staff|member):(\d{1,12})$")
+_CLIENT = re.compile(r"^provider:([^/]+)/client:(.+)$")
+_PROVIDER = re.compile(r"^provider:([^/]+)(?:/.*)?$")
+_INSURER = re.compile(r"^insurer:([^/]+)/")
 _OPERATOR_CLI = re.compile(r"^operator:(.+)$")
 _MAX_IDS = 500  # one screen never shows more; beyond, ids stay unnamed
 
