@@ -185,6 +185,9 @@ def test_the_console_names_people_and_structures_by_one_number_in_french(
     assert f"{PHARMACY_NAME} (FINESS {world.structure})" in caps
     assert "pharmacie" in caps
     assert re.search(rf"{answered} / \d+ \(\d+ %\)", caps)
+    chart = caps[caps.index("<svg") : caps.index("</svg>")]
+    assert f">{PHARMACY_NAME}</text>" in chart  # the bar is labelled by the name
+    assert f"{PHARMACY_NAME} (FINESS {world.structure}) : " in chart  # number on hover
     # When an operator revokes the account from the console
     revoked = operator.post("/portail/securite/principaux/revoquer", {"principal": principal_id})
     assert "Accès révoqués" in revoked.text

@@ -193,7 +193,16 @@ def router() -> APIRouter:
             "plafonds",
             "Bénéficiaires distincts consultés aujourd'hui par structure, en part de leur "
             "plafond quotidien",
-            [charts_bars.CapBar(f.structure.text, f.distinct, f.cap, f.soft) for f in view.figures],
+            [
+                charts_bars.CapBar(
+                    f.structure.name or f.structure.reference,
+                    f.distinct,
+                    f.cap,
+                    f.soft,
+                    title=f.structure.text,
+                )
+                for f in view.figures
+            ],
         )
         return render(
             request,
