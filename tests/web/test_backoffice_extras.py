@@ -256,11 +256,13 @@ def test_incident_downloads_have_ids_and_no_identity(world: World) -> None:
         ).scalars()
         documents = sorted(json.loads(d)["document"] for d in details)
     assert documents == ["notices_zip", "scope_csv"]
-    # And a bad window is refused without a file
+    # And a bad window is refused without a file, the field saying why in French
     refused = operator.post(
         "/portail/securite/incident/perimetre.csv", {**criteria, "start": "pas une date"}
     )
-    assert refused.status_code == 422
+    assert refused.status_code == 400
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "Date de début invalide : écrivez-la JJ/MM/AAAA." in refused.text
     # And staff of an insurer cannot download it
     staff = _staff(world)
     assert staff.post("/portail/securite/incident/perimetre.csv", criteria).status_code == 403

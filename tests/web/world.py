@@ -29,6 +29,7 @@ from tierspayant.services.identification import CardData
 
 AMC, INSURER_NAME, INSURER_KIND, CATALOGUE_FILE = DEMO_INSURERS[0]
 PHARMACY_NAME = "Pharmacie du Marché – Lyon"
+PHARMACIST_NAME = "Marie Dupont"
 
 Clock = core.WallClock  # wall clock plus an offset moved by hand
 
@@ -152,6 +153,7 @@ def build_world(
         actor="test",
         provider_id=pharmacy.id,
         rpps=pharmacy.rpps,
+        display_name=PHARMACIST_NAME,
     )
     world = World(
         platform,

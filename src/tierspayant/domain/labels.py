@@ -34,8 +34,10 @@ class Kind(StrEnum):
     ALERT = "alert"
     OPERATION = "operation"
     PRINCIPAL_KIND = "principal_kind"
-    CEILING_PERIOD = "ceiling_period"
     PROVIDER_CATEGORY = "provider_category"
+    CONTAINMENT_SCOPE = "containment_scope"
+    CONTAINMENT_ROUTE = "containment_route"
+    CEILING_PERIOD = "ceiling_period"
     UNDUE_REASON = "undue_reason"
     UNDUE_STATE = "undue_state"
 
@@ -224,6 +226,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "breakglass.close": "Accès exceptionnel clos",
     "principal.suspend": "Compte suspendu",
     "principal.reinstate": "Compte rétabli",
+    "principal.reinstate_request": "Rétablissement demandé (premier opérateur)",
     "principal.revoke": "Accès révoqués",
     "suspend": "Compte suspendu",
     "canary.plant": "Bénéficiaires leurres posés",
@@ -257,6 +260,29 @@ PRINCIPAL_KINDS: Final[Mapping[str, str]] = {
     "insurer_staff": "personnel d'organisme",
     "operator_staff": "personnel de l'opérateur",
     "member": "adhérent",
+    # Principals that are not accounts (store.read_models.principal_names).
+    "provider": "professionnel",
+    "provider_file": "dépôt de fichiers du professionnel",
+    "system": "contrôles automatiques de la plateforme",
+    "unknown_client": "logiciel non reconnu",
+    "unknown": "compte inconnu",
+}
+
+# What a containment switch covers (domain.containment.ScopeKind).
+CONTAINMENT_SCOPES: Final[Mapping[str, str]] = {
+    "platform": "toute la plateforme",
+    "insurer": "un organisme (numéro AMC)",
+    "structure": "une structure (FINESS, SIRET ou numéro AM)",
+    "category": "une catégorie de professionnels",
+    "route": "un type de consultation",
+}
+
+# The routes a containment switch may cover (domain.containment.Route).
+CONTAINMENT_ROUTES: Final[Mapping[str, str]] = {
+    "eligibility": "vérifications de droits",
+    "calculation": "calculs de prise en charge",
+    "prior_auth": "demandes d'accord préalable",
+    "claims": "factures",
 }
 
 # The windows of a contract's ceilings (domain.guarantees.Period), as the member's
@@ -268,7 +294,8 @@ CEILING_PERIODS: Final[Mapping[str, str]] = {
     "48_months": "sur 48 mois glissants",
 }
 
-# The kinds of providers of the directory (domain.providers.ProviderCategory).
+# The kinds of providers of the directory (domain.providers.ProviderCategory); the guard's
+# caps and the containment switches are set per category too.
 PROVIDER_CATEGORIES: Final[Mapping[str, str]] = {
     "pharmacy": "Pharmacie",
     "gp": "Médecin généraliste",
@@ -319,8 +346,10 @@ _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
         Kind.ALERT: ALERTS,
         Kind.OPERATION: OPERATIONS,
         Kind.PRINCIPAL_KIND: PRINCIPAL_KINDS,
-        Kind.CEILING_PERIOD: CEILING_PERIODS,
         Kind.PROVIDER_CATEGORY: PROVIDER_CATEGORIES,
+        Kind.CONTAINMENT_SCOPE: CONTAINMENT_SCOPES,
+        Kind.CONTAINMENT_ROUTE: CONTAINMENT_ROUTES,
+        Kind.CEILING_PERIOD: CEILING_PERIODS,
         Kind.UNDUE_REASON: UNDUE_REASONS,
         Kind.UNDUE_STATE: UNDUE_STATES,
     }

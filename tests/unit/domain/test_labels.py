@@ -13,6 +13,7 @@ from tierspayant.domain import labels
 from tierspayant.domain.adjudication import Reason
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimStatus, LineStatus
+from tierspayant.domain.containment import Route, ScopeKind
 from tierspayant.domain.guarantees import Period
 from tierspayant.domain.labels import Kind, label, labelled
 from tierspayant.domain.prior_auth import PriorAuthStatus
@@ -41,6 +42,8 @@ RULES = SRC / "reference" / "rules.json"
         (Kind.CEILING_PERIOD, Period),
         (Kind.PROVIDER_CATEGORY, ProviderCategory),
         (Kind.UNDUE_STATE, UndueState),
+        (Kind.CONTAINMENT_SCOPE, ScopeKind),
+        (Kind.CONTAINMENT_ROUTE, Route),
     ],
 )
 def test_every_value_of_a_code_enumeration_has_a_label(kind: Kind, enum: type[StrEnum]) -> None:
