@@ -410,6 +410,30 @@ def sweep_insurer(sweep: Sweep, site: Site, seeded: Seeded) -> None:
     sweep.visit("/portail/assureur/engagements", "liste")
     sweep.visit("/portail/assureur/releves", "liste")
     sweep.visit("/portail/assureur/coordonnees-bancaires", "demande en attente")
+    sweep.visit("/portail/assureur/indus", "liste")
+    # The claims desk: an agreement in detail, the invoice search, an invoice, its provider
+    agreement = f"/portail/assureur/accords/{seeded.agreement}"
+    sweep.visit(agreement, "détail", route="/portail/assureur/accords/{number}")
+    search = "/portail/assureur/factures/recherche"
+    sweep.visit(search, "formulaire vide")
+    sweep.go(f"{search}?du=pas-une-date")
+    expect(page.get_by_role("alert").first).to_be_visible()
+    sweep.check(search, "erreurs")
+    sweep.go(f"{search}?statut=accepted")
+    expect(page.locator("main table").first).to_be_visible()
+    sweep.check(search, "résultats")
+    claim = seeded.paid.claim_ids[0]
+    sweep.visit(
+        f"/portail/assureur/factures/{claim}",
+        "facture",
+        route="/portail/assureur/factures/{claim_id:int}",
+    )
+    provider = seeded.paid.provider_id
+    sweep.visit(
+        f"/portail/assureur/prestataires/{provider}",
+        "professionnel",
+        route="/portail/assureur/prestataires/{provider_id:int}",
+    )
 
 
 def _upload(page: Page, label: str, name: str, body: bytes) -> None:

@@ -108,10 +108,10 @@ def test_security_team_scopes_a_scrape_and_downloads_its_csv(
     tabs.append(console)
     console.password_login("securite", "operator1")
     page = console.page
-    suspended = page.get_by_role("table", name="Principaux suspendus")
+    suspended = page.get_by_role("table", name="Comptes suspendus")
     principal = suspended.locator("tbody code").first.inner_text().strip()
     today = site.world.platform.today().isoformat()
-    page.get_by_label("Principal (compte ou client logiciel)").fill(principal)
+    page.get_by_label("Compte en cause").fill(principal)
     page.get_by_label("Du").fill(today)
     page.get_by_label("Au (inclus)").fill(today)
     page.get_by_role("button", name="Calculer le périmètre").click()

@@ -592,6 +592,34 @@ def test_given_the_command_then_progress_summary_and_exit_status(
     )
 
 
+def test_given_the_command_then_each_error_names_line_column_and_value_in_french(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    out = io.StringIO()
+    console = Console(file=out, width=400, force_terminal=False)
+    path = write(tmp_path, "fr.csv", person(1), person(2, contract="PLATINE"))
+    status = import_beneficiaries_command(
+        platform, path, insurer.amc_number, "incremental", FILE_DATE, None, console
+    )
+    assert status == 1
+    assert (
+        "ligne 3, colonne « contract » : code de contrat absent du catalogue en vigueur de "
+        "l'organisme (valeur « PLATINE »)"
+    ) in out.getvalue()
+    header = HEADER.replace("quality", "qualite")
+    bad = write(tmp_path, "entete.csv", person(1), header=header)
+    refused = import_beneficiaries_command(
+        platform, bad, insurer.amc_number, "incremental", FILE_DATE, None, console
+    )
+    assert refused == 2
+    position = 1 + header.split(";").index("qualite")
+    assert (
+        f"[file.header.unknown_column] Fichier refusé, ligne 1 (en-tête), colonne {position} "
+        "« qualite » : colonne inconnue."
+    ) in out.getvalue()
+
+
 def test_count_beneficiaries_counts_one_insurer_only(
     platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
 ) -> None:

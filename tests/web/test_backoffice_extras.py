@@ -108,12 +108,24 @@ def test_invoice_figures_are_the_insurers_own(
     assert page.status_code == 200
     text = page.text
     week = f"semaine {today.isocalendar()[1]} ({today.isocalendar()[0]})"
-    assert f"<td>{week}</td><td>Pharmacie</td><td>3</td><td>7,00\u00a0€</td>" in text
-    assert f"<td>{week}</td><td>Auxiliaires médicaux</td><td>1</td><td>0,00\u00a0€</td>" in text
-    assert f"<td>{week}</td><td>Médecins</td><td>1</td><td>7,00\u00a0€</td>" in text
+    monday = today - timedelta(days=today.weekday())
+    span = f"du={monday.isoformat()}&amp;au={(monday + timedelta(days=6)).isoformat()}"
+
+    def domain_cell(code: str, name: str) -> str:
+        search = f"/portail/assureur/factures/recherche?{span}&amp;domaine={code}"
+        return f'<td><a href="{search}&amp;statut=adjudicated">{name}</a></td>'
+
+    assert (
+        f"<td>{week}</td>{domain_cell('PHAR', 'Pharmacie')}<td>3</td><td>7,00\u00a0€</td>" in text
+    )
+    assert (
+        f"<td>{week}</td>{domain_cell('AUXM', 'Auxiliaires médicaux')}"
+        "<td>1</td><td>0,00\u00a0€</td>"
+    ) in text
+    assert f"<td>{week}</td>{domain_cell('MED', 'Médecins')}<td>1</td><td>7,00\u00a0€</td>" in text
     assert "W" + f"{today.isocalendar()[1]:02d}" not in text  # no ISO week left for people
     assert (
-        "<td>Pas de droits complémentaires à la date des soins</td>"
+        "Pas de droits complémentaires à la date des soins</a></td>"
         "<td><code>rights.none</code></td><td>2</td>"
     ) in text
     assert "<td><code>ceiling</code></td><td>1</td>" in text
@@ -244,11 +256,13 @@ def test_incident_downloads_have_ids_and_no_identity(world: World) -> None:
         ).scalars()
         documents = sorted(json.loads(d)["document"] for d in details)
     assert documents == ["notices_zip", "scope_csv"]
-    # And a bad window is refused without a file
+    # And a bad window is refused without a file, the field saying why in French
     refused = operator.post(
         "/portail/securite/incident/perimetre.csv", {**criteria, "start": "pas une date"}
     )
-    assert refused.status_code == 422
+    assert refused.status_code == 400
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "Date de début invalide : écrivez-la JJ/MM/AAAA." in refused.text
     # And staff of an insurer cannot download it
     staff = _staff(world)
     assert staff.post("/portail/securite/incident/perimetre.csv", criteria).status_code == 403

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain.errors import DomainError
+from tierspayant.formats.beneficiaries import BeneficiaryFileError, explain, explain_file
 from tierspayant.services.enrolment import (
     ImportMode,
     ImportSummary,
@@ -98,6 +99,9 @@ def import_beneficiaries_command(
             f"[red]refusé[/red] {escape(f'[{exc.code}] {terminations_in_french(exc)}')}",
             soft_wrap=True,  # the option to copy stays on one line
         )
+        return EXIT_REFUSED
+    except BeneficiaryFileError as exc:
+        console.print(f"[red]refusé[/red] {escape(f'[{exc.code}] {explain_file(exc)}')}")
         return EXIT_REFUSED
     except DomainError as exc:
         where = f" (field {exc.field})" if exc.field else ""
@@ -183,18 +187,11 @@ def _print_summary(console: Console, summary: ImportSummary) -> None:
     )
     if not summary.rejected:
         return
-    errors = Table(title="First rejected lines (identities masked)")
-    errors.add_column("line", justify="right")
+    errors = Table(title="Premières lignes rejetées (données personnelles masquées)")
     errors.add_column("code")
-    errors.add_column("column")
-    errors.add_column("reason")
+    errors.add_column("explication")
     for error in summary.first_errors:
-        errors.add_row(
-            str(error.line_no),
-            escape(error.code),
-            escape(error.column or ""),
-            escape(error.message),
-        )
+        errors.add_row(escape(error.code), escape(explain(error)))
     console.print(errors)
     if summary.error_report is not None:
         console.print(

@@ -19,7 +19,8 @@ from tierspayant.cli.common import DEBUG_ENV, FailureGroup
 from tierspayant.config import load_settings
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import EnrolmentCode, RequestCode
-from tierspayant.domain.errors import DomainError
+from tierspayant.domain.errors import CatalogueError, DomainError
+from tierspayant.formats import catalogue_errors
 from tierspayant.services import audit_log, insurers, providers
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
 
 from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
+    backup_cmds,
     claims_cmds,
     containment_cmds,
     doctor_cmds,
@@ -47,7 +49,13 @@ from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
     security_cmds,
     takeover_cmds,
 )
-from tierspayant.cli.common import CLI_ACTOR, console, err_console, platform_ctx  # noqa: E402
+from tierspayant.cli.common import (  # noqa: E402
+    CLI_ACTOR,
+    console,
+    err_console,
+    fail,
+    platform_ctx,
+)
 
 for _module in (
     claims_cmds,
@@ -59,6 +67,7 @@ for _module in (
     doctor_cmds,
     report_cmds,
     takeover_cmds,
+    backup_cmds,  # after incident_cmds: it adds ``keys export|import`` to its group
 ):
     _module.register(app, import_app)
 
@@ -233,10 +242,16 @@ def insurers_catalogue(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON")],
     insurer: Annotated[str, typer.Option("--insurer", help="AMC number")],
 ) -> None:
-    """Upload a guarantee catalogue; refused with the rule it breaks if it is not valid."""
+    """Upload a guarantee catalogue; refused with the rule it breaks if it is not valid
+    (in French, with the line of the file, the JSON path and the value at fault)."""
     with platform_ctx() as platform:
         document = load_document(file)
-        result = insurers.upload_catalogue(platform, insurer, document, CLI_ACTOR)
+        try:
+            result = insurers.upload_catalogue(platform, insurer, document, CLI_ACTOR)
+        except CatalogueError as exc:
+            text = file.read_text(encoding="utf-8")
+            located = catalogue_errors.locate(exc, document, text)
+            raise fail(located, catalogue_errors.explain(located)) from None
     state = "unchanged" if result.unchanged else "stored"
     console.print(
         f"catalogue version {result.version} {state}: contracts {', '.join(result.contracts)}"

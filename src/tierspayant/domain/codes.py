@@ -300,6 +300,7 @@ class PaymentCode(ErrorCode):
     SEPA_DATE = "sepa.date"
     OVERPAYMENT_REASON = "overpayment.reason"
     OVERPAYMENT_NOT_PAID = "overpayment.not_paid"
+    OVERPAYMENT_INVOICE_AMBIGUOUS = "overpayment.invoice_ambiguous"
 
 
 class BillingCode(ErrorCode):
@@ -475,6 +476,14 @@ class PlatformCode(ErrorCode):
     CHECKPOINT_EXISTS = "checkpoint.exists"
     CHECKPOINT_MALFORMED = "checkpoint.malformed"
     AUDIT_CHAIN_BROKEN = "audit.chain_broken"
+    KEY_EXPORT_MALFORMED = "key_export.malformed"
+    KEY_EXPORT_REFUSED = "key_export.refused"
+    KEY_EXPORT_PASSPHRASE = "key_export.passphrase"
+    BACKUP_EXISTS = "backup.exists"
+    BACKUP_COMMAND_FAILED = "backup.command_failed"
+    BACKUP_NOT_READY = "backup.not_ready"
+    BACKUP_SAMPLES = "backup.samples"
+    BACKUP_TARGET = "backup.target"
     RETENTION_TOO_SHORT = "retention.too_short"
 
 

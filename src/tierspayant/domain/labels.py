@@ -34,7 +34,12 @@ class Kind(StrEnum):
     ALERT = "alert"
     OPERATION = "operation"
     PRINCIPAL_KIND = "principal_kind"
+    PROVIDER_CATEGORY = "provider_category"
+    CONTAINMENT_SCOPE = "containment_scope"
+    CONTAINMENT_ROUTE = "containment_route"
     CEILING_PERIOD = "ceiling_period"
+    UNDUE_REASON = "undue_reason"
+    UNDUE_STATE = "undue_state"
 
 
 DOMAINS: Final[Mapping[str, str]] = {
@@ -221,6 +226,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "breakglass.close": "Accès exceptionnel clos",
     "principal.suspend": "Compte suspendu",
     "principal.reinstate": "Compte rétabli",
+    "principal.reinstate_request": "Rétablissement demandé (premier opérateur)",
     "principal.revoke": "Accès révoqués",
     "suspend": "Compte suspendu",
     "canary.plant": "Bénéficiaires leurres posés",
@@ -231,6 +237,9 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "provider.import": "Import de professionnels",
     "takeover.import": "Reprise des consommations d'un organisme",
     "insurer.add": "Organisme ajouté",
+    "insurer.prior_auth_read": "Accord préalable consulté par l'organisme",
+    "insurer.claim_search": "Recherche de factures par l'organisme",
+    "insurer.claim_read": "Facture consultée par l'organisme",
     "mandate.set": "Mandat de prélèvement enregistré",
     "client.issue": "Accès logiciel délivré",
     "account.create": "Compte créé",
@@ -241,6 +250,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "keys.rotate_data": "Changement de clé de données",
     "keys.rewrap": "Clés de données rechiffrées",
     "keys.retire_kek": "Ancienne clé maîtresse retirée",
+    "keys.export": "Clés exportées pour la sauvegarde (chiffrées par phrase secrète)",
     "retention.purge": "Purge des données échues",
 }
 
@@ -250,6 +260,29 @@ PRINCIPAL_KINDS: Final[Mapping[str, str]] = {
     "insurer_staff": "personnel d'organisme",
     "operator_staff": "personnel de l'opérateur",
     "member": "adhérent",
+    # Principals that are not accounts (store.read_models.principal_names).
+    "provider": "professionnel",
+    "provider_file": "dépôt de fichiers du professionnel",
+    "system": "contrôles automatiques de la plateforme",
+    "unknown_client": "logiciel non reconnu",
+    "unknown": "compte inconnu",
+}
+
+# What a containment switch covers (domain.containment.ScopeKind).
+CONTAINMENT_SCOPES: Final[Mapping[str, str]] = {
+    "platform": "toute la plateforme",
+    "insurer": "un organisme (numéro AMC)",
+    "structure": "une structure (FINESS, SIRET ou numéro AM)",
+    "category": "une catégorie de professionnels",
+    "route": "un type de consultation",
+}
+
+# The routes a containment switch may cover (domain.containment.Route).
+CONTAINMENT_ROUTES: Final[Mapping[str, str]] = {
+    "eligibility": "vérifications de droits",
+    "calculation": "calculs de prise en charge",
+    "prior_auth": "demandes d'accord préalable",
+    "claims": "factures",
 }
 
 # The windows of a contract's ceilings (domain.guarantees.Period), as the member's
@@ -259,6 +292,41 @@ CEILING_PERIODS: Final[Mapping[str, str]] = {
     "12_months": "sur 12 mois glissants",
     "24_months": "sur 24 mois glissants",
     "48_months": "sur 48 mois glissants",
+}
+
+# The kinds of providers of the directory (domain.providers.ProviderCategory); the guard's
+# caps and the containment switches are set per category too.
+PROVIDER_CATEGORIES: Final[Mapping[str, str]] = {
+    "pharmacy": "Pharmacie",
+    "gp": "Médecin généraliste",
+    "specialist": "Médecin spécialiste",
+    "dentist": "Chirurgien-dentiste",
+    "laboratory": "Laboratoire d'analyses",
+    "radiology": "Cabinet de radiologie",
+    "optician": "Opticien",
+    "audiologist": "Audioprothésiste",
+    "nurse": "Infirmier",
+    "physiotherapist": "Masseur-kinésithérapeute",
+    "midwife": "Sage-femme",
+    "ambulance": "Transport sanitaire",
+    "health_centre": "Centre de santé",
+    "hospital": "Établissement de santé",
+# Why a paid line was declared undue (overpayments.reason_code). The claims officer picks
+# one of the first ones in the portal; a correction of a paid invoice writes the last.
+UNDUE_REASONS: Final[Mapping[str, str]] = {
+    "rights.ended": "Droits fermés à la date des soins",
+    "care.not_given": "Soins non réalisés",
+    "claim.duplicate": "Facture déjà payée (doublon)",
+    "amount.wrong": "Montant pris en charge erroné",
+    "beneficiary.wrong": "Bénéficiaire erroné",
+    "claim.corrected": "Facture corrigée après paiement",
+}
+
+# Where the recovery of an undue amount stands (services.insurer_money.UndueState).
+UNDUE_STATES: Final[Mapping[str, str]] = {
+    "to_recover": "à recouvrer",
+    "partial": "recouvré partiellement",
+    "recovered": "recouvré",
 }
 
 _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
@@ -278,7 +346,12 @@ _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
         Kind.ALERT: ALERTS,
         Kind.OPERATION: OPERATIONS,
         Kind.PRINCIPAL_KIND: PRINCIPAL_KINDS,
+        Kind.PROVIDER_CATEGORY: PROVIDER_CATEGORIES,
+        Kind.CONTAINMENT_SCOPE: CONTAINMENT_SCOPES,
+        Kind.CONTAINMENT_ROUTE: CONTAINMENT_ROUTES,
         Kind.CEILING_PERIOD: CEILING_PERIODS,
+        Kind.UNDUE_REASON: UNDUE_REASONS,
+        Kind.UNDUE_STATE: UNDUE_STATES,
     }
 )
 

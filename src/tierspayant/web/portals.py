@@ -20,6 +20,8 @@ from tierspayant.web import (
     containment,
     insurer,
     insurer_backoffice,
+    insurer_desk,
+    insurer_money,
     login,
     member,
     provider,
@@ -107,6 +109,8 @@ def mount_portals(app: FastAPI, platform: Platform) -> None:
     app.include_router(provider.router())
     app.include_router(insurer.router())
     app.include_router(insurer_backoffice.router())
+    app.include_router(insurer_desk.router())
+    app.include_router(insurer_money.router())
     app.include_router(member.router())
     app.include_router(security_console.router())
     app.include_router(containment.router())

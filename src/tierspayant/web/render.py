@@ -80,6 +80,8 @@ MESSAGES: dict[str, str] = {
     GuardCode.RATE: "Trop de consultations par minute : patientez.",
     GuardCode.SECOND_APPROVER_REQUIRED: "Un second opérateur, différent, doit confirmer.",
     IncidentCode.PRINCIPAL_NOT_SUSPENDED: "Ce compte n'est pas suspendu.",
+    IncidentCode.PRINCIPAL_NOT_FOUND: "Aucun compte ne porte cet identifiant.",
+    IncidentCode.ALERT_NOT_FOUND: "Cette alerte n'existe pas.",
     EnrolmentCode.NO_CATALOGUE: "Déposez d'abord un catalogue de garanties.",
     ClaimCode.UNKNOWN: "Aucune facture de votre structure ne porte ce numéro.",
     PriorAuthCode.UNKNOWN: "Aucun accord de votre structure ne porte ce numéro.",

@@ -81,6 +81,25 @@ def test_given_a_catalogue_breaking_the_responsable_rules_then_refused_with_the_
     assert "catalogue version 1 stored" in out
 
 
+def test_given_a_catalogue_with_a_bad_value_then_line_path_and_value_in_french(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "Mutuelle")[0] == 0
+    document = yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))
+    document["contracts"][0]["guarantees"][0]["rate"] = "cent"
+    text = yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+    line = 1 + next(n for n, row in enumerate(text.splitlines()) if "rate: cent" in row)
+    bad = tmp_path / "taux.yaml"
+    bad.write_text(text, encoding="utf-8")
+    code, out = invoke(cli, "insurers", "catalogue", str(bad), "--insurer", AMC)
+    assert code == 2
+    flat = " ".join(out.split())
+    assert (
+        f"[catalogue.wrong_type] ligne {line}, contracts[0].guarantees[0].rate : un "
+        'pourcentage de la BR comme "200" est attendu (valeur « cent »)'
+    ) in flat
+
+
 def test_given_a_malformed_catalogue_file_then_a_syntax_error(
     cli: CliRunner, tmp_path: Path
 ) -> None:

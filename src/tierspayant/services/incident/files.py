@@ -33,6 +33,7 @@ CSV_COLUMNS = (
 
 def _row(record: ScopedRecord) -> dict[str, Any]:
     values = asdict(record)
+    del values["actions"]  # in the JSON document only (``scope_document``), not the CSV
     values["first_read"] = record.first_read.astimezone(UTC).isoformat()
     values["last_read"] = record.last_read.astimezone(UTC).isoformat()
     return values
@@ -46,6 +47,10 @@ def scope_document(result: IncidentScope) -> dict[str, Any]:
         "generated_at": result.generated_at.astimezone(UTC).isoformat(),
         "events_scanned": result.events_scanned,
         "people": result.people,
+        # Whom the scope is about, named, and what was done since (suspension,
+        # revocation, containment): the notices say only what these record.
+        "subject_name": result.subject_name,
+        "measures": list(result.measures),
         "insurers": [
             {
                 "amc_number": s.amc_number,
@@ -53,7 +58,8 @@ def scope_document(result: IncidentScope) -> dict[str, Any]:
                 "people": s.people,
                 "reads": s.reads,
                 "unresolved": s.unresolved,
-                "records": [_row(r) for r in s.records],
+                "actions": list(s.actions),
+                "records": [{**_row(r), "actions": sorted(r.actions)} for r in s.records],
             }
             for s in result.insurers
         ],

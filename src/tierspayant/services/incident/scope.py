@@ -43,6 +43,7 @@ from tierspayant.services.breakglass import (
 )
 from tierspayant.services.canaries import canary_touched
 from tierspayant.services.errors import ServiceError
+from tierspayant.services.incident import measures
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.store import audit
 from tierspayant.store import incidents as store
@@ -123,6 +124,8 @@ class ScopedRecord:
     last_name: str | None = None
     first_name: str | None = None
     nir: str | None = None
+    # The audit actions that disclosed this person (what was read: rights, amounts…).
+    actions: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,11 @@ class InsurerScope:
     def unresolved(self) -> int:
         return sum(1 for r in self.records if r.beneficiary_id is None)
 
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Every audit action that disclosed someone of this insurer, sorted."""
+        return tuple(sorted({a for r in self.records for a in r.actions}))
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentScope:
@@ -151,6 +159,10 @@ class IncidentScope:
     events_scanned: int
     insurers: tuple[InsurerScope, ...]
     seconds: float = field(default=0.0, compare=False)
+    # The account or structure in cause, named, and the measures taken since the window
+    # opened (``measures``: suspensions, revocations, containment), for the notices.
+    subject_name: str = ""
+    measures: tuple[dict[str, Any], ...] = ()
 
     @property
     def people(self) -> int:
@@ -177,7 +189,9 @@ def scope_incident(
             if reveal is not None:
                 _reveal(platform, conn, insurer, records, reveal, actor)
             scopes.append(InsurerScope(amc, insurer.name, tuple(records)))
-        result = IncidentScope(criteria, now, scanned, tuple(scopes))
+        who = measures.subject(conn, criteria.principal, criteria.structure)
+        taken = tuple(measures.measures(conn, who, criteria.start, sorted(reads)))
+        result = IncidentScope(criteria, now, scanned, tuple(scopes), 0.0, who.name, taken)
         _record_run(conn, result, actor, revealed=result.people if reveal else 0)
         audit.append(
             conn,
@@ -194,7 +208,7 @@ def scope_incident(
             },
         )
     return IncidentScope(
-        criteria, now, scanned, tuple(scopes), seconds=time.perf_counter() - started
+        criteria, now, scanned, tuple(scopes), time.perf_counter() - started, who.name, taken
     )
 
 
@@ -205,7 +219,7 @@ def _disclosures(
     scanned = 0
     found: dict[str, dict[str, ScopedRecord]] = {}
     # Legacy refused prior authorisations, settled by their agreements' reason codes.
-    undecided: list[tuple[str, str, datetime, str | None]] = []
+    undecided: list[tuple[str, str, datetime, str | None, str]] = []
     rows = audit.events_in_window(
         conn, criteria.start, criteria.end, actor=criteria.principal, structure=criteria.structure
     )
@@ -216,14 +230,14 @@ def _disclosures(
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
         verdict, agreement = _verdict(action, decision, detail)
         if verdict is None:
-            undecided.append((insurer, subject, at, agreement))
+            undecided.append((insurer, subject, at, agreement, action))
         elif verdict:
-            _count(found, insurer, subject, at)
-    reasons = store.agreement_reasons(conn, {a for *_, a in undecided if a is not None})
-    for insurer, subject, at, agreement in undecided:
+            _count(found, insurer, subject, at, action)
+    reasons = store.agreement_reasons(conn, {u[3] for u in undecided if u[3] is not None})
+    for insurer, subject, at, agreement, action in undecided:
         # An agreement no longer held: counted (the safe side).
         if agreement is None or reasons.get(agreement) != NO_RIGHTS_REASON:
-            _count(found, insurer, subject, at)
+            _count(found, insurer, subject, at, action)
     return scanned, found
 
 
@@ -252,12 +266,17 @@ def _detail(text: str) -> dict[str, Any]:
 
 
 def _count(
-    found: dict[str, dict[str, ScopedRecord]], insurer: str, subject: str, at: datetime
+    found: dict[str, dict[str, ScopedRecord]],
+    insurer: str,
+    subject: str,
+    at: datetime,
+    action: str,
 ) -> None:
     record = found.setdefault(insurer, {}).get(subject)
     if record is None:
-        found[insurer][subject] = ScopedRecord(insurer, subject, 1, at, at)
+        found[insurer][subject] = ScopedRecord(insurer, subject, 1, at, at, actions={action})
     else:
+        record.actions.add(action)
         record.reads += 1
         record.first_read = min(record.first_read, at)
         record.last_read = max(record.last_read, at)
