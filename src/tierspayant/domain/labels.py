@@ -311,6 +311,8 @@ PROVIDER_CATEGORIES: Final[Mapping[str, str]] = {
     "ambulance": "Transport sanitaire",
     "health_centre": "Centre de santé",
     "hospital": "Établissement de santé",
+}
+
 # Why a paid line was declared undue (overpayments.reason_code). The claims officer picks
 # one of the first ones in the portal; a correction of a paid invoice writes the last.
 UNDUE_REASONS: Final[Mapping[str, str]] = {
