@@ -556,7 +556,7 @@ def test_provider_invoices_a_calculation_in_one_step(world: World) -> None:
     assert "reçue, en attente de traitement" in sent.text
     claim_id = re.search(r"Identifiant de la facture</th><td>(\d+)<", sent.text)
     assert claim_id is not None
-    assert f'href="/portail/prestataire/suivi?facture={claim_id.group(1)}"' in sent.text
+    assert f'href="/portail/prestataire/suivi?facture={hidden["invoice_number"]}"' in sent.text
     # And it carries the engagement and the calculated figures: AMO 70 % paying 19 €,
     # AMC requested the 9 € calculated
     with world.platform.engine.connect() as conn:

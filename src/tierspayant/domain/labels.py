@@ -35,6 +35,7 @@ class Kind(StrEnum):
     OPERATION = "operation"
     PRINCIPAL_KIND = "principal_kind"
     CEILING_PERIOD = "ceiling_period"
+    DISPUTE_STATE = "dispute_state"
 
 
 DOMAINS: Final[Mapping[str, str]] = {
@@ -172,6 +173,8 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "prior_auth.decide": "Décision sur un accord préalable",
     "claim.receive": "Réception d'une facture",
     "claim.cancel": "Annulation d'une facture",
+    "claim.dispute": "Contestation d'une ligne de facture",
+    "claim.dispute_answer": "Réponse à une contestation",
     "claims.import": "Import d'un lot de factures",
     "claims.adjudicate": "Traitement des factures",
     "engagement.cancel": "Annulation d'un engagement",
@@ -261,6 +264,34 @@ CEILING_PERIODS: Final[Mapping[str, str]] = {
     "48_months": "sur 48 mois glissants",
 }
 
+# The states of a provider's dispute of a decided line (store.disputes_tables).
+DISPUTE_STATES: Final[Mapping[str, str]] = {
+    "open": "en attente de réponse",
+    "accepted": "acceptée",
+    "refused": "refusée",
+}
+
+# What the provider can do about a rejected or reduced line, by reason (the portal's
+# « Mes rejets » page); a reason without advice gets ``ADVICE_DEFAULT``.
+ADVICE_DEFAULT: Final = (
+    "Vérifiez la facture : si elle comporte une erreur, envoyez-la corrigée ; "
+    "sinon, contestez la décision."
+)
+REASON_ADVICE: Final[Mapping[str, str]] = {
+    "rights.none": "Vérifiez la carte et la date des soins, puis envoyez la facture corrigée.",
+    "rights.domain_not_covered": "Le contrat ne couvre pas ce domaine : facturez le patient.",
+    "act.unknown": "Corrigez le code d'acte ou le domaine de soins et renvoyez la facture.",
+    "amounts.amo_above_rate": "Corrigez la part AMO (base × taux) et renvoyez la facture.",
+    "amounts.amc_above_cost": "Corrigez la part complémentaire demandée et renvoyez la facture.",
+    "amounts.inconsistent": "Corrigez les montants et renvoyez la facture.",
+    "prior_auth.missing": "Demandez un accord préalable, puis renvoyez la facture avec son numéro.",
+    "prior_auth.not_found": "Corrigez le numéro d'accord préalable et renvoyez la facture.",
+    "duplicate.same_provider": "Cette facture a déjà été prise en charge : rien à renvoyer.",
+    "ceiling.reached": "Le plafond est atteint : le reste est à la charge du patient.",
+    "amount.above_guarantee": "Le reste au-delà de la garantie est à la charge du patient.",
+    "claim.unprocessable": "Envoyez la facture corrigée.",
+}
+
 _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
     {
         Kind.DOMAIN: DOMAINS,
@@ -279,6 +310,7 @@ _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
         Kind.OPERATION: OPERATIONS,
         Kind.PRINCIPAL_KIND: PRINCIPAL_KINDS,
         Kind.CEILING_PERIOD: CEILING_PERIODS,
+        Kind.DISPUTE_STATE: DISPUTE_STATES,
     }
 )
 
@@ -295,6 +327,11 @@ def labelled(kind: Kind | str, code: object) -> str:
     text = str(code.value if isinstance(code, StrEnum) else code)
     name = label(kind, text)
     return text if name == text else f"{name} ({text})"
+
+
+def advice(reason: str | None) -> str:
+    """What the provider can do about a line refused or reduced for ``reason``."""
+    return REASON_ADVICE.get(reason or "", ADVICE_DEFAULT)
 
 
 def table(kind: Kind | str) -> Mapping[str, str]:

@@ -94,6 +94,9 @@ class LineView:
     amc_accepted_cents: int
     reason_code: str | None
     rules: tuple[str, ...]
+    br_cents: int = 0
+    amo_rate_bp: int = 0
+    amo_paid_cents: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +419,18 @@ def get_claim(platform: Platform, principal: Principal, claim_id: int) -> ClaimV
         return _view(conn, row)
 
 
+def get_claim_by_number(platform: Platform, principal: Principal, invoice_number: str) -> ClaimView:
+    """The version in force of the provider's invoice ``invoice_number`` (the number the
+    provider gave it, not the internal id); another provider's is unknown, the same 404."""
+    authorise_provider(principal)
+    assert principal.provider_id is not None
+    with platform.engine.connect() as conn:
+        row = store.latest_version(conn, principal.provider_id, invoice_number[:40])
+        if row is None:
+            raise NotFound(ClaimCode.UNKNOWN, "no such claim", field="invoice_number")
+        return _view(conn, row)
+
+
 def _view(conn: Connection, row: store.ClaimRow) -> ClaimView:
     stored = store.lines_of(conn, row.insurer_id, [row.id])[row.id]
     return ClaimView(
@@ -445,6 +460,9 @@ def _view(conn: Connection, row: store.ClaimRow) -> ClaimView:
                 amc_accepted_cents=s.amc_accepted_cents,
                 reason_code=s.reason_code,
                 rules=s.rules,
+                br_cents=s.line.br_cents,
+                amo_rate_bp=s.line.amo_rate_bp,
+                amo_paid_cents=s.line.amo_paid_cents,
             )
             for s in stored
         ),

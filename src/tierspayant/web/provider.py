@@ -73,7 +73,7 @@ LINE_INPUTS = {
 }
 # Inputs whose value is echoed back after a refusal: never the NIR nor the 2D code.
 ECHOED = re.compile(
-    r"^(invoice_number|amc_number|birth_date|birth_rank|member_number|care_date|"
+    r"^(invoice_number|correction|amc_number|birth_date|birth_rank|member_number|care_date|"
     r"agreement_number|(act_code|domain|family|quantity|br|billed|amo_rate|amo_paid|"
     r"amc_requested)_\d{1,2})$"
 )
@@ -213,6 +213,9 @@ def invoice_from(form: FormData, care_date: date) -> claims.ClaimSubmission:
             agreement_number=forms.optional_text(form, "agreement_number", max_length=24),
             lines=tuple(invoice_line(form, row, care_date) for row in range(1, rows + 1)),
         ),
+        # « Corriger » (My rejects) sends the corrected invoice under the same number: it
+        # supersedes the version in force, which is judged again.
+        correction=form.get("correction") == "1",
     )
 
 
@@ -463,23 +466,6 @@ def router() -> APIRouter:
                 values=values,
             )
         return invoice_page(request, rows, receipt=receipt)
-
-    @routes.get("/suivi", **RULE)
-    def follow_up(
-        request: Request, session: Provider, accord: str = "", facture: str = ""
-    ) -> Response:
-        platform, principal = platform_of(request), session.info.principal
-        context: dict[str, Any] = {}
-        try:
-            if accord:
-                context["agreement"] = prior_auth.get_prior_auth(platform, principal, accord[:40])
-            elif facture.isdigit() and len(facture) < 19:
-                context["claim"] = claims.get_claim(platform, principal, int(facture))
-            elif facture:
-                context["error"] = "Numéro de facture inconnu."
-        except DomainError as exc:
-            context["error"] = french_message(exc)
-        return render(request, "provider/follow_up.html", portal=PORTAL, **context)
 
     @routes.get("/paiements", **RULE)
     def payments_list(request: Request, session: Provider) -> Response:

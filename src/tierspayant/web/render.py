@@ -28,6 +28,7 @@ from tierspayant.domain.codes import (
 )
 from tierspayant.domain.containment import REFUSALS_FR
 from tierspayant.domain.errors import DomainError
+from tierspayant.services import portal_views
 from tierspayant.services.errors import ServiceError
 from tierspayant.web.session import (
     CSRF_FIELD,
@@ -36,6 +37,7 @@ from tierspayant.web.session import (
     current_session,
     keep_login_csrf,
     login_csrf,
+    platform_of,
 )
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -82,6 +84,12 @@ MESSAGES: dict[str, str] = {
     IncidentCode.PRINCIPAL_NOT_SUSPENDED: "Ce compte n'est pas suspendu.",
     EnrolmentCode.NO_CATALOGUE: "Déposez d'abord un catalogue de garanties.",
     ClaimCode.UNKNOWN: "Aucune facture de votre structure ne porte ce numéro.",
+    ClaimCode.DISPUTE_LINE: (
+        "Seule une ligne rejetée ou réduite d'une facture traitée peut être contestée."
+    ),
+    ClaimCode.DISPUTE_TEXT: "Expliquez votre demande (1000 caractères au plus).",
+    ClaimCode.DISPUTE_UNKNOWN: "Aucune contestation de votre organisme ne porte ce numéro.",
+    ClaimCode.DISPUTE_ANSWERED: "Cette contestation a déjà reçu une réponse.",
     PriorAuthCode.UNKNOWN: "Aucun accord de votre structure ne porte ce numéro.",
     PriorAuthCode.DOMAIN: "Ces soins ne relèvent pas d'un accord préalable.",
     PriorAuthCode.REASON_REQUIRED: "Indiquez le motif du refus.",
@@ -193,6 +201,9 @@ def render(
     """A page (or an htmx fragment), with the CSRF token every form needs."""
     info = current_session(request)
     csrf = info.csrf_token if info is not None else login_csrf(request)
+    who = None
+    if info is not None and portal is not None and info.principal.kind is portal.kind:
+        who = portal_views.who(platform_of(request), info.account_id)
     page = (
         environment()
         .get_template(template)
@@ -200,6 +211,7 @@ def render(
             request=request,
             portal=portal,
             session=info,
+            who=who,
             csrf=csrf,
             csrf_field=CSRF_FIELD,
             csrf_header=CSRF_HEADER,
