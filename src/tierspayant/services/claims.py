@@ -17,7 +17,6 @@ on the line's date (``claim.no_convention``).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -42,6 +41,7 @@ from tierspayant.domain.codes import ClaimCode
 from tierspayant.domain.eligibility import age_on, check_care_date
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.identifiers import parse_am_number
+from tierspayant.formats import french_csv
 from tierspayant.formats.claims import ClaimRecord, LineError, read_claims
 from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.guard import GuardUnavailable, context_for
@@ -577,7 +577,6 @@ def _file_submission(record: ClaimRecord) -> ClaimSubmission:
 
 
 def _write_error_report(path: Path, rejected: Sequence[tuple[int, str, str]]) -> None:
+    """The refused lines of a claim file, for the operator's staff: a French CSV."""
     with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, delimiter=";", lineterminator="\n")
-        writer.writerow(("line", "code", "message"))
-        writer.writerows(rejected)
+        french_csv.write(out, ("ligne", "code", "message"), rejected)
