@@ -16,12 +16,19 @@ from html import unescape
 import pytest
 from sqlalchemy import select, update
 
-from tests.api.world import ENGINE_PARAMS, World, build_world, close_world, staff_session
+from tests.api.world import (
+    ENGINE_PARAMS,
+    TODAY,
+    World,
+    build_world,
+    close_world,
+    staff_session,
+)
 from tests.money_support import ACCEPTED, REJECTED, Line, adjudicated_claim
 from tests.support.world import add_provider
 from tierspayant.api.app import create_app
 from tierspayant.security.oidc import OidcIdentity
-from tierspayant.services import accounts, insurers
+from tierspayant.services import accounts, insurers, payments
 from tierspayant.services.accounts import AccountKind
 from tierspayant.store.claims_tables import claim_lines, claims
 from tierspayant.store.disputes_tables import claim_disputes
@@ -80,7 +87,7 @@ class Counter:
 def _provider_browser(world: World, rng: random.Random, name: str) -> tuple[Browser, int]:
     amcs = world.amc_numbers
     provider = add_provider(
-        world.platform, rng, "pharmacy", name=name, amcs=amcs, rpps=True, finess=True
+        world.platform, rng, "pharmacy", name=name, amcs=amcs, rpps=True, finess=True, iban=True
     )
     assert provider.rpps is not None
     accounts.create_account(
@@ -139,6 +146,8 @@ def counter(
         for _ in range(26):  # more than one page
             claim(pharmacy_id, (Line(billed=2000, accepted=700),), PAGED_DAY)
         others = claim(other_id, (REJECTED,), FIRST_DAY)
+        # One payment run: the pharmacy's decided lines are paid (3,50 € + 26 × 7 €)
+        payments.run_payments(platform, TODAY, out_dir=tmp_path_factory.mktemp("pay"))
         staff = Browser(world, staff_session(world, "insurer_staff", amc=amc))
         stranger = Browser(world, staff_session(world, "insurer_staff", amc=other_amc))
         yield Counter(
@@ -314,3 +323,26 @@ def test_the_header_names_who_is_logged_in_and_their_structure(counter: Counter)
     staff = _text(counter.staff.get(DISPUTES))
     assert f"— AMC {counter.amc}" in staff
     assert "Connecté : insurer_staff." in staff  # the login, lacking a display name
+
+
+def test_payments_are_searchable_by_period_amount_and_run(counter: Counter) -> None:
+    pay = "/portail/prestataire/paiements"
+    reference = f"R{TODAY:%Y%m%d}-"
+    everything = counter.pharmacy.get(pay)
+    assert "185,50" in _text(everything)
+    assert reference in everything.text
+    # The amount of the transfer, as typed in French or with a dot
+    assert "185,50" in _text(counter.pharmacy.get(pay, montant="185,50"))
+    assert "185,50" in _text(counter.pharmacy.get(pay, montant="185.5"))
+    other_amount = _text(counter.pharmacy.get(pay, montant="185,51"))
+    assert "Aucun paiement ne correspond à cette recherche." in other_amount
+    # The period of payment dates
+    day = TODAY.isoformat()
+    assert "185,50" in _text(counter.pharmacy.get(pay, du=day, au=day))
+    before = _text(counter.pharmacy.get(pay, au="2026-03-15"))
+    assert "Aucun paiement ne correspond à cette recherche." in before
+    # The run, by the reference of its transfer (as the bank statement shows it)
+    assert "185,50" in _text(counter.pharmacy.get(pay, reference=f"TP{TODAY:%Y%m%d}-1"))
+    assert "Aucun paiement" in _text(counter.pharmacy.get(pay, reference="TP20260317-1"))
+    # And the other provider, never paid (its only line was rejected), finds nothing
+    assert "185,50" not in _text(counter.other.get(pay, montant="185,50"))

@@ -244,6 +244,41 @@ def line_count(raw: object) -> int:
     return min(int(text), MAX_INVOICE_LINES) if text.isdigit() and 0 < int(text) < 100 else 1
 
 
+AMOUNT = re.compile(r"^(\d{1,9})(?:[.,](\d{1,2}))?$")
+RUN_REFERENCE = re.compile(r"^(?:R|TP)(\d{4})(\d{2})(\d{2})(?:-\w*)?$")
+
+
+def payment_search(
+    since: str, until: str, amount: str, reference: str
+) -> tuple[payments.PaymentSearch | None, dict[str, str]]:
+    """The filters of « Mes paiements » (period, transfer amount in euros, the run by the
+    reference of its transfer or advice); what is unreadable is left out, and the typed
+    values come back for the form."""
+    typed = {
+        "du": since[:10],
+        "au": until[:10],
+        "montant": amount[:15],
+        "reference": reference[:40],
+    }
+
+    def day(text: str) -> date | None:
+        try:
+            return date.fromisoformat(text) if text else None
+        except ValueError:
+            return None
+
+    cents = None
+    found = AMOUNT.match(amount.strip().replace("\u202f", "").replace(" ", ""))
+    if found:
+        cents = int(found[1]) * 100 + int((found[2] or "0").ljust(2, "0"))
+    run = None
+    matched = RUN_REFERENCE.match(reference.strip())
+    if matched:
+        run = day(f"{matched[1]}-{matched[2]}-{matched[3]}")
+    search = payments.PaymentSearch(day(typed["du"]), day(typed["au"]), cents, run)
+    return (None if search == payments.PaymentSearch() else search), typed
+
+
 def remittance_advice_csv(platform: Platform, principal: Principal, advice_id: str) -> bytes:
     """One of the provider's advices as the payment run writes it, every line.
 
@@ -468,9 +503,17 @@ def router() -> APIRouter:
         return invoice_page(request, rows, receipt=receipt)
 
     @routes.get("/paiements", **RULE)
-    def payments_list(request: Request, session: Provider) -> Response:
+    def payments_list(
+        request: Request,
+        session: Provider,
+        du: str = "",
+        au: str = "",
+        montant: str = "",
+        reference: str = "",
+    ) -> Response:
         platform, principal = platform_of(request), session.info.principal
-        rows = payments.list_remittances(platform, principal)
+        search, typed = payment_search(du, au, montant, reference)
+        rows = payments.list_remittances(platform, principal, search=search)
         returned = payment_returns.provider_returns(platform, principal)
         delay = delays.provider_delay(platform, principal)
         return render(
@@ -480,6 +523,8 @@ def router() -> APIRouter:
             rows=rows,
             returned=returned,
             delay=delay,
+            search=typed,
+            searched=search is not None,
         )
 
     def bank_page(request: Request, session: Provider, **context: Any) -> Response:
