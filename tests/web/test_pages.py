@@ -7,6 +7,7 @@ import json
 import random
 import re
 from datetime import date
+from html import unescape
 from typing import Any
 
 import pytest
@@ -536,6 +537,12 @@ def test_provider_invoices_a_calculation_in_one_step(world: World) -> None:
     engagement = re.search(r"<code>(ENG1-C-[^<]+)</code>", calculated.text)
     assert engagement is not None
     assert "Facturer ce calcul" in calculated.text
+    # The calculation comes with its explanation, in French: the guarantee, base × rate
+    explained = unescape(calculated.text.split('id="explication"', 1)[1].split("</section>")[0])
+    assert "Garantie appliquée : contrat" in explained
+    assert "Consultation" in explained
+    assert "Base de remboursement 30,00 € × taux AMO 70 % : part AMO 19,00 €" in explained
+    assert "Part complémentaire 9,00 € ; reste à charge du patient" in explained
     # The button's form: the act as calculated, a pre-filled invoice number, no NIR
     button = calculated.text.split('action="/portail/prestataire/calcul/facture"', 1)[1]
     button = button.split("</form>", 1)[0]

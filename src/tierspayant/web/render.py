@@ -30,6 +30,7 @@ from tierspayant.domain.containment import REFUSALS_FR
 from tierspayant.domain.errors import DomainError
 from tierspayant.services import portal_views
 from tierspayant.services.errors import ServiceError
+from tierspayant.web import explain
 from tierspayant.web.session import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -187,6 +188,8 @@ def environment() -> Environment:
     env.filters["label"] = lambda code, kind: labels.label(kind, code)
     env.filters["labelled"] = lambda code, kind: labels.labelled(kind, code)
     env.globals["families"] = labels.FAMILIES  # the act families, for the forms' lists
+    env.globals["explained"] = explain.explained  # a calculation's explanation, in French
+    env.globals["ceilings_fr"] = explain.ceilings
     return env
 
 
