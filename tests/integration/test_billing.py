@@ -90,8 +90,8 @@ def test_a_month_is_billed_to_the_cent(
     assert statement["by_domain"] == {"MED": "7.00", "PHAR": "7.00"}
     assert statement["by_provider_category"] == {"gp": "10.50", "pharmacy": "3.50"}
     # and the detail file sums to it, one row per paid line and one per undue line
-    header, *lines = french_csv.read(files["detail"].read_bytes())
-    rows = [dict(zip(header, line, strict=True)) for line in lines]
+    header, *detail = french_csv.read(files["detail"].read_bytes())
+    rows = [dict(zip(header, line, strict=True)) for line in detail]
     assert sum(_cents(r["Part AMC (€)"]) for r in rows) == 1400
     assert [r["Type"] for r in rows].count("indu") == 1
     assert all(r["Id bénéficiaire"] == "1" for r in rows)

@@ -103,9 +103,9 @@ def test_fees_are_charged_per_paid_line_and_called_with_the_fund_call(
         "lines": 3, "per_line": "0.40", "amount": "1.20", "vat_included": False,
     }  # fmt: skip
     assert statement["due"] == "15.20"
-    header, *lines = french_csv.read(files["statement_csv"].read_bytes())
+    header, *totals = french_csv.read(files["statement_csv"].read_bytes())
     assert header == ["Rubrique", "Clé", "Montant (€)"]
-    rows = {(r[0], r[1]): r[2] for r in lines}
+    rows = {(r[0], r[1]): r[2] for r in totals}
     assert rows[("Frais de gestion", "3 lignes × 0,40 € HT")] == "1,20"
     assert rows[("Total", "Net des soins")] == "14,00"
     assert rows[("Total", "Appel de fonds")] == "15,20"
