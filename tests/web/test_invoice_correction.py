@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from tests.web.portal_client import PortalClient
 from tests.web.test_invoice_and_card import _invoice
-from tests.web.world import World
+from tests.web.world import AMC, INSURER_NAME, World
 from tierspayant.services import adjudication
 from tierspayant.store.claims_tables import claim_lines, claims
 
@@ -86,3 +86,15 @@ def test_a_rejected_invoice_corrected_from_its_prefilled_form_is_judged_again(
     ]
     follow = client.get("/portail/prestataire/suivi", params={"facture": "CORR-0001"})
     assert "Facture CORR-0001 (version 2)" in follow.text
+
+
+def test_the_header_names_the_member_and_the_security_staff(world: World) -> None:
+    member = PortalClient(world)
+    member.login("member")
+    text = unescape(member.get("/portail/adherent/").text)
+    assert f"Connecté : <strong>{world.logins['member'].login}</strong>" in text
+    assert f"{INSURER_NAME} — AMC {AMC}" in text.split('class="who"', 1)[1].split("</p>", 1)[0]
+    operator = PortalClient(world)
+    operator.login("operator1")
+    console = unescape(operator.get("/portail/securite/").text)
+    assert "Opérateur tierspayant" in console.split('class="who"', 1)[1].split("</p>", 1)[0]

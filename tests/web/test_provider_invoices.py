@@ -198,6 +198,7 @@ def test_my_invoices_filters_by_number_status_and_pages(counter: Counter) -> Non
     january = counter.pharmacy.get(MINE, du="2026-01-12", au="2026-01-12")
     assert "26 factures — page 1 sur 2" in _text(january)
     second = counter.pharmacy.get(MINE, du="2026-01-12", au="2026-01-12", page="2")
+    assert "page 1 sur 2" in _text(counter.pharmacy.get(MINE, du="2026-01-12", page="x"))
     assert "page 2 sur 2" in _text(second)
     assert second.text.count('href="/portail/prestataire/suivi?facture=') == 1
     # Another provider's number finds nothing
@@ -247,6 +248,7 @@ def test_a_dispute_goes_to_the_insurer_and_its_answer_comes_back(counter: Counte
     assert "Vérifiez la carte et la date des soins" in rejects
     assert counter.others not in rejects
     before = _audits(counter, "claim.dispute")
+    answers_before = _audits(counter, "claim.dispute_answer")
     # When the pharmacist disputes line 2, twice (a retried form)
     form = {"invoice_number": counter.decided, "line": "2", "reason": "Droits ouverts au 1er"}
     sent = pharmacy.post("/portail/prestataire/factures/contester", form)
@@ -286,6 +288,11 @@ def test_a_dispute_goes_to_the_insurer_and_its_answer_comes_back(counter: Counte
         {"dispute": str(dispute_id), "decision": "accepted", "answer": "Droits confirmés"},
     )
     assert "Contestation acceptée" in _text(answer)
+    retried = staff.post(
+        f"{DISPUTES}/repondre",
+        {"dispute": str(dispute_id), "decision": "accepted", "answer": "Droits confirmés"},
+    )
+    assert "Contestation acceptée" in _text(retried)  # the same answer again: once
     twice = staff.post(
         f"{DISPUTES}/repondre",
         {"dispute": str(dispute_id), "decision": "refused", "answer": "Non"},
@@ -308,7 +315,7 @@ def test_a_dispute_goes_to_the_insurer_and_its_answer_comes_back(counter: Counte
             .where(claims.c.invoice_number == counter.decided, claim_lines.c.line_no == 2)
         ).one()
     assert tuple(line) == ("rejected", 0)
-    assert _audits(counter, "claim.dispute_answer") >= 1
+    assert _audits(counter, "claim.dispute_answer") == answers_before + 1
 
 
 def pharmacy_text(browser: Browser, path: str) -> str:

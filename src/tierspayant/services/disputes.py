@@ -147,7 +147,8 @@ def answer_dispute(
     """Answer an open dispute of the caller's insurer (audited as ``claim.dispute_answer``).
 
     Accepting records the decision only (see the module's docstring): the pages show
-    :data:`ACCEPTED_NOTE` under an accepted answer.
+    :data:`ACCEPTED_NOTE` under an accepted answer. The same answer sent again answers the
+    recorded one; a different one is ``claim.dispute_answered``.
     """
     insurer_id = _insurer_of(principal)
     if decision not in DECISIONS:
@@ -160,6 +161,8 @@ def answer_dispute(
         found = store.dispute_of_insurer(conn, insurer_id, dispute_id)
         if found is None:
             raise NotFound(ClaimCode.DISPUTE_UNKNOWN, "no such dispute")
+        if found.state == decision and found.answer == text:
+            return found  # the same answer sent again: answered once
         if not store.answer_dispute(
             conn,
             insurer_id,

@@ -87,7 +87,7 @@ def router() -> APIRouter:
         du: str = "",
         au: str = "",
         etat: str = "",
-        page: int = 1,
+        page: str = "1",
     ) -> Response:
         provider_id = session.info.principal.provider_id
         query = InvoiceQuery(
@@ -95,7 +95,7 @@ def router() -> APIRouter:
             care_from=_day(du),
             care_to=_day(au),
             status=etat if etat in STATUSES else None,
-            page=max(1, min(page, 100_000)),
+            page=int(page) if page.isdigit() and len(page) < 7 else 1,
             page_size=PAGE_SIZE,
         )
         found = (
