@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from tierspayant.store.tenancy import rls_statements
+
 revision = "0016"
 down_revision = "0015"
 branch_labels = None
@@ -60,9 +62,15 @@ def upgrade() -> None:
     op.create_index(
         "ix_claim_disputes_insurer", "claim_disputes", ["insurer_id", "state", "opened_at"]
     )
+    # Insurer-owned: under the tenant role's row-level security on PostgreSQL.
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        for statement in rls_statements(sa.inspect(bind).get_table_names()):
+            op.execute(statement)
 
 
 def downgrade() -> None:
+    # Dropping the table drops its policy with it.
     op.drop_index("ix_claim_disputes_insurer", table_name="claim_disputes")
     op.drop_index("ix_claim_disputes_provider", table_name="claim_disputes")
     op.drop_index("uq_claim_disputes_open", table_name="claim_disputes")
