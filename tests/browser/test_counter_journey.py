@@ -136,6 +136,7 @@ def test_pharmacist_invoices_follows_disputes_and_reads_the_insurers_answer(
     # And the pharmacist reads the answer, and how the amount will be corrected
     page.reload()
     answered = page.get_by_role("table", name="Contestations, les plus récentes d'abord")
+    expect(answered.get_by_role("row")).to_have_count(2)  # its header and one dispute
     expect(answered).to_contain_text("acceptée")
     expect(answered).to_contain_text("Décompte reçu : renvoyez la facture corrigée")
     expect(answered).to_contain_text("n'est pas modifié par cette réponse")

@@ -316,6 +316,10 @@ def test_a_dispute_goes_to_the_insurer_and_its_answer_comes_back(counter: Counte
         ).one()
     assert tuple(line) == ("rejected", 0)
     assert _audits(counter, "claim.dispute_answer") == answers_before + 1
+    # And the accepted line is not disputed again: the corrected invoice is what is left
+    again = pharmacy.post("/portail/prestataire/factures/contester", form)
+    assert "Cette contestation a déjà reçu une réponse." in _text(again)
+    assert "Contestation acceptée : envoyez la facture corrigée." in _text(pharmacy.get(REJECTS))
 
 
 def pharmacy_text(browser: Browser, path: str) -> str:

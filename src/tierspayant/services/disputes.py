@@ -3,8 +3,10 @@ insurer that decided it.
 
 A provider disputes a rejected or reduced line of the latest adjudicated version of one of
 its own invoices, named by its invoice number; opening the same dispute again while it is
-open answers the open one (idempotent on the line). The insurer's staff answer it:
-``accepted`` or ``refused``, with a French text the provider reads.
+open answers the open one (idempotent on the line). After a refusal the line may be
+disputed again; after an acceptance it may not (the corrected invoice is what is left).
+The insurer's staff answer it: ``accepted`` or ``refused``, with a French text the
+provider reads.
 
 Accepting does not change any amount by itself: the line stays as adjudication decided it
 and no posting is made. The amount is corrected only by a new adjudication, which a
@@ -85,9 +87,12 @@ def open_dispute(
                 "only a rejected or reduced line of an adjudicated invoice can be disputed",
                 field="line",
             )
-        existing = store.open_dispute_of(conn, claim.insurer_id, claim.id, line_no)
-        if existing is not None:
-            return Opened(existing, created=False)
+        latest = store.latest_dispute_of(conn, claim.insurer_id, claim.id, line_no)
+        if latest is not None and latest.state == "open":
+            return Opened(latest, created=False)
+        if latest is not None and latest.state == "accepted":
+            # Accepted: what is left is the corrected invoice, not another dispute.
+            raise Conflict(ClaimCode.DISPUTE_ANSWERED, "the line's dispute was accepted")
         dispute_id = store.insert_dispute(
             conn,
             insurer_id=claim.insurer_id,
@@ -99,7 +104,7 @@ def open_dispute(
             actor=principal.id[:120],
             at=now,
         )
-        found = store.open_dispute_of(conn, claim.insurer_id, claim.id, line_no)
+        found = store.latest_dispute_of(conn, claim.insurer_id, claim.id, line_no)
         assert found is not None
         if dispute_id is None:  # a concurrent request opened it first
             return Opened(found, created=False)

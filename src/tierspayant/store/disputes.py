@@ -79,15 +79,19 @@ def _rows(conn: Connection, query: Select[Any]) -> list[DisputeRow]:
     return [DisputeRow(*row) for row in conn.execute(query)]
 
 
-def open_dispute_of(
+def latest_dispute_of(
     conn: Connection, insurer_id: int, claim_id: int, line_no: int
 ) -> DisputeRow | None:
-    """The open dispute of one line, if any."""
-    query = _query().where(
-        claim_disputes.c.insurer_id == insurer_id,
-        claim_disputes.c.claim_id == claim_id,
-        claim_disputes.c.line_no == line_no,
-        claim_disputes.c.state == "open",
+    """The latest dispute of one line (the open one if any), or None."""
+    query = (
+        _query()
+        .where(
+            claim_disputes.c.insurer_id == insurer_id,
+            claim_disputes.c.claim_id == claim_id,
+            claim_disputes.c.line_no == line_no,
+        )
+        .order_by(claim_disputes.c.id.desc())
+        .limit(1)
     )
     rows = _rows(conn, query)
     return rows[0] if rows else None

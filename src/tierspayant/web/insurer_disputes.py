@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from tierspayant.domain.errors import DomainError
 from tierspayant.services import disputes
@@ -23,6 +23,14 @@ from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, p
 PORTAL = Portal.INSURER
 RULE = policy(PORTAL.rule)
 Staff = Annotated[PortalSession, Depends(requires(PORTAL))]
+# The notice after an answer (shown by the page the browser is redirected to).
+ANSWERED = {
+    "accepted": (
+        "Contestation acceptée : réponse envoyée au professionnel. Le montant sera corrigé "
+        "par le traitement de la facture corrigée qu'il renverra."
+    ),
+    "refused": "Contestation refusée : réponse envoyée au professionnel.",
+}
 
 
 def router() -> APIRouter:
@@ -41,8 +49,8 @@ def router() -> APIRouter:
         )
 
     @routes.get("/contestations", **RULE)
-    def disputes_list(request: Request, session: Staff) -> Response:
-        return page(request, session)
+    def disputes_list(request: Request, session: Staff, reponse: str = "") -> Response:
+        return page(request, session, notice=ANSWERED.get(reponse))
 
     @routes.post("/contestations/repondre", **RULE)
     def answer(request: Request, session: Staff, form: Form) -> Response:
@@ -57,12 +65,7 @@ def router() -> APIRouter:
             )
         except DomainError as exc:
             return page(request, session, error=french_message(exc), code=exc.code, status_code=422)
-        notice = (
-            "Contestation acceptée : réponse envoyée au professionnel. Le montant sera corrigé "
-            "par le traitement de la facture corrigée qu'il renverra."
-            if decision == "accepted"
-            else "Contestation refusée : réponse envoyée au professionnel."
-        )
-        return page(request, session, notice=notice)
+        # Post/redirect/get: reloading the page then reads it, it does not post again.
+        return RedirectResponse(f"{PORTAL.root}/contestations?reponse={decision}", status_code=303)
 
     return routes

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from tierspayant.domain import labels
 from tierspayant.domain.care import CareDomain
@@ -32,6 +32,11 @@ PAGE_SIZE = 25
 # The statuses « Mes factures » filters on (superseded versions are shown on request).
 STATUSES = labels.CLAIM_STATUSES
 DECIDED = "adjudicated"
+# The notice after a dispute is sent (shown by the page the browser is redirected to).
+SENT = {
+    "nouvelle": "Contestation envoyée à l'organisme complémentaire.",
+    "deja": "Cette ligne est déjà contestée : sa contestation attend la réponse.",
+}
 
 
 def _day(raw: str) -> date | None:
@@ -164,8 +169,8 @@ def router() -> APIRouter:
         )
 
     @routes.get("/factures/rejets", **RULE)
-    def my_rejects(request: Request, session: Provider) -> Response:
-        return rejects_page(request, session)
+    def my_rejects(request: Request, session: Provider, envoi: str = "") -> Response:
+        return rejects_page(request, session, notice=SENT.get(envoi))
 
     @routes.post("/factures/contester", **RULE)
     def dispute(request: Request, session: Provider, form: Form) -> Response:
@@ -181,12 +186,9 @@ def router() -> APIRouter:
             return rejects_page(
                 request, session, error=french_message(exc), code=exc.code, status_code=422
             )
-        notice = (
-            "Contestation envoyée à l'organisme complémentaire."
-            if opened.created
-            else "Cette ligne est déjà contestée : sa contestation attend la réponse."
-        )
-        return rejects_page(request, session, notice=notice)
+        # Post/redirect/get: reloading the page then reads it, it does not post again.
+        sent = "nouvelle" if opened.created else "deja"
+        return RedirectResponse(f"{PORTAL.root}/factures/rejets?envoi={sent}", status_code=303)
 
     @routes.get("/factures/corriger", **RULE)
     def correct(request: Request, session: Provider, facture: str = "") -> Response:
