@@ -190,6 +190,10 @@ class ClaimCode(ErrorCode):
     SUPERSEDED = "claim.superseded"
     ALREADY_PAID = "claim.already_paid"
     UNKNOWN = "claim.unknown"
+    DISPUTE_LINE = "claim.dispute_line"
+    DISPUTE_TEXT = "claim.dispute_text"
+    DISPUTE_UNKNOWN = "claim.dispute_unknown"
+    DISPUTE_ANSWERED = "claim.dispute_answered"
 
 
 class EngagementCode(ErrorCode):

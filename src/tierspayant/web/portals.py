@@ -21,10 +21,12 @@ from tierspayant.web import (
     insurer,
     insurer_backoffice,
     insurer_desk,
+    insurer_disputes,
     insurer_money,
     login,
     member,
     provider,
+    provider_invoices,
     security_console,
 )
 from tierspayant.web.headers import PORTAL_PREFIX, PortalHeadersMiddleware
@@ -107,10 +109,12 @@ def mount_portals(app: FastAPI, platform: Platform) -> None:
     for portal in login.PASSWORD_PORTALS:
         app.include_router(login.password_router(portal))
     app.include_router(provider.router())
+    app.include_router(provider_invoices.router())
     app.include_router(insurer.router())
     app.include_router(insurer_backoffice.router())
     app.include_router(insurer_desk.router())
     app.include_router(insurer_money.router())
+    app.include_router(insurer_disputes.router())
     app.include_router(member.router())
     app.include_router(security_console.router())
     app.include_router(containment.router())
