@@ -23,9 +23,7 @@ pytestmark = pytest.mark.browser
 def docs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
-    platform = open_platform(
-        tmp_path_factory.mktemp("docs"), env={"TIERSPAYANT_API_DOCS": "1"}
-    )
+    platform = open_platform(tmp_path_factory.mktemp("docs"), env={"TIERSPAYANT_API_DOCS": "1"})
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(platform), host="127.0.0.1", port=port, log_level="warning")

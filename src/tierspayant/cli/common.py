@@ -14,6 +14,15 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from typer.core import TyperGroup
 
 from tierspayant.app.platform import Platform, open_platform
@@ -35,6 +44,22 @@ from tierspayant.services.run_failures import DatabaseUnavailable, RedisUnavaila
 console = Console()
 err_console = Console(stderr=True)
 CLI_ACTOR = "operator:cli"
+
+
+def progress_bar(target: Console | None = None, *, counted: bool = True) -> Progress:
+    """A progress display that counts things (people, invoices, providers), with a French
+    description per task (« Bénéficiaires importés », « Factures »…): a bar with ``done/total``
+    when the total is known (``counted``), else a spinner and the count. Off when the
+    console is not a terminal (logs, tests): only the summaries are printed there."""
+    shown = target or console
+    columns = (
+        (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+         TimeElapsedColumn(), TimeRemainingColumn())
+        if counted
+        else (SpinnerColumn(), TextColumn("{task.description:<34}"),
+              TextColumn("{task.completed}"), TimeElapsedColumn())
+    )  # fmt: skip
+    return Progress(*columns, console=shown, transient=False, disable=not shown.is_terminal)
 
 
 EXIT_CODES: dict[type[DomainError], int] = {

@@ -150,30 +150,42 @@ def serve(
 
 @app.command()
 def demo(
-    beneficiaries: Annotated[int, typer.Option(help="How many beneficiaries")] = 100_000,
-    providers_count: Annotated[int, typer.Option("--providers", help="How many providers")] = 1_000,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic data")] = 2024,
-    claims: Annotated[int, typer.Option(help="How many invoices of last month")] = 3_000,
+    beneficiaries: Annotated[int, typer.Option(help="Nombre de bénéficiaires")] = 100_000,
+    providers_count: Annotated[
+        int, typer.Option("--providers", help="Nombre de professionnels de santé")
+    ] = 1_000,
+    seed: Annotated[int, typer.Option(help="Graine des données synthétiques")] = 2024,
+    claims: Annotated[int, typer.Option(help="Nombre de factures du mois dernier")] = 3_000,
     no_serve: Annotated[
-        bool, typer.Option("--no-serve", help="Create the data, do not serve")
+        bool, typer.Option("--no-serve", help="Créer les données sans lancer le serveur")
     ] = False,
 ) -> None:
-    """Create demo data (3 insurers, beneficiaries, providers, a token) and serve."""
+    """Créer les données de démonstration (3 organismes, bénéficiaires, professionnels,
+    factures payées) et servir l'API, les portails et la documentation. Relancée, renouvelle
+    les identifiants des comptes de démonstration et les affiche."""
     from tierspayant.cli.demo import run_demo
     from tierspayant.demo.builder import demo_providers
     from tierspayant.demo.issuer import start_demo_issuer
 
+    # The demo serves the OpenAPI document and its page (/docs) unless told otherwise.
+    os.environ.setdefault("TIERSPAYANT_API_DOCS", "1")
     settings = load_settings()
-    run_demo(settings, beneficiaries, providers_count, seed, console, claims)
+    summary = run_demo(settings, beneficiaries, providers_count, seed, console, claims)
     if no_serve:
         return
     # Pro Santé Connect cannot be reached from a demo: a local issuer of the same protocol
-    # lets the demo professionals log in to the provider portal.
-    professionals = [(s.name, s.rpps) for s in demo_providers(providers_count, seed) if s.rpps]
-    issuer = start_demo_issuer("127.0.0.1", settings.port + 1, professionals[:5])
+    # lets the demo professionals (the pharmacist first) log in to the provider portal.
+    pharmacist = (
+        f"{summary.pharmacist_name} – {summary.pharmacy_name}",
+        summary.pharmacist_rpps,
+    )
+    others = [(s.name, s.rpps) for s in demo_providers(providers_count, seed) if s.rpps]
+    issuer = start_demo_issuer("127.0.0.1", settings.port + 1, [pharmacist, *others[:4]])
     portal = f"http://127.0.0.1:{settings.port}/portail/prestataire/oidc/retour"
     os.environ.update(issuer.environment(portal))
-    console.print(f"Demo Pro Santé Connect: {issuer.url} (for the provider portal)\n")
+    console.print(
+        f"Pro Santé Connect de démonstration : {issuer.url} (pour l'espace des professionnels)\n"
+    )
     try:
         serve(None, None)
     finally:

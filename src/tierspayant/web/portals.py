@@ -1,9 +1,10 @@
 """The French portals (providers, insurers, members, security team), server-rendered.
 
 ``mount_portals`` adds the home page ``/`` and, when the OpenAPI document is served, the
-API documentation page ``/docs`` (``web.home``); under ``/portail``: the chooser, each portal's login and pages,
-the static files (stylesheet, htmx), the security headers, and the error pages. Every
-route declares its policy (``web.policy``), like the API's.
+API documentation page ``/docs`` (``web.home``); under ``/portail``: the chooser, each
+portal's login and pages, the static files (stylesheet, htmx, Swagger UI), the security
+headers, and the error pages. Every route declares its policy (``web.policy``), like the
+API's.
 """
 
 from __future__ import annotations
