@@ -563,8 +563,8 @@ def test_given_the_command_then_progress_summary_and_exit_status(
     )
     assert status == 1
     shown = out.getvalue()
-    assert "inserted" in shown
-    assert "rejected" in shown
+    assert "ajoutés" in shown
+    assert "refusées" in shown
     assert "line.unknown_contract" in shown
     assert (
         import_beneficiaries_command(

@@ -90,8 +90,8 @@ def fail(error: DomainError, message: str | None = None) -> typer.Exit:
     """Print the coded refusal (``message`` in place of the error's own, if given) and
     return the exit to raise, with the status of the error's class."""
     text = error.message if message is None else message
-    where = f" (field {error.field})" if error.field else ""
-    err_console.print(f"[red]error[/red] {escape(f'[{error.code}] {text}{where}')}", soft_wrap=True)
+    where = f" (champ {error.field})" if error.field else ""
+    err_console.print(f"[red]erreur[/red] {escape(f'[{error.code}] {text}{where}')}", soft_wrap=True)
     return typer.Exit(exit_code(error))
 
 
@@ -120,7 +120,7 @@ def _log_traceback(exc: BaseException) -> Path | None:
 def failure_exit(exc: BaseException) -> typer.Exit | None:
     """The exit for a command's failure, its coded line printed; None for a bug.
 
-    A refusal prints ``error [code] message``; a lost database, a lost Redis or a run
+    A refusal prints ``erreur [code] message``; a lost database, a lost Redis or a run
     held by another worker reads as its coded refusal (:func:`as_refusal`), the traceback
     going to the log file, not to the screen.
     """
