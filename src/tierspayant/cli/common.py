@@ -91,7 +91,8 @@ def fail(error: DomainError, message: str | None = None) -> typer.Exit:
     return the exit to raise, with the status of the error's class."""
     text = error.message if message is None else message
     where = f" (champ {error.field})" if error.field else ""
-    err_console.print(f"[red]erreur[/red] {escape(f'[{error.code}] {text}{where}')}", soft_wrap=True)
+    line = escape(f"[{error.code}] {text}{where}")
+    err_console.print(f"[red]erreur[/red] {line}", soft_wrap=True)
     return typer.Exit(exit_code(error))
 
 

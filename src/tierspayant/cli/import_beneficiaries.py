@@ -86,9 +86,7 @@ def import_beneficiaries_command(
         console.print("rien n'a été appliqué")
         return EXIT_REFUSED
     except OSError as exc:
-        console.print(
-            f"[red]échec[/red] {escape(f'[file.io] lecture de {file} : {exc.strerror}')}"
-        )
+        console.print(f"[red]échec[/red] {escape(f'[file.io] lecture de {file} : {exc.strerror}')}")
         console.print("rien n'a été appliqué")
         return EXIT_REFUSED
     finally:

@@ -152,7 +152,7 @@ def test_the_pharmacist_has_paid_and_rejected_invoices_and_the_member_paid_lines
         category = conn.execute(
             select(providers.c.category).where(providers.c.id == provider_id)
         ).scalar_one()
-        statuses = dict(
+        statuses: dict[str | None, int] = dict(
             conn.execute(
                 select(claim_lines.c.reason_code, func.count())
                 .select_from(claim_lines.join(claims, claims.c.id == claim_lines.c.claim_id))

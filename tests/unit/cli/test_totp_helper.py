@@ -3,6 +3,8 @@ expire — with less than ten seconds left in the step it waits for the next one
 
 from __future__ import annotations
 
+import re
+
 import pyotp
 import pytest
 
@@ -41,7 +43,7 @@ def test_the_command_prints_the_code_and_its_validity(capsys: pytest.CaptureFixt
     assert totp.main([SECRET]) == 0
     printed = capsys.readouterr().out
     code, rest = printed.split("  ", 1)
-    assert code.isdigit() and len(code) == 6
+    assert re.fullmatch(r"\d{6}", code)
     assert rest.startswith("(valable encore ")
 
 
