@@ -94,12 +94,19 @@ def incident_scope(
                 IncidentCode.BREAKGLASS_NO_GRANT, "--reveal exige --grant (un accès approuvé)"
             )
         )
-    with platform_ctx() as platform:
+    with platform_ctx() as platform, progress_bar(console, counted=False) as bar:
         criteria = incident.ScopeCriteria(
             _moment(start, "--from"), _moment(end, "--to"), principal, structure
         )
         opened = incident.Reveal(grant, show_nir) if reveal and grant is not None else None
-        result = incident.scope_incident(platform, criteria, actor, opened)
+        task = bar.add_task("Événements du journal examinés", total=None)
+        result = incident.scope_incident(
+            platform,
+            criteria,
+            actor,
+            opened,
+            progress=lambda n: bar.update(task, completed=n),
+        )
     table = Table("organisme", "personnes", "lectures", "plus détenues")
     for scope in result.insurers:
         table.add_row(scope.amc_number, str(scope.people), str(scope.reads), str(scope.unresolved))
