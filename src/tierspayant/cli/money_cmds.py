@@ -268,7 +268,7 @@ def returns(
         summary = billing.record_returns(platform, data, actor=CLI_ACTOR, source=report.name)
     for problem in summary.errors:
         err_console.print(
-            f"[red]erreur[/red] {escape(f'[{problem.code}] {problem.end_to_end_id} : ')}"
+            f"[red]erreur[/red] {escape(f'[{problem.code}] {problem.end_to_end_id}: ')}"
             f"{escape(RETURN_PROBLEMS_FR.get(problem.code, problem.message))}"
         )
     if summary.errors:
