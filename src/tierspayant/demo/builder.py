@@ -9,7 +9,7 @@ import contextlib
 import csv
 import random
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from importlib import resources
@@ -136,6 +136,12 @@ class ProviderSpec:
 
 def demo_providers(count: int, seed: int) -> list[ProviderSpec]:
     """``count`` invented providers with valid identifiers, in a realistic mix."""
+    return list(iter_demo_providers(count, seed))
+
+
+def iter_demo_providers(count: int, seed: int) -> Iterator[ProviderSpec]:
+    """The providers of :func:`demo_providers`, one at a time (the national data set
+    streams a quarter of a million of them)."""
     from faker import Faker
 
     rng = random.Random(seed)
@@ -143,8 +149,8 @@ def demo_providers(count: int, seed: int) -> list[ProviderSpec]:
     fake.seed_instance(seed)
     categories = [c for c, weight in CATEGORY_MIX for _ in range(weight)]
     seen: set[str] = set()
-    specs: list[ProviderSpec] = []
-    while len(specs) < count:
+    made = 0
+    while made < count:
         category = rng.choice(categories)
         department = rng.choice(DEPARTMENTS)
         dept = _department_digits(department)
@@ -171,8 +177,8 @@ def demo_providers(count: int, seed: int) -> list[ProviderSpec]:
         optam = (
             category in {ProviderCategory.SPECIALIST, ProviderCategory.GP} and rng.random() < 0.6
         )
-        specs.append(ProviderSpec(am, category, name, rpps, finess, optam, demo_iban(rng)))
-    return specs
+        made += 1
+        yield ProviderSpec(am, category, name, rpps, finess, optam, demo_iban(rng))
 
 
 def demo_pharmacist(seed: int) -> tuple[str, str]:
@@ -190,7 +196,7 @@ def demo_pharmacy(specs: list[ProviderSpec]) -> ProviderSpec:
     return next(s for s in specs if s.category is ProviderCategory.PHARMACY)
 
 
-def write_providers_csv(path: Path, specs: list[ProviderSpec]) -> None:
+def write_providers_csv(path: Path, specs: Iterable[ProviderSpec]) -> None:
     """Write providers in the documented registry format (docs/formats/providers.md)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter=";")
