@@ -366,6 +366,7 @@ class AuthCode(ErrorCode):
     ACCOUNT_BENEFICIARY = "account.beneficiary"
     ACCOUNT_EXISTS = "account.exists"
     ACCOUNT_UNKNOWN = "account.unknown"
+    ACCOUNT_DEMO_ONLY = "account.demo_only"
     OIDC_DISCOVERY = "oidc.discovery"
     OIDC_JWKS = "oidc.jwks"
     OIDC_TOKEN = "oidc.token"

@@ -248,6 +248,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "account.create": "Compte créé",
     "account.disable": "Compte désactivé",
     "account.unlock": "Compte déverrouillé",
+    "account.demo_reset": "Identifiants de démonstration renouvelés",
     "account.mfa_enrol": "Second facteur enregistré",
     "account.recovery_codes": "Codes de secours renouvelés",
     "keys.rotate_data": "Changement de clé de données",
