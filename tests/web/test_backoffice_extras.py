@@ -4,10 +4,10 @@ seeing another's, files served from the session's own insurer only."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import random
+import re
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 
@@ -20,6 +20,7 @@ from tests.web.portal_client import PortalClient
 from tests.web.world import AMC, World
 from tierspayant.demo.accounts import demo_password
 from tierspayant.demo.builder import DEMO_INSURERS
+from tierspayant.formats import french_csv
 from tierspayant.services import accounts, billing, insurers
 from tierspayant.services.accounts import AccountKind, enrol_totp_now
 from tierspayant.services.portal_views import invoice_figures
@@ -234,12 +235,14 @@ def test_incident_downloads_have_ids_and_no_identity(world: World) -> None:
     scope = operator.post("/portail/securite/incident/perimetre.csv", criteria)
     # Then it lists the member's internal id, no NIR and no name
     assert scope.status_code == 200
-    rows = list(csv.DictReader(io.StringIO(scope.text), delimiter=";"))
-    assert [(r["amc_number"], r["beneficiary_id"]) for r in rows] == [
-        (AMC, str(world.beneficiary_id))
-    ]
+    header, *lines = french_csv.read(scope.content)
+    rows = [dict(zip(header, line, strict=True)) for line in lines]
+    assert [(r["N° AMC"], r["Id bénéficiaire"]) for r in rows] == [(AMC, str(world.beneficiary_id))]
     assert card["nir"] not in scope.text
-    assert "nir" not in rows[0]
+    assert "NIR" not in rows[0]
+    # in the French format: a BOM, and the times of the reads as 06/12/2026 10:05
+    assert scope.content.startswith("\ufeff".encode())
+    assert re.fullmatch(r"\d\d/\d\d/\d{4} \d\d:\d\d", rows[0]["Première consultation"])
     # And the notice drafts come as a ZIP: one CNIL draft, one letter without a name
     notices = operator.post("/portail/securite/incident/notifications.zip", criteria)
     assert notices.status_code == 200

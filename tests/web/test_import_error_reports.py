@@ -3,8 +3,6 @@ JSON path) and the offending value in French, personal data masked, codes kept."
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from html import unescape
 
@@ -14,6 +12,7 @@ import yaml
 from tests.web.portal_client import PortalClient
 from tests.web.world import CATALOGUE_FILE, World
 from tierspayant.demo.builder import demo_catalogue
+from tierspayant.formats import french_csv
 
 HEADER = (
     "member_number;nir;birth_rank;birth_date;last_name;first_name;sex;quality;contract;"
@@ -80,8 +79,8 @@ def test_rejected_lines_name_line_column_and_masked_value(world: World) -> None:
 
     run = page.text.split("/portail/assureur/import/", 1)[1].split("/", 1)[0]
     report = client.get(f"/portail/assureur/import/{run}/erreurs.csv")
-    rows = list(csv.reader(io.StringIO(report.text), delimiter=";"))
-    assert rows[0] == ["line", "code", "column", "message", "value", "explanation"]
+    rows = french_csv.read(report.content)
+    assert rows[0] == ["ligne", "code", "colonne", "message", "valeur", "explication"]
     assert [r[:3] + r[4:5] for r in rows[1:]] == [
         ["3", "line.date", "birth_date", "••/••/••••"],
         ["4", "line.sex", "sex", "X"],

@@ -183,7 +183,7 @@ def test_the_console_names_people_and_structures_by_one_number_in_french(
     # And the caps table and chart name the structure, with its figures and share of cap
     caps = _section(page.text, "Consultations par structure", "</section>")
     assert f"{PHARMACY_NAME} (FINESS {world.structure})" in caps
-    assert "pharmacie" in caps
+    assert "<td>Pharmacie</td>" in caps
     assert re.search(rf"{answered} / \d+ \(\d+ %\)", caps)
     chart = caps[caps.index("<svg") : caps.index("</svg>")]
     assert f">{PHARMACY_NAME}</text>" in chart  # the bar is labelled by the name

@@ -190,6 +190,10 @@ class ClaimCode(ErrorCode):
     SUPERSEDED = "claim.superseded"
     ALREADY_PAID = "claim.already_paid"
     UNKNOWN = "claim.unknown"
+    DISPUTE_LINE = "claim.dispute_line"
+    DISPUTE_TEXT = "claim.dispute_text"
+    DISPUTE_UNKNOWN = "claim.dispute_unknown"
+    DISPUTE_ANSWERED = "claim.dispute_answered"
 
 
 class EngagementCode(ErrorCode):
@@ -362,6 +366,7 @@ class AuthCode(ErrorCode):
     ACCOUNT_BENEFICIARY = "account.beneficiary"
     ACCOUNT_EXISTS = "account.exists"
     ACCOUNT_UNKNOWN = "account.unknown"
+    ACCOUNT_DEMO_ONLY = "account.demo_only"
     OIDC_DISCOVERY = "oidc.discovery"
     OIDC_JWKS = "oidc.jwks"
     OIDC_TOKEN = "oidc.token"

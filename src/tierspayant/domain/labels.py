@@ -40,6 +40,7 @@ class Kind(StrEnum):
     CEILING_PERIOD = "ceiling_period"
     UNDUE_REASON = "undue_reason"
     UNDUE_STATE = "undue_state"
+    DISPUTE_STATE = "dispute_state"
 
 
 DOMAINS: Final[Mapping[str, str]] = {
@@ -177,6 +178,8 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "prior_auth.decide": "Décision sur un accord préalable",
     "claim.receive": "Réception d'une facture",
     "claim.cancel": "Annulation d'une facture",
+    "claim.dispute": "Contestation d'une ligne de facture",
+    "claim.dispute_answer": "Réponse à une contestation",
     "claims.import": "Import d'un lot de factures",
     "claims.adjudicate": "Traitement des factures",
     "engagement.cancel": "Annulation d'un engagement",
@@ -245,6 +248,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "account.create": "Compte créé",
     "account.disable": "Compte désactivé",
     "account.unlock": "Compte déverrouillé",
+    "account.demo_reset": "Identifiants de démonstration renouvelés",
     "account.mfa_enrol": "Second facteur enregistré",
     "account.recovery_codes": "Codes de secours renouvelés",
     "keys.rotate_data": "Changement de clé de données",
@@ -331,6 +335,34 @@ UNDUE_STATES: Final[Mapping[str, str]] = {
     "recovered": "recouvré",
 }
 
+# The states of a provider's dispute of a decided line (store.disputes_tables).
+DISPUTE_STATES: Final[Mapping[str, str]] = {
+    "open": "en attente de réponse",
+    "accepted": "acceptée",
+    "refused": "refusée",
+}
+
+# What the provider can do about a rejected or reduced line, by reason (the portal's
+# « Mes rejets » page); a reason without advice gets ``ADVICE_DEFAULT``.
+ADVICE_DEFAULT: Final = (
+    "Vérifiez la facture : si elle comporte une erreur, envoyez-la corrigée ; "
+    "sinon, contestez la décision."
+)
+REASON_ADVICE: Final[Mapping[str, str]] = {
+    "rights.none": "Vérifiez la carte et la date des soins, puis envoyez la facture corrigée.",
+    "rights.domain_not_covered": "Le contrat ne couvre pas ce domaine : facturez le patient.",
+    "act.unknown": "Corrigez le code d'acte ou le domaine de soins et renvoyez la facture.",
+    "amounts.amo_above_rate": "Corrigez la part AMO (base × taux) et renvoyez la facture.",
+    "amounts.amc_above_cost": "Corrigez la part complémentaire demandée et renvoyez la facture.",
+    "amounts.inconsistent": "Corrigez les montants et renvoyez la facture.",
+    "prior_auth.missing": "Demandez un accord préalable, puis renvoyez la facture avec son numéro.",
+    "prior_auth.not_found": "Corrigez le numéro d'accord préalable et renvoyez la facture.",
+    "duplicate.same_provider": "Cette facture a déjà été prise en charge : rien à renvoyer.",
+    "ceiling.reached": "Le plafond est atteint : le reste est à la charge du patient.",
+    "amount.above_guarantee": "Le reste au-delà de la garantie est à la charge du patient.",
+    "claim.unprocessable": "Envoyez la facture corrigée.",
+}
+
 _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
     {
         Kind.DOMAIN: DOMAINS,
@@ -354,6 +386,7 @@ _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
         Kind.CEILING_PERIOD: CEILING_PERIODS,
         Kind.UNDUE_REASON: UNDUE_REASONS,
         Kind.UNDUE_STATE: UNDUE_STATES,
+        Kind.DISPUTE_STATE: DISPUTE_STATES,
     }
 )
 
@@ -370,6 +403,11 @@ def labelled(kind: Kind | str, code: object) -> str:
     text = str(code.value if isinstance(code, StrEnum) else code)
     name = label(kind, text)
     return text if name == text else f"{name} ({text})"
+
+
+def advice(reason: str | None) -> str:
+    """What the provider can do about a line refused or reduced for ``reason``."""
+    return REASON_ADVICE.get(reason or "", ADVICE_DEFAULT)
 
 
 def table(kind: Kind | str) -> Mapping[str, str]:

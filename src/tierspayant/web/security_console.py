@@ -11,12 +11,11 @@ name or a NIR (the named list stays a break-glass CLI step).
 
 from __future__ import annotations
 
-import csv
 import io
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from starlette.responses import Response
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain.errors import DomainError
+from tierspayant.formats import french_csv
 from tierspayant.security.principal import Principal
 from tierspayant.services import (
     alerts,
@@ -73,13 +73,13 @@ def reinstate_step(platform: Platform, principal_id: str, operator: Principal) -
 
 
 SCOPE_CSV_COLUMNS = (
-    "amc_number",
-    "insurer",
-    "beneficiary_id",
-    "pseudonym",
-    "reads",
-    "first_read",
-    "last_read",
+    "N° AMC",
+    "Organisme",
+    "Id bénéficiaire",
+    "Pseudonyme",
+    "Consultations",
+    "Première consultation",
+    "Dernière consultation",
 )
 
 
@@ -89,23 +89,21 @@ def scope_csv(scope: incident.IncidentScope) -> bytes:
     Written here rather than with ``incident.write_scope``: its columns include the
     identity a break-glass reveal adds, which the portal never asks for.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
-    writer.writerow(SCOPE_CSV_COLUMNS)
-    for insurer in scope.insurers:
-        for record in insurer.records:
-            writer.writerow(
-                (
-                    insurer.amc_number,
-                    insurer.name,
-                    record.beneficiary_id if record.beneficiary_id is not None else "",
-                    record.pseudonym,
-                    record.reads,
-                    record.first_read.astimezone(UTC).isoformat(),
-                    record.last_read.astimezone(UTC).isoformat(),
-                )
-            )
-    return buffer.getvalue().encode("utf-8")
+    rows = (
+        (
+            insurer.amc_number,
+            insurer.name,
+            record.beneficiary_id,
+            record.pseudonym,
+            record.reads,
+            record.first_read,
+            record.last_read,
+        )
+        for insurer in scope.insurers
+        for record in insurer.records
+    )
+    # For the security team's spreadsheet: a French CSV (times in Paris).
+    return french_csv.encoded(SCOPE_CSV_COLUMNS, rows)
 
 
 def notice_zip(scope: incident.IncidentScope) -> bytes:

@@ -14,6 +14,7 @@ from stdnum.fr import nir as stdnum_nir
 from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.care import Quality, Sex
 from tierspayant.domain.identifiers import parse_nir
+from tierspayant.formats import french_csv
 from tierspayant.formats.beneficiaries import (
     Action,
     BeneficiaryFileError,
@@ -520,9 +521,10 @@ def test_given_errors_when_reported_then_csv_with_identities_masked(tmp_path: Pa
         writer.write(LineError(7, "line.nir.key", f"bad key in {JULIEN_NIR}", "nir", value=masked))
         writer.write(LineError(9, "line.sex", "sex: expected M or F", "sex", value="X"))
     assert writer.count == 2
-    with report.open(encoding="utf-8") as handle:
-        rows = list(csv.reader(handle, delimiter=";"))
-    assert rows[0] == ["line", "code", "column", "message", "value", "explanation"]
+    # a French CSV for the insurer's staff: BOM, French headers
+    rows = french_csv.read(report.read_bytes())
+    assert report.read_bytes().startswith("\ufeff".encode())
+    assert rows[0] == ["ligne", "code", "colonne", "message", "valeur", "explication"]
     assert rows[1][:3] == ["7", "line.nir.key", "nir"]
     assert rows[1][4] == JULIEN_NIR[0] + "•" * 14
     assert rows[2] == [

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import csv
 from datetime import date
 from pathlib import Path
 
 import pytest
 from stdnum.fr import nir as stdnum_nir
 
+from tierspayant.formats import french_csv
 from tierspayant.formats.beneficiaries import (
     BeneficiaryFileError,
     BeneficiaryReader,
@@ -163,9 +163,8 @@ def test_the_error_report_carries_value_and_french_explanation(tmp_path: Path) -
     with ErrorReportWriter(report) as writer:
         for error in _errors(tmp_path, _with("birth_date", "1979/11/02"), _with("nir", "X")):
             writer.write(error)
-    with report.open(encoding="utf-8") as handle:
-        rows = list(csv.reader(handle, delimiter=";"))
-    assert rows[0] == ["line", "code", "column", "message", "value", "explanation"]
+    rows = french_csv.read(report.read_bytes())
+    assert rows[0] == ["ligne", "code", "colonne", "message", "valeur", "explication"]
     assert rows[1][4:] == [
         "••••/••/••",
         "ligne 2, colonne « birth_date » : date attendue au format AAAA-MM-JJ "

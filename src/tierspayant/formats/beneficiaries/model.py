@@ -31,7 +31,7 @@ REQUIRED_COLUMNS: Final = (
 )
 OPTIONAL_COLUMNS: Final = ("css", "action")
 COLUMNS: Final = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-ERROR_REPORT_HEADER: Final = ("line", "code", "column", "message", "value", "explanation")
+ERROR_REPORT_HEADER: Final = ("ligne", "code", "colonne", "message", "valeur", "explication")
 
 # Anything that looks like a NIR or a long number: masked in every report message.
 _LONG_NUMBER = re.compile(r"[0-9][0-9ABab]{9,}")

@@ -10,9 +10,10 @@ from datetime import date
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from tierspayant.domain.codes import EnrolmentCode
+from tierspayant.formats import french_csv
 from tierspayant.formats.beneficiaries.french import explain
 from tierspayant.formats.beneficiaries.lines import (
     _LONG,
@@ -36,9 +37,6 @@ from tierspayant.formats.beneficiaries.model import (
     shown_value,
 )
 from tierspayant.formats.beneficiaries.validation import LineValidator, _identity
-
-if TYPE_CHECKING:
-    import _csv
 
 
 def _header_details(position: int, value: str) -> dict[str, str | int]:
@@ -263,7 +261,7 @@ class BeneficiaryReader:
 
 
 class ErrorReportWriter:
-    """Writes rejected lines as CSV ``line;code;column;message;value;explanation``,
+    """Writes rejected lines as a French CSV ``ligne;code;colonne;message;valeur;explication``,
     identities masked (the value as :func:`shown_value` shows it, the explanation in
     French).
 
@@ -274,13 +272,13 @@ class ErrorReportWriter:
         self.path = path
         self.count = 0
         self._file: IO[str] | None = None
-        self._writer: _csv.Writer | None = None
+        self._writer: french_csv.Writer | None = None
 
     def __enter__(self) -> ErrorReportWriter:
         if self.path is not None:
             self._file = self.path.open("w", encoding="utf-8", newline="")
-            self._writer = csv.writer(self._file, delimiter=DELIMITER, lineterminator="\n")
-            self._writer.writerow(ERROR_REPORT_HEADER)
+            # Read by the insurer's staff: a French CSV (formats/french_csv.py).
+            self._writer = french_csv.Writer(self._file, ERROR_REPORT_HEADER)
         return self
 
     def __exit__(
@@ -295,7 +293,7 @@ class ErrorReportWriter:
         """Append one rejected line."""
         self.count += 1
         if self._writer is not None:
-            self._writer.writerow(
+            self._writer.row(
                 (
                     error.line_no,
                     error.code,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -75,6 +75,7 @@ REFUSALS = frozenset({"deny", "denied", "blocked", "error", "step_up"})
 NO_RIGHTS_REASON = "rights.none"
 PSEUDONYM_PURPOSE = "audit.subject"
 _RESOLVE_BATCH = 20_000
+PROGRESS_EVENTS = 10_000  # audit events examined between two progress calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +171,14 @@ class IncidentScope:
 
 
 def scope_incident(
-    platform: Platform, criteria: ScopeCriteria, actor: str, reveal: Reveal | None = None
+    platform: Platform,
+    criteria: ScopeCriteria,
+    actor: str,
+    reveal: Reveal | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> IncidentScope:
-    """List every beneficiary disclosed to the principal/structure within the window."""
+    """List every beneficiary disclosed to the principal/structure within the window;
+    ``progress(n)`` with the audit events examined so far, every ``PROGRESS_EVENTS``."""
     started = time.perf_counter()
     now = platform.now()
     with platform.engine.begin() as conn:
@@ -180,7 +186,7 @@ def scope_incident(
             require_grant(
                 conn, reveal.grant_id, actor, now, frozenset({GrantScope.BULK, GrantScope.EXPORT})
             )
-        scanned, reads = _disclosures(conn, criteria)
+        scanned, reads = _disclosures(conn, criteria, progress)
         key = platform.operator_keys().derive(PSEUDONYM_PURPOSE)
         scopes = []
         for amc in sorted(reads):
@@ -213,7 +219,7 @@ def scope_incident(
 
 
 def _disclosures(
-    conn: Connection, criteria: ScopeCriteria
+    conn: Connection, criteria: ScopeCriteria, progress: Callable[[int], None] | None = None
 ) -> tuple[int, dict[str, dict[str, ScopedRecord]]]:
     """Events of the window that disclosed someone, grouped by insurer and pseudonym."""
     scanned = 0
@@ -225,6 +231,8 @@ def _disclosures(
     )
     for insurer, subject, at, action, decision, detail in rows:
         scanned += 1
+        if progress is not None and scanned % PROGRESS_EVENTS == 0:
+            progress(scanned)
         if subject is None or insurer is None:
             continue
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
@@ -233,6 +241,8 @@ def _disclosures(
             undecided.append((insurer, subject, at, agreement, action))
         elif verdict:
             _count(found, insurer, subject, at, action)
+    if progress is not None:
+        progress(scanned)
     reasons = store.agreement_reasons(conn, {u[3] for u in undecided if u[3] is not None})
     for insurer, subject, at, agreement, action in undecided:
         # An agreement no longer held: counted (the safe side).
