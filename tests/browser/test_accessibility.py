@@ -223,6 +223,7 @@ def _fill_act(page: Page, billed: str) -> None:
 
 def sweep_public(sweep: Sweep, site: Site, seeded: Seeded) -> None:
     page = sweep.page
+    sweep.visit("/", "accueil du site")  # not a portal page, but the way into them
     sweep.visit("/portail/", "choix de l'espace")
     sweep.visit("/portail/prestataire/connexion", "connexion")
     if FULL:
@@ -340,6 +341,9 @@ def sweep_provider(sweep: Sweep, site: Site, seeded: Seeded) -> None:
     expect(page.get_by_role("alert")).to_be_visible()
     sweep.check("/portail/prestataire/coordonnees-bancaires", "erreurs")
     sweep.visit("/portail/prestataire/conventions", "liste")
+    sweep.visit("/portail/prestataire/factures/mes-factures", "liste")
+    sweep.visit("/portail/prestataire/factures/rejets", "liste")
+    sweep.visit("/portail/prestataire/factures/corriger?facture=A11Y-1", "formulaire prérempli")
     sweep.visit("/portail/prestataire/paiements", "aucun paiement")
     # Another professional, paid by a run: the payments and their advices
     page.context.clear_cookies()
@@ -410,6 +414,7 @@ def sweep_insurer(sweep: Sweep, site: Site, seeded: Seeded) -> None:
     sweep.visit("/portail/assureur/engagements", "liste")
     sweep.visit("/portail/assureur/releves", "liste")
     sweep.visit("/portail/assureur/coordonnees-bancaires", "demande en attente")
+    sweep.visit("/portail/assureur/contestations", "liste")
     sweep.visit("/portail/assureur/indus", "liste")
     # The claims desk: an agreement in detail, the invoice search, an invoice, its provider
     agreement = f"/portail/assureur/accords/{seeded.agreement}"
