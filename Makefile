@@ -49,3 +49,7 @@ bench: $(STAMP) ## Benchmarks with their same-run baselines (JSON lines)
 
 clean: ## Remove the virtualenv and the local data directory
 	rm -rf $(VENV) var
+
+.PHONY: release-check
+release-check: $(STAMP) ## Check that the version, CHANGELOG.md and the migration head agree (docs/release.md)
+	$(BIN)/python -m tests.support.release_check

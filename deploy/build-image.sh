@@ -20,18 +20,25 @@ export BUILDAH_ISOLATION=${BUILDAH_ISOLATION:-chroot}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-if ! buildah inspect --type image "$BASE" >/dev/null 2>&1; then
-  echo "== base image $BASE from Debian packages"
-  mmdebstrap --variant=minbase --include=python3,python3-venv,ca-certificates,tzdata \
+# python3-async-timeout: redis imports it on Python < 3.11.3 (Debian 12 has 3.11.2); the
+# virtualenv sees it through --system-site-packages (deploy/Containerfile).
+PACKAGES=python3,python3-venv,python3-async-timeout,ca-certificates,tzdata
+built_with=$(buildah inspect --type image --format '{{index .ImageAnnotations "tierspayant.base-packages"}}' "$BASE" 2>/dev/null || true)
+if [ "$built_with" != "$PACKAGES" ]; then
+  echo "== base image $BASE from Debian packages ($PACKAGES)"
+  mmdebstrap --variant=minbase --include="$PACKAGES" \
     --customize-hook='rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' \
     bookworm "$work/base.tar" "$MIRROR"
   ctr=$(buildah from scratch)
   buildah add "$ctr" "$work/base.tar" /
-  buildah config --env LANG=C.UTF-8 --cmd /bin/bash "$ctr"
+  buildah config --env LANG=C.UTF-8 --cmd /bin/bash \
+    --annotation "tierspayant.base-packages=$PACKAGES" "$ctr"
   buildah commit --rm "$ctr" "$BASE"
 fi
 
 echo "== wheelhouse"
+# The platform and every dependency, resolved here once; the image installs exactly this
+# set with --no-deps (see deploy/Containerfile for why).
 rm -rf deploy/.wheelhouse
 "$PYTHON" -m pip wheel --quiet --wheel-dir deploy/.wheelhouse .
 

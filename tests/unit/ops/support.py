@@ -68,6 +68,17 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+def anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown text."""
+    found = set()
+    for line in markdown.splitlines():
+        heading = re.match(r"#{1,6}\s+(.*)", line)
+        if heading:
+            text = heading.group(1).strip().lower()
+            found.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
+    return found
+
+
 def tool(name: str) -> str:
     """The path of a command-line tool; a skip when it is absent, or a failure when the
     services are required (CI installs it: .ci/run)."""

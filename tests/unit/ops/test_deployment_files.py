@@ -199,6 +199,7 @@ def test_the_containerfile_builds_from_the_local_base_as_an_unprivileged_user() 
     assert froms == ["${BASE} AS build", "${BASE}"]  # multi-stage, one local base
     assert "ARG BASE=localhost/tierspayant-base:bookworm" in text
     assert "--no-index" in text  # no package index during the build
+    assert "--no-deps" in text  # exactly the set resolved by build-image.sh
     assert [args for keyword, args in instructions if keyword == "USER"] == [
         "tierspayant:tierspayant"
     ]

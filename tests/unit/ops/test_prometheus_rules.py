@@ -3,7 +3,6 @@ reads is one the app exposes, and every alert says how bad it is and where its r
 
 from __future__ import annotations
 
-import re
 import subprocess
 from typing import Any
 
@@ -13,6 +12,7 @@ from tests.unit.ops.support import (
     DEPLOY,
     OPERATIONS_DOC,
     PROMETHEUS_SERIES,
+    anchors,
     exposed_names,
     metric_names,
     tool,
@@ -26,17 +26,6 @@ RUNBOOK = "https://tierspayant.example/docs/operations.md#"
 def _rules() -> list[dict[str, Any]]:
     document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
     return [rule for group in document["groups"] for rule in group["rules"]]
-
-
-def _anchors(markdown: str) -> set[str]:
-    """GitHub's anchors of the headings of a Markdown file."""
-    anchors = set()
-    for line in markdown.splitlines():
-        heading = re.match(r"#{1,6}\s+(.*)", line)
-        if heading:
-            text = heading.group(1).strip().lower()
-            anchors.add(re.sub(r"[^\w\- ]", "", text).replace(" ", "-"))
-    return anchors
 
 
 def test_promtool_checks_the_rules() -> None:
@@ -83,7 +72,7 @@ def test_every_series_the_rules_read_is_exposed_by_the_app() -> None:
 
 
 def test_every_alert_has_a_severity_a_summary_and_a_runbook_section() -> None:
-    anchors = _anchors(OPERATIONS_DOC.read_text(encoding="utf-8"))
+    known = anchors(OPERATIONS_DOC.read_text(encoding="utf-8"))
     names = [rule["alert"] for rule in _rules()]
     assert len(names) == len(set(names))
     for rule in _rules():
@@ -91,7 +80,7 @@ def test_every_alert_has_a_severity_a_summary_and_a_runbook_section() -> None:
         assert rule["annotations"]["summary"], rule["alert"]
         url = rule["annotations"]["runbook_url"]
         assert url == RUNBOOK + rule["alert"].lower(), rule["alert"]
-        assert url.removeprefix(RUNBOOK) in anchors, f"no section {rule['alert']} in operations.md"
+        assert url.removeprefix(RUNBOOK) in known, f"no section {rule['alert']} in operations.md"
 
 
 def test_the_name_extraction_reads_names_not_labels_or_functions() -> None:
