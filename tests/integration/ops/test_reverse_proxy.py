@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from tests.unit.ops.support import DEPLOY, tool
-from tests.unit.ops.test_deployment_files import _self_signed
+from tests.unit.ops.support import DEPLOY, self_signed, tool
 from tierspayant.api.app import create_app
 from tierspayant.app.platform import Platform
 
@@ -79,7 +78,7 @@ def proxy(platform: Platform, tmp_path: Path) -> Iterator[Proxy]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="proxied-app", daemon=True)
     thread.start()
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     ports = {"https": _free_port(), "http": _free_port(), "monitoring": _free_port()}
     (tmp_path / "site.conf").write_text(_site(cert, key, upstream, ports), encoding="utf-8")
     main = tmp_path / "nginx.conf"

@@ -9,16 +9,11 @@ import importlib
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from tests.unit.ops.support import DEPLOY, tool
+from tests.unit.ops.support import DEPLOY, self_signed, tool
 from tierspayant.config import Settings
 
 SYSTEMD = DEPLOY / "systemd"
@@ -115,36 +110,9 @@ def test_the_api_unit_serves_the_factory_on_the_loopback_with_shared_metrics() -
     assert "PartOf=tierspayant-api.service" in work
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tierspayant.example")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_file.chmod(0o600)
-    return cert_file, key_file
-
-
 def test_nginx_accepts_the_example_with_a_self_signed_certificate(tmp_path: Path) -> None:
     nginx = tool("nginx")
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed(tmp_path)
     site = (
         NGINX.read_text(encoding="utf-8")
         .replace("/etc/ssl/tierspayant/fullchain.pem", str(cert_file))
