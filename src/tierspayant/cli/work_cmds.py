@@ -32,9 +32,12 @@ def work() -> None:
     configure_logging()
     log = structlog.get_logger("tierspayant.cli.work")
     stop = threading.Event()
+    received: list[str] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("work.stopping", signal=signal.Signals(signum).name)
+        # Only record and wake the main thread: a handler that logged could run while the
+        # main thread holds the log's lock, and wait for it forever.
+        received.append(signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -46,6 +49,7 @@ def work() -> None:
             log.info("work.started", workers=[type(w).__name__ for w in workers])
             try:
                 stop.wait()
+                log.info("work.stopping", signal=received[0] if received else None)
             finally:
                 for worker in workers:  # each finishes its round (a last checkpoint)
                     worker.stop()

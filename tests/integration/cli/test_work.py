@@ -96,6 +96,7 @@ def test_work_runs_until_sigterm_then_stops_after_a_last_checkpoint(
         assert started is not None, child.poll()
         assert started["workers"] == workers
         child.send_signal(signal.SIGTERM)
+        child.send_signal(signal.SIGTERM)  # a second one while it stops changes nothing
         try:
             _, rest = child.communicate(timeout=120)
         except subprocess.TimeoutExpired:
