@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: the runtime alone (enough for `make demo`), then the development tools.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo serve test lint typecheck unit integration security bench clean
@@ -10,18 +12,23 @@ STAMP := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
+	@echo ">>> Installation de tierspayant et de ses seules dépendances d'exécution dans $(VENV) (les outils de développement ne servent pas à la démo : make test les ajoute)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --progress-bar on -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
+	@echo ">>> Installation des outils de développement dans $(VENV) (pytest, ruff, mypy, Playwright… : make test en a besoin)"
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the platform with its development tools
 
-demo: $(STAMP) ## Run the platform with demo data on the embedded default (SQLite) at http://127.0.0.1:8000
+demo: $(RUNTIME_STAMP) ## Run the platform with demo data on the embedded default (SQLite) at http://127.0.0.1:8000
 	$(BIN)/tierspayant demo
 
-serve: $(STAMP) ## Serve the API and portals on the configured database, without creating data
+serve: $(RUNTIME_STAMP) ## Serve the API and portals on the configured database, without creating data
 	$(BIN)/tierspayant serve
 
 lint: $(STAMP) ## ruff lint + format check, import-linter layer contracts

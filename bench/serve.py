@@ -1,6 +1,8 @@
 """Serve one of the benchmarked applications under the same uvicorn settings.
 
-``python bench/serve.py bare PORT``: the bare Starlette baseline (a hello route).
+``python bench/serve.py bare PORT``: the bare Starlette baseline: ``POST /v1/eligibility``
+reads the request's body and answers a fixed JSON document, nothing else (and a GET
+``/hello`` kept for the older benchmarks).
 ``python bench/serve.py platform PORT``: the platform's API on the environment's settings.
 ``python bench/serve.py floor PORT``: a FastAPI route with the rights check's request and
 response models and a bearer check, doing no work: what the framework alone costs.
@@ -19,7 +21,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tierspayant.api.schemas import DomainRightOut, EligibilityIn, EligibilityOut
@@ -29,8 +31,24 @@ async def hello(_request: Request) -> JSONResponse:
     return JSONResponse({"hello": "world"})
 
 
+_BARE_ANSWER = b'{"care_date":"2026-01-01","rights":[]}'
+
+
+async def bare_post(request: Request) -> Response:
+    """The baseline of an HTTP figure: the same POST (body and headers) as the target,
+    read in full, answered with a fixed document of the same media type."""
+    await request.body()
+    return Response(_BARE_ANSWER, media_type="application/json")
+
+
 def bare_app() -> Starlette:
-    return Starlette(routes=[Route("/hello", hello, methods=["GET", "POST"])])
+    return Starlette(
+        routes=[
+            Route("/hello", hello, methods=["GET", "POST"]),
+            Route("/v1/eligibility", bare_post, methods=["POST"]),
+            Route("/fhir/CoverageEligibilityRequest", bare_post, methods=["POST"]),
+        ]
+    )
 
 
 _bearer = HTTPBearer(auto_error=False)

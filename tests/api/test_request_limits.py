@@ -177,7 +177,7 @@ def test_no_documentation_ui_and_no_openapi_document_by_default(sqlite_world: Wo
         assert error_code(response) == "route.not_found"
 
 
-def test_api_docs_setting_serves_the_document_and_still_no_ui(tmp_path: Path) -> None:
+def test_api_docs_setting_serves_the_document_and_its_own_ui_only(tmp_path: Path) -> None:
     platform = open_platform(tmp_path, env={"TIERSPAYANT_API_DOCS": "1"})
     try:
         client = TestClient(create_app(platform), raise_server_exceptions=False)
@@ -186,7 +186,10 @@ def test_api_docs_setting_serves_the_document_and_still_no_ui(tmp_path: Path) ->
         assert "/v1/eligibility" in document.json()["paths"]
         # The document is data, no page: nothing loads a script from elsewhere
         assert document.headers["content-type"].startswith("application/json")
-        for path in ("/docs", "/redoc"):
+        # Its page is the package's own Swagger UI (tests/web/test_home_and_docs.py), not
+        # FastAPI's, which loads scripts from a CDN; no ReDoc, no OAuth redirect page.
+        assert "/portail/static/swagger-ui/" in client.get("/docs").text
+        for path in ("/redoc", "/docs/oauth2-redirect"):
             assert client.get(path).status_code == 404, path
     finally:
         platform.engine.dispose()

@@ -4,8 +4,6 @@ the list of people it read. Screenshots go to ``tests/browser/artifacts/``."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ from sqlalchemy import select
 from tests.browser.conftest import Site
 from tests.browser.test_journeys import Tab
 from tests.web.world import card_payload
+from tierspayant.formats import french_csv
 from tierspayant.store.tables import audit_events
 
 pytestmark = pytest.mark.browser
@@ -108,10 +107,10 @@ def test_security_team_scopes_a_scrape_and_downloads_its_csv(
     tabs.append(console)
     console.password_login("securite", "operator1")
     page = console.page
-    suspended = page.get_by_role("table", name="Principaux suspendus")
+    suspended = page.get_by_role("table", name="Comptes suspendus")
     principal = suspended.locator("tbody code").first.inner_text().strip()
     today = site.world.platform.today().isoformat()
-    page.get_by_label("Principal (compte ou client logiciel)").fill(principal)
+    page.get_by_label("Compte en cause").fill(principal)
     page.get_by_label("Du").fill(today)
     page.get_by_label("Au (inclus)").fill(today)
     page.get_by_role("button", name="Calculer le périmètre").click()
@@ -125,9 +124,10 @@ def test_security_team_scopes_a_scrape_and_downloads_its_csv(
     # And the CSV holds one row per person, with no identity in it
     with page.expect_download() as download:
         scope.get_by_role("button", name="Télécharger le périmètre").click()
-    text = download.value.path().read_text(encoding="utf-8")
-    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    text = download.value.path().read_bytes().decode("utf-8")
+    header, *lines = french_csv.read(text)
+    rows = [dict(zip(header, line, strict=True)) for line in lines]
     assert len(rows) == answers
-    assert len({row["beneficiary_id"] for row in rows}) == answers
-    assert {row["amc_number"] for row in rows} == {site.world.card["amc_number"]}
+    assert len({row["Id bénéficiaire"] for row in rows}) == answers
+    assert {row["N° AMC"] for row in rows} == {site.world.card["amc_number"]}
     assert site.world.card["nir"] not in text

@@ -207,6 +207,11 @@ def test_given_a_canary_lookup_then_suspended_revoked_recorded_audited_and_poste
     assert body["insurer"] == "312345678"
     assert body["suspended"] is True
     assert body["alert_id"] == records[0].id
+    # The text people read, in French; an unknown account keeps its raw id
+    assert body["text"] == (
+        f"Bénéficiaire leurre consulté — compte : {PROVIDER} — structure : FINESS {PHARMACY} "
+        "— organisme : AMC 312345678 — compte suspendu"
+    )
     assert [(r.level, r.code, r.suspended) for r in records] == [(Level.HARD, "guard.canary", True)]
 
     with platform.engine.connect() as conn:

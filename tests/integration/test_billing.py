@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from tests.factories import make_bic, make_french_iban
 from tests.money_support import ACCEPTED, REDUCED, REJECTED, adjudicated_claim, make_provider
 from tierspayant.app.platform import Platform
 from tierspayant.domain.ledger import BANK, AccountKind, account
+from tierspayant.formats import french_csv
 from tierspayant.services import billing, ledger_check, overpayments, payments
 from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.store import ledger
@@ -33,7 +33,8 @@ def at(day: date) -> Callable[[], datetime]:
 
 
 def _cents(text: str) -> int:
-    return int(Decimal(text) * 100)
+    """An amount of a French CSV (``12,50``) in cents."""
+    return int(Decimal(text.replace(",", ".")) * 100)
 
 
 def test_a_month_is_billed_to_the_cent(
@@ -89,11 +90,11 @@ def test_a_month_is_billed_to_the_cent(
     assert statement["by_domain"] == {"MED": "7.00", "PHAR": "7.00"}
     assert statement["by_provider_category"] == {"gp": "10.50", "pharmacy": "3.50"}
     # and the detail file sums to it, one row per paid line and one per undue line
-    with files["detail"].open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter=";"))
-    assert sum(_cents(r["part_amc"]) for r in rows) == 1400
-    assert [r["type"] for r in rows].count("undue") == 1
-    assert all(r["beneficiaire_id"] == "1" for r in rows)
+    header, *detail = french_csv.read(files["detail"].read_bytes())
+    rows = [dict(zip(header, line, strict=True)) for line in detail]
+    assert sum(_cents(r["Part AMC (€)"]) for r in rows) == 1400
+    assert [r["Type"] for r in rows].count("indu") == 1
+    assert all(r["Id bénéficiaire"] == "1" for r in rows)
     # and the fund call is a valid pain.008 for that amount
     xmlschema.XMLSchema(str(SCHEMAS / "pain.008.001.02.xsd")).validate(str(files["fund_call"]))
     assert '<InstdAmt Ccy="EUR">14.00</InstdAmt>' in files["fund_call"].read_text("utf-8")

@@ -3,7 +3,6 @@ posted as fees and reconciled by ``ledger check``."""
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
 from tierspayant.config import BillingSettings
 from tierspayant.domain.ledger import FEES, AccountKind, account
+from tierspayant.formats import french_csv
 from tierspayant.services import billing, ledger_check, payments
 from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.store import ledger
@@ -39,7 +39,8 @@ def at(day: date) -> Callable[[], datetime]:
 
 
 def _cents(text: str) -> int:
-    return int(Decimal(text) * 100)
+    """An amount of a French CSV (``12,50``) in cents."""
+    return int(Decimal(text.replace(",", ".")) * 100)
 
 
 def _postings(platform: Platform) -> int:
@@ -102,17 +103,16 @@ def test_fees_are_charged_per_paid_line_and_called_with_the_fund_call(
         "lines": 3, "per_line": "0.40", "amount": "1.20", "vat_included": False,
     }  # fmt: skip
     assert statement["due"] == "15.20"
-    with files["statement_csv"].open(encoding="utf-8") as handle:
-        rows = {
-            (r["rubrique"], r["cle"]): r["montant"] for r in csv.DictReader(handle, delimiter=";")
-        }
-    assert rows[("frais_gestion", "3 x 0.40 HT")] == "1.20"
-    assert rows[("total", "net_soins")] == "14.00"
-    assert rows[("total", "appel_de_fonds")] == "15.20"
+    header, *totals = french_csv.read(files["statement_csv"].read_bytes())
+    assert header == ["Rubrique", "Clé", "Montant (€)"]
+    rows = {(r[0], r[1]): r[2] for r in totals}
+    assert rows[("Frais de gestion", "3 lignes × 0,40 € HT")] == "1,20"
+    assert rows[("Total", "Net des soins")] == "14,00"
+    assert rows[("Total", "Appel de fonds")] == "15,20"
     # and the detail file still lists care only: it sums to the amount due before fees
-    with files["detail"].open(encoding="utf-8") as handle:
-        detail = list(csv.DictReader(handle, delimiter=";"))
-    assert sum(_cents(r["part_amc"]) for r in detail) == 1400
+    header, *detail = french_csv.read(files["detail"].read_bytes())
+    amc = header.index("Part AMC (€)")
+    assert sum(_cents(r[amc]) for r in detail) == 1400
     # and the fund call collects care and fees together
     xmlschema.XMLSchema(str(SCHEMAS / "pain.008.001.02.xsd")).validate(str(files["fund_call"]))
     assert '<InstdAmt Ccy="EUR">15.20</InstdAmt>' in files["fund_call"].read_text("utf-8")

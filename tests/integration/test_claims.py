@@ -237,7 +237,7 @@ def test_a_claim_file_applies_good_lines_and_reports_bad_ones(world: World, tmp_
         "file.lines",
         "file.unknown_field",
     ]
-    assert report.read_text(encoding="utf-8").splitlines()[0] == "line;code;message"
+    assert report.read_text(encoding="utf-8").splitlines()[0] == "\ufeffligne;code;message"
     # A rerun of the same file stores nothing new.
     again = import_claims_file(world.platform, path, world.provider.am_number)
     assert (again.received, again.replayed, len(again.rejected)) == (0, 7, 3)

@@ -243,7 +243,7 @@ def test_an_engaged_invoice_is_paid_after_a_retroactive_end_of_rights(
     assert (line["claim"], line["care_date"], line["domain"], line["amount"]) == (
         engaged, "2026-11-02", "PHAR", "3.50",
     )  # fmt: skip
-    assert "engagements_honores;3.50" in files["statement_csv"].read_text(encoding="utf-8")
+    assert "Total;Engagements honorés;3,50\r\n" in files["statement_csv"].read_bytes().decode()
     assert ledger_check.check_ledger(platform).ok
 
 

@@ -563,8 +563,8 @@ def test_given_the_command_then_progress_summary_and_exit_status(
     )
     assert status == 1
     shown = out.getvalue()
-    assert "inserted" in shown
-    assert "rejected" in shown
+    assert "ajoutés" in shown
+    assert "refusées" in shown
     assert "line.unknown_contract" in shown
     assert (
         import_beneficiaries_command(
@@ -590,6 +590,34 @@ def test_given_the_command_then_progress_summary_and_exit_status(
         )
         == 2
     )
+
+
+def test_given_the_command_then_each_error_names_line_column_and_value_in_french(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    out = io.StringIO()
+    console = Console(file=out, width=400, force_terminal=False)
+    path = write(tmp_path, "fr.csv", person(1), person(2, contract="PLATINE"))
+    status = import_beneficiaries_command(
+        platform, path, insurer.amc_number, "incremental", FILE_DATE, None, console
+    )
+    assert status == 1
+    assert (
+        "ligne 3, colonne « contract » : code de contrat absent du catalogue en vigueur de "
+        "l'organisme (valeur « PLATINE »)"
+    ) in out.getvalue()
+    header = HEADER.replace("quality", "qualite")
+    bad = write(tmp_path, "entete.csv", person(1), header=header)
+    refused = import_beneficiaries_command(
+        platform, bad, insurer.amc_number, "incremental", FILE_DATE, None, console
+    )
+    assert refused == 2
+    position = 1 + header.split(";").index("qualite")
+    assert (
+        f"[file.header.unknown_column] Fichier refusé, ligne 1 (en-tête), colonne {position} "
+        "« qualite » : colonne inconnue."
+    ) in out.getvalue()
 
 
 def test_count_beneficiaries_counts_one_insurer_only(
@@ -825,3 +853,21 @@ def test_given_a_large_file_then_workers_only_take_cpus_beyond_two(
     assert enrolment._worker_count(None, enrolment.PARALLEL_MIN_BYTES) == expected
     assert enrolment._worker_count(None, enrolment.PARALLEL_MIN_BYTES - 1) == 0
     assert enrolment._worker_count(3, 0) == 3
+
+
+def test_given_a_file_then_progress_counts_its_people_not_its_bytes(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    insurer = seed_insurer(platform)
+    made = write_beneficiaries_csv(
+        tmp_path / "people.csv", 2300, seed=23, contracts=insurer.contracts, start=FILE_DATE
+    )
+    calls: list[tuple[int, int]] = []
+    summary = run(platform, insurer, made.path, progress=lambda d, t: calls.append((d, t)))
+    size = made.path.stat().st_size
+    # The people of the file (its lines after the header), from the first call to the last.
+    assert calls[0] == (0, summary.lines)
+    assert calls[1:-1] == [(1000, summary.lines), (2000, summary.lines), (2300, summary.lines)]
+    assert calls[-1] == (summary.lines, summary.lines)
+    assert summary.lines == 2300
+    assert all(total < size for _, total in calls)

@@ -6,6 +6,7 @@ import json
 import stat
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from tests.integration.operations_support import (
 )
 from tierspayant.app.platform import Platform
 from tierspayant.domain.identifiers import parse_nir
-from tierspayant.services import breakglass, incident
+from tierspayant.services import breakglass, containment, incident
 from tierspayant.services.breakglass import GrantScope
 from tierspayant.services.errors import Forbidden, ServiceError
 from tierspayant.services.identification import CardData
@@ -408,3 +409,44 @@ def canaries_ids(platform: Platform, insurer_id: int) -> list[int]:
             int(operator.decrypt(ref, row_aad(insurer_id, "canary_marks", mark.hex(), "ref")))
             for mark, ref, _ in card_store.marks_of(conn, insurer_id)
         ]
+
+
+def _cnil_measures(result: incident.IncidentScope, out: Path) -> str:
+    files = incident.draft_notices(incident.scope_document(result), out)
+    text = files.cnil[0].read_text(encoding="utf-8")
+    return text.split("## Mesures prises", 1)[1].split("## Mesures proposées", 1)[0]
+
+
+def test_given_measures_taken_then_the_scope_and_its_notices_say_exactly_those(
+    attacked: tuple[Platform, str, str, list[int], int], tmp_path: Path
+) -> None:
+    platform, attacker, structure, _, _ = attacked
+    # Given nothing done yet: the notices say so, and invent no suspension
+    before = incident.scope_incident(platform, _window(principal=attacker), RESPONDER)
+    assert before.measures == ()
+    assert f"(FINESS {structure})" in before.subject_name
+    untouched = _cnil_measures(before, tmp_path / "before")
+    assert "suspension du compte" not in untouched
+    assert "aucune suspension, révocation ni mesure de confinement" in untouched
+    # When the account is cut off and its structure put in card-proof-only mode
+    incident.revoke(platform, attacker, RESPONDER, "identifiants vus en vente")
+    switch = containment.propose(
+        platform, RESPONDER, f"structure:{structure}", "card_proof_only", "pharmacie compromise"
+    )
+    containment.approve(platform, "operator:bob", switch.id)
+    after = incident.scope_incident(platform, _window(principal=attacker), RESPONDER)
+    # Then the scope records the three measures, in order, with the reason as typed
+    assert [m["kind"] for m in after.measures] == ["suspension", "revocation", "containment"]
+    assert after.measures[0]["reason"]["typed"] == "identifiants vus en vente"
+    assert after.measures[2]["switch"] == switch.id
+    # And the notices state them with their date and time, and the account by name
+    taken = _cnil_measures(after, tmp_path / "after")
+    moment = NOW.astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y à %H:%M")
+    assert f"le {moment} (heure de Paris) : suspension du compte « {after.subject_name} »" in (
+        taken
+    )
+    assert "motif : identifiants vus en vente" in taken
+    assert "révocation de toutes les sessions et de tous les jetons d'accès" in taken
+    assert f"confinement n° {switch.id} de la structure" in taken
+    assert "« carte obligatoire », toujours en vigueur" in taken
+    assert "aucune suspension" not in taken

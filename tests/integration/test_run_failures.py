@@ -69,14 +69,14 @@ def cli_env(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
 
 
 def coded_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("error [")]
+    return [line for line in output.splitlines() if line.startswith("erreur [")]
 
 
 def assert_one_coded_line(output: str, code: str) -> str:
     """The output holds one coded line, of ``code``, and no traceback."""
     lines = coded_lines(output)
     assert len(lines) == 1, output
-    assert lines[0].startswith(f"error [{code}] "), output
+    assert lines[0].startswith(f"erreur [{code}] "), output
     assert "Traceback" not in output
     assert "sqlalchemy" not in output.lower() or code == "database.unavailable"
     return lines[0]

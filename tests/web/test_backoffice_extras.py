@@ -4,10 +4,10 @@ seeing another's, files served from the session's own insurer only."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import random
+import re
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 
@@ -20,6 +20,7 @@ from tests.web.portal_client import PortalClient
 from tests.web.world import AMC, World
 from tierspayant.demo.accounts import demo_password
 from tierspayant.demo.builder import DEMO_INSURERS
+from tierspayant.formats import french_csv
 from tierspayant.services import accounts, billing, insurers
 from tierspayant.services.accounts import AccountKind, enrol_totp_now
 from tierspayant.services.portal_views import invoice_figures
@@ -108,12 +109,24 @@ def test_invoice_figures_are_the_insurers_own(
     assert page.status_code == 200
     text = page.text
     week = f"semaine {today.isocalendar()[1]} ({today.isocalendar()[0]})"
-    assert f"<td>{week}</td><td>Pharmacie</td><td>3</td><td>7,00\u00a0€</td>" in text
-    assert f"<td>{week}</td><td>Auxiliaires médicaux</td><td>1</td><td>0,00\u00a0€</td>" in text
-    assert f"<td>{week}</td><td>Médecins</td><td>1</td><td>7,00\u00a0€</td>" in text
+    monday = today - timedelta(days=today.weekday())
+    span = f"du={monday.isoformat()}&amp;au={(monday + timedelta(days=6)).isoformat()}"
+
+    def domain_cell(code: str, name: str) -> str:
+        search = f"/portail/assureur/factures/recherche?{span}&amp;domaine={code}"
+        return f'<td><a href="{search}&amp;statut=adjudicated">{name}</a></td>'
+
+    assert (
+        f"<td>{week}</td>{domain_cell('PHAR', 'Pharmacie')}<td>3</td><td>7,00\u00a0€</td>" in text
+    )
+    assert (
+        f"<td>{week}</td>{domain_cell('AUXM', 'Auxiliaires médicaux')}"
+        "<td>1</td><td>0,00\u00a0€</td>"
+    ) in text
+    assert f"<td>{week}</td>{domain_cell('MED', 'Médecins')}<td>1</td><td>7,00\u00a0€</td>" in text
     assert "W" + f"{today.isocalendar()[1]:02d}" not in text  # no ISO week left for people
     assert (
-        "<td>Pas de droits complémentaires à la date des soins</td>"
+        "Pas de droits complémentaires à la date des soins</a></td>"
         "<td><code>rights.none</code></td><td>2</td>"
     ) in text
     assert "<td><code>ceiling</code></td><td>1</td>" in text
@@ -222,12 +235,14 @@ def test_incident_downloads_have_ids_and_no_identity(world: World) -> None:
     scope = operator.post("/portail/securite/incident/perimetre.csv", criteria)
     # Then it lists the member's internal id, no NIR and no name
     assert scope.status_code == 200
-    rows = list(csv.DictReader(io.StringIO(scope.text), delimiter=";"))
-    assert [(r["amc_number"], r["beneficiary_id"]) for r in rows] == [
-        (AMC, str(world.beneficiary_id))
-    ]
+    header, *lines = french_csv.read(scope.content)
+    rows = [dict(zip(header, line, strict=True)) for line in lines]
+    assert [(r["N° AMC"], r["Id bénéficiaire"]) for r in rows] == [(AMC, str(world.beneficiary_id))]
     assert card["nir"] not in scope.text
-    assert "nir" not in rows[0]
+    assert "NIR" not in rows[0]
+    # in the French format: a BOM, and the times of the reads as 06/12/2026 10:05
+    assert scope.content.startswith("\ufeff".encode())
+    assert re.fullmatch(r"\d\d/\d\d/\d{4} \d\d:\d\d", rows[0]["Première consultation"])
     # And the notice drafts come as a ZIP: one CNIL draft, one letter without a name
     notices = operator.post("/portail/securite/incident/notifications.zip", criteria)
     assert notices.status_code == 200
@@ -244,11 +259,13 @@ def test_incident_downloads_have_ids_and_no_identity(world: World) -> None:
         ).scalars()
         documents = sorted(json.loads(d)["document"] for d in details)
     assert documents == ["notices_zip", "scope_csv"]
-    # And a bad window is refused without a file
+    # And a bad window is refused without a file, the field saying why in French
     refused = operator.post(
         "/portail/securite/incident/perimetre.csv", {**criteria, "start": "pas une date"}
     )
-    assert refused.status_code == 422
+    assert refused.status_code == 400
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "Date de début invalide : écrivez-la JJ/MM/AAAA." in refused.text
     # And staff of an insurer cannot download it
     staff = _staff(world)
     assert staff.post("/portail/securite/incident/perimetre.csv", criteria).status_code == 403

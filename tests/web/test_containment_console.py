@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 from sqlalchemy import select
 
 from tests.web.portal_client import PortalClient
-from tests.web.world import World, card_payload
+from tests.web.world import PHARMACY_NAME, World, card_payload
 from tierspayant.store.tables import audit_events
 
 CARD_REQUIRED = "Consultation possible uniquement avec la carte du patient : scannez sa carte."
@@ -139,8 +140,79 @@ def test_a_bad_scope_is_refused_in_french_and_a_provider_cannot_open_the_page(
          "reason": "un motif assez long"},
     )  # fmt: skip
     assert refused.status_code == 422
-    assert "Périmètre invalide." in refused.text
+    assert "Indiquez une catégorie de professionnels de la liste." in refused.text
+    assert "(containment.scope)" in refused.text
+    assert 'value="plombier"' in refused.text
     pro = PortalClient(world)
     pro.login_provider()
     page = pro.get("/portail/securite/confinement", follow_redirects=False)
     assert page.status_code in (303, 403)
+
+
+def _text(page: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def test_every_bad_field_of_a_proposal_gets_its_french_message_and_keeps_its_value(
+    engine_world: World,
+) -> None:
+    operator = PortalClient(engine_world)
+    operator.login("operator2")
+    before = len(_containment_events(engine_world))
+    refused = operator.post(
+        "/portail/securite/confinement/proposer",
+        {"scope_kind": "structure", "scope_value": "ABC", "mode": "",
+         "reason": "court", "hours": "500"},
+    )  # fmt: skip
+    assert refused.status_code == 422
+    text = _text(refused.text)
+    assert "La bascule n'a pas été proposée : corrigez les champs signalés." in text
+    assert "Indiquez le numéro de la structure : FINESS, SIRET ou n° AM (chiffres)." in text
+    assert "Mode invalide : carte obligatoire ou hors service. (containment.mode)" in text
+    assert "Motif trop court ou trop long (10 à 500 caractères). (containment.reason)" in text
+    assert "Durée : un nombre entier d'heures de 1 à 168, ou vide. (containment.duration)" in text
+    assert "Demande refusée" not in text
+    for kept in ('value="ABC"', 'value="court"', 'value="500"'):
+        assert kept in refused.text
+    assert 'id="reason" name="reason" maxlength="500" value="court" aria-invalid="true"' in (
+        refused.text
+    )
+    # And nothing was proposed
+    assert len(_containment_events(engine_world)) == before
+
+
+def test_switches_name_their_structure_and_operators_and_a_short_lift_reason_is_refused(
+    engine_world: World,
+) -> None:
+    world = engine_world
+    first, second = PortalClient(world), PortalClient(world)
+    first.login("operator1")
+    second.login("operator2")
+    proposed = first.post(
+        "/portail/securite/confinement/proposer",
+        {"scope_kind": "structure", "scope_value": world.structure,
+         "mode": "card_proof_only", "reason": "pharmacie compromise, carte exigée"},
+    )  # fmt: skip
+    switch_id = _switch_id(proposed.text)
+    approved = second.post(f"/portail/securite/confinement/{switch_id}/approuver")
+    row = approved.text[approved.text.index(f"<td>{switch_id}</td>") :].split("</tr>", 1)[0]
+    text = _text(row)
+    assert f"structure {PHARMACY_NAME} (FINESS {world.structure})" in text
+    assert f"{world.logins['operator1'].login}, personnel de l'opérateur" in text
+    assert f"{world.logins['operator2'].login}, personnel de l'opérateur" in text
+    # When the lift is proposed with a reason too short
+    short = first.post(f"/portail/securite/confinement/{switch_id}/lever", {"reason": "ok"})
+    # Then the row's own field says so, the value kept, and the switch stays in force
+    assert short.status_code == 422
+    row = short.text[short.text.index(f"<td>{switch_id}</td>") :].split("</tr>", 1)[0]
+    assert 'value="ok" aria-invalid="true"' in row
+    assert "Motif trop court ou trop long (10 à 500 caractères)." in _text(row)
+    assert "en vigueur" in _text(row)
+    lifted = first.post(
+        f"/portail/securite/confinement/{switch_id}/lever", {"reason": "faux positif confirmé"}
+    )
+    assert "Levée de la bascule" in lifted.text
+    assert (
+        f"Bascule n° {switch_id} levée."
+        in second.post(f"/portail/securite/confinement/{switch_id}/approuver").text
+    )

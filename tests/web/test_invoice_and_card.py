@@ -77,13 +77,13 @@ def test_provider_sends_an_invoice_and_gets_a_receipt(world: World) -> None:
     found = CLAIM_ID.search(sent.text)
     assert found is not None
     claim_id = int(found.group(1))
-    assert f'href="/portail/prestataire/suivi?facture={claim_id}"' in sent.text
+    assert 'href="/portail/prestataire/suivi?facture=WEB-0001"' in sent.text
     assert "reçue, en attente de traitement" in sent.text
     # And the claim was received by the service as an API claim, and audited
     (row,) = _claim_rows(world, "WEB-0001")
     assert (row.id, row.source, row.provider_id) == (claim_id, "api", world.provider_id)
     assert _count(world, "claim.receive") == before + 1
-    follow = client.get(f"/portail/prestataire/suivi?facture={claim_id}")
+    follow = client.get("/portail/prestataire/suivi?facture=WEB-0001")
     assert "Facture WEB-0001" in follow.text
     assert "3,50" in follow.text
 

@@ -7,6 +7,7 @@ import json
 import random
 import re
 from datetime import date
+from html import unescape
 from typing import Any
 
 import pytest
@@ -201,7 +202,8 @@ def test_insurer_imports_beneficiaries_and_downloads_rejects(world: World, tmp_p
     run = response.text.split(link, 1)[1].split("/", 1)[0]
     report = client.get(f"/portail/assureur/import/{run}/erreurs.csv")
     assert report.status_code == 200
-    assert report.text.startswith("line;code;column;message")
+    # a French CSV: BOM, French headers, ``;``
+    assert report.content.startswith("\ufeffligne;code;colonne;message\r\n".encode())
     nirs = [line.split(";")[1] for line in path.read_text().splitlines()[1:] if ";" in line]
     assert not [nir for nir in nirs if len(nir) >= 13 and nir in report.text]  # none in clear
     home = client.get("/portail/assureur/")
@@ -535,6 +537,12 @@ def test_provider_invoices_a_calculation_in_one_step(world: World) -> None:
     engagement = re.search(r"<code>(ENG1-C-[^<]+)</code>", calculated.text)
     assert engagement is not None
     assert "Facturer ce calcul" in calculated.text
+    # The calculation comes with its explanation, in French: the guarantee, base × rate
+    explained = unescape(calculated.text.split('id="explication"', 1)[1].split("</section>")[0])
+    assert "Garantie appliquée : contrat" in explained
+    assert "Consultation" in explained
+    assert "Base de remboursement 30,00 € × taux AMO 70 % : part AMO 19,00 €" in explained
+    assert "Part complémentaire 9,00 € ; reste à charge du patient" in explained
     # The button's form: the act as calculated, a pre-filled invoice number, no NIR
     button = calculated.text.split('action="/portail/prestataire/calcul/facture"', 1)[1]
     button = button.split("</form>", 1)[0]
@@ -556,7 +564,7 @@ def test_provider_invoices_a_calculation_in_one_step(world: World) -> None:
     assert "reçue, en attente de traitement" in sent.text
     claim_id = re.search(r"Identifiant de la facture</th><td>(\d+)<", sent.text)
     assert claim_id is not None
-    assert f'href="/portail/prestataire/suivi?facture={claim_id.group(1)}"' in sent.text
+    assert f'href="/portail/prestataire/suivi?facture={hidden["invoice_number"]}"' in sent.text
     # And it carries the engagement and the calculated figures: AMO 70 % paying 19 €,
     # AMC requested the 9 € calculated
     with world.platform.engine.connect() as conn:

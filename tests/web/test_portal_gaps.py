@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.factories import make_am_number, make_bic, make_french_iban, make_rpps
 from tests.money_support import ACCEPTED, REJECTED, adjudicated_claim, next_pay_day
 from tests.web.portal_client import PortalClient
-from tests.web.world import AMC, World
+from tests.web.world import AMC, INSURER_NAME, World
 from tierspayant.security.guard import Level, Signal
 from tierspayant.security.oidc import OidcIdentity
 from tierspayant.services import accounts, alerts, canaries, payments, providers
@@ -36,8 +36,8 @@ def _canary_alert(world: World) -> None:
 
 
 def _row_of(page: str, amc: str) -> str:
-    start = page.index(f"<td>{amc}</td>")
-    return page[start : page.index("</tr>", start)]
+    start = page.index(f"(AMC {amc})</td>")
+    return page[page.rindex("<tr>", 0, start) : page.index("</tr>", start)]
 
 
 def test_console_counts_canaries_and_their_alerts_for_operators_only(world: World) -> None:
@@ -51,6 +51,7 @@ def test_console_counts_canaries_and_their_alerts_for_operators_only(world: Worl
     # Then the insurer's row shows the count, the planting time and the alert, no row id
     assert page.status_code == 200
     row = _row_of(page.text, AMC)
+    assert f"<td>{INSURER_NAME} (AMC {AMC})</td>" in row  # the insurer by name and number
     assert "<td>7</td>" in row
     assert "<td>1</td>" in row
     assert local_time(world.platform.now())[:10] in row

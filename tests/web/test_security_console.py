@@ -3,12 +3,16 @@ live, and reinstated only when a second operator confirms."""
 
 from __future__ import annotations
 
+import io
+import re
 import time
+import zipfile
+from html import unescape
 
 from sqlalchemy import select
 
 from tests.web.portal_client import PortalClient
-from tests.web.world import World, reinstate
+from tests.web.world import PHARMACIST_NAME, PHARMACY_NAME, World, reinstate
 from tierspayant.services import checkpoints
 from tierspayant.store.tables import principals
 
@@ -131,3 +135,155 @@ def test_payments_and_statements_pages(world: World) -> None:
     page = member.get("/portail/adherent/remboursements")
     assert page.status_code == 200
     assert "Mes remboursements" in page.text
+
+
+def _text(page: str) -> str:
+    """What a reader sees of a page: tags dropped, entities decoded."""
+    return unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def _named(world: World) -> str:
+    return (
+        f"{PHARMACIST_NAME}, professionnel (portail) — {PHARMACY_NAME} (FINESS {world.structure})"
+    )
+
+
+def _section(page: str, start: str, end: str) -> str:
+    text = unescape(page)
+    return text[text.index(start) : text.index(end, text.index(start))]
+
+
+def test_the_console_names_people_and_structures_by_one_number_in_french(
+    engine_world: World,
+) -> None:
+    world = engine_world
+    # Given a professional suspended by the guard after a scrape
+    pro = PortalClient(world)
+    principal_id = pro.login_provider()
+    answered, _ = scrape(pro, world)
+    assert answered <= 12
+    operator = PortalClient(world)
+    page = operator.login("operator1")
+    assert page.status_code == 200
+    # Then the live alerts name the pharmacist and her pharmacy by its FINESS, in French
+    alerts = _section(page.text, "Dernières alertes", "</table>")
+    assert _named(world) in alerts
+    assert f"{PHARMACY_NAME} (FINESS {world.structure})" in alerts
+    assert "Consultations plus rapides qu'un humain" in alerts
+    assert "Mutuelle des Tilleuls (AMC " in alerts
+    # And the raw principal id stays there for analysts, in small text only
+    assert f'<small class="raw"><code>{principal_id}</code></small>' in page.text
+    # And the pharmacy is never shown under its AM number beside its FINESS
+    assert f"n° AM {world.provider_am}" not in unescape(page.text)
+    # And the suspended list gives the reason in French, not the guard's English message
+    suspended = _section(page.text, "Comptes suspendus (", "</table>")
+    assert _named(world) in suspended
+    assert "Consultations plus rapides qu'un humain" in suspended
+    assert re.search(r"[a-z]+ than", suspended) is None
+    # And the caps table and chart name the structure, with its figures and share of cap
+    caps = _section(page.text, "Consultations par structure", "</section>")
+    assert f"{PHARMACY_NAME} (FINESS {world.structure})" in caps
+    assert "<td>Pharmacie</td>" in caps
+    assert re.search(rf"{answered} / \d+ \(\d+ %\)", caps)
+    chart = caps[caps.index("<svg") : caps.index("</svg>")]
+    assert f">{PHARMACY_NAME}</text>" in chart  # the bar is labelled by the name
+    assert f"{PHARMACY_NAME} (FINESS {world.structure}) : " in chart  # number on hover
+    # When an operator revokes the account from the console
+    revoked = operator.post("/portail/securite/principaux/revoquer", {"principal": principal_id})
+    assert "Accès révoqués" in revoked.text
+    # Then the notices of its scope say it was suspended and revoked, by name, with times
+    today = world.clock().date().isoformat()
+    archive = operator.post(
+        "/portail/securite/incident/notifications.zip",
+        {"principal": principal_id, "start": today, "end": today},
+    )
+    assert archive.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
+        cnil = next(n for n in bundle.namelist() if n.startswith("notification-cnil-"))
+        text = bundle.read(cnil).decode("utf-8")
+    taken = text.split("## Mesures prises", 1)[1].split("## Mesures proposées", 1)[0]
+    assert f"suspension du compte « {_named(world)} »" in taken
+    assert "motif : Consultations plus rapides qu'un humain" in taken
+    assert "révocation de toutes les sessions et de tous les jetons" in taken
+    assert re.search(r"le \d\d/\d\d/\d{4} à \d\d:\d\d \(heure de Paris\) : suspension", taken)
+    assert f"le compte d'accès « {_named(world)} »" in text
+    reinstate(world, principal_id)
+
+
+def test_an_empty_incident_form_gets_a_french_message_next_to_each_field(
+    engine_world: World,
+) -> None:
+    operator = PortalClient(engine_world)
+    operator.login("operator2")
+    # When the scope form is sent empty
+    empty = operator.post(
+        "/portail/securite/incident", {"principal": "", "structure": "", "start": "", "end": ""}
+    )
+    # Then it is refused with the service's code, each field saying what it needs
+    assert empty.status_code == 400
+    text = _text(empty.text)
+    assert "Demande refusée" not in text
+    assert "Indiquez le compte en cause, ou à défaut la structure. (incident.criteria)" in text
+    assert "Indiquez la date de début (JJ/MM/AAAA). (portal.form)" in text
+    assert "Indiquez la date de fin (JJ/MM/AAAA)." in text
+    assert 'id="inc-principal" name="principal" maxlength="120" value="" aria-invalid="true"' in (
+        empty.text
+    )
+    # When both a principal and a structure are given, the end before the start
+    both = operator.post(
+        "/portail/securite/incident",
+        {"principal": "provider:123456789/user:1", "structure": "12AB",
+         "start": "2026-03-04", "end": "03/03/2026"},
+        headers={"HX-Request": "true"},
+    )  # fmt: skip
+    # Then the fragment alone comes back, the values typed kept, each field its message
+    assert both.status_code == 400
+    assert "<html" not in both.text
+    text = _text(both.text)
+    assert "FINESS ou n° AM (9 caractères), ou SIRET (14 chiffres)." in text
+    assert "La date de fin doit être le jour de début ou après. (incident.window)" in text
+    assert 'value="provider:123456789/user:1"' in both.text
+    assert 'value="03/03/2026"' in both.text
+    # And a malformed account id is refused as such
+    bad = operator.post(
+        "/portail/securite/incident",
+        {"principal": "marie dupont", "start": "2026-03-04", "end": "2026-03-04"},
+    )
+    assert bad.status_code == 400
+    assert "Identifiant de compte mal formé" in _text(bad.text)
+    assert "(incident.principal)" in bad.text
+
+
+def test_revoke_reinstate_and_acknowledge_refuse_bad_input_field_by_field(
+    engine_world: World,
+) -> None:
+    operator = PortalClient(engine_world)
+    operator.login("operator1")
+    empty = operator.post("/portail/securite/principaux/revoquer", {"principal": " "})
+    assert empty.status_code == 400
+    text = _text(empty.text)
+    assert "Indiquez l'identifiant du compte (par exemple provider:123456789/user:12)." in text
+    assert 'aria-describedby="rev-principal-erreur"' in empty.text
+    assert 'id="rev-principal-erreur"' in empty.text
+    malformed = operator.post("/portail/securite/principaux/revoquer", {"principal": "x y"})
+    assert malformed.status_code == 400
+    assert 'value="x y"' in malformed.text
+    unknown = operator.post(
+        "/portail/securite/principaux/retablir", {"principal": "provider:100000001/user:424242"}
+    )
+    assert unknown.status_code == 404
+    assert "Aucun compte ne porte cet identifiant. (principal.not_found)" in _text(unknown.text)
+    active = next(
+        p for p in _principal_ids(engine_world) if p.startswith("insurer:") and "/staff:" in p
+    )
+    not_suspended = operator.post("/portail/securite/principaux/retablir", {"principal": active})
+    assert not_suspended.status_code == 409
+    assert "Ce compte n'est pas suspendu. (principal.not_suspended)" in _text(not_suspended.text)
+    ghost = operator.post("/portail/securite/alertes/987654321/acquitter")
+    assert ghost.status_code == 404
+    assert "Cette alerte n'existe pas." in _text(ghost.text)
+
+
+def _principal_ids(world: World) -> list[str]:
+    with world.platform.engine.connect() as conn:
+        return [str(p) for p in conn.execute(select(principals.c.id)).scalars()]

@@ -29,6 +29,7 @@ from tierspayant.services.identification import CardData
 
 AMC, INSURER_NAME, INSURER_KIND, CATALOGUE_FILE = DEMO_INSURERS[0]
 PHARMACY_NAME = "Pharmacie du Marché – Lyon"
+PHARMACIST_NAME = "Marie Dupont"
 
 Clock = core.WallClock  # wall clock plus an offset moved by hand
 
@@ -126,10 +127,12 @@ def build_world(
     env: dict[str, str] | None = None,
     beneficiaries: int = 12,
     members: int = 1,
+    url: str | None = None,
 ) -> World:
-    """Seed a fresh SQLite platform under ``data_dir``, with ``env``'s settings besides."""
+    """Seed a fresh platform under ``data_dir`` (SQLite, or the empty database ``url``
+    names), with ``env``'s settings besides."""
     clock = Clock()
-    platform = core.open_platform(data_dir, env=env, clock=clock)
+    platform = core.open_platform(data_dir, url=url, env=env, clock=clock)
     insurer = core.add_insurer(
         platform, demo_catalogue(CATALOGUE_FILE), name=INSURER_NAME, kind=INSURER_KIND
     )
@@ -150,6 +153,7 @@ def build_world(
         actor="test",
         provider_id=pharmacy.id,
         rpps=pharmacy.rpps,
+        display_name=PHARMACIST_NAME,
     )
     world = World(
         platform,

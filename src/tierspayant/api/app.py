@@ -19,8 +19,9 @@ from tierspayant.web.portals import mount_portals
 def create_app(platform: Platform) -> FastAPI:
     """Build the API around one platform.
 
-    No documentation UI (its pages load third-party scripts); the OpenAPI document only
-    when ``TIERSPAYANT_API_DOCS`` is on.
+    The OpenAPI document only when ``TIERSPAYANT_API_DOCS`` is on, and then its Swagger UI
+    page at ``/docs`` from the package's own files (``web.home``), not FastAPI's, which
+    loads its scripts from a CDN.
     """
     settings = platform.settings
     app = FastAPI(

@@ -160,7 +160,9 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Retry-After"] = str(exc.retry_after)
         if exc.code.startswith("auth.invalid"):
             headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        return _answer(request, http_status(exc), exc.code, exc.message, exc.field, headers)
+        return _answer(
+            request, http_status(exc), exc.code, exc.message, exc.field, headers, **exc.details
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,10 +12,10 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
-from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx
+from tierspayant.cli.common import CLI_ACTOR, console, fail, platform_ctx, progress_bar
 from tierspayant.domain.codes import EnrolmentCode, PriorAuthCode
 from tierspayant.domain.money import format_euros
 from tierspayant.services.adjudication import BatchResult, adjudicate_pending, pending_claims
@@ -23,18 +23,13 @@ from tierspayant.services.claims import import_claims_file
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.prior_auth import decide_prior_auth
 
-prior_auth_app = typer.Typer(no_args_is_help=True, help="Prior authorisations (PEC).")
+prior_auth_app = typer.Typer(
+    no_args_is_help=True, help="Demandes de prise en charge (accords préalables)."
+)
 
 
 def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
+    return progress_bar(console)
 
 
 def _count_lines(path: Path) -> int:
@@ -43,17 +38,20 @@ def _count_lines(path: Path) -> int:
 
 
 def import_claims(
-    file: Annotated[Path, typer.Argument(help="claim file, JSON Lines (docs/formats/claims.md)")],
-    provider: Annotated[str, typer.Option("--provider", help="AM number of the sender")],
+    file: Annotated[
+        Path, typer.Argument(help="fichier de factures, JSON Lines (docs/formats/claims.md)")
+    ],
+    provider: Annotated[str, typer.Option("--provider", help="numéro AM de l'émetteur")],
     error_report: Annotated[
-        Path | None, typer.Option("--error-report", help="write refused lines here (CSV)")
+        Path | None, typer.Option("--error-report", help="où écrire les lignes refusées (CSV)")
     ] = None,
 ) -> None:
-    """Receive the invoices of a provider's claim file; bad lines are reported, not applied."""
+    """Recevoir les factures du fichier d'un professionnel ; les lignes fausses sont signalées, pas
+    appliquées."""
     if not file.is_file():
-        raise fail(ServiceError(EnrolmentCode.FILE_MISSING, f"no such file: {file}"))
+        raise fail(ServiceError(EnrolmentCode.FILE_MISSING, f"fichier introuvable : {file}"))
     with platform_ctx() as platform, _progress() as progress:
-        task = progress.add_task(f"factures {file.name}", total=max(_count_lines(file), 1))
+        task = progress.add_task("Factures", total=max(_count_lines(file), 1))
         summary = import_claims_file(
             platform,
             file,
@@ -81,13 +79,14 @@ def import_claims(
 
 def adjudicate(
     insurer: Annotated[
-        str | None, typer.Option("--insurer", help="only this insurer's claims (AMC number)")
+        str | None,
+        typer.Option("--insurer", help="seulement les factures de cet organisme (numéro AMC)"),
     ] = None,
 ) -> None:
-    """Judge every received claim: accepted, reduced or rejected per line, posted to the ledger."""
+    """Liquider chaque facture reçue : ligne acceptée, réduite ou rejetée, passée au grand livre."""
     with platform_ctx() as platform, _progress() as progress:
         total = pending_claims(platform, insurer)
-        task = progress.add_task("liquidation", total=max(total, 1))
+        task = progress.add_task("Factures liquidées", total=max(total, 1))
         statuses: dict[str, int] = {}
 
         def advance(batch: BatchResult) -> None:
@@ -106,13 +105,13 @@ def adjudicate(
 
 @prior_auth_app.command("decide")
 def decide(
-    agreement: Annotated[str, typer.Argument(help="agreement number")],
+    agreement: Annotated[str, typer.Argument(help="numéro de l'accord")],
     accept: Annotated[
-        bool | None, typer.Option("--accept/--refuse", help="grant or refuse the request")
+        bool | None, typer.Option("--accept/--refuse", help="accorder ou refuser la demande")
     ] = None,
-    reason: Annotated[str, typer.Option("--reason", help="why (required to refuse)")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="motif (obligatoire pour refuser)")] = "",
 ) -> None:
-    """Decide a prior authorisation waiting for review."""
+    """Décider d'une demande de prise en charge en attente d'examen."""
     if accept is None:
         raise fail(ServiceError(PriorAuthCode.DECISION_REQUIRED, "indiquez --accept ou --refuse"))
     with platform_ctx() as platform:

@@ -14,6 +14,15 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from typer.core import TyperGroup
 
 from tierspayant.app.platform import Platform, open_platform
@@ -35,6 +44,22 @@ from tierspayant.services.run_failures import DatabaseUnavailable, RedisUnavaila
 console = Console()
 err_console = Console(stderr=True)
 CLI_ACTOR = "operator:cli"
+
+
+def progress_bar(target: Console | None = None, *, counted: bool = True) -> Progress:
+    """A progress display that counts things (people, invoices, providers), with a French
+    description per task (« Bénéficiaires importés », « Factures »…): a bar with ``done/total``
+    when the total is known (``counted``), else a spinner and the count. Off when the
+    console is not a terminal (logs, tests): only the summaries are printed there."""
+    shown = target or console
+    columns = (
+        (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+         TimeElapsedColumn(), TimeRemainingColumn())
+        if counted
+        else (SpinnerColumn(), TextColumn("{task.description:<34}"),
+              TextColumn("{task.completed}"), TimeElapsedColumn())
+    )  # fmt: skip
+    return Progress(*columns, console=shown, transient=False, disable=not shown.is_terminal)
 
 
 EXIT_CODES: dict[type[DomainError], int] = {
@@ -65,8 +90,9 @@ def fail(error: DomainError, message: str | None = None) -> typer.Exit:
     """Print the coded refusal (``message`` in place of the error's own, if given) and
     return the exit to raise, with the status of the error's class."""
     text = error.message if message is None else message
-    where = f" (field {error.field})" if error.field else ""
-    err_console.print(f"[red]error[/red] {escape(f'[{error.code}] {text}{where}')}", soft_wrap=True)
+    where = f" (champ {error.field})" if error.field else ""
+    line = escape(f"[{error.code}] {text}{where}")
+    err_console.print(f"[red]erreur[/red] {line}", soft_wrap=True)
     return typer.Exit(exit_code(error))
 
 
@@ -95,7 +121,7 @@ def _log_traceback(exc: BaseException) -> Path | None:
 def failure_exit(exc: BaseException) -> typer.Exit | None:
     """The exit for a command's failure, its coded line printed; None for a bug.
 
-    A refusal prints ``error [code] message``; a lost database, a lost Redis or a run
+    A refusal prints ``erreur [code] message``; a lost database, a lost Redis or a run
     held by another worker reads as its coded refusal (:func:`as_refusal`), the traceback
     going to the log file, not to the screen.
     """

@@ -12,21 +12,13 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import TaskID
 from rich.table import Table
 
 from tierspayant.app.platform import Platform
+from tierspayant.cli.common import progress_bar
 from tierspayant.domain.errors import DomainError
+from tierspayant.formats.beneficiaries import BeneficiaryFileError, explain, explain_file
 from tierspayant.services.enrolment import (
     ImportMode,
     ImportSummary,
@@ -56,29 +48,19 @@ def import_beneficiaries_command(
         import_mode = ImportMode(mode)
     except ValueError:
         console.print(
-            f"[red]refused[/red] {escape('[enrolment.mode]')} mode must be one of: {_modes()}"
+            f"[red]refusé[/red] {escape('[enrolment.mode]')} le mode est l'un de : {_modes()}"
         )
         return EXIT_REFUSED
     if not file.is_file():
-        console.print(f"[red]refused[/red] {escape(f'[file.missing] no such file: {file}')}")
+        console.print(f"[red]refusé[/red] {escape(f'[file.missing] fichier introuvable : {file}')}")
         return EXIT_REFUSED
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
+    progress = progress_bar(console)
     task: list[TaskID] = []  # created on the first call: a refusal shows no bar at all
 
     def advance(done: int, total: int) -> None:
         if not task:
             progress.start()
-            task.append(progress.add_task(f"importing {file.name}", total=max(total, 1)))
+            task.append(progress.add_task("Bénéficiaires importés", total=max(total, 1)))
         progress.update(task[0], completed=done, total=max(total, 1))
 
     try:
@@ -99,14 +81,17 @@ def import_beneficiaries_command(
             soft_wrap=True,  # the option to copy stays on one line
         )
         return EXIT_REFUSED
+    except BeneficiaryFileError as exc:
+        console.print(f"[red]refusé[/red] {escape(f'[{exc.code}] {explain_file(exc)}')}")
+        return EXIT_REFUSED
     except DomainError as exc:
-        where = f" (field {exc.field})" if exc.field else ""
-        console.print(f"[red]refused[/red] {escape(f'[{exc.code}] {exc.message}{where}')}")
-        console.print("nothing was applied")
+        where = f" (champ {exc.field})" if exc.field else ""
+        console.print(f"[red]refusé[/red] {escape(f'[{exc.code}] {exc.message}{where}')}")
+        console.print("rien n'a été appliqué")
         return EXIT_REFUSED
     except OSError as exc:
-        console.print(f"[red]failed[/red] {escape(f'[file.io] reading {file}: {exc.strerror}')}")
-        console.print("nothing was applied")
+        console.print(f"[red]échec[/red] {escape(f'[file.io] lecture de {file} : {exc.strerror}')}")
+        console.print("rien n'a été appliqué")
         return EXIT_REFUSED
     finally:
         progress.stop()
@@ -162,43 +147,38 @@ def _modes() -> str:
 
 
 def _print_summary(console: Console, summary: ImportSummary) -> None:
-    table = Table(title=f"Import run {summary.run_id}: insurer {summary.insurer}")
+    table = Table(title=f"Import n° {summary.run_id} : organisme {summary.insurer}")
     table.add_column("", style="bold")
-    table.add_column("count", justify="right")
+    table.add_column("nombre", justify="right")
     rate = summary.lines / summary.duration if summary.duration > 0 else 0.0
     for label, value in (
-        ("lines read", summary.lines),
-        ("inserted", summary.inserted),
-        ("updated", summary.updated),
-        ("unchanged", summary.unchanged),
-        ("terminated", summary.terminated),
-        ("rejected", summary.rejected),
+        ("lignes lues", summary.lines),
+        ("ajoutés", summary.inserted),
+        ("modifiés", summary.updated),
+        ("inchangés", summary.unchanged),
+        ("radiés", summary.terminated),
+        ("refusées", summary.rejected),
     ):
-        style = "red" if label == "rejected" and value else ""
-        table.add_row(label, f"[{style}]{value:,}[/{style}]" if style else f"{value:,}")
+        style = "red" if label == "refusées" and value else ""
+        shown = _number(value)
+        table.add_row(label, f"[{style}]{shown}[/{style}]" if style else shown)
     console.print(table)
     console.print(
-        f"mode {summary.mode.value}, file date {summary.file_date}, "
-        f"{summary.duration:.1f} s ({rate:,.0f} lines/s)"
+        f"mode {summary.mode.value}, fichier du {summary.file_date:%d/%m/%Y}, "
+        f"{summary.duration:.1f} s ({_number(round(rate))} lignes/s)"
     )
     if not summary.rejected:
         return
-    errors = Table(title="First rejected lines (identities masked)")
-    errors.add_column("line", justify="right")
+    errors = Table(title="Premières lignes refusées (données personnelles masquées)")
     errors.add_column("code")
-    errors.add_column("column")
-    errors.add_column("reason")
+    errors.add_column("explication")
     for error in summary.first_errors:
-        errors.add_row(
-            str(error.line_no),
-            escape(error.code),
-            escape(error.column or ""),
-            escape(error.message),
-        )
+        errors.add_row(escape(error.code), escape(explain(error)))
     console.print(errors)
     if summary.error_report is not None:
         console.print(
-            f"all {summary.rejected:,} rejected lines: {escape(str(summary.error_report))}"
+            f"toutes les lignes refusées ({_number(summary.rejected)}) : "
+            f"{escape(str(summary.error_report))}"
         )
     else:
-        console.print("pass --errors FILE to get every rejected line in a CSV report")
+        console.print("ajoutez --errors FICHIER pour obtenir toutes les lignes refusées en CSV")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.rich_utils
 import yaml
 from rich.markup import escape
 from rich.table import Table
@@ -19,17 +20,39 @@ from tierspayant.cli.common import DEBUG_ENV, FailureGroup
 from tierspayant.config import load_settings
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import EnrolmentCode, RequestCode
-from tierspayant.domain.errors import DomainError
+from tierspayant.domain.errors import CatalogueError, DomainError
+from tierspayant.formats import catalogue_errors
 from tierspayant.services import audit_log, insurers, providers
 
+# The help pages' own words in French (Typer reads these when it draws a help page). Its
+# built-in options (--help, --install-completion, --show-completion) keep Typer's texts.
+typer.rich_utils.COMMANDS_PANEL_TITLE = "Commandes"
+typer.rich_utils.ARGUMENTS_PANEL_TITLE = "Arguments"
+typer.rich_utils.OPTIONS_PANEL_TITLE = "Options"
+typer.rich_utils.DEFAULT_STRING = "[par défaut : {}]"
+typer.rich_utils.REQUIRED_LONG_STRING = "[obligatoire]"
+typer.rich_utils.ENVVAR_STRING = "[variable d'environnement : {}]"
+typer.rich_utils.DEPRECATED_STRING = "(obsolète) "
+typer.rich_utils.ERRORS_PANEL_TITLE = "Erreur"
+typer.rich_utils.ABORTED_TEXT = "Abandon."
+typer.rich_utils.RICH_HELP = "Aide : [blue]'{command_path} {help_option}'[/]"
+
 app = typer.Typer(
-    cls=FailureGroup, no_args_is_help=True, help="tierspayant: tiers payant operator platform."
+    cls=FailureGroup,
+    no_args_is_help=True,
+    help="tierspayant : plateforme d'opérateur de tiers payant.",
 )
-insurers_app = typer.Typer(no_args_is_help=True, help="Insurers (AMC) and their catalogues.")
-providers_app = typer.Typer(no_args_is_help=True, help="Providers, conventions.")
-tokens_app = typer.Typer(no_args_is_help=True, help="API credentials of provider software.")
-import_app = typer.Typer(no_args_is_help=True, help="Import files.")
-audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
+insurers_app = typer.Typer(
+    no_args_is_help=True, help="Organismes complémentaires (AMC) et leurs catalogues de garanties."
+)
+providers_app = typer.Typer(no_args_is_help=True, help="Professionnels de santé et conventions.")
+tokens_app = typer.Typer(
+    no_args_is_help=True, help="Identifiants API des logiciels des professionnels."
+)
+import_app = typer.Typer(no_args_is_help=True, help="Importer des fichiers.")
+audit_app = typer.Typer(
+    no_args_is_help=True, help="Journal d'audit infalsifiable (chaîne de hachage)."
+)
 app.add_typer(insurers_app, name="insurers")
 app.add_typer(providers_app, name="providers")
 app.add_typer(tokens_app, name="tokens")
@@ -37,6 +60,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
 
 from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
+    backup_cmds,
     claims_cmds,
     containment_cmds,
     doctor_cmds,
@@ -48,7 +72,13 @@ from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
     takeover_cmds,
     work_cmds,
 )
-from tierspayant.cli.common import CLI_ACTOR, console, err_console, platform_ctx  # noqa: E402
+from tierspayant.cli.common import (  # noqa: E402
+    CLI_ACTOR,
+    console,
+    err_console,
+    fail,
+    platform_ctx,
+)
 
 for _module in (
     claims_cmds,
@@ -61,6 +91,7 @@ for _module in (
     report_cmds,
     takeover_cmds,
     work_cmds,
+    backup_cmds,  # after incident_cmds: it adds ``keys export|import`` to its group
 ):
     _module.register(app, import_app)
 
@@ -71,32 +102,36 @@ def main(
         bool,
         typer.Option(
             "--debug",
-            help="Show the traceback of a failure (otherwise one coded line, the traceback "
-            "in <data_dir>/logs/cli-errors.log)",
+            help="Afficher la trace d'un échec (sinon une ligne codée, la trace allant dans "
+            "<data_dir>/logs/cli-errors.log)",
         ),
     ] = False,
 ) -> None:
-    """tierspayant: tiers payant operator platform."""
+    """tierspayant : plateforme d'opérateur de tiers payant."""
     if debug:
         os.environ[DEBUG_ENV] = "1"
 
 
 @app.command()
 def init() -> None:
-    """Create the keyring (if absent) and the database schema. Safe to run again."""
+    """Créer le trousseau de clés (s'il manque) et le schéma de la base. Peut être relancé sans
+    risque."""
     settings = load_settings()
     platform = initialise(settings)
     platform.close()
-    console.print(f"database: {settings.database_url.split('@')[-1]}")
-    console.print(f"keyring:  {settings.keyring_path} (keep it outside the database backups)")
+    console.print(f"base de données : {settings.database_url.split('@')[-1]}", markup=False)
+    console.print(
+        f"trousseau :       {settings.keyring_path} (à garder hors des sauvegardes de la base)",
+        markup=False,
+    )
 
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    host: Annotated[str | None, typer.Option(help="Adresse d'écoute")] = None,
+    port: Annotated[int | None, typer.Option(help="Port d'écoute")] = None,
 ) -> None:
-    """Serve the API (and the portals) on the configured database."""
+    """Servir l'API (et les portails) sur la base configurée."""
     import uvicorn
 
     from tierspayant.api.app import create_app
@@ -127,30 +162,42 @@ def serve(
 
 @app.command()
 def demo(
-    beneficiaries: Annotated[int, typer.Option(help="How many beneficiaries")] = 100_000,
-    providers_count: Annotated[int, typer.Option("--providers", help="How many providers")] = 1_000,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic data")] = 2024,
-    claims: Annotated[int, typer.Option(help="How many invoices of last month")] = 3_000,
+    beneficiaries: Annotated[int, typer.Option(help="Nombre de bénéficiaires")] = 100_000,
+    providers_count: Annotated[
+        int, typer.Option("--providers", help="Nombre de professionnels de santé")
+    ] = 1_000,
+    seed: Annotated[int, typer.Option(help="Graine des données synthétiques")] = 2024,
+    claims: Annotated[int, typer.Option(help="Nombre de factures du mois dernier")] = 3_000,
     no_serve: Annotated[
-        bool, typer.Option("--no-serve", help="Create the data, do not serve")
+        bool, typer.Option("--no-serve", help="Créer les données sans lancer le serveur")
     ] = False,
 ) -> None:
-    """Create demo data (3 insurers, beneficiaries, providers, a token) and serve."""
+    """Créer les données de démonstration (3 organismes, bénéficiaires, professionnels,
+    factures payées) et servir l'API, les portails et la documentation. Relancée, renouvelle
+    les identifiants des comptes de démonstration et les affiche."""
     from tierspayant.cli.demo import run_demo
     from tierspayant.demo.builder import demo_providers
     from tierspayant.demo.issuer import start_demo_issuer
 
+    # The demo serves the OpenAPI document and its page (/docs) unless told otherwise.
+    os.environ.setdefault("TIERSPAYANT_API_DOCS", "1")
     settings = load_settings()
-    run_demo(settings, beneficiaries, providers_count, seed, console, claims)
+    summary = run_demo(settings, beneficiaries, providers_count, seed, console, claims)
     if no_serve:
         return
     # Pro Santé Connect cannot be reached from a demo: a local issuer of the same protocol
-    # lets the demo professionals log in to the provider portal.
-    professionals = [(s.name, s.rpps) for s in demo_providers(providers_count, seed) if s.rpps]
-    issuer = start_demo_issuer("127.0.0.1", settings.port + 1, professionals[:5])
+    # lets the demo professionals (the pharmacist first) log in to the provider portal.
+    pharmacist = (
+        f"{summary.pharmacist_name} – {summary.pharmacy_name}",
+        summary.pharmacist_rpps,
+    )
+    others = [(s.name, s.rpps) for s in demo_providers(providers_count, seed) if s.rpps]
+    issuer = start_demo_issuer("127.0.0.1", settings.port + 1, [pharmacist, *others[:4]])
     portal = f"http://127.0.0.1:{settings.port}/portail/prestataire/oidc/retour"
     os.environ.update(issuer.environment(portal))
-    console.print(f"Demo Pro Santé Connect: {issuer.url} (for the provider portal)\n")
+    console.print(
+        f"Pro Santé Connect de démonstration : {issuer.url} (pour l'espace des professionnels)\n"
+    )
     try:
         serve(None, None)
     finally:
@@ -161,20 +208,22 @@ def demo(
 def sandbox(
     export: Annotated[
         Path | None,
-        typer.Option(help="Write the data set (JSON) to this file, outside the data directory"),
+        typer.Option(
+            help="Écrire le jeu de données (JSON) dans ce fichier, hors du répertoire de données"
+        ),
     ] = None,
     no_serve: Annotated[
-        bool, typer.Option("--no-serve", help="Create the data, do not serve")
+        bool, typer.Option("--no-serve", help="Créer les données sans lancer le serveur")
     ] = False,
 ) -> None:
-    """Create the fixed sandbox for provider software makers (docs/sandbox.md) and serve."""
+    """Créer le bac à sable fixe des éditeurs de logiciels (docs/sandbox.md) et servir l'API."""
     from tierspayant.cli.sandbox import ExportInsideDataDir, run_sandbox
 
     settings = load_settings()
     try:
         run_sandbox(settings, console, export)
     except ExportInsideDataDir as exc:
-        err_console.print(f"error [sandbox.export] {escape(str(exc))}")
+        err_console.print(f"[red]erreur[/red] {escape(f'[sandbox.export] {exc}')}")
         raise typer.Exit(2) from None
     if not no_serve:
         serve(None, None)
@@ -185,21 +234,21 @@ def sandbox(
 
 @insurers_app.command("add")
 def insurers_add(
-    amc: Annotated[str, typer.Option("--amc", help="AMC number printed on the cards")],
-    name: Annotated[str, typer.Option(help="Name of the insurer")],
-    kind: Annotated[str, typer.Option(help="mutuelle | prevoyance | assureur")] = "mutuelle",
+    amc: Annotated[str, typer.Option("--amc", help="Numéro AMC imprimé sur les cartes")],
+    name: Annotated[str, typer.Option(help="Nom de l'organisme")],
+    kind: Annotated[str, typer.Option(help="type : mutuelle | prevoyance | assureur")] = "mutuelle",
 ) -> None:
-    """Register an insurer and create its data keys."""
+    """Enregistrer un organisme complémentaire et créer ses clés de données."""
     with platform_ctx() as platform:
         insurer = insurers.add_insurer(platform, amc, name, kind, CLI_ACTOR)
-    console.print(f"insurer {insurer.amc_number} added ({insurer.name})")
+    console.print(f"organisme {insurer.amc_number} ajouté ({insurer.name})", markup=False)
 
 
 @insurers_app.command("list")
 def insurers_list() -> None:
-    """List the insurers."""
+    """Lister les organismes complémentaires."""
     with platform_ctx() as platform:
-        table = Table("AMC", "name", "kind")
+        table = Table("AMC", "nom", "type")
         for insurer in insurers.list_insurers(platform):
             table.add_row(insurer.amc_number, insurer.name, insurer.kind)
     console.print(table)
@@ -207,16 +256,23 @@ def insurers_list() -> None:
 
 @insurers_app.command("catalogue")
 def insurers_catalogue(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON")],
-    insurer: Annotated[str, typer.Option("--insurer", help="AMC number")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML ou JSON")],
+    insurer: Annotated[str, typer.Option("--insurer", help="Numéro AMC de l'organisme")],
 ) -> None:
-    """Upload a guarantee catalogue; refused with the rule it breaks if it is not valid."""
+    """Déposer un catalogue de garanties ; refusé, avec la règle enfreinte, s'il n'est pas
+    valide (en français, avec la ligne du fichier, le chemin JSON et la valeur fautive)."""
     with platform_ctx() as platform:
         document = load_document(file)
-        result = insurers.upload_catalogue(platform, insurer, document, CLI_ACTOR)
-    state = "unchanged" if result.unchanged else "stored"
+        try:
+            result = insurers.upload_catalogue(platform, insurer, document, CLI_ACTOR)
+        except CatalogueError as exc:
+            text = file.read_text(encoding="utf-8")
+            located = catalogue_errors.locate(exc, document, text)
+            raise fail(located, catalogue_errors.explain(located)) from None
+    state = "inchangé" if result.unchanged else "enregistré"
     console.print(
-        f"catalogue version {result.version} {state}: contracts {', '.join(result.contracts)}"
+        f"catalogue version {result.version} {state} : contrats {', '.join(result.contracts)}",
+        markup=False,
     )
 
 
@@ -227,43 +283,50 @@ def load_document(file: Path) -> dict[str, object]:
         data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise DomainError(
-            EnrolmentCode.FILE_SYNTAX, f"{file.name} is not valid YAML/JSON: {exc}"
+            EnrolmentCode.FILE_SYNTAX, f"{file.name} n'est pas un YAML/JSON valide : {exc}"
         ) from None
     if not isinstance(data, dict):
         raise DomainError(
-            EnrolmentCode.FILE_STRUCTURE, f"{file.name} must hold a mapping at its top level"
+            EnrolmentCode.FILE_STRUCTURE,
+            f"{file.name} doit contenir un dictionnaire à son premier niveau",
         )
     return data
 
 
 @import_app.command("beneficiaries")
 def import_beneficiaries(
-    file: Annotated[Path, typer.Argument(help="Beneficiary file, CSV ';'-separated")],
-    insurer: Annotated[str, typer.Option("--insurer", help="AMC number")],
-    mode: Annotated[str, typer.Option(help="full | incremental")] = "incremental",
+    file: Annotated[Path, typer.Argument(help="Fichier des bénéficiaires, CSV séparé par ';'")],
+    insurer: Annotated[str, typer.Option("--insurer", help="Numéro AMC de l'organisme")],
+    mode: Annotated[
+        str, typer.Option(help="full (complet) | incremental (mouvements)")
+    ] = "incremental",
     file_date: Annotated[
-        str | None, typer.Option(help="Date of the file, YYYY-MM-DD (default: today)")
+        str | None, typer.Option(help="Date du fichier, AAAA-MM-JJ (par défaut : aujourd'hui)")
     ] = None,
     errors: Annotated[
-        Path | None, typer.Option("--errors", help="Where to write the error report (CSV)")
+        Path | None, typer.Option("--errors", help="Où écrire le rapport des lignes refusées (CSV)")
     ] = None,
     confirm_terminations: Annotated[
         int | None,
         typer.Option(
             "--confirm-terminations",
             min=0,
-            help="Full mode: the number of terminations announced by a refused run, to "
-            "confirm them (refused if the file gives another number)",
+            help="Mode complet : le nombre de radiations annoncé par un import refusé, pour "
+            "les confirmer (refusé si le fichier en donne un autre)",
         ),
     ] = None,
 ) -> None:
-    """Import an insurer's beneficiary file: bad lines reported, good lines applied."""
+    """Importer le fichier des bénéficiaires d'un organisme : lignes fausses signalées, lignes
+    correctes appliquées."""
     from tierspayant.cli.import_beneficiaries import import_beneficiaries_command
 
     try:
         day = date.fromisoformat(file_date) if file_date else None
     except ValueError:
-        err_console.print("[red]error[/red] [file_date.format] --file-date must be YYYY-MM-DD")
+        err_console.print(
+            "[red]erreur[/red] "
+            + escape("[file_date.format] --file-date doit être une date AAAA-MM-JJ")
+        )
         raise typer.Exit(2) from None
     with platform_ctx() as platform:
         status = import_beneficiaries_command(
@@ -274,10 +337,10 @@ def import_beneficiaries(
 
 @import_app.command("runs")
 def import_runs(
-    insurer: Annotated[str, typer.Option("--insurer", help="AMC number")],
+    insurer: Annotated[str, typer.Option("--insurer", help="Numéro AMC de l'organisme")],
 ) -> None:
-    """The insurer's latest beneficiary imports and their status; a run whose process died
-    is marked interrupted."""
+    """Les derniers imports de bénéficiaires de l'organisme et leur état ; un import dont le
+    processus s'est arrêté est marqué interrompu."""
     from tierspayant.services import enrolment
 
     labels = {
@@ -308,70 +371,82 @@ def import_runs(
 
 @providers_app.command("add")
 def providers_add(
-    am_number: Annotated[str, typer.Option("--am", help="Billing number (numéro AM), 9 digits")],
-    category: Annotated[str, typer.Option(help="pharmacy, gp, specialist, dentist, …")],
-    name: Annotated[str, typer.Option(help="Name of the practice or establishment")],
-    rpps: Annotated[str | None, typer.Option(help="RPPS of the professional")] = None,
-    finess: Annotated[str | None, typer.Option(help="FINESS of the establishment")] = None,
-    siret: Annotated[str | None, typer.Option(help="SIRET of the company")] = None,
-    optam: Annotated[bool, typer.Option(help="Member of the OPTAM tariff options")] = False,
-    iban: Annotated[str | None, typer.Option(help="IBAN for payments (stored encrypted)")] = None,
-    bic: Annotated[str | None, typer.Option(help="BIC of the bank")] = None,
+    am_number: Annotated[
+        str, typer.Option("--am", help="Numéro de facturation (numéro AM), 9 chiffres")
+    ],
+    category: Annotated[str, typer.Option(help="catégorie : pharmacy, gp, specialist, dentist…")],
+    name: Annotated[str, typer.Option(help="Nom du cabinet ou de l'établissement")],
+    rpps: Annotated[str | None, typer.Option(help="RPPS du professionnel")] = None,
+    finess: Annotated[str | None, typer.Option(help="FINESS de l'établissement")] = None,
+    siret: Annotated[str | None, typer.Option(help="SIRET de l'entreprise")] = None,
+    optam: Annotated[bool, typer.Option(help="Adhérent aux options tarifaires OPTAM")] = False,
+    iban: Annotated[str | None, typer.Option(help="IBAN des paiements (conservé chiffré)")] = None,
+    bic: Annotated[str | None, typer.Option(help="BIC de la banque")] = None,
 ) -> None:
-    """Register a provider."""
+    """Enregistrer un professionnel de santé."""
     with platform_ctx() as platform:
         provider = providers.add_provider(
             platform,
             providers.NewProvider(am_number, category, name, rpps, finess, siret, optam, iban, bic),
             CLI_ACTOR,
         )
-    console.print(f"provider {provider.am_number} added ({provider.category.value})")
+    console.print(f"professionnel {provider.am_number} ajouté ({provider.category.value})")
 
 
 @providers_app.command("import")
 def providers_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV, ';'-separated")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV séparé par ';'")],
 ) -> None:
-    """Import a provider registry file (see docs/formats/providers.md)."""
+    """Importer un fichier du répertoire des professionnels (voir docs/formats/providers.md)."""
     with platform_ctx() as platform:
         summary = providers.import_providers(platform, file, CLI_ACTOR)
     console.print(
-        f"{summary.lines} lines: {summary.inserted} added, {summary.unchanged} already known, "
-        f"{len(summary.rejected)} rejected"
+        f"{summary.lines} lignes : {summary.inserted} ajoutés, {summary.unchanged} déjà connus, "
+        f"{len(summary.rejected)} refusées"
     )
     for line, code, message in summary.rejected[:50]:
-        err_console.print(escape(f"  line {line}: [{code}] {message}"))
+        err_console.print(escape(f"  ligne {line} : [{code}] {message}"))
     if summary.rejected:
         raise typer.Exit(1)
 
 
 @providers_app.command("convention")
 def providers_convention(
-    am_number: Annotated[str, typer.Option("--am", help="Billing number of the provider")],
-    insurer: Annotated[str, typer.Option("--insurer", help="AMC number")],
+    am_number: Annotated[
+        str, typer.Option("--am", help="Numéro de facturation (AM) du professionnel")
+    ],
+    insurer: Annotated[str, typer.Option("--insurer", help="Numéro AMC de l'organisme")],
     domain: Annotated[
-        list[CareDomain] | None, typer.Option(help="Care domains (default: the category's)")
+        list[CareDomain] | None,
+        typer.Option(help="Domaines de soins (par défaut : ceux de la catégorie)"),
     ] = None,
-    valid_from: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today)")] = None,
+    valid_from: Annotated[
+        str | None, typer.Option(help="AAAA-MM-JJ (par défaut : aujourd'hui)")
+    ] = None,
 ) -> None:
-    """Record a provider's convention with an insurer for some care domains."""
+    """Enregistrer la convention d'un professionnel avec un organisme pour des domaines de soins."""
     with platform_ctx() as platform:
         start = _parse_day(valid_from, "valid_from") if valid_from else platform.today()
         chosen = providers.add_conventions(platform, am_number, insurer, domain, start, CLI_ACTOR)
-    console.print(f"convention with {insurer}: {', '.join(d.value for d in chosen)}")
+    console.print(f"convention avec {insurer} : {', '.join(d.value for d in chosen)}")
 
 
 @tokens_app.command("issue")
 def tokens_issue(
-    provider: Annotated[str, typer.Option("--provider", help="Billing number (numéro AM)")],
-    label: Annotated[str, typer.Option(help="What software uses it")] = "provider software",
+    provider: Annotated[str, typer.Option("--provider", help="Numéro de facturation (numéro AM)")],
+    label: Annotated[
+        str, typer.Option(help="Le logiciel qui s'en sert")
+    ] = "logiciel du professionnel",
 ) -> None:
-    """Create client credentials bound to a provider (the secret is shown once)."""
+    """Créer des identifiants client liés à un professionnel (le secret n'est affiché qu'une
+    fois)."""
     with platform_ctx() as platform:
         creds = providers.issue_client(platform, provider, label, CLI_ACTOR)
     console.print(f"client_id:     {creds.client_id}")
     console.print(f"client_secret: {creds.client_secret}")
-    console.print("Exchange them at POST /v1/oauth/token (grant_type=client_credentials).")
+    console.print(
+        "À échanger contre un jeton : POST /v1/oauth/token (grant_type=client_credentials)."
+    )
 
 
 # --- audit ------------------------------------------------------------------------------
@@ -379,15 +454,15 @@ def tokens_issue(
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the whole hash chain; name the first broken position."""
+    """Vérifier toute la chaîne de hachage ; nommer la première position rompue."""
     with platform_ctx() as platform:
         report = audit_log.verify(platform)
     if report.ok:
-        console.print(f"audit chain intact: {report.checked} events")
+        console.print(f"chaîne d'audit intacte : {report.checked} événements")
         return
     err_console.print(
-        f"[red]audit chain broken[/red] at position {report.first_broken_seq}: {report.reason} "
-        f"({report.checked} events checked)"
+        f"[red]chaîne d'audit rompue[/red] à la position {report.first_broken_seq} : "
+        f"{escape(report.reason or '')} ({report.checked} événements vérifiés)"
     )
     raise typer.Exit(1)
 
@@ -398,7 +473,7 @@ def _parse_day(value: str, option: str) -> date:
     except ValueError:
         raise DomainError(
             RequestCode(f"{option}.format"),
-            f"--{option.replace('_', '-')} must be a date YYYY-MM-DD",
+            f"--{option.replace('_', '-')} doit être une date AAAA-MM-JJ",
         ) from None
 
 

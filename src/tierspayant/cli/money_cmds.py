@@ -11,9 +11,16 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
-from tierspayant.cli.common import CLI_ACTOR, console, err_console, fail, platform_ctx
+from tierspayant.cli.common import (
+    CLI_ACTOR,
+    console,
+    err_console,
+    fail,
+    platform_ctx,
+    progress_bar,
+)
 from tierspayant.domain.banking_calendar import following_business_day, paris_day
 from tierspayant.domain.codes import BillingCode, PaymentCode, RequestCode
 from tierspayant.domain.errors import DomainError
@@ -22,29 +29,30 @@ from tierspayant.security.principal import AuthStrength, Principal, PrincipalKin
 from tierspayant.services import bank_details, billing, ledger_check, overpayments, payments
 from tierspayant.services.errors import ServiceError
 
-ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
-overpayments_app = typer.Typer(no_args_is_help=True, help="Undue amounts (indus).")
-mandates_app = typer.Typer(no_args_is_help=True, help="Insurers' SEPA direct debit mandates.")
-fees_app = typer.Typer(no_args_is_help=True, help="Operator management fees charged to insurers.")
+ledger_app = typer.Typer(no_args_is_help=True, help="Le grand livre en partie double.")
+overpayments_app = typer.Typer(no_args_is_help=True, help="Les indus (montants payés à tort).")
+mandates_app = typer.Typer(no_args_is_help=True, help="Mandats de prélèvement SEPA des organismes.")
+fees_app = typer.Typer(
+    no_args_is_help=True, help="Frais de gestion de l'opérateur facturés aux organismes."
+)
 bank_app = typer.Typer(
     no_args_is_help=True,
-    help="Providers' bank details changes: asked, verified by another person, applied.",
+    help=(
+        "Changements de coordonnées bancaires des professionnels : demandés, vérifiés par une "
+        "autre personne, appliqués."
+    ),
 )
 bill_app = typer.Typer(
     invoke_without_command=True,
-    help="Bill insurers for a closed month (--period), or record returned fund calls.",
+    help=(
+        "Facturer les organismes pour un mois clos (--period), ou enregistrer les appels de fonds"
+        " retournés."
+    ),
 )
 
 
 def _progress() -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.completed}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
+    return progress_bar(console, counted=False)
 
 
 def _day(text: str, option: str) -> date:
@@ -52,7 +60,7 @@ def _day(text: str, option: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise fail(
-            ServiceError(RequestCode.CLI_DATE, f"{option} must be a date written YYYY-MM-DD")
+            ServiceError(RequestCode.CLI_DATE, f"{option} doit être une date écrite AAAA-MM-JJ")
         ) from None
 
 
@@ -92,25 +100,27 @@ def _bill_refusal(period: str) -> Callable[[str], str | None]:
 
 
 def pay(
-    when: Annotated[str, typer.Option("--date", help="Payment date, YYYY-MM-DD")],
+    when: Annotated[str, typer.Option("--date", help="Date d'exécution des paiements, AAAA-MM-JJ")],
     out: Annotated[
-        Path | None, typer.Option(help="Output directory (default <data_dir>/payments/<date>)")
+        Path | None,
+        typer.Option(help="Dossier des fichiers (par défaut <data_dir>/payments/<date>)"),
     ] = None,
     backdate_reason: Annotated[
         str | None,
         typer.Option(
-            help="Why a past date is paid (10 to 200 characters), recorded in the audit log"
+            help="Pourquoi une date passée est payée (10 à 200 caractères), noté au journal d'audit"
         ),
     ] = None,
 ) -> None:
-    """Pay providers what adjudication accepted: pain.001 file and remittance advice.
+    """Payer aux professionnels ce que la liquidation a accepté : fichier pain.001 et avis
+    de paiement.
 
-    The date must be a TARGET2 business day, today or later (Paris time); a past date
-    only with --backdate-reason.
+    La date doit être un jour ouvré TARGET2, aujourd'hui ou plus tard (heure de Paris) ;
+    une date passée seulement avec --backdate-reason.
     """
     run_date = _day(when, "--date")
     with platform_ctx() as platform, _progress() as progress:
-        task = progress.add_task("paiements: prestataires traités", total=None)
+        task = progress.add_task("Professionnels payés", total=None)
         refusal = _pay_refusal(run_date, paris_day(platform.now()))
         with _in_french(refusal):
             summary = payments.run_payments(
@@ -183,29 +193,32 @@ def pay_report(summary: payments.PaymentRunSummary) -> list[str]:
 @bill_app.callback()
 def bill(
     ctx: typer.Context,
-    period: Annotated[str | None, typer.Option(help="Billing period, YYYY-MM")] = None,
+    period: Annotated[str | None, typer.Option(help="Période facturée, AAAA-MM")] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output directory (default <data_dir>/billing/<period>)")
+        Path | None,
+        typer.Option(help="Dossier des fichiers (par défaut <data_dir>/billing/<period>)"),
     ] = None,
 ) -> None:
-    """Bill insurers for a closed month: statements, pain.008 fund calls, detail files."""
+    """Facturer les organismes pour un mois clos : relevés, appels de fonds pain.008, fichiers de
+    détail."""
     if ctx.invoked_subcommand is not None:
         if period is not None or out is not None:
             raise fail(
                 ServiceError(
                     RequestCode.CLI_USAGE,
-                    f"--period and --out do not apply to {ctx.invoked_subcommand}",
+                    f"--period et --out ne s'appliquent pas à {ctx.invoked_subcommand}",
                 )
             )
         return
     if period is None:
         raise fail(
             ServiceError(
-                RequestCode.CLI_USAGE, "bill needs --period YYYY-MM (or a subcommand: returns)"
+                RequestCode.CLI_USAGE,
+                "bill demande --period AAAA-MM (ou une sous-commande : returns)",
             )
         )
     with platform_ctx() as platform, _progress() as progress, _in_french(_bill_refusal(period)):
-        task = progress.add_task("facturation: assureurs traités", total=None)
+        task = progress.add_task("Organismes facturés", total=None)
         summary = billing.run_billing(
             platform,
             period,
@@ -238,24 +251,24 @@ def returns(
     report: Annotated[
         Path,
         typer.Argument(
-            help="The bank's pain.002.001.03 status report or camt.054 notification",
+            help="Le compte rendu pain.002.001.03 ou l'avis camt.054 de la banque",
             dir_okay=False,
         ),
     ],
 ) -> None:
-    """Record the fund calls and the provider transfers a bank file returns (all or
-    nothing, idempotent): pain.002 rejects or camt.054 returns."""
+    """Enregistrer les appels de fonds et les virements aux professionnels qu'un fichier
+    bancaire retourne (tout ou rien, rejouable) : rejets pain.002 ou retours camt.054."""
     try:
         data = report.read_bytes()
     except OSError as exc:
         raise fail(
-            ServiceError(RequestCode.CLI_FILE, f"cannot read {report}: {exc.strerror}")
+            ServiceError(RequestCode.CLI_FILE, f"lecture impossible de {report} : {exc.strerror}")
         ) from None
     with platform_ctx() as platform:
         summary = billing.record_returns(platform, data, actor=CLI_ACTOR, source=report.name)
     for problem in summary.errors:
         err_console.print(
-            f"[red]error[/red] {escape(f'[{problem.code}] {problem.end_to_end_id}: ')}"
+            f"[red]erreur[/red] {escape(f'[{problem.code}] {problem.end_to_end_id}: ')}"
             f"{escape(RETURN_PROBLEMS_FR.get(problem.code, problem.message))}"
         )
     if summary.errors:
@@ -293,19 +306,20 @@ def returns(
 
 @fees_app.command("set")
 def set_fee(
-    amc: Annotated[str, typer.Option(help="AMC number of the insurer")],
+    amc: Annotated[str, typer.Option(help="Numéro AMC de l'organisme")],
     per_line_cents: Annotated[
-        int | None, typer.Option(help="Fee per paid line, in cents excluding VAT")
+        int | None, typer.Option(help="Frais par ligne payée, en centimes hors taxes")
     ] = None,
     platform_default: Annotated[
-        bool, typer.Option("--platform-default", help="Use the platform's default rate again")
+        bool,
+        typer.Option("--platform-default", help="Revenir au tarif par défaut de la plateforme"),
     ] = False,
 ) -> None:
-    """Set the management fee an insurer is charged per paid line, from the next billing."""
+    """Fixer les frais de gestion par ligne payée d'un organisme, dès la prochaine facturation."""
     if (per_line_cents is None) == (not platform_default):
         raise fail(
             ServiceError(
-                RequestCode.CLI_USAGE, "give either --per-line-cents N or --platform-default"
+                RequestCode.CLI_USAGE, "indiquez soit --per-line-cents N, soit --platform-default"
             )
         )
     with platform_ctx() as platform:
@@ -315,7 +329,8 @@ def set_fee(
 
 @ledger_app.command("check")
 def check() -> None:
-    """Prove the ledger balances and reconciles with claims, remittances and statements."""
+    """Prouver que le grand livre est équilibré et rapproché des factures, avis de paiement et
+    relevés."""
     with platform_ctx() as platform:
         report = ledger_check.check_ledger(platform)
     console.print(
@@ -326,20 +341,23 @@ def check() -> None:
         console.print("grand livre équilibré et rapproché au centime")
         return
     for problem in report.problems:
-        err_console.print(f"[red]error[/red] [ledger.unbalanced] {escape(problem)}")
+        err_console.print(f"[red]erreur[/red] {escape('[ledger.unbalanced]')} {escape(problem)}")
     for difference in report.differences:
-        err_console.print(f"[red]error[/red] [ledger.reconciliation] {escape(str(difference))}")
+        err_console.print(
+            f"[red]erreur[/red] {escape('[ledger.reconciliation]')} {escape(str(difference))}"
+        )
     raise typer.Exit(1)
 
 
 @overpayments_app.command("flag")
 def flag(
-    amc: Annotated[str, typer.Option(help="AMC number of the insurer")],
-    claim: Annotated[int, typer.Option(help="Claim id")],
-    line: Annotated[int, typer.Option(help="Line number")],
-    reason: Annotated[str, typer.Option(help="Reason code, e.g. rights.ended")],
+    amc: Annotated[str, typer.Option(help="Numéro AMC de l'organisme")],
+    claim: Annotated[int, typer.Option(help="Numéro de la facture")],
+    line: Annotated[int, typer.Option(help="Numéro de la ligne")],
+    reason: Annotated[str, typer.Option(help="Code du motif, par exemple rights.ended")],
 ) -> None:
-    """Declare a paid line undue: reversed now, recovered on the provider's next payments."""
+    """Déclarer une ligne payée indue : contre-passée aussitôt, récupérée sur les prochains
+    paiements du professionnel."""
     with platform_ctx() as platform:
         flagged = overpayments.flag_undue_as_operator(platform, amc, claim, line, reason, CLI_ACTOR)
     state = "enregistré" if flagged.created else "déjà enregistré"
@@ -351,13 +369,13 @@ def flag(
 
 @mandates_app.command("set")
 def set_mandate(
-    amc: Annotated[str, typer.Option(help="AMC number of the insurer")],
-    iban: Annotated[str, typer.Option(help="The insurer's IBAN (stored encrypted)")],
-    mandate: Annotated[str, typer.Option(help="Mandate reference (RUM)")],
-    signed: Annotated[str, typer.Option(help="Signature date, YYYY-MM-DD")],
-    bic: Annotated[str | None, typer.Option(help="The insurer's BIC")] = None,
+    amc: Annotated[str, typer.Option(help="Numéro AMC de l'organisme")],
+    iban: Annotated[str, typer.Option(help="IBAN de l'organisme (conservé chiffré)")],
+    mandate: Annotated[str, typer.Option(help="Référence unique du mandat (RUM)")],
+    signed: Annotated[str, typer.Option(help="Date de signature, AAAA-MM-JJ")],
+    bic: Annotated[str | None, typer.Option(help="BIC de l'organisme")] = None,
 ) -> None:
-    """Record the SEPA B2B mandate under which fund calls are debited."""
+    """Enregistrer le mandat SEPA B2B sous lequel les appels de fonds sont prélevés."""
     with platform_ctx() as platform:
         billing.set_mandate(
             platform,
@@ -380,17 +398,20 @@ def _staff(name: str) -> Principal:
     )
 
 
-_BY = typer.Option("--by", help="Your staff login (the verifier must not be the requester)")
+_BY = typer.Option(
+    "--by", help="Votre identifiant d'opérateur (le vérificateur n'est pas le demandeur)"
+)
 
 
 @bank_app.command("request")
 def bank_request(
-    am: Annotated[str, typer.Option(help="AM number of the provider")],
-    iban: Annotated[str, typer.Option(help="The new IBAN (stored encrypted)")],
+    am: Annotated[str, typer.Option(help="Numéro AM du professionnel")],
+    iban: Annotated[str, typer.Option(help="Le nouvel IBAN (conservé chiffré)")],
     by: Annotated[str, _BY],
-    bic: Annotated[str | None, typer.Option(help="The new BIC")] = None,
+    bic: Annotated[str | None, typer.Option(help="Le nouveau BIC")] = None,
 ) -> None:
-    """Record a provider's request for new bank details (nothing is paid to them yet)."""
+    """Enregistrer la demande de nouvelles coordonnées bancaires d'un professionnel (rien n'y est
+    encore payé)."""
     with platform_ctx() as platform:
         change = bank_details.request_change(platform, _staff(by), iban, bic, am_number=am)
     console.print(
@@ -401,13 +422,13 @@ def bank_request(
 
 @bank_app.command("verify")
 def bank_verify(
-    change: Annotated[int, typer.Option(help="The change's number")],
+    change: Annotated[int, typer.Option(help="Numéro du changement")],
     method: Annotated[
-        str, typer.Option(help="second_person (bank proof checked) or provider_contact")
+        str, typer.Option(help="second_person (justificatif bancaire contrôlé) ou provider_contact")
     ],
     by: Annotated[str, _BY],
 ) -> None:
-    """Verify a pending change; it applies after the cooling-off period."""
+    """Vérifier un changement en attente ; il s'applique après le délai de sécurité."""
     with platform_ctx() as platform:
         verified = bank_details.verify_change(platform, _staff(by), change, method)
     assert verified.effective_on is not None
@@ -419,10 +440,10 @@ def bank_verify(
 
 @bank_app.command("refuse")
 def bank_refuse(
-    change: Annotated[int, typer.Option(help="The change's number")],
+    change: Annotated[int, typer.Option(help="Numéro du changement")],
     by: Annotated[str, _BY],
 ) -> None:
-    """Refuse a change: nothing is ever paid to it."""
+    """Refuser un changement : rien n'y sera jamais payé."""
     with platform_ctx() as platform:
         refused = bank_details.refuse_change(platform, _staff(by), change)
     console.print(f"changement {refused.id} refusé")
@@ -430,7 +451,7 @@ def bank_refuse(
 
 @bank_app.command("pending")
 def bank_pending(by: Annotated[str, _BY]) -> None:
-    """List the changes waiting for a verification."""
+    """Lister les changements qui attendent une vérification."""
     with platform_ctx() as platform:
         changes = bank_details.pending_changes(platform, _staff(by))
     for item in changes:

@@ -172,7 +172,10 @@ def demo(
         console.print("  mot de passe :", item.password or "(Pro Santé Connect)", markup=False)
         console.print("  clé TOTP :", item.totp_secret or "-", markup=False, soft_wrap=True)
     if not made:
-        console.print("les comptes de démonstration existent déjà")
+        console.print(
+            "les comptes de démonstration existent déjà : sur la base de la démonstration, "
+            "« tierspayant demo --no-serve » leur donne de nouveaux identifiants et les affiche"
+        )
 
 
 def register(app: typer.Typer, import_app: typer.Typer) -> None:

@@ -8,7 +8,6 @@ empty file, bad header, missing file); 3 unknown insurer; 7 the database was los
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from rich.table import Table
 
 from tierspayant.cli.common import CLI_ACTOR, console, err_console, fail, platform_ctx
 from tierspayant.domain.codes import EnrolmentCode
+from tierspayant.formats import french_csv
 from tierspayant.formats.takeover import TakeoverLineError
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.takeover import TakeoverRefused, import_takeover
@@ -27,11 +27,9 @@ ERROR_REPORT_HEADER = ("ligne", "code", "colonne", "valeur", "message")
 
 
 def _write_report(path: Path, errors: list[TakeoverLineError]) -> None:
+    rows = ((e.line_no, e.code, e.column or "", e.value, e.message) for e in errors)
     with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, delimiter=";")
-        writer.writerow(ERROR_REPORT_HEADER)
-        for e in errors:
-            writer.writerow((e.line_no, e.code, e.column or "", e.value, e.message))
+        french_csv.write(out, ERROR_REPORT_HEADER, rows)
 
 
 def import_takeover_command(

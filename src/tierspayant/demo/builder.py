@@ -9,7 +9,7 @@ import contextlib
 import csv
 import random
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from importlib import resources
@@ -19,13 +19,19 @@ import yaml
 from stdnum import iban as stdnum_iban
 
 from tierspayant.app.platform import Platform
-from tierspayant.demo.accounts import DemoAccount, create_demo_accounts
-from tierspayant.demo.claims import build_demo_claims
+from tierspayant.demo.accounts import (
+    DemoAccount,
+    DemoPharmacist,
+    create_demo_accounts,
+    reset_demo_accounts,
+)
+from tierspayant.demo.claims import Showcase, build_demo_claims, build_showcase_claims
 from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.banking_calendar import previous_business_day
 from tierspayant.domain.identifiers import luhn_check_digit
 from tierspayant.domain.providers import ProviderCategory
 from tierspayant.services import billing, canaries, enrolment, insurers, payments, providers
+from tierspayant.services.errors import Forbidden
 
 DEMO_ACTOR = "operator:demo"
 
@@ -130,6 +136,12 @@ class ProviderSpec:
 
 def demo_providers(count: int, seed: int) -> list[ProviderSpec]:
     """``count`` invented providers with valid identifiers, in a realistic mix."""
+    return list(iter_demo_providers(count, seed))
+
+
+def iter_demo_providers(count: int, seed: int) -> Iterator[ProviderSpec]:
+    """The providers of :func:`demo_providers`, one at a time (the national data set
+    streams a quarter of a million of them)."""
     from faker import Faker
 
     rng = random.Random(seed)
@@ -137,8 +149,8 @@ def demo_providers(count: int, seed: int) -> list[ProviderSpec]:
     fake.seed_instance(seed)
     categories = [c for c, weight in CATEGORY_MIX for _ in range(weight)]
     seen: set[str] = set()
-    specs: list[ProviderSpec] = []
-    while len(specs) < count:
+    made = 0
+    while made < count:
         category = rng.choice(categories)
         department = rng.choice(DEPARTMENTS)
         dept = _department_digits(department)
@@ -165,11 +177,26 @@ def demo_providers(count: int, seed: int) -> list[ProviderSpec]:
         optam = (
             category in {ProviderCategory.SPECIALIST, ProviderCategory.GP} and rng.random() < 0.6
         )
-        specs.append(ProviderSpec(am, category, name, rpps, finess, optam, demo_iban(rng)))
-    return specs
+        made += 1
+        yield ProviderSpec(am, category, name, rpps, finess, optam, demo_iban(rng))
 
 
-def write_providers_csv(path: Path, specs: list[ProviderSpec]) -> None:
+def demo_pharmacist(seed: int) -> tuple[str, str]:
+    """Name and RPPS of the demo pharmacy's pharmacist (the same for the same seed)."""
+    from faker import Faker
+
+    rng = random.Random(f"pharmacist-{seed}")
+    fake = Faker("fr_FR")
+    fake.seed_instance(seed + 7919)
+    return f"{fake.first_name()} {fake.last_name()}", _luhn_number("1" + _digits(rng, 9))
+
+
+def demo_pharmacy(specs: list[ProviderSpec]) -> ProviderSpec:
+    """The demo pharmacy: the first pharmacy of the list."""
+    return next(s for s in specs if s.category is ProviderCategory.PHARMACY)
+
+
+def write_providers_csv(path: Path, specs: Iterable[ProviderSpec]) -> None:
     """Write providers in the documented registry format (docs/formats/providers.md)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, delimiter=";")
@@ -206,6 +233,12 @@ class DemoSummary:
     billed_cents: int = 0
     accounts: list[DemoAccount] = field(default_factory=list)
     already_there: bool = False
+    # On a rerun: False when the accounts could not be reset (not the demo database).
+    accounts_reset: bool = False
+    pharmacy_name: str = ""
+    pharmacist_name: str = ""
+    pharmacist_rpps: str = ""
+    showcase: Showcase = field(default_factory=lambda: Showcase(0, 0, 0))
 
 
 def build_demo(
@@ -250,9 +283,22 @@ def _build_demo(
         amc for amc, *_ in DEMO_INSURERS
     }
     specs = demo_providers(providers_count, seed)
-    pharmacy = next(s for s in specs if s.category is ProviderCategory.PHARMACY)
+    pharmacy = demo_pharmacy(specs)
+    summary.pharmacy_name = pharmacy.name
+    summary.pharmacist_name, pharmacist_rpps = demo_pharmacist(seed)
+    summary.pharmacist_rpps = pharmacist_rpps
     if existing:
         summary.already_there = True
+        with platform.engine.connect() as conn:
+            pharmacy_id = providers.provider_by_am(conn, pharmacy.am_number).id
+        pharmacist = DemoPharmacist(summary.pharmacist_name, pharmacist_rpps, pharmacy_id)
+        try:
+            summary.accounts = reset_demo_accounts(
+                platform, insurer_amc=DEMO_INSURERS[0][0], pharmacist=pharmacist
+            )
+            summary.accounts_reset = True
+        except Forbidden:
+            summary.accounts = []  # not the embedded demo database: nothing is reset
     else:
         per_insurer = max(1, beneficiaries // len(DEMO_INSURERS))
         for index, (amc, name, kind, catalogue_file) in enumerate(DEMO_INSURERS):
@@ -270,7 +316,7 @@ def _build_demo(
 
             def step(done: int, total: int, amc: str = amc) -> None:
                 if progress is not None:
-                    progress(f"beneficiaries {amc}", done, total)
+                    progress(f"Bénéficiaires importés ({amc})", done, total)
 
             result = enrolment.import_beneficiaries(
                 platform,
@@ -284,19 +330,29 @@ def _build_demo(
             summary.beneficiaries += result.inserted
         providers_path = workdir / "providers.csv"
         write_providers_csv(providers_path, specs)
-        imported = providers.import_providers(platform, providers_path, DEMO_ACTOR)
+
+        def registered(done: int) -> None:
+            if progress is not None:
+                progress("Professionnels de santé", done, len(specs))
+
+        imported = providers.import_providers(
+            platform, providers_path, DEMO_ACTOR, progress=registered
+        )
         summary.providers = imported.inserted
         for done, spec in enumerate(specs, start=1):
             for amc, *_ in DEMO_INSURERS:
                 providers.add_conventions(
                     platform, spec.am_number, amc, None, date(2024, 1, 1), DEMO_ACTOR
                 )
-            if progress is not None and done % 50 == 0:
-                progress("conventions", done, len(specs))
-        _demo_money(platform, summary, specs, claims, seed, workdir, progress)
+            if progress is not None and (done % 50 == 0 or done == len(specs)):
+                progress("Conventions des professionnels", done, len(specs))
+        pharmacy_id = _demo_money(platform, summary, specs, claims, seed, workdir, progress)
         for amc, *_ in DEMO_INSURERS:
             summary.canaries += canaries.plant(platform, amc, None, DEMO_ACTOR).planted
-        summary.accounts = create_demo_accounts(platform, insurer_amc=DEMO_INSURERS[0][0])
+        pharmacist = DemoPharmacist(summary.pharmacist_name, pharmacist_rpps, pharmacy_id)
+        summary.accounts = create_demo_accounts(
+            platform, insurer_amc=DEMO_INSURERS[0][0], pharmacist=pharmacist
+        )
     summary.insurers = [amc for amc, *_ in DEMO_INSURERS]
     creds = providers.issue_client(
         platform, pharmacy.am_number, "demo pharmacy software", DEMO_ACTOR
@@ -315,14 +371,23 @@ def _demo_money(
     seed: int,
     workdir: Path,
     progress: Callable[[str, int, int], None] | None,
-) -> None:
-    """Last month's invoices from the demo providers, adjudicated (pharmacy heavy)."""
+) -> int:
+    """Last month's invoices from the demo providers, adjudicated (pharmacy heavy), and
+    the demo pharmacy's showcase (paid, rejected, the demo member's), then paid and billed.
+    Returns the demo pharmacy's provider id."""
     month = (platform.today().replace(day=1) - timedelta(days=1)).replace(day=1)
     summary.claims_month = month
     with platform.engine.connect() as conn:
         provider_ids = [providers.provider_by_am(conn, s.am_number).id for s in specs]
+        pharmacy_id = providers.provider_by_am(conn, demo_pharmacy(specs).am_number).id
     per_insurer = claims // len(DEMO_INSURERS)
     for index, (amc, *_) in enumerate(DEMO_INSURERS):
+        sent_before = index * per_insurer
+
+        def sent(done: int, before: int = sent_before) -> None:
+            if progress is not None:
+                progress("Factures", before + done, per_insurer * len(DEMO_INSURERS))
+
         summary.claims += build_demo_claims(
             platform,
             beneficiaries_csv=workdir / f"beneficiaries_{amc}.csv",
@@ -331,9 +396,19 @@ def _demo_money(
             month=month,
             count=per_insurer,
             seed=seed + index,
+            progress=sent,
         )
-        if progress is not None:
-            progress("claims", index + 1, len(DEMO_INSURERS))
+    amc = DEMO_INSURERS[0][0]
+    summary.showcase = build_showcase_claims(
+        platform,
+        beneficiaries_csv=workdir / f"beneficiaries_{amc}.csv",
+        insurer_amc=amc,
+        pharmacy_id=pharmacy_id,
+        month=month,
+        seed=seed,
+    )
+    summary.claims += summary.showcase.member + summary.showcase.others
+    summary.claims += summary.showcase.rejected
     # Providers paid at the end of that month, then each insurer billed for it.
     rng = random.Random(seed)
     for amc, *_ in DEMO_INSURERS:
@@ -357,6 +432,7 @@ def _demo_money(
     summary.paid_cents = paid.net_cents
     billed = billing.run_billing(platform, f"{month:%Y-%m}", actor=DEMO_ACTOR)
     summary.billed_cents = billed.due_cents
+    return pharmacy_id
 
 
 def _sample_card(platform: Platform, seed: int, workdir: Path) -> dict[str, str]:

@@ -81,8 +81,10 @@ def build_demo_claims(
     month: date,
     count: int,
     seed: int,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Send ``count`` invoices with care in ``month`` and adjudicate them.
+    """Send ``count`` invoices with care in ``month`` and adjudicate them; ``progress(n)``
+    every 50 invoices sent, and at the end.
 
     Returns how many invoices were received (a second run returns 0: same invoices).
     """
@@ -110,6 +112,11 @@ def build_demo_claims(
             received += maker(platform, file_principal(provider), rng, person.card, day, invoice)
         except DomainError:
             continue  # refused by the guard or the rules: the demo goes on
+        finally:
+            if progress is not None and (n + 1) % 50 == 0:
+                progress(n + 1)
+    if progress is not None:
+        progress(count)
     adjudicate_pending(platform, insurer_amc=insurer_amc)
     return received
 
@@ -301,3 +308,100 @@ _MAKERS: dict[str, _Maker] = {
     "optics": _optics,
     "dental": _dental,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Showcase:
+    """How many showcase invoices the demo pharmacy sent, by what they are for."""
+
+    member: int  # for the demo member (first person of the file): paid, on their statement
+    others: int  # for other people of the file: paid
+    rejected: int  # meant to be rejected by adjudication, each with its reason
+
+
+def build_showcase_claims(
+    platform: Platform,
+    *,
+    beneficiaries_csv: Path,
+    insurer_amc: str,
+    pharmacy_id: int,
+    month: date,
+    seed: int,
+) -> Showcase:
+    """Invoices of the demo pharmacy, so its pharmacist sees paid and rejected invoices
+    and the demo member sees paid lines: a few for the file's first person (the demo
+    member), some for others, and four that adjudication rejects — two whose card data
+    match nobody (``rights.none``) and two asking an AMO share above base × rate
+    (``amounts.amo_above_rate``). Numbered from the seed (a second run sends nothing new).
+    """
+    rng = random.Random(f"showcase-{seed}")
+    with platform.engine.connect() as conn:
+        principal = file_principal(provider_by_id(conn, pharmacy_id))
+    first = month.replace(day=1)
+    last = min(month.replace(day=calendar.monthrange(month.year, month.month)[1]), platform.today())
+    people = [
+        p
+        for p in _people(beneficiaries_csv, insurer_amc)
+        if p.coverage_start <= first and (p.coverage_end is None or last <= p.coverage_end)
+    ]
+    if not people or last < first:
+        return Showcase(0, 0, 0)
+    days = (last - first).days + 1
+    counts = {"member": 0, "others": 0, "rejected": 0}
+
+    def send(kind: str, card: CardData, n: int, spoil: bool = False) -> None:
+        day = first + timedelta(days=rng.randrange(days))
+        invoice = f"DEMOPH{first:%Y%m}-{seed}-{n:03d}"
+        try:
+            if spoil:
+                sent = _spoiled_pharmacy(platform, principal, rng, card, day, invoice)
+            else:
+                sent = _pharmacy(platform, principal, rng, card, day, invoice)
+        except DomainError:
+            return  # refused at intake: the demo goes on
+        counts[kind] += sent
+
+    member = people[0].card
+    for n in range(4):
+        send("member", member, n)
+    for n in range(4, 20):
+        send("others", rng.choice(people[1:] or people).card, n)
+    # Card data that match nobody: the birth date a day off.
+    nobody = CardData(
+        amc_number=member.amc_number,
+        birth_date=member.birth_date + timedelta(days=1),
+        nir=member.nir,
+        birth_rank=member.birth_rank,
+    )
+    send("rejected", nobody, 20)
+    send("rejected", nobody, 21)
+    send("rejected", rng.choice(people).card, 22, spoil=True)
+    send("rejected", rng.choice(people).card, 23, spoil=True)
+    adjudicate_pending(platform, insurer_amc=insurer_amc)
+    return Showcase(counts["member"], counts["others"], counts["rejected"])
+
+
+def _spoiled_pharmacy(
+    platform: Platform,
+    principal: Principal,
+    rng: random.Random,
+    card: CardData,
+    day: date,
+    invoice: str,
+) -> int:
+    """One drug line whose AMO share is above base × rate: rejected at adjudication."""
+    br = rng.randint(500, 2500)
+    rate = _rate(platform, "drug_65", day)
+    line = ClaimLine(
+        act_code=f"34009{rng.randint(10**7, 10**8 - 1)}",
+        domain=CareDomain.PHAR,
+        family="drug_65",
+        quantity=1,
+        care_date=day,
+        br_cents=br,
+        billed_cents=br,
+        amo_rate_bp=rate,
+        amo_paid_cents=apply_rate(br, rate) + 150,
+        amc_requested_cents=br - apply_rate(br, rate) - 150,
+    )
+    return _send(platform, principal, card, invoice, day, [line])

@@ -190,6 +190,10 @@ class ClaimCode(ErrorCode):
     SUPERSEDED = "claim.superseded"
     ALREADY_PAID = "claim.already_paid"
     UNKNOWN = "claim.unknown"
+    DISPUTE_LINE = "claim.dispute_line"
+    DISPUTE_TEXT = "claim.dispute_text"
+    DISPUTE_UNKNOWN = "claim.dispute_unknown"
+    DISPUTE_ANSWERED = "claim.dispute_answered"
 
 
 class EngagementCode(ErrorCode):
@@ -300,6 +304,7 @@ class PaymentCode(ErrorCode):
     SEPA_DATE = "sepa.date"
     OVERPAYMENT_REASON = "overpayment.reason"
     OVERPAYMENT_NOT_PAID = "overpayment.not_paid"
+    OVERPAYMENT_INVOICE_AMBIGUOUS = "overpayment.invoice_ambiguous"
 
 
 class BillingCode(ErrorCode):
@@ -361,6 +366,7 @@ class AuthCode(ErrorCode):
     ACCOUNT_BENEFICIARY = "account.beneficiary"
     ACCOUNT_EXISTS = "account.exists"
     ACCOUNT_UNKNOWN = "account.unknown"
+    ACCOUNT_DEMO_ONLY = "account.demo_only"
     OIDC_DISCOVERY = "oidc.discovery"
     OIDC_JWKS = "oidc.jwks"
     OIDC_TOKEN = "oidc.token"
@@ -475,6 +481,14 @@ class PlatformCode(ErrorCode):
     CHECKPOINT_EXISTS = "checkpoint.exists"
     CHECKPOINT_MALFORMED = "checkpoint.malformed"
     AUDIT_CHAIN_BROKEN = "audit.chain_broken"
+    KEY_EXPORT_MALFORMED = "key_export.malformed"
+    KEY_EXPORT_REFUSED = "key_export.refused"
+    KEY_EXPORT_PASSPHRASE = "key_export.passphrase"
+    BACKUP_EXISTS = "backup.exists"
+    BACKUP_COMMAND_FAILED = "backup.command_failed"
+    BACKUP_NOT_READY = "backup.not_ready"
+    BACKUP_SAMPLES = "backup.samples"
+    BACKUP_TARGET = "backup.target"
     RETENTION_TOO_SHORT = "retention.too_short"
 
 

@@ -7,17 +7,35 @@ to a message and a non-zero exit status.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+_NO_DETAILS: Mapping[str, str | int] = MappingProxyType({})
+
 
 class DomainError(Exception):
-    """Base of every error raised by a rule of the domain."""
+    """Base of every error raised by a rule of the domain.
+
+    ``details``: where in a file the fault is (``line``, ``column``, ``path``) and the
+    offending ``value``, masked if it is personal data; the API adds them to its answer
+    next to ``code``, ``message`` and ``field``.
+    """
 
     code: str = "domain.error"
 
-    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        details: Mapping[str, str | int] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.details: Mapping[str, str | int] = _NO_DETAILS if details is None else details
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code!r}, {self.message!r}, field={self.field!r})"

@@ -34,7 +34,13 @@ class Kind(StrEnum):
     ALERT = "alert"
     OPERATION = "operation"
     PRINCIPAL_KIND = "principal_kind"
+    PROVIDER_CATEGORY = "provider_category"
+    CONTAINMENT_SCOPE = "containment_scope"
+    CONTAINMENT_ROUTE = "containment_route"
     CEILING_PERIOD = "ceiling_period"
+    UNDUE_REASON = "undue_reason"
+    UNDUE_STATE = "undue_state"
+    DISPUTE_STATE = "dispute_state"
 
 
 DOMAINS: Final[Mapping[str, str]] = {
@@ -172,6 +178,8 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "prior_auth.decide": "Décision sur un accord préalable",
     "claim.receive": "Réception d'une facture",
     "claim.cancel": "Annulation d'une facture",
+    "claim.dispute": "Contestation d'une ligne de facture",
+    "claim.dispute_answer": "Réponse à une contestation",
     "claims.import": "Import d'un lot de factures",
     "claims.adjudicate": "Traitement des factures",
     "engagement.cancel": "Annulation d'un engagement",
@@ -221,6 +229,7 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "breakglass.close": "Accès exceptionnel clos",
     "principal.suspend": "Compte suspendu",
     "principal.reinstate": "Compte rétabli",
+    "principal.reinstate_request": "Rétablissement demandé (premier opérateur)",
     "principal.revoke": "Accès révoqués",
     "suspend": "Compte suspendu",
     "canary.plant": "Bénéficiaires leurres posés",
@@ -231,16 +240,21 @@ OPERATIONS: Final[Mapping[str, str]] = {
     "provider.import": "Import de professionnels",
     "takeover.import": "Reprise des consommations d'un organisme",
     "insurer.add": "Organisme ajouté",
+    "insurer.prior_auth_read": "Accord préalable consulté par l'organisme",
+    "insurer.claim_search": "Recherche de factures par l'organisme",
+    "insurer.claim_read": "Facture consultée par l'organisme",
     "mandate.set": "Mandat de prélèvement enregistré",
     "client.issue": "Accès logiciel délivré",
     "account.create": "Compte créé",
     "account.disable": "Compte désactivé",
     "account.unlock": "Compte déverrouillé",
+    "account.demo_reset": "Identifiants de démonstration renouvelés",
     "account.mfa_enrol": "Second facteur enregistré",
     "account.recovery_codes": "Codes de secours renouvelés",
     "keys.rotate_data": "Changement de clé de données",
     "keys.rewrap": "Clés de données rechiffrées",
     "keys.retire_kek": "Ancienne clé maîtresse retirée",
+    "keys.export": "Clés exportées pour la sauvegarde (chiffrées par phrase secrète)",
     "retention.purge": "Purge des données échues",
 }
 
@@ -250,6 +264,29 @@ PRINCIPAL_KINDS: Final[Mapping[str, str]] = {
     "insurer_staff": "personnel d'organisme",
     "operator_staff": "personnel de l'opérateur",
     "member": "adhérent",
+    # Principals that are not accounts (store.read_models.principal_names).
+    "provider": "professionnel",
+    "provider_file": "dépôt de fichiers du professionnel",
+    "system": "contrôles automatiques de la plateforme",
+    "unknown_client": "logiciel non reconnu",
+    "unknown": "compte inconnu",
+}
+
+# What a containment switch covers (domain.containment.ScopeKind).
+CONTAINMENT_SCOPES: Final[Mapping[str, str]] = {
+    "platform": "toute la plateforme",
+    "insurer": "un organisme (numéro AMC)",
+    "structure": "une structure (FINESS, SIRET ou numéro AM)",
+    "category": "une catégorie de professionnels",
+    "route": "un type de consultation",
+}
+
+# The routes a containment switch may cover (domain.containment.Route).
+CONTAINMENT_ROUTES: Final[Mapping[str, str]] = {
+    "eligibility": "vérifications de droits",
+    "calculation": "calculs de prise en charge",
+    "prior_auth": "demandes d'accord préalable",
+    "claims": "factures",
 }
 
 # The windows of a contract's ceilings (domain.guarantees.Period), as the member's
@@ -259,6 +296,71 @@ CEILING_PERIODS: Final[Mapping[str, str]] = {
     "12_months": "sur 12 mois glissants",
     "24_months": "sur 24 mois glissants",
     "48_months": "sur 48 mois glissants",
+}
+
+# The kinds of providers of the directory (domain.providers.ProviderCategory); the guard's
+# caps and the containment switches are set per category too.
+PROVIDER_CATEGORIES: Final[Mapping[str, str]] = {
+    "pharmacy": "Pharmacie",
+    "gp": "Médecin généraliste",
+    "specialist": "Médecin spécialiste",
+    "dentist": "Chirurgien-dentiste",
+    "laboratory": "Laboratoire d'analyses",
+    "radiology": "Cabinet de radiologie",
+    "optician": "Opticien",
+    "audiologist": "Audioprothésiste",
+    "nurse": "Infirmier",
+    "physiotherapist": "Masseur-kinésithérapeute",
+    "midwife": "Sage-femme",
+    "ambulance": "Transport sanitaire",
+    "health_centre": "Centre de santé",
+    "hospital": "Établissement de santé",
+}
+
+# Why a paid line was declared undue (overpayments.reason_code). The claims officer picks
+# one of the first ones in the portal; a correction of a paid invoice writes the last.
+UNDUE_REASONS: Final[Mapping[str, str]] = {
+    "rights.ended": "Droits fermés à la date des soins",
+    "care.not_given": "Soins non réalisés",
+    "claim.duplicate": "Facture déjà payée (doublon)",
+    "amount.wrong": "Montant pris en charge erroné",
+    "beneficiary.wrong": "Bénéficiaire erroné",
+    "claim.corrected": "Facture corrigée après paiement",
+}
+
+# Where the recovery of an undue amount stands (services.insurer_money.UndueState).
+UNDUE_STATES: Final[Mapping[str, str]] = {
+    "to_recover": "à recouvrer",
+    "partial": "recouvré partiellement",
+    "recovered": "recouvré",
+}
+
+# The states of a provider's dispute of a decided line (store.disputes_tables).
+DISPUTE_STATES: Final[Mapping[str, str]] = {
+    "open": "en attente de réponse",
+    "accepted": "acceptée",
+    "refused": "refusée",
+}
+
+# What the provider can do about a rejected or reduced line, by reason (the portal's
+# « Mes rejets » page); a reason without advice gets ``ADVICE_DEFAULT``.
+ADVICE_DEFAULT: Final = (
+    "Vérifiez la facture : si elle comporte une erreur, envoyez-la corrigée ; "
+    "sinon, contestez la décision."
+)
+REASON_ADVICE: Final[Mapping[str, str]] = {
+    "rights.none": "Vérifiez la carte et la date des soins, puis envoyez la facture corrigée.",
+    "rights.domain_not_covered": "Le contrat ne couvre pas ce domaine : facturez le patient.",
+    "act.unknown": "Corrigez le code d'acte ou le domaine de soins et renvoyez la facture.",
+    "amounts.amo_above_rate": "Corrigez la part AMO (base × taux) et renvoyez la facture.",
+    "amounts.amc_above_cost": "Corrigez la part complémentaire demandée et renvoyez la facture.",
+    "amounts.inconsistent": "Corrigez les montants et renvoyez la facture.",
+    "prior_auth.missing": "Demandez un accord préalable, puis renvoyez la facture avec son numéro.",
+    "prior_auth.not_found": "Corrigez le numéro d'accord préalable et renvoyez la facture.",
+    "duplicate.same_provider": "Cette facture a déjà été prise en charge : rien à renvoyer.",
+    "ceiling.reached": "Le plafond est atteint : le reste est à la charge du patient.",
+    "amount.above_guarantee": "Le reste au-delà de la garantie est à la charge du patient.",
+    "claim.unprocessable": "Envoyez la facture corrigée.",
 }
 
 _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
@@ -278,7 +380,13 @@ _TABLES: Final[Mapping[Kind, Mapping[str, str]]] = MappingProxyType(
         Kind.ALERT: ALERTS,
         Kind.OPERATION: OPERATIONS,
         Kind.PRINCIPAL_KIND: PRINCIPAL_KINDS,
+        Kind.PROVIDER_CATEGORY: PROVIDER_CATEGORIES,
+        Kind.CONTAINMENT_SCOPE: CONTAINMENT_SCOPES,
+        Kind.CONTAINMENT_ROUTE: CONTAINMENT_ROUTES,
         Kind.CEILING_PERIOD: CEILING_PERIODS,
+        Kind.UNDUE_REASON: UNDUE_REASONS,
+        Kind.UNDUE_STATE: UNDUE_STATES,
+        Kind.DISPUTE_STATE: DISPUTE_STATES,
     }
 )
 
@@ -295,6 +403,11 @@ def labelled(kind: Kind | str, code: object) -> str:
     text = str(code.value if isinstance(code, StrEnum) else code)
     name = label(kind, text)
     return text if name == text else f"{name} ({text})"
+
+
+def advice(reason: str | None) -> str:
+    """What the provider can do about a line refused or reduced for ``reason``."""
+    return REASON_ADVICE.get(reason or "", ADVICE_DEFAULT)
 
 
 def table(kind: Kind | str) -> Mapping[str, str]:

@@ -71,6 +71,10 @@ class GuaranteedLine:
     quantity: int
     billed_cents: int
     guaranteed_cents: int
+    # The quote's reimbursement base and compulsory scheme's share, when priced (a
+    # request refused before pricing has the base the provider sent and no AMO share).
+    br_cents: int | None = None
+    amo_cents: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,8 @@ class PriorAuthDecision:
 
 def _nothing_guaranteed(lines: Sequence[PricingLine]) -> tuple[GuaranteedLine, ...]:
     return tuple(
-        GuaranteedLine(ln.act_code, ln.family, ln.quantity, ln.billed_cents, 0) for ln in lines
+        GuaranteedLine(ln.act_code, ln.family, ln.quantity, ln.billed_cents, 0, ln.br_cents)
+        for ln in lines
     )
 
 
@@ -138,7 +143,15 @@ def decide(
             PriorAuthStatus.REFUSED, "amounts.inconsistent", exc.message, _nothing_guaranteed(lines)
         )
     guaranteed = tuple(
-        GuaranteedLine(ln.act_code, ln.family, ln.quantity, ln.billed_cents, ln.amc_cents)
+        GuaranteedLine(
+            ln.act_code,
+            ln.family,
+            ln.quantity,
+            ln.billed_cents,
+            ln.amc_cents,
+            ln.br_cents,
+            ln.amo_paid_cents,
+        )
         for ln in result.lines
     )
     if result.amc_cents == 0:

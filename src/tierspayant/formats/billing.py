@@ -7,38 +7,46 @@ rate per paid line, excluding VAT) and what it calls by direct debit. The
 detail file has one row per paid line (and one negative row per undue line) so that the
 insurer can produce its members' statements; it names beneficiaries by the platform's
 internal id only.
+
+The statement CSV and the detail file are read by the insurer's staff in a spreadsheet:
+French CSVs (``formats/french_csv.py``: ``;``, decimal comma, ``dd/mm/yyyy``, BOM). The
+JSON statement and the fund call (pain.008) are the machine files.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import TextIO
 
+from tierspayant.domain import labels
 from tierspayant.domain.engagements import HonouredLine
 from tierspayant.domain.payments import DetailLine
+from tierspayant.formats import french_csv
+from tierspayant.formats.french_csv import Euros
 from tierspayant.formats.sepa import amount
 
 DETAIL_COLUMNS = (
-    "type",
-    "demande",
-    "ligne",
-    "facture",
-    "ps_numero_am",
-    "ps_categorie",
-    "beneficiaire_id",
-    "domaine",
-    "acte",
-    "date_soins",
-    "date_paiement",
-    "montant_facture",
-    "part_amo",
-    "part_amc",
-    "reste_a_charge",
+    "Type",
+    "Demande",
+    "Ligne",
+    "Facture",
+    "N° AM du professionnel",
+    "Catégorie du professionnel",
+    "Id bénéficiaire",
+    "Domaine",
+    "Acte",
+    "Date des soins",
+    "Date du paiement",
+    "Montant facturé (€)",
+    "Part AMO (€)",
+    "Part AMC (€)",
+    "Reste à charge (€)",
 )
+# The kinds of detail rows, as the insurer's staff read them.
+DETAIL_KINDS = {"paid": "payé", "undue": "indu"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,35 +115,45 @@ def write_statement_json(out: TextIO, statement: Statement) -> None:
     out.write("\n")
 
 
+STATEMENT_COLUMNS = ("Rubrique", "Clé", "Montant (€)")
+
+
 def write_statement_csv(out: TextIO, statement: Statement) -> None:
-    writer = csv.writer(out, delimiter=";", lineterminator="\n")
-    writer.writerow(("rubrique", "cle", "montant"))
+    """The statement's totals for the insurer's staff: a French CSV (``formats/french_csv``),
+    the same figures as the JSON statement (which machines read)."""
+    rows: list[tuple[str, str, Euros]] = []
     for key, cents in sorted(statement.by_domain.items()):
-        writer.writerow(("domaine", key, _signed(cents)))
+        rows.append(("Domaine de soins", f"{labels.label('domain', key)} ({key})", Euros(cents)))
     for key, cents in sorted(statement.by_category.items()):
-        writer.writerow(("categorie_ps", key, _signed(cents)))
-    writer.writerow(("total", "paye", amount(statement.paid_cents)))
-    writer.writerow(("total", "indus_credites", amount(statement.undue_cents)))
-    writer.writerow(("total", "net_soins", _signed(statement.net_paid_cents)))
+        rows.append(("Catégorie de professionnel", key, Euros(cents)))
+    rows.append(("Total", "Payé pour le compte de l'organisme", Euros(statement.paid_cents)))
+    rows.append(("Total", "Indus crédités", Euros(statement.undue_cents)))
+    rows.append(("Total", "Net des soins", Euros(statement.net_paid_cents)))
     for e in statement.engagements:
-        key = f"{e.claim_id}/{e.line_no} {e.invoice_number} {e.provider_am_number} {e.care_date}"
-        writer.writerow(("engagement_honore", key, amount(e.cents)))
+        key = (
+            f"{e.claim_id}/{e.line_no} {e.invoice_number} {e.provider_am_number} "
+            f"{e.care_date:%d/%m/%Y}"
+        )
+        rows.append(("Engagement honoré", key, Euros(e.cents)))
     engaged = sum(e.cents for e in statement.engagements)
-    writer.writerow(("total", "engagements_honores", amount(engaged)))
-    basis = f"{statement.lines} x {amount(statement.fee_per_line_cents)} HT"
-    writer.writerow(("frais_gestion", basis, amount(statement.fee_cents)))
-    writer.writerow(("total", "appel_de_fonds", _signed(statement.due_cents)))
+    rows.append(("Total", "Engagements honorés", Euros(engaged)))
+    plural = "s" if statement.lines > 1 else ""
+    fee = french_csv.amount(statement.fee_per_line_cents)
+    basis = f"{statement.lines} ligne{plural} × {fee} € HT"
+    rows.append(("Frais de gestion", basis, Euros(statement.fee_cents)))
+    rows.append(("Total", "Appel de fonds", Euros(statement.due_cents)))
+    french_csv.write(out, STATEMENT_COLUMNS, rows)
 
 
 def write_detail(out: TextIO, lines: Iterable[DetailLine]) -> tuple[int, int]:
-    """Stream the detail rows; returns (rows, AMC cents) to check against the statement."""
-    writer = csv.writer(out, delimiter=";", lineterminator="\n")
-    writer.writerow(DETAIL_COLUMNS)
+    """Stream the detail rows (a French CSV for the insurer's staff); returns (rows, AMC
+    cents) to check against the statement."""
+    writer = french_csv.Writer(out, DETAIL_COLUMNS)
     rows = cents = 0
     for line in lines:
-        writer.writerow(
+        writer.row(
             (
-                line.kind,
+                DETAIL_KINDS.get(line.kind, line.kind),
                 line.claim_id,
                 line.line_no,
                 line.invoice_number,
@@ -144,14 +162,12 @@ def write_detail(out: TextIO, lines: Iterable[DetailLine]) -> tuple[int, int]:
                 line.beneficiary_id,
                 line.domain,
                 line.act_code,
-                line.care_date.isoformat(),
-                line.payment_date.isoformat(),
-                amount(line.billed_cents),
-                amount(line.amo_cents),
-                _signed(line.amc_cents),
-                amount(line.remainder_cents)
-                if line.remainder_cents >= 0
-                else _signed(line.remainder_cents),
+                line.care_date,
+                line.payment_date,
+                Euros(line.billed_cents),
+                Euros(line.amo_cents),
+                Euros(line.amc_cents),
+                Euros(line.remainder_cents),
             )
         )
         rows += 1

@@ -32,6 +32,7 @@ from tierspayant.domain.guarantees import (
     InsurerContact,
     Period,
 )
+from tierspayant.formats.catalogue_errors import locate
 
 CATALOGUE_FORMAT = "tierspayant-catalogue/1"
 _AMC_NUMBER = re.compile(r"^[0-9]{6,10}$")
@@ -79,6 +80,7 @@ __all__ = [
     "CATALOGUE_FORMAT",
     "dump_catalogue",
     "dump_catalogue_yaml",
+    "load_text",
     "parse_catalogue",
     "read_catalogue",
 ]
@@ -90,15 +92,40 @@ def read_catalogue(path: Path) -> Catalogue:
 
 
 def parse_catalogue(document: Mapping[str, Any] | str) -> Catalogue:
-    """Parse a catalogue from its text (YAML or JSON) or its decoded mapping."""
+    """Parse a catalogue from its text (YAML or JSON) or its decoded mapping.
+
+    A refusal carries ``details`` (:func:`catalogue_errors.locate`): the JSON path, the
+    line of the text when it was given, and the offending value.
+    """
+    text = None
     if isinstance(document, str):
-        try:
-            # JSON is (nearly) a subset of YAML: one reader for both.
-            document = yaml.safe_load(document)
-        except yaml.YAMLError as exc:
-            raise CatalogueError(
-                CatalogueCode.MALFORMED, f"not valid YAML or JSON: {exc}".splitlines()[0]
-            ) from exc
+        text = document
+        document = load_text(text)
+    try:
+        return _parse(document)
+    except CatalogueError as exc:
+        raise locate(exc, document, text) from exc
+
+
+def load_text(text: str) -> Any:
+    """The decoded document of a catalogue's text; a syntax error names its line and
+    column (``catalogue.malformed``)."""
+    try:
+        # JSON is (nearly) a subset of YAML: one reader for both.
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        details: dict[str, str | int] = {}
+        if mark is not None:
+            details = {"line": int(mark.line) + 1, "column": int(mark.column) + 1}
+        raise CatalogueError(
+            CatalogueCode.MALFORMED,
+            f"not valid YAML or JSON: {exc}".splitlines()[0],
+            details=details,
+        ) from exc
+
+
+def _parse(document: Any) -> Catalogue:
     root = _Object(document, "", _ROOT_KEYS)
     fmt = root.optional_text("format")
     if fmt is not None and fmt != CATALOGUE_FORMAT:

@@ -454,6 +454,41 @@ def read_secret_file(path: Path) -> bytes:
         raise KeyringError(PlatformCode.KEYRING_CORRUPT, f"secret file {path} is corrupt") from exc
 
 
+def keyring_ids(raw: bytes, origin: Path) -> tuple[str, ...]:
+    """The KEK ids of a keyring document (KeyringError if it is not a sound keyring).
+
+    Used to check a keyring restored from a backup before it is installed."""
+    keks, _ = _parse(origin, raw)
+    return tuple(keks)
+
+
+def install_key_file(path: Path, content: bytes, *, replace: bool) -> Path | None:
+    """Write a restored keyring or secret file (mode 0600).
+
+    Without ``replace``, refuses (``keyring.exists``) when ``path`` exists. With it, the
+    file found there is first renamed aside (``<name>.replaced-<UTC time>``, returned): a
+    keyring that still wraps live data keys is never destroyed by a restore.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not replace:
+        try:
+            _write_exclusive(path, content)
+        except FileExistsError as exc:
+            raise KeyringError(
+                PlatformCode.KEYRING_EXISTS, f"a key file already exists at {path}"
+            ) from exc
+        _fsync_dir(path.parent)
+        return None
+    kept: Path | None = None
+    with _file_lock(path):
+        if path.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            kept = path.with_name(f"{path.name}.replaced-{stamp}")
+            os.link(path, kept)
+        _replace_atomically(path, content)
+    return kept
+
+
 _HSM_STAMP = "%Y%m%dT%H%M%S.%f"
 
 

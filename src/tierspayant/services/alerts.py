@@ -12,8 +12,9 @@ the platform safe when something fails half-way:
    team's webhook, from a background thread with a 2 s timeout: a slow or dead receiver
    never delays the suspension or the answer.
 
-Alerts carry counts, codes, the principal and the structure; never a NIR, a name, a birth
-date or a subject pseudonym.
+Alerts carry counts, codes, the principal and the structure; never a NIR, a beneficiary's
+name, a birth date or a subject pseudonym. The webhook's ``text`` reads them in French,
+with the professional's and the structure's names (:func:`alert_text`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from typing import Protocol
 
 import structlog
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from tierspayant import metrics
 from tierspayant.app.alerting import AlertSink
 from tierspayant.app.caching import TtlCache
+from tierspayant.domain import labels
 from tierspayant.domain.codes import AuthCode, GuardCode, IncidentCode
 from tierspayant.security.guard import (
     ActorKind,
@@ -43,6 +46,7 @@ from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Conflict, Forbidden, NotFound
 from tierspayant.store import alerts as store
 from tierspayant.store import audit, principals, tokens
+from tierspayant.store.read_models import principal_names
 
 log = structlog.get_logger("tierspayant.alerts")
 
@@ -102,6 +106,7 @@ def raise_alert(
             log.error("alert.guard_unavailable", code=signal.code, principal=principal)
     alert_id: int | None = None
     suspended = False
+    text = labels.label(labels.Kind.ALERT, signal.code)
     try:
         alert_id = _insert_alert(conn, signal, principal, insurer)
         if must_suspend:
@@ -111,9 +116,11 @@ def raise_alert(
                 platform, conn, principal, f"{signal.code}: {signal.message}", kind=kind
             )
             suspended = True
+        text = alert_text(conn, signal, principal, insurer, suspended)
     finally:
         _log_alert(signal, principal, insurer, alert_id, suspended)
-        platform.alert_sink.deliver(_payload(signal, principal, insurer, alert_id, suspended))
+        payload = _payload(signal, principal, insurer, alert_id, suspended)
+        platform.alert_sink.deliver({**payload, "text": text})
     return AlertRecord(alert_id, signal.level, signal.code, suspended)
 
 
@@ -156,6 +163,45 @@ def _insert_alert(
         message=signal.message[:300],
         figures=json.dumps(dict(signal.figures), sort_keys=True, separators=(",", ":")),
     )
+
+
+def alert_text(
+    conn: Connection,
+    signal: Signal,
+    principal: str | None,
+    insurer: str | None,
+    suspended: bool,
+) -> str:
+    """The alert as the security team reads it, in French: its label, then the account,
+    the structure (name and its one number) and the insurer by name.
+
+    The names are read in a savepoint: if that read fails, the alert and the suspension
+    written before it still commit, and the text keeps the label and the raw keys.
+    """
+    label = labels.label(labels.Kind.ALERT, signal.code)
+    try:
+        with conn.begin_nested():
+            people = principal_names.resolve_principals(conn, [principal])
+            places = principal_names.resolve_structures(conn, [signal.structure])
+            insurers = principal_names.insurer_refs(conn, [insurer])
+    except SQLAlchemyError:
+        log.warning("alert.names_unavailable", code=signal.code)
+        people, places, insurers = {}, {}, {}
+    parts = [label]
+    named = people.get(principal) if principal is not None else None
+    if named is not None and named.kind != "unknown":
+        parts.append(f"compte : {named.text} ({principal})")
+    elif principal is not None:
+        parts.append(f"compte : {principal}")
+    said = named.structure.number if named is not None and named.structure is not None else None
+    if signal.structure and signal.structure != said:
+        place = places.get(signal.structure)
+        parts.append(f"structure : {place.text if place is not None else signal.structure}")
+    if insurer:
+        parts.append(f"organisme : {insurers[insurer].text if insurer in insurers else insurer}")
+    if suspended:
+        parts.append("compte suspendu")
+    return " — ".join(parts)
 
 
 def _payload(

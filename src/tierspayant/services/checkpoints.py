@@ -22,6 +22,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -297,10 +298,19 @@ class CheckpointVerification:
 
 
 def verify_against_checkpoints(
-    engine: Engine, directory: Path, public_key: Ed25519PublicKey
+    engine: Engine,
+    directory: Path,
+    public_key: Ed25519PublicKey,
+    *,
+    signed_until: datetime | None = None,
 ) -> CheckpointVerification:
-    """Verify the chain and its agreement with every validly signed checkpoint."""
+    """Verify the chain and its agreement with every validly signed checkpoint.
+
+    ``signed_until``: only the checkpoints signed at or before it count (a database
+    restored to that point in time holds none of the events signed after it)."""
     files = read_checkpoints(directory)
+    if signed_until is not None:
+        files = [f for f in files if f.checkpoint.at <= signed_until]
     bad = tuple(f.path.name for f in files if not _signed_by(f, public_key))
     trusted = [f.checkpoint for f in files if _signed_by(f, public_key)]
     anchor = trusted[-1] if trusted else None
@@ -358,14 +368,20 @@ def _disagreement_window(
 
 
 def verify(
-    platform: Platform, directory: Path, public_key_file: Path | None = None
+    platform: Platform,
+    directory: Path,
+    public_key_file: Path | None = None,
+    *,
+    signed_until: datetime | None = None,
 ) -> CheckpointVerification:
     """Verify with the key of this installation, or with a published key file."""
     if public_key_file is not None:
         public_key = load_public_key_file(public_key_file)
     else:
         public_key = load_signing_key(platform.settings).public_key()
-    return verify_against_checkpoints(platform.engine, directory, public_key)
+    return verify_against_checkpoints(
+        platform.engine, directory, public_key, signed_until=signed_until
+    )
 
 
 def export_public_key(platform: Platform, path: Path) -> str:

@@ -17,7 +17,6 @@ on the line's date (``claim.no_convention``).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -42,6 +41,7 @@ from tierspayant.domain.codes import ClaimCode
 from tierspayant.domain.eligibility import age_on, check_care_date
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.identifiers import parse_am_number
+from tierspayant.formats import french_csv
 from tierspayant.formats.claims import ClaimRecord, LineError, read_claims
 from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.guard import GuardUnavailable, context_for
@@ -94,6 +94,9 @@ class LineView:
     amc_accepted_cents: int
     reason_code: str | None
     rules: tuple[str, ...]
+    br_cents: int = 0
+    amo_rate_bp: int = 0
+    amo_paid_cents: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +419,18 @@ def get_claim(platform: Platform, principal: Principal, claim_id: int) -> ClaimV
         return _view(conn, row)
 
 
+def get_claim_by_number(platform: Platform, principal: Principal, invoice_number: str) -> ClaimView:
+    """The version in force of the provider's invoice ``invoice_number`` (the number the
+    provider gave it, not the internal id); another provider's is unknown, the same 404."""
+    authorise_provider(principal)
+    assert principal.provider_id is not None
+    with platform.engine.connect() as conn:
+        row = store.latest_version(conn, principal.provider_id, invoice_number[:40])
+        if row is None:
+            raise NotFound(ClaimCode.UNKNOWN, "no such claim", field="invoice_number")
+        return _view(conn, row)
+
+
 def _view(conn: Connection, row: store.ClaimRow) -> ClaimView:
     stored = store.lines_of(conn, row.insurer_id, [row.id])[row.id]
     return ClaimView(
@@ -445,6 +460,9 @@ def _view(conn: Connection, row: store.ClaimRow) -> ClaimView:
                 amc_accepted_cents=s.amc_accepted_cents,
                 reason_code=s.reason_code,
                 rules=s.rules,
+                br_cents=s.line.br_cents,
+                amo_rate_bp=s.line.amo_rate_bp,
+                amo_paid_cents=s.line.amo_paid_cents,
             )
             for s in stored
         ),
@@ -559,7 +577,6 @@ def _file_submission(record: ClaimRecord) -> ClaimSubmission:
 
 
 def _write_error_report(path: Path, rejected: Sequence[tuple[int, str, str]]) -> None:
+    """The refused lines of a claim file, for the operator's staff: a French CSV."""
     with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, delimiter=";", lineterminator="\n")
-        writer.writerow(("line", "code", "message"))
-        writer.writerows(rejected)
+        french_csv.write(out, ("ligne", "code", "message"), rejected)

@@ -267,6 +267,21 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _data_lines(path: Path) -> int:
+    """The lines of a beneficiary file after its header (one per person): what the
+    progress counts. A fast byte scan; an error on reading is left to the reader."""
+    count, last = 0, b"\n"
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                count += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError:
+        return 0
+    count += last != b"\n"  # a last line without its newline
+    return max(count - 1, 0)
+
+
 def import_beneficiaries(
     platform: Platform,
     amc_number: str,
@@ -286,8 +301,9 @@ def import_beneficiaries(
     the insurer's beneficiaries absent from it end the day before. ``"incremental"``: the
     file holds additions, changes and removals (``action`` R) only. Bad lines go to
     ``error_report`` (CSV) and are counted; good lines are applied. ``progress(done,
-    total)`` is called with bytes read and the file's size, every thousand lines and
-    once more after the merge, inside the transaction (it must not write to the database).
+    total)`` is called with the people (lines) read and the file's line count, every
+    thousand lines and once more after the merge, inside the transaction (it must not
+    write to the database).
     ``workers``: processes that validate and encrypt (default: none for files under
     4 MiB, else one per CPU beyond two, at most four); 0 keeps everything in this process.
 
@@ -384,8 +400,9 @@ def _run(
         def approve(terminations: int) -> None:
             _approve_terminations(terminations, covered, threshold_bp, confirmed)
 
+        total = _data_lines(path) if progress is not None else 0
         if progress is not None:
-            progress(0, reader.size)
+            progress(0, total)
         for prepared in prepare(_chunks(reader)):
             lines += prepared.lines
             for error in prepared.errors:
@@ -394,7 +411,7 @@ def _run(
                 importer.keep(idx_nir)
             importer.add_many(prepared.rows)
             if progress is not None:
-                progress(reader.bytes_read, reader.size)
+                progress(lines, max(total, lines))
         if mode is ImportMode.FULL and lines == 0:
             # A header alone would end the coverage of every beneficiary of the insurer.
             raise ServiceError(
@@ -470,7 +487,7 @@ def _run(
     )
     if progress is not None:
         # Last call inside the transaction: a callback that raises still undoes the run.
-        progress(reader.size, reader.size)
+        progress(summary.lines, summary.lines)
     return summary
 
 

@@ -407,7 +407,7 @@ def _family(
     return named
 
 
-def _ceilings(
+def ceiling_statuses(
     contract: Contract, today: date, history: Sequence[CounterUse], held: Sequence[CounterUse]
 ) -> tuple[CeilingStatus, ...]:
     """The contract's ceilings with what ``history`` and ``held`` consume of them on
@@ -457,7 +457,7 @@ def guarantees(platform: Platform, principal: Principal) -> MemberGuarantees:
             ceilings: tuple[CeilingStatus, ...] = ()
             if contract is not None and record.covered_on(today):
                 reserved = held_by(((r.id, r.uses) for r in held.get(record.id, [])), None)
-                ceilings = _ceilings(contract, today, history.get(record.id, []), reserved)
+                ceilings = ceiling_statuses(contract, today, history.get(record.id, []), reserved)
             members.append(
                 FamilyCeilings(
                     first_name, record.id == own.record.id, record.contract_code, ceilings

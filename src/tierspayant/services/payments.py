@@ -62,6 +62,7 @@ from tierspayant.store import bank_details as bank_store
 from tierspayant.store import payment_returns as returns_store
 from tierspayant.store import payments as store
 from tierspayant.store.keys import OPERATOR_SCOPE
+from tierspayant.store.payments import PaymentSearch as PaymentSearch
 
 log = structlog.get_logger(__name__)
 ACTOR = "job:payments"
@@ -560,13 +561,18 @@ def _audit_remittance(
 
 
 def list_remittances(
-    platform: Platform, principal: Principal, *, limit: int = 50
+    platform: Platform,
+    principal: Principal,
+    *,
+    limit: int = 50,
+    search: PaymentSearch | None = None,
 ) -> list[RemittanceHeader]:
-    """The provider's own remittance advices, newest first (audited ``remittance.list``)."""
+    """The provider's own remittance advices, newest first, among those ``search`` keeps
+    (period, amount, run) (audited ``remittance.list``)."""
     provider_id = _provider_id(principal)
     with platform.engine.connect() as conn:
         payee = store.payee(conn, provider_id)
-        rows = store.provider_payments(conn, provider_id, min(max(limit, 1), 200))
+        rows = store.provider_payments(conn, provider_id, min(max(limit, 1), 200), search)
         headers = [remittance_header(row, payee) for row in rows]
     _audit_remittance(platform, principal, REMITTANCE_LIST, "allow", {"advices": len(headers)})
     return headers

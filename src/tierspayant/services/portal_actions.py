@@ -13,8 +13,10 @@ from __future__ import annotations
 from enum import StrEnum
 
 from tierspayant.app.platform import Platform
+from tierspayant.domain.codes import IncidentCode
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 from tierspayant.services import accounts, alerts
+from tierspayant.services.errors import Conflict, NotFound
 from tierspayant.store import audit
 from tierspayant.store.read_models import security
 from tierspayant.store.transactions import write_transaction
@@ -42,7 +44,18 @@ def _requester(platform: Platform, principal_id: str) -> Principal | None:
 
 
 def reinstate_step(platform: Platform, principal_id: str, operator: Principal) -> ReinstateStep:
-    """Record a first approval, or complete a second one."""
+    """Record a first approval, or complete a second one (only for a suspended principal:
+    a request about an unknown or active one is refused, not recorded)."""
+    with platform.engine.connect() as conn:
+        state = security.principal_state(conn, principal_id)
+    if state is None:
+        raise NotFound(IncidentCode.PRINCIPAL_NOT_FOUND, "no such principal", field="principal")
+    if state.status != "suspended":
+        raise Conflict(
+            IncidentCode.PRINCIPAL_NOT_SUSPENDED,
+            "the principal is not suspended",
+            field="principal",
+        )
     first = _requester(platform, principal_id)
     if first is None or first.id == operator.id:
         if first is None:

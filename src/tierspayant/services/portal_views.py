@@ -6,6 +6,7 @@ is audited, goes through ``services.member_portal``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from tierspayant.app.platform import Platform
@@ -18,7 +19,13 @@ from tierspayant.store.read_models.insurer import (
     LookupStats,
     PendingAgreement,
 )
-from tierspayant.store.read_models.provider import ConventionRow
+from tierspayant.store.read_models.provider import (
+    ConventionRow,
+    InvoicePage,
+    InvoiceQuery,
+    InvoiceRow,
+    RefusedLine,
+)
 from tierspayant.store.read_models.security import AlertRow, StructureDay, SuspendedRow
 
 LOOKUP_DAYS = 14
@@ -30,11 +37,16 @@ __all__ = [
     "HonouredEngagement",
     "ImportRow",
     "InvoiceFigures",
+    "InvoicePage",
+    "InvoiceQuery",
+    "InvoiceRow",
     "LookupStats",
     "PendingAgreement",
+    "RefusedLine",
     "StatementRow",
     "StructureDay",
     "SuspendedRow",
+    "Who",
     "alerts",
     "aware",
     "canary_alert_counts",
@@ -45,9 +57,12 @@ __all__ = [
     "invoice_figures",
     "pending_agreements",
     "provider_conventions",
+    "provider_invoices",
+    "provider_refused_lines",
     "statements",
     "structure_figures",
     "suspended_principals",
+    "who",
 ]
 
 
@@ -55,6 +70,52 @@ def provider_conventions(platform: Platform, provider_id: int) -> list[Conventio
     """The tiers payant agreements of one provider (its own only)."""
     with platform.engine.connect() as conn:
         return provider.provider_conventions(conn, provider_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Who is logged in, as the portals' header says it: the person and the structure
+    (« Pharmacie des Lilas — FINESS 750000001 »), in French."""
+
+    person: str
+    structure: str | None
+
+
+def who(platform: Platform, account_id: int) -> Who | None:
+    """The header's names of the logged-in account (its own: no one else's)."""
+    with platform.engine.connect() as conn:
+        row = directory.account_header(conn, account_id)
+    if row is None:
+        return None
+    structure: str | None = None
+    if row.provider_name is not None:
+        number = (
+            f"FINESS {row.finess}"
+            if row.finess
+            else f"SIRET {row.siret}"
+            if row.siret
+            else f"n° AM {row.am_number}"
+        )
+        structure = f"{row.provider_name} — {number}"
+    elif row.insurer_name is not None:
+        structure = f"{row.insurer_name} — AMC {row.amc_number}"
+    elif row.kind == "operator_staff":
+        structure = "Opérateur tierspayant"
+    person = row.display_name or row.login or (f"RPPS {row.rpps}" if row.rpps else "—")
+    return Who(person, structure)
+
+
+def provider_invoices(platform: Platform, provider_id: int, query: InvoiceQuery) -> InvoicePage:
+    """The provider's own invoices (« Mes factures »): numbers, dates and amounts, no
+    identity."""
+    with platform.engine.connect() as conn:
+        return provider.provider_invoices(conn, provider_id, query)
+
+
+def provider_refused_lines(platform: Platform, provider_id: int) -> list[RefusedLine]:
+    """The rejected or reduced lines of the provider's invoices in force (« Mes rejets »)."""
+    with platform.engine.connect() as conn:
+        return provider.refused_lines(conn, provider_id)
 
 
 def insurer_amc(platform: Platform, insurer_id: int) -> tuple[str, str]:

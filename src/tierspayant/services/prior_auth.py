@@ -297,13 +297,36 @@ def _assess(
 
 
 def _line_json(line: GuaranteedLine) -> dict[str, Any]:
-    return {
+    stored: dict[str, Any] = {
         "act_code": line.act_code,
         "family": line.family,
         "quantity": line.quantity,
         "billed_cents": line.billed_cents,
         "guaranteed_cents": line.guaranteed_cents,
     }
+    # The base and AMO share are kept for the insurer's view of the quote (rows written
+    # before they were kept, and agreements taken over, have neither).
+    if line.br_cents is not None:
+        stored["br_cents"] = line.br_cents
+    if line.amo_cents is not None:
+        stored["amo_cents"] = line.amo_cents
+    return stored
+
+
+def stored_lines(document: str) -> tuple[GuaranteedLine, ...]:
+    """The quote lines of an agreement row's ``lines`` JSON."""
+    return tuple(
+        GuaranteedLine(
+            str(x["act_code"]),
+            str(x["family"]),
+            int(x["quantity"]),
+            int(x["billed_cents"]),
+            int(x["guaranteed_cents"]),
+            None if x.get("br_cents") is None else int(x["br_cents"]),
+            None if x.get("amo_cents") is None else int(x["amo_cents"]),
+        )
+        for x in json.loads(document)
+    )
 
 
 def _answer(row: AgreementRow) -> PriorAuthAnswer:
@@ -316,16 +339,7 @@ def _answer(row: AgreementRow) -> PriorAuthAnswer:
         reason=row.reason,
         valid_until=row.valid_until,
         guaranteed_cents=int(row.guaranteed_cents),
-        lines=tuple(
-            GuaranteedLine(
-                str(x["act_code"]),
-                str(x["family"]),
-                int(x["quantity"]),
-                int(x["billed_cents"]),
-                int(x["guaranteed_cents"]),
-            )
-            for x in json.loads(row.lines)
-        ),
+        lines=stored_lines(row.lines),
     )
 
 

@@ -431,12 +431,11 @@ def use_recovery_code(conn: Connection, account_id: int, digest: bytes, at: date
 def replace_recovery_codes(
     conn: Connection, account_id: int, digests: Iterable[bytes], at: datetime
 ) -> None:
-    """Delete an account's recovery codes and store these instead."""
+    """Delete an account's recovery codes and store these instead (none: just delete)."""
     conn.execute(recovery_codes.delete().where(recovery_codes.c.account_id == account_id))
-    conn.execute(
-        recovery_codes.insert(),
-        [{"account_id": account_id, "digest": d, "created_at": at} for d in digests],
-    )
+    rows = [{"account_id": account_id, "digest": d, "created_at": at} for d in digests]
+    if rows:
+        conn.execute(recovery_codes.insert(), rows)
 
 
 # --------------------------------------------------------------------------- login challenges

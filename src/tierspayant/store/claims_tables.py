@@ -115,6 +115,10 @@ claims = Table(
     ),
     Index("ix_claims_beneficiary", "insurer_id", "beneficiary_id", "care_date"),
     Index("ix_claims_agreement", "agreement_number"),
+    # The claims desk's search and provider page (migration 0016).
+    Index("ix_claims_insurer_care", "insurer_id", "care_date", "id"),
+    Index("ix_claims_insurer_provider", "insurer_id", "provider_id", "care_date"),
+    Index("ix_claims_insurer_invoice", "insurer_id", "invoice_number"),
 )
 
 claim_lines = Table(

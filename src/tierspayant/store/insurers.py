@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, bindparam, func, select
 
@@ -149,3 +149,29 @@ def catalogue_document(conn: Connection, insurer_id: int, version: int) -> str:
             )
         ).scalar_one()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueEdition:
+    """One stored version of an insurer's catalogue, without its document."""
+
+    version: int
+    uploaded_at: datetime
+    digest: str
+
+
+def catalogue_editions(
+    conn: Connection, insurer_id: int, limit: int = 50
+) -> list[CatalogueEdition]:
+    """The insurer's catalogue versions, newest first (at most ``limit``)."""
+    rows = conn.execute(
+        select(catalogues.c.version, catalogues.c.uploaded_at, catalogues.c.digest)
+        .where(catalogues.c.insurer_id == insurer_id)
+        .order_by(catalogues.c.version.desc())
+        .limit(limit)
+    )
+    return [CatalogueEdition(int(r.version), _utc(r.uploaded_at), str(r.digest)) for r in rows]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite: naive, UTC

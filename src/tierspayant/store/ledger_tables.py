@@ -116,6 +116,7 @@ payment_lines = Table(
     CheckConstraint("paid_cents >= 0", name="paid"),
     Index("ix_payment_lines_run", "run_key", "provider_id"),
     Index("ix_payment_lines_bill", "insurer_id", "bill_period"),
+    Index("ix_payment_lines_insurer_provider", "insurer_id", "provider_id"),  # migration 0016
 )
 
 overpayments = Table(

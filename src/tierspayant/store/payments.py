@@ -295,12 +295,33 @@ def provider_payment(conn: Connection, provider_id: int, payment_date: date) -> 
     return None if row is None else _payment(row)
 
 
-def provider_payments(conn: Connection, provider_id: int, limit: int) -> list[PaymentRow]:
+@dataclass(frozen=True, slots=True)
+class PaymentSearch:
+    """Filters of a provider's payments: the period of payment dates, the amount of the
+    credit transfer (net and reissued, in cents), the run (its payment date)."""
+
+    since: date | None = None
+    until: date | None = None
+    transfer_cents: int | None = None
+    run_date: date | None = None
+
+
+def provider_payments(
+    conn: Connection, provider_id: int, limit: int, search: PaymentSearch | None = None
+) -> list[PaymentRow]:
+    conditions = [payments.c.provider_id == provider_id]
+    if search is not None:
+        if search.since is not None:
+            conditions.append(payments.c.payment_date >= search.since)
+        if search.until is not None:
+            conditions.append(payments.c.payment_date <= search.until)
+        if search.run_date is not None:
+            conditions.append(payments.c.payment_date == search.run_date)
+        if search.transfer_cents is not None:
+            transfer = payments.c.net_cents + payments.c.reissued_cents
+            conditions.append(transfer == search.transfer_cents)
     rows = conn.execute(
-        select(payments)
-        .where(payments.c.provider_id == provider_id)
-        .order_by(payments.c.payment_date.desc())
-        .limit(limit)
+        select(payments).where(*conditions).order_by(payments.c.payment_date.desc()).limit(limit)
     )
     return [_payment(r) for r in rows]
 

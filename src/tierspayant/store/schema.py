@@ -12,6 +12,7 @@ from tierspayant.store import (  # noqa: F401  (each import registers its tables
     cards_tables,
     claims_tables,
     containment_tables,
+    disputes_tables,
     ledger_tables,
     operations_tables,
     security_tables,

@@ -44,6 +44,7 @@ TENANT_TABLES = (
     "fund_call_returns",
     "cards",
     "card_signing_keys",
+    "claim_disputes",
 )
 # Shared tables the role may append to (everything else it may only read).
 APPEND_TABLES = ("audit_events", "security_alerts", "guard_daily")

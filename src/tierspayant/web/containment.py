@@ -15,10 +15,11 @@ from starlette.responses import Response
 from tierspayant.domain.containment import ContainmentMode, Route, ScopeKind
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.providers import ProviderCategory
-from tierspayant.services import containment
-from tierspayant.web import forms
+from tierspayant.services import containment, security_views
+from tierspayant.web import security_forms
 from tierspayant.web.policy import policy
 from tierspayant.web.render import french_message, refusal_status, render
+from tierspayant.web.security_forms import FormState
 from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
 
 PORTAL = Portal.SECURITY
@@ -32,17 +33,6 @@ STATES_FR = {
     "lift_proposed": "en vigueur, levée proposée",
     "lifted": "levée",
 }
-SCOPE_KINDS_FR = {
-    ScopeKind.PLATFORM: "Toute la plateforme",
-    ScopeKind.INSURER: "Un organisme (numéro AMC)",
-    ScopeKind.STRUCTURE: "Une structure (FINESS, SIRET ou numéro AM)",
-    ScopeKind.CATEGORY: "Une catégorie de professionnels",
-    ScopeKind.ROUTE: "Une route",
-}
-
-
-def _scope_text(kind: str, value: str | None) -> str:
-    return kind if kind == ScopeKind.PLATFORM.value else f"{kind}:{value or ''}"
 
 
 def router() -> APIRouter:
@@ -53,21 +43,30 @@ def router() -> APIRouter:
         *,
         notice: str | None = None,
         error: DomainError | None = None,
+        proposal: FormState | None = None,
+        lift: tuple[int, FormState] | None = None,
     ) -> Response:
+        views, names = security_views.containment_view(platform_of(request))
+        general = error is not None and proposal is None and lift is None
         return render(
             request,
             "security/containment.html",
             portal=PORTAL,
             status_code=200 if error is None else refusal_status(request, error),
-            views=containment.status(platform_of(request)),
+            views=views,
+            names=names,
             states=STATES_FR,
-            scope_kinds=SCOPE_KINDS_FR,
+            scope_kinds=list(ScopeKind),
             modes=list(ContainmentMode),
             categories=list(ProviderCategory),
             routes=list(Route),
             refresh=containment.REFRESH_SECONDS,
             notice=notice,
-            error=None if error is None else french_message(error),
+            error=french_message(error) if general and error is not None else None,
+            code=error.code if general and error is not None else None,
+            proposal=proposal or FormState(),
+            lift_id=lift[0] if lift else None,
+            lift=lift[1] if lift else FormState(),
         )
 
     @routes.get("", **RULE)
@@ -76,19 +75,24 @@ def router() -> APIRouter:
 
     @routes.post("/proposer", **RULE)
     def propose(request: Request, session: Operator, form: Form) -> Response:
+        asked, problems = security_forms.proposal(form)
+        values = security_forms.typed(form, security_forms.PROPOSAL_FIELDS)
+        if asked is None:
+            return page(request, error=problems.error(), proposal=FormState(values, problems))
         try:
-            kind = forms.text(form, "scope_kind", max_length=12)
-            value = forms.optional_text(form, "scope_value", max_length=40)
             switch = containment.propose(
                 platform_of(request),
                 session.info.principal.id,
-                _scope_text(kind, value),
-                forms.text(form, "mode", max_length=16),
-                forms.text(form, "reason", max_length=500),
-                hours=forms.optional_integer(form, "hours", low=1, high=168),
+                asked.scope,
+                asked.mode,
+                asked.reason,
+                hours=asked.hours,
             )
         except DomainError as exc:
-            return page(request, error=exc)
+            if exc.field is None:
+                return page(request, error=exc)
+            state = FormState(values, security_forms.from_error(exc, exc.field))
+            return page(request, error=exc, proposal=state)
         return page(
             request,
             notice=f"Bascule n° {switch.id} proposée : un second opérateur doit l'approuver.",
@@ -105,12 +109,14 @@ def router() -> APIRouter:
 
     @routes.post("/{switch_id}/lever", **RULE)
     def lift(request: Request, session: Operator, switch_id: int, form: Form) -> Response:
+        reason, problems = security_forms.lift_reason(form)
+        values = security_forms.typed(form, ("reason",))
+        if reason is None:
+            state = FormState(values, problems)
+            return page(request, error=problems.error(), lift=(switch_id, state))
         try:
             switch = containment.propose_lift(
-                platform_of(request),
-                session.info.principal.id,
-                switch_id,
-                forms.text(form, "reason", max_length=500),
+                platform_of(request), session.info.principal.id, switch_id, reason
             )
         except DomainError as exc:
             return page(request, error=exc)

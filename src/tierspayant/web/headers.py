@@ -1,7 +1,10 @@
 """Security headers of every portal response (pages, fragments, redirects, static files).
 
 The content security policy forbids inline scripts and styles: the pages load one
-stylesheet and htmx from ``/portail/static``, and nothing else.
+stylesheet and htmx from ``/portail/static``, and nothing else. The same headers go on the
+home page ``/`` and on the API documentation page ``/docs``, whose Swagger UI is served
+from ``/portail/static/swagger-ui`` too; its stylesheet draws its icons as ``data:``
+images, which that page alone allows.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 )
+DOCS_PATH = "/docs"
+DOCS_CSP = CSP.replace("img-src 'self';", "img-src 'self' data:;")
 HSTS = "max-age=63072000; includeSubDomains"
 _ALWAYS = (
-    (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
@@ -29,18 +33,25 @@ def is_tls(scope: Scope, forced: bool) -> bool:
     return forced or scope.get("scheme") == "https"
 
 
+def _covered(path: str) -> bool:
+    return path.startswith(PORTAL_PREFIX) or path in ("/", DOCS_PATH)
+
+
 class PortalHeadersMiddleware:
-    """Adds the portal's headers to responses under ``/portail`` (HSTS only over TLS)."""
+    """Adds the portal's headers to responses under ``/portail``, of ``/`` and of ``/docs``
+    (HSTS only over TLS)."""
 
     def __init__(self, app: ASGIApp, *, force_tls: bool = False) -> None:
         self.app = app
         self.force_tls = force_tls
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PORTAL_PREFIX):
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not _covered(path):
             await self.app(scope, receive, send)
             return
-        extra = list(_ALWAYS)
+        csp = DOCS_CSP if path == DOCS_PATH else CSP
+        extra = [(b"content-security-policy", csp.encode()), *_ALWAYS]
         if is_tls(scope, self.force_tls):
             extra.append((b"strict-transport-security", HSTS.encode()))
 

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain.errors import CatalogueError, DomainError
 from tierspayant.domain.responsable import validate_responsable
-from tierspayant.formats.catalogue import parse_catalogue
-from tierspayant.services import enrolment, insurers, portal_views, prior_auth
+from tierspayant.formats import catalogue_errors
+from tierspayant.formats.beneficiaries import BeneficiaryFileError, explain, explain_file
+from tierspayant.formats.catalogue import load_text, parse_catalogue
+from tierspayant.services import enrolment, insurer_money, insurers, portal_views, prior_auth
 from tierspayant.web import charts, forms
+from tierspayant.web.member import contract_domains, family_name, rule_terms
 from tierspayant.web.policy import policy
 from tierspayant.web.render import french_message, render
 from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
@@ -77,33 +79,53 @@ def rule_in_french(code: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One line of a catalogue's validation report."""
+    """One line of a catalogue's validation report; ``explanation``: where (line of the
+    file, JSON path) and what, in French."""
 
     contract: str
     code: str
     field: str | None
     message: str
+    explanation: str = ""
 
     @property
     def rule(self) -> str | None:
         return rule_in_french(self.code)
 
+    @classmethod
+    def of(cls, contract: str, exc: CatalogueError) -> Finding:
+        return cls(contract, exc.code, exc.field, exc.message, catalogue_errors.explain(exc))
 
-def validation_report(platform: Platform, document: Any) -> list[Finding]:
+
+def validation_report(platform: Platform, document: Any, text: str | None = None) -> list[Finding]:
     """Every problem of a catalogue: the format's first, else one per contract that
-    breaks a contrat responsable rule (codes ``catalogue.*``)."""
+    breaks a contrat responsable rule (codes ``catalogue.*``). With the file's ``text``,
+    each names its line."""
     try:
         catalogue = parse_catalogue(document)
     except CatalogueError as exc:
-        return [Finding("—", exc.code, exc.field, exc.message)]
+        return [Finding.of("—", catalogue_errors.locate(exc, document, text))]
     findings = []
-    for contract in catalogue.contracts:
+    for index, contract in enumerate(catalogue.contracts):
         if not contract.responsable:
             continue
         try:
             validate_responsable(contract, platform.reference, platform.today())
         except CatalogueError as exc:
-            findings.append(Finding(contract.code, exc.code, exc.field, exc.message))
+            located = catalogue_errors.locate(
+                CatalogueError(exc.code, exc.message, field=f"contracts[{index}]"),
+                document,
+                text,
+            )
+            findings.append(
+                Finding(
+                    contract.code,
+                    exc.code,
+                    exc.field,
+                    exc.message,
+                    catalogue_errors.explain(located),
+                )
+            )
     return findings
 
 
@@ -146,9 +168,26 @@ def router() -> APIRouter:
             history=history,
         )
 
+    def catalogue_page(
+        request: Request, session: Staff, status_code: int = 200, **context: Any
+    ) -> Response:
+        """The upload form, the catalogue in force (after any upload) and its editions."""
+        insurer_id, _, _ = _staff_insurer(request, session)
+        return render(
+            request,
+            "insurer/catalogue.html",
+            portal=PORTAL,
+            status_code=status_code,
+            in_force=insurer_money.catalogue_in_force(platform_of(request), insurer_id),
+            contract_domains=contract_domains,
+            family_name=family_name,
+            rule_terms=rule_terms,
+            **context,
+        )
+
     @routes.get("/catalogue", **RULE)
     def catalogue_form(request: Request, session: Staff) -> Response:
-        return render(request, "insurer/catalogue.html", portal=PORTAL)
+        return catalogue_page(request, session)
 
     @routes.post("/catalogue", **RULE)
     def catalogue_upload(request: Request, session: Staff, form: Form) -> Response:
@@ -160,26 +199,36 @@ def router() -> APIRouter:
             if len(raw) > MAX_CATALOGUE_BYTES:
                 findings = [Finding("—", "portal.file_too_large", None, "file above 200 kB")]
             else:
-                document = yaml.safe_load(raw.decode("utf-8"))
-                findings = validation_report(platform, document)
-        except (UnicodeDecodeError, yaml.YAMLError):
-            findings = [Finding("—", "catalogue.syntax", None, "not YAML or JSON text")]
+                text = raw.decode("utf-8")
+                document = load_text(text)
+                findings = validation_report(platform, document, text)
+        except UnicodeDecodeError as exc:
+            findings = [
+                Finding(
+                    "—",
+                    "catalogue.syntax",
+                    None,
+                    "not UTF-8 text",
+                    f"octet {exc.start + 1} : le fichier n'est pas du texte UTF-8",
+                )
+            ]
+        except CatalogueError as exc:
+            findings = [Finding.of("—", exc)]
         except DomainError as exc:
-            return render(
-                request, "insurer/catalogue.html", portal=PORTAL, error=french_message(exc)
-            )
+            return catalogue_page(request, session, error=french_message(exc))
         stored = None
         if not findings:
             try:
                 actor = session.info.principal.id
                 stored = insurers.upload_catalogue(platform, amc, document, actor)
+            except CatalogueError as exc:
+                findings = [Finding.of("—", catalogue_errors.locate(exc, document, text))]
             except DomainError as exc:
-                findings = [Finding("—", exc.code, exc.field, exc.message)]
+                findings = [Finding("—", exc.code, exc.field, exc.message, french_message(exc))]
         status = 422 if findings else 200
-        return render(
+        return catalogue_page(
             request,
-            "insurer/catalogue.html",
-            portal=PORTAL,
+            session,
             status_code=status,
             findings=findings,
             stored=stored,
@@ -235,18 +284,26 @@ def router() -> APIRouter:
             )
         except DomainError as exc:
             report.unlink(missing_ok=True)
+            message = (
+                explain_file(exc) if isinstance(exc, BeneficiaryFileError) else french_message(exc)
+            )
             return render(
                 request,
                 "insurer/import.html",
                 portal=PORTAL,
                 status_code=422,
-                error=french_message(exc),
+                error=message,
                 code=exc.code,
                 today=platform.today(),
             )
         report.rename(report.with_name(f"{summary.run_id}.csv"))
         return render(
-            request, "insurer/import.html", portal=PORTAL, summary=summary, today=platform.today()
+            request,
+            "insurer/import.html",
+            portal=PORTAL,
+            summary=summary,
+            explain=explain,
+            today=platform.today(),
         )
 
     @routes.get("/import/{run_id}/erreurs.csv", **RULE)

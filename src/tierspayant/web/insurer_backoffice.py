@@ -9,6 +9,8 @@ typed in a URL can reach another insurer's file or leave the billing folder.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -25,6 +27,7 @@ from tierspayant.services import (
     portal_views,
 )
 from tierspayant.web import charts
+from tierspayant.web.insurer_desk import provider_link, search_link, week_span
 from tierspayant.web.policy import policy
 from tierspayant.web.render import MESSAGES, french_message, render
 from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
@@ -57,6 +60,27 @@ def reason_label(code: str) -> str:
         return MESSAGES.get(code, code)
 
 
+@dataclass(frozen=True, slots=True)
+class FigureLinks:
+    """Where each figure of *Factures et rejets* leads: the claim search filtered on the
+    lines it counts (adjudicated claims, care dates from ``since``), or a provider page."""
+
+    since: date
+
+    def week(self, week: str, domain: str | None = None) -> str:
+        monday, sunday = week_span(week)
+        return search_link(du=monday, au=sunday, domaine=domain, statut="adjudicated")
+
+    def reason(self, code: str) -> str:
+        return search_link(du=self.since, motif=code, statut="adjudicated")
+
+    def provider_claims(self, am_number: str) -> str:
+        return search_link(prestataire=am_number, du=self.since, statut="adjudicated")
+
+    def provider(self, provider_id: int) -> str:
+        return provider_link(provider_id)
+
+
 def _staff_insurer(request: Request, session: PortalSession) -> tuple[int, str]:
     insurer_id = session.info.principal.insurer_id
     assert insurer_id is not None  # insurer staff accounts always carry their insurer
@@ -77,17 +101,24 @@ def router() -> APIRouter:
     def invoices(request: Request, session: Staff) -> Response:
         insurer_id, _ = _staff_insurer(request, session)
         figures = portal_views.invoice_figures(platform_of(request), insurer_id)
-        reasons = [charts.Bar(reason_label(r.code), r.lines) for r in figures.reasons]
+        links = FigureLinks(week_span(figures.weeks[0])[0])
+        reasons = [
+            charts.Bar(reason_label(r.code), r.lines, href=links.reason(r.code))
+            for r in figures.reasons
+        ]
+        per_week = figures.lines_per_week()
         return render(
             request,
             "insurer/invoices.html",
             portal=PORTAL,
             figures=figures,
             reason_label=reason_label,
+            links=links,
             per_week=charts.column_chart(
                 "semaines",
                 "Lignes de factures traitées par semaine",
-                [(short_week(week), n) for week, n in figures.lines_per_week()],
+                [(short_week(week), n) for week, n in per_week],
+                [links.week(week) if n else None for week, n in per_week],
             ),
             per_reason=charts.bar_chart("motifs", "Lignes rejetées ou réduites par motif", reasons),
         )

@@ -1,8 +1,10 @@
 """The French portals (providers, insurers, members, security team), server-rendered.
 
-``mount_portals`` adds, under ``/portail``: the chooser, each portal's login and pages,
-the static files (stylesheet, htmx), the security headers, and the error pages. Every
-route declares its policy (``web.policy``), like the API's.
+``mount_portals`` adds the home page ``/`` and, when the OpenAPI document is served, the
+API documentation page ``/docs`` (``web.home``); under ``/portail``: the chooser, each
+portal's login and pages, the static files (stylesheet, htmx, Swagger UI), the security
+headers, and the error pages. Every route declares its policy (``web.policy``), like the
+API's.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from tierspayant.app.platform import Platform
 from tierspayant.domain.errors import DomainError
 from tierspayant.web import (
     containment,
+    home,
     insurer,
     insurer_backoffice,
+    insurer_desk,
+    insurer_disputes,
+    insurer_money,
     login,
     member,
     provider,
+    provider_invoices,
     security_console,
 )
 from tierspayant.web.headers import PORTAL_PREFIX, PortalHeadersMiddleware
@@ -101,12 +108,17 @@ def mount_portals(app: FastAPI, platform: Platform) -> None:
     def chooser(request: Request) -> Response:
         return render(request, "chooser.html", portals=list(Portal))
 
+    app.include_router(home.router(platform.settings.api_docs))
     app.include_router(login.provider_router())
     for portal in login.PASSWORD_PORTALS:
         app.include_router(login.password_router(portal))
     app.include_router(provider.router())
+    app.include_router(provider_invoices.router())
     app.include_router(insurer.router())
     app.include_router(insurer_backoffice.router())
+    app.include_router(insurer_desk.router())
+    app.include_router(insurer_money.router())
+    app.include_router(insurer_disputes.router())
     app.include_router(member.router())
     app.include_router(security_console.router())
     app.include_router(containment.router())

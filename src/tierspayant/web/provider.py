@@ -73,7 +73,7 @@ LINE_INPUTS = {
 }
 # Inputs whose value is echoed back after a refusal: never the NIR nor the 2D code.
 ECHOED = re.compile(
-    r"^(invoice_number|amc_number|birth_date|birth_rank|member_number|care_date|"
+    r"^(invoice_number|correction|amc_number|birth_date|birth_rank|member_number|care_date|"
     r"agreement_number|(act_code|domain|family|quantity|br|billed|amo_rate|amo_paid|"
     r"amc_requested)_\d{1,2})$"
 )
@@ -213,6 +213,9 @@ def invoice_from(form: FormData, care_date: date) -> claims.ClaimSubmission:
             agreement_number=forms.optional_text(form, "agreement_number", max_length=24),
             lines=tuple(invoice_line(form, row, care_date) for row in range(1, rows + 1)),
         ),
+        # « Corriger » (My rejects) sends the corrected invoice under the same number: it
+        # supersedes the version in force, which is judged again.
+        correction=form.get("correction") == "1",
     )
 
 
@@ -239,6 +242,41 @@ def line_count(raw: object) -> int:
     """How many line rows the form shows (1 to 10; 1 for anything else)."""
     text = raw if isinstance(raw, str) else ""
     return min(int(text), MAX_INVOICE_LINES) if text.isdigit() and 0 < int(text) < 100 else 1
+
+
+AMOUNT = re.compile(r"^(\d{1,9})(?:[.,](\d{1,2}))?$")
+RUN_REFERENCE = re.compile(r"^(?:R|TP)(\d{4})(\d{2})(\d{2})(?:-\w*)?$")
+
+
+def payment_search(
+    since: str, until: str, amount: str, reference: str
+) -> tuple[payments.PaymentSearch | None, dict[str, str]]:
+    """The filters of « Mes paiements » (period, transfer amount in euros, the run by the
+    reference of its transfer or advice); what is unreadable is left out, and the typed
+    values come back for the form."""
+    typed = {
+        "du": since[:10],
+        "au": until[:10],
+        "montant": amount[:15],
+        "reference": reference[:40],
+    }
+
+    def day(text: str) -> date | None:
+        try:
+            return date.fromisoformat(text) if text else None
+        except ValueError:
+            return None
+
+    cents = None
+    found = AMOUNT.match(amount.strip().replace("\u202f", "").replace(" ", ""))
+    if found:
+        cents = int(found[1]) * 100 + int((found[2] or "0").ljust(2, "0"))
+    run = None
+    matched = RUN_REFERENCE.match(reference.strip())
+    if matched:
+        run = day(f"{matched[1]}-{matched[2]}-{matched[3]}")
+    search = payments.PaymentSearch(day(typed["du"]), day(typed["au"]), cents, run)
+    return (None if search == payments.PaymentSearch() else search), typed
 
 
 def remittance_advice_csv(platform: Platform, principal: Principal, advice_id: str) -> bytes:
@@ -464,27 +502,18 @@ def router() -> APIRouter:
             )
         return invoice_page(request, rows, receipt=receipt)
 
-    @routes.get("/suivi", **RULE)
-    def follow_up(
-        request: Request, session: Provider, accord: str = "", facture: str = ""
+    @routes.get("/paiements", **RULE)
+    def payments_list(
+        request: Request,
+        session: Provider,
+        du: str = "",
+        au: str = "",
+        montant: str = "",
+        reference: str = "",
     ) -> Response:
         platform, principal = platform_of(request), session.info.principal
-        context: dict[str, Any] = {}
-        try:
-            if accord:
-                context["agreement"] = prior_auth.get_prior_auth(platform, principal, accord[:40])
-            elif facture.isdigit() and len(facture) < 19:
-                context["claim"] = claims.get_claim(platform, principal, int(facture))
-            elif facture:
-                context["error"] = "Numéro de facture inconnu."
-        except DomainError as exc:
-            context["error"] = french_message(exc)
-        return render(request, "provider/follow_up.html", portal=PORTAL, **context)
-
-    @routes.get("/paiements", **RULE)
-    def payments_list(request: Request, session: Provider) -> Response:
-        platform, principal = platform_of(request), session.info.principal
-        rows = payments.list_remittances(platform, principal)
+        search, typed = payment_search(du, au, montant, reference)
+        rows = payments.list_remittances(platform, principal, search=search)
         returned = payment_returns.provider_returns(platform, principal)
         delay = delays.provider_delay(platform, principal)
         return render(
@@ -494,6 +523,8 @@ def router() -> APIRouter:
             rows=rows,
             returned=returned,
             delay=delay,
+            search=typed,
+            searched=search is not None,
         )
 
     def bank_page(request: Request, session: Provider, **context: Any) -> Response:

@@ -28,7 +28,9 @@ from tierspayant.domain.codes import (
 )
 from tierspayant.domain.containment import REFUSALS_FR
 from tierspayant.domain.errors import DomainError
+from tierspayant.services import portal_views
 from tierspayant.services.errors import ServiceError
+from tierspayant.web import explain
 from tierspayant.web.session import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -36,6 +38,7 @@ from tierspayant.web.session import (
     current_session,
     keep_login_csrf,
     login_csrf,
+    platform_of,
 )
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -80,8 +83,16 @@ MESSAGES: dict[str, str] = {
     GuardCode.RATE: "Trop de consultations par minute : patientez.",
     GuardCode.SECOND_APPROVER_REQUIRED: "Un second opérateur, différent, doit confirmer.",
     IncidentCode.PRINCIPAL_NOT_SUSPENDED: "Ce compte n'est pas suspendu.",
+    IncidentCode.PRINCIPAL_NOT_FOUND: "Aucun compte ne porte cet identifiant.",
+    IncidentCode.ALERT_NOT_FOUND: "Cette alerte n'existe pas.",
     EnrolmentCode.NO_CATALOGUE: "Déposez d'abord un catalogue de garanties.",
     ClaimCode.UNKNOWN: "Aucune facture de votre structure ne porte ce numéro.",
+    ClaimCode.DISPUTE_LINE: (
+        "Seule une ligne rejetée ou réduite d'une facture traitée peut être contestée."
+    ),
+    ClaimCode.DISPUTE_TEXT: "Expliquez votre demande (1000 caractères au plus).",
+    ClaimCode.DISPUTE_UNKNOWN: "Aucune contestation de votre organisme ne porte ce numéro.",
+    ClaimCode.DISPUTE_ANSWERED: "Cette contestation a déjà reçu une réponse.",
     PriorAuthCode.UNKNOWN: "Aucun accord de votre structure ne porte ce numéro.",
     PriorAuthCode.DOMAIN: "Ces soins ne relèvent pas d'un accord préalable.",
     PriorAuthCode.REASON_REQUIRED: "Indiquez le motif du refus.",
@@ -179,6 +190,8 @@ def environment() -> Environment:
     env.filters["label"] = lambda code, kind: labels.label(kind, code)
     env.filters["labelled"] = lambda code, kind: labels.labelled(kind, code)
     env.globals["families"] = labels.FAMILIES  # the act families, for the forms' lists
+    env.globals["explained"] = explain.explained  # a calculation's explanation, in French
+    env.globals["ceilings_fr"] = explain.ceilings
     return env
 
 
@@ -193,6 +206,9 @@ def render(
     """A page (or an htmx fragment), with the CSRF token every form needs."""
     info = current_session(request)
     csrf = info.csrf_token if info is not None else login_csrf(request)
+    who = None
+    if info is not None and portal is not None and info.principal.kind is portal.kind:
+        who = portal_views.who(platform_of(request), info.account_id)
     page = (
         environment()
         .get_template(template)
@@ -200,6 +216,7 @@ def render(
             request=request,
             portal=portal,
             session=info,
+            who=who,
             csrf=csrf,
             csrf_field=CSRF_FIELD,
             csrf_header=CSRF_HEADER,

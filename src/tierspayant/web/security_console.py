@@ -11,12 +11,11 @@ name or a NIR (the named list stays a break-glass CLI step).
 
 from __future__ import annotations
 
-import csv
 import io
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +24,8 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from tierspayant.app.platform import Platform
+from tierspayant.domain.errors import DomainError
+from tierspayant.formats import french_csv
 from tierspayant.security.principal import Principal
 from tierspayant.services import (
     alerts,
@@ -34,18 +35,19 @@ from tierspayant.services import (
     incident,
     portal_actions,
     portal_views,
+    security_views,
 )
 from tierspayant.services.errors import ServiceError
-from tierspayant.web import charts, forms
+from tierspayant.web import charts_bars, security_forms
 from tierspayant.web.policy import policy
-from tierspayant.web.render import PARIS, french_message, refusal_status, render
+from tierspayant.web.render import PARIS, french_message, is_htmx, refusal_status, render
+from tierspayant.web.security_forms import FormState
 from tierspayant.web.session import Form, Portal, PortalSession, csrf_protect, platform_of, requires
 
 PORTAL = Portal.SECURITY
 RULE = policy(PORTAL.rule)
 Operator = Annotated[PortalSession, Depends(requires(PORTAL))]
 POLL_SECONDS = 5
-INCIDENT_FIELDS = ("start", "end", "principal", "structure")
 
 
 def checkpoint_dir(platform: Platform) -> Path:
@@ -71,13 +73,13 @@ def reinstate_step(platform: Platform, principal_id: str, operator: Principal) -
 
 
 SCOPE_CSV_COLUMNS = (
-    "amc_number",
-    "insurer",
-    "beneficiary_id",
-    "pseudonym",
-    "reads",
-    "first_read",
-    "last_read",
+    "N° AMC",
+    "Organisme",
+    "Id bénéficiaire",
+    "Pseudonyme",
+    "Consultations",
+    "Première consultation",
+    "Dernière consultation",
 )
 
 
@@ -87,23 +89,21 @@ def scope_csv(scope: incident.IncidentScope) -> bytes:
     Written here rather than with ``incident.write_scope``: its columns include the
     identity a break-glass reveal adds, which the portal never asks for.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";")
-    writer.writerow(SCOPE_CSV_COLUMNS)
-    for insurer in scope.insurers:
-        for record in insurer.records:
-            writer.writerow(
-                (
-                    insurer.amc_number,
-                    insurer.name,
-                    record.beneficiary_id if record.beneficiary_id is not None else "",
-                    record.pseudonym,
-                    record.reads,
-                    record.first_read.astimezone(UTC).isoformat(),
-                    record.last_read.astimezone(UTC).isoformat(),
-                )
-            )
-    return buffer.getvalue().encode("utf-8")
+    rows = (
+        (
+            insurer.amc_number,
+            insurer.name,
+            record.beneficiary_id,
+            record.pseudonym,
+            record.reads,
+            record.first_read,
+            record.last_read,
+        )
+        for insurer in scope.insurers
+        for record in insurer.records
+    )
+    # For the security team's spreadsheet: a French CSV (times in Paris).
+    return french_csv.encoded(SCOPE_CSV_COLUMNS, rows)
 
 
 def notice_zip(scope: incident.IncidentScope) -> bytes:
@@ -122,31 +122,13 @@ def notice_zip(scope: incident.IncidentScope) -> bytes:
     return archive.getvalue()
 
 
-def _criteria(form: FormData) -> incident.ScopeCriteria:
+def _criteria(ask: security_forms.IncidentAsk) -> incident.ScopeCriteria:
     return incident.ScopeCriteria(
-        start=_moment(forms.day(form, "start")),
-        end=_moment(forms.day(form, "end")) + timedelta(days=1),
-        principal=forms.optional_text(form, "principal", max_length=120),
-        structure=forms.optional_text(form, "structure", max_length=20),
+        start=_moment(ask.start),
+        end=_moment(ask.end) + timedelta(days=1),
+        principal=ask.principal,
+        structure=ask.structure,
     )
-
-
-def _asked(form: FormData) -> dict[str, str]:
-    """The criteria as typed, for the download forms under the result."""
-    return {name: str(form.get(name) or "")[:120] for name in INCIDENT_FIELDS}
-
-
-def _scope(request: Request, session: PortalSession, form: FormData) -> incident.IncidentScope:
-    """Scope without reveal: ids and pseudonyms, never names or NIR (audited by the service)."""
-    return incident.scope_incident(platform_of(request), _criteria(form), session.info.principal.id)
-
-
-def _why(exc: ServiceError | ValueError) -> str:
-    return french_message(exc) if isinstance(exc, ServiceError) else str(exc)
-
-
-def _refused(request: Request, exc: ServiceError | ValueError) -> Response:
-    return render(request, "error.html", portal=PORTAL, status_code=422, message=_why(exc))
 
 
 def _audit_download(request: Request, session: PortalSession, kind: str, people: int) -> None:
@@ -185,6 +167,12 @@ def canary_rows(
     ]
 
 
+def _form_state(
+    values: dict[str, str] | None = None, problems: security_forms.Problems | None = None
+) -> FormState:
+    return FormState(values or {}, problems or security_forms.Problems())
+
+
 def router() -> APIRouter:
     routes = APIRouter(prefix=PORTAL.root, dependencies=[Depends(csrf_protect)])
 
@@ -192,29 +180,80 @@ def router() -> APIRouter:
         request: Request,
         *,
         notice: str | None = None,
-        error: str | None = None,
-        status_code: int = 200,
+        incident_form: FormState | None = None,
+        scope: incident.IncidentScope | None = None,
+        principal_form: FormState | None = None,
+        refusal: DomainError | None = None,
     ) -> Response:
         platform = platform_of(request)
-        figures = portal_views.structure_figures(platform)
-        chart = charts.bar_chart(
+        view = security_views.console_view(platform)
+        chart = charts_bars.cap_chart(
             "plafonds",
-            "Bénéficiaires distincts consultés aujourd'hui par structure, et leur plafond",
-            [charts.Bar(f.structure, f.distinct, f.cap or None, f.soft or None) for f in figures],
+            "Bénéficiaires distincts consultés aujourd'hui par structure, en part de leur "
+            "plafond quotidien",
+            [
+                charts_bars.CapBar(
+                    f.structure.name or f.structure.reference,
+                    f.distinct,
+                    f.cap,
+                    f.soft,
+                    title=f.structure.text,
+                )
+                for f in view.figures
+            ],
         )
         return render(
             request,
             "security/home.html",
             portal=PORTAL,
-            status_code=status_code,
-            alerts=portal_views.alerts(platform),
-            suspended=portal_views.suspended_principals(platform),
-            figures=figures,
+            status_code=200 if refusal is None else refusal_status(request, refusal),
+            view=view,
+            names=view.names,
+            alerts=view.alerts,
             chart=chart,
+            top=security_views.TOP_STRUCTURES,
             poll=POLL_SECONDS,
             notice=notice,
-            error=error,
+            incident_form=incident_form or _form_state(),
+            scope=scope,
+            principal_form=principal_form or _form_state(),
         )
+
+    def incident_section(
+        request: Request,
+        form: FormState,
+        scope: incident.IncidentScope | None = None,
+        refusal: DomainError | None = None,
+    ) -> Response:
+        """The incident section alone (htmx), or the whole console around it."""
+        if not is_htmx(request):
+            return console(request, incident_form=form, scope=scope, refusal=refusal)
+        return render(
+            request,
+            "security/_incident.html",
+            portal=PORTAL,
+            status_code=200 if refusal is None else refusal_status(request, refusal),
+            incident_form=form,
+            scope=scope,
+        )
+
+    def scoped(
+        request: Request, session: Operator, form: FormData
+    ) -> tuple[incident.IncidentScope | None, Response | None]:
+        """The scope the form asks for, or the page showing what is wrong with it."""
+        ask, problems = security_forms.incident_ask(form)
+        values = security_forms.typed(form, security_forms.INCIDENT_FIELDS, 120)
+        if ask is None:
+            state = _form_state(values, problems)
+            return None, incident_section(request, state, refusal=problems.error())
+        try:
+            scope = incident.scope_incident(
+                platform_of(request), _criteria(ask), session.info.principal.id
+            )
+        except ServiceError as exc:
+            problems = security_forms.from_error(exc, "principal")
+            return None, incident_section(request, _form_state(values, problems), refusal=exc)
+        return scope, None
 
     @routes.get("/", **RULE)
     def home(request: Request, session: Operator) -> Response:
@@ -222,14 +261,33 @@ def router() -> APIRouter:
 
     @routes.get("/alertes", **RULE)
     def live_alerts(request: Request, session: Operator) -> Response:
-        rows = portal_views.alerts(platform_of(request))
+        rows, names = security_views.alerts_view(platform_of(request))
         return render(
-            request, "security/_alerts.html", portal=PORTAL, alerts=rows, poll=POLL_SECONDS
+            request,
+            "security/_alerts.html",
+            portal=PORTAL,
+            alerts=rows,
+            names=names,
+            poll=POLL_SECONDS,
         )
 
     @routes.post("/alertes/{alert_id}/acquitter", **RULE)
     def acknowledge(request: Request, session: Operator, alert_id: int) -> Response:
-        alerts.acknowledge_alert(platform_of(request), alert_id, session.info.principal)
+        try:
+            alerts.acknowledge_alert(platform_of(request), alert_id, session.info.principal)
+        except ServiceError as exc:
+            rows, names = security_views.alerts_view(platform_of(request))
+            return render(
+                request,
+                "security/_alerts.html",
+                portal=PORTAL,
+                status_code=refusal_status(request, exc),
+                alerts=rows,
+                names=names,
+                poll=POLL_SECONDS,
+                error=french_message(exc),
+                code=exc.code,
+            )
         return live_alerts(request, session)
 
     @routes.get("/audit", **RULE)
@@ -246,61 +304,67 @@ def router() -> APIRouter:
     def canary_status(request: Request, session: Operator) -> Response:
         platform = platform_of(request)
         counts = portal_views.canary_alert_counts(platform)
+        rows = canary_rows(canaries.status(platform), counts)
+        names = security_views.names(platform, insurers=[r.amc_number for r in rows])
         return render(
             request,
             "security/canaries.html",
             portal=PORTAL,
-            rows=canary_rows(canaries.status(platform), counts),
+            rows=rows,
+            names=names,
             unattached=counts.get(None, 0),
         )
 
     @routes.post("/incident", **RULE)
     def incident_scope(request: Request, session: Operator, form: Form) -> Response:
-        try:
-            scope = _scope(request, session, form)
-        except (ServiceError, ValueError) as exc:
-            return render(request, "security/_incident.html", portal=PORTAL, error=_why(exc))
-        return render(
-            request,
-            "security/_incident.html",
-            portal=PORTAL,
-            scope=scope,
-            asked=_asked(form),
-        )
+        scope, refused = scoped(request, session, form)
+        if refused is not None:
+            return refused
+        values = security_forms.typed(form, security_forms.INCIDENT_FIELDS, 120)
+        return incident_section(request, _form_state(values), scope)
 
     @routes.post("/incident/perimetre.csv", **RULE)
     def incident_csv(request: Request, session: Operator, form: Form) -> Response:
-        try:
-            scope = _scope(request, session, form)
-        except (ServiceError, ValueError) as exc:
-            return _refused(request, exc)
+        scope, refused = scoped(request, session, form)
+        if refused is not None:
+            return refused
+        assert scope is not None
         _audit_download(request, session, "scope_csv", scope.people)
         return _attachment(scope_csv(scope), "text/csv; charset=utf-8", "perimetre-incident.csv")
 
     @routes.post("/incident/notifications.zip", **RULE)
     def incident_notices(request: Request, session: Operator, form: Form) -> Response:
-        try:
-            scope = _scope(request, session, form)
-        except (ServiceError, ValueError) as exc:
-            return _refused(request, exc)
+        scope, refused = scoped(request, session, form)
+        if refused is not None:
+            return refused
+        assert scope is not None
         _audit_download(request, session, "notices_zip", scope.people)
         return _attachment(notice_zip(scope), "application/zip", "notifications-incident.zip")
 
+    def principal_refused(
+        request: Request, form: FormData, problems: security_forms.Problems, exc: DomainError
+    ) -> Response:
+        values = security_forms.typed(form, ("principal",), 120)
+        return console(request, principal_form=_form_state(values, problems), refusal=exc)
+
     @routes.post("/principaux/revoquer", **RULE)
     def revoke_principal(request: Request, session: Operator, form: Form) -> Response:
-        principal_id = forms.text(form, "principal", max_length=120)
+        principal_id, problems = security_forms.principal_field(form)
+        if principal_id is None:
+            return principal_refused(request, form, problems, problems.error())
         portal_actions.revoke(platform_of(request), principal_id, session.info.principal)
         return console(request, notice="Accès révoqués : sessions et jetons fermés.")
 
     @routes.post("/principaux/retablir", **RULE)
     def reinstate(request: Request, session: Operator, form: Form) -> Response:
-        principal_id = forms.text(form, "principal", max_length=120)
+        principal_id, problems = security_forms.principal_field(form)
+        if principal_id is None:
+            return principal_refused(request, form, problems, problems.error())
         try:
             notice = reinstate_step(platform_of(request), principal_id, session.info.principal)
         except ServiceError as exc:
-            return console(
-                request, error=french_message(exc), status_code=refusal_status(request, exc)
-            )
+            problems = security_forms.from_error(exc, "principal")
+            return principal_refused(request, form, problems, exc)
         return console(request, notice=notice)
 
     return routes

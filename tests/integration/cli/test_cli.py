@@ -40,16 +40,16 @@ def invoke(cli: CliRunner, *args: str) -> tuple[int, str]:
 def test_given_init_twice_then_the_second_changes_nothing(cli: CliRunner) -> None:
     code, out = invoke(cli, "init")
     assert code == 0
-    assert "keyring" in out
+    assert "trousseau" in out
 
 
 def test_given_an_insurer_and_its_catalogue_then_both_are_listed(cli: CliRunner) -> None:
     assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "Mutuelle des Tilleuls")[0] == 0
     code, out = invoke(cli, "insurers", "catalogue", str(CATALOGUE), "--insurer", AMC)
     assert code == 0, out
-    assert "catalogue version 1 stored" in out
+    assert "catalogue version 1 enregistré" in out
     code, out = invoke(cli, "insurers", "catalogue", str(CATALOGUE), "--insurer", AMC)
-    assert "unchanged" in out
+    assert "inchangé" in out
     code, out = invoke(cli, "insurers", "list")
     assert AMC in out
 
@@ -61,7 +61,7 @@ def test_given_a_duplicate_or_bad_insurer_then_a_coded_refusal(cli: CliRunner) -
     assert "[insurer." in out
     code, out = invoke(cli, "insurers", "add", "--amc", "12AB", "--name", "C")
     assert code == 2
-    assert "error" in out
+    assert "erreur" in out
 
 
 def test_given_a_catalogue_breaking_the_responsable_rules_then_refused_with_the_rule(
@@ -78,7 +78,26 @@ def test_given_a_catalogue_breaking_the_responsable_rules_then_refused_with_the_
     _, listed = invoke(cli, "insurers", "list")
     assert AMC in listed  # the insurer is intact, and no catalogue version was stored:
     code, out = invoke(cli, "insurers", "catalogue", str(CATALOGUE), "--insurer", AMC)
-    assert "catalogue version 1 stored" in out
+    assert "catalogue version 1 enregistré" in out
+
+
+def test_given_a_catalogue_with_a_bad_value_then_line_path_and_value_in_french(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    assert invoke(cli, "insurers", "add", "--amc", AMC, "--name", "Mutuelle")[0] == 0
+    document = yaml.safe_load(CATALOGUE.read_text(encoding="utf-8"))
+    document["contracts"][0]["guarantees"][0]["rate"] = "cent"
+    text = yaml.safe_dump(document, allow_unicode=True, sort_keys=False)
+    line = 1 + next(n for n, row in enumerate(text.splitlines()) if "rate: cent" in row)
+    bad = tmp_path / "taux.yaml"
+    bad.write_text(text, encoding="utf-8")
+    code, out = invoke(cli, "insurers", "catalogue", str(bad), "--insurer", AMC)
+    assert code == 2
+    flat = " ".join(out.split())
+    assert (
+        f"[catalogue.wrong_type] ligne {line}, contracts[0].guarantees[0].rate : un "
+        'pourcentage de la BR comme "200" est attendu (valeur « cent »)'
+    ) in flat
 
 
 def test_given_a_malformed_catalogue_file_then_a_syntax_error(
@@ -158,11 +177,11 @@ def test_given_a_beneficiary_file_with_bad_lines_then_they_are_reported_and_reru
     lines = report.read_text(encoding="utf-8").splitlines()
     assert len(lines) == made.bad_lines + 1  # header + one line per refused line
     code, again = invoke(cli, *args, "--file-date", "2026-06-01")
-    assert re.search(r"inserted\s+│\s+0 │", again), again
-    assert re.search(rf"unchanged\s+│\s+{400 - made.bad_lines} │", again), again
+    assert re.search(r"ajoutés\s+│\s+0 │", again), again
+    assert re.search(rf"inchangés\s+│\s+{400 - made.bad_lines} │", again), again
     code, out = invoke(cli, "audit", "verify")
     assert code == 0
-    assert "audit chain intact" in out
+    assert "chaîne d'audit intacte" in out
 
 
 def test_given_an_unknown_insurer_then_the_import_is_refused(
@@ -208,7 +227,7 @@ def test_given_a_full_file_ending_many_coverages_then_the_command_asks_for_the_c
     assert code == 2  # refused by the option itself
     code, out = invoke(cli, *full, str(cut), *day, "--confirm-terminations", "20")
     assert code == 0, out
-    assert re.search(r"terminated\s+│\s+20 │", out), out
+    assert re.search(r"radiés\s+│\s+20 │", out), out
 
 
 def test_given_a_one_beneficiary_grant_then_reveal_prints_the_masked_identity(
@@ -231,7 +250,7 @@ def test_given_a_one_beneficiary_grant_then_reveal_prints_the_masked_identity(
         "--insurer", AMC, "--beneficiary", "1", "--hours", "1",
     )  # fmt: skip
     assert code == 0, out
-    grant = re.search(r"grant (\d+)", out)
+    grant = re.search(r"accès (\d+)", out)
     assert grant is not None, out
     # Another operator cannot use it; its holder sees the name and a masked NIR
     code, out = invoke(cli, "breakglass", "reveal", grant.group(1), "--as", "operator:bob")

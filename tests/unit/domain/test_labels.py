@@ -13,14 +13,17 @@ from tierspayant.domain import labels
 from tierspayant.domain.adjudication import Reason
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.claims import ClaimStatus, LineStatus
+from tierspayant.domain.containment import Route, ScopeKind
 from tierspayant.domain.guarantees import Period
 from tierspayant.domain.labels import Kind, label, labelled
 from tierspayant.domain.prior_auth import PriorAuthStatus
+from tierspayant.domain.providers import ProviderCategory
 from tierspayant.formats.beneficiaries.model import ImportMode
 from tierspayant.security.guard.thresholds import THRESHOLDS
 from tierspayant.security.guard.values import ProofFault
 from tierspayant.security.principal import PrincipalKind
 from tierspayant.services import member_portal
+from tierspayant.services.insurer_money import SELECTABLE_REASONS, UndueState
 
 SRC = Path(labels.__file__).resolve().parents[1]
 RULES = SRC / "reference" / "rules.json"
@@ -37,6 +40,10 @@ RULES = SRC / "reference" / "rules.json"
         (Kind.IMPORT_MODE, ImportMode),
         (Kind.PRINCIPAL_KIND, PrincipalKind),
         (Kind.CEILING_PERIOD, Period),
+        (Kind.PROVIDER_CATEGORY, ProviderCategory),
+        (Kind.UNDUE_STATE, UndueState),
+        (Kind.CONTAINMENT_SCOPE, ScopeKind),
+        (Kind.CONTAINMENT_ROUTE, Route),
     ],
 )
 def test_every_value_of_a_code_enumeration_has_a_label(kind: Kind, enum: type[StrEnum]) -> None:
@@ -83,3 +90,8 @@ def test_a_label_is_french_and_the_code_shows_only_where_asked() -> None:
     # An unforeseen value still shows (as itself) rather than failing a page.
     assert label(Kind.ALERT, "guard.new_rule") == "guard.new_rule"
     assert labelled(Kind.ALERT, "guard.new_rule") == "guard.new_rule"
+
+
+def test_every_reason_the_undue_form_offers_has_a_label() -> None:
+    assert SELECTABLE_REASONS
+    assert [r for r in SELECTABLE_REASONS if label(Kind.UNDUE_REASON, r) == r] == []

@@ -14,6 +14,7 @@ from stdnum.fr import nir as stdnum_nir
 from tierspayant.demo.synthetic import write_beneficiaries_csv
 from tierspayant.domain.care import Quality, Sex
 from tierspayant.domain.identifiers import parse_nir
+from tierspayant.formats import french_csv
 from tierspayant.formats.beneficiaries import (
     Action,
     BeneficiaryFileError,
@@ -24,6 +25,7 @@ from tierspayant.formats.beneficiaries import (
     LineError,
     canonical_fields,
     mask_identifiers,
+    shown_value,
 )
 
 HEADER = (
@@ -515,14 +517,24 @@ def test_given_a_file_read_through_then_bytes_and_digest_cover_it(tmp_path: Path
 def test_given_errors_when_reported_then_csv_with_identities_masked(tmp_path: Path) -> None:
     report = tmp_path / "errors.csv"
     with ErrorReportWriter(report) as writer:
-        writer.write(LineError(7, "line.nir.key", f"bad key in {JULIEN_NIR}", "nir"))
-        writer.write(LineError(9, "line.sex", "sex: expected M or F", "sex"))
+        masked = shown_value("nir", JULIEN_NIR)
+        writer.write(LineError(7, "line.nir.key", f"bad key in {JULIEN_NIR}", "nir", value=masked))
+        writer.write(LineError(9, "line.sex", "sex: expected M or F", "sex", value="X"))
     assert writer.count == 2
-    with report.open(encoding="utf-8") as handle:
-        rows = list(csv.reader(handle, delimiter=";"))
-    assert rows[0] == ["line", "code", "column", "message"]
+    # a French CSV for the insurer's staff: BOM, French headers
+    rows = french_csv.read(report.read_bytes())
+    assert report.read_bytes().startswith("\ufeff".encode())
+    assert rows[0] == ["ligne", "code", "colonne", "message", "valeur", "explication"]
     assert rows[1][:3] == ["7", "line.nir.key", "nir"]
-    assert rows[2] == ["9", "line.sex", "sex", "sex: expected M or F"]
+    assert rows[1][4] == JULIEN_NIR[0] + "•" * 14
+    assert rows[2] == [
+        "9",
+        "line.sex",
+        "sex",
+        "sex: expected M or F",
+        "X",
+        "ligne 9, colonne « sex » : sexe attendu : M ou F (valeur « X »)",
+    ]
     assert JULIEN_NIR not in report.read_text(encoding="utf-8")
 
 

@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.support.services import reachable_redis
 from tierspayant.security.guard import (
@@ -27,6 +29,7 @@ from tierspayant.security.guard import (
     Verdict,
     calibrate,
 )
+from tierspayant.security.guard.counters import UnbilledPlan
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 T0 = datetime(2025, 3, 10, 8, 0, tzinfo=UTC)
@@ -246,3 +249,65 @@ def test_allowances_without_proof_are_calibrated_on_what_the_structure_invoices(
     # A structure that invoices little never gets less than the defaults
     caps = calibrate(policy, "pharmacy", [150] * 28, [3] * 28)
     assert (caps.no_proof_hard, caps.pending) == (20, 30)
+
+
+# Random runs of the three unbilled operations, the same on both stores: the memory store
+# walks its sets through time-ordered heaps, Redis through sorted sets; every count must
+# agree, whatever the order of answers, invoices and re-answers.
+_SUBJECTS = [f"b{i}" for i in range(6)]
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["check", "answer", "invoice"]),
+        st.sampled_from(_SUBJECTS),
+        st.integers(min_value=0, max_value=3_000),  # ms after the previous operation
+        st.integers(min_value=-2_000, max_value=500),  # invoice care time vs now
+    ),
+    max_size=40,
+)
+
+
+def _run_unbilled(store: CounterStore, ops: list[tuple[str, str, int, int]]) -> list[object]:
+    now = 1_000_000
+    seen: list[object] = []
+    scopes = ("p:x", "s:y")
+    for index, (op, subject, step, care_offset) in enumerate(ops):
+        now += step
+        if op == "check":
+            plan = UnbilledPlan(
+                scopes=scopes,
+                bill_key="ubb:y",
+                now_ms=now,
+                grace_ms=2_000,
+                window_ms=6_000,
+                slack_ms=100,
+                overdue_limit=4,
+                pending_limit=3,
+                token=f"t{index}",
+                hold_ms=50,
+                ttl_seconds=600,
+            )
+            counts = store.unbilled(plan)
+            seen.append((counts.pending, counts.overdue, counts.reserved))
+        elif op == "answer":
+            store.unbilled_answer(scopes, f"t{index - 1}", subject, "uby:y", now, 600)
+        else:
+            store.unbilled_invoice("s:y", "ubb:y", "uby:y", subject, now + care_offset, 100, 600)
+    return seen
+
+
+@pytest.mark.redis
+@settings(max_examples=300, deadline=None)
+@given(ops=_OPS)
+def test_memory_and_redis_stores_agree_on_every_unbilled_count(
+    ops: list[tuple[str, str, int, int]],
+) -> None:
+    client = reachable_redis(
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2), REDIS_URL
+    )
+    try:
+        client.flushdb()
+        expected = _run_unbilled(RedisCounterStore(client, prefix="tp:unbilled-prop:"), ops)
+        assert _run_unbilled(MemoryCounterStore(), ops) == expected
+    finally:
+        client.flushdb()
+        client.close()

@@ -16,10 +16,12 @@ by people who must not see identities.
 
 The package's modules, each importing only those before it: ``model`` (columns, modes,
 actions, a valid line and a rejected one), ``lines`` (the physical lines, bounded),
-``validation`` (the check of one line's cells) and ``reader`` (the file reader and the
-error report). Every name importers use is re-exported here.
+``validation`` (the check of one line's cells), ``french`` (the errors in French, naming
+line, column and value) and ``reader`` (the file reader and the error report). Every name
+importers use is re-exported here.
 """
 
+from tierspayant.formats.beneficiaries.french import explain, explain_file
 from tierspayant.formats.beneficiaries.lines import MAX_FIELD_CHARS
 from tierspayant.formats.beneficiaries.model import (
     COLUMNS,
@@ -37,6 +39,7 @@ from tierspayant.formats.beneficiaries.model import (
     RawRecord,
     canonical_fields,
     mask_identifiers,
+    shown_value,
 )
 from tierspayant.formats.beneficiaries.reader import BeneficiaryReader, ErrorReportWriter
 from tierspayant.formats.beneficiaries.validation import LineValidator
@@ -60,5 +63,8 @@ __all__ = [
     "LineValidator",
     "RawRecord",
     "canonical_fields",
+    "explain",
+    "explain_file",
     "mask_identifiers",
+    "shown_value",
 ]

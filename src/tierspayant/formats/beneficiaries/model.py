@@ -31,7 +31,7 @@ REQUIRED_COLUMNS: Final = (
 )
 OPTIONAL_COLUMNS: Final = ("css", "action")
 COLUMNS: Final = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-ERROR_REPORT_HEADER: Final = ("line", "code", "column", "message")
+ERROR_REPORT_HEADER: Final = ("ligne", "code", "colonne", "message", "valeur", "explication")
 
 # Anything that looks like a NIR or a long number: masked in every report message.
 _LONG_NUMBER = re.compile(r"[0-9][0-9ABab]{9,}")
@@ -54,7 +54,41 @@ class Action(StrEnum):
 
 
 class BeneficiaryFileError(DomainError):
-    """The file as a whole cannot be read (no header, unknown columns): nothing is applied."""
+    """The file as a whole cannot be read (no header, unknown columns): nothing is applied.
+
+    ``details`` name the ``line`` (1: the header), the ``column`` (its name, or its
+    position when the name itself is the fault) and the offending ``value``.
+    """
+
+
+# Cells that identify a person: an error shows them masked (see :func:`shown_value`).
+PERSONAL_COLUMNS: Final = frozenset(
+    {"member_number", "nir", "birth_date", "last_name", "first_name"}
+)
+_SHOWN_CHARS: Final = 40
+_MASK: Final = "•"
+
+
+def shown_value(column: str | None, raw: str) -> str:
+    """A cell as an error report may show it: personal cells masked, long ones cut.
+
+    A NIR keeps its first character and its length (``1••••••••••••••``), never more; a
+    date keeps its separators (``••/••/••••``: the shape is what is wrong); a name or a
+    member number keeps its first character and every character that is not a letter or
+    a digit (the stray one is usually the fault). Other cells are shown as written, cut
+    to 40 characters.
+    """
+    value = raw.strip()
+    if column == "nir":
+        return value[:1] + _MASK * (len(value) - 1)
+    if column == "birth_date":
+        return "".join(_MASK if c.isalnum() else c for c in value[:_SHOWN_CHARS])
+    if column in PERSONAL_COLUMNS:
+        head, rest = value[:1], value[1:_SHOWN_CHARS]
+        return head + "".join(_MASK if c.isalnum() else c for c in rest)
+    if len(value) > _SHOWN_CHARS:
+        return f"{mask_identifiers(value[:_SHOWN_CHARS])}…"
+    return mask_identifiers(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +185,18 @@ class LineError:
     column: str | None = None
     nir: str | None = field(default=None, repr=False, compare=False)
     birth_rank: int | None = field(default=None, repr=False, compare=False)
+    # The offending cell as :func:`shown_value` shows it (personal data masked).
+    value: str | None = None
 
     def public(self) -> LineError:
         """The same error without the identity fields (for summaries and screens)."""
-        return LineError(self.line_no, self.code, mask_identifiers(self.message), self.column)
+        return LineError(
+            self.line_no,
+            self.code,
+            mask_identifiers(self.message),
+            self.column,
+            value=self.value,
+        )
 
 
 def mask_identifiers(text: str) -> str:

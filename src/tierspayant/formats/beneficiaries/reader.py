@@ -10,9 +10,11 @@ from datetime import date
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from tierspayant.domain.codes import EnrolmentCode
+from tierspayant.formats import french_csv
+from tierspayant.formats.beneficiaries.french import explain
 from tierspayant.formats.beneficiaries.lines import (
     _LONG,
     _UNCLOSED,
@@ -32,11 +34,14 @@ from tierspayant.formats.beneficiaries.model import (
     LineError,
     RawRecord,
     mask_identifiers,
+    shown_value,
 )
 from tierspayant.formats.beneficiaries.validation import LineValidator, _identity
 
-if TYPE_CHECKING:
-    import _csv
+
+def _header_details(position: int, value: str) -> dict[str, str | int]:
+    """Where a fault of the header row is: line 1, the column's position, its name."""
+    return {"line": 1, "column": position, "value": value}
 
 
 class BeneficiaryReader:
@@ -117,25 +122,34 @@ class BeneficiaryReader:
         self._lines.in_record = False
         if self._lines.flags & _UNCLOSED:
             raise BeneficiaryFileError(
-                EnrolmentCode.FILE_HEADER_QUOTE, "the header row has a quoted name left open"
+                EnrolmentCode.FILE_HEADER_QUOTE,
+                "the header row has a quoted name left open",
+                details=_header_details(len(header), shown_value(None, header[-1])),
             )
         names = tuple(h.strip().lower() for h in header)
-        unknown = [n for n in names if n not in COLUMNS]
-        if unknown:
-            shown = ", ".join(repr(n[:40]) for n in unknown[:5])
-            raise BeneficiaryFileError(
-                EnrolmentCode.FILE_HEADER_UNKNOWN_COLUMN,
-                f"unknown column(s) in the header: {mask_identifiers(shown)}; "
-                f"expected the columns {', '.join(COLUMNS)}",
-            )
-        if len(set(names)) != len(names):
-            raise BeneficiaryFileError(
-                EnrolmentCode.FILE_HEADER_DUPLICATE_COLUMN, "a column appears twice in the header"
-            )
+        for position, name in enumerate(names, start=1):
+            if name not in COLUMNS:
+                unknown = [n for n in names if n not in COLUMNS]
+                shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+                raise BeneficiaryFileError(
+                    EnrolmentCode.FILE_HEADER_UNKNOWN_COLUMN,
+                    f"unknown column(s) in the header: {mask_identifiers(shown)}; "
+                    f"expected the columns {', '.join(COLUMNS)}",
+                    details=_header_details(position, shown_value(None, header[position - 1])),
+                )
+        for position, name in enumerate(names, start=1):
+            if names.index(name) != position - 1:
+                raise BeneficiaryFileError(
+                    EnrolmentCode.FILE_HEADER_DUPLICATE_COLUMN,
+                    f"the column {name} appears twice in the header",
+                    details=_header_details(position, name),
+                )
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
             raise BeneficiaryFileError(
-                EnrolmentCode.FILE_HEADER_MISSING_COLUMN, f"missing column(s): {', '.join(missing)}"
+                EnrolmentCode.FILE_HEADER_MISSING_COLUMN,
+                f"missing column(s): {', '.join(missing)}",
+                details={"line": 1, "column": missing[0], "value": ", ".join(missing)},
             )
         self.columns = names
         self._width = len(names)
@@ -187,6 +201,7 @@ class BeneficiaryReader:
                     EnrolmentCode.LINE_COLUMNS,
                     f"expected {width} columns separated by '{DELIMITER}', found {len(row)}",
                     None,
+                    str(len(row)),
                 )
                 continue
             if pad:
@@ -204,6 +219,7 @@ class BeneficiaryReader:
                         EnrolmentCode.LINE_FIELD_TOO_LARGE,
                         f"a field of more than {MAX_FIELD_CHARS:,} characters",
                         self._column_at(index),
+                        shown_value(self._column_at(index), cell),
                     )
         if flags & _UNCLOSED:
             return self._line_error(
@@ -213,6 +229,7 @@ class BeneficiaryReader:
                 "a quoted field is not closed on its line (a stray '\"'?): "
                 "one line holds one beneficiary",
                 self._column_at(len(row) - 1),
+                shown_value(self._column_at(len(row) - 1), row[-1]) if row else None,
             )
         return None
 
@@ -220,7 +237,13 @@ class BeneficiaryReader:
         return self.columns[index] if 0 <= index < self._width else None
 
     def _line_error(
-        self, line_no: int, row: list[str], code: str, message: str, column: str | None
+        self,
+        line_no: int,
+        row: list[str],
+        code: str,
+        message: str,
+        column: str | None,
+        value: str | None = None,
     ) -> LineError:
         """A line rejected before validation, naming its beneficiary if NIR and rank read."""
         nir_at, rank_at = self._nir_at, self._rank_at
@@ -228,8 +251,8 @@ class BeneficiaryReader:
             # A cell cut short (the line's last) fails these checks: it names nobody.
             identity = _identity(row[nir_at], row[rank_at])
             if identity is not None:
-                return LineError(line_no, code, message, column, *identity)
-        return LineError(line_no, code, message, column)
+                return LineError(line_no, code, message, column, *identity, value=value)
+        return LineError(line_no, code, message, column, value=value)
 
     def __iter__(self) -> Iterator[BeneficiaryLine | LineError]:
         validate = self.validator
@@ -238,7 +261,9 @@ class BeneficiaryReader:
 
 
 class ErrorReportWriter:
-    """Writes rejected lines as CSV ``line;code;column;message``, identities masked.
+    """Writes rejected lines as a French CSV ``ligne;code;colonne;message;valeur;explication``,
+    identities masked (the value as :func:`shown_value` shows it, the explanation in
+    French).
 
     With ``path=None`` it only counts. Use as a context manager.
     """
@@ -247,13 +272,13 @@ class ErrorReportWriter:
         self.path = path
         self.count = 0
         self._file: IO[str] | None = None
-        self._writer: _csv.Writer | None = None
+        self._writer: french_csv.Writer | None = None
 
     def __enter__(self) -> ErrorReportWriter:
         if self.path is not None:
             self._file = self.path.open("w", encoding="utf-8", newline="")
-            self._writer = csv.writer(self._file, delimiter=DELIMITER, lineterminator="\n")
-            self._writer.writerow(ERROR_REPORT_HEADER)
+            # Read by the insurer's staff: a French CSV (formats/french_csv.py).
+            self._writer = french_csv.Writer(self._file, ERROR_REPORT_HEADER)
         return self
 
     def __exit__(
@@ -268,8 +293,15 @@ class ErrorReportWriter:
         """Append one rejected line."""
         self.count += 1
         if self._writer is not None:
-            self._writer.writerow(
-                (error.line_no, error.code, error.column or "", mask_identifiers(error.message))
+            self._writer.row(
+                (
+                    error.line_no,
+                    error.code,
+                    error.column or "",
+                    mask_identifiers(error.message),
+                    error.value or "",
+                    explain(error),
+                )
             )
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Final
 
@@ -18,12 +19,14 @@ from tierspayant.domain.identifiers import (
     parse_nir_value,
 )
 from tierspayant.formats.beneficiaries.model import (
+    COLUMNS,
     Action,
     BeneficiaryLine,
     Cells,
     ImportMode,
     LineError,
     LineFields,
+    shown_value,
 )
 
 _MAX_NAME = 80
@@ -113,7 +116,18 @@ class LineValidator:
         return BeneficiaryLine(*checked)
 
     def check(self, line_no: int, cells: Cells) -> LineFields | LineError:
-        """:meth:`__call__`, giving a valid line as a plain :data:`LineFields` tuple."""
+        """:meth:`__call__`, giving a valid line as a plain :data:`LineFields` tuple.
+
+        A rejected line carries the cell of the column it names, as
+        :func:`~tierspayant.formats.beneficiaries.model.shown_value` shows it.
+        """
+        checked = self._check(line_no, cells)
+        if isinstance(checked, LineError) and checked.column in COLUMNS:
+            cell = cells[COLUMNS.index(checked.column)]
+            return replace(checked, value=shown_value(checked.column, cell))
+        return checked
+
+    def _check(self, line_no: int, cells: Cells) -> LineFields | LineError:
         (
             member_raw,
             nir_raw,

@@ -4,6 +4,7 @@ in-process store (one machine). The Redis store, in ``redis_store``, agrees with
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -354,6 +355,8 @@ class MemoryCounterStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._zsets: dict[str, dict[str, int]] = {}
+        # Time-ordered heaps of the unbilled people sets (ubp:, ubo:), beside their dicts.
+        self._heaps: dict[str, list[tuple[int, str]]] = {}
         self._lists: dict[str, list[str]] = {}
         self._sets: dict[str, set[str]] = {}
         self._hashes: dict[str, dict[str, str]] = {}
@@ -363,7 +366,7 @@ class MemoryCounterStore:
 
     # Every helper below runs with the lock held.
     def _drop(self, key: str) -> None:
-        for table in (self._zsets, self._lists, self._sets, self._hashes, self._ints):
+        for table in (self._zsets, self._lists, self._sets, self._hashes, self._ints, self._heaps):
             table.pop(key, None)
         self._flags.discard(key)
         self._deadlines.pop(key, None)
@@ -583,16 +586,25 @@ class MemoryCounterStore:
                     del holds[old]
                 pend = self._zsets.setdefault(pend_key, {})
                 over = self._zsets.setdefault(over_key, {})
+                # Oldest first through each set's heap (entries whose person was since
+                # invoiced or moved are stale and skipped): the cost is the people who
+                # change state, not the size of the sets.
                 due = plan.now_ms - plan.grace_ms
-                for subject, answered in sorted(pend.items(), key=lambda kv: kv[1]):
-                    if answered > due:
-                        break
+                pend_heap = self._heaps.setdefault(pend_key, [])
+                over_heap = self._heaps.setdefault(over_key, [])
+                while pend_heap and pend_heap[0][0] <= due:
+                    answered, subject = heapq.heappop(pend_heap)
+                    if pend.get(subject) != answered:
+                        continue
                     del pend[subject]
                     if bill.get(subject, -1) < answered - plan.slack_ms:
                         over[subject] = answered
+                        heapq.heappush(over_heap, (answered, subject))
                 gone = plan.now_ms - plan.window_ms
-                for subject in [s for s, answered in over.items() if answered <= gone]:
-                    del over[subject]
+                while over_heap and over_heap[0][0] <= gone:
+                    answered, subject = heapq.heappop(over_heap)
+                    if over.get(subject) == answered:
+                        del over[subject]
                 pending.append(len(pend) + len(holds))
                 overdue.append(len(over))
             reserved = (
@@ -630,6 +642,7 @@ class MemoryCounterStore:
                 pend = self._zsets.setdefault(pend_key, {})
                 if subject not in pend and subject not in self._zsets.get(over_key, {}):
                     pend[subject] = now_ms
+                    heapq.heappush(self._heaps.setdefault(pend_key, []), (now_ms, subject))
                 self._touch(pend_key, ttl_seconds)
             if subject is not None and scopes:
                 self._hash_set(by_key, subject, scopes[0], ttl_seconds)

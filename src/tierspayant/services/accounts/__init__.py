@@ -19,8 +19,9 @@ principal (suspension by the guard).
 One module per part, each importing only those before it: ``common`` (kinds, policy,
 values, audit and lockout helpers), ``sessions``, ``admin`` (create, disable, unlock),
 ``login`` (password step), ``second_factor`` (the second step, step-up),
-``second_factor_setup`` (TOTP or security key on a new account, recovery codes) and
-``oidc``. Their SQL is in :mod:`tierspayant.store.accounts`. Import from this package.
+``second_factor_setup`` (TOTP or security key on a new account, recovery codes),
+``oidc`` and ``demo_reset`` (fresh credentials for the demo's accounts). Their SQL is in
+:mod:`tierspayant.store.accounts`. Import from this package.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ from tierspayant.services.accounts.common import (
     auth_policy,
     normalise_login,
 )
+from tierspayant.services.accounts.demo_reset import (
+    DEMO_DOMAIN,
+    DemoCredentials,
+    demo_password,
+    reset_demo_credentials,
+)
 from tierspayant.services.accounts.login import begin_login
 from tierspayant.services.accounts.oidc import login_oidc, record_oidc_failure
 from tierspayant.services.accounts.second_factor import begin_webauthn, complete_mfa, step_up
@@ -66,11 +73,13 @@ from tierspayant.services.accounts.sessions import (
 )
 
 __all__ = [
+    "DEMO_DOMAIN",
     "MAX_FAILED_LOGINS_CEILING",
     "SESSION_TOUCH_INTERVAL",
     "Account",
     "AccountKind",
     "AuthPolicy",
+    "DemoCredentials",
     "Enrolled",
     "Factor",
     "LoginChallenge",
@@ -84,6 +93,7 @@ __all__ = [
     "complete_mfa",
     "confirm_totp",
     "create_account",
+    "demo_password",
     "disable_account",
     "enrol_totp",
     "enrol_totp_now",
@@ -96,6 +106,7 @@ __all__ = [
     "normalise_login",
     "record_oidc_failure",
     "regenerate_recovery_codes",
+    "reset_demo_credentials",
     "revoke_principal_sessions",
     "step_up",
     "unlock_account",

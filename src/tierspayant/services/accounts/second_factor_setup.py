@@ -5,7 +5,7 @@ session."""
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pyotp
 from sqlalchemy import Connection
@@ -259,10 +259,15 @@ def regenerate_recovery_codes(platform: Platform, token: str) -> tuple[str, ...]
 def enrol_totp_now(platform: Platform, login: str, password: str) -> TotpEnrolment:
     """Enrol a TOTP secret for an account that has none, confirming it with a code
     computed here, and close the session this opens. For the demo and the command line,
-    where the administrator hands the secret over; people enrol in the portal."""
+    where the administrator hands the secret over; people enrol in the portal.
+
+    The code confirming it is the previous step's (accepted: one step of drift either
+    side), so the replay guard does not refuse the code the person computes right after
+    with the handed-over secret, which is of the current step."""
     challenge = begin_login(platform, login, password)
     enrolment = enrol_totp(platform, challenge.challenge_id)
-    code = pyotp.TOTP(enrolment.secret).at(platform.now())
+    previous = platform.now() - timedelta(seconds=mfa.TOTP_PERIOD_SECONDS)
+    code = pyotp.TOTP(enrolment.secret).at(previous)
     enrolled = confirm_totp(platform, challenge.challenge_id, code)
     logout(platform, enrolled.session.token)
     return enrolment

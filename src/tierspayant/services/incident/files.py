@@ -5,8 +5,6 @@ Every file is written readable by its owner only: scopes and letters may name pe
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import asdict
@@ -15,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from tierspayant.domain.codes import IncidentCode
+from tierspayant.formats import french_csv
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.incident.scope import IncidentScope, ScopedRecord
 
-CSV_COLUMNS = (
+# The JSON keys of a scope record, and the French headers of the CSV for people.
+CSV_FIELDS = (
     "insurer",
     "beneficiary_id",
     "pseudonym",
@@ -29,10 +29,22 @@ CSV_COLUMNS = (
     "first_name",
     "nir",
 )
+CSV_COLUMNS = (
+    "Organisme",
+    "Id bénéficiaire",
+    "Pseudonyme",
+    "Consultations",
+    "Première consultation",
+    "Dernière consultation",
+    "Nom",
+    "Prénom",
+    "NIR",
+)
 
 
 def _row(record: ScopedRecord) -> dict[str, Any]:
     values = asdict(record)
+    del values["actions"]  # in the JSON document only (``scope_document``), not the CSV
     values["first_read"] = record.first_read.astimezone(UTC).isoformat()
     values["last_read"] = record.last_read.astimezone(UTC).isoformat()
     return values
@@ -46,6 +58,10 @@ def scope_document(result: IncidentScope) -> dict[str, Any]:
         "generated_at": result.generated_at.astimezone(UTC).isoformat(),
         "events_scanned": result.events_scanned,
         "people": result.people,
+        # Whom the scope is about, named, and what was done since (suspension,
+        # revocation, containment): the notices say only what these record.
+        "subject_name": result.subject_name,
+        "measures": list(result.measures),
         "insurers": [
             {
                 "amc_number": s.amc_number,
@@ -53,7 +69,8 @@ def scope_document(result: IncidentScope) -> dict[str, Any]:
                 "people": s.people,
                 "reads": s.reads,
                 "unresolved": s.unresolved,
-                "records": [_row(r) for r in s.records],
+                "actions": list(s.actions),
+                "records": [{**_row(r), "actions": sorted(r.actions)} for r in s.records],
             }
             for s in result.insurers
         ],
@@ -68,18 +85,19 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def write_scope(result: IncidentScope, path: Path) -> None:
-    """Write the scope as JSON (``.json``) or CSV (any other suffix), mode 0600."""
+    """Write the scope as JSON (``.json``, read back by ``incident notices``) or as a
+    French CSV (any other suffix), mode 0600."""
     if path.suffix == ".json":
         document = json.dumps(scope_document(result), indent=2, ensure_ascii=False)
         _write_private(path, document + "\n")
         return
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, delimiter=";")
-    writer.writeheader()
-    for scope in result.insurers:
-        for record in scope.records:
-            writer.writerow(_row(record))
-    _write_private(path, buffer.getvalue())
+    rows = (
+        tuple(asdict(record)[field] for field in CSV_FIELDS)
+        for scope in result.insurers
+        for record in scope.records
+    )
+    # For the responder's spreadsheet: a French CSV (dates in Paris, BOM).
+    _write_private(path, french_csv.text(CSV_COLUMNS, rows))
 
 
 def load_scope_document(path: Path) -> dict[str, Any]:

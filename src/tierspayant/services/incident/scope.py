@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -43,6 +43,7 @@ from tierspayant.services.breakglass import (
 )
 from tierspayant.services.canaries import canary_touched
 from tierspayant.services.errors import ServiceError
+from tierspayant.services.incident import measures
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.store import audit
 from tierspayant.store import incidents as store
@@ -74,6 +75,7 @@ REFUSALS = frozenset({"deny", "denied", "blocked", "error", "step_up"})
 NO_RIGHTS_REASON = "rights.none"
 PSEUDONYM_PURPOSE = "audit.subject"
 _RESOLVE_BATCH = 20_000
+PROGRESS_EVENTS = 10_000  # audit events examined between two progress calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,8 @@ class ScopedRecord:
     last_name: str | None = None
     first_name: str | None = None
     nir: str | None = None
+    # The audit actions that disclosed this person (what was read: rights, amounts…).
+    actions: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +147,11 @@ class InsurerScope:
     def unresolved(self) -> int:
         return sum(1 for r in self.records if r.beneficiary_id is None)
 
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """Every audit action that disclosed someone of this insurer, sorted."""
+        return tuple(sorted({a for r in self.records for a in r.actions}))
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentScope:
@@ -151,6 +160,10 @@ class IncidentScope:
     events_scanned: int
     insurers: tuple[InsurerScope, ...]
     seconds: float = field(default=0.0, compare=False)
+    # The account or structure in cause, named, and the measures taken since the window
+    # opened (``measures``: suspensions, revocations, containment), for the notices.
+    subject_name: str = ""
+    measures: tuple[dict[str, Any], ...] = ()
 
     @property
     def people(self) -> int:
@@ -158,9 +171,14 @@ class IncidentScope:
 
 
 def scope_incident(
-    platform: Platform, criteria: ScopeCriteria, actor: str, reveal: Reveal | None = None
+    platform: Platform,
+    criteria: ScopeCriteria,
+    actor: str,
+    reveal: Reveal | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> IncidentScope:
-    """List every beneficiary disclosed to the principal/structure within the window."""
+    """List every beneficiary disclosed to the principal/structure within the window;
+    ``progress(n)`` with the audit events examined so far, every ``PROGRESS_EVENTS``."""
     started = time.perf_counter()
     now = platform.now()
     with platform.engine.begin() as conn:
@@ -168,7 +186,7 @@ def scope_incident(
             require_grant(
                 conn, reveal.grant_id, actor, now, frozenset({GrantScope.BULK, GrantScope.EXPORT})
             )
-        scanned, reads = _disclosures(conn, criteria)
+        scanned, reads = _disclosures(conn, criteria, progress)
         key = platform.operator_keys().derive(PSEUDONYM_PURPOSE)
         scopes = []
         for amc in sorted(reads):
@@ -177,7 +195,9 @@ def scope_incident(
             if reveal is not None:
                 _reveal(platform, conn, insurer, records, reveal, actor)
             scopes.append(InsurerScope(amc, insurer.name, tuple(records)))
-        result = IncidentScope(criteria, now, scanned, tuple(scopes))
+        who = measures.subject(conn, criteria.principal, criteria.structure)
+        taken = tuple(measures.measures(conn, who, criteria.start, sorted(reads)))
+        result = IncidentScope(criteria, now, scanned, tuple(scopes), 0.0, who.name, taken)
         _record_run(conn, result, actor, revealed=result.people if reveal else 0)
         audit.append(
             conn,
@@ -194,36 +214,40 @@ def scope_incident(
             },
         )
     return IncidentScope(
-        criteria, now, scanned, tuple(scopes), seconds=time.perf_counter() - started
+        criteria, now, scanned, tuple(scopes), time.perf_counter() - started, who.name, taken
     )
 
 
 def _disclosures(
-    conn: Connection, criteria: ScopeCriteria
+    conn: Connection, criteria: ScopeCriteria, progress: Callable[[int], None] | None = None
 ) -> tuple[int, dict[str, dict[str, ScopedRecord]]]:
     """Events of the window that disclosed someone, grouped by insurer and pseudonym."""
     scanned = 0
     found: dict[str, dict[str, ScopedRecord]] = {}
     # Legacy refused prior authorisations, settled by their agreements' reason codes.
-    undecided: list[tuple[str, str, datetime, str | None]] = []
+    undecided: list[tuple[str, str, datetime, str | None, str]] = []
     rows = audit.events_in_window(
         conn, criteria.start, criteria.end, actor=criteria.principal, structure=criteria.structure
     )
     for insurer, subject, at, action, decision, detail in rows:
         scanned += 1
+        if progress is not None and scanned % PROGRESS_EVENTS == 0:
+            progress(scanned)
         if subject is None or insurer is None:
             continue
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
         verdict, agreement = _verdict(action, decision, detail)
         if verdict is None:
-            undecided.append((insurer, subject, at, agreement))
+            undecided.append((insurer, subject, at, agreement, action))
         elif verdict:
-            _count(found, insurer, subject, at)
-    reasons = store.agreement_reasons(conn, {a for *_, a in undecided if a is not None})
-    for insurer, subject, at, agreement in undecided:
+            _count(found, insurer, subject, at, action)
+    if progress is not None:
+        progress(scanned)
+    reasons = store.agreement_reasons(conn, {u[3] for u in undecided if u[3] is not None})
+    for insurer, subject, at, agreement, action in undecided:
         # An agreement no longer held: counted (the safe side).
         if agreement is None or reasons.get(agreement) != NO_RIGHTS_REASON:
-            _count(found, insurer, subject, at)
+            _count(found, insurer, subject, at, action)
     return scanned, found
 
 
@@ -252,12 +276,17 @@ def _detail(text: str) -> dict[str, Any]:
 
 
 def _count(
-    found: dict[str, dict[str, ScopedRecord]], insurer: str, subject: str, at: datetime
+    found: dict[str, dict[str, ScopedRecord]],
+    insurer: str,
+    subject: str,
+    at: datetime,
+    action: str,
 ) -> None:
     record = found.setdefault(insurer, {}).get(subject)
     if record is None:
-        found[insurer][subject] = ScopedRecord(insurer, subject, 1, at, at)
+        found[insurer][subject] = ScopedRecord(insurer, subject, 1, at, at, actions={action})
     else:
+        record.actions.add(action)
         record.reads += 1
         record.first_read = min(record.first_read, at)
         record.last_read = max(record.last_read, at)

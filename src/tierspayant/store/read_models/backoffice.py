@@ -44,6 +44,7 @@ class ProviderTotal:
     name: str
     am_number: str
     amc_cents: int
+    provider_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ def invoice_figures(conn: Connection, insurer_id: int, today: date) -> InvoiceFi
         .order_by(func.count().desc(), claim_lines.c.reason_code)
     )
     top = (
-        select(providers.c.name, providers.c.am_number, amount.label("total"))
+        select(providers.c.name, providers.c.am_number, amount.label("total"), providers.c.id)
         .select_from(joined.join(providers, providers.c.id == claims.c.provider_id))
         .where(*scope, claim_lines.c.status.in_(PAID))
         .group_by(providers.c.id, providers.c.name, providers.c.am_number)
@@ -116,7 +117,8 @@ def invoice_figures(conn: Connection, insurer_id: int, today: date) -> InvoiceFi
         cell[1] += int(cents)
     reason_rows = [ReasonCount(str(code), int(n)) for code, n in conn.execute(reasons)]
     top_rows = [
-        ProviderTotal(str(name), str(am), int(total)) for name, am, total in conn.execute(top)
+        ProviderTotal(str(name), str(am), int(total), int(pid))
+        for name, am, total, pid in conn.execute(top)
     ]
     per_week = [
         WeekDomain(week, domain, lines, cents)
