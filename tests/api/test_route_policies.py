@@ -28,11 +28,13 @@ DOC_PATHS = frozenset({"/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirec
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PORTAL_PREFIX = "/portail"
 METRICS_TOKEN = "route-policy-test-metrics-token-0123456789"
-# The API's routes open without credentials: liveness and readiness (their answers name
-# checks only), the token endpoint, the FHIR capability statement and the FHIR routes
-# that answer an unsupported type or operation with an OperationOutcome.
+# The routes outside /portail open without credentials: the French home page leading to
+# the portals (web/home.py), liveness and readiness (their answers name checks only), the
+# token endpoint, the FHIR capability statement and the FHIR routes that answer an
+# unsupported type or operation with an OperationOutcome.
 PUBLIC_API_PATHS = frozenset(
     {
+        "/",
         "/healthz",
         "/readyz",
         "/v1/oauth/token",
@@ -190,7 +192,7 @@ def test_the_public_api_routes_are_liveness_readiness_and_what_logs_in(
     sqlite_world: World,
 ) -> None:
     """Outside the portals, a route without credentials is a deliberate exception: a new
-    public route must be added here, knowingly. ``/metrics`` is not one of them."""
+    public route must be added to PUBLIC_API_PATHS, knowingly. ``/metrics`` is not one."""
     public = {
         endpoint.path
         for endpoint in endpoints(sqlite_world)
