@@ -203,7 +203,9 @@ def test_insurer_imports_beneficiaries_and_downloads_rejects(world: World, tmp_p
     report = client.get(f"/portail/assureur/import/{run}/erreurs.csv")
     assert report.status_code == 200
     # a French CSV: BOM, French headers, ``;``
-    assert report.content.startswith("\ufeffligne;code;colonne;message\r\n".encode())
+    assert report.content.startswith(
+        "\ufeffligne;code;colonne;message;valeur;explication\r\n".encode()
+    )
     nirs = [line.split(";")[1] for line in path.read_text().splitlines()[1:] if ";" in line]
     assert not [nir for nir in nirs if len(nir) >= 13 and nir in report.text]  # none in clear
     home = client.get("/portail/assureur/")
