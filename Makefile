@@ -7,7 +7,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve test lint typecheck unit integration security bench clean
+.PHONY: help install demo serve test lint typecheck unit integration security bench bench-national clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -51,8 +51,15 @@ integration: $(STAMP) ## Integration tests on SQLite and PostgreSQL
 security: $(STAMP) ## The attack replay and the other security tests
 	$(BIN)/pytest tests/security
 
-bench: $(STAMP) ## Benchmarks with their same-run baselines (JSON lines)
+bench: $(STAMP) ## Benchmarks with their same-run baselines (JSON lines, then one table of ratios)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk
 	$(BIN)/python bench/run_all.py
+
+NATIONAL_DIR ?= var/national
+bench-national: $(STAMP) ## The national runs: 84 insurers, 20 million people on PostgreSQL, then the rights check (long; not CI)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk
+	$(BIN)/python bench/bench_national.py --data $(NATIONAL_DIR)/small --people 100000
+	$(BIN)/python bench/bench_national.py --data $(NATIONAL_DIR)/full --people 20000000 --keep
 
 clean: ## Remove the virtualenv and the local data directory
 	rm -rf $(VENV) var
