@@ -10,7 +10,7 @@ A11Y := tools/a11y
 AXE := $(A11Y)/node_modules/axe-core/axe.min.js
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve test lint typecheck unit integration security a11y a11y-deps bench clean
+.PHONY: help install demo serve test lint typecheck unit integration security a11y a11y-deps bench bench-national clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -64,8 +64,19 @@ security: $(STAMP) ## The attack replay and the other security tests
 a11y: $(STAMP) $(AXE) ## Accessibility sweep of every portal page in all its states (axe-core in Chromium)
 	TIERSPAYANT_A11Y_FULL=1 $(BIN)/pytest -p no:randomly tests/browser/test_accessibility.py
 
-bench: $(STAMP) ## Benchmarks with their same-run baselines (JSON lines)
+bench: $(STAMP) ## Benchmarks with their same-run baselines (JSON lines, then one table of ratios)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk
 	$(BIN)/python bench/run_all.py
+
+NATIONAL_DIR ?= var/national
+bench-national: $(STAMP) ## The national runs: 84 insurers, 20 million people on PostgreSQL, then the rights check (long; not CI)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk
+	$(BIN)/python bench/bench_national.py --data $(NATIONAL_DIR)/small --people 100000
+	$(BIN)/python bench/bench_national.py --data $(NATIONAL_DIR)/full --people 20000000 --keep
 
 clean: ## Remove the virtualenv, the local data directory and axe-core's node_modules
 	rm -rf $(VENV) var $(A11Y)/node_modules
+
+.PHONY: release-check
+release-check: $(STAMP) ## Check that the version, CHANGELOG.md and the migration head agree (docs/release.md)
+	$(BIN)/python -m tests.support.release_check

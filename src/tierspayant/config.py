@@ -254,6 +254,9 @@ class Settings:
     # TIERSPAYANT_METRICS_TOKEN: the bearer token Prometheus presents on /metrics (at least
     # 32 characters). Unset: /metrics answers 404, as an unknown path.
     metrics_token: str | None = None
+    # TIERSPAYANT_TLS_CERT_FILE: the reverse proxy's certificate (PEM, public): its end of
+    # validity is a metric, for the expiry alert. Unset: no such metric.
+    tls_cert_file: Path | None = None
     audit_db_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -317,6 +320,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_headers_bytes=_whole(source, "max_headers_bytes", 16 * 1024, 1024, 1024 * 1024),
         api_docs=_flag(source, "api_docs"),
         metrics_token=_metrics_token(source),
+        tls_cert_file=Path(cert) if (cert := source.get("TIERSPAYANT_TLS_CERT_FILE")) else None,
         host=source.get("TIERSPAYANT_HOST", "127.0.0.1"),
         port=port,
         rate_limits=rate_limits,

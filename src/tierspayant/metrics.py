@@ -148,6 +148,61 @@ KEY_PROVIDER_ERRORS: Final = Counter(
 )
 
 
+# -- state read at each scrape (services/ops_gauges.py) and by the jobs ----------------
+READINESS_CHECK: Final = Gauge(
+    "tierspayant_readiness_check",
+    "Outcome of each readiness check when it last ran (1 ok, 0 failed): database, "
+    "migrations, redis, keys, audit_writer. Runs on /readyz and on every scrape.",
+    ("check",),
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+PAYMENT_DUE_CUTOFF: Final = Gauge(
+    "tierspayant_payment_due_cutoff_timestamp_seconds",
+    "Cut-off (Unix time) of the newest TARGET2 business day whose payment run is due.",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+PAYMENT_DONE_CUTOFF: Final = Gauge(
+    "tierspayant_payment_done_cutoff_timestamp_seconds",
+    "Cut-off (Unix time) of the execution date of the newest finished payment run "
+    "(0 when none ever finished).",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+KEK_CREATED: Final = Gauge(
+    "tierspayant_kek_created_timestamp_seconds",
+    "Creation time (Unix time) of the active key-encryption key of the local keyring.",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+TLS_CERT_EXPIRY: Final = Gauge(
+    "tierspayant_tls_certificate_expiry_timestamp_seconds",
+    "End of validity (Unix time) of the reverse proxy's certificate "
+    "(TIERSPAYANT_TLS_CERT_FILE; absent when unset).",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+AUDIT_CHAIN_BROKEN: Final = Gauge(
+    "tierspayant_audit_chain_broken",
+    "1 when the last audit checkpoint found the hash chain broken, 0 when it verified.",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+AUDIT_CHECKPOINT_SUCCESS: Final = Gauge(
+    "tierspayant_audit_checkpoint_last_success_timestamp_seconds",
+    "When (Unix time) the audit chain was last verified by a checkpoint (signed or nothing new).",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
+AUDIT_CHECKPOINT_FAILURES: Final = Counter(
+    "tierspayant_audit_checkpoint_failures",
+    "Audit checkpoints that failed, by code (audit.chain_broken, a file error…).",
+    ("code",),
+    registry=REGISTRY,
+)
+
+
 def status_class(status: int) -> str:
     """``2xx``, ``4xx``…: the outcome label of an HTTP answer."""
     return f"{status // 100}xx"

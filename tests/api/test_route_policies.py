@@ -28,6 +28,22 @@ DOC_PATHS = frozenset({"/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirec
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PORTAL_PREFIX = "/portail"
 METRICS_TOKEN = "route-policy-test-metrics-token-0123456789"
+# The routes outside /portail open without credentials: the French home page leading to
+# the portals (web/home.py), liveness and readiness (their answers name checks only), the
+# token endpoint, the FHIR capability statement and the FHIR routes that answer an
+# unsupported type or operation with an OperationOutcome.
+PUBLIC_API_PATHS = frozenset(
+    {
+        "/",
+        "/healthz",
+        "/readyz",
+        "/v1/oauth/token",
+        "/fhir/metadata",
+        "/fhir/{resource_type}",
+        "/fhir/{resource_type}/_search",
+        "/fhir/{resource_type}/{logical_id}",
+    }
+)
 
 
 @pytest.fixture
@@ -170,3 +186,18 @@ def test_staff_and_member_sessions_are_refused_on_provider_routes(sqlite_world: 
     assert world.client.post(
         "/v1/eligibility", json=body, headers=world.pharmacy.headers
     ).is_success
+
+
+def test_the_public_api_routes_are_liveness_readiness_and_what_logs_in(
+    sqlite_world: World,
+) -> None:
+    """Outside the portals, a route without credentials is a deliberate exception: a new
+    public route must be added to PUBLIC_API_PATHS, knowingly. ``/metrics`` is not one."""
+    public = {
+        endpoint.path
+        for endpoint in endpoints(sqlite_world)
+        if endpoint.policy == Policy.PUBLIC and not endpoint.portal
+    }
+    assert "/metrics" not in public
+    assert {"/healthz", "/readyz"} <= public
+    assert public == PUBLIC_API_PATHS, sorted(public ^ PUBLIC_API_PATHS)

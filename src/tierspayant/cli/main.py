@@ -70,6 +70,7 @@ from tierspayant.cli import (  # noqa: E402  (after the sub-applications exist)
     report_cmds,
     security_cmds,
     takeover_cmds,
+    work_cmds,
 )
 from tierspayant.cli.common import (  # noqa: E402
     CLI_ACTOR,
@@ -89,6 +90,7 @@ for _module in (
     doctor_cmds,
     report_cmds,
     takeover_cmds,
+    work_cmds,
     backup_cmds,  # after incident_cmds: it adds ``keys export|import`` to its group
 ):
     _module.register(app, import_app)
@@ -133,41 +135,16 @@ def serve(
     import uvicorn
 
     from tierspayant.api.app import create_app
-    from tierspayant.domain.schedule import Timetable
-    from tierspayant.jobs.adjudication import AdjudicationWorker
-    from tierspayant.jobs.checkpoints import CheckpointWorker
-    from tierspayant.jobs.guard_figures import GuardFiguresWorker
-    from tierspayant.jobs.scheduler import Scheduler
+    from tierspayant.jobs.background import background_workers
 
     configure_logging()  # one JSON object a line on standard error, with the request id
     settings = load_settings()
-    jobs = settings.jobs
     with platform_ctx() as platform:
-        # Background work of a serving platform: a signed checkpoint of the audit log is
-        # exported outside the database every few minutes; the scheduler (on unless
-        # TIERSPAYANT_SCHEDULER=0) adjudicates continuously, runs the payment run of each
-        # TARGET2 business day at its cut-off, bills each month, and each night exports a
-        # checkpoint and records the guard's figures of the day before. Without it, claims
-        # are still adjudicated and the guard's figures recorded; the money runs are then
-        # left to systemd timers (docs/operations.md).
-        checkpoint_dir = jobs.checkpoint_dir(settings.data_dir)
-        checkpoints = CheckpointWorker(platform, checkpoint_dir, jobs.checkpoint_interval_seconds)
-        workers: tuple[AdjudicationWorker | CheckpointWorker | GuardFiguresWorker | Scheduler, ...]
-        if jobs.scheduler:
-            timetable = Timetable(payment_cutoff=jobs.payment_cutoff, nightly_at=jobs.nightly_at)
-            scheduler = Scheduler(
-                platform,
-                checkpoint_dir=checkpoint_dir,
-                timetable=timetable,
-                tick_seconds=jobs.scheduler_tick_seconds,
-            )
-            workers = (scheduler, checkpoints)
-        else:
-            workers = (
-                AdjudicationWorker(platform, jobs.adjudication_interval_seconds),
-                checkpoints,
-                GuardFiguresWorker(platform),
-            )
+        # Background work of a serving platform (jobs/background.py): audit checkpoints
+        # every few minutes, and the scheduler (adjudication, the payment run of each
+        # business day, monthly billing, the nightly jobs) unless TIERSPAYANT_SCHEDULER=0.
+        # ``tierspayant work`` runs the same work without serving HTTP.
+        workers = background_workers(platform)
         for worker in workers:
             worker.start()
         try:

@@ -29,6 +29,7 @@ from tierspayant.domain.banking_calendar import (
     PARIS,
     following_business_day,
     is_business_day,
+    previous_business_day,
 )
 
 
@@ -84,3 +85,20 @@ def due_jobs(moment: datetime, timetable: Timetable) -> list[DueJob]:
             )
         )
     return due
+
+
+def payment_cutoff_at(day: date, timetable: Timetable) -> datetime:
+    """The moment (aware, Paris time) from which the payment run of ``day`` is due."""
+    return datetime.combine(day, timetable.payment_cutoff, tzinfo=PARIS)
+
+
+def latest_due_payment_day(moment: datetime, timetable: Timetable) -> date:
+    """The newest business day whose payment run is due at ``moment`` (aware): today
+    from its cut-off, else the business day before."""
+    if moment.tzinfo is None:
+        raise ValueError("moment must be timezone-aware")
+    local = moment.astimezone(PARIS)
+    today = local.date()
+    if is_business_day(today) and local.time() >= timetable.payment_cutoff:
+        return today
+    return previous_business_day(today)

@@ -342,6 +342,11 @@ class LocalKeyring:
         """Ids of every KEK held, oldest first."""
         return tuple(self._keks)
 
+    @property
+    def active_created_at(self) -> datetime:
+        """When the active KEK was created (its age says when a rotation is due)."""
+        return self._keks[self._active].created_at
+
     def wrap(self, plaintext_key: bytes, context: bytes) -> bytes:
         """Encrypt a data key under the active KEK, bound to ``context``."""
         with self._lock:

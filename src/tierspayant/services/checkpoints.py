@@ -28,6 +28,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, Engine
 
+from tierspayant import metrics
 from tierspayant.app.platform import Platform
 from tierspayant.config import Settings
 from tierspayant.domain.codes import PlatformCode
@@ -152,6 +153,23 @@ def _write_once(path: Path, content: str) -> None:
 
 
 def write_checkpoint(platform: Platform, out_dir: Path) -> CheckpointFile | None:
+    """Check the log and export a checkpoint (:func:`_write_checkpoint`), keeping the
+    metrics of the alerts: ``tierspayant_audit_chain_broken`` (1 on a broken chain, 0
+    once verified), the time of the last success, and each failure by its code."""
+    try:
+        written = _write_checkpoint(platform, out_dir)
+    except Exception as exc:
+        code = str(getattr(exc, "code", None) or type(exc).__name__)
+        metrics.AUDIT_CHECKPOINT_FAILURES.labels(code).inc()
+        if code == PlatformCode.AUDIT_CHAIN_BROKEN:
+            metrics.AUDIT_CHAIN_BROKEN.set(1)
+        raise
+    metrics.AUDIT_CHAIN_BROKEN.set(0)
+    metrics.AUDIT_CHECKPOINT_SUCCESS.set(platform.now().timestamp())
+    return written
+
+
+def _write_checkpoint(platform: Platform, out_dir: Path) -> CheckpointFile | None:
     """Check the events appended since the newest checkpoint, then sign and export one.
 
     Incremental: the newest validly signed checkpoint of ``out_dir`` carries the Merkle

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import structlog
 from sqlalchemy import Engine
 
+from tierspayant import metrics
 from tierspayant.app.platform import Platform
 from tierspayant.config import SettingError, Settings, load_settings
 from tierspayant.security.keys import KeyProvider, KeyringError, LocalKeyring
@@ -109,6 +110,8 @@ def readiness(platform: Platform) -> Readiness:
         checks.append(_probe(REDIS, redis))
     checks.append(_probe(KEYS, lambda: _unwraps(engine, _fresh_provider(platform))))
     checks.append(_probe(AUDIT_WRITER, platform.audit_writer.alive))
+    for check in checks:  # the alert rules read these (docs/operations.md, "Alerts")
+        metrics.READINESS_CHECK.labels(check.name).set(1 if check.ok else 0)
     return Readiness(tuple(checks))
 
 

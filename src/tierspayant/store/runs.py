@@ -150,3 +150,12 @@ def last_billing_period(conn: Connection) -> str | None:
     query = select(func.max(money_runs.c.period)).where(money_runs.c.kind == "billing")
     found = conn.execute(query).scalar()
     return None if found is None else str(found)
+
+
+def last_done_payment_date(conn: Connection) -> date | None:
+    """The execution date of the newest finished payment run, or None."""
+    query = select(func.max(money_runs.c.run_date)).where(
+        money_runs.c.kind == "payment", money_runs.c.status == "done"
+    )
+    found = conn.execute(query).scalar()
+    return None if found is None else found

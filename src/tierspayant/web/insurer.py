@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import FileResponse, Response
 
 from tierspayant.app.platform import Platform
+from tierspayant.domain import labels
 from tierspayant.domain.errors import CatalogueError, DomainError
 from tierspayant.domain.responsable import validate_responsable
 from tierspayant.formats import catalogue_errors
@@ -162,7 +163,7 @@ def router() -> APIRouter:
             per_domain=charts.bar_chart(
                 "domaine",
                 "Vérifications de droits par domaine de soins",
-                [charts.Bar(d, n) for d, n in stats.per_domain],
+                [charts.Bar(labels.label(labels.Kind.DOMAIN, d), n) for d, n in stats.per_domain],
             ),
             imports=charts.column_chart("imports", "Lignes importées par import", imports),
             history=history,

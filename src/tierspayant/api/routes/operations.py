@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from tierspayant import metrics
 from tierspayant.api.deps import PlatformDep, Policy, metrics_scraper, policy
 from tierspayant.api.json_body import StrictJsonRoute
+from tierspayant.services import ops_gauges
 from tierspayant.services.readiness import readiness
 
 router = APIRouter(route_class=StrictJsonRoute)
@@ -59,5 +60,6 @@ def readyz(platform: PlatformDep) -> JSONResponse:
     dependencies=[Depends(metrics_scraper)],
     **policy(Policy.METRICS_SCRAPER),
 )
-def metrics_exposition() -> Response:
+def metrics_exposition(platform: PlatformDep) -> Response:
+    ops_gauges.refresh(platform)  # readiness, payment run, key and certificate state
     return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
