@@ -53,7 +53,7 @@ def cap_chart(chart_id: str, title: str, bars: Sequence[CapBar]) -> Markup:
     body: list[str] = []
     if not bars:
         body.append('<text x="8" y="24" class="chart-note">Aucune consultation enregistrée</text>')
-        return _frame(chart_id, title, 40, body)
+        return _frame(chart_id, title, 40, body, "Aucune consultation enregistrée.")
     peak = max(max(b.value for b in bars), 1)
 
     def share(value: int, bar: CapBar) -> float:
@@ -88,13 +88,29 @@ def cap_chart(chart_id: str, title: str, bars: Sequence[CapBar]) -> Markup:
                 f'<line x1="{x:.1f}" y1="{y - 2}" x2="{x:.1f}" y2="{y + ROW - 8}" '
                 'class="chart-soft"/>'
             )
-    return _frame(chart_id, title, height, body)
+    return _frame(chart_id, title, height, body, describe(bars))
 
 
-def _frame(chart_id: str, title: str, height: int, body: list[str]) -> Markup:
+def describe(bars: Sequence[CapBar]) -> str:
+    """The rows in words, the chart's ``<desc>`` (a ``role="img"`` hides its texts from
+    screen readers): each full name with its figure, and the warning the colour shows."""
+    parts = []
+    for bar in bars:
+        text = f"{bar.title or bar.label} : {_figure(bar)}"
+        if bar.cap > 0 and bar.value >= bar.cap:
+            text += " (plafond atteint)"
+        elif bar.soft > 0 and bar.value >= bar.soft:
+            text += " (seuil d'alerte atteint)"
+        parts.append(text)
+    return " ; ".join(parts) + "."
+
+
+def _frame(chart_id: str, title: str, height: int, body: list[str], desc: str) -> Markup:
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-caps" role="img" '
-        f'viewBox="0 0 {WIDTH} {height}" aria-labelledby="{chart_id}-t">'
+        f'viewBox="0 0 {WIDTH} {height}" aria-labelledby="{chart_id}-t" '
+        f'aria-describedby="{chart_id}-d">'
         f'<title id="{chart_id}-t">{escape(title)}</title>'
+        f'<desc id="{chart_id}-d">{escape(desc)}</desc>'
     )
     return Markup(head + "".join(body) + "</svg>")  # noqa: S704 - every value escaped above

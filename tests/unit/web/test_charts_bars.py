@@ -47,3 +47,26 @@ def test_without_caps_bars_follow_the_largest_value_and_long_names_are_cut() -> 
 
 def test_no_rows_says_so() -> None:
     assert "Aucune consultation enregistrée" in str(cap_chart("c", "Plafonds", []))
+
+
+def test_the_caps_chart_gives_its_rows_in_words_for_screen_readers() -> None:
+    svg = str(
+        cap_chart(
+            "caps",
+            "Plafonds",
+            [
+                CapBar("Pharmacie <Lilas>", 400, 400, 320, "Pharmacie <Lilas> (FINESS 1)"),
+                CapBar("Cabinet Martin", 50, 60, 48),
+                CapBar("Labo", 10, 400, 320),
+            ],
+        )
+    )
+    assert 'aria-describedby="caps-d"' in svg
+    found = re.search(r'<desc id="caps-d">(.*?)</desc>', svg)
+    assert found is not None
+    assert found.group(1) == (
+        "Pharmacie &lt;Lilas&gt; (FINESS 1) : 400 / 400 (100 %) (plafond atteint) ; "
+        "Cabinet Martin : 50 / 60 (83 %) (seuil d&#39;alerte atteint) ; "
+        "Labo : 10 / 400 (2 %)."
+    )
+    assert "Aucune consultation" in str(cap_chart("vide", "Plafonds", []))
