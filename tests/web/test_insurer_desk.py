@@ -308,7 +308,9 @@ def test_a_claim_shows_its_lines_decisions_and_payment_and_its_provider(
     assert "<td>acceptée</td><td>—</td><td>3,50\u00a0€</td>" in text
     assert "<td>rejetée</td><td>Pas de droits complémentaires à la date des soins</td>" in text
     pay_day = next_pay_day(world.platform).strftime("%d/%m/%Y")
-    assert f"<td>3,50\u00a0€ le {pay_day}</td>" in text
+    # A paid line links to the undue form filled in; a rejected one has nothing to recover
+    undue = f"/portail/assureur/indus?facture={_invoice(paid)}&amp;ligne=1"
+    assert f'<td>3,50\u00a0€ le {pay_day}<br><a href="{undue}">Déclarer un indu</a></td>' in text
     assert f"<td>0,00\u00a0€ le {pay_day}</td>" in text  # advised as rejected in the same run
     assert "non payée" in staff.get(f"{DESK}/factures/{later}").text
     audited = _audits(world, "insurer.claim_read")
