@@ -47,7 +47,7 @@ def source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _events(data: Path) -> int:
     code, out = run(data, "audit", "verify")
     assert code == 0, out
-    found = re.search(r"intact: (\d+) events", out)
+    found = re.search(r"intacte : (\d+) événements", out)
     assert found is not None, out
     return int(found.group(1))
 
@@ -181,6 +181,6 @@ def test_a_sqlite_copy_made_online_holds_the_same_audit_log(source: Path, tmp_pa
         TIERSPAYANT_DATABASE_URL=url, TIERSPAYANT_KEYRING=str(source / "keyring.json"),
     )  # fmt: skip
     assert code == 0, out
-    assert f"intact: {events} events" in out
+    assert f"intacte : {events} événements" in out
     # And a second copy to the same file is refused
     assert run(source, "backup", "sqlite", "--out", str(copy))[0] == 4
