@@ -85,24 +85,6 @@ def test_provider_checks_rights_from_typed_card_data(world: World) -> None:
     assert events[-1].structure == world.structure
 
 
-def test_the_insurer_home_names_the_care_domains_of_its_rights_checks(world: World) -> None:
-    # Given a pharmacy rights check on one of the insurer's members
-    provider = PortalClient(world)
-    provider.login_provider()
-    answer = provider.post(
-        "/portail/prestataire/droits", {**_card_form(world.card), "domains": ["PHAR"]}
-    )
-    assert answer.status_code == 200
-    # When the insurer's staff open their home page
-    staff = PortalClient(world)
-    staff.login("staff")
-    home = staff.get("/portail/assureur/")
-    # Then the chart by care domain names the domain in French, not by its code
-    chart = home.text.split("Vérifications de droits par domaine de soins", 1)[1]
-    assert "Pharmacie" in chart.split("</table>", 1)[0]
-    assert ">PHAR<" not in home.text
-
-
 def test_unknown_and_mismatched_cards_look_the_same(world: World) -> None:
     client = PortalClient(world)
     client.login_provider()

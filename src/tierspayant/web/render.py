@@ -28,6 +28,7 @@ from tierspayant.domain.codes import (
 )
 from tierspayant.domain.containment import REFUSALS_FR
 from tierspayant.domain.errors import DomainError
+from tierspayant.domain.messages import french_sentence
 from tierspayant.services import portal_views
 from tierspayant.services.errors import ServiceError
 from tierspayant.web import explain
@@ -147,7 +148,7 @@ def french_message(error: ServiceError | DomainError) -> str:
         return "Identifiant mal formé : vérifiez la saisie."
     if error.code.startswith("guard."):
         return "Consultation refusée par les contrôles de sécurité."
-    return "Demande refusée."
+    return french_sentence(error.code) or "Demande refusée."
 
 
 def euros(cents: int) -> str:

@@ -19,9 +19,10 @@ from tierspayant.api.errors import http_status
 from tierspayant.cli.common import exit_code
 from tierspayant.domain.codes import REGISTRIES, ErrorCode, GuardCode
 from tierspayant.domain.errors import DomainError
+from tierspayant.domain.messages import ERROR_MESSAGES
 from tierspayant.security.guard import core as guard_core
 from tierspayant.security.guard.values import THROTTLE_CODES, UNAVAILABLE
-from tierspayant.web.render import MESSAGES
+from tierspayant.web.render import MESSAGES, french_message
 
 PAGE = Path(__file__).parents[3] / "docs" / "error-codes.md"
 ROW = re.compile(
@@ -103,6 +104,32 @@ def test_labels_of_the_portal_sentences_are_the_sentences(
         # Then the page gives that very sentence as the code's French label
         assert rows[code]["fr"] == sentence, code
     assert all(row["fr"] for row in rows.values())
+
+
+def test_every_code_has_the_french_sentence_the_page_gives(
+    rows: dict[str, dict[str, str]],
+) -> None:
+    # Given the French sentences people read for refusals (portals, command line)
+    registered = {m.value for registry in REGISTRIES for m in registry}
+    # Then every registered code has one, and it is the page's sentence
+    assert set(ERROR_MESSAGES) == registered
+    different = {
+        c: (ERROR_MESSAGES[c], rows[c]["fr"])
+        for c in registered
+        if ERROR_MESSAGES[c] != rows[c]["fr"]
+    }
+    assert not different
+
+
+def test_the_portals_fall_back_on_the_codes_french_sentence() -> None:
+    # Given a code the portals have no sentence of their own for
+    code = next(
+        c
+        for c in ERROR_MESSAGES
+        if c not in MESSAGES and not c.startswith(("nir", "identifier", "guard."))
+    )
+    # Then the page shows the code's French sentence, not a generic refusal
+    assert french_message(DomainError(code, "english")) == ERROR_MESSAGES[code]
 
 
 def test_documented_statuses_are_those_of_the_raise_sites(
