@@ -167,7 +167,7 @@ def serve(kind: str, port: int, env: dict[str, str], workers: int = 1) -> subpro
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-    wait_for_port(port)
+    wait_for_port(port, timeout=120)  # two workers on a loaded machine start slowly
     return process
 
 

@@ -163,7 +163,9 @@ def write_checks(
     with path.open("w", encoding="utf-8") as handle:
         for plan in plans:
             sampled = _sample_rows(out / f"beneficiaries_{plan.amc_number}.csv", every, rng)
-            while rows := list(itertools.islice(sampled, 10_000)):  # flat memory
+            # People covered on the day only: the answer for a hit must show a coverage.
+            active = (r for r in sampled if not r[10] or date.fromisoformat(r[10]) >= care_date)
+            while rows := list(itertools.islice(active, 10_000)):  # flat memory
                 share = len(rows) * miss_percent // max(1, 100 - miss_percent)
                 nobody = synthetic_nirs(
                     rng.randrange(1 << 30),
