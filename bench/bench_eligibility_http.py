@@ -261,14 +261,14 @@ def main() -> None:
             "rights_check": free_port(),
         }
         kinds = {"bare_starlette": "bare", "fastapi_floor": "floor", "rights_check": "platform"}
-        servers = {
-            label: serve(kinds[label], port, env, args.workers) for label, port in ports.items()
-        }
+        servers: dict[str, subprocess.Popen[bytes]] = {}
         results: dict[str, list[WrkResult]] = {label: [] for label in ports}
         checks: list[dict[str, int]] = []
         ratios: list[float] = []
         floor_ratios: list[float] = []
-        try:
+        try:  # servers started inside: one that fails to start leaves none behind
+            for label, port in ports.items():
+                servers[label] = serve(kinds[label], port, env, args.workers)
             for port in ports.values():  # warm-up, not counted
                 script.run(port, seconds=2, connections=args.connections)
             order = list(ports)

@@ -217,10 +217,12 @@ def stage_check(data: Path, name: str, args: argparse.Namespace) -> None:
     script = WrkScript("/v1/eligibility", bodies, headers, needle='"rights"')
     ports = {"bare_starlette": free_port(), "rights_check": free_port()}
     kinds = {"bare_starlette": "bare", "rights_check": "platform"}
-    servers = {k: serve(kinds[k], p, env, args.workers) for k, p in ports.items()}
+    servers: dict[str, subprocess.Popen[bytes]] = {}
     results: dict[str, list[WrkResult]] = {k: [] for k in ports}
     ratios, wrong = [], 0
-    try:
+    try:  # servers started inside: one that fails to start leaves none behind
+        for label, port in ports.items():
+            servers[label] = serve(kinds[label], port, env, args.workers)
         for port in ports.values():
             script.run(port, seconds=2)
         order = list(ports)
