@@ -182,6 +182,28 @@ def _member_contract(
     )
 
 
+def _audit(
+    platform: Platform,
+    conn: Connection,
+    staff: _Staff,
+    action: str,
+    detail: dict[str, str | int | bool | None],
+    subject: str | None = None,
+) -> None:
+    """One allowed read of the claims desk, in the reader's transaction."""
+    audit.append(
+        conn,
+        at=platform.now(),
+        actor=staff.actor,
+        action=action,
+        purpose=PURPOSE,
+        subject=subject,
+        insurer=staff.amc,
+        decision="allow",
+        detail=detail,
+    )
+
+
 def agreement(platform: Platform, principal: Principal, number: str) -> AgreementView | None:
     """The insurer's agreement ``number`` with its quote lines, the member's contract and
     what remains of the ceilings its domain draws on today; None if the insurer has no
@@ -193,16 +215,13 @@ def agreement(platform: Platform, principal: Principal, number: str) -> Agreemen
             return None
         known = record.beneficiary_id > 0
         member = _member_contract(platform, conn, staff, record) if known else None
-        audit.append(
+        _audit(
+            platform,
             conn,
-            at=platform.now(),
-            actor=staff.actor,
-            action="insurer.prior_auth_read",
-            purpose=PURPOSE,
+            staff,
+            "insurer.prior_auth_read",
+            {"agreement": record.number, "ceilings": len(member.ceilings) if member else 0},
             subject=_pseudonym(platform, staff, record.beneficiary_id) if known else None,
-            insurer=staff.amc,
-            decision="allow",
-            detail={"agreement": record.number, "ceilings": len(member.ceilings) if member else 0},
         )
     lines = tuple(_quote(line) for line in stored_lines(record.lines))
     return AgreementView(record, lines, member, platform.today())
@@ -219,15 +238,12 @@ def search(
     )
     with write_transaction(platform.engine) as conn:
         found = desk.search_claims(conn, staff.insurer_id, filters, page)
-        audit.append(
+        _audit(
+            platform,
             conn,
-            at=platform.now(),
-            actor=staff.actor,
-            action="insurer.claim_search",
-            purpose=PURPOSE,
-            insurer=staff.amc,
-            decision="allow",
-            detail={"filters": used, "page": found.page, "rows": len(found.rows)},
+            staff,
+            "insurer.claim_search",
+            {"filters": used, "page": found.page, "rows": len(found.rows)},
         )
     return found
 
@@ -256,16 +272,13 @@ def claim(platform: Platform, principal: Principal, claim_id: int) -> ClaimRecor
         if found is None:
             return None
         known = found.beneficiary_id > 0
-        audit.append(
+        _audit(
+            platform,
             conn,
-            at=platform.now(),
-            actor=staff.actor,
-            action="insurer.claim_read",
-            purpose=PURPOSE,
+            staff,
+            "insurer.claim_read",
+            {"claim": found.id, "lines": len(found.lines)},
             subject=_pseudonym(platform, staff, found.beneficiary_id) if known else None,
-            insurer=staff.amc,
-            decision="allow",
-            detail={"claim": found.id, "lines": len(found.lines)},
         )
     return found
 
