@@ -179,15 +179,12 @@ def _client(platform: Platform, data: Path) -> tuple[str, str]:
         pharmacy = next(line.split(";")[0] for line in handle if ";pharmacy;" in line)
     try:
         providers.get_provider(platform, pharmacy)
-    except DomainError:  # not imported yet: import the registry once
+    except DomainError:  # first check stage on this database: the registry, the conventions
         providers.import_providers(platform, data / "providers.csv", ACTOR)
-    for plan in _plans(data):
-        try:
+        for plan in _plans(data):
             providers.add_conventions(
                 platform, pharmacy, plan["amc_number"], None, date(2024, 1, 1), ACTOR
             )
-        except DomainError:  # already there from an earlier run
-            continue
     creds = providers.issue_client(platform, pharmacy, "national bench", ACTOR)
     return creds.client_id, creds.client_secret
 
