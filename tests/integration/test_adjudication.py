@@ -594,15 +594,3 @@ def test_a_batch_pauses_cyclic_collection_and_gives_it_back(
         assert not gc.isenabled()  # left off, as the caller had it
     finally:
         gc.enable()
-
-
-def test_rules_are_encoded_once_per_distinct_tuple() -> None:
-    rules = ("Part AMC ramenée au montant de la garantie", "capped by ceiling: 15 €")
-    first = store.rules_json(rules)
-    assert json.loads(first) == list(rules)
-    assert "é" in first  # kept as written, not escaped
-    assert store.rules_json(tuple(rules)) is first
-    for n in range(5000):  # the memo stays bounded
-        store.rules_json((f"AMC asked {n} cents",))
-    assert len(store._ENCODED) <= 4096
-    assert json.loads(store.rules_json(rules)) == list(rules)

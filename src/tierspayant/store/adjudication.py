@@ -385,24 +385,7 @@ class LineOutcome(NamedTuple):
     counted: bool
 
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per line
-_ENCODED: dict[tuple[str, ...], str] = {}
-_ENCODED_MAX: Final = 4096
-
-
-def rules_json(rules: tuple[str, ...]) -> str:
-    """The rules applied to a line, as the JSON array stored with its decision.
-
-    Most lines of a batch get the same few explanations (accepted as asked, refused for
-    the same reason), so each distinct tuple is encoded once; the memo is emptied when it
-    grows past a few thousand (explanations that quote amounts rarely repeat).
-    """
-    encoded = _ENCODED.get(rules)
-    if encoded is None:
-        if len(_ENCODED) >= _ENCODED_MAX:
-            _ENCODED.clear()
-        encoded = _ENCODED[rules] = _encode(rules)
-    return encoded
+rules_json = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per line
 
 
 # Decisions are written through the driver's own executemany (SQLite) or COPY
