@@ -200,7 +200,12 @@ def _judge_insurer(
     }
     history = store.counter_history(conn, insurer_id, beneficiary_ids)
     # Open engagements on amounts: held against every invoice but the one consuming it.
-    held = reservations.open_reservations(conn, insurer_id, beneficiary_ids, platform.today())
+    reserving = store.with_reservations(conn, insurer_id, beneficiary_ids)
+    held = (
+        reservations.open_reservations(conn, insurer_id, reserving, platform.today())
+        if reserving
+        else {}
+    )
     consumed: list[tuple[int, int]] = []
     paid_exact, paid_near = store.paid_keys(
         conn, insurer_id, (s.near_key for c in claims for s in lines[c.id] if s.near_key)
