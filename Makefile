@@ -70,7 +70,7 @@ bench: $(STAMP) ## Benchmarks with their same-run baselines (JSON lines, then on
 
 DAY_LINES ?= 200000
 bench-day: $(STAMP) ## A day of volume on PostgreSQL: lines adjudicated by 2 workers, then the payment run (DAY_LINES=2000000 for the issue's day; not CI)
-	$(BIN)/python bench/bench_day.py --lines $(DAY_LINES)
+	$(BIN)/python -m bench.bench_day --lines $(DAY_LINES)
 
 NATIONAL_DIR ?= var/national
 bench-national: $(STAMP) ## The national runs: 84 insurers, 20 million people on PostgreSQL, then the rights check (long; not CI)
