@@ -10,7 +10,7 @@ A11Y := tools/a11y
 AXE := $(A11Y)/node_modules/axe-core/axe.min.js
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve test lint typecheck unit integration security a11y a11y-deps bench bench-national clean
+.PHONY: help install demo serve test lint typecheck unit integration security a11y a11y-deps bench bench-day bench-national clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ a11y: $(STAMP) $(AXE) ## Accessibility sweep of every portal page in all its sta
 bench: $(STAMP) ## Benchmarks with their same-run baselines (JSON lines, then one table of ratios)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk
 	$(BIN)/python bench/run_all.py
+
+DAY_LINES ?= 200000
+bench-day: $(STAMP) ## A day of volume on PostgreSQL: lines adjudicated by 2 workers, then the payment run (DAY_LINES=2000000 for the issue's day; not CI)
+	$(BIN)/python -m bench.bench_day --lines $(DAY_LINES)
 
 NATIONAL_DIR ?= var/national
 bench-national: $(STAMP) ## The national runs: 84 insurers, 20 million people on PostgreSQL, then the rights check (long; not CI)

@@ -88,7 +88,9 @@ def main() -> None:
             "TIERSPAYANT_ENGAGEMENT_MAX_OPEN": "50",
         }
         platform = initialise(load_settings(env))
-        insurer_id, providers, ids = seed(platform, workdir, 200)
+        seeded = seed(platform, workdir, 200)
+        insurer_id, providers = seeded.insurer_id, seeded.pharmacies
+        ids = [p.id for p in seeded.people if p.coverage_end is None]
         with (workdir / "people.csv").open(encoding="utf-8") as source:
             rows = [r for r in csv.DictReader(source, delimiter=";") if not r["coverage_end"]]
         cards = [

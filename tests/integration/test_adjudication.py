@@ -3,6 +3,7 @@ duplicates, prior authorisations, ledger postings, determinism, the worker."""
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -565,3 +566,31 @@ def test_the_backlog_counts_received_claims_only(world: World) -> None:
     assert pending_claims(world.platform, amc) == 0
     send(world, "P-9", drug(act="3400930399999"))
     assert pending_claims(world.platform, amc) == 1
+
+
+def test_a_batch_pauses_cyclic_collection_and_gives_it_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tierspayant.services import adjudication as service
+
+    seen: list[bool] = []
+    send(world, "GC-1", drug())
+    # Inside the batch's transaction the collector is off: watched through the rules'
+    # encoding (the real one, called through), which runs once per line judged.
+    encode = store.rules_json
+
+    def watching(rules: tuple[str, ...]) -> str:
+        seen.append(gc.isenabled())
+        return encode(rules)
+
+    monkeypatch.setattr(store, "rules_json", watching)
+    run(world)
+    assert seen == [False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with service._collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # left off, as the caller had it
+    finally:
+        gc.enable()

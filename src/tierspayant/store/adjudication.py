@@ -219,6 +219,29 @@ def counter_history(
     return found
 
 
+def with_reservations(
+    conn: Connection, insurer_id: int, beneficiary_ids: Iterable[int]
+) -> set[int]:
+    """Those of the beneficiaries who have any engagement on amounts with the insurer, open
+    or not: a batch reads the open ones of these people only, and most batches have none
+    (one indexed probe through the driver, where the full read builds an ``IN`` list of a
+    thousand parameters through SQLAlchemy for every batch: measured 6 % of a run)."""
+    wanted = sorted(set(beneficiary_ids))
+    found: set[int] = set()
+    for start in range(0, len(wanted), IDS_PER_QUERY):
+        among, values = ids_in(conn, "beneficiary_id", wanted[start : start + IDS_PER_QUERY])
+        found.update(
+            int(row[0])
+            for row in fetch(
+                conn,
+                "SELECT DISTINCT beneficiary_id FROM amount_reservations"  # noqa: S608
+                f" WHERE insurer_id = %s AND {among}",
+                (insurer_id, *values),
+            )
+        )
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderTerms:
     """A provider's OPTAM option and its conventions with one insurer."""
