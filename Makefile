@@ -66,7 +66,7 @@ a11y: $(STAMP) $(AXE) ## Accessibility sweep of every portal page in all its sta
 
 bench: $(STAMP) ## Benchmarks with their same-run baselines (JSON lines, then one table of ratios)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.run_all
 
 DAY_LINES ?= 200000
 bench-day: $(STAMP) ## A day of volume on PostgreSQL: lines adjudicated by 2 workers, then the payment run (DAY_LINES=2000000 for the issue's day; not CI)
@@ -75,8 +75,8 @@ bench-day: $(STAMP) ## A day of volume on PostgreSQL: lines adjudicated by 2 wor
 NATIONAL_DIR ?= var/national
 bench-national: $(STAMP) ## The national runs: 84 insurers, 20 million people on PostgreSQL, then the rights check (long; not CI)
 	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk
-	$(BIN)/python bench/bench_national.py --data $(NATIONAL_DIR)/small --people 100000
-	$(BIN)/python bench/bench_national.py --data $(NATIONAL_DIR)/full --people 20000000 --keep
+	$(BIN)/python -m bench.bench_national --data $(NATIONAL_DIR)/small --people 100000
+	$(BIN)/python -m bench.bench_national --data $(NATIONAL_DIR)/full --people 20000000 --keep
 
 clean: ## Remove the virtualenv, the local data directory and axe-core's node_modules
 	rm -rf $(VENV) var $(A11Y)/node_modules
