@@ -189,7 +189,28 @@ def _tenancy() -> None:
         op.execute(f"REVOKE ALL ON {name} FROM {TENANT_ROLE}")
 
 
+def _archives_table() -> None:
+    op.create_table(
+        "audit_archives",
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("first_seq", sa.BigInteger(), nullable=False),
+        sa.Column("last_seq", sa.BigInteger(), nullable=False),
+        sa.Column("events", sa.BigInteger(), nullable=False),
+        sa.Column("first_prev_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("last_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("frontier", sa.Text(), nullable=False),
+        sa.Column("file_name", sa.String(length=200), nullable=False),
+        sa.Column("file_digest", sa.String(length=64), nullable=False),
+        sa.Column("checkpoint_seq", sa.BigInteger(), nullable=False),
+        sa.Column("checkpoint_file", sa.String(length=200), nullable=False),
+        sa.Column("archived_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("month", name=op.f("pk_audit_archives")),
+    )
+    op.create_index("ix_audit_archives_last_seq", "audit_archives", ["last_seq"])
+
+
 def upgrade() -> None:
+    _archives_table()
     if op.get_bind().dialect.name != "postgresql":
         # Plain tables: only the lookup indexes, so that both engines declare the same.
         for name, table, columns in LOOKUPS:
@@ -202,6 +223,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("audit_archives")
     if op.get_bind().dialect.name != "postgresql":
         for name, _table, _columns in LOOKUPS:
             op.execute(f"DROP INDEX {name}")
