@@ -88,6 +88,27 @@ def is_partitioned(conn: Connection, table: str) -> bool:
     return kind == "p"
 
 
+_PARTITION_INDEXES = """
+SELECT c.relname, p.relname, t.relname
+FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhrelid
+JOIN pg_class p ON p.oid = i.inhparent AND p.relkind = 'I'
+JOIN pg_index x ON x.indexrelid = c.oid
+JOIN pg_class t ON t.oid = x.indrelid
+WHERE x.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(:t))
+"""
+
+
+def name_partition_indexes(conn: Connection, table: str) -> None:
+    """Give each partition's index its parent index's name with the partition's suffix
+    (``ix_claims_queue_p03`` on ``claims_p03``, ``pk_audit_events_y2026m01``) instead of
+    PostgreSQL's generated one, so that plans name the index they use."""
+    for child, parent, partition in conn.execute(text(_PARTITION_INDEXES), {"t": table}).all():
+        wanted = f"{parent}{str(partition)[len(table) :]}"[:63]
+        if child != wanted:
+            conn.exec_driver_sql(f'ALTER INDEX "{child}" RENAME TO "{wanted}"')
+
+
 @dataclass(frozen=True, slots=True)
 class MonthPartition:
     name: str
@@ -169,4 +190,5 @@ def ensure_audit_months(
         if moved != before:
             raise RuntimeError(f"audit partition move copied {moved} of {before} events")
         conn.exec_driver_sql(f"DROP TABLE {held}")
+    name_partition_indexes(conn, AUDIT_TABLE)
     return [month_partition_name(m) for m in wanted]

@@ -34,6 +34,7 @@ from tierspayant.store.partitions import (
     first_of_month,
     hash_partition_name,
     month_partition_ddl,
+    name_partition_indexes,
     next_month,
 )
 from tierspayant.store.tenancy import TENANT_ROLE, rls_statements
@@ -144,6 +145,8 @@ def _convert(table: str, partitioned: bool, parts: list[str]) -> None:
                 op.execute(f"CREATE INDEX {name} ON {table} ({columns})")
     for (definition,) in triggers:
         op.execute(str(definition))
+    if partitioned:
+        name_partition_indexes(op.get_bind(), table)
 
 
 def _hash_parts(table: str) -> list[str]:
