@@ -3,9 +3,8 @@ duplicates, prior authorisations, ledger postings, determinism, the worker."""
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence

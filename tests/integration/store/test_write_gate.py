@@ -10,7 +10,6 @@ scenario exercises the advisory lock of the chain.
 from __future__ import annotations
 
 import re
-
 import threading
 import time
 from collections.abc import Callable
