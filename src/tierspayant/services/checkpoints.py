@@ -54,6 +54,7 @@ from tierspayant.security.keys import create_secret_file, read_secret_file
 from tierspayant.services.errors import Conflict, ServiceError
 from tierspayant.store import audit, audit_archives
 from tierspayant.store.checkpoints import insert_checkpoint
+from tierspayant.store.partitions import default_partition_rows, ensure_audit_months
 
 FILE_FORMAT = "tierspayant.audit-checkpoint.v1"
 SIGNING_KEY_FILE = "audit-checkpoint.key"
@@ -168,7 +169,18 @@ def write_checkpoint(platform: Platform, out_dir: Path) -> CheckpointFile | None
         raise
     metrics.AUDIT_CHAIN_BROKEN.set(0)
     metrics.AUDIT_CHECKPOINT_SUCCESS.set(platform.now().timestamp())
+    maintain_audit_partitions(platform)
     return written
+
+
+def maintain_audit_partitions(platform: Platform) -> int:
+    """The audit log's month partitions ahead of time, and the events its DEFAULT
+    partition holds (PostgreSQL; 0 on SQLite), kept in a gauge: run with each checkpoint."""
+    with platform.engine.begin() as conn:
+        ensure_audit_months(conn, platform.now().date())
+        held = default_partition_rows(conn)
+    metrics.AUDIT_DEFAULT_PARTITION_ROWS.set(held)
+    return held
 
 
 def _write_checkpoint(platform: Platform, out_dir: Path) -> CheckpointFile | None:

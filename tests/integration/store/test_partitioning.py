@@ -191,6 +191,8 @@ def test_an_event_of_a_month_without_partition_is_kept_then_moved_to_its_month(
     with pg_platform.engine.begin() as conn:
         _append(conn, datetime(far.year, far.month, 3, tzinfo=UTC), 2)
         assert default_partition_rows(conn) == 2
+    assert checkpoints.maintain_audit_partitions(pg_platform) == 2  # today's months only
+    with pg_platform.engine.begin() as conn:
         created = ensure_audit_months(conn, far)
         assert f"audit_events_y{far.year:04d}m{far.month:02d}" in created
         assert default_partition_rows(conn) == 0
