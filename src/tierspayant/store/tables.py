@@ -194,7 +194,6 @@ audit_events = Table(
     Index("ix_audit_events_actor_at", "actor", "at"),
     Index("ix_audit_events_structure_at", "structure", "at"),
     Index("ix_audit_events_subject", "subject"),
-    Index("ix_audit_events_seq", "seq"),
 )
 
 # Idempotency of retried writes: the first answer is kept and replayed.

@@ -9,6 +9,11 @@ INSERT … SELECT, the old table is dropped, then its keys, foreign keys, indexe
 (the append-only ones of the audit log), sequence and row-level security are made again
 on the partitioned table. The downgrade runs the same steps back to plain tables.
 
+The audit log's key becomes (seq, at), which still serves every read by seq on each
+partition. After a month was archived (``audit archiver``), a downgrade drops the record
+of the archives: ``audit verify`` then stops at the first archived position (the archive
+files keep those events).
+
 SQLite keeps plain tables and gets only the lookup indexes; the key changes below are
 PostgreSQL's alone (SQLite's tables keep their narrower unique constraints, which enforce
 more, not less).
@@ -81,7 +86,6 @@ LOOKUPS = (
     ("ix_prior_authorisations_request", "prior_authorisations", "provider_id, request_key"),
     ("ix_claim_disputes_id", "claim_disputes", "id"),
     ("ix_import_runs_id", "import_runs", "id"),
-    ("ix_audit_events_seq", AUDIT_TABLE, "seq"),
 )
 
 
