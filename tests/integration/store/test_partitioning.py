@@ -330,3 +330,37 @@ def test_upgrading_a_database_with_rows_keeps_them_and_the_downgrade_too(databas
             assert not _rows(conn, "SELECT 1 FROM pg_partitioned_table")
     finally:
         engine.dispose()
+
+
+def test_a_unique_key_with_the_partition_key_is_enforced_across_partitions(
+    pg_platform: Platform,
+) -> None:
+    now = datetime.now(UTC)
+    claim = (
+        "INSERT INTO claims (insurer_id, id, provider_id, invoice_number, version,"
+        " beneficiary_id, care_date, request_digest, status, source, received_at,"
+        " billed_cents, amc_requested_cents, amc_accepted_cents, maternity)"
+        " VALUES (:i, :id, :p, 'F-1', 1, 1, '2026-01-05', '\\x00', 'received', 'api', :t,"
+        " 100, 50, 0, false)"
+    )
+    with pg_platform.engine.begin() as conn:
+        ids = [
+            conn.execute(
+                insurers.insert()
+                .values(amc_number=f"98000000{n}", name=f"M{n}", kind="mutuelle", created_at=now)
+                .returning(insurers.c.id)
+            ).scalar_one()
+            for n in range(2)
+        ]
+        provider = conn.execute(
+            text(
+                "INSERT INTO providers (am_number, category, name, optam, status, created_at)"
+                " VALUES ('751111111', 'pharmacie', 'P', false, 'active', :t) RETURNING id"
+            ),
+            {"t": now},
+        ).scalar_one()
+        conn.execute(text(claim), {"i": ids[0], "id": 1, "p": provider, "t": now})
+        # Per insurer: the same invoice for another insurer is another key.
+        conn.execute(text(claim), {"i": ids[1], "id": 2, "p": provider, "t": now})
+    with pg_platform.engine.begin() as conn, pytest.raises(DBAPIError, match="uq_claims"):
+        conn.execute(text(claim), {"i": ids[0], "id": 3, "p": provider, "t": now})
