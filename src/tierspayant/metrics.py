@@ -189,6 +189,13 @@ AUDIT_CHAIN_BROKEN: Final = Gauge(
     multiprocess_mode="mostrecent",
     registry=REGISTRY,
 )
+AUDIT_DEFAULT_PARTITION_ROWS: Final = Gauge(
+    "tierspayant_audit_default_partition_events",
+    "Audit events in the DEFAULT partition of the log (PostgreSQL): written in a month "
+    "that had no partition yet; should be 0 (the checkpoint job creates months ahead).",
+    multiprocess_mode="mostrecent",
+    registry=REGISTRY,
+)
 AUDIT_CHECKPOINT_SUCCESS: Final = Gauge(
     "tierspayant_audit_checkpoint_last_success_timestamp_seconds",
     "When (Unix time) the audit chain was last verified by a checkpoint (signed or nothing new).",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -520,7 +521,9 @@ def test_the_queue_is_read_in_order_from_its_index(
     with world.platform.engine.begin() as conn:
         plan = _plan(conn, *store.queue_query(conn, 1000, insurer_id, after))
     assert "ix_claims_queue" in plan, plan
-    assert "Sort" not in plan, plan
+    # A Merge Append of the partitions' ordered scans (PostgreSQL, migration 0018) names
+    # its "Sort Key" but sorts nothing: only a Sort node would.
+    assert not re.search(r"(^|->)\s*(Incremental )?Sort\s+\(", plan, re.MULTILINE), plan
     assert "TEMP B-TREE" not in plan, plan
 
 

@@ -22,7 +22,7 @@ from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import EnrolmentCode, RequestCode
 from tierspayant.domain.errors import CatalogueError, DomainError
 from tierspayant.formats import catalogue_errors
-from tierspayant.services import audit_log, insurers, providers
+from tierspayant.services import audit_archive, audit_log, insurers, providers
 
 # The help pages' own words in French (Typer reads these when it draws a help page). Its
 # built-in options (--help, --install-completion, --show-completion) keep Typer's texts.
@@ -465,6 +465,36 @@ def audit_verify() -> None:
         f"{escape(report.reason or '')} ({report.checked} événements vérifiés)"
     )
     raise typer.Exit(1)
+
+
+@audit_app.command("archiver")
+def audit_archive_month(
+    mois: Annotated[str, typer.Option("--mois", help="Mois à archiver, AAAA-MM (le plus ancien)")],
+    dossier: Annotated[
+        Path, typer.Option("--dossier", help="Dossier où écrire l'archive et son manifeste")
+    ],
+    points_de_controle: Annotated[
+        Path | None,
+        typer.Option(
+            "--points-de-controle",
+            help="Dossier des points de contrôle signés (par défaut : celui de l'installation)",
+        ),
+    ] = None,
+) -> None:
+    """Archiver un mois du journal d'audit dans un fichier, puis détacher et supprimer sa
+    partition (PostgreSQL). Refusé si le mois n'est pas entièrement couvert par un point
+    de contrôle signé et vérifié."""
+    with platform_ctx() as platform:
+        month = audit_archive.parse_month(mois)
+        result = audit_archive.archive_month(platform, month, dossier, points_de_controle)
+    console.print(
+        f"mois {result.month} archivé : {result.events} événements "
+        f"({result.first_seq}..{result.last_seq}), couvert par le point de contrôle "
+        f"jusqu'à {result.checkpoint_seq}",
+        markup=False,
+    )
+    console.print(f"archive : {result.file} (sha256 {result.digest})", markup=False)
+    console.print(f"manifeste : {result.manifest}", markup=False)
 
 
 def _parse_day(value: str, option: str) -> date:

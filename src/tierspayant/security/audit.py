@@ -420,22 +420,54 @@ class VerifyReport:
         return Checkpoint(self.last_seq, self.last_hash, self.merkle_root, at)
 
 
+@dataclass(frozen=True, slots=True)
+class ChainStart:
+    """Where verification starts when the events up to ``seq`` were archived: the last
+    archived event's hash and the Merkle frontier of events 1..seq. Trusted only through
+    a signed checkpoint at or after ``seq`` (passed as ``anchor``), whose root the
+    frontier must lead to."""
+
+    seq: int
+    last_hash: bytes
+    frontier: tuple[tuple[int, bytes], ...]
+
+
 def verify_chain(
     events: Iterable[AuditEvent],
     *,
     expected_count: int | None = None,
     anchor: Checkpoint | None = None,
+    start: ChainStart | None = None,
 ) -> VerifyReport:
-    """Check a whole log, in order, from seq 1; stop at the first break and name it.
+    """Check a whole log, in order, from seq 1 (or from ``start``); stop at the first
+    break and name it.
 
     ``expected_count``: how many events the log is known to hold at least (a counter kept
-    elsewhere); fewer is ``audit.truncated``. ``anchor``: a checkpoint whose signature the
-    caller has already verified; the log must reach ``anchor.up_to_seq`` and agree with
-    its hash and Merkle root there. Memory stays constant (O(log n) for the Merkle root).
+    elsewhere), counted from seq 1; fewer is ``audit.truncated``. ``anchor``: a checkpoint
+    whose signature the caller has already verified; the log must reach
+    ``anchor.up_to_seq`` and agree with its hash and Merkle root there. ``start``: the
+    archived prefix's tip (the events given then begin at ``start.seq + 1``); with an
+    ``anchor`` at ``start.seq`` exactly, the start itself must agree with it. Memory stays
+    constant (O(log n) for the Merkle root).
     """
     merkle = MerkleAccumulator()
     prev_hash = GENESIS
     expected_seq = 1
+    if start is not None:
+        try:
+            merkle = MerkleAccumulator.resume(start.frontier)
+        except ValueError:
+            return VerifyReport(False, 0, start.seq, VerifyFailure.ANCHOR_MISMATCH)
+        if merkle.count != start.seq or (
+            anchor is not None
+            and anchor.up_to_seq == start.seq
+            and (anchor.last_hash != start.last_hash or anchor.merkle_root != merkle.root())
+        ):
+            return VerifyReport(False, 0, start.seq, VerifyFailure.ANCHOR_MISMATCH)
+        if anchor is not None and anchor.up_to_seq < start.seq:
+            anchor = None  # archived: vouched for when the month was archived
+        prev_hash = start.last_hash
+        expected_seq = start.seq + 1
     stream: Iterator[AuditEvent] = iter(events)
     pending: AuditEvent | None = None
 

@@ -35,9 +35,11 @@ from tierspayant.domain.codes import PlatformCode
 from tierspayant.security.audit import (
     GENESIS,
     AuditEvent,
+    ChainStart,
     Checkpoint,
     MerkleAccumulator,
     VerifyFailure,
+    VerifyReport,
     chain_hash,
     generate_signing_key,
     load_private_key,
@@ -50,8 +52,9 @@ from tierspayant.security.audit import (
 )
 from tierspayant.security.keys import create_secret_file, read_secret_file
 from tierspayant.services.errors import Conflict, ServiceError
-from tierspayant.store import audit
+from tierspayant.store import audit, audit_archives
 from tierspayant.store.checkpoints import insert_checkpoint
+from tierspayant.store.partitions import default_partition_rows, ensure_audit_months
 
 FILE_FORMAT = "tierspayant.audit-checkpoint.v1"
 SIGNING_KEY_FILE = "audit-checkpoint.key"
@@ -166,7 +169,18 @@ def write_checkpoint(platform: Platform, out_dir: Path) -> CheckpointFile | None
         raise
     metrics.AUDIT_CHAIN_BROKEN.set(0)
     metrics.AUDIT_CHECKPOINT_SUCCESS.set(platform.now().timestamp())
+    maintain_audit_partitions(platform)
     return written
+
+
+def maintain_audit_partitions(platform: Platform) -> int:
+    """The audit log's month partitions ahead of time, and the events its DEFAULT
+    partition holds (PostgreSQL; 0 on SQLite), kept in a gauge: run with each checkpoint."""
+    with platform.engine.begin() as conn:
+        ensure_audit_months(conn, platform.now().date())
+        held = default_partition_rows(conn)
+    metrics.AUDIT_DEFAULT_PARTITION_ROWS.set(held)
+    return held
 
 
 def _write_checkpoint(platform: Platform, out_dir: Path) -> CheckpointFile | None:
@@ -252,8 +266,10 @@ def _extend(conn: Connection, tip: _Tip, latest: CheckpointFile | None) -> _Tip:
         previous = event.hash
         expected += 1
     # Counted up to the tip read: events appended since (the log is live) are not a
-    # break, an event missing below the tip is.
-    if audit.count_events(conn, up_to_seq=expected - 1) != expected - 1:
+    # break, an event missing below the tip is. Archived months are no longer counted.
+    archived = audit_archives.latest(conn)
+    kept = expected - 1 - (archived.last_seq if archived else 0)
+    if audit.count_events(conn, up_to_seq=expected - 1) != kept:
         raise _broken(conn, latest)  # an event missing (or added) below the tip
     return _Tip(expected - 1, previous, tip.merkle)
 
@@ -261,9 +277,7 @@ def _extend(conn: Connection, tip: _Tip, latest: CheckpointFile | None) -> _Tip:
 def _broken(conn: Connection, latest: CheckpointFile | None) -> Conflict:
     """The refusal, with the position a full verification names (slow path, on failure)."""
     anchor = latest.checkpoint if latest else None
-    report = verify_chain(
-        audit.iter_events(conn), expected_count=audit.count_events(conn), anchor=anchor
-    )
+    report = _verify_remaining(conn, anchor)
     where = (
         f"position {report.first_broken_seq} ({report.reason})"
         if not report.ok
@@ -271,6 +285,18 @@ def _broken(conn: Connection, latest: CheckpointFile | None) -> Conflict:
     )
     return Conflict(
         PlatformCode.AUDIT_CHAIN_BROKEN, f"audit log broken at {where}: no checkpoint signed"
+    )
+
+
+def _verify_remaining(conn: Connection, anchor: Checkpoint | None) -> VerifyReport:
+    """Verify the events still in the database: from the genesis, or from the tip of the
+    newest archived month (whose events count as present)."""
+    archived = audit_archives.latest(conn)
+    start = archived.start() if archived else None
+    expected = audit.count_events(conn) + (archived.last_seq if archived else 0)
+    after = archived.last_seq if archived else 0
+    return verify_chain(
+        audit.iter_events(conn, after=after), expected_count=expected, anchor=anchor, start=start
     )
 
 
@@ -315,11 +341,16 @@ def verify_against_checkpoints(
     trusted = [f.checkpoint for f in files if _signed_by(f, public_key)]
     anchor = trusted[-1] if trusted else None
     with engine.connect() as conn:
-        expected = audit.count_events(conn)
-        report = verify_chain(audit.iter_events(conn), expected_count=expected, anchor=anchor)
+        report = _verify_remaining(conn, anchor)
         window = None
         if report.reason is VerifyFailure.ANCHOR_MISMATCH:
-            window = _disagreement_window(audit.iter_events(conn), trusted)
+            archived = audit_archives.latest(conn)
+            after = archived.last_seq if archived else 0
+            window = _disagreement_window(
+                audit.iter_events(conn, after=after),
+                [c for c in trusted if c.up_to_seq > after],
+                archived.start() if archived else None,
+            )
     latest = anchor.up_to_seq if anchor else 0
     if bad:
         return CheckpointVerification(
@@ -344,15 +375,16 @@ def verify_against_checkpoints(
 
 
 def _disagreement_window(
-    events: Iterable[AuditEvent], checkpoints: list[Checkpoint]
+    events: Iterable[AuditEvent], checkpoints: list[Checkpoint], start: ChainStart | None = None
 ) -> tuple[int, int] | None:
-    """The sequence range between the last agreeing and the first disagreeing checkpoint."""
+    """The sequence range between the last agreeing and the first disagreeing checkpoint
+    (from ``start``, the tip of the archived months, if any)."""
     if not checkpoints:
         return None
-    merkle = MerkleAccumulator()
+    merkle = MerkleAccumulator.resume(start.frontier) if start else MerkleAccumulator()
     pending = iter(checkpoints)
     target = next(pending)
-    previous_seq = 0
+    previous_seq = start.seq if start else 0
     for event in events:
         merkle.add(event.hash)
         if event.seq < target.up_to_seq:

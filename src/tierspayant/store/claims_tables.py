@@ -47,7 +47,7 @@ prior_authorisations = Table(
     metadata,
     Column("insurer_id", Integer, ForeignKey("insurers.id"), primary_key=True),
     Column("id", BigId, primary_key=True, autoincrement=False),
-    Column("agreement_number", String(24), nullable=False, unique=True),
+    Column("agreement_number", String(24), nullable=False),
     Column("provider_id", Integer, ForeignKey("providers.id"), nullable=False),
     Column("beneficiary_id", BigInteger, nullable=False),
     Column("request_key", String(80), nullable=False),  # the provider's idempotency key
@@ -63,7 +63,18 @@ prior_authorisations = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("decided_by", String(120), nullable=True),
     Column("request_digest", LargeBinary(32), nullable=True),  # same key, same body?
-    UniqueConstraint("provider_id", "request_key", name="uq_prior_authorisations_request"),
+    # Partitioned by insurer on PostgreSQL (migration 0018): the unique keys include
+    # insurer_id there (agreement numbers are unique anyway: they carry the global id),
+    # and plain indexes serve the lookups by number and by the provider's request key.
+    # SQLite keeps the narrower unique keys of migration 0004 (the agreement test knows).
+    UniqueConstraint(
+        "insurer_id", "agreement_number", name="uq_prior_authorisations_agreement_number"
+    ),
+    UniqueConstraint(
+        "insurer_id", "provider_id", "request_key", name="uq_prior_authorisations_request"
+    ),
+    Index("ix_prior_authorisations_number", "agreement_number"),
+    Index("ix_prior_authorisations_request", "provider_id", "request_key"),
     CheckConstraint("status IN ('granted', 'refused', 'pending', 'expired')", name="status"),
 )
 
@@ -98,9 +109,17 @@ claims = Table(
     # The engagement number of the rights check the invoice carries (sealed, opened
     # again by adjudication; checked at intake).
     Column("engagement_number", String(160), nullable=True),
+    # With insurer_id, as partitioning by insurer requires (migration 0018; SQLite keeps
+    # the narrower key). The intake looks an invoice up by provider and number under the
+    # allocation lock, through ix_claims_provider_invoice, before inserting a version.
     UniqueConstraint(
-        "provider_id", "invoice_number", "version", name="uq_claims_provider_invoice_version"
+        "insurer_id",
+        "provider_id",
+        "invoice_number",
+        "version",
+        name="uq_claims_provider_invoice_version",
     ),
+    Index("ix_claims_provider_invoice", "provider_id", "invoice_number", "version"),
     # The adjudication queue: the received claims only, in (insurer, id) order. Partial,
     # so that a batch does not step over the claims already judged (with the former
     # (insurer, status) index SQLite walked the primary key and filtered), and so that no

@@ -6,6 +6,7 @@ import re
 import sqlite3
 import threading
 import weakref
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.pool import NullPool
+
+from tierspayant.store.partitions import ensure_audit_months
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 log = structlog.get_logger(__name__)
@@ -168,6 +171,8 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
+        # The audit log's month partitions ahead of time (PostgreSQL; a no-op on SQLite).
+        ensure_audit_months(connection, datetime.now(UTC).date())
 
 
 def is_initialised(engine: Engine) -> bool:

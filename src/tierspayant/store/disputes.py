@@ -128,7 +128,7 @@ def insert_dispute(
     except IntegrityError:
         return None
     key = result.inserted_primary_key
-    return None if key is None else int(key[0])
+    return None if key is None else int(key._mapping["id"])
 
 
 def provider_disputes(conn: Connection, provider_id: int, limit: int = 200) -> list[DisputeRow]:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -25,7 +26,9 @@ OPEN_CONDITION = "state = 'open'"
 claim_disputes = Table(
     "claim_disputes",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Keyed (insurer_id, id) as partitioning by insurer requires (migration 0018); SQLite
+    # keeps ``id`` alone as its key.
+    Column("id", Integer, nullable=False, autoincrement=True),
     Column("insurer_id", Integer, ForeignKey("insurers.id"), nullable=False),
     Column("claim_id", BigId, nullable=False),
     Column("line_no", SmallInteger, nullable=False),
@@ -51,6 +54,8 @@ claim_disputes = Table(
         sqlite_where=text(OPEN_CONDITION),
         postgresql_where=text(OPEN_CONDITION),
     ),
+    PrimaryKeyConstraint("insurer_id", "id"),
+    Index("ix_claim_disputes_id", "id"),
     Index("ix_claim_disputes_provider", "provider_id", "opened_at"),
     Index("ix_claim_disputes_insurer", "insurer_id", "state", "opened_at"),
 )

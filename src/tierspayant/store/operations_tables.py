@@ -77,7 +77,35 @@ incident_runs = Table(
     Column("revealed", BigInteger, nullable=False),
 )
 
-__all__ = ["audit_checkpoints", "breakglass_grants", "incident_runs", "metadata", "scheduled_jobs"]
+__all__ = [
+    "audit_archives",
+    "audit_checkpoints",
+    "breakglass_grants",
+    "incident_runs",
+    "metadata",
+    "scheduled_jobs",
+]
+
+# Months of the audit log archived to a file and detached (migration 0018, PostgreSQL):
+# where verification now starts (the last event's hash and the Merkle frontier of events
+# 1..last_seq), vouched for by the signed checkpoint that covered the month.
+audit_archives = Table(
+    "audit_archives",
+    metadata,
+    Column("month", String(7), primary_key=True),  # YYYY-MM
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("first_prev_hash", LargeBinary(32), nullable=False),
+    Column("last_hash", LargeBinary(32), nullable=False),
+    Column("frontier", Text, nullable=False),  # JSON [[size, hex], ...]
+    Column("file_name", String(200), nullable=False),
+    Column("file_digest", String(64), nullable=False),  # SHA-256 of the archive file
+    Column("checkpoint_seq", BigInteger, nullable=False),  # the covering checkpoint
+    Column("checkpoint_file", String(200), nullable=False),
+    Column("archived_at", DateTime(timezone=True), nullable=False),
+    Index("ix_audit_archives_last_seq", "last_seq"),
+)
 
 # The scheduler's jobs (``jobs/scheduler.py``): one row per job and day (or period), held
 # by a lease while it runs, ``done`` once it finished, so that several ``serve`` processes
