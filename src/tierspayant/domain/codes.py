@@ -484,6 +484,7 @@ class PlatformCode(ErrorCode):
     AUDIT_ARCHIVE_REFUSED = "audit_archive.refused"
     AUDIT_ARCHIVE_NOT_COVERED = "audit_archive.not_covered"
     AUDIT_ARCHIVE_EXISTS = "audit_archive.exists"
+    AUDIT_ARCHIVE_MONTH = "audit_archive.month"
     KEY_EXPORT_MALFORMED = "key_export.malformed"
     KEY_EXPORT_REFUSED = "key_export.refused"
     KEY_EXPORT_PASSPHRASE = "key_export.passphrase"

@@ -252,7 +252,7 @@ def parse_month(value: str) -> date:
         parsed = datetime.strptime(value, "%Y-%m").date()
     except ValueError as exc:
         raise ServiceError(
-            PlatformCode.AUDIT_ARCHIVE_REFUSED,
+            PlatformCode.AUDIT_ARCHIVE_MONTH,
             f"mois attendu au format AAAA-MM, reçu {value!r}",
             field="mois",
         ) from exc
