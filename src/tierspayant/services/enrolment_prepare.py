@@ -169,8 +169,15 @@ class LinePreparer:
                 nonces[at + 36 : at + 48], nonces[at + 48 : at + 60],
             )  # fmt: skip
             at += 60
+            start_iso = start.isoformat()
+            end_iso = None if end is None else end.isoformat()
+            # canonical_fields(fields), from the parts already at hand (a test compares).
             mac = digest.copy()
-            mac.update(canonical_fields(fields))
+            mac.update(
+                f"{member}\x1f{nir}\x1f{rank}\x1f{birth}\x1f{last}\x1f{first}\x1f{sex._value_}"
+                f"\x1f{quality._value_}\x1f{contract}\x1f{start_iso}\x1f{end_iso or ''}"
+                f"\x1f{'1' if css else '0'}".encode()
+            )
             append(
                 (
                     line_no,
@@ -190,8 +197,8 @@ class LinePreparer:
                     quality._value_,
                     birth_date.year,
                     contract,
-                    start.isoformat(),
-                    None if end is None else end.isoformat(),
+                    start_iso,
+                    end_iso,
                     css,
                     mac.digest()[:DIGEST_BYTES],
                 )

@@ -43,8 +43,12 @@ _ACTIONS = {"": Action.ADD, "A": Action.ADD, "R": Action.REMOVE}
 
 
 def _normalise_name(value: str) -> str | None:
-    if value.isalpha() and value.isascii() and len(value) <= _MAX_NAME:
-        return value  # the common case: one plain word, already what the rest gives
+    if (
+        value.isalpha()
+        and len(value) <= _MAX_NAME
+        and (value.isascii() or unicodedata.is_normalized("NFC", value))
+    ):
+        return value  # the common case: one word of letters, already what the rest gives
     if not value.isascii():
         value = unicodedata.normalize("NFC", value)
     name = " ".join(value.split())
