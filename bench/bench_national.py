@@ -3,7 +3,7 @@ measure the rights check on it against a bare Starlette POST route, with wrk.
 
 Usage:
     python bench/bench_national.py --data DIR [--people N] [--database NAME]
-        [--stages generate,import,check] [--import-processes 2] [--workers 2]
+        [--stages generate,import,check] [--import-processes 1] [--workers 2]
         [--seconds 10] [--rounds 5] [--keep]
 
 Stages (each can run on its own, in a later session too: the database is named and kept
@@ -294,7 +294,7 @@ def main() -> None:
     parser.add_argument("--stages", default="generate,import,check")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--import-processes", type=int, default=2, help="insurers imported at once (import stage)"
+        "--import-processes", type=int, default=1, help="insurers imported at once (import stage)"
     )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
