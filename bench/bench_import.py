@@ -7,14 +7,18 @@ For each size, a synthetic file is generated once (``formats.synthetic``); then,
 engine, two child processes run one after the other, each on a fresh database:
 
 - **import**: ``services.enrolment.import_beneficiaries`` on the file (read, validate,
-  encrypt, index, stage, merge, audit, commit);
-- **baseline**: the same number of rows with the same column shapes (pre-built byte
-  values of the same lengths, no validation, no encryption) loaded into the same empty
-  ``beneficiaries`` table by raw ``executemany`` (SQLite) or ``COPY`` (PostgreSQL), in one
-  transaction. Only the load is timed, not the building of the values.
+  encrypt, index, stage or copy, merge, audit, commit), its preparation workers as the
+  import chooses them (``--workers`` to force a count);
+- **baseline**: the same file's rows, prepared beforehand by the import's own
+  ``LinePreparer`` (validated, indexed, sealed: the very bytes the import stores) and
+  shaped as ``beneficiaries`` rows, loaded into the same empty table by raw
+  ``executemany`` (SQLite) or binary ``COPY`` (PostgreSQL, one per chunk of 5,000 rows,
+  as the import), in one transaction. Only the load is timed, from the first row of a
+  chunk to the server's end of it, not the preparation.
 
-On a shared machine the load changes between two children; ``--repeat N`` runs the pair
-N times, alternating, and reports the medians (and every run's figures).
+On a shared machine the load changes between two children; ``--repeat N`` runs N
+rounds, alternating which of the two goes first, and the figure is the median of the
+per-round ratios (every round is printed, with the load average after each child).
 
 Each child measures its own peak RSS (``getrusage``), so the import's memory is not
 mixed with the generator's or the baseline's. The import's validation/encryption workers
@@ -23,13 +27,14 @@ pages at fork time; read from ``/proc/<pid>/status`` they stay near 38 MB each.
 ``--tracemalloc`` adds a second, slower import run that reports the Python-heap peak.
 
 Prints one JSON line per (engine, size):
-``{"bench":"import","engine":…,"rows":…,"rows_per_s":…,"baseline_rows_per_s":…,
-"ratio":…,"peak_rss_mb":…}`` plus details.
+``{"bench":"import","engine":…,"rows":…,"ratio":…,"rows_per_s":…,
+"baseline_rows_per_s":…,"peak_rss_mb":…,"rounds":[…],"load":[…]}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -52,7 +57,14 @@ from sqlalchemy import create_engine, text
 from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
 from tierspayant.demo.synthetic import write_beneficiaries_csv
+from tierspayant.formats.beneficiaries import (
+    BeneficiaryReader,
+    ImportMode,
+    LineError,
+    RawRecord,
+)
 from tierspayant.services.enrolment import import_beneficiaries
+from tierspayant.services.enrolment_prepare import LinePreparer
 from tierspayant.store.keys import insurer_scope
 from tierspayant.store.tables import catalogues, insurers
 
@@ -152,7 +164,7 @@ def open_seeded(url: str, data_dir: Path) -> tuple[Platform, int]:
 
 
 def child_import(
-    csv_path: Path, url: str, data_dir: Path, rerun: bool, heap: bool
+    csv_path: Path, url: str, data_dir: Path, rerun: bool, heap: bool, workers: int | None
 ) -> dict[str, Any]:
     """Import the file once (and again with --rerun); report speed and memory."""
     platform, _ = open_seeded(url, data_dir)
@@ -160,7 +172,7 @@ def child_import(
         tracemalloc.start()
     began = time.perf_counter()
     summary = import_beneficiaries(
-        platform, AMC, csv_path, mode="full", file_date=FILE_DATE, actor="bench"
+        platform, AMC, csv_path, mode="full", file_date=FILE_DATE, actor="bench", workers=workers
     )
     seconds = time.perf_counter() - began
     result: dict[str, Any] = {
@@ -177,8 +189,9 @@ def child_import(
     if rerun:
         began = time.perf_counter()
         again = import_beneficiaries(
-            platform, AMC, csv_path, mode="full", file_date=FILE_DATE, actor="bench"
-        )
+            platform, AMC, csv_path, mode="full", file_date=FILE_DATE, actor="bench",
+            workers=workers,
+        )  # fmt: skip
         rerun_seconds = time.perf_counter() - began
         assert again.inserted == again.updated == 0, again
         result["rerun_rows_per_s"] = round(again.lines / rerun_seconds, 1)
@@ -187,30 +200,43 @@ def child_import(
     return result
 
 
-def _baseline_chunks(rows: int, insurer_id: int) -> Iterator[list[tuple[Any, ...]]]:
-    """Rows shaped like imported ones: random 16-byte indexes, ciphertexts of the lengths
-    AES-GCM gives the real fields (5-byte header + 12 nonce + 16 tag + plaintext)."""
+def _prepared_chunks(csv_path: Path, platform: Platform, insurer_id: int) -> Iterator[list[Any]]:
+    """The file's rows as the import prepares them (validated, indexed, sealed under the
+    insurer's keys), a chunk at a time, shaped as beneficiaries rows: the ids the import
+    gives, the dates as dates."""
+    with platform.engine.connect() as conn:
+        keys = platform.keys.active(conn, insurer_scope(AMC))
     now = datetime.now(UTC)
-    for first in range(0, rows, CHUNK):
-        chunk = []
-        for number in range(first + 1, min(first + CHUNK, rows) + 1):
-            blob = os.urandom(16 * 3 + 48 + 42 + 43 + 40 + 39 + 16)
-            chunk.append(
-                (
-                    insurer_id, number, blob[0:16], blob[16:32], blob[32:48], 1,
-                    blob[48:96], blob[96:138], blob[138:181], blob[181:221], blob[221:260],
-                    1, "F" if number % 2 else "M", "member", 1970 + number % 50,
-                    CONTRACTS[number % len(CONTRACTS)], date(2024, 1, 1), None, False, False,
-                    blob[260:276], now,
-                )
-            )  # fmt: skip
-        yield chunk
+    numbers = itertools.count(1)
+
+    def shaped(records: list[RawRecord | LineError]) -> list[Any]:
+        return [
+            (insurer_id, next(numbers), *row[2:16], date.fromisoformat(row[16]),
+             None if row[17] is None else date.fromisoformat(row[17]), row[18], False,
+             row[19], now)
+            for row in preparer.prepare(records).rows
+        ]  # fmt: skip
+
+    with BeneficiaryReader(
+        csv_path, contracts=CONTRACTS, mode=ImportMode.FULL, file_date=FILE_DATE
+    ) as reader:
+        preparer = LinePreparer(keys, insurer_id, reader.validator)
+        chunk: list[RawRecord | LineError] = []
+        for record in reader.records():
+            chunk.append(record)
+            if len(chunk) >= CHUNK:
+                yield shaped(chunk)
+                chunk = []
+        if chunk:
+            yield shaped(chunk)
 
 
-def child_baseline(rows: int, url: str, data_dir: Path) -> dict[str, Any]:
-    """Load ``rows`` pre-built rows into an empty beneficiaries table, raw; time the load."""
+def child_baseline(csv_path: Path, url: str, data_dir: Path) -> dict[str, Any]:
+    """Load the file's rows, prepared beforehand, into an empty beneficiaries table by the
+    fastest raw path; time the load only (not the preparation)."""
     platform, insurer_id = open_seeded(url, data_dir)
     loading = 0.0
+    rows = 0
     with platform.engine.connect() as conn:
         raw: Any = conn.connection.driver_connection
         if conn.dialect.name == "postgresql":
@@ -219,31 +245,35 @@ def child_baseline(rows: int, url: str, data_dir: Path) -> dict[str, Any]:
                 cursor.adapters.register_dumper(None, BytesBinaryDumper)
                 columns = ", ".join(BENEFICIARY_COLUMNS)
                 sql = f"COPY beneficiaries ({columns}) FROM STDIN (FORMAT BINARY)"
-                began = time.perf_counter()
-                with cursor.copy(sql) as copy:
-                    copy.set_types(COPY_TYPES)
-                    loading += time.perf_counter() - began
-                    for chunk in _baseline_chunks(rows, insurer_id):
-                        began = time.perf_counter()
+                for chunk in _prepared_chunks(csv_path, platform, insurer_id):
+                    # One COPY per chunk, timed until the server has taken it all: the
+                    # server never works on timed rows while the next chunk is prepared.
+                    began = time.perf_counter()
+                    with cursor.copy(sql) as copy:
+                        copy.set_types(COPY_TYPES)
                         for row in chunk:
                             copy.write_row(row)
-                        loading += time.perf_counter() - began
-                    began = time.perf_counter()
+                    loading += time.perf_counter() - began
+                    rows += len(chunk)
+            began = time.perf_counter()
             raw.commit()
             loading += time.perf_counter() - began
         else:
             marks = ", ".join("?" for _ in BENEFICIARY_COLUMNS)
             sql = f"INSERT INTO beneficiaries ({', '.join(BENEFICIARY_COLUMNS)}) VALUES ({marks})"
-            for chunk in _baseline_chunks(rows, insurer_id):
+            for chunk in _prepared_chunks(csv_path, platform, insurer_id):
                 # sqlite3 adapts neither dates (deprecated) nor aware datetimes the way
                 # SQLAlchemy stores them: give it the stored text, as the import does.
                 stamp = chunk[0][21].strftime("%Y-%m-%d %H:%M:%S.%f")
                 prepared = [
-                    (*row[:16], row[16].isoformat(), None, 0, 0, row[20], stamp) for row in chunk
-                ]
+                    (*row[:16], row[16].isoformat(), None if row[17] is None else
+                     row[17].isoformat(), int(row[18]), 0, row[20], stamp)
+                    for row in chunk
+                ]  # fmt: skip
                 began = time.perf_counter()
                 raw.executemany(sql, prepared)
                 loading += time.perf_counter() - began
+                rows += len(chunk)
             began = time.perf_counter()
             raw.commit()
             loading += time.perf_counter() - began
@@ -252,6 +282,7 @@ def child_baseline(rows: int, url: str, data_dir: Path) -> dict[str, Any]:
     assert count == rows, count
     return {
         "seconds": round(loading, 2),
+        "rows": rows,
         "rows_per_s": round(rows / loading, 1),
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -270,48 +301,61 @@ def run_child(args: list[str]) -> dict[str, Any]:
 
 
 def _one_pair(
-    engine_name: str, rows: int, csv_path: Path, workdir: Path, extra: list[str]
+    engine_name: str, csv_path: Path, workdir: Path, extra: list[str], baseline_first: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    url, data_dir = fresh_database(engine_name, workdir)
-    try:
-        imported = run_child(["--child", "import", "--csv", str(csv_path), "--url", url,
-                              "--data-dir", str(data_dir), *extra])  # fmt: skip
-    finally:
-        drop_database(url, data_dir)
-    url, data_dir = fresh_database(engine_name, workdir)
-    try:
-        baseline = run_child(["--child", "baseline", "--rows", str(rows), "--url", url,
-                              "--data-dir", str(data_dir)])  # fmt: skip
-    finally:
-        drop_database(url, data_dir)
-    return imported, baseline
+    """One round: the import and the baseline, each on a fresh database, in the order
+    given (rounds alternate it, so neither side always runs on a warmer machine)."""
+
+    def one(kind: str) -> dict[str, Any]:
+        url, data_dir = fresh_database(engine_name, workdir)
+        try:
+            args = ["--child", kind, "--csv", str(csv_path), "--url", url,
+                    "--data-dir", str(data_dir)]  # fmt: skip
+            result = run_child(args + (extra if kind == "import" else []))
+        finally:
+            drop_database(url, data_dir)
+        result["load"] = [round(x, 2) for x in os.getloadavg()]
+        return result
+
+    if baseline_first:
+        baseline = one("baseline")
+        return one("import"), baseline
+    imported = one("import")
+    return imported, one("baseline")
 
 
 def bench(
     engine_name: str, rows: int, csv_path: Path, workdir: Path, extra: list[str], repeat: int = 1
 ) -> dict[str, Any]:
-    pairs = [_one_pair(engine_name, rows, csv_path, workdir, extra) for _ in range(repeat)]
-    imported = [i for i, _ in pairs]
-    baseline = [b for _, b in pairs]
-    speed = statistics.median(i["rows_per_s"] for i in imported)
-    base = statistics.median(b["rows_per_s"] for b in baseline)
+    """Rounds of (import, baseline), alternating which goes first; the figure is the
+    median of the per-round ratios (not a ratio of medians)."""
+    pairs = [
+        _one_pair(engine_name, csv_path, workdir, extra, baseline_first=bool(k % 2))
+        for k in range(repeat)
+    ]
+    ratios = [i["rows_per_s"] / b["rows_per_s"] for i, b in pairs]
     result: dict[str, Any] = {
         "bench": "import",
         "engine": engine_name,
         "rows": rows,
-        "rows_per_s": speed,
-        "baseline_rows_per_s": base,
-        "ratio": round(speed / base, 3),
-        "peak_rss_mb": max(i["peak_rss_mb"] for i in imported),
-        "import": imported[0],
-        "baseline": baseline[0],
+        "ratio": round(statistics.median(ratios), 3),
+        "rows_per_s": statistics.median(i["rows_per_s"] for i, _ in pairs),
+        "baseline_rows_per_s": statistics.median(b["rows_per_s"] for _, b in pairs),
+        "peak_rss_mb": max(i["peak_rss_mb"] for i, _ in pairs),
+        "rounds": [
+            {
+                "import": i["rows_per_s"],
+                "baseline": b["rows_per_s"],
+                "ratio": round(r, 3),
+                "import_seconds": i["seconds"],
+                "baseline_seconds": b["seconds"],
+                "import_rss_mb": i["peak_rss_mb"],
+                "load": i["load"],
+            }
+            for (i, b), r in zip(pairs, ratios, strict=True)
+        ],
+        "load": [round(x, 2) for x in os.getloadavg()],
     }
-    if repeat > 1:
-        result["runs"] = [
-            {"import": i["rows_per_s"], "baseline": b["rows_per_s"],
-             "ratio": round(i["rows_per_s"] / b["rows_per_s"], 3)}
-            for i, b in pairs
-        ]  # fmt: skip
     return result
 
 
@@ -324,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="import/baseline pairs per engine (medians)"
     )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="preparation workers (default: the import's)"
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="also report Python heap peak")
     parser.add_argument("--workdir", type=Path, default=None)
     # Internal: what a child process runs.
@@ -335,11 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.child == "import":
-        result = child_import(args.csv, args.url, args.data_dir, args.rerun, args.heap)
+        result = child_import(
+            args.csv, args.url, args.data_dir, args.rerun, args.heap, args.workers
+        )
         print(json.dumps(result))
         return 0
     if args.child == "baseline":
-        print(json.dumps(child_baseline(args.rows[0], args.url, args.data_dir)))
+        print(json.dumps(child_baseline(args.csv, args.url, args.data_dir)))
         return 0
 
     sizes = args.rows or [100_000]
@@ -360,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
                 "megabytes": round(csv_path.stat().st_size / 2**20, 1),
             }), flush=True)  # fmt: skip
             extra = ["--rerun"] if args.rerun else []
+            if args.workers is not None:
+                extra += ["--workers", str(args.workers)]
             for engine_name in engines:
                 result = bench(engine_name, rows, csv_path, workdir, extra, max(args.repeat, 1))
                 print(json.dumps(result), flush=True)

@@ -3,8 +3,8 @@ measure the rights check on it against a bare Starlette POST route, with wrk.
 
 Usage:
     python bench/bench_national.py --data DIR [--people N] [--database NAME]
-        [--stages generate,import,check] [--workers 2] [--seconds 10] [--rounds 5]
-        [--keep]
+        [--stages generate,import,check] [--import-processes 1] [--workers 2]
+        [--seconds 10] [--rounds 5] [--keep]
 
 Stages (each can run on its own, in a later session too: the database is named and kept
 with ``--keep``, the files stay in ``DIR``):
@@ -13,9 +13,10 @@ with ``--keep``, the files stay in ``DIR``):
   ``--people`` people;
 - **import**: a fresh PostgreSQL database ``NAME``, the platform's schema and keyring
   (kept in ``DIR/platform``), the 84 insurers with their catalogues, then every insurer's
-  file through ``services.enrolment.import_beneficiaries`` (full mode), largest first.
-  Prints the wall time, people per second, peak memory and the database's size per
-  million people;
+  file through ``services.enrolment.import_beneficiaries`` (full mode), largest first,
+  ``--import-processes`` insurers at a time (each import also has its own preparation
+  workers). Prints the wall time, people per second, peak memory (this process, and the
+  largest of the import processes) and the database's size per million people;
 - **check**: the providers' registry, one pharmacy with conventions with every insurer
   and a software client, then the rights check served by ``--workers`` processes over
   PostgreSQL + Redis, loaded by wrk with the day's cards (hits and misses as drawn)
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import resource
@@ -37,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -112,12 +115,49 @@ def _plans(data: Path) -> list[dict[str, Any]]:
     return plans
 
 
-def stage_import(data: Path, name: str) -> None:
+def _import_one(data: Path, name: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """Import one insurer's file (full mode), in a process of the import pool."""
+    platform = _pool_platform(data, name)
+    t0 = time.perf_counter()
+    result = enrolment.import_beneficiaries(
+        platform,
+        plan["amc_number"],
+        data / f"beneficiaries_{plan['amc_number']}.csv",
+        mode="full",
+        file_date=platform.today(),
+        actor=ACTOR,
+    )
+    seconds = time.perf_counter() - t0
+    return {
+        "stage": "import_insurer",
+        "amc_number": plan["amc_number"],
+        "people": result.inserted,
+        "rejected": result.rejected,
+        "seconds": round(seconds, 1),
+        "people_per_s": round(result.inserted / seconds) if seconds else None,
+        "pid": os.getpid(),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+_PLATFORM: dict[tuple[Path, str], Platform] = {}
+
+
+def _pool_platform(data: Path, name: str) -> Platform:
+    """One platform per process of the import pool, opened on its first insurer."""
+    if (data, name) not in _PLATFORM:
+        _PLATFORM[data, name] = initialise(load_settings(settings_env(data, name)))
+    return _PLATFORM[data, name]
+
+
+def stage_import(data: Path, name: str, processes: int) -> None:
+    """Every insurer's file, largest first, by ``processes`` import processes at once
+    (each import is one insurer's transaction; two insurers never wait on each other)."""
     admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin(f'CREATE DATABASE "{name}"')
     platform = initialise(load_settings(settings_env(data, name)))
     try:
-        plans = _plans(data)
+        plans = sorted(_plans(data), key=lambda p: -int(p["people"]))
         for plan in plans:
             insurers.add_insurer(platform, plan["amc_number"], plan["name"], plan["kind"], ACTOR)
             document = yaml.safe_load(
@@ -126,29 +166,16 @@ def stage_import(data: Path, name: str) -> None:
             insurers.upload_catalogue(platform, plan["amc_number"], document, ACTOR)
         started = time.perf_counter()
         done = rejected = 0
-        for plan in plans:
-            t0 = time.perf_counter()
-            result = enrolment.import_beneficiaries(
-                platform,
-                plan["amc_number"],
-                data / f"beneficiaries_{plan['amc_number']}.csv",
-                mode="full",
-                file_date=platform.today(),
-                actor=ACTOR,
-            )
-            done += result.inserted
-            rejected += result.rejected
-            seconds = time.perf_counter() - t0
-            emit(
-                {
-                    "stage": "import_insurer",
-                    "amc_number": plan["amc_number"],
-                    "people": result.inserted,
-                    "rejected": result.rejected,
-                    "seconds": round(seconds, 1),
-                    "people_per_s": round(result.inserted / seconds) if seconds else None,
-                }
-            )
+        pool_rss = 0
+        context = multiprocessing.get_context("spawn")  # no inherited connections
+        with ProcessPoolExecutor(max(processes, 1), mp_context=context) as pool:
+            futures = [pool.submit(_import_one, data, name, plan) for plan in plans]
+            for future in as_completed(futures):
+                record = future.result()
+                done += record["people"]
+                rejected += record["rejected"]
+                pool_rss = max(pool_rss, record["peak_rss_mb"])
+                emit(record)
         wall = time.perf_counter() - started
         with platform.engine.connect() as conn:
             size = int(
@@ -166,6 +193,8 @@ def stage_import(data: Path, name: str) -> None:
                 "database_bytes": size,
                 "bytes_per_million_people": round(size / max(1, done) * 1_000_000),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "import_process_peak_rss_mb": pool_rss,
+                "import_processes": processes,
             }
         )
     finally:
@@ -264,6 +293,9 @@ def main() -> None:
     parser.add_argument("--database", default=None, help="default: bench_national_<people>")
     parser.add_argument("--stages", default="generate,import,check")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--import-processes", type=int, default=1, help="insurers imported at once (import stage)"
+    )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
@@ -275,7 +307,7 @@ def main() -> None:
         if "generate" in stages:
             stage_generate(args.data, args.people)
         if "import" in stages:
-            stage_import(args.data, name)
+            stage_import(args.data, name, args.import_processes)
         if "check" in stages:
             stage_check(args.data, name, args)
     finally:

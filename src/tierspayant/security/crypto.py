@@ -26,7 +26,7 @@ import os
 import re
 import struct
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -206,6 +206,15 @@ class FieldCipher:
             start += NONCE_BYTES
             append(header + nonce + seal(nonce, plaintext.encode("utf-8"), header + aad))
         return out
+
+    def bulk_parts(self) -> tuple[bytes, Callable[[bytes, bytes, bytes], bytes]]:
+        """The header and the AES-GCM seal call, for loops that inline :meth:`encrypt`.
+
+        ``header + nonce + seal(nonce, plaintext_utf8, header + aad)`` is exactly what
+        :meth:`encrypt` returns for that nonce; the caller must draw every nonce from
+        ``os.urandom`` (96 random bits) and never reuse one.
+        """
+        return self._header, self._aead.encrypt
 
     def decrypt(self, blob: bytes, aad: bytes) -> str:
         """Open a ciphertext made by :meth:`encrypt` with the same ``aad``."""

@@ -67,8 +67,9 @@ FIRST_ERRORS: Final = 20  # rejected lines kept in the summary, for a screen
 PREPARE_LINES: Final = 1000  # lines per chunk handed to a preparer (and per progress call)
 # Below this size a file is prepared in-process: starting workers would cost more.
 PARALLEL_MIN_BYTES: Final = 4 * 2**20
+MIN_WORKERS: Final = 2
 MAX_WORKERS: Final = 4
-RESERVED_CPUS: Final = 2  # left to this process and the database (see _worker_count)
+RESERVED_CPUS: Final = 1  # left to this process and the database (see _worker_count)
 _MERGE_MESSAGES: Final = {
     store.StageState.DUPLICATE: (
         EnrolmentCode.LINE_DUPLICATE,
@@ -232,10 +233,15 @@ def _worker_count(requested: int | None, size: int) -> int:
         return max(requested, 0)
     if size < PARALLEL_MIN_BYTES:
         return 0
-    # Workers only pay when they have cores of their own: this process keeps one (it
-    # reads, copies and merges) and the database usually another. On two cores, workers
-    # competing with both made a 100,000-line import slower, not faster.
-    return max(0, min((os.cpu_count() or 1) - RESERVED_CPUS, MAX_WORKERS))
+    # This process reads the file and streams rows to the database, which works in its
+    # own process: validation and sealing (most of the CPU) go to workers, at least two
+    # even on two cores, so that a busy core does not stall the pipeline; one core is
+    # left to this process and the database beyond that.
+    # A single core has nothing to overlap: everything stays in this process.
+    cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return 0
+    return max(MIN_WORKERS, min(cpus - RESERVED_CPUS, MAX_WORKERS))
 
 
 @contextmanager
@@ -305,7 +311,8 @@ def import_beneficiaries(
     thousand lines and once more after the merge, inside the transaction (it must not
     write to the database).
     ``workers``: processes that validate and encrypt (default: none for files under
-    4 MiB, else one per CPU beyond two, at most four); 0 keeps everything in this process.
+    4 MiB, else one per CPU beyond the first, at least two, at most four); 0 keeps
+    everything in this process.
 
     A full import that would terminate more than the share set by
     :func:`confirm_terminations_above_bp` of the insurer's covered beneficiaries is refused

@@ -37,6 +37,7 @@ from typing import Any, Final
 from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy import Connection, Date, DateTime, bindparam, func, select, text
 
+from tierspayant.store.bulk import bytea_array
 from tierspayant.store.tables import beneficiaries
 
 STAGE: Final = "stage_beneficiaries"
@@ -89,6 +90,14 @@ _COPY_TYPES: Final = [
 ]  # fmt: skip
 # Columns copied from the staging table into beneficiaries, as they are named in both.
 _DATA_COLUMNS: Final = STAGE_COLUMNS[2:]
+# A chunk copied straight into beneficiaries (see BeneficiaryImport): the staged row's
+# data columns (dates as dates), after the insurer and the id, then the fixed columns.
+_DIRECT_COLUMNS: Final = ("insurer_id", "id", *_DATA_COLUMNS, "is_canary", "updated_at")
+_DIRECT_TYPES: Final = [
+    "int4", "int8", "bytea", "bytea", "bytea", "int4", "bytea", "bytea", "bytea", "bytea",
+    "bytea", "int2", "varchar", "varchar", "int2", "varchar", "date", "date", "bool", "bytea",
+    "bool", "timestamptz",
+]  # fmt: skip
 
 
 class StageState(IntEnum):
@@ -294,6 +303,11 @@ class BeneficiaryImport:
         marks = ", ".join("?" for _ in STAGE_COLUMNS)
         self._insert = f"INSERT INTO {STAGE} ({columns}) VALUES ({marks})"  # noqa: S608
         self._copy = f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT BINARY)"
+        self._copy_direct_sql = (
+            f"COPY beneficiaries ({', '.join(_DIRECT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        )
+        self._direct = 0  # rows copied straight into beneficiaries (see _copy_direct)
+        self._dates: dict[str, date] = {}  # ISO text to date, for the direct copy
         self._keep_sql = f"INSERT INTO {KEEP} (idx_nir) VALUES ({'%s' if self._postgres else '?'})"  # noqa: S608
         lock_insurer(conn, insurer_id)
         create_staging(conn)
@@ -353,6 +367,9 @@ class BeneficiaryImport:
         """Stage ``rows`` and ``keep`` (and merge the rows, on PostgreSQL)."""
         raw = self.conn.connection.driver_connection
         assert raw is not None
+        if rows and self._direct_ok(raw, rows):
+            self._copy_direct(raw, rows)
+            rows = []
         if rows:
             first, last = rows[0][0], rows[-1][0]
             if self._postgres:
@@ -378,6 +395,59 @@ class BeneficiaryImport:
                     cursor.executemany(self._keep_sql, keep)
             else:
                 raw.executemany(self._keep_sql, keep)
+
+    def _direct_ok(self, raw: Any, rows: list[StagedRow]) -> bool:
+        """Whether a chunk may skip the staging table: on PostgreSQL, for an insurer that
+        had no rows before the run (nothing to match), a chunk without removal lines
+        (which name someone the platform would have to hold), with nothing staged still
+        waiting for its merge, and without a line repeating an earlier one (in the chunk,
+        or already in the table: then from an earlier line of this file)."""
+        if not (
+            self._merge_each_chunk
+            and self._postgres
+            and not self.had_rows
+            and self._first_line is None
+            and not any(row[1] == "R" for row in rows)
+        ):
+            return False
+        if len({row[2] for row in rows}) != len(rows):
+            return False
+        if self._base == 0:
+            return True
+        # One probe of the unique index per line: far cheaper than staging the chunk.
+        # (Not a savepoint around the copy, undone on a unique violation: thousands of
+        # subtransactions in one long transaction slow every other session's snapshots.)
+        with raw.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM beneficiaries WHERE insurer_id = %s "
+                "AND idx_nir = ANY(%s::bytea[]) LIMIT 1",
+                (self.insurer_id, bytea_array(row[2] for row in rows)),
+            )
+            return cursor.fetchone() is None
+
+    def _copy_direct(self, raw: Any, rows: list[StagedRow]) -> None:
+        """``COPY`` a chunk straight into ``beneficiaries``, with the ids the merge would
+        give (the next ones, in line order). Only for chunks :meth:`_direct_ok` admits:
+        the unique index on (insurer, NIR index) would refuse a repeat anyway, failing
+        the import rather than reporting the line."""
+        insurer, now, dates = self.insurer_id, self.now, self._dates
+        with raw.cursor() as cursor:
+            _fast_bytea(cursor)
+            with cursor.copy(self._copy_direct_sql) as copy:
+                copy.set_types(_DIRECT_TYPES)
+                write = copy.write_row
+                for number, row in enumerate(rows, start=self._base + 1):
+                    start, end = row[16], row[17]
+                    write(
+                        (
+                            insurer, number, *row[2:16], dates.get(start) or _day(dates, start),
+                            None if end is None else dates.get(end) or _day(dates, end),
+                            row[18], row[19], False, now,
+                        )
+                    )  # fmt: skip
+        self._base += len(rows)
+        self._inserted += len(rows)
+        self._direct += len(rows)
 
     def count_terminable(self, terminate_before: date) -> int:
         """The insurer's rows that a full import on ``terminate_before`` could end: not
@@ -498,6 +568,19 @@ class BeneficiaryImport:
                 ),
                 {**lines, "insurer": self.insurer_id},
             )
+        if not self.had_rows and self._direct:
+            # Chunks copied straight into beneficiaries are not staged: a line repeating
+            # one of theirs finds it in the table (the insurer had no rows before the run,
+            # so every row found comes from an earlier line of this file).
+            conn.execute(
+                text(
+                    f"UPDATE {STAGE} AS s SET state = {StageState.DUPLICATE:d} "  # noqa: S608
+                    f"WHERE {in_range} AND s.state = {StageState.NEW:d} AND EXISTS "
+                    "(SELECT 1 FROM beneficiaries AS b WHERE b.insurer_id = :insurer "
+                    "AND b.idx_nir = s.idx_nir)"
+                ),
+                {**lines, "insurer": self.insurer_id},
+            )
         if self._removals:  # full files (and most incremental chunks) have none
             conn.execute(
                 text(
@@ -574,6 +657,12 @@ _ABSENT: Final = (
     f"NOT EXISTS (SELECT 1 FROM {STAGE} AS s WHERE s.idx_nir = beneficiaries.idx_nir) "  # noqa: S608
     f"AND NOT EXISTS (SELECT 1 FROM {KEEP} AS k WHERE k.idx_nir = beneficiaries.idx_nir)"
 )
+
+
+def _day(cache: dict[str, date], iso: str) -> date:
+    """``iso`` as a date, remembered (a file holds few distinct coverage dates)."""
+    day = cache[iso] = date.fromisoformat(iso)
+    return day
 
 
 def _fast_bytea(cursor: Any) -> None:

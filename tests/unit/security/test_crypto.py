@@ -351,3 +351,18 @@ def test_given_many_fields_sealed_at_once_then_each_opens_alone_with_a_fresh_non
         text for text, _ in items
     ]
     assert len({blob[5:17] for blob in blobs}) == len(blobs)
+
+
+@given(
+    text=st.text(max_size=30), aad=st.binary(max_size=40), nonce=st.binary(min_size=12, max_size=12)
+)
+def test_given_the_bulk_parts_then_an_inlined_seal_is_what_encrypt_makes(
+    text: str, aad: bytes, nonce: bytes
+) -> None:
+    """Loops that inline the seal (bulk imports) produce the very layout decrypt reads."""
+    header, seal = CIPHER.bulk_parts()
+    blob = header + nonce + seal(nonce, text.encode(), header + aad)
+    assert CIPHER.decrypt(blob, aad) == text
+    assert len(blob) == len(CIPHER.encrypt(text, aad))
+    with pytest.raises(DecryptionError):
+        CIPHER.decrypt(blob, aad + b"x")

@@ -43,6 +43,12 @@ _ACTIONS = {"": Action.ADD, "A": Action.ADD, "R": Action.REMOVE}
 
 
 def _normalise_name(value: str) -> str | None:
+    if (
+        value.isalpha()
+        and len(value) <= _MAX_NAME
+        and (value.isascii() or unicodedata.is_normalized("NFC", value))
+    ):
+        return value  # the common case: one word of letters, already what the rest gives
     if not value.isascii():
         value = unicodedata.normalize("NFC", value)
     name = " ".join(value.split())
@@ -51,7 +57,22 @@ def _normalise_name(value: str) -> str | None:
     return name
 
 
+# Dates already parsed (a file repeats birth and coverage dates a lot), bounded.
+_DATES: dict[str, date] = {}
+_DATES_KEPT: Final = 50_000
+
+
 def _parse_date(value: str) -> date | None:
+    known = _DATES.get(value)
+    if known is not None:
+        return known
+    parsed = _read_date(value)
+    if parsed is not None and len(_DATES) < _DATES_KEPT:
+        _DATES[value] = parsed
+    return parsed
+
+
+def _read_date(value: str) -> date | None:
     # date.fromisoformat also takes "20240131" and week dates since 3.11: insist on the
     # one documented shape.
     value = value.strip()
