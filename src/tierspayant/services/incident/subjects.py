@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,15 +50,23 @@ class SubjectKeys:
         return cls(operator.derive(PSEUDONYM_PURPOSE), operator.derive(INDEX_PURPOSE))
 
 
-def pseudonyms(key: bytes, insurer_amc: str, ids: Iterable[int]) -> Iterator[str]:
-    """``subject_pseudonym(key, insurer_amc, str(i))`` for each id, keyed once."""
+def pseudonym_hasher(key: bytes, insurer_amc: str) -> Callable[[int], str]:
+    """``subject_pseudonym(key, insurer_amc, str(i))`` as a function of ``i``, keyed once."""
     if len(key) < 32:
         raise ValueError("pseudonym key must hold at least 256 bits")
     base = hmac.new(key, _PSEUDONYM_DOMAIN + insurer_amc.encode("utf-8") + b"\x00", "sha256")
-    for beneficiary_id in ids:
+
+    def pseudonym(beneficiary_id: int) -> str:
         mac = base.copy()
         mac.update(str(beneficiary_id).encode("ascii"))
-        yield mac.digest()[:16].hex()
+        return mac.digest()[:16].hex()
+
+    return pseudonym
+
+
+def pseudonyms(key: bytes, insurer_amc: str, ids: Iterable[int]) -> Iterator[str]:
+    """The pseudonym of each id, as the log names it."""
+    return map(pseudonym_hasher(key, insurer_amc), ids)
 
 
 def lookups(key: bytes, pseudonyms_: Iterable[str]) -> Iterator[bytes]:
@@ -80,7 +88,8 @@ def catch_up(conn: Connection, keys: SubjectKeys, insurer: Insurer, now: datetim
     for start in range(mark + 1, top + 1, INDEX_BATCH):
         ids = range(start, min(start + INDEX_BATCH, top + 1))
         found = lookups(keys.index, pseudonyms(keys.pseudonym, insurer.amc_number, ids))
-        store.insert_subjects(conn, insurer.id, list(zip(found, ids, strict=True)))
+        # In key order: the primary key's pages fill one after another, not at random.
+        store.insert_subjects(conn, insurer.id, sorted(zip(found, ids, strict=True)))
     store.set_subject_mark(conn, insurer.id, top, now)
     return top - mark
 
