@@ -286,6 +286,9 @@ class StatementLog:
         if self.active and not many and statement.lstrip().upper().startswith("SELECT"):
             self.seen.setdefault(statement, params)
 
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
     def plans(self, raw: Any) -> list[dict[str, Any]]:
         """Each distinct SELECT's plan, and whether it scans a large table whole."""
         found = []
@@ -419,6 +422,8 @@ def _scope_rounds(
 ) -> None:
     start, end = plan.window()
     statements = StatementLog(platform.engine)
+    report_dir = platform.settings.data_dir / "reports"
+    report_dir.mkdir(exist_ok=True)
     for label, criteria in (
         (
             "structure",
@@ -434,6 +439,9 @@ def _scope_rounds(
             statements.active = round_no == 0
             started = time.perf_counter()
             result = incident.scope_incident(platform, criteria, "operator:bench")
+            # The report, as ``incident scope`` writes it: JSON and the French CSV.
+            incident.write_scope(result, report_dir / f"scope-{label}.json")
+            incident.write_scope(result, report_dir / f"scope-{label}.csv")
             seconds = time.perf_counter() - started
             statements.active = False
             found = {r.beneficiary_id for s in result.insurers for r in s.records}
@@ -444,6 +452,8 @@ def _scope_rounds(
         assert result is not None
         plans = statements.plans(raw)
         statements.seen.clear()
+        if label == "principal":
+            statements.close()
         _emit(
             {
                 "bench": "incident_scope_national",
