@@ -17,12 +17,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     Table,
+    text,
 )
 
-from tierspayant.store.tables import BigId, metadata
+from tierspayant.store.tables import BigId, audit_events, metadata
 
 subject_index = Table(
     "subject_index",
@@ -40,4 +42,24 @@ subject_index_marks = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-__all__ = ["metadata", "subject_index", "subject_index_marks"]
+# The audit actions that change what an account may do (suspensions, revocations,
+# reinstatements): an incident's measures read them from the window's start on. A partial
+# index over them keeps that read to those few events, however many rights checks the
+# log holds after the window. A query naming other actions too cannot use it (it stays
+# correct, reading the chain from the window's start).
+STATUS_ACTIONS = ("incident.revoke", "principal.reinstate", "principal.revoke", "principal.suspend")
+STATUS_PREDICATE = "action IN ({})".format(", ".join(f"'{a}'" for a in STATUS_ACTIONS))
+ix_audit_events_status = Index(
+    "ix_audit_events_status",
+    audit_events.c.seq,
+    postgresql_where=text(STATUS_PREDICATE),
+    sqlite_where=text(STATUS_PREDICATE),
+)
+
+__all__ = [
+    "STATUS_ACTIONS",
+    "ix_audit_events_status",
+    "metadata",
+    "subject_index",
+    "subject_index_marks",
+]

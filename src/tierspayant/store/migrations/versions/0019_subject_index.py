@@ -2,7 +2,9 @@
 an index (``subject_index``, insurer-owned) instead of recomputing the pseudonym of every
 beneficiary; ``subject_index_marks`` records up to which id each insurer is indexed.
 The index is filled on the first scope of an insurer (or ``index_subjects``), then kept
-up to date incrementally.
+up to date incrementally. ``ix_audit_events_status``: a partial index over the few
+events that suspend, revoke or reinstate an account, which an incident's measures read
+from the window's start on (without it, every event since the window is read).
 
 Revision ID: 0019
 Revises: 0017
@@ -19,6 +21,11 @@ revision = "0019"
 down_revision = "0017"
 branch_labels = None
 depends_on = None
+
+# Written out (not imported): a migration keeps the predicate it created.
+STATUS = sa.text(
+    "action IN ('incident.revoke', 'principal.reinstate', 'principal.revoke', 'principal.suspend')"
+)
 
 
 def upgrade() -> None:
@@ -46,6 +53,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("insurer_id", name=op.f("pk_subject_index_marks")),
     )
+    op.create_index(
+        "ix_audit_events_status",
+        "audit_events",
+        ["seq"],
+        postgresql_where=STATUS,
+        sqlite_where=STATUS,
+    )
     # Insurer-owned: under the tenant role's row-level security on PostgreSQL.
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
@@ -54,6 +68,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_events_status", table_name="audit_events")
     # Dropping the tables drops their policies with them.
     op.drop_table("subject_index_marks")
     op.drop_table("subject_index")
