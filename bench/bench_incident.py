@@ -9,7 +9,8 @@ National mode (PostgreSQL): ``bench/bench_incident.py --national --sizes 2000000
 the scope of a scraper's day by structure and by principal at each base size against
 the raw read of the same window's events (interleaved rounds, median of per-round
 ratios), the plan of every query the scope ran (no sequential scan of ``beneficiaries``,
-``audit_events`` or ``subject_index``), and ``audit verify`` of the whole log against a read-and-hash floor.
+``audit_events`` or ``subject_index``), and ``audit verify`` of the whole log against a
+read-and-hash floor.
 
 Builds a fresh database per engine: one insurer with ``--beneficiaries`` rows (random
 bytes in place of ciphertexts: scoping never decrypts), then an audit log of ``--events``
