@@ -3,6 +3,15 @@
 Run: ``.venv/bin/python bench/bench_incident.py [--events 100000] [--beneficiaries 200000]
 [--attacker-share 0.2] [--engine sqlite|postgres|both]``.
 
+National mode (PostgreSQL): ``bench/bench_incident.py --national --sizes 2000000,5000000
+--events 5000000 --day-lookups 50000`` (20 M: ``--sizes 2000000,20000000``). See
+:func:`run_national`: bulk-loaded beneficiaries and a real hash-chained log (``incident_load``),
+the scope of a scraper's day by structure and by principal at each base size against
+the raw read of the same window's events (interleaved rounds, median of per-round
+ratios), the plan of every query the scope ran (no sequential scan of ``beneficiaries``,
+``audit_events`` or ``subject_index``), and ``audit verify`` of the whole log against a
+read-and-hash floor.
+
 Builds a fresh database per engine: one insurer with ``--beneficiaries`` rows (random
 bytes in place of ciphertexts: scoping never decrypts), then an audit log of ``--events``
 rights checks, a share of them by one attacking principal (hits and misses), the rest by
@@ -21,7 +30,9 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -29,12 +40,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
+from bench import incident_load
 from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
 from tierspayant.security.audit import AuditEvent, next_event, subject_pseudonym
-from tierspayant.services import checkpoints, incident
+from tierspayant.services import audit_log, checkpoints, incident
+from tierspayant.services.incident import subjects
 from tierspayant.store import audit
 from tierspayant.store.keys import insurer_scope
 from tierspayant.store.tables import audit_events, beneficiaries, insurers
@@ -247,13 +260,280 @@ def run(engine_name: str, args: argparse.Namespace, workdir: Path) -> list[dict[
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _emit(line: dict[str, Any]) -> None:
+    """One JSON line; ``load`` (1, 5, 15 min) as ``run_all``'s table reads it."""
+    print(json.dumps({**line, "load": _load()}), flush=True)
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+# Tables that grow with the people or the log: reading one whole is the pass to avoid.
+_WHOLE_SCANS = tuple(
+    f"Seq Scan on {table}" for table in ("beneficiaries", "audit_events", "subject_index")
+)
+
+
+class StatementLog:
+    """The statements a block runs through SQLAlchemy (to EXPLAIN them afterwards)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.seen: dict[str, Any] = {}
+        self.active = False
+        event.listen(engine, "before_cursor_execute", self._record)
+
+    def _record(
+        self, conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if self.active and not many and statement.lstrip().upper().startswith("SELECT"):
+            self.seen.setdefault(statement, params)
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def plans(self, raw: Any) -> list[dict[str, Any]]:
+        """Each distinct SELECT's plan, and whether it scans a large table whole."""
+        found = []
+        for statement, params in self.seen.items():
+            with raw.cursor() as cursor:
+                cursor.execute("EXPLAIN " + statement, params)
+                plan = [str(r[0]) for r in cursor.fetchall()]
+            raw.rollback()
+            scans = [line.strip() for line in plan if any(t in line for t in _WHOLE_SCANS)]
+            found.append(
+                {"sql": " ".join(statement.split())[:160], "plan": plan[0].strip(), "scans": scans}
+            )
+        return found
+
+
+def _window_floor(raw: Any, criteria: incident.ScopeCriteria) -> float:
+    """The raw read of the window's events through the (structure, at) or (actor, at)
+    index: the floor of any scope."""
+    column, value = (
+        ("actor", criteria.principal)
+        if criteria.principal is not None
+        else ("structure", criteria.structure)
+    )
+    started = time.perf_counter()
+    with raw.cursor() as cursor:
+        cursor.execute(
+            "SELECT insurer, subject, at, action, decision, detail FROM audit_events"
+            f" WHERE {column} = %s AND at >= %s AND at < %s",
+            (value, criteria.start, criteria.end),
+        )
+        cursor.fetchall()
+    raw.commit()
+    return time.perf_counter() - started
+
+
+def _rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_national(args: argparse.Namespace, workdir: Path) -> None:
+    """The national incident benchmark on PostgreSQL (see the module's docstring)."""
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    url, data_dir = fresh_database("postgres", workdir)
+    settings = load_settings(
+        {"TIERSPAYANT_DATA_DIR": str(data_dir), "TIERSPAYANT_DATABASE_URL": url}
+    )
+    platform = initialise(settings)
+    pool_raw = platform.engine.raw_connection()
+    raw: Any = pool_raw.driver_connection
+    try:
+        now = platform.now()
+        with platform.engine.begin() as conn:
+            insurer_id = _add_insurer(platform, conn, now)
+        key = platform.operator_keys().derive(incident.PSEUDONYM_PURPOSE)
+        plan = incident_load.LogPlan(
+            events=args.events, people=sizes[0], amc=AMC, day_lookups=args.day_lookups
+        )
+        started = time.perf_counter()
+        disclosed, _ = incident_load.load_events(raw, plan, key)
+        seconds = time.perf_counter() - started
+        _emit(
+            {
+                "bench": "incident_load_events",
+                "events": args.events,
+                "seconds": round(seconds, 1),
+                "events_per_second": round(args.events / seconds),
+                "rss_mb": _rss_mb(),
+            }
+        )
+        loaded = 0
+        for size in sizes:
+            started = time.perf_counter()
+            incident_load.load_beneficiaries(raw, insurer_id, loaded + 1, size)
+            with raw.cursor() as cursor:
+                cursor.execute("ANALYZE beneficiaries")
+                cursor.execute("ANALYZE audit_events")
+            raw.commit()
+            load_seconds = time.perf_counter() - started
+            loaded = size
+            started = time.perf_counter()
+            indexed = subjects.index_subjects(platform)[AMC]
+            index_seconds = time.perf_counter() - started
+            with raw.cursor() as cursor:
+                cursor.execute("ANALYZE subject_index")
+            raw.commit()
+            _emit(
+                {
+                    "bench": "incident_load_base",
+                    "beneficiaries": size,
+                    "load_seconds": round(load_seconds, 1),
+                    "subjects_indexed": indexed,
+                    "index_seconds": round(index_seconds, 1),
+                    "index_us_per_id": round(index_seconds / max(indexed, 1) * 1e6, 2),
+                }
+            )
+            _scope_rounds(platform, raw, args, size, disclosed, plan)
+        _verify_rounds(platform, raw, args)
+    finally:
+        pool_raw.close()
+        platform.close()
+        if args.keep:
+            _emit({"bench": "incident_kept", "database_url": url})
+        else:
+            drop_database(url)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _add_insurer(platform: Platform, conn: Connection, now: datetime) -> int:
+    insurer_id = int(
+        conn.execute(
+            insurers.insert()
+            .values(amc_number=AMC, name="Mutuelle du banc", kind="mutuelle", created_at=now)
+            .returning(insurers.c.id)
+        ).scalar_one()
+    )
+    platform.keys.create(conn, insurer_scope(AMC), now)
+    return insurer_id
+
+
+def _scope_rounds(
+    platform: Platform,
+    raw: Any,
+    args: argparse.Namespace,
+    size: int,
+    disclosed: set[int],
+    plan: incident_load.LogPlan,
+) -> None:
+    start, end = plan.window()
+    statements = StatementLog(platform.engine)
+    report_dir = platform.settings.data_dir / "reports"
+    report_dir.mkdir(exist_ok=True)
+    for label, criteria in (
+        (
+            "structure",
+            incident.ScopeCriteria(start, end, structure=incident_load.ATTACKER_STRUCTURE),
+        ),
+        ("principal", incident.ScopeCriteria(start, end, principal=incident_load.ATTACKER)),
+    ):
+        ratios, scopes, floors = [], [], []
+        exact = True
+        result = None
+        for round_no in range(args.rounds):
+            floor = _window_floor(raw, criteria)
+            statements.active = round_no == 0
+            started = time.perf_counter()
+            result = incident.scope_incident(platform, criteria, "operator:bench")
+            # The report, as ``incident scope`` writes it: JSON and the French CSV.
+            incident.write_scope(result, report_dir / f"scope-{label}.json")
+            incident.write_scope(result, report_dir / f"scope-{label}.csv")
+            seconds = time.perf_counter() - started
+            statements.active = False
+            found = {r.beneficiary_id for s in result.insurers for r in s.records}
+            exact = exact and found == disclosed
+            scopes.append(seconds)
+            floors.append(floor)
+            ratios.append(seconds / floor)
+        assert result is not None
+        plans = statements.plans(raw)
+        statements.seen.clear()
+        if label == "principal":
+            statements.close()
+        _emit(
+            {
+                "bench": "incident_scope_national",
+                "by": label,
+                "beneficiaries": size,
+                "log_events": args.events,
+                "events_examined": result.events_scanned,
+                "people": result.people,
+                "exact": exact,
+                "seconds_median": round(_median(scopes), 3),
+                "seconds_rounds": [round(x, 3) for x in scopes],
+                "floor_window_read_seconds_median": round(_median(floors), 3),
+                "ratio_to_floor_median": round(_median(ratios), 2),
+                # For run_all's table, the same way round as the others: the floor's
+                # time over the scope's (1.0: as fast as reading the window raw).
+                "engine": "postgres",
+                "target": f"scope by {label}, {size} people",
+                "ratio": round(_median([1 / r for r in ratios]), 3),
+                "statements": len(plans),
+                "whole_table_scans": [p for p in plans if p["scans"]],
+                "plans": [f"{p['plan']} <- {p['sql']}" for p in plans],
+            }
+        )
+
+
+def _verify_rounds(platform: Platform, raw: Any, args: argparse.Namespace) -> None:
+    ratios, verifies, floors = [], [], []
+    rss_before = _rss_mb()
+    report = None
+    for _ in range(args.verify_rounds):
+        _, floor = incident_load.digest_floor(raw)
+        started = time.perf_counter()
+        report = audit_log.verify(platform)
+        seconds = time.perf_counter() - started
+        verifies.append(seconds)
+        floors.append(floor)
+        ratios.append(seconds / floor)
+    assert report is not None
+    events = report.checked
+    _emit(
+        {
+            "bench": "audit_verify",
+            "events": events,
+            "ok": report.ok,
+            "seconds_median": round(_median(verifies), 1),
+            "seconds_per_million": round(_median(verifies) / events * 1e6, 1),
+            "floor_read_and_hash_seconds_median": round(_median(floors), 1),
+            "ratio_to_floor_median": round(_median(ratios), 2),
+            "engine": "postgres",
+            "target": "audit verify",
+            "ratio": round(_median([1 / r for r in ratios]), 3),
+            "rss_mb_before": rss_before,
+            "rss_mb_peak_after": _rss_mb(),
+        }
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--beneficiaries", type=int, default=200_000)
     parser.add_argument("--attacker-share", type=float, default=0.2)
     parser.add_argument("--engine", choices=("sqlite", "postgres", "both"), default="sqlite")
+    parser.add_argument("--national", action="store_true", help="PostgreSQL bulk mode")
+    parser.add_argument("--sizes", default="2000000,5000000", help="base sizes, growing")
+    parser.add_argument("--day-lookups", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--verify-rounds", type=int, default=2)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the national database (bench_audit_verify)"
+    )
     args = parser.parse_args()
+    if args.national:
+        with tempfile.TemporaryDirectory(prefix="bench-incident-") as tmp:
+            run_national(args, Path(tmp))
+        return
     engines = ("sqlite", "postgres") if args.engine == "both" else (args.engine,)
     with tempfile.TemporaryDirectory(prefix="bench-incident-") as tmp:
         for engine_name in engines:

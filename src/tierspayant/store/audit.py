@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from sqlalchemy import Connection, RowMapping, func, select, text
 
@@ -159,7 +160,20 @@ def _event_values(event: AuditEvent) -> dict[str, object]:
 
 def iter_events(conn: Connection, *, after: int = 0, batch: int = 5000) -> Iterator[AuditEvent]:
     """Every event past position ``after`` in chain order, read in batches (memory does
-    not grow with the log)."""
+    not grow with the log).
+
+    On PostgreSQL the pages are read with the raw driver (keyset on ``seq``, through the
+    caller's connection) and each row becomes an event directly: no SQLAlchemy row
+    objects, and the detail texts repeated from event to event are parsed once per page
+    (the events share that read-only mapping). The events are the ones the SQLAlchemy
+    path builds, value for value."""
+    if conn.dialect.name == "postgresql":
+        return _iter_events_raw(conn, after, batch)
+    return _iter_events_core(conn, after, batch)
+
+
+def _iter_events_core(conn: Connection, after: int, batch: int) -> Iterator[AuditEvent]:
+    """The portable reading: SQLAlchemy pages, one row mapping per event."""
     while True:
         rows = (
             conn.execute(
@@ -176,6 +190,62 @@ def iter_events(conn: Connection, *, after: int = 0, batch: int = 5000) -> Itera
         for row in rows:
             yield _row_to_event(row)
         after = int(rows[-1]["seq"])
+
+
+_PAGE = (
+    "SELECT seq, at, actor, structure, action, purpose, subject, insurer, decision, detail,"
+    " prev_hash, hash FROM audit_events WHERE seq > %s ORDER BY seq LIMIT %s"
+)
+
+
+def _iter_events_raw(conn: Connection, after: int, batch: int) -> Iterator[AuditEvent]:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    event = AuditEvent
+    while True:
+        with raw.cursor() as cursor:
+            cursor.execute(_PAGE, (after, batch))
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        details: dict[str, object] = {}
+        for (
+            seq,
+            at,
+            actor,
+            structure,
+            action,
+            purpose,
+            subject,
+            insurer,
+            decision,
+            text_,
+            *h,
+        ) in rows:
+            detail = details.get(text_)
+            if detail is None:
+                detail = details[text_] = _shared_detail(text_)
+            yield event(
+                seq,
+                at if at.tzinfo is not None else at.replace(tzinfo=UTC),
+                actor,
+                structure,
+                action,
+                purpose,
+                subject,
+                insurer,
+                decision,
+                detail,  # type: ignore[arg-type]  # whatever the text holds, as before
+                bytes(h[0]),
+                bytes(h[1]),
+            )
+        after = int(rows[-1][0])
+
+
+def _shared_detail(text_: str) -> object:
+    """A stored detail parsed, read-only when it is an object (events share it)."""
+    value = json.loads(text_)
+    return MappingProxyType(value) if isinstance(value, dict) else value
 
 
 def count_events(conn: Connection, up_to_seq: int | None = None) -> int:

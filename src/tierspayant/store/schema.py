@@ -13,6 +13,7 @@ from tierspayant.store import (  # noqa: F401  (each import registers its tables
     claims_tables,
     containment_tables,
     disputes_tables,
+    incident_tables,
     ledger_tables,
     operations_tables,
     security_tables,

@@ -45,6 +45,8 @@ TENANT_TABLES = (
     "cards",
     "card_signing_keys",
     "claim_disputes",
+    "subject_index",
+    "subject_index_marks",
 )
 # Shared tables the role may append to (everything else it may only read).
 APPEND_TABLES = ("audit_events", "security_alerts", "guard_daily")

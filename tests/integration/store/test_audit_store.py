@@ -140,3 +140,36 @@ def test_given_concurrent_writers_then_every_append_gets_its_own_position(
     assert len(mine) == 240
     assert [e.seq for e in mine] == list(range(mine[0].seq, mine[0].seq + 240))
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(mine))
+
+
+def test_given_varied_events_then_every_reading_path_gives_the_same_events(
+    platform: Platform,
+) -> None:
+    """The raw-driver pages (PostgreSQL) build the events the portable path builds."""
+    details: list[dict[str, str | int | bool | None]] = [
+        {},
+        {"n": 1, "ok": True, "none": None},
+        {"name": "Élodie « test »", "emoji": "\u2603"},
+        {"n": 1, "ok": True, "none": None},  # the same text again: parsed once, shared
+    ]
+    with platform.engine.begin() as conn:
+        for n in range(11):
+            audit.append(
+                conn,
+                at=platform.now(),
+                actor=f"actor-{n}",
+                action="rights.check",
+                decision="allow",
+                structure=None if n % 2 else "750012344",
+                subject=None if n % 3 else f"{n:032x}",
+                insurer="77665544",
+                detail=details[n % len(details)],
+            )
+    with platform.engine.connect() as conn:
+        portable = list(audit._iter_events_core(conn, 0, 4))
+        chosen = list(audit.iter_events(conn, batch=4))
+        tail = list(audit.iter_events(conn, after=5, batch=3))
+    assert len(portable) >= 11
+    assert chosen == portable
+    assert [e.canonical() for e in chosen] == [e.canonical() for e in portable]
+    assert tail == [e for e in portable if e.seq > 5]

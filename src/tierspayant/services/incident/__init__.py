@@ -2,9 +2,10 @@
 
 **Scope.** Given a principal (or a structure) and a time window, the audit log says
 exactly which beneficiaries were disclosed, per insurer. Events name people only by a
-keyed pseudonym of (insurer, internal id); scoping maps pseudonyms back by recomputing
-them over the insurer's internal ids — one HMAC per id, no identity involved — so the
-log itself never holds anything identifying.
+keyed pseudonym of (insurer, internal id); scoping reads the events of the window through
+the (actor, at) or (structure, at) index and maps the pseudonyms of the people read back
+to ids through the subject index (``subjects``: one keyed lookup per person read, never a
+pass over the beneficiaries), so the log itself never holds anything identifying.
 
 Which events disclosed is read from the events themselves, never guessed from a list of
 decisions that a new one would escape: every answer about a person (rights check,

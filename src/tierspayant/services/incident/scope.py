@@ -2,9 +2,10 @@
 
 **Scope.** Given a principal (or a structure) and a time window, the audit log says
 exactly which beneficiaries were disclosed, per insurer. Events name people only by a
-keyed pseudonym of (insurer, internal id); scoping maps pseudonyms back by recomputing
-them over the insurer's internal ids — one HMAC per id, no identity involved — so the
-log itself never holds anything identifying.
+keyed pseudonym of (insurer, internal id); scoping reads the events of the window through
+the (actor, at) or (structure, at) index and maps the pseudonyms of the people read back
+to ids through the subject index (``subjects``: one keyed lookup per person read, never a
+pass over the beneficiaries), so the log itself never holds anything identifying.
 
 Which events disclosed is read from the events themselves, never guessed from a list of
 decisions that a new one would escape: every answer about a person (rights check,
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -34,7 +35,7 @@ from sqlalchemy import Connection
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import IncidentCode
-from tierspayant.security.audit import DISCLOSED, subject_pseudonym
+from tierspayant.security.audit import DISCLOSED
 from tierspayant.services.breakglass import (
     GrantScope,
     load_record,
@@ -43,11 +44,10 @@ from tierspayant.services.breakglass import (
 )
 from tierspayant.services.canaries import canary_touched
 from tierspayant.services.errors import ServiceError
-from tierspayant.services.incident import measures
+from tierspayant.services.incident import measures, subjects
 from tierspayant.services.insurers import Insurer, get_insurer
 from tierspayant.store import audit
 from tierspayant.store import incidents as store
-from tierspayant.store.beneficiaries import ids_after
 
 # Events from before answers recorded ``disclosed``: what each (action, decision) told
 # the caller. None: a refused prior authorisation, disclosing unless its reason was
@@ -73,8 +73,7 @@ LEGACY_ANSWERS: Mapping[tuple[str, str], bool | None] = MappingProxyType(
 # legacy answer) after which nothing was handed over.
 REFUSALS = frozenset({"deny", "denied", "blocked", "error", "step_up"})
 NO_RIGHTS_REASON = "rights.none"
-PSEUDONYM_PURPOSE = "audit.subject"
-_RESOLVE_BATCH = 20_000
+PSEUDONYM_PURPOSE = subjects.PSEUDONYM_PURPOSE
 PROGRESS_EVENTS = 10_000  # audit events examined between two progress calls
 
 
@@ -187,11 +186,11 @@ def scope_incident(
                 conn, reveal.grant_id, actor, now, frozenset({GrantScope.BULK, GrantScope.EXPORT})
             )
         scanned, reads = _disclosures(conn, criteria, progress)
-        key = platform.operator_keys().derive(PSEUDONYM_PURPOSE)
+        keys = subjects.SubjectKeys.of(platform)
         scopes = []
         for amc in sorted(reads):
             insurer = get_insurer(conn, amc)
-            records = _resolve(conn, key, insurer, reads[amc])
+            records = _resolve(conn, keys, insurer, reads[amc], now)
             if reveal is not None:
                 _reveal(platform, conn, insurer, records, reveal, actor)
             scopes.append(InsurerScope(amc, insurer.name, tuple(records)))
@@ -293,28 +292,16 @@ def _count(
 
 
 def _resolve(
-    conn: Connection, key: bytes, insurer: Insurer, wanted: dict[str, ScopedRecord]
+    conn: Connection,
+    keys: subjects.SubjectKeys,
+    insurer: Insurer,
+    wanted: dict[str, ScopedRecord],
+    now: datetime,
 ) -> list[ScopedRecord]:
-    """Attach internal ids by recomputing the pseudonyms of the insurer's beneficiaries."""
-    remaining = dict(wanted)
-    for beneficiary_id in _ids(conn, insurer.id):
-        if not remaining:
-            break
-        pseudonym = subject_pseudonym(key, insurer.amc_number, str(beneficiary_id))
-        record = remaining.pop(pseudonym, None)
-        if record is not None:
-            record.beneficiary_id = beneficiary_id
+    """Attach internal ids through the subject index: one lookup per person read."""
+    for pseudonym, beneficiary_id in subjects.resolve(conn, keys, insurer, wanted, now).items():
+        wanted[pseudonym].beneficiary_id = beneficiary_id
     return sorted(wanted.values(), key=lambda r: (r.beneficiary_id is None, r.beneficiary_id or 0))
-
-
-def _ids(conn: Connection, insurer_id: int) -> Iterator[int]:
-    after = 0
-    while True:
-        ids = ids_after(conn, insurer_id, after, _RESOLVE_BATCH)
-        if not ids:
-            return
-        yield from ids
-        after = ids[-1]
 
 
 def _reveal(
