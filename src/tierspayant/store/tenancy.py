@@ -87,6 +87,16 @@ END $$""",  # noqa: S608 - module constants only
             f"CREATE POLICY {POLICY} ON {table} FOR ALL TO {TENANT_ROLE} "
             f"USING ({check}) WITH CHECK ({check})",
         ]
+    # Row-level security is the parent's: a partition read directly would skip it. The
+    # grant on all tables above reaches the partitions too, so they are closed again
+    # (the role reads and writes through the parent only).
+    statements.append(
+        f"""DO $$ DECLARE part regclass; BEGIN
+  FOR part IN SELECT c.oid::regclass FROM pg_class c WHERE c.relispartition AND c.relkind IN ('r', 'p') LOOP
+    EXECUTE format('REVOKE ALL ON %s FROM {TENANT_ROLE}', part);
+  END LOOP;
+END $$"""  # noqa: S608 - module constants only
+    )
     return statements
 
 
