@@ -59,6 +59,8 @@ def _work(
         _spy(patch, counts, identification, "is_canary", "canary_check")
         _spy(patch, counts, canaries, "canary_mark", "canary_mark")
         _spy(patch, counts, identification, "subject_pseudonym", "pseudonym")
+        # The index read runs on the driver (no SQLAlchemy event): counted as a call.
+        _spy(patch, counts, identification, "find_by_nir_index_padded", "index_read")
 
         def statement(*_args: Any) -> None:
             counts["statements"] += 1
@@ -98,6 +100,6 @@ def test_unknown_wrong_birth_date_and_known_do_the_same_work(
     # And all three did the same work, step for step
     reference = work["known"][0]
     assert (reference["decrypt"], reference["canary_check"], reference["pseudonym"]) == (1, 1, 1)
-    assert reference["statements"] >= 1
+    assert reference["index_read"] == 1
     for name in ("wrong", "unknown"):
         assert work[name][0] == reference, name
