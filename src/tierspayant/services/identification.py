@@ -169,10 +169,11 @@ class _PaddedRead:
     lookup, parameter processing, result object) cost several times the query on SQLite.
     """
 
-    __slots__ = ("_names", "_positions", "_processors", "_sql", "_values")
+    __slots__ = ("_names", "_positions", "_postgres", "_processors", "_sql", "_values")
 
     def __init__(self, dialect: Dialect) -> None:
         compiled = _BY_NIR_INDEX_PADDED.compile(dialect=dialect)
+        self._postgres = dialect.name == "postgresql"
         self._sql = str(compiled)
         self._values = dict(compiled.params)
         self._positions = tuple(compiled.positiontup or ())
@@ -188,12 +189,23 @@ class _PaddedRead:
     ) -> tuple[BeneficiaryRecord | None, bool]:
         values = {**self._values, "insurer_id": insurer_id, "idx": idx_nir}
         params: Any = [values[p] for p in self._positions] if self._positions else values
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        driver: Any = conn.connection.driver_connection
+        # PostgreSQL: one statement needs no transaction. Run alone (autocommit, while no
+        # transaction is open) it costs one round trip, where the driver's implicit BEGIN
+        # and the pool's ROLLBACK on return would cost two more.
+        alone = self._postgres and driver.info.transaction_status.name == "IDLE"
+        if alone:
+            driver.autocommit = True
         try:
-            cursor.execute(self._sql, params)
-            row = cursor.fetchone()
+            cursor = driver.cursor()
+            try:
+                cursor.execute(self._sql, params)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
+            if alone:
+                driver.autocommit = False
         if row is None:
             return None, False
         mapping = {
