@@ -8,7 +8,13 @@ in one transaction, and only then hands each caller its event: nobody gets an an
 whose audit event is not durable, and a failed write fails every request of the batch.
 
 The lookup itself then reads in a read-only transaction, so lookups no longer queue for
-the writer at all. One writer thread per process; batches of up to ``max_batch`` events.
+the writer at all. One writer thread per process; batches of up to ``max_batch`` events,
+appended on the thread's own driver connection (:class:`~tierspayant.store.audit.DriverAppend`:
+the same rows as the SQLAlchemy append, without its per-row overhead). "Committed" means
+what the database's commit means: on PostgreSQL, durable; on SQLite (WAL,
+``synchronous=NORMAL``, ``store/db.py``), durable across a crash of the process, while a
+power loss of the machine may lose the last transactions before a checkpoint (the chain
+then ends earlier; it never breaks).
 """
 
 from __future__ import annotations
