@@ -167,7 +167,7 @@ def serve(kind: str, port: int, env: dict[str, str], workers: int = 1) -> subpro
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
-    wait_for_port(port, timeout=120)  # two workers on a loaded machine start slowly
+    wait_for_port(port, timeout=300)  # two workers on a loaded machine start slowly (97 s seen)
     return process
 
 

@@ -22,8 +22,12 @@ from sqlalchemy import event
 from tests.api.world import ENGINE_PARAMS, World, build_world, close_world
 from tests.factories import make_nir
 from tierspayant.security import crypto
+from tierspayant.security.identity import nir_index
 from tierspayant.services import canaries, identification
 from tierspayant.services.identification import CardData, identify_detailed
+from tierspayant.services.insurers import cached_insurer
+from tierspayant.store import beneficiaries, beneficiary_reads
+from tierspayant.store.keys import insurer_scope
 
 
 @pytest.fixture(scope="module", params=ENGINE_PARAMS)
@@ -59,6 +63,8 @@ def _work(
         _spy(patch, counts, identification, "is_canary", "canary_check")
         _spy(patch, counts, canaries, "canary_mark", "canary_mark")
         _spy(patch, counts, identification, "subject_pseudonym", "pseudonym")
+        # The index read runs on the driver (no SQLAlchemy event): counted as a call.
+        _spy(patch, counts, identification, "find_by_nir_index_padded", "index_read")
 
         def statement(*_args: Any) -> None:
             counts["statements"] += 1
@@ -98,6 +104,22 @@ def test_unknown_wrong_birth_date_and_known_do_the_same_work(
     # And all three did the same work, step for step
     reference = work["known"][0]
     assert (reference["decrypt"], reference["canary_check"], reference["pseudonym"]) == (1, 1, 1)
-    assert reference["statements"] >= 1
+    assert reference["index_read"] == 1
     for name in ("wrong", "unknown"):
         assert work[name][0] == reference, name
+
+
+def test_the_driver_read_answers_what_the_store_read_answers(world: World) -> None:
+    # Given a known person's index and an index nobody has, on each insurer
+    person = next(iter(world.people.values()))[3]
+    with world.platform.engine.connect() as conn:
+        insurer = cached_insurer(world.platform, conn, person.amc_number)
+        keys = world.platform.keys.active(conn, insurer_scope(insurer.amc_number))
+        index = nir_index(crypto.BlindIndexer(keys), person.nir, person.birth_rank)
+        for probe in (index, bytes(16)):
+            # When both reads run, Then they give the same record and the same verdict
+            by_driver = beneficiary_reads.find_by_nir_index_padded(conn, insurer.id, probe)
+            by_store = beneficiaries.find_by_nir_index_padded(conn, insurer.id, probe)
+            assert by_driver == by_store
+            assert by_driver[0] is not None
+        assert by_driver[1] is False  # the unknown index: the pad row, not a match

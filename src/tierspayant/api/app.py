@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from tierspayant import __version__
 from tierspayant.api.errors import install_error_handlers
+from tierspayant.api.hot import HotEligibility
 from tierspayant.api.lanes import LookupLane
 from tierspayant.api.metrics import RequestMetricsMiddleware
 from tierspayant.api.middleware import RequestLimitsMiddleware
@@ -16,7 +20,29 @@ from tierspayant.app.platform import Platform
 from tierspayant.web.portals import mount_portals
 
 
-def create_app(platform: Platform) -> FastAPI:
+class PlatformApp(FastAPI):
+    """The FastAPI application, with the rights check's hot path in front of it.
+
+    ``POST /v1/eligibility`` goes to :attr:`hot` (:mod:`tierspayant.api.hot`), which hands
+    anything unusual back to the framework; ``hot = None`` serves everything through the
+    framework (the hot path's tests compare both).
+    """
+
+    hot: HotEligibility | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.hot
+        if hot is not None and hot.serves(scope):
+            await hot(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The application without its hot path (where the hot path hands back)."""
+        await super().__call__(scope, receive, send)
+
+
+def create_app(platform: Platform, *, hot_path: bool = True) -> PlatformApp:
     """Build the API around one platform.
 
     The OpenAPI document only when ``TIERSPAYANT_API_DOCS`` is on, and then its Swagger UI
@@ -24,7 +50,7 @@ def create_app(platform: Platform) -> FastAPI:
     loads its scripts from a CDN.
     """
     settings = platform.settings
-    app = FastAPI(
+    app = PlatformApp(
         title="tierspayant",
         version=__version__,
         description=(
@@ -37,7 +63,8 @@ def create_app(platform: Platform) -> FastAPI:
         openapi_url="/openapi.json" if settings.api_docs else None,
     )
     app.state.platform = platform
-    app.state.lookup_lane = LookupLane(platform)
+    lane = LookupLane(platform)
+    app.state.lookup_lane = lane
     install_error_handlers(app)
     app.add_middleware(DeprecationHeadersMiddleware)
     app.add_middleware(RequestMetricsMiddleware)  # inside the limits: their refusals not timed
@@ -53,4 +80,7 @@ def create_app(platform: Platform) -> FastAPI:
         max_headers_bytes=settings.max_headers_bytes,
         force_tls=settings.sessions.portal_tls,
     )
+    if hot_path:
+        handlers: dict[Any, Any] = app.exception_handlers
+        app.hot = HotEligibility(app.framework, platform, lane, handlers)
     return app

@@ -83,10 +83,12 @@ async def current_principal(
     cached = providers.cached_principal(platform, token)
     if cached is not None:
         return cached
-    return await run_in_threadpool(_authenticate, platform, token)
+    return await run_in_threadpool(authenticate_bearer, platform, token)
 
 
-def _authenticate(platform: Platform, token: str) -> Principal:
+def authenticate_bearer(platform: Platform, token: str) -> Principal:
+    """The principal of a bearer token (provider token, else portal session), from the
+    database: run it in a worker thread."""
     try:
         return providers.authenticate_token_cached(platform, token)
     except Unauthenticated:

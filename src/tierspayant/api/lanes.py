@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 import anyio.to_thread
 import structlog
@@ -51,6 +52,7 @@ class LookupLane:
         self.platform = platform
         self.inline = runs_inline(platform)
         self._limiter = CapacityLimiter(size)
+        self._wakeups: _Wakeups | None = None
 
     async def run(self, start: Callable[[], Deferred[T]]) -> T:
         """Start a lookup (inline or in the lane), await its audit commit, settle it."""
@@ -58,18 +60,56 @@ class LookupLane:
             deferred = start()
         else:
             deferred = await anyio.to_thread.run_sync(start, limiter=self._limiter)
-        if deferred.event is not None and not deferred.event.done():
-            waiting = asyncio.wrap_future(deferred.event)
+        event = deferred.event
+        if event is not None and not event.done():
+            loop = asyncio.get_running_loop()
+            wakeups = self._wakeups
+            if wakeups is None or wakeups.loop is not loop:  # a test client's new loop
+                wakeups = self._wakeups = _Wakeups(loop)
             try:
-                # Shielded: a cancelled request must not cancel the event's future, whose
+                # A waiter of our own: cancelling it leaves the event's future alone, whose
                 # commit still decides what happens after the lookup.
-                await asyncio.shield(waiting)
+                await wakeups.watch(event)
             except asyncio.CancelledError:
                 # The request is gone, not the lookup: once its event is committed, its
                 # alerts are raised (or the guard's hold freed) as if it had been answered.
-                waiting.add_done_callback(lambda _done: _settle_in_background(deferred))
+                event.add_done_callback(lambda _done: _settle_in_background(deferred))
                 raise
         return deferred.settle()
+
+
+class _Wakeups:
+    """Wakes the event loop once per batch of committed audit events, not once per event.
+
+    The writer thread settles a batch's futures one after the other; the first settled
+    one schedules a single call on the loop, which then releases every waiter settled by
+    then (``asyncio.wrap_future`` would schedule one call, and wake the loop, per event).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[asyncio.Future[None]] = []
+
+    def watch(self, event: Future[Any]) -> asyncio.Future[None]:
+        """A loop future done once ``event`` is (its outcome is read from ``event``)."""
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        event.add_done_callback(lambda _done: self._done(waiter))
+        return waiter
+
+    def _done(self, waiter: asyncio.Future[None]) -> None:
+        with self._lock:
+            self._ready.append(waiter)
+            first = len(self._ready) == 1
+        if first:
+            self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for waiter in ready:
+            if not waiter.done():  # a cancelled request's waiter is done already
+                waiter.set_result(None)
 
 
 def _settle_in_background(deferred: Deferred[T]) -> None:

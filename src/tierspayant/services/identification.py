@@ -36,9 +36,9 @@ from tierspayant.services.insurers import Insurer, cached_insurer
 from tierspayant.store.beneficiaries import (
     BeneficiaryRecord,
     find_by_member_index,
-    find_by_nir_index_padded,
     record_from_row,
 )
+from tierspayant.store.beneficiary_reads import find_by_nir_index_padded
 from tierspayant.store.keys import insurer_scope
 
 

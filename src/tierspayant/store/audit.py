@@ -13,8 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
-from sqlalchemy import Connection, RowMapping, func, select, text
+from sqlalchemy import Connection, Dialect, RowMapping, func, select, text
 
 from tierspayant.security.audit import AuditEvent, ChainHead, check_event_fields, next_event
 from tierspayant.store.db import enter_write
@@ -120,7 +121,13 @@ def append_entries(conn: Connection, entries: Sequence[Entry]) -> list[AuditEven
         # the database's write lock first (no trigger fires: there is no row).
         enter_write(conn)
         conn.exec_driver_sql("UPDATE audit_events SET seq = seq WHERE 0")
-    head: AuditEvent | ChainHead | None = chain_head(conn)
+    events = _chained(chain_head(conn), entries)
+    conn.execute(_INSERT, [_event_values(e) for e in events])
+    return events
+
+
+def _chained(head: AuditEvent | ChainHead | None, entries: Sequence[Entry]) -> list[AuditEvent]:
+    """The events of ``entries``, chained after ``head``."""
     events = []
     for entry in entries:
         event = next_event(
@@ -137,8 +144,53 @@ def append_entries(conn: Connection, entries: Sequence[Entry]) -> list[AuditEven
         )
         events.append(event)
         head = event
-    conn.execute(_INSERT, [_event_values(e) for e in events])
     return events
+
+
+class DriverAppend:
+    """:func:`append_entries` on the driver's own connection (sqlite3 or psycopg), for the
+    group-commit writer (``store/audit_writer.py``): the same lock, head read, chain and
+    rows (each value through its column's own type, as SQLAlchemy would bind it), in one
+    transaction the caller commits. The statements are built once per dialect.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.postgres = dialect.name == "postgresql"
+        columns = list(audit_events.c)
+        self._names = tuple(c.name for c in columns)
+        self._binds = tuple(c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns)
+        compiled = _INSERT.compile(dialect=dialect)
+        self._insert = str(compiled)  # SQLAlchemy's own statement, in the driver's style
+        order = compiled.positiontup
+        assert order is None or tuple(order) == self._names, order
+        self._head = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1"
+
+    def __call__(self, dbapi: Any, entries: Sequence[Entry]) -> list[AuditEvent]:
+        """Append ``entries`` inside a transaction opened here; the caller commits (or
+        rolls back). On SQLite the caller holds the process's write gate."""
+        cursor = dbapi.cursor()
+        try:
+            if self.postgres:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK_KEY,))
+            else:
+                # The database's write lock before the head is read (see append_entries).
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(self._head)
+            row = cursor.fetchone()
+            head = None if row is None else ChainHead(int(row[0]), bytes(row[1]))
+            events = _chained(head, entries)
+            rows = [self._row(_event_values(e)) for e in events]
+            cursor.executemany(self._insert, rows)
+        finally:
+            cursor.close()
+        return events
+
+    def _row(self, values: dict[str, object]) -> Any:
+        bound = [
+            value if bind is None or value is None else bind(value)
+            for bind, value in zip(self._binds, (values[n] for n in self._names), strict=True)
+        ]
+        return dict(zip(self._names, bound, strict=True)) if self.postgres else bound
 
 
 def _event_values(event: AuditEvent) -> dict[str, object]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
 
 from tierspayant.store.partitions import ensure_audit_months
@@ -49,7 +53,40 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=10)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A connection back from the pool is pinged only if it sat unused for this long: one that
+# served a request a moment ago is alive (a server restart in between fails that request,
+# and the connection is then discarded as SQLAlchemy discards any broken one). Pinging on
+# every checkout (``pool_pre_ping``) cost a network round trip on every rights check.
+PING_IDLE_SECONDS = 5.0
+_CHECKED_IN = "tierspayant.checked_in"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    def on_checkin(_dbapi: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    def on_checkout(dbapi: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN)
+        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+            return  # new, or used a moment ago
+        try:
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi.rollback()  # the driver opened a transaction for the ping: end it
+        except Exception as exc:
+            # The pool drops this connection and checks out (or opens) another one.
+            raise DisconnectionError(str(exc)) from exc
+
+    event.listen(engine.pool, "checkin", on_checkin)
+    event.listen(engine.pool, "checkout", on_checkout)
 
 
 # --- SQLite: one writer at a time inside the process ---------------------------------
@@ -109,6 +146,24 @@ def enter_write(conn: Connection) -> None:
         raise DatabaseBusy("the database is busy with other writes; try again")
     gate.owner = me
     conn.info[_GATE_KEY] = gate
+
+
+@contextmanager
+def write_gate(engine: Engine) -> Iterator[None]:
+    """Hold the write gate of an SQLite engine (nothing elsewhere) around a write made on
+    the driver's own connection, which the gate's statement listener does not see."""
+    gate = _GATES.get(engine.pool)
+    if gate is None:
+        yield
+        return
+    if not gate.lock.acquire(timeout=GATE_TIMEOUT_SECONDS):
+        raise DatabaseBusy("the database is busy with other writes; try again")
+    gate.owner = threading.get_ident()
+    try:
+        yield
+    finally:
+        gate.owner = None
+        gate.lock.release()
 
 
 def begin_write(conn: Connection) -> None:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Response
 
 from tierspayant.api.deps import LaneDep, PlatformDep, Policy, ProviderPrincipal, policy
 from tierspayant.api.json_body import StrictJsonRoute
+from tierspayant.api.lanes import LookupLane
 from tierspayant.api.schemas import (
     DomainRightOut,
     EligibilityIn,
@@ -17,6 +18,8 @@ from tierspayant.api.schemas import (
     card_data,
     card_proof,
 )
+from tierspayant.app.platform import Platform
+from tierspayant.security.principal import Principal
 from tierspayant.services.eligibility import RightsCheck, start_rights_check
 
 router = APIRouter(route_class=StrictJsonRoute)
@@ -32,6 +35,20 @@ router = APIRouter(route_class=StrictJsonRoute)
 async def eligibility(
     body: EligibilityIn, principal: ProviderPrincipal, platform: PlatformDep, lane: LaneDep
 ) -> Response:
+    return Response(await rights_answer(body, principal, platform, lane), media_type=MEDIA_TYPE)
+
+
+MEDIA_TYPE = "application/json"
+
+
+async def rights_answer(
+    body: EligibilityIn, principal: Principal, platform: Platform, lane: LookupLane
+) -> bytes:
+    """The rights check of ``body`` for ``principal``, as the JSON document answered.
+
+    Shared by the route above (kept for the OpenAPI document and for every request the
+    lean handler of :mod:`tierspayant.api.hot` hands back) and by that handler.
+    """
     check = RightsCheck(card_data(body.card), body.care_date, tuple(body.domains))
     proof = card_proof(body.card_proof)
     answer = await lane.run(lambda: start_rights_check(platform, principal, check, proof))
@@ -53,4 +70,4 @@ async def eligibility(
     # against ``response_model`` (kept for the OpenAPI document) on the hot path. Without
     # an engagement the field is left out, so "no rights" stays the one answer it was.
     excluded = None if answer.engagement_number else {"engagement_number"}
-    return Response(out.model_dump_json(exclude=excluded), media_type="application/json")
+    return out.model_dump_json(exclude=excluded).encode()
