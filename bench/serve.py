@@ -82,10 +82,15 @@ def floor_app() -> object:
 
 
 def platform_app() -> object:
+    """The platform as production serves it (``tierspayant serve``, ``api/asgi.py``): its
+    log lines rendered as JSON, not by structlog's default console renderer (which
+    colours and pads every field and cost ~4 % of a rights check's time)."""
     from tierspayant.api.app import create_app
+    from tierspayant.app.observability import configure_logging
     from tierspayant.app.platform import open_platform
     from tierspayant.config import load_settings
 
+    configure_logging()
     return create_app(open_platform(load_settings()))
 
 

@@ -92,7 +92,8 @@ END $$""",  # noqa: S608 - module constants only
     # (the role reads and writes through the parent only).
     statements.append(
         f"""DO $$ DECLARE part regclass; BEGIN
-  FOR part IN SELECT c.oid::regclass FROM pg_class c WHERE c.relispartition AND c.relkind IN ('r', 'p') LOOP
+  FOR part IN SELECT c.oid::regclass FROM pg_class c
+               WHERE c.relispartition AND c.relkind IN ('r', 'p') LOOP
     EXECUTE format('REVOKE ALL ON %s FROM {TENANT_ROLE}', part);
   END LOOP;
 END $$"""  # noqa: S608 - module constants only
