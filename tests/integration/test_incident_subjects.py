@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, delete, func, select
+from typer.testing import CliRunner
 
 from tests.integration.operations_support import NOW, SeedInsurer, enrol
 from tierspayant.app.platform import Platform
+from tierspayant.cli.main import app
+from tierspayant.jobs.scheduler import Scheduler
 from tierspayant.security.audit import subject_pseudonym
 from tierspayant.services.incident import measures, subjects
 from tierspayant.services.insurers import get_insurer
@@ -102,3 +106,58 @@ def test_the_index_holds_no_pseudonym_in_clear(
 def test_the_status_index_covers_exactly_the_measures_actions() -> None:
     # The measures' query can use the partial index only if it names no other action.
     assert set(measures.STATUS_ACTIONS) == set(STATUS_ACTIONS)
+
+
+def _indexed(platform: Platform, insurer_id: int) -> tuple[int | None, int, int]:
+    """The insurer's mark, how many of its ids the index holds, and its highest id."""
+    with platform.engine.connect() as conn:
+        mark = conn.execute(
+            select(subject_index_marks.c.up_to_id).where(
+                subject_index_marks.c.insurer_id == insurer_id
+            )
+        ).scalar_one_or_none()
+        held = conn.execute(
+            select(func.count())
+            .select_from(subject_index)
+            .where(subject_index.c.insurer_id == insurer_id)
+        ).scalar_one()
+        top = conn.execute(
+            select(func.max(beneficiaries.c.id)).where(beneficiaries.c.insurer_id == insurer_id)
+        ).scalar_one()
+    return mark, int(held), int(top)
+
+
+def test_the_nightly_job_indexes_the_people_enrolled_since_the_night_before(
+    platform: Platform, seed_insurer: SeedInsurer, tmp_path: Path
+) -> None:
+    platform.clock = lambda: NOW
+    seeded, _ = enrol(platform, seed_insurer, tmp_path, 9)
+    assert _indexed(platform, seeded.id)[:2] == (None, 0)
+    night = datetime.combine(NOW.date() + timedelta(days=1), time(3, 0), tzinfo=UTC)
+    platform.clock = lambda: night
+    ran = Scheduler(platform, checkpoint_dir=tmp_path / "cp").tick()
+    assert f"subject_index:{night.date().isoformat()}" in ran.ran
+    mark, held, top = _indexed(platform, seeded.id)
+    assert (mark, held) == (top, 9)
+
+
+def test_the_index_command_catches_up_by_hand(
+    platform: Platform,
+    seed_insurer: SeedInsurer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platform.clock = lambda: NOW
+    seeded, _ = enrol(platform, seed_insurer, tmp_path, 7)
+    monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(platform.settings.data_dir))
+    monkeypatch.setenv("TIERSPAYANT_DATABASE_URL", platform.settings.database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    first = runner.invoke(app, ["incident", "indexer"])
+    assert first.exit_code == 0, first.output
+    assert "bénéficiaire(s) indexé(s) pour" in first.output
+    mark, held, top = _indexed(platform, seeded.id)
+    assert (mark, held) == (top, 7)
+    again = runner.invoke(app, ["incident", "indexer"])
+    assert again.exit_code == 0, again.output
+    assert again.output.startswith("0 bénéficiaire(s) indexé(s)")

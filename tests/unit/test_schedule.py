@@ -42,7 +42,7 @@ def test_summer_time_moves_the_cutoff_in_utc() -> None:
 def test_no_payment_run_nor_billing_on_holidays_and_weekends(day: date) -> None:
     evening = datetime.combine(day, time(20, 0), tzinfo=UTC)
     kinds = {job.kind for job in due_jobs(evening, TIMES)}
-    assert kinds == {JobKind.CHECKPOINT, JobKind.GUARD_FIGURES}
+    assert kinds == {JobKind.CHECKPOINT, JobKind.GUARD_FIGURES, JobKind.SUBJECT_INDEX}
 
 
 def test_billing_waits_for_the_first_business_day_of_the_next_month() -> None:
@@ -60,6 +60,7 @@ def test_the_nightly_jobs_are_due_from_their_paris_time() -> None:
     assert _keys(datetime(2026, 12, 6, 2, 30, tzinfo=UTC), timetable) == [
         "checkpoint:2026-12-06",
         "guard_figures:2026-12-06",
+        "subject_index:2026-12-06",
     ]
 
 

@@ -22,6 +22,7 @@ from tierspayant.cli.common import (
 from tierspayant.domain.codes import IncidentCode
 from tierspayant.services import breakglass, checkpoints, incident, key_rotation, retention
 from tierspayant.services.errors import ServiceError
+from tierspayant.services.incident.subjects import index_subjects
 
 incident_app = typer.Typer(
     no_args_is_help=True, help="Mesurer une fuite de données et préparer ses notifications."
@@ -118,6 +119,18 @@ def incident_scope(
     if out is not None:
         incident.write_scope(result, out)
         console.print(f"écrit dans {out} (mode 0600)", markup=False)
+
+
+@incident_app.command("indexer")
+def incident_index() -> None:
+    """Indexer les pseudonymes des bénéficiaires ajoutés depuis la dernière fois (la tâche de
+    nuit le fait aussi) : le périmètre d'un incident n'a plus à le faire après un gros import."""
+    with platform_ctx() as platform:
+        done = index_subjects(platform)
+    console.print(
+        f"{sum(done.values())} bénéficiaire(s) indexé(s) pour {len(done)} organisme(s)",
+        markup=False,
+    )
 
 
 @incident_app.command("notices")

@@ -38,6 +38,7 @@ class JobKind(StrEnum):
     BILLING = "billing"
     CHECKPOINT = "checkpoint"
     GUARD_FIGURES = "guard_figures"
+    SUBJECT_INDEX = "subject_index"  # incident scoping's index of pseudonyms, caught up
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ def due_jobs(moment: datetime, timetable: Timetable) -> list[DueJob]:
         period = _previous_period(today)
         due.append(DueJob(f"billing:{period}", JobKind.BILLING, today, period=period))
     if now >= timetable.nightly_at:
-        for kind in (JobKind.CHECKPOINT, JobKind.GUARD_FIGURES):
+        for kind in (JobKind.CHECKPOINT, JobKind.GUARD_FIGURES, JobKind.SUBJECT_INDEX):
             due.append(DueJob(f"{kind.value}:{today.isoformat()}", kind, today))
     if business and now >= timetable.payment_cutoff:
         due.append(

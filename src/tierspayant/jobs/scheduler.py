@@ -1,6 +1,7 @@
 """The scheduler of ``tierspayant serve``: adjudication continuously, the payment run
-every TARGET2 business day at its cut-off, billing monthly, the audit checkpoint and the
-guard's daily figures nightly (the calendar: :mod:`tierspayant.domain.schedule`).
+every TARGET2 business day at its cut-off, billing monthly, the audit checkpoint, the
+guard's daily figures and the incident subject index nightly (the calendar:
+:mod:`tierspayant.domain.schedule`).
 
 One daemon thread ticks every ``tick_seconds``: it adjudicates what is pending (each batch
 ``FOR UPDATE SKIP LOCKED``, so several processes share the backlog), then runs each due
@@ -26,6 +27,7 @@ from tierspayant.services.adjudication import adjudicate_pending
 from tierspayant.services.billing import run_billing
 from tierspayant.services.checkpoints import write_checkpoint
 from tierspayant.services.guard_figures import last_complete_day, record_daily_figures
+from tierspayant.services.incident.subjects import index_subjects
 from tierspayant.services.payments import run_payments
 from tierspayant.services.run_failures import RUN_FAILURES
 from tierspayant.services.scheduling import claim_job, finish_job, new_owner
@@ -108,6 +110,11 @@ class Scheduler:
         if job.kind is JobKind.CHECKPOINT:
             written = write_checkpoint(platform, self.checkpoint_dir)
             return "no new event" if written is None else f"up to {written.checkpoint.up_to_seq}"
+        if job.kind is JobKind.SUBJECT_INDEX:
+            # The ids issued since the last night (imports, enrolments): indexed here, so
+            # that an incident's scope never pays for a large import first.
+            indexed = index_subjects(platform)
+            return f"{sum(indexed.values())} ids indexed for {len(indexed)} insurers"
         if platform.guard is None:
             return "guard off"
         recorded = record_daily_figures(platform, last_complete_day(platform))
