@@ -36,6 +36,9 @@ INSURER_PARTITIONED = (
     "claim_disputes",
     "import_runs",
 )
+# Created partitioned by a later migration (0019), not converted by 0018: the incident
+# subject index (one row per beneficiary id).
+INSURER_PARTITIONED_LATER = ("subject_index",)
 AUDIT_TABLE = "audit_events"
 AUDIT_DEFAULT = "audit_events_default"
 MONTHS_AHEAD = 3

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from tierspayant.store.partitions import name_partition_indexes
 from tierspayant.store.tenancy import rls_statements
 
 revision = "0019"
@@ -28,7 +29,36 @@ STATUS = sa.text(
 )
 
 
+def _partitioned_subject_index() -> None:
+    """PostgreSQL: the index grows with people, so it is hash-partitioned by insurer like
+    the tables of 0018 (16 partitions, named ``subject_index_pNN``)."""
+    op.execute(
+        "CREATE TABLE subject_index ("
+        " insurer_id integer NOT NULL,"
+        " lookup bytea NOT NULL,"
+        " beneficiary_id bigint NOT NULL,"
+        " CONSTRAINT pk_subject_index PRIMARY KEY (insurer_id, lookup),"
+        " CONSTRAINT fk_subject_index_insurer_id_insurers FOREIGN KEY (insurer_id)"
+        " REFERENCES insurers (id)"
+        ") PARTITION BY HASH (insurer_id)"
+    )
+    for remainder in range(16):
+        op.execute(
+            f"CREATE TABLE subject_index_p{remainder:02d} PARTITION OF subject_index"
+            f" FOR VALUES WITH (MODULUS 16, REMAINDER {remainder})"
+        )
+    name_partition_indexes(op.get_bind(), "subject_index")
+
+
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        _partitioned_subject_index()
+    else:
+        _plain_subject_index()
+    _rest()
+
+
+def _plain_subject_index() -> None:
     op.create_table(
         "subject_index",
         sa.Column("insurer_id", sa.Integer(), nullable=False),
@@ -41,6 +71,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("insurer_id", "lookup", name=op.f("pk_subject_index")),
     )
+
+
+def _rest() -> None:
     op.create_table(
         "subject_index_marks",
         sa.Column("insurer_id", sa.Integer(), nullable=False),
