@@ -19,7 +19,7 @@ check starts (a limit crossed, a body that does not parse or validate, a missing
 unknown token, another kind of account, a path under a root path) is handed, body
 replayed, to the full application, which refuses it as it always has. Refusals raised by
 the check itself go through the application's own exception handlers.
-``tests/http/test_hot_path.py`` sends the same requests both ways and compares the bytes.
+``tests/api/test_hot_path.py`` sends the same requests both ways and compares the bytes.
 """
 
 from __future__ import annotations
