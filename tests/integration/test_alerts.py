@@ -1,8 +1,8 @@
 """Alerts and suspensions on a real SQLite file, with a real webhook receiver on 127.0.0.1.
 
-The schema comes from ``metadata.create_all`` (the guard's tables have no migration yet);
-the platform is a small stand-in offering what :mod:`tierspayant.services.alerts` needs
-(engine, guard, alert sink, clock), with a real :class:`Guard` on in-process counters.
+The schema comes from the migrations, as ``tierspayant init`` makes it; the platform is a
+small stand-in offering what :mod:`tierspayant.services.alerts` needs (engine, guard,
+alert sink, clock), with a real :class:`Guard` on in-process counters.
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ from tierspayant.services.alerts import (
     suspend_principal,
 )
 from tierspayant.services.errors import Conflict, Forbidden, NotFound
-from tierspayant.store.db import make_engine
+from tierspayant.store.db import make_engine, migrate
 from tierspayant.store.guard_figures import GuardDailyHistory, save_daily
 from tierspayant.store.security_tables import guard_daily, security_alerts
-from tierspayant.store.tables import access_tokens, audit_events, metadata, principals
+from tierspayant.store.tables import access_tokens, audit_events, principals
 
 RNG = random.Random(33_000_000)
 PHARMACY = make_finess(RNG, department="13")
@@ -123,7 +123,7 @@ def slow_webhook() -> Iterator[Webhook]:
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
     built = make_engine(f"sqlite:///{tmp_path / 'alerts.sqlite3'}")
-    metadata.create_all(built)
+    migrate(built)
     try:
         yield built
     finally:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import PlatformCode
@@ -44,8 +44,6 @@ from tierspayant.store import audit_archives
 from tierspayant.store.audit import iter_events
 from tierspayant.store.audit_archives import ArchivedMonth
 from tierspayant.store.partitions import (
-    AUDIT_DEFAULT,
-    AUDIT_LOCK_KEY,
     AUDIT_TABLE,
     audit_months,
     is_partitioned,
@@ -112,16 +110,7 @@ def _month_events(conn: Connection, partition: str, batch: int = 5000) -> Iterat
     """The partition's events in chain order, read in batches (memory stays flat)."""
     after = 0
     while True:
-        rows = (
-            conn.execute(
-                text(
-                    f"SELECT * FROM {partition} WHERE seq > :after ORDER BY seq LIMIT :n"  # noqa: S608
-                ),
-                {"after": after, "n": batch},
-            )
-            .mappings()
-            .all()
-        )
+        rows = audit_archives.month_rows(conn, partition, after, batch)
         if not rows:
             return
         for row in rows:
@@ -281,10 +270,7 @@ def archive_month(
                 refused,
                 f"seul le mois le plus ancien peut être archivé (le plus ancien : {oldest})",
             )
-        early = conn.execute(
-            text(f"SELECT count(*) FROM {AUDIT_DEFAULT} WHERE at < :end"),  # noqa: S608
-            {"end": end},
-        ).scalar_one()
+        early = audit_archives.default_events_before(conn, end)
         if early:
             raise Conflict(refused, f"la partition par défaut tient des événements de {label}")
         signed: list[CheckpointFile] = []
@@ -367,18 +353,11 @@ def _detach_and_drop(platform: Platform, partition: str, archived: ArchivedMonth
     """Detach the month, check the detached table against the manifest, record the
     archive and drop the table: one transaction (any refusal re-attaches it)."""
     with platform.engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
-        conn.exec_driver_sql(f"ALTER TABLE {AUDIT_TABLE} DETACH PARTITION {partition}")
-        count, last = conn.execute(
-            text(
-                f"SELECT count(*), (SELECT hash FROM {partition} ORDER BY seq DESC LIMIT 1)"  # noqa: S608
-                f" FROM {partition}"
-            )
-        ).one()
-        if int(count) != archived.events or bytes(last) != archived.last_hash:
+        count, last = audit_archives.detach_month(conn, partition)
+        if count != archived.events or last != archived.last_hash:
             raise Conflict(
                 PlatformCode.AUDIT_ARCHIVE_REFUSED,
                 f"la partition {partition} a changé pendant l'archivage : conservée",
             )
         audit_archives.record(conn, archived)
-        conn.exec_driver_sql(f"DROP TABLE {partition}")
+        audit_archives.drop_detached(conn, partition)

@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, RowMapping, select, text
 
 from tierspayant.security.audit import ChainStart
 from tierspayant.store.operations_tables import audit_archives
+from tierspayant.store.partitions import AUDIT_DEFAULT, AUDIT_LOCK_KEY, AUDIT_TABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +86,38 @@ def record(conn: Connection, month: ArchivedMonth) -> None:
             archived_at=month.archived_at,
         )
     )
+
+
+# --- the month partition being archived (PostgreSQL) -------------------------------------
+# ``partition`` is always a name built by ``store.partitions.month_partition_name`` (never
+# user input): it cannot be bound as a parameter, so it is formatted into the statement.
+
+
+def month_rows(conn: Connection, partition: str, after: int, limit: int) -> list[RowMapping]:
+    """Up to ``limit`` events of the month partition after ``seq`` ``after``, in order."""
+    statement = f"SELECT * FROM {partition} WHERE seq > :after ORDER BY seq LIMIT :n"  # noqa: S608
+    return list(conn.execute(text(statement), {"after": after, "n": limit}).mappings())
+
+
+def default_events_before(conn: Connection, end: datetime) -> int:
+    """Events of the DEFAULT partition dated before ``end``."""
+    statement = f"SELECT count(*) FROM {AUDIT_DEFAULT} WHERE at < :end"  # noqa: S608
+    return int(conn.execute(text(statement), {"end": end}).scalar_one())
+
+
+def detach_month(conn: Connection, partition: str) -> tuple[int, bytes | None]:
+    """Take the audit chain's lock, detach the month; its event count and last hash."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
+    conn.exec_driver_sql(f"ALTER TABLE {AUDIT_TABLE} DETACH PARTITION {partition}")
+    count, last = conn.execute(
+        text(
+            f"SELECT count(*), (SELECT hash FROM {partition} ORDER BY seq DESC LIMIT 1)"  # noqa: S608
+            f" FROM {partition}"
+        )
+    ).one()
+    return int(count), None if last is None else bytes(last)
+
+
+def drop_detached(conn: Connection, partition: str) -> None:
+    """Drop a detached month (once archived and recorded)."""
+    conn.exec_driver_sql(f"DROP TABLE {partition}")
