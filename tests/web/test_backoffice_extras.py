@@ -227,8 +227,11 @@ def test_incident_downloads_have_ids_and_no_identity(world: World) -> None:
     assert "Droits au" in answer.text
     operator = PortalClient(world)
     operator.login("operator1")
-    today = world.clock().date().isoformat()
-    criteria = {"principal": principal_id, "start": today, "end": today}
+    # A window of three days around the clock's: the form's days are Paris days, which
+    # differ from the UTC date for an hour each night (the test then ran at 00:30 Paris).
+    yesterday = (world.clock() - timedelta(days=1)).date().isoformat()
+    tomorrow = (world.clock() + timedelta(days=1)).date().isoformat()
+    criteria = {"principal": principal_id, "start": yesterday, "end": tomorrow}
     shown = operator.post("/portail/securite/incident", criteria)
     assert "/portail/securite/incident/perimetre.csv" in shown.text
     # When the operator downloads the scope as CSV

@@ -7,6 +7,7 @@ import io
 import re
 import time
 import zipfile
+from datetime import timedelta
 from html import unescape
 
 from sqlalchemy import select
@@ -114,10 +115,13 @@ def test_incident_scope_and_last_checkpoint(world: World) -> None:
     operator.login("operator2")
     audit = operator.get("/portail/securite/audit", headers={"HX-Request": "true"})
     assert f"n° {written.checkpoint.up_to_seq}" in audit.text
-    today = world.clock().date().isoformat()
+    # A window of three days around the clock's: the form's days are Paris days, which
+    # differ from the UTC date for an hour each night (the test then ran at 00:30 Paris).
+    yesterday = (world.clock() - timedelta(days=1)).date().isoformat()
+    tomorrow = (world.clock() + timedelta(days=1)).date().isoformat()
     scope = operator.post(
         "/portail/securite/incident",
-        {"principal": principal_id, "start": today, "end": today},
+        {"principal": principal_id, "start": yesterday, "end": tomorrow},
         headers={"HX-Request": "true"},
     )
     assert scope.status_code == 200
@@ -192,10 +196,13 @@ def test_the_console_names_people_and_structures_by_one_number_in_french(
     revoked = operator.post("/portail/securite/principaux/revoquer", {"principal": principal_id})
     assert "Accès révoqués" in revoked.text
     # Then the notices of its scope say it was suspended and revoked, by name, with times
-    today = world.clock().date().isoformat()
+    # A window of three days around the clock's: the form's days are Paris days, which
+    # differ from the UTC date for an hour each night (the test then ran at 00:30 Paris).
+    yesterday = (world.clock() - timedelta(days=1)).date().isoformat()
+    tomorrow = (world.clock() + timedelta(days=1)).date().isoformat()
     archive = operator.post(
         "/portail/securite/incident/notifications.zip",
-        {"principal": principal_id, "start": today, "end": today},
+        {"principal": principal_id, "start": yesterday, "end": tomorrow},
     )
     assert archive.status_code == 200
     with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
