@@ -161,6 +161,9 @@ class ContainmentScope:
         return lookup.route is not None and lookup.route.value == self.value
 
 
+_CORSICA = ("2A", "2B")
+
+
 def parse_scope(text: str) -> ContainmentScope:
     """``platform``, ``insurer:AMC``, ``structure:FINESS/SIRET/AM``, ``category:pharmacy``
     or ``route:eligibility`` (routes: eligibility, calculation, prior_auth, claims)."""
@@ -178,9 +181,17 @@ def parse_scope(text: str) -> ContainmentScope:
         value = _member(ProviderCategory, value, text)
     elif kind is ScopeKind.ROUTE:
         value = _member(Route, value, text)
-    elif not (value.isdigit() and 1 <= len(value) <= VALUE_MAX_LENGTH):
-        # AMC, FINESS, SIRET and AM numbers are digits; the scope matches them exactly.
-        raise _scope_error(text)
+    else:
+        # AMC, FINESS, SIRET and AM numbers are digits, except Corsica's FINESS and AM
+        # numbers, whose département is written 2A or 2B (stored upper-case); the scope
+        # matches them exactly.
+        if kind is ScopeKind.STRUCTURE and value[:2].upper() in _CORSICA:
+            value = value[:2].upper() + value[2:]
+            digits = value[2:]
+        else:
+            digits = value
+        if not (digits.isascii() and digits.isdigit() and 1 <= len(value) <= VALUE_MAX_LENGTH):
+            raise _scope_error(text)
     return ContainmentScope(kind, value)
 
 

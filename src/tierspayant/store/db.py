@@ -17,8 +17,10 @@ import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.dialects.sqlite import base as sqlite_base
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import sqltypes
 
 from tierspayant.store.partitions import ensure_audit_months
 
@@ -38,6 +40,25 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     cursor.close()
 
 
+class _UtcDateTime(sqlite_base.DATETIME):
+    """SQLite's DATETIME, bound in UTC. SQLite stores a moment as text without its zone
+    and SQLAlchemy writes the wall clock of whatever zone a value carries: a bound of
+    midnight in Paris compared as midnight UTC, so a window of Paris days (the security
+    console's incident form) selected events an hour off. Every aware value is turned to
+    UTC first, as PostgreSQL's ``timestamptz`` does; stored values were always UTC."""
+
+    def bind_processor(self, dialect: Any) -> Any:
+        process = super().bind_processor(dialect)
+        assert process is not None
+
+        def to_utc(value: Any) -> Any:
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                value = value.astimezone(UTC)
+            return process(value)
+
+        return to_utc
+
+
 def make_engine(url: str, *, pool: bool = True) -> Engine:
     """Create the engine for ``url`` with the settings each dialect needs."""
     if url.startswith("sqlite"):
@@ -49,6 +70,7 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
         sized = {"pool_size": 20, "max_overflow": 30} if pool else {"poolclass": NullPool}
         engine = create_engine(url, connect_args={"check_same_thread": False}, **sized)
         event.listen(engine, "connect", _sqlite_pragmas)
+        engine.dialect.colspecs = {**engine.dialect.colspecs, sqltypes.DateTime: _UtcDateTime}
         _install_write_gate(engine)
         return engine
     if url.startswith("postgresql://"):

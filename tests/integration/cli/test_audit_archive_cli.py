@@ -5,20 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from tierspayant.cli.main import app
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("TIERSPAYANT_DATABASE_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-    runner = CliRunner()
-    assert runner.invoke(app, ["init"]).exit_code == 0
-    return runner
 
 
 def test_a_malformed_month_is_refused(cli: CliRunner, tmp_path: Path) -> None:

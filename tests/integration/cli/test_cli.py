@@ -22,16 +22,6 @@ PHARMACY_AM = "752234567"
 PHARMACY_FINESS = "750012346"
 
 
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("TIERSPAYANT_DATABASE_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-    runner = CliRunner()
-    assert runner.invoke(app, ["init"]).exit_code == 0
-    return runner
-
-
 def invoke(cli: CliRunner, *args: str) -> tuple[int, str]:
     result = cli.invoke(app, list(args))
     return result.exit_code, result.output

@@ -5,22 +5,10 @@ data directory."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from tierspayant.cli.main import app
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("TIERSPAYANT_DATABASE_URL", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-    runner = CliRunner()
-    assert runner.invoke(app, ["init"]).exit_code == 0
-    return runner
 
 
 def run(cli: CliRunner, *args: str) -> tuple[int, str]:

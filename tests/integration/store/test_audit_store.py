@@ -4,6 +4,8 @@ done behind its back (triggers dropped by someone with the owner's rights) is lo
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, text, update
@@ -173,3 +175,35 @@ def test_given_varied_events_then_every_reading_path_gives_the_same_events(
     assert chosen == portable
     assert [e.canonical() for e in chosen] == [e.canonical() for e in portable]
     assert tail == [e for e in portable if e.seq > 5]
+
+
+def test_a_paris_day_window_selects_the_same_events_on_every_engine(platform: Platform) -> None:
+    # Given reads at 23:30 and 00:15 UTC, which are 00:30 and 01:15 on 7 December in Paris
+    paris = ZoneInfo("Europe/Paris")
+    late = datetime(2026, 12, 6, 23, 30, tzinfo=UTC)
+    with platform.engine.begin() as conn:
+        for minutes in (0, 45):
+            audit.append(
+                conn,
+                at=late + timedelta(minutes=minutes),
+                actor="provider:751234567/client:a",
+                action="rights.check",
+                decision="allow",
+                structure="751234567",
+                purpose="rights",
+                subject=f"{minutes:064x}",
+                detail={},
+            )
+
+    def paris_day(day: int) -> list[datetime]:
+        start = datetime.combine(datetime(2026, 12, day).date(), time.min, tzinfo=paris)
+        with platform.engine.connect() as conn:
+            rows = audit.events_in_window(
+                conn, start, start + timedelta(days=1), structure="751234567"
+            )
+            return [r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC) for r in rows]
+
+    # Then both belong to Paris's 7 December (00:30 and 01:15 there), none to the 6th,
+    # whatever the engine stores
+    assert sorted(paris_day(7)) == [late, late + timedelta(minutes=45)]
+    assert paris_day(6) == []

@@ -67,6 +67,9 @@ OFF = ContainmentMode.OFF
         ("platform", ContainmentScope(ScopeKind.PLATFORM)),
         (" insurer:75012345 ", ContainmentScope(ScopeKind.INSURER, "75012345")),
         ("structure:750012346", ContainmentScope(ScopeKind.STRUCTURE, "750012346")),
+        # Corsica's FINESS and AM numbers carry the département 2A or 2B
+        ("structure:2a0001234", ContainmentScope(ScopeKind.STRUCTURE, "2A0001234")),
+        ("structure:2B0001234", ContainmentScope(ScopeKind.STRUCTURE, "2B0001234")),
         ("category:Pharmacy", ContainmentScope(ScopeKind.CATEGORY, "pharmacy")),
         ("route:prior_auth", ContainmentScope(ScopeKind.ROUTE, "prior_auth")),
     ],
@@ -81,7 +84,19 @@ def test_given_a_written_scope_then_it_parses_and_prints_back(
 
 @pytest.mark.parametrize(
     "text",
-    ["", "planet", "platform:1", "insurer:", "insurer:AB12", "category:plumber", "route:/v1/x"],
+    [
+        "",
+        "planet",
+        "platform:1",
+        "insurer:",
+        "insurer:AB12",
+        "insurer:2A0001234",
+        "structure:2A",
+        "structure:2C0001234",
+        "structure:75００1",
+        "category:plumber",
+        "route:/v1/x",
+    ],
 )
 def test_given_a_bad_scope_then_a_coded_refusal(text: str) -> None:
     with pytest.raises(ContainmentError) as refused:
