@@ -23,11 +23,14 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from typer._click.exceptions import UsageError
 from typer.core import TyperGroup
 
 from tierspayant.app.platform import Platform, open_platform
+from tierspayant.cli.french_usage import french_usage_error, install
 from tierspayant.config import load_settings
 from tierspayant.domain.errors import DomainError
+from tierspayant.domain.messages import french_sentence
 from tierspayant.services.errors import (
     Conflict,
     Forbidden,
@@ -86,6 +89,16 @@ def exit_code(error: DomainError) -> int:
     return next(EXIT_CODES[kind] for kind in type(error).__mro__ if kind in EXIT_CODES)
 
 
+def said_in_french(error: DomainError) -> str:
+    """A service's refusal for the command line: its code's French sentence, then what its
+    own message says of this case (the value, the period…), which services write for logs
+    and the API; the message alone for a code without a French sentence."""
+    sentence = french_sentence(error.code)
+    if sentence is None or error.message.strip() in ("", sentence):
+        return error.message
+    return f"{sentence} ({error.message})"
+
+
 def fail(error: DomainError, message: str | None = None) -> typer.Exit:
     """Print the coded refusal (``message`` in place of the error's own, if given) and
     return the exit to raise, with the status of the error's class."""
@@ -132,16 +145,27 @@ def failure_exit(exc: BaseException) -> typer.Exit | None:
         logged = _log_traceback(exc)
         message = error.message + (f" (détail : {logged})" if logged else "")
         return fail(error, message)
-    return fail(error)
+    return fail(error, said_in_french(error))  # a service's refusal: English for logs
+
+
+install()  # the usage line and the help option in French
 
 
 class FailureGroup(TyperGroup):
     """The root command: every subcommand runs inside :meth:`invoke`, so a failure of any of
     them ends here as one coded line and its exit status (a traceback with ``--debug``)."""
 
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as error:  # the root's own options
+            raise french_usage_error(error) from None
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as error:  # a subcommand's options and arguments
+            raise french_usage_error(error) from None
         except Exception as exc:  # noqa: BLE001 - sorted by _exit_or_reraise: bugs go on
             raise _exit_or_reraise(exc) from None
 

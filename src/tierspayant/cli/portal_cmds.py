@@ -29,7 +29,9 @@ def _insurer_id(platform: Platform, amc: str | None) -> int | None:
         return None
     found = directory.insurer_id_of(platform, amc)
     if found is None:
-        raise fail(NotFound(DirectoryCode.INSURER_UNKNOWN, f"no insurer has the AMC number {amc}"))
+        raise fail(
+            NotFound(DirectoryCode.INSURER_UNKNOWN, f"aucun organisme ne porte le numéro AMC {amc}")
+        )
     return found
 
 
@@ -63,12 +65,18 @@ def create(
     """Créer un compte ; pour le personnel et les adhérents, affiche une seule fois la clé
     TOTP (et son URI otpauth) à saisir dans une application d'authentification."""
     if kind not in KINDS:
-        raise fail(ServiceError(AuthCode.ACCOUNT_KIND, f"kind must be one of {', '.join(KINDS)}"))
+        raise fail(
+            ServiceError(AuthCode.ACCOUNT_KIND, f"type de compte : {' | '.join(KINDS)} attendu")
+        )
     account_kind = KINDS[kind]
     password: str | None = None
     if account_kind is not AccountKind.PROVIDER_USER:
         if login is None:
-            raise fail(ServiceError(AuthCode.ACCOUNT_LOGIN, "--login is required"))
+            raise fail(
+                ServiceError(
+                    AuthCode.ACCOUNT_LOGIN, "--login est obligatoire pour ce type de compte"
+                )
+            )
         password = typer.prompt("Mot de passe", hide_input=True, confirmation_prompt=True)
     with platform_ctx() as platform:
         account = accounts.create_account(
