@@ -809,14 +809,17 @@ def test_given_a_new_insurer_then_chunks_copied_straight_store_what_staging_stor
 
     monkeypatch.setattr(beneficiary_import.BeneficiaryImport, "_copy_direct", spy)
     outcomes = []
-    for straight in (True, False):
+    # In this process, then through two worker processes (which cut the lines and encode
+    # the rows for COPY themselves), then every chunk staged.
+    for straight, workers in ((True, 0), (True, 2), (False, 0)):
         if not straight:
             monkeypatch.setattr(
                 beneficiary_import.BeneficiaryImport, "_direct_ok", lambda self, raw, rows: False
             )
+        copied.clear()
         insurer = seed_insurer(platform)
-        report = tmp_path / f"errors-{straight}.csv"
-        summary = run(platform, insurer, path, mode=mode, report=report)
+        report = tmp_path / f"errors-{straight}-{workers}.csv"
+        summary = run(platform, insurer, path, mode=mode, report=report, workers=workers)
         outcomes.append((counts(summary), report_rows(report), _comparable(platform, insurer)))
         if straight and platform.engine.dialect.name == "postgresql":
             # Chunks with a repeat (in the chunk or of a row copied before) or a removal
@@ -824,7 +827,7 @@ def test_given_a_new_insurer_then_chunks_copied_straight_store_what_staging_stor
             assert copied == ([4, 3] if mode == "full" else [4])
         elif straight:
             assert copied == []
-    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
     rejected = [(r[0], r[1]) for r in outcomes[0][1]]
     expected = [("7", "line.duplicate"), ("11", "line.duplicate")]
     if mode == "incremental":
@@ -895,6 +898,7 @@ def test_given_an_import_then_each_row_is_what_the_line_by_line_definitions_give
         )  # fmt: skip
         assert (row.coverage_start, row.coverage_end) == (line.coverage_start, line.coverage_end)
         assert (row.birth_rank, row.key_version) == (line.birth_rank, keys.version)
+        assert row.is_canary is False
 
 
 def _writer_threads() -> list[threading.Thread]:

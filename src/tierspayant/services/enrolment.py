@@ -41,7 +41,7 @@ from tierspayant.formats.beneficiaries import (
     ErrorReportWriter,
     ImportMode,
     LineError,
-    RawRecord,
+    Piece,
 )
 from tierspayant.security.crypto import DataKeys
 from tierspayant.services.enrolment_prepare import LinePreparer, ParallelPreparer, PreparedChunk
@@ -89,7 +89,7 @@ _MERGE_MESSAGES: Final = {
 _BASIS: Final = BASIS_POINTS
 
 Progress = Callable[[int, int], None]
-Prepare = Callable[[Iterable[list[RawRecord | LineError]]], Iterator[PreparedChunk]]
+Prepare = Callable[[Iterable[list[Piece]]], Iterator[PreparedChunk]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,15 +217,9 @@ def _target(platform: Platform, amc_number: str) -> _Target:
     return _Target(int(insurer_id), amc, contracts, keys)
 
 
-def _chunks(reader: BeneficiaryReader) -> Iterator[list[RawRecord | LineError]]:
-    chunk: list[RawRecord | LineError] = []
-    for record in reader.records():
-        chunk.append(record)
-        if len(chunk) >= PREPARE_LINES:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _chunks(reader: BeneficiaryReader) -> Iterator[list[Piece]]:
+    # The lines as text: the preparer (a worker, for large files) cuts them into cells.
+    return reader.pieces(PREPARE_LINES)
 
 
 def _worker_count(requested: int | None, size: int) -> int:
@@ -245,20 +239,25 @@ def _worker_count(requested: int | None, size: int) -> int:
 
 
 @contextmanager
-def _preparer(target: _Target, reader: BeneficiaryReader, workers: int | None) -> Iterator[Prepare]:
-    """In-process preparation for small files, worker processes for large ones."""
+def _preparer(
+    target: _Target, reader: BeneficiaryReader, workers: int | None, copy_at: datetime | None
+) -> Iterator[Prepare]:
+    """In-process preparation for small files, worker processes for large ones; rows
+    encoded for ``COPY`` (``copy_at``: their ``updated_at``) on PostgreSQL."""
     count = _worker_count(workers, reader.size)
     if count == 0:
-        local = LinePreparer(target.keys, target.insurer_id, reader.validator)
+        local = LinePreparer(
+            target.keys, target.insurer_id, reader.validator, reader.cutter, copy_at
+        )
 
-        def prepare_here(
-            chunks: Iterable[list[RawRecord | LineError]],
-        ) -> Iterator[PreparedChunk]:
+        def prepare_here(chunks: Iterable[list[Piece]]) -> Iterator[PreparedChunk]:
             return map(local.prepare, chunks)
 
         yield prepare_here
         return
-    with ParallelPreparer(target.keys, target.insurer_id, reader.validator, count) as pool:
+    with ParallelPreparer(
+        target.keys, target.insurer_id, reader.validator, count, reader.cutter, copy_at
+    ) as pool:
         yield pool.map
 
 
@@ -393,7 +392,9 @@ def _run(
             path, contracts=target.contracts, mode=mode, file_date=file_date
         ) as reader,
         ErrorReportWriter(error_report) as report,
-        _preparer(target, reader, workers) as prepare,
+        _preparer(
+            target, reader, workers, now if conn.dialect.name == "postgresql" else None
+        ) as prepare,
     ):
 
         def reject(error: LineError) -> None:
@@ -416,7 +417,10 @@ def _run(
                 reject(error)
             for idx_nir in prepared.keep:
                 importer.keep(idx_nir)
-            importer.add_many(prepared.rows)
+            if prepared.starts:
+                importer.add_copy(prepared)
+            else:
+                importer.add_many(prepared.rows)
             if progress is not None:
                 progress(lines, max(total, lines))
         if mode is ImportMode.FULL and lines == 0:

@@ -16,13 +16,16 @@ import contextlib
 import os
 import queue
 import signal
+import struct
 import subprocess
 import sys
 import threading
+from array import array
 from binascii import hexlify
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
@@ -32,7 +35,10 @@ from tierspayant.formats.beneficiaries import (
     LineError,
     LineFields,
     LineValidator,
+    Piece,
     RawRecord,
+    RecordCutter,
+    TextLines,
     canonical_fields,
 )
 from tierspayant.security.crypto import (
@@ -63,12 +69,26 @@ DIGEST_BYTES: Final = 16
 
 @dataclass(slots=True)
 class PreparedChunk:
-    """What one chunk of lines became."""
+    """What one chunk of lines became.
+
+    The valid lines are either ``rows`` (staged tuples), or, when the preparer encodes
+    for PostgreSQL's binary ``COPY``, ``copy``: the rows as ``COPY`` bytes in the order
+    of ``store.beneficiary_import.COPY_COLUMNS`` (header and trailer left to the writer),
+    ``starts`` the offset of each row in them, ``indexes`` each row's ``idx_nir``,
+    ``first_line`` and ``last_line`` the line numbers of the first and last row, and
+    ``removals`` whether a row is a removal line.
+    """
 
     lines: int = 0
     rows: list[StagedRow] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
     keep: list[bytes] = field(default_factory=list)  # idx_nir of rejected, identified lines
+    copy: bytes = b""
+    starts: array[int] = field(default_factory=lambda: array("q"))
+    indexes: list[bytes] = field(default_factory=list)
+    first_line: int = 0
+    last_line: int = 0
+    removals: bool = False
 
 
 class LinePreparer:
@@ -85,6 +105,8 @@ class LinePreparer:
     __slots__ = (
         "_aad_head",
         "_check",
+        "_copy",
+        "_cutter",
         "_digest",
         "_family",
         "_header",
@@ -95,7 +117,19 @@ class LinePreparer:
         "_version",
     )
 
-    def __init__(self, keys: DataKeys, insurer_id: int, validator: LineValidator) -> None:
+    def __init__(
+        self,
+        keys: DataKeys,
+        insurer_id: int,
+        validator: LineValidator,
+        cutter: RecordCutter | None = None,
+        copy_at: datetime | None = None,
+    ) -> None:
+        """``cutter``: cuts the :class:`TextLines` of a chunk into records (a chunk of
+        records only needs none). ``copy_at``: encode the rows for ``COPY``
+        (:class:`PreparedChunk`), their ``updated_at`` this instant."""
+        self._cutter = cutter
+        self._copy = None if copy_at is None else _CopyEncoder(insurer_id, copy_at)
         self._indexer = BlindIndexer(keys)
         # The row digest is keyed (a plain hash of the fields would let anyone holding the
         # database test guesses of an identity) by a key derived from the index key, which
@@ -123,8 +157,14 @@ class LinePreparer:
         )
         return mac.digest()[:DIGEST_BYTES]
 
-    def prepare(self, records: Sequence[RawRecord | LineError]) -> PreparedChunk:
-        """Validate ``records``; seal and index the valid ones as staged rows."""
+    def prepare(self, pieces: Sequence[Piece]) -> PreparedChunk:
+        """Cut ``pieces`` into records and validate them; seal and index the valid ones
+        as staged rows (or ``COPY`` bytes)."""
+        records: Sequence[RawRecord | LineError]
+        if self._cutter is not None and any(isinstance(p, TextLines) for p in pieces):
+            records = self._cutter.expand(pieces)
+        else:
+            records = pieces  # type: ignore[assignment]  # records only, without a cutter
         chunk = PreparedChunk(lines=len(records))
         errors, keep = chunk.errors, chunk.keep
         check = self._check
@@ -139,6 +179,8 @@ class LinePreparer:
             valid.append(line)
         if valid:
             self._seal_rows(valid, chunk.rows)
+            if self._copy is not None:
+                self._copy.encode(chunk)
         return chunk
 
     def _seal_rows(self, valid: list[LineFields], rows: list[StagedRow]) -> None:
@@ -210,6 +252,121 @@ _NONCES_PER_ROW: Final = 5 * NONCE_BYTES
 _SUFFIXES: Final = tuple(len(c).to_bytes(2, "big") + c.encode("ascii") for c in SEALED_COLUMNS)
 
 
+_EPOCH: Final = date(2000, 1, 1)  # PostgreSQL's binary dates and timestamps count from it
+_EPOCH_AT: Final = datetime(2000, 1, 1, tzinfo=UTC)
+# The fields of a COPY row up to the staged row's line number (int8): field count,
+# insurer_id (int4), then the line number's length.
+_ROW_HEAD: Final = struct.Struct(">hiiiq")
+_LENGTH: Final = struct.Struct(">i")
+_INT2: Final = struct.Struct(">ii")  # length 2 as int4, then the int2 in the low half
+_NULL: Final = _LENGTH.pack(-1)
+_TRUE: Final = _LENGTH.pack(1) + b"\x01"
+_FALSE: Final = _LENGTH.pack(1) + b"\x00"
+COPY_FIELDS: Final = 22
+
+
+class _CopyEncoder:
+    """Staged rows into binary ``COPY`` rows (PostgreSQL's wire format of each type), in
+    the order of ``store.beneficiary_import.COPY_COLUMNS``: insurer_id, the line number
+    (the id once copied into beneficiaries), the indexes, key version, the five
+    ciphertexts, birth rank, sex, quality, birth year, contract, coverage dates, css, row
+    digest, whether the line is a removal (``is_canary``'s place: always false there),
+    updated_at. Values that repeat (enums, contracts, dates, small numbers) are encoded
+    once and remembered."""
+
+    __slots__ = ("_at", "_cache", "_insurer")
+
+    def __init__(self, insurer_id: int, at: datetime) -> None:
+        self._insurer = insurer_id
+        micros = (at - _EPOCH_AT) // _ONE_MICROSECOND
+        self._at = _LENGTH.pack(8) + struct.pack(">q", micros)
+        self._cache: dict[object, bytes] = {}
+
+    def _text(self, value: str) -> bytes:
+        encoded = self._cache.get(value)
+        if encoded is None:
+            raw = value.encode("utf-8")
+            encoded = self._cache[value] = _LENGTH.pack(len(raw)) + raw
+        return encoded
+
+    def _date(self, iso: str | None) -> bytes:
+        if iso is None:
+            return _NULL
+        key = ("date", iso)
+        encoded = self._cache.get(key)
+        if encoded is None:
+            days = (date.fromisoformat(iso) - _EPOCH).days
+            encoded = self._cache[key] = _LENGTH.pack(4) + struct.pack(">i", days)
+        return encoded
+
+    def _int2(self, value: int) -> bytes:
+        key = ("int2", value)
+        encoded = self._cache.get(key)
+        if encoded is None:
+            encoded = self._cache[key] = _LENGTH.pack(2) + struct.pack(">h", value)
+        return encoded
+
+    def encode(self, chunk: PreparedChunk) -> None:
+        """Move ``chunk.rows`` into ``chunk.copy`` (and its offsets and indexes)."""
+        rows = chunk.rows
+        head = _ROW_HEAD.pack
+        length = _LENGTH.pack
+        text, day, int2 = self._text, self._date, self._int2
+        cache = self._cache
+        insurer, at = self._insurer, self._at
+        index_length = length(INDEX_BYTES)
+        digest_length = length(DIGEST_BYTES)
+        parts: list[bytes] = []
+        starts = chunk.starts
+        indexes = chunk.indexes
+        offset = 0
+        removals = False
+        for (line_no, action, idx_nir, idx_member, idx_family, version, nir_ct, member_ct,
+             birth_ct, last_ct, first_ct, rank, sex, quality, year, contract, start, end,
+             css, row_digest) in rows:  # fmt: skip
+            removal = action == "R"
+            removals = removals or removal
+            row = b"".join(
+                (
+                    head(COPY_FIELDS, 4, insurer, 8, line_no),
+                    index_length, idx_nir, index_length, idx_member, index_length, idx_family,
+                    cache.get(("int4", version)) or self._int4(version),
+                    length(len(nir_ct)), nir_ct,
+                    length(len(member_ct)), member_ct,
+                    length(len(birth_ct)), birth_ct,
+                    length(len(last_ct)), last_ct,
+                    length(len(first_ct)), first_ct,
+                    cache.get(("int2", rank)) or int2(rank),
+                    cache.get(sex) or text(sex),
+                    cache.get(quality) or text(quality),
+                    cache.get(("int2", year)) or int2(year),
+                    cache.get(contract) or text(contract),
+                    cache.get(("date", start)) or day(start),
+                    _NULL if end is None else cache.get(("date", end)) or day(end),
+                    _TRUE if css else _FALSE,
+                    digest_length, row_digest,
+                    _TRUE if removal else _FALSE,
+                    at,
+                )
+            )  # fmt: skip
+            starts.append(offset)
+            offset += len(row)
+            parts.append(row)
+            indexes.append(idx_nir)
+        chunk.copy = b"".join(parts)
+        chunk.first_line = rows[0][0]
+        chunk.last_line = rows[-1][0]
+        chunk.removals = removals
+        chunk.rows = []
+
+    def _int4(self, value: int) -> bytes:
+        encoded = self._cache[("int4", value)] = _LENGTH.pack(4) + struct.pack(">i", value)
+        return encoded
+
+
+_ONE_MICROSECOND: Final = datetime.resolution
+
+
 def _kind_state(keys: DataKeys, kind: str) -> MacState:
     state = hmac_sha256_state(keys.index_key)
     state.update(kind.encode("ascii") + b"\x00")
@@ -224,6 +381,9 @@ def _kind_state(keys: DataKeys, kind: str) -> MacState:
 # Messages are pickles framed by multiprocessing.connection; both ends are this program.
 
 _STOP: Final = None
+# What a worker is started with: the keys, the insurer, the validator, the cutter and
+# the COPY instant (see LinePreparer).
+_Setup = tuple[DataKeys, int, LineValidator, RecordCutter | None, datetime | None]
 WORKER_TIMEOUT: Final = 10.0  # seconds a worker gets to exit once told to stop
 # Chunks queued per worker: enough to keep it busy while the parent waits on the database.
 PIPELINE_DEPTH: Final = 4
@@ -241,7 +401,7 @@ class _Worker:
     results, which always come.
     """
 
-    def __init__(self, setup: tuple[DataKeys, int, LineValidator]) -> None:
+    def __init__(self, setup: _Setup) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:
@@ -256,13 +416,13 @@ class _Worker:
             os.close(from_child_w)
         self._send_channel = Connection(to_child_w, readable=False)
         self._recv_channel = Connection(from_child_r, writable=False)
-        self._outbox: queue.Queue[list[RawRecord | LineError] | None] = queue.Queue()
+        self._outbox: queue.Queue[list[Piece] | None] = queue.Queue()
         self._sender = threading.Thread(
             target=self._feed, args=(setup,), name=f"enrolment-feed-{self.process.pid}"
         )
         self._sender.start()
 
-    def _feed(self, setup: tuple[DataKeys, int, LineValidator]) -> None:
+    def _feed(self, setup: _Setup) -> None:
         try:
             self._send_channel.send(setup)
             while (item := self._outbox.get()) is not _STOP:
@@ -271,7 +431,7 @@ class _Worker:
         except OSError:
             return  # the worker is gone: receive() reports it
 
-    def send(self, records: list[RawRecord | LineError]) -> None:
+    def send(self, records: list[Piece]) -> None:
         """Queue a chunk for the worker (never blocks)."""
         self._outbox.put(records)
 
@@ -312,12 +472,18 @@ class ParallelPreparer:
     """
 
     def __init__(
-        self, keys: DataKeys, insurer_id: int, validator: LineValidator, workers: int
+        self,
+        keys: DataKeys,
+        insurer_id: int,
+        validator: LineValidator,
+        workers: int,
+        cutter: RecordCutter | None = None,
+        copy_at: datetime | None = None,
     ) -> None:
         self._workers: list[_Worker] = []
         try:
             for _ in range(max(workers, 1)):
-                self._workers.append(_Worker((keys, insurer_id, validator)))
+                self._workers.append(_Worker((keys, insurer_id, validator, cutter, copy_at)))
         except BaseException:
             self._stop()
             raise
@@ -338,7 +504,7 @@ class ParallelPreparer:
             worker.stop()
         self._workers = []
 
-    def map(self, chunks: Iterable[list[RawRecord | LineError]]) -> Iterator[PreparedChunk]:
+    def map(self, chunks: Iterable[list[Piece]]) -> Iterator[PreparedChunk]:
         """Prepared chunks, in the order of ``chunks``."""
         # ``in_flight`` names the worker of each outstanding chunk, oldest first; a worker
         # handles its chunks in order, so results come back in the order sent.
@@ -367,8 +533,8 @@ def _serve(read_fd: int, write_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     incoming = Connection(read_fd, writable=False)
     outgoing = Connection(write_fd, readable=False)
-    keys, insurer_id, validator = incoming.recv()
-    preparer = LinePreparer(keys, insurer_id, validator)
+    keys, insurer_id, validator, cutter, copy_at = incoming.recv()
+    preparer = LinePreparer(keys, insurer_id, validator, cutter, copy_at)
     while True:
         try:
             records = incoming.recv()

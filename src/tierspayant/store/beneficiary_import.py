@@ -10,9 +10,11 @@ flat however large the file.
 Nothing staged is in clear: the staging table holds the same ciphertexts and blind indexes
 as the final table.
 
-On PostgreSQL, staging and merging run on a writer thread of the import, one chunk behind
-the caller: the server works on a chunk while the caller prepares the next one (psycopg
-releases the GIL while it waits for the server). The thread uses the caller's connection
+On PostgreSQL the rows arrive already encoded as binary ``COPY`` rows (:class:`CopyRows`,
+made by the preparation workers): this process only streams their bytes to the server.
+Staging and merging run on a writer thread of the import, one chunk behind the caller:
+the server works on a chunk while the caller prepares the next one (psycopg releases the
+GIL while it waits for the server). The thread uses the caller's connection
 only while the caller does not; at most one chunk waits for it, so memory stays flat. On
 SQLite, whose work happens inside this process and holds the GIL in between statements,
 a thread made the import slower: it writes in the caller's thread.
@@ -25,16 +27,17 @@ through COPY/executemany. Hence the ``noqa: S608`` marks.
 from __future__ import annotations
 
 import queue
+import struct
 import threading
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import IntEnum
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy import Connection, Date, DateTime, bindparam, func, select, text
 
 from tierspayant.store.bulk import bytea_array
@@ -84,20 +87,62 @@ StagedRow = tuple[
     int, str, str, int, str, str, str | None, bool, bytes,
 ]  # fmt: skip
 
-_COPY_TYPES: Final = [
-    "int4", "text", "bytea", "bytea", "bytea", "int4", "bytea", "bytea", "bytea", "bytea",
-    "bytea", "int2", "text", "text", "int2", "text", "text", "text", "bool", "bytea",
-]  # fmt: skip
 # Columns copied from the staging table into beneficiaries, as they are named in both.
 _DATA_COLUMNS: Final = STAGE_COLUMNS[2:]
-# A chunk copied straight into beneficiaries (see BeneficiaryImport): the staged row's
-# data columns (dates as dates), after the insurer and the id, then the fixed columns.
-_DIRECT_COLUMNS: Final = ("insurer_id", "id", *_DATA_COLUMNS, "is_canary", "updated_at")
-_DIRECT_TYPES: Final = [
-    "int4", "int8", "bytea", "bytea", "bytea", "int4", "bytea", "bytea", "bytea", "bytea",
-    "bytea", "int2", "varchar", "varchar", "int2", "varchar", "date", "date", "bool", "bytea",
-    "bool", "timestamptz",
-]  # fmt: skip
+# The fields of a binary COPY row on PostgreSQL (see CopyRows), as beneficiaries names
+# them: a chunk is copied straight into beneficiaries with these columns (its line
+# numbers replaced by ids) or into the staging table with STAGE_COPY_COLUMNS.
+COPY_COLUMNS: Final = ("insurer_id", "id", *_DATA_COLUMNS, "is_canary", "updated_at")
+# The same fields as the staging table names them (PostgreSQL): the line number in the
+# id's place, whether the line is a removal in is_canary's.
+STAGE_COPY_COLUMNS: Final = ("insurer_id", "line_no", *_DATA_COLUMNS, "removal", "updated_at")
+_COPY_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # flags and extension: none
+_COPY_TRAILER: Final = b"\xff\xff"
+_ID: Final = struct.Struct(">q")
+ID_OFFSET: Final = 14  # of the int8 after a COPY row's field count and insurer_id
+
+
+class CopyRows(Protocol):
+    """A chunk of valid lines encoded for binary ``COPY`` (the preparation's output).
+
+    ``copy``: the rows, in the order of :data:`COPY_COLUMNS`, without the format's header
+    and trailer; each row starts with its field count and ``insurer_id``, then the line
+    number as an int8 at :data:`ID_OFFSET`; ``starts``: each row's offset in ``copy``;
+    ``indexes``: each row's ``idx_nir``; ``first_line``, ``last_line``: the line numbers
+    of the first and last row; ``removals``: whether a row is a removal line.
+    """
+
+    @property
+    def copy(self) -> bytes: ...
+    @property
+    def starts(self) -> array[int]: ...
+    @property
+    def indexes(self) -> list[bytes]: ...
+    @property
+    def first_line(self) -> int: ...
+    @property
+    def last_line(self) -> int: ...
+    @property
+    def removals(self) -> bool: ...
+
+
+class _Batch:
+    """Encoded chunks written together (one COPY, one merge)."""
+
+    __slots__ = ("chunks", "rows")
+
+    def __init__(self, chunks: list[CopyRows]) -> None:
+        self.chunks = chunks
+        self.rows = sum(len(c.starts) for c in chunks)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def indexes(self) -> list[bytes]:
+        return [i for chunk in self.chunks for i in chunk.indexes]
+
+    def removals(self) -> bool:
+        return any(chunk.removals for chunk in self.chunks)
 
 
 class StageState(IntEnum):
@@ -156,19 +201,20 @@ def lock_insurer(conn: Connection, insurer_id: int) -> None:
 def create_staging(conn: Connection) -> None:
     """Create the (empty) staging tables for one import, inside the caller's transaction."""
     if conn.dialect.name == "postgresql":
-        # Dates travel as ISO text (the same staged tuple serves both engines); cast on merge.
+        # The columns of STAGE_COPY_COLUMNS, typed as the binary COPY rows' fields.
         conn.exec_driver_sql(
             f"""CREATE TEMP TABLE {STAGE} (
-                line_no integer PRIMARY KEY, action text NOT NULL,
+                insurer_id integer NOT NULL, line_no bigint PRIMARY KEY,
                 idx_nir bytea NOT NULL, idx_member bytea NOT NULL, idx_family bytea NOT NULL,
                 key_version integer NOT NULL,
                 nir_ct bytea NOT NULL, member_number_ct bytea NOT NULL,
                 birth_date_ct bytea NOT NULL, last_name_ct bytea NOT NULL,
                 first_name_ct bytea NOT NULL,
-                birth_rank smallint NOT NULL, sex text NOT NULL, quality text NOT NULL,
-                birth_year smallint NOT NULL, contract_code text NOT NULL,
-                coverage_start text NOT NULL, coverage_end text, css boolean NOT NULL,
-                row_digest bytea NOT NULL,
+                birth_rank smallint NOT NULL, sex varchar NOT NULL, quality varchar NOT NULL,
+                birth_year smallint NOT NULL, contract_code varchar NOT NULL,
+                coverage_start date NOT NULL, coverage_end date, css boolean NOT NULL,
+                row_digest bytea NOT NULL, removal boolean NOT NULL,
+                updated_at timestamptz NOT NULL,
                 state smallint NOT NULL DEFAULT 0, existing_id bigint
             ) ON COMMIT DROP"""
         )
@@ -208,9 +254,9 @@ class _ChunkWriter:
     raised in the caller by the next :meth:`submit` or :meth:`drain`.
     """
 
-    def __init__(self, write: Callable[[list[StagedRow], list[tuple[bytes]]], None]) -> None:
+    def __init__(self, write: Callable[[_Batch, list[tuple[bytes]]], None]) -> None:
         self._write = write
-        self._queue: queue.Queue[tuple[list[StagedRow], list[tuple[bytes]]] | None] = queue.Queue(
+        self._queue: queue.Queue[tuple[_Batch, list[tuple[bytes]]] | None] = queue.Queue(
             maxsize=WRITER_QUEUE
         )
         self._error: BaseException | None = None
@@ -235,7 +281,7 @@ class _ChunkWriter:
         if self._error is not None:
             raise self._error
 
-    def submit(self, rows: list[StagedRow], keep: list[tuple[bytes]]) -> None:
+    def submit(self, rows: _Batch, keep: list[tuple[bytes]]) -> None:
         """Queue a chunk (waits while the previous one has not been taken yet)."""
         self._raise_error()
         self._queue.put((rows, keep))
@@ -263,8 +309,9 @@ class BeneficiaryImport:
     transaction. Use as a context manager: leaving it stops the writer thread, which
     must happen before the transaction ends (also on error).
 
-    Rows arrive in line order and are written a chunk at a time (``COPY`` on PostgreSQL,
-    ``executemany`` on SQLite). On PostgreSQL each chunk is also merged at once, by a
+    Rows arrive in line order and are written a chunk at a time (``COPY`` of the encoded
+    rows of :meth:`add_copy` on PostgreSQL, ``executemany`` of :meth:`add_many`'s tuples
+    on SQLite). On PostgreSQL each chunk is also merged at once, by a
     writer thread, so the server works while the caller prepares the next lines; on
     SQLite the merge waits for :meth:`finish`, because merging takes the database's
     single write lock and other writers (the API's audit log) should not wait for the
@@ -294,6 +341,8 @@ class BeneficiaryImport:
         self._postgres = conn.dialect.name == "postgresql"
         self._merge_each_chunk = conn.dialect.name in MERGE_EACH_CHUNK_ON
         self._rows: list[StagedRow] = []
+        self._copies: list[CopyRows] = []
+        self._copied = 0  # rows in self._copies
         self._keep: list[tuple[bytes]] = []
         self._first_line: int | None = None  # first line staged and not merged yet
         self._removals = False  # whether a removal line was staged and not merged yet
@@ -302,12 +351,11 @@ class BeneficiaryImport:
         columns = ", ".join(STAGE_COLUMNS)
         marks = ", ".join("?" for _ in STAGE_COLUMNS)
         self._insert = f"INSERT INTO {STAGE} ({columns}) VALUES ({marks})"  # noqa: S608
-        self._copy = f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT BINARY)"
+        self._copy = f"COPY {STAGE} ({', '.join(STAGE_COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         self._copy_direct_sql = (
-            f"COPY beneficiaries ({', '.join(_DIRECT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+            f"COPY beneficiaries ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         )
         self._direct = 0  # rows copied straight into beneficiaries (see _copy_direct)
-        self._dates: dict[str, date] = {}  # ISO text to date, for the direct copy
         self._keep_sql = f"INSERT INTO {KEEP} (idx_nir) VALUES ({'%s' if self._postgres else '?'})"  # noqa: S608
         lock_insurer(conn, insurer_id)
         create_staging(conn)
@@ -336,9 +384,25 @@ class BeneficiaryImport:
             self._writer.close()
 
     def add_many(self, rows: list[StagedRow]) -> None:
-        """Stage valid lines (in line order)."""
+        """Stage valid lines (in line order), as tuples: SQLite only."""
+        if not rows:
+            return
+        if self._postgres:
+            raise TypeError("PostgreSQL imports take rows encoded for COPY (add_copy)")
         self._rows.extend(rows)
         if len(self._rows) >= self.chunk_rows:
+            self._hand_off()
+
+    def add_copy(self, rows: CopyRows) -> None:
+        """Stage valid lines (in line order), encoded for ``COPY``: PostgreSQL only."""
+        count = len(rows.starts)
+        if not count:
+            return
+        if not self._postgres:
+            raise TypeError("SQLite imports take rows as tuples (add_many)")
+        self._copies.append(rows)
+        self._copied += count
+        if self._copied >= self.chunk_rows:
             self._hand_off()
 
     def keep(self, idx_nir: bytes) -> None:
@@ -354,49 +418,70 @@ class BeneficiaryImport:
             self._writer.drain()
 
     def _hand_off(self) -> None:
-        rows, keep = self._rows, self._keep
+        keep = self._keep
+        if self._postgres:
+            if not self._copies and not keep:
+                return
+            batch = _Batch(self._copies)
+            self._copies, self._copied, self._keep = [], 0, []
+            if self._writer is None:
+                self._write(batch, keep)
+            else:
+                self._writer.submit(batch, keep)
+            return
+        rows = self._rows
         if not rows and not keep:
             return
         self._rows, self._keep = [], []
-        if self._writer is None:
-            self._write(rows, keep)
-        else:
-            self._writer.submit(rows, keep)
+        self._write(rows, keep)
 
-    def _write(self, rows: list[StagedRow], keep: list[tuple[bytes]]) -> None:
-        """Stage ``rows`` and ``keep`` (and merge the rows, on PostgreSQL)."""
+    def _write(self, batch: _Batch | list[StagedRow], keep: list[tuple[bytes]]) -> None:
+        """Stage ``batch`` and ``keep``. PostgreSQL: merge the batch, or copy it straight
+        into beneficiaries."""
+        if not isinstance(batch, _Batch):
+            self._write_rows(batch, keep)
+            return
         raw = self.conn.connection.driver_connection
         assert raw is not None
-        if rows and self._direct_ok(raw, rows):
-            self._copy_direct(raw, rows)
-            rows = []
-        if rows:
-            first, last = rows[0][0], rows[-1][0]
-            if self._postgres:
-                with raw.cursor() as cursor:
-                    _fast_bytea(cursor)
-                    with cursor.copy(self._copy) as copy:
-                        copy.set_types(_COPY_TYPES)
-                        for row in rows:
-                            copy.write_row(row)
-            else:
-                raw.executemany(self._insert, rows)
-            self.staged += len(rows)
+        if batch.rows and self._direct_ok(raw, batch):
+            self._copy_direct(raw, batch)
+        elif batch.rows:
+            with raw.cursor() as cursor, cursor.copy(self._copy) as copy:
+                copy.write(_COPY_SIGNATURE)
+                for chunk in batch.chunks:
+                    copy.write(chunk.copy)
+                copy.write(_COPY_TRAILER)
+            self.staged += batch.rows
             if self._first_line is None:
-                self._first_line = first
+                self._first_line = batch.chunks[0].first_line
             if not self._removals:
-                self._removals = any(row[1] == "R" for row in rows)
+                self._removals = batch.removals()
             if self._merge_each_chunk:
-                self._merge_lines(self._first_line, last)
+                self._merge_lines(self._first_line, batch.chunks[-1].last_line)
                 self._first_line = None
         if keep:
-            if self._postgres:
-                with raw.cursor() as cursor:
-                    cursor.executemany(self._keep_sql, keep)
-            else:
-                raw.executemany(self._keep_sql, keep)
+            with raw.cursor() as cursor:
+                cursor.executemany(self._keep_sql, keep)
 
-    def _direct_ok(self, raw: Any, rows: list[StagedRow]) -> bool:
+    def _write_rows(self, rows: list[StagedRow], keep: list[tuple[bytes]]) -> None:
+        """SQLite: stage ``rows`` and ``keep`` (merged by :meth:`finish`, unless
+        MERGE_EACH_CHUNK_ON names SQLite)."""
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        if rows:
+            raw.executemany(self._insert, rows)
+            self.staged += len(rows)
+            if self._first_line is None:
+                self._first_line = rows[0][0]
+            if not self._removals:
+                self._removals = any(row[1] == "R" for row in rows)
+            if self._merge_each_chunk:  # not by default (see the class)
+                self._merge_lines(self._first_line, rows[-1][0])
+                self._first_line = None
+        if keep:
+            raw.executemany(self._keep_sql, keep)
+
+    def _direct_ok(self, raw: Any, rows: _Batch) -> bool:
         """Whether a chunk may skip the staging table: on PostgreSQL, for an insurer that
         had no rows before the run (nothing to match), a chunk without removal lines
         (which name someone the platform would have to hold), with nothing staged still
@@ -407,10 +492,11 @@ class BeneficiaryImport:
             and self._postgres
             and not self.had_rows
             and self._first_line is None
-            and not any(row[1] == "R" for row in rows)
+            and not rows.removals()
         ):
             return False
-        if len({row[2] for row in rows}) != len(rows):
+        indexes = rows.indexes()
+        if len(set(indexes)) != len(indexes):
             return False
         if self._base == 0:
             return True
@@ -421,30 +507,28 @@ class BeneficiaryImport:
             cursor.execute(
                 "SELECT 1 FROM beneficiaries WHERE insurer_id = %s "
                 "AND idx_nir = ANY(%s::bytea[]) LIMIT 1",
-                (self.insurer_id, bytea_array(row[2] for row in rows)),
+                (self.insurer_id, bytea_array(indexes)),
             )
             return cursor.fetchone() is None
 
-    def _copy_direct(self, raw: Any, rows: list[StagedRow]) -> None:
+    def _copy_direct(self, raw: Any, rows: _Batch) -> None:
         """``COPY`` a chunk straight into ``beneficiaries``, with the ids the merge would
-        give (the next ones, in line order). Only for chunks :meth:`_direct_ok` admits:
-        the unique index on (insurer, NIR index) would refuse a repeat anyway, failing
-        the import rather than reporting the line."""
-        insurer, now, dates = self.insurer_id, self.now, self._dates
-        with raw.cursor() as cursor:
-            _fast_bytea(cursor)
-            with cursor.copy(self._copy_direct_sql) as copy:
-                copy.set_types(_DIRECT_TYPES)
-                write = copy.write_row
-                for number, row in enumerate(rows, start=self._base + 1):
-                    start, end = row[16], row[17]
-                    write(
-                        (
-                            insurer, number, *row[2:16], dates.get(start) or _day(dates, start),
-                            None if end is None else dates.get(end) or _day(dates, end),
-                            row[18], row[19], False, now,
-                        )
-                    )  # fmt: skip
+        give (the next ones, in line order: written over the rows' line numbers). Only
+        for chunks :meth:`_direct_ok` admits, which hold no removal (the field after the
+        row digest is then false, as ``is_canary`` must be): the unique index on
+        (insurer, NIR index) would refuse a repeat anyway, failing the import rather than
+        reporting the line."""
+        number = self._base
+        put = _ID.pack_into
+        with raw.cursor() as cursor, cursor.copy(self._copy_direct_sql) as copy:
+            copy.write(_COPY_SIGNATURE)
+            for chunk in rows.chunks:
+                data = bytearray(chunk.copy)
+                for start in chunk.starts:
+                    number += 1
+                    put(data, start + ID_OFFSET, number)
+                copy.write(data)
+            copy.write(_COPY_TRAILER)
         self._base += len(rows)
         self._inserted += len(rows)
         self._direct += len(rows)
@@ -582,16 +666,17 @@ class BeneficiaryImport:
                 {**lines, "insurer": self.insurer_id},
             )
         if self._removals:  # full files (and most incremental chunks) have none
+            removal = "s.removal" if postgres else "s.action = 'R'"
             conn.execute(
                 text(
                     f"UPDATE {STAGE} AS s SET state = {StageState.UNKNOWN:d} "  # noqa: S608
-                    f"WHERE {in_range} AND s.state = {StageState.NEW:d} AND s.action = 'R'"
+                    f"WHERE {in_range} AND s.state = {StageState.NEW:d} AND {removal}"
                 ),
                 lines,
             )
             self._removals = False
         now_param = bindparam("now", type_=DateTime(timezone=True))
-        selected = ", ".join(_staged_value(c, postgres, "s.") for c in _DATA_COLUMNS)
+        selected = ", ".join(f"s.{c}" for c in _DATA_COLUMNS)
         inserted = conn.execute(
             text(
                 f"INSERT INTO beneficiaries (insurer_id, id, {', '.join(_DATA_COLUMNS)}, "  # noqa: S608
@@ -606,9 +691,7 @@ class BeneficiaryImport:
         self._inserted += inserted
         if not self.had_rows:
             return  # nothing was matched: nothing changed
-        assignments = ", ".join(
-            f"{c} = {_staged_value(c, postgres, 's.')}" for c in _DATA_COLUMNS if c != "idx_nir"
-        )
+        assignments = ", ".join(f"{c} = s.{c}" for c in _DATA_COLUMNS if c != "idx_nir")
         self._updated += conn.execute(
             text(
                 f"UPDATE beneficiaries AS b SET {assignments}, updated_at = :now "  # noqa: S608
@@ -657,27 +740,3 @@ _ABSENT: Final = (
     f"NOT EXISTS (SELECT 1 FROM {STAGE} AS s WHERE s.idx_nir = beneficiaries.idx_nir) "  # noqa: S608
     f"AND NOT EXISTS (SELECT 1 FROM {KEEP} AS k WHERE k.idx_nir = beneficiaries.idx_nir)"
 )
-
-
-def _day(cache: dict[str, date], iso: str) -> date:
-    """``iso`` as a date, remembered (a file holds few distinct coverage dates)."""
-    day = cache[iso] = date.fromisoformat(iso)
-    return day
-
-
-def _fast_bytea(cursor: Any) -> None:
-    """Dump ``bytes`` as bytea with psycopg's plain (C) dumper on this cursor.
-
-    psycopg registers, for the bytea type as named in ``set_types``, a DB-API dumper
-    that also accepts ``Binary`` wrappers; that isinstance check in Python costs about
-    2 µs per row of nine bytea columns. Only plain ``bytes`` are staged here.
-    """
-    cursor.adapters.register_dumper(None, BytesBinaryDumper)
-
-
-def _staged_value(column: str, postgres: bool, prefix: str = "") -> str:
-    """A staging column as the final table wants it (PostgreSQL stages dates as text)."""
-    ref = prefix + column
-    if postgres and column in ("coverage_start", "coverage_end"):
-        return f"CAST({ref} AS date)"
-    return ref

@@ -41,7 +41,13 @@ from tierspayant.formats.beneficiaries.model import (
     mask_identifiers,
     shown_value,
 )
-from tierspayant.formats.beneficiaries.reader import BeneficiaryReader, ErrorReportWriter
+from tierspayant.formats.beneficiaries.reader import (
+    BeneficiaryReader,
+    ErrorReportWriter,
+    Piece,
+    RecordCutter,
+    TextLines,
+)
 from tierspayant.formats.beneficiaries.validation import LineValidator
 
 __all__ = [
@@ -61,7 +67,10 @@ __all__ = [
     "LineError",
     "LineFields",
     "LineValidator",
+    "Piece",
     "RawRecord",
+    "RecordCutter",
+    "TextLines",
     "canonical_fields",
     "explain",
     "explain_file",

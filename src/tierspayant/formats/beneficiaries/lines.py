@@ -12,7 +12,7 @@ import hashlib
 import io
 import re
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from tierspayant.formats.beneficiaries.model import DELIMITER
 
@@ -29,6 +29,14 @@ _LONG_RUN = re.compile(f'[^{DELIMITER}"\r\n]{{{MAX_FIELD_CHARS + 2},}}')
 # Flags of the line a record came from (see _Lines).
 _UNCLOSED: Final = 1  # a quoted field was still open at the end of the line
 _LONG: Final = 2  # the line is longer than MAX_FIELD_CHARS: a field may be oversized
+
+
+class LineSource(Protocol):
+    """Where :class:`_Lines` reads: a text file opened with ``newline=""``, or the like."""
+
+    def readline(self, size: int, /) -> str:
+        """The next line, ``size`` characters at most."""
+        ...
 
 
 class _HashingFile(io.RawIOBase):
@@ -78,7 +86,7 @@ class _Lines:
 
     __slots__ = ("_pushed", "_readline", "flags", "in_record", "line_no")
 
-    def __init__(self, text: io.TextIOWrapper) -> None:
+    def __init__(self, text: LineSource) -> None:
         self._readline = text.readline
         self._pushed: str | None = None
         self.line_no = 0  # of the line the current record comes from
@@ -87,6 +95,12 @@ class _Lines:
 
     def __iter__(self) -> _Lines:
         return self
+
+    def take_pushed(self) -> str:
+        """Text read past the last line handed out (after a long line ending in a bare
+        CR), which the next line starts with; forgotten here."""
+        pushed, self._pushed = self._pushed or "", None
+        return pushed
 
     def __next__(self) -> str:
         if self.in_record:
