@@ -1,11 +1,13 @@
 """Benchmark of the provider payment run against a raw read-and-write of the same rows.
 
 Run: ``.venv/bin/python bench/bench_payment.py --lines 100000 [--providers 1000]
-[--engine sqlite|postgres] [--scale]``.
+[--insurers 1] [--engine sqlite|postgres] [--scale]``.
 
-On a fresh database (not timed): one insurer, ``--providers`` pharmacies with an IBAN
-(encrypted by the provider service), and ``--lines`` adjudicated claim lines (one line
-per claim, 3.50 € each) spread evenly over them, inserted in bulk. Then, each in its own
+On a fresh database (not timed): ``--insurers`` insurers, ``--providers`` pharmacies with
+an IBAN (encrypted by the provider service), and ``--lines`` adjudicated claim lines (one
+line per claim, 3.50 € each) spread evenly over them and over the insurers (so that each
+provider's transfer nets every insurer's lines: its postings are one per insurer),
+inserted in bulk. Then, each in its own
 child process so that peak memory (``ru_maxrss``) is the measured part's alone:
 
 - **payment**: ``services.payments.run_payments`` (lease, one INSERT … SELECT and two
@@ -105,10 +107,15 @@ def env_for(url: str, data_dir: Path) -> dict[str, str]:
     return {"TIERSPAYANT_DATA_DIR": str(data_dir), "TIERSPAYANT_DATABASE_URL": url}
 
 
-def seed(platform: Platform, lines: int, provider_count: int) -> None:
+def seed(platform: Platform, lines: int, provider_count: int, insurer_count: int = 1) -> None:
     """Providers with IBANs, then ``lines`` adjudicated one-line claims, in bulk."""
     rng = random.Random(2026)
-    insurer_id = add_insurer(platform, AMC, "Mutuelle de banc d'essai", "mutuelle", "bench").id
+    insurer_ids = [
+        add_insurer(
+            platform, f"{AMC}{k:02d}" if k else AMC, f"Mutuelle {k}", "mutuelle", "bench"
+        ).id
+        for k in range(insurer_count)
+    ]
     ids = [
         add_provider(
             platform,
@@ -125,7 +132,8 @@ def seed(platform: Platform, lines: int, provider_count: int) -> None:
                 claims.insert(),
                 [
                     {
-                        "insurer_id": insurer_id, "id": n, "provider_id": ids[n % provider_count],
+                        "insurer_id": insurer_ids[n % insurer_count], "id": n,
+                        "provider_id": ids[n // insurer_count % provider_count],
                         "invoice_number": f"F{n:09d}", "version": 1, "beneficiary_id": n,
                         "care_date": date(2026, 11, 26), "request_digest": digest,
                         "status": "adjudicated", "source": "file", "received_at": ADJUDICATED,
@@ -139,7 +147,8 @@ def seed(platform: Platform, lines: int, provider_count: int) -> None:
                 claim_lines.insert(),
                 [
                     {
-                        "insurer_id": insurer_id, "claim_id": n, "line_no": 1, "act_code": "PH7",
+                        "insurer_id": insurer_ids[n % insurer_count], "claim_id": n, "line_no": 1,
+                        "act_code": "PH7",
                         "domain": "PHAR", "quantity": 1, "care_date": date(2026, 11, 26),
                         "billed_cents": 1000, "br_cents": 1000, "amo_rate_bp": 6500,
                         "amo_paid_cents": 650, "amc_requested_cents": 350, "status": "accepted",
@@ -235,14 +244,16 @@ def run_child(kind: str, env: dict[str, str], out: Path) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def measure(engine_name: str, lines: int, provider_count: int) -> dict[str, Any]:
+def measure(
+    engine_name: str, lines: int, provider_count: int, insurer_count: int = 1
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-pay-") as workdir:
         data_dir = Path(workdir) / "data"
         url = fresh_url(engine_name, Path(workdir))
         try:
             env = env_for(url, data_dir)
             platform = initialise(load_settings(env))
-            seed(platform, lines, provider_count)
+            seed(platform, lines, provider_count, insurer_count)
             platform.close()
             baseline = run_child("baseline", env, Path(workdir) / "baseline")
             payment = run_child("payment", env, Path(workdir) / "out")
@@ -254,6 +265,7 @@ def measure(engine_name: str, lines: int, provider_count: int) -> dict[str, Any]
         "engine": engine_name,
         "lines": lines,
         "providers": provider_count,
+        "insurers": insurer_count,
         "seconds": round(payment["seconds"], 3),
         "lines_per_s": round(lines / payment["seconds"]),
         "peak_rss_mb": payment["peak_rss_mb"],
@@ -269,6 +281,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--providers", type=int, default=1_000)
+    parser.add_argument("--insurers", type=int, default=1)
     parser.add_argument("--engine", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--scale", action="store_true", help="also run ten times the lines")
     parser.add_argument("--child", choices=("payment", "baseline"), help=argparse.SUPPRESS)
@@ -280,7 +293,7 @@ def main() -> None:
         return
     sizes = [args.lines, args.lines * 10] if args.scale else [args.lines]
     for lines in sizes:
-        print(json.dumps(measure(args.engine, lines, args.providers)), flush=True)
+        print(json.dumps(measure(args.engine, lines, args.providers, args.insurers)), flush=True)
 
 
 if __name__ == "__main__":

@@ -106,20 +106,33 @@ def test_ledger_check_names_every_difference(
                 credit(account(AccountKind.PROVIDER_PAYABLE, 999), 123),
             ),
             at=NOW,
+            insurer_id=insurer.id,
         )
         posting_id = conn.execute(
             ledger_postings.insert()
             .values(
-                journal="payment", reference="forged", value_date=date(2026, 9, 7),
-                posted_at=NOW, memo="", total_cents=500,
+                insurer_id=insurer.id, journal="payment", reference="forged",
+                value_date=date(2026, 9, 7), posted_at=NOW, memo="", total_cents=500,
             )
             .returning(ledger_postings.c.id)
         ).scalar_one()  # fmt: skip
         conn.execute(
             ledger_entries.insert().values(
-                posting_id=posting_id, line_no=1, account=BANK, debit_cents=0, credit_cents=500
+                insurer_id=insurer.id,
+                posting_id=posting_id,
+                line_no=1,
+                account=BANK,
+                debit_cents=0,
+                credit_cents=500,
             )
         )
+        # and an entry of that posting filed in another insurer's books
+        conn.execute(
+            ledger_entries.insert().values(
+                insurer_id=insurer.id + 100_000, posting_id=posting_id, line_no=2,
+                account=BANK, debit_cents=77, credit_cents=0,
+            )
+        )  # fmt: skip
 
     # When the check runs
     result = cli.invoke(app, ["ledger", "check"])
@@ -131,6 +144,10 @@ def test_ledger_check_names_every_difference(
     assert "adjudication postings vs accepted totals of claims" in result.output
     assert "(difference +123)" in result.output
     assert "payment postings vs transfers of remittances" in result.output
+    assert f"insurers whose postings do not balance: {insurer.id}, {insurer.id + 100_000}" in (
+        result.output
+    )
+    assert "entries that belong to no posting of their insurer: 1" in result.output
 
 
 def _bulk(n: int, amount: int = 1234) -> list[Posting]:
@@ -155,14 +172,19 @@ def test_bulk_postings_are_idempotent_and_refuse_a_reused_reference(platform: Pl
         assert post_bulk(conn, first, at=NOW, insurer_id=1) == 3
         # A second call in the same transaction stages its own rows only.
         assert post_bulk(conn, _bulk(2), at=NOW, insurer_id=1) == 3
+        # The key holds the insurer: the same references in another insurer's books are
+        # other postings.
+        assert post_bulk(conn, _bulk(2), at=NOW, insurer_id=2) == 3
     with platform.engine.begin() as conn:
         # The same postings again: nothing new, nothing doubled.
         assert post_bulk(conn, [*first, *_bulk(3)], at=NOW, insurer_id=1) == 3
         for p in [*first, *_bulk(2), *_bulk(3)]:
             (stored,) = conn.execute(
-                ledger_postings.select().where(ledger_postings.c.reference == p.reference)
+                ledger_postings.select().where(
+                    ledger_postings.c.insurer_id == 1, ledger_postings.c.reference == p.reference
+                )
             ).all()
-            assert ledger.entries_of(conn, int(stored.id)) == p.entries
+            assert ledger.entries_of(conn, 1, int(stored.id)) == p.entries
             assert stored.total_cents == p.total_debit
     with pytest.raises(LedgerError) as reused, platform.engine.begin() as conn:
         post_bulk(conn, _bulk(1, amount=999), at=NOW, insurer_id=1)

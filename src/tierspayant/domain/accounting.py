@@ -51,7 +51,8 @@ def claim_reference(insurer_id: int, claim_id: int, version: int) -> str:
 
 
 def payment_reference(run_key: str, provider_id: int) -> str:
-    """The reference of a provider's payment and recovery in a payment run."""
+    """The reference of a provider's payment and recovery in a payment run (one posting
+    per insurer with lines or recoveries in it: the key holds the insurer)."""
     return f"{run_key}:{provider_id}"
 
 
@@ -150,15 +151,37 @@ def recovery(run_key: str, provider_id: int, day: date, cents: int) -> Posting:
     )
 
 
+def _bank_share(
+    journal: Journal, reference: str, day: date, provider_id: int, cents: int, memo: str
+) -> Posting:
+    """One insurer's share of a movement between the bank and a provider's payable:
+    ``cents`` out of the bank (a negative share: into it, see :func:`payment`)."""
+    payable = account(AccountKind.PROVIDER_PAYABLE, provider_id)
+    if cents > 0:
+        entries = (debit(payable, cents), credit(BANK, cents))
+    else:
+        entries = (debit(BANK, -cents), credit(payable, -cents))
+        memo = f"{memo} (undue recovered for this insurer beyond its lines)"
+    return posting(journal.value, reference, day, *entries, memo=memo)
+
+
 def payment(run_key: str, provider_id: int, day: date, cents: int) -> Posting:
-    """The net credit transfer to a provider in a payment run."""
-    return posting(
-        Journal.PAYMENT.value,
+    """One insurer's share of the net credit transfer to a provider in a payment run.
+
+    The transfer is one per provider, netting every insurer's lines and recoveries; its
+    share for an insurer is that insurer's lines less its undue amounts recovered, which
+    is negative when the provider's undue owed to that insurer exceeded its lines: the
+    surplus paid other insurers' lines, so it comes into the bank in this insurer's books
+    (debit bank, credit the provider's payable) and goes out in theirs. The shares sum to
+    the transfer, and each insurer's payable to the provider is settled on its own.
+    """
+    return _bank_share(
+        Journal.PAYMENT,
         payment_reference(run_key, provider_id),
         day,
-        debit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
-        credit(BANK, cents),
-        memo="SEPA credit transfer",
+        provider_id,
+        cents,
+        "SEPA credit transfer",
     )
 
 
@@ -236,25 +259,33 @@ def transfer_return_reference(end_to_end_id: str) -> str:
 def transfer_return(
     end_to_end_id: str, provider_id: int, cents: int, day: date, reason_code: str
 ) -> Posting:
-    """A credit transfer to a provider that its bank returned: the money is back in our
-    account and we owe the provider again (the mirror of the ``payment`` posting)."""
+    """One insurer's share of a credit transfer to a provider that its bank returned: the
+    money is back in our account and we owe the provider again (the mirror of that
+    insurer's ``payment`` and ``payment.reissue`` shares; ``cents`` negative for a
+    negative share)."""
+    payable = account(AccountKind.PROVIDER_PAYABLE, provider_id)
+    entries = (
+        (debit(BANK, cents), credit(payable, cents))
+        if cents > 0
+        else (debit(payable, -cents), credit(BANK, -cents))
+    )
     return posting(
         Journal.TRANSFER_RETURN.value,
         transfer_return_reference(end_to_end_id),
         day,
-        debit(BANK, cents),
-        credit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
+        *entries,
         memo=f"credit transfer {end_to_end_id} returned: {reason_code}",
     )
 
 
 def transfer_reissue(run_key: str, provider_id: int, day: date, cents: int) -> Posting:
-    """Returned transfers paid again in a payment run, to the provider's new details."""
-    return posting(
-        Journal.TRANSFER_REISSUE.value,
+    """One insurer's share of returned transfers paid again in a payment run, to the
+    provider's new details (its shares of the returns; negative as in :func:`payment`)."""
+    return _bank_share(
+        Journal.TRANSFER_REISSUE,
         payment_reference(run_key, provider_id),
         day,
-        debit(account(AccountKind.PROVIDER_PAYABLE, provider_id), cents),
-        credit(BANK, cents),
-        memo="returned credit transfers paid again",
+        provider_id,
+        cents,
+        "returned credit transfers paid again",
     )

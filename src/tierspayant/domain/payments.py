@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -57,6 +57,30 @@ def allocate_recovery(
         if taken > 0:
             yield key, taken
             left -= taken
+
+
+def insurer_shares(
+    paid_by_insurer: Mapping[int, int], recovered: Iterable[tuple[tuple[int, int, int], int]]
+) -> dict[int, int]:
+    """Each insurer's share of a provider's netted payment: its lines paid less its undue
+    items recovered (``recovered``: as :func:`allocate_recovery` yields them, keyed by
+    (insurer, claim, line)). Negative when more of that insurer's undue was recovered
+    than its lines paid; the shares sum to the net payment. Zero shares are left out.
+    """
+    shares = dict(paid_by_insurer)
+    for (insurer_id, _claim, _line), cents in recovered:
+        shares[insurer_id] = shares.get(insurer_id, 0) - cents
+    return {i: c for i, c in sorted(shares.items()) if c}
+
+
+def recovered_by_insurer(
+    recovered: Iterable[tuple[tuple[int, int, int], int]],
+) -> dict[int, int]:
+    """Undue cents recovered per insurer, from (insurer, claim, line) items."""
+    totals: dict[int, int] = {}
+    for (insurer_id, _claim, _line), cents in recovered:
+        totals[insurer_id] = totals.get(insurer_id, 0) + cents
+    return {i: c for i, c in sorted(totals.items()) if c}
 
 
 def period_of(day: date) -> str:

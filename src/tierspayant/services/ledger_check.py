@@ -2,8 +2,9 @@
 
 Three kinds of proof, each a sum compared with another sum, to the cent:
 
-- the ledger itself: every posting balances, the stored totals match the entries, the
-  whole ledger sums to zero;
+- the ledger itself: every posting balances, every insurer's postings balance (each
+  posting and its entries belong to one insurer, migration 0020), the stored totals
+  match the entries, the whole ledger sums to zero;
 - claims: what the adjudication journal moved equals the accepted totals of the claims;
   what the engagement journal booked (and its reversals) equals the lines paid on
   engagements (and those of withdrawn claims);
@@ -68,6 +69,14 @@ def check_ledger(platform: Platform) -> LedgerReport:
             problems.append(
                 f"postings whose total differs from entries: {_ids(base.mismatched_totals)}"
             )
+        if base.unbalanced_insurers:
+            problems.append(
+                f"insurers whose postings do not balance: {_ids(base.unbalanced_insurers)}"
+            )
+        if base.stray_entries:
+            problems.append(
+                f"entries that belong to no posting of their insurer: {base.stray_entries}"
+            )
         if base.total_debit != base.total_credit:
             problems.append(
                 f"the ledger does not sum to zero: debits {base.total_debit}, "
@@ -117,7 +126,7 @@ def _reconciliations(conn: Connection) -> list[Difference]:
         Difference(
             "payment postings vs transfers of remittances",
             transferred,
-            journals.get(Journal.PAYMENT.value, 0),
+            -ledger.signed_journal_total(conn, Journal.PAYMENT.value, BANK),
         ),
         Difference(
             "recovery postings vs undue deducted on remittances",
@@ -159,12 +168,12 @@ def _reconciliations(conn: Connection) -> list[Difference]:
         Difference(
             "returned transfer postings vs recorded transfer returns",
             transfers_back.returned_cents,
-            journals.get(Journal.TRANSFER_RETURN.value, 0),
+            ledger.signed_journal_total(conn, Journal.TRANSFER_RETURN.value, BANK),
         ),
         Difference(
             "reissue postings vs returned transfers paid again in payments",
             transfers_back.payments_reissued_cents,
-            journals.get(Journal.TRANSFER_REISSUE.value, 0),
+            -ledger.signed_journal_total(conn, Journal.TRANSFER_REISSUE.value, BANK),
         ),
         Difference(
             "returned transfers marked paid again vs payments",

@@ -106,13 +106,27 @@ def post_transfer_return(
     now = platform.now()
     # The bank's date, read from the file: the same file posts the same movement.
     value_date = max(report.created, sent.payment_date)
-    ledger.post(
+    # The transfer netted every insurer's share: its return is posted share by share.
+    reference = accounting.payment_reference(sent.run_key, sent.provider_id)
+    shares = ledger.bank_shares(
         conn,
-        accounting.transfer_return(
-            tx.end_to_end_id, sent.provider_id, sent.cents, value_date, tx.reason_code
-        ),
-        at=now,
+        [accounting.Journal.PAYMENT.value, accounting.Journal.TRANSFER_REISSUE.value],
+        [reference],
     )
+    if sum(shares.values()) != sent.cents:
+        raise RuntimeError(
+            f"the ledger's shares of transfer {tx.end_to_end_id} sum to "
+            f"{sum(shares.values())} cents, the transfer was {sent.cents}"
+        )
+    for insurer_id, cents in shares.items():
+        ledger.post(
+            conn,
+            accounting.transfer_return(
+                tx.end_to_end_id, sent.provider_id, cents, value_date, tx.reason_code
+            ),
+            at=now,
+            insurer_id=insurer_id,
+        )
     store.insert_return(
         conn,
         store.TransferReturn(

@@ -41,11 +41,13 @@ from tierspayant.domain.payments import (
     Transfer,
     allocate_recovery,
     end_to_end_id,
+    insurer_shares,
     message_id,
     net_payment,
     parse_remittance_id,
     payment_run_key,
     period_of,
+    recovered_by_insurer,
     remittance_id,
     split_transfer,
 )
@@ -353,13 +355,14 @@ def _remit_provider(
     reissue: list[returns_store.TransferReturn],
     now: datetime,
 ) -> None:
-    lines, gross = store.remit_lines(
+    remitted = store.remit_lines(
         conn,
         run_key=run.run_key,
         provider_id=provider_id,
         cutoff=cutoff,
         bill_period=period_of(run.run_date),
     )
+    lines, gross = remitted.lines, remitted.gross_cents
     reissued = sum(r.cents for r in reissue)
     if lines == 0 and reissued == 0:
         return
@@ -367,24 +370,42 @@ def _remit_provider(
     netting = net_payment(gross, sum(cents for _, cents in open_items))
     allocations = list(allocate_recovery(netting.recovered_cents, open_items))
     overpayments.insert_recoveries(conn, run.run_key, provider_id, allocations)
-    if netting.recovered_cents:
+    # One transfer per provider, netted; the postings split it by insurer so that each
+    # insurer's books balance on their own (docs/money.md).
+    day = run.run_date
+    for insurer_id, cents in recovered_by_insurer(allocations).items():
         ledger.post(
             conn,
-            accounting.recovery(run.run_key, provider_id, run.run_date, netting.recovered_cents),
+            accounting.recovery(run.run_key, provider_id, day, cents),
             at=now,
+            insurer_id=insurer_id,
         )
-    if netting.net_cents:
+    for insurer_id, cents in insurer_shares(remitted.paid_by_insurer, allocations).items():
         ledger.post(
             conn,
-            accounting.payment(run.run_key, provider_id, run.run_date, netting.net_cents),
+            accounting.payment(run.run_key, provider_id, day, cents),
             at=now,
+            insurer_id=insurer_id,
         )
     if reissued:
-        ledger.post(
+        shares = ledger.bank_shares(
             conn,
-            accounting.transfer_reissue(run.run_key, provider_id, run.run_date, reissued),
-            at=now,
+            [accounting.Journal.TRANSFER_RETURN.value],
+            [accounting.transfer_return_reference(r.end_to_end_id) for r in reissue],
         )
+        # Each return was posted split by insurer: paying it again takes the same shares.
+        if -sum(shares.values()) != reissued:
+            raise RuntimeError(
+                f"the ledger's returns of provider {provider_id} sum to "
+                f"{-sum(shares.values())} cents, the returns to {reissued}"
+            )
+        for insurer_id, cents in shares.items():
+            ledger.post(
+                conn,
+                accounting.transfer_reissue(run.run_key, provider_id, day, -cents),
+                at=now,
+                insurer_id=insurer_id,
+            )
         returns_store.mark_reissued(conn, [r.end_to_end_id for r in reissue], run.run_key)
     store.insert_payment(
         conn,

@@ -1,4 +1,5 @@
-"""Writing and reading the ledger. Postings are idempotent by ``(journal, reference)``."""
+"""Writing and reading the ledger. Every posting belongs to one insurer and is idempotent
+by ``(insurer_id, journal, reference)``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, Connection, func, select
 
 from tierspayant.domain.codes import LedgerCode
-from tierspayant.domain.ledger import Entry, LedgerError, Posting
+from tierspayant.domain.ledger import BANK, Entry, LedgerError, Posting
 from tierspayant.store.bulk import bound, copy_in, is_postgres, stage
 from tierspayant.store.claims_tables import claims
 from tierspayant.store.ledger_tables import (
@@ -32,25 +33,25 @@ class Posted:
     created: bool  # False when the same posting already existed
 
 
-def post(
-    conn: Connection, posting: Posting, *, at: datetime, insurer_id: int | None = None
-) -> Posted:
-    """Write ``posting`` in ``conn``'s transaction, once.
+def post(conn: Connection, posting: Posting, *, at: datetime, insurer_id: int) -> Posted:
+    """Write ``posting`` in ``conn``'s transaction, once, in the books of ``insurer_id``.
 
-    A second call with the same journal and reference returns the first posting if its
-    entries are identical, and raises ``ledger.reference_reused`` if they differ.
+    A second call with the same insurer, journal and reference returns the first posting
+    if its entries are identical, and raises ``ledger.reference_reused`` if they differ.
     """
     existing = conn.execute(
         select(ledger_postings.c.id).where(
+            ledger_postings.c.insurer_id == insurer_id,
             ledger_postings.c.journal == posting.journal,
             ledger_postings.c.reference == posting.reference,
         )
     ).scalar_one_or_none()
     if existing is not None:
-        if entries_of(conn, int(existing)) != posting.entries:
+        if entries_of(conn, insurer_id, int(existing)) != posting.entries:
             raise LedgerError(
                 LedgerCode.REFERENCE_REUSED,
-                f"posting {posting.journal}/{posting.reference} exists with other entries",
+                f"posting {posting.journal}/{posting.reference} of insurer {insurer_id} "
+                "exists with other entries",
             )
         return Posted(int(existing), False)
     posting_id = conn.execute(
@@ -70,6 +71,7 @@ def post(
         ledger_entries.insert(),
         [
             {
+                "insurer_id": insurer_id,
                 "posting_id": posting_id,
                 "line_no": n,
                 "account": e.account,
@@ -82,16 +84,23 @@ def post(
     return Posted(int(posting_id), True)
 
 
-def entries_of(conn: Connection, posting_id: int) -> tuple[Entry, ...]:
+def entries_of(conn: Connection, insurer_id: int, posting_id: int) -> tuple[Entry, ...]:
     rows = conn.execute(
         select(
             ledger_entries.c.account, ledger_entries.c.debit_cents, ledger_entries.c.credit_cents
         )
-        .where(ledger_entries.c.posting_id == posting_id)
+        .where(ledger_entries.c.insurer_id == insurer_id, ledger_entries.c.posting_id == posting_id)
         .order_by(ledger_entries.c.line_no)
     )
     return tuple(
         Entry(r.account, debit=int(r.debit_cents), credit=int(r.credit_cents)) for r in rows
+    )
+
+
+def _posting_of_entry() -> ColumnElement[bool]:
+    """The join of an entry to its posting: same insurer (the partition), same id."""
+    return (ledger_postings.c.insurer_id == ledger_entries.c.insurer_id) & (
+        ledger_postings.c.id == ledger_entries.c.posting_id
     )
 
 
@@ -101,9 +110,9 @@ def balance(conn: Connection, account_name: str, *, until: date | None = None) -
         func.coalesce(func.sum(ledger_entries.c.debit_cents - ledger_entries.c.credit_cents), 0)
     ).where(ledger_entries.c.account == account_name)
     if until is not None:
-        query = query.join(
-            ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id
-        ).where(ledger_postings.c.value_date <= until)
+        query = query.join(ledger_postings, _posting_of_entry()).where(
+            ledger_postings.c.value_date <= until
+        )
     return int(conn.execute(query).scalar_one())
 
 
@@ -126,6 +135,10 @@ class LedgerCheck:
     mismatched_totals: tuple[int, ...]  # postings whose stored total differs from entries
     total_debit: int
     total_credit: int
+    # Insurers whose own postings do not sum to zero, and entries that belong to no
+    # posting of their insurer (an entry filed in another insurer's books).
+    unbalanced_insurers: tuple[int, ...] = ()
+    stray_entries: int = 0
 
     @property
     def ok(self) -> bool:
@@ -133,31 +146,52 @@ class LedgerCheck:
             not self.unbalanced
             and not self.mismatched_totals
             and self.total_debit == self.total_credit
+            and not self.unbalanced_insurers
+            and not self.stray_entries
         )
 
 
 def check(conn: Connection) -> LedgerCheck:
-    """Prove every posting balances and the whole ledger sums to zero."""
+    """Prove every posting balances, every insurer's postings balance, and the whole
+    ledger sums to zero."""
     per_posting = (
         select(
+            ledger_entries.c.insurer_id.label("iid"),
             ledger_entries.c.posting_id.label("pid"),
             func.sum(ledger_entries.c.debit_cents).label("d"),
             func.sum(ledger_entries.c.credit_cents).label("c"),
             func.count().label("n"),
         )
-        .group_by(ledger_entries.c.posting_id)
+        .group_by(ledger_entries.c.insurer_id, ledger_entries.c.posting_id)
         .subquery()
     )
     rows = conn.execute(
         select(
             ledger_postings.c.id, ledger_postings.c.total_cents, per_posting.c.d, per_posting.c.c,
             per_posting.c.n,
-        ).outerjoin(per_posting, per_posting.c.pid == ledger_postings.c.id)
+        ).outerjoin(
+            per_posting,
+            (per_posting.c.iid == ledger_postings.c.insurer_id)
+            & (per_posting.c.pid == ledger_postings.c.id),
+        )
     ).all()  # fmt: skip
     unbalanced = tuple(int(r.id) for r in rows if r.d is None or r.n < 2 or int(r.d) != int(r.c))
     mismatched = tuple(
         int(r.id) for r in rows if r.d is not None and int(r.d) != int(r.total_cents)
     )
+    per_insurer = conn.execute(
+        select(
+            ledger_entries.c.insurer_id,
+            func.sum(ledger_entries.c.debit_cents),
+            func.sum(ledger_entries.c.credit_cents),
+        ).group_by(ledger_entries.c.insurer_id)
+    ).all()
+    unbalanced_insurers = tuple(sorted(int(i) for i, d, c in per_insurer if int(d) != int(c)))
+    stray = conn.execute(
+        select(func.count())
+        .select_from(ledger_entries.outerjoin(ledger_postings, _posting_of_entry()))
+        .where(ledger_postings.c.id.is_(None))
+    ).scalar_one()
     totals = conn.execute(
         select(
             func.coalesce(func.sum(ledger_entries.c.debit_cents), 0),
@@ -172,7 +206,35 @@ def check(conn: Connection) -> LedgerCheck:
         mismatched_totals=mismatched,
         total_debit=int(totals[0]),
         total_credit=int(totals[1]),
+        unbalanced_insurers=unbalanced_insurers,
+        stray_entries=int(stray),
     )
+
+
+def bank_shares(
+    conn: Connection, journals: Sequence[str], references: Sequence[str]
+) -> dict[int, int]:
+    """What the postings of ``journals`` with ``references`` took out of the operator's
+    bank account, per insurer (credits minus debits, in cents; negative: put in).
+
+    How a provider's netted transfer splits by insurer: its payment and reissue shares.
+    """
+    if not references:
+        return {}
+    query = (
+        select(
+            ledger_entries.c.insurer_id,
+            func.sum(ledger_entries.c.credit_cents - ledger_entries.c.debit_cents),
+        )
+        .join(ledger_postings, _posting_of_entry())
+        .where(
+            ledger_postings.c.journal.in_(journals),
+            ledger_postings.c.reference.in_(references),
+            ledger_entries.c.account == BANK,
+        )
+        .group_by(ledger_entries.c.insurer_id)
+    )
+    return {int(i): int(c) for i, c in conn.execute(query) if int(c)}
 
 
 def journal_totals(conn: Connection) -> dict[str, int]:
@@ -189,7 +251,7 @@ def signed_journal_total(conn: Connection, journal: str, account_name: str) -> i
         select(
             func.coalesce(func.sum(ledger_entries.c.debit_cents - ledger_entries.c.credit_cents), 0)
         )
-        .join(ledger_postings, ledger_postings.c.id == ledger_entries.c.posting_id)
+        .join(ledger_postings, _posting_of_entry())
         .where(ledger_postings.c.journal == journal, ledger_entries.c.account == account_name)
     )
     return int(conn.execute(query).scalar_one())
@@ -254,14 +316,15 @@ def amc_number(conn: Connection, insurer_id: int) -> str:
 # Bulk postings (adjudication: one posting per claim judged) are written through the
 # driver's own executemany (SQLite) or COPY (PostgreSQL), as the decisions are.
 _ENTRY_INSERT = (
-    "INSERT INTO ledger_entries (posting_id, line_no, account, debit_cents, credit_cents)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO ledger_entries"
+    " (insurer_id, posting_id, line_no, account, debit_cents, credit_cents)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _ENTRIES_COPY = (
-    "COPY ledger_entries (posting_id, line_no, account, debit_cents, credit_cents)"
+    "COPY ledger_entries (insurer_id, posting_id, line_no, account, debit_cents, credit_cents)"
     " FROM STDIN (FORMAT BINARY)"
 )
-_ENTRIES_TYPES: Final = ["int8", "int2", "text", "int8", "int8"]
+_ENTRIES_TYPES: Final = ["int4", "int8", "int2", "text", "int8", "int8"]
 _POSTINGS_STAGE: Final = (
     "ledger_postings_stage",
     "n int, journal text, reference text, value_date date, memo text, total bigint",
@@ -278,7 +341,7 @@ _POSTING_INSERT_PG = (
     " (insurer_id, journal, reference, value_date, posted_at, memo, total_cents)"
     " SELECT %s, journal, reference, value_date, %s, memo, total"
     " FROM ledger_postings_stage ORDER BY n"
-    " ON CONFLICT (journal, reference) DO NOTHING RETURNING id, journal, reference"
+    " ON CONFLICT (insurer_id, journal, reference) DO NOTHING RETURNING id, journal, reference"
 )
 _POSTING_COLUMNS = "insurer_id, journal, reference, value_date, posted_at, memo, total_cents"
 _POSTINGS_PER_STATEMENT = 1000  # 7 parameters each: far below SQLite's 32,766
@@ -310,7 +373,8 @@ def _insert_postings(
         values = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in chunk)
         statement = (
             f"INSERT INTO ledger_postings ({_POSTING_COLUMNS}) VALUES {values}"  # noqa: S608
-            " ON CONFLICT (journal, reference) DO NOTHING RETURNING id, journal, reference"
+            " ON CONFLICT (insurer_id, journal, reference) DO NOTHING"
+            " RETURNING id, journal, reference"
         )
         parameters = tuple(
             value
@@ -336,7 +400,7 @@ def post_bulk(
     """:func:`tierspayant.store.ledger.post` for many postings at once; returns how many
     were new.
 
-    Same rules: idempotent by ``(journal, reference)``, and a reference already posted
+    Same rules: idempotent by ``(insurer_id, journal, reference)``, and a reference already posted
     with other entries is ``ledger.reference_reused``. The headers are inserted skipping
     those that exist (``ON CONFLICT DO NOTHING``), so no query looks for them first; only
     the skipped ones, if any, are compared with what is stored.
@@ -356,17 +420,18 @@ def post_bulk(
         if (p.journal, p.reference) not in inserted:
             posted = conn.execute(
                 select(ledger_postings.c.id).where(
+                    ledger_postings.c.insurer_id == insurer_id,
                     ledger_postings.c.journal == p.journal,
                     ledger_postings.c.reference == p.reference,
                 )
             ).scalar_one()
-            if entries_of(conn, int(posted)) != p.entries:
+            if entries_of(conn, insurer_id, int(posted)) != p.entries:
                 raise LedgerError(
                     LedgerCode.REFERENCE_REUSED,
                     f"posting {p.journal}/{p.reference} exists with other entries",
                 )
     entries = [
-        (inserted[(p.journal, p.reference)], n, e.account, e.debit, e.credit)
+        (insurer_id, inserted[(p.journal, p.reference)], n, e.account, e.debit, e.credit)
         for p in postings
         if (p.journal, p.reference) in inserted
         for n, e in enumerate(p.entries, start=1)

@@ -1,7 +1,10 @@
 """Ledger tables: postings and their entries, append-only like the audit log.
 
-A posting is unique by ``(journal, reference)``: that is what makes a retried or rerun
-movement find its first occurrence instead of moving money twice.
+Every posting belongs to one insurer (migration 0020): a posting is unique by
+``(insurer_id, journal, reference)``, which is what makes a retried or rerun movement
+find its first occurrence instead of moving money twice; its entries carry the same
+``insurer_id``. On PostgreSQL both tables are hash-partitioned by ``insurer_id`` and
+their keys lead with it (SQLite keeps a plain ``id`` key on postings, autoincremented).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -27,21 +31,25 @@ from tierspayant.store.tables import BigId, metadata
 ledger_postings = Table(
     "ledger_postings",
     metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("insurer_id", Integer, nullable=True),  # the insurer the movement belongs to
+    Column("id", BigId, nullable=False, autoincrement=True),
+    Column("insurer_id", Integer, nullable=False),  # the insurer the movement belongs to
     Column("journal", String(40), nullable=False),
     Column("reference", String(120), nullable=False),
     Column("value_date", Date, nullable=False),
     Column("posted_at", DateTime(timezone=True), nullable=False),
     Column("memo", Text, nullable=False, server_default=""),
     Column("total_cents", BigInteger, nullable=False),
-    UniqueConstraint("journal", "reference", name="uq_ledger_postings_journal_reference"),
+    PrimaryKeyConstraint("insurer_id", "id"),
+    UniqueConstraint(
+        "insurer_id", "journal", "reference", name="uq_ledger_postings_insurer_journal_reference"
+    ),
     Index("ix_ledger_postings_insurer_date", "insurer_id", "value_date"),
 )
 
 ledger_entries = Table(
     "ledger_entries",
     metadata,
+    Column("insurer_id", Integer, primary_key=True),  # its posting's
     Column("posting_id", BigInteger, primary_key=True),
     Column("line_no", SmallInteger, primary_key=True),
     Column("account", String(80), nullable=False),

@@ -36,9 +36,9 @@ INSURER_PARTITIONED = (
     "claim_disputes",
     "import_runs",
 )
-# Created partitioned by a later migration (0019), not converted by 0018: the incident
-# subject index (one row per beneficiary id).
-INSURER_PARTITIONED_LATER = ("subject_index",)
+# Created or converted by later migrations, not by 0018: the incident subject index (one
+# row per beneficiary id, 0019) and the ledger, once every posting had an insurer (0020).
+INSURER_PARTITIONED_LATER = ("subject_index", "ledger_postings", "ledger_entries")
 AUDIT_TABLE = "audit_events"
 AUDIT_DEFAULT = "audit_events_default"
 MONTHS_AHEAD = 3

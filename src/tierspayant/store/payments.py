@@ -146,8 +146,9 @@ def providers_with_work(conn: Connection, cutoff: datetime) -> list[int]:
 
 def remit_lines(
     conn: Connection, *, run_key: str, provider_id: int, cutoff: datetime, bill_period: str
-) -> tuple[int, int]:
-    """Copy the provider's remittable lines into this run; returns (lines, paid cents)."""
+) -> RemittedLines:
+    """Copy the provider's remittable lines into this run; how many, and their paid
+    cents by insurer."""
     paid = case((claim_lines.c.status.in_(PAYABLE), claim_lines.c.amc_accepted_cents), else_=0)
     chosen = (
         select(
@@ -184,16 +185,27 @@ def remit_lines(
             chosen,
         )
     )
-    return run_lines_total(conn, run_key, provider_id)
+    return run_lines(conn, run_key, provider_id)
 
 
-def run_lines_total(conn: Connection, run_key: str, provider_id: int) -> tuple[int, int]:
-    row = conn.execute(
-        select(func.count(), func.coalesce(func.sum(payment_lines.c.paid_cents), 0)).where(
-            payment_lines.c.run_key == run_key, payment_lines.c.provider_id == provider_id
-        )
-    ).one()
-    return int(row[0]), int(row[1])
+@dataclass(frozen=True, slots=True)
+class RemittedLines:
+    lines: int
+    paid_by_insurer: dict[int, int]  # paid cents of the lines, by insurer (0s kept)
+
+    @property
+    def gross_cents(self) -> int:
+        return sum(self.paid_by_insurer.values())
+
+
+def run_lines(conn: Connection, run_key: str, provider_id: int) -> RemittedLines:
+    """The provider's lines in a run: how many, and their paid cents by insurer."""
+    rows = conn.execute(
+        select(payment_lines.c.insurer_id, func.count(), func.sum(payment_lines.c.paid_cents))
+        .where(payment_lines.c.run_key == run_key, payment_lines.c.provider_id == provider_id)
+        .group_by(payment_lines.c.insurer_id)
+    ).all()
+    return RemittedLines(sum(int(r[1]) for r in rows), {int(r[0]): int(r[2]) for r in rows})
 
 
 def payment_exists(conn: Connection, run_key: str, provider_id: int) -> bool:

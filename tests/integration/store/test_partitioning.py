@@ -152,6 +152,14 @@ def test_the_migrated_schema_can_be_distributed_by_insurer(pg_platform: Platform
                 assert "insurer_id" in referred, name
             if source in keys:
                 assert target in ("insurers", "providers"), name
+        # The ledger: every posting in one insurer's books, idempotent per insurer, its
+        # entries keyed in the same books.
+        ledger_keys = {str(i): set(c) for t, i, c in _rows(conn, _KEYS) if "ledger" in t}
+        assert ledger_keys == {
+            "pk_ledger_postings": {"insurer_id", "id"},
+            "uq_ledger_postings_insurer_journal_reference": {"insurer_id", "journal", "reference"},
+            "pk_ledger_entries": {"insurer_id", "posting_id", "line_no"},
+        }
         # Row-level security on the parents; the tenant role cannot name a partition.
         assert not _rows(
             conn,
@@ -176,6 +184,35 @@ def test_the_rights_check_lookup_prunes_to_one_partition_and_uses_an_index(
         )
     assert plan.count("on beneficiaries_p") == 1, plan
     assert "Index" in plan, plan
+
+
+def test_a_ledger_posting_is_found_in_its_insurer_s_partition_and_is_unique_there(
+    pg_platform: Platform,
+) -> None:
+    posting = (
+        "INSERT INTO ledger_postings (insurer_id, journal, reference, value_date, posted_at,"
+        " memo, total_cents) VALUES (:i, 'payment', 'pay:2026-11-30:42', '2026-11-30', now(),"
+        " '', 100)"
+    )
+    with pg_platform.engine.begin() as conn:
+        # The same movement in two insurers' books: two postings.
+        conn.execute(text(posting), {"i": 7})
+        conn.execute(text(posting), {"i": 8})
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(
+            str(line)
+            for line in conn.execute(
+                text(
+                    "EXPLAIN SELECT id FROM ledger_postings WHERE insurer_id = 7"
+                    " AND journal = 'payment' AND reference = 'pay:2026-11-30:42'"
+                )
+            ).scalars()
+        )
+    assert plan.count("on ledger_postings_p") == 1, plan
+    assert "Index" in plan, plan
+    # Twice in one insurer's books: refused by the database, across the partitions' key.
+    with pg_platform.engine.begin() as conn, pytest.raises(DBAPIError, match="uq_ledger_postings"):
+        conn.execute(text(posting), {"i": 7})
 
 
 # --- the audit log by month -----------------------------------------------------------
