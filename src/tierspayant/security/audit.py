@@ -240,7 +240,7 @@ def subject_pseudonym(key: bytes, insurer_amc: str, beneficiary_id: str) -> str:
     message = (
         _PSEUDONYM_DOMAIN + insurer_amc.encode("utf-8") + b"\x00" + beneficiary_id.encode("utf-8")
     )
-    return hmac.new(key, message, hashlib.sha256).digest()[:16].hex()
+    return hmac.digest(key, message, "sha256")[:16].hex()  # one call, no HMAC object
 
 
 # --- Merkle tree (RFC 6962 §2.1) -------------------------------------------------------
