@@ -26,7 +26,7 @@ from tierspayant.security.identity import nir_index
 from tierspayant.services import canaries, identification
 from tierspayant.services.identification import CardData, identify_detailed
 from tierspayant.services.insurers import cached_insurer
-from tierspayant.store import beneficiaries, beneficiary_reads
+from tierspayant.store import beneficiaries, beneficiary_reads, tables
 from tierspayant.store.keys import insurer_scope
 
 
@@ -140,7 +140,7 @@ def test_a_lookups_reads_answer_what_a_connection_answers_and_see_later_commits(
     with beneficiary_reads.LookupReads(platform.engine) as reads:
         assert beneficiary_reads.find_by_nir_index_padded(reads, insurer.id, index) == expected
     # When the row changes and the change is committed
-    table = beneficiaries.beneficiaries
+    table = tables.beneficiaries
     with platform.engine.begin() as conn:
         conn.execute(
             table.update()
