@@ -135,3 +135,26 @@ def test_given_an_x_request_id_on_a_calculation_then_in_its_audit_event(
     assert answer.status_code == 200, answer.text
     events = _events_with(sqlite_world, "calc:2026-12-06.42")
     assert [e.actor for e in events] == [sqlite_world.gp.principal_id]
+
+
+def test_a_log_line_is_the_text_structlogs_own_json_renderer_writes(
+    log_lines: io.StringIO,
+) -> None:
+    """The renderer reuses one encoder; the line must not change for it."""
+
+    class Custom:
+        def __repr__(self) -> str:
+            return "<custom é>"
+
+    class Structlogged:
+        def __structlog__(self) -> str:
+            return "as structlog"
+
+    fields = {"day": TODAY, "custom": Custom(), "own": Structlogged(), "n": 3, "text": "é\n"}
+    structlog.get_logger("test").info("log.line", **fields)
+    line = log_lines.getvalue().strip()
+    written = json.loads(line)
+    event = {**written, **fields}
+    assert line == structlog.processors.JSONRenderer()(None, "info", event)
+    assert written["custom"] == "<custom é>"
+    assert written["own"] == "as structlog"

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from tests.api.world import ENGINE_PARAMS, World, build_world, close_world
 from tests.factories import make_nir
@@ -26,7 +26,7 @@ from tierspayant.security.identity import nir_index
 from tierspayant.services import canaries, identification
 from tierspayant.services.identification import CardData, identify_detailed
 from tierspayant.services.insurers import cached_insurer
-from tierspayant.store import beneficiaries, beneficiary_reads
+from tierspayant.store import beneficiaries, beneficiary_reads, tables
 from tierspayant.store.keys import insurer_scope
 
 
@@ -123,3 +123,61 @@ def test_the_driver_read_answers_what_the_store_read_answers(world: World) -> No
             assert by_driver == by_store
             assert by_driver[0] is not None
         assert by_driver[1] is False  # the unknown index: the pad row, not a match
+
+
+def test_a_lookups_reads_answer_what_a_connection_answers_and_see_later_commits(
+    world: World,
+) -> None:
+    # Given a known person's index, read once through a lookup's lazy reads (on SQLite the
+    # thread's own driver connection, kept between lookups)
+    platform = world.platform
+    person = next(iter(world.people.values()))[5]
+    with platform.engine.connect() as conn:
+        insurer = cached_insurer(platform, conn, person.amc_number)
+        keys = platform.keys.active(conn, insurer_scope(insurer.amc_number))
+        index = nir_index(crypto.BlindIndexer(keys), person.nir, person.birth_rank)
+        expected = beneficiaries.find_by_nir_index_padded(conn, insurer.id, index)
+    with beneficiary_reads.LookupReads(platform.engine) as reads:
+        assert beneficiary_reads.find_by_nir_index_padded(reads, insurer.id, index) == expected
+    # When the row changes and the change is committed
+    table = tables.beneficiaries
+    with platform.engine.begin() as conn:
+        conn.execute(
+            table.update()
+            .where(table.c.insurer_id == insurer.id, table.c.idx_nir == index)
+            .values(contract_code="CHANGED")
+        )
+    try:
+        # Then the next lookup's read sees it (no snapshot kept between lookups)
+        with beneficiary_reads.LookupReads(platform.engine) as reads:
+            found, matched = beneficiary_reads.find_by_nir_index_padded(reads, insurer.id, index)
+            assert matched
+            assert found is not None
+            assert found.contract_code == "CHANGED"
+            # And any other use checks a pooled connection out, returned at the end
+            assert reads.execute(select(1)).scalar_one() == 1
+    finally:
+        with platform.engine.begin() as conn:
+            conn.execute(
+                table.update()
+                .where(table.c.insurer_id == insurer.id, table.c.idx_nir == index)
+                .values(contract_code=expected[0].contract_code)  # type: ignore[union-attr]
+            )
+
+
+def test_a_failed_driver_read_is_not_retried_on_the_same_connection(world: World) -> None:
+    platform = world.platform
+    if platform.engine.dialect.name != "sqlite":
+        pytest.skip("the thread's own driver connection is SQLite's")
+    with beneficiary_reads.LookupReads(platform.engine) as reads:
+        broken = reads.driver()
+    broken.close()  # Given the thread's connection broke
+    # When a lookup reads, Then it fails once, and the next lookup reads on a new one
+    with (
+        pytest.raises(Exception, match="closed"),
+        beneficiary_reads.LookupReads(platform.engine) as reads,
+    ):
+        beneficiary_reads.find_by_nir_index_padded(reads, 1, bytes(16))
+    with beneficiary_reads.LookupReads(platform.engine) as reads:
+        assert reads.driver() is not broken
+        beneficiary_reads.find_by_nir_index_padded(reads, 1, bytes(16))

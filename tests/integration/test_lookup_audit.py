@@ -7,6 +7,7 @@ path never outlive what this process itself revoked or changed.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import date, timedelta
 from pathlib import Path
@@ -292,3 +293,66 @@ def test_given_a_waiter_that_gave_up_then_its_event_is_written_and_the_writer_go
     assert _events(platform, "writer.cancel") == 1
     assert _events(platform, "writer.after") == 1
     assert _chain_ok(platform)
+
+
+def test_given_events_submitted_on_a_loop_then_they_reach_the_writer_together_once_it_turns(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    """A loop iteration's events go to the writer as one batch when the iteration ends;
+    none is committed before, and every one is committed after."""
+    platform, _, _ = world
+    writer = AuditWriter(platform.engine)
+
+    async def iteration() -> list[str]:
+        futures = [
+            writer.submit_from_loop(
+                audit.Entry(at=NOW, actor="test", action="writer.loop", decision="allow")
+            )
+            for _ in range(6)
+        ]
+        assert not any(f.done() for f in futures)  # held until the loop turns
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        return [f.result().action for f in futures]
+
+    before = _events(platform, "writer.loop")
+    try:
+        assert asyncio.run(iteration()) == ["writer.loop"] * 6
+        assert writer.batches == 1
+    finally:
+        writer.close()
+    assert _events(platform, "writer.loop") == before + 6
+    assert _chain_ok(platform)
+
+
+def test_given_an_event_held_for_a_loop_that_blocks_on_it_then_settling_flushes_it(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    """A synchronous rights check on a loop's thread (it blocks the loop) must not wait
+    for a loop iteration that cannot come: settling hands its event over first."""
+    platform, amc, people = world
+    principal = provider_principal(platform, amc, 3)
+
+    async def blocking() -> bool:
+        return rights_check(platform, principal, people[0].card(amc))
+
+    before = _events(platform, "eligibility.check")
+    assert asyncio.run(asyncio.wait_for(blocking(), 20)) in (True, False)
+    assert _events(platform, "eligibility.check") == before + 1
+
+
+def test_given_a_closed_writer_then_events_held_for_a_loop_are_written(
+    world: tuple[Platform, str, list[Person]],
+) -> None:
+    platform, _, _ = world
+    writer = AuditWriter(platform.engine)
+
+    async def submit_and_close() -> object:
+        future = writer.submit_from_loop(
+            audit.Entry(at=NOW, actor="test", action="writer.held", decision="allow")
+        )
+        writer.close()  # before the loop turns
+        return future.result(10).action
+
+    before = _events(platform, "writer.held")
+    assert asyncio.run(submit_and_close()) == "writer.held"
+    assert _events(platform, "writer.held") == before + 1

@@ -11,12 +11,15 @@ their bodies themselves (``formats/fhir/read.py``, same strict parser).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import re
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import date
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+from tierspayant.domain.eligibility import DomainRight
 from tierspayant.formats import strict_json
 
 
@@ -60,3 +63,46 @@ class StrictJsonRoute(APIRoute):
             return await handler(request)
 
         return strict_handler
+
+
+# --- The rights check's answer, written without building models ----------------------
+
+_PLAIN = re.compile(r"[A-Za-z0-9 _.:+/-]*")  # text that JSON writes as it is, unescaped
+
+
+def _text(value: str | None) -> str | None:
+    """``value`` as a JSON value, or None if it would need escaping (then the caller
+    leaves the answer to the models)."""
+    if value is None:
+        return "null"
+    return f'"{value}"' if _PLAIN.fullmatch(value) else None
+
+
+def rights_json(
+    care_date: date, rights: Sequence[DomainRight], engagement_number: str | None
+) -> bytes | None:
+    """The bytes ``EligibilityOut(...).model_dump_json()`` gives for a rights answer (the
+    engagement number left out when absent), written directly: building the models and
+    serialising them cost more than the rest of the answer. None when a text would need
+    JSON escaping (a catalogue's coverage code, say): the caller then uses the models.
+    ``tests/api/test_rights_json.py`` holds both equal."""
+    parts = [f'{{"care_date":"{care_date.isoformat()}","rights":[']
+    for index, right in enumerate(rights):
+        code = _text(right.coverage_code)
+        if code is None:
+            return None
+        until = "null" if right.valid_until is None else f'"{right.valid_until.isoformat()}"'
+        parts.append(
+            f'{"," if index else ""}{{"domain":"{right.domain.value}",'
+            f'"covered":{"true" if right.covered else "false"},'
+            f'"tiers_payant":{"true" if right.tiers_payant else "false"},'
+            f'"coverage_code":{code},"valid_until":{until}}}'
+        )
+    if engagement_number:
+        number = _text(engagement_number)
+        if number is None:
+            return None
+        parts.append(f'],"engagement_number":{number}}}')
+    else:
+        parts.append("]}")
+    return "".join(parts).encode()

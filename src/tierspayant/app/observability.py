@@ -8,10 +8,11 @@ copy it into their audit event's detail, so an audit event leads back to its log
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from contextvars import ContextVar
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 
@@ -24,6 +25,23 @@ def current_request_id() -> str | None:
     return REQUEST_ID.get()
 
 
+def _fallback(value: Any) -> Any:
+    """What structlog's JSON renderer writes for a value JSON has no form for."""
+    try:
+        return value.__structlog__()
+    except AttributeError:
+        return repr(value)
+
+
+# One encoder for every log line: ``json.dumps`` with an option (structlog passes
+# ``default``) builds a new encoder per call. Same options, same text.
+_LOG_JSON = json.JSONEncoder(default=_fallback)
+
+
+def _json_line(event: Any, **_options: Any) -> str:
+    return _LOG_JSON.encode(event)
+
+
 def configure_logging(stream: TextIO | None = None, level: int = logging.INFO) -> None:
     """JSON lines on ``stream`` (default: standard error), below ``level`` dropped."""
     structlog.configure(
@@ -32,7 +50,7 @@ def configure_logging(stream: TextIO | None = None, level: int = logging.INFO) -
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(_json_line),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stderr),

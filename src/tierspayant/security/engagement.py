@@ -40,6 +40,7 @@ _AD = b"tierspayant.engagement\x00"
 SIV_BYTES = 16
 MAX_TEXT = 160  # longest number read (a rights number is about 100 characters)
 _KINDS = frozenset("RC")
+_B32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
 
 class EngagementSealError(SecurityError):
@@ -62,14 +63,37 @@ def _associated(kind: str, key_version: bytes) -> bytes:
     return _AD + FORMAT.encode("ascii") + b"\x00" + kind.encode("ascii") + key_version
 
 
+@lru_cache(maxsize=64)
+def _sealing(kind: str, keys: DataKeys) -> tuple[AESSIV, bytes, list[bytes], str]:
+    """What sealing under ``keys`` repeats for every number: the cipher, the packed key
+    version, the associated data and the text's head (a covered rights check seals one)."""
+    version = _VERSION.pack(keys.version)
+    return _cipher(keys), version, [_associated(kind, version)], f"{FORMAT}-{kind}-"
+
+
+_B32_PAIRS = tuple(a + b for a in _B32_ALPHABET for b in _B32_ALPHABET)
+
+
+def b32_text(data: bytes) -> str:
+    """``base64.b32encode(data)`` without its padding, as text (the standard library's
+    loops in Python over 5-byte groups; this reads the bytes as one integer and takes
+    10 bits at a time)."""
+    size = len(data)
+    pad = -size % 5
+    value = int.from_bytes(data + bytes(pad), "big")
+    pairs = _B32_PAIRS
+    text = "".join(
+        [pairs[(value >> shift) & 0x3FF] for shift in range((size + pad) * 8 - 10, -1, -10)]
+    )
+    return text[: -(-size * 8 // 5)]
+
+
 def seal(kind: str, plaintext: bytes, keys: DataKeys) -> str:
     """The printable number of ``plaintext`` of ``kind``, sealed under ``keys``."""
     if kind not in _KINDS:
         raise ValueError(f"unknown engagement kind {kind!r}")
-    version = _VERSION.pack(keys.version)
-    sealed = _cipher(keys).encrypt(plaintext, [_associated(kind, version)])
-    body = base64.b32encode(version + sealed).decode("ascii").rstrip("=")
-    return f"{FORMAT}-{kind}-{body}"
+    cipher, version, associated, head = _sealing(kind, keys)
+    return head + b32_text(version + cipher.encrypt(plaintext, associated))
 
 
 def parse(text: str) -> tuple[str, int, bytes]:

@@ -7,6 +7,7 @@ from datetime import date
 
 from sqlalchemy import Connection
 
+from tierspayant.app.observability import REQUEST_ID_DETAIL, current_request_id
 from tierspayant.app.platform import Platform
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import EligibilityCode
@@ -68,6 +69,16 @@ def start_rights_check(
         covered = any(r.covered for r in rights)
         # What the caller learnt: anything but the answer an unknown person gets.
         disclosed = found is not None and rights != no_rights(request.domains)
+        detail: dict[str, audit.DetailValue] = {
+            "care_date": request.care_date.isoformat(),
+            "domains": ",".join(d.value for d in request.domains),
+            "by": "nir" if card.nir else "member_number",
+            "proof": proof.present,
+            DISCLOSED: disclosed,
+        }
+        request_id = current_request_id()
+        if request_id is not None:  # built tagged: the lookup need not copy it to tag it
+            detail[REQUEST_ID_DETAIL] = request_id
         entry = audit.Entry(
             at=platform.now(),
             actor=principal.id,
@@ -77,13 +88,7 @@ def start_rights_check(
             subject=found.subject if found else None,
             insurer=insurer.amc_number,
             decision="miss" if found is None else ("hit" if covered else "hit_not_covered"),
-            detail={
-                "care_date": request.care_date.isoformat(),
-                "domains": ",".join(d.value for d in request.domains),
-                "by": "nir" if card.nir else "member_number",
-                "proof": proof.present,
-                DISCLOSED: disclosed,
-            },
+            detail=detail,
         )
         return (rights, _engagement(platform, principal, insurer, found, request, rights)), entry
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Generic, NoReturn, TypeVar
+from typing import Generic, NoReturn, TypeVar, cast
 
 from sqlalchemy import Connection
 
@@ -52,6 +53,7 @@ from tierspayant.services.errors import (
 from tierspayant.services.identification import CardData, Identified, identify_detailed
 from tierspayant.services.insurers import Insurer
 from tierspayant.store import audit
+from tierspayant.store.beneficiary_reads import LookupReads
 from tierspayant.store.providers import category_of
 
 T = TypeVar("T")
@@ -125,9 +127,14 @@ class Deferred(Generic[T]):
     event: Future[AuditEvent] | None
     on_success: Callable[[], None]
     on_failure: Callable[[], None]
+    # Hands the event to the writer if it is still held for the loop (a caller that
+    # blocks on it would otherwise wait for a loop iteration that cannot come).
+    flush: Callable[[], None] = field(default=lambda: None)
 
     def settle(self, timeout: float = 30.0) -> T:
         if self.event is not None:
+            if not self.event.done():
+                self.flush()
             try:
                 self.event.result(timeout)
             except BaseException:
@@ -140,7 +147,9 @@ class Deferred(Generic[T]):
         """The same answer, converted when settled: ``convert`` may raise (a refusal is
         an answer too, so it must not leave before the event is committed either)."""
         inner = self._result
-        return Deferred(lambda: convert(inner()), self.event, self.on_success, self.on_failure)
+        return Deferred(
+            lambda: convert(inner()), self.event, self.on_success, self.on_failure, self.flush
+        )
 
 
 def _nothing() -> None:
@@ -228,7 +237,8 @@ def _guarded(
             result, _, _, entry = _lookup(platform, card, answer, verified, write=write)
         except ProofRefused as refused:
             _refuse_proof(platform, principal, card, refused, ctx)
-        return Deferred(_value(result), _submit(platform, entry), _nothing, _nothing)
+        writer = platform.audit_writer
+        return Deferred(_value(result), _submit(platform, entry), _nothing, _nothing, writer.flush)
     admission = guard.admit(ctx)
     raise_alerts(platform, admission.signals, ctx, insurer=card.amc_number)
     if not admission.allowed:
@@ -252,20 +262,28 @@ def _guarded(
         # SQLite has one writer, and alerts write in their own transaction.
         raise_alerts(platform, signals, ctx, insurer=insurer.amc_number)
 
-    return Deferred(_value(result), event, after_commit, lambda: guard.abandon(ctx))
+    return Deferred(
+        _value(result),
+        event,
+        after_commit,
+        lambda: guard.abandon(ctx),
+        platform.audit_writer.flush,
+    )
 
 
 def _tagged(entry: audit.Entry) -> audit.Entry:
     """``entry`` with the id of the HTTP request it serves in its detail (if any), so
     that an audit event leads to the log lines of its request."""
     request_id = current_request_id()
-    if request_id is None:
-        return entry
+    if request_id is None or entry.detail.get(REQUEST_ID_DETAIL) == request_id:
+        return entry  # none, or tagged already by the answer that built it
     return replace(entry, detail={**entry.detail, REQUEST_ID_DETAIL: request_id})
 
 
 def _submit(platform: Platform, entry: audit.Entry | None) -> Future[AuditEvent] | None:
-    return None if entry is None else platform.audit_writer.submit(_tagged(entry))
+    # Awaited on the loop by an async caller (``api/lanes.py``), else settled: see
+    # ``AuditWriter.submit_from_loop``.
+    return None if entry is None else platform.audit_writer.submit_from_loop(_tagged(entry))
 
 
 def _append(platform: Platform, entry: audit.Entry) -> None:
@@ -410,8 +428,10 @@ def _lookup(
     write: bool,
 ) -> tuple[T, Insurer, list[Signal], audit.Entry | None]:
     signals: list[Signal] = []
-    # A read-only lookup's transaction is rolled back when the connection closes.
-    with platform.engine.begin() if write else platform.engine.connect() as conn:
+    # A read-only lookup checks a connection out only if a read needs one (the index read
+    # on SQLite runs on the thread's own); its transaction is rolled back when it closes.
+    reads = cast(AbstractContextManager[Connection], LookupReads(platform.engine))
+    with platform.engine.begin() if write else reads as conn:
         outcome_of = identify_detailed(platform, conn, card)
         insurer, found = outcome_of.insurer, outcome_of.found
         if verified is not None and (

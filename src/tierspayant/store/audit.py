@@ -193,6 +193,9 @@ class DriverAppend:
         return dict(zip(self._names, bound, strict=True)) if self.postgres else bound
 
 
+_DETAIL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # built once, not per event
+
+
 def _event_values(event: AuditEvent) -> dict[str, object]:
     return {
         "seq": event.seq,
@@ -204,7 +207,7 @@ def _event_values(event: AuditEvent) -> dict[str, object]:
         "subject": event.subject,
         "insurer": event.insurer,
         "decision": event.decision,
-        "detail": json.dumps(dict(event.detail), sort_keys=True, separators=(",", ":")),
+        "detail": _DETAIL.encode(dict(event.detail)),
         "prev_hash": event.prev_hash,
         "hash": event.hash,
     }

@@ -19,12 +19,14 @@ then ends earlier; it never breaks).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError
+from typing import Any
 
 import structlog
 from sqlalchemy import Engine
@@ -50,9 +52,9 @@ class AuditWriter:
     def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
         self.engine = engine
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[Entry, Future[AuditEvent]] | object] = (
-            queue.SimpleQueue()
-        )
+        # Items: one (entry, future), a list of them (a loop iteration's), or _STOP.
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pending: list[tuple[Entry, Future[AuditEvent]]] = []
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -70,16 +72,54 @@ class AuditWriter:
         with self._lock:
             if self._closed:
                 raise AuditWriterClosed("the audit writer is closed")
-            if self._thread is None or self._pid != os.getpid():
-                # Started on first use, and again in a forked child (threads do not
-                # survive a fork; the parent's queue may hold the parent's events).
-                self._queue = queue.SimpleQueue()
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
-                self._thread.start()
-            self._queue.put((entry, future))
+            self._started().put((entry, future))
         metrics.AUDIT_PENDING.inc()
         return future
+
+    def submit_from_loop(self, entry: Entry) -> Future[AuditEvent]:
+        """:meth:`submit` for a caller that awaits its event on an event loop.
+
+        On the loop's own thread, the events submitted during one iteration of the loop
+        reach the writer together when it ends: one wake-up of the writer thread, one
+        batch, where each request woke the thread (a context switch while the loop held
+        the interpreter) for a batch of its own. Anyone who waits for such an event
+        without the loop running must call :meth:`flush` first
+        (:meth:`tierspayant.services.lookup.Deferred.settle` does). Elsewhere (a worker
+        thread) it is :meth:`submit`.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self.submit(entry)
+        entry.check()
+        future: Future[AuditEvent] = Future()
+        with self._lock:
+            if self._closed:
+                raise AuditWriterClosed("the audit writer is closed")
+            self._pending.append((entry, future))
+            first = len(self._pending) == 1
+        metrics.AUDIT_PENDING.inc()
+        if first:
+            loop.call_soon(self.flush)
+        return future
+
+    def flush(self) -> None:
+        """Hand the events :meth:`submit_from_loop` holds to the writer thread."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if pending:
+                self._started().put(pending)
+
+    def _started(self) -> queue.SimpleQueue[Any]:
+        """The queue of a running writer thread (the caller holds ``_lock``)."""
+        if self._thread is None or self._pid != os.getpid():
+            # Started on first use, and again in a forked child (threads do not
+            # survive a fork; the parent's queue may hold the parent's events).
+            self._queue = queue.SimpleQueue()
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+            self._thread.start()
+        return self._queue
 
     def append(self, entry: Entry, *, timeout: float = 30.0) -> AuditEvent:
         """Queue one event and wait until it is committed; re-raises the batch's error."""
@@ -102,6 +142,9 @@ class AuditWriter:
             if self._closed:
                 return
             self._closed = True
+            if self._pending:  # held for a loop that did not run again: append them too
+                pending, self._pending = self._pending, []
+                self._started().put(pending)
             thread = self._thread
             self._queue.put(_STOP)
         if thread is not None:
@@ -118,7 +161,8 @@ class AuditWriter:
             first = self._queue.get()
             if first is _STOP:
                 return
-            batch = [first]
+            batch: list[tuple[Entry, Future[AuditEvent]]] = []
+            _add(batch, first)
             stop = False
             while len(batch) < self.max_batch:
                 try:
@@ -128,8 +172,8 @@ class AuditWriter:
                 if item is _STOP:
                     stop = True
                     break
-                batch.append(item)
-            self._write(batch)  # type: ignore[arg-type]
+                _add(batch, item)
+            self._write(batch)
             if stop:
                 return
 
@@ -181,6 +225,13 @@ class AuditWriter:
         raw, self._raw = self._raw, None
         if raw is not None:
             raw.close()
+
+
+def _add(batch: list[tuple[Entry, Future[AuditEvent]]], item: Any) -> None:
+    if isinstance(item, list):
+        batch.extend(item)
+    else:
+        batch.append(item)
 
 
 def _settle(

@@ -560,3 +560,10 @@ def test_given_a_failed_report_then_no_checkpoint_is_made() -> None:
     del events[2]
     with pytest.raises(ValueError, match="refusing"):
         verify_chain(events).checkpoint(T0)
+
+
+def test_a_subject_pseudonym_stays_the_one_already_in_the_logs() -> None:
+    # A known vector: the pseudonyms already written must still designate the same person.
+    assert subject_pseudonym(bytes(range(32)), "75012345", "42") == (
+        "4293f225b1cabea20da64ce76b4cd9a2"
+    )

@@ -3,6 +3,7 @@ ever accepted (property test over random mutations of the text)."""
 
 from __future__ import annotations
 
+import base64
 from datetime import date
 
 import pytest
@@ -17,7 +18,13 @@ from tierspayant.domain.engagements import (
     unpack_rights,
 )
 from tierspayant.security.crypto import new_data_keys
-from tierspayant.security.engagement import EngagementSealError, open_sealed, parse, seal
+from tierspayant.security.engagement import (
+    EngagementSealError,
+    b32_text,
+    open_sealed,
+    parse,
+    seal,
+)
 
 KEYS = new_data_keys(3)
 OTHER_KEYS = new_data_keys(3)
@@ -106,3 +113,9 @@ def test_random_bytes_under_the_prefix_never_open(raw: bytes) -> None:
     text = "ENG1-R-" + base64.b32encode(raw).decode("ascii").rstrip("=")
     with pytest.raises((EngagementSealError, EngagementError)):
         opened(text)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=120))
+def test_the_numbers_base32_is_the_standard_one_without_padding(raw: bytes) -> None:
+    assert b32_text(raw) == base64.b32encode(raw).decode("ascii").rstrip("=")

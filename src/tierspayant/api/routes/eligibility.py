@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tierspayant.api.deps import LaneDep, PlatformDep, Policy, ProviderPrincipal, policy
-from tierspayant.api.json_body import StrictJsonRoute
+from tierspayant.api.json_body import StrictJsonRoute, rights_json
 from tierspayant.api.lanes import LookupLane
 from tierspayant.api.schemas import (
     DomainRightOut,
@@ -52,6 +52,9 @@ async def rights_answer(
     check = RightsCheck(card_data(body.card), body.care_date, tuple(body.domains))
     proof = card_proof(body.card_proof)
     answer = await lane.run(lambda: start_rights_check(platform, principal, check, proof))
+    written = rights_json(answer.care_date, answer.rights, answer.engagement_number)
+    if written is not None:
+        return written
     out = EligibilityOut(
         care_date=answer.care_date,
         rights=[
