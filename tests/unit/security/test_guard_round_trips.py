@@ -4,14 +4,15 @@ A connection class counts what the client sends to Redis (one send per command, 
 or script call, each answered before the next: a round trip). Database 15 of the local
 Redis, flushed; skipped when the server is absent, or fails if
 ``TIERSPAYANT_REQUIRE_SERVICES=1``. Before the bundled operations a check without card
-proof took 6 round trips to admit and 7 to observe.
+proof took 6 round trips to admit and 7 to observe; with them, 3 and 2 (3 with a care
+date); since each phase is one script, 1 and 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -80,9 +81,12 @@ def _ctx(
     kind: ActorKind = ActorKind.SOFTWARE,
     with_proof: bool = False,
     stepped_up: bool = False,
+    care_date: date | None = None,
 ) -> LookupContext:
     at = T0 + timedelta(minutes=i)
-    return LookupContext(principal, kind, STRUCTURE, "pharmacy", with_proof, at, stepped_up)
+    return LookupContext(
+        principal, kind, STRUCTURE, "pharmacy", with_proof, at, stepped_up, care_date=care_date
+    )
 
 
 def _check(guard: Guard, ctx: LookupContext, outcome: LookupOutcome) -> tuple[Trips, list[Any]]:
@@ -91,6 +95,18 @@ def _check(guard: Guard, ctx: LookupContext, outcome: LookupOutcome) -> tuple[Tr
     admitted = CountingConnection.sends
     signals = guard.observe(ctx, outcome) if admission.allowed else []
     return Trips(admitted - before, CountingConnection.sends - admitted), [admission, signals]
+
+
+def _holds(client: redis.Redis) -> int:
+    """Slots held by lookups in flight: the daily no-proof holds and the never-invoiced
+    ones, of every structure and principal."""
+    names = [*client.scan_iter("tp:guard:nphold:*"), *client.scan_iter("tp:guard:ubh:*")]
+    held = 0
+    for name in names:
+        size = client.zcard(name)
+        assert isinstance(size, int)
+        held += size
+    return held
 
 
 def _warm(guard: Guard) -> None:
@@ -114,24 +130,29 @@ def test_a_check_with_card_proof_costs_one_round_trip_per_phase(client: redis.Re
         assert trips == Trips(admit=1, observe=1)
 
 
-def test_a_check_without_proof_costs_three_to_admit_and_two_to_observe(
-    client: redis.Redis,
-) -> None:
-    # The second round trip of the admission updates the never-invoiced windows and holds
-    # their slot, the third holds the daily no-proof slot; the observation's second adds
-    # the person to the never-invoiced windows and frees the hold.
+def test_a_check_without_proof_costs_one_round_trip_per_phase(client: redis.Redis) -> None:
+    # The admission's script also updates the never-invoiced windows and holds their slots
+    # and the daily no-proof slot; the observation's counts the care date, adds the person
+    # to the never-invoiced windows and frees the holds.
     guard = Guard(RedisCounterStore(client), GuardPolicy(no_proof_watch=5))
     _warm(guard)
     for kind in (ActorKind.SOFTWARE, ActorKind.HUMAN):
         principal = f"p-{kind.value}"
-        trips, (admission, signals) = _check(
-            guard, _ctx(0, principal=principal, kind=kind), LookupOutcome.hit(f"s-{kind}")
-        )
-        assert admission.allowed
-        assert signals == []
-        assert trips == Trips(admit=3, observe=2), kind
-        miss, _ = _check(guard, _ctx(1, principal=principal, kind=kind), LookupOutcome.miss())
-        assert miss == Trips(admit=3, observe=2), kind
+        for i, care_date in enumerate((None, date(2025, 3, 10))):
+            trips, (admission, signals) = _check(
+                guard,
+                _ctx(2 * i, principal=principal, kind=kind, care_date=care_date),
+                LookupOutcome.hit(f"s-{kind}-{i}"),
+            )
+            assert admission.allowed
+            assert signals == []
+            assert trips == Trips(admit=1, observe=1), kind
+            miss, _ = _check(
+                guard,
+                _ctx(2 * i + 1, principal=principal, kind=kind, care_date=care_date),
+                LookupOutcome.miss(),
+            )
+            assert miss == Trips(admit=1, observe=1), kind
 
 
 def test_a_signal_costs_one_more_round_trip_the_first_time_only(client: redis.Redis) -> None:
@@ -140,27 +161,28 @@ def test_a_signal_costs_one_more_round_trip_the_first_time_only(client: redis.Re
     guard = Guard(RedisCounterStore(client), GuardPolicy(no_proof_watch=2))
     _warm(guard)
     first, _ = _check(guard, _ctx(0), LookupOutcome.hit("s0"))
-    assert first == Trips(admit=3, observe=2)
+    assert first == Trips(admit=1, observe=1)
     watch, (_, signals) = _check(guard, _ctx(1), LookupOutcome.hit("s1"))
     assert [s.code for s in signals] == ["guard.no_proof_watch"]
-    assert watch == Trips(admit=3, observe=3)
+    assert watch == Trips(admit=1, observe=2)
     for i in range(2, 5):
         later, (_, signals) = _check(guard, _ctx(i), LookupOutcome.hit(f"s{i}"))
         assert signals == []
-        assert later == Trips(admit=3, observe=2)
+        assert later == Trips(admit=1, observe=1)
 
 
 def test_refusals_cost_one_or_two_round_trips(client: redis.Redis) -> None:
     guard = Guard(RedisCounterStore(client), GuardPolicy(no_proof_soft=1, no_proof_hard=3))
     _warm(guard)
     first, _ = _check(guard, _ctx(0), LookupOutcome.hit("s0"))
-    assert first == Trips(admit=3, observe=3)  # the soft signal, once
-    # Step-up asked: whether a satisfied step-up holds (one), the never-invoiced windows
-    # (one, nothing held), the refusal counted per day with its signal deduplicated (one)
-    # and over 30 days (one).
+    assert first == Trips(admit=1, observe=2)  # the soft signal, once
+    # Step-up asked: the admission's script (which also read whether a satisfied step-up
+    # holds), the slots it held given back (one), the refusal counted per day with its
+    # signal deduplicated (one) and over 30 days (one).
     step_up, (admission, _) = _check(guard, _ctx(1), LookupOutcome.hit("s1"))
     assert admission.verdict is Verdict.STEP_UP
-    assert step_up == Trips(admit=5, observe=0)
+    assert step_up == Trips(admit=4, observe=0)
+    assert _holds(client) == 0  # a lookup not allowed holds nothing
     # A HARD signal: the suspension is marked with the signal's bookkeeping, in one more.
     for i in range(2, 4):
         trips, (admission, signals) = _check(
@@ -168,8 +190,8 @@ def test_refusals_cost_one_or_two_round_trips(client: redis.Redis) -> None:
         )
         assert admission.allowed
     assert [(s.level, s.code) for s in signals] == [(Level.HARD, "guard.no_proof_quota")]
-    # Stepped up by the caller: no read of a recorded step-up, the slots are held.
-    assert trips == Trips(admit=3, observe=3)
+    # Stepped up by the caller: the slots are held, the suspension marked with the signal.
+    assert trips == Trips(admit=1, observe=2)
     assert guard.suspended("client:lgo-1")
     suspended, (admission, _) = _check(guard, _ctx(5), LookupOutcome.hit("s5"))
     assert admission.code == "guard.suspended"
@@ -177,3 +199,4 @@ def test_refusals_cost_one_or_two_round_trips(client: redis.Redis) -> None:
     quota, (admission, _) = _check(guard, _ctx(6, principal="other"), LookupOutcome.hit("s6"))
     assert admission.code == "guard.no_proof_quota"
     assert quota == Trips(admit=1, observe=0)
+    assert _holds(client) == 0

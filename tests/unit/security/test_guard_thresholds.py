@@ -22,14 +22,18 @@ from tierspayant.security.guard import (
     ActorKind,
     AdmissionCounts,
     AdmissionPlan,
+    AdmitReading,
     Caps,
     CounterStore,
     Guard,
     GuardPolicy,
     LookupContext,
+    LookupKeys,
     LookupOutcome,
     ObservationCounts,
     ObservationPlan,
+    ObserveReading,
+    StoreLimits,
     UnbilledCounts,
     UnbilledPlan,
     Verdict,
@@ -77,6 +81,45 @@ class StubStore:
 
     def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
         return self.admission_counts
+
+    def admit_lookup(self, *args: object) -> AdmitReading:
+        c = self.admission_counts
+        overdue_p, overdue_s, pending = self.unbilled_counts
+        return AdmitReading(
+            c.empty,
+            c.suspended,
+            c.full,
+            c.pace,
+            c.seen,
+            c.outcomes,
+            c.answered,
+            0,
+            (pending, pending),
+            (overdue_p, overdue_s),
+            True,
+        )
+
+    def observe_lookup(
+        self,
+        keys: LookupKeys,
+        limits: StoreLimits,
+        now_ms: int,
+        token: str,
+        no_proof: bool,
+        outcome: str,
+        subject: str | None,
+        care_date: str | None,
+        once_keys: tuple[str, ...],
+        epoch_key: str | None = None,
+    ) -> ObserveReading:
+        c = self.observation_counts
+        once_set = (False,) * len(once_keys)
+        return ObserveReading(
+            c.outcomes, c.seen, c.answered, c.checked, c.looked, c.invoiced, once_set
+        )
+
+    def release_lookup(self, keys: LookupKeys, token: str) -> None:
+        return None
 
     def observation(self, plan: ObservationPlan) -> ObservationCounts:
         once_set = (False,) * len(plan.once_keys)

@@ -7,7 +7,8 @@ import itertools
 import statistics
 import threading
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -16,10 +17,12 @@ from tierspayant import metrics
 from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard.counters import (
     AdmissionCounts,
-    AdmissionPlan,
+    AdmitReading,
     CounterStore,
+    LookupKeys,
     ObservationCounts,
-    ObservationPlan,
+    ObserveReading,
+    StoreLimits,
     UnbilledPlan,
 )
 from tierspayant.security.guard.policy import (
@@ -34,11 +37,14 @@ from tierspayant.security.guard.thresholds import (
     Counter,
     Grade,
     Judged,
+    Resolved,
     Scope,
     Threshold,
     enough,
     grade,
+    graded,
     limit,
+    resolve,
     row_of,
     signal_figures,
 )
@@ -59,6 +65,9 @@ from tierspayant.security.guard.values import (
     Signal,
     Verdict,
 )
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter as MetricCounter
 
 log = structlog.get_logger("tierspayant.guard")
 
@@ -138,7 +147,22 @@ def _observed(hit: bool, no_proof: bool) -> tuple[Threshold, ...]:
 _OBSERVED = tuple(_observed(hit, no_proof) for hit in (False, True) for no_proof in (False, True))
 
 
-def _value(counter: Counter, counts: AdmissionCounts | ObservationCounts) -> int:
+_Counts = AdmissionCounts | ObservationCounts | AdmitReading | ObserveReading
+_ALLOWED = Admission(Verdict.ALLOW, "guard.ok", "")
+
+
+class _Day(NamedTuple):
+    """One local day: its bounds in ms since the epoch (end excluded), the date, its ISO
+    form, and the ISO form of the day whose invoices it judges."""
+
+    start_ms: int
+    end_ms: int
+    day: date
+    iso: str
+    judged: str
+
+
+def _value(counter: Counter, counts: _Counts) -> int:
     """The reading of a counter that both bundles read (see :class:`Counter`)."""
     if counter is Counter.DISTINCT:
         return counts.seen
@@ -152,7 +176,7 @@ def _value(counter: Counter, counts: AdmissionCounts | ObservationCounts) -> int
     raise ValueError(f"no reading of {counter}")
 
 
-def _volume(counter: Counter, counts: AdmissionCounts | ObservationCounts) -> int:
+def _volume(counter: Counter, counts: _Counts) -> int:
     """The volume a share is taken of: misreads are not lookups, and do not dilute misses."""
     if counter is Counter.MISSES:
         return len(counts.outcomes) - counts.outcomes.count(_MISREAD)
@@ -190,12 +214,115 @@ class Guard:
         self._rate_limits = tuple(_limit_of(r, self.policy) for r in _RATES)
         self._step_up_limit = _limit_of(_STEP_UPS, self.policy)
         self._invoice_min_looked = _limit_of(_INVOICED, self.policy)
+        p = self.policy
+        self._limits = StoreLimits(
+            window_limits=self._rate_limits,
+            window_ms=_RATE_WINDOW_MS,
+            pace_keep=p.human_speed_lookups,
+            pace_ttl=3600,
+            grace_ms=p.invoice_grace_days * DAY_SECONDS * 1000,
+            unbilled_window_ms=p.unbilled_window_days * DAY_SECONDS * 1000,
+            slack_ms=DAY_SECONDS * 1000,
+            overdue_limit=p.unbilled_hard,
+            hold_ms=p.no_proof_hold_seconds * 1000,
+            unbilled_ttl=self._unbilled_ttl,
+            day_ttl=p.day_set_ttl_seconds,
+            outcomes_keep=p.miss_window,
+            outcomes_ttl=DAY_SECONDS,
+            dates_free=p.care_dates_free,
+            dates_ttl=2 * DAY_SECONDS,
+            check_ttl=2 * DAY_SECONDS,
+            min_looked=self._invoice_min_looked,
+        )
+        # The current local day (replaced whole when a lookup falls outside it), the
+        # keys of each (principal, structure, category, day), and the decision counters'
+        # children: nothing of it is formatted again per request.
+        self._day: _Day = _Day(0, 0, date.min, "", "")
+        self._keys: dict[tuple[str, str, str, str], LookupKeys] = {}
+        self._decisions: dict[tuple[str, str], MetricCounter] = {}
+        # Each row's thresholds as numbers, per structure's caps (see ``_grade``).
+        self._resolved: dict[tuple[int, Caps | None], Resolved] = {}
 
     # -- helpers ----------------------------------------------------------------------
 
     def day_of(self, at: datetime) -> date:
         """The local (French) calendar day of an instant: daily quotas reset at midnight."""
         return at.astimezone(self._zone).date()
+
+    def _today(self, at: datetime, now_ms: int) -> _Day:
+        """The local day of ``at`` (``now_ms``), from the cached bounds when it is today."""
+        current = self._day
+        if current.start_ms <= now_ms < current.end_ms:
+            return current
+        day = self.day_of(at)
+        start = _ms(datetime.combine(day, time.min, self._zone))
+        end = _ms(datetime.combine(day + timedelta(days=1), time.min, self._zone))
+        judged = (day - timedelta(days=self.policy.invoice_lag_days)).isoformat()
+        current = _Day(start, end, day, day.isoformat(), judged)
+        self._day = current
+        return current
+
+    def _lookup_keys(self, ctx: LookupContext, today: _Day) -> LookupKeys:
+        """The keys of the principal's lookups for its structure today (built once)."""
+        cache_key = (ctx.principal_id, ctx.structure, ctx.category, today.iso)
+        keys = self._keys.get(cache_key)
+        if keys is not None:
+            return keys
+        principal, structure, day = ctx.principal_id, ctx.structure, today.iso
+        scopes = self._unbilled_scopes(ctx)
+        once: list[tuple[str, ...]] = []
+        for rows in _OBSERVED:
+            names: list[str] = []
+            for row in rows:
+                scope = _scope_of(row.scope, ctx)
+                if row.soft_code:
+                    names.append(_once_key(row.soft_code, scope, day))
+                if row.watch_code:
+                    names.append(_once_key(row.watch_code, scope, day))
+            once.append(tuple(names))
+        keys = LookupKeys(
+            flag=f"susp:{principal}",
+            windows=("rate:g", f"rate:p:{principal}", f"rate:s:{structure}"),
+            pace=f"speed:{principal}",
+            seen=f"seen:{structure}:{day}",
+            outcomes=f"out:{principal}",
+            answered=f"np:{structure}:{day}",
+            holds=f"nphold:{structure}:{day}",
+            step_up=f"stepok:{principal}",
+            bill=f"ubb:{structure}",
+            scopes=scopes,
+            unbilled=tuple(f"{kind}:{scope}" for scope in scopes for kind in ("ubh", "ubp", "ubo")),
+            by=f"uby:{structure}",
+            active=f"active:{day}",
+            check=f"invchk:{structure}:{day}",
+            judged_seen=f"seen:{structure}:{today.judged}",
+            judged_invoiced=f"inv:{structure}:{today.judged}",
+            dates=f"cd:{structure}:{day}:",
+            structure=structure,
+            category=ctx.category,
+            once=tuple(once),
+        )
+        if len(self._keys) > 100_000:
+            self._keys.clear()
+        self._keys[cache_key] = keys
+        return keys
+
+    def _grade(self, row: Threshold, value: int, volume: int, caps: Caps | None = None) -> Grade:
+        """:func:`grade` under this guard's policy, the row resolved once per caps."""
+        key = (id(row), caps)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            if len(self._resolved) > 50_000:
+                self._resolved.clear()
+            resolved = self._resolved[key] = resolve(row, self.policy, caps)
+        return graded(resolved, value, volume)
+
+    def _count_decision(self, admission: Admission) -> None:
+        label = (admission.verdict.value, admission.code)
+        child = self._decisions.get(label)
+        if child is None:
+            child = self._decisions[label] = metrics.GUARD_DECISIONS.labels(*label)
+        child.inc()
 
     def caps(self, structure: str, category: str, day: date) -> Caps:
         """The structure's cap for ``day``, calibrated on history; cached per day."""
@@ -284,35 +411,41 @@ class Guard:
         except CounterStoreUnavailable as exc:
             log.error("guard.store_unavailable", during="admit", error=exc.message)
             admission = self._deny(UNAVAILABLE, retry_after=30)
-        metrics.GUARD_DECISIONS.labels(admission.verdict.value, admission.code).inc()
+        self._count_decision(admission)
         return admission
 
     def _admit(self, ctx: LookupContext) -> Admission:
-        # One bundled store operation reads and counts what every admission needs (one
-        # round trip to Redis); a decision that needs a write (a signal to deduplicate,
-        # a suspension, a step-up refusal, a no-proof hold) costs one more.
-        p = self.policy
+        # One bundled store operation reads and counts what every admission needs and,
+        # without card proof, brings the never-invoiced windows up to date and holds the
+        # lookup's slots (one round trip to Redis). The slots are held whatever the
+        # decision: one that does not allow the lookup gives them back (one more), as
+        # does a decision that needs a write (a signal to deduplicate, a suspension, a
+        # step-up refusal).
         now_ms = _ms(ctx.at)
-        day = self.day_of(ctx.at)
-        counts = self.counters.admission(
-            AdmissionPlan(
-                flag_key=f"susp:{ctx.principal_id}",
-                window_keys=("rate:g", f"rate:p:{ctx.principal_id}", f"rate:s:{ctx.structure}"),
-                window_limits=self._rate_limits,
-                now_ms=now_ms,
-                window_ms=_RATE_WINDOW_MS,
-                member=ctx.lookup_id,
-                pace=ctx.kind is ActorKind.HUMAN,
-                pace_key=f"speed:{ctx.principal_id}",
-                pace_value=str(now_ms),
-                pace_keep=p.human_speed_lookups,
-                pace_ttl_seconds=3600,
-                seen_key=f"seen:{ctx.structure}:{day}",
-                no_proof=not ctx.with_proof,
-                outcomes_key=f"out:{ctx.principal_id}",
-                answered_key=f"np:{ctx.structure}:{day}",
-            )
+        today = self._today(ctx.at, now_ms)
+        keys = self._lookup_keys(ctx, today)
+        no_proof = not ctx.with_proof
+        caps = self.caps(ctx.structure, ctx.category, today.day) if no_proof else None
+        reading = self.counters.admit_lookup(
+            keys,
+            self._limits,
+            now_ms,
+            ctx.lookup_id,
+            ctx.kind is ActorKind.HUMAN,
+            no_proof,
+            caps.pending if caps is not None else 0,
+            caps.no_proof_hard if caps is not None else 0,
         )
+        admission = self._judge(ctx, reading, today, caps)
+        if reading.held and admission.verdict is not Verdict.ALLOW:
+            self.counters.release_lookup(keys, ctx.lookup_id)
+        return admission
+
+    def _judge(
+        self, ctx: LookupContext, counts: AdmitReading, today: _Day, caps: Caps | None
+    ) -> Admission:
+        """The admission's decision on what the store read (see :meth:`_admit`)."""
+        p = self.policy
         if counts.suspended:
             return self._deny(GuardCode.SUSPENDED)
         if counts.full >= 0:
@@ -335,78 +468,47 @@ class Guard:
 
         # Rows judged at observation: their hard level refuses, their soft level asks for
         # step-up (the first in the table's order), unless the caller stepped up.
-        caps: Caps | None = None
         soft: Threshold | None = None
         soft_value = soft_volume = 0
         for row in _GATED:
             if row.no_proof_only and ctx.with_proof:
                 continue
             if row.uses_caps and caps is None:
-                caps = self.caps(ctx.structure, ctx.category, day)
+                caps = self.caps(ctx.structure, ctx.category, today.day)
             value, volume = _value(row.counter, counts), _volume(row.counter, counts)
-            level = grade(row, value, volume, p, caps)
+            level = self._grade(row, value, volume, caps)
             if level is Grade.HARD:
                 return self._deny(row.code)
             if level is Grade.SOFT and soft is None:
                 soft, soft_value, soft_volume = row, value, volume
-        held = False
-        # Whether soft limits are waived (read only when one is crossed).
-        stepped: bool | None = True if ctx.stepped_up else None
-        if soft is not None and stepped is None:
-            stepped = self.step_up_active(ctx.principal_id, ctx.at)
         if not ctx.with_proof:
             # Scrapers never bill: sliding windows, judged before every lookup without
-            # proof; their hard levels are never waived by a step-up. No slot is held
-            # when the lookup will be asked for a step-up anyway.
-            if caps is None:
-                caps = self.caps(ctx.structure, ctx.category, day)
-            plan = self._unbilled_plan(ctx, caps)
-            if soft is not None and not stepped:
-                plan = dataclasses.replace(plan, reserve=False)
-            counts_ub = self.counters.unbilled(plan)
-            held = counts_ub.reserved
+            # proof; their hard levels are never waived by a step-up.
+            assert caps is not None
             readings = (
-                (_UNBILLED_P, counts_ub.overdue[0]),
-                (_UNBILLED_S, counts_ub.overdue[1]),
-                (_PENDING, max(counts_ub.pending)),
+                (_UNBILLED_P, counts.overdue[0]),
+                (_UNBILLED_S, counts.overdue[1]),
+                (_PENDING, max(counts.pending)),
             )
             for row, value in readings:
-                level = grade(row, value, 0, p, caps)
+                level = self._grade(row, value, 0, caps)
                 if level is Grade.HARD:
-                    if held:
-                        self._release_unbilled(ctx)
                     signal = self._raise(ctx, row, Grade.HARD, value, 0, caps)
                     if row.action is Action.SUSPEND:
                         self.counters.set_flag(f"susp:{ctx.principal_id}", None)
                         return self._deny(row.code, signal)
-                    bucket = day.isoformat()
-                    once = self._once(signal, _scope_of(row.scope, ctx), bucket)
+                    once = self._once(signal, _scope_of(row.scope, ctx), today.iso)
                     return self._deny(row.code, *once, retry_after=3600)
                 if level is Grade.SOFT and soft is None:
                     soft, soft_value, soft_volume = row, value, 0
-        if soft is not None and stepped is None:
-            stepped = self.step_up_active(ctx.principal_id, ctx.at)
-        if soft is not None and not stepped:
-            if held:
-                self._release_unbilled(ctx)
+        # Soft limits are waived by the caller's strong session or a recorded step-up.
+        if soft is not None and not (ctx.stepped_up or _ms(ctx.at) < counts.step_up_until):
             signal = self._raise(ctx, soft, Grade.SOFT, soft_value, soft_volume, caps)
-            return self._step_up(ctx, signal, _scope_of(soft.scope, ctx), day)
-
-        if not ctx.with_proof:
-            assert caps is not None
-            if not self.counters.reserve(
-                f"np:{ctx.structure}:{day}",
-                f"nphold:{ctx.structure}:{day}",
-                ctx.lookup_id,
-                caps.no_proof_hard,
-                now_ms,
-                p.no_proof_hold_seconds * 1000,
-                p.day_set_ttl_seconds,
-            ):
-                # The remaining slots are held by lookups still running.
-                self._release_unbilled(ctx)
-                return self._deny(GuardCode.NO_PROOF_QUOTA, retry_after=p.no_proof_hold_seconds)
-        return Admission(Verdict.ALLOW, "guard.ok", "")
+            return self._step_up(ctx, signal, _scope_of(soft.scope, ctx), today.day)
+        if not ctx.with_proof and not counts.held:
+            # The remaining slots of the daily quota are held by lookups still running.
+            return self._deny(GuardCode.NO_PROOF_QUOTA, retry_after=p.no_proof_hold_seconds)
+        return _ALLOWED
 
     # -- people answered without proof and never invoiced ----------------------------
 
@@ -432,16 +534,6 @@ class Guard:
             token=ctx.lookup_id,
             hold_ms=p.no_proof_hold_seconds * 1000,
             ttl_seconds=self._unbilled_ttl,
-        )
-
-    def _release_unbilled(self, ctx: LookupContext, subject: str | None = None) -> None:
-        self.counters.unbilled_answer(
-            self._unbilled_scopes(ctx),
-            ctx.lookup_id,
-            subject,
-            f"uby:{ctx.structure}",
-            _ms(ctx.at),
-            self._unbilled_ttl,
         )
 
     def unbilled(self, ctx: LookupContext) -> tuple[int, int, int]:
@@ -511,11 +603,11 @@ class Guard:
             p.step_up_refusals_window_hard,
             p.step_up_refusals_window_days * DAY_SECONDS,
         )
-        if grade(_STEP_UPS, refusals, 0, p) is Grade.HARD:
+        if self._grade(_STEP_UPS, refusals, 0) is Grade.HARD:
             hard = self._raise(ctx, _STEP_UPS, Grade.HARD, refusals, 0, None, after_soft=soft.code)
             return self._deny(_STEP_UPS.code, hard)
         recent = sum(1 for s in stamps if int(s) > now_ms - window_ms)
-        if grade(_STEP_UPS_WINDOW, recent, 0, p) is Grade.HARD:
+        if self._grade(_STEP_UPS_WINDOW, recent, 0) is Grade.HARD:
             hard = self._raise(
                 ctx, _STEP_UPS_WINDOW, Grade.HARD, recent, 0, None, after_soft=soft.code
             )
@@ -550,15 +642,19 @@ class Guard:
         return Admission(Verdict.ALLOW, "guard.ok", "")
 
     def abandon(self, ctx: LookupContext) -> None:
-        """The admitted lookup failed before an outcome: free its no-proof slot."""
+        """The admitted lookup failed before an outcome: free its no-proof slots."""
         if ctx.with_proof:
             return
         try:
-            day = self.day_of(ctx.at)
-            self.counters.release(f"nphold:{ctx.structure}:{day}", ctx.lookup_id)
-            self._release_unbilled(ctx)
+            self._release(ctx)
         except CounterStoreUnavailable:
             log.warning("guard.store_unavailable", during="abandon")  # the hold lapses
+
+    def _release(self, ctx: LookupContext) -> None:
+        """Give back the daily no-proof slot and the never-invoiced slots of ``ctx``."""
+        now_ms = _ms(ctx.at)
+        keys = self._lookup_keys(ctx, self._today(ctx.at, now_ms))
+        self.counters.release_lookup(keys, ctx.lookup_id)
 
     # -- after the lookup -------------------------------------------------------------
 
@@ -586,102 +682,77 @@ class Guard:
         try:
             self.counters.set_flag(f"susp:{ctx.principal_id}", None)
             if not ctx.with_proof:
-                self.counters.release(
-                    f"nphold:{ctx.structure}:{self.day_of(ctx.at)}", ctx.lookup_id
-                )
-                self._release_unbilled(ctx)
+                self._release(ctx)
         except CounterStoreUnavailable:
             # The service still suspends the principal in the database from this signal.
             log.error("guard.store_unavailable", during="canary")
         return signal
 
     def _observe(self, ctx: LookupContext, outcome: LookupOutcome) -> list[Signal]:
-        # One bundled store operation counts the outcome and reads what the decisions need
-        # (one round trip to Redis); a new signal to deduplicate or a suspension to mark
-        # costs one more.
-        p = self.policy
-        day = self.day_of(ctx.at)
-        bucket = day.isoformat()
+        # One bundled store operation counts the outcome (the care date, the day's sets,
+        # the never-invoiced windows, the holds given back) and reads what the decisions
+        # need (one round trip to Redis); a new signal to deduplicate or a suspension to
+        # mark costs one more.
+        now_ms = _ms(ctx.at)
+        today = self._today(ctx.at, now_ms)
+        keys = self._lookup_keys(ctx, today)
         no_proof = not ctx.with_proof
         hit = outcome.kind is OutcomeKind.HIT
-        subject = outcome.subject if hit else None
-        if subject is not None and ctx.care_date is not None:
-            # Beyond the first dates asked for one person in a day, each date is a further
-            # person: re-asking with many dates would map the end of coverage for free.
-            dates = self.counters.add_distinct(
-                f"cd:{ctx.structure}:{day}:{subject}", ctx.care_date.isoformat(), 2 * DAY_SECONDS
-            )
-            if dates > p.care_dates_free:
-                subject = f"{subject}@{ctx.care_date.isoformat()}"
         # The rows this outcome may move, and the once-keys their soft and watch signals
         # may need: the store tells which are already set, so only a signal not yet raised
         # costs a write.
-        rows = _OBSERVED[2 * hit + no_proof]
-        once_keys: list[str] = []
-        for row in rows:
-            scope = _scope_of(row.scope, ctx)
-            if row.soft_code:
-                once_keys.append(_once_key(row.soft_code, scope, bucket))
-            if row.watch_code:
-                once_keys.append(_once_key(row.watch_code, scope, bucket))
-        judged = day - timedelta(days=p.invoice_lag_days)
-        counts = self.counters.observation(
-            ObservationPlan(
-                active_key=f"active:{day}",
-                structure=ctx.structure,
-                category=ctx.category,
-                day_ttl_seconds=p.day_set_ttl_seconds,
-                no_proof=no_proof,
-                outcomes_key=f"out:{ctx.principal_id}",
-                outcome=_HIT if hit else _MISS,
-                outcomes_keep=p.miss_window,
-                outcomes_ttl_seconds=DAY_SECONDS,
-                subject=subject,
-                seen_key=f"seen:{ctx.structure}:{day}",
-                answered_key=f"np:{ctx.structure}:{day}",
-                # Only once the answer is counted may its slot go: releasing it first would
-                # let a concurrent admission see neither the hold nor the answer.
-                holds_key=f"nphold:{ctx.structure}:{day}",
-                token=ctx.lookup_id,
-                # Once a day per structure, an earlier day's lookups against its invoices.
-                check_key=f"invchk:{ctx.structure}:{day}",
-                check_ttl_seconds=2 * DAY_SECONDS,
-                judged_seen_key=f"seen:{ctx.structure}:{judged}",
-                judged_invoiced_key=f"inv:{ctx.structure}:{judged}",
-                min_looked=self._invoice_min_looked,
-                once_keys=tuple(once_keys),
-            )
+        index = 2 * hit + no_proof
+        rows = _OBSERVED[index]
+        once_keys = keys.once[index]
+        # Beyond the first dates asked for one person in a day, each date is a further
+        # person (the store counts ``subject@date``): re-asking with many dates would map
+        # the end of coverage for free. Only once the answer is counted may its slots go:
+        # releasing them first would let a concurrent admission see neither the hold nor
+        # the answer.
+        counts = self.counters.observe_lookup(
+            keys,
+            self._limits,
+            now_ms,
+            ctx.lookup_id,
+            no_proof,
+            _HIT if hit else _MISS,
+            outcome.subject if hit else None,
+            ctx.care_date.isoformat() if ctx.care_date is not None else None,
+            once_keys,
         )
-        if no_proof:
-            # Counted after the answer, then the hold goes (as for the daily quota).
-            self._release_unbilled(ctx, subject)
-        already = dict(zip(once_keys, counts.once_set, strict=True))
         # In order: a signal, or a soft one raised only if its once-key is claimed now.
         raised: list[Signal | tuple[Signal, str]] = []
         caps: Caps | None = None
         for row in rows:
             if row.uses_caps and caps is None:
-                caps = self.caps(ctx.structure, ctx.category, day)
+                caps = self.caps(ctx.structure, ctx.category, today.day)
             value, volume = _value(row.counter, counts), _volume(row.counter, counts)
-            level = grade(row, value, volume, p, caps)
+            level = self._grade(row, value, volume, caps)
             if level is Grade.NONE:
                 continue
-            signal = self._raise(ctx, row, level, value, volume, caps)
             if level is Grade.HARD:
-                raised.append(signal)
+                raised.append(self._raise(ctx, row, level, value, volume, caps))
                 continue
-            key = _once_key(signal.code, _scope_of(row.scope, ctx), bucket)
-            if not already[key]:
-                raised.append((signal, key))
+            key = _once_key(row.signal_code(level), _scope_of(row.scope, ctx), today.iso)
+            if not counts.once_set[once_keys.index(key)]:
+                raised.append((self._raise(ctx, row, level, value, volume, caps), key))
         if counts.checked:
             # Once a day per structure (the store's check key): no once-key needed.
-            level = grade(_INVOICED, counts.invoiced, counts.looked, p)
+            level = self._grade(_INVOICED, counts.invoiced, counts.looked)
             if level is not Grade.NONE:
                 raised.append(
                     self._raise(
-                        ctx, _INVOICED, level, counts.invoiced, counts.looked, None, day=str(judged)
+                        ctx,
+                        _INVOICED,
+                        level,
+                        counts.invoiced,
+                        counts.looked,
+                        None,
+                        day=today.judged,
                     )
                 )
+        if not raised:
+            return []
         # Claim the once-keys, and mark the principal suspended on a HARD signal, at once.
         claims = [item[1] for item in raised if isinstance(item, tuple)]
         hard = any(isinstance(item, Signal) and item.hard for item in raised)

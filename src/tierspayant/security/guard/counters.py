@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +185,104 @@ class UnbilledCounts:
     reserved: bool
 
 
+class LookupKeys(NamedTuple):
+    """The logical keys one principal's lookups for one structure touch on one day.
+
+    Built once per (principal, structure, category, day) by the guard and reused by every
+    lookup of that day (no key formatted per request). ``unbilled`` holds the
+    (holds, pending, overdue) keys of each never-invoiced scope, principal first;
+    ``scopes`` their names; ``dates`` the prefix of a person's care-date set (the
+    person's pseudonym follows it); ``once`` the once-keys an observation may claim,
+    indexed by ``2 * hit + without proof``.
+    """
+
+    flag: str
+    windows: tuple[str, ...]
+    pace: str
+    seen: str
+    outcomes: str
+    answered: str
+    holds: str
+    step_up: str
+    bill: str
+    scopes: tuple[str, ...]
+    unbilled: tuple[str, ...]
+    by: str
+    active: str
+    check: str
+    judged_seen: str
+    judged_invoiced: str
+    dates: str
+    structure: str
+    category: str
+    once: tuple[tuple[str, ...], ...]
+
+
+class StoreLimits(NamedTuple):
+    """The figures of a policy the bundled lookup operations apply (built once per guard).
+
+    Times in ms unless named ``_ttl`` (seconds). ``window_limits`` go with
+    :attr:`LookupKeys.windows`.
+    """
+
+    window_limits: tuple[int, ...]
+    window_ms: int
+    pace_keep: int
+    pace_ttl: int
+    grace_ms: int
+    unbilled_window_ms: int
+    slack_ms: int
+    overdue_limit: int
+    hold_ms: int
+    unbilled_ttl: int
+    day_ttl: int
+    outcomes_keep: int
+    outcomes_ttl: int
+    dates_free: int
+    dates_ttl: int
+    check_ttl: int
+    min_looked: int
+
+
+class AdmitReading(NamedTuple):
+    """What :meth:`CounterStore.admit_lookup` did and read.
+
+    ``empty``/``suspended``/``full`` as in :class:`AdmissionCounts` (nothing after them
+    done or read). ``step_up_until``: the end (ms) of a recorded step-up, 0 if none.
+    Without card proof: ``pending`` and ``overdue`` per never-invoiced scope, before the
+    hold; ``held``: this lookup holds its never-invoiced slots and its daily no-proof slot
+    (both or neither); ``quota_full``: the never-invoiced slots were free but the daily
+    no-proof quota was not (so nothing is held).
+    """
+
+    empty: bool = False
+    suspended: bool = False
+    full: int = -1
+    pace: tuple[str, ...] = ()
+    seen: int = 0
+    outcomes: tuple[str, ...] = ()
+    answered: int = 0
+    step_up_until: int = 0
+    pending: tuple[int, ...] = ()
+    overdue: tuple[int, ...] = ()
+    held: bool = False
+    quota_full: bool = False
+
+
+class ObserveReading(NamedTuple):
+    """What :meth:`CounterStore.observe_lookup` found: the fields of
+    :class:`ObservationCounts`."""
+
+    outcomes: tuple[str, ...] = ()
+    seen: int = 0
+    answered: int = 0
+    checked: bool = False
+    looked: int = 0
+    invoiced: int = 0
+    once_set: tuple[bool, ...] = ()
+    empty: bool = False
+
+
 class CounterStore(Protocol):
     """Atomic counters the guard needs; Redis and in-process implementations agree.
 
@@ -203,6 +301,59 @@ class CounterStore(Protocol):
 
     def observation(self, plan: ObservationPlan) -> ObservationCounts:
         """Do the counter work of an observed lookup (see :class:`ObservationPlan`)."""
+        ...
+
+    def admit_lookup(
+        self,
+        keys: LookupKeys,
+        limits: StoreLimits,
+        now_ms: int,
+        token: str,
+        pace: bool,
+        no_proof: bool,
+        pending_limit: int,
+        quota_limit: int,
+        epoch_key: str | None = None,
+    ) -> AdmitReading:
+        """The whole counter work of one admission, atomically (one round trip).
+
+        The steps of :meth:`admission` (member and pace value ``token`` and ``now_ms``;
+        then the recorded step-up's end is read); without card proof, then those of
+        :meth:`unbilled` with ``reserve`` (limits ``overdue_limit`` and
+        ``pending_limit``) and, if the slots were held, :meth:`reserve` of one slot of
+        the daily quota ``answered`` (``quota_limit``, holds in ``holds``); if that
+        fails the never-invoiced slots are given back. The holds are taken whatever the
+        guard decides from the readings: it gives them back with :meth:`release_lookup`
+        when it does not allow the lookup.
+        """
+        ...
+
+    def observe_lookup(
+        self,
+        keys: LookupKeys,
+        limits: StoreLimits,
+        now_ms: int,
+        token: str,
+        no_proof: bool,
+        outcome: str,
+        subject: str | None,
+        care_date: str | None,
+        once_keys: tuple[str, ...],
+        epoch_key: str | None = None,
+    ) -> ObserveReading:
+        """The whole counter work of one observed lookup, atomically (one round trip).
+
+        If ``subject`` and ``care_date``: add the date to the person's set (``dates`` +
+        subject); past ``dates_free`` dates the person counted is ``subject@date``. Then
+        the steps of :meth:`observation` and, without card proof, those of
+        :meth:`unbilled_answer` (the holds released, the person counted as awaiting an
+        invoice).
+        """
+        ...
+
+    def release_lookup(self, keys: LookupKeys, token: str) -> None:
+        """Give back every hold of an admitted lookup (the daily no-proof slot and the
+        never-invoiced slots), in one operation."""
         ...
 
     def restore(self, snapshot: CounterSnapshot) -> None:
@@ -363,6 +514,8 @@ class MemoryCounterStore:
         self._ints: dict[str, int] = {}
         self._flags: set[str] = set()
         self._deadlines: dict[str, float] = {}
+        # The clock read once per operation, under the lock (times to live need no more).
+        self._now = clock()
 
     # Every helper below runs with the lock held.
     def _drop(self, key: str) -> None:
@@ -373,14 +526,14 @@ class MemoryCounterStore:
 
     def _fresh(self, key: str) -> None:
         deadline = self._deadlines.get(key)
-        if deadline is not None and self._clock() >= deadline:
+        if deadline is not None and self._now >= deadline:
             self._drop(key)
 
     def _touch(self, key: str, ttl_seconds: int | None) -> None:
         if ttl_seconds is None:
             self._deadlines.pop(key, None)
         else:
-            self._deadlines[key] = self._clock() + ttl_seconds
+            self._deadlines[key] = self._now + ttl_seconds
 
     def _hit_windows(
         self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
@@ -467,10 +620,262 @@ class MemoryCounterStore:
         self._hashes.setdefault(key, {})[name] = value
         self._touch(key, ttl_seconds)
 
+    def _unbilled(
+        self,
+        bill_key: str,
+        keys: tuple[str, ...],
+        now_ms: int,
+        grace_ms: int,
+        window_ms: int,
+        slack_ms: int,
+        overdue_limit: int,
+        pending_limit: int,
+        token: str | None,
+        hold_ms: int,
+        ttl: int,
+    ) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
+        """:meth:`unbilled` on the (holds, pending, overdue) keys of each scope; holds
+        ``token`` if given and allowed."""
+        self._fresh(bill_key)
+        bill = self._zsets.get(bill_key, {})
+        pending: list[int] = []
+        overdue: list[int] = []
+        zsets, heaps = self._zsets, self._heaps
+        due = now_ms - grace_ms
+        gone = now_ms - window_ms
+        for i in range(0, len(keys), 3):
+            holds_key, pend_key, over_key = keys[i], keys[i + 1], keys[i + 2]
+            self._fresh(holds_key)
+            self._fresh(pend_key)
+            self._fresh(over_key)
+            holds = zsets.setdefault(holds_key, {})
+            if holds:
+                for old in [t for t, until in holds.items() if until <= now_ms]:
+                    del holds[old]
+            pend = zsets.setdefault(pend_key, {})
+            over = zsets.setdefault(over_key, {})
+            # Oldest first through each set's heap (entries whose person was since
+            # invoiced or moved are stale and skipped): the cost is the people who
+            # change state, not the size of the sets.
+            pend_heap = heaps.setdefault(pend_key, [])
+            over_heap = heaps.setdefault(over_key, [])
+            while pend_heap and pend_heap[0][0] <= due:
+                answered, subject = heapq.heappop(pend_heap)
+                if pend.get(subject) != answered:
+                    continue
+                del pend[subject]
+                if bill.get(subject, -1) < answered - slack_ms:
+                    over[subject] = answered
+                    heapq.heappush(over_heap, (answered, subject))
+            while over_heap and over_heap[0][0] <= gone:
+                answered, subject = heapq.heappop(over_heap)
+                if over.get(subject) == answered:
+                    del over[subject]
+            pending.append(len(pend) + len(holds))
+            overdue.append(len(over))
+        reserved = (
+            token is not None
+            and all(o < overdue_limit for o in overdue)
+            and all(n < pending_limit for n in pending)
+        )
+        for i in range(0, len(keys), 3):
+            if reserved:
+                assert token is not None
+                zsets[keys[i]][token] = now_ms + hold_ms
+                self._touch(keys[i], ttl)
+            self._touch(keys[i + 1], ttl)
+            self._touch(keys[i + 2], ttl)
+        return tuple(pending), tuple(overdue), reserved
+
+    def _reserve(
+        self,
+        quota_key: str,
+        holds_key: str,
+        token: str,
+        limit: int,
+        now_ms: int,
+        hold_ms: int,
+        ttl_seconds: int,
+    ) -> bool:
+        self._fresh(quota_key)
+        self._fresh(holds_key)
+        holds = self._zsets.setdefault(holds_key, {})
+        if holds:
+            for old in [t for t, until in holds.items() if until <= now_ms]:
+                del holds[old]
+        if len(self._sets.get(quota_key, ())) + len(holds) >= limit:
+            return False
+        holds[token] = now_ms + hold_ms
+        self._touch(holds_key, ttl_seconds)
+        return True
+
+    def _unbilled_answer(
+        self,
+        keys: tuple[str, ...],
+        scopes: Sequence[str],
+        token: str,
+        subject: str | None,
+        by_key: str,
+        now_ms: int,
+        ttl_seconds: int,
+    ) -> None:
+        zsets = self._zsets
+        for i in range(0, len(keys), 3):
+            self._release(keys[i], token)
+            if subject is None:
+                continue
+            pend_key, over_key = keys[i + 1], keys[i + 2]
+            self._fresh(pend_key)
+            self._fresh(over_key)
+            pend = zsets.setdefault(pend_key, {})
+            if subject not in pend and subject not in zsets.get(over_key, {}):
+                pend[subject] = now_ms
+                heapq.heappush(self._heaps.setdefault(pend_key, []), (now_ms, subject))
+            self._touch(pend_key, ttl_seconds)
+        if subject is not None and scopes:
+            self._hash_set(by_key, subject, scopes[0], ttl_seconds)
+
     # The operations of the protocol.
+    def admit_lookup(
+        self,
+        keys: LookupKeys,
+        limits: StoreLimits,
+        now_ms: int,
+        token: str,
+        pace: bool,
+        no_proof: bool,
+        pending_limit: int,
+        quota_limit: int,
+        epoch_key: str | None = None,
+    ) -> AdmitReading:
+        """See :meth:`CounterStore.admit_lookup`."""
+        with self._lock:
+            self._now = self._clock()
+            if epoch_key is not None and not self._has_flag(epoch_key):
+                return AdmitReading(empty=True)
+            if self._has_flag(keys.flag):
+                return AdmitReading(suspended=True)
+            full = self._hit_windows(
+                keys.windows, limits.window_limits, now_ms, limits.window_ms, token
+            )
+            if full >= 0:
+                return AdmitReading(full=full)
+            stamps: tuple[str, ...] = ()
+            if pace:
+                stamps = tuple(
+                    self._push_recent(keys.pace, str(now_ms), limits.pace_keep, limits.pace_ttl)
+                )
+            seen = self._count_distinct(keys.seen)
+            self._fresh(keys.step_up)
+            until = int(self._hashes.get(keys.step_up, {}).get("until", 0))
+            if not no_proof:
+                return AdmitReading(False, False, -1, stamps, seen, (), 0, until)
+            outcomes = tuple(self._recent(keys.outcomes))
+            answered = self._count_distinct(keys.answered)
+            pending, overdue, held = self._unbilled(
+                keys.bill,
+                keys.unbilled,
+                now_ms,
+                limits.grace_ms,
+                limits.unbilled_window_ms,
+                limits.slack_ms,
+                limits.overdue_limit,
+                pending_limit,
+                token,
+                limits.hold_ms,
+                limits.unbilled_ttl,
+            )
+            quota_full = False
+            if held and not self._reserve(
+                keys.answered,
+                keys.holds,
+                token,
+                quota_limit,
+                now_ms,
+                limits.hold_ms,
+                limits.day_ttl,
+            ):
+                quota_full, held = True, False
+                for i in range(0, len(keys.unbilled), 3):
+                    self._release(keys.unbilled[i], token)
+            return AdmitReading(
+                False,
+                False,
+                -1,
+                stamps,
+                seen,
+                outcomes,
+                answered,
+                until,
+                pending,
+                overdue,
+                held,
+                quota_full,
+            )
+
+    def observe_lookup(
+        self,
+        keys: LookupKeys,
+        limits: StoreLimits,
+        now_ms: int,
+        token: str,
+        no_proof: bool,
+        outcome: str,
+        subject: str | None,
+        care_date: str | None,
+        once_keys: tuple[str, ...],
+        epoch_key: str | None = None,
+    ) -> ObserveReading:
+        """See :meth:`CounterStore.observe_lookup`."""
+        ttl = limits.day_ttl
+        with self._lock:
+            self._now = self._clock()
+            if epoch_key is not None and not self._has_flag(epoch_key):
+                return ObserveReading(empty=True)
+            if subject is not None and care_date is not None:
+                dates = self._add_distinct(keys.dates + subject, care_date, limits.dates_ttl)
+                if dates > limits.dates_free:
+                    subject = f"{subject}@{care_date}"
+            self._hash_set(keys.active, keys.structure, keys.category, ttl)
+            outcomes: tuple[str, ...] = ()
+            if no_proof:
+                outcomes = tuple(
+                    self._push_recent(
+                        keys.outcomes, outcome, limits.outcomes_keep, limits.outcomes_ttl
+                    )
+                )
+            seen = answered = 0
+            if subject is not None:
+                seen = self._add_distinct(keys.seen, subject, ttl)
+                if no_proof:
+                    answered = self._add_distinct(keys.answered, subject, ttl)
+            if no_proof:
+                self._release(keys.holds, token)
+            checked = self._set_once(keys.check, limits.check_ttl)
+            looked = invoiced = 0
+            if checked:
+                looked = self._count_distinct(keys.judged_seen)
+                if looked >= limits.min_looked:
+                    invoiced = self._count_common(keys.judged_seen, keys.judged_invoiced)
+            once_set = tuple(self._has_flag(k) for k in once_keys)
+            if no_proof:
+                self._unbilled_answer(
+                    keys.unbilled, keys.scopes, token, subject, keys.by, now_ms, limits.unbilled_ttl
+                )
+            return ObserveReading(outcomes, seen, answered, checked, looked, invoiced, once_set)
+
+    def release_lookup(self, keys: LookupKeys, token: str) -> None:
+        """See :meth:`CounterStore.release_lookup`."""
+        with self._lock:
+            self._now = self._clock()
+            self._release(keys.holds, token)
+            for i in range(0, len(keys.unbilled), 3):
+                self._release(keys.unbilled[i], token)
+
     def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
         """See :meth:`CounterStore.admission`."""
         with self._lock:
+            self._now = self._clock()
             if plan.epoch_key is not None and not self._has_flag(plan.epoch_key):
                 return AdmissionCounts(empty=True)
             if self._has_flag(plan.flag_key):
@@ -497,6 +902,7 @@ class MemoryCounterStore:
         """See :meth:`CounterStore.observation`."""
         ttl = plan.day_ttl_seconds
         with self._lock:
+            self._now = self._clock()
             if plan.epoch_key is not None and not self._has_flag(plan.epoch_key):
                 return ObservationCounts(empty=True)
             self._hash_set(plan.active_key, plan.structure, plan.category, ttl)
@@ -526,6 +932,7 @@ class MemoryCounterStore:
     def restore(self, snapshot: CounterSnapshot) -> None:
         """See :meth:`CounterStore.restore`."""
         with self._lock:
+            self._now = self._clock()
             for key, (members, ttl) in snapshot.sets.items():
                 self._fresh(key)
                 self._sets.setdefault(key, set()).update(members)
@@ -563,6 +970,7 @@ class MemoryCounterStore:
     ) -> tuple[int, bool]:
         """See :meth:`CounterStore.step_up`."""
         with self._lock:
+            self._now = self._clock()
             count = self._incr(counter_key, counter_ttl_seconds)
             if count >= limit:
                 self._set_flag(flag_key, None)
@@ -571,55 +979,23 @@ class MemoryCounterStore:
 
     def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
         """See :meth:`CounterStore.unbilled`."""
-        ttl = plan.ttl_seconds
+        keys = tuple(f"{kind}:{scope}" for scope in plan.scopes for kind in ("ubh", "ubp", "ubo"))
         with self._lock:
-            self._fresh(plan.bill_key)
-            bill = self._zsets.get(plan.bill_key, {})
-            pending: list[int] = []
-            overdue: list[int] = []
-            for scope in plan.scopes:
-                holds_key, pend_key, over_key = f"ubh:{scope}", f"ubp:{scope}", f"ubo:{scope}"
-                for key in (holds_key, pend_key, over_key):
-                    self._fresh(key)
-                holds = self._zsets.setdefault(holds_key, {})
-                for old in [t for t, until in holds.items() if until <= plan.now_ms]:
-                    del holds[old]
-                pend = self._zsets.setdefault(pend_key, {})
-                over = self._zsets.setdefault(over_key, {})
-                # Oldest first through each set's heap (entries whose person was since
-                # invoiced or moved are stale and skipped): the cost is the people who
-                # change state, not the size of the sets.
-                due = plan.now_ms - plan.grace_ms
-                pend_heap = self._heaps.setdefault(pend_key, [])
-                over_heap = self._heaps.setdefault(over_key, [])
-                while pend_heap and pend_heap[0][0] <= due:
-                    answered, subject = heapq.heappop(pend_heap)
-                    if pend.get(subject) != answered:
-                        continue
-                    del pend[subject]
-                    if bill.get(subject, -1) < answered - plan.slack_ms:
-                        over[subject] = answered
-                        heapq.heappush(over_heap, (answered, subject))
-                gone = plan.now_ms - plan.window_ms
-                while over_heap and over_heap[0][0] <= gone:
-                    answered, subject = heapq.heappop(over_heap)
-                    if over.get(subject) == answered:
-                        del over[subject]
-                pending.append(len(pend) + len(holds))
-                overdue.append(len(over))
-            reserved = (
-                plan.reserve
-                and all(o < plan.overdue_limit for o in overdue)
-                and all(n < plan.pending_limit for n in pending)
+            self._now = self._clock()
+            pending, overdue, reserved = self._unbilled(
+                plan.bill_key,
+                keys,
+                plan.now_ms,
+                plan.grace_ms,
+                plan.window_ms,
+                plan.slack_ms,
+                plan.overdue_limit,
+                plan.pending_limit,
+                plan.token if plan.reserve else None,
+                plan.hold_ms,
+                plan.ttl_seconds,
             )
-            if reserved:
-                for scope in plan.scopes:
-                    self._zsets[f"ubh:{scope}"][plan.token] = plan.now_ms + plan.hold_ms
-                    self._touch(f"ubh:{scope}", ttl)
-            for scope in plan.scopes:
-                self._touch(f"ubp:{scope}", ttl)
-                self._touch(f"ubo:{scope}", ttl)
-            return UnbilledCounts(tuple(pending), tuple(overdue), reserved)
+            return UnbilledCounts(pending, overdue, reserved)
 
     def unbilled_answer(
         self,
@@ -631,21 +1007,10 @@ class MemoryCounterStore:
         ttl_seconds: int,
     ) -> None:
         """See :meth:`CounterStore.unbilled_answer`."""
+        keys = tuple(f"{kind}:{scope}" for scope in scopes for kind in ("ubh", "ubp", "ubo"))
         with self._lock:
-            for scope in scopes:
-                self._release(f"ubh:{scope}", token)
-                if subject is None:
-                    continue
-                pend_key, over_key = f"ubp:{scope}", f"ubo:{scope}"
-                self._fresh(pend_key)
-                self._fresh(over_key)
-                pend = self._zsets.setdefault(pend_key, {})
-                if subject not in pend and subject not in self._zsets.get(over_key, {}):
-                    pend[subject] = now_ms
-                    heapq.heappush(self._heaps.setdefault(pend_key, []), (now_ms, subject))
-                self._touch(pend_key, ttl_seconds)
-            if subject is not None and scopes:
-                self._hash_set(by_key, subject, scopes[0], ttl_seconds)
+            self._now = self._clock()
+            self._unbilled_answer(keys, scopes, token, subject, by_key, now_ms, ttl_seconds)
 
     def unbilled_invoice(
         self,
@@ -659,6 +1024,7 @@ class MemoryCounterStore:
     ) -> None:
         """See :meth:`CounterStore.unbilled_invoice`."""
         with self._lock:
+            self._now = self._clock()
             self._fresh(bill_key)
             bill = self._zsets.setdefault(bill_key, {})
             bill[subject] = max(bill.get(subject, care_ms), care_ms)
@@ -676,6 +1042,7 @@ class MemoryCounterStore:
     def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
         """See :meth:`CounterStore.claim`."""
         with self._lock:
+            self._now = self._clock()
             first = [self._set_once(k, ttl_seconds) for k in once_keys]
             if flag_key is not None:
                 self._set_flag(flag_key, None)
@@ -686,31 +1053,37 @@ class MemoryCounterStore:
     ) -> int:
         """See :meth:`CounterStore.hit_windows`."""
         with self._lock:
+            self._now = self._clock()
             return self._hit_windows(keys, limits, now_ms, window_ms, member)
 
     def push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
         """See :meth:`CounterStore.push_recent`."""
         with self._lock:
+            self._now = self._clock()
             return self._push_recent(key, value, keep, ttl_seconds)
 
     def recent(self, key: str) -> list[str]:
         """See :meth:`CounterStore.recent`."""
         with self._lock:
+            self._now = self._clock()
             return self._recent(key)
 
     def add_distinct(self, key: str, member: str, ttl_seconds: int) -> int:
         """See :meth:`CounterStore.add_distinct`."""
         with self._lock:
+            self._now = self._clock()
             return self._add_distinct(key, member, ttl_seconds)
 
     def count_distinct(self, key: str) -> int:
         """See :meth:`CounterStore.count_distinct`."""
         with self._lock:
+            self._now = self._clock()
             return self._count_distinct(key)
 
     def count_common(self, key_a: str, key_b: str) -> int:
         """See :meth:`CounterStore.count_common`."""
         with self._lock:
+            self._now = self._clock()
             return self._count_common(key_a, key_b)
 
     def reserve(
@@ -725,55 +1098,55 @@ class MemoryCounterStore:
     ) -> bool:
         """See :meth:`CounterStore.reserve`."""
         with self._lock:
-            self._fresh(quota_key)
-            self._fresh(holds_key)
-            holds = self._zsets.setdefault(holds_key, {})
-            for old in [t for t, until in holds.items() if until <= now_ms]:
-                del holds[old]
-            if len(self._sets.get(quota_key, ())) + len(holds) >= limit:
-                return False
-            holds[token] = now_ms + hold_ms
-            self._touch(holds_key, ttl_seconds)
-            return True
+            self._now = self._clock()
+            return self._reserve(quota_key, holds_key, token, limit, now_ms, hold_ms, ttl_seconds)
 
     def release(self, holds_key: str, token: str) -> None:
         """See :meth:`CounterStore.release`."""
         with self._lock:
+            self._now = self._clock()
             self._release(holds_key, token)
 
     def set_flag(self, key: str, ttl_seconds: int | None) -> None:
         """See :meth:`CounterStore.set_flag`."""
         with self._lock:
+            self._now = self._clock()
             self._set_flag(key, ttl_seconds)
 
     def has_flag(self, key: str) -> bool:
         """See :meth:`CounterStore.has_flag`."""
         with self._lock:
+            self._now = self._clock()
             return self._has_flag(key)
 
     def set_once(self, key: str, ttl_seconds: int) -> bool:
         """See :meth:`CounterStore.set_once`."""
         with self._lock:
+            self._now = self._clock()
             return self._set_once(key, ttl_seconds)
 
     def incr(self, key: str, ttl_seconds: int) -> int:
         """See :meth:`CounterStore.incr`."""
         with self._lock:
+            self._now = self._clock()
             return self._incr(key, ttl_seconds)
 
     def hash_set(self, key: str, name: str, value: str, ttl_seconds: int) -> None:
         """See :meth:`CounterStore.hash_set`."""
         with self._lock:
+            self._now = self._clock()
             self._hash_set(key, name, value, ttl_seconds)
 
     def hash_all(self, key: str) -> dict[str, str]:
         """See :meth:`CounterStore.hash_all`."""
         with self._lock:
+            self._now = self._clock()
             self._fresh(key)
             return dict(self._hashes.get(key, {}))
 
     def delete(self, *keys: str) -> None:
         """See :meth:`CounterStore.delete`."""
         with self._lock:
+            self._now = self._clock()
             for key in keys:
                 self._drop(key)

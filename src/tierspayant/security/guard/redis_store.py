@@ -12,9 +12,13 @@ from redis.commands.core import Script
 from tierspayant.security.guard.counters import (
     AdmissionCounts,
     AdmissionPlan,
+    AdmitReading,
     CounterSnapshot,
+    LookupKeys,
     ObservationCounts,
     ObservationPlan,
+    ObserveReading,
+    StoreLimits,
     UnbilledCounts,
     UnbilledPlan,
 )
@@ -250,6 +254,183 @@ return 1
 """
 
 
+# The whole admission of one lookup (``admit_lookup``): the admission bundle, the
+# recorded step-up, and without card proof the never-invoiced windows and both holds.
+# KEYS: flag, pace, seen, outcomes, answered, epoch, step-up, holds, bill, then
+# (holds, pending, overdue) per never-invoiced scope (two), then the rate windows.
+# ARGV: now, window, token, window ttl, pace?, pace keep, pace ttl, no proof?, epoch?,
+# grace, unbilled window, slack, overdue limit, pending limit, hold, unbilled ttl,
+# quota limit, day ttl, then one limit per window.
+_ADMIT_LOOKUP_LUA = """
+if ARGV[9] == '1' and redis.call('EXISTS', KEYS[6]) == 0 then
+  return {2, -1}
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {1, -1}
+end
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local token = ARGV[3]
+local windows = #KEYS - 15
+for i = 1, windows do
+  redis.call('ZREMRANGEBYSCORE', KEYS[15 + i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[15 + i]) >= tonumber(ARGV[18 + i]) then
+    return {0, i - 1}
+  end
+end
+for i = 1, windows do
+  redis.call('ZADD', KEYS[15 + i], now, token)
+  redis.call('EXPIRE', KEYS[15 + i], tonumber(ARGV[4]))
+end
+local pace = {}
+if ARGV[5] == '1' then
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+  pace = redis.call('LRANGE', KEYS[2], 0, -1)
+end
+local seen = redis.call('SCARD', KEYS[3])
+local until_ms = redis.call('HGET', KEYS[7], 'until') or '0'
+if ARGV[8] ~= '1' then
+  return {0, -1, pace, seen, {}, 0, until_ms, {}, {}, 0, 0}
+end
+local outcomes = redis.call('LRANGE', KEYS[4], 0, -1)
+local answered = redis.call('SCARD', KEYS[5])
+local due = now - tonumber(ARGV[10])
+local gone = now - tonumber(ARGV[11])
+local slack = tonumber(ARGV[12])
+local hold = tonumber(ARGV[15])
+local ttl = tonumber(ARGV[16])
+local pending, overdue = {}, {}
+local ok = true
+for i = 1, 2 do
+  local holds, pend, over = KEYS[7 + 3 * i], KEYS[8 + 3 * i], KEYS[9 + 3 * i]
+  redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
+  local expired = redis.call('ZRANGEBYSCORE', pend, '-inf', due, 'WITHSCORES')
+  for j = 1, #expired, 2 do
+    local subject, at = expired[j], tonumber(expired[j + 1])
+    redis.call('ZREM', pend, subject)
+    local billed = redis.call('ZSCORE', KEYS[9], subject)
+    if (not billed) or tonumber(billed) < at - slack then
+      redis.call('ZADD', over, at, subject)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', over, '-inf', gone)
+  pending[i] = redis.call('ZCARD', pend) + redis.call('ZCARD', holds)
+  overdue[i] = redis.call('ZCARD', over)
+  if overdue[i] >= tonumber(ARGV[13]) or pending[i] >= tonumber(ARGV[14]) then
+    ok = false
+  end
+  redis.call('EXPIRE', pend, ttl)
+  redis.call('EXPIRE', over, ttl)
+end
+local held, quota_full = 0, 0
+if ok then
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now)
+  if answered + redis.call('ZCARD', KEYS[8]) >= tonumber(ARGV[17]) then
+    quota_full = 1
+  else
+    held = 1
+    redis.call('ZADD', KEYS[8], now + hold, token)
+    redis.call('EXPIRE', KEYS[8], tonumber(ARGV[18]))
+    for i = 1, 2 do
+      redis.call('ZADD', KEYS[7 + 3 * i], now + hold, token)
+      redis.call('EXPIRE', KEYS[7 + 3 * i], ttl)
+    end
+  end
+end
+return {0, -1, pace, seen, outcomes, answered, until_ms, pending, overdue, held, quota_full}
+"""
+
+# The whole observation of one lookup (``observe_lookup``): the care-date set, the
+# observation bundle, and without card proof the never-invoiced bookkeeping.
+# KEYS: active, outcomes, seen, answered, holds, check, judged seen, judged invoiced,
+# epoch, by, dates, then (holds, pending, overdue) per scope (two), then the once keys.
+# ARGV: structure, category, day ttl, no proof?, outcome, keep, outcomes ttl, hit?,
+# subject, token, check ttl, min looked, epoch?, care date ('' if none), dates free,
+# dates ttl, now, unbilled ttl, first scope.
+_OBSERVE_LOOKUP_LUA = """
+if ARGV[13] == '1' and redis.call('EXISTS', KEYS[9]) == 0 then
+  return {}
+end
+local ttl = tonumber(ARGV[3])
+local no_proof = ARGV[4] == '1'
+local hit = ARGV[8] == '1'
+local subject = ARGV[9]
+if hit and ARGV[14] ~= '' then
+  redis.call('SADD', KEYS[11], ARGV[14])
+  redis.call('EXPIRE', KEYS[11], tonumber(ARGV[16]))
+  if redis.call('SCARD', KEYS[11]) > tonumber(ARGV[15]) then
+    subject = subject .. '@' .. ARGV[14]
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ttl)
+local outcomes = {}
+if no_proof then
+  redis.call('LPUSH', KEYS[2], ARGV[5])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+  outcomes = redis.call('LRANGE', KEYS[2], 0, -1)
+end
+local seen = 0
+local answered = 0
+if hit then
+  redis.call('SADD', KEYS[3], subject)
+  redis.call('EXPIRE', KEYS[3], ttl)
+  seen = redis.call('SCARD', KEYS[3])
+  if no_proof then
+    redis.call('SADD', KEYS[4], subject)
+    redis.call('EXPIRE', KEYS[4], ttl)
+    answered = redis.call('SCARD', KEYS[4])
+  end
+end
+if no_proof then
+  redis.call('ZREM', KEYS[5], ARGV[10])
+end
+local checked = 0
+local looked = 0
+local invoiced = 0
+if redis.call('SET', KEYS[6], '1', 'EX', tonumber(ARGV[11]), 'NX') then
+  checked = 1
+  looked = redis.call('SCARD', KEYS[7])
+  if looked >= tonumber(ARGV[12]) then
+    invoiced = #redis.call('SINTER', KEYS[7], KEYS[8])
+  end
+end
+local once_set = {}
+for i = 18, #KEYS do
+  once_set[#once_set + 1] = redis.call('EXISTS', KEYS[i])
+end
+if no_proof then
+  local uttl = tonumber(ARGV[18])
+  for i = 1, 2 do
+    local holds, pend, over = KEYS[9 + 3 * i], KEYS[10 + 3 * i], KEYS[11 + 3 * i]
+    redis.call('ZREM', holds, ARGV[10])
+    if hit then
+      if not redis.call('ZSCORE', pend, subject) and not redis.call('ZSCORE', over, subject) then
+        redis.call('ZADD', pend, tonumber(ARGV[17]), subject)
+      end
+      redis.call('EXPIRE', pend, uttl)
+    end
+  end
+  if hit then
+    redis.call('HSET', KEYS[10], subject, ARGV[19])
+    redis.call('EXPIRE', KEYS[10], uttl)
+  end
+end
+return {outcomes, seen, answered, checked, looked, invoiced, once_set}
+"""
+
+# KEYS: the daily holds, then the never-invoiced holds of each scope. ARGV: token.
+_RELEASE_LOOKUP_LUA = """
+for i = 1, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[1])
+end
+return 1
+"""
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -289,6 +470,13 @@ class RedisCounterStore:
         self._unbilled = client.register_script(_UNBILLED_LUA)
         self._unbilled_answer = client.register_script(_UNBILLED_ANSWER_LUA)
         self._unbilled_invoice = client.register_script(_UNBILLED_INVOICE_LUA)
+        # Loaded on first use (EVALSHA; on NOSCRIPT, after a Redis restart or failover,
+        # redis-py loads the script and runs it again).
+        self._admit_lookup = client.register_script(_ADMIT_LOOKUP_LUA)
+        self._observe_lookup = client.register_script(_OBSERVE_LOOKUP_LUA)
+        self._release_lookup = client.register_script(_RELEASE_LOOKUP_LUA)
+        # Prefixed key lists of the lookups' keys, per day's LookupKeys (bounded).
+        self._names: dict[LookupKeys, tuple[list[str], list[str], list[str]]] = {}
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 0.5) -> RedisCounterStore:
@@ -316,6 +504,171 @@ class RedisCounterStore:
             pipe = self._redis.pipeline(transaction=True)
             build(pipe)
             return pipe.execute()
+
+    def _lookup_names(self, keys: LookupKeys) -> tuple[list[str], list[str], list[str]]:
+        """The prefixed KEYS of the admission, the observation (without the care-date
+        set and the once keys) and the release, built once per day's keys."""
+        names = self._names.get(keys)
+        if names is not None:
+            return names
+        k = self._k
+        unbilled = [k(name) for name in keys.unbilled]
+        admit = [
+            k(keys.flag),
+            k(keys.pace),
+            k(keys.seen),
+            k(keys.outcomes),
+            k(keys.answered),
+            "",  # the epoch, filled per call
+            k(keys.step_up),
+            k(keys.holds),
+            k(keys.bill),
+            *unbilled,
+            *(k(w) for w in keys.windows),
+        ]
+        observe = [
+            k(keys.active),
+            k(keys.outcomes),
+            k(keys.seen),
+            k(keys.answered),
+            k(keys.holds),
+            k(keys.check),
+            k(keys.judged_seen),
+            k(keys.judged_invoiced),
+            "",  # the epoch
+            k(keys.by),
+            "",  # the person's care-date set
+            *unbilled,
+        ]
+        release = [k(keys.holds), *unbilled[::3]]
+        if len(self._names) > 10_000:
+            self._names.clear()
+        names = self._names[keys] = (admit, observe, release)
+        return names
+
+    def admit_lookup(
+        self,
+        keys: LookupKeys,
+        limits: StoreLimits,
+        now_ms: int,
+        token: str,
+        pace: bool,
+        no_proof: bool,
+        pending_limit: int,
+        quota_limit: int,
+        epoch_key: str | None = None,
+    ) -> AdmitReading:
+        """See :meth:`CounterStore.admit_lookup`: one script, one round trip."""
+        if len(keys.unbilled) != 6:
+            raise ValueError("two never-invoiced scopes")
+        names = list(self._lookup_names(keys)[0])
+        names[5] = self._k(epoch_key or "epoch")
+        args: list[str | int] = [
+            now_ms,
+            limits.window_ms,
+            token,
+            limits.window_ms // 1000 + 60,
+            _flag(pace),
+            limits.pace_keep,
+            limits.pace_ttl,
+            _flag(no_proof),
+            _flag(epoch_key is not None),
+            limits.grace_ms,
+            limits.unbilled_window_ms,
+            limits.slack_ms,
+            limits.overdue_limit,
+            pending_limit,
+            limits.hold_ms,
+            limits.unbilled_ttl,
+            quota_limit,
+            limits.day_ttl,
+            *limits.window_limits,
+        ]
+        with self._errors("admit_lookup"):
+            raw = self._run(self._admit_lookup, names, args)
+        status, full = int(raw[0]), int(raw[1])
+        if status == 2:
+            return AdmitReading(empty=True)
+        if status == 1:
+            return AdmitReading(suspended=True)
+        if full >= 0:
+            return AdmitReading(full=full)
+        pace_, seen, outcomes, answered, until, pending, overdue, held, quota_full = raw[2:]
+        return AdmitReading(
+            False,
+            False,
+            -1,
+            _texts(pace_),
+            int(seen),
+            _texts(outcomes),
+            int(answered),
+            int(until),
+            tuple(int(v) for v in pending),
+            tuple(int(v) for v in overdue),
+            int(held) == 1,
+            int(quota_full) == 1,
+        )
+
+    def observe_lookup(
+        self,
+        keys: LookupKeys,
+        limits: StoreLimits,
+        now_ms: int,
+        token: str,
+        no_proof: bool,
+        outcome: str,
+        subject: str | None,
+        care_date: str | None,
+        once_keys: tuple[str, ...],
+        epoch_key: str | None = None,
+    ) -> ObserveReading:
+        """See :meth:`CounterStore.observe_lookup`: one script, one round trip."""
+        if len(keys.unbilled) != 6:
+            raise ValueError("two never-invoiced scopes")
+        names = list(self._lookup_names(keys)[1])
+        names[8] = self._k(epoch_key or "epoch")
+        names[10] = self._k(keys.dates + (subject or ""))
+        names += [self._k(key) for key in once_keys]
+        args: list[str | int] = [
+            keys.structure,
+            keys.category,
+            limits.day_ttl,
+            _flag(no_proof),
+            outcome,
+            limits.outcomes_keep,
+            limits.outcomes_ttl,
+            _flag(subject is not None),
+            subject or "",
+            token,
+            limits.check_ttl,
+            limits.min_looked,
+            _flag(epoch_key is not None),
+            care_date or "",
+            limits.dates_free,
+            limits.dates_ttl,
+            now_ms,
+            limits.unbilled_ttl,
+            keys.scopes[0],
+        ]
+        with self._errors("observe_lookup"):
+            raw = self._run(self._observe_lookup, names, args)
+        if not raw:
+            return ObserveReading(empty=True)
+        outcomes, seen, answered, checked, looked, invoiced, once_set = raw
+        return ObserveReading(
+            _texts(outcomes),
+            int(seen),
+            int(answered),
+            int(checked) == 1,
+            int(looked),
+            int(invoiced),
+            tuple(int(v) > 0 for v in once_set),
+        )
+
+    def release_lookup(self, keys: LookupKeys, token: str) -> None:
+        """See :meth:`CounterStore.release_lookup`: one script, one round trip."""
+        with self._errors("release_lookup"):
+            self._run(self._release_lookup, self._lookup_names(keys)[2], [token])
 
     def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
         """See :meth:`CounterStore.admission`."""

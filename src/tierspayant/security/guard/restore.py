@@ -33,10 +33,14 @@ from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard.counters import (
     AdmissionCounts,
     AdmissionPlan,
+    AdmitReading,
     CounterSnapshot,
     CounterStore,
+    LookupKeys,
     ObservationCounts,
     ObservationPlan,
+    ObserveReading,
+    StoreLimits,
     UnbilledCounts,
     UnbilledPlan,
 )
@@ -444,6 +448,66 @@ class RestoringCounterStore:
     def restore(self, snapshot: CounterSnapshot) -> None:
         """See :meth:`CounterStore.restore`."""
         self.store.restore(snapshot)
+
+    def admit_lookup(
+        self,
+        keys: LookupKeys,
+        limits: StoreLimits,
+        now_ms: int,
+        token: str,
+        pace: bool,
+        no_proof: bool,
+        pending_limit: int,
+        quota_limit: int,
+        epoch_key: str | None = None,
+    ) -> AdmitReading:
+        """See :meth:`CounterStore.admit_lookup`; requires the epoch."""
+        for attempt in range(2):
+            reading = self.store.admit_lookup(
+                keys, limits, now_ms, token, pace, no_proof, pending_limit, quota_limit, EPOCH_KEY
+            )
+            if not reading.empty:
+                return reading
+            if attempt == 0:
+                self.restorer.ensure()
+        raise CounterStoreUnavailable("admission")  # emptied again meanwhile: closed
+
+    def observe_lookup(
+        self,
+        keys: LookupKeys,
+        limits: StoreLimits,
+        now_ms: int,
+        token: str,
+        no_proof: bool,
+        outcome: str,
+        subject: str | None,
+        care_date: str | None,
+        once_keys: tuple[str, ...],
+        epoch_key: str | None = None,
+    ) -> ObserveReading:
+        """See :meth:`CounterStore.observe_lookup`; requires the epoch."""
+        for attempt in range(2):
+            reading = self.store.observe_lookup(
+                keys,
+                limits,
+                now_ms,
+                token,
+                no_proof,
+                outcome,
+                subject,
+                care_date,
+                once_keys,
+                EPOCH_KEY,
+            )
+            if not reading.empty:
+                return reading
+            if attempt == 0:
+                self.restorer.ensure()
+        raise CounterStoreUnavailable("observation")
+
+    def release_lookup(self, keys: LookupKeys, token: str) -> None:
+        """See :meth:`CounterStore.release_lookup`."""
+        self.store.release_lookup(keys, token)
 
     def step_up(
         self,

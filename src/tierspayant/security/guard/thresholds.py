@@ -40,6 +40,8 @@ _CAPS = (
     CAP_NO_PROOF_HARD,
     CAP_PENDING,
 )
+# The field of :class:`Caps` each ``cap.*`` name reads.
+_CAP_FIELDS = {ref: ref.removeprefix("cap.") for ref in _CAPS}
 
 
 class Counter(StrEnum):
@@ -445,17 +447,12 @@ def row_of(counter: Counter) -> Threshold:
 
 def limit(ref: str, policy: GuardPolicy, caps: Caps | None = None) -> int:
     """The value of a threshold name under ``policy`` (and the structure's ``caps``)."""
-    if ref in _CAPS:
+    field_ = _CAP_FIELDS.get(ref)
+    if field_ is not None:
         if caps is None:
             raise ValueError(f"{ref} needs the structure's caps")
-        return {
-            CAP_HARD: caps.hard,
-            CAP_SOFT: caps.soft,
-            CAP_NO_PROOF_SOFT: caps.no_proof_soft,
-            CAP_NO_PROOF_HARD: caps.no_proof_hard,
-            CAP_PENDING: caps.pending,
-            CAP_NO_PROOF_WATCH: caps.no_proof_watch,
-        }[ref]
+        capped: int = getattr(caps, field_)
+        return capped
     value: int = getattr(policy, ref)
     return value
 
@@ -476,6 +473,29 @@ def crosses(comparison: Comparison, value: int, volume: int, threshold: int) -> 
     return value * 100 < threshold * volume
 
 
+# A row's thresholds as numbers under one policy and one structure's caps: the least
+# volume (None without one), the comparison, and the levels to try, highest first.
+Resolved = tuple[int | None, Comparison, tuple[tuple[Grade, int], ...]]
+
+
+def resolve(threshold: Threshold, policy: GuardPolicy, caps: Caps | None = None) -> Resolved:
+    """The row's threshold names turned into their values (see :func:`graded`)."""
+    least = None if threshold.min_volume is None else limit(threshold.min_volume, policy, caps)
+    levels = tuple((level, limit(ref, policy, caps)) for level, ref in threshold.levels)
+    return least, threshold.comparison, levels
+
+
+def graded(resolved: Resolved, value: int, volume: int) -> Grade:
+    """:func:`grade` on a row already resolved (the guard keeps them per caps)."""
+    least, comparison, levels = resolved
+    if least is not None and volume < least:
+        return Grade.NONE
+    for level, threshold in levels:
+        if crosses(comparison, value, volume, threshold):
+            return level
+    return Grade.NONE
+
+
 def grade(
     threshold: Threshold,
     value: int,
@@ -484,12 +504,7 @@ def grade(
     caps: Caps | None = None,
 ) -> Grade:
     """The highest level of ``threshold`` that the reading (value, volume) crosses."""
-    if threshold.min_volume is not None and volume < limit(threshold.min_volume, policy, caps):
-        return Grade.NONE
-    for level, ref in threshold.levels:
-        if crosses(threshold.comparison, value, volume, limit(ref, policy, caps)):
-            return level
-    return Grade.NONE
+    return graded(resolve(threshold, policy, caps), value, volume)
 
 
 def signal_figures(
