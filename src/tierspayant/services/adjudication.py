@@ -90,6 +90,7 @@ class AdjudicationRun:
     lines: int = 0
     accepted_cents: int = 0
     batches: int = 0
+    deferred: int = 0  # times a claim was left for a later batch (several workers)
 
     def add(self, batch: BatchResult) -> None:
         self.claims += batch.claims
@@ -136,6 +137,7 @@ def adjudicate_pending(
         batch = adjudicate_batch(platform, insurer_id=insurer_id, limit=batch_size, after=after)
         if batch.claims or batch.deferred:
             after = batch.last
+            run.deferred += batch.deferred
             if batch.claims:
                 judged_in_pass = True
                 run.add(batch)

@@ -505,7 +505,7 @@ _LINE_UPDATE_PG = (
     " amc_computed_cents = v.computed, reason_code = v.reason, rules = v.rules,"
     " decided_at = %s, is_counted = v.counted FROM adjudication_lines_stage AS v"
     " WHERE l.insurer_id = v.insurer_id AND l.claim_id = v.claim_id AND l.line_no = v.line_no"
-    " AND l.claim_id BETWEEN %s AND %s"
+    " AND l.insurer_id = %s AND l.claim_id BETWEEN %s AND %s"
 )
 _CLAIMS_STAGE_COPY = (
     "COPY adjudication_claims_stage (insurer_id, id, total) FROM STDIN (FORMAT BINARY)"
@@ -513,12 +513,13 @@ _CLAIMS_STAGE_COPY = (
 _CLAIM_UPDATE_PG = (
     "UPDATE claims AS c SET status = %s, adjudicated_at = %s, amc_accepted_cents = v.total"
     " FROM adjudication_claims_stage AS v WHERE c.insurer_id = v.insurer_id AND c.id = v.id"
-    " AND c.id BETWEEN %s AND %s"
+    " AND c.insurer_id = %s AND c.id BETWEEN %s AND %s"
 )
 # The staging table has no statistics: without the bounds of the batch's claim ids, the
 # planner hashes the whole target table for each batch (measured: a sequential scan of
 # claim_lines per batch, growing with the table); with them it reads the batch's range
-# of the primary key.
+# of the primary key. The insurer, as a constant, prunes the tables' partitions (by
+# insurer) to one: the join key alone left the planner to visit every partition.
 _COUNTERS_COPY = (
     "COPY benefit_counters (insurer_id, beneficiary_id, counter_key, care_date, claim_id,"
     " used_cents, used_units) FROM STDIN (FORMAT BINARY)"
@@ -546,7 +547,7 @@ def record_decisions(
             stage(conn, *_LINES_STAGE)
             copy_in(conn, _LINES_STAGE_COPY, _LINES_STAGE_TYPES, lines)
             ids = [o.claim_id for o in lines]
-            conn.exec_driver_sql(_LINE_UPDATE_PG, (at, min(ids), max(ids)))
+            conn.exec_driver_sql(_LINE_UPDATE_PG, (at, _one_insurer(lines), min(ids), max(ids)))
         if totals:
             stage(conn, *_CLAIMS_STAGE)
             copy_in(
@@ -556,7 +557,10 @@ def record_decisions(
                 ((i, c, total) for (i, c), total in totals.items()),
             )
             ids = [c for _, c in totals]
-            conn.exec_driver_sql(_CLAIM_UPDATE_PG, (adjudicated, at, min(ids), max(ids)))
+            conn.exec_driver_sql(
+                _CLAIM_UPDATE_PG,
+                (adjudicated, at, _one_insurer(totals), min(ids), max(ids)),
+            )
         if merged:
             copy_in(
                 conn,
@@ -596,6 +600,14 @@ def record_decisions(
                 for i, b, c, use in merged
             ],
         )
+
+
+def _one_insurer(rows: Iterable[tuple[Any, ...]]) -> int:
+    """The insurer of a batch's rows (a batch judges one insurer's claims at a time)."""
+    insurers = {row[0] for row in rows}
+    if len(insurers) != 1:
+        raise ValueError("the decisions written together are one insurer's")
+    return int(insurers.pop())
 
 
 def _merge_uses(
