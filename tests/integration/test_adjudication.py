@@ -716,3 +716,27 @@ def test_a_batch_pauses_cyclic_collection_and_gives_it_back(
         assert not gc.isenabled()  # left off, as the caller had it
     finally:
         gc.enable()
+
+
+def test_a_run_stuck_behind_a_held_claim_ends_and_leaves_it_for_the_next(
+    world: World, engine_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction that keeps a person's first claim (a stuck session) does not keep the
+    run waiting for ever: past its patience it ends, the person's later claim still
+    received, judged by the next run once the first is."""
+    if engine_name != "postgres":
+        pytest.skip("only PostgreSQL runs workers side by side")
+    from tierspayant.services import adjudication as service
+
+    monkeypatch.setattr(service, "DEFERRED_PATIENCE", 0.3)
+    first = send(world, "S-1", device(1), person=0)
+    later = send(world, "S-2", device(2), person=0)
+    with world.platform.engine.connect() as holder, holder.begin():
+        assert [c.id for c in store.claim_batch(holder, 1, insurer_id=world.insurer.id)] == [first]
+        started = time.monotonic()
+        done = adjudicate_pending(world.platform, insurer_amc=world.insurer.amc_number)
+        assert time.monotonic() - started < 10
+        assert (done.claims, _status(world, later)) == (0, "received")
+        assert done.deferred >= 2
+    run(world)
+    assert decisions(world, first) == decisions(world, later) == [("accepted", 9000, None)]

@@ -107,6 +107,10 @@ def pending_claims(platform: Platform, insurer_amc: str | None = None) -> int:
 
 
 DEFERRED_PAUSE = 0.02  # seconds before looking again at claims left for later
+# A run that judged nothing for this long, only leaving claims for later, ends: the
+# transaction holding their persons' earlier claims is stuck, not a batch (a batch takes
+# seconds); the next run (the job's next tick) looks again.
+DEFERRED_PATIENCE = 60.0
 BULK_BACKLOG = 5_000  # received claims that make a run refresh the planner's statistics
 
 
@@ -133,6 +137,7 @@ def adjudicate_pending(
     run = AdjudicationRun()
     after: tuple[int, int] | None = None
     judged_in_pass = False  # since the last look from the start
+    last_judged = time.monotonic()
     while True:
         batch = adjudicate_batch(platform, insurer_id=insurer_id, limit=batch_size, after=after)
         if batch.claims or batch.deferred:
@@ -140,6 +145,7 @@ def adjudicate_pending(
             run.deferred += batch.deferred
             if batch.claims:
                 judged_in_pass = True
+                last_judged = time.monotonic()
                 run.add(batch)
                 if progress is not None:
                     progress(batch)
@@ -150,7 +156,11 @@ def adjudicate_pending(
         # another worker held and gave back, that arrived with a lower id, or that were
         # left for later (their person's earlier claims being judged by another worker).
         if not judged_in_pass:
-            time.sleep(DEFERRED_PAUSE)  # a whole pass of claims left for later: let it end
+            # A whole pass of claims left for later: let the other worker's batch end.
+            if time.monotonic() - last_judged > DEFERRED_PATIENCE:
+                log.warning("adjudication.deferred_claims_left", deferred=run.deferred)
+                return run
+            time.sleep(DEFERRED_PAUSE)
         after = None
         judged_in_pass = False
 
