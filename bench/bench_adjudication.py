@@ -616,10 +616,13 @@ class Snapshot:
             self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def adjudicate_with_workers(settings_env: dict[str, str], workers: int) -> tuple[int, int, int]:
+def adjudicate_with_workers(
+    settings_env: dict[str, str], workers: int
+) -> tuple[int, int, int, int]:
     """Run ``workers`` adjudication processes on the same database until the backlog is
     empty (PostgreSQL: they share it through ``FOR UPDATE SKIP LOCKED``); returns
-    (lines, accepted cents, batches) summed over the workers."""
+    (lines, accepted cents, batches, claims left for a later batch) summed over the
+    workers."""
     env = {**os.environ, **settings_env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
     children = [
         subprocess.Popen(
@@ -630,7 +633,7 @@ def adjudicate_with_workers(settings_env: dict[str, str], workers: int) -> tuple
         )
         for _ in range(workers)
     ]
-    lines = accepted = batches = 0
+    lines = accepted = batches = deferred = 0
     for child in children:
         out, _ = child.communicate(timeout=3600)
         if child.returncode != 0:
@@ -639,7 +642,8 @@ def adjudicate_with_workers(settings_env: dict[str, str], workers: int) -> tuple
         lines += done["lines"]
         accepted += done["accepted_cents"]
         batches += done["batches"]
-    return lines, accepted, batches
+        deferred += done["deferred"]
+    return lines, accepted, batches, deferred
 
 
 def child() -> None:
@@ -647,7 +651,12 @@ def child() -> None:
     platform = open_platform(load_settings())
     done = adjudicate_pending(platform)
     platform.close()
-    out = {"lines": done.lines, "accepted_cents": done.accepted_cents, "batches": done.batches}
+    out = {
+        "lines": done.lines,
+        "accepted_cents": done.accepted_cents,
+        "batches": done.batches,
+        "deferred": done.deferred,
+    }
     print(json.dumps(out), flush=True)
 
 
@@ -655,9 +664,51 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def run(
-    engine_name: str, lines: int, people: int, workers: int = 1, rounds: int = 3
+def _round(
+    engine_name: str, round_env: dict[str, str], workers: int, lines: int, expected: Expected
 ) -> dict[str, Any]:
+    """Adjudicate a restored snapshot, check its decisions, then load the baseline."""
+    platform = open_platform(load_settings(round_env))
+    settle(platform)
+    started = time.perf_counter()
+    if workers == 1:
+        done = adjudicate_pending(platform)
+        judged, accepted_cents, batches = done.lines, done.accepted_cents, done.batches
+        deferred = done.deferred
+    else:
+        judged, accepted_cents, batches, deferred = adjudicate_with_workers(round_env, workers)
+    elapsed = time.perf_counter() - started
+    assert judged == lines, (judged, lines)
+    check_decisions(platform, expected)
+    base_rows, base_elapsed = baseline(platform)
+    platform.close()
+    return {
+        "bench": "adjudication",
+        "engine": engine_name,
+        "workers": workers,
+        "lines_per_s": round(lines / elapsed),
+        "baseline_lines_per_s": round(lines / base_elapsed),
+        "ratio": round(base_elapsed / elapsed, 3),
+        "seconds": round(elapsed, 2),
+        "baseline_seconds": round(base_elapsed, 3),
+        "accepted_cents": accepted_cents,
+        "batches": batches,
+        "deferred": deferred,
+        "baseline_rows": base_rows,
+        "load": _load(),
+    }
+
+
+def run(
+    engine_name: str,
+    lines: int,
+    people: int,
+    workers: int | tuple[int, ...] = 1,
+    rounds: int = 3,
+) -> list[dict[str, Any]]:
+    """One summary per number of workers; with several numbers, each round restores and
+    adjudicates the snapshot once per number, so that they alternate in the same minutes."""
+    counts = (workers,) if isinstance(workers, int) else workers
     workdir = Path(tempfile.mkdtemp(prefix="bench-adj-"))
     url, data_dir = fresh(engine_name, workdir)
     snapshot: Snapshot | None = None
@@ -668,57 +719,40 @@ def run(
         expected = store_claims(platform, seeded, lines)
         platform.close()
         snapshot = Snapshot(engine_name, url, workdir)
-        measured = []
+        measured: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
+        restored = 0
         for round_no in range(rounds):
-            round_env = {**settings_env, "TIERSPAYANT_DATABASE_URL": snapshot.restore(round_no)}
-            platform = open_platform(load_settings(round_env))
-            settle(platform)
-            started = time.perf_counter()
-            if workers == 1:
-                done = adjudicate_pending(platform)
-                judged, accepted_cents, batches = done.lines, done.accepted_cents, done.batches
-            else:
-                judged, accepted_cents, batches = adjudicate_with_workers(round_env, workers)
-            elapsed = time.perf_counter() - started
-            assert judged == lines, (judged, lines)
-            check_decisions(platform, expected)
-            base_rows, base_elapsed = baseline(platform)
-            platform.close()
-            figures: dict[str, Any] = {
+            for n in counts:
+                round_url = snapshot.restore(restored)
+                restored += 1
+                round_env = {**settings_env, "TIERSPAYANT_DATABASE_URL": round_url}
+                figures = _round(engine_name, round_env, n, lines, expected)
+                figures["round"] = round_no + 1
+                print(json.dumps(figures), flush=True)
+                measured[n].append(figures)
+        return [
+            {
                 "bench": "adjudication",
                 "engine": engine_name,
-                "round": round_no + 1,
-                "lines_per_s": round(lines / elapsed),
-                "baseline_lines_per_s": round(lines / base_elapsed),
-                "ratio": round(base_elapsed / elapsed, 3),
-                "seconds": round(elapsed, 2),
-                "baseline_seconds": round(base_elapsed, 3),
-                "accepted_cents": accepted_cents,
-                "batches": batches,
-                "baseline_rows": base_rows,
+                "summary": True,
+                "lines": lines,
+                "lines_per_s": round(statistics.median(m["lines_per_s"] for m in rows)),
+                "baseline_lines_per_s": round(
+                    statistics.median(m["baseline_lines_per_s"] for m in rows)
+                ),
+                "ratio": statistics.median(m["ratio"] for m in rows),
+                "ratios": [m["ratio"] for m in rows],
+                "target": 0.3,
+                "seconds": round(statistics.median(m["seconds"] for m in rows), 2),
+                "workers": n,
+                "rounds": len(rows),
+                "baseline_rows": rows[0]["baseline_rows"],
+                "expected": expected.as_json(),
+                "decisions_checked": True,
                 "load": _load(),
             }
-            print(json.dumps(figures), flush=True)
-            measured.append(figures)
-        return {
-            "bench": "adjudication",
-            "engine": engine_name,
-            "summary": True,
-            "lines": lines,
-            "lines_per_s": round(statistics.median(m["lines_per_s"] for m in measured)),
-            "baseline_lines_per_s": round(
-                statistics.median(m["baseline_lines_per_s"] for m in measured)
-            ),
-            "ratio": statistics.median(m["ratio"] for m in measured),
-            "target": 0.3,
-            "seconds": round(statistics.median(m["seconds"] for m in measured), 2),
-            "workers": workers,
-            "rounds": len(measured),
-            "baseline_rows": measured[0]["baseline_rows"],
-            "expected": expected.as_json(),
-            "decisions_checked": True,
-            "load": _load(),
-        }
+            for n, rows in measured.items()
+        ]
     finally:
         if snapshot is not None:
             snapshot.drop()
@@ -733,9 +767,9 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=5_000, help="beneficiaries enrolled")
     parser.add_argument(
         "--workers",
-        type=int,
-        default=1,
-        help="adjudication processes sharing the backlog (PostgreSQL only beyond 1)",
+        default="1",
+        help="adjudication processes sharing the backlog (PostgreSQL only beyond 1); several"
+        " numbers (1,2) alternate in each round",
     )
     parser.add_argument(
         "--rounds",
@@ -751,9 +785,10 @@ def main() -> None:
     engines = ("sqlite", "postgres") if args.engine == "both" else (args.engine,)
     for engine_name in engines:
         # SQLite has one writer: several workers would only queue for it.
-        workers = args.workers if engine_name == "postgres" else 1
-        figures = run(engine_name, args.lines, args.people, workers, args.rounds)
-        print(json.dumps(figures), flush=True)
+        counts = tuple(int(n) for n in str(args.workers).split(","))
+        workers = counts if engine_name == "postgres" else (1,)
+        for figures in run(engine_name, args.lines, args.people, workers, args.rounds):
+            print(json.dumps(figures), flush=True)
 
 
 if __name__ == "__main__":

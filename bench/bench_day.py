@@ -96,6 +96,7 @@ def child_adjudicate() -> dict[str, Any]:
         "claims": done.claims,
         "accepted_cents": done.accepted_cents,
         "batches": done.batches,
+        "deferred": done.deferred,
         "peak_rss_mb": _peak_mb(),
     }
 
@@ -204,7 +205,8 @@ def run(lines: int, people: int, pharmacies: int, dentists: int, workers: int) -
             "adjudication_seconds": round(adjudication_seconds, 1),
             "lines_per_s": round(rate),
             "per_worker": [
-                {k: d[k] for k in ("lines", "claims", "batches", "peak_rss_mb")} for d in done
+                {k: d[k] for k in ("lines", "claims", "batches", "deferred", "peak_rss_mb")}
+                for d in done
             ],
             "decisions_checked": True,
             "outcomes": expected.as_json()["outcomes"],

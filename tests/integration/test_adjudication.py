@@ -31,7 +31,12 @@ from tierspayant.domain.claims import ClaimError, ClaimLine
 from tierspayant.domain.ledger import AccountKind, account
 from tierspayant.domain.pricing import PricingLine
 from tierspayant.jobs.adjudication import AdjudicationWorker
-from tierspayant.services.adjudication import BatchResult, adjudicate_pending, pending_claims
+from tierspayant.services.adjudication import (
+    BatchResult,
+    adjudicate_batch,
+    adjudicate_pending,
+    pending_claims,
+)
 from tierspayant.services.claims import cancel_claim, get_claim, submit_claim
 from tierspayant.services.errors import Unprocessable
 from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
@@ -482,9 +487,123 @@ def test_claims_given_back_behind_the_run_are_still_judged(world: World, engine_
     finally:
         holder.close()
     assert done.claims == 8
-    assert len(batches) == 4
+    assert sum(b.claims for b in batches) == 8
     for claim in held:
         assert decisions(world, claim.id) == [("accepted", 350, None)]
+
+
+def _beneficiary_of(world: World, claim_id: int) -> int:
+    with world.platform.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(claims.c.beneficiary_id).where(
+                    claims.c.insurer_id == world.insurer.id, claims.c.id == claim_id
+                )
+            ).scalar_one()
+        )
+
+
+def _status(world: World, claim_id: int) -> str:
+    with world.platform.engine.connect() as conn:
+        return str(
+            conn.execute(
+                select(claims.c.status).where(
+                    claims.c.insurer_id == world.insurer.id, claims.c.id == claim_id
+                )
+            ).scalar_one()
+        )
+
+
+def test_a_person_held_elsewhere_waits_whole_for_a_later_batch(
+    world: World, engine_name: str
+) -> None:
+    """A batch judges no claim of a person before an earlier one: when another worker
+    holds the person's first claim (or their advisory lock), all of the person's claims
+    of the batch are left received, the others judged."""
+    if engine_name != "postgres":
+        pytest.skip("only PostgreSQL runs workers side by side")
+    first = send(world, "H-1", device(1), person=0)
+    other = send(world, "H-2", device(2), person=1)
+    second = send(world, "H-3", device(3), person=0)
+    third = send(world, "H-4", device(4), person=2)
+    engine = world.platform.engine
+    with engine.connect() as holder, holder.begin():
+        taken = store.claim_batch(holder, 1, insurer_id=world.insurer.id)
+        assert [c.id for c in taken] == [first]
+        # Another transaction reserving person 2's ceilings (a counter's calculation).
+        store.lock_beneficiaries(holder, world.insurer.id, [_beneficiary_of(world, third)])
+        batch = adjudicate_batch(world.platform, insurer_id=world.insurer.id, limit=10)
+        assert (batch.claims, batch.deferred) == (1, 2)
+        assert _status(world, other) == "adjudicated"
+        assert _status(world, second) == _status(world, third) == "received"
+    run(world)  # the holder gave everything back
+    for claim_id in (first, other, second, third):
+        assert decisions(world, claim_id) == [("accepted", 9000, None)]
+
+
+def _received_again(world: World) -> None:
+    """Every claim of the world back to received, its counters forgotten."""
+    with world.platform.engine.begin() as conn:
+        conn.execute(
+            update(claims).where(claims.c.insurer_id == world.insurer.id).values(status="received")
+        )
+        conn.execute(
+            update(claim_lines)
+            .where(claim_lines.c.insurer_id == world.insurer.id)
+            .values(status="received", amc_accepted_cents=0, reason_code=None, rules=None)
+        )
+        conn.execute(
+            delete(benefit_counters).where(benefit_counters.c.insurer_id == world.insurer.id)
+        )
+
+
+def _two_workers(world: World) -> tuple[list[int], list[BaseException]]:
+    """Two runs side by side, each on its own connection, started together."""
+    judged: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def work() -> None:
+        try:
+            start.wait(10)
+            done = adjudicate_pending(
+                world.platform, insurer_amc=world.insurer.amc_number, batch_size=2
+            )
+            judged.append(done.claims)
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return judged, errors
+
+
+def test_two_workers_decide_as_one_with_ceilings_and_duplicates(
+    world: World, engine_name: str
+) -> None:
+    """Two workers on two connections share three people's claims, whose decisions depend
+    on their order (a yearly ceiling reached on the fifth device, duplicates refused after
+    the first): the decisions are those of one worker alone."""
+    if engine_name != "postgres":
+        pytest.skip("only PostgreSQL runs workers side by side")
+    for n in range(1, 7):
+        for person in range(3):
+            send(world, f"W-{person}-{n}", device(n), person=person)
+            if n % 2 == 0:
+                send(world, f"D-{person}-{n}", drug(act="3400930000001"), person=person)
+    run(world)
+    alone = snapshot(world)
+    reasons = {row[4] for row in alone}
+    assert {"ceiling.reached", "duplicate.same_provider"} <= reasons
+    for round_no in range(3):
+        _received_again(world)
+        judged, errors = _two_workers(world)
+        assert not errors
+        assert sum(judged) == 27, (round_no, judged)
+        assert snapshot(world) == alone, round_no
 
 
 def test_a_claim_the_rules_cannot_judge_is_rejected_not_left_blocking(world: World) -> None:
@@ -597,3 +716,27 @@ def test_a_batch_pauses_cyclic_collection_and_gives_it_back(
         assert not gc.isenabled()  # left off, as the caller had it
     finally:
         gc.enable()
+
+
+def test_a_run_stuck_behind_a_held_claim_ends_and_leaves_it_for_the_next(
+    world: World, engine_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction that keeps a person's first claim (a stuck session) does not keep the
+    run waiting for ever: past its patience it ends, the person's later claim still
+    received, judged by the next run once the first is."""
+    if engine_name != "postgres":
+        pytest.skip("only PostgreSQL runs workers side by side")
+    from tierspayant.services import adjudication as service
+
+    monkeypatch.setattr(service, "DEFERRED_PATIENCE", 0.3)
+    first = send(world, "S-1", device(1), person=0)
+    later = send(world, "S-2", device(2), person=0)
+    with world.platform.engine.connect() as holder, holder.begin():
+        assert [c.id for c in store.claim_batch(holder, 1, insurer_id=world.insurer.id)] == [first]
+        started = time.monotonic()
+        done = adjudicate_pending(world.platform, insurer_amc=world.insurer.amc_number)
+        assert time.monotonic() - started < 10
+        assert (done.claims, _status(world, later)) == (0, "received")
+        assert done.deferred >= 2
+    run(world)
+    assert decisions(world, first) == decisions(world, later) == [("accepted", 9000, None)]

@@ -12,6 +12,7 @@ get the same decisions.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +34,13 @@ from tierspayant.domain.adjudication import (
     reject,
 )
 from tierspayant.domain.care import CareDomain
-from tierspayant.domain.claims import ClaimLine, LineStatus, duplicate_key, near_key
+from tierspayant.domain.claims import (
+    UNKNOWN_BENEFICIARY,
+    ClaimLine,
+    LineStatus,
+    duplicate_key,
+    near_key,
+)
 from tierspayant.domain.eligibility import Coverage
 from tierspayant.domain.engagements import (
     AmountKey,
@@ -70,6 +77,9 @@ class BatchResult:
     accepted_cents: int
     by_status: dict[str, int]
     last: tuple[int, int] | None = None  # (insurer, id) of the last claim taken
+    # Claims taken but left received for a later batch: their person was held elsewhere,
+    # or had an earlier claim not judged yet (PostgreSQL, several workers).
+    deferred: int = 0
 
 
 @dataclass
@@ -80,6 +90,7 @@ class AdjudicationRun:
     lines: int = 0
     accepted_cents: int = 0
     batches: int = 0
+    deferred: int = 0  # times a claim was left for a later batch (several workers)
 
     def add(self, batch: BatchResult) -> None:
         self.claims += batch.claims
@@ -95,6 +106,11 @@ def pending_claims(platform: Platform, insurer_amc: str | None = None) -> int:
         return store.count_received(conn, insurer_id)
 
 
+DEFERRED_PAUSE = 0.02  # seconds before looking again at claims left for later
+# A run that judged nothing for this long, only leaving claims for later, ends: the
+# transaction holding their persons' earlier claims is stuck, not a batch (a batch takes
+# seconds); the next run (the job's next tick) looks again.
+DEFERRED_PATIENCE = 60.0
 BULK_BACKLOG = 5_000  # received claims that make a run refresh the planner's statistics
 
 
@@ -120,19 +136,33 @@ def adjudicate_pending(
             refresh_statistics(conn)
     run = AdjudicationRun()
     after: tuple[int, int] | None = None
+    judged_in_pass = False  # since the last look from the start
+    last_judged = time.monotonic()
     while True:
         batch = adjudicate_batch(platform, insurer_id=insurer_id, limit=batch_size, after=after)
-        if batch.claims == 0:
-            if after is None:
-                return run
-            # Past the last claim taken, nothing: look once more from the start, for
-            # claims another worker held and gave back, or that arrived with a lower id.
-            after = None
+        if batch.claims or batch.deferred:
+            after = batch.last
+            run.deferred += batch.deferred
+            if batch.claims:
+                judged_in_pass = True
+                last_judged = time.monotonic()
+                run.add(batch)
+                if progress is not None:
+                    progress(batch)
             continue
-        after = batch.last
-        run.add(batch)
-        if progress is not None:
-            progress(batch)
+        if after is None:
+            return run
+        # Past the last claim taken, nothing: look once more from the start, for claims
+        # another worker held and gave back, that arrived with a lower id, or that were
+        # left for later (their person's earlier claims being judged by another worker).
+        if not judged_in_pass:
+            # A whole pass of claims left for later: let the other worker's batch end.
+            if time.monotonic() - last_judged > DEFERRED_PATIENCE:
+                log.warning("adjudication.deferred_claims_left", deferred=run.deferred)
+                return run
+            time.sleep(DEFERRED_PAUSE)
+        after = None
+        judged_in_pass = False
 
 
 def adjudicate_batch(
@@ -145,11 +175,14 @@ def adjudicate_batch(
     """Claim up to ``limit`` received claims (past the (insurer, id) key ``after``, if
     given), judge them and record it all, in one transaction."""
     by_status: dict[str, int] = {}
-    total_lines = accepted = 0
+    total_lines = accepted = judged = 0
     with _collector_paused(), platform.engine.begin() as conn:
         rows = store.claim_batch(conn, limit, insurer_id=insurer_id, after=after)
         for insurer, group in groupby(rows, key=lambda r: r.insurer_id):
-            claims = list(group)
+            claims = _held(conn, insurer, list(group))
+            if not claims:
+                continue
+            judged += len(claims)
             decided = _judge_insurer(platform, conn, insurer, claims)
             for decision in decided:
                 total_lines += len(decision.lines)
@@ -158,7 +191,24 @@ def adjudicate_batch(
                     by_status[line.status.value] = by_status.get(line.status.value, 0) + 1
     metrics.ADJUDICATED_LINES.inc(total_lines)
     last = (rows[-1].insurer_id, rows[-1].id) if rows else None
-    return BatchResult(len(rows), total_lines, accepted, by_status, last)
+    return BatchResult(judged, total_lines, accepted, by_status, last, len(rows) - judged)
+
+
+def _held(conn: Connection, insurer_id: int, claims: list[ClaimRow]) -> list[ClaimRow]:
+    """The claims of the batch whose person it holds (see
+    :func:`store.hold_beneficiaries`); every claim of a person not held is left for a
+    later batch. Claims of nobody (no card matched) are refused whatever their order:
+    they take no lock."""
+    first: dict[int, int] = {}
+    for claim in claims:  # in id order
+        if claim.beneficiary_id != UNKNOWN_BENEFICIARY:
+            first.setdefault(claim.beneficiary_id, claim.id)
+    held = store.hold_beneficiaries(conn, insurer_id, first)
+    if len(held) == len(first):
+        return claims
+    return [
+        c for c in claims if c.beneficiary_id in held or c.beneficiary_id == UNKNOWN_BENEFICIARY
+    ]
 
 
 @contextmanager
@@ -187,7 +237,6 @@ def _judge_insurer(
 ) -> list[ClaimDecision]:
     """Judge one insurer's claims of the batch, in id order, and write the outcome."""
     beneficiary_ids = {c.beneficiary_id for c in claims}
-    store.lock_beneficiaries(conn, insurer_id, beneficiary_ids)
     claim_ids = [c.id for c in claims]
     lines = lines_of(conn, insurer_id, claim_ids)
     people = store.beneficiary_facts(conn, insurer_id, beneficiary_ids)

@@ -132,12 +132,71 @@ def lock_beneficiaries(conn: Connection, insurer_id: int, beneficiary_ids: Itera
     in one statement, so that two workers cannot wait on each other in a cycle."""
     if not is_postgres(conn):
         return
-    keys = sorted({zlib.crc32(f"{insurer_id}:{b}".encode()) & 0x7FFFFFFF for b in beneficiary_ids})
+    keys = sorted({_lock_key(insurer_id, b) for b in beneficiary_ids})
     conn.exec_driver_sql(
         "SELECT count(pg_advisory_xact_lock(%s, k))"
         " FROM (SELECT unnest(%s::int[]) AS k ORDER BY 1) AS ordered",
         (_BENEFICIARY_LOCK, keys),
     )
+
+
+def _lock_key(insurer_id: int, beneficiary_id: int) -> int:
+    return zlib.crc32(f"{insurer_id}:{beneficiary_id}".encode()) & 0x7FFFFFFF
+
+
+# The people of a batch who have a received claim before their first one in the batch:
+# that claim is held by another worker (taken, not yet committed) or was left behind by an
+# earlier batch; theirs come first. Served by ``ix_claims_beneficiary``.
+_EARLIER_RECEIVED_PG: Final = (
+    "SELECT p.b FROM unnest(%s::bigint[], %s::bigint[]) AS p(b, first)"  # noqa: S608
+    " WHERE EXISTS (SELECT 1 FROM claims AS c WHERE c.insurer_id = %s"
+    f" AND c.beneficiary_id = p.b AND c.id < p.first AND c.{QUEUE_CONDITION})"
+)
+# Each person's advisory lock tried without waiting: the people whose lock is held here.
+_TRY_LOCKS_PG: Final = (
+    "SELECT p.b FROM unnest(%s::bigint[], %s::int[]) AS p(b, k)"
+    " WHERE pg_try_advisory_xact_lock(%s, p.k)"
+)
+
+
+def hold_beneficiaries(
+    conn: Connection, insurer_id: int, first_claims: Mapping[int, int]
+) -> set[int]:
+    """Of the people of a batch (beneficiary id → id of their first claim in it), those
+    whose claims the batch may judge now; the others' claims wait for a later batch.
+
+    On PostgreSQL a person is left for later when one of their received claims comes
+    before the batch's (another worker holds it, or an earlier batch left it), so that
+    a person's claims are always judged in id order (ceilings and duplicates depend on
+    it), or when another transaction holds their advisory lock (a counter reserving
+    their ceilings, say): the lock is tried, not waited for, so two workers never queue
+    behind each other for the people they share. The locks obtained are held until
+    commit. SQLite has one writer: everyone is held.
+    """
+    if not is_postgres(conn):
+        return set(first_claims)
+    people = sorted(first_claims)
+    if not people:
+        return set()
+    earlier = {
+        int(row[0])
+        for row in fetch(
+            conn,
+            _EARLIER_RECEIVED_PG,
+            (people, [first_claims[b] for b in people], insurer_id),
+        )
+    }
+    free = [b for b in people if b not in earlier]
+    if not free:
+        return set()
+    return {
+        int(row[0])
+        for row in fetch(
+            conn,
+            _TRY_LOCKS_PG,
+            (free, [_lock_key(insurer_id, b) for b in free], _BENEFICIARY_LOCK),
+        )
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,7 +505,7 @@ _LINE_UPDATE_PG = (
     " amc_computed_cents = v.computed, reason_code = v.reason, rules = v.rules,"
     " decided_at = %s, is_counted = v.counted FROM adjudication_lines_stage AS v"
     " WHERE l.insurer_id = v.insurer_id AND l.claim_id = v.claim_id AND l.line_no = v.line_no"
-    " AND l.claim_id BETWEEN %s AND %s"
+    " AND l.insurer_id = %s AND l.claim_id BETWEEN %s AND %s"
 )
 _CLAIMS_STAGE_COPY = (
     "COPY adjudication_claims_stage (insurer_id, id, total) FROM STDIN (FORMAT BINARY)"
@@ -454,12 +513,13 @@ _CLAIMS_STAGE_COPY = (
 _CLAIM_UPDATE_PG = (
     "UPDATE claims AS c SET status = %s, adjudicated_at = %s, amc_accepted_cents = v.total"
     " FROM adjudication_claims_stage AS v WHERE c.insurer_id = v.insurer_id AND c.id = v.id"
-    " AND c.id BETWEEN %s AND %s"
+    " AND c.insurer_id = %s AND c.id BETWEEN %s AND %s"
 )
 # The staging table has no statistics: without the bounds of the batch's claim ids, the
 # planner hashes the whole target table for each batch (measured: a sequential scan of
 # claim_lines per batch, growing with the table); with them it reads the batch's range
-# of the primary key.
+# of the primary key. The insurer, as a constant, prunes the tables' partitions (by
+# insurer) to one: the join key alone left the planner to visit every partition.
 _COUNTERS_COPY = (
     "COPY benefit_counters (insurer_id, beneficiary_id, counter_key, care_date, claim_id,"
     " used_cents, used_units) FROM STDIN (FORMAT BINARY)"
@@ -487,7 +547,7 @@ def record_decisions(
             stage(conn, *_LINES_STAGE)
             copy_in(conn, _LINES_STAGE_COPY, _LINES_STAGE_TYPES, lines)
             ids = [o.claim_id for o in lines]
-            conn.exec_driver_sql(_LINE_UPDATE_PG, (at, min(ids), max(ids)))
+            conn.exec_driver_sql(_LINE_UPDATE_PG, (at, _one_insurer(lines), min(ids), max(ids)))
         if totals:
             stage(conn, *_CLAIMS_STAGE)
             copy_in(
@@ -497,7 +557,10 @@ def record_decisions(
                 ((i, c, total) for (i, c), total in totals.items()),
             )
             ids = [c for _, c in totals]
-            conn.exec_driver_sql(_CLAIM_UPDATE_PG, (adjudicated, at, min(ids), max(ids)))
+            conn.exec_driver_sql(
+                _CLAIM_UPDATE_PG,
+                (adjudicated, at, _one_insurer(totals), min(ids), max(ids)),
+            )
         if merged:
             copy_in(
                 conn,
@@ -537,6 +600,14 @@ def record_decisions(
                 for i, b, c, use in merged
             ],
         )
+
+
+def _one_insurer(rows: Iterable[tuple[Any, ...]]) -> int:
+    """The insurer of a batch's rows (a batch judges one insurer's claims at a time)."""
+    insurers = {row[0] for row in rows}
+    if len(insurers) != 1:
+        raise ValueError("the decisions written together are one insurer's")
+    return int(insurers.pop())
 
 
 def _merge_uses(
