@@ -201,7 +201,8 @@ def test_a_paris_day_window_selects_the_same_events_on_every_engine(platform: Pl
             rows = audit.events_in_window(
                 conn, start, start + timedelta(days=1), structure="751234567"
             )
-            return [r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC) for r in rows]
+            moments = [at for _insurer, _subject, at, *_rest in rows]
+            return [at if at.tzinfo else at.replace(tzinfo=UTC) for at in moments]
 
     # Then both belong to Paris's 7 December (00:30 and 01:15 there), none to the 6th,
     # whatever the engine stores
