@@ -2,7 +2,8 @@
 
 The ``platform`` fixture runs each test once per engine. PostgreSQL tests get a database
 created for their module and dropped after it; when the server cannot be reached they are
-skipped, or fail if ``TIERSPAYANT_REQUIRE_SERVICES=1`` (CI).
+skipped, or fail if ``TIERSPAYANT_REQUIRE_SERVICES=1`` (CI). Redis tests get a database
+of the local Redis for their test run alone (``redis_db``).
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from tests.support.services import REDIS_HOST, REDIS_PORT, RedisDatabase, reachable_redis
 from tierspayant.app.platform import Platform, initialise
 from tierspayant.config import load_settings
 from tierspayant.store.db import make_engine, migrate
@@ -97,6 +101,95 @@ def postgres_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data directory (hence one keyring) per PostgreSQL database: the operator's data
     keys stored in that database are wrapped by this keyring."""
     return tmp_path_factory.mktemp("pg-data")
+
+
+# The databases a test run may take, 15 first. Not 0 (a development server's own), nor 12
+# and 14 (the benchmarks' defaults, which they flush).
+REDIS_TEST_DBS = (15, 13, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
+# A run that dies without giving its database back keeps it this long at most (sooner on
+# this machine: a lock whose process is gone is taken over).
+REDIS_LOCK_SECONDS = 6 * 3600
+_GIVE_BACK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+end
+return false
+"""
+
+
+def _abandoned(owner: str) -> bool:
+    """Whether a lock's owner (``host:pid:nonce``) was a process of this machine that is
+    gone."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        pass
+    return False
+
+
+def _take_redis_db(admin: redis.Redis, owner: str) -> int | None:
+    for index in REDIS_TEST_DBS:
+        key = f"tierspayant:test-db:{index}"
+        if admin.set(key, owner, nx=True, ex=REDIS_LOCK_SECONDS):
+            return index
+        held = admin.get(key)
+        if (
+            isinstance(held, bytes)
+            and _abandoned(held.decode())
+            and admin.eval(_TAKE_OVER, 1, key, held, owner, REDIS_LOCK_SECONDS)
+        ):
+            return index
+    return None
+
+
+@pytest.fixture(scope="session")
+def redis_db() -> Iterator[RedisDatabase]:
+    """A database of the local Redis that no other test run uses meanwhile (each
+    pytest-xdist worker is a run of its own), flushed when taken and when given back.
+
+    The first of ``REDIS_TEST_DBS`` whose lock key ``tierspayant:test-db:<n>`` (database
+    0) this run sets (``SET NX EX``), deleted at the end if still this run's. Skipped
+    without Redis, or failed if ``TIERSPAYANT_REQUIRE_SERVICES=1``; so when every
+    database is taken.
+    """
+    where = f"{REDIS_HOST}:{REDIS_PORT}"
+    admin = reachable_redis(
+        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_timeout=2, socket_connect_timeout=2),
+        where,
+    )
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    try:
+        index = _take_redis_db(admin, owner)
+        if index is None:
+            message = f"every test database of the Redis at {where} is taken by another run"
+            if services_required():
+                pytest.fail(message)
+            pytest.skip(message)
+        db = RedisDatabase(index)
+        client = db.client()
+        try:
+            client.flushdb()
+            yield db
+        finally:
+            try:
+                client.flushdb()
+                client.close()
+            finally:
+                admin.eval(_GIVE_BACK, 1, f"tierspayant:test-db:{index}", owner)
+    finally:
+        admin.close()
 
 
 @pytest.fixture(params=[*ENGINES[:1], pytest.param("postgres", marks=pytest.mark.postgres)])

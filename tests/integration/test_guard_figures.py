@@ -9,11 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from tests.support.services import reachable_redis
+from tests.support.services import RedisDatabase
 from tierspayant.app.platform import Platform, initialise
 from tierspayant.cli.main import app
 from tierspayant.config import load_settings
@@ -110,18 +109,16 @@ def test_without_a_guard_the_roll_up_says_so(platform: Platform) -> None:
     assert GuardFiguresWorker(platform).run_once() is None
 
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
-
-
+@pytest.mark.redis
 def test_the_command_records_what_the_serving_processes_counted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_db: RedisDatabase
 ) -> None:
     """Counts made by a server process in Redis are recorded by a separate command."""
-    client = reachable_redis(redis.Redis.from_url(REDIS_URL), REDIS_URL)
+    client = redis_db.client()
     client.flushdb()
     monkeypatch.setenv("TIERSPAYANT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("TIERSPAYANT_DATABASE_URL", raising=False)
-    monkeypatch.setenv("TIERSPAYANT_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("TIERSPAYANT_REDIS_URL", redis_db.url)
     monkeypatch.setenv("COLUMNS", "200")
     try:
         server = initialise(load_settings())

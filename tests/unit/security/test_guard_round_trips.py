@@ -1,8 +1,8 @@
 """Round trips to Redis of one rights check: each guard phase costs one or two.
 
 A connection class counts what the client sends to Redis (one send per command, pipeline
-or script call, each answered before the next: a round trip). Database 15 of the local
-Redis, flushed; skipped when the server is absent, or fails if
+or script call, each answered before the next: a round trip). The test run's own database
+of the local Redis (``redis_db``), flushed; skipped when the server is absent, or fails if
 ``TIERSPAYANT_REQUIRE_SERVICES=1``. Before the bundled operations a check without card
 proof took 6 round trips to admit and 7 to observe; with them, 3 and 2 (3 with a care
 date); since each phase is one script, 1 and 1.
@@ -19,7 +19,7 @@ import pytest
 import redis
 from redis.connection import Connection
 
-from tests.support.services import reachable_redis
+from tests.support.services import REDIS_HOST, REDIS_PORT, RedisDatabase
 from tierspayant.security.guard import (
     ActorKind,
     Guard,
@@ -33,7 +33,6 @@ from tierspayant.security.guard import (
 
 pytestmark = pytest.mark.redis
 
-REDIS_DB = 15
 STRUCTURE = "750000001"
 T0 = datetime(2025, 3, 10, 8, 0, tzinfo=UTC)
 
@@ -55,17 +54,16 @@ class Trips:
 
 
 @pytest.fixture
-def client() -> Iterator[redis.Redis]:
+def client(redis_db: RedisDatabase) -> Iterator[redis.Redis]:
     pool = redis.ConnectionPool(
-        host="127.0.0.1",
-        port=6379,
-        db=REDIS_DB,
+        host=REDIS_HOST,
+        port=REDIS_PORT,
+        db=redis_db.index,
         socket_timeout=2,
         socket_connect_timeout=2,
         connection_class=CountingConnection,
     )
     client = redis.Redis(connection_pool=pool)
-    reachable_redis(client, "127.0.0.1:6379")
     client.flushdb()
     try:
         yield client

@@ -24,9 +24,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import redis
 
-from tests.support.services import reachable_redis
+from tests.support.services import RedisDatabase
 from tierspayant.security.guard import (
     ActorKind,
     CounterStore,
@@ -295,11 +294,10 @@ def test_patient_scrapers_are_suspended_within_the_stated_bound() -> None:
 
 
 @pytest.mark.redis
-def test_on_redis_the_patient_scraper_is_suspended_within_the_bound_too() -> None:
-    url = "redis://127.0.0.1:6379/12"
-    client = reachable_redis(
-        redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2), url
-    )
+def test_on_redis_the_patient_scraper_is_suspended_within_the_bound_too(
+    redis_db: RedisDatabase,
+) -> None:
+    client = redis_db.client()
     client.flushdb()
     try:
         runs = {

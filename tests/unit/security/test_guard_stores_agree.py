@@ -7,7 +7,7 @@ without card proof, hits, misses, repeated people and care dates, lookups abando
 time moving by seconds or by days) runs through a :class:`Guard` on each store, with
 thresholds low enough to be crossed: every admission (verdict, code, retry delay,
 signals) and every observation's signals must agree, and so must the slots held at the
-end. Redis database 15, flushed; skipped without Redis unless
+end. The test run's own Redis database (``redis_db``), flushed; skipped without Redis unless
 ``TIERSPAYANT_REQUIRE_SERVICES=1``. Nothing expires during a run on either store (the
 in-process clock stands still, Redis's keys outlive the test): decisions read the times
 stored in the counters, not their expiry.
@@ -24,7 +24,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.services import reachable_redis
+from tests.support.services import RedisDatabase
 from tierspayant.security.guard import (
     ActorKind,
     Admission,
@@ -39,7 +39,6 @@ from tierspayant.security.guard import (
 
 pytestmark = pytest.mark.redis
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 STRUCTURE = "750000001"
 T0 = datetime(2025, 3, 10, 22, 30, tzinfo=UTC)  # an hour and a half before Paris midnight
 POLICY = GuardPolicy(
@@ -122,9 +121,8 @@ scenarios = st.lists(st.tuples(gaps, ops), min_size=20, max_size=80)
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    reachable_redis(client, "127.0.0.1:6379")
+def client(redis_db: RedisDatabase) -> Iterator[redis.Redis]:
+    client = redis_db.client()
     try:
         yield client
     finally:
