@@ -1,7 +1,8 @@
 """The exfiltration guard, on in-process counters and on Redis (same tests, same answers).
 
-Redis tests use database 15 of ``redis://127.0.0.1:6379``, flushed before each test; they
-are skipped when the server is absent, or fail if ``TIERSPAYANT_REQUIRE_SERVICES=1``.
+Redis tests use the test run's own database of the local Redis (``redis_db``), flushed
+before each test; they are skipped when the server is absent, or fail if
+``TIERSPAYANT_REQUIRE_SERVICES=1``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.factories import make_finess
-from tests.support.services import reachable_redis
+from tests.support.guard_keys import lookup_keys, store_limits
+from tests.support.services import RedisDatabase
 from tierspayant.security.guard import (
     DEFAULT_DAILY_CAPS,
     ActorKind,
@@ -48,7 +50,6 @@ from tierspayant.security.guard import (
 )
 from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
 RNG = random.Random(20240201)
 PHARMACY = make_finess(RNG, department="75")
 OTHER_PHARMACY = make_finess(RNG, department="69")
@@ -61,18 +62,14 @@ StoreFactory = Callable[[], CounterStore]
 # --------------------------------------------------------------------------- fixtures
 
 
-def _redis_client() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    return reachable_redis(client, REDIS_URL)
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def make_store(request: pytest.FixtureRequest) -> Iterator[StoreFactory]:
-    """Builds fresh, empty counter stores of one kind (Redis: database 15 flushed)."""
+    """Builds fresh, empty counter stores of one kind (Redis: the run's database flushed)."""
     if request.param == "memory":
         yield MemoryCounterStore
         return
-    client = _redis_client()
+    db: RedisDatabase = request.getfixturevalue("redis_db")
+    client = db.client()
 
     def fresh() -> CounterStore:
         client.flushdb()
@@ -348,16 +345,26 @@ def test_distinct_sets_count_each_member_once(store: CounterStore) -> None:
 
 
 def test_reservations_share_the_quota_with_the_set(store: CounterStore) -> None:
-    store.add_distinct("q", "x", 60)
-    assert store.reserve("q", "h", "t1", 3, 0, 1000, 60)
-    assert store.reserve("q", "h", "t2", 3, 10, 1000, 60)
-    assert not store.reserve("q", "h", "t3", 3, 20, 1000, 60)  # 1 answered + 2 held
-    store.release("h", "t1")
-    assert store.reserve("q", "h", "t3", 3, 30, 1000, 60)
+    # The daily no-proof quota (3) counts the people answered and the live holds alike.
+    keys, limits = lookup_keys(), store_limits(hold_ms=1000)
+    store.add_distinct(keys.answered, "x", 60)
+
+    def admit(token: str, now_ms: int) -> tuple[bool, tuple[int, ...]]:
+        reading = store.admit_lookup(keys, limits, now_ms, token, False, True, 100, 3)
+        # The never-invoiced slots are free here: the daily slot decides, held or full.
+        assert reading.held is not reading.quota_full
+        return reading.held, reading.pending
+
+    assert admit("t1", 0) == (True, (0, 0))
+    assert admit("t2", 10) == (True, (1, 1))
+    assert admit("t3", 20) == (False, (2, 2))  # 1 answered + 2 held
+    store.release_lookup(keys, "t1")
+    # t3 gave its never-invoiced slots back when the quota was full, t1 both of its own.
+    assert admit("t3", 30) == (True, (1, 1))
     # Holds lapse when never released: t2 ends at 1010, t3 at 1030.
-    assert not store.reserve("q", "h", "t4", 3, 1009, 1000, 60)
-    assert store.reserve("q", "h", "t4", 3, 1010, 1000, 60)
-    assert not store.reserve("q", "h", "t5", 3, 1011, 1000, 60)
+    assert admit("t4", 1009)[0] is False
+    assert admit("t4", 1010) == (True, (1, 1))
+    assert admit("t5", 1011)[0] is False
 
 
 def test_flags_once_counters_hashes_and_delete(store: CounterStore) -> None:
@@ -389,8 +396,8 @@ def test_memory_store_forgets_keys_after_their_time_to_live() -> None:
 
 
 @pytest.mark.redis
-def test_redis_keys_are_prefixed_and_expire() -> None:
-    client = _redis_client()
+def test_redis_keys_are_prefixed_and_expire(redis_db: RedisDatabase) -> None:
+    client = redis_db.client()
     try:
         client.flushdb()
         store = RedisCounterStore(client)

@@ -20,8 +20,6 @@ from hypothesis import strategies as st
 
 from tierspayant.security.guard import (
     ActorKind,
-    AdmissionCounts,
-    AdmissionPlan,
     AdmitReading,
     Caps,
     CounterStore,
@@ -30,8 +28,6 @@ from tierspayant.security.guard import (
     LookupContext,
     LookupKeys,
     LookupOutcome,
-    ObservationCounts,
-    ObservationPlan,
     ObserveReading,
     StoreLimits,
     UnbilledCounts,
@@ -60,8 +56,8 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "guard.md"
 class StubStore:
     """Hands the guard fixed counts; every once-key is free and every hold is granted."""
 
-    admission_counts: AdmissionCounts = field(default_factory=AdmissionCounts)
-    observation_counts: ObservationCounts = field(default_factory=ObservationCounts)
+    admission_counts: AdmitReading = field(default_factory=AdmitReading)
+    observation_counts: ObserveReading = field(default_factory=ObserveReading)
     flags: list[str] = field(default_factory=list)
     # Overdue people of the principal and of the structure, and people awaiting an invoice.
     unbilled_counts: tuple[int, int, int] = (0, 0, 0)
@@ -70,33 +66,16 @@ class StubStore:
         overdue_p, overdue_s, pending = self.unbilled_counts
         return UnbilledCounts((pending, pending), (overdue_p, overdue_s), True)
 
-    def unbilled_answer(self, *args: object) -> None:
-        return None
-
     def hash_all(self, key: str) -> dict[str, str]:
         return {}
 
     def push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
         return [value]
 
-    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
-        return self.admission_counts
-
     def admit_lookup(self, *args: object) -> AdmitReading:
-        c = self.admission_counts
         overdue_p, overdue_s, pending = self.unbilled_counts
-        return AdmitReading(
-            c.empty,
-            c.suspended,
-            c.full,
-            c.pace,
-            c.seen,
-            c.outcomes,
-            c.answered,
-            0,
-            (pending, pending),
-            (overdue_p, overdue_s),
-            True,
+        return self.admission_counts._replace(
+            pending=(pending, pending), overdue=(overdue_p, overdue_s), held=True
         )
 
     def observe_lookup(
@@ -112,33 +91,13 @@ class StubStore:
         once_keys: tuple[str, ...],
         epoch_key: str | None = None,
     ) -> ObserveReading:
-        c = self.observation_counts
-        once_set = (False,) * len(once_keys)
-        return ObserveReading(
-            c.outcomes, c.seen, c.answered, c.checked, c.looked, c.invoiced, once_set
-        )
+        return self.observation_counts._replace(once_set=(False,) * len(once_keys))
 
     def release_lookup(self, keys: LookupKeys, token: str) -> None:
         return None
 
-    def observation(self, plan: ObservationPlan) -> ObservationCounts:
-        once_set = (False,) * len(plan.once_keys)
-        counts = self.observation_counts
-        return ObservationCounts(
-            counts.outcomes,
-            counts.seen,
-            counts.answered,
-            counts.checked,
-            counts.looked,
-            counts.invoiced,
-            once_set,
-        )
-
     def step_up(self, *args: object) -> tuple[int, bool]:
         return 1, True
-
-    def reserve(self, *args: object) -> bool:
-        return True
 
     def set_once(self, key: str, ttl_seconds: int) -> bool:
         return True
@@ -234,7 +193,7 @@ def test_admission_decides_as_the_documented_rules(
 ) -> None:
     # Given counts as the store would read them
     store = StubStore(
-        AdmissionCounts(seen=seen, outcomes=outcomes, answered=answered),
+        AdmitReading(seen=seen, outcomes=outcomes, answered=answered),
         unbilled_counts=unbilled,
     )
     overdue_p, overdue_s, pending = unbilled
@@ -311,7 +270,7 @@ def test_observation_signals_as_the_documented_rules(
 ) -> None:
     # Given the counts after the outcome is counted
     invoiced = looked * invoiced_share // 100
-    counts = ObservationCounts(outcomes, seen, answered, checked, looked, invoiced)
+    counts = ObserveReading(outcomes, seen, answered, checked, looked, invoiced)
     store = StubStore(observation_counts=counts)
     guard = Guard(cast(CounterStore, store), policy)
     p = policy

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.services import reachable_redis
+from tests.support.guard_keys import lookup_keys, store_limits
+from tests.support.services import RedisDatabase
 from tierspayant.security.guard import (
     ActorKind,
     CounterStore,
@@ -31,7 +31,6 @@ from tierspayant.security.guard import (
 )
 from tierspayant.security.guard.counters import UnbilledPlan
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
 T0 = datetime(2025, 3, 10, 8, 0, tzinfo=UTC)
 PHARMACY = "750044444"
 # Only the never-invoiced rules bind: the daily quota without proof is out of the way.
@@ -43,9 +42,8 @@ def store(request: pytest.FixtureRequest) -> Iterator[CounterStore]:
     if request.param == "memory":
         yield MemoryCounterStore()
         return
-    client = reachable_redis(
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2), REDIS_URL
-    )
+    db: RedisDatabase = request.getfixturevalue("redis_db")
+    client = db.client()
     client.flushdb()
     try:
         yield RedisCounterStore(client, prefix="tp:unbilled-test:")
@@ -251,47 +249,64 @@ def test_allowances_without_proof_are_calibrated_on_what_the_structure_invoices(
     assert (caps.no_proof_hard, caps.pending) == (20, 30)
 
 
-# Random runs of the three unbilled operations, the same on both stores: the memory store
-# walks its sets through time-ordered heaps, Redis through sorted sets; every count must
-# agree, whatever the order of answers, invoices and re-answers.
+# Random runs of the operations on the never-invoiced people, the same on both stores: a
+# lookup without proof admitted (its slots held) or observed (its holds released, the
+# person counted), an invoice, the figures read. The memory store walks its sets through
+# time-ordered heaps, Redis through sorted sets; every count must agree, whatever the
+# order of answers, invoices and re-answers.
 _SUBJECTS = [f"b{i}" for i in range(6)]
 _OPS = st.lists(
     st.tuples(
-        st.sampled_from(["check", "answer", "invoice"]),
+        st.sampled_from(["check", "answer", "invoice", "count"]),
         st.sampled_from(_SUBJECTS),
         st.integers(min_value=0, max_value=3_000),  # ms after the previous operation
         st.integers(min_value=-2_000, max_value=500),  # invoice care time vs now
     ),
     max_size=40,
 )
+_KEYS = lookup_keys("x", "y")  # scopes p:x and s:y
+_LIMITS = store_limits(
+    grace_ms=2_000,
+    unbilled_window_ms=6_000,
+    slack_ms=100,
+    overdue_limit=4,
+    hold_ms=50,
+    unbilled_ttl=600,
+)
 
 
 def _run_unbilled(store: CounterStore, ops: list[tuple[str, str, int, int]]) -> list[object]:
     now = 1_000_000
     seen: list[object] = []
-    scopes = ("p:x", "s:y")
+    keys, limits = _KEYS, _LIMITS
     for index, (op, subject, step, care_offset) in enumerate(ops):
         now += step
         if op == "check":
+            reading = store.admit_lookup(keys, limits, now, f"t{index}", False, True, 3, 10**6)
+            seen.append((reading.pending, reading.overdue, reading.held))
+        elif op == "answer":
+            store.observe_lookup(keys, limits, now, f"t{index - 1}", True, "h", subject, None, ())
+        elif op == "invoice":
+            store.unbilled_invoice(
+                keys.scopes[1], keys.bill, keys.by, subject, now + care_offset, 100, 600
+            )
+        else:
             plan = UnbilledPlan(
-                scopes=scopes,
-                bill_key="ubb:y",
+                scopes=keys.scopes,
+                bill_key=keys.bill,
                 now_ms=now,
-                grace_ms=2_000,
-                window_ms=6_000,
-                slack_ms=100,
-                overdue_limit=4,
+                grace_ms=limits.grace_ms,
+                window_ms=limits.unbilled_window_ms,
+                slack_ms=limits.slack_ms,
+                overdue_limit=limits.overdue_limit,
                 pending_limit=3,
-                token=f"t{index}",
-                hold_ms=50,
-                ttl_seconds=600,
+                token="",
+                hold_ms=limits.hold_ms,
+                ttl_seconds=limits.unbilled_ttl,
+                reserve=False,
             )
             counts = store.unbilled(plan)
             seen.append((counts.pending, counts.overdue, counts.reserved))
-        elif op == "answer":
-            store.unbilled_answer(scopes, f"t{index - 1}", subject, "uby:y", now, 600)
-        else:
-            store.unbilled_invoice("s:y", "ubb:y", "uby:y", subject, now + care_offset, 100, 600)
     return seen
 
 
@@ -299,11 +314,9 @@ def _run_unbilled(store: CounterStore, ops: list[tuple[str, str, int, int]]) -> 
 @settings(max_examples=300, deadline=None)
 @given(ops=_OPS)
 def test_memory_and_redis_stores_agree_on_every_unbilled_count(
-    ops: list[tuple[str, str, int, int]],
+    redis_db: RedisDatabase, ops: list[tuple[str, str, int, int]]
 ) -> None:
-    client = reachable_redis(
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2), REDIS_URL
-    )
+    client = redis_db.client()
     try:
         client.flushdb()
         expected = _run_unbilled(RedisCounterStore(client, prefix="tp:unbilled-prop:"), ops)

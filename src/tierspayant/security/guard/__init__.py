@@ -27,22 +27,18 @@ lookup is counted again.
 The package's modules import one another in one direction: ``values`` (what the guard
 and its callers exchange) <- ``policy`` (thresholds' values, calibration) <- ``thresholds``
 (the table of signals and :func:`~thresholds.grade`) and ``counters`` (store protocol,
-bundled-operation plans, in-process store) <- ``redis_store`` <- ``core`` (the
+bundled operations' keys and readings, in-process store) <- ``redis_store`` <- ``core`` (the
 :class:`Guard`) and ``restore`` (counters rebuilt from the audit log when their store
 comes back empty). Import from the package: every public name is here.
 """
 
 from tierspayant.security.guard.core import Guard, median_interval_ms
 from tierspayant.security.guard.counters import (
-    AdmissionCounts,
-    AdmissionPlan,
     AdmitReading,
     CounterSnapshot,
     CounterStore,
     LookupKeys,
     MemoryCounterStore,
-    ObservationCounts,
-    ObservationPlan,
     ObserveReading,
     StoreLimits,
     UnbilledCounts,
@@ -95,8 +91,6 @@ __all__ = [
     "UNAVAILABLE",
     "ActorKind",
     "Admission",
-    "AdmissionCounts",
-    "AdmissionPlan",
     "AdmitReading",
     "Caps",
     "CounterSnapshot",
@@ -113,8 +107,6 @@ __all__ = [
     "LookupKeys",
     "LookupOutcome",
     "MemoryCounterStore",
-    "ObservationCounts",
-    "ObservationPlan",
     "ObserveReading",
     "OutcomeKind",
     "PastEvent",

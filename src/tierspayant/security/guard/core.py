@@ -16,11 +16,9 @@ import structlog
 from tierspayant import metrics
 from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard.counters import (
-    AdmissionCounts,
     AdmitReading,
     CounterStore,
     LookupKeys,
-    ObservationCounts,
     ObserveReading,
     StoreLimits,
     UnbilledPlan,
@@ -147,7 +145,7 @@ def _observed(hit: bool, no_proof: bool) -> tuple[Threshold, ...]:
 _OBSERVED = tuple(_observed(hit, no_proof) for hit in (False, True) for no_proof in (False, True))
 
 
-_Counts = AdmissionCounts | ObservationCounts | AdmitReading | ObserveReading
+_Counts = AdmitReading | ObserveReading
 _ALLOWED = Admission(Verdict.ALLOW, "guard.ok", "")
 
 

@@ -1,5 +1,6 @@
-"""The guard's counters: the plans of its bundled operations, the store protocol, and the
-in-process store (one machine). The Redis store, in ``redis_store``, agrees with both.
+"""The guard's counters: what its bundled operations take and read, the store protocol,
+and the in-process store (one machine). The Redis store, in ``redis_store``, agrees with
+both.
 """
 
 from __future__ import annotations
@@ -10,118 +11,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
-
-
-@dataclass(frozen=True, slots=True)
-class AdmissionPlan:
-    """The counter work of one admission, done by :meth:`CounterStore.admission`.
-
-    In this order, atomically: stop if ``epoch_key`` is given and absent (the store came
-    back empty and its counters are not rebuilt yet); stop if ``flag_key`` is set (the
-    principal is suspended); count ``member`` in the sliding windows as
-    :meth:`CounterStore.hit_windows` does and stop if one is full; if ``pace``, push
-    ``pace_value`` onto ``pace_key`` as :meth:`CounterStore.push_recent` does; read the
-    size of ``seen_key``; if ``no_proof``, read the list at ``outcomes_key`` and the size
-    of ``answered_key``.
-    """
-
-    flag_key: str
-    window_keys: tuple[str, ...]
-    window_limits: tuple[int, ...]
-    now_ms: int
-    window_ms: int
-    member: str
-    pace: bool
-    pace_key: str
-    pace_value: str
-    pace_keep: int
-    pace_ttl_seconds: int
-    seen_key: str
-    no_proof: bool
-    outcomes_key: str
-    answered_key: str
-    epoch_key: str | None = None
-
-    def __post_init__(self) -> None:
-        if len(self.window_keys) != len(self.window_limits):
-            raise ValueError("one limit per window")
-
-
-@dataclass(frozen=True, slots=True)
-class AdmissionCounts:
-    """What :meth:`CounterStore.admission` found.
-
-    ``empty``: it stopped at the missing epoch (nothing was done or read). ``suspended``:
-    it stopped at the flag (nothing else was done or read). ``full``: the index of the
-    first full window (nothing after it was done or read), or -1 when the lookup was
-    counted. The rest is read only when it got that far.
-    """
-
-    suspended: bool = False
-    full: int = -1
-    pace: tuple[str, ...] = ()
-    seen: int = 0
-    outcomes: tuple[str, ...] = ()
-    answered: int = 0
-    empty: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ObservationPlan:
-    """The counter work of one observed lookup, done by :meth:`CounterStore.observation`.
-
-    In this order, atomically: stop if ``epoch_key`` is given and absent (nothing done);
-    set field ``structure`` of hash ``active_key`` to
-    ``category``; if ``no_proof``, push ``outcome`` onto ``outcomes_key`` (kept to
-    ``outcomes_keep`` items); if ``subject`` is set (a hit), add it to ``seen_key`` and, if
-    ``no_proof``, to ``answered_key``; if ``no_proof``, release the hold ``token`` of
-    ``holds_key``; set the once-flag ``check_key`` and, the first time only, count
-    ``judged_seen_key`` and, if it holds at least ``min_looked`` members, its common
-    members with ``judged_invoiced_key``; last, tell which of ``once_keys`` are set.
-    Day-keyed sets and the hash get ``day_ttl_seconds``.
-    """
-
-    active_key: str
-    structure: str
-    category: str
-    day_ttl_seconds: int
-    no_proof: bool
-    outcomes_key: str
-    outcome: str
-    outcomes_keep: int
-    outcomes_ttl_seconds: int
-    subject: str | None
-    seen_key: str
-    answered_key: str
-    holds_key: str
-    token: str
-    check_key: str
-    check_ttl_seconds: int
-    judged_seen_key: str
-    judged_invoiced_key: str
-    min_looked: int
-    once_keys: tuple[str, ...] = ()
-    epoch_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ObservationCounts:
-    """What :meth:`CounterStore.observation` found (zeros for the steps it skipped).
-
-    ``checked`` is True for the first check of the day (``check_key`` was set now);
-    ``invoiced`` is counted only when ``looked`` reaches the plan's ``min_looked``;
-    ``once_set`` has one entry per ``once_keys`` of the plan. ``empty``: it stopped at the
-    missing epoch.
-    """
-
-    outcomes: tuple[str, ...] = ()
-    seen: int = 0
-    answered: int = 0
-    checked: bool = False
-    looked: int = 0
-    invoiced: int = 0
-    once_set: tuple[bool, ...] = ()
-    empty: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,12 +136,15 @@ class StoreLimits(NamedTuple):
 class AdmitReading(NamedTuple):
     """What :meth:`CounterStore.admit_lookup` did and read.
 
-    ``empty``/``suspended``/``full`` as in :class:`AdmissionCounts` (nothing after them
-    done or read). ``step_up_until``: the end (ms) of a recorded step-up, 0 if none.
-    Without card proof: ``pending`` and ``overdue`` per never-invoiced scope, before the
-    hold; ``held``: this lookup holds its never-invoiced slots and its daily no-proof slot
-    (both or neither); ``quota_full``: the never-invoiced slots were free but the daily
-    no-proof quota was not (so nothing is held).
+    ``empty``: it stopped at the missing epoch (nothing was done or read). ``suspended``:
+    it stopped at the flag (nothing else was done or read). ``full``: the index of the
+    first full window (nothing after it was done or read), or -1 when the lookup was
+    counted. The rest is read only when it got that far. ``step_up_until``: the end (ms)
+    of a recorded step-up, 0 if none. Without card proof: ``pending`` and ``overdue`` per
+    never-invoiced scope, before the hold; ``held``: this lookup holds its never-invoiced
+    slots and its daily no-proof slot (both or neither); ``quota_full``: the
+    never-invoiced slots were free but the daily no-proof quota was not (so nothing is
+    held).
     """
 
     empty: bool = False
@@ -270,8 +162,12 @@ class AdmitReading(NamedTuple):
 
 
 class ObserveReading(NamedTuple):
-    """What :meth:`CounterStore.observe_lookup` found: the fields of
-    :class:`ObservationCounts`."""
+    """What :meth:`CounterStore.observe_lookup` found (zeros for the steps it skipped).
+
+    ``checked`` is True for the first check of the day (``check`` was set now);
+    ``invoiced`` is counted only when ``looked`` reaches ``min_looked``; ``once_set`` has
+    one entry per once key asked about. ``empty``: it stopped at the missing epoch.
+    """
 
     outcomes: tuple[str, ...] = ()
     seen: int = 0
@@ -290,18 +186,13 @@ class CounterStore(Protocol):
     refreshes the key's time to live, which only collects garbage: no decision depends on
     a key expiring, decisions read the timestamps stored in the data.
 
-    :meth:`admission`, :meth:`observation`, :meth:`step_up` and :meth:`claim` bundle
-    the simple operations a guard phase needs into one atomic operation (one round trip
-    to Redis) with the same effects as the simple operations made one after the other.
+    :meth:`admit_lookup`, :meth:`observe_lookup`, :meth:`release_lookup`,
+    :meth:`step_up` and :meth:`claim` bundle the simple operations a guard phase needs into
+    one atomic operation (one round trip to Redis) with the same effects as the simple
+    operations made one after the other (two steps of the lookups have no simple
+    operation of their own: the daily no-proof hold and the person added to the
+    never-invoiced people).
     """
-
-    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
-        """Do the counter work of an admission (see :class:`AdmissionPlan`)."""
-        ...
-
-    def observation(self, plan: ObservationPlan) -> ObservationCounts:
-        """Do the counter work of an observed lookup (see :class:`ObservationPlan`)."""
-        ...
 
     def admit_lookup(
         self,
@@ -317,12 +208,19 @@ class CounterStore(Protocol):
     ) -> AdmitReading:
         """The whole counter work of one admission, atomically (one round trip).
 
-        The steps of :meth:`admission` (member and pace value ``token`` and ``now_ms``;
-        then the recorded step-up's end is read); without card proof, then those of
-        :meth:`unbilled` with ``reserve`` (limits ``overdue_limit`` and
-        ``pending_limit``) and, if the slots were held, :meth:`reserve` of one slot of
-        the daily quota ``answered`` (``quota_limit``, holds in ``holds``); if that
-        fails the never-invoiced slots are given back. The holds are taken whatever the
+        In this order: stop if ``epoch_key`` is given and absent (the store came back
+        empty and its counters are not rebuilt yet); stop if the flag ``keys.flag`` is set
+        (the principal is suspended); count ``token`` at ``now_ms`` in the windows
+        ``keys.windows`` as :meth:`hit_windows` does and stop if one is full; if ``pace``,
+        push ``now_ms`` onto ``keys.pace`` as :meth:`push_recent` does; read the size of
+        ``keys.seen`` and the recorded step-up's end (field ``until`` of hash
+        ``keys.step_up``). Without card proof, then: read the list ``keys.outcomes`` and
+        the size of ``keys.answered``; do what :meth:`unbilled` does on ``keys.scopes``
+        (bill ``keys.bill``, limits ``overdue_limit`` and ``pending_limit``, holding
+        ``token``); if those slots were held, drop the lapsed holds of ``keys.holds`` and,
+        if the size of ``keys.answered`` plus the live holds is below ``quota_limit``,
+        hold ``token`` there until ``now_ms + hold_ms`` (a slot of the daily no-proof
+        quota), else give the never-invoiced slots back. The holds are taken whatever the
         guard decides from the readings: it gives them back with :meth:`release_lookup`
         when it does not allow the lookup.
         """
@@ -343,11 +241,21 @@ class CounterStore(Protocol):
     ) -> ObserveReading:
         """The whole counter work of one observed lookup, atomically (one round trip).
 
-        If ``subject`` and ``care_date``: add the date to the person's set (``dates`` +
-        subject); past ``dates_free`` dates the person counted is ``subject@date``. Then
-        the steps of :meth:`observation` and, without card proof, those of
-        :meth:`unbilled_answer` (the holds released, the person counted as awaiting an
-        invoice).
+        In this order: stop if ``epoch_key`` is given and absent (nothing done); if
+        ``subject`` and ``care_date``, add the date to the person's set (``keys.dates`` +
+        subject): past ``dates_free`` dates the person counted is ``subject@date``; set
+        field ``keys.structure`` of hash ``keys.active`` to ``keys.category``; without card
+        proof, push ``outcome`` onto ``keys.outcomes`` (kept to ``outcomes_keep`` items);
+        if ``subject`` is set (a hit), add it to ``keys.seen`` and, without proof, to
+        ``keys.answered``; without proof, release the hold ``token`` of ``keys.holds``;
+        set the once-flag ``keys.check`` and, the first time only, count
+        ``keys.judged_seen`` and, if it holds at least ``min_looked`` members, its common
+        members with ``keys.judged_invoiced``; tell which of ``once_keys`` are set. Last,
+        without proof: release ``token``'s never-invoiced holds and, on a hit, add the
+        person to the pending people of every scope where it is neither pending nor
+        overdue (score ``now_ms``), and note in hash ``keys.by`` that the first scope
+        answered it. The day's sets and the activity hash get ``day_ttl``, the
+        never-invoiced people ``unbilled_ttl``.
         """
         ...
 
@@ -384,20 +292,6 @@ class CounterStore(Protocol):
     def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
         """Bring the pending and overdue people of each scope up to date, count them, and
         hold a slot if allowed (see :class:`UnbilledPlan`)."""
-        ...
-
-    def unbilled_answer(
-        self,
-        scopes: Sequence[str],
-        token: str,
-        subject: str | None,
-        by_key: str,
-        now_ms: int,
-        ttl_seconds: int,
-    ) -> None:
-        """Release ``token``'s holds in every scope; if ``subject`` (a hit), add it to the
-        pending people of every scope where it is neither pending nor overdue (score
-        ``now_ms``), and note in hash ``by_key`` that the first scope answered it."""
         ...
 
     def unbilled_invoice(
@@ -443,22 +337,6 @@ class CounterStore(Protocol):
 
     def count_common(self, key_a: str, key_b: str) -> int:
         """Size of the intersection of two sets."""
-        ...
-
-    def reserve(
-        self,
-        quota_key: str,
-        holds_key: str,
-        token: str,
-        limit: int,
-        now_ms: int,
-        hold_ms: int,
-        ttl_seconds: int,
-    ) -> bool:
-        """Hold one slot of a quota if size(quota set) + live holds < ``limit``.
-
-        A hold lapses ``hold_ms`` after ``now_ms`` if never released.
-        """
         ...
 
     def release(self, holds_key: str, token: str) -> None:
@@ -872,63 +750,6 @@ class MemoryCounterStore:
             for i in range(0, len(keys.unbilled), 3):
                 self._release(keys.unbilled[i], token)
 
-    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
-        """See :meth:`CounterStore.admission`."""
-        with self._lock:
-            self._now = self._clock()
-            if plan.epoch_key is not None and not self._has_flag(plan.epoch_key):
-                return AdmissionCounts(empty=True)
-            if self._has_flag(plan.flag_key):
-                return AdmissionCounts(suspended=True)
-            full = self._hit_windows(
-                plan.window_keys, plan.window_limits, plan.now_ms, plan.window_ms, plan.member
-            )
-            if full >= 0:
-                return AdmissionCounts(full=full)
-            pace: list[str] = []
-            if plan.pace:
-                pace = self._push_recent(
-                    plan.pace_key, plan.pace_value, plan.pace_keep, plan.pace_ttl_seconds
-                )
-            seen = self._count_distinct(plan.seen_key)
-            outcomes: list[str] = []
-            answered = 0
-            if plan.no_proof:
-                outcomes = self._recent(plan.outcomes_key)
-                answered = self._count_distinct(plan.answered_key)
-            return AdmissionCounts(False, -1, tuple(pace), seen, tuple(outcomes), answered)
-
-    def observation(self, plan: ObservationPlan) -> ObservationCounts:
-        """See :meth:`CounterStore.observation`."""
-        ttl = plan.day_ttl_seconds
-        with self._lock:
-            self._now = self._clock()
-            if plan.epoch_key is not None and not self._has_flag(plan.epoch_key):
-                return ObservationCounts(empty=True)
-            self._hash_set(plan.active_key, plan.structure, plan.category, ttl)
-            outcomes: list[str] = []
-            if plan.no_proof:
-                outcomes = self._push_recent(
-                    plan.outcomes_key, plan.outcome, plan.outcomes_keep, plan.outcomes_ttl_seconds
-                )
-            seen = answered = 0
-            if plan.subject is not None:
-                seen = self._add_distinct(plan.seen_key, plan.subject, ttl)
-                if plan.no_proof:
-                    answered = self._add_distinct(plan.answered_key, plan.subject, ttl)
-            if plan.no_proof:
-                self._release(plan.holds_key, plan.token)
-            checked = self._set_once(plan.check_key, plan.check_ttl_seconds)
-            looked = invoiced = 0
-            if checked:
-                looked = self._count_distinct(plan.judged_seen_key)
-                if looked >= plan.min_looked:
-                    invoiced = self._count_common(plan.judged_seen_key, plan.judged_invoiced_key)
-            once_set = tuple(self._has_flag(k) for k in plan.once_keys)
-            return ObservationCounts(
-                tuple(outcomes), seen, answered, checked, looked, invoiced, once_set
-            )
-
     def restore(self, snapshot: CounterSnapshot) -> None:
         """See :meth:`CounterStore.restore`."""
         with self._lock:
@@ -996,21 +817,6 @@ class MemoryCounterStore:
                 plan.ttl_seconds,
             )
             return UnbilledCounts(pending, overdue, reserved)
-
-    def unbilled_answer(
-        self,
-        scopes: Sequence[str],
-        token: str,
-        subject: str | None,
-        by_key: str,
-        now_ms: int,
-        ttl_seconds: int,
-    ) -> None:
-        """See :meth:`CounterStore.unbilled_answer`."""
-        keys = tuple(f"{kind}:{scope}" for scope in scopes for kind in ("ubh", "ubp", "ubo"))
-        with self._lock:
-            self._now = self._clock()
-            self._unbilled_answer(keys, scopes, token, subject, by_key, now_ms, ttl_seconds)
 
     def unbilled_invoice(
         self,
@@ -1085,21 +891,6 @@ class MemoryCounterStore:
         with self._lock:
             self._now = self._clock()
             return self._count_common(key_a, key_b)
-
-    def reserve(
-        self,
-        quota_key: str,
-        holds_key: str,
-        token: str,
-        limit: int,
-        now_ms: int,
-        hold_ms: int,
-        ttl_seconds: int,
-    ) -> bool:
-        """See :meth:`CounterStore.reserve`."""
-        with self._lock:
-            self._now = self._clock()
-            return self._reserve(quota_key, holds_key, token, limit, now_ms, hold_ms, ttl_seconds)
 
     def release(self, holds_key: str, token: str) -> None:
         """See :meth:`CounterStore.release`."""

@@ -10,13 +10,9 @@ import redis
 from redis.commands.core import Script
 
 from tierspayant.security.guard.counters import (
-    AdmissionCounts,
-    AdmissionPlan,
     AdmitReading,
     CounterSnapshot,
     LookupKeys,
-    ObservationCounts,
-    ObservationPlan,
     ObserveReading,
     StoreLimits,
     UnbilledCounts,
@@ -25,130 +21,39 @@ from tierspayant.security.guard.counters import (
 from tierspayant.security.guard.values import CounterStoreUnavailable
 
 # Lua keeps each compound decision atomic on the Redis server: no other worker can slip a
-# lookup between the check and the count. The bundled scripts (admission, observation,
-# step-up) issue the very commands of the simple operations they stand for, in order.
-_WINDOWS_LUA = """
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local member = ARGV[3]
-local ttl = tonumber(ARGV[4])
-for i = 1, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[4 + i]) then
-    return i - 1
+# lookup between the check and the count. The bundled scripts (admit, observe and release
+# a lookup, step-up) issue the very commands of the simple operations they stand for, in
+# order. A script that repeats another's steps is built from the same fragment: a local
+# function taking the place of its keys and arguments (KEYS[first + i], ARGV[limits + i]).
+
+# The sliding windows KEYS[first + 1 .. first + count], their limits ARGV[limits + 1 ..]:
+# the index of the first full one, else -1 once ``member`` is counted in every one.
+_WINDOWS_FN = """
+local function hit_windows(first, count, limits, now, window, member, ttl)
+  for i = 1, count do
+    redis.call('ZREMRANGEBYSCORE', KEYS[first + i], '-inf', now - window)
+    if redis.call('ZCARD', KEYS[first + i]) >= tonumber(ARGV[limits + i]) then
+      return i - 1
+    end
   end
+  for i = 1, count do
+    redis.call('ZADD', KEYS[first + i], now, member)
+    redis.call('EXPIRE', KEYS[first + i], ttl)
+  end
+  return -1
 end
-for i = 1, #KEYS do
-  redis.call('ZADD', KEYS[i], now, member)
-  redis.call('EXPIRE', KEYS[i], ttl)
-end
-return -1
 """
 
-_RESERVE_LUA = """
-local now = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local used = redis.call('SCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
-if used >= tonumber(ARGV[3]) then
-  return 0
-end
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
-return 1
+# KEYS: the windows. ARGV: now, window, member, ttl, then one limit per window.
+_WINDOWS_LUA = (
+    _WINDOWS_FN
+    + """
+return hit_windows(0, #KEYS, 4, tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]))
 """
+)
 
 _COMMON_LUA = """
 return #redis.call('SINTER', KEYS[1], KEYS[2])
-"""
-
-# KEYS: flag, pace, seen, outcomes, answered, epoch, then the windows.
-# ARGV: now, window, member, window ttl, pace?, pace value, pace keep, pace ttl, no proof?,
-# epoch?, then one limit per window.
-_ADMISSION_LUA = """
-if ARGV[10] == '1' and redis.call('EXISTS', KEYS[6]) == 0 then
-  return {2, -1}
-end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {1, -1}
-end
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local windows = #KEYS - 6
-for i = 1, windows do
-  redis.call('ZREMRANGEBYSCORE', KEYS[6 + i], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[6 + i]) >= tonumber(ARGV[10 + i]) then
-    return {0, i - 1}
-  end
-end
-for i = 1, windows do
-  redis.call('ZADD', KEYS[6 + i], now, ARGV[3])
-  redis.call('EXPIRE', KEYS[6 + i], tonumber(ARGV[4]))
-end
-local pace = {}
-if ARGV[5] == '1' then
-  redis.call('LPUSH', KEYS[2], ARGV[6])
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[7]) - 1)
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[8]))
-  pace = redis.call('LRANGE', KEYS[2], 0, -1)
-end
-local seen = redis.call('SCARD', KEYS[3])
-local outcomes = {}
-local answered = 0
-if ARGV[9] == '1' then
-  outcomes = redis.call('LRANGE', KEYS[4], 0, -1)
-  answered = redis.call('SCARD', KEYS[5])
-end
-return {0, -1, pace, seen, outcomes, answered}
-"""
-
-# KEYS: active, outcomes, seen, answered, holds, check, judged seen, judged invoiced,
-# epoch, then the once keys. ARGV: structure, category, day ttl, no proof?, outcome, keep,
-# outcomes ttl, hit?, subject, token, check ttl, min looked, epoch?.
-_OBSERVATION_LUA = """
-if ARGV[13] == '1' and redis.call('EXISTS', KEYS[9]) == 0 then
-  return {}
-end
-local ttl = tonumber(ARGV[3])
-local no_proof = ARGV[4] == '1'
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ttl)
-local outcomes = {}
-if no_proof then
-  redis.call('LPUSH', KEYS[2], ARGV[5])
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
-  outcomes = redis.call('LRANGE', KEYS[2], 0, -1)
-end
-local seen = 0
-local answered = 0
-if ARGV[8] == '1' then
-  redis.call('SADD', KEYS[3], ARGV[9])
-  redis.call('EXPIRE', KEYS[3], ttl)
-  seen = redis.call('SCARD', KEYS[3])
-  if no_proof then
-    redis.call('SADD', KEYS[4], ARGV[9])
-    redis.call('EXPIRE', KEYS[4], ttl)
-    answered = redis.call('SCARD', KEYS[4])
-  end
-end
-if no_proof then
-  redis.call('ZREM', KEYS[5], ARGV[10])
-end
-local checked = 0
-local looked = 0
-local invoiced = 0
-if redis.call('SET', KEYS[6], '1', 'EX', tonumber(ARGV[11]), 'NX') then
-  checked = 1
-  looked = redis.call('SCARD', KEYS[7])
-  if looked >= tonumber(ARGV[12]) then
-    invoiced = #redis.call('SINTER', KEYS[7], KEYS[8])
-  end
-end
-local once_set = {}
-for i = 10, #KEYS do
-  once_set[#once_set + 1] = redis.call('EXISTS', KEYS[i])
-end
-return {outcomes, seen, answered, checked, looked, invoiced, once_set}
 """
 
 # KEYS: counter, flag, once. ARGV: counter ttl, limit, once ttl.
@@ -166,67 +71,64 @@ return {count, 0}
 """
 
 
+# The never-invoiced people of ``scopes`` scopes, whose (holds, pending, overdue) keys
+# follow KEYS[first], in threes: lapsed holds dropped, pending people answered at or
+# before ``due`` made overdue unless the bill (a key) shows them invoiced, overdue ones
+# answered at or before ``gone`` dropped. Returns the counts per scope and whether every
+# scope is below both limits; ``hold`` then holds ``token`` in every scope.
+_UNBILLED_FN = """
+local function sweep(bill, first, scopes, now, due, gone, slack, overdue_limit, pending_limit, ttl)
+  local pending, overdue, ok = {}, {}, true
+  for i = 1, scopes do
+    local holds = KEYS[first + 3 * i - 2]
+    local pend, over = KEYS[first + 3 * i - 1], KEYS[first + 3 * i]
+    redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
+    local expired = redis.call('ZRANGEBYSCORE', pend, '-inf', due, 'WITHSCORES')
+    for j = 1, #expired, 2 do
+      local subject, at = expired[j], tonumber(expired[j + 1])
+      redis.call('ZREM', pend, subject)
+      local billed = redis.call('ZSCORE', bill, subject)
+      if (not billed) or tonumber(billed) < at - slack then
+        redis.call('ZADD', over, at, subject)
+      end
+    end
+    redis.call('ZREMRANGEBYSCORE', over, '-inf', gone)
+    pending[i] = redis.call('ZCARD', pend) + redis.call('ZCARD', holds)
+    overdue[i] = redis.call('ZCARD', over)
+    if overdue[i] >= overdue_limit or pending[i] >= pending_limit then
+      ok = false
+    end
+    redis.call('EXPIRE', pend, ttl)
+    redis.call('EXPIRE', over, ttl)
+  end
+  return pending, overdue, ok
+end
+
+local function hold(first, scopes, until_ms, token, ttl)
+  for i = 1, scopes do
+    redis.call('ZADD', KEYS[first + 3 * i - 2], until_ms, token)
+    redis.call('EXPIRE', KEYS[first + 3 * i - 2], ttl)
+  end
+end
+"""
+
 # KEYS: bill, then (holds, pending, overdue) per scope. ARGV: now, grace, window, slack,
 # overdue limit, pending limit, token, hold, ttl, reserve?
-_UNBILLED_LUA = """
+_UNBILLED_LUA = (
+    _UNBILLED_FN
+    + """
 local now = tonumber(ARGV[1])
-local due = now - tonumber(ARGV[2])
-local gone = now - tonumber(ARGV[3])
-local slack = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[9])
 local scopes = (#KEYS - 1) / 3
-local pending, overdue = {}, {}
-local ok = ARGV[10] == '1'
-for i = 1, scopes do
-  local holds, pend, over = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
-  redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
-  local expired = redis.call('ZRANGEBYSCORE', pend, '-inf', due, 'WITHSCORES')
-  for j = 1, #expired, 2 do
-    local subject, answered = expired[j], tonumber(expired[j + 1])
-    redis.call('ZREM', pend, subject)
-    local billed = redis.call('ZSCORE', KEYS[1], subject)
-    if (not billed) or tonumber(billed) < answered - slack then
-      redis.call('ZADD', over, answered, subject)
-    end
-  end
-  redis.call('ZREMRANGEBYSCORE', over, '-inf', gone)
-  pending[i] = redis.call('ZCARD', pend) + redis.call('ZCARD', holds)
-  overdue[i] = redis.call('ZCARD', over)
-  if overdue[i] >= tonumber(ARGV[5]) or pending[i] >= tonumber(ARGV[6]) then
-    ok = false
-  end
-  redis.call('EXPIRE', pend, ttl)
-  redis.call('EXPIRE', over, ttl)
-end
+local pending, overdue, ok = sweep(KEYS[1], 1, scopes, now, now - tonumber(ARGV[2]),
+  now - tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ttl)
+ok = ok and ARGV[10] == '1'
 if ok then
-  for i = 1, scopes do
-    redis.call('ZADD', KEYS[3 * i - 1], now + tonumber(ARGV[8]), ARGV[7])
-    redis.call('EXPIRE', KEYS[3 * i - 1], ttl)
-  end
+  hold(1, scopes, now + tonumber(ARGV[8]), ARGV[7], ttl)
 end
 return {pending, overdue, ok and 1 or 0}
 """
-
-# KEYS: by, then (holds, pending, overdue) per scope. ARGV: token, hit?, subject, now, ttl,
-# the first scope's name.
-_UNBILLED_ANSWER_LUA = """
-local scopes = (#KEYS - 1) / 3
-for i = 1, scopes do
-  local holds, pend, over = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
-  redis.call('ZREM', holds, ARGV[1])
-  if ARGV[2] == '1' then
-    if not redis.call('ZSCORE', pend, ARGV[3]) and not redis.call('ZSCORE', over, ARGV[3]) then
-      redis.call('ZADD', pend, tonumber(ARGV[4]), ARGV[3])
-    end
-    redis.call('EXPIRE', pend, tonumber(ARGV[5]))
-  end
-end
-if ARGV[2] == '1' and scopes > 0 then
-  redis.call('HSET', KEYS[1], ARGV[3], ARGV[6])
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
-end
-return 1
-"""
+)
 
 # KEYS: bill, by. ARGV: subject, care, slack, ttl, structure scope, prefix.
 _UNBILLED_INVOICE_LUA = """
@@ -254,14 +156,18 @@ return 1
 """
 
 
-# The whole admission of one lookup (``admit_lookup``): the admission bundle, the
-# recorded step-up, and without card proof the never-invoiced windows and both holds.
+# The whole admission of one lookup (``admit_lookup``): the epoch, the suspension flag,
+# the rate windows, the pace and the figures read, the recorded step-up, and without card
+# proof the never-invoiced windows and both holds.
 # KEYS: flag, pace, seen, outcomes, answered, epoch, step-up, holds, bill, then
 # (holds, pending, overdue) per never-invoiced scope (two), then the rate windows.
 # ARGV: now, window, token, window ttl, pace?, pace keep, pace ttl, no proof?, epoch?,
 # grace, unbilled window, slack, overdue limit, pending limit, hold, unbilled ttl,
 # quota limit, day ttl, then one limit per window.
-_ADMIT_LOOKUP_LUA = """
+_ADMIT_LOOKUP_LUA = (
+    _WINDOWS_FN
+    + _UNBILLED_FN
+    + """
 if ARGV[9] == '1' and redis.call('EXISTS', KEYS[6]) == 0 then
   return {2, -1}
 end
@@ -269,18 +175,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return {1, -1}
 end
 local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
 local token = ARGV[3]
-local windows = #KEYS - 15
-for i = 1, windows do
-  redis.call('ZREMRANGEBYSCORE', KEYS[15 + i], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[15 + i]) >= tonumber(ARGV[18 + i]) then
-    return {0, i - 1}
-  end
-end
-for i = 1, windows do
-  redis.call('ZADD', KEYS[15 + i], now, token)
-  redis.call('EXPIRE', KEYS[15 + i], tonumber(ARGV[4]))
+local full = hit_windows(15, #KEYS - 15, 18, now, tonumber(ARGV[2]), token, tonumber(ARGV[4]))
+if full >= 0 then
+  return {0, full}
 end
 local pace = {}
 if ARGV[5] == '1' then
@@ -296,54 +194,33 @@ if ARGV[8] ~= '1' then
 end
 local outcomes = redis.call('LRANGE', KEYS[4], 0, -1)
 local answered = redis.call('SCARD', KEYS[5])
-local due = now - tonumber(ARGV[10])
-local gone = now - tonumber(ARGV[11])
-local slack = tonumber(ARGV[12])
-local hold = tonumber(ARGV[15])
+local hold_ms = tonumber(ARGV[15])
 local ttl = tonumber(ARGV[16])
-local pending, overdue = {}, {}
-local ok = true
-for i = 1, 2 do
-  local holds, pend, over = KEYS[7 + 3 * i], KEYS[8 + 3 * i], KEYS[9 + 3 * i]
-  redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
-  local expired = redis.call('ZRANGEBYSCORE', pend, '-inf', due, 'WITHSCORES')
-  for j = 1, #expired, 2 do
-    local subject, at = expired[j], tonumber(expired[j + 1])
-    redis.call('ZREM', pend, subject)
-    local billed = redis.call('ZSCORE', KEYS[9], subject)
-    if (not billed) or tonumber(billed) < at - slack then
-      redis.call('ZADD', over, at, subject)
-    end
-  end
-  redis.call('ZREMRANGEBYSCORE', over, '-inf', gone)
-  pending[i] = redis.call('ZCARD', pend) + redis.call('ZCARD', holds)
-  overdue[i] = redis.call('ZCARD', over)
-  if overdue[i] >= tonumber(ARGV[13]) or pending[i] >= tonumber(ARGV[14]) then
-    ok = false
-  end
-  redis.call('EXPIRE', pend, ttl)
-  redis.call('EXPIRE', over, ttl)
-end
+local pending, overdue, ok = sweep(KEYS[9], 9, 2, now, now - tonumber(ARGV[10]),
+  now - tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), ttl)
 local held, quota_full = 0, 0
 if ok then
   redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now)
   if answered + redis.call('ZCARD', KEYS[8]) >= tonumber(ARGV[17]) then
+    -- The never-invoiced slots held and given back at once: only their expiry is renewed.
     quota_full = 1
-  else
-    held = 1
-    redis.call('ZADD', KEYS[8], now + hold, token)
-    redis.call('EXPIRE', KEYS[8], tonumber(ARGV[18]))
     for i = 1, 2 do
-      redis.call('ZADD', KEYS[7 + 3 * i], now + hold, token)
       redis.call('EXPIRE', KEYS[7 + 3 * i], ttl)
     end
+  else
+    held = 1
+    redis.call('ZADD', KEYS[8], now + hold_ms, token)
+    redis.call('EXPIRE', KEYS[8], tonumber(ARGV[18]))
+    hold(9, 2, now + hold_ms, token, ttl)
   end
 end
 return {0, -1, pace, seen, outcomes, answered, until_ms, pending, overdue, held, quota_full}
 """
+)
 
 # The whole observation of one lookup (``observe_lookup``): the care-date set, the
-# observation bundle, and without card proof the never-invoiced bookkeeping.
+# activity, outcome and people counted, the day's invoice check, the once keys read, and
+# without card proof the never-invoiced bookkeeping.
 # KEYS: active, outcomes, seen, answered, holds, check, judged seen, judged invoiced,
 # epoch, by, dates, then (holds, pending, overdue) per scope (two), then the once keys.
 # ARGV: structure, category, day ttl, no proof?, outcome, keep, outcomes ttl, hit?,
@@ -462,13 +339,9 @@ class RedisCounterStore:
         self._redis = client
         self._prefix = prefix
         self._windows = client.register_script(_WINDOWS_LUA)
-        self._reserve = client.register_script(_RESERVE_LUA)
         self._common = client.register_script(_COMMON_LUA)
-        self._admission = client.register_script(_ADMISSION_LUA)
-        self._observation = client.register_script(_OBSERVATION_LUA)
         self._step_up = client.register_script(_STEP_UP_LUA)
         self._unbilled = client.register_script(_UNBILLED_LUA)
-        self._unbilled_answer = client.register_script(_UNBILLED_ANSWER_LUA)
         self._unbilled_invoice = client.register_script(_UNBILLED_INVOICE_LUA)
         # Loaded on first use (EVALSHA; on NOSCRIPT, after a Redis restart or failover,
         # redis-py loads the script and runs it again).
@@ -670,85 +543,6 @@ class RedisCounterStore:
         with self._errors("release_lookup"):
             self._run(self._release_lookup, self._lookup_names(keys)[2], [token])
 
-    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
-        """See :meth:`CounterStore.admission`."""
-        keys = [
-            plan.flag_key,
-            plan.pace_key,
-            plan.seen_key,
-            plan.outcomes_key,
-            plan.answered_key,
-            plan.epoch_key or "epoch",
-            *plan.window_keys,
-        ]
-        args: list[str | int] = [
-            plan.now_ms,
-            plan.window_ms,
-            plan.member,
-            plan.window_ms // 1000 + 60,
-            _flag(plan.pace),
-            plan.pace_value,
-            plan.pace_keep,
-            plan.pace_ttl_seconds,
-            _flag(plan.no_proof),
-            _flag(plan.epoch_key is not None),
-            *plan.window_limits,
-        ]
-        with self._errors("admission"):
-            raw = self._run(self._admission, [self._k(k) for k in keys], args)
-        if int(raw[0]) == 2:
-            return AdmissionCounts(empty=True)
-        if int(raw[0]) == 1:
-            return AdmissionCounts(suspended=True)
-        if int(raw[1]) >= 0:
-            return AdmissionCounts(full=int(raw[1]))
-        pace, seen, outcomes, answered = raw[2:]
-        return AdmissionCounts(False, -1, _texts(pace), int(seen), _texts(outcomes), int(answered))
-
-    def observation(self, plan: ObservationPlan) -> ObservationCounts:
-        """See :meth:`CounterStore.observation`."""
-        keys = [
-            plan.active_key,
-            plan.outcomes_key,
-            plan.seen_key,
-            plan.answered_key,
-            plan.holds_key,
-            plan.check_key,
-            plan.judged_seen_key,
-            plan.judged_invoiced_key,
-            plan.epoch_key or "epoch",
-            *plan.once_keys,
-        ]
-        args: list[str | int] = [
-            plan.structure,
-            plan.category,
-            plan.day_ttl_seconds,
-            _flag(plan.no_proof),
-            plan.outcome,
-            plan.outcomes_keep,
-            plan.outcomes_ttl_seconds,
-            _flag(plan.subject is not None),
-            plan.subject or "",
-            plan.token,
-            plan.check_ttl_seconds,
-            plan.min_looked,
-            _flag(plan.epoch_key is not None),
-        ]
-        with self._errors("observation"):
-            raw = self._run(self._observation, [self._k(k) for k in keys], args)
-        if not raw:
-            return ObservationCounts(empty=True)
-        outcomes, seen, answered, checked, looked, invoiced, once_set = raw
-        return ObservationCounts(
-            _texts(outcomes),
-            int(seen),
-            int(answered),
-            int(checked) == 1,
-            int(looked),
-            int(invoiced),
-            tuple(int(v) > 0 for v in once_set),
-        )
-
     def restore(self, snapshot: CounterSnapshot) -> None:
         """See :meth:`CounterStore.restore`: one MULTI/EXEC transaction, epoch last."""
 
@@ -822,23 +616,6 @@ class RedisCounterStore:
         return UnbilledCounts(
             tuple(int(v) for v in pending), tuple(int(v) for v in overdue), int(reserved) == 1
         )
-
-    def unbilled_answer(
-        self,
-        scopes: Sequence[str],
-        token: str,
-        subject: str | None,
-        by_key: str,
-        now_ms: int,
-        ttl_seconds: int,
-    ) -> None:
-        """See :meth:`CounterStore.unbilled_answer`."""
-        keys = [self._k(by_key), *self._scope_keys(scopes)]
-        first = scopes[0] if scopes else ""
-        args: list[str | int] = [token, _flag(subject is not None), subject or "", now_ms]
-        args += [ttl_seconds, first]
-        with self._errors("unbilled_answer"):
-            self._run(self._unbilled_answer, keys, args)
 
     def unbilled_invoice(
         self,
@@ -919,22 +696,6 @@ class RedisCounterStore:
         """See :meth:`CounterStore.count_common`."""
         with self._errors("count_common"):
             return int(self._run(self._common, [self._k(key_a), self._k(key_b)], []))
-
-    def reserve(
-        self,
-        quota_key: str,
-        holds_key: str,
-        token: str,
-        limit: int,
-        now_ms: int,
-        hold_ms: int,
-        ttl_seconds: int,
-    ) -> bool:
-        """See :meth:`CounterStore.reserve`."""
-        with self._errors("reserve"):
-            keys = [self._k(quota_key), self._k(holds_key)]
-            args: list[str | int] = [now_ms, token, limit, hold_ms, ttl_seconds]
-            return int(self._run(self._reserve, keys, args)) == 1
 
     def release(self, holds_key: str, token: str) -> None:
         """See :meth:`CounterStore.release`."""

@@ -21,24 +21,20 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard.counters import (
-    AdmissionCounts,
-    AdmissionPlan,
     AdmitReading,
     CounterSnapshot,
     CounterStore,
     LookupKeys,
-    ObservationCounts,
-    ObservationPlan,
     ObserveReading,
     StoreLimits,
     UnbilledCounts,
@@ -423,28 +419,6 @@ class RestoringCounterStore:
         self.store = store
         self.restorer = restorer
 
-    def admission(self, plan: AdmissionPlan) -> AdmissionCounts:
-        """See :meth:`CounterStore.admission`; requires the epoch."""
-        checked = _with_epoch(plan)
-        counts = self.store.admission(checked)
-        if counts.empty:
-            self.restorer.ensure()
-            counts = self.store.admission(checked)
-            if counts.empty:  # emptied again meanwhile: give up, closed
-                raise CounterStoreUnavailable("admission")
-        return counts
-
-    def observation(self, plan: ObservationPlan) -> ObservationCounts:
-        """See :meth:`CounterStore.observation`; requires the epoch."""
-        checked = _with_epoch(plan)
-        counts = self.store.observation(checked)
-        if counts.empty:
-            self.restorer.ensure()
-            counts = self.store.observation(checked)
-            if counts.empty:
-                raise CounterStoreUnavailable("observation")
-        return counts
-
     def restore(self, snapshot: CounterSnapshot) -> None:
         """See :meth:`CounterStore.restore`."""
         self.store.restore(snapshot)
@@ -532,18 +506,6 @@ class RestoringCounterStore:
         are not rebuilt after an empty restart (docs/guard.md, "After a restart")."""
         return self.store.unbilled(plan)
 
-    def unbilled_answer(
-        self,
-        scopes: Sequence[str],
-        token: str,
-        subject: str | None,
-        by_key: str,
-        now_ms: int,
-        ttl_seconds: int,
-    ) -> None:
-        """See :meth:`CounterStore.unbilled_answer`."""
-        self.store.unbilled_answer(scopes, token, subject, by_key, now_ms, ttl_seconds)
-
     def unbilled_invoice(
         self,
         structure_scope: str,
@@ -585,19 +547,6 @@ class RestoringCounterStore:
         """See :meth:`CounterStore.count_common`."""
         return self.store.count_common(key_a, key_b)
 
-    def reserve(
-        self,
-        quota_key: str,
-        holds_key: str,
-        token: str,
-        limit: int,
-        now_ms: int,
-        hold_ms: int,
-        ttl_seconds: int,
-    ) -> bool:
-        """See :meth:`CounterStore.reserve`."""
-        return self.store.reserve(quota_key, holds_key, token, limit, now_ms, hold_ms, ttl_seconds)
-
     def release(self, holds_key: str, token: str) -> None:
         """See :meth:`CounterStore.release`."""
         self.store.release(holds_key, token)
@@ -629,10 +578,3 @@ class RestoringCounterStore:
     def delete(self, *keys: str) -> None:
         """See :meth:`CounterStore.delete`."""
         self.store.delete(*keys)
-
-
-_Plan = TypeVar("_Plan", AdmissionPlan, ObservationPlan)
-
-
-def _with_epoch(plan: _Plan) -> _Plan:
-    return plan if plan.epoch_key == EPOCH_KEY else replace(plan, epoch_key=EPOCH_KEY)
