@@ -1,11 +1,14 @@
 """Rights check over HTTP (auth, guard, card checks, encryption, audit on) against a bare
 Starlette POST route, same run, load from wrk.
 
-Three servers under the same uvicorn settings (and the same number of worker processes):
+Four servers under the same uvicorn settings (and the same number of worker processes):
 the bare Starlette route (the baseline: ``POST /v1/eligibility`` with the same bodies and
 the same ``Authorization`` header, read in full and answered with a fixed document), a
 FastAPI route with the rights check's models and a bearer check but no work (the
-framework's floor), and the platform. Each round loads the three in a shuffled order
+framework's floor), the I/O floor (``bench/io_floor.py``: only the index read, the
+guard's counters and a chained audit row committed per answer, on the same database and
+Redis; the ratio no implementation of the check on this stack can pass), and the
+platform. Each round loads the four in a shuffled order
 (interleaved rounds: load on the machine weighs on all alike); the figure is the median
 of the per-round ratios platform / bare. A share of the cards (``--miss-percent``) names
 nobody: their answers must be the same "nothing covered" as for anyone unknown. Every
@@ -258,14 +261,21 @@ def main() -> None:
         ports = {
             "bare_starlette": free_port(),
             "fastapi_floor": free_port(),
+            "io_floor": free_port(),
             "rights_check": free_port(),
         }
-        kinds = {"bare_starlette": "bare", "fastapi_floor": "floor", "rights_check": "platform"}
+        kinds = {
+            "bare_starlette": "bare",
+            "fastapi_floor": "floor",
+            "io_floor": "io_floor",
+            "rights_check": "platform",
+        }
         servers: dict[str, subprocess.Popen[bytes]] = {}
         results: dict[str, list[WrkResult]] = {label: [] for label in ports}
         checks: list[dict[str, int]] = []
         ratios: list[float] = []
         floor_ratios: list[float] = []
+        io_ratios: list[float] = []
         try:  # servers started inside: one that fails to start leaves none behind
             for label, port in ports.items():
                 servers[label] = serve(kinds[label], port, env, args.workers)
@@ -295,6 +305,7 @@ def main() -> None:
                 bare = results["bare_starlette"][-1].rps
                 ratios.append(results["rights_check"][-1].rps / bare)
                 floor_ratios.append(results["fastapi_floor"][-1].rps / bare)
+                io_ratios.append(results["io_floor"][-1].rps / bare)
         finally:
             for process in servers.values():
                 process.terminate()
@@ -317,8 +328,19 @@ def main() -> None:
                     "ratio": round(statistics.median(ratios), 3),
                     "ratios": [round(r, 3) for r in ratios],
                     "fastapi_floor_ratio": round(statistics.median(floor_ratios), 3),
+                    # The I/O floor: the index read, the guard's counters and a chained
+                    # audit row committed per answer, nothing else.
+                    "io_floor_ratio": round(statistics.median(io_ratios), 3),
+                    "io_floor_ratios": [round(r, 3) for r in io_ratios],
+                    # How much of that floor the platform reaches (same rounds).
+                    "share_of_io_floor": round(
+                        statistics.median(r / f for r, f in zip(ratios, io_ratios, strict=True)),
+                        3,
+                    ),
                     "bare_rps": med("bare_starlette", "rps"),
                     "fastapi_floor_rps": med("fastapi_floor", "rps"),
+                    "io_floor_rps": med("io_floor", "rps"),
+                    "io_floor_p99_ms": med("io_floor", "p99_ms"),
                     "rights_check_rps": med("rights_check", "rps"),
                     "rights_check_p50_ms": med("rights_check", "p50_ms"),
                     "rights_check_p99_ms": med("rights_check", "p99_ms"),

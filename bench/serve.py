@@ -7,6 +7,10 @@ reads the request's body and answers a fixed JSON document, nothing else (and a 
 ``python bench/serve.py floor PORT``: a FastAPI route with the rights check's request and
 response models and a bearer check, doing no work: what the framework alone costs.
 
+``python bench/serve.py io_floor PORT``: the I/O a rights check cannot skip (the index
+read, the guard's counters, a chained audit row committed) and nothing else
+(``bench/io_floor.py``): how close a check can come to the bare POST at all.
+
 A third argument sets the number of uvicorn worker processes (default 1); each worker
 builds its own application (and platform) after the fork.
 """
@@ -94,7 +98,18 @@ def platform_app() -> object:
     return create_app(open_platform(load_settings()))
 
 
-FACTORIES = {"bare": bare_app, "floor": floor_app, "platform": platform_app}
+def io_floor_app() -> object:
+    from bench.io_floor import io_floor_app as build
+
+    return build()
+
+
+FACTORIES = {
+    "bare": bare_app,
+    "floor": floor_app,
+    "io_floor": io_floor_app,
+    "platform": platform_app,
+}
 
 
 def main() -> None:
