@@ -7,7 +7,7 @@ counted in TARGET2 business days from the Paris day the invoice was received
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date
 
@@ -66,6 +66,21 @@ def invoice_delays(
             )
         )
     return out
+
+
+def run_delays(platform: Platform, run_key: str, since: date) -> Counter[int]:
+    """How many invoices run ``run_key`` paid first (none executed before ``since``), by
+    delay in business days. Counted as the rows stream in, by (Paris day received,
+    execution day): a day of two million lines holds some 800,000 invoices, which a list
+    of them (:func:`invoice_delays`) held in memory at once (390 MB measured)."""
+    days: Counter[tuple[date, date]] = Counter()
+    with platform.engine.connect() as conn:
+        for received_at, executed_on in store.first_paid_in_run(conn, run_key, since):
+            days[(paris_day(received_at), executed_on)] += 1
+    delays: Counter[int] = Counter()
+    for (received, executed), count in days.items():
+        delays[business_days_between(received, executed)] += count
+    return delays
 
 
 def delay_report(platform: Platform, *, since: date | None = None) -> DelayReport:

@@ -56,7 +56,7 @@ from tierspayant.formats.remittance_pdf import render_remittance
 from tierspayant.formats.sepa import write_credit_transfers
 from tierspayant.security.crypto import FieldCipher, row_aad
 from tierspayant.security.principal import Principal, PrincipalKind
-from tierspayant.services.delays import invoice_delays
+from tierspayant.services.delays import run_delays
 from tierspayant.services.errors import Conflict, Forbidden, NotFound, ServiceError, Unprocessable
 from tierspayant.services.run_leases import acquire_run, aware, release_run, renew
 from tierspayant.store import audit, ledger, overpayments, runs
@@ -264,8 +264,9 @@ def run_payments(
     finally:
         release_run(platform, run_key, owner, done=done)
     if counted > before[0]:  # this call paid invoices: their delays, once
-        for paid in invoice_delays(platform, since=run_date):
-            metrics.INVOICE_TO_TRANSFER_DAYS.observe(paid.business_days)
+        for delay, invoices in run_delays(platform, run_key, run_date).items():
+            for _ in range(invoices):
+                metrics.INVOICE_TO_TRANSFER_DAYS.observe(delay)
     return PaymentRunSummary(
         run_key,
         run_date,

@@ -7,6 +7,7 @@ and a delay can never disagree with the payment it describes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -84,6 +85,48 @@ def paid_invoices(
     return [
         PaidInvoice(r[0], r[1], r[2], r[3], r[4], _utc(r[5]), r[6]) for r in conn.execute(query)
     ]
+
+
+def first_paid_in_run(
+    conn: Connection, run_key: str, since: date, *, chunk: int = 10_000
+) -> Iterator[tuple[datetime, date]]:
+    """(received at, first execution date) of each invoice a line of which run ``run_key``
+    paid, and which no run executed before ``since`` paid: the invoices that run paid
+    first. Streamed (``chunk`` rows at a time): a day of national volume is a million
+    invoices, and the caller only counts them."""
+    run_claims = (
+        select(payment_lines.c.insurer_id, payment_lines.c.claim_id)
+        .where(payment_lines.c.run_key == run_key, payment_lines.c.paid_cents > 0)
+        .distinct()
+        .subquery("run_claims")
+    )
+    executed = func.min(payments.c.payment_date)
+    query = (
+        select(claims.c.received_at, executed)
+        .select_from(
+            run_claims.join(
+                claims,
+                (claims.c.insurer_id == run_claims.c.insurer_id)
+                & (claims.c.id == run_claims.c.claim_id),
+            )
+            .join(
+                payment_lines,
+                (payment_lines.c.insurer_id == claims.c.insurer_id)
+                & (payment_lines.c.claim_id == claims.c.id),
+            )
+            .join(
+                payments,
+                (payments.c.run_key == payment_lines.c.run_key)
+                & (payments.c.provider_id == payment_lines.c.provider_id),
+            )
+        )
+        .where(payment_lines.c.paid_cents > 0)
+        .group_by(claims.c.insurer_id, claims.c.id, claims.c.received_at)
+        .having(executed >= since)
+    )
+    result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
+    for received_at, executed_on in result:
+        yield _utc(received_at), executed_on
 
 
 def _utc(moment: datetime) -> datetime:
