@@ -541,6 +541,36 @@ def test_a_person_held_elsewhere_waits_whole_for_a_later_batch(
         assert decisions(world, claim_id) == [("accepted", 9000, None)]
 
 
+def test_a_person_is_not_judged_past_a_claim_another_worker_holds(
+    world: World, engine_name: str
+) -> None:
+    """A batch takes the received rows no one holds, so it can hold a person's first and
+    third claims while another worker holds the second (the first left behind by an
+    earlier batch, say): judging the third before the second would decide ceilings and
+    duplicates out of order. The person's claims wait whole; the others are judged."""
+    if engine_name != "postgres":
+        pytest.skip("only PostgreSQL runs workers side by side")
+    first = send(world, "G-1", device(1), person=0)
+    second = send(world, "G-2", device(2), person=0)
+    other = send(world, "G-3", device(3), person=1)
+    third = send(world, "G-4", device(4), person=0)
+    engine = world.platform.engine
+    with engine.connect() as holder, holder.begin():
+        # Another worker's batch holds the person's second claim only.
+        holder.execute(
+            select(claims.c.id)
+            .where(claims.c.insurer_id == world.insurer.id, claims.c.id == second)
+            .with_for_update()
+        )
+        batch = adjudicate_batch(world.platform, insurer_id=world.insurer.id, limit=10)
+        assert (batch.claims, batch.deferred) == (1, 2)
+        assert _status(world, other) == "adjudicated"
+        assert _status(world, first) == _status(world, third) == "received"
+    run(world)  # the holder gave the second claim back: all three in order
+    for claim_id in (first, second, other, third):
+        assert decisions(world, claim_id) == [("accepted", 9000, None)]
+
+
 def _received_again(world: World) -> None:
     """Every claim of the world back to received, its counters forgotten."""
     with world.platform.engine.begin() as conn:

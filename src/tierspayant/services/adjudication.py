@@ -199,12 +199,12 @@ def _held(conn: Connection, insurer_id: int, claims: list[ClaimRow]) -> list[Cla
     :func:`store.hold_beneficiaries`); every claim of a person not held is left for a
     later batch. Claims of nobody (no card matched) are refused whatever their order:
     they take no lock."""
-    first: dict[int, int] = {}
+    theirs: dict[int, list[int]] = {}
     for claim in claims:  # in id order
         if claim.beneficiary_id != UNKNOWN_BENEFICIARY:
-            first.setdefault(claim.beneficiary_id, claim.id)
-    held = store.hold_beneficiaries(conn, insurer_id, first)
-    if len(held) == len(first):
+            theirs.setdefault(claim.beneficiary_id, []).append(claim.id)
+    held = store.hold_beneficiaries(conn, insurer_id, theirs)
+    if len(held) == len(theirs):
         return claims
     return [
         c for c in claims if c.beneficiary_id in held or c.beneficiary_id == UNKNOWN_BENEFICIARY

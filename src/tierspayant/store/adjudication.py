@@ -144,13 +144,17 @@ def _lock_key(insurer_id: int, beneficiary_id: int) -> int:
     return zlib.crc32(f"{insurer_id}:{beneficiary_id}".encode()) & 0x7FFFFFFF
 
 
-# The people of a batch who have a received claim before their first one in the batch:
-# that claim is held by another worker (taken, not yet committed) or was left behind by an
-# earlier batch; theirs come first. Served by ``ix_claims_beneficiary``.
-_EARLIER_RECEIVED_PG: Final = (
-    "SELECT p.b FROM unnest(%s::bigint[], %s::bigint[]) AS p(b, first)"  # noqa: S608
-    " WHERE EXISTS (SELECT 1 FROM claims AS c WHERE c.insurer_id = %s"
-    f" AND c.beneficiary_id = p.b AND c.id < p.first AND c.{QUEUE_CONDITION})"
+# The people of a batch with a received claim that is not in the batch and comes before
+# their last one in it: before their first (held by another worker, taken and not yet
+# committed, or left behind by an earlier batch), or between two of theirs in the batch
+# (another worker took it while this batch, taking the rows no one holds, stepped over
+# it). Such a person's claims wait: judging theirs now would judge a later claim first.
+# The batch's own claims are still received, so "more received claims up to their last
+# one than the batch holds" says it. Served by ``ix_claims_beneficiary``.
+_BEHIND_PG: Final = (
+    "SELECT p.b FROM unnest(%s::bigint[], %s::bigint[], %s::int[]) AS p(b, last, n)"  # noqa: S608
+    " WHERE (SELECT count(*) FROM claims AS c WHERE c.insurer_id = %s"
+    f" AND c.beneficiary_id = p.b AND c.id <= p.last AND c.{QUEUE_CONDITION}) > p.n"
 )
 # Each person's advisory lock tried without waiting: the people whose lock is held here.
 _TRY_LOCKS_PG: Final = (
@@ -160,33 +164,38 @@ _TRY_LOCKS_PG: Final = (
 
 
 def hold_beneficiaries(
-    conn: Connection, insurer_id: int, first_claims: Mapping[int, int]
+    conn: Connection, insurer_id: int, batch_claims: Mapping[int, Sequence[int]]
 ) -> set[int]:
-    """Of the people of a batch (beneficiary id → id of their first claim in it), those
-    whose claims the batch may judge now; the others' claims wait for a later batch.
+    """Of the people of a batch (beneficiary id → ids of their claims in it, in order),
+    those whose claims the batch may judge now; the others' claims wait for a later batch.
 
-    On PostgreSQL a person is left for later when one of their received claims comes
-    before the batch's (another worker holds it, or an earlier batch left it), so that
-    a person's claims are always judged in id order (ceilings and duplicates depend on
-    it), or when another transaction holds their advisory lock (a counter reserving
-    their ceilings, say): the lock is tried, not waited for, so two workers never queue
-    behind each other for the people they share. The locks obtained are held until
-    commit. SQLite has one writer: everyone is held.
+    On PostgreSQL a person is left for later when one of their received claims outside
+    the batch comes before their last one in it (another worker holds it, or an earlier
+    batch left it), so that a person's claims are always judged in id order (ceilings
+    and duplicates depend on it), or when another transaction holds their advisory lock
+    (a counter reserving their ceilings, say): the lock is tried, not waited for, so two
+    workers never queue behind each other for the people they share. The locks obtained
+    are held until commit. SQLite has one writer: everyone is held.
     """
     if not is_postgres(conn):
-        return set(first_claims)
-    people = sorted(first_claims)
+        return set(batch_claims)
+    people = sorted(batch_claims)
     if not people:
         return set()
-    earlier = {
+    behind = {
         int(row[0])
         for row in fetch(
             conn,
-            _EARLIER_RECEIVED_PG,
-            (people, [first_claims[b] for b in people], insurer_id),
+            _BEHIND_PG,
+            (
+                people,
+                [max(batch_claims[b]) for b in people],
+                [len(batch_claims[b]) for b in people],
+                insurer_id,
+            ),
         )
     }
-    free = [b for b in people if b not in earlier]
+    free = [b for b in people if b not in behind]
     if not free:
         return set()
     return {
