@@ -17,6 +17,8 @@ import typer
 from tierspayant.app.observability import configure_logging
 from tierspayant.cli.common import platform_ctx
 
+_WAKE_SECONDS = 1.0
+
 
 def register(app: typer.Typer, _import_app: typer.Typer) -> None:
     app.command()(work)
@@ -48,7 +50,12 @@ def work() -> None:
                 worker.start()
             log.info("work.started", workers=[type(w).__name__ for w in workers])
             try:
-                stop.wait()
+                # Woken every second: the kernel gives a process's signal to any of its
+                # threads, and Python runs the handler only in the main thread, when it
+                # runs bytecode; a main thread blocked for good on the event would not
+                # (a SIGTERM that landed on a worker thread left `work` running forever).
+                while not stop.wait(_WAKE_SECONDS):
+                    pass
                 log.info("work.stopping", signal=received[0] if received else None)
             finally:
                 for worker in workers:  # each finishes its round (a last checkpoint)

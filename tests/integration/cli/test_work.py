@@ -4,8 +4,10 @@ PostgreSQL). And the API's ASGI factory the multi-worker unit serves."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import platform as machine
 import signal
 import subprocess
 import sys
@@ -115,6 +117,53 @@ def test_work_runs_until_sigterm_then_stops_after_a_last_checkpoint(
     files = checkpoints.read_checkpoints(out)
     assert files
     assert files[-1].checkpoint.up_to_seq >= total
+
+
+# tgkill(2): a signal to one thread of another process (os.kill picks any thread).
+_TGKILL = {"x86_64": 234, "aarch64": 131}
+
+
+@pytest.mark.skipif(machine.machine() not in _TGKILL, reason="tgkill's number is known here")
+def test_work_stops_when_the_signal_lands_on_a_worker_thread(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """The kernel hands a process's SIGTERM to any of its threads; Python runs the
+    handler in the main thread only. ``work`` must stop even when a worker thread got the
+    signal (it waited on its event for good, and systemd would have killed it)."""
+    out = tmp_path / "checkpoints"
+    child = subprocess.Popen(
+        [str(TIERSPAYANT), "work"],
+        env=_env(platform, out, "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stderr is not None
+        deadline = time.monotonic() + 60
+        started = False
+        while not started and time.monotonic() < deadline:
+            line = child.stderr.readline()
+            if not line:
+                break
+            started = line.startswith("{") and json.loads(line)["event"] == "work.started"
+        assert started, child.poll()
+        threads = [int(t) for t in os.listdir(f"/proc/{child.pid}/task") if int(t) != child.pid]
+        assert threads  # the workers' threads
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.syscall(_TGKILL[machine.machine()], child.pid, threads[0], signal.SIGTERM) == 0
+        try:
+            _, rest = child.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("work did not stop on a SIGTERM delivered to a worker thread")
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, rest
+    names = [event["event"] for event in _events(rest)]
+    assert "work.stopping" in names
+    assert names[-1] == "work.stopped"
 
 
 def test_the_asgi_factory_serves_the_platform_of_the_environment(
