@@ -14,28 +14,7 @@ def lookup_keys(
     """The keys of one principal's lookups for one structure on one day, named as the
     guard names them (without once keys); ``changes`` replaces some."""
     scopes = (f"p:{principal}", f"s:{structure}")
-    keys = LookupKeys(
-        flag=f"susp:{principal}",
-        windows=("rate:g", f"rate:p:{principal}", f"rate:s:{structure}"),
-        pace=f"speed:{principal}",
-        seen=f"seen:{structure}:{day}",
-        outcomes=f"out:{principal}",
-        answered=f"np:{structure}:{day}",
-        holds=f"nphold:{structure}:{day}",
-        step_up=f"stepok:{principal}",
-        bill=f"ubb:{structure}",
-        scopes=scopes,
-        unbilled=tuple(f"{kind}:{scope}" for scope in scopes for kind in ("ubh", "ubp", "ubo")),
-        by=f"uby:{structure}",
-        active=f"active:{day}",
-        check=f"invchk:{structure}:{day}",
-        judged_seen=f"seen:{structure}:judged",
-        judged_invoiced=f"inv:{structure}:judged",
-        dates=f"cd:{structure}:{day}:",
-        structure=structure,
-        category="pharmacy",
-        once=(),
-    )
+    keys = LookupKeys.named(principal, structure, day, "judged", scopes, "pharmacy")
     return keys._replace(**changes)
 
 

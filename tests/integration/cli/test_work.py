@@ -15,6 +15,7 @@ import time
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,6 +63,29 @@ def _env(platform: Platform, out: Path, scheduler: str) -> dict[str, str]:
     return env
 
 
+def _started_work(
+    platform: Platform, out: Path, scheduler: str
+) -> tuple[Any, dict[str, object] | None]:
+    """A ``tierspayant work`` child, and its ``work.started`` event (None if it did not
+    say it within a minute)."""
+    child = subprocess.Popen(
+        [str(TIERSPAYANT), "work"],
+        env=_env(platform, out, scheduler),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stderr is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = child.stderr.readline()
+        if not line:
+            break
+        if line.startswith("{") and json.loads(line)["event"] == "work.started":
+            return child, json.loads(line)
+    return child, None
+
+
 def _events(stderr: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
 
@@ -78,23 +102,8 @@ def test_work_runs_until_sigterm_then_stops_after_a_last_checkpoint(
 ) -> None:
     total = _append(platform, 4)
     out = tmp_path / "checkpoints"
-    child = subprocess.Popen(
-        [str(TIERSPAYANT), "work"],
-        env=_env(platform, out, scheduler),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child, started = _started_work(platform, out, scheduler)
     try:
-        assert child.stderr is not None
-        started: dict[str, object] | None = None
-        deadline = time.monotonic() + 60
-        while started is None and time.monotonic() < deadline:
-            line = child.stderr.readline()
-            if not line:
-                break
-            if line.startswith("{") and json.loads(line)["event"] == "work.started":
-                started = json.loads(line)
         assert started is not None, child.poll()
         assert started["workers"] == workers
         child.send_signal(signal.SIGTERM)
@@ -130,24 +139,9 @@ def test_work_stops_when_the_signal_lands_on_a_worker_thread(
     """The kernel hands a process's SIGTERM to any of its threads; Python runs the
     handler in the main thread only. ``work`` must stop even when a worker thread got the
     signal (it waited on its event for good, and systemd would have killed it)."""
-    out = tmp_path / "checkpoints"
-    child = subprocess.Popen(
-        [str(TIERSPAYANT), "work"],
-        env=_env(platform, out, "0"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child, started = _started_work(platform, tmp_path / "checkpoints", "0")
     try:
-        assert child.stderr is not None
-        deadline = time.monotonic() + 60
-        started = False
-        while not started and time.monotonic() < deadline:
-            line = child.stderr.readline()
-            if not line:
-                break
-            started = line.startswith("{") and json.loads(line)["event"] == "work.started"
-        assert started, child.poll()
+        assert started is not None, child.poll()
         threads = [int(t) for t in os.listdir(f"/proc/{child.pid}/task") if int(t) != child.pid]
         assert threads  # the workers' threads
         libc = ctypes.CDLL(None, use_errno=True)

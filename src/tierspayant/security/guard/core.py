@@ -278,27 +278,8 @@ class Guard:
                 if row.watch_code:
                     names.append(_once_key(row.watch_code, scope, day))
             once.append(tuple(names))
-        keys = LookupKeys(
-            flag=f"susp:{principal}",
-            windows=("rate:g", f"rate:p:{principal}", f"rate:s:{structure}"),
-            pace=f"speed:{principal}",
-            seen=f"seen:{structure}:{day}",
-            outcomes=f"out:{principal}",
-            answered=f"np:{structure}:{day}",
-            holds=f"nphold:{structure}:{day}",
-            step_up=f"stepok:{principal}",
-            bill=f"ubb:{structure}",
-            scopes=scopes,
-            unbilled=tuple(f"{kind}:{scope}" for scope in scopes for kind in ("ubh", "ubp", "ubo")),
-            by=f"uby:{structure}",
-            active=f"active:{day}",
-            check=f"invchk:{structure}:{day}",
-            judged_seen=f"seen:{structure}:{today.judged}",
-            judged_invoiced=f"inv:{structure}:{today.judged}",
-            dates=f"cd:{structure}:{day}:",
-            structure=structure,
-            category=ctx.category,
-            once=tuple(once),
+        keys = LookupKeys.named(
+            principal, structure, day, today.judged, scopes, ctx.category, tuple(once)
         )
         if len(self._keys) > 100_000:
             self._keys.clear()

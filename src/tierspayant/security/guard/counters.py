@@ -106,6 +106,42 @@ class LookupKeys(NamedTuple):
     category: str
     once: tuple[tuple[str, ...], ...]
 
+    @classmethod
+    def named(
+        cls,
+        principal: str,
+        structure: str,
+        day: str,
+        judged: str,
+        scopes: tuple[str, ...],
+        category: str,
+        once: tuple[tuple[str, ...], ...] = (),
+    ) -> LookupKeys:
+        """The keys as the guard names them: ``day`` the local day, ``judged`` the day
+        whose invoicing is judged today, ``scopes`` the never-invoiced scopes."""
+        return cls(
+            flag=f"susp:{principal}",
+            windows=("rate:g", f"rate:p:{principal}", f"rate:s:{structure}"),
+            pace=f"speed:{principal}",
+            seen=f"seen:{structure}:{day}",
+            outcomes=f"out:{principal}",
+            answered=f"np:{structure}:{day}",
+            holds=f"nphold:{structure}:{day}",
+            step_up=f"stepok:{principal}",
+            bill=f"ubb:{structure}",
+            scopes=scopes,
+            unbilled=tuple(f"{kind}:{scope}" for scope in scopes for kind in ("ubh", "ubp", "ubo")),
+            by=f"uby:{structure}",
+            active=f"active:{day}",
+            check=f"invchk:{structure}:{day}",
+            judged_seen=f"seen:{structure}:{judged}",
+            judged_invoiced=f"inv:{structure}:{judged}",
+            dates=f"cd:{structure}:{day}:",
+            structure=structure,
+            category=category,
+            once=once,
+        )
+
 
 class StoreLimits(NamedTuple):
     """The figures of a policy the bundled lookup operations apply (built once per guard).
