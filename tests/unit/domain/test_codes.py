@@ -20,7 +20,7 @@ from tierspayant.cli.common import exit_code
 from tierspayant.domain.codes import REGISTRIES, ErrorCode, GuardCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.domain.messages import ERROR_MESSAGES
-from tierspayant.security.guard import core as guard_core
+from tierspayant.security.guard import judging as guard_judging
 from tierspayant.security.guard.values import THROTTLE_CODES, UNAVAILABLE
 from tierspayant.web.render import MESSAGES, french_message
 
@@ -157,7 +157,7 @@ def test_documented_statuses_are_those_of_the_raise_sites(
 
 def test_guard_refusals_are_documented_with_their_status(rows: dict[str, dict[str, str]]) -> None:
     # Given the codes the guard refuses a lookup with (the lookup raises them as variables)
-    refusals = set(guard_core._CALLER_MESSAGES) | {UNAVAILABLE}
+    refusals = set(guard_judging._CALLER_MESSAGES) | {UNAVAILABLE}
     for code in refusals:
         # Then each is a GuardCode, documented 429 when a retry may pass, else 403 / 503
         assert GuardCode(code)

@@ -27,23 +27,26 @@ lookup is counted again.
 The package's modules import one another in one direction: ``values`` (what the guard
 and its callers exchange) <- ``policy`` (thresholds' values, calibration) <- ``thresholds``
 (the table of signals and :func:`~thresholds.grade`) and ``counters`` (store protocol,
-bundled operations' keys and readings, in-process store) <- ``redis_store`` <- ``core`` (the
-:class:`Guard`) and ``restore`` (counters rebuilt from the audit log when their store
-comes back empty). Import from the package: every public name is here.
+bundled operations' keys and readings) <- ``memory_store`` (the in-process store),
+``redis_store`` and ``judging`` (the table's views and readings the guard judges, the
+callers' messages) <- ``core`` (the :class:`Guard`) and ``restore`` (counters rebuilt from
+the audit log when their store comes back empty). Import from the package: every public
+name is here.
 """
 
-from tierspayant.security.guard.core import Guard, median_interval_ms
+from tierspayant.security.guard.core import Guard
 from tierspayant.security.guard.counters import (
     AdmitReading,
     CounterSnapshot,
     CounterStore,
     LookupKeys,
-    MemoryCounterStore,
     ObserveReading,
     StoreLimits,
     UnbilledCounts,
     UnbilledPlan,
 )
+from tierspayant.security.guard.judging import median_interval_ms
+from tierspayant.security.guard.memory_store import MemoryCounterStore
 from tierspayant.security.guard.policy import (
     DEFAULT_DAILY_CAPS,
     GuardPolicy,

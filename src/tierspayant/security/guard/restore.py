@@ -49,7 +49,8 @@ log = structlog.get_logger("tierspayant.guard")
 EPOCH_KEY = "epoch"
 LOCK_KEY = "restore:lock"
 
-# Mirrors of the guard's own constants (``core``): the equivalence test keeps them equal.
+# Mirrors of the guard's own constants (``core``, ``judging``): the equivalence test keeps
+# them equal.
 _RATE_WINDOW_MS = 60_000
 _RATE_TTL_SECONDS = _RATE_WINDOW_MS // 1000 + 60
 _PACE_TTL_SECONDS = 3600
