@@ -46,7 +46,8 @@ def invoice_delays(
     insurer_id: int | None = None,
 ) -> list[InvoiceDelay]:
     """The delay of every paid invoice (executed on or after ``since``; of one provider;
-    of one insurer)."""
+    of one insurer), one object per invoice held in a list: for looking at invoices one
+    by one; the summaries (:func:`delay_report`, the portals) count them as they stream."""
     with platform.engine.connect() as conn:
         rows = store.paid_invoices(
             conn, since=since, provider_id=provider_id, insurer_id=insurer_id
@@ -84,17 +85,9 @@ def run_delays(platform: Platform, run_key: str, since: date) -> Counter[int]:
 
 
 def delay_report(platform: Platform, *, since: date | None = None) -> DelayReport:
-    delays = invoice_delays(platform, since=since)
-    insurers: dict[str, list[int]] = defaultdict(list)
-    providers: dict[str, list[int]] = defaultdict(list)
-    for item in delays:
-        insurers[item.amc_number].append(item.business_days)
-        providers[item.provider_am].append(item.business_days)
-    return DelayReport(
-        DelaySummary.of([d.business_days for d in delays]) if delays else None,
-        {k: DelaySummary.of(v) for k, v in sorted(insurers.items())},
-        {k: DelaySummary.of(v) for k, v in sorted(providers.items())},
-    )
+    """The delay of every invoice paid (executed on or after ``since``), overall, per
+    insurer and per provider (``tierspayant report delays``)."""
+    return _report(platform, since=since)
 
 
 def provider_delay(platform: Platform, principal: Principal) -> DelaySummary | None:
@@ -102,20 +95,47 @@ def provider_delay(platform: Platform, principal: Principal) -> DelaySummary | N
     none was paid; Forbidden for any other principal."""
     if principal.provider_id is None:
         raise Forbidden(AuthCode.WRONG_PRINCIPAL, "payment delays are open to providers only")
-    delays = invoice_delays(platform, provider_id=principal.provider_id)
-    return DelaySummary.of([d.business_days for d in delays]) if delays else None
+    return _report(platform, provider_id=principal.provider_id).overall
 
 
 def insurer_delays(platform: Platform, insurer_id: int) -> DelayReport:
     """The delay of one insurer's paid invoices, overall and per provider (insurer
     portal: the staff's own insurer only, the caller checks it)."""
-    delays = invoice_delays(platform, insurer_id=insurer_id)
-    providers: dict[str, list[int]] = defaultdict(list)
-    for item in delays:
-        providers[item.provider_am].append(item.business_days)
-    overall = DelaySummary.of([d.business_days for d in delays]) if delays else None
+    return _report(platform, insurer_id=insurer_id)
+
+
+def _report(
+    platform: Platform,
+    *,
+    since: date | None = None,
+    provider_id: int | None = None,
+    insurer_id: int | None = None,
+) -> DelayReport:
+    """The summaries of the paid invoices in scope, counted as the rows stream in by
+    (insurer, provider, Paris day received, execution day), each distinct day pair then
+    converted once to business days: memory grows with those keys, not with the
+    invoices (an insurer's portal page at national scale reads millions of them, which
+    :func:`invoice_delays` held in a list per page view)."""
+    days: Counter[tuple[str, str, date, date]] = Counter()
+    with platform.engine.connect() as conn:
+        rows = store.paid_invoice_days(
+            conn, since=since, provider_id=provider_id, insurer_id=insurer_id
+        )
+        for amc_number, provider_am, received_at, executed_on in rows:
+            days[(amc_number, provider_am, paris_day(received_at), executed_on)] += 1
+    business: dict[tuple[date, date], int] = {}
+    overall: Counter[int] = Counter()
+    insurers: defaultdict[str, Counter[int]] = defaultdict(Counter)
+    providers: defaultdict[str, Counter[int]] = defaultdict(Counter)
+    for (amc_number, provider_am, received, executed), count in days.items():
+        if (received, executed) not in business:
+            business[(received, executed)] = business_days_between(received, executed)
+        delay = business[(received, executed)]
+        overall[delay] += count
+        insurers[amc_number][delay] += count
+        providers[provider_am][delay] += count
     return DelayReport(
-        overall,
-        {delays[0].amc_number: overall} if delays and overall else {},
-        {k: DelaySummary.of(v) for k, v in sorted(providers.items())},
+        DelaySummary.of_counts(overall) if overall else None,
+        {k: DelaySummary.of_counts(v) for k, v in sorted(insurers.items())},
+        {k: DelaySummary.of_counts(v) for k, v in sorted(providers.items())},
     )

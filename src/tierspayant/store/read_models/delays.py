@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from tierspayant.store.claims_tables import claims
 from tierspayant.store.ledger_tables import payment_lines, payments
@@ -38,18 +39,63 @@ def paid_invoices(
 ) -> list[PaidInvoice]:
     """Every invoice with at least one line paid (paid cents above 0), and its first
     execution date; ``since``: executed on or after that day; ``provider_id``: that
-    provider's invoices only; ``insurer_id``: that insurer's invoices only."""
-    executed = func.min(payments.c.payment_date).label("executed_on")
-    query = (
-        select(
+    provider's invoices only; ``insurer_id``: that insurer's invoices only. One row per
+    invoice, all in memory: for checks on a few invoices; figures over a whole scope
+    stream :func:`paid_invoice_days` instead."""
+    query = _paid(
+        (
             claims.c.insurer_id,
             insurers.c.amc_number,
             claims.c.id,
             claims.c.provider_id,
             providers.c.am_number,
             claims.c.received_at,
-            executed,
-        )
+        ),
+        since=since,
+        provider_id=provider_id,
+        insurer_id=insurer_id,
+    ).order_by(claims.c.insurer_id, claims.c.id)
+    # SQLite returns the stored UTC instants without their zone.
+    return [
+        PaidInvoice(r[0], r[1], r[2], r[3], r[4], _utc(r[5]), r[6]) for r in conn.execute(query)
+    ]
+
+
+def paid_invoice_days(
+    conn: Connection,
+    *,
+    since: date | None = None,
+    provider_id: int | None = None,
+    insurer_id: int | None = None,
+    chunk: int = 10_000,
+) -> Iterator[tuple[str, str, datetime, date]]:
+    """(insurer's AMC number, provider's AM number, received at, first execution date) of
+    the invoices :func:`paid_invoices` reads, with the same filters, streamed ``chunk``
+    rows at a time and in no order: a national scope is millions of invoices, and the
+    caller only counts them."""
+    query = _paid(
+        (insurers.c.amc_number, providers.c.am_number, claims.c.received_at),
+        since=since,
+        provider_id=provider_id,
+        insurer_id=insurer_id,
+    )
+    result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
+    for amc_number, provider_am, received_at, executed_on in result:
+        yield amc_number, provider_am, _utc(received_at), executed_on
+
+
+def _paid(
+    columns: tuple[ColumnElement[Any], ...],
+    *,
+    since: date | None,
+    provider_id: int | None,
+    insurer_id: int | None,
+) -> Select[Any]:
+    """``columns`` (of ``claims``, ``insurers``, ``providers``) and the first execution
+    date of each invoice with at least one line paid, one row per invoice."""
+    executed = func.min(payments.c.payment_date).label("executed_on")
+    query = (
+        select(*columns, executed)
         .select_from(
             claims.join(
                 payment_lines,
@@ -73,7 +119,6 @@ def paid_invoices(
             providers.c.am_number,
             claims.c.received_at,
         )
-        .order_by(claims.c.insurer_id, claims.c.id)
     )
     if since is not None:
         query = query.having(executed >= since)
@@ -81,10 +126,7 @@ def paid_invoices(
         query = query.where(claims.c.provider_id == provider_id)
     if insurer_id is not None:
         query = query.where(claims.c.insurer_id == insurer_id)
-    # SQLite returns the stored UTC instants without their zone.
-    return [
-        PaidInvoice(r[0], r[1], r[2], r[3], r[4], _utc(r[5]), r[6]) for r in conn.execute(query)
-    ]
+    return query
 
 
 def first_paid_in_run(
