@@ -19,7 +19,13 @@ from sqlalchemy import Connection, Select, Table, delete, func, select, text, up
 
 from tierspayant.domain.claims import ClaimLine, ClaimStatus, LineStatus, line_from_detail
 from tierspayant.store.bulk import IDS_PER_QUERY, fetch, ids_in, is_postgres
-from tierspayant.store.claims_tables import benefit_counters, claim_lines, claims, engaged_lines
+from tierspayant.store.claims_tables import (
+    QUEUE_CONDITION,
+    benefit_counters,
+    claim_lines,
+    claims,
+    engaged_lines,
+)
 from tierspayant.store.db import begin_write
 from tierspayant.store.tables import insurers
 
@@ -417,15 +423,69 @@ def engaged_totals(conn: Connection) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+_STATISTICS_LOCK: Final = 7_272_011  # advisory lock class: one process refreshes at a time
+# The partitions (or plain tables) of the adjudication's tables whose planner statistics
+# are stale: never analysed here (no row estimate, or no analysis on record: a database
+# made from a template keeps the template's estimates, not its analyses), changed by more
+# than autovacuum's own threshold since the last analysis (50 rows + 10 %), or, for
+# claims, holding more received claims than the planner thinks the whole table holds
+# (what a crash leaves: it resets the change counts, not the rows).
+_STALE: Final = """
+WITH parts AS (
+    SELECT p.relname AS parent, c.oid, c.oid::regclass::text AS name, c.reltuples
+    FROM pg_class AS p JOIN pg_inherits AS i ON i.inhparent = p.oid
+    JOIN pg_class AS c ON c.oid = i.inhrelid
+    WHERE p.relname = ANY(%(tables)s) AND p.relnamespace = current_schema()::regnamespace
+    UNION ALL
+    SELECT c.relname, c.oid, c.oid::regclass::text, c.reltuples FROM pg_class AS c
+    WHERE c.relname = ANY(%(tables)s) AND c.relkind = 'r'
+    AND c.relnamespace = current_schema()::regnamespace
+), received AS (
+    SELECT tableoid AS oid, count(*) AS n FROM claims WHERE {queue} GROUP BY tableoid
+)
+SELECT parts.name FROM parts
+LEFT JOIN pg_stat_user_tables AS s ON s.relid = parts.oid
+LEFT JOIN received ON received.oid = parts.oid
+WHERE parts.reltuples < 0
+OR (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL)
+OR coalesce(s.n_mod_since_analyze, 0) > 50 + 0.1 * parts.reltuples
+OR coalesce(received.n, 0) > parts.reltuples
+ORDER BY parts.name
+"""
+_ADJUDICATION_TABLES: Final = ["claims", "claim_lines", "benefit_counters"]
+
+
 def refresh_statistics(conn: Connection) -> bool:
-    """After a bulk arrival of claims, refresh PostgreSQL's planner statistics.
+    """After a bulk arrival of claims, refresh PostgreSQL's planner statistics where they
+    are stale.
 
     A table loaded in bulk and never analysed looks empty to the planner, which then
     scans it whole for lookups an index would answer (measured: paid-key lookups of a
     40,000-line backlog went from 15 ms to under 1 ms per batch). SQLite's planner uses
-    the indexes without statistics: nothing to do there. Returns whether it ran.
+    the indexes without statistics: nothing to do there.
+
+    Only the stale partitions are analysed (:data:`_STALE`), not the partitioned parents:
+    the adjudication's statements name the insurer, so the planner prunes them to one
+    partition and plans with that partition's statistics, and a parent's analysis reads a
+    second sample of every partition (half the time of ``ANALYZE claims, claim_lines,
+    benefit_counters`` on a backlog of 200,000 lines: 0.35 of 0.7 s). One process
+    refreshes at a time (a transaction-scoped advisory lock tried without waiting): two
+    workers starting together on a bulk arrival analysed the same tables twice, each
+    before judging anything. Returns whether it analysed anything.
     """
     if conn.dialect.name != "postgresql":
         return False
-    conn.exec_driver_sql("ANALYZE claims, claim_lines, benefit_counters")
+    if not conn.exec_driver_sql(
+        "SELECT pg_try_advisory_xact_lock(%s)", (_STATISTICS_LOCK,)
+    ).scalar_one():
+        return False  # another process is refreshing them
+    stale = [
+        str(name)
+        for name in conn.exec_driver_sql(
+            _STALE.format(queue=QUEUE_CONDITION), {"tables": _ADJUDICATION_TABLES}
+        ).scalars()
+    ]
+    if not stale:
+        return False
+    conn.exec_driver_sql("ANALYZE " + ", ".join(stale))
     return True
