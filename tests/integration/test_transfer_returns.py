@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from tests.camt054_support import Returned, notification
 from tests.conftest import SeededInsurer
 from tests.factories import make_french_iban
-from tests.money_support import ACCEPTED, REDUCED, adjudicated_claim, make_provider
+from tests.money_support import ACCEPTED, REDUCED, Line, adjudicated_claim, make_provider
 from tests.pain002_support import Tx, status_report
 from tierspayant.app.platform import Platform
 from tierspayant.cli.main import app
@@ -31,6 +31,8 @@ from tierspayant.store.bank_tables import provider_transfer_returns
 from tierspayant.store.tables import audit_events
 
 FIRST_RUN = date(2026, 11, 10)
+# The amount of issue 14 (test_payment_splitting.py): above the EPC maximum of a transfer.
+HUGE_STAY = Line("GHS", "HOSP", billed=138_600_095_679, amo=0, accepted=138_600_095_679)
 
 
 def at(day: date, hour: int = 9) -> Callable[[], datetime]:
@@ -318,4 +320,205 @@ def test_two_operators_reading_the_same_file_at_once_record_it_once(
         (1, 0),
     ]
     assert _balance(platform, payable) == before - 1050
+    assert ledger_check.check_ledger(platform).ok
+
+
+# --- parts of a split payment -------------------------------------------------------------
+
+# A provider owed 14.01 EUR (insurer A 10.50, insurer B 3.51) with a maximum of 10.00 EUR a
+# transfer (the EPC maximum scaled down, as in test_payment_splitting.py): split_cents
+# cuts 1401 into 701 + 700.
+ODD = Line(billed=1001, amo=650, accepted=351)
+SMALL_MAXIMUM = 1000
+NB = "\u202f"  # the narrow no-break space of French amounts (format_euros)
+
+
+def _paid_in_two_parts(
+    platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path, day: date
+) -> tuple[SeededInsurer, SeededInsurer, Provider, str]:
+    """A provider paid 14.01 EUR on ``day`` as two transfers: insurers A and B, the
+    provider, and the payment's own end-to-end id."""
+    platform.clock = at(day)
+    a, b = seed_insurer(platform), seed_insurer(platform)
+    provider = make_provider(platform, random.Random(day.toordinal()))
+    for insurer, lines in ((a, (ACCEPTED, REDUCED)), (b, (ODD,))):
+        adjudicated_claim(
+            platform, insurer_id=insurer.id, amc_number=insurer.amc_number,
+            provider_id=provider.id, lines=lines,
+        )  # fmt: skip
+    summary = payments.run_payments(
+        platform, day, out_dir=tmp_path / "split", max_transfer_cents=SMALL_MAXIMUM
+    )
+    e2e = f"TP{day:%Y%m%d}-{provider.id}"
+    sent = {k: amount for k, (amount, _) in _transfers(summary.files[0]).items()}
+    assert sent == {f"{e2e}-1": "7.01", f"{e2e}-2": "7.00"}
+    return a, b, provider, e2e
+
+
+def _returned_shares(platform: Platform, *e2e_ids: str) -> dict[int, int]:
+    """What the returns of these transfers put back in the bank, per insurer."""
+    with platform.engine.connect() as conn:
+        shares = ledger.bank_shares(conn, ["payment.return"], [f"return:{e2e}" for e2e in e2e_ids])
+    return {insurer: -cents for insurer, cents in shares.items()}
+
+
+def _return_rows(platform: Platform) -> int:
+    with platform.engine.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).select_from(provider_transfer_returns)).scalar_one()
+        )
+
+
+def test_a_returned_part_of_a_split_payment_is_booked_for_its_own_cents_once(
+    platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
+) -> None:
+    # Given a payment of 14.01 EUR sent as 7.01 + 7.00, and the bank's camt.054 returning
+    # the second transfer
+    day = date(2026, 8, 3)
+    a, b, provider, e2e = _paid_in_two_parts(platform, seed_insurer, tmp_path, day)
+    payable = account(AccountKind.PROVIDER_PAYABLE, provider.id)
+    bank_before, payable_before = _balance(platform, BANK), _balance(platform, payable)
+    part2 = notification([Returned(f"{e2e}-2", "7.00")], message_id="CAMT-PART-2")
+    platform.clock = at(date(2026, 8, 5))
+
+    # When the operator records it
+    first = billing.record_returns(platform, part2, max_transfer_cents=SMALL_MAXIMUM)
+
+    # Then the part's 7.00 is back and owed to the provider again, not the whole 14.01
+    assert first.errors == ()
+    assert [(t.end_to_end_id, t.cents) for t in first.transfers] == [(f"{e2e}-2", 700)]
+    assert _balance(platform, BANK) == bank_before + 700
+    assert _balance(platform, payable) == payable_before - 700
+    # and each insurer gets back its share of that part: 700 x 1050/1401 = 524.6 and
+    # 700 x 351/1401 = 175.4 (the shares of parts 1 and 2: 525 + 176 and 525 + 175)
+    assert _returned_shares(platform, f"{e2e}-2") == {a.id: 525, b.id: 175}
+    assert ledger_check.check_ledger(platform).ok
+    postings = _postings(platform)
+    events = _events(platform, "payments.return")
+
+    # When the same file is read again
+    again = billing.record_returns(platform, part2, max_transfer_cents=SMALL_MAXIMUM)
+
+    # Then nothing more is booked
+    assert again.transfers == ()
+    assert [(t.end_to_end_id, t.cents) for t in again.transfers_already] == [(f"{e2e}-2", 700)]
+    assert _postings(platform) == postings
+    assert _events(platform, "payments.return") == events
+
+    # When the bank's pain.002 rejects the first transfer too
+    part1 = status_report([Tx(f"{e2e}-1", reason="AC04", amount="7.01")], message_id="STS-P1")
+    second = billing.record_returns(platform, part1, max_transfer_cents=SMALL_MAXIMUM)
+
+    # Then it is booked for its 7.01: the whole payment is back, each insurer's share whole
+    assert [(t.end_to_end_id, t.cents) for t in second.transfers] == [(f"{e2e}-1", 701)]
+    assert _balance(platform, BANK) == bank_before + 1401
+    assert _balance(platform, payable) == payable_before - 1401
+    assert _returned_shares(platform, f"{e2e}-1", f"{e2e}-2") == {a.id: 1050, b.id: 351}
+    assert ledger_check.check_ledger(platform).ok
+    rows = _return_rows(platform)
+    postings = _postings(platform)
+
+    # When a file names the payment's own id, which no transfer carried
+    whole = status_report([Tx(e2e, reason="AC04", amount="14.01")], message_id="STS-WHOLE")
+    refused = billing.record_returns(platform, whole, max_transfer_cents=SMALL_MAXIMUM)
+
+    # Then it is refused, saying the payment went as two transfers, and books nothing
+    [problem] = refused.errors
+    assert problem.code == "returns.split_payment"
+    assert f"{e2e}-1 à {e2e}-2" in problem.detail
+    assert (_postings(platform), _return_rows(platform)) == (postings, rows)
+
+    # When the provider's new bank details apply and the next run pays
+    user = provider_user(provider)
+    change = bank_details.request_change(platform, user, make_french_iban(random.Random(98)))
+    effective = bank_details.verify_change(
+        platform, operator("alice"), change.id, "provider_contact"
+    ).effective_on
+    assert effective is not None
+    platform.clock = at(effective)
+    paid = payments.run_payments(
+        platform, effective, out_dir=tmp_path / "again", max_transfer_cents=SMALL_MAXIMUM
+    )
+
+    # Then both parts are paid again, once, and the provider is owed nothing more
+    sent_again = _transfers(paid.files[0])
+    assert sorted(amount for amount, _ in sent_again.values()) == ["7.00", "7.01"]
+    assert _balance(platform, payable) == payable_before
+    assert {
+        (r.end_to_end_id, r.status) for r in payment_returns.provider_returns(platform, user)
+    } == {
+        (f"{e2e}-1", "repaid"),
+        (f"{e2e}-2", "repaid"),
+    }
+    report = ledger_check.check_ledger(platform)
+    assert report.ok, report
+
+
+def test_a_part_of_a_payment_above_the_epc_maximum_is_refused_with_its_reason_then_recorded(
+    platform: Platform,
+    seed_insurer: Callable[..., SeededInsurer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a provider paid 1,386,000,956.79 EUR, sent as two transfers under the EPC
+    # maximum (693,000,478.40 + 693,000,478.39)
+    day = date(2026, 7, 6)
+    platform.clock = at(day)
+    insurer = seed_insurer(platform)
+    hospital = make_provider(platform, random.Random(day.toordinal()))
+    adjudicated_claim(
+        platform, insurer_id=insurer.id, amc_number=insurer.amc_number,
+        provider_id=hospital.id, lines=(HUGE_STAY,),
+    )  # fmt: skip
+    summary = payments.run_payments(platform, day, out_dir=tmp_path / "pay")
+    e2e = f"TP{day:%Y%m%d}-{hospital.id}"
+    assert {k: v[0] for k, v in _transfers(summary.files[0]).items()} == {
+        f"{e2e}-1": "693000478.40",
+        f"{e2e}-2": "693000478.39",
+    }
+    payable = account(AccountKind.PROVIDER_PAYABLE, hospital.id)
+    postings, rows = _postings(platform), _return_rows(platform)
+    platform.clock = at(date(2026, 7, 8))
+    runner = _cli(platform, monkeypatch)
+
+    # When a file returns a seventh transfer of that payment
+    seventh = tmp_path / "seventh.xml"
+    seventh.write_bytes(status_report([Tx(f"{e2e}-7", reason="AC04")], message_id="STS-7"))
+    unknown = runner.invoke(app, ["bill", "returns", str(seventh)])
+
+    # Then it is unknown, and the operator reads that the payment has two transfers
+    assert unknown.exit_code == 1
+    assert (
+        f"[returns.unknown_transfer] {e2e}-7: aucun virement à un professionnel ne porte cette "
+        f"référence\n  le paiement {e2e} a 2 virements, {e2e}-1 à {e2e}-2 : pas de virement 7\n"
+    ) in unknown.output
+
+    # When a file returns the second transfer for the first one's amount
+    wrong = tmp_path / "wrong.xml"
+    wrong.write_bytes(
+        status_report([Tx(f"{e2e}-2", reason="AC04", amount="693000478.40")], message_id="STS-W")
+    )
+    mismatch = runner.invoke(app, ["bill", "returns", str(wrong)])
+
+    # Then both amounts are named, in French, and nothing of either file was stored
+    assert mismatch.exit_code == 1
+    assert (
+        f"[returns.transfer_amount] {e2e}-2: le montant retourné diffère du virement\n"
+        f"  retourné 693{NB}000{NB}478,40 €, le virement 2/2 du paiement {e2e} : "
+        f"693{NB}000{NB}478,39 €\n"
+    ) in mismatch.output
+    assert (_postings(platform), _return_rows(platform)) == (postings, rows)
+    assert _balance(platform, payable) == 0
+
+    # When the right return comes
+    good = tmp_path / "good.xml"
+    good.write_bytes(
+        status_report([Tx(f"{e2e}-2", reason="AC04", amount="693000478.39")], message_id="STS-G")
+    )
+    recorded = runner.invoke(app, ["bill", "returns", str(good)])
+
+    # Then that transfer is booked for its own amount
+    assert recorded.exit_code == 0, recorded.output
+    assert f"virement retourné enregistré: {e2e}-2 693000478.39 EUR motif AC04" in recorded.output
+    assert _balance(platform, payable) == -69_300_047_839
     assert ledger_check.check_ledger(platform).ok

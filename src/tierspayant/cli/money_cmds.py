@@ -243,6 +243,8 @@ RETURN_PROBLEMS_FR = {
     "returns.amount_mismatch": "le montant rejeté diffère de l'appel de fonds",
     "returns.unknown_transfer": "aucun virement à un professionnel ne porte cette référence",
     "returns.transfer_amount": "le montant retourné diffère du virement",
+    "returns.split_payment": "ce paiement a été envoyé en plusieurs virements, chacun retourné "
+    "sous sa propre référence",
 }
 
 
@@ -271,6 +273,8 @@ def returns(
             f"[red]erreur[/red] {escape(f'[{problem.code}] {problem.end_to_end_id}: ')}"
             f"{escape(RETURN_PROBLEMS_FR.get(problem.code, problem.message))}"
         )
+        if problem.detail:
+            err_console.print(f"  {escape(problem.detail)}")
     if summary.errors:
         err_console.print(f"rapport {escape(summary.report_id)}: rien n'a été enregistré")
         raise typer.Exit(1)

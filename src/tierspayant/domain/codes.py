@@ -295,6 +295,7 @@ class PaymentCode(ErrorCode):
     RETURNS_KIND = "returns.kind"
     RETURNS_UNKNOWN_TRANSFER = "returns.unknown_transfer"
     RETURNS_TRANSFER_AMOUNT = "returns.transfer_amount"
+    RETURNS_SPLIT_PAYMENT = "returns.split_payment"
     SEPA_NEGATIVE = "sepa.negative"
     SEPA_TOTALS = "sepa.totals"
     SEPA_AMOUNT = "sepa.amount"

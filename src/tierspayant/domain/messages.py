@@ -408,6 +408,7 @@ ERROR_MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
         "returns.group_only": "Rejet global sans détail des virements.",
         "returns.kind": "Ce fichier n'est ni un retour pain.002 ni un avis camt.054.",
         "returns.no_reason": "Rejet sans motif.",
+        "returns.split_payment": "Paiement envoyé en plusieurs virements : chaque retour porte la référence de son virement.",
         "returns.too_large": "Retour bancaire trop volumineux.",
         "returns.transfer_amount": "Montant retourné différent du virement.",
         "returns.unknown_transfer": "Virement inconnu : aucun virement à un professionnel ne porte cette référence.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -301,3 +301,41 @@ def transfer_part(e2e_id: str, payment_e2e_ids: Iterable[str]) -> tuple[str, int
     if match is not None and match[1] in known:
         return match[1], int(match[2])
     return None
+
+
+def _spread(shares: Mapping[int, int], total: int, cents: int) -> dict[int, int]:
+    """``cents`` spread over ``shares`` (summing to ``total``) in proportion, rounded by
+    largest remainder (ties to the lower insurer id) so that the result sums to ``cents``
+    exactly and equals ``shares`` when ``cents == total``."""
+    floors = {i: s * cents // total for i, s in shares.items()}
+    remainders = {i: s * cents - floors[i] * total for i, s in shares.items()}
+    missing = cents - sum(floors.values())
+    for i in sorted(shares, key=lambda i: (-remainders[i], i))[:missing]:
+        floors[i] += 1
+    return floors
+
+
+def part_shares(shares: Mapping[int, int], amounts: Sequence[int], part: int) -> dict[int, int]:
+    """Each insurer's share of one transfer of a split payment, ``part`` from 1.
+
+    ``shares`` are the insurers' shares of the whole payment (:func:`insurer_shares`, a
+    share may be negative) and ``amounts`` the transfers that carried it
+    (:func:`split_cents`). The shares of the first k parts are the payment's shares in
+    proportion to what those parts carried, rounded by largest remainder; part k's are
+    the difference with the first k-1. So a part's shares sum to the part exactly, and
+    the shares of every part sum to the payment's, insurer by insurer: returned part by
+    part, each insurer gets back its whole share. Zero shares are left out.
+
+    2 insurers owed 700 and 350 of a payment of 1050 cents sent as 350 + 350 + 350:
+    part 1 carries {1: 233, 2: 117} (1050 x 1/3 = 350: 700/3 = 233.3, 350/3 = 116.7, the
+    larger remainder rounds up), part 2 {1: 234, 2: 116}, part 3 {1: 233, 2: 117}.
+    """
+    total = sum(amounts)
+    if total <= 0 or sum(shares.values()) != total:
+        raise ValueError("the shares and the transfers of a payment sum to the same amount")
+    if not 1 <= part <= len(amounts):
+        raise ValueError(f"a payment of {len(amounts)} transfers has no part {part}")
+    before = sum(amounts[: part - 1])
+    start = _spread(shares, total, before)
+    end = _spread(shares, total, before + amounts[part - 1])
+    return {i: end[i] - start[i] for i in sorted(shares) if end[i] != start[i]}

@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 from tierspayant.app.platform import Platform
 from tierspayant.config import MAX_OPERATOR_FEE_PER_LINE_CENTS
 from tierspayant.domain import accounting
+from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS
 from tierspayant.domain.banking_calendar import collection_date, paris_day
 from tierspayant.domain.codes import BillingCode
 from tierspayant.domain.identifiers import parse_bic, parse_iban
@@ -60,7 +61,6 @@ from tierspayant.services.run_leases import acquire_run, release_run, renew
 from tierspayant.store import audit, ledger, runs
 from tierspayant.store import billing as store
 from tierspayant.store.keys import OPERATOR_SCOPE
-from tierspayant.store.payment_returns import SentTransfer
 from tierspayant.store.transactions import write_transaction
 
 ACTOR = "job:billing"
@@ -451,7 +451,8 @@ class ReturnedCall:
 class ReturnProblem:
     end_to_end_id: str
     code: str
-    message: str
+    message: str  # English, for the audit and the logs
+    detail: str = ""  # French, what the operator reads after the code's label
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +483,7 @@ def record_returns(
     actor: str = ACTOR,
     source: str = "",
     progress: Progress = quiet,
+    max_transfer_cents: int = EPC_MAX_TRANSFER_CENTS,
 ) -> ReturnsSummary:
     """Record what a bank file returns, all or nothing: fund calls and provider transfers.
 
@@ -493,7 +495,9 @@ def record_returns(
     :func:`tierspayant.services.payment_returns.post_transfer_return`. Anything already
     returned is reported, not posted again; an end-to-end id that names nothing we sent,
     or a return whose amount differs, is an error and then nothing of the file is
-    recorded.
+    recorded. ``max_transfer_cents`` is the payment runs' maximum of one transfer (the
+    EPC maximum; lower only in tests, as ``run_payments``'s): a payment above it was
+    sent, and is returned, transfer by transfer.
     """
     report = parse_returns_file(data)
     rejected: dict[str, TransactionStatus] = {}
@@ -511,14 +515,16 @@ def record_returns(
     # two operators reading the same file at once record it once.
     with write_transaction(platform.engine) as conn:
         found: list[tuple[store.StatementRow, TransactionStatus]] = []
-        sent: list[tuple[SentTransfer, TransactionStatus]] = []
+        sent: list[tuple[payment_returns.MatchedTransfer, TransactionStatus]] = []
         for e2e, tx in sorted(rejected.items()):
             if payment_returns.is_transfer_id(e2e):
                 # The payment row is locked first (PostgreSQL): two operators reading the
                 # same file record it once, the second finding the first's return.
-                transfer = payment_returns.match_transfer(conn, tx)
+                transfer = payment_returns.match_transfer(conn, tx, max_transfer_cents)
                 if isinstance(transfer, payment_returns.TransferProblem):
-                    errors.append(ReturnProblem(e2e, transfer.code, transfer.message))
+                    errors.append(
+                        ReturnProblem(e2e, transfer.code, transfer.message, transfer.detail)
+                    )
                     continue
                 previous_transfer = payment_returns.already_returned(conn, e2e)
                 if previous_transfer is not None:

@@ -1,14 +1,17 @@
 """Returned credit transfers to providers: recorded once, the provider owed again, paid
 again to new bank details only.
 
-A transfer of a payment run (end-to-end id ``TP<date>-<provider id>``) that the
-provider's bank returns is read from the operator bank's pain.002 (``RJCT``) or camt.054
-(``RtrInf``); ``tierspayant bill returns FILE`` reads both kinds, for fund calls and
-transfers alike (``services.billing.record_returns``), all or nothing. Each return:
+A transfer of a payment run (end-to-end id ``TP<date>-<provider id>``, or
+``TP<date>-<provider id>-<part>`` for each transfer of a payment above the per-transfer
+maximum, ``domain.payments.split_transfer``) that the provider's bank returns is read
+from the operator bank's pain.002 (``RJCT``) or camt.054 (``RtrInf``); ``tierspayant bill
+returns FILE`` reads both kinds, for fund calls and transfers alike
+(``services.billing.record_returns``), all or nothing. Each return, of a whole payment
+or of one part:
 
 - posts journal ``payment.return`` (debit ``bank:operator``, credit
-  ``provider_payable:<id>``), reference ``return:<end-to-end id>``: the money is back and
-  the lines it paid are owed again;
+  ``provider_payable:<id>``), reference ``return:<end-to-end id>``, for the cents that
+  transfer carried: the money is back and owed to the provider again;
 - records a ``provider_transfer_returns`` row with the account it was sent to;
 - appends an audit event ``payments.return``.
 
@@ -27,8 +30,10 @@ from sqlalchemy import Connection
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
+from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS, split_cents
 from tierspayant.domain.codes import AuthCode, PaymentCode
-from tierspayant.domain.payments import end_to_end_id
+from tierspayant.domain.money import format_euros
+from tierspayant.domain.payments import end_to_end_id, part_shares, transfer_part
 from tierspayant.formats.sepa_status import StatusReport, TransactionStatus
 from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Forbidden
@@ -36,7 +41,8 @@ from tierspayant.store import audit, ledger
 from tierspayant.store import bank_details as bank_store
 from tierspayant.store import payment_returns as store
 
-TRANSFER_E2E = re.compile(r"TP(\d{8})-(\d{1,12})")
+# A payment, or one part of a split payment (the part checked by ``transfer_part``).
+TRANSFER_E2E = re.compile(r"TP(\d{8})-(\d{1,12})(?:-\d{1,3})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +57,23 @@ class ReturnedTransfer:
 class TransferProblem:
     end_to_end_id: str
     code: str
-    message: str
+    message: str  # English, for the audit and the logs
+    detail: str = ""  # French, what the operator reads after the code's label
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedTransfer:
+    """A transfer a payment run sent: a whole payment, or one part of a split one."""
+
+    sent: store.SentTransfer  # the payment
+    end_to_end_id: str
+    part: int  # 0: the payment was one transfer; else its number, from 1
+    amounts: tuple[int, ...]  # the cents of each transfer that carried the payment
+
+    @property
+    def cents(self) -> int:
+        """What this transfer carried."""
+        return self.sent.cents if self.part == 0 else self.amounts[self.part - 1]
 
 
 def is_transfer_id(end_to_end: str) -> bool:
@@ -59,30 +81,74 @@ def is_transfer_id(end_to_end: str) -> bool:
     return TRANSFER_E2E.fullmatch(end_to_end) is not None
 
 
-def match_transfer(conn: Connection, tx: TransactionStatus) -> store.SentTransfer | TransferProblem:
-    """The transfer ``tx`` returns (its payment row locked on PostgreSQL), or why none."""
+def _unknown(e2e: str, message: str, detail: str = "") -> TransferProblem:
+    return TransferProblem(e2e, PaymentCode.RETURNS_UNKNOWN_TRANSFER, message, detail)
+
+
+def match_transfer(
+    conn: Connection, tx: TransactionStatus, max_transfer_cents: int = EPC_MAX_TRANSFER_CENTS
+) -> MatchedTransfer | TransferProblem:
+    """The transfer ``tx`` returns (its payment row locked on PostgreSQL), or why none.
+
+    A payment above ``max_transfer_cents`` was sent as the transfers ``split_cents``
+    cuts it into, with the maximum the payment run used (``run_payments``, the EPC
+    maximum but in tests): each is returned under its own id and for its own amount. The
+    payment's own id names no transfer then (``returns.split_payment``), and a part id
+    of a payment sent whole, or a part number past the last, names none either.
+    """
     e2e = tx.end_to_end_id
     parsed = TRANSFER_E2E.fullmatch(e2e)
-    sent = None
-    if parsed is not None:
-        digits = parsed[1]
-        try:
-            day = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-        except ValueError:
-            day = None
-        if day is not None and end_to_end_id(day, parsed[2]) == e2e:
-            sent = store.sent_transfer(conn, int(parsed[2]), day, lock=True)
-    if sent is None:
+    if parsed is None:
+        return _unknown(e2e, "no credit transfer has this end-to-end id")
+    digits = parsed[1]
+    try:
+        day = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return _unknown(e2e, "no credit transfer has this end-to-end id")
+    provider_id = int(parsed[2])
+    payment_id = end_to_end_id(day, str(provider_id))
+    traced = transfer_part(e2e, [payment_id])
+    sent = None if traced is None else store.sent_transfer(conn, provider_id, day, lock=True)
+    if traced is None or sent is None:
+        return _unknown(e2e, "no credit transfer has this end-to-end id")
+    part = traced[1]
+    amounts = tuple(split_cents(sent.cents, max_transfer_cents))
+    count = len(amounts)
+    parts_en = f"{payment_id}-1 to {payment_id}-{count}"
+    parts_fr = f"{payment_id}-1 à {payment_id}-{count}"
+    if part == 0 and count > 1:
         return TransferProblem(
-            e2e, PaymentCode.RETURNS_UNKNOWN_TRANSFER, "no credit transfer has this end-to-end id"
+            e2e,
+            PaymentCode.RETURNS_SPLIT_PAYMENT,
+            f"payment {payment_id} was sent as {count} transfers, {parts_en}: "
+            "the bank returns each under its own id",
+            f"le paiement {payment_id} a été envoyé en {count} virements, {parts_fr}",
         )
-    if tx.cents is not None and tx.cents != sent.cents:
+    if part > 0 and count == 1:
+        return _unknown(
+            e2e,
+            f"payment {payment_id} was sent as one transfer, {payment_id}: it has no part {part}",
+            f"le paiement {payment_id} a été envoyé en un seul virement, {payment_id}",
+        )
+    if part > count:
+        return _unknown(
+            e2e,
+            f"payment {payment_id} has {count} parts, {parts_en}: no part {part}",
+            f"le paiement {payment_id} a {count} virements, {parts_fr} : pas de virement {part}",
+        )
+    matched = MatchedTransfer(sent, e2e, part, amounts)
+    if tx.cents is not None and tx.cents != matched.cents:
+        what = "the transfer" if part == 0 else f"part {part} of {count} of payment {payment_id}"
+        quoi = (
+            "le virement" if part == 0 else f"le virement {part}/{count} du paiement {payment_id}"
+        )
         return TransferProblem(
             e2e,
             PaymentCode.RETURNS_TRANSFER_AMOUNT,
-            f"the bank returns {tx.cents} cents, the transfer was {sent.cents}",
+            f"the bank returns {tx.cents} cents, {what} was {matched.cents}",
+            f"retourné {format_euros(tx.cents)}, {quoi} : {format_euros(matched.cents)}",
         )
-    return sent
+    return matched
 
 
 def already_returned(conn: Connection, end_to_end: str) -> ReturnedTransfer | None:
@@ -96,13 +162,19 @@ def already_returned(conn: Connection, end_to_end: str) -> ReturnedTransfer | No
 def post_transfer_return(
     platform: Platform,
     conn: Connection,
-    sent: store.SentTransfer,
+    matched: MatchedTransfer,
     tx: TransactionStatus,
     report: StatusReport,
     actor: str,
 ) -> ReturnedTransfer:
-    """Post and record one returned transfer (in the caller's transaction)."""
+    """Post and record one returned transfer (in the caller's transaction).
+
+    A part of a split payment is posted for its own cents, each insurer's share of it
+    as :func:`tierspayant.domain.payments.part_shares` computes: every part returned,
+    each insurer has its whole share of the payment back.
+    """
     assert tx.reason_code is not None  # the readers refuse a return without a reason
+    sent = matched.sent
     now = platform.now()
     # The bank's date, read from the file: the same file posts the same movement.
     value_date = max(report.created, sent.payment_date)
@@ -118,11 +190,14 @@ def post_transfer_return(
             f"the ledger's shares of transfer {tx.end_to_end_id} sum to "
             f"{sum(shares.values())} cents, the transfer was {sent.cents}"
         )
-    for insurer_id, cents in shares.items():
+    if matched.part:
+        shares = part_shares(shares, matched.amounts, matched.part)
+    cents = matched.cents
+    for insurer_id, share in shares.items():
         ledger.post(
             conn,
             accounting.transfer_return(
-                tx.end_to_end_id, sent.provider_id, cents, value_date, tx.reason_code
+                tx.end_to_end_id, sent.provider_id, share, value_date, tx.reason_code
             ),
             at=now,
             insurer_id=insurer_id,
@@ -133,7 +208,7 @@ def post_transfer_return(
             end_to_end_id=tx.end_to_end_id,
             provider_id=sent.provider_id,
             run_key=sent.run_key,
-            cents=sent.cents,
+            cents=cents,
             reason_code=tx.reason_code,
             report_id=report.message_id[:35],
             value_date=value_date,
@@ -143,20 +218,23 @@ def post_transfer_return(
         ),
         actor,
     )
+    detail: dict[str, audit.DetailValue] = {
+        "transfer": tx.end_to_end_id,
+        "provider": sent.provider_id,
+        "reason": tx.reason_code,
+        "cents": cents,
+    }
+    if matched.part:
+        detail["part"] = f"{matched.part}/{len(matched.amounts)}"
     audit.append(
         conn,
         at=now,
         actor=actor,
         action="payments.return",
         decision="allow",
-        detail={
-            "transfer": tx.end_to_end_id,
-            "provider": sent.provider_id,
-            "reason": tx.reason_code,
-            "cents": sent.cents,
-        },
+        detail=detail,
     )
-    return ReturnedTransfer(sent.provider_id, tx.end_to_end_id, sent.cents, tx.reason_code)
+    return ReturnedTransfer(sent.provider_id, tx.end_to_end_id, cents, tx.reason_code)
 
 
 # --- portals ----------------------------------------------------------------------------

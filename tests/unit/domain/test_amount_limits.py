@@ -25,6 +25,7 @@ from tierspayant.domain.payments import (
     MAX_TRANSFER_PARTS,
     Transfer,
     end_to_end_id,
+    part_shares,
     split_transfer,
     transfer_part,
     transfer_parts,
@@ -84,6 +85,47 @@ def test_split_transfers_have_unique_ids_traced_back_to_their_payment(
         assert traced == [(whole.end_to_end_id, n) for n in range(1, len(parts) + 1)]
         assert parts[-1].remittance_info.endswith(f"virement {len(parts)}/{len(parts)}")
     assert transfer_part("TP20261130-unknown-1", [whole.end_to_end_id]) is None
+
+
+def test_a_parts_insurer_shares_worked_examples() -> None:
+    # 1050 cents, insurer 1 owed 700 and insurer 2 350, sent as 350 + 350 + 350.
+    # Parts 1..k carry the shares x (what they carried / 1050), largest remainder rounded:
+    # after part 1 (350): 233.3 and 116.7 -> 233 and 117
+    # after part 2 (700): 466.7 and 233.3 -> 467 and 233: part 2 is 234 and 116
+    # after part 3: 700 and 350: part 3 is 233 and 117
+    shares = {1: 700, 2: 350}
+    assert [part_shares(shares, [350, 350, 350], k) for k in (1, 2, 3)] == [
+        {1: 233, 2: 117},
+        {1: 234, 2: 116},
+        {1: 233, 2: 117},
+    ]
+    # 1401 = 701 + 700 (insurer 1: 1050, insurer 2: 351): 701 x 351/1401 = 175.6 rounds up
+    assert part_shares({1: 1050, 2: 351}, [701, 700], 1) == {1: 525, 2: 176}
+    assert part_shares({1: 1050, 2: 351}, [701, 700], 2) == {1: 525, 2: 175}
+    # A negative share (more of the insurer's undue recovered than its lines paid)
+    assert part_shares({1: 1200, 2: -150}, [350, 350, 350], 2) == {1: 400, 2: -50}
+    with pytest.raises(ValueError, match="no part 4"):
+        part_shares(shares, [350, 350, 350], 4)
+    with pytest.raises(ValueError, match="same amount"):
+        part_shares(shares, [350, 350], 1)  # the shares are not the transfers' sum
+
+
+@given(
+    payment=payments(50),
+    weights=st.lists(st.integers(-(10**6), 10**9), min_size=1, max_size=6),
+)
+def test_part_shares_sum_to_each_part_and_to_each_insurers_share(
+    payment: tuple[int, int], weights: list[int]
+) -> None:
+    cents, maximum = payment
+    # shares of the insurers summing to the payment, the last one taking the rest
+    shares = {i: w % (cents + 1) for i, w in enumerate(weights[:-1], start=1)}
+    shares[len(weights)] = cents - sum(shares.values())
+    amounts = split_cents(cents, maximum)
+    parts = [part_shares(shares, amounts, k) for k in range(1, len(amounts) + 1)]
+    assert [sum(p.values()) for p in parts] == amounts
+    assert {i: sum(p.get(i, 0) for p in parts) for i in shares} == shares
+    assert all(0 not in p.values() for p in parts)
 
 
 def test_a_payment_needing_more_than_999_transfers_is_refused() -> None:
