@@ -7,13 +7,18 @@ then reads it whole for each batch (see ``store.claims.refresh_statistics``).
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from datetime import date
 
 import pytest
 from sqlalchemy import Connection, text
 
+from tests.conftest import SeededInsurer
+from tests.money_support import make_provider
 from tierspayant.app.platform import Platform
 from tierspayant.store import claims as store
+from tierspayant.store.claims_tables import claims
 
 _TABLES = ("claims", "claim_lines", "benefit_counters")
 
@@ -133,3 +138,43 @@ def test_given_another_process_refreshing_then_this_one_goes_on(platform: Platfo
         assert _analysed_since(platform, before) == set()
         holder.rollback()
     assert _refresh(platform) is True
+
+
+@pytest.mark.parametrize("engine_name", ["postgres"], indirect=True)
+def test_given_received_claims_the_planner_does_not_count_then_their_partitions_analysed(
+    platform: Platform, seed_insurer: Callable[..., SeededInsurer]
+) -> None:
+    """A few received claims on a partition the planner thinks empty (a load whose change
+    counts are not in the statistics yet): that insurer's claims, lines and counters
+    partitions are analysed, no other."""
+    insurer = seed_insurer(platform)
+    provider = make_provider(platform, random.Random(7))
+    assert _refresh(platform) in (True, False)  # whatever the module's earlier tests left
+    with platform.engine.begin() as conn:
+        for claim_id in (1, 2, 3):
+            conn.execute(
+                claims.insert().values(
+                    insurer_id=insurer.id,
+                    id=claim_id,
+                    provider_id=provider.id,
+                    invoice_number=f"F{claim_id:08d}",
+                    version=1,
+                    beneficiary_id=claim_id,
+                    care_date=date(2026, 12, 1),
+                    request_digest=bytes(32),
+                    status="received",
+                    source="file",
+                    received_at=platform.now(),
+                    billed_cents=1000,
+                    amc_requested_cents=400,
+                )
+            )
+        partition = conn.execute(
+            text("SELECT tableoid::regclass::text FROM claims WHERE insurer_id = :i LIMIT 1"),
+            {"i": insurer.id},
+        ).scalar_one()
+    suffix = str(partition).removeprefix("claims")
+    with platform.engine.connect() as conn:
+        before = _analyses(conn)
+    assert _refresh(platform) is True
+    assert _analysed_since(platform, before) == {f"{table}{suffix}" for table in _TABLES}

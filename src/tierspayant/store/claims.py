@@ -429,27 +429,34 @@ _STATISTICS_LOCK: Final = 7_272_011  # advisory lock class: one process refreshe
 # made from a template keeps the template's estimates, not its analyses), changed by more
 # than autovacuum's own threshold since the last analysis (50 rows + 10 %), or, for
 # claims, holding more received claims than the planner thinks the whole table holds
-# (what a crash leaves: it resets the change counts, not the rows).
+# (what a crash leaves: it resets the change counts, not the rows; and a load just
+# committed may not be in the change counts yet). A stale claims partition takes the
+# lines' and counters' partitions of the same insurers with it (same bounds).
 _STALE: Final = """
 WITH parts AS (
-    SELECT p.relname AS parent, c.oid, c.oid::regclass::text AS name, c.reltuples
+    SELECT p.relname AS parent, c.oid, c.oid::regclass::text AS name, c.reltuples,
+        pg_get_expr(c.relpartbound, c.oid) AS bound
     FROM pg_class AS p JOIN pg_inherits AS i ON i.inhparent = p.oid
     JOIN pg_class AS c ON c.oid = i.inhrelid
     WHERE p.relname = ANY(%(tables)s) AND p.relnamespace = current_schema()::regnamespace
     UNION ALL
-    SELECT c.relname, c.oid, c.oid::regclass::text, c.reltuples FROM pg_class AS c
+    SELECT c.relname, c.oid, c.oid::regclass::text, c.reltuples, NULL FROM pg_class AS c
     WHERE c.relname = ANY(%(tables)s) AND c.relkind = 'r'
     AND c.relnamespace = current_schema()::regnamespace
 ), received AS (
     SELECT tableoid AS oid, count(*) AS n FROM claims WHERE {queue} GROUP BY tableoid
+), stale AS (
+    SELECT parts.name, parts.parent, parts.bound FROM parts
+    LEFT JOIN pg_stat_user_tables AS s ON s.relid = parts.oid
+    LEFT JOIN received ON received.oid = parts.oid
+    WHERE parts.reltuples < 0
+    OR (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL)
+    OR coalesce(s.n_mod_since_analyze, 0) > 50 + 0.1 * parts.reltuples
+    OR coalesce(received.n, 0) > parts.reltuples
 )
 SELECT parts.name FROM parts
-LEFT JOIN pg_stat_user_tables AS s ON s.relid = parts.oid
-LEFT JOIN received ON received.oid = parts.oid
-WHERE parts.reltuples < 0
-OR (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL)
-OR coalesce(s.n_mod_since_analyze, 0) > 50 + 0.1 * parts.reltuples
-OR coalesce(received.n, 0) > parts.reltuples
+WHERE parts.name IN (SELECT name FROM stale)
+OR parts.bound IN (SELECT bound FROM stale WHERE parent = 'claims')
 ORDER BY parts.name
 """
 _ADJUDICATION_TABLES: Final = ["claims", "claim_lines", "benefit_counters"]
