@@ -54,7 +54,7 @@ from tierspayant.domain.guarantees import Contract
 from tierspayant.services.engagements import opened_any
 from tierspayant.services.insurers import get_insurer
 from tierspayant.store import adjudication as store
-from tierspayant.store import audit, ledger, reservations
+from tierspayant.store import audit, ledger, reconnect, reservations
 from tierspayant.store.claims import (
     ClaimRow,
     EngagedLine,
@@ -174,9 +174,10 @@ def adjudicate_batch(
 ) -> BatchResult:
     """Claim up to ``limit`` received claims (past the (insurer, id) key ``after``, if
     given), judge them and record it all, in one transaction."""
-    by_status: dict[str, int] = {}
-    total_lines = accepted = judged = 0
-    with _collector_paused(), platform.engine.begin() as conn:
+
+    def judge(conn: Connection) -> BatchResult:
+        by_status: dict[str, int] = {}
+        total_lines = accepted = judged = 0
         rows = store.claim_batch(conn, limit, insurer_id=insurer_id, after=after)
         for insurer, group in groupby(rows, key=lambda r: r.insurer_id):
             claims = _held(conn, insurer, list(group))
@@ -189,9 +190,15 @@ def adjudicate_batch(
                 accepted += decision.accepted_cents
                 for line in decision.lines:
                     by_status[line.status.value] = by_status.get(line.status.value, 0) + 1
-    metrics.ADJUDICATED_LINES.inc(total_lines)
-    last = (rows[-1].insurer_id, rows[-1].id) if rows else None
-    return BatchResult(judged, total_lines, accepted, by_status, last, len(rows) - judged)
+        last = (rows[-1].insurer_id, rows[-1].id) if rows else None
+        return BatchResult(judged, total_lines, accepted, by_status, last, len(rows) - judged)
+
+    # Judged again from the start if the database dropped the connection before COMMIT
+    # (a restart: the server undid the batch), not after (its outcome is unknown).
+    with _collector_paused():
+        result = reconnect.transaction(platform.engine, judge)
+    metrics.ADJUDICATED_LINES.inc(result.lines)
+    return result
 
 
 def _held(conn: Connection, insurer_id: int, claims: list[ClaimRow]) -> list[ClaimRow]:

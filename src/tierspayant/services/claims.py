@@ -54,7 +54,7 @@ from tierspayant.services.lookup import NO_PROOF, CardProof, authorise_provider,
 from tierspayant.services.overpayments import reverse_paid_claim
 from tierspayant.services.pricing_facts import provider_under_convention
 from tierspayant.services.providers import Provider, get_provider
-from tierspayant.store import audit, ledger
+from tierspayant.store import audit, ledger, reconnect
 from tierspayant.store import claims as store
 from tierspayant.store.insurers import amc_number_of
 from tierspayant.store.payments import claim_is_paid
@@ -414,9 +414,10 @@ def _owned(conn: Connection, principal: Principal, claim_id: int) -> store.Claim
 
 def get_claim(platform: Platform, principal: Principal, claim_id: int) -> ClaimView:
     """A claim's state and per-line decisions, for the provider that sent it only."""
-    with platform.engine.connect() as conn:
-        row = _owned(conn, principal, claim_id)
-        return _view(conn, row)
+    # Read again on a new connection if the database dropped this one (a restart).
+    return reconnect.read(
+        platform.engine, lambda conn: _view(conn, _owned(conn, principal, claim_id))
+    )
 
 
 def get_claim_by_number(platform: Platform, principal: Principal, invoice_number: str) -> ClaimView:

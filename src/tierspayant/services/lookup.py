@@ -55,6 +55,7 @@ from tierspayant.services.insurers import Insurer
 from tierspayant.store import audit
 from tierspayant.store.beneficiary_reads import LookupReads
 from tierspayant.store.providers import category_of
+from tierspayant.store.reconnect import Attempt, once_more_if_disconnected
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -427,6 +428,24 @@ def _lookup(
     *,
     write: bool,
 ) -> tuple[T, Insurer, list[Signal], audit.Entry | None]:
+    # Run again on a new connection if the database dropped this one (a restart) before
+    # the guard was told: a read changed nothing, a transaction not committed was undone.
+    def attempt(step: Attempt) -> tuple[T, Insurer, list[Signal], audit.Entry | None]:
+        return _lookup_once(platform, card, answer, verified, ctx, write=write, step=step)
+
+    return once_more_if_disconnected(platform.engine, attempt)
+
+
+def _lookup_once(
+    platform: Platform,
+    card: CardData,
+    answer: Callable[[Connection, Insurer, Identified | None], tuple[T, audit.Entry | None]],
+    verified: VerifiedProof | None,
+    ctx: LookupContext | None,
+    *,
+    write: bool,
+    step: Attempt,
+) -> tuple[T, Insurer, list[Signal], audit.Entry | None]:
     signals: list[Signal] = []
     # A read-only lookup checks a connection out only if a read needs one (the index read
     # on SQLite runs on the thread's own); its transaction is rolled back when it closes.
@@ -443,6 +462,9 @@ def _lookup(
         if entry is not None and entry.subject is not None and DISCLOSED not in entry.detail:
             # The incident scope reads this field; an answer without it would be guessed.
             raise ValueError(f"{entry.action}: an answer about a person must say if it disclosed")
+        # The guard counts this lookup now, and a write transaction commits at the end of
+        # this block: from here on, no second run.
+        step.committing()
         if ctx is not None and platform.guard is not None:
             if outcome_of.canary_subject is not None:
                 outcome = LookupOutcome.canary(outcome_of.canary_subject)

@@ -36,6 +36,12 @@ from tierspayant import metrics
 from tierspayant.security.audit import AuditEvent
 from tierspayant.store.audit import DriverAppend, Entry
 from tierspayant.store.db import write_gate
+from tierspayant.store.reconnect import (
+    Attempt,
+    Disconnected,
+    driver_lost,
+    once_more_if_disconnected,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -200,24 +206,34 @@ class AuditWriter:
 
     def _append(self, entries: list[Entry]) -> list[AuditEvent]:
         """One transaction on the writer's own driver connection (kept between batches;
-        dropped after a failure, so the next batch starts on a fresh one)."""
+        dropped after a failure, so the next batch starts on a fresh one). A connection
+        the database dropped meanwhile (a restart) fails the batch before its COMMIT is
+        sent: the batch is then written again on a new one."""
+        return once_more_if_disconnected(self.engine, lambda step: self._append_once(entries, step))
+
+    def _append_once(self, entries: list[Entry], step: Attempt) -> list[AuditEvent]:
         if self._raw is None:
             self._raw = self.engine.raw_connection()
             self._driver_append = DriverAppend(self.engine.dialect)
         raw = self._raw
         assert self._driver_append is not None
+        driver: Any = raw.driver_connection
         try:
             with write_gate(self.engine):
                 try:
-                    events = self._driver_append(raw.driver_connection, entries)
-                    raw.driver_connection.commit()  # type: ignore[union-attr]
+                    events = self._driver_append(driver, entries)
+                    step.committing()
+                    driver.commit()
                 except BaseException:
-                    raw.driver_connection.rollback()  # type: ignore[union-attr]
+                    if not driver_lost(driver):
+                        driver.rollback()
                     raise
-        except BaseException:
+        except BaseException as exc:
             self._raw = None
             with contextlib.suppress(Exception):  # a broken connection: dropping it is all
                 raw.invalidate()
+            if isinstance(exc, Exception) and driver_lost(driver):
+                raise Disconnected(str(exc)) from exc
             raise
         return events
 

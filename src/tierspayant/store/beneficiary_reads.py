@@ -22,6 +22,7 @@ from tierspayant.store.beneficiaries import (
     BeneficiaryRecord,
     record_from_row,
 )
+from tierspayant.store.reconnect import Disconnected, driver_lost
 from tierspayant.store.tables import beneficiaries
 
 
@@ -78,12 +79,19 @@ class _PaddedRead:
                 row = cursor.fetchone()
             finally:
                 cursor.close()
-        except BaseException:
+        except BaseException as exc:
+            lost = driver_lost(driver)
             if isinstance(conn, LookupReads):
-                conn.failed()
+                conn.failed(lost=lost)
+            elif lost:
+                conn.invalidate()  # not back to the pool
+            if lost and isinstance(exc, Exception):
+                # Raised by the driver, unseen by SQLAlchemy: said here, so that the
+                # lookup runs again on a new connection (``store/reconnect.py``).
+                raise Disconnected(str(exc)) from exc
             raise
         finally:
-            if alone:
+            if alone and not driver_lost(driver):
                 driver.autocommit = False
         if row is None:
             return None, False
@@ -147,10 +155,13 @@ class LookupReads:
             return _thread_driver(self._engine)
         return self.connection_().connection.driver_connection
 
-    def failed(self) -> None:
-        """A read on :meth:`driver` failed: this thread's connection is not reused."""
+    def failed(self, *, lost: bool = False) -> None:
+        """A read on :meth:`driver` failed: this thread's connection is not reused; a
+        pooled one that was ``lost`` does not go back to the pool."""
         if self._conn is None:
             forget_thread_driver(self._engine)
+        elif lost:
+            self._conn.invalidate()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.connection_(), name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import select
 import sqlite3
 import threading
 import time
@@ -76,26 +77,64 @@ def make_engine(url: str, *, pool: bool = True) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     engine = create_engine(url, pool_size=10, max_overflow=10)
-    _ping_when_idle(engine)
+    _check_on_checkout(engine)
     return engine
 
 
-# A connection back from the pool is pinged only if it sat unused for this long: one that
-# served a request a moment ago is alive (a server restart in between fails that request,
-# and the connection is then discarded as SQLAlchemy discards any broken one). Pinging on
-# every checkout (``pool_pre_ping``) cost a network round trip on every rights check.
+# A connection back from the pool is pinged (a network round trip) only when it may be
+# dead, never on every checkout as ``pool_pre_ping`` would (a round trip on every rights
+# check):
+# - its socket has something to read while no statement runs: a server that ends a session
+#   (restart, failover, ``pg_terminate_backend``, idle timeout) sends its last words and
+#   closes it; looking costs a ``poll`` system call, no round trip;
+# - it sat unused for a while (a dead peer that sent nothing, a firewall's timeout);
+# A connection opened before the pool learnt that the server dropped its connections
+# (:func:`mark_lost`, after a disconnect the driver reported on its own) is replaced
+# without a ping. A connection that dies while checked out fails its statement:
+# ``store/reconnect.py`` runs the unit of work again on a new one when that is safe.
 PING_IDLE_SECONDS = 5.0
 _CHECKED_IN = "tierspayant.checked_in"
+_OPENED = "tierspayant.opened"
+_LOST_AT: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
 
-def _ping_when_idle(engine: Engine) -> None:
+def mark_lost(engine: Engine) -> None:
+    """Every connection of ``engine``'s pool opened until now is to be replaced when next
+    checked out (SQLAlchemy does the same for a disconnect it sees itself)."""
+    _LOST_AT[engine.pool] = time.monotonic()
+
+
+def _readable(dbapi: Any) -> bool:
+    """Whether the server sent something on an idle connection (for PostgreSQL, its
+    goodbye; a notice or a notification otherwise, which a ping leaves intact)."""
+    try:
+        fd = dbapi.pgconn.socket
+    except Exception:  # noqa: BLE001 - a connection without a socket is dead
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _check_on_checkout(engine: Engine) -> None:
+    pool = engine.pool
+
+    def on_connect(_dbapi: Any, record: Any) -> None:
+        record.info[_OPENED] = time.monotonic()
+
     def on_checkin(_dbapi: Any, record: Any) -> None:
         record.info[_CHECKED_IN] = time.monotonic()
 
     def on_checkout(dbapi: Any, record: Any, _proxy: Any) -> None:
+        lost = _LOST_AT.get(pool)
+        if lost is not None and record.info.get(_OPENED, 0.0) <= lost:
+            # The pool opens another one in its place.
+            raise DisconnectionError("opened before the server dropped its connections")
         since = record.info.get(_CHECKED_IN)
-        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
-            return  # new, or used a moment ago
+        if since is None:
+            return  # new
+        if time.monotonic() - since < PING_IDLE_SECONDS and not _readable(dbapi):
+            return  # used a moment ago, and the server has said nothing since
         try:
             cursor = dbapi.cursor()
             try:
@@ -107,8 +146,9 @@ def _ping_when_idle(engine: Engine) -> None:
             # The pool drops this connection and checks out (or opens) another one.
             raise DisconnectionError(str(exc)) from exc
 
-    event.listen(engine.pool, "checkin", on_checkin)
-    event.listen(engine.pool, "checkout", on_checkout)
+    event.listen(pool, "connect", on_connect)
+    event.listen(pool, "checkin", on_checkin)
+    event.listen(pool, "checkout", on_checkout)
 
 
 # --- SQLite: one writer at a time inside the process ---------------------------------

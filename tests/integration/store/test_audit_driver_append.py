@@ -6,13 +6,16 @@ append the next one."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from tests.integration.store.test_pool_ping import terminate
 from tierspayant.app.platform import Platform
 from tierspayant.security.audit import DISCLOSED, verify_chain
 from tierspayant.store import audit
 from tierspayant.store.audit_writer import AuditWriter
+from tierspayant.store.db import make_engine
 
 AT = datetime(2026, 3, 16, 9, 0, 0, 123456, tzinfo=UTC)
 
@@ -78,11 +81,42 @@ def test_given_a_broken_connection_then_its_batch_fails_and_the_next_one_is_appe
         first = writer.append(_entry(0))
         held = writer._raw
         assert held is not None
-        held.driver_connection.close()  # type: ignore[union-attr]  # the server's side gone
-        with pytest.raises(Exception, match=r"(?i)closed"):
-            writer.append(_entry(1))
+        held.driver_connection.close()  # type: ignore[union-attr]
+        if platform.engine.dialect.name == "postgresql":
+            # A lost connection, before COMMIT: the batch is written on a new one
+            lost = writer.append(_entry(1))
+            assert lost.seq == first.seq + 1
+            first = lost
+        else:
+            with pytest.raises(Exception, match=r"(?i)closed"):
+                writer.append(_entry(1))
         after = writer.append(_entry(2))
     finally:
         writer.close()
+    assert after.seq == first.seq + 1
+    assert after.prev_hash == first.hash
+
+
+@pytest.mark.postgres
+def test_given_the_server_dropped_the_writers_connection_then_the_batch_is_written_on_a_new_one(
+    postgres_url: str,
+) -> None:
+    engine = make_engine(postgres_url)
+    admin = make_engine(postgres_url)
+    writer = AuditWriter(engine)
+    try:
+        first = writer.append(_entry(10))
+        held = writer._raw
+        assert held is not None
+        driver: Any = held.driver_connection
+        # Given the server ended the writer's session (a restart) after its last batch
+        terminate(admin, driver.info.backend_pid)
+        # Then the next batch fails before its COMMIT is sent, and is written again
+        after = writer.append(_entry(11))
+        assert writer._raw is not held
+    finally:
+        writer.close()
+        engine.dispose()
+        admin.dispose()
     assert after.seq == first.seq + 1
     assert after.prev_hash == first.hash
