@@ -57,6 +57,9 @@ class _NoHistory:
     def past_alerts(self, since: datetime) -> Iterable[object]:
         return ()
 
+    def unbilled_events(self, since: datetime) -> Iterable[object]:
+        return ()
+
 
 def measure(case: str, checks: int) -> float:
     """Microseconds per check (admission + observation) of one case, in this process."""

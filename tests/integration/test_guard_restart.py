@@ -28,6 +28,7 @@ from tests.api.world import RELAXED_GUARD
 from tests.conftest import SeededInsurer
 from tests.integration.claims_world import NOW, World, build_world
 from tests.support.own_redis import OwnRedis
+from tests.support.services import RedisDatabase
 from tests.unit.security.test_guard_restore import state
 from tierspayant.app.platform import Platform, initialise, open_platform
 from tierspayant.config import Settings, load_settings
@@ -63,10 +64,16 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnRedis]:
 
 
 def _settings(
-    engine_name: str, tmp_path: Path, request: pytest.FixtureRequest, **env: str
+    engine_name: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    pending: int | None = None,
+    **env: str,
 ) -> Settings:
     policy = dict(RELAXED_GUARD)
     policy["daily_caps"] = {"pharmacy": CAP}
+    if pending is not None:
+        policy["unbilled_pending"] = pending
     if engine_name == "sqlite":
         data_dir = tmp_path / "data"
         url = f"sqlite:///{data_dir / 'tierspayant.sqlite3'}"
@@ -272,3 +279,83 @@ def test_the_counters_rebuilt_from_the_database_equal_the_live_ones(
         assert rebuilt.count_distinct(f"seen:{world.provider.structure}:{NOW.date()}") == 7
     finally:
         platform.close()
+
+
+# A scraper without card proof that never invoices: 3 people may await an invoice, so
+# the 4th lookup is refused (``guard.unbilled_pending``), and so is every later one; the
+# store comes back empty after the 2nd.
+PENDING, SCRAPED, EMPTIED_BEFORE = 3, 6, 2
+EXPECTED_SCRAPE = ["ok"] * PENDING + [GuardCode.UNBILLED_PENDING] * (SCRAPED - PENDING)
+
+
+def _scrape(
+    platform: Platform, principal: Principal, world: World, empty: Callable[[], Platform] | None
+) -> list[str]:
+    answers: list[str] = []
+    for person in range(SCRAPED):
+        if empty is not None and person == EMPTIED_BEFORE:
+            platform = empty()
+        answers.append(_lookup(platform, principal, world, person))
+    return answers
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("flush", ["none", "flushdb"])
+def test_given_redis_emptied_then_a_scraper_is_refused_at_the_same_never_invoiced_count(
+    engine_name: str,
+    flush: str,
+    redis_db: RedisDatabase,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    seed_insurer: Callable[..., SeededInsurer],
+) -> None:
+    """The people answered without card proof and not invoiced are rebuilt from the
+    audit log with the other counters: an empty Redis gives no fresh budget."""
+    client = redis_db.client()
+    try:
+        client.flushdb()
+        settings = _settings(
+            engine_name, tmp_path, request, PENDING, TIERSPAYANT_REDIS_URL=redis_db.url
+        )
+        platform = initialise(settings)
+        try:
+            world, principal = _world(platform, seed_insurer, tmp_path)
+
+            def emptied() -> Platform:
+                client.flushdb()  # this run's own database only
+                assert client.dbsize() == 0
+                return platform
+
+            answers = _scrape(platform, principal, world, emptied if flush != "none" else None)
+            assert answers == EXPECTED_SCRAPE
+            if flush != "none":
+                assert client.exists("tp:guard:epoch") == 1
+        finally:
+            platform.close()
+    finally:
+        client.close()
+
+
+def test_given_a_new_process_then_a_scraper_is_refused_at_the_same_never_invoiced_count(
+    engine_name: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    seed_insurer: Callable[..., SeededInsurer],
+) -> None:
+    """No Redis: the process and its in-process counters restart; the never-invoiced
+    people are rebuilt at the first lookup of the new process."""
+    settings = _settings(engine_name, tmp_path, request, PENDING)
+    platforms = [initialise(settings)]
+    try:
+        world, principal = _world(platforms[0], seed_insurer, tmp_path)
+
+        def new_process() -> Platform:
+            platforms[-1].close()
+            reopened = open_platform(settings, clock=platforms[-1].clock)
+            platforms.append(reopened)
+            return reopened
+
+        assert _scrape(platforms[0], principal, world, new_process) == EXPECTED_SCRAPE
+        assert len(platforms) == 2
+    finally:
+        platforms[-1].close()

@@ -5,24 +5,30 @@
 calculations, prior authorisations, invoices received through the API), the guard's
 refusals and step-up requests, misread scans and reinstatements of a recent window, the
 signals recorded in ``security_alerts`` over it, and the principals suspended in the
-database. The log has no index on time alone, so the
-window's first position is found by bisecting the chain (``at`` grows with ``seq``, give
-or take the seconds an event waits for its group commit), then read from there.
+database; over the never-invoiced window (30 days), the answers, refusals and
+reinstatements again with the invoices received (``claim.receive`` with a subject, from
+the API or a file, their day of care read from ``claims``). The log has no index on time
+alone, so the window's first position is found by bisecting the chain (``at`` grows with
+``seq``, give or take the seconds an event waits for its group commit), then read from
+there.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
 from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard import PastEvent, PastKind
 from tierspayant.security.principal import PrincipalKind
+from tierspayant.store.claims_tables import claims
 from tierspayant.store.security_tables import security_alerts
-from tierspayant.store.tables import audit_events, principals
+from tierspayant.store.tables import audit_events, insurers, principals
 
 # The actions of answers that went through the guard (``services.lookup``): each one was
 # observed as a hit (a subject) or a miss. An invoice from an operator's file did not.
@@ -32,6 +38,7 @@ LOOKUP_ACTIONS = frozenset(
 REFUSAL_ACTION = "lookup.refused"
 MISREAD_ACTION = "card.proof_misread"
 REINSTATE_ACTION = "principal.reinstate"
+INVOICE_ACTION = "claim.receive"
 _ACTIONS = LOOKUP_ACTIONS | {REFUSAL_ACTION, MISREAD_ACTION, REINSTATE_ACTION}
 # Events are stamped when built, then appended by the group-commit writer: the chain's
 # order may lag the stamps by that much, far less than this margin.
@@ -77,7 +84,21 @@ def _event(
     detail_text: str,
     kind: str | None,
 ) -> Iterator[PastEvent]:
-    detail = json.loads(detail_text)
+    yield from _parsed(
+        at, actor, structure, action, subject, decision, json.loads(detail_text), kind
+    )
+
+
+def _parsed(
+    at: datetime,
+    actor: str,
+    structure: str | None,
+    action: str,
+    subject: str | None,
+    decision: str,
+    detail: dict[str, Any],
+    kind: str | None,
+) -> Iterator[PastEvent]:
     at = _utc(at)
     human = kind == PrincipalKind.PROVIDER_USER.value
     if action == MISREAD_ACTION:
@@ -132,6 +153,82 @@ def past_events(conn: Connection, since: datetime) -> Iterator[PastEvent]:
         yield from _event(*row)
 
 
+# How many events of the never-invoiced window are read before their invoices' days of
+# care are looked up (one query per insurer met): the memory a rebuild holds at once.
+UNBILLED_CHUNK = 5_000
+
+
+def unbilled_events(
+    conn: Connection, since: datetime, chunk: int = UNBILLED_CHUNK
+) -> Iterator[PastEvent]:
+    """The events the never-invoiced people are rebuilt from, stamped ``since`` or later,
+    in chain order, streamed: the answers, refusals and reinstatements as
+    :func:`past_events` reads them (answers from a file aside), and after each invoice
+    received about someone (``claim.receive`` with a subject, from the API or a file: each
+    one was told to the guard) an ``INVOICE`` event with its day of care."""
+    start = first_seq_since(conn, since)
+    query = (
+        select(
+            audit_events.c.at,
+            audit_events.c.actor,
+            audit_events.c.structure,
+            audit_events.c.action,
+            audit_events.c.subject,
+            audit_events.c.decision,
+            audit_events.c.detail,
+            audit_events.c.insurer,
+        )
+        .where(
+            audit_events.c.seq >= start,
+            audit_events.c.at >= _utc(since),
+            audit_events.c.action.in_(sorted(LOOKUP_ACTIONS | {REFUSAL_ACTION, REINSTATE_ACTION})),
+        )
+        .order_by(audit_events.c.seq)
+    )
+    rows: list[tuple[Any, ...]] = []
+    for row in conn.execute(query.execution_options(yield_per=10_000)):
+        rows.append(tuple(row))
+        if len(rows) >= chunk:
+            yield from _with_invoices(conn, rows)
+            rows = []
+    yield from _with_invoices(conn, rows)
+
+
+def _with_invoices(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> Iterator[PastEvent]:
+    """The events of ``rows``, each invoice's ``INVOICE`` after its answer."""
+    parsed = [json.loads(row[6]) for row in rows]
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for row, detail in zip(rows, parsed, strict=True):
+        if row[3] == INVOICE_ACTION and row[4] is not None and row[7] is not None:
+            claim = detail.get("claim")
+            if isinstance(claim, int):
+                wanted[row[7]].add(claim)
+    care = _care_days(conn, wanted)
+    for row, detail in zip(rows, parsed, strict=True):
+        at, actor, structure, action, subject, decision, _, insurer = row
+        # Answers are counted as in ``past_events``; the principal's kind (its pace) is
+        # not needed here.
+        yield from _parsed(at, actor, structure, action, subject, decision, detail, None)
+        if action == INVOICE_ACTION and subject is not None:
+            day = care.get((insurer, detail.get("claim")))
+            if day is not None:
+                yield PastEvent(_utc(at), PastKind.INVOICE, actor, structure, subject, care=day)
+
+
+def _care_days(conn: Connection, wanted: dict[str, set[int]]) -> dict[tuple[str, int], date]:
+    """The day of care of each claim named by (insurer AMC number, claim id)."""
+    found: dict[tuple[str, int], date] = {}
+    for amc, ids in wanted.items():
+        query = (
+            select(claims.c.id, claims.c.care_date)
+            .select_from(claims.join(insurers, insurers.c.id == claims.c.insurer_id))
+            .where(insurers.c.amc_number == amc, claims.c.id.in_(sorted(ids)))
+        )
+        for claim_id, care_date in conn.execute(query):
+            found[(amc, int(claim_id))] = care_date
+    return found
+
+
 def suspended_principals(conn: Connection) -> list[str]:
     """Every principal whose status is ``suspended``."""
     return list(
@@ -177,3 +274,8 @@ class AuditLookupHistory:
         """See :meth:`LookupHistory.past_alerts`."""
         with self.engine.connect() as conn:
             return past_alerts(conn, since)
+
+    def unbilled_events(self, since: datetime) -> Iterator[PastEvent]:
+        """See :meth:`LookupHistory.unbilled_events`: one read transaction."""
+        with self.engine.connect() as conn:
+            yield from unbilled_events(conn, since)

@@ -65,6 +65,7 @@ from tierspayant.security.guard.restore import (
     RestoringCounterStore,
     history_start,
     snapshot_of,
+    unbilled_start,
 )
 from tierspayant.security.guard.values import (
     DAY_SECONDS,
@@ -130,4 +131,5 @@ __all__ = [
     "median_interval_ms",
     "percentile_nearest_rank",
     "snapshot_of",
+    "unbilled_start",
 ]

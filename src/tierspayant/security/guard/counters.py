@@ -15,10 +15,11 @@ class CounterSnapshot:
     """Counters rebuilt from the audit log, written at once by :meth:`CounterStore.restore`.
 
     Each mapping goes from a logical key to its value and its time to live (seconds;
-    ``None``: no expiry). Sets and hashes are merged into what the key holds, windows get
-    their members added, lists and counters replace it (nothing writes them while the
-    store has no epoch: every admission stops there). ``epoch`` is written last, as the
-    flag ``epoch_key``: the mark that the counters are whole.
+    ``None``: no expiry). Sets and hashes are merged into what the key holds, windows and
+    scored sets (the never-invoiced people and the invoices: member to time in ms, read
+    oldest first) get their members added, lists and counters replace it (nothing writes
+    them while the store has no epoch: every admission stops there). ``epoch`` is written
+    last, as the flag ``epoch_key``: the mark that the counters are whole.
     """
 
     epoch_key: str
@@ -29,6 +30,7 @@ class CounterSnapshot:
     hashes: Mapping[str, tuple[Mapping[str, str], int]] = field(default_factory=dict)
     counters: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     flags: Mapping[str, int | None] = field(default_factory=dict)
+    scored: Mapping[str, tuple[Mapping[str, int], int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

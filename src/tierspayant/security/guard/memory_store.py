@@ -416,6 +416,14 @@ class MemoryCounterStore:
                 events.clear()
                 events.update(merged)
                 self._touch(key, ttl)
+            for key, (scored, ttl) in snapshot.scored.items():
+                self._fresh(key)
+                self._zsets.setdefault(key, {}).update(scored)
+                # The sweeps read the people oldest first, through the key's heap.
+                heap = self._heaps.setdefault(key, [])
+                for member, score in scored.items():
+                    heapq.heappush(heap, (score, member))
+                self._touch(key, ttl)
             for key, (items, ttl) in snapshot.lists.items():
                 self._lists[key] = list(items)
                 self._touch(key, ttl)

@@ -557,6 +557,11 @@ class RedisCounterStore:
                 if scored:
                     pipe.zadd(k, dict(scored))
                 pipe.expire(k, ttl)
+            for key, (scored, ttl) in snapshot.scored.items():
+                k = self._k(key)
+                for part in _chunks(sorted(scored)):
+                    pipe.zadd(k, {member: scored[member] for member in part})
+                pipe.expire(k, ttl)
             for key, (items, ttl) in snapshot.lists.items():
                 k = self._k(key)
                 pipe.delete(k)

@@ -16,11 +16,12 @@ through the guard and checks that the rebuilt counters equal the live ones.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -89,6 +90,7 @@ class PastKind(StrEnum):
     MISREAD = "misread"  # a scanned code that did not parse
     REINSTATED = "reinstated"  # the principal was reinstated: its pace and misses forgotten
     ALERT = "alert"  # a signal was raised (``code``): soft and rate signals go out once
+    INVOICE = "invoice"  # the structure invoiced ``subject`` for care on ``care``
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,8 @@ class PastEvent:
     # A refusal or step-up after the lookup was answered (a calculation's engagements
     # on amounts): its admission is the answer's own, already counted.
     after_answer: bool = False
+    # The day of care an invoice (``INVOICE``) was for.
+    care: date | None = None
 
 
 class LookupHistory(Protocol):
@@ -122,6 +126,12 @@ class LookupHistory(Protocol):
 
     def past_alerts(self, since: datetime) -> Iterable[PastEvent]:
         """The signals recorded from ``since`` on (kind ``ALERT``)."""
+        ...
+
+    def unbilled_events(self, since: datetime) -> Iterable[PastEvent]:
+        """From ``since`` on, in log order: the answers (``HIT``, ``MISS``), the refusals
+        and step-ups, the reinstatements, and after the answer of each invoice received,
+        its ``INVOICE`` (the structure, the subject, the day of care), streamed."""
         ...
 
 
@@ -143,6 +153,14 @@ def history_start(policy: GuardPolicy, now: datetime) -> datetime:
     first_day = now.astimezone(zone).date() - timedelta(days=policy.invoice_lag_days)
     midnight = datetime.combine(first_day, datetime.min.time(), zone)
     return min(midnight, now - timedelta(seconds=DAY_SECONDS))
+
+
+def unbilled_start(policy: GuardPolicy, now: datetime) -> datetime:
+    """The first instant the never-invoiced people are rebuilt from:
+    ``unbilled_window_days`` back (an answer older than that counts for nothing), and one
+    day more for the invoices that clear the window's first answers (care on or after the
+    day before the answer)."""
+    return now - timedelta(days=policy.unbilled_window_days + 1)
 
 
 def _ms(at: datetime) -> int:
@@ -182,10 +200,131 @@ def _once_key(event: PastEvent, zone: ZoneInfo) -> str | None:
 
 # Counters an empty restart does not rebuild (docs/guard.md, "After a restart"): the
 # per-person care dates asked today (``cd:``, the audit events keep no care date for
-# every route), the 30-day sets of people answered without proof and not yet invoiced
-# (``ub*:``: they need 30 days of events and the invoices), a satisfied step-up
-# (``stepok:``: the person logs in strongly again). The tests compare every other key.
-NOT_REBUILT = ("cd:", "ubp:", "ubo:", "ubh:", "ubb:", "uby:", "stepok:")
+# every route), the holds of the never-invoiced people (``ubh:``, they lapse), a satisfied
+# step-up (``stepok:``: the person logs in strongly again). The tests compare every
+# other key.
+NOT_REBUILT = ("cd:", "ubh:", "stepok:")
+
+
+class _Unbilled:
+    """The never-invoiced people of every scope, replayed from the log as the store keeps
+    them (``CounterStore.unbilled``, ``observe_lookup``, ``unbilled_invoice``, and
+    ``Guard.clear_suspension``): per scope the pending and overdue people with the time
+    of their answer, per structure the latest care invoiced per person and the principal
+    scope that answered each person last. A scope is swept (pending people past the
+    grace made overdue unless invoiced, overdue ones past the window dropped) where the
+    live store sweeps it: at each admission without card proof that got past the rate
+    windows; so each set holds what the store holds, its sweeps included.
+    """
+
+    def __init__(self, policy: GuardPolicy) -> None:
+        self.grace_ms = policy.invoice_grace_days * DAY_SECONDS * 1000
+        self.window_ms = policy.unbilled_window_days * DAY_SECONDS * 1000
+        self.slack_ms = DAY_SECONDS * 1000
+        self.zone = ZoneInfo(policy.timezone)
+        self.pend: dict[str, dict[str, int]] = defaultdict(dict)
+        self.over: dict[str, dict[str, int]] = defaultdict(dict)
+        # Oldest first, beside each scope's pending and overdue people (stale entries,
+        # whose person was since invoiced or moved, are skipped): a sweep costs the
+        # people that change state, as in the in-process store.
+        self.pend_heap: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.over_heap: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.bill: dict[str, dict[str, int]] = defaultdict(dict)
+        self.by: dict[str, dict[str, str]] = defaultdict(dict)
+
+    @staticmethod
+    def scopes(event: PastEvent) -> tuple[str, ...]:
+        p = f"p:{event.principal_id}"
+        return (p,) if event.structure is None else (p, f"s:{event.structure}")
+
+    def sweep(self, scopes: tuple[str, ...], structure: str | None, now_ms: int) -> None:
+        bill = self.bill.get(structure, {}) if structure is not None else {}
+        due, gone = now_ms - self.grace_ms, now_ms - self.window_ms
+        for scope in scopes:
+            pend, over = self.pend[scope], self.over[scope]
+            pend_heap, over_heap = self.pend_heap[scope], self.over_heap[scope]
+            while pend_heap and pend_heap[0][0] <= due:
+                answered, subject = heapq.heappop(pend_heap)
+                if pend.get(subject) != answered:
+                    continue
+                del pend[subject]
+                if bill.get(subject, -1) < answered - self.slack_ms:
+                    over[subject] = answered
+                    heapq.heappush(over_heap, (answered, subject))
+            while over_heap and over_heap[0][0] <= gone:
+                answered, subject = heapq.heappop(over_heap)
+                if over.get(subject) == answered:
+                    del over[subject]
+
+    def answer(self, event: PastEvent, at_ms: int) -> None:
+        scopes = self.scopes(event)
+        subject = event.subject
+        assert subject is not None
+        for scope in scopes:
+            if subject not in self.pend[scope] and subject not in self.over[scope]:
+                self.pend[scope][subject] = at_ms
+                heapq.heappush(self.pend_heap[scope], (at_ms, subject))
+        if event.structure is not None:
+            self.by[event.structure][subject] = scopes[0]
+
+    def invoice(self, structure: str, subject: str, care: date) -> None:
+        care_ms = _ms(datetime.combine(care, datetime.min.time(), self.zone))
+        bill = self.bill[structure]
+        bill[subject] = max(bill.get(subject, care_ms), care_ms)
+        own = f"s:{structure}"
+        for scope in {own, self.by.get(structure, {}).get(subject, own)}:
+            for people in (self.pend.get(scope), self.over.get(scope)):
+                if people is None:
+                    continue
+                answered = people.get(subject)
+                if answered is not None and answered <= care_ms + self.slack_ms:
+                    del people[subject]
+
+    def reinstate(self, principal: str) -> None:
+        scope = f"p:{principal}"
+        for table in (self.pend, self.over, self.pend_heap, self.over_heap):
+            table.pop(scope, None)
+
+    def replay(self, events: Iterable[PastEvent], now: datetime) -> int:
+        """Replay ``events`` (log order) up to ``now``; return how many were read."""
+        count = 0
+        for event in events:
+            count += 1
+            if event.at > now:
+                continue
+            kind = event.kind
+            if kind is PastKind.INVOICE:
+                if event.structure is not None and event.subject and event.care is not None:
+                    self.invoice(event.structure, event.subject, event.care)
+                continue
+            if kind is PastKind.REINSTATED:
+                self.reinstate(event.principal_id)
+                continue
+            swept = kind in (PastKind.HIT, PastKind.MISS) or (
+                kind in (PastKind.REFUSED, PastKind.STEP_UP)
+                and event.code not in _BEFORE_COUNTING
+                and not event.after_answer
+            )
+            if not swept or event.with_proof:
+                continue
+            at_ms = _ms(event.at)
+            self.sweep(self.scopes(event), event.structure, at_ms)
+            if kind is PastKind.HIT and event.subject is not None:
+                self.answer(event, at_ms)
+        return count
+
+    def keys(
+        self, ttl: int
+    ) -> tuple[dict[str, tuple[dict[str, int], int]], dict[str, tuple[dict[str, str], int]]]:
+        """The sorted sets (``ubp:``, ``ubo:``, ``ubb:``) and the hashes (``uby:``) to
+        write, each with ``ttl``; empty ones left out, as the store has none."""
+        scored: dict[str, tuple[dict[str, int], int]] = {}
+        for prefix, table in (("ubp", self.pend), ("ubo", self.over), ("ubb", self.bill)):
+            for name, people in table.items():
+                if people:
+                    scored[f"{prefix}:{name}"] = (dict(people), ttl)
+        hashes = {f"uby:{s}": (dict(by), ttl) for s, by in self.by.items() if by}
+        return scored, hashes
 
 
 def snapshot_of(
@@ -194,9 +333,11 @@ def snapshot_of(
     policy: GuardPolicy,
     now: datetime,
     epoch: str,
+    unbilled: Iterable[PastEvent] = (),
 ) -> CounterSnapshot:
     """The counters the guard would hold at ``now`` after ``events`` (read from
-    :func:`history_start` on), with every principal of ``suspended`` flagged.
+    :func:`history_start` on), with every principal of ``suspended`` flagged, and the
+    never-invoiced people after ``unbilled`` (read from :func:`unbilled_start` on).
 
     Rebuilt: per structure and day, the distinct people answered and those answered
     without card proof, the active structures and their daily invoice check; per
@@ -204,7 +345,9 @@ def snapshot_of(
     requests of the local day and of the sliding window; the rate windows of the last
     minute; the suspensions; the
     once-keys of the soft, watch and rate signals already raised (``ALERT`` events), so
-    none goes out twice.
+    none goes out twice; per principal and per structure, the people answered without
+    card proof awaiting an invoice or never invoiced, with the structure's invoices that
+    clear them (``INVOICE`` events).
     """
     zone = ZoneInfo(policy.timezone)
     today = now.astimezone(zone).date()
@@ -305,16 +448,36 @@ def snapshot_of(
     for day, structures in active.items():
         for structure in structures:
             flags[f"invchk:{structure}:{day}"] = _CHECK_TTL_SECONDS
+    people = _Unbilled(policy)
+    people.replay(unbilled, now)
+    ttl = (policy.unbilled_window_days + policy.invoice_grace_days + 1) * DAY_SECONDS
+    scored, by = people.keys(ttl)
+    hashes: dict[str, tuple[Mapping[str, str], int]] = dict(by)
+    hashes.update({f"active:{day}": (fields, day_ttl) for day, fields in active.items()})
     return CounterSnapshot(
         epoch_key=EPOCH_KEY,
         epoch=epoch,
         sets=sets,
         windows={key: (scored, _RATE_TTL_SECONDS) for key, scored in windows.items()},
         lists=lists,
-        hashes={f"active:{day}": (fields, day_ttl) for day, fields in active.items()},
+        hashes=hashes,
+        scored=scored,
         counters={f"stepup:{p}:{today}": (n, 2 * DAY_SECONDS) for p, n in step_ups.items()},
         flags=flags,
     )
+
+
+class _Counted:
+    """An iterable of events that counts what was read from it."""
+
+    def __init__(self, events: Iterable[PastEvent]) -> None:
+        self.events = events
+        self.count = 0
+
+    def __iter__(self) -> Iterator[PastEvent]:
+        for event in self.events:
+            self.count += 1
+            yield event
 
 
 class Restorer:
@@ -378,7 +541,9 @@ class Restorer:
         events += self.history.past_alerts(since)
         suspended = list(self.history.suspended_principals())
         epoch = f"{now.isoformat()}/{uuid.uuid4().hex[:8]}"
-        snapshot = snapshot_of(events, suspended, self.policy, now, epoch)
+        # The 30 days of the never-invoiced people are streamed, never held in a list.
+        unbilled = _Counted(self.history.unbilled_events(unbilled_start(self.policy, now)))
+        snapshot = snapshot_of(events, suspended, self.policy, now, epoch, unbilled)
         read = time.perf_counter()
         self.store.restore(snapshot)
         written = time.perf_counter()
@@ -391,9 +556,12 @@ class Restorer:
                 snapshot.hashes,
                 snapshot.counters,
                 snapshot.flags,
+                snapshot.scored,
             )
         )
-        report = RestoreReport(len(events), keys, len(suspended), read - started, written - read)
+        report = RestoreReport(
+            len(events) + unbilled.count, keys, len(suspended), read - started, written - read
+        )
         self.last = report
         log.warning(
             "guard.counters_rebuilt",
@@ -503,8 +671,8 @@ class RestoringCounterStore:
         return self.store.claim(once_keys, ttl_seconds, flag_key)
 
     def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
-        """See :meth:`CounterStore.unbilled`. The 30-day sets of people not yet invoiced
-        are not rebuilt after an empty restart (docs/guard.md, "After a restart")."""
+        """See :meth:`CounterStore.unbilled` (the sets it reads are rebuilt with the
+        others, at the admission that finds no epoch)."""
         return self.store.unbilled(plan)
 
     def unbilled_invoice(
