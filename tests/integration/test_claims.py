@@ -272,3 +272,20 @@ def test_a_correction_of_a_paid_claim_makes_the_paid_amount_undue(
     assert overpaid == 350  # the provider owes back what the first version was paid
     adjudicate_pending(world.platform, insurer_amc=world.insurer.amc_number)
     assert get_claim(world.platform, world.principal, fixed.claim_id).amc_accepted_cents == 700
+
+
+def test_an_invoice_received_through_the_guard_says_whether_the_card_proof_came_with_it(
+    world: World,
+) -> None:
+    """The guard's counters are rebuilt from these events after an empty restart
+    (``security/guard/restore.py``): an invoice without the flag would be read back as a
+    lookup without card proof, whatever came with it."""
+    receipt = submit_claim(world.platform, world.principal, submission(world.people[0], "F-P"))
+    with world.platform.engine.connect() as conn:
+        detail = conn.execute(
+            select(audit_events.c.detail).where(
+                audit_events.c.action == "claim.receive",
+                audit_events.c.detail.contains(f'"claim":{receipt.claim_id}'),
+            )
+        ).scalar_one()
+    assert json.loads(detail)["proof"] is False

@@ -3,6 +3,7 @@ audited; visible to the requesting provider only (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -297,3 +298,24 @@ def test_two_staff_deciding_at_once_cannot_both_decide(
             )
         ).all()
     assert len(decisions) == 1
+
+
+def test_a_request_and_its_replay_say_whether_the_card_proof_came_with_them(
+    world: World,
+) -> None:
+    """Read back when the guard's counters are rebuilt after an empty restart."""
+    first, _ = request_prior_auth(world.platform, world.principal, ask(world, "q-proof", FRAME))
+    request_prior_auth(world.platform, world.principal, ask(world, "q-proof", FRAME))
+    with world.platform.engine.connect() as conn:
+        details = [
+            json.loads(text)
+            for text in conn.execute(
+                select(audit_events.c.detail)
+                .where(audit_events.c.action == "prior_auth.request")
+                .order_by(audit_events.c.seq)
+            ).scalars()
+        ]
+    details = [d for d in details if d.get("agreement") == first.agreement_number]
+    assert len(details) == 2
+    assert [d["proof"] for d in details] == [False, False]
+    assert [d.get("replay", False) for d in details] == [False, True]

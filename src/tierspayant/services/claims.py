@@ -161,7 +161,9 @@ def submit_claim(
     def answer(
         conn: Connection, insurer: Insurer, found: Identified | None
     ) -> tuple[ClaimReceipt, str | None]:
-        return _store(platform, conn, principal, insurer, found, submission, digest, source)
+        return _store(
+            platform, conn, principal, insurer, found, submission, digest, source, proof.present
+        )
 
     if source == "api":
         receipt, subject = guarded_lookup(platform, principal, card, proof, answer)
@@ -222,6 +224,7 @@ def _store(
     submission: ClaimSubmission,
     digest: bytes,
     source: str,
+    with_proof: bool = False,
 ) -> tuple[ClaimReceipt, str | None]:
     """Store the claim (superseding the earlier version of a correction) and audit it."""
     assert principal.provider_id is not None
@@ -302,6 +305,9 @@ def _store(
             "version": version,
             "lines": len(content.lines),
             "source": source,
+            # Whether the card's proof came with it: the guard's counters are rebuilt
+            # from these events after an empty restart (``security/guard/restore.py``).
+            "proof": with_proof,
             # The receipt reads the same for anyone, but the claim it opens is judged on the
             # person's contract and shown to the provider: an invoice for someone
             # identified is a disclosure (one for nobody is rejected as ``rights.none``).

@@ -151,7 +151,7 @@ def request_prior_auth(
         if again is not None:
             # A retry (perhaps by another account of the same professional) is an answer
             # about the person like the first: guarded above, and audited here.
-            _audit_replay(conn, platform, principal, insurer, found, again)
+            _audit_replay(conn, platform, principal, insurer, found, again, proof.present)
             return again, False
         decision = _assess(platform, conn, insurer, found, request, in_force, provider_id)
         status, lines = decision.status, decision.lines
@@ -204,6 +204,8 @@ def request_prior_auth(
                 "domain": domain.value,
                 "lines": len(lines),
                 "reason": decision.reason_code,
+                # Read back when the guard's counters are rebuilt (``guard/restore.py``).
+                "proof": proof.present,
                 DISCLOSED: disclosed,
             },
         )
@@ -232,6 +234,7 @@ def _audit_replay(
     insurer: Insurer,
     found: Identified | None,
     stored: PriorAuthAnswer,
+    with_proof: bool,
 ) -> None:
     unknown = stored.status == PriorAuthStatus.REFUSED and stored.reason_code == "rights.none"
     audit.append(
@@ -248,6 +251,7 @@ def _audit_replay(
             "agreement": stored.agreement_number,
             "domain": stored.domain,
             "replay": True,
+            "proof": with_proof,
             DISCLOSED: found is not None and not unknown,
         },
     )
