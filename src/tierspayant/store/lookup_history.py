@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, not_, or_, select
 
 from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard import PastEvent, PastKind
@@ -39,6 +39,7 @@ REFUSAL_ACTION = "lookup.refused"
 MISREAD_ACTION = "card.proof_misread"
 REINSTATE_ACTION = "principal.reinstate"
 INVOICE_ACTION = "claim.receive"
+_WITH_PROOF = '"proof":true'  # in an event's canonical JSON detail
 _ACTIONS = LOOKUP_ACTIONS | {REFUSAL_ACTION, MISREAD_ACTION, REINSTATE_ACTION}
 # Events are stamped when built, then appended by the group-commit writer: the chain's
 # order may lag the stamps by that much, far less than this margin.
@@ -182,6 +183,15 @@ def unbilled_events(
             audit_events.c.seq >= start,
             audit_events.c.at >= _utc(since),
             audit_events.c.action.in_(sorted(LOOKUP_ACTIONS | {REFUSAL_ACTION, REINSTATE_ACTION})),
+            # An answer with card proof never enters these sets (``_Unbilled.replay``
+            # skips it): left in the database, it costs neither a row sent nor a JSON
+            # parse. An invoice stays whatever its proof: it clears people. (The detail is
+            # canonical JSON: a string value holding these characters is escaped, so only
+            # the key itself matches.)
+            or_(
+                audit_events.c.action.in_([INVOICE_ACTION, REFUSAL_ACTION, REINSTATE_ACTION]),
+                not_(audit_events.c.detail.contains(_WITH_PROOF, autoescape=True)),
+            ),
         )
         .order_by(audit_events.c.seq)
     )
