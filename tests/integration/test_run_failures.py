@@ -34,6 +34,7 @@ from tierspayant.domain.payments import payment_run_key
 from tierspayant.services import enrolment, payments, run_failures, run_leases
 from tierspayant.services.errors import Conflict
 from tierspayant.store import audit, runs
+from tierspayant.store import enrolment as enrolment_store
 from tierspayant.store.beneficiaries import count_beneficiaries
 from tierspayant.store.ledger_tables import money_runs
 from tierspayant.store.tables import import_runs
@@ -298,6 +299,30 @@ def _hold_lease(platform: Platform, tmp_path: Path, day: date) -> subprocess.Pop
 def _kill(child: subprocess.Popen[bytes]) -> None:
     child.send_signal(signal.SIGKILL)
     child.communicate()
+
+
+def _session_ended(platform: Platform, run_id: int) -> None:
+    """Wait until PostgreSQL has ended a killed importer's session, and with it released
+    the run's advisory lock: the server learns of the closed socket when the backend next
+    reads from it, a moment after the kill (longer when the kill came mid-statement, seen
+    as a CI failure). Until then the run looks alive, as it should; the test is about what
+    the next import finds once it is dead. SQLite's file lock goes with the process."""
+    if platform.engine.dialect.name != "postgresql":
+        return
+    deadline = time.monotonic() + 30
+    while True:
+        with platform.engine.connect() as conn:
+            held = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND classid = :space AND objid = :run AND objsubid = 2"
+                ),
+                {"space": enrolment_store._LOCK_SPACE, "run": run_id},
+            ).scalar_one()
+        if not held:
+            return
+        assert time.monotonic() < deadline, "the killed importer's session never ended"
+        time.sleep(0.05)
 
 
 def test_a_lease_held_by_a_live_process_is_refused_with_who_and_until_when_then_taken_over_once_it_is_killed(  # noqa: E501
@@ -605,6 +630,7 @@ def test_a_beneficiary_import_killed_at_a_random_point_leaves_its_record_and_is_
         assert enrolment.interrupted_runs(platform, ACTOR) == [], why
     finally:
         _kill(child)
+    _session_ended(platform, run_id)
     # When the next import of the insurer runs
     summary = enrolment.import_beneficiaries(
         platform, insurer.amc_number, made.path, mode="full", file_date=FILE_DATE,
@@ -660,6 +686,7 @@ def test_the_import_command_says_the_previous_run_was_interrupted_and_import_run
         killed = conn.execute(
             select(import_runs.c.id).where(import_runs.c.insurer_id == insurer.id)
         ).scalar_one()
+    _session_ended(platform, int(killed))
     # When the operator runs the import again, then lists the insurer's imports
     again = CliRunner().invoke(
         app,
