@@ -45,6 +45,7 @@ from tierspayant.security.guard import (
     snapshot_of,
     unbilled_start,
 )
+from tierspayant.security.guard.counters import answered_by
 from tierspayant.security.guard.restore import NOT_REBUILT
 
 POLICY = GuardPolicy(
@@ -177,7 +178,19 @@ def state(store: MemoryCounterStore, now: datetime, policy: GuardPolicy = POLICY
                     out[key] = sorted(scored)
                 continue
             if key.startswith("uby:") and key in store._hashes:
-                by = [(k, v) for k, v in store._hashes[key].items() if k in people]
+                # The principals that answered each person, those whose scope still holds
+                # them: an invoice clears the others of nothing, and a rebuild cannot know
+                # an answer older than its window that the live hash still lists.
+                by = []
+                for subject, value in store._hashes[key].items():
+                    holding = [
+                        scope
+                        for scope in answered_by(value)
+                        if subject in store._zsets.get(f"ubp:{scope}", {})
+                        or subject in store._zsets.get(f"ubo:{scope}", {})
+                    ]
+                    if subject in people and holding:
+                        by.append((subject, holding))
                 if by:
                     out[key] = sorted(by)
                 continue

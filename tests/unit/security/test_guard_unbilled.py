@@ -29,7 +29,12 @@ from tierspayant.security.guard import (
     Verdict,
     calibrate,
 )
-from tierspayant.security.guard.counters import UnbilledPlan
+from tierspayant.security.guard.counters import (
+    ANSWERED_BY_KEEP,
+    UnbilledPlan,
+    answered_by,
+    answered_by_add,
+)
 
 T0 = datetime(2025, 3, 10, 8, 0, tzinfo=UTC)
 PHARMACY = "750044444"
@@ -324,3 +329,40 @@ def test_memory_and_redis_stores_agree_on_every_unbilled_count(
     finally:
         client.flushdb()
         client.close()
+
+
+def test_an_invoice_clears_its_person_for_every_colleague_who_answered_them(
+    store: CounterStore,
+) -> None:
+    """A human checks rights at the counter, the pharmacy's software account answers the
+    same person again, and the invoice comes after the grace, once the human's people have
+    been judged overdue: the person is invoiced for both. Keeping only the last principal
+    to answer left them never invoiced for the first, whose count then grew towards a
+    suspension with every shared patient invoiced late."""
+    guard = Guard(store, WIDE)
+    for i in range(12):
+        at = T0 + timedelta(minutes=2 * i)
+        assert look(guard, ctx(at, principal="psc:counter"), f"p{i}") == "answered"
+        later = at + timedelta(minutes=1)
+        assert look(guard, ctx(later, principal="software:lgo"), f"p{i}") == "answered"
+    after_grace = T0 + timedelta(days=8)
+    # A lookup of each after the grace: their scopes are swept, the 12 are overdue.
+    assert look(guard, ctx(after_grace, principal="psc:counter"), "q0") == "answered"
+    assert look(guard, ctx(after_grace, principal="software:lgo"), "q1") == "answered"
+    assert guard.unbilled(ctx(after_grace, principal="psc:counter"))[1] == 12
+    for i in range(12):
+        guard.record_invoice(PHARMACY, f"p{i}", T0.date())
+    later = after_grace + timedelta(minutes=5)
+    assert guard.unbilled(ctx(later, principal="psc:counter"))[1] == 0
+    assert guard.unbilled(ctx(later, principal="software:lgo"))[1] == 0
+
+
+def test_the_principals_who_answered_a_person_are_kept_once_the_latest_last() -> None:
+    value = None
+    for scope in ["p:a", "p:b", "p:a", "p:c"]:
+        value = answered_by_add(value, scope)
+    assert answered_by(value) == ["p:b", "p:a", "p:c"]
+    for n in range(40):
+        value = answered_by_add(value, f"p:{n}")
+    assert answered_by(value) == [f"p:{n}" for n in range(24, 40)]
+    assert len(answered_by(value)) == ANSWERED_BY_KEEP

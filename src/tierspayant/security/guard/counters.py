@@ -9,6 +9,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+# The ``uby:<structure>`` hash: per person, the principal scopes of the structure that
+# answered them without card proof (oldest first, each once, the latest
+# ``ANSWERED_BY_KEEP``), joined by ``ANSWERED_BY_SEP``. An invoice of the structure clears
+# the person from every one of them: with only the last one kept, a colleague who had
+# answered the same person (a counter's rights check, then the invoice sent by the
+# pharmacy's software account) kept them as never invoiced, on the way to a suspension.
+ANSWERED_BY_SEP = "\n"
+ANSWERED_BY_KEEP = 16
+
+
+def answered_by(value: str | None) -> list[str]:
+    """The principal scopes of a ``uby:`` value, oldest first."""
+    return value.split(ANSWERED_BY_SEP) if value else []
+
+
+def answered_by_add(value: str | None, scope: str) -> str:
+    """The ``uby:`` value with ``scope`` as the latest to answer (once; the oldest
+    dropped past ``ANSWERED_BY_KEEP``)."""
+    scopes = [s for s in answered_by(value) if s != scope]
+    scopes.append(scope)
+    return ANSWERED_BY_SEP.join(scopes[-ANSWERED_BY_KEEP:])
+
 
 @dataclass(frozen=True, slots=True)
 class CounterSnapshot:
@@ -341,8 +363,8 @@ class CounterStore(Protocol):
     ) -> None:
         """Record an invoice (keep the latest care time per subject in ``bill_key``) and
         remove ``subject`` from the pending and overdue people of the structure's scope
-        and of the scope ``by_key`` names, where answered no later than ``care_ms +
-        slack_ms``."""
+        and of every principal scope ``by_key`` names for it (:func:`answered_by`), where
+        answered no later than ``care_ms + slack_ms``."""
         ...
 
     def hit_windows(

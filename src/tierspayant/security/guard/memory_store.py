@@ -19,6 +19,8 @@ from tierspayant.security.guard.counters import (
     StoreLimits,
     UnbilledCounts,
     UnbilledPlan,
+    answered_by,
+    answered_by_add,
 )
 
 
@@ -261,7 +263,9 @@ class MemoryCounterStore:
                 heapq.heappush(self._heaps.setdefault(pend_key, []), (now_ms, subject))
             self._touch(pend_key, ttl_seconds)
         if subject is not None and scopes:
-            self._hash_set(by_key, subject, scopes[0], ttl_seconds)
+            self._fresh(by_key)
+            before = self._hashes.get(by_key, {}).get(subject)
+            self._hash_set(by_key, subject, answered_by_add(before, scopes[0]), ttl_seconds)
 
     # The operations of the protocol.
     def admit_lookup(
@@ -494,7 +498,7 @@ class MemoryCounterStore:
             bill[subject] = max(bill.get(subject, care_ms), care_ms)
             self._touch(bill_key, ttl_seconds)
             self._fresh(by_key)
-            scopes = {structure_scope, self._hashes.get(by_key, {}).get(subject, structure_scope)}
+            scopes = {structure_scope, *answered_by(self._hashes.get(by_key, {}).get(subject))}
             for scope in scopes:
                 for key in (f"ubp:{scope}", f"ubo:{scope}"):
                     self._fresh(key)

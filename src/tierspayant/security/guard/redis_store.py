@@ -140,8 +140,12 @@ end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 local scopes = {ARGV[5]}
 local by = redis.call('HGET', KEYS[2], subject)
-if by and by ~= ARGV[5] then
-  scopes[2] = by
+if by then
+  for scope in string.gmatch(by, '[^\\n]+') do
+    if scope ~= ARGV[5] then
+      scopes[#scopes + 1] = scope
+    end
+  end
 end
 for _, scope in ipairs(scopes) do
   for _, kind in ipairs({'ubp:', 'ubo:'}) do
@@ -292,7 +296,19 @@ if no_proof then
     end
   end
   if hit then
-    redis.call('HSET', KEYS[10], subject, ARGV[19])
+    -- The principal scopes that answered the person, oldest first, each once, the
+    -- latest 16 (``counters.answered_by_add``).
+    local scope, kept = ARGV[19], {}
+    local before = redis.call('HGET', KEYS[10], subject)
+    if before then
+      for other in string.gmatch(before, '[^\\n]+') do
+        if other ~= scope then
+          kept[#kept + 1] = other
+        end
+      end
+    end
+    kept[#kept + 1] = scope
+    redis.call('HSET', KEYS[10], subject, table.concat(kept, '\\n', math.max(1, #kept - 15)))
     redis.call('EXPIRE', KEYS[10], uttl)
   end
 end

@@ -40,6 +40,8 @@ from tierspayant.security.guard.counters import (
     StoreLimits,
     UnbilledCounts,
     UnbilledPlan,
+    answered_by,
+    answered_by_add,
 )
 from tierspayant.security.guard.policy import GuardPolicy
 from tierspayant.security.guard.thresholds import THRESHOLDS, Action, Scope
@@ -265,14 +267,15 @@ class _Unbilled:
                 self.pend[scope][subject] = at_ms
                 heapq.heappush(self.pend_heap[scope], (at_ms, subject))
         if event.structure is not None:
-            self.by[event.structure][subject] = scopes[0]
+            by = self.by[event.structure]
+            by[subject] = answered_by_add(by.get(subject), scopes[0])
 
     def invoice(self, structure: str, subject: str, care: date) -> None:
         care_ms = _ms(datetime.combine(care, datetime.min.time(), self.zone))
         bill = self.bill[structure]
         bill[subject] = max(bill.get(subject, care_ms), care_ms)
         own = f"s:{structure}"
-        for scope in {own, self.by.get(structure, {}).get(subject, own)}:
+        for scope in {own, *answered_by(self.by.get(structure, {}).get(subject))}:
             for people in (self.pend.get(scope), self.over.get(scope)):
                 if people is None:
                     continue
