@@ -19,9 +19,9 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, func, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, not_, or_, select
 
 from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard import PastEvent, PastKind
@@ -128,26 +128,30 @@ def _parsed(
         yield PastEvent(at, PastKind.REFUSED, actor, code=code, after_answer=True)
 
 
+# What each reader of the guard's events takes of an event, in this order.
+_EVENT_COLUMNS: Final = (
+    audit_events.c.at,
+    audit_events.c.actor,
+    audit_events.c.structure,
+    audit_events.c.action,
+    audit_events.c.subject,
+    audit_events.c.decision,
+    audit_events.c.detail,
+)
+
+
+def _window(conn: Connection, since: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The events stamped ``since`` or later: a range of the chain found by bisection
+    (:func:`first_seq_since`), then the stamps themselves."""
+    return audit_events.c.seq >= first_seq_since(conn, since), audit_events.c.at >= _utc(since)
+
+
 def past_events(conn: Connection, since: datetime) -> Iterator[PastEvent]:
     """The guard's events stamped ``since`` or later, in chain order, streamed."""
-    start = first_seq_since(conn, since)
     query = (
-        select(
-            audit_events.c.at,
-            audit_events.c.actor,
-            audit_events.c.structure,
-            audit_events.c.action,
-            audit_events.c.subject,
-            audit_events.c.decision,
-            audit_events.c.detail,
-            principals.c.kind,
-        )
+        select(*_EVENT_COLUMNS, principals.c.kind)
         .select_from(audit_events.outerjoin(principals, principals.c.id == audit_events.c.actor))
-        .where(
-            audit_events.c.seq >= start,
-            audit_events.c.at >= _utc(since),
-            audit_events.c.action.in_(sorted(_ACTIONS)),
-        )
+        .where(*_window(conn, since), audit_events.c.action.in_(sorted(_ACTIONS)))
         .order_by(audit_events.c.seq)
     )
     for row in conn.execute(query.execution_options(yield_per=10_000)):
@@ -167,21 +171,10 @@ def unbilled_events(
     :func:`past_events` reads them (answers from a file aside), and after each invoice
     received about someone (``claim.receive`` with a subject, from the API or a file: each
     one was told to the guard) an ``INVOICE`` event with its day of care."""
-    start = first_seq_since(conn, since)
     query = (
-        select(
-            audit_events.c.at,
-            audit_events.c.actor,
-            audit_events.c.structure,
-            audit_events.c.action,
-            audit_events.c.subject,
-            audit_events.c.decision,
-            audit_events.c.detail,
-            audit_events.c.insurer,
-        )
+        select(*_EVENT_COLUMNS, audit_events.c.insurer)
         .where(
-            audit_events.c.seq >= start,
-            audit_events.c.at >= _utc(since),
+            *_window(conn, since),
             audit_events.c.action.in_(sorted(LOOKUP_ACTIONS | {REFUSAL_ACTION, REINSTATE_ACTION})),
             # An answer with card proof never enters these sets (``_Unbilled.replay``
             # skips it): left in the database, it costs neither a row sent nor a JSON

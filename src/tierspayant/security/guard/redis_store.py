@@ -10,6 +10,7 @@ import redis
 from redis.commands.core import Script
 
 from tierspayant.security.guard.counters import (
+    ANSWERED_BY_KEEP,
     AdmitReading,
     CounterSnapshot,
     LookupKeys,
@@ -297,7 +298,7 @@ if no_proof then
   end
   if hit then
     -- The principal scopes that answered the person, oldest first, each once, the
-    -- latest 16 (``counters.answered_by_add``).
+    -- latest ANSWERED_BY_KEEP, one per line (``counters.answered_by_add``).
     local scope, kept = ARGV[19], {}
     local before = redis.call('HGET', KEYS[10], subject)
     if before then
@@ -308,12 +309,13 @@ if no_proof then
       end
     end
     kept[#kept + 1] = scope
-    redis.call('HSET', KEYS[10], subject, table.concat(kept, '\\n', math.max(1, #kept - 15)))
+    local first = math.max(1, #kept - __KEEP_BEFORE__)
+    redis.call('HSET', KEYS[10], subject, table.concat(kept, '\\n', first))
     redis.call('EXPIRE', KEYS[10], uttl)
   end
 end
 return {outcomes, seen, answered, checked, looked, invoiced, once_set}
-"""
+""".replace("__KEEP_BEFORE__", str(ANSWERED_BY_KEEP - 1))
 
 # KEYS: the daily holds, then the never-invoiced holds of each scope. ARGV: token.
 _RELEASE_LOOKUP_LUA = """
