@@ -48,6 +48,19 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--lines", "200000", "--people", "20000", "--rounds", "3"],
         ["--lines", "20000", "--rounds", "1"],
     ),
+    # Issue 16's figure: PostgreSQL, two worker processes sharing the backlog.
+    "adjudication_postgres_2proc": (
+        "bench_adjudication",
+        [*_PG_2PROC, "--lines", "200000", "--people", "20000", "--rounds", "3"],
+        [*_PG_2PROC, "--lines", "20000", "--rounds", "1"],
+    ),
+    # Where a rights check's CPU goes, control by control (no ratio: its lines are in the
+    # JSON output).
+    "rights_check_parts": (
+        "rights_check_parts",
+        ["--checks", "20000", "--rounds", "3"],
+        ["--beneficiaries", "3000", "--checks", "2000", "--rounds", "1"],
+    ),
     # A day of volume: lines/s, the payment run's time and memory (no ratio: not in the
     # table of ratios, its line is in the JSON output).
     "day": (
