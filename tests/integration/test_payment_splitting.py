@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 import sepaxml
 import xmlschema
 
@@ -22,10 +23,10 @@ from tests.money_support import ACCEPTED, Line, adjudicated_claim, make_provider
 from tierspayant.app.platform import Platform
 from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS
 from tierspayant.domain.ledger import BANK, AccountKind, account
-from tierspayant.domain.payments import end_to_end_id, transfer_part
+from tierspayant.domain.payments import end_to_end_id, payment_run_key, transfer_part
 from tierspayant.formats.sepa_rules import check_file
 from tierspayant.services import payments
-from tierspayant.store import ledger
+from tierspayant.store import ledger, runs
 
 SCHEMA = Path(sepaxml.__file__).parent / "schemas" / "pain.001.001.03.xsd"
 # The amount of the issue: four hospital invoices accepted for one provider on one day.
@@ -128,3 +129,49 @@ def test_split_transfers_are_unique_traceable_and_rewritten_identically(
     assert payments.transfers_file(tmp_path / "b", day).read_bytes() == first.read_bytes()
     with platform.engine.connect() as conn:
         assert ledger.check(conn).ok
+
+
+def test_a_run_keeps_its_maximum_and_refuses_one_no_bank_takes(
+    platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
+) -> None:
+    # Given a provider owed 10.50 EUR, paid by a run with a maximum of 4.00 EUR a transfer
+    day = date(2026, 11, 25)
+    platform.clock = at(day)
+    insurer = seed_insurer(platform)
+    pharmacy = make_provider(platform, random.Random(16))
+    adjudicated_claim(
+        platform,
+        insurer_id=insurer.id,
+        amc_number=insurer.amc_number,
+        provider_id=pharmacy.id,
+        lines=(ACCEPTED, ACCEPTED, ACCEPTED),
+    )
+    payments.run_payments(platform, day, out_dir=tmp_path / "a", max_transfer_cents=400)
+    first = payments.transfers_file(tmp_path / "a", day).read_bytes()
+
+    # When the run is run again without a maximum (as the command line and the scheduler
+    # do)
+    payments.run_payments(platform, day, out_dir=tmp_path / "b")
+
+    # Then its file is rewritten with the maximum it started with: the same three
+    # transfers of 3.50, the same bytes
+    rewritten = payments.transfers_file(tmp_path / "b", day)
+    base = end_to_end_id(day, str(pharmacy.id))
+    assert [t for t in transactions(rewritten) if t[0].startswith(base)] == [
+        (f"{base}-1", 350),
+        (f"{base}-2", 350),
+        (f"{base}-3", 350),
+    ]
+    assert rewritten.read_bytes() == first
+    # and another maximum for the same run is refused, the run and its files unchanged
+    with pytest.raises(ValueError, match="started with a maximum of 400 cents"):
+        payments.run_payments(platform, day, out_dir=tmp_path / "c", max_transfer_cents=500)
+    assert not (tmp_path / "c").exists()
+    # and a maximum no bank takes is refused before any run starts: zero, or above the
+    # EPC maximum of one SEPA transfer
+    later = date(2026, 11, 26)
+    for wrong in (0, EPC_MAX_TRANSFER_CENTS + 1):
+        with pytest.raises(ValueError, match="maximum of one transfer is 1 to 99999999999"):
+            payments.run_payments(platform, later, out_dir=tmp_path / "d", max_transfer_cents=wrong)
+    with platform.engine.connect() as conn:
+        assert runs.read_run(conn, payment_run_key(later)) is None

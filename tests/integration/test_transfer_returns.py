@@ -333,11 +333,16 @@ SMALL_MAXIMUM = 1000
 NB = "\u202f"  # the narrow no-break space of French amounts (format_euros)
 
 
-def _paid_in_two_parts(
-    platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path, day: date
-) -> tuple[SeededInsurer, SeededInsurer, Provider, str]:
-    """A provider paid 14.01 EUR on ``day`` as two transfers: insurers A and B, the
-    provider, and the payment's own end-to-end id."""
+def _paid_in_parts(
+    platform: Platform,
+    seed_insurer: Callable[..., SeededInsurer],
+    tmp_path: Path,
+    day: date,
+    maximum: int,
+) -> tuple[SeededInsurer, SeededInsurer, Provider, str, dict[str, str]]:
+    """A provider paid 14.01 EUR on ``day`` by a run whose maximum of one transfer is
+    ``maximum``: insurers A and B, the provider, the payment's own end-to-end id and the
+    amount of each transfer of the provider in the run's file."""
     platform.clock = at(day)
     a, b = seed_insurer(platform), seed_insurer(platform)
     provider = make_provider(platform, random.Random(day.toordinal()))
@@ -347,10 +352,19 @@ def _paid_in_two_parts(
             provider_id=provider.id, lines=lines,
         )  # fmt: skip
     summary = payments.run_payments(
-        platform, day, out_dir=tmp_path / "split", max_transfer_cents=SMALL_MAXIMUM
+        platform, day, out_dir=tmp_path / f"split-{day}", max_transfer_cents=maximum
     )
     e2e = f"TP{day:%Y%m%d}-{provider.id}"
     sent = {k: amount for k, (amount, _) in _transfers(summary.files[0]).items()}
+    return a, b, provider, e2e, {k: v for k, v in sent.items() if k.startswith(f"{e2e}-")}
+
+
+def _paid_in_two_parts(
+    platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path, day: date
+) -> tuple[SeededInsurer, SeededInsurer, Provider, str]:
+    """A provider paid 14.01 EUR on ``day`` as two transfers: insurers A and B, the
+    provider, and the payment's own end-to-end id."""
+    a, b, provider, e2e, sent = _paid_in_parts(platform, seed_insurer, tmp_path, day, SMALL_MAXIMUM)
     assert sent == {f"{e2e}-1": "7.01", f"{e2e}-2": "7.00"}
     return a, b, provider, e2e
 
@@ -382,7 +396,7 @@ def test_a_returned_part_of_a_split_payment_is_booked_for_its_own_cents_once(
     platform.clock = at(date(2026, 8, 5))
 
     # When the operator records it
-    first = billing.record_returns(platform, part2, max_transfer_cents=SMALL_MAXIMUM)
+    first = billing.record_returns(platform, part2)
 
     # Then the part's 7.00 is back and owed to the provider again, not the whole 14.01
     assert first.errors == ()
@@ -397,7 +411,7 @@ def test_a_returned_part_of_a_split_payment_is_booked_for_its_own_cents_once(
     events = _events(platform, "payments.return")
 
     # When the same file is read again
-    again = billing.record_returns(platform, part2, max_transfer_cents=SMALL_MAXIMUM)
+    again = billing.record_returns(platform, part2)
 
     # Then nothing more is booked
     assert again.transfers == ()
@@ -407,7 +421,7 @@ def test_a_returned_part_of_a_split_payment_is_booked_for_its_own_cents_once(
 
     # When the bank's pain.002 rejects the first transfer too
     part1 = status_report([Tx(f"{e2e}-1", reason="AC04", amount="7.01")], message_id="STS-P1")
-    second = billing.record_returns(platform, part1, max_transfer_cents=SMALL_MAXIMUM)
+    second = billing.record_returns(platform, part1)
 
     # Then it is booked for its 7.01: the whole payment is back, each insurer's share whole
     assert [(t.end_to_end_id, t.cents) for t in second.transfers] == [(f"{e2e}-1", 701)]
@@ -420,7 +434,7 @@ def test_a_returned_part_of_a_split_payment_is_booked_for_its_own_cents_once(
 
     # When a file names the payment's own id, which no transfer carried
     whole = status_report([Tx(e2e, reason="AC04", amount="14.01")], message_id="STS-WHOLE")
-    refused = billing.record_returns(platform, whole, max_transfer_cents=SMALL_MAXIMUM)
+    refused = billing.record_returns(platform, whole)
 
     # Then it is refused, saying the payment went as two transfers, and books nothing
     [problem] = refused.errors
@@ -450,6 +464,49 @@ def test_a_returned_part_of_a_split_payment_is_booked_for_its_own_cents_once(
         (f"{e2e}-1", "repaid"),
         (f"{e2e}-2", "repaid"),
     }
+    report = ledger_check.check_ledger(platform)
+    assert report.ok, report
+
+
+def test_a_returned_part_is_matched_with_the_maximum_its_own_run_recorded(
+    platform: Platform, seed_insurer: Callable[..., SeededInsurer], tmp_path: Path
+) -> None:
+    # Given a provider paid 14.01 EUR by a run with a maximum of 10.00 EUR a transfer
+    # (1401 = 701 + 700), and another paid 14.01 EUR the next day by a run with a
+    # maximum of 5.00 EUR (3 parts: 1401 = 467 x 3)
+    first_day, second_day = date(2026, 6, 8), date(2026, 6, 9)
+    a1, b1, first, e2e1, sent1 = _paid_in_parts(
+        platform, seed_insurer, tmp_path, first_day, SMALL_MAXIMUM
+    )
+    a2, b2, second, e2e2, sent2 = _paid_in_parts(platform, seed_insurer, tmp_path, second_day, 500)
+    assert sent1 == {f"{e2e1}-1": "7.01", f"{e2e1}-2": "7.00"}
+    assert sent2 == {f"{e2e2}-1": "4.67", f"{e2e2}-2": "4.67", f"{e2e2}-3": "4.67"}
+    payables = [account(AccountKind.PROVIDER_PAYABLE, p.id) for p in (first, second)]
+    bank_before = _balance(platform, BANK)
+    before = [_balance(platform, payable) for payable in payables]
+    # and the bank's camt.054 returning the second transfer of each
+    both = notification(
+        [Returned(f"{e2e1}-2", "7.00"), Returned(f"{e2e2}-2", "4.67")],
+        message_id="CAMT-RUN-MAXIMA",
+        created="2026-06-10T07:15:00",
+    )
+    platform.clock = at(date(2026, 6, 10))
+
+    # When the operator records it, saying nothing of any maximum (the file does not)
+    recorded = billing.record_returns(platform, both)
+
+    # Then each part is matched as its own run cut it, and booked for its exact cents
+    assert recorded.errors == ()
+    assert sorted((t.end_to_end_id, t.cents) for t in recorded.transfers) == sorted(
+        [(f"{e2e1}-2", 700), (f"{e2e2}-2", 467)]
+    )
+    assert _balance(platform, BANK) == bank_before + 700 + 467
+    assert [_balance(platform, p) for p in payables] == [before[0] - 700, before[1] - 467]
+    # each insurer's share of its part: 700 x 1050/1401 = 524.6 and 700 x 351/1401 = 175.4;
+    # part 2 of 3 of 1401 in the same proportions, 467 x 2/3 up to 934 (700.0 and 234.0)
+    # less part 1 (350.0 and 117.0): 350 and 117
+    assert _returned_shares(platform, f"{e2e1}-2") == {a1.id: 525, b1.id: 175}
+    assert _returned_shares(platform, f"{e2e2}-2") == {a2.id: 350, b2.id: 117}
     report = ledger_check.check_ledger(platform)
     assert report.ok, report
 

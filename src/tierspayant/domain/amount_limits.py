@@ -131,6 +131,19 @@ def invoice_breach(
     return None
 
 
+def check_max_transfer(maximum: int) -> None:
+    """Refuse a maximum of one transfer no bank takes: 1 cent to the EPC maximum.
+
+    A payment run may cut its transfers lower than the EPC (tests do, to split small
+    payments); never higher, and never at zero, which would cut nothing.
+    """
+    if not 1 <= maximum <= EPC_MAX_TRANSFER_CENTS:
+        raise ValueError(
+            f"the maximum of one transfer is 1 to {EPC_MAX_TRANSFER_CENTS} cents "
+            f"(the EPC maximum), got {maximum}"
+        )
+
+
 def split_cents(cents: int, maximum: int = EPC_MAX_TRANSFER_CENTS) -> list[int]:
     """Cut a payment into the fewest transfers of at most ``maximum``, as even as possible.
 

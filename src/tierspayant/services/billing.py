@@ -31,7 +31,6 @@ from sqlalchemy import Connection
 from tierspayant.app.platform import Platform
 from tierspayant.config import MAX_OPERATOR_FEE_PER_LINE_CENTS
 from tierspayant.domain import accounting
-from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS
 from tierspayant.domain.banking_calendar import collection_date, paris_day
 from tierspayant.domain.codes import BillingCode
 from tierspayant.domain.identifiers import parse_bic, parse_iban
@@ -483,7 +482,6 @@ def record_returns(
     actor: str = ACTOR,
     source: str = "",
     progress: Progress = quiet,
-    max_transfer_cents: int = EPC_MAX_TRANSFER_CENTS,
 ) -> ReturnsSummary:
     """Record what a bank file returns, all or nothing: fund calls and provider transfers.
 
@@ -495,9 +493,8 @@ def record_returns(
     :func:`tierspayant.services.payment_returns.post_transfer_return`. Anything already
     returned is reported, not posted again; an end-to-end id that names nothing we sent,
     or a return whose amount differs, is an error and then nothing of the file is
-    recorded. ``max_transfer_cents`` is the payment runs' maximum of one transfer (the
-    EPC maximum; lower only in tests, as ``run_payments``'s): a payment above it was
-    sent, and is returned, transfer by transfer.
+    recorded. A payment above its run's maximum of one transfer was sent, and is
+    returned, transfer by transfer, each matched with the maximum that run recorded.
     """
     report = parse_returns_file(data)
     rejected: dict[str, TransactionStatus] = {}
@@ -520,7 +517,7 @@ def record_returns(
             if payment_returns.is_transfer_id(e2e):
                 # The payment row is locked first (PostgreSQL): two operators reading the
                 # same file record it once, the second finding the first's return.
-                transfer = payment_returns.match_transfer(conn, tx, max_transfer_cents)
+                transfer = payment_returns.match_transfer(conn, tx)
                 if isinstance(transfer, payment_returns.TransferProblem):
                     errors.append(
                         ReturnProblem(e2e, transfer.code, transfer.message, transfer.detail)

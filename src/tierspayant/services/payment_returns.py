@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
-from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS, split_cents
+from tierspayant.domain.amount_limits import split_cents
 from tierspayant.domain.codes import AuthCode, PaymentCode
 from tierspayant.domain.money import format_euros
 from tierspayant.domain.payments import end_to_end_id, part_shares, transfer_part
@@ -85,14 +85,13 @@ def _unknown(e2e: str, message: str, detail: str = "") -> TransferProblem:
     return TransferProblem(e2e, PaymentCode.RETURNS_UNKNOWN_TRANSFER, message, detail)
 
 
-def match_transfer(
-    conn: Connection, tx: TransactionStatus, max_transfer_cents: int = EPC_MAX_TRANSFER_CENTS
-) -> MatchedTransfer | TransferProblem:
+def match_transfer(conn: Connection, tx: TransactionStatus) -> MatchedTransfer | TransferProblem:
     """The transfer ``tx`` returns (its payment row locked on PostgreSQL), or why none.
 
-    A payment above ``max_transfer_cents`` was sent as the transfers ``split_cents``
-    cuts it into, with the maximum the payment run used (``run_payments``, the EPC
-    maximum but in tests): each is returned under its own id and for its own amount. The
+    A payment above its run's maximum of one transfer was sent as the transfers
+    ``split_cents`` cuts it into with that maximum, which the run recorded when it
+    started (``run_payments``; the EPC maximum but in tests) and which is read from it
+    here, never assumed: each is returned under its own id and for its own amount. The
     payment's own id names no transfer then (``returns.split_payment``), and a part id
     of a payment sent whole, or a part number past the last, names none either.
     """
@@ -112,7 +111,7 @@ def match_transfer(
     if traced is None or sent is None:
         return _unknown(e2e, "no credit transfer has this end-to-end id")
     part = traced[1]
-    amounts = tuple(split_cents(sent.cents, max_transfer_cents))
+    amounts = tuple(split_cents(sent.cents, sent.max_transfer_cents))
     count = len(amounts)
     parts_en = f"{payment_id}-1 to {payment_id}-{count}"
     parts_fr = f"{payment_id}-1 à {payment_id}-{count}"

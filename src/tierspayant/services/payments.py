@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 from tierspayant import metrics
 from tierspayant.app.platform import Platform
 from tierspayant.domain import accounting
-from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS
+from tierspayant.domain.amount_limits import check_max_transfer
 from tierspayant.domain.banking_calendar import following_business_day, is_business_day, paris_day
 from tierspayant.domain.codes import AuthCode, PaymentCode
 from tierspayant.domain.payments import (
@@ -180,16 +180,21 @@ def run_payments(
     actor: str = ACTOR,
     progress: Progress = quiet,
     backdate_reason: str | None = None,
-    max_transfer_cents: int = EPC_MAX_TRANSFER_CENTS,
+    max_transfer_cents: int | None = None,
 ) -> PaymentRunSummary:
     """Pay every provider what adjudication accepted and no run paid yet; rerunnable.
 
     A new run's date is checked by :func:`check_payment_date` (a backdated run is audited
     as ``payments.backdate`` in the transaction that starts it); a run already started is
-    finished at its own date, whatever the day. A provider's payment above
-    ``max_transfer_cents`` (the EPC maximum of one SEPA transfer; lower only in tests) is
-    booked once and written as several transfers.
+    finished at its own date, whatever the day. A provider's payment above the run's
+    maximum of one transfer is booked once and written as several transfers. That maximum
+    is recorded with the run when it starts: ``max_transfer_cents`` (1 cent to the EPC
+    maximum, lower only in tests; None: the EPC maximum); a run already started is
+    finished, and its files rewritten, with its own (ValueError if another is given), and
+    its returned transfers are matched with it (:mod:`services.payment_returns`).
     """
+    if max_transfer_cents is not None:
+        check_max_transfer(max_transfer_cents)
     run_key = payment_run_key(run_date)
     reason: str | None = None
     with platform.engine.connect() as conn:
@@ -228,9 +233,16 @@ def run_payments(
         run_date=run_date,
         period=None,
         on_create=audit_backdate,
+        max_transfer_cents=max_transfer_cents,
     )
     done = False
     try:
+        maximum = run.max_transfer_cents
+        if max_transfer_cents is not None and max_transfer_cents != maximum:
+            raise ValueError(
+                f"the payment run {run_key} started with a maximum of {maximum} cents a "
+                f"transfer: it is finished with it, not {max_transfer_cents}"
+            )
         with platform.engine.connect() as conn:
             before = store.run_totals(conn, run_key)
         waiting: list[str] = []
@@ -238,7 +250,7 @@ def run_payments(
         if run.status != "done":
             waiting, held = _remit_all(platform, run, owner, progress)
         target = out_dir or default_out_dir(platform, run_date)
-        files = _write_files(platform, run_key, run_date, target, progress, max_transfer_cents)
+        files = _write_files(platform, run_key, run_date, target, progress, maximum)
         with platform.engine.begin() as conn:
             counted, transfers, gross, net = store.run_totals(conn, run_key)
             if run.status != "done":

@@ -121,11 +121,13 @@ def acquire_run(
     run_date: date,
     period: str | None,
     on_create: Callable[[Connection], None] | None = None,
+    max_transfer_cents: int | None = None,
 ) -> tuple[runs.Run, str]:
     """Create the run or take over its lease; Conflict ``run.locked`` if a live worker has it.
 
     ``on_create`` runs in the transaction that creates the run (an override's audit
-    event: recorded if and only if the run starts).
+    event: recorded if and only if the run starts). ``max_transfer_cents`` is recorded
+    with a new payment run (None: the EPC maximum); a run already started keeps its own.
 
     On PostgreSQL the run row is read ``FOR UPDATE SKIP LOCKED``: a worker that finds it
     locked by another one backs off at once instead of waiting for it. The lease is then
@@ -148,6 +150,7 @@ def acquire_run(
                     owner=owner,
                     now=now,
                     ttl=LEASE,
+                    max_transfer_cents=max_transfer_cents,
                 )
                 if on_create is not None:
                     on_create(conn)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from tierspayant.domain.amount_limits import EPC_MAX_TRANSFER_CENTS
 from tierspayant.store.tables import BigId, metadata
 
 ledger_postings = Table(
@@ -84,8 +85,21 @@ money_runs = Table(
     Column("lock_expires_at", DateTime(timezone=True), nullable=True),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # Payment runs: the most one SEPA transfer of the run carries (migration 0021). A
+    # payment above it went as several transfers, and a returned one is matched by
+    # cutting the payment again with this maximum, never another.
+    Column(
+        "max_transfer_cents",
+        BigInteger,
+        nullable=False,
+        server_default=str(EPC_MAX_TRANSFER_CENTS),
+    ),
     CheckConstraint("kind IN ('payment', 'billing')", name="kind"),
     CheckConstraint("status IN ('open', 'done')", name="status"),
+    CheckConstraint(
+        f"max_transfer_cents >= 1 AND max_transfer_cents <= {EPC_MAX_TRANSFER_CENTS}",
+        name="max_transfer",
+    ),
 )
 
 payments = Table(

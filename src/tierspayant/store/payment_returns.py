@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import Connection, exists, func, select, update
 
 from tierspayant.store.bank_tables import provider_transfer_returns
-from tierspayant.store.ledger_tables import payment_lines, payments
+from tierspayant.store.ledger_tables import money_runs, payment_lines, payments
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,23 +49,29 @@ class SentTransfer:
     payment_date: date
     cents: int
     created_at: datetime
+    max_transfer_cents: int  # its run's maximum of one transfer: above it, sent in parts
 
 
 def sent_transfer(
     conn: Connection, provider_id: int, payment_date: date, *, lock: bool = False
 ) -> SentTransfer | None:
-    """The transfer a run of ``payment_date`` sent the provider, or None (none sent)."""
-    query = select(payments).where(
-        payments.c.provider_id == provider_id, payments.c.payment_date == payment_date
+    """The transfer a run of ``payment_date`` sent the provider, with the maximum of one
+    transfer that run used, or None (none sent); ``lock``: the payment row, on PostgreSQL
+    (not the run's, which its lease holder updates)."""
+    query = (
+        select(payments, money_runs.c.max_transfer_cents)
+        .join(money_runs, money_runs.c.run_key == payments.c.run_key)
+        .where(payments.c.provider_id == provider_id, payments.c.payment_date == payment_date)
     )
     if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(of=payments)
     row = conn.execute(query).first()
     if row is None or int(row.net_cents) + int(row.reissued_cents) <= 0:
         return None
     return SentTransfer(
         row.run_key, int(row.provider_id), row.payment_date,
         int(row.net_cents) + int(row.reissued_cents), row.created_at,
+        int(row.max_transfer_cents),
     )  # fmt: skip
 
 

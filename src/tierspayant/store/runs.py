@@ -25,6 +25,8 @@ class Run:
     status: str
     lock_owner: str | None
     lock_expires_at: datetime | None
+    # The most one transfer of a payment run carries (the EPC maximum for billing runs).
+    max_transfer_cents: int
 
 
 def _run(row: object) -> Run:
@@ -37,6 +39,7 @@ def _run(row: object) -> Run:
         status=row.status,  # type: ignore[attr-defined]
         lock_owner=row.lock_owner,  # type: ignore[attr-defined]
         lock_expires_at=row.lock_expires_at,  # type: ignore[attr-defined]
+        max_transfer_cents=int(row.max_transfer_cents),  # type: ignore[attr-defined]
     )
 
 
@@ -70,7 +73,13 @@ def create_run(
     owner: str,
     now: datetime,
     ttl: timedelta,
+    max_transfer_cents: int | None = None,
 ) -> Run:
+    """Record a new run, its lease held by ``owner``; ``max_transfer_cents`` the most one
+    transfer of a payment run carries (None: the column's default, the EPC maximum)."""
+    values: dict[str, object] = {}
+    if max_transfer_cents is not None:
+        values["max_transfer_cents"] = max_transfer_cents
     conn.execute(
         money_runs.insert().values(
             run_key=run_key,
@@ -82,6 +91,7 @@ def create_run(
             lock_owner=owner,
             lock_expires_at=now + ttl,
             started_at=now,
+            **values,
         )
     )
     found = find_run(conn, run_key)

@@ -76,4 +76,4 @@ def test_the_migrations_have_a_single_head() -> None:
     from tierspayant.store.db import alembic_config
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    assert script.get_heads() == ["0020"]
+    assert script.get_heads() == ["0021"]

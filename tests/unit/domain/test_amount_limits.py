@@ -15,6 +15,7 @@ from tierspayant.domain.amount_limits import (
     DEFAULT_CEILINGS,
     EPC_MAX_TRANSFER_CENTS,
     AmountCeiling,
+    check_max_transfer,
     invoice_breach,
     line_breach,
     split_cents,
@@ -138,6 +139,15 @@ def test_a_payment_needing_more_than_999_transfers_is_refused() -> None:
 
 def test_the_epc_maximum_is_999_999_999_99_euros() -> None:
     assert EPC_MAX_TRANSFER_CENTS == 999_999_999_99
+
+
+def test_a_run_s_maximum_of_one_transfer_is_1_cent_to_the_epc_maximum() -> None:
+    # A run may cut lower than the EPC (tests do), never higher, never at nothing
+    check_max_transfer(1)
+    check_max_transfer(EPC_MAX_TRANSFER_CENTS)
+    for wrong in (0, -400, EPC_MAX_TRANSFER_CENTS + 1):
+        with pytest.raises(ValueError, match=f"1 to {EPC_MAX_TRANSFER_CENTS} cents.*got {wrong}"):
+            check_max_transfer(wrong)
 
 
 def test_a_line_and_an_invoice_breach_name_field_domain_and_ceiling() -> None:
