@@ -11,7 +11,9 @@ connection is safe when nothing of it can have taken effect:
 Once COMMIT is sent, a lost connection leaves the outcome unknown (committed or not): the
 error goes to the caller, never a second try; an idempotency key covers a client's own
 retry there. A unit of work tells :func:`once_more_if_disconnected` that point with
-:meth:`Attempt.committing`.
+:meth:`Attempt.committing`. An entry point answers such an error, as :func:`connection_lost`
+says it is one, "unavailable, try again" (the API's 503 ``database.unavailable``), never
+as a fault.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import psycopg
 import structlog
+from psycopg.errors import PipelineAborted
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from tierspayant.store.db import mark_lost
 
@@ -59,6 +63,37 @@ def disconnected(exc: BaseException) -> bool:
     if isinstance(exc, Disconnected):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+# SQLSTATEs of a session the server ended or would not open: class 08 (connection
+# exception), 57P01 (terminated by an administrator: pg_terminate_backend, a fast
+# shutdown), 57P02 (crash of another backend), 57P03 (starting up, shutting down),
+# 57P05 (idle session timeout).
+_SESSION_ENDED = ("57P01", "57P02", "57P03", "57P05")
+
+LOST_CONNECTION_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, psycopg.Error, Disconnected)
+"""The kinds of error a lost connection can reach a caller as: SQLAlchemy's (its own
+and the drivers' it wraps), psycopg's on a driver connection used directly, and
+:class:`Disconnected`."""
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection to the database is gone or could not be opened.
+
+    What :func:`disconnected` says, and psycopg's own word met where SQLAlchemy did not
+    judge it (a driver connection used directly; a connection refused while opening one):
+    a connection exception or the server ending the session, or an ``OperationalError``
+    that libpq raised itself, without a SQLSTATE from the server (connection closed,
+    broken, refused). Not an error the server answered a statement with (a constraint, a
+    lock or statement timeout, a full disk): those stay faults.
+    """
+    if disconnected(exc):
+        return True
+    driver = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(driver, psycopg.OperationalError) or isinstance(driver, PipelineAborted):
+        return False
+    state = driver.sqlstate
+    return state is None or state.startswith("08") or state in _SESSION_ENDED
 
 
 def once_more_if_disconnected(engine: Engine, work: Callable[[Attempt], T]) -> T:
