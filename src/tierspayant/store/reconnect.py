@@ -27,6 +27,7 @@ from psycopg.errors import PipelineAborted
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from tierspayant.store import transactions
 from tierspayant.store.db import mark_lost
 
 T = TypeVar("T")
@@ -132,6 +133,20 @@ def transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
 
     def attempt(step: Attempt) -> T:
         with engine.connect() as conn, conn.begin():
+            result = work(conn)
+            step.committing()
+        return result
+
+    return once_more_if_disconnected(engine, attempt)
+
+
+def write_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """:func:`transaction` holding the database's write lock from its first statement
+    (``store/transactions.py``): for a unit of work that reads what it then writes, such
+    as an audited read (the chain's head)."""
+
+    def attempt(step: Attempt) -> T:
+        with transactions.write_transaction(engine) as conn:
             result = work(conn)
             step.committing()
         return result
