@@ -29,11 +29,12 @@ def csrf_of(page: str) -> str:
 class PortalClient:
     """One browser: its own cookie jar."""
 
-    def __init__(self, world: World, *, https: bool = False) -> None:
+    def __init__(self, world: World, *, https: bool = False, faults_raise: bool = True) -> None:
         self.world = world
         base = "https://testserver" if https else "http://testserver"
+        # faults_raise=False: a server fault is seen as the browser sees it, a 500.
         self.http = TestClient(
-            create_app(world.platform), base_url=base, raise_server_exceptions=True
+            create_app(world.platform), base_url=base, raise_server_exceptions=faults_raise
         )
         self.csrf = ""
 

@@ -40,7 +40,7 @@ from tierspayant.services.errors import (
     Unavailable,
     Unprocessable,
 )
-from tierspayant.services.run_failures import DATABASE_ERRORS, is_busy
+from tierspayant.services.run_failures import DATABASE_ERRORS, is_busy, is_lost
 
 log = structlog.get_logger("tierspayant.api")
 
@@ -148,6 +148,27 @@ def _busy(request: Request) -> JSONResponse:
     )
 
 
+# A connection lost under a request (at its COMMIT, or past the one second run of
+# ``store/reconnect.py``) leaves a write's outcome unknown. Sending it again is safe: an
+# invoice is applied once per invoice number, a prior authorisation once per
+# ``request_key``. A calculation sent again gets a new engagement: one whose answer was
+# lost holds what it reserved until its ``valid_until`` (docs/money.md).
+LOST_CONNECTION_MESSAGE = (
+    "the database connection was lost or refused; retry the request (a write sent again "
+    "under the same invoice number or request_key is applied once)"
+)
+
+
+def _lost(request: Request) -> JSONResponse:
+    return _answer(
+        request,
+        503,
+        PlatformCode.DATABASE_UNAVAILABLE,
+        LOST_CONNECTION_MESSAGE,
+        headers={"Retry-After": "2"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to a 4xx with a stable code; a 500 only for a real bug."""
     # The portals mounted on this app answer their refusal pages with the same statuses.
@@ -211,6 +232,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         if is_busy(exc):
             return _busy(request)
+        if is_lost(exc):
+            # The class only: a driver's message may quote the statement's values.
+            log.warning("db.connection_lost", error=type(exc).__name__)
+            return _lost(request)
         raise exc  # anything else is a fault: the server's 500
 
     for kind in DATABASE_ERRORS:

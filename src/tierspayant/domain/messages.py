@@ -196,7 +196,7 @@ ERROR_MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
         "crypto.decrypt_failed": "Donnée chiffrée refusée.",
         "crypto.key_version_mismatch": "Version de clé incorrecte.",
         "database.busy": "Service occupé : réessayez.",
-        "database.unavailable": "Base de données injoignable : réessayez plus tard.",
+        "database.unavailable": "Service momentanément indisponible, réessayez dans un instant.",
         "eligibility.birth_rank_missing": "Le rang de naissance est requis avec le NIR.",
         "eligibility.care_date_future": "La date des soins est trop loin dans le futur.",
         "eligibility.care_date_past": "La date des soins remonte à plus de deux ans.",

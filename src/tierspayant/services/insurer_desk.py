@@ -13,6 +13,9 @@ Audit: reading an agreement (``insurer.prior_auth_read``) or an invoice
 same transaction as the read, under the person's pseudonym, purpose ``claims_management``.
 A search (``insurer.claim_search``) is audited with the filters used (not their values,
 which name providers and invoices) and the number of rows shown.
+
+A connection the database dropped under a page (a restart, a failover) is replaced and the
+page's work run once more (``store.reconnect``), unless its COMMIT had been sent.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from tierspayant.security.principal import Principal, PrincipalKind
 from tierspayant.services.errors import Forbidden
 from tierspayant.services.member_portal import CeilingStatus, ceiling_statuses
 from tierspayant.services.prior_auth import stored_lines
-from tierspayant.store import audit, reservations
+from tierspayant.store import audit, reconnect, reservations
 from tierspayant.store.adjudication import counter_history
 from tierspayant.store.beneficiaries import record_by_id
 from tierspayant.store.read_models import desk, directory
@@ -43,7 +46,6 @@ from tierspayant.store.read_models.desk import (
     ClaimRecord,
     ProviderFigures,
 )
-from tierspayant.store.transactions import write_transaction
 
 PURPOSE = "claims_management"
 
@@ -73,9 +75,9 @@ class _Staff:
 def _staff(platform: Platform, principal: Principal) -> _Staff:
     if principal.kind is not PrincipalKind.INSURER_STAFF or principal.insurer_id is None:
         raise Forbidden(AuthCode.WRONG_PRINCIPAL, "the claims desk is open to insurer staff")
-    with platform.engine.connect() as conn:
-        amc, _ = directory.insurer_amc(conn, principal.insurer_id)
-    return _Staff(principal.id, principal.insurer_id, amc)
+    insurer_id = principal.insurer_id
+    amc, _ = reconnect.read(platform.engine, lambda conn: directory.insurer_amc(conn, insurer_id))
+    return _Staff(principal.id, insurer_id, amc)
 
 
 def _pseudonym(platform: Platform, staff: _Staff, beneficiary_id: int) -> str:
@@ -209,7 +211,8 @@ def agreement(platform: Platform, principal: Principal, number: str) -> Agreemen
     what remains of the ceilings its domain draws on today; None if the insurer has no
     such agreement. Audited (``insurer.prior_auth_read``)."""
     staff = _staff(platform, principal)
-    with write_transaction(platform.engine) as conn:
+
+    def read(conn: Connection) -> tuple[AgreementRecord, MemberContract | None] | None:
         record = desk.agreement(conn, staff.insurer_id, number[:24])
         if record is None:
             return None
@@ -223,6 +226,12 @@ def agreement(platform: Platform, principal: Principal, number: str) -> Agreemen
             {"agreement": record.number, "ceilings": len(member.ceilings) if member else 0},
             subject=_pseudonym(platform, staff, record.beneficiary_id) if known else None,
         )
+        return record, member
+
+    found = reconnect.write_transaction(platform.engine, read)
+    if found is None:
+        return None
+    record, member = found
     lines = tuple(_quote(line) for line in stored_lines(record.lines))
     return AgreementView(record, lines, member, platform.today())
 
@@ -236,7 +245,8 @@ def search(
     used = ",".join(
         name for name, value in zip(_FILTER_NAMES, _filter_values(filters), strict=True) if value
     )
-    with write_transaction(platform.engine) as conn:
+
+    def read(conn: Connection) -> ClaimPage:
         found = desk.search_claims(conn, staff.insurer_id, filters, page)
         _audit(
             platform,
@@ -245,7 +255,9 @@ def search(
             "insurer.claim_search",
             {"filters": used, "page": found.page, "rows": len(found.rows)},
         )
-    return found
+        return found
+
+    return reconnect.write_transaction(platform.engine, read)
 
 
 _FILTER_NAMES = ("invoice", "provider", "from", "to", "status", "domain", "reason")
@@ -267,7 +279,8 @@ def claim(platform: Platform, principal: Principal, claim_id: int) -> ClaimRecor
     """One of the insurer's invoices with its lines, decisions and payments; None if the
     insurer has none of that id. Audited (``insurer.claim_read``)."""
     staff = _staff(platform, principal)
-    with write_transaction(platform.engine) as conn:
+
+    def read(conn: Connection) -> ClaimRecord | None:
         found = desk.claim(conn, staff.insurer_id, claim_id)
         if found is None:
             return None
@@ -280,7 +293,9 @@ def claim(platform: Platform, principal: Principal, claim_id: int) -> ClaimRecor
             {"claim": found.id, "lines": len(found.lines)},
             subject=_pseudonym(platform, staff, found.beneficiary_id) if known else None,
         )
-    return found
+        return found
+
+    return reconnect.write_transaction(platform.engine, read)
 
 
 def figure_mondays(today: date, weeks: int = WEEKS) -> list[date]:
@@ -294,7 +309,8 @@ def provider(platform: Platform, principal: Principal, provider_id: int) -> Prov
     """A provider as the insurer sees it over the recent weeks; None when it has neither
     a claim nor a convention with the insurer. A provider is not a member: not audited."""
     staff = _staff(platform, principal)
-    with platform.engine.connect() as conn:
-        return desk.provider_figures(
-            conn, staff.insurer_id, provider_id, figure_mondays(platform.today())
-        )
+    mondays = figure_mondays(platform.today())
+    return reconnect.read(
+        platform.engine,
+        lambda conn: desk.provider_figures(conn, staff.insurer_id, provider_id, mondays),
+    )

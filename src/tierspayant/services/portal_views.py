@@ -1,7 +1,8 @@
-"""The portals' screens that only read: each function opens a connection, runs a read
-model of ``store.read_models`` scoped by the caller's own tenant, and returns its frozen
-dataclasses. Nothing here returns identity; the member's own data, which is identity and
-is audited, goes through ``services.member_portal``.
+"""The portals' screens that only read: each function runs a read model of
+``store.read_models`` scoped by the caller's own tenant, once more on a new connection if
+the database dropped the first (``store.reconnect.read``: a restart, a failover), and
+returns its frozen dataclasses. Nothing here returns identity; the member's own data,
+which is identity and is audited, goes through ``services.member_portal``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import timedelta
 
 from tierspayant.app.platform import Platform
 from tierspayant.services import enrolment
+from tierspayant.store import reconnect
 from tierspayant.store.read_models import aware, backoffice, directory, insurer, provider, security
 from tierspayant.store.read_models.backoffice import InvoiceFigures, StatementRow
 from tierspayant.store.read_models.insurer import (
@@ -68,8 +70,9 @@ __all__ = [
 
 def provider_conventions(platform: Platform, provider_id: int) -> list[ConventionRow]:
     """The tiers payant agreements of one provider (its own only)."""
-    with platform.engine.connect() as conn:
-        return provider.provider_conventions(conn, provider_id)
+    return reconnect.read(
+        platform.engine, lambda conn: provider.provider_conventions(conn, provider_id)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +86,7 @@ class Who:
 
 def who(platform: Platform, account_id: int) -> Who | None:
     """The header's names of the logged-in account (its own: no one else's)."""
-    with platform.engine.connect() as conn:
-        row = directory.account_header(conn, account_id)
+    row = reconnect.read(platform.engine, lambda conn: directory.account_header(conn, account_id))
     if row is None:
         return None
     structure: str | None = None
@@ -108,78 +110,78 @@ def who(platform: Platform, account_id: int) -> Who | None:
 def provider_invoices(platform: Platform, provider_id: int, query: InvoiceQuery) -> InvoicePage:
     """The provider's own invoices (« Mes factures »): numbers, dates and amounts, no
     identity."""
-    with platform.engine.connect() as conn:
-        return provider.provider_invoices(conn, provider_id, query)
+    return reconnect.read(
+        platform.engine, lambda conn: provider.provider_invoices(conn, provider_id, query)
+    )
 
 
 def provider_refused_lines(platform: Platform, provider_id: int) -> list[RefusedLine]:
     """The rejected or reduced lines of the provider's invoices in force (« Mes rejets »)."""
-    with platform.engine.connect() as conn:
-        return provider.refused_lines(conn, provider_id)
+    return reconnect.read(platform.engine, lambda conn: provider.refused_lines(conn, provider_id))
 
 
 def insurer_amc(platform: Platform, insurer_id: int) -> tuple[str, str]:
     """AMC number and name of an insurer."""
-    with platform.engine.connect() as conn:
-        return directory.insurer_amc(conn, insurer_id)
+    return reconnect.read(platform.engine, lambda conn: directory.insurer_amc(conn, insurer_id))
 
 
 def insurer_lookup_stats(platform: Platform, amc: str, days: int = LOOKUP_DAYS) -> LookupStats:
     """Rights checks on the insurer's members per day and per care domain (audit log)."""
     since = platform.now() - timedelta(days=days)
-    with platform.engine.connect() as conn:
-        return insurer.lookup_stats(conn, amc, platform.today(), since, days)
+    return reconnect.read(
+        platform.engine, lambda conn: insurer.lookup_stats(conn, amc, platform.today(), since, days)
+    )
 
 
 def import_history(platform: Platform, insurer_id: int) -> list[ImportRow]:
     """The insurer's latest beneficiary imports, newest first; a run whose process died is
     marked ``interrupted`` first, so the page never shows a dead run as running."""
     enrolment.interrupted_runs(platform, enrolment.WATCH_ACTOR, insurer_id)
-    with platform.engine.connect() as conn:
-        return insurer.import_history(conn, insurer_id)
+    return reconnect.read(platform.engine, lambda conn: insurer.import_history(conn, insurer_id))
 
 
 def pending_agreements(platform: Platform, insurer_id: int) -> list[PendingAgreement]:
     """Prior authorisations of one insurer waiting for a person, oldest first."""
-    with platform.engine.connect() as conn:
-        return insurer.pending_agreements(conn, insurer_id)
+    return reconnect.read(
+        platform.engine, lambda conn: insurer.pending_agreements(conn, insurer_id)
+    )
 
 
 def honoured_engagements(platform: Platform, insurer_id: int) -> list[HonouredEngagement]:
     """Lines of the insurer paid on the operator's engagement after it ended the rights."""
-    with platform.engine.connect() as conn:
-        return insurer.honoured_engagements(conn, insurer_id)
+    return reconnect.read(
+        platform.engine, lambda conn: insurer.honoured_engagements(conn, insurer_id)
+    )
 
 
 def invoice_figures(platform: Platform, insurer_id: int) -> InvoiceFigures:
     """The insurer's adjudicated lines per week and domain, refusal reasons, top
     providers, over the last weeks of care dates."""
-    with platform.engine.connect() as conn:
-        return backoffice.invoice_figures(conn, insurer_id, platform.today())
+    return reconnect.read(
+        platform.engine, lambda conn: backoffice.invoice_figures(conn, insurer_id, platform.today())
+    )
 
 
 def statements(platform: Platform, insurer_id: int) -> list[StatementRow]:
     """The insurer's monthly billing statements, newest first (at most three years)."""
-    with platform.engine.connect() as conn:
-        return backoffice.statements(conn, insurer_id)
+    return reconnect.read(platform.engine, lambda conn: backoffice.statements(conn, insurer_id))
 
 
 def alerts(platform: Platform, *, insurer: str | None = None) -> list[AlertRow]:
     """Latest security alerts; an insurer sees only those naming it."""
-    with platform.engine.connect() as conn:
-        return security.alerts(conn, insurer=insurer)
+    return reconnect.read(platform.engine, lambda conn: security.alerts(conn, insurer=insurer))
 
 
 def canary_alert_counts(platform: Platform) -> dict[str | None, int]:
     """Canary alerts per insurer's AMC number (None: alerts that name no insurer)."""
-    with platform.engine.connect() as conn:
-        return security.canary_alert_counts(conn)
+    return reconnect.read(platform.engine, security.canary_alert_counts)
 
 
 def suspended_principals(platform: Platform) -> list[SuspendedRow]:
     """Suspended principals, with any pending reinstatement request."""
-    with platform.engine.connect() as conn:
-        return security.suspended_principals(conn, platform.now())
+    return reconnect.read(
+        platform.engine, lambda conn: security.suspended_principals(conn, platform.now())
+    )
 
 
 def structure_figures(platform: Platform) -> list[StructureDay]:
@@ -197,5 +199,4 @@ def structure_figures(platform: Platform) -> list[StructureDay]:
                 )
             )
         return sorted(figures, key=lambda f: -f.distinct / max(f.cap, 1))[:TOP_STRUCTURES]
-    with platform.engine.connect() as conn:
-        return security.last_recorded_day(conn)
+    return reconnect.read(platform.engine, security.last_recorded_day)

@@ -19,13 +19,16 @@ from tierspayant.domain.codes import PlatformCode
 from tierspayant.domain.errors import DomainError
 from tierspayant.services.errors import Unavailable
 from tierspayant.store.db import DatabaseBusy
+from tierspayant.store.reconnect import LOST_CONNECTION_ERRORS, connection_lost
 
 RUN_FAILURES: tuple[type[Exception], ...] = (DomainError, SQLAlchemyError)
 
-# What a request may meet when the database is busy with other writers: the process's write
-# gate held too long, or SQLite's busy timeout run out on another process's lock. The API
-# answers them 503 with Retry-After (``api/errors.py``) when :func:`is_busy` says so.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (DatabaseBusy, OperationalError)
+# What a request may meet when the database is busy with other writers (the process's write
+# gate held too long, or SQLite's busy timeout run out on another process's lock), or when
+# its connection was lost (a restart, a failover, a COMMIT whose answer never came). The
+# API and the portals answer them 503 with Retry-After (``api/errors.py``, ``web/portals.py``)
+# when :func:`is_busy` or :func:`is_lost` says so; any other database error is a fault.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DatabaseBusy, *LOST_CONNECTION_ERRORS)
 
 
 class DatabaseUnavailable(Unavailable):
@@ -41,6 +44,13 @@ def is_busy(exc: BaseException) -> bool:
     if isinstance(exc, DatabaseBusy):
         return True
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+def is_lost(exc: BaseException) -> bool:
+    """Whether a database error means the connection was lost, or could not be opened
+    (``store/reconnect.py``): nothing to fix in the request, which may be sent again.
+    Searched along the chain of causes, so a failed clean-up after the loss reads as it."""
+    return any(connection_lost(cause) for cause in _causes(exc))
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

@@ -11,7 +11,9 @@ connection is safe when nothing of it can have taken effect:
 Once COMMIT is sent, a lost connection leaves the outcome unknown (committed or not): the
 error goes to the caller, never a second try; an idempotency key covers a client's own
 retry there. A unit of work tells :func:`once_more_if_disconnected` that point with
-:meth:`Attempt.committing`.
+:meth:`Attempt.committing`. An entry point answers such an error, as :func:`connection_lost`
+says it is one, "unavailable, try again" (the API's 503 ``database.unavailable``), never
+as a fault.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import psycopg
 import structlog
+from psycopg.errors import PipelineAborted
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from tierspayant.store import transactions
 from tierspayant.store.db import mark_lost
 
 T = TypeVar("T")
@@ -61,6 +66,37 @@ def disconnected(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+# SQLSTATEs of a session the server ended or would not open: class 08 (connection
+# exception), 57P01 (terminated by an administrator: pg_terminate_backend, a fast
+# shutdown), 57P02 (crash of another backend), 57P03 (starting up, shutting down),
+# 57P05 (idle session timeout).
+_SESSION_ENDED = ("57P01", "57P02", "57P03", "57P05")
+
+LOST_CONNECTION_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, psycopg.Error, Disconnected)
+"""The kinds of error a lost connection can reach a caller as: SQLAlchemy's (its own
+and the drivers' it wraps), psycopg's on a driver connection used directly, and
+:class:`Disconnected`."""
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection to the database is gone or could not be opened.
+
+    What :func:`disconnected` says, and psycopg's own word met where SQLAlchemy did not
+    judge it (a driver connection used directly; a connection refused while opening one):
+    a connection exception or the server ending the session, or an ``OperationalError``
+    that libpq raised itself, without a SQLSTATE from the server (connection closed,
+    broken, refused). Not an error the server answered a statement with (a constraint, a
+    lock or statement timeout, a full disk): those stay faults.
+    """
+    if disconnected(exc):
+        return True
+    driver = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(driver, psycopg.OperationalError) or isinstance(driver, PipelineAborted):
+        return False
+    state = driver.sqlstate
+    return state is None or state.startswith("08") or state in _SESSION_ENDED
+
+
 def once_more_if_disconnected(engine: Engine, work: Callable[[Attempt], T]) -> T:
     """``work``, run a second time (on a new connection) if the first run lost its
     connection before it called :meth:`Attempt.committing`.
@@ -97,6 +133,20 @@ def transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
 
     def attempt(step: Attempt) -> T:
         with engine.connect() as conn, conn.begin():
+            result = work(conn)
+            step.committing()
+        return result
+
+    return once_more_if_disconnected(engine, attempt)
+
+
+def write_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """:func:`transaction` holding the database's write lock from its first statement
+    (``store/transactions.py``): for a unit of work that reads what it then writes, such
+    as an audited read (the chain's head)."""
+
+    def attempt(step: Attempt) -> T:
+        with transactions.write_transaction(engine) as conn:
             result = work(conn)
             step.committing()
         return result

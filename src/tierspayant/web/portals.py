@@ -9,15 +9,19 @@ API's.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from tierspayant.app.platform import Platform
+from tierspayant.domain.codes import PlatformCode
 from tierspayant.domain.errors import DomainError
+from tierspayant.services.run_failures import DATABASE_ERRORS, is_busy, is_lost
 from tierspayant.web import (
     containment,
     home,
@@ -34,7 +38,13 @@ from tierspayant.web import (
 )
 from tierspayant.web.headers import PORTAL_PREFIX, PortalHeadersMiddleware
 from tierspayant.web.policy import WebPolicy, policy
-from tierspayant.web.render import french_message, is_htmx, refusal_status, render
+from tierspayant.web.render import (
+    french_message,
+    is_htmx,
+    refusal_status,
+    render,
+    unavailable_page,
+)
 from tierspayant.web.session import CsrfRefused, LoginRequired, Portal, WrongPortal
 
 STATIC_URL = f"{PORTAL_PREFIX}/static"
@@ -96,6 +106,28 @@ def _install_error_pages(app: FastAPI) -> None:
         return answer if isinstance(answer, Response) else await answer
 
     app.add_exception_handler(DomainError, domain_error)
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, _database_error(app.exception_handlers.get(kind)))
+
+
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+def _database_error(api_handler: Handler | None) -> Handler:
+    """A database busy or lost (``services.run_failures``): a French page with 503 on the
+    portals, as the API answers 503 with its code; anything else stays a fault (500)."""
+
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith(PORTAL_PREFIX) or api_handler is None:
+            if is_busy(exc):
+                return unavailable_page(request, PlatformCode.DATABASE_BUSY, retry_after=1)
+            if is_lost(exc):
+                return unavailable_page(request, PlatformCode.DATABASE_UNAVAILABLE, retry_after=2)
+            raise exc
+        answer = api_handler(request, exc)
+        return answer if isinstance(answer, Response) else await answer
+
+    return database_error
 
 
 def mount_portals(app: FastAPI, platform: Platform) -> None:

@@ -230,5 +230,30 @@ def render(
     return response
 
 
+def unavailable_page(request: Request, code: str, retry_after: int) -> HTMLResponse:
+    """The 503 page of a database that is busy or lost its connection: rendered without
+    the database (no session, no header names), which may be the very thing down."""
+    page = (
+        environment()
+        .get_template("error.html")
+        .render(
+            request=request,
+            portal=None,
+            session=None,
+            who=None,
+            csrf="",
+            csrf_field=CSRF_FIELD,
+            csrf_header=CSRF_HEADER,
+            title="Service indisponible",
+            message=french_sentence(code) or "Service momentanément indisponible.",
+            code=code,
+        )
+    )
+    response = HTMLResponse(page, status_code=503)
+    response.headers["cache-control"] = "no-store"
+    response.headers["retry-after"] = str(retry_after)
+    return response
+
+
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"

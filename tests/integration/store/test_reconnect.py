@@ -1,19 +1,23 @@
 """A unit of work whose connection the server drops under it (``store/reconnect.py``):
-run again on a new connection when nothing of it took effect, never once COMMIT was sent.
+run again on a new connection when nothing of it took effect, never once COMMIT was sent;
+the errors that say a connection was lost told apart from the database's refusals.
 
 The connection is ended while checked out, after the checkout's look at it: what a
 server restart does to a request under way, which the pool cannot see coming."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from tests.integration.store.test_pool_ping import terminate
+from tierspayant.services import run_failures
 from tierspayant.store import db, reconnect
 from tierspayant.store.beneficiary_reads import LookupReads, find_by_nir_index_padded
 
@@ -149,3 +153,72 @@ def test_the_rights_check_index_read_on_the_driver_says_its_connection_was_lost(
         terminate(admin, own_pid(reads))
         with pytest.raises(reconnect.Disconnected):
             find_by_nir_index_padded(reads, 1, b"\x00" * 32)
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def raised(work: Callable[[], object]) -> BaseException:
+    try:
+        work()
+    except Exception as exc:  # noqa: BLE001 - the error is what the test looks at
+        return exc
+    raise AssertionError("no error")
+
+
+def test_what_says_the_connection_was_lost_and_what_is_a_fault(
+    engines: tuple[Engine, Engine],
+) -> None:
+    engine, admin = engines
+    # Given the driver's own connection, the server ending its session under it
+    raw = engine.raw_connection()
+    driver: Any = raw.driver_connection
+    driver.execute("SELECT 1")
+    terminate(admin, int(driver.info.backend_pid))
+    ended = raised(driver.commit)  # the server's last words (57P01 admin shutdown)
+    closed = raised(lambda: driver.execute("SELECT 1"))  # what libpq says after
+    raw.invalidate()
+    # and a database that refuses connections, through SQLAlchemy and through the driver
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    refused_engine = db.make_engine(nowhere)
+    try:
+        refused = raised(refused_engine.connect)
+    finally:
+        refused_engine.dispose()
+    refused_driver = raised(lambda: psycopg.connect(nowhere, connect_timeout=2))
+    # and a connection that SQLAlchemy saw die under a statement
+    with engine.connect() as conn:
+        terminate(admin, own_pid(conn))
+        invalidated = raised(lambda: conn.execute(text("SELECT 1")))
+    # Then each of them is a lost connection
+    for lost in (ended, closed, refused, refused_driver, invalidated, reconnect.Disconnected()):
+        assert reconnect.connection_lost(lost), repr(lost)
+        assert run_failures.is_lost(lost), repr(lost)
+    # (SQLAlchemy itself does not call a refused connection a disconnect)
+    assert isinstance(refused, OperationalError)
+    assert not refused.connection_invalidated
+
+    # Given errors the server answered a statement with, on a live connection: a division
+    # by zero, a constraint, a statement timeout (an OperationalError with its SQLSTATE)
+    def timed_out() -> None:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET statement_timeout = 1")
+            conn.exec_driver_sql("SELECT pg_sleep(1)")
+
+    def not_null() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO reconnect_probe VALUES (NULL)"))
+
+    with engine.connect() as conn:
+        live: Any = conn.connection.driver_connection
+        zero_driver = raised(lambda: live.execute("SELECT 1 / 0"))
+    faults = (raised(timed_out), raised(not_null), zero_driver)
+    assert isinstance(faults[0], OperationalError)
+    # Then none of them is a lost connection: each stays a fault (a 500)
+    for fault in faults:
+        assert not reconnect.connection_lost(fault), repr(fault)
+        assert not run_failures.is_lost(fault), repr(fault)
