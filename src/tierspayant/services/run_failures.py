@@ -90,8 +90,10 @@ def as_refusal(exc: BaseException) -> DomainError | None:
                 PlatformCode.DATABASE_BUSY,
                 "base de données occupée par d'autres écritures : réessayez",
             )
-        if isinstance(cause, OperationalError | SAInterfaceError) or (
-            isinstance(cause, DBAPIError) and cause.connection_invalidated
+        if (
+            isinstance(cause, OperationalError | SAInterfaceError)
+            or (isinstance(cause, DBAPIError) and cause.connection_invalidated)
+            or connection_lost(cause)  # the audit writer's Disconnected, psycopg's own
         ):
             return DatabaseUnavailable(
                 PlatformCode.DATABASE_UNAVAILABLE,

@@ -15,6 +15,7 @@ from tierspayant.cli.common import EXIT_CODES, exit_code, fail, platform_ctx
 from tierspayant.domain.codes import DirectoryCode, GuardCode, PaymentCode
 from tierspayant.domain.errors import DomainError, InvalidIdentifier
 from tierspayant.services import errors, run_failures
+from tierspayant.store.reconnect import Disconnected
 
 DOCUMENTED = {  # docs/operations.md, "Exit statuses"
     DomainError: 2,
@@ -127,3 +128,16 @@ def test_a_refusal_raised_while_handling_a_database_error_keeps_its_own_meaning(
     assert refusal.code == "run.locked"
     # And an error that is neither a refusal nor a lost component is a bug: no refusal
     assert run_failures.as_refusal(_raised(lambda: [][1])) is None
+
+
+def test_a_connection_lost_under_the_audit_writer_reads_as_the_lost_database() -> None:
+    # Given a command whose audit event failed: the writer's own connection was dropped
+    # (it raises Disconnected, not a SQLAlchemy error), and the run ended on it
+    def run() -> None:
+        raise Disconnected("server closed the connection unexpectedly")
+
+    refusal = run_failures.as_refusal(_raised(run))
+    # Then the command line says the database, with exit 7, not a fault
+    assert refusal is not None
+    assert refusal.code == "database.unavailable"
+    assert exit_code(refusal) == 7
