@@ -412,6 +412,23 @@ class CounterStore(Protocol):
         """Set a flag unless present; True the first time only (deduplication)."""
         ...
 
+    def take_lock(self, key: str, owner: str, ttl_seconds: int) -> bool:
+        """Set ``key`` to ``owner`` for ``ttl_seconds`` unless present; True if taken.
+
+        A lock another process may hold: only its owner renews it (:meth:`renew_lock`) or
+        drops it (:meth:`drop_lock`); :meth:`has_flag` sees it.
+        """
+        ...
+
+    def renew_lock(self, key: str, owner: str, ttl_seconds: int) -> bool:
+        """If ``key`` still holds ``owner``, give it ``ttl_seconds`` more from now; True
+        if it did (atomically: never another owner's lock)."""
+        ...
+
+    def drop_lock(self, key: str, owner: str) -> bool:
+        """Delete ``key`` if it still holds ``owner``; True if it did (atomically)."""
+        ...
+
     def incr(self, key: str, ttl_seconds: int) -> int:
         """Increment a counter and return its new value."""
         ...

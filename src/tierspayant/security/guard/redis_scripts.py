@@ -308,3 +308,20 @@ for i = 1, #KEYS do
 end
 return 1
 """
+
+# The rebuild's lock (``take_lock`` is a plain ``SET NX EX``): only the owner whose token
+# it holds renews it or deletes it. KEYS: the lock. ARGV: owner, ttl.
+_RENEW_LOCK_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return 0
+"""
+
+# KEYS: the lock. ARGV: owner.
+_DROP_LOCK_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""

@@ -22,8 +22,10 @@ from tierspayant.security.guard.counters import (
 from tierspayant.security.guard.redis_scripts import (
     _ADMIT_LOOKUP_LUA,
     _COMMON_LUA,
+    _DROP_LOCK_LUA,
     _OBSERVE_LOOKUP_LUA,
     _RELEASE_LOOKUP_LUA,
+    _RENEW_LOCK_LUA,
     _STEP_UP_LUA,
     _UNBILLED_INVOICE_LUA,
     _UNBILLED_LUA,
@@ -72,6 +74,8 @@ class RedisCounterStore:
         self._admit_lookup = client.register_script(_ADMIT_LOOKUP_LUA)
         self._observe_lookup = client.register_script(_OBSERVE_LOOKUP_LUA)
         self._release_lookup = client.register_script(_RELEASE_LOOKUP_LUA)
+        self._renew_lock = client.register_script(_RENEW_LOCK_LUA)
+        self._drop_lock = client.register_script(_DROP_LOCK_LUA)
         # Prefixed key lists of the lookups' keys, per day's LookupKeys (bounded).
         self._names: dict[LookupKeys, tuple[list[str], list[str], list[str]]] = {}
 
@@ -445,6 +449,21 @@ class RedisCounterStore:
         """See :meth:`CounterStore.set_once`."""
         k = self._k(key)
         return bool(self._multi("set_once", lambda p: p.set(k, "1", ex=ttl_seconds, nx=True))[0])
+
+    def take_lock(self, key: str, owner: str, ttl_seconds: int) -> bool:
+        """See :meth:`CounterStore.take_lock`: ``SET NX EX``."""
+        k = self._k(key)
+        return bool(self._multi("take_lock", lambda p: p.set(k, owner, ex=ttl_seconds, nx=True))[0])
+
+    def renew_lock(self, key: str, owner: str, ttl_seconds: int) -> bool:
+        """See :meth:`CounterStore.renew_lock`: compare and expire, one script."""
+        with self._errors("renew_lock"):
+            return int(self._run(self._renew_lock, [self._k(key)], [owner, ttl_seconds])) == 1
+
+    def drop_lock(self, key: str, owner: str) -> bool:
+        """See :meth:`CounterStore.drop_lock`: compare and delete, one script."""
+        with self._errors("drop_lock"):
+            return int(self._run(self._drop_lock, [self._k(key)], [owner])) == 1
 
     def incr(self, key: str, ttl_seconds: int) -> int:
         """See :meth:`CounterStore.incr`."""

@@ -4,10 +4,11 @@ Redis without persistence (CI, many deployments) restarts empty, and an in-proce
 starts empty with its process; either way the day's quotas would start again from zero.
 So the counters carry an *epoch*: a key written, last, by the rebuild. Every admission and
 every observation checks it inside its own atomic operation (the Lua script on Redis);
-without it they stop before counting anything, and :class:`RestoringCounterStore` rebuilds
-the counters from what the audit log recorded (:class:`LookupHistory`), then runs them
-again. One process rebuilds (a lock key in the store); the others wait for the epoch, or
-fail closed (``guard.unavailable``): no lookup ever runs uncounted.
+without it they stop before counting anything, and ``restoring_store.RestoringCounterStore``
+has the counters rebuilt from what the audit log recorded (:class:`LookupHistory`), then
+runs them again. One process rebuilds (a lock key in the store holding its token, renewed
+while it reads); the others wait for the epoch, or fail closed (``guard.unavailable``): no
+lookup ever runs uncounted.
 
 What is rebuilt, from which events, is :func:`snapshot_of` (``docs/guard.md``, "Fail
 closed"). The keys it writes are the guard's (``core``): a test replays random lookups
@@ -477,12 +478,61 @@ class _Counted:
             yield event
 
 
+class _LockKeeper:
+    """Keeps the rebuild's lock while the rebuild runs, however long (30 days of events
+    at national scale take minutes, far past ``lock_seconds``): a thread gives it
+    ``lock_seconds`` more every third of that, only while it holds this ``owner``
+    (taken again if it lapsed and nobody took it meanwhile). Once another owner holds
+    it, :attr:`lost` is set and the keeper stops: that process rebuilds, this one must
+    not write. A process that dies stops renewing: its lock lapses within
+    ``lock_seconds`` and another process rebuilds.
+    """
+
+    def __init__(self, store: CounterStore, owner: str, lock_seconds: int) -> None:
+        self.store = store
+        self.owner = owner
+        self.lock_seconds = lock_seconds
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name="guard-restore-lock", daemon=True)
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.lock_seconds / 3):
+            if not self.confirm():
+                return
+
+    def confirm(self) -> bool:
+        """Renew the lock now; False once another owner holds it (then for good)."""
+        if self.lost:
+            return False
+        try:
+            kept = self.store.renew_lock(LOCK_KEY, self.owner, self.lock_seconds)
+            kept = kept or self.store.take_lock(LOCK_KEY, self.owner, self.lock_seconds)
+        except CounterStoreUnavailable:
+            log.warning("guard.restore_lock_unrenewed")  # tried again at the next beat
+            return True
+        if not kept:
+            self.lost = True
+            log.warning("guard.restore_lock_lost")
+        return kept
+
+    def __enter__(self) -> _LockKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class Restorer:
     """Rebuilds a store's counters from the audit log, once across every process.
 
     :meth:`ensure` returns when the store has its epoch: rebuilt here if this process
     takes the store's lock key, else by whoever holds it, waited for up to
-    ``wait_seconds``; past that it raises :class:`CounterStoreUnavailable` (503).
+    ``wait_seconds``; past that it raises :class:`CounterStoreUnavailable` (503). The
+    lock holds this process's own token: it is renewed while the rebuild runs and
+    deleted after it only if it still holds that token (:class:`_LockKeeper`).
     """
 
     def __init__(
@@ -514,12 +564,13 @@ class Restorer:
         try:
             if self.store.has_flag(EPOCH_KEY):
                 return
-            if self.store.set_once(LOCK_KEY, self.lock_seconds):
+            owner = uuid.uuid4().hex
+            if self.store.take_lock(LOCK_KEY, owner, self.lock_seconds):
                 try:
                     if not self.store.has_flag(EPOCH_KEY):
-                        self.rebuild()
+                        self._rebuild_holding(owner)
                 finally:
-                    self.store.delete(LOCK_KEY)
+                    self.store.drop_lock(LOCK_KEY, owner)
                 return
             while time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -529,8 +580,21 @@ class Restorer:
             self._local.release()
         raise CounterStoreUnavailable("counters being rebuilt")
 
-    def rebuild(self) -> RestoreReport:
-        """Read the audit log and write the counters it implies, with a new epoch."""
+    def _rebuild_holding(self, owner: str) -> None:
+        """Rebuild under the lock ``owner`` took, kept while it runs; written only if
+        still this process's to write: its lock, and nobody's epoch (a lapsed lock taken,
+        used and dropped by another process meanwhile)."""
+        with _LockKeeper(self.store, owner, self.lock_seconds) as keeper:
+            try:
+                self.rebuild(lambda: keeper.confirm() and not self.store.has_flag(EPOCH_KEY))
+            except CounterStoreUnavailable:
+                if not self.store.has_flag(EPOCH_KEY):
+                    raise  # still being rebuilt elsewhere, or the store failed: closed
+
+    def rebuild(self, still_ours: Callable[[], bool] = lambda: True) -> RestoreReport:
+        """Read the audit log and write the counters it implies, with a new epoch; unless
+        ``still_ours``, asked once all is read, says another process took the rebuild
+        over (then :class:`CounterStoreUnavailable`: that process writes them)."""
         started = time.perf_counter()
         now = self.clock()
         since = history_start(self.policy, now)
@@ -542,6 +606,10 @@ class Restorer:
         unbilled = _Counted(self.history.unbilled_events(unbilled_start(self.policy, now)))
         snapshot = snapshot_of(events, suspended, self.policy, now, epoch, unbilled)
         read = time.perf_counter()
+        if not still_ours():
+            # Two writers of the same keys, and twice the load: the other one writes.
+            log.warning("guard.counters_rebuilt_elsewhere", read_ms=round((read - started) * 1000))
+            raise CounterStoreUnavailable("counters rebuilt by another process")
         self.store.restore(snapshot)
         written = time.perf_counter()
         keys = sum(

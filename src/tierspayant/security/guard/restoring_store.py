@@ -181,6 +181,18 @@ class RestoringCounterStore:
         """See :meth:`CounterStore.set_once`."""
         return self.store.set_once(key, ttl_seconds)
 
+    def take_lock(self, key: str, owner: str, ttl_seconds: int) -> bool:
+        """See :meth:`CounterStore.take_lock`."""
+        return self.store.take_lock(key, owner, ttl_seconds)
+
+    def renew_lock(self, key: str, owner: str, ttl_seconds: int) -> bool:
+        """See :meth:`CounterStore.renew_lock`."""
+        return self.store.renew_lock(key, owner, ttl_seconds)
+
+    def drop_lock(self, key: str, owner: str) -> bool:
+        """See :meth:`CounterStore.drop_lock`."""
+        return self.store.drop_lock(key, owner)
+
     def incr(self, key: str, ttl_seconds: int) -> int:
         """See :meth:`CounterStore.incr`."""
         return self.store.incr(key, ttl_seconds)
