@@ -317,6 +317,19 @@ def test_a_rebuild_reads_only_what_is_recorded_and_marks_the_epoch_last() -> Non
     assert store.count_distinct("seen:750000001:2025-03-10") == 2
 
 
+def test_a_refusal_alerted_today_is_not_alerted_again_after_a_rebuild() -> None:
+    """Given the structure's people awaiting an invoice refused a lookup (its alert goes
+    out once a day), the rebuilt counters hold that day's once-key; the never-invoiced
+    refusal whose code a suspension shares (``guard.unbilled``) is left out."""
+    events = [
+        PastEvent(START, PastKind.ALERT, "p:b", "750000001", code=GuardCode.UNBILLED_PENDING),
+        PastEvent(START, PastKind.ALERT, "p:c", "750000002", code=GuardCode.UNBILLED),
+    ]
+    flags = snapshot_of(events, [], POLICY, START, "e3").flags
+    assert "once:guard.unbilled_pending:750000001:2025-03-10" in flags
+    assert not [key for key in flags if key.startswith("once:guard.unbilled:")]
+
+
 # --------------------------------------------------------------------- on a Redis of our own
 
 

@@ -67,6 +67,9 @@ _BEFORE_COUNTING = frozenset(
 
 
 # Signals deduplicated by a once-key (``core._once_key``): code -> (scope, per hour?).
+# A refusal's hard signal goes out once a day (``Guard._judge``), unless a suspending row
+# shares its code (``guard.unbilled``): its alert cannot tell which row raised it.
+_SUSPENDING = frozenset(row.code for row in THRESHOLDS if row.action is Action.SUSPEND)
 _ONCE_SIGNALS: dict[str, tuple[Scope, bool]] = {}
 for _row in THRESHOLDS:
     for _code in (_row.soft_code, _row.watch_code):
@@ -74,6 +77,8 @@ for _row in THRESHOLDS:
             _ONCE_SIGNALS[_code] = (_row.scope, False)
     if _row.action is Action.THROTTLE:
         _ONCE_SIGNALS[_row.code] = (_row.scope, True)
+    elif _row.action is Action.REFUSE and _row.code not in _SUSPENDING:
+        _ONCE_SIGNALS[_row.code] = (_row.scope, False)
 _ONCE_TTL_SECONDS = 2 * DAY_SECONDS
 
 
@@ -341,11 +346,10 @@ def snapshot_of(
     without card proof, the active structures and their daily invoice check; per
     principal, its last no-proof outcomes and misreads, its portal pace, its step-up
     requests of the local day and of the sliding window; the rate windows of the last
-    minute; the suspensions; the
-    once-keys of the soft, watch and rate signals already raised (``ALERT`` events), so
-    none goes out twice; per principal and per structure, the people answered without
-    card proof awaiting an invoice or never invoiced, with the structure's invoices that
-    clear them (``INVOICE`` events).
+    minute; the suspensions; the once-keys of the soft, watch, rate and refusal signals
+    already raised (``ALERT`` events), so none goes out twice; per principal and per
+    structure, the people answered without card proof awaiting an invoice or never
+    invoiced, with the structure's invoices that clear them (``INVOICE`` events).
     """
     zone = ZoneInfo(policy.timezone)
     today = now.astimezone(zone).date()
