@@ -345,7 +345,8 @@ def snapshot_of(
     Rebuilt: per structure and day, the distinct people answered and those answered
     without card proof, the active structures and their daily invoice check; per
     principal, its last no-proof outcomes and misreads, its portal pace, its step-up
-    requests of the local day and of the sliding window; the rate windows of the last
+    requests of the local day and of the sliding window (pace, outcomes and window
+    forgotten at a reinstatement, as the live path does); the rate windows of the last
     minute; the suspensions; the once-keys of the soft, watch, rate and refusal signals
     already raised (``ALERT`` events), so none goes out twice; per principal and per
     structure, the people answered without card proof awaiting an invoice or never
@@ -383,8 +384,11 @@ def snapshot_of(
                 once[key] = _ONCE_TTL_SECONDS
             continue
         if event.kind is PastKind.REINSTATED:
+            # As ``Guard.clear_suspension``: the step-ups ignored before it no longer
+            # count in the sliding window (the day's count stays, as it does live).
             outcomes.pop(p, None)
             pace.pop(p, None)
+            step_up_stamps.pop(p, None)
             continue
         if event.kind is PastKind.MISREAD:
             outcomes[p].append((event.at, _MISREAD))
