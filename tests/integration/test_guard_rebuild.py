@@ -1,9 +1,12 @@
-"""The rebuild of the guard's counters, once across processes however long it reads:
-SQLite and PostgreSQL, the in-process store and Redis.
+"""The rebuild of the guard's counters, once across processes however long it reads, and
+the figures that wait for it: SQLite and PostgreSQL, the in-process store and Redis.
 
 A rebuild at national scale reads 30 days of the audit log (minutes, far past the lock's
 120 s): the process that rebuilds keeps its lock while it reads, so no other process
-rebuilds meanwhile, and it never renews nor deletes a lock another process holds.
+rebuilds meanwhile, and it never renews nor deletes a lock another process holds. The
+people awaiting an invoice (``Guard.unbilled``, the provider portal's figure) are not
+read from an empty store as zeros: they are rebuilt first, or refused (503) while
+another process rebuilds.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from tierspayant.security.guard import (
     CounterStoreUnavailable,
     Guard,
     GuardPolicy,
+    GuardUnavailable,
     LookupContext,
     MemoryCounterStore,
     PastEvent,
     RedisCounterStore,
     Restorer,
+    RestoringCounterStore,
 )
 from tierspayant.security.guard.restore import LOCK_KEY
 from tierspayant.store import audit
@@ -173,3 +178,28 @@ def test_given_its_lock_taken_over_then_a_rebuild_neither_writes_nor_deletes_the
     assert not store.renew_lock(LOCK_KEY, "this process", 60)
     assert store.drop_lock(LOCK_KEY, "another process")
     assert not store.has_flag(LOCK_KEY)
+
+
+def test_given_an_empty_store_then_the_people_awaiting_an_invoice_are_rebuilt_first(
+    platform: Platform, empty_store: Callable[[], CounterStore]
+) -> None:
+    """Given three people answered without card proof an hour ago, when the store is
+    empty, then the figure of people awaiting an invoice is 3, rebuilt from the audit
+    log (not 0); and while another process holds the rebuild, 503, not 0."""
+    ctx = _answered_without_proof(platform, 3)
+    store = empty_store()
+    restorer = Restorer(store, AuditLookupHistory(platform.engine), POLICY, platform.now)
+    guard = Guard(RestoringCounterStore(store, restorer), POLICY)
+    assert guard.unbilled(ctx) == (3, 0, 0)
+    assert restorer.last is not None
+    assert store.has_flag(EPOCH_KEY)
+
+    store = empty_store()
+    assert store.take_lock(LOCK_KEY, "another process", 60)
+    waiting = Restorer(
+        store, AuditLookupHistory(platform.engine), POLICY, platform.now, wait_seconds=0.2
+    )
+    guard = Guard(RestoringCounterStore(store, waiting), POLICY)
+    with pytest.raises(GuardUnavailable):
+        guard.unbilled(ctx)
+    assert waiting.last is None

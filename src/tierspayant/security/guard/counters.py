@@ -68,7 +68,8 @@ class UnbilledPlan:
     at or before ``now_ms - window_ms``. Then, if ``reserve`` and in every scope the
     overdue count is below ``overdue_limit`` and pending people plus holds below
     ``pending_limit``, hold ``token`` in every scope until ``now_ms + hold_ms``. Every
-    key written gets ``ttl_seconds``.
+    key written gets ``ttl_seconds``. With ``epoch_key``, stop first (nothing done,
+    :attr:`UnbilledCounts.empty`) if that key is absent: the store came back empty.
     """
 
     scopes: tuple[str, ...]
@@ -83,16 +84,19 @@ class UnbilledPlan:
     hold_ms: int
     ttl_seconds: int
     reserve: bool = True
+    epoch_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class UnbilledCounts:
     """Per scope of the plan, before the hold: pending people plus live holds, overdue
-    people; and whether the hold was taken."""
+    people; and whether the hold was taken. ``empty``: it stopped at the missing epoch
+    (nothing counted, nothing read)."""
 
     pending: tuple[int, ...]
     overdue: tuple[int, ...]
     reserved: bool
+    empty: bool = False
 
 
 class LookupKeys(NamedTuple):

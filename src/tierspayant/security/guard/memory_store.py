@@ -468,6 +468,8 @@ class MemoryCounterStore:
         keys = tuple(f"{kind}:{scope}" for scope in plan.scopes for kind in ("ubh", "ubp", "ubo"))
         with self._lock:
             self._now = self._clock()
+            if plan.epoch_key is not None and not self._has_flag(plan.epoch_key):
+                return UnbilledCounts((), (), False, empty=True)
             pending, overdue, reserved = self._unbilled(
                 plan.bill_key,
                 keys,

@@ -97,21 +97,24 @@ local function hold(first, scopes, until_ms, token, ttl)
 end
 """
 
-# KEYS: bill, then (holds, pending, overdue) per scope. ARGV: now, grace, window, slack,
-# overdue limit, pending limit, token, hold, ttl, reserve?
+# KEYS: bill, then (holds, pending, overdue) per scope, then the epoch. ARGV: now, grace,
+# window, slack, overdue limit, pending limit, token, hold, ttl, reserve?, epoch?
 _UNBILLED_LUA = (
     _UNBILLED_FN
     + """
+if ARGV[11] == '1' and redis.call('EXISTS', KEYS[#KEYS]) == 0 then
+  return {{}, {}, 0, 1}
+end
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[9])
-local scopes = (#KEYS - 1) / 3
+local scopes = (#KEYS - 2) / 3
 local pending, overdue, ok = sweep(KEYS[1], 1, scopes, now, now - tonumber(ARGV[2]),
   now - tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ttl)
 ok = ok and ARGV[10] == '1'
 if ok then
   hold(1, scopes, now + tonumber(ARGV[8]), ARGV[7], ttl)
 end
-return {pending, overdue, ok and 1 or 0}
+return {pending, overdue, ok and 1 or 0, 0}
 """
 )
 

@@ -332,6 +332,7 @@ class RedisCounterStore:
     def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
         """See :meth:`CounterStore.unbilled`."""
         keys = [self._k(plan.bill_key), *self._scope_keys(plan.scopes)]
+        keys.append(self._k(plan.epoch_key or "epoch"))
         args: list[str | int] = [
             plan.now_ms,
             plan.grace_ms,
@@ -343,9 +344,12 @@ class RedisCounterStore:
             plan.hold_ms,
             plan.ttl_seconds,
             _flag(plan.reserve),
+            _flag(plan.epoch_key is not None),
         ]
         with self._errors("unbilled"):
-            pending, overdue, reserved = self._run(self._unbilled, keys, args)
+            pending, overdue, reserved, empty = self._run(self._unbilled, keys, args)
+        if int(empty) == 1:
+            return UnbilledCounts((), (), False, empty=True)
         return UnbilledCounts(
             tuple(int(v) for v in pending), tuple(int(v) for v in overdue), int(reserved) == 1
         )

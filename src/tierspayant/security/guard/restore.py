@@ -2,13 +2,13 @@
 
 Redis without persistence (CI, many deployments) restarts empty, and an in-process store
 starts empty with its process; either way the day's quotas would start again from zero.
-So the counters carry an *epoch*: a key written, last, by the rebuild. Every admission and
-every observation checks it inside its own atomic operation (the Lua script on Redis);
-without it they stop before counting anything, and ``restoring_store.RestoringCounterStore``
-has the counters rebuilt from what the audit log recorded (:class:`LookupHistory`), then
-runs them again. One process rebuilds (a lock key in the store holding its token, renewed
-while it reads); the others wait for the epoch, or fail closed (``guard.unavailable``): no
-lookup ever runs uncounted.
+So the counters carry an *epoch*: a key written, last, by the rebuild. Every admission,
+every observation and every count of the never-invoiced people checks it inside its own
+atomic operation (the Lua script on Redis); without it they stop before counting anything,
+and ``restoring_store.RestoringCounterStore`` has the counters rebuilt from what the audit
+log recorded (:class:`LookupHistory`), then runs them again. One process rebuilds (a lock
+key in the store holding its token, renewed while it reads); the others wait for the
+epoch, or fail closed (``guard.unavailable``): no lookup ever runs uncounted.
 
 What is rebuilt, from which events, is :func:`snapshot_of` (``docs/guard.md``, "Fail
 closed"). The keys it writes are the guard's (``core``): a test replays random lookups

@@ -7,6 +7,7 @@ rebuilt from the audit log by its :class:`~restore.Restorer`, then runs again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from tierspayant.security.guard.counters import (
@@ -24,13 +25,16 @@ from tierspayant.security.guard.values import CounterStoreUnavailable
 
 
 class RestoringCounterStore:
-    """A :class:`CounterStore` whose admissions and observations require the epoch, and
-    which rebuilds the counters through its :class:`Restorer` when it is missing.
+    """A :class:`CounterStore` whose admissions, observations and never-invoiced counts
+    require the epoch, and which rebuilds the counters through its :class:`Restorer` when
+    it is missing.
 
     An admission that finds no epoch has counted nothing: it runs again once the counters
     are rebuilt. So does an observation (a lookup admitted before the restart, answered
     after it): its audit event is not in the log yet, so the rebuilt counters lack it and
-    it is counted then. Every other operation goes straight to the store.
+    it is counted then. So does :meth:`unbilled` (the people awaiting an invoice the
+    portal shows): on an empty store it would read zeros. Every other operation goes
+    straight to the store.
     """
 
     def __init__(self, store: CounterStore, restorer: Restorer) -> None:
@@ -120,9 +124,15 @@ class RestoringCounterStore:
         return self.store.claim(once_keys, ttl_seconds, flag_key)
 
     def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
-        """See :meth:`CounterStore.unbilled` (the sets it reads are rebuilt with the
-        others, at the admission that finds no epoch)."""
-        return self.store.unbilled(plan)
+        """See :meth:`CounterStore.unbilled`; requires the epoch."""
+        plan = dataclasses.replace(plan, epoch_key=EPOCH_KEY)
+        for attempt in range(2):
+            counts = self.store.unbilled(plan)
+            if not counts.empty:
+                return counts
+            if attempt == 0:
+                self.restorer.ensure()
+        raise CounterStoreUnavailable("unbilled")
 
     def unbilled_invoice(
         self,
