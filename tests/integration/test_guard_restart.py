@@ -35,7 +35,8 @@ from tierspayant.config import Settings, load_settings
 from tierspayant.domain.care import CareDomain
 from tierspayant.domain.codes import AuthCode, GuardCode
 from tierspayant.security.guard import GuardPolicy, MemoryCounterStore, Restorer, history_start
-from tierspayant.security.principal import AuthStrength, Principal
+from tierspayant.security.principal import AuthStrength, Principal, PrincipalKind
+from tierspayant.services.alerts import reinstate_principal, suspend_principal
 from tierspayant.services.eligibility import RightsCheck, check_rights
 from tierspayant.services.errors import ServiceError
 from tierspayant.services.lookup import CardProof
@@ -43,6 +44,8 @@ from tierspayant.store.lookup_history import AuditLookupHistory
 from tierspayant.store.security_tables import security_alerts
 
 CAP, PEOPLE, RESTART_BEFORE = 8, 12, 7
+ALICE = Principal("staff:alice", PrincipalKind.OPERATOR_STAFF, AuthStrength.AAL2)
+BOB = Principal("staff:bob", PrincipalKind.OPERATOR_STAFF, AuthStrength.AAL2)
 EXPECTED_ANSWERS = ["ok"] * CAP + [GuardCode.SUSPENDED] * (PEOPLE - CAP)
 # (lookup index, alert code): the early warning at 2 people answered without card proof
 # (once a day), the soft alert at 7 distinct people (80 % of 8, rounded up), the hard one
@@ -237,15 +240,19 @@ def test_the_rebuild_reads_from_the_judged_day_on() -> None:
     assert (NOW - start).days >= 1
 
 
+@pytest.mark.parametrize("reinstated", [False, True])
 def test_the_counters_rebuilt_from_the_database_equal_the_live_ones(
     engine_name: str,
+    reinstated: bool,
     tmp_path: Path,
     request: pytest.FixtureRequest,
     seed_insurer: Callable[..., SeededInsurer],
 ) -> None:
     """Through the real services and the real audit log: a miss, a misread scan, hits,
-    then step-up requests past the soft cap (the principal is not stepped up); the
-    counters rebuilt from the database equal the guard's own, key by key."""
+    then step-up requests past the soft cap (the principal is not stepped up); or those,
+    then the principal suspended and reinstated by two operators, then one more step-up
+    request (the reinstatement forgot the earlier ones). The counters rebuilt from the
+    database equal the guard's own, key by key."""
     platform = initialise(_settings(engine_name, tmp_path, request))
     try:
         world, _ = _world(platform, seed_insurer, tmp_path)
@@ -260,6 +267,12 @@ def test_the_counters_rebuilt_from_the_database_equal_the_live_ones(
         assert answers == ["ok"] * 7 + [AuthCode.STEP_UP_REQUIRED] * 2
         guard = platform.guard
         assert guard is not None
+        if reinstated:
+            with platform.engine.begin() as conn:
+                suspend_principal(platform, conn, principal.id, "guard.canary")
+            reinstate_principal(platform, principal.id, ALICE, BOB)
+            assert _lookup(platform, principal, world, 9) == AuthCode.STEP_UP_REQUIRED
+            assert len(guard.counters.recent(f"stepupw:{principal.id}")) == 1
         live = guard.counters.store  # type: ignore[attr-defined]
         rebuilt = MemoryCounterStore()
         restorer = Restorer(

@@ -2,10 +2,11 @@
 
 The property: run any sequence of lookups through the guard, recording what the audit log
 would (the answers, the guard's refusals and step-ups, misreads, the signals raised, the
-suspensions); rebuild the counters from that record alone; every counter a decision reads
-is then what the live guard holds. Then, on a Redis the test starts itself: a lookup
-admitted before an empty restart is counted after it, processes rebuild once between
-them, and while another process rebuilds a lookup waits or fails closed.
+suspensions, the reinstatements); rebuild the counters from that record alone; every
+counter a decision reads is then what the live guard holds. Then, on a Redis the test
+starts itself: a lookup admitted before an empty restart is counted after it, processes
+rebuild once between them, and while another process rebuilds a lookup waits or fails
+closed.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.own_redis import OwnRedis
+from tests.support.services import RedisDatabase
 from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard import (
     EPOCH_KEY,
     ActorKind,
+    CounterStore,
     Guard,
     GuardPolicy,
     LookupContext,
@@ -97,13 +100,20 @@ class Run:
                 self.suspended.add(principal)
 
 
-Action = tuple[int, int, int | None, bool, bool, int, int | None]
+Action = tuple[int, int, int | None, bool, bool, int, int | None, bool]
 
 
 def step(guard: Guard, run: Run, action: Action) -> None:
-    who, gap_ms, person, with_proof, misread, stepped, invoice_back = action
+    who, gap_ms, person, with_proof, misread, stepped, invoice_back, reinstate = action
     run.now += timedelta(milliseconds=gap_ms)
     principal, structure, human = PRINCIPALS[who]
+    if reinstate:
+        # Two operators reinstate the principal (``services.alerts``): the event, then the
+        # guard's counters cleared. Suspended or not: what the counters forget is the same.
+        guard.clear_suspension(principal)
+        run.events.append(PastEvent(run.now, PastKind.REINSTATED, principal))
+        run.suspended.discard(principal)
+        return
     if invoice_back is not None and person is not None:
         # The structure invoices the person for care ``invoice_back`` days ago (claims
         # intake, after the claim's commit: its ``claim.receive`` event is in the log).
@@ -233,6 +243,8 @@ def _actions(gaps: list[int]) -> st.SearchStrategy[list[Action]]:
             st.integers(0, 3),
             # An invoice for care that many days back, one action in four.
             st.sampled_from([None, None, None, 0, 0, 1, 2, 5]),
+            # A reinstatement, one action in twelve.
+            st.integers(0, 11).map(lambda n: n == 0),
         ),
         max_size=60,
     )
@@ -265,6 +277,27 @@ def _replayed(plan: list[Action]) -> tuple[Run, MemoryCounterStore, MemoryCounte
 @given(_actions(HOURS))
 def test_for_any_lookups_the_rebuilt_counters_equal_the_live_ones(plan: list[Action]) -> None:
     run, live, rebuilt = _replayed(plan)
+    assert state(rebuilt, run.now) == state(live, run.now)
+
+
+# Two principals past the soft level of their structures' no-proof quota (3 people each,
+# 20 s apart): the lookups without proof after them ask for step-ups, ignored until the
+# principal is suspended, and some of those principals are reinstated.
+BUSY: list[Action] = [
+    (who, 20_000, n, False, False, 0, None, False)
+    for who in (1, 2)
+    for n in range(3 * who, 3 * who + 3)
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_actions(HOURS))
+def test_after_step_ups_and_reinstatements_the_rebuilt_counters_equal_the_live_ones(
+    plan: list[Action],
+) -> None:
+    """A reinstatement forgets the principal's pace, misses, ignored step-ups and people
+    awaiting an invoice (``Guard.clear_suspension``): so does the rebuild."""
+    run, live, rebuilt = _replayed(BUSY + plan)
     assert state(rebuilt, run.now) == state(live, run.now)
 
 
@@ -315,6 +348,19 @@ def test_a_rebuild_reads_only_what_is_recorded_and_marks_the_epoch_last() -> Non
     store.restore(snapshot)
     assert store.has_flag(EPOCH_KEY)
     assert store.count_distinct("seen:750000001:2025-03-10") == 2
+
+
+def test_a_refusal_alerted_today_is_not_alerted_again_after_a_rebuild() -> None:
+    """Given the structure's people awaiting an invoice refused a lookup (its alert goes
+    out once a day), the rebuilt counters hold that day's once-key; the never-invoiced
+    refusal whose code a suspension shares (``guard.unbilled``) is left out."""
+    events = [
+        PastEvent(START, PastKind.ALERT, "p:b", "750000001", code=GuardCode.UNBILLED_PENDING),
+        PastEvent(START, PastKind.ALERT, "p:c", "750000002", code=GuardCode.UNBILLED),
+    ]
+    flags = snapshot_of(events, [], POLICY, START, "e3").flags
+    assert "once:guard.unbilled_pending:750000001:2025-03-10" in flags
+    assert not [key for key in flags if key.startswith("once:guard.unbilled:")]
 
 
 # --------------------------------------------------------------------- on a Redis of our own
@@ -447,3 +493,49 @@ def test_the_memory_store_starts_without_its_epoch(tmp_path: Path) -> None:
     assert history.reads == 1
     assert restorer.last is not None
     assert restorer.last.events == 6 + 6  # the day's pass, then the never-invoiced one
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _empty_store(kind: str, request: pytest.FixtureRequest, run: Run) -> CounterStore:
+    """A store with nothing in it: in process, or the test run's Redis database flushed."""
+    if kind == "memory":
+        return MemoryCounterStore(clock=run.clock)
+    db: RedisDatabase = request.getfixturevalue("redis_db")
+    client = db.client()
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return RedisCounterStore.from_url(db.url, timeout_seconds=2)
+
+
+def test_given_a_reinstated_principal_then_only_its_later_step_ups_are_rebuilt(
+    store_kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Given p:c past the soft cap, ignoring two step-ups, then reinstated, then ignoring
+    a third (suspended again: three a day), when the store comes back empty, then its
+    sliding window of ignored step-ups is rebuilt as the live one: the third alone (the
+    reinstatement forgot the others), not three more stamps towards a suspension."""
+    run = Run()
+    live = _empty_store(store_kind, request, run)
+    guard = Guard(live, POLICY)
+    # 20 s apart (4 a minute at most): 5 people answered with proof, then step-ups.
+    plan: list[Action] = [(2, 20_000, n, True, False, 0, None, False) for n in range(7)]
+    plan.append((2, 20_000, None, False, False, 0, None, True))
+    plan.append((2, 20_000, 7, True, False, 0, None, False))
+    for action in plan:
+        step(guard, run, action)
+    kinds = [e.kind for e in run.events if e.kind is not PastKind.ALERT]
+    assert kinds[5:] == [PastKind.STEP_UP] * 2 + [PastKind.REINSTATED, PastKind.REFUSED]
+    window = live.recent("stepupw:p:c")
+    assert window == [str(int(run.now.timestamp() * 1000))]
+
+    rebuilt = _empty_store(store_kind, request, run)  # Redis: the same database, flushed
+    history = ListHistory(list(run.events), sorted(run.suspended))
+    Restorer(rebuilt, history, POLICY, lambda: run.now).ensure()
+    assert rebuilt.has_flag(EPOCH_KEY)
+    assert rebuilt.recent("stepupw:p:c") == window

@@ -27,11 +27,12 @@ lookup is counted again.
 The package's modules import one another in one direction: ``values`` (what the guard
 and its callers exchange) <- ``policy`` (thresholds' values, calibration) <- ``thresholds``
 (the table of signals and :func:`~thresholds.grade`) and ``counters`` (store protocol,
-bundled operations' keys and readings) <- ``memory_store`` (the in-process store),
-``redis_store`` and ``judging`` (the table's views and readings the guard judges, the
-callers' messages) <- ``core`` (the :class:`Guard`) and ``restore`` (counters rebuilt from
-the audit log when their store comes back empty). Import from the package: every public
-name is here.
+bundled operations' keys and readings) <- ``redis_scripts`` (the Redis store's Lua) <-
+``memory_store`` (the in-process store), ``redis_store``, ``judging`` (the table's views
+and readings the guard judges, the callers' messages) and ``restore`` (counters rebuilt
+from the audit log when their store comes back empty, once across processes) <- ``core``
+(the :class:`Guard`) and ``restoring_store`` (the store that requires the rebuilt
+counters). Import from the package: every public name is here.
 """
 
 from tierspayant.security.guard.core import Guard
@@ -62,11 +63,11 @@ from tierspayant.security.guard.restore import (
     PastKind,
     Restorer,
     RestoreReport,
-    RestoringCounterStore,
     history_start,
     snapshot_of,
     unbilled_start,
 )
+from tierspayant.security.guard.restoring_store import RestoringCounterStore
 from tierspayant.security.guard.values import (
     DAY_SECONDS,
     THROTTLE_CODES,

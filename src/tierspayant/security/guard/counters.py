@@ -68,7 +68,8 @@ class UnbilledPlan:
     at or before ``now_ms - window_ms``. Then, if ``reserve`` and in every scope the
     overdue count is below ``overdue_limit`` and pending people plus holds below
     ``pending_limit``, hold ``token`` in every scope until ``now_ms + hold_ms``. Every
-    key written gets ``ttl_seconds``.
+    key written gets ``ttl_seconds``. With ``epoch_key``, stop first (nothing done,
+    :attr:`UnbilledCounts.empty`) if that key is absent: the store came back empty.
     """
 
     scopes: tuple[str, ...]
@@ -83,16 +84,19 @@ class UnbilledPlan:
     hold_ms: int
     ttl_seconds: int
     reserve: bool = True
+    epoch_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class UnbilledCounts:
     """Per scope of the plan, before the hold: pending people plus live holds, overdue
-    people; and whether the hold was taken."""
+    people; and whether the hold was taken. ``empty``: it stopped at the missing epoch
+    (nothing counted, nothing read)."""
 
     pending: tuple[int, ...]
     overdue: tuple[int, ...]
     reserved: bool
+    empty: bool = False
 
 
 class LookupKeys(NamedTuple):
@@ -410,6 +414,23 @@ class CounterStore(Protocol):
 
     def set_once(self, key: str, ttl_seconds: int) -> bool:
         """Set a flag unless present; True the first time only (deduplication)."""
+        ...
+
+    def take_lock(self, key: str, owner: str, ttl_seconds: int) -> bool:
+        """Set ``key`` to ``owner`` for ``ttl_seconds`` unless present; True if taken.
+
+        A lock another process may hold: only its owner renews it (:meth:`renew_lock`) or
+        drops it (:meth:`drop_lock`); :meth:`has_flag` sees it.
+        """
+        ...
+
+    def renew_lock(self, key: str, owner: str, ttl_seconds: int) -> bool:
+        """If ``key`` still holds ``owner``, give it ``ttl_seconds`` more from now; True
+        if it did (atomically: never another owner's lock)."""
+        ...
+
+    def drop_lock(self, key: str, owner: str) -> bool:
+        """Delete ``key`` if it still holds ``owner``; True if it did (atomically)."""
         ...
 
     def incr(self, key: str, ttl_seconds: int) -> int:

@@ -43,6 +43,8 @@ class MemoryCounterStore:
         self._hashes: dict[str, dict[str, str]] = {}
         self._ints: dict[str, int] = {}
         self._flags: set[str] = set()
+        # The owner written in each lock key (a lock is also a flag: ``has_flag`` sees it).
+        self._owners: dict[str, str] = {}
         self._deadlines: dict[str, float] = {}
         # The clock read once per operation, under the lock (times to live need no more).
         self._now = clock()
@@ -52,6 +54,7 @@ class MemoryCounterStore:
         for table in (self._zsets, self._lists, self._sets, self._hashes, self._ints, self._heaps):
             table.pop(key, None)
         self._flags.discard(key)
+        self._owners.pop(key, None)
         self._deadlines.pop(key, None)
 
     def _fresh(self, key: str) -> None:
@@ -465,6 +468,8 @@ class MemoryCounterStore:
         keys = tuple(f"{kind}:{scope}" for scope in plan.scopes for kind in ("ubh", "ubp", "ubo"))
         with self._lock:
             self._now = self._clock()
+            if plan.epoch_key is not None and not self._has_flag(plan.epoch_key):
+                return UnbilledCounts((), (), False, empty=True)
             pending, overdue, reserved = self._unbilled(
                 plan.bill_key,
                 keys,
@@ -577,6 +582,35 @@ class MemoryCounterStore:
         with self._lock:
             self._now = self._clock()
             return self._set_once(key, ttl_seconds)
+
+    def take_lock(self, key: str, owner: str, ttl_seconds: int) -> bool:
+        """See :meth:`CounterStore.take_lock`."""
+        with self._lock:
+            self._now = self._clock()
+            if not self._set_once(key, ttl_seconds):
+                return False
+            self._owners[key] = owner
+            return True
+
+    def renew_lock(self, key: str, owner: str, ttl_seconds: int) -> bool:
+        """See :meth:`CounterStore.renew_lock`."""
+        with self._lock:
+            self._now = self._clock()
+            self._fresh(key)
+            if self._owners.get(key) != owner:
+                return False
+            self._touch(key, ttl_seconds)
+            return True
+
+    def drop_lock(self, key: str, owner: str) -> bool:
+        """See :meth:`CounterStore.drop_lock`."""
+        with self._lock:
+            self._now = self._clock()
+            self._fresh(key)
+            if self._owners.get(key) != owner:
+                return False
+            self._drop(key)
+            return True
 
     def incr(self, key: str, ttl_seconds: int) -> int:
         """See :meth:`CounterStore.incr`."""

@@ -2,12 +2,13 @@
 
 Redis without persistence (CI, many deployments) restarts empty, and an in-process store
 starts empty with its process; either way the day's quotas would start again from zero.
-So the counters carry an *epoch*: a key written, last, by the rebuild. Every admission and
-every observation checks it inside its own atomic operation (the Lua script on Redis);
-without it they stop before counting anything, and :class:`RestoringCounterStore` rebuilds
-the counters from what the audit log recorded (:class:`LookupHistory`), then runs them
-again. One process rebuilds (a lock key in the store); the others wait for the epoch, or
-fail closed (``guard.unavailable``): no lookup ever runs uncounted.
+So the counters carry an *epoch*: a key written, last, by the rebuild. Every admission,
+every observation and every count of the never-invoiced people checks it inside its own
+atomic operation (the Lua script on Redis); without it they stop before counting anything,
+and ``restoring_store.RestoringCounterStore`` has the counters rebuilt from what the audit
+log recorded (:class:`LookupHistory`), then runs them again. One process rebuilds (a lock
+key in the store holding its token, renewed while it reads); the others wait for the
+epoch, or fail closed (``guard.unavailable``): no lookup ever runs uncounted.
 
 What is rebuilt, from which events, is :func:`snapshot_of` (``docs/guard.md``, "Fail
 closed"). The keys it writes are the guard's (``core``): a test replays random lookups
@@ -32,14 +33,8 @@ import structlog
 
 from tierspayant.domain.codes import GuardCode
 from tierspayant.security.guard.counters import (
-    AdmitReading,
     CounterSnapshot,
     CounterStore,
-    LookupKeys,
-    ObserveReading,
-    StoreLimits,
-    UnbilledCounts,
-    UnbilledPlan,
     answered_by,
     answered_by_add,
 )
@@ -72,6 +67,9 @@ _BEFORE_COUNTING = frozenset(
 
 
 # Signals deduplicated by a once-key (``core._once_key``): code -> (scope, per hour?).
+# A refusal's hard signal goes out once a day (``Guard._judge``), unless a suspending row
+# shares its code (``guard.unbilled``): its alert cannot tell which row raised it.
+_SUSPENDING = frozenset(row.code for row in THRESHOLDS if row.action is Action.SUSPEND)
 _ONCE_SIGNALS: dict[str, tuple[Scope, bool]] = {}
 for _row in THRESHOLDS:
     for _code in (_row.soft_code, _row.watch_code):
@@ -79,6 +77,8 @@ for _row in THRESHOLDS:
             _ONCE_SIGNALS[_code] = (_row.scope, False)
     if _row.action is Action.THROTTLE:
         _ONCE_SIGNALS[_row.code] = (_row.scope, True)
+    elif _row.action is Action.REFUSE and _row.code not in _SUSPENDING:
+        _ONCE_SIGNALS[_row.code] = (_row.scope, False)
 _ONCE_TTL_SECONDS = 2 * DAY_SECONDS
 
 
@@ -345,12 +345,12 @@ def snapshot_of(
     Rebuilt: per structure and day, the distinct people answered and those answered
     without card proof, the active structures and their daily invoice check; per
     principal, its last no-proof outcomes and misreads, its portal pace, its step-up
-    requests of the local day and of the sliding window; the rate windows of the last
-    minute; the suspensions; the
-    once-keys of the soft, watch and rate signals already raised (``ALERT`` events), so
-    none goes out twice; per principal and per structure, the people answered without
-    card proof awaiting an invoice or never invoiced, with the structure's invoices that
-    clear them (``INVOICE`` events).
+    requests of the local day and of the sliding window (pace, outcomes and window
+    forgotten at a reinstatement, as the live path does); the rate windows of the last
+    minute; the suspensions; the once-keys of the soft, watch, rate and refusal signals
+    already raised (``ALERT`` events), so none goes out twice; per principal and per
+    structure, the people answered without card proof awaiting an invoice or never
+    invoiced, with the structure's invoices that clear them (``INVOICE`` events).
     """
     zone = ZoneInfo(policy.timezone)
     today = now.astimezone(zone).date()
@@ -384,8 +384,11 @@ def snapshot_of(
                 once[key] = _ONCE_TTL_SECONDS
             continue
         if event.kind is PastKind.REINSTATED:
+            # As ``Guard.clear_suspension``: the step-ups ignored before it no longer
+            # count in the sliding window (the day's count stays, as it does live).
             outcomes.pop(p, None)
             pace.pop(p, None)
+            step_up_stamps.pop(p, None)
             continue
         if event.kind is PastKind.MISREAD:
             outcomes[p].append((event.at, _MISREAD))
@@ -483,12 +486,61 @@ class _Counted:
             yield event
 
 
+class _LockKeeper:
+    """Keeps the rebuild's lock while the rebuild runs, however long (30 days of events
+    at national scale take minutes, far past ``lock_seconds``): a thread gives it
+    ``lock_seconds`` more every third of that, only while it holds this ``owner``
+    (taken again if it lapsed and nobody took it meanwhile). Once another owner holds
+    it, :attr:`lost` is set and the keeper stops: that process rebuilds, this one must
+    not write. A process that dies stops renewing: its lock lapses within
+    ``lock_seconds`` and another process rebuilds.
+    """
+
+    def __init__(self, store: CounterStore, owner: str, lock_seconds: int) -> None:
+        self.store = store
+        self.owner = owner
+        self.lock_seconds = lock_seconds
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name="guard-restore-lock", daemon=True)
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.lock_seconds / 3):
+            if not self.confirm():
+                return
+
+    def confirm(self) -> bool:
+        """Renew the lock now; False once another owner holds it (then for good)."""
+        if self.lost:
+            return False
+        try:
+            kept = self.store.renew_lock(LOCK_KEY, self.owner, self.lock_seconds)
+            kept = kept or self.store.take_lock(LOCK_KEY, self.owner, self.lock_seconds)
+        except CounterStoreUnavailable:
+            log.warning("guard.restore_lock_unrenewed")  # tried again at the next beat
+            return True
+        if not kept:
+            self.lost = True
+            log.warning("guard.restore_lock_lost")
+        return kept
+
+    def __enter__(self) -> _LockKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class Restorer:
     """Rebuilds a store's counters from the audit log, once across every process.
 
     :meth:`ensure` returns when the store has its epoch: rebuilt here if this process
     takes the store's lock key, else by whoever holds it, waited for up to
-    ``wait_seconds``; past that it raises :class:`CounterStoreUnavailable` (503).
+    ``wait_seconds``; past that it raises :class:`CounterStoreUnavailable` (503). The
+    lock holds this process's own token: it is renewed while the rebuild runs and
+    deleted after it only if it still holds that token (:class:`_LockKeeper`).
     """
 
     def __init__(
@@ -520,12 +572,13 @@ class Restorer:
         try:
             if self.store.has_flag(EPOCH_KEY):
                 return
-            if self.store.set_once(LOCK_KEY, self.lock_seconds):
+            owner = uuid.uuid4().hex
+            if self.store.take_lock(LOCK_KEY, owner, self.lock_seconds):
                 try:
                     if not self.store.has_flag(EPOCH_KEY):
-                        self.rebuild()
+                        self._rebuild_holding(owner)
                 finally:
-                    self.store.delete(LOCK_KEY)
+                    self.store.drop_lock(LOCK_KEY, owner)
                 return
             while time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -535,8 +588,21 @@ class Restorer:
             self._local.release()
         raise CounterStoreUnavailable("counters being rebuilt")
 
-    def rebuild(self) -> RestoreReport:
-        """Read the audit log and write the counters it implies, with a new epoch."""
+    def _rebuild_holding(self, owner: str) -> None:
+        """Rebuild under the lock ``owner`` took, kept while it runs; written only if
+        still this process's to write: its lock, and nobody's epoch (a lapsed lock taken,
+        used and dropped by another process meanwhile)."""
+        with _LockKeeper(self.store, owner, self.lock_seconds) as keeper:
+            try:
+                self.rebuild(lambda: keeper.confirm() and not self.store.has_flag(EPOCH_KEY))
+            except CounterStoreUnavailable:
+                if not self.store.has_flag(EPOCH_KEY):
+                    raise  # still being rebuilt elsewhere, or the store failed: closed
+
+    def rebuild(self, still_ours: Callable[[], bool] = lambda: True) -> RestoreReport:
+        """Read the audit log and write the counters it implies, with a new epoch; unless
+        ``still_ours``, asked once all is read, says another process took the rebuild
+        over (then :class:`CounterStoreUnavailable`: that process writes them)."""
         started = time.perf_counter()
         now = self.clock()
         since = history_start(self.policy, now)
@@ -548,6 +614,10 @@ class Restorer:
         unbilled = _Counted(self.history.unbilled_events(unbilled_start(self.policy, now)))
         snapshot = snapshot_of(events, suspended, self.policy, now, epoch, unbilled)
         read = time.perf_counter()
+        if not still_ours():
+            # Two writers of the same keys, and twice the load: the other one writes.
+            log.warning("guard.counters_rebuilt_elsewhere", read_ms=round((read - started) * 1000))
+            raise CounterStoreUnavailable("counters rebuilt by another process")
         self.store.restore(snapshot)
         written = time.perf_counter()
         keys = sum(
@@ -575,178 +645,3 @@ class Restorer:
             write_ms=round(report.write_seconds * 1000),
         )
         return report
-
-
-class RestoringCounterStore:
-    """A :class:`CounterStore` whose admissions and observations require the epoch, and
-    which rebuilds the counters through its :class:`Restorer` when it is missing.
-
-    An admission that finds no epoch has counted nothing: it runs again once the counters
-    are rebuilt. So does an observation (a lookup admitted before the restart, answered
-    after it): its audit event is not in the log yet, so the rebuilt counters lack it and
-    it is counted then. Every other operation goes straight to the store.
-    """
-
-    def __init__(self, store: CounterStore, restorer: Restorer) -> None:
-        self.store = store
-        self.restorer = restorer
-
-    def restore(self, snapshot: CounterSnapshot) -> None:
-        """See :meth:`CounterStore.restore`."""
-        self.store.restore(snapshot)
-
-    def admit_lookup(
-        self,
-        keys: LookupKeys,
-        limits: StoreLimits,
-        now_ms: int,
-        token: str,
-        pace: bool,
-        no_proof: bool,
-        pending_limit: int,
-        quota_limit: int,
-        epoch_key: str | None = None,
-    ) -> AdmitReading:
-        """See :meth:`CounterStore.admit_lookup`; requires the epoch."""
-        for attempt in range(2):
-            reading = self.store.admit_lookup(
-                keys, limits, now_ms, token, pace, no_proof, pending_limit, quota_limit, EPOCH_KEY
-            )
-            if not reading.empty:
-                return reading
-            if attempt == 0:
-                self.restorer.ensure()
-        raise CounterStoreUnavailable("admission")  # emptied again meanwhile: closed
-
-    def observe_lookup(
-        self,
-        keys: LookupKeys,
-        limits: StoreLimits,
-        now_ms: int,
-        token: str,
-        no_proof: bool,
-        outcome: str,
-        subject: str | None,
-        care_date: str | None,
-        once_keys: tuple[str, ...],
-        epoch_key: str | None = None,
-    ) -> ObserveReading:
-        """See :meth:`CounterStore.observe_lookup`; requires the epoch."""
-        for attempt in range(2):
-            reading = self.store.observe_lookup(
-                keys,
-                limits,
-                now_ms,
-                token,
-                no_proof,
-                outcome,
-                subject,
-                care_date,
-                once_keys,
-                EPOCH_KEY,
-            )
-            if not reading.empty:
-                return reading
-            if attempt == 0:
-                self.restorer.ensure()
-        raise CounterStoreUnavailable("observation")
-
-    def release_lookup(self, keys: LookupKeys, token: str) -> None:
-        """See :meth:`CounterStore.release_lookup`."""
-        self.store.release_lookup(keys, token)
-
-    def step_up(
-        self,
-        counter_key: str,
-        counter_ttl_seconds: int,
-        limit: int,
-        flag_key: str,
-        once_key: str,
-        once_ttl_seconds: int,
-    ) -> tuple[int, bool]:
-        """See :meth:`CounterStore.step_up`."""
-        return self.store.step_up(
-            counter_key, counter_ttl_seconds, limit, flag_key, once_key, once_ttl_seconds
-        )
-
-    def claim(self, once_keys: Sequence[str], ttl_seconds: int, flag_key: str | None) -> list[bool]:
-        """See :meth:`CounterStore.claim`."""
-        return self.store.claim(once_keys, ttl_seconds, flag_key)
-
-    def unbilled(self, plan: UnbilledPlan) -> UnbilledCounts:
-        """See :meth:`CounterStore.unbilled` (the sets it reads are rebuilt with the
-        others, at the admission that finds no epoch)."""
-        return self.store.unbilled(plan)
-
-    def unbilled_invoice(
-        self,
-        structure_scope: str,
-        bill_key: str,
-        by_key: str,
-        subject: str,
-        care_ms: int,
-        slack_ms: int,
-        ttl_seconds: int,
-    ) -> None:
-        """See :meth:`CounterStore.unbilled_invoice`."""
-        self.store.unbilled_invoice(
-            structure_scope, bill_key, by_key, subject, care_ms, slack_ms, ttl_seconds
-        )
-
-    def hit_windows(
-        self, keys: Sequence[str], limits: Sequence[int], now_ms: int, window_ms: int, member: str
-    ) -> int:
-        """See :meth:`CounterStore.hit_windows`."""
-        return self.store.hit_windows(keys, limits, now_ms, window_ms, member)
-
-    def push_recent(self, key: str, value: str, keep: int, ttl_seconds: int) -> list[str]:
-        """See :meth:`CounterStore.push_recent`."""
-        return self.store.push_recent(key, value, keep, ttl_seconds)
-
-    def recent(self, key: str) -> list[str]:
-        """See :meth:`CounterStore.recent`."""
-        return self.store.recent(key)
-
-    def add_distinct(self, key: str, member: str, ttl_seconds: int) -> int:
-        """See :meth:`CounterStore.add_distinct`."""
-        return self.store.add_distinct(key, member, ttl_seconds)
-
-    def count_distinct(self, key: str) -> int:
-        """See :meth:`CounterStore.count_distinct`."""
-        return self.store.count_distinct(key)
-
-    def count_common(self, key_a: str, key_b: str) -> int:
-        """See :meth:`CounterStore.count_common`."""
-        return self.store.count_common(key_a, key_b)
-
-    def release(self, holds_key: str, token: str) -> None:
-        """See :meth:`CounterStore.release`."""
-        self.store.release(holds_key, token)
-
-    def set_flag(self, key: str, ttl_seconds: int | None) -> None:
-        """See :meth:`CounterStore.set_flag`."""
-        self.store.set_flag(key, ttl_seconds)
-
-    def has_flag(self, key: str) -> bool:
-        """See :meth:`CounterStore.has_flag`."""
-        return self.store.has_flag(key)
-
-    def set_once(self, key: str, ttl_seconds: int) -> bool:
-        """See :meth:`CounterStore.set_once`."""
-        return self.store.set_once(key, ttl_seconds)
-
-    def incr(self, key: str, ttl_seconds: int) -> int:
-        """See :meth:`CounterStore.incr`."""
-        return self.store.incr(key, ttl_seconds)
-
-    def hash_set(self, key: str, name: str, value: str, ttl_seconds: int) -> None:
-        """See :meth:`CounterStore.hash_set`."""
-        self.store.hash_set(key, name, value, ttl_seconds)
-
-    def hash_all(self, key: str) -> dict[str, str]:
-        """See :meth:`CounterStore.hash_all`."""
-        return self.store.hash_all(key)
-
-    def delete(self, *keys: str) -> None:
-        """See :meth:`CounterStore.delete`."""
-        self.store.delete(*keys)
