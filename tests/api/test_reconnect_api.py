@@ -131,18 +131,20 @@ _CLAIM_WRITTEN = "test.claim_written"
 
 
 @contextmanager
-def commit_connection_killed(world: World, *, applied: bool) -> Iterator[list[int]]:
-    """The server ends the session of the next transaction that writes a claim, as that
-    transaction commits: before the server received its COMMIT (``applied=False``: the
-    server undid it), or after the server applied it and before the app heard back
-    (``applied=True``). Either way the app's COMMIT fails with a lost connection. Yields
-    the server sessions ended (one)."""
+def commit_connection_killed(
+    world: World, *, applied: bool, table: str = "claims"
+) -> Iterator[list[int]]:
+    """The server ends the session of the next transaction that writes a claim (a row of
+    ``table``), as that transaction commits: before the server received its COMMIT
+    (``applied=False``: the server undid it), or after the server applied it and before
+    the app heard back (``applied=True``). Either way the app's COMMIT fails with a lost
+    connection. Yields the server sessions ended (one)."""
     engine = world.platform.engine
     admin = create_engine(engine.url.render_as_string(hide_password=False))
     ended: list[int] = []
 
     def on_statement(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().startswith("INSERT INTO claims "):
+        if statement.lstrip().startswith(f"INSERT INTO {table} "):
             conn.info[_CLAIM_WRITTEN] = True
 
     def on_rollback(conn: Connection) -> None:

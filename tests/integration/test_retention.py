@@ -1,8 +1,9 @@
-"""Retention purge: past the period → rows and blind indexes gone, unless a claim is open."""
+"""Retention purge: past the period → rows and blind indexes gone, unless a claim is open;
+answers kept under idempotency keys go after their 24 hours."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,13 @@ from tests.integration.operations_support import (
     provider_principal,
 )
 from tierspayant.app.platform import Platform
-from tierspayant.services import retention
+from tierspayant.services import idempotency, retention
 from tierspayant.services.errors import ServiceError
+from tierspayant.services.idempotency import IdempotencyKey, KeyTaken, StoredAnswer
 from tierspayant.services.identification import identify
 from tierspayant.store import audit
 from tierspayant.store.claims_tables import claims
-from tierspayant.store.tables import beneficiaries
+from tierspayant.store.tables import beneficiaries, idempotency_keys
 
 ACTOR = "operator:cli"
 LONG_AGO = "2022-06-30"  # more than 2 years before NOW (2025-03-10)
@@ -151,3 +153,39 @@ def test_given_a_too_short_period_then_refused(platform: Platform) -> None:
     with pytest.raises(ServiceError) as refused:
         retention.purge(platform, ACTOR, retention_days=30)
     assert refused.value.code == "retention.too_short"
+
+
+def _kept(platform: Platform, key: IdempotencyKey, answer: StoredAnswer, at: datetime) -> None:
+    platform.clock = lambda: at
+    with platform.engine.begin() as conn:
+        idempotency.keep(platform, conn, key, answer)
+
+
+def test_given_answers_kept_under_idempotency_keys_then_gone_after_24_hours(
+    platform: Platform,
+) -> None:
+    def key(name: str, digest: bytes = bytes(32)) -> IdempotencyKey:
+        return IdempotencyKey("POST /v1/calculations provider:test", name, digest)
+
+    answer = StoredAnswer(200, (("content-type", "application/json"),), b'{"amc_cents":900}')
+    # Given an answer kept 25 hours ago and one kept an hour ago
+    _kept(platform, key("old"), answer, NOW - timedelta(hours=25))
+    _kept(platform, key("recent"), answer, NOW - timedelta(hours=1))
+    platform.clock = lambda: NOW
+    # Then the old one answers no more, the recent one still does
+    assert idempotency.stored_answer(platform, key("old")) is None
+    assert idempotency.stored_answer(platform, key("recent")) == answer
+    # When the retention purge runs: counted by a dry run, deleted by the run
+    assert retention.purge(platform, ACTOR, dry_run=True).idempotency_keys == 1
+    assert retention.purge(platform, ACTOR).idempotency_keys == 1
+    assert retention.purge(platform, ACTOR).idempotency_keys == 0
+    with platform.engine.connect() as conn:
+        left = conn.execute(select(idempotency_keys.c.key)).scalars().all()
+    assert left == ["recent"]
+    # and a key within its 24 hours is held; past them, a new request takes it at once
+    with pytest.raises(KeyTaken), platform.engine.begin() as conn:
+        idempotency.keep(platform, conn, key("recent", bytes([1]) * 32), answer)
+    _kept(platform, key("late"), answer, NOW - timedelta(hours=24, seconds=1))
+    other = StoredAnswer(200, (), b"{}")
+    _kept(platform, key("late", bytes([2]) * 32), other, NOW)
+    assert idempotency.stored_answer(platform, key("late", bytes([2]) * 32)) == other

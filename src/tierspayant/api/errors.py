@@ -151,11 +151,12 @@ def _busy(request: Request) -> JSONResponse:
 # A connection lost under a request (at its COMMIT, or past the one second run of
 # ``store/reconnect.py``) leaves a write's outcome unknown. Sending it again is safe: an
 # invoice is applied once per invoice number, a prior authorisation once per
-# ``request_key``. A calculation sent again gets a new engagement: one whose answer was
-# lost holds what it reserved until its ``valid_until`` (docs/money.md).
+# ``request_key``, a calculation once per ``Idempotency-Key`` (its kept answer comes
+# back); without a key, the same calculation while its engagement is open answers that
+# engagement, priced again (docs/api.md, "Retries and idempotency").
 LOST_CONNECTION_MESSAGE = (
     "the database connection was lost or refused; retry the request (a write sent again "
-    "under the same invoice number or request_key is applied once)"
+    "under the same invoice number, request_key or Idempotency-Key is applied once)"
 )
 
 

@@ -221,7 +221,8 @@ def purge(
     ] = retention.DEFAULT_RETENTION_DAYS,
 ) -> None:
     """Supprimer les anciens bénéficiaires au-delà de la durée de conservation (gardés tant qu'une
-    facture est en cours)."""
+    facture est en cours), et les réponses gardées sous une clé d'idempotence depuis plus de
+    24 h."""
     with platform_ctx() as platform:
         report = retention.purge(
             platform, CLI_ACTOR, retention_days=retention_days, dry_run=dry_run
@@ -234,6 +235,11 @@ def purge(
     console.print(table)
     verb = "seraient supprimés" if dry_run else "supprimés"
     console.print(f"couverture finie avant le {report.cutoff:%d/%m/%Y} : {report.purged} {verb}")
+    gone = "seraient supprimées" if dry_run else "supprimées"
+    console.print(
+        f"réponses gardées sous une clé d'idempotence depuis plus de 24 h : "
+        f"{report.idempotency_keys} {gone}"
+    )
 
 
 # --- break-glass -------------------------------------------------------------------------

@@ -510,6 +510,8 @@ class RequestCode(ErrorCode):
     MISSING_FIELD = "request.missing_field"
     INVALID_DATE = "request.invalid_date"
     INVALID_VALUE = "request.invalid_value"
+    IDEMPOTENCY_KEY_INVALID = "request.idempotency_key_invalid"
+    IDEMPOTENCY_KEY_REUSED = "request.idempotency_key_reused"
     ROUTE_NOT_FOUND = "route.not_found"
     ROUTE_METHOD_NOT_ALLOWED = "route.method_not_allowed"
     PORTAL_FORM = "portal.form"

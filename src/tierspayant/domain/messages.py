@@ -392,6 +392,8 @@ ERROR_MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
         "remittance.unknown": "Avis de paiement inconnu.",
         "request.duplicate_key": "Clé JSON en double.",
         "request.header_too_large": "En-têtes de requête trop volumineux.",
+        "request.idempotency_key_invalid": "Clé d'idempotence mal formée : de 1 à 120 caractères ASCII visibles.",
+        "request.idempotency_key_reused": "Clé d'idempotence déjà utilisée pour une autre demande.",
         "request.invalid_date": "Date invalide.",
         "request.invalid_value": "Valeur invalide.",
         "request.malformed_body": "Requête illisible.",

@@ -18,13 +18,17 @@ the AMC amount it quotes is reserved against the person's ceilings (a row of
 professional cancels it, or its validity ends. Every pricing of the same person reads
 the open reservations as consumed (``PricingFacts.reserved``), so two engagements never
 promise the same ceiling. The same calculation repeated by the same professional while
-its engagement is open answers the same number (the retry of a lost answer).
+its engagement is open answers the same number, priced again (the retry of a lost answer).
+Sent under an ``Idempotency-Key`` (:func:`start_keyed_calculation`), a covered answer is
+kept with its engagement, in the same transaction, and a retry under the key answers it
+again byte for byte without pricing or writing (:mod:`tierspayant.services.idempotency`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -45,9 +49,11 @@ from tierspayant.domain.pricing import PricingLine, PricingResult, check_lines, 
 from tierspayant.security.audit import DISCLOSED
 from tierspayant.security.guard import Admission, LookupContext, Verdict
 from tierspayant.security.principal import Principal
+from tierspayant.services import idempotency
 from tierspayant.services.alerts import raise_alerts
 from tierspayant.services.engagements import seal_amount
 from tierspayant.services.errors import Unprocessable
+from tierspayant.services.idempotency import IdempotencyKey, KeyTaken, StoredAnswer
 from tierspayant.services.identification import CardData, Identified
 from tierspayant.services.insurers import Insurer
 from tierspayant.services.lookup import (
@@ -55,6 +61,7 @@ from tierspayant.services.lookup import (
     CardProof,
     Deferred,
     guarded_answer,
+    guarded_read,
     refuse,
     reservation_context,
 )
@@ -108,6 +115,98 @@ def start_calculation(
     platform: Platform, principal: Principal, request: Calculation, proof: CardProof = NO_PROOF
 ) -> Deferred[PricingResult]:
     """:func:`calculate` up to the audit event's group commit (see ``Deferred``)."""
+    return _start(platform, principal, request, proof, None)
+
+
+def start_keyed_calculation(
+    platform: Platform,
+    principal: Principal,
+    request: Calculation,
+    proof: CardProof,
+    key: IdempotencyKey,
+    render: Callable[[PricingResult], StoredAnswer],
+) -> Deferred[StoredAnswer]:
+    """:func:`start_calculation` under a client's idempotency key.
+
+    The first covered answer, as ``render`` writes it, is kept with its engagement in one
+    transaction; the same key and body again replay it (:func:`_replay`), another body
+    is ``request.idempotency_key_reused``. A refusal keeps nothing. Of two requests under
+    one key at once, the one whose key row goes in first writes; the other's transaction
+    is rolled back at its insert (which waited for the first's commit), and it replays.
+    """
+    stored = idempotency.stored_answer(platform, key)
+    if stored is not None:
+        return _replay(platform, principal, request, proof, stored)
+    kept: list[StoredAnswer] = []
+
+    def keep(conn: Connection, result: PricingResult) -> None:
+        answer = render(result)
+        idempotency.keep(platform, conn, key, answer)
+        kept.append(answer)  # the last one kept is the one committed (a rerun, see reconnect)
+
+    try:
+        started = _start(platform, principal, request, proof, keep)
+    except KeyTaken:
+        stored = idempotency.stored_answer(platform, key, any_age=True)
+        if stored is None:
+            # Only the purge deletes a row, and only one past its 24 hours: the row that
+            # beat this request cannot have gone since. A fault, not an answer.
+            raise
+        return _replay(platform, principal, request, proof, stored)
+    return started.then(lambda _result: kept[-1])
+
+
+def _replay(
+    platform: Platform,
+    principal: Principal,
+    request: Calculation,
+    proof: CardProof,
+    stored: StoredAnswer,
+) -> Deferred[StoredAnswer]:
+    """The kept answer of a calculation, handed over again as a lookup of its person.
+
+    It answers about a person, so it goes the guarded way of every such answer (the
+    principal's authorisation, containment, the card proof, the guard's count) and is
+    audited as a calculation (``replay`` in its detail): the first answer's own event
+    may never have been written, if its connection was lost as it committed. Nothing is
+    priced and nothing else is written. Its lines and care date are not checked again:
+    they were, and a retry after midnight must not be refused what was answered.
+    """
+    card = request.card.normalised()
+
+    def answer(
+        conn: Connection, insurer: Insurer, found: Identified | None
+    ) -> tuple[StoredAnswer, audit.Entry]:
+        del conn
+        entry = audit.Entry(
+            at=platform.now(),
+            actor=principal.id,
+            structure=principal.structure,
+            action="calculation",
+            purpose="calculation",
+            subject=found.subject if found else None,
+            insurer=insurer.amc_number,
+            decision="hit" if found is not None else "miss",
+            detail={
+                "care_date": request.care_date.isoformat(),
+                "lines": len(request.lines),
+                "proof": proof.present,
+                "replay": True,
+                DISCLOSED: True,  # the kept answer is a covered one
+            },
+        )
+        return stored, entry
+
+    return guarded_read(platform, principal, card, proof, answer, care_date=request.care_date)
+
+
+def _start(
+    platform: Platform,
+    principal: Principal,
+    request: Calculation,
+    proof: CardProof,
+    keep: Callable[[Connection, PricingResult], None] | None,
+) -> Deferred[PricingResult]:
     card = request.card.normalised()
     check_care_date(request.care_date, platform.today())
     check_lines(request.lines, platform.reference.on(request.care_date))
@@ -128,6 +227,8 @@ def start_calculation(
             # Before the person is priced: the refusal tells nothing about them.
             return judged, _refused_entry(platform, principal, insurer, found, judged)
         result = _price(platform, conn, principal, ctx.structure, insurer, found, request, terms)
+        if keep is not None and isinstance(result, PricingResult):
+            keep(conn, result)  # in the engagement's transaction: both or neither
         entry = audit.Entry(
             at=platform.now(),
             actor=principal.id,

@@ -17,6 +17,10 @@ received and not yet adjudicated, or adjudicated within the retention period (pa
 reversal or recovery of an undue amount may still follow). Canary records are never
 purged. Deleting the row deletes its ciphertexts and its blind indexes (they are columns
 of the row). Each insurer's purge is one transaction and one audit event.
+
+The same run deletes the answers kept under idempotency keys for more than their 24 hours
+(:func:`tierspayant.services.idempotency.purge_expired`): each holds a calculation's
+amounts and engagement number, and nothing needs them once no retry may come.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import structlog
 
 from tierspayant.app.platform import Platform
 from tierspayant.domain.codes import PlatformCode
+from tierspayant.services import idempotency
 from tierspayant.services.errors import ServiceError
 from tierspayant.store import audit
 from tierspayant.store import retention as store
@@ -52,6 +57,7 @@ class PurgeReport:
     cutoff: datetime
     dry_run: bool
     insurers: tuple[InsurerPurge, ...]
+    idempotency_keys: int = 0  # answers kept under idempotency keys, past their 24 hours
 
     @property
     def purged(self) -> int:
@@ -83,8 +89,15 @@ def purge(
         _purge_insurer(platform, actor, insurer_id, amc, cutoff, retention_days, dry_run)
         for insurer_id, amc in listed
     )
-    report = PurgeReport(cutoff, dry_run, tuple(r for r in results if r.expired))
-    log.info("retention.purge", dry_run=dry_run, purged=report.purged, held=report.held)
+    keys = idempotency.purge_expired(platform, dry_run=dry_run)
+    report = PurgeReport(cutoff, dry_run, tuple(r for r in results if r.expired), keys)
+    log.info(
+        "retention.purge",
+        dry_run=dry_run,
+        purged=report.purged,
+        held=report.held,
+        idempotency_keys=keys,
+    )
     return report
 
 

@@ -8,6 +8,7 @@ tell an anonymous caller nothing the CapabilityStatement does not.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
@@ -23,11 +24,12 @@ from tierspayant.api.deps import (
     policy,
 )
 from tierspayant.api.fhir import PREFIX
+from tierspayant.api.idempotency import IdempotencyKeyDep, kept, replayed
 from tierspayant.app.platform import Platform
 from tierspayant.domain.claims import ClaimContent, ClaimLine
 from tierspayant.domain.codes import FhirCode
 from tierspayant.domain.errors import FhirNotAllowed, FhirRefused
-from tierspayant.domain.pricing import PricingLine
+from tierspayant.domain.pricing import PricingLine, PricingResult
 from tierspayant.formats.fhir import read, write
 from tierspayant.formats.fhir.capability import RESOURCES, capability_statement
 from tierspayant.security.principal import Principal
@@ -36,9 +38,10 @@ from tierspayant.services.claims import ClaimSubmission, submit_claim
 from tierspayant.services.eligibility import RightsCheck, start_rights_check
 from tierspayant.services.engagements import cancel_amount
 from tierspayant.services.errors import NotFound
+from tierspayant.services.idempotency import StoredAnswer, request_key
 from tierspayant.services.identification import CardData
 from tierspayant.services.lookup import NO_PROOF, CardProof
-from tierspayant.services.pricing import Calculation, start_calculation
+from tierspayant.services.pricing import Calculation, start_calculation, start_keyed_calculation
 from tierspayant.services.prior_auth import PriorAuthRequest, request_prior_auth
 
 router = APIRouter(prefix=PREFIX, tags=["fhir"])
@@ -46,6 +49,7 @@ TYPE = r"^[A-Za-z]{1,64}$"
 ResourceType = Annotated[str, Path(pattern=TYPE)]
 LogicalId = Annotated[str, Path(pattern=r"^[A-Za-z0-9.-]{1,64}$")]
 AdviceId = Annotated[str, Path(min_length=3, max_length=24, pattern=r"^R[0-9]{8}-[0-9]{1,10}$")]
+SUBMIT = f"POST {PREFIX}/Claim/$submit"  # the route's name in the scope of idempotency keys
 
 
 def _fhir(resource: dict[str, object], status: int = 200) -> Response:
@@ -147,21 +151,43 @@ def _claim_line(item: read.Item, index: int) -> ClaimLine:
     **policy(Policy.PROVIDER),
 )
 async def claim_submit(
-    request: Request, principal: ProviderPrincipal, platform: PlatformDep, lane: LaneDep
+    request: Request,
+    principal: ProviderPrincipal,
+    platform: PlatformDep,
+    lane: LaneDep,
+    key: IdempotencyKeyDep,
 ) -> Response:
-    ask = read.claim_ask(await request.body())
+    """A calculation (``predetermination``) honours ``Idempotency-Key`` as ``POST
+    /v1/calculations`` does; a prior authorisation and an invoice are keyed by their
+    ``identifier`` and ignore the header."""
+    raw = await request.body()
+    ask = read.claim_ask(raw)
     kind = write.claim_type(item.domain.value for item in ask.items)
     card, amc = _card(ask.card), ask.card.amc_number
     if ask.use == "predetermination":
         lines = tuple(_pricing_line(item) for item in ask.items)
         calc = Calculation(card, ask.care_date, lines, ask.maternity)
         proof = _proof(ask.card_proof)
-        result = await lane.run(lambda: start_calculation(platform, principal, calc, proof))
-        return _fhir(
-            write.calculation_response(
-                result, amc_number=amc, created=platform.now(), claim_type=kind
+
+        def render(result: PricingResult) -> Response:
+            return _fhir(
+                write.calculation_response(
+                    result, amc_number=amc, created=platform.now(), claim_type=kind
+                )
             )
+
+        if key is None:
+            result = await lane.run(lambda: start_calculation(platform, principal, calc, proof))
+            return render(result)
+        keyed = request_key(principal, SUBMIT, key, json.loads(raw))
+
+        def keep(result: PricingResult) -> StoredAnswer:
+            return kept(render(result))
+
+        answer = await lane.run(
+            lambda: start_keyed_calculation(platform, principal, calc, proof, keyed, keep)
         )
+        return replayed(answer)
     if ask.use == "preauthorization":
         return await run_in_threadpool(_prior_auth, platform, principal, ask, card, kind)
     return await run_in_threadpool(_invoice, platform, principal, ask, card, kind)
