@@ -305,6 +305,19 @@ def _unbilled_state(store: MemoryCounterStore, now: datetime) -> dict[str, Any]:
     return {k: v for k, v in state(store, now).items() if k.startswith("ub")}
 
 
+def _split(unbilled: dict[str, Any], old: set[str]) -> tuple[dict[str, Any], set[Any]]:
+    """The never-invoiced people of a state without the ``old`` subjects, and the
+    (key, subject) pairs of those subjects."""
+    kept: dict[str, Any] = {}
+    held: set[Any] = set()
+    for key, entries in unbilled.items():
+        rest = [entry for entry in entries if entry[0] not in old]
+        if rest:
+            kept[key] = rest
+        held.update((key, entry[0]) for entry in entries if entry[0] in old)
+    return kept, held
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_actions(DAYS))
 def test_over_weeks_the_rebuilt_never_invoiced_people_equal_the_live_ones(
@@ -312,13 +325,27 @@ def test_over_weeks_the_rebuilt_never_invoiced_people_equal_the_live_ones(
 ) -> None:
     """Lookups and invoices over days: the people awaiting an invoice and those never
     invoiced, per principal and per structure, are rebuilt as the live store keeps them,
-    and the next lookup without proof reads the same figures from both."""
+    and the next lookup without proof reads the same figures from both.
+
+    Except for the people answered before the rebuild's window too: the live store
+    keeps, for a person answered again while already held, the time of the first answer
+    (and drops them once it is past the window), so what it holds of a chain of answers
+    depends on answers older than any bounded read; the rebuild reads the window only.
+    Such a person may be held more or less long by either (docs/guard.md, "Rebuilding
+    the counters"); every other person is held alike, and the figures are equal when
+    neither holds one of them."""
     run, live, rebuilt = _replayed(plan)
     # Compared once swept: an answer of the window's first day lingers in the live store
     # until its next sweep, read by nobody.
     swept(rebuilt, run.now)
     swept(live, run.now)
-    assert _unbilled_state(rebuilt, run.now) == _unbilled_state(live, run.now)
+    start = unbilled_start(POLICY, run.now)
+    old = {e.subject for e in run.events if e.at < start and e.subject is not None}
+    live_kept, live_old = _split(_unbilled_state(live, run.now), old)
+    rebuilt_kept, rebuilt_old = _split(_unbilled_state(rebuilt, run.now), old)
+    assert rebuilt_kept == live_kept
+    if live_old or rebuilt_old:
+        return
     for principal, structure, _ in PRINCIPALS:
         ctx = LookupContext(principal, ActorKind.SOFTWARE, structure, "pharmacy", False, run.now)
         assert Guard(rebuilt, POLICY).unbilled(ctx) == Guard(live, POLICY).unbilled(ctx)
