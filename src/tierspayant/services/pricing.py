@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -178,26 +178,41 @@ def _replay(
         conn: Connection, insurer: Insurer, found: Identified | None
     ) -> tuple[StoredAnswer, audit.Entry]:
         del conn
-        entry = audit.Entry(
-            at=platform.now(),
-            actor=principal.id,
-            structure=principal.structure,
-            action="calculation",
-            purpose="calculation",
-            subject=found.subject if found else None,
-            insurer=insurer.amc_number,
-            decision="hit" if found is not None else "miss",
-            detail={
-                "care_date": request.care_date.isoformat(),
-                "lines": len(request.lines),
-                "proof": proof.present,
-                "replay": True,
-                DISCLOSED: True,  # the kept answer is a covered one
-            },
-        )
-        return stored, entry
+        decision = "hit" if found is not None else "miss"
+        # The kept answer is a covered one: it discloses.
+        detail = {"replay": True, DISCLOSED: True}
+        return stored, _entry(platform, principal, insurer, found, request, proof, decision, detail)
 
     return guarded_read(platform, principal, card, proof, answer, care_date=request.care_date)
+
+
+def _entry(
+    platform: Platform,
+    principal: Principal,
+    insurer: Insurer,
+    found: Identified | None,
+    request: Calculation,
+    proof: CardProof,
+    decision: str,
+    detail: Mapping[str, audit.DetailValue],
+) -> audit.Entry:
+    """The audit event of a calculation answered (priced, refused or replayed)."""
+    return audit.Entry(
+        at=platform.now(),
+        actor=principal.id,
+        structure=principal.structure,
+        action="calculation",
+        purpose="calculation",
+        subject=found.subject if found else None,
+        insurer=insurer.amc_number,
+        decision=decision,
+        detail={
+            "care_date": request.care_date.isoformat(),
+            "lines": len(request.lines),
+            "proof": proof.present,
+            **detail,
+        },
+    )
 
 
 def _start(
@@ -229,24 +244,13 @@ def _start(
         result = _price(platform, conn, principal, ctx.structure, insurer, found, request, terms)
         if keep is not None and isinstance(result, PricingResult):
             keep(conn, result)  # in the engagement's transaction: both or neither
-        entry = audit.Entry(
-            at=platform.now(),
-            actor=principal.id,
-            structure=principal.structure,
-            action="calculation",
-            purpose="calculation",
-            subject=found.subject if found else None,
-            insurer=insurer.amc_number,
-            decision="miss" if found is None else ("hit" if result else "hit_not_covered"),
-            detail={
-                "care_date": request.care_date.isoformat(),
-                "lines": len(request.lines),
-                "proof": proof.present,
-                # Anything but ``calculation.no_rights``, the answer of an unknown person.
-                DISCLOSED: result is not None,
-                **({"refused": result.code} if isinstance(result, PricingError) else {}),
-            },
-        )
+        decision = "miss" if found is None else ("hit" if result else "hit_not_covered")
+        detail: dict[str, audit.DetailValue] = {
+            # Anything but ``calculation.no_rights``, the answer of an unknown person.
+            DISCLOSED: result is not None,
+            **({"refused": result.code} if isinstance(result, PricingError) else {}),
+        }
+        entry = _entry(platform, principal, insurer, found, request, proof, decision, detail)
         return result, entry
 
     def covered(
