@@ -196,6 +196,23 @@ def _entry(
     decision: str,
     detail: Mapping[str, audit.DetailValue],
 ) -> audit.Entry:
+    """The audit event of a calculation priced or replayed: what was asked, and ``detail``."""
+    asked: dict[str, audit.DetailValue] = {
+        "care_date": request.care_date.isoformat(),
+        "lines": len(request.lines),
+        "proof": proof.present,
+    }
+    return _event(platform, principal, insurer, found, decision, {**asked, **detail})
+
+
+def _event(
+    platform: Platform,
+    principal: Principal,
+    insurer: Insurer,
+    found: Identified | None,
+    decision: str,
+    detail: Mapping[str, audit.DetailValue],
+) -> audit.Entry:
     """The audit event of a calculation answered (priced, refused or replayed)."""
     return audit.Entry(
         at=platform.now(),
@@ -206,12 +223,7 @@ def _entry(
         subject=found.subject if found else None,
         insurer=insurer.amc_number,
         decision=decision,
-        detail={
-            "care_date": request.care_date.isoformat(),
-            "lines": len(request.lines),
-            "proof": proof.present,
-            **detail,
-        },
+        detail=detail,
     )
 
 
@@ -292,16 +304,9 @@ def _refused_entry(
     found: Identified | None,
     admission: Admission,
 ) -> audit.Entry:
-    return audit.Entry(
-        at=platform.now(),
-        actor=principal.id,
-        structure=principal.structure,
-        action="calculation",
-        purpose="calculation",
-        subject=found.subject if found else None,
-        insurer=insurer.amc_number,
-        decision="deny" if admission.verdict is not Verdict.STEP_UP else "step_up",
-        detail={"code": admission.code, DISCLOSED: False},
+    decision = "deny" if admission.verdict is not Verdict.STEP_UP else "step_up"
+    return _event(
+        platform, principal, insurer, found, decision, {"code": admission.code, DISCLOSED: False}
     )
 
 

@@ -19,6 +19,7 @@ as a fault.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import psycopg
@@ -130,23 +131,26 @@ def read(engine: Engine, work: Callable[[Connection], T]) -> T:
 def transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     """``work`` in a transaction of ``engine``, committed; run again from the start if
     the connection was lost before COMMIT was sent (the server rolled it back)."""
-
-    def attempt(step: Attempt) -> T:
-        with engine.connect() as conn, conn.begin():
-            result = work(conn)
-            step.committing()
-        return result
-
-    return once_more_if_disconnected(engine, attempt)
+    return _committed(engine, engine.begin, work)
 
 
 def write_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     """:func:`transaction` holding the database's write lock from its first statement
     (``store/transactions.py``): for a unit of work that reads what it then writes, such
     as an audited read (the chain's head)."""
+    return _committed(engine, lambda: transactions.write_transaction(engine), work)
+
+
+def _committed(
+    engine: Engine,
+    opened: Callable[[], AbstractContextManager[Connection]],
+    work: Callable[[Connection], T],
+) -> T:
+    """``work`` in the transaction ``opened`` gives (committed as it closes), run once
+    more if the connection was lost before COMMIT was sent."""
 
     def attempt(step: Attempt) -> T:
-        with transactions.write_transaction(engine) as conn:
+        with opened() as conn:
             result = work(conn)
             step.committing()
         return result
